@@ -3,11 +3,25 @@
 #include "bus_schema.h"
 #include "bus_codec.h"
 #include "bus_envelope.h"
+#include "bus_log.h"
+#include "bus_endpoint.h"
+#include "bus_ready.h"
+#include "bus_client.h"
+#include "bus_broker.h"
+#include "bus_service.h"
+#include "bus_config.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
     { "bus_codec", bus_codec_test },
     { "bus_envelope", bus_envelope_test },
+    { "bus_log", bus_log_test },
+    { "bus_endpoint", bus_endpoint_test },
+    { "bus_ready", bus_ready_test },
+    { "bus_client", bus_client_test },
+    { "bus_broker", bus_broker_test },
+    { "bus_service", bus_service_test },
+    { "bus_config", bus_config_test },
     { NULL, NULL }
 };
 

@@ -1,0 +1,728 @@
+/*  bus_service: the service runtime. See bus_service.h. */
+#include "bus_service.h"
+#include "bus_endpoint.h"
+#include "bus_log.h"
+#include "bus_ready.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sys/random.h>
+
+typedef struct {
+    char type [BUS_TYPE_MAX + 1];
+    bus_handler_fn *fn;
+    void *arg;
+} s_handler_t;
+
+typedef struct {
+    bus_connect_fn *fn;
+    void *arg;
+} s_connect_t;
+
+typedef struct {
+    bus_service_t *svc;
+    uint64_t corr;
+    bus_reply_fn *fn;
+    void *arg;
+    int timer_id;
+} s_pending_t;
+
+struct _bus_service_t {
+    char name [BUS_NAME_MAX + 1];
+    char instance [BUS_NAME_MAX + 1];
+    char run_dir [BUS_PATH_MAX];
+    zsock_t *dealer;            //  to the broker's ROUTER
+    zsock_t *sub;               //  from the broker's events XPUB
+    zloop_t *loop;
+    zlistx_t *handlers;         //  of s_handler_t, exact type match
+    zlistx_t *subscriptions;    //  of s_handler_t, type prefix match
+    zlistx_t *on_connect;       //  of s_connect_t
+    zlistx_t *pending;          //  of s_pending_t, requests waiting for replies
+    uint64_t next_corr;
+    uint64_t epoch;             //  broker epoch, 0 = not connected
+    int64_t last_welcome;
+    uint32_t generation;
+    int heartbeat_ms;
+    int heartbeat_timer;
+    int ready_fd;
+    bool stopping;
+    bus_config_t *config;
+    bus_service_stats_t stats;
+};
+
+static void s_free_item (void **item) { free (*item); *item = NULL; }
+
+bus_service_t *
+bus_service_new (const char *name, const char *instance, const char *run_dir)
+{
+    assert (name);
+    if (!bus_name_valid (name) || (instance && !bus_name_valid (instance))) {
+        bus_error ("invalid service name or instance: '%s' / '%s'", name, instance ? instance : "");
+        return NULL;
+    }
+    bus_service_t *self = (bus_service_t *) zmalloc (sizeof (bus_service_t));
+    assert (self);
+    snprintf (self->name, sizeof self->name, "%s", name);
+    if (instance)
+        snprintf (self->instance, sizeof self->instance, "%s", instance);
+    else
+        snprintf (self->instance, sizeof self->instance, "%.*s.1", BUS_NAME_MAX - 3, name);
+    snprintf (self->run_dir, sizeof self->run_dir, "%s", bus_run_dir (run_dir));
+    self->heartbeat_ms = BUS_HEARTBEAT_MS_DEFAULT;
+    self->ready_fd = -1;
+    self->handlers = zlistx_new ();
+    self->subscriptions = zlistx_new ();
+    self->on_connect = zlistx_new ();
+    self->pending = zlistx_new ();
+    zlistx_set_destructor (self->handlers, s_free_item);
+    zlistx_set_destructor (self->subscriptions, s_free_item);
+    zlistx_set_destructor (self->on_connect, s_free_item);
+    zlistx_set_destructor (self->pending, s_free_item);
+    if (getrandom (&self->next_corr, sizeof self->next_corr, 0) != sizeof self->next_corr)
+        self->next_corr = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_time ();
+    self->next_corr |= 1;
+    self->loop = zloop_new ();
+
+    char endpoint [BUS_PATH_MAX];
+    self->dealer = zsock_new (ZMQ_DEALER);
+    self->sub = zsock_new (ZMQ_SUB);
+    assert (self->dealer && self->sub);
+    zsock_set_identity (self->dealer, self->instance);
+    zsock_set_linger (self->dealer, 100);
+    zsock_set_linger (self->sub, 0);
+    zsock_set_sndhwm (self->dealer, 10000);
+    //  Reconnect quickly after a broker restart
+    zsock_set_reconnect_ivl (self->dealer, 50);
+    zsock_set_reconnect_ivl_max (self->dealer, 1000);
+    zsock_set_reconnect_ivl (self->sub, 50);
+    zsock_set_reconnect_ivl_max (self->sub, 1000);
+    if (bus_endpoint (endpoint, sizeof endpoint, self->run_dir, "bus")
+    ||  zsock_connect (self->dealer, "%s", endpoint)
+    ||  bus_endpoint (endpoint, sizeof endpoint, self->run_dir, "events")
+    ||  zsock_connect (self->sub, "%s", endpoint)) {
+        bus_error ("cannot connect to the bus in %s", self->run_dir);
+        bus_service_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+bus_service_destroy (bus_service_t **self_p)
+{
+    assert (self_p);
+    bus_service_t *self = *self_p;
+    if (self) {
+        zloop_destroy (&self->loop);
+        zsock_destroy (&self->dealer);
+        zsock_destroy (&self->sub);
+        zlistx_destroy (&self->handlers);
+        zlistx_destroy (&self->subscriptions);
+        zlistx_destroy (&self->on_connect);
+        zlistx_destroy (&self->pending);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *bus_service_name (bus_service_t *self) { return self->name; }
+const char *bus_service_instance (bus_service_t *self) { return self->instance; }
+const char *bus_service_run_dir (bus_service_t *self) { return self->run_dir; }
+uint64_t bus_service_epoch (bus_service_t *self) { return self->epoch; }
+zloop_t *bus_service_loop (bus_service_t *self) { return self->loop; }
+bus_config_t *bus_service_config (bus_service_t *self) { return self->config; }
+void bus_service_set_config (bus_service_t *self, bus_config_t *config) { self->config = config; }
+void bus_service_set_heartbeat (bus_service_t *self, int interval_ms) { self->heartbeat_ms = interval_ms > 10 ? interval_ms : 10; }
+void bus_service_stats (bus_service_t *self, bus_service_stats_t *stats) { *stats = self->stats; }
+
+void
+bus_service_handle (bus_service_t *self, const char *type, bus_handler_fn *fn, void *arg)
+{
+    s_handler_t *h = (s_handler_t *) zmalloc (sizeof (s_handler_t));
+    snprintf (h->type, sizeof h->type, "%s", type);
+    h->fn = fn;
+    h->arg = arg;
+    zlistx_add_end (self->handlers, h);
+}
+
+void
+bus_service_subscribe (bus_service_t *self, const char *type_prefix, bus_handler_fn *fn, void *arg)
+{
+    s_handler_t *h = (s_handler_t *) zmalloc (sizeof (s_handler_t));
+    snprintf (h->type, sizeof h->type, "%s", type_prefix);
+    h->fn = fn;
+    h->arg = arg;
+    zlistx_add_end (self->subscriptions, h);
+    char topic [BUS_TYPE_MAX + 8];
+    snprintf (topic, sizeof topic, "evt.%s", type_prefix);
+    zsock_set_subscribe (self->sub, topic);
+}
+
+void
+bus_service_on_connect (bus_service_t *self, bus_connect_fn *fn, void *arg)
+{
+    s_connect_t *c = (s_connect_t *) zmalloc (sizeof (s_connect_t));
+    c->fn = fn;
+    c->arg = arg;
+    zlistx_add_end (self->on_connect, c);
+}
+
+static int
+s_send_envelope (bus_service_t *self, bus_envelope_t *env)
+{
+    uint8_t *data;
+    size_t size;
+    bus_envelope_encode (env, &data, &size);
+    int rc = zmq_send (zsock_resolve (self->dealer), data, size, ZMQ_DONTWAIT);
+    free (data);
+    if (rc < 0) {
+        self->stats.dropped++;
+        return -1;
+    }
+    self->stats.sent++;
+    return 0;
+}
+
+static int
+s_send (bus_service_t *self, const char *to, const bus_schema_t *schema, const void *msg, uint64_t corr)
+{
+    char err [200];
+    bus_envelope_t *env = bus_envelope_new (to, self->instance, schema->type, corr);
+    int rc = bus_envelope_set_msg (env, schema, msg, err, sizeof err);
+    if (rc)
+        bus_error ("cannot encode %s: %s", schema->type, err);
+    else
+        rc = s_send_envelope (self, env);
+    bus_envelope_destroy (&env);
+    return rc;
+}
+
+int
+bus_service_send (bus_service_t *self, const char *to, const bus_schema_t *schema, const void *msg)
+{
+    return s_send (self, to, schema, msg, 0);
+}
+
+int
+bus_service_publish (bus_service_t *self, const bus_schema_t *schema, const void *msg)
+{
+    return s_send (self, "", schema, msg, 0);
+}
+
+int
+bus_service_reply (bus_service_t *self, bus_envelope_t *request, const bus_schema_t *schema, const void *msg)
+{
+    return s_send (self, bus_envelope_from (request), schema, msg, bus_envelope_corr (request));
+}
+
+int
+bus_service_reply_error (bus_service_t *self, bus_envelope_t *request, uint32_t code, const char *fmt, ...)
+{
+    bus_error_t error = { .code = code };
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (error.message, sizeof error.message, fmt, ap);
+    va_end (ap);
+    return bus_service_reply (self, request, &bus_error_schema, &error);
+}
+
+static int
+s_request_timeout (zloop_t *loop, int timer_id, void *arg)
+{
+    s_pending_t *p = (s_pending_t *) arg;
+    bus_service_t *self = p->svc;
+    void *handle = zlistx_find (self->pending, p);
+    self->stats.timeouts++;
+    bus_reply_fn *fn = p->fn;
+    void *fn_arg = p->arg;
+    if (handle)
+        zlistx_delete (self->pending, handle);
+    fn (self, NULL, fn_arg);
+    return self->stopping ? -1 : 0;
+}
+
+int
+bus_service_request (bus_service_t *self, const char *to, const bus_schema_t *schema,
+                     const void *msg, int timeout_ms, bus_reply_fn *fn, void *arg)
+{
+    uint64_t corr = self->next_corr++;
+    if (corr == 0)
+        corr = self->next_corr++;
+    if (s_send (self, to, schema, msg, corr))
+        return -1;
+    s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
+    p->svc = self;
+    p->corr = corr;
+    p->fn = fn;
+    p->arg = arg;
+    p->timer_id = zloop_timer (self->loop, (size_t) (timeout_ms > 0 ? timeout_ms : 1), 1, s_request_timeout, p);
+    zlistx_add_end (self->pending, p);
+    return 0;
+}
+
+static void
+s_hello (bus_service_t *self)
+{
+    bus_hello_t hello = { .pid = (uint32_t) getpid () };
+    snprintf (hello.name, sizeof hello.name, "%s", self->name);
+    snprintf (hello.instance, sizeof hello.instance, "%s", self->instance);
+    s_send (self, "bus", &bus_hello_schema, &hello, 0);
+}
+
+//  A welcome with a new epoch means a (re)connection: announce our state again.
+static void
+s_welcome (bus_service_t *self, bus_envelope_t *env)
+{
+    bus_welcome_t welcome;
+    char err [160];
+    if (bus_envelope_get_msg (env, &bus_welcome_schema, &welcome, err, sizeof err)) {
+        self->stats.bad_input++;
+        return;
+    }
+    self->last_welcome = zclock_mono ();
+    if (welcome.epoch == self->epoch)
+        return;
+    self->epoch = welcome.epoch;
+    self->generation++;
+    self->stats.connects++;
+    bus_info ("connected to broker epoch %016" PRIx64 " (connection %u)", self->epoch, self->generation);
+    bus_state_t state = { .epoch = self->epoch, .generation = self->generation };
+    snprintf (state.instance, sizeof state.instance, "%s", self->instance);
+    bus_service_publish (self, &bus_state_schema, &state);
+    for (s_connect_t *c = (s_connect_t *) zlistx_first (self->on_connect); c;
+         c = (s_connect_t *) zlistx_next (self->on_connect))
+        c->fn (self, self->epoch, c->arg);
+}
+
+static void
+s_dispatch (bus_service_t *self, bus_envelope_t *env)
+{
+    const char *type = bus_envelope_type (env);
+    uint64_t corr = bus_envelope_corr (env);
+    if (streq (type, "bus.welcome") && streq (bus_envelope_from (env), "bus")) {
+        s_welcome (self, env);
+        return;
+    }
+    //  A reply to one of our requests?
+    if (corr) {
+        for (s_pending_t *p = (s_pending_t *) zlistx_first (self->pending); p;
+             p = (s_pending_t *) zlistx_next (self->pending)) {
+            if (p->corr == corr) {
+                bus_reply_fn *fn = p->fn;
+                void *arg = p->arg;
+                zloop_timer_end (self->loop, p->timer_id);
+                zlistx_delete (self->pending, zlistx_cursor (self->pending));
+                fn (self, env, arg);
+                return;
+            }
+        }
+    }
+    for (s_handler_t *h = (s_handler_t *) zlistx_first (self->handlers); h;
+         h = (s_handler_t *) zlistx_next (self->handlers)) {
+        if (streq (h->type, type)) {
+            h->fn (self, env, h->arg);
+            return;
+        }
+    }
+    if (streq (type, "bus.echo")) {
+        //  Every service answers echo: liveness checks and round-trip benchmarks
+        if (corr) {
+            bus_envelope_t *reply = bus_envelope_new (bus_envelope_from (env), self->instance, type, corr);
+            size_t size;
+            const uint8_t *body = bus_envelope_body (env, &size);
+            bus_envelope_set_body (reply, body, size);
+            s_send_envelope (self, reply);
+            bus_envelope_destroy (&reply);
+        }
+        return;
+    }
+    if (streq (type, "bus.error"))
+        bus_debug ("error from %s for an expired request", bus_envelope_from (env));
+    else
+    if (corr)
+        bus_service_reply_error (self, env, 404, "%s has no handler for %s", self->instance, type);
+    else
+        bus_debug ("no handler for %s from %s", type, bus_envelope_from (env));
+}
+
+static int
+s_dealer_ready (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    bus_service_t *self = (bus_service_t *) arg;
+    for (int round = 0; round < 256 && !self->stopping; round++) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, zsock_resolve (reader), ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&frame);
+            break;
+        }
+        char err [160];
+        bus_envelope_t *env = zmq_msg_more (&frame) ? NULL
+            : bus_envelope_decode ((const uint8_t *) zmq_msg_data (&frame), zmq_msg_size (&frame), err, sizeof err);
+        zmq_msg_close (&frame);
+        if (!env) {
+            self->stats.bad_input++;
+            continue;
+        }
+        self->stats.received++;
+        s_dispatch (self, env);
+        bus_envelope_destroy (&env);
+    }
+    return self->stopping ? -1 : 0;
+}
+
+static int
+s_sub_ready (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    bus_service_t *self = (bus_service_t *) arg;
+    zmsg_t *msg = zmsg_recv (reader);
+    if (!msg)
+        return 0;
+    if (zmsg_size (msg) != 2) {
+        self->stats.bad_input++;
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    zframe_t *topic = zmsg_first (msg);
+    zframe_t *body = zmsg_next (msg);
+    (void) topic;
+    char err [160];
+    bus_envelope_t *env = bus_envelope_decode (zframe_data (body), zframe_size (body), err, sizeof err);
+    zmsg_destroy (&msg);
+    if (!env) {
+        self->stats.bad_input++;
+        return 0;
+    }
+    self->stats.received++;
+    const char *type = bus_envelope_type (env);
+    for (s_handler_t *h = (s_handler_t *) zlistx_first (self->subscriptions); h;
+         h = (s_handler_t *) zlistx_next (self->subscriptions))
+        if (strncmp (type, h->type, strlen (h->type)) == 0)
+            h->fn (self, env, h->arg);
+    bus_envelope_destroy (&env);
+    return self->stopping ? -1 : 0;
+}
+
+//  Heartbeat: hello to the broker (so a restarted broker relearns us) and HB to
+//  the supervisor (so a hung loop is noticed).
+static int
+s_heartbeat (zloop_t *loop, int timer_id, void *arg)
+{
+    bus_service_t *self = (bus_service_t *) arg;
+    bus_ready_heartbeat (self->ready_fd);
+    if (self->epoch && zclock_mono () - self->last_welcome > 3 * self->heartbeat_ms) {
+        bus_warn ("broker silent for %d ms; waiting for it to come back", 3 * self->heartbeat_ms);
+        self->epoch = 0;
+    }
+    s_hello (self);
+    return self->stopping ? -1 : 0;
+}
+
+void
+bus_service_stop (bus_service_t *self)
+{
+    self->stopping = true;
+}
+
+static int
+s_prepare (bus_service_t *self)
+{
+    if (zloop_reader (self->loop, self->dealer, s_dealer_ready, self)
+    ||  zloop_reader (self->loop, self->sub, s_sub_ready, self))
+        return -1;
+    self->heartbeat_timer = zloop_timer (self->loop, (size_t) self->heartbeat_ms, 0, s_heartbeat, self);
+    if (self->heartbeat_timer < 0)
+        return -1;
+    s_hello (self);
+    return 0;
+}
+
+int
+bus_service_run (bus_service_t *self)
+{
+    if (s_prepare (self))
+        return -1;
+    self->ready_fd = bus_ready_fd ();
+    bus_ready_notify (self->ready_fd);
+    zloop_start (self->loop);
+    return 0;
+}
+
+static int
+s_actor_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    char *command = zstr_recv (pipe);
+    int rc = (!command || streq (command, "$TERM")) ? -1 : 0;
+    if (command && streq (command, "EPOCH"))
+        zsock_send (pipe, "8", ((bus_service_t *) arg)->epoch);
+    zstr_free (&command);
+    return rc;
+}
+
+void
+bus_service_actor (zsock_t *pipe, void *args)
+{
+    bus_service_t *self = (bus_service_t *) args;
+    if (s_prepare (self)) {
+        zsock_signal (pipe, 1);
+        return;
+    }
+    zloop_reader (self->loop, pipe, s_actor_pipe, self);
+    zloop_set_nonstop (self->loop, true);
+    zsock_signal (pipe, 0);
+    zloop_start (self->loop);
+    zloop_reader_end (self->loop, pipe);
+}
+
+//  ---------------------------------------------------------------------------
+//  bus_service_main
+
+static void
+s_usage (const bus_service_def_t *def, const char *prog)
+{
+    printf ("%s - Bifrost %s service: %s\n\n"
+            "usage: %s [-c FILE] [-r RUN_DIR] [-i INSTANCE] [-v] [--check-config]\n\n"
+            "  -c, --config FILE     configuration file (default: $BIFROST_CONFIG)\n"
+            "  -r, --run-dir DIR     run directory with the bus sockets (default: $BIFROST_RUN_DIR or %s)\n"
+            "  -i, --instance ID     instance id (default: $BIFROST_INSTANCE or %s.1)\n"
+            "  -v, --verbose         debug logging\n"
+            "      --check-config    validate the configuration, print errors, exit 0 or 78\n"
+            "  -h, --help            this text\n\n"
+            "Normally started by bifrostd, which passes BIFROST_READY_FD for readiness.\n",
+            prog, def->name, def->summary ? def->summary : "", prog, BUS_RUN_DIR_DEFAULT, def->name);
+}
+
+int
+bus_service_main (const bus_service_def_t *def, int argc, char **argv)
+{
+    static const struct option options [] = {
+        { "config", required_argument, NULL, 'c' },
+        { "run-dir", required_argument, NULL, 'r' },
+        { "instance", required_argument, NULL, 'i' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "check-config", no_argument, NULL, 'C' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *config_file = getenv ("BIFROST_CONFIG");
+    const char *run_dir = NULL;
+    const char *instance = getenv ("BIFROST_INSTANCE");
+    bool verbose = false, check_only = false;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "c:r:i:vh", options, NULL)) != -1) {
+        switch (opt) {
+            case 'c': config_file = optarg; break;
+            case 'r': run_dir = optarg; break;
+            case 'i': instance = optarg; break;
+            case 'v': verbose = true; break;
+            case 'C': check_only = true; break;
+            case 'h': s_usage (def, argv [0]); return 0;
+            default:
+                fprintf (stderr, "try '%s --help'\n", argv [0]);
+                return BUS_EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "%s: unexpected argument '%s'\n", argv [0], argv [optind]);
+        return BUS_EXIT_CONFIG;
+    }
+    bus_log_init (instance && *instance ? instance : def->name);
+    if (verbose)
+        bus_log_set_level (BUS_LOG_DEBUG);
+    if (instance && *instance && !bus_name_valid (instance)) {
+        bus_error ("invalid instance id '%s' (letters, digits, '.', '_', '-')", instance);
+        return BUS_EXIT_CONFIG;
+    }
+
+    bus_config_t *config = NULL;
+    if (config_file && *config_file) {
+        char err [300];
+        config = bus_config_load (config_file, err, sizeof err);
+        if (!config) {
+            fprintf (stderr, "%s\n", err);
+            return BUS_EXIT_CONFIG;
+        }
+    }
+    int rc = def->check_config ? def->check_config (config, def->arg) : 0;
+    if (config && bus_config_report (config, stderr) > 0)
+        rc = -1;
+    if (check_only || rc) {
+        if (check_only && rc == 0)
+            printf ("%s: configuration ok\n", config_file ? config_file : "(no file)");
+        bus_config_destroy (&config);
+        return rc ? BUS_EXIT_CONFIG : 0;
+    }
+
+    zsys_init ();
+    bus_service_t *svc = bus_service_new (def->name, instance && *instance ? instance : NULL, run_dir);
+    if (!svc) {
+        bus_config_destroy (&config);
+        return BUS_EXIT_CONFIG;
+    }
+    bus_service_set_config (svc, config);
+    const char *hb = getenv ("BIFROST_HEARTBEAT_MS");
+    if (hb && atoi (hb) > 0)
+        bus_service_set_heartbeat (svc, atoi (hb));
+    if (def->setup && def->setup (svc, def->arg)) {
+        bus_error ("setup failed; not starting");
+        bus_service_destroy (&svc);
+        bus_config_destroy (&config);
+        return BUS_EXIT_CONFIG;
+    }
+    bus_info ("%s running in %s", bus_service_instance (svc), bus_service_run_dir (svc));
+    rc = bus_service_run (svc);
+    bus_info ("%s stopping", bus_service_instance (svc));
+    if (def->teardown)
+        def->teardown (svc, def->arg);
+    bus_service_destroy (&svc);
+    bus_config_destroy (&config);
+    return rc ? 1 : 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self test: a real broker and two services as actors in one process.
+
+#include "bus_broker.h"
+#include <stdatomic.h>
+
+typedef struct {
+    atomic_int connects;
+    atomic_int replies_ok;
+    atomic_int errors_404;
+    atomic_int timeouts;
+    atomic_int events;
+} s_test_state_t;
+
+static void
+s_test_on_restart (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    sup_ok_t ok;
+    snprintf (ok.message, sizeof ok.message, "restarted by %s", bus_service_instance (svc));
+    bus_service_reply (svc, env, &sup_ok_schema, &ok);
+}
+
+static void
+s_test_ignore (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+}
+
+static void
+s_test_on_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    s_test_state_t *state = (s_test_state_t *) arg;
+    bus_state_t msg;
+    char err [160];
+    if (bus_envelope_get_msg (env, &bus_state_schema, &msg, err, sizeof err) == 0
+    &&  streq (msg.instance, "beta.1"))
+        state->events++;
+}
+
+static void
+s_test_reply (bus_service_t *svc, bus_envelope_t *reply, void *arg)
+{
+    s_test_state_t *state = (s_test_state_t *) arg;
+    if (!reply)
+        state->timeouts++;
+    else
+    if (streq (bus_envelope_type (reply), "sup.ok"))
+        state->replies_ok++;
+    else
+    if (streq (bus_envelope_type (reply), "bus.error")) {
+        bus_error_t error;
+        char err [160];
+        if (bus_envelope_get_msg (reply, &bus_error_schema, &error, err, sizeof err) == 0 && error.code == 404)
+            state->errors_404++;
+    }
+}
+
+//  On every connection beta asks alpha three things: one it answers, one it has
+//  no handler for, and one it swallows (which must time out).
+static void
+s_test_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
+{
+    s_test_state_t *state = (s_test_state_t *) arg;
+    state->connects++;
+    sup_restart_t restart = { .service = "x" };
+    bus_service_request (svc, "alpha", &sup_restart_schema, &restart, 2000, s_test_reply, state);
+    sup_scale_t scale = { .service = "x", .instances = 1 };
+    bus_service_request (svc, "alpha", &sup_scale_schema, &scale, 2000, s_test_reply, state);
+    sup_stop_t stop = { .reason = "test" };
+    bus_service_request (svc, "alpha", &sup_stop_schema, &stop, 200, s_test_reply, state);
+}
+
+static bool
+s_test_wait (atomic_int *value, int at_least, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (atomic_load (value) < at_least && zclock_mono () < deadline)
+        zclock_sleep (10);
+    return atomic_load (value) >= at_least;
+}
+
+void
+bus_service_test (bool verbose)
+{
+    if (!verbose)
+        bus_log_set_level (BUS_LOG_WARN);
+    char dir [] = "/tmp/bus-service-test-XXXXXX";
+    assert (mkdtemp (dir));
+    static s_test_state_t alpha_state, beta_state;
+
+    //  Bad names are refused, not crashed on
+    assert (bus_service_new ("bad name", NULL, dir) == NULL);
+
+    zactor_t *broker = zactor_new (bus_broker_actor, dir);
+    assert (broker);
+    bus_service_t *alpha = bus_service_new ("alpha", NULL, dir);
+    bus_service_t *beta = bus_service_new ("beta", NULL, dir);
+    assert (alpha && beta);
+    assert (streq (bus_service_instance (alpha), "alpha.1"));
+    bus_service_set_heartbeat (alpha, 100);
+    bus_service_set_heartbeat (beta, 100);
+    bus_service_handle (alpha, "sup.restart", s_test_on_restart, NULL);
+    bus_service_handle (alpha, "sup.stop", s_test_ignore, NULL);
+    bus_service_subscribe (alpha, "bus.state", s_test_on_state, &alpha_state);
+    bus_service_on_connect (beta, s_test_on_connect, &beta_state);
+
+    zactor_t *alpha_actor = zactor_new (bus_service_actor, alpha);
+    //  Let alpha register before beta asks it anything
+    zclock_sleep (200);
+    zactor_t *beta_actor = zactor_new (bus_service_actor, beta);
+    assert (s_test_wait (&beta_state.connects, 1, 3000));
+    assert (s_test_wait (&beta_state.replies_ok, 1, 3000));
+    assert (s_test_wait (&beta_state.errors_404, 1, 3000));
+    assert (s_test_wait (&beta_state.timeouts, 1, 3000));
+    assert (s_test_wait (&alpha_state.events, 1, 3000));
+
+    //  Broker restart: both services notice the new epoch and re-announce
+    zactor_destroy (&broker);
+    broker = zactor_new (bus_broker_actor, dir);
+    assert (broker);
+    int64_t t0 = zclock_mono ();
+    assert (s_test_wait (&beta_state.connects, 2, 5000));
+    int64_t reconnect_ms = zclock_mono () - t0;
+    //  And the re-announcement reached alpha (events work again), as did requests
+    assert (s_test_wait (&alpha_state.events, 2, 3000));
+    assert (s_test_wait (&beta_state.replies_ok, 2, 3000));
+    if (verbose)
+        printf ("bus_service: reconnected %" PRId64 " ms after broker restart\n", reconnect_ms);
+
+    bus_service_stats_t stats;
+    zactor_destroy (&beta_actor);
+    zactor_destroy (&alpha_actor);
+    bus_service_stats (beta, &stats);
+    assert (stats.connects == 2 && stats.timeouts >= 1);
+    bus_service_destroy (&alpha);
+    bus_service_destroy (&beta);
+    zactor_destroy (&broker);
+    const char *names [] = { "bus", "events", "tap" };
+    for (int i = 0; i < 3; i++) {
+        char path [BUS_PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s.ipc", dir, names [i]);
+        unlink (path);
+    }
+    rmdir (dir);
+}

@@ -1,0 +1,106 @@
+/*  bus_service: the runtime every Bifrost service process runs on.
+
+    A service's main fills a bus_service_def_t and calls bus_service_main; the
+    runtime parses the command line (-h, -v, -c FILE, -r RUN_DIR, -i INSTANCE,
+    --check-config), connects to the broker, registers its name and instance,
+    writes READY and then heartbeats to BIFROST_READY_FD, answers requests with
+    the handlers the service registered, delivers events it subscribed to, and
+    re-announces its state after a broker restart. It stops cleanly on SIGTERM.
+
+    Everything runs on one zloop, so a test can run a whole service in-process as
+    an actor (bus_service_actor) and a service can add its own readers (a TUN fd, a
+    data pipe) to the same loop. */
+#ifndef BUS_SERVICE_H_INCLUDED
+#define BUS_SERVICE_H_INCLUDED
+
+#include <czmq.h>
+#include "bus_config.h"
+#include "bus_envelope.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BUS_HEARTBEAT_MS_DEFAULT 1000
+
+typedef struct _bus_service_t bus_service_t;
+
+//  A message (request or one-way) of a registered type, or an event subscribed to.
+//  The envelope belongs to the runtime; reply with bus_service_reply.
+typedef void (bus_handler_fn) (bus_service_t *svc, bus_envelope_t *env, void *arg);
+//  A reply to bus_service_request, or NULL when the request timed out.
+typedef void (bus_reply_fn) (bus_service_t *svc, bus_envelope_t *reply, void *arg);
+//  Called on every (re)connection to a broker (a new broker epoch): publish your
+//  state here, so no one depends on a message lost while the broker was away.
+typedef void (bus_connect_fn) (bus_service_t *svc, uint64_t epoch, void *arg);
+
+//  Creates a service; name is the service ("relay"), instance its instance id
+//  ("relay.2", or NULL for "<name>.1"), run_dir where the bus sockets live.
+bus_service_t *bus_service_new (const char *name, const char *instance, const char *run_dir);
+void bus_service_destroy (bus_service_t **self_p);
+
+const char *bus_service_name (bus_service_t *self);
+const char *bus_service_instance (bus_service_t *self);
+const char *bus_service_run_dir (bus_service_t *self);
+//  The current broker epoch; 0 while not connected.
+uint64_t bus_service_epoch (bus_service_t *self);
+//  The loop, to add readers and timers of the service's own.
+zloop_t *bus_service_loop (bus_service_t *self);
+//  The config given with -c, or NULL.
+bus_config_t *bus_service_config (bus_service_t *self);
+void bus_service_set_config (bus_service_t *self, bus_config_t *config);
+void bus_service_set_heartbeat (bus_service_t *self, int interval_ms);
+
+void bus_service_handle (bus_service_t *self, const char *type, bus_handler_fn *fn, void *arg);
+void bus_service_subscribe (bus_service_t *self, const char *type_prefix, bus_handler_fn *fn, void *arg);
+void bus_service_on_connect (bus_service_t *self, bus_connect_fn *fn, void *arg);
+
+//  One-way message to a service name or instance. 0, or -1 when it could not be
+//  queued (broker unreachable and queue full) or the message does not encode.
+int bus_service_send (bus_service_t *self, const char *to, const bus_schema_t *schema, const void *msg);
+//  Request; fn is called once, with the reply or with NULL after timeout_ms.
+int bus_service_request (bus_service_t *self, const char *to, const bus_schema_t *schema,
+                         const void *msg, int timeout_ms, bus_reply_fn *fn, void *arg);
+int bus_service_reply (bus_service_t *self, bus_envelope_t *request,
+                       const bus_schema_t *schema, const void *msg);
+int bus_service_reply_error (bus_service_t *self, bus_envelope_t *request, uint32_t code,
+                             const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
+int bus_service_publish (bus_service_t *self, const bus_schema_t *schema, const void *msg);
+
+//  Runs the loop until SIGTERM/SIGINT or bus_service_stop. Writes READY to the
+//  ready fd (if any) once the loop starts. Returns 0, or -1 on a resource failure.
+int bus_service_run (bus_service_t *self);
+void bus_service_stop (bus_service_t *self);
+//  zactor body: runs the service given as args until the pipe says $TERM.
+void bus_service_actor (zsock_t *pipe, void *args);
+
+//  Counters for status and tests.
+typedef struct {
+    uint64_t sent, received, dropped, bad_input, timeouts, connects;
+} bus_service_stats_t;
+void bus_service_stats (bus_service_t *self, bus_service_stats_t *stats);
+
+//  ---------------------------------------------------------------------------
+//  A whole service program.
+typedef struct {
+    const char *name;           //  service name, e.g. "crypto"
+    const char *summary;        //  one line for -h
+    //  Reads and validates config (may be NULL when none given). Record problems
+    //  with bus_config_error; return non-zero only for non-config failures.
+    int (*check_config) (bus_config_t *config, void *arg);
+    //  Registers handlers, opens what the service owns. Non-zero = cannot run (78).
+    int (*setup) (bus_service_t *svc, void *arg);
+    //  Releases what setup opened (may be NULL).
+    void (*teardown) (bus_service_t *svc, void *arg);
+    void *arg;
+} bus_service_def_t;
+
+//  main() of a service. Exits 0 on a clean stop, 78 on a config error, 1 otherwise.
+int bus_service_main (const bus_service_def_t *def, int argc, char **argv);
+
+void bus_service_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
