@@ -130,7 +130,8 @@ s_pack_str (msgpack_packer *pk, const char *s, uint32_t max)
 {
     size_t len = strnlen (s, max);
     msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
+    if (len)
+        msgpack_pack_str_body (pk, s, len);
     return 0;
 }
 
@@ -147,7 +148,8 @@ s_encode_field (msgpack_packer *pk, const bus_field_t *f, const uint8_t *base, c
             if (n > f->max)
                 return s_fail (err, errsize, "field '%s': %u bytes exceed %u", f->name, n, f->max);
             msgpack_pack_bin (pk, n);
-            msgpack_pack_bin_body (pk, p, n);
+            if (n)
+                msgpack_pack_bin_body (pk, p, n);
             return 0;
         case BUS_FT_U32: { uint32_t v; memcpy (&v, p, sizeof v); return msgpack_pack_uint32 (pk, v); }
         case BUS_FT_U64: { uint64_t v; memcpy (&v, p, sizeof v); return msgpack_pack_uint64 (pk, v); }
@@ -257,7 +259,8 @@ s_decode_str (const msgpack_object *o, char *dest, uint32_t max, const char *nam
         return s_fail (err, errsize, "field '%s': string of %u bytes exceeds %u", name, o->via.str.size, max);
     if (!s_utf8_valid ((const uint8_t *) o->via.str.ptr, o->via.str.size))
         return s_fail (err, errsize, "field '%s': not valid UTF-8 (or contains NUL)", name);
-    memcpy (dest, o->via.str.ptr, o->via.str.size);
+    if (o->via.str.size)
+        memcpy (dest, o->via.str.ptr, o->via.str.size);
     dest [o->via.str.size] = 0;
     return 0;
 }
@@ -469,7 +472,7 @@ s_object_to_json (const msgpack_object *o, int depth)
         case MSGPACK_OBJECT_FLOAT64: return json_real (o->via.f64);
         case MSGPACK_OBJECT_STR:
             if (s_utf8_valid ((const uint8_t *) o->via.str.ptr, o->via.str.size))
-                return json_stringn (o->via.str.ptr, o->via.str.size);
+                return json_stringn (o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
             return s_hex ((const uint8_t *) o->via.str.ptr, o->via.str.size);
         case MSGPACK_OBJECT_BIN: return s_hex ((const uint8_t *) o->via.bin.ptr, o->via.bin.size);
         case MSGPACK_OBJECT_EXT: return s_hex ((const uint8_t *) o->via.ext.ptr, o->via.ext.size);
@@ -486,7 +489,8 @@ s_object_to_json (const msgpack_object *o, int depth)
                 char key [80];
                 if (k->type == MSGPACK_OBJECT_STR && k->via.str.size < sizeof key
                 &&  s_utf8_valid ((const uint8_t *) k->via.str.ptr, k->via.str.size)) {
-                    memcpy (key, k->via.str.ptr, k->via.str.size);
+                    if (k->via.str.size)
+                        memcpy (key, k->via.str.ptr, k->via.str.size);
                     key [k->via.str.size] = 0;
                 }
                 else

@@ -146,7 +146,8 @@ bus_envelope_encode (bus_envelope_t *self, uint8_t **data, size_t *size)
     }
     msgpack_pack_uint64 (&pk, self->corr);
     msgpack_pack_bin (&pk, self->body_size);
-    msgpack_pack_bin_body (&pk, self->body, self->body_size);
+    if (self->body_size)
+        msgpack_pack_bin_body (&pk, self->body, self->body_size);
     *data = (uint8_t *) sbuf.data;
     *size = sbuf.size;
     return 0;
@@ -161,7 +162,8 @@ s_get_str (const msgpack_object *o, char *dest, size_t max, bool allow_empty, bo
         return false;
     char tmp [BUS_NAME_MAX + BUS_TYPE_MAX + 2];
     assert (max < sizeof tmp);
-    memcpy (tmp, o->via.str.ptr, o->via.str.size);
+    if (o->via.str.size)
+        memcpy (tmp, o->via.str.ptr, o->via.str.size);
     tmp [o->via.str.size] = 0;
     if (strlen (tmp) != o->via.str.size)
         return false;           //  NUL inside

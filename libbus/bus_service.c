@@ -36,6 +36,9 @@ struct _bus_service_t {
     char run_dir [BUS_PATH_MAX];
     zsock_t *dealer;            //  to the broker's ROUTER
     zsock_t *sub;               //  from the broker's events XPUB
+    zsock_t *monitor;           //  connection events of the dealer
+    zsock_t *sub_monitor;       //  connection events of the subscriber
+    int announce_timer;         //  pending coalesced re-announcement, or -1
     zloop_t *loop;
     zlistx_t *handlers;         //  of s_handler_t, exact type match
     zlistx_t *subscriptions;    //  of s_handler_t, type prefix match
@@ -99,6 +102,23 @@ bus_service_new (const char *name, const char *instance, const char *run_dir)
     zsock_set_reconnect_ivl_max (self->dealer, 1000);
     zsock_set_reconnect_ivl (self->sub, 50);
     zsock_set_reconnect_ivl_max (self->sub, 1000);
+    //  Watch the dealer's connection, so a (re)connected broker hears our hello at
+    //  once instead of up to a heartbeat later (its routing table is empty until then)
+    char monitor_endpoint [64];
+    snprintf (monitor_endpoint, sizeof monitor_endpoint, "inproc://bus-service-monitor-%p", (void *) self);
+    if (zmq_socket_monitor (zsock_resolve (self->dealer), monitor_endpoint, ZMQ_EVENT_CONNECTED) == 0) {
+        self->monitor = zsock_new (ZMQ_PAIR);
+        if (self->monitor && zsock_connect (self->monitor, "%s", monitor_endpoint))
+            zsock_destroy (&self->monitor);
+    }
+    snprintf (monitor_endpoint, sizeof monitor_endpoint, "inproc://bus-service-submon-%p", (void *) self);
+    if (zmq_socket_monitor (zsock_resolve (self->sub), monitor_endpoint, ZMQ_EVENT_CONNECTED) == 0) {
+        self->sub_monitor = zsock_new (ZMQ_PAIR);
+        if (self->sub_monitor && zsock_connect (self->sub_monitor, "%s", monitor_endpoint))
+            zsock_destroy (&self->sub_monitor);
+    }
+    self->announce_timer = -1;
+    zsock_set_subscribe (self->sub, "evt.bus.sync");
     if (bus_endpoint (endpoint, sizeof endpoint, self->run_dir, "bus")
     ||  zsock_connect (self->dealer, "%s", endpoint)
     ||  bus_endpoint (endpoint, sizeof endpoint, self->run_dir, "events")
@@ -117,6 +137,14 @@ bus_service_destroy (bus_service_t **self_p)
     bus_service_t *self = *self_p;
     if (self) {
         zloop_destroy (&self->loop);
+        if (self->monitor) {
+            zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
+            zsock_destroy (&self->monitor);
+        }
+        if (self->sub_monitor) {
+            zmq_socket_monitor (zsock_resolve (self->sub), NULL, 0);
+            zsock_destroy (&self->sub_monitor);
+        }
         zsock_destroy (&self->dealer);
         zsock_destroy (&self->sub);
         zlistx_destroy (&self->handlers);
@@ -272,6 +300,27 @@ s_hello (bus_service_t *self)
     s_send (self, "bus", &bus_hello_schema, &hello, 0);
 }
 
+//  Publishes our state and lets the service announce its own.
+static void
+s_announce (bus_service_t *self)
+{
+    bus_state_t state = { .epoch = self->epoch, .generation = self->generation };
+    snprintf (state.instance, sizeof state.instance, "%s", self->instance);
+    bus_service_publish (self, &bus_state_schema, &state);
+    for (s_connect_t *c = (s_connect_t *) zlistx_first (self->on_connect); c;
+         c = (s_connect_t *) zlistx_next (self->on_connect))
+        c->fn (self, self->epoch, c->arg);
+}
+
+static int
+s_announce_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    bus_service_t *self = (bus_service_t *) arg;
+    self->announce_timer = -1;
+    s_announce (self);
+    return self->stopping ? -1 : 0;
+}
+
 //  A welcome with a new epoch means a (re)connection: announce our state again.
 static void
 s_welcome (bus_service_t *self, bus_envelope_t *env)
@@ -289,12 +338,7 @@ s_welcome (bus_service_t *self, bus_envelope_t *env)
     self->generation++;
     self->stats.connects++;
     bus_info ("connected to broker epoch %016" PRIx64 " (connection %u)", self->epoch, self->generation);
-    bus_state_t state = { .epoch = self->epoch, .generation = self->generation };
-    snprintf (state.instance, sizeof state.instance, "%s", self->instance);
-    bus_service_publish (self, &bus_state_schema, &state);
-    for (s_connect_t *c = (s_connect_t *) zlistx_first (self->on_connect); c;
-         c = (s_connect_t *) zlistx_next (self->on_connect))
-        c->fn (self, self->epoch, c->arg);
+    s_announce (self);
 }
 
 static void
@@ -343,7 +387,7 @@ s_dispatch (bus_service_t *self, bus_envelope_t *env)
         bus_debug ("error from %s for an expired request", bus_envelope_from (env));
     else
     if (corr)
-        bus_service_reply_error (self, env, 404, "%s has no handler for %s", self->instance, type);
+        bus_service_reply_error (self, env, 501, "%s has no handler for %s", self->instance, type);
     else
         bus_debug ("no handler for %s from %s", type, bus_envelope_from (env));
 }
@@ -398,6 +442,11 @@ s_sub_ready (zloop_t *loop, zsock_t *reader, void *arg)
     }
     self->stats.received++;
     const char *type = bus_envelope_type (env);
+    if (streq (type, "bus.sync") && !streq (bus_envelope_from (env), self->instance)
+    &&  self->announce_timer < 0 && self->epoch) {
+        //  Coalesce: many services rejoining at once cost one announcement each
+        self->announce_timer = zloop_timer (self->loop, 20, 1, s_announce_timer, self);
+    }
     for (s_handler_t *h = (s_handler_t *) zlistx_first (self->subscriptions); h;
          h = (s_handler_t *) zlistx_next (self->subscriptions))
         if (strncmp (type, h->type, strlen (h->type)) == 0)
@@ -421,6 +470,31 @@ s_heartbeat (zloop_t *loop, int timer_id, void *arg)
     return self->stopping ? -1 : 0;
 }
 
+//  The dealer (re)connected to the broker: say hello now.
+static int
+s_monitor_ready (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    bus_service_t *self = (bus_service_t *) arg;
+    zmsg_t *event = zmsg_recv (reader);
+    zmsg_destroy (&event);
+    s_hello (self);
+    return 0;
+}
+
+//  Our subscriber (re)connected: ask everybody to announce their state again, so
+//  we did not miss what they published while we were not listening.
+static int
+s_sub_monitor_ready (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    bus_service_t *self = (bus_service_t *) arg;
+    zmsg_t *event = zmsg_recv (reader);
+    zmsg_destroy (&event);
+    bus_sync_t sync;
+    snprintf (sync.instance, sizeof sync.instance, "%s", self->instance);
+    bus_service_publish (self, &bus_sync_schema, &sync);
+    return 0;
+}
+
 void
 bus_service_stop (bus_service_t *self)
 {
@@ -432,6 +506,10 @@ s_prepare (bus_service_t *self)
 {
     if (zloop_reader (self->loop, self->dealer, s_dealer_ready, self)
     ||  zloop_reader (self->loop, self->sub, s_sub_ready, self))
+        return -1;
+    if (self->monitor && zloop_reader (self->loop, self->monitor, s_monitor_ready, self))
+        return -1;
+    if (self->sub_monitor && zloop_reader (self->loop, self->sub_monitor, s_sub_monitor_ready, self))
         return -1;
     self->heartbeat_timer = zloop_timer (self->loop, (size_t) self->heartbeat_ms, 0, s_heartbeat, self);
     if (self->heartbeat_timer < 0)
@@ -591,10 +669,23 @@ bus_service_main (const bus_service_def_t *def, int argc, char **argv)
 typedef struct {
     atomic_int connects;
     atomic_int replies_ok;
-    atomic_int errors_404;
+    atomic_int errors_501;
     atomic_int timeouts;
     atomic_int events;
+    atomic_int retries;
+    bus_service_t *svc;
 } s_test_state_t;
+
+static void s_test_reply (bus_service_t *svc, bus_envelope_t *reply, void *arg);
+
+static int
+s_test_retry (zloop_t *loop, int timer_id, void *arg)
+{
+    s_test_state_t *state = (s_test_state_t *) arg;
+    sup_restart_t restart = { .service = "x" };
+    bus_service_request (state->svc, "alpha", &sup_restart_schema, &restart, 2000, s_test_reply, state);
+    return 0;
+}
 
 static void
 s_test_on_restart (bus_service_t *svc, bus_envelope_t *env, void *arg)
@@ -633,8 +724,16 @@ s_test_reply (bus_service_t *svc, bus_envelope_t *reply, void *arg)
     if (streq (bus_envelope_type (reply), "bus.error")) {
         bus_error_t error;
         char err [160];
-        if (bus_envelope_get_msg (reply, &bus_error_schema, &error, err, sizeof err) == 0 && error.code == 404)
-            state->errors_404++;
+        if (bus_envelope_get_msg (reply, &bus_error_schema, &error, err, sizeof err))
+            return;
+        if (error.code == 501)
+            state->errors_501++;
+        else
+        if (error.code == 404 && state->retries++ < 100) {
+            //  alpha has not re-registered with a restarted broker yet: ask again,
+            //  as a real service would
+            zloop_timer (bus_service_loop (svc), 20, 1, s_test_retry, state);
+        }
     }
 }
 
@@ -686,6 +785,7 @@ bus_service_test (bool verbose)
     bus_service_handle (alpha, "sup.stop", s_test_ignore, NULL);
     bus_service_subscribe (alpha, "bus.state", s_test_on_state, &alpha_state);
     bus_service_on_connect (beta, s_test_on_connect, &beta_state);
+    beta_state.svc = beta;
 
     zactor_t *alpha_actor = zactor_new (bus_service_actor, alpha);
     //  Let alpha register before beta asks it anything
@@ -693,7 +793,7 @@ bus_service_test (bool verbose)
     zactor_t *beta_actor = zactor_new (bus_service_actor, beta);
     assert (s_test_wait (&beta_state.connects, 1, 3000));
     assert (s_test_wait (&beta_state.replies_ok, 1, 3000));
-    assert (s_test_wait (&beta_state.errors_404, 1, 3000));
+    assert (s_test_wait (&beta_state.errors_501, 1, 3000));
     assert (s_test_wait (&beta_state.timeouts, 1, 3000));
     assert (s_test_wait (&alpha_state.events, 1, 3000));
 

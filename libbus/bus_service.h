@@ -30,8 +30,9 @@ typedef struct _bus_service_t bus_service_t;
 typedef void (bus_handler_fn) (bus_service_t *svc, bus_envelope_t *env, void *arg);
 //  A reply to bus_service_request, or NULL when the request timed out.
 typedef void (bus_reply_fn) (bus_service_t *svc, bus_envelope_t *reply, void *arg);
-//  Called on every (re)connection to a broker (a new broker epoch): publish your
-//  state here, so no one depends on a message lost while the broker was away.
+//  Called on every (re)connection to a broker (a new broker epoch), and when another
+//  service rejoins and asks for everybody's state (bus.sync): publish your state
+//  here, so no one depends on a message lost while the broker or it was away.
 typedef void (bus_connect_fn) (bus_service_t *svc, uint64_t epoch, void *arg);
 
 //  Creates a service; name is the service ("relay"), instance its instance id

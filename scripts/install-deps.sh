@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs what Bifrost needs to build and to run its test suite on Debian 12, and
+# nothing when it is all there already. Needs root (apt-get).
+set -eu
+BUILD="build-essential autoconf automake pkg-config
+       libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
+       libwebsockets-dev libjansson-dev libsqlite3-dev"
+TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
+      jq procps psmisc curl python3 socat"
+missing=""
+for p in $BUILD $TEST; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "install-deps: everything is installed"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing:$missing" >&2
+    echo "install-deps: run as root (or: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root):
+#   1. installs what is missing, 2. builds with -Werror and runs `make check`,
+#   3. builds with ASan+UBSan and runs `make check` again, 4. runs the unit self
+#   tests under valgrind, 5. fuzzes every decoder briefly with libFuzzer,
+#   6. `make distcheck` (the release tarball builds and passes on its own).
+# Ends with "N passed, M failed" and exits non-zero when anything failed.
+# Environment: FUZZ_SECONDS (default 10 per target), SKIP_DISTCHECK=1, SKIP_ASAN=1.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0
+failed=0
+summary=""
+
+note () { summary="$summary$1"$'\n'; echo "== $1"; }
+
+# Adds the counts of an automake test-suite.log (TAP: one per test point).
+count_suite () {
+    local log=$1 label=$2
+    if [ ! -f "$log" ]; then
+        failed=$((failed + 1)); note "$label: no test-suite.log (build failed?)"; return
+    fi
+    local p f e
+    p=$(awk '/^# PASS:/ {print $3}' "$log" | head -1)
+    f=$(awk '/^# FAIL:/ {print $3}' "$log" | head -1)
+    e=$(awk '/^# ERROR:/ {print $3}' "$log" | head -1)
+    x=$(awk '/^# XPASS:/ {print $3}' "$log" | head -1)
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0} + ${x:-0}))
+    note "$label: ${p:-0} passed, $(( ${f:-0} + ${e:-0} + ${x:-0} )) failed"
+    if [ "$(( ${f:-0} + ${e:-0} + ${x:-0} ))" != 0 ]; then
+        grep -E '^(FAIL|ERROR|XPASS):' "$log" | head -40
+        # Show the logs of what failed, so CI output says why
+        for t in $(grep -E '^(FAIL|ERROR):' "$log" | awk '{print $2}' | sort -u); do
+            echo "---- $(dirname "$log")/$t.log"; tail -60 "$(dirname "$log")/$t.log" 2>/dev/null
+        done
+    fi
+}
+
+step () {  # step LABEL COMMAND...: one pass or one failure
+    local label=$1; shift
+    if "$@"; then passed=$((passed + 1)); note "$label: ok"
+    else failed=$((failed + 1)); note "$label: FAILED"; fi
+}
+
+./scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+autoreconf -fi >/dev/null 2>&1 || { autoreconf -fi; echo "0 passed, 1 failed"; exit 1; }
+
+build () {  # build DIR CONFIGURE-ARGS...
+    local dir=$1; shift
+    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" &&
+    "$top/configure" -q "$@" && make -j"$jobs" >make.out 2>&1 || { tail -40 make.out 2>/dev/null; cd "$top"; return 1; }
+    cd "$top"
+}
+
+# 1. Normal build with -Werror, then the suite
+t0=$(date +%s)
+step "build (gcc -Werror)" build build/release
+(cd build/release && make -j"$jobs" check >check.out 2>&1)
+count_suite build/release/test-suite.log "make check"
+echo "   ($(( $(date +%s) - t0 )) s)"
+
+# 2. The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+    t0=$(date +%s)
+    step "build (ASan+UBSan)" build build/asan --enable-sanitizers
+    (cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        make -j"$jobs" check >check.out 2>&1)
+    count_suite build/asan/test-suite.log "make check (ASan+UBSan)"
+    echo "   ($(( $(date +%s) - t0 )) s)"
+fi
+
+# 3. Unit self tests under valgrind: no leaks, no invalid access
+step "valgrind (unit self tests)" make -C build/release -s memcheck
+
+# 4. libFuzzer on every decoder of untrusted bytes, briefly (long runs: make fuzz)
+t0=$(date +%s)
+if build build/fuzz --enable-fuzzing CC=clang; then
+    step "fuzz (${FUZZ_SECONDS:-10} s per target)" make -C build/fuzz -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
+else
+    failed=$((failed + 1)); note "fuzz build: FAILED"
+fi
+echo "   ($(( $(date +%s) - t0 )) s)"
+
+# 5. The release tarball builds and passes its own checks
+if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
+    t0=$(date +%s)
+    step "make distcheck" sh -c "make -C build/release -s distcheck >build/release/distcheck.out 2>&1 || { tail -60 build/release/distcheck.out; exit 1; }"
+    echo "   ($(( $(date +%s) - t0 )) s)"
+fi
+
+echo
+printf '%s' "$summary"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
