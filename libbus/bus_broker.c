@@ -66,6 +66,7 @@ bus_broker_new (const char *run_dir)
     zsock_set_linger (self->events, 0);
     zsock_set_linger (self->tap, 0);
     zsock_set_xpub_verbose (self->tap, 1);
+    zsock_set_xpub_verbose (self->events, 1);
     int verboser = 1;
     zmq_setsockopt (zsock_resolve (self->tap), ZMQ_XPUB_VERBOSER, &verboser, sizeof verboser);
     //  A slow tap listener loses lines; it never slows the bus
@@ -374,11 +375,34 @@ s_tap_ready (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-//  Subscription messages on the events socket are only drained.
+//  A subscriber (re)joined: every service subscribes to evt.bus.sync last, so when
+//  that subscription arrives all of the newcomer's are in place. Ask everybody to
+//  announce their state again, so the newcomer misses nothing published while it
+//  was away (the slow-joiner problem of pub/sub).
 static int
 s_events_ready (zloop_t *loop, zsock_t *reader, void *arg)
 {
+    bus_broker_t *self = (bus_broker_t *) arg;
     zframe_t *frame = zframe_recv (reader);
+    static const char topic [] = "evt.bus.sync";
+    if (frame && zframe_size (frame) == sizeof topic && zframe_data (frame) [0] == 1
+    &&  memcmp (zframe_data (frame) + 1, topic, sizeof topic - 1) == 0) {
+        bus_envelope_t *env = bus_envelope_new ("", "bus", NULL, 0);
+        bus_sync_t sync = { .instance = "bus" };
+        char err [160];
+        if (bus_envelope_set_msg (env, &bus_sync_schema, &sync, err, sizeof err) == 0) {
+            uint8_t *data;
+            size_t size;
+            bus_envelope_encode (env, &data, &size);
+            void *events = zsock_resolve (self->events);
+            if (zmq_send (events, topic, sizeof topic - 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+            &&  zmq_send (events, data, size, ZMQ_DONTWAIT) >= 0)
+                self->stats.events++;
+            s_tap (self, "evt", "bus.sync", data, size);
+            free (data);
+        }
+        bus_envelope_destroy (&env);
+    }
     zframe_destroy (&frame);
     return 0;
 }

@@ -9,7 +9,10 @@
 #include "bus_client.h"
 #include "bus_broker.h"
 #include "bus_service.h"
+#include "bus_peers.h"
 #include "bus_config.h"
+#include "bus_pipe.h"
+#include "bus_keyproof.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
@@ -21,7 +24,10 @@ static const selftest_t s_tests [] = {
     { "bus_client", bus_client_test },
     { "bus_broker", bus_broker_test },
     { "bus_service", bus_service_test },
+    { "bus_peers", bus_peers_test },
     { "bus_config", bus_config_test },
+    { "bus_pipe", bus_pipe_test },
+    { "bus_keyproof", bus_keyproof_test },
     { NULL, NULL }
 };
 

@@ -1,0 +1,346 @@
+/*  bus_peers: parse and look up the static peer list. */
+#include "bus_peers.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _bus_peers_t {
+    bus_peer_t *peers;
+    uint32_t count;
+};
+
+static void
+s_mask (bus_prefix_t *p)
+{
+    int bits = p->family == 4 ? 32 : 128;
+    for (int i = 0; i < bits / 8; i++) {
+        int keep = p->prefix - i * 8;
+        if (keep >= 8)
+            continue;
+        p->addr [i] &= keep <= 0 ? 0 : (uint8_t) (0xff << (8 - keep));
+    }
+}
+
+int
+bus_prefix_parse (const char *text, bus_prefix_t *prefix, char *err, size_t errsize)
+{
+    memset (prefix, 0, sizeof *prefix);
+    char buf [64];
+    if (!text || strlen (text) >= sizeof buf || !*text) {
+        snprintf (err, errsize, "expected an address with prefix, like 10.100.0.2/32");
+        return -1;
+    }
+    strcpy (buf, text);
+    char *slash = strchr (buf, '/');
+    long bits = -1;
+    if (slash) {
+        *slash = 0;
+        char *end;
+        bits = strtol (slash + 1, &end, 10);
+        if (*end || slash [1] == 0 || bits < 0) {
+            snprintf (err, errsize, "'%s': the prefix length is not a number", text);
+            return -1;
+        }
+    }
+    if (inet_pton (AF_INET, buf, prefix->addr) == 1)
+        prefix->family = 4;
+    else
+    if (inet_pton (AF_INET6, buf, prefix->addr) == 1)
+        prefix->family = 6;
+    else {
+        snprintf (err, errsize, "'%s' is not an IPv4 or IPv6 address", buf);
+        return -1;
+    }
+    int max = prefix->family == 4 ? 32 : 128;
+    if (bits > max) {
+        snprintf (err, errsize, "'%s': prefix length %ld exceeds %d", text, bits, max);
+        return -1;
+    }
+    prefix->prefix = (uint8_t) (bits < 0 ? max : bits);
+    s_mask (prefix);
+    return 0;
+}
+
+bool
+bus_prefix_contains (const bus_prefix_t *prefix, int family, const uint8_t *addr)
+{
+    if (family != prefix->family)
+        return false;
+    bus_prefix_t probe = { .family = prefix->family, .prefix = prefix->prefix };
+    memcpy (probe.addr, addr, family == 4 ? 4 : 16);
+    s_mask (&probe);
+    return memcmp (probe.addr, prefix->addr, family == 4 ? 4 : 16) == 0;
+}
+
+void
+bus_prefix_format (const bus_prefix_t *prefix, char *buf, size_t size)
+{
+    char addr [INET6_ADDRSTRLEN];
+    inet_ntop (prefix->family == 4 ? AF_INET : AF_INET6, prefix->addr, addr, sizeof addr);
+    snprintf (buf, size, "%s/%u", addr, prefix->prefix);
+}
+
+static bool
+s_overlap (const bus_prefix_t *a, const bus_prefix_t *b)
+{
+    if (a->family != b->family)
+        return false;
+    return a->prefix <= b->prefix ? bus_prefix_contains (a, b->family, b->addr)
+                                  : bus_prefix_contains (b, a->family, a->addr);
+}
+
+//  Same charset as bus names (bus_name_valid), without pulling in the envelope.
+static bool
+s_name_valid (const char *name)
+{
+    size_t n = strlen (name);
+    if (n == 0 || n > 48)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", name [i]))
+            return false;
+    return true;
+}
+
+static const char *const s_peer_keys [] = {
+    "name", "public_key", "allowed_ips", "endpoint", "direct", "keepalive", NULL
+};
+
+//  Reads one peer; false (with errors recorded) when it is unusable.
+static bool
+s_read_peer (bus_peers_t *self, bus_config_t *config, config_setting_t *group, bus_peer_t *peer)
+{
+    size_t errors = bus_config_error_count (config);
+    if (!config_setting_is_group (group)) {
+        bus_config_error (config, group, "expected a group { name = ...; public_key = ...; }");
+        return false;
+    }
+    bus_config_check_keys (config, group, s_peer_keys);
+    const char *name = bus_config_setting_string (config, group, "name", NULL);
+    config_setting_t *name_setting = config_setting_get_member (group, "name");
+    if (!name)
+        bus_config_error (config, group, "name: missing (every peer needs a name)");
+    else
+    if (!s_name_valid (name))
+        bus_config_error (config, name_setting, "expected 1..48 characters of [A-Za-z0-9._-]");
+    else
+        snprintf (peer->name, sizeof peer->name, "%s", name);
+
+    const char *key = bus_config_setting_string (config, group, "public_key", NULL);
+    config_setting_t *key_setting = config_setting_get_member (group, "public_key");
+    size_t key_len = 0;
+    if (!key)
+        bus_config_error (config, group, "public_key: missing (the peer's `bifrostctl key`)");
+    else
+    if (strlen (key) >= sizeof peer->public_key
+    ||  sodium_base642bin (peer->key, sizeof peer->key, key, strlen (key), NULL, &key_len, NULL,
+                           sodium_base64_VARIANT_ORIGINAL) != 0
+    ||  key_len != 32)
+        bus_config_error (config, key_setting, "expected a base64 X25519 public key (44 characters)");
+    else
+        snprintf (peer->public_key, sizeof peer->public_key, "%s", key);
+
+    config_setting_t *allowed = config_setting_get_member (group, "allowed_ips");
+    if (allowed) {
+        bool single = config_setting_type (allowed) == CONFIG_TYPE_STRING;
+        if (!single && !config_setting_is_array (allowed) && !config_setting_is_list (allowed))
+            bus_config_error (config, allowed, "expected a list of addresses, like [\"10.100.0.2/32\"]");
+        int n = single ? 1 : config_setting_length (allowed);
+        for (int i = 0; i < n; i++) {
+            config_setting_t *item = single ? allowed : config_setting_get_elem (allowed, (unsigned) i);
+            const char *text = bus_config_value_string (config, item, NULL);
+            char err [120];
+            if (!text)
+                continue;
+            if (peer->allowed_count == BUS_PEER_ALLOWED_MAX)
+                bus_config_error (config, item, "at most %d prefixes per peer", BUS_PEER_ALLOWED_MAX);
+            else
+            if (bus_prefix_parse (text, &peer->allowed [peer->allowed_count], err, sizeof err))
+                bus_config_error (config, item, "%s", err);
+            else
+                peer->allowed_count++;
+        }
+    }
+    const char *endpoint = bus_config_setting_string (config, group, "endpoint", "");
+    if (strlen (endpoint) >= sizeof peer->endpoint || (*endpoint && !strrchr (endpoint, ':')))
+        bus_config_error (config, config_setting_get_member (group, "endpoint"),
+                          "expected host:port, a.b.c.d:port or [v6]:port");
+    else
+        snprintf (peer->endpoint, sizeof peer->endpoint, "%s", endpoint);
+    peer->direct = bus_config_setting_bool (config, group, "direct", false);
+    if (peer->direct && !*peer->endpoint)
+        bus_config_error (config, config_setting_get_member (group, "direct"),
+                          "direct = true needs an endpoint to connect to");
+    peer->keepalive_ms = bus_config_setting_duration_ms (config, group, "keepalive", 0, 0, 3600 * 1000);
+
+    //  Nothing may be ambiguous across peers
+    for (uint32_t i = 0; i < self->count; i++) {
+        const bus_peer_t *other = &self->peers [i];
+        if (*peer->name && strcmp (other->name, peer->name) == 0)
+            bus_config_error (config, name_setting, "peer name '%s' is used twice", peer->name);
+        if (*peer->public_key && memcmp (other->key, peer->key, 32) == 0)
+            bus_config_error (config, key_setting, "the same public key is configured for '%s' already", other->name);
+        for (uint32_t a = 0; a < peer->allowed_count; a++)
+            for (uint32_t b = 0; b < other->allowed_count; b++)
+                if (s_overlap (&peer->allowed [a], &other->allowed [b])) {
+                    char text [64];
+                    bus_prefix_format (&peer->allowed [a], text, sizeof text);
+                    bus_config_error (config, allowed, "%s overlaps the allowed_ips of '%s'", text, other->name);
+                }
+    }
+    return bus_config_error_count (config) == errors;
+}
+
+bus_peers_t *
+bus_peers_load (bus_config_t *config)
+{
+    bus_peers_t *self = (bus_peers_t *) calloc (1, sizeof (bus_peers_t));
+    assert (self);
+    config_setting_t *list = config ? config_lookup (bus_config_raw (config), "peers") : NULL;
+    if (!list)
+        return self;
+    if (!config_setting_is_list (list)) {
+        bus_config_error (config, list, "expected a list: peers = ( { ... }, { ... } );");
+        return self;
+    }
+    int n = config_setting_length (list);
+    if (n > BUS_PEERS_MAX) {
+        bus_config_error (config, list, "at most %d peers", BUS_PEERS_MAX);
+        n = BUS_PEERS_MAX;
+    }
+    self->peers = (bus_peer_t *) calloc ((size_t) (n ? n : 1), sizeof (bus_peer_t));
+    assert (self->peers);
+    for (int i = 0; i < n; i++) {
+        bus_peer_t *peer = &self->peers [self->count];
+        memset (peer, 0, sizeof *peer);
+        peer->index = self->count;
+        if (s_read_peer (self, config, config_setting_get_elem (list, (unsigned) i), peer))
+            self->count++;
+    }
+    return self;
+}
+
+void
+bus_peers_destroy (bus_peers_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free ((*self_p)->peers);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+uint32_t bus_peers_count (bus_peers_t *self) { return self->count; }
+
+const bus_peer_t *
+bus_peers_get (bus_peers_t *self, uint32_t index)
+{
+    return index < self->count ? &self->peers [index] : NULL;
+}
+
+const bus_peer_t *
+bus_peers_find_key (bus_peers_t *self, const uint8_t key [32])
+{
+    for (uint32_t i = 0; i < self->count; i++)
+        if (sodium_memcmp (self->peers [i].key, key, 32) == 0)
+            return &self->peers [i];
+    return NULL;
+}
+
+const bus_peer_t *
+bus_peers_route (bus_peers_t *self, int family, const uint8_t *addr)
+{
+    const bus_peer_t *best = NULL;
+    int best_len = -1;
+    for (uint32_t i = 0; i < self->count; i++)
+        for (uint32_t a = 0; a < self->peers [i].allowed_count; a++) {
+            const bus_prefix_t *p = &self->peers [i].allowed [a];
+            if (p->prefix > best_len && bus_prefix_contains (p, family, addr)) {
+                best = &self->peers [i];
+                best_len = p->prefix;
+            }
+        }
+    return best;
+}
+
+void
+bus_peers_test (bool verbose)
+{
+    char err [160];
+    bus_prefix_t p;
+    assert (bus_prefix_parse ("10.100.0.2/16", &p, err, sizeof err) == 0);
+    assert (p.family == 4 && p.prefix == 16 && p.addr [2] == 0 && p.addr [3] == 0);
+    uint8_t inside [4] = { 10, 100, 7, 9 }, outside [4] = { 10, 101, 0, 1 };
+    assert (bus_prefix_contains (&p, 4, inside) && !bus_prefix_contains (&p, 4, outside));
+    assert (bus_prefix_parse ("fd00::1", &p, err, sizeof err) == 0 && p.family == 6 && p.prefix == 128);
+    const char *bad [] = { "10.1.2.3/33", "10.1.2.3/", "10.1.2/24", "fd00::/129", "", "x/8", "10.0.0.1/-1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
+        assert (bus_prefix_parse (bad [i], &p, err, sizeof err) == -1 && *err);
+
+    uint8_t pk [32], sk [32];
+    crypto_box_keypair (pk, sk);
+    char b64 [64], b64b [64];
+    sodium_bin2base64 (b64, sizeof b64, pk, 32, sodium_base64_VARIANT_ORIGINAL);
+    crypto_box_keypair (pk, sk);
+    sodium_bin2base64 (b64b, sizeof b64b, pk, 32, sodium_base64_VARIANT_ORIGINAL);
+    char text [1024];
+    snprintf (text, sizeof text,
+        "peers = (\n"
+        "  { name = \"b\"; public_key = \"%s\"; allowed_ips = [\"10.100.0.2/32\"];\n"
+        "    endpoint = \"192.0.2.2:51820\"; direct = true; },\n"
+        "  { name = \"c\"; public_key = \"%s\"; allowed_ips = \"10.100.1.0/24\"; }\n"
+        ");\n", b64, b64b);
+    bus_config_t *config = bus_config_load_string (text, "good.cfg", err, sizeof err);
+    assert (config);
+    bus_peers_t *peers = bus_peers_load (config);
+    assert (bus_config_error_count (config) == 0);
+    assert (bus_peers_count (peers) == 2);
+    const bus_peer_t *b = bus_peers_get (peers, 0);
+    assert (strcmp (b->name, "b") == 0 && b->direct && b->index == 0);
+    assert (bus_peers_find_key (peers, pk) == bus_peers_get (peers, 1));
+    uint8_t to_b [4] = { 10, 100, 0, 2 }, nowhere [4] = { 10, 1, 1, 1 };
+    bus_peers_destroy (&peers);
+    bus_config_destroy (&config);
+
+    //  Overlap, duplicate name, bad key, direct without endpoint, unknown key: all
+    //  reported with their line
+    snprintf (text, sizeof text,
+        "peers = (\n"
+        "  { name = \"b\"; public_key = \"%s\"; allowed_ips = [\"10.100.0.2/32\"]; },\n"
+        "  { name = \"b\"; public_key = \"not-base64\"; direct = true; colour = 1; },\n"
+        "  { name = \"d\"; public_key = \"%s\"; allowed_ips = [\"10.100.0.0/24\"]; }\n"
+        ");\n", b64, b64b);
+    config = bus_config_load_string (text, "bad.cfg", err, sizeof err);
+    assert (config);
+    peers = bus_peers_load (config);
+    if (verbose)
+        bus_config_report (config, stdout);
+    assert (bus_config_error_count (config) >= 5);
+    assert (bus_peers_count (peers) == 1);
+    bus_peers_destroy (&peers);
+    bus_config_destroy (&config);
+
+    //  Routing: longest prefix wins
+    snprintf (text, sizeof text,
+        "peers = (\n"
+        "  { name = \"b\"; public_key = \"%s\"; allowed_ips = [\"10.100.0.2/32\", \"fd00::2/128\"]; },\n"
+        "  { name = \"c\"; public_key = \"%s\"; allowed_ips = [\"10.100.1.0/24\"]; }\n"
+        ");\n", b64, b64b);
+    config = bus_config_load_string (text, "route.cfg", err, sizeof err);
+    peers = bus_peers_load (config);
+    assert (bus_config_error_count (config) == 0);
+    uint8_t in_c [4] = { 10, 100, 1, 77 };
+    assert (bus_peers_route (peers, 4, to_b) == bus_peers_get (peers, 0));
+    assert (bus_peers_route (peers, 4, in_c) == bus_peers_get (peers, 1));
+    assert (bus_peers_route (peers, 4, nowhere) == NULL);
+    bus_peers_destroy (&peers);
+    bus_config_destroy (&config);
+    //  No config, no peers
+    peers = bus_peers_load (NULL);
+    assert (bus_peers_count (peers) == 0);
+    bus_peers_destroy (&peers);
+}

@@ -1,0 +1,218 @@
+/*  crypto_allowed: a short list of prefixes per peer, scanned linearly; a peer
+    has a handful of prefixes, so a trie would cost more than it saves. */
+#include "crypto_allowed.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PREFIXES 1024
+
+typedef struct {
+    uint8_t addr [16];
+    int bytes;                  //  4 or 16
+    int bits;                   //  prefix length
+} s_prefix_t;
+
+struct _crypto_allowed_t {
+    s_prefix_t *prefixes;
+    size_t size;
+    size_t cap;
+};
+
+static int
+s_fail (char *err, size_t errsize, const char *fmt, ...)
+{
+    if (err && errsize) {
+        va_list args;
+        va_start (args, fmt);
+        vsnprintf (err, errsize, fmt, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+crypto_allowed_t *
+crypto_allowed_new (void)
+{
+    crypto_allowed_t *self = calloc (1, sizeof *self);
+    assert (self);
+    return self;
+}
+
+void
+crypto_allowed_destroy (crypto_allowed_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free ((*self_p)->prefixes);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static bool
+s_match (const s_prefix_t *p, const uint8_t *addr)
+{
+    int full = p->bits / 8, rest = p->bits % 8;
+    if (memcmp (p->addr, addr, (size_t) full))
+        return false;
+    if (rest) {
+        uint8_t mask = (uint8_t) (0xFF << (8 - rest));
+        if ((p->addr [full] & mask) != (addr [full] & mask))
+            return false;
+    }
+    return true;
+}
+
+int
+crypto_allowed_add (crypto_allowed_t *self, const char *cidr, char *err, size_t errsize)
+{
+    if (!cidr || !*cidr)
+        return s_fail (err, errsize, "empty address prefix");
+    char text [64];
+    if (strlen (cidr) >= sizeof text)
+        return s_fail (err, errsize, "address prefix '%.40s...' is too long", cidr);
+    strcpy (text, cidr);
+    s_prefix_t p;
+    memset (&p, 0, sizeof p);
+    char *slash = strchr (text, '/');
+    if (slash)
+        *slash = 0;
+    if (inet_pton (AF_INET, text, p.addr) == 1)
+        p.bytes = 4;
+    else
+    if (inet_pton (AF_INET6, text, p.addr) == 1)
+        p.bytes = 16;
+    else
+        return s_fail (err, errsize, "'%s' is not an IPv4 or IPv6 address", text);
+    p.bits = p.bytes * 8;
+    if (slash) {
+        char *end;
+        long bits = strtol (slash + 1, &end, 10);
+        if (!slash [1] || *end || bits < 0 || bits > p.bytes * 8)
+            return s_fail (err, errsize, "'%s': prefix length must be 0..%d", cidr, p.bytes * 8);
+        p.bits = (int) bits;
+    }
+    //  Host bits beyond the prefix must be zero
+    uint8_t masked [16];
+    memcpy (masked, p.addr, 16);
+    for (int i = 0; i < 16; i++) {
+        int keep = p.bits - 8 * i;
+        if (keep <= 0)
+            masked [i] = 0;
+        else
+        if (keep < 8)
+            masked [i] &= (uint8_t) (0xFF << (8 - keep));
+    }
+    if (memcmp (masked, p.addr, 16))
+        return s_fail (err, errsize, "'%s' has host bits set beyond /%d", cidr, p.bits);
+    if (self->size == MAX_PREFIXES)
+        return s_fail (err, errsize, "more than %d prefixes for one peer", MAX_PREFIXES);
+    if (self->size == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 4;
+        s_prefix_t *grown = realloc (self->prefixes, cap * sizeof *grown);
+        assert (grown);
+        self->prefixes = grown;
+        self->cap = cap;
+    }
+    self->prefixes [self->size++] = p;
+    return 0;
+}
+
+void
+crypto_allowed_clear (crypto_allowed_t *self)
+{
+    self->size = 0;
+}
+
+size_t
+crypto_allowed_size (const crypto_allowed_t *self)
+{
+    return self->size;
+}
+
+bool
+crypto_allowed_address (const crypto_allowed_t *self, const uint8_t *addr, int family_bytes)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (self->prefixes [i].bytes == family_bytes && s_match (&self->prefixes [i], addr))
+            return true;
+    return false;
+}
+
+bool
+crypto_allowed_packet (const crypto_allowed_t *self, const uint8_t *packet, size_t size)
+{
+    if (!packet || size < 1)
+        return false;
+    int version = packet [0] >> 4;
+    if (version == 4 && size >= 20)
+        return crypto_allowed_address (self, packet + 12, 4);
+    if (version == 6 && size >= 40)
+        return crypto_allowed_address (self, packet + 8, 16);
+    return false;
+}
+
+void
+crypto_allowed_test (bool verbose)
+{
+    char err [128];
+    crypto_allowed_t *a = crypto_allowed_new ();
+    assert (crypto_allowed_add (a, "10.100.0.2/32", err, sizeof err) == 0);
+    assert (crypto_allowed_add (a, "192.168.64.0/18", err, sizeof err) == 0);
+    assert (crypto_allowed_add (a, "fd00:1::/64", err, sizeof err) == 0);
+    assert (crypto_allowed_add (a, "fd00:2::7", err, sizeof err) == 0);
+    assert (crypto_allowed_size (a) == 4);
+    //  Bad input: clear errors
+    assert (crypto_allowed_add (a, "10.0.0.1/33", err, sizeof err) == -1);
+    assert (strstr (err, "0..32"));
+    assert (crypto_allowed_add (a, "10.0.0.1/24", err, sizeof err) == -1);
+    assert (strstr (err, "host bits"));
+    assert (crypto_allowed_add (a, "10.0.0.0/", err, sizeof err) == -1);
+    assert (crypto_allowed_add (a, "banana/8", err, sizeof err) == -1);
+    assert (strstr (err, "not an IPv4 or IPv6"));
+    assert (crypto_allowed_add (a, "", err, sizeof err) == -1);
+    assert (crypto_allowed_add (a, "fd00::/129", err, sizeof err) == -1);
+    if (verbose)
+        printf ("  last error: %s\n", err);
+    assert (crypto_allowed_size (a) == 4);
+
+    uint8_t v4 [20] = { 0x45 };
+    uint8_t src [4] = { 10, 100, 0, 2 };
+    memcpy (v4 + 12, src, 4);
+    assert (crypto_allowed_packet (a, v4, sizeof v4));
+    v4 [15] = 3;
+    assert (!crypto_allowed_packet (a, v4, sizeof v4));
+    uint8_t in18 [4] = { 192, 168, 127, 255 }, out18 [4] = { 192, 168, 128, 0 };
+    memcpy (v4 + 12, in18, 4);
+    assert (crypto_allowed_packet (a, v4, sizeof v4));
+    memcpy (v4 + 12, out18, 4);
+    assert (!crypto_allowed_packet (a, v4, sizeof v4));
+    memcpy (v4 + 12, in18, 4);
+    assert (!crypto_allowed_packet (a, v4, 19));           //  truncated header
+
+    uint8_t v6 [40] = { 0x60 };
+    assert (inet_pton (AF_INET6, "fd00:1::abcd", v6 + 8) == 1);
+    assert (crypto_allowed_packet (a, v6, sizeof v6));
+    assert (inet_pton (AF_INET6, "fd00:1:0:1::abcd", v6 + 8) == 1);
+    assert (!crypto_allowed_packet (a, v6, sizeof v6));
+    assert (inet_pton (AF_INET6, "fd00:2::7", v6 + 8) == 1);
+    assert (crypto_allowed_packet (a, v6, sizeof v6));
+    assert (!crypto_allowed_packet (a, v6, 39));
+    //  An IPv4 prefix never matches an IPv6 packet and other versions never pass
+    v6 [0] = 0x50;
+    assert (!crypto_allowed_packet (a, v6, sizeof v6));
+    assert (!crypto_allowed_packet (a, NULL, 0));
+
+    //  0.0.0.0/0 allows every IPv4 source
+    crypto_allowed_clear (a);
+    assert (!crypto_allowed_packet (a, v4, sizeof v4));
+    assert (crypto_allowed_add (a, "0.0.0.0/0", err, sizeof err) == 0);
+    assert (crypto_allowed_packet (a, v4, sizeof v4));
+    crypto_allowed_destroy (&a);
+    assert (a == NULL);
+}

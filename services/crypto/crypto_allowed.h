@@ -1,0 +1,31 @@
+/*  crypto_allowed: the inner source prefixes one peer may send from.
+
+    After a data packet decrypts, its inner IPv4/IPv6 source address must fall in
+    one of the sending peer's prefixes, or the packet is dropped: otherwise any
+    peer holding a valid key could impersonate any other peer's virtual address.
+    L3 (TUN) only for now; a TAP-mode variant (source MAC, and the addresses inside
+    ARP/IP frames) is left for when the device service does TAP. */
+#ifndef CRYPTO_ALLOWED_H_INCLUDED
+#define CRYPTO_ALLOWED_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _crypto_allowed_t crypto_allowed_t;
+
+crypto_allowed_t *crypto_allowed_new (void);
+void crypto_allowed_destroy (crypto_allowed_t **self_p);
+//  Adds "10.100.0.2/32", "fd00::/64" or a bare address (host prefix). Host bits
+//  set beyond the prefix are an error (a typo more often than intent).
+int crypto_allowed_add (crypto_allowed_t *self, const char *cidr, char *err, size_t errsize);
+void crypto_allowed_clear (crypto_allowed_t *self);
+size_t crypto_allowed_size (const crypto_allowed_t *self);
+//  True if an address (4 or 16 bytes) is inside one of the prefixes
+bool crypto_allowed_address (const crypto_allowed_t *self, const uint8_t *addr, int family_bytes);
+//  True if the packet is IPv4 or IPv6 with a complete header and its source
+//  address is allowed; false for anything else (short, other version)
+bool crypto_allowed_packet (const crypto_allowed_t *self, const uint8_t *packet, size_t size);
+
+void crypto_allowed_test (bool verbose);
+#endif

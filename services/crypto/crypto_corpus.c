@@ -1,0 +1,124 @@
+/*  crypto_corpus: writes the seed corpora of fuzz_handshake and fuzz_data
+    (valid messages under the fixed fuzz keys, plus a few broken ones).
+    Usage: crypto_corpus DIR   (writes DIR/fuzz_handshake/ and DIR/fuzz_data/) */
+#include "crypto_fuzz.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static void
+s_write (const char *dir, const char *name, uint8_t role, const uint8_t *data, size_t size)
+{
+    char path [4096];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen (path, "wb");
+    if (!f) {
+        fprintf (stderr, "crypto_corpus: cannot write %s: %s\n", path, strerror (errno));
+        exit (1);
+    }
+    if (role != 0xFF)
+        fputc (role, f);
+    fwrite (data, 1, size, f);
+    fclose (f);
+}
+
+static uint8_t *
+s_any (void *arg, const uint8_t key [32])
+{
+    return (uint8_t *) arg;
+}
+
+int
+main (int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf (stderr, "usage: crypto_corpus DIR\n");
+        return 2;
+    }
+    char hs [4096], dd [4096];
+    snprintf (hs, sizeof hs, "%s/fuzz_handshake", argv [1]);
+    snprintf (dd, sizeof dd, "%s/fuzz_data", argv [1]);
+    mkdir (argv [1], 0755);
+    mkdir (hs, 0755);
+    mkdir (dd, 0755);
+
+    //  Handshake: the valid initiation and response, and damaged variants
+    crypto_identity_t *ini = crypto_fuzz_identity (0x10), *res = crypto_fuzz_identity (0x50);
+    uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE], m2 [CRYPTO_WIRE_RESPONSE_SIZE];
+    crypto_noise_t *i = crypto_fuzz_initiator (ini, res, m1);
+    crypto_noise_t *r = crypto_noise_new_responder (res, NULL);
+    crypto_fuzz_responder_ephemeral (r);
+    uint8_t stamp [12] = { 0 };
+    char err [200];
+    crypto_keys_t keys;
+    if (crypto_noise_read_initiation (r, m1, sizeof m1, s_any, stamp, NULL, err, sizeof err)
+    ||  crypto_noise_write_response (r, CRYPTO_FUZZ_INDEX_R, m2, &keys)
+    ||  crypto_noise_read_response (i, m2, sizeof m2, &keys, err, sizeof err)) {
+        fprintf (stderr, "crypto_corpus: handshake failed: %s\n", err);
+        return 1;
+    }
+    s_write (hs, "initiation", 0, m1, sizeof m1);
+    s_write (hs, "response", 1, m2, sizeof m2);
+    s_write (hs, "initiation-short", 0, m1, sizeof m1 - 1);
+    s_write (hs, "response-as-initiation", 0, m2, sizeof m2);
+    s_write (hs, "initiation-as-response", 1, m1, sizeof m1);
+    s_write (hs, "empty", 0, m1, 0);
+    const size_t spots [] = { 0, 2, 5, 9, 45, 90, 120, 140 };
+    for (size_t s = 0; s < sizeof spots / sizeof spots [0]; s++) {
+        char name [64];
+        uint8_t copy [CRYPTO_WIRE_INITIATION_SIZE];
+        memcpy (copy, m1, sizeof m1);
+        copy [spots [s]] ^= 0x04;
+        snprintf (name, sizeof name, "initiation-flip-%zu", spots [s]);
+        s_write (hs, name, 2, copy, sizeof m1);
+        if (spots [s] < sizeof m2) {
+            memcpy (copy, m2, sizeof m2);
+            copy [spots [s]] ^= 0x04;
+            snprintf (name, sizeof name, "response-flip-%zu", spots [s]);
+            s_write (hs, name, 3, copy, sizeof m2);
+        }
+    }
+    crypto_noise_destroy (&i);
+    crypto_noise_destroy (&r);
+
+    //  Data: valid packets of many sizes under the fixed keys, keepalive, damage
+    crypto_session_t *tx = crypto_session_new (NULL);
+    crypto_fuzz_keys (&keys, true);
+    crypto_session_install (tx, &keys, CRYPTO_FUZZ_NOW);
+    const size_t sizes [] = { 0, 1, 20, 39, 40, 60, 100, 576, 1280, 1420 };
+    uint8_t buf [1500];
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes [0]; s++) {
+        size_t len = sizes [s];
+        memset (buf, 0, sizeof buf);
+        uint8_t *p = buf + CRYPTO_WIRE_DATA_HEADER;
+        if (len >= 20 && len < 40) {
+            p [0] = 0x45;
+            p [12] = 10; p [13] = 100; p [14] = 0; p [15] = (uint8_t) (s % 2 ? 1 : 9);
+        }
+        else
+        if (len >= 40) {
+            p [0] = 0x60;
+            p [8] = 0xfd; p [10] = 0x01; p [17] = (uint8_t) s;
+        }
+        size_t wire = 0;
+        if (crypto_session_encrypt (tx, buf, len, sizeof buf, CRYPTO_FUZZ_NOW, &wire))
+            return 1;
+        char name [64];
+        snprintf (name, sizeof name, "data-%zu", len);
+        s_write (dd, name, 0xFF, buf, wire);
+        if (len == 100) {
+            buf [wire - 1] ^= 1;
+            s_write (dd, "data-bad-tag", 0xFF, buf, wire);
+            buf [3] = 1;
+            s_write (dd, "data-reserved", 0xFF, buf, wire);
+            s_write (dd, "data-short", 0xFF, buf, 31);
+        }
+    }
+    crypto_session_destroy (&tx);
+    crypto_identity_destroy (&ini);
+    crypto_identity_destroy (&res);
+    printf ("crypto_corpus: seeds written to %s and %s\n", hs, dd);
+    return 0;
+}
+

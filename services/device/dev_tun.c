@@ -1,0 +1,621 @@
+/*  dev_tun: TUN/TAP interface with batched I/O (see dev_tun.h). */
+#include "dev_tun.h"
+#include "dev_gso.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+struct _dev_tun_t {
+    int fd;
+    dev_type_t type;
+    char name [IFNAMSIZ];
+    int ifindex;
+    size_t hdr_len;
+    dev_tun_stats_t stats;
+};
+
+dev_tun_t *
+dev_tun_new (dev_type_t type, const char *name, int flags, char *err, size_t errsize)
+{
+    if (name && strlen (name) >= IFNAMSIZ) {
+        snprintf (err, errsize, "tun: interface name \"%s\" is longer than %d characters", name, IFNAMSIZ - 1);
+        return NULL;
+    }
+    if ((flags & DEV_TUN_OFFLOAD) && type != DEV_TYPE_TUN) {
+        snprintf (err, errsize, "tun: offloads (vnet header, TSO) are only supported on a tun device");
+        return NULL;
+    }
+    int fd = open ("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (err, errsize, "tun: cannot open /dev/net/tun: %s%s", strerror (errno),
+                  errno == ENOENT ? " (load the tun module: modprobe tun)" : "");
+        return NULL;
+    }
+    struct ifreq ifr;
+    memset (&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = (short) ((type == DEV_TYPE_TUN ? IFF_TUN : IFF_TAP) | IFF_NO_PI
+                             | ((flags & DEV_TUN_OFFLOAD) ? IFF_VNET_HDR : 0));
+    if (name)
+        snprintf (ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+    if (ioctl (fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        snprintf (err, errsize, "tun: cannot create %s \"%s\": %s%s", type == DEV_TYPE_TUN ? "tun" : "tap",
+                  name ? name : "", strerror (e),
+                  e == EPERM ? " (needs CAP_NET_ADMIN)" :
+                  e == EBUSY ? " (an interface of that name exists and is in use)" :
+                  e == EINVAL ? " (an interface of that name exists with another type)" : "");
+        close (fd);
+        return NULL;
+    }
+    dev_tun_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errsize, "tun: out of memory");
+        close (fd);
+        return NULL;
+    }
+    self->fd = fd;
+    self->type = type;
+    snprintf (self->name, sizeof self->name, "%s", ifr.ifr_name);
+    if (flags & DEV_TUN_OFFLOAD) {
+        int hdr = (int) sizeof (struct virtio_net_hdr);
+        unsigned offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+        if (ioctl (fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl (fd, TUNSETOFFLOAD, offload) < 0) {
+            snprintf (err, errsize, "tun: cannot enable offloads on %s: %s", self->name, strerror (errno));
+            dev_tun_destroy (&self);
+            return NULL;
+        }
+        self->hdr_len = DEV_VNET_HDR_LEN;
+    }
+    self->ifindex = (int) if_nametoindex (self->name);
+    if (self->ifindex == 0) {
+        snprintf (err, errsize, "tun: %s was created but has no index: %s", self->name, strerror (errno));
+        dev_tun_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+dev_tun_destroy (dev_tun_t **self_p)
+{
+    if (*self_p) {
+        close ((*self_p)->fd);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+int dev_tun_fd (dev_tun_t *self) { return self->fd; }
+const char *dev_tun_name (dev_tun_t *self) { return self->name; }
+int dev_tun_ifindex (dev_tun_t *self) { return self->ifindex; }
+dev_type_t dev_tun_type (dev_tun_t *self) { return self->type; }
+size_t dev_tun_hdr_len (dev_tun_t *self) { return self->hdr_len; }
+const dev_tun_stats_t *dev_tun_stats (dev_tun_t *self) { return &self->stats; }
+
+int
+dev_tun_read_batch (dev_tun_t *self, dev_pkt_t *pkts, int max)
+{
+    int n = 0;
+    while (n < max) {
+        ssize_t rc = read (self->fd, pkts [n].data, pkts [n].size);
+        self->stats.read_calls++;
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return n ? n : -1;  //  report what we have; the error repeats next call
+        }
+        pkts [n].len = (size_t) rc;
+        self->stats.read_pkts++;
+        self->stats.read_bytes += (uint64_t) rc;
+        n++;
+    }
+    return n;
+}
+
+int
+dev_tun_write_batch (dev_tun_t *self, const dev_pkt_t *pkts, int count)
+{
+    static const uint8_t zero_hdr [DEV_VNET_HDR_LEN];
+    int written = 0;
+    for (int i = 0; i < count; i++) {
+        struct iovec iov [2] = {
+            { (void *) zero_hdr, self->hdr_len },
+            { pkts [i].data, pkts [i].len }
+        };
+        ssize_t rc;
+        do {
+            rc = self->hdr_len ? writev (self->fd, iov, 2) : write (self->fd, pkts [i].data, pkts [i].len);
+            self->stats.write_calls++;
+        } while (rc < 0 && errno == EINTR);
+        if (rc < 0) {
+            self->stats.write_drops++;
+            continue;
+        }
+        written++;
+        self->stats.write_pkts++;
+        self->stats.write_bytes += pkts [i].len;
+    }
+    return written;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: real interfaces in a private network namespace; the kernel is the
+//  peer (it answers pings and ARP, and runs a real TCP sender for the TSO test).
+
+#include "dev_arp.h"
+#include "dev_csum.h"
+#include "dev_mac.h"
+#include "dev_netlink.h"
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static uint16_t s_get16 (const uint8_t *p) { return (uint16_t) (p [0] << 8 | p [1]); }
+static void s_put16 (uint8_t *p, uint16_t v) { p [0] = (uint8_t) (v >> 8); p [1] = (uint8_t) v; }
+static uint32_t
+s_get32 (const uint8_t *p)
+{
+    return (uint32_t) p [0] << 24 | (uint32_t) p [1] << 16 | (uint32_t) p [2] << 8 | p [3];
+}
+static void
+s_put32 (uint8_t *p, uint32_t v)
+{
+    p [0] = (uint8_t) (v >> 24); p [1] = (uint8_t) (v >> 16); p [2] = (uint8_t) (v >> 8); p [3] = (uint8_t) v;
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+s_private_netns (void)
+{
+    if (unshare (CLONE_NEWNET)) {
+        fprintf (stderr, "dev_tun_test: unshare (CLONE_NEWNET): %s (run as root)\n", strerror (errno));
+        assert (false);
+    }
+}
+
+//  Creates, configures (MTU, address, up) and returns a device
+static dev_tun_t *
+s_device (dev_netlink_t *nl, dev_type_t type, const char *name, int flags, const char *address,
+          const char *address6)
+{
+    char err [200];
+    dev_tun_t *tun = dev_tun_new (type, name, flags, err, sizeof err);
+    if (!tun)
+        fprintf (stderr, "%s\n", err);
+    assert (tun);
+    dev_addr_t a;
+    assert (dev_addr_parse (address, &a, err, sizeof err) == 0);
+    dev_addr_t a6;
+    if (address6)
+        assert (dev_addr_parse (address6, &a6, err, sizeof err) == 0);
+    int rc = dev_netlink_set_mtu (nl, dev_tun_ifindex (tun), 1420)
+          || dev_netlink_addr_add (nl, dev_tun_ifindex (tun), &a)
+          || (address6 && dev_netlink_addr_add (nl, dev_tun_ifindex (tun), &a6))
+          || dev_netlink_set_up (nl, dev_tun_ifindex (tun), true);
+    if (rc)
+        fprintf (stderr, "%s\n", dev_netlink_error (nl));
+    assert (rc == 0);
+    return tun;
+}
+
+static void
+s_ip4_header (uint8_t *p, size_t total, uint8_t proto, const char *src, const char *dst)
+{
+    memset (p, 0, 20);
+    p [0] = 0x45;
+    s_put16 (p + 2, (uint16_t) total);
+    s_put16 (p + 6, 0x4000);
+    p [8] = 64;
+    p [9] = proto;
+    assert (inet_pton (AF_INET, src, p + 12) == 1 && inet_pton (AF_INET, dst, p + 16) == 1);
+    dev_csum_store (p + 10, dev_csum_fold (dev_csum_add (0, p, 20)));
+}
+
+//  ICMP (v4) or ICMPv6 echo request with `payload` bytes
+static size_t
+s_echo (uint8_t *p, int family, const char *src, const char *dst, uint16_t seq, size_t payload)
+{
+    size_t l3 = family == AF_INET ? 20 : 40, l4 = 8 + payload;
+    uint8_t *icmp = p + l3;
+    memset (icmp, 0, 8);
+    icmp [0] = family == AF_INET ? 8 : 128;
+    s_put16 (icmp + 4, 0xbf01);
+    s_put16 (icmp + 6, seq);
+    for (size_t i = 0; i < payload; i++)
+        icmp [8 + i] = (uint8_t) (i + seq);
+    if (family == AF_INET) {
+        s_ip4_header (p, l3 + l4, IPPROTO_ICMP, src, dst);
+        dev_csum_store (icmp + 2, dev_csum_fold (dev_csum_add (0, icmp, l4)));
+    }
+    else {
+        memset (p, 0, 40);
+        p [0] = 0x60;
+        s_put16 (p + 4, (uint16_t) l4);
+        p [6] = IPPROTO_ICMPV6;
+        p [7] = 64;
+        assert (inet_pton (AF_INET6, src, p + 8) == 1 && inet_pton (AF_INET6, dst, p + 24) == 1);
+        uint64_t sum = dev_csum_pseudo (AF_INET6, p + 8, p + 24, IPPROTO_ICMPV6, (uint32_t) l4);
+        dev_csum_store (icmp + 2, dev_csum_fold (dev_csum_add (sum, icmp, l4)));
+    }
+    return l3 + l4;
+}
+
+//  Is p an echo reply to s_echo (family, src, dst, seq, payload)? Checks
+//  addresses, type, checksums and payload.
+static bool
+s_is_reply (const uint8_t *p, size_t len, int family, const char *src, const char *dst, uint16_t *seq,
+            size_t payload)
+{
+    uint8_t a [16], b [16];
+    size_t l3 = family == AF_INET ? 20 : 40;
+    if (len != l3 + 8 + payload || p [0] >> 4 != (family == AF_INET ? 4 : 6))
+        return false;
+    inet_pton (family, src, a);
+    inet_pton (family, dst, b);
+    const uint8_t *icmp = p + l3;
+    if (family == AF_INET) {
+        if (p [9] != IPPROTO_ICMP || memcmp (p + 12, b, 4) || memcmp (p + 16, a, 4) || icmp [0] != 0)
+            return false;
+        assert (dev_csum_ok (dev_csum_add (0, p, 20)));
+        assert (dev_csum_ok (dev_csum_add (0, icmp, len - 20)));
+    }
+    else {
+        if (p [6] != IPPROTO_ICMPV6 || memcmp (p + 8, b, 16) || memcmp (p + 24, a, 16) || icmp [0] != 129)
+            return false;
+        uint64_t sum = dev_csum_pseudo (AF_INET6, p + 8, p + 24, IPPROTO_ICMPV6, (uint32_t) (len - 40));
+        assert (dev_csum_ok (dev_csum_add (sum, icmp, len - 40)));
+    }
+    if (s_get16 (icmp + 4) != 0xbf01)
+        return false;
+    *seq = s_get16 (icmp + 6);
+    for (size_t i = 0; i < payload; i++)
+        assert (icmp [8 + i] == (uint8_t) (i + *seq));
+    return true;
+}
+
+//  Buffers for batches: one arena, no allocation per packet
+#define S_BATCH 64
+static uint8_t s_arena [S_BATCH][DEV_GSO_MAX_FRAME];
+static uint8_t s_split [DEV_GSO_OUT_SIZE];
+
+static void
+s_batch (dev_pkt_t *pkts)
+{
+    for (int i = 0; i < S_BATCH; i++)
+        pkts [i] = (dev_pkt_t) { s_arena [i], 0, sizeof s_arena [i] };
+}
+
+//  Writes `count` echo requests in one batch, and reads until every reply came
+//  back (or 3 s passed). Like ping, unanswered requests are sent again every
+//  250 ms: right after an interface comes up the kernel's IPv6 setup can drop
+//  the first ones. Returns the number of replies.
+static int
+s_ping (dev_tun_t *tun, int family, const char *src, const char *dst, int count, size_t payload, bool verbose)
+{
+    static uint8_t out [S_BATCH][1500];
+    dev_pkt_t pkts [S_BATCH];
+    assert (count <= S_BATCH);
+    for (int i = 0; i < count; i++) {
+        pkts [i].data = out [i];
+        pkts [i].len = s_echo (out [i], family, src, dst, (uint16_t) i, payload);
+    }
+    int written = dev_tun_write_batch (tun, pkts, count);
+    if (written < count)
+        return 0;
+    bool seen [S_BATCH] = { false };
+    int replies = 0, others = 0, rounds = 1;
+    int64_t now = s_now_ms (), deadline = now + 3000, resend = now + 250;
+    while (replies < count && now < deadline) {
+        if (now >= resend) {
+            int missing = 0;
+            for (int i = 0; i < count; i++)
+                if (!seen [i])
+                    pkts [missing++] = (dev_pkt_t) { out [i], s_echo (out [i], family, src, dst, (uint16_t) i, payload), 0 };
+            dev_tun_write_batch (tun, pkts, missing);
+            resend = now + 250;
+            rounds++;
+        }
+        struct pollfd pfd = { dev_tun_fd (tun), POLLIN, 0 };
+        if (poll (&pfd, 1, 50) > 0) {
+            s_batch (pkts);
+            int n = dev_tun_read_batch (tun, pkts, S_BATCH);
+            assert (n >= 0);
+            for (int i = 0; i < n; i++) {
+                uint8_t *p = pkts [i].data;
+                size_t len = pkts [i].len;
+                if (dev_tun_hdr_len (tun)) {
+                    dev_pkt_t plain [DEV_GSO_MAX_SEGS];
+                    const char *why = NULL;
+                    int segs = dev_gso_split (p, len, s_split, sizeof s_split, plain, DEV_GSO_MAX_SEGS, &why);
+                    assert (segs == 1);
+                    p = plain [0].data;
+                    len = plain [0].len;
+                }
+                uint16_t seq;
+                if (s_is_reply (p, len, family, src, dst, &seq, payload) && seq < count && !seen [seq]) {
+                    seen [seq] = true;
+                    replies++;
+                }
+                else
+                    others++;
+            }
+        }
+        now = s_now_ms ();
+    }
+    if (verbose || replies < count)
+        fprintf (verbose ? stdout : stderr, "  %s ping %s -> %s: %d/%d replies, %d send rounds (%d other packets)\n",
+                 dev_tun_name (tun), src, dst, replies, count, rounds, others);
+    return replies;
+}
+
+//  TAP: ARP for the device's address from a made-up neighbour, expect the
+//  kernel's reply; then ping it over Ethernet. Returns true if both worked.
+static bool
+s_tap_arp_ping (dev_tun_t *tap, const uint8_t tap_mac [6], bool verbose)
+{
+    const uint8_t me [6] = { 0x02, 0xbf, 0, 0, 0, 2 };
+    const uint8_t bcast [6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    dev_arp_t req = { .op = DEV_ARP_REQUEST, .spa = { 10, 100, 1, 2 }, .tpa = { 10, 100, 1, 1 } };
+    memcpy (req.sha, me, 6);
+    uint8_t frame [1514];
+    dev_pkt_t pkt = { frame, dev_arp_build (frame, sizeof frame, bcast, &req), sizeof frame };
+    assert (dev_tun_write_batch (tap, &pkt, 1) == 1);
+    bool arp_ok = false, ping_ok = false, ping_sent = false;
+    int64_t deadline = s_now_ms () + 3000;
+    dev_pkt_t pkts [S_BATCH];
+    while (!(arp_ok && ping_ok) && s_now_ms () < deadline) {
+        struct pollfd pfd = { dev_tun_fd (tap), POLLIN, 0 };
+        if (poll (&pfd, 1, 100) <= 0)
+            continue;
+        s_batch (pkts);
+        int n = dev_tun_read_batch (tap, pkts, S_BATCH);
+        for (int i = 0; i < n; i++) {
+            uint8_t *f = pkts [i].data;
+            dev_arp_t arp;
+            if (dev_arp_parse (f, pkts [i].len, &arp, NULL) == 0 && arp.op == DEV_ARP_REPLY
+            &&  memcmp (f, me, 6) == 0 && memcmp (arp.sha, tap_mac, 6) == 0
+            &&  memcmp (arp.spa, req.tpa, 4) == 0 && memcmp (arp.tha, me, 6) == 0
+            &&  memcmp (arp.tpa, req.spa, 4) == 0) {
+                arp_ok = true;
+                if (verbose) {
+                    char text [DEV_MAC_TEXT];
+                    dev_mac_format (arp.sha, text);
+                    printf ("  ARP: 10.100.1.1 is-at %s\n", text);
+                }
+            }
+            uint16_t seq;
+            if (pkts [i].len > 14 && f [12] == 0x08 && f [13] == 0x00 && memcmp (f, me, 6) == 0
+            &&  memcmp (f + 6, tap_mac, 6) == 0
+            &&  s_is_reply (f + 14, pkts [i].len - 14, AF_INET, "10.100.1.2", "10.100.1.1", &seq, 56))
+                ping_ok = true;
+        }
+        if (arp_ok && !ping_sent) {
+            //  The kernel learned our MAC from the request: ping over Ethernet
+            memcpy (frame, tap_mac, 6);
+            memcpy (frame + 6, me, 6);
+            frame [12] = 0x08;
+            frame [13] = 0x00;
+            pkt.len = 14 + s_echo (frame + 14, AF_INET, "10.100.1.2", "10.100.1.1", 7, 56);
+            assert (dev_tun_write_batch (tap, &pkt, 1) == 1);
+            ping_sent = true;
+        }
+    }
+    if (verbose)
+        printf ("  %s: ARP %s, ping %s\n", dev_tun_name (tap), arp_ok ? "ok" : "FAILED", ping_ok ? "ok" : "FAILED");
+    return arp_ok && ping_ok;
+}
+
+//  TSO, for real: the kernel's TCP connects to a fake peer behind the TUN; we
+//  answer the SYN, the kernel sends a burst, and that burst must arrive as GSO
+//  super-packets that split into valid segments carrying exactly what was sent.
+static void
+s_tso (dev_tun_t *tun, bool verbose)
+{
+    int sock = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert (sock >= 0);
+    struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons (5201) };
+    inet_pton (AF_INET, "10.100.2.2", &peer.sin_addr);
+    assert (connect (sock, (struct sockaddr *) &peer, sizeof peer) == -1 && errno == EINPROGRESS);
+
+    dev_pkt_t pkts [S_BATCH], plain [DEV_GSO_MAX_SEGS];
+    const char *why = NULL;
+    uint32_t isn = 0;
+    uint16_t sport = 0;
+    int64_t deadline = s_now_ms () + 3000;
+    while (!sport && s_now_ms () < deadline) {
+        struct pollfd pfd = { dev_tun_fd (tun), POLLIN, 0 };
+        if (poll (&pfd, 1, 100) <= 0)
+            continue;
+        s_batch (pkts);
+        int n = dev_tun_read_batch (tun, pkts, S_BATCH);
+        for (int i = 0; i < n; i++) {
+            int segs = dev_gso_split (pkts [i].data, pkts [i].len, s_split, sizeof s_split, plain, 1, &why);
+            assert (segs == 1);
+            uint8_t *ip = plain [0].data, *tcp = ip + 20;
+            if (ip [0] == 0x45 && ip [9] == IPPROTO_TCP && s_get16 (tcp + 2) == 5201 && tcp [13] == 0x02) {
+                //  The checksum the kernel left partial is now complete
+                uint64_t sum = dev_csum_pseudo (AF_INET, ip + 12, ip + 16, IPPROTO_TCP, (uint32_t) (plain [0].len - 20));
+                assert (dev_csum_ok (dev_csum_add (sum, tcp, plain [0].len - 20)));
+                sport = s_get16 (tcp);
+                isn = s_get32 (tcp + 4);
+            }
+        }
+    }
+    assert (sport);
+    //  SYN-ACK with MSS 1380, window 65535, no window scaling
+    uint8_t syn_ack [44];
+    s_ip4_header (syn_ack, 44, IPPROTO_TCP, "10.100.2.2", "10.100.2.1");
+    uint8_t *tcp = syn_ack + 20;
+    memset (tcp, 0, 24);
+    s_put16 (tcp, 5201);
+    s_put16 (tcp + 2, sport);
+    s_put32 (tcp + 4, 777000);
+    s_put32 (tcp + 8, isn + 1);
+    tcp [12] = 6 << 4;
+    tcp [13] = 0x12;
+    s_put16 (tcp + 14, 65535);
+    memcpy (tcp + 20, "\x02\x04\x05\x64", 4);
+    uint64_t sum = dev_csum_pseudo (AF_INET, syn_ack + 12, syn_ack + 16, IPPROTO_TCP, 24);
+    dev_csum_store (tcp + 16, dev_csum_fold (dev_csum_add (sum, tcp, 24)));
+    dev_pkt_t out = { syn_ack, sizeof syn_ack, sizeof syn_ack };
+    assert (dev_tun_write_batch (tun, &out, 1) == 1);
+    struct pollfd spfd = { sock, POLLOUT, 0 };
+    assert (poll (&spfd, 1, 3000) == 1);
+    int soerr = -1;
+    socklen_t slen = sizeof soerr;
+    assert (getsockopt (sock, SOL_SOCKET, SO_ERROR, &soerr, &slen) == 0 && soerr == 0);
+
+    //  Send 60000 bytes; the initial window (10 segments) arrives as GSO
+    static uint8_t data [60000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data [i] = (uint8_t) (i * 13 + i / 1000);
+    assert (send (sock, data, sizeof data, 0) > 0);
+    size_t received = 0;
+    int gso_frames = 0, max_segs = 0, frames = 0;
+    deadline = s_now_ms () + 3000;
+    while (received < 10 * 1380 && s_now_ms () < deadline) {
+        struct pollfd pfd = { dev_tun_fd (tun), POLLIN, 0 };
+        if (poll (&pfd, 1, 100) <= 0)
+            continue;
+        s_batch (pkts);
+        int n = dev_tun_read_batch (tun, pkts, S_BATCH);
+        for (int i = 0; i < n; i++) {
+            uint8_t gso_type = pkts [i].data [1];
+            int segs = dev_gso_split (pkts [i].data, pkts [i].len, s_split, sizeof s_split,
+                                      plain, DEV_GSO_MAX_SEGS, &why);
+            assert (segs >= 1);
+            frames++;
+            if (gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+                gso_frames++;
+                if (verbose)
+                    printf ("  read %zu bytes: GSO type %d -> %d segments\n", pkts [i].len, gso_type, segs);
+            }
+            if (segs > max_segs)
+                max_segs = segs;
+            for (int s = 0; s < segs; s++) {
+                uint8_t *ip = plain [s].data, *t = ip + 20;
+                size_t len = plain [s].len;
+                if (ip [9] != IPPROTO_TCP || s_get16 (t + 2) != 5201)
+                    continue;
+                assert (len <= 1420);
+                assert (s_get16 (ip + 2) == len && dev_csum_ok (dev_csum_add (0, ip, 20)));
+                uint64_t ps = dev_csum_pseudo (AF_INET, ip + 12, ip + 16, IPPROTO_TCP, (uint32_t) (len - 20));
+                assert (dev_csum_ok (dev_csum_add (ps, t, len - 20)));
+                size_t hl = (size_t) (t [12] >> 4) * 4, payload = len - 20 - hl;
+                size_t off = s_get32 (t + 4) - (isn + 1);
+                if (payload == 0)
+                    continue;
+                assert (off + payload <= sizeof data);
+                assert (memcmp (t + hl, data + off, payload) == 0);
+                if (off == received)
+                    received += payload;
+            }
+        }
+    }
+    if (verbose)
+        printf ("  TSO: %zu bytes in order from %d reads, %d of them GSO, up to %d segments per read\n",
+                received, frames, gso_frames, max_segs);
+    assert (received >= 10 * 1380);
+    assert (gso_frames >= 1 && max_segs >= 2);
+    close (sock);
+}
+
+void
+dev_tun_test (bool verbose)
+{
+    char err [200];
+    //  Refusals with clear messages
+    assert (dev_tun_new (DEV_TYPE_TUN, "0123456789abcdefg", 0, err, sizeof err) == NULL);
+    assert (strstr (err, "longer than 15"));
+    assert (dev_tun_new (DEV_TYPE_TAP, "bftap9", DEV_TUN_OFFLOAD, err, sizeof err) == NULL);
+    assert (strstr (err, "only supported on a tun"));
+
+    s_private_netns ();
+    dev_netlink_t *nl = dev_netlink_new (err, sizeof err);
+    assert (nl);
+
+    //  TUN: the ping fails while the link is down, works once it is up
+    dev_tun_t *tun = dev_tun_new (DEV_TYPE_TUN, "bftun0", 0, err, sizeof err);
+    assert (tun && strcmp (dev_tun_name (tun), "bftun0") == 0 && dev_tun_hdr_len (tun) == 0);
+    assert (dev_tun_type (tun) == DEV_TYPE_TUN);
+    assert (s_ping (tun, AF_INET, "10.100.0.2", "10.100.0.1", 1, 56, verbose) == 0);
+    assert (dev_tun_stats (tun)->write_drops == 1);
+    dev_tun_destroy (&tun);
+    assert (tun == NULL);
+    tun = s_device (nl, DEV_TYPE_TUN, "bftun0", 0, "10.100.0.1/24", "fd00:bf::1/64");
+    //  Nothing queued: a read returns 0 packets after one syscall
+    dev_pkt_t pkts [S_BATCH];
+    s_batch (pkts);
+    uint64_t calls = dev_tun_stats (tun)->read_calls;
+    //  (drain what the kernel may have sent on link up, e.g. IPv6 router solicitations)
+    while (dev_tun_read_batch (tun, pkts, S_BATCH) > 0)
+        ;
+    calls = dev_tun_stats (tun)->read_calls;
+    assert (dev_tun_read_batch (tun, pkts, S_BATCH) == 0);
+    assert (dev_tun_stats (tun)->read_calls == calls + 1);
+    //  A batch of 64 pings of 1400 bytes, IPv4 and IPv6
+    assert (s_ping (tun, AF_INET, "10.100.0.2", "10.100.0.1", S_BATCH, 1372, verbose) == S_BATCH);
+    assert (s_ping (tun, AF_INET6, "fd00:bf::2", "fd00:bf::1", 16, 1352, verbose) == 16);
+    const dev_tun_stats_t *st = dev_tun_stats (tun);
+    if (verbose)
+        printf ("  stats: %lu packets read in %lu read calls, %lu written in %lu write calls\n",
+                (unsigned long) st->read_pkts, (unsigned long) st->read_calls,
+                (unsigned long) st->write_pkts, (unsigned long) st->write_calls);
+    assert (st->write_pkts >= S_BATCH + 16 && st->read_pkts >= S_BATCH + 16);    //  + resends
+
+    //  A second device of the same name cannot be created while this one lives
+    assert (dev_tun_new (DEV_TYPE_TUN, "bftun0", 0, err, sizeof err) == NULL);
+    if (verbose)
+        printf ("  %s\n", err);
+    assert (strstr (err, "bftun0"));
+
+    //  Offloads: pings with vnet headers, then a real TCP burst arrives as GSO
+    dev_tun_t *tso = s_device (nl, DEV_TYPE_TUN, "bftso0", DEV_TUN_OFFLOAD, "10.100.2.1/24", NULL);
+    assert (dev_tun_hdr_len (tso) == DEV_VNET_HDR_LEN);
+    assert (s_ping (tso, AF_INET, "10.100.2.3", "10.100.2.1", 8, 1000, verbose) == 8);
+    s_tso (tso, verbose);
+
+    //  TAP: MAC from a node key, ARP resolves, ping works
+    dev_tun_t *tap = dev_tun_new (DEV_TYPE_TAP, "bftap0", 0, err, sizeof err);
+    assert (tap && dev_tun_type (tap) == DEV_TYPE_TAP);
+    uint8_t key [32] = { 7 }, mac [6];
+    dev_mac_from_key (key, mac);
+    assert (dev_netlink_set_mac (nl, dev_tun_ifindex (tap), mac) == 0);
+    dev_tun_destroy (&tap);
+    tap = s_device (nl, DEV_TYPE_TAP, "bftap0", 0, "10.100.1.1/24", NULL);
+    assert (dev_netlink_set_mac (nl, dev_tun_ifindex (tap), mac) == 0);
+    assert (s_tap_arp_ping (tap, mac, verbose));
+
+    //  Destroy removes the interfaces
+    assert (if_nametoindex ("bftun0") && if_nametoindex ("bftap0") && if_nametoindex ("bftso0"));
+    dev_tun_destroy (&tun);
+    dev_tun_destroy (&tap);
+    dev_tun_destroy (&tso);
+    assert (if_nametoindex ("bftun0") == 0 && if_nametoindex ("bftap0") == 0 && if_nametoindex ("bftso0") == 0);
+    //  ... and the name is free again
+    tun = dev_tun_new (DEV_TYPE_TUN, "bftun0", 0, err, sizeof err);
+    assert (tun);
+    dev_tun_destroy (&tun);
+    dev_netlink_destroy (&nl);
+}

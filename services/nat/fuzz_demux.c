@@ -1,0 +1,39 @@
+/*  fuzz_demux: every datagram from the internet goes through nat_demux first, before
+    anything else looks at it; no byte string may crash it or read past its end. The
+    endpoint parser rides along: endpoints will also come from the registry. */
+#include "nat_demux.h"
+#include "nat_endpoint.h"
+
+#include <assert.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    static nat_demux_t *demux;
+    if (!demux)
+        demux = nat_demux_new ();
+    uint32_t receiver = 0;
+    nat_demux_type_t type = nat_demux_classify (demux, data, size, &receiver);
+    //  What passes must have the shape crypto relies on
+    if (type != NAT_DEMUX_DROP) {
+        assert (size >= NAT_WIRE_MIN_DATA && data [0] == type);
+        assert (data [1] == 0 && data [2] == 0 && data [3] == 0);
+    }
+    //  The same bytes as endpoint text (NUL-terminated copy)
+    char text [300];
+    size_t n = size < sizeof text - 1 ? size : sizeof text - 1;
+    memcpy (text, data, n);
+    text [n] = 0;
+    nat_endpoint_t ep;
+    char err [160], out [NAT_ENDPOINT_TEXT_MAX];
+    if (nat_endpoint_parse (&ep, text, err, sizeof err) == 0) {
+        nat_endpoint_format (&ep, out, sizeof out);
+        nat_endpoint_t again;
+        assert (nat_endpoint_parse (&again, out, err, sizeof err) == 0);
+        assert (nat_endpoint_eq (&ep, &again));
+    }
+    return 0;
+}

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Writes the seed corpus of fuzz_demux (fuzz/corpus/fuzz_demux/): valid headers of
+# each type at and around their minimum sizes, malformed headers, and endpoint texts.
+# Run from the source tree root: sh services/nat/gen_demux_corpus.sh
+set -eu
+dir=fuzz/corpus/fuzz_demux
+mkdir -p "$dir"
+# msg NAME TYPE RESERVED SIZE: type byte, 3 reserved bytes, receiver index, filler
+msg () {
+    { printf "\\$(printf '%03o' "$2")"; printf "$3"; printf '\170\126\064\022'
+      head -c "$(($4 > 8 ? $4 - 8 : 0))" /dev/zero | tr '\0' '\245'; } | head -c "$4" > "$dir/$1"
+}
+msg initiation 1 '\0\0\0' 148
+msg initiation-short 1 '\0\0\0' 147
+msg initiation-long 1 '\0\0\0' 300
+msg response 2 '\0\0\0' 92
+msg response-short 2 '\0\0\0' 91
+msg cookie 3 '\0\0\0' 64
+msg cookie-short 3 '\0\0\0' 63
+msg data-keepalive 4 '\0\0\0' 32
+msg data-short 4 '\0\0\0' 31
+msg data-1400 4 '\0\0\0' 1400
+msg data-reserved1 4 '\1\0\0' 64
+msg data-reserved2 4 '\0\1\0' 64
+msg data-reserved3 4 '\0\0\377' 64
+msg type0 0 '\0\0\0' 148
+msg type5 5 '\0\0\0' 148
+msg type255 255 '\0\0\0' 148
+msg header-only 4 '\0\0\0' 4
+msg three-bytes 4 '\0\0' 3
+printf '' > "$dir/empty"
+printf '\004' > "$dir/one-byte"
+for e in 192.0.2.1:51820 '[2001:db8::1]:51820' host.example:51820 '[::ffff:192.0.2.1]:1' \
+         ':1' '[]:1' 'host:0' 'host:65536' '[2001:db8::1' '2001:db8::1:5' 'a..b:1' '1.2.3:4'; do
+    name=endpoint-$(printf '%s' "$e" | tr -c 'A-Za-z0-9.-' '_')
+    printf '%s' "$e" > "$dir/$name"
+done

@@ -1,0 +1,645 @@
+/*  nat_peer: per-peer connection state and timers (see nat_peer.h for why). */
+#include "nat_peer.h"
+#include "nat_resolver.h"
+#include "nat_udp.h"
+
+#include <assert.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct _nat_peer_t {
+    uint8_t key [NAT_KEY_SIZE];
+    uint32_t index;
+    bool has_configured;
+    nat_endpoint_t configured;
+    bool direct;
+    uint32_t keepalive_ms, silence_ms, backoff_min_ms, backoff_max_ms, jitter_pct;
+    uint64_t rng;
+    nat_peer_state_t state;
+    nat_addr_t current;
+    int64_t last_rx, last_tx;
+    uint64_t rx_bytes, rx_packets, tx_bytes, tx_packets, keepalives, resolve_failures;
+    uint32_t attempts;
+    int64_t next_attempt;
+    bool resolving;
+    uint32_t rotate;            //  which resolved address the next dial uses
+    char last_error [160];
+    nat_peer_handler_t handler;
+    void *handler_arg;
+};
+
+//  xorshift64*: jitter only needs to differ between peers, not to be secret
+static uint64_t
+s_random (nat_peer_t *self)
+{
+    self->rng ^= self->rng >> 12;
+    self->rng ^= self->rng << 25;
+    self->rng ^= self->rng >> 27;
+    return self->rng * 0x2545F4914F6CDD1DULL;
+}
+
+nat_peer_t *
+nat_peer_new (const nat_peer_config_t *config, char *err, size_t err_size)
+{
+    nat_peer_t *self = calloc (1, sizeof *self);
+    assert (self);
+    if (config->public_key)
+        memcpy (self->key, config->public_key, NAT_KEY_SIZE);
+    if (config->endpoint) {
+        char why [160];
+        if (nat_endpoint_parse (&self->configured, config->endpoint, why, sizeof why)) {
+            snprintf (err, err_size, "endpoint: %s", why);
+            free (self);
+            return NULL;
+        }
+        self->has_configured = true;
+    }
+    if (config->direct && !self->has_configured) {
+        snprintf (err, err_size, "direct = true needs an endpoint to dial");
+        free (self);
+        return NULL;
+    }
+    self->direct = config->direct;
+    self->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : NAT_PEER_KEEPALIVE_MS;
+    self->silence_ms = config->silence_ms ? config->silence_ms : 3 * self->keepalive_ms + 5000;
+    self->backoff_min_ms = config->backoff_min_ms ? config->backoff_min_ms : NAT_PEER_BACKOFF_MIN_MS;
+    self->backoff_max_ms = config->backoff_max_ms ? config->backoff_max_ms : NAT_PEER_BACKOFF_MAX_MS;
+    if (self->backoff_max_ms < self->backoff_min_ms)
+        self->backoff_max_ms = self->backoff_min_ms;
+    self->jitter_pct = config->no_jitter ? 0
+                     : config->jitter_pct ? config->jitter_pct : NAT_PEER_JITTER_PCT;
+    if (self->jitter_pct > 90)
+        self->jitter_pct = 90;
+    uint64_t key_bits;
+    memcpy (&key_bits, self->key, sizeof key_bits);
+    self->rng = (config->seed ^ key_bits) | 1;
+    self->last_rx = self->last_tx = -1;
+    self->next_attempt = NAT_PEER_NEVER;
+    if (self->direct) {
+        self->state = NAT_PEER_CONNECTING;
+        self->next_attempt = 0;          //  at the first tick
+    }
+    return self;
+}
+
+void
+nat_peer_destroy (nat_peer_t **self_p)
+{
+    if (self_p && *self_p) {
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+nat_peer_set_handler (nat_peer_t *self, const nat_peer_handler_t *handler, void *arg)
+{
+    self->handler = handler ? *handler : (nat_peer_handler_t) { 0 };
+    self->handler_arg = arg;
+}
+
+static void
+s_set_state (nat_peer_t *self, nat_peer_state_t state)
+{
+    if (self->state == state)
+        return;
+    nat_peer_state_t old = self->state;
+    self->state = state;
+    if (self->handler.state)
+        self->handler.state (self, old, self->handler_arg);
+}
+
+//  Delay after attempt number n (0-based): min x 2^n capped at max, less jitter
+static int64_t
+s_backoff (nat_peer_t *self, uint32_t n)
+{
+    uint64_t delay = self->backoff_max_ms;
+    if (n < 32 && ((uint64_t) self->backoff_min_ms << n) < delay)
+        delay = (uint64_t) self->backoff_min_ms << n;
+    if (self->jitter_pct)
+        delay -= delay * self->jitter_pct * (s_random (self) % 1001) / 100000;
+    return (int64_t) delay;
+}
+
+static void
+s_dial (nat_peer_t *self, const nat_addr_t *addr)
+{
+    if (self->handler.connect)
+        self->handler.connect (self, addr, self->handler_arg);
+}
+
+//  One dial attempt now, and the next one planned
+static void
+s_attempt (nat_peer_t *self, int64_t now)
+{
+    uint32_t n = self->attempts++;
+    self->next_attempt = now + s_backoff (self, n);
+    if (!self->configured.is_name)
+        s_dial (self, &self->configured.addr);
+    else
+    if (!self->resolving) {
+        //  A name is resolved again for every attempt: the peer may have moved
+        self->resolving = true;
+        if (self->handler.resolve)
+            self->handler.resolve (self, self->configured.host, self->configured.port,
+                                   self->handler_arg);
+    }
+}
+
+static void
+s_down (nat_peer_t *self, int64_t now)
+{
+    if (self->direct) {
+        self->attempts = 0;
+        s_set_state (self, NAT_PEER_CONNECTING);
+        s_attempt (self, now);          //  at once
+    }
+    else
+        s_set_state (self, NAT_PEER_WAITING);
+}
+
+void
+nat_peer_tick (nat_peer_t *self, int64_t now)
+{
+    if (self->state == NAT_PEER_UP) {
+        if (now - self->last_rx >= self->silence_ms)
+            s_down (self, now);
+        else
+        if (now - self->last_tx >= self->keepalive_ms) {
+            self->last_tx = now;        //  the keepalive is on its way
+            self->keepalives++;
+            if (self->handler.keepalive)
+                self->handler.keepalive (self, self->handler_arg);
+        }
+    }
+    else
+    if (self->state == NAT_PEER_CONNECTING && now >= self->next_attempt)
+        s_attempt (self, now);
+}
+
+int64_t
+nat_peer_next_deadline (nat_peer_t *self)
+{
+    if (self->state == NAT_PEER_UP) {
+        int64_t silence = self->last_rx + self->silence_ms;
+        int64_t keepalive = self->last_tx + self->keepalive_ms;
+        return silence < keepalive ? silence : keepalive;
+    }
+    if (self->state == NAT_PEER_CONNECTING)
+        return self->next_attempt;
+    return NAT_PEER_NEVER;
+}
+
+void
+nat_peer_confirm_endpoint (nat_peer_t *self, const nat_addr_t *addr, int64_t now)
+{
+    if (!nat_addr_eq (&self->current, addr)) {
+        nat_addr_t old = self->current;
+        self->current = *addr;
+        if (self->handler.endpoint)
+            self->handler.endpoint (self, &old, self->handler_arg);
+    }
+    self->last_rx = now;
+    if (self->state != NAT_PEER_UP) {
+        self->attempts = 0;
+        self->next_attempt = NAT_PEER_NEVER;
+        if (self->last_tx < 0)
+            self->last_tx = now;
+        s_set_state (self, NAT_PEER_UP);
+    }
+}
+
+void
+nat_peer_clear_endpoint (nat_peer_t *self)
+{
+    nat_addr_clear (&self->current);
+}
+
+void
+nat_peer_received (nat_peer_t *self, size_t bytes, int64_t now)
+{
+    self->rx_packets++;
+    self->rx_bytes += bytes;
+    self->last_rx = now;
+}
+
+void
+nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now)
+{
+    self->tx_packets++;
+    self->tx_bytes += bytes;
+    self->last_tx = now;
+}
+
+void
+nat_peer_resolved (nat_peer_t *self, const nat_addr_t *addrs, size_t count,
+                   const char *error, int64_t now)
+{
+    self->resolving = false;
+    if (count == 0) {
+        //  Nothing to dial; the next attempt (already planned) resolves again
+        self->resolve_failures++;
+        snprintf (self->last_error, sizeof self->last_error, "%s",
+                  error && *error ? error : "no address");
+        return;
+    }
+    self->last_error [0] = 0;
+    if (self->state == NAT_PEER_CONNECTING)
+        //  Several addresses (IPv6 and IPv4, round robin DNS): a different one each try
+        s_dial (self, &addrs [self->rotate++ % count]);
+}
+
+nat_peer_state_t nat_peer_state (nat_peer_t *self) { return self->state; }
+const uint8_t *nat_peer_key (nat_peer_t *self) { return self->key; }
+const nat_addr_t *nat_peer_endpoint (nat_peer_t *self) { return &self->current; }
+bool nat_peer_direct (nat_peer_t *self) { return self->direct; }
+uint32_t nat_peer_index (nat_peer_t *self) { return self->index; }
+void nat_peer_set_index (nat_peer_t *self, uint32_t index) { self->index = index; }
+
+const nat_endpoint_t *
+nat_peer_configured (nat_peer_t *self)
+{
+    return self->has_configured ? &self->configured : NULL;
+}
+
+void
+nat_peer_status (nat_peer_t *self, nat_peer_status_t *status)
+{
+    *status = (nat_peer_status_t) {
+        .state = self->state, .endpoint = self->current,
+        .rx_bytes = self->rx_bytes, .rx_packets = self->rx_packets,
+        .tx_bytes = self->tx_bytes, .tx_packets = self->tx_packets,
+        .last_rx_ms = self->last_rx, .last_tx_ms = self->last_tx,
+        .attempts = self->attempts, .next_attempt_ms = self->next_attempt,
+        .keepalives = self->keepalives, .resolve_failures = self->resolve_failures,
+        .last_error = self->last_error
+    };
+}
+
+const char *
+nat_peer_state_name (nat_peer_state_t state)
+{
+    return state == NAT_PEER_UP ? "up"
+         : state == NAT_PEER_CONNECTING ? "connecting" : "waiting";
+}
+
+static const char s_b64 [] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+nat_key_to_base64 (const uint8_t key [NAT_KEY_SIZE], char out [NAT_KEY_BASE64_SIZE])
+{
+    size_t o = 0;
+    for (size_t i = 0; i < NAT_KEY_SIZE; i += 3) {
+        uint32_t v = (uint32_t) key [i] << 16;
+        if (i + 1 < NAT_KEY_SIZE) v |= (uint32_t) key [i + 1] << 8;
+        if (i + 2 < NAT_KEY_SIZE) v |= key [i + 2];
+        out [o++] = s_b64 [v >> 18 & 63];
+        out [o++] = s_b64 [v >> 12 & 63];
+        out [o++] = i + 1 < NAT_KEY_SIZE ? s_b64 [v >> 6 & 63] : '=';
+        out [o++] = i + 2 < NAT_KEY_SIZE ? s_b64 [v & 63] : '=';
+    }
+    out [o] = 0;
+}
+
+int
+nat_key_from_base64 (const char *text, uint8_t key [NAT_KEY_SIZE], char *err, size_t err_size)
+{
+    if (!text || strlen (text) != 44 || text [43] != '=' || text [42] == '=') {
+        snprintf (err, err_size, "a public key is 44 characters of base64 ending in '='");
+        return -1;
+    }
+    uint32_t acc = 0;
+    size_t bits = 0, o = 0;
+    for (size_t i = 0; i < 43; i++) {
+        const char *p = strchr (s_b64, text [i]);
+        if (!p || !text [i]) {
+            snprintf (err, err_size, "invalid base64 character at position %zu of the key", i + 1);
+            return -1;
+        }
+        acc = acc << 6 | (uint32_t) (p - s_b64);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o < NAT_KEY_SIZE)
+                key [o++] = (uint8_t) (acc >> bits);
+        }
+    }
+    //  The last character carries 2 unused bits, which must be zero (canonical form)
+    if (acc & ((1u << bits) - 1)) {
+        snprintf (err, err_size, "public key is not canonical base64");
+        return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: a recording handler and a simulated clock
+
+typedef struct {
+    int64_t now;
+    int64_t connects [64];
+    nat_addr_t connect_addr [64];
+    size_t n_connects;
+    int64_t keepalives [64];
+    size_t n_keepalives;
+    int64_t resolves [64];
+    size_t n_resolves;
+    char host [NAT_HOST_MAX];
+    uint16_t port;
+    size_t n_states;
+    size_t n_endpoints;
+    nat_resolver_t *resolver;   //  when set, resolve for real
+} s_rec_t;
+
+static void
+s_on_keepalive (nat_peer_t *peer, void *arg)
+{
+    s_rec_t *rec = arg;
+    if (rec->n_keepalives < 64)
+        rec->keepalives [rec->n_keepalives] = rec->now;
+    rec->n_keepalives++;
+}
+
+static void
+s_on_connect (nat_peer_t *peer, const nat_addr_t *addr, void *arg)
+{
+    s_rec_t *rec = arg;
+    if (rec->n_connects < 64) {
+        rec->connects [rec->n_connects] = rec->now;
+        rec->connect_addr [rec->n_connects] = *addr;
+    }
+    rec->n_connects++;
+}
+
+static void
+s_on_resolve (nat_peer_t *peer, const char *host, uint16_t port, void *arg)
+{
+    s_rec_t *rec = arg;
+    if (rec->n_resolves < 64)
+        rec->resolves [rec->n_resolves] = rec->now;
+    rec->n_resolves++;
+    snprintf (rec->host, sizeof rec->host, "%s", host);
+    rec->port = port;
+    if (rec->resolver)
+        assert (nat_resolver_request (rec->resolver, host, port, 1) == 0);
+}
+
+static void
+s_on_state (nat_peer_t *peer, nat_peer_state_t old_state, void *arg)
+{
+    ((s_rec_t *) arg)->n_states++;
+}
+
+static void
+s_on_endpoint (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg)
+{
+    ((s_rec_t *) arg)->n_endpoints++;
+}
+
+static const nat_peer_handler_t s_rec_handler = {
+    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint
+};
+
+//  Jumps the clock from deadline to deadline until `until`, as the service loop would
+static void
+s_run_until (nat_peer_t *peer, s_rec_t *rec, int64_t until)
+{
+    for (int guard = 0; guard < 100000; guard++) {
+        int64_t next = nat_peer_next_deadline (peer);
+        if (next > until)
+            break;
+        if (next > rec->now)
+            rec->now = next;
+        nat_peer_tick (peer, rec->now);
+    }
+    rec->now = until;
+    nat_peer_tick (peer, rec->now);
+}
+
+static int64_t
+s_wall_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  Feeds real resolver results into the peer (what the service loop does)
+static bool
+s_pump_resolver (nat_peer_t *peer, s_rec_t *rec, int timeout_ms)
+{
+    nat_resolver_result_t result;
+    int64_t deadline = s_wall_ms () + timeout_ms;
+    while (s_wall_ms () < deadline) {
+        if (nat_resolver_next (rec->resolver, &result)) {
+            nat_peer_resolved (peer, result.addrs, result.count, result.message, rec->now);
+            return true;
+        }
+        poll (&(struct pollfd) { .fd = nat_resolver_fd (rec->resolver), .events = POLLIN }, 1, 50);
+    }
+    return false;
+}
+
+void
+nat_peer_test (bool verbose)
+{
+    uint8_t key [NAT_KEY_SIZE];
+    for (int i = 0; i < NAT_KEY_SIZE; i++)
+        key [i] = (uint8_t) (i * 7 + 1);
+    char err [200];
+
+    //  Keys round-trip through base64; bad text is refused with a reason
+    char b64 [NAT_KEY_BASE64_SIZE];
+    uint8_t back [NAT_KEY_SIZE];
+    nat_key_to_base64 (key, b64);
+    assert (strlen (b64) == 44 && b64 [43] == '=');
+    assert (nat_key_from_base64 (b64, back, err, sizeof err) == 0 && memcmp (back, key, 32) == 0);
+    assert (nat_key_from_base64 ("short=", back, err, sizeof err) == -1);
+    char bad [NAT_KEY_BASE64_SIZE];
+    strcpy (bad, b64);
+    bad [5] = '*';
+    assert (nat_key_from_base64 (bad, back, err, sizeof err) == -1 && strstr (err, "position 6"));
+    strcpy (bad, b64);
+    bad [42] = 'B';             //  sets an unused low bit
+    assert (nat_key_from_base64 (bad, back, err, sizeof err) == -1 && strstr (err, "canonical"));
+
+    //  Configuration errors
+    assert (!nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoint = "host:0", .direct = true }, err, sizeof err));
+    assert (strstr (err, "endpoint: port 0 out of range"));
+    assert (!nat_peer_new (&(nat_peer_config_t) { .public_key = key, .direct = true }, err, sizeof err));
+    assert (strstr (err, "needs an endpoint"));
+
+    //  1. Direct to a numeric endpoint: at once, then 1, 2, 4 ... 60 s
+    s_rec_t rec = { 0 };
+    nat_peer_t *peer = nat_peer_new (&(nat_peer_config_t) {
+        .public_key = key, .endpoint = "192.0.2.1:51820", .direct = true, .no_jitter = true
+    }, err, sizeof err);
+    assert (peer);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    assert (nat_peer_state (peer) == NAT_PEER_CONNECTING);
+    s_run_until (peer, &rec, 10 * 60 * 1000);
+    static const int64_t expect [] = { 0, 1000, 3000, 7000, 15000, 31000, 63000, 123000,
+                                       183000, 243000, 303000, 363000 };
+    for (size_t i = 0; i < sizeof expect / sizeof expect [0]; i++)
+        assert (rec.connects [i] == expect [i]);
+    assert (rec.n_connects == 15);      //  7 up to 63 s, then 123, 183 ... 543 s
+    char text [NAT_ADDR_TEXT_MAX];
+    assert (strcmp (nat_addr_format (&rec.connect_addr [3], text, sizeof text), "192.0.2.1:51820") == 0);
+    assert (rec.n_keepalives == 0);
+
+    //  Confirmed (from a roamed address): up, backoff reset, keepalives every 25 s
+    //  when nothing else is sent, while packets keep coming in
+    nat_addr_t roamed;
+    nat_addr_set_ip (&roamed, "198.51.100.9", 40000);
+    rec.now = 600000;
+    nat_peer_confirm_endpoint (peer, &roamed, rec.now);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_endpoints == 1);
+    assert (nat_addr_eq (nat_peer_endpoint (peer), &roamed));
+    nat_peer_status_t st;
+    nat_peer_status (peer, &st);
+    assert (st.attempts == 0 && st.next_attempt_ms == NAT_PEER_NEVER);
+    for (int64_t t = 600000; t <= 700000; t += 10000) {
+        s_run_until (peer, &rec, t);
+        nat_peer_received (peer, 100, t);
+    }
+    assert (rec.n_keepalives == 4);
+    for (int i = 0; i < 4; i++)
+        assert (rec.keepalives [i] == 625000 + i * 25000);
+    //  Traffic we send postpones the keepalive
+    nat_peer_sent (peer, 1400, 710000);
+    s_run_until (peer, &rec, 730000);
+    assert (rec.n_keepalives == 4);
+    s_run_until (peer, &rec, 735000);
+    assert (rec.n_keepalives == 5 && rec.keepalives [4] == 735000);
+
+    //  Silence: 80 s after the last packet in, down and dialled at once, then 1, 2 s
+    size_t before = rec.n_connects;
+    s_run_until (peer, &rec, 700000 + 80000 - 1);
+    assert (nat_peer_state (peer) == NAT_PEER_UP);
+    s_run_until (peer, &rec, 780000 + 3000);
+    assert (nat_peer_state (peer) == NAT_PEER_CONNECTING);
+    assert (rec.n_connects == before + 3);
+    assert (rec.connects [before] == 780000 && rec.connects [before + 1] == 781000
+         && rec.connects [before + 2] == 783000);
+    //  The configured endpoint is dialled, not the roamed one
+    assert (nat_addr_port (&rec.connect_addr [before]) == 51820);
+    //  Success resets the sequence: the next silence starts again at "at once, 1 s"
+    nat_peer_confirm_endpoint (peer, &roamed, 784000);
+    rec.now = 784000;
+    s_run_until (peer, &rec, 784000 + 80000 + 1000);
+    assert (rec.n_connects == before + 5);
+    assert (rec.connects [before + 3] == 864000 && rec.connects [before + 4] == 865000);
+    nat_peer_status (peer, &st);
+    assert (st.rx_packets == 11 && st.rx_bytes == 1100 && st.tx_packets == 1);
+    assert (st.keepalives == rec.n_keepalives);
+    nat_peer_destroy (&peer);
+    assert (peer == NULL);
+
+    //  2. No permission: never dialled, in hours, even with an endpoint configured;
+    //  a peer that reached us goes back to waiting when silent
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoint = "peer.example:51820" }, err, sizeof err);
+    assert (peer);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
+    assert (nat_peer_next_deadline (peer) == NAT_PEER_NEVER);
+    for (rec.now = 0; rec.now < 3 * 3600 * 1000; rec.now += 1000)
+        nat_peer_tick (peer, rec.now);
+    nat_peer_confirm_endpoint (peer, &roamed, rec.now);
+    assert (nat_peer_state (peer) == NAT_PEER_UP);
+    s_run_until (peer, &rec, rec.now + 3600 * 1000);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
+    assert (rec.n_connects == 0 && rec.n_resolves == 0);
+    assert (rec.n_keepalives == 3);     //  at 25, 50, 75 s; silent at 80 s
+    nat_peer_destroy (&peer);
+
+    //  3. A named endpoint is resolved for every attempt; a failed lookup is retried
+    //  on the backoff; a new address (DDNS) is dialled
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { key, "home.example:51820", true,
+                                                .no_jitter = true }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_tick (peer, 0);
+    assert (rec.n_resolves == 1 && strcmp (rec.host, "home.example") == 0 && rec.port == 51820);
+    nat_peer_tick (peer, 500);          //  still resolving: no second request
+    assert (rec.n_resolves == 1);
+    nat_peer_resolved (peer, NULL, 0, "cannot resolve home.example: timeout", 500);
+    nat_peer_status (peer, &st);
+    assert (st.resolve_failures == 1 && strstr (st.last_error, "timeout"));
+    assert (rec.n_connects == 0);
+    s_run_until (peer, &rec, 1000);
+    assert (rec.n_resolves == 2 && rec.resolves [1] == 1000);
+    nat_addr_t first, second;
+    nat_addr_set_ip (&first, "203.0.113.5", 51820);
+    nat_addr_set_ip (&second, "203.0.113.77", 51820);
+    nat_peer_resolved (peer, &first, 1, NULL, 1000);
+    assert (rec.n_connects == 1 && nat_addr_eq (&rec.connect_addr [0], &first));
+    nat_peer_status (peer, &st);
+    assert (st.last_error [0] == 0);
+    s_run_until (peer, &rec, 3000);
+    assert (rec.n_resolves == 3 && rec.resolves [2] == 3000);
+    nat_peer_resolved (peer, &second, 1, NULL, 3000);
+    assert (rec.n_connects == 2 && nat_addr_eq (&rec.connect_addr [1], &second));
+    nat_peer_confirm_endpoint (peer, &second, 3100);
+    assert (nat_peer_state (peer) == NAT_PEER_UP);
+    //  A late answer after success dials nothing
+    nat_peer_resolved (peer, &first, 1, NULL, 3200);
+    assert (rec.n_connects == 2);
+    nat_peer_destroy (&peer);
+
+    //  4. Jitter: every delay within [80%, 100%] of nominal, and not all nominal
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { key, "192.0.2.1:1", true, .seed = 99 },
+                         err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    s_run_until (peer, &rec, 30 * 60 * 1000);
+    bool varied = false;
+    for (size_t i = 1; i < 20; i++) {
+        int64_t nominal = i - 1 < 6 ? 1000 << (i - 1) : 60000;
+        int64_t delay = rec.connects [i] - rec.connects [i - 1];
+        assert (delay <= nominal && delay >= nominal * 8 / 10);
+        varied |= delay != nominal;
+    }
+    assert (varied);
+    nat_peer_destroy (&peer);
+
+    //  5. Real resolution: "localhost:port" dials 127.0.0.1; a .invalid name gives a
+    //  clear error and is tried again later
+    bool isolated = nat_udp_test_netns () == 0;
+    memset (&rec, 0, sizeof rec);
+    rec.resolver = nat_resolver_new ();
+    peer = nat_peer_new (&(nat_peer_config_t) { key, "localhost:51999", true, .no_jitter = true },
+                         err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_tick (peer, 0);
+    assert (s_pump_resolver (peer, &rec, 5000));
+    assert (rec.n_connects == 1);
+    nat_addr_format (&rec.connect_addr [0], text, sizeof text);
+    assert (strcmp (text, "127.0.0.1:51999") == 0 || strcmp (text, "[::1]:51999") == 0);
+    nat_peer_destroy (&peer);
+
+    memset (rec.connects, 0, sizeof rec.connects);
+    rec.n_connects = rec.n_resolves = 0;
+    rec.now = 0;
+    peer = nat_peer_new (&(nat_peer_config_t) { key, "gone.bifrost.invalid:51820", true,
+                                                .no_jitter = true }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_tick (peer, 0);
+    assert (s_pump_resolver (peer, &rec, 5000));
+    nat_peer_status (peer, &st);
+    assert (rec.n_connects == 0 && st.resolve_failures == 1);
+    assert (strstr (st.last_error, "cannot resolve gone.bifrost.invalid"));
+    if (verbose)
+        printf ("  %s (%s)\n", st.last_error, isolated ? "netns" : "host");
+    s_run_until (peer, &rec, 1000);
+    assert (rec.n_resolves == 2);
+    assert (s_pump_resolver (peer, &rec, 5000));
+    nat_peer_status (peer, &st);
+    assert (st.resolve_failures == 2 && st.state == NAT_PEER_CONNECTING);
+    nat_peer_destroy (&peer);
+    nat_resolver_destroy (&rec.resolver);
+}

@@ -1,0 +1,127 @@
+/*  nat_peer: the connection state of one static peer, as nat sees it. nat holds no
+    keys, so it never decides on its own that a peer is genuine: crypto tells it
+    (nat_peer_confirm_endpoint) when an authenticated packet came from an address,
+    and that is also how a roaming peer's new address is learned.
+
+    Permission: a configured endpoint (IP:port or name:port) is dialled only when the
+    config allows it for that peer (`direct = true`). Without it the peer waits for the
+    other side to reach us (or, later, for the registry or a relay).
+
+    Timers, all driven by the now_ms the caller passes, so a test simulates hours
+    in microseconds:
+      keepalive   when UP and nothing was sent for keepalive_ms (default 25 s), the
+                  keepalive callback fires (crypto makes the actual packet)
+      silence     when UP and nothing was received for silence_ms (default
+                  3 x keepalive + 5 s), the peer is down
+      reconnect   a down peer with permission is tried at once, then after 1 s, 2 s,
+                  4 s ... capped at 60 s, each delay shortened by a random jitter of
+                  up to 20% so peers that went down together do not retry in step; a
+                  named endpoint is resolved again for every attempt (DDNS), and
+                  confirmation resets the sequence. */
+#ifndef NAT_PEER_H_INCLUDED
+#define NAT_PEER_H_INCLUDED
+
+#include "nat_endpoint.h"
+
+#define NAT_KEY_SIZE 32
+#define NAT_KEY_BASE64_SIZE 45          //  44 characters and the NUL
+#define NAT_PEER_KEEPALIVE_MS 25000
+#define NAT_PEER_BACKOFF_MIN_MS 1000
+#define NAT_PEER_BACKOFF_MAX_MS 60000
+#define NAT_PEER_JITTER_PCT 20
+#define NAT_PEER_NEVER INT64_MAX
+
+typedef enum {
+    NAT_PEER_WAITING,           //  not dialling: no permission or no endpoint
+    NAT_PEER_CONNECTING,        //  dialling the configured endpoint with backoff
+    NAT_PEER_UP                 //  an authenticated packet came recently
+} nat_peer_state_t;
+
+typedef struct {
+    const uint8_t *public_key;  //  NAT_KEY_SIZE bytes
+    const char *endpoint;       //  "192.0.2.1:51820", "[2001:db8::1]:51820",
+                                //  "peer.example:51820", or NULL
+    bool direct;                //  permission to dial endpoint
+    uint32_t keepalive_ms;      //  0 = NAT_PEER_KEEPALIVE_MS
+    uint32_t silence_ms;        //  0 = 3 x keepalive + 5 s
+    uint32_t backoff_min_ms;    //  0 = NAT_PEER_BACKOFF_MIN_MS
+    uint32_t backoff_max_ms;    //  0 = NAT_PEER_BACKOFF_MAX_MS
+    uint32_t jitter_pct;        //  0 = NAT_PEER_JITTER_PCT
+    bool no_jitter;             //  exact delays (tests)
+    uint64_t seed;              //  jitter randomness, mixed with the key
+} nat_peer_config_t;
+
+typedef struct _nat_peer_t nat_peer_t;
+
+//  What the peer asks of the service. Any may be NULL.
+typedef struct {
+    //  Nothing sent for keepalive_ms: have crypto send a keepalive
+    void (*keepalive) (nat_peer_t *peer, void *arg);
+    //  Dial addr: have crypto send a handshake initiation there
+    void (*connect) (nat_peer_t *peer, const nat_addr_t *addr, void *arg);
+    //  Resolve host:port, then call nat_peer_resolved
+    void (*resolve) (nat_peer_t *peer, const char *host, uint16_t port, void *arg);
+    //  The state changed (peer.up / peer.down events)
+    void (*state) (nat_peer_t *peer, nat_peer_state_t old_state, void *arg);
+    //  The current endpoint changed; old may be unset
+    void (*endpoint) (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg);
+} nat_peer_handler_t;
+
+typedef struct {
+    nat_peer_state_t state;
+    nat_addr_t endpoint;                //  current (unset until one is confirmed)
+    uint64_t rx_bytes, rx_packets;
+    uint64_t tx_bytes, tx_packets;
+    int64_t last_rx_ms, last_tx_ms;     //  -1: never
+    uint32_t attempts;                  //  dial attempts since the last success
+    int64_t next_attempt_ms;            //  NAT_PEER_NEVER when none is planned
+    uint64_t keepalives;
+    uint64_t resolve_failures;
+    const char *last_error;             //  "" when none
+} nat_peer_status_t;
+
+//  NULL with a message in err for a bad endpoint, or direct without endpoint.
+nat_peer_t *nat_peer_new (const nat_peer_config_t *config, char *err, size_t err_size);
+void nat_peer_destroy (nat_peer_t **self_p);
+
+void nat_peer_set_handler (nat_peer_t *self, const nat_peer_handler_t *handler, void *arg);
+
+//  Runs the timers that are due at now_ms (call at nat_peer_next_deadline or later).
+void nat_peer_tick (nat_peer_t *self, int64_t now_ms);
+
+//  When the next timer is due (absolute ms), NAT_PEER_NEVER when none.
+int64_t nat_peer_next_deadline (nat_peer_t *self);
+
+//  crypto authenticated a packet from addr: this is the peer's endpoint now, and it
+//  is up. Resets the reconnection backoff.
+void nat_peer_confirm_endpoint (nat_peer_t *self, const nat_addr_t *addr, int64_t now_ms);
+
+//  The current endpoint belongs to someone else now (the table says so).
+void nat_peer_clear_endpoint (nat_peer_t *self);
+
+//  A datagram came from the peer's current endpoint / was sent to it.
+void nat_peer_received (nat_peer_t *self, size_t bytes, int64_t now_ms);
+void nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now_ms);
+
+//  The answer to a resolve request: addresses, or error text when count is 0.
+void nat_peer_resolved (nat_peer_t *self, const nat_addr_t *addrs, size_t count,
+                        const char *error, int64_t now_ms);
+
+nat_peer_state_t nat_peer_state (nat_peer_t *self);
+const uint8_t *nat_peer_key (nat_peer_t *self);
+const nat_addr_t *nat_peer_endpoint (nat_peer_t *self);
+const nat_endpoint_t *nat_peer_configured (nat_peer_t *self);   //  NULL when none
+bool nat_peer_direct (nat_peer_t *self);
+void nat_peer_status (nat_peer_t *self, nat_peer_status_t *status);
+const char *nat_peer_state_name (nat_peer_state_t state);
+
+//  Slot in a nat_peer_table (set by the table), for the service's bookkeeping.
+uint32_t nat_peer_index (nat_peer_t *self);
+void nat_peer_set_index (nat_peer_t *self, uint32_t index);
+
+//  Keys as WireGuard writes them: 44 characters of standard base64.
+void nat_key_to_base64 (const uint8_t key [NAT_KEY_SIZE], char out [NAT_KEY_BASE64_SIZE]);
+int nat_key_from_base64 (const char *text, uint8_t key [NAT_KEY_SIZE], char *err, size_t err_size);
+
+void nat_peer_test (bool verbose);
+#endif

@@ -1,0 +1,26 @@
+/*  nat_selftest: the self tests of every nat class (one TAP line each). */
+#include "tests/selftest.h"
+#include "nat_addr.h"
+#include "nat_endpoint.h"
+#include "nat_demux.h"
+#include "nat_udp.h"
+#include "nat_resolver.h"
+#include "nat_peer.h"
+#include "nat_peer_table.h"
+
+static const selftest_t s_tests [] = {
+    { "nat_addr", nat_addr_test },
+    { "nat_endpoint", nat_endpoint_test },
+    { "nat_demux", nat_demux_test },
+    { "nat_udp", nat_udp_test },
+    { "nat_resolver", nat_resolver_test },
+    { "nat_peer", nat_peer_test },
+    { "nat_peer_table", nat_peer_table_test },
+    { NULL, NULL }
+};
+
+int
+main (int argc, char **argv)
+{
+    return selftest_run (s_tests, argc, argv);
+}

@@ -1,0 +1,20 @@
+/*  sup_selftest: the self tests of every supervisor class. */
+#include "selftest.h"
+#include "sup_config.h"
+#include "sup_policy.h"
+#include "sup_proc.h"
+#include "sup_server.h"
+
+static const selftest_t s_tests [] = {
+    { "sup_config", sup_config_test },
+    { "sup_policy", sup_policy_test },
+    { "sup_proc", sup_proc_test },
+    { "sup_server", sup_server_test },
+    { NULL, NULL }
+};
+
+int
+main (int argc, char **argv)
+{
+    return selftest_run (s_tests, argc, argv);
+}

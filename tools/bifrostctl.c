@@ -1,0 +1,397 @@
+/*  bifrostctl: the operator's command line for a running bifrostd. It talks to
+    bifrostd's control socket directly (not through the broker, so status works
+    while the broker is down) and to the broker's tap socket for `tap`. Every
+    failure is one clear line and exit 1; a config error is exit 78. */
+#include "config.h"
+#include "bus_client.h"
+#include "bus_config.h"
+#include "bus_endpoint.h"
+#include "bus_envelope.h"
+#include "sup_config.h"
+
+#include <czmq.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <sys/stat.h>
+
+#define S_TIMEOUT_MS 3000
+
+static bool s_verbose = false;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: bifrostctl [-r RUN_DIR | -c FILE] [-v] COMMAND [ARGS]\n"
+        "Controls a running bifrostd.\n"
+        "\n"
+        "commands:\n"
+        "  status [--json] [NAME]    every service instance: pid, state, uptime, restarts\n"
+        "  tap [PATTERN] [--count N] [--timeout S]\n"
+        "                            print bus messages and events, one JSON line each;\n"
+        "                            PATTERN is a glob on the type, e.g. 'peer.*', 'sup.*'\n"
+        "  scale NAME N              run N instances of service NAME (0 to 64)\n"
+        "  restart NAME              restart every instance of NAME (also a failed one)\n"
+        "  stop                      stop every service, then bifrostd\n"
+        "  key                       show this node's public key\n"
+        "\n"
+        "options:\n"
+        "  -r, --run-dir DIR         bifrostd's run directory (default: run_dir from -c,\n"
+        "                            else $BIFROST_RUN_DIR, else " BUS_RUN_DIR_DEFAULT ")\n"
+        "  -c, --config FILE         read run_dir from bifrostd's configuration file\n"
+        "      --check-config        validate FILE (given with -c) and exit (0 ok, 78 errors)\n"
+        "  -v, --verbose             print the raw replies too\n"
+        "  -h, --help                this text\n"
+        "See docs/bifrostctl.md.\n");
+}
+
+//  ---------------------------------------------------------------------------
+//  Requests to bifrostd
+
+//  Sends one request to bifrostd; on failure prints why and returns NULL.
+static bus_envelope_t *
+s_request (const char *run_dir, const bus_schema_t *schema, const void *msg)
+{
+    char endpoint [BUS_PATH_MAX], err [256];
+    if (bus_endpoint (endpoint, sizeof endpoint, run_dir, "control")) {
+        fprintf (stderr, "bifrostctl: run directory %s is too long for a unix socket path\n", run_dir);
+        return NULL;
+    }
+    struct stat st;
+    if (stat (endpoint + 6, &st)) {
+        fprintf (stderr, "bifrostctl: bifrostd is not running (no control socket at %s)\n", endpoint + 6);
+        return NULL;
+    }
+    bus_client_t *client = bus_client_new (endpoint, NULL, err, sizeof err);
+    if (!client) {
+        fprintf (stderr, "bifrostctl: bifrostd is not running (%s)\n", err);
+        return NULL;
+    }
+    bus_envelope_t *reply = bus_client_request (client, "bifrostd", schema, msg, S_TIMEOUT_MS, err, sizeof err);
+    bus_client_destroy (&client);
+    if (!reply) {
+        if (strncmp (err, "no answer", 9) == 0)
+            fprintf (stderr, "bifrostctl: no answer from bifrostd within %d s (%s); is it hung or "
+                     "was it killed?\n", S_TIMEOUT_MS / 1000, endpoint + 6);
+        else
+            fprintf (stderr, "bifrostctl: %s\n", err);
+        return NULL;
+    }
+    if (s_verbose) {
+        json_t *json = bus_envelope_to_json (reply);
+        char *text = json_dumps (json, JSON_COMPACT);
+        fprintf (stderr, "%s\n", text);
+        free (text);
+        json_decref (json);
+    }
+    return reply;
+}
+
+//  Prints the message of a sup.ok reply; returns the exit code.
+static int
+s_expect_ok (bus_envelope_t *reply)
+{
+    if (!reply)
+        return 1;
+    sup_ok_t ok;
+    char err [200];
+    int rc = 0;
+    if (bus_envelope_get_msg (reply, &sup_ok_schema, &ok, err, sizeof err)) {
+        fprintf (stderr, "bifrostctl: unexpected reply %s: %s\n", bus_envelope_type (reply), err);
+        rc = 1;
+    }
+    else
+        printf ("%s\n", ok.message);
+    bus_envelope_destroy (&reply);
+    return rc;
+}
+
+static void
+s_format_ms (uint64_t ms, char *buf, size_t size)
+{
+    uint64_t s = ms / 1000;
+    if (s < 60)
+        snprintf (buf, size, "%" PRIu64 ".%" PRIu64 "s", s, (ms % 1000) / 100);
+    else if (s < 3600)
+        snprintf (buf, size, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf (buf, size, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, (s / 60) % 60);
+    else
+        snprintf (buf, size, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, (s / 3600) % 24);
+}
+
+static int
+s_status (const char *run_dir, const char *service, bool json)
+{
+    sup_status_t status;
+    memset (&status, 0, sizeof status);
+    if (service)
+        snprintf (status.service, sizeof status.service, "%s", service);
+    bus_envelope_t *reply = s_request (run_dir, &sup_status_schema, &status);
+    if (!reply)
+        return 1;
+    sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
+    char err [200];
+    if (bus_envelope_get_msg (reply, &sup_status_reply_schema, msg, err, sizeof err)) {
+        fprintf (stderr, "bifrostctl: unexpected reply %s: %s\n", bus_envelope_type (reply), err);
+        free (msg);
+        bus_envelope_destroy (&reply);
+        return 1;
+    }
+    if (json) {
+        json_t *object = bus_codec_to_json (&sup_status_reply_schema, msg);
+        char *text = json_dumps (object, JSON_COMPACT);
+        printf ("%s\n", text);
+        free (text);
+        json_decref (object);
+    }
+    else {
+        char up [32];
+        s_format_ms (msg->uptime_ms, up, sizeof up);
+        printf ("bifrostd pid %u, up %s, config %s\n", msg->pid, up, msg->config);
+        printf ("%-16s %-8s %-9s %-8s %-8s %s\n", "INSTANCE", "PID", "STATE", "UPTIME", "RESTARTS", "REASON");
+        for (uint32_t i = 0; i < msg->instances_count; i++) {
+            sup_instance_t *inst = &msg->instances [i];
+            char pid [16] = "-";
+            if (inst->pid)
+                snprintf (pid, sizeof pid, "%u", inst->pid);
+            if (inst->uptime_ms || !strcmp (inst->state, "ready"))
+                s_format_ms (inst->uptime_ms, up, sizeof up);
+            else
+                snprintf (up, sizeof up, "-");
+            printf ("%-16s %-8s %-9s %-8s %-8u %s\n", inst->instance, pid, inst->state, up,
+                    inst->restarts, inst->reason);
+        }
+    }
+    free (msg);
+    bus_envelope_destroy (&reply);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  tap
+
+//  The literal prefix of a glob: what can be subscribed to on the XPUB.
+static void
+s_glob_prefix (const char *pattern, char *prefix, size_t size)
+{
+    size_t n = strcspn (pattern, "*?[\\");
+    if (n >= size)
+        n = size - 1;
+    memcpy (prefix, pattern, n);
+    prefix [n] = 0;
+}
+
+static int
+s_tap (const char *run_dir, const char *pattern, long count, double timeout_s)
+{
+    char endpoint [BUS_PATH_MAX];
+    if (bus_endpoint (endpoint, sizeof endpoint, run_dir, "tap")) {
+        fprintf (stderr, "bifrostctl: run directory %s is too long for a unix socket path\n", run_dir);
+        return 1;
+    }
+    struct stat st;
+    if (stat (endpoint + 6, &st)) {
+        fprintf (stderr, "bifrostctl: the broker is not running (no tap socket at %s)\n", endpoint + 6);
+        return 1;
+    }
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    assert (sub);
+    zsock_set_linger (sub, 0);
+    zsock_set_maxmsgsize (sub, BUS_ENVELOPE_MAX + 256);
+    char prefix [BUS_TYPE_MAX + 1];
+    s_glob_prefix (pattern ? pattern : "", prefix, sizeof prefix);
+    char topic [BUS_TYPE_MAX + 8];
+    snprintf (topic, sizeof topic, "ctl.%s", prefix);
+    zsock_set_subscribe (sub, topic);
+    snprintf (topic, sizeof topic, "evt.%s", prefix);
+    zsock_set_subscribe (sub, topic);
+    if (zsock_connect (sub, "%s", endpoint)) {
+        fprintf (stderr, "bifrostctl: cannot connect to %s\n", endpoint);
+        zsock_destroy (&sub);
+        return 1;
+    }
+    int64_t deadline = timeout_s > 0 ? zclock_mono () + (int64_t) (timeout_s * 1000) : 0;
+    long printed = 0;
+    while (!zsys_interrupted && (count <= 0 || printed < count)) {
+        int wait = 1000;
+        if (deadline) {
+            int64_t left = deadline - zclock_mono ();
+            if (left <= 0)
+                break;
+            wait = left < wait ? (int) left : wait;
+        }
+        zmq_pollitem_t item = { zsock_resolve (sub), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, wait) <= 0)
+            continue;
+        zmsg_t *msg = zmsg_recv (sub);
+        if (!msg)
+            break;
+        zframe_t *topic_frame = zmsg_first (msg);
+        zframe_t *body = zmsg_next (msg);
+        if (!topic_frame || !body) {
+            zmsg_destroy (&msg);
+            continue;
+        }
+        char err [200];
+        bus_envelope_t *env = bus_envelope_decode (zframe_data (body), zframe_size (body), err, sizeof err);
+        json_t *json = NULL;
+        if (env) {
+            if (!pattern || fnmatch (pattern, bus_envelope_type (env), 0) == 0) {
+                json = bus_envelope_to_json (env);
+                const char *kind = zframe_size (topic_frame) >= 4
+                                && memcmp (zframe_data (topic_frame), "evt.", 4) == 0 ? "event" : "message";
+                json_object_set_new (json, "kind", json_string (kind));
+            }
+        }
+        else {
+            json = json_object ();
+            json_object_set_new (json, "error", json_string (err));
+        }
+        if (json) {
+            char *text = json_dumps (json, JSON_COMPACT | JSON_SORT_KEYS);
+            printf ("%s\n", text);
+            fflush (stdout);
+            free (text);
+            json_decref (json);
+            printed++;
+        }
+        bus_envelope_destroy (&env);
+        zmsg_destroy (&msg);
+    }
+    zsock_destroy (&sub);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+
+static bool
+s_parse_count (const char *text, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long value = strtol (text, &end, 10);
+    if (errno || end == text || *end || value < min || value > max)
+        return false;
+    *out = value;
+    return true;
+}
+
+int
+main (int argc, char **argv)
+{
+    static const struct option options [] = {
+        { "run-dir", required_argument, NULL, 'r' },
+        { "config", required_argument, NULL, 'c' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "check-config", no_argument, NULL, 'C' },
+        { "json", no_argument, NULL, 'j' },
+        { "count", required_argument, NULL, 'n' },
+        { "timeout", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *run_dir = NULL, *config_path = NULL;
+    bool check = false, json = false;
+    long count = 0;
+    double timeout_s = 0;
+    int opt;
+    //  Options may come before or after the command ("status --json")
+    while ((opt = getopt_long (argc, argv, "r:c:vh", options, NULL)) != -1) {
+        switch (opt) {
+            case 'r': run_dir = optarg; break;
+            case 'c': config_path = optarg; break;
+            case 'v': s_verbose = true; break;
+            case 'C': check = true; break;
+            case 'j': json = true; break;
+            case 'n':
+                if (!s_parse_count (optarg, 1, 1000000000, &count)) {
+                    fprintf (stderr, "bifrostctl: --count expects a positive number, not '%s'\n", optarg);
+                    return 2;
+                }
+                break;
+            case 't': {
+                char *end;
+                timeout_s = strtod (optarg, &end);
+                if (end == optarg || *end || timeout_s <= 0 || timeout_s > 1e6) {
+                    fprintf (stderr, "bifrostctl: --timeout expects seconds > 0, not '%s'\n", optarg);
+                    return 2;
+                }
+                break;
+            }
+            case 'h': s_usage (stdout); return 0;
+            default: s_usage (stderr); return 2;
+        }
+    }
+    if (config_path) {
+        //  bifrostd's own validation, so --check-config means the same in both
+        sup_config_t *config = sup_config_load (config_path, stderr);
+        if (!config) {
+            fprintf (stderr, "bifrostctl: %s has errors\n", config_path);
+            return BUS_EXIT_CONFIG;
+        }
+        static char config_run_dir [BUS_PATH_MAX];
+        if (sup_config_run_dir (config)) {
+            snprintf (config_run_dir, sizeof config_run_dir, "%s", sup_config_run_dir (config));
+            if (!run_dir)
+                run_dir = config_run_dir;
+        }
+        sup_config_destroy (&config);
+    }
+    if (check) {
+        if (!config_path) {
+            fprintf (stderr, "bifrostctl: --check-config needs -c FILE\n");
+            return 2;
+        }
+        printf ("%s: configuration ok\n", config_path);
+        return 0;
+    }
+    run_dir = bus_run_dir (run_dir);
+    if (optind >= argc) {
+        s_usage (stderr);
+        return 2;
+    }
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    const char *command = argv [optind];
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+    if (strcmp (command, "status") == 0 && nargs <= 1)
+        return s_status (run_dir, nargs ? args [0] : NULL, json);
+    if (strcmp (command, "tap") == 0 && nargs <= 1)
+        return s_tap (run_dir, nargs ? args [0] : NULL, count, timeout_s);
+    if (strcmp (command, "scale") == 0 && nargs == 2) {
+        long n;
+        if (!s_parse_count (args [1], 0, SUP_INSTANCES_MAX, &n)) {
+            fprintf (stderr, "bifrostctl: scale: instance count must be 0 to %d, not '%s'\n",
+                     SUP_INSTANCES_MAX, args [1]);
+            return 1;
+        }
+        if (!bus_name_valid (args [0])) {
+            fprintf (stderr, "bifrostctl: '%s' is not a valid service name\n", args [0]);
+            return 1;
+        }
+        sup_scale_t scale = { .instances = (uint32_t) n };
+        snprintf (scale.service, sizeof scale.service, "%s", args [0]);
+        return s_expect_ok (s_request (run_dir, &sup_scale_schema, &scale));
+    }
+    if (strcmp (command, "restart") == 0 && nargs == 1) {
+        if (!bus_name_valid (args [0])) {
+            fprintf (stderr, "bifrostctl: '%s' is not a valid service name\n", args [0]);
+            return 1;
+        }
+        sup_restart_t restart;
+        snprintf (restart.service, sizeof restart.service, "%s", args [0]);
+        return s_expect_ok (s_request (run_dir, &sup_restart_schema, &restart));
+    }
+    if (strcmp (command, "stop") == 0 && nargs == 0) {
+        sup_stop_t stop = { .reason = "bifrostctl stop" };
+        return s_expect_ok (s_request (run_dir, &sup_stop_schema, &stop));
+    }
+    if (strcmp (command, "key") == 0 && nargs == 0) {
+        printf ("not available yet (the crypto service will provide it)\n");
+        return 0;
+    }
+    fprintf (stderr, "bifrostctl: unknown command or wrong arguments: %s (see bifrostctl -h)\n", command);
+    return 2;
+}
