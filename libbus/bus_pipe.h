@@ -94,8 +94,15 @@ void bus_batch_trim (bus_batch_t *self, size_t len);
 void bus_batch_cancel (bus_batch_t *self);
 //  Reserve and copy. 0, or -1 when the packet does not fit.
 int bus_batch_add (bus_batch_t *self, uint32_t tag, const void *data, size_t len);
+//  Reserves a packet of len bytes (BUS_BATCH_ROOM <= len) in its GROWN form: the
+//  packet fills its record's room, so it starts 16 bytes earlier than a plain one.
+//  For producers whose packets carry their own header and tag (nat's wire
+//  datagrams): the consumer decrypts where the packet lies and shrinks it.
+uint8_t *bus_batch_reserve_grown (bus_batch_t *self, uint32_t tag, size_t len);
 //  Sets the flags of the last reserved packet (BUS_BATCH_USER_FLAGS bits only).
 void bus_batch_set_flags (bus_batch_t *self, uint16_t flags);
+//  Sets the tag of the last reserved packet (known only after it was read).
+void bus_batch_set_tag (bus_batch_t *self, uint32_t tag);
 
 size_t bus_batch_count (bus_batch_t *self);
 bool bus_batch_full (bus_batch_t *self);

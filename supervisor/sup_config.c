@@ -32,7 +32,7 @@ static const char *const s_top_keys [] = {
     "run_dir", "log_level", "supervisor", "services",
     "network_id", "network_cidr", "registry", "join_token", "device", "discovery",
     "stun", "turn", "connection", "routing", "crypto", "nat", "router", "relay",
-    "bridge", "bus", "tap", NULL
+    "bridge", "bus", "tap", "peers", "key_file", "psk", NULL
 };
 static const char *const s_supervisor_keys [] = {
     "intensity", "period", "on_give_up", "backoff_min", "backoff_max", "stable_after",

@@ -33,7 +33,8 @@ s_usage (FILE *out)
         "  scale NAME N              run N instances of service NAME (0 to 64)\n"
         "  restart NAME              restart every instance of NAME (also a failed one)\n"
         "  stop                      stop every service, then bifrostd\n"
-        "  key                       show this node's public key\n"
+        "  peers [--json]            every peer: endpoint, state, handshake age, bytes, last packet\n"
+        "  key                       show this node's public key (asked from the crypto service)\n"
         "\n"
         "options:\n"
         "  -r, --run-dir DIR         bifrostd's run directory (default: run_dir from -c,\n"
@@ -104,6 +105,127 @@ s_expect_ok (bus_envelope_t *reply)
         printf ("%s\n", ok.message);
     bus_envelope_destroy (&reply);
     return rc;
+}
+
+//  ---------------------------------------------------------------------------
+//  Requests to the node's services, through the broker
+
+//  Asks service `to` on the node's bus; prints why on failure and returns NULL.
+static bus_envelope_t *
+s_ask (const char *run_dir, const char *to, const bus_schema_t *schema, const void *msg)
+{
+    char endpoint [BUS_PATH_MAX], err [256], identity [32];
+    if (bus_endpoint (endpoint, sizeof endpoint, run_dir, "bus")) {
+        fprintf (stderr, "bifrostctl: run directory %s is too long for a unix socket path\n", run_dir);
+        return NULL;
+    }
+    snprintf (identity, sizeof identity, "bifrostctl-%d", (int) getpid ());
+    bus_client_t *client = bus_client_new (endpoint, identity, err, sizeof err);
+    if (!client) {
+        fprintf (stderr, "bifrostctl: the bus is not running (%s)\n", err);
+        return NULL;
+    }
+    bus_envelope_t *reply = bus_client_request (client, to, schema, msg, S_TIMEOUT_MS, err, sizeof err);
+    bus_client_destroy (&client);
+    if (!reply)
+        fprintf (stderr, "bifrostctl: %s: %s\n", to, err);
+    return reply;
+}
+
+static int
+s_key (const char *run_dir)
+{
+    crypto_key_t request = { .peer = "" };
+    bus_envelope_t *reply = s_ask (run_dir, "crypto", &crypto_key_schema, &request);
+    if (!reply)
+        return 1;
+    crypto_key_reply_t key;
+    char err [200];
+    int rc = bus_envelope_get_msg (reply, &crypto_key_reply_schema, &key, err, sizeof err);
+    if (rc)
+        fprintf (stderr, "bifrostctl: unexpected reply from crypto: %s\n", err);
+    else
+        printf ("%s\n", key.public_key);
+    bus_envelope_destroy (&reply);
+    return rc ? 1 : 0;
+}
+
+static void s_format_ms (uint64_t ms, char *buf, size_t size);
+
+//  One line per peer from crypto's view (keys, sessions, plaintext counters) and
+//  nat's (endpoint, state, wire counters), joined by peer index. Either may be
+//  missing (a service restarting): what the other knows is still shown.
+static int
+s_peers (const char *run_dir, bool json)
+{
+    static crypto_status_reply_t crypto;
+    static nat_status_reply_t nat;
+    char err [200];
+    crypto_status_t crypto_request = { .peer = "" };
+    nat_status_t nat_request = { .peer = "" };
+    bus_envelope_t *reply = s_ask (run_dir, "crypto", &crypto_status_schema, &crypto_request);
+    bool have_crypto = reply && bus_envelope_get_msg (reply, &crypto_status_reply_schema, &crypto, err, sizeof err) == 0;
+    bus_envelope_destroy (&reply);
+    reply = s_ask (run_dir, "nat", &nat_status_schema, &nat_request);
+    bool have_nat = reply && bus_envelope_get_msg (reply, &nat_status_reply_schema, &nat, err, sizeof err) == 0;
+    bus_envelope_destroy (&reply);
+    if (!have_crypto && !have_nat)
+        return 1;
+    uint32_t count = have_crypto ? crypto.peers_count : nat.peers_count;
+    if (json) {
+        json_t *root = json_object ();
+        if (have_crypto) {
+            json_object_set_new (root, "public_key", json_string (crypto.public_key));
+            json_t *counters = json_object ();
+            for (uint32_t i = 0; i < crypto.counters_count; i++)
+                json_object_set_new (counters, crypto.counters [i].name, json_integer ((json_int_t) crypto.counters [i].value));
+            json_object_set_new (root, "crypto", counters);
+        }
+        if (have_nat) {
+            json_t *n = bus_codec_to_json (&nat_status_reply_schema, &nat);
+            json_object_del (n, "peers");
+            json_object_set_new (root, "nat", n);
+        }
+        json_t *peers = json_array ();
+        for (uint32_t i = 0; i < count; i++) {
+            json_t *p = have_crypto ? bus_codec_to_json (&crypto_status_peer_schema, &crypto.peers [i]) : json_object ();
+            if (have_nat && i < nat.peers_count) {
+                const nat_status_peer_t *np = &nat.peers [i];
+                json_object_set_new (p, "index", json_integer (np->index));
+                json_object_set_new (p, "name", json_string (np->name));
+                json_object_set_new (p, "endpoint", json_string (np->endpoint));
+                json_object_set_new (p, "state", json_string (np->state));
+                json_object_set_new (p, "direct", json_boolean (np->direct));
+                json_object_set_new (p, "wire_rx_bytes", json_integer ((json_int_t) np->rx_bytes));
+                json_object_set_new (p, "wire_tx_bytes", json_integer ((json_int_t) np->tx_bytes));
+                json_object_set_new (p, "last_wire_rx_ms_ago", json_integer (np->last_rx_ms_ago));
+            }
+            json_array_append_new (peers, p);
+        }
+        json_object_set_new (root, "peers", peers);
+        char *text = json_dumps (root, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+        printf ("%s\n", text);
+        free (text);
+        json_decref (root);
+        return 0;
+    }
+    printf ("%-16s %-24s %-10s %-10s %12s %12s %10s\n",
+            "PEER", "ENDPOINT", "STATE", "HANDSHAKE", "RX", "TX", "LAST-RX");
+    for (uint32_t i = 0; i < count; i++) {
+        const crypto_status_peer_t *cp = have_crypto ? &crypto.peers [i] : NULL;
+        const nat_status_peer_t *np = have_nat && i < nat.peers_count ? &nat.peers [i] : NULL;
+        char handshake [32] = "-", last [32] = "-";
+        if (cp && cp->handshake_age_ms >= 0)
+            s_format_ms ((uint64_t) cp->handshake_age_ms, handshake, sizeof handshake);
+        int64_t last_rx = cp ? cp->last_rx_ms_ago : np ? np->last_rx_ms_ago : -1;
+        if (last_rx >= 0)
+            s_format_ms ((uint64_t) last_rx, last, sizeof last);
+        const char *state = cp && cp->session ? "up" : np ? np->state : "down";
+        printf ("%-16s %-24s %-10s %-10s %12" PRIu64 " %12" PRIu64 " %10s\n",
+                cp ? cp->name : np->name, np && *np->endpoint ? np->endpoint : "-", state, handshake,
+                cp ? cp->rx_bytes : np->rx_bytes, cp ? cp->tx_bytes : np->tx_bytes, last);
+    }
+    return 0;
 }
 
 static void
@@ -388,10 +510,10 @@ main (int argc, char **argv)
         sup_stop_t stop = { .reason = "bifrostctl stop" };
         return s_expect_ok (s_request (run_dir, &sup_stop_schema, &stop));
     }
-    if (strcmp (command, "key") == 0 && nargs == 0) {
-        printf ("not available yet (the crypto service will provide it)\n");
-        return 0;
-    }
+    if (strcmp (command, "key") == 0 && nargs == 0)
+        return s_key (run_dir);
+    if (strcmp (command, "peers") == 0 && nargs == 0)
+        return s_peers (run_dir, json);
     fprintf (stderr, "bifrostctl: unknown command or wrong arguments: %s (see bifrostctl -h)\n", command);
     return 2;
 }

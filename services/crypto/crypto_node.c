@@ -278,6 +278,38 @@ crypto_node_keepalive_due (crypto_node_t *self, int id)
     return peer && crypto_session_keepalive_due (peer->session);
 }
 
+bool
+crypto_node_can_send (const crypto_node_t *self, int id, uint64_t now)
+{
+    s_peer_t *peer = s_peer (self, id);
+    return peer && crypto_session_can_send (peer->session, now);
+}
+
+void
+crypto_node_want_handshake (crypto_node_t *self, int id, uint64_t now)
+{
+    s_peer_t *peer = s_peer (self, id);
+    if (peer)
+        crypto_session_want_handshake (peer->session, now);
+}
+
+bool
+crypto_node_handshake_wanted (const crypto_node_t *self, int id)
+{
+    s_peer_t *peer = s_peer (self, id);
+    return peer && crypto_session_handshake_wanted (peer->session);
+}
+
+bool
+crypto_node_expire (crypto_node_t *self, int id, uint64_t now)
+{
+    s_peer_t *peer = s_peer (self, id);
+    if (!peer || !crypto_session_expire (peer->session, now))
+        return false;
+    s_reconcile (self, id);
+    return true;
+}
+
 int
 crypto_node_initiation (crypto_node_t *self, int id, uint64_t now, uint64_t wall_ns,
                         uint8_t out [CRYPTO_WIRE_INITIATION_SIZE])
@@ -751,7 +783,17 @@ crypto_node_test (bool verbose)
         assert (s_one (&b, &a, 2, n, now, one, &wire) == CRYPTO_NODE_DATA);
     }
     //  Expiry: after reject_after_time without a new handshake, old keys are refused
+    assert (crypto_node_can_send (a.node, a.peer, now) && crypto_node_can_send (b.node, b.peer, now));
+    assert (!crypto_node_expire (a.node, a.peer, now));
     now += config.reject_after_time;
+    assert (!crypto_node_can_send (a.node, a.peer, now) && !crypto_node_can_send (b.node, b.peer, now));
+    //  ...and wiped: B forgets the indices, so A's old packets are unknown there
+    assert (crypto_node_expire (b.node, b.peer, now));
+    assert (!crypto_node_expire (b.node, b.peer, now));
+    assert (!crypto_node_handshake_wanted (a.node, a.peer));
+    crypto_node_want_handshake (a.node, a.peer, now);
+    assert (crypto_node_handshake_wanted (a.node, a.peer));
+    assert (crypto_node_handshake_due (a.node, a.peer, now));
     assert (crypto_node_encrypt (a.node, a.peer, one, 100, BUFSIZE, now, &wire) == CRYPTO_SESSION_NO_KEY);
     assert (crypto_node_handshake_due (a.node, a.peer, now));
     wall += CRYPTO_SEC;

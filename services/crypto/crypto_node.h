@@ -81,6 +81,17 @@ bool crypto_node_handshake_due (crypto_node_t *self, int peer, uint64_t now);
 int crypto_node_initiation (crypto_node_t *self, int peer, uint64_t now, uint64_t wall_ns,
                             uint8_t out [CRYPTO_WIRE_INITIATION_SIZE]);
 bool crypto_node_keepalive_due (crypto_node_t *self, int peer);
+//  True if the peer has a current keypair that can send now (the service's
+//  "session up"); a responder's keys count only once the initiator used them
+bool crypto_node_can_send (const crypto_node_t *self, int peer, uint64_t now);
+//  Traffic waits for a session: start the handshake retry cycle if idle (the
+//  service queues the packet instead of calling encrypt and counting no_key)
+void crypto_node_want_handshake (crypto_node_t *self, int peer, uint64_t now);
+//  True while a handshake is being retried (false once it gave up)
+bool crypto_node_handshake_wanted (const crypto_node_t *self, int peer);
+//  Wipes the peer's keypairs past reject_after_time and forgets their indices;
+//  true if any was dropped
+bool crypto_node_expire (crypto_node_t *self, int peer, uint64_t now);
 
 //  Encrypt one packet for a peer (see crypto_session_encrypt); counts NO_KEY
 int crypto_node_encrypt (crypto_node_t *self, int peer, uint8_t *buf, size_t len, size_t cap,

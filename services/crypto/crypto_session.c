@@ -300,6 +300,27 @@ crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_len, u
 }
 
 bool
+crypto_session_expire (crypto_session_t *self, uint64_t now)
+{
+    bool dropped = false;
+    s_keypair_t **slots [3] = { &self->current, &self->previous, &self->next };
+    for (int i = 0; i < 3; i++)
+        if (*slots [i] && now - (*slots [i])->created >= self->config.reject_after_time) {
+            s_keypair_free (slots [i]);
+            dropped = true;
+        }
+    if (dropped)
+        self->generation++;
+    return dropped;
+}
+
+bool
+crypto_session_handshake_wanted (const crypto_session_t *self)
+{
+    return self->hs_wanted;
+}
+
+bool
 crypto_session_has_index (const crypto_session_t *self, uint32_t index)
 {
     return s_find ((crypto_session_t *) self, index) != NULL;
@@ -558,6 +579,16 @@ crypto_session_test (bool verbose)
         assert (packets < 100);
     }
     assert (packets == 10);
+    //  Expiry wipes the keypairs past the reject age, and only those
+    assert (!crypto_session_expire (c, now + config.reject_after_time - 1));
+    assert (crypto_session_can_send (c, now));
+    uint64_t gen = crypto_session_generation (c);
+    assert (crypto_session_expire (c, now + config.reject_after_time));
+    assert (crypto_session_generation (c) > gen);
+    assert (!crypto_session_can_send (c, now));
+    crypto_session_indices (c, idx);
+    assert (idx [0] == 0 && idx [1] == 0 && idx [2] == 0);
+    assert (!crypto_session_expire (c, now + config.reject_after_time));
     crypto_session_destroy (&c);
     crypto_session_destroy (&d);
 

@@ -80,6 +80,11 @@ bool crypto_session_keepalive_due (crypto_session_t *self);
 bool crypto_session_can_send (const crypto_session_t *self, uint64_t now);
 //  Wipes all keys (peer removed, or reject_after_time * 3 of silence)
 void crypto_session_clear (crypto_session_t *self);
+//  Wipes the keypairs past reject_after_time (unusable both ways, so there is no
+//  reason to keep them in memory); true if any was dropped
+bool crypto_session_expire (crypto_session_t *self, uint64_t now);
+//  True while a handshake is wanted (retrying) and has not given up
+bool crypto_session_handshake_wanted (const crypto_session_t *self);
 
 void crypto_session_test (bool verbose);
 #endif

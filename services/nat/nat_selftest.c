@@ -7,6 +7,8 @@
 #include "nat_resolver.h"
 #include "nat_peer.h"
 #include "nat_peer_table.h"
+#include "nat_handles.h"
+#include "nat_service.h"
 
 static const selftest_t s_tests [] = {
     { "nat_addr", nat_addr_test },
@@ -16,6 +18,8 @@ static const selftest_t s_tests [] = {
     { "nat_resolver", nat_resolver_test },
     { "nat_peer", nat_peer_test },
     { "nat_peer_table", nat_peer_table_test },
+    { "nat_handles", nat_handles_test },
+    { "nat_service", nat_service_test },
     { NULL, NULL }
 };
 

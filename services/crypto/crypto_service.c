@@ -1,0 +1,938 @@
+/*  crypto_service: pipes, timers and bus handlers around crypto_node. */
+#include "crypto_service.h"
+#include "crypto_identity.h"
+#include "crypto_node.h"
+#include "bus_log.h"
+#include "bus_peers.h"
+#include "bus_pipe.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MS  1000000ULL                  //  ns per ms
+#define DIAL_MIN_GAP    (250 * MS)      //  nat.dial: at most one initiation per peer per 250 ms
+#define ENDPOINT_REFRESH (1000 * MS)    //  re-confirm an unchanged handle at most once a second
+
+//  Service-level counters, next to crypto_node's own
+typedef enum {
+    S_QUEUE_FULL = 0,       //  packet for a peer whose queue is full
+    S_QUEUE_EXPIRED,        //  queued packets dropped: the handshake gave up or the keys went
+    S_BAD_PEER,             //  dev-crypto record for a peer index not configured
+    S_TOO_BIG,              //  packet that does not fit a batch
+    S_PIPE_FULL,            //  packets dropped by a full or absent next hop
+    S_BAD_BATCH,            //  malformed batches received
+    S_KEEPALIVES_TX,
+    S_ENDPOINTS,            //  ENDPOINT records sent
+    S_COUNTERS
+} s_counter_t;
+
+static const char *s_counter_names [S_COUNTERS] = {
+    "queue_full", "queue_expired", "bad_peer", "too_big", "pipe_full", "bad_batch",
+    "keepalives_tx", "endpoints_sent"
+};
+
+typedef struct {
+    uint8_t *buf;                       //  grown when needed, never freed per packet
+    size_t cap;
+    size_t len;
+} s_queued_t;
+
+typedef struct {
+    const bus_peer_t *conf;
+    char public_key [CRYPTO_KEY_BASE64_SIZE];
+    s_queued_t queue [CRYPTO_QUEUE_MAX];
+    size_t q_head, q_count;
+    bool has_handle;
+    uint32_t handle;                    //  nat's handle of the last authenticated source
+    uint64_t endpoint_at;               //  last ENDPOINT record sent
+    uint64_t last_rx, last_tx, handshake_at, initiated_at;     //  0 = never
+    uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes;
+    uint64_t keepalive_ns;
+    bool up;                            //  as last published
+} s_peer_t;
+
+struct _crypto_service_t {
+    bus_service_t *svc;
+    crypto_service_config_t config;
+    crypto_identity_t *identity;
+    char public_key [CRYPTO_KEY_BASE64_SIZE];
+    crypto_node_t *node;
+    bus_peers_t *peers;
+    s_peer_t *peer;
+    size_t peer_count;
+    bus_pipe_t *from_dev, *to_nat, *from_nat, *to_dev;
+    bus_batch_t *out_nat, *out_dev;
+    int timer_id;
+    uint64_t counters [S_COUNTERS];
+};
+
+static uint64_t
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t
+s_wall (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+//  --------------------------------------------------------------------------
+//  Configuration
+
+static const char *const s_crypto_keys [] = {
+    "rekey_after_time", "reject_after_time", "rekey_after_packets", "rekey_after_bytes", NULL
+};
+
+void
+crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
+{
+    crypto_service_config_t local;
+    crypto_service_config_t *cfg = out ? out : &local;
+    memset (cfg, 0, sizeof *cfg);
+    crypto_session_config_defaults (&cfg->session);
+    snprintf (cfg->key_file, sizeof cfg->key_file, "%s", CRYPTO_KEY_FILE_DEFAULT);
+    cfg->keepalive_ms = 25000;
+    if (!config)
+        return;
+    config_t *raw = bus_config_raw (config);
+
+    const char *key_file = bus_config_string (config, "key_file", CRYPTO_KEY_FILE_DEFAULT);
+    config_setting_t *key_setting = config_lookup (raw, "key_file");
+    if (!key_file || !*key_file || strlen (key_file) >= sizeof cfg->key_file)
+        bus_config_error (config, key_setting, "expected a path of 1..%zu characters",
+                          sizeof cfg->key_file - 1);
+    else
+        snprintf (cfg->key_file, sizeof cfg->key_file, "%s", key_file);
+
+    const char *psk = bus_config_string (config, "psk", NULL);
+    if (psk) {
+        size_t bin_len = 0;
+        const char *end = NULL;
+        if (sodium_base642bin (cfg->psk, sizeof cfg->psk, psk, strlen (psk), NULL, &bin_len, &end,
+                               sodium_base64_VARIANT_ORIGINAL) != 0
+        ||  bin_len != 32 || end != psk + strlen (psk))
+            bus_config_error (config, config_lookup (raw, "psk"),
+                              "expected 32 bytes in base64 (44 characters), e.g. from `openssl rand -base64 32`");
+        else
+            cfg->has_psk = true;
+    }
+
+    config_setting_t *group = config_lookup (raw, "crypto");
+    if (group && !config_setting_is_group (group))
+        bus_config_error (config, group, "expected a group { rekey_after_time = \"120s\"; ... }");
+    else
+    if (group) {
+        bus_config_check_keys (config, group, s_crypto_keys);
+        crypto_session_config_t *s = &cfg->session;
+        int64_t rekey = bus_config_setting_duration_ms (config, group, "rekey_after_time",
+                                                         120000, 1000, 86400000);
+        int64_t reject = bus_config_setting_duration_ms (config, group, "reject_after_time",
+                                                          rekey + 60000, 2000, 86400000 + 60000);
+        if (reject <= rekey)
+            bus_config_error (config, config_setting_get_member (group, "reject_after_time"),
+                              "must be longer than rekey_after_time (%lld ms)",
+                              (long long) rekey);
+        else {
+            s->rekey_after_time = (uint64_t) rekey * MS;
+            s->reject_after_time = (uint64_t) reject * MS;
+        }
+        s->rekey_after_messages = (uint64_t) bus_config_setting_int (config, group, "rekey_after_packets",
+                                                                     (int64_t) (1ULL << 60), 1, INT64_MAX);
+        s->rekey_after_bytes = (uint64_t) bus_config_setting_int (config, group, "rekey_after_bytes",
+                                                                  0, 0, INT64_MAX);
+    }
+    //  The connection group is nat's too: read only our key, never complain about the others
+    cfg->keepalive_ms = bus_config_duration_ms (config, "connection.keepalive_interval", 25000,
+                                                1000, 3600000);
+
+    bus_peers_t *peers = bus_peers_load (config);
+    //  An existing key file must be usable, and not be one of the peers' keys
+    struct stat st;
+    if (cfg->key_file [0] && stat (cfg->key_file, &st) == 0) {
+        char err [300];
+        crypto_identity_t *identity = crypto_identity_load (cfg->key_file, false, err, sizeof err);
+        if (!identity)
+            bus_config_error (config, key_setting, "%s%s", key_setting ? "" : "key_file: ", err);
+        else
+        if (peers) {
+            const bus_peer_t *self_peer = bus_peers_find_key (peers, crypto_identity_public (identity));
+            if (self_peer) {
+                config_setting_t *list = config_lookup (raw, "peers");
+                config_setting_t *item = list ? config_setting_get_elem (list, self_peer->index) : NULL;
+                bus_config_error (config, item ? config_setting_get_member (item, "public_key") : NULL,
+                                  "peer '%s' has this node's own public key (%s)",
+                                  self_peer->name, self_peer->public_key);
+            }
+        }
+        crypto_identity_destroy (&identity);
+    }
+    bus_peers_destroy (&peers);
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+//  Sends a batch if it holds anything; packets of a dropped batch are counted
+static void
+s_send (crypto_service_t *self, bus_pipe_t *pipe, bus_batch_t *batch)
+{
+    size_t count = bus_batch_count (batch);
+    if (count && bus_pipe_send (pipe, batch) != 0)
+        self->counters [S_PIPE_FULL] += count;
+}
+
+//  Reserves len plain bytes for tag in batch, sending the batch first when full
+static uint8_t *
+s_reserve (crypto_service_t *self, bus_pipe_t *pipe, bus_batch_t *batch, uint32_t tag, size_t len)
+{
+    uint8_t *dst = bus_batch_reserve (batch, tag, len);
+    if (!dst && bus_batch_count (batch)) {
+        s_send (self, pipe, batch);
+        dst = bus_batch_reserve (batch, tag, len);
+    }
+    if (!dst)
+        self->counters [S_TOO_BIG]++;
+    return dst;
+}
+
+//  The record of a packet just reserved in a builder, for bus_packet_grow: the
+//  layout is fixed by docs/data-plane.md (8-byte record header, 16 headroom)
+static bus_packet_t
+s_reserved_packet (uint8_t *dst, uint32_t tag, size_t len)
+{
+    bus_packet_t pkt = {
+        .data = dst, .len = len, .tag = tag, .flags = 0,
+        .record = dst - BUS_BATCH_HEADROOM - BUS_BATCH_RECORD
+    };
+    return pkt;
+}
+
+//  Encrypts len bytes of plaintext for peer i into the crypto-nat batch: the
+//  plaintext is written into a record's slot, the record grown over its room
+//  and encrypted where it lies. plain NULL (len 0) makes a keepalive.
+static bool
+s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, uint64_t now)
+{
+    uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, len);
+    if (!dst)
+        return false;
+    if (len)
+        memcpy (dst, plain, len);
+    bus_packet_t pkt = s_reserved_packet (dst, (uint32_t) i, len);
+    int rc = bus_packet_grow (&pkt);
+    assert (rc == 0);
+    size_t wire = 0;
+    rc = crypto_node_encrypt (self->node, i, pkt.data, len, pkt.len, now, &wire);
+    if (rc != CRYPTO_SESSION_OK) {
+        bus_packet_shrink (&pkt);
+        bus_batch_cancel (self->out_nat);
+        return false;
+    }
+    assert (wire == pkt.len);
+    s_peer_t *peer = &self->peer [i];
+    peer->last_tx = now;
+    if (len) {
+        peer->tx_packets++;
+        peer->tx_bytes += len;
+    }
+    else
+        self->counters [S_KEEPALIVES_TX]++;
+    return true;
+}
+
+static void
+s_initiate (crypto_service_t *self, int i, uint64_t now)
+{
+    uint8_t msg [CRYPTO_WIRE_INITIATION_SIZE];
+    if (crypto_node_initiation (self->node, i, now, s_wall (), msg) != 0)
+        return;
+    self->peer [i].initiated_at = now;
+    uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof msg);
+    if (dst)
+        memcpy (dst, msg, sizeof msg);
+    bus_debug ("peer %s: handshake initiation sent", self->peer [i].conf->name);
+}
+
+//  Tells nat that peer i is at the address of handle (authenticated just now).
+//  force: before a handshake response, which must go back where the initiation
+//  came from. Otherwise only when the handle changed (roaming), or as a cheap
+//  refresh once a second, so a restarted nat whose new handle happens to have
+//  the old number still learns the address.
+static void
+s_endpoint (crypto_service_t *self, int i, uint32_t handle, bool force, uint64_t now)
+{
+    s_peer_t *peer = &self->peer [i];
+    if (!force && peer->has_handle && peer->handle == handle && now - peer->endpoint_at < ENDPOINT_REFRESH)
+        return;
+    if (!peer->has_handle || peer->handle != handle)
+        bus_debug ("peer %s: endpoint is nat handle %u", peer->conf->name, handle);
+    uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof handle);
+    if (!dst)
+        return;
+    memcpy (dst, &handle, sizeof handle);   //  host order
+    bus_batch_set_flags (self->out_nat, CRYPTO_FLAG_ENDPOINT);
+    peer->has_handle = true;
+    peer->handle = handle;
+    peer->endpoint_at = now;
+    self->counters [S_ENDPOINTS]++;
+}
+
+//  --------------------------------------------------------------------------
+//  Queue of packets waiting for a session
+
+static void
+s_queue_push (crypto_service_t *self, int i, const uint8_t *data, size_t len)
+{
+    s_peer_t *peer = &self->peer [i];
+    if (peer->q_count == CRYPTO_QUEUE_MAX) {
+        self->counters [S_QUEUE_FULL]++;
+        return;
+    }
+    s_queued_t *q = &peer->queue [(peer->q_head + peer->q_count) % CRYPTO_QUEUE_MAX];
+    if (q->cap < len) {
+        //  Once per slot and size class, not per packet
+        size_t cap = len < 2048 ? 2048 : len;
+        uint8_t *grown = realloc (q->buf, cap);
+        assert (grown);
+        q->buf = grown;
+        q->cap = cap;
+    }
+    memcpy (q->buf, data, len);
+    q->len = len;
+    peer->q_count++;
+}
+
+static void
+s_queue_flush (crypto_service_t *self, int i, uint64_t now)
+{
+    s_peer_t *peer = &self->peer [i];
+    while (peer->q_count && crypto_node_can_send (self->node, i, now)) {
+        s_queued_t *q = &peer->queue [peer->q_head];
+        s_encrypt_out (self, i, q->buf, q->len, now);
+        peer->q_head = (peer->q_head + 1) % CRYPTO_QUEUE_MAX;
+        peer->q_count--;
+    }
+}
+
+static void
+s_queue_drop (crypto_service_t *self, int i)
+{
+    s_peer_t *peer = &self->peer [i];
+    self->counters [S_QUEUE_EXPIRED] += peer->q_count;
+    peer->q_head = peer->q_count = 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Events
+
+static int64_t
+s_age_ms (uint64_t since, uint64_t now)
+{
+    return since ? (int64_t) ((now - since) / MS) : -1;
+}
+
+static void
+s_publish (crypto_service_t *self, int i, uint64_t now)
+{
+    s_peer_t *peer = &self->peer [i];
+    crypto_peer_event_t event;
+    memset (&event, 0, sizeof event);
+    event.index = (uint32_t) i;
+    snprintf (event.name, sizeof event.name, "%s", peer->conf->name);
+    snprintf (event.public_key, sizeof event.public_key, "%s", peer->public_key);
+    snprintf (event.state, sizeof event.state, "%s", peer->up ? "up" : "down");
+    event.handshake_age_ms = s_age_ms (peer->handshake_at, now);
+    bus_service_publish (self->svc, &crypto_peer_event_schema, &event);
+}
+
+//  Publishes crypto.peer when the session of peer i came up or went away
+static void
+s_check_state (crypto_service_t *self, int i, uint64_t now)
+{
+    s_peer_t *peer = &self->peer [i];
+    bool up = crypto_node_can_send (self->node, i, now);
+    if (up == peer->up)
+        return;
+    peer->up = up;
+    bus_info ("peer %s (%s): session %s", peer->conf->name, peer->public_key, up ? "up" : "down");
+    s_publish (self, i, now);
+}
+
+static void
+s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    uint64_t now = s_now ();
+    for (size_t i = 0; i < self->peer_count; i++)
+        s_publish (self, (int) i, now);
+}
+
+//  --------------------------------------------------------------------------
+//  Pipes
+
+//  dev-crypto: plaintext from device, tag = destination peer or every peer
+static int
+s_on_device (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    bus_batch_iter_t iter;
+    int rc;
+    //  A bounded number of batches per wakeup, so the other pipe gets its turn
+    for (int n = 0; n < 16 && (rc = bus_pipe_recv (self->from_dev, &iter, 0)) != 0; n++) {
+        if (rc < 0) {
+            self->counters [S_BAD_BATCH]++;
+            bus_warn ("%s: batch rejected: %s", CRYPTO_PIPE_FROM_DEVICE, bus_pipe_error (self->from_dev));
+            continue;
+        }
+        uint64_t now = s_now ();
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt)) {
+            if (pkt.tag == BUS_PEER_FLOOD) {
+                for (size_t i = 0; i < self->peer_count; i++)
+                    if (crypto_node_can_send (self->node, (int) i, now))
+                        s_encrypt_out (self, (int) i, pkt.data, pkt.len, now);
+                continue;
+            }
+            if (pkt.tag >= self->peer_count) {
+                self->counters [S_BAD_PEER]++;
+                continue;
+            }
+            int i = (int) pkt.tag;
+            if (crypto_node_can_send (self->node, i, now))
+                s_encrypt_out (self, i, pkt.data, pkt.len, now);
+            else {
+                //  Hold it while the handshake runs: the first ping is not lost
+                s_queue_push (self, i, pkt.data, pkt.len);
+                crypto_node_want_handshake (self->node, i, now);
+                if (crypto_node_handshake_due (self->node, i, now))
+                    s_initiate (self, i, now);
+            }
+        }
+        s_send (self, self->to_nat, self->out_nat);
+    }
+    return 0;
+}
+
+//  One datagram from nat, already grown to its wire length
+static void
+s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
+{
+    uint8_t reply [CRYPTO_WIRE_RESPONSE_SIZE];
+    crypto_rx_t rx;
+    int rc = crypto_node_receive (self->node, pkt->data, pkt->len, now, reply, &rx);
+    if (rc == CRYPTO_NODE_DROP) {
+        if (rx.drop >= CRYPTO_DROP_HS_UNKNOWN_KEY && rx.drop <= CRYPTO_DROP_HS_UNEXPECTED)
+            bus_debug ("handshake refused: %s", crypto_node_last_error (self->node));
+        return;
+    }
+    int i = rx.peer;
+    assert (i >= 0 && (size_t) i < self->peer_count);
+    s_peer_t *peer = &self->peer [i];
+    peer->last_rx = now;
+    switch (rc) {
+        case CRYPTO_NODE_REPLY: {
+            //  The response goes back where the initiation came from
+            s_endpoint (self, i, pkt->tag, true, now);
+            peer->handshake_at = now;
+            uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, rx.reply_len);
+            if (dst)
+                memcpy (dst, reply, rx.reply_len);
+            break;
+        }
+        case CRYPTO_NODE_ESTABLISHED:
+            s_endpoint (self, i, pkt->tag, true, now);
+            peer->handshake_at = now;
+            s_queue_flush (self, i, now);
+            //  Nothing queued went out: a keepalive confirms the keys to the responder
+            if (crypto_node_keepalive_due (self->node, i))
+                s_encrypt_out (self, i, NULL, 0, now);
+            break;
+        case CRYPTO_NODE_DATA: {
+            s_endpoint (self, i, pkt->tag, false, now);
+            bus_packet_shrink (pkt);
+            assert (pkt->len == rx.plain_len);
+            uint8_t *dst = s_reserve (self, self->to_dev, self->out_dev, (uint32_t) i, pkt->len);
+            if (dst)
+                memcpy (dst, pkt->data, pkt->len);
+            peer->rx_packets++;
+            peer->rx_bytes += pkt->len;
+            break;
+        }
+        case CRYPTO_NODE_KEEPALIVE:
+            s_endpoint (self, i, pkt->tag, false, now);
+            break;
+        default:
+            break;
+    }
+    //  A responder may send once the initiator used the new keys
+    if (peer->q_count)
+        s_queue_flush (self, i, now);
+    s_check_state (self, i, now);
+}
+
+//  nat-crypto: wire datagrams, tag = nat's handle of the source address
+static int
+s_on_nat (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    bus_batch_iter_t iter;
+    int rc;
+    for (int n = 0; n < 16 && (rc = bus_pipe_recv (self->from_nat, &iter, 0)) != 0; n++) {
+        if (rc < 0) {
+            self->counters [S_BAD_BATCH]++;
+            bus_warn ("%s: batch rejected: %s", CRYPTO_PIPE_FROM_NAT, bus_pipe_error (self->from_nat));
+            continue;
+        }
+        uint64_t now = s_now ();
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt)) {
+            //  nat writes the datagram over the record's room: grow to see all of it
+            if (!(pkt.flags & BUS_BATCH_GROWN))
+                bus_packet_grow (&pkt);
+            s_from_wire (self, &pkt, now);
+        }
+        s_send (self, self->to_dev, self->out_dev);
+        s_send (self, self->to_nat, self->out_nat);
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Timer: handshake retries, keepalives, rekey (through handshake_due), expiry
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    uint64_t now = s_now ();
+    for (size_t n = 0; n < self->peer_count; n++) {
+        int i = (int) n;
+        s_peer_t *peer = &self->peer [i];
+        if (crypto_node_expire (self->node, i, now))
+            bus_debug ("peer %s: expired keys wiped", peer->conf->name);
+        if (crypto_node_handshake_due (self->node, i, now))
+            s_initiate (self, i, now);
+        if (crypto_node_can_send (self->node, i, now)) {
+            if (now - peer->last_tx >= peer->keepalive_ns || crypto_node_keepalive_due (self->node, i))
+                s_encrypt_out (self, i, NULL, 0, now);
+        }
+        else
+        if (peer->q_count && !crypto_node_handshake_wanted (self->node, i))
+            s_queue_drop (self, i);     //  the handshake gave up
+        s_check_state (self, i, now);
+    }
+    s_send (self, self->to_nat, self->out_nat);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Bus handlers
+
+static int
+s_peer_by_name (crypto_service_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->peer_count; i++)
+        if (streq (self->peer [i].conf->name, name))
+            return (int) i;
+    return -1;
+}
+
+static void
+s_on_key (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    crypto_key_t req;
+    char err [200];
+    if (bus_envelope_get_msg (env, &crypto_key_schema, &req, err, sizeof err)) {
+        bus_service_reply_error (svc, env, 400, "%s", err);
+        return;
+    }
+    crypto_key_reply_t reply;
+    memset (&reply, 0, sizeof reply);
+    if (req.peer [0]) {
+        int i = s_peer_by_name (self, req.peer);
+        if (i < 0) {
+            bus_service_reply_error (svc, env, 404, "no peer named '%s'", req.peer);
+            return;
+        }
+        snprintf (reply.name, sizeof reply.name, "%s", req.peer);
+        snprintf (reply.public_key, sizeof reply.public_key, "%s", self->peer [i].public_key);
+    }
+    else
+        snprintf (reply.public_key, sizeof reply.public_key, "%s", self->public_key);
+    bus_service_reply (svc, env, &crypto_key_reply_schema, &reply);
+}
+
+static void
+s_counter (crypto_status_reply_t *reply, const char *name, uint64_t value)
+{
+    if (reply->counters_count < sizeof reply->counters / sizeof reply->counters [0]) {
+        crypto_counter_t *c = &reply->counters [reply->counters_count++];
+        snprintf (c->name, sizeof c->name, "%s", name);
+        c->value = value;
+    }
+}
+
+static void
+s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    crypto_status_t req;
+    char err [200];
+    if (bus_envelope_get_msg (env, &crypto_status_schema, &req, err, sizeof err)) {
+        bus_service_reply_error (svc, env, 400, "%s", err);
+        return;
+    }
+    if (req.peer [0] && s_peer_by_name (self, req.peer) < 0) {
+        bus_service_reply_error (svc, env, 404, "no peer named '%s'", req.peer);
+        return;
+    }
+    //  Big (250 peers): on the heap, once per request
+    crypto_status_reply_t *reply = calloc (1, sizeof *reply);
+    assert (reply);
+    uint64_t now = s_now ();
+    snprintf (reply->public_key, sizeof reply->public_key, "%s", self->public_key);
+    crypto_node_stats_t stats;
+    crypto_node_stats (self->node, &stats);
+    s_counter (reply, "rx_packets", stats.rx_packets);
+    s_counter (reply, "rx_bytes", stats.rx_bytes);
+    s_counter (reply, "tx_packets", stats.tx_packets - self->counters [S_KEEPALIVES_TX]);
+    s_counter (reply, "tx_bytes", stats.tx_bytes);
+    s_counter (reply, "keepalives_rx", stats.keepalives_rx);
+    s_counter (reply, "handshakes_initiated", stats.handshakes_initiated);
+    s_counter (reply, "handshakes_responded", stats.handshakes_responded);
+    s_counter (reply, "handshakes_completed", stats.handshakes_completed);
+    for (int d = 0; d < CRYPTO_DROP_COUNT; d++)
+        s_counter (reply, crypto_drop_name ((crypto_drop_t) d), stats.drops [d]);
+    for (int c = 0; c < S_COUNTERS; c++)
+        s_counter (reply, s_counter_names [c], self->counters [c]);
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *peer = &self->peer [i];
+        if (req.peer [0] && !streq (req.peer, peer->conf->name))
+            continue;
+        crypto_status_peer_t *p = &reply->peers [reply->peers_count++];
+        p->index = (uint32_t) i;
+        snprintf (p->name, sizeof p->name, "%s", peer->conf->name);
+        snprintf (p->public_key, sizeof p->public_key, "%s", peer->public_key);
+        p->session = crypto_node_can_send (self->node, (int) i, now);
+        p->handshake_age_ms = s_age_ms (peer->handshake_at, now);
+        p->last_rx_ms_ago = s_age_ms (peer->last_rx, now);
+        p->rx_packets = peer->rx_packets;
+        p->tx_packets = peer->tx_packets;
+        p->rx_bytes = peer->rx_bytes;
+        p->tx_bytes = peer->tx_bytes;
+        p->queued = (uint32_t) peer->q_count;
+    }
+    bus_service_reply (svc, env, &crypto_status_reply_schema, reply);
+    free (reply);
+}
+
+//  nat asks for a handshake with a direct peer now
+static void
+s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    nat_dial_t dial;
+    char err [200];
+    if (bus_envelope_get_msg (env, &nat_dial_schema, &dial, err, sizeof err)) {
+        bus_warn ("nat.dial: %s", err);
+        return;
+    }
+    if (dial.index >= self->peer_count) {
+        bus_warn ("nat.dial: no peer %u (%zu configured)", dial.index, self->peer_count);
+        return;
+    }
+    uint64_t now = s_now ();
+    s_peer_t *peer = &self->peer [dial.index];
+    if (peer->initiated_at && now - peer->initiated_at < DIAL_MIN_GAP)
+        return;                         //  one is on its way
+    s_initiate (self, (int) dial.index, now);
+    s_send (self, self->to_nat, self->out_nat);
+}
+
+//  --------------------------------------------------------------------------
+
+//  mkdir -p of the key file's directory, 0700 for what we create
+static int
+s_make_parent (const char *path, char *err, size_t errsize)
+{
+    char dir [256];
+    snprintf (dir, sizeof dir, "%s", path);
+    char *slash = strrchr (dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = 0;
+    for (char *p = dir + 1; ; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            if (mkdir (dir, 0700) != 0 && errno != EEXIST) {
+                snprintf (err, errsize, "cannot create directory %s: %s", dir, strerror (errno));
+                return -1;
+            }
+            *p = saved;
+            if (!saved)
+                break;
+        }
+    }
+    return 0;
+}
+
+crypto_service_t *
+crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
+{
+    bus_config_t *config = bus_service_config (svc);
+    crypto_service_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->svc = svc;
+    self->timer_id = -1;
+    crypto_service_check_config (config, &self->config);
+    if (config && bus_config_error_count (config)) {
+        snprintf (err, errsize, "%s", bus_config_error_text (config, 0));
+        goto fail;
+    }
+    if (s_make_parent (self->config.key_file, err, errsize))
+        goto fail;
+    struct stat st;
+    bool created = stat (self->config.key_file, &st) != 0;
+    self->identity = crypto_identity_load (self->config.key_file, true, err, errsize);
+    if (!self->identity)
+        goto fail;
+    crypto_identity_public_base64 (self->identity, self->public_key);
+    if (created)
+        bus_info ("created key file %s", self->config.key_file);
+    bus_info ("public key %s", self->public_key);
+
+    self->node = crypto_node_new (self->identity, self->config.has_psk ? self->config.psk : NULL,
+                                  &self->config.session);
+    sodium_memzero (self->config.psk, sizeof self->config.psk);
+    if (!self->node) {
+        snprintf (err, errsize, "libsodium failed to initialise");
+        goto fail;
+    }
+    //  Peers: crypto_node ids are the config indices
+    bus_config_t *empty = NULL;
+    if (!config) {
+        empty = bus_config_load_string ("", "(defaults)", err, errsize);
+        assert (empty);
+    }
+    self->peers = bus_peers_load (config ? config : empty);
+    bus_config_destroy (&empty);
+    self->peer_count = bus_peers_count (self->peers);
+    self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (s_peer_t));
+    assert (self->peer);
+    for (uint32_t i = 0; i < self->peer_count; i++) {
+        const bus_peer_t *conf = bus_peers_get (self->peers, i);
+        s_peer_t *peer = &self->peer [i];
+        peer->conf = conf;
+        crypto_key_to_base64 (conf->key, peer->public_key);
+        peer->keepalive_ns = (uint64_t) (conf->keepalive_ms > 0 ? conf->keepalive_ms
+                                                                : self->config.keepalive_ms) * MS;
+        char cause [160];
+        if (crypto_node_peer_add (self->node, conf->key, cause, sizeof cause) != (int) i) {
+            snprintf (err, errsize, "peer '%s': %s", conf->name, cause);
+            goto fail;
+        }
+        for (uint32_t a = 0; a < conf->allowed_count; a++) {
+            char cidr [64];
+            bus_prefix_format (&conf->allowed [a], cidr, sizeof cidr);
+            if (crypto_node_peer_allow (self->node, (int) i, cidr, cause, sizeof cause)) {
+                snprintf (err, errsize, "peer '%s': allowed_ips %s: %s", conf->name, cidr, cause);
+                goto fail;
+            }
+        }
+    }
+
+    const char *run_dir = bus_service_run_dir (svc);
+    self->from_dev = bus_pipe_new (run_dir, CRYPTO_PIPE_FROM_DEVICE, BUS_PIPE_RECEIVER, 0);
+    self->from_nat = bus_pipe_new (run_dir, CRYPTO_PIPE_FROM_NAT, BUS_PIPE_RECEIVER, 0);
+    self->to_nat = bus_pipe_new (run_dir, CRYPTO_PIPE_TO_NAT, BUS_PIPE_SENDER, 0);
+    self->to_dev = bus_pipe_new (run_dir, CRYPTO_PIPE_TO_DEVICE, BUS_PIPE_SENDER, 0);
+    if (!self->from_dev || !self->from_nat || !self->to_nat || !self->to_dev) {
+        snprintf (err, errsize, "cannot open the data pipes in %s", run_dir);
+        goto fail;
+    }
+    self->out_nat = bus_batch_new (0);
+    self->out_dev = bus_batch_new (0);
+
+    zloop_t *loop = bus_service_loop (svc);
+    zloop_reader (loop, bus_pipe_sock (self->from_dev), s_on_device, self);
+    zloop_reader (loop, bus_pipe_sock (self->from_nat), s_on_nat, self);
+    self->timer_id = zloop_timer (loop, CRYPTO_TICK_MS, 0, s_on_tick, self);
+    bus_service_handle (svc, "crypto.key", s_on_key, self);
+    bus_service_handle (svc, "crypto.status", s_on_status, self);
+    bus_service_handle (svc, "nat.dial", s_on_dial, self);
+    bus_service_on_connect (svc, s_on_connect, self);
+    bus_info ("%zu peer(s), keepalive %lld ms, psk %s", self->peer_count,
+              (long long) self->config.keepalive_ms, self->config.has_psk ? "set" : "none");
+    return self;
+fail:
+    crypto_service_destroy (&self);
+    return NULL;
+}
+
+void
+crypto_service_destroy (crypto_service_t **self_p)
+{
+    assert (self_p);
+    crypto_service_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_t *loop = bus_service_loop (self->svc);
+    if (self->from_dev)
+        zloop_reader_end (loop, bus_pipe_sock (self->from_dev));
+    if (self->from_nat)
+        zloop_reader_end (loop, bus_pipe_sock (self->from_nat));
+    if (self->timer_id >= 0)
+        zloop_timer_end (loop, self->timer_id);
+    bus_pipe_destroy (&self->from_dev);
+    bus_pipe_destroy (&self->from_nat);
+    bus_pipe_destroy (&self->to_nat);
+    bus_pipe_destroy (&self->to_dev);
+    bus_batch_destroy (&self->out_nat);
+    bus_batch_destroy (&self->out_dev);
+    for (size_t i = 0; i < self->peer_count; i++)
+        for (int q = 0; q < CRYPTO_QUEUE_MAX; q++) {
+            //  Queued plaintext: wipe before it goes back to the heap
+            if (self->peer [i].queue [q].buf)
+                sodium_memzero (self->peer [i].queue [q].buf, self->peer [i].queue [q].cap);
+            free (self->peer [i].queue [q].buf);
+        }
+    free (self->peer);
+    bus_peers_destroy (&self->peers);
+    crypto_node_destroy (&self->node);
+    crypto_identity_destroy (&self->identity);
+    sodium_memzero (&self->config, sizeof self->config);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+crypto_service_public_key (crypto_service_t *self)
+{
+    return self->public_key;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: configuration checks and the key file. The data path with real
+//  processes is tests/integration/crypto_service.sh.
+
+static size_t
+s_check (const char *text, bool verbose, const char *expect)
+{
+    char err [300];
+    bus_config_t *config = bus_config_load_string (text, "node.cfg", err, sizeof err);
+    assert (config);
+    crypto_service_check_config (config, NULL);
+    size_t errors = bus_config_error_count (config);
+    if (verbose)
+        for (size_t e = 0; e < errors; e++)
+            printf ("  %s\n", bus_config_error_text (config, e));
+    if (expect) {
+        bool found = false;
+        for (size_t e = 0; e < errors; e++)
+            found |= strstr (bus_config_error_text (config, e), expect) != NULL;
+        assert (found);
+    }
+    bus_config_destroy (&config);
+    return errors;
+}
+
+void
+crypto_service_test (bool verbose)
+{
+    char dir [] = "/tmp/crypto-service-test-XXXXXX";
+    assert (mkdtemp (dir));
+    char key_file [200], text [2000];
+    snprintf (key_file, sizeof key_file, "%s/state/sub/node.key", dir);
+
+    //  Defaults; a full good config
+    crypto_service_config_t cfg;
+    crypto_service_check_config (NULL, &cfg);
+    assert (streq (cfg.key_file, CRYPTO_KEY_FILE_DEFAULT) && cfg.keepalive_ms == 25000 && !cfg.has_psk);
+    crypto_identity_t *other = crypto_identity_new ();
+    char other_key [CRYPTO_KEY_BASE64_SIZE];
+    crypto_identity_public_base64 (other, other_key);
+    setenv ("CRYPTO_TEST_PSK", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", 1);
+    snprintf (text, sizeof text,
+        "key_file = \"%s\";\npsk = \"${CRYPTO_TEST_PSK}\";\n"
+        "crypto = { rekey_after_time = \"60s\"; reject_after_time = \"90s\"; rekey_after_packets = 1000; };\n"
+        "connection = { keepalive_interval = \"10s\"; direct_connect = true; anything = 1; };\n"
+        "device = { whatever = 1; };\n"
+        "peers = ( { name = \"b\"; public_key = \"%s\"; allowed_ips = [\"10.100.0.2/32\"]; } );\n",
+        key_file, other_key);
+    bus_config_t *config = bus_config_load_string (text, "node.cfg", text + 1500, 500);
+    assert (config);
+    crypto_service_check_config (config, &cfg);
+    assert (bus_config_error_count (config) == 0);
+    assert (streq (cfg.key_file, key_file) && cfg.has_psk && cfg.psk [31] == 31);
+    assert (cfg.keepalive_ms == 10000);
+    assert (cfg.session.rekey_after_time == 60 * CRYPTO_SEC && cfg.session.reject_after_time == 90 * CRYPTO_SEC);
+    assert (cfg.session.rekey_after_messages == 1000);
+    bus_config_destroy (&config);
+
+    //  Bad values: every one reported with file and line
+    assert (s_check ("psk = \"short\";\n", verbose, "node.cfg:1: psk") == 1);
+    assert (s_check ("psk = \"${CRYPTO_TEST_UNSET_VAR}\";\n", verbose, "CRYPTO_TEST_UNSET_VAR") >= 1);
+    assert (s_check ("\ncrypto = { rekey_after_time = \"2m\"; reject_after_time = \"1m\"; };\n",
+                     verbose, "node.cfg:2: ") == 1);
+    assert (s_check ("crypto = { rekey_after = \"2m\"; };\n", verbose, "rekey_after") == 1);
+    assert (s_check ("crypto = { rekey_after_time = \"soon\"; };\n", verbose, "rekey_after_time") == 1);
+    assert (s_check ("crypto = 5;\n", verbose, "expected a group") == 1);
+    assert (s_check ("connection = { keepalive_interval = \"0s\"; };\n", verbose, "keepalive_interval") == 1);
+    assert (s_check ("peers = ( { name = \"x\"; public_key = \"nope\"; } );\n", verbose, "public_key") >= 1);
+
+    //  The key file is created at start (0600, directory 0700) and then reused
+    bus_service_t *svc = bus_service_new ("crypto", NULL, dir);
+    assert (svc);
+    snprintf (text, sizeof text, "key_file = \"%s\";\n", key_file);
+    config = bus_config_load_string (text, "node.cfg", text + 1500, 500);
+    bus_service_set_config (svc, config);
+    char err [300];
+    crypto_service_t *self = crypto_service_new (svc, err, sizeof err);
+    assert (self);
+    struct stat st;
+    assert (stat (key_file, &st) == 0 && (st.st_mode & 0777) == 0600);
+    char parent [220];
+    snprintf (parent, sizeof parent, "%s/state/sub", dir);
+    assert (stat (parent, &st) == 0 && (st.st_mode & 0777) == 0700);
+    char first [CRYPTO_KEY_BASE64_SIZE];
+    snprintf (first, sizeof first, "%s", crypto_service_public_key (self));
+    assert (strlen (first) == 44);
+    crypto_service_destroy (&self);
+    assert (self == NULL);
+    self = crypto_service_new (svc, err, sizeof err);
+    assert (self && streq (first, crypto_service_public_key (self)));
+    crypto_service_destroy (&self);
+
+    //  Our own key as a peer: --check-config says so
+    snprintf (text, sizeof text, "key_file = \"%s\";\n\npeers = ( { name = \"me\"; public_key = \"%s\"; } );\n",
+              key_file, first);
+    assert (s_check (text, verbose, "node.cfg:3: peers.[0].public_key: peer 'me' has this node's own public key") == 1);
+    //  A key file others can read is refused, by check-config and at start
+    chmod (key_file, 0644);
+    snprintf (text, sizeof text, "key_file = \"%s\";\n", key_file);
+    assert (s_check (text, verbose, "node.cfg:1: key_file") == 1);
+    assert (crypto_service_new (svc, err, sizeof err) == NULL);
+    if (verbose)
+        printf ("  refused: %s\n", err);
+
+    bus_service_destroy (&svc);
+    bus_config_destroy (&config);
+    crypto_identity_destroy (&other);
+    unlink (key_file);
+    rmdir (parent);
+    snprintf (parent, sizeof parent, "%s/state", dir);
+    rmdir (parent);
+    char cmd [300];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert (system (cmd) == 0);
+}

@@ -1,0 +1,57 @@
+/*  crypto_service: the crypto process's logic on a bus_service loop.
+
+    Wraps crypto_node (keys, sessions, every send/receive decision) with the four
+    data pipes of docs/packet-path.md and the bus:
+
+        device --dev-crypto--> encrypt (or queue + handshake) --crypto-nat--> nat
+        nat --nat-crypto--> handshake / decrypt + anti-spoof --crypto-dev--> device
+
+    It tells nat where each peer is (ENDPOINT records, only for authenticated
+    packets), runs the handshake retry, keepalive, rekey and key expiry timers,
+    answers `crypto.key` and `crypto.status`, publishes `crypto.peer` and starts a
+    handshake on `nat.dial`. A class, not main's statics, so a test can run the
+    whole service in-process. It opens no network socket; the private key stays
+    inside crypto_identity and is never logged. */
+#ifndef CRYPTO_SERVICE_H_INCLUDED
+#define CRYPTO_SERVICE_H_INCLUDED
+
+#include "bus_service.h"
+#include "crypto_session.h"
+
+#define CRYPTO_PIPE_FROM_DEVICE "dev-crypto"    //  we bind (receiver)
+#define CRYPTO_PIPE_TO_NAT      "crypto-nat"    //  we connect (sender)
+#define CRYPTO_PIPE_FROM_NAT    "nat-crypto"    //  we bind
+#define CRYPTO_PIPE_TO_DEVICE   "crypto-dev"    //  we connect
+#define CRYPTO_FLAG_ENDPOINT    0x0100          //  crypto-nat record: payload = 4-byte handle
+#define CRYPTO_KEY_FILE_DEFAULT "/var/lib/bifrost/node.key"
+#define CRYPTO_QUEUE_MAX        16              //  packets held per peer while its handshake runs
+#define CRYPTO_TICK_MS          100
+
+typedef struct {
+    char key_file [256];
+    bool has_psk;
+    uint8_t psk [32];                   //  wiped by crypto_service_new after use
+    crypto_session_config_t session;
+    int64_t keepalive_ms;               //  connection.keepalive_interval
+} crypto_service_config_t;
+
+//  Reads key_file, psk, the `crypto` group, connection.keepalive_interval and
+//  the peers as crypto needs them; problems are recorded in config with file
+//  and line. config may be NULL (defaults); out may be NULL. An existing key
+//  file is checked (mode, format) and must not be one of the peers' keys; a
+//  missing one is fine (created at start).
+void crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out);
+
+typedef struct _crypto_service_t crypto_service_t;
+
+//  Reads config (bus_service_config (svc), may be NULL), loads or creates the key
+//  file (mode 0600, directory 0700), opens the pipes, registers the handlers and
+//  the timer on the service's loop. NULL with a reason in err.
+crypto_service_t *crypto_service_new (bus_service_t *svc, char *err, size_t errsize);
+void crypto_service_destroy (crypto_service_t **self_p);
+
+//  This node's public key, base64 (44 characters)
+const char *crypto_service_public_key (crypto_service_t *self);
+
+void crypto_service_test (bool verbose);
+#endif

@@ -1,0 +1,947 @@
+/*  dev_service: the device process (see dev_service.h). Hot path first: TUN
+    reads go straight into the slots of the outgoing batch (no per-packet
+    allocation, no copy without offload), then each packet is classified in
+    place and the record's tag set, or the slot given back. */
+#include "dev_service.h"
+#include "dev_tun.h"
+#include "dev_netlink.h"
+#include "dev_peermap.h"
+#include "dev_gso.h"
+#include "dev_mac.h"
+#include "bus_log.h"
+#include "bus_peers.h"
+#include "bus_pipe.h"
+#include "bus_endpoint.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#define S_BATCHES_PER_WAKEUP  8     //  then let the loop serve the other sockets
+#define S_RESUME_MAX_MS       50    //  backoff of the writable check while paused
+#define S_KEY_RETRY_MS        10000 //  after the fallback: ask crypto again this often
+
+struct _dev_service_t {
+    bus_service_t *svc;
+    zloop_t *loop;
+    dev_service_config_t cfg;
+    bus_peers_t *peers;
+    uint32_t peer_count;
+
+    dev_netlink_t *nl;
+    dev_tun_t *tun;
+    int ifindex;
+    dev_peermap_t *map;
+    bool up;                    //  configured and up
+    bool mac_known;             //  tap: MAC set (configured, from the key, or fallback)
+    bool mac_fallback;          //  tap: the MAC is the fallback, still asking crypto
+    char addr_text [DEV_ADDR_TEXT];
+    char mac_text [DEV_MAC_TEXT];
+
+    bus_pipe_t *to_crypto;
+    bus_pipe_t *from_crypto;
+    bus_batch_t *batch;
+    size_t slot_len;            //  bytes reserved per read (no offload)
+
+    zmq_pollitem_t tun_item;
+    bool polling;               //  the TUN fd is on the loop
+    int resume_timer;           //  while paused: checks the pipe again
+    int resume_ms;
+    int key_timer;              //  tap without MAC: fallback / retry
+    int64_t key_asked_ms;       //  first time we asked crypto
+    int64_t key_last_ask;
+
+    //  Offload: one super-packet at a time, split into segments
+    uint8_t *frame;
+    uint8_t *split;
+    dev_pkt_t segs [DEV_GSO_MAX_SEGS];
+
+    dev_pkt_t out [BUS_BATCH_MAX];
+
+    device_status_reply_t counters;     //  the counter fields of the reply
+};
+
+//  ---------------------------------------------------------------------------
+//  Configuration
+
+static const char *const s_device_keys [] = {
+    "type", "name", "mtu", "address", "mac_address", "offload", NULL
+};
+
+//  Records a dev_config setter's message against its setting, without the
+//  "<key>: " the setter puts in front (the path already names the key).
+static void
+s_config_error (bus_config_t *config, config_setting_t *group, const char *key, const char *err)
+{
+    config_setting_t *setting = group ? config_setting_get_member (group, key) : NULL;
+    size_t klen = strlen (key);
+    if (strncmp (err, key, klen) == 0 && err [klen] == ':' && err [klen + 1] == ' ')
+        err += klen + 2;
+    bus_config_error (config, setting ? setting : group, "%s", err);
+}
+
+void
+dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
+{
+    dev_service_config_t cfg;
+    memset (&cfg, 0, sizeof cfg);
+    dev_config_init (&cfg.dev);
+    config_setting_t *group = config ? config_lookup (bus_config_raw (config), "device") : NULL;
+    if (group && !config_setting_is_group (group)) {
+        bus_config_error (config, group, "expected a group: device = { type = \"tun\"; ... };");
+        group = NULL;
+    }
+    if (group) {
+        bus_config_check_keys (config, group, s_device_keys);
+        char err [200];
+        const char *text = bus_config_setting_string (config, group, "type", NULL);
+        if (text && dev_config_set_type (&cfg.dev, text, err, sizeof err))
+            s_config_error (config, group, "type", err);
+        text = bus_config_setting_string (config, group, "name", NULL);
+        if (text && dev_config_set_name (&cfg.dev, text, err, sizeof err))
+            s_config_error (config, group, "name", err);
+        //  Range checked by dev_config, which says what it expected
+        if (config_setting_get_member (group, "mtu")) {
+            int64_t mtu = bus_config_setting_int (config, group, "mtu", DEV_MTU_DEFAULT, INT32_MIN, INT32_MAX);
+            if (dev_config_set_mtu (&cfg.dev, (long) mtu, err, sizeof err))
+                s_config_error (config, group, "mtu", err);
+        }
+        text = bus_config_setting_string (config, group, "address", NULL);
+        if (text && *text && dev_config_set_address (&cfg.dev, text, err, sizeof err))
+            s_config_error (config, group, "address", err);
+        text = bus_config_setting_string (config, group, "mac_address", NULL);
+        if (text && dev_config_set_mac (&cfg.dev, text, err, sizeof err))
+            s_config_error (config, group, "mac_address", err);
+        cfg.offload = bus_config_setting_bool (config, group, "offload", false);
+        if (cfg.offload && cfg.dev.type == DEV_TYPE_TAP)
+            bus_config_error (config, config_setting_get_member (group, "offload"),
+                              "TSO offload works on a tun device only (type is \"tap\")");
+        //  Cross-checks; the MAC derived here from a zero key is replaced by the
+        //  real one at start (mac_set stays false)
+        static const uint8_t zero_key [32];
+        if (dev_config_finish (&cfg.dev, zero_key, err, sizeof err)) {
+            const char *key = strncmp (err, "mtu", 3) == 0 ? "mtu" : "mac_address";
+            s_config_error (config, group, key, err);
+        }
+    }
+    //  The peers device routes to: their allowed_ips must parse
+    if (config) {
+        bus_peers_t *peers = bus_peers_load (config);
+        bus_peers_destroy (&peers);
+    }
+    if (out)
+        *out = cfg;
+}
+
+//  ---------------------------------------------------------------------------
+//  Outbound: TUN -> dev-crypto
+
+static void s_tun_poll (dev_service_t *self, bool on);
+
+static int
+s_resume (zloop_t *loop, int timer_id, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    self->resume_timer = -1;
+    if (bus_pipe_writable (self->to_crypto)) {
+        self->resume_ms = 1;
+        s_tun_poll (self, true);
+    }
+    else {
+        //  1 ms while crypto drains a burst; up to 50 ms while it is away
+        self->resume_ms = self->resume_ms * 2 > S_RESUME_MAX_MS ? S_RESUME_MAX_MS : self->resume_ms * 2;
+        self->resume_timer = zloop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
+    }
+    return 0;
+}
+
+//  Stops reading the TUN until the pipe takes batches again.
+static void
+s_pause (dev_service_t *self)
+{
+    s_tun_poll (self, false);
+    self->counters.paused++;
+    if (self->resume_timer == -1) {
+        self->resume_ms = 1;
+        self->resume_timer = zloop_timer (self->loop, 1, 1, s_resume, self);
+    }
+}
+
+static void
+s_send (dev_service_t *self)
+{
+    size_t count = bus_batch_count (self->batch);
+    if (count == 0)
+        return;
+    if (bus_pipe_send (self->to_crypto, self->batch) == 0)
+        self->counters.to_crypto += count;
+    else {
+        self->counters.drop_pipe_full += count;
+        bus_batch_reset (self->batch);
+    }
+}
+
+//  The record tag for a packet read from the device, or -1 (dropped, counted).
+static int64_t
+s_classify (dev_service_t *self, const uint8_t *pkt, size_t len, uint64_t now_ms)
+{
+    uint32_t peer = 0;
+    dev_route_t route = self->cfg.dev.type == DEV_TYPE_TAP
+        ? dev_peermap_route_eth (self->map, pkt, len, now_ms, &peer)
+        : dev_peermap_route_ip (self->map, pkt, len, &peer);
+    self->counters.rx_packets++;
+    self->counters.rx_bytes += len;
+    switch (route) {
+        case DEV_ROUTE_PEER:
+            return peer;
+        case DEV_ROUTE_FLOOD:
+            self->counters.flooded++;
+            return BUS_PEER_FLOOD;
+        case DEV_ROUTE_UNKNOWN:
+            self->counters.drop_unknown++;
+            return -1;
+        default:
+            self->counters.drop_malformed++;
+            return -1;
+    }
+}
+
+//  Reads into the batch until the TUN runs dry (returns 0) or the batch is
+//  full (1); -1 on a read error.
+static int
+s_fill_plain (dev_service_t *self, uint64_t now_ms)
+{
+    while (true) {
+        uint8_t *slot = bus_batch_reserve (self->batch, 0, self->slot_len);
+        if (!slot)
+            return 1;
+        dev_pkt_t pkt = { slot, 0, self->slot_len };
+        int n = dev_tun_read_batch (self->tun, &pkt, 1);
+        if (n <= 0) {
+            bus_batch_cancel (self->batch);
+            return n;
+        }
+        bus_batch_trim (self->batch, pkt.len);
+        int64_t tag = s_classify (self, slot, pkt.len, now_ms);
+        if (tag < 0)
+            bus_batch_cancel (self->batch);
+        else {
+            //  The tag is known only after the read: rewrite the record's
+            bus_packet_t rec = { .data = slot, .len = pkt.len,
+                                 .record = slot - BUS_BATCH_HEADROOM - BUS_BATCH_RECORD };
+            bus_packet_set_tag (&rec, (uint32_t) tag);
+        }
+    }
+}
+
+//  Offload: one read is a super-packet; its segments are copied into the
+//  batch (sent whenever it fills). Returns 0 when the TUN ran dry, 1 after
+//  a batch went out (check the pipe), -1 on a read error.
+static int
+s_fill_offload (dev_service_t *self, uint64_t now_ms)
+{
+    int sent = 0;
+    while (!bus_batch_full (self->batch)) {
+        dev_pkt_t frame = { self->frame, 0, DEV_GSO_MAX_FRAME };
+        int n = dev_tun_read_batch (self->tun, &frame, 1);
+        if (n <= 0)
+            return n;
+        const char *why = NULL;
+        int segs = dev_gso_split (frame.data, frame.len, self->split, DEV_GSO_OUT_SIZE,
+                                  self->segs, DEV_GSO_MAX_SEGS, &why);
+        if (segs < 0) {
+            self->counters.rx_packets++;
+            self->counters.drop_malformed++;
+            bus_debug ("TSO frame of %zu bytes dropped: %s", frame.len, why);
+            continue;
+        }
+        for (int i = 0; i < segs; i++) {
+            int64_t tag = s_classify (self, self->segs [i].data, self->segs [i].len, now_ms);
+            if (tag < 0)
+                continue;
+            if (bus_batch_add (self->batch, (uint32_t) tag, self->segs [i].data, self->segs [i].len)) {
+                s_send (self);
+                sent = 1;
+                if (bus_batch_add (self->batch, (uint32_t) tag, self->segs [i].data, self->segs [i].len))
+                    self->counters.drop_malformed++;        //  bigger than any batch
+            }
+        }
+        if (sent)
+            return 1;
+    }
+    return 1;
+}
+
+static int
+s_tun_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    uint64_t now_ms = (uint64_t) zclock_mono ();
+    for (int round = 0; round < S_BATCHES_PER_WAKEUP; round++) {
+        if (!bus_pipe_writable (self->to_crypto)) {
+            s_send (self);                  //  a partial batch from offload, counted
+            s_pause (self);
+            return 0;
+        }
+        int rc = self->cfg.offload ? s_fill_offload (self, now_ms) : s_fill_plain (self, now_ms);
+        if (rc < 0 && errno != EAGAIN) {
+            //  EIO while a tap is down, for instance: not fatal, the poll says
+            //  when to try again
+            bus_debug ("read from %s: %s", self->cfg.dev.name, strerror (errno));
+        }
+        s_send (self);
+        if (rc <= 0)
+            return 0;
+    }
+    return 0;
+}
+
+static void
+s_tun_poll (dev_service_t *self, bool on)
+{
+    if (on == self->polling)
+        return;
+    if (on) {
+        self->tun_item = (zmq_pollitem_t) { NULL, dev_tun_fd (self->tun), ZMQ_POLLIN, 0 };
+        int rc = zloop_poller (self->loop, &self->tun_item, s_tun_readable, self);
+        assert (rc == 0);
+        zloop_poller_set_tolerant (self->loop, &self->tun_item);
+    }
+    else
+        zloop_poller_end (self->loop, &self->tun_item);
+    self->polling = on;
+}
+
+//  ---------------------------------------------------------------------------
+//  Inbound: crypto-dev -> TUN
+
+static int
+s_from_crypto (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    uint64_t now_ms = (uint64_t) zclock_mono ();
+    bool tap = self->cfg.dev.type == DEV_TYPE_TAP;
+    for (int round = 0; round < S_BATCHES_PER_WAKEUP; round++) {
+        bus_batch_iter_t iter;
+        int rc = bus_pipe_recv (self->from_crypto, &iter, 0);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            self->counters.bad_batches++;
+            bus_warn ("bad batch on %s: %s", DEV_PIPE_FROM_CRYPTO, bus_pipe_error (self->from_crypto));
+            continue;
+        }
+        int count = 0;
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt)) {
+            self->counters.from_crypto++;
+            if (pkt.tag >= self->peer_count) {
+                self->counters.drop_bad_peer++;
+                continue;
+            }
+            if (tap && dev_peermap_learn (self->map, pkt.data, pkt.len, pkt.tag, now_ms)) {
+                self->counters.drop_bad_frame++;
+                continue;
+            }
+            self->out [count++] = (dev_pkt_t) { pkt.data, pkt.len, pkt.len };
+        }
+        if (count)
+            dev_tun_write_batch (self->tun, self->out, count);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Bus
+
+static void
+s_fill_up (dev_service_t *self, device_up_t *up)
+{
+    memset (up, 0, sizeof *up);
+    snprintf (up->name, sizeof up->name, "%s", self->cfg.dev.name);
+    snprintf (up->type, sizeof up->type, "%s", self->cfg.dev.type == DEV_TYPE_TAP ? "tap" : "tun");
+    snprintf (up->address, sizeof up->address, "%s", self->addr_text);
+    snprintf (up->mac, sizeof up->mac, "%s", self->mac_text);
+    up->mtu = (uint32_t) self->cfg.dev.mtu;
+}
+
+static void
+s_publish_up (dev_service_t *self)
+{
+    if (!self->up)
+        return;
+    device_up_t up;
+    s_fill_up (self, &up);
+    bus_service_publish (self->svc, &device_up_schema, &up);
+}
+
+static void
+s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    device_status_reply_t *reply = (device_status_reply_t *) malloc (sizeof *reply);
+    assert (reply);
+    *reply = self->counters;
+    device_up_t up;
+    s_fill_up (self, &up);
+    memcpy (reply->name, up.name, sizeof reply->name);
+    memcpy (reply->type, up.type, sizeof reply->type);
+    memcpy (reply->address, up.address, sizeof reply->address);
+    memcpy (reply->mac, up.mac, sizeof reply->mac);
+    reply->mtu = up.mtu;
+    reply->up = self->up;
+    reply->offload = self->cfg.offload;
+    const dev_tun_stats_t *stats = dev_tun_stats (self->tun);
+    reply->tx_packets = stats->write_pkts;
+    reply->tx_bytes = stats->write_bytes;
+    reply->drop_write = stats->write_drops;
+    reply->peers = self->peer_count;
+    bus_service_reply (svc, env, &device_status_reply_schema, reply);
+    free (reply);
+}
+
+//  Sets the MAC (tap) and brings the interface up; publishes device.up.
+static int
+s_bring_up (dev_service_t *self)
+{
+    if (self->cfg.dev.type == DEV_TYPE_TAP) {
+        if (dev_netlink_set_mac (self->nl, self->ifindex, self->cfg.dev.mac)) {
+            bus_error ("%s", dev_netlink_error (self->nl));
+            return -1;
+        }
+        dev_mac_format (self->cfg.dev.mac, self->mac_text);
+        dev_peermap_set_local (self->map, self->cfg.dev.has_address ? &self->cfg.dev.address : NULL,
+                               self->cfg.dev.mac);
+        self->mac_known = true;
+    }
+    if (!self->up) {
+        if (dev_netlink_set_up (self->nl, self->ifindex, true)) {
+            bus_error ("%s", dev_netlink_error (self->nl));
+            return -1;
+        }
+        self->up = true;
+        s_tun_poll (self, true);
+    }
+    bus_info ("%s up: %s%s%s, mtu %d", self->cfg.dev.name,
+              self->cfg.dev.type == DEV_TYPE_TAP ? "tap" : "tun",
+              *self->addr_text ? ", " : "", self->addr_text, self->cfg.dev.mtu);
+    if (*self->mac_text)
+        bus_info ("%s mac %s%s", self->cfg.dev.name, self->mac_text,
+                  self->mac_fallback ? " (fallback: crypto's key not known yet)" : "");
+    s_publish_up (self);
+    return 0;
+}
+
+//  The node's public key from a crypto.key.reply (base64), or -1.
+static int
+s_key_from_reply (bus_envelope_t *reply, uint8_t key [32])
+{
+    if (strcmp (bus_envelope_type (reply), crypto_key_reply_schema.type) != 0)
+        return -1;                          //  bus.error: no crypto, or it refused
+    crypto_key_reply_t msg;
+    char err [200];
+    size_t len = 0;
+    if (bus_envelope_get_msg (reply, &crypto_key_reply_schema, &msg, err, sizeof err)) {
+        bus_warn ("crypto.key.reply: %s", err);
+        return -1;
+    }
+    if (*msg.name
+    ||  sodium_base642bin (key, 32, msg.public_key, strlen (msg.public_key), NULL, &len, NULL,
+                           sodium_base64_VARIANT_ORIGINAL) || len != 32) {
+        bus_warn ("crypto.key.reply: not this node's 32-byte base64 key");
+        return -1;
+    }
+    return 0;
+}
+
+static void s_ask_key (dev_service_t *self);
+
+static void
+s_on_key (bus_service_t *svc, bus_envelope_t *reply, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    if (self->mac_known && !self->mac_fallback)
+        return;                             //  an answer to an older request
+    uint8_t key [32];
+    if (!reply || s_key_from_reply (reply, key))
+        return;                             //  the key timer decides what next
+    char err [200];
+    int rc = dev_config_finish (&self->cfg.dev, key, err, sizeof err);
+    assert (rc == 0);                       //  checked at start
+    self->mac_fallback = false;
+    if (s_bring_up (self))
+        bus_error ("could not set the MAC derived from the node key");
+}
+
+static void
+s_ask_key (dev_service_t *self)
+{
+    crypto_key_t request = { .peer = "" };  //  this node's own key
+    bus_service_request (self->svc, "crypto", &crypto_key_schema, &request, 1000, s_on_key, self);
+}
+
+//  Ticks while the tap's MAC is not derived from the node key: asks crypto,
+//  and after DEV_KEY_WAIT_MS brings the interface up with a fallback MAC (a
+//  hash of name and address: stable across restarts, unique per node) so the
+//  node works without crypto; the real MAC replaces it when the key arrives.
+static int
+s_key_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    if (self->mac_known && !self->mac_fallback) {
+        zloop_timer_end (loop, self->key_timer);
+        self->key_timer = -1;
+        return 0;
+    }
+    int64_t now = zclock_mono ();
+    if (!self->mac_known && now - self->key_asked_ms >= DEV_KEY_WAIT_MS) {
+        //  A node without crypto cannot tunnel anyway; this only keeps the
+        //  interface usable (and testable) meanwhile
+        uint8_t seed [32];
+        crypto_generichash_state state;
+        crypto_generichash_init (&state, (const uint8_t *) "bifrost-dev-mac-fallback", 24, sizeof seed);
+        crypto_generichash_update (&state, (const uint8_t *) self->cfg.dev.name, strlen (self->cfg.dev.name));
+        crypto_generichash_update (&state, (const uint8_t *) self->addr_text, strlen (self->addr_text));
+        crypto_generichash_final (&state, seed, sizeof seed);
+        dev_mac_from_key (seed, self->cfg.dev.mac);
+        self->mac_fallback = true;
+        bus_warn ("no public key from crypto within %d ms: %s uses a MAC derived from its name "
+                  "and address until it answers", DEV_KEY_WAIT_MS, self->cfg.dev.name);
+        if (s_bring_up (self))
+            bus_error ("could not bring %s up", self->cfg.dev.name);
+    }
+    if (now - self->key_last_ask >= (self->mac_fallback ? S_KEY_RETRY_MS : 1000)) {
+        self->key_last_ask = now;
+        s_ask_key (self);
+    }
+    return 0;
+}
+
+static void
+s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    s_publish_up (self);
+    if (!self->mac_known || self->mac_fallback)
+        s_ask_key (self);
+}
+
+//  ---------------------------------------------------------------------------
+//  Interface setup
+
+//  A tun/tap interface of our name left by a crashed run (persistent, or still
+//  held by a process being killed): delete it. Never touches an interface of
+//  another kind (an ethernet card with the same name stays; dev_tun_new then
+//  says the name is taken).
+static void
+s_remove_stale (dev_service_t *self)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/sys/class/net/%s/tun_flags", self->cfg.dev.name);
+    struct stat st;
+    if (stat (path, &st))
+        return;
+    int ifindex = (int) if_nametoindex (self->cfg.dev.name);
+    if (ifindex <= 0)
+        return;
+    bus_warn ("replacing the existing tun/tap interface %s (left by a previous run?)", self->cfg.dev.name);
+    if (dev_netlink_link_del (self->nl, ifindex))
+        bus_warn ("%s", dev_netlink_error (self->nl));
+}
+
+static int
+s_open_interface (dev_service_t *self, char *err, size_t errsize)
+{
+    self->nl = dev_netlink_new (err, errsize);
+    if (!self->nl)
+        return -1;
+    s_remove_stale (self);
+    int flags = self->cfg.offload ? DEV_TUN_OFFLOAD : 0;
+    self->tun = dev_tun_new (self->cfg.dev.type, self->cfg.dev.name, flags, err, errsize);
+    if (!self->tun)
+        return -1;
+    self->ifindex = dev_tun_ifindex (self->tun);
+    if (dev_netlink_set_mtu (self->nl, self->ifindex, self->cfg.dev.mtu)
+    ||  (self->cfg.dev.has_address
+         && dev_netlink_addr_has (self->nl, self->ifindex, &self->cfg.dev.address) != 1
+         && dev_netlink_addr_add (self->nl, self->ifindex, &self->cfg.dev.address))) {
+        snprintf (err, errsize, "%s", dev_netlink_error (self->nl));
+        return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+
+dev_service_t *
+dev_service_new (bus_service_t *svc, char *err, size_t errsize)
+{
+    bus_config_t *config = bus_service_config (svc);
+    size_t errors = config ? bus_config_error_count (config) : 0;
+    dev_service_t *self = (dev_service_t *) calloc (1, sizeof (dev_service_t));
+    assert (self);
+    self->svc = svc;
+    self->loop = bus_service_loop (svc);
+    self->resume_timer = -1;
+    self->key_timer = -1;
+    dev_service_check_config (config, &self->cfg);
+    if (config && bus_config_error_count (config) > errors) {
+        snprintf (err, errsize, "%s", bus_config_error_text (config, errors));
+        dev_service_destroy (&self);
+        return NULL;
+    }
+    if (sodium_init () < 0) {
+        snprintf (err, errsize, "libsodium failed to initialize");
+        dev_service_destroy (&self);
+        return NULL;
+    }
+    if (self->cfg.dev.has_address)
+        dev_addr_format (&self->cfg.dev.address, self->addr_text, sizeof self->addr_text);
+
+    //  Who owns which address (and, on tap, which MAC)
+    self->peers = bus_peers_load (config);
+    self->peer_count = bus_peers_count (self->peers);
+    self->map = dev_peermap_new (DEV_MAC_CAPACITY, DEV_MAC_AGE_MS);
+    assert (self->map);
+    dev_peermap_set_local (self->map, self->cfg.dev.has_address ? &self->cfg.dev.address : NULL, NULL);
+    for (uint32_t i = 0; i < self->peer_count; i++) {
+        const bus_peer_t *peer = bus_peers_get (self->peers, i);
+        for (uint32_t a = 0; a < peer->allowed_count; a++) {
+            dev_addr_t prefix = { .family = peer->allowed [a].family == 6 ? AF_INET6 : AF_INET,
+                                  .prefix = peer->allowed [a].prefix };
+            memcpy (prefix.addr, peer->allowed [a].addr, 16);
+            int rc = dev_peermap_add_prefix (self->map, &prefix, i);
+            assert (rc == 0);
+        }
+        if (self->cfg.dev.type == DEV_TYPE_TAP) {
+            uint8_t mac [6];
+            dev_mac_from_key (peer->key, mac);
+            if (dev_peermap_add_mac (self->map, mac, i))
+                bus_warn ("peer %s: derived MAC not added (table full?)", peer->name);
+        }
+    }
+
+    if (s_open_interface (self, err, errsize)) {
+        dev_service_destroy (&self);
+        return NULL;
+    }
+
+    //  Pipes: we receive crypto-dev, we send dev-crypto (the run directory may
+    //  not exist yet when we start before the broker)
+    if (bus_run_dir_prepare (bus_service_run_dir (svc)))
+        bus_warn ("run directory %s: %s", bus_service_run_dir (svc), strerror (errno));
+    self->from_crypto = bus_pipe_new (bus_service_run_dir (svc), DEV_PIPE_FROM_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    self->to_crypto = bus_pipe_new (bus_service_run_dir (svc), DEV_PIPE_TO_CRYPTO, BUS_PIPE_SENDER, 0);
+    if (!self->from_crypto || !self->to_crypto) {
+        snprintf (err, errsize, "cannot open the data pipes in %s", bus_service_run_dir (svc));
+        dev_service_destroy (&self);
+        return NULL;
+    }
+    size_t hdr = self->cfg.dev.type == DEV_TYPE_TAP ? 18 : 0;      //  Ethernet + 802.1Q
+    self->slot_len = (size_t) self->cfg.dev.mtu + hdr;
+    size_t plen = self->slot_len > 1500 ? self->slot_len : 1500;
+    self->batch = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (plen));
+    assert (self->batch);
+    if (self->cfg.offload) {
+        self->frame = (uint8_t *) malloc (DEV_GSO_MAX_FRAME);
+        self->split = (uint8_t *) malloc (DEV_GSO_OUT_SIZE);
+        assert (self->frame && self->split);
+    }
+    zloop_reader (self->loop, bus_pipe_sock (self->from_crypto), s_from_crypto, self);
+    zloop_reader_set_tolerant (self->loop, bus_pipe_sock (self->from_crypto));
+
+    bus_service_handle (svc, "device.status", s_on_status, self);
+    bus_service_on_connect (svc, s_on_connect, self);
+
+    if (self->cfg.dev.type == DEV_TYPE_TAP && !self->cfg.dev.mac_set) {
+        //  The MAC comes from the node key, which only crypto has: stay down
+        //  until it answers (or the fallback after DEV_KEY_WAIT_MS)
+        self->key_asked_ms = zclock_mono ();
+        self->key_timer = zloop_timer (self->loop, 250, 0, s_key_tick, self);
+    }
+    else
+    if (s_bring_up (self)) {
+        snprintf (err, errsize, "%s", dev_netlink_error (self->nl));
+        dev_service_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+dev_service_destroy (dev_service_t **self_p)
+{
+    assert (self_p);
+    dev_service_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->tun)
+        s_tun_poll (self, false);
+    if (self->resume_timer != -1)
+        zloop_timer_end (self->loop, self->resume_timer);
+    if (self->key_timer != -1)
+        zloop_timer_end (self->loop, self->key_timer);
+    if (self->from_crypto)
+        zloop_reader_end (self->loop, bus_pipe_sock (self->from_crypto));
+    bus_pipe_destroy (&self->from_crypto);
+    bus_pipe_destroy (&self->to_crypto);
+    bus_batch_destroy (&self->batch);
+    //  Closing the fd removes the (non-persistent) interface
+    dev_tun_destroy (&self->tun);
+    dev_netlink_destroy (&self->nl);
+    dev_peermap_destroy (&self->map);
+    bus_peers_destroy (&self->peers);
+    free (self->frame);
+    free (self->split);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+dev_service_name (dev_service_t *self)
+{
+    return self->cfg.dev.name;
+}
+
+bool
+dev_service_up (dev_service_t *self)
+{
+    return self->up;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self test
+
+#include "bus_broker.h"
+#include "bus_client.h"
+#include "dev_csum.h"
+#include <arpa/inet.h>
+#include <sched.h>
+
+//  Loads config text and runs the check; returns the config (errors recorded).
+static bus_config_t *
+s_test_config (const char *text)
+{
+    char err [300];
+    bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
+    assert (config);
+    dev_service_check_config (config, NULL);
+    return config;
+}
+
+//  True if one of the recorded errors contains what
+static bool
+s_test_has_error (bus_config_t *config, const char *what)
+{
+    for (size_t i = 0; i < bus_config_error_count (config); i++)
+        if (bus_config_error_text (config, i) && strstr (bus_config_error_text (config, i), what))
+            return true;
+    return false;
+}
+
+//  Waits on the dev-crypto pipe for a packet whose last bytes are marker;
+//  returns its tag, or -1 after timeout_ms. Other packets are skipped.
+static int64_t
+s_test_expect (bus_pipe_t *pipe, const char *marker, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    size_t mlen = strlen (marker);
+    while (zclock_mono () < deadline) {
+        bus_batch_iter_t iter;
+        if (bus_pipe_recv (pipe, &iter, 100) != 1)
+            continue;
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt))
+            if (pkt.len >= mlen && memcmp (pkt.data + pkt.len - mlen, marker, mlen) == 0)
+                return pkt.tag;
+    }
+    return -1;
+}
+
+static void
+s_test_send_udp (const char *dst, const char *marker, bool broadcast)
+{
+    int fd = socket (AF_INET, SOCK_DGRAM, 0);
+    assert (fd >= 0);
+    int on = 1;
+    if (broadcast)
+        setsockopt (fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (9) };
+    inet_pton (AF_INET, dst, &to.sin_addr);
+    ssize_t rc = sendto (fd, marker, strlen (marker), 0, (struct sockaddr *) &to, sizeof to);
+    assert (rc == (ssize_t) strlen (marker));
+    close (fd);
+}
+
+//  An IPv4/UDP packet src:9 -> dst:port with payload (UDP checksum 0 = none)
+static size_t
+s_test_udp_packet (uint8_t *pkt, const char *src, const char *dst, uint16_t port, const char *payload)
+{
+    size_t plen = strlen (payload), total = 28 + plen;
+    memset (pkt, 0, 28);
+    pkt [0] = 0x45;
+    pkt [2] = (uint8_t) (total >> 8);
+    pkt [3] = (uint8_t) total;
+    pkt [8] = 64;
+    pkt [9] = 17;
+    inet_pton (AF_INET, src, pkt + 12);
+    inet_pton (AF_INET, dst, pkt + 16);
+    dev_csum_store (pkt + 10, dev_csum_fold (dev_csum_add (0, pkt, 20)));
+    pkt [20] = 0;
+    pkt [21] = 9;
+    pkt [22] = (uint8_t) (port >> 8);
+    pkt [23] = (uint8_t) port;
+    pkt [24] = (uint8_t) ((8 + plen) >> 8);
+    pkt [25] = (uint8_t) (8 + plen);
+    memcpy (pkt + 28, payload, plen);
+    return total;
+}
+
+void
+dev_service_test (bool verbose)
+{
+    if (!verbose)
+        bus_log_set_level (BUS_LOG_ERROR);
+
+    //  Config: every error with file:line and what was expected
+    bus_config_t *config = s_test_config (
+        "device = {\n"
+        "  type = \"tun\";\n"
+        "  mtu = 70000;\n"
+        "  nmae = \"x\";\n"
+        "  name = \"a/b\";\n"
+        "  address = \"10.100.0.300/24\";\n"
+        "};\n");
+    if (verbose)
+        bus_config_report (config, stdout);
+    assert (s_test_has_error (config, "test.cfg:3: device.mtu: expected 576..65535"));
+    assert (s_test_has_error (config, "test.cfg:4: device.nmae: unknown setting"));
+    assert (s_test_has_error (config, "test.cfg:5: device.name: "));
+    assert (s_test_has_error (config, "test.cfg:6: device.address: "));
+    assert (bus_config_error_count (config) == 4);
+    bus_config_destroy (&config);
+    config = s_test_config ("device = { type = \"tap\"; offload = true; mac_address = \"01:00:00:00:00:01\"; };");
+    assert (s_test_has_error (config, "device.offload: TSO offload works on a tun device only"));
+    assert (s_test_has_error (config, "device.mac_address: "));
+    bus_config_destroy (&config);
+    config = s_test_config ("device = { type = \"tun\"; mac_address = \"02:00:00:00:00:01\"; };");
+    assert (s_test_has_error (config, "test.cfg:1: device.mac_address: only a tap device has a MAC"));
+    bus_config_destroy (&config);
+    config = s_test_config ("device = { mtu = 1300; address = \"fd00::1/64\"; };");
+    assert (bus_config_error_count (config) == 0);
+    bus_config_destroy (&config);
+    config = s_test_config ("device = { mtu = 1000; address = \"fd00::1/64\"; };");
+    assert (s_test_has_error (config, "device.mtu: 1000 is below 1280"));
+    bus_config_destroy (&config);
+    //  Other services' groups are not ours to check; peers are
+    config = s_test_config ("connection = { whatever = 1; };\n"
+                            "peers = ( { name = \"b\"; public_key = \"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\";\n"
+                            "            allowed_ips = [\"10.100.0.300/32\"]; } );\n");
+    assert (bus_config_error_count (config) == 1 && s_test_has_error (config, "test.cfg:3:"));
+    bus_config_destroy (&config);
+
+    //  The whole service on a real broker, in a private network namespace
+    if (unshare (CLONE_NEWNET)) {
+        fprintf (stderr, "dev_service_test: unshare (CLONE_NEWNET): %s (run as root)\n", strerror (errno));
+        assert (false);
+    }
+    //  No IPv6 chatter (router solicitations, MLD) on the new interface
+    FILE *f = fopen ("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w");
+    if (f) {
+        fputs ("1\n", f);
+        fclose (f);
+    }
+    char dir [] = "/tmp/dev_service_test_XXXXXX";
+    assert (mkdtemp (dir));
+    zactor_t *broker = zactor_new (bus_broker_actor, dir);
+    assert (broker);
+    config = s_test_config (
+        "device = { type = \"tun\"; name = \"bftest0\"; mtu = 1400; address = \"10.100.0.1/24\"; };\n"
+        "peers = ( { name = \"b\"; public_key = \"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\";\n"
+        "            allowed_ips = [\"10.100.0.2/32\"]; } );\n");
+    assert (bus_config_error_count (config) == 0);
+    bus_service_t *svc = bus_service_new ("device", NULL, dir);
+    assert (svc);
+    bus_service_set_config (svc, config);
+    char err [300];
+    dev_service_t *dev = dev_service_new (svc, err, sizeof err);
+    if (!dev)
+        fprintf (stderr, "dev_service_test: %s\n", err);
+    assert (dev);
+    assert (dev_service_up (dev) && streq (dev_service_name (dev), "bftest0"));
+    assert (if_nametoindex ("bftest0") > 0);
+    zactor_t *actor = zactor_new (bus_service_actor, svc);
+    assert (actor);
+
+    //  We play crypto
+    bus_pipe_t *from_dev = bus_pipe_new (dir, DEV_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    bus_pipe_t *to_dev = bus_pipe_new (dir, DEV_PIPE_FROM_CRYPTO, BUS_PIPE_SENDER, 0);
+    assert (from_dev && to_dev);
+
+    //  Outbound: to the peer -> tag 0; broadcast -> flood; no peer -> dropped
+    s_test_send_udp ("10.100.0.2", "to-peer-0", false);
+    assert (s_test_expect (from_dev, "to-peer-0", 3000) == 0);
+    s_test_send_udp ("10.100.0.255", "to-everyone", true);
+    assert (s_test_expect (from_dev, "to-everyone", 3000) == BUS_PEER_FLOOD);
+    s_test_send_udp ("10.100.0.77", "to-nobody", false);
+    s_test_send_udp ("10.100.0.2", "after-nobody", false);
+    assert (s_test_expect (from_dev, "after-nobody", 3000) == 0);
+
+    //  Inbound: a packet from peer 0 reaches a socket on 10.100.0.1; one with a
+    //  tag no peer has is dropped
+    int fd = socket (AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons (4242) };
+    inet_pton (AF_INET, "10.100.0.1", &me.sin_addr);
+    assert (fd >= 0 && bind (fd, (struct sockaddr *) &me, sizeof me) == 0);
+    struct timeval tv = { 3, 0 };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint8_t pkt [100];
+    bus_batch_t *batch = bus_batch_new (0);
+    size_t len = s_test_udp_packet (pkt, "10.100.0.2", "10.100.0.1", 4242, "from-bad-tag");
+    bus_batch_add (batch, 7, pkt, len);
+    len = s_test_udp_packet (pkt, "10.100.0.2", "10.100.0.1", 4242, "from-peer-0");
+    bus_batch_add (batch, 0, pkt, len);
+    assert (bus_pipe_send (to_dev, batch) == 0);
+    char buf [64];
+    ssize_t n = recv (fd, buf, sizeof buf, 0);
+    assert (n == 11 && memcmp (buf, "from-peer-0", 11) == 0);
+    close (fd);
+    bus_batch_destroy (&batch);
+
+    //  device.status counts all of it
+    char endpoint [BUS_PATH_MAX];
+    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
+    bus_client_t *client = bus_client_new (endpoint, NULL, err, sizeof err);
+    assert (client);
+    device_status_t request = { .detail = "" };
+    bus_envelope_t *reply = NULL;
+    for (int attempt = 0; attempt < 30 && !reply; attempt++)       //  until registered
+        reply = bus_client_request (client, "device", &device_status_schema, &request, 1000, err, sizeof err);
+    assert (reply);
+    device_status_reply_t *status = (device_status_reply_t *) malloc (sizeof *status);
+    assert (status);
+    assert (bus_envelope_get_msg (reply, &device_status_reply_schema, status, err, sizeof err) == 0);
+    if (verbose)
+        printf ("  status: rx %" PRIu64 " to_crypto %" PRIu64 " flooded %" PRIu64 " unknown %" PRIu64
+                " from_crypto %" PRIu64 " tx %" PRIu64 " bad_peer %" PRIu64 "\n",
+                status->rx_packets, status->to_crypto, status->flooded, status->drop_unknown,
+                status->from_crypto, status->tx_packets, status->drop_bad_peer);
+    assert (streq (status->name, "bftest0") && streq (status->type, "tun") && status->mtu == 1400);
+    assert (streq (status->address, "10.100.0.1/24") && status->up && status->peers == 1);
+    assert (status->drop_unknown == 1 && status->flooded >= 1 && status->to_crypto >= 3);
+    assert (status->from_crypto == 2 && status->drop_bad_peer == 1 && status->tx_packets == 1);
+    free (status);
+    bus_envelope_destroy (&reply);
+    bus_client_destroy (&client);
+
+    //  Stop: the interface goes with the service
+    bus_pipe_destroy (&from_dev);
+    bus_pipe_destroy (&to_dev);
+    zactor_destroy (&actor);
+    dev_service_destroy (&dev);
+    assert (if_nametoindex ("bftest0") == 0);
+    bus_service_destroy (&svc);
+    bus_config_destroy (&config);
+    zactor_destroy (&broker);
+    zsys_dir_delete ("%s", dir);    //  best effort; the sockets are gone with their owners
+    rmdir (dir);
+}

@@ -1,0 +1,55 @@
+/*  dev_service: the device process's logic on a bus_service loop. It owns the
+    TUN/TAP interface and wires it to crypto through the data pipes of
+    docs/packet-path.md:
+
+        TUN -> read in batches (straight into the batch) -> dst -> peer index
+            -> dev-crypto -> crypto
+        crypto -> crypto-dev -> (tap: learn the source MAC) -> TUN
+
+    It answers `device.status` and publishes `device.up`. When dev-crypto is
+    full (or crypto is not there) it stops polling the TUN, so the kernel's
+    queue drops the excess instead of us filling batches only to drop them.
+    A class of its own, not main's statics, so the self test can run the whole
+    service in-process, on a real broker, in a private network namespace. */
+#ifndef DEV_SERVICE_H_INCLUDED
+#define DEV_SERVICE_H_INCLUDED
+
+#include "bus_service.h"
+#include "dev_config.h"
+
+#define DEV_PIPE_TO_CRYPTO    "dev-crypto"      //  we connect (sender)
+#define DEV_PIPE_FROM_CRYPTO  "crypto-dev"      //  we bind (receiver)
+#define DEV_MAC_AGE_MS        300000            //  learned MACs (tap) age out
+#define DEV_MAC_CAPACITY      4096
+//  How long a tap device with mac_address = "" waits for crypto's public key
+//  before it falls back to a MAC derived from its name and address
+#define DEV_KEY_WAIT_MS       3000
+
+typedef struct {
+    dev_config_t dev;           //  type, name, mtu, address, mac_address
+    bool offload;               //  tun only: IFF_VNET_HDR + TSO, split here
+} dev_service_config_t;
+
+//  Reads the `device` group (and checks `peers` as device needs them).
+//  Problems are recorded in config with file and line; config may be NULL
+//  (defaults). out may be NULL.
+void dev_service_check_config (bus_config_t *config, dev_service_config_t *out);
+
+typedef struct _dev_service_t dev_service_t;
+
+//  Reads the config of svc, creates and configures the interface (replacing a
+//  tun/tap of the same name left by a crashed run), opens the pipes, registers
+//  the handlers and hangs everything on the service's loop. NULL with a reason
+//  in err.
+dev_service_t *dev_service_new (bus_service_t *svc, char *err, size_t errsize);
+//  Takes everything off the loop, closes the pipes and the interface (the
+//  kernel removes it).
+void dev_service_destroy (dev_service_t **self_p);
+
+//  The interface name.
+const char *dev_service_name (dev_service_t *self);
+//  True once the interface is configured and up.
+bool dev_service_up (dev_service_t *self);
+
+void dev_service_test (bool verbose);
+#endif

@@ -1,0 +1,959 @@
+/*  nat_service: UDP <-> data pipes <-> crypto, and peer state (see nat_service.h). */
+#include "nat_service.h"
+#include "nat_demux.h"
+#include "nat_handles.h"
+#include "nat_peer_table.h"
+#include "nat_resolver.h"
+#include "nat_udp.h"
+#include "bus_log.h"
+#include "bus_peers.h"
+#include "bus_pipe.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sys/random.h>
+
+#define S_ROUNDS 16             //  reads per loop wakeup, so neither direction starves
+#define S_SOCKBUF (4 * 1024 * 1024)
+
+//  What the service keeps per peer beside nat_peer (which holds no names)
+typedef struct {
+    char name [49];
+    nat_addr_t dial;            //  the address of the last dial attempt
+} s_peer_info_t;
+
+typedef struct {
+    uint64_t to_crypto, from_crypto;
+    uint64_t drop_pipe, drop_no_endpoint, drop_bad_peer, drop_stale_handle, drop_oversize;
+    uint64_t keepalives, dials;
+    uint64_t pauses;            //  UDP reading paused because nat-crypto was full
+} s_counters_t;
+
+struct _nat_service_t {
+    bus_service_t *svc;
+    zloop_t *loop;
+    nat_service_config_t config;
+    bus_peers_t *peers;
+    s_peer_info_t *info;        //  by peer index
+    nat_peer_table_t *table;
+    nat_udp_t *udp;
+    nat_resolver_t *resolver;
+    nat_demux_t *demux;
+    nat_handles_t *handles;
+    bus_pipe_t *from_crypto;
+    bus_pipe_t *to_crypto;
+    bus_batch_t *batch;         //  the batch being filled for nat-crypto
+    zmq_pollitem_t udp_item;
+    zmq_pollitem_t resolver_item;
+    int tick_timer;
+    int resume_timer;           //  while UDP reading is paused (crypto is behind), or -1
+    int resume_ms;              //  its interval: 1 ms, doubling to 64 ms while crypto is away
+    //  One sendmmsg batch: addresses are copied, since an ENDPOINT record later in
+    //  the same crypto batch may move the peer
+    nat_udp_tx_t tx [BUS_BATCH_MAX];
+    nat_addr_t tx_addr [BUS_BATCH_MAX];
+    s_counters_t counters;
+};
+
+//  ---------------------------------------------------------------------------
+//  Configuration
+
+static const char *const s_connection_keys [] = {
+    "listen", "keepalive_interval", "direct_connect", "connect_timeout",
+    "relay_enabled", "relay_via_peers", NULL
+};
+
+void
+nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
+{
+    nat_service_config_t local;
+    nat_service_config_t *cfg = out ? out : &local;
+    memset (cfg, 0, sizeof *cfg);
+    snprintf (cfg->listen, sizeof cfg->listen, "%s", NAT_LISTEN_DEFAULT);
+    cfg->keepalive_ms = NAT_PEER_KEEPALIVE_MS;
+    cfg->connect_timeout_ms = 30000;
+    cfg->direct_connect = true;
+    cfg->relay_enabled = true;
+    if (!config)
+        return;
+    config_t *raw = bus_config_raw (config);
+    config_setting_t *group = config_lookup (raw, "connection");
+    if (group && !config_setting_is_group (group)) {
+        bus_config_error (config, group, "expected a group: connection = { listen = \"0.0.0.0:51820\"; ... };");
+        group = NULL;
+    }
+    if (group) {
+        bus_config_check_keys (config, group, s_connection_keys);
+        const char *listen = bus_config_string (config, "connection.listen", NAT_LISTEN_DEFAULT);
+        nat_addr_t addr;
+        char err [160];
+        if (strlen (listen) >= sizeof cfg->listen)
+            bus_config_error (config, config_lookup (raw, "connection.listen"), "too long");
+        else
+        if (nat_endpoint_parse_bind (&addr, listen, err, sizeof err))
+            bus_config_error (config, config_lookup (raw, "connection.listen"),
+                              "%s (expected e.g. \"0.0.0.0:51820\", \"*:51820\" or \"[::]:51820\")", err);
+        else
+            snprintf (cfg->listen, sizeof cfg->listen, "%s", listen);
+        cfg->keepalive_ms = bus_config_duration_ms (config, "connection.keepalive_interval",
+                                                    NAT_PEER_KEEPALIVE_MS, 1000, 3600 * 1000);
+        cfg->connect_timeout_ms = bus_config_duration_ms (config, "connection.connect_timeout",
+                                                          30000, 1000, 3600 * 1000);
+        cfg->direct_connect = bus_config_bool (config, "connection.direct_connect", true);
+        cfg->relay_enabled = bus_config_bool (config, "connection.relay_enabled", true);
+        cfg->relay_via_peers = bus_config_bool (config, "connection.relay_via_peers", false);
+    }
+    //  The peer list as every service reads it, then what only nat checks: that
+    //  each endpoint really parses (bus_peers only looks for a ':')
+    bus_peers_t *peers = bus_peers_load (config);
+    bus_peers_destroy (&peers);
+    config_setting_t *list = config_lookup (raw, "peers");
+    if (list && config_setting_is_list (list)) {
+        int n = config_setting_length (list);
+        for (int i = 0; i < n && i < BUS_PEERS_MAX; i++) {
+            config_setting_t *peer = config_setting_get_elem (list, (unsigned) i);
+            config_setting_t *endpoint = peer && config_setting_is_group (peer)
+                                       ? config_setting_get_member (peer, "endpoint") : NULL;
+            if (!endpoint || config_setting_type (endpoint) != CONFIG_TYPE_STRING)
+                continue;
+            const char *text = bus_config_value_string (config, endpoint, "");
+            nat_endpoint_t parsed;
+            char err [160];
+            if (*text && strrchr (text, ':') && nat_endpoint_parse (&parsed, text, err, sizeof err))
+                bus_config_error (config, endpoint, "%s", err);
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  Peer events
+
+static int64_t s_now (void) { return zclock_mono (); }
+
+static void
+s_format (const nat_addr_t *addr, char *buf, size_t size)
+{
+    if (nat_addr_is_set (addr))
+        nat_addr_format (addr, buf, size);
+    else
+        *buf = 0;
+}
+
+static void
+s_publish_peer (nat_service_t *self, nat_peer_t *peer)
+{
+    uint32_t index = nat_peer_index (peer);
+    nat_peer_event_t event = { .index = index, .direct = nat_peer_direct (peer) };
+    snprintf (event.name, sizeof event.name, "%s", self->info [index].name);
+    snprintf (event.state, sizeof event.state, "%s", nat_peer_state_name (nat_peer_state (peer)));
+    s_format (nat_peer_endpoint (peer), event.endpoint, sizeof event.endpoint);
+    bus_service_publish (self->svc, &nat_peer_event_schema, &event);
+}
+
+static void
+s_send_dial (nat_service_t *self, nat_peer_t *peer)
+{
+    uint32_t index = nat_peer_index (peer);
+    nat_peer_status_t status;
+    nat_peer_status (peer, &status);
+    nat_dial_t dial = { .index = index, .attempt = status.attempts };
+    snprintf (dial.name, sizeof dial.name, "%s", self->info [index].name);
+    s_format (&self->info [index].dial, dial.endpoint, sizeof dial.endpoint);
+    self->counters.dials++;
+    bus_debug ("dial %s at %s (attempt %u)", dial.name, dial.endpoint, dial.attempt);
+    bus_service_send (self->svc, "crypto", &nat_dial_schema, &dial);
+}
+
+static void
+s_on_keepalive (nat_peer_t *peer, void *arg)
+{
+    //  crypto sends keepalives itself (it knows when it last sent); count only
+    ((nat_service_t *) arg)->counters.keepalives++;
+}
+
+static void
+s_on_connect (nat_peer_t *peer, const nat_addr_t *addr, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    self->info [nat_peer_index (peer)].dial = *addr;
+    s_send_dial (self, peer);
+}
+
+static void
+s_on_resolve (nat_peer_t *peer, const char *host, uint16_t port, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    if (nat_resolver_request (self->resolver, host, port, nat_peer_index (peer))) {
+        char error [160];
+        snprintf (error, sizeof error, "cannot resolve %s now: %s", host,
+                  errno == EAGAIN ? "too many lookups in flight" : strerror (errno));
+        nat_peer_resolved (peer, NULL, 0, error, s_now ());
+    }
+}
+
+static void
+s_on_state (nat_peer_t *peer, nat_peer_state_t old_state, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_peer_state_t state = nat_peer_state (peer);
+    uint32_t index = nat_peer_index (peer);
+    bus_info ("peer %s: %s -> %s", self->info [index].name,
+              nat_peer_state_name (old_state), nat_peer_state_name (state));
+    if (old_state == NAT_PEER_UP) {
+        nat_peer_status_t status;
+        nat_peer_status (peer, &status);
+        nat_peer_down_t down = { .index = index,
+                                 .silent_ms = status.last_rx_ms < 0 ? -1 : s_now () - status.last_rx_ms };
+        snprintf (down.name, sizeof down.name, "%s", self->info [index].name);
+        bus_service_publish (self->svc, &nat_peer_down_schema, &down);
+    }
+    s_publish_peer (self, peer);
+}
+
+static void
+s_on_endpoint (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    char text [NAT_ADDR_TEXT_MAX];
+    bus_info ("peer %s: endpoint %s", self->info [nat_peer_index (peer)].name,
+              nat_addr_format (nat_peer_endpoint (peer), text, sizeof text));
+    s_publish_peer (self, peer);
+}
+
+static const nat_peer_handler_t s_handler = {
+    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint
+};
+
+//  ---------------------------------------------------------------------------
+//  Data path: UDP -> nat-crypto
+
+static int s_udp_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+//  While crypto cannot keep up, let the kernel drop (its socket buffer absorbs
+//  bursts) instead of reading datagrams only to drop them here: on two cores
+//  that spinning takes the CPU crypto needs to catch up (see bus_pipe.h).
+static int
+s_resume (zloop_t *loop, int timer_id, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    self->resume_timer = -1;
+    if (!bus_pipe_writable (self->to_crypto)) {
+        //  Still full, or crypto is not there at all: look again, less often
+        if (self->resume_ms < 64)
+            self->resume_ms *= 2;
+        self->resume_timer = zloop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
+        return 0;
+    }
+    zloop_poller (loop, &self->udp_item, s_udp_ready, self);
+    //  Read what queued up meanwhile without waiting for the next poll
+    return s_udp_ready (loop, &self->udp_item, self);
+}
+
+static void
+s_pause (nat_service_t *self)
+{
+    if (self->resume_timer >= 0)
+        return;
+    self->counters.pauses++;
+    zloop_poller_end (self->loop, &self->udp_item);
+    self->resume_ms = 1;
+    self->resume_timer = zloop_timer (self->loop, 1, 1, s_resume, self);
+}
+
+//  Sends the batch; false when it was dropped (nat-crypto full or no crypto).
+static bool
+s_flush_to_crypto (nat_service_t *self)
+{
+    size_t count = bus_batch_count (self->batch);
+    if (count == 0)
+        return true;
+    if (bus_pipe_send (self->to_crypto, self->batch) == 0) {
+        self->counters.to_crypto += count;
+        return true;
+    }
+    self->counters.drop_pipe += count;
+    return false;
+}
+
+static int
+s_udp_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    int64_t now = s_now ();
+    bool flowing = true;
+    //  Datagrams come in runs from one source: remember the last one's peer
+    uint32_t last_handle = NAT_HANDLE_NONE;
+    nat_peer_t *last_peer = NULL;
+    for (int round = 0; round < S_ROUNDS && flowing; round++) {
+        nat_udp_rx_t *rx;
+        size_t count = nat_udp_recv (self->udp, &rx);
+        if (count == 0)
+            break;
+        for (size_t i = 0; i < count; i++) {
+            if (nat_demux_classify (self->demux, rx [i].data, rx [i].size, NULL) == NAT_DEMUX_DROP)
+                continue;
+            uint32_t handle = nat_handles_get (self->handles, rx [i].from);
+            if (handle != last_handle) {
+                last_handle = handle;
+                last_peer = nat_peer_table_by_addr (self->table, rx [i].from);
+            }
+            if (last_peer)
+                nat_peer_received (last_peer, rx [i].size, now);
+            //  In the grown form (docs/packet-path.md): crypto decrypts where the
+            //  datagram lies and shrinks it to the plaintext, without a copy
+            uint8_t *slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
+            if (!slot) {
+                flowing = s_flush_to_crypto (self) && flowing;
+                slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
+            }
+            if (slot)
+                memcpy (slot, rx [i].data, rx [i].size);
+            else
+                self->counters.drop_oversize++;
+        }
+    }
+    //  The read ran dry (or we yield to the other direction): send what we have
+    flowing = s_flush_to_crypto (self) && flowing;
+    //  Dropped, and no room now: crypto is behind (or away). Pause reading.
+    if (!flowing && !bus_pipe_writable (self->to_crypto))
+        s_pause (self);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Data path: crypto-nat -> UDP
+
+//  Where packets for a peer go: while dialling, the address being dialled;
+//  otherwise the endpoint crypto confirmed last.
+static const nat_addr_t *
+s_destination (nat_service_t *self, nat_peer_t *peer)
+{
+    const nat_addr_t *dial = &self->info [nat_peer_index (peer)].dial;
+    const nat_addr_t *current = nat_peer_endpoint (peer);
+    if (nat_peer_state (peer) == NAT_PEER_CONNECTING && nat_addr_is_set (dial))
+        return dial;
+    if (nat_addr_is_set (current))
+        return current;
+    return nat_addr_is_set (dial) ? dial : NULL;
+}
+
+static void
+s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64_t now)
+{
+    uint32_t handle;
+    const nat_addr_t *addr = NULL;
+    if (pkt->len == sizeof handle) {
+        memcpy (&handle, pkt->data, sizeof handle);
+        addr = nat_handles_addr (self->handles, handle);
+    }
+    if (!addr) {
+        self->counters.drop_stale_handle++;
+        return;
+    }
+    nat_peer_confirm_endpoint (peer, addr, now);
+}
+
+static int
+s_pipe_ready (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    int64_t now = s_now ();
+    size_t slots = nat_peer_table_slots (self->table);
+    for (int round = 0; round < S_ROUNDS; round++) {
+        bus_batch_iter_t iter;
+        int rc = bus_pipe_recv (self->from_crypto, &iter, 0);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            bus_warn ("%s: batch refused: %s", NAT_PIPE_FROM_CRYPTO, bus_pipe_error (self->from_crypto));
+            continue;
+        }
+        size_t count = 0;
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt)) {
+            self->counters.from_crypto++;
+            nat_peer_t *peer = pkt.tag < slots ? nat_peer_table_at (self->table, pkt.tag) : NULL;
+            if (!peer) {
+                self->counters.drop_bad_peer++;
+                continue;
+            }
+            if (pkt.flags & NAT_FLAG_ENDPOINT) {
+                s_confirm (self, peer, &pkt, now);
+                continue;
+            }
+            const nat_addr_t *to = s_destination (self, peer);
+            if (!to) {
+                self->counters.drop_no_endpoint++;
+                continue;
+            }
+            assert (count < BUS_BATCH_MAX);
+            self->tx_addr [count] = *to;
+            self->tx [count] = (nat_udp_tx_t) { pkt.data, pkt.len, &self->tx_addr [count] };
+            nat_peer_sent (peer, pkt.len, now);
+            count++;
+        }
+        //  One sendmmsg (or GSO send) per crypto batch
+        if (count)
+            nat_udp_send (self->udp, self->tx, count);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Timers, resolver, bus
+
+static int
+s_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_peer_table_tick (self->table, s_now ());
+    return 0;
+}
+
+static int
+s_resolver_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_resolver_result_t result;
+    while (nat_resolver_next (self->resolver, &result)) {
+        nat_peer_t *peer = result.cookie < nat_peer_table_slots (self->table)
+                         ? nat_peer_table_at (self->table, (size_t) result.cookie) : NULL;
+        if (!peer)
+            continue;
+        if (result.count == 0)
+            bus_warn ("peer %s: %s", self->info [result.cookie].name, result.message);
+        nat_peer_resolved (peer, result.addrs, result.count, result.message, s_now ());
+    }
+    return 0;
+}
+
+//  A new broker, or another service (crypto) rejoined: announce every peer again
+//  and repeat the dial of every peer still connecting, so nothing depends on a
+//  message that was lost while the other side was away.
+static void
+s_on_bus_connect (bus_service_t *svc, uint64_t epoch, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
+        nat_peer_t *peer = nat_peer_table_at (self->table, i);
+        if (!peer)
+            continue;
+        s_publish_peer (self, peer);
+        if (nat_peer_state (peer) == NAT_PEER_CONNECTING && nat_addr_is_set (&self->info [i].dial))
+            s_send_dial (self, peer);
+    }
+}
+
+static int64_t
+s_ago (int64_t when, int64_t now)
+{
+    return when < 0 ? -1 : now - when;
+}
+
+static void
+s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_status_t request;
+    char err [200];
+    if (bus_envelope_get_msg (env, &nat_status_schema, &request, err, sizeof err)) {
+        bus_service_reply_error (svc, env, 400, "%s", err);
+        return;
+    }
+    nat_status_reply_t *reply = (nat_status_reply_t *) zmalloc (sizeof (nat_status_reply_t));
+    const nat_udp_stats_t *udp = nat_udp_stats (self->udp);
+    const nat_demux_stats_t *demux = nat_demux_stats (self->demux);
+    bus_pipe_stats_t pipe;
+    bus_pipe_stats (self->from_crypto, &pipe);
+    reply->listen_port = nat_udp_port (self->udp);
+    reply->rx_datagrams = udp->dgrams_in;
+    reply->rx_bytes = udp->bytes_in;
+    reply->tx_datagrams = udp->dgrams_out;
+    reply->tx_bytes = udp->bytes_out;
+    reply->to_crypto = self->counters.to_crypto;
+    reply->from_crypto = self->counters.from_crypto;
+    reply->drop_too_short = demux->dropped [NAT_DEMUX_TOO_SHORT];
+    reply->drop_bad_type = demux->dropped [NAT_DEMUX_BAD_TYPE];
+    reply->drop_bad_reserved = demux->dropped [NAT_DEMUX_BAD_RESERVED];
+    reply->drop_truncated = udp->truncated;
+    reply->drop_pipe = self->counters.drop_pipe + self->counters.drop_oversize;
+    reply->drop_no_endpoint = self->counters.drop_no_endpoint;
+    reply->drop_bad_peer = self->counters.drop_bad_peer;
+    reply->drop_stale_handle = self->counters.drop_stale_handle;
+    reply->drop_send = udp->send_errors + udp->send_dropped;
+    reply->bad_batches = pipe.batches_rejected;
+    reply->pauses = self->counters.pauses;
+    reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
+    reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
+    int64_t now = s_now ();
+    for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
+        nat_peer_t *peer = nat_peer_table_at (self->table, i);
+        if (!peer || reply->peers_count == 250)
+            continue;
+        if (*request.peer && strcmp (request.peer, self->info [i].name) != 0)
+            continue;
+        nat_peer_status_t st;
+        nat_peer_status (peer, &st);
+        nat_status_peer_t *out = &reply->peers [reply->peers_count++];
+        out->index = (uint32_t) i;
+        snprintf (out->name, sizeof out->name, "%s", self->info [i].name);
+        s_format (&st.endpoint, out->endpoint, sizeof out->endpoint);
+        const nat_endpoint_t *configured = nat_peer_configured (peer);
+        if (configured)
+            nat_endpoint_format (configured, out->configured, sizeof out->configured);
+        snprintf (out->state, sizeof out->state, "%s", nat_peer_state_name (st.state));
+        out->direct = nat_peer_direct (peer);
+        out->last_rx_ms_ago = s_ago (st.last_rx_ms, now);
+        out->last_tx_ms_ago = s_ago (st.last_tx_ms, now);
+        out->rx_bytes = st.rx_bytes;
+        out->tx_bytes = st.tx_bytes;
+        out->rx_packets = st.rx_packets;
+        out->tx_packets = st.tx_packets;
+        out->attempts = st.attempts;
+        snprintf (out->last_error, sizeof out->last_error, "%s", st.last_error ? st.last_error : "");
+    }
+    bus_service_reply (svc, env, &nat_status_reply_schema, reply);
+    free (reply);
+}
+
+//  ---------------------------------------------------------------------------
+//  Life cycle
+
+static int
+s_fail (char *err, size_t err_size, const char *what)
+{
+    snprintf (err, err_size, "%s", what);
+    return -1;
+}
+
+static int
+s_open (nat_service_t *self, char *err, size_t err_size)
+{
+    bus_config_t *config = bus_service_config (self->svc);
+    nat_service_check_config (config, &self->config);
+    if (config && bus_config_error_count (config))
+        return s_fail (err, err_size, bus_config_error_text (config, 0));
+    self->peers = config ? bus_peers_load (config) : NULL;
+    uint32_t count = self->peers ? bus_peers_count (self->peers) : 0;
+    self->info = (s_peer_info_t *) calloc (count ? count : 1, sizeof (s_peer_info_t));
+    assert (self->info);
+
+    uint64_t seed;
+    if (getrandom (&seed, sizeof seed, 0) != sizeof seed)
+        seed = (uint64_t) zclock_time () ^ (uint64_t) getpid () << 32;
+    self->table = nat_peer_table_new (seed);
+    nat_peer_table_set_handler (self->table, &s_handler, self);
+    for (uint32_t i = 0; i < count; i++) {
+        const bus_peer_t *conf = bus_peers_get (self->peers, i);
+        nat_peer_config_t pc = {
+            .public_key = conf->key,
+            .endpoint = *conf->endpoint ? conf->endpoint : NULL,
+            .direct = conf->direct && self->config.direct_connect,
+            .keepalive_ms = (uint32_t) (conf->keepalive_ms > 0 ? conf->keepalive_ms : self->config.keepalive_ms),
+            .seed = seed + i,
+        };
+        char perr [200];
+        nat_peer_t *peer = nat_peer_new (&pc, perr, sizeof perr);
+        if (!peer) {
+            snprintf (err, err_size, "peer %s: %s", conf->name, perr);
+            return -1;
+        }
+        snprintf (self->info [i].name, sizeof self->info [i].name, "%s", conf->name);
+        int index = nat_peer_table_add (self->table, &peer, perr, sizeof perr);
+        if (index < 0) {
+            snprintf (err, err_size, "peer %s: %s", conf->name, perr);
+            return -1;
+        }
+        assert ((uint32_t) index == i);     //  a fresh table fills slots in order
+    }
+
+    nat_udp_config_t uc = {
+        .bind = self->config.listen, .rcvbuf = S_SOCKBUF, .sndbuf = S_SOCKBUF,
+        .gso = true, .gro = true,
+    };
+    char uerr [200];
+    self->udp = nat_udp_new (&uc, uerr, sizeof uerr);
+    if (!self->udp)
+        return s_fail (err, err_size, uerr);
+    self->resolver = nat_resolver_new ();
+    self->demux = nat_demux_new ();
+    self->handles = nat_handles_new (NAT_HANDLES_DEFAULT, seed ^ 0x5bd1e995);
+    self->batch = bus_batch_new (0);
+    const char *run_dir = bus_service_run_dir (self->svc);
+    self->from_crypto = bus_pipe_new (run_dir, NAT_PIPE_FROM_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    if (!self->from_crypto)
+        return s_fail (err, err_size, "cannot bind pipe " NAT_PIPE_FROM_CRYPTO);
+    self->to_crypto = bus_pipe_new (run_dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_SENDER, 0);
+    if (!self->to_crypto)
+        return s_fail (err, err_size, "cannot connect pipe " NAT_PIPE_TO_CRYPTO);
+
+    self->udp_item = (zmq_pollitem_t) { NULL, nat_udp_fd (self->udp), ZMQ_POLLIN, 0 };
+    self->resolver_item = (zmq_pollitem_t) { NULL, nat_resolver_fd (self->resolver), ZMQ_POLLIN, 0 };
+    if (zloop_poller (self->loop, &self->udp_item, s_udp_ready, self)
+    ||  zloop_poller (self->loop, &self->resolver_item, s_resolver_ready, self)
+    ||  zloop_reader (self->loop, bus_pipe_sock (self->from_crypto), s_pipe_ready, self))
+        return s_fail (err, err_size, "cannot add the sockets to the loop");
+    self->tick_timer = zloop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
+    if (self->tick_timer < 0)
+        return s_fail (err, err_size, "cannot add the timer to the loop");
+    bus_service_handle (self->svc, "nat.status", s_on_status, self);
+    bus_service_on_connect (self->svc, s_on_bus_connect, self);
+    bus_info ("listening on %s (port %u, %s%s%s), %u peers", self->config.listen, nat_udp_port (self->udp),
+              nat_udp_family (self->udp) == AF_INET6 ? "dual stack" : "IPv4",
+              nat_udp_gso (self->udp) ? ", GSO" : "", nat_udp_gro (self->udp) ? ", GRO" : "", count);
+    //  Direct peers are dialled at once, not a tick later
+    nat_peer_table_tick (self->table, s_now ());
+    return 0;
+}
+
+nat_service_t *
+nat_service_new (bus_service_t *svc, char *err, size_t err_size)
+{
+    assert (svc);
+    nat_service_t *self = (nat_service_t *) calloc (1, sizeof (nat_service_t));
+    assert (self);
+    self->svc = svc;
+    self->loop = bus_service_loop (svc);
+    self->tick_timer = -1;
+    self->resume_timer = -1;
+    if (s_open (self, err, err_size))
+        nat_service_destroy (&self);
+    return self;
+}
+
+void
+nat_service_destroy (nat_service_t **self_p)
+{
+    assert (self_p);
+    nat_service_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->tick_timer >= 0)
+        zloop_timer_end (self->loop, self->tick_timer);
+    if (self->resume_timer >= 0)
+        zloop_timer_end (self->loop, self->resume_timer);
+    if (self->udp)
+        zloop_poller_end (self->loop, &self->udp_item);
+    if (self->resolver)
+        zloop_poller_end (self->loop, &self->resolver_item);
+    if (self->from_crypto)
+        zloop_reader_end (self->loop, bus_pipe_sock (self->from_crypto));
+    bus_pipe_destroy (&self->from_crypto);
+    bus_pipe_destroy (&self->to_crypto);
+    bus_batch_destroy (&self->batch);
+    nat_handles_destroy (&self->handles);
+    nat_demux_destroy (&self->demux);
+    nat_resolver_destroy (&self->resolver);
+    nat_udp_destroy (&self->udp);
+    nat_peer_table_destroy (&self->table);
+    bus_peers_destroy (&self->peers);
+    free (self->info);
+    free (self);
+    *self_p = NULL;
+}
+
+uint16_t
+nat_service_port (nat_service_t *self)
+{
+    return nat_udp_port (self->udp);
+}
+
+//  ---------------------------------------------------------------------------
+//  Self test: the config checks, then the whole service in-process on a real
+//  broker, with this thread playing crypto (pipes, and a bus service named
+//  crypto that counts nat.dial) and a peer (a UDP socket).
+
+#include "bus_broker.h"
+#include "bus_client.h"
+#include "bus_endpoint.h"
+#include <stdatomic.h>
+
+static const char *s_key0 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+static const char *s_key1 = "HxAREhMUFRYXGBkaGxwdHh8AAQIDBAUGBwgJCgsMDQ4=";
+
+//  Loads text as "test.cfg", checks it, and returns the error count; the first
+//  error must contain expect (when not NULL).
+static size_t
+s_check (const char *text, const char *expect, bool verbose)
+{
+    char err [300];
+    bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
+    assert (config);
+    nat_service_check_config (config, NULL);
+    size_t count = bus_config_error_count (config);
+    if (verbose)
+        for (size_t i = 0; i < count; i++)
+            printf ("  %s\n", bus_config_error_text (config, i));
+    if (expect) {
+        assert (count > 0);
+        bool found = false;
+        for (size_t i = 0; i < count; i++)
+            if (strstr (bus_config_error_text (config, i), expect))
+                found = true;
+        if (!found)
+            printf ("expected '%s' in '%s'\n", expect, bus_config_error_text (config, 0));
+        assert (found);
+    }
+    bus_config_destroy (&config);
+    return count;
+}
+
+static atomic_int s_dials;
+static atomic_uint s_dial_index;
+
+static void
+s_test_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_dial_t dial;
+    char err [160];
+    if (bus_envelope_get_msg (env, &nat_dial_schema, &dial, err, sizeof err) == 0) {
+        atomic_store (&s_dial_index, dial.index);
+        s_dials++;
+    }
+}
+
+static bool
+s_test_wait (atomic_int *value, int at_least, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (atomic_load (value) < at_least && zclock_mono () < deadline)
+        zclock_sleep (10);
+    return atomic_load (value) >= at_least;
+}
+
+//  Receives datagrams on udp until one arrives or timeout_ms passes.
+static size_t
+s_test_udp_recv (nat_udp_t *udp, nat_udp_rx_t **rx, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (zclock_mono () < deadline) {
+        size_t n = nat_udp_recv (udp, rx);
+        if (n)
+            return n;
+        zmq_pollitem_t item = { NULL, nat_udp_fd (udp), ZMQ_POLLIN, 0 };
+        zmq_poll (&item, 1, 50);
+    }
+    return 0;
+}
+
+static nat_status_reply_t *
+s_test_status (bus_client_t *client)
+{
+    nat_status_t request = { .peer = "" };
+    char err [200];
+    bus_envelope_t *reply = bus_client_request (client, "nat", &nat_status_schema, &request, 2000, err, sizeof err);
+    assert (reply);
+    nat_status_reply_t *status = (nat_status_reply_t *) zmalloc (sizeof (nat_status_reply_t));
+    assert (bus_envelope_get_msg (reply, &nat_status_reply_schema, status, err, sizeof err) == 0);
+    bus_envelope_destroy (&reply);
+    return status;
+}
+
+void
+nat_service_test (bool verbose)
+{
+    if (!verbose)
+        bus_log_set_level (BUS_LOG_WARN);
+
+    //  Config: good ones, and every kind of mistake with its file and line
+    char text [1024];
+    assert (s_check ("", NULL, verbose) == 0);
+    assert (s_check ("connection = { listen = \"0.0.0.0:51820\"; keepalive_interval = \"25s\";\n"
+                     "  direct_connect = true; connect_timeout = \"30s\"; };\n"
+                     "device = { name = \"x\"; };\n", NULL, verbose) == 0);
+    s_check ("connection = {\n listen = \"1.2.3:51820\"; };\n", "test.cfg:2:", verbose);
+    s_check ("connection = {\n listen = \"0.0.0.0:70000\"; };\n", "out of range", verbose);
+    s_check ("connection = {\n listen = \"peer.example:1\"; };\n", "test.cfg:2:", verbose);
+    s_check ("connection = {\n keepalive_intervall = \"25s\"; };\n", "test.cfg:2:", verbose);
+    s_check ("connection = {\n keepalive_interval = \"25 parsecs\"; };\n", "test.cfg:2:", verbose);
+    s_check ("connection = {\n direct_connect = \"maybe\"; };\n", "test.cfg:2:", verbose);
+    s_check ("connection = \"fast\";\n", "test.cfg:1:", verbose);
+    snprintf (text, sizeof text, "peers = (\n { name = \"a\"; public_key = \"%s\";\n"
+              "   endpoint = \"[2001:db8::1:51820\"; } );\n", s_key0);
+    s_check (text, "test.cfg:3:", verbose);
+    snprintf (text, sizeof text, "peers = (\n { name = \"a\"; public_key = \"%s\";\n"
+              "   direct = true; } );\n", s_key0);
+    s_check (text, "test.cfg:3:", verbose);
+    //  Several mistakes: all of them are reported, not only the first
+    assert (s_check ("connection = {\n listen = \"x\";\n keepalive_interval = \"never\";\n"
+                     " typo = 1; };\n", NULL, verbose) == 3);
+
+    //  The service, in a private network namespace when allowed
+    nat_udp_test_netns ();
+    char dir [] = "/tmp/nat-service-test-XXXXXX";
+    assert (mkdtemp (dir));
+    zactor_t *broker = zactor_new (bus_broker_actor, dir);
+    assert (broker);
+
+    //  The peer: a UDP socket on loopback
+    char err [300];
+    nat_udp_config_t pc = { .bind = "127.0.0.1:0" };
+    nat_udp_t *remote = nat_udp_new (&pc, err, sizeof err);
+    assert (remote);
+    snprintf (text, sizeof text,
+              "connection = { listen = \"127.0.0.1:0\"; keepalive_interval = \"25s\"; };\n"
+              "peers = ( { name = \"alice\"; public_key = \"%s\"; },\n"
+              "          { name = \"bob\"; public_key = \"%s\"; endpoint = \"127.0.0.1:%u\"; direct = true; } );\n",
+              s_key0, s_key1, nat_udp_port (remote));
+    bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
+    assert (config);
+
+    //  crypto's side: pipes and a service that counts nat.dial
+    bus_pipe_t *from_nat = bus_pipe_new (dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    bus_pipe_t *to_nat = bus_pipe_new (dir, NAT_PIPE_FROM_CRYPTO, BUS_PIPE_SENDER, 0);
+    assert (from_nat && to_nat);
+    bus_service_t *crypto = bus_service_new ("crypto", NULL, dir);
+    assert (crypto);
+    bus_service_set_heartbeat (crypto, 100);
+    bus_service_handle (crypto, "nat.dial", s_test_on_dial, NULL);
+    zactor_t *crypto_actor = zactor_new (bus_service_actor, crypto);
+
+    bus_service_t *svc = bus_service_new ("nat", NULL, dir);
+    assert (svc);
+    bus_service_set_heartbeat (svc, 100);
+    bus_service_set_config (svc, config);
+    nat_service_t *nat = nat_service_new (svc, err, sizeof err);
+    if (!nat)
+        printf ("nat_service_new: %s\n", err);
+    assert (nat);
+    uint16_t port = nat_service_port (nat);
+    assert (port > 0);
+    zactor_t *nat_actor = zactor_new (bus_service_actor, svc);
+    assert (nat_actor);
+
+    //  bob is direct: crypto is asked to dial it (again when crypto joins late)
+    assert (s_test_wait (&s_dials, 1, 5000));
+    assert (atomic_load (&s_dial_index) == 1);
+
+    //  A datagram from the "peer" reaches crypto with a handle
+    nat_addr_t nat_addr;
+    assert (nat_addr_set_ip (&nat_addr, "127.0.0.1", port) == 0);
+    uint8_t packet [64] = { 4, 0, 0, 0, 7, 0, 0, 0 };
+    for (size_t i = 16; i < sizeof packet; i++)
+        packet [i] = (uint8_t) i;
+    nat_udp_tx_t tx = { packet, sizeof packet, &nat_addr };
+    bus_batch_iter_t iter;
+    bus_packet_t pkt;
+    int rc = 0;
+    //  The PUSH of nat-crypto may take a moment to connect: send until it arrives
+    for (int attempt = 0; attempt < 50 && rc != 1; attempt++) {
+        assert (nat_udp_send (remote, &tx, 1) == 1);
+        rc = bus_pipe_recv (from_nat, &iter, 100);
+    }
+    assert (rc == 1);
+    assert (bus_batch_iter_next (&iter, &pkt));
+    assert (pkt.len == sizeof packet && memcmp (pkt.data, packet, sizeof packet) == 0);
+    uint32_t handle = pkt.tag;
+    assert (handle != NAT_HANDLE_NONE);
+
+    //  Malformed datagrams never reach crypto
+    uint8_t junk [40] = { 9, 0, 0, 0 };
+    nat_udp_tx_t bad [3] = { { junk, sizeof junk, &nat_addr }, { junk, 3, &nat_addr },
+                             { packet, 20, &nat_addr } };
+    assert (nat_udp_send (remote, bad, 3) == 3);
+
+    //  crypto confirms alice at that handle, then sends her a packet: it arrives
+    //  at the peer's socket. Packets for bob go to his configured endpoint too.
+    bus_batch_t *batch = bus_batch_new (0);
+    uint8_t reply [100];
+    memset (reply, 0xAB, sizeof reply);
+    uint32_t stale = handle + (1u << 10);
+    //  Our PUSH may not have connected yet (a failed send drops the batch)
+    rc = -1;
+    for (int attempt = 0; attempt < 100 && rc != 0; attempt++) {
+        if (attempt)
+            zclock_sleep (20);
+        assert (bus_batch_add (batch, 0, reply, 30) == 0);     //  alice: no endpoint yet
+        assert (bus_batch_add (batch, 0, &handle, sizeof handle) == 0);
+        bus_batch_set_flags (batch, NAT_FLAG_ENDPOINT);
+        assert (bus_batch_add (batch, 0, reply, sizeof reply) == 0);
+        assert (bus_batch_add (batch, 1, reply, 50) == 0);
+        assert (bus_batch_add (batch, 7, reply, 50) == 0);     //  no such peer
+        assert (bus_batch_add (batch, 1, &stale, sizeof stale) == 0);
+        bus_batch_set_flags (batch, NAT_FLAG_ENDPOINT);       //  refused
+        rc = bus_pipe_send (to_nat, batch);
+    }
+    assert (rc == 0);
+    nat_udp_rx_t *rx;
+    size_t got = 0, n;
+    size_t sizes [2] = { 0 };
+    while (got < 2 && (n = s_test_udp_recv (remote, &rx, 3000)) > 0)
+        for (size_t i = 0; i < n; i++, got++) {
+            if (got < 2)
+                sizes [got] = rx [i].size;
+            assert (nat_addr_eq (rx [i].from, &nat_addr));
+        }
+    assert (got == 2 && sizes [0] == 100 && sizes [1] == 50);
+
+    //  And nat.status says so
+    bus_client_t *client = NULL;
+    char endpoint [BUS_PATH_MAX];
+    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
+    client = bus_client_new (endpoint, "nat-test", err, sizeof err);
+    assert (client);
+    nat_status_reply_t *status = NULL;
+    //  The junk may still be on its way: ask until the drops are counted
+    for (int attempt = 0; attempt < 50; attempt++) {
+        free (status);
+        status = s_test_status (client);
+        if (status->drop_bad_type + status->drop_too_short >= 3)
+            break;
+        zclock_sleep (20);
+    }
+    if (verbose)
+        printf ("nat_service: rx %" PRIu64 " tx %" PRIu64 " to_crypto %" PRIu64 " from_crypto %" PRIu64 "\n",
+                status->rx_datagrams, status->tx_datagrams, status->to_crypto, status->from_crypto);
+    assert (status->listen_port == port);
+    assert (status->drop_bad_type == 1 && status->drop_too_short == 2);
+    assert (status->drop_bad_peer == 1 && status->drop_stale_handle == 1);
+    assert (status->drop_no_endpoint == 1);
+    assert (status->tx_datagrams == 2 && status->from_crypto == 6);
+    assert (status->to_crypto + status->drop_pipe == status->rx_datagrams - 3);
+    assert (status->peers_count == 2);
+    assert (streq (status->peers [0].name, "alice") && streq (status->peers [0].state, "up"));
+    assert (status->peers [0].tx_packets == 1 && status->peers [0].tx_bytes == 100);
+    char expect [NAT_ADDR_TEXT_MAX];
+    nat_addr_t remote_addr;
+    assert (nat_addr_set_ip (&remote_addr, "127.0.0.1", nat_udp_port (remote)) == 0);
+    nat_addr_format (&remote_addr, expect, sizeof expect);
+    assert (streq (status->peers [0].endpoint, expect));
+    assert (streq (status->peers [1].name, "bob") && streq (status->peers [1].state, "connecting"));
+    assert (status->peers [1].direct && status->peers [1].tx_packets == 1);
+    free (status);
+
+    //  A packet from alice's endpoint now counts as hers
+    assert (nat_udp_send (remote, &tx, 1) == 1);
+    assert (bus_pipe_recv (from_nat, &iter, 2000) == 1);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        status = s_test_status (client);
+        bool counted = status->peers [0].rx_packets == 1;
+        free (status);
+        if (counted)
+            break;
+        zclock_sleep (20);
+        assert (attempt < 49);
+    }
+
+    bus_client_destroy (&client);
+    bus_batch_destroy (&batch);
+    zactor_destroy (&nat_actor);
+    nat_service_destroy (&nat);
+    assert (nat == NULL);
+    bus_service_destroy (&svc);
+    bus_config_destroy (&config);
+    zactor_destroy (&crypto_actor);
+    bus_service_destroy (&crypto);
+    bus_pipe_destroy (&from_nat);
+    bus_pipe_destroy (&to_nat);
+    nat_udp_destroy (&remote);
+    zactor_destroy (&broker);
+    //  Nothing of ours is left in the run directory
+    const char *names [] = { "bus.ipc", "events.ipc", "tap.ipc" };
+    for (int i = 0; i < 3; i++) {
+        char path [BUS_PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s", dir, names [i]);
+        unlink (path);
+    }
+    assert (rmdir (dir) == 0);
+}

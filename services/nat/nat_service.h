@@ -1,0 +1,51 @@
+/*  nat_service: the nat process's logic on a bus_service loop. It owns the one
+    UDP socket and wires it to crypto through the data pipes of
+    docs/packet-path.md:
+
+        UDP -> demux -> handle for the source -> batch -> nat-crypto -> crypto
+        crypto -> crypto-nat -> (ENDPOINT record: learn the peer's address)
+                             -> datagram for peer i -> its endpoint -> UDP
+
+    and keeps the per-peer state (nat_peer_table): it asks crypto to dial direct
+    peers (`nat.dial`), publishes `nat.peer` / `nat.peer.down`, and answers
+    `nat.status`. A class of its own, not main's statics, so the self test can run
+    the whole service in-process on a real broker. */
+#ifndef NAT_SERVICE_H_INCLUDED
+#define NAT_SERVICE_H_INCLUDED
+
+#include "bus_service.h"
+#include "nat_endpoint.h"
+
+#define NAT_PIPE_FROM_CRYPTO "crypto-nat"   //  we bind (receiver)
+#define NAT_PIPE_TO_CRYPTO   "nat-crypto"   //  we connect (sender)
+#define NAT_FLAG_ENDPOINT    0x0100         //  crypto-nat record: payload = 4-byte handle
+#define NAT_LISTEN_DEFAULT   "*:51820"
+#define NAT_TICK_MS          100
+
+typedef struct {
+    char listen [NAT_ENDPOINT_TEXT_MAX];    //  bind address ("*:51820")
+    int64_t keepalive_ms;                   //  connection.keepalive_interval
+    int64_t connect_timeout_ms;             //  connection.connect_timeout
+    bool direct_connect;                    //  false: nat dials nobody
+    bool relay_enabled, relay_via_peers;    //  accepted, for later versions
+} nat_service_config_t;
+
+//  Reads the `connection` group and checks the `peers` list as nat needs it
+//  (endpoints parse). Problems are recorded in config with file and line. config
+//  may be NULL (defaults). out may be NULL.
+void nat_service_check_config (bus_config_t *config, nat_service_config_t *out);
+
+typedef struct _nat_service_t nat_service_t;
+
+//  Reads config (bus_service_config (svc), may be NULL), opens the UDP socket and
+//  the pipes, registers the handlers and hangs everything on the service's loop.
+//  NULL with a reason in err (a config error, the port in use...).
+nat_service_t *nat_service_new (bus_service_t *svc, char *err, size_t err_size);
+//  Takes everything off the loop and closes the socket and the pipes.
+void nat_service_destroy (nat_service_t **self_p);
+
+//  The bound UDP port.
+uint16_t nat_service_port (nat_service_t *self);
+
+void nat_service_test (bool verbose);
+#endif

@@ -1,0 +1,204 @@
+/*  bifrost-registry: the registry server. The config is read and checked in
+    s_check_config (every error reported with file and line, exit 78), setup
+    opens the database and listens, a timer sweeps leases. The API itself is
+    reg_api; the transport reg_http. */
+#include "config.h"
+#include "reg_alloc.h"
+#include "reg_api.h"
+#include "reg_http.h"
+#include "bus_log.h"
+#include "bus_service.h"
+#include <sys/stat.h>
+
+#define REGISTRY_VERSION PACKAGE_VERSION
+
+static struct {
+    reg_api_config_t api;
+    reg_http_config_t http;
+    char database [512];
+    const char *stun [9];
+} s_opt;
+
+static reg_api_t *s_api;
+static reg_http_t *s_http;
+
+static const char *const s_registry_keys [] = {
+    "listen", "database", "admin_token", "default_cidr", "heartbeat_interval", "offline_after",
+    "expire_after", "max_body", "rate_limit", "rate_burst", "tls_cert", "tls_key", "name",
+    "stun_servers", "event_queue", NULL
+};
+//  Shared with bifrost-coturn (services/coturn), which reads the same group.
+static const char *const s_turn_keys [] = {
+    "realm", "host", "listen_port", "tls_port", "tls_cert", "tls_key", "secret", "credential_ttl",
+    "listening_ip", "external_ip", "relay_ip", "min_port", "max_port", "allow_loopback_peers",
+    "allow_private_peers", "verbose", NULL
+};
+
+static const char *
+s_optional (bus_config_t *config, const char *path)
+{
+    const char *value = config ? bus_config_string (config, path, NULL) : NULL;
+    return value && *value ? value : NULL;
+}
+
+static int
+s_check_config (bus_config_t *config, void *arg)
+{
+    memset (&s_opt, 0, sizeof s_opt);
+    const char *state = getenv ("BIFROST_STATE_DIR");
+    snprintf (s_opt.database, sizeof s_opt.database, "%s/registry.db", state && *state ? state : "/var/lib/bifrost");
+    s_opt.api.database = s_opt.database;
+    s_opt.api.heartbeat_s = 30;
+    s_opt.api.default_cidr = "10.100.0.0/16";
+    s_opt.http.listen = "0.0.0.0:7080";
+    s_opt.http.max_body = 65536;
+    s_opt.http.rate = 20;
+    s_opt.http.burst = 40;
+    s_opt.api.turn.port = 3478;
+    s_opt.api.turn.ttl_s = 86400;
+    s_opt.api.turn.name = "bifrost-registry";
+    s_opt.api.turn.version = REGISTRY_VERSION;
+    s_opt.api.queue_max = 1000;
+    s_opt.http.sweep_ms = 250;
+    if (!config) {
+        const char *token = getenv ("BIFROST_ADMIN_TOKEN");
+        s_opt.api.admin_token = token && *token ? token : NULL;
+        return 0;
+    }
+    config_t *raw = bus_config_raw (config);
+    config_setting_t *group = config_lookup (raw, "registry");
+    if (group)
+        bus_config_check_keys (config, group, s_registry_keys);
+    config_setting_t *turn = config_lookup (raw, "turn");
+    if (turn)
+        bus_config_check_keys (config, turn, s_turn_keys);
+
+    s_opt.http.listen = bus_config_string (config, "registry.listen", s_opt.http.listen);
+    char host [128];
+    int port;
+    if (reg_http_parse_listen (s_opt.http.listen, host, sizeof host, &port))
+        bus_config_error (config, config_lookup (raw, "registry.listen"),
+                          "registry.listen: expected host:port or [v6]:port");
+    const char *db = bus_config_string (config, "registry.database", s_opt.database);
+    snprintf (s_opt.database, sizeof s_opt.database, "%s", db);
+    s_opt.api.admin_token = s_optional (config, "registry.admin_token");
+    s_opt.api.default_cidr = bus_config_string (config, "registry.default_cidr", s_opt.api.default_cidr);
+    uint32_t net;
+    int prefix;
+    char err [200];
+    if (reg_cidr_parse (s_opt.api.default_cidr, &net, &prefix, err, sizeof err))
+        bus_config_error (config, config_lookup (raw, "registry.default_cidr"), "registry.default_cidr: %s", err);
+    s_opt.api.heartbeat_s = bus_config_duration_ms (config, "registry.heartbeat_interval", 30000, 1000, 86400000) / 1000;
+    s_opt.api.offline_s = bus_config_duration_ms (config, "registry.offline_after",
+                                                  3000 * s_opt.api.heartbeat_s, 1000, 7 * 86400000LL) / 1000;
+    s_opt.api.expire_s = bus_config_duration_ms (config, "registry.expire_after",
+                                                 10000 * s_opt.api.heartbeat_s, 1000, 365 * 86400000LL) / 1000;
+    if (s_opt.api.offline_s < s_opt.api.heartbeat_s || s_opt.api.expire_s < s_opt.api.offline_s)
+        bus_config_error (config, group, "registry: need heartbeat_interval <= offline_after <= expire_after");
+    s_opt.http.max_body = (size_t) bus_config_int (config, "registry.max_body", 65536, 1024, 16 << 20);
+    s_opt.http.rate = (double) bus_config_int (config, "registry.rate_limit", 20, 0, 1000000);
+    s_opt.http.burst = (double) bus_config_int (config, "registry.rate_burst", 40, 1, 1000000);
+    s_opt.http.tls_cert = s_optional (config, "registry.tls_cert");
+    s_opt.http.tls_key = s_optional (config, "registry.tls_key");
+    if (!s_opt.http.tls_cert != !s_opt.http.tls_key)
+        bus_config_error (config, group, "registry: tls_cert and tls_key must be set together");
+    s_opt.api.queue_max = (size_t) bus_config_int (config, "registry.event_queue", 1000, 10, 1000000);
+    s_opt.api.turn.name = bus_config_string (config, "registry.name", "bifrost-registry");
+    config_setting_t *stun = config_lookup (raw, "registry.stun_servers");
+    if (stun && !config_setting_is_array (stun) && !config_setting_is_list (stun))
+        bus_config_error (config, stun, "registry.stun_servers: expected a list of \"stun:host:port\" strings");
+    else
+    for (int i = 0; stun && i < config_setting_length (stun) && i < 8; i++) {
+        const char *url = bus_config_value_string (config, config_setting_get_elem (stun, (unsigned) i), NULL);
+        if (!url || strncmp (url, "stun:", 5) != 0)
+            bus_config_error (config, config_setting_get_elem (stun, (unsigned) i),
+                              "registry.stun_servers: each entry must start with stun:");
+        else
+            s_opt.stun [i] = url;
+    }
+    s_opt.api.turn.extra_stun = s_opt.stun;
+
+    //  TURN: the host clients use, ports, the shared secret from the environment
+    const char *turn_host = s_optional (config, "turn.host");
+    if (!turn_host)
+        turn_host = s_optional (config, "turn.external_ip");
+    if (!turn_host)
+        turn_host = s_optional (config, "turn.listening_ip");
+    s_opt.api.turn.host = turn ? turn_host : NULL;
+    s_opt.api.turn.port = (int) bus_config_int (config, "turn.listen_port", 3478, 1, 65535);
+    s_opt.api.turn.tls_port = s_optional (config, "turn.tls_cert")
+                            ? (int) bus_config_int (config, "turn.tls_port", 5349, 1, 65535) : 0;
+    s_opt.api.turn.secret = s_optional (config, "turn.secret");
+    s_opt.api.turn.ttl_s = bus_config_duration_ms (config, "turn.credential_ttl", 86400000, 60000, 30 * 86400000LL) / 1000;
+    if (turn && !turn_host)
+        bus_config_error (config, turn, "turn: set host (the name or address clients use to reach coturn)");
+    return 0;
+}
+
+//  The service thread must keep ticking; if it hangs, exit so the supervisor
+//  restarts us (the zloop's own heartbeats would otherwise look healthy).
+static int
+s_watchdog (zloop_t *loop, int timer_id, void *arg)
+{
+    int64_t idle = reg_http_idle_ms (s_http);
+    if (idle > 10000) {
+        bus_error ("service thread stuck for %lld ms; exiting", (long long) idle);
+        _exit (1);
+    }
+    return 0;
+}
+
+static int
+s_setup (bus_service_t *svc, void *arg)
+{
+    char err [300];
+    //  The database's folder is created private if it is missing
+    char dir [512];
+    snprintf (dir, sizeof dir, "%s", s_opt.database);
+    char *slash = strrchr (dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        if (mkdir (dir, 0700) != 0 && errno != EEXIST) {
+            bus_error ("cannot create %s: %s", dir, strerror (errno));
+            return -1;
+        }
+    }
+    s_api = reg_api_new (&s_opt.api, err, sizeof err);
+    if (!s_api) {
+        bus_error ("%s", err);
+        return -1;
+    }
+    if (!s_opt.api.admin_token)
+        bus_warn ("no registry.admin_token: admin routes are disabled");
+    if (!s_opt.api.turn.secret)
+        bus_info ("no turn.secret: /client/meta gives STUN servers only");
+    s_http = reg_http_new (s_api, &s_opt.http, err, sizeof err);
+    if (!s_http) {
+        bus_error ("%s", err);
+        reg_api_destroy (&s_api);
+        return -1;
+    }
+    zloop_timer (bus_service_loop (svc), 1000, 0, s_watchdog, NULL);
+    bus_info ("database %s", s_opt.database);
+    return 0;
+}
+
+static void
+s_teardown (bus_service_t *svc, void *arg)
+{
+    reg_http_destroy (&s_http);
+    reg_api_destroy (&s_api);
+}
+
+int
+main (int argc, char **argv)
+{
+    static const bus_service_def_t def = {
+        .name = "registry",
+        .summary = "networks, peers, virtual IPs, join tokens, events and ICE config over HTTP(S)/WebSocket",
+        .check_config = s_check_config,
+        .setup = s_setup,
+        .teardown = s_teardown,
+    };
+    return bus_service_main (&def, argc, argv);
+}

@@ -1,0 +1,30 @@
+/*  registry_selftest: the self tests of every registry class. */
+#include "tests/selftest.h"
+#include "reg_alloc.h"
+#include "reg_turn.h"
+#include "reg_validate.h"
+#include "reg_auth.h"
+#include "reg_events.h"
+#include "reg_ratelimit.h"
+#include "reg_store.h"
+#include "reg_api.h"
+#include "reg_http.h"
+
+static const selftest_t s_tests [] = {
+    { "reg_alloc", reg_alloc_test },
+    { "reg_turn", reg_turn_test },
+    { "reg_validate", reg_validate_test },
+    { "reg_auth", reg_auth_test },
+    { "reg_events", reg_events_test },
+    { "reg_ratelimit", reg_ratelimit_test },
+    { "reg_store", reg_store_test },
+    { "reg_api", reg_api_test },
+    { "reg_http", reg_http_test },
+    { NULL, NULL }
+};
+
+int
+main (int argc, char **argv)
+{
+    return selftest_run (s_tests, argc, argv);
+}
