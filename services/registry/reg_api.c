@@ -1027,7 +1027,9 @@ reg_api_test (bool verbose)
     snprintf (reusable, sizeof reusable, "%s", s_str ("token"));
     assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/tokens", admin, NULL, now) == 200);
     assert (json_array_size (json_object_get (s_last, "tokens")) == 2);
-    assert (strstr (json_dumps (s_last, 0), "bjt_") == NULL || true);
+    char *listing = json_dumps (s_last, 0);
+    assert (strstr (listing, "bjt_") == NULL);          //  secrets are shown once, at creation
+    free (listing);
 
     reg_events_set_wake (reg_api_events (api), s_test_wake, NULL);
     reg_sub_t *watch = reg_events_subscribe (reg_api_events (api), "tiny", NULL, NULL);

@@ -1,0 +1,116 @@
+#!/bin/bash
+# node_recovery: the tunnel survives the death of any of its processes. During a
+# continuous ping a -> b, kill -9 of crypto, then device, then nat on node a (and of
+# crypto on b): the supervisor restarts the service, the session comes back and the
+# ping resumes; the outage of each is measured from ping's timestamps and must stay
+# bounded. kill -9 of the broker: the services reconnect and the data path (which
+# never crosses the broker) keeps working. SIGTERM to bifrostd: every process of the
+# node is gone and bifrost0 is removed.
+. "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+
+MAX_OUTAGE_MS=5000
+INTERVAL=0.05
+
+underlay a 192.0.2.1
+underlay b 192.0.2.2
+KA=$(genkey a); KB=$(genkey b)
+node_config a tun 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820)"
+node_config b tun 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)"
+start_node a; ok $? "node a: every service READY"
+start_node b; ok $? "node b: every service READY"
+wait_for 15 ping_ok a 10.100.0.2
+ok $? "ping a -> b through the tunnel"
+
+# Replies of a ping log written by `ping -D -O`: "TIMESTAMP SEQ", in arrival order
+replies () { sed -n 's/^\[\([0-9.]*\)\] .* icmp_seq=\([0-9]*\) .*time=.*/\1 \2/p' "$1"; }
+# replies_after LOG TIMESTAMP: has a reply arrived after this time (seconds.micro)?
+replies_after () { replies "$1" | awk -v t="$2" '$1 > t { f = 1 } END { exit !f }'; }
+# outage LOG: "GAP_MS LOST": the longest time between two consecutive replies (minus
+# one interval: that much is normal) and the number of requests never answered
+outage () {
+    replies "$1" | awk -v iv="$INTERVAL" '
+        NR > 1 && ($1 - prev) > gap { gap = $1 - prev }
+        { prev = $1; seen [$2] = 1; if (NR == 1 || $2 > max) max = $2; if (NR == 1 || $2 < min) min = $2 }
+        END { for (s = min; s <= max; s++) if (!(s in seen)) lost++
+              g = (gap - iv) * 1000; if (g < 0) g = 0
+              printf "%d %d\n", g, lost }'
+}
+wall () { date +%s.%N; }
+
+# kill_during_ping NODE SERVICE: kill -9 of the service under a 20 pings/s ping a -> b;
+# the new instance must be READY and pings answered again; prints the outage
+kill_during_ping () {
+    local n=$1 svc=$2 log="$T/ping-$1-$2" old new ping rc gap lost t_ready
+    in_ns a ping -D -O -i $INTERVAL -W 1 10.100.0.2 > "$log" 2>&1 &
+    ping=$!
+    wait_for 5 sh -c "[ \$(grep -c 'bytes from' '$log') -ge 10 ]"
+    old=$(service_pid "$n" "$svc")
+    if [ -z "$old" ]; then
+        kill -INT $ping; wait $ping 2>/dev/null
+        ok 1 "$n: $svc running before the kill"; return
+    fi
+    kill -KILL "$old"
+    # a new pid, READY
+    wait_for 10 sh -c "p=\$($CTL -r '$T/$n/run' status 2>/dev/null | awk '\$1 == \"$svc.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $old ]"
+    rc=$?
+    new=$(service_pid "$n" "$svc")
+    ok $rc "$n: kill -9 of $svc ($old): restarted by the supervisor (now $new)"
+    t_ready=$(wall)
+    wait_for 10 replies_after "$log" "$t_ready"
+    ok $? "$n: ping a -> b answered again after $svc restarted"
+    # a second of steady pings after the return, then stop
+    sleep 1
+    kill -INT $ping; wait $ping 2>/dev/null
+    read -r gap lost <<< "$(outage "$log")"
+    echo "# outage after kill -9 of $svc on $n: ${gap} ms without reply, $lost of $(grep -c 'icmp_seq=' "$log" | head -1) pings lost"
+    [ "${gap:-99999}" -lt $MAX_OUTAGE_MS ]
+    ok $? "$n: $svc outage ${gap} ms < $MAX_OUTAGE_MS ms"
+    in_ns a ping -c 5 -i 0.05 -W 1 -q 10.100.0.2 > "$T/after" 2>&1
+    grep -q " 0% packet loss" "$T/after"
+    ok $? "$n: 5 pings a -> b after the $svc restart, none lost"
+}
+
+kill_during_ping a crypto
+kill_during_ping a device
+kill_during_ping a nat
+kill_during_ping b crypto
+kill_during_ping b nat
+
+# The broker: the services reconnect; the data plane does not go through it
+in_ns a ping -D -O -i $INTERVAL -W 1 10.100.0.2 > "$T/ping-bus" 2>&1 &
+PING=$!
+wait_for 5 sh -c "[ \$(grep -c 'bytes from' '$T/ping-bus') -ge 10 ]"
+BUS_OLD=$(service_pid a bus)
+kill -KILL "$BUS_OLD"
+wait_for 10 sh -c "p=\$($CTL -r '$T/a/run' status 2>/dev/null | awk '\$1 == \"bus.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $BUS_OLD ]"
+ok $? "a: kill -9 of the broker ($BUS_OLD): restarted (now $(service_pid a bus))"
+# every service reachable over the new broker: crypto and nat answer bifrostctl peers
+wait_for 10 sh -c "$CTL -r '$T/a/run' peers --json 2>/dev/null | jq -e '.crypto.handshakes_completed >= 1 and .nat != null and .peers[0].session == true' >/dev/null"
+ok $? "a: crypto and nat answer over the restarted broker, session with b up"
+wait_for 10 all_ready a
+ok $? "a: every service READY after the broker restart"
+sleep 1
+kill -INT $PING; wait $PING 2>/dev/null
+read -r GAP LOST <<< "$(outage "$T/ping-bus")"
+echo "# broker kill -9 on a: ${GAP} ms without reply, $LOST pings lost"
+[ "${GAP:-99999}" -lt 1000 ]
+ok $? "a: the ping went on through the broker restart (gap ${GAP} ms < 1000 ms)"
+
+# SIGTERM to bifrostd: all of the node's processes end, bifrost0 goes away
+PIDS=$(ctl a status 2>/dev/null | awk '$1 == "INSTANCE" { on = 1; next } on && $2 ~ /^[0-9]+$/ { print $2 }')
+SUP=$(cat "$T/a/bifrostd.pid")
+[ "$(echo "$PIDS" | wc -w)" -ge 5 ]
+ok $? "a: $(echo "$PIDS" | wc -w) service processes before SIGTERM"
+stop_node a
+ok $? "a: bifrostd exits on SIGTERM"
+ALIVE=""
+for p in $PIDS $SUP; do kill -0 "$p" 2>/dev/null && ALIVE="$ALIVE $p"; done
+[ -z "$ALIVE" ]
+ok $? "a: no process of the node left (alive:${ALIVE:- none})"
+in_ns a ip link show bifrost0 >/dev/null 2>&1
+ok $(( $? == 0 )) "a: bifrost0 removed"
+[ -z "$(ip netns pids "$(ns_of a)")" ]
+ok $? "a: nothing left running in the namespace"
+
+echo "1..$TESTNO"
+[ "$FAILED" -eq 0 ]
