@@ -3,6 +3,7 @@
 #include "bus_endpoint.h"
 #include "bus_log.h"
 #include "bus_ready.h"
+#include "bus_pipe.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -43,6 +44,8 @@ struct _bus_service_t {
     zlistx_t *subscriptions;    //  of s_handler_t, type prefix match
     zlistx_t *on_connect;       //  of s_connect_t
     zlistx_t *pending;          //  of s_pending_t, requests waiting for replies
+    bus_pipe_t *pipes [16];     //  data pipes that can be mirrored to the tap
+    size_t pipe_count;
     uint64_t next_corr;
     uint64_t epoch;             //  broker epoch, 0 = not connected
     int64_t last_welcome;
@@ -245,6 +248,45 @@ bus_service_reply_error (bus_service_t *self, bus_envelope_t *request, uint32_t 
     return bus_service_reply (self, request, &bus_error_schema, &error);
 }
 
+void
+bus_service_add_pipe (bus_service_t *self, bus_pipe_t *pipe)
+{
+    if (self->pipe_count < sizeof self->pipes / sizeof self->pipes [0])
+        self->pipes [self->pipe_count++] = pipe;
+}
+
+//  A mirrored batch: publish its headers as an event; the broker's tap shows it.
+static void
+s_pipe_sample (bus_pipe_t *pipe, const bus_pipe_sample_t *sample, void *arg)
+{
+    bus_service_publish ((bus_service_t *) arg, &bus_pipe_sample_schema, sample);
+}
+
+//  bus.pipe.mirror: like tcpdump on the bus, on request, for every pipe we have
+static void
+s_pipe_mirror (bus_service_t *self, bus_envelope_t *env)
+{
+    bus_pipe_mirror_t request;
+    char err [200];
+    if (bus_envelope_get_msg (env, &bus_pipe_mirror_schema, &request, err, sizeof err)) {
+        bus_service_reply_error (self, env, 400, "%s", err);
+        return;
+    }
+    static bus_pipe_mirror_reply_t reply;
+    memset (&reply, 0, sizeof reply);
+    for (size_t i = 0; i < self->pipe_count; i++) {
+        if (request.enable)
+            bus_pipe_set_mirror (self->pipes [i], request.sample ? request.sample : 1,
+                                 request.snaplen ? request.snaplen : 64, s_pipe_sample, self);
+        else
+            bus_pipe_set_mirror (self->pipes [i], 0, 0, NULL, NULL);
+        snprintf (reply.pipes [reply.pipes_count++], sizeof reply.pipes [0], "%s",
+                  bus_pipe_name (self->pipes [i]));
+    }
+    bus_info ("pipe mirroring %s on %u pipe(s)", request.enable ? "on" : "off", reply.pipes_count);
+    bus_service_reply (self, env, &bus_pipe_mirror_reply_schema, &reply);
+}
+
 static int
 s_request_timeout (zloop_t *loop, int timer_id, void *arg)
 {
@@ -358,6 +400,10 @@ s_dispatch (bus_service_t *self, bus_envelope_t *env)
             h->fn (self, env, h->arg);
             return;
         }
+    }
+    if (streq (type, "bus.pipe.mirror")) {
+        s_pipe_mirror (self, env);
+        return;
     }
     if (streq (type, "bus.echo")) {
         //  Every service answers echo: liveness checks and round-trip benchmarks

@@ -75,6 +75,12 @@ void bus_service_stop (bus_service_t *self);
 //  zactor body: runs the service given as args until the pipe says $TERM.
 void bus_service_actor (zsock_t *pipe, void *args);
 
+//  Registers a data pipe of the service, so that `bus.pipe.mirror` requests switch
+//  its mirroring and its samples are published as `bus.pipe.sample` events (which
+//  the broker copies to the tap). The pipe stays the caller's.
+struct _bus_pipe_t;
+void bus_service_add_pipe (bus_service_t *self, struct _bus_pipe_t *pipe);
+
 //  Counters for status and tests.
 typedef struct {
     uint64_t sent, received, dropped, bad_input, timeouts, connects;

@@ -29,7 +29,9 @@ s_usage (FILE *out)
         "  status [--json] [NAME]    every service instance: pid, state, uptime, restarts\n"
         "  tap [PATTERN] [--count N] [--timeout S]\n"
         "                            print bus messages and events, one JSON line each;\n"
-        "                            PATTERN is a glob on the type, e.g. 'peer.*', 'sup.*'\n"
+        "                            PATTERN is a glob on the type, e.g. 'peer.*', 'sup.*';\n"
+        "                            --pipes: also mirror packet headers of the data pipes\n"
+        "                            (tap --pipes 'bus.pipe.*' is tcpdump on the bus)\n"
         "  scale NAME N              run N instances of service NAME (0 to 64)\n"
         "  restart NAME              restart every instance of NAME (also a failed one)\n"
         "  stop                      stop every service, then bifrostd\n"
@@ -385,6 +387,19 @@ s_tap (const char *run_dir, const char *pattern, long count, double timeout_s)
     return 0;
 }
 
+//  Asks the data-path services to mirror (or stop mirroring) the headers of
+//  their pipes as bus.pipe.sample events, which the tap then shows.
+static void
+s_mirror (const char *run_dir, bool enable)
+{
+    const char *services [] = { "device", "crypto", "nat" };
+    bus_pipe_mirror_t request = { .enable = enable, .sample = 1, .snaplen = 64 };
+    for (size_t i = 0; i < 3; i++) {
+        bus_envelope_t *reply = s_ask (run_dir, services [i], &bus_pipe_mirror_schema, &request);
+        bus_envelope_destroy (&reply);
+    }
+}
+
 //  ---------------------------------------------------------------------------
 
 static bool
@@ -411,10 +426,11 @@ main (int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "count", required_argument, NULL, 'n' },
         { "timeout", required_argument, NULL, 't' },
+        { "pipes", no_argument, NULL, 'p' },
         { NULL, 0, NULL, 0 }
     };
     const char *run_dir = NULL, *config_path = NULL;
-    bool check = false, json = false;
+    bool check = false, json = false, pipes = false;
     long count = 0;
     double timeout_s = 0;
     int opt;
@@ -426,6 +442,7 @@ main (int argc, char **argv)
             case 'v': s_verbose = true; break;
             case 'C': check = true; break;
             case 'j': json = true; break;
+            case 'p': pipes = true; break;
             case 'n':
                 if (!s_parse_count (optarg, 1, 1000000000, &count)) {
                     fprintf (stderr, "bifrostctl: --count expects a positive number, not '%s'\n", optarg);
@@ -480,8 +497,14 @@ main (int argc, char **argv)
     char **args = argv + optind + 1;
     if (strcmp (command, "status") == 0 && nargs <= 1)
         return s_status (run_dir, nargs ? args [0] : NULL, json);
-    if (strcmp (command, "tap") == 0 && nargs <= 1)
-        return s_tap (run_dir, nargs ? args [0] : NULL, count, timeout_s);
+    if (strcmp (command, "tap") == 0 && nargs <= 1) {
+        if (pipes)
+            s_mirror (run_dir, true);
+        int rc = s_tap (run_dir, nargs ? args [0] : NULL, count, timeout_s);
+        if (pipes)
+            s_mirror (run_dir, false);
+        return rc;
+    }
     if (strcmp (command, "scale") == 0 && nargs == 2) {
         long n;
         if (!s_parse_count (args [1], 0, SUP_INSTANCES_MAX, &n)) {

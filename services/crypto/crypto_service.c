@@ -762,6 +762,11 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     }
     self->out_nat = bus_batch_new (0);
     self->out_dev = bus_batch_new (0);
+    //  `bifrostctl tap --pipes` can mirror their headers (bus.pipe.mirror)
+    bus_service_add_pipe (svc, self->from_dev);
+    bus_service_add_pipe (svc, self->from_nat);
+    bus_service_add_pipe (svc, self->to_nat);
+    bus_service_add_pipe (svc, self->to_dev);
 
     zloop_t *loop = bus_service_loop (svc);
     zloop_reader (loop, bus_pipe_sock (self->from_dev), s_on_device, self);

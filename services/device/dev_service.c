@@ -636,6 +636,9 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
         dev_service_destroy (&self);
         return NULL;
     }
+    //  `bifrostctl tap --pipes` can mirror their headers (bus.pipe.mirror)
+    bus_service_add_pipe (svc, self->from_crypto);
+    bus_service_add_pipe (svc, self->to_crypto);
     size_t hdr = self->cfg.dev.type == DEV_TYPE_TAP ? 18 : 0;      //  Ethernet + 802.1Q
     self->slot_len = (size_t) self->cfg.dev.mtu + hdr;
     size_t plen = self->slot_len > 1500 ? self->slot_len : 1500;

@@ -587,6 +587,9 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     self->to_crypto = bus_pipe_new (run_dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_SENDER, 0);
     if (!self->to_crypto)
         return s_fail (err, err_size, "cannot connect pipe " NAT_PIPE_TO_CRYPTO);
+    //  `bifrostctl tap --pipes` can mirror their headers (bus.pipe.mirror)
+    bus_service_add_pipe (self->svc, self->from_crypto);
+    bus_service_add_pipe (self->svc, self->to_crypto);
 
     self->udp_item = (zmq_pollitem_t) { NULL, nat_udp_fd (self->udp), ZMQ_POLLIN, 0 };
     self->resolver_item = (zmq_pollitem_t) { NULL, nat_resolver_fd (self->resolver), ZMQ_POLLIN, 0 };
