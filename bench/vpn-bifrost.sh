@@ -35,7 +35,7 @@ find_bifrostd () {
 find_crypto () {
     local b d
     b=$(find_bifrostd)
-    for d in "${BIFROST_LIBEXEC_DIR:-}" "$(dirname "$b")/../libexec" \
+    for d in "${BIFROST_LIBEXEC_DIR:-}" "$here" "$(dirname "$b")/../libexec" \
              "$(dirname "$b")/../libexec/bifrost" /usr/local/libexec/bifrost /usr/libexec/bifrost; do
         [ -n "$d" ] && [ -x "$d/bifrost-crypto" ] && { echo "$d/bifrost-crypto"; return; }
     done

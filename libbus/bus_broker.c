@@ -675,11 +675,5 @@ bus_broker_test (bool verbose)
     zsock_destroy (&a1);
     zsock_destroy (&c);
     zactor_destroy (&broker);
-    const char *names [] = { "bus", "events", "tap" };
-    for (int i = 0; i < 3; i++) {
-        char path [BUS_PATH_MAX];
-        snprintf (path, sizeof path, "%s/%s.ipc", dir, names [i]);
-        unlink (path);
-    }
-    rmdir (dir);
+    bus_run_dir_remove (dir);
 }

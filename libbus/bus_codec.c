@@ -1,6 +1,7 @@
 /*  bus_codec: the generic schema codec. See bus_codec.h for why bytes are
     checked before msgpack-c unpacks them. */
 #include "bus_codec.h"
+#include "bus_log.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -10,17 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-s_fail (char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list ap;
-        va_start (ap, fmt);
-        vsnprintf (err, errsize, fmt, ap);
-        va_end (ap);
-    }
-    return -1;
-}
 
 static uint64_t
 s_be (const uint8_t *p, int n)
@@ -39,7 +29,7 @@ bus_codec_check (const uint8_t *data, size_t size, int max_depth, char *err, siz
     if (max_depth > BUS_CODEC_MAX_DEPTH)
         max_depth = BUS_CODEC_MAX_DEPTH;
     if (!data || size == 0)
-        return s_fail (err, errsize, "empty msgpack");
+        return bus_errf (err, errsize, "empty msgpack");
     int depth = 0;
     pending [0] = 1;
     size_t pos = 0;
@@ -50,7 +40,7 @@ bus_codec_check (const uint8_t *data, size_t size, int max_depth, char *err, siz
         }
         pending [depth]--;
         if (pos >= size)
-            return s_fail (err, errsize, "msgpack truncated at byte %zu", pos);
+            return bus_errf (err, errsize, "msgpack truncated at byte %zu", pos);
         uint8_t b = data [pos++];
         uint64_t skip = 0;          //  payload bytes after the header
         uint64_t children = 0;      //  items in a new container
@@ -88,11 +78,11 @@ bus_codec_check (const uint8_t *data, size_t size, int max_depth, char *err, siz
                 case 0xde: container = true; lenbytes = 2; break;
                 case 0xdf: container = true; lenbytes = 4; break;
                 default:
-                    return s_fail (err, errsize, "invalid msgpack byte 0x%02x at %zu", b, pos - 1);
+                    return bus_errf (err, errsize, "invalid msgpack byte 0x%02x at %zu", b, pos - 1);
             }
             if (lenbytes) {
                 if (size - pos < (size_t) lenbytes)
-                    return s_fail (err, errsize, "msgpack length truncated at byte %zu", pos);
+                    return bus_errf (err, errsize, "msgpack length truncated at byte %zu", pos);
                 uint64_t n = s_be (data + pos, lenbytes);
                 pos += lenbytes;
                 if (container)
@@ -102,20 +92,20 @@ bus_codec_check (const uint8_t *data, size_t size, int max_depth, char *err, siz
             }
         }
         if (skip > size - pos)
-            return s_fail (err, errsize, "msgpack value of %" PRIu64 " bytes overruns the input", skip);
+            return bus_errf (err, errsize, "msgpack value of %" PRIu64 " bytes overruns the input", skip);
         pos += skip;
         if (container && children > 0) {
             //  Every item takes at least one byte: a count larger than what is left is a lie
             if (children > size - pos)
-                return s_fail (err, errsize, "msgpack container claims %" PRIu64 " items, %zu bytes left",
+                return bus_errf (err, errsize, "msgpack container claims %" PRIu64 " items, %zu bytes left",
                                children, size - pos);
             if (depth + 1 >= max_depth)
-                return s_fail (err, errsize, "msgpack nested deeper than %d", max_depth);
+                return bus_errf (err, errsize, "msgpack nested deeper than %d", max_depth);
             pending [++depth] = children;
         }
     }
     if (pos != size)
-        return s_fail (err, errsize, "%zu trailing bytes after msgpack object", size - pos);
+        return bus_errf (err, errsize, "%zu trailing bytes after msgpack object", size - pos);
     return 0;
 }
 
@@ -146,7 +136,7 @@ s_encode_field (msgpack_packer *pk, const bus_field_t *f, const uint8_t *base, c
         case BUS_FT_BIN:
             memcpy (&n, base + f->aux_offset, sizeof n);
             if (n > f->max)
-                return s_fail (err, errsize, "field '%s': %u bytes exceed %u", f->name, n, f->max);
+                return bus_errf (err, errsize, "field '%s': %u bytes exceed %u", f->name, n, f->max);
             msgpack_pack_bin (pk, n);
             if (n)
                 msgpack_pack_bin_body (pk, p, n);
@@ -163,7 +153,7 @@ s_encode_field (msgpack_packer *pk, const bus_field_t *f, const uint8_t *base, c
         case BUS_FT_LIST:
             memcpy (&n, base + f->aux_offset, sizeof n);
             if (n > f->max)
-                return s_fail (err, errsize, "field '%s': %u items exceed %u", f->name, n, f->max);
+                return bus_errf (err, errsize, "field '%s': %u items exceed %u", f->name, n, f->max);
             msgpack_pack_array (pk, n);
             for (uint32_t i = 0; i < n; i++) {
                 const uint8_t *item = p + i * f->item_size;
@@ -175,7 +165,7 @@ s_encode_field (msgpack_packer *pk, const bus_field_t *f, const uint8_t *base, c
             }
             return 0;
     }
-    return s_fail (err, errsize, "field '%s': unknown kind", f->name);
+    return bus_errf (err, errsize, "field '%s': unknown kind", f->name);
 }
 
 static int
@@ -254,11 +244,11 @@ static int
 s_decode_str (const msgpack_object *o, char *dest, uint32_t max, const char *name, char *err, size_t errsize)
 {
     if (o->type != MSGPACK_OBJECT_STR)
-        return s_fail (err, errsize, "field '%s': expected string", name);
+        return bus_errf (err, errsize, "field '%s': expected string", name);
     if (o->via.str.size > max)
-        return s_fail (err, errsize, "field '%s': string of %u bytes exceeds %u", name, o->via.str.size, max);
+        return bus_errf (err, errsize, "field '%s': string of %u bytes exceeds %u", name, o->via.str.size, max);
     if (!s_utf8_valid ((const uint8_t *) o->via.str.ptr, o->via.str.size))
-        return s_fail (err, errsize, "field '%s': not valid UTF-8 (or contains NUL)", name);
+        return bus_errf (err, errsize, "field '%s': not valid UTF-8 (or contains NUL)", name);
     if (o->via.str.size)
         memcpy (dest, o->via.str.ptr, o->via.str.size);
     dest [o->via.str.size] = 0;
@@ -274,10 +264,10 @@ s_decode_field (const bus_field_t *f, const msgpack_object *o, uint8_t *base, ch
             return s_decode_str (o, (char *) p, f->max, f->name, err, errsize);
         case BUS_FT_BIN: {
             if (o->type != MSGPACK_OBJECT_BIN)
-                return s_fail (err, errsize, "field '%s': expected binary", f->name);
+                return bus_errf (err, errsize, "field '%s': expected binary", f->name);
             uint32_t n = o->via.bin.size;
             if (n > f->max)
-                return s_fail (err, errsize, "field '%s': %u bytes exceed %u", f->name, n, f->max);
+                return bus_errf (err, errsize, "field '%s': %u bytes exceed %u", f->name, n, f->max);
             if (n)
                 memcpy (p, o->via.bin.ptr, n);
             memcpy (base + f->aux_offset, &n, sizeof n);
@@ -286,11 +276,11 @@ s_decode_field (const bus_field_t *f, const msgpack_object *o, uint8_t *base, ch
         case BUS_FT_U32:
         case BUS_FT_U64: {
             if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                return s_fail (err, errsize, "field '%s': expected unsigned integer", f->name);
+                return bus_errf (err, errsize, "field '%s': expected unsigned integer", f->name);
             uint64_t v = o->via.u64;
             if (f->type == BUS_FT_U32) {
                 if (v > UINT32_MAX)
-                    return s_fail (err, errsize, "field '%s': %" PRIu64 " exceeds uint32", f->name, v);
+                    return bus_errf (err, errsize, "field '%s': %" PRIu64 " exceeds uint32", f->name, v);
                 uint32_t v32 = (uint32_t) v;
                 memcpy (p, &v32, sizeof v32);
             }
@@ -306,7 +296,7 @@ s_decode_field (const bus_field_t *f, const msgpack_object *o, uint8_t *base, ch
             if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
                 v = (int64_t) o->via.u64;
             else
-                return s_fail (err, errsize, "field '%s': expected signed 64-bit integer", f->name);
+                return bus_errf (err, errsize, "field '%s': expected signed 64-bit integer", f->name);
             memcpy (p, &v, sizeof v);
             return 0;
         }
@@ -321,13 +311,13 @@ s_decode_field (const bus_field_t *f, const msgpack_object *o, uint8_t *base, ch
             if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
                 v = (double) o->via.i64;
             else
-                return s_fail (err, errsize, "field '%s': expected number", f->name);
+                return bus_errf (err, errsize, "field '%s': expected number", f->name);
             memcpy (p, &v, sizeof v);
             return 0;
         }
         case BUS_FT_BOOL: {
             if (o->type != MSGPACK_OBJECT_BOOLEAN)
-                return s_fail (err, errsize, "field '%s': expected boolean", f->name);
+                return bus_errf (err, errsize, "field '%s': expected boolean", f->name);
             bool v = o->via.boolean;
             memcpy (p, &v, sizeof v);
             return 0;
@@ -335,10 +325,10 @@ s_decode_field (const bus_field_t *f, const msgpack_object *o, uint8_t *base, ch
         case BUS_FT_STRLIST:
         case BUS_FT_LIST: {
             if (o->type != MSGPACK_OBJECT_ARRAY)
-                return s_fail (err, errsize, "field '%s': expected array", f->name);
+                return bus_errf (err, errsize, "field '%s': expected array", f->name);
             uint32_t n = o->via.array.size;
             if (n > f->max)
-                return s_fail (err, errsize, "field '%s': %u items exceed %u", f->name, n, f->max);
+                return bus_errf (err, errsize, "field '%s': %u items exceed %u", f->name, n, f->max);
             for (uint32_t i = 0; i < n; i++) {
                 uint8_t *item = p + i * f->item_size;
                 const msgpack_object *io = &o->via.array.ptr [i];
@@ -352,7 +342,7 @@ s_decode_field (const bus_field_t *f, const msgpack_object *o, uint8_t *base, ch
             return 0;
         }
     }
-    return s_fail (err, errsize, "field '%s': unknown kind", f->name);
+    return bus_errf (err, errsize, "field '%s': unknown kind", f->name);
 }
 
 static int
@@ -360,7 +350,7 @@ s_decode_struct (const bus_schema_t *schema, const msgpack_object *obj, uint8_t 
                  const char *path, char *err, size_t errsize)
 {
     if (obj->type != MSGPACK_OBJECT_MAP)
-        return s_fail (err, errsize, "%s: expected a map", path);
+        return bus_errf (err, errsize, "%s: expected a map", path);
     const msgpack_object_map *map = &obj->via.map;
     for (const bus_field_t *f = schema->fields (); f->name; f++) {
         const msgpack_object *value = NULL;
@@ -370,12 +360,12 @@ s_decode_struct (const bus_schema_t *schema, const msgpack_object *obj, uint8_t 
             if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == name_len
             &&  memcmp (k->via.str.ptr, f->name, name_len) == 0) {
                 if (value)
-                    return s_fail (err, errsize, "%s: field '%s' appears twice", path, f->name);
+                    return bus_errf (err, errsize, "%s: field '%s' appears twice", path, f->name);
                 value = &map->ptr [i].val;
             }
         }
         if (!value)
-            return s_fail (err, errsize, "%s: missing field '%s'", path, f->name);
+            return bus_errf (err, errsize, "%s: missing field '%s'", path, f->name);
         if (s_decode_field (f, value, base, err, errsize))
             return -1;
     }
@@ -395,7 +385,7 @@ bus_codec_decode (const bus_schema_t *schema, const uint8_t *data, size_t size,
     size_t off = 0;
     int rc = -1;
     if (msgpack_unpack_next (&result, (const char *) data, size, &off) != MSGPACK_UNPACK_SUCCESS)
-        s_fail (err, errsize, "%s: msgpack could not be unpacked", schema->type ? schema->type : schema->id);
+        bus_errf (err, errsize, "%s: msgpack could not be unpacked", schema->type ? schema->type : schema->id);
     else
         rc = s_decode_struct (schema, &result.data, (uint8_t *) msg,
                               schema->type ? schema->type : schema->id, err, errsize);

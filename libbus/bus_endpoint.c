@@ -59,6 +59,18 @@ bus_run_dir_prepare (const char *run_dir)
 }
 
 void
+bus_run_dir_remove (const char *run_dir)
+{
+    const char *names [] = { "bus", "events", "tap", "control" };
+    for (size_t i = 0; i < sizeof names / sizeof names [0]; i++) {
+        char path [BUS_PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s.ipc", run_dir, names [i]);
+        unlink (path);
+    }
+    rmdir (run_dir);
+}
+
+void
 bus_endpoint_test (bool verbose)
 {
     char buf [BUS_PATH_MAX];

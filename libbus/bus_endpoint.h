@@ -28,5 +28,9 @@ int bus_endpoint (char *buf, size_t size, const char *run_dir, const char *name)
 //  0 or -1 with errno.
 int bus_run_dir_prepare (const char *run_dir);
 
+//  Removes the broker's socket files and the (then empty) run directory; for
+//  tests that made a temporary one.
+void bus_run_dir_remove (const char *run_dir);
+
 void bus_endpoint_test (bool verbose);
 #endif

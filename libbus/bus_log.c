@@ -66,9 +66,24 @@ bus_log (bus_log_level_t level, const char *fmt, ...)
     errno = saved_errno;
 }
 
+int
+bus_errf (char *err, size_t errsize, const char *fmt, ...)
+{
+    if (err && errsize) {
+        va_list ap;
+        va_start (ap, fmt);
+        vsnprintf (err, errsize, fmt, ap);
+        va_end (ap);
+    }
+    return -1;
+}
+
 void
 bus_log_test (bool verbose)
 {
+    char err [32];
+    assert (bus_errf (err, sizeof err, "bad %d", 7) == -1 && strcmp (err, "bad 7") == 0);
+    assert (bus_errf (NULL, 0, "ignored") == -1);
     assert (bus_log_level_parse ("debug") == BUS_LOG_DEBUG);
     assert (bus_log_level_parse ("loud") == -1);
     assert (bus_log_level_parse (NULL) == -1);

@@ -22,5 +22,10 @@ void bus_log (bus_log_level_t level, const char *fmt, ...) __attribute__ ((forma
 #define bus_info(...)   bus_log (BUS_LOG_INFO, __VA_ARGS__)
 #define bus_debug(...)  bus_log (BUS_LOG_DEBUG, __VA_ARGS__)
 
+//  Formats an error message into err (when err is not NULL) and returns -1, so a
+//  validator can `return bus_errf (err, errsize, "field '%s': ...", name);`.
+#include <stddef.h>
+int bus_errf (char *err, size_t errsize, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+
 void bus_log_test (bool verbose);
 #endif

@@ -194,17 +194,6 @@ bus_batch_reset (bus_batch_t *self)
 //  ---------------------------------------------------------------------------
 //  bus_batch reader
 
-static int
-s_reject (char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list args;
-        va_start (args, fmt);
-        vsnprintf (err, errsize, fmt, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 int
 bus_batch_iter_init (bus_batch_iter_t *iter, uint8_t *data, size_t size, char *err, size_t errsize)
@@ -212,47 +201,47 @@ bus_batch_iter_init (bus_batch_iter_t *iter, uint8_t *data, size_t size, char *e
     assert (iter);
     memset (iter, 0, sizeof *iter);
     if (!data || size < BUS_BATCH_HEADER)
-        return s_reject (err, errsize, "batch of %zu bytes is shorter than its header", size);
+        return bus_errf (err, errsize, "batch of %zu bytes is shorter than its header", size);
     if (data [0] != BUS_BATCH_MAGIC)
-        return s_reject (err, errsize, "not a batch (magic 0x%02x)", data [0]);
+        return bus_errf (err, errsize, "not a batch (magic 0x%02x)", data [0]);
     if (data [1] != BUS_BATCH_VERSION)
-        return s_reject (err, errsize, "batch version %u, expected %u", data [1], BUS_BATCH_VERSION);
+        return bus_errf (err, errsize, "batch version %u, expected %u", data [1], BUS_BATCH_VERSION);
     uint32_t count = s_get16 (data + 2);
     uint32_t declared = s_get32 (data + 4);
     if (count == 0 || count > BUS_BATCH_MAX)
-        return s_reject (err, errsize, "batch count %u not in 1..%d", count, BUS_BATCH_MAX);
+        return bus_errf (err, errsize, "batch count %u not in 1..%d", count, BUS_BATCH_MAX);
     if (declared != size)
-        return s_reject (err, errsize, "batch says %u bytes, message has %zu", declared, size);
+        return bus_errf (err, errsize, "batch says %u bytes, message has %zu", declared, size);
     if (size > BUS_BATCH_SIZE_MAX)
-        return s_reject (err, errsize, "batch of %zu bytes exceeds %zu", size, (size_t) BUS_BATCH_SIZE_MAX);
+        return bus_errf (err, errsize, "batch of %zu bytes exceeds %zu", size, (size_t) BUS_BATCH_SIZE_MAX);
 
     size_t offset = BUS_BATCH_HEADER;
     for (uint32_t i = 0; i < count; i++) {
         if (size - offset < BUS_BATCH_RECORD)
-            return s_reject (err, errsize, "packet %u of %u: record header past the end", i + 1, count);
+            return bus_errf (err, errsize, "packet %u of %u: record header past the end", i + 1, count);
         const uint8_t *rec = data + offset;
         size_t len = s_get16 (rec + 4);
         uint16_t flags = s_get16 (rec + 6);
         if (flags & ~(BUS_BATCH_GROWN | BUS_BATCH_USER_FLAGS))
-            return s_reject (err, errsize, "packet %u: unknown flags 0x%04x", i + 1, flags);
+            return bus_errf (err, errsize, "packet %u: unknown flags 0x%04x", i + 1, flags);
         size_t stride;
         if (flags & BUS_BATCH_GROWN) {
             if (len < BUS_BATCH_ROOM)
-                return s_reject (err, errsize, "packet %u: grown packet of %zu bytes is shorter than its room", i + 1, len);
+                return bus_errf (err, errsize, "packet %u: grown packet of %zu bytes is shorter than its room", i + 1, len);
             stride = BUS_BATCH_RECORD + s_align8 (len);
         }
         else {
             if (len > BUS_BATCH_PKT_MAX)
-                return s_reject (err, errsize, "packet %u: length %zu exceeds %d", i + 1, len, BUS_BATCH_PKT_MAX);
+                return bus_errf (err, errsize, "packet %u: length %zu exceeds %d", i + 1, len, BUS_BATCH_PKT_MAX);
             stride = BUS_BATCH_STRIDE (len);
         }
         if (stride > size - offset)
-            return s_reject (err, errsize, "packet %u: length %zu runs %zu bytes past the end",
+            return bus_errf (err, errsize, "packet %u: length %zu runs %zu bytes past the end",
                              i + 1, len, stride - (size - offset));
         offset += stride;
     }
     if (offset != size)
-        return s_reject (err, errsize, "%zu bytes after the last of %u packets", size - offset, count);
+        return bus_errf (err, errsize, "%zu bytes after the last of %u packets", size - offset, count);
     iter->base = data;
     iter->size = size;
     iter->count = count;

@@ -850,11 +850,5 @@ bus_service_test (bool verbose)
     bus_service_destroy (&alpha);
     bus_service_destroy (&beta);
     zactor_destroy (&broker);
-    const char *names [] = { "bus", "events", "tap" };
-    for (int i = 0; i < 3; i++) {
-        char path [BUS_PATH_MAX];
-        snprintf (path, sizeof path, "%s/%s.ipc", dir, names [i]);
-        unlink (path);
-    }
-    rmdir (dir);
+    bus_run_dir_remove (dir);
 }

@@ -6,7 +6,7 @@ BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
        libwebsockets-dev libjansson-dev libsqlite3-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat
+      jq procps psmisc curl python3 socat openssl
       wireguard-go wireguard-tools tinc fastd n2n sysstat"
 missing=""
 for p in $BUILD $TEST; do

@@ -13,7 +13,7 @@ registry = {
     admin_token = "\${BIFROST_ADMIN_TOKEN}";
     tls_cert = "$T/cert.pem";
     tls_key = "$T/key.pem";
-    rate_limit = 5;
+    rate_limit = 2;
     rate_burst = 10;
 };
 CFG
@@ -31,16 +31,17 @@ $WS 127.0.0.1 "$PORT" /api/v1/mesh/networks/sec/events --tls --token "$ADMIN" --
 grep -q '"event":"subscribed"' "$T/wss.out"
 ok $? "events over wss://"
 
-# Rate limit: 10 burst, 5/s. Wait for a full bucket first.
-sleep 2
+# Rate limit: 10 burst, 2/s (slow, so a loaded machine's slow TLS handshakes do not
+# refill the bucket during the burst). Wait for a full bucket first.
+sleep 5
 codes=
-for i in $(seq 1 14); do
+for i in $(seq 1 30); do
     codes="$codes $(curl -s -k -o /dev/null -w '%{http_code}' "$URL/client/meta")"
 done
 n200=$(echo $codes | tr ' ' '\n' | grep -c '^200$')
 n429=$(echo $codes | tr ' ' '\n' | grep -c '^429$')
-[ "$n200" -ge 10 ] && [ "$n200" -le 12 ] && [ "$n429" -ge 2 ]
-ok $? "a burst of 14 requests: about 10 pass, the rest get 429 ($codes)"
+[ "$n200" -ge 9 ] && [ "$n429" -ge 5 ] && [ $((n200 + n429)) -eq 30 ]
+ok $? "a burst of 30 requests: the first 10 (and what refills) pass, the rest get 429 ($codes)"
 curl -s -k -D "$T/h.txt" -o "$T/out.json" "$URL/client/meta" >/dev/null
 grep -qi '^retry-after: 1' "$T/h.txt" && grep -q '"error":"too many requests"' "$T/out.json"
 ok $? "429 carries Retry-After and a JSON error"

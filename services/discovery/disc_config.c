@@ -1,0 +1,318 @@
+/*  disc_config: the discovery service's settings (see disc_config.h). */
+#include "disc_config.h"
+#include <czmq.h>
+
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const s_keys [] = {
+    "server", "join_token", "heartbeat_interval", "ca_file", "name", NULL
+};
+
+bool
+disc_config_valid_name (const char *name)
+{
+    size_t len = strlen (name);
+    if (len < 1 || len > 64 || !isalnum ((unsigned char) name [0]))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) name [i];
+        if (!(isalnum (c) || c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+bool
+disc_config_valid_network (const char *id)
+{
+    size_t len = strlen (id);
+    if (len < 1 || len > 32)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id [i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int
+s_fail (char *err, size_t errsize, const char *what)
+{
+    snprintf (err, errsize, "%s", what);
+    return -1;
+}
+
+int
+disc_config_parse_url (const char *url, bool *tls, char *host, size_t host_size,
+                       uint16_t *port, char *err, size_t errsize)
+{
+    const char *rest;
+    if (strncmp (url, "https://", 8) == 0) {
+        *tls = true;
+        rest = url + 8;
+    }
+    else
+    if (strncmp (url, "http://", 7) == 0) {
+        *tls = false;
+        rest = url + 7;
+    }
+    else
+        return s_fail (err, errsize, "expected an http:// or https:// URL, e.g. \"https://registry.example.org:7080\"");
+    //  host[:port] up to an optional trailing '/': a path is not supported
+    size_t len = strcspn (rest, "/");
+    if (rest [len] == '/' && rest [len + 1] != 0)
+        return s_fail (err, errsize, "a path after host:port is not supported");
+    const char *host_start = rest, *host_end, *port_text = NULL;
+    if (*rest == '[') {
+        host_start = rest + 1;
+        host_end = memchr (rest, ']', len);
+        if (!host_end)
+            return s_fail (err, errsize, "missing ']' after an IPv6 address");
+        if (host_end + 1 < rest + len) {
+            if (host_end [1] != ':')
+                return s_fail (err, errsize, "expected ':' and a port after ']'");
+            port_text = host_end + 2;
+        }
+    }
+    else {
+        const char *colon = memchr (rest, ':', len);
+        host_end = colon ? colon : rest + len;
+        if (colon)
+            port_text = colon + 1;
+    }
+    size_t host_len = (size_t) (host_end - host_start);
+    if (host_len == 0)
+        return s_fail (err, errsize, "missing host name");
+    if (host_len >= host_size)
+        return s_fail (err, errsize, "host name too long");
+    for (size_t i = 0; i < host_len; i++) {
+        unsigned char c = (unsigned char) host_start [i];
+        if (!(isalnum (c) || c == '-' || c == '.' || c == ':' || c == '_'))
+            return s_fail (err, errsize, "bad character in the host name");
+    }
+    memcpy (host, host_start, host_len);
+    host [host_len] = 0;
+    *port = *tls ? 443 : 80;
+    if (port_text) {
+        size_t port_len = (size_t) (rest + len - port_text);
+        char digits [8];
+        if (port_len == 0 || port_len > 5)
+            return s_fail (err, errsize, "expected a port 1..65535");
+        memcpy (digits, port_text, port_len);
+        digits [port_len] = 0;
+        char *end;
+        long value = strtol (digits, &end, 10);
+        if (*end || value < 1 || value > 65535 || !isdigit ((unsigned char) digits [0]))
+            return s_fail (err, errsize, "expected a port 1..65535");
+        *port = (uint16_t) value;
+    }
+    return 0;
+}
+
+//  The port of connection.listen ("0.0.0.0:51820", "[::]:51820", "*:51820");
+//  nat validates the whole value, we only need the number
+static uint16_t
+s_listen_port (bus_config_t *config)
+{
+    const char *listen = bus_config_string (config, "connection.listen", NULL);
+    if (!listen)
+        return DISC_LISTEN_PORT_DEFAULT;
+    const char *colon = strrchr (listen, ':');
+    if (!colon)
+        return DISC_LISTEN_PORT_DEFAULT;
+    char *end;
+    long value = strtol (colon + 1, &end, 10);
+    return *end || value < 0 || value > 65535 ? DISC_LISTEN_PORT_DEFAULT : (uint16_t) value;
+}
+
+static void
+s_default_name (char *name, size_t size)
+{
+    char host [256] = "";
+    if (gethostname (host, sizeof host - 1) != 0)
+        host [0] = 0;
+    host [strcspn (host, ".")] = 0;     //  the short name
+    host [64] = 0;
+    snprintf (name, size, "%s", disc_config_valid_name (host) ? host : "node");
+}
+
+void
+disc_config_check (bus_config_t *config, disc_config_t *out)
+{
+    disc_config_t local;
+    disc_config_t *cfg = out ? out : &local;
+    memset (cfg, 0, sizeof *cfg);
+    cfg->heartbeat_ms = DISC_HEARTBEAT_DEFAULT_MS;
+    cfg->listen_port = DISC_LISTEN_PORT_DEFAULT;
+    s_default_name (cfg->name, sizeof cfg->name);
+    if (!config)
+        return;
+    config_t *raw = bus_config_raw (config);
+    config_setting_t *group = config_lookup (raw, "discovery");
+    if (!group) {
+        bus_config_error (config, NULL, "discovery: missing group: discovery = { server = \"https://host:7080\"; "
+                          "join_token = \"${BIFROST_JOIN_TOKEN}\"; };");
+        return;
+    }
+    if (!config_setting_is_group (group)) {
+        bus_config_error (config, group, "expected a group: discovery = { server = \"https://host:7080\"; ... };");
+        return;
+    }
+    bus_config_check_keys (config, group, s_keys);
+
+    const char *network = bus_config_string (config, "network_id", NULL);
+    if (!network)
+        bus_config_error (config, NULL, "network_id: missing: the id of the network to join, e.g. network_id = \"office\";");
+    else
+    if (!disc_config_valid_network (network))
+        bus_config_error (config, config_lookup (raw, "network_id"),
+                          "expected 1..32 of a-z, 0-9 and '-' (not first), as the registry names networks");
+    else
+        snprintf (cfg->network_id, sizeof cfg->network_id, "%s", network);
+
+    const char *server = bus_config_setting_string (config, group, "server", NULL);
+    config_setting_t *server_setting = config_setting_get_member (group, "server");
+    char err [160];
+    if (!server)
+        bus_config_error (config, group, "discovery.server: missing: the registry's URL, e.g. \"https://registry.example.org:7080\"");
+    else
+    if (strlen (server) >= sizeof cfg->server)
+        bus_config_error (config, server_setting, "too long");
+    else
+    if (disc_config_parse_url (server, &cfg->tls, cfg->host, sizeof cfg->host, &cfg->port, err, sizeof err))
+        bus_config_error (config, server_setting, "%s", err);
+    else
+        snprintf (cfg->server, sizeof cfg->server, "%s", server);
+
+    const char *token = bus_config_setting_string (config, group, "join_token", "");
+    if (strlen (token) >= sizeof cfg->join_token)
+        bus_config_error (config, config_setting_get_member (group, "join_token"), "too long");
+    else {
+        for (const char *c = token; *c; c++)
+            if (*c <= ' ' || *c >= 127) {
+                bus_config_error (config, config_setting_get_member (group, "join_token"),
+                                  "a token is printable ASCII without spaces (bjt_...)");
+                token = "";
+                break;
+            }
+        snprintf (cfg->join_token, sizeof cfg->join_token, "%s", token);
+    }
+
+    cfg->heartbeat_ms = bus_config_setting_duration_ms (config, group, "heartbeat_interval",
+                                                        DISC_HEARTBEAT_DEFAULT_MS, 1000, 3600000);
+
+    const char *ca_file = bus_config_setting_string (config, group, "ca_file", NULL);
+    config_setting_t *ca_setting = config_setting_get_member (group, "ca_file");
+    if (ca_file) {
+        if (!*ca_file || strlen (ca_file) >= sizeof cfg->ca_file)
+            bus_config_error (config, ca_setting, "expected a path of 1..%zu characters", sizeof cfg->ca_file - 1);
+        else
+        if (access (ca_file, R_OK) != 0)
+            bus_config_error (config, ca_setting, "cannot read %s", ca_file);
+        else
+        if (server && !cfg->tls && cfg->host [0])
+            bus_config_error (config, ca_setting, "a CA file needs an https:// server");
+        else
+            snprintf (cfg->ca_file, sizeof cfg->ca_file, "%s", ca_file);
+    }
+
+    const char *name = bus_config_setting_string (config, group, "name", NULL);
+    if (name) {
+        if (!disc_config_valid_name (name))
+            bus_config_error (config, config_setting_get_member (group, "name"),
+                              "expected 1..64 of letters, digits, '-', '_', '.', the first a letter or digit");
+        else
+            snprintf (cfg->name, sizeof cfg->name, "%s", name);
+    }
+    cfg->listen_port = s_listen_port (config);
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+static size_t
+s_check (const char *text, const char *expect, bool verbose, disc_config_t *cfg)
+{
+    char err [300];
+    bus_config_t *config = bus_config_load_string (text, "node.cfg", err, sizeof err);
+    assert (config);
+    disc_config_check (config, cfg);
+    size_t errors = bus_config_error_count (config);
+    bool found = !expect;
+    for (size_t e = 0; e < errors; e++) {
+        if (verbose)
+            printf ("  %s\n", bus_config_error_text (config, e));
+        if (expect && strstr (bus_config_error_text (config, e), expect))
+            found = true;
+    }
+    if (!found)
+        printf ("  expected '%s' in the errors of: %s\n", expect, text);
+    assert (found);
+    bus_config_destroy (&config);
+    return errors;
+}
+
+void
+disc_config_test (bool verbose)
+{
+    disc_config_t cfg;
+    disc_config_check (NULL, &cfg);
+    assert (cfg.heartbeat_ms == 30000 && cfg.listen_port == 51820 && *cfg.name);
+
+    //  A full good config
+    setenv ("DISC_TEST_TOKEN", "bjt_abcdef", 1);
+    assert (s_check ("network_id = \"office\";\n"
+                     "discovery = { server = \"https://reg.example.org:7443\"; join_token = \"${DISC_TEST_TOKEN}\";\n"
+                     "  heartbeat_interval = \"5s\"; ca_file = \"/dev/null\"; name = \"laptop-1\"; };\n"
+                     "connection = { listen = \"0.0.0.0:4000\"; };\n", NULL, verbose, &cfg) == 0);
+    assert (streq (cfg.network_id, "office") && cfg.tls && streq (cfg.host, "reg.example.org"));
+    assert (cfg.port == 7443 && streq (cfg.join_token, "bjt_abcdef") && cfg.heartbeat_ms == 5000);
+    assert (streq (cfg.ca_file, "/dev/null") && streq (cfg.name, "laptop-1") && cfg.listen_port == 4000);
+    assert (s_check ("network_id = \"n1\"; discovery = { server = \"http://[2001:db8::1]:7080/\"; };\n"
+                     "connection = { listen = \"[::]:0\"; };", NULL, verbose, &cfg) == 0);
+    assert (!cfg.tls && streq (cfg.host, "2001:db8::1") && cfg.port == 7080 && cfg.listen_port == 0);
+    assert (!*cfg.join_token && !*cfg.ca_file);
+    assert (s_check ("network_id = \"n1\"; discovery = { server = \"https://reg\"; };", NULL, verbose, &cfg) == 0);
+    assert (cfg.port == 443);
+
+    //  Every mistake: file and line
+    assert (s_check ("network_id = \"n1\";\n", "discovery: missing group", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n1\";\ndiscovery = 5;\n", "node.cfg:2: discovery: expected a group", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n1\";\ndiscovery = { server = \"http://r:1\"; sever = 1; };\n",
+                     "node.cfg:2: discovery.sever: unknown setting", verbose, NULL) == 1);
+    assert (s_check ("discovery = { server = \"http://r:1\"; };\n", "network_id: missing", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"Office net\";\ndiscovery = { server = \"http://r:1\"; };\n",
+                     "node.cfg:1: network_id", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { };\n", "discovery.server: missing", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = {\n server = \"ftp://r\"; };\n",
+                     "node.cfg:3: discovery.server: expected an http", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r:99999\"; };\n", "port", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r:7080/api\"; };\n", "path", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://[::1:7080\"; };\n", "]", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://\"; };\n", "host", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; heartbeat_interval = \"soon\"; };\n",
+                     "discovery.heartbeat_interval", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; heartbeat_interval = \"10ms\"; };\n",
+                     "discovery.heartbeat_interval", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"https://r\"; ca_file = \"/nonexistent/ca.pem\"; };\n",
+                     "cannot read", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; ca_file = \"/dev/null\"; };\n",
+                     "needs an https", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; name = \"-bad name\"; };\n",
+                     "discovery.name", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; join_token = \"a b\"; };\n",
+                     "discovery.join_token", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; join_token = \"${DISC_TEST_UNSET}\"; };\n",
+                     "DISC_TEST_UNSET", verbose, NULL) >= 1);
+
+    assert (disc_config_valid_name ("a") && disc_config_valid_name ("node_1.lan") && !disc_config_valid_name (""));
+    assert (!disc_config_valid_name (".x") && !disc_config_valid_name ("a/b"));
+    assert (disc_config_valid_network ("a-1") && !disc_config_valid_network ("-a") && !disc_config_valid_network ("A"));
+}
