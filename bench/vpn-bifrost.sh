@@ -14,7 +14,8 @@
 # BENCH_PEER_WORKDIR, UNDERLAY_LOCAL/PEER, OVERLAY_LOCAL/PEER/PREFIX, TUN_MTU, TUN_NAME.
 # Programs: $BIFROSTD (else bifrostd next to this script's build tree, else on PATH)
 # and the services in $BIFROST_LIBEXEC_DIR (else where an installed bifrostd looks).
-# Knobs: BIFROST_OFFLOAD=1 sets device.offload = true; BIFROST_LOG_LEVEL (default warn);
+# Knobs: BIFROST_OFFLOAD (default 1) sets device.offload = true (TSO reads, GRO writes;
+# 0 = one packet per syscall on the TUN); BIFROST_LOG_LEVEL (default warn);
 # BIFROST_EXTRA_CFG is appended to the node config verbatim.
 set -u
 PORT=51820
@@ -64,7 +65,7 @@ cmd_up () {
     peer_key=$(cat "$BENCH_PEER_WORKDIR/node.pub")
     # a dials b; b learns a's endpoint from the handshake (as a server would)
     [ "$BENCH_SIDE" = a ] && endpoint="endpoint = \"$UNDERLAY_PEER:$PORT\"; direct = true;"
-    [ "${BIFROST_OFFLOAD:-0}" = 1 ] && extra="offload = true;"
+    [ "${BIFROST_OFFLOAD:-1}" = 1 ] && extra="offload = true;"
     rm -rf "$w/run"
     cat > "$w/node.cfg" <<CFG
 # written by vpn-bifrost.sh for the benchmark, side $BENCH_SIDE

@@ -9,6 +9,8 @@
 #include <inttypes.h>
 #include <sys/random.h>
 
+#define S_EXPIRE_HEARTBEATS 10
+
 //  One live instance of a service, learned from its bus.hello
 typedef struct {
     char id [BUS_NAME_MAX + 1];
@@ -407,7 +409,10 @@ s_events_ready (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-//  Forgets instances that missed three hellos.
+//  Forgets instances that missed S_EXPIRE_HEARTBEATS hellos. A vanished instance
+//  is usually found sooner: ROUTER_MANDATORY refuses a send to it. The timeout is
+//  for the rest, and generous, because a loaded machine delays hellos and a
+//  forgotten instance means refused requests until its next hello.
 static int
 s_expire (zloop_t *loop, int timer_id, void *arg)
 {
@@ -416,7 +421,7 @@ s_expire (zloop_t *loop, int timer_id, void *arg)
     zlistx_t *dead = zlistx_new ();
     for (s_instance_t *inst = (s_instance_t *) zhashx_first (self->instances); inst;
          inst = (s_instance_t *) zhashx_next (self->instances))
-        if (now - inst->last_seen > 3 * self->heartbeat_ms)
+        if (now - inst->last_seen > S_EXPIRE_HEARTBEATS * self->heartbeat_ms)
             zlistx_add_end (dead, inst->id);
     for (char *id = (char *) zlistx_first (dead); id; id = (char *) zlistx_next (dead))
         s_forget (self, id);

@@ -28,7 +28,7 @@ void bus_broker_destroy (bus_broker_t **self_p);
 int bus_broker_attach (bus_broker_t *self, zloop_t *loop);
 //  The random id of this broker run, sent in every bus.welcome.
 uint64_t bus_broker_epoch (bus_broker_t *self);
-//  Instances expire after 3 missed hellos of this interval.
+//  Instances expire after 10 missed hellos of this interval.
 void bus_broker_set_heartbeat (bus_broker_t *self, int interval_ms);
 
 typedef struct {

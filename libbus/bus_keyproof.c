@@ -4,8 +4,8 @@
 #include <sodium.h>
 #include <string.h>
 
-static int
-s_proof (const uint8_t shared [32], const uint8_t peer_public [32], const uint8_t registry_public [32],
+void
+bus_keyproof_from_shared (const uint8_t shared [32], const uint8_t peer_public [32], const uint8_t registry_public [32],
          const char *network_id, const uint8_t *nonce, size_t nonce_size, uint8_t proof [32])
 {
     static const char label [] = "bifrost-keyproof-v1";
@@ -26,7 +26,6 @@ s_proof (const uint8_t shared [32], const uint8_t peer_public [32], const uint8_
     crypto_generichash_update (&state, nonce, nonce_size);
     crypto_generichash_final (&state, proof, BUS_KEYPROOF_SIZE);
     sodium_memzero (key, sizeof key);
-    return 0;
 }
 
 int
@@ -37,7 +36,7 @@ bus_keyproof_compute (const uint8_t peer_secret [32], const uint8_t peer_public 
     uint8_t shared [32];
     if (crypto_scalarmult (shared, peer_secret, registry_public) != 0)
         return -1;
-    s_proof (shared, peer_public, registry_public, network_id, nonce, nonce_size, proof);
+    bus_keyproof_from_shared (shared, peer_public, registry_public, network_id, nonce, nonce_size, proof);
     sodium_memzero (shared, sizeof shared);
     return 0;
 }
@@ -50,7 +49,7 @@ bus_keyproof_verify (const uint8_t registry_secret [32], const uint8_t registry_
     uint8_t shared [32], expect [32];
     if (crypto_scalarmult (shared, registry_secret, peer_public) != 0)
         return -1;
-    s_proof (shared, peer_public, registry_public, network_id, nonce, nonce_size, expect);
+    bus_keyproof_from_shared (shared, peer_public, registry_public, network_id, nonce, nonce_size, expect);
     sodium_memzero (shared, sizeof shared);
     return sodium_memcmp (expect, proof, 32) == 0 ? 0 : -1;
 }

@@ -25,6 +25,13 @@ int bus_keyproof_compute (const uint8_t peer_secret [BUS_KEYPROOF_KEY_SIZE],
                           const uint8_t registry_public [BUS_KEYPROOF_KEY_SIZE],
                           const char *network_id, const uint8_t *nonce, size_t nonce_size,
                           uint8_t proof [BUS_KEYPROOF_SIZE]);
+//  The same from the X25519 shared secret, for a holder of the private key that
+//  never hands it out (the crypto service: crypto_identity_dh gives the secret).
+void bus_keyproof_from_shared (const uint8_t shared [BUS_KEYPROOF_KEY_SIZE],
+                               const uint8_t peer_public [BUS_KEYPROOF_KEY_SIZE],
+                               const uint8_t registry_public [BUS_KEYPROOF_KEY_SIZE],
+                               const char *network_id, const uint8_t *nonce, size_t nonce_size,
+                               uint8_t proof [BUS_KEYPROOF_SIZE]);
 //  Registry side: 0 when proof is right (constant-time compare), else -1.
 int bus_keyproof_verify (const uint8_t registry_secret [BUS_KEYPROOF_KEY_SIZE],
                          const uint8_t registry_public [BUS_KEYPROOF_KEY_SIZE],

@@ -157,6 +157,30 @@ crypto_allowed_packet (const crypto_allowed_t *self, const uint8_t *packet, size
     return false;
 }
 
+bool
+crypto_allowed_frame (const crypto_allowed_t *self, const uint8_t *frame, size_t size)
+{
+    if (!frame || size < 14)
+        return false;
+    unsigned type = (unsigned) frame [12] << 8 | frame [13];
+    const uint8_t *payload = frame + 14;
+    size_t len = size - 14;
+    if (type == 0x0800)
+        return len >= 1 && payload [0] >> 4 == 4 && crypto_allowed_packet (self, payload, len);
+    if (type == 0x86DD)
+        return len >= 1 && payload [0] >> 4 == 6 && crypto_allowed_packet (self, payload, len);
+    if (type == 0x0806) {
+        //  Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4; sender IP at 14
+        static const uint8_t arp_ipv4 [6] = { 0, 1, 0x08, 0x00, 6, 4 };
+        static const uint8_t unspecified [4] = { 0 };
+        if (len < 28 || memcmp (payload, arp_ipv4, sizeof arp_ipv4) != 0)
+            return false;
+        return memcmp (payload + 14, unspecified, 4) == 0
+            || crypto_allowed_address (self, payload + 14, 4);
+    }
+    return false;
+}
+
 void
 crypto_allowed_test (bool verbose)
 {
@@ -207,6 +231,37 @@ crypto_allowed_test (bool verbose)
     v6 [0] = 0x50;
     assert (!crypto_allowed_packet (a, v6, sizeof v6));
     assert (!crypto_allowed_packet (a, NULL, 0));
+
+    //  Frames (TAP): the same addresses inside Ethernet, and ARP's sender
+    uint8_t frame [14 + 40] = { 0 };
+    frame [12] = 0x08; frame [13] = 0x00;
+    memset (v4, 0, sizeof v4);
+    v4 [0] = 0x45;
+    memcpy (v4 + 12, src, 4);
+    memcpy (frame + 14, v4, 20);
+    assert (crypto_allowed_frame (a, frame, 14 + 20));
+    assert (!crypto_allowed_frame (a, frame, 14 + 19));     //  truncated
+    frame [14 + 15] = 3;
+    assert (!crypto_allowed_frame (a, frame, 14 + 20));
+    frame [12] = 0x86; frame [13] = 0xDD;                   //  says IPv6, holds IPv4
+    assert (!crypto_allowed_frame (a, frame, 14 + 20));
+    v6 [0] = 0x60;
+    memcpy (frame + 14, v6, 40);                            //  fd00:2::7, allowed
+    assert (crypto_allowed_frame (a, frame, sizeof frame));
+    uint8_t arp [14 + 28] = { 0 };
+    static const uint8_t arp_head [8] = { 0, 1, 0x08, 0x00, 6, 4, 0, 1 };
+    arp [12] = 0x08; arp [13] = 0x06;
+    memcpy (arp + 14, arp_head, sizeof arp_head);
+    memcpy (arp + 14 + 14, src, 4);                         //  sender 10.100.0.2
+    assert (crypto_allowed_frame (a, arp, sizeof arp));
+    arp [14 + 17] = 9;                                      //  sender 10.100.0.9
+    assert (!crypto_allowed_frame (a, arp, sizeof arp));
+    memset (arp + 14 + 14, 0, 4);                           //  probe: 0.0.0.0
+    assert (crypto_allowed_frame (a, arp, sizeof arp));
+    assert (!crypto_allowed_frame (a, arp, sizeof arp - 1));
+    arp [12] = 0x88; arp [13] = 0xB5;                       //  another ethertype
+    assert (!crypto_allowed_frame (a, arp, sizeof arp));
+    assert (!crypto_allowed_frame (a, NULL, 0));
 
     //  0.0.0.0/0 allows every IPv4 source
     crypto_allowed_clear (a);

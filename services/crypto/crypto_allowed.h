@@ -3,8 +3,8 @@
     After a data packet decrypts, its inner IPv4/IPv6 source address must fall in
     one of the sending peer's prefixes, or the packet is dropped: otherwise any
     peer holding a valid key could impersonate any other peer's virtual address.
-    L3 (TUN) only for now; a TAP-mode variant (source MAC, and the addresses inside
-    ARP/IP frames) is left for when the device service does TAP. */
+    On TAP (layer 2) the same rule applies to the addresses inside the frame:
+    crypto_allowed_frame. */
 #ifndef CRYPTO_ALLOWED_H_INCLUDED
 #define CRYPTO_ALLOWED_H_INCLUDED
 
@@ -26,6 +26,12 @@ bool crypto_allowed_address (const crypto_allowed_t *self, const uint8_t *addr, 
 //  True if the packet is IPv4 or IPv6 with a complete header and its source
 //  address is allowed; false for anything else (short, other version)
 bool crypto_allowed_packet (const crypto_allowed_t *self, const uint8_t *packet, size_t size);
+//  The same for an Ethernet frame (TAP): an IPv4 or IPv6 payload must have an
+//  allowed source; an ARP packet an allowed sender address (or 0.0.0.0, an
+//  address probe, which nobody learns from); any other frame is refused. The
+//  source MAC is not checked: the peer may choose its own (device mac_address),
+//  and a forged one only misleads the bridge of the receiving kernel, not IP.
+bool crypto_allowed_frame (const crypto_allowed_t *self, const uint8_t *frame, size_t size);
 
 void crypto_allowed_test (bool verbose);
 #endif

@@ -40,6 +40,7 @@ struct _crypto_node_t {
     size_t slot_cap;                    //  power of two
     size_t slot_used;                   //  live + deleted
     int lookup_peer;                    //  set by s_lookup during a handshake
+    bool layer2;                        //  plaintext is Ethernet frames (TAP)
     crypto_node_stats_t stats;
     char error [200];
 };
@@ -185,6 +186,12 @@ crypto_node_new (const crypto_identity_t *identity, const uint8_t *psk, const cr
     self->slots = calloc (self->slot_cap, sizeof (s_slot_t));
     assert (self->slots);
     return self;
+}
+
+void
+crypto_node_set_layer2 (crypto_node_t *self, bool layer2)
+{
+    self->layer2 = layer2;
 }
 
 void
@@ -445,7 +452,9 @@ s_receive_data (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now, cry
         self->stats.keepalives_rx++;
         return CRYPTO_NODE_KEEPALIVE;
     }
-    if (!crypto_allowed_packet (peer->allowed, buf + CRYPTO_WIRE_DATA_HEADER, plain))
+    const uint8_t *inner = buf + CRYPTO_WIRE_DATA_HEADER;
+    if (self->layer2 ? !crypto_allowed_frame (peer->allowed, inner, plain)
+                     : !crypto_allowed_packet (peer->allowed, inner, plain))
         return s_drop (self, rx, CRYPTO_DROP_SPOOFED);
     rx->plain_len = plain;
     self->stats.rx_packets++;

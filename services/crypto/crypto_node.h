@@ -69,6 +69,9 @@ typedef struct _crypto_node_t crypto_node_t;
 crypto_node_t *crypto_node_new (const crypto_identity_t *identity, const uint8_t *psk,
                                 const crypto_session_config_t *config);
 void crypto_node_destroy (crypto_node_t **self_p);
+//  The plaintext is Ethernet frames (device type "tap"), not IP packets: the
+//  anti-spoofing check looks inside the frame (crypto_allowed_frame)
+void crypto_node_set_layer2 (crypto_node_t *self, bool layer2);
 
 //  Adds a peer by public key; returns its id (>= 0) or -1 (duplicate, own key)
 int crypto_node_peer_add (crypto_node_t *self, const uint8_t key [32], char *err, size_t errsize);

@@ -1,5 +1,6 @@
 /*  crypto_service: pipes, timers and bus handlers around crypto_node. */
 #include "crypto_service.h"
+#include "bus_keyproof.h"
 #include "crypto_identity.h"
 #include "crypto_node.h"
 #include "bus_log.h"
@@ -51,6 +52,7 @@ typedef struct {
     uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes;
     uint64_t keepalive_ns;
     bool up;                            //  as last published
+    bool removed;                       //  a registry peer that left (or a reserved index)
 } s_peer_t;
 
 struct _crypto_service_t {
@@ -66,6 +68,7 @@ struct _crypto_service_t {
     bus_batch_t *out_nat, *out_dev;
     int timer_id;
     uint64_t counters [S_COUNTERS];
+    bus_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
 };
 
 static uint64_t
@@ -152,6 +155,9 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
     //  The connection group is nat's too: read only our key, never complain about the others
     cfg->keepalive_ms = bus_config_duration_ms (config, "connection.keepalive_interval", 25000,
                                                 1000, 3600000);
+    //  device's too: only whether packets are Ethernet frames (device checks the value)
+    const char *device_type = bus_config_string (config, "device.type", "tun");
+    cfg->layer2 = device_type && streq (device_type, "tap");
 
     bus_peers_t *peers = bus_peers_load (config);
     //  An existing key file must be usable, and not be one of the peers' keys
@@ -371,8 +377,13 @@ s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 {
     crypto_service_t *self = (crypto_service_t *) arg;
     uint64_t now = s_now ();
-    for (size_t i = 0; i < self->peer_count; i++)
-        s_publish (self, (int) i, now);
+    for (size_t i = 0; i < self->peer_count; i++) {
+        //  The one who rejoined may be a restarted nat that lost the endpoints it
+        //  learned from us: confirm each again with the next authenticated packet
+        self->peer [i].has_handle = false;
+        if (!self->peer [i].removed)
+            s_publish (self, (int) i, now);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -401,7 +412,7 @@ s_on_device (zloop_t *loop, zsock_t *sock, void *arg)
                         s_encrypt_out (self, (int) i, pkt.data, pkt.len, now);
                 continue;
             }
-            if (pkt.tag >= self->peer_count) {
+            if (pkt.tag >= self->peer_count || self->peer [pkt.tag].removed) {
                 self->counters [S_BAD_PEER]++;
                 continue;
             }
@@ -436,6 +447,10 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
     int i = rx.peer;
     assert (i >= 0 && (size_t) i < self->peer_count);
     s_peer_t *peer = &self->peer [i];
+    if (peer->removed) {
+        crypto_node_expire (self->node, i, UINT64_MAX);     //  it left: no session with it
+        return;
+    }
     peer->last_rx = now;
     switch (rc) {
         case CRYPTO_NODE_REPLY: {
@@ -516,6 +531,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     for (size_t n = 0; n < self->peer_count; n++) {
         int i = (int) n;
         s_peer_t *peer = &self->peer [i];
+        if (peer->removed)
+            continue;
         if (crypto_node_expire (self->node, i, now))
             bus_debug ("peer %s: expired keys wiped", peer->conf->name);
         if (crypto_node_handshake_due (self->node, i, now))
@@ -540,7 +557,7 @@ static int
 s_peer_by_name (crypto_service_t *self, const char *name)
 {
     for (size_t i = 0; i < self->peer_count; i++)
-        if (streq (self->peer [i].conf->name, name))
+        if (!self->peer [i].removed && streq (self->peer [i].conf->name, name))
             return (int) i;
     return -1;
 }
@@ -616,7 +633,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
         s_counter (reply, s_counter_names [c], self->counters [c]);
     for (size_t i = 0; i < self->peer_count; i++) {
         s_peer_t *peer = &self->peer [i];
-        if (req.peer [0] && !streq (req.peer, peer->conf->name))
+        if (peer->removed || (req.peer [0] && !streq (req.peer, peer->conf->name)))
             continue;
         crypto_status_peer_t *p = &reply->peers [reply->peers_count++];
         p->index = (uint32_t) i;
@@ -656,6 +673,158 @@ s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
         return;                         //  one is on its way
     s_initiate (self, (int) dial.index, now);
     s_send (self, self->to_nat, self->out_nat);
+}
+
+//  --------------------------------------------------------------------------
+//  Peers from the registry (discovery): peer.up adds or updates the peer at its
+//  index, peer.down wipes its sessions and refuses it until it comes back. The
+//  index is crypto_node's peer id, and crypto_node ids only grow: an index beyond
+//  the end first reserves the indices in between (random keys nobody holds, or
+//  the real key of a peer.down, so a returning key finds its own index).
+
+//  Makes sure peer index exists with key; returns false (logged) when it cannot
+static bool
+s_dyn_place (crypto_service_t *self, uint32_t index, const uint8_t key [32], const char *name)
+{
+    char cause [160];
+    if (index >= BUS_PEERS_MAX) {
+        bus_warn ("peer %s: index %u out of range", name, index);
+        return false;
+    }
+    if (index < self->peer_count) {
+        if (crypto_node_peer_find (self->node, key) == (int) index)
+            return true;
+        bus_warn ("peer %s: index %u holds another key (restart crypto to reassign)", name, index);
+        return false;
+    }
+    int existing = crypto_node_peer_find (self->node, key);
+    if (existing >= 0) {
+        bus_warn ("peer %s: its key is already peer %d", name, existing);
+        return false;
+    }
+    size_t count = index + 1;
+    s_peer_t *grown = realloc (self->peer, count * sizeof (s_peer_t));
+    bus_peer_t **dyn = realloc (self->dyn, count * sizeof (bus_peer_t *));
+    assert (grown && dyn);
+    if (!self->dyn)
+        memset (dyn, 0, self->peer_count * sizeof (bus_peer_t *));
+    self->peer = grown;
+    self->dyn = dyn;
+    for (size_t i = self->peer_count; i < count; i++) {
+        uint8_t reserved [32];
+        const uint8_t *k = key;
+        if (i < index) {
+            randombytes_buf (reserved, sizeof reserved);
+            k = reserved;
+        }
+        int id = crypto_node_peer_add (self->node, k, cause, sizeof cause);
+        assert (id == (int) i);         //  fresh random keys and a key not yet known
+        memset (&self->peer [i], 0, sizeof (s_peer_t));
+        self->dyn [i] = calloc (1, sizeof (bus_peer_t));
+        assert (self->dyn [i]);
+        self->dyn [i]->index = (uint32_t) i;
+        memcpy (self->dyn [i]->key, k, 32);
+        crypto_key_to_base64 (k, self->peer [i].public_key);
+        snprintf (self->dyn [i]->public_key, sizeof self->dyn [i]->public_key, "%s", self->peer [i].public_key);
+        self->peer [i].conf = self->dyn [i];
+        self->peer [i].keepalive_ns = (uint64_t) self->config.keepalive_ms * MS;
+        self->peer [i].removed = true;
+    }
+    self->peer_count = count;
+    return true;
+}
+
+static void
+s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    char err [200];
+    uint8_t key [32];
+    if (streq (bus_envelope_type (env), "peer.up")) {
+        peer_up_t up;
+        if (bus_envelope_get_msg (env, &peer_up_schema, &up, err, sizeof err)
+        ||  crypto_key_from_base64 (up.public_key, key, err, sizeof err)) {
+            bus_warn ("peer.up: %s", err);
+            return;
+        }
+        if (up.index < self->peer_count && (!self->dyn || !self->dyn [up.index]))
+            return;                     //  a static peer: the config's
+        if (!s_dyn_place (self, up.index, key, up.name))
+            return;
+        s_peer_t *peer = &self->peer [up.index];
+        bus_peer_t *conf = self->dyn [up.index];
+        snprintf (conf->name, sizeof conf->name, "%s", up.name);
+        for (uint32_t a = 0; a < up.allowed_ips_count; a++) {
+            char cause [160];
+            if (crypto_node_peer_allow (self->node, (int) up.index, up.allowed_ips [a], cause, sizeof cause))
+                bus_warn ("peer %s: allowed_ips %s: %s", up.name, up.allowed_ips [a], cause);
+        }
+        if (peer->removed)
+            bus_info ("peer %s (%s): added as index %u", up.name, peer->public_key, up.index);
+        peer->removed = false;
+    }
+    else
+    if (streq (bus_envelope_type (env), "peer.down")) {
+        peer_down_t down;
+        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err)
+        ||  crypto_key_from_base64 (down.public_key, key, err, sizeof err)) {
+            bus_warn ("peer.down: %s", err);
+            return;
+        }
+        if (down.index >= self->peer_count) {
+            s_dyn_place (self, down.index, key, down.name);     //  reserved for its key
+            return;
+        }
+        if (!self->dyn || !self->dyn [down.index] || self->peer [down.index].removed)
+            return;
+        s_peer_t *peer = &self->peer [down.index];
+        bus_info ("peer %s: removed (%s), sessions wiped", down.name, down.reason);
+        peer->removed = true;
+        crypto_node_expire (self->node, (int) down.index, UINT64_MAX);
+        s_queue_drop (self, (int) down.index);
+        peer->has_handle = false;
+        if (peer->up) {
+            peer->up = false;
+            s_publish (self, (int) down.index, s_now ());
+        }
+    }
+}
+
+//  discovery asks for the registry's key proof (bifrost-keyproof-v1,
+//  docs/registry-api.md). The private key never leaves crypto_identity, so the
+//  shared secret comes from crypto_identity_dh and libbus/bus_keyproof does the rest,
+//  the same code the registry verifies with (tests/integration/discovery_e2e.sh)
+static void
+s_on_keyproof (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    crypto_keyproof_t req;
+    char err [200];
+    uint8_t registry_key [32], nonce [64], shared [32], proof [32];
+    size_t nonce_len = 0;
+    const char *end = NULL;
+    if (bus_envelope_get_msg (env, &crypto_keyproof_schema, &req, err, sizeof err)
+    ||  crypto_key_from_base64 (req.registry_key, registry_key, err, sizeof err)) {
+        bus_service_reply_error (svc, env, 400, "%s", err);
+        return;
+    }
+    if (sodium_base642bin (nonce, sizeof nonce, req.nonce, strlen (req.nonce), NULL, &nonce_len, &end,
+                           sodium_base64_VARIANT_ORIGINAL) != 0 || nonce_len == 0 || *end) {
+        bus_service_reply_error (svc, env, 400, "nonce is not base64");
+        return;
+    }
+    if (crypto_identity_dh (self->identity, registry_key, shared)) {
+        bus_service_reply_error (svc, env, 400, "the registry key is a low-order point");
+        return;
+    }
+    bus_keyproof_from_shared (shared, crypto_identity_public (self->identity), registry_key,
+                              req.network_id, nonce, nonce_len, proof);
+    sodium_memzero (shared, sizeof shared);
+    crypto_keyproof_reply_t reply;
+    memset (&reply, 0, sizeof reply);
+    snprintf (reply.public_key, sizeof reply.public_key, "%s", self->public_key);
+    sodium_bin2base64 (reply.proof, sizeof reply.proof, proof, sizeof proof, sodium_base64_VARIANT_ORIGINAL);
+    bus_service_reply (svc, env, &crypto_keyproof_reply_schema, &reply);
 }
 
 //  --------------------------------------------------------------------------
@@ -718,6 +887,7 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
         snprintf (err, errsize, "libsodium failed to initialise");
         goto fail;
     }
+    crypto_node_set_layer2 (self->node, self->config.layer2);
     //  Peers: crypto_node ids are the config indices
     bus_config_t *empty = NULL;
     if (!config) {
@@ -776,8 +946,11 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     bus_service_handle (svc, "crypto.status", s_on_status, self);
     bus_service_handle (svc, "nat.dial", s_on_dial, self);
     bus_service_on_connect (svc, s_on_connect, self);
-    bus_info ("%zu peer(s), keepalive %lld ms, psk %s", self->peer_count,
-              (long long) self->config.keepalive_ms, self->config.has_psk ? "set" : "none");
+    bus_service_handle (svc, "crypto.keyproof", s_on_keyproof, self);
+    bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
+    bus_info ("%zu peer(s), keepalive %lld ms, psk %s%s", self->peer_count,
+              (long long) self->config.keepalive_ms, self->config.has_psk ? "set" : "none",
+              self->config.layer2 ? ", ethernet frames (tap)" : "");
     return self;
 fail:
     crypto_service_destroy (&self);
@@ -812,6 +985,9 @@ crypto_service_destroy (crypto_service_t **self_p)
             free (self->peer [i].queue [q].buf);
         }
     free (self->peer);
+    for (size_t i = 0; self->dyn && i < self->peer_count; i++)
+        free (self->dyn [i]);
+    free (self->dyn);
     bus_peers_destroy (&self->peers);
     crypto_node_destroy (&self->node);
     crypto_identity_destroy (&self->identity);
@@ -882,6 +1058,13 @@ crypto_service_test (bool verbose)
     assert (cfg.keepalive_ms == 10000);
     assert (cfg.session.rekey_after_time == 60 * CRYPTO_SEC && cfg.session.reject_after_time == 90 * CRYPTO_SEC);
     assert (cfg.session.rekey_after_messages == 1000);
+    assert (!cfg.layer2);
+    bus_config_destroy (&config);
+    //  TAP: crypto checks the addresses inside Ethernet frames
+    config = bus_config_load_string ("device = { type = \"tap\"; };\n", "node.cfg", text + 1500, 500);
+    assert (config);
+    crypto_service_check_config (config, &cfg);
+    assert (bus_config_error_count (config) == 0 && cfg.layer2);
     bus_config_destroy (&config);
 
     //  Bad values: every one reported with file and line

@@ -33,6 +33,7 @@ typedef struct {
     uint8_t psk [32];                   //  wiped by crypto_service_new after use
     crypto_session_config_t session;
     int64_t keepalive_ms;               //  connection.keepalive_interval
+    bool layer2;                        //  device.type is "tap": packets are frames
 } crypto_service_config_t;
 
 //  Reads key_file, psk, the `crypto` group, connection.keepalive_interval and

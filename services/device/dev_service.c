@@ -36,6 +36,8 @@ struct _dev_service_t {
     bool mac_fallback;          //  tap: the MAC is the fallback, still asking crypto
     char addr_text [DEV_ADDR_TEXT];
     char mac_text [DEV_MAC_TEXT];
+    bool addr_from_registry;    //  the address came with node.address (discovery)
+    uint32_t dyn_limit;         //  one past the highest index of a registry peer
 
     bus_pipe_t *to_crypto;
     bus_pipe_t *from_crypto;
@@ -334,7 +336,7 @@ s_from_crypto (zloop_t *loop, zsock_t *reader, void *arg)
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
             self->counters.from_crypto++;
-            if (pkt.tag >= self->peer_count) {
+            if (pkt.tag >= self->peer_count && pkt.tag >= self->dyn_limit) {
                 self->counters.drop_bad_peer++;
                 continue;
             }
@@ -526,6 +528,95 @@ s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 }
 
 //  ---------------------------------------------------------------------------
+//  Peers and our address from the registry (discovery): node.address sets the
+//  interface address (unless the config has one), peer.up routes the peer's
+//  allowed addresses (and its MAC on tap) to its index, peer.down forgets them.
+
+static void
+s_on_node_address (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    node_address_t msg;
+    char err [200];
+    dev_addr_t addr;
+    if (bus_envelope_get_msg (env, &node_address_schema, &msg, err, sizeof err)
+    ||  dev_addr_parse (msg.address, &addr, err, sizeof err)) {
+        bus_warn ("node.address: %s", err);
+        return;
+    }
+    if (self->cfg.dev.has_address && !self->addr_from_registry) {
+        if (memcmp (&addr, &self->cfg.dev.address, sizeof addr) != 0)
+            bus_warn ("node.address %s ignored: device.address %s is configured", msg.address, self->addr_text);
+        return;
+    }
+    if (self->cfg.dev.has_address && memcmp (&addr, &self->cfg.dev.address, sizeof addr) == 0)
+        return;                         //  announced again
+    if (self->cfg.dev.has_address && dev_netlink_addr_del (self->nl, self->ifindex, &self->cfg.dev.address))
+        bus_warn ("%s", dev_netlink_error (self->nl));
+    if (dev_netlink_addr_has (self->nl, self->ifindex, &addr) != 1
+    &&  dev_netlink_addr_add (self->nl, self->ifindex, &addr)) {
+        bus_error ("node.address %s: %s", msg.address, dev_netlink_error (self->nl));
+        return;
+    }
+    self->cfg.dev.address = addr;
+    self->cfg.dev.has_address = true;
+    self->addr_from_registry = true;
+    dev_addr_format (&addr, self->addr_text, sizeof self->addr_text);
+    dev_peermap_set_local (self->map, &self->cfg.dev.address, self->mac_known ? self->cfg.dev.mac : NULL);
+    bus_info ("%s: address %s from the registry (network %s)", self->cfg.dev.name, self->addr_text, msg.network_id);
+    s_publish_up (self);
+}
+
+static void
+s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    char err [200];
+    const char *type = bus_envelope_type (env);
+    if (streq (type, "peer.up")) {
+        peer_up_t up;
+        uint8_t key [32];
+        size_t key_len = 0;
+        if (bus_envelope_get_msg (env, &peer_up_schema, &up, err, sizeof err)) {
+            bus_warn ("peer.up: %s", err);
+            return;
+        }
+        if (up.index < self->peer_count || up.index >= BUS_PEERS_MAX)
+            return;                     //  static peers are the config's
+        dev_peermap_remove_peer (self->map, up.index);
+        if (up.index >= self->dyn_limit)
+            self->dyn_limit = up.index + 1;
+        for (uint32_t a = 0; a < up.allowed_ips_count; a++) {
+            dev_addr_t prefix;
+            if (dev_addr_parse (up.allowed_ips [a], &prefix, err, sizeof err))
+                bus_warn ("peer %s: allowed_ips %s: %s", up.name, up.allowed_ips [a], err);
+            else
+            if (dev_peermap_add_prefix (self->map, &prefix, up.index))
+                bus_warn ("peer %s: allowed_ips %s not added", up.name, up.allowed_ips [a]);
+        }
+        if (self->cfg.dev.type == DEV_TYPE_TAP
+        &&  sodium_base642bin (key, sizeof key, up.public_key, strlen (up.public_key), NULL, &key_len,
+                               NULL, sodium_base64_VARIANT_ORIGINAL) == 0 && key_len == 32) {
+            uint8_t mac [6];
+            dev_mac_from_key (key, mac);
+            if (dev_peermap_add_mac (self->map, mac, up.index))
+                bus_warn ("peer %s: derived MAC not added (table full?)", up.name);
+        }
+        bus_debug ("peer %s: routed to index %u", up.name, up.index);
+    }
+    else
+    if (streq (type, "peer.down")) {
+        peer_down_t down;
+        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err)) {
+            bus_warn ("peer.down: %s", err);
+            return;
+        }
+        if (down.index >= self->peer_count)
+            dev_peermap_remove_peer (self->map, down.index);
+    }
+}
+
+//  ---------------------------------------------------------------------------
 //  Interface setup
 
 //  A tun/tap interface of our name left by a crashed run (persistent, or still
@@ -654,6 +745,8 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
 
     bus_service_handle (svc, "device.status", s_on_status, self);
     bus_service_on_connect (svc, s_on_connect, self);
+    bus_service_subscribe (svc, "node.address", s_on_node_address, self);
+    bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
 
     if (self->cfg.dev.type == DEV_TYPE_TAP && !self->cfg.dev.mac_set) {
         //  The MAC comes from the node key, which only crypto has: stay down

@@ -1,13 +1,17 @@
 /*  dev_tun: TUN/TAP interface with batched I/O (see dev_tun.h). */
 #include "dev_tun.h"
 #include "dev_gso.h"
+#include "dev_csum.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <net/if.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,7 @@ struct _dev_tun_t {
     char name [IFNAMSIZ];
     int ifindex;
     size_t hdr_len;
+    bool gro_off;               //  the kernel refused a GSO write (EINVAL)
     dev_tun_stats_t stats;
 };
 
@@ -124,12 +129,145 @@ dev_tun_read_batch (dev_tun_t *self, dev_pkt_t *pkts, int max)
     return n;
 }
 
+//  ---------------------------------------------------------------------------
+//  GRO on write. Without it every segment of a bulk TCP flow is one write()
+//  and one pass through the receiving TCP stack, run in the device's own
+//  syscall: that was the largest single cost of the receiving node in the
+//  benchmark (docs/benchmarks.md). With a vnet header, a run of in-order
+//  TCPv4 segments of one flow, as a batch from crypto carries them, goes to
+//  the kernel as ONE GSO super-packet (one writev, one trip up the stack),
+//  under the rules of the kernel's own tcp_gro_receive: same addresses,
+//  ports, TOS, TTL, ACK, window and options, contiguous sequence numbers,
+//  equal segment sizes (the last may be shorter), only ACK (+PSH to end a
+//  run) set, DF set, no IP options. The payloads are not copied: writev
+//  gathers them where they lie. The TCP checksum is left to the kernel as
+//  CHECKSUM_PARTIAL; the segments were authenticated end to end by crypto.
+
+#define S_GRO_MAX_SEGS  64
+#define S_TCP_PSH       0x08
+#define S_TCP_ACK       0x10
+
+static uint16_t s_gro_get16 (const uint8_t *p) { return (uint16_t) (p [0] << 8 | p [1]); }
+static uint32_t
+s_gro_get32 (const uint8_t *p)
+{
+    return (uint32_t) p [0] << 24 | (uint32_t) p [1] << 16 | (uint32_t) p [2] << 8 | p [3];
+}
+
+//  IP + TCP header length if the packet can be part of a run, else 0
+static size_t
+s_gro_hlen (const uint8_t *ip, size_t len)
+{
+    if (len < 41 || ip [0] != 0x45 || ip [9] != 6 || s_gro_get16 (ip + 2) != len)
+        return 0;
+    if ((s_gro_get16 (ip + 6) & 0xbfff) != 0 || !(ip [6] & 0x40))
+        return 0;                                   //  a fragment, or DF clear
+    size_t hlen = 20 + (size_t) (ip [32] >> 4) * 4;
+    uint8_t flags = ip [33];
+    if (hlen < 40 || hlen >= len || (flags & ~(S_TCP_PSH | S_TCP_ACK)) || !(flags & S_TCP_ACK))
+        return 0;
+    return hlen;
+}
+
+typedef struct {
+    struct virtio_net_hdr vnet;
+    uint8_t head [80];                  //  IPv4 (20) + TCP with options (60)
+    struct iovec iov [2 + S_GRO_MAX_SEGS];
+    int iovcnt;
+    size_t bytes;                       //  of the super-packet's IP packet
+} s_gro_t;
+
+//  How many of pkts[0..count) form one run (at least 1). For a run of 2 or
+//  more, g holds the vnet header, the rewritten headers and the iovec of the
+//  super-packet.
+static int
+s_gro_run (const dev_pkt_t *pkts, int count, s_gro_t *g)
+{
+    const uint8_t *first = pkts [0].data;
+    size_t hlen = s_gro_hlen (first, pkts [0].len);
+    if (!hlen || count < 2)
+        return 1;
+    size_t mss = pkts [0].len - hlen;
+    size_t total = pkts [0].len;
+    uint32_t next_seq = s_gro_get32 (first + 24) + (uint32_t) mss;
+    bool ended = (first [33] & S_TCP_PSH) != 0;
+    uint8_t psh = 0;
+    int n = 1;
+    while (!ended && n < count && n < S_GRO_MAX_SEGS) {
+        const uint8_t *p = pkts [n].data;
+        size_t len = pkts [n].len;
+        if (s_gro_hlen (p, len) != hlen)
+            break;
+        size_t payload = len - hlen;
+        if (payload > mss || total + payload > 65535
+        ||  p [1] != first [1] || p [8] != first [8]                //  TOS, TTL
+        ||  memcmp (p + 12, first + 12, 12) != 0                    //  addresses, ports
+        ||  s_gro_get32 (p + 24) != next_seq
+        ||  memcmp (p + 28, first + 28, 4) != 0                     //  ACK
+        ||  memcmp (p + 34, first + 34, 2) != 0                     //  window
+        ||  memcmp (p + 40, first + 40, hlen - 40) != 0)            //  options
+            break;
+        next_seq += (uint32_t) payload;
+        total += payload;
+        n++;
+        if (payload < mss || (p [33] & S_TCP_PSH)) {
+            psh = p [33] & S_TCP_PSH;
+            ended = true;
+        }
+    }
+    if (n < 2)
+        return 1;
+    memcpy (g->head, first, hlen);
+    g->head [2] = (uint8_t) (total >> 8);
+    g->head [3] = (uint8_t) total;
+    g->head [10] = g->head [11] = 0;
+    dev_csum_store (g->head + 10, dev_csum_fold (dev_csum_add (0, g->head, 20)));
+    g->head [33] |= psh;
+    //  CHECKSUM_PARTIAL: the pseudo-header sum, not complemented
+    uint16_t partial = (uint16_t) ~dev_csum_fold (dev_csum_pseudo (AF_INET, first + 12, first + 16,
+                                                                   6, (uint32_t) (total - 20)));
+    dev_csum_store (g->head + 36, partial);
+    memset (&g->vnet, 0, sizeof g->vnet);
+    g->vnet.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    g->vnet.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+    g->vnet.hdr_len = htole16 ((uint16_t) hlen);
+    g->vnet.gso_size = htole16 ((uint16_t) mss);
+    g->vnet.csum_start = htole16 (20);
+    g->vnet.csum_offset = htole16 (16);
+    g->iov [0] = (struct iovec) { &g->vnet, sizeof g->vnet };
+    g->iov [1] = (struct iovec) { g->head, hlen };
+    for (int i = 0; i < n; i++)
+        g->iov [2 + i] = (struct iovec) { pkts [i].data + hlen, pkts [i].len - hlen };
+    g->iovcnt = 2 + n;
+    g->bytes = total;
+    return n;
+}
+
 int
 dev_tun_write_batch (dev_tun_t *self, const dev_pkt_t *pkts, int count)
 {
     static const uint8_t zero_hdr [DEV_VNET_HDR_LEN];
     int written = 0;
+    s_gro_t gro;
     for (int i = 0; i < count; i++) {
+        //  A run of TCP segments as one super-packet (vnet header only)
+        int run = self->hdr_len && !self->gro_off ? s_gro_run (pkts + i, count - i, &gro) : 1;
+        if (run > 1) {
+            ssize_t rc;
+            do {
+                rc = writev (self->fd, gro.iov, gro.iovcnt);
+                self->stats.write_calls++;
+            } while (rc < 0 && errno == EINTR);
+            if (rc >= 0) {
+                written += run;
+                self->stats.write_pkts += (uint64_t) run;
+                self->stats.write_bytes += gro.bytes;
+                i += run - 1;
+                continue;
+            }
+            if (errno == EINVAL)
+                self->gro_off = true;   //  this kernel refuses GSO writes: one by one from now on
+        }
         struct iovec iov [2] = {
             { (void *) zero_hdr, self->hdr_len },
             { pkts [i].data, pkts [i].len }
@@ -541,6 +679,112 @@ s_tso (dev_tun_t *tun, bool verbose)
     close (sock);
 }
 
+//  One TCPv4 segment 10.100.2.3:4000 -> 10.100.2.1:port, ACK (+ extra flags),
+//  12 bytes of timestamp option, payload bytes of (seq + i), valid checksums.
+static size_t
+s_gro_segment (uint8_t *pkt, uint16_t port, uint32_t seq, size_t payload, uint8_t flags, uint16_t id)
+{
+    size_t hlen = 20 + 32, len = hlen + payload;
+    memset (pkt, 0, hlen);
+    pkt [0] = 0x45;
+    pkt [2] = (uint8_t) (len >> 8); pkt [3] = (uint8_t) len;
+    pkt [4] = (uint8_t) (id >> 8); pkt [5] = (uint8_t) id;
+    pkt [6] = 0x40;                             //  DF
+    pkt [8] = 64; pkt [9] = 6;
+    inet_pton (AF_INET, "10.100.2.3", pkt + 12);
+    inet_pton (AF_INET, "10.100.2.1", pkt + 16);
+    dev_csum_store (pkt + 10, dev_csum_fold (dev_csum_add (0, pkt, 20)));
+    uint8_t *tcp = pkt + 20;
+    tcp [0] = 4000 >> 8; tcp [1] = 4000 & 255;
+    tcp [2] = (uint8_t) (port >> 8); tcp [3] = (uint8_t) port;
+    tcp [4] = (uint8_t) (seq >> 24); tcp [5] = (uint8_t) (seq >> 16); tcp [6] = (uint8_t) (seq >> 8); tcp [7] = (uint8_t) seq;
+    tcp [11] = 77;                              //  ACK 77
+    tcp [12] = 8 << 4;
+    tcp [13] = S_TCP_ACK | flags;
+    tcp [14] = 0x10;                            //  window
+    tcp [20] = 1; tcp [21] = 1; tcp [22] = 8; tcp [23] = 10; tcp [27] = 9;   //  NOP NOP TS 9
+    for (size_t i = 0; i < payload; i++)
+        pkt [hlen + i] = (uint8_t) (seq + i);
+    uint64_t sum = dev_csum_pseudo (AF_INET, pkt + 12, pkt + 16, 6, (uint32_t) (len - 20));
+    dev_csum_store (tcp + 16, dev_csum_fold (dev_csum_add (sum, tcp, len - 20)));
+    return len;
+}
+
+//  GRO on write: runs form under the kernel's rules, a super-packet split
+//  again (as the kernel would) gives back the very segments, and the kernel
+//  takes one as ONE packet (one RST for three segments to a closed port).
+static void
+s_gro (dev_tun_t *tso, bool verbose)
+{
+    static uint8_t seg [8][1500];
+    dev_pkt_t pkts [8];
+    uint32_t seq = 1000;
+    for (int i = 0; i < 8; i++) {
+        size_t payload = i == 2 ? 700 : 1000;   //  a short third segment ends the first run
+        uint8_t flags = i == 5 ? S_TCP_PSH : 0; //  so does a PSH (the sixth)
+        pkts [i] = (dev_pkt_t) { seg [i], s_gro_segment (seg [i], 9, seq, payload, flags, (uint16_t) (50 + i)), 1500 };
+        seq += (uint32_t) payload;
+    }
+    seg [7][8] = 63;                            //  another TTL: not in the run of the seventh
+    dev_csum_store (seg [7] + 10, 0);
+    dev_csum_store (seg [7] + 10, dev_csum_fold (dev_csum_add (0, seg [7], 20)));
+    s_gro_t g;
+    assert (s_gro_run (pkts, 8, &g) == 3);
+    assert (g.bytes == 52 + 2700 && g.iovcnt == 5 && le16toh (g.vnet.gso_size) == 1000);
+    assert (s_gro_run (pkts + 3, 5, &g) == 3);  //  the PSH segment is the last of its run
+    assert (g.head [33] & S_TCP_PSH);
+    assert (s_gro_run (pkts + 6, 2, &g) == 1);  //  TTL differs
+    assert (s_gro_run (pkts, 1, &g) == 1);
+    uint8_t gap [1500];
+    memcpy (gap, seg [1], pkts [1].len);
+    gap [27] ^= 1;                              //  sequence gap (checksum does not matter here)
+    dev_pkt_t gapped [2] = { pkts [0], { gap, pkts [1].len, 1500 } };
+    assert (s_gro_run (gapped, 2, &g) == 1);
+
+    //  Round trip: the super-packet of the first run, split as the kernel
+    //  segments it, is the three segments byte for byte (checksums included)
+    assert (s_gro_run (pkts, 8, &g) == 3);
+    size_t flen = 0;
+    for (int i = 0; i < g.iovcnt; i++) {
+        memcpy (s_arena [0] + flen, g.iov [i].iov_base, g.iov [i].iov_len);
+        flen += g.iov [i].iov_len;
+    }
+    dev_pkt_t split [DEV_GSO_MAX_SEGS];
+    const char *why = NULL;
+    assert (dev_gso_split (s_arena [0], flen, s_split, sizeof s_split, split, DEV_GSO_MAX_SEGS, &why) == 3);
+    for (int i = 0; i < 3; i++) {
+        assert (split [i].len == pkts [i].len);
+        assert (memcmp (split [i].data + 12, pkts [i].data + 12, pkts [i].len - 12) == 0);
+    }
+
+    //  The kernel: three segments to a closed port, one writev, one RST back
+    dev_pkt_t rd [S_BATCH];
+    s_batch (rd);
+    while (dev_tun_read_batch (tso, rd, S_BATCH) > 0)
+        ;
+    uint64_t calls = dev_tun_stats (tso)->write_calls;
+    assert (dev_tun_write_batch (tso, pkts, 3) == 3);
+    assert (dev_tun_stats (tso)->write_calls == calls + 1 && !tso->gro_off);
+    int rsts = 0;
+    int64_t deadline = s_now_ms () + 1000;
+    while (s_now_ms () < deadline) {
+        struct pollfd pfd = { dev_tun_fd (tso), POLLIN, 0 };
+        if (poll (&pfd, 1, rsts ? 50 : 500) <= 0)
+            break;                              //  the first came; no more within 50 ms
+        s_batch (rd);
+        int n = dev_tun_read_batch (tso, rd, S_BATCH);
+        for (int i = 0; i < n; i++) {
+            const uint8_t *ip = rd [i].data + DEV_VNET_HDR_LEN;
+            if (rd [i].len >= DEV_VNET_HDR_LEN + 40 && ip [9] == 6 && (ip [20 + 13] & 0x04))
+                rsts++;
+        }
+    }
+    if (verbose)
+        printf ("  gro: 3 segments in %d write, %d RST back\n",
+                (int) (dev_tun_stats (tso)->write_calls - calls), rsts);
+    assert (rsts == 1);
+}
+
 void
 dev_tun_test (bool verbose)
 {
@@ -595,6 +839,7 @@ dev_tun_test (bool verbose)
     assert (dev_tun_hdr_len (tso) == DEV_VNET_HDR_LEN);
     assert (s_ping (tso, AF_INET, "10.100.2.3", "10.100.2.1", 8, 1000, verbose) == 8);
     s_tso (tso, verbose);
+    s_gro (tso, verbose);
 
     //  TAP: MAC from a node key, ARP resolves, ping works
     dev_tun_t *tap = dev_tun_new (DEV_TYPE_TAP, "bftap0", 0, err, sizeof err);

@@ -181,7 +181,7 @@ disc_config_check (bus_config_t *config, disc_config_t *out)
     config_setting_t *server_setting = config_setting_get_member (group, "server");
     char err [160];
     if (!server)
-        bus_config_error (config, group, "discovery.server: missing: the registry's URL, e.g. \"https://registry.example.org:7080\"");
+        bus_config_error (config, group, "missing server: the registry's URL, e.g. \"https://registry.example.org:7080\"");
     else
     if (strlen (server) >= sizeof cfg->server)
         bus_config_error (config, server_setting, "too long");
@@ -290,7 +290,7 @@ disc_config_test (bool verbose)
     assert (s_check ("discovery = { server = \"http://r:1\"; };\n", "network_id: missing", verbose, NULL) == 1);
     assert (s_check ("network_id = \"Office net\";\ndiscovery = { server = \"http://r:1\"; };\n",
                      "node.cfg:1: network_id", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { };\n", "discovery.server: missing", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { };\n", "missing server", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n\";\ndiscovery = {\n server = \"ftp://r\"; };\n",
                      "node.cfg:3: discovery.server: expected an http", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r:99999\"; };\n", "port", verbose, NULL) == 1);

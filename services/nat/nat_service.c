@@ -21,6 +21,7 @@
 typedef struct {
     char name [49];
     nat_addr_t dial;            //  the address of the last dial attempt
+    bool redial;                //  crypto lost its session: dial once nat-crypto is connected
 } s_peer_info_t;
 
 typedef struct {
@@ -36,6 +37,7 @@ struct _nat_service_t {
     nat_service_config_t config;
     bus_peers_t *peers;
     s_peer_info_t *info;        //  by peer index
+    size_t info_count;
     nat_peer_table_t *table;
     nat_udp_t *udp;
     nat_resolver_t *resolver;
@@ -403,11 +405,14 @@ s_pipe_ready (zloop_t *loop, zsock_t *reader, void *arg)
 //  ---------------------------------------------------------------------------
 //  Timers, resolver, bus
 
+static void s_redial (nat_service_t *self);
+
 static int
 s_tick (zloop_t *loop, int timer_id, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     nat_peer_table_tick (self->table, s_now ());
+    s_redial (self);
     return 0;
 }
 
@@ -443,6 +448,50 @@ s_on_bus_connect (bus_service_t *svc, uint64_t epoch, void *arg)
         if (nat_peer_state (peer) == NAT_PEER_CONNECTING && nat_addr_is_set (&self->info [i].dial))
             s_send_dial (self, peer);
     }
+}
+
+//  The dials asked for by s_on_crypto_peer, once nat-crypto is connected: a
+//  restarted crypto hears from the broker before our pipe has reconnected to
+//  it, and the handshake response would be dropped (a retry of a second)
+static void
+s_redial (nat_service_t *self)
+{
+    if (!bus_pipe_writable (self->to_crypto))
+        return;
+    for (size_t i = 0; i < self->info_count; i++) {
+        if (!self->info [i].redial)
+            continue;
+        self->info [i].redial = false;
+        nat_peer_t *peer = i < nat_peer_table_slots (self->table) ? nat_peer_table_at (self->table, i) : NULL;
+        if (peer && nat_peer_state (peer) == NAT_PEER_UP)
+            s_send_dial (self, peer);
+    }
+}
+
+//  crypto says it has no session with a peer (it publishes its state for every
+//  peer when it (re)joins the bus, and when keys expire). If the peer is up here,
+//  it is sending to us with keys crypto no longer has: a restarted crypto. If
+//  only the peer sends and we answer, no outbound packet would start a handshake
+//  (the peer's packets are dropped as an unknown index), so dial it now: crypto
+//  initiates, and the packet goes where the peer was last heard from.
+static void
+s_on_crypto_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    crypto_peer_event_t event;
+    char err [200];
+    if (bus_envelope_get_msg (env, &crypto_peer_event_schema, &event, err, sizeof err)) {
+        bus_warn ("crypto.peer: %s", err);
+        return;
+    }
+    nat_peer_t *peer = event.index < nat_peer_table_slots (self->table)
+                     ? nat_peer_table_at (self->table, event.index) : NULL;
+    if (!peer || !streq (event.state, "down") || nat_peer_state (peer) != NAT_PEER_UP
+    ||  event.index >= self->info_count)
+        return;
+    bus_debug ("peer %s: up here but crypto has no session: dial", self->info [event.index].name);
+    self->info [event.index].redial = true;
+    s_redial (self);
 }
 
 static int64_t
@@ -518,6 +567,150 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
 }
 
 //  ---------------------------------------------------------------------------
+//  Peers from the registry (discovery): peer.up adds the peer at its index (the
+//  tag crypto puts on crypto-nat), peer.changed gives a peer that is not up new
+//  endpoints, peer.down removes it. The table hands out the first free slot, so
+//  to land on the index every free slot below it is held by a placeholder for a
+//  moment (random keys, no endpoint: never dialled) and released right after.
+
+static void
+s_info_grow (nat_service_t *self, size_t count)
+{
+    if (count <= self->info_count)
+        return;
+    s_peer_info_t *grown = (s_peer_info_t *) realloc (self->info, count * sizeof (s_peer_info_t));
+    assert (grown);
+    memset (grown + self->info_count, 0, (count - self->info_count) * sizeof (s_peer_info_t));
+    self->info = grown;
+    self->info_count = count;
+}
+
+static int
+s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *name,
+           const char *endpoint, bool direct)
+{
+    char perr [200];
+    s_info_grow (self, (size_t) index + 1);
+    uint8_t held [BUS_PEERS_MAX][NAT_KEY_SIZE];
+    size_t holds = 0;
+    for (uint32_t i = 0; i < index && holds < BUS_PEERS_MAX; i++) {
+        if (nat_peer_table_at (self->table, i))
+            continue;
+        if (getrandom (held [holds], NAT_KEY_SIZE, 0) != NAT_KEY_SIZE)
+            break;
+        nat_peer_config_t pc = { .public_key = held [holds] };
+        nat_peer_t *placeholder = nat_peer_new (&pc, perr, sizeof perr);
+        if (placeholder && nat_peer_table_add (self->table, &placeholder, perr, sizeof perr) >= 0)
+            holds++;
+    }
+    nat_peer_config_t pc = {
+        .public_key = key,
+        .endpoint = endpoint && *endpoint ? endpoint : NULL,
+        .direct = direct && endpoint && *endpoint && self->config.direct_connect,
+        .keepalive_ms = (uint32_t) self->config.keepalive_ms,
+        .seed = (uint64_t) zclock_time () + index,
+    };
+    nat_peer_t *peer = nat_peer_new (&pc, perr, sizeof perr);
+    int slot = peer ? nat_peer_table_add (self->table, &peer, perr, sizeof perr) : -1;
+    for (size_t h = 0; h < holds; h++)
+        nat_peer_table_remove (self->table, held [h]);
+    if (slot < 0) {
+        bus_warn ("peer %s: %s", name, perr);
+        return -1;
+    }
+    if ((uint32_t) slot != index) {
+        bus_warn ("peer %s: index %u is taken by another key", name, index);
+        nat_peer_table_remove (self->table, key);
+        return -1;
+    }
+    snprintf (self->info [index].name, sizeof self->info [index].name, "%s", name);
+    memset (&self->info [index].dial, 0, sizeof self->info [index].dial);
+    bus_info ("peer %s: added as index %u, endpoint %s%s", name, index,
+              endpoint && *endpoint ? endpoint : "(none)", pc.direct ? ", dialling" : "");
+    nat_peer_table_tick (self->table, s_now ());
+    return 0;
+}
+
+static void
+s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    char err [200];
+    const char *type = bus_envelope_type (env);
+    uint32_t static_count = self->peers ? bus_peers_count (self->peers) : 0;
+    if (streq (type, "peer.up") || streq (type, "peer.changed")) {
+        peer_up_t *up = (peer_up_t *) calloc (1, sizeof (peer_up_t));
+        assert (up);
+        bool is_up = streq (type, "peer.up");
+        if (is_up ? bus_envelope_get_msg (env, &peer_up_schema, up, err, sizeof err) != 0 : false) {
+            bus_warn ("%s: %s", type, err);
+            free (up);
+            return;
+        }
+        if (!is_up) {
+            peer_changed_t changed;
+            if (bus_envelope_get_msg (env, &peer_changed_schema, &changed, err, sizeof err)) {
+                bus_warn ("%s: %s", type, err);
+                free (up);
+                return;
+            }
+            up->index = changed.index;
+            snprintf (up->name, sizeof up->name, "%s", changed.name);
+            memcpy (up->endpoints, changed.endpoints, sizeof up->endpoints);
+            up->endpoints_count = changed.endpoints_count;
+            up->direct = true;
+        }
+        const char *endpoint = up->endpoints_count ? up->endpoints [0] : "";
+        nat_peer_t *peer = nat_peer_table_at (self->table, up->index);
+        uint8_t key [NAT_KEY_SIZE];
+        bool have_key = is_up && nat_key_from_base64 (up->public_key, key, err, sizeof err) == 0;
+        if (up->index < static_count || up->index >= BUS_PEERS_MAX || (is_up && !have_key)) {
+            if (up->index >= static_count)
+                bus_warn ("%s %s: bad index %u or key", type, up->name, up->index);
+        }
+        else
+        if (!peer) {
+            if (have_key)
+                s_dyn_add (self, up->index, key, up->name, endpoint, up->direct);
+        }
+        else
+        if (have_key && memcmp (nat_peer_key (peer), key, NAT_KEY_SIZE) != 0)
+            bus_warn ("%s %s: index %u holds another key", type, up->name, up->index);
+        else {
+            //  Known: new endpoints matter only while it is not up (an up peer
+            //  roams by itself, confirmed by crypto)
+            char current [NAT_ENDPOINT_TEXT_MAX] = "";
+            const nat_endpoint_t *configured = nat_peer_configured (peer);
+            if (configured)
+                nat_endpoint_format (configured, current, sizeof current);
+            snprintf (self->info [up->index].name, sizeof self->info [up->index].name, "%s", up->name);
+            if (nat_peer_state (peer) != NAT_PEER_UP && !streq (current, endpoint)) {
+                uint8_t copy [NAT_KEY_SIZE];
+                memcpy (copy, nat_peer_key (peer), NAT_KEY_SIZE);
+                nat_peer_table_remove (self->table, copy);
+                s_dyn_add (self, up->index, copy, up->name, endpoint, up->direct);
+            }
+        }
+        free (up);
+    }
+    else
+    if (streq (type, "peer.down")) {
+        peer_down_t down;
+        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err)) {
+            bus_warn ("peer.down: %s", err);
+            return;
+        }
+        nat_peer_t *peer = nat_peer_table_at (self->table, down.index);
+        if (down.index < static_count || !peer)
+            return;
+        uint8_t copy [NAT_KEY_SIZE];
+        memcpy (copy, nat_peer_key (peer), NAT_KEY_SIZE);
+        nat_peer_table_remove (self->table, copy);
+        bus_info ("peer %s: removed (%s)", down.name, down.reason);
+    }
+}
+
+//  ---------------------------------------------------------------------------
 //  Life cycle
 
 static int
@@ -538,6 +731,7 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     uint32_t count = self->peers ? bus_peers_count (self->peers) : 0;
     self->info = (s_peer_info_t *) calloc (count ? count : 1, sizeof (s_peer_info_t));
     assert (self->info);
+    self->info_count = count ? count : 1;
 
     uint64_t seed;
     if (getrandom (&seed, sizeof seed, 0) != sizeof seed)
@@ -601,6 +795,8 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     if (self->tick_timer < 0)
         return s_fail (err, err_size, "cannot add the timer to the loop");
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
+    bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
+    bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
     bus_service_on_connect (self->svc, s_on_bus_connect, self);
     bus_info ("listening on %s (port %u, %s%s%s), %u peers", self->config.listen, nat_udp_port (self->udp),
               nat_udp_family (self->udp) == AF_INET6 ? "dual stack" : "IPv4",

@@ -121,7 +121,9 @@ peer () {
 start_node () {
     local n=$1
     case " $NODES " in *" $n "*) ;; *) NODES="$NODES $n" ;; esac
-    in_ns "$n" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/$n/node.cfg" \
+    # Not through in_ns: a function run in the background is a subshell, and its pid
+    # (not bifrostd's) would get the SIGTERM of stop_node. ip and env exec, so $! is bifrostd.
+    ip netns exec "$(ns_of "$n")" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/$n/node.cfg" \
         >>"$T/$n/bifrostd.log" 2>&1 &
     echo $! > "$T/$n/bifrostd.pid"
     wait_for 15 all_ready "$n"

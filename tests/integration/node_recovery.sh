@@ -36,17 +36,27 @@ outage () {
               printf "%d %d\n", g, lost }'
 }
 wall () { date +%s.%N; }
+# start_ping LOG: 20 pings/s a -> b in the background, pid in $PING (not through a
+# function: a subshell would ignore SIGINT); stop_ping: SIGINT, so ping writes its summary
+start_ping () {
+    ip netns exec "$(ns_of a)" ping -D -O -i $INTERVAL -W 1 10.100.0.2 > "$1" 2>&1 &
+    PING=$!
+}
+stop_ping () {
+    kill -INT "$PING" 2>/dev/null
+    wait_for 3 sh -c "! kill -0 $PING" || kill -KILL "$PING" 2>/dev/null
+    wait "$PING" 2>/dev/null
+}
 
 # kill_during_ping NODE SERVICE: kill -9 of the service under a 20 pings/s ping a -> b;
 # the new instance must be READY and pings answered again; prints the outage
 kill_during_ping () {
-    local n=$1 svc=$2 log="$T/ping-$1-$2" old new ping rc gap lost t_ready
-    in_ns a ping -D -O -i $INTERVAL -W 1 10.100.0.2 > "$log" 2>&1 &
-    ping=$!
+    local n=$1 svc=$2 log="$T/ping-$1-$2" old new rc gap lost t_ready
+    start_ping "$log"
     wait_for 5 sh -c "[ \$(grep -c 'bytes from' '$log') -ge 10 ]"
     old=$(service_pid "$n" "$svc")
     if [ -z "$old" ]; then
-        kill -INT $ping; wait $ping 2>/dev/null
+        stop_ping
         ok 1 "$n: $svc running before the kill"; return
     fi
     kill -KILL "$old"
@@ -60,9 +70,9 @@ kill_during_ping () {
     ok $? "$n: ping a -> b answered again after $svc restarted"
     # a second of steady pings after the return, then stop
     sleep 1
-    kill -INT $ping; wait $ping 2>/dev/null
+    stop_ping
     read -r gap lost <<< "$(outage "$log")"
-    echo "# outage after kill -9 of $svc on $n: ${gap} ms without reply, $lost of $(grep -c 'icmp_seq=' "$log" | head -1) pings lost"
+    echo "# outage after kill -9 of $svc on $n: ${gap} ms without reply, $lost pings lost of $(sed -n "s/ packets transmitted.*//p" "$log")"
     [ "${gap:-99999}" -lt $MAX_OUTAGE_MS ]
     ok $? "$n: $svc outage ${gap} ms < $MAX_OUTAGE_MS ms"
     in_ns a ping -c 5 -i 0.05 -W 1 -q 10.100.0.2 > "$T/after" 2>&1
@@ -77,8 +87,7 @@ kill_during_ping b crypto
 kill_during_ping b nat
 
 # The broker: the services reconnect; the data plane does not go through it
-in_ns a ping -D -O -i $INTERVAL -W 1 10.100.0.2 > "$T/ping-bus" 2>&1 &
-PING=$!
+start_ping "$T/ping-bus"
 wait_for 5 sh -c "[ \$(grep -c 'bytes from' '$T/ping-bus') -ge 10 ]"
 BUS_OLD=$(service_pid a bus)
 kill -KILL "$BUS_OLD"
@@ -90,7 +99,7 @@ ok $? "a: crypto and nat answer over the restarted broker, session with b up"
 wait_for 10 all_ready a
 ok $? "a: every service READY after the broker restart"
 sleep 1
-kill -INT $PING; wait $PING 2>/dev/null
+stop_ping
 read -r GAP LOST <<< "$(outage "$T/ping-bus")"
 echo "# broker kill -9 on a: ${GAP} ms without reply, $LOST pings lost"
 [ "${GAP:-99999}" -lt 1000 ]

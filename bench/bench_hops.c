@@ -1,0 +1,228 @@
+/*  bench_hops: the round-trip time of one small packet through a ring of
+    processes, over bus_pipe (ZeroMQ PUSH/PULL over ipc) or over AF_UNIX
+    SOCK_SEQPACKET socket pairs. A ping through a Bifrost tunnel crosses 8 data
+    pipes (device -> crypto -> nat on each node, there and back) and the
+    benchmark (docs/benchmarks.md) shows that they, not the crypto, make its
+    RTT: this measures what the pipes alone cost, and what the seam named in
+    STYLE.md 7 (socket pairs handed out by the supervisor) would give.
+
+        bench_hops [-n HOPS] [-s SECONDS] [-i INTERVAL_US] [-p BYTES] [-t zmq|seqpacket] [-m]
+
+    Process i (0 = the parent) receives on link i-1 and forwards every packet,
+    re-packed into a fresh batch as a service does, on link i; the parent times
+    each packet once around the ring. -i waits between packets (10000 = the
+    ping of the harness, every 10 ms: the cores go idle in between, so every
+    hop pays a wakeup). Both transports carry the same bus_batch, validated
+    by the receiver. Every wait is bounded; children stop SECONDS + 10 s after
+    start even if the parent is gone. */
+#include "bus_pipe.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_MAX_HOPS  16
+#define S_MAX_RTTS  1000000
+
+static double
+s_now (void)
+{
+    struct timespec t;
+    clock_gettime (CLOCK_MONOTONIC, &t);
+    return (double) t.tv_sec + (double) t.tv_nsec * 1e-9;
+}
+
+//  One end of a link: a bus_pipe, or a socket of a SEQPACKET pair
+typedef struct {
+    bus_pipe_t *pipe;
+    int fd;
+    uint8_t buf [70000];
+} s_link_t;
+
+//  Waits up to timeout_ms for a batch; 1 with iter set, 0 on timeout, -1 bad
+static int
+s_recv (s_link_t *in, bus_batch_iter_t *iter, int timeout_ms)
+{
+    if (in->pipe)
+        return bus_pipe_recv (in->pipe, iter, timeout_ms);
+    struct pollfd pfd = { in->fd, POLLIN, 0 };
+    if (poll (&pfd, 1, timeout_ms) <= 0)
+        return 0;
+    ssize_t n = recv (in->fd, in->buf, sizeof in->buf, 0);
+    if (n <= 0)
+        return -1;
+    char err [100];
+    return bus_batch_iter_init (iter, in->buf, (size_t) n, err, sizeof err) == 0 ? 1 : -1;
+}
+
+static int
+s_send (s_link_t *out, bus_batch_t *batch)
+{
+    if (out->pipe)
+        return bus_pipe_send (out->pipe, batch);
+    ssize_t n = send (out->fd, bus_batch_data (batch), bus_batch_size (batch), 0);
+    bus_batch_reset (batch);
+    return n > 0 ? 0 : -1;
+}
+
+//  Re-packs what arrived into batch, as crypto or nat does, and sends it on
+static void
+s_forward (s_link_t *out, bus_batch_iter_t *iter, bus_batch_t *batch)
+{
+    bus_packet_t pkt;
+    while (bus_batch_iter_next (iter, &pkt))
+        bus_batch_add (batch, pkt.tag, pkt.data, pkt.len);
+    s_send (out, batch);
+}
+
+static int
+s_compare (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+int
+main (int argc, char **argv)
+{
+    int hops = 8, seconds = 3, interval_us = 0, bytes = 84;
+    bool markdown = false, zmq = true;
+    int c;
+    while ((c = getopt (argc, argv, "n:s:i:p:t:mh")) != -1) {
+        switch (c) {
+            case 'n': hops = atoi (optarg); break;
+            case 's': seconds = atoi (optarg); break;
+            case 'i': interval_us = atoi (optarg); break;
+            case 'p': bytes = atoi (optarg); break;
+            case 't': zmq = strcmp (optarg, "seqpacket") != 0; break;
+            case 'm': markdown = true; break;
+            default:
+                fprintf (stderr, "usage: bench_hops [-n HOPS] [-s SECONDS] [-i INTERVAL_US] [-p BYTES] [-t zmq|seqpacket] [-m]\n");
+                return c == 'h' ? 0 : 2;
+        }
+    }
+    if (hops < 2 || hops > S_MAX_HOPS || seconds < 1 || seconds > 600 || bytes < 1 || bytes > 1500
+    ||  interval_us < 0 || interval_us > 1000000) {
+        fprintf (stderr, "bench_hops: -n 2..%d, -s 1..600, -p 1..1500, -i 0..1000000\n", S_MAX_HOPS);
+        return 2;
+    }
+    char dir [] = "/tmp/bench-hops-XXXXXX";
+    if (!mkdtemp (dir)) {
+        perror ("bench_hops: mkdtemp");
+        return 1;
+    }
+    int pairs [S_MAX_HOPS][2];
+    for (int i = 0; i < hops; i++)
+        if (!zmq && socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pairs [i])) {
+            perror ("bench_hops: socketpair");
+            return 1;
+        }
+    pid_t kids [S_MAX_HOPS] = { 0 };
+    int me = 0;
+    for (int i = 1; i < hops; i++) {
+        pid_t pid = fork ();
+        if (pid == 0) {
+            me = i;
+            break;
+        }
+        kids [i] = pid;
+    }
+    //  Link i goes from process i to process i+1 (mod hops)
+    static s_link_t in, out;
+    int from = (me + hops - 1) % hops;
+    char name [32];
+    if (zmq) {
+        snprintf (name, sizeof name, "hop-%d", from);
+        in.pipe = bus_pipe_new (dir, name, BUS_PIPE_RECEIVER, 0);
+        snprintf (name, sizeof name, "hop-%d", me);
+        out.pipe = bus_pipe_new (dir, name, BUS_PIPE_SENDER, 0);
+        if (!in.pipe || !out.pipe) {
+            fprintf (stderr, "bench_hops: cannot open the pipes in %s\n", dir);
+            return 1;
+        }
+    }
+    else {
+        in.fd = pairs [from][1];
+        out.fd = pairs [me][0];
+    }
+    bus_batch_t *batch = bus_batch_new (0);
+    double start = s_now ();
+    if (me != 0) {
+        //  Forwarder
+        bus_batch_iter_t iter;
+        while (s_now () - start < seconds + 10) {
+            int rc = s_recv (&in, &iter, 200);
+            if (rc == 1)
+                s_forward (&out, &iter, batch);
+            else
+            if (rc < 0 && !zmq)
+                break;              //  the parent closed its end
+        }
+        bus_batch_destroy (&batch);
+        bus_pipe_destroy (&in.pipe);
+        bus_pipe_destroy (&out.pipe);
+        _exit (0);
+    }
+    //  Parent: wait until a packet makes it around (pipes connect), then time
+    uint8_t packet [1500];
+    memset (packet, 0x5a, sizeof packet);
+    bus_batch_iter_t iter;
+    bool ready = false;
+    while (!ready && s_now () - start < 5) {
+        bus_batch_add (batch, 0, packet, (size_t) bytes);
+        s_send (&out, batch);
+        ready = s_recv (&in, &iter, 20) == 1;
+    }
+    double *rtt = (double *) malloc (S_MAX_RTTS * sizeof *rtt);
+    size_t count = 0, lost = 0;
+    double end = s_now () + seconds;
+    while (ready && s_now () < end && count < S_MAX_RTTS) {
+        if (interval_us)
+            usleep ((useconds_t) interval_us);
+        bus_batch_add (batch, 0, packet, (size_t) bytes);
+        double t0 = s_now ();
+        s_send (&out, batch);
+        if (s_recv (&in, &iter, 1000) == 1)
+            rtt [count++] = (s_now () - t0) * 1e6;
+        else
+            lost++;
+        //  A late packet from the warm-up would be counted as a reply: drain
+        while (s_recv (&in, &iter, 0) == 1)
+            ;
+    }
+    for (int i = 1; i < hops; i++)
+        kill (kids [i], SIGTERM);
+    for (int i = 1; i < hops; i++)
+        waitpid (kids [i], NULL, 0);
+    bus_batch_destroy (&batch);
+    bus_pipe_destroy (&in.pipe);
+    bus_pipe_destroy (&out.pipe);
+    char cmd [64];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system (cmd) != 0)
+        fprintf (stderr, "bench_hops: could not remove %s\n", dir);
+    if (!ready || count == 0) {
+        fprintf (stderr, "bench_hops: no packet came around the ring\n");
+        free (rtt);
+        return 1;
+    }
+    qsort (rtt, count, sizeof *rtt, s_compare);
+    double median = rtt [count / 2], p99 = rtt [count * 99 / 100];
+    const char *what = zmq ? "bus_pipe (ZeroMQ ipc)" : "SOCK_SEQPACKET pair";
+    if (markdown)
+        printf ("| %s, %d hops, %d B, every %d us | %.0f us | %.0f us | %.1f us | %zu |\n",
+                what, hops, bytes, interval_us, median, p99, median / hops, count);
+    else
+        printf ("%s: %d hops, %d B, interval %d us: RTT median %.1f us, p99 %.1f us, "
+                "%.1f us per hop, %zu samples, %zu lost\n",
+                what, hops, bytes, interval_us, median, p99, median / hops, count, lost);
+    free (rtt);
+    return 0;
+}

@@ -1,0 +1,136 @@
+#!/bin/bash
+# node_attacks: what an attacker on the underlay can send to a node is dropped and
+# counted by crypto, and the tunnel a -> b goes on working after each: a tampered
+# data packet (one ciphertext byte flipped), a replayed one (a real datagram sent
+# again), a handshake from a key the node does not list (node c), and a packet
+# from b whose inner source address is not b's (anti-spoofing on a).
+. "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+
+underlay a 192.0.2.1
+underlay b 192.0.2.2
+underlay c 192.0.2.3
+KA=$(genkey a); KB=$(genkey b); KC=$(genkey c)
+node_config a tun 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820)"
+node_config b tun 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)"
+# c lists a (and dials it); a does not list c
+node_config c tun 10.100.0.3/24 "$(peer a "$KA" 10.100.0.1/32 192.0.2.1:51820)"
+start_node a; ok $? "node a: every service READY"
+start_node b; ok $? "node b: every service READY"
+wait_for 15 ping_ok a 10.100.0.2
+ok $? "ping a -> b through the tunnel"
+
+# counter NODE NAME: one of crypto's counters (bifrostctl peers --json)
+counter () { ctl "$1" peers --json 2>/dev/null | jq -r ".crypto.$2 // empty"; }
+# counter_at_least NODE NAME VALUE
+counter_at_least () { local v; v=$(counter "$1" "$2"); [ -n "$v" ] && [ "$v" -ge "$3" ]; }
+tunnel_ok () {
+    in_ns a ping -c 5 -i 0.05 -W 1 -q 10.100.0.2 > "$T/tunnel" 2>&1
+    grep -q " 0% packet loss" "$T/tunnel"
+}
+
+# A sniffer on b's underlay (python3, stdlib only): the payload of the first UDP
+# datagram from 192.0.2.1 to port 51820 of the given size, written to a file
+cat > "$T/sniff.py" <<'PY'
+import socket, struct, sys, time
+out, size = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(("eth0", 0))
+s.settimeout(0.2)
+open(out + ".ready", "w").close()
+deadline = time.time() + 10
+while time.time() < deadline:
+    try:
+        frame = s.recv(65535)
+    except socket.timeout:
+        continue
+    ip = frame[14:]
+    if len(ip) < 28 or ip[9] != 17 or ip[12:16] != socket.inet_aton("192.0.2.1"):
+        continue
+    ihl = (ip[0] & 15) * 4
+    sport, dport, ulen = struct.unpack("!HHH", ip[ihl:ihl + 6])
+    payload = ip[ihl + 8:ihl + ulen]
+    if dport == 51820 and len(payload) == size and payload[0] == 4:
+        open(out, "wb").write(payload)
+        sys.exit(0)
+sys.exit(1)
+PY
+# send FILE [FLIP-OFFSET]: the datagram to b's port, from a's underlay address
+cat > "$T/send.py" <<'PY'
+import socket, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+if len(sys.argv) > 2:
+    data[int(sys.argv[2])] ^= 0x01
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(bytes(data), ("192.0.2.2", 51820))
+PY
+# capture FILE PING-SIZE: a ping a -> b of that size, its data datagram sniffed on b
+capture () {
+    local size=$(( $2 + 28 + 32 ))   # ICMP + IPv4 header, then data header and tag
+    rm -f "$1" "$1.ready"
+    in_ns b python3 "$T/sniff.py" "$1" $size &
+    local sniffer=$!
+    wait_for 5 test -e "$1.ready"
+    in_ns a ping -c 1 -W 1 -s "$2" -q 10.100.0.2 >/dev/null 2>&1
+    wait $sniffer
+}
+
+# 1. Tampered: a datagram b never received (dropped by a firewall rule on b after
+# the sniffer saw it), one ciphertext byte flipped. Its counter is new to b, so
+# only the authentication tag can refuse it.
+in_ns b nft -f - <<'NFT'
+table inet bftest {
+    chain in {
+        type filter hook input priority 0;
+        udp dport 51820 udp length 268 drop
+    }
+}
+NFT
+ok $? "b: firewall rule holding back one datagram size"
+capture "$T/held" 200
+ok $? "captured a data datagram a -> b (held back from b)"
+in_ns b nft delete table inet bftest
+TAMPERED=$(counter b tampered)
+in_ns a python3 "$T/send.py" "$T/held" 40
+wait_for 5 counter_at_least b tampered $(( ${TAMPERED:-0} + 1 ))
+ok $? "tampered datagram dropped and counted on b (tampered ${TAMPERED:-?} -> $(counter b tampered))"
+tunnel_ok; ok $? "tunnel a -> b unharmed after the tampered datagram"
+
+# 2. Replayed: a datagram b received and accepted, sent again unmodified
+capture "$T/seen" 300
+ok $? "captured a data datagram a -> b (delivered)"
+REPLAY=$(counter b replay)
+RX=$(ctl b peers --json | jq '.peers[0].rx_packets')
+in_ns a python3 "$T/send.py" "$T/seen"
+wait_for 5 counter_at_least b replay $(( ${REPLAY:-0} + 1 ))
+ok $? "replayed datagram dropped and counted on b (replay ${REPLAY:-?} -> $(counter b replay))"
+# the replay delivered nothing: b's received packets grew only by the test pings
+tunnel_ok; ok $? "tunnel a -> b unharmed after the replay"
+RX2=$(ctl b peers --json | jq '.peers[0].rx_packets')
+[ $(( RX2 - RX )) -eq 5 ]
+ok $? "b delivered exactly the 5 new pings, not the replay ($RX -> $RX2)"
+
+# 3. Unknown key: c dials a, which does not list c: refused and counted
+UNKNOWN=$(counter a handshake_unknown_key)
+start_node c; ok $? "node c (a key a does not know): every service READY"
+wait_for 10 counter_at_least a handshake_unknown_key $(( ${UNKNOWN:-0} + 1 ))
+ok $? "a refuses c's handshake: handshake_unknown_key ${UNKNOWN:-?} -> $(counter a handshake_unknown_key)"
+ctl c peers --json | jq -e '.peers[0].session == false' >/dev/null
+ok $? "c has no session with a"
+in_ns c ping -c 1 -W 1 -q 10.100.0.1 >/dev/null 2>&1
+ok $(( $? == 0 )) "ping c -> a fails"
+[ "$(ctl a peers --json | jq '.peers | length')" = 1 ]
+ok $? "a still lists only b"
+tunnel_ok; ok $? "tunnel a -> b unharmed while c knocks"
+
+# 4. Spoofed inner source: b sends from an address that is not in its allowed_ips
+SPOOFED=$(counter a spoofed)
+in_ns b ip addr add 10.100.0.99/32 dev bifrost0
+in_ns b ping -c 3 -i 0.2 -W 1 -I 10.100.0.99 -q 10.100.0.1 >/dev/null 2>&1
+ok $(( $? == 0 )) "ping b -> a from 10.100.0.99 (not b's) is not answered"
+wait_for 5 counter_at_least a spoofed $(( ${SPOOFED:-0} + 3 ))
+ok $? "a drops and counts them as spoofed (${SPOOFED:-?} -> $(counter a spoofed))"
+in_ns b ip addr del 10.100.0.99/32 dev bifrost0
+tunnel_ok; ok $? "tunnel a -> b unharmed after the spoofed packets"
+ping_ok b 10.100.0.1; ok $? "ping b -> a from b's own address still works"
+
+echo "1..$TESTNO"
+[ "$FAILED" -eq 0 ]
