@@ -1,15 +1,18 @@
 #!/bin/sh
 # Installs what Bifrost needs to build and to run its test suite on Debian 12, and
 # nothing when it is all there already. Needs root (apt-get).
+#   install-deps.sh           build + tests
+#   install-deps.sh --bench   also the VPNs `make bench-vpn` compares with
 set -eu
 BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
        libwebsockets-dev libjansson-dev libsqlite3-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat openssl
-      wireguard-go wireguard-tools tinc fastd n2n sysstat"
+      jq procps psmisc curl python3 socat openssl"
+BENCH=""
+[ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""
-for p in $BUILD $TEST; do
+for p in $BUILD $TEST $BENCH; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then

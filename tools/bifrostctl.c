@@ -153,6 +153,7 @@ s_key (const char *run_dir)
 }
 
 static void s_format_ms (uint64_t ms, char *buf, size_t size);
+static int s_peers (const char *run_dir, bool json);
 
 //  One line per peer from crypto's view (keys, sessions, plaintext counters) and
 //  nat's (endpoint, state, wire counters), joined by peer index. Either may be
@@ -285,6 +286,15 @@ s_status (const char *run_dir, const char *service, bool json)
                 snprintf (up, sizeof up, "-");
             printf ("%-16s %-8s %-9s %-8s %-8u %s\n", inst->instance, pid, inst->state, up,
                     inst->restarts, inst->reason);
+        }
+        //  On a node, the peers too (the same table as `bifrostctl peers`)
+        bool node = false;
+        for (uint32_t i = 0; i < msg->instances_count; i++)
+            node |= !strcmp (msg->instances [i].service, "crypto") && !strcmp (msg->instances [i].state, "ready");
+        if (node && !service) {
+            printf ("\n");
+            fflush (stdout);
+            s_peers (run_dir, false);
         }
     }
     free (msg);

@@ -1,6 +1,7 @@
 /*  crypto_allowed: a short list of prefixes per peer, scanned linearly; a peer
     has a handful of prefixes, so a trie would cost more than it saves. */
 #include "crypto_allowed.h"
+#include "bus_log.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -22,18 +23,6 @@ struct _crypto_allowed_t {
     size_t size;
     size_t cap;
 };
-
-static int
-s_fail (char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list args;
-        va_start (args, fmt);
-        vsnprintf (err, errsize, fmt, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 crypto_allowed_t *
 crypto_allowed_new (void)
@@ -72,10 +61,10 @@ int
 crypto_allowed_add (crypto_allowed_t *self, const char *cidr, char *err, size_t errsize)
 {
     if (!cidr || !*cidr)
-        return s_fail (err, errsize, "empty address prefix");
+        return bus_errf (err, errsize, "empty address prefix");
     char text [64];
     if (strlen (cidr) >= sizeof text)
-        return s_fail (err, errsize, "address prefix '%.40s...' is too long", cidr);
+        return bus_errf (err, errsize, "address prefix '%.40s...' is too long", cidr);
     strcpy (text, cidr);
     s_prefix_t p;
     memset (&p, 0, sizeof p);
@@ -88,13 +77,13 @@ crypto_allowed_add (crypto_allowed_t *self, const char *cidr, char *err, size_t 
     if (inet_pton (AF_INET6, text, p.addr) == 1)
         p.bytes = 16;
     else
-        return s_fail (err, errsize, "'%s' is not an IPv4 or IPv6 address", text);
+        return bus_errf (err, errsize, "'%s' is not an IPv4 or IPv6 address", text);
     p.bits = p.bytes * 8;
     if (slash) {
         char *end;
         long bits = strtol (slash + 1, &end, 10);
         if (!slash [1] || *end || bits < 0 || bits > p.bytes * 8)
-            return s_fail (err, errsize, "'%s': prefix length must be 0..%d", cidr, p.bytes * 8);
+            return bus_errf (err, errsize, "'%s': prefix length must be 0..%d", cidr, p.bytes * 8);
         p.bits = (int) bits;
     }
     //  Host bits beyond the prefix must be zero
@@ -109,9 +98,9 @@ crypto_allowed_add (crypto_allowed_t *self, const char *cidr, char *err, size_t 
             masked [i] &= (uint8_t) (0xFF << (8 - keep));
     }
     if (memcmp (masked, p.addr, 16))
-        return s_fail (err, errsize, "'%s' has host bits set beyond /%d", cidr, p.bits);
+        return bus_errf (err, errsize, "'%s' has host bits set beyond /%d", cidr, p.bits);
     if (self->size == MAX_PREFIXES)
-        return s_fail (err, errsize, "more than %d prefixes for one peer", MAX_PREFIXES);
+        return bus_errf (err, errsize, "more than %d prefixes for one peer", MAX_PREFIXES);
     if (self->size == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 4;
         s_prefix_t *grown = realloc (self->prefixes, cap * sizeof *grown);

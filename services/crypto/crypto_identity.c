@@ -1,5 +1,6 @@
 /*  crypto_identity: key file handling and the static DH. */
 #include "crypto_identity.h"
+#include "bus_log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -16,18 +17,6 @@ struct _crypto_identity_t {
     uint8_t *secret;                    //  sodium_malloc: locked, guarded
     uint8_t public_key [CRYPTO_KEY_SIZE];
 };
-
-static int
-s_fail (char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list args;
-        va_start (args, fmt);
-        vsnprintf (err, errsize, fmt, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 crypto_identity_t *
 crypto_identity_new_from_secret (const uint8_t secret [CRYPTO_KEY_SIZE])
@@ -77,7 +66,7 @@ s_create (const char *path, char *err, size_t errsize)
 {
     int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        s_fail (err, errsize, "cannot create key file %s: %s", path, strerror (errno));
+        bus_errf (err, errsize, "cannot create key file %s: %s", path, strerror (errno));
         return NULL;
     }
     crypto_identity_t *self = crypto_identity_new ();
@@ -98,7 +87,7 @@ s_create (const char *path, char *err, size_t errsize)
     if (!ok) {
         unlink (path);
         crypto_identity_destroy (&self);
-        s_fail (err, errsize, "cannot write key file %s: %s", path, strerror (saved));
+        bus_errf (err, errsize, "cannot write key file %s: %s", path, strerror (saved));
         return NULL;
     }
     return self;
@@ -108,29 +97,29 @@ crypto_identity_t *
 crypto_identity_load (const char *path, bool create, char *err, size_t errsize)
 {
     if (sodium_init () < 0) {
-        s_fail (err, errsize, "libsodium failed to initialise");
+        bus_errf (err, errsize, "libsodium failed to initialise");
         return NULL;
     }
     if (!path || !*path) {
-        s_fail (err, errsize, "no key file path given");
+        bus_errf (err, errsize, "no key file path given");
         return NULL;
     }
     int fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && create)
         return s_create (path, err, errsize);
     if (fd < 0) {
-        s_fail (err, errsize, "cannot open key file %s: %s", path, strerror (errno));
+        bus_errf (err, errsize, "cannot open key file %s: %s", path, strerror (errno));
         return NULL;
     }
     struct stat st;
     if (fstat (fd, &st) || !S_ISREG (st.st_mode)) {
         close (fd);
-        s_fail (err, errsize, "key file %s is not a regular file", path);
+        bus_errf (err, errsize, "key file %s is not a regular file", path);
         return NULL;
     }
     if (st.st_mode & 077) {
         close (fd);
-        s_fail (err, errsize, "key file %s has mode %04o: group/others can access it; "
+        bus_errf (err, errsize, "key file %s has mode %04o: group/others can access it; "
                 "refusing to use it (chmod 600 %s, and consider the key compromised)",
                 path, (unsigned) (st.st_mode & 07777), path);
         return NULL;
@@ -139,7 +128,7 @@ crypto_identity_load (const char *path, bool create, char *err, size_t errsize)
     ssize_t size = read (fd, text, sizeof text);
     close (fd);
     if (size < 0) {
-        s_fail (err, errsize, "cannot read key file %s: %s", path, strerror (errno));
+        bus_errf (err, errsize, "cannot read key file %s: %s", path, strerror (errno));
         return NULL;
     }
     //  Exactly 44 base64 characters, optionally followed by whitespace
@@ -157,7 +146,7 @@ crypto_identity_load (const char *path, bool create, char *err, size_t errsize)
     sodium_memzero (text, sizeof text);
     if (!ok) {
         sodium_memzero (secret, sizeof secret);
-        s_fail (err, errsize, "key file %s is malformed: expected one 44-character base64 "
+        bus_errf (err, errsize, "key file %s is malformed: expected one 44-character base64 "
                 "X25519 private key", path);
         return NULL;
     }
@@ -196,19 +185,19 @@ int
 crypto_key_from_base64 (const char *text, uint8_t key [CRYPTO_KEY_SIZE], char *err, size_t errsize)
 {
     if (sodium_init () < 0)
-        return s_fail (err, errsize, "libsodium failed to initialise");
+        return bus_errf (err, errsize, "libsodium failed to initialise");
     if (!text || !*text)
-        return s_fail (err, errsize, "empty public key");
+        return bus_errf (err, errsize, "empty public key");
     size_t len = strlen (text);
     if (len != 44)
-        return s_fail (err, errsize, "public key '%.60s' is %zu characters, expected 44 (base64 of 32 bytes)",
+        return bus_errf (err, errsize, "public key '%.60s' is %zu characters, expected 44 (base64 of 32 bytes)",
                        text, len);
     size_t bin_len = 0;
     const char *end = NULL;
     if (sodium_base642bin (key, CRYPTO_KEY_SIZE, text, len, NULL, &bin_len, &end,
                            sodium_base64_VARIANT_ORIGINAL) != 0
     ||  bin_len != CRYPTO_KEY_SIZE || end != text + len)
-        return s_fail (err, errsize, "public key '%s' is not valid base64", text);
+        return bus_errf (err, errsize, "public key '%s' is not valid base64", text);
     return 0;
 }
 

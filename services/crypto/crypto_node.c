@@ -1,5 +1,6 @@
 /*  crypto_node: peers, the session index map and the receive/send decisions. */
 #include "crypto_node.h"
+#include "bus_log.h"
 #include "crypto_allowed.h"
 
 #include <assert.h>
@@ -44,18 +45,6 @@ struct _crypto_node_t {
     crypto_node_stats_t stats;
     char error [200];
 };
-
-static int
-s_fail (char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list args;
-        va_start (args, fmt);
-        vsnprintf (err, errsize, fmt, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 //  --------------------------------------------------------------------------
 //  Index map
@@ -236,9 +225,9 @@ crypto_node_peer_add (crypto_node_t *self, const uint8_t key [32], char *err, si
     char b64 [CRYPTO_KEY_BASE64_SIZE];
     crypto_key_to_base64 (key, b64);
     if (crypto_node_peer_find (self, key) >= 0)
-        return s_fail (err, errsize, "peer %s is configured twice", b64);
+        return bus_errf (err, errsize, "peer %s is configured twice", b64);
     if (memcmp (key, crypto_identity_public (self->identity), 32) == 0)
-        return s_fail (err, errsize, "peer %s is this node's own key", b64);
+        return bus_errf (err, errsize, "peer %s is this node's own key", b64);
     if (self->peer_count == self->peer_cap) {
         size_t cap = self->peer_cap ? self->peer_cap * 2 : 8;
         s_peer_t **grown = realloc (self->peers, cap * sizeof *grown);
@@ -267,7 +256,7 @@ crypto_node_peer_allow (crypto_node_t *self, int id, const char *cidr, char *err
 {
     s_peer_t *peer = s_peer (self, id);
     if (!peer)
-        return s_fail (err, errsize, "no peer %d", id);
+        return bus_errf (err, errsize, "no peer %d", id);
     return crypto_allowed_add (peer->allowed, cidr, err, errsize);
 }
 

@@ -1,22 +1,11 @@
 /*  crypto_wire: encode and strictly decode the tunnel's wire messages. */
 #include "crypto_wire.h"
+#include "bus_log.h"
 
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static int
-s_fail (char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list args;
-        va_start (args, fmt);
-        vsnprintf (err, errsize, fmt, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 void
 crypto_wire_put32 (uint8_t *p, uint32_t v)
@@ -51,30 +40,30 @@ int
 crypto_wire_type (const uint8_t *buf, size_t size, char *err, size_t errsize)
 {
     if (!buf || size < 4)
-        return s_fail (err, errsize, "packet of %zu bytes is shorter than the 4-byte type header", size);
+        return bus_errf (err, errsize, "packet of %zu bytes is shorter than the 4-byte type header", size);
     if (buf [1] || buf [2] || buf [3])
-        return s_fail (err, errsize, "reserved header bytes are not zero");
+        return bus_errf (err, errsize, "reserved header bytes are not zero");
     switch (buf [0]) {
         case CRYPTO_WIRE_INITIATION:
             if (size != CRYPTO_WIRE_INITIATION_SIZE)
-                return s_fail (err, errsize, "handshake initiation is %zu bytes, expected %d",
+                return bus_errf (err, errsize, "handshake initiation is %zu bytes, expected %d",
                                size, CRYPTO_WIRE_INITIATION_SIZE);
             return CRYPTO_WIRE_INITIATION;
         case CRYPTO_WIRE_RESPONSE:
             if (size != CRYPTO_WIRE_RESPONSE_SIZE)
-                return s_fail (err, errsize, "handshake response is %zu bytes, expected %d",
+                return bus_errf (err, errsize, "handshake response is %zu bytes, expected %d",
                                size, CRYPTO_WIRE_RESPONSE_SIZE);
             return CRYPTO_WIRE_RESPONSE;
         case CRYPTO_WIRE_DATA:
             if (size < CRYPTO_WIRE_DATA_MIN)
-                return s_fail (err, errsize, "data packet is %zu bytes, minimum is %d",
+                return bus_errf (err, errsize, "data packet is %zu bytes, minimum is %d",
                                size, CRYPTO_WIRE_DATA_MIN);
             if (size > CRYPTO_WIRE_MAX_PLAIN + CRYPTO_WIRE_DATA_OVERHEAD)
-                return s_fail (err, errsize, "data packet is %zu bytes, maximum is %d",
+                return bus_errf (err, errsize, "data packet is %zu bytes, maximum is %d",
                                size, CRYPTO_WIRE_MAX_PLAIN + CRYPTO_WIRE_DATA_OVERHEAD);
             return CRYPTO_WIRE_DATA;
         default:
-            return s_fail (err, errsize, "unknown message type %u", buf [0]);
+            return bus_errf (err, errsize, "unknown message type %u", buf [0]);
     }
 }
 
@@ -110,9 +99,9 @@ crypto_wire_initiation_decode (crypto_wire_initiation_t *msg, const uint8_t *buf
     if (type < 0)
         return -1;
     if (type != CRYPTO_WIRE_INITIATION)
-        return s_fail (err, errsize, "message type %d is not a handshake initiation", type);
+        return bus_errf (err, errsize, "message type %d is not a handshake initiation", type);
     if (!s_is_zero (buf + 132, 16))
-        return s_fail (err, errsize, "handshake initiation mac2 is not zero (cookies are not supported)");
+        return bus_errf (err, errsize, "handshake initiation mac2 is not zero (cookies are not supported)");
     msg->sender_index = crypto_wire_get32 (buf + 4);
     memcpy (msg->ephemeral, buf + 8, 32);
     memcpy (msg->encrypted_static, buf + 40, 48);
@@ -143,9 +132,9 @@ crypto_wire_response_decode (crypto_wire_response_t *msg, const uint8_t *buf, si
     if (type < 0)
         return -1;
     if (type != CRYPTO_WIRE_RESPONSE)
-        return s_fail (err, errsize, "message type %d is not a handshake response", type);
+        return bus_errf (err, errsize, "message type %d is not a handshake response", type);
     if (!s_is_zero (buf + 76, 16))
-        return s_fail (err, errsize, "handshake response mac2 is not zero (cookies are not supported)");
+        return bus_errf (err, errsize, "handshake response mac2 is not zero (cookies are not supported)");
     msg->sender_index = crypto_wire_get32 (buf + 4);
     msg->receiver_index = crypto_wire_get32 (buf + 8);
     memcpy (msg->ephemeral, buf + 12, 32);
@@ -171,7 +160,7 @@ crypto_wire_data_decode (crypto_wire_data_t *msg, const uint8_t *buf, size_t siz
     if (type < 0)
         return -1;
     if (type != CRYPTO_WIRE_DATA)
-        return s_fail (err, errsize, "message type %d is not a data packet", type);
+        return bus_errf (err, errsize, "message type %d is not a data packet", type);
     msg->receiver_index = crypto_wire_get32 (buf + 4);
     msg->counter = crypto_wire_get64 (buf + 8);
     msg->ciphertext_size = size - CRYPTO_WIRE_DATA_HEADER;

@@ -1,5 +1,6 @@
 /*  disc_json: registry replies and events, checked member by member (see disc_json.h). */
 #include "disc_json.h"
+#include "bus_log.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -11,35 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-s_fail (char *err, size_t errsize, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
-static int
-s_fail (char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list args;
-        va_start (args, fmt);
-        vsnprintf (err, errsize, fmt, args);
-        va_end (args);
-    }
-    return -1;
-}
-
 //  Parses an object; NULL with err for anything else
 static json_t *
 s_load (const char *text, size_t size, char *err, size_t errsize)
 {
     if (!text || size == 0)
-        return s_fail (err, errsize, "empty reply"), NULL;
+        return bus_errf (err, errsize, "empty reply"), NULL;
     if (size > DISC_JSON_MAX)
-        return s_fail (err, errsize, "reply of %zu bytes is too big", size), NULL;
+        return bus_errf (err, errsize, "reply of %zu bytes is too big", size), NULL;
     json_error_t jerr;
     json_t *root = json_loadb (text, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root)
-        return s_fail (err, errsize, "bad JSON at %d: %s", jerr.position, jerr.text), NULL;
+        return bus_errf (err, errsize, "bad JSON at %d: %s", jerr.position, jerr.text), NULL;
     if (!json_is_object (root)) {
         json_decref (root);
-        return s_fail (err, errsize, "expected a JSON object"), NULL;
+        return bus_errf (err, errsize, "expected a JSON object"), NULL;
     }
     return root;
 }
@@ -61,20 +48,20 @@ s_string (json_t *obj, const char *name, bool required, char *out, size_t out_si
     json_t *value = json_object_get (obj, name);
     if (!value || json_is_null (value)) {
         if (required)
-            return s_fail (err, errsize, "missing member '%s'", name);
+            return bus_errf (err, errsize, "missing member '%s'", name);
         out [0] = 0;
         return 0;
     }
     if (!json_is_string (value))
-        return s_fail (err, errsize, "member '%s' is not a string", name);
+        return bus_errf (err, errsize, "member '%s' is not a string", name);
     size_t len = json_string_length (value);
     const char *text = json_string_value (value);
     if (len >= out_size || strlen (text) != len)
-        return s_fail (err, errsize, "member '%s' is too long or has a NUL", name);
+        return bus_errf (err, errsize, "member '%s' is too long or has a NUL", name);
     if (!s_printable (text))
-        return s_fail (err, errsize, "member '%s' has control characters", name);
+        return bus_errf (err, errsize, "member '%s' has control characters", name);
     if (required && len == 0)
-        return s_fail (err, errsize, "member '%s' is empty", name);
+        return bus_errf (err, errsize, "member '%s' is empty", name);
     memcpy (out, text, len + 1);
     return 0;
 }
@@ -86,12 +73,12 @@ s_uint (json_t *obj, const char *name, bool required, uint32_t max, uint32_t *ou
     json_t *value = json_object_get (obj, name);
     if (!value) {
         if (required)
-            return s_fail (err, errsize, "missing member '%s'", name);
+            return bus_errf (err, errsize, "missing member '%s'", name);
         *out = 0;
         return 0;
     }
     if (!json_is_integer (value) || json_integer_value (value) < 0 || json_integer_value (value) > max)
-        return s_fail (err, errsize, "member '%s' is not an integer 0..%u", name, max);
+        return bus_errf (err, errsize, "member '%s' is not an integer 0..%u", name, max);
     *out = (uint32_t) json_integer_value (value);
     return 0;
 }
@@ -113,40 +100,40 @@ s_peer (json_t *obj, disc_peer_info_t *peer, char *err, size_t errsize)
 {
     memset (peer, 0, sizeof *peer);
     if (!json_is_object (obj))
-        return s_fail (err, errsize, "a peer is not an object");
+        return bus_errf (err, errsize, "a peer is not an object");
     char why [120];
     if (s_string (obj, "id", true, peer->id, sizeof peer->id, why, sizeof why))
-        return s_fail (err, errsize, "peer: %s", why);
+        return bus_errf (err, errsize, "peer: %s", why);
     for (size_t i = 0; i < 16; i++)
         if (!isxdigit ((unsigned char) peer->id [i]))
-            return s_fail (err, errsize, "peer: id '%s' is not 16 hex digits", peer->id);
+            return bus_errf (err, errsize, "peer: id '%s' is not 16 hex digits", peer->id);
     if (s_string (obj, "name", true, peer->name, sizeof peer->name, why, sizeof why)
     ||  s_string (obj, "public_key", true, peer->public_key, sizeof peer->public_key, why, sizeof why)
     ||  s_string (obj, "vip", true, peer->vip, sizeof peer->vip, why, sizeof why))
-        return s_fail (err, errsize, "peer %s: %s", peer->id, why);
+        return bus_errf (err, errsize, "peer %s: %s", peer->id, why);
     if (s_key (peer->public_key, peer->key))
-        return s_fail (err, errsize, "peer %s: public_key is not 32 bytes of base64", peer->id);
+        return bus_errf (err, errsize, "peer %s: public_key is not 32 bytes of base64", peer->id);
     struct in_addr addr;
     if (inet_pton (AF_INET, peer->vip, &addr) != 1)
-        return s_fail (err, errsize, "peer %s: vip '%s' is not an IPv4 address", peer->id, peer->vip);
+        return bus_errf (err, errsize, "peer %s: vip '%s' is not an IPv4 address", peer->id, peer->vip);
     json_t *endpoints = json_object_get (obj, "endpoints");
     if (endpoints && !json_is_array (endpoints))
-        return s_fail (err, errsize, "peer %s: endpoints is not an array", peer->id);
+        return bus_errf (err, errsize, "peer %s: endpoints is not an array", peer->id);
     size_t index;
     json_t *item;
     json_array_foreach (endpoints, index, item) {
         if (!json_is_string (item))
-            return s_fail (err, errsize, "peer %s: an endpoint is not a string", peer->id);
+            return bus_errf (err, errsize, "peer %s: an endpoint is not a string", peer->id);
         const char *text = json_string_value (item);
         size_t len = json_string_length (item);
         if (len == 0 || len > DISC_ENDPOINT_LEN || strlen (text) != len || !s_printable (text) || !strchr (text, ':'))
-            return s_fail (err, errsize, "peer %s: endpoint %zu is not host:port", peer->id, index);
+            return bus_errf (err, errsize, "peer %s: endpoint %zu is not host:port", peer->id, index);
         if (peer->endpoints_count < DISC_ENDPOINTS_MAX)
             memcpy (peer->endpoints [peer->endpoints_count++], text, len + 1);
     }
     json_t *online = json_object_get (obj, "online");
     if (online && !json_is_boolean (online))
-        return s_fail (err, errsize, "peer %s: online is not a boolean", peer->id);
+        return bus_errf (err, errsize, "peer %s: online is not a boolean", peer->id);
     peer->online = online ? json_is_true (online) : true;
     return 0;
 }
@@ -164,7 +151,7 @@ disc_json_challenge (const char *text, size_t size, disc_challenge_t *out, char 
     ||  s_string (root, "registry_key", true, out->registry_key, sizeof out->registry_key, err, errsize))
         goto done;
     if (s_key (out->registry_key, key)) {
-        s_fail (err, errsize, "registry_key is not 32 bytes of base64");
+        bus_errf (err, errsize, "registry_key is not 32 bytes of base64");
         goto done;
     }
     rc = 0;
@@ -187,14 +174,14 @@ disc_json_registration (const char *text, size_t size, disc_registration_t *out,
     ||  s_uint (root, "heartbeat_interval", false, 86400, &out->heartbeat_s, err, errsize))
         goto done;
     if (!json_is_object (network)) {
-        s_fail (err, errsize, "missing member 'network'");
+        bus_errf (err, errsize, "missing member 'network'");
         goto done;
     }
     if (s_string (network, "id", true, out->network_id, sizeof out->network_id, err, errsize)
     ||  s_uint (network, "prefix", true, 32, &out->prefix, err, errsize))
         goto done;
     if (out->prefix < 1) {
-        s_fail (err, errsize, "network prefix 0");
+        bus_errf (err, errsize, "network prefix 0");
         goto done;
     }
     rc = 0;
@@ -215,12 +202,12 @@ disc_json_peers (const char *text, size_t size, disc_peer_info_t **peers, size_t
     int rc = -1;
     json_t *list = json_object_get (root, "peers");
     if (!json_is_array (list)) {
-        s_fail (err, errsize, "missing array 'peers'");
+        bus_errf (err, errsize, "missing array 'peers'");
         goto done;
     }
     size_t n = json_array_size (list);
     if (n > DISC_PEERS_LIST_MAX) {
-        s_fail (err, errsize, "%zu peers: more than %d", n, DISC_PEERS_LIST_MAX);
+        bus_errf (err, errsize, "%zu peers: more than %d", n, DISC_PEERS_LIST_MAX);
         goto done;
     }
     disc_peer_info_t *array = calloc (n ? n : 1, sizeof *array);
@@ -279,13 +266,13 @@ disc_json_event (const char *text, size_t size, disc_event_t *out, char *err, si
                 goto done;
             json_t *data = json_object_get (root, "data");
             if (!data) {
-                s_fail (err, errsize, "signal without data");
+                bus_errf (err, errsize, "signal without data");
                 goto done;
             }
             char *dump = json_dumps (data, JSON_COMPACT | JSON_ENCODE_ANY);
             if (!dump || strlen (dump) > DISC_SIGNAL_MAX) {
                 free (dump);
-                s_fail (err, errsize, "signal data larger than %d bytes", DISC_SIGNAL_MAX);
+                bus_errf (err, errsize, "signal data larger than %d bytes", DISC_SIGNAL_MAX);
                 goto done;
             }
             snprintf (out->data, sizeof out->data, "%s", dump);
@@ -313,14 +300,14 @@ disc_json_meta (const char *text, size_t size, disc_meta_t *out, char *err, size
     if (s_uint (root, "ttl", false, 365 * 86400, &out->ttl, err, errsize))
         goto done;
     if (servers && !json_is_array (servers)) {
-        s_fail (err, errsize, "iceServers is not an array");
+        bus_errf (err, errsize, "iceServers is not an array");
         goto done;
     }
     size_t index;
     json_t *server;
     json_array_foreach (servers, index, server) {
         if (!json_is_object (server) || !json_is_array (json_object_get (server, "urls"))) {
-            s_fail (err, errsize, "iceServers[%zu] has no urls array", index);
+            bus_errf (err, errsize, "iceServers[%zu] has no urls array", index);
             goto done;
         }
         if (json_object_get (server, "credential"))
@@ -329,7 +316,7 @@ disc_json_meta (const char *text, size_t size, disc_meta_t *out, char *err, size
     char *dump = servers ? json_dumps (servers, JSON_COMPACT) : strdup ("[]");
     if (!dump || strlen (dump) >= sizeof out->ice_servers) {
         free (dump);
-        s_fail (err, errsize, "iceServers larger than %zu bytes", sizeof out->ice_servers - 1);
+        bus_errf (err, errsize, "iceServers larger than %zu bytes", sizeof out->ice_servers - 1);
         goto done;
     }
     snprintf (out->ice_servers, sizeof out->ice_servers, "%s", dump);

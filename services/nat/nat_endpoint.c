@@ -1,5 +1,6 @@
 /*  nat_endpoint: parse, format and compare configured endpoints. */
 #include "nat_endpoint.h"
+#include "bus_log.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -8,34 +9,22 @@
 #include <string.h>
 #include <strings.h>
 
-static int
-s_fail (char *err, size_t err_size, const char *fmt, ...)
-{
-    if (err && err_size) {
-        va_list args;
-        va_start (args, fmt);
-        vsnprintf (err, err_size, fmt, args);
-        va_end (args);
-    }
-    return -1;
-}
-
 //  Port text to number; min is 1 for peers, 0 for a bind address.
 static int
 s_parse_port (const char *text, unsigned min, uint16_t *port, char *err, size_t err_size)
 {
     if (!*text)
-        return s_fail (err, err_size, "missing port after ':'");
+        return bus_errf (err, err_size, "missing port after ':'");
     unsigned long value = 0;
     for (const char *p = text; *p; p++) {
         if (!isdigit ((unsigned char) *p))
-            return s_fail (err, err_size, "port '%.16s' is not a number", text);
+            return bus_errf (err, err_size, "port '%.16s' is not a number", text);
         value = value * 10 + (unsigned long) (*p - '0');
         if (value > 65535)
-            return s_fail (err, err_size, "port %.16s out of range %u-65535", text, min);
+            return bus_errf (err, err_size, "port %.16s out of range %u-65535", text, min);
     }
     if (value < min)
-        return s_fail (err, err_size, "port %lu out of range %u-65535", value, min);
+        return bus_errf (err, err_size, "port %lu out of range %u-65535", value, min);
     *port = (uint16_t) value;
     return 0;
 }
@@ -47,28 +36,28 @@ s_check_name (const char *host, char *err, size_t err_size)
 {
     size_t len = strlen (host);
     if (len > 253)
-        return s_fail (err, err_size, "host name longer than 253 characters");
+        return bus_errf (err, err_size, "host name longer than 253 characters");
     bool numeric = true;
     size_t label = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char) host [i];
         if (c == '.') {
             if (label == 0 && !(i == len - 1 && i > 0))
-                return s_fail (err, err_size, "empty label in host name '%s'", host);
+                return bus_errf (err, err_size, "empty label in host name '%s'", host);
             label = 0;
             continue;
         }
         if (!isalnum (c) && c != '-' && c != '_')
-            return s_fail (err, err_size, "invalid character '%c' in host name '%.64s'",
+            return bus_errf (err, err_size, "invalid character '%c' in host name '%.64s'",
                            isprint (c) ? c : '?', host);
         if (!isdigit (c))
             numeric = false;
         if (++label > 63)
-            return s_fail (err, err_size, "label longer than 63 characters in host name");
+            return bus_errf (err, err_size, "label longer than 63 characters in host name");
     }
     //  "1.2.3" or "256.0.0.1" would reach getaddrinfo as a surprising number
     if (numeric)
-        return s_fail (err, err_size, "'%s' is not a valid IPv4 address", host);
+        return bus_errf (err, err_size, "'%s' is not a valid IPv4 address", host);
     return 0;
 }
 
@@ -78,7 +67,7 @@ s_split (const char *text, char *host, size_t host_size, const char **port_text,
          bool *bracketed, char *err, size_t err_size)
 {
     if (!text || !*text)
-        return s_fail (err, err_size, "empty endpoint");
+        return bus_errf (err, err_size, "empty endpoint");
     *bracketed = false;
     const char *host_start, *host_end, *colon;
     if (*text == '[') {
@@ -86,28 +75,28 @@ s_split (const char *text, char *host, size_t host_size, const char **port_text,
         host_start = text + 1;
         host_end = strchr (host_start, ']');
         if (!host_end)
-            return s_fail (err, err_size, "missing ']' after IPv6 address in '%.64s'", text);
+            return bus_errf (err, err_size, "missing ']' after IPv6 address in '%.64s'", text);
         if (host_end [1] != ':')
-            return s_fail (err, err_size, "missing ':port' after ']' in '%.64s'", text);
+            return bus_errf (err, err_size, "missing ':port' after ']' in '%.64s'", text);
         colon = host_end + 1;
     }
     else {
         colon = strrchr (text, ':');
         if (!colon)
-            return s_fail (err, err_size, "missing ':port' in '%.64s'", text);
+            return bus_errf (err, err_size, "missing ':port' in '%.64s'", text);
         host_start = text;
         host_end = colon;
         if (memchr (text, ':', (size_t) (colon - text)))
-            return s_fail (err, err_size,
+            return bus_errf (err, err_size,
                 "an IPv6 address needs brackets, e.g. [2001:db8::1]:51820 (got '%.64s')", text);
         if (memchr (text, ']', (size_t) (colon - text)))
-            return s_fail (err, err_size, "unexpected ']' in '%.64s'", text);
+            return bus_errf (err, err_size, "unexpected ']' in '%.64s'", text);
     }
     size_t len = (size_t) (host_end - host_start);
     if (len == 0)
-        return s_fail (err, err_size, "empty host in '%.64s'", text);
+        return bus_errf (err, err_size, "empty host in '%.64s'", text);
     if (len >= host_size)
-        return s_fail (err, err_size, "host name longer than %zu characters", host_size - 1);
+        return bus_errf (err, err_size, "host name longer than %zu characters", host_size - 1);
     memcpy (host, host_start, len);
     host [len] = 0;
     *port_text = colon + 1;
@@ -126,7 +115,7 @@ nat_endpoint_parse (nat_endpoint_t *self, const char *text, char *err, size_t er
         return -1;
     if (bracketed) {
         if (!strchr (self->host, ':') || nat_addr_set_ip (&self->addr, self->host, self->port))
-            return s_fail (err, err_size, "'%.64s' inside brackets is not an IPv6 address",
+            return bus_errf (err, err_size, "'%.64s' inside brackets is not an IPv6 address",
                            self->host);
         return 0;
     }
@@ -153,7 +142,7 @@ nat_endpoint_parse_bind (nat_addr_t *addr, const char *text, char *err, size_t e
     if (strcmp (host, "*") == 0)
         strcpy (host, "::");
     if (nat_addr_set_ip (addr, host, port))
-        return s_fail (err, err_size, "bind address '%.64s' must be a numeric IP address", host);
+        return bus_errf (err, err_size, "bind address '%.64s' must be a numeric IP address", host);
     return 0;
 }
 

@@ -131,7 +131,7 @@ start_node () {
 ctl () { local n=$1; shift; "$CTL" -r "$T/$n/run" "$@"; }
 all_ready () {
     local out; out=$(ctl "$1" status 2>/dev/null) || return 1
-    echo "$out" | awk '$1 == "INSTANCE" { on = 1; next } on && $3 != "ready" { bad = 1 } on { n++ } END { exit (bad || n < 5) }'
+    echo "$out" | awk '$1 == "INSTANCE" { on = 1; next } on && NF == 0 { on = 0 } on && $3 != "ready" { bad = 1 } on { n++ } END { exit (bad || n < 5) }'
 }
 # service_pid NODE SERVICE: pid of the service's first instance
 service_pid () { ctl "$1" status 2>/dev/null | awk -v s="$2.1" '$1 == s && $3 == "ready" { print $2 }'; }
