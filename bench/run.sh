@@ -3,15 +3,16 @@
 # tables (what `make bench` shows; docs/benchmarks.md records a run).
 #   bench/run.sh [BUILD_DIR]        env: BENCH_SECONDS (default 2), BENCH_ROUNDS (3)
 # Each data pipe row is the median of BENCH_ROUNDS rounds of BENCH_SECONDS; the
-# whole run takes about 9 x ROUNDS x SECONDS + 2 x SECONDS + a few seconds
-# (about 65 s with the defaults).
+# whole run takes about 9 x ROUNDS x SECONDS + 6 x SECONDS + a few seconds
+# (about 75 s with the defaults). bench-vpn (Makemodule.am) comes after it.
 set -eu
 build=${1:-.}
 secs=${BENCH_SECONDS:-2}
 rounds=${BENCH_ROUNDS:-3}
 pipe="$build/bench/bench_pipe"
 broker="$build/bench/bench_broker"
-for p in "$pipe" "$broker"; do
+hops="$build/bench/bench_hops"
+for p in "$pipe" "$broker" "$hops"; do
     [ -x "$p" ] || { echo "run.sh: $p is not built (run make bench)" >&2; exit 1; }
 done
 
@@ -34,3 +35,13 @@ echo
 echo "| measurement | result | | |"
 echo "|---|---|---|---|"
 "$broker" -m -s "$secs"
+echo
+echo "## Pipe hops (one ping-sized packet around a ring of 8 processes, ${secs} s each)"
+echo
+echo "| transport | median RTT | p99 | per hop | samples |"
+echo "|---|---|---|---|---|"
+for t in zmq seqpacket; do
+    for i in 0 10000; do
+        "$hops" -m -t "$t" -n 8 -i "$i" -s "$secs"
+    done
+done
