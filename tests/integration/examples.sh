@@ -1,0 +1,14 @@
+#!/bin/sh
+# Every annotated example config is valid: bifrostd --check-config (which runs each
+# service's own check) accepts it, given the environment variables it names. (TAP)
+echo "1..4"
+export BIFROST_JOIN_TOKEN=bjt_example TURN_SECRET=example-secret BIFROST_ADMIN_TOKEN=example-admin
+i=0
+for f in bifrostd.cfg node.cfg node-registry.cfg server.cfg; do
+    i=$((i + 1))
+    if out=$("$BIFROST_BUILDDIR/supervisor/bifrostd" --check-config -c "$BIFROST_SRCDIR/examples/$f" 2>&1); then
+        echo "ok $i - examples/$f passes bifrostd --check-config"
+    else
+        echo "not ok $i - examples/$f"; echo "$out" | sed 's/^/# /'
+    fi
+done
