@@ -11,7 +11,7 @@ echo "1..29"
 T=$(mktemp -d /tmp/crypto-svc-XXXXXX)
 RA="$T/a"; RB="$T/b"
 PIDS=
-N=0
+TESTNO=0
 FAILED=0
 
 LIBEXEC=${BIFROST_LIBEXEC_DIR:-${BIFROST_BUILDDIR:-.}/libexec}
@@ -31,16 +31,7 @@ cleanup () {
 }
 trap cleanup EXIT
 
-ok () {     # ok RESULT DESCRIPTION
-    N=$((N + 1))
-    if [ "$1" -eq 0 ]; then echo "ok $N - $2"; else echo "not ok $N - $2"; FAILED=$((FAILED + 1)); fi
-}
-now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
-wait_for () {   # wait_for SECONDS COMMAND...
-    _deadline=$(( $(now_ms) + $1 * 1000 )); shift
-    while [ "$(now_ms)" -lt "$_deadline" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-    return 1
-}
+. "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 # probe_checks FILE: every "check: ok|FAIL what" line of the probe becomes a TAP line
 probe_checks () {
     while read -r _tag _res _what; do
@@ -158,5 +149,5 @@ sed 's/^/# /' "$T/bench.out"
 [ "$RC" -eq 0 ]
 ok $? "bench: encrypted packets flow dev-crypto -> crypto-nat"
 
-[ "$N" -eq 29 ] || echo "# planned 29, ran $N"
+[ "$TESTNO" -eq 29 ] || echo "# planned 29, ran $TESTNO"
 [ "$FAILED" -eq 0 ]

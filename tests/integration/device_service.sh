@@ -36,26 +36,7 @@ cleanup () {
 }
 trap cleanup EXIT
 
-ok () {     # ok RESULT DESCRIPTION
-    TESTNO=$((TESTNO + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $TESTNO - $2"
-    else
-        echo "not ok $TESTNO - $2"
-        FAILED=$((FAILED + 1))
-    fi
-}
-now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
-# wait_for SECONDS COMMAND...: polls every 20 ms until COMMAND succeeds
-wait_for () {
-    _deadline=$(( $(now_ms) + $1 * 1000 ))
-    shift
-    while [ "$(now_ms)" -lt "$_deadline" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.02
-    done
-    return 1
-}
+. "${BIFROST_SRCDIR:-.}/tests/integration/tap_lib.sh"
 nsx () { ip netns exec "$NS" "$@"; }
 has_addr () { nsx ip -o addr show dev bifrost0 | grep -q "inet $1 "; }
 has_mtu () { nsx ip -o link show dev bifrost0 | grep -q "mtu $1 "; }

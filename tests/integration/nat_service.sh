@@ -32,28 +32,8 @@ cleanup () {
 }
 trap cleanup EXIT
 
-ok () {     # ok RESULT DESCRIPTION
-    TESTNO=$((TESTNO + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $TESTNO - $2"
-    else
-        echo "not ok $TESTNO - $2"
-        FAILED=$((FAILED + 1))
-    fi
-}
+. "${BIFROST_SRCDIR:-.}/tests/integration/tap_lib.sh"
 
-now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
-
-# wait_for SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds
-wait_for () {
-    _deadline=$(( $(now_ms) + $1 * 1000 ))
-    shift
-    while [ "$(now_ms)" -lt "$_deadline" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 # wait_exit SECONDS PID: waits until PID has exited; its status in $EXIT
 wait_exit () {

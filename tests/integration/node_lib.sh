@@ -43,20 +43,8 @@ node_cleanup () {
 trap node_cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok () {     # ok STATUS DESCRIPTION
-    TESTNO=$((TESTNO + 1))
-    if [ "$1" -eq 0 ]; then echo "ok $TESTNO - $2"
-    else echo "not ok $TESTNO - $2"; FAILED=$((FAILED + 1)); fi
-}
-now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
-wait_for () {   # wait_for SECONDS COMMAND...: polls every 100 ms
-    _deadline=$(( $(now_ms) + $1 * 1000 )); shift
-    while [ "$(now_ms)" -lt "$_deadline" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
+WAIT_STEP=0.1
+. "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 
 # underlay NAME ADDR: a namespace with lo up, joined to the hub namespace by a veth
 UNDERLAY_HUB=""

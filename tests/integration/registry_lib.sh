@@ -30,21 +30,9 @@ reg_cleanup () {
 }
 trap reg_cleanup EXIT
 
-ok () {     # ok STATUS DESCRIPTION
-    TESTNO=$((TESTNO + 1))
-    if [ "$1" -eq 0 ]; then echo "ok $TESTNO - $2"; else echo "not ok $TESTNO - $2"; FAILED=$((FAILED + 1)); fi
-}
+. "${BIFROST_SRCDIR:-.}/tests/integration/tap_lib.sh"
 is () {     # is GOT EXPECTED DESCRIPTION
     if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3 (got '$1', expected '$2')"; fi
-}
-now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
-wait_for () {   # wait_for SECONDS COMMAND...: polls every 50 ms
-    _deadline=$(( $(now_ms) + $1 * 1000 )); shift
-    while [ "$(now_ms)" -lt "$_deadline" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
 }
 free_port () {
     $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -30,17 +30,7 @@ cleanup () {
 }
 trap cleanup EXIT
 
-ok () {     # ok CONDITION-RESULT DESCRIPTION
-    TESTNO=$((TESTNO + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $TESTNO - $2"
-    else
-        echo "not ok $TESTNO - $2"
-        FAILED=$((FAILED + 1))
-    fi
-}
-
-now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
+. "${BIFROST_SRCDIR:-.}/tests/integration/tap_lib.sh"
 
 # A service that becomes READY at once and heartbeats every 200 ms
 cat > "$T/hb.sh" <<'EOF'
@@ -64,16 +54,6 @@ start_bifrostd () {
     wait_for 5 test -S "$RUN/control.ipc"
 }
 
-# wait_for SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds
-wait_for () {
-    _deadline=$(( $(now_ms) + $1 * 1000 ))
-    shift
-    while [ "$(now_ms)" -lt "$_deadline" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 # field INSTANCE COLUMN: a column of `bifrostctl status` (2 pid, 3 state, 5 restarts)
 field () { ctl status 2>/dev/null | awk -v i="$1" -v c="$2" '$1 == i { print $c }'; }
