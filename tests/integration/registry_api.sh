@@ -186,7 +186,10 @@ register lease "$LT" alive "$T/l.key" >/dev/null; L_ID=$(out 'd["peer"]["id"]');
 register lease "$LT" quiet "$T/q.key" >/dev/null; Q_ID=$(out 'd["peer"]["id"]')
 # Heartbeats for up to 30 s, stopped once checked (a loaded machine may take its
 # time to expire the other peer; the live one must not run out of heartbeats first)
-( for i in $(seq 1 60); do http PUT $N/lease/peers/$L_ID/heartbeat "$L_TOKEN" >/dev/null; sleep 0.5; done ) &
+# (in a subshell with its own $T: http writes its reply to $T/out.json, which the
+# checks below read)
+( T="$T/heartbeats"; mkdir -p "$T"
+  for i in $(seq 1 60); do http PUT $N/lease/peers/$L_ID/heartbeat "$L_TOKEN" >/dev/null; sleep 0.5; done ) &
 HB=$!
 BGPIDS="$BGPIDS $HB"
 wait_for 8 grep -q "peer.changed.*$Q_ID.*offline" "$T/ws-lease.out"
