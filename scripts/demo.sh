@@ -5,9 +5,11 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 ./scripts/install-deps.sh
-if [ ! -x build/release/supervisor/bifrostd ]; then
+# Configure once; `make` again every time, so a changed tree is never run stale
+if [ ! -f build/release/Makefile ]; then
     autoreconf -fi >/dev/null
     mkdir -p build/release
-    (cd build/release && ../../configure -q && make -j"$(nproc)" >/dev/null)
+    (cd build/release && ../../configure -q)
 fi
+make -C build/release -j"$(nproc)" >/dev/null
 BIFROST_BUILDDIR="$top/build/release" exec ./examples/demo.sh "$@"

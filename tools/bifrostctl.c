@@ -164,6 +164,13 @@ s_peers (const char *run_dir, bool json)
     static crypto_status_reply_t crypto;
     static nat_status_reply_t nat;
     char err [200];
+    //  Say once that the bus is not there, not once per service asked
+    char endpoint [BUS_PATH_MAX];
+    struct stat st;
+    if (bus_endpoint (endpoint, sizeof endpoint, run_dir, "bus") == 0 && stat (endpoint + 6, &st)) {
+        fprintf (stderr, "bifrostctl: the bus is not running (no socket at %s)\n", endpoint + 6);
+        return 1;
+    }
     crypto_status_t crypto_request = { .peer = "" };
     nat_status_t nat_request = { .peer = "" };
     bus_envelope_t *reply = s_ask (run_dir, "crypto", &crypto_status_schema, &crypto_request);

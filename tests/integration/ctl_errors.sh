@@ -3,7 +3,7 @@
 # unknown service, bad arguments, no broker for tap) and exits 1; restart
 # gives a failed service a fresh start; stop stops bifrostd.
 . "$(dirname "$0")/sup_lib.sh"
-echo "1..16"
+echo "1..19"
 
 # expect_fail NAME TEXT COMMAND...: exit 1 and TEXT on stderr
 expect_fail () {
@@ -70,6 +70,17 @@ ok $? "bifrostctl restart flaky answers"
 wait_for 5 is_state flaky.1 ready
 ok $? "restart gives a failed service a fresh start: READY"
 remember "$(field flaky.1 2)"
+
+# The node commands with no bus: one clear line, exit 1
+NOBUS="$T/no-bus-here"
+for cmd in peers key; do
+    out=$("$BIFROSTCTL" -r "$NOBUS" $cmd 2>&1); rc=$?
+    [ "$rc" -eq 1 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "the bus is not running (no socket at $NOBUS/bus.ipc)"
+    ok $? "bifrostctl $cmd without a bus: one clear error, exit 1 ($out)"
+done
+out=$("${BIFROST_LIBEXEC_DIR}/bifrost-crypto" --genkey "$T/no/such/dir/node.key" 2>&1); rc=$?
+[ "$rc" -eq 1 ] && echo "$out" | grep -q "cannot create key file $T/no/such/dir/node.key: No such file or directory"
+ok $? "bifrost-crypto --genkey into a missing directory: clear error, exit 1"
 
 ctl stop | grep -q "stopping every service"
 ok $? "bifrostctl stop answers"
