@@ -174,6 +174,11 @@ crypto_session_handshake_due (crypto_session_t *self, uint64_t now)
 {
     if (!self->hs_wanted)
         return false;
+    //  The peer has just rekeyed (its keys wait in `next` for their first packet):
+    //  starting our own handshake now would push the current keys out while the
+    //  peer's packets under them are still in flight. Its keys reset the counters.
+    if (self->next && self->hs_attempts == 0)
+        return false;
     if (self->hs_attempts > 0 && now - self->hs_first_at >= self->config.retry_give_up) {
         //  Give up until traffic asks again (want_handshake)
         s_handshake_done (self);
