@@ -1,16 +1,15 @@
 /*  bench_pipe: how many packets per second one bus_pipe carries between two
-    processes, for a given batch size and packet size. This is the number that
-    decides whether the ZeroMQ data plane is good enough (DESIGN.md, STYLE.md 7):
-    compare it with the raw ZeroMQ blocks in /work/shared/bench/blocks/.
+    processes, for a given batch size and packet size: the ceiling of the data
+    plane (DESIGN.md, STYLE.md 7). Compare it with the ZeroMQ blocks in
+    ../shared/bench/blocks/, the transport bus_pipe used before.
 
         bench_pipe [-s SECONDS] [-b BATCH] [-p PACKET_BYTES] [-r ROUNDS] [-w] [-m]
 
-    The parent is the sender, a forked child the receiver (each builds its own
-    ZeroMQ context after the fork). The sender fills batches in place
+    The parent is the sender, a forked child the receiver. The sender fills batches in place
     (bus_batch_reserve + a copy of a 1400-byte template, as a device copies from
     a TUN read) and sends with bus_pipe_send, which never blocks: when the queue
     is full the batch is dropped and counted, exactly as in a service. With -w it
-    instead waits for room (zmq_poll POLLOUT), to measure the lossless rate. The
+    instead waits for room (poll POLLOUT), to measure the lossless rate. The
     receiver iterates every packet of every batch (reads its first and last byte)
     and measures from its first batch for SECONDS. Rates are packets received /
     receiver time; Gbit/s counts packet bytes only. -r repeats the measurement
@@ -126,7 +125,6 @@ s_round (double seconds, int batch_size, int packet, bool wait, s_round_t *out)
         return -1;
     for (int i = 0; i < packet; i++)
         template [i] = (uint8_t) i;
-    void *handle = zsock_resolve (bus_pipe_sock (tx));
 
     //  Send until the receiver reports (it stops SECONDS after its first batch)
     struct pollfd done = { result [0], POLLIN, 0 };
@@ -139,10 +137,11 @@ s_round (double seconds, int batch_size, int packet, bool wait, s_round_t *out)
         if (wait) {
             //  Keep the batch until there is room (or the receiver is done)
             //  (bus_pipe_writable first: no system call while there is room)
-            zmq_pollitem_t item = { handle, 0, ZMQ_POLLOUT, 0 };
             if (!bus_pipe_writable (tx))
-                while (zmq_poll (&item, 1, 10) == 0 && poll (&done, 1, 0) == 0)
-                    ;
+                while (!bus_pipe_writable (tx) && poll (&done, 1, 0) == 0) {
+                    struct pollfd room = { bus_pipe_fd (tx), POLLOUT, 0 };
+                    poll (&room, 1, 10);
+                }
         }
         offered += (uint64_t) batch_size;
         if (bus_pipe_send (tx, batch) == -1)

@@ -40,7 +40,7 @@ echo "## Pipe hops (one ping-sized packet around a ring of 8 processes, ${secs} 
 echo
 echo "| transport | median RTT | p99 | per hop | samples |"
 echo "|---|---|---|---|---|"
-for t in zmq seqpacket; do
+for t in pipe pair; do
     for i in 0 10000; do
         "$hops" -m -t "$t" -n 8 -i "$i" -s "$secs"
     done

@@ -3,8 +3,8 @@
     compromised or buggy neighbour must not be able to crash it, make it read
     past the message, or allocate. What validates must iterate, grow and shrink
     in place and rebuild to the same packets.
-    Seeds: SELFTEST_SEEDS=fuzz/corpus/fuzz_batch tests/bus_selftest bus_pipe */
-#include "bus_pipe.h"
+    Seeds: SELFTEST_SEEDS=fuzz/corpus/fuzz_batch tests/bus_selftest bus_batch */
+#include "bus_batch.h"
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
         <run_dir>/events.ipc    broker XPUB, events (services connect SUB)
         <run_dir>/tap.ipc       broker XPUB, mirror of every message and event
         <run_dir>/control.ipc   bifrostd ROUTER, supervisor control (bifrostctl)
-        <run_dir>/pipe-<name>.ipc   data pipes, bound by the receiving side
+        <run_dir>/pipe-<name>.ipc   data pipes (SOCK_SEQPACKET, not ZeroMQ), the receiver listens
 
     The run directory comes from -r, else BIFROST_RUN_DIR, else /run/bifrost. */
 #ifndef BUS_ENDPOINT_H_INCLUDED

@@ -1,45 +1,26 @@
 /*  bus_pipe: the data plane. Packets move device <-> crypto <-> nat over direct
-    ZeroMQ links, never through the broker, many packets per ZeroMQ message:
-    ZeroMQ pays per frame, so on this class of machine one packet per message
-    tops out near 280k packets/s while 64 packets concatenated in one message
-    reach about 610k (docs/benchmarks.md). This file holds two small classes that
-    only exist for each other:
+    Unix sockets between the two services, never through the broker, as batches
+    of up to 64 packets (bus_batch.h).
 
-    bus_batch: up to 64 packets packed back to back in one buffer, with room
-    around every packet so the crypto service can encrypt or decrypt in place.
+    One pipe is one direction between two services. The receiver listens on an
+    AF_UNIX SOCK_SEQPACKET socket at <run_dir>/pipe-<name>.ipc; the sender
+    connects to it and sends each batch as one message. Either side can restart:
+    the receiver replaces the socket file, the sender notices the broken link on
+    its next send and connects again (at most every BUS_PIPE_RETRY_MS while
+    nobody listens).
 
-    bus_pipe: one direction between two services. The receiver binds a PULL at
-    ipc://<run_dir>/pipe-<name>.ipc, the sender connects a PUSH, so either side
-    can restart and ZeroMQ reconnects. Sends never block: when the queue (a small
-    high-water mark, default 64 batches) is full or no receiver is connected, the
-    batch is dropped and counted. A received batch is validated as a whole before
-    the first packet is handed out, and read in place (zero copy).
+    Why not ZeroMQ, which carries the control bus: a ping crosses 8 pipe hops,
+    and a ZeroMQ hop wakes two I/O threads besides the two services, so 8 hops
+    cost 777 us against 281 us for SEQPACKET at ping spacing (bench/bench_hops,
+    docs/benchmarks.md). SEQPACKET keeps the message boundaries ZeroMQ gave us,
+    and the kernel's socket buffer is the queue.
 
-    Batch layout (docs/data-plane.md has the same with a picture). All integers
-    are in HOST byte order: a batch only ever crosses a Unix socket between two
-    processes of one machine, so a byte swap would buy nothing; the packets on the
-    internet wire have their own fixed format (services/nat).
-
-        batch header, 8 bytes
-          0  u8   magic 0xB5
-          1  u8   version 1
-          2  u16  count, 1..64 records
-          4  u32  size, bytes of the whole batch (must equal the message size)
-        then `count` records, each starting 8-byte aligned:
-          0  u32  tag    the peer index or endpoint id the next hop needs
-          4  u16  len    packet bytes
-          6  u16  flags  BUS_BATCH_GROWN, bits 8..15 free for the services,
-                         bits 1..7 must be zero
-          8  ...  the slot, 8 + align8 (len + 32) bytes from the record start
-                  when not grown, 8 + align8 (len) when grown:
-                  plain:  [16 headroom][len packet bytes][16 tailroom][pad]
-                  grown:  [len packet bytes = 16 header + payload + 16 tag][pad]
-
-    Growing a packet turns its 16 bytes of headroom and tailroom into packet bytes
-    (len += 32, data moves 16 bytes back); shrinking is the reverse. The record's
-    stride stays the same, so crypto encrypts (libsodium `_detached`: header in
-    front, tag behind) or decrypts every packet of a received batch where it lies
-    and forwards the same bytes. */
+    Sends never block: when the queue (the sender's socket buffer, hwm batches of
+    64 KiB) is full or no receiver listens, the batch is dropped and counted.
+    Batches larger than BUS_PIPE_MSG_MAX are sent as several messages, split
+    between packets, each a valid batch of its own, so the kernel never needs a
+    large contiguous allocation. A received batch is validated as a whole before
+    the first packet is handed out, and read in place. */
 #ifndef BUS_PIPE_H_INCLUDED
 #define BUS_PIPE_H_INCLUDED
 
@@ -47,146 +28,70 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "bus_batch.h"
 #include "bus_schema.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define BUS_BATCH_MAGIC     0xB5
-#define BUS_BATCH_VERSION   1
-#define BUS_BATCH_MAX       64          //  packets per batch
-#define BUS_BATCH_HEADER    8           //  batch header bytes
-#define BUS_BATCH_RECORD    8           //  record header bytes
-#define BUS_BATCH_HEADROOM  16          //  room in front of a plain packet
-#define BUS_BATCH_TAILROOM  16          //  room behind a plain packet
-#define BUS_BATCH_ROOM      (BUS_BATCH_HEADROOM + BUS_BATCH_TAILROOM)
-#define BUS_BATCH_PKT_MAX   (65535 - BUS_BATCH_ROOM)    //  longest plain packet
-#define BUS_BATCH_GROWN     0x0001      //  the room is part of the packet
-#define BUS_BATCH_USER_FLAGS 0xFF00     //  free for the services
-//  Bytes one record of a plain packet of len bytes takes in a batch
-#define BUS_BATCH_STRIDE(len) \
-    (BUS_BATCH_RECORD + ((((size_t) (len)) + BUS_BATCH_ROOM + 7) & ~(size_t) 7))
-//  The largest valid batch (the receiver refuses bigger messages)
-#define BUS_BATCH_SIZE_MAX  (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (BUS_BATCH_PKT_MAX))
-//  Default builder capacity: 64 packets of up to 1500 bytes
-#define BUS_BATCH_CAPACITY_DEFAULT (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (1500))
-
-//  ---------------------------------------------------------------------------
-//  bus_batch: builder
-
-typedef struct _bus_batch_t bus_batch_t;
-
-//  A builder with room for capacity bytes (0: BUS_BATCH_CAPACITY_DEFAULT).
-bus_batch_t *bus_batch_new (size_t capacity);
-void bus_batch_destroy (bus_batch_t **self_p);
-
-//  Reserves a packet of len bytes and returns where to write it (8-byte
-//  aligned, with BUS_BATCH_HEADROOM writable bytes before it and
-//  BUS_BATCH_TAILROOM after it). NULL when the batch holds BUS_BATCH_MAX
-//  packets, or the packet does not fit the capacity, or len > BUS_BATCH_PKT_MAX:
-//  send the batch and reserve again. No allocation per packet.
-uint8_t *bus_batch_reserve (bus_batch_t *self, uint32_t tag, size_t len);
-//  Shortens the last reserved packet to len bytes (reserve the MTU, read(),
-//  then trim to what the read returned). len must not exceed the reservation.
-void bus_batch_trim (bus_batch_t *self, size_t len);
-//  Forgets the last reserved packet (the read returned nothing).
-void bus_batch_cancel (bus_batch_t *self);
-//  Reserve and copy. 0, or -1 when the packet does not fit.
-int bus_batch_add (bus_batch_t *self, uint32_t tag, const void *data, size_t len);
-//  Reserves a packet of len bytes (BUS_BATCH_ROOM <= len) in its GROWN form: the
-//  packet fills its record's room, so it starts 16 bytes earlier than a plain one.
-//  For producers whose packets carry their own header and tag (nat's wire
-//  datagrams): the consumer decrypts where the packet lies and shrinks it.
-uint8_t *bus_batch_reserve_grown (bus_batch_t *self, uint32_t tag, size_t len);
-//  Sets the flags of the last reserved packet (BUS_BATCH_USER_FLAGS bits only).
-void bus_batch_set_flags (bus_batch_t *self, uint16_t flags);
-//  Sets the tag of the last reserved packet (known only after it was read).
-void bus_batch_set_tag (bus_batch_t *self, uint32_t tag);
-
-size_t bus_batch_count (bus_batch_t *self);
-bool bus_batch_full (bus_batch_t *self);
-//  The encoded batch (valid while the builder is not changed) and its size.
-const uint8_t *bus_batch_data (bus_batch_t *self);
-size_t bus_batch_size (bus_batch_t *self);
-//  Payload bytes (sum of the packet lengths).
-size_t bus_batch_bytes (bus_batch_t *self);
-//  Empties the builder (keeps its buffer).
-void bus_batch_reset (bus_batch_t *self);
-
-//  ---------------------------------------------------------------------------
-//  bus_batch: reader. Validates a received batch as a whole (header, count,
-//  every record's length and flags, no byte past the end, nothing after the last
-//  record); only then hands out packets, so a consumer never sees half a batch.
-
-typedef struct {
-    uint8_t *base;              //  the batch (not owned)
-    size_t size;
-    uint32_t count;             //  packets in the batch
-    uint32_t index;             //  packets handed out so far
-    size_t offset;              //  of the next record
-} bus_batch_iter_t;
-
-typedef struct {
-    uint8_t *data;              //  packet bytes, writable in place
-    size_t len;
-    uint32_t tag;
-    uint16_t flags;
-    uint8_t *record;            //  its record header (for grow/shrink/set_tag)
-} bus_packet_t;
-
-//  0 when data/size is a valid batch (the iterator is ready), else -1 with a
-//  reason in err. The batch must stay alive and unmoved while iterating.
-int bus_batch_iter_init (bus_batch_iter_t *iter, uint8_t *data, size_t size, char *err, size_t errsize);
-//  Next packet; false after the last one.
-bool bus_batch_iter_next (bus_batch_iter_t *iter, bus_packet_t *pkt);
-//  Payload bytes of the whole batch.
-size_t bus_batch_iter_bytes (bus_batch_iter_t *iter);
-
-//  Turns a plain packet's room into packet bytes: data moves 16 bytes back, len
-//  grows by 32, the record is updated in the batch. -1 if already grown.
-int bus_packet_grow (bus_packet_t *pkt);
-//  The reverse: data moves 16 bytes on, len shrinks by 32. -1 if not grown.
-int bus_packet_shrink (bus_packet_t *pkt);
-//  Rewrites the tag (the next hop may need another index than this one).
-void bus_packet_set_tag (bus_packet_t *pkt, uint32_t tag);
-
-//  ---------------------------------------------------------------------------
-//  bus_pipe
-
 typedef struct _bus_pipe_t bus_pipe_t;
 
 typedef enum { BUS_PIPE_RECEIVER = 1, BUS_PIPE_SENDER } bus_pipe_dir_t;
 
-#define BUS_PIPE_HWM_DEFAULT 64         //  batches queued before dropping
+#define BUS_PIPE_HWM_DEFAULT 64         //  64 KiB batches queued before dropping
 #define BUS_PIPE_NAME_MAX    48
+//  The largest message on the socket. A default batch (64 packets of 1500
+//  bytes, 99 KiB) is one message; only jumbo packets are split. The kernel
+//  puts 68 KiB of a Unix datagram in single pages and the rest in one block,
+//  so this costs at most a 60 KiB contiguous allocation per message.
+#define BUS_PIPE_MSG_MAX     (128 * 1024)
+#define BUS_PIPE_RETRY_MS    10         //  connect attempts while nobody listens
+#define BUS_PIPE_SENDERS_MAX 8          //  connections a receiver keeps
 
 //  Opens one end of the pipe `name` ([A-Za-z0-9._>-], e.g. "device->crypto")
-//  in run_dir: the receiver binds ipc://<run_dir>/pipe-<name>.ipc, the sender
-//  connects to it (the receiver need not exist yet). hwm: batches queued on each
-//  side before dropping (0: BUS_PIPE_HWM_DEFAULT). NULL, with a logged reason,
-//  on a bad name or a failed bind.
+//  in run_dir: the receiver listens at <run_dir>/pipe-<name>.ipc, the sender
+//  connects to it (the receiver need not exist yet). hwm: 64 KiB batches queued
+//  in the sender's socket buffer before dropping (0: BUS_PIPE_HWM_DEFAULT).
+//  NULL, with a logged reason, on a bad name or a failed bind.
 bus_pipe_t *bus_pipe_new (const char *run_dir, const char *name, bus_pipe_dir_t dir, int hwm);
+//  Detaches from the loop, closes, and removes the socket file if still ours.
 void bus_pipe_destroy (bus_pipe_t **self_p);
 
 const char *bus_pipe_name (bus_pipe_t *self);
-const char *bus_pipe_endpoint (bus_pipe_t *self);
-//  The socket, for zloop_reader (receiver) or zmq_poll.
-zsock_t *bus_pipe_sock (bus_pipe_t *self);
+//  The socket file, e.g. /run/bifrost/pipe-device->crypto.ipc
+const char *bus_pipe_path (bus_pipe_t *self);
+//  A receiver's descriptor is readable while bus_pipe_recv has work (a batch,
+//  a new sender, a sender that left); a sender's is the connected socket, -1
+//  while not connected. For poll() outside a zloop.
+int bus_pipe_fd (bus_pipe_t *self);
+
+//  Called from the loop while the receiver has work. It should call
+//  bus_pipe_recv (timeout 0) until 0, or a few times and return to let other
+//  sources in (it is called again). Return -1 to end the loop.
+typedef int (bus_pipe_ready_fn) (bus_pipe_t *pipe, void *arg);
+//  Hands the receiver to loop. 0, or -1 when loop refuses the descriptor.
+int bus_pipe_attach (bus_pipe_t *self, zloop_t *loop, bus_pipe_ready_fn *fn, void *arg);
+//  Takes it back (no-op when not attached).
+void bus_pipe_detach (bus_pipe_t *self);
 
 //  Sends the batch and empties it, never blocking. 0 when sent (or empty), -1
-//  when dropped: the queue is full or no receiver is connected (counted).
+//  when dropped: the queue is full or no receiver is connected (counted). A
+//  batch split in several messages may be dropped in part, its first messages
+//  delivered: the stats count exactly what was sent and what was dropped.
 int bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch);
 
 //  True when a send would be queued now. A loop that reads packets from a source
 //  that can wait (a TUN device) should stop reading while this is false, so the
 //  kernel drops the excess instead of us filling batches only to drop them: on
 //  2 cores a sender spinning on drops costs the receiver 30 to 60 % of its rate
-//  (docs/benchmarks.md). Call after a failed send or every few batches.
+//  (docs/benchmarks.md). No system call while sends succeed; after a failed one
+//  it asks the kernel (which says writable once the queue is three quarters
+//  empty), and while not connected it tries to connect.
 bool bus_pipe_writable (bus_pipe_t *self);
 
 //  Receives one batch, waiting up to timeout_ms (0: not at all, -1: forever).
-//  1: a valid batch, iter is ready; it points into the pipe's message, valid
+//  1: a valid batch, iter is ready; it points into the pipe's buffer, valid
 //     until the next recv or destroy, and its packets may be changed in place.
 //  0: nothing arrived in time (or interrupted).
 //  -1: a malformed batch arrived; it was discarded whole and counted, and
@@ -211,6 +116,7 @@ typedef struct {
     uint64_t batches_dropped, packets_dropped;     //  queue full / no receiver
     uint64_t batches_rejected;                     //  malformed
     uint64_t samples;                              //  mirror callbacks made
+    uint64_t connects;                             //  links made (sender) or taken (receiver)
 } bus_pipe_stats_t;
 void bus_pipe_stats (bus_pipe_t *self, bus_pipe_stats_t *stats);
 

@@ -20,6 +20,7 @@
 #include "bus_pipe.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <time.h>
 
 #define B_AT_A      1           //  peer index of B in A's config
@@ -33,7 +34,7 @@
 
 typedef struct {
     const char *run_dir;
-    zsock_t *dev_in, *nat_in;           //  crypto-dev, crypto-nat: we bind
+    bus_pipe_t *dev_in, *nat_in;        //  crypto-dev, crypto-nat: we listen
     bus_pipe_t *dev_out, *nat_out;      //  dev-crypto, nat-crypto: we connect
     bus_batch_t *to_dev, *to_nat;
     uint32_t peer_handle;               //  handle the other node's datagrams get here
@@ -96,37 +97,15 @@ s_len_of (uint32_t seq)
     return 28 + (seq * 97) % 1373;      //  28 .. 1400
 }
 
-//  Binds a receiver the way bus_pipe does, with a monitor started first so
-//  we can wait for the crypto process to (re)connect instead of sleeping
-static zsock_t *
-s_bind (const char *run_dir, const char *name, zactor_t **monitor)
+//  Waits until one of the probe's receivers has work, up to timeout_ms.
+static void
+s_wait (bus_pipe_t **pipes, int count, int timeout_ms)
 {
-    zsock_t *sock = zsock_new (ZMQ_PULL);
-    assert (sock);
-    zsock_set_rcvhwm (sock, 64);
-    zsock_set_maxmsgsize (sock, (int64_t) BUS_BATCH_SIZE_MAX);
-    *monitor = zactor_new (zmonitor, sock);
-    zstr_sendx (*monitor, "LISTEN", "ACCEPTED", NULL);
-    zstr_sendx (*monitor, "START", NULL);
-    zsock_wait (*monitor);
-    char path [BUS_PATH_MAX];
-    snprintf (path, sizeof path, "%s/pipe-%s.ipc", run_dir, name);
-    unlink (path);
-    if (zsock_bind (sock, "ipc://%s", path) == -1) {
-        fprintf (stderr, "cannot bind %s: %s\n", path, zmq_strerror (zmq_errno ()));
-        exit (2);
-    }
-    return sock;
-}
-
-static bool
-s_accepted (zactor_t *monitor, int timeout_ms)
-{
-    zsock_set_rcvtimeo (monitor, timeout_ms);
-    zmsg_t *msg = zmsg_recv (monitor);
-    bool ok = msg != NULL;
-    zmsg_destroy (&msg);
-    return ok;
+    struct pollfd fds [4];
+    assert (count <= 4);
+    for (int i = 0; i < count; i++)
+        fds [i] = (struct pollfd) { bus_pipe_fd (pipes [i]), POLLIN, 0 };
+    poll (fds, (nfds_t) count, timeout_ms);
 }
 
 static bool
@@ -148,19 +127,15 @@ s_node_open (s_node_t *node, const char *run_dir, uint32_t peer_handle)
     node->run_dir = run_dir;
     node->peer_handle = peer_handle;
     node->response_after_endpoint = true;
-    zactor_t *mon_dev, *mon_nat;
-    node->dev_in = s_bind (run_dir, "crypto-dev", &mon_dev);
-    node->nat_in = s_bind (run_dir, "crypto-nat", &mon_nat);
+    //  crypto links its senders to these on its first send
+    node->dev_in = bus_pipe_new (run_dir, "crypto-dev", BUS_PIPE_RECEIVER, 0);
+    node->nat_in = bus_pipe_new (run_dir, "crypto-nat", BUS_PIPE_RECEIVER, 0);
     node->dev_out = bus_pipe_new (run_dir, "dev-crypto", BUS_PIPE_SENDER, 0);
     node->nat_out = bus_pipe_new (run_dir, "nat-crypto", BUS_PIPE_SENDER, 0);
-    assert (node->dev_out && node->nat_out);
+    assert (node->dev_in && node->nat_in && node->dev_out && node->nat_out);
     node->to_dev = bus_batch_new (0);
     node->to_nat = bus_batch_new (0);
-    bool linked = s_accepted (mon_dev, 5000) && s_accepted (mon_nat, 5000)
-               && s_wait_writable (node->dev_out, 5000) && s_wait_writable (node->nat_out, 5000);
-    zactor_destroy (&mon_dev);
-    zactor_destroy (&mon_nat);
-    if (!linked) {
+    if (!s_wait_writable (node->dev_out, 5000) || !s_wait_writable (node->nat_out, 5000)) {
         fprintf (stderr, "bifrost-crypto in %s did not connect to the probe within 5 s\n", run_dir);
         exit (2);
     }
@@ -169,8 +144,8 @@ s_node_open (s_node_t *node, const char *run_dir, uint32_t peer_handle)
 static void
 s_node_close (s_node_t *node)
 {
-    zsock_destroy (&node->dev_in);
-    zsock_destroy (&node->nat_in);
+    bus_pipe_destroy (&node->dev_in);
+    bus_pipe_destroy (&node->nat_in);
     bus_pipe_destroy (&node->dev_out);
     bus_pipe_destroy (&node->nat_out);
     bus_batch_destroy (&node->to_dev);
@@ -232,15 +207,12 @@ s_wire_in (s_node_t *node, uint32_t handle, const uint8_t *data, size_t len)
 static void
 s_drain_nat (s_node_t *node, s_node_t *other, int idx)
 {
-    zmsg_t *msg;
-    while ((msg = zmsg_recv_nowait (node->nat_in))) {
-        zframe_t *frame = zmsg_first (msg);
-        bus_batch_iter_t iter;
-        char err [160];
-        if (bus_batch_iter_init (&iter, zframe_data (frame), zframe_size (frame), err, sizeof err)) {
+    bus_batch_iter_t iter;
+    int rc;
+    while ((rc = bus_pipe_recv (node->nat_in, &iter, 0)) != 0) {
+        if (rc < 0) {
             s_check (false, "crypto-nat batch is valid");
-            fprintf (stderr, "bad batch: %s\n", err);
-            zmsg_destroy (&msg);
+            fprintf (stderr, "bad batch: %s\n", bus_pipe_error (node->nat_in));
             continue;
         }
         bus_packet_t pkt;
@@ -273,7 +245,6 @@ s_drain_nat (s_node_t *node, s_node_t *other, int idx)
             if (s_shuttle && other)
                 s_wire_in (other, other->peer_handle, pkt.data, pkt.len);
         }
-        zmsg_destroy (&msg);
         if (other)
             s_send (other->nat_out, other->to_nat);
     }
@@ -284,11 +255,10 @@ s_drain_nat (s_node_t *node, s_node_t *other, int idx)
 static void
 s_drain_dev (s_node_t *node, int idx)
 {
-    zmsg_t *msg;
-    while ((msg = zmsg_recv_nowait (node->dev_in))) {
-        zframe_t *frame = zmsg_first (msg);
-        bus_batch_iter_t iter;
-        if (bus_batch_iter_init (&iter, zframe_data (frame), zframe_size (frame), NULL, 0) == 0) {
+    bus_batch_iter_t iter;
+    int rc;
+    while ((rc = bus_pipe_recv (node->dev_in, &iter, 0)) != 0) {
+        if (rc == 1) {
             bus_packet_t pkt;
             uint32_t from_tag = idx == 1 ? A_AT_B : B_AT_A;
             uint8_t src = idx == 1 ? 1 : 2, dst = idx == 1 ? 2 : 1;
@@ -313,7 +283,6 @@ s_drain_dev (s_node_t *node, int idx)
                 s_rx_count [idx]++;
             }
         }
-        zmsg_destroy (&msg);
     }
 }
 
@@ -324,16 +293,15 @@ static bool
 s_pump (bool (*cond) (void), int timeout_ms)
 {
     int64_t deadline = s_ms () + timeout_ms;
-    zpoller_t *poller = zpoller_new (s_a.nat_in, s_b.nat_in, s_a.dev_in, s_b.dev_in, NULL);
+    bus_pipe_t *pipes [] = { s_a.nat_in, s_b.nat_in, s_a.dev_in, s_b.dev_in };
     bool ok = false;
     while (!(ok = cond ()) && s_ms () < deadline) {
-        zpoller_wait (poller, 10);
+        s_wait (pipes, 4, 10);
         s_drain_nat (&s_a, &s_b, 0);
         s_drain_nat (&s_b, &s_a, 1);
         s_drain_dev (&s_a, 0);
         s_drain_dev (&s_b, 1);
     }
-    zpoller_destroy (&poller);
     return ok;
 }
 
@@ -607,7 +575,7 @@ s_cmd_bench (int seconds)
     int64_t t0 = s_ms (), end = t0 + seconds * 1000;
     uint64_t sent = 0, dropped = 0;
     s_bench_out = 0;
-    zpoller_t *poller = zpoller_new (s_a.nat_in, NULL);
+    bus_pipe_t *pipes [] = { s_a.nat_in };
     while (s_ms () < end) {
         if (bus_pipe_writable (s_a.dev_out)) {
             for (int i = 0; i < 64; i++)
@@ -618,17 +586,17 @@ s_cmd_bench (int seconds)
                 dropped += 64;
         }
         else
-            zpoller_wait (poller, 1);
+            s_wait (pipes, 1, 1);
         s_drain_nat (&s_a, NULL, 0);
-        zmsg_t *msg;
-        while ((msg = zmsg_recv_nowait (s_a.dev_in)))
-            zmsg_destroy (&msg);
+        bus_batch_iter_t iter;
+        while (bus_pipe_recv (s_a.dev_in, &iter, 0) != 0)
+            ;
     }
     //  What is still in flight: until nothing more comes for 200 ms
     int64_t t_last = s_ms ();
     uint64_t seen = s_bench_out;
     while (s_bench_out < sent && s_ms () - t_last < 200) {
-        zpoller_wait (poller, 10);
+        s_wait (pipes, 1, 10);
         s_drain_nat (&s_a, NULL, 0);
         if (s_bench_out != seen) {
             seen = s_bench_out;
@@ -640,7 +608,6 @@ s_cmd_bench (int seconds)
     printf ("bench: crypto counted pipe_full %" PRIu64 " (crypto-nat full: the probe reads slower than crypto "
             "encrypts), probe-side drops on dev-crypto %" PRIu64 "\n", s_counter (st, "pipe_full"), dropped);
     free (st);
-    zpoller_destroy (&poller);
     printf ("bench: %" PRIu64 " packets of 1400 B sent in batches of 64, %" PRIu64 " out of crypto in %.2f s: "
             "%.0f packets/s, %.2f Gbit/s plaintext\n", sent, s_bench_out, secs,
             (double) s_bench_out / secs, (double) s_bench_out * 1400 * 8 / secs / 1e9);

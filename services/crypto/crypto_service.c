@@ -391,7 +391,7 @@ s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 
 //  dev-crypto: plaintext from device, tag = destination peer or every peer
 static int
-s_on_device (zloop_t *loop, zsock_t *sock, void *arg)
+s_on_device (bus_pipe_t *pipe, void *arg)
 {
     crypto_service_t *self = (crypto_service_t *) arg;
     bus_batch_iter_t iter;
@@ -495,7 +495,7 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
 
 //  nat-crypto: wire datagrams, tag = nat's handle of the source address
 static int
-s_on_nat (zloop_t *loop, zsock_t *sock, void *arg)
+s_on_nat (bus_pipe_t *pipe, void *arg)
 {
     crypto_service_t *self = (crypto_service_t *) arg;
     bus_batch_iter_t iter;
@@ -939,8 +939,11 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     bus_service_add_pipe (svc, self->to_dev);
 
     zloop_t *loop = bus_service_loop (svc);
-    zloop_reader (loop, bus_pipe_sock (self->from_dev), s_on_device, self);
-    zloop_reader (loop, bus_pipe_sock (self->from_nat), s_on_nat, self);
+    if (bus_pipe_attach (self->from_dev, loop, s_on_device, self)
+    ||  bus_pipe_attach (self->from_nat, loop, s_on_nat, self)) {
+        snprintf (err, errsize, "cannot poll the data pipes");
+        goto fail;
+    }
     self->timer_id = zloop_timer (loop, CRYPTO_TICK_MS, 0, s_on_tick, self);
     bus_service_handle (svc, "crypto.key", s_on_key, self);
     bus_service_handle (svc, "crypto.status", s_on_status, self);
@@ -965,10 +968,6 @@ crypto_service_destroy (crypto_service_t **self_p)
     if (!self)
         return;
     zloop_t *loop = bus_service_loop (self->svc);
-    if (self->from_dev)
-        zloop_reader_end (loop, bus_pipe_sock (self->from_dev));
-    if (self->from_nat)
-        zloop_reader_end (loop, bus_pipe_sock (self->from_nat));
     if (self->timer_id >= 0)
         zloop_timer_end (loop, self->timer_id);
     bus_pipe_destroy (&self->from_dev);

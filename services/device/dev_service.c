@@ -317,7 +317,7 @@ s_tun_poll (dev_service_t *self, bool on)
 //  Inbound: crypto-dev -> TUN
 
 static int
-s_from_crypto (zloop_t *loop, zsock_t *reader, void *arg)
+s_from_crypto (bus_pipe_t *pipe, void *arg)
 {
     dev_service_t *self = (dev_service_t *) arg;
     uint64_t now_ms = (uint64_t) zclock_mono ();
@@ -740,8 +740,11 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
         self->split = (uint8_t *) malloc (DEV_GSO_OUT_SIZE);
         assert (self->frame && self->split);
     }
-    zloop_reader (self->loop, bus_pipe_sock (self->from_crypto), s_from_crypto, self);
-    zloop_reader_set_tolerant (self->loop, bus_pipe_sock (self->from_crypto));
+    if (bus_pipe_attach (self->from_crypto, self->loop, s_from_crypto, self)) {
+        snprintf (err, errsize, "cannot poll the data pipe %s", bus_pipe_name (self->from_crypto));
+        dev_service_destroy (&self);
+        return NULL;
+    }
 
     bus_service_handle (svc, "device.status", s_on_status, self);
     bus_service_on_connect (svc, s_on_connect, self);
@@ -776,8 +779,6 @@ dev_service_destroy (dev_service_t **self_p)
         zloop_timer_end (self->loop, self->resume_timer);
     if (self->key_timer != -1)
         zloop_timer_end (self->loop, self->key_timer);
-    if (self->from_crypto)
-        zloop_reader_end (self->loop, bus_pipe_sock (self->from_crypto));
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);

@@ -132,7 +132,7 @@ s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
 }
 
 static int
-s_reflect_ready (zloop_t *loop, zsock_t *reader, void *arg)
+s_reflect_ready (bus_pipe_t *pipe, void *arg)
 {
     s_reflector_t *self = (s_reflector_t *) arg;
     for (int round = 0; round < 16; round++) {
@@ -171,11 +171,10 @@ s_reflect (void)
         return s_fail ("cannot open the bus or the pipes");
     bus_service_set_heartbeat (self.svc, 200);
     bus_service_handle (self.svc, "nat.dial", s_on_dial, &self);
-    zloop_reader (bus_service_loop (self.svc), bus_pipe_sock (self.from_nat), s_reflect_ready, &self);
+    bus_pipe_attach (self.from_nat, bus_service_loop (self.svc), s_reflect_ready, &self);
     printf ("ready\n");
     fflush (stdout);
     bus_service_run (self.svc);
-    zloop_reader_end (bus_service_loop (self.svc), bus_pipe_sock (self.from_nat));
     bus_pipe_destroy (&self.from_nat);
     bus_pipe_destroy (&self.to_nat);
     bus_batch_destroy (&self.batch);

@@ -357,7 +357,7 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
 }
 
 static int
-s_pipe_ready (zloop_t *loop, zsock_t *reader, void *arg)
+s_pipe_ready (bus_pipe_t *pipe, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     int64_t now = s_now ();
@@ -789,7 +789,7 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     self->resolver_item = (zmq_pollitem_t) { NULL, nat_resolver_fd (self->resolver), ZMQ_POLLIN, 0 };
     if (zloop_poller (self->loop, &self->udp_item, s_udp_ready, self)
     ||  zloop_poller (self->loop, &self->resolver_item, s_resolver_ready, self)
-    ||  zloop_reader (self->loop, bus_pipe_sock (self->from_crypto), s_pipe_ready, self))
+    ||  bus_pipe_attach (self->from_crypto, self->loop, s_pipe_ready, self))
         return s_fail (err, err_size, "cannot add the sockets to the loop");
     self->tick_timer = zloop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
@@ -836,8 +836,6 @@ nat_service_destroy (nat_service_t **self_p)
         zloop_poller_end (self->loop, &self->udp_item);
     if (self->resolver)
         zloop_poller_end (self->loop, &self->resolver_item);
-    if (self->from_crypto)
-        zloop_reader_end (self->loop, bus_pipe_sock (self->from_crypto));
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);
