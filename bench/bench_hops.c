@@ -6,7 +6,7 @@
     left ZeroMQ the same ring took 777 us against 281 us for the pairs
     (docs/benchmarks.md).
 
-        bench_hops [-n HOPS] [-s SECONDS] [-i INTERVAL_US] [-p BYTES] [-t pipe|pair] [-m]
+        bench_hops [-n HOPS] [-s SECONDS] [-i INTERVAL_US] [-p BYTES] [-t pipe|service|pair] [-m]
 
     Process i (0 = the parent) receives on link i-1 and forwards every packet,
     re-packed into a fresh batch as a service does, on link i; the parent times
@@ -82,6 +82,52 @@ s_forward (s_link_t *out, bus_batch_iter_t *iter, bus_batch_t *batch)
     s_send (out, batch);
 }
 
+//  -t service: a forwarder shaped like a Bifrost service, its pipe in a zloop
+//  next to two idle ZeroMQ sockets (the bus DEALER and SUB) and a heartbeat
+//  timer, to see what the service loop adds to a hop.
+typedef struct {
+    s_link_t *out;
+    bus_batch_t *batch;
+} s_hop_t;
+
+static int
+s_on_hop (bus_pipe_t *pipe, void *arg)
+{
+    s_hop_t *hop = (s_hop_t *) arg;
+    bus_batch_iter_t iter;
+    for (int n = 0; n < 16; n++) {
+        int rc = bus_pipe_recv (pipe, &iter, 0);
+        if (rc == 0)
+            break;
+        if (rc == 1)
+            s_forward (hop->out, &iter, hop->batch);
+    }
+    return 0;
+}
+
+static int s_on_idle (zloop_t *loop, zsock_t *reader, void *arg) { return 0; }
+static int s_on_tick (zloop_t *loop, int timer_id, void *arg) { return 0; }
+static int s_on_end (zloop_t *loop, int timer_id, void *arg) { return -1; }
+
+static void
+s_forward_in_loop (s_link_t *in, s_link_t *out, bus_batch_t *batch, int seconds)
+{
+    zsys_handler_set (NULL);
+    zloop_t *loop = zloop_new ();
+    zsock_t *dealer = zsock_new (ZMQ_DEALER), *sub = zsock_new (ZMQ_SUB);
+    zloop_reader (loop, dealer, s_on_idle, NULL);
+    zloop_reader (loop, sub, s_on_idle, NULL);
+    zloop_timer (loop, 1000, 0, s_on_tick, NULL);
+    zloop_timer (loop, (size_t) (seconds + 10) * 1000, 1, s_on_end, NULL);
+    s_hop_t hop = { out, batch };
+    bus_pipe_attach (in->pipe, loop, s_on_hop, &hop);
+    zloop_start (loop);
+    bus_pipe_detach (in->pipe);
+    zloop_destroy (&loop);
+    zsock_destroy (&dealer);
+    zsock_destroy (&sub);
+}
+
 static int
 s_compare (const void *a, const void *b)
 {
@@ -93,7 +139,7 @@ int
 main (int argc, char **argv)
 {
     int hops = 8, seconds = 3, interval_us = 0, bytes = 84;
-    bool markdown = false, via_pipe = true;
+    bool markdown = false, via_pipe = true, as_service = false;
     int c;
     while ((c = getopt (argc, argv, "n:s:i:p:t:mh")) != -1) {
         switch (c) {
@@ -101,10 +147,11 @@ main (int argc, char **argv)
             case 's': seconds = atoi (optarg); break;
             case 'i': interval_us = atoi (optarg); break;
             case 'p': bytes = atoi (optarg); break;
-            case 't': via_pipe = strcmp (optarg, "pair") != 0; break;
+            case 't': via_pipe = strcmp (optarg, "pair") != 0;
+                      as_service = strcmp (optarg, "service") == 0; break;
             case 'm': markdown = true; break;
             default:
-                fprintf (stderr, "usage: bench_hops [-n HOPS] [-s SECONDS] [-i INTERVAL_US] [-p BYTES] [-t pipe|pair] [-m]\n");
+                fprintf (stderr, "usage: bench_hops [-n HOPS] [-s SECONDS] [-i INTERVAL_US] [-p BYTES] [-t pipe|service|pair] [-m]\n");
                 return c == 'h' ? 0 : 2;
         }
     }
@@ -157,7 +204,9 @@ main (int argc, char **argv)
     if (me != 0) {
         //  Forwarder
         bus_batch_iter_t iter;
-        while (s_now () - start < seconds + 10) {
+        if (as_service)
+            s_forward_in_loop (&in, &out, batch, seconds);
+        while (!as_service && s_now () - start < seconds + 10) {
             int rc = s_recv (&in, &iter, 200);
             if (rc == 1)
                 s_forward (&out, &iter, batch);
@@ -215,7 +264,8 @@ main (int argc, char **argv)
     }
     qsort (rtt, count, sizeof *rtt, s_compare);
     double median = rtt [count / 2], p99 = rtt [count * 99 / 100];
-    const char *what = via_pipe ? "bus_pipe" : "SOCK_SEQPACKET pair";
+    const char *what = as_service ? "bus_pipe in a service loop"
+                     : via_pipe ? "bus_pipe" : "SOCK_SEQPACKET pair";
     if (markdown)
         printf ("| %s, %d hops, %d B, every %d us | %.0f us | %.0f us | %.1f us | %zu |\n",
                 what, hops, bytes, interval_us, median, p99, median / hops, count);

@@ -699,7 +699,7 @@ bus_pipe_test (bool verbose)
     assert (bus_pipe_new (dir, "x", (bus_pipe_dir_t) 7, 0) == NULL);
     assert (bus_pipe_new ("/nonexistent/dir", "x", BUS_PIPE_RECEIVER, 0) == NULL);
     //  A sender may start before its receiver: it drops, counted, until linked
-    bus_pipe_t *tx = bus_pipe_new (dir, "device->crypto", BUS_PIPE_SENDER, 8);
+    bus_pipe_t *tx = bus_pipe_new (dir, "device->crypto", BUS_PIPE_SENDER, 16);
     assert (tx && bus_pipe_fd (tx) == -1 && !bus_pipe_writable (tx));
     bus_batch_add (batch, 0, "early", 5);
     assert (bus_pipe_send (tx, batch) == -1 && bus_batch_count (batch) == 0);

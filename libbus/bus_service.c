@@ -10,7 +10,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 typedef struct {
     char type [BUS_TYPE_MAX + 1];
@@ -38,6 +41,7 @@ struct _bus_service_t {
     zsock_t *dealer;            //  to the broker's ROUTER
     zsock_t *sub;               //  from the broker's events XPUB
     zsock_t *monitor;           //  connection events of the dealer
+    int kick_fd;                //  eventfd: look at the bus sockets again
     int announce_timer;         //  pending coalesced re-announcement, or -1
     zloop_t *loop;
     zlistx_t *handlers;         //  of s_handler_t, exact type match
@@ -78,6 +82,7 @@ bus_service_new (const char *name, const char *instance, const char *run_dir)
     snprintf (self->run_dir, sizeof self->run_dir, "%s", bus_run_dir (run_dir));
     self->heartbeat_ms = BUS_HEARTBEAT_MS_DEFAULT;
     self->ready_fd = -1;
+    self->kick_fd = -1;
     self->handlers = zlistx_new ();
     self->subscriptions = zlistx_new ();
     self->on_connect = zlistx_new ();
@@ -138,6 +143,8 @@ bus_service_destroy (bus_service_t **self_p)
         }
         zsock_destroy (&self->dealer);
         zsock_destroy (&self->sub);
+        if (self->kick_fd != -1)
+            close (self->kick_fd);
         zlistx_destroy (&self->handlers);
         zlistx_destroy (&self->subscriptions);
         zlistx_destroy (&self->on_connect);
@@ -167,6 +174,28 @@ bus_service_handle (bus_service_t *self, const char *type, bus_handler_fn *fn, v
     zlistx_add_end (self->handlers, h);
 }
 
+//  The loop polls the bus sockets by their ZMQ_FD, as plain descriptors, and
+//  not as ZeroMQ sockets: zmq_poll asks every ZeroMQ socket in its set for its
+//  events before and after each wait, two system calls each, on every wakeup,
+//  and most wakeups of device, crypto and nat are data packets (a ping paid 12
+//  needless system calls per service it crossed). ZMQ_FD only says "look": a
+//  handler drains its socket until ZeroMQ has nothing more, and after we send
+//  or subscribe, which can take a pending wakeup away, we look again.
+static void
+s_kick (bus_service_t *self)
+{
+    uint64_t one = 1;
+    if (self->kick_fd != -1 && write (self->kick_fd, &one, sizeof one) != sizeof one)
+        bus_debug ("bus socket wakeup: %s", strerror (errno));
+}
+
+static void
+s_recheck (bus_service_t *self, zsock_t *sock)
+{
+    if (self->kick_fd != -1 && (zsock_events (sock) & ZMQ_POLLIN))
+        s_kick (self);
+}
+
 void
 bus_service_subscribe (bus_service_t *self, const char *type_prefix, bus_handler_fn *fn, void *arg)
 {
@@ -178,6 +207,7 @@ bus_service_subscribe (bus_service_t *self, const char *type_prefix, bus_handler
     char topic [BUS_TYPE_MAX + 8];
     snprintf (topic, sizeof topic, "evt.%s", type_prefix);
     zsock_set_subscribe (self->sub, topic);
+    s_recheck (self, self->sub);
 }
 
 void
@@ -197,6 +227,7 @@ s_send_envelope (bus_service_t *self, bus_envelope_t *env)
     bus_envelope_encode (env, &data, &size);
     int rc = zmq_send (zsock_resolve (self->dealer), data, size, ZMQ_DONTWAIT);
     free (data);
+    s_recheck (self, self->dealer);
     if (rc < 0) {
         self->stats.dropped++;
         return -1;
@@ -426,14 +457,17 @@ s_dispatch (bus_service_t *self, bus_envelope_t *env)
         bus_debug ("no handler for %s from %s", type, bus_envelope_from (env));
 }
 
-static int
-s_dealer_ready (zloop_t *loop, zsock_t *reader, void *arg)
+static void
+s_drain_dealer (bus_service_t *self)
 {
-    bus_service_t *self = (bus_service_t *) arg;
-    for (int round = 0; round < 256 && !self->stopping; round++) {
+    for (int round = 0; !self->stopping; round++) {
+        if (round == 256) {
+            s_kick (self);          //  the rest on the next turn of the loop
+            break;
+        }
         zmq_msg_t frame;
         zmq_msg_init (&frame);
-        if (zmq_msg_recv (&frame, zsock_resolve (reader), ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv (&frame, zsock_resolve (self->dealer), ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&frame);
             break;
         }
@@ -449,20 +483,16 @@ s_dealer_ready (zloop_t *loop, zsock_t *reader, void *arg)
         s_dispatch (self, env);
         bus_envelope_destroy (&env);
     }
-    return self->stopping ? -1 : 0;
 }
 
-static int
-s_sub_ready (zloop_t *loop, zsock_t *reader, void *arg)
+//  One event from the broker.
+static void
+s_on_event (bus_service_t *self, zmsg_t *msg)
 {
-    bus_service_t *self = (bus_service_t *) arg;
-    zmsg_t *msg = zmsg_recv (reader);
-    if (!msg)
-        return 0;
     if (zmsg_size (msg) != 2) {
         self->stats.bad_input++;
         zmsg_destroy (&msg);
-        return 0;
+        return;
     }
     zframe_t *topic = zmsg_first (msg);
     zframe_t *body = zmsg_next (msg);
@@ -472,7 +502,7 @@ s_sub_ready (zloop_t *loop, zsock_t *reader, void *arg)
     zmsg_destroy (&msg);
     if (!env) {
         self->stats.bad_input++;
-        return 0;
+        return;
     }
     self->stats.received++;
     const char *type = bus_envelope_type (env);
@@ -485,7 +515,20 @@ s_sub_ready (zloop_t *loop, zsock_t *reader, void *arg)
         if (strncmp (type, h->type, strlen (h->type)) == 0)
             h->fn (self, env, h->arg);
     bus_envelope_destroy (&env);
-    return self->stopping ? -1 : 0;
+}
+
+static void
+s_drain_sub (bus_service_t *self)
+{
+    for (int round = 0; !self->stopping && (zsock_events (self->sub) & ZMQ_POLLIN); round++) {
+        if (round == 256) {
+            s_kick (self);
+            break;
+        }
+        zmsg_t *msg = zmsg_recv (self->sub);
+        if (msg)
+            s_on_event (self, msg);
+    }
 }
 
 //  Heartbeat: hello to the broker (so a restarted broker relearns us) and HB to
@@ -504,14 +547,33 @@ s_heartbeat (zloop_t *loop, int timer_id, void *arg)
 }
 
 //  The dealer (re)connected to the broker: say hello now.
+static void
+s_drain_monitor (bus_service_t *self)
+{
+    bool connected = false;
+    while (self->monitor && (zsock_events (self->monitor) & ZMQ_POLLIN)) {
+        zmsg_t *event = zmsg_recv (self->monitor);
+        zmsg_destroy (&event);
+        connected = true;
+    }
+    if (connected)
+        s_hello (self);
+}
+
 static int
-s_monitor_ready (zloop_t *loop, zsock_t *reader, void *arg)
+s_bus_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     bus_service_t *self = (bus_service_t *) arg;
-    zmsg_t *event = zmsg_recv (reader);
-    zmsg_destroy (&event);
-    s_hello (self);
-    return 0;
+    if (item->fd == self->kick_fd) {
+        uint64_t count;
+        if (read (self->kick_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+            bus_debug ("bus socket wakeup: %s", strerror (errno));
+    }
+    //  Any of them: a send on one can take the wakeup of another away
+    s_drain_monitor (self);
+    s_drain_dealer (self);
+    s_drain_sub (self);
+    return self->stopping ? -1 : 0;
 }
 
 void
@@ -523,15 +585,22 @@ bus_service_stop (bus_service_t *self)
 static int
 s_prepare (bus_service_t *self)
 {
-    if (zloop_reader (self->loop, self->dealer, s_dealer_ready, self)
-    ||  zloop_reader (self->loop, self->sub, s_sub_ready, self))
+    if (self->kick_fd == -1)
+        self->kick_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->kick_fd == -1)
         return -1;
-    if (self->monitor && zloop_reader (self->loop, self->monitor, s_monitor_ready, self))
-        return -1;
+    int fds [4] = { self->kick_fd, zsock_fd (self->dealer), zsock_fd (self->sub),
+                    self->monitor ? zsock_fd (self->monitor) : -1 };
+    for (int i = 0; i < 4; i++) {
+        zmq_pollitem_t item = { NULL, fds [i], ZMQ_POLLIN, 0 };
+        if (fds [i] != -1 && zloop_poller (self->loop, &item, s_bus_ready, self))
+            return -1;
+    }
     //  Subscribed last on purpose: subscriptions travel in order, so when the broker
     //  sees this one (and answers with bus.sync, see bus_broker.c) all of ours are in
     //  place and the re-announcements it triggers reach us
     zsock_set_subscribe (self->sub, "evt.bus.sync");
+    s_kick (self);              //  whatever arrived before the loop ran
     self->heartbeat_timer = zloop_timer (self->loop, (size_t) self->heartbeat_ms, 0, s_heartbeat, self);
     if (self->heartbeat_timer < 0)
         return -1;
