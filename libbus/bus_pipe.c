@@ -29,6 +29,7 @@ struct _bus_pipe_t {
     int conns [BUS_PIPE_SENDERS_MAX];
     size_t conn_count;
     size_t next;                        //  the sender to read first (round robin)
+    bool delivered;                     //  the last recv returned a batch
     uint8_t *buf;                       //  the last received batch
     zloop_t *loop;                      //  while attached
     zmq_pollitem_t item;
@@ -547,8 +548,17 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
             if (self->mirror_fn)
                 s_mirror (self, self->buf, (size_t) n);
             self->stats.bytes_received += bus_batch_iter_bytes (iter);
+            self->delivered = true;
             return 1;
         }
+        //  Drained what the last wakeup brought: new senders can wait for the
+        //  next call, the descriptor stays readable for them (one system call
+        //  less per wakeup)
+        if (timeout_ms == 0 && round == 0 && self->delivered) {
+            self->delivered = false;
+            return 0;
+        }
+        self->delivered = false;
         int wait = 0;
         if (timeout_ms < 0)
             wait = -1;

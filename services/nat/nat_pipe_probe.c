@@ -349,7 +349,7 @@ s_bench (uint16_t port, int seconds, size_t size)
     bus_pipe_t *pipe = bus_pipe_new (s_run_dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
     if (!pipe)
         return s_fail ("cannot bind the pipe");
-    //  Wait until nat's PUSH has reconnected to us: ping-shaped datagrams until one arrives
+    //  Wait until nat's sender has linked to us again: ping-shaped datagrams until one arrives
     nat_udp_t *udp = s_udp (false);
     nat_addr_t nat;
     nat_addr_set_ip (&nat, "127.0.0.1", port);

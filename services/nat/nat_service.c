@@ -314,6 +314,8 @@ s_udp_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
             else
                 self->counters.drop_oversize++;
         }
+        if (nat_udp_drained (self->udp))
+            break;
     }
     //  The read ran dry (or we yield to the other direction): send what we have
     flowing = s_flush_to_crypto (self) && flowing;
@@ -1033,7 +1035,7 @@ nat_service_test (bool verbose)
     bus_batch_iter_t iter;
     bus_packet_t pkt;
     int rc = 0;
-    //  The PUSH of nat-crypto may take a moment to connect: send until it arrives
+    //  nat-crypto links on its first send after the receiver listens: send until it arrives
     for (int attempt = 0; attempt < 50 && rc != 1; attempt++) {
         assert (nat_udp_send (remote, &tx, 1) == 1);
         rc = bus_pipe_recv (from_nat, &iter, 100);
@@ -1056,7 +1058,7 @@ nat_service_test (bool verbose)
     uint8_t reply [100];
     memset (reply, 0xAB, sizeof reply);
     uint32_t stale = handle + (1u << 10);
-    //  Our PUSH may not have connected yet (a failed send drops the batch)
+    //  Our sender may not be linked yet (a failed send drops the batch)
     rc = -1;
     for (int attempt = 0; attempt < 100 && rc != 0; attempt++) {
         if (attempt)

@@ -38,6 +38,7 @@ struct _nat_udp_t {
     uint16_t port;
     int rcvbuf, sndbuf;
     bool gso, gro, single;
+    bool drained;                       //  the last recv emptied the socket
     size_t slot_size;                   //  bytes per receive buffer
     uint8_t *rx_buf;                    //  NAT_UDP_BATCH x slot_size, allocated once
     struct mmsghdr rx_msgs [NAT_UDP_BATCH];
@@ -257,10 +258,13 @@ s_recv_single (nat_udp_t *self)
     return n_out;
 }
 
+bool nat_udp_drained (nat_udp_t *self) { return self->drained; }
+
 size_t
 nat_udp_recv (nat_udp_t *self, nat_udp_rx_t **out)
 {
     *out = self->rx_out;
+    self->drained = false;
     if (self->single)
         return s_recv_single (self);
     for (size_t i = 0; i < NAT_UDP_BATCH; i++) {
@@ -272,6 +276,8 @@ nat_udp_recv (nat_udp_t *self, nat_udp_rx_t **out)
     }
     int r = recvmmsg (self->fd, self->rx_msgs, NAT_UDP_BATCH, 0, NULL);
     self->stats.recv_calls++;
+    //  recvmmsg stops early only when nothing more is waiting (or on an error)
+    self->drained = r < NAT_UDP_BATCH;
     if (r < 0) {
         if (!s_would_block (errno) && errno != EINTR)
             self->stats.recv_errors++;

@@ -80,6 +80,10 @@ bool nat_udp_gro (nat_udp_t *self);
 //  more when GRO coalesced them). *out points at the datagrams; returns how many,
 //  0 when nothing was waiting.
 size_t nat_udp_recv (nat_udp_t *self, nat_udp_rx_t **out);
+//  True when the last nat_udp_recv found the socket empty before its batch was
+//  full: calling again now would only return nothing (one system call saved
+//  per wakeup at low rates, where latency counts).
+bool nat_udp_drained (nat_udp_t *self);
 
 //  Sends count datagrams, each to its own destination. Returns how many the kernel
 //  took; the others are counted (send_errors, send_dropped).
