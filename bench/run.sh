@@ -16,7 +16,7 @@ for p in "$pipe" "$broker" "$hops"; do
     [ -x "$p" ] || { echo "run.sh: $p is not built (run make bench)" >&2; exit 1; }
 done
 
-echo "## Data pipes (bus_pipe over ipc, two processes, $(nproc) CPUs, median of $rounds x ${secs} s)"
+echo "## Data pipes (bus_pipe over SOCK_SEQPACKET, two processes, $(nproc) CPUs, median of $rounds x ${secs} s)"
 echo
 echo "| pipe | packets/s | Gbit/s | dropped |"
 echo "|---|---|---|---|"
@@ -40,7 +40,7 @@ echo "## Pipe hops (one ping-sized packet around a ring of 8 processes, ${secs} 
 echo
 echo "| transport | median RTT | p99 | per hop | samples |"
 echo "|---|---|---|---|---|"
-for t in pipe pair; do
+for t in pipe service pair; do
     for i in 0 10000; do
         "$hops" -m -t "$t" -n 8 -i "$i" -s "$secs"
     done

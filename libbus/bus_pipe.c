@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 struct _bus_pipe_t {
@@ -48,14 +47,6 @@ struct _bus_pipe_t {
     uint32_t mirror_every, mirror_snaplen, mirror_countdown;
     bus_pipe_sample_t *sample;
 };
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool
 s_name_valid (const char *name)
@@ -125,7 +116,7 @@ s_connect (bus_pipe_t *self, bool now)
 {
     if (self->fd != -1)
         return true;
-    int64_t t = s_now_ms ();
+    int64_t t = zclock_mono ();
     if (!now && t < self->retry_at)
         return false;
     self->retry_at = t + BUS_PIPE_RETRY_MS;
@@ -526,7 +517,7 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
     assert (self && iter);
     assert (self->dir == BUS_PIPE_RECEIVER);
     memset (iter, 0, sizeof *iter);
-    int64_t deadline = timeout_ms > 0 ? s_now_ms () + timeout_ms : 0;
+    int64_t deadline = timeout_ms > 0 ? zclock_mono () + timeout_ms : 0;
     //  Read first: under load a batch is always there, and a wait per batch
     //  would cost a system call each. Three rounds are enough for timeout 0:
     //  read, take new senders, read again.
@@ -564,7 +555,7 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
             wait = -1;
         else
         if (timeout_ms > 0) {
-            int64_t left = deadline - s_now_ms ();
+            int64_t left = deadline - zclock_mono ();
             wait = left > 0 ? (int) left : 0;
         }
         if (wait == 0 && round >= 2)
