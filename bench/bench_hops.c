@@ -82,7 +82,7 @@ s_forward (s_link_t *out, bus_batch_iter_t *iter, bus_batch_t *batch)
     s_send (out, batch);
 }
 
-//  -t service: a forwarder shaped like a Bifrost service, its pipe in a zloop
+//  -t service: a forwarder shaped like a Bifrost service, its pipe in a bus_loop
 //  next to two idle ZeroMQ sockets polled by their ZMQ_FD (the bus DEALER and
 //  SUB, as bus_service does) and a heartbeat timer, to see what the service
 //  loop adds to a hop.
@@ -106,28 +106,28 @@ s_on_hop (bus_pipe_t *pipe, void *arg)
     return 0;
 }
 
-static int s_on_idle (zloop_t *loop, zmq_pollitem_t *item, void *arg) { return 0; }
-static int s_on_tick (zloop_t *loop, int timer_id, void *arg) { return 0; }
-static int s_on_end (zloop_t *loop, int timer_id, void *arg) { return -1; }
+static int s_on_idle (bus_loop_t *loop, zmq_pollitem_t *item, void *arg) { return 0; }
+static int s_on_tick (bus_loop_t *loop, int timer_id, void *arg) { return 0; }
+static int s_on_end (bus_loop_t *loop, int timer_id, void *arg) { return -1; }
 
 static void
 s_forward_in_loop (s_link_t *in, s_link_t *out, bus_batch_t *batch, int seconds)
 {
     zsys_handler_set (NULL);
-    zloop_t *loop = zloop_new ();
+    bus_loop_t *loop = bus_loop_new ();
     zsock_t *dealer = zsock_new (ZMQ_DEALER), *sub = zsock_new (ZMQ_SUB);
     zmq_pollitem_t items [2] = {
         { NULL, zsock_fd (dealer), ZMQ_POLLIN, 0 }, { NULL, zsock_fd (sub), ZMQ_POLLIN, 0 }
     };
-    zloop_poller (loop, &items [0], s_on_idle, NULL);
-    zloop_poller (loop, &items [1], s_on_idle, NULL);
-    zloop_timer (loop, 1000, 0, s_on_tick, NULL);
-    zloop_timer (loop, (size_t) (seconds + 10) * 1000, 1, s_on_end, NULL);
+    bus_loop_poller (loop, &items [0], s_on_idle, NULL);
+    bus_loop_poller (loop, &items [1], s_on_idle, NULL);
+    bus_loop_timer (loop, 1000, 0, s_on_tick, NULL);
+    bus_loop_timer (loop, (size_t) (seconds + 10) * 1000, 1, s_on_end, NULL);
     s_hop_t hop = { out, batch };
     bus_pipe_attach (in->pipe, loop, s_on_hop, &hop);
-    zloop_start (loop);
+    bus_loop_start (loop);
     bus_pipe_detach (in->pipe);
-    zloop_destroy (&loop);
+    bus_loop_destroy (&loop);
     zsock_destroy (&dealer);
     zsock_destroy (&sub);
 }

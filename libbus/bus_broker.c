@@ -29,7 +29,7 @@ struct _bus_broker_t {
     zhashx_t *rr;               //  service name -> round-robin cursor (uint32 in a pointer-sized slot)
     bus_broker_stats_t stats;
     int expiry_timer;
-    zloop_t *loop;
+    bus_loop_t *loop;
 };
 
 static void
@@ -101,7 +101,7 @@ bus_broker_destroy (bus_broker_t **self_p)
     bus_broker_t *self = *self_p;
     if (self) {
         if (self->loop)
-            zloop_reader_end (self->loop, self->router);
+            bus_loop_reader_end (self->loop, self->router);
         zsock_destroy (&self->router);
         zsock_destroy (&self->events);
         zsock_destroy (&self->tap);
@@ -256,7 +256,7 @@ s_handle_own (bus_broker_t *self, bus_envelope_t *env)
 }
 
 static int
-s_router_ready (zloop_t *loop, zsock_t *reader, void *arg)
+s_router_ready (bus_loop_t *loop, zsock_t *reader, void *arg)
 {
     bus_broker_t *self = (bus_broker_t *) arg;
     void *router = zsock_resolve (reader);
@@ -361,7 +361,7 @@ s_router_ready (zloop_t *loop, zsock_t *reader, void *arg)
 
 //  Subscriptions to the tap arrive as messages: 1 = subscribe, 0 = unsubscribe.
 static int
-s_tap_ready (zloop_t *loop, zsock_t *reader, void *arg)
+s_tap_ready (bus_loop_t *loop, zsock_t *reader, void *arg)
 {
     bus_broker_t *self = (bus_broker_t *) arg;
     zframe_t *frame = zframe_recv (reader);
@@ -382,7 +382,7 @@ s_tap_ready (zloop_t *loop, zsock_t *reader, void *arg)
 //  announce their state again, so the newcomer misses nothing published while it
 //  was away (the slow-joiner problem of pub/sub).
 static int
-s_events_ready (zloop_t *loop, zsock_t *reader, void *arg)
+s_events_ready (bus_loop_t *loop, zsock_t *reader, void *arg)
 {
     bus_broker_t *self = (bus_broker_t *) arg;
     zframe_t *frame = zframe_recv (reader);
@@ -414,7 +414,7 @@ s_events_ready (zloop_t *loop, zsock_t *reader, void *arg)
 //  for the rest, and generous, because a loaded machine delays hellos and a
 //  forgotten instance means refused requests until its next hello.
 static int
-s_expire (zloop_t *loop, int timer_id, void *arg)
+s_expire (bus_loop_t *loop, int timer_id, void *arg)
 {
     bus_broker_t *self = (bus_broker_t *) arg;
     int64_t now = zclock_mono ();
@@ -430,19 +430,19 @@ s_expire (zloop_t *loop, int timer_id, void *arg)
 }
 
 int
-bus_broker_attach (bus_broker_t *self, zloop_t *loop)
+bus_broker_attach (bus_broker_t *self, bus_loop_t *loop)
 {
     self->loop = loop;
-    if (zloop_reader (loop, self->router, s_router_ready, self)
-    ||  zloop_reader (loop, self->tap, s_tap_ready, self)
-    ||  zloop_reader (loop, self->events, s_events_ready, self))
+    if (bus_loop_reader (loop, self->router, s_router_ready, self)
+    ||  bus_loop_reader (loop, self->tap, s_tap_ready, self)
+    ||  bus_loop_reader (loop, self->events, s_events_ready, self))
         return -1;
-    self->expiry_timer = zloop_timer (loop, (size_t) self->heartbeat_ms, 0, s_expire, self);
+    self->expiry_timer = bus_loop_timer (loop, (size_t) self->heartbeat_ms, 0, s_expire, self);
     return self->expiry_timer < 0 ? -1 : 0;
 }
 
 static int
-s_actor_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+s_actor_pipe (bus_loop_t *loop, zsock_t *pipe, void *arg)
 {
     char *command = zstr_recv (pipe);
     int rc = command && streq (command, "$TERM") ? -1 : 0;
@@ -461,18 +461,18 @@ void
 bus_broker_actor (zsock_t *pipe, void *args)
 {
     bus_broker_t *self = bus_broker_new ((const char *) args);
-    zloop_t *loop = zloop_new ();
+    bus_loop_t *loop = bus_loop_new ();
     if (!self || bus_broker_attach (self, loop)) {
         zsock_signal (pipe, 1);
         bus_broker_destroy (&self);
-        zloop_destroy (&loop);
+        bus_loop_destroy (&loop);
         return;
     }
-    zloop_reader (loop, pipe, s_actor_pipe, self);
-    zloop_set_nonstop (loop, true);
+    bus_loop_reader (loop, pipe, s_actor_pipe, self);
+    bus_loop_set_nonstop (loop, true);
     zsock_signal (pipe, 0);
-    zloop_start (loop);
-    zloop_destroy (&loop);
+    bus_loop_start (loop);
+    bus_loop_destroy (&loop);
     self->loop = NULL;
     bus_broker_destroy (&self);
 }

@@ -16,6 +16,7 @@
 
 #include <czmq.h>
 #include <stdbool.h>
+#include "bus_loop.h"
 #include <stdint.h>
 
 typedef struct _bus_broker_t bus_broker_t;
@@ -25,7 +26,7 @@ bus_broker_t *bus_broker_new (const char *run_dir);
 void bus_broker_destroy (bus_broker_t **self_p);
 
 //  Adds the broker's readers to loop (the bus service's loop).
-int bus_broker_attach (bus_broker_t *self, zloop_t *loop);
+int bus_broker_attach (bus_broker_t *self, bus_loop_t *loop);
 //  The random id of this broker run, sent in every bus.welcome.
 uint64_t bus_broker_epoch (bus_broker_t *self);
 //  Instances expire after 10 missed hellos of this interval.

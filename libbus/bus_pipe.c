@@ -30,7 +30,7 @@ struct _bus_pipe_t {
     size_t next;                        //  the sender to read first (round robin)
     bool delivered;                     //  the last recv returned a batch
     uint8_t *buf;                       //  the last received batch
-    zloop_t *loop;                      //  while attached
+    bus_loop_t *loop;                      //  while attached
     zmq_pollitem_t item;
     bus_pipe_ready_fn *ready_fn;
     void *ready_arg;
@@ -244,14 +244,14 @@ bus_pipe_stats (bus_pipe_t *self, bus_pipe_stats_t *stats)
 }
 
 static int
-s_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     bus_pipe_t *self = (bus_pipe_t *) arg;
     return self->ready_fn (self, self->ready_arg);
 }
 
 int
-bus_pipe_attach (bus_pipe_t *self, zloop_t *loop, bus_pipe_ready_fn *fn, void *arg)
+bus_pipe_attach (bus_pipe_t *self, bus_loop_t *loop, bus_pipe_ready_fn *fn, void *arg)
 {
     assert (self && loop && fn);
     assert (self->dir == BUS_PIPE_RECEIVER);
@@ -259,10 +259,10 @@ bus_pipe_attach (bus_pipe_t *self, zloop_t *loop, bus_pipe_ready_fn *fn, void *a
     self->item = (zmq_pollitem_t) { NULL, self->epfd, ZMQ_POLLIN, 0 };
     self->ready_fn = fn;
     self->ready_arg = arg;
-    if (zloop_poller (loop, &self->item, s_ready, self) == -1)
+    if (bus_loop_poller (loop, &self->item, s_ready, self) == -1)
         return -1;
     //  A poll error must not silently end the data path
-    zloop_poller_set_tolerant (loop, &self->item);
+    bus_loop_poller_set_tolerant (loop, &self->item);
     self->loop = loop;
     return 0;
 }
@@ -271,7 +271,7 @@ void
 bus_pipe_detach (bus_pipe_t *self)
 {
     if (self->loop) {
-        zloop_poller_end (self->loop, &self->item);
+        bus_loop_poller_end (self->loop, &self->item);
         self->loop = NULL;
     }
 }
@@ -679,7 +679,7 @@ s_on_ready (bus_pipe_t *pipe, void *arg)
 }
 
 static int
-s_on_give_up (zloop_t *loop, int timer_id, void *arg)
+s_on_give_up (bus_loop_t *loop, int timer_id, void *arg)
 {
     return -1;
 }
@@ -877,12 +877,12 @@ bus_pipe_test (bool verbose)
     bus_pipe_stats (rx, &stats);
     assert (stats.samples == 5);
 
-    //  In a zloop: the handler runs when batches wait, and a new sender's
+    //  In a bus_loop: the handler runs when batches wait, and a new sender's
     //  first batch wakes it too
-    zloop_t *loop = zloop_new ();
+    bus_loop_t *loop = bus_loop_new ();
     s_loop_seen_t seen = { rx, 0 };
     assert (bus_pipe_attach (rx, loop, s_on_ready, &seen) == 0);
-    zloop_timer (loop, 5000, 1, s_on_give_up, NULL);
+    bus_loop_timer (loop, 5000, 1, s_on_give_up, NULL);
     s_fill (batch, 12, 1, 10);
     assert (bus_pipe_send (tx, batch) == 0);
     s_fill (batch, 12, 1, 10);
@@ -890,11 +890,11 @@ bus_pipe_test (bool verbose)
     tx2 = bus_pipe_new (dir, "device->crypto", BUS_PIPE_SENDER, 0);
     s_fill (batch, 13, 1, 10);
     assert (bus_pipe_send (tx2, batch) == 0);
-    zloop_start (loop);
+    bus_loop_start (loop);
     assert (seen.batches == 3);
     bus_pipe_detach (rx);
     bus_pipe_detach (rx);       //  idempotent
-    zloop_destroy (&loop);
+    bus_loop_destroy (&loop);
     bus_pipe_destroy (&tx2);
 
     //  Drop when full: a receiver that does not read; the sender never blocks,

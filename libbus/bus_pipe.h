@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "bus_batch.h"
+#include "bus_loop.h"
 #include "bus_schema.h"
 
 #ifdef __cplusplus
@@ -63,7 +64,7 @@ const char *bus_pipe_name (bus_pipe_t *self);
 const char *bus_pipe_path (bus_pipe_t *self);
 //  A receiver's descriptor is readable while bus_pipe_recv has work (a batch,
 //  a new sender, a sender that left); a sender's is the connected socket, -1
-//  while not connected. For poll() outside a zloop.
+//  while not connected. For poll() outside a bus_loop.
 int bus_pipe_fd (bus_pipe_t *self);
 
 //  Called from the loop while the receiver has work. It should call
@@ -71,7 +72,7 @@ int bus_pipe_fd (bus_pipe_t *self);
 //  sources in (it is called again). Return -1 to end the loop.
 typedef int (bus_pipe_ready_fn) (bus_pipe_t *pipe, void *arg);
 //  Hands the receiver to loop. 0, or -1 when loop refuses the descriptor.
-int bus_pipe_attach (bus_pipe_t *self, zloop_t *loop, bus_pipe_ready_fn *fn, void *arg);
+int bus_pipe_attach (bus_pipe_t *self, bus_loop_t *loop, bus_pipe_ready_fn *fn, void *arg);
 //  Takes it back (no-op when not attached).
 void bus_pipe_detach (bus_pipe_t *self);
 

@@ -43,7 +43,7 @@ struct _bus_service_t {
     zsock_t *monitor;           //  connection events of the dealer
     int kick_fd;                //  eventfd: look at the bus sockets again
     int announce_timer;         //  pending coalesced re-announcement, or -1
-    zloop_t *loop;
+    bus_loop_t *loop;
     zlistx_t *handlers;         //  of s_handler_t, exact type match
     zlistx_t *subscriptions;    //  of s_handler_t, type prefix match
     zlistx_t *on_connect;       //  of s_connect_t
@@ -94,7 +94,7 @@ bus_service_new (const char *name, const char *instance, const char *run_dir)
     if (getrandom (&self->next_corr, sizeof self->next_corr, 0) != sizeof self->next_corr)
         self->next_corr = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_time ();
     self->next_corr |= 1;
-    self->loop = zloop_new ();
+    self->loop = bus_loop_new ();
 
     char endpoint [BUS_PATH_MAX];
     self->dealer = zsock_new (ZMQ_DEALER);
@@ -136,7 +136,7 @@ bus_service_destroy (bus_service_t **self_p)
     assert (self_p);
     bus_service_t *self = *self_p;
     if (self) {
-        zloop_destroy (&self->loop);
+        bus_loop_destroy (&self->loop);
         if (self->monitor) {
             zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
             zsock_destroy (&self->monitor);
@@ -158,7 +158,7 @@ const char *bus_service_name (bus_service_t *self) { return self->name; }
 const char *bus_service_instance (bus_service_t *self) { return self->instance; }
 const char *bus_service_run_dir (bus_service_t *self) { return self->run_dir; }
 uint64_t bus_service_epoch (bus_service_t *self) { return self->epoch; }
-zloop_t *bus_service_loop (bus_service_t *self) { return self->loop; }
+bus_loop_t *bus_service_loop (bus_service_t *self) { return self->loop; }
 bus_config_t *bus_service_config (bus_service_t *self) { return self->config; }
 void bus_service_set_config (bus_service_t *self, bus_config_t *config) { self->config = config; }
 void bus_service_set_heartbeat (bus_service_t *self, int interval_ms) { self->heartbeat_ms = interval_ms > 10 ? interval_ms : 10; }
@@ -319,7 +319,7 @@ s_pipe_mirror (bus_service_t *self, bus_envelope_t *env)
 }
 
 static int
-s_request_timeout (zloop_t *loop, int timer_id, void *arg)
+s_request_timeout (bus_loop_t *loop, int timer_id, void *arg)
 {
     s_pending_t *p = (s_pending_t *) arg;
     bus_service_t *self = p->svc;
@@ -347,7 +347,7 @@ bus_service_request (bus_service_t *self, const char *to, const bus_schema_t *sc
     p->corr = corr;
     p->fn = fn;
     p->arg = arg;
-    p->timer_id = zloop_timer (self->loop, (size_t) (timeout_ms > 0 ? timeout_ms : 1), 1, s_request_timeout, p);
+    p->timer_id = bus_loop_timer (self->loop, (size_t) (timeout_ms > 0 ? timeout_ms : 1), 1, s_request_timeout, p);
     zlistx_add_end (self->pending, p);
     return 0;
 }
@@ -374,7 +374,7 @@ s_announce (bus_service_t *self)
 }
 
 static int
-s_announce_timer (zloop_t *loop, int timer_id, void *arg)
+s_announce_timer (bus_loop_t *loop, int timer_id, void *arg)
 {
     bus_service_t *self = (bus_service_t *) arg;
     self->announce_timer = -1;
@@ -418,7 +418,7 @@ s_dispatch (bus_service_t *self, bus_envelope_t *env)
             if (p->corr == corr) {
                 bus_reply_fn *fn = p->fn;
                 void *arg = p->arg;
-                zloop_timer_end (self->loop, p->timer_id);
+                bus_loop_timer_end (self->loop, p->timer_id);
                 zlistx_delete (self->pending, zlistx_cursor (self->pending));
                 fn (self, env, arg);
                 return;
@@ -508,7 +508,7 @@ s_on_event (bus_service_t *self, zmsg_t *msg)
     const char *type = bus_envelope_type (env);
     if (streq (type, "bus.sync") && self->announce_timer < 0) {
         //  Coalesce: many services rejoining at once cost one announcement each
-        self->announce_timer = zloop_timer (self->loop, 20, 1, s_announce_timer, self);
+        self->announce_timer = bus_loop_timer (self->loop, 20, 1, s_announce_timer, self);
     }
     for (s_handler_t *h = (s_handler_t *) zlistx_first (self->subscriptions); h;
          h = (s_handler_t *) zlistx_next (self->subscriptions))
@@ -534,7 +534,7 @@ s_drain_sub (bus_service_t *self)
 //  Heartbeat: hello to the broker (so a restarted broker relearns us) and HB to
 //  the supervisor (so a hung loop is noticed).
 static int
-s_heartbeat (zloop_t *loop, int timer_id, void *arg)
+s_heartbeat (bus_loop_t *loop, int timer_id, void *arg)
 {
     bus_service_t *self = (bus_service_t *) arg;
     bus_ready_heartbeat (self->ready_fd);
@@ -561,7 +561,7 @@ s_drain_monitor (bus_service_t *self)
 }
 
 static int
-s_bus_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_bus_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     bus_service_t *self = (bus_service_t *) arg;
     if (item->fd == self->kick_fd) {
@@ -593,7 +593,7 @@ s_prepare (bus_service_t *self)
                     self->monitor ? zsock_fd (self->monitor) : -1 };
     for (int i = 0; i < 4; i++) {
         zmq_pollitem_t item = { NULL, fds [i], ZMQ_POLLIN, 0 };
-        if (fds [i] != -1 && zloop_poller (self->loop, &item, s_bus_ready, self))
+        if (fds [i] != -1 && bus_loop_poller (self->loop, &item, s_bus_ready, self))
             return -1;
     }
     //  Subscribed last on purpose: subscriptions travel in order, so when the broker
@@ -601,7 +601,7 @@ s_prepare (bus_service_t *self)
     //  place and the re-announcements it triggers reach us
     zsock_set_subscribe (self->sub, "evt.bus.sync");
     s_kick (self);              //  whatever arrived before the loop ran
-    self->heartbeat_timer = zloop_timer (self->loop, (size_t) self->heartbeat_ms, 0, s_heartbeat, self);
+    self->heartbeat_timer = bus_loop_timer (self->loop, (size_t) self->heartbeat_ms, 0, s_heartbeat, self);
     if (self->heartbeat_timer < 0)
         return -1;
     s_hello (self);
@@ -615,12 +615,12 @@ bus_service_run (bus_service_t *self)
         return -1;
     self->ready_fd = bus_ready_fd ();
     bus_ready_notify (self->ready_fd);
-    zloop_start (self->loop);
+    bus_loop_start (self->loop);
     return 0;
 }
 
 static int
-s_actor_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+s_actor_pipe (bus_loop_t *loop, zsock_t *pipe, void *arg)
 {
     char *command = zstr_recv (pipe);
     int rc = (!command || streq (command, "$TERM")) ? -1 : 0;
@@ -638,11 +638,11 @@ bus_service_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, 1);
         return;
     }
-    zloop_reader (self->loop, pipe, s_actor_pipe, self);
-    zloop_set_nonstop (self->loop, true);
+    bus_loop_reader (self->loop, pipe, s_actor_pipe, self);
+    bus_loop_set_nonstop (self->loop, true);
     zsock_signal (pipe, 0);
-    zloop_start (self->loop);
-    zloop_reader_end (self->loop, pipe);
+    bus_loop_start (self->loop);
+    bus_loop_reader_end (self->loop, pipe);
 }
 
 //  ---------------------------------------------------------------------------
@@ -771,7 +771,7 @@ typedef struct {
 static void s_test_reply (bus_service_t *svc, bus_envelope_t *reply, void *arg);
 
 static int
-s_test_retry (zloop_t *loop, int timer_id, void *arg)
+s_test_retry (bus_loop_t *loop, int timer_id, void *arg)
 {
     s_test_state_t *state = (s_test_state_t *) arg;
     sup_restart_t restart = { .service = "x" };
@@ -824,7 +824,7 @@ s_test_reply (bus_service_t *svc, bus_envelope_t *reply, void *arg)
         if (error.code == 404 && state->retries++ < 100) {
             //  alpha has not re-registered with a restarted broker yet: ask again,
             //  as a real service would
-            zloop_timer (bus_service_loop (svc), 20, 1, s_test_retry, state);
+            bus_loop_timer (bus_service_loop (svc), 20, 1, s_test_retry, state);
         }
     }
 }

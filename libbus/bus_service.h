@@ -7,7 +7,7 @@
     the handlers the service registered, delivers events it subscribed to, and
     re-announces its state after a broker restart. It stops cleanly on SIGTERM.
 
-    Everything runs on one zloop, so a test can run a whole service in-process as
+    Everything runs on one bus_loop, so a test can run a whole service in-process as
     an actor (bus_service_actor) and a service can add its own readers (a TUN fd, a
     data pipe) to the same loop. */
 #ifndef BUS_SERVICE_H_INCLUDED
@@ -15,6 +15,7 @@
 
 #include <czmq.h>
 #include "bus_config.h"
+#include "bus_loop.h"
 #include "bus_envelope.h"
 
 #ifdef __cplusplus
@@ -46,7 +47,7 @@ const char *bus_service_run_dir (bus_service_t *self);
 //  The current broker epoch; 0 while not connected.
 uint64_t bus_service_epoch (bus_service_t *self);
 //  The loop, to add readers and timers of the service's own.
-zloop_t *bus_service_loop (bus_service_t *self);
+bus_loop_t *bus_service_loop (bus_service_t *self);
 //  The config given with -c, or NULL.
 bus_config_t *bus_service_config (bus_service_t *self);
 void bus_service_set_config (bus_service_t *self, bus_config_t *config);

@@ -9,7 +9,7 @@
 static int s_crash_after_ms = 0;
 
 static int
-s_crash (zloop_t *loop, int timer_id, void *arg)
+s_crash (bus_loop_t *loop, int timer_id, void *arg)
 {
     bus_error ("crashing on purpose (--crash-after)");
     abort ();
@@ -19,7 +19,7 @@ static int
 s_setup (bus_service_t *svc, void *arg)
 {
     if (s_crash_after_ms > 0)
-        zloop_timer (bus_service_loop (svc), (size_t) s_crash_after_ms, 1, s_crash, NULL);
+        bus_loop_timer (bus_service_loop (svc), (size_t) s_crash_after_ms, 1, s_crash, NULL);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "bus_service.h"
 #include "bus_peers.h"
 #include "bus_config.h"
+#include "bus_loop.h"
 #include "bus_batch.h"
 #include "bus_pipe.h"
 #include "bus_keyproof.h"
@@ -27,6 +28,7 @@ static const selftest_t s_tests [] = {
     { "bus_service", bus_service_test },
     { "bus_peers", bus_peers_test },
     { "bus_config", bus_config_test },
+    { "bus_loop", bus_loop_test },
     { "bus_batch", bus_batch_test },
     { "bus_pipe", bus_pipe_test },
     { "bus_keyproof", bus_keyproof_test },

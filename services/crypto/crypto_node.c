@@ -260,6 +260,14 @@ crypto_node_peer_allow (crypto_node_t *self, int id, const char *cidr, char *err
     return crypto_allowed_add (peer->allowed, cidr, err, errsize);
 }
 
+void
+crypto_node_peer_allow_clear (crypto_node_t *self, int id)
+{
+    s_peer_t *peer = s_peer (self, id);
+    if (peer)
+        crypto_allowed_clear (peer->allowed);
+}
+
 bool
 crypto_node_handshake_due (crypto_node_t *self, int id, uint64_t now)
 {
@@ -780,6 +788,16 @@ crypto_node_test (bool verbose)
         assert (s_one (&a, &b, 1, n, now, one, &wire) == CRYPTO_NODE_DATA);
         assert (s_one (&b, &a, 2, n, now, one, &wire) == CRYPTO_NODE_DATA);
     }
+    //  A peer whose allowed addresses are replaced (a returning key with a new
+    //  virtual IP) is refused its old source address and accepted from the new
+    crypto_node_peer_allow_clear (b.node, b.peer);
+    assert (crypto_node_peer_allow (b.node, b.peer, "10.100.0.9/32", err, sizeof err) == 0);
+    assert (s_one (&a, &b, 1, 100, now, one, &wire) == CRYPTO_NODE_DROP);
+    assert (s_one (&a, &b, 9, 101, now, one, &wire) == CRYPTO_NODE_DATA);
+    crypto_node_peer_allow_clear (b.node, b.peer);
+    assert (crypto_node_peer_allow (b.node, b.peer, "10.100.0.1/32", err, sizeof err) == 0);
+    assert (s_one (&a, &b, 1, 102, now, one, &wire) == CRYPTO_NODE_DATA);
+    crypto_node_peer_allow_clear (b.node, 99);          //  no such peer: nothing
     //  Expiry: after reject_after_time without a new handshake, old keys are refused
     assert (crypto_node_can_send (a.node, a.peer, now) && crypto_node_can_send (b.node, b.peer, now));
     assert (!crypto_node_expire (a.node, a.peer, now));

@@ -76,6 +76,9 @@ void crypto_node_set_layer2 (crypto_node_t *self, bool layer2);
 //  Adds a peer by public key; returns its id (>= 0) or -1 (duplicate, own key)
 int crypto_node_peer_add (crypto_node_t *self, const uint8_t key [32], char *err, size_t errsize);
 int crypto_node_peer_allow (crypto_node_t *self, int peer, const char *cidr, char *err, size_t errsize);
+//  Forgets every address a peer was allowed (before a new set from discovery:
+//  a key that comes back with another virtual IP must not keep its old one)
+void crypto_node_peer_allow_clear (crypto_node_t *self, int peer);
 int crypto_node_peer_find (const crypto_node_t *self, const uint8_t key [32]);
 size_t crypto_node_peer_count (const crypto_node_t *self);
 

@@ -524,7 +524,7 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
 //  Timer: handshake retries, keepalives, rekey (through handshake_due), expiry
 
 static int
-s_on_tick (zloop_t *loop, int timer_id, void *arg)
+s_on_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     crypto_service_t *self = (crypto_service_t *) arg;
     uint64_t now = s_now ();
@@ -754,6 +754,9 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         s_peer_t *peer = &self->peer [up.index];
         bus_peer_t *conf = self->dyn [up.index];
         snprintf (conf->name, sizeof conf->name, "%s", up.name);
+        //  The registry's set replaces the last one: a key that came back with
+        //  another virtual IP must not keep the old one (device does the same)
+        crypto_node_peer_allow_clear (self->node, (int) up.index);
         for (uint32_t a = 0; a < up.allowed_ips_count; a++) {
             char cause [160];
             if (crypto_node_peer_allow (self->node, (int) up.index, up.allowed_ips [a], cause, sizeof cause))
@@ -938,13 +941,13 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     bus_service_add_pipe (svc, self->to_nat);
     bus_service_add_pipe (svc, self->to_dev);
 
-    zloop_t *loop = bus_service_loop (svc);
+    bus_loop_t *loop = bus_service_loop (svc);
     if (bus_pipe_attach (self->from_dev, loop, s_on_device, self)
     ||  bus_pipe_attach (self->from_nat, loop, s_on_nat, self)) {
         snprintf (err, errsize, "cannot poll the data pipes");
         goto fail;
     }
-    self->timer_id = zloop_timer (loop, CRYPTO_TICK_MS, 0, s_on_tick, self);
+    self->timer_id = bus_loop_timer (loop, CRYPTO_TICK_MS, 0, s_on_tick, self);
     bus_service_handle (svc, "crypto.key", s_on_key, self);
     bus_service_handle (svc, "crypto.status", s_on_status, self);
     bus_service_handle (svc, "nat.dial", s_on_dial, self);
@@ -967,9 +970,9 @@ crypto_service_destroy (crypto_service_t **self_p)
     crypto_service_t *self = *self_p;
     if (!self)
         return;
-    zloop_t *loop = bus_service_loop (self->svc);
+    bus_loop_t *loop = bus_service_loop (self->svc);
     if (self->timer_id >= 0)
-        zloop_timer_end (loop, self->timer_id);
+        bus_loop_timer_end (loop, self->timer_id);
     bus_pipe_destroy (&self->from_dev);
     bus_pipe_destroy (&self->from_nat);
     bus_pipe_destroy (&self->to_nat);

@@ -22,7 +22,7 @@
 
 struct _dev_service_t {
     bus_service_t *svc;
-    zloop_t *loop;
+    bus_loop_t *loop;
     dev_service_config_t cfg;
     bus_peers_t *peers;
     uint32_t peer_count;
@@ -140,7 +140,7 @@ dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
 static void s_tun_poll (dev_service_t *self, bool on);
 
 static int
-s_resume (zloop_t *loop, int timer_id, void *arg)
+s_resume (bus_loop_t *loop, int timer_id, void *arg)
 {
     dev_service_t *self = (dev_service_t *) arg;
     self->resume_timer = -1;
@@ -151,7 +151,7 @@ s_resume (zloop_t *loop, int timer_id, void *arg)
     else {
         //  1 ms while crypto drains a burst; up to 50 ms while it is away
         self->resume_ms = self->resume_ms * 2 > S_RESUME_MAX_MS ? S_RESUME_MAX_MS : self->resume_ms * 2;
-        self->resume_timer = zloop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
+        self->resume_timer = bus_loop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
     }
     return 0;
 }
@@ -164,7 +164,7 @@ s_pause (dev_service_t *self)
     self->counters.paused++;
     if (self->resume_timer == -1) {
         self->resume_ms = 1;
-        self->resume_timer = zloop_timer (self->loop, 1, 1, s_resume, self);
+        self->resume_timer = bus_loop_timer (self->loop, 1, 1, s_resume, self);
     }
 }
 
@@ -274,7 +274,7 @@ s_fill_offload (dev_service_t *self, uint64_t now_ms)
 }
 
 static int
-s_tun_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_tun_readable (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     dev_service_t *self = (dev_service_t *) arg;
     uint64_t now_ms = (uint64_t) zclock_mono ();
@@ -304,12 +304,12 @@ s_tun_poll (dev_service_t *self, bool on)
         return;
     if (on) {
         self->tun_item = (zmq_pollitem_t) { NULL, dev_tun_fd (self->tun), ZMQ_POLLIN, 0 };
-        int rc = zloop_poller (self->loop, &self->tun_item, s_tun_readable, self);
+        int rc = bus_loop_poller (self->loop, &self->tun_item, s_tun_readable, self);
         assert (rc == 0);
-        zloop_poller_set_tolerant (self->loop, &self->tun_item);
+        bus_loop_poller_set_tolerant (self->loop, &self->tun_item);
     }
     else
-        zloop_poller_end (self->loop, &self->tun_item);
+        bus_loop_poller_end (self->loop, &self->tun_item);
     self->polling = on;
 }
 
@@ -486,11 +486,11 @@ s_ask_key (dev_service_t *self)
 //  hash of name and address: stable across restarts, unique per node) so the
 //  node works without crypto; the real MAC replaces it when the key arrives.
 static int
-s_key_tick (zloop_t *loop, int timer_id, void *arg)
+s_key_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     dev_service_t *self = (dev_service_t *) arg;
     if (self->mac_known && !self->mac_fallback) {
-        zloop_timer_end (loop, self->key_timer);
+        bus_loop_timer_end (loop, self->key_timer);
         self->key_timer = -1;
         return 0;
     }
@@ -755,7 +755,7 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
         //  The MAC comes from the node key, which only crypto has: stay down
         //  until it answers (or the fallback after DEV_KEY_WAIT_MS)
         self->key_asked_ms = zclock_mono ();
-        self->key_timer = zloop_timer (self->loop, 250, 0, s_key_tick, self);
+        self->key_timer = bus_loop_timer (self->loop, 250, 0, s_key_tick, self);
     }
     else
     if (s_bring_up (self)) {
@@ -776,9 +776,9 @@ dev_service_destroy (dev_service_t **self_p)
     if (self->tun)
         s_tun_poll (self, false);
     if (self->resume_timer != -1)
-        zloop_timer_end (self->loop, self->resume_timer);
+        bus_loop_timer_end (self->loop, self->resume_timer);
     if (self->key_timer != -1)
-        zloop_timer_end (self->loop, self->key_timer);
+        bus_loop_timer_end (self->loop, self->key_timer);
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);

@@ -38,7 +38,7 @@ typedef struct {
 
 struct _disc_service_t {
     bus_service_t *svc;
-    zloop_t *loop;
+    bus_loop_t *loop;
     disc_config_t cfg;
     char device_name [IF_NAMESIZE + 1];
     bus_peers_t *static_peers;
@@ -94,7 +94,7 @@ disc_service_check_config (bus_config_t *config)
 //  --------------------------------------------------------------------------
 //  Timers and pacing
 
-static int s_on_tick (zloop_t *loop, int timer_id, void *arg);
+static int s_on_tick (bus_loop_t *loop, int timer_id, void *arg);
 
 //  Services lws often while something is in flight, rarely otherwise
 static void
@@ -104,13 +104,13 @@ s_pace (disc_service_t *self)
     if (want == self->tick_ms && self->tick_timer >= 0)
         return;
     if (self->tick_timer >= 0)
-        zloop_timer_end (self->loop, self->tick_timer);
+        bus_loop_timer_end (self->loop, self->tick_timer);
     self->tick_ms = want;
-    self->tick_timer = zloop_timer (self->loop, (size_t) want, 0, s_on_tick, self);
+    self->tick_timer = bus_loop_timer (self->loop, (size_t) want, 0, s_on_tick, self);
 }
 
 static int
-s_on_tick (zloop_t *loop, int timer_id, void *arg)
+s_on_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
     disc_http_service (self->http);
@@ -122,12 +122,12 @@ static void
 s_timer_end (disc_service_t *self, int *timer)
 {
     if (*timer >= 0)
-        zloop_timer_end (self->loop, *timer);
+        bus_loop_timer_end (self->loop, *timer);
     *timer = -1;
 }
 
 static int
-s_on_retry (zloop_t *loop, int timer_id, void *arg)
+s_on_retry (bus_loop_t *loop, int timer_id, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
     self->retry_timer = -1;
@@ -413,7 +413,7 @@ s_lost (disc_service_t *self, const char *what, int status, const char *body, si
     int64_t delay = disc_backoff_next (self->backoff);
     if (delay > 0)
         bus_info ("registry: next attempt in %lld ms", (long long) delay);
-    self->retry_timer = zloop_timer (self->loop, (size_t) (delay > 0 ? delay : 1), 1, s_on_retry, self);
+    self->retry_timer = bus_loop_timer (self->loop, (size_t) (delay > 0 ? delay : 1), 1, s_on_retry, self);
 }
 
 static char *
@@ -439,7 +439,7 @@ s_request (disc_service_t *self, const char *method, const char *path, const cha
 static void s_fetch_meta (disc_service_t *self);
 
 static int
-s_on_meta_timer (zloop_t *loop, int timer_id, void *arg)
+s_on_meta_timer (bus_loop_t *loop, int timer_id, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
     self->meta_timer = -1;
@@ -452,7 +452,7 @@ static void
 s_meta_later (disc_service_t *self, int64_t ms)
 {
     s_timer_end (self, &self->meta_timer);
-    self->meta_timer = zloop_timer (self->loop, (size_t) ms, 1, s_on_meta_timer, self);
+    self->meta_timer = bus_loop_timer (self->loop, (size_t) ms, 1, s_on_meta_timer, self);
 }
 
 static void
@@ -598,7 +598,7 @@ s_on_heartbeat_reply (disc_http_t *http, int status, const char *body, size_t si
 }
 
 static int
-s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
+s_on_heartbeat (bus_loop_t *loop, int timer_id, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
     if (self->state != S_REGISTERED)
@@ -655,7 +655,7 @@ s_on_register (disc_http_t *http, int status, const char *body, size_t size, voi
     if (reg.heartbeat_s && (int64_t) reg.heartbeat_s * 1000 < self->heartbeat_ms)
         self->heartbeat_ms = (int64_t) reg.heartbeat_s * 1000;
     s_timer_end (self, &self->heartbeat_timer);
-    self->heartbeat_timer = zloop_timer (self->loop, (size_t) self->heartbeat_ms, 0, s_on_heartbeat, self);
+    self->heartbeat_timer = bus_loop_timer (self->loop, (size_t) self->heartbeat_ms, 0, s_on_heartbeat, self);
     s_fetch_meta (self);
     char suffix [200];
     snprintf (suffix, sizeof suffix, "/events?token=%s", self->peer_token);
@@ -959,7 +959,7 @@ disc_service_state (disc_service_t *self)
 #include <sched.h>
 
 static int
-s_test_stop (zloop_t *loop, int timer_id, void *arg)
+s_test_stop (bus_loop_t *loop, int timer_id, void *arg)
 {
     return -1;
 }
@@ -1027,10 +1027,10 @@ disc_service_test (bool verbose)
 
     //  Nobody at 127.0.0.1:1: the attempts fail and are retried at once, then
     //  after 1 s (backoff), and the state says offline
-    zloop_t *loop = bus_service_loop (svc);
-    zloop_timer (loop, 1600, 1, s_test_stop, NULL);
+    bus_loop_t *loop = bus_service_loop (svc);
+    bus_loop_timer (loop, 1600, 1, s_test_stop, NULL);
     int64_t start = zclock_mono ();
-    zloop_start (loop);
+    bus_loop_start (loop);
     if (verbose)
         printf ("  %llu failed attempts in %lld ms, state %s\n", (unsigned long long) self->failures,
                 (long long) (zclock_mono () - start), disc_service_state (self));

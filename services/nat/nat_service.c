@@ -33,7 +33,7 @@ typedef struct {
 
 struct _nat_service_t {
     bus_service_t *svc;
-    zloop_t *loop;
+    bus_loop_t *loop;
     nat_service_config_t config;
     bus_peers_t *peers;
     s_peer_info_t *info;        //  by peer index
@@ -230,13 +230,13 @@ static const nat_peer_handler_t s_handler = {
 //  ---------------------------------------------------------------------------
 //  Data path: UDP -> nat-crypto
 
-static int s_udp_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg);
 
 //  While crypto cannot keep up, let the kernel drop (its socket buffer absorbs
 //  bursts) instead of reading datagrams only to drop them here: on two cores
 //  that spinning takes the CPU crypto needs to catch up (see bus_pipe.h).
 static int
-s_resume (zloop_t *loop, int timer_id, void *arg)
+s_resume (bus_loop_t *loop, int timer_id, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     self->resume_timer = -1;
@@ -244,10 +244,10 @@ s_resume (zloop_t *loop, int timer_id, void *arg)
         //  Still full, or crypto is not there at all: look again, less often
         if (self->resume_ms < 64)
             self->resume_ms *= 2;
-        self->resume_timer = zloop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
+        self->resume_timer = bus_loop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
         return 0;
     }
-    zloop_poller (loop, &self->udp_item, s_udp_ready, self);
+    bus_loop_poller (loop, &self->udp_item, s_udp_ready, self);
     //  Read what queued up meanwhile without waiting for the next poll
     return s_udp_ready (loop, &self->udp_item, self);
 }
@@ -258,9 +258,9 @@ s_pause (nat_service_t *self)
     if (self->resume_timer >= 0)
         return;
     self->counters.pauses++;
-    zloop_poller_end (self->loop, &self->udp_item);
+    bus_loop_poller_end (self->loop, &self->udp_item);
     self->resume_ms = 1;
-    self->resume_timer = zloop_timer (self->loop, 1, 1, s_resume, self);
+    self->resume_timer = bus_loop_timer (self->loop, 1, 1, s_resume, self);
 }
 
 //  Sends the batch; false when it was dropped (nat-crypto full or no crypto).
@@ -279,7 +279,7 @@ s_flush_to_crypto (nat_service_t *self)
 }
 
 static int
-s_udp_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     int64_t now = s_now ();
@@ -410,7 +410,7 @@ s_pipe_ready (bus_pipe_t *pipe, void *arg)
 static void s_redial (nat_service_t *self);
 
 static int
-s_tick (zloop_t *loop, int timer_id, void *arg)
+s_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     nat_peer_table_tick (self->table, s_now ());
@@ -419,7 +419,7 @@ s_tick (zloop_t *loop, int timer_id, void *arg)
 }
 
 static int
-s_resolver_ready (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_resolver_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     nat_resolver_result_t result;
@@ -789,11 +789,11 @@ s_open (nat_service_t *self, char *err, size_t err_size)
 
     self->udp_item = (zmq_pollitem_t) { NULL, nat_udp_fd (self->udp), ZMQ_POLLIN, 0 };
     self->resolver_item = (zmq_pollitem_t) { NULL, nat_resolver_fd (self->resolver), ZMQ_POLLIN, 0 };
-    if (zloop_poller (self->loop, &self->udp_item, s_udp_ready, self)
-    ||  zloop_poller (self->loop, &self->resolver_item, s_resolver_ready, self)
+    if (bus_loop_poller (self->loop, &self->udp_item, s_udp_ready, self)
+    ||  bus_loop_poller (self->loop, &self->resolver_item, s_resolver_ready, self)
     ||  bus_pipe_attach (self->from_crypto, self->loop, s_pipe_ready, self))
         return s_fail (err, err_size, "cannot add the sockets to the loop");
-    self->tick_timer = zloop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
+    self->tick_timer = bus_loop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
         return s_fail (err, err_size, "cannot add the timer to the loop");
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
@@ -831,13 +831,13 @@ nat_service_destroy (nat_service_t **self_p)
     if (!self)
         return;
     if (self->tick_timer >= 0)
-        zloop_timer_end (self->loop, self->tick_timer);
+        bus_loop_timer_end (self->loop, self->tick_timer);
     if (self->resume_timer >= 0)
-        zloop_timer_end (self->loop, self->resume_timer);
+        bus_loop_timer_end (self->loop, self->resume_timer);
     if (self->udp)
-        zloop_poller_end (self->loop, &self->udp_item);
+        bus_loop_poller_end (self->loop, &self->udp_item);
     if (self->resolver)
-        zloop_poller_end (self->loop, &self->resolver_item);
+        bus_loop_poller_end (self->loop, &self->resolver_item);
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);

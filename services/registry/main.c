@@ -136,9 +136,9 @@ s_check_config (bus_config_t *config, void *arg)
 }
 
 //  The service thread must keep ticking; if it hangs, exit so the supervisor
-//  restarts us (the zloop's own heartbeats would otherwise look healthy).
+//  restarts us (the loop's own heartbeats would otherwise look healthy).
 static int
-s_watchdog (zloop_t *loop, int timer_id, void *arg)
+s_watchdog (bus_loop_t *loop, int timer_id, void *arg)
 {
     int64_t idle = reg_http_idle_ms (s_http);
     if (idle > 10000) {
@@ -178,7 +178,7 @@ s_setup (bus_service_t *svc, void *arg)
         reg_api_destroy (&s_api);
         return -1;
     }
-    zloop_timer (bus_service_loop (svc), 1000, 0, s_watchdog, NULL);
+    bus_loop_timer (bus_service_loop (svc), 1000, 0, s_watchdog, NULL);
     bus_info ("database %s", s_opt.database);
     return 0;
 }
