@@ -261,34 +261,25 @@ s_timeout (bus_loop_t *self)
     return left <= 0 ? 0 : left > 60000 ? 60000 : (int) left;
 }
 
+//  Drops the dead items of one of the arrays below and frees them.
+#define S_COMPACT(array, count) do { \
+    size_t kept_ = 0; \
+    for (size_t i_ = 0; i_ < (count); i_++) { \
+        if ((array) [i_]->dead) \
+            free ((array) [i_]); \
+        else \
+            (array) [kept_++] = (array) [i_]; \
+    } \
+    (count) = kept_; \
+} while (0)
+
 //  Frees what was ended, after the turn in which it may still have been seen.
 static void
 s_reap (bus_loop_t *self)
 {
-    size_t kept = 0;
-    for (size_t i = 0; i < self->poller_count; i++) {
-        if (self->pollers [i]->dead)
-            free (self->pollers [i]);
-        else
-            self->pollers [kept++] = self->pollers [i];
-    }
-    self->poller_count = kept;
-    kept = 0;
-    for (size_t i = 0; i < self->timer_count; i++) {
-        if (self->timers [i]->dead)
-            free (self->timers [i]);
-        else
-            self->timers [kept++] = self->timers [i];
-    }
-    self->timer_count = kept;
-    kept = 0;
-    for (size_t i = 0; i < self->reader_count; i++) {
-        if (self->readers [i]->dead)
-            free (self->readers [i]);
-        else
-            self->readers [kept++] = self->readers [i];
-    }
-    self->reader_count = kept;
+    S_COMPACT (self->pollers, self->poller_count);
+    S_COMPACT (self->timers, self->timer_count);
+    S_COMPACT (self->readers, self->reader_count);
     self->reap = false;
 }
 
