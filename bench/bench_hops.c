@@ -151,8 +151,14 @@ main (int argc, char **argv)
             case 's': seconds = atoi (optarg); break;
             case 'i': interval_us = atoi (optarg); break;
             case 'p': bytes = atoi (optarg); break;
-            case 't': via_pipe = strcmp (optarg, "pair") != 0;
-                      as_service = strcmp (optarg, "service") == 0; break;
+            case 't':
+                if (strcmp (optarg, "pipe") && strcmp (optarg, "service") && strcmp (optarg, "pair")) {
+                    fprintf (stderr, "bench_hops: -t pipe, service or pair, not '%s'\n", optarg);
+                    return 2;
+                }
+                via_pipe = strcmp (optarg, "pair") != 0;
+                as_service = strcmp (optarg, "service") == 0;
+                break;
             case 'm': markdown = true; break;
             default:
                 fprintf (stderr, "usage: bench_hops [-n HOPS] [-s SECONDS] [-i INTERVAL_US] [-p BYTES] [-t pipe|service|pair] [-m]\n");

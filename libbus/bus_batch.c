@@ -165,11 +165,18 @@ bus_batch_data (bus_batch_t *self)
 {
     if (!self->count)
         return NULL;
-    self->buf [0] = BUS_BATCH_MAGIC;
-    self->buf [1] = BUS_BATCH_VERSION;
-    s_put16 (self->buf + 2, (uint16_t) self->count);
-    s_put32 (self->buf + 4, (uint32_t) self->size);
+    bus_batch_header_write (self->buf, (uint32_t) self->count, self->size);
     return self->buf;
+}
+
+void
+bus_batch_header_write (uint8_t *header, uint32_t count, size_t size)
+{
+    assert (count >= 1 && count <= BUS_BATCH_MAX && size <= BUS_BATCH_SIZE_MAX);
+    header [0] = BUS_BATCH_MAGIC;
+    header [1] = BUS_BATCH_VERSION;
+    s_put16 (header + 2, (uint16_t) count);
+    s_put32 (header + 4, (uint32_t) size);
 }
 
 void
@@ -205,7 +212,7 @@ bus_batch_iter_init (bus_batch_iter_t *iter, uint8_t *data, size_t size, char *e
     if (size > BUS_BATCH_SIZE_MAX)
         return bus_errf (err, errsize, "batch of %zu bytes exceeds %zu", size, (size_t) BUS_BATCH_SIZE_MAX);
 
-    size_t offset = BUS_BATCH_HEADER;
+    size_t offset = BUS_BATCH_HEADER, bytes = 0;
     for (uint32_t i = 0; i < count; i++) {
         if (size - offset < BUS_BATCH_RECORD)
             return bus_errf (err, errsize, "packet %u of %u: record header past the end", i + 1, count);
@@ -229,6 +236,7 @@ bus_batch_iter_init (bus_batch_iter_t *iter, uint8_t *data, size_t size, char *e
             return bus_errf (err, errsize, "packet %u: length %zu runs %zu bytes past the end",
                              i + 1, len, stride - (size - offset));
         offset += stride;
+        bytes += len;
     }
     if (offset != size)
         return bus_errf (err, errsize, "%zu bytes after the last of %u packets", size - offset, count);
@@ -236,6 +244,7 @@ bus_batch_iter_init (bus_batch_iter_t *iter, uint8_t *data, size_t size, char *e
     iter->size = size;
     iter->count = count;
     iter->offset = BUS_BATCH_HEADER;
+    iter->bytes = bytes;
     return 0;
 }
 
@@ -432,7 +441,7 @@ bus_batch_test (bool verbose)
     bus_batch_iter_t iter;
     s_seed (copy, size);
     assert (bus_batch_iter_init (&iter, copy, size, err, sizeof err) == 0);
-    assert (bus_batch_iter_bytes (&iter) == 1405);
+    assert (bus_batch_iter_bytes (&iter) == 1405 && iter.bytes == 1405);
     bus_packet_t pkt;
     assert (bus_batch_iter_next (&iter, &pkt));
     assert (pkt.tag == 42 && pkt.len == 5 && memcmp (pkt.data, "hello", 5) == 0 && pkt.flags == 0);

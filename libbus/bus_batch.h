@@ -100,6 +100,10 @@ size_t bus_batch_size (bus_batch_t *self);
 size_t bus_batch_bytes (bus_batch_t *self);
 //  Empties the builder (keeps its buffer).
 void bus_batch_reset (bus_batch_t *self);
+//  Writes the BUS_BATCH_HEADER bytes of a batch of count records and size
+//  bytes in all: for a sender that puts some records of a batch under a header
+//  of its own (bus_pipe splits batches too big for one message).
+void bus_batch_header_write (uint8_t *header, uint32_t count, size_t size);
 
 //  ---------------------------------------------------------------------------
 //  bus_batch: reader. Validates a received batch as a whole (header, count,
@@ -112,6 +116,7 @@ typedef struct {
     uint32_t count;             //  packets in the batch
     uint32_t index;             //  packets handed out so far
     size_t offset;              //  of the next record
+    size_t bytes;               //  payload bytes, as validated
 } bus_batch_iter_t;
 
 typedef struct {
@@ -127,7 +132,8 @@ typedef struct {
 int bus_batch_iter_init (bus_batch_iter_t *iter, uint8_t *data, size_t size, char *err, size_t errsize);
 //  Next packet; false after the last one.
 bool bus_batch_iter_next (bus_batch_iter_t *iter, bus_packet_t *pkt);
-//  Payload bytes of the whole batch.
+//  Payload bytes of the whole batch as it is now (packets grown or shrunk
+//  since bus_batch_iter_init count as they are; iter->bytes is what it was).
 size_t bus_batch_iter_bytes (bus_batch_iter_t *iter);
 
 //  Turns a plain packet's room into packet bytes: data moves 16 bytes back, len

@@ -62,6 +62,28 @@ bus_loop_new (void)
     return self;
 }
 
+//  Drops the dead items of one of the arrays below and frees them.
+#define S_COMPACT(array, count) do { \
+    size_t kept_ = 0; \
+    for (size_t i_ = 0; i_ < (count); i_++) { \
+        if ((array) [i_]->dead) \
+            free ((array) [i_]); \
+        else \
+            (array) [kept_++] = (array) [i_]; \
+    } \
+    (count) = kept_; \
+} while (0)
+
+//  Frees what was ended, after the turn in which it may still have been seen.
+static void
+s_reap (bus_loop_t *self)
+{
+    S_COMPACT (self->pollers, self->poller_count);
+    S_COMPACT (self->timers, self->timer_count);
+    S_COMPACT (self->readers, self->reader_count);
+    self->reap = false;
+}
+
 void
 bus_loop_destroy (bus_loop_t **self_p)
 {
@@ -70,11 +92,12 @@ bus_loop_destroy (bus_loop_t **self_p)
     if (!self)
         return;
     for (size_t i = 0; i < self->poller_count; i++)
-        free (self->pollers [i]);
+        self->pollers [i]->dead = true;
     for (size_t i = 0; i < self->timer_count; i++)
-        free (self->timers [i]);
+        self->timers [i]->dead = true;
     for (size_t i = 0; i < self->reader_count; i++)
-        free (self->readers [i]);
+        self->readers [i]->dead = true;
+    s_reap (self);
     free (self->pollers);
     free (self->timers);
     free (self->readers);
@@ -259,28 +282,6 @@ s_timeout (bus_loop_t *self)
         return -1;
     int64_t left = next - zclock_mono ();
     return left <= 0 ? 0 : left > 60000 ? 60000 : (int) left;
-}
-
-//  Drops the dead items of one of the arrays below and frees them.
-#define S_COMPACT(array, count) do { \
-    size_t kept_ = 0; \
-    for (size_t i_ = 0; i_ < (count); i_++) { \
-        if ((array) [i_]->dead) \
-            free ((array) [i_]); \
-        else \
-            (array) [kept_++] = (array) [i_]; \
-    } \
-    (count) = kept_; \
-} while (0)
-
-//  Frees what was ended, after the turn in which it may still have been seen.
-static void
-s_reap (bus_loop_t *self)
-{
-    S_COMPACT (self->pollers, self->poller_count);
-    S_COMPACT (self->timers, self->timer_count);
-    S_COMPACT (self->readers, self->reader_count);
-    self->reap = false;
 }
 
 static int

@@ -380,6 +380,30 @@ s_send_message (bus_pipe_t *self, const uint8_t *header, const uint8_t *records,
     return -1;
 }
 
+static void
+s_count_drop (bus_pipe_t *self, uint32_t count)
+{
+    self->stats.batches_dropped++;
+    self->stats.packets_dropped += count;
+}
+
+//  Sends count records (size bytes from records) under a header of their own
+//  and counts them as sent or dropped. 0, or -1 when dropped.
+static int
+s_send_run (bus_pipe_t *self, const uint8_t *records, size_t size, uint32_t count, size_t bytes)
+{
+    uint8_t header [BUS_BATCH_HEADER];
+    bus_batch_header_write (header, count, BUS_BATCH_HEADER + size);
+    if (s_send_message (self, header, records, size) == 0) {
+        self->stats.batches_sent++;
+        self->stats.packets_sent += count;
+        self->stats.bytes_sent += bytes;
+        return 0;
+    }
+    s_count_drop (self, count);
+    return -1;
+}
+
 int
 bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
 {
@@ -390,25 +414,16 @@ bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
         return 0;
     uint8_t *data = (uint8_t *) bus_batch_data (batch);
     size_t size = bus_batch_size (batch);
-    size_t bytes = bus_batch_bytes (batch);
     if (self->mirror_fn)
         s_mirror (self, data, size);
     int rc = 0;
-    if (size <= BUS_PIPE_MSG_MAX) {
-        rc = s_send_message (self, data, data + BUS_BATCH_HEADER, size - BUS_BATCH_HEADER);
-        if (rc == 0) {
-            self->stats.batches_sent++;
-            self->stats.packets_sent += count;
-            self->stats.bytes_sent += bytes;
-        }
-        else {
-            self->stats.batches_dropped++;
-            self->stats.packets_dropped += count;
-        }
-    }
+    if (size <= BUS_PIPE_MSG_MAX)
+        rc = s_send_run (self, data + BUS_BATCH_HEADER, size - BUS_BATCH_HEADER,
+                         (uint32_t) count, bus_batch_bytes (batch));
     else {
-        //  Too big for one message: runs of whole records, each with a header
-        //  of its own, so each message is a valid batch
+        //  Too big for one message: runs of whole records, each under a header
+        //  of its own, so each message is a valid batch. After a dropped run
+        //  the rest is dropped too: order is kept.
         bus_batch_iter_t iter;
         int valid = bus_batch_iter_init (&iter, data, size, NULL, 0);
         assert (valid == 0);
@@ -416,35 +431,25 @@ bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
         uint32_t run_count = 0;
         size_t run_bytes = 0;
         bus_packet_t pkt;
-        bool more = bus_batch_iter_next (&iter, &pkt);
-        while (run_count > 0 || more) {
-            size_t next_end = more ? iter.offset : end;
-            if (more && (run_count == 0 || BUS_BATCH_HEADER + next_end - start <= BUS_PIPE_MSG_MAX)) {
-                end = next_end;
-                run_count++;
-                run_bytes += pkt.len;
-                more = bus_batch_iter_next (&iter, &pkt);
-                continue;
+        while (bus_batch_iter_next (&iter, &pkt)) {
+            //  iter.offset is now the end of this packet's record
+            if (run_count && BUS_BATCH_HEADER + iter.offset - start > BUS_PIPE_MSG_MAX) {
+                if (rc == 0)
+                    rc = s_send_run (self, data + start, end - start, run_count, run_bytes);
+                else
+                    s_count_drop (self, run_count);
+                start = end;
+                run_count = 0;
+                run_bytes = 0;
             }
-            uint8_t header [BUS_BATCH_HEADER] = { BUS_BATCH_MAGIC, BUS_BATCH_VERSION };
-            uint16_t c16 = (uint16_t) run_count;
-            uint32_t s32 = (uint32_t) (BUS_BATCH_HEADER + end - start);
-            memcpy (header + 2, &c16, 2);
-            memcpy (header + 4, &s32, 4);
-            if (rc == 0 && s_send_message (self, header, data + start, end - start) == 0) {
-                self->stats.batches_sent++;
-                self->stats.packets_sent += run_count;
-                self->stats.bytes_sent += run_bytes;
-            }
-            else {
-                rc = -1;            //  keep order: nothing after a dropped run
-                self->stats.batches_dropped++;
-                self->stats.packets_dropped += run_count;
-            }
-            start = end;
-            run_count = 0;
-            run_bytes = 0;
+            end = iter.offset;
+            run_count++;
+            run_bytes += pkt.len;
         }
+        if (rc == 0)
+            rc = s_send_run (self, data + start, end - start, run_count, run_bytes);
+        else
+            s_count_drop (self, run_count);
     }
     bus_batch_reset (batch);
     return rc;
@@ -549,7 +554,7 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
             self->stats.packets_received += iter->count;
             if (self->mirror_fn)
                 s_mirror (self, self->buf, (size_t) n);
-            self->stats.bytes_received += bus_batch_iter_bytes (iter);
+            self->stats.bytes_received += iter->bytes;
             self->delivered = true;
             self->partial = iter->count < BUS_BATCH_MAX;
             return 1;
@@ -930,6 +935,16 @@ bus_pipe_test (bool verbose)
     uint64_t pkts_sent = stats.packets_sent - stats0.packets_sent;
     assert (pkts_sent + stats.packets_dropped - stats0.packets_dropped == 2000 * 64);
     assert (!bus_pipe_writable (tx));
+    //  A batch split in 5 messages into the full queue: each run counted dropped
+    big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (9000));
+    s_fill (big, 15, 64, 9000);
+    bus_pipe_stats (tx, &stats0);
+    assert (bus_pipe_send (tx, big) == -1 && bus_batch_count (big) == 0);
+    bus_pipe_stats (tx, &stats);
+    assert (stats.batches_dropped - stats0.batches_dropped == 5);
+    assert (stats.packets_dropped - stats0.packets_dropped == 64);
+    assert (stats.packets_sent == stats0.packets_sent);
+    bus_batch_destroy (&big);
     uint64_t drained = 0;
     while (bus_pipe_recv (rx, &iter, 200) == 1)
         drained += iter.count;
