@@ -16,6 +16,7 @@
 # and the services in $BIFROST_LIBEXEC_DIR (else where an installed bifrostd looks).
 # Knobs: BIFROST_OFFLOAD (default 1) sets device.offload = true (TSO reads, GRO writes;
 # 0 = one packet per syscall on the TUN); BIFROST_LOG_LEVEL (default warn);
+# BIFROST_SPLIT (default 0; 1 = device and crypto as two processes, not bifrost-tunnel);
 # BIFROST_EXTRA_CFG is appended to the node config verbatim.
 set -u
 PORT=51820
@@ -66,6 +67,12 @@ cmd_up () {
     # a dials b; b learns a's endpoint from the handshake (as a server would)
     [ "$BENCH_SIDE" = a ] && endpoint="endpoint = \"$UNDERLAY_PEER:$PORT\"; direct = true;"
     [ "${BIFROST_OFFLOAD:-1}" = 1 ] && extra="offload = true;"
+    # device and crypto in one process (the default), or in two (BIFROST_SPLIT=1)
+    local tunnel='    { name = "tunnel"; exec = "bifrost-tunnel"; depends = ["bus"]; },
+    { name = "nat";    exec = "bifrost-nat";    depends = ["bus", "tunnel"]; },'
+    [ "${BIFROST_SPLIT:-0}" = 1 ] && tunnel='    { name = "crypto"; exec = "bifrost-crypto"; depends = ["bus"]; },
+    { name = "nat";    exec = "bifrost-nat";    depends = ["bus", "crypto"]; },
+    { name = "device"; exec = "bifrost-device"; depends = ["bus", "crypto"]; },'
     rm -rf "$w/run"
     cat > "$w/node.cfg" <<CFG
 # written by vpn-bifrost.sh for the benchmark, side $BENCH_SIDE
@@ -78,9 +85,7 @@ connection = { listen = "$UNDERLAY_LOCAL:$PORT"; keepalive_interval = "5s"; };
 peers = ( { name = "peer"; public_key = "$peer_key"; allowed_ips = ["$OVERLAY_PEER/32"]; $endpoint } );
 services = (
     { name = "bus";    exec = "bifrost-bus"; },
-    { name = "crypto"; exec = "bifrost-crypto"; depends = ["bus"]; },
-    { name = "nat";    exec = "bifrost-nat";    depends = ["bus", "crypto"]; },
-    { name = "device"; exec = "bifrost-device"; depends = ["bus", "crypto"]; },
+$tunnel
     { name = "router"; exec = "bifrost-router"; depends = ["bus"]; }
 );
 ${BIFROST_EXTRA_CFG:-}

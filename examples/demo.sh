@@ -81,9 +81,8 @@ connection = { listen = "0.0.0.0:51820"; keepalive_interval = "25s"; };
 peers = ( $peers );
 services = (
     { name = "bus";    exec = "bifrost-bus"; },
-    { name = "crypto"; exec = "bifrost-crypto"; depends = ["bus"]; },
-    { name = "nat";    exec = "bifrost-nat";    depends = ["bus", "crypto"]; },
-    { name = "device"; exec = "bifrost-device"; depends = ["bus", "crypto"]; },
+    { name = "tunnel"; exec = "bifrost-tunnel"; depends = ["bus"]; },
+    { name = "nat";    exec = "bifrost-nat";    depends = ["bus", "tunnel"]; },
     { name = "router"; exec = "bifrost-router"; depends = ["bus"]; }
 );
 CFG

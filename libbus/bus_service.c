@@ -58,6 +58,9 @@ struct _bus_service_t {
     int heartbeat_timer;
     int ready_fd;
     bool stopping;
+    bus_service_t *host;        //  NULL, or the service whose loop we share
+    bus_service_t *guests [BUS_SERVICE_GUESTS_MAX];
+    size_t guest_count;
     bus_config_t *config;
     bus_service_stats_t stats;
 };
@@ -119,6 +122,7 @@ bus_service_new (const char *name, const char *instance, const char *run_dir)
             zsock_destroy (&self->monitor);
     }
     self->announce_timer = -1;
+    self->heartbeat_timer = -1;
     if (bus_endpoint (endpoint, sizeof endpoint, self->run_dir, "bus")
     ||  zsock_connect (self->dealer, "%s", endpoint)
     ||  bus_endpoint (endpoint, sizeof endpoint, self->run_dir, "events")
@@ -130,13 +134,64 @@ bus_service_new (const char *name, const char *instance, const char *run_dir)
     return self;
 }
 
+bus_service_t *
+bus_service_new_guest (const char *name, bus_service_t *host)
+{
+    assert (host && !host->host);
+    if (host->guest_count == BUS_SERVICE_GUESTS_MAX) {
+        bus_error ("%s: no room for another service in this process", host->name);
+        return NULL;
+    }
+    bus_service_t *self = bus_service_new (name, NULL, host->run_dir);
+    if (!self)
+        return NULL;
+    bus_loop_destroy (&self->loop);
+    self->loop = host->loop;
+    self->host = host;
+    self->config = host->config;
+    self->heartbeat_ms = host->heartbeat_ms;
+    host->guests [host->guest_count++] = self;
+    return self;
+}
+
+//  A guest leaves a loop that goes on: its descriptors and timers come off it.
+static void
+s_guest_leave (bus_service_t *self)
+{
+    bus_service_t *host = self->host;
+    for (size_t i = 0; i < host->guest_count; i++)
+        if (host->guests [i] == self) {
+            host->guests [i] = host->guests [--host->guest_count];
+            break;
+        }
+    int fds [4] = { self->kick_fd, zsock_fd (self->dealer), zsock_fd (self->sub),
+                    self->monitor ? zsock_fd (self->monitor) : -1 };
+    for (int i = 0; i < 4; i++) {
+        zmq_pollitem_t item = { NULL, fds [i], ZMQ_POLLIN, 0 };
+        if (fds [i] != -1)
+            bus_loop_poller_end (self->loop, &item);
+    }
+    if (self->heartbeat_timer >= 0)
+        bus_loop_timer_end (self->loop, self->heartbeat_timer);
+    if (self->announce_timer >= 0)
+        bus_loop_timer_end (self->loop, self->announce_timer);
+    for (s_pending_t *p = (s_pending_t *) zlistx_first (self->pending); p;
+         p = (s_pending_t *) zlistx_next (self->pending))
+        bus_loop_timer_end (self->loop, p->timer_id);
+    self->loop = NULL;
+}
+
 void
 bus_service_destroy (bus_service_t **self_p)
 {
     assert (self_p);
     bus_service_t *self = *self_p;
     if (self) {
-        bus_loop_destroy (&self->loop);
+        assert (self->guest_count == 0);    //  guests go first: they use our loop
+        if (self->host)
+            s_guest_leave (self);
+        else
+            bus_loop_destroy (&self->loop);
         if (self->monitor) {
             zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
             zsock_destroy (&self->monitor);
@@ -605,6 +660,9 @@ s_prepare (bus_service_t *self)
     if (self->heartbeat_timer < 0)
         return -1;
     s_hello (self);
+    for (size_t i = 0; i < self->guest_count; i++)
+        if (s_prepare (self->guests [i]))
+            return -1;
     return 0;
 }
 
@@ -649,7 +707,7 @@ bus_service_actor (zsock_t *pipe, void *args)
 //  bus_service_main
 
 static void
-s_usage (const bus_service_def_t *def, const char *prog)
+s_usage (const char *program, const char *summary, const char *prog)
 {
     printf ("%s - Bifrost %s service: %s\n\n"
             "usage: %s [-c FILE] [-r RUN_DIR] [-i INSTANCE] [-v] [--check-config]\n\n"
@@ -660,12 +718,32 @@ s_usage (const bus_service_def_t *def, const char *prog)
             "      --check-config    validate the configuration, print errors, exit 0 or 78\n"
             "  -h, --help            this text\n\n"
             "Normally started by bifrostd, which passes BIFROST_READY_FD for readiness.\n",
-            prog, def->name, def->summary ? def->summary : "", prog, BUS_RUN_DIR_DEFAULT, def->name);
+            prog, program, summary ? summary : "", prog, BUS_RUN_DIR_DEFAULT, program);
 }
 
 int
 bus_service_main (const bus_service_def_t *def, int argc, char **argv)
 {
+    return bus_service_main_group (def->name, def->summary, &def, 1, argc, argv);
+}
+
+//  Tears down the first count services (in reverse) and destroys them, guests
+//  before their host.
+static void
+s_group_end (bus_service_t **svcs, const bus_service_def_t *const *defs, size_t count, size_t set_up)
+{
+    for (size_t i = set_up; i-- > 0; )
+        if (defs [i]->teardown)
+            defs [i]->teardown (svcs [i], defs [i]->arg);
+    for (size_t i = count; i-- > 0; )
+        bus_service_destroy (&svcs [i]);
+}
+
+int
+bus_service_main_group (const char *program, const char *summary,
+                        const bus_service_def_t *const *defs, size_t count, int argc, char **argv)
+{
+    assert (program && defs && count >= 1 && count <= BUS_SERVICE_GUESTS_MAX + 1);
     static const struct option options [] = {
         { "config", required_argument, NULL, 'c' },
         { "run-dir", required_argument, NULL, 'r' },
@@ -687,7 +765,7 @@ bus_service_main (const bus_service_def_t *def, int argc, char **argv)
             case 'i': instance = optarg; break;
             case 'v': verbose = true; break;
             case 'C': check_only = true; break;
-            case 'h': s_usage (def, argv [0]); return 0;
+            case 'h': s_usage (program, summary, argv [0]); return 0;
             default:
                 fprintf (stderr, "try '%s --help'\n", argv [0]);
                 return BUS_EXIT_CONFIG;
@@ -697,7 +775,7 @@ bus_service_main (const bus_service_def_t *def, int argc, char **argv)
         fprintf (stderr, "%s: unexpected argument '%s'\n", argv [0], argv [optind]);
         return BUS_EXIT_CONFIG;
     }
-    bus_log_init (instance && *instance ? instance : def->name);
+    bus_log_init (instance && *instance ? instance : program);
     if (verbose)
         bus_log_set_level (BUS_LOG_DEBUG);
     if (instance && *instance && !bus_name_valid (instance)) {
@@ -714,7 +792,10 @@ bus_service_main (const bus_service_def_t *def, int argc, char **argv)
             return BUS_EXIT_CONFIG;
         }
     }
-    int rc = def->check_config ? def->check_config (config, def->arg) : 0;
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        if (defs [i]->check_config)
+            rc = defs [i]->check_config (config, defs [i]->arg);
     if (config && bus_config_report (config, stderr) > 0)
         rc = -1;
     if (check_only || rc) {
@@ -725,27 +806,36 @@ bus_service_main (const bus_service_def_t *def, int argc, char **argv)
     }
 
     zsys_init ();
-    bus_service_t *svc = bus_service_new (def->name, instance && *instance ? instance : NULL, run_dir);
-    if (!svc) {
+    //  The first service owns the loop; the others are its guests on it. The
+    //  instance id names the process, so only a program of one service takes it.
+    bus_service_t *svcs [BUS_SERVICE_GUESTS_MAX + 1] = { NULL };
+    svcs [0] = bus_service_new (defs [0]->name, count == 1 && instance && *instance ? instance : NULL, run_dir);
+    if (svcs [0]) {
+        bus_service_set_config (svcs [0], config);
+        const char *hb = getenv ("BIFROST_HEARTBEAT_MS");
+        if (hb && atoi (hb) > 0)
+            bus_service_set_heartbeat (svcs [0], atoi (hb));
+    }
+    for (size_t i = 1; i < count && svcs [i - 1]; i++)
+        svcs [i] = bus_service_new_guest (defs [i]->name, svcs [0]);
+    if (!svcs [count - 1]) {
+        s_group_end (svcs, defs, count, 0);
         bus_config_destroy (&config);
         return BUS_EXIT_CONFIG;
     }
-    bus_service_set_config (svc, config);
-    const char *hb = getenv ("BIFROST_HEARTBEAT_MS");
-    if (hb && atoi (hb) > 0)
-        bus_service_set_heartbeat (svc, atoi (hb));
-    if (def->setup && def->setup (svc, def->arg)) {
-        bus_error ("setup failed; not starting");
-        bus_service_destroy (&svc);
-        bus_config_destroy (&config);
-        return BUS_EXIT_CONFIG;
-    }
-    bus_info ("%s running in %s", bus_service_instance (svc), bus_service_run_dir (svc));
-    rc = bus_service_run (svc);
-    bus_info ("%s stopping", bus_service_instance (svc));
-    if (def->teardown)
-        def->teardown (svc, def->arg);
-    bus_service_destroy (&svc);
+    size_t set_up = 0;
+    for (; set_up < count; set_up++)
+        if (defs [set_up]->setup && defs [set_up]->setup (svcs [set_up], defs [set_up]->arg)) {
+            bus_error ("%s: setup failed; not starting", defs [set_up]->name);
+            s_group_end (svcs, defs, count, set_up);
+            bus_config_destroy (&config);
+            return BUS_EXIT_CONFIG;
+        }
+    for (size_t i = 0; i < count; i++)
+        bus_info ("%s running in %s", bus_service_instance (svcs [i]), bus_service_run_dir (svcs [i]));
+    rc = bus_service_run (svcs [0]);
+    bus_info ("%s stopping", program);
+    s_group_end (svcs, defs, count, count);
     bus_config_destroy (&config);
     return rc ? 1 : 0;
 }
@@ -882,6 +972,23 @@ bus_service_test (bool verbose)
     bus_service_subscribe (alpha, "bus.state", s_test_on_state, &alpha_state);
     bus_service_on_connect (beta, s_test_on_connect, &beta_state);
     beta_state.svc = beta;
+    //  gamma is a guest on alpha's loop (one thread, as in bifrost-tunnel): its
+    //  own name and requests, answered by its host through the broker
+    static s_test_state_t gamma_state;
+    bus_service_t *gamma = bus_service_new_guest ("gamma", alpha);
+    assert (gamma);
+    assert (streq (bus_service_instance (gamma), "gamma.1"));
+    assert (bus_service_loop (gamma) == bus_service_loop (alpha));
+    assert (streq (bus_service_run_dir (gamma), bus_service_run_dir (alpha)));
+    bus_service_on_connect (gamma, s_test_on_connect, &gamma_state);
+    gamma_state.svc = gamma;
+    //  A host has room for BUS_SERVICE_GUESTS_MAX guests, then says no
+    bus_service_t *guests [BUS_SERVICE_GUESTS_MAX] = { NULL };
+    for (int i = 1; i < BUS_SERVICE_GUESTS_MAX; i++)
+        assert ((guests [i] = bus_service_new_guest ("extra", alpha)));
+    assert (bus_service_new_guest ("extra", alpha) == NULL);
+    for (int i = 1; i < BUS_SERVICE_GUESTS_MAX; i++)
+        bus_service_destroy (&guests [i]);
 
     zactor_t *alpha_actor = zactor_new (bus_service_actor, alpha);
     //  Let alpha register before beta asks it anything
@@ -892,6 +999,9 @@ bus_service_test (bool verbose)
     assert (s_test_wait (&beta_state.errors_501, 1, 3000));
     assert (s_test_wait (&beta_state.timeouts, 1, 3000));
     assert (s_test_wait (&alpha_state.events, 1, 3000));
+    assert (s_test_wait (&gamma_state.replies_ok, 1, 3000));
+    assert (s_test_wait (&gamma_state.errors_501, 1, 3000));
+    assert (s_test_wait (&gamma_state.timeouts, 1, 3000));
 
     //  Broker restart: both services notice the new epoch and re-announce
     assert (s_test_wait (&beta_state.epochs, 1, 3000));
@@ -906,6 +1016,8 @@ bus_service_test (bool verbose)
     //  And the re-announcement reached alpha (events work again), as did requests
     assert (s_test_wait (&alpha_state.events, events_before + 1, 3000));
     assert (s_test_wait (&beta_state.replies_ok, replies_before + 1, 3000));
+    //  The guest reconnected too: its heartbeat says hello to the new broker
+    assert (s_test_wait (&gamma_state.epochs, 2, 5000));
     if (verbose)
         printf ("bus_service: reconnected %" PRId64 " ms after broker restart\n", reconnect_ms);
 
@@ -916,6 +1028,7 @@ bus_service_test (bool verbose)
     if (verbose)
         printf ("bus_service: connects %" PRIu64 " timeouts %" PRIu64 "\n", stats.connects, stats.timeouts);
     assert (stats.connects == 2 && stats.timeouts >= 1);
+    bus_service_destroy (&gamma);        //  guests before their host
     bus_service_destroy (&alpha);
     bus_service_destroy (&beta);
     zactor_destroy (&broker);

@@ -39,7 +39,18 @@ typedef void (bus_connect_fn) (bus_service_t *svc, uint64_t epoch, void *arg);
 //  Creates a service; name is the service ("relay"), instance its instance id
 //  ("relay.2", or NULL for "<name>.1"), run_dir where the bus sockets live.
 bus_service_t *bus_service_new (const char *name, const char *instance, const char *run_dir);
+//  Destroys a service; a host's guests must be destroyed first.
 void bus_service_destroy (bus_service_t **self_p);
+
+//  A second service in the same process and thread, on host's loop: its own
+//  name, broker connection, handlers and subscriptions, but no loop of its own.
+//  Running the host runs it; the host alone writes READY and heartbeats to the
+//  supervisor. Why: each data pipe between two processes costs a wakeup per
+//  packet burst, and on a pipe between two services of one loop it costs none
+//  (docs/data-plane.md, "Two services, one process"). Takes host's run
+//  directory and config; NULL if host has no room (BUS_SERVICE_GUESTS_MAX).
+#define BUS_SERVICE_GUESTS_MAX 3
+bus_service_t *bus_service_new_guest (const char *name, bus_service_t *host);
 
 const char *bus_service_name (bus_service_t *self);
 const char *bus_service_instance (bus_service_t *self);
@@ -105,6 +116,11 @@ typedef struct {
 
 //  main() of a service. Exits 0 on a clean stop, 78 on a config error, 1 otherwise.
 int bus_service_main (const bus_service_def_t *def, int argc, char **argv);
+//  main() of a program that runs several services in one process: defs [0]
+//  hosts, the others are its guests (bus_service_new_guest). program names the
+//  process (log lines, -h); setup runs in order, teardown in reverse.
+int bus_service_main_group (const char *program, const char *summary,
+                            const bus_service_def_t *const *defs, size_t count, int argc, char **argv);
 
 void bus_service_test (bool verbose);
 

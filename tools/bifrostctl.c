@@ -294,10 +294,12 @@ s_status (const char *run_dir, const char *service, bool json)
             printf ("%-16s %-8s %-9s %-8s %-8u %s\n", inst->instance, pid, inst->state, up,
                     inst->restarts, inst->reason);
         }
-        //  On a node, the peers too (the same table as `bifrostctl peers`)
+        //  On a node, the peers too (the same table as `bifrostctl peers`): a node
+        //  runs crypto alone or inside bifrost-tunnel
         bool node = false;
         for (uint32_t i = 0; i < msg->instances_count; i++)
-            node |= !strcmp (msg->instances [i].service, "crypto") && !strcmp (msg->instances [i].state, "ready");
+            node |= (!strcmp (msg->instances [i].service, "crypto") || !strcmp (msg->instances [i].service, "tunnel"))
+                 && !strcmp (msg->instances [i].state, "ready");
         if (node && !service) {
             printf ("\n");
             fflush (stdout);

@@ -1004,6 +1004,44 @@ crypto_service_public_key (crypto_service_t *self)
     return self->public_key;
 }
 
+//  ---------------------------------------------------------------------------
+//  The service as a program part (one per process)
+
+static crypto_service_t *s_process_part;
+
+static int
+s_part_check_config (bus_config_t *config, void *arg)
+{
+    crypto_service_check_config (config, NULL);
+    return 0;
+}
+
+static int
+s_part_setup (bus_service_t *svc, void *arg)
+{
+    char err [300];
+    s_process_part = crypto_service_new (svc, err, sizeof err);
+    if (!s_process_part) {
+        bus_error ("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_part_teardown (bus_service_t *svc, void *arg)
+{
+    crypto_service_destroy (&s_process_part);
+}
+
+const bus_service_def_t crypto_service_def = {
+    .name = "crypto",
+    .summary = "holds the node key: handshakes, encrypts and decrypts the data pipes, no network",
+    .check_config = s_part_check_config,
+    .setup = s_part_setup,
+    .teardown = s_part_teardown,
+};
+
 //  --------------------------------------------------------------------------
 //  Self test: configuration checks and the key file. The data path with real
 //  processes is tests/integration/crypto_service.sh.

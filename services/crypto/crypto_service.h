@@ -54,5 +54,9 @@ void crypto_service_destroy (crypto_service_t **self_p);
 //  This node's public key, base64 (44 characters)
 const char *crypto_service_public_key (crypto_service_t *self);
 
+//  The service as a part of a program: bifrost-crypto runs it alone, bifrost-tunnel
+//  with the other half of the tunnel on one loop (services/tunnel/).
+extern const bus_service_def_t crypto_service_def;
+
 void crypto_service_test (bool verbose);
 #endif

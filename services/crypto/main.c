@@ -1,37 +1,12 @@
-/*  bifrost-crypto: the key-holding service. Everything it does lives in
-    crypto_service (pipes, timers, bus handlers) and crypto_node (keys, sessions);
-    this main only reads the config and hangs the service on the runtime's loop. */
+/*  bifrost-crypto: the key-holding service as a process of its own. Everything
+    it does lives in crypto_service (pipes, timers, bus handlers, and the program
+    part crypto_service_def) and crypto_node (keys, sessions); this main adds
+    only --genkey. bifrost-tunnel runs the same service with device in one
+    process (services/tunnel/). */
 #include "crypto_service.h"
 #include "crypto_identity.h"
 #include "bus_log.h"
 #include <sodium.h>
-
-static crypto_service_t *s_service;
-
-static int
-s_check_config (bus_config_t *config, void *arg)
-{
-    crypto_service_check_config (config, NULL);
-    return 0;
-}
-
-static int
-s_setup (bus_service_t *svc, void *arg)
-{
-    char err [300];
-    s_service = crypto_service_new (svc, err, sizeof err);
-    if (!s_service) {
-        bus_error ("%s", err);
-        return -1;
-    }
-    return 0;
-}
-
-static void
-s_teardown (bus_service_t *svc, void *arg)
-{
-    crypto_service_destroy (&s_service);
-}
 
 //  `bifrost-crypto --genkey FILE`: creates the node key (mode 0600; an existing
 //  file is kept) and prints its public key, so peers can be configured before the
@@ -59,12 +34,5 @@ main (int argc, char **argv)
 {
     if (argc == 3 && strcmp (argv [1], "--genkey") == 0)
         return s_genkey (argv [2]);
-    static const bus_service_def_t def = {
-        .name = "crypto",
-        .summary = "holds the node key: handshakes, encrypts and decrypts the data pipes, no network",
-        .check_config = s_check_config,
-        .setup = s_setup,
-        .teardown = s_teardown,
-    };
-    return bus_service_main (&def, argc, argv);
+    return bus_service_main (&crypto_service_def, argc, argv);
 }

@@ -806,6 +806,44 @@ dev_service_up (dev_service_t *self)
 }
 
 //  ---------------------------------------------------------------------------
+//  The service as a program part (one per process)
+
+static dev_service_t *s_process_part;
+
+static int
+s_part_check_config (bus_config_t *config, void *arg)
+{
+    dev_service_check_config (config, NULL);
+    return 0;
+}
+
+static int
+s_part_setup (bus_service_t *svc, void *arg)
+{
+    char err [300];
+    s_process_part = dev_service_new (svc, err, sizeof err);
+    if (!s_process_part) {
+        bus_error ("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_part_teardown (bus_service_t *svc, void *arg)
+{
+    dev_service_destroy (&s_process_part);
+}
+
+const bus_service_def_t dev_service_def = {
+    .name = "device",
+    .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
+    .check_config = s_part_check_config,
+    .setup = s_part_setup,
+    .teardown = s_part_teardown,
+};
+
+//  ---------------------------------------------------------------------------
 //  Self test
 
 #include "bus_broker.h"

@@ -51,5 +51,9 @@ const char *dev_service_name (dev_service_t *self);
 //  True once the interface is configured and up.
 bool dev_service_up (dev_service_t *self);
 
+//  The service as a part of a program: bifrost-device runs it alone, bifrost-tunnel
+//  with the other half of the tunnel on one loop (services/tunnel/).
+extern const bus_service_def_t dev_service_def;
+
 void dev_service_test (bool verbose);
 #endif

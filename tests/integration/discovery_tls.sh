@@ -53,11 +53,10 @@ connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; };
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; intensity = 30; };
 services = (
     { name = "bus";       exec = "bifrost-bus"; },
-    { name = "crypto";    exec = "bifrost-crypto";    depends = ["bus"]; },
-    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "crypto"]; },
-    { name = "device";    exec = "bifrost-device";    depends = ["bus", "crypto"]; },
+    { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
+    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
     { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "crypto"]; }
+    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; }
 );
 CFG
 }
