@@ -722,6 +722,15 @@ s_usage (const char *program, const char *summary, const char *prog)
 }
 
 int
+bus_service_setup_done (const void *object, const char *err)
+{
+    if (object)
+        return 0;
+    bus_error ("%s", err && *err ? err : "setup failed");
+    return -1;
+}
+
+int
 bus_service_main (const bus_service_def_t *def, int argc, char **argv)
 {
     return bus_service_main_group (def->name, def->summary, &def, 1, argc, argv);

@@ -114,6 +114,10 @@ typedef struct {
     void *arg;
 } bus_service_def_t;
 
+//  The end of a def's setup that creates the service's object: 0 when object
+//  is there, else err is logged and -1 (the runtime then exits with 78).
+int bus_service_setup_done (const void *object, const char *err);
+
 //  main() of a service. Exits 0 on a clean stop, 78 on a config error, 1 otherwise.
 int bus_service_main (const bus_service_def_t *def, int argc, char **argv);
 //  main() of a program that runs several services in one process: defs [0]

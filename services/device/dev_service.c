@@ -822,11 +822,7 @@ s_part_setup (bus_service_t *svc, void *arg)
 {
     char err [300];
     s_process_part = dev_service_new (svc, err, sizeof err);
-    if (!s_process_part) {
-        bus_error ("%s", err);
-        return -1;
-    }
-    return 0;
+    return bus_service_setup_done (s_process_part, err);
 }
 
 static void

@@ -18,11 +18,7 @@ s_setup (bus_service_t *svc, void *arg)
 {
     char err [300];
     s_nat = nat_service_new (svc, err, sizeof err);
-    if (!s_nat) {
-        bus_error ("%s", err);
-        return -1;
-    }
-    return 0;
+    return bus_service_setup_done (s_nat, err);
 }
 
 static void

@@ -13,8 +13,9 @@
 struct _nat_peer_t {
     uint8_t key [NAT_KEY_SIZE];
     uint32_t index;
-    bool has_configured;
-    nat_endpoint_t configured;
+    nat_endpoint_t configured [NAT_PEER_ENDPOINTS_MAX];
+    size_t configured_count;
+    size_t which;               //  the configured endpoint of the last attempt
     bool direct;
     uint32_t keepalive_ms, silence_ms, backoff_min_ms, backoff_max_ms, jitter_pct;
     uint64_t rng;
@@ -48,16 +49,28 @@ nat_peer_new (const nat_peer_config_t *config, char *err, size_t err_size)
     assert (self);
     if (config->public_key)
         memcpy (self->key, config->public_key, NAT_KEY_SIZE);
-    if (config->endpoint) {
+    //  The single endpoint first, then the list (best first)
+    const char *texts [NAT_PEER_ENDPOINTS_MAX + 1];
+    size_t count = 0;
+    if (config->endpoint)
+        texts [count++] = config->endpoint;
+    for (size_t i = 0; i < config->endpoint_count && count <= NAT_PEER_ENDPOINTS_MAX; i++)
+        texts [count++] = config->endpoints [i];
+    if (count > NAT_PEER_ENDPOINTS_MAX) {
+        snprintf (err, err_size, "more than %d endpoints", NAT_PEER_ENDPOINTS_MAX);
+        free (self);
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
         char why [160];
-        if (nat_endpoint_parse (&self->configured, config->endpoint, why, sizeof why)) {
-            snprintf (err, err_size, "endpoint: %s", why);
+        if (nat_endpoint_parse (&self->configured [i], texts [i], why, sizeof why)) {
+            snprintf (err, err_size, "endpoint %s: %s", texts [i], why);
             free (self);
             return NULL;
         }
-        self->has_configured = true;
     }
-    if (config->direct && !self->has_configured) {
+    self->configured_count = count;
+    if (config->direct && !count) {
         snprintf (err, err_size, "direct = true needs an endpoint to dial");
         free (self);
         return NULL;
@@ -131,21 +144,25 @@ s_dial (nat_peer_t *self, const nat_addr_t *addr)
         self->handler.connect (self, addr, self->handler_arg);
 }
 
-//  One dial attempt now, and the next one planned
+//  One dial attempt now, and the next one planned. Several endpoints (the
+//  registry's candidates: each address of the peer, best first) are tried in
+//  turn, one per attempt, and the backoff grows once per round, so every
+//  candidate is tried before the delays get long.
 static void
 s_attempt (nat_peer_t *self, int64_t now)
 {
     uint32_t n = self->attempts++;
-    self->next_attempt = now + s_backoff (self, n);
-    if (!self->configured.is_name)
-        s_dial (self, &self->configured.addr);
+    self->which = n % self->configured_count;
+    self->next_attempt = now + s_backoff (self, n / (uint32_t) self->configured_count);
+    const nat_endpoint_t *endpoint = &self->configured [self->which];
+    if (!endpoint->is_name)
+        s_dial (self, &endpoint->addr);
     else
     if (!self->resolving) {
         //  A name is resolved again for every attempt: the peer may have moved
         self->resolving = true;
         if (self->handler.resolve)
-            self->handler.resolve (self, self->configured.host, self->configured.port,
-                                   self->handler_arg);
+            self->handler.resolve (self, endpoint->host, endpoint->port, self->handler_arg);
     }
 }
 
@@ -262,7 +279,13 @@ void nat_peer_set_index (nat_peer_t *self, uint32_t index) { self->index = index
 const nat_endpoint_t *
 nat_peer_configured (nat_peer_t *self)
 {
-    return self->has_configured ? &self->configured : NULL;
+    return self->configured_count ? &self->configured [self->which] : NULL;
+}
+
+const nat_endpoint_t *
+nat_peer_configured_at (nat_peer_t *self, size_t i)
+{
+    return i < self->configured_count ? &self->configured [i] : NULL;
 }
 
 void
@@ -469,7 +492,16 @@ nat_peer_test (bool verbose)
 
     //  Configuration errors
     assert (!nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoint = "host:0", .direct = true }, err, sizeof err));
-    assert (strstr (err, "endpoint: port 0 out of range"));
+    assert (strstr (err, "endpoint host:0: port 0 out of range"));
+    const char *nine [9] = { "192.0.2.1:1", "192.0.2.1:2", "192.0.2.1:3", "192.0.2.1:4", "192.0.2.1:5",
+                             "192.0.2.1:6", "192.0.2.1:7", "192.0.2.1:8", "192.0.2.1:9" };
+    assert (!nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoints = nine, .endpoint_count = 9,
+                                                  .direct = true }, err, sizeof err));
+    assert (strstr (err, "more than 8 endpoints"));
+    const char *broken [2] = { "192.0.2.1:51820", "[::1" };
+    assert (!nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoints = broken, .endpoint_count = 2,
+                                                  .direct = true }, err, sizeof err));
+    assert (strstr (err, "endpoint [::1:"));
     assert (!nat_peer_new (&(nat_peer_config_t) { .public_key = key, .direct = true }, err, sizeof err));
     assert (strstr (err, "needs an endpoint"));
 
@@ -539,6 +571,33 @@ nat_peer_test (bool verbose)
     nat_peer_destroy (&peer);
     assert (peer == NULL);
 
+    //  1b. Several endpoints (the registry's candidates, best first): one per
+    //  attempt in turn, the delay doubling once per round; the one that answers
+    //  is confirmed and reported as the configured endpoint
+    memset (&rec, 0, sizeof rec);
+    const char *candidates [3] = { "192.0.2.1:51820", "198.51.100.7:51820", "203.0.113.5:51820" };
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoints = candidates, .endpoint_count = 3,
+                                                .direct = true, .no_jitter = true }, err, sizeof err);
+    assert (peer);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    assert (nat_peer_configured_at (peer, 2) && !nat_peer_configured_at (peer, 3));
+    s_run_until (peer, &rec, 9000);
+    static const int64_t expect_round [] = { 0, 1000, 2000, 3000, 5000, 7000, 9000 };
+    assert (rec.n_connects == 7);
+    for (size_t i = 0; i < 7; i++) {
+        assert (rec.connects [i] == expect_round [i]);
+        assert (strcmp (nat_addr_format (&rec.connect_addr [i], text, sizeof text), candidates [i % 3]) == 0);
+    }
+    s_run_until (peer, &rec, 13000);        //  the 8th attempt: the second candidate
+    char configured_text [NAT_ENDPOINT_TEXT_MAX];
+    assert (0 == strcmp (nat_endpoint_format (nat_peer_configured (peer), configured_text, sizeof configured_text),
+                    candidates [1]));
+    nat_addr_t answered;
+    nat_addr_set_ip (&answered, "198.51.100.7", 51820);
+    nat_peer_confirm_endpoint (peer, &answered, 13005);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_eq (nat_peer_endpoint (peer), &answered));
+    nat_peer_destroy (&peer);
+
     //  2. No permission: never dialled, in hours, even with an endpoint configured;
     //  a peer that reached us goes back to waiting when silent
     memset (&rec, 0, sizeof rec);
@@ -560,8 +619,8 @@ nat_peer_test (bool verbose)
     //  3. A named endpoint is resolved for every attempt; a failed lookup is retried
     //  on the backoff; a new address (DDNS) is dialled
     memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { key, "home.example:51820", true,
-                                                .no_jitter = true }, err, sizeof err);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoint = "home.example:51820",
+                                                .direct = true, .no_jitter = true }, err, sizeof err);
     nat_peer_set_handler (peer, &s_rec_handler, &rec);
     nat_peer_tick (peer, 0);
     assert (rec.n_resolves == 1 && strcmp (rec.host, "home.example") == 0 && rec.port == 51820);

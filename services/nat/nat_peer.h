@@ -14,7 +14,8 @@
       silence     when UP and nothing was received for silence_ms (default
                   3 x keepalive + 5 s), the peer is down
       reconnect   a down peer with permission is tried at once, then after 1 s, 2 s,
-                  4 s ... capped at 60 s, each delay shortened by a random jitter of
+                  4 s ... capped at 60 s (with several endpoints, one per attempt
+                  in turn, and the delay doubles once per round), each delay shortened by a random jitter of
                   up to 20% so peers that went down together do not retry in step; a
                   named endpoint is resolved again for every attempt (DDNS), and
                   confirmation resets the sequence. */
@@ -30,6 +31,7 @@
 #define NAT_PEER_BACKOFF_MAX_MS 60000
 #define NAT_PEER_JITTER_PCT 20
 #define NAT_PEER_NEVER INT64_MAX
+#define NAT_PEER_ENDPOINTS_MAX 8        //  as many as peer.up carries
 
 typedef enum {
     NAT_PEER_WAITING,           //  not dialling: no permission or no endpoint
@@ -49,6 +51,8 @@ typedef struct {
     uint32_t jitter_pct;        //  0 = NAT_PEER_JITTER_PCT
     bool no_jitter;             //  exact delays (tests)
     uint64_t seed;              //  jitter randomness, mixed with the key
+    const char *const *endpoints;   //  more endpoints (the registry's candidates,
+    size_t endpoint_count;          //  best first), tried in turn after endpoint
 } nat_peer_config_t;
 
 typedef struct _nat_peer_t nat_peer_t;
@@ -110,7 +114,10 @@ void nat_peer_resolved (nat_peer_t *self, const nat_addr_t *addrs, size_t count,
 nat_peer_state_t nat_peer_state (nat_peer_t *self);
 const uint8_t *nat_peer_key (nat_peer_t *self);
 const nat_addr_t *nat_peer_endpoint (nat_peer_t *self);
-const nat_endpoint_t *nat_peer_configured (nat_peer_t *self);   //  NULL when none
+//  The configured endpoint of the last dial attempt (the first before any);
+//  NULL when none. _at: the i-th of all of them, NULL past the last.
+const nat_endpoint_t *nat_peer_configured (nat_peer_t *self);
+const nat_endpoint_t *nat_peer_configured_at (nat_peer_t *self, size_t i);
 bool nat_peer_direct (nat_peer_t *self);
 void nat_peer_status (nat_peer_t *self, nat_peer_status_t *status);
 const char *nat_peer_state_name (nat_peer_state_t state);

@@ -589,7 +589,7 @@ s_info_grow (nat_service_t *self, size_t count)
 
 static int
 s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *name,
-           const char *endpoint, bool direct)
+           const char *const *endpoints, size_t endpoint_count, bool direct)
 {
     char perr [200];
     s_info_grow (self, (size_t) index + 1);
@@ -607,8 +607,9 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     }
     nat_peer_config_t pc = {
         .public_key = key,
-        .endpoint = endpoint && *endpoint ? endpoint : NULL,
-        .direct = direct && endpoint && *endpoint && self->config.direct_connect,
+        .endpoints = endpoints,
+        .endpoint_count = endpoint_count,
+        .direct = direct && endpoint_count && self->config.direct_connect,
         .keepalive_ms = (uint32_t) self->config.keepalive_ms,
         .seed = (uint64_t) zclock_time () + index,
     };
@@ -627,10 +628,29 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     }
     snprintf (self->info [index].name, sizeof self->info [index].name, "%s", name);
     memset (&self->info [index].dial, 0, sizeof self->info [index].dial);
-    bus_info ("peer %s: added as index %u, endpoint %s%s", name, index,
-              endpoint && *endpoint ? endpoint : "(none)", pc.direct ? ", dialling" : "");
+    bus_info ("peer %s: added as index %u, endpoint %s%s%s", name, index,
+              endpoint_count ? endpoints [0] : "(none)",
+              endpoint_count > 1 ? " (and more)" : "", pc.direct ? ", dialling" : "");
     nat_peer_table_tick (self->table, s_now ());
     return 0;
+}
+
+//  Does the peer dial exactly these endpoints, in this order?
+static bool
+s_same_endpoints (nat_peer_t *peer, const char *const *endpoints, size_t count)
+{
+    for (size_t i = 0; i <= count; i++) {
+        const nat_endpoint_t *configured = nat_peer_configured_at (peer, i);
+        if (i == count)
+            return configured == NULL;
+        char text [NAT_ENDPOINT_TEXT_MAX];
+        if (!configured)
+            return false;
+        nat_endpoint_format (configured, text, sizeof text);
+        if (!streq (text, endpoints [i]))
+            return false;
+    }
+    return true;
 }
 
 static void
@@ -662,7 +682,12 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
             up->endpoints_count = changed.endpoints_count;
             up->direct = true;
         }
-        const char *endpoint = up->endpoints_count ? up->endpoints [0] : "";
+        //  The candidates, best first; empty strings are none
+        const char *endpoints [NAT_PEER_ENDPOINTS_MAX];
+        size_t endpoint_count = 0;
+        for (uint32_t i = 0; i < up->endpoints_count && endpoint_count < NAT_PEER_ENDPOINTS_MAX; i++)
+            if (*up->endpoints [i])
+                endpoints [endpoint_count++] = up->endpoints [i];
         nat_peer_t *peer = nat_peer_table_at (self->table, up->index);
         uint8_t key [NAT_KEY_SIZE];
         bool have_key = is_up && nat_key_from_base64 (up->public_key, key, err, sizeof err) == 0;
@@ -673,7 +698,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         else
         if (!peer) {
             if (have_key)
-                s_dyn_add (self, up->index, key, up->name, endpoint, up->direct);
+                s_dyn_add (self, up->index, key, up->name, endpoints, endpoint_count, up->direct);
         }
         else
         if (have_key && memcmp (nat_peer_key (peer), key, NAT_KEY_SIZE) != 0)
@@ -681,16 +706,12 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         else {
             //  Known: new endpoints matter only while it is not up (an up peer
             //  roams by itself, confirmed by crypto)
-            char current [NAT_ENDPOINT_TEXT_MAX] = "";
-            const nat_endpoint_t *configured = nat_peer_configured (peer);
-            if (configured)
-                nat_endpoint_format (configured, current, sizeof current);
             snprintf (self->info [up->index].name, sizeof self->info [up->index].name, "%s", up->name);
-            if (nat_peer_state (peer) != NAT_PEER_UP && !streq (current, endpoint)) {
+            if (nat_peer_state (peer) != NAT_PEER_UP && !s_same_endpoints (peer, endpoints, endpoint_count)) {
                 uint8_t copy [NAT_KEY_SIZE];
                 memcpy (copy, nat_peer_key (peer), NAT_KEY_SIZE);
                 nat_peer_table_remove (self->table, copy);
-                s_dyn_add (self, up->index, copy, up->name, endpoint, up->direct);
+                s_dyn_add (self, up->index, copy, up->name, endpoints, endpoint_count, up->direct);
             }
         }
         free (up);
@@ -900,17 +921,52 @@ s_check (const char *text, const char *expect, bool verbose)
 
 static atomic_int s_dials;
 static atomic_uint s_dial_index;
+//  A registry peer (index 2) with two candidate endpoints, the first dead
+static char s_dead [64], s_live [64];
+static atomic_int s_dials_dead, s_dials_live, s_dials_out_of_turn;
 
 static void
 s_test_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
 {
     nat_dial_t dial;
     char err [160];
-    if (bus_envelope_get_msg (env, &nat_dial_schema, &dial, err, sizeof err) == 0) {
-        atomic_store (&s_dial_index, dial.index);
-        s_dials++;
+    if (bus_envelope_get_msg (env, &nat_dial_schema, &dial, err, sizeof err) != 0)
+        return;
+    if (dial.index == 2) {
+        //  Candidates in turn, one per attempt (a repeated attempt repeats its
+        //  endpoint): attempt 1 the dead one, 2 the live one, 3 the dead one ...
+        bool live = streq (dial.endpoint, s_live);
+        const char *expect = (dial.attempt - 1) % 2 ? s_live : s_dead;
+        if (!streq (dial.endpoint, expect))
+            s_dials_out_of_turn++;
+        if (live)
+            s_dials_live++;
+        else
+            s_dials_dead++;
+        return;
     }
+    atomic_store (&s_dial_index, dial.index);
+    s_dials++;
 }
+
+//  discovery's part: a peer from the registry with two candidates, best first
+static void
+s_test_announce_carol (bus_service_t *svc, uint64_t epoch, void *arg)
+{
+    peer_up_t *up = (peer_up_t *) calloc (1, sizeof (peer_up_t));
+    assert (up);
+    up->index = 2;
+    snprintf (up->name, sizeof up->name, "carol");
+    snprintf (up->public_key, sizeof up->public_key, "%s", (const char *) arg);
+    snprintf (up->endpoints [0], sizeof up->endpoints [0], "%s", s_dead);
+    snprintf (up->endpoints [1], sizeof up->endpoints [1], "%s", s_live);
+    up->endpoints_count = 2;
+    up->direct = true;
+    snprintf (up->source, sizeof up->source, "registry");
+    bus_service_publish (svc, &peer_up_schema, up);
+    free (up);
+}
+
 
 static bool
 s_test_wait (atomic_int *value, int at_least, int timeout_ms)
@@ -1120,6 +1176,25 @@ nat_service_test (bool verbose)
     assert (streq (status->peers [1].name, "bob") && streq (status->peers [1].state, "connecting"));
     assert (status->peers [1].direct && status->peers [1].tx_packets == 1);
     free (status);
+
+    //  A registry peer with two candidates, the first one dead: nat dials them in
+    //  turn, the live one a backoff step (1 s) after the dead one
+    uint8_t carol_key [NAT_KEY_SIZE];
+    char carol [NAT_KEY_BASE64_SIZE];
+    memset (carol_key, 0x5C, sizeof carol_key);
+    nat_key_to_base64 (carol_key, carol);
+    snprintf (s_dead, sizeof s_dead, "127.0.0.1:9");
+    snprintf (s_live, sizeof s_live, "127.0.0.1:%u", nat_udp_port (remote));
+    bus_service_t *discovery = bus_service_new ("discovery", NULL, dir);
+    assert (discovery);
+    bus_service_set_heartbeat (discovery, 100);
+    bus_service_on_connect (discovery, s_test_announce_carol, carol);
+    zactor_t *discovery_actor = zactor_new (bus_service_actor, discovery);
+    assert (s_test_wait (&s_dials_live, 1, 5000));
+    assert (atomic_load (&s_dials_dead) >= 1);
+    assert (atomic_load (&s_dials_out_of_turn) == 0);
+    zactor_destroy (&discovery_actor);
+    bus_service_destroy (&discovery);
 
     //  A packet from alice's endpoint now counts as hers
     assert (nat_udp_send (remote, &tx, 1) == 1);
