@@ -1,0 +1,49 @@
+#!/bin/bash
+# tunnel_config: bifrost-tunnel (device and crypto in one process) handles bad input
+# as each service does alone: -h names it, --check-config reports the errors of both
+# services' sections with file:line and exits 78, a good config passes, and when the
+# second service cannot start (device: a non-TUN interface of the configured name)
+# the first is torn down again: exit 78, a clear message, no pipe socket left. (TAP)
+set -u
+echo "1..5"
+T=$(mktemp -d /tmp/tunnel-config-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+TUNNEL="$BIFROST_LIBEXEC_DIR/bifrost-tunnel"
+n=0
+ok () { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+
+"$TUNNEL" -h > "$T/help" 2>&1
+grep -q "device and crypto in one process" "$T/help"
+ok $? "bifrost-tunnel -h says what it runs"
+
+cat > "$T/bad.cfg" <<CFG
+key_file = "$T/node.key";
+psk = "not-a-key";
+device = { type = "tub"; name = "bifrost0"; mtu = 70000; };
+CFG
+"$TUNNEL" --check-config -c "$T/bad.cfg" > "$T/check.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$T/check.out"
+[ "$rc" -eq 78 ] && grep -q "bad.cfg:2: psk:" "$T/check.out" \
+    && grep -q 'bad.cfg:3: device.type: expected "tun" or "tap"' "$T/check.out" \
+    && grep -q "bad.cfg:3: device.mtu:" "$T/check.out"
+ok $? "--check-config: crypto's and device's errors, each with file:line, exit 78"
+
+cat > "$T/good.cfg" <<CFG
+key_file = "$T/node.key";
+device = { type = "tun"; name = "bifrost0"; mtu = 1420; address = "10.100.0.1/24"; };
+CFG
+"$TUNNEL" --check-config -c "$T/good.cfg" > "$T/check.out" 2>&1
+ok $? "--check-config accepts a good config"
+
+# device's setup fails after crypto's succeeded: in a namespace of its own, "lo"
+# exists and is not a TUN device
+sed 's/name = "bifrost0"/name = "lo"/' "$T/good.cfg" > "$T/lo.cfg"
+mkdir -m 700 "$T/run"
+timeout 10 unshare -n "$TUNNEL" -r "$T/run" -c "$T/lo.cfg" > "$T/run.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$T/run.out"
+[ "$rc" -eq 78 ] && grep -q 'cannot create tun "lo"' "$T/run.out" && grep -q "device: setup failed" "$T/run.out"
+ok $? "device cannot start: exit 78 (not a hang, not a crash) with the reason"
+[ -z "$(ls -A "$T/run")" ]
+ok $? "crypto was torn down again: no pipe socket left in the run directory ($(ls -A "$T/run" | tr '\n' ' '))"
