@@ -15,6 +15,7 @@
 #include "bus_batch.h"
 #include "bus_pipe.h"
 #include "bus_keyproof.h"
+#include "bus_json.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
@@ -32,6 +33,7 @@ static const selftest_t s_tests [] = {
     { "bus_batch", bus_batch_test },
     { "bus_pipe", bus_pipe_test },
     { "bus_keyproof", bus_keyproof_test },
+    { "bus_json", bus_json_test },
     { NULL, NULL }
 };
 

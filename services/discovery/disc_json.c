@@ -1,5 +1,6 @@
 /*  disc_json: registry replies and events, checked member by member (see disc_json.h). */
 #include "disc_json.h"
+#include "bus_json.h"
 #include "bus_log.h"
 
 #include <arpa/inet.h>
@@ -12,74 +13,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  Parses an object; NULL with err for anything else
+//  How discovery reads the registry's strings: errors worded for a reply, null
+//  as absent, printable text only (it ends up in logs), required ones not empty.
+#define S_OPTIONAL (BUS_JSON_REPLY | BUS_JSON_NULL_ABSENT | BUS_JSON_PRINTABLE)
+#define S_REQUIRED (S_OPTIONAL | BUS_JSON_REQUIRED | BUS_JSON_NONEMPTY)
+
+//  Parses an object of at most DISC_JSON_MAX bytes; NULL with err for anything else
 static json_t *
 s_load (const char *text, size_t size, char *err, size_t errsize)
 {
-    if (!text || size == 0)
-        return bus_errf (err, errsize, "empty reply"), NULL;
     if (size > DISC_JSON_MAX)
         return bus_errf (err, errsize, "reply of %zu bytes is too big", size), NULL;
-    json_error_t jerr;
-    json_t *root = json_loadb (text, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root)
-        return bus_errf (err, errsize, "bad JSON at %d: %s", jerr.position, jerr.text), NULL;
-    if (!json_is_object (root)) {
-        json_decref (root);
-        return bus_errf (err, errsize, "expected a JSON object"), NULL;
-    }
-    return root;
+    return bus_json_object_load (text, size, BUS_JSON_REPLY, err, errsize);
 }
 
-static bool
-s_printable (const char *text)
-{
-    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
-        if (*c < 0x20 || *c == 0x7f)
-            return false;
-    return true;
-}
-
-//  A string member of at most max characters (min 1 when required)
-static int
-s_string (json_t *obj, const char *name, bool required, char *out, size_t out_size,
-          char *err, size_t errsize)
-{
-    json_t *value = json_object_get (obj, name);
-    if (!value || json_is_null (value)) {
-        if (required)
-            return bus_errf (err, errsize, "missing member '%s'", name);
-        out [0] = 0;
-        return 0;
-    }
-    if (!json_is_string (value))
-        return bus_errf (err, errsize, "member '%s' is not a string", name);
-    size_t len = json_string_length (value);
-    const char *text = json_string_value (value);
-    if (len >= out_size || strlen (text) != len)
-        return bus_errf (err, errsize, "member '%s' is too long or has a NUL", name);
-    if (!s_printable (text))
-        return bus_errf (err, errsize, "member '%s' has control characters", name);
-    if (required && len == 0)
-        return bus_errf (err, errsize, "member '%s' is empty", name);
-    memcpy (out, text, len + 1);
-    return 0;
-}
-
+//  An integer member in 0..max into a uint32_t (left as it is when absent)
 static int
 s_uint (json_t *obj, const char *name, bool required, uint32_t max, uint32_t *out,
         char *err, size_t errsize)
 {
-    json_t *value = json_object_get (obj, name);
-    if (!value) {
-        if (required)
-            return bus_errf (err, errsize, "missing member '%s'", name);
-        *out = 0;
-        return 0;
-    }
-    if (!json_is_integer (value) || json_integer_value (value) < 0 || json_integer_value (value) > max)
-        return bus_errf (err, errsize, "member '%s' is not an integer 0..%u", name, max);
-    *out = (uint32_t) json_integer_value (value);
+    int64_t value = *out;
+    int flags = BUS_JSON_REPLY | (required ? BUS_JSON_REQUIRED : 0);
+    if (bus_json_int (obj, name, flags, 0, max, &value, err, errsize))
+        return -1;
+    *out = (uint32_t) value;
     return 0;
 }
 
@@ -102,14 +59,14 @@ s_peer (json_t *obj, disc_peer_info_t *peer, char *err, size_t errsize)
     if (!json_is_object (obj))
         return bus_errf (err, errsize, "a peer is not an object");
     char why [120];
-    if (s_string (obj, "id", true, peer->id, sizeof peer->id, why, sizeof why))
+    if (bus_json_string (obj, "id", S_REQUIRED, peer->id, sizeof peer->id - 1, why, sizeof why))
         return bus_errf (err, errsize, "peer: %s", why);
     for (size_t i = 0; i < 16; i++)
         if (!isxdigit ((unsigned char) peer->id [i]))
             return bus_errf (err, errsize, "peer: id '%s' is not 16 hex digits", peer->id);
-    if (s_string (obj, "name", true, peer->name, sizeof peer->name, why, sizeof why)
-    ||  s_string (obj, "public_key", true, peer->public_key, sizeof peer->public_key, why, sizeof why)
-    ||  s_string (obj, "vip", true, peer->vip, sizeof peer->vip, why, sizeof why))
+    if (bus_json_string (obj, "name", S_REQUIRED, peer->name, sizeof peer->name - 1, why, sizeof why)
+    ||  bus_json_string (obj, "public_key", S_REQUIRED, peer->public_key, sizeof peer->public_key - 1, why, sizeof why)
+    ||  bus_json_string (obj, "vip", S_REQUIRED, peer->vip, sizeof peer->vip - 1, why, sizeof why))
         return bus_errf (err, errsize, "peer %s: %s", peer->id, why);
     if (s_key (peer->public_key, peer->key))
         return bus_errf (err, errsize, "peer %s: public_key is not 32 bytes of base64", peer->id);
@@ -126,7 +83,7 @@ s_peer (json_t *obj, disc_peer_info_t *peer, char *err, size_t errsize)
             return bus_errf (err, errsize, "peer %s: an endpoint is not a string", peer->id);
         const char *text = json_string_value (item);
         size_t len = json_string_length (item);
-        if (len == 0 || len > DISC_ENDPOINT_LEN || strlen (text) != len || !s_printable (text) || !strchr (text, ':'))
+        if (len == 0 || len > DISC_ENDPOINT_LEN || strlen (text) != len || !bus_json_printable (text) || !strchr (text, ':'))
             return bus_errf (err, errsize, "peer %s: endpoint %zu is not host:port", peer->id, index);
         if (peer->endpoints_count < DISC_ENDPOINTS_MAX)
             memcpy (peer->endpoints [peer->endpoints_count++], text, len + 1);
@@ -147,8 +104,8 @@ disc_json_challenge (const char *text, size_t size, disc_challenge_t *out, char 
         return -1;
     int rc = -1;
     uint8_t key [32];
-    if (s_string (root, "nonce", true, out->nonce, sizeof out->nonce, err, errsize)
-    ||  s_string (root, "registry_key", true, out->registry_key, sizeof out->registry_key, err, errsize))
+    if (bus_json_string (root, "nonce", S_REQUIRED, out->nonce, sizeof out->nonce - 1, err, errsize)
+    ||  bus_json_string (root, "registry_key", S_REQUIRED, out->registry_key, sizeof out->registry_key - 1, err, errsize))
         goto done;
     if (s_key (out->registry_key, key)) {
         bus_errf (err, errsize, "registry_key is not 32 bytes of base64");
@@ -170,14 +127,14 @@ disc_json_registration (const char *text, size_t size, disc_registration_t *out,
     int rc = -1;
     json_t *network = json_object_get (root, "network");
     if (s_peer (json_object_get (root, "peer"), &out->peer, err, errsize)
-    ||  s_string (root, "peer_token", true, out->peer_token, sizeof out->peer_token, err, errsize)
+    ||  bus_json_string (root, "peer_token", S_REQUIRED, out->peer_token, sizeof out->peer_token - 1, err, errsize)
     ||  s_uint (root, "heartbeat_interval", false, 86400, &out->heartbeat_s, err, errsize))
         goto done;
     if (!json_is_object (network)) {
         bus_errf (err, errsize, "missing member 'network'");
         goto done;
     }
-    if (s_string (network, "id", true, out->network_id, sizeof out->network_id, err, errsize)
+    if (bus_json_string (network, "id", S_REQUIRED, out->network_id, sizeof out->network_id - 1, err, errsize)
     ||  s_uint (network, "prefix", true, 32, &out->prefix, err, errsize))
         goto done;
     if (out->prefix < 1) {
@@ -246,7 +203,7 @@ disc_json_event (const char *text, size_t size, disc_event_t *out, char *err, si
         return -1;
     int rc = -1;
     char name [40];
-    if (s_string (root, "event", true, name, sizeof name, err, errsize))
+    if (bus_json_string (root, "event", S_REQUIRED, name, sizeof name - 1, err, errsize))
         goto done;
     out->type = DISC_EVENT_OTHER;
     for (size_t i = 0; i < sizeof s_events / sizeof s_events [0]; i++)
@@ -257,12 +214,12 @@ disc_json_event (const char *text, size_t size, disc_event_t *out, char *err, si
         case DISC_EVENT_CHANGED:
         case DISC_EVENT_LEFT:
             if (s_peer (json_object_get (root, "peer"), &out->peer, err, errsize)
-            ||  s_string (root, "reason", false, out->reason, sizeof out->reason, err, errsize))
+            ||  bus_json_string (root, "reason", S_OPTIONAL, out->reason, sizeof out->reason - 1, err, errsize))
                 goto done;
             break;
         case DISC_EVENT_SIGNAL: {
-            if (s_string (root, "from", true, out->from, sizeof out->from, err, errsize)
-            ||  s_string (root, "type", true, out->signal_type, sizeof out->signal_type, err, errsize))
+            if (bus_json_string (root, "from", S_REQUIRED, out->from, sizeof out->from - 1, err, errsize)
+            ||  bus_json_string (root, "type", S_REQUIRED, out->signal_type, sizeof out->signal_type - 1, err, errsize))
                 goto done;
             json_t *data = json_object_get (root, "data");
             if (!data) {
@@ -354,7 +311,7 @@ void
 disc_json_error_text (const char *text, size_t size, char *out, size_t outsize)
 {
     json_t *root = s_load (text, size, NULL, 0);
-    if (root && s_string (root, "error", true, out, outsize, NULL, 0) == 0) {
+    if (root && outsize > 0 && bus_json_string (root, "error", S_REQUIRED, out, outsize - 1, NULL, 0) == 0) {
         json_decref (root);
         return;
     }

@@ -1,5 +1,6 @@
 /*  reg_validate: request body validation (see reg_validate.h). */
 #include "reg_validate.h"
+#include "bus_json.h"
 #include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -48,28 +49,6 @@ reg_base64_exact (const char *text, uint8_t *out, size_t size)
     return 0;
 }
 
-//  Parses a body that must be a JSON object.
-static json_t *
-s_parse (const void *body, size_t size, char *err, size_t errsize)
-{
-    if (size == 0 || !body) {
-        snprintf (err, errsize, "request body must be a JSON object");
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb ((const char *) body, size, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf (err, errsize, "malformed JSON at line %d column %d: %.80s", jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    if (!json_is_object (root)) {
-        snprintf (err, errsize, "request body must be a JSON object");
-        json_decref (root);
-        return NULL;
-    }
-    return root;
-}
-
 //  Refuses members not in allowed.
 static int
 s_known (json_t *root, const char *const *allowed, char *err, size_t errsize)
@@ -86,45 +65,6 @@ s_known (json_t *root, const char *const *allowed, char *err, size_t errsize)
             return -1;
         }
     }
-    return 0;
-}
-
-//  Copies an optional (or required) string member of at most max bytes.
-static int
-s_string (json_t *root, const char *name, bool required, char *out, size_t max, char *err, size_t errsize)
-{
-    json_t *value = json_object_get (root, name);
-    if (!value) {
-        if (required) {
-            snprintf (err, errsize, "'%s' is required", name);
-            return -1;
-        }
-        return 0;
-    }
-    if (!json_is_string (value)) {
-        snprintf (err, errsize, "'%s' must be a string", name);
-        return -1;
-    }
-    if (json_string_length (value) > max || strlen (json_string_value (value)) != json_string_length (value)) {
-        snprintf (err, errsize, "'%s' must be at most %zu characters without NUL", name, max);
-        return -1;
-    }
-    memcpy (out, json_string_value (value), json_string_length (value) + 1);
-    return 0;
-}
-
-//  An optional integer member in [min, max].
-static int
-s_int (json_t *root, const char *name, int64_t min, int64_t max, int64_t *out, char *err, size_t errsize)
-{
-    json_t *value = json_object_get (root, name);
-    if (!value)
-        return 0;
-    if (!json_is_integer (value) || json_integer_value (value) < min || json_integer_value (value) > max) {
-        snprintf (err, errsize, "'%s' must be an integer from %lld to %lld", name, (long long) min, (long long) max);
-        return -1;
-    }
-    *out = json_integer_value (value);
     return 0;
 }
 
@@ -208,14 +148,14 @@ reg_validate_network (const void *body, size_t size, reg_network_req_t *out, cha
     static const char *const allowed [] = { "id", "name", "cidr", "settings", NULL };
     static const char *const settings_allowed [] = { "heartbeat_interval", "offline_after", "expire_after", NULL };
     memset (out, 0, sizeof *out);
-    json_t *root = s_parse (body, size, err, errsize);
+    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
     if (!root)
         return -1;
     int rc = -1;
     if (s_known (root, allowed, err, errsize)
-    ||  s_string (root, "id", false, out->id, REG_ID_MAX, err, errsize)
-    ||  s_string (root, "name", true, out->name, REG_NAME_MAX, err, errsize)
-    ||  s_string (root, "cidr", false, out->cidr, sizeof out->cidr - 1, err, errsize))
+    ||  bus_json_string (root, "id", 0, out->id, REG_ID_MAX, err, errsize)
+    ||  bus_json_string (root, "name", BUS_JSON_REQUIRED, out->name, REG_NAME_MAX, err, errsize)
+    ||  bus_json_string (root, "cidr", 0, out->cidr, sizeof out->cidr - 1, err, errsize))
         goto done;
     if (json_object_get (root, "id") && !reg_valid_id (out->id)) {
         snprintf (err, errsize, "'id' must be 1..%d of a-z, 0-9 and '-'", REG_ID_MAX);
@@ -232,9 +172,9 @@ reg_validate_network (const void *body, size_t size, reg_network_req_t *out, cha
             goto done;
         }
         if (s_known (settings, settings_allowed, err, errsize)
-        ||  s_int (settings, "heartbeat_interval", 1, 86400, &out->heartbeat_s, err, errsize)
-        ||  s_int (settings, "offline_after", 1, 7 * 86400, &out->offline_s, err, errsize)
-        ||  s_int (settings, "expire_after", 1, 365 * 86400, &out->expire_s, err, errsize))
+        ||  bus_json_int (settings, "heartbeat_interval", 0, 1, 86400, &out->heartbeat_s, err, errsize)
+        ||  bus_json_int (settings, "offline_after", 0, 1, 7 * 86400, &out->offline_s, err, errsize)
+        ||  bus_json_int (settings, "expire_after", 0, 1, 365 * 86400, &out->expire_s, err, errsize))
             goto done;
     }
     rc = 0;
@@ -249,16 +189,16 @@ reg_validate_peer (const void *body, size_t size, reg_peer_req_t *out, char *err
     static const char *const allowed [] = {
         "public_key", "name", "nonce", "proof", "endpoints", "candidates", NULL };
     memset (out, 0, sizeof *out);
-    json_t *root = s_parse (body, size, err, errsize);
+    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
     if (!root)
         return -1;
     int rc = -1;
     char proof [REG_KEY_B64_MAX + 1];
     if (s_known (root, allowed, err, errsize)
-    ||  s_string (root, "public_key", true, out->public_key_b64, REG_KEY_B64_MAX, err, errsize)
-    ||  s_string (root, "name", true, out->name, REG_NAME_MAX, err, errsize)
-    ||  s_string (root, "nonce", true, out->nonce_b64, REG_KEY_B64_MAX, err, errsize)
-    ||  s_string (root, "proof", true, proof, REG_KEY_B64_MAX, err, errsize))
+    ||  bus_json_string (root, "public_key", BUS_JSON_REQUIRED, out->public_key_b64, REG_KEY_B64_MAX, err, errsize)
+    ||  bus_json_string (root, "name", BUS_JSON_REQUIRED, out->name, REG_NAME_MAX, err, errsize)
+    ||  bus_json_string (root, "nonce", BUS_JSON_REQUIRED, out->nonce_b64, REG_KEY_B64_MAX, err, errsize)
+    ||  bus_json_string (root, "proof", BUS_JSON_REQUIRED, proof, REG_KEY_B64_MAX, err, errsize))
         goto done;
     if (reg_base64_exact (out->public_key_b64, out->public_key, 32)) {
         snprintf (err, errsize, "'public_key' must be the base64 of 32 bytes");
@@ -295,13 +235,13 @@ reg_validate_token (const void *body, size_t size, reg_token_req_t *out, char *e
     out->ttl_s = 86400;
     if (size == 0)
         return 0;               //  all defaults
-    json_t *root = s_parse (body, size, err, errsize);
+    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
     if (!root)
         return -1;
     int rc = -1;
     if (s_known (root, allowed, err, errsize)
-    ||  s_int (root, "ttl", 1, 365 * 86400, &out->ttl_s, err, errsize)
-    ||  s_string (root, "description", false, out->description, REG_NAME_MAX, err, errsize))
+    ||  bus_json_int (root, "ttl", 0, 1, 365 * 86400, &out->ttl_s, err, errsize)
+    ||  bus_json_string (root, "description", 0, out->description, REG_NAME_MAX, err, errsize))
         goto done;
     json_t *reusable = json_object_get (root, "reusable");
     if (reusable && !json_is_boolean (reusable)) {
@@ -324,7 +264,7 @@ reg_validate_heartbeat (const void *body, size_t size, reg_heartbeat_req_t *out,
     snprintf (out->candidates, sizeof out->candidates, "[]");
     if (size == 0)
         return 0;
-    json_t *root = s_parse (body, size, err, errsize);
+    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
     if (!root)
         return -1;
     int rc = -1;
@@ -345,12 +285,12 @@ reg_validate_signal (const void *body, size_t size, reg_signal_req_t *out, char 
 {
     static const char *const allowed [] = { "type", "data", NULL };
     memset (out, 0, sizeof *out);
-    json_t *root = s_parse (body, size, err, errsize);
+    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
     if (!root)
         return -1;
     int rc = -1;
     if (s_known (root, allowed, err, errsize)
-    ||  s_string (root, "type", true, out->type, sizeof out->type - 1, err, errsize))
+    ||  bus_json_string (root, "type", BUS_JSON_REQUIRED, out->type, sizeof out->type - 1, err, errsize))
         goto done;
     if (!reg_valid_name (out->type)) {
         snprintf (err, errsize, "'type' must be a short name (letters, digits, '-', '_', '.')");
