@@ -639,18 +639,13 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
 static bool
 s_same_endpoints (nat_peer_t *peer, const char *const *endpoints, size_t count)
 {
-    for (size_t i = 0; i <= count; i++) {
+    for (size_t i = 0; i < count; i++) {
         const nat_endpoint_t *configured = nat_peer_configured_at (peer, i);
-        if (i == count)
-            return configured == NULL;
         char text [NAT_ENDPOINT_TEXT_MAX];
-        if (!configured)
-            return false;
-        nat_endpoint_format (configured, text, sizeof text);
-        if (!streq (text, endpoints [i]))
+        if (!configured || !streq (nat_endpoint_format (configured, text, sizeof text), endpoints [i]))
             return false;
     }
-    return true;
+    return nat_peer_configured_at (peer, count) == NULL;
 }
 
 static void

@@ -122,9 +122,11 @@ start_node () {
     wait_for 15 all_ready "$n"
 }
 ctl () { local n=$1; shift; "$CTL" -r "$T/$n/run" "$@"; }
+# all_ready NODE: every service its config lists (4 with bifrost-tunnel, 5 split) is READY
 all_ready () {
-    local out; out=$(ctl "$1" status 2>/dev/null) || return 1
-    echo "$out" | awk '$1 == "INSTANCE" { on = 1; next } on && NF == 0 { on = 0 } on && $3 != "ready" { bad = 1 } on { n++ } END { exit (bad || n < 4) }'
+    local out want; out=$(ctl "$1" status 2>/dev/null) || return 1
+    want=$(grep -c 'exec = "bifrost-' "$T/$1/node.cfg")
+    echo "$out" | awk -v want="$want" '$1 == "INSTANCE" { on = 1; next } on && NF == 0 { on = 0 } on && $3 != "ready" { bad = 1 } on { n++ } END { exit (bad || n < want) }'
 }
 # service_pid NODE SERVICE: pid of the service's first instance
 service_pid () { ctl "$1" status 2>/dev/null | awk -v s="$2.1" '$1 == s && $3 == "ready" { print $2 }'; }
