@@ -45,6 +45,12 @@ void bus_loop_poller_end (bus_loop_t *self, zmq_pollitem_t *item);
 //  An error on item->fd goes to its handler every time; without this the
 //  poller is ended after two errors in a row, as zloop does.
 void bus_loop_poller_set_tolerant (bus_loop_t *self, zmq_pollitem_t *item);
+//  Runs the handler of item->fd's poller in this turn of the loop (or the next,
+//  when called after this turn's kicks ran) with ZMQ_POLLIN, whether or not the
+//  descriptor is readable, and the loop does not sleep before. For work another
+//  handler of the same loop handed over in memory (bus_pipe between two services
+//  of one process): no system call, no wakeup. No-op when not watched.
+void bus_loop_poller_kick (bus_loop_t *self, zmq_pollitem_t *item);
 
 //  A ZeroMQ socket: fn is called once per waiting message (it should read one),
 //  as zloop_reader does. Its ZMQ_FD is polled, and every turn of the loop

@@ -1,5 +1,6 @@
 /*  bus_pipe: the data pipes between device, crypto and nat, over AF_UNIX
-    SOCK_SEQPACKET (why, and the numbers: bus_pipe.h, docs/benchmarks.md). */
+    SOCK_SEQPACKET (why, and the numbers: bus_pipe.h, docs/benchmarks.md), or in
+    memory between two services on one loop (bifrost-tunnel). */
 #include "bus_pipe.h"
 #include "bus_endpoint.h"
 #include "bus_log.h"
@@ -7,6 +8,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,12 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+//  A batch handed over in memory, waiting in the receiver's queue
+typedef struct {
+    uint8_t *buf;
+    size_t cap, size;
+} s_slot_t;
 
 struct _bus_pipe_t {
     char name [BUS_PIPE_NAME_MAX + 1];
@@ -35,11 +44,18 @@ struct _bus_pipe_t {
     zmq_pollitem_t item;
     bus_pipe_ready_fn *ready_fn;
     void *ready_arg;
+    int hwm;                            //  batches queued before dropping
+    bus_pipe_t *local_next;             //  in the list of attached receivers
+    s_slot_t *slots;                    //  ring of hwm + 1, from the first local batch
+    size_t slot_head, slot_count;       //  the slot before head is the last delivered
     //  Sender
     int sndbuf;                         //  bytes asked of the kernel
     bool blocked;                       //  the last send found the queue full
     bool linked_once;                   //  for logging only the changes
     int64_t retry_at;                   //  next connect attempt, monotonic ms
+    bus_loop_t *sender_loop;            //  its service's loop (bus_pipe_set_loop)
+    bus_pipe_t *local_peer;             //  the receiver attached to that loop, or NULL
+    unsigned local_gen;                 //  s_local_gen when local_peer was looked up
     bus_pipe_stats_t stats;
     char error [160];
     //  Mirroring (mirror_fn NULL when off)
@@ -62,6 +78,52 @@ s_name_valid (const char *name)
             return false;
     }
     return true;
+}
+
+//  Receivers attached to a loop, for senders on the same loop to find. Changed
+//  only when a receiver is attached or detached; a sender looks again only when
+//  the generation moved, so a send costs one atomic load.
+static pthread_mutex_t s_local_lock = PTHREAD_MUTEX_INITIALIZER;
+static bus_pipe_t *s_local_receivers;
+static atomic_uint s_local_gen = 1;
+
+static void
+s_local_register (bus_pipe_t *self, bool on)
+{
+    pthread_mutex_lock (&s_local_lock);
+    bus_pipe_t **link = &s_local_receivers;
+    while (*link && *link != self)
+        link = &(*link)->local_next;
+    if (on && !*link) {
+        self->local_next = s_local_receivers;
+        s_local_receivers = self;
+    }
+    else
+    if (!on && *link)
+        *link = self->local_next;
+    atomic_fetch_add (&s_local_gen, 1);
+    pthread_mutex_unlock (&s_local_lock);
+}
+
+//  The receiver of this sender's pipe on the sender's own loop, or NULL. The
+//  same loop means the same thread, so its queue needs no lock.
+static bus_pipe_t *
+s_local_peer (bus_pipe_t *self)
+{
+    if (!self->sender_loop)
+        return NULL;
+    if (atomic_load (&s_local_gen) == self->local_gen)
+        return self->local_peer;
+    pthread_mutex_lock (&s_local_lock);
+    bus_pipe_t *found = s_local_receivers;
+    while (found && !(found->loop == self->sender_loop && streq (found->path, self->path)))
+        found = found->local_next;
+    if (found != self->local_peer)
+        bus_debug ("pipe %s: %s", self->name, found ? "in memory (receiver on our loop)" : "over the socket");
+    self->local_peer = found;
+    self->local_gen = atomic_load (&s_local_gen);
+    pthread_mutex_unlock (&s_local_lock);
+    return found;
 }
 
 static int
@@ -191,6 +253,7 @@ bus_pipe_new (const char *run_dir, const char *name, bus_pipe_dir_t dir, int hwm
         hwm = 1024;
     //  The kernel doubles what it is given (for its bookkeeping): hwm x 64 KiB
     self->sndbuf = hwm * 32 * 1024;
+    self->hwm = hwm;
     if (dir == BUS_PIPE_RECEIVER) {
         if (s_listen (self)) {
             bus_pipe_destroy (&self);
@@ -222,6 +285,10 @@ bus_pipe_destroy (bus_pipe_t **self_p)
     if (self->dir == BUS_PIPE_RECEIVER && self->ino
     &&  stat (self->path, &st) == 0 && st.st_ino == self->ino)
         unlink (self->path);
+    if (self->slots)
+        for (int i = 0; i <= self->hwm; i++)
+            free (self->slots [i].buf);
+    free (self->slots);
     free (self->buf);
     free (self->sample);
     free (self);
@@ -265,6 +332,7 @@ bus_pipe_attach (bus_pipe_t *self, bus_loop_t *loop, bus_pipe_ready_fn *fn, void
     //  A poll error must not silently end the data path
     bus_loop_poller_set_tolerant (loop, &self->item);
     self->loop = loop;
+    s_local_register (self, true);
     return 0;
 }
 
@@ -272,9 +340,20 @@ void
 bus_pipe_detach (bus_pipe_t *self)
 {
     if (self->loop) {
+        s_local_register (self, false);
         bus_loop_poller_end (self->loop, &self->item);
         self->loop = NULL;
     }
+}
+
+void
+bus_pipe_set_loop (bus_pipe_t *self, bus_loop_t *loop)
+{
+    if (self->dir != BUS_PIPE_SENDER)
+        return;                         //  a receiver's loop is the one it is attached to
+    self->sender_loop = loop;
+    self->local_gen = 0;                //  look again on the next send
+    self->local_peer = NULL;
 }
 
 void
@@ -334,6 +413,9 @@ bool
 bus_pipe_writable (bus_pipe_t *self)
 {
     assert (self->dir == BUS_PIPE_SENDER);
+    bus_pipe_t *peer = s_local_peer (self);
+    if (peer)
+        return peer->slot_count < (size_t) peer->hwm;
     if (!s_connect (self, false))
         return false;
     if (!self->blocked)
@@ -404,6 +486,43 @@ s_send_run (bus_pipe_t *self, const uint8_t *records, size_t size, uint32_t coun
     return -1;
 }
 
+//  Hands a whole batch (header included) to a receiver on our loop: a copy into
+//  its queue and a kick of its handler, instead of sendmsg, epoll_wait and
+//  recvmsg (docs/data-plane.md). No split: nothing limits a message here.
+static int
+s_send_local (bus_pipe_t *self, bus_pipe_t *peer, const uint8_t *data, size_t size,
+              uint32_t count, size_t bytes)
+{
+    if (peer->slot_count == (size_t) peer->hwm) {
+        s_count_drop (self, count);
+        return -1;
+    }
+    if (!peer->slots) {
+        peer->slots = (s_slot_t *) calloc ((size_t) peer->hwm + 1, sizeof (s_slot_t));
+        assert (peer->slots);
+    }
+    //  hwm + 1 slots for at most hwm queued: the tail never reaches the slot
+    //  before head, which holds the batch the receiver is reading
+    s_slot_t *slot = &peer->slots [(peer->slot_head + peer->slot_count) % ((size_t) peer->hwm + 1)];
+    if (slot->cap < size) {
+        //  Once per slot and size class, not per batch
+        size_t cap = size < 64 * 1024 ? 64 * 1024 : size;
+        uint8_t *grown = (uint8_t *) realloc (slot->buf, cap);
+        assert (grown);
+        slot->buf = grown;
+        slot->cap = cap;
+    }
+    memcpy (slot->buf, data, size);
+    slot->size = size;
+    peer->slot_count++;
+    self->stats.batches_sent++;
+    self->stats.packets_sent += count;
+    self->stats.bytes_sent += bytes;
+    self->stats.batches_in_memory++;
+    bus_loop_poller_kick (peer->loop, &peer->item);
+    return 0;
+}
+
 int
 bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
 {
@@ -417,6 +536,10 @@ bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
     if (self->mirror_fn)
         s_mirror (self, data, size);
     int rc = 0;
+    bus_pipe_t *peer = s_local_peer (self);
+    if (peer)
+        rc = s_send_local (self, peer, data, size, (uint32_t) count, bus_batch_bytes (batch));
+    else
     if (size <= BUS_PIPE_MSG_MAX)
         rc = s_send_run (self, data + BUS_BATCH_HEADER, size - BUS_BATCH_HEADER,
                          (uint32_t) count, bus_batch_bytes (batch));
@@ -517,12 +640,41 @@ s_read (bus_pipe_t *self)
     return 0;
 }
 
+//  Validates a received batch (from the socket or from memory) and hands it out.
+static int
+s_deliver (bus_pipe_t *self, bus_batch_iter_t *iter, uint8_t *data, size_t size)
+{
+    if (bus_batch_iter_init (iter, data, size, self->error, sizeof self->error)) {
+        self->stats.batches_rejected++;
+        bus_debug ("pipe %s: batch rejected: %s", self->name, self->error);
+        return -1;
+    }
+    self->stats.batches_received++;
+    self->stats.packets_received += iter->count;
+    if (self->mirror_fn)
+        s_mirror (self, data, size);
+    self->stats.bytes_received += iter->bytes;
+    self->delivered = true;
+    self->partial = iter->count < BUS_BATCH_MAX;
+    return 1;
+}
+
 int
 bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
 {
     assert (self && iter);
     assert (self->dir == BUS_PIPE_RECEIVER);
     memset (iter, 0, sizeof *iter);
+    //  Batches handed over in memory first: they cost no system call, and the
+    //  loop runs us only once per kick, so kick again while more wait
+    if (self->slot_count) {
+        s_slot_t *slot = &self->slots [self->slot_head];
+        self->slot_head = (self->slot_head + 1) % ((size_t) self->hwm + 1);
+        self->slot_count--;
+        if (self->slot_count && self->loop)
+            bus_loop_poller_kick (self->loop, &self->item);
+        return s_deliver (self, iter, slot->buf, slot->size);
+    }
     int64_t deadline = timeout_ms > 0 ? zclock_mono () + timeout_ms : 0;
     //  A partial batch means its sender had nothing more when it sent it: most
     //  likely nothing waits behind it, so do not ask (at ping rates that read
@@ -544,21 +696,8 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
             bus_debug ("pipe %s: batch rejected: %s", self->name, self->error);
             return -1;
         }
-        if (n > 0) {
-            if (bus_batch_iter_init (iter, self->buf, (size_t) n, self->error, sizeof self->error)) {
-                self->stats.batches_rejected++;
-                bus_debug ("pipe %s: batch rejected: %s", self->name, self->error);
-                return -1;
-            }
-            self->stats.batches_received++;
-            self->stats.packets_received += iter->count;
-            if (self->mirror_fn)
-                s_mirror (self, self->buf, (size_t) n);
-            self->stats.bytes_received += iter->bytes;
-            self->delivered = true;
-            self->partial = iter->count < BUS_BATCH_MAX;
-            return 1;
-        }
+        if (n > 0)
+            return s_deliver (self, iter, self->buf, (size_t) n);
         //  Drained what the last wakeup brought: new senders can wait for the
         //  next call, the descriptor stays readable for them (one system call
         //  less per wakeup)
@@ -976,6 +1115,87 @@ bus_pipe_test (bool verbose)
     rx = bus_pipe_new (dir, "device->crypto", BUS_PIPE_RECEIVER, 8);
     assert (rx);
     s_wait_link (tx, rx);
+
+    //  In memory: a sender told its loop hands batches to a receiver attached
+    //  to the same loop (bifrost-tunnel), with no socket, every byte intact and
+    //  in order, counted and mirrored like socket batches
+    bus_pipe_t *mrx = bus_pipe_new (dir, "crypto->device", BUS_PIPE_RECEIVER, 2);
+    bus_pipe_t *mtx = bus_pipe_new (dir, "crypto->device", BUS_PIPE_SENDER, 0);
+    bus_pipe_t *far = bus_pipe_new (dir, "crypto->device", BUS_PIPE_SENDER, 0);
+    assert (mrx && mtx && far);
+    loop = bus_loop_new ();
+    bus_loop_t *far_loop = bus_loop_new ();
+    seen = (s_loop_seen_t) { mrx, 0 };
+    assert (bus_pipe_attach (mrx, loop, s_on_ready, &seen) == 0);
+    bus_pipe_set_loop (mrx, loop);          //  no-op on a receiver
+    bus_pipe_set_loop (mtx, loop);
+    bus_pipe_set_loop (far, far_loop);      //  another loop: the socket
+    memset (&seen_rx, 0, sizeof seen_rx);
+    bus_pipe_set_mirror (mrx, 1, 16, s_on_sample, &seen_rx);
+    s_fill (batch, 20, 3, 30);
+    assert (bus_pipe_send (mtx, batch) == 0);
+    //  No split in memory: a jumbo batch (5 messages on the socket) is one
+    big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (9000));
+    s_fill (big, 21, 64, 9000);
+    assert (bus_pipe_send (mtx, big) == 0);
+    bus_batch_destroy (&big);
+    //  The queue holds hwm (2) batches: not writable, the next one dropped
+    assert (!bus_pipe_writable (mtx));
+    s_fill (batch, 22, 1, 10);
+    assert (bus_pipe_send (mtx, batch) == -1);
+    bus_pipe_stats (mtx, &stats);
+    assert (stats.batches_sent == 2 && stats.batches_in_memory == 2 && stats.packets_sent == 67);
+    assert (stats.batches_dropped == 1 && stats.packets_dropped == 1 && stats.connects == 1);
+    assert (bus_pipe_recv (mrx, &iter, 0) == 1);
+    s_check (&iter, 20, 0, 30);
+    assert (bus_pipe_writable (mtx));
+    assert (bus_pipe_recv (mrx, &iter, 0) == 1 && iter.count == 64);
+    s_check (&iter, 21, 0, 9000);
+    assert (seen_rx.calls == 2 && seen_rx.last.packets == 64);
+    //  Nothing went over the socket (a partial batch, then nothing waits)
+    assert (bus_pipe_recv (mrx, &iter, 0) == 0);
+    bus_pipe_stats (mrx, &stats);
+    assert (stats.batches_received == 2 && stats.packets_received == 67);
+    assert (stats.bytes_received == 3 * 30 + 64 * 9000);
+    //  In the loop: the sends kick the handler, which runs at once (the give-up
+    //  timer is 5 s away); the far sender's batch comes over the socket
+    bus_pipe_set_mirror (mrx, 0, 0, NULL, NULL);
+    int give_up = bus_loop_timer (loop, 5000, 1, s_on_give_up, NULL);
+    s_fill (batch, 23, 2, 40);
+    assert (bus_pipe_send (far, batch) == 0);
+    assert (bus_pipe_recv (mrx, &iter, 2000) == 1);
+    s_check (&iter, 23, 0, 40);
+    s_fill (batch, 24, 1, 50);
+    assert (bus_pipe_send (mtx, batch) == 0);
+    s_fill (batch, 25, 1, 50);
+    assert (bus_pipe_send (mtx, batch) == 0);
+    t0 = zclock_mono ();
+    seen.batches = 1;                       //  the handler stops the loop at 3
+    assert (bus_loop_start (loop) == -1);
+    assert (seen.batches == 3 && zclock_mono () - t0 < 2500);
+    bus_loop_timer_end (loop, give_up);
+    bus_pipe_stats (far, &stats);
+    assert (stats.batches_sent == 1 && stats.batches_in_memory == 0);
+    //  Detached, the receiver is no longer in reach in memory: the socket again
+    bus_pipe_detach (mrx);
+    s_fill (batch, 26, 1, 60);
+    assert (bus_pipe_send (mtx, batch) == 0);
+    assert (bus_pipe_recv (mrx, &iter, 2000) == 1);
+    s_check (&iter, 26, 0, 60);
+    bus_pipe_stats (mtx, &stats);
+    assert (stats.batches_sent == 5 && stats.batches_in_memory == 4);
+    //  Attached again and destroyed with batches waiting: freed, the sender
+    //  drops once nobody listens
+    assert (bus_pipe_attach (mrx, loop, s_on_ready, &seen) == 0);
+    s_fill (batch, 27, 1, 60);
+    assert (bus_pipe_send (mtx, batch) == 0);
+    bus_pipe_destroy (&mrx);
+    bus_batch_add (batch, 0, "x", 1);
+    assert (bus_pipe_send (mtx, batch) == -1);
+    bus_pipe_destroy (&mtx);
+    bus_pipe_destroy (&far);
+    bus_loop_destroy (&loop);
+    bus_loop_destroy (&far_loop);
 
     bus_pipe_destroy (&tx);
     bus_pipe_destroy (&rx);

@@ -76,6 +76,14 @@ int bus_pipe_attach (bus_pipe_t *self, bus_loop_t *loop, bus_pipe_ready_fn *fn, 
 //  Takes it back (no-op when not attached).
 void bus_pipe_detach (bus_pipe_t *self);
 
+//  Tells a sender the loop its service runs on. While the pipe's receiver is
+//  attached to the same loop (two services in one process: bifrost-tunnel),
+//  batches go over in memory: copied into the receiver's queue (hwm batches)
+//  and its handler kicked (bus_loop_poller_kick), with no system call and in
+//  the same turn of the loop. Otherwise, and once that receiver is detached,
+//  the socket as before. NULL: the socket only. No-op on a receiver.
+void bus_pipe_set_loop (bus_pipe_t *self, bus_loop_t *loop);
+
 //  Sends the batch and empties it, never blocking. 0 when sent (or empty), -1
 //  when dropped: the queue is full or no receiver is connected (counted). A
 //  batch split in several messages may be dropped in part, its first messages
@@ -118,6 +126,7 @@ typedef struct {
     uint64_t batches_rejected;                     //  malformed
     uint64_t samples;                              //  mirror callbacks made
     uint64_t connects;                             //  links made (sender) or taken (receiver)
+    uint64_t batches_in_memory;                    //  of batches_sent, handed over in memory
 } bus_pipe_stats_t;
 void bus_pipe_stats (bus_pipe_t *self, bus_pipe_stats_t *stats);
 

@@ -339,6 +339,7 @@ bus_service_add_pipe (bus_service_t *self, bus_pipe_t *pipe)
 {
     if (self->pipe_count < sizeof self->pipes / sizeof self->pipes [0])
         self->pipes [self->pipe_count++] = pipe;
+    bus_pipe_set_loop (pipe, self->loop);
 }
 
 //  A mirrored batch: publish its headers as an event; the broker's tap shows it.

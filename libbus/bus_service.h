@@ -89,7 +89,9 @@ void bus_service_actor (zsock_t *pipe, void *args);
 
 //  Registers a data pipe of the service, so that `bus.pipe.mirror` requests switch
 //  its mirroring and its samples are published as `bus.pipe.sample` events (which
-//  the broker copies to the tap). The pipe stays the caller's.
+//  the broker copies to the tap), and a sender learns the service's loop, so it
+//  hands batches over in memory to a receiver on the same loop (a guest's or
+//  host's: bifrost-tunnel; bus_pipe_set_loop). The pipe stays the caller's.
 struct _bus_pipe_t;
 void bus_service_add_pipe (bus_service_t *self, struct _bus_pipe_t *pipe);
 
