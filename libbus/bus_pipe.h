@@ -9,6 +9,9 @@
     its next send and connects again (at most every BUS_PIPE_RETRY_MS while
     nobody listens).
 
+    Between two services on one loop (device and crypto in bifrost-tunnel) a
+    batch goes over in memory instead: bus_pipe_set_loop.
+
     Why not ZeroMQ, which carries the control bus: a ping crosses 8 pipe hops,
     and a ZeroMQ hop wakes two I/O threads besides the two services, so 8 hops
     cost 777 us against 281 us for SEQPACKET at ping spacing (bench/bench_hops,

@@ -5,8 +5,9 @@
     dev-crypto and crypto-dev pipes. What changes is the cost of those pipes: a
     packet handed between two processes wakes the other one (bench_hops on
     this class of machine: 30-38 us a hop, 5 us when both share a CPU), a
-    packet handed between two services of one loop is read on the next turn of
-    the same thread. A ping crosses that pipe four times, so this is the node's
+    batch handed between two services of one loop is copied into the other's
+    queue and read in the same turn of the same thread, with no system call
+    (bus_pipe_set_loop). A ping crosses that pipe four times, so this is the node's
     default; bifrost-crypto and bifrost-device still run apart for operators who
     want the key out of the process that holds CAP_NET_ADMIN
     (docs/data-plane.md, "Two services, one process").
