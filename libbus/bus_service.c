@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -815,6 +816,13 @@ bus_service_main_group (const char *program, const char *summary,
         return rc ? BUS_EXIT_CONFIG : 0;
     }
 
+    //  Before anything reads a key: a crash must not write it to a core file
+    for (size_t i = 0; i < count; i++)
+        if (defs [i]->holds_key && prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) == -1) {
+            bus_error ("%s: cannot make the process non-dumpable: %s", program, strerror (errno));
+            bus_config_destroy (&config);
+            return 1;
+        }
     zsys_init ();
     //  The first service owns the loop; the others are its guests on it. The
     //  instance id names the process, so only a program of one service takes it.

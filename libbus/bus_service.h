@@ -114,6 +114,10 @@ typedef struct {
     //  Releases what setup opened (may be NULL).
     void (*teardown) (bus_service_t *svc, void *arg);
     void *arg;
+    //  The service holds a secret key: the process is made non-dumpable before
+    //  setup, so no core file carries the key, and a process of the same user
+    //  without CAP_SYS_PTRACE cannot read its memory (ptrace, /proc/PID/mem).
+    bool holds_key;
 } bus_service_def_t;
 
 //  The end of a def's setup that creates the service's object: 0 when object

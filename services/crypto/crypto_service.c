@@ -1036,6 +1036,7 @@ const bus_service_def_t crypto_service_def = {
     .check_config = s_part_check_config,
     .setup = s_part_setup,
     .teardown = s_part_teardown,
+    .holds_key = true,
 };
 
 //  --------------------------------------------------------------------------

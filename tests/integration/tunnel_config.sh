@@ -3,11 +3,14 @@
 # as each service does alone: -h names it, --check-config reports the errors of both
 # services' sections with file:line and exits 78, a good config passes, and when the
 # second service cannot start (device: a non-TUN interface of the configured name)
-# the first is torn down again: exit 78, a clear message, no pipe socket left. (TAP)
+# the first is torn down again: exit 78, a clear message, no pipe socket left. A
+# process that holds the key (bifrost-crypto, bifrost-tunnel) is not dumpable; one
+# that does not (bifrost-router) is. (TAP)
 set -u
-echo "1..5"
+echo "1..8"
 T=$(mktemp -d /tmp/tunnel-config-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+PIDS=""
+trap 'for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
 TUNNEL="$BIFROST_LIBEXEC_DIR/bifrost-tunnel"
 n=0
 ok () { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
@@ -47,3 +50,43 @@ sed 's/^/#   /' "$T/run.out"
 ok $? "device cannot start: exit 78 (not a hang, not a crash) with the reason"
 [ -z "$(ls -A "$T/run")" ]
 ok $? "crypto was torn down again: no pipe socket left in the run directory ($(ls -A "$T/run" | tr '\n' ' '))"
+
+# Not dumpable: no core file carries the key, and a process of the same user without
+# CAP_SYS_PTRACE cannot read its memory. Seen from outside as the owner of its /proc
+# files, which the kernel makes root for a process that is not dumpable: each program
+# runs as nobody (65534) until it logs "running in", then its /proc/PID/environ is
+# looked at. bifrost-tunnel needs CAP_NET_ADMIN and /dev/net/tun (mode 0600 here),
+# so it gets those two capabilities and a network namespace of its own.
+chmod 755 "$T"
+mkdir -m 755 "$T/nobody" "$T/nobody/run"
+chown 65534:65534 "$T/nobody" "$T/nobody/run"
+sed "s|$T/node.key|$T/nobody/node.key|" "$T/good.cfg" > "$T/nobody/node.cfg"
+# proc_owner NAME CMD...: starts CMD as nobody, prints the owner of its /proc files
+proc_owner () {
+    local name=$1 log="$T/nobody/$1.out" pid owner="" i
+    shift
+    "$@" -r "$T/nobody/run" -c "$T/nobody/node.cfg" > "$log" 2>&1 &
+    pid=$!
+    PIDS="$PIDS $pid"
+    for i in $(seq 1 100); do
+        grep -q "running in" "$log" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    grep -q "running in" "$log" && owner=$(stat -c %u "/proc/$pid/environ" 2>/dev/null)
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    [ -n "$owner" ] || sed 's/^/#   /' "$log" >&2
+    echo "${owner:-none}"
+}
+AS_NOBODY="setpriv --reuid 65534 --regid 65534 --clear-groups"
+owner=$(proc_owner crypto $AS_NOBODY "$BIFROST_LIBEXEC_DIR/bifrost-crypto")
+[ "$owner" = 0 ]
+ok $? "bifrost-crypto is not dumpable (owner of its /proc files: $owner; root = not dumpable)"
+owner=$(proc_owner tunnel unshare -n $AS_NOBODY --inh-caps +net_admin,+dac_override \
+        --ambient-caps +net_admin,+dac_override "$TUNNEL")
+[ "$owner" = 0 ]
+ok $? "bifrost-tunnel is not dumpable (owner of its /proc files: $owner; root = not dumpable)"
+owner=$(proc_owner router $AS_NOBODY "$BIFROST_LIBEXEC_DIR/bifrost-router")
+[ "$owner" = 65534 ]
+ok $? "bifrost-router, which holds no key, is dumpable (owner of its /proc files: $owner)"
