@@ -37,8 +37,8 @@ struct _bus_pipe_t {
     int conns [BUS_PIPE_SENDERS_MAX];
     size_t conn_count;
     size_t next;                        //  the sender to read first (round robin)
-    bool delivered;                     //  the last recv returned a batch
-    bool partial;                       //  ... of fewer than BUS_BATCH_MAX packets
+    //  What the last recv returned: nothing, a full batch, or a partial one
+    enum { S_NONE, S_FULL, S_PARTIAL } last;
     uint8_t *buf;                       //  the last received batch
     bus_loop_t *loop;                      //  while attached
     zmq_pollitem_t item;
@@ -654,8 +654,7 @@ s_deliver (bus_pipe_t *self, bus_batch_iter_t *iter, uint8_t *data, size_t size)
     if (self->mirror_fn)
         s_mirror (self, data, size);
     self->stats.bytes_received += iter->bytes;
-    self->delivered = true;
-    self->partial = iter->count < BUS_BATCH_MAX;
+    self->last = iter->count < BUS_BATCH_MAX ? S_PARTIAL : S_FULL;
     return 1;
 }
 
@@ -681,9 +680,8 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
     //  would find nothing every time). If something does wait, the descriptor
     //  is still readable and the loop calls again: one epoll_wait instead of
     //  one recvmsg, and batches under load are full.
-    if (timeout_ms == 0 && self->partial) {
-        self->partial = false;
-        self->delivered = false;
+    if (timeout_ms == 0 && self->last == S_PARTIAL) {
+        self->last = S_NONE;
         return 0;
     }
     //  Read first: under load a batch is always there, and a wait per batch
@@ -701,11 +699,11 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
         //  Drained what the last wakeup brought: new senders can wait for the
         //  next call, the descriptor stays readable for them (one system call
         //  less per wakeup)
-        if (timeout_ms == 0 && round == 0 && self->delivered) {
-            self->delivered = false;
+        if (timeout_ms == 0 && round == 0 && self->last != S_NONE) {
+            self->last = S_NONE;
             return 0;
         }
-        self->delivered = false;
+        self->last = S_NONE;
         int wait = 0;
         if (timeout_ms < 0)
             wait = -1;

@@ -68,8 +68,9 @@ struct _bus_service_t {
 
 static void s_free_item (void **item) { free (*item); *item = NULL; }
 
-bus_service_t *
-bus_service_new (const char *name, const char *instance, const char *run_dir)
+//  A service on a loop of its own, or a guest on host's loop (host not NULL)
+static bus_service_t *
+s_new (const char *name, const char *instance, const char *run_dir, bus_service_t *host)
 {
     assert (name);
     if (!bus_name_valid (name) || (instance && !bus_name_valid (instance))) {
@@ -98,7 +99,9 @@ bus_service_new (const char *name, const char *instance, const char *run_dir)
     if (getrandom (&self->next_corr, sizeof self->next_corr, 0) != sizeof self->next_corr)
         self->next_corr = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_time ();
     self->next_corr |= 1;
-    self->loop = bus_loop_new ();
+    //  A guest is one before it can fail: destroy must leave the host's loop alone
+    self->host = host;
+    self->loop = host ? host->loop : bus_loop_new ();
 
     char endpoint [BUS_PATH_MAX];
     self->dealer = zsock_new (ZMQ_DEALER);
@@ -136,6 +139,12 @@ bus_service_new (const char *name, const char *instance, const char *run_dir)
 }
 
 bus_service_t *
+bus_service_new (const char *name, const char *instance, const char *run_dir)
+{
+    return s_new (name, instance, run_dir, NULL);
+}
+
+bus_service_t *
 bus_service_new_guest (const char *name, bus_service_t *host)
 {
     assert (host && !host->host);
@@ -143,12 +152,9 @@ bus_service_new_guest (const char *name, bus_service_t *host)
         bus_error ("%s: no room for another service in this process", host->name);
         return NULL;
     }
-    bus_service_t *self = bus_service_new (name, NULL, host->run_dir);
+    bus_service_t *self = s_new (name, NULL, host->run_dir, host);
     if (!self)
         return NULL;
-    bus_loop_destroy (&self->loop);
-    self->loop = host->loop;
-    self->host = host;
     self->config = host->config;
     self->heartbeat_ms = host->heartbeat_ms;
     host->guests [host->guest_count++] = self;
