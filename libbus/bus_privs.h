@@ -1,26 +1,32 @@
-/*  bus_privs: what a service may still do once it is set up.
+/*  bus_privs: what a service may still do once it runs.
 
-    bifrostd starts every service as root (it must: device opens a TUN, nat may
-    bind a low port). Each service needs that only for its setup; afterwards it
-    keeps the capabilities of its row in DESIGN.md and nothing else: device
-    CAP_NET_ADMIN (addresses and routes change at run time), nat, crypto,
-    router, discovery, registry and the broker none. Everything else goes from
-    the effective, permitted, inheritable, ambient and bounding sets, and
-    no_new_privs is set, so neither the service nor a program it executes can
-    get it back. A compromised nat is then root without power: it cannot
-    configure interfaces, open raw sockets, load modules, or trace other
-    processes.
+    bifrostd starts every service as root: device must create a TUN, nat may
+    bind a low port. A service keeps the capabilities of its row in DESIGN.md
+    and nothing else: device CAP_NET_ADMIN (it changes addresses and routes at
+    run time), nat and the registry CAP_NET_BIND_SERVICE only when their port is
+    below 1024, crypto, router, discovery and the broker none. Everything else
+    goes from the effective, permitted, inheritable, ambient and bounding sets,
+    and no_new_privs is set, so neither the service nor a program it executes
+    gets it back. A compromised nat cannot configure interfaces or firewalls,
+    open raw sockets, load modules, trace or signal-inject other processes,
+    read files it does not own, or mount anything.
+
+    Capabilities belong to each thread, and ZeroMQ starts its I/O threads with
+    the first socket, so bus_service_main drops before it creates one: the
+    service's setup runs with what the service keeps. That is enough: the
+    processes stay uid 0 and own their files, run directory and sockets.
 
     A process that holds a key (crypto, bifrost-tunnel) is also made
-    non-dumpable: no core file carries the key, and a process of the same user
-    without CAP_SYS_PTRACE (that compromised nat) cannot read its memory by
-    ptrace or /proc/PID/mem. Not under AddressSanitizer, whose leak check
-    traces the process at exit.
+    non-dumpable: no core file carries the key, and a process without
+    CAP_SYS_PTRACE (that compromised nat) cannot read its memory by ptrace or
+    /proc/PID/mem. Not under AddressSanitizer, whose leak check traces the
+    process at exit.
 
     Linux capability system calls directly; no libcap. */
 #ifndef BUS_PRIVS_H_INCLUDED
 #define BUS_PRIVS_H_INCLUDED
 
+#include <linux/capability.h>     //  CAP_NET_ADMIN and the others
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -4,6 +4,7 @@
 #include "bus_log.h"
 #include "bus_ready.h"
 #include "bus_pipe.h"
+#include "bus_privs.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -12,7 +13,6 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -822,13 +822,22 @@ bus_service_main_group (const char *program, const char *summary,
         return rc ? BUS_EXIT_CONFIG : 0;
     }
 
-    //  Before anything reads a key: a crash must not write it to a core file
-    for (size_t i = 0; i < count; i++)
-        if (defs [i]->holds_key && prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) == -1) {
-            bus_error ("%s: cannot make the process non-dumpable: %s", program, strerror (errno));
-            bus_config_destroy (&config);
-            return 1;
-        }
+    //  Keep only what the services need (DESIGN.md, bus_privs.h): before the
+    //  first ZeroMQ socket starts its I/O threads (capabilities belong to each
+    //  thread), and before anything reads a key
+    uint64_t keep = 0;
+    bool hide = false;
+    for (size_t i = 0; i < count; i++) {
+        if (defs [i]->caps)
+            keep |= defs [i]->caps (config, defs [i]->arg);
+        hide = hide || defs [i]->holds_key;
+    }
+    char perr [200];
+    if (bus_privs_drop (keep, hide, perr, sizeof perr)) {
+        bus_error ("%s: %s", program, perr);
+        bus_config_destroy (&config);
+        return 1;
+    }
     zsys_init ();
     //  The first service owns the loop; the others are its guests on it. The
     //  instance id names the process, so only a program of one service takes it.

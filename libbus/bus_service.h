@@ -114,9 +114,13 @@ typedef struct {
     //  Releases what setup opened (may be NULL).
     void (*teardown) (bus_service_t *svc, void *arg);
     void *arg;
+    //  The capabilities the service keeps (BUS_CAP bits, bus_privs.h), from its
+    //  checked config (may be NULL). NULL: none. Everything else is dropped
+    //  before the bus starts and setup runs.
+    uint64_t (*caps) (bus_config_t *config, void *arg);
     //  The service holds a secret key: the process is made non-dumpable before
-    //  setup, so no core file carries the key, and a process of the same user
-    //  without CAP_SYS_PTRACE cannot read its memory (ptrace, /proc/PID/mem).
+    //  setup, so no core file carries the key, and a process without
+    //  CAP_SYS_PTRACE cannot read its memory (ptrace, /proc/PID/mem).
     bool holds_key;
 } bus_service_def_t;
 

@@ -16,6 +16,7 @@
 #include "bus_pipe.h"
 #include "bus_keyproof.h"
 #include "bus_json.h"
+#include "bus_privs.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
@@ -34,6 +35,7 @@ static const selftest_t s_tests [] = {
     { "bus_pipe", bus_pipe_test },
     { "bus_keyproof", bus_keyproof_test },
     { "bus_json", bus_json_test },
+    { "bus_privs", bus_privs_test },
     { NULL, NULL }
 };
 

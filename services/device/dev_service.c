@@ -3,6 +3,7 @@
     allocation, no copy without offload), then each packet is classified in
     place and the record's tag set, or the slot given back. */
 #include "dev_service.h"
+#include "bus_privs.h"
 #include "dev_tun.h"
 #include "dev_netlink.h"
 #include "dev_peermap.h"
@@ -831,12 +832,21 @@ s_part_teardown (bus_service_t *svc, void *arg)
     dev_service_destroy (&s_process_part);
 }
 
+//  CAP_NET_ADMIN only (DESIGN.md): the interface is created at setup, and
+//  addresses, routes and the MAC change at run time
+static uint64_t
+s_part_caps (bus_config_t *config, void *arg)
+{
+    return BUS_CAP (CAP_NET_ADMIN);
+}
+
 const bus_service_def_t dev_service_def = {
     .name = "device",
     .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
     .check_config = s_part_check_config,
     .setup = s_part_setup,
     .teardown = s_part_teardown,
+    .caps = s_part_caps,
 };
 
 //  ---------------------------------------------------------------------------

@@ -3,6 +3,9 @@
     checks the config and hangs the service on the runtime's loop. */
 #include "nat_service.h"
 #include "bus_log.h"
+#include "bus_privs.h"
+#include "nat_endpoint.h"
+#include <string.h>
 
 static nat_service_t *s_nat;
 
@@ -21,6 +24,22 @@ s_setup (bus_service_t *svc, void *arg)
     return bus_service_setup_done (s_nat, err);
 }
 
+//  None (DESIGN.md), but CAP_NET_BIND_SERVICE while the port to listen on is
+//  below 1024 (connection.listen = "*:443" gets through strict firewalls)
+static uint64_t
+s_caps (bus_config_t *config, void *arg)
+{
+    nat_service_config_t cfg;
+    memset (&cfg, 0, sizeof cfg);
+    nat_service_check_config (config, &cfg);
+    nat_addr_t addr;
+    char err [160];
+    if (nat_endpoint_parse_bind (&addr, cfg.listen, err, sizeof err) == 0
+    &&  nat_addr_port (&addr) > 0 && nat_addr_port (&addr) < 1024)
+        return BUS_CAP (CAP_NET_BIND_SERVICE);
+    return 0;
+}
+
 static void
 s_teardown (bus_service_t *svc, void *arg)
 {
@@ -36,6 +55,7 @@ main (int argc, char **argv)
         .check_config = s_check_config,
         .setup = s_setup,
         .teardown = s_teardown,
+        .caps = s_caps,
     };
     return bus_service_main (&def, argc, argv);
 }

@@ -7,6 +7,7 @@
 #include "reg_api.h"
 #include "reg_http.h"
 #include "bus_log.h"
+#include "bus_privs.h"
 #include "bus_service.h"
 #include <sys/stat.h>
 
@@ -190,6 +191,19 @@ s_teardown (bus_service_t *svc, void *arg)
     reg_api_destroy (&s_api);
 }
 
+//  None (DESIGN.md), but CAP_NET_BIND_SERVICE for a port below 1024
+//  (registry.listen = "0.0.0.0:443"); s_opt is the checked config
+static uint64_t
+s_caps (bus_config_t *config, void *arg)
+{
+    char host [128];
+    int port;
+    if (reg_http_parse_listen (s_opt.http.listen, host, sizeof host, &port) == 0
+    &&  port > 0 && port < 1024)
+        return BUS_CAP (CAP_NET_BIND_SERVICE);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -199,6 +213,7 @@ main (int argc, char **argv)
         .check_config = s_check_config,
         .setup = s_setup,
         .teardown = s_teardown,
+        .caps = s_caps,
     };
     return bus_service_main (&def, argc, argv);
 }

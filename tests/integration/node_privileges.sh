@@ -1,0 +1,86 @@
+#!/bin/bash
+# node_privileges: bifrostd starts every service as root, and each keeps only the
+# capabilities of its row in DESIGN.md (libbus/bus_privs.h), in every one of its
+# threads, with no_new_privs, at first start and after a restart: device (in
+# bifrost-tunnel or bifrost-device) CAP_NET_ADMIN, nat CAP_NET_BIND_SERVICE only
+# when it listens below 1024, everything else nothing. The processes that hold the
+# key are not dumpable: a process without CAP_SYS_PTRACE cannot read them, while it
+# can read a service that holds no key and no capability it lacks. And the tunnel
+# works like that: ping both ways, and again after kill -9 of nat. Node a runs the
+# default layout (bifrost-tunnel), node b two processes and nat on port 443. (TAP)
+. "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+
+NODE_SPLIT="b"
+underlay a 192.0.2.1
+underlay b 192.0.2.2
+KA=$(genkey a); KB=$(genkey b)
+node_config a tun 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:443)"
+node_config b tun 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)"
+sed -i 's/listen = "0.0.0.0:51820"/listen = "0.0.0.0:443"/' "$T/b/node.cfg"
+start_node a; ok $? "node a: every service READY"
+start_node b; ok $? "node b: every service READY"
+wait_for 15 ping_ok a 10.100.0.2
+ok $? "ping a -> b through the tunnel (nat on b listens on 443)"
+wait_for 5 ping_ok b 10.100.0.1
+ok $? "ping b -> a"
+
+# caps NODE SERVICE: "effective permitted bounding inheritable ambient no_new_privs"
+# of every thread of the service's process, one line per distinct value
+caps () {
+    local pid t
+    pid=$(service_pid "$1" "$2")
+    [ -n "$pid" ] || { echo "no pid"; return; }
+    for t in /proc/"$pid"/task/*; do
+        awk '$1 ~ /^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):$/ { v [$1] = $2 }
+             END { printf "%s %s %s %s %s %s\n", v ["CapEff:"], v ["CapPrm:"], v ["CapBnd:"],
+                   v ["CapInh:"], v ["CapAmb:"], v ["NoNewPrivs:"] }' "$t/status"
+    done | sort -u
+}
+NONE="0000000000000000 0000000000000000 0000000000000000 0000000000000000 0000000000000000 1"
+NET_ADMIN="0000000000001000 0000000000001000 0000000000001000 0000000000000000 0000000000000000 1"
+BIND="0000000000000400 0000000000000400 0000000000000400 0000000000000000 0000000000000000 1"
+expect_caps () {
+    local node=$1 svc=$2 want=$3 what=$4 got
+    got=$(caps "$node" "$svc")
+    [ "$got" = "$want" ]
+    ok $? "$node: $svc keeps $what in all its threads, no_new_privs (got: $(echo "$got" | tr '\n' '/'))"
+}
+expect_caps a bus "$NONE" "nothing"
+expect_caps a tunnel "$NET_ADMIN" "CAP_NET_ADMIN"
+expect_caps a nat "$NONE" "nothing"
+expect_caps a router "$NONE" "nothing"
+expect_caps b crypto "$NONE" "nothing"
+expect_caps b device "$NET_ADMIN" "CAP_NET_ADMIN"
+expect_caps b nat "$BIND" "CAP_NET_BIND_SERVICE (port 443)"
+
+# reads_memory CAPS PID: can a root process with only CAPS (setpriv syntax, e.g.
+# "+net_admin"; "" for none) read /proc/PID/environ? The kernel allows it for a
+# dumpable process whose capabilities are a subset of the reader's, and only with
+# CAP_SYS_PTRACE for one that is not dumpable.
+reads_memory () {
+    setpriv --bounding-set "-all${1:+,$1}" --inh-caps -all cat "/proc/$2/environ" >/dev/null 2>&1
+}
+pid=$(service_pid a router)
+reads_memory "" "$pid"
+ok $? "a: a process without capabilities reads router's memory ($pid): no key, dumpable"
+pid=$(service_pid b crypto)
+[ -n "$pid" ] && ! reads_memory "" "$pid"
+ok $? "b: it cannot read crypto's ($pid): not dumpable"
+pid=$(service_pid b device)
+reads_memory "+net_admin" "$pid"
+ok $? "b: one with CAP_NET_ADMIN reads device's ($pid): no key, dumpable"
+pid=$(service_pid a tunnel)
+[ -n "$pid" ] && ! reads_memory "+net_admin" "$pid"
+ok $? "a: it cannot read the tunnel's ($pid), which holds the key"
+
+# A restarted service drops the same way, and the tunnel comes back
+old=$(service_pid a nat)
+kill -KILL "$old"
+wait_for 10 sh -c "p=\$($CTL -r '$T/a/run' status 2>/dev/null | awk '\$1 == \"nat.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $old ]"
+ok $? "a: kill -9 of nat ($old): restarted as $(service_pid a nat)"
+expect_caps a nat "$NONE" "nothing after the restart"
+wait_for 15 ping_ok a 10.100.0.2
+ok $? "ping a -> b after the restart"
+
+echo "1..$TESTNO"
+[ "$FAILED" -eq 0 ]
