@@ -2,6 +2,7 @@
     SOCK_SEQPACKET (why, and the numbers: bus_pipe.h, docs/benchmarks.md), or in
     memory between two services on one loop (bifrost-tunnel). */
 #include "bus_pipe.h"
+#include "bus_buffer.h"
 #include "bus_endpoint.h"
 #include "bus_log.h"
 
@@ -19,12 +20,6 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-//  A batch handed over in memory, waiting in the receiver's queue
-typedef struct {
-    uint8_t *buf;
-    size_t cap, size;
-} s_slot_t;
 
 struct _bus_pipe_t {
     char name [BUS_PIPE_NAME_MAX + 1];
@@ -46,7 +41,8 @@ struct _bus_pipe_t {
     void *ready_arg;
     int hwm;                            //  batches queued before dropping
     bus_pipe_t *local_next;             //  in the list of attached receivers
-    s_slot_t *slots;                    //  ring of hwm + 1, from the first local batch
+    bus_buffer_t *slots;                //  batches handed over in memory: a ring of
+                                        //  hwm + 1, from the first one
     size_t slot_head, slot_count;       //  the slot before head is the last delivered
     //  Sender
     int sndbuf;                         //  bytes asked of the kernel
@@ -287,7 +283,7 @@ bus_pipe_destroy (bus_pipe_t **self_p)
         unlink (self->path);
     if (self->slots)
         for (int i = 0; i <= self->hwm; i++)
-            free (self->slots [i].buf);
+            bus_buffer_free (&self->slots [i], false);
     free (self->slots);
     free (self->buf);
     free (self->sample);
@@ -498,22 +494,13 @@ s_send_local (bus_pipe_t *self, bus_pipe_t *peer, const uint8_t *data, size_t si
         return -1;
     }
     if (!peer->slots) {
-        peer->slots = (s_slot_t *) calloc ((size_t) peer->hwm + 1, sizeof (s_slot_t));
+        peer->slots = (bus_buffer_t *) calloc ((size_t) peer->hwm + 1, sizeof (bus_buffer_t));
         assert (peer->slots);
     }
     //  hwm + 1 slots for at most hwm queued: the tail never reaches the slot
     //  before head, which holds the batch the receiver is reading
-    s_slot_t *slot = &peer->slots [(peer->slot_head + peer->slot_count) % ((size_t) peer->hwm + 1)];
-    if (slot->cap < size) {
-        //  Once per slot and size class, not per batch
-        size_t cap = size < 64 * 1024 ? 64 * 1024 : size;
-        uint8_t *grown = (uint8_t *) realloc (slot->buf, cap);
-        assert (grown);
-        slot->buf = grown;
-        slot->cap = cap;
-    }
-    memcpy (slot->buf, data, size);
-    slot->size = size;
+    bus_buffer_store (&peer->slots [(peer->slot_head + peer->slot_count) % ((size_t) peer->hwm + 1)],
+                      data, size, 64 * 1024);
     peer->slot_count++;
     self->stats.batches_sent++;
     self->stats.packets_sent += count;
@@ -667,12 +654,12 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
     //  Batches handed over in memory first: they cost no system call, and the
     //  loop runs us only once per kick, so kick again while more wait
     if (self->slot_count) {
-        s_slot_t *slot = &self->slots [self->slot_head];
+        bus_buffer_t *slot = &self->slots [self->slot_head];
         self->slot_head = (self->slot_head + 1) % ((size_t) self->hwm + 1);
         self->slot_count--;
         if (self->slot_count && self->loop)
             bus_loop_poller_kick (self->loop, &self->item);
-        return s_deliver (self, iter, slot->buf, slot->size);
+        return s_deliver (self, iter, slot->data, slot->size);
     }
     int64_t deadline = timeout_ms > 0 ? zclock_mono () + timeout_ms : 0;
     //  A partial batch means its sender had nothing more when it sent it: most

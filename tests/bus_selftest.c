@@ -17,6 +17,7 @@
 #include "bus_keyproof.h"
 #include "bus_json.h"
 #include "bus_privs.h"
+#include "bus_buffer.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
@@ -36,6 +37,7 @@ static const selftest_t s_tests [] = {
     { "bus_keyproof", bus_keyproof_test },
     { "bus_json", bus_json_test },
     { "bus_privs", bus_privs_test },
+    { "bus_buffer", bus_buffer_test },
     { NULL, NULL }
 };
 

@@ -1,5 +1,6 @@
 /*  crypto_service: pipes, timers and bus handlers around crypto_node. */
 #include "crypto_service.h"
+#include "bus_buffer.h"
 #include "bus_keyproof.h"
 #include "crypto_identity.h"
 #include "crypto_node.h"
@@ -35,15 +36,9 @@ static const char *s_counter_names [S_COUNTERS] = {
 };
 
 typedef struct {
-    uint8_t *buf;                       //  grown when needed, never freed per packet
-    size_t cap;
-    size_t len;
-} s_queued_t;
-
-typedef struct {
     const bus_peer_t *conf;
     char public_key [CRYPTO_KEY_BASE64_SIZE];
-    s_queued_t queue [CRYPTO_QUEUE_MAX];
+    bus_buffer_t queue [CRYPTO_QUEUE_MAX];  //  packets waiting for a session
     size_t q_head, q_count;
     bool has_handle;
     uint32_t handle;                    //  nat's handle of the last authenticated source
@@ -302,17 +297,7 @@ s_queue_push (crypto_service_t *self, int i, const uint8_t *data, size_t len)
         self->counters [S_QUEUE_FULL]++;
         return;
     }
-    s_queued_t *q = &peer->queue [(peer->q_head + peer->q_count) % CRYPTO_QUEUE_MAX];
-    if (q->cap < len) {
-        //  Once per slot and size class, not per packet
-        size_t cap = len < 2048 ? 2048 : len;
-        uint8_t *grown = realloc (q->buf, cap);
-        assert (grown);
-        q->buf = grown;
-        q->cap = cap;
-    }
-    memcpy (q->buf, data, len);
-    q->len = len;
+    bus_buffer_store (&peer->queue [(peer->q_head + peer->q_count) % CRYPTO_QUEUE_MAX], data, len, 2048);
     peer->q_count++;
 }
 
@@ -321,8 +306,8 @@ s_queue_flush (crypto_service_t *self, int i, uint64_t now)
 {
     s_peer_t *peer = &self->peer [i];
     while (peer->q_count && crypto_node_can_send (self->node, i, now)) {
-        s_queued_t *q = &peer->queue [peer->q_head];
-        s_encrypt_out (self, i, q->buf, q->len, now);
+        bus_buffer_t *q = &peer->queue [peer->q_head];
+        s_encrypt_out (self, i, q->data, q->size, now);
         peer->q_head = (peer->q_head + 1) % CRYPTO_QUEUE_MAX;
         peer->q_count--;
     }
@@ -980,12 +965,8 @@ crypto_service_destroy (crypto_service_t **self_p)
     bus_batch_destroy (&self->out_nat);
     bus_batch_destroy (&self->out_dev);
     for (size_t i = 0; i < self->peer_count; i++)
-        for (int q = 0; q < CRYPTO_QUEUE_MAX; q++) {
-            //  Queued plaintext: wipe before it goes back to the heap
-            if (self->peer [i].queue [q].buf)
-                sodium_memzero (self->peer [i].queue [q].buf, self->peer [i].queue [q].cap);
-            free (self->peer [i].queue [q].buf);
-        }
+        for (int q = 0; q < CRYPTO_QUEUE_MAX; q++)
+            bus_buffer_free (&self->peer [i].queue [q], true);   //  queued plaintext: wiped
     free (self->peer);
     for (size_t i = 0; self->dyn && i < self->peer_count; i++)
         free (self->dyn [i]);

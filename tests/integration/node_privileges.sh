@@ -60,18 +60,20 @@ expect_caps b nat "$BIND" "CAP_NET_BIND_SERVICE (port 443)"
 reads_memory () {
     setpriv --bounding-set "-all${1:+,$1}" --inh-caps -all cat "/proc/$2/environ" >/dev/null 2>&1
 }
-pid=$(service_pid a router)
-reads_memory "" "$pid"
-ok $? "a: a process without capabilities reads router's memory ($pid): no key, dumpable"
-pid=$(service_pid b crypto)
-[ -n "$pid" ] && ! reads_memory "" "$pid"
-ok $? "b: it cannot read crypto's ($pid): not dumpable"
-pid=$(service_pid b device)
-reads_memory "+net_admin" "$pid"
-ok $? "b: one with CAP_NET_ADMIN reads device's ($pid): no key, dumpable"
-pid=$(service_pid a tunnel)
-[ -n "$pid" ] && ! reads_memory "+net_admin" "$pid"
-ok $? "a: it cannot read the tunnel's ($pid), which holds the key"
+# expect_read NODE SERVICE CAPS yes|no WHY
+expect_read () {
+    local pid rc
+    pid=$(service_pid "$1" "$2")
+    [ -n "$pid" ] || { ok 1 "$1: $2 has no pid"; return; }
+    reads_memory "$3" "$pid"
+    rc=$(( $? != 0 ))
+    [ "$4" = yes ]
+    ok $(( rc != $? )) "$1: a process with ${3:-no capabilities} $( [ "$4" = yes ] && echo reads || echo "cannot read") $2's memory ($pid): $5"
+}
+expect_read a router "" yes "no key, dumpable"
+expect_read b crypto "" no "not dumpable"
+expect_read b device "+net_admin" yes "no key, dumpable"
+expect_read a tunnel "+net_admin" no "not dumpable, it holds the key"
 
 # A restarted service drops the same way, and the tunnel comes back
 old=$(service_pid a nat)
