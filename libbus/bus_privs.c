@@ -13,14 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined (__SANITIZE_ADDRESS__)
-#   define S_ASAN 1
-#elif defined (__has_feature)
-#   if __has_feature (address_sanitizer)
-#       define S_ASAN 1
-#   endif
-#endif
-
 //  The calling thread's capability sets, 64 bits each
 typedef struct {
     uint64_t effective, permitted, inheritable;
@@ -98,16 +90,11 @@ bus_privs_drop (uint64_t keep, bool hide, char *err, size_t errsize)
         snprintf (err, errsize, "cannot set no_new_privs: %s", strerror (errno));
         return -1;
     }
-#ifndef S_ASAN
+    //  (LeakSanitizer makes the process dumpable again for its check at exit)
     if (hide && prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) == -1) {
         snprintf (err, errsize, "cannot make the process non-dumpable: %s", strerror (errno));
         return -1;
     }
-#else
-    //  LeakSanitizer traces the process at exit, which a non-dumpable one refuses
-    //  to a tracer without CAP_SYS_PTRACE (ours is gone)
-    (void) hide;
-#endif
     return 0;
 }
 
@@ -150,10 +137,8 @@ s_child_drop (uint64_t keep, bool hide)
         if (!(keep & BUS_CAP (CAP_SYS_ADMIN)) && s_caps_set (&raise) == 0)
             return 6;
     }
-#ifndef S_ASAN
     if (prctl (PR_GET_DUMPABLE, 0, 0, 0, 0) != (hide ? 0 : 1))
         return 7;
-#endif
     return 0;
 }
 

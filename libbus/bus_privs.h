@@ -19,8 +19,8 @@
     A process that holds a key (crypto, bifrost-tunnel) is also made
     non-dumpable: no core file carries the key, and a process without
     CAP_SYS_PTRACE (that compromised nat) cannot read its memory by ptrace or
-    /proc/PID/mem. Not under AddressSanitizer, whose leak check traces the
-    process at exit.
+    /proc/PID/mem. (LeakSanitizer still works: it makes the process dumpable
+    for its own check at exit.)
 
     Linux capability system calls directly; no libcap. */
 #ifndef BUS_PRIVS_H_INCLUDED
