@@ -4,11 +4,17 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
+#include <linux/landlock.h>
+#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,6 +105,90 @@ bus_privs_drop (uint64_t keep, bool hide, char *err, size_t errsize)
 }
 
 //  ---------------------------------------------------------------------------
+//  Landlock. The headers of Debian 12 know ABI 2; newer kernels take the newer
+//  fields and rights as long as we only ask for what their ABI has.
+
+typedef struct {
+    uint64_t handled_access_fs, handled_access_net, scoped;
+} s_ruleset_attr_t;
+
+#define S_FS_V1         ((1ULL << 13) - 1)  //  execute .. make_sym
+#define S_FS_REFER      (1ULL << 13)        //  ABI 2
+#define S_FS_TRUNCATE   (1ULL << 14)        //  ABI 3
+#define S_FS_IOCTL_DEV  (1ULL << 15)        //  ABI 5
+#define S_FS_FILE       (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE \
+                       | LANDLOCK_ACCESS_FS_READ_FILE | S_FS_TRUNCATE | S_FS_IOCTL_DEV)
+#define S_FS_READ       (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE \
+                       | LANDLOCK_ACCESS_FS_READ_DIR)
+#define S_SCOPE_ABSTRACT_UNIX   (1ULL << 0) //  ABI 6
+#define S_SCOPE_SIGNAL          (1ULL << 1) //  ABI 6
+
+//  Allows access (limited to handled, and to what a file can have when path is
+//  not a directory) beneath path. A path that does not exist is left out.
+static int
+s_allow (int ruleset, const char *path, uint64_t access, uint64_t handled, char *err, size_t errsize)
+{
+    int fd = open (path, O_PATH | O_CLOEXEC);
+    if (fd == -1)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : (snprintf (err, errsize, "%s: %s", path, strerror (errno)), -1);
+    struct stat st;
+    if (fstat (fd, &st) == 0 && !S_ISDIR (st.st_mode))
+        access &= S_FS_FILE;
+    struct landlock_path_beneath_attr rule = { .allowed_access = access & handled, .parent_fd = fd };
+    int rc = (int) syscall (SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+    if (rc)
+        snprintf (err, errsize, "landlock rule for %s: %s", path, strerror (errno));
+    close (fd);
+    return rc ? -1 : 0;
+}
+
+int
+bus_privs_sandbox (const char *writable, char *err, size_t errsize)
+{
+    int abi = (int) syscall (SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    if (abi < 1) {
+        snprintf (err, errsize, "Landlock is not available (%s)", strerror (errno));
+        return 1;
+    }
+    s_ruleset_attr_t attr = { S_FS_V1, 0, 0 };
+    if (abi >= 2)
+        attr.handled_access_fs |= S_FS_REFER;
+    if (abi >= 3)
+        attr.handled_access_fs |= S_FS_TRUNCATE;
+    if (abi >= 5)
+        attr.handled_access_fs |= S_FS_IOCTL_DEV;
+    //  Nor signals nor abstract sockets to processes outside the sandbox
+    if (abi >= 6)
+        attr.scoped = S_SCOPE_ABSTRACT_UNIX | S_SCOPE_SIGNAL;
+    int ruleset = (int) syscall (SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (ruleset == -1) {
+        snprintf (err, errsize, "landlock ruleset: %s", strerror (errno));
+        return -1;
+    }
+    //  Read: programs and libraries (name service modules are loaded late), and
+    //  /etc with what getaddrinfo reads, wherever resolv.conf really lives
+    const char *readable [] = { "/usr", "/lib", "/lib64", "/etc", "/run/systemd/resolve",
+                                "/run/resolvconf", NULL };
+    int rc = s_allow (ruleset, writable, attr.handled_access_fs, attr.handled_access_fs, err, errsize);
+    for (int i = 0; rc == 0 && readable [i]; i++)
+        rc = s_allow (ruleset, readable [i], S_FS_READ, attr.handled_access_fs, err, errsize);
+    char resolv [PATH_MAX];
+    if (rc == 0 && realpath ("/etc/resolv.conf", resolv)) {
+        char *slash = strrchr (resolv, '/');
+        if (slash && slash != resolv) {
+            *slash = 0;
+            rc = s_allow (ruleset, resolv, S_FS_READ, attr.handled_access_fs, err, errsize);
+        }
+    }
+    if (rc == 0 && syscall (SYS_landlock_restrict_self, ruleset, 0)) {
+        snprintf (err, errsize, "landlock: %s", strerror (errno));
+        rc = -1;
+    }
+    close (ruleset);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------
 //  Self test: each case in a child process, so the test keeps what it has.
 
 //  In a child: drops to keep, then checks every set; exit status 0 when right.
@@ -155,6 +245,46 @@ s_in_child (uint64_t keep, bool hide)
     return WIFEXITED (status) ? WEXITSTATUS (status) : 100;
 }
 
+//  In a child: sandboxed to dir, it writes there, reads /etc/hosts, resolves
+//  localhost, and cannot read secret (outside) or signal its parent. 0 when right.
+static int
+s_child_sandbox (const char *dir, const char *secret)
+{
+    char err [300];
+    int rc = bus_privs_sandbox (dir, err, sizeof err);
+    if (rc == 1)
+        return 0;                       //  no Landlock here: nothing to check
+    if (rc) {
+        fprintf (stderr, "bus_privs_sandbox: %s\n", err);
+        return 10;
+    }
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/written", dir);
+    int fd = open (path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd == -1 || write (fd, "x", 1) != 1)
+        return 11;
+    close (fd);
+    if (unlink (path))
+        return 12;
+    fd = open ("/etc/hosts", O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return 13;
+    close (fd);
+    struct addrinfo *list = NULL;
+    if (getaddrinfo ("localhost", "80", NULL, &list) || !list)
+        return 14;
+    freeaddrinfo (list);
+    if (open (secret, O_RDONLY | O_CLOEXEC) != -1 || errno != EACCES)
+        return 15;
+    if (open ("/tmp/bus-privs-outside", O_CREAT | O_WRONLY | O_CLOEXEC, 0600) != -1 || errno != EACCES)
+        return 16;
+    //  ABI 6 and later: no signal to a process outside (the parent)
+    if (syscall (SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) >= 6
+    &&  (kill (getppid (), 0) != -1 || errno != EPERM))
+        return 17;
+    return 0;
+}
+
 void
 bus_privs_test (bool verbose)
 {
@@ -169,6 +299,32 @@ bus_privs_test (bool verbose)
     assert (s_in_child (BUS_CAP (CAP_NET_ADMIN), false) == 0);
     //  Two kept, one of which may not be held at all (not root): only what is held
     assert (s_in_child (BUS_CAP (CAP_NET_ADMIN) | BUS_CAP (CAP_NET_BIND_SERVICE), true) == 0);
+    //  The sandbox (nat): only its run directory to write, and what name
+    //  resolution reads; not a secret next door
+    char dir [] = "/tmp/bus-privs-run-XXXXXX";
+    char other [] = "/tmp/bus-privs-key-XXXXXX";
+    assert (mkdtemp (dir) && mkdtemp (other));
+    char secret [PATH_MAX];
+    snprintf (secret, sizeof secret, "%s/node.key", other);
+    FILE *file = fopen (secret, "w");
+    assert (file && fputs ("secret", file) >= 0 && fclose (file) == 0);
+    fflush (NULL);
+    pid_t pid = fork ();
+    assert (pid >= 0);
+    if (pid == 0)
+        _exit (s_child_sandbox (dir, secret));
+    int status;
+    assert (waitpid (pid, &status, 0) == pid);
+    if (!WIFEXITED (status) || WEXITSTATUS (status)) {
+        printf ("sandboxed child failed: %d\n", WIFEXITED (status) ? WEXITSTATUS (status) : -1);
+        assert (false);
+    }
+    if (verbose)
+        printf ("\n   Landlock ABI %d", (int) syscall (SYS_landlock_create_ruleset, NULL, 0,
+                                                          LANDLOCK_CREATE_RULESET_VERSION));
+    unlink (secret);
+    rmdir (other);
+    rmdir (dir);
     //  Here, unchanged
     assert (prctl (PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == nnp);
     assert (bus_privs_effective () == effective);

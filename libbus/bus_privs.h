@@ -22,7 +22,11 @@
     /proc/PID/mem. (LeakSanitizer still works: it makes the process dumpable
     for its own check at exit.)
 
-    Linux capability system calls directly; no libcap. */
+    The process that faces the internet (nat) is also confined by Landlock
+    (bus_privs_sandbox): staying uid 0, it would otherwise still read every
+    root-owned file, the node key among them.
+
+    Linux capability and Landlock system calls directly; no libcap. */
 #ifndef BUS_PRIVS_H_INCLUDED
 #define BUS_PRIVS_H_INCLUDED
 
@@ -43,6 +47,15 @@ extern "C" {
 //  non-dumpable. Works the same without root (it only lowers). 0, or -1 with
 //  the reason in err.
 int bus_privs_drop (uint64_t keep, bool hide, char *err, size_t errsize);
+
+//  Confines the process's file system (Landlock): it may write only beneath
+//  writable (its run directory), read /usr, /lib, /etc (what name resolution
+//  reads) and nothing else, and (kernel ABI 6 and later) signal no process and
+//  reach no abstract socket outside the sandbox. For nat, so that even a root
+//  process of it cannot read the node key from its file. Threads made later
+//  inherit it; call it before any other thread exists. 0; 1 when the kernel has
+//  no Landlock (err says so; not an error); -1 with the reason in err.
+int bus_privs_sandbox (const char *writable, char *err, size_t errsize);
 
 //  The process's effective capabilities, as a mask of BUS_CAP bits.
 uint64_t bus_privs_effective (void);

@@ -832,11 +832,29 @@ bus_service_main_group (const char *program, const char *summary,
             keep |= defs [i]->caps (config, defs [i]->arg);
         hide = hide || defs [i]->holds_key;
     }
-    char perr [200];
+    char perr [300];
     if (bus_privs_drop (keep, hide, perr, sizeof perr)) {
         bus_error ("%s: %s", program, perr);
         bus_config_destroy (&config);
         return 1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (!defs [i]->sandboxed)
+            continue;
+        //  The one place it may write must exist before it is the only one
+        const char *dir = bus_run_dir (run_dir);
+        if (bus_run_dir_prepare (dir))
+            bus_warn ("run directory %s: %s", dir, strerror (errno));
+        int confined = bus_privs_sandbox (dir, perr, sizeof perr);
+        if (confined == 1)
+            bus_warn ("%s: %s: its file system is not confined", program, perr);
+        else
+        if (confined) {
+            bus_error ("%s: %s", program, perr);
+            bus_config_destroy (&config);
+            return 1;
+        }
+        break;
     }
     zsys_init ();
     //  The first service owns the loop; the others are its guests on it. The

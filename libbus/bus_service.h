@@ -122,6 +122,10 @@ typedef struct {
     //  setup, so no core file carries the key, and a process without
     //  CAP_SYS_PTRACE cannot read its memory (ptrace, /proc/PID/mem).
     bool holds_key;
+    //  The service faces the internet (nat): its file system is confined to
+    //  writing its run directory and reading what name resolution needs
+    //  (bus_privs_sandbox), so not even the key file is in its reach.
+    bool sandboxed;
 } bus_service_def_t;
 
 //  The end of a def's setup that creates the service's object: 0 when object

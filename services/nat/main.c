@@ -56,6 +56,7 @@ main (int argc, char **argv)
         .setup = s_setup,
         .teardown = s_teardown,
         .caps = s_caps,
+        .sandboxed = true,
     };
     return bus_service_main (&def, argc, argv);
 }

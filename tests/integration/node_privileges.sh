@@ -7,20 +7,28 @@
 # key are not dumpable: a process without CAP_SYS_PTRACE cannot read them, while it
 # can read a service that holds no key and no capability it lacks. And the tunnel
 # works like that: ping both ways, and again after kill -9 of nat. Node a runs the
-# default layout (bifrost-tunnel), node b two processes and nat on port 443. (TAP)
+# default layout (bifrost-tunnel), node b two processes and nat on port 443. nat is
+# also confined to its run directory (Landlock, bus_privs_sandbox, tested in the
+# bus_privs self test): node a names b's endpoint by a host name, so a's nat must
+# still resolve it (from /etc/hosts, which `ip netns exec` takes from
+# /etc/netns/NAMESPACE/hosts). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
 NODE_SPLIT="b"
 underlay a 192.0.2.1
 underlay b 192.0.2.2
+HOSTS_DIR="/etc/netns/$(ns_of a)"
+trap 'rm -rf "$HOSTS_DIR"; rmdir /etc/netns 2>/dev/null; node_cleanup' EXIT
+mkdir -p "$HOSTS_DIR"
+printf '127.0.0.1 localhost\n192.0.2.2 peer-b.test\n' > "$HOSTS_DIR/hosts"
 KA=$(genkey a); KB=$(genkey b)
-node_config a tun 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:443)"
+node_config a tun 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 peer-b.test:443)"
 node_config b tun 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)"
 sed -i 's/listen = "0.0.0.0:51820"/listen = "0.0.0.0:443"/' "$T/b/node.cfg"
 start_node a; ok $? "node a: every service READY"
 start_node b; ok $? "node b: every service READY"
 wait_for 15 ping_ok a 10.100.0.2
-ok $? "ping a -> b through the tunnel (nat on b listens on 443)"
+ok $? "ping a -> b through the tunnel (a's sandboxed nat resolved peer-b.test; b's listens on 443)"
 wait_for 5 ping_ok b 10.100.0.1
 ok $? "ping b -> a"
 
