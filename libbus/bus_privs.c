@@ -191,10 +191,19 @@ bus_privs_sandbox (const char *writable, char *err, size_t errsize)
 //  ---------------------------------------------------------------------------
 //  Self test: each case in a child process, so the test keeps what it has.
 
+//  One case of the test, run in a child process
+typedef struct {
+    uint64_t keep;
+    bool hide;
+    const char *dir, *secret;           //  the sandbox's run directory, a file outside
+} s_case_t;
+
 //  In a child: drops to keep, then checks every set; exit status 0 when right.
 static int
-s_child_drop (uint64_t keep, bool hide)
+s_child_drop (const s_case_t *c)
 {
+    uint64_t keep = c->keep;
+    bool hide = c->hide;
     s_caps_t before;
     assert (s_caps_get (&before) == 0);
     char err [200];
@@ -232,14 +241,15 @@ s_child_drop (uint64_t keep, bool hide)
     return 0;
 }
 
+//  Runs fn (c) in a child process: its exit status (100: it did not exit).
 static int
-s_in_child (uint64_t keep, bool hide)
+s_in_child (int (*fn) (const s_case_t *), const s_case_t *c)
 {
     fflush (NULL);
     pid_t pid = fork ();
     assert (pid >= 0);
     if (pid == 0)
-        _exit (s_child_drop (keep, hide));
+        _exit (fn (c));
     int status;
     assert (waitpid (pid, &status, 0) == pid);
     return WIFEXITED (status) ? WEXITSTATUS (status) : 100;
@@ -248,8 +258,9 @@ s_in_child (uint64_t keep, bool hide)
 //  In a child: sandboxed to dir, it writes there, reads /etc/hosts, resolves
 //  localhost, and cannot read secret (outside) or signal its parent. 0 when right.
 static int
-s_child_sandbox (const char *dir, const char *secret)
+s_child_sandbox (const s_case_t *c)
 {
+    const char *dir = c->dir, *secret = c->secret;
     char err [300];
     int rc = bus_privs_sandbox (dir, err, sizeof err);
     if (rc == 1)
@@ -294,11 +305,12 @@ bus_privs_test (bool verbose)
     if (verbose)
         printf ("\n   effective capabilities here: %016llx", (unsigned long long) bus_privs_effective ());
     //  Nothing kept (nat, crypto, router), not dumpable (crypto)
-    assert (s_in_child (0, true) == 0);
+    assert (s_in_child (s_child_drop, &(s_case_t) { 0, true, NULL, NULL }) == 0);
     //  One kept (device: CAP_NET_ADMIN), dumpable
-    assert (s_in_child (BUS_CAP (CAP_NET_ADMIN), false) == 0);
+    assert (s_in_child (s_child_drop, &(s_case_t) { BUS_CAP (CAP_NET_ADMIN), false, NULL, NULL }) == 0);
     //  Two kept, one of which may not be held at all (not root): only what is held
-    assert (s_in_child (BUS_CAP (CAP_NET_ADMIN) | BUS_CAP (CAP_NET_BIND_SERVICE), true) == 0);
+    s_case_t two = { BUS_CAP (CAP_NET_ADMIN) | BUS_CAP (CAP_NET_BIND_SERVICE), true, NULL, NULL };
+    assert (s_in_child (s_child_drop, &two) == 0);
     //  The sandbox (nat): only its run directory to write, and what name
     //  resolution reads; not a secret next door
     char dir [] = "/tmp/bus-privs-run-XXXXXX";
@@ -308,17 +320,10 @@ bus_privs_test (bool verbose)
     snprintf (secret, sizeof secret, "%s/node.key", other);
     FILE *file = fopen (secret, "w");
     assert (file && fputs ("secret", file) >= 0 && fclose (file) == 0);
-    fflush (NULL);
-    pid_t pid = fork ();
-    assert (pid >= 0);
-    if (pid == 0)
-        _exit (s_child_sandbox (dir, secret));
-    int status;
-    assert (waitpid (pid, &status, 0) == pid);
-    if (!WIFEXITED (status) || WEXITSTATUS (status)) {
-        printf ("sandboxed child failed: %d\n", WIFEXITED (status) ? WEXITSTATUS (status) : -1);
-        assert (false);
-    }
+    int failed = s_in_child (s_child_sandbox, &(s_case_t) { 0, false, dir, secret });
+    if (failed)
+        printf ("sandboxed child failed: %d\n", failed);
+    assert (failed == 0);
     if (verbose)
         printf ("\n   Landlock ABI %d", (int) syscall (SYS_landlock_create_ruleset, NULL, 0,
                                                           LANDLOCK_CREATE_RULESET_VERSION));
