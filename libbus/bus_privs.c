@@ -165,10 +165,12 @@ bus_privs_sandbox (const char *writable, char *err, size_t errsize)
         snprintf (err, errsize, "landlock ruleset: %s", strerror (errno));
         return -1;
     }
-    //  Read: programs and libraries (name service modules are loaded late), and
-    //  /etc with what getaddrinfo reads, wherever resolv.conf really lives
+    //  Read: programs and libraries (name service modules are loaded late), /etc
+    //  with what getaddrinfo reads, wherever resolv.conf really lives, the
+    //  number of CPUs, and our own /proc/PID (opened through /proc/self: maps,
+    //  task/, which LeakSanitizer reads at exit)
     const char *readable [] = { "/usr", "/lib", "/lib64", "/etc", "/run/systemd/resolve",
-                                "/run/resolvconf", NULL };
+                                "/run/resolvconf", "/sys/devices/system/cpu", "/proc/self", NULL };
     int rc = s_allow (ruleset, writable, attr.handled_access_fs, attr.handled_access_fs, err, errsize);
     for (int i = 0; rc == 0 && readable [i]; i++)
         rc = s_allow (ruleset, readable [i], S_FS_READ, attr.handled_access_fs, err, errsize);
@@ -287,6 +289,14 @@ s_child_sandbox (const s_case_t *c)
     freeaddrinfo (list);
     if (open (secret, O_RDONLY | O_CLOEXEC) != -1 || errno != EACCES)
         return 15;
+    //  Its own /proc (LeakSanitizer reads task/ at exit), not another's
+    fd = open ("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        return 18;
+    close (fd);
+    snprintf (path, sizeof path, "/proc/%d/status", (int) getppid ());
+    if (open (path, O_RDONLY | O_CLOEXEC) != -1 || errno != EACCES)
+        return 19;
     if (open ("/tmp/bus-privs-outside", O_CREAT | O_WRONLY | O_CLOEXEC, 0600) != -1 || errno != EACCES)
         return 16;
     //  ABI 6 and later: no signal to a process outside (the parent)

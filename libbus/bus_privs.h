@@ -50,7 +50,7 @@ int bus_privs_drop (uint64_t keep, bool hide, char *err, size_t errsize);
 
 //  Confines the process's file system (Landlock): it may write only beneath
 //  writable (its run directory), read /usr, /lib, /etc (what name resolution
-//  reads) and nothing else, and (kernel ABI 6 and later) signal no process and
+//  reads), its own /proc/PID and the number of CPUs, and nothing else, and (kernel ABI 6 and later) signal no process and
 //  reach no abstract socket outside the sandbox. For nat, so that even a root
 //  process of it cannot read the node key from its file. Threads made later
 //  inherit it; call it before any other thread exists. 0; 1 when the kernel has
