@@ -129,8 +129,12 @@ static int
 s_allow (int ruleset, const char *path, uint64_t access, uint64_t handled, char *err, size_t errsize)
 {
     int fd = open (path, O_PATH | O_CLOEXEC);
-    if (fd == -1)
-        return errno == ENOENT || errno == ENOTDIR ? 0 : (snprintf (err, errsize, "%s: %s", path, strerror (errno)), -1);
+    if (fd == -1) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        snprintf (err, errsize, "%s: %s", path, strerror (errno));
+        return -1;
+    }
     struct stat st;
     if (fstat (fd, &st) == 0 && !S_ISDIR (st.st_mode))
         access &= S_FS_FILE;
