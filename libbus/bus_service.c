@@ -826,36 +826,31 @@ bus_service_main_group (const char *program, const char *summary,
     //  first ZeroMQ socket starts its I/O threads (capabilities belong to each
     //  thread), and before anything reads a key
     uint64_t keep = 0;
-    bool hide = false;
+    bool hide = false, sandbox = false;
     for (size_t i = 0; i < count; i++) {
         if (defs [i]->caps)
             keep |= defs [i]->caps (config, defs [i]->arg);
         hide = hide || defs [i]->holds_key;
+        sandbox = sandbox || defs [i]->sandboxed;
     }
     char perr [300];
-    if (bus_privs_drop (keep, hide, perr, sizeof perr)) {
-        bus_error ("%s: %s", program, perr);
-        bus_config_destroy (&config);
-        return 1;
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (!defs [i]->sandboxed)
-            continue;
+    int confined = 0;
+    if (sandbox) {
         //  The one place it may write must exist before it is the only one
         const char *dir = bus_run_dir (run_dir);
         if (bus_run_dir_prepare (dir))
             bus_warn ("run directory %s: %s", dir, strerror (errno));
-        int confined = bus_privs_sandbox (dir, perr, sizeof perr);
-        if (confined == 1)
-            bus_warn ("%s: %s: its file system is not confined", program, perr);
-        else
-        if (confined) {
-            bus_error ("%s: %s", program, perr);
-            bus_config_destroy (&config);
-            return 1;
-        }
-        break;
     }
+    int dropped = bus_privs_drop (keep, hide, perr, sizeof perr);
+    if (dropped == 0 && sandbox)
+        confined = bus_privs_sandbox (bus_run_dir (run_dir), perr, sizeof perr);
+    if (dropped || confined == -1) {
+        bus_error ("%s: %s", program, perr);
+        bus_config_destroy (&config);
+        return 1;
+    }
+    if (confined == 1)
+        bus_warn ("%s: %s: its file system is not confined", program, perr);
     zsys_init ();
     //  The first service owns the loop; the others are its guests on it. The
     //  instance id names the process, so only a program of one service takes it.

@@ -5,14 +5,14 @@
 #include "bus_log.h"
 #include "bus_privs.h"
 #include "nat_endpoint.h"
-#include <string.h>
 
 static nat_service_t *s_nat;
+static nat_service_config_t s_cfg;      //  as checked, for s_caps
 
 static int
 s_check_config (bus_config_t *config, void *arg)
 {
-    nat_service_check_config (config, NULL);
+    nat_service_check_config (config, &s_cfg);
     return 0;
 }
 
@@ -29,12 +29,9 @@ s_setup (bus_service_t *svc, void *arg)
 static uint64_t
 s_caps (bus_config_t *config, void *arg)
 {
-    nat_service_config_t cfg;
-    memset (&cfg, 0, sizeof cfg);
-    nat_service_check_config (config, &cfg);
     nat_addr_t addr;
     char err [160];
-    if (nat_endpoint_parse_bind (&addr, cfg.listen, err, sizeof err) == 0
+    if (nat_endpoint_parse_bind (&addr, s_cfg.listen, err, sizeof err) == 0
     &&  nat_addr_port (&addr) > 0 && nat_addr_port (&addr) < 1024)
         return BUS_CAP (CAP_NET_BIND_SERVICE);
     return 0;
