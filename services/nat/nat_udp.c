@@ -1,6 +1,8 @@
-/*  nat_udp: one dual-stack UDP socket, batched I/O (see nat_udp.h for why). */
+/*  nat_udp: one dual-stack UDP socket, batched I/O (see nat_udp.h for why). The
+    sending half is bus_udp_tx, shared with crypto, which sends on the same socket. */
 #include "nat_udp.h"
 #include "nat_endpoint.h"
+#include "bus_udp_tx.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -16,15 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UDP_SEGMENT
-#   define UDP_SEGMENT 103
-#endif
 #ifndef UDP_GRO
 #   define UDP_GRO 104
 #endif
 
-#define NAT_UDP_GSO_MAX_SEGS 64         //  UDP_MAX_SEGMENTS on older kernels
-#define NAT_UDP_GSO_MAX_BYTES 65000     //  under the 65507-byte UDP payload limit
 #define NAT_UDP_GRO_MAX_SEGS 128        //  what one GRO read may hold on 6.x
 
 typedef union {
@@ -48,13 +45,11 @@ struct _nat_udp_t {
     nat_addr_t rx_from [NAT_UDP_BATCH];
     nat_udp_rx_t *rx_out;
     size_t rx_out_max;
-    struct mmsghdr tx_msgs [NAT_UDP_BATCH];
-    struct iovec tx_iov [NAT_UDP_BATCH];
-    struct sockaddr_in6 tx_names [NAT_UDP_BATCH];
-    s_ctrl_t tx_ctrl [NAT_UDP_BATCH];
-    size_t tx_count [NAT_UDP_BATCH];    //  datagrams in each message (GSO: several)
-    size_t tx_bytes [NAT_UDP_BATCH];
-    nat_udp_stats_t stats;
+    bus_udp_tx_t *tx;                   //  the sending half
+    bus_udp_dgram_t *tx_dgrams;         //  tx_max datagrams and destinations, grown
+    struct sockaddr_in6 *tx_names;      //  only when a larger batch comes
+    size_t tx_max;
+    nat_udp_stats_t stats;              //  out-counters copied from tx after each send
 };
 
 //  Test hook: behave as on a host booted with ipv6.disable=1
@@ -141,6 +136,13 @@ nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size)
     self->fd = fd;
     self->family = nat_addr_family (&bind);
     self->single = config->single;
+    self->tx = bus_udp_tx_new (fd, config->gso && !config->single);
+    bus_udp_tx_set_single (self->tx, config->single);
+    self->gso = bus_udp_tx_gso (self->tx);
+    self->tx_max = NAT_UDP_BATCH;
+    self->tx_dgrams = calloc (self->tx_max, sizeof (bus_udp_dgram_t));
+    self->tx_names = calloc (self->tx_max, sizeof (struct sockaddr_in6));
+    assert (self->tx_dgrams && self->tx_names);
     struct sockaddr_in6 local;
     socklen_t local_len = sizeof local;
     nat_addr_t bound;
@@ -156,9 +158,7 @@ nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size)
     self->rcvbuf = s_sockopt_int (fd, SOL_SOCKET, SO_RCVBUF);
     self->sndbuf = s_sockopt_int (fd, SOL_SOCKET, SO_SNDBUF);
 
-    //  Offloads: GSO is there when the option can be read; GRO when it can be set
-    if (config->gso && !config->single)
-        self->gso = s_sockopt_int (fd, SOL_UDP, UDP_SEGMENT) >= 0;
+    //  Offloads: GSO is probed by bus_udp_tx; GRO is there when it can be set
     int one = 1;
     if (config->gro && !config->single)
         self->gro = setsockopt (fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
@@ -186,7 +186,10 @@ nat_udp_destroy (nat_udp_t **self_p)
 {
     if (self_p && *self_p) {
         nat_udp_t *self = *self_p;
+        bus_udp_tx_destroy (&self->tx);
         close (self->fd);
+        free (self->tx_dgrams);
+        free (self->tx_names);
         free (self->rx_buf);
         free (self->rx_out);
         free (self);
@@ -309,9 +312,8 @@ nat_udp_recv (nat_udp_t *self, nat_udp_rx_t **out)
     return n_out;
 }
 
-//  Destination in the socket's own family; false when it cannot be reached from it.
-static bool
-s_dest (nat_udp_t *self, const nat_addr_t *to, struct sockaddr_in6 *name, socklen_t *len)
+bool
+nat_udp_sockaddr (nat_udp_t *self, const nat_addr_t *to, struct sockaddr_in6 *name, socklen_t *len)
 {
     if (!to || !nat_addr_is_set (to))
         return false;
@@ -327,126 +329,34 @@ s_dest (nat_udp_t *self, const nat_addr_t *to, struct sockaddr_in6 *name, sockle
     return true;
 }
 
-//  One datagram, one syscall: the measurement baseline and the GSO fallback.
-static bool
-s_send_one (nat_udp_t *self, const void *name, socklen_t name_len, const void *data, size_t size)
-{
-    ssize_t r = sendto (self->fd, data, size, 0, name, name_len);
-    self->stats.send_calls++;
-    if (r < 0) {
-        if (s_would_block (errno) || errno == ENOBUFS)
-            self->stats.send_dropped++;
-        else
-            self->stats.send_errors++;
-        return false;
-    }
-    self->stats.dgrams_out++;
-    self->stats.bytes_out += size;
-    return true;
-}
-
-//  Builds at most NAT_UDP_BATCH messages from batch [*next...]; with GSO a run of
-//  datagrams to one destination, all of one size but the last, shares a message.
-static size_t
-s_build (nat_udp_t *self, const nat_udp_tx_t *batch, size_t count, size_t *next)
-{
-    size_t nmsg = 0, niov = 0, i = *next;
-    while (i < count && nmsg < NAT_UDP_BATCH && niov < NAT_UDP_BATCH) {
-        const nat_udp_tx_t *first = &batch [i++];
-        struct msghdr *hdr = &self->tx_msgs [nmsg].msg_hdr;
-        memset (hdr, 0, sizeof *hdr);
-        socklen_t name_len;
-        if (!s_dest (self, first->to, &self->tx_names [nmsg], &name_len)) {
-            self->stats.send_errors++;
-            continue;
-        }
-        hdr->msg_name = &self->tx_names [nmsg];
-        hdr->msg_namelen = name_len;
-        hdr->msg_iov = &self->tx_iov [niov];
-        self->tx_iov [niov++] = (struct iovec) { (void *) first->data, first->size };
-        size_t segs = 1, bytes = first->size;
-        while (self->gso && first->size > 0 && i < count && niov < NAT_UDP_BATCH
-           &&  segs < NAT_UDP_GSO_MAX_SEGS
-           &&  batch [i].size > 0 && batch [i].size <= first->size
-           &&  bytes + batch [i].size <= NAT_UDP_GSO_MAX_BYTES
-           &&  batch [i].to && nat_addr_eq (batch [i].to, first->to)) {
-            self->tx_iov [niov++] = (struct iovec) { (void *) batch [i].data, batch [i].size };
-            segs++;
-            bytes += batch [i].size;
-            if (batch [i++].size < first->size)
-                break;                  //  a shorter datagram ends the run
-        }
-        hdr->msg_iovlen = segs;
-        if (segs > 1) {
-            hdr->msg_control = self->tx_ctrl [nmsg].buf;
-            hdr->msg_controllen = CMSG_SPACE (sizeof (uint16_t));
-            struct cmsghdr *c = CMSG_FIRSTHDR (hdr);
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN (sizeof (uint16_t));
-            uint16_t gso_size = (uint16_t) first->size;
-            memcpy (CMSG_DATA (c), &gso_size, sizeof gso_size);
-        }
-        self->tx_count [nmsg] = segs;
-        self->tx_bytes [nmsg] = bytes;
-        nmsg++;
-    }
-    *next = i;
-    return nmsg;
-}
-
 size_t
 nat_udp_send (nat_udp_t *self, const nat_udp_tx_t *batch, size_t count)
 {
-    uint64_t before = self->stats.dgrams_out;
-    if (self->single) {
-        for (size_t i = 0; i < count; i++) {
-            struct sockaddr_in6 name;
-            socklen_t name_len;
-            if (s_dest (self, batch [i].to, &name, &name_len))
-                s_send_one (self, &name, name_len, batch [i].data, batch [i].size);
-            else
-                self->stats.send_errors++;
-        }
-        return (size_t) (self->stats.dgrams_out - before);
+    if (count > self->tx_max) {
+        bus_udp_dgram_t *dgrams = realloc (self->tx_dgrams, count * sizeof *dgrams);
+        struct sockaddr_in6 *names = realloc (self->tx_names, count * sizeof *names);
+        assert (dgrams && names);
+        self->tx_dgrams = dgrams;
+        self->tx_names = names;
+        self->tx_max = count;
     }
-    size_t next = 0;
-    while (next < count) {
-        size_t nmsg = s_build (self, batch, count, &next);
-        size_t m = 0;
-        while (m < nmsg) {
-            int r = sendmmsg (self->fd, self->tx_msgs + m, (unsigned) (nmsg - m), 0);
-            self->stats.send_calls++;
-            if (r > 0) {
-                for (size_t k = m; k < m + (size_t) r; k++) {
-                    self->stats.dgrams_out += self->tx_count [k];
-                    self->stats.bytes_out += self->tx_bytes [k];
-                }
-                m += (size_t) r;
-                continue;
-            }
-            if (s_would_block (errno) || errno == ENOBUFS) {
-                //  The send buffer is full: drop the rest rather than stall the loop
-                for (size_t k = m; k < nmsg; k++)
-                    self->stats.send_dropped += self->tx_count [k];
-                for (size_t k = next; k < count; k++)
-                    self->stats.send_dropped++;
-                return (size_t) (self->stats.dgrams_out - before);
-            }
-            struct msghdr *hdr = &self->tx_msgs [m].msg_hdr;
-            if (self->tx_count [m] > 1 && (errno == EINVAL || errno == EIO)) {
-                //  The kernel refused this GSO run (segment over the path MTU, or a
-                //  device without checksum offload): send its datagrams one by one
-                for (size_t k = 0; k < hdr->msg_iovlen; k++)
-                    s_send_one (self, hdr->msg_name, hdr->msg_namelen,
-                                hdr->msg_iov [k].iov_base, hdr->msg_iov [k].iov_len);
-            }
-            else
-                self->stats.send_errors += self->tx_count [m];
-            m++;
-        }
+    //  A destination the socket's family cannot reach goes without one: bus_udp_tx
+    //  counts it in send_errors, in its place in the batch
+    for (size_t i = 0; i < count; i++) {
+        socklen_t len = 0;
+        bool ok = nat_udp_sockaddr (self, batch [i].to, &self->tx_names [i], &len);
+        self->tx_dgrams [i] = (bus_udp_dgram_t) {
+            batch [i].data, batch [i].size,
+            ok ? (const struct sockaddr *) &self->tx_names [i] : NULL, len };
     }
-    return (size_t) (self->stats.dgrams_out - before);
+    size_t sent = bus_udp_tx_send (self->tx, self->tx_dgrams, count);
+    const bus_udp_tx_stats_t *tx = bus_udp_tx_stats (self->tx);
+    self->stats.dgrams_out = tx->dgrams_out;
+    self->stats.bytes_out = tx->bytes_out;
+    self->stats.send_errors = tx->send_errors;
+    self->stats.send_dropped = tx->send_dropped;
+    self->stats.send_calls = tx->send_calls;
+    return sent;
 }
 
 int
@@ -572,6 +482,32 @@ nat_udp_test (bool verbose)
     assert (st->recv_calls < 2 * NAT_UDP_BATCH);
     assert (nat_udp_stats (a)->dgrams_out == 2 * NAT_UDP_BATCH);
 
+    //  More than a batch in one call: the destinations array grows, all arrive
+    {
+        static uint32_t index [NAT_UDP_BATCH + 36];
+        static nat_udp_tx_t many [NAT_UDP_BATCH + 36];
+        nat_addr_t to_b, from_a;
+        nat_addr_set_ip (&to_b, "127.0.0.1", nat_udp_port (b));
+        nat_addr_set_ip (&from_a, "127.0.0.1", nat_udp_port (a));
+        for (uint32_t i = 0; i < NAT_UDP_BATCH + 36; i++) {
+            index [i] = i;
+            many [i] = (nat_udp_tx_t) { (const uint8_t *) &index [i], 4, &to_b };
+        }
+        assert (nat_udp_send (a, many, NAT_UDP_BATCH + 36) == NAT_UDP_BATCH + 36);
+        assert (s_expect (b, NAT_UDP_BATCH + 36, 4, &from_a, verbose) == NAT_UDP_BATCH + 36);
+    }
+
+    //  Destinations as the socket's own sockaddr: v4-mapped on a dual-stack socket
+    struct sockaddr_in6 name;
+    socklen_t name_len;
+    nat_addr_t v4addr, unset = { .len = 0 };
+    nat_addr_set_ip (&v4addr, "192.0.2.7", 51820);
+    assert (nat_udp_sockaddr (a, &v4addr, &name, &name_len));
+    assert (name_len == sizeof name && name.sin6_family == AF_INET6);
+    assert (IN6_IS_ADDR_V4MAPPED (&name.sin6_addr) && ntohs (name.sin6_port) == 51820);
+    assert (!nat_udp_sockaddr (a, &unset, &name, &name_len));
+    assert (!nat_udp_sockaddr (a, NULL, &name, &name_len));
+
     //  The port is taken: a clear error, no crash
     char bind [32];
     snprintf (bind, sizeof bind, "*:%u", nat_udp_port (a));
@@ -596,6 +532,9 @@ nat_udp_test (bool verbose)
     //  An IPv4-only socket cannot send to IPv6: counted, the rest of the batch goes
     nat_addr_t v6dest;
     nat_addr_set_ip (&v6dest, "::1", nat_udp_port (b));
+    assert (!nat_udp_sockaddr (small, &v6dest, &name, &name_len));
+    assert (nat_udp_sockaddr (small, &to_small, &name, &name_len));
+    assert (name_len == sizeof (struct sockaddr_in) && name.sin6_family == AF_INET);
     nat_udp_tx_t mixed [2] = { { (const uint8_t *) "abcd", 4, &v6dest },
                                { (const uint8_t *) "\0\0\0\0", 4, &to_small } };
     assert (nat_udp_send (small, mixed, 2) == 1);

@@ -5,7 +5,8 @@
     datagrams to one peer leaves as one UDP GSO send (UDP_SEGMENT) and arrives as one
     GRO read (UDP_GRO) that is split here. The socket is non-blocking: a full send
     buffer drops and counts, it never stalls the loop. Its fd can be watched by any
-    poller (zloop, GLib). Addresses come out canonical (see nat_addr). */
+    poller (zloop, GLib). Addresses come out canonical (see nat_addr). Sending is
+    bus_udp_tx's, the same code crypto uses on this socket (bus_udp_tx.h). */
 #ifndef NAT_UDP_H_INCLUDED
 #define NAT_UDP_H_INCLUDED
 
@@ -86,8 +87,15 @@ size_t nat_udp_recv (nat_udp_t *self, nat_udp_rx_t **out);
 bool nat_udp_drained (nat_udp_t *self);
 
 //  Sends count datagrams, each to its own destination. Returns how many the kernel
-//  took; the others are counted (send_errors, send_dropped).
+//  took; the others are counted (send_errors, send_dropped). A destination the
+//  socket cannot reach (IPv6 on an IPv4-only socket, unset) counts in send_errors.
 size_t nat_udp_send (nat_udp_t *self, const nat_udp_tx_t *batch, size_t count);
+
+//  to as a destination in the socket's own family (v4-mapped on a dual-stack
+//  socket), for whoever else sends on this socket (crypto, through bus_udp_tx).
+//  False when the socket cannot reach it: IPv6 on an IPv4-only socket, or unset.
+bool nat_udp_sockaddr (nat_udp_t *self, const nat_addr_t *to, struct sockaddr_in6 *name,
+                       socklen_t *len);
 
 const nat_udp_stats_t *nat_udp_stats (nat_udp_t *self);
 
