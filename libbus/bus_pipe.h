@@ -23,7 +23,12 @@
     Batches larger than BUS_PIPE_MSG_MAX are sent as several messages, split
     between packets, each a valid batch of its own, so the kernel never needs a
     large contiguous allocation. A received batch is validated as a whole before
-    the first packet is handed out, and read in place. */
+    the first packet is handed out, and read in place.
+
+    A sender can also pass one descriptor to its receiver (nat shares its UDP
+    socket with the tunnel, which then sends its datagrams itself): it goes with
+    the first message of every link, and the receiver's copy lives as long as
+    that link. bus_pipe_share_fd. */
 #ifndef BUS_PIPE_H_INCLUDED
 #define BUS_PIPE_H_INCLUDED
 
@@ -83,9 +88,32 @@ void bus_pipe_detach (bus_pipe_t *self);
 //  attached to the same loop (two services in one process: bifrost-tunnel),
 //  batches go over in memory: copied into the receiver's queue (hwm batches)
 //  and its handler kicked (bus_loop_poller_kick), with no system call and in
-//  the same turn of the loop. Otherwise, and once that receiver is detached,
-//  the socket as before. NULL: the socket only. No-op on a receiver.
+//  the same turn of the loop. Otherwise, once that receiver is detached, and
+//  while a descriptor is shared (bus_pipe_share_fd), the socket as before.
+//  NULL: the socket only. No-op on a receiver.
 void bus_pipe_set_loop (bus_pipe_t *self, bus_loop_t *loop);
+
+//  Shares fd with the receiver (a sender only): the first message of every link
+//  carries it (SCM_RIGHTS), that is the next message if linked now and the
+//  first one after every reconnect, so a restarted receiver gets it again. A
+//  split batch passes it with its first message only. The pipe does not own fd:
+//  the caller keeps it open while shared and closes it. -1 stops sharing (a
+//  receiver keeps what it got until its link ends). While a descriptor is
+//  shared, batches go over the socket even to a receiver on our loop: a
+//  descriptor cannot be handed over in memory.
+void bus_pipe_share_fd (bus_pipe_t *self, int fd);
+
+//  The descriptor most recently passed by a sender whose link is still open, or
+//  -1 (a receiver only). Owned by the pipe (close-on-exec): it changes, and the
+//  old one is closed, only in bus_pipe_recv (a new one came, or the link that
+//  brought it ended) and in bus_pipe_destroy. A descriptor that came with a
+//  rejected message is closed, never kept; of several in one message only the
+//  first is kept.
+int bus_pipe_passed_fd (bus_pipe_t *self);
+//  Bumped every time bus_pipe_passed_fd changes. Compare it after each
+//  bus_pipe_recv: a change means a new descriptor came with (or before) the
+//  batch, or the old one is gone; either way, stop using the old number.
+uint64_t bus_pipe_passed_gen (bus_pipe_t *self);
 
 //  Sends the batch and empties it, never blocking. 0 when sent (or empty), -1
 //  when dropped: the queue is full or no receiver is connected (counted). A
@@ -130,6 +158,9 @@ typedef struct {
     uint64_t samples;                              //  mirror callbacks made
     uint64_t connects;                             //  links made (sender) or taken (receiver)
     uint64_t batches_in_memory;                    //  of batches_sent, handed over in memory
+    uint64_t fds_passed;                           //  messages that carried the shared
+                                                   //  descriptor (sender), descriptors
+                                                   //  kept (receiver)
 } bus_pipe_stats_t;
 void bus_pipe_stats (bus_pipe_t *self, bus_pipe_stats_t *stats);
 
