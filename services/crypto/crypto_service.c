@@ -7,8 +7,11 @@
 #include "bus_log.h"
 #include "bus_peers.h"
 #include "bus_pipe.h"
+#include "bus_udp_tx.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -27,12 +30,16 @@ typedef enum {
     S_BAD_BATCH,            //  malformed batches received
     S_KEEPALIVES_TX,
     S_ENDPOINTS,            //  ENDPOINT records sent
+    S_ROUTES,               //  ROUTE records taken from nat
+    S_BAD_ROUTES,           //  ROUTE records refused (peer, length or family)
+    S_WIRE_SENT,            //  datagrams we sent ourselves on nat's socket
+    S_WIRE_DROPPED,         //  ...that the kernel refused (buffer full, unreachable)
     S_COUNTERS
 } s_counter_t;
 
 static const char *s_counter_names [S_COUNTERS] = {
     "queue_full", "queue_expired", "bad_peer", "too_big", "pipe_full", "bad_batch",
-    "keepalives_tx", "endpoints_sent"
+    "keepalives_tx", "endpoints_sent", "routes", "bad_routes", "wire_sent", "wire_dropped"
 };
 
 typedef struct {
@@ -46,6 +53,9 @@ typedef struct {
     uint64_t last_rx, last_tx, handshake_at, initiated_at;     //  0 = never
     uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes;
     uint64_t keepalive_ns;
+    struct sockaddr_in6 route;          //  where nat says the peer is, on its socket
+    socklen_t route_len;                //  0: no route, send through nat
+    uint64_t wire_packets, wire_bytes;  //  sent on nat's socket, not yet reported (SENT)
     bool up;                            //  as last published
     bool removed;                       //  a registry peer that left (or a reserved index)
 } s_peer_t;
@@ -61,6 +71,13 @@ struct _crypto_service_t {
     size_t peer_count;
     bus_pipe_t *from_dev, *to_nat, *from_nat, *to_dev;
     bus_batch_t *out_nat, *out_dev;
+    //  nat's socket, while lent (bus_pipe_passed_fd of from_nat): datagrams for
+    //  peers with a route are built in out_wire and sent from here
+    bus_batch_t *out_wire;
+    bus_udp_tx_t *wire;
+    int wire_family;
+    uint64_t wire_gen;                  //  from_nat's passed_gen we last looked at
+    bus_udp_dgram_t wire_dgrams [BUS_BATCH_MAX];
     int timer_id;
     uint64_t counters [S_COUNTERS];
     bus_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
@@ -190,18 +207,149 @@ s_send (crypto_service_t *self, bus_pipe_t *pipe, bus_batch_t *batch)
         self->counters [S_PIPE_FULL] += count;
 }
 
+static void s_wire_flush (crypto_service_t *self);
+
 //  Reserves len plain bytes for tag in batch, sending the batch first when full
 static uint8_t *
 s_reserve (crypto_service_t *self, bus_pipe_t *pipe, bus_batch_t *batch, uint32_t tag, size_t len)
 {
     uint8_t *dst = bus_batch_reserve (batch, tag, len);
     if (!dst && bus_batch_count (batch)) {
-        s_send (self, pipe, batch);
+        if (batch == self->out_wire)
+            s_wire_flush (self);
+        else
+            s_send (self, pipe, batch);
         dst = bus_batch_reserve (batch, tag, len);
     }
     if (!dst)
         self->counters [S_TOO_BIG]++;
     return dst;
+}
+
+//  Sends what waits for the wire: on nat's socket, then through nat.
+static void
+s_send_out (crypto_service_t *self)
+{
+    s_wire_flush (self);
+    s_send (self, self->to_nat, self->out_nat);
+}
+
+//  --------------------------------------------------------------------------
+//  Sending on nat's socket (connection.tunnel_sends, see the header)
+
+//  Sends out_wire's datagrams on nat's socket, one sendmmsg (or GSO send) for
+//  all. A peer whose route went since its packet was built goes through nat.
+static void
+s_wire_flush (crypto_service_t *self)
+{
+    if (bus_batch_count (self->out_wire) == 0)
+        return;
+    bus_batch_iter_t iter;
+    int rc = bus_batch_iter_init (&iter, (uint8_t *) bus_batch_data (self->out_wire),
+                                  bus_batch_size (self->out_wire), NULL, 0);
+    assert (rc == 0);
+    size_t count = 0;
+    bus_packet_t pkt;
+    while (bus_batch_iter_next (&iter, &pkt)) {
+        s_peer_t *peer = &self->peer [pkt.tag];
+        if (self->wire && peer->route_len) {
+            self->wire_dgrams [count++] = (bus_udp_dgram_t) {
+                pkt.data, pkt.len, (const struct sockaddr *) &peer->route, peer->route_len
+            };
+            peer->wire_packets++;
+            peer->wire_bytes += pkt.len;
+        }
+        else {
+            uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, pkt.tag, pkt.len);
+            if (dst)
+                memcpy (dst, pkt.data, pkt.len);
+        }
+    }
+    if (count) {
+        size_t sent = bus_udp_tx_send (self->wire, self->wire_dgrams, count);
+        self->counters [S_WIRE_SENT] += sent;
+        self->counters [S_WIRE_DROPPED] += count - sent;
+    }
+    bus_batch_reset (self->out_wire);
+}
+
+//  After every receive on nat-crypto: nat's socket came with this batch (a new
+//  link, whose routes follow) or left with nat's link (nat stopped). Either way
+//  the routes we had belonged to the link before.
+static void
+s_wire_check (crypto_service_t *self)
+{
+    uint64_t gen = bus_pipe_passed_gen (self->from_nat);
+    if (gen == self->wire_gen)
+        return;
+    self->wire_gen = gen;
+    //  The descriptor may be closed already: nothing more goes to it
+    bus_udp_tx_destroy (&self->wire);
+    for (size_t i = 0; i < self->peer_count; i++)
+        self->peer [i].route_len = 0;
+    s_wire_flush (self);                //  leftovers, if any, through nat
+    int fd = bus_pipe_passed_fd (self->from_nat);
+    if (fd < 0) {
+        bus_info ("nat's socket went with nat: sending through nat");
+        return;
+    }
+    int type = 0, domain = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_DGRAM
+    ||  (len = sizeof domain, getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &len))
+    ||  (domain != AF_INET && domain != AF_INET6)) {
+        bus_warn ("%s: the descriptor passed is not a UDP socket; sending through nat",
+                  CRYPTO_PIPE_FROM_NAT);
+        return;
+    }
+    self->wire = bus_udp_tx_new (fd, true);
+    self->wire_family = domain;
+    bus_info ("sending on nat's UDP socket (%s%s)", domain == AF_INET6 ? "dual stack" : "IPv4",
+              bus_udp_tx_gso (self->wire) ? ", GSO" : "");
+}
+
+//  A ROUTE record: peer tag is reachable at the sockaddr it carries, in the
+//  family of nat's socket; empty: send through nat again.
+static void
+s_route (crypto_service_t *self, const bus_packet_t *pkt)
+{
+    bool valid = pkt->tag < self->peer_count && self->wire;
+    if (valid && pkt->len) {
+        sa_family_t family;
+        memcpy (&family, pkt->data, sizeof family);
+        valid = family == self->wire_family
+             && pkt->len == (family == AF_INET6 ? sizeof (struct sockaddr_in6)
+                                                : sizeof (struct sockaddr_in));
+    }
+    if (!valid) {
+        self->counters [S_BAD_ROUTES]++;
+        if (pkt->tag < self->peer_count)
+            self->peer [pkt->tag].route_len = 0;
+        return;
+    }
+    s_peer_t *peer = &self->peer [pkt->tag];
+    memcpy (&peer->route, pkt->data, pkt->len);
+    peer->route_len = (socklen_t) pkt->len;
+    self->counters [S_ROUTES]++;
+}
+
+//  Tells nat what we sent on its socket since the last report (its per-peer
+//  counters and last_tx), once a tick.
+static void
+s_wire_report (crypto_service_t *self)
+{
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *peer = &self->peer [i];
+        if (!peer->wire_packets)
+            continue;
+        uint64_t sent [2] = { peer->wire_packets, peer->wire_bytes };
+        uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof sent);
+        if (!dst)
+            return;
+        memcpy (dst, sent, sizeof sent);        //  host order
+        bus_batch_set_flags (self->out_nat, CRYPTO_FLAG_SENT);
+        peer->wire_packets = peer->wire_bytes = 0;
+    }
 }
 
 //  The record of a packet just reserved in a builder, for bus_packet_grow: the
@@ -222,7 +370,9 @@ s_reserved_packet (uint8_t *dst, uint32_t tag, size_t len)
 static bool
 s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, uint64_t now)
 {
-    uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, len);
+    //  Straight onto nat's socket when nat gave the peer a route
+    bus_batch_t *batch = self->wire && self->peer [i].route_len ? self->out_wire : self->out_nat;
+    uint8_t *dst = s_reserve (self, self->to_nat, batch, (uint32_t) i, len);
     if (!dst)
         return false;
     if (len)
@@ -234,7 +384,7 @@ s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, 
     rc = crypto_node_encrypt (self->node, i, pkt.data, len, pkt.len, now, &wire);
     if (rc != CRYPTO_SESSION_OK) {
         bus_packet_shrink (&pkt);
-        bus_batch_cancel (self->out_nat);
+        bus_batch_cancel (batch);
         return false;
     }
     assert (wire == pkt.len);
@@ -412,7 +562,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
                     s_initiate (self, i, now);
             }
         }
-        s_send (self, self->to_nat, self->out_nat);
+        s_send_out (self);
     }
     return 0;
 }
@@ -484,8 +634,11 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
 {
     crypto_service_t *self = (crypto_service_t *) arg;
     bus_batch_iter_t iter;
-    int rc;
-    for (int n = 0; n < 16 && (rc = bus_pipe_recv (self->from_nat, &iter, 0)) != 0; n++) {
+    for (int n = 0; n < 16; n++) {
+        int rc = bus_pipe_recv (self->from_nat, &iter, 0);
+        s_wire_check (self);            //  nat's socket may have come or gone
+        if (rc == 0)
+            break;
         if (rc < 0) {
             self->counters [S_BAD_BATCH]++;
             bus_warn ("%s: batch rejected: %s", CRYPTO_PIPE_FROM_NAT, bus_pipe_error (self->from_nat));
@@ -494,13 +647,17 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
         uint64_t now = s_now ();
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
+            if (pkt.flags & CRYPTO_FLAG_ROUTE) {
+                s_route (self, &pkt);
+                continue;
+            }
             //  nat writes the datagram over the record's room: grow to see all of it
             if (!(pkt.flags & BUS_BATCH_GROWN))
                 bus_packet_grow (&pkt);
             s_from_wire (self, &pkt, now);
         }
         s_send (self, self->to_dev, self->out_dev);
-        s_send (self, self->to_nat, self->out_nat);
+        s_send_out (self);
     }
     return 0;
 }
@@ -531,7 +688,9 @@ s_on_tick (bus_loop_t *loop, int timer_id, void *arg)
             s_queue_drop (self, i);     //  the handshake gave up
         s_check_state (self, i, now);
     }
-    s_send (self, self->to_nat, self->out_nat);
+    s_wire_flush (self);
+    s_wire_report (self);
+    s_send_out (self);
     return 0;
 }
 
@@ -632,6 +791,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
         p->rx_bytes = peer->rx_bytes;
         p->tx_bytes = peer->tx_bytes;
         p->queued = (uint32_t) peer->q_count;
+        p->sends_direct = self->wire && peer->route_len;
     }
     bus_service_reply (svc, env, &crypto_status_reply_schema, reply);
     free (reply);
@@ -657,7 +817,7 @@ s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (peer->initiated_at && now - peer->initiated_at < DIAL_MIN_GAP)
         return;                         //  one is on its way
     s_initiate (self, (int) dial.index, now);
-    s_send (self, self->to_nat, self->out_nat);
+    s_send_out (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -768,6 +928,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         s_peer_t *peer = &self->peer [down.index];
         bus_info ("peer %s: removed (%s), sessions wiped", down.name, down.reason);
         peer->removed = true;
+        peer->route_len = 0;
         crypto_node_expire (self->node, (int) down.index, UINT64_MAX);
         s_queue_drop (self, (int) down.index);
         peer->has_handle = false;
@@ -920,6 +1081,7 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     }
     self->out_nat = bus_batch_new (0);
     self->out_dev = bus_batch_new (0);
+    self->out_wire = bus_batch_new (0);
     //  `bifrostctl tap --pipes` can mirror their headers (bus.pipe.mirror)
     bus_service_add_pipe (svc, self->from_dev);
     bus_service_add_pipe (svc, self->from_nat);
@@ -964,6 +1126,8 @@ crypto_service_destroy (crypto_service_t **self_p)
     bus_pipe_destroy (&self->to_dev);
     bus_batch_destroy (&self->out_nat);
     bus_batch_destroy (&self->out_dev);
+    bus_batch_destroy (&self->out_wire);
+    bus_udp_tx_destroy (&self->wire);
     for (size_t i = 0; i < self->peer_count; i++)
         for (int q = 0; q < CRYPTO_QUEUE_MAX; q++)
             bus_buffer_free (&self->peer [i].queue [q], true);   //  queued plaintext: wiped

@@ -11,7 +11,13 @@
     answers `crypto.key` and `crypto.status`, publishes `crypto.peer` and starts a
     handshake on `nat.dial`. A class, not main's statics, so a test can run the
     whole service in-process. It opens no network socket; the private key stays
-    inside crypto_identity and is never logged. */
+    inside crypto_identity and is never logged.
+
+    nat may lend it the UDP socket (it comes with a batch on nat-crypto, and
+    goes when nat's link ends): then the data datagrams of every peer nat gave a
+    ROUTE go out on it straight from here, one sendmmsg per batch, and SENT
+    records tell nat what went. crypto never reads from that socket: input from
+    the internet still reaches only nat. */
 #ifndef CRYPTO_SERVICE_H_INCLUDED
 #define CRYPTO_SERVICE_H_INCLUDED
 
@@ -23,6 +29,8 @@
 #define CRYPTO_PIPE_FROM_NAT    "nat-crypto"    //  we bind
 #define CRYPTO_PIPE_TO_DEVICE   "crypto-dev"    //  we connect
 #define CRYPTO_FLAG_ENDPOINT    0x0100          //  crypto-nat record: payload = 4-byte handle
+#define CRYPTO_FLAG_ROUTE       0x0200          //  nat-crypto record: payload = sockaddr of the peer, or empty
+#define CRYPTO_FLAG_SENT        0x0400          //  crypto-nat record: payload = u64 datagrams, u64 bytes we sent
 #define CRYPTO_KEY_FILE_DEFAULT "/var/lib/bifrost/node.key"
 #define CRYPTO_QUEUE_MAX        16              //  packets held per peer while its handshake runs
 #define CRYPTO_TICK_MS          100

@@ -246,7 +246,13 @@ nat_peer_received (nat_peer_t *self, size_t bytes, int64_t now)
 void
 nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now)
 {
-    self->tx_packets++;
+    nat_peer_sent_many (self, 1, bytes, now);
+}
+
+void
+nat_peer_sent_many (nat_peer_t *self, uint64_t packets, uint64_t bytes, int64_t now)
+{
+    self->tx_packets += packets;
     self->tx_bytes += bytes;
     self->last_tx = now;
 }

@@ -106,6 +106,9 @@ void nat_peer_clear_endpoint (nat_peer_t *self);
 //  A datagram came from the peer's current endpoint / was sent to it.
 void nat_peer_received (nat_peer_t *self, size_t bytes, int64_t now_ms);
 void nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now_ms);
+//  packets datagrams of bytes in all, sent by the tunnel on our socket (as
+//  crypto reports them, a tick late)
+void nat_peer_sent_many (nat_peer_t *self, uint64_t packets, uint64_t bytes, int64_t now_ms);
 
 //  The answer to a resolve request: addresses, or error text when count is 0.
 void nat_peer_resolved (nat_peer_t *self, const nat_addr_t *addrs, size_t count,

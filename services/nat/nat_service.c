@@ -22,6 +22,8 @@ typedef struct {
     char name [49];
     nat_addr_t dial;            //  the address of the last dial attempt
     bool redial;                //  crypto lost its session: dial once nat-crypto is connected
+    bool routed;                //  crypto was given a route to the peer (ROUTE record)...
+    nat_addr_t route;           //  ...to this address
 } s_peer_info_t;
 
 typedef struct {
@@ -29,6 +31,8 @@ typedef struct {
     uint64_t drop_pipe, drop_no_endpoint, drop_bad_peer, drop_stale_handle, drop_oversize;
     uint64_t keepalives, dials;
     uint64_t pauses;            //  UDP reading paused because nat-crypto was full
+    uint64_t tunnel_datagrams, tunnel_bytes;    //  sent by crypto on our socket (SENT records)
+    uint64_t routes;            //  ROUTE records sent
 } s_counters_t;
 
 struct _nat_service_t {
@@ -46,6 +50,8 @@ struct _nat_service_t {
     bus_pipe_t *from_crypto;
     bus_pipe_t *to_crypto;
     bus_batch_t *batch;         //  the batch being filled for nat-crypto
+    bus_batch_t *ctl;           //  ROUTE records for nat-crypto
+    uint64_t links_seen;        //  nat-crypto's links when the routes were last given
     zmq_pollitem_t udp_item;
     zmq_pollitem_t resolver_item;
     int tick_timer;
@@ -63,7 +69,7 @@ struct _nat_service_t {
 
 static const char *const s_connection_keys [] = {
     "listen", "keepalive_interval", "direct_connect", "connect_timeout",
-    "relay_enabled", "relay_via_peers", NULL
+    "relay_enabled", "relay_via_peers", "tunnel_sends", NULL
 };
 
 void
@@ -77,6 +83,7 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
     cfg->connect_timeout_ms = 30000;
     cfg->direct_connect = true;
     cfg->relay_enabled = true;
+    cfg->tunnel_sends = true;
     if (!config)
         return;
     config_t *raw = bus_config_raw (config);
@@ -105,6 +112,7 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
         cfg->direct_connect = bus_config_bool (config, "connection.direct_connect", true);
         cfg->relay_enabled = bus_config_bool (config, "connection.relay_enabled", true);
         cfg->relay_via_peers = bus_config_bool (config, "connection.relay_via_peers", false);
+        cfg->tunnel_sends = bus_config_bool (config, "connection.tunnel_sends", true);
     }
     //  The peer list as every service reads it, then what only nat checks: that
     //  each endpoint really parses (bus_peers only looks for a ':')
@@ -151,6 +159,72 @@ s_publish_peer (nat_service_t *self, nat_peer_t *peer)
     snprintf (event.state, sizeof event.state, "%s", nat_peer_state_name (nat_peer_state (peer)));
     s_format (nat_peer_endpoint (peer), event.endpoint, sizeof event.endpoint);
     bus_service_publish (self->svc, &nat_peer_event_schema, &event);
+}
+
+//  ---------------------------------------------------------------------------
+//  Routes for crypto: where it may send a peer's datagrams itself on our socket
+
+//  Adds a ROUTE record for peer to the control batch when its route changed: the
+//  confirmed endpoint of a peer that is up, or none (empty record), so a peer
+//  being dialled or gone goes through nat again.
+static void
+s_route_add (nat_service_t *self, nat_peer_t *peer)
+{
+    uint32_t index = nat_peer_index (peer);
+    s_peer_info_t *info = &self->info [index];
+    const nat_addr_t *to = nat_peer_state (peer) == NAT_PEER_UP ? nat_peer_endpoint (peer) : NULL;
+    bool routed = to && nat_addr_is_set (to);
+    if (routed == info->routed && (!routed || nat_addr_eq (to, &info->route)))
+        return;
+    struct sockaddr_in6 name;
+    socklen_t len = 0;
+    if (routed && !nat_udp_sockaddr (self->udp, to, &name, &len))
+        len = 0;                        //  not from this socket's family: through nat
+    uint8_t *slot = bus_batch_reserve (self->ctl, index, len);
+    if (!slot) {
+        bus_pipe_send (self->to_crypto, self->ctl);     //  64 records: send, go on
+        slot = bus_batch_reserve (self->ctl, index, len);
+        assert (slot);
+    }
+    memcpy (slot, &name, len);
+    bus_batch_set_flags (self->ctl, NAT_FLAG_ROUTE);
+    info->routed = routed;
+    if (routed)
+        info->route = *to;
+    self->counters.routes++;
+}
+
+//  After a send on nat-crypto: a new link (crypto started or restarted) got our
+//  socket with its first message and knows no route yet, so give it all again.
+static void
+s_routes_relink (nat_service_t *self)
+{
+    if (!self->config.tunnel_sends)
+        return;
+    bus_pipe_stats_t stats;
+    bus_pipe_stats (self->to_crypto, &stats);
+    if (stats.connects == self->links_seen)
+        return;
+    self->links_seen = stats.connects;
+    for (size_t i = 0; i < self->info_count; i++)
+        self->info [i].routed = false;
+    for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
+        nat_peer_t *peer = nat_peer_table_at (self->table, i);
+        if (peer)
+            s_route_add (self, peer);
+    }
+    bus_pipe_send (self->to_crypto, self->ctl);
+}
+
+static void
+s_route (nat_service_t *self, nat_peer_t *peer)
+{
+    if (!self->config.tunnel_sends || !self->ctl)
+        return;
+    s_route_add (self, peer);
+    if (bus_batch_count (self->ctl))
+        bus_pipe_send (self->to_crypto, self->ctl);
+    s_routes_relink (self);
 }
 
 static void
@@ -210,6 +284,7 @@ s_on_state (nat_peer_t *peer, nat_peer_state_t old_state, void *arg)
         snprintf (down.name, sizeof down.name, "%s", self->info [index].name);
         bus_service_publish (self->svc, &nat_peer_down_schema, &down);
     }
+    s_route (self, peer);
     s_publish_peer (self, peer);
 }
 
@@ -220,6 +295,7 @@ s_on_endpoint (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg)
     char text [NAT_ADDR_TEXT_MAX];
     bus_info ("peer %s: endpoint %s", self->info [nat_peer_index (peer)].name,
               nat_addr_format (nat_peer_endpoint (peer), text, sizeof text));
+    s_route (self, peer);
     s_publish_peer (self, peer);
 }
 
@@ -272,6 +348,7 @@ s_flush_to_crypto (nat_service_t *self)
         return true;
     if (bus_pipe_send (self->to_crypto, self->batch) == 0) {
         self->counters.to_crypto += count;
+        s_routes_relink (self);
         return true;
     }
     self->counters.drop_pipe += count;
@@ -358,6 +435,21 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
     nat_peer_confirm_endpoint (peer, addr, now);
 }
 
+//  What crypto sent itself on our socket since its last report
+static void
+s_tunnel_sent (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64_t now)
+{
+    uint64_t sent [2];
+    if (pkt->len != sizeof sent) {
+        self->counters.drop_bad_peer++;
+        return;
+    }
+    memcpy (sent, pkt->data, sizeof sent);      //  host order
+    nat_peer_sent_many (peer, sent [0], sent [1], now);
+    self->counters.tunnel_datagrams += sent [0];
+    self->counters.tunnel_bytes += sent [1];
+}
+
 static int
 s_pipe_ready (bus_pipe_t *pipe, void *arg)
 {
@@ -384,6 +476,10 @@ s_pipe_ready (bus_pipe_t *pipe, void *arg)
             }
             if (pkt.flags & NAT_FLAG_ENDPOINT) {
                 s_confirm (self, peer, &pkt, now);
+                continue;
+            }
+            if (pkt.flags & NAT_FLAG_SENT) {
+                s_tunnel_sent (self, peer, &pkt, now);
                 continue;
             }
             const nat_addr_t *to = s_destination (self, peer);
@@ -537,6 +633,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->pauses = self->counters.pauses;
     reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
     reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
+    reply->tunnel_sends = self->config.tunnel_sends;
+    reply->tunnel_datagrams = self->counters.tunnel_datagrams;
+    reply->tunnel_bytes = self->counters.tunnel_bytes;
+    reply->routes = self->counters.routes;
     int64_t now = s_now ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -785,13 +885,21 @@ s_open (nat_service_t *self, char *err, size_t err_size)
         .gso = true, .gro = true,
     };
     char uerr [200];
-    self->udp = nat_udp_new (&uc, uerr, sizeof uerr);
+    //  The tunnel holds a copy of our predecessor's socket until it sees that
+    //  nat's link end, which may be a moment after a restart: wait for it (1 s)
+    for (int attempt = 0; attempt < 20; attempt++) {
+        self->udp = nat_udp_new (&uc, uerr, sizeof uerr);
+        if (self->udp || errno != EADDRINUSE || !self->config.tunnel_sends)
+            break;
+        zclock_sleep (50);
+    }
     if (!self->udp)
         return s_fail (err, err_size, uerr);
     self->resolver = nat_resolver_new ();
     self->demux = nat_demux_new ();
     self->handles = nat_handles_new (NAT_HANDLES_DEFAULT, seed ^ 0x5bd1e995);
     self->batch = bus_batch_new (0);
+    self->ctl = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (sizeof (struct sockaddr_in6)));
     const char *run_dir = bus_service_run_dir (self->svc);
     self->from_crypto = bus_pipe_new (run_dir, NAT_PIPE_FROM_CRYPTO, BUS_PIPE_RECEIVER, 0);
     if (!self->from_crypto)
@@ -802,6 +910,9 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     //  `bifrostctl tap --pipes` can mirror their headers (bus.pipe.mirror)
     bus_service_add_pipe (self->svc, self->from_crypto);
     bus_service_add_pipe (self->svc, self->to_crypto);
+    //  crypto sends its data datagrams itself on our socket (see the header)
+    if (self->config.tunnel_sends)
+        bus_pipe_share_fd (self->to_crypto, nat_udp_fd (self->udp));
 
     self->udp_item = (zmq_pollitem_t) { NULL, nat_udp_fd (self->udp), ZMQ_POLLIN, 0 };
     self->resolver_item = (zmq_pollitem_t) { NULL, nat_resolver_fd (self->resolver), ZMQ_POLLIN, 0 };
@@ -857,6 +968,7 @@ nat_service_destroy (nat_service_t **self_p)
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);
+    bus_batch_destroy (&self->ctl);
     nat_handles_destroy (&self->handles);
     nat_demux_destroy (&self->demux);
     nat_resolver_destroy (&self->resolver);

@@ -6,6 +6,13 @@
         crypto -> crypto-nat -> (ENDPOINT record: learn the peer's address)
                              -> datagram for peer i -> its endpoint -> UDP
 
+    With connection.tunnel_sends (the default) nat also lends its socket to
+    crypto: the first batch on every link of nat-crypto carries the descriptor,
+    ROUTE records tell crypto where each peer that is up can be reached, and
+    crypto sends its data datagrams there itself (one process hop less per
+    packet), reporting them back in SENT records. Only nat ever reads the
+    socket (docs/packet-path.md, "Who sends").
+
     and keeps the per-peer state (nat_peer_table): it asks crypto to dial direct
     peers (`nat.dial`), publishes `nat.peer` / `nat.peer.down`, and answers
     `nat.status`. A class of its own, not main's statics, so the self test can run
@@ -19,6 +26,8 @@
 #define NAT_PIPE_FROM_CRYPTO "crypto-nat"   //  we bind (receiver)
 #define NAT_PIPE_TO_CRYPTO   "nat-crypto"   //  we connect (sender)
 #define NAT_FLAG_ENDPOINT    0x0100         //  crypto-nat record: payload = 4-byte handle
+#define NAT_FLAG_ROUTE       0x0200         //  nat-crypto record: payload = the peer's sockaddr, or empty: none
+#define NAT_FLAG_SENT        0x0400         //  crypto-nat record: payload = u64 datagrams, u64 bytes sent by crypto
 #define NAT_LISTEN_DEFAULT   "*:51820"
 #define NAT_TICK_MS          100
 
@@ -28,6 +37,7 @@ typedef struct {
     int64_t connect_timeout_ms;             //  connection.connect_timeout
     bool direct_connect;                    //  false: nat dials nobody
     bool relay_enabled, relay_via_peers;    //  accepted, for later versions
+    bool tunnel_sends;                      //  lend the socket to crypto for its sends
 } nat_service_config_t;
 
 //  Reads the `connection` group and checks the `peers` list as nat needs it
