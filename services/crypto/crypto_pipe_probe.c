@@ -11,6 +11,7 @@
         crypto_pipe_probe traffic RUN_A RUN_B N     first packet + N each way + flood
         crypto_pipe_probe attack RUN_A RUN_B        tampered, replayed, spoofed, roaming
         crypto_pipe_probe bench RUN_A RUN_B SECONDS packets/s through A (1400 B, x64)
+        crypto_pipe_probe wire RUN_A RUN_B          A sends on a lent UDP socket (ROUTE)
 
     Node A's config lists C (never up) then B, so B is peer 1 at A; B lists A as
     peer 0. Addresses: A 10.100.0.1, B 10.100.0.2. Exit 0 when every check held;
@@ -19,8 +20,12 @@
 #include "bus_endpoint.h"
 #include "bus_pipe.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define B_AT_A      1           //  peer index of B in A's config
@@ -31,6 +36,8 @@
 #define HANDLE_A3   0x1004      //  ... and again
 #define HANDLE_FORGED 0x3003    //  a stranger's address
 #define FLAG_ENDPOINT 0x0100
+#define FLAG_ROUTE    0x0200
+#define FLAG_SENT     0x0400
 
 typedef struct {
     const char *run_dir;
@@ -46,6 +53,7 @@ typedef struct {
     bool response_after_endpoint;       //  every response came right after an ENDPOINT
     uint32_t responses;
     uint32_t initiations;
+    uint64_t sent_reported;             //  datagrams in SENT records (crypto sent itself)
 } s_node_t;
 
 static int s_failed = 0;
@@ -218,6 +226,13 @@ s_drain_nat (s_node_t *node, s_node_t *other, int idx)
         bus_packet_t pkt;
         bool prev_endpoint = false;
         while (bus_batch_iter_next (&iter, &pkt)) {
+            if (pkt.flags & FLAG_SENT) {
+                uint64_t sent [2];
+                assert (pkt.len == sizeof sent);
+                memcpy (sent, pkt.data, sizeof sent);
+                node->sent_reported += sent [0];
+                continue;
+            }
             if (pkt.flags & FLAG_ENDPOINT) {
                 assert (pkt.len == 4);
                 memcpy (&node->last_endpoint, pkt.data, 4);
@@ -615,6 +630,154 @@ s_cmd_bench (int seconds)
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  wire: the probe lends A's crypto a UDP socket the way nat does and routes B
+//  to a socket of its own; A's data must then leave on the lent socket, valid
+//  for B, and be reported in SENT records. Bad ROUTEs and a descriptor that is
+//  not a UDP socket are refused; when the lending link ends, crypto lets go.
+
+static int
+s_udp_socket (uint16_t port)
+{
+    int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons (port),
+                               .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    if (fd < 0 || bind (fd, (struct sockaddr *) &sin, sizeof sin)) {
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+static uint16_t
+s_port (int fd)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    getsockname (fd, (struct sockaddr *) &sin, &len);
+    return ntohs (sin.sin_port);
+}
+
+//  Receives the datagrams A's crypto sent on the lent socket to the "peer"
+//  socket (from the lent socket's port) and hands them to B as B's nat would
+static uint32_t
+s_peer_collect (int peer, uint16_t from_port, uint32_t want, int timeout_ms)
+{
+    uint32_t got = 0;
+    int64_t deadline = s_ms () + timeout_ms;
+    uint8_t buf [2048];
+    while (got < want && s_ms () < deadline) {
+        struct pollfd pfd = { peer, POLLIN, 0 };
+        if (poll (&pfd, 1, 20) != 1)
+            continue;
+        struct sockaddr_in from;
+        socklen_t len = sizeof from;
+        ssize_t n = recvfrom (peer, buf, sizeof buf, 0, (struct sockaddr *) &from, &len);
+        if (n < 32 || ntohs (from.sin_port) != from_port || buf [0] != 4)
+            continue;
+        s_wire_in (&s_b, s_b.peer_handle, buf, (size_t) n);
+        got++;
+    }
+    s_send (s_b.nat_out, s_b.to_nat);
+    return got;
+}
+
+static bool s_sent_reported_100 (void) { return s_a.sent_reported >= 100; }
+
+static int
+s_cmd_wire (void)
+{
+    //  A session first (through "nat", as before)
+    s_inject (0, 0, 1, B_AT_A, 1);
+    s_want [0] = 0; s_want [1] = 1;
+    s_check (s_pump (s_got_wanted, 5000), "a session A <-> B, through nat");
+    int lent = s_udp_socket (0);
+    int peer = s_udp_socket (0);
+    assert (lent >= 0 && peer >= 0);
+    uint16_t lent_port = s_port (lent);
+    //  The socket, a ROUTE to the peer socket, and three bad ROUTEs
+    bus_pipe_share_fd (s_a.nat_out, lent);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (s_port (peer)),
+                              .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    struct sockaddr_in6 v6 = { .sin6_family = AF_INET6, .sin6_port = htons (1) };
+    assert (bus_batch_add (s_a.to_nat, B_AT_A, &to, sizeof to) == 0);
+    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    assert (bus_batch_add (s_a.to_nat, 99, &to, sizeof to) == 0);         //  no such peer
+    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    assert (bus_batch_add (s_a.to_nat, 0, &v6, sizeof v6) == 0);          //  not the socket's family
+    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    assert (bus_batch_add (s_a.to_nat, 0, &to, 5) == 0);                  //  no sockaddr
+    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    s_send (s_a.nat_out, s_a.to_nat);
+    zclock_sleep (100);
+
+    //  100 packets A -> B: on the lent socket, none through nat, valid for B
+    uint64_t via_nat = s_a.datagrams;
+    s_inject (0, 1, 100, B_AT_A, 1);
+    uint32_t got = s_peer_collect (peer, lent_port, 100, 3000);
+    s_want [1] = 101;
+    bool ok = s_pump (s_got_wanted, 3000);
+    printf ("wire: %u of 100 datagrams on the lent socket, %" PRIu64 " through nat\n",
+            got, s_a.datagrams - via_nat);
+    s_check (got == 100 && s_a.datagrams == via_nat,
+             "A's data leaves on the lent socket, from its port, to the routed address");
+    s_check (ok && s_rx_count [1] == 101 && s_rx_bad [1] == 0,
+             "B decrypts all of them, intact and in order");
+    //  SENT records: what crypto sent itself, within a tick or two
+    s_pump (s_sent_reported_100, 2000);
+    crypto_status_reply_t *st = s_status (s_a.run_dir);
+    printf ("wire: sent_reported %" PRIu64 ", wire_sent %" PRIu64 ", routes %" PRIu64 ", bad_routes %" PRIu64 "\n",
+            s_a.sent_reported, s_counter (st, "wire_sent"), s_counter (st, "routes"), s_counter (st, "bad_routes"));
+    s_check (s_a.sent_reported == 100 && s_counter (st, "wire_sent") == 100,
+             "crypto reports the 100 datagrams to nat (SENT) and counts them (wire_sent)");
+    s_check (s_counter (st, "routes") == 1 && s_counter (st, "bad_routes") == 3
+             && st->peers [B_AT_A].sends_direct && !st->peers [0].sends_direct,
+             "one ROUTE taken; unknown peer, wrong family and short ROUTEs refused and counted");
+    free (st);
+
+    //  A descriptor that is not a UDP socket: refused, data goes through nat again
+    int pipe_fds [2];
+    assert (pipe2 (pipe_fds, O_CLOEXEC) == 0);
+    bus_pipe_share_fd (s_a.nat_out, pipe_fds [0]);
+    assert (bus_batch_add (s_a.to_nat, B_AT_A, &to, sizeof to) == 0);
+    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    s_send (s_a.nat_out, s_a.to_nat);
+    zclock_sleep (100);
+    via_nat = s_a.datagrams;
+    s_inject (0, 101, 10, B_AT_A, 1);
+    s_want [1] = 111;
+    ok = s_pump (s_got_wanted, 3000);
+    got = s_peer_collect (peer, lent_port, 1, 200);
+    s_check (ok && s_a.datagrams - via_nat == 10 && got == 0,
+             "a descriptor that is not a UDP socket is refused: data through nat");
+
+    //  Lend the socket again, then end the link: crypto closes its copy, so the
+    //  port can be bound again once we closed ours
+    bus_pipe_share_fd (s_a.nat_out, lent);
+    assert (bus_batch_add (s_a.to_nat, B_AT_A, &to, sizeof to) == 0);
+    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    s_send (s_a.nat_out, s_a.to_nat);
+    zclock_sleep (100);
+    s_inject (0, 111, 1, B_AT_A, 1);
+    s_check (s_peer_collect (peer, lent_port, 1, 2000) == 1, "lent again: A sends on it again");
+    bus_pipe_destroy (&s_a.nat_out);
+    close (lent);
+    int again = -1;
+    for (int attempt = 0; attempt < 100 && again < 0; attempt++) {
+        zclock_sleep (20);
+        again = s_udp_socket (lent_port);
+    }
+    s_check (again >= 0, "nat's link ended: crypto let go of the socket, its port binds again");
+    if (again >= 0)
+        close (again);
+    close (peer);
+    close (pipe_fds [0]);
+    close (pipe_fds [1]);
+    s_a.nat_out = bus_pipe_new (s_a.run_dir, "nat-crypto", BUS_PIPE_SENDER, 0);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -630,7 +793,8 @@ main (int argc, char **argv)
         free (st);
         return 0;
     }
-    if (argc >= 4 && (streq (argv [1], "traffic") || streq (argv [1], "attack") || streq (argv [1], "bench"))) {
+    if (argc >= 4 && (streq (argv [1], "traffic") || streq (argv [1], "attack") || streq (argv [1], "bench")
+                  ||  streq (argv [1], "wire"))) {
         //  A's nat would call B's address HANDLE_B, B's nat A's HANDLE_A
         s_node_open (&s_a, argv [2], HANDLE_B);
         s_node_open (&s_b, argv [3], HANDLE_A);
@@ -640,11 +804,14 @@ main (int argc, char **argv)
         if (streq (argv [1], "attack"))
             s_cmd_attack ();
         else
+        if (streq (argv [1], "wire"))
+            s_cmd_wire ();
+        else
             s_cmd_bench (argc > 4 ? atoi (argv [4]) : 3);
         s_node_close (&s_a);
         s_node_close (&s_b);
         return s_failed ? 1 : 0;
     }
-    fprintf (stderr, "usage: %s key|status|counter|traffic|attack|bench ... (see the source)\n", argv [0]);
+    fprintf (stderr, "usage: %s key|status|counter|traffic|attack|bench|wire ... (see the source)\n", argv [0]);
     return 2;
 }

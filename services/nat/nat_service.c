@@ -33,6 +33,7 @@ typedef struct {
     uint64_t pauses;            //  UDP reading paused because nat-crypto was full
     uint64_t tunnel_datagrams, tunnel_bytes;    //  sent by crypto on our socket (SENT records)
     uint64_t routes;            //  ROUTE records sent
+    uint64_t bad_reports;       //  SENT records of the wrong length
 } s_counters_t;
 
 struct _nat_service_t {
@@ -441,7 +442,7 @@ s_tunnel_sent (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, i
 {
     uint64_t sent [2];
     if (pkt->len != sizeof sent) {
-        self->counters.drop_bad_peer++;
+        self->counters.bad_reports++;
         return;
     }
     memcpy (sent, pkt->data, sizeof sent);      //  host order
@@ -637,6 +638,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->tunnel_datagrams = self->counters.tunnel_datagrams;
     reply->tunnel_bytes = self->counters.tunnel_bytes;
     reply->routes = self->counters.routes;
+    reply->bad_reports = self->counters.bad_reports;
     int64_t now = s_now ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -1084,6 +1086,36 @@ s_test_wait (atomic_int *value, int at_least, int timeout_ms)
     return atomic_load (value) >= at_least;
 }
 
+//  Reads nat-crypto until a ROUTE for peer 0 arrives: it must point at
+//  127.0.0.1:peer_port, and the socket passed with it must be nat's (nat_port).
+static void
+s_test_route (bus_pipe_t *from_nat, uint16_t peer_port, uint16_t nat_port)
+{
+    bool found = false;
+    for (int attempt = 0; attempt < 20 && !found; attempt++) {
+        bus_batch_iter_t iter;
+        bus_packet_t pkt;
+        if (bus_pipe_recv (from_nat, &iter, 100) != 1)
+            continue;
+        while (bus_batch_iter_next (&iter, &pkt))
+            if ((pkt.flags & NAT_FLAG_ROUTE) && pkt.tag == 0 && pkt.len) {
+                struct sockaddr_in sin;
+                assert (pkt.len == sizeof sin);
+                memcpy (&sin, pkt.data, sizeof sin);
+                assert (sin.sin_family == AF_INET && ntohs (sin.sin_port) == peer_port);
+                assert (sin.sin_addr.s_addr == htonl (INADDR_LOOPBACK));
+                found = true;
+            }
+    }
+    assert (found);
+    int fd = bus_pipe_passed_fd (from_nat);
+    assert (fd >= 0);
+    struct sockaddr_in bound;
+    socklen_t len = sizeof bound;
+    assert (getsockname (fd, (struct sockaddr *) &bound, &len) == 0);
+    assert (ntohs (bound.sin_port) == nat_port);
+}
+
 //  Receives datagrams on udp until one arrives or timeout_ms passes.
 static size_t
 s_test_udp_recv (nat_udp_t *udp, nat_udp_rx_t **rx, int timeout_ms)
@@ -1282,7 +1314,40 @@ nat_service_test (bool verbose)
     assert (streq (status->peers [0].endpoint, expect));
     assert (streq (status->peers [1].name, "bob") && streq (status->peers [1].state, "connecting"));
     assert (status->peers [1].direct && status->peers [1].tx_packets == 1);
+    assert (status->tunnel_sends && status->routes >= 1);
     free (status);
+
+    //  alice is up: crypto got our socket with the first batch, and a ROUTE to
+    //  her endpoint in the socket's family (IPv4 here)
+    s_test_route (from_nat, nat_udp_port (remote), port);
+    //  crypto reports what it sent itself: alice's counters grow; a report of
+    //  the wrong length is refused and counted
+    assert (bus_batch_add (batch, 0, (uint64_t [2]) { 5, 600 }, 16) == 0);
+    bus_batch_set_flags (batch, NAT_FLAG_SENT);
+    assert (bus_batch_add (batch, 0, reply, 3) == 0);
+    bus_batch_set_flags (batch, NAT_FLAG_SENT);
+    assert (bus_pipe_send (to_nat, batch) == 0);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        status = s_test_status (client);
+        if (status->tunnel_datagrams == 5 && status->bad_reports == 1)
+            break;
+        free (status);
+        status = NULL;
+        zclock_sleep (20);
+    }
+    assert (status && status->tunnel_bytes == 600 && status->tx_datagrams == 2);
+    assert (status->peers [0].tx_packets == 6 && status->peers [0].tx_bytes == 700);
+    free (status);
+    //  crypto restarts: the new one gets the socket and every route again with
+    //  nat's next batch
+    bus_pipe_destroy (&from_nat);
+    from_nat = bus_pipe_new (dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    assert (from_nat);
+    for (int attempt = 0; attempt < 50 && bus_pipe_passed_fd (from_nat) < 0; attempt++) {
+        assert (nat_udp_send (remote, &tx, 1) == 1);
+        bus_pipe_recv (from_nat, &iter, 100);
+    }
+    s_test_route (from_nat, nat_udp_port (remote), port);
 
     //  A registry peer with two candidates, the first one dead: nat dials them in
     //  turn, the live one a backoff step (1 s) after the dead one
@@ -1303,12 +1368,16 @@ nat_service_test (bool verbose)
     zactor_destroy (&discovery_actor);
     bus_service_destroy (&discovery);
 
-    //  A packet from alice's endpoint now counts as hers
+    //  A packet from alice's endpoint now counts as hers (so did the ones
+    //  that relinked crypto above)
+    status = s_test_status (client);
+    uint64_t alice_rx = status->peers [0].rx_packets;
+    free (status);
     assert (nat_udp_send (remote, &tx, 1) == 1);
     assert (bus_pipe_recv (from_nat, &iter, 2000) == 1);
     for (int attempt = 0; attempt < 50; attempt++) {
         status = s_test_status (client);
-        bool counted = status->peers [0].rx_packets == 1;
+        bool counted = status->peers [0].rx_packets == alice_rx + 1;
         free (status);
         if (counted)
             break;

@@ -4,10 +4,11 @@
 # both and the network between them. Keys are made at first start (mode 0600) and
 # fetched with crypto.key; then the peer configs are written and the data path is
 # proven: first packet queued through the handshake, 1000 packets each way,
-# tampered / replayed / spoofed datagrams dropped and counted, kill -9 and restart,
+# tampered / replayed / spoofed datagrams dropped and counted, data sent on a lent
+# UDP socket (ROUTE, SENT, bad ROUTEs, a descriptor that is not UDP), kill -9 and restart,
 # --check-config errors with file:line. (TAP)
 set -u
-echo "1..29"
+echo "1..38"
 T=$(mktemp -d /tmp/crypto-svc-XXXXXX)
 RA="$T/a"; RB="$T/b"
 PIDS=
@@ -18,7 +19,7 @@ LIBEXEC=${BIFROST_LIBEXEC_DIR:-${BIFROST_BUILDDIR:-.}/libexec}
 PROBE=${BIFROST_BUILDDIR:-.}/services/crypto/crypto_pipe_probe
 CRYPTO="$LIBEXEC/bifrost-crypto"
 if [ ! -x "$LIBEXEC/bifrost-bus" ] || [ ! -x "$CRYPTO" ] || [ ! -x "$PROBE" ]; then
-    i=0; while [ $i -lt 29 ]; do i=$((i + 1)); echo "ok $i # SKIP bifrost-bus, bifrost-crypto or the probe not built"; done
+    i=0; while [ $i -lt 38 ]; do i=$((i + 1)); echo "ok $i # SKIP bifrost-bus, bifrost-crypto or the probe not built"; done
     exit 0
 fi
 
@@ -132,6 +133,11 @@ ok $? "crypto.status of A: session with b, 1000 received, 1002 sent, none with c
 
 "$PROBE" attack "$RA" "$RB" >"$T/attack.out" 2>>"$T/probe.log"
 probe_checks "$T/attack.out"        # 8 checks
+
+# nat lends its UDP socket (connection.tunnel_sends): A sends its data itself
+"$PROBE" wire "$RA" "$RB" >"$T/wire.out" 2>>"$T/probe.log"
+ok $? "probe wire: exit 0"
+probe_checks "$T/wire.out"          # 8 checks
 
 # kill -9 of A, restart: a new handshake, traffic flows again
 HS_B=$(counter "$RB" handshakes_responded)
