@@ -9,7 +9,7 @@
     epoll_wait hands back only the ready ones from a set the kernel keeps.
     The bus sockets are plain descriptors to the loop (their ZMQ_FD, see
     bus_service.c), so nothing here needs ZeroMQ's poller. Measured in
-    docs/benchmarks.md ("Where a ping's time goes now").
+    docs/benchmarks.md ("Where a ping's time went with 7 wakeups").
 
     The handler and item shapes are zloop's, so a service reads the same:
     bus_loop_poller (loop, &item, fn, arg) with a zmq_pollitem_t whose fd is
