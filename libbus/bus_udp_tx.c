@@ -1,6 +1,8 @@
 /*  bus_udp_tx: batched UDP sends with GSO (why: bus_udp_tx.h). */
 #include "bus_udp_tx.h"
 
+#include <czmq.h>
+
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
@@ -241,14 +243,6 @@ s_fill (uint8_t *data, size_t size, uint32_t tag)
         data [b] = (uint8_t) (tag + b);
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  Reads (plain recv, no GRO) until want datagrams came or 3 s passed; checks that
 //  each is intact and that their tags are stream << 16 | 0, 1, 2... in order, with
 //  the sizes in sizes [] (or all of size sizes [0] when one_size). Returns how many.
@@ -257,8 +251,8 @@ s_expect (int fd, size_t want, uint32_t stream, const size_t *sizes, bool one_si
 {
     static uint8_t buf [2048];
     size_t got = 0;
-    int64_t deadline = s_now_ms () + 3000;
-    while (got < want && s_now_ms () < deadline) {
+    int64_t deadline = zclock_mono () + 3000;
+    while (got < want && zclock_mono () < deadline) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         if (poll (&pfd, 1, 100) <= 0)
             continue;

@@ -130,6 +130,11 @@ all_ready () {
 }
 # service_pid NODE SERVICE: pid of the service's first instance
 service_pid () { ctl "$1" status 2>/dev/null | awk -v s="$2.1" '$1 == s && $3 == "ready" { print $2 }'; }
+# wait_restarted NODE SERVICE OLD_PID: the supervisor brought SERVICE back (a new
+# pid, READY) within 10 s
+wait_restarted () {
+    wait_for 10 sh -c "p=\$($CTL -r '$T/$1/run' status 2>/dev/null | awk '\$1 == \"$2.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $3 ]"
+}
 stop_node () {
     local pid; pid=$(cat "$T/$1/bifrostd.pid" 2>/dev/null)
     [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait_for 10 sh -c "! kill -0 $pid"

@@ -86,7 +86,7 @@ expect_read a tunnel "+net_admin" no "not dumpable, it holds the key"
 # A restarted service drops the same way, and the tunnel comes back
 old=$(service_pid a nat)
 kill -KILL "$old"
-wait_for 10 sh -c "p=\$($CTL -r '$T/a/run' status 2>/dev/null | awk '\$1 == \"nat.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $old ]"
+wait_restarted a nat "$old"
 ok $? "a: kill -9 of nat ($old): restarted as $(service_pid a nat)"
 expect_caps a nat "$NONE" "nothing after the restart"
 wait_for 15 ping_ok a 10.100.0.2

@@ -63,7 +63,7 @@ kill_during_ping () {
     fi
     kill -KILL "$old"
     # a new pid, READY
-    wait_for 10 sh -c "p=\$($CTL -r '$T/$n/run' status 2>/dev/null | awk '\$1 == \"$svc.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $old ]"
+    wait_restarted "$n" "$svc" "$old"
     rc=$?
     new=$(service_pid "$n" "$svc")
     ok $rc "$n: kill -9 of $svc ($old): restarted by the supervisor (now $new)"
@@ -93,7 +93,7 @@ start_ping "$T/ping-bus"
 wait_for 5 sh -c "[ \$(grep -c 'bytes from' '$T/ping-bus') -ge 10 ]"
 BUS_OLD=$(service_pid a bus)
 kill -KILL "$BUS_OLD"
-wait_for 10 sh -c "p=\$($CTL -r '$T/a/run' status 2>/dev/null | awk '\$1 == \"bus.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $BUS_OLD ]"
+wait_restarted a bus "$BUS_OLD"
 ok $? "a: kill -9 of the broker ($BUS_OLD): restarted (now $(service_pid a bus))"
 # every service reachable over the new broker: crypto and nat answer bifrostctl peers
 wait_for 10 sh -c "$CTL -r '$T/a/run' peers --json 2>/dev/null | jq -e '.crypto.handshakes_completed >= 1 and .nat != null and .peers[0].session == true' >/dev/null"

@@ -78,7 +78,7 @@ OLD_INODE=$(udp_inode a)
 OLD_NAT=$(service_pid a nat)
 BEFORE=$(jq .crypto.wire_sent "$T/a.json")
 kill -KILL "$OLD_NAT"
-wait_for 10 sh -c "p=\$($CTL -r '$T/a/run' status 2>/dev/null | awk '\$1 == \"nat.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $OLD_NAT ]"
+wait_restarted a nat "$OLD_NAT"
 ok $? "a: kill -9 of nat ($OLD_NAT): restarted (now $(service_pid a nat))"
 wait_for 10 ping_ok a 10.100.0.2
 ok $? "a: ping a -> b after the nat restart"
@@ -95,7 +95,7 @@ ok $? "a: the tunnel logged that the socket went with nat"
 # 4. kill -9 of the tunnel on a: the new tunnel gets the socket again
 OLD_T=$(service_pid a tunnel)
 kill -KILL "$OLD_T"
-wait_for 10 sh -c "p=\$($CTL -r '$T/a/run' status 2>/dev/null | awk '\$1 == \"tunnel.1\" && \$3 == \"ready\" { print \$2 }'); [ -n \"\$p\" ] && [ \"\$p\" != $OLD_T ]"
+wait_restarted a tunnel "$OLD_T"
 ok $? "a: kill -9 of the tunnel ($OLD_T): restarted (now $(service_pid a tunnel))"
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "a: ping a -> b after the tunnel restart"
