@@ -110,6 +110,19 @@ peer () {
     echo "{ name = \"$1\"; public_key = \"$2\"; allowed_ips = [\"$3\"]; $ep }"
 }
 
+# two_nodes TYPE [EXTRA]: nodes a (10.100.0.1, dials b at 192.0.2.2:51820) and b
+# (10.100.0.2, waits for a) on the underlay, TYPE tun or tap, EXTRA appended to both
+# configs; keys in $KA and $KB; both started (two test points)
+two_nodes () {
+    underlay a 192.0.2.1
+    underlay b 192.0.2.2
+    KA=$(genkey a); KB=$(genkey b)
+    node_config a "$1" 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820)" "${2:-}"
+    node_config b "$1" 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)" "${2:-}"
+    start_node a; ok $? "node a: every service READY"
+    start_node b; ok $? "node b: every service READY"
+}
+
 # start_node NODE: bifrostd in the node's namespace; waits until every service is READY
 start_node () {
     local n=$1

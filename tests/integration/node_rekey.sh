@@ -5,14 +5,7 @@
 # handshake counters prove the rekeys happened.
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-KA=$(genkey a); KB=$(genkey b)
-REKEY='crypto = { rekey_after_time = "2s"; };'
-node_config a tun 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820)" "$REKEY"
-node_config b tun 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)" "$REKEY"
-start_node a; ok $? "node a: every service READY"
-start_node b; ok $? "node b: every service READY"
+two_nodes tun 'crypto = { rekey_after_time = "2s"; };'
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "ping a -> b through the tunnel"
 

@@ -4,13 +4,7 @@
 # data intact.
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-KA=$(genkey a); KB=$(genkey b)
-node_config a tap 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820)"
-node_config b tap 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)"
-start_node a; ok $? "node a: every service READY"
-start_node b; ok $? "node b: every service READY"
+two_nodes tap
 
 # mac NODE: bifrost0's Ethernet address; neigh NODE ADDR: what ARP learned for ADDR
 mac () { in_ns "$1" cat /sys/class/net/bifrost0/address 2>/dev/null; }

@@ -14,13 +14,7 @@
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
 NODE_SPLIT="b"
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-KA=$(genkey a); KB=$(genkey b)
-node_config a tun 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820)"
-node_config b tun 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32)"
-start_node a; ok $? "node a: every service READY"
-start_node b; ok $? "node b: every service READY"
+two_nodes tun
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "ping a -> b through the tunnel"
 
