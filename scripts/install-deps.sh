@@ -8,7 +8,7 @@ BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
        libwebsockets-dev libjansson-dev libsqlite3-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat openssl"
+      jq procps psmisc curl python3 socat openssl strace"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""
