@@ -1058,6 +1058,11 @@ sup_server_destroy (sup_server_t **self_p)
         s_service_destroy (&self->services [s]);
     }
     zloop_destroy (&self->loop);
+    //  The answer to sup.stop may still sit in the socket's queue: give it a
+    //  moment to leave (linger is 0 while running, so a dead client never
+    //  holds bifrostd up)
+    if (self->control)
+        zsock_set_linger (self->control, 200);
     zsock_destroy (&self->control);
     if (self->control_path [0])
         unlink (self->control_path);
@@ -1093,6 +1098,10 @@ sup_server_run (sup_server_t *self)
 //  Self test: a real bifrostd in a forked process with a shell child
 
 #include "bus_client.h"
+
+//  How long a request waits for bifrostd's answer: generous, since under
+//  valgrind a forked bifrostd answers in seconds, not milliseconds
+#define S_TEST_WAIT_MS 10000
 
 void
 sup_server_test (bool verbose)
@@ -1137,7 +1146,7 @@ sup_server_test (bool verbose)
     int ready = 0;
     for (int i = 0; i < 100 && ready < 2; i++) {
         bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &status,
-                                                    2000, err, sizeof err);
+                                                    S_TEST_WAIT_MS, err, sizeof err);
         assert (reply);
         sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
         assert (bus_envelope_get_msg (reply, &sup_status_reply_schema, msg, err, sizeof err) == 0);
@@ -1154,15 +1163,15 @@ sup_server_test (bool verbose)
     assert (ready == 2);
     //  Unknown service: 404 text
     sup_scale_t scale = { .service = "nope", .instances = 1 };
-    assert (!bus_client_request (client, "bifrostd", &sup_scale_schema, &scale, 2000, err, sizeof err));
+    assert (!bus_client_request (client, "bifrostd", &sup_scale_schema, &scale, S_TEST_WAIT_MS, err, sizeof err));
     assert (strstr (err, "no service named 'nope'"));
     scale.instances = 1000;
     snprintf (scale.service, sizeof scale.service, "hb");
-    assert (!bus_client_request (client, "bifrostd", &sup_scale_schema, &scale, 2000, err, sizeof err));
+    assert (!bus_client_request (client, "bifrostd", &sup_scale_schema, &scale, S_TEST_WAIT_MS, err, sizeof err));
     assert (strstr (err, "instances must be"));
     //  Stop: bifrostd exits 0
     sup_stop_t stop = { .reason = "selftest" };
-    bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_stop_schema, &stop, 2000, err, sizeof err);
+    bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_stop_schema, &stop, S_TEST_WAIT_MS, err, sizeof err);
     assert (reply);
     bus_envelope_destroy (&reply);
     bus_client_destroy (&client);
