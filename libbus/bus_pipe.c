@@ -809,6 +809,12 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
     assert (self && iter);
     assert (self->dir == BUS_PIPE_RECEIVER);
     memset (iter, 0, sizeof *iter);
+    //  The caller is done with the batch it had: with nothing queued, start the
+    //  ring over, so a pipe that rarely holds more than one batch (a ping, or a
+    //  receiver that keeps up) reuses its first slot, hot in the cache, instead
+    //  of walking all hwm + 1 (64 KiB or more each, allocated one by one)
+    if (self->slot_count == 0)
+        self->slot_head = 0;
     //  Batches handed over in memory first: they cost no system call, and the
     //  loop runs us only once per kick, so kick again while more wait
     if (self->slot_count) {
@@ -1641,6 +1647,16 @@ bus_pipe_test (bool verbose)
     bus_pipe_stats (mrx, &stats);
     assert (stats.batches_received == 2 && stats.packets_received == 67);
     assert (stats.bytes_received == 3 * 30 + 64 * 9000);
+    //  A receiver that keeps up reuses the first slot: 100 batches one at a
+    //  time leave one slot allocated (of the ring's 3), and each arrives intact
+    for (int b = 0; b < 100; b++) {
+        s_fill (batch, (size_t) b, 1, 20);
+        assert (bus_pipe_send (mtx, batch) == 0);
+        assert (bus_pipe_recv (mrx, &iter, 0) == 1);
+        s_check (&iter, (size_t) b, 0, 20);
+        assert (bus_pipe_recv (mrx, &iter, 0) == 0);
+    }
+    assert (mrx->slots [0].cap > 0 && mrx->slots [1].cap > 0 && mrx->slots [2].cap == 0);
     //  In the loop: the sends kick the handler, which runs at once (the give-up
     //  timer is 5 s away); the far sender's batch comes over the socket
     bus_pipe_set_mirror (mrx, 0, 0, NULL, NULL);
@@ -1667,7 +1683,7 @@ bus_pipe_test (bool verbose)
     assert (bus_pipe_recv (mrx, &iter, 2000) == 1);
     s_check (&iter, 26, 0, 60);
     bus_pipe_stats (mtx, &stats);
-    assert (stats.batches_sent == 5 && stats.batches_in_memory == 4);
+    assert (stats.batches_sent == 105 && stats.batches_in_memory == 104);
     //  Attached again and destroyed with batches waiting: freed, the sender
     //  drops once nobody listens
     assert (bus_pipe_attach (mrx, loop, s_on_ready, &seen) == 0);
