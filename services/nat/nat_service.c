@@ -1154,7 +1154,7 @@ nat_service_test (bool verbose)
     char text [1024];
     assert (s_check ("", NULL, verbose) == 0);
     assert (s_check ("connection = { listen = \"0.0.0.0:51820\"; keepalive_interval = \"25s\";\n"
-                     "  direct_connect = true; connect_timeout = \"30s\"; };\n"
+                     "  direct_connect = true; connect_timeout = \"30s\"; tunnel_sends = false; };\n"
                      "device = { name = \"x\"; };\n", NULL, verbose) == 0);
     s_check ("connection = {\n listen = \"1.2.3:51820\"; };\n", "test.cfg:2:", verbose);
     s_check ("connection = {\n listen = \"0.0.0.0:70000\"; };\n", "out of range", verbose);
@@ -1162,6 +1162,8 @@ nat_service_test (bool verbose)
     s_check ("connection = {\n keepalive_intervall = \"25s\"; };\n", "test.cfg:2:", verbose);
     s_check ("connection = {\n keepalive_interval = \"25 parsecs\"; };\n", "test.cfg:2:", verbose);
     s_check ("connection = {\n direct_connect = \"maybe\"; };\n", "test.cfg:2:", verbose);
+    s_check ("connection = {\n tunnel_sends = \"yes\"; };\n", "test.cfg:2:", verbose);
+    s_check ("connection = {\n tunnel_sends = 1; };\n", "test.cfg:2:", verbose);
     s_check ("connection = \"fast\";\n", "test.cfg:1:", verbose);
     snprintf (text, sizeof text, "peers = (\n { name = \"a\"; public_key = \"%s\";\n"
               "   endpoint = \"[2001:db8::1:51820\"; } );\n", s_key0);
