@@ -39,6 +39,7 @@ cleanup () {
         ip netns del "$ns" 2>/dev/null
     done
     rm -rf "$W"
+    [ -n "${SLEEPER:-}" ] && kill "$SLEEPER" 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
@@ -124,4 +125,7 @@ echo "   $CTL -r $W/a/run peers"
 echo "   $CTL -r $W/b/run tap"
 echo "   kill -9 \$($CTL -r $W/a/run status | awk '/^crypto/ {print \$2}')   # and watch it come back"
 echo "Ctrl-C stops the demo and removes everything."
-while :; do sleep 3600; done
+#  sleep in the background and wait for it: bash runs a trap only between
+#  commands, so a TERM or INT sent to this script alone (not to the terminal's
+#  whole process group, as Ctrl-C does) would otherwise wait for the sleep
+while :; do sleep 3600 & SLEEPER=$!; wait $SLEEPER; done
