@@ -9,16 +9,13 @@
 #include "bus_client.h"
 #include "bus_broker.h"
 #include "bus_service.h"
-#include "bus_peers.h"
 #include "bus_config.h"
 #include "bus_loop.h"
 #include "bus_batch.h"
 #include "bus_pipe.h"
-#include "bus_keyproof.h"
 #include "bus_json.h"
 #include "bus_privs.h"
 #include "bus_buffer.h"
-#include "bus_udp_tx.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
@@ -30,16 +27,13 @@ static const selftest_t s_tests [] = {
     { "bus_client", bus_client_test },
     { "bus_broker", bus_broker_test },
     { "bus_service", bus_service_test },
-    { "bus_peers", bus_peers_test },
     { "bus_config", bus_config_test },
     { "bus_loop", bus_loop_test },
     { "bus_batch", bus_batch_test },
     { "bus_pipe", bus_pipe_test },
-    { "bus_keyproof", bus_keyproof_test },
     { "bus_json", bus_json_test },
     { "bus_privs", bus_privs_test },
     { "bus_buffer", bus_buffer_test },
-    { "bus_udp_tx", bus_udp_tx_test },
     { NULL, NULL }
 };
 

@@ -1,13 +1,13 @@
 /*  crypto_service: pipes, timers and bus handlers around crypto_node. */
 #include "crypto_service.h"
 #include "bus_buffer.h"
-#include "bus_keyproof.h"
+#include "node_keyproof.h"
 #include "crypto_identity.h"
 #include "crypto_node.h"
 #include "bus_log.h"
-#include "bus_peers.h"
+#include "node_peers.h"
 #include "bus_pipe.h"
-#include "bus_udp_tx.h"
+#include "node_udp_tx.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -43,7 +43,7 @@ static const char *s_counter_names [S_COUNTERS] = {
 };
 
 typedef struct {
-    const bus_peer_t *conf;
+    const node_peer_t *conf;
     char public_key [CRYPTO_KEY_BASE64_SIZE];
     bus_buffer_t queue [CRYPTO_QUEUE_MAX];  //  packets waiting for a session
     size_t q_head, q_count;
@@ -66,7 +66,7 @@ struct _crypto_service_t {
     crypto_identity_t *identity;
     char public_key [CRYPTO_KEY_BASE64_SIZE];
     crypto_node_t *node;
-    bus_peers_t *peers;
+    node_peers_t *peers;
     s_peer_t *peer;
     size_t peer_count;
     bus_pipe_t *from_dev, *to_nat, *from_nat, *to_dev;
@@ -74,13 +74,13 @@ struct _crypto_service_t {
     //  nat's socket, while lent (bus_pipe_passed_fd of from_nat): datagrams for
     //  peers with a route are built in out_wire and sent from here
     bus_batch_t *out_wire;
-    bus_udp_tx_t *wire;
+    node_udp_tx_t *wire;
     int wire_family;
     uint64_t wire_gen;                  //  from_nat's passed_gen we last looked at
     bus_udp_dgram_t wire_dgrams [BUS_BATCH_MAX];
     int timer_id;
     uint64_t counters [S_COUNTERS];
-    bus_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
+    node_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
 };
 
 static uint64_t
@@ -171,7 +171,7 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
     const char *device_type = bus_config_string (config, "device.type", "tun");
     cfg->layer2 = device_type && streq (device_type, "tap");
 
-    bus_peers_t *peers = bus_peers_load (config);
+    node_peers_t *peers = node_peers_load (config);
     //  An existing key file must be usable, and not be one of the peers' keys
     struct stat st;
     if (cfg->key_file [0] && stat (cfg->key_file, &st) == 0) {
@@ -181,7 +181,7 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
             bus_config_error (config, key_setting, "%s%s", key_setting ? "" : "key_file: ", err);
         else
         if (peers) {
-            const bus_peer_t *self_peer = bus_peers_find_key (peers, crypto_identity_public (identity));
+            const node_peer_t *self_peer = node_peers_find_key (peers, crypto_identity_public (identity));
             if (self_peer) {
                 config_setting_t *list = config_lookup (raw, "peers");
                 config_setting_t *item = list ? config_setting_get_elem (list, self_peer->index) : NULL;
@@ -192,7 +192,7 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
         }
         crypto_identity_destroy (&identity);
     }
-    bus_peers_destroy (&peers);
+    node_peers_destroy (&peers);
 }
 
 //  --------------------------------------------------------------------------
@@ -266,7 +266,7 @@ s_wire_flush (crypto_service_t *self)
         }
     }
     if (count) {
-        size_t sent = bus_udp_tx_send (self->wire, self->wire_dgrams, count);
+        size_t sent = node_udp_tx_send (self->wire, self->wire_dgrams, count);
         self->counters [S_WIRE_SENT] += sent;
         self->counters [S_WIRE_DROPPED] += count - sent;
     }
@@ -284,7 +284,7 @@ s_wire_check (crypto_service_t *self)
         return;
     self->wire_gen = gen;
     //  The descriptor may be closed already: nothing more goes to it
-    bus_udp_tx_destroy (&self->wire);
+    node_udp_tx_destroy (&self->wire);
     for (size_t i = 0; i < self->peer_count; i++)
         self->peer [i].route_len = 0;
     s_wire_flush (self);                //  leftovers, if any, through nat
@@ -302,10 +302,10 @@ s_wire_check (crypto_service_t *self)
                   CRYPTO_PIPE_FROM_NAT);
         return;
     }
-    self->wire = bus_udp_tx_new (fd, true);
+    self->wire = node_udp_tx_new (fd, true);
     self->wire_family = domain;
     bus_info ("sending on nat's UDP socket (%s%s)", domain == AF_INET6 ? "dual stack" : "IPv4",
-              bus_udp_tx_gso (self->wire) ? ", GSO" : "");
+              node_udp_tx_gso (self->wire) ? ", GSO" : "");
 }
 
 //  A ROUTE record: peer tag is reachable at the sockaddr it carries, in the
@@ -541,7 +541,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
         uint64_t now = s_now ();
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
-            if (pkt.tag == BUS_PEER_FLOOD) {
+            if (pkt.tag == NODE_PEER_FLOOD) {
                 for (size_t i = 0; i < self->peer_count; i++)
                     if (crypto_node_can_send (self->node, (int) i, now))
                         s_encrypt_out (self, (int) i, pkt.data, pkt.len, now);
@@ -832,7 +832,7 @@ static bool
 s_dyn_place (crypto_service_t *self, uint32_t index, const uint8_t key [32], const char *name)
 {
     char cause [160];
-    if (index >= BUS_PEERS_MAX) {
+    if (index >= NODE_PEERS_MAX) {
         bus_warn ("peer %s: index %u out of range", name, index);
         return false;
     }
@@ -849,10 +849,10 @@ s_dyn_place (crypto_service_t *self, uint32_t index, const uint8_t key [32], con
     }
     size_t count = index + 1;
     s_peer_t *grown = realloc (self->peer, count * sizeof (s_peer_t));
-    bus_peer_t **dyn = realloc (self->dyn, count * sizeof (bus_peer_t *));
+    node_peer_t **dyn = realloc (self->dyn, count * sizeof (node_peer_t *));
     assert (grown && dyn);
     if (!self->dyn)
-        memset (dyn, 0, self->peer_count * sizeof (bus_peer_t *));
+        memset (dyn, 0, self->peer_count * sizeof (node_peer_t *));
     self->peer = grown;
     self->dyn = dyn;
     for (size_t i = self->peer_count; i < count; i++) {
@@ -865,7 +865,7 @@ s_dyn_place (crypto_service_t *self, uint32_t index, const uint8_t key [32], con
         int id = crypto_node_peer_add (self->node, k, cause, sizeof cause);
         assert (id == (int) i);         //  fresh random keys and a key not yet known
         memset (&self->peer [i], 0, sizeof (s_peer_t));
-        self->dyn [i] = calloc (1, sizeof (bus_peer_t));
+        self->dyn [i] = calloc (1, sizeof (node_peer_t));
         assert (self->dyn [i]);
         self->dyn [i]->index = (uint32_t) i;
         memcpy (self->dyn [i]->key, k, 32);
@@ -897,7 +897,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (!s_dyn_place (self, up.index, key, up.name))
             return;
         s_peer_t *peer = &self->peer [up.index];
-        bus_peer_t *conf = self->dyn [up.index];
+        node_peer_t *conf = self->dyn [up.index];
         snprintf (conf->name, sizeof conf->name, "%s", up.name);
         //  The registry's set replaces the last one: a key that came back with
         //  another virtual IP must not keep the old one (device does the same)
@@ -941,7 +941,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
 
 //  discovery asks for the registry's key proof (bifrost-keyproof-v1,
 //  docs/registry-api.md). The private key never leaves crypto_identity, so the
-//  shared secret comes from crypto_identity_dh and libbus/bus_keyproof does the rest,
+//  shared secret comes from crypto_identity_dh and libbus/node_keyproof does the rest,
 //  the same code the registry verifies with (tests/integration/discovery_e2e.sh)
 static void
 s_on_keyproof (bus_service_t *svc, bus_envelope_t *env, void *arg)
@@ -966,7 +966,7 @@ s_on_keyproof (bus_service_t *svc, bus_envelope_t *env, void *arg)
         bus_service_reply_error (svc, env, 400, "the registry key is a low-order point");
         return;
     }
-    bus_keyproof_from_shared (shared, crypto_identity_public (self->identity), registry_key,
+    node_keyproof_from_shared (shared, crypto_identity_public (self->identity), registry_key,
                               req.network_id, nonce, nonce_len, proof);
     sodium_memzero (shared, sizeof shared);
     crypto_keyproof_reply_t reply;
@@ -1043,13 +1043,13 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
         empty = bus_config_load_string ("", "(defaults)", err, errsize);
         assert (empty);
     }
-    self->peers = bus_peers_load (config ? config : empty);
+    self->peers = node_peers_load (config ? config : empty);
     bus_config_destroy (&empty);
-    self->peer_count = bus_peers_count (self->peers);
+    self->peer_count = node_peers_count (self->peers);
     self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (s_peer_t));
     assert (self->peer);
     for (uint32_t i = 0; i < self->peer_count; i++) {
-        const bus_peer_t *conf = bus_peers_get (self->peers, i);
+        const node_peer_t *conf = node_peers_get (self->peers, i);
         s_peer_t *peer = &self->peer [i];
         peer->conf = conf;
         crypto_key_to_base64 (conf->key, peer->public_key);
@@ -1062,7 +1062,7 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
         }
         for (uint32_t a = 0; a < conf->allowed_count; a++) {
             char cidr [64];
-            bus_prefix_format (&conf->allowed [a], cidr, sizeof cidr);
+            node_prefix_format (&conf->allowed [a], cidr, sizeof cidr);
             if (crypto_node_peer_allow (self->node, (int) i, cidr, cause, sizeof cause)) {
                 snprintf (err, errsize, "peer '%s': allowed_ips %s: %s", conf->name, cidr, cause);
                 goto fail;
@@ -1127,7 +1127,7 @@ crypto_service_destroy (crypto_service_t **self_p)
     bus_batch_destroy (&self->out_nat);
     bus_batch_destroy (&self->out_dev);
     bus_batch_destroy (&self->out_wire);
-    bus_udp_tx_destroy (&self->wire);
+    node_udp_tx_destroy (&self->wire);
     for (size_t i = 0; i < self->peer_count; i++)
         for (int q = 0; q < CRYPTO_QUEUE_MAX; q++)
             bus_buffer_free (&self->peer [i].queue [q], true);   //  queued plaintext: wiped
@@ -1135,7 +1135,7 @@ crypto_service_destroy (crypto_service_t **self_p)
     for (size_t i = 0; self->dyn && i < self->peer_count; i++)
         free (self->dyn [i]);
     free (self->dyn);
-    bus_peers_destroy (&self->peers);
+    node_peers_destroy (&self->peers);
     crypto_node_destroy (&self->node);
     crypto_identity_destroy (&self->identity);
     sodium_memzero (&self->config, sizeof self->config);

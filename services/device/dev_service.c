@@ -10,7 +10,7 @@
 #include "dev_gso.h"
 #include "dev_mac.h"
 #include "bus_log.h"
-#include "bus_peers.h"
+#include "node_peers.h"
 #include "bus_pipe.h"
 #include "bus_endpoint.h"
 
@@ -25,7 +25,7 @@ struct _dev_service_t {
     bus_service_t *svc;
     bus_loop_t *loop;
     dev_service_config_t cfg;
-    bus_peers_t *peers;
+    node_peers_t *peers;
     uint32_t peer_count;
 
     dev_netlink_t *nl;
@@ -128,8 +128,8 @@ dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
     }
     //  The peers device routes to: their allowed_ips must parse
     if (config) {
-        bus_peers_t *peers = bus_peers_load (config);
-        bus_peers_destroy (&peers);
+        node_peers_t *peers = node_peers_load (config);
+        node_peers_destroy (&peers);
     }
     if (out)
         *out = cfg;
@@ -198,7 +198,7 @@ s_classify (dev_service_t *self, const uint8_t *pkt, size_t len, uint64_t now_ms
             return peer;
         case DEV_ROUTE_FLOOD:
             self->counters.flooded++;
-            return BUS_PEER_FLOOD;
+            return NODE_PEER_FLOOD;
         case DEV_ROUTE_UNKNOWN:
             self->counters.drop_unknown++;
             return -1;
@@ -582,7 +582,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
             bus_warn ("peer.up: %s", err);
             return;
         }
-        if (up.index < self->peer_count || up.index >= BUS_PEERS_MAX)
+        if (up.index < self->peer_count || up.index >= NODE_PEERS_MAX)
             return;                     //  static peers are the config's
         dev_peermap_remove_peer (self->map, up.index);
         if (up.index >= self->dyn_limit)
@@ -690,13 +690,13 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
         dev_addr_format (&self->cfg.dev.address, self->addr_text, sizeof self->addr_text);
 
     //  Who owns which address (and, on tap, which MAC)
-    self->peers = bus_peers_load (config);
-    self->peer_count = bus_peers_count (self->peers);
+    self->peers = node_peers_load (config);
+    self->peer_count = node_peers_count (self->peers);
     self->map = dev_peermap_new (DEV_MAC_CAPACITY, DEV_MAC_AGE_MS);
     assert (self->map);
     dev_peermap_set_local (self->map, self->cfg.dev.has_address ? &self->cfg.dev.address : NULL, NULL);
     for (uint32_t i = 0; i < self->peer_count; i++) {
-        const bus_peer_t *peer = bus_peers_get (self->peers, i);
+        const node_peer_t *peer = node_peers_get (self->peers, i);
         for (uint32_t a = 0; a < peer->allowed_count; a++) {
             dev_addr_t prefix = { .family = peer->allowed [a].family == 6 ? AF_INET6 : AF_INET,
                                   .prefix = peer->allowed [a].prefix };
@@ -787,7 +787,7 @@ dev_service_destroy (dev_service_t **self_p)
     dev_tun_destroy (&self->tun);
     dev_netlink_destroy (&self->nl);
     dev_peermap_destroy (&self->map);
-    bus_peers_destroy (&self->peers);
+    node_peers_destroy (&self->peers);
     free (self->frame);
     free (self->split);
     free (self);
@@ -1022,7 +1022,7 @@ dev_service_test (bool verbose)
     s_test_send_udp ("10.100.0.2", "to-peer-0", false);
     assert (s_test_expect (from_dev, "to-peer-0", 3000) == 0);
     s_test_send_udp ("10.100.0.255", "to-everyone", true);
-    assert (s_test_expect (from_dev, "to-everyone", 3000) == BUS_PEER_FLOOD);
+    assert (s_test_expect (from_dev, "to-everyone", 3000) == NODE_PEER_FLOOD);
     s_test_send_udp ("10.100.0.77", "to-nobody", false);
     s_test_send_udp ("10.100.0.2", "after-nobody", false);
     assert (s_test_expect (from_dev, "after-nobody", 3000) == 0);

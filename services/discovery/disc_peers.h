@@ -20,7 +20,7 @@ typedef struct {
 } disc_peer_t;
 
 typedef enum {
-    DISC_PEERS_FULL = -1,               //  no index left (BUS_PEERS_MAX)
+    DISC_PEERS_FULL = -1,               //  no index left (NODE_PEERS_MAX)
     DISC_PEERS_SAME = 0,                //  nothing to tell
     DISC_PEERS_UP,                      //  new, back, or name/address changed: peer.up
     DISC_PEERS_ENDPOINTS                //  only the endpoints changed: peer.changed

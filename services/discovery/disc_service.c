@@ -5,7 +5,7 @@
 #include "disc_json.h"
 #include "disc_peers.h"
 #include "bus_log.h"
-#include "bus_peers.h"
+#include "node_peers.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -41,7 +41,7 @@ struct _disc_service_t {
     bus_loop_t *loop;
     disc_config_t cfg;
     char device_name [IF_NAMESIZE + 1];
-    bus_peers_t *static_peers;
+    node_peers_t *static_peers;
     disc_http_t *http;
     disc_backoff_t *backoff;
     disc_peers_t *peers;
@@ -86,8 +86,8 @@ disc_service_check_config (bus_config_t *config)
 {
     disc_config_check (config, NULL);
     if (config) {
-        bus_peers_t *peers = bus_peers_load (config);
-        bus_peers_destroy (&peers);
+        node_peers_t *peers = node_peers_load (config);
+        node_peers_destroy (&peers);
     }
 }
 
@@ -228,7 +228,7 @@ s_peer_update (disc_service_t *self, const disc_peer_info_t *info)
 {
     if (self->have_key && memcmp (info->key, self->key, 32) == 0)
         return;                         //  ourselves
-    if (bus_peers_find_key (self->static_peers, info->key))
+    if (node_peers_find_key (self->static_peers, info->key))
         return;                         //  configured statically: the config wins
     disc_peer_t *peer;
     switch (disc_peers_update (self->peers, info, &peer)) {
@@ -244,7 +244,7 @@ s_peer_update (disc_service_t *self, const disc_peer_info_t *info)
             break;
         case DISC_PEERS_FULL:
             if (!self->full_warned)
-                bus_warn ("peer %s ignored: no peer index left (at most %d peers)", info->name, BUS_PEERS_MAX);
+                bus_warn ("peer %s ignored: no peer index left (at most %d peers)", info->name, NODE_PEERS_MAX);
             self->full_warned = true;
             break;
         case DISC_PEERS_SAME:
@@ -862,7 +862,7 @@ disc_service_new (bus_service_t *svc, char *err, size_t errsize)
     }
     snprintf (self->device_name, sizeof self->device_name, "%s",
               bus_config_string (config, "device.name", "bifrost0"));
-    self->static_peers = bus_peers_load (config);
+    self->static_peers = node_peers_load (config);
     self->http = disc_http_new (self->cfg.host, self->cfg.port, self->cfg.tls, self->cfg.ca_file, err, errsize);
     if (!self->http) {
         disc_service_destroy (&self);
@@ -872,7 +872,7 @@ disc_service_new (bus_service_t *svc, char *err, size_t errsize)
     if (getrandom (&seed, sizeof seed, 0) != sizeof seed || !seed)
         seed = (uint64_t) zclock_time () | 1;
     self->backoff = disc_backoff_new (DISC_BACKOFF_MIN_MS, DISC_BACKOFF_MAX_MS, seed);
-    self->peers = disc_peers_new (bus_peers_count (self->static_peers), BUS_PEERS_MAX);
+    self->peers = disc_peers_new (node_peers_count (self->static_peers), NODE_PEERS_MAX);
     if (!self->cfg.join_token [0])
         bus_warn ("discovery.join_token is empty: only a key the registry already knows can register");
     if (!self->cfg.listen_port)
@@ -939,7 +939,7 @@ disc_service_destroy (disc_service_t **self_p)
     disc_http_destroy (&self->http);
     disc_backoff_destroy (&self->backoff);
     disc_peers_destroy (&self->peers);
-    bus_peers_destroy (&self->static_peers);
+    node_peers_destroy (&self->static_peers);
     sodium_memzero (self->peer_token, sizeof self->peer_token);
     free (self);
     *self_p = NULL;
@@ -996,7 +996,7 @@ disc_service_test (bool verbose)
     assert (disc_peers_by_index (self->peers, 1) && disc_peers_by_index (self->peers, 1)->up);
     //  The static peer's key is never taken over by the registry
     uint8_t static_key [32];
-    memcpy (static_key, bus_peers_get (self->static_peers, 0)->key, 32);
+    memcpy (static_key, node_peers_get (self->static_peers, 0)->key, 32);
     memcpy (info.key, static_key, 32);
     s_peer_update (self, &info);
     assert (disc_peers_size (self->peers) == 1);

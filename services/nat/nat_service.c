@@ -6,7 +6,7 @@
 #include "nat_resolver.h"
 #include "nat_udp.h"
 #include "bus_log.h"
-#include "bus_peers.h"
+#include "node_peers.h"
 #include "bus_pipe.h"
 
 #include <assert.h>
@@ -40,7 +40,7 @@ struct _nat_service_t {
     bus_service_t *svc;
     bus_loop_t *loop;
     nat_service_config_t config;
-    bus_peers_t *peers;
+    node_peers_t *peers;
     s_peer_info_t *info;        //  by peer index
     size_t info_count;
     nat_peer_table_t *table;
@@ -116,13 +116,13 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
         cfg->tunnel_sends = bus_config_bool (config, "connection.tunnel_sends", true);
     }
     //  The peer list as every service reads it, then what only nat checks: that
-    //  each endpoint really parses (bus_peers only looks for a ':')
-    bus_peers_t *peers = bus_peers_load (config);
-    bus_peers_destroy (&peers);
+    //  each endpoint really parses (node_peers only looks for a ':')
+    node_peers_t *peers = node_peers_load (config);
+    node_peers_destroy (&peers);
     config_setting_t *list = config_lookup (raw, "peers");
     if (list && config_setting_is_list (list)) {
         int n = config_setting_length (list);
-        for (int i = 0; i < n && i < BUS_PEERS_MAX; i++) {
+        for (int i = 0; i < n && i < NODE_PEERS_MAX; i++) {
             config_setting_t *peer = config_setting_get_elem (list, (unsigned) i);
             config_setting_t *endpoint = peer && config_setting_is_group (peer)
                                        ? config_setting_get_member (peer, "endpoint") : NULL;
@@ -695,9 +695,9 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
 {
     char perr [200];
     s_info_grow (self, (size_t) index + 1);
-    uint8_t held [BUS_PEERS_MAX][NAT_KEY_SIZE];
+    uint8_t held [NODE_PEERS_MAX][NAT_KEY_SIZE];
     size_t holds = 0;
-    for (uint32_t i = 0; i < index && holds < BUS_PEERS_MAX; i++) {
+    for (uint32_t i = 0; i < index && holds < NODE_PEERS_MAX; i++) {
         if (nat_peer_table_at (self->table, i))
             continue;
         if (getrandom (held [holds], NAT_KEY_SIZE, 0) != NAT_KEY_SIZE)
@@ -756,7 +756,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     char err [200];
     const char *type = bus_envelope_type (env);
-    uint32_t static_count = self->peers ? bus_peers_count (self->peers) : 0;
+    uint32_t static_count = self->peers ? node_peers_count (self->peers) : 0;
     if (streq (type, "peer.up") || streq (type, "peer.changed")) {
         peer_up_t *up = (peer_up_t *) calloc (1, sizeof (peer_up_t));
         assert (up);
@@ -788,7 +788,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         nat_peer_t *peer = nat_peer_table_at (self->table, up->index);
         uint8_t key [NAT_KEY_SIZE];
         bool have_key = is_up && nat_key_from_base64 (up->public_key, key, err, sizeof err) == 0;
-        if (up->index < static_count || up->index >= BUS_PEERS_MAX || (is_up && !have_key)) {
+        if (up->index < static_count || up->index >= NODE_PEERS_MAX || (is_up && !have_key)) {
             if (up->index >= static_count)
                 bus_warn ("%s %s: bad index %u or key", type, up->name, up->index);
         }
@@ -847,8 +847,8 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     nat_service_check_config (config, &self->config);
     if (config && bus_config_error_count (config))
         return s_fail (err, err_size, bus_config_error_text (config, 0));
-    self->peers = config ? bus_peers_load (config) : NULL;
-    uint32_t count = self->peers ? bus_peers_count (self->peers) : 0;
+    self->peers = config ? node_peers_load (config) : NULL;
+    uint32_t count = self->peers ? node_peers_count (self->peers) : 0;
     self->info = (s_peer_info_t *) calloc (count ? count : 1, sizeof (s_peer_info_t));
     assert (self->info);
     self->info_count = count ? count : 1;
@@ -859,7 +859,7 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     self->table = nat_peer_table_new (seed);
     nat_peer_table_set_handler (self->table, &s_handler, self);
     for (uint32_t i = 0; i < count; i++) {
-        const bus_peer_t *conf = bus_peers_get (self->peers, i);
+        const node_peer_t *conf = node_peers_get (self->peers, i);
         nat_peer_config_t pc = {
             .public_key = conf->key,
             .endpoint = *conf->endpoint ? conf->endpoint : NULL,
@@ -976,7 +976,7 @@ nat_service_destroy (nat_service_t **self_p)
     nat_resolver_destroy (&self->resolver);
     nat_udp_destroy (&self->udp);
     nat_peer_table_destroy (&self->table);
-    bus_peers_destroy (&self->peers);
+    node_peers_destroy (&self->peers);
     free (self->info);
     free (self);
     *self_p = NULL;

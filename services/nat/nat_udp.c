@@ -1,8 +1,8 @@
 /*  nat_udp: one dual-stack UDP socket, batched I/O (see nat_udp.h for why). The
-    sending half is bus_udp_tx, shared with crypto, which sends on the same socket. */
+    sending half is node_udp_tx, shared with crypto, which sends on the same socket. */
 #include "nat_udp.h"
 #include "nat_endpoint.h"
-#include "bus_udp_tx.h"
+#include "node_udp_tx.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -45,7 +45,7 @@ struct _nat_udp_t {
     nat_addr_t rx_from [NAT_UDP_BATCH];
     nat_udp_rx_t *rx_out;
     size_t rx_out_max;
-    bus_udp_tx_t *tx;                   //  the sending half
+    node_udp_tx_t *tx;                   //  the sending half
     bus_udp_dgram_t *tx_dgrams;         //  tx_max datagrams and destinations, grown
     struct sockaddr_in6 *tx_names;      //  only when a larger batch comes
     size_t tx_max;
@@ -136,9 +136,9 @@ nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size)
     self->fd = fd;
     self->family = nat_addr_family (&bind);
     self->single = config->single;
-    self->tx = bus_udp_tx_new (fd, config->gso && !config->single);
-    bus_udp_tx_set_single (self->tx, config->single);
-    self->gso = bus_udp_tx_gso (self->tx);
+    self->tx = node_udp_tx_new (fd, config->gso && !config->single);
+    node_udp_tx_set_single (self->tx, config->single);
+    self->gso = node_udp_tx_gso (self->tx);
     self->tx_max = NAT_UDP_BATCH;
     self->tx_dgrams = calloc (self->tx_max, sizeof (bus_udp_dgram_t));
     self->tx_names = calloc (self->tx_max, sizeof (struct sockaddr_in6));
@@ -158,7 +158,7 @@ nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size)
     self->rcvbuf = s_sockopt_int (fd, SOL_SOCKET, SO_RCVBUF);
     self->sndbuf = s_sockopt_int (fd, SOL_SOCKET, SO_SNDBUF);
 
-    //  Offloads: GSO is probed by bus_udp_tx; GRO is there when it can be set
+    //  Offloads: GSO is probed by node_udp_tx; GRO is there when it can be set
     int one = 1;
     if (config->gro && !config->single)
         self->gro = setsockopt (fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
@@ -186,7 +186,7 @@ nat_udp_destroy (nat_udp_t **self_p)
 {
     if (self_p && *self_p) {
         nat_udp_t *self = *self_p;
-        bus_udp_tx_destroy (&self->tx);
+        node_udp_tx_destroy (&self->tx);
         close (self->fd);
         free (self->tx_dgrams);
         free (self->tx_names);
@@ -340,7 +340,7 @@ nat_udp_send (nat_udp_t *self, const nat_udp_tx_t *batch, size_t count)
         self->tx_names = names;
         self->tx_max = count;
     }
-    //  A destination the socket's family cannot reach goes without one: bus_udp_tx
+    //  A destination the socket's family cannot reach goes without one: node_udp_tx
     //  counts it in send_errors, in its place in the batch
     for (size_t i = 0; i < count; i++) {
         socklen_t len = 0;
@@ -349,8 +349,8 @@ nat_udp_send (nat_udp_t *self, const nat_udp_tx_t *batch, size_t count)
             batch [i].data, batch [i].size,
             ok ? (const struct sockaddr *) &self->tx_names [i] : NULL, len };
     }
-    size_t sent = bus_udp_tx_send (self->tx, self->tx_dgrams, count);
-    const bus_udp_tx_stats_t *tx = bus_udp_tx_stats (self->tx);
+    size_t sent = node_udp_tx_send (self->tx, self->tx_dgrams, count);
+    const node_udp_tx_stats_t *tx = node_udp_tx_stats (self->tx);
     self->stats.dgrams_out = tx->dgrams_out;
     self->stats.bytes_out = tx->bytes_out;
     self->stats.send_errors = tx->send_errors;

@@ -6,7 +6,7 @@
     GRO read (UDP_GRO) that is split here. The socket is non-blocking: a full send
     buffer drops and counts, it never stalls the loop. Its fd can be watched by any
     poller (zloop, GLib). Addresses come out canonical (see nat_addr). Sending is
-    bus_udp_tx's, the same code crypto uses on this socket (bus_udp_tx.h). */
+    node_udp_tx's, the same code crypto uses on this socket (node_udp_tx.h). */
 #ifndef NAT_UDP_H_INCLUDED
 #define NAT_UDP_H_INCLUDED
 
@@ -92,7 +92,7 @@ bool nat_udp_drained (nat_udp_t *self);
 size_t nat_udp_send (nat_udp_t *self, const nat_udp_tx_t *batch, size_t count);
 
 //  to as a destination in the socket's own family (v4-mapped on a dual-stack
-//  socket), for whoever else sends on this socket (crypto, through bus_udp_tx).
+//  socket), for whoever else sends on this socket (crypto, through node_udp_tx).
 //  False when the socket cannot reach it: IPv6 on an IPv4-only socket, or unset.
 bool nat_udp_sockaddr (nat_udp_t *self, const nat_addr_t *to, struct sockaddr_in6 *name,
                        socklen_t *len);

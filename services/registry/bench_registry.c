@@ -8,7 +8,7 @@
       3. the registry's RSS (VmRSS of the process) with 1,000 WebSockets open and
          at 10,000 registered peers.
     usage: bench_registry [PATH-TO-bifrost-registry] */
-#include "bus_keyproof.h"
+#include "node_keyproof.h"
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <jansson.h>
@@ -112,7 +112,7 @@ s_register (int fd, const char *net, const char *join, int index, s_peer_t *peer
     sodium_base642bin (nonce, 32, json_string_value (json_object_get (ch, "nonce")), 44, NULL, &len, NULL,
                        sodium_base64_VARIANT_ORIGINAL);
     crypto_box_keypair (pk, sk);
-    bus_keyproof_compute (sk, pk, rk, net, nonce, 32, proof);
+    node_keyproof_compute (sk, pk, rk, net, nonce, 32, proof);
     char pk64 [48], proof64 [48];
     sodium_bin2base64 (pk64, sizeof pk64, pk, 32, sodium_base64_VARIANT_ORIGINAL);
     sodium_bin2base64 (proof64, sizeof proof64, proof, 32, sodium_base64_VARIANT_ORIGINAL);

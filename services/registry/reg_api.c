@@ -915,7 +915,7 @@ reg_api_sweep (reg_api_t *self, int64_t now_ms)
 //  ---------------------------------------------------------------------------
 //  Self test: the whole API in-process, with real key proofs.
 
-#include "bus_keyproof.h"
+#include "node_keyproof.h"
 
 static json_t *s_last;
 
@@ -965,7 +965,7 @@ s_register (reg_api_t *api, s_node_t *node, const char *net, const char *bearer,
     uint8_t nonce [32], rkey [32], proof [32];
     assert (reg_base64_exact (s_str ("nonce"), nonce, 32) == 0);
     assert (reg_base64_exact (s_str ("registry_key"), rkey, 32) == 0);
-    assert (bus_keyproof_compute (node->sk, node->pk, rkey, net, nonce, 32, proof) == 0);
+    assert (node_keyproof_compute (node->sk, node->pk, rkey, net, nonce, 32, proof) == 0);
     char proof64 [48];
     sodium_bin2base64 (proof64, sizeof proof64, proof, 32, sodium_base64_VARIANT_ORIGINAL);
     snprintf (body, sizeof body, "{\"public_key\":\"%s\",\"name\":\"%s\",\"nonce\":\"%s\",\"proof\":\"%s\","

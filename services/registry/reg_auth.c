@@ -1,6 +1,6 @@
 /*  reg_auth: admin token, join/peer tokens, challenges (see reg_auth.h). */
 #include "reg_auth.h"
-#include "bus_keyproof.h"
+#include "node_keyproof.h"
 #include <assert.h>
 #include <czmq.h>
 #include <sodium.h>
@@ -107,7 +107,7 @@ int
 reg_auth_verify_proof (reg_auth_t *self, const uint8_t peer_public [32], const char *network_id,
                        const uint8_t *nonce, size_t nonce_size, const uint8_t proof [32])
 {
-    return bus_keyproof_verify (self->secret_key, self->public_key, peer_public, network_id,
+    return node_keyproof_verify (self->secret_key, self->public_key, peer_public, network_id,
                                 nonce, nonce_size, proof);
 }
 
@@ -189,13 +189,13 @@ reg_auth_test (bool verbose)
     assert (reg_auth_challenge_take (auth, "net1", "bogus", 1000) == -1);
     assert (reg_auth_challenges (auth) == 0);
 
-    //  Proof through bus_keyproof with the registry key pair
+    //  Proof through node_keyproof with the registry key pair
     uint8_t rpk [32], rsk [32], ppk [32], psk [32], proof [32], n [32];
     crypto_box_keypair (rpk, rsk);
     crypto_box_keypair (ppk, psk);
     reg_auth_set_keypair (auth, rpk, rsk);
     randombytes_buf (n, sizeof n);
-    assert (bus_keyproof_compute (psk, ppk, reg_auth_public_key (auth), "net1", n, 32, proof) == 0);
+    assert (node_keyproof_compute (psk, ppk, reg_auth_public_key (auth), "net1", n, 32, proof) == 0);
     assert (reg_auth_verify_proof (auth, ppk, "net1", n, 32, proof) == 0);
     proof [0] ^= 1;
     assert (reg_auth_verify_proof (auth, ppk, "net1", n, 32, proof) == -1);

@@ -4,9 +4,9 @@
         reg-testclient proof SECRET REGKEY NETWORK NONCE -> "<proof b64>"
         reg-testclient body SECRET REGKEY NETWORK NONCE NAME [ENDPOINT]
                                                       -> the JSON body of POST .../peers
-    The proof is computed by libbus/bus_keyproof, the code a node's discovery
+    The proof is computed by libbus/node_keyproof, the code a node's discovery
     service uses, so the tests prove the two halves agree. */
-#include "bus_keyproof.h"
+#include "node_keyproof.h"
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,7 +41,7 @@ main (int argc, char **argv)
         if (s_b64 (argv [2], sk, 32) || s_b64 (argv [3], reg, 32) || s_b64 (argv [5], nonce, 32))
             return 1;
         crypto_scalarmult_base (pk, sk);
-        if (bus_keyproof_compute (sk, pk, reg, argv [4], nonce, 32, proof))
+        if (node_keyproof_compute (sk, pk, reg, argv [4], nonce, 32, proof))
             return 1;
         sodium_bin2base64 (out, sizeof out, proof, 32, sodium_base64_VARIANT_ORIGINAL);
         if (strcmp (argv [1], "proof") == 0) {

@@ -2,16 +2,16 @@
     one path, direct to the peer; it exists now so that nat and crypto already ask
     the question that distance-vector routing will answer later. */
 #include "bus_log.h"
-#include "bus_peers.h"
+#include "node_peers.h"
 #include "bus_service.h"
 
-static bus_peers_t *s_peers;
+static node_peers_t *s_peers;
 
 static int
 s_check_config (bus_config_t *config, void *arg)
 {
     //  The router reads the peer list only to refuse questions about unknown peers
-    s_peers = bus_peers_load (config);
+    s_peers = node_peers_load (config);
     return 0;
 }
 
@@ -24,7 +24,7 @@ s_on_route (bus_service_t *svc, bus_envelope_t *env, void *arg)
         bus_service_reply_error (svc, env, 400, "%s", err);
         return;
     }
-    if (!bus_peers_get (s_peers, request.index)) {
+    if (!node_peers_get (s_peers, request.index)) {
         bus_service_reply_error (svc, env, 404, "no peer with index %u", request.index);
         return;
     }
@@ -36,14 +36,14 @@ static int
 s_setup (bus_service_t *svc, void *arg)
 {
     bus_service_handle (svc, "router.route", s_on_route, NULL);
-    bus_info ("routing %u peers directly", bus_peers_count (s_peers));
+    bus_info ("routing %u peers directly", node_peers_count (s_peers));
     return 0;
 }
 
 static void
 s_teardown (bus_service_t *svc, void *arg)
 {
-    bus_peers_destroy (&s_peers);
+    node_peers_destroy (&s_peers);
 }
 
 int
@@ -57,6 +57,6 @@ main (int argc, char **argv)
         .teardown = s_teardown,
     };
     int rc = bus_service_main (&def, argc, argv);
-    bus_peers_destroy (&s_peers);
+    node_peers_destroy (&s_peers);
     return rc;
 }

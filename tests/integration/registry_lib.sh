@@ -1,7 +1,7 @@
 # registry_lib.sh: helpers of the registry integration tests (sourced, not run).
 # A real bifrost-registry on 127.0.0.1 with a temp config, database and run dir;
 # curl for REST, services/registry/ws_client.py for WebSocket events,
-# reg-testclient for key pairs and key proofs (libbus/bus_keyproof).
+# reg-testclient for key pairs and key proofs (libnode/node_keyproof).
 set -u
 T=$(mktemp -d /tmp/registry-test-XXXXXX)
 TESTNO=0

@@ -1,5 +1,5 @@
-/*  bus_peers: parse and look up the static peer list. */
-#include "bus_peers.h"
+/*  node_peers: parse and look up the static peer list. */
+#include "node_peers.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct _bus_peers_t {
-    bus_peer_t *peers;
+struct _node_peers_t {
+    node_peer_t *peers;
     uint32_t count;
 };
 
 static void
-s_mask (bus_prefix_t *p)
+s_mask (node_prefix_t *p)
 {
     int bits = p->family == 4 ? 32 : 128;
     for (int i = 0; i < bits / 8; i++) {
@@ -25,7 +25,7 @@ s_mask (bus_prefix_t *p)
 }
 
 int
-bus_prefix_parse (const char *text, bus_prefix_t *prefix, char *err, size_t errsize)
+node_prefix_parse (const char *text, node_prefix_t *prefix, char *err, size_t errsize)
 {
     memset (prefix, 0, sizeof *prefix);
     char buf [64];
@@ -65,18 +65,18 @@ bus_prefix_parse (const char *text, bus_prefix_t *prefix, char *err, size_t errs
 }
 
 bool
-bus_prefix_contains (const bus_prefix_t *prefix, int family, const uint8_t *addr)
+node_prefix_contains (const node_prefix_t *prefix, int family, const uint8_t *addr)
 {
     if (family != prefix->family)
         return false;
-    bus_prefix_t probe = { .family = prefix->family, .prefix = prefix->prefix };
+    node_prefix_t probe = { .family = prefix->family, .prefix = prefix->prefix };
     memcpy (probe.addr, addr, family == 4 ? 4 : 16);
     s_mask (&probe);
     return memcmp (probe.addr, prefix->addr, family == 4 ? 4 : 16) == 0;
 }
 
 void
-bus_prefix_format (const bus_prefix_t *prefix, char *buf, size_t size)
+node_prefix_format (const node_prefix_t *prefix, char *buf, size_t size)
 {
     char addr [INET6_ADDRSTRLEN];
     inet_ntop (prefix->family == 4 ? AF_INET : AF_INET6, prefix->addr, addr, sizeof addr);
@@ -84,12 +84,12 @@ bus_prefix_format (const bus_prefix_t *prefix, char *buf, size_t size)
 }
 
 static bool
-s_overlap (const bus_prefix_t *a, const bus_prefix_t *b)
+s_overlap (const node_prefix_t *a, const node_prefix_t *b)
 {
     if (a->family != b->family)
         return false;
-    return a->prefix <= b->prefix ? bus_prefix_contains (a, b->family, b->addr)
-                                  : bus_prefix_contains (b, a->family, a->addr);
+    return a->prefix <= b->prefix ? node_prefix_contains (a, b->family, b->addr)
+                                  : node_prefix_contains (b, a->family, a->addr);
 }
 
 //  Same charset as bus names (bus_name_valid), without pulling in the envelope.
@@ -111,7 +111,7 @@ static const char *const s_peer_keys [] = {
 
 //  Reads one peer; false (with errors recorded) when it is unusable.
 static bool
-s_read_peer (bus_peers_t *self, bus_config_t *config, config_setting_t *group, bus_peer_t *peer)
+s_read_peer (node_peers_t *self, bus_config_t *config, config_setting_t *group, node_peer_t *peer)
 {
     size_t errors = bus_config_error_count (config);
     if (!config_setting_is_group (group)) {
@@ -155,10 +155,10 @@ s_read_peer (bus_peers_t *self, bus_config_t *config, config_setting_t *group, b
             char err [120];
             if (!text)
                 continue;
-            if (peer->allowed_count == BUS_PEER_ALLOWED_MAX)
-                bus_config_error (config, item, "at most %d prefixes per peer", BUS_PEER_ALLOWED_MAX);
+            if (peer->allowed_count == NODE_PEER_ALLOWED_MAX)
+                bus_config_error (config, item, "at most %d prefixes per peer", NODE_PEER_ALLOWED_MAX);
             else
-            if (bus_prefix_parse (text, &peer->allowed [peer->allowed_count], err, sizeof err))
+            if (node_prefix_parse (text, &peer->allowed [peer->allowed_count], err, sizeof err))
                 bus_config_error (config, item, "%s", err);
             else
                 peer->allowed_count++;
@@ -178,7 +178,7 @@ s_read_peer (bus_peers_t *self, bus_config_t *config, config_setting_t *group, b
 
     //  Nothing may be ambiguous across peers
     for (uint32_t i = 0; i < self->count; i++) {
-        const bus_peer_t *other = &self->peers [i];
+        const node_peer_t *other = &self->peers [i];
         if (*peer->name && strcmp (other->name, peer->name) == 0)
             bus_config_error (config, name_setting, "peer name '%s' is used twice", peer->name);
         if (*peer->public_key && memcmp (other->key, peer->key, 32) == 0)
@@ -187,17 +187,17 @@ s_read_peer (bus_peers_t *self, bus_config_t *config, config_setting_t *group, b
             for (uint32_t b = 0; b < other->allowed_count; b++)
                 if (s_overlap (&peer->allowed [a], &other->allowed [b])) {
                     char text [64];
-                    bus_prefix_format (&peer->allowed [a], text, sizeof text);
+                    node_prefix_format (&peer->allowed [a], text, sizeof text);
                     bus_config_error (config, allowed, "%s overlaps the allowed_ips of '%s'", text, other->name);
                 }
     }
     return bus_config_error_count (config) == errors;
 }
 
-bus_peers_t *
-bus_peers_load (bus_config_t *config)
+node_peers_t *
+node_peers_load (bus_config_t *config)
 {
-    bus_peers_t *self = (bus_peers_t *) calloc (1, sizeof (bus_peers_t));
+    node_peers_t *self = (node_peers_t *) calloc (1, sizeof (node_peers_t));
     assert (self);
     config_setting_t *list = config ? config_lookup (bus_config_raw (config), "peers") : NULL;
     if (!list)
@@ -207,14 +207,14 @@ bus_peers_load (bus_config_t *config)
         return self;
     }
     int n = config_setting_length (list);
-    if (n > BUS_PEERS_MAX) {
-        bus_config_error (config, list, "at most %d peers", BUS_PEERS_MAX);
-        n = BUS_PEERS_MAX;
+    if (n > NODE_PEERS_MAX) {
+        bus_config_error (config, list, "at most %d peers", NODE_PEERS_MAX);
+        n = NODE_PEERS_MAX;
     }
-    self->peers = (bus_peer_t *) calloc ((size_t) (n ? n : 1), sizeof (bus_peer_t));
+    self->peers = (node_peer_t *) calloc ((size_t) (n ? n : 1), sizeof (node_peer_t));
     assert (self->peers);
     for (int i = 0; i < n; i++) {
-        bus_peer_t *peer = &self->peers [self->count];
+        node_peer_t *peer = &self->peers [self->count];
         memset (peer, 0, sizeof *peer);
         peer->index = self->count;
         if (s_read_peer (self, config, config_setting_get_elem (list, (unsigned) i), peer))
@@ -224,7 +224,7 @@ bus_peers_load (bus_config_t *config)
 }
 
 void
-bus_peers_destroy (bus_peers_t **self_p)
+node_peers_destroy (node_peers_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
@@ -234,16 +234,16 @@ bus_peers_destroy (bus_peers_t **self_p)
     }
 }
 
-uint32_t bus_peers_count (bus_peers_t *self) { return self->count; }
+uint32_t node_peers_count (node_peers_t *self) { return self->count; }
 
-const bus_peer_t *
-bus_peers_get (bus_peers_t *self, uint32_t index)
+const node_peer_t *
+node_peers_get (node_peers_t *self, uint32_t index)
 {
     return index < self->count ? &self->peers [index] : NULL;
 }
 
-const bus_peer_t *
-bus_peers_find_key (bus_peers_t *self, const uint8_t key [32])
+const node_peer_t *
+node_peers_find_key (node_peers_t *self, const uint8_t key [32])
 {
     for (uint32_t i = 0; i < self->count; i++)
         if (sodium_memcmp (self->peers [i].key, key, 32) == 0)
@@ -251,15 +251,15 @@ bus_peers_find_key (bus_peers_t *self, const uint8_t key [32])
     return NULL;
 }
 
-const bus_peer_t *
-bus_peers_route (bus_peers_t *self, int family, const uint8_t *addr)
+const node_peer_t *
+node_peers_route (node_peers_t *self, int family, const uint8_t *addr)
 {
-    const bus_peer_t *best = NULL;
+    const node_peer_t *best = NULL;
     int best_len = -1;
     for (uint32_t i = 0; i < self->count; i++)
         for (uint32_t a = 0; a < self->peers [i].allowed_count; a++) {
-            const bus_prefix_t *p = &self->peers [i].allowed [a];
-            if (p->prefix > best_len && bus_prefix_contains (p, family, addr)) {
+            const node_prefix_t *p = &self->peers [i].allowed [a];
+            if (p->prefix > best_len && node_prefix_contains (p, family, addr)) {
                 best = &self->peers [i];
                 best_len = p->prefix;
             }
@@ -268,18 +268,18 @@ bus_peers_route (bus_peers_t *self, int family, const uint8_t *addr)
 }
 
 void
-bus_peers_test (bool verbose)
+node_peers_test (bool verbose)
 {
     char err [160];
-    bus_prefix_t p;
-    assert (bus_prefix_parse ("10.100.0.2/16", &p, err, sizeof err) == 0);
+    node_prefix_t p;
+    assert (node_prefix_parse ("10.100.0.2/16", &p, err, sizeof err) == 0);
     assert (p.family == 4 && p.prefix == 16 && p.addr [2] == 0 && p.addr [3] == 0);
     uint8_t inside [4] = { 10, 100, 7, 9 }, outside [4] = { 10, 101, 0, 1 };
-    assert (bus_prefix_contains (&p, 4, inside) && !bus_prefix_contains (&p, 4, outside));
-    assert (bus_prefix_parse ("fd00::1", &p, err, sizeof err) == 0 && p.family == 6 && p.prefix == 128);
+    assert (node_prefix_contains (&p, 4, inside) && !node_prefix_contains (&p, 4, outside));
+    assert (node_prefix_parse ("fd00::1", &p, err, sizeof err) == 0 && p.family == 6 && p.prefix == 128);
     const char *bad [] = { "10.1.2.3/33", "10.1.2.3/", "10.1.2/24", "fd00::/129", "", "x/8", "10.0.0.1/-1" };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
-        assert (bus_prefix_parse (bad [i], &p, err, sizeof err) == -1 && *err);
+        assert (node_prefix_parse (bad [i], &p, err, sizeof err) == -1 && *err);
 
     uint8_t pk [32], sk [32];
     crypto_box_keypair (pk, sk);
@@ -296,14 +296,14 @@ bus_peers_test (bool verbose)
         ");\n", b64, b64b);
     bus_config_t *config = bus_config_load_string (text, "good.cfg", err, sizeof err);
     assert (config);
-    bus_peers_t *peers = bus_peers_load (config);
+    node_peers_t *peers = node_peers_load (config);
     assert (bus_config_error_count (config) == 0);
-    assert (bus_peers_count (peers) == 2);
-    const bus_peer_t *b = bus_peers_get (peers, 0);
+    assert (node_peers_count (peers) == 2);
+    const node_peer_t *b = node_peers_get (peers, 0);
     assert (strcmp (b->name, "b") == 0 && b->direct && b->index == 0);
-    assert (bus_peers_find_key (peers, pk) == bus_peers_get (peers, 1));
+    assert (node_peers_find_key (peers, pk) == node_peers_get (peers, 1));
     uint8_t to_b [4] = { 10, 100, 0, 2 }, nowhere [4] = { 10, 1, 1, 1 };
-    bus_peers_destroy (&peers);
+    node_peers_destroy (&peers);
     bus_config_destroy (&config);
 
     //  Overlap, duplicate name, bad key, direct without endpoint, unknown key: all
@@ -316,12 +316,12 @@ bus_peers_test (bool verbose)
         ");\n", b64, b64b);
     config = bus_config_load_string (text, "bad.cfg", err, sizeof err);
     assert (config);
-    peers = bus_peers_load (config);
+    peers = node_peers_load (config);
     if (verbose)
         bus_config_report (config, stdout);
     assert (bus_config_error_count (config) >= 5);
-    assert (bus_peers_count (peers) == 1);
-    bus_peers_destroy (&peers);
+    assert (node_peers_count (peers) == 1);
+    node_peers_destroy (&peers);
     bus_config_destroy (&config);
 
     //  Routing: longest prefix wins
@@ -331,16 +331,16 @@ bus_peers_test (bool verbose)
         "  { name = \"c\"; public_key = \"%s\"; allowed_ips = [\"10.100.1.0/24\"]; }\n"
         ");\n", b64, b64b);
     config = bus_config_load_string (text, "route.cfg", err, sizeof err);
-    peers = bus_peers_load (config);
+    peers = node_peers_load (config);
     assert (bus_config_error_count (config) == 0);
     uint8_t in_c [4] = { 10, 100, 1, 77 };
-    assert (bus_peers_route (peers, 4, to_b) == bus_peers_get (peers, 0));
-    assert (bus_peers_route (peers, 4, in_c) == bus_peers_get (peers, 1));
-    assert (bus_peers_route (peers, 4, nowhere) == NULL);
-    bus_peers_destroy (&peers);
+    assert (node_peers_route (peers, 4, to_b) == node_peers_get (peers, 0));
+    assert (node_peers_route (peers, 4, in_c) == node_peers_get (peers, 1));
+    assert (node_peers_route (peers, 4, nowhere) == NULL);
+    node_peers_destroy (&peers);
     bus_config_destroy (&config);
     //  No config, no peers
-    peers = bus_peers_load (NULL);
-    assert (bus_peers_count (peers) == 0);
-    bus_peers_destroy (&peers);
+    peers = node_peers_load (NULL);
+    assert (node_peers_count (peers) == 0);
+    node_peers_destroy (&peers);
 }

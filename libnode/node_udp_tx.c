@@ -1,5 +1,5 @@
-/*  bus_udp_tx: batched UDP sends with GSO (why: bus_udp_tx.h). */
-#include "bus_udp_tx.h"
+/*  node_udp_tx: batched UDP sends with GSO (why: node_udp_tx.h). */
+#include "node_udp_tx.h"
 
 #include <czmq.h>
 
@@ -25,22 +25,22 @@ typedef union {
     struct cmsghdr align;
 } s_ctrl_t;
 
-struct _bus_udp_tx_t {
+struct _node_udp_tx_t {
     int fd;
     bool gso;                           //  the socket takes UDP_SEGMENT (and we want it)
     bool single;
-    struct mmsghdr msgs [BUS_UDP_TX_BATCH];
-    struct iovec iov [BUS_UDP_TX_BATCH];
-    s_ctrl_t ctrl [BUS_UDP_TX_BATCH];
-    size_t count [BUS_UDP_TX_BATCH];    //  datagrams in each message (GSO: several)
-    size_t bytes [BUS_UDP_TX_BATCH];
-    bus_udp_tx_stats_t stats;
+    struct mmsghdr msgs [NODE_UDP_TX_BATCH];
+    struct iovec iov [NODE_UDP_TX_BATCH];
+    s_ctrl_t ctrl [NODE_UDP_TX_BATCH];
+    size_t count [NODE_UDP_TX_BATCH];    //  datagrams in each message (GSO: several)
+    size_t bytes [NODE_UDP_TX_BATCH];
+    node_udp_tx_stats_t stats;
 };
 
-bus_udp_tx_t *
-bus_udp_tx_new (int fd, bool gso)
+node_udp_tx_t *
+node_udp_tx_new (int fd, bool gso)
 {
-    bus_udp_tx_t *self = (bus_udp_tx_t *) calloc (1, sizeof *self);
+    node_udp_tx_t *self = (node_udp_tx_t *) calloc (1, sizeof *self);
     assert (self);
     self->fd = fd;
     //  GSO is there when the option can be read (Linux 4.18 and later, UDP only)
@@ -53,7 +53,7 @@ bus_udp_tx_new (int fd, bool gso)
 }
 
 void
-bus_udp_tx_destroy (bus_udp_tx_t **self_p)
+node_udp_tx_destroy (node_udp_tx_t **self_p)
 {
     if (self_p && *self_p) {
         free (*self_p);
@@ -61,9 +61,9 @@ bus_udp_tx_destroy (bus_udp_tx_t **self_p)
     }
 }
 
-void bus_udp_tx_set_single (bus_udp_tx_t *self, bool single) { self->single = single; }
-bool bus_udp_tx_gso (bus_udp_tx_t *self) { return self->gso && !self->single; }
-const bus_udp_tx_stats_t *bus_udp_tx_stats (bus_udp_tx_t *self) { return &self->stats; }
+void node_udp_tx_set_single (node_udp_tx_t *self, bool single) { self->single = single; }
+bool node_udp_tx_gso (node_udp_tx_t *self) { return self->gso && !self->single; }
+const node_udp_tx_stats_t *node_udp_tx_stats (node_udp_tx_t *self) { return &self->stats; }
 
 //  Same destination, by what the kernel routes on: family, port, address and (IPv6)
 //  scope id. Padding and flowinfo are ignored, so callers need not zero them.
@@ -94,7 +94,7 @@ s_would_block (int e)
 
 //  One datagram, one syscall: the measurement baseline and the GSO fallback.
 static bool
-s_send_one (bus_udp_tx_t *self, const void *to, socklen_t to_len, const void *data, size_t size)
+s_send_one (node_udp_tx_t *self, const void *to, socklen_t to_len, const void *data, size_t size)
 {
     ssize_t r = sendto (self->fd, data, size, 0, (const struct sockaddr *) to, to_len);
     self->stats.send_calls++;
@@ -110,15 +110,15 @@ s_send_one (bus_udp_tx_t *self, const void *to, socklen_t to_len, const void *da
     return true;
 }
 
-//  Builds at most BUS_UDP_TX_BATCH messages (of BUS_UDP_TX_BATCH datagrams in all)
+//  Builds at most NODE_UDP_TX_BATCH messages (of NODE_UDP_TX_BATCH datagrams in all)
 //  from dgrams [*next...]; with GSO a run of datagrams to one destination, all of
 //  one size but a shorter last one, shares a message. Datagrams without a
 //  destination are counted as errors and skipped.
 static size_t
-s_build (bus_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count, size_t *next)
+s_build (node_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count, size_t *next)
 {
     size_t nmsg = 0, niov = 0, i = *next;
-    while (i < count && nmsg < BUS_UDP_TX_BATCH && niov < BUS_UDP_TX_BATCH) {
+    while (i < count && nmsg < NODE_UDP_TX_BATCH && niov < NODE_UDP_TX_BATCH) {
         const bus_udp_dgram_t *first = &dgrams [i++];
         if (!first->to) {
             self->stats.send_errors++;
@@ -131,10 +131,10 @@ s_build (bus_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count, size_t
         hdr->msg_iov = &self->iov [niov];
         self->iov [niov++] = (struct iovec) { (void *) first->data, first->size };
         size_t segs = 1, bytes = first->size;
-        while (self->gso && first->size > 0 && i < count && niov < BUS_UDP_TX_BATCH
-           &&  segs < BUS_UDP_TX_GSO_MAX_SEGS
+        while (self->gso && first->size > 0 && i < count && niov < NODE_UDP_TX_BATCH
+           &&  segs < NODE_UDP_TX_GSO_MAX_SEGS
            &&  dgrams [i].size > 0 && dgrams [i].size <= first->size
-           &&  bytes + dgrams [i].size <= BUS_UDP_TX_GSO_MAX_BYTES
+           &&  bytes + dgrams [i].size <= NODE_UDP_TX_GSO_MAX_BYTES
            &&  s_same_dest (&dgrams [i], first)) {
             self->iov [niov++] = (struct iovec) { (void *) dgrams [i].data, dgrams [i].size };
             segs++;
@@ -162,7 +162,7 @@ s_build (bus_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count, size_t
 }
 
 size_t
-bus_udp_tx_send (bus_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count)
+node_udp_tx_send (node_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count)
 {
     assert (self);
     uint64_t before = self->stats.dgrams_out;
@@ -275,7 +275,7 @@ s_expect (int fd, size_t want, uint32_t stream, const size_t *sizes, bool one_si
 static void
 s_test_runs (int fd, const struct sockaddr_in *d1, const struct sockaddr_in *d2)
 {
-    bus_udp_tx_t *self = bus_udp_tx_new (fd, false);
+    node_udp_tx_t *self = node_udp_tx_new (fd, false);
     self->gso = true;                   //  whatever the kernel says: only building
     static uint8_t data [1400];
     bus_udp_dgram_t dg [100];
@@ -340,26 +340,26 @@ s_test_runs (int fd, const struct sockaddr_in *d1, const struct sockaddr_in *d2)
     next = 0;
     assert (s_build (self, dg, 3, &next) == 3);
 #undef S_DG
-    bus_udp_tx_destroy (&self);
+    node_udp_tx_destroy (&self);
 }
 
 void
-bus_udp_tx_test (bool verbose)
+node_udp_tx_test (bool verbose)
 {
-    printf (" * bus_udp_tx: ");
+    printf (" * node_udp_tx: ");
     struct sockaddr_in n1, n2, ns;
     int r1 = s_udp_socket (&n1), r2 = s_udp_socket (&n2), s = s_udp_socket (&ns);
     const struct sockaddr *to1 = (const struct sockaddr *) &n1, *to2 = (const struct sockaddr *) &n2;
     socklen_t len = sizeof n1;
     s_test_runs (s, &n1, &n2);
 
-    bus_udp_tx_t *tx = bus_udp_tx_new (s, true);
+    node_udp_tx_t *tx = node_udp_tx_new (s, true);
     assert (tx);
-    bool gso = bus_udp_tx_gso (tx);
+    bool gso = node_udp_tx_gso (tx);
     if (verbose)
         printf ("gso %s, ", gso ? "yes" : "no");
-    static uint8_t bufs [BUS_UDP_TX_BATCH][1400];
-    bus_udp_dgram_t dg [BUS_UDP_TX_BATCH];
+    static uint8_t bufs [NODE_UDP_TX_BATCH][1400];
+    bus_udp_dgram_t dg [NODE_UDP_TX_BATCH];
 
     //  64 equal datagrams to one receiver: one syscall (one GSO message), and
     //  they arrive as 64 intact datagrams, in order
@@ -367,8 +367,8 @@ bus_udp_tx_test (bool verbose)
         s_fill (bufs [i], 1000, i);
         dg [i] = (bus_udp_dgram_t) { bufs [i], 1000, to1, len };
     }
-    assert (bus_udp_tx_send (tx, dg, 64) == 64);
-    const bus_udp_tx_stats_t *st = bus_udp_tx_stats (tx);
+    assert (node_udp_tx_send (tx, dg, 64) == 64);
+    const node_udp_tx_stats_t *st = node_udp_tx_stats (tx);
     assert (st->send_calls == 1 && st->dgrams_out == 64 && st->bytes_out == 64000);
     assert (s_expect (r1, 64, 0, (size_t []) { 1000 }, true) == 64);
 
@@ -379,7 +379,7 @@ bus_udp_tx_test (bool verbose)
         s_fill (bufs [i], 500, (uint32_t) (d + 1) << 16 | seq [d]++);
         dg [i] = (bus_udp_dgram_t) { bufs [i], 500, d ? to2 : to1, len };
     }
-    assert (bus_udp_tx_send (tx, dg, 64) == 64);
+    assert (node_udp_tx_send (tx, dg, 64) == 64);
     assert (s_expect (r1, seq [0], 1, (size_t []) { 500 }, true) == seq [0]);
     assert (s_expect (r2, seq [1], 2, (size_t []) { 500 }, true) == seq [1]);
 
@@ -390,23 +390,23 @@ bus_udp_tx_test (bool verbose)
         dg [i] = (bus_udp_dgram_t) { bufs [i], sizes [i], to1, len };
     }
     uint64_t calls = st->send_calls;
-    assert (bus_udp_tx_send (tx, dg, 5) == 5);
+    assert (node_udp_tx_send (tx, dg, 5) == 5);
     assert (st->send_calls == calls + 1);
     assert (s_expect (r1, 5, 3, sizes, false) == 5);
 
     //  Single mode: one sendto per datagram, no GSO
-    bus_udp_tx_set_single (tx, true);
-    assert (!bus_udp_tx_gso (tx));
+    node_udp_tx_set_single (tx, true);
+    assert (!node_udp_tx_gso (tx));
     for (uint32_t i = 0; i < 10; i++) {
         s_fill (bufs [i], 200, 4 << 16 | i);
         dg [i] = (bus_udp_dgram_t) { bufs [i], 200, to2, len };
     }
     calls = st->send_calls;
-    assert (bus_udp_tx_send (tx, dg, 10) == 10);
+    assert (node_udp_tx_send (tx, dg, 10) == 10);
     assert (st->send_calls == calls + 10);
     assert (s_expect (r2, 10, 4, (size_t []) { 200 }, true) == 10);
-    bus_udp_tx_set_single (tx, false);
-    assert (bus_udp_tx_gso (tx) == gso);
+    node_udp_tx_set_single (tx, false);
+    assert (node_udp_tx_gso (tx) == gso);
 
     //  A destination of the wrong family, or none: counted, the rest still goes
     struct sockaddr_in6 v6 = { .sin6_family = AF_INET6, .sin6_port = n1.sin_port };
@@ -419,28 +419,28 @@ bus_udp_tx_test (bool verbose)
     dg [3] = (bus_udp_dgram_t) { bufs [3], 100, NULL, 0 };
     dg [4] = (bus_udp_dgram_t) { bufs [2], 100, to1, len };
     uint64_t errors = st->send_errors;
-    assert (bus_udp_tx_send (tx, dg, 5) == 3);
+    assert (node_udp_tx_send (tx, dg, 5) == 3);
     assert (st->send_errors == errors + 2 && st->send_dropped == 0);
     assert (s_expect (r1, 3, 5, (size_t []) { 100 }, true) == 3);
-    bus_udp_tx_destroy (&tx);
+    node_udp_tx_destroy (&tx);
     assert (tx == NULL);
 
     //  A GSO message the kernel refuses (here: EINVAL, checksums turned off) goes
     //  out one datagram at a time
     int one = 1;
-    tx = bus_udp_tx_new (s, true);
+    tx = node_udp_tx_new (s, true);
     if (gso && setsockopt (s, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) == 0) {
         for (uint32_t i = 0; i < 8; i++) {
             s_fill (bufs [i], 500, 6 << 16 | i);
             dg [i] = (bus_udp_dgram_t) { bufs [i], 500, to2, len };
         }
-        assert (bus_udp_tx_send (tx, dg, 8) == 8);
-        assert (bus_udp_tx_stats (tx)->send_calls == 1 + 8);
+        assert (node_udp_tx_send (tx, dg, 8) == 8);
+        assert (node_udp_tx_stats (tx)->send_calls == 1 + 8);
         assert (s_expect (r2, 8, 6, (size_t []) { 500 }, true) == 8);
         if (verbose)
             printf ("gso fallback ok, ");
     }
-    bus_udp_tx_destroy (&tx);
+    node_udp_tx_destroy (&tx);
 
     //  A full send buffer drops the rest of the call and never blocks. Loopback
     //  UDP never fills one (lo frees each datagram as it passes), so a Unix
@@ -449,21 +449,21 @@ bus_udp_tx_test (bool verbose)
     int ux_tx = socket (AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     assert (ux_rx >= 0 && ux_tx >= 0);
     struct sockaddr_un un = { .sun_family = AF_UNIX };
-    int name_len = snprintf (un.sun_path + 1, sizeof un.sun_path - 1, "bus_udp_tx_test.%d", (int) getpid ());
+    int name_len = snprintf (un.sun_path + 1, sizeof un.sun_path - 1, "node_udp_tx_test.%d", (int) getpid ());
     socklen_t un_len = (socklen_t) (offsetof (struct sockaddr_un, sun_path) + 1 + (size_t) name_len);
     assert (bind (ux_rx, (struct sockaddr *) &un, un_len) == 0);
-    tx = bus_udp_tx_new (ux_tx, true);
-    assert (!bus_udp_tx_gso (tx));      //  not a UDP socket
+    tx = node_udp_tx_new (ux_tx, true);
+    assert (!node_udp_tx_gso (tx));      //  not a UDP socket
     for (size_t i = 0; i < 64; i++)
         dg [i] = (bus_udp_dgram_t) { bufs [i], 1400, (struct sockaddr *) &un, un_len };
-    size_t sent = bus_udp_tx_send (tx, dg, 64);
-    st = bus_udp_tx_stats (tx);
+    size_t sent = node_udp_tx_send (tx, dg, 64);
+    st = node_udp_tx_stats (tx);
     assert (sent > 0 && sent < 64);
     assert (st->dgrams_out == sent && st->send_dropped == 64 - sent && st->send_errors == 0);
-    assert (bus_udp_tx_send (tx, dg, 64) == 0 && st->send_dropped == 128 - sent);
+    assert (node_udp_tx_send (tx, dg, 64) == 0 && st->send_dropped == 128 - sent);
     if (verbose)
         printf ("%zu of 64 before the buffer was full, ", sent);
-    bus_udp_tx_destroy (&tx);
+    node_udp_tx_destroy (&tx);
     close (ux_rx);
     close (ux_tx);
 

@@ -1,6 +1,6 @@
-/*  bus_udp_tx: the sending half of a node's UDP socket, in batches. A syscall per
+/*  node_udp_tx: the sending half of a node's UDP socket, in batches. A syscall per
     datagram is what caps most VPNs on small machines, so datagrams leave with
-    sendmmsg (up to BUS_UDP_TX_BATCH messages per call) through buffers allocated
+    sendmmsg (up to NODE_UDP_TX_BATCH messages per call) through buffers allocated
     once, and where the kernel supports it a run of equal-size datagrams to one
     destination leaves as one UDP GSO message (UDP_SEGMENT) that the kernel splits.
 
@@ -9,8 +9,8 @@
     and error handling, so that logic lives here, once. The object does not own
     the descriptor and never blocks: on a non-blocking socket a full send buffer
     drops the rest of the call and counts it. */
-#ifndef BUS_UDP_TX_H_INCLUDED
-#define BUS_UDP_TX_H_INCLUDED
+#ifndef NODE_UDP_TX_H_INCLUDED
+#define NODE_UDP_TX_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,9 +21,9 @@
 extern "C" {
 #endif
 
-#define BUS_UDP_TX_BATCH          64    //  messages (and datagrams) per sendmmsg
-#define BUS_UDP_TX_GSO_MAX_SEGS   64    //  UDP_MAX_SEGMENTS on older kernels
-#define BUS_UDP_TX_GSO_MAX_BYTES  65000 //  under the 65507-byte UDP payload limit
+#define NODE_UDP_TX_BATCH          64    //  messages (and datagrams) per sendmmsg
+#define NODE_UDP_TX_GSO_MAX_SEGS   64    //  UDP_MAX_SEGMENTS on older kernels
+#define NODE_UDP_TX_GSO_MAX_BYTES  65000 //  under the 65507-byte UDP payload limit
 
 //  One datagram to send. to is in the socket's own family (for a dual-stack
 //  AF_INET6 socket an IPv4 peer is v4-mapped); NULL when the caller has no way
@@ -42,32 +42,32 @@ typedef struct {
     uint64_t send_errors;       //  refused by the kernel (unreachable, family), or no destination
     uint64_t send_dropped;      //  dropped because the send buffer was full
     uint64_t send_calls;        //  syscalls, to see the batching at work
-} bus_udp_tx_stats_t;
+} node_udp_tx_stats_t;
 
-typedef struct _bus_udp_tx_t bus_udp_tx_t;
+typedef struct _node_udp_tx_t node_udp_tx_t;
 
 //  Sends on fd (not owned, never closed here). gso: use UDP_SEGMENT when the
 //  socket supports it (probed once, here).
-bus_udp_tx_t *bus_udp_tx_new (int fd, bool gso);
-void bus_udp_tx_destroy (bus_udp_tx_t **self_p);
+node_udp_tx_t *node_udp_tx_new (int fd, bool gso);
+void node_udp_tx_destroy (node_udp_tx_t **self_p);
 
 //  One sendto per datagram, no batching and no GSO: the baseline for
 //  measurements (nat's "single" mode).
-void bus_udp_tx_set_single (bus_udp_tx_t *self, bool single);
+void node_udp_tx_set_single (node_udp_tx_t *self, bool single);
 
 //  Whether GSO is in use: asked for, supported by the socket, not single.
-bool bus_udp_tx_gso (bus_udp_tx_t *self);
+bool node_udp_tx_gso (node_udp_tx_t *self);
 
 //  Sends count datagrams, in order. Returns how many the kernel took; every
 //  other one is counted, in send_errors or send_dropped. A full send buffer
 //  (EAGAIN, ENOBUFS) drops the rest of the call; a GSO message the kernel
 //  refuses (EINVAL, EIO: path MTU, no checksum offload) is sent one by one.
-size_t bus_udp_tx_send (bus_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count);
+size_t node_udp_tx_send (node_udp_tx_t *self, const bus_udp_dgram_t *dgrams, size_t count);
 
-//  Counters since bus_udp_tx_new; the pointer stays valid and current.
-const bus_udp_tx_stats_t *bus_udp_tx_stats (bus_udp_tx_t *self);
+//  Counters since node_udp_tx_new; the pointer stays valid and current.
+const node_udp_tx_stats_t *node_udp_tx_stats (node_udp_tx_t *self);
 
-void bus_udp_tx_test (bool verbose);
+void node_udp_tx_test (bool verbose);
 
 #ifdef __cplusplus
 }
