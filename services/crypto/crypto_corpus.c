@@ -45,7 +45,7 @@ main (int argc, char **argv)
 
     //  Handshake: the valid initiation and response, and damaged variants
     crypto_identity_t *ini = crypto_fuzz_identity (0x10), *res = crypto_fuzz_identity (0x50);
-    uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE], m2 [CRYPTO_WIRE_RESPONSE_SIZE];
+    uint8_t m1 [WIRE_INITIATION_SIZE], m2 [WIRE_RESPONSE_SIZE];
     crypto_noise_t *i = crypto_fuzz_initiator (ini, res, m1);
     crypto_noise_t *r = crypto_noise_new_responder (res, NULL);
     crypto_fuzz_responder_ephemeral (r);
@@ -67,7 +67,7 @@ main (int argc, char **argv)
     const size_t spots [] = { 0, 2, 5, 9, 45, 90, 120, 140 };
     for (size_t s = 0; s < sizeof spots / sizeof spots [0]; s++) {
         char name [64];
-        uint8_t copy [CRYPTO_WIRE_INITIATION_SIZE];
+        uint8_t copy [WIRE_INITIATION_SIZE];
         memcpy (copy, m1, sizeof m1);
         copy [spots [s]] ^= 0x04;
         snprintf (name, sizeof name, "initiation-flip-%zu", spots [s]);
@@ -91,7 +91,7 @@ main (int argc, char **argv)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes [0]; s++) {
         size_t len = sizes [s];
         memset (buf, 0, sizeof buf);
-        uint8_t *p = buf + CRYPTO_WIRE_DATA_HEADER;
+        uint8_t *p = buf + WIRE_DATA_HEADER;
         if (len >= 20 && len < 40) {
             p [0] = 0x45;
             p [12] = 10; p [13] = 100; p [14] = 0; p [15] = (uint8_t) (s % 2 ? 1 : 9);

@@ -19,7 +19,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     nat_demux_type_t type = nat_demux_classify (demux, data, size, &receiver);
     //  What passes must have the shape crypto relies on
     if (type != NAT_DEMUX_DROP) {
-        assert (size >= NAT_WIRE_MIN_DATA && data [0] == type);
+        assert (size >= WIRE_DATA_SIZE && data [0] == type);
         assert (data [1] == 0 && data [2] == 0 && data [3] == 0);
     }
     //  The same bytes as endpoint text (NUL-terminated copy)
