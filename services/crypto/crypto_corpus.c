@@ -2,6 +2,7 @@
     (valid messages under the fixed fuzz keys, plus a few broken ones).
     Usage: crypto_corpus DIR   (writes DIR/fuzz_handshake/ and DIR/fuzz_data/) */
 #include "crypto_fuzz.h"
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,36 @@ main (int argc, char **argv)
             s_write (hs, name, 3, copy, sizeof m2);
         }
     }
+    //  The last byte of every field schemas/wire.def declares for the two
+    //  handshake messages, flipped: each field's end is where an off-by-one in
+    //  the codec would show
+    static const struct { const char *msg, *field; size_t offset, size; } fields [] = {
+#define BIFROST_WIRE_MESSAGE(id, type, size, title, doc)
+#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)  { #msg, #id, offset, size },
+#define BIFROST_WIRE_CONST(id, value, doc)
+#include "schemas/wire.def"
+#undef BIFROST_WIRE_MESSAGE
+#undef BIFROST_WIRE_FIELD
+#undef BIFROST_WIRE_CONST
+    };
+    for (size_t f = 0; f < sizeof fields / sizeof fields [0]; f++) {
+        bool is_init = strcmp (fields [f].msg, "INITIATION") == 0;
+        if ((!is_init && strcmp (fields [f].msg, "RESPONSE")) || fields [f].size == 0)
+            continue;
+        uint8_t copy [WIRE_INITIATION_SIZE];
+        size_t size = is_init ? sizeof m1 : sizeof m2;
+        memcpy (copy, is_init ? m1 : m2, size);
+        copy [fields [f].offset + fields [f].size - 1] ^= 0x01;
+        char name [64];
+        snprintf (name, sizeof name, "%s-end-of-%s", is_init ? "initiation" : "response", fields [f].field);
+        for (char *c = name; *c; c++)
+            *c = *c == '_' ? '-' : (char) tolower ((unsigned char) *c);
+        s_write (hs, name, is_init ? 0 : 1, copy, size);
+    }
+    //  A cookie reply (shaped as nat lets it through): crypto must refuse it in both roles
+    uint8_t cookie [WIRE_COOKIE_SIZE] = { WIRE_COOKIE };
+    s_write (hs, "cookie-as-initiation", 0, cookie, sizeof cookie);
+    s_write (hs, "cookie-as-response", 1, cookie, sizeof cookie);
     crypto_noise_destroy (&i);
     crypto_noise_destroy (&r);
 
