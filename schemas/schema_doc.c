@@ -20,47 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct {
-    const char *id;
-    int type;
-    int size;
-    const char *title;
-    const char *doc;
-} s_message_t;
-
-typedef struct {
-    const char *message;
-    const char *id;
-    int offset;
-    int size;
-    const char *doc;
-} s_field_t;
-
-#define BIFROST_WIRE_MESSAGE(id, type, size, title, doc)    { #id, type, size, title, doc },
-#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)
-#define BIFROST_WIRE_CONST(id, value, doc)
-static const s_message_t s_messages [] = {
-#include "wire.def"
-};
-#undef BIFROST_WIRE_MESSAGE
-#undef BIFROST_WIRE_FIELD
-#define BIFROST_WIRE_MESSAGE(id, type, size, title, doc)
-#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)      { #msg, #id, offset, size, doc },
-static const s_field_t s_fields [] = {
-#include "wire.def"
-};
-#undef BIFROST_WIRE_FIELD
-#undef BIFROST_WIRE_CONST
-#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)
-#define BIFROST_WIRE_CONST(id, value, doc)                  { NULL, #id, value, 0, doc },
-static const s_field_t s_consts [] = {
-#include "wire.def"
-};
-#undef BIFROST_WIRE_MESSAGE
-#undef BIFROST_WIRE_FIELD
-#undef BIFROST_WIRE_CONST
-
-#define S_COUNT(a) (sizeof (a) / sizeof ((a) [0]))
 #define S_NAME_MAX 64
 
 //  "ENCRYPTED_STATIC" -> "encrypted_static"; "DEV_CRYPTO" -> "dev-crypto" with dash
@@ -90,32 +49,32 @@ s_doc_ok (const char *where, const char *id, const char *doc)
 static void
 s_check_wire (void)
 {
-    for (size_t m = 0; m < S_COUNT (s_messages); m++) {
-        const s_message_t *msg = &s_messages [m];
+    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
+        const wire_decl_t *msg = &wire_messages [m];
         s_doc_ok ("wire.def message", msg->id, msg->doc);
         s_doc_ok ("wire.def message", msg->id, msg->title);
         for (size_t o = 0; o < m; o++)
-            if (s_messages [o].type == msg->type) {
+            if (wire_messages [o].value == msg->value) {
                 fprintf (stderr, "schema-doc: wire.def: %s and %s share type %d\n",
-                         s_messages [o].id, msg->id, msg->type);
+                         wire_messages [o].id, msg->id, msg->value);
                 s_errors++;
             }
         int end = 0, fields = 0, variable = 0;
-        for (size_t f = 0; f < S_COUNT (s_fields); f++) {
-            const s_field_t *field = &s_fields [f];
+        for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+            const wire_decl_t *field = &wire_fields [f];
             if (strcmp (field->message, msg->id))
                 continue;
             s_doc_ok ("wire.def field", field->id, field->doc);
-            if (field->offset != end) {
+            if (field->value != end) {
                 fprintf (stderr, "schema-doc: wire.def: %s.%s is at offset %d, the field before ends at %d\n",
-                         msg->id, field->id, field->offset, end);
+                         msg->id, field->id, field->value, end);
                 s_errors++;
             }
             if (field->size == 0 && variable++) {
                 fprintf (stderr, "schema-doc: wire.def: %s has more than one field of variable length\n", msg->id);
                 s_errors++;
             }
-            end = field->offset + field->size;
+            end = field->value + field->size;
             fields++;
         }
         if (fields == 0 || end != msg->size) {
@@ -124,18 +83,18 @@ s_check_wire (void)
             s_errors++;
         }
     }
-    for (size_t f = 0; f < S_COUNT (s_fields); f++) {
+    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
         bool known = false;
-        for (size_t m = 0; m < S_COUNT (s_messages); m++)
-            known |= strcmp (s_fields [f].message, s_messages [m].id) == 0;
+        for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++)
+            known |= strcmp (wire_fields [f].message, wire_messages [m].id) == 0;
         if (!known) {
             fprintf (stderr, "schema-doc: wire.def: field %s of unknown message %s\n",
-                     s_fields [f].id, s_fields [f].message);
+                     wire_fields [f].id, wire_fields [f].message);
             s_errors++;
         }
     }
-    for (size_t c = 0; c < S_COUNT (s_consts); c++)
-        s_doc_ok ("wire.def constant", s_consts [c].id, s_consts [c].doc);
+    for (size_t c = 0; c < WIRE_COUNT (wire_consts); c++)
+        s_doc_ok ("wire.def constant", wire_consts [c].id, wire_consts [c].doc);
 }
 
 static void
@@ -154,8 +113,8 @@ s_end (const char *block)
 static bool
 s_variable (const char *message)
 {
-    for (size_t f = 0; f < S_COUNT (s_fields); f++)
-        if (strcmp (s_fields [f].message, message) == 0 && s_fields [f].size == 0)
+    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++)
+        if (strcmp (wire_fields [f].message, message) == 0 && wire_fields [f].size == 0)
             return true;
     return false;
 }
@@ -166,33 +125,33 @@ s_wire_markdown (void)
     char name [S_NAME_MAX];
     s_begin ("wire", "wire.def");
     printf ("| type | message | bytes | what |\n|---:|---|---:|---|\n");
-    for (size_t m = 0; m < S_COUNT (s_messages); m++) {
-        const s_message_t *msg = &s_messages [m];
-        printf ("| %d | %s | %d%s | %s |\n", msg->type, msg->title, msg->size,
+    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
+        const wire_decl_t *msg = &wire_messages [m];
+        printf ("| %d | %s | %d%s | %s |\n", msg->value, msg->title, msg->size,
                 s_variable (msg->id) ? " + n" : "", msg->doc);
     }
     printf ("\n| constant | value | meaning |\n|---|---:|---|\n");
-    for (size_t c = 0; c < S_COUNT (s_consts); c++)
-        printf ("| `%s` | %d | %s |\n", s_lower (s_consts [c].id, 0, name), s_consts [c].offset, s_consts [c].doc);
+    for (size_t c = 0; c < WIRE_COUNT (wire_consts); c++)
+        printf ("| `%s` | %d | %s |\n", s_lower (wire_consts [c].id, 0, name), wire_consts [c].value, wire_consts [c].doc);
     s_end ("wire");
 
-    for (size_t m = 0; m < S_COUNT (s_messages); m++) {
-        const s_message_t *msg = &s_messages [m];
+    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
+        const wire_decl_t *msg = &wire_messages [m];
         char block [S_NAME_MAX + 8];
         snprintf (block, sizeof block, "wire-%s", s_lower (msg->id, '-', name));
         printf ("\n");
         s_begin (block, "wire.def");
-        printf ("## %s (type %d), %d%s bytes\n\n", msg->title, msg->type, msg->size,
+        printf ("## %s (type %d), %d%s bytes\n\n", msg->title, msg->value, msg->size,
                 s_variable (msg->id) ? " + n" : "");
         printf ("| offset | size | field | meaning |\n|---:|---:|---|---|\n");
         bool after = false;         //  past the variable part: offsets count from its end
-        for (size_t f = 0; f < S_COUNT (s_fields); f++) {
-            const s_field_t *field = &s_fields [f];
+        for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+            const wire_decl_t *field = &wire_fields [f];
             if (strcmp (field->message, msg->id))
                 continue;
             char size [16];
             snprintf (size, sizeof size, "%d", field->size);
-            printf ("| %d%s | %s | %s | %s |\n", field->offset, after ? " + n" : "",
+            printf ("| %d%s | %s | %s | %s |\n", field->value, after ? " + n" : "",
                     field->size ? size : "n", s_lower (field->id, 0, name), field->doc);
             after |= field->size == 0;
         }

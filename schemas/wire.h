@@ -42,4 +42,41 @@ enum {
 #undef BIFROST_WIRE_FIELD
 #undef BIFROST_WIRE_CONST
 
+//  The declarations as tables, for what walks all of them (schema-doc renders
+//  and checks them, crypto_corpus writes a fuzz seed per field): static const
+//  data that a program which does not use it does not keep.
+typedef struct {
+    const char *id;         //  "INITIATION"; for a field "SENDER_INDEX", for a constant "KEY_SIZE"
+    const char *message;    //  fields: the message's id; NULL otherwise
+    int value;              //  message: type byte; field: offset; constant: value
+    int size;               //  message: size (minimum); field: size, 0 = variable
+    const char *title;      //  message: title of its section in the docs; NULL otherwise
+    const char *doc;
+} wire_decl_t;
+
+#define BIFROST_WIRE_MESSAGE(id, type, size, title, doc)    { #id, NULL, type, size, title, doc },
+#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)
+#define BIFROST_WIRE_CONST(id, value, doc)
+static const wire_decl_t wire_messages [] = {
+#include "wire.def"
+};
+#undef BIFROST_WIRE_MESSAGE
+#undef BIFROST_WIRE_FIELD
+#define BIFROST_WIRE_MESSAGE(id, type, size, title, doc)
+#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)      { #id, #msg, offset, size, NULL, doc },
+static const wire_decl_t wire_fields [] = {
+#include "wire.def"
+};
+#undef BIFROST_WIRE_FIELD
+#undef BIFROST_WIRE_CONST
+#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)
+#define BIFROST_WIRE_CONST(id, value, doc)                  { #id, NULL, value, 0, NULL, doc },
+static const wire_decl_t wire_consts [] = {
+#include "wire.def"
+};
+#undef BIFROST_WIRE_MESSAGE
+#undef BIFROST_WIRE_FIELD
+#undef BIFROST_WIRE_CONST
+#define WIRE_COUNT(table) (sizeof (table) / sizeof ((table) [0]))
+
 #endif

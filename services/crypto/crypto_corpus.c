@@ -83,25 +83,17 @@ main (int argc, char **argv)
     //  The last byte of every field schemas/wire.def declares for the two
     //  handshake messages, flipped: each field's end is where an off-by-one in
     //  the codec would show
-    static const struct { const char *msg, *field; size_t offset, size; } fields [] = {
-#define BIFROST_WIRE_MESSAGE(id, type, size, title, doc)
-#define BIFROST_WIRE_FIELD(msg, id, offset, size, doc)  { #msg, #id, offset, size },
-#define BIFROST_WIRE_CONST(id, value, doc)
-#include "schemas/wire.def"
-#undef BIFROST_WIRE_MESSAGE
-#undef BIFROST_WIRE_FIELD
-#undef BIFROST_WIRE_CONST
-    };
-    for (size_t f = 0; f < sizeof fields / sizeof fields [0]; f++) {
-        bool is_init = strcmp (fields [f].msg, "INITIATION") == 0;
-        if ((!is_init && strcmp (fields [f].msg, "RESPONSE")) || fields [f].size == 0)
+    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+        const wire_decl_t *field = &wire_fields [f];
+        bool is_init = strcmp (field->message, "INITIATION") == 0;
+        if ((!is_init && strcmp (field->message, "RESPONSE")) || field->size == 0)
             continue;
         uint8_t copy [WIRE_INITIATION_SIZE];
         size_t size = is_init ? sizeof m1 : sizeof m2;
         memcpy (copy, is_init ? m1 : m2, size);
-        copy [fields [f].offset + fields [f].size - 1] ^= 0x01;
+        copy [field->value + field->size - 1] ^= 0x01;
         char name [64];
-        snprintf (name, sizeof name, "%s-end-of-%s", is_init ? "initiation" : "response", fields [f].field);
+        snprintf (name, sizeof name, "%s-end-of-%s", is_init ? "initiation" : "response", field->id);
         for (char *c = name; *c; c++)
             *c = *c == '_' ? '-' : (char) tolower ((unsigned char) *c);
         s_write (hs, name, is_init ? 0 : 1, copy, size);
