@@ -14,7 +14,6 @@
 
 #define NODE_PEERS_MAX           250     //  indices 0..249; higher tags are reserved
 #define NODE_PEER_ALLOWED_MAX    16
-#define NODE_PEER_FLOOD          0xFFFFFFFFu     //  tag: every peer (broadcast)
 
 typedef struct {
     uint8_t family;             //  4 or 6

@@ -28,7 +28,7 @@ static void
 s_handshakes (double seconds)
 {
     crypto_identity_t *a = crypto_identity_new (), *b = crypto_identity_new ();
-    uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE], m2 [CRYPTO_WIRE_RESPONSE_SIZE], stamp [12];
+    uint8_t m1 [WIRE_INITIATION_SIZE], m2 [WIRE_RESPONSE_SIZE], stamp [12];
     crypto_keys_t ki, kr;
     char err [128];
     uint64_t wall = 1700000000ULL * CRYPTO_SEC;
@@ -75,7 +75,7 @@ s_throughput (size_t size, double seconds)
     crypto_session_t *tx = crypto_session_new (NULL), *rx = crypto_session_new (NULL);
     crypto_session_install (tx, &ka, 0);
     crypto_session_install (rx, &kb, 0);
-    size_t stride = size + CRYPTO_WIRE_DATA_OVERHEAD;
+    size_t stride = size + WIRE_DATA_OVERHEAD;
     uint8_t *bufs = calloc (BATCH, stride);
     size_t *lens = calloc (BATCH, sizeof *lens);
     double t_enc = 0, t_dec = 0;

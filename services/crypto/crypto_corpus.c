@@ -2,6 +2,7 @@
     (valid messages under the fixed fuzz keys, plus a few broken ones).
     Usage: crypto_corpus DIR   (writes DIR/fuzz_handshake/ and DIR/fuzz_data/) */
 #include "crypto_fuzz.h"
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ main (int argc, char **argv)
 
     //  Handshake: the valid initiation and response, and damaged variants
     crypto_identity_t *ini = crypto_fuzz_identity (0x10), *res = crypto_fuzz_identity (0x50);
-    uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE], m2 [CRYPTO_WIRE_RESPONSE_SIZE];
+    uint8_t m1 [WIRE_INITIATION_SIZE], m2 [WIRE_RESPONSE_SIZE];
     crypto_noise_t *i = crypto_fuzz_initiator (ini, res, m1);
     crypto_noise_t *r = crypto_noise_new_responder (res, NULL);
     crypto_fuzz_responder_ephemeral (r);
@@ -67,7 +68,7 @@ main (int argc, char **argv)
     const size_t spots [] = { 0, 2, 5, 9, 45, 90, 120, 140 };
     for (size_t s = 0; s < sizeof spots / sizeof spots [0]; s++) {
         char name [64];
-        uint8_t copy [CRYPTO_WIRE_INITIATION_SIZE];
+        uint8_t copy [WIRE_INITIATION_SIZE];
         memcpy (copy, m1, sizeof m1);
         copy [spots [s]] ^= 0x04;
         snprintf (name, sizeof name, "initiation-flip-%zu", spots [s]);
@@ -79,6 +80,28 @@ main (int argc, char **argv)
             s_write (hs, name, 3, copy, sizeof m2);
         }
     }
+    //  The last byte of every field schemas/wire.def declares for the two
+    //  handshake messages, flipped: each field's end is where an off-by-one in
+    //  the codec would show
+    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+        const wire_decl_t *field = &wire_fields [f];
+        bool is_init = strcmp (field->message, "INITIATION") == 0;
+        if ((!is_init && strcmp (field->message, "RESPONSE")) || field->size == 0)
+            continue;
+        uint8_t copy [WIRE_INITIATION_SIZE];
+        size_t size = is_init ? sizeof m1 : sizeof m2;
+        memcpy (copy, is_init ? m1 : m2, size);
+        copy [field->value + field->size - 1] ^= 0x01;
+        char name [64];
+        snprintf (name, sizeof name, "%s-end-of-%s", is_init ? "initiation" : "response", field->id);
+        for (char *c = name; *c; c++)
+            *c = *c == '_' ? '-' : (char) tolower ((unsigned char) *c);
+        s_write (hs, name, is_init ? 0 : 1, copy, size);
+    }
+    //  A cookie reply (shaped as nat lets it through): crypto must refuse it in both roles
+    uint8_t cookie [WIRE_COOKIE_SIZE] = { WIRE_COOKIE };
+    s_write (hs, "cookie-as-initiation", 0, cookie, sizeof cookie);
+    s_write (hs, "cookie-as-response", 1, cookie, sizeof cookie);
     crypto_noise_destroy (&i);
     crypto_noise_destroy (&r);
 
@@ -91,7 +114,7 @@ main (int argc, char **argv)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes [0]; s++) {
         size_t len = sizes [s];
         memset (buf, 0, sizeof buf);
-        uint8_t *p = buf + CRYPTO_WIRE_DATA_HEADER;
+        uint8_t *p = buf + WIRE_DATA_HEADER;
         if (len >= 20 && len < 40) {
             p [0] = 0x45;
             p [12] = 10; p [13] = 100; p [14] = 0; p [15] = (uint8_t) (s % 2 ? 1 : 9);

@@ -31,7 +31,7 @@ crypto_fuzz_identity (uint8_t seed)
 //  The initiator's state after sending its (deterministic) initiation
 static inline crypto_noise_t *
 crypto_fuzz_initiator (const crypto_identity_t *ini, const crypto_identity_t *res,
-                       uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE])
+                       uint8_t m1 [WIRE_INITIATION_SIZE])
 {
     uint8_t e [32];
     crypto_fuzz_secret (e, 0x90);

@@ -316,7 +316,7 @@ crypto_node_expire (crypto_node_t *self, int id, uint64_t now)
 
 int
 crypto_node_initiation (crypto_node_t *self, int id, uint64_t now, uint64_t wall_ns,
-                        uint8_t out [CRYPTO_WIRE_INITIATION_SIZE])
+                        uint8_t out [WIRE_INITIATION_SIZE])
 {
     s_peer_t *peer = s_peer (self, id);
     if (!peer)
@@ -400,14 +400,14 @@ s_receive_initiation (crypto_node_t *self, const uint8_t *buf, size_t len, uint6
     crypto_session_install (peer->session, &keys, now);
     s_reconcile (self, id);
     self->stats.handshakes_responded++;
-    rx->reply_len = CRYPTO_WIRE_RESPONSE_SIZE;
+    rx->reply_len = WIRE_RESPONSE_SIZE;
     return CRYPTO_NODE_REPLY;
 }
 
 static int
 s_receive_response (crypto_node_t *self, const uint8_t *buf, size_t len, uint64_t now, crypto_rx_t *rx)
 {
-    s_slot_t *slot = s_map_find (self, crypto_wire_get32 (buf + 8));
+    s_slot_t *slot = s_map_find (self, crypto_wire_get32 (buf + WIRE_RESPONSE_RECEIVER_INDEX));
     s_peer_t *peer = slot ? self->peers [slot->peer] : NULL;
     if (!peer || !peer->pending || peer->pending_index != slot->index) {
         snprintf (self->error, sizeof self->error, "handshake response for no initiation of ours");
@@ -428,7 +428,7 @@ s_receive_response (crypto_node_t *self, const uint8_t *buf, size_t len, uint64_
 static int
 s_receive_data (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now, crypto_rx_t *rx)
 {
-    s_slot_t *slot = s_map_find (self, crypto_wire_get32 (buf + 4));
+    s_slot_t *slot = s_map_find (self, crypto_wire_get32 (buf + WIRE_DATA_RECEIVER_INDEX));
     if (!slot)
         return s_drop (self, rx, CRYPTO_DROP_UNKNOWN_INDEX);
     int id = slot->peer;
@@ -449,7 +449,7 @@ s_receive_data (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now, cry
         self->stats.keepalives_rx++;
         return CRYPTO_NODE_KEEPALIVE;
     }
-    const uint8_t *inner = buf + CRYPTO_WIRE_DATA_HEADER;
+    const uint8_t *inner = buf + WIRE_DATA_HEADER;
     if (self->layer2 ? !crypto_allowed_frame (peer->allowed, inner, plain)
                      : !crypto_allowed_packet (peer->allowed, inner, plain))
         return s_drop (self, rx, CRYPTO_DROP_SPOOFED);
@@ -466,11 +466,11 @@ crypto_node_receive (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now
     memset (rx, 0, sizeof *rx);
     rx->peer = -1;
     int type = crypto_wire_type (buf, len, self->error, sizeof self->error);
-    if (type == CRYPTO_WIRE_DATA)
+    if (type == WIRE_DATA)
         return s_receive_data (self, buf, len, now, rx);
-    if (type == CRYPTO_WIRE_INITIATION)
+    if (type == WIRE_INITIATION)
         return s_receive_initiation (self, buf, len, now, reply, rx);
-    if (type == CRYPTO_WIRE_RESPONSE)
+    if (type == WIRE_RESPONSE)
         return s_receive_response (self, buf, len, now, rx);
     return s_drop (self, rx, CRYPTO_DROP_MALFORMED);
 }
@@ -497,7 +497,7 @@ crypto_node_decrypt_batch (crypto_node_t *self, crypto_packet_t *packets, size_t
     size_t ok = 0;
     for (size_t i = 0; i < count; i++) {
         crypto_packet_t *p = &packets [i];
-        if (p->len < 1 || p->buf [0] != CRYPTO_WIRE_DATA) {
+        if (p->len < 1 || p->buf [0] != WIRE_DATA) {
             p->result = CRYPTO_NODE_NOT_DATA;
             continue;
         }
@@ -594,7 +594,7 @@ s_side_destroy (s_side_t *side)
 static int
 s_handshake (s_side_t *from, s_side_t *to, uint64_t now, uint64_t wall)
 {
-    uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE], m2 [CRYPTO_WIRE_RESPONSE_SIZE];
+    uint8_t m1 [WIRE_INITIATION_SIZE], m2 [WIRE_RESPONSE_SIZE];
     crypto_rx_t rx;
     assert (crypto_node_initiation (from->node, from->peer, now, wall, m1) == 0);
     int rc = crypto_node_receive (to->node, m1, sizeof m1, now, m2, &rx);
@@ -754,7 +754,7 @@ crypto_node_test (bool verbose)
     crypto_node_stats (d.node, &sd);
     assert (sd.drops [CRYPTO_DROP_HS_INVALID] == 1);
     //  Replayed initiation, unexpected response, garbage
-    uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE], m2 [CRYPTO_WIRE_RESPONSE_SIZE];
+    uint8_t m1 [WIRE_INITIATION_SIZE], m2 [WIRE_RESPONSE_SIZE];
     wall += CRYPTO_SEC;
     assert (crypto_node_initiation (a.node, a.peer, now, wall, m1) == 0);
     memcpy (saved, m1, sizeof m1);

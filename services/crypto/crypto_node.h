@@ -85,7 +85,7 @@ size_t crypto_node_peer_count (const crypto_node_t *self);
 //  Handshake timer of one peer, and the initiation to send when it is due
 bool crypto_node_handshake_due (crypto_node_t *self, int peer, uint64_t now);
 int crypto_node_initiation (crypto_node_t *self, int peer, uint64_t now, uint64_t wall_ns,
-                            uint8_t out [CRYPTO_WIRE_INITIATION_SIZE]);
+                            uint8_t out [WIRE_INITIATION_SIZE]);
 bool crypto_node_keepalive_due (crypto_node_t *self, int peer);
 //  True if the peer has a current keypair that can send now (the service's
 //  "session up"); a responder's keys count only once the initiator used them
@@ -102,7 +102,7 @@ bool crypto_node_expire (crypto_node_t *self, int peer, uint64_t now);
 //  Encrypt one packet for a peer (see crypto_session_encrypt); counts NO_KEY
 int crypto_node_encrypt (crypto_node_t *self, int peer, uint8_t *buf, size_t len, size_t cap,
                          uint64_t now, size_t *wire_len);
-//  Any message from the wire; reply must hold CRYPTO_WIRE_RESPONSE_SIZE bytes
+//  Any message from the wire; reply must hold WIRE_RESPONSE_SIZE bytes
 int crypto_node_receive (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now,
                          uint8_t *reply, crypto_rx_t *rx);
 //  Batches: return the number of packets that succeeded

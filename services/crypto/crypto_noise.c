@@ -342,7 +342,7 @@ crypto_noise_tai64n (uint64_t wall_ns, uint8_t out [12])
 
 int
 crypto_noise_write_initiation (crypto_noise_t *self, uint32_t local_index, uint64_t wall_ns,
-                               uint8_t out [CRYPTO_WIRE_INITIATION_SIZE])
+                               uint8_t out [WIRE_INITIATION_SIZE])
 {
     if (self->state != S_INITIATOR_START)
         return CRYPTO_NOISE_ESTATE;
@@ -376,7 +376,7 @@ crypto_noise_write_initiation (crypto_noise_t *self, uint32_t local_index, uint6
     crypto_noise_tai64n (wall_ns, stamp);
     s_encrypt_and_hash (self, stamp, 12, msg.encrypted_timestamp);
     crypto_wire_initiation_encode (&msg, out);
-    s_mac1 (out + CRYPTO_WIRE_INITIATION_MAC1, self->rs, out, CRYPTO_WIRE_INITIATION_MAC1);
+    s_mac1 (out + WIRE_INITIATION_MAC1, self->rs, out, WIRE_INITIATION_MAC1);
     self->state = S_INITIATION_SENT;
     return CRYPTO_NOISE_OK;
 }
@@ -392,7 +392,7 @@ crypto_noise_read_initiation (crypto_noise_t *self, const uint8_t *buf, size_t s
     crypto_wire_initiation_t msg;
     if (crypto_wire_initiation_decode (&msg, buf, size, err, errsize))
         return CRYPTO_NOISE_EMALFORMED;
-    if (!s_mac1_ok (crypto_identity_public (self->identity), buf, CRYPTO_WIRE_INITIATION_MAC1))
+    if (!s_mac1_ok (crypto_identity_public (self->identity), buf, WIRE_INITIATION_MAC1))
         return s_fail (err, errsize, CRYPTO_NOISE_EMAC, "handshake initiation mac1 is wrong "
                        "(not meant for this node's key)");
     uint8_t dh [32];
@@ -435,7 +435,7 @@ crypto_noise_read_initiation (crypto_noise_t *self, const uint8_t *buf, size_t s
 
 int
 crypto_noise_write_response (crypto_noise_t *self, uint32_t local_index,
-                             uint8_t out [CRYPTO_WIRE_RESPONSE_SIZE], crypto_keys_t *keys)
+                             uint8_t out [WIRE_RESPONSE_SIZE], crypto_keys_t *keys)
 {
     if (self->state != S_INITIATION_READ)
         return CRYPTO_NOISE_ESTATE;
@@ -465,7 +465,7 @@ crypto_noise_write_response (crypto_noise_t *self, uint32_t local_index,
     //  payload (empty)
     s_encrypt_and_hash (self, NULL, 0, msg.encrypted_nothing);
     crypto_wire_response_encode (&msg, out);
-    s_mac1 (out + CRYPTO_WIRE_RESPONSE_MAC1, self->rs, out, CRYPTO_WIRE_RESPONSE_MAC1);
+    s_mac1 (out + WIRE_RESPONSE_MAC1, self->rs, out, WIRE_RESPONSE_MAC1);
     s_split (self);
     s_keys (self, keys);
     self->state = S_DONE;
@@ -486,7 +486,7 @@ crypto_noise_read_response (crypto_noise_t *self, const uint8_t *buf, size_t siz
     if (msg.receiver_index != self->local_index)
         return s_fail (err, errsize, CRYPTO_NOISE_EMALFORMED, "handshake response for index %u, expected %u",
                        msg.receiver_index, self->local_index);
-    if (!s_mac1_ok (crypto_identity_public (self->identity), buf, CRYPTO_WIRE_RESPONSE_MAC1))
+    if (!s_mac1_ok (crypto_identity_public (self->identity), buf, WIRE_RESPONSE_MAC1))
         return s_fail (err, errsize, CRYPTO_NOISE_EMAC, "handshake response mac1 is wrong");
     crypto_noise_t *work = sodium_malloc (sizeof *work);
     assert (work);

@@ -58,7 +58,7 @@ void crypto_noise_destroy (crypto_noise_t **self_p);
 
 //  Initiator: message 1. wall_ns = CLOCK_REALTIME in ns, becomes the TAI64N stamp.
 int crypto_noise_write_initiation (crypto_noise_t *self, uint32_t local_index, uint64_t wall_ns,
-                                   uint8_t out [CRYPTO_WIRE_INITIATION_SIZE]);
+                                   uint8_t out [WIRE_INITIATION_SIZE]);
 //  Responder: consume message 1; on success the initiator's static key is in
 //  remote_static (may be NULL).
 int crypto_noise_read_initiation (crypto_noise_t *self, const uint8_t *msg, size_t size,
@@ -66,7 +66,7 @@ int crypto_noise_read_initiation (crypto_noise_t *self, const uint8_t *msg, size
                                   uint8_t *remote_static, char *err, size_t errsize);
 //  Responder: message 2; completes the handshake and fills keys
 int crypto_noise_write_response (crypto_noise_t *self, uint32_t local_index,
-                                 uint8_t out [CRYPTO_WIRE_RESPONSE_SIZE], crypto_keys_t *keys);
+                                 uint8_t out [WIRE_RESPONSE_SIZE], crypto_keys_t *keys);
 //  Initiator: consume message 2; completes the handshake and fills keys
 int crypto_noise_read_response (crypto_noise_t *self, const uint8_t *msg, size_t size,
                                 crypto_keys_t *keys, char *err, size_t errsize);

@@ -19,6 +19,7 @@
 #include "bus_client.h"
 #include "bus_endpoint.h"
 #include "bus_pipe.h"
+#include "schemas/pipes.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -35,9 +36,6 @@
 #define HANDLE_B    0x2002      //  A's nat handle for B's address
 #define HANDLE_A3   0x1004      //  ... and again
 #define HANDLE_FORGED 0x3003    //  a stranger's address
-#define FLAG_ENDPOINT 0x0100
-#define FLAG_ROUTE    0x0200
-#define FLAG_SENT     0x0400
 
 typedef struct {
     const char *run_dir;
@@ -136,10 +134,10 @@ s_node_open (s_node_t *node, const char *run_dir, uint32_t peer_handle)
     node->peer_handle = peer_handle;
     node->response_after_endpoint = true;
     //  crypto links its senders to these on its first send
-    node->dev_in = bus_pipe_new (run_dir, "crypto-dev", BUS_PIPE_RECEIVER, 0);
-    node->nat_in = bus_pipe_new (run_dir, "crypto-nat", BUS_PIPE_RECEIVER, 0);
-    node->dev_out = bus_pipe_new (run_dir, "dev-crypto", BUS_PIPE_SENDER, 0);
-    node->nat_out = bus_pipe_new (run_dir, "nat-crypto", BUS_PIPE_SENDER, 0);
+    node->dev_in = bus_pipe_new (run_dir, PIPE_CRYPTO_DEV, BUS_PIPE_RECEIVER, 0);
+    node->nat_in = bus_pipe_new (run_dir, PIPE_CRYPTO_NAT, BUS_PIPE_RECEIVER, 0);
+    node->dev_out = bus_pipe_new (run_dir, PIPE_DEV_CRYPTO, BUS_PIPE_SENDER, 0);
+    node->nat_out = bus_pipe_new (run_dir, PIPE_NAT_CRYPTO, BUS_PIPE_SENDER, 0);
     assert (node->dev_in && node->nat_in && node->dev_out && node->nat_out);
     node->to_dev = bus_batch_new (0);
     node->to_nat = bus_batch_new (0);
@@ -226,14 +224,14 @@ s_drain_nat (s_node_t *node, s_node_t *other, int idx)
         bus_packet_t pkt;
         bool prev_endpoint = false;
         while (bus_batch_iter_next (&iter, &pkt)) {
-            if (pkt.flags & FLAG_SENT) {
+            if (pkt.flags & PIPE_FLAG_SENT) {
                 uint64_t sent [2];
                 assert (pkt.len == sizeof sent);
                 memcpy (sent, pkt.data, sizeof sent);
                 node->sent_reported += sent [0];
                 continue;
             }
-            if (pkt.flags & FLAG_ENDPOINT) {
+            if (pkt.flags & PIPE_FLAG_ENDPOINT) {
                 assert (pkt.len == 4);
                 memcpy (&node->last_endpoint, pkt.data, 4);
                 node->endpoints++;
@@ -702,13 +700,13 @@ s_cmd_wire (void)
                               .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
     struct sockaddr_in6 v6 = { .sin6_family = AF_INET6, .sin6_port = htons (1) };
     assert (bus_batch_add (s_a.to_nat, B_AT_A, &to, sizeof to) == 0);
-    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    bus_batch_set_flags (s_a.to_nat, PIPE_FLAG_ROUTE);
     assert (bus_batch_add (s_a.to_nat, 99, &to, sizeof to) == 0);         //  no such peer
-    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    bus_batch_set_flags (s_a.to_nat, PIPE_FLAG_ROUTE);
     assert (bus_batch_add (s_a.to_nat, 0, &v6, sizeof v6) == 0);          //  not the socket's family
-    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    bus_batch_set_flags (s_a.to_nat, PIPE_FLAG_ROUTE);
     assert (bus_batch_add (s_a.to_nat, 0, &to, 5) == 0);                  //  no sockaddr
-    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    bus_batch_set_flags (s_a.to_nat, PIPE_FLAG_ROUTE);
     s_send (s_a.nat_out, s_a.to_nat);
     zclock_sleep (100);
 
@@ -741,7 +739,7 @@ s_cmd_wire (void)
     assert (pipe2 (pipe_fds, O_CLOEXEC) == 0);
     bus_pipe_share_fd (s_a.nat_out, pipe_fds [0]);
     assert (bus_batch_add (s_a.to_nat, B_AT_A, &to, sizeof to) == 0);
-    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    bus_batch_set_flags (s_a.to_nat, PIPE_FLAG_ROUTE);
     s_send (s_a.nat_out, s_a.to_nat);
     zclock_sleep (100);
     via_nat = s_a.datagrams;
@@ -756,7 +754,7 @@ s_cmd_wire (void)
     //  port can be bound again once we closed ours
     bus_pipe_share_fd (s_a.nat_out, lent);
     assert (bus_batch_add (s_a.to_nat, B_AT_A, &to, sizeof to) == 0);
-    bus_batch_set_flags (s_a.to_nat, FLAG_ROUTE);
+    bus_batch_set_flags (s_a.to_nat, PIPE_FLAG_ROUTE);
     s_send (s_a.nat_out, s_a.to_nat);
     zclock_sleep (100);
     s_inject (0, 111, 1, B_AT_A, 1);
@@ -774,7 +772,7 @@ s_cmd_wire (void)
     close (peer);
     close (pipe_fds [0]);
     close (pipe_fds [1]);
-    s_a.nat_out = bus_pipe_new (s_a.run_dir, "nat-crypto", BUS_PIPE_SENDER, 0);
+    s_a.nat_out = bus_pipe_new (s_a.run_dir, PIPE_NAT_CRYPTO, BUS_PIPE_SENDER, 0);
     return 0;
 }
 

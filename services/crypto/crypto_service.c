@@ -7,6 +7,7 @@
 #include "bus_log.h"
 #include "node_peers.h"
 #include "bus_pipe.h"
+#include "schemas/pipes.h"
 #include "node_udp_tx.h"
 
 #include <errno.h>
@@ -299,7 +300,7 @@ s_wire_check (crypto_service_t *self)
     ||  (len = sizeof domain, getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &len))
     ||  (domain != AF_INET && domain != AF_INET6)) {
         bus_warn ("%s: the descriptor passed is not a UDP socket; sending through nat",
-                  CRYPTO_PIPE_FROM_NAT);
+                  PIPE_NAT_CRYPTO);
         return;
     }
     self->wire = node_udp_tx_new (fd, true);
@@ -347,7 +348,7 @@ s_wire_report (crypto_service_t *self)
         if (!dst)
             return;
         memcpy (dst, sent, sizeof sent);        //  host order
-        bus_batch_set_flags (self->out_nat, CRYPTO_FLAG_SENT);
+        bus_batch_set_flags (self->out_nat, PIPE_FLAG_SENT);
         peer->wire_packets = peer->wire_bytes = 0;
     }
 }
@@ -402,7 +403,7 @@ s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, 
 static void
 s_initiate (crypto_service_t *self, int i, uint64_t now)
 {
-    uint8_t msg [CRYPTO_WIRE_INITIATION_SIZE];
+    uint8_t msg [WIRE_INITIATION_SIZE];
     if (crypto_node_initiation (self->node, i, now, s_wall (), msg) != 0)
         return;
     self->peer [i].initiated_at = now;
@@ -429,7 +430,7 @@ s_endpoint (crypto_service_t *self, int i, uint32_t handle, bool force, uint64_t
     if (!dst)
         return;
     memcpy (dst, &handle, sizeof handle);   //  host order
-    bus_batch_set_flags (self->out_nat, CRYPTO_FLAG_ENDPOINT);
+    bus_batch_set_flags (self->out_nat, PIPE_FLAG_ENDPOINT);
     peer->has_handle = true;
     peer->handle = handle;
     peer->endpoint_at = now;
@@ -535,13 +536,13 @@ s_on_device (bus_pipe_t *pipe, void *arg)
     for (int n = 0; n < 16 && (rc = bus_pipe_recv (self->from_dev, &iter, 0)) != 0; n++) {
         if (rc < 0) {
             self->counters [S_BAD_BATCH]++;
-            bus_warn ("%s: batch rejected: %s", CRYPTO_PIPE_FROM_DEVICE, bus_pipe_error (self->from_dev));
+            bus_warn ("%s: batch rejected: %s", PIPE_DEV_CRYPTO, bus_pipe_error (self->from_dev));
             continue;
         }
         uint64_t now = s_now ();
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
-            if (pkt.tag == NODE_PEER_FLOOD) {
+            if (pkt.tag == PIPE_TAG_FLOOD) {
                 for (size_t i = 0; i < self->peer_count; i++)
                     if (crypto_node_can_send (self->node, (int) i, now))
                         s_encrypt_out (self, (int) i, pkt.data, pkt.len, now);
@@ -571,7 +572,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
 static void
 s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
 {
-    uint8_t reply [CRYPTO_WIRE_RESPONSE_SIZE];
+    uint8_t reply [WIRE_RESPONSE_SIZE];
     crypto_rx_t rx;
     int rc = crypto_node_receive (self->node, pkt->data, pkt->len, now, reply, &rx);
     if (rc == CRYPTO_NODE_DROP) {
@@ -641,13 +642,13 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
             break;
         if (rc < 0) {
             self->counters [S_BAD_BATCH]++;
-            bus_warn ("%s: batch rejected: %s", CRYPTO_PIPE_FROM_NAT, bus_pipe_error (self->from_nat));
+            bus_warn ("%s: batch rejected: %s", PIPE_NAT_CRYPTO, bus_pipe_error (self->from_nat));
             continue;
         }
         uint64_t now = s_now ();
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
-            if (pkt.flags & CRYPTO_FLAG_ROUTE) {
+            if (pkt.flags & PIPE_FLAG_ROUTE) {
                 s_route (self, &pkt);
                 continue;
             }
@@ -1071,10 +1072,10 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     }
 
     const char *run_dir = bus_service_run_dir (svc);
-    self->from_dev = bus_pipe_new (run_dir, CRYPTO_PIPE_FROM_DEVICE, BUS_PIPE_RECEIVER, 0);
-    self->from_nat = bus_pipe_new (run_dir, CRYPTO_PIPE_FROM_NAT, BUS_PIPE_RECEIVER, 0);
-    self->to_nat = bus_pipe_new (run_dir, CRYPTO_PIPE_TO_NAT, BUS_PIPE_SENDER, 0);
-    self->to_dev = bus_pipe_new (run_dir, CRYPTO_PIPE_TO_DEVICE, BUS_PIPE_SENDER, 0);
+    self->from_dev = bus_pipe_new (run_dir, PIPE_DEV_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    self->from_nat = bus_pipe_new (run_dir, PIPE_NAT_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    self->to_nat = bus_pipe_new (run_dir, PIPE_CRYPTO_NAT, BUS_PIPE_SENDER, 0);
+    self->to_dev = bus_pipe_new (run_dir, PIPE_CRYPTO_DEV, BUS_PIPE_SENDER, 0);
     if (!self->from_dev || !self->from_nat || !self->to_nat || !self->to_dev) {
         snprintf (err, errsize, "cannot open the data pipes in %s", run_dir);
         goto fail;

@@ -24,13 +24,8 @@
 #include "bus_service.h"
 #include "crypto_session.h"
 
-#define CRYPTO_PIPE_FROM_DEVICE "dev-crypto"    //  we bind (receiver)
-#define CRYPTO_PIPE_TO_NAT      "crypto-nat"    //  we connect (sender)
-#define CRYPTO_PIPE_FROM_NAT    "nat-crypto"    //  we bind
-#define CRYPTO_PIPE_TO_DEVICE   "crypto-dev"    //  we connect
-#define CRYPTO_FLAG_ENDPOINT    0x0100          //  crypto-nat record: payload = 4-byte handle
-#define CRYPTO_FLAG_ROUTE       0x0200          //  nat-crypto record: payload = sockaddr of the peer, or empty
-#define CRYPTO_FLAG_SENT        0x0400          //  crypto-nat record: payload = u64 datagrams, u64 bytes we sent
+//  The pipe names (PIPE_*), record flags (PIPE_FLAG_*) and tags are declared once,
+//  for every service, in schemas/pipes.def (schemas/pipes.h)
 #define CRYPTO_KEY_FILE_DEFAULT "/var/lib/bifrost/node.key"
 #define CRYPTO_QUEUE_MAX        16              //  packets held per peer while its handshake runs
 #define CRYPTO_TICK_MS          100

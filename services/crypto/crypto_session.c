@@ -226,17 +226,17 @@ crypto_session_encrypt (crypto_session_t *self, uint8_t *buf, size_t len, size_t
         crypto_session_want_handshake (self, now);
         return CRYPTO_SESSION_NO_KEY;
     }
-    if (len > CRYPTO_WIRE_MAX_PLAIN || capacity < len + CRYPTO_WIRE_DATA_OVERHEAD)
+    if (len > WIRE_MAX_PLAIN || capacity < len + WIRE_DATA_OVERHEAD)
         return CRYPTO_SESSION_EINVAL;
     uint64_t counter = kp->send_counter++;
     uint8_t nonce [12];
     s_nonce (nonce, counter);
     crypto_wire_data_header_encode (buf, kp->remote_index, counter);
-    uint8_t *plain = buf + CRYPTO_WIRE_DATA_HEADER;
+    uint8_t *plain = buf + WIRE_DATA_HEADER;
     crypto_aead_chacha20poly1305_ietf_encrypt_detached (plain, plain + len, NULL, plain, len,
                                                         NULL, 0, NULL, nonce, kp->send_key);
     kp->bytes += len;
-    *wire_len = len + CRYPTO_WIRE_DATA_OVERHEAD;
+    *wire_len = len + WIRE_DATA_OVERHEAD;
     self->keepalive_due = false;
     if (kp->send_counter >= self->config.rekey_after_messages
     || (self->config.rekey_after_bytes && kp->bytes >= self->config.rekey_after_bytes)
@@ -275,8 +275,8 @@ crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_len, u
         return CRYPTO_SESSION_EREPLAY;
     uint8_t nonce [12];
     s_nonce (nonce, msg.counter);
-    size_t len = msg.ciphertext_size - CRYPTO_WIRE_TAG_SIZE;
-    uint8_t *plain = buf + CRYPTO_WIRE_DATA_HEADER;
+    size_t len = msg.ciphertext_size - WIRE_TAG_SIZE;
+    uint8_t *plain = buf + WIRE_DATA_HEADER;
     if (crypto_aead_chacha20poly1305_ietf_decrypt_detached (plain, NULL, plain, len, plain + len,
                                                             NULL, 0, nonce, kp->recv_key) != 0)
         return CRYPTO_SESSION_EAUTH;
@@ -383,9 +383,9 @@ s_index_is (const uint8_t *buf, uint32_t index)
 static size_t
 s_send (crypto_session_t *s, uint8_t *buf, uint32_t seq, size_t len, uint64_t now)
 {
-    memset (buf + CRYPTO_WIRE_DATA_HEADER, (int) (seq & 0xFF), len);
+    memset (buf + WIRE_DATA_HEADER, (int) (seq & 0xFF), len);
     if (len >= 4)
-        crypto_wire_put32 (buf + CRYPTO_WIRE_DATA_HEADER, seq);
+        crypto_wire_put32 (buf + WIRE_DATA_HEADER, seq);
     size_t wire = 0;
     assert (crypto_session_encrypt (s, buf, len, BUF, now, &wire) == CRYPTO_SESSION_OK);
     assert (wire == len + 32);
@@ -400,7 +400,7 @@ s_recv_ok (crypto_session_t *s, uint8_t *buf, size_t wire, uint32_t seq, uint64_
     assert (rc == CRYPTO_SESSION_OK);
     assert (plain == wire - 32);
     if (plain >= 4)
-        assert (crypto_wire_get32 (buf + CRYPTO_WIRE_DATA_HEADER) == seq);
+        assert (crypto_wire_get32 (buf + WIRE_DATA_HEADER) == seq);
 }
 
 void

@@ -53,12 +53,12 @@ void crypto_session_destroy (crypto_session_t **self_p);
 
 //  Takes the keys of a completed handshake (and wipes *keys)
 void crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64_t now);
-//  Plaintext at buf + CRYPTO_WIRE_DATA_HEADER, len bytes; capacity is the whole
+//  Plaintext at buf + WIRE_DATA_HEADER, len bytes; capacity is the whole
 //  buffer (needs len + 32). On success *wire_len = len + 32 bytes at buf.
 int crypto_session_encrypt (crypto_session_t *self, uint8_t *buf, size_t len, size_t capacity,
                             uint64_t now, size_t *wire_len);
 //  A data packet of wire_len bytes at buf; on success the plaintext is at
-//  buf + CRYPTO_WIRE_DATA_HEADER, *plain_len bytes (0 = keepalive).
+//  buf + WIRE_DATA_HEADER, *plain_len bytes (0 = keepalive).
 int crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_len, uint64_t now,
                             size_t *plain_len);
 //  True if this session holds index as one of its keypairs' local indices

@@ -39,45 +39,45 @@ crypto_wire_get64 (const uint8_t *p)
 int
 crypto_wire_type (const uint8_t *buf, size_t size, char *err, size_t errsize)
 {
-    if (!buf || size < 4)
-        return bus_errf (err, errsize, "packet of %zu bytes is shorter than the 4-byte type header", size);
+    if (!buf || size < WIRE_HEADER_SIZE)
+        return bus_errf (err, errsize, "packet of %zu bytes is shorter than the %d-byte type header", size, WIRE_HEADER_SIZE);
     if (buf [1] || buf [2] || buf [3])
         return bus_errf (err, errsize, "reserved header bytes are not zero");
     switch (buf [0]) {
-        case CRYPTO_WIRE_INITIATION:
-            if (size != CRYPTO_WIRE_INITIATION_SIZE)
+        case WIRE_INITIATION:
+            if (size != WIRE_INITIATION_SIZE)
                 return bus_errf (err, errsize, "handshake initiation is %zu bytes, expected %d",
-                               size, CRYPTO_WIRE_INITIATION_SIZE);
-            return CRYPTO_WIRE_INITIATION;
-        case CRYPTO_WIRE_RESPONSE:
-            if (size != CRYPTO_WIRE_RESPONSE_SIZE)
+                               size, WIRE_INITIATION_SIZE);
+            return WIRE_INITIATION;
+        case WIRE_RESPONSE:
+            if (size != WIRE_RESPONSE_SIZE)
                 return bus_errf (err, errsize, "handshake response is %zu bytes, expected %d",
-                               size, CRYPTO_WIRE_RESPONSE_SIZE);
-            return CRYPTO_WIRE_RESPONSE;
-        case CRYPTO_WIRE_DATA:
-            if (size < CRYPTO_WIRE_DATA_MIN)
+                               size, WIRE_RESPONSE_SIZE);
+            return WIRE_RESPONSE;
+        case WIRE_DATA:
+            if (size < WIRE_DATA_SIZE)
                 return bus_errf (err, errsize, "data packet is %zu bytes, minimum is %d",
-                               size, CRYPTO_WIRE_DATA_MIN);
-            if (size > CRYPTO_WIRE_MAX_PLAIN + CRYPTO_WIRE_DATA_OVERHEAD)
+                               size, WIRE_DATA_SIZE);
+            if (size > WIRE_MAX_PLAIN + WIRE_DATA_OVERHEAD)
                 return bus_errf (err, errsize, "data packet is %zu bytes, maximum is %d",
-                               size, CRYPTO_WIRE_MAX_PLAIN + CRYPTO_WIRE_DATA_OVERHEAD);
-            return CRYPTO_WIRE_DATA;
+                               size, WIRE_MAX_PLAIN + WIRE_DATA_OVERHEAD);
+            return WIRE_DATA;
         default:
             return bus_errf (err, errsize, "unknown message type %u", buf [0]);
     }
 }
 
 void
-crypto_wire_initiation_encode (const crypto_wire_initiation_t *msg, uint8_t out [CRYPTO_WIRE_INITIATION_SIZE])
+crypto_wire_initiation_encode (const crypto_wire_initiation_t *msg, uint8_t out [WIRE_INITIATION_SIZE])
 {
-    memset (out, 0, 4);
-    out [0] = CRYPTO_WIRE_INITIATION;
-    crypto_wire_put32 (out + 4, msg->sender_index);
-    memcpy (out + 8, msg->ephemeral, 32);
-    memcpy (out + 40, msg->encrypted_static, 48);
-    memcpy (out + 88, msg->encrypted_timestamp, 28);
-    memcpy (out + 116, msg->mac1, 16);
-    memcpy (out + 132, msg->mac2, 16);
+    memset (out, 0, WIRE_HEADER_SIZE);
+    out [WIRE_INITIATION_TYPE] = WIRE_INITIATION;
+    crypto_wire_put32 (out + WIRE_INITIATION_SENDER_INDEX, msg->sender_index);
+    memcpy (out + WIRE_INITIATION_EPHEMERAL, msg->ephemeral, sizeof msg->ephemeral);
+    memcpy (out + WIRE_INITIATION_ENCRYPTED_STATIC, msg->encrypted_static, sizeof msg->encrypted_static);
+    memcpy (out + WIRE_INITIATION_ENCRYPTED_TIMESTAMP, msg->encrypted_timestamp, sizeof msg->encrypted_timestamp);
+    memcpy (out + WIRE_INITIATION_MAC1, msg->mac1, sizeof msg->mac1);
+    memcpy (out + WIRE_INITIATION_MAC2, msg->mac2, sizeof msg->mac2);
 }
 
 //  mac2 is reserved for a cookie reply we never send: anything but zeros means a
@@ -98,30 +98,30 @@ crypto_wire_initiation_decode (crypto_wire_initiation_t *msg, const uint8_t *buf
     int type = crypto_wire_type (buf, size, err, errsize);
     if (type < 0)
         return -1;
-    if (type != CRYPTO_WIRE_INITIATION)
+    if (type != WIRE_INITIATION)
         return bus_errf (err, errsize, "message type %d is not a handshake initiation", type);
-    if (!s_is_zero (buf + 132, 16))
+    if (!s_is_zero (buf + WIRE_INITIATION_MAC2, WIRE_INITIATION_MAC2_SIZE))
         return bus_errf (err, errsize, "handshake initiation mac2 is not zero (cookies are not supported)");
-    msg->sender_index = crypto_wire_get32 (buf + 4);
-    memcpy (msg->ephemeral, buf + 8, 32);
-    memcpy (msg->encrypted_static, buf + 40, 48);
-    memcpy (msg->encrypted_timestamp, buf + 88, 28);
-    memcpy (msg->mac1, buf + 116, 16);
-    memcpy (msg->mac2, buf + 132, 16);
+    msg->sender_index = crypto_wire_get32 (buf + WIRE_INITIATION_SENDER_INDEX);
+    memcpy (msg->ephemeral, buf + WIRE_INITIATION_EPHEMERAL, sizeof msg->ephemeral);
+    memcpy (msg->encrypted_static, buf + WIRE_INITIATION_ENCRYPTED_STATIC, sizeof msg->encrypted_static);
+    memcpy (msg->encrypted_timestamp, buf + WIRE_INITIATION_ENCRYPTED_TIMESTAMP, sizeof msg->encrypted_timestamp);
+    memcpy (msg->mac1, buf + WIRE_INITIATION_MAC1, sizeof msg->mac1);
+    memcpy (msg->mac2, buf + WIRE_INITIATION_MAC2, sizeof msg->mac2);
     return 0;
 }
 
 void
-crypto_wire_response_encode (const crypto_wire_response_t *msg, uint8_t out [CRYPTO_WIRE_RESPONSE_SIZE])
+crypto_wire_response_encode (const crypto_wire_response_t *msg, uint8_t out [WIRE_RESPONSE_SIZE])
 {
-    memset (out, 0, 4);
-    out [0] = CRYPTO_WIRE_RESPONSE;
-    crypto_wire_put32 (out + 4, msg->sender_index);
-    crypto_wire_put32 (out + 8, msg->receiver_index);
-    memcpy (out + 12, msg->ephemeral, 32);
-    memcpy (out + 44, msg->encrypted_nothing, 16);
-    memcpy (out + 60, msg->mac1, 16);
-    memcpy (out + 76, msg->mac2, 16);
+    memset (out, 0, WIRE_HEADER_SIZE);
+    out [WIRE_RESPONSE_TYPE] = WIRE_RESPONSE;
+    crypto_wire_put32 (out + WIRE_RESPONSE_SENDER_INDEX, msg->sender_index);
+    crypto_wire_put32 (out + WIRE_RESPONSE_RECEIVER_INDEX, msg->receiver_index);
+    memcpy (out + WIRE_RESPONSE_EPHEMERAL, msg->ephemeral, sizeof msg->ephemeral);
+    memcpy (out + WIRE_RESPONSE_ENCRYPTED_NOTHING, msg->encrypted_nothing, sizeof msg->encrypted_nothing);
+    memcpy (out + WIRE_RESPONSE_MAC1, msg->mac1, sizeof msg->mac1);
+    memcpy (out + WIRE_RESPONSE_MAC2, msg->mac2, sizeof msg->mac2);
 }
 
 int
@@ -131,26 +131,26 @@ crypto_wire_response_decode (crypto_wire_response_t *msg, const uint8_t *buf, si
     int type = crypto_wire_type (buf, size, err, errsize);
     if (type < 0)
         return -1;
-    if (type != CRYPTO_WIRE_RESPONSE)
+    if (type != WIRE_RESPONSE)
         return bus_errf (err, errsize, "message type %d is not a handshake response", type);
-    if (!s_is_zero (buf + 76, 16))
+    if (!s_is_zero (buf + WIRE_RESPONSE_MAC2, WIRE_RESPONSE_MAC2_SIZE))
         return bus_errf (err, errsize, "handshake response mac2 is not zero (cookies are not supported)");
-    msg->sender_index = crypto_wire_get32 (buf + 4);
-    msg->receiver_index = crypto_wire_get32 (buf + 8);
-    memcpy (msg->ephemeral, buf + 12, 32);
-    memcpy (msg->encrypted_nothing, buf + 44, 16);
-    memcpy (msg->mac1, buf + 60, 16);
-    memcpy (msg->mac2, buf + 76, 16);
+    msg->sender_index = crypto_wire_get32 (buf + WIRE_RESPONSE_SENDER_INDEX);
+    msg->receiver_index = crypto_wire_get32 (buf + WIRE_RESPONSE_RECEIVER_INDEX);
+    memcpy (msg->ephemeral, buf + WIRE_RESPONSE_EPHEMERAL, sizeof msg->ephemeral);
+    memcpy (msg->encrypted_nothing, buf + WIRE_RESPONSE_ENCRYPTED_NOTHING, sizeof msg->encrypted_nothing);
+    memcpy (msg->mac1, buf + WIRE_RESPONSE_MAC1, sizeof msg->mac1);
+    memcpy (msg->mac2, buf + WIRE_RESPONSE_MAC2, sizeof msg->mac2);
     return 0;
 }
 
 void
-crypto_wire_data_header_encode (uint8_t out [CRYPTO_WIRE_DATA_HEADER], uint32_t receiver_index, uint64_t counter)
+crypto_wire_data_header_encode (uint8_t out [WIRE_DATA_HEADER], uint32_t receiver_index, uint64_t counter)
 {
-    out [0] = CRYPTO_WIRE_DATA;
-    out [1] = out [2] = out [3] = 0;
-    crypto_wire_put32 (out + 4, receiver_index);
-    crypto_wire_put64 (out + 8, counter);
+    memset (out, 0, WIRE_HEADER_SIZE);
+    out [WIRE_DATA_TYPE] = WIRE_DATA;
+    crypto_wire_put32 (out + WIRE_DATA_RECEIVER_INDEX, receiver_index);
+    crypto_wire_put64 (out + WIRE_DATA_COUNTER, counter);
 }
 
 int
@@ -159,11 +159,11 @@ crypto_wire_data_decode (crypto_wire_data_t *msg, const uint8_t *buf, size_t siz
     int type = crypto_wire_type (buf, size, err, errsize);
     if (type < 0)
         return -1;
-    if (type != CRYPTO_WIRE_DATA)
+    if (type != WIRE_DATA)
         return bus_errf (err, errsize, "message type %d is not a data packet", type);
-    msg->receiver_index = crypto_wire_get32 (buf + 4);
-    msg->counter = crypto_wire_get64 (buf + 8);
-    msg->ciphertext_size = size - CRYPTO_WIRE_DATA_HEADER;
+    msg->receiver_index = crypto_wire_get32 (buf + WIRE_DATA_RECEIVER_INDEX);
+    msg->counter = crypto_wire_get64 (buf + WIRE_DATA_COUNTER);
+    msg->ciphertext_size = size - WIRE_DATA_HEADER;
     return 0;
 }
 
@@ -187,13 +187,13 @@ crypto_wire_test (bool verbose)
     memset (init.encrypted_static, 0x22, 48);
     memset (init.encrypted_timestamp, 0x33, 28);
     memset (init.mac1, 0x44, 16);
-    uint8_t wire [CRYPTO_WIRE_INITIATION_SIZE];
+    uint8_t wire [WIRE_INITIATION_SIZE];
     crypto_wire_initiation_encode (&init, wire);
     assert (wire [0] == 1 && wire [1] == 0 && wire [4] == 0xD4 && wire [7] == 0xA1);
     assert (wire [8] == 0x11 && wire [39] == 0x11 && wire [40] == 0x22 && wire [87] == 0x22);
     assert (wire [88] == 0x33 && wire [115] == 0x33 && wire [116] == 0x44 && wire [131] == 0x44);
     assert (wire [132] == 0 && wire [147] == 0);
-    assert (crypto_wire_type (wire, sizeof wire, err, sizeof err) == CRYPTO_WIRE_INITIATION);
+    assert (crypto_wire_type (wire, sizeof wire, err, sizeof err) == WIRE_INITIATION);
     assert (crypto_wire_initiation_decode (&init2, wire, sizeof wire, err, sizeof err) == 0);
     assert (memcmp (&init, &init2, sizeof init) == 0);
     //  Wrong size, reserved byte, mac2, type
@@ -221,7 +221,7 @@ crypto_wire_test (bool verbose)
     memset (resp.ephemeral, 0x55, 32);
     memset (resp.encrypted_nothing, 0x66, 16);
     memset (resp.mac1, 0x77, 16);
-    uint8_t rwire [CRYPTO_WIRE_RESPONSE_SIZE];
+    uint8_t rwire [WIRE_RESPONSE_SIZE];
     crypto_wire_response_encode (&resp, rwire);
     assert (rwire [0] == 2 && rwire [4] == 7 && rwire [8] == 0xFF && rwire [12] == 0x55);
     assert (rwire [44] == 0x66 && rwire [60] == 0x77 && rwire [91] == 0);
@@ -230,7 +230,7 @@ crypto_wire_test (bool verbose)
     assert (crypto_wire_initiation_decode (&init2, rwire, sizeof rwire, err, sizeof err) == -1);
 
     //  Data header: keepalive is the minimum, larger than maximum is refused
-    uint8_t data [CRYPTO_WIRE_DATA_MIN] = { 0 };
+    uint8_t data [WIRE_DATA_SIZE] = { 0 };
     crypto_wire_data_header_encode (data, 0x01020304, 0x1122334455667788ULL);
     assert (data [0] == 4 && data [4] == 4 && data [8] == 0x88 && data [15] == 0x11);
     crypto_wire_data_t d;
@@ -238,7 +238,7 @@ crypto_wire_test (bool verbose)
     assert (d.receiver_index == 0x01020304 && d.counter == 0x1122334455667788ULL);
     assert (d.ciphertext_size == 16);
     assert (crypto_wire_data_decode (&d, data, sizeof data - 1, err, sizeof err) == -1);
-    assert (crypto_wire_data_decode (&d, data, CRYPTO_WIRE_MAX_PLAIN + CRYPTO_WIRE_DATA_OVERHEAD + 1,
+    assert (crypto_wire_data_decode (&d, data, WIRE_MAX_PLAIN + WIRE_DATA_OVERHEAD + 1,
                                      err, sizeof err) == -1);
     assert (crypto_wire_type (NULL, 0, err, sizeof err) == -1);
     assert (crypto_wire_type (data, 3, err, sizeof err) == -1);

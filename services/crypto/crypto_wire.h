@@ -13,43 +13,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CRYPTO_WIRE_INITIATION      1
-#define CRYPTO_WIRE_RESPONSE        2
-#define CRYPTO_WIRE_COOKIE          3       //  reserved, not implemented
-#define CRYPTO_WIRE_DATA            4
-
-#define CRYPTO_WIRE_KEY_SIZE        32
-#define CRYPTO_WIRE_TAG_SIZE        16
-#define CRYPTO_WIRE_MAC_SIZE        16
-#define CRYPTO_WIRE_TIMESTAMP_SIZE  12      //  TAI64N
-#define CRYPTO_WIRE_INITIATION_SIZE 148
-#define CRYPTO_WIRE_RESPONSE_SIZE   92
-#define CRYPTO_WIRE_DATA_HEADER     16
-#define CRYPTO_WIRE_DATA_OVERHEAD   (CRYPTO_WIRE_DATA_HEADER + CRYPTO_WIRE_TAG_SIZE)
-#define CRYPTO_WIRE_DATA_MIN        CRYPTO_WIRE_DATA_OVERHEAD   //  keepalive
-#define CRYPTO_WIRE_MAX_PLAIN       65535   //  largest inner packet
-//  Offsets of mac1 (the bytes before it are what mac1 covers)
-#define CRYPTO_WIRE_INITIATION_MAC1 116
-#define CRYPTO_WIRE_RESPONSE_MAC1   60
-//  Inner MTU for a 1500-byte underlay: 1500 - 40 (IPv6) - 8 (UDP) - 32
-#define CRYPTO_WIRE_INNER_MTU       1420
+//  The message types, sizes, offsets and the format's other numbers (WIRE_*)
+//  are declared once in schemas/wire.def, which nat reads too.
+#include "schemas/wire.h"
 
 typedef struct {
     uint32_t sender_index;
-    uint8_t ephemeral [32];
-    uint8_t encrypted_static [32 + 16];
-    uint8_t encrypted_timestamp [12 + 16];
-    uint8_t mac1 [16];
-    uint8_t mac2 [16];
+    uint8_t ephemeral [WIRE_INITIATION_EPHEMERAL_SIZE];
+    uint8_t encrypted_static [WIRE_INITIATION_ENCRYPTED_STATIC_SIZE];
+    uint8_t encrypted_timestamp [WIRE_INITIATION_ENCRYPTED_TIMESTAMP_SIZE];
+    uint8_t mac1 [WIRE_INITIATION_MAC1_SIZE];
+    uint8_t mac2 [WIRE_INITIATION_MAC2_SIZE];
 } crypto_wire_initiation_t;
 
 typedef struct {
     uint32_t sender_index;
     uint32_t receiver_index;
-    uint8_t ephemeral [32];
-    uint8_t encrypted_nothing [16];
-    uint8_t mac1 [16];
-    uint8_t mac2 [16];
+    uint8_t ephemeral [WIRE_RESPONSE_EPHEMERAL_SIZE];
+    uint8_t encrypted_nothing [WIRE_RESPONSE_ENCRYPTED_NOTHING_SIZE];
+    uint8_t mac1 [WIRE_RESPONSE_MAC1_SIZE];
+    uint8_t mac2 [WIRE_RESPONSE_MAC2_SIZE];
 } crypto_wire_response_t;
 
 typedef struct {
@@ -58,20 +41,20 @@ typedef struct {
     size_t ciphertext_size;         //  plaintext size + 16-byte tag
 } crypto_wire_data_t;
 
-//  Message type of a buffer (1, 2 or 4) after checking the size for that type
+//  Message type of a buffer (WIRE_INITIATION, WIRE_RESPONSE or WIRE_DATA) after checking the size for that type
 //  and the reserved bytes; -1 with a reason in err if the buffer is not valid.
 int crypto_wire_type (const uint8_t *buf, size_t size, char *err, size_t errsize);
 
 void crypto_wire_initiation_encode (const crypto_wire_initiation_t *msg,
-                                    uint8_t out [CRYPTO_WIRE_INITIATION_SIZE]);
+                                    uint8_t out [WIRE_INITIATION_SIZE]);
 int crypto_wire_initiation_decode (crypto_wire_initiation_t *msg, const uint8_t *buf, size_t size,
                                    char *err, size_t errsize);
 void crypto_wire_response_encode (const crypto_wire_response_t *msg,
-                                  uint8_t out [CRYPTO_WIRE_RESPONSE_SIZE]);
+                                  uint8_t out [WIRE_RESPONSE_SIZE]);
 int crypto_wire_response_decode (crypto_wire_response_t *msg, const uint8_t *buf, size_t size,
                                  char *err, size_t errsize);
 //  Data: the header is written in front of the ciphertext, in place
-void crypto_wire_data_header_encode (uint8_t out [CRYPTO_WIRE_DATA_HEADER],
+void crypto_wire_data_header_encode (uint8_t out [WIRE_DATA_HEADER],
                                      uint32_t receiver_index, uint64_t counter);
 int crypto_wire_data_decode (crypto_wire_data_t *msg, const uint8_t *buf, size_t size,
                              char *err, size_t errsize);

@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         memcpy (buf, data, size);
         size_t plain = 0;
         if (crypto_session_decrypt (session, buf, size, CRYPTO_FUZZ_NOW, &plain) == CRYPTO_SESSION_OK)
-            crypto_allowed_packet (allowed, buf + CRYPTO_WIRE_DATA_HEADER, plain);
+            crypto_allowed_packet (allowed, buf + WIRE_DATA_HEADER, plain);
         free (buf);
     }
     crypto_session_destroy (&session);

@@ -36,14 +36,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         crypto_noise_t *r = crypto_noise_new_responder (res, NULL);
         crypto_fuzz_responder_ephemeral (r);
         if (crypto_noise_read_initiation (r, msg, len, s_lookup, NULL, NULL, err, sizeof err) == 0) {
-            uint8_t m2 [CRYPTO_WIRE_RESPONSE_SIZE];
+            uint8_t m2 [WIRE_RESPONSE_SIZE];
             crypto_keys_t keys;
             assert (crypto_noise_write_response (r, CRYPTO_FUZZ_INDEX_R, m2, &keys) == 0);
         }
         crypto_noise_destroy (&r);
     }
     else {
-        uint8_t m1 [CRYPTO_WIRE_INITIATION_SIZE];
+        uint8_t m1 [WIRE_INITIATION_SIZE];
         crypto_noise_t *i = crypto_fuzz_initiator (ini, res, m1);
         crypto_keys_t keys;
         crypto_noise_read_response (i, msg, len, &keys, err, sizeof err);

@@ -19,6 +19,7 @@
 #include "bus_client.h"
 #include "bus_endpoint.h"
 #include "bus_pipe.h"
+#include "schemas/pipes.h"
 #include "dev_arp.h"
 #include "dev_csum.h"
 #include "dev_mac.h"
@@ -67,8 +68,8 @@ s_ip4 (const uint8_t *a, char *buf)
 static int
 s_serve (const char *run_dir, const uint8_t peer_mac [6], double seconds)
 {
-    bus_pipe_t *in = bus_pipe_new (run_dir, DEV_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
-    bus_pipe_t *out = bus_pipe_new (run_dir, DEV_PIPE_FROM_CRYPTO, BUS_PIPE_SENDER, 0);
+    bus_pipe_t *in = bus_pipe_new (run_dir, PIPE_DEV_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    bus_pipe_t *out = bus_pipe_new (run_dir, PIPE_CRYPTO_DEV, BUS_PIPE_SENDER, 0);
     if (!in || !out)
         return 1;
     bus_batch_t *batch = bus_batch_new (0);
@@ -149,7 +150,7 @@ s_serve (const char *run_dir, const uint8_t peer_mac [6], double seconds)
 static int
 s_count (const char *run_dir, double seconds)
 {
-    bus_pipe_t *in = bus_pipe_new (run_dir, DEV_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    bus_pipe_t *in = bus_pipe_new (run_dir, PIPE_DEV_CRYPTO, BUS_PIPE_RECEIVER, 0);
     if (!in)
         return 1;
     printf ("ready\n");

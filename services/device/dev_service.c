@@ -12,6 +12,7 @@
 #include "bus_log.h"
 #include "node_peers.h"
 #include "bus_pipe.h"
+#include "schemas/pipes.h"
 #include "bus_endpoint.h"
 
 #include <sodium.h>
@@ -198,7 +199,7 @@ s_classify (dev_service_t *self, const uint8_t *pkt, size_t len, uint64_t now_ms
             return peer;
         case DEV_ROUTE_FLOOD:
             self->counters.flooded++;
-            return NODE_PEER_FLOOD;
+            return PIPE_TAG_FLOOD;
         case DEV_ROUTE_UNKNOWN:
             self->counters.drop_unknown++;
             return -1;
@@ -330,7 +331,7 @@ s_from_crypto (bus_pipe_t *pipe, void *arg)
             break;
         if (rc < 0) {
             self->counters.bad_batches++;
-            bus_warn ("bad batch on %s: %s", DEV_PIPE_FROM_CRYPTO, bus_pipe_error (self->from_crypto));
+            bus_warn ("bad batch on %s: %s", PIPE_CRYPTO_DEV, bus_pipe_error (self->from_crypto));
             continue;
         }
         int count = 0;
@@ -721,8 +722,8 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
     //  not exist yet when we start before the broker)
     if (bus_run_dir_prepare (bus_service_run_dir (svc)))
         bus_warn ("run directory %s: %s", bus_service_run_dir (svc), strerror (errno));
-    self->from_crypto = bus_pipe_new (bus_service_run_dir (svc), DEV_PIPE_FROM_CRYPTO, BUS_PIPE_RECEIVER, 0);
-    self->to_crypto = bus_pipe_new (bus_service_run_dir (svc), DEV_PIPE_TO_CRYPTO, BUS_PIPE_SENDER, 0);
+    self->from_crypto = bus_pipe_new (bus_service_run_dir (svc), PIPE_CRYPTO_DEV, BUS_PIPE_RECEIVER, 0);
+    self->to_crypto = bus_pipe_new (bus_service_run_dir (svc), PIPE_DEV_CRYPTO, BUS_PIPE_SENDER, 0);
     if (!self->from_crypto || !self->to_crypto) {
         snprintf (err, errsize, "cannot open the data pipes in %s", bus_service_run_dir (svc));
         dev_service_destroy (&self);
@@ -1014,15 +1015,15 @@ dev_service_test (bool verbose)
     assert (actor);
 
     //  We play crypto
-    bus_pipe_t *from_dev = bus_pipe_new (dir, DEV_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
-    bus_pipe_t *to_dev = bus_pipe_new (dir, DEV_PIPE_FROM_CRYPTO, BUS_PIPE_SENDER, 0);
+    bus_pipe_t *from_dev = bus_pipe_new (dir, PIPE_DEV_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    bus_pipe_t *to_dev = bus_pipe_new (dir, PIPE_CRYPTO_DEV, BUS_PIPE_SENDER, 0);
     assert (from_dev && to_dev);
 
     //  Outbound: to the peer -> tag 0; broadcast -> flood; no peer -> dropped
     s_test_send_udp ("10.100.0.2", "to-peer-0", false);
     assert (s_test_expect (from_dev, "to-peer-0", 3000) == 0);
     s_test_send_udp ("10.100.0.255", "to-everyone", true);
-    assert (s_test_expect (from_dev, "to-everyone", 3000) == NODE_PEER_FLOOD);
+    assert (s_test_expect (from_dev, "to-everyone", 3000) == PIPE_TAG_FLOOD);
     s_test_send_udp ("10.100.0.77", "to-nobody", false);
     s_test_send_udp ("10.100.0.2", "after-nobody", false);
     assert (s_test_expect (from_dev, "after-nobody", 3000) == 0);

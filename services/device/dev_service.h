@@ -17,8 +17,8 @@
 #include "bus_service.h"
 #include "dev_config.h"
 
-#define DEV_PIPE_TO_CRYPTO    "dev-crypto"      //  we connect (sender)
-#define DEV_PIPE_FROM_CRYPTO  "crypto-dev"      //  we bind (receiver)
+//  The pipe names (PIPE_*), record flags (PIPE_FLAG_*) and tags are declared once,
+//  for every service, in schemas/pipes.def (schemas/pipes.h)
 #define DEV_MAC_AGE_MS        300000            //  learned MACs (tap) age out
 #define DEV_MAC_CAPACITY      4096
 //  How long a tap device with mac_address = "" waits for crypto's public key

@@ -17,10 +17,20 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         demux = nat_demux_new ();
     uint32_t receiver = 0;
     nat_demux_type_t type = nat_demux_classify (demux, data, size, &receiver);
-    //  What passes must have the shape crypto relies on
+    //  What passes must have the shape crypto relies on: at least the size
+    //  schemas/wire.def declares for its type, and a data message's receiver
+    //  index read from the declared offset
+    static const size_t min_size [NAT_DEMUX_TYPES] = {
+        [NAT_DEMUX_INITIATION] = WIRE_INITIATION_SIZE, [NAT_DEMUX_RESPONSE] = WIRE_RESPONSE_SIZE,
+        [NAT_DEMUX_COOKIE] = WIRE_COOKIE_SIZE, [NAT_DEMUX_DATA] = WIRE_DATA_SIZE,
+    };
     if (type != NAT_DEMUX_DROP) {
-        assert (size >= NAT_WIRE_MIN_DATA && data [0] == type);
+        assert (type < NAT_DEMUX_TYPES && size >= min_size [type] && data [0] == type);
         assert (data [1] == 0 && data [2] == 0 && data [3] == 0);
+    }
+    if (type == NAT_DEMUX_DATA) {
+        const uint8_t *p = data + WIRE_DATA_RECEIVER_INDEX;
+        assert (receiver == ((uint32_t) p [0] | (uint32_t) p [1] << 8 | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24));
     }
     //  The same bytes as endpoint text (NUL-terminated copy)
     char text [300];

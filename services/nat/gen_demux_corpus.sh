@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes the seed corpus of fuzz_demux (fuzz/corpus/fuzz_demux/): valid headers of
-# each type at and around their minimum sizes, malformed headers, and endpoint texts.
+# each type at and around their minimum sizes (WIRE_<TYPE>_SIZE of schemas/wire.def), malformed headers, and endpoint texts.
 # Run from the source tree root: sh services/nat/gen_demux_corpus.sh
 set -eu
 dir=fuzz/corpus/fuzz_demux
@@ -15,8 +15,10 @@ msg initiation-short 1 '\0\0\0' 147
 msg initiation-long 1 '\0\0\0' 300
 msg response 2 '\0\0\0' 92
 msg response-short 2 '\0\0\0' 91
+msg response-long 2 '\0\0\0' 200
 msg cookie 3 '\0\0\0' 64
 msg cookie-short 3 '\0\0\0' 63
+msg cookie-long 3 '\0\0\0' 100
 msg data-keepalive 4 '\0\0\0' 32
 msg data-short 4 '\0\0\0' 31
 msg data-1400 4 '\0\0\0' 1400

@@ -10,11 +10,17 @@ struct _nat_demux_t {
     nat_demux_stats_t stats;
 };
 
+//  Types 1 .. NAT_DEMUX_DATA are the wire's, one after the other (the check
+//  below takes every byte in that range as a type)
+_Static_assert (NAT_DEMUX_INITIATION == 1 && NAT_DEMUX_RESPONSE == 2 && NAT_DEMUX_COOKIE == 3
+                && NAT_DEMUX_DATA == 4 && NAT_DEMUX_TYPES == NAT_DEMUX_DATA + 1,
+                "nat_demux: the wire types of schemas/wire.def changed");
+
 static const size_t s_min_size [NAT_DEMUX_TYPES] = {
-    [NAT_DEMUX_INITIATION] = NAT_WIRE_MIN_INITIATION,
-    [NAT_DEMUX_RESPONSE] = NAT_WIRE_MIN_RESPONSE,
-    [NAT_DEMUX_COOKIE] = NAT_WIRE_MIN_COOKIE,
-    [NAT_DEMUX_DATA] = NAT_WIRE_MIN_DATA,
+    [NAT_DEMUX_INITIATION] = WIRE_INITIATION_SIZE,
+    [NAT_DEMUX_RESPONSE] = WIRE_RESPONSE_SIZE,
+    [NAT_DEMUX_COOKIE] = WIRE_COOKIE_SIZE,
+    [NAT_DEMUX_DATA] = WIRE_DATA_SIZE,
 };
 
 nat_demux_t *
@@ -38,7 +44,7 @@ nat_demux_check (const uint8_t *data, size_t size, uint32_t *receiver,
 {
     nat_demux_reason_t why = NAT_DEMUX_OK;
     nat_demux_type_t type = NAT_DEMUX_DROP;
-    if (size < 4)
+    if (size < WIRE_HEADER_SIZE)
         why = NAT_DEMUX_TOO_SHORT;
     else
     if (data [0] < NAT_DEMUX_INITIATION || data [0] > NAT_DEMUX_DATA)
@@ -52,7 +58,7 @@ nat_demux_check (const uint8_t *data, size_t size, uint32_t *receiver,
     else
         type = (nat_demux_type_t) data [0];
     if (type == NAT_DEMUX_DATA && receiver) {
-        const uint8_t *p = data + NAT_WIRE_RECEIVER_OFFSET;
+        const uint8_t *p = data + WIRE_DATA_RECEIVER_INDEX;
         *receiver = (uint32_t) p [0] | (uint32_t) p [1] << 8
                   | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24;
     }

@@ -1,33 +1,29 @@
 /*  nat_demux: the first look at every datagram from the internet. nat holds no keys,
     so it cannot authenticate anything; what it can do cheaply is refuse what is not
-    even shaped like a Bifrost message before it costs a trip to crypto. The crypto
-    wire format (services/crypto/crypto_wire.*, which nat may not include) starts
-    every message with one type byte and three zero bytes; data messages carry the
-    receiver's 4-byte little-endian session index at offset 4. The minimum sizes are
-    WireGuard's and live here, in one place, so they follow the wire format if it
-    changes. */
+    even shaped like a Bifrost message before it costs a trip to crypto. Every
+    message starts with one type byte and three zero bytes; data messages carry the
+    receiver's 4-byte little-endian session index. The types, minimum sizes and that
+    offset come from schemas/wire.def, the one declaration crypto encodes and
+    decodes with too (nat may not include crypto's headers), so they follow the
+    wire format if it changes. */
 #ifndef NAT_DEMUX_H_INCLUDED
 #define NAT_DEMUX_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "schemas/wire.h"
 
+//  A datagram's class is its wire type (0: dropped); the minimum size of each
+//  is WIRE_<TYPE>_SIZE
 typedef enum {
     NAT_DEMUX_DROP = 0,
-    NAT_DEMUX_INITIATION = 1,       //  handshake initiation
-    NAT_DEMUX_RESPONSE = 2,         //  handshake response
-    NAT_DEMUX_COOKIE = 3,           //  cookie reply (under load)
-    NAT_DEMUX_DATA = 4,             //  transport data (or keepalive)
-    NAT_DEMUX_TYPES = 5
+    NAT_DEMUX_INITIATION = WIRE_INITIATION,     //  handshake initiation
+    NAT_DEMUX_RESPONSE = WIRE_RESPONSE,         //  handshake response
+    NAT_DEMUX_COOKIE = WIRE_COOKIE,             //  cookie reply (under load)
+    NAT_DEMUX_DATA = WIRE_DATA,                 //  transport data (or keepalive)
+    NAT_DEMUX_TYPES = 5                         //  the highest type + 1
 } nat_demux_type_t;
-
-//  Minimum datagram size per type (bytes)
-#define NAT_WIRE_MIN_INITIATION 148
-#define NAT_WIRE_MIN_RESPONSE    92
-#define NAT_WIRE_MIN_COOKIE      64
-#define NAT_WIRE_MIN_DATA        32     //  16 header + 16 tag: an empty keepalive
-#define NAT_WIRE_RECEIVER_OFFSET  4     //  data: little-endian receiver index
 
 //  Why a datagram was dropped
 typedef enum {

@@ -25,6 +25,7 @@
 #include "bus_endpoint.h"
 #include "bus_log.h"
 #include "bus_pipe.h"
+#include "schemas/pipes.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -149,7 +150,7 @@ s_reflect_ready (bus_pipe_t *pipe, void *arg)
                 bus_pipe_send (self->to_nat, self->batch);
             uint32_t handle = pkt.tag;
             bus_batch_add (self->batch, 0, &handle, sizeof handle);
-            bus_batch_set_flags (self->batch, NAT_FLAG_ENDPOINT);
+            bus_batch_set_flags (self->batch, PIPE_FLAG_ENDPOINT);
             bus_batch_add (self->batch, 0, pkt.data, pkt.len);
         }
     }
@@ -164,8 +165,8 @@ s_reflect (void)
     s_reflector_t self;
     memset (&self, 0, sizeof self);
     self.svc = bus_service_new ("crypto", NULL, s_run_dir);
-    self.from_nat = bus_pipe_new (s_run_dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
-    self.to_nat = bus_pipe_new (s_run_dir, NAT_PIPE_FROM_CRYPTO, BUS_PIPE_SENDER, 0);
+    self.from_nat = bus_pipe_new (s_run_dir, PIPE_NAT_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    self.to_nat = bus_pipe_new (s_run_dir, PIPE_CRYPTO_NAT, BUS_PIPE_SENDER, 0);
     self.batch = bus_batch_new (0);
     if (!self.svc || !self.from_nat || !self.to_nat)
         return s_fail ("cannot open the bus or the pipes");
@@ -346,7 +347,7 @@ s_flood (void *arg)
 static int
 s_bench (uint16_t port, int seconds, size_t size)
 {
-    bus_pipe_t *pipe = bus_pipe_new (s_run_dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    bus_pipe_t *pipe = bus_pipe_new (s_run_dir, PIPE_NAT_CRYPTO, BUS_PIPE_RECEIVER, 0);
     if (!pipe)
         return s_fail ("cannot bind the pipe");
     //  Wait until nat's sender has linked to us again: ping-shaped datagrams until one arrives

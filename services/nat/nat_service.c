@@ -8,6 +8,7 @@
 #include "bus_log.h"
 #include "node_peers.h"
 #include "bus_pipe.h"
+#include "schemas/pipes.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -188,7 +189,7 @@ s_route_add (nat_service_t *self, nat_peer_t *peer)
         assert (slot);
     }
     memcpy (slot, &name, len);
-    bus_batch_set_flags (self->ctl, NAT_FLAG_ROUTE);
+    bus_batch_set_flags (self->ctl, PIPE_FLAG_ROUTE);
     info->routed = routed;
     if (routed)
         info->route = *to;
@@ -463,7 +464,7 @@ s_pipe_ready (bus_pipe_t *pipe, void *arg)
         if (rc == 0)
             break;
         if (rc < 0) {
-            bus_warn ("%s: batch refused: %s", NAT_PIPE_FROM_CRYPTO, bus_pipe_error (self->from_crypto));
+            bus_warn ("%s: batch refused: %s", PIPE_CRYPTO_NAT, bus_pipe_error (self->from_crypto));
             continue;
         }
         size_t count = 0;
@@ -475,11 +476,11 @@ s_pipe_ready (bus_pipe_t *pipe, void *arg)
                 self->counters.drop_bad_peer++;
                 continue;
             }
-            if (pkt.flags & NAT_FLAG_ENDPOINT) {
+            if (pkt.flags & PIPE_FLAG_ENDPOINT) {
                 s_confirm (self, peer, &pkt, now);
                 continue;
             }
-            if (pkt.flags & NAT_FLAG_SENT) {
+            if (pkt.flags & PIPE_FLAG_SENT) {
                 s_tunnel_sent (self, peer, &pkt, now);
                 continue;
             }
@@ -903,12 +904,16 @@ s_open (nat_service_t *self, char *err, size_t err_size)
     self->batch = bus_batch_new (0);
     self->ctl = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (sizeof (struct sockaddr_in6)));
     const char *run_dir = bus_service_run_dir (self->svc);
-    self->from_crypto = bus_pipe_new (run_dir, NAT_PIPE_FROM_CRYPTO, BUS_PIPE_RECEIVER, 0);
-    if (!self->from_crypto)
-        return s_fail (err, err_size, "cannot bind pipe " NAT_PIPE_FROM_CRYPTO);
-    self->to_crypto = bus_pipe_new (run_dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_SENDER, 0);
-    if (!self->to_crypto)
-        return s_fail (err, err_size, "cannot connect pipe " NAT_PIPE_TO_CRYPTO);
+    self->from_crypto = bus_pipe_new (run_dir, PIPE_CRYPTO_NAT, BUS_PIPE_RECEIVER, 0);
+    if (!self->from_crypto) {
+        snprintf (err, err_size, "cannot bind pipe %s", PIPE_CRYPTO_NAT);
+        return -1;
+    }
+    self->to_crypto = bus_pipe_new (run_dir, PIPE_NAT_CRYPTO, BUS_PIPE_SENDER, 0);
+    if (!self->to_crypto) {
+        snprintf (err, err_size, "cannot connect pipe %s", PIPE_NAT_CRYPTO);
+        return -1;
+    }
     //  `bifrostctl tap --pipes` can mirror their headers (bus.pipe.mirror)
     bus_service_add_pipe (self->svc, self->from_crypto);
     bus_service_add_pipe (self->svc, self->to_crypto);
@@ -1098,7 +1103,7 @@ s_test_route (bus_pipe_t *from_nat, uint16_t peer_port, uint16_t nat_port)
         if (bus_pipe_recv (from_nat, &iter, 100) != 1)
             continue;
         while (bus_batch_iter_next (&iter, &pkt))
-            if ((pkt.flags & NAT_FLAG_ROUTE) && pkt.tag == 0 && pkt.len) {
+            if ((pkt.flags & PIPE_FLAG_ROUTE) && pkt.tag == 0 && pkt.len) {
                 struct sockaddr_in sin;
                 assert (pkt.len == sizeof sin);
                 memcpy (&sin, pkt.data, sizeof sin);
@@ -1196,8 +1201,8 @@ nat_service_test (bool verbose)
     assert (config);
 
     //  crypto's side: pipes and a service that counts nat.dial
-    bus_pipe_t *from_nat = bus_pipe_new (dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
-    bus_pipe_t *to_nat = bus_pipe_new (dir, NAT_PIPE_FROM_CRYPTO, BUS_PIPE_SENDER, 0);
+    bus_pipe_t *from_nat = bus_pipe_new (dir, PIPE_NAT_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    bus_pipe_t *to_nat = bus_pipe_new (dir, PIPE_CRYPTO_NAT, BUS_PIPE_SENDER, 0);
     assert (from_nat && to_nat);
     bus_service_t *crypto = bus_service_new ("crypto", NULL, dir);
     assert (crypto);
@@ -1262,12 +1267,12 @@ nat_service_test (bool verbose)
             zclock_sleep (20);
         assert (bus_batch_add (batch, 0, reply, 30) == 0);     //  alice: no endpoint yet
         assert (bus_batch_add (batch, 0, &handle, sizeof handle) == 0);
-        bus_batch_set_flags (batch, NAT_FLAG_ENDPOINT);
+        bus_batch_set_flags (batch, PIPE_FLAG_ENDPOINT);
         assert (bus_batch_add (batch, 0, reply, sizeof reply) == 0);
         assert (bus_batch_add (batch, 1, reply, 50) == 0);
         assert (bus_batch_add (batch, 7, reply, 50) == 0);     //  no such peer
         assert (bus_batch_add (batch, 1, &stale, sizeof stale) == 0);
-        bus_batch_set_flags (batch, NAT_FLAG_ENDPOINT);       //  refused
+        bus_batch_set_flags (batch, PIPE_FLAG_ENDPOINT);       //  refused
         rc = bus_pipe_send (to_nat, batch);
     }
     assert (rc == 0);
@@ -1325,9 +1330,9 @@ nat_service_test (bool verbose)
     //  crypto reports what it sent itself: alice's counters grow; a report of
     //  the wrong length is refused and counted
     assert (bus_batch_add (batch, 0, (uint64_t [2]) { 5, 600 }, 16) == 0);
-    bus_batch_set_flags (batch, NAT_FLAG_SENT);
+    bus_batch_set_flags (batch, PIPE_FLAG_SENT);
     assert (bus_batch_add (batch, 0, reply, 3) == 0);
-    bus_batch_set_flags (batch, NAT_FLAG_SENT);
+    bus_batch_set_flags (batch, PIPE_FLAG_SENT);
     assert (bus_pipe_send (to_nat, batch) == 0);
     for (int attempt = 0; attempt < 50; attempt++) {
         status = s_test_status (client);
@@ -1343,7 +1348,7 @@ nat_service_test (bool verbose)
     //  crypto restarts: the new one gets the socket and every route again with
     //  nat's next batch
     bus_pipe_destroy (&from_nat);
-    from_nat = bus_pipe_new (dir, NAT_PIPE_TO_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    from_nat = bus_pipe_new (dir, PIPE_NAT_CRYPTO, BUS_PIPE_RECEIVER, 0);
     assert (from_nat);
     for (int attempt = 0; attempt < 50 && bus_pipe_passed_fd (from_nat) < 0; attempt++) {
         assert (nat_udp_send (remote, &tx, 1) == 1);

@@ -23,11 +23,8 @@
 #include "bus_service.h"
 #include "nat_endpoint.h"
 
-#define NAT_PIPE_FROM_CRYPTO "crypto-nat"   //  we bind (receiver)
-#define NAT_PIPE_TO_CRYPTO   "nat-crypto"   //  we connect (sender)
-#define NAT_FLAG_ENDPOINT    0x0100         //  crypto-nat record: payload = 4-byte handle
-#define NAT_FLAG_ROUTE       0x0200         //  nat-crypto record: payload = the peer's sockaddr, or empty: none
-#define NAT_FLAG_SENT        0x0400         //  crypto-nat record: payload = u64 datagrams, u64 bytes sent by crypto
+//  The pipe names (PIPE_*), record flags (PIPE_FLAG_*) and tags are declared once,
+//  for every service, in schemas/pipes.def (schemas/pipes.h)
 #define NAT_LISTEN_DEFAULT   "*:51820"
 #define NAT_TICK_MS          100
 

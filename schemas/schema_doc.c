@@ -1,0 +1,218 @@
+/*  schema-doc: renders the tables of schemas/pipes.def and schemas/wire.def as
+    Markdown, so docs/packet-path.md and docs/wire-format.md can never disagree
+    with the code. It prints named blocks,
+
+        <!-- BEGIN name -->
+        ...
+        <!-- END name -->
+
+    and schemas/schema-docs.awk puts each into the doc that holds the same
+    markers (`make schema-docs`; tests/schema-docs.sh fails when a doc differs).
+    It also checks what the compiler cannot: that a message's fields follow one
+    another without gap or overlap and add up to its size, that at most one is
+    of variable length, and that no doc string would break a table. A bad
+    declaration fails the build here with the reason, never a wrong doc. */
+#include "pipes.h"
+#include "wire.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#define S_NAME_MAX 64
+
+//  "ENCRYPTED_STATIC" -> "encrypted_static"; "DEV_CRYPTO" -> "dev-crypto" with dash
+static const char *
+s_lower (const char *id, char dash, char *buf)
+{
+    size_t i = 0;
+    for (; id [i] && i < S_NAME_MAX - 1; i++)
+        buf [i] = id [i] == '_' && dash ? dash : (char) tolower ((unsigned char) id [i]);
+    buf [i] = 0;
+    return buf;
+}
+
+static int s_errors = 0;
+
+static void
+s_doc_ok (const char *where, const char *id, const char *doc)
+{
+    if (!doc || !*doc || strchr (doc, '|') || strchr (doc, '\n')) {
+        fprintf (stderr, "schema-doc: %s %s: doc must be one line of text without '|'\n", where, id);
+        s_errors++;
+    }
+}
+
+//  The fields of every message follow each other from offset 0, without gap or
+//  overlap, at most one of variable length, and add up to the message's size.
+static void
+s_check_wire (void)
+{
+    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
+        const wire_decl_t *msg = &wire_messages [m];
+        s_doc_ok ("wire.def message", msg->id, msg->doc);
+        s_doc_ok ("wire.def message", msg->id, msg->title);
+        for (size_t o = 0; o < m; o++)
+            if (wire_messages [o].value == msg->value) {
+                fprintf (stderr, "schema-doc: wire.def: %s and %s share type %d\n",
+                         wire_messages [o].id, msg->id, msg->value);
+                s_errors++;
+            }
+        int end = 0, fields = 0, variable = 0;
+        for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+            const wire_decl_t *field = &wire_fields [f];
+            if (strcmp (field->message, msg->id))
+                continue;
+            s_doc_ok ("wire.def field", field->id, field->doc);
+            if (field->value != end) {
+                fprintf (stderr, "schema-doc: wire.def: %s.%s is at offset %d, the field before ends at %d\n",
+                         msg->id, field->id, field->value, end);
+                s_errors++;
+            }
+            if (field->size == 0 && variable++) {
+                fprintf (stderr, "schema-doc: wire.def: %s has more than one field of variable length\n", msg->id);
+                s_errors++;
+            }
+            end = field->value + field->size;
+            fields++;
+        }
+        if (fields == 0 || end != msg->size) {
+            fprintf (stderr, "schema-doc: wire.def: the fields of %s add up to %d bytes, the message is %d\n",
+                     msg->id, end, msg->size);
+            s_errors++;
+        }
+    }
+    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+        bool known = false;
+        for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++)
+            known |= strcmp (wire_fields [f].message, wire_messages [m].id) == 0;
+        if (!known) {
+            fprintf (stderr, "schema-doc: wire.def: field %s of unknown message %s\n",
+                     wire_fields [f].id, wire_fields [f].message);
+            s_errors++;
+        }
+    }
+    for (size_t c = 0; c < WIRE_COUNT (wire_consts); c++)
+        s_doc_ok ("wire.def constant", wire_consts [c].id, wire_consts [c].doc);
+}
+
+static void
+s_begin (const char *block, const char *def)
+{
+    printf ("<!-- BEGIN %s -->\n", block);
+    printf ("<!-- generated from schemas/%s by schemas/schema-doc: edit the declarations, then `make schema-docs` -->\n", def);
+}
+
+static void
+s_end (const char *block)
+{
+    printf ("<!-- END %s -->\n", block);
+}
+
+static bool
+s_variable (const char *message)
+{
+    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++)
+        if (strcmp (wire_fields [f].message, message) == 0 && wire_fields [f].size == 0)
+            return true;
+    return false;
+}
+
+static void
+s_wire_markdown (void)
+{
+    char name [S_NAME_MAX];
+    s_begin ("wire", "wire.def");
+    printf ("| type | message | bytes | what |\n|---:|---|---:|---|\n");
+    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
+        const wire_decl_t *msg = &wire_messages [m];
+        printf ("| %d | %s | %d%s | %s |\n", msg->value, msg->title, msg->size,
+                s_variable (msg->id) ? " + n" : "", msg->doc);
+    }
+    printf ("\n| constant | value | meaning |\n|---|---:|---|\n");
+    for (size_t c = 0; c < WIRE_COUNT (wire_consts); c++)
+        printf ("| `%s` | %d | %s |\n", s_lower (wire_consts [c].id, 0, name), wire_consts [c].value, wire_consts [c].doc);
+    s_end ("wire");
+
+    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
+        const wire_decl_t *msg = &wire_messages [m];
+        char block [S_NAME_MAX + 8];
+        snprintf (block, sizeof block, "wire-%s", s_lower (msg->id, '-', name));
+        printf ("\n");
+        s_begin (block, "wire.def");
+        printf ("## %s (type %d), %d%s bytes\n\n", msg->title, msg->value, msg->size,
+                s_variable (msg->id) ? " + n" : "");
+        printf ("| offset | size | field | meaning |\n|---:|---:|---|---|\n");
+        bool after = false;         //  past the variable part: offsets count from its end
+        for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+            const wire_decl_t *field = &wire_fields [f];
+            if (strcmp (field->message, msg->id))
+                continue;
+            char size [16];
+            snprintf (size, sizeof size, "%d", field->size);
+            printf ("| %d%s | %s | %s | %s |\n", field->value, after ? " + n" : "",
+                    field->size ? size : "n", s_lower (field->id, 0, name), field->doc);
+            after |= field->size == 0;
+        }
+        s_end (block);
+    }
+}
+
+static void
+s_pipes_markdown (void)
+{
+    s_begin ("pipes", "pipes.def");
+    printf ("| pipe | from -> to | carries | record tag | payload |\n|---|---|---|---|---|\n");
+#define BIFROST_PIPE(id, name, from, to, tag, payload, doc) \
+    s_doc_ok ("pipes.def pipe", #id, doc); s_doc_ok ("pipes.def pipe", #id, tag); \
+    s_doc_ok ("pipes.def pipe", #id, payload); \
+    printf ("| `%s` | %s -> %s | %s | %s | %s |\n", name, from, to, doc, tag, payload);
+#define BIFROST_PIPE_RECORD(id, flag, pipe, tag, payload, doc)
+#define BIFROST_PIPE_TAG(id, value, pipe, doc)
+#include "pipes.def"
+#undef BIFROST_PIPE
+#undef BIFROST_PIPE_RECORD
+
+    printf ("\nControl records: a user flag of `bus_batch` (bits 8..15) set on a record "
+            "changes what its tag and payload mean.\n\n");
+    printf ("| record | flag | pipe | tag | payload | meaning |\n|---|---|---|---|---|---|\n");
+#define BIFROST_PIPE(id, name, from, to, tag, payload, doc)
+#define BIFROST_PIPE_RECORD(id, flag, pipe, tag, payload, doc) \
+    s_doc_ok ("pipes.def record", #id, doc); s_doc_ok ("pipes.def record", #id, tag); \
+    s_doc_ok ("pipes.def record", #id, payload); \
+    printf ("| %s | `0x%04x` | `%s` | %s | %s | %s |\n", #id, (unsigned) (flag), PIPE_##pipe, tag, payload, doc);
+#include "pipes.def"
+#undef BIFROST_PIPE_RECORD
+#undef BIFROST_PIPE_TAG
+
+    printf ("\nTags with a meaning of their own:\n\n");
+    printf ("| tag | value | pipe | meaning |\n|---|---|---|---|\n");
+#define BIFROST_PIPE_RECORD(id, flag, pipe, tag, payload, doc)
+#define BIFROST_PIPE_TAG(id, value, pipe, doc) \
+    s_doc_ok ("pipes.def tag", #id, doc); \
+    printf ("| `%s` | `0x%08X` | `%s` | %s |\n", #id, (unsigned) (value), PIPE_##pipe, doc);
+#include "pipes.def"
+#undef BIFROST_PIPE
+#undef BIFROST_PIPE_RECORD
+#undef BIFROST_PIPE_TAG
+    s_end ("pipes");
+}
+
+int
+main (int argc, char *argv [])
+{
+    if (argc > 1) {
+        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def and schemas/wire.def\n", argv [0]);
+        return strcmp (argv [1], "-h") == 0 ? 0 : 2;
+    }
+    s_check_wire ();
+    s_pipes_markdown ();
+    printf ("\n");
+    s_wire_markdown ();
+    if (s_errors) {
+        fprintf (stderr, "schema-doc: %d error(s) in the declarations\n", s_errors);
+        return 1;
+    }
+    return 0;
+}
