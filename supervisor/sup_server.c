@@ -848,7 +848,7 @@ s_handle_request (sup_server_t *self, zframe_t *routing, bus_envelope_t *request
             return;
         }
         if (scale.instances > SUP_INSTANCES_MAX) {
-            s_send_error (self, routing, request, 400, "instances must be 0 to %d, not %u",
+            s_send_error (self, routing, request, 400, "instance count must be 0 to %d, not %u",
                           SUP_INSTANCES_MAX, scale.instances);
             return;
         }
@@ -1168,7 +1168,7 @@ sup_server_test (bool verbose)
     scale.instances = 1000;
     snprintf (scale.service, sizeof scale.service, "hb");
     assert (!bus_client_request (client, "bifrostd", &sup_scale_schema, &scale, S_TEST_WAIT_MS, err, sizeof err));
-    assert (strstr (err, "instances must be"));
+    assert (strstr (err, "instance count must be 0 to 64, not 1000"));
     //  Stop: bifrostd exits 0
     sup_stop_t stop = { .reason = "selftest" };
     bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_stop_schema, &stop, S_TEST_WAIT_MS, err, sizeof err);
