@@ -1,12 +1,14 @@
 /*  sup_server: the running supervisor. One zloop drives everything: a signalfd
     (SIGCHLD, SIGTERM, SIGINT, SIGHUP), one reader per child readiness pipe, the
-    control socket (<run_dir>/control.ipc, ROUTER, bus envelopes with the
-    schemas of schemas/sup.def) and a 50 ms tick that applies timeouts, backoffs
-    and dependency starts. See docs/supervisor.md for the behaviour. */
+    control socket (sup_control: <run_dir>/control.ipc, the schemas of
+    schemas/sup.def) and a 50 ms tick that applies timeouts, backoffs and
+    dependency starts. See docs/supervisor.md for the behaviour. */
 #ifndef SUP_SERVER_H_INCLUDED
 #define SUP_SERVER_H_INCLUDED
 
 #include "sup_config.h"
+#include "bus_schema.h"
+#include <sys/types.h>
 
 typedef struct _sup_server_t sup_server_t;
 
@@ -25,6 +27,24 @@ int sup_server_run (sup_server_t *self);
 
 //  Blocks the signals the server reads from its signalfd; call first in main.
 void sup_server_block_signals (void);
+
+//  What the control protocol (sup_control) asks of the server; the request
+//  has been checked already.
+//  Whether a service named name exists; with configured, only one in the
+//  current config (not one a reload removed that is still stopping).
+bool sup_server_has_service (sup_server_t *self, const char *name, bool configured);
+//  True once the whole tree is going down (sup.stop, SIGTERM, a give-up).
+bool sup_server_stopping (sup_server_t *self);
+//  Fills reply with every instance, or those of service when not empty.
+void sup_server_status (sup_server_t *self, const char *service, sup_status_reply_t *reply);
+//  Scale to instances, restart every instance, stop the tree: ok says what was done.
+void sup_server_scale (sup_server_t *self, const char *service, uint32_t instances, sup_ok_t *ok);
+void sup_server_restart (sup_server_t *self, const char *service, sup_ok_t *ok);
+void sup_server_stop (sup_server_t *self, const char *reason, sup_ok_t *ok);
+
+//  For self tests: a whole bifrostd for config_path and run_dir, running in a
+//  child process (its pid); it exits with sup_server_run's code.
+pid_t sup_server_fork (const char *config_path, const char *run_dir, bool verbose);
 
 void sup_server_test (bool verbose);
 #endif
