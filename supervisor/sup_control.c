@@ -252,8 +252,6 @@ sup_control_handle (sup_control_t *self)
 //  Self test: every request and every refusal, against a real bifrostd in a
 //  forked process (sup_server_fork)
 
-#include "bus_client.h"
-#include <sys/wait.h>
 
 #define S_TEST_WAIT_MS 10000            //  generous: under valgrind answers take seconds
 
@@ -282,58 +280,17 @@ s_expect_ok (bus_client_t *client, const bus_schema_t *schema, const void *msg, 
     bus_envelope_destroy (&reply);
 }
 
-//  Waits until count instances of every service are ready.
-static void
-s_wait_ready (bus_client_t *client, uint32_t count)
-{
-    sup_status_t status = { .service = "" };
-    sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
-    assert (msg);
-    uint32_t ready = 0;
-    for (int i = 0; i < 250 && ready != count; i++) {
-        char err [256];
-        bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &status,
-                                                    S_TEST_WAIT_MS, err, sizeof err);
-        assert (reply);
-        assert (bus_envelope_get_msg (reply, &sup_status_reply_schema, msg, err, sizeof err) == 0);
-        bus_envelope_destroy (&reply);
-        ready = 0;
-        for (uint32_t k = 0; k < msg->instances_count; k++)
-            ready += strcmp (msg->instances [k].state, "ready") == 0;
-        if (ready != count || msg->instances_count != count)
-            zclock_sleep (20);
-    }
-    assert (ready == count);
-    free (msg);
-}
-
 void
 sup_control_test (bool verbose)
 {
-    char dir [] = "/tmp/sup-control-test-XXXXXX";
-    assert (mkdtemp (dir));
-    char path [128];
-    snprintf (path, sizeof path, "%s/t.cfg", dir);
-    FILE *file = fopen (path, "w");
-    assert (file);
     //  hb ignores SIGTERM, so a stop lasts its stop_timeout: long enough to
     //  see the 503 of a request sent while bifrostd is stopping
-    fprintf (file,
+    char dir [] = "/tmp/sup-control-test-XXXXXX";
+    pid_t pid;
+    bus_client_t *client = sup_server_fork (dir,
         "services = ( { name = \"hb\"; exec = \"/bin/sh\"; stop_timeout = \"1s\";\n"
-        "  args = [\"-c\", \"trap '' TERM; echo READY >&$BIFROST_READY_FD; "
-        "while :; do echo HB >&$BIFROST_READY_FD; sleep 1; done\"]; } );\n");
-    fclose (file);
-    pid_t pid = sup_server_fork (path, dir, verbose);
-    char endpoint [BUS_PATH_MAX], err [256];
-    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "control") == 0);
-    bus_client_t *client = NULL;
-    for (int i = 0; i < 100 && !client; i++) {
-        client = bus_client_new (endpoint, "selftest", err, sizeof err);
-        if (!client)
-            zclock_sleep (20);
-    }
-    assert (client);
-    s_wait_ready (client, 1);
+        "  " SUP_SERVER_TEST_HB ("trap '' TERM; ") " } );\n", verbose, &pid);
+    sup_server_wait_ready (client, 1);
 
     //  404: a type bifrostd does not handle, a service it does not know
     sup_ok_t not_a_request = { .message = "" };
@@ -351,10 +308,10 @@ sup_control_test (bool verbose)
     //  Scale, restart: done, and said so
     scale.instances = 2;
     s_expect_ok (client, &sup_scale_schema, &scale, "hb: 1 -> 2 instances");
-    s_wait_ready (client, 2);
+    sup_server_wait_ready (client, 2);
     snprintf (restart.service, sizeof restart.service, "hb");
     s_expect_ok (client, &sup_restart_schema, &restart, "hb: restarting 2 instances");
-    s_wait_ready (client, 2);
+    sup_server_wait_ready (client, 2);
 
     //  Stop, then 503 for what would change the tree while it goes down
     sup_stop_t stop = { .reason = "selftest" };
@@ -363,11 +320,7 @@ sup_control_test (bool verbose)
     scale.instances = 1;
     s_expect_refused (client, &sup_scale_schema, &scale, "bifrostd is stopping");
     bus_client_destroy (&client);
-    int wstatus;
-    assert (waitpid (pid, &wstatus, 0) == pid);
-    assert (WIFEXITED (wstatus) && WEXITSTATUS (wstatus) == 0);
-    unlink (path);
-    rmdir (dir);
+    sup_server_join (dir, pid);
     if (verbose)
         printf ("sup_control: ok\n");
 }

@@ -980,48 +980,36 @@ sup_server_run (sup_server_t *self)
 //  ---------------------------------------------------------------------------
 //  Self test: a real bifrostd in a forked process with shell children
 
-#include "bus_client.h"
-
 //  How long a request waits for bifrostd's answer: generous, since under
 //  valgrind a forked bifrostd answers in seconds, not milliseconds
 #define S_TEST_WAIT_MS 10000
 
-pid_t
-sup_server_fork (const char *config_path, const char *run_dir, bool verbose)
+bus_client_t *
+sup_server_fork (char *dir, const char *config_text, bool verbose, pid_t *pid_p)
 {
+    assert (mkdtemp (dir));
+    char path [BUS_PATH_MAX];
+    snprintf (path, sizeof path, "%s/t.cfg", dir);
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fputs (config_text, file);
+    fclose (file);
     pid_t pid = fork ();
     assert (pid >= 0);
     if (pid == 0) {
         sup_server_block_signals ();
         if (!verbose)
             bus_log_set_level (BUS_LOG_ERROR);
-        sup_config_t *config = sup_config_load (config_path, stderr);
+        sup_config_t *config = sup_config_load (path, stderr);
         assert (config);
         char err [256];
-        sup_server_t *server = sup_server_new (&config, config_path, run_dir, err, sizeof err);
+        sup_server_t *server = sup_server_new (&config, path, dir, err, sizeof err);
         assert (server);
         int rc = sup_server_run (server);
         sup_server_destroy (&server);
         _exit (rc);
     }
-    return pid;
-}
-
-void
-sup_server_test (bool verbose)
-{
-    char dir [] = "/tmp/sup-server-test-XXXXXX";
-    assert (mkdtemp (dir));
-    char path [128];
-    snprintf (path, sizeof path, "%s/t.cfg", dir);
-    FILE *file = fopen (path, "w");
-    assert (file);
-    fprintf (file,
-        "services = ( { name = \"hb\"; exec = \"/bin/sh\"; instances = 2;\n"
-        "  args = [\"-c\", \"echo READY >&$BIFROST_READY_FD; "
-        "while :; do echo HB >&$BIFROST_READY_FD; sleep 1; done\"]; } );\n");
-    fclose (file);
-    pid_t pid = sup_server_fork (path, dir, verbose);
+    *pid_p = pid;
     char endpoint [BUS_PATH_MAX], err [256];
     assert (bus_endpoint (endpoint, sizeof endpoint, dir, "control") == 0);
     bus_client_t *client = NULL;
@@ -1031,40 +1019,78 @@ sup_server_test (bool verbose)
             zclock_sleep (20);
     }
     assert (client);
-    //  Both instances become ready
+    return client;
+}
+
+void
+sup_server_wait_ready (bus_client_t *client, uint32_t count)
+{
     sup_status_t status = { .service = "" };
-    int ready = 0;
-    for (int i = 0; i < 100 && ready < 2; i++) {
+    sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
+    assert (msg);
+    uint32_t ready = 0;
+    for (int i = 0; i < 250 && ready != count; i++) {
+        char err [256];
         bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &status,
                                                     S_TEST_WAIT_MS, err, sizeof err);
         assert (reply);
-        sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
         assert (bus_envelope_get_msg (reply, &sup_status_reply_schema, msg, err, sizeof err) == 0);
-        assert (msg->instances_count == 2);
-        assert (msg->pid == (uint32_t) pid);
+        bus_envelope_destroy (&reply);
         ready = 0;
         for (uint32_t k = 0; k < msg->instances_count; k++)
             ready += strcmp (msg->instances [k].state, "ready") == 0;
-        free (msg);
-        bus_envelope_destroy (&reply);
-        if (ready < 2)
+        if (msg->instances_count != count)
+            ready = 0;
+        if (ready != count)
             zclock_sleep (20);
     }
-    assert (ready == 2);
-    //  Every request and refusal of the protocol: sup_control_test
-    //  Stop: bifrostd exits 0
-    sup_stop_t stop = { .reason = "selftest" };
-    bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_stop_schema, &stop, S_TEST_WAIT_MS, err, sizeof err);
-    assert (reply);
-    bus_envelope_destroy (&reply);
-    bus_client_destroy (&client);
+    assert (ready == count);
+    free (msg);
+}
+
+void
+sup_server_join (const char *dir, pid_t pid)
+{
     int wstatus;
     assert (waitpid (pid, &wstatus, 0) == pid);
     assert (WIFEXITED (wstatus) && WEXITSTATUS (wstatus) == 0);
     //  The control socket is gone: bifrostctl will say bifrostd is not running
-    assert (access (endpoint + 6, F_OK) != 0);
+    char path [BUS_PATH_MAX];
+    assert (bus_endpoint (path, sizeof path, dir, "control") == 0);
+    assert (access (path + 6, F_OK) != 0);
+    snprintf (path, sizeof path, "%s/t.cfg", dir);
     unlink (path);
     rmdir (dir);
+}
+
+void
+sup_server_test (bool verbose)
+{
+    char dir [] = "/tmp/sup-server-test-XXXXXX";
+    pid_t pid;
+    bus_client_t *client = sup_server_fork (dir,
+        "services = ( { name = \"hb\"; exec = \"/bin/sh\"; instances = 2;\n"
+        "  " SUP_SERVER_TEST_HB ("") " } );\n", verbose, &pid);
+    //  Both instances become ready, and the status says whose they are
+    sup_server_wait_ready (client, 2);
+    sup_status_t status = { .service = "" };
+    char err [256];
+    bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &status,
+                                                S_TEST_WAIT_MS, err, sizeof err);
+    assert (reply);
+    sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
+    assert (bus_envelope_get_msg (reply, &sup_status_reply_schema, msg, err, sizeof err) == 0);
+    assert (msg->pid == (uint32_t) pid);
+    free (msg);
+    bus_envelope_destroy (&reply);
+    //  Every request and refusal of the protocol: sup_control_test
+    //  Stop: bifrostd exits 0, its control socket gone
+    sup_stop_t stop = { .reason = "selftest" };
+    reply = bus_client_request (client, "bifrostd", &sup_stop_schema, &stop, S_TEST_WAIT_MS, err, sizeof err);
+    assert (reply);
+    bus_envelope_destroy (&reply);
+    bus_client_destroy (&client);
+    sup_server_join (dir, pid);
     if (verbose)
         printf ("sup_server: ok\n");
 }

@@ -7,6 +7,7 @@
 #define SUP_SERVER_H_INCLUDED
 
 #include "sup_config.h"
+#include "bus_client.h"
 #include "bus_schema.h"
 #include <sys/types.h>
 
@@ -42,9 +43,22 @@ void sup_server_scale (sup_server_t *self, const char *service, uint32_t instanc
 void sup_server_restart (sup_server_t *self, const char *service, sup_ok_t *ok);
 void sup_server_stop (sup_server_t *self, const char *reason, sup_ok_t *ok);
 
-//  For self tests: a whole bifrostd for config_path and run_dir, running in a
-//  child process (its pid); it exits with sup_server_run's code.
-pid_t sup_server_fork (const char *config_path, const char *run_dir, bool verbose);
+//  For self tests: makes the directory dir (a mkdtemp template, filled in),
+//  writes config_text to <dir>/t.cfg and runs a whole bifrostd on it, with dir
+//  as its run directory, in a child process (its pid in *pid_p; it exits with
+//  sup_server_run's code). Returns a client connected to its control socket.
+bus_client_t *sup_server_fork (char *dir, const char *config_text, bool verbose, pid_t *pid_p);
+//  For self tests: asks for the status until count instances, all ready, are
+//  listed (asserts that it happens within 5 s).
+void sup_server_wait_ready (bus_client_t *client, uint32_t count);
+//  For self tests: waits for the bifrostd of sup_server_fork to exit, asserts
+//  that it exited 0 and removed its control socket, removes t.cfg and dir.
+void sup_server_join (const char *dir, pid_t pid);
+//  For self tests: the args of a /bin/sh child that runs first (a string
+//  literal, may be empty), then says READY and a heartbeat every second.
+#define SUP_SERVER_TEST_HB(first) \
+    "args = [\"-c\", \"" first "echo READY >&$BIFROST_READY_FD; " \
+    "while :; do echo HB >&$BIFROST_READY_FD; sleep 1; done\"];"
 
 void sup_server_test (bool verbose);
 #endif
