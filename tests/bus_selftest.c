@@ -33,6 +33,8 @@ static const selftest_t s_tests [] = {
     { "bus_loop", bus_loop_test },
     { "bus_batch", bus_batch_test },
     { "bus_pipe", bus_pipe_test },
+    { "bus_pipe_mem", bus_pipe_mem_test },
+    { "bus_pipe_fd", bus_pipe_fd_test },
     { "bus_json", bus_json_test },
     { "bus_privs", bus_privs_test },
     { "bus_buffer", bus_buffer_test },
