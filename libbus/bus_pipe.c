@@ -685,6 +685,16 @@ bus_pipe_test_fill (bus_batch_t *batch, size_t b, size_t count, size_t len)
 }
 
 void
+bus_pipe_test_pass (bus_pipe_t *tx, bus_pipe_t *rx, bus_batch_t *batch, bus_batch_iter_t *iter,
+                    size_t b, size_t count, size_t len)
+{
+    bus_pipe_test_fill (batch, b, count, len);
+    assert (bus_pipe_send (tx, batch) == 0);
+    assert (bus_pipe_recv (rx, iter, 2000) == 1);
+    bus_pipe_test_check (iter, b, 0, len);
+}
+
+void
 bus_pipe_test_check (bus_batch_iter_t *iter, size_t b, size_t first, size_t len)
 {
     bus_packet_t pkt;
@@ -861,10 +871,7 @@ bus_pipe_test (bool verbose)
     assert (bus_pipe_recv (rx, &iter, 100) == 0);
     close (rogue);
     free (good);
-    bus_pipe_test_fill (batch, 9, 3, 100);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 9, 0, 100);
+    bus_pipe_test_pass (tx, rx, batch, &iter, 9, 3, 100);
 
     //  Two senders into one receiver: both arrive
     bus_pipe_t *tx2 = bus_pipe_new (dir, "device->crypto", BUS_PIPE_SENDER, 0);
@@ -980,10 +987,7 @@ bus_pipe_test (bool verbose)
     assert (stat (bus_pipe_path (tx), &st) == -1);
     rx = bus_pipe_new (dir, "device->crypto", BUS_PIPE_RECEIVER, 8);
     assert (rx);
-    bus_pipe_test_fill (batch, 14, 1, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 14, 0, 20);
+    bus_pipe_test_pass (tx, rx, batch, &iter, 14, 1, 20);
     bus_pipe_stats (tx, &stats);
     assert (stats.connects == 2);
 

@@ -283,10 +283,7 @@ bus_pipe_fd_test (bool verbose)
     bus_pipe_share_fd (tx, udp);
 
     //  1. The first batch brings the socket: the same one, usable
-    bus_pipe_test_fill (batch, 30, 2, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 30, 0, 20);
+    bus_pipe_test_pass (tx, rx, batch, &iter, 30, 2, 20);
     int fd = bus_pipe_passed_fd (rx);
     assert (fd >= 0 && fd != udp && bus_pipe_passed_gen (rx) == 1);
     assert (fcntl (fd, F_GETFD) & FD_CLOEXEC);
@@ -306,10 +303,7 @@ bus_pipe_fd_test (bool verbose)
     close (other);
 
     //  2. Later batches on the same link carry nothing, a split one included
-    bus_pipe_test_fill (batch, 31, 1, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 31, 0, 20);
+    bus_pipe_test_pass (tx, rx, batch, &iter, 31, 1, 20);
     bus_batch_t *big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (9000));
     bus_pipe_test_fill (big, 32, 64, 9000);
     assert (bus_pipe_send (tx, big) == 0);
@@ -343,10 +337,7 @@ bus_pipe_fd_test (bool verbose)
     bus_pipe_destroy (&rx);
     rx = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_RECEIVER, 8);
     assert (rx);
-    bus_pipe_test_fill (batch, 34, 1, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 34, 0, 20);
+    bus_pipe_test_pass (tx, rx, batch, &iter, 34, 1, 20);
     fd = bus_pipe_passed_fd (rx);
     assert (fd >= 0 && s_udp_port (fd) == port_b && bus_pipe_passed_gen (rx) == 1);
     bus_pipe_stats (tx, &stats);
@@ -466,10 +457,7 @@ bus_pipe_fd_test (bool verbose)
     udp = s_udp (0, &port);
     bus_pipe_share_fd (mtx, udp);
     assert (bus_pipe_writable (mtx));
-    bus_pipe_test_fill (batch, 38, 1, 20);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 38, 0, 20);
+    bus_pipe_test_pass (mtx, rx, batch, &iter, 38, 1, 20);
     fd = bus_pipe_passed_fd (rx);
     assert (fd >= 0 && s_udp_port (fd) == port);
     bus_pipe_stats (mtx, &stats);
@@ -477,10 +465,7 @@ bus_pipe_fd_test (bool verbose)
     //  Sharing stopped: in memory again; the receiver keeps its copy while
     //  the link lasts
     bus_pipe_share_fd (mtx, -1);
-    bus_pipe_test_fill (batch, 39, 1, 20);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 39, 0, 20);
+    bus_pipe_test_pass (mtx, rx, batch, &iter, 39, 1, 20);
     bus_pipe_stats (mtx, &stats);
     assert (stats.batches_sent == 3 && stats.batches_in_memory == 2);
     assert (bus_pipe_passed_fd (rx) == fd);

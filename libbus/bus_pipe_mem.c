@@ -219,10 +219,7 @@ bus_pipe_mem_test (bool verbose)
     //  timer is 5 s away); the far sender's batch comes over the socket
     bus_pipe_set_mirror (mrx, 0, 0, NULL, NULL);
     int give_up = bus_loop_timer (loop, 5000, 1, bus_pipe_test_on_give_up, NULL);
-    bus_pipe_test_fill (batch, 23, 2, 40);
-    assert (bus_pipe_send (far, batch) == 0);
-    assert (bus_pipe_recv (mrx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 23, 0, 40);
+    bus_pipe_test_pass (far, mrx, batch, &iter, 23, 2, 40);
     bus_pipe_test_fill (batch, 24, 1, 50);
     assert (bus_pipe_send (mtx, batch) == 0);
     bus_pipe_test_fill (batch, 25, 1, 50);
@@ -236,10 +233,7 @@ bus_pipe_mem_test (bool verbose)
     assert (stats.batches_sent == 1 && stats.batches_in_memory == 0);
     //  Detached, the receiver is no longer in reach in memory: the socket again
     bus_pipe_detach (mrx);
-    bus_pipe_test_fill (batch, 26, 1, 60);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    assert (bus_pipe_recv (mrx, &iter, 2000) == 1);
-    bus_pipe_test_check (&iter, 26, 0, 60);
+    bus_pipe_test_pass (mtx, mrx, batch, &iter, 26, 1, 60);
     bus_pipe_stats (mtx, &stats);
     assert (stats.batches_sent == 105 && stats.batches_in_memory == 104);
     //  Attached again and destroyed with batches waiting: freed, the sender

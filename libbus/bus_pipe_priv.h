@@ -108,6 +108,10 @@ void bus_pipe_fd_link_ended (bus_pipe_t *self, int conn);
 void bus_pipe_test_fill (bus_batch_t *batch, size_t b, size_t count, size_t len);
 //  Checks that iter holds packets first..first+count-1 of batch b, len bytes each.
 void bus_pipe_test_check (bus_batch_iter_t *iter, size_t b, size_t first, size_t len);
+//  Sends count packets of len bytes (batch b) from tx and checks that rx gets
+//  them within 2 s; iter holds them.
+void bus_pipe_test_pass (bus_pipe_t *tx, bus_pipe_t *rx, bus_batch_t *batch, bus_batch_iter_t *iter,
+                         size_t b, size_t count, size_t len);
 //  A raw SEQPACKET connection to a receiver, for what a foreign sender may do.
 int bus_pipe_test_rogue (bus_pipe_t *rx);
 //  What a mirror saw: calls, and the last sample.

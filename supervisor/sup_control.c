@@ -287,9 +287,8 @@ sup_control_test (bool verbose)
     //  see the 503 of a request sent while bifrostd is stopping
     char dir [] = "/tmp/sup-control-test-XXXXXX";
     pid_t pid;
-    bus_client_t *client = sup_server_fork (dir,
-        "services = ( { name = \"hb\"; exec = \"/bin/sh\"; stop_timeout = \"1s\";\n"
-        "  " SUP_SERVER_TEST_HB ("trap '' TERM; ") " } );\n", verbose, &pid);
+    bus_client_t *client = sup_server_fork (dir, SUP_SERVER_TEST_HB ("stop_timeout = \"1s\";", "trap '' TERM; "),
+                                            verbose, &pid);
     sup_server_wait_ready (client, 1);
 
     //  404: a type bifrostd does not handle, a service it does not know

@@ -1068,9 +1068,7 @@ sup_server_test (bool verbose)
 {
     char dir [] = "/tmp/sup-server-test-XXXXXX";
     pid_t pid;
-    bus_client_t *client = sup_server_fork (dir,
-        "services = ( { name = \"hb\"; exec = \"/bin/sh\"; instances = 2;\n"
-        "  " SUP_SERVER_TEST_HB ("") " } );\n", verbose, &pid);
+    bus_client_t *client = sup_server_fork (dir, SUP_SERVER_TEST_HB ("instances = 2;", ""), verbose, &pid);
     //  Both instances become ready, and the status says whose they are
     sup_server_wait_ready (client, 2);
     sup_status_t status = { .service = "" };

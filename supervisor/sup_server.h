@@ -54,11 +54,13 @@ void sup_server_wait_ready (bus_client_t *client, uint32_t count);
 //  For self tests: waits for the bifrostd of sup_server_fork to exit, asserts
 //  that it exited 0 and removed its control socket, removes t.cfg and dir.
 void sup_server_join (const char *dir, pid_t pid);
-//  For self tests: the args of a /bin/sh child that runs first (a string
-//  literal, may be empty), then says READY and a heartbeat every second.
-#define SUP_SERVER_TEST_HB(first) \
-    "args = [\"-c\", \"" first "echo READY >&$BIFROST_READY_FD; " \
-    "while :; do echo HB >&$BIFROST_READY_FD; sleep 1; done\"];"
+//  For self tests: a config with one service, hb, with settings (a string
+//  literal, may be empty): a /bin/sh child that runs first (shell code, may be
+//  empty), then says READY and a heartbeat every second.
+#define SUP_SERVER_TEST_HB(settings, first) \
+    "services = ( { name = \"hb\"; exec = \"/bin/sh\"; " settings "\n" \
+    "  args = [\"-c\", \"" first "echo READY >&$BIFROST_READY_FD; " \
+    "while :; do echo HB >&$BIFROST_READY_FD; sleep 1; done\"]; } );\n"
 
 void sup_server_test (bool verbose);
 #endif
