@@ -1,7 +1,8 @@
 /*  sup_server: bifrostd's engine. Each instance of each service is a small
     state machine (waiting -> starting -> ready -> backoff/stopping -> ...); events
     (child exit, pipe lines, control requests, signals) and a 50 ms tick move it.
-    Everything happens on one thread, so no state is shared with anything. */
+    Everything happens on one thread, so no state is shared with anything. The
+    control protocol is sup_control's; here are only the operations it asks for. */
 #include "config.h"
 #include "sup_server.h"
 #include "sup_control.h"
