@@ -1,20 +1,15 @@
 /*  bus_pipe: the data pipes between device, crypto and nat, over AF_UNIX
-    SOCK_SEQPACKET (why, and the numbers: bus_pipe.h, docs/benchmarks.md), or in
-    memory between two services on one loop (bifrost-tunnel). */
-#include "bus_pipe.h"
-#include "bus_buffer.h"
-#include "bus_endpoint.h"
+    SOCK_SEQPACKET (why, and the numbers: bus_pipe.h, docs/benchmarks.md). This
+    file is the socket pipe and the class's life cycle; the in-memory hand-over
+    between two services on one loop (bifrost-tunnel) is bus_pipe_mem.c, the
+    passing of a descriptor is bus_pipe_fd.c, their shared struct
+    bus_pipe_priv.h. */
+#include "bus_pipe_priv.h"
 #include "bus_log.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,56 +18,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-struct _bus_pipe_t {
-    char name [BUS_PIPE_NAME_MAX + 1];
-    char path [BUS_PATH_MAX];           //  the socket file
-    bus_pipe_dir_t dir;
-    int fd;                             //  receiver: listening; sender: connected or -1
-    //  Receiver
-    ino_t ino;                          //  of the socket file we bound
-    int epfd;                           //  the listening socket and every sender
-    int conns [BUS_PIPE_SENDERS_MAX];
-    size_t conn_count;
-    size_t next;                        //  the sender to read first (round robin)
-    //  What the last recv returned: nothing, a full batch, or a partial one
-    enum { S_NONE, S_FULL, S_PARTIAL } last;
-    uint8_t *buf;                       //  the last received batch
-    bus_loop_t *loop;                      //  while attached
-    zmq_pollitem_t item;
-    bus_pipe_ready_fn *ready_fn;
-    void *ready_arg;
-    int hwm;                            //  batches queued before dropping
-    bus_pipe_t *local_next;             //  in the list of attached receivers
-    bus_buffer_t *slots;                //  batches handed over in memory: a ring of
-                                        //  hwm + 1, from the first one
-    size_t slot_head, slot_count;       //  the slot before head is the last delivered
-    //  The descriptor a sender passed (bus_pipe_passed_fd): ours, -1 when none.
-    //  It lives as long as the link that brought it, passed_conn.
-    int passed_fd, passed_conn;
-    uint64_t passed_gen;                //  bumped whenever passed_fd changes
-    bool ctrunc_warned;
-    //  Sender
-    int sndbuf;                         //  bytes asked of the kernel
-    bool blocked;                       //  the last send found the queue full
-    bool linked_once;                   //  for logging only the changes
-    int64_t retry_at;                   //  next connect attempt, monotonic ms
-    bus_loop_t *sender_loop;            //  its service's loop (bus_pipe_set_loop)
-    bus_pipe_t *local_peer;             //  the receiver attached to that loop, or NULL
-    unsigned local_gen;                 //  s_local_gen when local_peer was looked up
-    int share_fd;                       //  bus_pipe_share_fd, not ours; -1: none
-    bool share_pending;                 //  the next message carries share_fd (the
-                                        //  first one on each link)
-    bus_pipe_stats_t stats;
-    char error [160];
-    //  Mirroring (mirror_fn NULL when off)
-    bus_pipe_mirror_fn *mirror_fn;
-    void *mirror_arg;
-    uint32_t mirror_every, mirror_snaplen, mirror_countdown;
-    bus_pipe_sample_t *sample;
-};
 
 static bool
 s_name_valid (const char *name)
@@ -87,61 +33,6 @@ s_name_valid (const char *name)
             return false;
     }
     return true;
-}
-
-//  Receivers attached to a loop, for senders on the same loop to find. Changed
-//  only when a receiver is attached or detached; a sender looks again only when
-//  the generation moved, so a send costs one atomic load.
-static pthread_mutex_t s_local_lock = PTHREAD_MUTEX_INITIALIZER;
-static bus_pipe_t *s_local_receivers;
-static atomic_uint s_local_gen = 1;
-
-static void
-s_local_register (bus_pipe_t *self, bool on)
-{
-    pthread_mutex_lock (&s_local_lock);
-    bus_pipe_t **link = &s_local_receivers;
-    while (*link && *link != self)
-        link = &(*link)->local_next;
-    if (on && !*link) {
-        self->local_next = s_local_receivers;
-        s_local_receivers = self;
-    }
-    else
-    if (!on && *link)
-        *link = self->local_next;
-    atomic_fetch_add (&s_local_gen, 1);
-    pthread_mutex_unlock (&s_local_lock);
-}
-
-//  The receiver of this sender's pipe on the sender's own loop, or NULL. The
-//  same loop means the same thread, so its queue needs no lock.
-static bus_pipe_t *
-s_local_peer (bus_pipe_t *self)
-{
-    if (!self->sender_loop)
-        return NULL;
-    if (atomic_load (&s_local_gen) == self->local_gen)
-        return self->local_peer;
-    pthread_mutex_lock (&s_local_lock);
-    bus_pipe_t *found = s_local_receivers;
-    while (found && !(found->loop == self->sender_loop && streq (found->path, self->path)))
-        found = found->local_next;
-    if (found != self->local_peer)
-        bus_debug ("pipe %s: %s", self->name, found ? "in memory (receiver on our loop)" : "over the socket");
-    self->local_peer = found;
-    self->local_gen = atomic_load (&s_local_gen);
-    pthread_mutex_unlock (&s_local_lock);
-    return found;
-}
-
-//  The receiver to hand batches to in memory, or NULL for the socket. A shared
-//  descriptor cannot travel in memory (nor would the receiver need it, being in
-//  our process), so while one is shared every batch takes the socket.
-static bus_pipe_t *
-s_memory_peer (bus_pipe_t *self)
-{
-    return self->share_fd == -1 ? s_local_peer (self) : NULL;
 }
 
 static int
@@ -308,10 +199,7 @@ bus_pipe_destroy (bus_pipe_t **self_p)
     if (self->dir == BUS_PIPE_RECEIVER && self->ino
     &&  stat (self->path, &st) == 0 && st.st_ino == self->ino)
         unlink (self->path);
-    if (self->slots)
-        for (int i = 0; i <= self->hwm; i++)
-            bus_buffer_free (&self->slots [i], false);
-    free (self->slots);
+    bus_pipe_mem_free (self);
     free (self->buf);
     free (self->sample);
     free (self);
@@ -355,7 +243,7 @@ bus_pipe_attach (bus_pipe_t *self, bus_loop_t *loop, bus_pipe_ready_fn *fn, void
     //  A poll error must not silently end the data path
     bus_loop_poller_set_tolerant (loop, &self->item);
     self->loop = loop;
-    s_local_register (self, true);
+    bus_pipe_mem_register (self, true);
     return 0;
 }
 
@@ -363,43 +251,10 @@ void
 bus_pipe_detach (bus_pipe_t *self)
 {
     if (self->loop) {
-        s_local_register (self, false);
+        bus_pipe_mem_register (self, false);
         bus_loop_poller_end (self->loop, &self->item);
         self->loop = NULL;
     }
-}
-
-void
-bus_pipe_set_loop (bus_pipe_t *self, bus_loop_t *loop)
-{
-    if (self->dir != BUS_PIPE_SENDER)
-        return;                         //  a receiver's loop is the one it is attached to
-    self->sender_loop = loop;
-    self->local_gen = 0;                //  look again on the next send
-    self->local_peer = NULL;
-}
-
-void
-bus_pipe_share_fd (bus_pipe_t *self, int fd)
-{
-    assert (self);
-    assert (self->dir == BUS_PIPE_SENDER);
-    self->share_fd = fd < 0 ? -1 : fd;
-    self->share_pending = self->share_fd != -1;
-}
-
-int
-bus_pipe_passed_fd (bus_pipe_t *self)
-{
-    assert (self);
-    return self->passed_fd;
-}
-
-uint64_t
-bus_pipe_passed_gen (bus_pipe_t *self)
-{
-    assert (self);
-    return self->passed_gen;
 }
 
 void
@@ -459,9 +314,9 @@ bool
 bus_pipe_writable (bus_pipe_t *self)
 {
     assert (self->dir == BUS_PIPE_SENDER);
-    bus_pipe_t *peer = s_memory_peer (self);
+    bus_pipe_t *peer = bus_pipe_mem_peer (self);
     if (peer)
-        return peer->slot_count < (size_t) peer->hwm;
+        return bus_pipe_mem_writable (peer);
     if (!s_connect (self, false))
         return false;
     if (!self->blocked)
@@ -498,22 +353,10 @@ s_send_message (bus_pipe_t *self, const uint8_t *header, const uint8_t *records,
     } ctrl;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-        bool carry = self->share_pending && self->share_fd != -1;
-        if (carry) {
-            memset (&ctrl, 0, sizeof ctrl);
-            msg.msg_control = ctrl.buf;
-            msg.msg_controllen = sizeof ctrl.buf;
-            struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg);
-            cmsg->cmsg_level = SOL_SOCKET;
-            cmsg->cmsg_type = SCM_RIGHTS;
-            cmsg->cmsg_len = CMSG_LEN (sizeof (int));
-            memcpy (CMSG_DATA (cmsg), &self->share_fd, sizeof (int));
-        }
+        bool carry = bus_pipe_fd_carry (self, &msg, ctrl.buf, sizeof ctrl.buf);
         if (sendmsg (self->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != -1) {
-            if (carry) {
-                self->share_pending = false;
-                self->stats.fds_passed++;
-            }
+            if (carry)
+                bus_pipe_fd_carried (self);
             return 0;
         }
         if (errno == EAGAIN || errno == ENOBUFS || errno == ENOMEM) {
@@ -526,15 +369,8 @@ s_send_message (bus_pipe_t *self, const uint8_t *header, const uint8_t *records,
             return -1;
         if (errno == EINTR)
             continue;
-        //  Our socket is open, so the caller closed the shared descriptor
-        //  without calling bus_pipe_share_fd (-1) first: stop sharing it
-        if (carry && errno == EBADF) {
-            bus_warn ("pipe %s: shared descriptor %d is closed, no longer sharing it",
-                      self->name, self->share_fd);
-            self->share_fd = -1;
-            self->share_pending = false;
+        if (bus_pipe_fd_refused (self, carry, errno))
             continue;
-        }
         //  EPIPE, ECONNRESET, ECONNREFUSED: the receiver is gone; a new one
         //  may be listening already
         s_unlink (self, errno);
@@ -544,8 +380,8 @@ s_send_message (bus_pipe_t *self, const uint8_t *header, const uint8_t *records,
     return -1;
 }
 
-static void
-s_count_drop (bus_pipe_t *self, uint32_t count)
+void
+bus_pipe_count_drop (bus_pipe_t *self, uint32_t count)
 {
     self->stats.batches_dropped++;
     self->stats.packets_dropped += count;
@@ -564,36 +400,8 @@ s_send_run (bus_pipe_t *self, const uint8_t *records, size_t size, uint32_t coun
         self->stats.bytes_sent += bytes;
         return 0;
     }
-    s_count_drop (self, count);
+    bus_pipe_count_drop (self, count);
     return -1;
-}
-
-//  Hands a whole batch (header included) to a receiver on our loop: a copy into
-//  its queue and a kick of its handler, instead of sendmsg, epoll_wait and
-//  recvmsg (docs/data-plane.md). No split: nothing limits a message here.
-static int
-s_send_local (bus_pipe_t *self, bus_pipe_t *peer, const uint8_t *data, size_t size,
-              uint32_t count, size_t bytes)
-{
-    if (peer->slot_count == (size_t) peer->hwm) {
-        s_count_drop (self, count);
-        return -1;
-    }
-    if (!peer->slots) {
-        peer->slots = (bus_buffer_t *) calloc ((size_t) peer->hwm + 1, sizeof (bus_buffer_t));
-        assert (peer->slots);
-    }
-    //  hwm + 1 slots for at most hwm queued: the tail never reaches the slot
-    //  before head, which holds the batch the receiver is reading
-    bus_buffer_store (&peer->slots [(peer->slot_head + peer->slot_count) % ((size_t) peer->hwm + 1)],
-                      data, size, 64 * 1024);
-    peer->slot_count++;
-    self->stats.batches_sent++;
-    self->stats.packets_sent += count;
-    self->stats.bytes_sent += bytes;
-    self->stats.batches_in_memory++;
-    bus_loop_poller_kick (peer->loop, &peer->item);
-    return 0;
 }
 
 int
@@ -609,9 +417,9 @@ bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
     if (self->mirror_fn)
         s_mirror (self, data, size);
     int rc = 0;
-    bus_pipe_t *peer = s_memory_peer (self);
+    bus_pipe_t *peer = bus_pipe_mem_peer (self);
     if (peer)
-        rc = s_send_local (self, peer, data, size, (uint32_t) count, bus_batch_bytes (batch));
+        rc = bus_pipe_mem_send (self, peer, data, size, (uint32_t) count, bus_batch_bytes (batch));
     else
     if (size <= BUS_PIPE_MSG_MAX)
         rc = s_send_run (self, data + BUS_BATCH_HEADER, size - BUS_BATCH_HEADER,
@@ -633,7 +441,7 @@ bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
                 if (rc == 0)
                     rc = s_send_run (self, data + start, end - start, run_count, run_bytes);
                 else
-                    s_count_drop (self, run_count);
+                    bus_pipe_count_drop (self, run_count);
                 start = end;
                 run_count = 0;
                 run_bytes = 0;
@@ -645,7 +453,7 @@ bus_pipe_send (bus_pipe_t *self, bus_batch_t *batch)
         if (rc == 0)
             rc = s_send_run (self, data + start, end - start, run_count, run_bytes);
         else
-            s_count_drop (self, run_count);
+            bus_pipe_count_drop (self, run_count);
     }
     bus_batch_reset (batch);
     return rc;
@@ -673,68 +481,16 @@ s_accept (bus_pipe_t *self)
     }
 }
 
-//  Closes *fd_p if open and sets it to -1.
-static void
-s_close (int *fd_p)
-{
-    if (*fd_p != -1) {
-        close (*fd_p);
-        *fd_p = -1;
-    }
-}
-
-//  The passed descriptor becomes fd (from conn), or none (-1); the previous one
-//  is closed. Every change bumps the generation callers compare.
-static void
-s_set_passed (bus_pipe_t *self, int fd, int conn)
-{
-    s_close (&self->passed_fd);
-    self->passed_fd = fd;
-    self->passed_conn = fd == -1 ? -1 : conn;
-    self->passed_gen++;
-}
-
 //  A sender's link ended: the descriptor it passed ends with it, so that a
 //  restarted sender can bind what it shared (nat its UDP port) again.
 static void
 s_drop_sender (bus_pipe_t *self, size_t i)
 {
     int conn = self->conns [i];
-    if (self->passed_fd != -1 && self->passed_conn == conn)
-        s_set_passed (self, -1, -1);
+    bus_pipe_fd_link_ended (self, conn);
     epoll_ctl (self->epfd, EPOLL_CTL_DEL, conn, NULL);
     close (conn);
     self->conns [i] = self->conns [--self->conn_count];
-}
-
-//  The descriptors that came with a message (SCM_RIGHTS): the first one, or -1;
-//  every other one is closed. A truncated control buffer means some were lost
-//  on the way: none is kept, as if none came.
-static int
-s_take_fds (bus_pipe_t *self, struct msghdr *msg)
-{
-    int first = -1;
-    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (msg); cmsg; cmsg = CMSG_NXTHDR (msg, cmsg)) {
-        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t count = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-        for (size_t j = 0; j < count; j++) {
-            int fd;
-            memcpy (&fd, CMSG_DATA (cmsg) + j * sizeof (int), sizeof fd);
-            if (first == -1)
-                first = fd;
-            else
-                close (fd);
-        }
-    }
-    if ((msg->msg_flags & MSG_CTRUNC) && first != -1) {
-        if (!self->ctrunc_warned)
-            bus_warn ("pipe %s: a sender passed more descriptors than expected, keeping none",
-                      self->name);
-        self->ctrunc_warned = true;
-        s_close (&first);
-    }
-    return first;
 }
 
 //  Reads one message from the first sender that has one, round robin. Its size,
@@ -758,11 +514,11 @@ s_read (bus_pipe_t *self, int *fd_p, int *conn_p)
             .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl.buf
         };
         ssize_t n = recvmsg (self->conns [i], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        int fd = n >= 0 ? s_take_fds (self, &msg) : -1;
+        int fd = n >= 0 ? bus_pipe_fd_take (self, &msg) : -1;
         if (n > 0) {
             self->next = i + 1;
             if (msg.msg_flags & MSG_TRUNC) {
-                s_close (&fd);
+                bus_pipe_close_fd (&fd);
                 snprintf (self->error, sizeof self->error,
                           "message longer than %d bytes", BUS_PIPE_MSG_MAX);
                 return -1;
@@ -771,7 +527,7 @@ s_read (bus_pipe_t *self, int *fd_p, int *conn_p)
             *conn_p = self->conns [i];
             return n;
         }
-        s_close (&fd);
+        bus_pipe_close_fd (&fd);
         if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
             k++;
             continue;
@@ -809,22 +565,11 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
     assert (self && iter);
     assert (self->dir == BUS_PIPE_RECEIVER);
     memset (iter, 0, sizeof *iter);
-    //  The caller is done with the batch it had: with nothing queued, start the
-    //  ring over, so a pipe that rarely holds more than one batch (a ping, or a
-    //  receiver that keeps up) reuses its first slot, hot in the cache, instead
-    //  of walking all hwm + 1 (64 KiB or more each, allocated one by one)
-    if (self->slot_count == 0)
-        self->slot_head = 0;
-    //  Batches handed over in memory first: they cost no system call, and the
-    //  loop runs us only once per kick, so kick again while more wait
-    if (self->slot_count) {
-        bus_buffer_t *slot = &self->slots [self->slot_head];
-        self->slot_head = (self->slot_head + 1) % ((size_t) self->hwm + 1);
-        self->slot_count--;
-        if (self->slot_count && self->loop)
-            bus_loop_poller_kick (self->loop, &self->item);
-        return s_deliver (self, iter, slot->data, slot->size);
-    }
+    //  Batches handed over in memory first (bus_pipe_mem.c: no system call)
+    uint8_t *data;
+    size_t size;
+    if (bus_pipe_mem_take (self, &data, &size))
+        return s_deliver (self, iter, data, size);
     int64_t deadline = timeout_ms > 0 ? zclock_mono () + timeout_ms : 0;
     //  A partial batch means its sender had nothing more when it sent it: most
     //  likely nothing waits behind it, so do not ask (at ping rates that read
@@ -848,14 +593,7 @@ bus_pipe_recv (bus_pipe_t *self, bus_batch_iter_t *iter, int timeout_ms)
         }
         if (n > 0) {
             int rc = s_deliver (self, iter, self->buf, (size_t) n);
-            //  A descriptor counts only with a valid batch: a bad message
-            //  changes nothing
-            if (rc == 1 && fd != -1) {
-                s_set_passed (self, fd, conn);
-                self->stats.fds_passed++;
-            }
-            else
-                s_close (&fd);
+            bus_pipe_fd_received (self, fd, conn, rc == 1);
             return rc;
         }
         //  Drained what the last wakeup brought: new senders can wait for the
@@ -927,22 +665,16 @@ s_wait_link (bus_pipe_t *tx, bus_pipe_t *rx)
     bus_batch_destroy (&probe);
 }
 
-typedef struct {
-    int calls;
-    bus_pipe_sample_t last;
-} s_mirror_seen_t;
-
-static void
-s_on_sample (bus_pipe_t *pipe, const bus_pipe_sample_t *sample, void *arg)
+void
+bus_pipe_test_on_sample (bus_pipe_t *pipe, const bus_pipe_sample_t *sample, void *arg)
 {
-    s_mirror_seen_t *seen = (s_mirror_seen_t *) arg;
+    bus_pipe_test_mirror_seen_t *seen = (bus_pipe_test_mirror_seen_t *) arg;
     seen->calls++;
     seen->last = *sample;
 }
 
-//  Fills batch with count packets of len bytes, packet i of batch b.
-static void
-s_fill (bus_batch_t *batch, size_t b, size_t count, size_t len)
+void
+bus_pipe_test_fill (bus_batch_t *batch, size_t b, size_t count, size_t len)
 {
     for (size_t i = 0; i < count; i++) {
         uint8_t *dest = bus_batch_reserve (batch, (uint32_t) (b * 1000 + i), len);
@@ -952,9 +684,18 @@ s_fill (bus_batch_t *batch, size_t b, size_t count, size_t len)
     }
 }
 
-//  Checks that iter holds packets first..first+count-1 of batch b, len bytes each.
-static void
-s_check (bus_batch_iter_t *iter, size_t b, size_t first, size_t len)
+void
+bus_pipe_test_pass (bus_pipe_t *tx, bus_pipe_t *rx, bus_batch_t *batch, bus_batch_iter_t *iter,
+                    size_t b, size_t count, size_t len)
+{
+    bus_pipe_test_fill (batch, b, count, len);
+    assert (bus_pipe_send (tx, batch) == 0);
+    assert (bus_pipe_recv (rx, iter, 2000) == 1);
+    bus_pipe_test_check (iter, b, 0, len);
+}
+
+void
+bus_pipe_test_check (bus_batch_iter_t *iter, size_t b, size_t first, size_t len)
 {
     bus_packet_t pkt;
     size_t i = first;
@@ -967,9 +708,8 @@ s_check (bus_batch_iter_t *iter, size_t b, size_t first, size_t len)
     assert (i == first + iter->count);
 }
 
-//  A raw SEQPACKET connection to a receiver, for what a foreign sender may do.
-static int
-s_rogue (bus_pipe_t *rx)
+int
+bus_pipe_test_rogue (bus_pipe_t *rx)
 {
     int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     struct sockaddr_un addr;
@@ -978,15 +718,10 @@ s_rogue (bus_pipe_t *rx)
     return fd;
 }
 
-typedef struct {
-    bus_pipe_t *rx;
-    int batches;
-} s_loop_seen_t;
-
-static int
-s_on_ready (bus_pipe_t *pipe, void *arg)
+int
+bus_pipe_test_on_ready (bus_pipe_t *pipe, void *arg)
 {
-    s_loop_seen_t *seen = (s_loop_seen_t *) arg;
+    bus_pipe_test_loop_seen_t *seen = (bus_pipe_test_loop_seen_t *) arg;
     assert (pipe == seen->rx);
     bus_batch_iter_t iter;
     while (bus_pipe_recv (pipe, &iter, 0) == 1)
@@ -994,340 +729,10 @@ s_on_ready (bus_pipe_t *pipe, void *arg)
     return seen->batches >= 3 ? -1 : 0;
 }
 
-static int
-s_on_give_up (bus_loop_t *loop, int timer_id, void *arg)
+int
+bus_pipe_test_on_give_up (bus_loop_t *loop, int timer_id, void *arg)
 {
     return -1;
-}
-
-//  A UDP socket bound to 127.0.0.1 on port (0: any); its port in *port_p. -1
-//  when the bind fails, errno saying why.
-static int
-s_udp (uint16_t port, uint16_t *port_p)
-{
-    int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert (fd != -1);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
-        int err = errno;
-        close (fd);
-        errno = err;
-        return -1;
-    }
-    socklen_t len = sizeof addr;
-    assert (getsockname (fd, (struct sockaddr *) &addr, &len) == 0);
-    if (port_p)
-        *port_p = ntohs (addr.sin_port);
-    return fd;
-}
-
-static uint16_t
-s_udp_port (int fd)
-{
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    assert (getsockname (fd, (struct sockaddr *) &addr, &len) == 0 && addr.sin_family == AF_INET);
-    return ntohs (addr.sin_port);
-}
-
-//  Open descriptors of this process, to catch a leaked or lost one.
-static int
-s_fd_count (void)
-{
-    DIR *d = opendir ("/proc/self/fd");
-    assert (d);
-    int count = 0;
-    struct dirent *e;
-    while ((e = readdir (d)))
-        if (e->d_name [0] != '.')
-            count++;
-    closedir (d);
-    return count;
-}
-
-//  What a foreign sender may do: one message with count descriptors.
-static void
-s_send_fds (int sock, const void *data, size_t size, const int *fds, int count)
-{
-    struct iovec iov = { (void *) data, size };
-    union {
-        struct cmsghdr align;
-        char buf [CMSG_SPACE (8 * sizeof (int))];
-    } ctrl;
-    memset (&ctrl, 0, sizeof ctrl);
-    assert (count >= 1 && count <= 8);
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = ctrl.buf, .msg_controllen = CMSG_SPACE (count * sizeof (int))
-    };
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN (count * sizeof (int));
-    memcpy (CMSG_DATA (cmsg), fds, count * sizeof (int));
-    assert (sendmsg (sock, &msg, 0) == (ssize_t) size);
-}
-
-typedef struct {
-    uint16_t port;              //  of the descriptor seen, 0 before
-    bool busy_while_held;       //  the port could not be bound while we held it
-    bool gone;                  //  then it was closed with the link
-} s_fd_seen_t;
-
-//  The receiver in a loop, its sender a child that sent one partial batch with
-//  its UDP socket and exited: the batch, then (in a later call: after a partial
-//  batch recv does not read again) the end of the link.
-static int
-s_on_fd_ready (bus_pipe_t *pipe, void *arg)
-{
-    s_fd_seen_t *seen = (s_fd_seen_t *) arg;
-    bus_batch_iter_t iter;
-    while (bus_pipe_recv (pipe, &iter, 0) == 1) {
-        int fd = bus_pipe_passed_fd (pipe);
-        assert (fd >= 0 && bus_pipe_passed_gen (pipe) == 1);
-        seen->port = s_udp_port (fd);
-        //  The child has exited: only our copy holds the port now
-        int again = s_udp (seen->port, NULL);
-        seen->busy_while_held = again == -1 && errno == EADDRINUSE;
-        if (again != -1)
-            close (again);
-    }
-    if (seen->port && bus_pipe_passed_fd (pipe) == -1) {
-        assert (bus_pipe_passed_gen (pipe) == 2);
-        seen->gone = true;
-        return -1;
-    }
-    return 0;
-}
-
-//  Passing a descriptor (bus_pipe_share_fd): with the first message of every
-//  link, kept by the receiver while that link lasts, never in memory.
-static void
-s_test_passing (const char *dir, bool verbose)
-{
-    bus_batch_t *batch = bus_batch_new (0);
-    bus_batch_iter_t iter;
-    bus_pipe_stats_t stats;
-    int fds_at_start = s_fd_count ();
-
-    bus_pipe_t *rx = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_RECEIVER, 8);
-    bus_pipe_t *tx = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_SENDER, 0);
-    assert (rx && tx);
-    assert (bus_pipe_passed_fd (rx) == -1 && bus_pipe_passed_gen (rx) == 0);
-    uint16_t port;
-    int udp = s_udp (0, &port);
-    assert (udp != -1);
-    bus_pipe_share_fd (tx, udp);
-
-    //  1. The first batch brings the socket: the same one, usable
-    s_fill (batch, 30, 2, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    s_check (&iter, 30, 0, 20);
-    int fd = bus_pipe_passed_fd (rx);
-    assert (fd >= 0 && fd != udp && bus_pipe_passed_gen (rx) == 1);
-    assert (fcntl (fd, F_GETFD) & FD_CLOEXEC);
-    assert (s_udp_port (fd) == port);
-    uint16_t port2;
-    int other = s_udp (0, &port2);
-    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (port2) };
-    to.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    assert (sendto (fd, "hello", 5, 0, (struct sockaddr *) &to, sizeof to) == 5);
-    struct pollfd pfd = { other, POLLIN, 0 };
-    assert (poll (&pfd, 1, 2000) == 1);
-    char text [16];
-    struct sockaddr_in from;
-    socklen_t from_len = sizeof from;
-    assert (recvfrom (other, text, sizeof text, 0, (struct sockaddr *) &from, &from_len) == 5);
-    assert (memcmp (text, "hello", 5) == 0 && ntohs (from.sin_port) == port);
-    close (other);
-
-    //  2. Later batches on the same link carry nothing, a split one included
-    s_fill (batch, 31, 1, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    s_check (&iter, 31, 0, 20);
-    bus_batch_t *big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (9000));
-    s_fill (big, 32, 64, 9000);
-    assert (bus_pipe_send (tx, big) == 0);
-    for (size_t got = 0; got < 64; got += iter.count)
-        assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    assert (bus_pipe_passed_fd (rx) == fd && bus_pipe_passed_gen (rx) == 1);
-    bus_pipe_stats (tx, &stats);
-    assert (stats.fds_passed == 1 && stats.batches_sent == 7);
-    bus_pipe_stats (rx, &stats);
-    assert (stats.fds_passed == 1);
-    //  A new descriptor goes with the next message, the first of a split
-    //  batch only, and replaces (closes) the receiver's old one
-    int fds_before = s_fd_count ();
-    uint16_t port_b;
-    int udp_b = s_udp (0, &port_b);
-    bus_pipe_share_fd (tx, udp_b);
-    s_fill (big, 33, 64, 9000);
-    assert (bus_pipe_send (tx, big) == 0);
-    for (size_t got = 0; got < 64; got += iter.count)
-        assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    fd = bus_pipe_passed_fd (rx);
-    assert (fd >= 0 && s_udp_port (fd) == port_b && bus_pipe_passed_gen (rx) == 2);
-    assert (s_fd_count () == fds_before + 1);       //  udp_b; the old copy closed
-    bus_pipe_stats (tx, &stats);
-    assert (stats.fds_passed == 2);
-    bus_pipe_stats (rx, &stats);
-    assert (stats.fds_passed == 2 && stats.batches_received == 12);
-    bus_batch_destroy (&big);
-
-    //  3. A receiver that restarts gets it again with the first batch after
-    bus_pipe_destroy (&rx);
-    rx = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_RECEIVER, 8);
-    assert (rx);
-    s_fill (batch, 34, 1, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    s_check (&iter, 34, 0, 20);
-    fd = bus_pipe_passed_fd (rx);
-    assert (fd >= 0 && s_udp_port (fd) == port_b && bus_pipe_passed_gen (rx) == 1);
-    bus_pipe_stats (tx, &stats);
-    assert (stats.fds_passed == 3 && stats.connects == 2);
-
-    //  5. Several descriptors in one message: the first kept, the others
-    //  closed; 6. one with a rejected message: closed, nothing changes; and
-    //  more than the receiver has room for: none kept
-    int rogue = s_rogue (rx);
-    bus_batch_add (batch, 1, "0123456789", 10);
-    size_t n = bus_batch_size (batch);
-    uint8_t *good = (uint8_t *) calloc (1, BUS_PIPE_MSG_MAX + 100);
-    assert (good);
-    memcpy (good, bus_batch_data (batch), n);
-    bus_batch_reset (batch);
-    assert (send (rogue, good, n, 0) == (ssize_t) n);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);  //  takes the rogue's link
-    assert (bus_pipe_passed_gen (rx) == 1);
-    fds_before = s_fd_count ();
-    uint16_t port_r;
-    int two [2] = { s_udp (0, &port_r), open ("/dev/null", O_RDONLY | O_CLOEXEC) };
-    assert (two [0] != -1 && two [1] != -1);
-    s_send_fds (rogue, good, n, two, 2);
-    close (two [0]);
-    close (two [1]);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1 && iter.count == 1);
-    fd = bus_pipe_passed_fd (rx);
-    assert (fd >= 0 && s_udp_port (fd) == port_r && bus_pipe_passed_gen (rx) == 2);
-    assert (s_fd_count () == fds_before);           //  one kept, one replaced
-    int spare = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-    good [2] = 5;                                   //  count lies
-    s_send_fds (rogue, good, n, &spare, 1);
-    good [2] = 1;
-    s_send_fds (rogue, good, BUS_PIPE_MSG_MAX + 100, &spare, 1);    //  too long
-    assert (bus_pipe_recv (rx, &iter, 2000) == -1);
-    if (verbose)
-        printf ("\n   rejected with a descriptor: %s", bus_pipe_error (rx));
-    assert (bus_pipe_recv (rx, &iter, 2000) == -1);
-    int six [6];
-    for (int i = 0; i < 6; i++)
-        six [i] = spare;
-    s_send_fds (rogue, good, n, six, 6);            //  MSG_CTRUNC
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    close (spare);
-    assert (bus_pipe_passed_fd (rx) == fd && bus_pipe_passed_gen (rx) == 2);
-    assert (s_fd_count () == fds_before);
-    bus_pipe_stats (rx, &stats);
-    assert (stats.fds_passed == 2 && stats.batches_rejected == 2);
-    //  The rogue leaves: what it passed is closed with its link
-    close (rogue);
-    for (int i = 0; i < 50 && bus_pipe_passed_fd (rx) != -1; i++)
-        bus_pipe_recv (rx, &iter, 20);
-    assert (bus_pipe_passed_fd (rx) == -1 && bus_pipe_passed_gen (rx) == 3);
-    assert (s_fd_count () == fds_before - 3);       //  rogue, its link, its socket
-    free (good);
-
-    //  Stopped sharing: a new link carries nothing
-    bus_pipe_share_fd (tx, -1);
-    bus_pipe_destroy (&rx);
-    rx = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_RECEIVER, 8);
-    assert (rx);
-    s_fill (batch, 35, 1, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    assert (bus_pipe_passed_fd (rx) == -1 && bus_pipe_passed_gen (rx) == 0);
-    bus_pipe_stats (tx, &stats);
-    assert (stats.fds_passed == 3);
-    bus_pipe_destroy (&tx);
-    bus_pipe_destroy (&rx);
-    close (udp);
-    close (udp_b);
-
-    //  4. The sender goes away (a child that shares its UDP socket, sends one
-    //  partial batch and exits): the receiver, in a loop, closes its copy when
-    //  it sees the link end, and the port can be bound again
-    rx = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_RECEIVER, 8);
-    assert (rx);
-    pid_t pid = fork ();
-    assert (pid != -1);
-    if (pid == 0) {
-        int sock = s_udp (0, NULL);
-        bus_pipe_t *child = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_SENDER, 0);
-        if (sock == -1 || !child)
-            _exit (1);
-        bus_pipe_share_fd (child, sock);
-        s_fill (batch, 36, 1, 20);
-        _exit (bus_pipe_send (child, batch) == 0 ? 0 : 2);
-    }
-    int status;
-    assert (waitpid (pid, &status, 0) == pid && WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    bus_loop_t *loop = bus_loop_new ();
-    s_fd_seen_t seen = { 0 };
-    assert (bus_pipe_attach (rx, loop, s_on_fd_ready, &seen) == 0);
-    int give_up = bus_loop_timer (loop, 5000, 1, s_on_give_up, NULL);
-    int64_t t0 = zclock_mono ();
-    bus_loop_start (loop);
-    bus_loop_timer_end (loop, give_up);
-    assert (seen.port && seen.busy_while_held && seen.gone);
-    assert (zclock_mono () - t0 < 2500);
-    int again = s_udp (seen.port, NULL);
-    assert (again != -1);
-    close (again);
-    bus_pipe_detach (rx);
-
-    //  7. Sharing turns the in-memory path off: a descriptor cannot travel in
-    //  memory, so batches take the socket while one is shared
-    bus_pipe_t *mtx = bus_pipe_new (dir, "nat-crypto", BUS_PIPE_SENDER, 0);
-    assert (mtx);
-    seen = (s_fd_seen_t) { 0 };
-    assert (bus_pipe_attach (rx, loop, s_on_fd_ready, &seen) == 0);
-    bus_pipe_set_loop (mtx, loop);
-    s_fill (batch, 37, 1, 20);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 0) == 1);
-    bus_pipe_stats (mtx, &stats);
-    assert (stats.batches_in_memory == 1);
-    udp = s_udp (0, &port);
-    bus_pipe_share_fd (mtx, udp);
-    assert (bus_pipe_writable (mtx));
-    s_fill (batch, 38, 1, 20);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    s_check (&iter, 38, 0, 20);
-    fd = bus_pipe_passed_fd (rx);
-    assert (fd >= 0 && s_udp_port (fd) == port);
-    bus_pipe_stats (mtx, &stats);
-    assert (stats.batches_sent == 2 && stats.batches_in_memory == 1 && stats.fds_passed == 1);
-    //  Sharing stopped: in memory again; the receiver keeps its copy while
-    //  the link lasts
-    bus_pipe_share_fd (mtx, -1);
-    s_fill (batch, 39, 1, 20);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    s_check (&iter, 39, 0, 20);
-    bus_pipe_stats (mtx, &stats);
-    assert (stats.batches_sent == 3 && stats.batches_in_memory == 2);
-    assert (bus_pipe_passed_fd (rx) == fd);
-    bus_pipe_destroy (&mtx);
-    close (udp);
-    bus_pipe_destroy (&rx);
-    bus_loop_destroy (&loop);
-    bus_batch_destroy (&batch);
-    assert (s_fd_count () == fds_at_start);
 }
 
 void
@@ -1409,7 +814,7 @@ bus_pipe_test (bool verbose)
     //  Big packets: 64 of 9000 bytes (576 KiB) go as messages of at most
     //  BUS_PIPE_MSG_MAX, each a valid batch, in order
     bus_batch_t *big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (9000));
-    s_fill (big, 7, 64, 9000);
+    bus_pipe_test_fill (big, 7, 64, 9000);
     bus_pipe_stats (tx, &stats0);
     assert (bus_pipe_send (tx, big) == 0);
     bus_pipe_stats (tx, &stats);
@@ -1419,16 +824,16 @@ bus_pipe_test (bool verbose)
         assert (bus_pipe_recv (rx, &iter, 2000) == 1);
         assert (iter.size <= BUS_PIPE_MSG_MAX);
         size_t n = iter.count;
-        s_check (&iter, 7, got, 9000);
+        bus_pipe_test_check (&iter, 7, got, 9000);
         got += n;
     }
     //  and the longest packet a batch can hold, alone
     bus_batch_destroy (&big);
     big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_STRIDE (BUS_BATCH_PKT_MAX));
-    s_fill (big, 8, 1, BUS_BATCH_PKT_MAX);
+    bus_pipe_test_fill (big, 8, 1, BUS_BATCH_PKT_MAX);
     assert (bus_pipe_send (tx, big) == 0);
     assert (bus_pipe_recv (rx, &iter, 2000) == 1 && iter.count == 1);
-    s_check (&iter, 8, 0, BUS_BATCH_PKT_MAX);
+    bus_pipe_test_check (&iter, 8, 0, BUS_BATCH_PKT_MAX);
     bus_batch_destroy (&big);
 
     //  Malformed input from a foreign sender is rejected and counted, the
@@ -1440,7 +845,7 @@ bus_pipe_test (bool verbose)
     memset (good, 0, BUS_PIPE_MSG_MAX + 100);
     memcpy (good, bus_batch_data (batch), n);
     bus_batch_reset (batch);
-    int rogue = s_rogue (rx);
+    int rogue = bus_pipe_test_rogue (rx);
     assert (send (rogue, good, n - 1, 0) == (ssize_t) n - 1);            //  truncated
     good [2] = 5;
     assert (send (rogue, good, n, 0) == (ssize_t) n);                    //  count lies
@@ -1466,17 +871,14 @@ bus_pipe_test (bool verbose)
     assert (bus_pipe_recv (rx, &iter, 100) == 0);
     close (rogue);
     free (good);
-    s_fill (batch, 9, 3, 100);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    s_check (&iter, 9, 0, 100);
+    bus_pipe_test_pass (tx, rx, batch, &iter, 9, 3, 100);
 
     //  Two senders into one receiver: both arrive
     bus_pipe_t *tx2 = bus_pipe_new (dir, "device->crypto", BUS_PIPE_SENDER, 0);
     assert (tx2);
-    s_fill (batch, 10, 2, 50);
+    bus_pipe_test_fill (batch, 10, 2, 50);
     assert (bus_pipe_send (tx2, batch) == 0);
-    s_fill (batch, 11, 2, 50);
+    bus_pipe_test_fill (batch, 11, 2, 50);
     assert (bus_pipe_send (tx, batch) == 0);
     bool seen10 = false, seen11 = false;
     for (int i = 0; i < 2; i++) {
@@ -1489,9 +891,9 @@ bus_pipe_test (bool verbose)
     bus_pipe_destroy (&tx2);
 
     //  Mirroring: every 2nd batch, snaplen 4, on both sides
-    s_mirror_seen_t seen_tx = { 0 }, seen_rx = { 0 };
-    bus_pipe_set_mirror (tx, 2, 4, s_on_sample, &seen_tx);
-    bus_pipe_set_mirror (rx, 1, 300, s_on_sample, &seen_rx);
+    bus_pipe_test_mirror_seen_t seen_tx = { 0 }, seen_rx = { 0 };
+    bus_pipe_set_mirror (tx, 2, 4, bus_pipe_test_on_sample, &seen_tx);
+    bus_pipe_set_mirror (rx, 1, 300, bus_pipe_test_on_sample, &seen_rx);
     for (int b = 0; b < 4; b++) {
         bus_batch_add (batch, 1, "ABCDEFGH", 8);
         bus_batch_add (batch, 2, "xy", 2);
@@ -1526,15 +928,15 @@ bus_pipe_test (bool verbose)
     //  In a bus_loop: the handler runs when batches wait, and a new sender's
     //  first batch wakes it too
     bus_loop_t *loop = bus_loop_new ();
-    s_loop_seen_t seen = { rx, 0 };
-    assert (bus_pipe_attach (rx, loop, s_on_ready, &seen) == 0);
-    bus_loop_timer (loop, 5000, 1, s_on_give_up, NULL);
-    s_fill (batch, 12, 1, 10);
+    bus_pipe_test_loop_seen_t seen = { rx, 0 };
+    assert (bus_pipe_attach (rx, loop, bus_pipe_test_on_ready, &seen) == 0);
+    bus_loop_timer (loop, 5000, 1, bus_pipe_test_on_give_up, NULL);
+    bus_pipe_test_fill (batch, 12, 1, 10);
     assert (bus_pipe_send (tx, batch) == 0);
-    s_fill (batch, 12, 1, 10);
+    bus_pipe_test_fill (batch, 12, 1, 10);
     assert (bus_pipe_send (tx, batch) == 0);
     tx2 = bus_pipe_new (dir, "device->crypto", BUS_PIPE_SENDER, 0);
-    s_fill (batch, 13, 1, 10);
+    bus_pipe_test_fill (batch, 13, 1, 10);
     assert (bus_pipe_send (tx2, batch) == 0);
     bus_loop_start (loop);
     assert (seen.batches == 3);
@@ -1566,7 +968,7 @@ bus_pipe_test (bool verbose)
     assert (!bus_pipe_writable (tx));
     //  A batch split in 5 messages into the full queue: each run counted dropped
     big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (9000));
-    s_fill (big, 15, 64, 9000);
+    bus_pipe_test_fill (big, 15, 64, 9000);
     bus_pipe_stats (tx, &stats0);
     assert (bus_pipe_send (tx, big) == -1 && bus_batch_count (big) == 0);
     bus_pipe_stats (tx, &stats);
@@ -1585,10 +987,7 @@ bus_pipe_test (bool verbose)
     assert (stat (bus_pipe_path (tx), &st) == -1);
     rx = bus_pipe_new (dir, "device->crypto", BUS_PIPE_RECEIVER, 8);
     assert (rx);
-    s_fill (batch, 14, 1, 20);
-    assert (bus_pipe_send (tx, batch) == 0);
-    assert (bus_pipe_recv (rx, &iter, 2000) == 1);
-    s_check (&iter, 14, 0, 20);
+    bus_pipe_test_pass (tx, rx, batch, &iter, 14, 1, 20);
     bus_pipe_stats (tx, &stats);
     assert (stats.connects == 2);
 
@@ -1606,101 +1005,9 @@ bus_pipe_test (bool verbose)
     assert (rx);
     s_wait_link (tx, rx);
 
-    //  In memory: a sender told its loop hands batches to a receiver attached
-    //  to the same loop (bifrost-tunnel), with no socket, every byte intact and
-    //  in order, counted and mirrored like socket batches
-    bus_pipe_t *mrx = bus_pipe_new (dir, "crypto->device", BUS_PIPE_RECEIVER, 2);
-    bus_pipe_t *mtx = bus_pipe_new (dir, "crypto->device", BUS_PIPE_SENDER, 0);
-    bus_pipe_t *far = bus_pipe_new (dir, "crypto->device", BUS_PIPE_SENDER, 0);
-    assert (mrx && mtx && far);
-    loop = bus_loop_new ();
-    bus_loop_t *far_loop = bus_loop_new ();
-    seen = (s_loop_seen_t) { mrx, 0 };
-    assert (bus_pipe_attach (mrx, loop, s_on_ready, &seen) == 0);
-    bus_pipe_set_loop (mrx, loop);          //  no-op on a receiver
-    bus_pipe_set_loop (mtx, loop);
-    bus_pipe_set_loop (far, far_loop);      //  another loop: the socket
-    memset (&seen_rx, 0, sizeof seen_rx);
-    bus_pipe_set_mirror (mrx, 1, 16, s_on_sample, &seen_rx);
-    s_fill (batch, 20, 3, 30);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    //  No split in memory: a jumbo batch (5 messages on the socket) is one
-    big = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (9000));
-    s_fill (big, 21, 64, 9000);
-    assert (bus_pipe_send (mtx, big) == 0);
-    bus_batch_destroy (&big);
-    //  The queue holds hwm (2) batches: not writable, the next one dropped
-    assert (!bus_pipe_writable (mtx));
-    s_fill (batch, 22, 1, 10);
-    assert (bus_pipe_send (mtx, batch) == -1);
-    bus_pipe_stats (mtx, &stats);
-    assert (stats.batches_sent == 2 && stats.batches_in_memory == 2 && stats.packets_sent == 67);
-    assert (stats.batches_dropped == 1 && stats.packets_dropped == 1 && stats.connects == 1);
-    assert (bus_pipe_recv (mrx, &iter, 0) == 1);
-    s_check (&iter, 20, 0, 30);
-    assert (bus_pipe_writable (mtx));
-    assert (bus_pipe_recv (mrx, &iter, 0) == 1 && iter.count == 64);
-    s_check (&iter, 21, 0, 9000);
-    assert (seen_rx.calls == 2 && seen_rx.last.packets == 64);
-    //  Nothing went over the socket (a partial batch, then nothing waits)
-    assert (bus_pipe_recv (mrx, &iter, 0) == 0);
-    bus_pipe_stats (mrx, &stats);
-    assert (stats.batches_received == 2 && stats.packets_received == 67);
-    assert (stats.bytes_received == 3 * 30 + 64 * 9000);
-    //  A receiver that keeps up reuses the first slot: 100 batches one at a
-    //  time leave one slot allocated (of the ring's 3), and each arrives intact
-    for (int b = 0; b < 100; b++) {
-        s_fill (batch, (size_t) b, 1, 20);
-        assert (bus_pipe_send (mtx, batch) == 0);
-        assert (bus_pipe_recv (mrx, &iter, 0) == 1);
-        s_check (&iter, (size_t) b, 0, 20);
-        assert (bus_pipe_recv (mrx, &iter, 0) == 0);
-    }
-    assert (mrx->slots [0].cap > 0 && mrx->slots [1].cap > 0 && mrx->slots [2].cap == 0);
-    //  In the loop: the sends kick the handler, which runs at once (the give-up
-    //  timer is 5 s away); the far sender's batch comes over the socket
-    bus_pipe_set_mirror (mrx, 0, 0, NULL, NULL);
-    int give_up = bus_loop_timer (loop, 5000, 1, s_on_give_up, NULL);
-    s_fill (batch, 23, 2, 40);
-    assert (bus_pipe_send (far, batch) == 0);
-    assert (bus_pipe_recv (mrx, &iter, 2000) == 1);
-    s_check (&iter, 23, 0, 40);
-    s_fill (batch, 24, 1, 50);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    s_fill (batch, 25, 1, 50);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    t0 = zclock_mono ();
-    seen.batches = 1;                       //  the handler stops the loop at 3
-    assert (bus_loop_start (loop) == -1);
-    assert (seen.batches == 3 && zclock_mono () - t0 < 2500);
-    bus_loop_timer_end (loop, give_up);
-    bus_pipe_stats (far, &stats);
-    assert (stats.batches_sent == 1 && stats.batches_in_memory == 0);
-    //  Detached, the receiver is no longer in reach in memory: the socket again
-    bus_pipe_detach (mrx);
-    s_fill (batch, 26, 1, 60);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    assert (bus_pipe_recv (mrx, &iter, 2000) == 1);
-    s_check (&iter, 26, 0, 60);
-    bus_pipe_stats (mtx, &stats);
-    assert (stats.batches_sent == 105 && stats.batches_in_memory == 104);
-    //  Attached again and destroyed with batches waiting: freed, the sender
-    //  drops once nobody listens
-    assert (bus_pipe_attach (mrx, loop, s_on_ready, &seen) == 0);
-    s_fill (batch, 27, 1, 60);
-    assert (bus_pipe_send (mtx, batch) == 0);
-    bus_pipe_destroy (&mrx);
-    bus_batch_add (batch, 0, "x", 1);
-    assert (bus_pipe_send (mtx, batch) == -1);
-    bus_pipe_destroy (&mtx);
-    bus_pipe_destroy (&far);
-    bus_loop_destroy (&loop);
-    bus_loop_destroy (&far_loop);
-
     bus_pipe_destroy (&tx);
     bus_pipe_destroy (&rx);
     bus_pipe_destroy (&rx);     //  idempotent
-    s_test_passing (dir, verbose);
     bus_batch_destroy (&batch);
     rmdir (dir);
     printf ("OK\n");

@@ -165,6 +165,10 @@ typedef struct {
 void bus_pipe_stats (bus_pipe_t *self, bus_pipe_stats_t *stats);
 
 void bus_pipe_test (bool verbose);
+//  The self tests of the in-memory hand-over (bus_pipe_mem.c) and of
+//  descriptor passing (bus_pipe_fd.c).
+void bus_pipe_mem_test (bool verbose);
+void bus_pipe_fd_test (bool verbose);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 #include "sup_server.h"
 #include "bus_endpoint.h"
 #include "bus_log.h"
+#include "bus_rundir.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -162,11 +163,10 @@ main (int argc, char **argv)
         bus_log_set_level ((bus_log_level_t) bus_log_level_parse (level));
     if (verbose)
         bus_log_set_level (BUS_LOG_DEBUG);
-    //  -r > run_dir in the config > $BIFROST_RUN_DIR > default
-    if (!run_dir)
-        run_dir = sup_config_run_dir (config);
+    //  -r > run_dir in the config > $BIFROST_RUN_DIR > default, as bifrostctl
     char run_dir_copy [BUS_PATH_MAX];
-    snprintf (run_dir_copy, sizeof run_dir_copy, "%s", bus_run_dir (run_dir));
+    snprintf (run_dir_copy, sizeof run_dir_copy, "%s",
+              bus_rundir_choose (run_dir, sup_config_run_dir (config)));
 
     char err [512];
     sup_server_t *server = sup_server_new (&config, config_path, run_dir_copy, err, sizeof err);

@@ -3,6 +3,7 @@
 #include "sup_config.h"
 #include "bus_envelope.h"
 #include "bus_log.h"
+#include "bus_rundir.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -280,11 +281,7 @@ sup_config_new (bus_config_t **config_p)
             bus_config_error (config, member, "unknown setting (expected run_dir, log_level, supervisor, "
                               "services, a section of a service, or a node setting; see docs/configuration.md)");
     }
-    self->run_dir = bus_config_string (config, "run_dir", NULL);
-    if (self->run_dir && *self->run_dir != '/') {
-        bus_config_error (config, config_setting_get_member (root, "run_dir"), "expected an absolute path");
-        self->run_dir = NULL;
-    }
+    self->run_dir = bus_rundir_setting (config);
     int level = bus_config_choice (config, "log_level", s_log_levels, -1);
     self->log_level = level >= 0 ? s_log_levels [level] : NULL;
 

@@ -1,9 +1,11 @@
 /*  sup_server: bifrostd's engine. Each instance of each service is a small
     state machine (waiting -> starting -> ready -> backoff/stopping -> ...); events
     (child exit, pipe lines, control requests, signals) and a 50 ms tick move it.
-    Everything happens on one thread, so no state is shared with anything. */
+    Everything happens on one thread, so no state is shared with anything. The
+    control protocol is sup_control's; here are only the operations it asks for. */
 #include "config.h"
 #include "sup_server.h"
+#include "sup_control.h"
 #include "sup_policy.h"
 #include "sup_proc.h"
 #include "bus_endpoint.h"
@@ -21,7 +23,6 @@
 #include <sys/wait.h>
 
 #define S_TICK_MS       50
-#define S_REQUEST_MAX   4096
 
 extern char **environ;
 
@@ -70,11 +71,10 @@ struct _sup_server_t {
     sup_config_t *config;
     char *config_path;
     char run_dir [BUS_PATH_MAX];
-    char control_path [BUS_PATH_MAX];
     char lock_path [BUS_PATH_MAX];
     int lock_fd;
     int signal_fd;
-    zsock_t *control;
+    sup_control_t *control;             //  the control socket and protocol
     zloop_t *loop;
     s_service_t *services [SUP_SERVICES_MAX * 2];   //  start order; removed ones after
     size_t service_count;
@@ -747,47 +747,7 @@ s_reload (sup_server_t *self)
 }
 
 //  ---------------------------------------------------------------------------
-//  Control socket
-
-static void
-s_send_reply (sup_server_t *self, zframe_t *routing, bus_envelope_t *request,
-              const bus_schema_t *schema, const void *msg)
-{
-    char err [160];
-    bus_envelope_t *reply = bus_envelope_new (bus_envelope_from (request), "bifrostd", schema->type,
-                                              bus_envelope_corr (request));
-    if (bus_envelope_set_msg (reply, schema, msg, err, sizeof err) == 0) {
-        uint8_t *data;
-        size_t size;
-        if (bus_envelope_encode (reply, &data, &size) == 0) {
-            zmsg_t *out = zmsg_new ();
-            zmsg_append (out, &routing);
-            zmsg_addmem (out, data, size);
-            zmsg_send (&out, self->control);
-            free (data);
-        }
-    }
-    else
-        bus_error ("cannot encode %s: %s", schema->type, err);
-    bus_envelope_destroy (&reply);
-    zframe_destroy (&routing);
-}
-
-static void
-s_send_error (sup_server_t *self, zframe_t *routing, bus_envelope_t *request, uint32_t code,
-              const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
-
-static void
-s_send_error (sup_server_t *self, zframe_t *routing, bus_envelope_t *request, uint32_t code,
-              const char *fmt, ...)
-{
-    bus_error_t error = { .code = code };
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (error.message, sizeof error.message, fmt, ap);
-    va_end (ap);
-    s_send_reply (self, routing, request, &bus_error_schema, &error);
-}
+//  What the control protocol asks (sup_control has checked the request)
 
 static void
 s_fill_instance (sup_server_t *self, s_instance_t *inst, sup_instance_t *out, int64_t now)
@@ -802,132 +762,72 @@ s_fill_instance (sup_server_t *self, s_instance_t *inst, sup_instance_t *out, in
     snprintf (out->reason, sizeof out->reason, "%s", inst->reason);
 }
 
-static void
-s_handle_request (sup_server_t *self, zframe_t *routing, bus_envelope_t *request)
+bool
+sup_server_has_service (sup_server_t *self, const char *name, bool configured)
 {
-    char err [200];
-    const char *type = bus_envelope_type (request);
-    if (strcmp (type, "sup.status") == 0) {
-        sup_status_t status;
-        if (bus_envelope_get_msg (request, &sup_status_schema, &status, err, sizeof err)) {
-            s_send_error (self, routing, request, 400, "bad sup.status: %s", err);
-            return;
-        }
-        if (*status.service && !s_service_find (self, status.service)) {
-            s_send_error (self, routing, request, 404, "no service named '%s'", status.service);
-            return;
-        }
-        sup_status_reply_t *reply = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
-        assert (reply);
-        int64_t now = s_now ();
-        reply->pid = (uint32_t) getpid ();
-        reply->uptime_ms = (uint64_t) (now - self->started_at);
-        snprintf (reply->config, sizeof reply->config, "%s", self->config_path);
-        for (size_t s = 0; s < self->service_count; s++) {
-            s_service_t *service = self->services [s];
-            if (*status.service && strcmp (status.service, service->name) != 0)
-                continue;
-            for (int i = 0; i < SUP_INSTANCES_MAX; i++)
-                if (service->instances [i] && reply->instances_count < 256)
-                    s_fill_instance (self, service->instances [i],
-                                     &reply->instances [reply->instances_count++], now);
-        }
-        s_send_reply (self, routing, request, &sup_status_reply_schema, reply);
-        free (reply);
-    }
-    else
-    if (strcmp (type, "sup.scale") == 0) {
-        sup_scale_t scale;
-        if (bus_envelope_get_msg (request, &sup_scale_schema, &scale, err, sizeof err)) {
-            s_send_error (self, routing, request, 400, "bad sup.scale: %s", err);
-            return;
-        }
-        s_service_t *service = s_service_find (self, scale.service);
-        if (!service || !service->cfg) {
-            s_send_error (self, routing, request, 404, "no service named '%s'", scale.service);
-            return;
-        }
-        if (scale.instances > SUP_INSTANCES_MAX) {
-            s_send_error (self, routing, request, 400, "instances must be 0 to %d, not %u",
-                          SUP_INSTANCES_MAX, scale.instances);
-            return;
-        }
-        if (self->stopping) {
-            s_send_error (self, routing, request, 503, "bifrostd is stopping");
-            return;
-        }
-        sup_ok_t ok;
-        snprintf (ok.message, sizeof ok.message, "%s: %d -> %u instances", service->name,
-                  service->wanted, scale.instances);
-        bus_info ("control: %s", ok.message);
-        s_scale (self, service, (int) scale.instances);
-        s_send_reply (self, routing, request, &sup_ok_schema, &ok);
-    }
-    else
-    if (strcmp (type, "sup.restart") == 0) {
-        sup_restart_t restart;
-        if (bus_envelope_get_msg (request, &sup_restart_schema, &restart, err, sizeof err)) {
-            s_send_error (self, routing, request, 400, "bad sup.restart: %s", err);
-            return;
-        }
-        s_service_t *service = s_service_find (self, restart.service);
-        if (!service || !service->cfg) {
-            s_send_error (self, routing, request, 404, "no service named '%s'", restart.service);
-            return;
-        }
-        if (self->stopping) {
-            s_send_error (self, routing, request, 503, "bifrostd is stopping");
-            return;
-        }
-        sup_ok_t ok;
-        snprintf (ok.message, sizeof ok.message, "%s: restarting %d instances", service->name, service->wanted);
-        bus_info ("control: %s", ok.message);
-        s_restart_service (self, service, "restart requested");
-        s_send_reply (self, routing, request, &sup_ok_schema, &ok);
-    }
-    else
-    if (strcmp (type, "sup.stop") == 0) {
-        sup_stop_t stop;
-        if (bus_envelope_get_msg (request, &sup_stop_schema, &stop, err, sizeof err)) {
-            s_send_error (self, routing, request, 400, "bad sup.stop: %s", err);
-            return;
-        }
-        bus_info ("control: stop requested%s%s", *stop.reason ? ": " : "", stop.reason);
-        sup_ok_t ok = { .message = "stopping every service" };
-        self->stopping = true;
-        s_send_reply (self, routing, request, &sup_ok_schema, &ok);
-    }
-    else
-        s_send_error (self, routing, request, 404, "bifrostd does not handle '%s'", type);
+    s_service_t *service = s_service_find (self, name);
+    return service && (service->cfg || !configured);
 }
 
+bool
+sup_server_stopping (sup_server_t *self)
+{
+    return self->stopping;
+}
+
+void
+sup_server_status (sup_server_t *self, const char *name, sup_status_reply_t *reply)
+{
+    int64_t now = s_now ();
+    reply->pid = (uint32_t) getpid ();
+    reply->uptime_ms = (uint64_t) (now - self->started_at);
+    snprintf (reply->config, sizeof reply->config, "%s", self->config_path);
+    for (size_t s = 0; s < self->service_count; s++) {
+        s_service_t *service = self->services [s];
+        if (*name && strcmp (name, service->name) != 0)
+            continue;
+        for (int i = 0; i < SUP_INSTANCES_MAX; i++)
+            if (service->instances [i] && reply->instances_count < 256)
+                s_fill_instance (self, service->instances [i],
+                                 &reply->instances [reply->instances_count++], now);
+    }
+}
+
+void
+sup_server_scale (sup_server_t *self, const char *name, uint32_t instances, sup_ok_t *ok)
+{
+    s_service_t *service = s_service_find (self, name);
+    assert (service && instances <= SUP_INSTANCES_MAX);
+    snprintf (ok->message, sizeof ok->message, "%s: %d -> %u instances", service->name,
+              service->wanted, instances);
+    bus_info ("control: %s", ok->message);
+    s_scale (self, service, (int) instances);
+}
+
+void
+sup_server_restart (sup_server_t *self, const char *name, sup_ok_t *ok)
+{
+    s_service_t *service = s_service_find (self, name);
+    assert (service);
+    snprintf (ok->message, sizeof ok->message, "%s: restarting %d instances", service->name, service->wanted);
+    bus_info ("control: %s", ok->message);
+    s_restart_service (self, service, "restart requested");
+}
+
+void
+sup_server_stop (sup_server_t *self, const char *reason, sup_ok_t *ok)
+{
+    bus_info ("control: stop requested%s%s", *reason ? ": " : "", reason);
+    snprintf (ok->message, sizeof ok->message, "stopping every service");
+    self->stopping = true;
+}
+
+//  Requests, then the tick (a scale or restart is acted on at once)
 static int
 s_control_readable (zloop_t *loop, zsock_t *reader, void *arg)
 {
     sup_server_t *self = (sup_server_t *) arg;
-    //  A bounded batch per wakeup, so a flood cannot starve the children
-    for (int n = 0; n < 64; n++) {
-        zmsg_t *msg = zmsg_recv_nowait (self->control);
-        if (!msg)
-            break;
-        zframe_t *routing = zmsg_pop (msg);
-        zframe_t *body = zmsg_pop (msg);
-        char err [200];
-        bus_envelope_t *request = NULL;
-        if (routing && body && zmsg_size (msg) == 0)
-            request = bus_envelope_decode (zframe_data (body), zframe_size (body), err, sizeof err);
-        else
-            snprintf (err, sizeof err, "expected [routing-id][envelope]");
-        if (request)
-            s_handle_request (self, routing, request);     //  consumes routing
-        else {
-            bus_warn ("control: dropped a bad request: %s", err);
-            zframe_destroy (&routing);
-        }
-        bus_envelope_destroy (&request);
-        zframe_destroy (&body);
-        zmsg_destroy (&msg);
-    }
+    sup_control_handle (self->control);
     return s_tick (loop, 0, self);
 }
 
@@ -993,17 +893,8 @@ sup_server_new (sup_config_t **config_p, const char *config_path, const char *ru
     }
     if (ftruncate (self->lock_fd, 0) == 0)
         dprintf (self->lock_fd, "%d\n", (int) getpid ());
-    snprintf (self->control_path, sizeof self->control_path, "%s", endpoint + 6);
-    unlink (self->control_path);        //  stale, from a bifrostd that was killed
-    self->control = zsock_new (ZMQ_ROUTER);
-    assert (self->control);
-    zsock_set_linger (self->control, 0);
-    zsock_set_maxmsgsize (self->control, S_REQUEST_MAX);
-    zsock_set_router_mandatory (self->control, 1);
-    zsock_set_sndtimeo (self->control, 100);
-    if (zsock_bind (self->control, "%s", endpoint) < 0) {
-        snprintf (err, errsize, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
-        self->control_path [0] = 0;
+    self->control = sup_control_new (self, endpoint, err, errsize);
+    if (!self->control) {
         sup_server_destroy (&self);
         return NULL;
     }
@@ -1058,14 +949,7 @@ sup_server_destroy (sup_server_t **self_p)
         s_service_destroy (&self->services [s]);
     }
     zloop_destroy (&self->loop);
-    //  The answer to sup.stop may still sit in the socket's queue: give it a
-    //  moment to leave (linger is 0 while running, so a dead client never
-    //  holds bifrostd up)
-    if (self->control)
-        zsock_set_linger (self->control, 200);
-    zsock_destroy (&self->control);
-    if (self->control_path [0])
-        unlink (self->control_path);
+    sup_control_destroy (&self->control);
     if (self->signal_fd >= 0)
         close (self->signal_fd);
     if (self->lock_fd >= 0) {
@@ -1083,7 +967,7 @@ sup_server_run (sup_server_t *self)
 {
     zmq_pollitem_t item = { NULL, self->signal_fd, ZMQ_POLLIN, 0 };
     zloop_poller (self->loop, &item, s_signal_readable, self);
-    zloop_reader (self->loop, self->control, s_control_readable, self);
+    zloop_reader (self->loop, sup_control_sock (self->control), s_control_readable, self);
     zloop_timer (self->loop, S_TICK_MS, 0, s_tick, self);
     bus_info ("bifrostd %s: %zu services, run directory %s, config %s", PACKAGE_VERSION,
               sup_config_service_count (self->config), self->run_dir, self->config_path);
@@ -1095,27 +979,21 @@ sup_server_run (sup_server_t *self)
 }
 
 //  ---------------------------------------------------------------------------
-//  Self test: a real bifrostd in a forked process with a shell child
-
-#include "bus_client.h"
+//  Self test: a real bifrostd in a forked process with shell children
 
 //  How long a request waits for bifrostd's answer: generous, since under
 //  valgrind a forked bifrostd answers in seconds, not milliseconds
 #define S_TEST_WAIT_MS 10000
 
-void
-sup_server_test (bool verbose)
+bus_client_t *
+sup_server_fork (char *dir, const char *config_text, bool verbose, pid_t *pid_p)
 {
-    char dir [] = "/tmp/sup-server-test-XXXXXX";
     assert (mkdtemp (dir));
-    char path [128];
+    char path [BUS_PATH_MAX];
     snprintf (path, sizeof path, "%s/t.cfg", dir);
     FILE *file = fopen (path, "w");
     assert (file);
-    fprintf (file,
-        "services = ( { name = \"hb\"; exec = \"/bin/sh\"; instances = 2;\n"
-        "  args = [\"-c\", \"echo READY >&$BIFROST_READY_FD; "
-        "while :; do echo HB >&$BIFROST_READY_FD; sleep 1; done\"]; } );\n");
+    fputs (config_text, file);
     fclose (file);
     pid_t pid = fork ();
     assert (pid >= 0);
@@ -1132,6 +1010,7 @@ sup_server_test (bool verbose)
         sup_server_destroy (&server);
         _exit (rc);
     }
+    *pid_p = pid;
     char endpoint [BUS_PATH_MAX], err [256];
     assert (bus_endpoint (endpoint, sizeof endpoint, dir, "control") == 0);
     bus_client_t *client = NULL;
@@ -1141,47 +1020,76 @@ sup_server_test (bool verbose)
             zclock_sleep (20);
     }
     assert (client);
-    //  Both instances become ready
+    return client;
+}
+
+void
+sup_server_wait_ready (bus_client_t *client, uint32_t count)
+{
     sup_status_t status = { .service = "" };
-    int ready = 0;
-    for (int i = 0; i < 100 && ready < 2; i++) {
+    sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
+    assert (msg);
+    uint32_t ready = 0;
+    for (int i = 0; i < 250 && ready != count; i++) {
+        char err [256];
         bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &status,
                                                     S_TEST_WAIT_MS, err, sizeof err);
         assert (reply);
-        sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
         assert (bus_envelope_get_msg (reply, &sup_status_reply_schema, msg, err, sizeof err) == 0);
-        assert (msg->instances_count == 2);
-        assert (msg->pid == (uint32_t) pid);
+        bus_envelope_destroy (&reply);
         ready = 0;
         for (uint32_t k = 0; k < msg->instances_count; k++)
             ready += strcmp (msg->instances [k].state, "ready") == 0;
-        free (msg);
-        bus_envelope_destroy (&reply);
-        if (ready < 2)
+        if (msg->instances_count != count)
+            ready = 0;
+        if (ready != count)
             zclock_sleep (20);
     }
-    assert (ready == 2);
-    //  Unknown service: 404 text
-    sup_scale_t scale = { .service = "nope", .instances = 1 };
-    assert (!bus_client_request (client, "bifrostd", &sup_scale_schema, &scale, S_TEST_WAIT_MS, err, sizeof err));
-    assert (strstr (err, "no service named 'nope'"));
-    scale.instances = 1000;
-    snprintf (scale.service, sizeof scale.service, "hb");
-    assert (!bus_client_request (client, "bifrostd", &sup_scale_schema, &scale, S_TEST_WAIT_MS, err, sizeof err));
-    assert (strstr (err, "instances must be"));
-    //  Stop: bifrostd exits 0
-    sup_stop_t stop = { .reason = "selftest" };
-    bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_stop_schema, &stop, S_TEST_WAIT_MS, err, sizeof err);
-    assert (reply);
-    bus_envelope_destroy (&reply);
-    bus_client_destroy (&client);
+    assert (ready == count);
+    free (msg);
+}
+
+void
+sup_server_join (const char *dir, pid_t pid)
+{
     int wstatus;
     assert (waitpid (pid, &wstatus, 0) == pid);
     assert (WIFEXITED (wstatus) && WEXITSTATUS (wstatus) == 0);
     //  The control socket is gone: bifrostctl will say bifrostd is not running
-    assert (access (endpoint + 6, F_OK) != 0);
+    char path [BUS_PATH_MAX];
+    assert (bus_endpoint (path, sizeof path, dir, "control") == 0);
+    assert (access (path + 6, F_OK) != 0);
+    snprintf (path, sizeof path, "%s/t.cfg", dir);
     unlink (path);
     rmdir (dir);
+}
+
+void
+sup_server_test (bool verbose)
+{
+    char dir [] = "/tmp/sup-server-test-XXXXXX";
+    pid_t pid;
+    bus_client_t *client = sup_server_fork (dir, SUP_SERVER_TEST_HB ("instances = 2;", ""), verbose, &pid);
+    //  Both instances become ready, and the status says whose they are
+    sup_server_wait_ready (client, 2);
+    sup_status_t status = { .service = "" };
+    char err [256];
+    bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &status,
+                                                S_TEST_WAIT_MS, err, sizeof err);
+    assert (reply);
+    sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
+    assert (bus_envelope_get_msg (reply, &sup_status_reply_schema, msg, err, sizeof err) == 0);
+    assert (msg->pid == (uint32_t) pid);
+    free (msg);
+    bus_envelope_destroy (&reply);
+    //  Every request and refusal of the protocol: sup_control_test
+    //  Stop: bifrostd exits 0, its control socket gone
+    sup_stop_t stop = { .reason = "selftest" };
+    reply = bus_client_request (client, "bifrostd", &sup_stop_schema, &stop, S_TEST_WAIT_MS, err, sizeof err);
+    assert (reply);
+    bus_envelope_destroy (&reply);
+    bus_client_destroy (&client);
+    sup_server_join (dir, pid);
     if (verbose)
         printf ("sup_server: ok\n");
 }

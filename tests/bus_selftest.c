@@ -10,6 +10,7 @@
 #include "bus_broker.h"
 #include "bus_service.h"
 #include "bus_config.h"
+#include "bus_rundir.h"
 #include "bus_loop.h"
 #include "bus_batch.h"
 #include "bus_pipe.h"
@@ -28,9 +29,12 @@ static const selftest_t s_tests [] = {
     { "bus_broker", bus_broker_test },
     { "bus_service", bus_service_test },
     { "bus_config", bus_config_test },
+    { "bus_rundir", bus_rundir_test },
     { "bus_loop", bus_loop_test },
     { "bus_batch", bus_batch_test },
     { "bus_pipe", bus_pipe_test },
+    { "bus_pipe_mem", bus_pipe_mem_test },
+    { "bus_pipe_fd", bus_pipe_fd_test },
     { "bus_json", bus_json_test },
     { "bus_privs", bus_privs_test },
     { "bus_buffer", bus_buffer_test },

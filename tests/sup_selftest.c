@@ -4,12 +4,14 @@
 #include "sup_policy.h"
 #include "sup_proc.h"
 #include "sup_server.h"
+#include "sup_control.h"
 
 static const selftest_t s_tests [] = {
     { "sup_config", sup_config_test },
     { "sup_policy", sup_policy_test },
     { "sup_proc", sup_proc_test },
     { "sup_server", sup_server_test },
+    { "sup_control", sup_control_test },
     { NULL, NULL }
 };
 

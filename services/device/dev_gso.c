@@ -1,6 +1,7 @@
 /*  dev_gso: TSO split of TUN super-packets (see dev_gso.h). */
 #include "dev_gso.h"
 #include "dev_csum.h"
+#include "dev_bytes.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -17,19 +18,6 @@
 #define TCP_FIN 0x01
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80
-
-static uint16_t s_get16 (const uint8_t *p) { return (uint16_t) (p [0] << 8 | p [1]); }
-static void s_put16 (uint8_t *p, uint16_t v) { p [0] = (uint8_t) (v >> 8); p [1] = (uint8_t) v; }
-static uint32_t
-s_get32 (const uint8_t *p)
-{
-    return (uint32_t) p [0] << 24 | (uint32_t) p [1] << 16 | (uint32_t) p [2] << 8 | p [3];
-}
-static void
-s_put32 (uint8_t *p, uint32_t v)
-{
-    p [0] = (uint8_t) (v >> 24); p [1] = (uint8_t) (v >> 16); p [2] = (uint8_t) (v >> 8); p [3] = (uint8_t) v;
-}
 
 //  The kernel left the pseudo-header sum in the checksum field and wants the
 //  one's complement sum of everything from csum_start to the end stored there.
@@ -92,14 +80,14 @@ dev_gso_split (uint8_t *frame, size_t len, uint8_t *out, size_t out_size,
             return -1;
         }
         l3 = (size_t) (ip [0] & 15) * 4;
-        size_t total = s_get16 (ip + 2);
+        size_t total = dev_get16 (ip + 2);
         if (l3 < 20 || total > iplen || (total && total < l3)) {
             *why = "IPv4 header or total length does not fit the packet";
             return -1;
         }
         if (total)
             iplen = total;
-        if (s_get16 (ip + 6) & 0x3fff) {
+        if (dev_get16 (ip + 6) & 0x3fff) {
             *why = "GSO on an IPv4 fragment";
             return -1;
         }
@@ -111,7 +99,7 @@ dev_gso_split (uint8_t *frame, size_t len, uint8_t *out, size_t out_size,
             return -1;
         }
         l3 = 40;
-        size_t plen = s_get16 (ip + 4);
+        size_t plen = dev_get16 (ip + 4);
         if (40 + plen > iplen) {
             *why = "IPv6 payload length does not fit the packet";
             return -1;
@@ -147,8 +135,8 @@ dev_gso_split (uint8_t *frame, size_t len, uint8_t *out, size_t out_size,
         *why = "output buffer too small for the segments";
         return -1;
     }
-    uint32_t seq0 = s_get32 (ip + l3 + 4);
-    uint16_t id0 = gso == VIRTIO_NET_HDR_GSO_TCPV4 ? s_get16 (ip + 4) : 0;
+    uint32_t seq0 = dev_get32 (ip + l3 + 4);
+    uint16_t id0 = gso == VIRTIO_NET_HDR_GSO_TCPV4 ? dev_get16 (ip + 4) : 0;
     uint8_t flags0 = ip [l3 + 13];
     uint8_t *o = out;
     size_t off = 0;
@@ -158,7 +146,7 @@ dev_gso_split (uint8_t *frame, size_t len, uint8_t *out, size_t out_size,
         memcpy (o, ip, hlen);
         memcpy (o + hlen, ip + hlen + off, chunk);
         uint8_t *tcp = o + l3;
-        s_put32 (tcp + 4, seq0 + (uint32_t) off);
+        dev_put32 (tcp + 4, seq0 + (uint32_t) off);
         uint8_t flags = flags0;
         if (i > 0)
             flags &= (uint8_t) ~TCP_CWR;
@@ -168,14 +156,14 @@ dev_gso_split (uint8_t *frame, size_t len, uint8_t *out, size_t out_size,
         tcp [16] = tcp [17] = 0;
         uint64_t sum;
         if (gso == VIRTIO_NET_HDR_GSO_TCPV4) {
-            s_put16 (o + 2, (uint16_t) seglen);
-            s_put16 (o + 4, (uint16_t) (id0 + i));
+            dev_put16 (o + 2, (uint16_t) seglen);
+            dev_put16 (o + 4, (uint16_t) (id0 + i));
             o [10] = o [11] = 0;
             dev_csum_store (o + 10, dev_csum_fold (dev_csum_add (0, o, l3)));
             sum = dev_csum_pseudo (AF_INET, o + 12, o + 16, IPPROTO_TCP, (uint32_t) (l4 + chunk));
         }
         else {
-            s_put16 (o + 4, (uint16_t) (l4 + chunk));
+            dev_put16 (o + 4, (uint16_t) (l4 + chunk));
             sum = dev_csum_pseudo (AF_INET6, o + 8, o + 24, IPPROTO_TCP, (uint32_t) (l4 + chunk));
         }
         dev_csum_store (tcp + 16, dev_csum_fold (dev_csum_add (sum, tcp, l4 + chunk)));
@@ -202,9 +190,9 @@ s_build_super (uint8_t *frame, int family, size_t payload, size_t mss, uint8_t f
     memset (ip, 0, l3 + l4);
     if (family == AF_INET) {
         ip [0] = (uint8_t) (0x40 | l3 / 4);
-        s_put16 (ip + 2, (uint16_t) total);
-        s_put16 (ip + 4, 0xfff0);           //  wraps during the split
-        s_put16 (ip + 6, 0x4000);           //  DF
+        dev_put16 (ip + 2, (uint16_t) total);
+        dev_put16 (ip + 4, 0xfff0);           //  wraps during the split
+        dev_put16 (ip + 6, 0x4000);           //  DF
         ip [8] = 64;
         ip [9] = IPPROTO_TCP;
         memcpy (ip + 12, "\x0a\x64\x00\x01\x0a\x64\x00\x02", 8);
@@ -213,20 +201,20 @@ s_build_super (uint8_t *frame, int family, size_t payload, size_t mss, uint8_t f
     }
     else {
         ip [0] = 0x60;
-        s_put16 (ip + 4, (uint16_t) (l4 + payload));
+        dev_put16 (ip + 4, (uint16_t) (l4 + payload));
         ip [6] = IPPROTO_TCP;
         ip [7] = 64;
         memcpy (ip + 8, "\xfd\x00\x00\xbf\0\0\0\0\0\0\0\0\0\0\0\x01", 16);
         memcpy (ip + 24, "\xfd\x00\x00\xbf\0\0\0\0\0\0\0\0\0\0\0\x02", 16);
     }
     uint8_t *tcp = ip + l3;
-    s_put16 (tcp, 40000);
-    s_put16 (tcp + 2, 5201);
-    s_put32 (tcp + 4, 0xfffff000);          //  wraps during the split
-    s_put32 (tcp + 8, 12345);
+    dev_put16 (tcp, 40000);
+    dev_put16 (tcp + 2, 5201);
+    dev_put32 (tcp + 4, 0xfffff000);          //  wraps during the split
+    dev_put32 (tcp + 8, 12345);
     tcp [12] = (uint8_t) (l4 / 4) << 4;
     tcp [13] = flags;
-    s_put16 (tcp + 14, 502);
+    dev_put16 (tcp + 14, 502);
     memcpy (tcp + 20, "\x01\x01\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x02", 12);
     for (size_t i = 0; i < payload; i++)
         tcp [l4 + i] = (uint8_t) (i * 7 + i / 251);
@@ -272,7 +260,7 @@ s_check_split (uint8_t *frame, size_t flen, int family, size_t mss, bool verbose
         size_t chunk = pkts [i].len - hlen;
         assert (chunk == (i + 1 < n ? mss : payload - off));
         assert (memcmp (s + hlen, orig + DEV_VNET_HDR_LEN + hlen + off, chunk) == 0);
-        assert (s_get32 (tcp + 4) == (uint32_t) (s_get32 (otcp + 4) + off));              //  sequence
+        assert (dev_get32 (tcp + 4) == (uint32_t) (dev_get32 (otcp + 4) + off));              //  sequence
         assert (memcmp (tcp + 8, otcp + 8, 5) == 0);                            //  ack, offset
         assert (memcmp (tcp + 20, otcp + 20, l4 - 20) == 0);                    //  options
         uint8_t want = otcp [13];
@@ -281,13 +269,13 @@ s_check_split (uint8_t *frame, size_t flen, int family, size_t mss, bool verbose
         assert (tcp [13] == want);
         uint64_t sum;
         if (family == AF_INET) {
-            assert (s_get16 (s + 2) == pkts [i].len);
-            assert (s_get16 (s + 4) == (uint16_t) (0xfff0 + i));
+            assert (dev_get16 (s + 2) == pkts [i].len);
+            assert (dev_get16 (s + 4) == (uint16_t) (0xfff0 + i));
             assert (dev_csum_ok (dev_csum_add (0, s, l3)));
             sum = dev_csum_pseudo (AF_INET, s + 12, s + 16, IPPROTO_TCP, (uint32_t) (pkts [i].len - l3));
         }
         else {
-            assert (s_get16 (s + 4) == pkts [i].len - 40);
+            assert (dev_get16 (s + 4) == pkts [i].len - 40);
             sum = dev_csum_pseudo (AF_INET6, s + 8, s + 24, IPPROTO_TCP, (uint32_t) (pkts [i].len - l3));
         }
         assert (dev_csum_ok (dev_csum_add (sum, tcp, pkts [i].len - l3)));

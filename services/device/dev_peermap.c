@@ -8,6 +8,7 @@
 #include "dev_peermap.h"
 #include "dev_arp.h"
 #include "dev_mac.h"
+#include "dev_bytes.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -42,8 +43,6 @@ struct _dev_peermap_t {
     uint8_t local_mac [6];
     dev_peermap_stats_t stats;
 };
-
-static uint16_t s_get16 (const uint8_t *p) { return (uint16_t) (p [0] << 8 | p [1]); }
 
 dev_peermap_t *
 dev_peermap_new (size_t mac_capacity, uint64_t age_ms)
@@ -240,10 +239,10 @@ s_ip_valid (const uint8_t *p, size_t len, int version)
         if (len < 20)
             return false;
         size_t ihl = (size_t) (p [0] & 15) * 4;
-        size_t total = s_get16 (p + 2);
+        size_t total = dev_get16 (p + 2);
         return ihl >= 20 && total >= ihl && total <= len;
     }
-    return len >= 40 && 40 + (size_t) s_get16 (p + 4) <= len;
+    return len >= 40 && 40 + (size_t) dev_get16 (p + 4) <= len;
 }
 
 static dev_route_t
@@ -311,12 +310,12 @@ s_frame_valid (const uint8_t *frame, size_t len, bool *is_arp)
     if (len < 14 || dev_mac_is_multicast (frame + 6))
         return false;           //  a source address is never a group address
     size_t off = 12;
-    uint16_t type = s_get16 (frame + off);
+    uint16_t type = dev_get16 (frame + off);
     if (type == 0x8100) {
         if (len < 18)
             return false;
         off += 4;
-        type = s_get16 (frame + off);
+        type = dev_get16 (frame + off);
     }
     const uint8_t *payload = frame + off + 2;
     size_t plen = len - off - 2;

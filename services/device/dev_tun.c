@@ -2,6 +2,7 @@
 #include "dev_tun.h"
 #include "dev_gso.h"
 #include "dev_csum.h"
+#include "dev_bytes.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -147,20 +148,13 @@ dev_tun_read_batch (dev_tun_t *self, dev_pkt_t *pkts, int max)
 #define S_TCP_PSH       0x08
 #define S_TCP_ACK       0x10
 
-static uint16_t s_gro_get16 (const uint8_t *p) { return (uint16_t) (p [0] << 8 | p [1]); }
-static uint32_t
-s_gro_get32 (const uint8_t *p)
-{
-    return (uint32_t) p [0] << 24 | (uint32_t) p [1] << 16 | (uint32_t) p [2] << 8 | p [3];
-}
-
 //  IP + TCP header length if the packet can be part of a run, else 0
 static size_t
 s_gro_hlen (const uint8_t *ip, size_t len)
 {
-    if (len < 41 || ip [0] != 0x45 || ip [9] != 6 || s_gro_get16 (ip + 2) != len)
+    if (len < 41 || ip [0] != 0x45 || ip [9] != 6 || dev_get16 (ip + 2) != len)
         return 0;
-    if ((s_gro_get16 (ip + 6) & 0xbfff) != 0 || !(ip [6] & 0x40))
+    if ((dev_get16 (ip + 6) & 0xbfff) != 0 || !(ip [6] & 0x40))
         return 0;                                   //  a fragment, or DF clear
     size_t hlen = 20 + (size_t) (ip [32] >> 4) * 4;
     uint8_t flags = ip [33];
@@ -189,7 +183,7 @@ s_gro_run (const dev_pkt_t *pkts, int count, s_gro_t *g)
         return 1;
     size_t mss = pkts [0].len - hlen;
     size_t total = pkts [0].len;
-    uint32_t next_seq = s_gro_get32 (first + 24) + (uint32_t) mss;
+    uint32_t next_seq = dev_get32 (first + 24) + (uint32_t) mss;
     bool ended = (first [33] & S_TCP_PSH) != 0;
     uint8_t psh = 0;
     int n = 1;
@@ -202,7 +196,7 @@ s_gro_run (const dev_pkt_t *pkts, int count, s_gro_t *g)
         if (payload > mss || total + payload > 65535
         ||  p [1] != first [1] || p [8] != first [8]                //  TOS, TTL
         ||  memcmp (p + 12, first + 12, 12) != 0                    //  addresses, ports
-        ||  s_gro_get32 (p + 24) != next_seq
+        ||  dev_get32 (p + 24) != next_seq
         ||  memcmp (p + 28, first + 28, 4) != 0                     //  ACK
         ||  memcmp (p + 34, first + 34, 2) != 0                     //  window
         ||  memcmp (p + 40, first + 40, hlen - 40) != 0)            //  options
@@ -302,19 +296,6 @@ dev_tun_write_batch (dev_tun_t *self, const dev_pkt_t *pkts, int count)
 #include <sys/socket.h>
 #include <time.h>
 
-static uint16_t s_get16 (const uint8_t *p) { return (uint16_t) (p [0] << 8 | p [1]); }
-static void s_put16 (uint8_t *p, uint16_t v) { p [0] = (uint8_t) (v >> 8); p [1] = (uint8_t) v; }
-static uint32_t
-s_get32 (const uint8_t *p)
-{
-    return (uint32_t) p [0] << 24 | (uint32_t) p [1] << 16 | (uint32_t) p [2] << 8 | p [3];
-}
-static void
-s_put32 (uint8_t *p, uint32_t v)
-{
-    p [0] = (uint8_t) (v >> 24); p [1] = (uint8_t) (v >> 16); p [2] = (uint8_t) (v >> 8); p [3] = (uint8_t) v;
-}
-
 static int64_t
 s_now_ms (void)
 {
@@ -362,8 +343,8 @@ s_ip4_header (uint8_t *p, size_t total, uint8_t proto, const char *src, const ch
 {
     memset (p, 0, 20);
     p [0] = 0x45;
-    s_put16 (p + 2, (uint16_t) total);
-    s_put16 (p + 6, 0x4000);
+    dev_put16 (p + 2, (uint16_t) total);
+    dev_put16 (p + 6, 0x4000);
     p [8] = 64;
     p [9] = proto;
     assert (inet_pton (AF_INET, src, p + 12) == 1 && inet_pton (AF_INET, dst, p + 16) == 1);
@@ -378,8 +359,8 @@ s_echo (uint8_t *p, int family, const char *src, const char *dst, uint16_t seq, 
     uint8_t *icmp = p + l3;
     memset (icmp, 0, 8);
     icmp [0] = family == AF_INET ? 8 : 128;
-    s_put16 (icmp + 4, 0xbf01);
-    s_put16 (icmp + 6, seq);
+    dev_put16 (icmp + 4, 0xbf01);
+    dev_put16 (icmp + 6, seq);
     for (size_t i = 0; i < payload; i++)
         icmp [8 + i] = (uint8_t) (i + seq);
     if (family == AF_INET) {
@@ -389,7 +370,7 @@ s_echo (uint8_t *p, int family, const char *src, const char *dst, uint16_t seq, 
     else {
         memset (p, 0, 40);
         p [0] = 0x60;
-        s_put16 (p + 4, (uint16_t) l4);
+        dev_put16 (p + 4, (uint16_t) l4);
         p [6] = IPPROTO_ICMPV6;
         p [7] = 64;
         assert (inet_pton (AF_INET6, src, p + 8) == 1 && inet_pton (AF_INET6, dst, p + 24) == 1);
@@ -424,9 +405,9 @@ s_is_reply (const uint8_t *p, size_t len, int family, const char *src, const cha
         uint64_t sum = dev_csum_pseudo (AF_INET6, p + 8, p + 24, IPPROTO_ICMPV6, (uint32_t) (len - 40));
         assert (dev_csum_ok (dev_csum_add (sum, icmp, len - 40)));
     }
-    if (s_get16 (icmp + 4) != 0xbf01)
+    if (dev_get16 (icmp + 4) != 0xbf01)
         return false;
-    *seq = s_get16 (icmp + 6);
+    *seq = dev_get16 (icmp + 6);
     for (size_t i = 0; i < payload; i++)
         assert (icmp [8 + i] == (uint8_t) (i + *seq));
     return true;
@@ -591,12 +572,12 @@ s_tso (dev_tun_t *tun, bool verbose)
             int segs = dev_gso_split (pkts [i].data, pkts [i].len, s_split, sizeof s_split, plain, 1, &why);
             assert (segs == 1);
             uint8_t *ip = plain [0].data, *tcp = ip + 20;
-            if (ip [0] == 0x45 && ip [9] == IPPROTO_TCP && s_get16 (tcp + 2) == 5201 && tcp [13] == 0x02) {
+            if (ip [0] == 0x45 && ip [9] == IPPROTO_TCP && dev_get16 (tcp + 2) == 5201 && tcp [13] == 0x02) {
                 //  The checksum the kernel left partial is now complete
                 uint64_t sum = dev_csum_pseudo (AF_INET, ip + 12, ip + 16, IPPROTO_TCP, (uint32_t) (plain [0].len - 20));
                 assert (dev_csum_ok (dev_csum_add (sum, tcp, plain [0].len - 20)));
-                sport = s_get16 (tcp);
-                isn = s_get32 (tcp + 4);
+                sport = dev_get16 (tcp);
+                isn = dev_get32 (tcp + 4);
             }
         }
     }
@@ -606,13 +587,13 @@ s_tso (dev_tun_t *tun, bool verbose)
     s_ip4_header (syn_ack, 44, IPPROTO_TCP, "10.100.2.2", "10.100.2.1");
     uint8_t *tcp = syn_ack + 20;
     memset (tcp, 0, 24);
-    s_put16 (tcp, 5201);
-    s_put16 (tcp + 2, sport);
-    s_put32 (tcp + 4, 777000);
-    s_put32 (tcp + 8, isn + 1);
+    dev_put16 (tcp, 5201);
+    dev_put16 (tcp + 2, sport);
+    dev_put32 (tcp + 4, 777000);
+    dev_put32 (tcp + 8, isn + 1);
     tcp [12] = 6 << 4;
     tcp [13] = 0x12;
-    s_put16 (tcp + 14, 65535);
+    dev_put16 (tcp + 14, 65535);
     memcpy (tcp + 20, "\x02\x04\x05\x64", 4);
     uint64_t sum = dev_csum_pseudo (AF_INET, syn_ack + 12, syn_ack + 16, IPPROTO_TCP, 24);
     dev_csum_store (tcp + 16, dev_csum_fold (dev_csum_add (sum, tcp, 24)));
@@ -654,14 +635,14 @@ s_tso (dev_tun_t *tun, bool verbose)
             for (int s = 0; s < segs; s++) {
                 uint8_t *ip = plain [s].data, *t = ip + 20;
                 size_t len = plain [s].len;
-                if (ip [9] != IPPROTO_TCP || s_get16 (t + 2) != 5201)
+                if (ip [9] != IPPROTO_TCP || dev_get16 (t + 2) != 5201)
                     continue;
                 assert (len <= 1420);
-                assert (s_get16 (ip + 2) == len && dev_csum_ok (dev_csum_add (0, ip, 20)));
+                assert (dev_get16 (ip + 2) == len && dev_csum_ok (dev_csum_add (0, ip, 20)));
                 uint64_t ps = dev_csum_pseudo (AF_INET, ip + 12, ip + 16, IPPROTO_TCP, (uint32_t) (len - 20));
                 assert (dev_csum_ok (dev_csum_add (ps, t, len - 20)));
                 size_t hl = (size_t) (t [12] >> 4) * 4, payload = len - 20 - hl;
-                size_t off = s_get32 (t + 4) - (isn + 1);
+                size_t off = dev_get32 (t + 4) - (isn + 1);
                 if (payload == 0)
                     continue;
                 assert (off + payload <= sizeof data);
