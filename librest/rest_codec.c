@@ -150,13 +150,22 @@ s_flags (rest_dir_t dir, const rest_field_t *f)
     return flags;
 }
 
+//  0 when value is an array of at most the member's max items, else -1 with err
+static int
+s_array (rest_dir_t dir, const rest_field_t *f, json_t *value, const char *items, char *err, size_t errsize)
+{
+    if (json_is_array (value) && json_array_size (value) <= (size_t) f->max)
+        return 0;
+    char what [80];
+    snprintf (what, sizeof what, "an array of at most %d %s", (int) f->max, items);
+    return s_bad (dir, f->name, what, err, errsize);
+}
+
 static int
 s_strlist (rest_dir_t dir, const rest_field_t *f, json_t *value, uint8_t *base, char *err, size_t errsize)
 {
-    char what [80];
-    snprintf (what, sizeof what, "an array of at most %d strings", (int) f->max);
-    if (!json_is_array (value) || json_array_size (value) > (size_t) f->max)
-        return s_bad (dir, f->name, what, err, errsize);
+    if (s_array (dir, f, value, "strings", err, errsize))
+        return -1;
     uint32_t *count = (uint32_t *) (base + f->count_offset);
     char *items = (char *) (base + f->offset);
     size_t index;
@@ -196,10 +205,8 @@ s_json_text (rest_dir_t dir, const rest_field_t *f, json_t *value, char *out, ch
 static int
 s_list (rest_dir_t dir, const rest_field_t *f, json_t *value, uint8_t *base, char *err, size_t errsize)
 {
-    char what [80];
-    snprintf (what, sizeof what, "an array of at most %d objects", (int) f->max);
-    if (!json_is_array (value) || json_array_size (value) > (size_t) f->max)
-        return s_bad (dir, f->name, what, err, errsize);
+    if (s_array (dir, f, value, "objects", err, errsize))
+        return -1;
     size_t n = json_array_size (value);
     uint8_t *items = (uint8_t *) calloc (n ? n : 1, f->item_size);
     assert (items);
@@ -473,43 +480,75 @@ rest_codec_test (bool verbose)
     s_round_trip (&rest_network_req_schema, "{\"id\":\"home-1\",\"name\":\"Home.LAN\",\"cidr\":\"10.9.0.0/24\","
                   "\"settings\":{\"heartbeat_interval\":1,\"offline_after\":2,\"expire_after\":3}}");
 
-    //  Requests: strict, errors for a client
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"x\",\"surprise\":1}", "unknown member 'surprise'", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"id\":\"x\"}", "'name' is required", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"a b\"}", "'name' must be 1..64 of letters", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"x\",\"id\":\"UPPER\"}", "'id' must be 1..32", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"x\",\"settings\":[]}", "'settings' must be an object", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"x\",\"settings\":{\"typo\":1}}",
-                    "settings: unknown member 'typo'", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"x\",\"settings\":{\"heartbeat_interval\":0}}",
-                    "'heartbeat_interval' must be an integer from 1 to 86400", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"x\",\"name\":\"y\"}", "", verbose);
-    s_expect_error (&rest_network_req_schema, "{\"name\":\"a\\u0000b\"}", "NUL", verbose);
-    s_expect_error (&rest_token_req_schema, "{\"reusable\":1}", "'reusable' must be true or false", verbose);
-    s_expect_error (&rest_register_req_schema, "{\"public_key\":\"AAAA\",\"name\":\"n1\",\"nonce\":\"" S_KEY
-                    "\",\"proof\":\"" S_KEY "\"}", "'public_key' must be the base64 of 32 bytes", verbose);
-    s_expect_error (&rest_heartbeat_req_schema, "{\"endpoints\":[\"1.2.3.4\"]}",
-                    "'endpoints' item 0 is not a valid endpoint (host:port)", verbose);
-    s_expect_error (&rest_heartbeat_req_schema, "{\"endpoints\":\"x\"}",
-                    "'endpoints' must be an array of at most 16 strings", verbose);
-    s_expect_error (&rest_heartbeat_req_schema, "{\"candidates\":[\"a\\nb\"]}", "'candidates' item 0", verbose);
-    s_expect_error (&rest_signal_req_schema, "{\"type\":\"offer\"}", "'data' is required", verbose);
-    s_expect_error (&rest_signal_req_schema, "[1]", "must be a JSON object", verbose);
-
-    //  Replies: lenient about what they do not know, errors for a log
-    s_expect_error (&rest_event_peer_schema, "{\"event\":\"peer.joined\"}", "missing member 'peer'", verbose);
-    s_expect_error (&rest_event_peer_schema, "{\"event\":\"peer.joined\",\"peer\":{\"id\":\"b4c804b23a21c6aa\","
-                    "\"name\":\"x\",\"public_key\":\"" S_KEY "\",\"vip\":\"10.1.2.300\"}}",
-                    "peer: member 'vip' is not an IPv4 address", verbose);
-    s_expect_error (&rest_event_peer_schema, "{\"event\":\"peer.joined\",\"peer\":{\"id\":\"zz\"}}",
-                    "peer: member 'id' is not 16 hex digits", verbose);
-    s_expect_error (&rest_event_signal_schema, "{\"event\":\"signal\",\"from\":\"b4c804b23a21c6aa\",\"type\":\"o\"}",
-                    "missing member 'data'", verbose);
-    s_expect_error (&rest_peer_list_schema, "{\"peers\":[5]}", "peers[0]: not an object", verbose);
-    s_expect_error (&rest_peer_list_schema, "{\"peers\":{}}", "member 'peers' is not an array", verbose);
-    s_expect_error (&rest_meta_schema, "{\"iceServers\":[{\"url\":\"x\"}]}", "iceServers[0]: missing member 'urls'", verbose);
-    s_expect_error (&rest_event_schema, "{\"event\":", "bad JSON", verbose);
-    s_expect_error (&rest_event_schema, "\"just a string\"", "expected a JSON object", verbose);
+    //  Bad bodies: requests are strict with errors for a client; replies are
+    //  lenient about what they do not know, with errors for a log
+    static const struct {
+        const rest_schema_t *schema;
+        const char *text;
+        const char *error;      //  what the message must contain
+    } s_bad [] = {
+        { &rest_network_req_schema,
+          "{\"name\":\"x\",\"surprise\":1}", "unknown member 'surprise'" },
+        { &rest_network_req_schema,
+          "{\"id\":\"x\"}", "'name' is required" },
+        { &rest_network_req_schema,
+          "{\"name\":\"a b\"}", "'name' must be 1..64 of letters" },
+        { &rest_network_req_schema,
+          "{\"name\":\"x\",\"id\":\"UPPER\"}", "'id' must be 1..32" },
+        { &rest_network_req_schema,
+          "{\"name\":\"x\",\"settings\":[]}", "'settings' must be an object" },
+        { &rest_network_req_schema,
+          "{\"name\":\"x\",\"settings\":{\"typo\":1}}",
+          "settings: unknown member 'typo'" },
+        { &rest_network_req_schema,
+          "{\"name\":\"x\",\"settings\":{\"heartbeat_interval\":0}}",
+          "'heartbeat_interval' must be an integer from 1 to 86400" },
+        { &rest_network_req_schema,
+          "{\"name\":\"x\",\"name\":\"y\"}", "duplicate object key" },
+        { &rest_network_req_schema,
+          "{\"name\":\"a\\u0000b\"}", "NUL" },
+        { &rest_token_req_schema,
+          "{\"reusable\":1}", "'reusable' must be true or false" },
+        { &rest_register_req_schema,
+          "{\"public_key\":\"AAAA\",\"name\":\"n1\",\"nonce\":\"" S_KEY
+          "\",\"proof\":\"" S_KEY "\"}", "'public_key' must be the base64 of 32 bytes" },
+        { &rest_heartbeat_req_schema,
+          "{\"endpoints\":[\"1.2.3.4\"]}",
+          "'endpoints' item 0 is not a valid endpoint (host:port)" },
+        { &rest_heartbeat_req_schema,
+          "{\"endpoints\":\"x\"}",
+          "'endpoints' must be an array of at most 16 strings" },
+        { &rest_heartbeat_req_schema,
+          "{\"candidates\":[\"a\\nb\"]}", "'candidates' item 0" },
+        { &rest_signal_req_schema,
+          "{\"type\":\"offer\"}", "'data' is required" },
+        { &rest_signal_req_schema,
+          "[1]", "must be a JSON object" },
+        { &rest_event_peer_schema,
+          "{\"event\":\"peer.joined\"}", "missing member 'peer'" },
+        { &rest_event_peer_schema,
+          "{\"event\":\"peer.joined\",\"peer\":{\"id\":\"b4c804b23a21c6aa\","
+          "\"name\":\"x\",\"public_key\":\"" S_KEY "\",\"vip\":\"10.1.2.300\"}}",
+          "peer: member 'vip' is not an IPv4 address" },
+        { &rest_event_peer_schema,
+          "{\"event\":\"peer.joined\",\"peer\":{\"id\":\"zz\"}}",
+          "peer: member 'id' is not 16 hex digits" },
+        { &rest_event_signal_schema,
+          "{\"event\":\"signal\",\"from\":\"b4c804b23a21c6aa\",\"type\":\"o\"}",
+          "missing member 'data'" },
+        { &rest_peer_list_schema,
+          "{\"peers\":[5]}", "peers[0]: not an object" },
+        { &rest_peer_list_schema,
+          "{\"peers\":{}}", "member 'peers' is not an array" },
+        { &rest_meta_schema,
+          "{\"iceServers\":[{\"url\":\"x\"}]}", "iceServers[0]: missing member 'urls'" },
+        { &rest_event_schema,
+          "{\"event\":", "bad JSON" },
+        { &rest_event_schema,
+          "\"just a string\"", "expected a JSON object" },
+    };
+    for (size_t i = 0; i < sizeof s_bad / sizeof s_bad [0]; i++)
+        s_expect_error (s_bad [i].schema, s_bad [i].text, s_bad [i].error, verbose);
 
     //  Unknown members and null are fine in a reply; absent optional members stay unset
     rest_event_subscribed_t sub;

@@ -13,19 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  What discovery keeps is what the declarations allow
-_Static_assert (sizeof ((disc_peer_info_t *) 0)->id == sizeof ((rest_peer_t *) 0)->id, "id");
-_Static_assert (sizeof ((disc_peer_info_t *) 0)->name == sizeof ((rest_peer_t *) 0)->name, "name");
-_Static_assert (sizeof ((disc_peer_info_t *) 0)->public_key == sizeof ((rest_peer_t *) 0)->public_key, "key");
-_Static_assert (sizeof ((disc_peer_info_t *) 0)->vip == sizeof ((rest_peer_t *) 0)->vip, "vip");
-_Static_assert (DISC_ENDPOINT_LEN + 1 >= sizeof ((rest_peer_t *) 0)->endpoints [0], "endpoint");
-_Static_assert (sizeof ((disc_registration_t *) 0)->peer_token == sizeof ((rest_register_reply_t *) 0)->peer_token, "t");
-_Static_assert (sizeof ((disc_registration_t *) 0)->network_id == sizeof ((rest_network_brief_t *) 0)->id, "n");
-_Static_assert (sizeof ((disc_event_t *) 0)->reason == sizeof ((rest_event_peer_t *) 0)->reason, "reason");
-_Static_assert (sizeof ((disc_event_t *) 0)->from == sizeof ((rest_event_signal_t *) 0)->from, "from");
-_Static_assert (sizeof ((disc_event_t *) 0)->signal_type == sizeof ((rest_event_signal_t *) 0)->type, "type");
-_Static_assert (sizeof ((disc_event_t *) 0)->data == sizeof ((rest_event_signal_t *) 0)->data, "data");
-
 //  Parses a reply of at most DISC_JSON_MAX bytes; NULL with err for anything else
 static json_t *
 s_load (const rest_schema_t *schema, const char *text, size_t size, char *err, size_t errsize)
@@ -53,14 +40,14 @@ static void
 s_peer (const rest_peer_t *in, disc_peer_info_t *peer)
 {
     memset (peer, 0, sizeof *peer);
-    memcpy (peer->id, in->id, sizeof peer->id);
-    memcpy (peer->name, in->name, sizeof peer->name);
-    memcpy (peer->public_key, in->public_key, sizeof peer->public_key);
-    memcpy (peer->vip, in->vip, sizeof peer->vip);
+    snprintf (peer->id, sizeof peer->id, "%s", in->id);
+    snprintf (peer->name, sizeof peer->name, "%s", in->name);
+    snprintf (peer->public_key, sizeof peer->public_key, "%s", in->public_key);
+    snprintf (peer->vip, sizeof peer->vip, "%s", in->vip);
     int rc = rest_base64_exact (in->public_key, peer->key, 32);
     assert (rc == 0);               //  the codec checked it
     for (uint32_t i = 0; i < in->endpoints_count && i < DISC_ENDPOINTS_MAX; i++)
-        memcpy (peer->endpoints [peer->endpoints_count++], in->endpoints [i], sizeof in->endpoints [i]);
+        snprintf (peer->endpoints [peer->endpoints_count++], sizeof peer->endpoints [0], "%s", in->endpoints [i]);
     peer->online = in->has_online ? in->online : true;
 }
 
@@ -85,8 +72,8 @@ disc_json_registration (const char *text, size_t size, disc_registration_t *out,
     int rc = s_decode (&rest_register_reply_schema, text, size, in, err, errsize);
     if (rc == 0) {
         s_peer (&in->peer, &out->peer);
-        memcpy (out->peer_token, in->peer_token, sizeof out->peer_token);
-        memcpy (out->network_id, in->network.id, sizeof out->network_id);
+        snprintf (out->peer_token, sizeof out->peer_token, "%s", in->peer_token);
+        snprintf (out->network_id, sizeof out->network_id, "%s", in->network.id);
         out->prefix = (uint32_t) in->network.prefix;
         out->heartbeat_s = (uint32_t) in->heartbeat_interval;
     }
@@ -171,7 +158,7 @@ disc_json_event (const char *text, size_t size, disc_event_t *out, char *err, si
             int failed = rest_decode_object (&rest_event_peer_schema, REST_REPLY, root, event, err, errsize);
             if (!failed) {
                 s_peer (&event->peer, &out->peer);
-                memcpy (out->reason, event->reason, sizeof out->reason);
+                snprintf (out->reason, sizeof out->reason, "%s", event->reason);
             }
             free (event);
             if (failed)
@@ -183,9 +170,9 @@ disc_json_event (const char *text, size_t size, disc_event_t *out, char *err, si
             assert (event);
             int failed = rest_decode_object (&rest_event_signal_schema, REST_REPLY, root, event, err, errsize);
             if (!failed) {
-                memcpy (out->from, event->from, sizeof out->from);
-                memcpy (out->signal_type, event->type, sizeof out->signal_type);
-                memcpy (out->data, event->data, sizeof out->data);
+                snprintf (out->from, sizeof out->from, "%s", event->from);
+                snprintf (out->signal_type, sizeof out->signal_type, "%s", event->type);
+                snprintf (out->data, sizeof out->data, "%s", event->data);
             }
             free (event);
             if (failed)

@@ -51,7 +51,7 @@ static const char *s_queries [Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
-    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1 AND length (value) = 32",
     [Q_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
     [Q_NET_INSERT] = "INSERT INTO networks (id, name, cidr, heartbeat_s, offline_s, expire_s, created)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -216,28 +216,19 @@ int reg_store_begin (reg_store_t *self) { return s_query (self, Q_BEGIN, NULL, N
 int reg_store_commit (reg_store_t *self) { return s_query (self, Q_COMMIT, NULL, NULL, NULL, ""); }
 void reg_store_rollback (reg_store_t *self) { s_query (self, Q_ROLLBACK, NULL, NULL, NULL, ""); }
 
-//  The stored secret key, when it is 32 bytes (else a new one is made)
-typedef struct {
-    uint8_t *key;
-    bool found;
-} s_secret_t;
-
+//  A 32-byte blob in the first column (the query selects only those)
 static bool
-s_secret_row (sqlite3_stmt *stmt, void *arg)
+s_key_row (sqlite3_stmt *stmt, void *arg)
 {
-    s_secret_t *secret = (s_secret_t *) arg;
-    secret->found = sqlite3_column_bytes (stmt, 0) == 32;
-    if (secret->found)
-        memcpy (secret->key, sqlite3_column_blob (stmt, 0), 32);
+    memcpy (arg, sqlite3_column_blob (stmt, 0), 32);
     return false;
 }
 
 int
 reg_store_keypair (reg_store_t *self, uint8_t public_key [32], uint8_t secret_key [32])
 {
-    s_secret_t secret = { secret_key, false };
-    s_query (self, Q_META_GET, s_secret_row, &secret, NULL, "t", "x25519_secret");
-    if (secret.found)
+    //  A missing (or damaged) key is made anew
+    if (s_one (self, Q_META_GET, s_key_row, secret_key, "t", "x25519_secret") == REG_STORE_OK)
         return crypto_scalarmult_base (public_key, secret_key) == 0 ? REG_STORE_OK : REG_STORE_ERROR;
     crypto_box_keypair (public_key, secret_key);
     return s_query (self, Q_META_PUT, NULL, NULL, NULL, "tb", "x25519_secret", secret_key, 32);
@@ -280,6 +271,9 @@ reg_store_network_delete (reg_store_t *self, const char *id)
     return s_changed (self, s_query (self, Q_NET_DELETE, NULL, NULL, NULL, "t", id));
 }
 
+static bool s_token_row (sqlite3_stmt *stmt, void *arg);
+static bool s_peer_row (sqlite3_stmt *stmt, void *arg);
+
 //  A listing: every row decoded, then handed to the caller's function
 typedef struct {
     reg_network_fn *network_fn;
@@ -290,12 +284,24 @@ typedef struct {
 } s_each_t;
 
 static bool
-s_each_network (sqlite3_stmt *stmt, void *arg)
+s_each_row (sqlite3_stmt *stmt, void *arg)
 {
     s_each_t *each = (s_each_t *) arg;
-    reg_network_t network;
-    s_network_row (stmt, &network);
-    each->network_fn (&network, each->arg);
+    if (each->network_fn) {
+        reg_network_t network;
+        s_network_row (stmt, &network);
+        each->network_fn (&network, each->arg);
+    }
+    else
+    if (each->token_fn) {
+        reg_token_t token;
+        s_token_row (stmt, &token);
+        each->token_fn (&token, each->arg);
+    }
+    else {
+        s_peer_row (stmt, each->peer);
+        each->peer_fn (each->peer, each->arg);
+    }
     return true;
 }
 
@@ -303,7 +309,7 @@ int
 reg_store_network_each (reg_store_t *self, reg_network_fn *fn, void *arg)
 {
     s_each_t each = { .network_fn = fn, .arg = arg };
-    s_query (self, Q_NET_ALL, s_each_network, &each, NULL, "");
+    s_query (self, Q_NET_ALL, s_each_row, &each, NULL, "");
     return REG_STORE_OK;
 }
 
@@ -351,21 +357,11 @@ reg_store_token_use (reg_store_t *self, const char *id)
     return s_query (self, Q_TOK_USE, NULL, NULL, NULL, "t", id);
 }
 
-static bool
-s_each_token (sqlite3_stmt *stmt, void *arg)
-{
-    s_each_t *each = (s_each_t *) arg;
-    reg_token_t token;
-    s_token_row (stmt, &token);
-    each->token_fn (&token, each->arg);
-    return true;
-}
-
 int
 reg_store_token_each (reg_store_t *self, const char *network_id, reg_token_fn *fn, void *arg)
 {
     s_each_t each = { .token_fn = fn, .arg = arg };
-    s_query (self, Q_TOK_ALL, s_each_token, &each, NULL, "t", network_id);
+    s_query (self, Q_TOK_ALL, s_each_row, &each, NULL, "t", network_id);
     return REG_STORE_OK;
 }
 
@@ -412,22 +408,13 @@ reg_store_peer_delete (reg_store_t *self, const char *network_id, const char *id
     return s_changed (self, s_query (self, Q_PEER_DELETE, NULL, NULL, NULL, "tt", network_id, id));
 }
 
-static bool
-s_each_peer (sqlite3_stmt *stmt, void *arg)
-{
-    s_each_t *each = (s_each_t *) arg;
-    s_peer_row (stmt, each->peer);
-    each->peer_fn (each->peer, each->arg);
-    return true;
-}
-
 int
 reg_store_peer_each (reg_store_t *self, const char *network_id, reg_peer_fn *fn, void *arg)
 {
     reg_peer_t *peer = (reg_peer_t *) malloc (sizeof *peer);
     assert (peer);
     s_each_t each = { .peer_fn = fn, .arg = arg, .peer = peer };
-    s_query (self, Q_PEER_ALL, s_each_peer, &each, NULL, "t", network_id);
+    s_query (self, Q_PEER_ALL, s_each_row, &each, NULL, "t", network_id);
     free (peer);
     return REG_STORE_OK;
 }

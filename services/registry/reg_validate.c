@@ -10,18 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  The request structs the rest of the registry uses hold exactly what the
-//  declarations in schemas/rest.def allow
-_Static_assert (sizeof ((reg_network_req_t *) 0)->id == sizeof ((rest_network_req_t *) 0)->id, "id");
-_Static_assert (sizeof ((reg_network_req_t *) 0)->name == sizeof ((rest_network_req_t *) 0)->name, "name");
-_Static_assert (sizeof ((reg_network_req_t *) 0)->cidr == sizeof ((rest_network_req_t *) 0)->cidr, "cidr");
-_Static_assert (sizeof ((reg_peer_req_t *) 0)->name == sizeof ((rest_register_req_t *) 0)->name, "name");
-_Static_assert (sizeof ((reg_peer_req_t *) 0)->public_key_b64 == sizeof ((rest_register_req_t *) 0)->public_key, "key");
-_Static_assert (sizeof ((reg_peer_req_t *) 0)->nonce_b64 == sizeof ((rest_register_req_t *) 0)->nonce, "nonce");
-_Static_assert (sizeof ((reg_token_req_t *) 0)->description == sizeof ((rest_token_req_t *) 0)->description, "d");
-_Static_assert (sizeof ((reg_signal_req_t *) 0)->type == sizeof ((rest_signal_req_t *) 0)->type, "type");
-_Static_assert (sizeof ((reg_signal_req_t *) 0)->data == sizeof ((rest_signal_req_t *) 0)->data, "data");
-
 bool
 reg_valid_name (const char *text)
 {
@@ -67,6 +55,12 @@ s_list_json (const char *name, const char *items, size_t item_size, uint32_t cou
     s_list_json (#name, (body)->name [0], sizeof (body)->name [0], (body)->name##_count, \
                  out, sizeof (out), err, errsize)
 
+//  The endpoints and candidates of a register or heartbeat request into out; 0 or -1
+#define S_LISTS(in, out, err, errsize) \
+    ((out)->has_endpoints = (in)->has_endpoints, (out)->has_candidates = (in)->has_candidates, \
+     (S_LIST_JSON (in, endpoints, (out)->endpoints, err, errsize) \
+      || S_LIST_JSON (in, candidates, (out)->candidates, err, errsize)) ? -1 : 0)
+
 int
 reg_validate_network (const void *body, size_t size, reg_network_req_t *out, char *err, size_t errsize)
 {
@@ -74,9 +68,9 @@ reg_validate_network (const void *body, size_t size, reg_network_req_t *out, cha
     rest_network_req_t in;
     if (rest_decode (&rest_network_req_schema, (const char *) body, size, &in, err, errsize))
         return -1;
-    memcpy (out->id, in.id, sizeof out->id);
-    memcpy (out->name, in.name, sizeof out->name);
-    memcpy (out->cidr, in.cidr, sizeof out->cidr);
+    snprintf (out->id, sizeof out->id, "%s", in.id);
+    snprintf (out->name, sizeof out->name, "%s", in.name);
+    snprintf (out->cidr, sizeof out->cidr, "%s", in.cidr);
     out->heartbeat_s = in.settings.heartbeat_interval;
     out->offline_s = in.settings.offline_after;
     out->expire_s = in.settings.expire_after;
@@ -87,28 +81,18 @@ int
 reg_validate_peer (const void *body, size_t size, reg_peer_req_t *out, char *err, size_t errsize)
 {
     memset (out, 0, sizeof *out);
-    rest_register_req_t *in = (rest_register_req_t *) malloc (sizeof *in);
-    assert (in);
-    int rc = -1;
-    if (rest_decode (&rest_register_req_schema, (const char *) body, size, in, err, errsize))
-        goto done;
-    //  The codec checked the three are base64 of 32 bytes
-    memcpy (out->public_key_b64, in->public_key, sizeof out->public_key_b64);
-    memcpy (out->nonce_b64, in->nonce, sizeof out->nonce_b64);
-    memcpy (out->name, in->name, sizeof out->name);
-    if (rest_base64_exact (in->public_key, out->public_key, 32)
-    ||  rest_base64_exact (in->nonce, out->nonce, REG_NONCE_SIZE)
-    ||  rest_base64_exact (in->proof, out->proof, 32))
-        assert (false);
-    out->has_endpoints = in->has_endpoints;
-    out->has_candidates = in->has_candidates;
-    if (S_LIST_JSON (in, endpoints, out->endpoints, err, errsize)
-    ||  S_LIST_JSON (in, candidates, out->candidates, err, errsize))
-        goto done;
-    rc = 0;
-done:
-    free (in);
-    return rc;
+    rest_register_req_t in;
+    if (rest_decode (&rest_register_req_schema, (const char *) body, size, &in, err, errsize))
+        return -1;
+    snprintf (out->public_key_b64, sizeof out->public_key_b64, "%s", in.public_key);
+    snprintf (out->nonce_b64, sizeof out->nonce_b64, "%s", in.nonce);
+    snprintf (out->name, sizeof out->name, "%s", in.name);
+    //  The codec checked that the three are the base64 of 32 bytes
+    int rc = rest_base64_exact (in.public_key, out->public_key, 32)
+           | rest_base64_exact (in.nonce, out->nonce, REG_NONCE_SIZE)
+           | rest_base64_exact (in.proof, out->proof, 32);
+    assert (rc == 0);
+    return S_LISTS (&in, out, err, errsize);
 }
 
 int
@@ -124,7 +108,7 @@ reg_validate_token (const void *body, size_t size, reg_token_req_t *out, char *e
     if (in.has_ttl)
         out->ttl_s = in.ttl;
     out->reusable = in.reusable;
-    memcpy (out->description, in.description, sizeof out->description);
+    snprintf (out->description, sizeof out->description, "%s", in.description);
     return 0;
 }
 
@@ -136,35 +120,22 @@ reg_validate_heartbeat (const void *body, size_t size, reg_heartbeat_req_t *out,
     snprintf (out->candidates, sizeof out->candidates, "[]");
     if (size == 0)
         return 0;
-    rest_heartbeat_req_t *in = (rest_heartbeat_req_t *) malloc (sizeof *in);
-    assert (in);
-    int rc = -1;
-    if (rest_decode (&rest_heartbeat_req_schema, (const char *) body, size, in, err, errsize))
-        goto done;
-    out->has_endpoints = in->has_endpoints;
-    out->has_candidates = in->has_candidates;
-    if (S_LIST_JSON (in, endpoints, out->endpoints, err, errsize)
-    ||  S_LIST_JSON (in, candidates, out->candidates, err, errsize))
-        goto done;
-    rc = 0;
-done:
-    free (in);
-    return rc;
+    rest_heartbeat_req_t in;
+    if (rest_decode (&rest_heartbeat_req_schema, (const char *) body, size, &in, err, errsize))
+        return -1;
+    return S_LISTS (&in, out, err, errsize);
 }
 
 int
 reg_validate_signal (const void *body, size_t size, reg_signal_req_t *out, char *err, size_t errsize)
 {
     memset (out, 0, sizeof *out);
-    rest_signal_req_t *in = (rest_signal_req_t *) malloc (sizeof *in);
-    assert (in);
-    int rc = rest_decode (&rest_signal_req_schema, (const char *) body, size, in, err, errsize);
-    if (rc == 0) {
-        memcpy (out->type, in->type, sizeof out->type);
-        memcpy (out->data, in->data, sizeof out->data);
-    }
-    free (in);
-    return rc;
+    rest_signal_req_t in;
+    if (rest_decode (&rest_signal_req_schema, (const char *) body, size, &in, err, errsize))
+        return -1;
+    snprintf (out->type, sizeof out->type, "%s", in.type);
+    snprintf (out->data, sizeof out->data, "%s", in.data);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------------
