@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,34 @@ s_copy (char *out, size_t size, sqlite3_stmt *stmt, int col)
 {
     const char *text = (const char *) sqlite3_column_text (stmt, col);
     snprintf (out, size, "%s", text ? text : "");
+}
+
+//  How a row becomes a struct: one entry per column, in the order the query
+//  selects them ('t' text of size bytes, 'i' int64_t, 'u' uint32_t, 'b' bool)
+typedef struct {
+    char kind;
+    size_t offset, size;
+} s_column_t;
+
+#define S_TEXT(type, m)  { 't', offsetof (type, m), sizeof ((type *) 0)->m }
+#define S_I64(type, m)   { 'i', offsetof (type, m), 0 }
+#define S_U32(type, m)   { 'u', offsetof (type, m), 0 }
+#define S_BOOL(type, m)  { 'b', offsetof (type, m), 0 }
+
+//  Decodes the current row into record; false, so a one-row query stops here
+static bool
+s_row (sqlite3_stmt *stmt, const s_column_t *columns, void *record)
+{
+    for (int col = 0; columns [col].kind; col++) {
+        uint8_t *at = (uint8_t *) record + columns [col].offset;
+        switch (columns [col].kind) {
+            case 't': s_copy ((char *) at, columns [col].size, stmt, col); break;
+            case 'i': *(int64_t *) at = sqlite3_column_int64 (stmt, col); break;
+            case 'u': *(uint32_t *) at = (uint32_t) sqlite3_column_int64 (stmt, col); break;
+            default:  *(bool *) at = sqlite3_column_int (stmt, col) != 0; break;
+        }
+    }
+    return false;
 }
 
 //  Called for each row of a query; false stops reading rows.
@@ -236,19 +265,21 @@ reg_store_keypair (reg_store_t *self, uint8_t public_key [32], uint8_t secret_ke
 
 //  --- networks
 
+static const s_column_t s_network_columns [] = {
+    S_TEXT (reg_network_t, id),
+    S_TEXT (reg_network_t, name),
+    S_TEXT (reg_network_t, cidr),
+    S_I64 (reg_network_t, heartbeat_s),
+    S_I64 (reg_network_t, offline_s),
+    S_I64 (reg_network_t, expire_s),
+    S_I64 (reg_network_t, created_ms),
+    { 0, 0, 0 }
+};
+
 static bool
 s_network_row (sqlite3_stmt *stmt, void *arg)
 {
-    reg_network_t *network = (reg_network_t *) arg;
-    memset (network, 0, sizeof *network);
-    s_copy (network->id, sizeof network->id, stmt, 0);
-    s_copy (network->name, sizeof network->name, stmt, 1);
-    s_copy (network->cidr, sizeof network->cidr, stmt, 2);
-    network->heartbeat_s = sqlite3_column_int64 (stmt, 3);
-    network->offline_s = sqlite3_column_int64 (stmt, 4);
-    network->expire_s = sqlite3_column_int64 (stmt, 5);
-    network->created_ms = sqlite3_column_int64 (stmt, 6);
-    return false;
+    return s_row (stmt, s_network_columns, arg);
 }
 
 int
@@ -315,20 +346,22 @@ reg_store_network_each (reg_store_t *self, reg_network_fn *fn, void *arg)
 
 //  --- tokens
 
+static const s_column_t s_token_columns [] = {
+    S_TEXT (reg_token_t, id),
+    S_TEXT (reg_token_t, network_id),
+    S_TEXT (reg_token_t, description),
+    S_I64 (reg_token_t, expires_ms),
+    S_I64 (reg_token_t, created_ms),
+    S_BOOL (reg_token_t, reusable),
+    S_BOOL (reg_token_t, revoked),
+    S_I64 (reg_token_t, uses),
+    { 0, 0, 0 }
+};
+
 static bool
 s_token_row (sqlite3_stmt *stmt, void *arg)
 {
-    reg_token_t *token = (reg_token_t *) arg;
-    memset (token, 0, sizeof *token);
-    s_copy (token->id, sizeof token->id, stmt, 0);
-    s_copy (token->network_id, sizeof token->network_id, stmt, 1);
-    s_copy (token->description, sizeof token->description, stmt, 2);
-    token->expires_ms = sqlite3_column_int64 (stmt, 3);
-    token->created_ms = sqlite3_column_int64 (stmt, 4);
-    token->reusable = sqlite3_column_int (stmt, 5) != 0;
-    token->revoked = sqlite3_column_int (stmt, 6) != 0;
-    token->uses = sqlite3_column_int64 (stmt, 7);
-    return false;
+    return s_row (stmt, s_token_columns, arg);
 }
 
 int
@@ -367,21 +400,24 @@ reg_store_token_each (reg_store_t *self, const char *network_id, reg_token_fn *f
 
 //  --- peers
 
+static const s_column_t s_peer_columns [] = {
+    S_TEXT (reg_peer_t, id),
+    S_TEXT (reg_peer_t, network_id),
+    S_TEXT (reg_peer_t, public_key),
+    S_TEXT (reg_peer_t, name),
+    S_U32 (reg_peer_t, vip),
+    S_TEXT (reg_peer_t, endpoints),
+    S_TEXT (reg_peer_t, candidates),
+    S_BOOL (reg_peer_t, online),
+    S_I64 (reg_peer_t, last_seen_ms),
+    S_I64 (reg_peer_t, created_ms),
+    { 0, 0, 0 }
+};
+
 static bool
 s_peer_row (sqlite3_stmt *stmt, void *arg)
 {
-    reg_peer_t *peer = (reg_peer_t *) arg;
-    s_copy (peer->id, sizeof peer->id, stmt, 0);
-    s_copy (peer->network_id, sizeof peer->network_id, stmt, 1);
-    s_copy (peer->public_key, sizeof peer->public_key, stmt, 2);
-    s_copy (peer->name, sizeof peer->name, stmt, 3);
-    peer->vip = (uint32_t) sqlite3_column_int64 (stmt, 4);
-    s_copy (peer->endpoints, sizeof peer->endpoints, stmt, 5);
-    s_copy (peer->candidates, sizeof peer->candidates, stmt, 6);
-    peer->online = sqlite3_column_int (stmt, 7) != 0;
-    peer->last_seen_ms = sqlite3_column_int64 (stmt, 8);
-    peer->created_ms = sqlite3_column_int64 (stmt, 9);
-    return false;
+    return s_row (stmt, s_peer_columns, arg);
 }
 
 int reg_store_peer_by_id (reg_store_t *self, const char *network_id, const char *id, reg_peer_t *peer)
