@@ -126,6 +126,26 @@ s_row (sqlite3_stmt *stmt, const s_column_t *columns, void *record)
     return false;
 }
 
+//  The rows of the three tables, as the queries select them
+static const s_column_t s_network_columns [] = {
+    S_TEXT (reg_network_t, id), S_TEXT (reg_network_t, name), S_TEXT (reg_network_t, cidr),
+    S_I64 (reg_network_t, heartbeat_s), S_I64 (reg_network_t, offline_s), S_I64 (reg_network_t, expire_s),
+    S_I64 (reg_network_t, created_ms), { 0, 0, 0 }
+};
+
+static const s_column_t s_token_columns [] = {
+    S_TEXT (reg_token_t, id), S_TEXT (reg_token_t, network_id), S_TEXT (reg_token_t, description),
+    S_I64 (reg_token_t, expires_ms), S_I64 (reg_token_t, created_ms), S_BOOL (reg_token_t, reusable),
+    S_BOOL (reg_token_t, revoked), S_I64 (reg_token_t, uses), { 0, 0, 0 }
+};
+
+static const s_column_t s_peer_columns [] = {
+    S_TEXT (reg_peer_t, id), S_TEXT (reg_peer_t, network_id), S_TEXT (reg_peer_t, public_key),
+    S_TEXT (reg_peer_t, name), S_U32 (reg_peer_t, vip), S_TEXT (reg_peer_t, endpoints),
+    S_TEXT (reg_peer_t, candidates), S_BOOL (reg_peer_t, online), S_I64 (reg_peer_t, last_seen_ms),
+    S_I64 (reg_peer_t, created_ms), { 0, 0, 0 }
+};
+
 //  Called for each row of a query; false stops reading rows.
 typedef bool (s_row_fn) (sqlite3_stmt *stmt, void *arg);
 
@@ -181,14 +201,28 @@ s_query (reg_store_t *self, int q, s_row_fn *row, void *arg, size_t *rows, const
     return rc;
 }
 
-//  A query that reads at most one row: REG_STORE_NOTFOUND when there is none
+//  A query that reads at most one row into record, decoded by columns:
+//  REG_STORE_NOTFOUND when there is none
+typedef struct {
+    const s_column_t *columns;
+    void *record;
+} s_record_t;
+
+static bool
+s_record_row (sqlite3_stmt *stmt, void *arg)
+{
+    s_record_t *record = (s_record_t *) arg;
+    return s_row (stmt, record->columns, record->record);
+}
+
 static int
-s_one (reg_store_t *self, int q, s_row_fn *row, void *arg, const char *fmt, ...)
+s_one (reg_store_t *self, int q, const s_column_t *columns, void *record, const char *fmt, ...)
 {
     size_t rows = 0;
+    s_record_t target = { columns, record };
     va_list args;
     va_start (args, fmt);
-    int rc = s_vquery (self, q, row, arg, &rows, fmt, args);
+    int rc = s_vquery (self, q, s_record_row, &target, &rows, fmt, args);
     va_end (args);
     return rc == REG_STORE_OK && rows == 0 ? REG_STORE_NOTFOUND : rc;
 }
@@ -257,30 +291,15 @@ int
 reg_store_keypair (reg_store_t *self, uint8_t public_key [32], uint8_t secret_key [32])
 {
     //  A missing (or damaged) key is made anew
-    if (s_one (self, Q_META_GET, s_key_row, secret_key, "t", "x25519_secret") == REG_STORE_OK)
+    size_t rows = 0;
+    s_query (self, Q_META_GET, s_key_row, secret_key, &rows, "t", "x25519_secret");
+    if (rows == 1)
         return crypto_scalarmult_base (public_key, secret_key) == 0 ? REG_STORE_OK : REG_STORE_ERROR;
     crypto_box_keypair (public_key, secret_key);
     return s_query (self, Q_META_PUT, NULL, NULL, NULL, "tb", "x25519_secret", secret_key, 32);
 }
 
 //  --- networks
-
-static const s_column_t s_network_columns [] = {
-    S_TEXT (reg_network_t, id),
-    S_TEXT (reg_network_t, name),
-    S_TEXT (reg_network_t, cidr),
-    S_I64 (reg_network_t, heartbeat_s),
-    S_I64 (reg_network_t, offline_s),
-    S_I64 (reg_network_t, expire_s),
-    S_I64 (reg_network_t, created_ms),
-    { 0, 0, 0 }
-};
-
-static bool
-s_network_row (sqlite3_stmt *stmt, void *arg)
-{
-    return s_row (stmt, s_network_columns, arg);
-}
 
 int
 reg_store_network_insert (reg_store_t *self, const reg_network_t *network)
@@ -293,7 +312,7 @@ reg_store_network_insert (reg_store_t *self, const reg_network_t *network)
 int
 reg_store_network_get (reg_store_t *self, const char *id, reg_network_t *network)
 {
-    return s_one (self, Q_NET_GET, s_network_row, network, "t", id);
+    return s_one (self, Q_NET_GET, s_network_columns, network, "t", id);
 }
 
 int
@@ -302,8 +321,6 @@ reg_store_network_delete (reg_store_t *self, const char *id)
     return s_changed (self, s_query (self, Q_NET_DELETE, NULL, NULL, NULL, "t", id));
 }
 
-static bool s_token_row (sqlite3_stmt *stmt, void *arg);
-static bool s_peer_row (sqlite3_stmt *stmt, void *arg);
 
 //  A listing: every row decoded, then handed to the caller's function
 typedef struct {
@@ -320,17 +337,17 @@ s_each_row (sqlite3_stmt *stmt, void *arg)
     s_each_t *each = (s_each_t *) arg;
     if (each->network_fn) {
         reg_network_t network;
-        s_network_row (stmt, &network);
+        s_row (stmt, s_network_columns, &network);
         each->network_fn (&network, each->arg);
     }
     else
     if (each->token_fn) {
         reg_token_t token;
-        s_token_row (stmt, &token);
+        s_row (stmt, s_token_columns, &token);
         each->token_fn (&token, each->arg);
     }
     else {
-        s_peer_row (stmt, each->peer);
+        s_row (stmt, s_peer_columns, each->peer);
         each->peer_fn (each->peer, each->arg);
     }
     return true;
@@ -345,24 +362,6 @@ reg_store_network_each (reg_store_t *self, reg_network_fn *fn, void *arg)
 }
 
 //  --- tokens
-
-static const s_column_t s_token_columns [] = {
-    S_TEXT (reg_token_t, id),
-    S_TEXT (reg_token_t, network_id),
-    S_TEXT (reg_token_t, description),
-    S_I64 (reg_token_t, expires_ms),
-    S_I64 (reg_token_t, created_ms),
-    S_BOOL (reg_token_t, reusable),
-    S_BOOL (reg_token_t, revoked),
-    S_I64 (reg_token_t, uses),
-    { 0, 0, 0 }
-};
-
-static bool
-s_token_row (sqlite3_stmt *stmt, void *arg)
-{
-    return s_row (stmt, s_token_columns, arg);
-}
 
 int
 reg_store_token_insert (reg_store_t *self, const reg_token_t *token, const char *hash)
@@ -381,7 +380,7 @@ reg_store_token_revoke (reg_store_t *self, const char *network_id, const char *i
 int
 reg_store_token_find (reg_store_t *self, const char *network_id, const char *hash, reg_token_t *token)
 {
-    return s_one (self, Q_TOK_FIND, s_token_row, token, "tt", network_id, hash);
+    return s_one (self, Q_TOK_FIND, s_token_columns, token, "tt", network_id, hash);
 }
 
 int
@@ -400,32 +399,12 @@ reg_store_token_each (reg_store_t *self, const char *network_id, reg_token_fn *f
 
 //  --- peers
 
-static const s_column_t s_peer_columns [] = {
-    S_TEXT (reg_peer_t, id),
-    S_TEXT (reg_peer_t, network_id),
-    S_TEXT (reg_peer_t, public_key),
-    S_TEXT (reg_peer_t, name),
-    S_U32 (reg_peer_t, vip),
-    S_TEXT (reg_peer_t, endpoints),
-    S_TEXT (reg_peer_t, candidates),
-    S_BOOL (reg_peer_t, online),
-    S_I64 (reg_peer_t, last_seen_ms),
-    S_I64 (reg_peer_t, created_ms),
-    { 0, 0, 0 }
-};
-
-static bool
-s_peer_row (sqlite3_stmt *stmt, void *arg)
-{
-    return s_row (stmt, s_peer_columns, arg);
-}
-
 int reg_store_peer_by_id (reg_store_t *self, const char *network_id, const char *id, reg_peer_t *peer)
-{ return s_one (self, Q_PEER_BY_ID, s_peer_row, peer, "tt", network_id, id); }
+{ return s_one (self, Q_PEER_BY_ID, s_peer_columns, peer, "tt", network_id, id); }
 int reg_store_peer_by_key (reg_store_t *self, const char *network_id, const char *key, reg_peer_t *peer)
-{ return s_one (self, Q_PEER_BY_KEY, s_peer_row, peer, "tt", network_id, key); }
+{ return s_one (self, Q_PEER_BY_KEY, s_peer_columns, peer, "tt", network_id, key); }
 int reg_store_peer_by_token (reg_store_t *self, const char *network_id, const char *hash, reg_peer_t *peer)
-{ return s_one (self, Q_PEER_BY_TOKEN, s_peer_row, peer, "tt", network_id, hash); }
+{ return s_one (self, Q_PEER_BY_TOKEN, s_peer_columns, peer, "tt", network_id, hash); }
 
 int
 reg_store_peer_put (reg_store_t *self, const reg_peer_t *peer, const char *token_hash)
