@@ -396,6 +396,17 @@ rest_encode (const rest_schema_t *schema, const void *obj)
     return root;
 }
 
+json_t *
+rest_encode_items (const rest_schema_t *schema, json_t *items)
+{
+    const rest_field_t *f = schema->fields ();
+    assert (f->type == REST_FT_LIST && !f [1].name && json_is_array (items));
+    json_t *root = json_object ();
+    assert (root);
+    json_object_set_new (root, f->name, items);
+    return root;
+}
+
 char *
 rest_encode_text (const rest_schema_t *schema, const void *obj)
 {
@@ -556,6 +567,19 @@ rest_codec_test (bool verbose)
     const char *text = "{\"event\":\"subscribed\",\"network\":\"office\",\"peer\":null,\"new\":[1]}";
     assert (rest_decode (&rest_event_subscribed_schema, text, strlen (text), &sub, err, sizeof err) == 0);
     assert (!sub.has_peer && sub.has_network && strcmp (sub.network, "office") == 0);
+
+    //  A list encoded item by item is the list encoded whole
+    rest_peer_list_t list;
+    text = "{\"peers\":[" S_PEER "," S_PEER "]}";
+    assert (rest_decode (&rest_peer_list_schema, text, strlen (text), &list, err, sizeof err) == 0);
+    json_t *items = json_array ();
+    for (uint32_t i = 0; i < list.peers_count; i++)
+        json_array_append_new (items, rest_encode (&rest_peer_schema, &list.peers [i]));
+    json_t *whole = rest_encode (&rest_peer_list_schema, &list), *parts = rest_encode_items (&rest_peer_list_schema, items);
+    assert (json_equal (whole, parts));
+    json_decref (whole);
+    json_decref (parts);
+    rest_free (&rest_peer_list_schema, &list);
 
     //  A list is allocated by decode and freed by rest_free
     rest_meta_t meta;

@@ -38,6 +38,11 @@ void rest_free (const rest_schema_t *schema, void *obj);
 //  The JSON object of obj (json_decref it). Never NULL.
 json_t *rest_encode (const rest_schema_t *schema, const void *obj);
 
+//  A body whose one member is a REST_LIST, around items the caller encoded one by
+//  one (a JSON array, consumed): a list of 10,000 peers is never held as structs,
+//  and the member's name still comes from the declaration.
+json_t *rest_encode_items (const rest_schema_t *schema, json_t *items);
+
 //  The compact JSON text of obj (free it).
 char *rest_encode_text (const rest_schema_t *schema, const void *obj);
 

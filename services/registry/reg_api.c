@@ -857,7 +857,7 @@ reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
             if (s_need_member (self, req, id, caller, NULL, resp) == 0) {
                 s_collect_t c = { self, json_array (), req->now_ms };
                 reg_store_peer_each (self->store, id, s_collect_peer, &c);
-                s_json (resp, 200, json_pack ("{s:o}", "peers", c.list));
+                s_json (resp, 200, rest_encode_items (&rest_peer_list_schema, c.list));
             }
         }
         else
