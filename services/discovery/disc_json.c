@@ -1,149 +1,83 @@
-/*  disc_json: registry replies and events, checked member by member (see disc_json.h). */
+/*  disc_json: registry replies and events, checked member by member (see
+    disc_json.h). The bodies are declared in schemas/rest.def, the declarations the
+    registry encodes them from, and decoded by librest; this file keeps what
+    discovery needs from them. */
 #include "disc_json.h"
-#include "bus_json.h"
+#include "rest_codec.h"
 #include "bus_log.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
-#include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-//  How discovery reads the registry's strings: errors worded for a reply, null
-//  as absent, printable text only (it ends up in logs), required ones not empty.
-#define S_OPTIONAL (BUS_JSON_REPLY | BUS_JSON_NULL_ABSENT | BUS_JSON_PRINTABLE)
-#define S_REQUIRED (S_OPTIONAL | BUS_JSON_REQUIRED | BUS_JSON_NONEMPTY)
-
-//  Parses an object of at most DISC_JSON_MAX bytes; NULL with err for anything else
+//  Parses a reply of at most DISC_JSON_MAX bytes; NULL with err for anything else
 static json_t *
-s_load (const char *text, size_t size, char *err, size_t errsize)
+s_load (const rest_schema_t *schema, const char *text, size_t size, char *err, size_t errsize)
 {
     if (size > DISC_JSON_MAX)
         return bus_errf (err, errsize, "reply of %zu bytes is too big", size), NULL;
-    return bus_json_object_load (text, size, BUS_JSON_REPLY, err, errsize);
+    return rest_load (schema, text, size, err, errsize);
 }
 
-//  An integer member in 0..max into a uint32_t (left as it is when absent)
+//  Decodes a whole reply into out (a <schema>_t)
 static int
-s_uint (json_t *obj, const char *name, bool required, uint32_t max, uint32_t *out,
-        char *err, size_t errsize)
+s_decode (const rest_schema_t *schema, const char *text, size_t size, void *out, char *err, size_t errsize)
 {
-    int64_t value = *out;
-    int flags = BUS_JSON_REPLY | (required ? BUS_JSON_REQUIRED : 0);
-    if (bus_json_int (obj, name, flags, 0, max, &value, err, errsize))
+    json_t *root = s_load (schema, text, size, err, errsize);
+    if (!root)
         return -1;
-    *out = (uint32_t) value;
-    return 0;
+    int rc = rest_decode_object (schema, REST_REPLY, root, out, err, errsize);
+    json_decref (root);
+    return rc;
 }
 
-static int
-s_key (const char *text, uint8_t key [32])
-{
-    size_t bin_len = 0;
-    const char *end = NULL;
-    if (strlen (text) != 44
-    ||  sodium_base642bin (key, 32, text, 44, NULL, &bin_len, &end, sodium_base64_VARIANT_ORIGINAL) != 0
-    ||  bin_len != 32 || end != text + 44)
-        return -1;
-    return 0;
-}
-
-static int
-s_peer (json_t *obj, disc_peer_info_t *peer, char *err, size_t errsize)
+//  A decoded peer record into what discovery keeps (the first DISC_ENDPOINTS_MAX
+//  endpoints: peer.up carries no more)
+static void
+s_peer (const rest_peer_t *in, disc_peer_info_t *peer)
 {
     memset (peer, 0, sizeof *peer);
-    if (!json_is_object (obj))
-        return bus_errf (err, errsize, "a peer is not an object");
-    char why [120];
-    if (bus_json_string (obj, "id", S_REQUIRED, peer->id, sizeof peer->id - 1, why, sizeof why))
-        return bus_errf (err, errsize, "peer: %s", why);
-    for (size_t i = 0; i < 16; i++)
-        if (!isxdigit ((unsigned char) peer->id [i]))
-            return bus_errf (err, errsize, "peer: id '%s' is not 16 hex digits", peer->id);
-    if (bus_json_string (obj, "name", S_REQUIRED, peer->name, sizeof peer->name - 1, why, sizeof why)
-    ||  bus_json_string (obj, "public_key", S_REQUIRED, peer->public_key, sizeof peer->public_key - 1, why, sizeof why)
-    ||  bus_json_string (obj, "vip", S_REQUIRED, peer->vip, sizeof peer->vip - 1, why, sizeof why))
-        return bus_errf (err, errsize, "peer %s: %s", peer->id, why);
-    if (s_key (peer->public_key, peer->key))
-        return bus_errf (err, errsize, "peer %s: public_key is not 32 bytes of base64", peer->id);
-    struct in_addr addr;
-    if (inet_pton (AF_INET, peer->vip, &addr) != 1)
-        return bus_errf (err, errsize, "peer %s: vip '%s' is not an IPv4 address", peer->id, peer->vip);
-    json_t *endpoints = json_object_get (obj, "endpoints");
-    if (endpoints && !json_is_array (endpoints))
-        return bus_errf (err, errsize, "peer %s: endpoints is not an array", peer->id);
-    size_t index;
-    json_t *item;
-    json_array_foreach (endpoints, index, item) {
-        if (!json_is_string (item))
-            return bus_errf (err, errsize, "peer %s: an endpoint is not a string", peer->id);
-        const char *text = json_string_value (item);
-        size_t len = json_string_length (item);
-        if (len == 0 || len > DISC_ENDPOINT_LEN || strlen (text) != len || !bus_json_printable (text) || !strchr (text, ':'))
-            return bus_errf (err, errsize, "peer %s: endpoint %zu is not host:port", peer->id, index);
-        if (peer->endpoints_count < DISC_ENDPOINTS_MAX)
-            memcpy (peer->endpoints [peer->endpoints_count++], text, len + 1);
-    }
-    json_t *online = json_object_get (obj, "online");
-    if (online && !json_is_boolean (online))
-        return bus_errf (err, errsize, "peer %s: online is not a boolean", peer->id);
-    peer->online = online ? json_is_true (online) : true;
-    return 0;
+    snprintf (peer->id, sizeof peer->id, "%s", in->id);
+    snprintf (peer->name, sizeof peer->name, "%s", in->name);
+    snprintf (peer->public_key, sizeof peer->public_key, "%s", in->public_key);
+    snprintf (peer->vip, sizeof peer->vip, "%s", in->vip);
+    int rc = rest_base64_exact (in->public_key, peer->key, 32);
+    assert (rc == 0);               //  the codec checked it
+    for (uint32_t i = 0; i < in->endpoints_count && i < DISC_ENDPOINTS_MAX; i++)
+        snprintf (peer->endpoints [peer->endpoints_count++], sizeof peer->endpoints [0], "%s", in->endpoints [i]);
+    peer->online = in->has_online ? in->online : true;
 }
 
 int
 disc_json_challenge (const char *text, size_t size, disc_challenge_t *out, char *err, size_t errsize)
 {
     memset (out, 0, sizeof *out);
-    json_t *root = s_load (text, size, err, errsize);
-    if (!root)
+    rest_challenge_t in;
+    if (s_decode (&rest_challenge_schema, text, size, &in, err, errsize))
         return -1;
-    int rc = -1;
-    uint8_t key [32];
-    if (bus_json_string (root, "nonce", S_REQUIRED, out->nonce, sizeof out->nonce - 1, err, errsize)
-    ||  bus_json_string (root, "registry_key", S_REQUIRED, out->registry_key, sizeof out->registry_key - 1, err, errsize))
-        goto done;
-    if (s_key (out->registry_key, key)) {
-        bus_errf (err, errsize, "registry_key is not 32 bytes of base64");
-        goto done;
-    }
-    rc = 0;
-done:
-    json_decref (root);
-    return rc;
+    snprintf (out->nonce, sizeof out->nonce, "%s", in.nonce);
+    snprintf (out->registry_key, sizeof out->registry_key, "%s", in.registry_key);
+    return 0;
 }
 
 int
 disc_json_registration (const char *text, size_t size, disc_registration_t *out, char *err, size_t errsize)
 {
     memset (out, 0, sizeof *out);
-    json_t *root = s_load (text, size, err, errsize);
-    if (!root)
-        return -1;
-    int rc = -1;
-    json_t *network = json_object_get (root, "network");
-    if (s_peer (json_object_get (root, "peer"), &out->peer, err, errsize)
-    ||  bus_json_string (root, "peer_token", S_REQUIRED, out->peer_token, sizeof out->peer_token - 1, err, errsize)
-    ||  s_uint (root, "heartbeat_interval", false, 86400, &out->heartbeat_s, err, errsize))
-        goto done;
-    if (!json_is_object (network)) {
-        bus_errf (err, errsize, "missing member 'network'");
-        goto done;
+    rest_register_reply_t *in = (rest_register_reply_t *) malloc (sizeof *in);
+    assert (in);
+    int rc = s_decode (&rest_register_reply_schema, text, size, in, err, errsize);
+    if (rc == 0) {
+        s_peer (&in->peer, &out->peer);
+        snprintf (out->peer_token, sizeof out->peer_token, "%s", in->peer_token);
+        snprintf (out->network_id, sizeof out->network_id, "%s", in->network.id);
+        out->prefix = (uint32_t) in->network.prefix;
+        out->heartbeat_s = (uint32_t) in->heartbeat_interval;
     }
-    if (bus_json_string (network, "id", S_REQUIRED, out->network_id, sizeof out->network_id - 1, err, errsize)
-    ||  s_uint (network, "prefix", true, 32, &out->prefix, err, errsize))
-        goto done;
-    if (out->prefix < 1) {
-        bus_errf (err, errsize, "network prefix 0");
-        goto done;
-    }
-    rc = 0;
-done:
-    json_decref (root);
+    free (in);
     return rc;
 }
 
@@ -153,27 +87,33 @@ disc_json_peers (const char *text, size_t size, disc_peer_info_t **peers, size_t
 {
     *peers = NULL;
     *count = 0;
-    json_t *root = s_load (text, size, err, errsize);
+    json_t *root = s_load (&rest_peer_list_schema, text, size, err, errsize);
     if (!root)
         return -1;
+    //  One peer at a time: a list of 10,000 decoded whole would take 45 MB. The
+    //  member's name and bound still come from the declaration.
+    const rest_field_t *field = rest_peer_list_schema.fields ();
     int rc = -1;
-    json_t *list = json_object_get (root, "peers");
-    if (!json_is_array (list)) {
-        bus_errf (err, errsize, "missing array 'peers'");
-        goto done;
-    }
+    json_t *list = json_object_get (root, field->name);
     size_t n = json_array_size (list);
-    if (n > DISC_PEERS_LIST_MAX) {
-        bus_errf (err, errsize, "%zu peers: more than %d", n, DISC_PEERS_LIST_MAX);
+    if (!json_is_array (list) || n > (size_t) field->max || n > DISC_PEERS_LIST_MAX) {
+        bus_errf (err, errsize, "member '%s' is not an array of at most %d peers", field->name, (int) field->max);
         goto done;
     }
     disc_peer_info_t *array = calloc (n ? n : 1, sizeof *array);
-    assert (array);
-    for (size_t i = 0; i < n; i++)
-        if (s_peer (json_array_get (list, i), &array [i], err, errsize)) {
+    rest_peer_t *one = malloc (sizeof *one);
+    assert (array && one);
+    for (size_t i = 0; i < n; i++) {
+        char why [200];
+        if (rest_decode_object (field->record, REST_REPLY, json_array_get (list, i), one, why, sizeof why)) {
+            bus_errf (err, errsize, "%s[%zu]: %s", field->name, i, why);
             free (array);
+            free (one);
             goto done;
         }
+        s_peer (one, &array [i]);
+    }
+    free (one);
     *peers = array;
     *count = n;
     rc = 0;
@@ -198,42 +138,45 @@ int
 disc_json_event (const char *text, size_t size, disc_event_t *out, char *err, size_t errsize)
 {
     memset (out, 0, sizeof *out);
-    json_t *root = s_load (text, size, err, errsize);
+    json_t *root = s_load (&rest_event_schema, text, size, err, errsize);
     if (!root)
         return -1;
     int rc = -1;
-    char name [40];
-    if (bus_json_string (root, "event", S_REQUIRED, name, sizeof name - 1, err, errsize))
+    rest_event_t head;
+    if (rest_decode_object (&rest_event_schema, REST_REPLY, root, &head, err, errsize))
         goto done;
     out->type = DISC_EVENT_OTHER;
     for (size_t i = 0; i < sizeof s_events / sizeof s_events [0]; i++)
-        if (strcmp (name, s_events [i].name) == 0)
+        if (strcmp (head.event, s_events [i].name) == 0)
             out->type = s_events [i].type;
     switch (out->type) {
         case DISC_EVENT_JOINED:
         case DISC_EVENT_CHANGED:
-        case DISC_EVENT_LEFT:
-            if (s_peer (json_object_get (root, "peer"), &out->peer, err, errsize)
-            ||  bus_json_string (root, "reason", S_OPTIONAL, out->reason, sizeof out->reason - 1, err, errsize))
+        case DISC_EVENT_LEFT: {
+            rest_event_peer_t *event = malloc (sizeof *event);
+            assert (event);
+            int failed = rest_decode_object (&rest_event_peer_schema, REST_REPLY, root, event, err, errsize);
+            if (!failed) {
+                s_peer (&event->peer, &out->peer);
+                snprintf (out->reason, sizeof out->reason, "%s", event->reason);
+            }
+            free (event);
+            if (failed)
                 goto done;
             break;
+        }
         case DISC_EVENT_SIGNAL: {
-            if (bus_json_string (root, "from", S_REQUIRED, out->from, sizeof out->from - 1, err, errsize)
-            ||  bus_json_string (root, "type", S_REQUIRED, out->signal_type, sizeof out->signal_type - 1, err, errsize))
-                goto done;
-            json_t *data = json_object_get (root, "data");
-            if (!data) {
-                bus_errf (err, errsize, "signal without data");
-                goto done;
+            rest_event_signal_t *event = malloc (sizeof *event);
+            assert (event);
+            int failed = rest_decode_object (&rest_event_signal_schema, REST_REPLY, root, event, err, errsize);
+            if (!failed) {
+                snprintf (out->from, sizeof out->from, "%s", event->from);
+                snprintf (out->signal_type, sizeof out->signal_type, "%s", event->type);
+                snprintf (out->data, sizeof out->data, "%s", event->data);
             }
-            char *dump = json_dumps (data, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (!dump || strlen (dump) > DISC_SIGNAL_MAX) {
-                free (dump);
-                bus_errf (err, errsize, "signal data larger than %d bytes", DISC_SIGNAL_MAX);
+            free (event);
+            if (failed)
                 goto done;
-            }
-            snprintf (out->data, sizeof out->data, "%s", dump);
-            free (dump);
             break;
         }
         default:
@@ -249,28 +192,21 @@ int
 disc_json_meta (const char *text, size_t size, disc_meta_t *out, char *err, size_t errsize)
 {
     memset (out, 0, sizeof *out);
-    json_t *root = s_load (text, size, err, errsize);
+    json_t *root = s_load (&rest_meta_schema, text, size, err, errsize);
     if (!root)
         return -1;
     int rc = -1;
-    json_t *servers = json_object_get (root, "iceServers");
-    if (s_uint (root, "ttl", false, 365 * 86400, &out->ttl, err, errsize))
+    rest_meta_t meta;
+    if (rest_decode_object (&rest_meta_schema, REST_REPLY, root, &meta, err, errsize))
         goto done;
-    if (servers && !json_is_array (servers)) {
-        bus_errf (err, errsize, "iceServers is not an array");
-        goto done;
-    }
-    size_t index;
-    json_t *server;
-    json_array_foreach (servers, index, server) {
-        if (!json_is_object (server) || !json_is_array (json_object_get (server, "urls"))) {
-            bus_errf (err, errsize, "iceServers[%zu] has no urls array", index);
-            goto done;
-        }
-        if (json_object_get (server, "credential"))
+    out->ttl = (uint32_t) meta.ttl;
+    for (uint32_t i = 0; i < meta.iceServers_count; i++)
+        if (meta.iceServers [i].has_credential)
             out->has_turn = true;
-    }
-    char *dump = servers ? json_dumps (servers, JSON_COMPACT) : strdup ("[]");
+    rest_free (&rest_meta_schema, &meta);
+    //  The array goes on to nat as the registry wrote it (checked above)
+    json_t *servers = json_object_get (root, "iceServers");
+    char *dump = servers && !json_is_null (servers) ? json_dumps (servers, JSON_COMPACT) : strdup ("[]");
     if (!dump || strlen (dump) >= sizeof out->ice_servers) {
         free (dump);
         bus_errf (err, errsize, "iceServers larger than %zu bytes", sizeof out->ice_servers - 1);
@@ -287,35 +223,31 @@ done:
 uint32_t
 disc_json_heartbeat (const char *text, size_t size)
 {
-    uint32_t value = 0;
-    json_t *root = s_load (text, size, NULL, 0);
-    if (root && s_uint (root, "heartbeat_interval", false, 86400, &value, NULL, 0))
-        value = 0;
-    json_decref (root);
-    return value;
+    rest_heartbeat_reply_t reply;
+    if (s_decode (&rest_heartbeat_reply_schema, text, size, &reply, NULL, 0))
+        return 0;
+    return (uint32_t) reply.heartbeat_interval;
 }
 
 int
 disc_json_delivered (const char *text, size_t size, uint32_t *delivered, char *err, size_t errsize)
 {
     *delivered = 0;
-    json_t *root = s_load (text, size, err, errsize);
-    if (!root)
+    rest_signal_reply_t reply;
+    if (s_decode (&rest_signal_reply_schema, text, size, &reply, err, errsize))
         return -1;
-    int rc = s_uint (root, "delivered", true, UINT32_MAX, delivered, err, errsize);
-    json_decref (root);
-    return rc;
+    *delivered = (uint32_t) reply.delivered;
+    return 0;
 }
 
 void
 disc_json_error_text (const char *text, size_t size, char *out, size_t outsize)
 {
-    json_t *root = s_load (text, size, NULL, 0);
-    if (root && outsize > 0 && bus_json_string (root, "error", S_REQUIRED, out, outsize - 1, NULL, 0) == 0) {
-        json_decref (root);
+    rest_error_t reply;
+    if (outsize > 0 && s_decode (&rest_error_schema, text, size, &reply, NULL, 0) == 0) {
+        snprintf (out, outsize, "%s", reply.error);
         return;
     }
-    json_decref (root);
     //  Not our JSON: a short, printable excerpt
     size_t n = 0;
     for (size_t i = 0; text && i < size && n + 1 < outsize && n < 80; i++)
@@ -403,7 +335,7 @@ disc_json_test (bool verbose)
     assert (disc_json_event (text, strlen (text), event, err, sizeof err) == 0 && event->type == DISC_EVENT_OTHER);
     free (event);
     s_expect_event_error ("{\"event\":5}", "not a string", verbose);
-    s_expect_event_error ("{\"event\":\"peer.joined\"}", "not an object", verbose);
+    s_expect_event_error ("{\"event\":\"peer.joined\"}", "missing member 'peer'", verbose);
     s_expect_event_error ("{\"event\":\"peer.joined\",\"peer\":{\"id\":\"b4c804b23a21c6aa\",\"name\":\"x\","
                           "\"public_key\":\"" S_KEY "\",\"vip\":\"10.1.2.300\"}}", "not an IPv4", verbose);
     s_expect_event_error ("{\"event\":\"peer.joined\",\"peer\":{\"id\":\"b4c804b23a21c6aa\",\"name\":\"x\","
@@ -411,7 +343,7 @@ disc_json_test (bool verbose)
                           "host:port", verbose);
     s_expect_event_error ("{\"event\":\"peer.joined\",\"peer\":{\"id\":\"b4c804b23a21c6aa\",\"name\":\"x\\u0000y\","
                           "\"public_key\":\"" S_KEY "\",\"vip\":\"10.1.2.3\"}}", "NUL", verbose);
-    s_expect_event_error ("{\"event\":\"signal\",\"from\":\"b4c804b23a21c6aa\",\"type\":\"offer\"}", "without data", verbose);
+    s_expect_event_error ("{\"event\":\"signal\",\"from\":\"b4c804b23a21c6aa\",\"type\":\"offer\"}", "missing member 'data'", verbose);
     s_expect_event_error ("{\"event\":\"peer.left\",\"peer\":{\"id\":\"b4c804b23a21c6aa\",\"name\":\"x\","
                           "\"public_key\":\"AAAA\",\"vip\":\"10.1.2.3\"}}", "32 bytes", verbose);
     s_expect_event_error ("\"just a string\"", "expected a JSON object", verbose);

@@ -1,9 +1,12 @@
 /*  disc_json: the registry's replies and WebSocket events, parsed into C structs.
+    The bodies are declared once in schemas/rest.def (the declarations the
+    registry encodes them from) and decoded by librest; this is what discovery
+    keeps of them.
 
     The registry is another machine: everything it sends is untrusted input. Every
     member is type-checked and size-checked (ids 16 hex, keys 44 base64 characters
-    of 32 bytes, virtual IPs real IPv4 addresses, at most DISC_ENDPOINTS_MAX
-    endpoints of printable text); anything else is an error with a message, never
+    of 32 bytes, virtual IPs real IPv4 addresses, at most 16 host:port endpoints
+    of which the first DISC_ENDPOINTS_MAX are kept); anything else is an error with a message, never
     a crash or an unbounded allocation (fuzz_disc_json). Unknown members are
     ignored, so a newer registry can add some. */
 #ifndef DISC_JSON_H_INCLUDED

@@ -6,6 +6,7 @@
 #include "disc_peers.h"
 #include "bus_log.h"
 #include "node_peers.h"
+#include "rest_codec.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -359,27 +360,33 @@ s_local_endpoints (disc_service_t *self, char out [][DISC_ENDPOINT_LEN + 1], siz
     return count;
 }
 
-//  {"endpoints":[...],"candidates":[...]} plus whatever the caller put in root
+//  The endpoints and candidates members of a register or heartbeat request
+//  (schemas/rest.def): this node's endpoints, and the same as ICE host
+//  candidates for the nat service's ICE later
+#define S_FILL_ENDPOINTS(self, body) \
+    s_fill_endpoints (self, (body)->endpoints, &(body)->endpoints_count, (body)->candidates, \
+                      &(body)->candidates_count), \
+    (body)->has_endpoints = (body)->has_candidates = true
+
 static void
-s_add_endpoints (disc_service_t *self, json_t *root)
+s_fill_endpoints (disc_service_t *self, char list [][65], uint32_t *list_count,
+                  char candidates [][201], uint32_t *candidates_count)
 {
     char endpoints [DISC_ENDPOINTS_MAX][DISC_ENDPOINT_LEN + 1];
     size_t count = s_local_endpoints (self, endpoints, DISC_ENDPOINTS_MAX);
-    json_t *list = json_array (), *candidates = json_array ();
+    *list_count = *candidates_count = 0;
     for (size_t i = 0; i < count; i++) {
-        json_array_append_new (list, json_string (endpoints [i]));
-        //  The same as ICE host candidates, for the nat service's ICE later
-        char host [DISC_ENDPOINT_LEN + 1], candidate [200];
+        if (strlen (endpoints [i]) > 64)
+            continue;               //  the registry would refuse it
+        s_copy (list [(*list_count)++], 65, endpoints [i]);
+        char host [DISC_ENDPOINT_LEN + 1];
         s_copy (host, sizeof host, endpoints [i] [0] == '[' ? endpoints [i] + 1 : endpoints [i]);
         char *colon = strrchr (host, endpoints [i] [0] == '[' ? ']' : ':');
         if (colon)
             *colon = 0;
-        snprintf (candidate, sizeof candidate, "candidate:%zu 1 UDP %u %s %u typ host",
+        snprintf (candidates [(*candidates_count)++], 201, "candidate:%zu 1 UDP %u %s %u typ host",
                   i + 1, 2130706431u - (unsigned) i, host, self->cfg.listen_port);
-        json_array_append_new (candidates, json_string (candidate));
     }
-    json_object_set_new (root, "endpoints", list);
-    json_object_set_new (root, "candidates", candidates);
 }
 
 //  --------------------------------------------------------------------------
@@ -603,10 +610,11 @@ s_on_heartbeat (bus_loop_t *loop, int timer_id, void *arg)
     disc_service_t *self = (disc_service_t *) arg;
     if (self->state != S_REGISTERED)
         return 0;
-    json_t *root = json_object ();
-    s_add_endpoints (self, root);
-    char *body = json_dumps (root, JSON_COMPACT);
-    json_decref (root);
+    rest_heartbeat_req_t *request = calloc (1, sizeof *request);
+    assert (request);
+    S_FILL_ENDPOINTS (self, request);
+    char *body = rest_encode_text (&rest_heartbeat_req_schema, request);
+    free (request);
     char suffix [64];
     snprintf (suffix, sizeof suffix, "/peers/%s/heartbeat", self->peer_id);
     char *path = s_path (self, suffix);
@@ -689,11 +697,15 @@ s_on_proof (bus_service_t *svc, bus_envelope_t *reply, void *arg)
     size_t bin_len = 0;
     self->have_key = sodium_base642bin (self->key, 32, proof.public_key, strlen (proof.public_key), NULL,
                                         &bin_len, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 && bin_len == 32;
-    json_t *root = json_pack ("{s:s, s:s, s:s, s:s}", "public_key", proof.public_key, "name", self->cfg.name,
-                              "nonce", self->challenge.nonce, "proof", proof.proof);
-    s_add_endpoints (self, root);
-    char *body = json_dumps (root, JSON_COMPACT);
-    json_decref (root);
+    rest_register_req_t *request = calloc (1, sizeof *request);
+    assert (request);
+    s_copy (request->public_key, sizeof request->public_key, proof.public_key);
+    s_copy (request->name, sizeof request->name, self->cfg.name);
+    s_copy (request->nonce, sizeof request->nonce, self->challenge.nonce);
+    s_copy (request->proof, sizeof request->proof, proof.proof);
+    S_FILL_ENDPOINTS (self, request);
+    char *body = rest_encode_text (&rest_register_req_schema, request);
+    free (request);
     char *path = s_path (self, "/peers");
     s_request (self, "POST", path, *self->cfg.join_token ? self->cfg.join_token : NULL, body, s_on_register);
     free (path);
@@ -800,9 +812,24 @@ s_on_signal (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (!slot)
         bus_service_reply_error (svc, env, 503, "too many signals in flight");
     else {
-        json_t *root = json_pack ("{s:s, s:O}", "type", msg->type, "data", data);
-        char *body = json_dumps (root, JSON_COMPACT);
-        json_decref (root);
+        rest_signal_req_t *request = calloc (1, sizeof *request);
+        char *compact = json_dumps (data, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert (request && compact);
+        s_copy (request->type, sizeof request->type, msg->type);
+        s_copy (request->data, sizeof request->data, compact);
+        //  Compact JSON is rarely longer than its source (1e2 is 100.0): the
+        //  registry would refuse what does not fit, so say it here
+        bool fits = strlen (compact) < sizeof request->data;
+        char *body = fits ? rest_encode_text (&rest_signal_req_schema, request) : NULL;
+        free (compact);
+        free (request);
+        if (!body) {
+            bus_service_reply_error (svc, env, 400, "data is more than %zu bytes of compact JSON",
+                                     sizeof ((rest_signal_req_t *) 0)->data - 1);
+            json_decref (data);
+            free (msg);
+            return;
+        }
         char suffix [64];
         snprintf (suffix, sizeof suffix, "/peers/%s/signal", peer->info.id);
         char *path = s_path (self, suffix);

@@ -4,6 +4,7 @@
 #include "reg_auth.h"
 #include "reg_store.h"
 #include "reg_validate.h"
+#include "rest_codec.h"
 #include "bus_log.h"
 #include <assert.h>
 #include <czmq.h>
@@ -99,6 +100,16 @@ s_json (reg_response_t *resp, int status, json_t *body)
     json_decref (body);
 }
 
+//  Copies text into a declared string member, cut to its size (what is copied
+//  here was validated to fit on the way in)
+static void
+s_set (char *out, size_t size, const char *text)
+{
+    size_t len = strnlen (text, size - 1);
+    memcpy (out, text, len);
+    out [len] = 0;
+}
+
 static void __attribute__ ((format (printf, 3, 4)))
 s_error (reg_response_t *resp, int status, const char *fmt, ...)
 {
@@ -107,7 +118,9 @@ s_error (reg_response_t *resp, int status, const char *fmt, ...)
     va_start (args, fmt);
     vsnprintf (text, sizeof text, fmt, args);
     va_end (args);
-    s_json (resp, status, json_pack ("{s:s}", "error", text));
+    rest_error_t body = { .has_error = true };
+    s_set (body.error, sizeof body.error, text);
+    s_json (resp, status, rest_encode (&rest_error_schema, &body));
 }
 
 //  ---------------------------------------------------------------------------
@@ -124,23 +137,56 @@ s_network_json (reg_api_t *self, const reg_network_t *net)
                       "peers", (json_int_t) reg_store_peer_count (self->store, net->id));
 }
 
-static json_t *
-s_list_json (const char *text)
+//  A list the store keeps as JSON text into a declared string list (what the
+//  store holds was validated on the way in, so every item fits)
+static uint32_t
+s_list_fill (const char *text, char *items, size_t item_size, size_t max)
 {
     json_t *list = json_loads (text, 0, NULL);
-    return list ? list : json_array ();
+    uint32_t count = 0;
+    size_t index;
+    json_t *item;
+    json_array_foreach (list, index, item) {
+        const char *value = json_string_value (item);
+        if (value && strlen (value) < item_size && count < max)
+            memcpy (items + item_size * count++, value, strlen (value) + 1);
+    }
+    json_decref (list);
+    return count;
+}
+
+#define S_LIST_FILL(rec, name, text) \
+    ((rec)->has_##name = true, \
+     (rec)->name##_count = s_list_fill (text, (rec)->name [0], sizeof (rec)->name [0], \
+                                        sizeof (rec)->name / sizeof (rec)->name [0]))
+
+//  A stored peer as the declared record (schemas/rest.def, rest_peer), the form
+//  every reply and event carries it in
+static void
+s_peer_rest (const reg_peer_t *peer, rest_peer_t *out)
+{
+    memset (out, 0, sizeof *out);
+    s_set (out->id, sizeof out->id, peer->id);
+    s_set (out->name, sizeof out->name, peer->name);
+    snprintf (out->public_key, sizeof out->public_key, "%s", peer->public_key);
+    reg_ip_format (peer->vip, out->vip, sizeof out->vip);
+    S_LIST_FILL (out, endpoints, peer->endpoints);
+    S_LIST_FILL (out, candidates, peer->candidates);
+    out->online = peer->online;
+    out->last_seen = peer->last_seen_ms;
+    out->created = peer->created_ms;
+    out->has_online = out->has_last_seen = out->has_created = true;
 }
 
 static json_t *
 s_peer_json (const reg_peer_t *peer)
 {
-    char vip [16];
-    reg_ip_format (peer->vip, vip, sizeof vip);
-    return json_pack ("{s:s,s:s,s:s,s:s,s:o,s:o,s:b,s:I,s:I}",
-                      "id", peer->id, "name", peer->name, "public_key", peer->public_key, "vip", vip,
-                      "endpoints", s_list_json (peer->endpoints), "candidates", s_list_json (peer->candidates),
-                      "online", peer->online, "last_seen", (json_int_t) peer->last_seen_ms,
-                      "created", (json_int_t) peer->created_ms);
+    rest_peer_t *record = (rest_peer_t *) malloc (sizeof *record);
+    assert (record);
+    s_peer_rest (peer, record);
+    json_t *json = rest_encode (&rest_peer_schema, record);
+    free (record);
+    return json;
 }
 
 static json_t *
@@ -157,10 +203,18 @@ s_token_json (const reg_token_t *token, int64_t now_ms)
 static void
 s_publish_peer (reg_api_t *self, const char *event, const reg_peer_t *peer, const char *reason)
 {
-    json_t *msg = json_pack ("{s:s,s:s,s:o}", "event", event, "network", peer->network_id,
-                             "peer", s_peer_json (peer));
-    if (reason)
-        json_object_set_new (msg, "reason", json_string (reason));
+    rest_event_peer_t *body = (rest_event_peer_t *) calloc (1, sizeof *body);
+    assert (body);
+    s_set (body->event, sizeof body->event, event);
+    s_set (body->network, sizeof body->network, peer->network_id);
+    s_peer_rest (peer, &body->peer);
+    body->has_network = body->has_peer = true;
+    if (reason) {
+        s_set (body->reason, sizeof body->reason, reason);
+        body->has_reason = true;
+    }
+    json_t *msg = rest_encode (&rest_event_peer_schema, body);
+    free (body);
     reg_events_publish (self->events, peer->network_id, msg);
     json_decref (msg);
 }
@@ -408,9 +462,11 @@ s_challenge (reg_api_t *self, const reg_request_t *req, const reg_network_t *net
         s_error (resp, 503, "too many outstanding challenges, retry later");
         return;
     }
-    s_json (resp, 200, json_pack ("{s:s,s:s,s:I,s:s}", "nonce", nonce, "registry_key", self->registry_key,
-                                  "expires_in", (json_int_t) (REG_CHALLENGE_TTL_MS / 1000),
-                                  "scheme", "bifrost-keyproof-v1"));
+    rest_challenge_t body = { .expires_in = REG_CHALLENGE_TTL_MS / 1000, .has_expires_in = true,
+                              .scheme = "bifrost-keyproof-v1", .has_scheme = true };
+    s_set (body.nonce, sizeof body.nonce, nonce);
+    s_set (body.registry_key, sizeof body.registry_key, self->registry_key);
+    s_json (resp, 200, rest_encode (&rest_challenge_schema, &body));
 }
 
 static void
@@ -529,12 +585,21 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
     uint32_t base;
     int prefix;
     reg_cidr_parse (net->cidr, &base, &prefix, err, sizeof err);
-    s_json (resp, existing ? 200 : 201,
-            json_pack ("{s:o,s:s,s:{s:s,s:s,s:s,s:i},s:I,s:s}",
-                       "peer", s_peer_json (peer), "peer_token", secret,
-                       "network", "id", net->id, "name", net->name, "cidr", net->cidr, "prefix", prefix,
-                       "heartbeat_interval", (json_int_t) net->heartbeat_s,
-                       "registry_key", self->registry_key));
+    rest_register_reply_t *reply = (rest_register_reply_t *) calloc (1, sizeof *reply);
+    assert (reply);
+    s_peer_rest (peer, &reply->peer);
+    snprintf (reply->peer_token, sizeof reply->peer_token, "%s", secret);
+    s_set (reply->network.id, sizeof reply->network.id, net->id);
+    s_set (reply->network.name, sizeof reply->network.name, net->name);
+    s_set (reply->network.cidr, sizeof reply->network.cidr, net->cidr);
+    reply->network.prefix = prefix;
+    reply->network.has_name = reply->network.has_cidr = true;
+    reply->heartbeat_interval = net->heartbeat_s;
+    s_set (reply->registry_key, sizeof reply->registry_key, self->registry_key);
+    reply->has_heartbeat_interval = reply->has_registry_key = true;
+    s_json (resp, existing ? 200 : 201, rest_encode (&rest_register_reply_schema, reply));
+    sodium_memzero (reply->peer_token, sizeof reply->peer_token);
+    free (reply);
     sodium_memzero (secret, sizeof secret);
 done:
     free (in);
@@ -591,7 +656,9 @@ s_peer_heartbeat (reg_api_t *self, const reg_request_t *req, const reg_network_t
     }
     if (changed)
         s_publish_peer (self, "peer.changed", caller, "heartbeat");
-    s_json (resp, 200, json_pack ("{s:b,s:I}", "online", 1, "heartbeat_interval", (json_int_t) net->heartbeat_s));
+    rest_heartbeat_reply_t reply = { .online = true, .has_online = true,
+                                     .heartbeat_interval = net->heartbeat_s, .has_heartbeat_interval = true };
+    s_json (resp, 200, rest_encode (&rest_heartbeat_reply_schema, &reply));
 }
 
 static void
@@ -608,13 +675,21 @@ s_peer_signal (reg_api_t *self, const reg_request_t *req, const reg_network_t *n
     if (reg_store_peer_by_id (self->store, net->id, pid, target) != REG_STORE_OK)
         s_error (resp, 404, "no peer '%s' in network '%s'", pid, net->id);
     else {
-        json_t *data = json_loads (in->data, JSON_DECODE_ANY, NULL);
-        json_t *msg = json_pack ("{s:s,s:s,s:s,s:s,s:s,s:o}", "event", "signal", "network", net->id,
-                                 "from", caller->id, "to", pid, "type", in->type,
-                                 "data", data ? data : json_null ());
+        rest_event_signal_t *event = (rest_event_signal_t *) calloc (1, sizeof *event);
+        assert (event);
+        s_set (event->event, sizeof event->event, "signal");
+        s_set (event->network, sizeof event->network, net->id);
+        s_set (event->from, sizeof event->from, caller->id);
+        s_set (event->to, sizeof event->to, target->id);
+        s_set (event->type, sizeof event->type, in->type);
+        s_set (event->data, sizeof event->data, in->data);
+        event->has_network = event->has_to = true;
+        json_t *msg = rest_encode (&rest_event_signal_schema, event);
+        free (event);
         size_t delivered = reg_events_send_to (self->events, net->id, pid, msg);
         json_decref (msg);
-        s_json (resp, 202, json_pack ("{s:I}", "delivered", (json_int_t) delivered));
+        rest_signal_reply_t reply = { .delivered = (int64_t) delivered };
+        s_json (resp, 202, rest_encode (&rest_signal_reply_schema, &reply));
     }
     free (in);
     free (target);
@@ -782,7 +857,7 @@ reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
             if (s_need_member (self, req, id, caller, NULL, resp) == 0) {
                 s_collect_t c = { self, json_array (), req->now_ms };
                 reg_store_peer_each (self->store, id, s_collect_peer, &c);
-                s_json (resp, 200, json_pack ("{s:o}", "peers", c.list));
+                s_json (resp, 200, rest_encode_items (&rest_peer_list_schema, c.list));
             }
         }
         else

@@ -1,9 +1,13 @@
-/*  reg_store: SQLite persistence of the registry (see reg_store.h). */
+/*  reg_store: SQLite persistence of the registry (see reg_store.h). Every query
+    is prepared once at start; s_query binds, steps and resets, so each public
+    function is one call naming its query, its arguments and its row decoder. */
 #include "reg_store.h"
 #include "bus_log.h"
 #include <assert.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +52,7 @@ static const char *s_queries [Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
-    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1 AND length (value) = 32",
     [Q_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
     [Q_NET_INSERT] = "INSERT INTO networks (id, name, cidr, heartbeat_s, offline_s, expire_s, created)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -94,13 +98,91 @@ s_copy (char *out, size_t size, sqlite3_stmt *stmt, int col)
     snprintf (out, size, "%s", text ? text : "");
 }
 
-//  Runs a statement that returns no rows (or ignores them). Maps constraint errors.
-static int
-s_exec (reg_store_t *self, sqlite3_stmt *stmt)
+//  How a row becomes a struct: one entry per column, in the order the query
+//  selects them ('t' text of size bytes, 'i' int64_t, 'u' uint32_t, 'b' bool)
+typedef struct {
+    char kind;
+    size_t offset, size;
+} s_column_t;
+
+#define S_TEXT(type, m)  { 't', offsetof (type, m), sizeof ((type *) 0)->m }
+#define S_I64(type, m)   { 'i', offsetof (type, m), 0 }
+#define S_U32(type, m)   { 'u', offsetof (type, m), 0 }
+#define S_BOOL(type, m)  { 'b', offsetof (type, m), 0 }
+
+//  Decodes the current row into record; false, so a one-row query stops here
+static bool
+s_row (sqlite3_stmt *stmt, const s_column_t *columns, void *record)
 {
-    int rc = sqlite3_step (stmt);
+    for (int col = 0; columns [col].kind; col++) {
+        uint8_t *at = (uint8_t *) record + columns [col].offset;
+        switch (columns [col].kind) {
+            case 't': s_copy ((char *) at, columns [col].size, stmt, col); break;
+            case 'i': *(int64_t *) at = sqlite3_column_int64 (stmt, col); break;
+            case 'u': *(uint32_t *) at = (uint32_t) sqlite3_column_int64 (stmt, col); break;
+            default:  *(bool *) at = sqlite3_column_int (stmt, col) != 0; break;
+        }
+    }
+    return false;
+}
+
+//  The rows of the three tables, as the queries select them
+static const s_column_t s_network_columns [] = {
+    S_TEXT (reg_network_t, id), S_TEXT (reg_network_t, name), S_TEXT (reg_network_t, cidr),
+    S_I64 (reg_network_t, heartbeat_s), S_I64 (reg_network_t, offline_s), S_I64 (reg_network_t, expire_s),
+    S_I64 (reg_network_t, created_ms), { 0, 0, 0 }
+};
+
+static const s_column_t s_token_columns [] = {
+    S_TEXT (reg_token_t, id), S_TEXT (reg_token_t, network_id), S_TEXT (reg_token_t, description),
+    S_I64 (reg_token_t, expires_ms), S_I64 (reg_token_t, created_ms), S_BOOL (reg_token_t, reusable),
+    S_BOOL (reg_token_t, revoked), S_I64 (reg_token_t, uses), { 0, 0, 0 }
+};
+
+static const s_column_t s_peer_columns [] = {
+    S_TEXT (reg_peer_t, id), S_TEXT (reg_peer_t, network_id), S_TEXT (reg_peer_t, public_key),
+    S_TEXT (reg_peer_t, name), S_U32 (reg_peer_t, vip), S_TEXT (reg_peer_t, endpoints),
+    S_TEXT (reg_peer_t, candidates), S_BOOL (reg_peer_t, online), S_I64 (reg_peer_t, last_seen_ms),
+    S_I64 (reg_peer_t, created_ms), { 0, 0, 0 }
+};
+
+//  Called for each row of a query; false stops reading rows.
+typedef bool (s_row_fn) (sqlite3_stmt *stmt, void *arg);
+
+//  The bind, step, reset sequence of every query, written once. fmt says what the
+//  arguments are, one letter each, bound to ?1, ?2, ...: 't' a string (NULL binds
+//  NULL), 'i' an int64_t, 'b' a blob (pointer, then int size). Each row goes to
+//  row (may be NULL: the statement returns no rows or they are ignored) until it
+//  returns false. *rows (may be NULL) counts the rows read. Returns REG_STORE_OK,
+//  REG_STORE_EXISTS on a constraint, or REG_STORE_ERROR (logged). s_query and
+//  s_one are its variadic faces.
+static int
+s_vquery (reg_store_t *self, int q, s_row_fn *row, void *arg, size_t *rows, const char *fmt, va_list args)
+{
+    sqlite3_stmt *stmt = self->stmt [q];
+    for (int i = 1; *fmt; fmt++, i++) {
+        if (*fmt == 't')
+            sqlite3_bind_text (stmt, i, va_arg (args, const char *), -1, SQLITE_STATIC);
+        else
+        if (*fmt == 'i')
+            sqlite3_bind_int64 (stmt, i, va_arg (args, int64_t));
+        else {
+            assert (*fmt == 'b');
+            const void *blob = va_arg (args, const void *);
+            sqlite3_bind_blob (stmt, i, blob, va_arg (args, int), SQLITE_TRANSIENT);
+        }
+    }
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        count++;
+        if (!row || !row (stmt, arg))
+            break;
+    }
     sqlite3_reset (stmt);
     sqlite3_clear_bindings (stmt);
+    if (rows)
+        *rows = count;
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return REG_STORE_OK;
     if (rc == SQLITE_CONSTRAINT)
@@ -109,10 +191,47 @@ s_exec (reg_store_t *self, sqlite3_stmt *stmt)
     return REG_STORE_ERROR;
 }
 
-static sqlite3_stmt *
-s_stmt (reg_store_t *self, int q)
+static int
+s_query (reg_store_t *self, int q, s_row_fn *row, void *arg, size_t *rows, const char *fmt, ...)
 {
-    return self->stmt [q];
+    va_list args;
+    va_start (args, fmt);
+    int rc = s_vquery (self, q, row, arg, rows, fmt, args);
+    va_end (args);
+    return rc;
+}
+
+//  A query that reads at most one row into record, decoded by columns:
+//  REG_STORE_NOTFOUND when there is none
+typedef struct {
+    const s_column_t *columns;
+    void *record;
+} s_record_t;
+
+static bool
+s_record_row (sqlite3_stmt *stmt, void *arg)
+{
+    s_record_t *record = (s_record_t *) arg;
+    return s_row (stmt, record->columns, record->record);
+}
+
+static int
+s_one (reg_store_t *self, int q, const s_column_t *columns, void *record, const char *fmt, ...)
+{
+    size_t rows = 0;
+    s_record_t target = { columns, record };
+    va_list args;
+    va_start (args, fmt);
+    int rc = s_vquery (self, q, s_record_row, &target, &rows, fmt, args);
+    va_end (args);
+    return rc == REG_STORE_OK && rows == 0 ? REG_STORE_NOTFOUND : rc;
+}
+
+//  A statement that changes rows: REG_STORE_NOTFOUND when it changed none
+static int
+s_changed (reg_store_t *self, int rc)
+{
+    return rc == REG_STORE_OK && sqlite3_changes (self->db) == 0 ? REG_STORE_NOTFOUND : rc;
 }
 
 reg_store_t *
@@ -156,329 +275,225 @@ reg_store_destroy (reg_store_t **self_p)
     *self_p = NULL;
 }
 
-int reg_store_begin (reg_store_t *self) { return s_exec (self, s_stmt (self, Q_BEGIN)); }
-int reg_store_commit (reg_store_t *self) { return s_exec (self, s_stmt (self, Q_COMMIT)); }
-void reg_store_rollback (reg_store_t *self) { s_exec (self, s_stmt (self, Q_ROLLBACK)); }
+int reg_store_begin (reg_store_t *self) { return s_query (self, Q_BEGIN, NULL, NULL, NULL, ""); }
+int reg_store_commit (reg_store_t *self) { return s_query (self, Q_COMMIT, NULL, NULL, NULL, ""); }
+void reg_store_rollback (reg_store_t *self) { s_query (self, Q_ROLLBACK, NULL, NULL, NULL, ""); }
+
+//  A 32-byte blob in the first column (the query selects only those)
+static bool
+s_key_row (sqlite3_stmt *stmt, void *arg)
+{
+    memcpy (arg, sqlite3_column_blob (stmt, 0), 32);
+    return false;
+}
 
 int
 reg_store_keypair (reg_store_t *self, uint8_t public_key [32], uint8_t secret_key [32])
 {
-    sqlite3_stmt *get = s_stmt (self, Q_META_GET);
-    sqlite3_bind_text (get, 1, "x25519_secret", -1, SQLITE_STATIC);
-    int rc = REG_STORE_NOTFOUND;
-    if (sqlite3_step (get) == SQLITE_ROW && sqlite3_column_bytes (get, 0) == 32) {
-        memcpy (secret_key, sqlite3_column_blob (get, 0), 32);
-        rc = REG_STORE_OK;
-    }
-    sqlite3_reset (get);
-    sqlite3_clear_bindings (get);
-    if (rc == REG_STORE_OK)
+    //  A missing (or damaged) key is made anew
+    size_t rows = 0;
+    s_query (self, Q_META_GET, s_key_row, secret_key, &rows, "t", "x25519_secret");
+    if (rows == 1)
         return crypto_scalarmult_base (public_key, secret_key) == 0 ? REG_STORE_OK : REG_STORE_ERROR;
     crypto_box_keypair (public_key, secret_key);
-    sqlite3_stmt *put = s_stmt (self, Q_META_PUT);
-    sqlite3_bind_text (put, 1, "x25519_secret", -1, SQLITE_STATIC);
-    sqlite3_bind_blob (put, 2, secret_key, 32, SQLITE_TRANSIENT);
-    return s_exec (self, put);
+    return s_query (self, Q_META_PUT, NULL, NULL, NULL, "tb", "x25519_secret", secret_key, 32);
 }
 
 //  --- networks
 
-static void
-s_network_row (sqlite3_stmt *stmt, reg_network_t *network)
-{
-    memset (network, 0, sizeof *network);
-    s_copy (network->id, sizeof network->id, stmt, 0);
-    s_copy (network->name, sizeof network->name, stmt, 1);
-    s_copy (network->cidr, sizeof network->cidr, stmt, 2);
-    network->heartbeat_s = sqlite3_column_int64 (stmt, 3);
-    network->offline_s = sqlite3_column_int64 (stmt, 4);
-    network->expire_s = sqlite3_column_int64 (stmt, 5);
-    network->created_ms = sqlite3_column_int64 (stmt, 6);
-}
-
 int
 reg_store_network_insert (reg_store_t *self, const reg_network_t *network)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_NET_INSERT);
-    sqlite3_bind_text (stmt, 1, network->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, network->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 3, network->cidr, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (stmt, 4, network->heartbeat_s);
-    sqlite3_bind_int64 (stmt, 5, network->offline_s);
-    sqlite3_bind_int64 (stmt, 6, network->expire_s);
-    sqlite3_bind_int64 (stmt, 7, network->created_ms);
-    return s_exec (self, stmt);
+    return s_query (self, Q_NET_INSERT, NULL, NULL, NULL, "tttiiii", network->id, network->name, network->cidr,
+                    (int64_t) network->heartbeat_s, (int64_t) network->offline_s, (int64_t) network->expire_s,
+                    (int64_t) network->created_ms);
 }
 
 int
 reg_store_network_get (reg_store_t *self, const char *id, reg_network_t *network)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_NET_GET);
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = REG_STORE_NOTFOUND;
-    if (sqlite3_step (stmt) == SQLITE_ROW) {
-        s_network_row (stmt, network);
-        rc = REG_STORE_OK;
-    }
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    return rc;
+    return s_one (self, Q_NET_GET, s_network_columns, network, "t", id);
 }
 
 int
 reg_store_network_delete (reg_store_t *self, const char *id)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_NET_DELETE);
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = s_exec (self, stmt);
-    if (rc == REG_STORE_OK && sqlite3_changes (self->db) == 0)
-        rc = REG_STORE_NOTFOUND;
-    return rc;
+    return s_changed (self, s_query (self, Q_NET_DELETE, NULL, NULL, NULL, "t", id));
+}
+
+
+//  A listing: every row decoded, then handed to the caller's function
+typedef struct {
+    reg_network_fn *network_fn;
+    reg_token_fn *token_fn;
+    reg_peer_fn *peer_fn;
+    void *arg;
+    reg_peer_t *peer;           //  peer rows are big: one buffer for all
+} s_each_t;
+
+static bool
+s_each_row (sqlite3_stmt *stmt, void *arg)
+{
+    s_each_t *each = (s_each_t *) arg;
+    if (each->network_fn) {
+        reg_network_t network;
+        s_row (stmt, s_network_columns, &network);
+        each->network_fn (&network, each->arg);
+    }
+    else
+    if (each->token_fn) {
+        reg_token_t token;
+        s_row (stmt, s_token_columns, &token);
+        each->token_fn (&token, each->arg);
+    }
+    else {
+        s_row (stmt, s_peer_columns, each->peer);
+        each->peer_fn (each->peer, each->arg);
+    }
+    return true;
 }
 
 int
 reg_store_network_each (reg_store_t *self, reg_network_fn *fn, void *arg)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_NET_ALL);
-    reg_network_t network;
-    while (sqlite3_step (stmt) == SQLITE_ROW) {
-        s_network_row (stmt, &network);
-        fn (&network, arg);
-    }
-    sqlite3_reset (stmt);
+    s_each_t each = { .network_fn = fn, .arg = arg };
+    s_query (self, Q_NET_ALL, s_each_row, &each, NULL, "");
     return REG_STORE_OK;
 }
 
 //  --- tokens
 
-static void
-s_token_row (sqlite3_stmt *stmt, reg_token_t *token)
-{
-    memset (token, 0, sizeof *token);
-    s_copy (token->id, sizeof token->id, stmt, 0);
-    s_copy (token->network_id, sizeof token->network_id, stmt, 1);
-    s_copy (token->description, sizeof token->description, stmt, 2);
-    token->expires_ms = sqlite3_column_int64 (stmt, 3);
-    token->created_ms = sqlite3_column_int64 (stmt, 4);
-    token->reusable = sqlite3_column_int (stmt, 5) != 0;
-    token->revoked = sqlite3_column_int (stmt, 6) != 0;
-    token->uses = sqlite3_column_int64 (stmt, 7);
-}
-
 int
 reg_store_token_insert (reg_store_t *self, const reg_token_t *token, const char *hash)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_TOK_INSERT);
-    sqlite3_bind_text (stmt, 1, token->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, token->network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 3, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 4, token->description, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (stmt, 5, token->expires_ms);
-    sqlite3_bind_int (stmt, 6, token->reusable);
-    sqlite3_bind_int64 (stmt, 7, token->created_ms);
-    return s_exec (self, stmt);
+    return s_query (self, Q_TOK_INSERT, NULL, NULL, NULL, "ttttiii", token->id, token->network_id, hash,
+                    token->description, (int64_t) token->expires_ms, (int64_t) token->reusable,
+                    (int64_t) token->created_ms);
 }
 
 int
 reg_store_token_revoke (reg_store_t *self, const char *network_id, const char *id)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_TOK_REVOKE);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, id, -1, SQLITE_STATIC);
-    int rc = s_exec (self, stmt);
-    if (rc == REG_STORE_OK && sqlite3_changes (self->db) == 0)
-        rc = REG_STORE_NOTFOUND;
-    return rc;
+    return s_changed (self, s_query (self, Q_TOK_REVOKE, NULL, NULL, NULL, "tt", network_id, id));
 }
 
 int
 reg_store_token_find (reg_store_t *self, const char *network_id, const char *hash, reg_token_t *token)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_TOK_FIND);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, hash, -1, SQLITE_STATIC);
-    int rc = REG_STORE_NOTFOUND;
-    if (sqlite3_step (stmt) == SQLITE_ROW) {
-        s_token_row (stmt, token);
-        rc = REG_STORE_OK;
-    }
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    return rc;
+    return s_one (self, Q_TOK_FIND, s_token_columns, token, "tt", network_id, hash);
 }
 
 int
 reg_store_token_use (reg_store_t *self, const char *id)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_TOK_USE);
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    return s_exec (self, stmt);
+    return s_query (self, Q_TOK_USE, NULL, NULL, NULL, "t", id);
 }
 
 int
 reg_store_token_each (reg_store_t *self, const char *network_id, reg_token_fn *fn, void *arg)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_TOK_ALL);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    reg_token_t token;
-    while (sqlite3_step (stmt) == SQLITE_ROW) {
-        s_token_row (stmt, &token);
-        fn (&token, arg);
-    }
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
+    s_each_t each = { .token_fn = fn, .arg = arg };
+    s_query (self, Q_TOK_ALL, s_each_row, &each, NULL, "t", network_id);
     return REG_STORE_OK;
 }
 
 //  --- peers
 
-static void
-s_peer_row (sqlite3_stmt *stmt, reg_peer_t *peer)
-{
-    s_copy (peer->id, sizeof peer->id, stmt, 0);
-    s_copy (peer->network_id, sizeof peer->network_id, stmt, 1);
-    s_copy (peer->public_key, sizeof peer->public_key, stmt, 2);
-    s_copy (peer->name, sizeof peer->name, stmt, 3);
-    peer->vip = (uint32_t) sqlite3_column_int64 (stmt, 4);
-    s_copy (peer->endpoints, sizeof peer->endpoints, stmt, 5);
-    s_copy (peer->candidates, sizeof peer->candidates, stmt, 6);
-    peer->online = sqlite3_column_int (stmt, 7) != 0;
-    peer->last_seen_ms = sqlite3_column_int64 (stmt, 8);
-    peer->created_ms = sqlite3_column_int64 (stmt, 9);
-}
-
-static int
-s_peer_one (reg_store_t *self, int q, const char *network_id, const char *value, reg_peer_t *peer)
-{
-    sqlite3_stmt *stmt = s_stmt (self, q);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, value, -1, SQLITE_STATIC);
-    int rc = REG_STORE_NOTFOUND;
-    if (sqlite3_step (stmt) == SQLITE_ROW) {
-        s_peer_row (stmt, peer);
-        rc = REG_STORE_OK;
-    }
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    return rc;
-}
-
 int reg_store_peer_by_id (reg_store_t *self, const char *network_id, const char *id, reg_peer_t *peer)
-{ return s_peer_one (self, Q_PEER_BY_ID, network_id, id, peer); }
+{ return s_one (self, Q_PEER_BY_ID, s_peer_columns, peer, "tt", network_id, id); }
 int reg_store_peer_by_key (reg_store_t *self, const char *network_id, const char *key, reg_peer_t *peer)
-{ return s_peer_one (self, Q_PEER_BY_KEY, network_id, key, peer); }
+{ return s_one (self, Q_PEER_BY_KEY, s_peer_columns, peer, "tt", network_id, key); }
 int reg_store_peer_by_token (reg_store_t *self, const char *network_id, const char *hash, reg_peer_t *peer)
-{ return s_peer_one (self, Q_PEER_BY_TOKEN, network_id, hash, peer); }
+{ return s_one (self, Q_PEER_BY_TOKEN, s_peer_columns, peer, "tt", network_id, hash); }
 
 int
 reg_store_peer_put (reg_store_t *self, const reg_peer_t *peer, const char *token_hash)
 {
-    sqlite3_stmt *stmt = s_stmt (self, token_hash ? Q_PEER_PUT : Q_PEER_PUT_KEEP);
-    sqlite3_bind_text (stmt, 1, peer->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, peer->network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 3, peer->public_key, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 4, peer->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (stmt, 5, peer->vip);
-    sqlite3_bind_text (stmt, 6, peer->endpoints, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 7, peer->candidates, -1, SQLITE_STATIC);
-    sqlite3_bind_int (stmt, 8, peer->online);
-    sqlite3_bind_int64 (stmt, 9, peer->last_seen_ms);
-    if (token_hash) {
-        sqlite3_bind_int64 (stmt, 10, peer->created_ms);
-        sqlite3_bind_text (stmt, 11, token_hash, -1, SQLITE_STATIC);
-    }
-    return s_exec (self, stmt);
+    //  Without a token hash, the last two are not bound (Q_PEER_PUT_KEEP has 9)
+    return s_query (self, token_hash ? Q_PEER_PUT : Q_PEER_PUT_KEEP, NULL, NULL, NULL,
+                    token_hash ? "ttttittiiit" : "ttttittii",
+                    peer->id, peer->network_id, peer->public_key, peer->name, (int64_t) peer->vip,
+                    peer->endpoints, peer->candidates, (int64_t) peer->online, (int64_t) peer->last_seen_ms,
+                    (int64_t) peer->created_ms, token_hash);
 }
 
 int
 reg_store_peer_delete (reg_store_t *self, const char *network_id, const char *id)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_PEER_DELETE);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, id, -1, SQLITE_STATIC);
-    int rc = s_exec (self, stmt);
-    if (rc == REG_STORE_OK && sqlite3_changes (self->db) == 0)
-        rc = REG_STORE_NOTFOUND;
-    return rc;
+    return s_changed (self, s_query (self, Q_PEER_DELETE, NULL, NULL, NULL, "tt", network_id, id));
 }
 
 int
 reg_store_peer_each (reg_store_t *self, const char *network_id, reg_peer_fn *fn, void *arg)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_PEER_ALL);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
     reg_peer_t *peer = (reg_peer_t *) malloc (sizeof *peer);
     assert (peer);
-    while (sqlite3_step (stmt) == SQLITE_ROW) {
-        s_peer_row (stmt, peer);
-        fn (peer, arg);
-    }
+    s_each_t each = { .peer_fn = fn, .arg = arg, .peer = peer };
+    s_query (self, Q_PEER_ALL, s_each_row, &each, NULL, "t", network_id);
     free (peer);
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
     return REG_STORE_OK;
+}
+
+//  The first column of a row as an int64_t
+static bool
+s_int_row (sqlite3_stmt *stmt, void *arg)
+{
+    *(int64_t *) arg = sqlite3_column_int64 (stmt, 0);
+    return false;
 }
 
 size_t
 reg_store_peer_count (reg_store_t *self, const char *network_id)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_PEER_COUNT);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    size_t count = 0;
-    if (sqlite3_step (stmt) == SQLITE_ROW)
-        count = (size_t) sqlite3_column_int64 (stmt, 0);
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    return count;
+    int64_t count = 0;
+    s_query (self, Q_PEER_COUNT, s_int_row, &count, NULL, "t", network_id);
+    return (size_t) count;
 }
 
 uint32_t
 reg_store_history_get (reg_store_t *self, const char *network_id, const char *key)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_HIST_GET);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, key, -1, SQLITE_STATIC);
-    uint32_t vip = 0;
-    if (sqlite3_step (stmt) == SQLITE_ROW)
-        vip = (uint32_t) sqlite3_column_int64 (stmt, 0);
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    return vip;
+    int64_t vip = 0;
+    s_query (self, Q_HIST_GET, s_int_row, &vip, NULL, "tt", network_id, key);
+    return (uint32_t) vip;
 }
 
 int
 reg_store_history_set (reg_store_t *self, const char *network_id, const char *key, uint32_t vip)
 {
-    sqlite3_stmt *stmt = s_stmt (self, Q_HIST_SET);
-    sqlite3_bind_text (stmt, 1, network_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (stmt, 3, vip);
-    return s_exec (self, stmt);
+    return s_query (self, Q_HIST_SET, NULL, NULL, NULL, "tti", network_id, key, (int64_t) vip);
+}
+
+typedef struct {
+    struct { char network [REG_ID_MAX + 1]; char id [17]; bool expired; } *list;
+    size_t count, limit;
+} s_stale_t;
+
+static bool
+s_stale_row (sqlite3_stmt *stmt, void *arg)
+{
+    s_stale_t *stale = (s_stale_t *) arg;
+    if (stale->count >= stale->limit)
+        return false;
+    s_copy (stale->list [stale->count].network, sizeof stale->list [0].network, stmt, 0);
+    s_copy (stale->list [stale->count].id, sizeof stale->list [0].id, stmt, 1);
+    stale->list [stale->count].expired = sqlite3_column_int (stmt, 2) != 0;
+    stale->count++;
+    return stale->count < stale->limit;
 }
 
 int
 reg_store_stale_each (reg_store_t *self, int64_t now_ms, size_t limit, reg_stale_fn *fn, void *arg)
 {
     //  Collect first, call after: fn may change the table we are reading
-    sqlite3_stmt *stmt = s_stmt (self, Q_STALE);
-    sqlite3_bind_int64 (stmt, 1, now_ms);
-    sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) limit);
-    typedef struct { char network [REG_ID_MAX + 1]; char id [17]; bool expired; } stale_t;
-    stale_t *list = (stale_t *) calloc (limit ? limit : 1, sizeof *list);
-    assert (list);
-    size_t count = 0;
-    while (count < limit && sqlite3_step (stmt) == SQLITE_ROW) {
-        s_copy (list [count].network, sizeof list [count].network, stmt, 0);
-        s_copy (list [count].id, sizeof list [count].id, stmt, 1);
-        list [count].expired = sqlite3_column_int (stmt, 2) != 0;
-        count++;
-    }
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    for (size_t i = 0; i < count; i++)
-        fn (list [i].network, list [i].id, list [i].expired, arg);
-    free (list);
-    return (int) count;
+    s_stale_t stale = { NULL, 0, limit };
+    stale.list = calloc (limit ? limit : 1, sizeof *stale.list);
+    assert (stale.list);
+    s_query (self, Q_STALE, s_stale_row, &stale, NULL, "ii", now_ms, (int64_t) limit);
+    for (size_t i = 0; i < stale.count; i++)
+        fn (stale.list [i].network, stale.list [i].id, stale.list [i].expired, arg);
+    free (stale.list);
+    return (int) stale.count;
 }
 
 //  ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 /*  reg_turn: SHA-1, HMAC-SHA1 and TURN REST credentials (see reg_turn.h). */
 #include "reg_turn.h"
+#include "rest_codec.h"
 #include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -183,42 +184,62 @@ reg_turn_credential (reg_turn_t *self, const char *peer, int64_t now_s,
     return 0;
 }
 
+//  Appends a URL to an ICE server's list (schemas/rest.def, rest_ice_server)
+static void
+s_url (rest_ice_server_t *server, const char *url)
+{
+    const size_t max = sizeof server->urls / sizeof server->urls [0];
+    if (server->urls_count < max && strlen (url) < sizeof server->urls [0])
+        memcpy (server->urls [server->urls_count++], url, strlen (url) + 1);
+}
+
 json_t *
 reg_turn_meta (reg_turn_t *self, const char *peer, int64_t now_s)
 {
-    json_t *servers = json_array ();
+    rest_meta_t meta = { .has_name = true, .has_version = true, .has_iceServers = true,
+                         .ttl = self->ttl_s, .has_ttl = true };
+    snprintf (meta.name, sizeof meta.name, "%s", self->name);
+    snprintf (meta.version, sizeof meta.version, "%s", self->version);
+    meta.iceServers = (rest_ice_server_t *) calloc (2, sizeof *meta.iceServers);
+    assert (meta.iceServers);
+    rest_ice_server_t *stun = &meta.iceServers [0], *turn = &meta.iceServers [1];
+    stun->has_urls = turn->has_urls = true;
+    size_t index;
+    json_t *extra;
     char url [300];
     if (self->host) {
         //  An IPv6 literal needs brackets inside a URL
         bool v6 = strchr (self->host, ':') != NULL;
         const char *l = v6 ? "[" : "", *r = v6 ? "]" : "";
-        json_t *stun = json_array ();
         snprintf (url, sizeof url, "stun:%s%s%s:%d", l, self->host, r, self->port);
-        json_array_append_new (stun, json_string (url));
-        json_array_extend (stun, self->extra_stun);
-        json_array_append_new (servers, json_pack ("{s:o}", "urls", stun));
-        char username [200], password [64];
-        if (peer && reg_turn_credential (self, peer, now_s, username, sizeof username,
-                                         password, sizeof password) == 0) {
-            json_t *turn = json_array ();
+        s_url (stun, url);
+        json_array_foreach (self->extra_stun, index, extra)
+            s_url (stun, json_string_value (extra));
+        meta.iceServers_count = 1;
+        if (peer && reg_turn_credential (self, peer, now_s, turn->username, sizeof turn->username,
+                                         turn->credential, sizeof turn->credential) == 0) {
             snprintf (url, sizeof url, "turn:%s%s%s:%d?transport=udp", l, self->host, r, self->port);
-            json_array_append_new (turn, json_string (url));
+            s_url (turn, url);
             snprintf (url, sizeof url, "turn:%s%s%s:%d?transport=tcp", l, self->host, r, self->port);
-            json_array_append_new (turn, json_string (url));
+            s_url (turn, url);
             if (self->tls_port > 0) {
                 snprintf (url, sizeof url, "turns:%s%s%s:%d?transport=tcp", l, self->host, r, self->tls_port);
-                json_array_append_new (turn, json_string (url));
+                s_url (turn, url);
             }
-            json_array_append_new (servers, json_pack ("{s:o,s:s,s:s}", "urls", turn,
-                                                       "username", username, "credential", password));
-            sodium_memzero (password, sizeof password);
+            turn->has_username = turn->has_credential = true;
+            meta.iceServers_count = 2;
         }
     }
     else
-    if (json_array_size (self->extra_stun))
-        json_array_append_new (servers, json_pack ("{s:O}", "urls", self->extra_stun));
-    return json_pack ("{s:s,s:s,s:o,s:I}", "name", self->name, "version", self->version,
-                      "iceServers", servers, "ttl", (json_int_t) self->ttl_s);
+    if (json_array_size (self->extra_stun)) {
+        json_array_foreach (self->extra_stun, index, extra)
+            s_url (stun, json_string_value (extra));
+        meta.iceServers_count = 1;
+    }
+    json_t *json = rest_encode (&rest_meta_schema, &meta);
+    sodium_memzero (turn->credential, sizeof turn->credential);
+    rest_free (&rest_meta_schema, &meta);
+    return json;
 }
 
 //  ---------------------------------------------------------------------------

@@ -1,6 +1,9 @@
-/*  reg_validate: request body validation (see reg_validate.h). */
+/*  reg_validate: request body validation (see reg_validate.h). The bodies and
+    their checks are declared in schemas/rest.def and decoded by librest, the same
+    declarations discovery encodes from; this file turns them into what the store
+    keeps (lists as compact JSON, keys as bytes). */
 #include "reg_validate.h"
-#include "bus_json.h"
+#include "rest_codec.h"
 #include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -10,126 +13,32 @@
 bool
 reg_valid_name (const char *text)
 {
-    size_t len = text ? strlen (text) : 0;
-    if (len == 0 || len > REG_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text [i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.')))
-            return false;
-    }
-    return true;
+    return text && rest_check (REST_NAME, text);
 }
 
 bool
 reg_valid_id (const char *text)
 {
-    size_t len = text ? strlen (text) : 0;
-    if (len == 0 || len > REG_ID_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text [i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || c != '-'))
-            return false;
-    }
-    return true;
+    return text && rest_check (REST_ID, text);
 }
 
 int
 reg_base64_exact (const char *text, uint8_t *out, size_t size)
 {
-    size_t len = strlen (text), bin_len = 0;
-    if (len != sodium_base64_ENCODED_LEN (size, sodium_base64_VARIANT_ORIGINAL) - 1)
-        return -1;
-    if (sodium_base642bin (out, size, text, len, NULL, &bin_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0
-    ||  bin_len != size)
-        return -1;
-    return 0;
+    return rest_base64_exact (text, out, size);
 }
 
-//  Refuses members not in allowed.
+//  A decoded string list as the compact JSON array the store keeps ("[]" when
+//  absent), or -1 when it does not fit out.
 static int
-s_known (json_t *root, const char *const *allowed, char *err, size_t errsize)
+s_list_json (const char *name, const char *items, size_t item_size, uint32_t count,
+             char *out, size_t outsize, char *err, size_t errsize)
 {
-    const char *key;
-    json_t *value;
-    json_object_foreach (root, key, value) {
-        bool ok = false;
-        for (size_t i = 0; allowed [i]; i++)
-            if (strcmp (key, allowed [i]) == 0)
-                ok = true;
-        if (!ok) {
-            snprintf (err, errsize, "unknown member '%.40s'", key);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static bool
-s_valid_endpoint (const char *text)
-{
-    //  "a.b.c.d:port" or "[v6]:port" or "hostname:port"
-    size_t len = strlen (text);
-    const char *colon = strrchr (text, ':');
-    if (len == 0 || len > REG_ENDPOINT_LEN || !colon || colon == text)
-        return false;
-    int port = 0, digits = 0;
-    for (const char *p = colon + 1; *p; p++, digits++) {
-        if (*p < '0' || *p > '9' || digits > 5)
-            return false;
-        port = port * 10 + (*p - '0');
-    }
-    if (digits == 0 || port < 1 || port > 65535)
-        return false;
-    for (const char *p = text; p < colon; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-            || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '%'))
-            return false;
-    }
-    return true;
-}
-
-static bool
-s_valid_candidate (const char *text)
-{
-    size_t len = strlen (text);
-    if (len == 0 || len > REG_CANDIDATE_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) text [i] < 0x20 || (unsigned char) text [i] > 0x7e)
-            return false;
-    return true;
-}
-
-//  An optional array of strings, each checked, serialized compactly into out.
-static int
-s_list (json_t *root, const char *name, size_t max_items, bool (*valid) (const char *),
-        bool *present, char *out, size_t outsize, char *err, size_t errsize)
-{
-    json_t *value = json_object_get (root, name);
-    *present = value != NULL;
-    snprintf (out, outsize, "[]");
-    if (!value)
-        return 0;
-    if (!json_is_array (value) || json_array_size (value) > max_items) {
-        snprintf (err, errsize, "'%s' must be an array of at most %zu strings", name, max_items);
-        return -1;
-    }
-    size_t index;
-    json_t *item;
-    json_array_foreach (value, index, item) {
-        if (!json_is_string (item) || strlen (json_string_value (item)) != json_string_length (item)
-        ||  !valid (json_string_value (item))) {
-            snprintf (err, errsize, "'%s' item %zu is not a valid %s", name, index,
-                      valid == s_valid_endpoint ? "endpoint (host:port)" : "candidate (printable, <= 200 chars)");
-            return -1;
-        }
-    }
-    char *text = json_dumps (value, JSON_COMPACT);
+    json_t *list = json_array ();
+    for (uint32_t i = 0; i < count; i++)
+        json_array_append_new (list, json_string (items + i * item_size));
+    char *text = json_dumps (list, JSON_COMPACT);
+    json_decref (list);
     assert (text);
     bool fits = strlen (text) < outsize;
     if (fits)
@@ -142,179 +51,91 @@ s_list (json_t *root, const char *name, size_t max_items, bool (*valid) (const c
     return 0;
 }
 
+#define S_LIST_JSON(body, name, out, err, errsize) \
+    s_list_json (#name, (body)->name [0], sizeof (body)->name [0], (body)->name##_count, \
+                 out, sizeof (out), err, errsize)
+
+//  The endpoints and candidates of a register or heartbeat request into out; 0 or -1
+#define S_LISTS(in, out, err, errsize) \
+    ((out)->has_endpoints = (in)->has_endpoints, (out)->has_candidates = (in)->has_candidates, \
+     (S_LIST_JSON (in, endpoints, (out)->endpoints, err, errsize) \
+      || S_LIST_JSON (in, candidates, (out)->candidates, err, errsize)) ? -1 : 0)
+
 int
 reg_validate_network (const void *body, size_t size, reg_network_req_t *out, char *err, size_t errsize)
 {
-    static const char *const allowed [] = { "id", "name", "cidr", "settings", NULL };
-    static const char *const settings_allowed [] = { "heartbeat_interval", "offline_after", "expire_after", NULL };
     memset (out, 0, sizeof *out);
-    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
-    if (!root)
+    rest_network_req_t in;
+    if (rest_decode (&rest_network_req_schema, (const char *) body, size, &in, err, errsize))
         return -1;
-    int rc = -1;
-    if (s_known (root, allowed, err, errsize)
-    ||  bus_json_string (root, "id", 0, out->id, REG_ID_MAX, err, errsize)
-    ||  bus_json_string (root, "name", BUS_JSON_REQUIRED, out->name, REG_NAME_MAX, err, errsize)
-    ||  bus_json_string (root, "cidr", 0, out->cidr, sizeof out->cidr - 1, err, errsize))
-        goto done;
-    if (json_object_get (root, "id") && !reg_valid_id (out->id)) {
-        snprintf (err, errsize, "'id' must be 1..%d of a-z, 0-9 and '-'", REG_ID_MAX);
-        goto done;
-    }
-    if (!reg_valid_name (out->name)) {
-        snprintf (err, errsize, "'name' must be 1..%d of letters, digits, '-', '_', '.'", REG_NAME_MAX);
-        goto done;
-    }
-    json_t *settings = json_object_get (root, "settings");
-    if (settings) {
-        if (!json_is_object (settings)) {
-            snprintf (err, errsize, "'settings' must be an object");
-            goto done;
-        }
-        if (s_known (settings, settings_allowed, err, errsize)
-        ||  bus_json_int (settings, "heartbeat_interval", 0, 1, 86400, &out->heartbeat_s, err, errsize)
-        ||  bus_json_int (settings, "offline_after", 0, 1, 7 * 86400, &out->offline_s, err, errsize)
-        ||  bus_json_int (settings, "expire_after", 0, 1, 365 * 86400, &out->expire_s, err, errsize))
-            goto done;
-    }
-    rc = 0;
-done:
-    json_decref (root);
-    return rc;
+    snprintf (out->id, sizeof out->id, "%s", in.id);
+    snprintf (out->name, sizeof out->name, "%s", in.name);
+    snprintf (out->cidr, sizeof out->cidr, "%s", in.cidr);
+    out->heartbeat_s = in.settings.heartbeat_interval;
+    out->offline_s = in.settings.offline_after;
+    out->expire_s = in.settings.expire_after;
+    return 0;
 }
 
 int
 reg_validate_peer (const void *body, size_t size, reg_peer_req_t *out, char *err, size_t errsize)
 {
-    static const char *const allowed [] = {
-        "public_key", "name", "nonce", "proof", "endpoints", "candidates", NULL };
     memset (out, 0, sizeof *out);
-    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
-    if (!root)
+    rest_register_req_t in;
+    if (rest_decode (&rest_register_req_schema, (const char *) body, size, &in, err, errsize))
         return -1;
-    int rc = -1;
-    char proof [REG_KEY_B64_MAX + 1];
-    if (s_known (root, allowed, err, errsize)
-    ||  bus_json_string (root, "public_key", BUS_JSON_REQUIRED, out->public_key_b64, REG_KEY_B64_MAX, err, errsize)
-    ||  bus_json_string (root, "name", BUS_JSON_REQUIRED, out->name, REG_NAME_MAX, err, errsize)
-    ||  bus_json_string (root, "nonce", BUS_JSON_REQUIRED, out->nonce_b64, REG_KEY_B64_MAX, err, errsize)
-    ||  bus_json_string (root, "proof", BUS_JSON_REQUIRED, proof, REG_KEY_B64_MAX, err, errsize))
-        goto done;
-    if (reg_base64_exact (out->public_key_b64, out->public_key, 32)) {
-        snprintf (err, errsize, "'public_key' must be the base64 of 32 bytes");
-        goto done;
-    }
-    if (reg_base64_exact (out->nonce_b64, out->nonce, REG_NONCE_SIZE)) {
-        snprintf (err, errsize, "'nonce' must be the base64 of %d bytes (from .../challenge)", REG_NONCE_SIZE);
-        goto done;
-    }
-    if (reg_base64_exact (proof, out->proof, 32)) {
-        snprintf (err, errsize, "'proof' must be the base64 of 32 bytes");
-        goto done;
-    }
-    if (!reg_valid_name (out->name)) {
-        snprintf (err, errsize, "'name' must be 1..%d of letters, digits, '-', '_', '.'", REG_NAME_MAX);
-        goto done;
-    }
-    if (s_list (root, "endpoints", REG_ENDPOINTS_MAX, s_valid_endpoint, &out->has_endpoints,
-                out->endpoints, sizeof out->endpoints, err, errsize)
-    ||  s_list (root, "candidates", REG_CANDIDATES_MAX, s_valid_candidate, &out->has_candidates,
-                out->candidates, sizeof out->candidates, err, errsize))
-        goto done;
-    rc = 0;
-done:
-    json_decref (root);
-    return rc;
+    snprintf (out->public_key_b64, sizeof out->public_key_b64, "%s", in.public_key);
+    snprintf (out->nonce_b64, sizeof out->nonce_b64, "%s", in.nonce);
+    snprintf (out->name, sizeof out->name, "%s", in.name);
+    //  The codec checked that the three are the base64 of 32 bytes
+    int rc = rest_base64_exact (in.public_key, out->public_key, 32)
+           | rest_base64_exact (in.nonce, out->nonce, REG_NONCE_SIZE)
+           | rest_base64_exact (in.proof, out->proof, 32);
+    assert (rc == 0);
+    return S_LISTS (&in, out, err, errsize);
 }
 
 int
 reg_validate_token (const void *body, size_t size, reg_token_req_t *out, char *err, size_t errsize)
 {
-    static const char *const allowed [] = { "ttl", "reusable", "description", NULL };
     memset (out, 0, sizeof *out);
     out->ttl_s = 86400;
     if (size == 0)
         return 0;               //  all defaults
-    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
-    if (!root)
+    rest_token_req_t in;
+    if (rest_decode (&rest_token_req_schema, (const char *) body, size, &in, err, errsize))
         return -1;
-    int rc = -1;
-    if (s_known (root, allowed, err, errsize)
-    ||  bus_json_int (root, "ttl", 0, 1, 365 * 86400, &out->ttl_s, err, errsize)
-    ||  bus_json_string (root, "description", 0, out->description, REG_NAME_MAX, err, errsize))
-        goto done;
-    json_t *reusable = json_object_get (root, "reusable");
-    if (reusable && !json_is_boolean (reusable)) {
-        snprintf (err, errsize, "'reusable' must be true or false");
-        goto done;
-    }
-    out->reusable = json_is_true (reusable);
-    rc = 0;
-done:
-    json_decref (root);
-    return rc;
+    if (in.has_ttl)
+        out->ttl_s = in.ttl;
+    out->reusable = in.reusable;
+    snprintf (out->description, sizeof out->description, "%s", in.description);
+    return 0;
 }
 
 int
 reg_validate_heartbeat (const void *body, size_t size, reg_heartbeat_req_t *out, char *err, size_t errsize)
 {
-    static const char *const allowed [] = { "endpoints", "candidates", NULL };
     memset (out, 0, sizeof *out);
     snprintf (out->endpoints, sizeof out->endpoints, "[]");
     snprintf (out->candidates, sizeof out->candidates, "[]");
     if (size == 0)
         return 0;
-    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
-    if (!root)
+    rest_heartbeat_req_t in;
+    if (rest_decode (&rest_heartbeat_req_schema, (const char *) body, size, &in, err, errsize))
         return -1;
-    int rc = -1;
-    if (s_known (root, allowed, err, errsize)
-    ||  s_list (root, "endpoints", REG_ENDPOINTS_MAX, s_valid_endpoint, &out->has_endpoints,
-                out->endpoints, sizeof out->endpoints, err, errsize)
-    ||  s_list (root, "candidates", REG_CANDIDATES_MAX, s_valid_candidate, &out->has_candidates,
-                out->candidates, sizeof out->candidates, err, errsize))
-        goto done;
-    rc = 0;
-done:
-    json_decref (root);
-    return rc;
+    return S_LISTS (&in, out, err, errsize);
 }
 
 int
 reg_validate_signal (const void *body, size_t size, reg_signal_req_t *out, char *err, size_t errsize)
 {
-    static const char *const allowed [] = { "type", "data", NULL };
     memset (out, 0, sizeof *out);
-    json_t *root = bus_json_object_load ((const char *) body, size, 0, err, errsize);
-    if (!root)
+    rest_signal_req_t in;
+    if (rest_decode (&rest_signal_req_schema, (const char *) body, size, &in, err, errsize))
         return -1;
-    int rc = -1;
-    if (s_known (root, allowed, err, errsize)
-    ||  bus_json_string (root, "type", BUS_JSON_REQUIRED, out->type, sizeof out->type - 1, err, errsize))
-        goto done;
-    if (!reg_valid_name (out->type)) {
-        snprintf (err, errsize, "'type' must be a short name (letters, digits, '-', '_', '.')");
-        goto done;
-    }
-    json_t *data = json_object_get (root, "data");
-    if (!data) {
-        snprintf (err, errsize, "'data' is required");
-        goto done;
-    }
-    char *text = json_dumps (data, JSON_COMPACT | JSON_ENCODE_ANY);
-    assert (text);
-    bool fits = strlen (text) <= REG_SIGNAL_MAX;
-    if (fits)
-        memcpy (out->data, text, strlen (text) + 1);
-    free (text);
-    if (!fits) {
-        snprintf (err, errsize, "'data' must be at most %d bytes of JSON", REG_SIGNAL_MAX);
-        goto done;
-    }
-    rc = 0;
-done:
-    json_decref (root);
-    return rc;
+    snprintf (out->type, sizeof out->type, "%s", in.type);
+    snprintf (out->data, sizeof out->data, "%s", in.data);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------------

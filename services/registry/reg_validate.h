@@ -1,9 +1,11 @@
 /*  reg_validate: strict validation of every JSON request body the registry
     accepts. These functions are the only code that touches untrusted bytes
-    before the database, so they are what fuzz_reg_json feeds: a body is parsed
-    with jansson (depth-limited, duplicate keys refused), every member is
-    type-checked and size-checked, unknown members are refused (a typo never
-    passes silently), and the result is a fixed-size C struct. */
+    before the database, so they are what fuzz_reg_json feeds. The bodies are
+    declared once in schemas/rest.def (the same declarations discovery encodes
+    its requests from) and decoded by librest: parsed with jansson (depth-limited,
+    duplicate keys refused), every member type-, size- and format-checked, unknown
+    members refused (a typo never passes silently). Here the result becomes the
+    fixed-size C struct the registry stores. */
 #ifndef REG_VALIDATE_H_INCLUDED
 #define REG_VALIDATE_H_INCLUDED
 
