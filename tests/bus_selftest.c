@@ -17,6 +17,7 @@
 #include "bus_json.h"
 #include "bus_privs.h"
 #include "bus_buffer.h"
+#include "bus_pause.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
@@ -38,6 +39,7 @@ static const selftest_t s_tests [] = {
     { "bus_json", bus_json_test },
     { "bus_privs", bus_privs_test },
     { "bus_buffer", bus_buffer_test },
+    { "bus_pause", bus_pause_test },
     { NULL, NULL }
 };
 

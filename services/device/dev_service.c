@@ -11,6 +11,7 @@
 #include "dev_mac.h"
 #include "bus_log.h"
 #include "node_peers.h"
+#include "bus_pause.h"
 #include "bus_pipe.h"
 #include "schemas/pipes.h"
 #include "bus_endpoint.h"
@@ -48,8 +49,7 @@ struct _dev_service_t {
 
     zmq_pollitem_t tun_item;
     bool polling;               //  the TUN fd is on the loop
-    int resume_timer;           //  while paused: checks the pipe again
-    int resume_ms;
+    bus_pause_t *pause;         //  TUN reading paused while dev-crypto is full
     int key_timer;              //  tap without MAC: fallback / retry
     int64_t key_asked_ms;       //  first time we asked crypto
     int64_t key_last_ask;
@@ -141,33 +141,27 @@ dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
 
 static void s_tun_poll (dev_service_t *self, bool on);
 
-static int
-s_resume (bus_loop_t *loop, int timer_id, void *arg)
+static bool
+s_crypto_writable (void *arg)
 {
-    dev_service_t *self = (dev_service_t *) arg;
-    self->resume_timer = -1;
-    if (bus_pipe_writable (self->to_crypto)) {
-        self->resume_ms = 1;
-        s_tun_poll (self, true);
-    }
-    else {
-        //  1 ms while crypto drains a burst; up to 50 ms while it is away
-        self->resume_ms = self->resume_ms * 2 > S_RESUME_MAX_MS ? S_RESUME_MAX_MS : self->resume_ms * 2;
-        self->resume_timer = bus_loop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
-    }
+    return bus_pipe_writable (((dev_service_t *) arg)->to_crypto);
+}
+
+static int
+s_resume (void *arg)
+{
+    s_tun_poll ((dev_service_t *) arg, true);
     return 0;
 }
 
-//  Stops reading the TUN until the pipe takes batches again.
+//  Stops reading the TUN until the pipe takes batches again: 1 ms while crypto
+//  drains a burst, up to 50 ms while it is away (bus_pause.h).
 static void
 s_pause (dev_service_t *self)
 {
     s_tun_poll (self, false);
     self->counters.paused++;
-    if (self->resume_timer == -1) {
-        self->resume_ms = 1;
-        self->resume_timer = bus_loop_timer (self->loop, 1, 1, s_resume, self);
-    }
+    bus_pause_start (self->pause);
 }
 
 static void
@@ -674,7 +668,7 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
     assert (self);
     self->svc = svc;
     self->loop = bus_service_loop (svc);
-    self->resume_timer = -1;
+    self->pause = bus_pause_new (self->loop, S_RESUME_MAX_MS, s_crypto_writable, s_resume, self);
     self->key_timer = -1;
     dev_service_check_config (config, &self->cfg);
     if (config && bus_config_error_count (config) > errors) {
@@ -777,8 +771,7 @@ dev_service_destroy (dev_service_t **self_p)
         return;
     if (self->tun)
         s_tun_poll (self, false);
-    if (self->resume_timer != -1)
-        bus_loop_timer_end (self->loop, self->resume_timer);
+    bus_pause_destroy (&self->pause);
     if (self->key_timer != -1)
         bus_loop_timer_end (self->loop, self->key_timer);
     bus_pipe_destroy (&self->from_crypto);

@@ -7,6 +7,7 @@
 #include "nat_udp.h"
 #include "bus_log.h"
 #include "node_peers.h"
+#include "bus_pause.h"
 #include "bus_pipe.h"
 #include "schemas/pipes.h"
 
@@ -57,8 +58,7 @@ struct _nat_service_t {
     zmq_pollitem_t udp_item;
     zmq_pollitem_t resolver_item;
     int tick_timer;
-    int resume_timer;           //  while UDP reading is paused (crypto is behind), or -1
-    int resume_ms;              //  its interval: 1 ms, doubling to 64 ms while crypto is away
+    bus_pause_t *pause;         //  UDP reading paused while crypto is behind: 1 ms, doubling to 64 ms
     //  One sendmmsg batch: addresses are copied, since an ENDPOINT record later in
     //  the same crypto batch may move the peer
     nat_udp_tx_t tx [BUS_BATCH_MAX];
@@ -311,34 +311,30 @@ static const nat_peer_handler_t s_handler = {
 static int s_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg);
 
 //  While crypto cannot keep up, let the kernel drop (its socket buffer absorbs
-//  bursts) instead of reading datagrams only to drop them here: on two cores
-//  that spinning takes the CPU crypto needs to catch up (see bus_pipe.h).
+//  bursts) instead of reading datagrams only to drop them here (bus_pause.h).
+static bool
+s_crypto_writable (void *arg)
+{
+    return bus_pipe_writable (((nat_service_t *) arg)->to_crypto);
+}
+
 static int
-s_resume (bus_loop_t *loop, int timer_id, void *arg)
+s_resume (void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
-    self->resume_timer = -1;
-    if (!bus_pipe_writable (self->to_crypto)) {
-        //  Still full, or crypto is not there at all: look again, less often
-        if (self->resume_ms < 64)
-            self->resume_ms *= 2;
-        self->resume_timer = bus_loop_timer (loop, (size_t) self->resume_ms, 1, s_resume, self);
-        return 0;
-    }
-    bus_loop_poller (loop, &self->udp_item, s_udp_ready, self);
+    bus_loop_poller (self->loop, &self->udp_item, s_udp_ready, self);
     //  Read what queued up meanwhile without waiting for the next poll
-    return s_udp_ready (loop, &self->udp_item, self);
+    return s_udp_ready (self->loop, &self->udp_item, self);
 }
 
 static void
 s_pause (nat_service_t *self)
 {
-    if (self->resume_timer >= 0)
+    if (bus_pause_active (self->pause))
         return;
     self->counters.pauses++;
     bus_loop_poller_end (self->loop, &self->udp_item);
-    self->resume_ms = 1;
-    self->resume_timer = bus_loop_timer (self->loop, 1, 1, s_resume, self);
+    bus_pause_start (self->pause);
 }
 
 //  Sends the batch; false when it was dropped (nat-crypto full or no crypto).
@@ -951,7 +947,7 @@ nat_service_new (bus_service_t *svc, char *err, size_t err_size)
     self->svc = svc;
     self->loop = bus_service_loop (svc);
     self->tick_timer = -1;
-    self->resume_timer = -1;
+    self->pause = bus_pause_new (self->loop, 64, s_crypto_writable, s_resume, self);
     if (s_open (self, err, err_size))
         nat_service_destroy (&self);
     return self;
@@ -966,8 +962,7 @@ nat_service_destroy (nat_service_t **self_p)
         return;
     if (self->tick_timer >= 0)
         bus_loop_timer_end (self->loop, self->tick_timer);
-    if (self->resume_timer >= 0)
-        bus_loop_timer_end (self->loop, self->resume_timer);
+    bus_pause_destroy (&self->pause);
     if (self->udp)
         bus_loop_poller_end (self->loop, &self->udp_item);
     if (self->resolver)
