@@ -17,6 +17,7 @@
     -m prints Markdown table rows. Bounded: an alarm ends every process after
     4 x SECONDS + 20 s whatever happens. */
 #include "bus_broker.h"
+#include "bus_clock.h"
 #include "bus_client.h"
 #include "bus_endpoint.h"
 #include "bus_log.h"
@@ -33,14 +34,6 @@
 #include <unistd.h>
 
 #define S_COUNT_SEQ  UINT64_MAX     //  the request that asks for the count
-
-static double
-s_now (void)
-{
-    struct timespec t;
-    clock_gettime (CLOCK_MONOTONIC, &t);
-    return (double) t.tv_sec + (double) t.tv_nsec / 1e9;
-}
 
 static int
 s_cmp (const void *a, const void *b)
@@ -173,8 +166,8 @@ main (int argc, char **argv)
     //  Wait until the service has registered with the broker
     bus_echo_t echo = { .seq = 1 };
     bus_envelope_t *reply = NULL;
-    double deadline = s_now () + 10;
-    while (!reply && s_now () < deadline)
+    double deadline = bus_clock_sec () + 10;
+    while (!reply && bus_clock_sec () < deadline)
         reply = bus_client_request (client, "echo", &bus_echo_schema, &echo, 200, err, sizeof err);
     if (!reply) {
         fprintf (stderr, "bench_broker: the echo service does not answer: %s\n", err);
@@ -184,10 +177,10 @@ main (int argc, char **argv)
 
     //  1. One-way messages through the broker
     uint64_t sent = 0;
-    double t0 = s_now (), end = t0 + seconds;
+    double t0 = bus_clock_sec (), end = t0 + seconds;
     memset (&echo, 0, sizeof echo);
     echo.payload_size = 16;
-    while ((sent & 255) || s_now () < end) {
+    while ((sent & 255) || bus_clock_sec () < end) {
         echo.seq = sent;
         if (bus_client_send (client, "echo", &bus_echo_schema, &echo) == 0)
             sent++;
@@ -195,7 +188,7 @@ main (int argc, char **argv)
     echo.seq = S_COUNT_SEQ;
     echo.payload_size = 0;
     reply = bus_client_request (client, "echo", &bus_echo_schema, &echo, 30000, err, sizeof err);
-    double t1 = s_now ();
+    double t1 = bus_clock_sec ();
     bus_echo_t answer;
     if (!reply || bus_envelope_get_msg (reply, &bus_echo_schema, &answer, err, sizeof err)) {
         fprintf (stderr, "bench_broker: no count from the echo service: %s\n", err);
@@ -208,17 +201,17 @@ main (int argc, char **argv)
     //  2. Request/reply round trips, one at a time
     size_t cap = 1000000, n = 0;
     rtt = (double *) malloc (cap * sizeof (double));
-    end = s_now () + seconds;
+    end = bus_clock_sec () + seconds;
     echo.payload_size = 16;
-    while (n < cap && s_now () < end) {
+    while (n < cap && bus_clock_sec () < end) {
         echo.seq = n;
-        double a = s_now ();
+        double a = bus_clock_sec ();
         reply = bus_client_request (client, "echo", &bus_echo_schema, &echo, 2000, err, sizeof err);
         if (!reply) {
             fprintf (stderr, "bench_broker: request %zu: %s\n", n, err);
             goto done;
         }
-        rtt [n++] = (s_now () - a) * 1e6;
+        rtt [n++] = (bus_clock_sec () - a) * 1e6;
         bus_envelope_destroy (&reply);
     }
     qsort (rtt, n, sizeof (double), s_cmp);

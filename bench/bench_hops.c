@@ -16,6 +16,7 @@
     by the receiver. Every wait is bounded; children stop SECONDS + 10 s after
     start even if the parent is gone. */
 #include "bus_pipe.h"
+#include "bus_clock.h"
 
 #include <getopt.h>
 #include <poll.h>
@@ -30,14 +31,6 @@
 
 #define S_MAX_HOPS  16
 #define S_MAX_RTTS  1000000
-
-static double
-s_now (void)
-{
-    struct timespec t;
-    clock_gettime (CLOCK_MONOTONIC, &t);
-    return (double) t.tv_sec + (double) t.tv_nsec * 1e-9;
-}
 
 //  One end of a link: a bus_pipe, or a socket of a SEQPACKET pair
 typedef struct {
@@ -210,13 +203,13 @@ main (int argc, char **argv)
         out.fd = pairs [me][0];
     }
     bus_batch_t *batch = bus_batch_new (0);
-    double start = s_now ();
+    double start = bus_clock_sec ();
     if (me != 0) {
         //  Forwarder
         bus_batch_iter_t iter;
         if (as_service)
             s_forward_in_loop (&in, &out, batch, seconds);
-        while (!as_service && s_now () - start < seconds + 10) {
+        while (!as_service && bus_clock_sec () - start < seconds + 10) {
             int rc = s_recv (&in, &iter, 200);
             if (rc == 1)
                 s_forward (&out, &iter, batch);
@@ -234,22 +227,22 @@ main (int argc, char **argv)
     memset (packet, 0x5a, sizeof packet);
     bus_batch_iter_t iter;
     bool ready = false;
-    while (!ready && s_now () - start < 5) {
+    while (!ready && bus_clock_sec () - start < 5) {
         bus_batch_add (batch, 0, packet, (size_t) bytes);
         s_send (&out, batch);
         ready = s_recv (&in, &iter, 20) == 1;
     }
     double *rtt = (double *) malloc (S_MAX_RTTS * sizeof *rtt);
     size_t count = 0, lost = 0;
-    double end = s_now () + seconds;
-    while (ready && s_now () < end && count < S_MAX_RTTS) {
+    double end = bus_clock_sec () + seconds;
+    while (ready && bus_clock_sec () < end && count < S_MAX_RTTS) {
         if (interval_us)
             usleep ((useconds_t) interval_us);
         bus_batch_add (batch, 0, packet, (size_t) bytes);
-        double t0 = s_now ();
+        double t0 = bus_clock_sec ();
         s_send (&out, batch);
         if (s_recv (&in, &iter, 1000) == 1)
-            rtt [count++] = (s_now () - t0) * 1e6;
+            rtt [count++] = (bus_clock_sec () - t0) * 1e6;
         else
             lost++;
         //  A late packet from the warm-up would be counted as a reply: drain

@@ -16,6 +16,7 @@
     and reports the median round; -m prints a Markdown row.
     Every loop is bounded in time: the sender gives up SECONDS + 5 s after start. */
 #include "bus_pipe.h"
+#include "bus_clock.h"
 
 #include <getopt.h>
 #include <poll.h>
@@ -33,14 +34,6 @@ typedef struct {
     uint64_t sink;
 } s_result_t;
 
-static double
-s_now (void)
-{
-    struct timespec t;
-    clock_gettime (CLOCK_MONOTONIC, &t);
-    return (double) t.tv_sec + (double) t.tv_nsec / 1e9;
-}
-
 static int
 s_receiver (const char *dir, double seconds, int ready_fd, int result_fd)
 {
@@ -52,8 +45,8 @@ s_receiver (const char *dir, double seconds, int ready_fd, int result_fd)
     s_result_t result = { 0 };
     bus_batch_iter_t iter;
     bus_packet_t pkt;
-    double t0 = 0, end = s_now () + seconds + 5, now = 0;
-    while ((now = s_now ()) < end) {
+    double t0 = 0, end = bus_clock_sec () + seconds + 5, now = 0;
+    while ((now = bus_clock_sec ()) < end) {
         int rc = bus_pipe_recv (rx, &iter, 100);
         if (rc == -1)
             result.rejected++;
@@ -128,10 +121,10 @@ s_round (double seconds, int batch_size, int packet, bool wait, s_round_t *out)
 
     //  Send until the receiver reports (it stops SECONDS after its first batch)
     struct pollfd done = { result [0], POLLIN, 0 };
-    double t0 = s_now (), end = t0 + seconds + 5;
+    double t0 = bus_clock_sec (), end = t0 + seconds + 5;
     uint64_t offered = 0, dropped = 0, loops = 0;
     bool finished = false;
-    while (!finished && s_now () < end) {
+    while (!finished && bus_clock_sec () < end) {
         for (int i = 0; i < batch_size; i++)
             memcpy (bus_batch_reserve (batch, (uint32_t) i, (size_t) packet), template, (size_t) packet);
         if (wait) {
@@ -149,7 +142,7 @@ s_round (double seconds, int batch_size, int packet, bool wait, s_round_t *out)
         if ((++loops & 63) == 0)
             finished = poll (&done, 1, 0) == 1;
     }
-    double sent_time = s_now () - t0;
+    double sent_time = bus_clock_sec () - t0;
     s_result_t r = { 0 };
     ssize_t n = read (result [0], &r, sizeof r);   //  blocks at most until the child ends
     close (result [0]);

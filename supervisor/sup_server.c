@@ -5,6 +5,7 @@
     control protocol is sup_control's; here are only the operations it asks for. */
 #include "config.h"
 #include "sup_server.h"
+#include "bus_clock.h"
 #include "sup_control.h"
 #include "sup_policy.h"
 #include "sup_proc.h"
@@ -83,8 +84,6 @@ struct _sup_server_t {
     int exit_code;
     const char *log_level;
 };
-
-static int64_t s_now (void) { return zclock_mono (); }
 
 //  ---------------------------------------------------------------------------
 //  Services and instances
@@ -237,7 +236,7 @@ s_spawn (sup_server_t *self, s_instance_t *inst)
     envp [envc] = NULL;
 
     bool pipe = cfg->notify == SUP_NOTIFY_READY;
-    int64_t now = s_now ();
+    int64_t now = bus_clock_ms ();
     inst->proc = sup_proc_start (path, argv, envp, pipe, err, sizeof err);
     for (size_t i = 0; i < ours_count; i++)
         free (owned [i]);
@@ -318,7 +317,7 @@ s_stop_instance (sup_server_t *self, s_instance_t *inst, s_after_t after, const 
         return;                     //  already on its way; the new `after` applies
     bus_info ("%s: stopping pid %d (%s)", inst->id, (int) sup_proc_pid (inst->proc), why);
     sup_proc_kill (inst->proc, SIGTERM);
-    inst->stop_deadline = s_now () + inst->service->limits.stop_timeout_ms;
+    inst->stop_deadline = bus_clock_ms () + inst->service->limits.stop_timeout_ms;
     s_set_state (inst, S_STOPPING, "%s", why);
 }
 
@@ -389,7 +388,7 @@ s_after_exit (sup_server_t *self, s_instance_t *inst)
         s_set_state (inst, S_STOPPED, "%s (restart = %s)", why, sup_restart_name (service->cfg->restart));
         return;
     }
-    int64_t now = s_now ();
+    int64_t now = bus_clock_ms ();
     if (!sup_policy_allow (service->policy, &service->limits, now)) {
         char text [256];
         snprintf (text, sizeof text, "gave up: more than %d restarts within %lld ms (last: %.60s)",
@@ -427,7 +426,7 @@ s_child_exited (sup_server_t *self, pid_t pid, int status)
             //  Read what is left in the pipe (a READY just before dying counts)
             if (inst->poll_fd >= 0 && (sup_proc_read (inst->proc) & SUP_PROC_READY)
             &&  inst->state == S_STARTING)
-                inst->ready_at = s_now ();
+                inst->ready_at = bus_clock_ms ();
             s_unwatch (self, inst);
             sup_proc_destroy (&inst->proc);
             inst->last_exit = WIFEXITED (status) ? WEXITSTATUS (status)
@@ -568,7 +567,7 @@ static int
 s_tick (zloop_t *loop, int timer_id, void *arg)
 {
     sup_server_t *self = (sup_server_t *) arg;
-    int64_t now = s_now ();
+    int64_t now = bus_clock_ms ();
     for (size_t s = 0; s < self->service_count; s++) {
         s_service_t *service = self->services [s];
         for (int i = 0; i < SUP_INSTANCES_MAX; i++)
@@ -605,7 +604,7 @@ s_pipe_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     s_instance_t *inst = (s_instance_t *) arg;
     int events = sup_proc_read (inst->proc);
-    int64_t now = s_now ();
+    int64_t now = bus_clock_ms ();
     if (events & (SUP_PROC_READY | SUP_PROC_HEARTBEAT))
         inst->last_line_at = now;
     if ((events & SUP_PROC_READY) && inst->state == S_STARTING) {
@@ -778,7 +777,7 @@ sup_server_stopping (sup_server_t *self)
 void
 sup_server_status (sup_server_t *self, const char *name, sup_status_reply_t *reply)
 {
-    int64_t now = s_now ();
+    int64_t now = bus_clock_ms ();
     reply->pid = (uint32_t) getpid ();
     reply->uptime_ms = (uint64_t) (now - self->started_at);
     snprintf (reply->config, sizeof reply->config, "%s", self->config_path);
@@ -859,7 +858,7 @@ sup_server_new (sup_config_t **config_p, const char *config_path, const char *ru
     *config_p = NULL;
     self->lock_fd = -1;
     self->signal_fd = -1;
-    self->started_at = s_now ();
+    self->started_at = bus_clock_ms ();
     char *absolute = realpath (config_path, NULL);
     self->config_path = absolute ? absolute : strdup (config_path);
     self->log_level = bus_log_level () == BUS_LOG_DEBUG ? "debug"

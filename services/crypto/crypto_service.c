@@ -1,5 +1,6 @@
 /*  crypto_service: pipes, timers and bus handlers around crypto_node. */
 #include "crypto_service.h"
+#include "bus_clock.h"
 #include "bus_buffer.h"
 #include "node_keyproof.h"
 #include "crypto_identity.h"
@@ -83,14 +84,6 @@ struct _crypto_service_t {
     uint64_t counters [S_COUNTERS];
     node_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
 };
-
-static uint64_t
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
 
 static uint64_t
 s_wall (void)
@@ -512,7 +505,7 @@ static void
 s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 {
     crypto_service_t *self = (crypto_service_t *) arg;
-    uint64_t now = s_now ();
+    uint64_t now = bus_clock_ns ();
     for (size_t i = 0; i < self->peer_count; i++) {
         //  The one who rejoined may be a restarted nat that lost the endpoints it
         //  learned from us: confirm each again with the next authenticated packet
@@ -539,7 +532,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
             bus_warn ("%s: batch rejected: %s", PIPE_DEV_CRYPTO, bus_pipe_error (self->from_dev));
             continue;
         }
-        uint64_t now = s_now ();
+        uint64_t now = bus_clock_ns ();
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
             if (pkt.tag == PIPE_TAG_FLOOD) {
@@ -645,7 +638,7 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
             bus_warn ("%s: batch rejected: %s", PIPE_NAT_CRYPTO, bus_pipe_error (self->from_nat));
             continue;
         }
-        uint64_t now = s_now ();
+        uint64_t now = bus_clock_ns ();
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
             if (pkt.flags & PIPE_FLAG_ROUTE) {
@@ -670,7 +663,7 @@ static int
 s_on_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     crypto_service_t *self = (crypto_service_t *) arg;
-    uint64_t now = s_now ();
+    uint64_t now = bus_clock_ns ();
     for (size_t n = 0; n < self->peer_count; n++) {
         int i = (int) n;
         s_peer_t *peer = &self->peer [i];
@@ -760,7 +753,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     //  Big (250 peers): on the heap, once per request
     crypto_status_reply_t *reply = calloc (1, sizeof *reply);
     assert (reply);
-    uint64_t now = s_now ();
+    uint64_t now = bus_clock_ns ();
     snprintf (reply->public_key, sizeof reply->public_key, "%s", self->public_key);
     crypto_node_stats_t stats;
     crypto_node_stats (self->node, &stats);
@@ -813,7 +806,7 @@ s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
         bus_warn ("nat.dial: no peer %u (%zu configured)", dial.index, self->peer_count);
         return;
     }
-    uint64_t now = s_now ();
+    uint64_t now = bus_clock_ns ();
     s_peer_t *peer = &self->peer [dial.index];
     if (peer->initiated_at && now - peer->initiated_at < DIAL_MIN_GAP)
         return;                         //  one is on its way
@@ -935,7 +928,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         peer->has_handle = false;
         if (peer->up) {
             peer->up = false;
-            s_publish (self, (int) down.index, s_now ());
+            s_publish (self, (int) down.index, bus_clock_ns ());
         }
     }
 }

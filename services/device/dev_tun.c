@@ -1,5 +1,6 @@
 /*  dev_tun: TUN/TAP interface with batched I/O (see dev_tun.h). */
 #include "dev_tun.h"
+#include "bus_clock.h"
 #include "dev_gso.h"
 #include "dev_csum.h"
 #include "dev_bytes.h"
@@ -296,14 +297,6 @@ dev_tun_write_batch (dev_tun_t *self, const dev_pkt_t *pkts, int count)
 #include <sys/socket.h>
 #include <time.h>
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 s_private_netns (void)
 {
@@ -444,7 +437,7 @@ s_ping (dev_tun_t *tun, int family, const char *src, const char *dst, int count,
         return 0;
     bool seen [S_BATCH] = { false };
     int replies = 0, others = 0, rounds = 1;
-    int64_t now = s_now_ms (), deadline = now + 3000, resend = now + 250;
+    int64_t now = bus_clock_ms (), deadline = now + 3000, resend = now + 250;
     while (replies < count && now < deadline) {
         if (now >= resend) {
             int missing = 0;
@@ -480,7 +473,7 @@ s_ping (dev_tun_t *tun, int family, const char *src, const char *dst, int count,
                     others++;
             }
         }
-        now = s_now_ms ();
+        now = bus_clock_ms ();
     }
     if (verbose || replies < count)
         fprintf (verbose ? stdout : stderr, "  %s ping %s -> %s: %d/%d replies, %d send rounds (%d other packets)\n",
@@ -501,9 +494,9 @@ s_tap_arp_ping (dev_tun_t *tap, const uint8_t tap_mac [6], bool verbose)
     dev_pkt_t pkt = { frame, dev_arp_build (frame, sizeof frame, bcast, &req), sizeof frame };
     assert (dev_tun_write_batch (tap, &pkt, 1) == 1);
     bool arp_ok = false, ping_ok = false, ping_sent = false;
-    int64_t deadline = s_now_ms () + 3000;
+    int64_t deadline = bus_clock_ms () + 3000;
     dev_pkt_t pkts [S_BATCH];
-    while (!(arp_ok && ping_ok) && s_now_ms () < deadline) {
+    while (!(arp_ok && ping_ok) && bus_clock_ms () < deadline) {
         struct pollfd pfd = { dev_tun_fd (tap), POLLIN, 0 };
         if (poll (&pfd, 1, 100) <= 0)
             continue;
@@ -561,8 +554,8 @@ s_tso (dev_tun_t *tun, bool verbose)
     const char *why = NULL;
     uint32_t isn = 0;
     uint16_t sport = 0;
-    int64_t deadline = s_now_ms () + 3000;
-    while (!sport && s_now_ms () < deadline) {
+    int64_t deadline = bus_clock_ms () + 3000;
+    while (!sport && bus_clock_ms () < deadline) {
         struct pollfd pfd = { dev_tun_fd (tun), POLLIN, 0 };
         if (poll (&pfd, 1, 100) <= 0)
             continue;
@@ -612,8 +605,8 @@ s_tso (dev_tun_t *tun, bool verbose)
     assert (send (sock, data, sizeof data, 0) > 0);
     size_t received = 0;
     int gso_frames = 0, max_segs = 0, frames = 0;
-    deadline = s_now_ms () + 3000;
-    while (received < 10 * 1380 && s_now_ms () < deadline) {
+    deadline = bus_clock_ms () + 3000;
+    while (received < 10 * 1380 && bus_clock_ms () < deadline) {
         struct pollfd pfd = { dev_tun_fd (tun), POLLIN, 0 };
         if (poll (&pfd, 1, 100) <= 0)
             continue;
@@ -747,8 +740,8 @@ s_gro (dev_tun_t *tso, bool verbose)
     assert (dev_tun_write_batch (tso, pkts, 3) == 3);
     assert (dev_tun_stats (tso)->write_calls == calls + 1 && !tso->gro_off);
     int rsts = 0;
-    int64_t deadline = s_now_ms () + 1000;
-    while (s_now_ms () < deadline) {
+    int64_t deadline = bus_clock_ms () + 1000;
+    while (bus_clock_ms () < deadline) {
         struct pollfd pfd = { dev_tun_fd (tso), POLLIN, 0 };
         if (poll (&pfd, 1, rsts ? 50 : 500) <= 0)
             break;                              //  the first came; no more within 50 ms

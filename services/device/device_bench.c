@@ -4,6 +4,7 @@
     replies, so every packet crosses the TUN twice (write + read). Runs in a
     private network namespace (root). Usage: device_bench [seconds] */
 #include "dev_csum.h"
+#include "bus_clock.h"
 #include "dev_gso.h"
 #include "dev_netlink.h"
 #include "dev_tun.h"
@@ -21,14 +22,6 @@
 #include <time.h>
 
 #define BATCH 64
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static size_t
 s_echo (uint8_t *p, size_t total, uint16_t seq)
@@ -61,8 +54,8 @@ s_tun_round_trip (dev_tun_t *tun, size_t size, double seconds)
     }
     dev_tun_stats_t before = *dev_tun_stats (tun);
     uint64_t sent = 0, got = 0, lost = 0;
-    double start = s_now (), end = start + seconds;
-    while (s_now () < end) {
+    double start = bus_clock_sec (), end = start + seconds;
+    while (bus_clock_sec () < end) {
         sent += (uint64_t) dev_tun_write_batch (tun, wp, BATCH);
         int want = BATCH, tries = 0;
         while (want > 0 && tries < 1000) {
@@ -79,7 +72,7 @@ s_tun_round_trip (dev_tun_t *tun, size_t size, double seconds)
         }
         lost += (uint64_t) want;
     }
-    double elapsed = s_now () - start;
+    double elapsed = bus_clock_sec () - start;
     const dev_tun_stats_t *st = dev_tun_stats (tun);
     uint64_t calls = (st->read_calls - before.read_calls) + (st->write_calls - before.write_calls);
     printf ("tun round trip, %4zu B packets: %8.0f pkts/s written + %8.0f pkts/s read (%.0f Mbit/s each way), "
@@ -108,8 +101,8 @@ s_split_speed (double seconds)
     memcpy (frame, &h, sizeof h);
     size_t flen = DEV_VNET_HDR_LEN + 65535;
     uint64_t splits = 0, segs = 0;
-    double start = s_now (), end = start + seconds;
-    while (s_now () < end) {
+    double start = bus_clock_sec (), end = start + seconds;
+    while (bus_clock_sec () < end) {
         for (int i = 0; i < 100; i++) {
             memcpy (work, frame, flen);     //  as a fresh read would leave it
             int n = dev_gso_split (work, flen, out, sizeof out, pkts, DEV_GSO_MAX_SEGS, NULL);
@@ -118,7 +111,7 @@ s_split_speed (double seconds)
             splits++;
         }
     }
-    double elapsed = s_now () - start;
+    double elapsed = bus_clock_sec () - start;
     printf ("gso split, 64 KB TCPv4 into %zu-byte segments: %.0f super-packets/s, %.0f segments/s, %.2f GB/s "
             "(including a 64 KB copy per split as a read would do)\n",
             mss, (double) splits / elapsed, (double) segs / elapsed, (double) splits * 65535 / elapsed / 1e9);

@@ -1,5 +1,6 @@
 /*  disc_http: HTTP(S) and WebSocket client on libwebsockets (see disc_http.h). */
 #include "disc_http.h"
+#include "bus_clock.h"
 #include "bus_log.h"
 #include <czmq.h>
 
@@ -53,14 +54,6 @@ struct _disc_http_t {
     size_t frame_size, frame_cap;
     bool servicing;
 };
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_complete (s_req_t *req, int status, const char *reason)
@@ -316,7 +309,7 @@ s_start (disc_http_t *self, const char *method, const char *path, const char *be
     assert (req);
     req->owner = self;
     req->is_ws = ws;
-    req->deadline = s_now_ms () + (timeout_ms > 0 ? timeout_ms : 10000);
+    req->deadline = bus_clock_ms () + (timeout_ms > 0 ? timeout_ms : 10000);
     snprintf (req->method, sizeof req->method, "%s", method ? method : "GET");
     snprintf (req->path, sizeof req->path, "%s", path);
     if (bearer && *bearer)
@@ -434,7 +427,7 @@ disc_http_service (disc_http_t *self)
         return;                         //  called from a handler: the outer call goes on
     self->servicing = true;
     lws_service (self->context, -1);
-    int64_t now = s_now_ms ();
+    int64_t now = bus_clock_ms ();
     //  Deadlines: a WebSocket must open in time; a request must finish in time
     for (s_req_t *req = self->reqs; req; req = req->next)
         if (!req->complete && now >= req->deadline && (!req->is_ws || req->status != 101)) {
@@ -560,8 +553,8 @@ s_on_reply (disc_http_t *http, int status, const char *body, size_t size, void *
 static void
 s_wait (disc_http_t *http, s_result_t *result, int timeout_ms)
 {
-    int64_t deadline = s_now_ms () + timeout_ms;
-    while (result->calls == 0 && s_now_ms () < deadline) {
+    int64_t deadline = bus_clock_ms () + timeout_ms;
+    while (result->calls == 0 && bus_clock_ms () < deadline) {
         disc_http_service (http);
         usleep (2000);
     }
@@ -620,13 +613,13 @@ disc_http_test (bool verbose)
     server.silent = true;
     assert (pthread_create (&thread, NULL, s_server, &server) == 0);
     memset (&result, 0, sizeof result);
-    int64_t start = s_now_ms ();
+    int64_t start = bus_clock_ms ();
     assert (disc_http_request (http, "GET", "/slow", NULL, NULL, 300, s_on_reply, &result) == 0);
     s_wait (http, &result, 3000);
     if (verbose)
-        printf ("  silent server: %d %s after %lld ms\n", result.status, result.body, (long long) (s_now_ms () - start));
+        printf ("  silent server: %d %s after %lld ms\n", result.status, result.body, (long long) (bus_clock_ms () - start));
     assert (result.calls == 1 && result.status == 0 && streq (result.body, "timed out"));
-    assert (s_now_ms () - start < 1500);
+    assert (bus_clock_ms () - start < 1500);
     pthread_join (thread, NULL);
     close (server.listener);
 

@@ -4,6 +4,7 @@
     for a fixed time, in a private network namespace when allowed.
     Usage: nat_bench [seconds per run, default 2]. Numbers go to docs/nat.md. */
 #include "nat_udp.h"
+#include "bus_clock.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -13,14 +14,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 typedef struct {
     const char *name;
@@ -46,8 +39,8 @@ s_run (const s_mode_t *mode, size_t size, double seconds)
     if (pid == 0) {
         nat_udp_destroy (&tx);
         uint64_t count = 0;
-        double end = s_now () + seconds + 0.5;
-        while (s_now () < end) {
+        double end = bus_clock_sec () + seconds + 0.5;
+        while (bus_clock_sec () < end) {
             struct pollfd pfd = { .fd = nat_udp_fd (rx), .events = POLLIN };
             if (poll (&pfd, 1, 100) <= 0)
                 continue;
@@ -67,11 +60,11 @@ s_run (const s_mode_t *mode, size_t size, double seconds)
     for (int i = 0; i < NAT_UDP_BATCH; i++)
         batch [i] = (nat_udp_tx_t) { payload [i], size, &to };
     usleep (100 * 1000);        //  let the receiver reach its loop (benchmark only)
-    double start = s_now (), end = start + seconds;
-    while (s_now () < end)
+    double start = bus_clock_sec (), end = start + seconds;
+    while (bus_clock_sec () < end)
         for (int k = 0; k < 16; k++)
             nat_udp_send (tx, batch, NAT_UDP_BATCH);
-    double elapsed = s_now () - start;
+    double elapsed = bus_clock_sec () - start;
     uint64_t out [2] = { 0, 0 };
     if (read (result [0], out, sizeof out) != sizeof out)
         fprintf (stderr, "nat_bench: no result from receiver\n");

@@ -1,5 +1,6 @@
 /*  nat_resolver: getaddrinfo off the event loop (see nat_resolver.h for why). */
 #include "nat_resolver.h"
+#include "bus_clock.h"
 #include "nat_endpoint.h"
 #include "nat_udp.h"
 
@@ -197,20 +198,12 @@ nat_resolver_next (nat_resolver_t *self, nat_resolver_result_t *result)
 //  --------------------------------------------------------------------------
 //  Self test
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  Waits (with a deadline) for the next result, as an event loop would
 static bool
 s_wait (nat_resolver_t *self, nat_resolver_result_t *result, int timeout_ms)
 {
-    int64_t deadline = s_now_ms () + timeout_ms;
-    while (s_now_ms () < deadline) {
+    int64_t deadline = bus_clock_ms () + timeout_ms;
+    while (bus_clock_ms () < deadline) {
         if (nat_resolver_next (self, result))
             return true;
         poll (&(struct pollfd) { .fd = nat_resolver_fd (self), .events = POLLIN }, 1, 50);
@@ -247,10 +240,10 @@ nat_resolver_test (bool verbose)
     assert (loopback);
 
     //  .invalid fails fast with a clear message, through the same fd
-    int64_t start = s_now_ms ();
+    int64_t start = bus_clock_ms ();
     assert (nat_resolver_request (resolver, "peer.bifrost.invalid", 1, 7) == 0);
     assert (s_wait (resolver, &result, 5000));
-    assert (s_now_ms () - start < 1000);
+    assert (bus_clock_ms () - start < 1000);
     assert (result.cookie == 7 && result.error != 0 && result.count == 0);
     assert (strstr (result.message, "cannot resolve peer.bifrost.invalid"));
     if (verbose)
@@ -261,12 +254,12 @@ nat_resolver_test (bool verbose)
     //  A real lookup failure through getaddrinfo, only where it cannot leave the
     //  machine: fast and with the resolver's reason
     if (isolated) {
-        start = s_now_ms ();
+        start = bus_clock_ms ();
         assert (nat_resolver_request (resolver, "nat-selftest.example", 1, 8) == 0);
         assert (s_wait (resolver, &result, 15000));
         assert (result.cookie == 8 && result.error != 0 && result.count == 0);
         if (verbose)
-            printf ("  %s (%lld ms)\n", result.message, (long long) (s_now_ms () - start));
+            printf ("  %s (%lld ms)\n", result.message, (long long) (bus_clock_ms () - start));
     }
 
     //  Bounded: no more than NAT_RESOLVER_MAX_INFLIGHT lookups at once
@@ -285,8 +278,8 @@ nat_resolver_test (bool verbose)
     assert (nat_resolver_request (resolver, "localhost", 1, 5) == 0);
     nat_resolver_destroy (&resolver);
     assert (resolver == NULL);
-    int64_t deadline = s_now_ms () + 5000;
-    while (atomic_load (&s_threads_alive) > 0 && s_now_ms () < deadline)
+    int64_t deadline = bus_clock_ms () + 5000;
+    while (atomic_load (&s_threads_alive) > 0 && bus_clock_ms () < deadline)
         poll (NULL, 0, 10);
     assert (atomic_load (&s_threads_alive) == 0);
 }

@@ -1,6 +1,7 @@
 /*  nat_udp: one dual-stack UDP socket, batched I/O (see nat_udp.h for why). The
     sending half is node_udp_tx, shared with crypto, which sends on the same socket. */
 #include "nat_udp.h"
+#include "bus_clock.h"
 #include "nat_endpoint.h"
 #include "node_udp_tx.h"
 
@@ -382,22 +383,14 @@ nat_udp_test_netns (void)
 //  --------------------------------------------------------------------------
 //  Self test
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  Receives until want datagrams arrived or the deadline passed; checks that each
 //  carries its index and comes from the expected source. Returns how many.
 static size_t
 s_expect (nat_udp_t *rx, size_t want, size_t size, const nat_addr_t *source, bool verbose)
 {
     size_t got = 0;
-    int64_t deadline = s_now_ms () + 3000;
-    while (got < want && s_now_ms () < deadline) {
+    int64_t deadline = bus_clock_ms () + 3000;
+    while (got < want && bus_clock_ms () < deadline) {
         struct pollfd pfd = { .fd = nat_udp_fd (rx), .events = POLLIN };
         if (poll (&pfd, 1, 100) <= 0)
             continue;
@@ -578,8 +571,8 @@ nat_udp_test (bool verbose)
     assert (nat_udp_send (gso, runs, 4) == 4);
     nat_udp_rx_t *dgrams;
     size_t got = 0;
-    int64_t deadline = s_now_ms () + 3000;
-    while (got < 3 && s_now_ms () < deadline) {
+    int64_t deadline = bus_clock_ms () + 3000;
+    while (got < 3 && bus_clock_ms () < deadline) {
         poll (&(struct pollfd) { .fd = nat_udp_fd (b), .events = POLLIN }, 1, 100);
         size_t n = nat_udp_recv (b, &dgrams);
         for (size_t i = 0; i < n; i++, got++)

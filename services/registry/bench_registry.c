@@ -9,6 +9,7 @@
          at 10,000 registered peers.
     usage: bench_registry [PATH-TO-bifrost-registry] */
 #include "node_keyproof.h"
+#include "bus_clock.h"
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <jansson.h>
@@ -23,14 +24,6 @@
 
 static int s_port;
 static char s_admin [] = "bench-admin-token";
-
-static int64_t
-s_now_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int
 s_connect (void)
@@ -156,7 +149,7 @@ s_register_many (const char *net, const char *join, int first, int count, int th
 {
     s_job_t jobs [16];
     pthread_t tid [16];
-    int64_t start = s_now_us ();
+    int64_t start = bus_clock_us ();
     for (int t = 0; t < threads; t++) {
         jobs [t] = (s_job_t) { net, join, first + t * (count / threads), count / threads, 0, peers };
         pthread_create (&tid [t], NULL, s_register_thread, &jobs [t]);
@@ -166,7 +159,7 @@ s_register_many (const char *net, const char *join, int first, int count, int th
         pthread_join (tid [t], NULL);
         *ok += jobs [t].ok;
     }
-    return (double) *ok * 1e6 / (double) (s_now_us () - start);
+    return (double) *ok * 1e6 / (double) (bus_clock_us () - start);
 }
 
 static long
@@ -254,8 +247,8 @@ s_ws_wait_all (s_ws_t *ws, int count, const char *match, int timeout_ms)
     struct pollfd *pfd = (struct pollfd *) calloc ((size_t) count, sizeof *pfd);
     bool *done = (bool *) calloc ((size_t) count, sizeof *done);
     int left = count;
-    int64_t deadline = s_now_us () + timeout_ms * 1000LL;
-    while (left > 0 && s_now_us () < deadline) {
+    int64_t deadline = bus_clock_us () + timeout_ms * 1000LL;
+    while (left > 0 && bus_clock_us () < deadline) {
         int n = 0;
         int *map = (int *) calloc ((size_t) count, sizeof *map);
         for (int i = 0; i < count; i++)
@@ -264,7 +257,7 @@ s_ws_wait_all (s_ws_t *ws, int count, const char *match, int timeout_ms)
                 map [n++] = i;
             }
         if (poll (pfd, (nfds_t) n, 100) > 0) {
-            int64_t now = s_now_us ();
+            int64_t now = bus_clock_us ();
             for (int j = 0; j < n; j++)
                 if (pfd [j].revents) {
                     int i = map [j];
@@ -371,7 +364,7 @@ main (int argc, char **argv)
         snprintf (marker, sizeof marker, "198.51.100.%d:%d", r + 1, 40000 + r);
         snprintf (body, sizeof body, "{\"endpoints\":[\"%s\"]}", marker);
         snprintf (path, sizeof path, "/api/v1/mesh/networks/bench/peers/%s/heartbeat", peers [0].id);
-        int64_t start = s_now_us ();
+        int64_t start = bus_clock_us ();
         if (s_http (fd, "PUT", path, peers [0].token, body, resp, sizeof resp) != 200)
             break;
         int got = s_ws_wait_all (ws, FAN, marker, 10000);
@@ -417,9 +410,9 @@ main (int argc, char **argv)
             (long long) json_integer_value (json_object_get (net, "peers")), ok2, rate2);
     json_decref (net);
     printf ("registry RSS at 10,000 peers: %ld KiB\n", s_rss_kb (pid));
-    int64_t start = s_now_us ();
+    int64_t start = bus_clock_us ();
     int status = s_http (fd, "GET", "/api/v1/mesh/networks/bench/peers", s_admin, NULL, resp, 16);
-    printf ("GET .../peers with 10,000 peers: status %d in %.1f ms\n", status, (double) (s_now_us () - start) / 1000.0);
+    printf ("GET .../peers with 10,000 peers: status %d in %.1f ms\n", status, (double) (bus_clock_us () - start) / 1000.0);
     close (fd);
     free (peers);
     kill (pid, SIGTERM);
