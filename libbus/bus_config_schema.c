@@ -64,6 +64,24 @@
 #undef BUS_CFG_CHOICE
 #undef BUS_CFG_LIST
 
+#define BUS_CFG_STRING(n, d, f, doc)                 .n = d,
+#define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         .n = d,
+#define BUS_CFG_BOOL(n, d, f, doc)                   .n = d,
+#define BUS_CFG_DURATION(n, d, lo, hi, f, doc)       .n##_ms = d,
+#define BUS_CFG_CHOICE(n, d, v, f, doc)              .n = d,
+#define BUS_CFG_LIST(n, what, f, doc)                .n = NULL,
+#define BUS_CFG_GROUP(id, path, title, ng, keys) const bus_cfg_##id##_t bus_cfg_##id##_defaults = { keys };
+#define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
+#include "../schemas/config/all.def"
+#undef BUS_CFG_GROUP
+#undef BUS_CFG_LIST_GROUP
+#undef BUS_CFG_STRING
+#undef BUS_CFG_INT
+#undef BUS_CFG_BOOL
+#undef BUS_CFG_DURATION
+#undef BUS_CFG_CHOICE
+#undef BUS_CFG_LIST
+
 #define S_KEYS(id) s_##id##_keys, sizeof s_##id##_keys / sizeof s_##id##_keys [0], s_##id##_names, \
                    sizeof (bus_cfg_##id##_t), s_##id##_field
 #define BUS_CFG_GROUP(id, path, title, ng, keys) \
@@ -447,6 +465,8 @@ bus_config_schema_test (bool verbose)
     bus_cfg_device_t d;
     bus_cfg_defaults (&bus_cfg_device_group, &d);
     assert (d.mtu == 1420 && strcmp (d.type, "tun") == 0 && !d.offload);
+    assert (bus_cfg_connection_defaults.keepalive_interval_ms == 25000);
+    assert (c.listen == bus_cfg_connection_defaults.listen);
     //  Every group's accessor reaches every key, and no two keys share a field
     for (size_t g = 0; g < bus_cfg_group_count; g++) {
         const bus_cfg_group_t *group = bus_cfg_groups [g];

@@ -72,8 +72,11 @@ typedef struct {
 #undef BUS_CFG_GROUP
 #undef BUS_CFG_LIST_GROUP
 
-//  The descriptors
-#define BUS_CFG_GROUP(id, path, title, not_group, keys) extern const bus_cfg_group_t bus_cfg_##id##_group;
+//  The descriptors, and each group's defaults as a typed value
+//  (bus_cfg_connection_defaults.keepalive_interval_ms), for code that needs a
+//  default without a file
+#define BUS_CFG_GROUP(id, path, title, not_group, keys) extern const bus_cfg_group_t bus_cfg_##id##_group; \
+                                                        extern const bus_cfg_##id##_t bus_cfg_##id##_defaults;
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
 #undef BUS_CFG_GROUP

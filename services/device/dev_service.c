@@ -128,7 +128,7 @@ dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
     }
     //  The peers device routes to: their allowed_ips must parse
     if (config) {
-        node_peers_t *peers = node_peers_load (config);
+        node_peers_t *peers = node_peers_load (config, NULL);
         node_peers_destroy (&peers);
     }
     if (out)
@@ -690,7 +690,7 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
         dev_addr_format (&self->cfg.dev.address, self->addr_text, sizeof self->addr_text);
 
     //  Who owns which address (and, on tap, which MAC)
-    self->peers = node_peers_load (config);
+    self->peers = node_peers_load (config, NULL);
     self->peer_count = node_peers_count (self->peers);
     self->map = dev_peermap_new (DEV_MAC_CAPACITY, DEV_MAC_AGE_MS);
     assert (self->map);
