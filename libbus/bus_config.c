@@ -388,9 +388,9 @@ s_value_bool (bus_config_t *self, config_setting_t *setting, bool def)
     return config_setting_get_bool (setting) != 0;
 }
 
-//  Renders a duration the way a user writes it, for messages.
-static void
-s_format_duration (int64_t ms, char *buf, size_t size)
+//  Renders a duration the way a user writes it, for messages and defaults.
+void
+bus_config_format_duration (int64_t ms, char *buf, size_t size)
 {
     if (ms % (3600 * 1000) == 0 && ms)
         snprintf (buf, size, "%" PRId64 "h", ms / (3600 * 1000));
@@ -439,9 +439,9 @@ s_value_duration (bus_config_t *self, config_setting_t *setting, int64_t def, in
     }
     if (ms < min || ms > max) {
         char a [32], b [32], c [32];
-        s_format_duration (min, a, sizeof a);
-        s_format_duration (max, b, sizeof b);
-        s_format_duration (ms, c, sizeof c);
+        bus_config_format_duration (min, a, sizeof a);
+        bus_config_format_duration (max, b, sizeof b);
+        bus_config_format_duration (ms, c, sizeof c);
         bus_config_error (self, setting, "expected a duration from %s to %s, got %s", a, b, c);
         return def;
     }

@@ -66,6 +66,8 @@ size_t bus_config_setting_path (config_setting_t *setting, char *buf, size_t siz
 //  Expands ${VAR} in text into a malloc'd string; NULL with err when a variable is unset
 //  or the syntax is broken.
 char *bus_config_expand (const char *text, char *err, size_t errsize);
+//  Writes ms the way a user writes a duration ("250ms", "30s", "5m", "1h").
+void bus_config_format_duration (int64_t ms, char *buf, size_t size);
 //  Parses a duration; 0 or -1.
 int bus_config_parse_duration (const char *text, int64_t *ms);
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define streq(a, b) (strcmp ((a), (b)) == 0)
+
 struct _node_peers_t {
     node_peer_t *peers;
     uint32_t count;
@@ -105,46 +107,46 @@ s_name_valid (const char *name)
     return true;
 }
 
-static const char *const s_peer_keys [] = {
-    "name", "public_key", "allowed_ips", "endpoint", "direct", "keepalive", NULL
-};
+//  The owner's checks of one peer's keys, run by bus_cfg_read as each key is
+//  read (so errors come in the order of the keys): what the schema cannot
+//  know, such as a name's characters or a key's base64.
+typedef struct {
+    node_peer_t *peer;
+} s_reading_t;
 
-//  Reads one peer; false (with errors recorded) when it is unusable.
-static bool
-s_read_peer (node_peers_t *self, bus_config_t *config, config_setting_t *group, node_peer_t *peer)
+static void
+s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+             const bus_cfg_key_t *key, void *out, void *arg)
 {
-    size_t errors = bus_config_error_count (config);
-    if (!config_setting_is_group (group)) {
-        bus_config_error (config, group, "expected a group { name = ...; public_key = ...; }");
-        return false;
+    const bus_cfg_peer_t *in = (const bus_cfg_peer_t *) out;
+    node_peer_t *peer = ((s_reading_t *) arg)->peer;
+    if (streq (key->name, "name")) {
+        if (!in->name)
+            bus_config_error (config, group, "name: missing (every peer needs a name)");
+        else
+        if (!s_name_valid (in->name))
+            bus_config_error (config, setting, "expected 1..48 characters of [A-Za-z0-9._-]");
+        else
+            snprintf (peer->name, sizeof peer->name, "%s", in->name);
     }
-    bus_config_check_keys (config, group, s_peer_keys);
-    const char *name = bus_config_setting_string (config, group, "name", NULL);
-    config_setting_t *name_setting = config_setting_get_member (group, "name");
-    if (!name)
-        bus_config_error (config, group, "name: missing (every peer needs a name)");
     else
-    if (!s_name_valid (name))
-        bus_config_error (config, name_setting, "expected 1..48 characters of [A-Za-z0-9._-]");
+    if (streq (key->name, "public_key")) {
+        const char *text = in->public_key;
+        size_t key_len = 0;
+        if (!text)
+            bus_config_error (config, group, "public_key: missing (the peer's `bifrostctl key`)");
+        else
+        if (strlen (text) >= sizeof peer->public_key
+        ||  sodium_base642bin (peer->key, sizeof peer->key, text, strlen (text), NULL, &key_len, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) != 0
+        ||  key_len != 32)
+            bus_config_error (config, setting, "expected a base64 X25519 public key (44 characters)");
+        else
+            snprintf (peer->public_key, sizeof peer->public_key, "%s", text);
+    }
     else
-        snprintf (peer->name, sizeof peer->name, "%s", name);
-
-    const char *key = bus_config_setting_string (config, group, "public_key", NULL);
-    config_setting_t *key_setting = config_setting_get_member (group, "public_key");
-    size_t key_len = 0;
-    if (!key)
-        bus_config_error (config, group, "public_key: missing (the peer's `bifrostctl key`)");
-    else
-    if (strlen (key) >= sizeof peer->public_key
-    ||  sodium_base642bin (peer->key, sizeof peer->key, key, strlen (key), NULL, &key_len, NULL,
-                           sodium_base64_VARIANT_ORIGINAL) != 0
-    ||  key_len != 32)
-        bus_config_error (config, key_setting, "expected a base64 X25519 public key (44 characters)");
-    else
-        snprintf (peer->public_key, sizeof peer->public_key, "%s", key);
-
-    config_setting_t *allowed = config_setting_get_member (group, "allowed_ips");
-    if (allowed) {
+    if (streq (key->name, "allowed_ips") && in->allowed_ips) {
+        config_setting_t *allowed = in->allowed_ips;
         bool single = config_setting_type (allowed) == CONFIG_TYPE_STRING;
         if (!single && !config_setting_is_array (allowed) && !config_setting_is_list (allowed))
             bus_config_error (config, allowed, "expected a list of addresses, like [\"10.100.0.2/32\"]");
@@ -164,17 +166,37 @@ s_read_peer (node_peers_t *self, bus_config_t *config, config_setting_t *group, 
                 peer->allowed_count++;
         }
     }
-    const char *endpoint = bus_config_setting_string (config, group, "endpoint", "");
-    if (strlen (endpoint) >= sizeof peer->endpoint || (*endpoint && !strrchr (endpoint, ':')))
-        bus_config_error (config, config_setting_get_member (group, "endpoint"),
-                          "expected host:port, a.b.c.d:port or [v6]:port");
     else
-        snprintf (peer->endpoint, sizeof peer->endpoint, "%s", endpoint);
-    peer->direct = bus_config_setting_bool (config, group, "direct", false);
-    if (peer->direct && !*peer->endpoint)
-        bus_config_error (config, config_setting_get_member (group, "direct"),
-                          "direct = true needs an endpoint to connect to");
-    peer->keepalive_ms = bus_config_setting_duration_ms (config, group, "keepalive", 0, 0, 3600 * 1000);
+    if (streq (key->name, "endpoint")) {
+        if (strlen (in->endpoint) >= sizeof peer->endpoint || (*in->endpoint && !strrchr (in->endpoint, ':')))
+            bus_config_error (config, setting, "expected host:port, a.b.c.d:port or [v6]:port");
+        else
+            snprintf (peer->endpoint, sizeof peer->endpoint, "%s", in->endpoint);
+    }
+    else
+    if (streq (key->name, "direct")) {
+        peer->direct = in->direct;
+        if (peer->direct && !*peer->endpoint)
+            bus_config_error (config, setting, "direct = true needs an endpoint to connect to");
+    }
+}
+
+//  Reads one peer; false (with errors recorded) when it is unusable. The
+//  peer's keepalive is resolved here, once for every service: its own
+//  override, else the node's connection.keepalive_interval.
+static bool
+s_read_peer (node_peers_t *self, bus_config_t *config, config_setting_t *group, node_peer_t *peer,
+             const bus_cfg_connection_t *connection)
+{
+    size_t errors = bus_config_error_count (config);
+    bus_cfg_peer_t in;
+    s_reading_t reading = { peer };
+    if (bus_cfg_read (config, &bus_cfg_peer_group, group, &in, BUS_CFG_CHECK_KEYS, NULL,
+                      s_check_key, &reading) < 0)
+        return false;
+    peer->keepalive_ms = in.keepalive_ms > 0 ? in.keepalive_ms : connection->keepalive_interval_ms;
+    config_setting_t *name_setting = config_setting_get_member (group, "name");
+    config_setting_t *key_setting = config_setting_get_member (group, "public_key");
 
     //  Nothing may be ambiguous across peers
     for (uint32_t i = 0; i < self->count; i++) {
@@ -188,15 +210,17 @@ s_read_peer (node_peers_t *self, bus_config_t *config, config_setting_t *group, 
                 if (s_overlap (&peer->allowed [a], &other->allowed [b])) {
                     char text [64];
                     node_prefix_format (&peer->allowed [a], text, sizeof text);
-                    bus_config_error (config, allowed, "%s overlaps the allowed_ips of '%s'", text, other->name);
+                    bus_config_error (config, in.allowed_ips, "%s overlaps the allowed_ips of '%s'", text, other->name);
                 }
     }
     return bus_config_error_count (config) == errors;
 }
 
 node_peers_t *
-node_peers_load (bus_config_t *config)
+node_peers_load (bus_config_t *config, const bus_cfg_connection_t *connection)
 {
+    if (!connection)
+        connection = &bus_cfg_connection_defaults;
     node_peers_t *self = (node_peers_t *) calloc (1, sizeof (node_peers_t));
     assert (self);
     config_setting_t *list = config ? config_lookup (bus_config_raw (config), "peers") : NULL;
@@ -217,7 +241,7 @@ node_peers_load (bus_config_t *config)
         node_peer_t *peer = &self->peers [self->count];
         memset (peer, 0, sizeof *peer);
         peer->index = self->count;
-        if (s_read_peer (self, config, config_setting_get_elem (list, (unsigned) i), peer))
+        if (s_read_peer (self, config, config_setting_get_elem (list, (unsigned) i), peer, connection))
             self->count++;
     }
     return self;
@@ -296,13 +320,32 @@ node_peers_test (bool verbose)
         ");\n", b64, b64b);
     bus_config_t *config = bus_config_load_string (text, "good.cfg", err, sizeof err);
     assert (config);
-    node_peers_t *peers = node_peers_load (config);
+    node_peers_t *peers = node_peers_load (config, NULL);
     assert (bus_config_error_count (config) == 0);
     assert (node_peers_count (peers) == 2);
     const node_peer_t *b = node_peers_get (peers, 0);
     assert (strcmp (b->name, "b") == 0 && b->direct && b->index == 0);
     assert (node_peers_find_key (peers, pk) == node_peers_get (peers, 1));
     uint8_t to_b [4] = { 10, 100, 0, 2 }, nowhere [4] = { 10, 1, 1, 1 };
+    //  No override: the node's keepalive, from the schema's default
+    assert (b->keepalive_ms == bus_cfg_connection_defaults.keepalive_interval_ms);
+    node_peers_destroy (&peers);
+    bus_config_destroy (&config);
+
+    //  The per-peer keepalive overrides the node's, resolved once here
+    snprintf (text, sizeof text,
+        "peers = (\n"
+        "  { name = \"b\"; public_key = \"%s\"; keepalive = \"5s\"; },\n"
+        "  { name = \"c\"; public_key = \"%s\"; }\n"
+        ");\n", b64, b64b);
+    config = bus_config_load_string (text, "keepalive.cfg", err, sizeof err);
+    assert (config);
+    bus_cfg_connection_t connection = bus_cfg_connection_defaults;
+    connection.keepalive_interval_ms = 40000;
+    peers = node_peers_load (config, &connection);
+    assert (bus_config_error_count (config) == 0);
+    assert (node_peers_get (peers, 0)->keepalive_ms == 5000);
+    assert (node_peers_get (peers, 1)->keepalive_ms == 40000);
     node_peers_destroy (&peers);
     bus_config_destroy (&config);
 
@@ -316,7 +359,7 @@ node_peers_test (bool verbose)
         ");\n", b64, b64b);
     config = bus_config_load_string (text, "bad.cfg", err, sizeof err);
     assert (config);
-    peers = node_peers_load (config);
+    peers = node_peers_load (config, NULL);
     if (verbose)
         bus_config_report (config, stdout);
     assert (bus_config_error_count (config) >= 5);
@@ -331,7 +374,7 @@ node_peers_test (bool verbose)
         "  { name = \"c\"; public_key = \"%s\"; allowed_ips = [\"10.100.1.0/24\"]; }\n"
         ");\n", b64, b64b);
     config = bus_config_load_string (text, "route.cfg", err, sizeof err);
-    peers = node_peers_load (config);
+    peers = node_peers_load (config, NULL);
     assert (bus_config_error_count (config) == 0);
     uint8_t in_c [4] = { 10, 100, 1, 77 };
     assert (node_peers_route (peers, 4, to_b) == node_peers_get (peers, 0));
@@ -340,7 +383,7 @@ node_peers_test (bool verbose)
     node_peers_destroy (&peers);
     bus_config_destroy (&config);
     //  No config, no peers
-    peers = node_peers_load (NULL);
+    peers = node_peers_load (NULL, NULL);
     assert (node_peers_count (peers) == 0);
     node_peers_destroy (&peers);
 }

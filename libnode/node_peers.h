@@ -8,7 +8,7 @@
 #ifndef NODE_PEERS_H_INCLUDED
 #define NODE_PEERS_H_INCLUDED
 
-#include "bus_config.h"
+#include "bus_config_schema.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,7 +28,7 @@ typedef struct {
     uint8_t key [32];
     char endpoint [256];        //  "host:port", "[v6]:port" or ""
     bool direct;                //  may we connect to endpoint on our own?
-    int64_t keepalive_ms;       //  0: the node default
+    int64_t keepalive_ms;       //  resolved: the peer's `keepalive`, else connection.keepalive_interval
     node_prefix_t allowed [NODE_PEER_ALLOWED_MAX];
     uint32_t allowed_count;
 } node_peer_t;
@@ -37,7 +37,9 @@ typedef struct _node_peers_t node_peers_t;
 
 //  Reads `peers` from config (a missing list is an empty one). Problems are
 //  recorded in config (bus_config_report prints them) and the bad peer skipped.
-node_peers_t *node_peers_load (bus_config_t *config);
+//  connection is the node's checked `connection` group, for the per-peer keys
+//  that override it (keepalive); NULL: its defaults.
+node_peers_t *node_peers_load (bus_config_t *config, const bus_cfg_connection_t *connection);
 void node_peers_destroy (node_peers_t **self_p);
 uint32_t node_peers_count (node_peers_t *self);
 const node_peer_t *node_peers_get (node_peers_t *self, uint32_t index);

@@ -9,6 +9,7 @@
 #include "bus_client.h"
 #include "bus_broker.h"
 #include "bus_service.h"
+#include "bus_config_schema.h"
 #include "bus_config.h"
 #include "bus_rundir.h"
 #include "bus_loop.h"
@@ -31,6 +32,7 @@ static const selftest_t s_tests [] = {
     { "bus_service", bus_service_test },
     { "bus_config", bus_config_test },
     { "bus_rundir", bus_rundir_test },
+    { "bus_config_schema", bus_config_schema_test },
     { "bus_loop", bus_loop_test },
     { "bus_batch", bus_batch_test },
     { "bus_pipe", bus_pipe_test },

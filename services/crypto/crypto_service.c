@@ -96,9 +96,58 @@ s_wall (void)
 //  --------------------------------------------------------------------------
 //  Configuration
 
-static const char *const s_crypto_keys [] = {
-    "rekey_after_time", "reject_after_time", "rekey_after_packets", "rekey_after_bytes", NULL
-};
+//  Checks crypto makes as the schema reads each key: what the schema cannot
+//  know (a key file path fits, a psk is 32 bytes of base64, reject after
+//  rekey). errors is the error count after the previous key, so a key that
+//  was just refused is known.
+typedef struct {
+    crypto_service_config_t *cfg;
+    size_t errors;
+} s_checking_t;
+
+static void
+s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+             const bus_cfg_key_t *key, void *out, void *arg)
+{
+    s_checking_t *checking = (s_checking_t *) arg;
+    crypto_service_config_t *cfg = checking->cfg;
+    bool refused = bus_config_error_count (config) > checking->errors;
+    if (streq (key->name, "key_file")) {
+        const char *key_file = ((bus_cfg_node_t *) out)->key_file;
+        if (!key_file || !*key_file || strlen (key_file) >= sizeof cfg->key_file)
+            bus_config_error (config, setting, "expected a path of 1..%zu characters",
+                              sizeof cfg->key_file - 1);
+        else
+            snprintf (cfg->key_file, sizeof cfg->key_file, "%s", key_file);
+    }
+    else
+    if (streq (key->name, "psk")) {
+        const char *psk = ((bus_cfg_node_t *) out)->psk;
+        size_t bin_len = 0;
+        const char *end = NULL;
+        if (!psk)
+            ;
+        else
+        if (sodium_base642bin (cfg->psk, sizeof cfg->psk, psk, strlen (psk), NULL, &bin_len, &end,
+                               sodium_base64_VARIANT_ORIGINAL) != 0
+        ||  bin_len != 32 || end != psk + strlen (psk))
+            bus_config_error (config, setting,
+                              "expected 32 bytes in base64 (44 characters), e.g. from `openssl rand -base64 32`");
+        else
+            cfg->has_psk = true;
+    }
+    else
+    if (streq (key->name, "reject_after_time")) {
+        //  Its default follows rekey_after_time
+        bus_cfg_crypto_t *c = (bus_cfg_crypto_t *) out;
+        if (!setting || refused)
+            c->reject_after_time_ms = c->rekey_after_time_ms + 60000;
+        if (c->reject_after_time_ms <= c->rekey_after_time_ms)
+            bus_config_error (config, setting, "must be longer than rekey_after_time (%lld ms)",
+                              (long long) c->rekey_after_time_ms);
+    }
+    checking->errors = bus_config_error_count (config);
+}
 
 void
 crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
@@ -107,77 +156,43 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
     crypto_service_config_t *cfg = out ? out : &local;
     memset (cfg, 0, sizeof *cfg);
     crypto_session_config_defaults (&cfg->session);
-    snprintf (cfg->key_file, sizeof cfg->key_file, "%s", CRYPTO_KEY_FILE_DEFAULT);
-    cfg->keepalive_ms = 25000;
-    if (!config)
-        return;
-    config_t *raw = bus_config_raw (config);
-
-    const char *key_file = bus_config_string (config, "key_file", CRYPTO_KEY_FILE_DEFAULT);
-    config_setting_t *key_setting = config_lookup (raw, "key_file");
-    if (!key_file || !*key_file || strlen (key_file) >= sizeof cfg->key_file)
-        bus_config_error (config, key_setting, "expected a path of 1..%zu characters",
-                          sizeof cfg->key_file - 1);
-    else
-        snprintf (cfg->key_file, sizeof cfg->key_file, "%s", key_file);
-
-    const char *psk = bus_config_string (config, "psk", NULL);
-    if (psk) {
-        size_t bin_len = 0;
-        const char *end = NULL;
-        if (sodium_base642bin (cfg->psk, sizeof cfg->psk, psk, strlen (psk), NULL, &bin_len, &end,
-                               sodium_base64_VARIANT_ORIGINAL) != 0
-        ||  bin_len != 32 || end != psk + strlen (psk))
-            bus_config_error (config, config_lookup (raw, "psk"),
-                              "expected 32 bytes in base64 (44 characters), e.g. from `openssl rand -base64 32`");
-        else
-            cfg->has_psk = true;
-    }
-
-    config_setting_t *group = config_lookup (raw, "crypto");
-    if (group && !config_setting_is_group (group))
-        bus_config_error (config, group, "expected a group { rekey_after_time = \"120s\"; ... }");
-    else
-    if (group) {
-        bus_config_check_keys (config, group, s_crypto_keys);
+    snprintf (cfg->key_file, sizeof cfg->key_file, "%s", bus_cfg_node_defaults.key_file);
+    s_checking_t checking = { cfg, config ? bus_config_error_count (config) : 0 };
+    bus_cfg_node_t node;
+    bus_cfg_read (config, &bus_cfg_node_group, NULL, &node, 0, NULL, s_check_key, &checking);
+    bus_cfg_crypto_t crypto;
+    if (bus_cfg_read (config, &bus_cfg_crypto_group, NULL, &crypto, BUS_CFG_CHECK_KEYS,
+                      NULL, s_check_key, &checking) == 1) {
         crypto_session_config_t *s = &cfg->session;
-        int64_t rekey = bus_config_setting_duration_ms (config, group, "rekey_after_time",
-                                                         120000, 1000, 86400000);
-        int64_t reject = bus_config_setting_duration_ms (config, group, "reject_after_time",
-                                                          rekey + 60000, 2000, 86400000 + 60000);
-        if (reject <= rekey)
-            bus_config_error (config, config_setting_get_member (group, "reject_after_time"),
-                              "must be longer than rekey_after_time (%lld ms)",
-                              (long long) rekey);
-        else {
-            s->rekey_after_time = (uint64_t) rekey * MS;
-            s->reject_after_time = (uint64_t) reject * MS;
+        if (crypto.reject_after_time_ms > crypto.rekey_after_time_ms) {
+            s->rekey_after_time = (uint64_t) crypto.rekey_after_time_ms * MS;
+            s->reject_after_time = (uint64_t) crypto.reject_after_time_ms * MS;
         }
-        s->rekey_after_messages = (uint64_t) bus_config_setting_int (config, group, "rekey_after_packets",
-                                                                     (int64_t) (1ULL << 60), 1, INT64_MAX);
-        s->rekey_after_bytes = (uint64_t) bus_config_setting_int (config, group, "rekey_after_bytes",
-                                                                  0, 0, INT64_MAX);
+        s->rekey_after_messages = (uint64_t) crypto.rekey_after_packets;
+        s->rekey_after_bytes = (uint64_t) crypto.rekey_after_bytes;
     }
     //  The connection group is nat's too: read only our key, never complain about the others
-    cfg->keepalive_ms = bus_config_duration_ms (config, "connection.keepalive_interval", 25000,
-                                                1000, 3600000);
+    static const char *const connection_keys [] = { "keepalive_interval", NULL };
+    bus_cfg_read (config, &bus_cfg_connection_group, NULL, &cfg->connection, 0, connection_keys, NULL, NULL);
     //  device's too: only whether packets are Ethernet frames (device checks the value)
-    const char *device_type = bus_config_string (config, "device.type", "tun");
-    cfg->layer2 = device_type && streq (device_type, "tap");
+    static const char *const device_keys [] = { "type", NULL };
+    bus_cfg_device_t device;
+    bus_cfg_read (config, &bus_cfg_device_group, NULL, &device, 0, device_keys, NULL, NULL);
+    cfg->layer2 = device.type && streq (device.type, "tap");
 
-    node_peers_t *peers = node_peers_load (config);
+    cfg->peers = node_peers_load (config, &cfg->connection);
     //  An existing key file must be usable, and not be one of the peers' keys
+    config_setting_t *key_setting = config ? config_lookup (bus_config_raw (config), "key_file") : NULL;
     struct stat st;
-    if (cfg->key_file [0] && stat (cfg->key_file, &st) == 0) {
+    if (config && cfg->key_file [0] && stat (cfg->key_file, &st) == 0) {
         char err [300];
         crypto_identity_t *identity = crypto_identity_load (cfg->key_file, false, err, sizeof err);
         if (!identity)
             bus_config_error (config, key_setting, "%s%s", key_setting ? "" : "key_file: ", err);
-        else
-        if (peers) {
-            const node_peer_t *self_peer = node_peers_find_key (peers, crypto_identity_public (identity));
+        else {
+            const node_peer_t *self_peer = node_peers_find_key (cfg->peers, crypto_identity_public (identity));
             if (self_peer) {
-                config_setting_t *list = config_lookup (raw, "peers");
+                config_setting_t *list = config_lookup (bus_config_raw (config), "peers");
                 config_setting_t *item = list ? config_setting_get_elem (list, self_peer->index) : NULL;
                 bus_config_error (config, item ? config_setting_get_member (item, "public_key") : NULL,
                                   "peer '%s' has this node's own public key (%s)",
@@ -186,7 +201,15 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
         }
         crypto_identity_destroy (&identity);
     }
-    node_peers_destroy (&peers);
+    if (!out)
+        crypto_service_config_clear (cfg);
+}
+
+void
+crypto_service_config_clear (crypto_service_config_t *self)
+{
+    node_peers_destroy (&self->peers);
+    sodium_memzero (self->psk, sizeof self->psk);
 }
 
 //  --------------------------------------------------------------------------
@@ -866,7 +889,7 @@ s_dyn_place (crypto_service_t *self, uint32_t index, const uint8_t key [32], con
         crypto_key_to_base64 (k, self->peer [i].public_key);
         snprintf (self->dyn [i]->public_key, sizeof self->dyn [i]->public_key, "%s", self->peer [i].public_key);
         self->peer [i].conf = self->dyn [i];
-        self->peer [i].keepalive_ns = (uint64_t) self->config.keepalive_ms * MS;
+        self->peer [i].keepalive_ns = (uint64_t) self->config.connection.keepalive_interval_ms * MS;
         self->peer [i].removed = true;
     }
     self->peer_count = count;
@@ -999,18 +1022,18 @@ s_make_parent (const char *path, char *err, size_t errsize)
 }
 
 crypto_service_t *
-crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
+crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *err, size_t errsize)
 {
-    bus_config_t *config = bus_service_config (svc);
+    assert (svc && config);
     crypto_service_t *self = calloc (1, sizeof *self);
     assert (self);
     self->svc = svc;
     self->timer_id = -1;
-    crypto_service_check_config (config, &self->config);
-    if (config && bus_config_error_count (config)) {
-        snprintf (err, errsize, "%s", bus_config_error_text (config, 0));
-        goto fail;
-    }
+    self->config = *config;
+    config->peers = NULL;
+    sodium_memzero (config->psk, sizeof config->psk);
+    self->peers = self->config.peers;
+    self->config.peers = NULL;
     if (s_make_parent (self->config.key_file, err, errsize))
         goto fail;
     struct stat st;
@@ -1032,13 +1055,6 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     }
     crypto_node_set_layer2 (self->node, self->config.layer2);
     //  Peers: crypto_node ids are the config indices
-    bus_config_t *empty = NULL;
-    if (!config) {
-        empty = bus_config_load_string ("", "(defaults)", err, errsize);
-        assert (empty);
-    }
-    self->peers = node_peers_load (config ? config : empty);
-    bus_config_destroy (&empty);
     self->peer_count = node_peers_count (self->peers);
     self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (s_peer_t));
     assert (self->peer);
@@ -1047,8 +1063,7 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
         s_peer_t *peer = &self->peer [i];
         peer->conf = conf;
         crypto_key_to_base64 (conf->key, peer->public_key);
-        peer->keepalive_ns = (uint64_t) (conf->keepalive_ms > 0 ? conf->keepalive_ms
-                                                                : self->config.keepalive_ms) * MS;
+        peer->keepalive_ns = (uint64_t) conf->keepalive_ms * MS;     //  resolved by node_peers
         char cause [160];
         if (crypto_node_peer_add (self->node, conf->key, cause, sizeof cause) != (int) i) {
             snprintf (err, errsize, "peer '%s': %s", conf->name, cause);
@@ -1096,7 +1111,7 @@ crypto_service_new (bus_service_t *svc, char *err, size_t errsize)
     bus_service_handle (svc, "crypto.keyproof", s_on_keyproof, self);
     bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
     bus_info ("%zu peer(s), keepalive %lld ms, psk %s%s", self->peer_count,
-              (long long) self->config.keepalive_ms, self->config.has_psk ? "set" : "none",
+              (long long) self->config.connection.keepalive_interval_ms, self->config.has_psk ? "set" : "none",
               self->config.layer2 ? ", ethernet frames (tap)" : "");
     return self;
 fail:
@@ -1147,11 +1162,13 @@ crypto_service_public_key (crypto_service_t *self)
 //  The service as a program part (one per process)
 
 static crypto_service_t *s_process_part;
+static crypto_service_config_t s_checked;   //  checked once by the runtime, taken by setup
 
 static int
 s_part_check_config (bus_config_t *config, void *arg)
 {
-    crypto_service_check_config (config, NULL);
+    crypto_service_config_clear (&s_checked);
+    crypto_service_check_config (config, &s_checked);
     return 0;
 }
 
@@ -1159,7 +1176,7 @@ static int
 s_part_setup (bus_service_t *svc, void *arg)
 {
     char err [300];
-    s_process_part = crypto_service_new (svc, err, sizeof err);
+    s_process_part = crypto_service_new (svc, &s_checked, err, sizeof err);
     return bus_service_setup_done (s_process_part, err);
 }
 
@@ -1167,6 +1184,7 @@ static void
 s_part_teardown (bus_service_t *svc, void *arg)
 {
     crypto_service_destroy (&s_process_part);
+    crypto_service_config_clear (&s_checked);
 }
 
 const bus_service_def_t crypto_service_def = {
@@ -1214,7 +1232,8 @@ crypto_service_test (bool verbose)
     //  Defaults; a full good config
     crypto_service_config_t cfg;
     crypto_service_check_config (NULL, &cfg);
-    assert (streq (cfg.key_file, CRYPTO_KEY_FILE_DEFAULT) && cfg.keepalive_ms == 25000 && !cfg.has_psk);
+    assert (streq (cfg.key_file, bus_cfg_node_defaults.key_file) && cfg.connection.keepalive_interval_ms == 25000 && !cfg.has_psk);
+    crypto_service_config_clear (&cfg);
     crypto_identity_t *other = crypto_identity_new ();
     char other_key [CRYPTO_KEY_BASE64_SIZE];
     crypto_identity_public_base64 (other, other_key);
@@ -1231,16 +1250,18 @@ crypto_service_test (bool verbose)
     crypto_service_check_config (config, &cfg);
     assert (bus_config_error_count (config) == 0);
     assert (streq (cfg.key_file, key_file) && cfg.has_psk && cfg.psk [31] == 31);
-    assert (cfg.keepalive_ms == 10000);
+    assert (cfg.connection.keepalive_interval_ms == 10000);
     assert (cfg.session.rekey_after_time == 60 * CRYPTO_SEC && cfg.session.reject_after_time == 90 * CRYPTO_SEC);
     assert (cfg.session.rekey_after_messages == 1000);
     assert (!cfg.layer2);
+    crypto_service_config_clear (&cfg);
     bus_config_destroy (&config);
     //  TAP: crypto checks the addresses inside Ethernet frames
     config = bus_config_load_string ("device = { type = \"tap\"; };\n", "node.cfg", text + 1500, 500);
     assert (config);
     crypto_service_check_config (config, &cfg);
     assert (bus_config_error_count (config) == 0 && cfg.layer2);
+    crypto_service_config_clear (&cfg);
     bus_config_destroy (&config);
 
     //  Bad values: every one reported with file and line
@@ -1261,7 +1282,8 @@ crypto_service_test (bool verbose)
     config = bus_config_load_string (text, "node.cfg", text + 1500, 500);
     bus_service_set_config (svc, config);
     char err [300];
-    crypto_service_t *self = crypto_service_new (svc, err, sizeof err);
+    crypto_service_check_config (config, &cfg);
+    crypto_service_t *self = crypto_service_new (svc, &cfg, err, sizeof err);
     assert (self);
     struct stat st;
     assert (stat (key_file, &st) == 0 && (st.st_mode & 0777) == 0600);
@@ -1273,7 +1295,8 @@ crypto_service_test (bool verbose)
     assert (strlen (first) == 44);
     crypto_service_destroy (&self);
     assert (self == NULL);
-    self = crypto_service_new (svc, err, sizeof err);
+    crypto_service_check_config (config, &cfg);
+    self = crypto_service_new (svc, &cfg, err, sizeof err);
     assert (self && streq (first, crypto_service_public_key (self)));
     crypto_service_destroy (&self);
 
@@ -1285,7 +1308,9 @@ crypto_service_test (bool verbose)
     chmod (key_file, 0644);
     snprintf (text, sizeof text, "key_file = \"%s\";\n", key_file);
     assert (s_check (text, verbose, "node.cfg:1: key_file") == 1);
-    assert (crypto_service_new (svc, err, sizeof err) == NULL);
+    crypto_service_check_config (NULL, &cfg);
+    snprintf (cfg.key_file, sizeof cfg.key_file, "%s", key_file);
+    assert (crypto_service_new (svc, &cfg, err, sizeof err) == NULL);
     if (verbose)
         printf ("  refused: %s\n", err);
 

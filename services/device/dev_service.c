@@ -67,10 +67,6 @@ struct _dev_service_t {
 //  ---------------------------------------------------------------------------
 //  Configuration
 
-static const char *const s_device_keys [] = {
-    "type", "name", "mtu", "address", "mac_address", "offload", NULL
-};
-
 //  Records a dev_config setter's message against its setting, without the
 //  "<key>: " the setter puts in front (the path already names the key).
 static void
@@ -83,57 +79,72 @@ s_config_error (bus_config_t *config, config_setting_t *group, const char *key, 
     bus_config_error (config, setting ? setting : group, "%s", err);
 }
 
+//  device's own checks, as the schema reads each key: dev_config's setters
+//  say what they expected (an interface name's characters, an address that
+//  leaves room for peers...).
+static void
+s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+             const bus_cfg_key_t *key, void *out, void *arg)
+{
+    const bus_cfg_device_t *in = (const bus_cfg_device_t *) out;
+    dev_service_config_t *cfg = (dev_service_config_t *) arg;
+    char err [200];
+    int rc = 0;
+    if (streq (key->name, "type"))
+        rc = in->type ? dev_config_set_type (&cfg->dev, in->type, err, sizeof err) : 0;
+    else
+    if (streq (key->name, "name"))
+        rc = in->name ? dev_config_set_name (&cfg->dev, in->name, err, sizeof err) : 0;
+    else
+    if (streq (key->name, "mtu"))       //  range checked by dev_config, which says what it expected
+        rc = setting ? dev_config_set_mtu (&cfg->dev, (long) in->mtu, err, sizeof err) : 0;
+    else
+    if (streq (key->name, "address"))
+        rc = in->address && *in->address ? dev_config_set_address (&cfg->dev, in->address, err, sizeof err) : 0;
+    else
+    if (streq (key->name, "mac_address"))
+        rc = in->mac_address ? dev_config_set_mac (&cfg->dev, in->mac_address, err, sizeof err) : 0;
+    else
+    if (streq (key->name, "offload")) {
+        cfg->offload = in->offload;
+        if (cfg->offload && cfg->dev.type == DEV_TYPE_TAP)
+            bus_config_error (config, setting, "TSO offload works on a tun device only (type is \"tap\")");
+    }
+    if (rc)
+        s_config_error (config, group, key->name, err);
+}
+
 void
 dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
 {
     dev_service_config_t cfg;
     memset (&cfg, 0, sizeof cfg);
     dev_config_init (&cfg.dev);
-    config_setting_t *group = config ? config_lookup (bus_config_raw (config), "device") : NULL;
-    if (group && !config_setting_is_group (group)) {
-        bus_config_error (config, group, "expected a group: device = { type = \"tun\"; ... };");
-        group = NULL;
-    }
-    if (group) {
-        bus_config_check_keys (config, group, s_device_keys);
-        char err [200];
-        const char *text = bus_config_setting_string (config, group, "type", NULL);
-        if (text && dev_config_set_type (&cfg.dev, text, err, sizeof err))
-            s_config_error (config, group, "type", err);
-        text = bus_config_setting_string (config, group, "name", NULL);
-        if (text && dev_config_set_name (&cfg.dev, text, err, sizeof err))
-            s_config_error (config, group, "name", err);
-        //  Range checked by dev_config, which says what it expected
-        if (config_setting_get_member (group, "mtu")) {
-            int64_t mtu = bus_config_setting_int (config, group, "mtu", DEV_MTU_DEFAULT, INT32_MIN, INT32_MAX);
-            if (dev_config_set_mtu (&cfg.dev, (long) mtu, err, sizeof err))
-                s_config_error (config, group, "mtu", err);
-        }
-        text = bus_config_setting_string (config, group, "address", NULL);
-        if (text && *text && dev_config_set_address (&cfg.dev, text, err, sizeof err))
-            s_config_error (config, group, "address", err);
-        text = bus_config_setting_string (config, group, "mac_address", NULL);
-        if (text && dev_config_set_mac (&cfg.dev, text, err, sizeof err))
-            s_config_error (config, group, "mac_address", err);
-        cfg.offload = bus_config_setting_bool (config, group, "offload", false);
-        if (cfg.offload && cfg.dev.type == DEV_TYPE_TAP)
-            bus_config_error (config, config_setting_get_member (group, "offload"),
-                              "TSO offload works on a tun device only (type is \"tap\")");
+    bus_cfg_device_t device;
+    if (bus_cfg_read (config, &bus_cfg_device_group, NULL, &device, BUS_CFG_CHECK_KEYS,
+                      NULL, s_check_key, &cfg) == 1) {
         //  Cross-checks; the MAC derived here from a zero key is replaced by the
         //  real one at start (mac_set stays false)
+        config_setting_t *group = config_lookup (bus_config_raw (config), "device");
         static const uint8_t zero_key [32];
+        char err [200];
         if (dev_config_finish (&cfg.dev, zero_key, err, sizeof err)) {
             const char *key = strncmp (err, "mtu", 3) == 0 ? "mtu" : "mac_address";
             s_config_error (config, group, key, err);
         }
     }
     //  The peers device routes to: their allowed_ips must parse
-    if (config) {
-        node_peers_t *peers = node_peers_load (config);
-        node_peers_destroy (&peers);
-    }
+    cfg.peers = config ? node_peers_load (config, NULL) : NULL;
     if (out)
         *out = cfg;
+    else
+        dev_service_config_clear (&cfg);
+}
+
+void
+dev_service_config_clear (dev_service_config_t *self)
+{
+    node_peers_destroy (&self->peers);
 }
 
 //  ---------------------------------------------------------------------------
@@ -660,22 +671,19 @@ s_open_interface (dev_service_t *self, char *err, size_t errsize)
 //  ---------------------------------------------------------------------------
 
 dev_service_t *
-dev_service_new (bus_service_t *svc, char *err, size_t errsize)
+dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, size_t errsize)
 {
-    bus_config_t *config = bus_service_config (svc);
-    size_t errors = config ? bus_config_error_count (config) : 0;
+    assert (svc && config);
     dev_service_t *self = (dev_service_t *) calloc (1, sizeof (dev_service_t));
     assert (self);
     self->svc = svc;
     self->loop = bus_service_loop (svc);
     self->pause = bus_pause_new (self->loop, S_RESUME_MAX_MS, s_crypto_writable, s_resume, self);
     self->key_timer = -1;
-    dev_service_check_config (config, &self->cfg);
-    if (config && bus_config_error_count (config) > errors) {
-        snprintf (err, errsize, "%s", bus_config_error_text (config, errors));
-        dev_service_destroy (&self);
-        return NULL;
-    }
+    self->cfg = *config;
+    self->peers = config->peers ? config->peers : node_peers_load (NULL, NULL);
+    self->cfg.peers = NULL;
+    config->peers = NULL;
     if (sodium_init () < 0) {
         snprintf (err, errsize, "libsodium failed to initialize");
         dev_service_destroy (&self);
@@ -685,7 +693,6 @@ dev_service_new (bus_service_t *svc, char *err, size_t errsize)
         dev_addr_format (&self->cfg.dev.address, self->addr_text, sizeof self->addr_text);
 
     //  Who owns which address (and, on tap, which MAC)
-    self->peers = node_peers_load (config);
     self->peer_count = node_peers_count (self->peers);
     self->map = dev_peermap_new (DEV_MAC_CAPACITY, DEV_MAC_AGE_MS);
     assert (self->map);
@@ -804,11 +811,13 @@ dev_service_up (dev_service_t *self)
 //  The service as a program part (one per process)
 
 static dev_service_t *s_process_part;
+static dev_service_config_t s_checked;  //  checked once by the runtime, taken by setup
 
 static int
 s_part_check_config (bus_config_t *config, void *arg)
 {
-    dev_service_check_config (config, NULL);
+    dev_service_config_clear (&s_checked);
+    dev_service_check_config (config, &s_checked);
     return 0;
 }
 
@@ -816,7 +825,7 @@ static int
 s_part_setup (bus_service_t *svc, void *arg)
 {
     char err [300];
-    s_process_part = dev_service_new (svc, err, sizeof err);
+    s_process_part = dev_service_new (svc, &s_checked, err, sizeof err);
     return bus_service_setup_done (s_process_part, err);
 }
 
@@ -824,6 +833,7 @@ static void
 s_part_teardown (bus_service_t *svc, void *arg)
 {
     dev_service_destroy (&s_process_part);
+    dev_service_config_clear (&s_checked);
 }
 
 //  CAP_NET_ADMIN only (DESIGN.md): the interface is created at setup, and
@@ -998,7 +1008,9 @@ dev_service_test (bool verbose)
     assert (svc);
     bus_service_set_config (svc, config);
     char err [300];
-    dev_service_t *dev = dev_service_new (svc, err, sizeof err);
+    dev_service_config_t checked;
+    dev_service_check_config (config, &checked);
+    dev_service_t *dev = dev_service_new (svc, &checked, err, sizeof err);
     if (!dev)
         fprintf (stderr, "dev_service_test: %s\n", err);
     assert (dev);

@@ -16,6 +16,7 @@
 
 #include "bus_service.h"
 #include "dev_config.h"
+#include "node_peers.h"
 
 //  The pipe names (PIPE_*), record flags (PIPE_FLAG_*) and tags are declared once,
 //  for every service, in schemas/pipes.def (schemas/pipes.h)
@@ -25,23 +26,29 @@
 //  before it falls back to a MAC derived from its name and address
 #define DEV_KEY_WAIT_MS       3000
 
+//  device's config, checked once by dev_service_check_config and handed to
+//  setup (dev_service_new), which reads nothing again.
 typedef struct {
     dev_config_t dev;           //  type, name, mtu, address, mac_address
     bool offload;               //  tun only: IFF_VNET_HDR + TSO, split here
+    node_peers_t *peers;        //  the peer list; dev_service_new takes it
 } dev_service_config_t;
 
-//  Reads the `device` group (and checks `peers` as device needs them).
-//  Problems are recorded in config with file and line; config may be NULL
-//  (defaults). out may be NULL.
+//  Reads the `device` group (schemas/config/device.def) and checks `peers` as
+//  device needs them. Problems are recorded in config with file and line;
+//  config may be NULL (defaults). out may be NULL; else release it with
+//  dev_service_config_clear unless dev_service_new took it.
 void dev_service_check_config (bus_config_t *config, dev_service_config_t *out);
+//  Releases what a checked config holds (the peer list).
+void dev_service_config_clear (dev_service_config_t *self);
 
 typedef struct _dev_service_t dev_service_t;
 
-//  Reads the config of svc, creates and configures the interface (replacing a
-//  tun/tap of the same name left by a crashed run), opens the pipes, registers
-//  the handlers and hangs everything on the service's loop. NULL with a reason
-//  in err.
-dev_service_t *dev_service_new (bus_service_t *svc, char *err, size_t errsize);
+//  Takes the checked config (its peer list becomes the service's), creates and
+//  configures the interface (replacing a tun/tap of the same name left by a
+//  crashed run), opens the pipes, registers the handlers and hangs everything
+//  on the service's loop. NULL with a reason in err.
+dev_service_t *dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, size_t errsize);
 //  Takes everything off the loop, closes the pipes and the interface (the
 //  kernel removes it).
 void dev_service_destroy (dev_service_t **self_p);

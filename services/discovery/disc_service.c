@@ -87,7 +87,7 @@ disc_service_check_config (bus_config_t *config)
 {
     disc_config_check (config, NULL);
     if (config) {
-        node_peers_t *peers = node_peers_load (config);
+        node_peers_t *peers = node_peers_load (config, NULL);
         node_peers_destroy (&peers);
     }
 }
@@ -889,7 +889,7 @@ disc_service_new (bus_service_t *svc, char *err, size_t errsize)
     }
     snprintf (self->device_name, sizeof self->device_name, "%s",
               bus_config_string (config, "device.name", "bifrost0"));
-    self->static_peers = node_peers_load (config);
+    self->static_peers = node_peers_load (config, NULL);
     self->http = disc_http_new (self->cfg.host, self->cfg.port, self->cfg.tls, self->cfg.ca_file, err, errsize);
     if (!self->http) {
         disc_service_destroy (&self);

@@ -2,6 +2,7 @@
 #include "nat_peer.h"
 #include "nat_resolver.h"
 #include "nat_udp.h"
+#include "bus_config_schema.h"
 
 #include <assert.h>
 #include <poll.h>
@@ -76,7 +77,8 @@ nat_peer_new (const nat_peer_config_t *config, char *err, size_t err_size)
         return NULL;
     }
     self->direct = config->direct;
-    self->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : NAT_PEER_KEEPALIVE_MS;
+    self->keepalive_ms = config->keepalive_ms ? config->keepalive_ms
+                                              : (uint32_t) bus_cfg_connection_defaults.keepalive_interval_ms;
     self->silence_ms = config->silence_ms ? config->silence_ms : 3 * self->keepalive_ms + 5000;
     self->backoff_min_ms = config->backoff_min_ms ? config->backoff_min_ms : NAT_PEER_BACKOFF_MIN_MS;
     self->backoff_max_ms = config->backoff_max_ms ? config->backoff_max_ms : NAT_PEER_BACKOFF_MAX_MS;

@@ -9,8 +9,9 @@
 
     Timers, all driven by the now_ms the caller passes, so a test simulates hours
     in microseconds:
-      keepalive   when UP and nothing was sent for keepalive_ms (default 25 s), the
-                  keepalive callback fires (crypto makes the actual packet)
+      keepalive   when UP and nothing was sent for keepalive_ms (default: the schema's
+                  keepalive_interval), the keepalive callback fires (crypto
+                  makes the actual packet)
       silence     when UP and nothing was received for silence_ms (default
                   3 x keepalive + 5 s), the peer is down
       reconnect   a down peer with permission is tried at once, then after 1 s, 2 s,
@@ -26,7 +27,6 @@
 
 #define NAT_KEY_SIZE 32
 #define NAT_KEY_BASE64_SIZE 45          //  44 characters and the NUL
-#define NAT_PEER_KEEPALIVE_MS 25000
 #define NAT_PEER_BACKOFF_MIN_MS 1000
 #define NAT_PEER_BACKOFF_MAX_MS 60000
 #define NAT_PEER_JITTER_PCT 20
@@ -44,7 +44,7 @@ typedef struct {
     const char *endpoint;       //  "192.0.2.1:51820", "[2001:db8::1]:51820",
                                 //  "peer.example:51820", or NULL
     bool direct;                //  permission to dial endpoint
-    uint32_t keepalive_ms;      //  0 = NAT_PEER_KEEPALIVE_MS
+    uint32_t keepalive_ms;      //  0 = connection.keepalive_interval's default (schema)
     uint32_t silence_ms;        //  0 = 3 x keepalive + 5 s
     uint32_t backoff_min_ms;    //  0 = NAT_PEER_BACKOFF_MIN_MS
     uint32_t backoff_max_ms;    //  0 = NAT_PEER_BACKOFF_MAX_MS

@@ -10,6 +10,7 @@
 #include "bus_pause.h"
 #include "bus_pipe.h"
 #include "schemas/pipes.h"
+#include "bus_privs.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -41,7 +42,7 @@ typedef struct {
 struct _nat_service_t {
     bus_service_t *svc;
     bus_loop_t *loop;
-    nat_service_config_t config;
+    bus_cfg_connection_t config;      //  as checked
     node_peers_t *peers;
     s_peer_info_t *info;        //  by peer index
     size_t info_count;
@@ -69,58 +70,39 @@ struct _nat_service_t {
 //  ---------------------------------------------------------------------------
 //  Configuration
 
-static const char *const s_connection_keys [] = {
-    "listen", "keepalive_interval", "direct_connect", "connect_timeout",
-    "relay_enabled", "relay_via_peers", "tunnel_sends", NULL
-};
+//  nat's own check of connection.listen, right after the schema read it: the
+//  address must parse as a bind address (a bad one leaves the default)
+static void
+s_check_connection (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+                    const bus_cfg_key_t *key, void *out, void *arg)
+{
+    bus_cfg_connection_t *cfg = (bus_cfg_connection_t *) out;
+    if (!streq (key->name, "listen"))
+        return;
+    nat_addr_t addr;
+    char err [160];
+    if (strlen (cfg->listen) >= NAT_ENDPOINT_TEXT_MAX)
+        bus_config_error (config, setting, "too long");
+    else
+    if (nat_endpoint_parse_bind (&addr, cfg->listen, err, sizeof err))
+        bus_config_error (config, setting,
+                          "%s (expected e.g. \"0.0.0.0:51820\", \"*:51820\" or \"[::]:51820\")", err);
+    else
+        return;
+    cfg->listen = bus_cfg_connection_defaults.listen;
+}
 
 void
 nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
 {
-    nat_service_config_t local;
-    nat_service_config_t *cfg = out ? out : &local;
-    memset (cfg, 0, sizeof *cfg);
-    snprintf (cfg->listen, sizeof cfg->listen, "%s", NAT_LISTEN_DEFAULT);
-    cfg->keepalive_ms = NAT_PEER_KEEPALIVE_MS;
-    cfg->connect_timeout_ms = 30000;
-    cfg->direct_connect = true;
-    cfg->relay_enabled = true;
-    cfg->tunnel_sends = true;
-    if (!config)
-        return;
-    config_t *raw = bus_config_raw (config);
-    config_setting_t *group = config_lookup (raw, "connection");
-    if (group && !config_setting_is_group (group)) {
-        bus_config_error (config, group, "expected a group: connection = { listen = \"0.0.0.0:51820\"; ... };");
-        group = NULL;
-    }
-    if (group) {
-        bus_config_check_keys (config, group, s_connection_keys);
-        const char *listen = bus_config_string (config, "connection.listen", NAT_LISTEN_DEFAULT);
-        nat_addr_t addr;
-        char err [160];
-        if (strlen (listen) >= sizeof cfg->listen)
-            bus_config_error (config, config_lookup (raw, "connection.listen"), "too long");
-        else
-        if (nat_endpoint_parse_bind (&addr, listen, err, sizeof err))
-            bus_config_error (config, config_lookup (raw, "connection.listen"),
-                              "%s (expected e.g. \"0.0.0.0:51820\", \"*:51820\" or \"[::]:51820\")", err);
-        else
-            snprintf (cfg->listen, sizeof cfg->listen, "%s", listen);
-        cfg->keepalive_ms = bus_config_duration_ms (config, "connection.keepalive_interval",
-                                                    NAT_PEER_KEEPALIVE_MS, 1000, 3600 * 1000);
-        cfg->connect_timeout_ms = bus_config_duration_ms (config, "connection.connect_timeout",
-                                                          30000, 1000, 3600 * 1000);
-        cfg->direct_connect = bus_config_bool (config, "connection.direct_connect", true);
-        cfg->relay_enabled = bus_config_bool (config, "connection.relay_enabled", true);
-        cfg->relay_via_peers = bus_config_bool (config, "connection.relay_via_peers", false);
-        cfg->tunnel_sends = bus_config_bool (config, "connection.tunnel_sends", true);
-    }
+    nat_service_config_t cfg;
+    memset (&cfg, 0, sizeof cfg);
+    bus_cfg_read (config, &bus_cfg_connection_group, NULL, &cfg.connection, BUS_CFG_CHECK_KEYS,
+                  NULL, s_check_connection, NULL);
     //  The peer list as every service reads it, then what only nat checks: that
     //  each endpoint really parses (node_peers only looks for a ':')
-    node_peers_t *peers = node_peers_load (config);
-    node_peers_destroy (&peers);
-    config_setting_t *list = config_lookup (raw, "peers");
+    cfg.peers = config ? node_peers_load (config, &cfg.connection) : NULL;
+    config_setting_t *list = config ? config_lookup (bus_config_raw (config), "peers") : NULL;
     if (list && config_setting_is_list (list)) {
         int n = config_setting_length (list);
         for (int i = 0; i < n && i < NODE_PEERS_MAX; i++) {
@@ -136,6 +118,16 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
                 bus_config_error (config, endpoint, "%s", err);
         }
     }
+    if (out)
+        *out = cfg;
+    else
+        nat_service_config_clear (&cfg);
+}
+
+void
+nat_service_config_clear (nat_service_config_t *self)
+{
+    node_peers_destroy (&self->peers);
 }
 
 //  ---------------------------------------------------------------------------
@@ -709,7 +701,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
         .endpoints = endpoints,
         .endpoint_count = endpoint_count,
         .direct = direct && endpoint_count && self->config.direct_connect,
-        .keepalive_ms = (uint32_t) self->config.keepalive_ms,
+        .keepalive_ms = (uint32_t) self->config.keepalive_interval_ms,
         .seed = (uint64_t) zclock_time () + index,
     };
     nat_peer_t *peer = nat_peer_new (&pc, perr, sizeof perr);
@@ -838,13 +830,11 @@ s_fail (char *err, size_t err_size, const char *what)
 }
 
 static int
-s_open (nat_service_t *self, char *err, size_t err_size)
+s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err_size)
 {
-    bus_config_t *config = bus_service_config (self->svc);
-    nat_service_check_config (config, &self->config);
-    if (config && bus_config_error_count (config))
-        return s_fail (err, err_size, bus_config_error_text (config, 0));
-    self->peers = config ? node_peers_load (config) : NULL;
+    self->config = config->connection;
+    self->peers = config->peers;
+    config->peers = NULL;
     uint32_t count = self->peers ? node_peers_count (self->peers) : 0;
     self->info = (s_peer_info_t *) calloc (count ? count : 1, sizeof (s_peer_info_t));
     assert (self->info);
@@ -861,7 +851,7 @@ s_open (nat_service_t *self, char *err, size_t err_size)
             .public_key = conf->key,
             .endpoint = *conf->endpoint ? conf->endpoint : NULL,
             .direct = conf->direct && self->config.direct_connect,
-            .keepalive_ms = (uint32_t) (conf->keepalive_ms > 0 ? conf->keepalive_ms : self->config.keepalive_ms),
+            .keepalive_ms = (uint32_t) conf->keepalive_ms,     //  resolved by node_peers
             .seed = seed + i,
         };
         char perr [200];
@@ -939,16 +929,16 @@ s_open (nat_service_t *self, char *err, size_t err_size)
 }
 
 nat_service_t *
-nat_service_new (bus_service_t *svc, char *err, size_t err_size)
+nat_service_new (bus_service_t *svc, nat_service_config_t *config, char *err, size_t err_size)
 {
-    assert (svc);
+    assert (svc && config);
     nat_service_t *self = (nat_service_t *) calloc (1, sizeof (nat_service_t));
     assert (self);
     self->svc = svc;
     self->loop = bus_service_loop (svc);
     self->tick_timer = -1;
     self->pause = bus_pause_new (self->loop, 64, s_crypto_writable, s_resume, self);
-    if (s_open (self, err, err_size))
+    if (s_open (self, config, err, err_size))
         nat_service_destroy (&self);
     return self;
 }
@@ -987,6 +977,60 @@ nat_service_port (nat_service_t *self)
 {
     return nat_udp_port (self->udp);
 }
+
+//  ---------------------------------------------------------------------------
+//  The program (bifrost-nat): the runtime checks the config once, setup gets
+//  what was checked.
+
+static nat_service_t *s_program;
+static nat_service_config_t s_checked;
+
+static int
+s_def_check_config (bus_config_t *config, void *arg)
+{
+    nat_service_config_clear (&s_checked);
+    nat_service_check_config (config, &s_checked);
+    return 0;
+}
+
+static int
+s_def_setup (bus_service_t *svc, void *arg)
+{
+    char err [300];
+    s_program = nat_service_new (svc, &s_checked, err, sizeof err);
+    return bus_service_setup_done (s_program, err);
+}
+
+static void
+s_def_teardown (bus_service_t *svc, void *arg)
+{
+    nat_service_destroy (&s_program);
+    nat_service_config_clear (&s_checked);
+}
+
+//  None (DESIGN.md), but CAP_NET_BIND_SERVICE while the port to listen on is
+//  below 1024 (connection.listen = "*:443" gets through strict firewalls)
+static uint64_t
+s_def_caps (bus_config_t *config, void *arg)
+{
+    nat_addr_t addr;
+    char err [160];
+    if (nat_endpoint_parse_bind (&addr, s_checked.connection.listen, err, sizeof err) == 0
+    &&  nat_addr_port (&addr) > 0 && nat_addr_port (&addr) < 1024)
+        return BUS_CAP (CAP_NET_BIND_SERVICE);
+    return 0;
+}
+
+//  It faces the internet: sandboxed, so not even the key file is in its reach
+const bus_service_def_t nat_service_def = {
+    .name = "nat",
+    .summary = "the UDP socket to the internet: moves sealed datagrams between the wire and crypto",
+    .check_config = s_def_check_config,
+    .setup = s_def_setup,
+    .teardown = s_def_teardown,
+    .caps = s_def_caps,
+    .sandboxed = true,
+};
 
 //  ---------------------------------------------------------------------------
 //  Self test: the config checks, then the whole service in-process on a real
@@ -1209,7 +1253,11 @@ nat_service_test (bool verbose)
     assert (svc);
     bus_service_set_heartbeat (svc, 100);
     bus_service_set_config (svc, config);
-    nat_service_t *nat = nat_service_new (svc, err, sizeof err);
+    nat_service_config_t checked;
+    nat_service_check_config (config, &checked);
+    assert (bus_config_error_count (config) == 0);
+    nat_service_t *nat = nat_service_new (svc, &checked, err, sizeof err);
+    assert (checked.peers == NULL);         //  taken
     if (!nat)
         printf ("nat_service_new: %s\n", err);
     assert (nat);

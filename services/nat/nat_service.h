@@ -22,37 +22,42 @@
 
 #include "bus_service.h"
 #include "nat_endpoint.h"
+#include "node_peers.h"
 
 //  The pipe names (PIPE_*), record flags (PIPE_FLAG_*) and tags are declared once,
 //  for every service, in schemas/pipes.def (schemas/pipes.h)
-#define NAT_LISTEN_DEFAULT   "*:51820"
 #define NAT_TICK_MS          100
 
+//  nat's config, checked once by nat_service_check_config and handed to setup
+//  (nat_service_new), which reads nothing again.
 typedef struct {
-    char listen [NAT_ENDPOINT_TEXT_MAX];    //  bind address ("*:51820")
-    int64_t keepalive_ms;                   //  connection.keepalive_interval
-    int64_t connect_timeout_ms;             //  connection.connect_timeout
-    bool direct_connect;                    //  false: nat dials nobody
-    bool relay_enabled, relay_via_peers;    //  accepted, for later versions
-    bool tunnel_sends;                      //  lend the socket to crypto for its sends
+    bus_cfg_connection_t connection;        //  the `connection` group (schemas/config/connection.def)
+    node_peers_t *peers;                    //  the peer list; nat_service_new takes it
 } nat_service_config_t;
 
 //  Reads the `connection` group and checks the `peers` list as nat needs it
 //  (endpoints parse). Problems are recorded in config with file and line. config
-//  may be NULL (defaults). out may be NULL.
+//  may be NULL (defaults). out may be NULL; else release it with
+//  nat_service_config_clear unless nat_service_new took it.
 void nat_service_check_config (bus_config_t *config, nat_service_config_t *out);
+//  Releases what a checked config holds (the peer list).
+void nat_service_config_clear (nat_service_config_t *self);
 
 typedef struct _nat_service_t nat_service_t;
 
-//  Reads config (bus_service_config (svc), may be NULL), opens the UDP socket and
-//  the pipes, registers the handlers and hangs everything on the service's loop.
-//  NULL with a reason in err (a config error, the port in use...).
-nat_service_t *nat_service_new (bus_service_t *svc, char *err, size_t err_size);
+//  Takes the checked config (its peer list becomes the service's), opens the
+//  UDP socket and the pipes, registers the handlers and hangs everything on the
+//  service's loop. NULL with a reason in err (the port in use...).
+nat_service_t *nat_service_new (bus_service_t *svc, nat_service_config_t *config, char *err, size_t err_size);
 //  Takes everything off the loop and closes the socket and the pipes.
 void nat_service_destroy (nat_service_t **self_p);
 
 //  The bound UDP port.
 uint16_t nat_service_port (nat_service_t *self);
+
+//  The service as a program (services/nat/main.c): config check, privileges
+//  (none but CAP_NET_BIND_SERVICE for a port below 1024; sandboxed), setup.
+extern const bus_service_def_t nat_service_def;
 
 void nat_service_test (bool verbose);
 #endif

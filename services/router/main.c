@@ -11,7 +11,7 @@ static int
 s_check_config (bus_config_t *config, void *arg)
 {
     //  The router reads the peer list only to refuse questions about unknown peers
-    s_peers = node_peers_load (config);
+    s_peers = node_peers_load (config, NULL);
     return 0;
 }
 
