@@ -1,14 +1,8 @@
-/*  nat_service: UDP <-> data pipes <-> crypto, and peer state (see nat_service.h). */
-#include "nat_service.h"
-#include "nat_demux.h"
-#include "nat_handles.h"
-#include "nat_peer_table.h"
-#include "nat_resolver.h"
-#include "nat_udp.h"
+/*  nat_service: nat's config, peer state, bus and life cycle (see nat_service.h);
+    the packet path itself is nat_datapath.c. */
+#include "nat_service_priv.h"
 #include "bus_log.h"
 #include "node_peers.h"
-#include "bus_pause.h"
-#include "bus_pipe.h"
 #include "schemas/pipes.h"
 #include "bus_privs.h"
 
@@ -17,55 +11,7 @@
 #include <inttypes.h>
 #include <sys/random.h>
 
-#define S_ROUNDS 16             //  reads per loop wakeup, so neither direction starves
 #define S_SOCKBUF (4 * 1024 * 1024)
-
-//  What the service keeps per peer beside nat_peer (which holds no names)
-typedef struct {
-    char name [49];
-    nat_addr_t dial;            //  the address of the last dial attempt
-    bool redial;                //  crypto lost its session: dial once nat-crypto is connected
-    bool routed;                //  crypto was given a route to the peer (ROUTE record)...
-    nat_addr_t route;           //  ...to this address
-} s_peer_info_t;
-
-typedef struct {
-    uint64_t to_crypto, from_crypto;
-    uint64_t drop_pipe, drop_no_endpoint, drop_bad_peer, drop_stale_handle, drop_oversize;
-    uint64_t keepalives, dials;
-    uint64_t pauses;            //  UDP reading paused because nat-crypto was full
-    uint64_t tunnel_datagrams, tunnel_bytes;    //  sent by crypto on our socket (SENT records)
-    uint64_t routes;            //  ROUTE records sent
-    uint64_t bad_reports;       //  SENT records of the wrong length
-} s_counters_t;
-
-struct _nat_service_t {
-    bus_service_t *svc;
-    bus_loop_t *loop;
-    bus_cfg_connection_t config;      //  as checked
-    node_peers_t *peers;
-    s_peer_info_t *info;        //  by peer index
-    size_t info_count;
-    nat_peer_table_t *table;
-    nat_udp_t *udp;
-    nat_resolver_t *resolver;
-    nat_demux_t *demux;
-    nat_handles_t *handles;
-    bus_pipe_t *from_crypto;
-    bus_pipe_t *to_crypto;
-    bus_batch_t *batch;         //  the batch being filled for nat-crypto
-    bus_batch_t *ctl;           //  ROUTE records for nat-crypto
-    uint64_t links_seen;        //  nat-crypto's links when the routes were last given
-    zmq_pollitem_t udp_item;
-    zmq_pollitem_t resolver_item;
-    int tick_timer;
-    bus_pause_t *pause;         //  UDP reading paused while crypto is behind: 1 ms, doubling to 64 ms
-    //  One sendmmsg batch: addresses are copied, since an ENDPOINT record later in
-    //  the same crypto batch may move the peer
-    nat_udp_tx_t tx [BUS_BATCH_MAX];
-    nat_addr_t tx_addr [BUS_BATCH_MAX];
-    s_counters_t counters;
-};
 
 //  ---------------------------------------------------------------------------
 //  Configuration
@@ -133,8 +79,6 @@ nat_service_config_clear (nat_service_config_t *self)
 //  ---------------------------------------------------------------------------
 //  Peer events
 
-static int64_t s_now (void) { return zclock_mono (); }
-
 static void
 s_format (const nat_addr_t *addr, char *buf, size_t size)
 {
@@ -165,7 +109,7 @@ static void
 s_route_add (nat_service_t *self, nat_peer_t *peer)
 {
     uint32_t index = nat_peer_index (peer);
-    s_peer_info_t *info = &self->info [index];
+    nat_peer_info_t *info = &self->info [index];
     const nat_addr_t *to = nat_peer_state (peer) == NAT_PEER_UP ? nat_peer_endpoint (peer) : NULL;
     bool routed = to && nat_addr_is_set (to);
     if (routed == info->routed && (!routed || nat_addr_eq (to, &info->route)))
@@ -190,8 +134,8 @@ s_route_add (nat_service_t *self, nat_peer_t *peer)
 
 //  After a send on nat-crypto: a new link (crypto started or restarted) got our
 //  socket with its first message and knows no route yet, so give it all again.
-static void
-s_routes_relink (nat_service_t *self)
+void
+nat_service_routes_relink (nat_service_t *self)
 {
     if (!self->config.tunnel_sends)
         return;
@@ -218,7 +162,7 @@ s_route (nat_service_t *self, nat_peer_t *peer)
     s_route_add (self, peer);
     if (bus_batch_count (self->ctl))
         bus_pipe_send (self->to_crypto, self->ctl);
-    s_routes_relink (self);
+    nat_service_routes_relink (self);
 }
 
 static void
@@ -258,7 +202,7 @@ s_on_resolve (nat_peer_t *peer, const char *host, uint16_t port, void *arg)
         char error [160];
         snprintf (error, sizeof error, "cannot resolve %s now: %s", host,
                   errno == EAGAIN ? "too many lookups in flight" : strerror (errno));
-        nat_peer_resolved (peer, NULL, 0, error, s_now ());
+        nat_peer_resolved (peer, NULL, 0, error, bus_clock_ms ());
     }
 }
 
@@ -274,7 +218,7 @@ s_on_state (nat_peer_t *peer, nat_peer_state_t old_state, void *arg)
         nat_peer_status_t status;
         nat_peer_status (peer, &status);
         nat_peer_down_t down = { .index = index,
-                                 .silent_ms = status.last_rx_ms < 0 ? -1 : s_now () - status.last_rx_ms };
+                                 .silent_ms = status.last_rx_ms < 0 ? -1 : bus_clock_ms () - status.last_rx_ms };
         snprintf (down.name, sizeof down.name, "%s", self->info [index].name);
         bus_service_publish (self->svc, &nat_peer_down_schema, &down);
     }
@@ -298,199 +242,6 @@ static const nat_peer_handler_t s_handler = {
 };
 
 //  ---------------------------------------------------------------------------
-//  Data path: UDP -> nat-crypto
-
-static int s_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg);
-
-//  While crypto cannot keep up, let the kernel drop (its socket buffer absorbs
-//  bursts) instead of reading datagrams only to drop them here (bus_pause.h).
-static bool
-s_crypto_writable (void *arg)
-{
-    return bus_pipe_writable (((nat_service_t *) arg)->to_crypto);
-}
-
-static int
-s_resume (void *arg)
-{
-    nat_service_t *self = (nat_service_t *) arg;
-    bus_loop_poller (self->loop, &self->udp_item, s_udp_ready, self);
-    //  Read what queued up meanwhile without waiting for the next poll
-    return s_udp_ready (self->loop, &self->udp_item, self);
-}
-
-static void
-s_pause (nat_service_t *self)
-{
-    if (bus_pause_active (self->pause))
-        return;
-    self->counters.pauses++;
-    bus_loop_poller_end (self->loop, &self->udp_item);
-    bus_pause_start (self->pause);
-}
-
-//  Sends the batch; false when it was dropped (nat-crypto full or no crypto).
-static bool
-s_flush_to_crypto (nat_service_t *self)
-{
-    size_t count = bus_batch_count (self->batch);
-    if (count == 0)
-        return true;
-    if (bus_pipe_send (self->to_crypto, self->batch) == 0) {
-        self->counters.to_crypto += count;
-        s_routes_relink (self);
-        return true;
-    }
-    self->counters.drop_pipe += count;
-    return false;
-}
-
-static int
-s_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
-{
-    nat_service_t *self = (nat_service_t *) arg;
-    int64_t now = s_now ();
-    bool flowing = true;
-    //  Datagrams come in runs from one source: remember the last one's peer
-    uint32_t last_handle = NAT_HANDLE_NONE;
-    nat_peer_t *last_peer = NULL;
-    for (int round = 0; round < S_ROUNDS && flowing; round++) {
-        nat_udp_rx_t *rx;
-        size_t count = nat_udp_recv (self->udp, &rx);
-        if (count == 0)
-            break;
-        for (size_t i = 0; i < count; i++) {
-            if (nat_demux_classify (self->demux, rx [i].data, rx [i].size, NULL) == NAT_DEMUX_DROP)
-                continue;
-            uint32_t handle = nat_handles_get (self->handles, rx [i].from);
-            if (handle != last_handle) {
-                last_handle = handle;
-                last_peer = nat_peer_table_by_addr (self->table, rx [i].from);
-            }
-            if (last_peer)
-                nat_peer_received (last_peer, rx [i].size, now);
-            //  In the grown form (docs/packet-path.md): crypto decrypts where the
-            //  datagram lies and shrinks it to the plaintext, without a copy
-            uint8_t *slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
-            if (!slot) {
-                flowing = s_flush_to_crypto (self) && flowing;
-                slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
-            }
-            if (slot)
-                memcpy (slot, rx [i].data, rx [i].size);
-            else
-                self->counters.drop_oversize++;
-        }
-        if (nat_udp_drained (self->udp))
-            break;
-    }
-    //  The read ran dry (or we yield to the other direction): send what we have
-    flowing = s_flush_to_crypto (self) && flowing;
-    //  Dropped, and no room now: crypto is behind (or away). Pause reading.
-    if (!flowing && !bus_pipe_writable (self->to_crypto))
-        s_pause (self);
-    return 0;
-}
-
-//  ---------------------------------------------------------------------------
-//  Data path: crypto-nat -> UDP
-
-//  Where packets for a peer go: while dialling, the address being dialled;
-//  otherwise the endpoint crypto confirmed last.
-static const nat_addr_t *
-s_destination (nat_service_t *self, nat_peer_t *peer)
-{
-    const nat_addr_t *dial = &self->info [nat_peer_index (peer)].dial;
-    const nat_addr_t *current = nat_peer_endpoint (peer);
-    if (nat_peer_state (peer) == NAT_PEER_CONNECTING && nat_addr_is_set (dial))
-        return dial;
-    if (nat_addr_is_set (current))
-        return current;
-    return nat_addr_is_set (dial) ? dial : NULL;
-}
-
-static void
-s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64_t now)
-{
-    uint32_t handle;
-    const nat_addr_t *addr = NULL;
-    if (pkt->len == sizeof handle) {
-        memcpy (&handle, pkt->data, sizeof handle);
-        addr = nat_handles_addr (self->handles, handle);
-    }
-    if (!addr) {
-        self->counters.drop_stale_handle++;
-        return;
-    }
-    nat_peer_confirm_endpoint (peer, addr, now);
-}
-
-//  What crypto sent itself on our socket since its last report
-static void
-s_tunnel_sent (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64_t now)
-{
-    uint64_t sent [2];
-    if (pkt->len != sizeof sent) {
-        self->counters.bad_reports++;
-        return;
-    }
-    memcpy (sent, pkt->data, sizeof sent);      //  host order
-    nat_peer_sent_many (peer, sent [0], sent [1], now);
-    self->counters.tunnel_datagrams += sent [0];
-    self->counters.tunnel_bytes += sent [1];
-}
-
-static int
-s_pipe_ready (bus_pipe_t *pipe, void *arg)
-{
-    nat_service_t *self = (nat_service_t *) arg;
-    int64_t now = s_now ();
-    size_t slots = nat_peer_table_slots (self->table);
-    for (int round = 0; round < S_ROUNDS; round++) {
-        bus_batch_iter_t iter;
-        int rc = bus_pipe_recv (self->from_crypto, &iter, 0);
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            bus_warn ("%s: batch refused: %s", PIPE_CRYPTO_NAT, bus_pipe_error (self->from_crypto));
-            continue;
-        }
-        size_t count = 0;
-        bus_packet_t pkt;
-        while (bus_batch_iter_next (&iter, &pkt)) {
-            self->counters.from_crypto++;
-            nat_peer_t *peer = pkt.tag < slots ? nat_peer_table_at (self->table, pkt.tag) : NULL;
-            if (!peer) {
-                self->counters.drop_bad_peer++;
-                continue;
-            }
-            if (pkt.flags & PIPE_FLAG_ENDPOINT) {
-                s_confirm (self, peer, &pkt, now);
-                continue;
-            }
-            if (pkt.flags & PIPE_FLAG_SENT) {
-                s_tunnel_sent (self, peer, &pkt, now);
-                continue;
-            }
-            const nat_addr_t *to = s_destination (self, peer);
-            if (!to) {
-                self->counters.drop_no_endpoint++;
-                continue;
-            }
-            assert (count < BUS_BATCH_MAX);
-            self->tx_addr [count] = *to;
-            self->tx [count] = (nat_udp_tx_t) { pkt.data, pkt.len, &self->tx_addr [count] };
-            nat_peer_sent (peer, pkt.len, now);
-            count++;
-        }
-        //  One sendmmsg (or GSO send) per crypto batch
-        if (count)
-            nat_udp_send (self->udp, self->tx, count);
-    }
-    return 0;
-}
-
-//  ---------------------------------------------------------------------------
 //  Timers, resolver, bus
 
 static void s_redial (nat_service_t *self);
@@ -499,7 +250,7 @@ static int
 s_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
-    nat_peer_table_tick (self->table, s_now ());
+    nat_peer_table_tick (self->table, bus_clock_ms ());
     s_redial (self);
     return 0;
 }
@@ -516,7 +267,7 @@ s_resolver_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
             continue;
         if (result.count == 0)
             bus_warn ("peer %s: %s", self->info [result.cookie].name, result.message);
-        nat_peer_resolved (peer, result.addrs, result.count, result.message, s_now ());
+        nat_peer_resolved (peer, result.addrs, result.count, result.message, bus_clock_ms ());
     }
     return 0;
 }
@@ -628,7 +379,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->tunnel_bytes = self->counters.tunnel_bytes;
     reply->routes = self->counters.routes;
     reply->bad_reports = self->counters.bad_reports;
-    int64_t now = s_now ();
+    int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
         if (!peer || reply->peers_count == 250)
@@ -671,9 +422,9 @@ s_info_grow (nat_service_t *self, size_t count)
 {
     if (count <= self->info_count)
         return;
-    s_peer_info_t *grown = (s_peer_info_t *) realloc (self->info, count * sizeof (s_peer_info_t));
+    nat_peer_info_t *grown = (nat_peer_info_t *) realloc (self->info, count * sizeof (nat_peer_info_t));
     assert (grown);
-    memset (grown + self->info_count, 0, (count - self->info_count) * sizeof (s_peer_info_t));
+    memset (grown + self->info_count, 0, (count - self->info_count) * sizeof (nat_peer_info_t));
     self->info = grown;
     self->info_count = count;
 }
@@ -722,7 +473,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     bus_info ("peer %s: added as index %u, endpoint %s%s%s", name, index,
               endpoint_count ? endpoints [0] : "(none)",
               endpoint_count > 1 ? " (and more)" : "", pc.direct ? ", dialling" : "");
-    nat_peer_table_tick (self->table, s_now ());
+    nat_peer_table_tick (self->table, bus_clock_ms ());
     return 0;
 }
 
@@ -836,7 +587,7 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->peers = config->peers;
     config->peers = NULL;
     uint32_t count = self->peers ? node_peers_count (self->peers) : 0;
-    self->info = (s_peer_info_t *) calloc (count ? count : 1, sizeof (s_peer_info_t));
+    self->info = (nat_peer_info_t *) calloc (count ? count : 1, sizeof (nat_peer_info_t));
     assert (self->info);
     self->info_count = count ? count : 1;
 
@@ -909,9 +660,9 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
 
     self->udp_item = (zmq_pollitem_t) { NULL, nat_udp_fd (self->udp), ZMQ_POLLIN, 0 };
     self->resolver_item = (zmq_pollitem_t) { NULL, nat_resolver_fd (self->resolver), ZMQ_POLLIN, 0 };
-    if (bus_loop_poller (self->loop, &self->udp_item, s_udp_ready, self)
+    if (bus_loop_poller (self->loop, &self->udp_item, nat_datapath_udp_ready, self)
     ||  bus_loop_poller (self->loop, &self->resolver_item, s_resolver_ready, self)
-    ||  bus_pipe_attach (self->from_crypto, self->loop, s_pipe_ready, self))
+    ||  bus_pipe_attach (self->from_crypto, self->loop, nat_datapath_pipe_ready, self))
         return s_fail (err, err_size, "cannot add the sockets to the loop");
     self->tick_timer = bus_loop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
@@ -924,7 +675,7 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
               nat_udp_family (self->udp) == AF_INET6 ? "dual stack" : "IPv4",
               nat_udp_gso (self->udp) ? ", GSO" : "", nat_udp_gro (self->udp) ? ", GRO" : "", count);
     //  Direct peers are dialled at once, not a tick later
-    nat_peer_table_tick (self->table, s_now ());
+    nat_peer_table_tick (self->table, bus_clock_ms ());
     return 0;
 }
 
@@ -937,7 +688,7 @@ nat_service_new (bus_service_t *svc, nat_service_config_t *config, char *err, si
     self->svc = svc;
     self->loop = bus_service_loop (svc);
     self->tick_timer = -1;
-    self->pause = bus_pause_new (self->loop, 64, s_crypto_writable, s_resume, self);
+    self->pause = nat_datapath_pause_new (self);
     if (s_open (self, config, err, err_size))
         nat_service_destroy (&self);
     return self;

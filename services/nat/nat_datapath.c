@@ -1,0 +1,211 @@
+/*  nat_datapath: nat's packet path, UDP -> nat-crypto and crypto-nat -> UDP.
+
+    Out of nat_service.c because it is the part measured and tuned on its own
+    (docs/packet-path.md, docs/benchmarks.md): batches in, batches out, one
+    recvmmsg and one sendmmsg per burst, and the pause while crypto is behind.
+    The service around it (config, peers, bus, timers) is nat_service.c. */
+#include "nat_service_priv.h"
+#include "bus_log.h"
+#include "schemas/pipes.h"
+
+#include <assert.h>
+#include <errno.h>
+
+//  ---------------------------------------------------------------------------
+//  UDP -> nat-crypto
+
+//  While crypto cannot keep up, let the kernel drop (its socket buffer absorbs
+//  bursts) instead of reading datagrams only to drop them here (bus_pause.h).
+static bool
+s_crypto_writable (void *arg)
+{
+    return bus_pipe_writable (((nat_service_t *) arg)->to_crypto);
+}
+
+static int
+s_resume (void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    bus_loop_poller (self->loop, &self->udp_item, nat_datapath_udp_ready, self);
+    //  Read what queued up meanwhile without waiting for the next poll
+    return nat_datapath_udp_ready (self->loop, &self->udp_item, self);
+}
+
+static void
+s_pause (nat_service_t *self)
+{
+    if (bus_pause_active (self->pause))
+        return;
+    self->counters.pauses++;
+    bus_loop_poller_end (self->loop, &self->udp_item);
+    bus_pause_start (self->pause);
+}
+
+//  Sends the batch; false when it was dropped (nat-crypto full or no crypto).
+static bool
+s_flush_to_crypto (nat_service_t *self)
+{
+    size_t count = bus_batch_count (self->batch);
+    if (count == 0)
+        return true;
+    if (bus_pipe_send (self->to_crypto, self->batch) == 0) {
+        self->counters.to_crypto += count;
+        nat_service_routes_relink (self);
+        return true;
+    }
+    self->counters.drop_pipe += count;
+    return false;
+}
+
+int
+nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    int64_t now = bus_clock_ms ();
+    bool flowing = true;
+    //  Datagrams come in runs from one source: remember the last one's peer
+    uint32_t last_handle = NAT_HANDLE_NONE;
+    nat_peer_t *last_peer = NULL;
+    for (int round = 0; round < NAT_ROUNDS && flowing; round++) {
+        nat_udp_rx_t *rx;
+        size_t count = nat_udp_recv (self->udp, &rx);
+        if (count == 0)
+            break;
+        for (size_t i = 0; i < count; i++) {
+            if (nat_demux_classify (self->demux, rx [i].data, rx [i].size, NULL) == NAT_DEMUX_DROP)
+                continue;
+            uint32_t handle = nat_handles_get (self->handles, rx [i].from);
+            if (handle != last_handle) {
+                last_handle = handle;
+                last_peer = nat_peer_table_by_addr (self->table, rx [i].from);
+            }
+            if (last_peer)
+                nat_peer_received (last_peer, rx [i].size, now);
+            //  In the grown form (docs/packet-path.md): crypto decrypts where the
+            //  datagram lies and shrinks it to the plaintext, without a copy
+            uint8_t *slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
+            if (!slot) {
+                flowing = s_flush_to_crypto (self) && flowing;
+                slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
+            }
+            if (slot)
+                memcpy (slot, rx [i].data, rx [i].size);
+            else
+                self->counters.drop_oversize++;
+        }
+        if (nat_udp_drained (self->udp))
+            break;
+    }
+    //  The read ran dry (or we yield to the other direction): send what we have
+    flowing = s_flush_to_crypto (self) && flowing;
+    //  Dropped, and no room now: crypto is behind (or away). Pause reading.
+    if (!flowing && !bus_pipe_writable (self->to_crypto))
+        s_pause (self);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Data path: crypto-nat -> UDP
+
+//  Where packets for a peer go: while dialling, the address being dialled;
+//  otherwise the endpoint crypto confirmed last.
+static const nat_addr_t *
+s_destination (nat_service_t *self, nat_peer_t *peer)
+{
+    const nat_addr_t *dial = &self->info [nat_peer_index (peer)].dial;
+    const nat_addr_t *current = nat_peer_endpoint (peer);
+    if (nat_peer_state (peer) == NAT_PEER_CONNECTING && nat_addr_is_set (dial))
+        return dial;
+    if (nat_addr_is_set (current))
+        return current;
+    return nat_addr_is_set (dial) ? dial : NULL;
+}
+
+static void
+s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64_t now)
+{
+    uint32_t handle;
+    const nat_addr_t *addr = NULL;
+    if (pkt->len == sizeof handle) {
+        memcpy (&handle, pkt->data, sizeof handle);
+        addr = nat_handles_addr (self->handles, handle);
+    }
+    if (!addr) {
+        self->counters.drop_stale_handle++;
+        return;
+    }
+    nat_peer_confirm_endpoint (peer, addr, now);
+}
+
+//  What crypto sent itself on our socket since its last report
+static void
+s_tunnel_sent (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64_t now)
+{
+    uint64_t sent [2];
+    if (pkt->len != sizeof sent) {
+        self->counters.bad_reports++;
+        return;
+    }
+    memcpy (sent, pkt->data, sizeof sent);      //  host order
+    nat_peer_sent_many (peer, sent [0], sent [1], now);
+    self->counters.tunnel_datagrams += sent [0];
+    self->counters.tunnel_bytes += sent [1];
+}
+
+int
+nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    int64_t now = bus_clock_ms ();
+    size_t slots = nat_peer_table_slots (self->table);
+    for (int round = 0; round < NAT_ROUNDS; round++) {
+        bus_batch_iter_t iter;
+        int rc = bus_pipe_recv (self->from_crypto, &iter, 0);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            bus_warn ("%s: batch refused: %s", PIPE_CRYPTO_NAT, bus_pipe_error (self->from_crypto));
+            continue;
+        }
+        size_t count = 0;
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt)) {
+            self->counters.from_crypto++;
+            nat_peer_t *peer = pkt.tag < slots ? nat_peer_table_at (self->table, pkt.tag) : NULL;
+            if (!peer) {
+                self->counters.drop_bad_peer++;
+                continue;
+            }
+            if (pkt.flags & PIPE_FLAG_ENDPOINT) {
+                s_confirm (self, peer, &pkt, now);
+                continue;
+            }
+            if (pkt.flags & PIPE_FLAG_SENT) {
+                s_tunnel_sent (self, peer, &pkt, now);
+                continue;
+            }
+            const nat_addr_t *to = s_destination (self, peer);
+            if (!to) {
+                self->counters.drop_no_endpoint++;
+                continue;
+            }
+            assert (count < BUS_BATCH_MAX);
+            self->tx_addr [count] = *to;
+            self->tx [count] = (nat_udp_tx_t) { pkt.data, pkt.len, &self->tx_addr [count] };
+            nat_peer_sent (peer, pkt.len, now);
+            count++;
+        }
+        //  One sendmmsg (or GSO send) per crypto batch
+        if (count)
+            nat_udp_send (self->udp, self->tx, count);
+    }
+    return 0;
+}
+
+//  The pause of UDP reading while nat-crypto is full (bus_pause.h)
+bus_pause_t *
+nat_datapath_pause_new (nat_service_t *self)
+{
+    return bus_pause_new (self->loop, 64, s_crypto_writable, s_resume, self);
+}
+
