@@ -12,12 +12,12 @@
 //  The accessor is generated as code (out->name), so the compiler lays out the
 //  struct and nobody computes an offset by hand.
 
-#define BUS_CFG_STRING(n, d, f, doc)                 { #n, BUS_CFG_T_STRING, 0, d, 0, 0, NULL, NULL, f, doc },
-#define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         { #n, BUS_CFG_T_INT, d, NULL, lo, hi, NULL, u, f, doc },
-#define BUS_CFG_BOOL(n, d, f, doc)                   { #n, BUS_CFG_T_BOOL, d, NULL, 0, 1, NULL, NULL, f, doc },
-#define BUS_CFG_DURATION(n, d, lo, hi, f, doc)       { #n, BUS_CFG_T_DURATION, d, NULL, lo, hi, NULL, NULL, f, doc },
-#define BUS_CFG_CHOICE(n, d, v, f, doc)              { #n, BUS_CFG_T_CHOICE, 0, d, 0, 0, v, NULL, f, doc },
-#define BUS_CFG_LIST(n, what, f, doc)                { #n, BUS_CFG_T_LIST, 0, NULL, 0, 0, what, NULL, f, doc },
+#define BUS_CFG_STRING(n, d, f, doc)                 { #n, BUS_CFG_T_STRING, 0, d, 0, 0, NULL, NULL, NULL, f, doc },
+#define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         { #n, BUS_CFG_T_INT, d, NULL, lo, hi, NULL, NULL, u, f, doc },
+#define BUS_CFG_BOOL(n, d, f, doc)                   { #n, BUS_CFG_T_BOOL, d, NULL, 0, 1, NULL, NULL, NULL, f, doc },
+#define BUS_CFG_DURATION(n, d, lo, hi, f, doc)       { #n, BUS_CFG_T_DURATION, d, NULL, lo, hi, NULL, NULL, NULL, f, doc },
+#define BUS_CFG_CHOICE(n, d, v, f, doc)              { #n, BUS_CFG_T_CHOICE, 0, d, 0, 0, v, NULL, NULL, f, doc },
+#define BUS_CFG_LIST(n, what, f, doc)                { #n, BUS_CFG_T_LIST, 0, NULL, 0, 0, NULL, what, NULL, f, doc },
 #define BUS_CFG_GROUP(id, path, title, ng, keys) static const bus_cfg_key_t s_##id##_keys [] = { keys };
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
@@ -104,6 +104,15 @@ const size_t bus_cfg_group_count = sizeof bus_cfg_groups / sizeof bus_cfg_groups
 //  ---------------------------------------------------------------------------
 //  Reading
 
+int
+bus_cfg_choice_index (const bus_cfg_key_t *key, const char *text)
+{
+    for (int i = 0; text && key->choices && key->choices [i]; i++)
+        if (strcmp (key->choices [i], text) == 0)
+            return i;
+    return -1;
+}
+
 const bus_cfg_key_t *
 bus_cfg_key (const bus_cfg_group_t *group, const char *name)
 {
@@ -152,30 +161,17 @@ s_read_key (bus_config_t *config, config_setting_t *group, const bus_cfg_key_t *
     bool owner = (key->flags & BUS_CFG_OWNER_CHECKS) != 0;
     switch (key->type) {
         case BUS_CFG_T_STRING:
-        case BUS_CFG_T_CHOICE:
-            //  A choice is checked by its owner (OWNER_CHECKS) or here
             *(const char **) field = bus_config_setting_string (config, group, key->name, key->def_str);
-            if (key->type == BUS_CFG_T_CHOICE && !owner && config_setting_get_member (group, key->name)) {
-                const char *choices [16];
-                char copy [256];
-                snprintf (copy, sizeof copy, "%s", key->values);
-                size_t n = 0;
-                for (char *save, *t = strtok_r (copy, "|", &save); t && n < 15; t = strtok_r (NULL, "|", &save))
-                    choices [n++] = t;
-                choices [n] = NULL;
-                int def = 0;
-                for (size_t c = 0; c < n; c++)
-                    if (key->def_str && strcmp (choices [c], key->def_str) == 0)
-                        def = (int) c;
-                int index = bus_config_setting_choice (config, group, key->name, choices, def);
-                //  The text of the choice, as declared (copy is on the stack)
-                const char *v = key->values;
-                for (int c = 0; c < index; c++)
-                    v = strchr (v, '|') + 1;
-                size_t len = strcspn (v, "|");
-                const char *text = *(const char **) field;
-                if (!text || strlen (text) != len || strncmp (text, v, len))
-                    *(const char **) field = key->def_str;
+            break;
+        case BUS_CFG_T_CHOICE:
+            //  Checked by its owner (read as a string), or here: then the
+            //  field points to the declared value
+            if (owner)
+                *(const char **) field = bus_config_setting_string (config, group, key->name, key->def_str);
+            else {
+                int index = bus_config_setting_choice (config, group, key->name, key->choices,
+                                                       bus_cfg_choice_index (key, key->def_str));
+                *(const char **) field = index >= 0 ? key->choices [index] : NULL;
             }
             break;
         case BUS_CFG_T_INT:
@@ -244,7 +240,9 @@ bus_cfg_default_text (const bus_cfg_key_t *key, char *buf, size_t size)
             else
                 snprintf (buf, size, "%s", "");
             break;
-        case BUS_CFG_T_INT:      snprintf (buf, size, "%" PRId64, key->def); break;
+        case BUS_CFG_T_INT:      //  libconfig reads a 64-bit integer with an L
+            snprintf (buf, size, "%" PRId64 "%s", key->def, key->def > INT32_MAX || key->def < INT32_MIN ? "L" : "");
+            break;
         case BUS_CFG_T_BOOL:     snprintf (buf, size, "%s", key->def ? "true" : "false"); break;
         case BUS_CFG_T_DURATION: {
             char text [32];
@@ -293,14 +291,8 @@ s_range_text (const bus_cfg_key_t *key, char *buf, size_t size)
     else
     if (key->type == BUS_CFG_T_CHOICE) {
         size_t len = 0;
-        for (const char *v = key->values; *v && len + 4 < size; v++)
-            len += snprintf (buf + len, size - len, *v == '|' ? "`, `" : "%c", *v);
-        if (len + 2 < size) {
-            memmove (buf + 1, buf, len + 1);
-            buf [0] = '`';
-            buf [len + 1] = '`';
-            buf [len + 2] = 0;
-        }
+        for (int i = 0; key->choices [i] && len < size; i++)
+            len += snprintf (buf + len, size - len, "%s`%s`", i ? ", " : "", key->choices [i]);
     }
     else
     if (key->type == BUS_CFG_T_LIST && key->values)
@@ -374,10 +366,10 @@ bus_cfg_print_default (FILE *out, const char *const *ids)
                 fprintf (out, "%s# %s = \"${VARIABLE}\";\n", indent, key->name);
             else
             if (*def)
-                fprintf (out, "%s%s%s = %s;\n", indent, (key->flags & BUS_CFG_REQUIRED) ? "" : "# ",
-                         key->name, def);
+                fprintf (out, "%s%s = %s;\n", indent, key->name, def);
             else
-                fprintf (out, "%s# %s = ...;\n", indent, key->name);
+                fprintf (out, "%s# %s = ...;%s\n", indent, key->name,
+                         (key->flags & BUS_CFG_REQUIRED) ? "    # required" : "");
         }
         if (group->list)
             fprintf (out, "#   }\n# );\n");
