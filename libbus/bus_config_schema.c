@@ -21,13 +21,7 @@
 #define BUS_CFG_GROUP(id, path, title, ng, keys) static const bus_cfg_key_t s_##id##_keys [] = { keys };
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_STRING(n, d, f, doc)                 #n,
 #define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         #n,
@@ -36,14 +30,9 @@
 #define BUS_CFG_CHOICE(n, d, v, f, doc)              #n,
 #define BUS_CFG_LIST(n, what, f, doc)                #n,
 #define BUS_CFG_GROUP(id, path, title, ng, keys) static const char *const s_##id##_names [] = { keys NULL };
+#define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_STRING(n, d, f, doc)                 if (index == i++) return &out->n;
 #define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         if (index == i++) return &out->n;
@@ -54,15 +43,9 @@
 #define BUS_CFG_GROUP(id, path, title, ng, keys) \
     static void *s_##id##_field (void *base, size_t index) \
     { bus_cfg_##id##_t *out = (bus_cfg_##id##_t *) base; size_t i = 0; keys return NULL; }
+#define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_STRING(n, d, f, doc)                 .n = d,
 #define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         .n = d,
@@ -73,14 +56,7 @@
 #define BUS_CFG_GROUP(id, path, title, ng, keys) const bus_cfg_##id##_t bus_cfg_##id##_defaults = { keys };
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define S_KEYS(id) s_##id##_keys, sizeof s_##id##_keys / sizeof s_##id##_keys [0], s_##id##_names, \
                    sizeof (bus_cfg_##id##_t), s_##id##_field
@@ -89,16 +65,14 @@
 #define BUS_CFG_LIST_GROUP(id, path, title, ng, keys) \
     const bus_cfg_group_t bus_cfg_##id##_group = { #id, path, true, title, ng, S_KEYS (id) };
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_GROUP(id, path, title, ng, keys) &bus_cfg_##id##_group,
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 const bus_cfg_group_t *const bus_cfg_groups [] = {
 #include "../schemas/config/all.def"
 };
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
+#include "bus_config_schema_undef.inc"
 const size_t bus_cfg_group_count = sizeof bus_cfg_groups / sizeof bus_cfg_groups [0];
 
 //  ---------------------------------------------------------------------------
@@ -218,10 +192,11 @@ bus_cfg_read (bus_config_t *config, const bus_cfg_group_t *group, config_setting
         const bus_cfg_key_t *key = &group->keys [i];
         if (!s_wanted (key->name, only))
             continue;
-        void *field = group->field (out, i);
-        s_read_key (config, setting, key, field);
+        size_t errors = bus_config_error_count (config);
+        s_read_key (config, setting, key, group->field (out, i));
         if (check)
-            check (config, setting, config_setting_get_member (setting, key->name), key, out, arg);
+            check (config, setting, config_setting_get_member (setting, key->name), key,
+                   bus_config_error_count (config) > errors, out, arg);
     }
     return 1;
 }
@@ -418,7 +393,7 @@ typedef struct { int calls; } s_probe_t;
 
 static void
 s_probe (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-         const bus_cfg_key_t *key, void *out, void *arg)
+         const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     ((s_probe_t *) arg)->calls++;
 }

@@ -73,8 +73,7 @@ typedef struct {
 #define BUS_CFG_CHOICE(name, def, values, flags, doc)           const char *name;
 #define BUS_CFG_LIST(name, what, flags, doc)                    config_setting_t *name;
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
+#include "bus_config_schema_undef.inc"
 
 //  The descriptors, and each group's defaults as a typed value
 //  (bus_cfg_connection_defaults.keepalive_interval_ms), for code that needs a
@@ -83,24 +82,19 @@ typedef struct {
                                                         extern const bus_cfg_##id##_t bus_cfg_##id##_defaults;
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 //  Every group, in declaration order, and their count.
 extern const bus_cfg_group_t *const bus_cfg_groups [];
 extern const size_t bus_cfg_group_count;
 
 //  Called right after a key was read into out: setting is the key's setting
-//  (NULL when absent and out holds the default). The owner's own checks go here.
+//  (NULL when absent and out holds the default); refused says the schema
+//  refused its value (an error was recorded, out holds the default). The
+//  owner's own checks go here.
 typedef void (bus_cfg_check_fn) (bus_config_t *config, config_setting_t *group,
                                  config_setting_t *setting, const bus_cfg_key_t *key,
-                                 void *out, void *arg);
+                                 bool refused, void *out, void *arg);
 
 //  Read flags
 #define BUS_CFG_CHECK_KEYS  0x01u       //  the caller owns the group: unknown keys and a

@@ -102,23 +102,20 @@ s_read_strings (bus_config_t *config, config_setting_t *group, const char *key, 
 
 //  bifrostd's checks of a service's keys, as the schema reads each: names,
 //  lists of strings, the environment; a policy key that is absent or refused
-//  takes the supervisor group's value. errors is the count after the
-//  previous key, so a key just refused is known.
+//  takes the supervisor group's value.
 typedef struct {
     sup_config_t *self;
     sup_service_cfg_t *svc;
     const bus_cfg_supervisor_t *supervisor;
-    size_t errors;
 } s_reading_t;
 
 static void
 s_check_service_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-                     const bus_cfg_key_t *key, void *out, void *arg)
+                     const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     s_reading_t *reading = (s_reading_t *) arg;
     bus_cfg_service_t *in = (bus_cfg_service_t *) out;
     sup_service_cfg_t *svc = reading->svc;
-    bool refused = bus_config_error_count (config) > reading->errors;
     if (streq (key->name, "name")) {
         svc->name = in->name;
         if (!svc->name)
@@ -183,7 +180,6 @@ s_check_service_key (bus_config_t *config, config_setting_t *group, config_setti
                     size);
         }
     }
-    reading->errors = bus_config_error_count (config);
 }
 
 //  One service; false when the list element is not a group
@@ -193,7 +189,7 @@ s_read_service (sup_config_t *self, const bus_cfg_supervisor_t *supervisor, conf
 {
     bus_config_t *config = self->config;
     svc->line = config_setting_source_line (group);
-    s_reading_t reading = { self, svc, supervisor, bus_config_error_count (config) };
+    s_reading_t reading = { self, svc, supervisor };
     bus_cfg_service_t in;
     if (bus_cfg_read (config, &bus_cfg_service_group, group, &in, BUS_CFG_CHECK_KEYS, NULL,
                       s_check_service_key, &reading) < 0)

@@ -83,7 +83,7 @@ s_config_error (bus_config_t *config, config_setting_t *group, const char *key, 
 //  leaves room for peers...).
 static void
 s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-             const bus_cfg_key_t *key, void *out, void *arg)
+             const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     const bus_cfg_device_t *in = (const bus_cfg_device_t *) out;
     dev_service_config_t *cfg = (dev_service_config_t *) arg;
@@ -816,31 +816,8 @@ dev_service_up (dev_service_t *self)
 //  ---------------------------------------------------------------------------
 //  The service as a program part (one per process)
 
-static dev_service_t *s_process_part;
-static dev_service_config_t s_checked;  //  checked once by the runtime, taken by setup
-
-static int
-s_part_check_config (bus_config_t *config, void *arg)
-{
-    dev_service_config_clear (&s_checked);
-    dev_service_check_config (config, &s_checked);
-    return 0;
-}
-
-static int
-s_part_setup (bus_service_t *svc, void *arg)
-{
-    char err [300];
-    s_process_part = dev_service_new (svc, &s_checked, err, sizeof err);
-    return bus_service_setup_done (s_process_part, err);
-}
-
-static void
-s_part_teardown (bus_service_t *svc, void *arg)
-{
-    dev_service_destroy (&s_process_part);
-    dev_service_config_clear (&s_checked);
-}
+BUS_SERVICE_PART (dev_service_t, dev_service_config_t, dev_service_check_config,
+                  dev_service_new, dev_service_destroy, dev_service_config_clear)
 
 //  CAP_NET_ADMIN only (DESIGN.md): the interface is created at setup, and
 //  addresses, routes and the MAC change at run time
