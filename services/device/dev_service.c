@@ -134,10 +134,7 @@ dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
     }
     //  The peers device routes to: their allowed_ips must parse
     cfg.peers = config ? node_peers_load (config, NULL) : NULL;
-    if (out)
-        *out = cfg;
-    else
-        dev_service_config_clear (&cfg);
+    *out = cfg;
 }
 
 void
@@ -852,7 +849,9 @@ s_test_config (const char *text)
     char err [300];
     bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
     assert (config);
-    dev_service_check_config (config, NULL);
+    dev_service_config_t checked;
+    dev_service_check_config (config, &checked);
+    dev_service_config_clear (&checked);
     return config;
 }
 

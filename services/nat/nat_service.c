@@ -117,10 +117,7 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
                 bus_config_error (config, endpoint, "%s", err);
         }
     }
-    if (out)
-        *out = cfg;
-    else
-        nat_service_config_clear (&cfg);
+    *out = cfg;
 }
 
 void
@@ -1030,7 +1027,9 @@ s_check (const char *text, const char *expect, bool verbose)
     char err [300];
     bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
     assert (config);
-    nat_service_check_config (config, NULL);
+    nat_service_config_t checked;
+    nat_service_check_config (config, &checked);
+    nat_service_config_clear (&checked);
     size_t count = bus_config_error_count (config);
     if (verbose)
         for (size_t i = 0; i < count; i++)
