@@ -316,13 +316,22 @@ bus_cfg_print_default (FILE *out, const char *const *ids)
         if (!s_wanted (group->id, ids))
             continue;
         bool top = !*group->path;
-        //  A list's element has required keys with no default: shown commented out
-        const char *indent = top ? "" : group->list ? "#     " : "    ";
+        //  A list's element, or a group with a required key, has no complete
+        //  default (and a group's presence may mean something, like turn for
+        //  the registry): shown commented out
+        bool required = false;
+        for (size_t i = 0; i < group->key_count; i++)
+            required = required || (group->keys [i].flags & BUS_CFG_REQUIRED);
+        bool commented = !top && (group->list || required);
+        const char *indent = top ? "" : commented ? "#     " : "    ";
         char prefix [16];
         snprintf (prefix, sizeof prefix, "%s# ", indent);
         fprintf (out, "\n# %s\n", group->title);
         if (group->list)
             fprintf (out, "# %s = (\n#   {\n", group->path);
+        else
+        if (commented)
+            fprintf (out, "# %s: {\n", group->path);
         else
         if (!top)
             fprintf (out, "%s: {\n", group->path);
@@ -348,6 +357,9 @@ bus_cfg_print_default (FILE *out, const char *const *ids)
         }
         if (group->list)
             fprintf (out, "#   }\n# );\n");
+        else
+        if (commented)
+            fprintf (out, "# };\n");
         else
         if (!top)
             fprintf (out, "};\n");
@@ -489,7 +501,10 @@ bus_config_schema_test (bool verbose)
         printf ("%s\n%s\n", err, dump);
     assert (config);
     for (size_t g = 0; g < bus_cfg_group_count; g++) {
-        if (bus_cfg_groups [g]->list)
+        bool required = false;
+        for (size_t i = 0; i < bus_cfg_groups [g]->key_count; i++)
+            required = required || (bus_cfg_groups [g]->keys [i].flags & BUS_CFG_REQUIRED);
+        if (bus_cfg_groups [g]->list || (required && *bus_cfg_groups [g]->path))
             continue;
         char *buf = calloc (1, bus_cfg_groups [g]->size);
         assert (buf);

@@ -9,6 +9,7 @@
 #include "bus_log.h"
 #include "bus_privs.h"
 #include "bus_service.h"
+#include "bus_config_schema.h"
 #include <sys/stat.h>
 
 #define REGISTRY_VERSION PACKAGE_VERSION
@@ -28,18 +29,17 @@ static const char *const s_registry_keys [] = {
     "expire_after", "max_body", "rate_limit", "rate_burst", "tls_cert", "tls_key", "name",
     "stun_servers", "event_queue", NULL
 };
-//  Shared with bifrost-coturn (services/coturn), which reads the same group.
-static const char *const s_turn_keys [] = {
-    "realm", "host", "listen_port", "tls_port", "tls_cert", "tls_key", "secret", "credential_ttl",
-    "listening_ip", "external_ip", "relay_ip", "min_port", "max_port", "allow_loopback_peers",
-    "allow_private_peers", "verbose", NULL
-};
+//  An empty string is no value
+static const char *
+s_set (const char *value)
+{
+    return value && *value ? value : NULL;
+}
 
 static const char *
 s_optional (bus_config_t *config, const char *path)
 {
-    const char *value = config ? bus_config_string (config, path, NULL) : NULL;
-    return value && *value ? value : NULL;
+    return s_set (config ? bus_config_string (config, path, NULL) : NULL);
 }
 
 static int
@@ -70,9 +70,10 @@ s_check_config (bus_config_t *config, void *arg)
     config_setting_t *group = config_lookup (raw, "registry");
     if (group)
         bus_config_check_keys (config, group, s_registry_keys);
+    //  The turn group is declared once for us and bifrost-coturn (schemas/config/turn.def)
     config_setting_t *turn = config_lookup (raw, "turn");
     if (turn)
-        bus_config_check_keys (config, turn, s_turn_keys);
+        bus_config_check_keys (config, turn, bus_cfg_turn_group.names);
 
     s_opt.http.listen = bus_config_string (config, "registry.listen", s_opt.http.listen);
     char host [128];
@@ -119,18 +120,22 @@ s_check_config (bus_config_t *config, void *arg)
     }
     s_opt.api.turn.extra_stun = s_opt.stun;
 
-    //  TURN: the host clients use, ports, the shared secret from the environment
-    const char *turn_host = s_optional (config, "turn.host");
-    if (!turn_host)
-        turn_host = s_optional (config, "turn.external_ip");
-    if (!turn_host)
-        turn_host = s_optional (config, "turn.listening_ip");
+    //  TURN: the host clients use, ports, the shared secret from the environment;
+    //  the keys only coturn reads are coturn's to check
+    static const char *const turn_keys [] = {
+        "host", "external_ip", "listening_ip", "listen_port", "tls_cert", "secret", "credential_ttl", NULL
+    };
+    static const char *const tls_keys [] = { "tls_port", NULL };
+    bus_cfg_turn_t t, tls;
+    bus_cfg_read (config, &bus_cfg_turn_group, NULL, &t, 0, turn_keys, NULL, NULL);
+    const char *turn_host = s_set (t.host) ? t.host : s_set (t.external_ip) ? t.external_ip : s_set (t.listening_ip);
     s_opt.api.turn.host = turn ? turn_host : NULL;
-    s_opt.api.turn.port = (int) bus_config_int (config, "turn.listen_port", 3478, 1, 65535);
-    s_opt.api.turn.tls_port = s_optional (config, "turn.tls_cert")
-                            ? (int) bus_config_int (config, "turn.tls_port", 5349, 1, 65535) : 0;
-    s_opt.api.turn.secret = s_optional (config, "turn.secret");
-    s_opt.api.turn.ttl_s = bus_config_duration_ms (config, "turn.credential_ttl", 86400000, 60000, 30 * 86400000LL) / 1000;
+    s_opt.api.turn.port = (int) t.listen_port;
+    if (s_set (t.tls_cert))         //  its port counts only with a certificate
+        bus_cfg_read (config, &bus_cfg_turn_group, NULL, &tls, 0, tls_keys, NULL, NULL);
+    s_opt.api.turn.tls_port = s_set (t.tls_cert) ? (int) tls.tls_port : 0;
+    s_opt.api.turn.secret = s_set (t.secret);
+    s_opt.api.turn.ttl_s = t.credential_ttl_ms / 1000;
     if (turn && !turn_host)
         bus_config_error (config, turn, "turn: set host (the name or address clients use to reach coturn)");
     return 0;
