@@ -28,8 +28,8 @@ struct _sup_config_t {
 //  the top level is still caught. A section named after a configured service
 //  is always accepted.
 static const char *const s_top_extra [] = {
-    "network_id", "network_cidr", "registry", "join_token", "discovery",
-    "stun", "turn", "routing", "nat", "router", "relay",
+    "network_cidr", "join_token",
+    "stun", "routing", "nat", "router", "relay",
     "bridge", "bus", "tap", NULL
 };
 //  Set by bifrostd for every child; a service's env may not override them.
