@@ -165,6 +165,10 @@ int bus_service_setup_done (const void *object, const char *err);
         clear (&s_part_checked); \
     }
 
+//  The def's fields BUS_SERVICE_PART made: { .name = ..., BUS_SERVICE_PART_HOOKS, ... }
+#define BUS_SERVICE_PART_HOOKS \
+    .check_config = s_part_check_config, .setup = s_part_setup, .teardown = s_part_teardown
+
 //  main() of a service. Exits 0 on a clean stop, 78 on a config error, 1 otherwise.
 int bus_service_main (const bus_service_def_t *def, int argc, char **argv);
 //  main() of a program that runs several services in one process: defs [0]

@@ -1163,9 +1163,7 @@ BUS_SERVICE_PART (crypto_service_t, crypto_service_config_t, crypto_service_chec
 const bus_service_def_t crypto_service_def = {
     .name = "crypto",
     .summary = "holds the node key: handshakes, encrypts and decrypts the data pipes, no network",
-    .check_config = s_part_check_config,
-    .setup = s_part_setup,
-    .teardown = s_part_teardown,
+    BUS_SERVICE_PART_HOOKS,
     .holds_key = true,
 };
 

@@ -827,9 +827,7 @@ s_part_caps (bus_config_t *config, void *arg)
 const bus_service_def_t dev_service_def = {
     .name = "device",
     .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
-    .check_config = s_part_check_config,
-    .setup = s_part_setup,
-    .teardown = s_part_teardown,
+    BUS_SERVICE_PART_HOOKS,
     .caps = s_part_caps,
 };
 

@@ -976,9 +976,7 @@ BUS_SERVICE_PART (disc_service_t, disc_service_config_t, disc_service_check_conf
 const bus_service_def_t disc_service_def = {
     .name = "discovery",
     .summary = "registers the node with the registry and tells the node's services about every peer",
-    .check_config = s_part_check_config,
-    .setup = s_part_setup,
-    .teardown = s_part_teardown,
+    BUS_SERVICE_PART_HOOKS,
 };
 
 //  --------------------------------------------------------------------------

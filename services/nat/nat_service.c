@@ -999,9 +999,7 @@ s_def_caps (bus_config_t *config, void *arg)
 const bus_service_def_t nat_service_def = {
     .name = "nat",
     .summary = "the UDP socket to the internet: moves sealed datagrams between the wire and crypto",
-    .check_config = s_part_check_config,
-    .setup = s_part_setup,
-    .teardown = s_part_teardown,
+    BUS_SERVICE_PART_HOOKS,
     .caps = s_def_caps,
     .sandboxed = true,
 };
