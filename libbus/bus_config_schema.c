@@ -12,22 +12,16 @@
 //  The accessor is generated as code (out->name), so the compiler lays out the
 //  struct and nobody computes an offset by hand.
 
-#define BUS_CFG_STRING(n, d, f, doc)                 { #n, BUS_CFG_T_STRING, 0, d, 0, 0, NULL, NULL, f, doc },
-#define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         { #n, BUS_CFG_T_INT, d, NULL, lo, hi, NULL, u, f, doc },
-#define BUS_CFG_BOOL(n, d, f, doc)                   { #n, BUS_CFG_T_BOOL, d, NULL, 0, 1, NULL, NULL, f, doc },
-#define BUS_CFG_DURATION(n, d, lo, hi, f, doc)       { #n, BUS_CFG_T_DURATION, d, NULL, lo, hi, NULL, NULL, f, doc },
-#define BUS_CFG_CHOICE(n, d, v, f, doc)              { #n, BUS_CFG_T_CHOICE, 0, d, 0, 0, v, NULL, f, doc },
-#define BUS_CFG_LIST(n, what, f, doc)                { #n, BUS_CFG_T_LIST, 0, NULL, 0, 0, what, NULL, f, doc },
+#define BUS_CFG_STRING(n, d, f, doc)                 { #n, BUS_CFG_T_STRING, 0, d, 0, 0, NULL, NULL, NULL, f, doc },
+#define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         { #n, BUS_CFG_T_INT, d, NULL, lo, hi, NULL, NULL, u, f, doc },
+#define BUS_CFG_BOOL(n, d, f, doc)                   { #n, BUS_CFG_T_BOOL, d, NULL, 0, 1, NULL, NULL, NULL, f, doc },
+#define BUS_CFG_DURATION(n, d, lo, hi, f, doc)       { #n, BUS_CFG_T_DURATION, d, NULL, lo, hi, NULL, NULL, NULL, f, doc },
+#define BUS_CFG_CHOICE(n, d, v, f, doc)              { #n, BUS_CFG_T_CHOICE, 0, d, 0, 0, v, NULL, NULL, f, doc },
+#define BUS_CFG_LIST(n, what, f, doc)                { #n, BUS_CFG_T_LIST, 0, NULL, 0, 0, NULL, what, NULL, f, doc },
 #define BUS_CFG_GROUP(id, path, title, ng, keys) static const bus_cfg_key_t s_##id##_keys [] = { keys };
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_STRING(n, d, f, doc)                 #n,
 #define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         #n,
@@ -36,14 +30,9 @@
 #define BUS_CFG_CHOICE(n, d, v, f, doc)              #n,
 #define BUS_CFG_LIST(n, what, f, doc)                #n,
 #define BUS_CFG_GROUP(id, path, title, ng, keys) static const char *const s_##id##_names [] = { keys NULL };
+#define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_STRING(n, d, f, doc)                 if (index == i++) return &out->n;
 #define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         if (index == i++) return &out->n;
@@ -54,15 +43,9 @@
 #define BUS_CFG_GROUP(id, path, title, ng, keys) \
     static void *s_##id##_field (void *base, size_t index) \
     { bus_cfg_##id##_t *out = (bus_cfg_##id##_t *) base; size_t i = 0; keys return NULL; }
+#define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_STRING(n, d, f, doc)                 .n = d,
 #define BUS_CFG_INT(n, d, lo, hi, u, f, doc)         .n = d,
@@ -73,14 +56,7 @@
 #define BUS_CFG_GROUP(id, path, title, ng, keys) const bus_cfg_##id##_t bus_cfg_##id##_defaults = { keys };
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 #define S_KEYS(id) s_##id##_keys, sizeof s_##id##_keys / sizeof s_##id##_keys [0], s_##id##_names, \
                    sizeof (bus_cfg_##id##_t), s_##id##_field
@@ -89,20 +65,27 @@
 #define BUS_CFG_LIST_GROUP(id, path, title, ng, keys) \
     const bus_cfg_group_t bus_cfg_##id##_group = { #id, path, true, title, ng, S_KEYS (id) };
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
+#include "bus_config_schema_undef.inc"
 
 #define BUS_CFG_GROUP(id, path, title, ng, keys) &bus_cfg_##id##_group,
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 const bus_cfg_group_t *const bus_cfg_groups [] = {
 #include "../schemas/config/all.def"
 };
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
+#include "bus_config_schema_undef.inc"
 const size_t bus_cfg_group_count = sizeof bus_cfg_groups / sizeof bus_cfg_groups [0];
 
 //  ---------------------------------------------------------------------------
 //  Reading
+
+int
+bus_cfg_choice_index (const bus_cfg_key_t *key, const char *text)
+{
+    for (int i = 0; text && key->choices && key->choices [i]; i++)
+        if (strcmp (key->choices [i], text) == 0)
+            return i;
+    return -1;
+}
 
 const bus_cfg_key_t *
 bus_cfg_key (const bus_cfg_group_t *group, const char *name)
@@ -152,30 +135,17 @@ s_read_key (bus_config_t *config, config_setting_t *group, const bus_cfg_key_t *
     bool owner = (key->flags & BUS_CFG_OWNER_CHECKS) != 0;
     switch (key->type) {
         case BUS_CFG_T_STRING:
-        case BUS_CFG_T_CHOICE:
-            //  A choice is checked by its owner (OWNER_CHECKS) or here
             *(const char **) field = bus_config_setting_string (config, group, key->name, key->def_str);
-            if (key->type == BUS_CFG_T_CHOICE && !owner && config_setting_get_member (group, key->name)) {
-                const char *choices [16];
-                char copy [256];
-                snprintf (copy, sizeof copy, "%s", key->values);
-                size_t n = 0;
-                for (char *save, *t = strtok_r (copy, "|", &save); t && n < 15; t = strtok_r (NULL, "|", &save))
-                    choices [n++] = t;
-                choices [n] = NULL;
-                int def = 0;
-                for (size_t c = 0; c < n; c++)
-                    if (key->def_str && strcmp (choices [c], key->def_str) == 0)
-                        def = (int) c;
-                int index = bus_config_setting_choice (config, group, key->name, choices, def);
-                //  The text of the choice, as declared (copy is on the stack)
-                const char *v = key->values;
-                for (int c = 0; c < index; c++)
-                    v = strchr (v, '|') + 1;
-                size_t len = strcspn (v, "|");
-                const char *text = *(const char **) field;
-                if (!text || strlen (text) != len || strncmp (text, v, len))
-                    *(const char **) field = key->def_str;
+            break;
+        case BUS_CFG_T_CHOICE:
+            //  Checked by its owner (read as a string), or here: then the
+            //  field points to the declared value
+            if (owner)
+                *(const char **) field = bus_config_setting_string (config, group, key->name, key->def_str);
+            else {
+                int index = bus_config_setting_choice (config, group, key->name, key->choices,
+                                                       bus_cfg_choice_index (key, key->def_str));
+                *(const char **) field = index >= 0 ? key->choices [index] : NULL;
             }
             break;
         case BUS_CFG_T_INT:
@@ -222,10 +192,11 @@ bus_cfg_read (bus_config_t *config, const bus_cfg_group_t *group, config_setting
         const bus_cfg_key_t *key = &group->keys [i];
         if (!s_wanted (key->name, only))
             continue;
-        void *field = group->field (out, i);
-        s_read_key (config, setting, key, field);
+        size_t errors = bus_config_error_count (config);
+        s_read_key (config, setting, key, group->field (out, i));
         if (check)
-            check (config, setting, config_setting_get_member (setting, key->name), key, out, arg);
+            check (config, setting, config_setting_get_member (setting, key->name), key,
+                   bus_config_error_count (config) > errors, out, arg);
     }
     return 1;
 }
@@ -244,7 +215,9 @@ bus_cfg_default_text (const bus_cfg_key_t *key, char *buf, size_t size)
             else
                 snprintf (buf, size, "%s", "");
             break;
-        case BUS_CFG_T_INT:      snprintf (buf, size, "%" PRId64, key->def); break;
+        case BUS_CFG_T_INT:      //  libconfig reads a 64-bit integer with an L
+            snprintf (buf, size, "%" PRId64 "%s", key->def, key->def > INT32_MAX || key->def < INT32_MIN ? "L" : "");
+            break;
         case BUS_CFG_T_BOOL:     snprintf (buf, size, "%s", key->def ? "true" : "false"); break;
         case BUS_CFG_T_DURATION: {
             char text [32];
@@ -293,14 +266,8 @@ s_range_text (const bus_cfg_key_t *key, char *buf, size_t size)
     else
     if (key->type == BUS_CFG_T_CHOICE) {
         size_t len = 0;
-        for (const char *v = key->values; *v && len + 4 < size; v++)
-            len += snprintf (buf + len, size - len, *v == '|' ? "`, `" : "%c", *v);
-        if (len + 2 < size) {
-            memmove (buf + 1, buf, len + 1);
-            buf [0] = '`';
-            buf [len + 1] = '`';
-            buf [len + 2] = 0;
-        }
+        for (int i = 0; key->choices [i] && len < size; i++)
+            len += snprintf (buf + len, size - len, "%s`%s`", i ? ", " : "", key->choices [i]);
     }
     else
     if (key->type == BUS_CFG_T_LIST && key->values)
@@ -349,13 +316,22 @@ bus_cfg_print_default (FILE *out, const char *const *ids)
         if (!s_wanted (group->id, ids))
             continue;
         bool top = !*group->path;
-        //  A list's element has required keys with no default: shown commented out
-        const char *indent = top ? "" : group->list ? "#     " : "    ";
+        //  A list's element, or a group with a required key, has no complete
+        //  default (and a group's presence may mean something, like turn for
+        //  the registry): shown commented out
+        bool required = false;
+        for (size_t i = 0; i < group->key_count; i++)
+            required = required || (group->keys [i].flags & BUS_CFG_REQUIRED);
+        bool commented = !top && (group->list || required);
+        const char *indent = top ? "" : commented ? "#     " : "    ";
         char prefix [16];
         snprintf (prefix, sizeof prefix, "%s# ", indent);
         fprintf (out, "\n# %s\n", group->title);
         if (group->list)
             fprintf (out, "# %s = (\n#   {\n", group->path);
+        else
+        if (commented)
+            fprintf (out, "# %s: {\n", group->path);
         else
         if (!top)
             fprintf (out, "%s: {\n", group->path);
@@ -374,13 +350,16 @@ bus_cfg_print_default (FILE *out, const char *const *ids)
                 fprintf (out, "%s# %s = \"${VARIABLE}\";\n", indent, key->name);
             else
             if (*def)
-                fprintf (out, "%s%s%s = %s;\n", indent, (key->flags & BUS_CFG_REQUIRED) ? "" : "# ",
-                         key->name, def);
+                fprintf (out, "%s%s = %s;\n", indent, key->name, def);
             else
-                fprintf (out, "%s# %s = ...;\n", indent, key->name);
+                fprintf (out, "%s# %s = ...;%s\n", indent, key->name,
+                         (key->flags & BUS_CFG_REQUIRED) ? "    # required" : "");
         }
         if (group->list)
             fprintf (out, "#   }\n# );\n");
+        else
+        if (commented)
+            fprintf (out, "# };\n");
         else
         if (!top)
             fprintf (out, "};\n");
@@ -426,7 +405,7 @@ typedef struct { int calls; } s_probe_t;
 
 static void
 s_probe (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-         const bus_cfg_key_t *key, void *out, void *arg)
+         const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     ((s_probe_t *) arg)->calls++;
 }
@@ -522,7 +501,10 @@ bus_config_schema_test (bool verbose)
         printf ("%s\n%s\n", err, dump);
     assert (config);
     for (size_t g = 0; g < bus_cfg_group_count; g++) {
-        if (bus_cfg_groups [g]->list)
+        bool required = false;
+        for (size_t i = 0; i < bus_cfg_groups [g]->key_count; i++)
+            required = required || (bus_cfg_groups [g]->keys [i].flags & BUS_CFG_REQUIRED);
+        if (bus_cfg_groups [g]->list || (required && *bus_cfg_groups [g]->path))
             continue;
         char *buf = calloc (1, bus_cfg_groups [g]->size);
         assert (buf);

@@ -5,7 +5,7 @@
     - a typed struct, bus_cfg_<group>_t, with one field per key (a string is a
       `const char *` owned by the bus_config it was read from, ${VAR} expanded;
       an integer an int64_t; a duration an int64_t `<key>_ms`; a bool a bool; a
-      choice its text; a list its raw libconfig setting). Removing a key from a
+      choice its text, one of the declared values; a list its raw libconfig setting). Removing a key from a
       .def removes the field, so every reader of it stops compiling;
     - a descriptor, bus_cfg_<group>_group, with the keys, their type, default,
       range, unit, flags and one line of doc, from which the generic reader
@@ -40,7 +40,8 @@ typedef struct {
     int64_t def;                //  int, bool, duration (ms)
     const char *def_str;        //  string, choice; NULL: none
     int64_t min, max;           //  int, duration (ms)
-    const char *values;         //  choice: "a|b|c"; list: what an element is
+    const char *const *choices; //  choice: the values, NULL-terminated
+    const char *values;         //  list: what an element is
     const char *unit;           //  int: what it counts
     unsigned flags;
     const char *doc;
@@ -59,6 +60,9 @@ typedef struct {
     void *(*field) (void *out, size_t index);   //  the field of key index in out
 } bus_cfg_group_t;
 
+//  A choice's values in a .def: BUS_CFG_VALUES ("tun", "tap")
+#define BUS_CFG_VALUES(...) ((const char *const []) { __VA_ARGS__, NULL })
+
 //  The typed structs
 #define BUS_CFG_GROUP(id, path, title, not_group, keys) typedef struct { keys } bus_cfg_##id##_t;
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
@@ -69,8 +73,7 @@ typedef struct {
 #define BUS_CFG_CHOICE(name, def, values, flags, doc)           const char *name;
 #define BUS_CFG_LIST(name, what, flags, doc)                    config_setting_t *name;
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
+#include "bus_config_schema_undef.inc"
 
 //  The descriptors, and each group's defaults as a typed value
 //  (bus_cfg_connection_defaults.keepalive_interval_ms), for code that needs a
@@ -79,24 +82,19 @@ typedef struct {
                                                         extern const bus_cfg_##id##_t bus_cfg_##id##_defaults;
 #define BUS_CFG_LIST_GROUP BUS_CFG_GROUP
 #include "../schemas/config/all.def"
-#undef BUS_CFG_GROUP
-#undef BUS_CFG_LIST_GROUP
-#undef BUS_CFG_STRING
-#undef BUS_CFG_INT
-#undef BUS_CFG_BOOL
-#undef BUS_CFG_DURATION
-#undef BUS_CFG_CHOICE
-#undef BUS_CFG_LIST
+#include "bus_config_schema_undef.inc"
 
 //  Every group, in declaration order, and their count.
 extern const bus_cfg_group_t *const bus_cfg_groups [];
 extern const size_t bus_cfg_group_count;
 
 //  Called right after a key was read into out: setting is the key's setting
-//  (NULL when absent and out holds the default). The owner's own checks go here.
+//  (NULL when absent and out holds the default); refused says the schema
+//  refused its value (an error was recorded, out holds the default). The
+//  owner's own checks go here.
 typedef void (bus_cfg_check_fn) (bus_config_t *config, config_setting_t *group,
                                  config_setting_t *setting, const bus_cfg_key_t *key,
-                                 void *out, void *arg);
+                                 bool refused, void *out, void *arg);
 
 //  Read flags
 #define BUS_CFG_CHECK_KEYS  0x01u       //  the caller owns the group: unknown keys and a
@@ -113,13 +111,16 @@ void bus_cfg_defaults (const bus_cfg_group_t *group, void *out);
 int bus_cfg_read (bus_config_t *config, const bus_cfg_group_t *group, config_setting_t *setting,
                   void *out, unsigned flags, const char *const *only,
                   bus_cfg_check_fn *check, void *arg);
+//  The index of text among a choice key's values, or -1.
+int bus_cfg_choice_index (const bus_cfg_key_t *key, const char *text);
 //  The key called name of group, or NULL.
 const bus_cfg_key_t *bus_cfg_key (const bus_cfg_group_t *group, const char *name);
 //  Writes a key's default as it would be written in a file ("25s", "\"tun\"",
 //  "true"); "" when it has none.
 void bus_cfg_default_text (const bus_cfg_key_t *key, char *buf, size_t size);
 //  Writes the groups (NULL-terminated ids, or NULL for all) as an annotated
-//  libconfig file with every default: `bifrostd --print-default-config`.
+//  libconfig file with every default set (a list's element, whose required
+//  keys have none, commented out): `bifrostd --print-default-config`.
 void bus_cfg_print_default (FILE *out, const char *const *ids);
 //  Writes the reference tables (Markdown) of every group.
 void bus_cfg_print_reference (FILE *out);

@@ -132,6 +132,43 @@ typedef struct {
 //  is there, else err is logged and -1 (the runtime then exits with 78).
 int bus_service_setup_done (const void *object, const char *err);
 
+//  The glue between a def and a service class whose config is checked once
+//  (schemas/config/): check_config fills a static checked config, setup hands
+//  it to the class's constructor, which takes what it holds and reads nothing
+//  again, and teardown destroys the object and releases the config. Expands to
+//  s_part_check_config, s_part_setup and s_part_teardown for the def, and
+//  s_part_checked (for a caps function). The class provides
+//    void check (bus_config_t *config, config_t *out);
+//    object_t *create (bus_service_t *svc, config_t *config, char *err, size_t errsize);
+//    void destroy (object_t **self_p);  void clear (config_t *config);
+#define BUS_SERVICE_PART(object_t, config_t, check, create, destroy, clear) \
+    static object_t *s_part_object; \
+    static config_t s_part_checked; \
+    static int \
+    s_part_check_config (bus_config_t *config, void *arg) \
+    { \
+        clear (&s_part_checked); \
+        check (config, &s_part_checked); \
+        return 0; \
+    } \
+    static int \
+    s_part_setup (bus_service_t *svc, void *arg) \
+    { \
+        char err [300]; \
+        s_part_object = create (svc, &s_part_checked, err, sizeof err); \
+        return bus_service_setup_done (s_part_object, err); \
+    } \
+    static void \
+    s_part_teardown (bus_service_t *svc, void *arg) \
+    { \
+        destroy (&s_part_object); \
+        clear (&s_part_checked); \
+    }
+
+//  The def's fields BUS_SERVICE_PART made: { .name = ..., BUS_SERVICE_PART_HOOKS, ... }
+#define BUS_SERVICE_PART_HOOKS \
+    .check_config = s_part_check_config, .setup = s_part_setup, .teardown = s_part_teardown
+
 //  main() of a service. Exits 0 on a clean stop, 78 on a config error, 1 otherwise.
 int bus_service_main (const bus_service_def_t *def, int argc, char **argv);
 //  main() of a program that runs several services in one process: defs [0]

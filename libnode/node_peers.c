@@ -116,7 +116,7 @@ typedef struct {
 
 static void
 s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-             const bus_cfg_key_t *key, void *out, void *arg)
+             const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     const bus_cfg_peer_t *in = (const bus_cfg_peer_t *) out;
     node_peer_t *peer = ((s_reading_t *) arg)->peer;

@@ -2,6 +2,7 @@
     reported at once and nothing starts while any remains. */
 #include "sup_config.h"
 #include "bus_envelope.h"
+#include "bus_config_schema.h"
 #include "bus_log.h"
 #include "bus_rundir.h"
 
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define streq(a, b) (strcmp ((a), (b)) == 0)
 
 struct _sup_config_t {
     bus_config_t *config;
@@ -20,29 +23,15 @@ struct _sup_config_t {
     size_t service_count;
 };
 
-static const char *const s_restart_names [] = { "permanent", "transient", "temporary", NULL };
-static const char *const s_notify_names [] = { "ready", "none", NULL };
-static const char *const s_give_up_names [] = { "stop_service", "stop_all", NULL };
-static const char *const s_log_levels [] = { "error", "warn", "info", "debug", NULL };
-
-//  Top-level settings bifrostd accepts besides its own. The node and server
-//  services read these sections from the same file; a service that adds a new
-//  top-level section lists it here, so a typo at the top level is still caught.
-//  A section named after a configured service is always accepted.
-static const char *const s_top_keys [] = {
-    "run_dir", "log_level", "supervisor", "services",
-    "network_id", "network_cidr", "registry", "join_token", "device", "discovery",
-    "stun", "turn", "connection", "routing", "crypto", "nat", "router", "relay",
-    "bridge", "bus", "tap", "peers", "key_file", "psk", NULL
-};
-static const char *const s_supervisor_keys [] = {
-    "intensity", "period", "on_give_up", "backoff_min", "backoff_max", "stable_after",
-    "liveness_timeout", "start_timeout", "stop_timeout", NULL
-};
-static const char *const s_service_keys [] = {
-    "name", "exec", "args", "env", "depends", "instances", "restart", "notify",
-    "intensity", "period", "on_give_up", "backoff_min", "backoff_max", "stable_after",
-    "liveness_timeout", "start_timeout", "stop_timeout", NULL
+//  Top-level sections bifrostd accepts that no schema group declares yet (the
+//  ones declared in schemas/config/ are accepted through the schema). A
+//  service that reads a new top-level section declares it there, so a typo at
+//  the top level is still caught. A section named after a configured service
+//  is always accepted.
+static const char *const s_top_extra [] = {
+    "network_cidr", "join_token",
+    "stun", "routing", "nat", "router", "relay",
+    "bridge", "bus", "tap", NULL
 };
 //  Set by bifrostd for every child; a service's env may not override them.
 static const char *const s_reserved_env [] = {
@@ -55,31 +44,29 @@ static const char *const s_reserved_env [] = {
 const char *
 sup_restart_name (sup_restart_type_t restart)
 {
-    return s_restart_names [restart];
+    return bus_cfg_key (&bus_cfg_service_group, "restart")->choices [restart];
 }
 
-//  Reads the policy keys of group with defaults from def (the supervisor group
-//  for services, built-in values for the supervisor group itself).
+//  The restart policy of a checked group (supervisor or a service): the
+//  policy keys have the same names in both (BUS_CFG_SUP_POLICY)
+#define S_LIMITS(out, in) do { \
+    (out)->intensity = (int) (in).intensity; \
+    (out)->period_ms = (in).period_ms; \
+    (out)->on_give_up = (sup_give_up_t) bus_cfg_choice_index ( \
+        bus_cfg_key (&bus_cfg_supervisor_group, "on_give_up"), (in).on_give_up); \
+    (out)->backoff_min_ms = (in).backoff_min_ms; \
+    (out)->backoff_max_ms = (in).backoff_max_ms; \
+    (out)->stable_ms = (in).stable_after_ms; \
+    (out)->liveness_timeout_ms = (in).liveness_timeout_ms; \
+    (out)->start_timeout_ms = (in).start_timeout_ms; \
+    (out)->stop_timeout_ms = (in).stop_timeout_ms; \
+} while (0)
+
+//  backoff_min may not exceed backoff_max, in the supervisor group or a service
 static void
-s_read_limits (bus_config_t *config, config_setting_t *group, const sup_limits_t *def, sup_limits_t *out)
+s_check_limits (bus_config_t *config, config_setting_t *group, const sup_limits_t *limits)
 {
-    out->intensity = (int) bus_config_setting_int (config, group, "intensity", def->intensity, 0, 1000);
-    out->period_ms = bus_config_setting_duration_ms (config, group, "period", def->period_ms, 100, S_DAY_MS);
-    out->on_give_up = (sup_give_up_t) bus_config_setting_choice (config, group, "on_give_up",
-                                                                  s_give_up_names, def->on_give_up);
-    out->backoff_min_ms = bus_config_setting_duration_ms (config, group, "backoff_min",
-                                                          def->backoff_min_ms, 10, 3600 * 1000);
-    out->backoff_max_ms = bus_config_setting_duration_ms (config, group, "backoff_max",
-                                                          def->backoff_max_ms, 10, S_DAY_MS);
-    out->stable_ms = bus_config_setting_duration_ms (config, group, "stable_after",
-                                                     def->stable_ms, 0, S_DAY_MS);
-    out->liveness_timeout_ms = bus_config_setting_duration_ms (config, group, "liveness_timeout",
-                                                               def->liveness_timeout_ms, 100, 3600 * 1000);
-    out->start_timeout_ms = bus_config_setting_duration_ms (config, group, "start_timeout",
-                                                            def->start_timeout_ms, 100, S_DAY_MS);
-    out->stop_timeout_ms = bus_config_setting_duration_ms (config, group, "stop_timeout",
-                                                           def->stop_timeout_ms, 100, 3600 * 1000);
-    if (out->backoff_min_ms > out->backoff_max_ms) {
+    if (limits->backoff_min_ms > limits->backoff_max_ms) {
         config_setting_t *where = group ? config_setting_get_member (group, "backoff_min") : NULL;
         bus_config_error (config, where ? where : group,
                           "backoff_min must not be larger than backoff_max");
@@ -114,60 +101,106 @@ s_read_strings (bus_config_t *config, config_setting_t *group, const char *key, 
     return out;
 }
 
+//  bifrostd's checks of a service's keys, as the schema reads each: names,
+//  lists of strings, the environment; a policy key that is absent or refused
+//  takes the supervisor group's value.
+typedef struct {
+    sup_config_t *self;
+    sup_service_cfg_t *svc;
+    const bus_cfg_supervisor_t *supervisor;
+} s_reading_t;
+
 static void
-s_read_service (sup_config_t *self, config_setting_t *group, sup_service_cfg_t *svc)
+s_check_service_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+                     const bus_cfg_key_t *key, bool refused, void *out, void *arg)
+{
+    s_reading_t *reading = (s_reading_t *) arg;
+    bus_cfg_service_t *in = (bus_cfg_service_t *) out;
+    sup_service_cfg_t *svc = reading->svc;
+    if (streq (key->name, "name")) {
+        svc->name = in->name;
+        if (!svc->name)
+            bus_config_error (config, group, "missing name (a service needs name = \"...\")");
+        else
+        if (!bus_name_valid (svc->name) || strlen (svc->name) > SUP_NAME_MAX || strchr (svc->name, '.')) {
+            bus_config_error (config, setting, "expected a name of 1 to %d letters, digits, '_' or '-'", SUP_NAME_MAX);
+            svc->name = NULL;
+        }
+    }
+    else
+    if (streq (key->name, "exec")) {
+        svc->exec = in->exec;
+        if (!svc->exec)
+            bus_config_error (config, group, "missing exec (the program to run)");
+        else
+        if (!*svc->exec) {
+            bus_config_error (config, setting, "expected a program name or path");
+            svc->exec = NULL;
+        }
+    }
+    else
+    if (streq (key->name, "args"))
+        svc->args = s_read_strings (config, group, "args", SUP_ARGS_MAX, &svc->arg_count);
+    else
+    if (streq (key->name, "env")) {
+        svc->env = s_read_strings (config, group, "env", SUP_ENV_MAX, &svc->env_count);
+        for (size_t i = 0; i < svc->env_count; i++) {
+            const char *entry = svc->env [i];
+            const char *eq = strchr (entry, '=');
+            bool valid = eq && eq > entry && (isalpha ((unsigned char) *entry) || *entry == '_');
+            for (const char *p = entry; valid && p < eq; p++)
+                valid = isalnum ((unsigned char) *p) || *p == '_';
+            if (!valid) {
+                bus_config_error (config, setting, "expected \"NAME=value\" entries, got \"%s\"", entry);
+                continue;
+            }
+            for (int r = 0; s_reserved_env [r]; r++)
+                if (strncmp (entry, s_reserved_env [r], eq - entry) == 0
+                &&  strlen (s_reserved_env [r]) == (size_t) (eq - entry))
+                    bus_config_error (config, setting, "%s is set by bifrostd and cannot be overridden",
+                                      s_reserved_env [r]);
+        }
+    }
+    else
+    if (streq (key->name, "depends")) {
+        size_t depend_count = 0;
+        const char **depends = s_read_strings (config, group, "depends", SUP_DEPENDS_MAX, &depend_count);
+        for (size_t i = 0; i < depend_count; i++)
+            svc->depends [i] = depends [i];
+        svc->depend_count = depend_count;
+        free (depends);
+    }
+    else {
+        //  A policy key: the supervisor group's value unless set here (and valid)
+        const bus_cfg_key_t *policy = bus_cfg_key (&bus_cfg_supervisor_group, key->name);
+        if (policy && (!setting || refused)) {
+            size_t size = key->type == BUS_CFG_T_CHOICE ? sizeof (const char *) : sizeof (int64_t);
+            memcpy (bus_cfg_service_group.field (in, (size_t) (key - bus_cfg_service_group.keys)),
+                    bus_cfg_supervisor_group.field ((void *) reading->supervisor,
+                                                    (size_t) (policy - bus_cfg_supervisor_group.keys)),
+                    size);
+        }
+    }
+}
+
+//  One service; false when the list element is not a group
+static bool
+s_read_service (sup_config_t *self, const bus_cfg_supervisor_t *supervisor, config_setting_t *group,
+                sup_service_cfg_t *svc)
 {
     bus_config_t *config = self->config;
-    bus_config_check_keys (config, group, s_service_keys);
     svc->line = config_setting_source_line (group);
-    svc->name = bus_config_setting_string (config, group, "name", NULL);
-    if (!svc->name)
-        bus_config_error (config, group, "missing name (a service needs name = \"...\")");
-    else
-    if (!bus_name_valid (svc->name) || strlen (svc->name) > SUP_NAME_MAX || strchr (svc->name, '.')) {
-        bus_config_error (config, config_setting_get_member (group, "name"),
-                          "expected a name of 1 to %d letters, digits, '_' or '-'", SUP_NAME_MAX);
-        svc->name = NULL;
-    }
-    svc->exec = bus_config_setting_string (config, group, "exec", NULL);
-    if (!svc->exec)
-        bus_config_error (config, group, "missing exec (the program to run)");
-    else
-    if (!*svc->exec) {
-        bus_config_error (config, config_setting_get_member (group, "exec"), "expected a program name or path");
-        svc->exec = NULL;
-    }
-    svc->args = s_read_strings (config, group, "args", SUP_ARGS_MAX, &svc->arg_count);
-    svc->env = s_read_strings (config, group, "env", SUP_ENV_MAX, &svc->env_count);
-    config_setting_t *env = config_setting_get_member (group, "env");
-    for (size_t i = 0; i < svc->env_count; i++) {
-        const char *entry = svc->env [i];
-        const char *eq = strchr (entry, '=');
-        bool valid = eq && eq > entry && (isalpha ((unsigned char) *entry) || *entry == '_');
-        for (const char *p = entry; valid && p < eq; p++)
-            valid = isalnum ((unsigned char) *p) || *p == '_';
-        if (!valid) {
-            bus_config_error (config, env, "expected \"NAME=value\" entries, got \"%s\"", entry);
-            continue;
-        }
-        for (int r = 0; s_reserved_env [r]; r++)
-            if (strncmp (entry, s_reserved_env [r], eq - entry) == 0
-            &&  strlen (s_reserved_env [r]) == (size_t) (eq - entry))
-                bus_config_error (config, env, "%s is set by bifrostd and cannot be overridden",
-                                  s_reserved_env [r]);
-    }
-    size_t depend_count = 0;
-    const char **depends = s_read_strings (config, group, "depends", SUP_DEPENDS_MAX, &depend_count);
-    for (size_t i = 0; i < depend_count; i++)
-        svc->depends [i] = depends [i];
-    svc->depend_count = depend_count;
-    free (depends);
-    svc->instances = (int) bus_config_setting_int (config, group, "instances", 1, 0, SUP_INSTANCES_MAX);
-    svc->restart = (sup_restart_type_t) bus_config_setting_choice (config, group, "restart", s_restart_names,
-                                                              SUP_RESTART_PERMANENT);
-    svc->notify = (sup_notify_t) bus_config_setting_choice (config, group, "notify", s_notify_names,
-                                                            SUP_NOTIFY_READY);
-    s_read_limits (config, group, &self->limits, &svc->limits);
+    s_reading_t reading = { self, svc, supervisor };
+    bus_cfg_service_t in;
+    if (bus_cfg_read (config, &bus_cfg_service_group, group, &in, BUS_CFG_CHECK_KEYS, NULL,
+                      s_check_service_key, &reading) < 0)
+        return false;
+    svc->instances = (int) in.instances;
+    svc->restart = (sup_restart_type_t) bus_cfg_choice_index (bus_cfg_key (&bus_cfg_service_group, "restart"), in.restart);
+    svc->notify = (sup_notify_t) bus_cfg_choice_index (bus_cfg_key (&bus_cfg_service_group, "notify"), in.notify);
+    S_LIMITS (&svc->limits, in);
+    s_check_limits (config, group, &svc->limits);
+    return true;
 }
 
 static void
@@ -261,15 +294,20 @@ sup_config_new (bus_config_t **config_p)
     bus_config_t *config = self->config;
     config_setting_t *root = config_root_setting (bus_config_raw (config));
 
-    //  Top-level keys: ours, the node's sections, and sections named after services
+    //  Top-level keys: those of the schema (its top-level keys and groups), the
+    //  sections not in it yet, and sections named after services
     config_setting_t *list = config_setting_get_member (root, "services");
     int top = config_setting_length (root);
     for (int i = 0; i < top; i++) {
         config_setting_t *member = config_setting_get_elem (root, i);
         const char *name = config_setting_name (member);
         bool known = false;
-        for (int k = 0; s_top_keys [k] && !known; k++)
-            known = strcmp (name, s_top_keys [k]) == 0;
+        for (size_t g = 0; g < bus_cfg_group_count && !known; g++) {
+            const bus_cfg_group_t *group = bus_cfg_groups [g];
+            known = *group->path ? streq (name, group->path) : bus_cfg_key (group, name) != NULL;
+        }
+        for (int k = 0; s_top_extra [k] && !known; k++)
+            known = strcmp (name, s_top_extra [k]) == 0;
         for (int k = 0; list && !known && k < config_setting_length (list); k++) {
             config_setting_t *svc = config_setting_get_elem (list, k);
             const char *svc_name = NULL;
@@ -281,22 +319,22 @@ sup_config_new (bus_config_t **config_p)
             bus_config_error (config, member, "unknown setting (expected run_dir, log_level, supervisor, "
                               "services, a section of a service, or a node setting; see docs/configuration.md)");
     }
+    bus_cfg_bifrostd_t own;
+    bus_cfg_read (config, &bus_cfg_bifrostd_group, root, &own, 0, NULL, NULL, NULL);
+    //  Unset stays NULL: the environment and the command line come first
+    //  (sup_config.h), the schema's defaults last
+    //  run_dir's rule (an absolute path) is bus_rundir's, shared with bifrostctl
     self->run_dir = bus_rundir_setting (config);
-    int level = bus_config_choice (config, "log_level", s_log_levels, -1);
-    self->log_level = level >= 0 ? s_log_levels [level] : NULL;
+    config_setting_t *log_level = config_setting_get_member (root, "log_level");
+    self->log_level = log_level && config_setting_type (log_level) == CONFIG_TYPE_STRING
+                   && streq (config_setting_get_string (log_level), own.log_level) ? own.log_level : NULL;
 
-    config_setting_t *supervisor = config_setting_get_member (root, "supervisor");
-    if (supervisor && !config_setting_is_group (supervisor)) {
-        bus_config_error (config, supervisor, "expected a group { intensity = 10; ... }");
-        supervisor = NULL;
-    }
-    bus_config_check_keys (config, supervisor, s_supervisor_keys);
-    static const sup_limits_t builtin = {
-        .intensity = 10, .period_ms = 60000, .on_give_up = SUP_GIVE_UP_STOP_SERVICE,
-        .backoff_min_ms = 1000, .backoff_max_ms = 60000, .stable_ms = 10000,
-        .liveness_timeout_ms = 5000, .start_timeout_ms = 30000, .stop_timeout_ms = 5000
-    };
-    s_read_limits (config, supervisor, &builtin, &self->limits);
+    bus_cfg_supervisor_t supervisor;
+    bus_cfg_read (config, &bus_cfg_supervisor_group, NULL, &supervisor, BUS_CFG_CHECK_KEYS, NULL, NULL, NULL);
+    S_LIMITS (&self->limits, supervisor);
+    config_setting_t *supervisor_group = config_setting_get_member (root, "supervisor");
+    s_check_limits (config, supervisor_group && config_setting_is_group (supervisor_group) ? supervisor_group : NULL,
+                    &self->limits);
 
     config_setting_t *groups [SUP_SERVICES_MAX];
     if (!list)
@@ -313,12 +351,9 @@ sup_config_new (bus_config_t **config_p)
     }
     for (int i = 0; i < length; i++) {
         config_setting_t *group = config_setting_get_elem (list, i);
-        if (!config_setting_is_group (group)) {
-            bus_config_error (config, group, "expected a group { name = ...; exec = ...; }");
-            continue;
-        }
         sup_service_cfg_t *svc = &self->services [self->service_count];
-        s_read_service (self, group, svc);
+        if (!s_read_service (self, &supervisor, group, svc))
+            continue;
         for (size_t j = 0; svc->name && j < self->service_count; j++)
             if (self->services [j].name && strcmp (self->services [j].name, svc->name) == 0)
                 bus_config_error (config, config_setting_get_member (group, "name"),
@@ -408,44 +443,33 @@ sup_service_cfg_same_command (const sup_service_cfg_t *a, const sup_service_cfg_
 const char *
 sup_config_default_text (void)
 {
-    return
-"# bifrostd configuration (libconfig syntax). Every key is described in\n"
-"# docs/configuration.md. Strings may use ${VAR} (taken from the environment,\n"
-"# an unset variable is an error; write $$ for a literal $). Durations are\n"
-"# written \"250ms\", \"30s\", \"5m\", \"1h\"; a bare integer is seconds.\n"
-"\n"
-"# Where the bus sockets live (0700). Precedence: bifrostd -r > this > $BIFROST_RUN_DIR\n"
-"# > /run/bifrost.\n"
-"run_dir = \"/run/bifrost\";\n"
-"\n"
-"# error, warn, info or debug; given to every child as BIFROST_LOG_LEVEL.\n"
-"log_level = \"info\";\n"
-"\n"
-"# Restart policy (OTP-like) and timeouts; every service may override any of them.\n"
-"supervisor: {\n"
-"    intensity = 10;                 # at most this many restarts of a service ...\n"
-"    period = \"60s\";                 # ... within this period, else give up:\n"
-"    on_give_up = \"stop_service\";    # stop_service (mark it failed) or stop_all\n"
-"    backoff_min = \"1s\";             # delay before restarting a child that died early,\n"
-"    backoff_max = \"60s\";            # doubling up to this\n"
-"    stable_after = \"10s\";           # READY longer than this: restart at once\n"
-"    liveness_timeout = \"5s\";        # no heartbeat for this long: killed, restarted\n"
-"    start_timeout = \"30s\";          # not READY within this: killed, restarted\n"
-"    stop_timeout = \"5s\";            # SIGTERM, then SIGKILL after this\n"
-"};\n"
-"\n"
-"# The processes to run, started in dependency order, stopped in reverse.\n"
-"services = (\n"
-"    {\n"
-"        name = \"bus\";                # the broker every service talks through\n"
-"        exec = \"bifrost-bus\";        # found in the libexec directory\n"
-"        restart = \"permanent\";       # permanent, transient or temporary\n"
-"        instances = 1;\n"
-"    }\n"
-"    # An external program, ready when started, restarted when it dies:\n"
-"    # , { name = \"coturn\"; exec = \"/usr/bin/turnserver\"; notify = \"none\";\n"
-"    #     args = [\"-c\", \"/etc/turnserver.conf\"]; env = [\"SECRET=${TURN_SECRET}\"]; }\n"
-");\n";
+    //  Generated once from the schema (schemas/config/), so every key with its
+    //  default and doc is there, and no default is written twice
+    static char *text = NULL;
+    if (text)
+        return text;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    assert (out);
+    fputs ("# bifrostd configuration (libconfig syntax), generated from schemas/config/.\n"
+           "# Every key is described in docs/config-reference.md. Strings may use ${VAR}\n"
+           "# (taken from the environment, an unset variable is an error; write $$ for a\n"
+           "# literal $). Durations are written \"250ms\", \"30s\", \"5m\", \"1h\"; a bare\n"
+           "# integer is seconds. A node's sections are read by the services that run.\n", out);
+    bus_cfg_print_default (out, NULL);
+    fputs ("services = (\n"
+           "    {\n"
+           "        name = \"bus\";                # the broker every service talks through\n"
+           "        exec = \"bifrost-bus\";        # found in the libexec directory\n"
+           "        restart = \"permanent\";       # permanent, transient or temporary\n"
+           "        instances = 1;\n"
+           "    }\n"
+           "    # An external program, ready when started, restarted when it dies:\n"
+           "    # , { name = \"coturn\"; exec = \"/usr/bin/turnserver\"; notify = \"none\";\n"
+           "    #     args = [\"-c\", \"/etc/turnserver.conf\"]; env = [\"SECRET=${TURN_SECRET}\"]; }\n"
+           ");\n", out);
+    fclose (out);
+    return text;
 }
 
 //  ---------------------------------------------------------------------------

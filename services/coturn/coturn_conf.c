@@ -9,12 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const s_keys [] = {
-    "realm", "host", "listen_port", "tls_port", "tls_cert", "tls_key", "secret", "credential_ttl",
-    "listening_ip", "external_ip", "relay_ip", "min_port", "max_port", "allow_loopback_peers",
-    "allow_private_peers", "verbose", NULL
-};
-
 //  Ranges a relay must never reach unless the operator says so (RFC 1918,
 //  CGNAT, link-local, benchmarking, "this network", IPv6 ULA and link-local).
 static const char *const s_private [] = {
@@ -24,61 +18,58 @@ static const char *const s_private [] = {
     "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL
 };
 
+//  An empty string is no value
 static const char *
-s_str (bus_config_t *config, const char *path)
+s_set (const char *value)
 {
-    const char *value = bus_config_string (config, path, NULL);
     return value && *value ? value : NULL;
 }
 
 //  A value goes into a line of the file: no newline may smuggle in an option.
-static bool
-s_clean (const char *value)
+static void
+s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+             const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
-    return !value || strpbrk (value, "\r\n") == NULL;
+    if (key->type != BUS_CFG_T_STRING)
+        return;
+    const char *value = *(const char **) bus_cfg_turn_group.field (out, (size_t) (key - bus_cfg_turn_group.keys));
+    if (s_set (value) && strpbrk (value, "\r\n"))
+        bus_config_error (config, setting, "turn.%s: no line breaks allowed", key->name);
 }
 
 size_t
-coturn_conf_check (bus_config_t *config)
+coturn_conf_check (bus_config_t *config, bus_cfg_turn_t *turn)
 {
     size_t before = bus_config_error_count (config);
     config_setting_t *group = config_lookup (bus_config_raw (config), "turn");
+    //  credential_ttl is the registry's (schemas/config/turn.def)
+    static const char *const ours [] = {
+        "realm", "host", "listen_port", "tls_port", "tls_cert", "tls_key", "secret",
+        "listening_ip", "external_ip", "relay_ip", "min_port", "max_port", "allow_loopback_peers",
+        "allow_private_peers", "verbose", NULL
+    };
+    bus_cfg_read (config, &bus_cfg_turn_group, NULL, turn, 0, ours, s_check_key, NULL);
     if (!group) {
         bus_config_error (config, NULL, "no turn { ... } group: nothing for coturn to do");
         return bus_config_error_count (config) - before;
     }
-    bus_config_check_keys (config, group, s_keys);
-    static const char *const strings [] = { "realm", "host", "tls_cert", "tls_key", "secret",
-                                            "listening_ip", "external_ip", "relay_ip", NULL };
-    for (int i = 0; strings [i]; i++) {
-        char path [64];
-        snprintf (path, sizeof path, "turn.%s", strings [i]);
-        if (!s_clean (s_str (config, path)))
-            bus_config_error (config, config_lookup (bus_config_raw (config), path), "%s: no line breaks allowed", path);
-    }
-    const char *secret = s_str (config, "turn.secret");
-    if (!secret)
+    bus_config_check_keys (config, group, bus_cfg_turn_group.names);
+    if (!s_set (turn->secret))
         bus_config_error (config, group, "turn.secret is required (secret = \"${TURN_SECRET}\")");
     else
-    if (strlen (secret) < 16)
+    if (strlen (turn->secret) < 16)
         bus_config_error (config, config_lookup (bus_config_raw (config), "turn.secret"),
                           "turn.secret: at least 16 characters (openssl rand -hex 32)");
-    bus_config_int (config, "turn.listen_port", 3478, 1, 65535);
-    bus_config_int (config, "turn.tls_port", 5349, 1, 65535);
-    int64_t lo = bus_config_int (config, "turn.min_port", 49152, 1024, 65535);
-    int64_t hi = bus_config_int (config, "turn.max_port", 65535, 1024, 65535);
-    if (lo > hi)
+    if (turn->min_port > turn->max_port)
         bus_config_error (config, group, "turn: min_port must not exceed max_port");
-    if (!s_str (config, "turn.tls_cert") != !s_str (config, "turn.tls_key"))
+    if (!s_set (turn->tls_cert) != !s_set (turn->tls_key))
         bus_config_error (config, group, "turn: tls_cert and tls_key must be set together");
-    bus_config_bool (config, "turn.allow_loopback_peers", false);
-    bus_config_bool (config, "turn.allow_private_peers", false);
-    bus_config_bool (config, "turn.verbose", false);
     return bus_config_error_count (config) - before;
 }
 
 int
-coturn_conf_write (bus_config_t *config, const char *run_dir, const char *path, char *err, size_t errsize)
+coturn_conf_write (const bus_cfg_turn_t *turn, const char *source, const char *run_dir,
+                   const char *path, char *err, size_t errsize)
 {
     char tmp [600];
     snprintf (tmp, sizeof tmp, "%s.tmp", path);
@@ -91,34 +82,30 @@ coturn_conf_write (bus_config_t *config, const char *run_dir, const char *path, 
     FILE *out = fdopen (fd, "w");
     assert (out);
     fprintf (out, "# Generated by bifrost-coturn from %s: edit that file, not this one.\n",
-             bus_config_file (config) ? bus_config_file (config) : "(defaults)");
-    fprintf (out, "listening-port=%lld\n", (long long) bus_config_int (config, "turn.listen_port", 3478, 1, 65535));
-    const char *cert = s_str (config, "turn.tls_cert"), *key = s_str (config, "turn.tls_key");
+             source ? source : "(defaults)");
+    fprintf (out, "listening-port=%lld\n", (long long) turn->listen_port);
+    const char *cert = s_set (turn->tls_cert), *key = s_set (turn->tls_key);
     if (cert && key)
-        fprintf (out, "tls-listening-port=%lld\ncert=%s\npkey=%s\n",
-                 (long long) bus_config_int (config, "turn.tls_port", 5349, 1, 65535), cert, key);
+        fprintf (out, "tls-listening-port=%lld\ncert=%s\npkey=%s\n", (long long) turn->tls_port, cert, key);
     else
         fprintf (out, "no-tls\nno-dtls\n");
-    const char *value;
-    if ((value = s_str (config, "turn.listening_ip")))
-        fprintf (out, "listening-ip=%s\n", value);
-    if ((value = s_str (config, "turn.external_ip")))
-        fprintf (out, "external-ip=%s\n", value);
-    if ((value = s_str (config, "turn.relay_ip")))
-        fprintf (out, "relay-ip=%s\n", value);
-    fprintf (out, "min-port=%lld\nmax-port=%lld\n",
-             (long long) bus_config_int (config, "turn.min_port", 49152, 1024, 65535),
-             (long long) bus_config_int (config, "turn.max_port", 65535, 1024, 65535));
-    fprintf (out, "realm=%s\n", (value = s_str (config, "turn.realm")) ? value : "bifrost");
-    fprintf (out, "use-auth-secret\nstatic-auth-secret=%s\n", s_str (config, "turn.secret"));
+    if (s_set (turn->listening_ip))
+        fprintf (out, "listening-ip=%s\n", turn->listening_ip);
+    if (s_set (turn->external_ip))
+        fprintf (out, "external-ip=%s\n", turn->external_ip);
+    if (s_set (turn->relay_ip))
+        fprintf (out, "relay-ip=%s\n", turn->relay_ip);
+    fprintf (out, "min-port=%lld\nmax-port=%lld\n", (long long) turn->min_port, (long long) turn->max_port);
+    fprintf (out, "realm=%s\n", s_set (turn->realm) ? turn->realm : bus_cfg_turn_defaults.realm);
+    fprintf (out, "use-auth-secret\nstatic-auth-secret=%s\n", turn->secret);
     fprintf (out, "fingerprint\nno-cli\nno-multicast-peers\nno-software-attribute\n");
     fprintf (out, "log-file=stdout\nsimple-log\n");
-    if (bus_config_bool (config, "turn.verbose", false))
+    if (turn->verbose)
         fprintf (out, "verbose\n");
     fprintf (out, "pidfile=%s/turnserver.pid\nuserdb=%s/turndb\n", run_dir, run_dir);
-    if (bus_config_bool (config, "turn.allow_loopback_peers", false))
+    if (turn->allow_loopback_peers)
         fprintf (out, "allow-loopback-peers\n");
-    if (!bus_config_bool (config, "turn.allow_private_peers", false))
+    if (!turn->allow_private_peers)
         for (int i = 0; s_private [i]; i++)
             fprintf (out, "denied-peer-ip=%s\n", s_private [i]);
     bool failed = ferror (out) != 0;
@@ -147,10 +134,11 @@ coturn_conf_test (bool verbose)
         "turn = { realm = \"example.org\"; secret = \"${COTURN_TEST_SECRET}\"; listening_ip = \"192.0.2.1\";\n"
         "         min_port = 50000; max_port = 50100; allow_loopback_peers = true; };\n", "test.cfg", err, sizeof err);
     assert (config);
-    assert (coturn_conf_check (config) == 0);
+    bus_cfg_turn_t turn;
+    assert (coturn_conf_check (config, &turn) == 0);
     char path [300];
     snprintf (path, sizeof path, "%s/turnserver.conf", dir);
-    assert (coturn_conf_write (config, dir, path, err, sizeof err) == 0);
+    assert (coturn_conf_write (&turn, bus_config_file (config), dir, path, err, sizeof err) == 0);
     struct stat st;
     assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
     char text [4096];
@@ -172,12 +160,12 @@ coturn_conf_test (bool verbose)
     config = bus_config_load_string ("turn = { secret = \"short\"; min_port = 60000; max_port = 50000;"
                                      " realm = \"a\\nb\"; lisening_ip = \"x\"; };\n", "bad.cfg", err, sizeof err);
     assert (config);
-    assert (coturn_conf_check (config) == 4);
+    assert (coturn_conf_check (config, &turn) == 4);
     if (verbose)
         bus_config_report (config, stdout);
     bus_config_destroy (&config);
     config = bus_config_load_string ("registry = { };\n", "none.cfg", err, sizeof err);
-    assert (coturn_conf_check (config) == 1);
+    assert (coturn_conf_check (config, &turn) == 1);
     bus_config_destroy (&config);
     rmdir (dir);
 }

@@ -11,13 +11,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "bus_config.h"
+#include "bus_config_schema.h"
 
 //  Validates the turn group, recording errors in config (file:line). Returns the
 //  number of errors added.
-size_t coturn_conf_check (bus_config_t *config);
+size_t coturn_conf_check (bus_config_t *config, bus_cfg_turn_t *turn);
 //  Writes the coturn config to path (mode 0600). 0, or -1 with err.
-int coturn_conf_write (bus_config_t *config, const char *run_dir, const char *path, char *err, size_t errsize);
+//  From the checked turn group; source names the config file in a comment.
+int coturn_conf_write (const bus_cfg_turn_t *turn, const char *source, const char *run_dir,
+                       const char *path, char *err, size_t errsize);
 
 void coturn_conf_test (bool verbose);
 #endif

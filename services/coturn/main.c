@@ -61,7 +61,8 @@ main (int argc, char **argv)
         fprintf (stderr, "%s\n", err);
         return BUS_EXIT_CONFIG;
     }
-    if (coturn_conf_check (config) > 0 || bus_config_report (config, stderr) > 0) {
+    bus_cfg_turn_t turn;
+    if (coturn_conf_check (config, &turn) > 0 || bus_config_report (config, stderr) > 0) {
         bus_config_report (config, stderr);
         bus_config_destroy (&config);
         return BUS_EXIT_CONFIG;
@@ -87,15 +88,9 @@ main (int argc, char **argv)
     }
     char path [600];
     snprintf (path, sizeof path, "%s/turnserver.conf", dir);
-    if (verbose) {
-        //  Passed through the config, not the command line
-        config_setting_t *turn = config_lookup (bus_config_raw (config), "turn");
-        config_setting_t *v = config_setting_get_member (turn, "verbose");
-        if (!v)
-            v = config_setting_add (turn, "verbose", CONFIG_TYPE_BOOL);
-        config_setting_set_bool (v, 1);
-    }
-    if (coturn_conf_write (config, dir, path, err, sizeof err)) {
+    if (verbose)
+        turn.verbose = true;
+    if (coturn_conf_write (&turn, bus_config_file (config), dir, path, err, sizeof err)) {
         fprintf (stderr, "bifrost-coturn: %s\n", err);
         bus_config_destroy (&config);
         return 1;

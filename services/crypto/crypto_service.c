@@ -98,20 +98,12 @@ s_wall (void)
 
 //  Checks crypto makes as the schema reads each key: what the schema cannot
 //  know (a key file path fits, a psk is 32 bytes of base64, reject after
-//  rekey). errors is the error count after the previous key, so a key that
-//  was just refused is known.
-typedef struct {
-    crypto_service_config_t *cfg;
-    size_t errors;
-} s_checking_t;
-
+//  rekey). arg is the crypto_service_config_t being filled.
 static void
 s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-             const bus_cfg_key_t *key, void *out, void *arg)
+             const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
-    s_checking_t *checking = (s_checking_t *) arg;
-    crypto_service_config_t *cfg = checking->cfg;
-    bool refused = bus_config_error_count (config) > checking->errors;
+    crypto_service_config_t *cfg = (crypto_service_config_t *) arg;
     if (streq (key->name, "key_file")) {
         const char *key_file = ((bus_cfg_node_t *) out)->key_file;
         if (!key_file || !*key_file || strlen (key_file) >= sizeof cfg->key_file)
@@ -146,7 +138,6 @@ s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *se
             bus_config_error (config, setting, "must be longer than rekey_after_time (%lld ms)",
                               (long long) c->rekey_after_time_ms);
     }
-    checking->errors = bus_config_error_count (config);
 }
 
 void
@@ -157,12 +148,11 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
     memset (cfg, 0, sizeof *cfg);
     crypto_session_config_defaults (&cfg->session);
     snprintf (cfg->key_file, sizeof cfg->key_file, "%s", bus_cfg_node_defaults.key_file);
-    s_checking_t checking = { cfg, config ? bus_config_error_count (config) : 0 };
     bus_cfg_node_t node;
-    bus_cfg_read (config, &bus_cfg_node_group, NULL, &node, 0, NULL, s_check_key, &checking);
+    bus_cfg_read (config, &bus_cfg_node_group, NULL, &node, 0, NULL, s_check_key, cfg);
     bus_cfg_crypto_t crypto;
     if (bus_cfg_read (config, &bus_cfg_crypto_group, NULL, &crypto, BUS_CFG_CHECK_KEYS,
-                      NULL, s_check_key, &checking) == 1) {
+                      NULL, s_check_key, cfg) == 1) {
         crypto_session_config_t *s = &cfg->session;
         if (crypto.reject_after_time_ms > crypto.rekey_after_time_ms) {
             s->rekey_after_time = (uint64_t) crypto.rekey_after_time_ms * MS;
@@ -1161,38 +1151,13 @@ crypto_service_public_key (crypto_service_t *self)
 //  ---------------------------------------------------------------------------
 //  The service as a program part (one per process)
 
-static crypto_service_t *s_process_part;
-static crypto_service_config_t s_checked;   //  checked once by the runtime, taken by setup
-
-static int
-s_part_check_config (bus_config_t *config, void *arg)
-{
-    crypto_service_config_clear (&s_checked);
-    crypto_service_check_config (config, &s_checked);
-    return 0;
-}
-
-static int
-s_part_setup (bus_service_t *svc, void *arg)
-{
-    char err [300];
-    s_process_part = crypto_service_new (svc, &s_checked, err, sizeof err);
-    return bus_service_setup_done (s_process_part, err);
-}
-
-static void
-s_part_teardown (bus_service_t *svc, void *arg)
-{
-    crypto_service_destroy (&s_process_part);
-    crypto_service_config_clear (&s_checked);
-}
+BUS_SERVICE_PART (crypto_service_t, crypto_service_config_t, crypto_service_check_config,
+                  crypto_service_new, crypto_service_destroy, crypto_service_config_clear)
 
 const bus_service_def_t crypto_service_def = {
     .name = "crypto",
     .summary = "holds the node key: handshakes, encrypts and decrypts the data pipes, no network",
-    .check_config = s_part_check_config,
-    .setup = s_part_setup,
-    .teardown = s_part_teardown,
+    BUS_SERVICE_PART_HOOKS,
     .holds_key = true,
 };
 

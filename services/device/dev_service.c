@@ -84,7 +84,7 @@ s_config_error (bus_config_t *config, config_setting_t *group, const char *key, 
 //  leaves room for peers...).
 static void
 s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-             const bus_cfg_key_t *key, void *out, void *arg)
+             const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     const bus_cfg_device_t *in = (const bus_cfg_device_t *) out;
     dev_service_config_t *cfg = (dev_service_config_t *) arg;
@@ -135,10 +135,7 @@ dev_service_check_config (bus_config_t *config, dev_service_config_t *out)
     }
     //  The peers device routes to: their allowed_ips must parse
     cfg.peers = config ? node_peers_load (config, NULL) : NULL;
-    if (out)
-        *out = cfg;
-    else
-        dev_service_config_clear (&cfg);
+    *out = cfg;
 }
 
 void
@@ -810,31 +807,8 @@ dev_service_up (dev_service_t *self)
 //  ---------------------------------------------------------------------------
 //  The service as a program part (one per process)
 
-static dev_service_t *s_process_part;
-static dev_service_config_t s_checked;  //  checked once by the runtime, taken by setup
-
-static int
-s_part_check_config (bus_config_t *config, void *arg)
-{
-    dev_service_config_clear (&s_checked);
-    dev_service_check_config (config, &s_checked);
-    return 0;
-}
-
-static int
-s_part_setup (bus_service_t *svc, void *arg)
-{
-    char err [300];
-    s_process_part = dev_service_new (svc, &s_checked, err, sizeof err);
-    return bus_service_setup_done (s_process_part, err);
-}
-
-static void
-s_part_teardown (bus_service_t *svc, void *arg)
-{
-    dev_service_destroy (&s_process_part);
-    dev_service_config_clear (&s_checked);
-}
+BUS_SERVICE_PART (dev_service_t, dev_service_config_t, dev_service_check_config,
+                  dev_service_new, dev_service_destroy, dev_service_config_clear)
 
 //  CAP_NET_ADMIN only (DESIGN.md): the interface is created at setup, and
 //  addresses, routes and the MAC change at run time
@@ -847,9 +821,7 @@ s_part_caps (bus_config_t *config, void *arg)
 const bus_service_def_t dev_service_def = {
     .name = "device",
     .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
-    .check_config = s_part_check_config,
-    .setup = s_part_setup,
-    .teardown = s_part_teardown,
+    BUS_SERVICE_PART_HOOKS,
     .caps = s_part_caps,
 };
 
@@ -869,7 +841,9 @@ s_test_config (const char *text)
     char err [300];
     bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
     assert (config);
-    dev_service_check_config (config, NULL);
+    dev_service_config_t checked;
+    dev_service_check_config (config, &checked);
+    dev_service_config_clear (&checked);
     return config;
 }
 

@@ -36,8 +36,8 @@ typedef struct {
 
 //  Reads the `device` group (schemas/config/device.def) and checks `peers` as
 //  device needs them. Problems are recorded in config with file and line;
-//  config may be NULL (defaults). out may be NULL; else release it with
-//  dev_service_config_clear unless dev_service_new took it.
+//  config may be NULL (defaults). Release out with dev_service_config_clear
+//  unless dev_service_new took it.
 void dev_service_check_config (bus_config_t *config, dev_service_config_t *out);
 //  Releases what a checked config holds (the peer list).
 void dev_service_config_clear (dev_service_config_t *self);

@@ -1,5 +1,6 @@
 /*  disc_config: the discovery service's settings (see disc_config.h). */
 #include "disc_config.h"
+#include "bus_config_schema.h"
 #include <czmq.h>
 
 #include <assert.h>
@@ -8,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *const s_keys [] = {
-    "server", "join_token", "heartbeat_interval", "ca_file", "name", NULL
-};
 
 bool
 disc_config_valid_name (const char *name)
@@ -117,19 +114,17 @@ disc_config_parse_url (const char *url, bool *tls, char *host, size_t host_size,
 }
 
 //  The port of connection.listen ("0.0.0.0:51820", "[::]:51820", "*:51820");
-//  nat validates the whole value, we only need the number
+//  The port of a "host:port" listen address; nat validates the whole value,
+//  we only need the number (the schema's default port when it has none)
 static uint16_t
-s_listen_port (bus_config_t *config)
+s_listen_port (const char *listen)
 {
-    const char *listen = bus_config_string (config, "connection.listen", NULL);
-    if (!listen)
-        return DISC_LISTEN_PORT_DEFAULT;
-    const char *colon = strrchr (listen, ':');
-    if (!colon)
-        return DISC_LISTEN_PORT_DEFAULT;
+    const char *colon = listen ? strrchr (listen, ':') : NULL;
     char *end;
-    long value = strtol (colon + 1, &end, 10);
-    return *end || value < 0 || value > 65535 ? DISC_LISTEN_PORT_DEFAULT : (uint16_t) value;
+    long value = colon ? strtol (colon + 1, &end, 10) : -1;
+    if (!colon || *end || value < 0 || value > 65535)
+        return listen == bus_cfg_connection_defaults.listen ? 0 : s_listen_port (bus_cfg_connection_defaults.listen);
+    return (uint16_t) value;
 }
 
 static void
@@ -143,19 +138,91 @@ s_default_name (char *name, size_t size)
     snprintf (name, size, "%s", disc_config_valid_name (host) ? host : "node");
 }
 
+//  discovery's checks as the schema reads each key: the registry's URL, a
+//  token's characters, a readable CA file, names the registry accepts
+static void
+s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+             const bus_cfg_key_t *key, bool refused, void *out, void *arg)
+{
+    disc_config_t *cfg = (disc_config_t *) arg;
+    const bus_cfg_discovery_t *in = (const bus_cfg_discovery_t *) out;
+    char err [160];
+    if (streq (key->name, "network_id")) {
+        const char *network = ((const bus_cfg_network_t *) out)->network_id;
+        if (!network)
+            bus_config_error (config, NULL, "network_id: missing: the id of the network to join, e.g. network_id = \"office\";");
+        else
+        if (!disc_config_valid_network (network))
+            bus_config_error (config, setting, "expected 1..32 of a-z, 0-9 and '-' (not first), as the registry names networks");
+        else
+            snprintf (cfg->network_id, sizeof cfg->network_id, "%s", network);
+    }
+    else
+    if (streq (key->name, "server")) {
+        if (!in->server)
+            bus_config_error (config, group, "missing server: the registry's URL, e.g. \"https://registry.example.org:7080\"");
+        else
+        if (strlen (in->server) >= sizeof cfg->server)
+            bus_config_error (config, setting, "too long");
+        else
+        if (disc_config_parse_url (in->server, &cfg->tls, cfg->host, sizeof cfg->host, &cfg->port, err, sizeof err))
+            bus_config_error (config, setting, "%s", err);
+        else
+            snprintf (cfg->server, sizeof cfg->server, "%s", in->server);
+    }
+    else
+    if (streq (key->name, "join_token")) {
+        const char *token = in->join_token;
+        if (strlen (token) >= sizeof cfg->join_token)
+            bus_config_error (config, setting, "too long");
+        else {
+            for (const char *c = token; *c; c++)
+                if (*c <= ' ' || *c >= 127) {
+                    bus_config_error (config, setting, "a token is printable ASCII without spaces (bjt_...)");
+                    token = "";
+                    break;
+                }
+            snprintf (cfg->join_token, sizeof cfg->join_token, "%s", token);
+        }
+    }
+    else
+    if (streq (key->name, "heartbeat_interval"))
+        cfg->heartbeat_ms = in->heartbeat_interval_ms;
+    else
+    if (streq (key->name, "ca_file") && in->ca_file) {
+        if (!*in->ca_file || strlen (in->ca_file) >= sizeof cfg->ca_file)
+            bus_config_error (config, setting, "expected a path of 1..%zu characters", sizeof cfg->ca_file - 1);
+        else
+        if (access (in->ca_file, R_OK) != 0)
+            bus_config_error (config, setting, "cannot read %s", in->ca_file);
+        else
+        if (in->server && !cfg->tls && cfg->host [0])
+            bus_config_error (config, setting, "a CA file needs an https:// server");
+        else
+            snprintf (cfg->ca_file, sizeof cfg->ca_file, "%s", in->ca_file);
+    }
+    else
+    if (streq (key->name, "name") && in->name) {
+        if (!disc_config_valid_name (in->name))
+            bus_config_error (config, setting,
+                              "expected 1..64 of letters, digits, '-', '_', '.', the first a letter or digit");
+        else
+            snprintf (cfg->name, sizeof cfg->name, "%s", in->name);
+    }
+}
+
 void
 disc_config_check (bus_config_t *config, disc_config_t *out)
 {
     disc_config_t local;
     disc_config_t *cfg = out ? out : &local;
     memset (cfg, 0, sizeof *cfg);
-    cfg->heartbeat_ms = DISC_HEARTBEAT_DEFAULT_MS;
-    cfg->listen_port = DISC_LISTEN_PORT_DEFAULT;
+    cfg->heartbeat_ms = bus_cfg_discovery_defaults.heartbeat_interval_ms;
+    cfg->listen_port = s_listen_port (bus_cfg_connection_defaults.listen);
     s_default_name (cfg->name, sizeof cfg->name);
     if (!config)
         return;
-    config_t *raw = bus_config_raw (config);
-    config_setting_t *group = config_lookup (raw, "discovery");
+    config_setting_t *group = config_lookup (bus_config_raw (config), "discovery");
     if (!group) {
         bus_config_error (config, NULL, "discovery: missing group: discovery = { server = \"https://host:7080\"; "
                           "join_token = \"${BIFROST_JOIN_TOKEN}\"; };");
@@ -165,73 +232,15 @@ disc_config_check (bus_config_t *config, disc_config_t *out)
         bus_config_error (config, group, "expected a group: discovery = { server = \"https://host:7080\"; ... };");
         return;
     }
-    bus_config_check_keys (config, group, s_keys);
-
-    const char *network = bus_config_string (config, "network_id", NULL);
-    if (!network)
-        bus_config_error (config, NULL, "network_id: missing: the id of the network to join, e.g. network_id = \"office\";");
-    else
-    if (!disc_config_valid_network (network))
-        bus_config_error (config, config_lookup (raw, "network_id"),
-                          "expected 1..32 of a-z, 0-9 and '-' (not first), as the registry names networks");
-    else
-        snprintf (cfg->network_id, sizeof cfg->network_id, "%s", network);
-
-    const char *server = bus_config_setting_string (config, group, "server", NULL);
-    config_setting_t *server_setting = config_setting_get_member (group, "server");
-    char err [160];
-    if (!server)
-        bus_config_error (config, group, "missing server: the registry's URL, e.g. \"https://registry.example.org:7080\"");
-    else
-    if (strlen (server) >= sizeof cfg->server)
-        bus_config_error (config, server_setting, "too long");
-    else
-    if (disc_config_parse_url (server, &cfg->tls, cfg->host, sizeof cfg->host, &cfg->port, err, sizeof err))
-        bus_config_error (config, server_setting, "%s", err);
-    else
-        snprintf (cfg->server, sizeof cfg->server, "%s", server);
-
-    const char *token = bus_config_setting_string (config, group, "join_token", "");
-    if (strlen (token) >= sizeof cfg->join_token)
-        bus_config_error (config, config_setting_get_member (group, "join_token"), "too long");
-    else {
-        for (const char *c = token; *c; c++)
-            if (*c <= ' ' || *c >= 127) {
-                bus_config_error (config, config_setting_get_member (group, "join_token"),
-                                  "a token is printable ASCII without spaces (bjt_...)");
-                token = "";
-                break;
-            }
-        snprintf (cfg->join_token, sizeof cfg->join_token, "%s", token);
-    }
-
-    cfg->heartbeat_ms = bus_config_setting_duration_ms (config, group, "heartbeat_interval",
-                                                        DISC_HEARTBEAT_DEFAULT_MS, 1000, 3600000);
-
-    const char *ca_file = bus_config_setting_string (config, group, "ca_file", NULL);
-    config_setting_t *ca_setting = config_setting_get_member (group, "ca_file");
-    if (ca_file) {
-        if (!*ca_file || strlen (ca_file) >= sizeof cfg->ca_file)
-            bus_config_error (config, ca_setting, "expected a path of 1..%zu characters", sizeof cfg->ca_file - 1);
-        else
-        if (access (ca_file, R_OK) != 0)
-            bus_config_error (config, ca_setting, "cannot read %s", ca_file);
-        else
-        if (server && !cfg->tls && cfg->host [0])
-            bus_config_error (config, ca_setting, "a CA file needs an https:// server");
-        else
-            snprintf (cfg->ca_file, sizeof cfg->ca_file, "%s", ca_file);
-    }
-
-    const char *name = bus_config_setting_string (config, group, "name", NULL);
-    if (name) {
-        if (!disc_config_valid_name (name))
-            bus_config_error (config, config_setting_get_member (group, "name"),
-                              "expected 1..64 of letters, digits, '-', '_', '.', the first a letter or digit");
-        else
-            snprintf (cfg->name, sizeof cfg->name, "%s", name);
-    }
-    cfg->listen_port = s_listen_port (config);
+    bus_cfg_network_t network;
+    bus_cfg_read (config, &bus_cfg_network_group, NULL, &network, 0, NULL, s_check_key, cfg);
+    bus_cfg_discovery_t discovery;
+    bus_cfg_read (config, &bus_cfg_discovery_group, group, &discovery, BUS_CFG_CHECK_KEYS, NULL, s_check_key, cfg);
+    //  nat's, only the port
+    static const char *const listen [] = { "listen", NULL };
+    bus_cfg_connection_t connection;
+    bus_cfg_read (config, &bus_cfg_connection_group, NULL, &connection, 0, listen, NULL, NULL);
+    cfg->listen_port = s_listen_port (connection.listen);
 }
 
 //  --------------------------------------------------------------------------

@@ -15,8 +15,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define DISC_HEARTBEAT_DEFAULT_MS   30000
-#define DISC_LISTEN_PORT_DEFAULT    51820
 
 typedef struct {
     char network_id [65];

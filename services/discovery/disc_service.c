@@ -83,13 +83,26 @@ static void s_signal_done (disc_service_t *self, s_signal_t *slot, int code, con
 //  Config
 
 void
-disc_service_check_config (bus_config_t *config)
+disc_service_check_config (bus_config_t *config, disc_service_config_t *out)
 {
-    disc_config_check (config, NULL);
-    if (config) {
-        node_peers_t *peers = node_peers_load (config, NULL);
-        node_peers_destroy (&peers);
-    }
+    memset (out, 0, sizeof *out);
+    out->given = config != NULL;
+    disc_config_check (config, &out->disc);
+    //  device's group: only the interface's name, and only a string (device
+    //  checks it and reports the rest)
+    static const char *const device_keys [] = { "name", NULL };
+    config_setting_t *name = config ? config_lookup (bus_config_raw (config), "device.name") : NULL;
+    bus_cfg_device_t device;
+    bus_cfg_read (name && config_setting_type (name) == CONFIG_TYPE_STRING ? config : NULL,
+                  &bus_cfg_device_group, NULL, &device, 0, device_keys, NULL, NULL);
+    out->device_name = device.name;
+    out->peers = config ? node_peers_load (config, NULL) : NULL;
+}
+
+void
+disc_service_config_clear (disc_service_config_t *self)
+{
+    node_peers_destroy (&self->peers);
 }
 
 //  --------------------------------------------------------------------------
@@ -868,10 +881,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  Life cycle
 
 disc_service_t *
-disc_service_new (bus_service_t *svc, char *err, size_t errsize)
+disc_service_new (bus_service_t *svc, disc_service_config_t *config, char *err, size_t errsize)
 {
-    bus_config_t *config = bus_service_config (svc);
-    if (!config) {
+    assert (svc && config);
+    if (!config->given) {
         snprintf (err, errsize, "discovery needs a config file (-c) with network_id and a discovery group");
         return NULL;
     }
@@ -880,16 +893,10 @@ disc_service_new (bus_service_t *svc, char *err, size_t errsize)
     self->svc = svc;
     self->loop = bus_service_loop (svc);
     self->tick_timer = self->retry_timer = self->heartbeat_timer = self->meta_timer = -1;
-    disc_service_check_config (config);
-    disc_config_check (config, &self->cfg);
-    if (bus_config_error_count (config)) {
-        snprintf (err, errsize, "%s", bus_config_error_text (config, 0));
-        free (self);
-        return NULL;
-    }
-    snprintf (self->device_name, sizeof self->device_name, "%s",
-              bus_config_string (config, "device.name", "bifrost0"));
-    self->static_peers = node_peers_load (config, NULL);
+    self->cfg = config->disc;
+    snprintf (self->device_name, sizeof self->device_name, "%s", config->device_name);
+    self->static_peers = config->peers;
+    config->peers = NULL;
     self->http = disc_http_new (self->cfg.host, self->cfg.port, self->cfg.tls, self->cfg.ca_file, err, errsize);
     if (!self->http) {
         disc_service_destroy (&self);
@@ -978,6 +985,27 @@ disc_service_state (disc_service_t *self)
     return s_state_names [self->state];
 }
 
+//  ---------------------------------------------------------------------------
+//  The program (bifrost-discovery): the runtime checks the config once, setup
+//  gets what was checked; a clean stop deregisters first.
+
+static void
+s_leave_and_destroy (disc_service_t **self_p)
+{
+    if (*self_p)
+        disc_service_leave (*self_p, 1000);
+    disc_service_destroy (self_p);
+}
+
+BUS_SERVICE_PART (disc_service_t, disc_service_config_t, disc_service_check_config,
+                  disc_service_new, s_leave_and_destroy, disc_service_config_clear)
+
+const bus_service_def_t disc_service_def = {
+    .name = "discovery",
+    .summary = "registers the node with the registry and tells the node's services about every peer",
+    BUS_SERVICE_PART_HOOKS,
+};
+
 //  --------------------------------------------------------------------------
 //  Self test: the config check, this node's endpoints (in a private network
 //  namespace with known addresses), and the service against a registry that is
@@ -1001,7 +1029,8 @@ disc_service_test (bool verbose)
         "peers = ( { name = \"s\"; public_key = \"q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=\"; } );\n",
         "node.cfg", err, sizeof err);
     assert (config);
-    disc_service_check_config (config);
+    disc_service_config_t checked;
+    disc_service_check_config (config, &checked);
     assert (bus_config_error_count (config) == 0);
 
     char dir [] = "/tmp/disc-service-test-XXXXXX";
@@ -1009,7 +1038,7 @@ disc_service_test (bool verbose)
     bus_service_t *svc = bus_service_new ("discovery", NULL, dir);
     assert (svc);
     bus_service_set_config (svc, config);
-    disc_service_t *self = disc_service_new (svc, err, sizeof err);
+    disc_service_t *self = disc_service_new (svc, &checked, err, sizeof err);
     assert (self);
     assert (streq (disc_service_state (self), "registering"));
     assert (disc_peers_size (self->peers) == 0);

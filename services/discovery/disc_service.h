@@ -13,14 +13,27 @@
 
 #include "bus_service.h"
 #include "disc_config.h"
+#include "node_peers.h"
 
 typedef struct _disc_service_t disc_service_t;
 
-//  The config check --check-config runs (records problems in config).
-void disc_service_check_config (bus_config_t *config);
+//  discovery's config, checked once by disc_service_check_config and handed
+//  to setup (disc_service_new), which reads nothing again.
+typedef struct {
+    bool given;                         //  a config file was given
+    disc_config_t disc;                 //  network_id, the discovery group, nat's port
+    const char *device_name;            //  device.name (owned by the bus_config)
+    node_peers_t *peers;                //  the static peers; disc_service_new takes them
+} disc_service_config_t;
 
-//  Starts on svc's loop; NULL + err on a config or resource failure.
-disc_service_t *disc_service_new (bus_service_t *svc, char *err, size_t errsize);
+//  The config check --check-config runs (records problems in config). Release
+//  out with disc_service_config_clear unless disc_service_new took it.
+void disc_service_check_config (bus_config_t *config, disc_service_config_t *out);
+void disc_service_config_clear (disc_service_config_t *self);
+
+//  Starts on svc's loop with the checked config; NULL + err on a config or
+//  resource failure.
+disc_service_t *disc_service_new (bus_service_t *svc, disc_service_config_t *config, char *err, size_t errsize);
 //  Deregisters (DELETE, waiting at most timeout_ms for the registry), so peers see
 //  this node leave at once rather than after its lease.
 void disc_service_leave (disc_service_t *self, int timeout_ms);
@@ -28,6 +41,10 @@ void disc_service_destroy (disc_service_t **self_p);
 
 //  "registering", "registered" or "offline"
 const char *disc_service_state (disc_service_t *self);
+
+//  The service as a program (services/discovery/main.c); a clean stop
+//  deregisters first, so the other nodes drop this one at once.
+extern const bus_service_def_t disc_service_def;
 
 void disc_service_test (bool verbose);
 #endif

@@ -20,7 +20,7 @@
 //  address must parse as a bind address (a bad one leaves the default)
 static void
 s_check_connection (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
-                    const bus_cfg_key_t *key, void *out, void *arg)
+                    const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     bus_cfg_connection_t *cfg = (bus_cfg_connection_t *) out;
     if (!streq (key->name, "listen"))
@@ -64,10 +64,7 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
                 bus_config_error (config, endpoint, "%s", err);
         }
     }
-    if (out)
-        *out = cfg;
-    else
-        nat_service_config_clear (&cfg);
+    *out = cfg;
 }
 
 void
@@ -733,31 +730,8 @@ nat_service_port (nat_service_t *self)
 //  The program (bifrost-nat): the runtime checks the config once, setup gets
 //  what was checked.
 
-static nat_service_t *s_program;
-static nat_service_config_t s_checked;
-
-static int
-s_def_check_config (bus_config_t *config, void *arg)
-{
-    nat_service_config_clear (&s_checked);
-    nat_service_check_config (config, &s_checked);
-    return 0;
-}
-
-static int
-s_def_setup (bus_service_t *svc, void *arg)
-{
-    char err [300];
-    s_program = nat_service_new (svc, &s_checked, err, sizeof err);
-    return bus_service_setup_done (s_program, err);
-}
-
-static void
-s_def_teardown (bus_service_t *svc, void *arg)
-{
-    nat_service_destroy (&s_program);
-    nat_service_config_clear (&s_checked);
-}
+BUS_SERVICE_PART (nat_service_t, nat_service_config_t, nat_service_check_config,
+                  nat_service_new, nat_service_destroy, nat_service_config_clear)
 
 //  None (DESIGN.md), but CAP_NET_BIND_SERVICE while the port to listen on is
 //  below 1024 (connection.listen = "*:443" gets through strict firewalls)
@@ -766,7 +740,7 @@ s_def_caps (bus_config_t *config, void *arg)
 {
     nat_addr_t addr;
     char err [160];
-    if (nat_endpoint_parse_bind (&addr, s_checked.connection.listen, err, sizeof err) == 0
+    if (nat_endpoint_parse_bind (&addr, s_part_checked.connection.listen, err, sizeof err) == 0
     &&  nat_addr_port (&addr) > 0 && nat_addr_port (&addr) < 1024)
         return BUS_CAP (CAP_NET_BIND_SERVICE);
     return 0;
@@ -776,9 +750,7 @@ s_def_caps (bus_config_t *config, void *arg)
 const bus_service_def_t nat_service_def = {
     .name = "nat",
     .summary = "the UDP socket to the internet: moves sealed datagrams between the wire and crypto",
-    .check_config = s_def_check_config,
-    .setup = s_def_setup,
-    .teardown = s_def_teardown,
+    BUS_SERVICE_PART_HOOKS,
     .caps = s_def_caps,
     .sandboxed = true,
 };
@@ -804,7 +776,9 @@ s_check (const char *text, const char *expect, bool verbose)
     char err [300];
     bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
     assert (config);
-    nat_service_check_config (config, NULL);
+    nat_service_config_t checked;
+    nat_service_check_config (config, &checked);
+    nat_service_config_clear (&checked);
     size_t count = bus_config_error_count (config);
     if (verbose)
         for (size_t i = 0; i < count; i++)

@@ -37,8 +37,8 @@ typedef struct {
 
 //  Reads the `connection` group and checks the `peers` list as nat needs it
 //  (endpoints parse). Problems are recorded in config with file and line. config
-//  may be NULL (defaults). out may be NULL; else release it with
-//  nat_service_config_clear unless nat_service_new took it.
+//  may be NULL (defaults). Release out with nat_service_config_clear unless
+//  nat_service_new took it.
 void nat_service_check_config (bus_config_t *config, nat_service_config_t *out);
 //  Releases what a checked config holds (the peer list).
 void nat_service_config_clear (nat_service_config_t *self);

@@ -9,6 +9,8 @@
 #include "bus_log.h"
 #include "bus_privs.h"
 #include "bus_service.h"
+#include "bus_config_schema.h"
+#include <assert.h>
 #include <sys/stat.h>
 
 #define REGISTRY_VERSION PACKAGE_VERSION
@@ -23,23 +25,40 @@ static struct {
 static reg_api_t *s_api;
 static reg_http_t *s_http;
 
-static const char *const s_registry_keys [] = {
-    "listen", "database", "admin_token", "default_cidr", "heartbeat_interval", "offline_after",
-    "expire_after", "max_body", "rate_limit", "rate_burst", "tls_cert", "tls_key", "name",
-    "stun_servers", "event_queue", NULL
-};
-//  Shared with bifrost-coturn (services/coturn), which reads the same group.
-static const char *const s_turn_keys [] = {
-    "realm", "host", "listen_port", "tls_port", "tls_cert", "tls_key", "secret", "credential_ttl",
-    "listening_ip", "external_ip", "relay_ip", "min_port", "max_port", "allow_loopback_peers",
-    "allow_private_peers", "verbose", NULL
-};
-
+//  An empty string is no value
 static const char *
-s_optional (bus_config_t *config, const char *path)
+s_set (const char *value)
 {
-    const char *value = config ? bus_config_string (config, path, NULL) : NULL;
     return value && *value ? value : NULL;
+}
+
+//  The registry's checks as the schema reads each key: addresses parse, and
+//  the lease times follow heartbeat_interval unless set
+static void
+s_check_registry (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+                  const bus_cfg_key_t *key, bool refused, void *out, void *arg)
+{
+    bus_cfg_registry_t *r = (bus_cfg_registry_t *) out;
+    char err [200];
+    if (streq (key->name, "listen")) {
+        char host [128];
+        int port;
+        if (reg_http_parse_listen (r->listen, host, sizeof host, &port))
+            bus_config_error (config, setting, "registry.listen: expected host:port or [v6]:port");
+    }
+    else
+    if (streq (key->name, "default_cidr")) {
+        uint32_t net;
+        int prefix;
+        if (reg_cidr_parse (r->default_cidr, &net, &prefix, err, sizeof err))
+            bus_config_error (config, setting, "registry.default_cidr: %s", err);
+    }
+    else
+    if (streq (key->name, "offline_after") && (!setting || refused))
+        r->offline_after_ms = 3000 * (r->heartbeat_interval_ms / 1000);
+    else
+    if (streq (key->name, "expire_after") && (!setting || refused))
+        r->expire_after_ms = 10000 * (r->heartbeat_interval_ms / 1000);
 }
 
 static int
@@ -49,63 +68,49 @@ s_check_config (bus_config_t *config, void *arg)
     const char *state = getenv ("BIFROST_STATE_DIR");
     snprintf (s_opt.database, sizeof s_opt.database, "%s/registry.db", state && *state ? state : "/var/lib/bifrost");
     s_opt.api.database = s_opt.database;
-    s_opt.api.heartbeat_s = 30;
-    s_opt.api.default_cidr = "10.100.0.0/16";
-    s_opt.http.listen = "0.0.0.0:7080";
-    s_opt.http.max_body = 65536;
-    s_opt.http.rate = 20;
-    s_opt.http.burst = 40;
-    s_opt.api.turn.port = 3478;
-    s_opt.api.turn.ttl_s = 86400;
-    s_opt.api.turn.name = "bifrost-registry";
     s_opt.api.turn.version = REGISTRY_VERSION;
-    s_opt.api.queue_max = 1000;
     s_opt.http.sweep_ms = 250;
+    //  Every other default is the schema's (schemas/config/registry.def, turn.def)
+    bus_config_t *empty = NULL;
     if (!config) {
-        const char *token = getenv ("BIFROST_ADMIN_TOKEN");
-        s_opt.api.admin_token = token && *token ? token : NULL;
-        return 0;
+        char err [100];
+        empty = bus_config_load_string ("", "(defaults)", err, sizeof err);
+        assert (empty);
+        config = empty;
     }
     config_t *raw = bus_config_raw (config);
+    //  The registry group (schemas/config/registry.def); a group of another type
+    //  is not ours to report (as before the schema), so the keys are checked here
     config_setting_t *group = config_lookup (raw, "registry");
     if (group)
-        bus_config_check_keys (config, group, s_registry_keys);
+        bus_config_check_keys (config, group, bus_cfg_registry_group.names);
+    //  The turn group is declared once for us and bifrost-coturn (schemas/config/turn.def)
     config_setting_t *turn = config_lookup (raw, "turn");
     if (turn)
-        bus_config_check_keys (config, turn, s_turn_keys);
-
-    s_opt.http.listen = bus_config_string (config, "registry.listen", s_opt.http.listen);
-    char host [128];
-    int port;
-    if (reg_http_parse_listen (s_opt.http.listen, host, sizeof host, &port))
-        bus_config_error (config, config_lookup (raw, "registry.listen"),
-                          "registry.listen: expected host:port or [v6]:port");
-    const char *db = bus_config_string (config, "registry.database", s_opt.database);
-    snprintf (s_opt.database, sizeof s_opt.database, "%s", db);
-    s_opt.api.admin_token = s_optional (config, "registry.admin_token");
-    s_opt.api.default_cidr = bus_config_string (config, "registry.default_cidr", s_opt.api.default_cidr);
-    uint32_t net;
-    int prefix;
-    char err [200];
-    if (reg_cidr_parse (s_opt.api.default_cidr, &net, &prefix, err, sizeof err))
-        bus_config_error (config, config_lookup (raw, "registry.default_cidr"), "registry.default_cidr: %s", err);
-    s_opt.api.heartbeat_s = bus_config_duration_ms (config, "registry.heartbeat_interval", 30000, 1000, 86400000) / 1000;
-    s_opt.api.offline_s = bus_config_duration_ms (config, "registry.offline_after",
-                                                  3000 * s_opt.api.heartbeat_s, 1000, 7 * 86400000LL) / 1000;
-    s_opt.api.expire_s = bus_config_duration_ms (config, "registry.expire_after",
-                                                 10000 * s_opt.api.heartbeat_s, 1000, 365 * 86400000LL) / 1000;
+        bus_config_check_keys (config, turn, bus_cfg_turn_group.names);
+    bus_cfg_registry_t r;
+    bus_cfg_read (config, &bus_cfg_registry_group, NULL, &r, 0, NULL, s_check_registry, NULL);
+    s_opt.http.listen = r.listen;
+    config_setting_t *database = config_lookup (raw, "registry.database");
+    if (database && config_setting_type (database) == CONFIG_TYPE_STRING)
+        snprintf (s_opt.database, sizeof s_opt.database, "%s", r.database);
+    s_opt.api.admin_token = s_set (r.admin_token);
+    s_opt.api.default_cidr = r.default_cidr;
+    s_opt.api.heartbeat_s = r.heartbeat_interval_ms / 1000;
+    s_opt.api.offline_s = r.offline_after_ms / 1000;
+    s_opt.api.expire_s = r.expire_after_ms / 1000;
     if (s_opt.api.offline_s < s_opt.api.heartbeat_s || s_opt.api.expire_s < s_opt.api.offline_s)
         bus_config_error (config, group, "registry: need heartbeat_interval <= offline_after <= expire_after");
-    s_opt.http.max_body = (size_t) bus_config_int (config, "registry.max_body", 65536, 1024, 16 << 20);
-    s_opt.http.rate = (double) bus_config_int (config, "registry.rate_limit", 20, 0, 1000000);
-    s_opt.http.burst = (double) bus_config_int (config, "registry.rate_burst", 40, 1, 1000000);
-    s_opt.http.tls_cert = s_optional (config, "registry.tls_cert");
-    s_opt.http.tls_key = s_optional (config, "registry.tls_key");
+    s_opt.http.max_body = (size_t) r.max_body;
+    s_opt.http.rate = (double) r.rate_limit;
+    s_opt.http.burst = (double) r.rate_burst;
+    s_opt.http.tls_cert = s_set (r.tls_cert);
+    s_opt.http.tls_key = s_set (r.tls_key);
     if (!s_opt.http.tls_cert != !s_opt.http.tls_key)
         bus_config_error (config, group, "registry: tls_cert and tls_key must be set together");
-    s_opt.api.queue_max = (size_t) bus_config_int (config, "registry.event_queue", 1000, 10, 1000000);
-    s_opt.api.turn.name = bus_config_string (config, "registry.name", "bifrost-registry");
-    config_setting_t *stun = config_lookup (raw, "registry.stun_servers");
+    s_opt.api.queue_max = (size_t) r.event_queue;
+    s_opt.api.turn.name = r.name;
+    config_setting_t *stun = r.stun_servers;
     if (stun && !config_setting_is_array (stun) && !config_setting_is_list (stun))
         bus_config_error (config, stun, "registry.stun_servers: expected a list of \"stun:host:port\" strings");
     else
@@ -119,20 +124,31 @@ s_check_config (bus_config_t *config, void *arg)
     }
     s_opt.api.turn.extra_stun = s_opt.stun;
 
-    //  TURN: the host clients use, ports, the shared secret from the environment
-    const char *turn_host = s_optional (config, "turn.host");
-    if (!turn_host)
-        turn_host = s_optional (config, "turn.external_ip");
-    if (!turn_host)
-        turn_host = s_optional (config, "turn.listening_ip");
+    //  TURN: the host clients use, ports, the shared secret from the environment;
+    //  the keys only coturn reads are coturn's to check
+    static const char *const turn_keys [] = {
+        "host", "external_ip", "listening_ip", "listen_port", "tls_cert", "secret", "credential_ttl", NULL
+    };
+    static const char *const tls_keys [] = { "tls_port", NULL };
+    bus_cfg_turn_t t, tls;
+    bus_cfg_read (config, &bus_cfg_turn_group, NULL, &t, 0, turn_keys, NULL, NULL);
+    const char *turn_host = s_set (t.host) ? t.host : s_set (t.external_ip) ? t.external_ip : s_set (t.listening_ip);
     s_opt.api.turn.host = turn ? turn_host : NULL;
-    s_opt.api.turn.port = (int) bus_config_int (config, "turn.listen_port", 3478, 1, 65535);
-    s_opt.api.turn.tls_port = s_optional (config, "turn.tls_cert")
-                            ? (int) bus_config_int (config, "turn.tls_port", 5349, 1, 65535) : 0;
-    s_opt.api.turn.secret = s_optional (config, "turn.secret");
-    s_opt.api.turn.ttl_s = bus_config_duration_ms (config, "turn.credential_ttl", 86400000, 60000, 30 * 86400000LL) / 1000;
+    s_opt.api.turn.port = (int) t.listen_port;
+    if (s_set (t.tls_cert))         //  its port counts only with a certificate
+        bus_cfg_read (config, &bus_cfg_turn_group, NULL, &tls, 0, tls_keys, NULL, NULL);
+    s_opt.api.turn.tls_port = s_set (t.tls_cert) ? (int) tls.tls_port : 0;
+    s_opt.api.turn.secret = s_set (t.secret);
+    s_opt.api.turn.ttl_s = t.credential_ttl_ms / 1000;
     if (turn && !turn_host)
         bus_config_error (config, turn, "turn: set host (the name or address clients use to reach coturn)");
+    if (empty) {
+        //  Without a file the admin token may come from the environment
+        const char *token = getenv ("BIFROST_ADMIN_TOKEN");
+        s_opt.api.admin_token = token && *token ? token : NULL;
+        //  (the strings read from it are the schema's defaults, not its memory)
+        bus_config_destroy (&empty);
+    }
     return 0;
 }
 
