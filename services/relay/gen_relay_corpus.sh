@@ -13,6 +13,7 @@ msg () {
       head -c "$5" /dev/zero | tr '\0' '\021'; } | head -c "$5" > "$dir/$1"
 }
 peer='\210\167\146\125\104\063\042\021'
+net32='\001\002\003\004'
 addr4='\004\000\024\312\300\000\002\001\0\0\0\0\0\0\0\0\0\0\0\0'
 addr6='\006\000\240\017\040\001\015\270\0\0\0\0\0\0\0\0\0\0\0\001'
 msg register 8 1 '\0\0' 68
@@ -24,12 +25,12 @@ msg registered-badfamily 9 1 '\0\0' 40 "$peer\\0\\0\\0\\0\\0\\0\\0\\0\\005"
 msg established-v4 10 1 '\0\0' 32 "$peer$addr4"
 msg established-v6 10 1 '\0\0' 32 "$peer$addr6"
 msg established-short 10 1 '\0\0' 31 "$peer$addr4"
-msg data-empty 11 1 '\0\0' 12 "$peer"
-msg data-1400 11 1 '\0\0' 1412 "$peer"
-msg data-short 11 1 '\0\0' 11 "$peer"
-msg ping 12 1 '\0\0' 20 "$peer"
-msg ping-padded 12 1 '\0\0' 1400 "$peer"
-msg ping-short 12 1 '\0\0' 19 "$peer"
+msg data-empty 11 1 '\0\0' 16 "$net32$peer"
+msg data-1400 11 1 '\0\0' 1416 "$net32$peer"
+msg data-short 11 1 '\0\0' 15 "$net32$peer"
+msg ping 12 1 '\0\0' 24 "$net32$peer"
+msg ping-padded 12 1 '\0\0' 1400 "$net32$peer"
+msg ping-short 12 1 '\0\0' 23 "$net32$peer"
 msg pong 13 1 '\0\0' 20 "$peer"
 msg error 14 1 '\0\0' 16 '\001\000\000\000'
 msg error-reserved 14 1 '\0\0' 16 '\001\000\000\001'

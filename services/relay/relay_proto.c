@@ -36,8 +36,21 @@ s_put16 (uint8_t *p, uint16_t v)
     p [1] = (uint8_t) (v >> 8);
 }
 
-uint64_t relay_proto_peer_at (const uint8_t *data) { return s_get64 (data + RELAY_PROTO_PEER_OFFSET); }
-void relay_proto_set_peer (uint8_t *data, uint64_t peer) { s_put64 (data + RELAY_PROTO_PEER_OFFSET, peer); }
+uint64_t relay_proto_data_peer (const uint8_t *data) { return s_get64 (data + RELAY_PROTO_DATA_PEER); }
+void relay_proto_data_set_peer (uint8_t *data, uint64_t peer) { s_put64 (data + RELAY_PROTO_DATA_PEER, peer); }
+
+static uint32_t
+s_get32 (const uint8_t *p)
+{
+    return (uint32_t) p [0] | ((uint32_t) p [1] << 8) | ((uint32_t) p [2] << 16) | ((uint32_t) p [3] << 24);
+}
+
+static void
+s_put32 (uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++, v >>= 8)
+        p [i] = (uint8_t) v;
+}
 
 //  The 20-byte address field, both ways
 static relay_proto_err_t
@@ -125,8 +138,8 @@ relay_proto_parse (const uint8_t *data, size_t size, relay_msg_t *msg)
     relay_proto_err_t err = RELAY_PROTO_OK;
     switch (msg->type) {
         case RELAY_PROTO_REGISTER:
-            msg->peer = s_get64 (data + 4);
-            msg->network = s_get64 (data + 12);
+            msg->network = s_get64 (data + 4);
+            msg->peer = s_get64 (data + 12);
             msg->expiry = s_get64 (data + 20);
             msg->nonce = s_get64 (data + 28);
             memcpy (msg->mac, data + 36, RELAY_PROTO_MAC_SIZE);
@@ -141,13 +154,15 @@ relay_proto_parse (const uint8_t *data, size_t size, relay_msg_t *msg)
             err = s_get_addr (data + 12, msg);
             break;
         case RELAY_PROTO_DATA:
-            msg->peer = s_get64 (data + 4);
+            msg->network = s_get32 (data + 4);
+            msg->peer = s_get64 (data + 8);
             msg->payload = data + RELAY_PROTO_DATA_HEADER;
             msg->payload_size = size - RELAY_PROTO_DATA_HEADER;
             break;
         case RELAY_PROTO_PING:
-            msg->peer = s_get64 (data + 4);
-            msg->nonce = s_get64 (data + 12);
+            msg->network = s_get32 (data + 4);
+            msg->peer = s_get64 (data + 8);
+            msg->nonce = s_get64 (data + 16);
             msg->payload = data + RELAY_PROTO_PING_MIN;
             msg->payload_size = size - RELAY_PROTO_PING_MIN;
             break;
@@ -191,8 +206,8 @@ relay_proto_encode (const relay_msg_t *msg, uint8_t *buf, size_t cap)
     buf [1] = RELAY_PROTO_VERSION;
     switch (msg->type) {
         case RELAY_PROTO_REGISTER:
-            s_put64 (buf + 4, msg->peer);
-            s_put64 (buf + 12, msg->network);
+            s_put64 (buf + 4, msg->network);
+            s_put64 (buf + 12, msg->peer);
             s_put64 (buf + 20, msg->expiry);
             s_put64 (buf + 28, msg->nonce);
             memcpy (buf + 36, msg->mac, RELAY_PROTO_MAC_SIZE);
@@ -209,13 +224,15 @@ relay_proto_encode (const relay_msg_t *msg, uint8_t *buf, size_t cap)
                 return 0;
             break;
         case RELAY_PROTO_DATA:
-            s_put64 (buf + 4, msg->peer);
+            s_put32 (buf + 4, (uint32_t) msg->network);
+            s_put64 (buf + 8, msg->peer);
             if (msg->payload_size)
                 memmove (buf + RELAY_PROTO_DATA_HEADER, msg->payload, msg->payload_size);
             break;
         case RELAY_PROTO_PING:
-            s_put64 (buf + 4, msg->peer);
-            s_put64 (buf + 12, msg->nonce);
+            s_put32 (buf + 4, (uint32_t) msg->network);
+            s_put64 (buf + 8, msg->peer);
+            s_put64 (buf + 16, msg->nonce);
             if (msg->payload_size && msg->payload)
                 memmove (buf + RELAY_PROTO_PING_MIN, msg->payload, msg->payload_size);
             else
@@ -303,8 +320,8 @@ relay_proto_test (bool verbose)
     size_t size = relay_proto_encode (&msg, buf, sizeof buf);
     assert (size == 68);
     assert (buf [0] == 8 && buf [1] == 1 && buf [2] == 0 && buf [3] == 0);
-    assert (buf [4] == 0x88 && buf [11] == 0x11);          //  little-endian peer
-    assert (relay_proto_peer_at (buf) == msg.peer);
+    assert (buf [4] == 0xa8 && buf [11] == 0xa1);          //  little-endian network tag
+    assert (buf [12] == 0x88 && buf [19] == 0x11);         //  then the peer
     assert (buf [36] == 0xab && buf [67] == 0xab);
     s_roundtrip (&msg, 68);
     assert (msg.network == 0xa1a2a3a4a5a6a7a8ULL && msg.expiry == 1800000000 && msg.nonce == 42);
@@ -352,32 +369,36 @@ relay_proto_test (bool verbose)
 
     //  DATA: header then payload; empty payload allowed
     const uint8_t payload [] = "ciphertext";
-    relay_msg_t data = { .type = RELAY_PROTO_DATA, .peer = 5, .payload = payload,
-                         .payload_size = sizeof payload };
+    relay_msg_t data = { .type = RELAY_PROTO_DATA, .peer = 5, .network = 0xa5a6a7a8,
+                         .payload = payload, .payload_size = sizeof payload };
     size = relay_proto_encode (&data, buf, sizeof buf);
-    assert (size == 12 + sizeof payload);
+    assert (size == 16 + sizeof payload);
+    assert (buf [4] == 0xa8 && buf [7] == 0xa5 && buf [8] == 5);
     relay_msg_t got;
     assert (relay_proto_parse (buf, size, &got) == RELAY_PROTO_OK);
-    assert (got.payload == buf + 12 && got.payload_size == sizeof payload);
+    assert (got.network == 0xa5a6a7a8 && relay_proto_data_peer (buf) == 5);
+    assert (got.payload == buf + 16 && got.payload_size == sizeof payload);
     assert (memcmp (got.payload, payload, sizeof payload) == 0);
-    relay_proto_set_peer (buf, 6);
+    relay_proto_data_set_peer (buf, 6);
     assert (relay_proto_parse (buf, size, &got) == RELAY_PROTO_OK && got.peer == 6);
     data.payload_size = 0;
-    s_roundtrip (&data, 12);
+    s_roundtrip (&data, 16);
     //  Does not fit
     data.payload_size = sizeof payload;
-    assert (relay_proto_encode (&data, buf, 12) == 0);
+    assert (relay_proto_encode (&data, buf, 16) == 0);
 
     //  PING with padding; PONG never larger than the smallest PING
     relay_msg_t ping = { .type = RELAY_PROTO_PING, .peer = 3, .nonce = 77, .payload_size = 100 };
     size = relay_proto_encode (&ping, buf, sizeof buf);
-    assert (size == 120);
+    assert (size == 124);
     assert (relay_proto_parse (buf, size, &got) == RELAY_PROTO_OK);
     assert (got.nonce == 77 && got.payload_size == 100);
     relay_msg_t pong = { .type = RELAY_PROTO_PONG, .peer = 3, .nonce = 77 };
     s_roundtrip (&pong, 20);
     assert (RELAY_PROTO_PONG_SIZE <= RELAY_PROTO_PING_MIN);
+    //  Every reply is no larger than the smallest message that can cause it
     assert (RELAY_PROTO_REGISTERED_SIZE <= RELAY_PROTO_REGISTER_SIZE);
+    assert (RELAY_PROTO_ERROR_SIZE <= RELAY_PROTO_DATA_HEADER);
 
     relay_msg_t error = { .type = RELAY_PROTO_ERROR, .code = RELAY_PROTO_CODE_UNKNOWN_PEER, .peer = 8 };
     s_roundtrip (&error, 16);

@@ -17,16 +17,18 @@
     tell relay traffic from direct tunnel traffic and STUN on one socket by the first
     byte alone.
 
-    Every message a client sends to the relay (REGISTER, DATA, PING) carries a peer
-    id at offset 4: the sender's own id, or for DATA the destination's. A reuseport
+    Every message a client sends to the relay (REGISTER, DATA, PING) carries its
+    network at offset 4: the 32-bit word there is the low half of the network tag
+    (REGISTER has the whole 8-byte tag, DATA and PING its low 4 bytes). A reuseport
     steering program (classic BPF: load the word at offset 4, modulo the worker
-    count) can later send all traffic about one peer to one worker without a format
-    change (docs/relay.md, "Workers").
+    count; relay_worker_steer) thereby sends all traffic of one network to one
+    worker, the one that holds that network's registrations (docs/relay.md,
+    "Workers").
 
     REGISTER (8), client -> relay, 68 bytes
         0   4   header
-        4   8   peer        the registry's peer id (16 hex digits = 8 bytes)
-        12  8   network     network tag: first 8 bytes of BLAKE2b-256 (network id text)
+        4   8   network     network tag: first 8 bytes of BLAKE2b-256 (network id text)
+        12  8   peer        the registry's peer id (16 hex digits = 8 bytes)
         20  8   expiry      Unix seconds; the credential is refused after it
         28  8   nonce       chosen by the client, echoed in REGISTERED
         36  32  mac         HMAC-SHA-256 credential (relay_cred.h)
@@ -42,15 +44,17 @@
         4   8   peer        the other peer's id
         12  20  observed    the other peer's observed address
 
-    DATA (11), both ways, 12 + n bytes (n >= 0, opaque: the tunnel's ciphertext)
+    DATA (11), both ways, 16 + n bytes (n >= 0, opaque: the tunnel's ciphertext)
         0   4   header
-        4   8   peer        to the relay: destination; from the relay: the source
-        12  n   payload
+        4   4   net32       low 4 bytes of the network tag (the relay checks it)
+        8   8   peer        to the relay: destination; from the relay: the source
+        16  n   payload
 
-    PING (12), client -> relay, 20 + p bytes (p bytes of padding, ignored: PMTU probes)
+    PING (12), client -> relay, 24 + p bytes (p bytes of padding, ignored: PMTU probes)
         0   4   header
-        4   8   peer        the sender's id (must be registered from this address)
-        12  8   nonce       echoed in PONG
+        4   4   net32       low 4 bytes of the network tag
+        8   8   peer        the sender's id (must be registered from this address)
+        16  8   nonce       echoed in PONG
 
     PONG (13), relay -> client, 20 bytes (never larger than the PING)
         0   4   header
@@ -99,11 +103,12 @@ extern "C" {
 #define RELAY_PROTO_REGISTER_SIZE   68
 #define RELAY_PROTO_REGISTERED_SIZE 40
 #define RELAY_PROTO_ESTABLISHED_SIZE 32
-#define RELAY_PROTO_DATA_HEADER     12
-#define RELAY_PROTO_PING_MIN        20
+#define RELAY_PROTO_DATA_HEADER     16
+#define RELAY_PROTO_PING_MIN        24
 #define RELAY_PROTO_PONG_SIZE       20
 #define RELAY_PROTO_ERROR_SIZE      16
-#define RELAY_PROTO_PEER_OFFSET     4       //  the steering peer id, in every client message
+#define RELAY_PROTO_STEER_OFFSET    4       //  the network word, in every client message
+#define RELAY_PROTO_DATA_PEER       8       //  DATA: the peer id
 #define RELAY_PROTO_MAX_SIZE        65507   //  largest UDP payload over IPv4
 
 //  Why a datagram was refused by the parser
@@ -133,7 +138,7 @@ typedef enum {
 typedef struct {
     uint8_t type;
     uint64_t peer;
-    uint64_t network;
+    uint64_t network;               //  REGISTER: the tag; DATA, PING: its low 32 bits
     uint64_t expiry;
     uint64_t nonce;
     uint16_t code;
@@ -153,10 +158,10 @@ relay_proto_err_t relay_proto_parse (const uint8_t *data, size_t size, relay_msg
 //  address is not AF_INET/AF_INET6.
 size_t relay_proto_encode (const relay_msg_t *msg, uint8_t *buf, size_t cap);
 
-//  The peer id at offset 4 (the caller checked size >= 12), and its rewrite: the
-//  relay forwards DATA in place, replacing the destination by the source.
-uint64_t relay_proto_peer_at (const uint8_t *data);
-void relay_proto_set_peer (uint8_t *data, uint64_t peer);
+//  DATA's peer id (the caller checked size >= RELAY_PROTO_DATA_HEADER), and its
+//  rewrite: the relay forwards DATA in place, replacing the destination by the source.
+uint64_t relay_proto_data_peer (const uint8_t *data);
+void relay_proto_data_set_peer (uint8_t *data, uint64_t peer);
 
 //  "register", "registered", ..., "unknown"; and the parser's reasons
 const char *relay_proto_type_name (uint8_t type);

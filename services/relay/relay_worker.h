@@ -53,6 +53,7 @@ typedef struct {
     uint64_t registered;                        //  REGISTER accepted
     uint64_t unknown_source;                    //  DATA/PING from an unregistered address
     uint64_t unknown_dest;                      //  DATA to a peer not registered here
+    uint64_t bad_network_word;                  //  DATA/PING whose network word is not the sender's
     uint64_t expired_source;                    //  DATA from a peer whose credential expired
     uint64_t limited;                           //  DATA refused by a rate or session limit
     uint64_t other_network;                     //  DATA to a peer of another network
@@ -71,6 +72,16 @@ void relay_worker_destroy (relay_worker_t **self_p);
 
 uint16_t relay_worker_port (relay_worker_t *self);
 int relay_worker_fd (relay_worker_t *self);
+
+//  Steers the port's traffic by network: attaches to the SO_REUSEPORT group (every
+//  worker on the port, whichever calls it) a classic BPF program that picks the
+//  socket at index (the word at offset 4 of the datagram) modulo workers; sockets
+//  are indexed in the order they joined the group. All traffic of one network
+//  then meets at one worker, which holds all its registrations. An index with no
+//  socket (a worker died) falls back to the kernel's 4-tuple hash until the
+//  program is attached again with the new count. Returns 0, or -1 (errno) when the
+//  kernel lacks SO_ATTACH_REUSEPORT_CBPF (Linux < 4.5).
+int relay_worker_steer (relay_worker_t *self, unsigned workers);
 
 //  Waits up to timeout_ms for datagrams, then handles what is waiting (at most
 //  RELAY_WORKER_BATCHES batches) and expires idle peers once a second. Returns the
