@@ -5,21 +5,17 @@
     expiry.
 
     Design decision: the table is soft state that the worker rebuilds from the next
-    authenticated REGISTER, not state shared between workers. A worker holds no
-    secret but the credential key, every REGISTER proves itself (HMAC, relay_cred.h),
-    and clients re-send REGISTER periodically (the refresh interval, under the 1 s
-    budget for resuming after a worker dies) and at once when the relay answers
-    ERROR. So a kill -9 loses nothing that the next REGISTER does not bring back,
+    authenticated REGISTER, not state shared between workers. Every REGISTER proves
+    itself (HMAC, relay_cred.h), and clients re-send REGISTER periodically (under the
+    1 s budget for resuming after a worker dies) and at once when the relay answers
+    ERROR. So a kill -9 loses nothing that the next REGISTER does not bring back;
     there is no lock, no shared memory and no message between workers on the data
-    path, and a crashed worker cannot corrupt another's state. Shared state (a
-    table in shared memory, or a broker) would put a lock or a hop on every packet
-    and let one worker's bug reach all; a reuseport BPF steering program pins a
-    flow to a worker but cannot make a dead worker's state reappear elsewhere. The
-    cost, and what is not solved here: with SO_REUSEPORT the kernel spreads flows by
-    their 4-tuple, so the two peers of a session may land on two workers, and each
-    knows only its own peers. The format keeps a peer id at offset 4 of every client
-    message so a steering program (by peer id, not 4-tuple) can make both peers'
-    traffic meet at one worker; docs/relay.md ("Workers") weighs the options.
+    path, and a crashed worker cannot corrupt another's state. Shared state would
+    put a lock or a hop on every packet and let one worker's bug reach all. What
+    makes per-worker tables enough is steering: every client message carries its
+    network at offset 4 and a reuseport BPF program (relay_worker_steer) sends a
+    whole network to one worker, so both peers of a session meet where their
+    registrations are. docs/relay.md ("Workers") has the alternatives and costs.
 
     Times are passed in (now_ms: monotonic milliseconds; now_s: Unix seconds for
     credential expiry) so tests control the clock. */
