@@ -160,7 +160,10 @@ relay_worker_steer (relay_worker_t *self, unsigned workers)
         BPF_STMT (BPF_ALU | BPF_MOD | BPF_K, workers),
         BPF_STMT (BPF_RET | BPF_A, 0),
     };
-    struct sock_fprog prog = { (unsigned short) (sizeof code / sizeof code [0]), code };
+    struct sock_fprog prog;
+    memset (&prog, 0, sizeof prog);     //  the padding after len reaches the kernel too
+    prog.len = (unsigned short) (sizeof code / sizeof code [0]);
+    prog.filter = code;
     return setsockopt (self->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
 }
 
