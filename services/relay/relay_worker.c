@@ -653,6 +653,54 @@ relay_worker_test (bool verbose)
     assert (st->forwarded + st->limited == fwd_before + 400);
     assert (st->reply_too_large == 0);
 
+    //  8b. A moves (new address, same credential): REGISTERED tells it the new
+    //  address, and both ends of its session hear ESTABLISHED again
+    uint16_t port_a2;
+    int fd_a2 = s_client (&port_a2);
+    size = s_register (cred, msgbuf, A, S_NET, S_NET, expiry, 11);
+    s_send (fd_a2, port, msgbuf, size);
+    n = s_await (one, 1, fd_a2, RELAY_PROTO_REGISTERED, buf, sizeof buf);
+    assert (relay_proto_parse (buf, (size_t) n, &msg) == RELAY_PROTO_OK);
+    assert (ntohs (((struct sockaddr_in *) &msg.addr)->sin_port) == port_a2);
+    n = s_await (one, 1, fd_b, RELAY_PROTO_ESTABLISHED, buf, sizeof buf);
+    assert (relay_proto_parse (buf, (size_t) n, &msg) == RELAY_PROTO_OK);
+    assert (msg.peer == A && ntohs (((struct sockaddr_in *) &msg.addr)->sin_port) == port_a2);
+    n = s_await (one, 1, fd_a2, RELAY_PROTO_ESTABLISHED, buf, sizeof buf);
+    assert (relay_proto_parse (buf, (size_t) n, &msg) == RELAY_PROTO_OK && msg.peer == B);
+    //  The old address is no longer A's: its DATA is an unknown source now
+    uint64_t unknown = st->unknown_source;
+    s_send (fd_a, port, msgbuf, relay_proto_encode (&data, msgbuf, sizeof msgbuf));
+    assert (s_await_count (worker, &st->unknown_source, unknown));
+
+    //  8c. A credential that expires while registered: DATA gets ERROR re-register
+    //  until the once-a-second sweep forgets the peer. Waits for the clock to pass
+    //  the expiry second (poll on a socket with no traffic, bounded).
+    uint16_t port_e;
+    int fd_e = s_client (&port_e);
+    const uint64_t E = 0x0f0f0f0f0f0f0f0fULL;
+    uint64_t e_expiry = (uint64_t) time (NULL) + 1;
+    size = s_register (cred, msgbuf, E, S_NET, S_NET, e_expiry, 4);
+    s_send (fd_e, port, msgbuf, size);
+    assert (s_await (one, 1, fd_e, RELAY_PROTO_REGISTERED, buf, sizeof buf) == RELAY_PROTO_REGISTERED_SIZE);
+    int64_t until = zclock_mono () + 3000;
+    while ((uint64_t) time (NULL) <= e_expiry && zclock_mono () < until) {
+        struct pollfd idle = { fd_e, POLLIN, 0 };
+        poll (&idle, 1, 50);
+    }
+    data.peer = B;
+    s_send (fd_e, port, msgbuf, relay_proto_encode (&data, msgbuf, sizeof msgbuf));
+    n = s_await (one, 1, fd_e, RELAY_PROTO_ERROR, buf, sizeof buf);
+    assert (relay_proto_parse (buf, (size_t) n, &msg) == RELAY_PROTO_OK);
+    assert (msg.code == RELAY_PROTO_CODE_REREGISTER && st->expired_source == 1);
+    //  The once-a-second sweep forgets E
+    until = zclock_mono () + 2000;
+    while (relay_table_by_id (relay_worker_table (worker), E) && zclock_mono () < until)
+        relay_worker_run_once (worker, 50);
+    assert (relay_table_by_id (relay_worker_table (worker), E) == NULL);
+    assert (relay_table_stats (relay_worker_table (worker))->expired_cred == 1);
+    close (fd_e);
+    close (fd_a2);
+
     //  9. Two workers on one SO_REUSEPORT port both serve
     relay_worker_t *second = relay_worker_new (&(relay_worker_config_t) {
         .bind_ip = "127.0.0.1", .port = port, .secret = secret, .gso = true });
