@@ -201,8 +201,10 @@ relay_table_register (relay_table_t *self, uint64_t peer_id, uint64_t network,
     uint8_t key [20];
     if (moved)
         *moved = false;
-    if (s_addr_key (addr, addr_len, key))
-        return self->stats.refused [RELAY_TABLE_OTHER_NETWORK]++, RELAY_TABLE_OTHER_NETWORK;
+    if (s_addr_key (addr, addr_len, key)) {
+        self->stats.refused [RELAY_TABLE_BAD_ADDRESS]++;
+        return RELAY_TABLE_BAD_ADDRESS;
+    }
     relay_peer_t *peer = (relay_peer_t *) zhashx_lookup (self->by_id, &peer_id);
     //  The same id in another network: a new registration of another peer (the
     //  registry's ids are random); the old one goes
@@ -360,7 +362,8 @@ const char *
 relay_table_result_name (relay_table_result_t result)
 {
     static const char *names [] = {
-        "ok", "table full", "network full", "other network", "peer rate", "network rate", "sessions"
+        "ok", "table full", "network full", "other network", "peer rate", "network rate", "sessions",
+        "bad address"
     };
     return (unsigned) result < RELAY_TABLE_RESULTS ? names [result] : "unknown";
 }
@@ -502,7 +505,8 @@ relay_table_test (bool verbose)
     v6.sin6_flowinfo = 77;          //  not part of the address
     assert (relay_table_by_addr (table, S_ADDR (v6)) == A);
     struct sockaddr bad = { .sa_family = AF_UNIX };
-    assert (relay_table_register (table, 51, NET, &bad, sizeof bad, expiry, now, NULL, NULL) != RELAY_TABLE_OK);
+    assert (relay_table_register (table, 51, NET, &bad, sizeof bad, expiry, now, NULL, NULL) == RELAY_TABLE_BAD_ADDRESS);
+    assert (stats->refused [RELAY_TABLE_BAD_ADDRESS] == 1);
     assert (relay_table_by_addr (table, &bad, sizeof bad) == NULL);
     assert (strcmp (relay_table_result_name (RELAY_TABLE_SESSIONS), "sessions") == 0);
 

@@ -53,6 +53,7 @@ typedef enum {
     RELAY_TABLE_PEER_RATE,              //  peer_pps or peer_bps
     RELAY_TABLE_NET_RATE,               //  net_pps or net_bps
     RELAY_TABLE_SESSIONS,               //  peer_sessions or net_sessions
+    RELAY_TABLE_BAD_ADDRESS,            //  not AF_INET or AF_INET6
     RELAY_TABLE_RESULTS
 } relay_table_result_t;
 
