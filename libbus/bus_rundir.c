@@ -9,15 +9,20 @@
 #include <unistd.h>
 
 const char *
-bus_rundir_setting (bus_config_t *config)
+bus_rundir_check (bus_config_t *config, const char *run_dir)
 {
-    const char *run_dir = bus_config_string (config, "run_dir", NULL);
     if (run_dir && *run_dir != '/') {
         bus_config_error (config, config_lookup (bus_config_raw (config), "run_dir"),
                           "expected an absolute path");
         run_dir = NULL;
     }
     return run_dir;
+}
+
+const char *
+bus_rundir_setting (bus_config_t *config)
+{
+    return bus_rundir_check (config, bus_config_string (config, "run_dir", NULL));
 }
 
 int

@@ -15,6 +15,10 @@
 //  absolute path (an error is then recorded on config with its file and line).
 //  The string belongs to config.
 const char *bus_rundir_setting (bus_config_t *config);
+//  The rule alone, for a reader that read run_dir itself (bifrostd reads it with
+//  the rest of its top level through the config schema): run_dir when NULL or
+//  absolute, else NULL with the error recorded against the setting.
+const char *bus_rundir_check (bus_config_t *config, const char *run_dir);
 
 //  Reads the run_dir setting of the configuration file at path into buf (size
 //  bytes). 1 when set, 0 when not set, -1 when the file cannot be parsed or the

@@ -322,9 +322,11 @@ sup_config_new (bus_config_t **config_p)
     bus_cfg_bifrostd_t own;
     bus_cfg_read (config, &bus_cfg_bifrostd_group, root, &own, 0, NULL, NULL, NULL);
     //  Unset stays NULL: the environment and the command line come first
-    //  (sup_config.h), the schema's defaults last
-    //  run_dir's rule (an absolute path) is bus_rundir's, shared with bifrostctl
-    self->run_dir = bus_rundir_setting (config);
+    //  (sup_config.h), the schema's defaults last. The rule (an absolute path)
+    //  is bus_rundir's, shared with bifrostctl.
+    config_setting_t *run_dir = config_setting_get_member (root, "run_dir");
+    self->run_dir = bus_rundir_check (config, run_dir && config_setting_type (run_dir) == CONFIG_TYPE_STRING
+                                              ? own.run_dir : NULL);
     config_setting_t *log_level = config_setting_get_member (root, "log_level");
     self->log_level = log_level && config_setting_type (log_level) == CONFIG_TYPE_STRING
                    && streq (config_setting_get_string (log_level), own.log_level) ? own.log_level : NULL;
