@@ -1,5 +1,6 @@
-/*  crypto_service: pipes, timers and bus handlers around crypto_node. */
-#include "crypto_service.h"
+/*  crypto_service: pipes, timers and bus handlers around crypto_node; how
+    datagrams leave is crypto_send.c. */
+#include "crypto_service_priv.h"
 #include "bus_clock.h"
 #include "bus_buffer.h"
 #include "node_keyproof.h"
@@ -18,71 +19,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define MS  1000000ULL                  //  ns per ms
-#define DIAL_MIN_GAP    (250 * MS)      //  nat.dial: at most one initiation per peer per 250 ms
-#define ENDPOINT_REFRESH (1000 * MS)    //  re-confirm an unchanged handle at most once a second
-
-//  Service-level counters, next to crypto_node's own
-typedef enum {
-    S_QUEUE_FULL = 0,       //  packet for a peer whose queue is full
-    S_QUEUE_EXPIRED,        //  queued packets dropped: the handshake gave up or the keys went
-    S_BAD_PEER,             //  dev-crypto record for a peer index not configured
-    S_TOO_BIG,              //  packet that does not fit a batch
-    S_PIPE_FULL,            //  packets dropped by a full or absent next hop
-    S_BAD_BATCH,            //  malformed batches received
-    S_KEEPALIVES_TX,
-    S_ENDPOINTS,            //  ENDPOINT records sent
-    S_ROUTES,               //  ROUTE records taken from nat
-    S_BAD_ROUTES,           //  ROUTE records refused (peer, length or family)
-    S_WIRE_SENT,            //  datagrams we sent ourselves on nat's socket
-    S_WIRE_DROPPED,         //  ...that the kernel refused (buffer full, unreachable)
-    S_COUNTERS
-} s_counter_t;
-
-static const char *s_counter_names [S_COUNTERS] = {
+static const char *s_counter_names [CRYPTO_CNT_COUNTERS] = {
     "queue_full", "queue_expired", "bad_peer", "too_big", "pipe_full", "bad_batch",
     "keepalives_tx", "endpoints_sent", "routes", "bad_routes", "wire_sent", "wire_dropped"
-};
-
-typedef struct {
-    const node_peer_t *conf;
-    char public_key [CRYPTO_KEY_BASE64_SIZE];
-    bus_buffer_t queue [CRYPTO_QUEUE_MAX];  //  packets waiting for a session
-    size_t q_head, q_count;
-    bool has_handle;
-    uint32_t handle;                    //  nat's handle of the last authenticated source
-    uint64_t endpoint_at;               //  last ENDPOINT record sent
-    uint64_t last_rx, last_tx, handshake_at, initiated_at;     //  0 = never
-    uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes;
-    uint64_t keepalive_ns;
-    struct sockaddr_in6 route;          //  where nat says the peer is, on its socket
-    socklen_t route_len;                //  0: no route, send through nat
-    uint64_t wire_packets, wire_bytes;  //  sent on nat's socket, not yet reported (SENT)
-    bool up;                            //  as last published
-    bool removed;                       //  a registry peer that left (or a reserved index)
-} s_peer_t;
-
-struct _crypto_service_t {
-    bus_service_t *svc;
-    crypto_service_config_t config;
-    crypto_identity_t *identity;
-    char public_key [CRYPTO_KEY_BASE64_SIZE];
-    crypto_node_t *node;
-    node_peers_t *peers;
-    s_peer_t *peer;
-    size_t peer_count;
-    bus_pipe_t *from_dev, *to_nat, *from_nat, *to_dev;
-    bus_batch_t *out_nat, *out_dev;
-    //  nat's socket, while lent (bus_pipe_passed_fd of from_nat): datagrams for
-    //  peers with a route are built in out_wire and sent from here
-    bus_batch_t *out_wire;
-    node_udp_tx_t *wire;
-    int wire_family;
-    uint64_t wire_gen;                  //  from_nat's passed_gen we last looked at
-    bus_udp_dgram_t wire_dgrams [BUS_BATCH_MAX];
-    int timer_id;
-    uint64_t counters [S_COUNTERS];
-    node_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
 };
 
 static uint64_t
@@ -202,163 +141,6 @@ crypto_service_config_clear (crypto_service_config_t *self)
     sodium_memzero (self->psk, sizeof self->psk);
 }
 
-//  --------------------------------------------------------------------------
-//  Sending
-
-//  Sends a batch if it holds anything; packets of a dropped batch are counted
-static void
-s_send (crypto_service_t *self, bus_pipe_t *pipe, bus_batch_t *batch)
-{
-    size_t count = bus_batch_count (batch);
-    if (count && bus_pipe_send (pipe, batch) != 0)
-        self->counters [S_PIPE_FULL] += count;
-}
-
-static void s_wire_flush (crypto_service_t *self);
-
-//  Reserves len plain bytes for tag in batch, sending the batch first when full
-static uint8_t *
-s_reserve (crypto_service_t *self, bus_pipe_t *pipe, bus_batch_t *batch, uint32_t tag, size_t len)
-{
-    uint8_t *dst = bus_batch_reserve (batch, tag, len);
-    if (!dst && bus_batch_count (batch)) {
-        if (batch == self->out_wire)
-            s_wire_flush (self);
-        else
-            s_send (self, pipe, batch);
-        dst = bus_batch_reserve (batch, tag, len);
-    }
-    if (!dst)
-        self->counters [S_TOO_BIG]++;
-    return dst;
-}
-
-//  Sends what waits for the wire: on nat's socket, then through nat.
-static void
-s_send_out (crypto_service_t *self)
-{
-    s_wire_flush (self);
-    s_send (self, self->to_nat, self->out_nat);
-}
-
-//  --------------------------------------------------------------------------
-//  Sending on nat's socket (connection.tunnel_sends, see the header)
-
-//  Sends out_wire's datagrams on nat's socket, one sendmmsg (or GSO send) for
-//  all. A peer whose route went since its packet was built goes through nat.
-static void
-s_wire_flush (crypto_service_t *self)
-{
-    if (bus_batch_count (self->out_wire) == 0)
-        return;
-    bus_batch_iter_t iter;
-    int rc = bus_batch_iter_init (&iter, (uint8_t *) bus_batch_data (self->out_wire),
-                                  bus_batch_size (self->out_wire), NULL, 0);
-    assert (rc == 0);
-    size_t count = 0;
-    bus_packet_t pkt;
-    while (bus_batch_iter_next (&iter, &pkt)) {
-        s_peer_t *peer = &self->peer [pkt.tag];
-        if (self->wire && peer->route_len) {
-            self->wire_dgrams [count++] = (bus_udp_dgram_t) {
-                pkt.data, pkt.len, (const struct sockaddr *) &peer->route, peer->route_len
-            };
-            peer->wire_packets++;
-            peer->wire_bytes += pkt.len;
-        }
-        else {
-            uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, pkt.tag, pkt.len);
-            if (dst)
-                memcpy (dst, pkt.data, pkt.len);
-        }
-    }
-    if (count) {
-        size_t sent = node_udp_tx_send (self->wire, self->wire_dgrams, count);
-        self->counters [S_WIRE_SENT] += sent;
-        self->counters [S_WIRE_DROPPED] += count - sent;
-    }
-    bus_batch_reset (self->out_wire);
-}
-
-//  After every receive on nat-crypto: nat's socket came with this batch (a new
-//  link, whose routes follow) or left with nat's link (nat stopped). Either way
-//  the routes we had belonged to the link before.
-static void
-s_wire_check (crypto_service_t *self)
-{
-    uint64_t gen = bus_pipe_passed_gen (self->from_nat);
-    if (gen == self->wire_gen)
-        return;
-    self->wire_gen = gen;
-    //  The descriptor may be closed already: nothing more goes to it
-    node_udp_tx_destroy (&self->wire);
-    for (size_t i = 0; i < self->peer_count; i++)
-        self->peer [i].route_len = 0;
-    s_wire_flush (self);                //  leftovers, if any, through nat
-    int fd = bus_pipe_passed_fd (self->from_nat);
-    if (fd < 0) {
-        bus_info ("nat's socket went with nat: sending through nat");
-        return;
-    }
-    int type = 0, domain = 0;
-    socklen_t len = sizeof type;
-    if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_DGRAM
-    ||  (len = sizeof domain, getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &len))
-    ||  (domain != AF_INET && domain != AF_INET6)) {
-        bus_warn ("%s: the descriptor passed is not a UDP socket; sending through nat",
-                  PIPE_NAT_CRYPTO);
-        return;
-    }
-    self->wire = node_udp_tx_new (fd, true);
-    self->wire_family = domain;
-    bus_info ("sending on nat's UDP socket (%s%s)", domain == AF_INET6 ? "dual stack" : "IPv4",
-              node_udp_tx_gso (self->wire) ? ", GSO" : "");
-}
-
-//  A ROUTE record: peer tag is reachable at the sockaddr it carries, in the
-//  family of nat's socket; empty: send through nat again.
-static void
-s_route (crypto_service_t *self, const bus_packet_t *pkt)
-{
-    bool valid = pkt->tag < self->peer_count && self->wire;
-    if (valid && pkt->len) {
-        sa_family_t family;
-        memcpy (&family, pkt->data, sizeof family);
-        valid = family == self->wire_family
-             && pkt->len == (family == AF_INET6 ? sizeof (struct sockaddr_in6)
-                                                : sizeof (struct sockaddr_in));
-    }
-    if (!valid) {
-        self->counters [S_BAD_ROUTES]++;
-        if (pkt->tag < self->peer_count)
-            self->peer [pkt->tag].route_len = 0;
-        return;
-    }
-    s_peer_t *peer = &self->peer [pkt->tag];
-    memcpy (&peer->route, pkt->data, pkt->len);
-    peer->route_len = (socklen_t) pkt->len;
-    self->counters [S_ROUTES]++;
-}
-
-//  Tells nat what we sent on its socket since the last report (its per-peer
-//  counters and last_tx), once a tick.
-static void
-s_wire_report (crypto_service_t *self)
-{
-    for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *peer = &self->peer [i];
-        if (!peer->wire_packets)
-            continue;
-        uint64_t sent [2] = { peer->wire_packets, peer->wire_bytes };
-        uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof sent);
-        if (!dst)
-            return;
-        memcpy (dst, sent, sizeof sent);        //  host order
-        bus_batch_set_flags (self->out_nat, PIPE_FLAG_SENT);
-        peer->wire_packets = peer->wire_bytes = 0;
-    }
-}
-
 //  The record of a packet just reserved in a builder, for bus_packet_grow: the
 //  layout is fixed by docs/data-plane.md (8-byte record header, 16 headroom)
 static bus_packet_t
@@ -379,7 +161,7 @@ s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, 
 {
     //  Straight onto nat's socket when nat gave the peer a route
     bus_batch_t *batch = self->wire && self->peer [i].route_len ? self->out_wire : self->out_nat;
-    uint8_t *dst = s_reserve (self, self->to_nat, batch, (uint32_t) i, len);
+    uint8_t *dst = crypto_send_reserve (self, self->to_nat, batch, (uint32_t) i, len);
     if (!dst)
         return false;
     if (len)
@@ -395,14 +177,14 @@ s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, 
         return false;
     }
     assert (wire == pkt.len);
-    s_peer_t *peer = &self->peer [i];
+    crypto_peer_state_t *peer = &self->peer [i];
     peer->last_tx = now;
     if (len) {
         peer->tx_packets++;
         peer->tx_bytes += len;
     }
     else
-        self->counters [S_KEEPALIVES_TX]++;
+        self->counters [CRYPTO_CNT_KEEPALIVES_TX]++;
     return true;
 }
 
@@ -413,7 +195,7 @@ s_initiate (crypto_service_t *self, int i, uint64_t now)
     if (crypto_node_initiation (self->node, i, now, s_wall (), msg) != 0)
         return;
     self->peer [i].initiated_at = now;
-    uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof msg);
+    uint8_t *dst = crypto_send_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof msg);
     if (dst)
         memcpy (dst, msg, sizeof msg);
     bus_debug ("peer %s: handshake initiation sent", self->peer [i].conf->name);
@@ -427,12 +209,12 @@ s_initiate (crypto_service_t *self, int i, uint64_t now)
 static void
 s_endpoint (crypto_service_t *self, int i, uint32_t handle, bool force, uint64_t now)
 {
-    s_peer_t *peer = &self->peer [i];
+    crypto_peer_state_t *peer = &self->peer [i];
     if (!force && peer->has_handle && peer->handle == handle && now - peer->endpoint_at < ENDPOINT_REFRESH)
         return;
     if (!peer->has_handle || peer->handle != handle)
         bus_debug ("peer %s: endpoint is nat handle %u", peer->conf->name, handle);
-    uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof handle);
+    uint8_t *dst = crypto_send_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, sizeof handle);
     if (!dst)
         return;
     memcpy (dst, &handle, sizeof handle);   //  host order
@@ -440,7 +222,7 @@ s_endpoint (crypto_service_t *self, int i, uint32_t handle, bool force, uint64_t
     peer->has_handle = true;
     peer->handle = handle;
     peer->endpoint_at = now;
-    self->counters [S_ENDPOINTS]++;
+    self->counters [CRYPTO_CNT_ENDPOINTS]++;
 }
 
 //  --------------------------------------------------------------------------
@@ -449,9 +231,9 @@ s_endpoint (crypto_service_t *self, int i, uint32_t handle, bool force, uint64_t
 static void
 s_queue_push (crypto_service_t *self, int i, const uint8_t *data, size_t len)
 {
-    s_peer_t *peer = &self->peer [i];
+    crypto_peer_state_t *peer = &self->peer [i];
     if (peer->q_count == CRYPTO_QUEUE_MAX) {
-        self->counters [S_QUEUE_FULL]++;
+        self->counters [CRYPTO_CNT_QUEUE_FULL]++;
         return;
     }
     bus_buffer_store (&peer->queue [(peer->q_head + peer->q_count) % CRYPTO_QUEUE_MAX], data, len, 2048);
@@ -461,7 +243,7 @@ s_queue_push (crypto_service_t *self, int i, const uint8_t *data, size_t len)
 static void
 s_queue_flush (crypto_service_t *self, int i, uint64_t now)
 {
-    s_peer_t *peer = &self->peer [i];
+    crypto_peer_state_t *peer = &self->peer [i];
     while (peer->q_count && crypto_node_can_send (self->node, i, now)) {
         bus_buffer_t *q = &peer->queue [peer->q_head];
         s_encrypt_out (self, i, q->data, q->size, now);
@@ -473,8 +255,8 @@ s_queue_flush (crypto_service_t *self, int i, uint64_t now)
 static void
 s_queue_drop (crypto_service_t *self, int i)
 {
-    s_peer_t *peer = &self->peer [i];
-    self->counters [S_QUEUE_EXPIRED] += peer->q_count;
+    crypto_peer_state_t *peer = &self->peer [i];
+    self->counters [CRYPTO_CNT_QUEUE_EXPIRED] += peer->q_count;
     peer->q_head = peer->q_count = 0;
 }
 
@@ -490,7 +272,7 @@ s_age_ms (uint64_t since, uint64_t now)
 static void
 s_publish (crypto_service_t *self, int i, uint64_t now)
 {
-    s_peer_t *peer = &self->peer [i];
+    crypto_peer_state_t *peer = &self->peer [i];
     crypto_peer_event_t event;
     memset (&event, 0, sizeof event);
     event.index = (uint32_t) i;
@@ -505,7 +287,7 @@ s_publish (crypto_service_t *self, int i, uint64_t now)
 static void
 s_check_state (crypto_service_t *self, int i, uint64_t now)
 {
-    s_peer_t *peer = &self->peer [i];
+    crypto_peer_state_t *peer = &self->peer [i];
     bool up = crypto_node_can_send (self->node, i, now);
     if (up == peer->up)
         return;
@@ -541,7 +323,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
     //  A bounded number of batches per wakeup, so the other pipe gets its turn
     for (int n = 0; n < 16 && (rc = bus_pipe_recv (self->from_dev, &iter, 0)) != 0; n++) {
         if (rc < 0) {
-            self->counters [S_BAD_BATCH]++;
+            self->counters [CRYPTO_CNT_BAD_BATCH]++;
             bus_warn ("%s: batch rejected: %s", PIPE_DEV_CRYPTO, bus_pipe_error (self->from_dev));
             continue;
         }
@@ -555,7 +337,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
                 continue;
             }
             if (pkt.tag >= self->peer_count || self->peer [pkt.tag].removed) {
-                self->counters [S_BAD_PEER]++;
+                self->counters [CRYPTO_CNT_BAD_PEER]++;
                 continue;
             }
             int i = (int) pkt.tag;
@@ -569,7 +351,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
                     s_initiate (self, i, now);
             }
         }
-        s_send_out (self);
+        crypto_send_out (self);
     }
     return 0;
 }
@@ -588,7 +370,7 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
     }
     int i = rx.peer;
     assert (i >= 0 && (size_t) i < self->peer_count);
-    s_peer_t *peer = &self->peer [i];
+    crypto_peer_state_t *peer = &self->peer [i];
     if (peer->removed) {
         crypto_node_expire (self->node, i, UINT64_MAX);     //  it left: no session with it
         return;
@@ -599,7 +381,7 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
             //  The response goes back where the initiation came from
             s_endpoint (self, i, pkt->tag, true, now);
             peer->handshake_at = now;
-            uint8_t *dst = s_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, rx.reply_len);
+            uint8_t *dst = crypto_send_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, rx.reply_len);
             if (dst)
                 memcpy (dst, reply, rx.reply_len);
             break;
@@ -616,7 +398,7 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
             s_endpoint (self, i, pkt->tag, false, now);
             bus_packet_shrink (pkt);
             assert (pkt->len == rx.plain_len);
-            uint8_t *dst = s_reserve (self, self->to_dev, self->out_dev, (uint32_t) i, pkt->len);
+            uint8_t *dst = crypto_send_reserve (self, self->to_dev, self->out_dev, (uint32_t) i, pkt->len);
             if (dst)
                 memcpy (dst, pkt->data, pkt->len);
             peer->rx_packets++;
@@ -643,11 +425,11 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
     bus_batch_iter_t iter;
     for (int n = 0; n < 16; n++) {
         int rc = bus_pipe_recv (self->from_nat, &iter, 0);
-        s_wire_check (self);            //  nat's socket may have come or gone
+        crypto_send_wire_check (self);            //  nat's socket may have come or gone
         if (rc == 0)
             break;
         if (rc < 0) {
-            self->counters [S_BAD_BATCH]++;
+            self->counters [CRYPTO_CNT_BAD_BATCH]++;
             bus_warn ("%s: batch rejected: %s", PIPE_NAT_CRYPTO, bus_pipe_error (self->from_nat));
             continue;
         }
@@ -655,7 +437,7 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
             if (pkt.flags & PIPE_FLAG_ROUTE) {
-                s_route (self, &pkt);
+                crypto_send_route (self, &pkt);
                 continue;
             }
             //  nat writes the datagram over the record's room: grow to see all of it
@@ -663,8 +445,8 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
                 bus_packet_grow (&pkt);
             s_from_wire (self, &pkt, now);
         }
-        s_send (self, self->to_dev, self->out_dev);
-        s_send_out (self);
+        crypto_send_batch (self, self->to_dev, self->out_dev);
+        crypto_send_out (self);
     }
     return 0;
 }
@@ -679,7 +461,7 @@ s_on_tick (bus_loop_t *loop, int timer_id, void *arg)
     uint64_t now = bus_clock_ns ();
     for (size_t n = 0; n < self->peer_count; n++) {
         int i = (int) n;
-        s_peer_t *peer = &self->peer [i];
+        crypto_peer_state_t *peer = &self->peer [i];
         if (peer->removed)
             continue;
         if (crypto_node_expire (self->node, i, now))
@@ -695,9 +477,9 @@ s_on_tick (bus_loop_t *loop, int timer_id, void *arg)
             s_queue_drop (self, i);     //  the handshake gave up
         s_check_state (self, i, now);
     }
-    s_wire_flush (self);
-    s_wire_report (self);
-    s_send_out (self);
+    crypto_send_wire_flush (self);
+    crypto_send_wire_report (self);
+    crypto_send_out (self);
     return 0;
 }
 
@@ -772,7 +554,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     crypto_node_stats (self->node, &stats);
     s_counter (reply, "rx_packets", stats.rx_packets);
     s_counter (reply, "rx_bytes", stats.rx_bytes);
-    s_counter (reply, "tx_packets", stats.tx_packets - self->counters [S_KEEPALIVES_TX]);
+    s_counter (reply, "tx_packets", stats.tx_packets - self->counters [CRYPTO_CNT_KEEPALIVES_TX]);
     s_counter (reply, "tx_bytes", stats.tx_bytes);
     s_counter (reply, "keepalives_rx", stats.keepalives_rx);
     s_counter (reply, "handshakes_initiated", stats.handshakes_initiated);
@@ -780,10 +562,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     s_counter (reply, "handshakes_completed", stats.handshakes_completed);
     for (int d = 0; d < CRYPTO_DROP_COUNT; d++)
         s_counter (reply, crypto_drop_name ((crypto_drop_t) d), stats.drops [d]);
-    for (int c = 0; c < S_COUNTERS; c++)
+    for (int c = 0; c < CRYPTO_CNT_COUNTERS; c++)
         s_counter (reply, s_counter_names [c], self->counters [c]);
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *peer = &self->peer [i];
+        crypto_peer_state_t *peer = &self->peer [i];
         if (peer->removed || (req.peer [0] && !streq (req.peer, peer->conf->name)))
             continue;
         crypto_status_peer_t *p = &reply->peers [reply->peers_count++];
@@ -820,11 +602,11 @@ s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
         return;
     }
     uint64_t now = bus_clock_ns ();
-    s_peer_t *peer = &self->peer [dial.index];
+    crypto_peer_state_t *peer = &self->peer [dial.index];
     if (peer->initiated_at && now - peer->initiated_at < DIAL_MIN_GAP)
         return;                         //  one is on its way
     s_initiate (self, (int) dial.index, now);
-    s_send_out (self);
+    crypto_send_out (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -855,7 +637,7 @@ s_dyn_place (crypto_service_t *self, uint32_t index, const uint8_t key [32], con
         return false;
     }
     size_t count = index + 1;
-    s_peer_t *grown = realloc (self->peer, count * sizeof (s_peer_t));
+    crypto_peer_state_t *grown = realloc (self->peer, count * sizeof (crypto_peer_state_t));
     node_peer_t **dyn = realloc (self->dyn, count * sizeof (node_peer_t *));
     assert (grown && dyn);
     if (!self->dyn)
@@ -871,7 +653,7 @@ s_dyn_place (crypto_service_t *self, uint32_t index, const uint8_t key [32], con
         }
         int id = crypto_node_peer_add (self->node, k, cause, sizeof cause);
         assert (id == (int) i);         //  fresh random keys and a key not yet known
-        memset (&self->peer [i], 0, sizeof (s_peer_t));
+        memset (&self->peer [i], 0, sizeof (crypto_peer_state_t));
         self->dyn [i] = calloc (1, sizeof (node_peer_t));
         assert (self->dyn [i]);
         self->dyn [i]->index = (uint32_t) i;
@@ -903,7 +685,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
             return;                     //  a static peer: the config's
         if (!s_dyn_place (self, up.index, key, up.name))
             return;
-        s_peer_t *peer = &self->peer [up.index];
+        crypto_peer_state_t *peer = &self->peer [up.index];
         node_peer_t *conf = self->dyn [up.index];
         snprintf (conf->name, sizeof conf->name, "%s", up.name);
         //  The registry's set replaces the last one: a key that came back with
@@ -932,7 +714,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         }
         if (!self->dyn || !self->dyn [down.index] || self->peer [down.index].removed)
             return;
-        s_peer_t *peer = &self->peer [down.index];
+        crypto_peer_state_t *peer = &self->peer [down.index];
         bus_info ("peer %s: removed (%s), sessions wiped", down.name, down.reason);
         peer->removed = true;
         peer->route_len = 0;
@@ -1046,11 +828,11 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
     crypto_node_set_layer2 (self->node, self->config.layer2);
     //  Peers: crypto_node ids are the config indices
     self->peer_count = node_peers_count (self->peers);
-    self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (s_peer_t));
+    self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (crypto_peer_state_t));
     assert (self->peer);
     for (uint32_t i = 0; i < self->peer_count; i++) {
         const node_peer_t *conf = node_peers_get (self->peers, i);
-        s_peer_t *peer = &self->peer [i];
+        crypto_peer_state_t *peer = &self->peer [i];
         peer->conf = conf;
         crypto_key_to_base64 (conf->key, peer->public_key);
         peer->keepalive_ns = (uint64_t) conf->keepalive_ms * MS;     //  resolved by node_peers
