@@ -57,6 +57,12 @@ bus_privs_effective (void)
     return s_caps_get (&caps) ? 0 : caps.effective;
 }
 
+uint64_t
+bus_privs_listen_caps (int port)
+{
+    return port > 0 && port < 1024 ? BUS_CAP (CAP_NET_BIND_SERVICE) : 0;
+}
+
 int
 bus_privs_drop (uint64_t keep, bool hide, char *err, size_t errsize)
 {
@@ -315,6 +321,9 @@ bus_privs_test (bool verbose)
 {
     printf (" * bus_privs: ");
     int nnp = prctl (PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
+    assert (bus_privs_listen_caps (443) == BUS_CAP (CAP_NET_BIND_SERVICE));
+    assert (bus_privs_listen_caps (0) == 0 && bus_privs_listen_caps (1024) == 0);
+    assert (bus_privs_listen_caps (-1) == 0);
     uint64_t effective = bus_privs_effective ();
     if (verbose)
         printf ("\n   effective capabilities here: %016llx", (unsigned long long) bus_privs_effective ());

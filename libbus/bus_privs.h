@@ -60,6 +60,10 @@ int bus_privs_sandbox (const char *writable, char *err, size_t errsize);
 //  The process's effective capabilities, as a mask of BUS_CAP bits.
 uint64_t bus_privs_effective (void);
 
+//  What a service that listens on port must keep: CAP_NET_BIND_SERVICE for a
+//  port below 1024 (nat on "*:443", the registry on "0.0.0.0:443"), else none.
+uint64_t bus_privs_listen_caps (int port);
+
 void bus_privs_test (bool verbose);
 
 #ifdef __cplusplus

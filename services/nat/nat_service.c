@@ -740,10 +740,9 @@ s_def_caps (bus_config_t *config, void *arg)
 {
     nat_addr_t addr;
     char err [160];
-    if (nat_endpoint_parse_bind (&addr, s_part_checked.connection.listen, err, sizeof err) == 0
-    &&  nat_addr_port (&addr) > 0 && nat_addr_port (&addr) < 1024)
-        return BUS_CAP (CAP_NET_BIND_SERVICE);
-    return 0;
+    if (nat_endpoint_parse_bind (&addr, s_part_checked.connection.listen, err, sizeof err))
+        return 0;
+    return bus_privs_listen_caps (nat_addr_port (&addr));
 }
 
 //  It faces the internet: sandboxed, so not even the key file is in its reach

@@ -9,6 +9,8 @@
 #include "reg_store.h"
 #include "reg_api.h"
 #include "reg_http.h"
+#include "reg_config.h"
+#include "reg_service.h"
 
 static const selftest_t s_tests [] = {
     { "reg_alloc", reg_alloc_test },
@@ -20,6 +22,8 @@ static const selftest_t s_tests [] = {
     { "reg_store", reg_store_test },
     { "reg_api", reg_api_test },
     { "reg_http", reg_http_test },
+    { "reg_config", reg_config_test },
+    { "reg_service", reg_service_test },
     { NULL, NULL }
 };
 

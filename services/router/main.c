@@ -1,62 +1,10 @@
-/*  bifrost-router: answers where traffic for a peer goes. This first version knows
-    one path, direct to the peer; it exists now so that nat and crypto already ask
-    the question that distance-vector routing will answer later. */
-#include "bus_log.h"
-#include "node_peers.h"
-#include "bus_service.h"
-
-static node_peers_t *s_peers;
-
-static int
-s_check_config (bus_config_t *config, void *arg)
-{
-    //  The router reads the peer list only to refuse questions about unknown peers
-    s_peers = node_peers_load (config, NULL);
-    return 0;
-}
-
-static void
-s_on_route (bus_service_t *svc, bus_envelope_t *env, void *arg)
-{
-    router_route_t request;
-    char err [200];
-    if (bus_envelope_get_msg (env, &router_route_schema, &request, err, sizeof err)) {
-        bus_service_reply_error (svc, env, 400, "%s", err);
-        return;
-    }
-    if (!node_peers_get (s_peers, request.index)) {
-        bus_service_reply_error (svc, env, 404, "no peer with index %u", request.index);
-        return;
-    }
-    router_route_reply_t reply = { .index = request.index, .next_hop = request.index, .path = "direct", .hops = 1 };
-    bus_service_reply (svc, env, &router_route_reply_schema, &reply);
-}
-
-static int
-s_setup (bus_service_t *svc, void *arg)
-{
-    bus_service_handle (svc, "router.route", s_on_route, NULL);
-    bus_info ("routing %u peers directly", node_peers_count (s_peers));
-    return 0;
-}
-
-static void
-s_teardown (bus_service_t *svc, void *arg)
-{
-    node_peers_destroy (&s_peers);
-}
+/*  bifrost-router: answers where traffic for a peer goes. Everything it does
+    lives in router_service (and its program part router_service_def); this
+    main only hands it to the runtime. */
+#include "router_service.h"
 
 int
 main (int argc, char **argv)
 {
-    static const bus_service_def_t def = {
-        .name = "router",
-        .summary = "next hop for each peer (direct in this version)",
-        .check_config = s_check_config,
-        .setup = s_setup,
-        .teardown = s_teardown,
-    };
-    int rc = bus_service_main (&def, argc, argv);
-    node_peers_destroy (&s_peers);
-    return rc;
+    return bus_service_main (&router_service_def, argc, argv);
 }
