@@ -50,11 +50,12 @@ ctl b peers --json > "$T/peers.json" 2>&1
 jq -e '.peers[0].name == "a" and .peers[0].session == true and .peers[0].rx_bytes > 4000000' "$T/peers.json" >/dev/null
 ok $? "bifrostctl peers --json on b: session with a, > 4 MB received"
 
-# tcpdump on the bus: mirrored headers of the data pipes reach the tap
-ctl a tap --pipes 'bus.pipe.*' --count 4 --timeout 8 > "$T/pipetap" 2>&1 &
+# tcpdump on the bus: mirrored headers of the data pipes reach the tap. Samples of
+# the other pipes (keepalives on nat-crypto) may come first: take enough of them
+ctl a tap --pipes 'bus.pipe.*' --count 16 --timeout 8 > "$T/pipetap" 2>&1 &
 TAPPID=$!
 sleep 1
-in_ns a ping -c 5 -i 0.2 -q 10.100.0.2 >/dev/null 2>&1
+in_ns a ping -c 10 -i 0.2 -q 10.100.0.2 >/dev/null 2>&1
 wait $TAPPID
 grep -q '"type":"bus.pipe.sample"' "$T/pipetap" && grep -q '"pipe":"dev-crypto"' "$T/pipetap"
 ok $? "bifrostctl tap --pipes shows packet headers of dev-crypto"
