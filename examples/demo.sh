@@ -95,7 +95,11 @@ for n in $NODES; do
     echo $! > "$W/$n/pid"
 done
 for n in $NODES; do
-    for _ in $(seq 1 100); do "$CTL" -r "$W/$n/run" status 2>/dev/null | grep -q "device.1 .*ready" && break; sleep 0.1; done
+    # every instance ready: bus, tunnel (device and crypto), nat, router
+    for _ in $(seq 1 100); do
+        [ "$("$CTL" -r "$W/$n/run" status 2>/dev/null | grep -cE '^[a-z]+\.[0-9]+ +[0-9]+ +ready ')" -ge 4 ] && break
+        sleep 0.1
+    done
 done
 "$CTL" -r "$W/a/run" status
 
