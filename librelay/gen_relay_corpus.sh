@@ -1,8 +1,8 @@
 #!/bin/sh
 # Writes the seed corpus of fuzz_relay_proto (fuzz/corpus/fuzz_relay_proto/): every
-# message type at its exact size (format: services/relay/relay_proto.h), one byte
+# message type at its exact size (format: librelay/relay_proto.h), one byte
 # short and long, bad version, reserved and address bytes, and credential texts.
-# Run from the source tree root: sh services/relay/gen_relay_corpus.sh
+# Run from the source tree root: sh librelay/gen_relay_corpus.sh
 set -eu
 dir=fuzz/corpus/fuzz_relay_proto
 mkdir -p "$dir"
