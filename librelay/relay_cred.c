@@ -113,6 +113,20 @@ relay_cred_peer_parse (const char *text, uint64_t *peer)
     return 0;
 }
 
+int
+relay_cred_secret_parse (const char *text, uint8_t secret [RELAY_CRED_SECRET_SIZE])
+{
+    if (!text || strlen (text) != 2 * RELAY_CRED_SECRET_SIZE)
+        return -1;
+    for (size_t i = 0; i < RELAY_CRED_SECRET_SIZE; i++) {
+        int hi = s_hex (text [2 * i]), lo = s_hex (text [2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        secret [i] = (uint8_t) (hi << 4 | lo);
+    }
+    return 0;
+}
+
 void
 relay_cred_format (uint64_t expiry, const uint8_t mac [RELAY_CRED_MAC_SIZE],
                    char text [RELAY_CRED_TEXT_MAX])
@@ -181,6 +195,12 @@ relay_cred_test (bool verbose)
     assert (relay_cred_peer_parse ("00112233aabbccddx", &peer) == -1);
     assert (relay_cred_peer_parse ("00112233aabbccdg", &peer) == -1);
     assert (relay_cred_peer_parse (NULL, &peer) == -1);
+    uint8_t parsed [RELAY_CRED_SECRET_SIZE];
+    assert (relay_cred_secret_parse ("000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F", parsed) == 0);
+    assert (parsed [0] == 0 && parsed [10] == 10 && parsed [31] == 0x1f);
+    assert (relay_cred_secret_parse ("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1", parsed) == -1);
+    assert (relay_cred_secret_parse ("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g", parsed) == -1);
+    assert (relay_cred_secret_parse (NULL, parsed) == -1);
 
     uint64_t now = 1800000000, expiry = now + 3600;
     uint8_t mac [RELAY_CRED_MAC_SIZE];

@@ -59,6 +59,10 @@ relay_cred_result_t relay_cred_verify (relay_cred_t *self, uint64_t network, uin
 uint64_t relay_cred_network_tag (const char *network_id);
 int relay_cred_peer_parse (const char *text, uint64_t *peer);
 
+//  The shared secret as the config writes it (`relay.secret`): exactly 64 hex
+//  digits. 0, or -1 for anything else.
+int relay_cred_secret_parse (const char *text, uint8_t secret [RELAY_CRED_SECRET_SIZE]);
+
 //  Text form "EXPIRY.MACHEX" and back (RELAY_CRED_MALFORMED on anything else,
 //  including a truncated mac).
 void relay_cred_format (uint64_t expiry, const uint8_t mac [RELAY_CRED_MAC_SIZE],
