@@ -65,6 +65,17 @@ nat_addr_set_ip (nat_addr_t *self, const char *ip, uint16_t port)
     return -1;
 }
 
+void
+nat_addr_set_relay (nat_addr_t *self, uint64_t relay_peer)
+{
+    nat_addr_clear (self);
+    if (!relay_peer)
+        return;
+    self->sa.sa_family = AF_UNSPEC;
+    self->len = sizeof self->relay_peer;
+    self->relay_peer = relay_peer;
+}
+
 int
 nat_addr_family (const nat_addr_t *self)
 {
@@ -74,7 +85,7 @@ nat_addr_family (const nat_addr_t *self)
 uint16_t
 nat_addr_port (const nat_addr_t *self)
 {
-    if (!self->len)
+    if (!self->len || self->sa.sa_family == AF_UNSPEC)
         return 0;
     return ntohs (self->sa.sa_family == AF_INET ? self->in4.sin_port : self->in6.sin6_port);
 }
@@ -101,6 +112,9 @@ nat_addr_format (const nat_addr_t *self, char *buf, size_t size)
     if (!self->len)
         snprintf (buf, size, "(none)");
     else
+    if (self->sa.sa_family == AF_UNSPEC)
+        snprintf (buf, size, "relay/%016llx", (unsigned long long) self->relay_peer);
+    else
     if (self->sa.sa_family == AF_INET) {
         inet_ntop (AF_INET, &self->in4.sin_addr, ip, sizeof ip);
         snprintf (buf, size, "%s:%u", ip, nat_addr_port (self));
@@ -125,6 +139,8 @@ nat_addr_eq (const nat_addr_t *a, const nat_addr_t *b)
         return true;
     if (a->sa.sa_family != b->sa.sa_family)
         return false;
+    if (a->sa.sa_family == AF_UNSPEC)
+        return a->relay_peer == b->relay_peer;
     if (a->sa.sa_family == AF_INET)
         return a->in4.sin_port == b->in4.sin_port
             && a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
@@ -152,6 +168,8 @@ nat_addr_hash (const nat_addr_t *self, uint64_t seed)
     uint64_t h = seed ^ 0x9e3779b97f4a7c15ULL;
     if (!self->len)
         return s_mix (h);
+    if (self->sa.sa_family == AF_UNSPEC)
+        return s_mix (s_mix (h ^ 0x72656c6179ULL) ^ self->relay_peer);
     if (self->sa.sa_family == AF_INET) {
         uint32_t ip;
         memcpy (&ip, &self->in4.sin_addr, 4);
@@ -173,6 +191,21 @@ nat_addr_test (bool verbose)
     nat_addr_clear (&a);
     assert (!nat_addr_is_set (&a));
     assert (strcmp (nat_addr_format (&a, buf, sizeof buf), "(none)") == 0);
+
+    //  Relayed: equal by peer id only, never equal to a socket address
+    nat_addr_t r1, r2;
+    nat_addr_set_relay (&r1, 0x00112233aabbccddULL);
+    nat_addr_set_relay (&r2, 0x00112233aabbccddULL);
+    assert (nat_addr_is_set (&r1) && nat_addr_relay_peer (&r1) == 0x00112233aabbccddULL);
+    assert (nat_addr_eq (&r1, &r2) && nat_addr_hash (&r1, 7) == nat_addr_hash (&r2, 7));
+    assert (strcmp (nat_addr_format (&r1, buf, sizeof buf), "relay/00112233aabbccdd") == 0);
+    assert (nat_addr_port (&r1) == 0 && nat_addr_family (&r1) == AF_UNSPEC);
+    nat_addr_set_relay (&r2, 0x00112233aabbccdeULL);
+    assert (!nat_addr_eq (&r1, &r2));
+    nat_addr_set_ip (&r2, "0.0.0.0", 0);
+    assert (!nat_addr_eq (&r1, &r2) && nat_addr_relay_peer (&r2) == 0);
+    nat_addr_set_relay (&r2, 0);
+    assert (!nat_addr_is_set (&r2));
 
     assert (nat_addr_set_ip (&a, "192.0.2.1", 51820) == 0);
     assert (nat_addr_family (&a) == AF_INET && nat_addr_port (&a) == 51820);

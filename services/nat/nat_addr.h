@@ -3,7 +3,13 @@
     every incoming datagram, so equality and hashing must be cheap and must agree on
     one canonical form. IPv4 peers reach a dual-stack socket as ::ffff:a.b.c.d;
     nat_addr stores them as plain AF_INET, so a peer configured as "192.0.2.1:51820"
-    and a datagram from ::ffff:192.0.2.1 port 51820 compare equal. */
+    and a datagram from ::ffff:192.0.2.1 port 51820 compare equal.
+
+    A third kind is no socket address: "through the relay to peer X"
+    (nat_addr_set_relay). A relayed peer's endpoint is one of these, so the peer
+    table, the handles crypto confirms and the endpoint logic treat a relayed path
+    like any other; only the data path looks inside and frames the datagram for
+    the relay in use at the moment of sending (nat_relay.h). */
 #ifndef NAT_ADDR_H_INCLUDED
 #define NAT_ADDR_H_INCLUDED
 
@@ -23,6 +29,7 @@ typedef struct {
         struct sockaddr_in6 in6;
     };
     socklen_t len;              //  0 when unset
+    uint64_t relay_peer;        //  set (and family AF_UNSPEC): through the relay to this peer id
 } nat_addr_t;
 
 //  Clears the address (unset).
@@ -38,7 +45,17 @@ int nat_addr_set_sockaddr (nat_addr_t *self, const struct sockaddr *sa, socklen_
 //  Sets from a numeric IP text (no brackets, no port) and a port. 0 or -1.
 int nat_addr_set_ip (nat_addr_t *self, const char *ip, uint16_t port);
 
-//  AF_INET or AF_INET6 (0 when unset).
+//  "Through the relay to peer id" (relay_peer not 0).
+void nat_addr_set_relay (nat_addr_t *self, uint64_t relay_peer);
+
+//  The peer id of a relayed address, 0 for any other.
+static inline uint64_t
+nat_addr_relay_peer (const nat_addr_t *self)
+{
+    return self->len && self->sa.sa_family == AF_UNSPEC ? self->relay_peer : 0;
+}
+
+//  AF_INET or AF_INET6 (0 when unset or relayed).
 int nat_addr_family (const nat_addr_t *self);
 
 //  Port in host order.
@@ -48,7 +65,8 @@ uint16_t nat_addr_port (const nat_addr_t *self);
 //  IPv6 is copied unchanged.
 void nat_addr_to_v6 (const nat_addr_t *self, struct sockaddr_in6 *out);
 
-//  "192.0.2.1:51820", "[2001:db8::1]:51820", "[fe80::1%2]:51820"; "(none)" if unset.
+//  "192.0.2.1:51820", "[2001:db8::1]:51820", "[fe80::1%2]:51820", "relay/<16 hex>";
+//  "(none)" if unset.
 //  Returns buf.
 char *nat_addr_format (const nat_addr_t *self, char *buf, size_t size);
 

@@ -358,6 +358,18 @@ relay_table_expire (relay_table_t *self, uint64_t now_ms, uint64_t now_s)
 
 const relay_table_stats_t *relay_table_stats (relay_table_t *self) { return &self->stats; }
 
+relay_peer_t *
+relay_table_first (relay_table_t *self)
+{
+    return (relay_peer_t *) zhashx_first (self->by_id);
+}
+
+relay_peer_t *
+relay_table_next (relay_table_t *self)
+{
+    return (relay_peer_t *) zhashx_next (self->by_id);
+}
+
 const char *
 relay_table_result_name (relay_table_result_t result)
 {

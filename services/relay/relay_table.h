@@ -119,6 +119,11 @@ void relay_table_touch (relay_table_t *self, relay_peer_t *peer, uint64_t now_ms
 size_t relay_table_expire (relay_table_t *self, uint64_t now_ms, uint64_t now_s);
 
 const relay_table_stats_t *relay_table_stats (relay_table_t *self);
+
+//  Every peer in turn (for status): NULL after the last. Nothing may be added or
+//  removed between first and the last next.
+relay_peer_t *relay_table_first (relay_table_t *self);
+relay_peer_t *relay_table_next (relay_table_t *self);
 const char *relay_table_result_name (relay_table_result_t result);
 
 void relay_table_test (bool verbose);

@@ -1,0 +1,52 @@
+/*  relay_service: one relay worker as a bus service (bifrost-relay; bifrostd runs
+    `instances = N` of them). It owns a relay_worker on the shared UDP port and
+    adds what a process under bifrostd needs around it: the config (the `relay`
+    group, declared once in schemas/config/relay.def with the registry), the
+    counters on the bus (`relay.status`), and the steering of the port by network
+    over however many workers are alive now.
+
+    Why the workers count each other over the bus instead of asking bifrostd:
+    the count must follow kill -9, restarts and `bifrostctl scale` within the 1 s
+    resume budget, and every worker must reach the same number. Each worker
+    announces itself every 200 ms (`relay.worker`); a worker not heard for 700 ms
+    is gone; a stopping one says so. Any change re-attaches the steering program
+    with the new count (the last attach wins, and all workers compute the same
+    count). docs/relay.md, "Workers". */
+#ifndef RELAY_SERVICE_H_INCLUDED
+#define RELAY_SERVICE_H_INCLUDED
+
+#include "bus_service.h"
+#include "bus_config_schema.h"
+#include "relay_cred.h"
+
+#define RELAY_SERVICE_WORKERS_MAX   64          //  bifrostd's instance limit
+#define RELAY_SERVICE_ANNOUNCE_MS   200
+#define RELAY_SERVICE_GONE_MS       700
+
+typedef struct {
+    bus_cfg_relay_t relay;                      //  as checked
+    uint8_t secret [RELAY_CRED_SECRET_SIZE];    //  relay.secret, decoded
+    char bind_ip [64];                          //  relay.listen, split
+    uint16_t port;
+} relay_service_config_t;
+
+typedef struct _relay_service_t relay_service_t;
+
+//  Reads and checks the relay group (errors recorded on config)
+void relay_service_check_config (bus_config_t *config, relay_service_config_t *out);
+void relay_service_config_clear (relay_service_config_t *self);
+
+//  Binds the port and joins the loop; NULL with err when it cannot.
+relay_service_t *relay_service_new (bus_service_t *svc, relay_service_config_t *config,
+                                    char *err, size_t err_size);
+void relay_service_destroy (relay_service_t **self_p);
+
+//  The workers it steers over now (tests).
+unsigned relay_service_workers (relay_service_t *self);
+
+//  The program: bus_service_main (&relay_service_def, argc, argv)
+extern const bus_service_def_t relay_service_def;
+
+void relay_service_test (bool verbose);
+
+#endif
