@@ -55,6 +55,36 @@ s_valid_endpoint (const char *text)
     return true;
 }
 
+//  A relay as the registry lists it, "name@host:port" (config relay.servers,
+//  docs/relay.md): what nat will dial, so it is checked before anyone reads it
+static bool
+s_valid_relay (const char *text)
+{
+    const char *at = strchr (text, '@');
+    if (!at || at == text || (size_t) (at - text) > 64)
+        return false;
+    char name [65];
+    memcpy (name, text, (size_t) (at - text));
+    name [at - text] = 0;
+    return s_valid_name (name, 64, false) && s_valid_endpoint (at + 1);
+}
+
+//  "EXPIRY.MACHEX" (librelay/relay_cred.h): decimal seconds, 64 hex digits
+static bool
+s_valid_relay_cred (const char *text)
+{
+    const char *dot = strchr (text, '.');
+    if (!dot || dot == text || dot - text > 20 || strlen (dot + 1) != 64)
+        return false;
+    for (const char *p = text; p < dot; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    for (const char *p = dot + 1; *p; p++)
+        if (!isxdigit ((unsigned char) *p))
+            return false;
+    return true;
+}
+
 int
 rest_base64_exact (const char *text, uint8_t *out, size_t size)
 {
@@ -105,6 +135,14 @@ rest_check (rest_check_t check, const char *text)
                     return false;
             return true;
         }
+        case REST_IP: {
+            struct in6_addr addr;
+            return inet_pton (AF_INET, text, &addr) == 1 || inet_pton (AF_INET6, text, &addr) == 1;
+        }
+        case REST_RELAY:
+            return s_valid_relay (text);
+        case REST_RELAY_CRED:
+            return s_valid_relay_cred (text);
     }
     return false;
 }
@@ -122,6 +160,9 @@ s_check_what (rest_check_t check)
         case REST_IPV4:      return "an IPv4 address";
         case REST_ENDPOINT:  return "a valid endpoint (host:port)";
         case REST_CANDIDATE: return "a valid candidate (printable, <= 200 chars)";
+        case REST_IP:        return "an IPv4 or IPv6 address";
+        case REST_RELAY:     return "a relay (name@host:port)";
+        case REST_RELAY_CRED:return "a relay credential (EXPIRY.MACHEX)";
         default:             return "valid";
     }
 }
@@ -424,6 +465,9 @@ rest_encode_text (const rest_schema_t *schema, const void *obj)
 #define S_PEER "{\"id\":\"b4c804b23a21c6aa\",\"name\":\"laptop\",\"public_key\":\"" S_KEY "\"," \
                "\"vip\":\"10.100.0.1\",\"endpoints\":[\"198.51.100.7:51820\"],\"candidates\":[]," \
                "\"online\":true,\"last_seen\":1700000000000,\"created\":1700000000000}"
+#define S_CRED "1700086400.0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#define S_GRANT "{\"servers\":[\"relay-1@192.0.2.10:3479\",\"relay-2@[2001:db8::2]:3479\"]," \
+                "\"network\":\"8d3f0c2b9a716e54\",\"credential\":\"" S_CRED "\"}"
 
 //  Decoding text must fail with a message containing what
 static void
@@ -469,6 +513,15 @@ rest_codec_test (bool verbose)
     s_round_trip (&rest_register_reply_schema, "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":"
                   "{\"id\":\"office\",\"name\":\"office\",\"cidr\":\"10.100.0.0/16\",\"prefix\":16},"
                   "\"heartbeat_interval\":30,\"registry_key\":\"" S_KEY "\"}");
+    //  ... with the relay grant, and a peer with its reflexive address
+    s_round_trip (&rest_register_reply_schema, "{\"peer\":{\"id\":\"b4c804b23a21c6aa\",\"name\":\"laptop\","
+                  "\"public_key\":\"" S_KEY "\",\"vip\":\"10.100.0.1\",\"endpoints\":[],\"candidates\":[],"
+                  "\"reflexive\":\"203.0.113.7\",\"online\":true},\"peer_token\":\"bpt_xyz\",\"network\":"
+                  "{\"id\":\"office\",\"prefix\":16},\"relay\":" S_GRANT "}");
+    s_round_trip (&rest_heartbeat_reply_schema, "{\"online\":true,\"heartbeat_interval\":30,\"relay\":" S_GRANT "}");
+    s_round_trip (&rest_meta_schema, "{\"name\":\"bifrost-registry\",\"relays\":[\"relay-1@relay.example.org:3479\"]}");
+    s_round_trip (&rest_peer_schema, "{\"id\":\"b4c804b23a21c6aa\",\"name\":\"x\",\"public_key\":\"" S_KEY "\","
+                  "\"vip\":\"10.1.2.3\",\"reflexive\":\"2001:db8::7\"}");
     s_round_trip (&rest_challenge_schema, "{\"nonce\":\"" S_KEY "\",\"registry_key\":\"" S_KEY "\","
                   "\"expires_in\":60,\"scheme\":\"bifrost-keyproof-v1\"}");
     s_round_trip (&rest_heartbeat_reply_schema, "{\"online\":true,\"heartbeat_interval\":30}");
@@ -555,6 +608,18 @@ rest_codec_test (bool verbose)
           "{\"iceServers\":[{\"url\":\"x\"}]}", "iceServers[0]: missing member 'urls'" },
         { &rest_event_schema,
           "{\"event\":", "bad JSON" },
+        { &rest_heartbeat_reply_schema,
+          "{\"relay\":{\"servers\":[\"192.0.2.10:3479\"],\"network\":\"8d3f0c2b9a716e54\",\"credential\":\""
+          S_CRED "\"}}", "relay: member 'servers' item 0 is not a relay (name@host:port)" },
+        { &rest_heartbeat_reply_schema,
+          "{\"relay\":{\"servers\":[],\"network\":\"8d3f0c2b9a716e54\",\"credential\":\"1700086400.abc\"}}",
+          "relay: member 'credential' is not a relay credential" },
+        { &rest_register_reply_schema,
+          "{\"peer\":{\"id\":\"b4c804b23a21c6aa\",\"name\":\"x\",\"public_key\":\"" S_KEY "\",\"vip\":\"10.1.2.3\","
+          "\"reflexive\":\"10.1.2.3:80\"},\"peer_token\":\"bpt_x\",\"network\":{\"id\":\"o\",\"prefix\":16}}",
+          "peer: member 'reflexive' is not an IPv4 or IPv6 address" },
+        { &rest_meta_schema,
+          "{\"relays\":[\"a b@h:1\"]}", "member 'relays' item 0 is not a relay" },
         { &rest_event_schema,
           "\"just a string\"", "expected a JSON object" },
     };
@@ -603,4 +668,15 @@ rest_codec_test (bool verbose)
     assert (rest_check (REST_NAME, "node_1.x") && !rest_check (REST_NAME, "node 1") && !rest_check (REST_NAME, ".x"));
     assert (rest_check (REST_ENDPOINT, "[2001:db8::1]:1") && !rest_check (REST_ENDPOINT, "1.2.3.4:0"));
     assert (rest_check (REST_HEX16, "b4c804b23a21c6aa") && !rest_check (REST_HEX16, "b4c804b23a21c6a"));
+    assert (rest_check (REST_IP, "192.0.2.1") && rest_check (REST_IP, "::1") && !rest_check (REST_IP, "192.0.2.1:1")
+         && !rest_check (REST_IP, "") && !rest_check (REST_IP, "example.org"));
+    assert (rest_check (REST_RELAY, "r1@192.0.2.1:3479") && rest_check (REST_RELAY, "r.1@[2001:db8::1]:443")
+         && rest_check (REST_RELAY, "r1@relay.example.org:3479"));
+    assert (!rest_check (REST_RELAY, "@192.0.2.1:3479") && !rest_check (REST_RELAY, "r1@192.0.2.1")
+         && !rest_check (REST_RELAY, "r1@192.0.2.1:0") && !rest_check (REST_RELAY, "-r@h:1")
+         && !rest_check (REST_RELAY, "192.0.2.1:3479"));
+    assert (rest_check (REST_RELAY_CRED, S_CRED) && rest_check (REST_RELAY_CRED, "0." S_CRED + 11));
+    assert (!rest_check (REST_RELAY_CRED, S_CRED + 10) && !rest_check (REST_RELAY_CRED, "x" S_CRED)
+         && !rest_check (REST_RELAY_CRED, "123456789012345678901" S_CRED + 10)
+         && !rest_check (REST_RELAY_CRED, "1.0f1e") && !rest_check (REST_RELAY_CRED, S_CRED "0"));
 }

@@ -66,6 +66,9 @@ s_check_name (rest_check_t check)
         case REST_IPV4:      return ", an IPv4 address";
         case REST_ENDPOINT:  return ", `host:port`";
         case REST_CANDIDATE: return ", printable ASCII";
+        case REST_IP:        return ", an IPv4 or IPv6 address";
+        case REST_RELAY:     return ", `name@host:port`";
+        case REST_RELAY_CRED:return ", `EXPIRY.MACHEX`";
         default:             return "";
     }
 }

@@ -39,7 +39,10 @@ typedef enum {
     REST_B64_32,        //  base64 of 32 bytes (keys, nonces, proofs)
     REST_IPV4,          //  dotted IPv4 address
     REST_ENDPOINT,      //  host:port (IPv4, [IPv6] or a name; port 1..65535)
-    REST_CANDIDATE      //  printable ASCII, 1..200
+    REST_CANDIDATE,     //  printable ASCII, 1..200
+    REST_IP,            //  an IPv4 or IPv6 address (no port)
+    REST_RELAY,         //  a relay "name@host:port": a REST_NAME, '@', a REST_ENDPOINT
+    REST_RELAY_CRED     //  a relay credential "EXPIRY.MACHEX": 1..20 digits, '.', 64 hex digits
 } rest_check_t;
 
 //  Body direction: what the decoder forgives. A request (client -> registry)
