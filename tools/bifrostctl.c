@@ -207,6 +207,9 @@ s_peers (const char *run_dir, bool json)
                 json_object_set_new (p, "endpoint", json_string (np->endpoint));
                 json_object_set_new (p, "state", json_string (np->state));
                 json_object_set_new (p, "direct", json_boolean (np->direct));
+                json_object_set_new (p, "path", json_string (np->path));
+                json_object_set_new (p, "relay_id", json_string (np->relay_id));
+                json_object_set_new (p, "relay_seen", json_string (np->relay_seen));
                 json_object_set_new (p, "wire_rx_bytes", json_integer ((json_int_t) np->rx_bytes));
                 json_object_set_new (p, "wire_tx_bytes", json_integer ((json_int_t) np->tx_bytes));
                 json_object_set_new (p, "last_wire_rx_ms_ago", json_integer (np->last_rx_ms_ago));
@@ -220,8 +223,16 @@ s_peers (const char *run_dir, bool json)
         json_decref (root);
         return 0;
     }
-    printf ("%-16s %-24s %-10s %-10s %12s %12s %10s\n",
-            "PEER", "ENDPOINT", "STATE", "HANDSHAKE", "RX", "TX", "LAST-RX");
+    if (have_nat && nat.relays) {
+        if (*nat.relay)
+            printf ("relay %s, round trip %.1f ms, sees this node at %s (%u of %u relays answer)\n",
+                    nat.relay, nat.relay_rtt_us / 1000.0, *nat.relay_observed ? nat.relay_observed : "?",
+                    nat.relays_up, nat.relays);
+        else
+            printf ("relay: none of %u answers\n", nat.relays);
+    }
+    printf ("%-16s %-24s %-16s %-10s %-10s %12s %12s %10s\n",
+            "PEER", "ENDPOINT", "PATH", "STATE", "HANDSHAKE", "RX", "TX", "LAST-RX");
     for (uint32_t i = 0; i < count; i++) {
         const crypto_status_peer_t *cp = have_crypto ? &crypto.peers [i] : NULL;
         const nat_status_peer_t *np = have_nat && i < nat.peers_count ? &nat.peers [i] : NULL;
@@ -232,8 +243,9 @@ s_peers (const char *run_dir, bool json)
         if (last_rx >= 0)
             s_format_ms ((uint64_t) last_rx, last, sizeof last);
         const char *state = cp && cp->session ? "up" : np ? np->state : "down";
-        printf ("%-16s %-24s %-10s %-10s %12" PRIu64 " %12" PRIu64 " %10s\n",
-                cp ? cp->name : np->name, np && *np->endpoint ? np->endpoint : "-", state, handshake,
+        printf ("%-16s %-24s %-16s %-10s %-10s %12" PRIu64 " %12" PRIu64 " %10s\n",
+                cp ? cp->name : np->name, np && *np->endpoint ? np->endpoint : "-",
+                np && *np->path ? np->path : "-", state, handshake,
                 cp ? cp->rx_bytes : np->rx_bytes, cp ? cp->tx_bytes : np->tx_bytes, last);
     }
     return 0;

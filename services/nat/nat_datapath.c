@@ -7,6 +7,7 @@
 #include "nat_service_priv.h"
 #include "bus_log.h"
 #include "schemas/pipes.h"
+#include "schemas/wire.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -72,24 +73,38 @@ nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         if (count == 0)
             break;
         for (size_t i = 0; i < count; i++) {
-            if (nat_demux_classify (self->demux, rx [i].data, rx [i].size, NULL) == NAT_DEMUX_DROP)
+            uint8_t *data = rx [i].data;
+            size_t size = rx [i].size;
+            const nat_addr_t *from = rx [i].from;
+            //  The relay's messages, and tunnel datagrams a relay carried (type
+            //  range: docs/relay.md); nothing else starts with these bytes
+            nat_addr_t via;
+            if (size && data [0] >= RELAY_PROTO_TYPE_MIN && data [0] <= RELAY_PROTO_TYPE_MAX) {
+                if (!nat_relay_path_rx (self, from, &data, &size, &via, now))
+                    continue;
+                from = &via;
+            }
+            if (nat_demux_classify (self->demux, data, size, NULL) == NAT_DEMUX_DROP)
                 continue;
-            uint32_t handle = nat_handles_get (self->handles, rx [i].from);
+            uint32_t handle = nat_handles_get (self->handles, from);
             if (handle != last_handle) {
                 last_handle = handle;
-                last_peer = nat_peer_table_by_addr (self->table, rx [i].from);
+                last_peer = nat_peer_table_by_addr (self->table, from);
             }
-            if (last_peer)
-                nat_peer_received (last_peer, rx [i].size, now);
+            if (last_peer) {
+                nat_peer_received (last_peer, size, now);
+                if (from == rx [i].from)
+                    self->info [nat_peer_index (last_peer)].direct_rx_ms = now;
+            }
             //  In the grown form (docs/packet-path.md): crypto decrypts where the
             //  datagram lies and shrinks it to the plaintext, without a copy
-            uint8_t *slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
+            uint8_t *slot = bus_batch_reserve_grown (self->batch, handle, size);
             if (!slot) {
                 flowing = s_flush_to_crypto (self) && flowing;
-                slot = bus_batch_reserve_grown (self->batch, handle, rx [i].size);
+                slot = bus_batch_reserve_grown (self->batch, handle, size);
             }
             if (slot)
-                memcpy (slot, rx [i].data, rx [i].size);
+                memcpy (slot, data, size);
             else
                 self->counters.drop_oversize++;
         }
@@ -108,11 +123,17 @@ nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 //  Data path: crypto-nat -> UDP
 
 //  Where packets for a peer go: while dialling, the address being dialled;
-//  otherwise the endpoint crypto confirmed last.
+//  otherwise the endpoint crypto confirmed last. A peer kept on the relay goes
+//  there whatever else is known.
 static const nat_addr_t *
-s_destination (nat_service_t *self, nat_peer_t *peer)
+s_destination (nat_service_t *self, nat_peer_t *peer, nat_addr_t *scratch)
 {
-    const nat_addr_t *dial = &self->info [nat_peer_index (peer)].dial;
+    nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+    if (info->force_relay && info->relay_id) {
+        nat_addr_set_relay (scratch, info->relay_id);
+        return scratch;
+    }
+    const nat_addr_t *dial = &info->dial;
     const nat_addr_t *current = nat_peer_endpoint (peer);
     if (nat_peer_state (peer) == NAT_PEER_CONNECTING && nat_addr_is_set (dial))
         return dial;
@@ -134,6 +155,18 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
         self->counters.drop_stale_handle++;
         return;
     }
+    //  Which path a peer takes (nat_relay_path.c): a direct path that spoke
+    //  lately is not given up for the relay; a peer kept on the relay stays there
+    nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+    const nat_addr_t *current = nat_peer_endpoint (peer);
+    if (nat_addr_relay_peer (addr)) {
+        if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_is_set (current) && !nat_addr_relay_peer (current)
+        &&  !info->force_relay && now - info->direct_rx_ms < self->config.keepalive_interval_ms + 5000)
+            return;
+    }
+    else
+    if (info->force_relay && info->relay_id)
+        return;
     nat_peer_confirm_endpoint (peer, addr, now);
 }
 
@@ -184,16 +217,41 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
                 s_tunnel_sent (self, peer, &pkt, now);
                 continue;
             }
-            const nat_addr_t *to = s_destination (self, peer);
+            nat_addr_t scratch;
+            const nat_addr_t *to = s_destination (self, peer, &scratch);
             if (!to) {
                 self->counters.drop_no_endpoint++;
                 continue;
             }
-            assert (count < BUS_BATCH_MAX);
-            self->tx_addr [count] = *to;
-            self->tx [count] = (nat_udp_tx_t) { pkt.data, pkt.len, &self->tx_addr [count] };
+            nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+            //  A handshake to a peer that is not up goes through the relay too:
+            //  the first path to answer wins (nat_relay_path.c)
+            bool copy = info->relay_id && !nat_addr_relay_peer (to) && pkt.len && pkt.data [0] == WIRE_INITIATION
+                      && nat_peer_state (peer) != NAT_PEER_UP;
+            for (int leg = 0; leg < (copy ? 2 : 1); leg++) {
+                if (count == BUS_BATCH_MAX) {
+                    nat_udp_send (self->udp, self->tx, count);
+                    count = 0;
+                }
+                const nat_addr_t *dest = leg ? &scratch : to;
+                if (leg)
+                    nat_addr_set_relay (&scratch, info->relay_id);
+                uint64_t relay_peer = nat_addr_relay_peer (dest);
+                if (relay_peer) {
+                    size_t framed;
+                    const nat_addr_t *relay = nat_relay_path_frame (self, count, relay_peer, pkt.data, pkt.len, &framed);
+                    if (!relay)
+                        continue;
+                    self->tx_addr [count] = *relay;
+                    self->tx [count] = (nat_udp_tx_t) { self->frames [count], framed, &self->tx_addr [count] };
+                }
+                else {
+                    self->tx_addr [count] = *dest;
+                    self->tx [count] = (nat_udp_tx_t) { pkt.data, pkt.len, &self->tx_addr [count] };
+                }
+                count++;
+            }
             nat_peer_sent (peer, pkt.len, now);
-            count++;
         }
         //  One sendmmsg (or GSO send) per crypto batch
         if (count)

@@ -64,6 +64,20 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
                 bus_config_error (config, endpoint, "%s", err);
         }
     }
+    //  The peers kept on the relay, by name
+    config_setting_t *forced = cfg.connection.force_relay_peers;
+    int forced_n = forced && (config_setting_is_array (forced) || config_setting_is_list (forced)) ? config_setting_length (forced) : 0;
+    for (int i = 0; i < forced_n; i++) {
+        config_setting_t *name = config_setting_get_elem (forced, (unsigned) i);
+        const char *text = config_setting_type (name) == CONFIG_TYPE_STRING ? config_setting_get_string (name) : NULL;
+        if (!text || !*text || strlen (text) >= sizeof cfg.force_relay_peers [0])
+            bus_config_error (config, name, "connection.force_relay_peers: expected peer names (1 to 48 characters)");
+        else
+        if (cfg.force_relay_count == NAT_FORCED_MAX)
+            bus_config_error (config, name, "connection.force_relay_peers: at most %d names", NAT_FORCED_MAX);
+        else
+            snprintf (cfg.force_relay_peers [cfg.force_relay_count++], sizeof cfg.force_relay_peers [0], "%s", text);
+    }
     *out = cfg;
 }
 
@@ -162,8 +176,8 @@ s_route (nat_service_t *self, nat_peer_t *peer)
     nat_service_routes_relink (self);
 }
 
-static void
-s_send_dial (nat_service_t *self, nat_peer_t *peer)
+void
+nat_service_send_dial (nat_service_t *self, nat_peer_t *peer)
 {
     uint32_t index = nat_peer_index (peer);
     nat_peer_status_t status;
@@ -188,7 +202,7 @@ s_on_connect (nat_peer_t *peer, const nat_addr_t *addr, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     self->info [nat_peer_index (peer)].dial = *addr;
-    s_send_dial (self, peer);
+    nat_service_send_dial (self, peer);
 }
 
 static void
@@ -249,6 +263,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     nat_peer_table_tick (self->table, bus_clock_ms ());
     s_redial (self);
+    nat_relay_path_tick (self, bus_clock_ms ());
     return 0;
 }
 
@@ -258,6 +273,10 @@ s_resolver_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     nat_resolver_result_t result;
     while (nat_resolver_next (self->resolver, &result)) {
+        if (result.cookie >= NAT_RELAY_COOKIE) {
+            nat_relay_path_resolved (self, result.cookie, result.addrs, result.count);
+            continue;
+        }
         nat_peer_t *peer = result.cookie < nat_peer_table_slots (self->table)
                          ? nat_peer_table_at (self->table, (size_t) result.cookie) : NULL;
         if (!peer)
@@ -282,7 +301,7 @@ s_on_bus_connect (bus_service_t *svc, uint64_t epoch, void *arg)
             continue;
         s_publish_peer (self, peer);
         if (nat_peer_state (peer) == NAT_PEER_CONNECTING && nat_addr_is_set (&self->info [i].dial))
-            s_send_dial (self, peer);
+            nat_service_send_dial (self, peer);
     }
 }
 
@@ -300,7 +319,7 @@ s_redial (nat_service_t *self)
         self->info [i].redial = false;
         nat_peer_t *peer = i < nat_peer_table_slots (self->table) ? nat_peer_table_at (self->table, i) : NULL;
         if (peer && nat_peer_state (peer) == NAT_PEER_UP)
-            s_send_dial (self, peer);
+            nat_service_send_dial (self, peer);
     }
 }
 
@@ -376,6 +395,21 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->tunnel_bytes = self->counters.tunnel_bytes;
     reply->routes = self->counters.routes;
     reply->bad_reports = self->counters.bad_reports;
+    reply->relay_rtt_us = -1;
+    int cur = nat_relay_current (self->relay);
+    if (cur >= 0) {
+        nat_relay_server_t *server = nat_relay_server (self->relay, (size_t) cur);
+        snprintf (reply->relay, sizeof reply->relay, "%s", server->name);
+        reply->relay_rtt_us = server->rtt_us;
+        s_format (&server->observed, reply->relay_observed, sizeof reply->relay_observed);
+    }
+    reply->relays = (uint32_t) nat_relay_count (self->relay);
+    for (size_t i = 0; i < nat_relay_count (self->relay); i++)
+        reply->relays_up += nat_relay_server (self->relay, i)->up;
+    reply->relay_rx = self->counters.relay_rx;
+    reply->relay_tx = self->counters.relay_tx;
+    reply->relay_registers = self->counters.relay_registers;
+    reply->drop_no_relay = self->counters.drop_no_relay;
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -402,6 +436,11 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
         out->tx_packets = st.tx_packets;
         out->attempts = st.attempts;
         snprintf (out->last_error, sizeof out->last_error, "%s", st.last_error ? st.last_error : "");
+        nat_relay_path_describe (self, peer, out->path, sizeof out->path);
+        if (i < self->info_count && self->info [i].relay_id)
+            snprintf (out->relay_id, sizeof out->relay_id, "%016" PRIx64, self->info [i].relay_id);
+        if (i < self->info_count && nat_addr_is_set (&self->info [i].relay_seen))
+            nat_addr_format (&self->info [i].relay_seen, out->relay_seen, sizeof out->relay_seen);
     }
     bus_service_reply (svc, env, &nat_status_reply_schema, reply);
     free (reply);
@@ -428,8 +467,10 @@ s_info_grow (nat_service_t *self, size_t count)
 
 static int
 s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *name,
-           const char *const *endpoints, size_t endpoint_count, bool direct)
+           const char *const *endpoints, size_t endpoint_count, bool direct, uint64_t relay_id)
 {
+    //  A peer kept on the relay is never dialled directly
+    bool forced = relay_id && nat_relay_path_forced (self, name);
     char perr [200];
     s_info_grow (self, (size_t) index + 1);
     uint8_t held [NODE_PEERS_MAX][NAT_KEY_SIZE];
@@ -448,7 +489,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
         .public_key = key,
         .endpoints = endpoints,
         .endpoint_count = endpoint_count,
-        .direct = direct && endpoint_count && self->config.direct_connect,
+        .direct = direct && endpoint_count && self->config.direct_connect && !forced,
         .keepalive_ms = (uint32_t) self->config.keepalive_interval_ms,
         .seed = (uint64_t) zclock_time () + index,
     };
@@ -465,8 +506,14 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
         nat_peer_table_remove (self->table, key);
         return -1;
     }
-    snprintf (self->info [index].name, sizeof self->info [index].name, "%s", name);
-    memset (&self->info [index].dial, 0, sizeof self->info [index].dial);
+    nat_peer_info_t *info = &self->info [index];
+    snprintf (info->name, sizeof info->name, "%s", name);
+    memset (&info->dial, 0, sizeof info->dial);
+    info->relay_id = relay_id;
+    info->force_relay = forced;
+    info->direct_rx_ms = -1;
+    info->relay_dials = 0;
+    nat_addr_clear (&info->relay_seen);
     bus_info ("peer %s: added as index %u, endpoint %s%s%s", name, index,
               endpoint_count ? endpoints [0] : "(none)",
               endpoint_count > 1 ? " (and more)" : "", pc.direct ? ", dialling" : "");
@@ -523,6 +570,12 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
             if (*up->endpoints [i])
                 endpoints [endpoint_count++] = up->endpoints [i];
         nat_peer_t *peer = nat_peer_table_at (self->table, up->index);
+        //  The peer's id at the relays (peer.changed does not repeat it)
+        uint64_t relay_id = 0;
+        if (is_up && *up->relay_id && relay_cred_peer_parse (up->relay_id, &relay_id))
+            bus_warn ("%s %s: bad relay_id '%s'", type, up->name, up->relay_id);
+        if (!is_up && up->index < self->info_count)
+            relay_id = self->info [up->index].relay_id;
         uint8_t key [NAT_KEY_SIZE];
         bool have_key = is_up && nat_key_from_base64 (up->public_key, key, err, sizeof err) == 0;
         if (up->index < static_count || up->index >= NODE_PEERS_MAX || (is_up && !have_key)) {
@@ -532,7 +585,7 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         else
         if (!peer) {
             if (have_key)
-                s_dyn_add (self, up->index, key, up->name, endpoints, endpoint_count, up->direct);
+                s_dyn_add (self, up->index, key, up->name, endpoints, endpoint_count, up->direct, relay_id);
         }
         else
         if (have_key && memcmp (nat_peer_key (peer), key, NAT_KEY_SIZE) != 0)
@@ -541,11 +594,13 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
             //  Known: new endpoints matter only while it is not up (an up peer
             //  roams by itself, confirmed by crypto)
             snprintf (self->info [up->index].name, sizeof self->info [up->index].name, "%s", up->name);
+            if (is_up)
+                self->info [up->index].relay_id = relay_id;
             if (nat_peer_state (peer) != NAT_PEER_UP && !s_same_endpoints (peer, endpoints, endpoint_count)) {
                 uint8_t copy [NAT_KEY_SIZE];
                 memcpy (copy, nat_peer_key (peer), NAT_KEY_SIZE);
                 nat_peer_table_remove (self->table, copy);
-                s_dyn_add (self, up->index, copy, up->name, endpoints, endpoint_count, up->direct);
+                s_dyn_add (self, up->index, copy, up->name, endpoints, endpoint_count, up->direct, relay_id);
             }
         }
         free (up);
@@ -664,6 +719,9 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->tick_timer = bus_loop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
         return s_fail (err, err_size, "cannot add the timer to the loop");
+    memcpy (self->forced, config->force_relay_peers, sizeof self->forced);
+    self->forced_count = config->force_relay_count;
+    nat_relay_path_open (self);
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
@@ -715,6 +773,7 @@ nat_service_destroy (nat_service_t **self_p)
     nat_udp_destroy (&self->udp);
     nat_peer_table_destroy (&self->table);
     node_peers_destroy (&self->peers);
+    nat_relay_path_close (self);
     free (self->info);
     free (self);
     *self_p = NULL;

@@ -27,12 +27,15 @@
 //  The pipe names (PIPE_*), record flags (PIPE_FLAG_*) and tags are declared once,
 //  for every service, in schemas/pipes.def (schemas/pipes.h)
 #define NAT_TICK_MS          100
+#define NAT_FORCED_MAX       16         //  names in connection.force_relay_peers
 
 //  nat's config, checked once by nat_service_check_config and handed to setup
 //  (nat_service_new), which reads nothing again.
 typedef struct {
     bus_cfg_connection_t connection;        //  the `connection` group (schemas/config/connection.def)
     node_peers_t *peers;                    //  the peer list; nat_service_new takes it
+    char force_relay_peers [NAT_FORCED_MAX][49];    //  connection.force_relay_peers
+    size_t force_relay_count;
 } nat_service_config_t;
 
 //  Reads the `connection` group and checks the `peers` list as nat needs it

@@ -11,6 +11,7 @@
 #include "nat_demux.h"
 #include "nat_handles.h"
 #include "nat_peer_table.h"
+#include "nat_relay.h"
 #include "nat_resolver.h"
 #include "nat_udp.h"
 #include "bus_clock.h"
@@ -26,7 +27,17 @@ typedef struct {
     bool redial;                //  crypto lost its session: dial once nat-crypto is connected
     bool routed;                //  crypto was given a route to the peer (ROUTE record)...
     nat_addr_t route;           //  ...to this address
+    //  The relayed path (nat_relay_path.c)
+    uint64_t relay_id;          //  the peer's id at the relays; 0: none
+    bool force_relay;           //  connection.force_relay(_peers): never leave the relay
+    int64_t direct_rx_ms;       //  last datagram from its direct endpoint, -1 never
+    int64_t relay_dial_ms;      //  last dial through the relay of a peer nat does not dial itself
+    uint32_t relay_dials;
+    nat_addr_t relay_seen;      //  its address as the relay saw it (ESTABLISHED)
 } nat_peer_info_t;
+
+#define NAT_RELAY_FRAME_MAX     2048        //  a relayed datagram, header included
+#define NAT_RELAY_COOKIE        (1ULL << 40)    //  resolver cookies of relays: this + index
 
 typedef struct {
     uint64_t to_crypto, from_crypto;
@@ -36,6 +47,7 @@ typedef struct {
     uint64_t tunnel_datagrams, tunnel_bytes;    //  sent by crypto on our socket (SENT records)
     uint64_t routes;            //  ROUTE records sent
     uint64_t bad_reports;       //  SENT records of the wrong length
+    uint64_t relay_rx, relay_tx, relay_registers, drop_no_relay;
 } nat_counters_t;
 
 struct _nat_service_t {
@@ -64,7 +76,16 @@ struct _nat_service_t {
     nat_udp_tx_t tx [BUS_BATCH_MAX];
     nat_addr_t tx_addr [BUS_BATCH_MAX];
     nat_counters_t counters;
+    //  The relays (nat_relay_path.c)
+    nat_relay_t *relay;
+    uint8_t (*frames) [NAT_RELAY_FRAME_MAX];    //  relayed datagrams of one send batch
+    char forced [NAT_FORCED_MAX][49];           //  connection.force_relay_peers
+    size_t forced_count;
 };
+
+//  Asks crypto to send a handshake initiation to the peer (nat.dial); the
+//  initiation goes to info [index].dial
+void nat_service_send_dial (nat_service_t *self, nat_peer_t *peer);
 
 //  The service gives crypto its routes again after a new link of nat-crypto
 //  (nat_service.c; the data path calls it after every send).
@@ -75,5 +96,29 @@ void nat_service_routes_relink (nat_service_t *self);
 int nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg);
 int nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg);
 bus_pause_t *nat_datapath_pause_new (nat_service_t *self);
+
+//  The relayed path (nat_relay_path.c): relay.servers from discovery, the
+//  REGISTER refresh and the dial through the relay (every tick), relay messages
+//  in, and relayed datagrams out.
+void nat_relay_path_open (nat_service_t *self);
+void nat_relay_path_close (nat_service_t *self);
+void nat_relay_path_tick (nat_service_t *self, int64_t now);
+//  A datagram whose first byte is in the relay's type range: false when it was
+//  a relay's own message (handled) or is to be dropped; true for relayed DATA,
+//  with *data and *size moved to the tunnel datagram inside and *via set to the
+//  sender's relayed address, and for anything not from a relay (*via = *from:
+//  the demux drops and counts it).
+bool nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, size_t *size,
+                        nat_addr_t *via, int64_t now);
+//  Frames a tunnel datagram for peer_id into frame k of the send batch; NULL
+//  (counted) when no relay answers or it is too large, else the relay's address.
+const nat_addr_t *nat_relay_path_frame (nat_service_t *self, size_t k, uint64_t peer_id,
+                                        const uint8_t *data, size_t size, size_t *framed);
+//  Is this peer info's name in connection.force_relay_peers (or force_relay)?
+bool nat_relay_path_forced (nat_service_t *self, const char *name);
+//  The resolver answered for a relay (cookie >= NAT_RELAY_COOKIE)
+void nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_addr_t *addrs, size_t count);
+//  Where a peer's packets go now, as bifrostctl shows it: "direct", "relay NAME" or ""
+void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
 
 #endif

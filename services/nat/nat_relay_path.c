@@ -1,0 +1,255 @@
+/*  nat_relay_path: the relayed path through nat, beside the direct one.
+
+    A peer is reached through a relay while no direct path to it is confirmed:
+    its endpoint is then the pseudo-address "through the relay to peer X"
+    (nat_addr_set_relay), learnt like any endpoint (crypto confirms the handle
+    of an authenticated datagram that came through the relay). So the peer
+    table, the handles and the endpoint logic need no second code path; this file
+    only unwraps relayed datagrams on the way in, frames them on the way out,
+    keeps the registration at the relays fresh, and starts the handshake through
+    the relay for a peer nat would not dial itself.
+
+    Which path wins: every handshake initiation to a peer that is not up goes to
+    the address being dialled AND through the relay, and the first answer wins;
+    a direct path is usually the faster one when it exists at all (one hop, not
+    two). Afterwards a relayed datagram never moves a peer off a direct path that
+    spoke within keepalive + 5 s; a direct one always moves it off the relay,
+    except for a peer kept on the relay (connection.force_relay). */
+#include "nat_service_priv.h"
+#include "bus_log.h"
+#include "schemas/wire.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <time.h>
+
+#define S_DIAL_MIN_MS   1000
+#define S_DIAL_MAX_MS   8000
+
+//  ---------------------------------------------------------------------------
+//  relay.servers from discovery
+
+static void
+s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    relay_servers_t *msg = (relay_servers_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    char err [200];
+    if (bus_envelope_get_msg (env, &relay_servers_schema, msg, err, sizeof err)) {
+        bus_warn ("relay.servers: %s", err);
+        free (msg);
+        return;
+    }
+    const char *servers [NAT_RELAY_SERVERS_MAX];
+    size_t count = 0;
+    for (uint32_t i = 0; i < msg->servers_count && count < NAT_RELAY_SERVERS_MAX; i++)
+        if (*msg->servers [i])
+            servers [count++] = msg->servers [i];
+    if (!self->config.relay_enabled)
+        count = 0;
+    size_t before = nat_relay_count (self->relay);
+    if (nat_relay_configure (self->relay, servers, count, msg->peer, msg->network, msg->credential,
+                             err, sizeof err))
+        bus_warn ("relay.servers refused: %s", err);
+    else {
+        if (nat_relay_count (self->relay) != before)
+            bus_info ("%zu relay%s%s", count, count == 1 ? "" : "s",
+                      self->config.relay_enabled ? "" : " (connection.relay_enabled = false: none used)");
+        for (size_t i = 0; i < nat_relay_count (self->relay); i++) {
+            nat_relay_server_t *server = nat_relay_server (self->relay, i);
+            if (!server->resolved
+            &&  nat_resolver_request (self->resolver, server->endpoint.host, server->endpoint.port,
+                                      NAT_RELAY_COOKIE + i))
+                bus_warn ("relay %s: cannot resolve %s now", server->name, server->endpoint.host);
+        }
+        //  Register at once, not a tick later
+        nat_relay_path_tick (self, bus_clock_ms ());
+    }
+    free (msg);
+}
+
+void
+nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_addr_t *addrs, size_t count)
+{
+    size_t i = (size_t) (cookie - NAT_RELAY_COOKIE);
+    nat_relay_server_t *server = nat_relay_server (self->relay, i);
+    if (!server)
+        return;
+    if (count == 0)
+        bus_warn ("relay %s: cannot resolve %s", server->name, server->endpoint.host);
+    nat_relay_resolved (self->relay, i, addrs, count);
+}
+
+void
+nat_relay_path_open (nat_service_t *self)
+{
+    self->relay = nat_relay_new ();
+    self->frames = calloc (BUS_BATCH_MAX, NAT_RELAY_FRAME_MAX);
+    assert (self->frames);
+    bus_service_subscribe (self->svc, "relay.servers", s_on_servers, self);
+}
+
+void
+nat_relay_path_close (nat_service_t *self)
+{
+    nat_relay_destroy (&self->relay);
+    free (self->frames);
+    self->frames = NULL;
+}
+
+bool
+nat_relay_path_forced (nat_service_t *self, const char *name)
+{
+    if (self->config.force_relay)
+        return true;
+    for (size_t i = 0; i < self->forced_count; i++)
+        if (streq (self->forced [i], name))
+            return true;
+    return false;
+}
+
+//  ---------------------------------------------------------------------------
+//  Timers: the REGISTER refresh, and dials through the relay
+
+//  A peer nat does not dial itself (no direct endpoint, or kept on the relay) is
+//  dialled through the relay while it is not up: 1 s, 2 s, 4 s, then every 8 s
+static void
+s_relay_dials (nat_service_t *self, int64_t now)
+{
+    if (nat_relay_current (self->relay) < 0)
+        return;
+    for (size_t i = 0; i < nat_peer_table_slots (self->table) && i < self->info_count; i++) {
+        nat_peer_t *peer = nat_peer_table_at (self->table, i);
+        nat_peer_info_t *info = &self->info [i];
+        if (!peer || !info->relay_id)
+            continue;
+        if (nat_peer_state (peer) == NAT_PEER_UP) {
+            info->relay_dials = 0;
+            continue;
+        }
+        if (nat_peer_direct (peer) && !info->force_relay)
+            continue;           //  its direct dials go through the relay too (nat_datapath)
+        int64_t wait = info->relay_dials == 0 ? 0 : S_DIAL_MIN_MS << (info->relay_dials - 1 < 3 ? info->relay_dials - 1 : 3);
+        if (wait > S_DIAL_MAX_MS)
+            wait = S_DIAL_MAX_MS;
+        if (info->relay_dials && now - info->relay_dial_ms < wait)
+            continue;
+        info->relay_dials++;
+        info->relay_dial_ms = now;
+        nat_addr_set_relay (&info->dial, info->relay_id);
+        nat_service_send_dial (self, peer);
+    }
+}
+
+void
+nat_relay_path_tick (nat_service_t *self, int64_t now)
+{
+    if (!self->relay || nat_relay_count (self->relay) == 0)
+        return;
+    uint8_t out [NAT_RELAY_SERVERS_MAX][RELAY_PROTO_REGISTER_SIZE];
+    const nat_addr_t *to [NAT_RELAY_SERVERS_MAX];
+    int was = nat_relay_current (self->relay);
+    size_t n = nat_relay_tick (self->relay, now, (uint64_t) time (NULL), out, to, NAT_RELAY_SERVERS_MAX);
+    if (n) {
+        nat_udp_tx_t tx [NAT_RELAY_SERVERS_MAX];
+        for (size_t i = 0; i < n; i++)
+            tx [i] = (nat_udp_tx_t) { out [i], RELAY_PROTO_REGISTER_SIZE, to [i] };
+        nat_udp_send (self->udp, tx, n);
+        self->counters.relay_registers += n;
+    }
+    int cur = nat_relay_current (self->relay);
+    if (cur != was) {
+        if (cur >= 0) {
+            nat_relay_server_t *server = nat_relay_server (self->relay, (size_t) cur);
+            bus_info ("relay %s in use (round trip %.1f ms)", server->name, server->rtt_us / 1000.0);
+        }
+        else
+            bus_warn ("no relay answers");
+    }
+    s_relay_dials (self, now);
+}
+
+//  ---------------------------------------------------------------------------
+//  Datagrams
+
+bool
+nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, size_t *size,
+                   nat_addr_t *via, int64_t now)
+{
+    int server = nat_relay_find (self->relay, from);
+    if (server < 0) {
+        *via = *from;           //  not from a relay: the demux drops it (and counts it)
+        return true;
+    }
+    const uint8_t *d = *data;
+    if (d [0] == RELAY_PROTO_DATA) {
+        if (*size < RELAY_PROTO_DATA_HEADER || d [1] != RELAY_PROTO_VERSION || d [2] || d [3])
+            return false;
+        uint64_t source = relay_proto_data_peer (d);
+        if (!source)
+            return false;
+        nat_addr_set_relay (via, source);
+        *data += RELAY_PROTO_DATA_HEADER;
+        *size -= RELAY_PROTO_DATA_HEADER;
+        self->counters.relay_rx++;
+        return true;
+    }
+    uint64_t peer_id = 0;
+    nat_addr_t seen;
+    nat_addr_clear (&seen);
+    int was = nat_relay_current (self->relay);
+    nat_relay_event_t event = nat_relay_receive (self->relay, server, *data, *size, now, &peer_id, &seen);
+    if (event == NAT_RELAY_ESTABLISHED) {
+        for (size_t i = 0; i < self->info_count; i++)
+            if (self->info [i].relay_id == peer_id) {
+                char text [NAT_ADDR_TEXT_MAX];
+                if (!nat_addr_eq (&self->info [i].relay_seen, &seen))
+                    bus_debug ("peer %s: the relay sees it at %s", self->info [i].name,
+                               nat_addr_format (&seen, text, sizeof text));
+                self->info [i].relay_seen = seen;
+            }
+    }
+    if (nat_relay_current (self->relay) != was && was < 0) {
+        nat_relay_server_t *s = nat_relay_server (self->relay, (size_t) nat_relay_current (self->relay));
+        bus_info ("relay %s in use (round trip %.1f ms)", s->name, s->rtt_us / 1000.0);
+        //  Peers waiting for a relay are dialled now, not a tick later
+        s_relay_dials (self, now);
+    }
+    return false;
+}
+
+const nat_addr_t *
+nat_relay_path_frame (nat_service_t *self, size_t k, uint64_t peer_id,
+                      const uint8_t *data, size_t size, size_t *framed)
+{
+    int cur = nat_relay_current (self->relay);
+    if (cur < 0) {
+        self->counters.drop_no_relay++;
+        return NULL;
+    }
+    if (size + RELAY_PROTO_DATA_HEADER > NAT_RELAY_FRAME_MAX) {
+        self->counters.drop_oversize++;
+        return NULL;
+    }
+    nat_relay_frame (self->relay, peer_id, self->frames [k]);
+    memcpy (self->frames [k] + RELAY_PROTO_DATA_HEADER, data, size);
+    *framed = size + RELAY_PROTO_DATA_HEADER;
+    self->counters.relay_tx++;
+    return &nat_relay_server (self->relay, (size_t) cur)->endpoint.addr;
+}
+
+void
+nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size)
+{
+    const nat_addr_t *endpoint = nat_peer_endpoint (peer);
+    *out = 0;
+    if (nat_peer_state (peer) != NAT_PEER_UP || !nat_addr_is_set (endpoint))
+        return;
+    if (!nat_addr_relay_peer (endpoint)) {
+        snprintf (out, size, "direct");
+        return;
+    }
+    int cur = nat_relay_current (self->relay);
+    snprintf (out, size, "relay %s", cur >= 0 ? nat_relay_server (self->relay, (size_t) cur)->name : "(none answers)");
+}
