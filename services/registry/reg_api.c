@@ -15,6 +15,7 @@ struct _reg_api_t {
     reg_store_t *store;
     reg_auth_t *auth;
     reg_turn_t *turn;
+    reg_relay_t *relay;
     reg_events_t *events;
     zhashx_t *pools;            //  network id -> reg_alloc_t
     char default_cidr [20];
@@ -53,6 +54,7 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
     sodium_bin2base64 (self->registry_key, sizeof self->registry_key, pk, 32, sodium_base64_VARIANT_ORIGINAL);
     sodium_memzero (sk, sizeof sk);
     self->turn = reg_turn_new (&config->turn);
+    self->relay = reg_relay_new (&config->relay);
     self->events = reg_events_new (config->queue_max);
     self->pools = zhashx_new ();
     zhashx_set_destructor (self->pools, s_pool_destroy);
@@ -73,6 +75,7 @@ reg_api_destroy (reg_api_t **self_p)
     zhashx_destroy (&self->pools);
     reg_events_destroy (&self->events);
     reg_turn_destroy (&self->turn);
+    reg_relay_destroy (&self->relay);
     reg_store_destroy (&self->store);
     reg_auth_destroy (&self->auth);
     free (self);
@@ -80,6 +83,7 @@ reg_api_destroy (reg_api_t **self_p)
 }
 
 reg_events_t *reg_api_events (reg_api_t *self) { return self->events; }
+reg_relay_t *reg_api_relay (reg_api_t *self) { return self->relay; }
 
 void
 reg_response_clear (reg_response_t *resp)
@@ -172,6 +176,10 @@ s_peer_rest (const reg_peer_t *peer, rest_peer_t *out)
     reg_ip_format (peer->vip, out->vip, sizeof out->vip);
     S_LIST_FILL (out, endpoints, peer->endpoints);
     S_LIST_FILL (out, candidates, peer->candidates);
+    if (*peer->reflexive) {
+        s_set (out->reflexive, sizeof out->reflexive, peer->reflexive);
+        out->has_reflexive = true;
+    }
     out->online = peer->online;
     out->last_seen = peer->last_seen_ms;
     out->created = peer->created_ms;
@@ -217,6 +225,18 @@ s_publish_peer (reg_api_t *self, const char *event, const reg_peer_t *peer, cons
     free (body);
     reg_events_publish (self->events, peer->network_id, msg);
     json_decref (msg);
+}
+
+//  Records where a registration or heartbeat came from (the TCP peer the
+//  transport saw) as the peer's reflexive address. True when it changed.
+static bool
+s_reflexive (const reg_request_t *req, reg_peer_t *peer)
+{
+    if (!req->client || strlen (req->client) >= sizeof peer->reflexive || !rest_check (REST_IP, req->client)
+    ||  strcmp (req->client, peer->reflexive) == 0)
+        return false;
+    snprintf (peer->reflexive, sizeof peer->reflexive, "%s", req->client);
+    return true;
 }
 
 //  ---------------------------------------------------------------------------
@@ -552,6 +572,7 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
         memcpy (peer->candidates, in->candidates, sizeof peer->candidates);
     peer->online = true;
     peer->last_seen_ms = req->now_ms;
+    s_reflexive (req, peer);
     char secret [REG_TOKEN_TEXT], hash [REG_HASH_TEXT];
     reg_auth_token_new ("bpt_", secret);
     reg_auth_token_hash (secret, hash);
@@ -573,7 +594,7 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
     reg_ip_format (peer->vip, vip, sizeof vip);
     if (existing) {
         bool changed = !old->online || strcmp (old->name, peer->name) || strcmp (old->endpoints, peer->endpoints)
-                    || strcmp (old->candidates, peer->candidates);
+                    || strcmp (old->candidates, peer->candidates) || strcmp (old->reflexive, peer->reflexive);
         if (changed)
             s_publish_peer (self, "peer.changed", peer, "registered");
         bus_debug ("peer %s (%s) re-registered in %s at %s", peer->id, peer->name, net->id, vip);
@@ -597,8 +618,10 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
     reply->heartbeat_interval = net->heartbeat_s;
     s_set (reply->registry_key, sizeof reply->registry_key, self->registry_key);
     reply->has_heartbeat_interval = reply->has_registry_key = true;
+    reply->has_relay = reg_relay_grant (self->relay, net->id, peer->id, req->now_ms / 1000, &reply->relay) == 0;
     s_json (resp, existing ? 200 : 201, rest_encode (&rest_register_reply_schema, reply));
     sodium_memzero (reply->peer_token, sizeof reply->peer_token);
+    sodium_memzero (&reply->relay, sizeof reply->relay);
     free (reply);
     sodium_memzero (secret, sizeof secret);
 done:
@@ -650,15 +673,20 @@ s_peer_heartbeat (reg_api_t *self, const reg_request_t *req, const reg_network_t
     free (in);
     caller->online = true;
     caller->last_seen_ms = req->now_ms;
+    changed |= s_reflexive (req, caller);
     if (reg_store_peer_put (self->store, caller, NULL) != REG_STORE_OK) {
         s_error (resp, 500, "database error");
         return;
     }
     if (changed)
         s_publish_peer (self, "peer.changed", caller, "heartbeat");
+    //  A fresh relay credential with every heartbeat: a node never holds an
+    //  expired one while it is registered
     rest_heartbeat_reply_t reply = { .online = true, .has_online = true,
                                      .heartbeat_interval = net->heartbeat_s, .has_heartbeat_interval = true };
+    reply.has_relay = reg_relay_grant (self->relay, net->id, caller->id, req->now_ms / 1000, &reply.relay) == 0;
     s_json (resp, 200, rest_encode (&rest_heartbeat_reply_schema, &reply));
+    sodium_memzero (&reply.relay, sizeof reply.relay);
 }
 
 static void
@@ -749,7 +777,17 @@ s_client_meta (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
     else
     if (kind == WHO_PEER)
         who = peer->id;
-    s_json (resp, 200, reg_turn_meta (self->turn, who, req->now_ms / 1000));
+    //  The relays, to anyone (they are addresses, like the STUN servers); their
+    //  credentials come only with a registration or heartbeat
+    json_t *meta = reg_turn_meta (self->turn, who, req->now_ms / 1000);
+    rest_meta_t *relays = (rest_meta_t *) calloc (1, sizeof *relays);
+    assert (relays);
+    reg_relay_meta (self->relay, relays);
+    json_t *members = rest_encode (&rest_meta_schema, relays);
+    json_object_update (meta, members);
+    json_decref (members);
+    free (relays);
+    s_json (resp, 200, meta);
     free (peer);
 }
 
@@ -991,14 +1029,17 @@ reg_api_sweep (reg_api_t *self, int64_t now_ms)
 //  Self test: the whole API in-process, with real key proofs.
 
 #include "node_keyproof.h"
+#include "relay_cred.h"
+#include <inttypes.h>
 
 static json_t *s_last;
+static const char *s_client;            //  the address requests come from
 
 static int
 s_call (reg_api_t *api, const char *method, const char *path, const char *bearer, const char *body, int64_t now)
 {
     reg_request_t req = { .method = method, .path = path, .bearer = bearer,
-                          .body = body, .body_size = body ? strlen (body) : 0, .now_ms = now };
+                          .body = body, .body_size = body ? strlen (body) : 0, .now_ms = now, .client = s_client };
     reg_response_t resp;
     reg_api_handle (api, &req, &resp);
     json_decref (s_last);
@@ -1067,8 +1108,12 @@ reg_api_test (bool verbose)
     assert (fd >= 0);
     close (fd);
     const char *admin = "admin-secret";
+    uint8_t relay_secret [32];
+    memset (relay_secret, 0x42, sizeof relay_secret);
+    const char *relays [] = { "relay-1@192.0.2.10:3479", NULL };
     reg_api_config_t config = { .database = db, .admin_token = admin, .heartbeat_s = 1,
-                                .turn = { .host = "127.0.0.1", .secret = "turnsecret", .ttl_s = 600 } };
+                                .turn = { .host = "127.0.0.1", .secret = "turnsecret", .ttl_s = 600 },
+                                .relay = { .servers = relays, .secret = relay_secret, .ttl_s = 3600 } };
     char err [200];
     reg_api_t *api = reg_api_new (&config, err, sizeof err);
     assert (api);
@@ -1117,8 +1162,24 @@ reg_api_test (bool verbose)
     s_node_init (&thief);
     assert (s_register (api, &a, "tiny", NULL, "a", now) == 401);
     assert (s_register (api, &a, "tiny", "bjt_bogus", "a", now) == 401);
+    s_client = "198.51.100.20";
     assert (s_register (api, &a, "tiny", single, "a", now) == 201);
     assert (strcmp (a.vip, "10.9.0.1") == 0);
+    //  The relay grant: the servers, the network's tag, a credential for a's
+    //  id until now + ttl (reg_relay_test verifies it with the workers' code)
+    json_t *grant = json_object_get (s_last, "relay");
+    assert (json_array_size (json_object_get (grant, "servers")) == 1);
+    assert (streq (json_string_value (json_array_get (json_object_get (grant, "servers"), 0)), "relay-1@192.0.2.10:3479"));
+    char tag [17];
+    snprintf (tag, sizeof tag, "%016" PRIx64, relay_cred_network_tag ("tiny"));
+    assert (streq (json_string_value (json_object_get (grant, "network")), tag));
+    const char *credential = json_string_value (json_object_get (grant, "credential"));
+    assert (credential && strncmp (credential, "1700003600.", 11) == 0 && strlen (credential) == 11 + 64);
+    char first_credential [100];
+    snprintf (first_credential, sizeof first_credential, "%s", credential);
+    //  The reflexive address: where the registration came from
+    assert (streq (json_string_value (json_object_get (json_object_get (s_last, "peer"), "reflexive")), "198.51.100.20"));
+    s_client = NULL;
     assert (strncmp (a.token, "bpt_", 4) == 0);
     assert (strcmp (reg_sub_peek (watch, NULL), "") != 0 && strstr (reg_sub_peek (watch, NULL), "peer.joined"));
     reg_sub_pop (watch);
@@ -1160,6 +1221,24 @@ reg_api_test (bool verbose)
     reg_sub_pop (watch);
     assert (s_call (api, "PUT", path, b.token, NULL, now) == 403);
     assert (s_call (api, "PUT", path, a.token, "{\"endpoints\":[\"bad\"]}", now) == 400);
+    //  A heartbeat from elsewhere (the node's NAT mapping moved): a credential
+    //  with it, and the new reflexive address in the peer and its event
+    s_client = "203.0.113.5";
+    assert (s_call (api, "PUT", path, a.token, NULL, now) == 200);
+    grant = json_object_get (s_last, "relay");
+    credential = json_string_value (json_object_get (grant, "credential"));
+    assert (credential && strncmp (credential, "1700003600.", 11) == 0);
+    assert (streq (json_string_value (json_object_get (grant, "network")), tag));
+    assert (strstr (reg_sub_peek (watch, NULL), "peer.changed") && strstr (reg_sub_peek (watch, NULL), "\"reflexive\":\"203.0.113.5\""));
+    reg_sub_pop (watch);
+    snprintf (path, sizeof path, "/api/v1/mesh/networks/tiny/peers/%s", a.id);
+    assert (s_call (api, "GET", path, admin, NULL, now) == 200 && streq (s_str ("reflexive"), "203.0.113.5"));
+    //  Not an address (a transport that could not tell): nothing recorded
+    s_client = "unknown";
+    snprintf (path, sizeof path, "/api/v1/mesh/networks/tiny/peers/%s/heartbeat", a.id);
+    assert (s_call (api, "PUT", path, a.token, NULL, now) == 200);
+    assert (reg_sub_peek (watch, NULL) == NULL);
+    s_client = NULL;
 
     //  Signals reach only the addressee
     reg_sub_t *sub_b = reg_events_subscribe (reg_api_events (api), "tiny", b.id, NULL);
@@ -1170,9 +1249,11 @@ reg_api_test (bool verbose)
     assert (reg_sub_peek (watch, NULL) == NULL);
     assert (s_call (api, "POST", path, admin, "{\"type\":\"offer\",\"data\":1}", now) == 403);
 
-    //  Client meta: anonymous STUN only, a peer gets TURN credentials
+    //  Client meta: anonymous STUN only, a peer gets TURN credentials; the
+    //  relays are listed to everyone, without a credential
     assert (s_call (api, "GET", "/client/meta", NULL, NULL, now) == 200);
     assert (json_array_size (json_object_get (s_last, "iceServers")) == 1);
+    assert (streq (json_string_value (json_array_get (json_object_get (s_last, "relays"), 0)), "relay-1@192.0.2.10:3479"));
     assert (s_call (api, "GET", "/client/meta", a.token, NULL, now) == 200);
     assert (json_array_size (json_object_get (s_last, "iceServers")) == 2);
     assert (s_call (api, "GET", "/client/meta", "bpt_wrong", NULL, now) == 401);
@@ -1201,6 +1282,14 @@ reg_api_test (bool verbose)
     assert (strcmp (b.vip, "10.9.0.2") == 0);
     assert (s_register (api, &c, "tiny", reusable, "c", now + 12000) == 201);
     assert (strcmp (c.vip, "10.9.0.1") == 0);
+    //  A heartbeat a second later: a fresh credential, one second longer
+    snprintf (first_credential, sizeof first_credential, "%s",
+              json_string_value (json_object_get (json_object_get (s_last, "relay"), "credential")));
+    assert (strncmp (first_credential, "1700003612.", 11) == 0);
+    snprintf (path, sizeof path, "/api/v1/mesh/networks/tiny/peers/%s/heartbeat", c.id);
+    assert (s_call (api, "PUT", path, c.token, NULL, now + 13000) == 200);
+    credential = json_string_value (json_object_get (json_object_get (s_last, "relay"), "credential"));
+    assert (credential && strncmp (credential, "1700003613.", 11) == 0 && !streq (credential, first_credential));
 
     //  Self removal, then network deletion closes subscribers
     snprintf (path, sizeof path, "/api/v1/mesh/networks/tiny/peers/%s", c.id);

@@ -2,8 +2,8 @@
     (method, path, bearer token, body, time) to a response (status, JSON body),
     with no HTTP library in sight, so the whole API is tested in-process and the
     transport (reg_http, libwebsockets) stays a thin shell. It owns the store,
-    the credentials, the address pools, the TURN config and the event fan-out,
-    and runs the lease sweep. Routes and status codes: docs/registry-api.md. */
+    the credentials, the address pools, the TURN config, the relay grants and
+    the event fan-out, and runs the lease sweep. Routes and status codes: docs/registry-api.md. */
 #ifndef REG_API_H_INCLUDED
 #define REG_API_H_INCLUDED
 
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "reg_events.h"
 #include "reg_turn.h"
+#include "reg_relay.h"
 
 typedef struct {
     const char *database;       //  SQLite file
@@ -22,6 +23,7 @@ typedef struct {
     int64_t expire_s;
     size_t queue_max;           //  per WebSocket subscriber
     reg_turn_config_t turn;
+    reg_relay_config_t relay;
 } reg_api_config_t;
 
 typedef struct {
@@ -31,6 +33,8 @@ typedef struct {
     const void *body;
     size_t body_size;
     int64_t now_ms;             //  wall clock, ms since the epoch
+    const char *client;         //  the client's address as the TCP connection shows it
+                                //  (IPv4 or IPv6 text, no port), or NULL: unknown
 } reg_request_t;
 
 typedef struct {
@@ -43,6 +47,8 @@ typedef struct _reg_api_t reg_api_t;
 reg_api_t *reg_api_new (const reg_api_config_t *config, char *err, size_t errsize);
 void reg_api_destroy (reg_api_t **self_p);
 reg_events_t *reg_api_events (reg_api_t *self);
+//  The relay grants (for the log at start: reg_relay_off_reason).
+reg_relay_t *reg_api_relay (reg_api_t *self);
 
 //  Runs one request. resp->body must be freed with reg_response_clear.
 void reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp);

@@ -5,7 +5,10 @@
 #include "reg_config.h"
 #include "reg_alloc.h"
 #include "bus_config_schema.h"
+#include "relay_cred.h"
+#include "rest_codec.h"
 #include <assert.h>
+#include <sodium.h>
 
 #define REGISTRY_VERSION PACKAGE_VERSION
 
@@ -45,8 +48,25 @@ s_check_registry (bus_config_t *config, config_setting_t *group, config_setting_
         r->expire_after_ms = 10000 * (r->heartbeat_interval_ms / 1000);
 }
 
+//  The relay keys the registry reads: the secret must be 64 hex digits (an
+//  empty one, e.g. an empty variable, is none)
+static void
+s_check_relay (bus_config_t *config, config_setting_t *group, config_setting_t *setting,
+               const bus_cfg_key_t *key, bool refused, void *out, void *arg)
+{
+    bus_cfg_relay_t *r = (bus_cfg_relay_t *) out;
+    reg_config_t *checked = (reg_config_t *) arg;
+    if (streq (key->name, "secret") && setting && !refused && s_set (r->secret)) {
+        if (relay_cred_secret_parse (r->secret, checked->relay_secret))
+            bus_config_error (config, setting, "relay.secret: expected 64 hex digits (32 bytes, "
+                              "`openssl rand -hex 32`), got %zu characters", strlen (r->secret));
+        else
+            checked->api.relay.secret = checked->relay_secret;
+    }
+}
+
 //  The whole registry config: the defaults that are not the schema's (the
-//  database under $BIFROST_STATE_DIR), then the registry and turn groups
+//  database under $BIFROST_STATE_DIR), then the registry, turn and relay groups
 void
 reg_config_check (bus_config_t *config, reg_config_t *out)
 {
@@ -128,6 +148,34 @@ reg_config_check (bus_config_t *config, reg_config_t *out)
     out->api.turn.ttl_s = t.credential_ttl_ms / 1000;
     if (turn && !turn_host)
         bus_config_error (config, turn, "turn: set host (the name or address clients use to reach coturn)");
+
+    //  Relays: the servers nodes get, the secret their credentials are signed
+    //  with (declared once for us and the workers, schemas/config/relay.def);
+    //  the keys only the workers read are theirs to check
+    config_setting_t *relay = config_lookup (raw, "relay");
+    if (relay)
+        bus_config_check_keys (config, relay, bus_cfg_relay_group.names);
+    static const char *const relay_keys [] = { "servers", "secret", "credential_ttl", NULL };
+    bus_cfg_relay_t rl;
+    bus_cfg_read (config, &bus_cfg_relay_group, NULL, &rl, 0, relay_keys, s_check_relay, out);
+    out->api.relay.ttl_s = rl.credential_ttl_ms / 1000;
+    out->api.relay.servers = out->relays;
+    config_setting_t *servers = rl.servers;
+    if (servers && !config_setting_is_array (servers) && !config_setting_is_list (servers))
+        bus_config_error (config, servers, "relay.servers: expected a list of \"name@host:port\" strings");
+    else
+    if (servers && config_setting_length (servers) > REG_RELAY_SERVERS_MAX)
+        bus_config_error (config, servers, "relay.servers: at most %d relays", REG_RELAY_SERVERS_MAX);
+    else
+    for (int i = 0, n = 0; servers && i < config_setting_length (servers); i++) {
+        config_setting_t *item = config_setting_get_elem (servers, (unsigned) i);
+        const char *server = bus_config_value_string (config, item, NULL);
+        if (!server || strlen (server) > 120 || !rest_check (REST_RELAY, server))
+            bus_config_error (config, item, "relay.servers: each entry must be \"name@host:port\" "
+                              "(e.g. \"relay-1@192.0.2.10:3479\")");
+        else
+            out->relays [n++] = server;
+    }
     if (empty) {
         //  Without a file the admin token may come from the environment
         const char *token = getenv ("BIFROST_ADMIN_TOKEN");
@@ -140,7 +188,7 @@ reg_config_check (bus_config_t *config, reg_config_t *out)
 void
 reg_config_clear (reg_config_t *self)
 {
-    memset (self, 0, sizeof *self);
+    sodium_memzero (self, sizeof *self);
 }
 
 //  ---------------------------------------------------------------------------
@@ -213,9 +261,40 @@ reg_config_test (bool verbose)
     assert (streq (checked.api.turn.host, "turn.example"));
     assert (streq (checked.api.turn.secret, "s"));
     assert (checked.api.turn.tls_port == 0);
+    assert (checked.api.relay.secret == NULL && checked.relays [0] == NULL);    //  no relay group
     bus_config_destroy (&config);
     reg_config_clear (&checked);
     assert (checked.http.listen == NULL);
+
+    //  The relay group: servers as written, the secret as 32 bytes from the
+    //  environment, the ttl; the workers' keys are not ours but are known keys
+    setenv ("REG_CONFIG_TEST_RELAY_SECRET", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    config = bus_config_load_string (
+        "relay = {\n"
+        "  servers = [ \"relay-1@192.0.2.10:3479\", \"relay-2@relay.example.org:443\" ];\n"
+        "  secret = \"${REG_CONFIG_TEST_RELAY_SECRET}\";\n"
+        "  credential_ttl = \"1h\";\n"
+        "  peer_pps = 1000; idle_timeout = \"10s\";\n"
+        "};\n", "test.conf", err, sizeof err);
+    assert (config);
+    reg_config_check (config, &checked);
+    assert (bus_config_error_count (config) == 0);
+    assert (checked.api.relay.secret == checked.relay_secret && checked.relay_secret [31] == 0x1f);
+    assert (checked.api.relay.servers == checked.relays);
+    assert (streq (checked.relays [0], "relay-1@192.0.2.10:3479") && streq (checked.relays [1], "relay-2@relay.example.org:443"));
+    assert (checked.relays [2] == NULL && checked.api.relay.ttl_s == 3600);
+    bus_config_destroy (&config);
+    reg_config_clear (&checked);
+    assert (checked.relay_secret [31] == 0);
+    //  An empty secret (an empty variable) is none: relays off, not an error
+    setenv ("REG_CONFIG_TEST_RELAY_SECRET", "", 1);
+    config = bus_config_load_string ("relay = { servers = [ \"r@192.0.2.1:1\" ]; secret = \"${REG_CONFIG_TEST_RELAY_SECRET}\"; };",
+                                     "test.conf", err, sizeof err);
+    assert (config);
+    reg_config_check (config, &checked);
+    assert (bus_config_error_count (config) == 0 && checked.api.relay.secret == NULL);
+    bus_config_destroy (&config);
+    unsetenv ("REG_CONFIG_TEST_RELAY_SECRET");
 
     //  Bad values: each reported once at its line, none crashes
     static const struct {
@@ -231,6 +310,17 @@ reg_config_test (bool verbose)
         { "registry = {\n  stun_servers = 5;\n};\n", "test.conf:2:", "registry.stun_servers" },
         { "registry = {\n  lisen = \"x\";\n};\n", "test.conf:2:", "lisen" },
         { "\nturn = {\n  secret = \"s\";\n};\n", "test.conf:2:", "turn: set host" },
+        { "relay = {\n  servers = [ \"r@192.0.2.1:3479\" ];\n  secret = \"00ff\";\n};\n",
+          "test.conf:3:", "relay.secret: expected 64 hex digits" },
+        { "relay = {\n  secret = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g\";\n};\n",
+          "test.conf:2:", "relay.secret: expected 64 hex digits" },
+        { "relay = {\n  servers = [ \"r@192.0.2.1:3479\",\n    \"192.0.2.2:3479\" ];\n};\n",
+          "test.conf:3:", "relay.servers: each entry must be" },
+        { "relay = {\n  servers = \"r@192.0.2.1:3479\";\n};\n", "test.conf:2:", "relay.servers: expected a list" },
+        { "relay = {\n  servers = [\"a@h:1\",\"b@h:1\",\"c@h:1\",\"d@h:1\",\"e@h:1\",\"f@h:1\",\"g@h:1\",\"h@h:1\",\"i@h:1\"];\n};\n",
+          "test.conf:2:", "at most 8 relays" },
+        { "relay = {\n  credential_ttl = \"1s\";\n};\n", "test.conf:2:", "credential_ttl" },
+        { "relay = {\n\n  secrte = \"x\";\n};\n", "test.conf:3:", "secrte" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
         s_expect (bad [i].text, 1, bad [i].where, bad [i].what, &checked);

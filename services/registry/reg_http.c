@@ -112,6 +112,19 @@ s_respond_error (struct lws *wsi, s_session_t *s, int status, const char *messag
     json_decref (body);
 }
 
+//  The client's address as the TCP connection shows it: the peer of the
+//  socket, never a header a client could write (X-Forwarded-For). An IPv4
+//  client of a dual-stack socket ("::ffff:192.0.2.1") is its IPv4 address,
+//  so one client has one text for the rate limit and the reflexive address.
+static void
+s_client (struct lws *wsi, char *addr, size_t size)
+{
+    addr [0] = 0;
+    lws_get_peer_simple (wsi, addr, size);
+    if (strncasecmp (addr, "::ffff:", 7) == 0 && strchr (addr + 7, '.'))
+        memmove (addr, addr + 7, strlen (addr + 7) + 1);
+}
+
 static void
 s_process (reg_http_t *self, struct lws *wsi, s_session_t *s)
 {
@@ -122,8 +135,11 @@ s_process (reg_http_t *self, struct lws *wsi, s_session_t *s)
         s_respond_error (wsi, s, 413, text);
         return;
     }
+    char client [64];
+    s_client (wsi, client, sizeof client);
     reg_request_t req = { .method = s->method, .path = s->path, .bearer = s->bearer [0] ? s->bearer : NULL,
-                          .body = s->body, .body_size = s->body_size, .now_ms = zclock_time () };
+                          .body = s->body, .body_size = s->body_size, .now_ms = zclock_time (),
+                          .client = *client ? client : NULL };
     reg_response_t resp;
     reg_api_handle (self->api, &req, &resp);
     bus_debug ("%s %s -> %d", s->method, s->path, resp.status);
@@ -208,8 +224,8 @@ s_bearer (struct lws *wsi, s_session_t *s, bool allow_query)
 static bool
 s_allowed (reg_http_t *self, struct lws *wsi)
 {
-    char addr [64] = "";
-    lws_get_peer_simple (wsi, addr, sizeof addr);
+    char addr [64];
+    s_client (wsi, addr, sizeof addr);
     return reg_ratelimit_allow (self->limit, addr, zclock_time ());
 }
 

@@ -5,6 +5,7 @@
 #include "bus_privs.h"
 #include <assert.h>
 #include <errno.h>
+#include <sodium.h>
 #include <sys/stat.h>
 
 struct _reg_service_t {
@@ -26,6 +27,16 @@ s_watchdog (bus_loop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+//  The entries of a NULL-terminated list
+static size_t
+s_count (const char *const *list)
+{
+    size_t n = 0;
+    while (list [n])
+        n++;
+    return n;
+}
+
 reg_service_t *
 reg_service_new (bus_service_t *svc, reg_config_t *config, char *err, size_t errsize)
 {
@@ -43,6 +54,9 @@ reg_service_new (bus_service_t *svc, reg_config_t *config, char *err, size_t err
     reg_service_t *self = (reg_service_t *) zmalloc (sizeof (reg_service_t));
     assert (self);
     self->api = reg_api_new (&config->api, err, errsize);
+    //  The relay secret now lives in relay_cred's locked memory only
+    sodium_memzero (config->relay_secret, sizeof config->relay_secret);
+    config->api.relay.secret = NULL;
     if (!self->api) {
         reg_service_destroy (&self);
         return NULL;
@@ -51,6 +65,12 @@ reg_service_new (bus_service_t *svc, reg_config_t *config, char *err, size_t err
         bus_warn ("no registry.admin_token: admin routes are disabled");
     if (!config->api.turn.secret)
         bus_info ("no turn.secret: /client/meta gives STUN servers only");
+    reg_relay_t *relay = reg_api_relay (self->api);
+    if (reg_relay_enabled (relay))
+        bus_info ("relays on: %zu server(s), credentials valid for %lld s", s_count (config->relays),
+                  (long long) config->api.relay.ttl_s);
+    else
+        bus_info ("relays off: %s", reg_relay_off_reason (relay));
     self->http = reg_http_new (self->api, &config->http, err, errsize);
     if (!self->http) {
         reg_service_destroy (&self);

@@ -37,7 +37,17 @@ static const char s_schema [] =
     "CREATE TABLE IF NOT EXISTS history (network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,"
     "  public_key TEXT NOT NULL, vip INTEGER NOT NULL, PRIMARY KEY (network_id, public_key));";
 
-#define PEER_COLUMNS "id, network_id, public_key, name, vip, endpoints, candidates, online, last_seen, created"
+//  Migrations, in order: migration i brings a database from user_version i to
+//  i + 1. The tables above are the first registry's, and every database, new or
+//  old, goes through the same steps, so each migration runs in every test that
+//  opens a database. Append only: a released migration is never changed.
+static const char *const s_migrations [] = {
+    //  1: the reflexive address (issue 14: where a registration came from)
+    "ALTER TABLE peers ADD COLUMN reflexive TEXT NOT NULL DEFAULT '';",
+};
+#define S_SCHEMA_VERSION ((int) (sizeof s_migrations / sizeof s_migrations [0]))
+
+#define PEER_COLUMNS "id, network_id, public_key, name, vip, endpoints, candidates, online, last_seen, created, reflexive"
 
 enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_META_GET, Q_META_PUT,
@@ -70,11 +80,12 @@ static const char *s_queries [Q_COUNT] = {
     [Q_PEER_BY_ID] = "SELECT " PEER_COLUMNS " FROM peers WHERE network_id = ?1 AND id = ?2",
     [Q_PEER_BY_KEY] = "SELECT " PEER_COLUMNS " FROM peers WHERE network_id = ?1 AND public_key = ?2",
     [Q_PEER_BY_TOKEN] = "SELECT " PEER_COLUMNS " FROM peers WHERE token_hash = ?2 AND (?1 IS NULL OR network_id = ?1)",
-    [Q_PEER_PUT] = "INSERT INTO peers (" PEER_COLUMNS ", token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    [Q_PEER_PUT] = "INSERT INTO peers (" PEER_COLUMNS ", token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                    " ON CONFLICT (network_id, id) DO UPDATE SET public_key = ?3, name = ?4, vip = ?5,"
-                   " endpoints = ?6, candidates = ?7, online = ?8, last_seen = ?9, token_hash = ?11",
+                   " endpoints = ?6, candidates = ?7, online = ?8, last_seen = ?9, reflexive = ?11, token_hash = ?12",
+    //  ?10 (created) is bound and not used: both statements take one argument list
     [Q_PEER_PUT_KEEP] = "UPDATE peers SET public_key = ?3, name = ?4, vip = ?5, endpoints = ?6, candidates = ?7,"
-                        " online = ?8, last_seen = ?9 WHERE network_id = ?2 AND id = ?1",
+                        " online = ?8, last_seen = ?9, reflexive = ?11 WHERE network_id = ?2 AND id = ?1",
     [Q_PEER_DELETE] = "DELETE FROM peers WHERE network_id = ?1 AND id = ?2",
     [Q_PEER_ALL] = "SELECT " PEER_COLUMNS " FROM peers WHERE network_id = ?1 ORDER BY vip",
     [Q_PEER_COUNT] = "SELECT count(*) FROM peers WHERE network_id = ?1",
@@ -143,7 +154,7 @@ static const s_column_t s_peer_columns [] = {
     S_TEXT (reg_peer_t, id), S_TEXT (reg_peer_t, network_id), S_TEXT (reg_peer_t, public_key),
     S_TEXT (reg_peer_t, name), S_U32 (reg_peer_t, vip), S_TEXT (reg_peer_t, endpoints),
     S_TEXT (reg_peer_t, candidates), S_BOOL (reg_peer_t, online), S_I64 (reg_peer_t, last_seen_ms),
-    S_I64 (reg_peer_t, created_ms), { 0, 0, 0 }
+    S_I64 (reg_peer_t, created_ms), S_TEXT (reg_peer_t, reflexive), { 0, 0, 0 }
 };
 
 //  Called for each row of a query; false stops reading rows.
@@ -234,6 +245,48 @@ s_changed (reg_store_t *self, int rc)
     return rc == REG_STORE_OK && sqlite3_changes (self->db) == 0 ? REG_STORE_NOTFOUND : rc;
 }
 
+//  The first column of the first row, as an int (PRAGMA user_version)
+static int
+s_exec_int_row (void *arg, int columns, char **values, char **names)
+{
+    *(int *) arg = columns > 0 && values [0] ? atoi (values [0]) : 0;
+    return 0;
+}
+
+//  Brings the database to S_SCHEMA_VERSION, one migration per transaction
+//  (IMMEDIATE: a second registry opening the same file waits, then sees the
+//  version the first one wrote). A database from a newer registry is left as
+//  it is: its extra columns are not ours to read. 0, or -1 with err.
+static int
+s_migrate (reg_store_t *self, const char *path, char *err, size_t errsize)
+{
+    for (;;) {
+        char *msg = NULL, bump [64];
+        int version = 0;
+        int rc = sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (self->db, "PRAGMA user_version", s_exec_int_row, &version, &msg);
+        bool done = rc == SQLITE_OK && version >= S_SCHEMA_VERSION;
+        snprintf (bump, sizeof bump, "PRAGMA user_version = %d", version + 1);
+        if (rc == SQLITE_OK && !done)
+            rc = sqlite3_exec (self->db, s_migrations [version], NULL, NULL, &msg);
+        if (rc == SQLITE_OK && !done)
+            rc = sqlite3_exec (self->db, bump, NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (self->db, "COMMIT", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+            snprintf (err, errsize, "cannot migrate database %s to schema version %d: %s", path, version + 1,
+                      msg ? msg : sqlite3_errmsg (self->db));
+            sqlite3_free (msg);
+            sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        if (done)
+            return 0;
+        bus_info ("database %s: now at schema version %d", path, version + 1);
+    }
+}
+
 reg_store_t *
 reg_store_new (const char *path, char *err, size_t errsize)
 {
@@ -250,6 +303,10 @@ reg_store_new (const char *path, char *err, size_t errsize)
     if (sqlite3_exec (self->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf (err, errsize, "cannot initialise database %s: %s", path, msg ? msg : "?");
         sqlite3_free (msg);
+        reg_store_destroy (&self);
+        return NULL;
+    }
+    if (s_migrate (self, path, err, errsize)) {
         reg_store_destroy (&self);
         return NULL;
     }
@@ -409,12 +466,12 @@ int reg_store_peer_by_token (reg_store_t *self, const char *network_id, const ch
 int
 reg_store_peer_put (reg_store_t *self, const reg_peer_t *peer, const char *token_hash)
 {
-    //  Without a token hash, the last two are not bound (Q_PEER_PUT_KEEP has 9)
+    //  Without a token hash, the last one is not bound (Q_PEER_PUT_KEEP has 11)
     return s_query (self, token_hash ? Q_PEER_PUT : Q_PEER_PUT_KEEP, NULL, NULL, NULL,
-                    token_hash ? "ttttittiiit" : "ttttittii",
+                    token_hash ? "ttttittiiitt" : "ttttittiiit",
                     peer->id, peer->network_id, peer->public_key, peer->name, (int64_t) peer->vip,
                     peer->endpoints, peer->candidates, (int64_t) peer->online, (int64_t) peer->last_seen_ms,
-                    (int64_t) peer->created_ms, token_hash);
+                    (int64_t) peer->created_ms, peer->reflexive, token_hash);
 }
 
 int
@@ -567,10 +624,15 @@ reg_store_test (bool verbose)
     reg_peer_t *other = (reg_peer_t *) calloc (1, sizeof *other);
     assert (reg_store_peer_by_token (store, "n1", "ph2", other) == 0 && strcmp (other->id, "p2") == 0);
     assert (reg_store_peer_by_key (store, "n1", "KEY1", other) == 0 && other->vip == 0x0A640001);
-    //  Update keeping the token hash
+    //  Update keeping the token hash; the reflexive address is stored either way
     peer->last_seen_ms = 100000;
+    snprintf (peer->reflexive, sizeof peer->reflexive, "2001:db8::7");
     assert (reg_store_peer_put (store, peer, NULL) == 0);
     assert (reg_store_peer_by_token (store, "n1", "ph2", other) == 0 && other->last_seen_ms == 100000);
+    assert (strcmp (other->reflexive, "2001:db8::7") == 0);
+    snprintf (peer->reflexive, sizeof peer->reflexive, "203.0.113.9");
+    assert (reg_store_peer_put (store, peer, "ph2") == 0);
+    assert (reg_store_peer_by_id (store, "n1", "p2", other) == 0 && strcmp (other->reflexive, "203.0.113.9") == 0);
     int count = 0;
     reg_store_peer_each (store, "n1", s_count_peer, &count);
     assert (count == 2 && reg_store_peer_count (store, "n1") == 2);
@@ -607,7 +669,6 @@ reg_store_test (bool verbose)
     assert (reg_store_token_find (store, "n1", "hash1", &found) == REG_STORE_NOTFOUND);
     reg_store_destroy (&store);
     free (peer);
-    free (other);
     unlink (path);
     char side [300];
     snprintf (side, sizeof side, "%s-wal", path);
@@ -618,4 +679,38 @@ reg_store_test (bool verbose)
     //  An unusable path is a clear error
     assert (reg_store_new ("/nonexistent-dir/x.db", err, sizeof err) == NULL);
     assert (strstr (err, "/nonexistent-dir/x.db"));
+
+    //  A database of the first registry (its tables, user_version 0, a peer
+    //  without a reflexive address) opens, is migrated once, and keeps its rows
+    snprintf (path, sizeof path, "/tmp/reg_store_test.XXXXXX");
+    fd = mkstemp (path);
+    assert (fd >= 0);
+    close (fd);
+    sqlite3 *old = NULL;
+    assert (sqlite3_open (path, &old) == SQLITE_OK);
+    assert (sqlite3_exec (old, s_schema, NULL, NULL, NULL) == SQLITE_OK);
+    assert (sqlite3_exec (old, "INSERT INTO networks VALUES ('n1', 'office', '10.100.0.0/16', 30, 90, 300, 1);"
+                          "INSERT INTO peers (id, network_id, public_key, name, vip, endpoints, candidates,"
+                          " token_hash, online, last_seen, created) VALUES ('p1', 'n1', 'KEY1', 'a', 167772161,"
+                          " '[]', '[]', 'ph1', 1, 1000, 1);", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (old);
+    for (int pass = 0; pass < 2; pass++) {
+        store = reg_store_new (path, err, sizeof err);
+        assert (store);
+        memset (other, 0, sizeof *other);
+        assert (reg_store_peer_by_token (store, "n1", "ph1", other) == 0);
+        assert (strcmp (other->id, "p1") == 0 && strcmp (other->reflexive, pass ? "192.0.2.44" : "") == 0);
+        snprintf (other->reflexive, sizeof other->reflexive, "192.0.2.44");
+        assert (reg_store_peer_put (store, other, NULL) == 0);
+        int version = -1;
+        assert (sqlite3_exec (store->db, "PRAGMA user_version", s_exec_int_row, &version, NULL) == SQLITE_OK);
+        assert (version == S_SCHEMA_VERSION);
+        reg_store_destroy (&store);
+    }
+    free (other);
+    unlink (path);
+    snprintf (side, sizeof side, "%s-wal", path);
+    unlink (side);
+    snprintf (side, sizeof side, "%s-shm", path);
+    unlink (side);
 }

@@ -5,7 +5,8 @@
     gets its old address back when it is still free), and the registry's own
     X25519 key pair. UNIQUE (network, public key) and UNIQUE (network, vip) make
     duplicate keys or addresses impossible whatever the caller does. All
-    statements are prepared once. */
+    statements are prepared once. A database of an older registry is migrated
+    when it is opened (PRAGMA user_version counts the migrations applied). */
 #ifndef REG_STORE_H_INCLUDED
 #define REG_STORE_H_INCLUDED
 
@@ -39,6 +40,7 @@ typedef struct {
     int64_t last_seen_ms, created_ms;
     char endpoints [REG_ENDPOINTS_JSON];
     char candidates [REG_CANDIDATES_JSON];
+    char reflexive [46];        //  the address its last registration or heartbeat came from; "" unknown
 } reg_peer_t;
 
 typedef struct {

@@ -2,6 +2,7 @@
 #include "tests/selftest.h"
 #include "reg_alloc.h"
 #include "reg_turn.h"
+#include "reg_relay.h"
 #include "reg_validate.h"
 #include "reg_auth.h"
 #include "reg_events.h"
@@ -15,6 +16,7 @@
 static const selftest_t s_tests [] = {
     { "reg_alloc", reg_alloc_test },
     { "reg_turn", reg_turn_test },
+    { "reg_relay", reg_relay_test },
     { "reg_validate", reg_validate_test },
     { "reg_auth", reg_auth_test },
     { "reg_events", reg_events_test },
