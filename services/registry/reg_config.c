@@ -58,7 +58,7 @@ s_check_relay (bus_config_t *config, config_setting_t *group, config_setting_t *
     reg_config_t *checked = (reg_config_t *) arg;
     if (streq (key->name, "secret") && setting && !refused && s_set (r->secret)) {
         if (relay_cred_secret_parse (r->secret, checked->relay_secret))
-            bus_config_error (config, setting, "relay.secret: expected 64 hex digits (32 bytes, "
+            bus_config_error (config, setting, "expected 64 hex digits (32 bytes, "
                               "`openssl rand -hex 32`), got %zu characters", strlen (r->secret));
         else
             checked->api.relay.secret = checked->relay_secret;
@@ -162,16 +162,16 @@ reg_config_check (bus_config_t *config, reg_config_t *out)
     out->api.relay.servers = out->relays;
     config_setting_t *servers = rl.servers;
     if (servers && !config_setting_is_array (servers) && !config_setting_is_list (servers))
-        bus_config_error (config, servers, "relay.servers: expected a list of \"name@host:port\" strings");
+        bus_config_error (config, servers, "expected a list of \"name@host:port\" strings");
     else
     if (servers && config_setting_length (servers) > REG_RELAY_SERVERS_MAX)
-        bus_config_error (config, servers, "relay.servers: at most %d relays", REG_RELAY_SERVERS_MAX);
+        bus_config_error (config, servers, "at most %d relays", REG_RELAY_SERVERS_MAX);
     else
     for (int i = 0, n = 0; servers && i < config_setting_length (servers); i++) {
         config_setting_t *item = config_setting_get_elem (servers, (unsigned) i);
         const char *server = bus_config_value_string (config, item, NULL);
         if (!server || strlen (server) > 120 || !rest_check (REST_RELAY, server))
-            bus_config_error (config, item, "relay.servers: each entry must be \"name@host:port\" "
+            bus_config_error (config, item, "each entry must be \"name@host:port\" "
                               "(e.g. \"relay-1@192.0.2.10:3479\")");
         else
             out->relays [n++] = server;
@@ -315,7 +315,7 @@ reg_config_test (bool verbose)
         { "relay = {\n  secret = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g\";\n};\n",
           "test.conf:2:", "relay.secret: expected 64 hex digits" },
         { "relay = {\n  servers = [ \"r@192.0.2.1:3479\",\n    \"192.0.2.2:3479\" ];\n};\n",
-          "test.conf:3:", "relay.servers: each entry must be" },
+          "test.conf:3:", "relay.servers.[1]: each entry must be" },
         { "relay = {\n  servers = \"r@192.0.2.1:3479\";\n};\n", "test.conf:2:", "relay.servers: expected a list" },
         { "relay = {\n  servers = [\"a@h:1\",\"b@h:1\",\"c@h:1\",\"d@h:1\",\"e@h:1\",\"f@h:1\",\"g@h:1\",\"h@h:1\",\"i@h:1\"];\n};\n",
           "test.conf:2:", "at most 8 relays" },
