@@ -2,9 +2,12 @@
     relay_proto_parse first; no byte string may crash it or read past its end, and
     whatever it accepts must re-encode to exactly the same bytes (the format has one
     encoding per message). The credential text parser rides along: it will read
-    what the registry hands out. */
+    what the registry hands out, and so does the TCP stream's reassembly (the
+    relay's TCP proxy and nat read it from the network): the input as a stream,
+    every message it yields parsed as a datagram. */
 #include "relay_proto.h"
 #include "relay_cred.h"
+#include "relay_stream.h"
 
 #include <assert.h>
 #include <string.h>
@@ -38,5 +41,22 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         assert (expiry2 == expiry && memcmp (mac, mac2, sizeof mac) == 0);
     }
     relay_cred_peer_parse (text, &peer);
+
+    static relay_stream_t *stream;
+    if (!stream)
+        stream = relay_stream_new ();
+    size_t fed = 0;
+    int rc = 0;
+    while (fed < size && rc >= 0) {
+        fed += relay_stream_feed (stream, data + fed, size - fed);
+        const uint8_t *m;
+        size_t m_size;
+        while ((rc = relay_stream_next (stream, &m, &m_size)) == 1) {
+            assert (m_size >= 1 && m_size <= RELAY_STREAM_MSG_MAX);
+            relay_proto_parse (m, m_size, &msg);
+        }
+    }
+    //  A broken stream is dropped, as the proxy disconnects it
+    relay_stream_destroy (&stream);
     return 0;
 }

@@ -3,10 +3,12 @@
 #include "tests/selftest.h"
 #include "relay_proto.h"
 #include "relay_cred.h"
+#include "relay_stream.h"
 
 static const selftest_t s_tests [] = {
     { "relay_proto", relay_proto_test },
     { "relay_cred", relay_cred_test },
+    { "relay_stream", relay_stream_test },
     { NULL, NULL }
 };
 

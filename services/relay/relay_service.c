@@ -1,6 +1,7 @@
 /*  relay_service: a relay worker under bifrostd (why and how: relay_service.h). */
 #include "relay_service.h"
 #include "relay_worker.h"
+#include "relay_tcp.h"
 #include "bus_clock.h"
 #include "bus_log.h"
 #include "bus_privs.h"
@@ -16,6 +17,7 @@ struct _relay_service_t {
     bus_service_t *svc;
     bus_loop_t *loop;
     relay_worker_t *worker;
+    relay_tcp_t *tcp;                                   //  NULL: relay.tcp = false
     zmq_pollitem_t item;
     int timer;
     unsigned instance;                                  //  N of relay.N
@@ -53,7 +55,7 @@ s_split_listen (const char *text, char *ip, size_t ip_size, uint16_t *port)
     ip [host_len] = 0;
     char *end;
     long value = strtol (colon + 1, &end, 10);
-    if (colon [1] == 0 || *end || value < 1 || value > 65535)
+    if (colon [1] == 0 || *end || value < 0 || value > 65535)
         return -1;
     unsigned char probe [16];
     if (inet_pton (AF_INET, ip, probe) != 1 && inet_pton (AF_INET6, ip, probe) != 1)
@@ -66,7 +68,8 @@ s_split_listen (const char *text, char *ip, size_t ip_size, uint16_t *port)
 //  worker reads credential_ttl too (it refuses credentials valid for longer)
 static const char *const s_ours [] = {
     "listen", "secret", "credential_ttl", "idle_timeout", "peer_pps", "peer_bps", "peer_sessions",
-    "network_pps", "network_bps", "network_sessions", "network_peers", "max_peers", "gso", NULL
+    "network_pps", "network_bps", "network_sessions", "network_peers", "max_peers", "tcp", "tcp_connections",
+    "gso", NULL
 };
 
 void
@@ -177,6 +180,8 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     relay_service_t *self = (relay_service_t *) arg;
     int64_t now = bus_clock_ms ();
     relay_worker_run_once (self->worker, 0);        //  also forgets idle peers, once a second
+    if (self->tcp)
+        relay_tcp_sweep (self->tcp, now);
     s_steer (self, now);
     s_announce (self, false);
     return 0;
@@ -296,9 +301,20 @@ relay_service_new (bus_service_t *svc, relay_service_config_t *config, char *err
     self->worker = relay_worker_new (&wc);
     relay_service_config_clear (config);        //  the worker keeps its own copy, locked
     if (!self->worker) {
-        snprintf (err, err_size, "cannot bind UDP %s: %s", r->listen, strerror (errno));
+        snprintf (err, err_size, "cannot bind UDP %s port %u: %s", config->bind_ip, config->port, strerror (errno));
         relay_service_destroy (&self);
         return NULL;
+    }
+    if (r->tcp) {
+        self->tcp = relay_tcp_new (self->loop, config->bind_ip, relay_worker_port (self->worker),
+                                   relay_worker_port (self->worker), (uint32_t) r->tcp_connections,
+                                   (uint32_t) r->idle_timeout_ms);
+        if (!self->tcp) {
+            snprintf (err, err_size, "cannot listen on TCP %s port %u: %s", config->bind_ip,
+                      relay_worker_port (self->worker), strerror (errno));
+            relay_service_destroy (&self);
+            return NULL;
+        }
     }
     self->item = (zmq_pollitem_t) { NULL, relay_worker_fd (self->worker), ZMQ_POLLIN, 0 };
     self->timer = bus_loop_timer (self->loop, RELAY_SERVICE_ANNOUNCE_MS, 0, s_tick, self);
@@ -313,8 +329,8 @@ relay_service_new (bus_service_t *svc, relay_service_config_t *config, char *err
     bus_service_handle (svc, "relay.status", s_on_status, self);
     bus_service_subscribe (svc, "relay.worker", s_on_worker, self);
     bus_service_on_connect (svc, s_on_connect, self);
-    bus_info ("worker %u listening on UDP %s (port %u)%s", self->instance, r->listen,
-              relay_worker_port (self->worker), r->gso ? ", GSO" : "");
+    bus_info ("worker %u listening on UDP %s port %u%s%s", self->instance, config->bind_ip,
+              relay_worker_port (self->worker), r->gso ? ", GSO" : "", self->tcp ? ", and TCP" : "");
     return self;
 }
 
@@ -325,6 +341,7 @@ relay_service_destroy (relay_service_t **self_p)
     relay_service_t *self = *self_p;
     if (!self)
         return;
+    relay_tcp_destroy (&self->tcp);
     if (self->worker) {
         s_announce (self, true);
         if (self->item.fd > 0)
@@ -364,3 +381,79 @@ const bus_service_def_t relay_service_def = {
     .caps = s_def_caps,
     .sandboxed = true,
 };
+
+//  ---------------------------------------------------------------------------
+//  Self test: the config checks (what an operator gets wrong), then a worker on
+//  a real bus loop: the steering count follows other workers' announcements,
+//  including one that leaves and one that goes silent (kill -9).
+
+#include <stdio.h>
+
+static size_t
+s_test_check (const char *text, const char *expect, relay_service_config_t *out, bool verbose)
+{
+    char err [300];
+    bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
+    assert (config);
+    relay_service_check_config (config, out);
+    size_t count = bus_config_error_count (config);
+    if (verbose)
+        for (size_t i = 0; i < count; i++)
+            printf ("  %s\n", bus_config_error_text (config, i));
+    bool found = !expect;
+    for (size_t i = 0; i < count && expect; i++)
+        if (strstr (bus_config_error_text (config, i), expect))
+            found = true;
+    if (!found)
+        printf ("expected '%s', got %zu errors\n", expect, count);
+    assert (found);
+    bus_config_destroy (&config);
+    return count;
+}
+
+#define S_SECRET "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+void
+relay_service_test (bool verbose)
+{
+    relay_service_config_t c;
+    assert (s_test_check ("x = 1;", "no relay { ... } group", &c, verbose) >= 1);
+    assert (s_test_check ("relay = { listen = \"0.0.0.0:3479\"; };", "relay.secret is required", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"abc\"; };", "64 hex digits", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; listen = \"relay.example:3479\"; };",
+                          "numeric address", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; listen = \"0.0.0.0:70000\"; };",
+                          "numeric address", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; lisen = \"0.0.0.0:1\"; };",
+                          "lisen", &c, verbose) >= 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; peer_pps = -1; };", "peer_pps", &c, verbose) >= 1);
+    //  Good: the defaults, the secret decoded, the address split
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; listen = \"[::1]:4000\"; };", NULL, &c, verbose) == 0);
+    assert (streq (c.bind_ip, "::1") && c.port == 4000 && c.secret [31] == 0x1f && c.relay.tcp);
+    relay_service_config_clear (&c);
+    assert (c.secret [31] == 0);
+
+    //  Steering follows the announcements (no broker needed: the handlers are called
+    //  as the bus would)
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; listen = \"127.0.0.1:0\"; };", NULL, &c, verbose) == 0);
+    bus_service_t *svc = bus_service_new ("relay", "relay.2", "/tmp/bifrost-relay-test-none");
+    assert (svc);
+    char err [300];
+    relay_service_t *self = relay_service_new (svc, &c, err, sizeof err);
+    assert (self && relay_service_workers (self) == 1);
+    assert (self->tcp && relay_tcp_port (self->tcp) == relay_worker_port (self->worker));
+    int64_t now = bus_clock_ms ();
+    self->heard [1] = now;
+    self->heard [3] = now;
+    s_steer (self, now);
+    assert (relay_service_workers (self) == 3);
+    self->heard [3] = 0;                                        //  left
+    s_steer (self, now);
+    assert (relay_service_workers (self) == 2);
+    s_steer (self, now + RELAY_SERVICE_GONE_MS + 1);            //  relay.1 silent: killed
+    assert (relay_service_workers (self) == 1);
+    relay_service_destroy (&self);
+    bus_service_destroy (&svc);
+    if (verbose)
+        printf ("relay_service: ok\n");
+}
