@@ -58,64 +58,72 @@ s_flush_to_crypto (nat_service_t *self)
     return false;
 }
 
+void
+nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_addr_t *from,
+                     int64_t now, nat_ingest_t *state)
+{
+    //  The relay's messages, and tunnel datagrams a relay carried (type range:
+    //  docs/relay.md); nothing else starts with these bytes
+    const nat_addr_t *wire_from = from;
+    nat_addr_t via;
+    if (size && data [0] >= RELAY_PROTO_TYPE_MIN && data [0] <= RELAY_PROTO_TYPE_MAX) {
+        if (!nat_relay_path_rx (self, from, &data, &size, &via, now))
+            return;
+        from = &via;
+    }
+    if (nat_demux_classify (self->demux, data, size, NULL) == NAT_DEMUX_DROP)
+        return;
+    uint32_t handle = nat_handles_get (self->handles, from);
+    if (handle != state->last_handle) {
+        state->last_handle = handle;
+        state->last_peer = nat_peer_table_by_addr (self->table, from);
+    }
+    if (state->last_peer) {
+        nat_peer_received (state->last_peer, size, now);
+        if (from == wire_from)
+            self->info [nat_peer_index (state->last_peer)].direct_rx_ms = now;
+    }
+    //  In the grown form (docs/packet-path.md): crypto decrypts where the
+    //  datagram lies and shrinks it to the plaintext, without a copy
+    uint8_t *slot = bus_batch_reserve_grown (self->batch, handle, size);
+    if (!slot) {
+        state->flowing = s_flush_to_crypto (self) && state->flowing;
+        slot = bus_batch_reserve_grown (self->batch, handle, size);
+    }
+    if (slot)
+        memcpy (slot, data, size);
+    else
+        self->counters.drop_oversize++;
+}
+
+void
+nat_datapath_ingest_end (nat_service_t *self, nat_ingest_t *state)
+{
+    state->flowing = s_flush_to_crypto (self) && state->flowing;
+    //  Dropped, and no room now: crypto is behind (or away). Pause reading.
+    if (!state->flowing && !bus_pipe_writable (self->to_crypto))
+        s_pause (self);
+}
+
 int
 nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     int64_t now = bus_clock_ms ();
-    bool flowing = true;
     //  Datagrams come in runs from one source: remember the last one's peer
-    uint32_t last_handle = NAT_HANDLE_NONE;
-    nat_peer_t *last_peer = NULL;
-    for (int round = 0; round < NAT_ROUNDS && flowing; round++) {
+    nat_ingest_t state = { NAT_HANDLE_NONE, NULL, true };
+    for (int round = 0; round < NAT_ROUNDS && state.flowing; round++) {
         nat_udp_rx_t *rx;
         size_t count = nat_udp_recv (self->udp, &rx);
         if (count == 0)
             break;
-        for (size_t i = 0; i < count; i++) {
-            uint8_t *data = rx [i].data;
-            size_t size = rx [i].size;
-            const nat_addr_t *from = rx [i].from;
-            //  The relay's messages, and tunnel datagrams a relay carried (type
-            //  range: docs/relay.md); nothing else starts with these bytes
-            nat_addr_t via;
-            if (size && data [0] >= RELAY_PROTO_TYPE_MIN && data [0] <= RELAY_PROTO_TYPE_MAX) {
-                if (!nat_relay_path_rx (self, from, &data, &size, &via, now))
-                    continue;
-                from = &via;
-            }
-            if (nat_demux_classify (self->demux, data, size, NULL) == NAT_DEMUX_DROP)
-                continue;
-            uint32_t handle = nat_handles_get (self->handles, from);
-            if (handle != last_handle) {
-                last_handle = handle;
-                last_peer = nat_peer_table_by_addr (self->table, from);
-            }
-            if (last_peer) {
-                nat_peer_received (last_peer, size, now);
-                if (from == rx [i].from)
-                    self->info [nat_peer_index (last_peer)].direct_rx_ms = now;
-            }
-            //  In the grown form (docs/packet-path.md): crypto decrypts where the
-            //  datagram lies and shrinks it to the plaintext, without a copy
-            uint8_t *slot = bus_batch_reserve_grown (self->batch, handle, size);
-            if (!slot) {
-                flowing = s_flush_to_crypto (self) && flowing;
-                slot = bus_batch_reserve_grown (self->batch, handle, size);
-            }
-            if (slot)
-                memcpy (slot, data, size);
-            else
-                self->counters.drop_oversize++;
-        }
+        for (size_t i = 0; i < count; i++)
+            nat_datapath_ingest (self, rx [i].data, rx [i].size, rx [i].from, now, &state);
         if (nat_udp_drained (self->udp))
             break;
     }
     //  The read ran dry (or we yield to the other direction): send what we have
-    flowing = s_flush_to_crypto (self) && flowing;
-    //  Dropped, and no room now: crypto is behind (or away). Pause reading.
-    if (!flowing && !bus_pipe_writable (self->to_crypto))
-        s_pause (self);
+    nat_datapath_ingest_end (self, &state);
     return 0;
 }
 

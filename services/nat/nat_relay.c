@@ -205,6 +205,13 @@ nat_relay_tick (nat_relay_t *self, int64_t now_ms, uint64_t unix_s,
     return n;
 }
 
+void
+nat_relay_register_now (nat_relay_t *self, size_t i)
+{
+    if (i < self->count)
+        self->servers [i].next_register_ms = 0;
+}
+
 int
 nat_relay_find (nat_relay_t *self, const nat_addr_t *from)
 {

@@ -77,6 +77,9 @@ void nat_relay_resolved (nat_relay_t *self, size_t i, const nat_addr_t *addrs, s
 size_t nat_relay_tick (nat_relay_t *self, int64_t now_ms, uint64_t unix_s,
                        uint8_t out [][RELAY_PROTO_REGISTER_SIZE], const nat_addr_t **to, size_t max);
 
+//  Sends the next REGISTER to relay i at the next tick (a new transport to it).
+void nat_relay_register_now (nat_relay_t *self, size_t i);
+
 //  The index of the relay at from, or -1.
 int nat_relay_find (nat_relay_t *self, const nat_addr_t *from);
 

@@ -17,14 +17,158 @@
     except for a peer kept on the relay (connection.force_relay). */
 #include "nat_service_priv.h"
 #include "bus_log.h"
+#include "relay_stream.h"
 #include "schemas/wire.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_DIAL_MIN_MS   1000
 #define S_DIAL_MAX_MS   8000
+#define S_TCP_AFTER     2           //  REGISTERs over UDP unanswered before TCP is tried
+#define S_TCP_RETRY_MS  1000        //  then 2 s, 4 s ... 30 s between connection attempts
+#define S_TCP_RETRY_MAX 30000
+
+//  ---------------------------------------------------------------------------
+//  TCP to a relay
+
+static void
+s_tcp_close (nat_service_t *self, size_t i)
+{
+    nat_relay_tcp_t *tcp = &self->tcp [i];
+    if (tcp->item.fd >= 0) {
+        bus_loop_poller_end (self->loop, &tcp->item);
+        close (tcp->item.fd);
+        if (tcp->connected)
+            bus_info ("relay %s: TCP connection closed", nat_relay_server (self->relay, i)
+                      ? nat_relay_server (self->relay, i)->name : "?");
+    }
+    tcp->item.fd = -1;
+    tcp->connected = false;
+    relay_stream_destroy (&tcp->in);
+}
+
+static int s_tcp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg);
+
+static void
+s_tcp_open (nat_service_t *self, size_t i, int64_t now)
+{
+    nat_relay_server_t *server = nat_relay_server (self->relay, i);
+    nat_relay_tcp_t *tcp = &self->tcp [i];
+    const nat_addr_t *addr = &server->endpoint.addr;
+    tcp->attempt_ms = now;
+    tcp->attempts++;
+    int fd = socket (nat_addr_family (addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    int one = 1;
+    setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect (fd, &addr->sa, addr->len) && errno != EINPROGRESS) {
+        close (fd);
+        return;
+    }
+    tcp->owner = self;
+    tcp->server = i;
+    tcp->item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLOUT, 0 };
+    tcp->in = relay_stream_new ();
+    bus_loop_poller (self->loop, &tcp->item, s_tcp_ready, tcp);
+    self->counters.relay_tcp_connects++;
+    bus_info ("relay %s: no answer over UDP, trying TCP", server->name);
+}
+
+static int
+s_tcp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_relay_tcp_t *tcp = (nat_relay_tcp_t *) arg;
+    nat_service_t *self = tcp->owner;
+    nat_relay_server_t *server = nat_relay_server (self->relay, tcp->server);
+    if (!server) {
+        s_tcp_close (self, tcp->server);
+        return 0;
+    }
+    if (!tcp->connected) {
+        int error = 0;
+        socklen_t len = sizeof error;
+        getsockopt (tcp->item.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+        if (error || (item->revents & ZMQ_POLLERR)) {
+            s_tcp_close (self, tcp->server);
+            return 0;
+        }
+        tcp->connected = true;
+        tcp->attempts = 0;
+        bus_loop_poller_end (loop, &tcp->item);
+        tcp->item.events = ZMQ_POLLIN;
+        bus_loop_poller (loop, &tcp->item, s_tcp_ready, tcp);
+        bus_info ("relay %s: connected over TCP", server->name);
+        nat_relay_register_now (self->relay, tcp->server);
+        nat_relay_path_tick (self, bus_clock_ms ());
+        return 0;
+    }
+    int64_t now = bus_clock_ms ();
+    nat_ingest_t state = { NAT_HANDLE_NONE, NULL, true };
+    nat_addr_t from = server->endpoint.addr;
+    for (int round = 0; round < NAT_ROUNDS; round++) {
+        ssize_t n = relay_stream_read (tcp->in, tcp->item.fd);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            s_tcp_close (self, tcp->server);
+            break;
+        }
+        const uint8_t *msg;
+        size_t size;
+        int rc;
+        while ((rc = relay_stream_next (tcp->in, &msg, &size)) == 1) {
+            self->counters.relay_tcp_rx++;
+            nat_datapath_ingest (self, (uint8_t *) msg, size, &from, now, &state);
+        }
+        if (rc < 0) {
+            bus_warn ("relay %s: broken TCP stream", server->name);
+            s_tcp_close (self, tcp->server);
+            break;
+        }
+        if (n < 0)
+            break;
+    }
+    nat_datapath_ingest_end (self, &state);
+    return 0;
+}
+
+//  Sends one message to relay i over its TCP connection; false when there is none
+static bool
+s_tcp_send (nat_service_t *self, size_t i, const uint8_t *msg, size_t size)
+{
+    nat_relay_tcp_t *tcp = &self->tcp [i];
+    if (!tcp->connected)
+        return false;
+    if (relay_stream_send (tcp->item.fd, msg, size) == 0)
+        self->counters.relay_tcp_tx++;
+    else
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        s_tcp_close (self, i);
+    return true;                    //  a full socket drops it, like a datagram
+}
+
+//  A relay that does not answer over UDP is tried over TCP, with backoff
+static void
+s_tcp_check (nat_service_t *self, int64_t now)
+{
+    for (size_t i = 0; i < nat_relay_count (self->relay); i++) {
+        nat_relay_server_t *server = nat_relay_server (self->relay, i);
+        nat_relay_tcp_t *tcp = &self->tcp [i];
+        if (server->up || !server->resolved || tcp->item.fd >= 0 || server->registers < S_TCP_AFTER)
+            continue;
+        int64_t wait = tcp->attempts ? (int64_t) S_TCP_RETRY_MS << (tcp->attempts < 6 ? tcp->attempts - 1 : 5) : 0;
+        if (wait > S_TCP_RETRY_MAX)
+            wait = S_TCP_RETRY_MAX;
+        if (tcp->attempts && now - tcp->attempt_ms < wait)
+            continue;
+        s_tcp_open (self, i, now);
+    }
+}
 
 //  ---------------------------------------------------------------------------
 //  relay.servers from discovery
@@ -49,10 +193,22 @@ s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (!self->config.relay_enabled)
         count = 0;
     size_t before = nat_relay_count (self->relay);
+    //  The same relays (a renewed credential): keep the TCP connections
+    bool same = count == before;
+    for (size_t i = 0; same && i < count; i++) {
+        nat_relay_server_t *server = nat_relay_server (self->relay, i);
+        char text [NAT_RELAY_NAME_MAX + NAT_ENDPOINT_TEXT_MAX + 2];
+        snprintf (text, sizeof text, "%s@", server->name);
+        nat_endpoint_format (&server->endpoint, text + strlen (text), sizeof text - strlen (text));
+        same = streq (text, servers [i]);
+    }
     if (nat_relay_configure (self->relay, servers, count, msg->peer, msg->network, msg->credential,
                              err, sizeof err))
         bus_warn ("relay.servers refused: %s", err);
     else {
+        if (!same)
+            for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++)
+                s_tcp_close (self, i);
         if (nat_relay_count (self->relay) != before)
             bus_info ("%zu relay%s%s", count, count == 1 ? "" : "s",
                       self->config.relay_enabled ? "" : " (connection.relay_enabled = false: none used)");
@@ -87,12 +243,18 @@ nat_relay_path_open (nat_service_t *self)
     self->relay = nat_relay_new ();
     self->frames = calloc (BUS_BATCH_MAX, NAT_RELAY_FRAME_MAX);
     assert (self->frames);
+    for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++) {
+        self->tcp [i].item.fd = -1;
+        self->tcp [i].attempt_ms = -1;
+    }
     bus_service_subscribe (self->svc, "relay.servers", s_on_servers, self);
 }
 
 void
 nat_relay_path_close (nat_service_t *self)
 {
+    for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++)
+        s_tcp_close (self, i);
     nat_relay_destroy (&self->relay);
     free (self->frames);
     self->frames = NULL;
@@ -153,11 +315,17 @@ nat_relay_path_tick (nat_service_t *self, int64_t now)
     size_t n = nat_relay_tick (self->relay, now, (uint64_t) time (NULL), out, to, NAT_RELAY_SERVERS_MAX);
     if (n) {
         nat_udp_tx_t tx [NAT_RELAY_SERVERS_MAX];
-        for (size_t i = 0; i < n; i++)
-            tx [i] = (nat_udp_tx_t) { out [i], RELAY_PROTO_REGISTER_SIZE, to [i] };
-        nat_udp_send (self->udp, tx, n);
+        size_t udp = 0;
+        for (size_t i = 0; i < n; i++) {
+            int server = nat_relay_find (self->relay, to [i]);
+            if (server < 0 || !s_tcp_send (self, (size_t) server, out [i], RELAY_PROTO_REGISTER_SIZE))
+                tx [udp++] = (nat_udp_tx_t) { out [i], RELAY_PROTO_REGISTER_SIZE, to [i] };
+        }
+        if (udp)
+            nat_udp_send (self->udp, tx, udp);
         self->counters.relay_registers += n;
     }
+    s_tcp_check (self, now);
     int cur = nat_relay_current (self->relay);
     if (cur != was) {
         if (cur >= 0) {
@@ -236,6 +404,8 @@ nat_relay_path_frame (nat_service_t *self, size_t k, uint64_t peer_id,
     memcpy (self->frames [k] + RELAY_PROTO_DATA_HEADER, data, size);
     *framed = size + RELAY_PROTO_DATA_HEADER;
     self->counters.relay_tx++;
+    if (s_tcp_send (self, (size_t) cur, self->frames [k], *framed))
+        return NULL;
     return &nat_relay_server (self->relay, (size_t) cur)->endpoint.addr;
 }
 
@@ -251,5 +421,6 @@ nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_
         return;
     }
     int cur = nat_relay_current (self->relay);
-    snprintf (out, size, "relay %s", cur >= 0 ? nat_relay_server (self->relay, (size_t) cur)->name : "(none answers)");
+    snprintf (out, size, "relay %s%s", cur >= 0 ? nat_relay_server (self->relay, (size_t) cur)->name : "(none answers)",
+              cur >= 0 && self->tcp [cur].connected ? " tcp" : "");
 }

@@ -37,6 +37,17 @@ typedef struct {
 } nat_peer_info_t;
 
 #define NAT_RELAY_FRAME_MAX     2048        //  a relayed datagram, header included
+
+//  A TCP connection to a relay, for networks that block UDP (nat_relay_path.c)
+typedef struct {
+    struct _nat_service_t *owner;
+    size_t server;              //  index in nat_relay
+    zmq_pollitem_t item;        //  fd -1 when closed
+    bool connected;
+    struct _relay_stream_t *in;
+    int64_t attempt_ms;         //  last connect, -1 never
+    uint32_t attempts;
+} nat_relay_tcp_t;
 #define NAT_RELAY_COOKIE        (1ULL << 40)    //  resolver cookies of relays: this + index
 
 typedef struct {
@@ -48,6 +59,7 @@ typedef struct {
     uint64_t routes;            //  ROUTE records sent
     uint64_t bad_reports;       //  SENT records of the wrong length
     uint64_t relay_rx, relay_tx, relay_registers, drop_no_relay;
+    uint64_t relay_tcp_connects, relay_tcp_rx, relay_tcp_tx;
 } nat_counters_t;
 
 struct _nat_service_t {
@@ -80,6 +92,7 @@ struct _nat_service_t {
     nat_relay_t *relay;
     uint8_t (*frames) [NAT_RELAY_FRAME_MAX];    //  relayed datagrams of one send batch
     char forced [NAT_FORCED_MAX][49];           //  connection.force_relay_peers
+    nat_relay_tcp_t tcp [NAT_RELAY_SERVERS_MAX];
     size_t forced_count;
 };
 
@@ -95,6 +108,18 @@ void nat_service_routes_relink (nat_service_t *self);
 //  pause of UDP reading while crypto is behind.
 int nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg);
 int nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg);
+//  One datagram from the internet (from UDP, or a relay's TCP stream) on its way
+//  to crypto; *last_handle / *last_peer cache the previous one's source. false
+//  when nat-crypto was full (the datagram may have been dropped).
+typedef struct {
+    uint32_t last_handle;
+    nat_peer_t *last_peer;
+    bool flowing;
+} nat_ingest_t;
+void nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_addr_t *from,
+                          int64_t now, nat_ingest_t *state);
+//  Sends what ingest batched to crypto, and pauses UDP reading when crypto is behind
+void nat_datapath_ingest_end (nat_service_t *self, nat_ingest_t *state);
 bus_pause_t *nat_datapath_pause_new (nat_service_t *self);
 
 //  The relayed path (nat_relay_path.c): relay.servers from discovery, the
@@ -110,8 +135,10 @@ void nat_relay_path_tick (nat_service_t *self, int64_t now);
 //  the demux drops and counts it).
 bool nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, size_t *size,
                         nat_addr_t *via, int64_t now);
-//  Frames a tunnel datagram for peer_id into frame k of the send batch; NULL
-//  (counted) when no relay answers or it is too large, else the relay's address.
+//  Frames a tunnel datagram for peer_id into frame k of the send batch and
+//  returns the relay's address to send it to; NULL when it needs no UDP send:
+//  it went over TCP (a relay reached over TCP), or was dropped (counted: no
+//  relay answers, or too large).
 const nat_addr_t *nat_relay_path_frame (nat_service_t *self, size_t k, uint64_t peer_id,
                                         const uint8_t *data, size_t size, size_t *framed);
 //  Is this peer info's name in connection.force_relay_peers (or force_relay)?
