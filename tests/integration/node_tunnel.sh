@@ -44,7 +44,7 @@ ctl a peers > "$T/peers" 2>&1
 grep -q "192.0.2.2:51820" "$T/peers"
 ok $? "bifrostctl peers on a shows b's endpoint"
 sed 's/^/# /' "$T/peers"
-ctl a status 2>&1 | grep -q "^b  *192.0.2.2:51820  *up"
+ctl a status 2>&1 | grep -q "^b  *192.0.2.2:51820  *direct  *up"
 ok $? "bifrostctl status on a lists the services and then peer b: endpoint, up"
 ctl b peers --json > "$T/peers.json" 2>&1
 jq -e '.peers[0].name == "a" and .peers[0].session == true and .peers[0].rx_bytes > 4000000' "$T/peers.json" >/dev/null
