@@ -38,6 +38,8 @@ s_usage (FILE *out)
         "  stop                      stop every service, then bifrostd\n"
         "  peers [--json]            every peer: endpoint, state, handshake age, bytes, last packet\n"
         "  key                       show this node's public key (asked from the crypto service)\n"
+        "  relay [--json]            every relay worker (relay.1..N): peers, forwarded, refused,\n"
+        "                            dropped and limited datagrams (relay.status)\n"
         "\n"
         "options:\n"
         "  -r, --run-dir DIR         bifrostd's run directory (default: run_dir from -c,\n"
@@ -325,6 +327,88 @@ s_status (const char *run_dir, const char *service, bool json)
 }
 
 //  ---------------------------------------------------------------------------
+//  relay
+
+//  Every relay worker's counters. The workers are separate processes with tables
+//  of their own, so bifrostd names the instances (relay.1..N, whatever `scale`
+//  made of them) and each is asked relay.status over the bus; a worker that does
+//  not answer (restarting) is shown as such and the others still are.
+static int
+s_relay (const char *run_dir, bool json)
+{
+    sup_status_t status;
+    memset (&status, 0, sizeof status);
+    snprintf (status.service, sizeof status.service, "relay");
+    bus_envelope_t *reply = s_request (run_dir, &sup_status_schema, &status);
+    if (!reply)
+        return 1;
+    sup_status_reply_t *sup = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
+    relay_status_reply_t *worker = (relay_status_reply_t *) zmalloc (sizeof (relay_status_reply_t));
+    char err [200];
+    if (bus_envelope_get_msg (reply, &sup_status_reply_schema, sup, err, sizeof err)) {
+        fprintf (stderr, "bifrostctl: unexpected reply %s: %s\n", bus_envelope_type (reply), err);
+        bus_envelope_destroy (&reply);
+        free (sup);
+        free (worker);
+        return 1;
+    }
+    bus_envelope_destroy (&reply);
+    json_t *list = json_array ();
+    if (!json)
+        printf ("%-10s %-8s %-7s %6s %10s %8s %12s %9s %9s\n", "INSTANCE", "PID", "WORKERS",
+                "PEERS", "REGISTERED", "REFUSED", "FORWARDED", "DROPPED", "LIMITED");
+    uint32_t answered = 0;
+    for (uint32_t i = 0; i < sup->instances_count; i++) {
+        const sup_instance_t *inst = &sup->instances [i];
+        bool have = false;
+        if (!strcmp (inst->state, "ready")) {
+            relay_status_t request = { .peers = false };
+            reply = s_ask (run_dir, inst->instance, &relay_status_schema, &request);
+            have = reply && bus_envelope_get_msg (reply, &relay_status_reply_schema, worker, err, sizeof err) == 0;
+            if (reply && !have)
+                fprintf (stderr, "bifrostctl: %s: unexpected reply %s: %s\n", inst->instance,
+                         bus_envelope_type (reply), err);
+            bus_envelope_destroy (&reply);
+        }
+        answered += have;
+        if (json) {
+            json_t *item = have ? bus_codec_to_json (&relay_status_reply_schema, worker) : json_object ();
+            json_object_del (item, "nodes");
+            json_object_set_new (item, "name", json_string (inst->instance));
+            json_object_set_new (item, "pid", json_integer (inst->pid));
+            json_object_set_new (item, "state", json_string (inst->state));
+            json_object_set_new (item, "answered", json_boolean (have));
+            json_array_append_new (list, item);
+        }
+        else
+        if (have)
+            printf ("%-10s %-8u %-7u %6u %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64 "\n",
+                    inst->instance, inst->pid, worker->workers, worker->peers_registered,
+                    worker->registered, worker->refused, worker->forwarded, worker->dropped,
+                    worker->limited);
+        else
+            printf ("%-10s %-8s %s\n", inst->instance, inst->pid ? "" : "-", inst->state);
+    }
+    if (json) {
+        json_t *root = json_object ();
+        json_object_set_new (root, "workers", list);
+        char *text = json_dumps (root, JSON_COMPACT);
+        printf ("%s\n", text);
+        free (text);
+        json_decref (root);
+    }
+    else
+        json_decref (list);
+    //  Exit 1 when there is no relay or none of its workers answered
+    int rc = answered ? 0 : 1;
+    if (sup->instances_count == 0)
+        fprintf (stderr, "bifrostctl: no relay instances (is a service named relay configured?)\n");
+    free (sup);
+    free (worker);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------
 //  tap
 
 //  The literal prefix of a glob: what can be subscribed to on the XPUB.
@@ -603,6 +687,8 @@ main (int argc, char **argv)
         return s_key (run_dir);
     if (strcmp (command, "peers") == 0 && nargs == 0)
         return s_peers (run_dir, json);
+    if (strcmp (command, "relay") == 0 && nargs == 0)
+        return s_relay (run_dir, json);
     fprintf (stderr, "bifrostctl: unknown command or wrong arguments: %s (see bifrostctl -h)\n", command);
     return 2;
 }
