@@ -232,9 +232,14 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
                 continue;
             }
             nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+            bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
+            //  A probe of a direct candidate of a peer up through the relay
+            const nat_addr_t *probe = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now) : NULL;
+            if (probe)
+                to = probe;
             //  A handshake to a peer that is not up goes through the relay too:
             //  the first path to answer wins (nat_relay_path.c)
-            bool copy = info->relay_id && !nat_addr_relay_peer (to) && pkt.len && pkt.data [0] == WIRE_INITIATION
+            bool copy = info->relay_id && !nat_addr_relay_peer (to) && initiation && !probe
                       && nat_peer_state (peer) != NAT_PEER_UP;
             for (int leg = 0; leg < (copy ? 2 : 1); leg++) {
                 if (count == BUS_BATCH_MAX) {

@@ -9,9 +9,9 @@
 
 typedef struct {
     nat_relay_server_t pub;
-    int64_t next_register_ms;       //  0: at once
+    int64_t next_register_us;       //  0: at once
     uint64_t nonce;                 //  of the last REGISTER...
-    int64_t sent_ms;                //  ...and when it left
+    int64_t sent_us;                //  ...and when it left
 } s_server_t;
 
 struct _nat_relay_t {
@@ -60,7 +60,7 @@ s_parse_server (s_server_t *server, const char *text, char *err, size_t err_size
     }
     server->pub.resolved = !server->pub.endpoint.is_name;
     server->pub.rtt_us = -1;
-    server->pub.last_answer_ms = -1;
+    server->pub.last_answer_us = -1;
     return 0;
 }
 
@@ -110,7 +110,7 @@ nat_relay_configure (nat_relay_t *self, const char *const *servers, size_t count
             }
         }
         //  Register at once with the new credential
-        fresh [i].next_register_ms = 0;
+        fresh [i].next_register_us = 0;
     }
     bool same_identity = p == self->peer && n == self->network;
     int current = -1;
@@ -150,7 +150,7 @@ nat_relay_resolved (nat_relay_t *self, size_t i, const nat_addr_t *addrs, size_t
     }
     server->endpoint.addr = addrs [0];
     server->resolved = true;
-    self->servers [i].next_register_ms = 0;
+    self->servers [i].next_register_us = 0;
 }
 
 //  The nearest relay that is up; the current one keeps its place unless another
@@ -172,20 +172,20 @@ s_choose (nat_relay_t *self)
 }
 
 size_t
-nat_relay_tick (nat_relay_t *self, int64_t now_ms, uint64_t unix_s,
+nat_relay_tick (nat_relay_t *self, int64_t now_us, uint64_t unix_s,
                 uint8_t out [][RELAY_PROTO_REGISTER_SIZE], const nat_addr_t **to, size_t max)
 {
     size_t n = 0;
     bool changed = false;
     for (size_t i = 0; i < self->count; i++) {
         s_server_t *s = &self->servers [i];
-        if (s->pub.up && now_ms - s->pub.last_answer_ms > NAT_RELAY_DOWN_MS) {
+        if (s->pub.up && now_us - s->pub.last_answer_us > NAT_RELAY_DOWN_MS * 1000) {
             s->pub.up = false;
             changed = true;
         }
-        if (!s->pub.resolved || now_ms < s->next_register_ms || n == max)
+        if (!s->pub.resolved || now_us < s->next_register_us || n == max)
             continue;
-        s->next_register_ms = now_ms + NAT_RELAY_REFRESH_MS;
+        s->next_register_us = now_us + NAT_RELAY_REFRESH_MS * 1000;
         if (unix_s > self->expiry)
             continue;               //  expired: discovery brings a fresh one with the next heartbeat
         relay_msg_t msg = {
@@ -197,7 +197,7 @@ nat_relay_tick (nat_relay_t *self, int64_t now_ms, uint64_t unix_s,
         assert (size == RELAY_PROTO_REGISTER_SIZE);
         to [n++] = &s->pub.endpoint.addr;
         s->nonce = msg.nonce;
-        s->sent_ms = now_ms;
+        s->sent_us = now_us;
         s->pub.registers++;
     }
     if (changed)
@@ -209,7 +209,7 @@ void
 nat_relay_register_now (nat_relay_t *self, size_t i)
 {
     if (i < self->count)
-        self->servers [i].next_register_ms = 0;
+        self->servers [i].next_register_us = 0;
 }
 
 int
@@ -223,7 +223,7 @@ nat_relay_find (nat_relay_t *self, const nat_addr_t *from)
 
 nat_relay_event_t
 nat_relay_receive (nat_relay_t *self, int server, const uint8_t *data, size_t size,
-                   int64_t now_ms, uint64_t *peer, nat_addr_t *addr)
+                   int64_t now_us, uint64_t *peer, nat_addr_t *addr)
 {
     if (server < 0 || (size_t) server >= self->count)
         return NAT_RELAY_NOTHING;
@@ -237,12 +237,12 @@ nat_relay_receive (nat_relay_t *self, int server, const uint8_t *data, size_t si
             if (msg.peer != self->peer || msg.nonce != s->nonce)
                 return NAT_RELAY_NOTHING;
             {
-                int64_t sample = (now_ms - s->sent_ms) * 1000;
+                int64_t sample = now_us - s->sent_us;
                 if (sample < 1)
                     sample = 1;
                 s->pub.rtt_us = s->pub.rtt_us < 0 ? sample : (s->pub.rtt_us * 7 + sample) / 8;
             }
-            s->pub.last_answer_ms = now_ms;
+            s->pub.last_answer_us = now_us;
             s->pub.answers++;
             nat_addr_set_sockaddr (&s->pub.observed, (const struct sockaddr *) &msg.addr, msg.addr_len);
             if (!s->pub.up) {
@@ -260,7 +260,7 @@ nat_relay_receive (nat_relay_t *self, int server, const uint8_t *data, size_t si
         case RELAY_PROTO_ERROR:
             s->pub.errors++;
             if (msg.code == RELAY_PROTO_CODE_REREGISTER)
-                s->next_register_ms = 0;
+                s->next_register_us = 0;
             if (msg.code == RELAY_PROTO_CODE_UNKNOWN_PEER) {
                 *peer = msg.peer;
                 return NAT_RELAY_UNKNOWN_PEER;
@@ -324,48 +324,48 @@ nat_relay_test (bool verbose)
     uint8_t out [4][RELAY_PROTO_REGISTER_SIZE];
     const nat_addr_t *to [4];
     uint64_t unix_s = 1700000000;
-    int64_t now = 1000;
+    int64_t now = 1000000;        //  microseconds
     //  Both at once, then nothing until the refresh
     assert (nat_relay_tick (self, now, unix_s, out, to, 4) == 2);
     relay_msg_t msg;
     assert (relay_proto_parse (out [0], RELAY_PROTO_REGISTER_SIZE, &msg) == RELAY_PROTO_OK);
     assert (msg.type == RELAY_PROTO_REGISTER && msg.peer == 0x00112233aabbccddULL
          && msg.network == 0x0102030405060708ULL && msg.expiry == 1800000000);
-    assert (nat_relay_tick (self, now + 100, unix_s, out, to, 4) == 0);
+    assert (nat_relay_tick (self, now + 100000, unix_s, out, to, 4) == 0);
 
     //  Answers: near after 10 ms, far after 40 ms; near is chosen
     uint8_t buf [64];
     uint64_t peer;
     nat_addr_t addr;
     size_t size = s_test_answer (self, 0, buf, 0);
-    assert (nat_relay_receive (self, 0, buf, size, now + 10, &peer, &addr) == NAT_RELAY_NOTHING);
+    assert (nat_relay_receive (self, 0, buf, size, now + 10000, &peer, &addr) == NAT_RELAY_NOTHING);
     assert (nat_relay_current (self) == 0);
     size = s_test_answer (self, 1, buf, 0);
-    nat_relay_receive (self, 1, buf, size, now + 40, &peer, &addr);
+    nat_relay_receive (self, 1, buf, size, now + 40000, &peer, &addr);
     assert (nat_relay_current (self) == 0);
     assert (nat_relay_server (self, 0)->rtt_us == 10000 && nat_relay_server (self, 1)->rtt_us == 40000);
     char text [NAT_ADDR_TEXT_MAX];
     assert (strcmp (nat_addr_format (&nat_relay_server (self, 0)->observed, text, sizeof text), "203.0.113.1:40000") == 0);
     //  A stale nonce does not count
     size = s_test_answer (self, 1, buf, 1);
-    nat_relay_receive (self, 1, buf, size, now + 41, &peer, &addr);
+    nat_relay_receive (self, 1, buf, size, now + 41000, &peer, &addr);
     assert (nat_relay_server (self, 1)->answers == 1);
 
     //  near stops answering: after NAT_RELAY_DOWN_MS it is down and far takes over
-    int64_t t = now + 10;
-    while (t < now + 10 + NAT_RELAY_DOWN_MS + NAT_RELAY_REFRESH_MS) {
-        t += NAT_RELAY_REFRESH_MS;
+    int64_t t = now + 10000;
+    while (t < now + 10000 + (NAT_RELAY_DOWN_MS + NAT_RELAY_REFRESH_MS) * 1000) {
+        t += NAT_RELAY_REFRESH_MS * 1000;
         size_t n = nat_relay_tick (self, t, unix_s, out, to, 4);
         assert (n == 2);
         size = s_test_answer (self, 1, buf, 0);
-        nat_relay_receive (self, 1, buf, size, t + 40, &peer, &addr);
+        nat_relay_receive (self, 1, buf, size, t + 40000, &peer, &addr);
     }
     assert (!nat_relay_server (self, 0)->up && nat_relay_current (self) == 1);
     //  near answers again: it is nearer by far, it wins
-    t += NAT_RELAY_REFRESH_MS;
+    t += NAT_RELAY_REFRESH_MS * 1000;
     nat_relay_tick (self, t, unix_s, out, to, 4);
     size = s_test_answer (self, 0, buf, 0);
-    nat_relay_receive (self, 0, buf, size, t + 10, &peer, &addr);
+    nat_relay_receive (self, 0, buf, size, t + 10000, &peer, &addr);
     assert (nat_relay_current (self) == 0);
 
     //  ESTABLISHED and ERROR
@@ -380,14 +380,14 @@ nat_relay_test (bool verbose)
     assert (peer == 0x77 && strcmp (nat_addr_format (&addr, text, sizeof text), "198.51.100.2:5555") == 0);
     relay_msg_t error = { .type = RELAY_PROTO_ERROR, .code = RELAY_PROTO_CODE_REREGISTER };
     size = relay_proto_encode (&error, buf, sizeof buf);
-    assert (nat_relay_receive (self, 0, buf, size, t + 20, &peer, &addr) == NAT_RELAY_NOTHING);
-    assert (nat_relay_tick (self, t + 21, unix_s, out, to, 4) == 1);       //  at once
+    assert (nat_relay_receive (self, 0, buf, size, t + 20000, &peer, &addr) == NAT_RELAY_NOTHING);
+    assert (nat_relay_tick (self, t + 21000, unix_s, out, to, 4) == 1);       //  at once
     //  Garbage and an unknown server index: nothing
     assert (nat_relay_receive (self, 0, buf, 3, t, &peer, &addr) == NAT_RELAY_NOTHING);
     assert (nat_relay_receive (self, 9, buf, size, t, &peer, &addr) == NAT_RELAY_NOTHING);
 
     //  An expired credential is not presented
-    assert (nat_relay_tick (self, t + 10000, 1900000000, out, to, 4) == 0);
+    assert (nat_relay_tick (self, t + 10000000, 1900000000, out, to, 4) == 0);
 
     //  Framing
     uint8_t header [RELAY_PROTO_DATA_HEADER];

@@ -4,7 +4,8 @@
     measures each round trip from REGISTER to REGISTERED, and names the nearest
     live relay as the one to send through. No socket and no clock of its own: the
     service passes now and sends what nat_relay_tick writes, so a test drives it
-    through hours of timers in microseconds.
+    through hours of timers in microseconds. Times are microseconds (a round
+    trip on a LAN is well below one millisecond).
 
     Why register at every relay and not only the nearest: a relay forwards only
     to a peer registered at it, and two peers may each find another relay
@@ -36,7 +37,7 @@ typedef struct {
     bool resolved;                          //  endpoint.addr holds an address
     bool up;                                //  REGISTERED within NAT_RELAY_DOWN_MS
     int64_t rtt_us;                         //  smoothed; -1 before the first answer
-    int64_t last_answer_ms;                 //  -1 never
+    int64_t last_answer_us;                 //  -1 never
     nat_addr_t observed;                    //  our address as this relay saw it (unset before)
     uint64_t registers, answers, errors;
 } nat_relay_server_t;
@@ -71,10 +72,10 @@ uint64_t nat_relay_expiry (nat_relay_t *self);
 //  A named relay's addresses (the service resolves endpoint.host); count 0: failed.
 void nat_relay_resolved (nat_relay_t *self, size_t i, const nat_addr_t *addrs, size_t count);
 
-//  Writes the REGISTERs due at now into out (each RELAY_PROTO_REGISTER_SIZE bytes,
+//  Writes the REGISTERs due at now (microseconds) into out (each RELAY_PROTO_REGISTER_SIZE bytes,
 //  out [k] goes to *to [k]); returns how many. unix_s is the wall clock, to skip
 //  an expired credential. Also marks relays down that stopped answering.
-size_t nat_relay_tick (nat_relay_t *self, int64_t now_ms, uint64_t unix_s,
+size_t nat_relay_tick (nat_relay_t *self, int64_t now_us, uint64_t unix_s,
                        uint8_t out [][RELAY_PROTO_REGISTER_SIZE], const nat_addr_t **to, size_t max);
 
 //  Sends the next REGISTER to relay i at the next tick (a new transport to it).
@@ -85,7 +86,7 @@ int nat_relay_find (nat_relay_t *self, const nat_addr_t *from);
 
 //  A relay's message that is not DATA (the service unwraps DATA itself).
 nat_relay_event_t nat_relay_receive (nat_relay_t *self, int server, const uint8_t *data, size_t size,
-                                     int64_t now_ms, uint64_t *peer, nat_addr_t *addr);
+                                     int64_t now_us, uint64_t *peer, nat_addr_t *addr);
 
 //  The relay to send through now (nearest up), or -1.
 int nat_relay_current (nat_relay_t *self);

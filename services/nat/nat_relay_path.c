@@ -274,20 +274,90 @@ nat_relay_path_forced (nat_service_t *self, const char *name)
 //  ---------------------------------------------------------------------------
 //  Timers: the REGISTER refresh, and dials through the relay
 
-//  A peer nat does not dial itself (no direct endpoint, or kept on the relay) is
-//  dialled through the relay while it is not up: 1 s, 2 s, 4 s, then every 8 s
+//  A handshake through the relay now: a peer nat does not dial itself is dialled
+//  at the relay; for one it dials, the dial goes to its direct candidate as
+//  before, and the datapath copies the initiation through the relay
 static void
-s_relay_dials (nat_service_t *self, int64_t now)
+s_dial_through_relay (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t now)
 {
-    if (nat_relay_current (self->relay) < 0)
+    info->relay_dials++;
+    info->relay_dial_ms = now;
+    if (!nat_peer_direct (peer) || info->force_relay || !nat_addr_is_set (&info->dial))
+        nat_addr_set_relay (&info->dial, info->relay_id);
+    nat_service_send_dial (self, peer);
+}
+
+//  Up through the relay, and direct candidates known: one of them is tried 1 s
+//  after, then after 2 s, 4 s ... 60 s (one at a time, in turn). A probe is a
+//  handshake initiation to that address only; if it answers, crypto confirms
+//  the direct address and the peer leaves the relay. If not, nothing is lost:
+//  the session through the relay goes on.
+static void
+s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t now)
+{
+    const nat_addr_t *endpoint = nat_peer_endpoint (peer);
+    bool relayed = nat_peer_state (peer) == NAT_PEER_UP && nat_addr_relay_peer (endpoint);
+    if (!relayed || info->force_relay || !nat_peer_direct (peer) || !self->config.direct_connect) {
+        info->probe_next_ms = 0;
+        info->probes = 0;
         return;
+    }
+    if (!info->probe_next_ms) {
+        info->probe_next_ms = now + 1000;
+        return;
+    }
+    if (now < info->probe_next_ms)
+        return;
+    //  The candidates with an address (named ones are left to the dialler)
+    const nat_endpoint_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
+    size_t count = 0;
+    for (size_t k = 0; k < NAT_PEER_ENDPOINTS_MAX + 1; k++) {
+        const nat_endpoint_t *c = nat_peer_configured_at (peer, k);
+        if (!c)
+            break;
+        if (!c->is_name && nat_addr_is_set (&c->addr))
+            candidates [count++] = c;
+    }
+    int64_t wait = (int64_t) 1000 << (info->probes < 6 ? info->probes : 6);
+    info->probe_next_ms = now + (wait < 60000 ? wait : 60000);
+    if (!count)
+        return;
+    info->probe_addr = candidates [info->probes % count]->addr;
+    info->probe_until_ms = now + 1000;
+    info->probes++;
+    nat_service_send_dial (self, peer);
+}
+
+const nat_addr_t *
+nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now)
+{
+    nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+    return info->probe_until_ms > now && nat_addr_is_set (&info->probe_addr) ? &info->probe_addr : NULL;
+}
+
+//  Dials through the relay: peers nat does not dial itself, while not up (1 s,
+//  2 s, 4 s, then every 8 s); any peer the relay did not know yet, 200 ms
+//  later; every peer not up when a relay first answers (all = true)
+static void
+s_relay_dials (nat_service_t *self, int64_t now, bool all)
+{
+    bool relay = nat_relay_current (self->relay) >= 0;
     for (size_t i = 0; i < nat_peer_table_slots (self->table) && i < self->info_count; i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
         nat_peer_info_t *info = &self->info [i];
         if (!peer || !info->relay_id)
             continue;
+        s_probe (self, peer, info, now);
         if (nat_peer_state (peer) == NAT_PEER_UP) {
-            info->relay_dials = 0;
+            info->relay_dials = info->relay_unknown = 0;
+            info->relay_retry_ms = 0;
+            continue;
+        }
+        if (!relay)
+            continue;
+        if (all || (info->relay_retry_ms && now >= info->relay_retry_ms)) {
+            info->relay_retry_ms = 0;
+            s_dial_through_relay (self, peer, info, now);
             continue;
         }
         if (nat_peer_direct (peer) && !info->force_relay)
@@ -297,10 +367,7 @@ s_relay_dials (nat_service_t *self, int64_t now)
             wait = S_DIAL_MAX_MS;
         if (info->relay_dials && now - info->relay_dial_ms < wait)
             continue;
-        info->relay_dials++;
-        info->relay_dial_ms = now;
-        nat_addr_set_relay (&info->dial, info->relay_id);
-        nat_service_send_dial (self, peer);
+        s_dial_through_relay (self, peer, info, now);
     }
 }
 
@@ -312,7 +379,7 @@ nat_relay_path_tick (nat_service_t *self, int64_t now)
     uint8_t out [NAT_RELAY_SERVERS_MAX][RELAY_PROTO_REGISTER_SIZE];
     const nat_addr_t *to [NAT_RELAY_SERVERS_MAX];
     int was = nat_relay_current (self->relay);
-    size_t n = nat_relay_tick (self->relay, now, (uint64_t) time (NULL), out, to, NAT_RELAY_SERVERS_MAX);
+    size_t n = nat_relay_tick (self->relay, bus_clock_us (), (uint64_t) time (NULL), out, to, NAT_RELAY_SERVERS_MAX);
     if (n) {
         nat_udp_tx_t tx [NAT_RELAY_SERVERS_MAX];
         size_t udp = 0;
@@ -335,7 +402,7 @@ nat_relay_path_tick (nat_service_t *self, int64_t now)
         else
             bus_warn ("no relay answers");
     }
-    s_relay_dials (self, now);
+    s_relay_dials (self, now, cur >= 0 && was < 0);
 }
 
 //  ---------------------------------------------------------------------------
@@ -367,7 +434,7 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
     nat_addr_t seen;
     nat_addr_clear (&seen);
     int was = nat_relay_current (self->relay);
-    nat_relay_event_t event = nat_relay_receive (self->relay, server, *data, *size, now, &peer_id, &seen);
+    nat_relay_event_t event = nat_relay_receive (self->relay, server, *data, *size, bus_clock_us (), &peer_id, &seen);
     if (event == NAT_RELAY_ESTABLISHED) {
         for (size_t i = 0; i < self->info_count; i++)
             if (self->info [i].relay_id == peer_id) {
@@ -378,11 +445,20 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
                 self->info [i].relay_seen = seen;
             }
     }
+    //  The peer has not registered at the relay yet (it is starting too): try
+    //  again soon rather than after the dialler's next backoff step
+    if (event == NAT_RELAY_UNKNOWN_PEER)
+        for (size_t i = 0; i < self->info_count; i++)
+            if (self->info [i].relay_id == peer_id && self->info [i].relay_unknown < 10
+            &&  !self->info [i].relay_retry_ms) {
+                self->info [i].relay_unknown++;
+                self->info [i].relay_retry_ms = now + 200;
+            }
     if (nat_relay_current (self->relay) != was && was < 0) {
         nat_relay_server_t *s = nat_relay_server (self->relay, (size_t) nat_relay_current (self->relay));
         bus_info ("relay %s in use (round trip %.1f ms)", s->name, s->rtt_us / 1000.0);
         //  Peers waiting for a relay are dialled now, not a tick later
-        s_relay_dials (self, now);
+        s_relay_dials (self, now, true);
     }
     return false;
 }

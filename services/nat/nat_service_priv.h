@@ -33,7 +33,14 @@ typedef struct {
     int64_t direct_rx_ms;       //  last datagram from its direct endpoint, -1 never
     int64_t relay_dial_ms;      //  last dial through the relay of a peer nat does not dial itself
     uint32_t relay_dials;
+    int64_t relay_retry_ms;     //  dial again then: the relay did not know it yet (0: none)
+    uint32_t relay_unknown;     //  ERROR unknown peer for it since it was last up
     nat_addr_t relay_seen;      //  its address as the relay saw it (ESTABLISHED)
+    //  Up through the relay, with direct candidates: try them now and then
+    int64_t probe_next_ms;      //  0: not planned
+    int64_t probe_until_ms;     //  initiations go to probe_addr until then
+    nat_addr_t probe_addr;
+    uint32_t probes;
 } nat_peer_info_t;
 
 #define NAT_RELAY_FRAME_MAX     2048        //  a relayed datagram, header included
@@ -145,6 +152,9 @@ const nat_addr_t *nat_relay_path_frame (nat_service_t *self, size_t k, uint64_t 
 bool nat_relay_path_forced (nat_service_t *self, const char *name);
 //  The resolver answered for a relay (cookie >= NAT_RELAY_COOKIE)
 void nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_addr_t *addrs, size_t count);
+//  A handshake initiation for this peer goes to a direct candidate now (a probe
+//  of a peer that is up through the relay): that address, else NULL
+const nat_addr_t *nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now);
 //  Where a peer's packets go now, as bifrostctl shows it: "direct", "relay NAME" or ""
 void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
 

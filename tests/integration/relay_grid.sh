@@ -1,0 +1,210 @@
+#!/bin/bash
+# relay_grid: every pair of NAT kinds connects through the relay (issue 14). The
+# project's NAT grid (natgrid_lib.sh): a registry and a relay (bifrostd running
+# bifrost-relay, two workers) on the "public" segment, and two nodes behind
+# routers of every kind (none, full cone, restricted, port-restricted,
+# symmetric, symmetric with sequential ports, UDP blocked, carrier-grade, and
+# carrier-grade over a symmetric carrier). The nodes know only the registry.
+#
+# The "a" node of every kind registers first; then all "b" nodes start. For each
+# pair of kinds (a of the one, b of the other, both orders of kinds through the
+# a/b roles), asserted: before b registers, a has no path to it; after, a ping
+# crosses both ways, the path `bifrostctl peers` shows is the expected one
+# (direct when one side is public and the other can send UDP, the relay over TCP
+# when a side blocks UDP, the relay otherwise), and a's tunnel to b is up within
+# 1 s of b's registration (3 s over TCP, which is tried after two unanswered
+# REGISTERs). The table of every pair (path, registration to up, RTT) is printed
+# as TAP comments, and written to $RELAY_GRID_TABLE when set. (TAP)
+. "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
+set -u
+T=$(mktemp -d /tmp/relay-grid-XXXXXX)
+chmod 755 "$T"
+BIFROSTD=$BIFROST_BUILDDIR/supervisor/bifrostd
+CTL=$BIFROST_BUILDDIR/tools/bifrostctl
+LIBEXEC=$BIFROST_LIBEXEC_DIR
+REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
+KINDS=${RELAY_GRID_KINDS:-$GRID_KINDS}
+UP_BUDGET_MS=${RELAY_GRID_UP_MS:-1000}
+TCP_BUDGET_MS=${RELAY_GRID_TCP_UP_MS:-3000}
+# Built with the sanitizers, every process runs several times slower: the
+# budgets of the release build (the user's) are doubled there
+if [ -n "${ASAN_OPTIONS:-}" ]; then UP_BUDGET_MS=$((UP_BUDGET_MS * 2)); TCP_BUDGET_MS=$((TCP_BUDGET_MS * 2)); fi
+# Secrets reach the programs through their environment only (never a file or a log)
+export RELAY_SECRET BIFROST_ADMIN_TOKEN=admin-$$-grid BIFROST_JOIN_TOKEN=
+RELAY_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+RURL=http://203.0.113.10:7080
+PIDS=""
+
+finish () {
+    for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+    for p in $PIDS; do
+        for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    if [ "$FAILED" -ne 0 ]; then
+        for f in "$T"/*/bifrostd.log "$T"/registry.log; do
+            echo "# ---- $f (last 25 lines)"
+            tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
+        done
+    fi
+    grid_cleanup
+    rm -rf "$T"
+}
+trap finish EXIT
+
+# spawn NAME LOG CMD...: CMD in NAME's namespace, in the background; pid in PIDS
+spawn () {
+    local name=$1 log=$2; shift 2
+    ip netns exec "$(grid_ns "$name")" "$@" >>"$log" 2>&1 &
+    PIDS="$PIDS $!"
+}
+
+# ---------------------------------------------------------------------------
+# The grid
+grid_init
+grid_public_host reg 203.0.113.10
+grid_public_host relay 203.0.113.11
+specs=""
+for k in $KINDS; do specs="$specs $k:$k-a $k:$k-b"; done
+grid_nodes $specs
+ok $? "grid: a registry, a relay and two nodes behind each of: $(echo $KINDS)"
+
+# The relay: bifrostd with the bus and two relay workers
+mkdir -p "$T/relay"
+cat > "$T/relay/relay.cfg" <<CFG
+run_dir = "$T/relay/run";
+relay = { listen = "203.0.113.11:3479"; secret = "\${RELAY_SECRET}"; };
+supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
+services = (
+    { name = "bus";   exec = "bifrost-bus"; },
+    { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = 2; }
+);
+CFG
+spawn relay "$T/relay/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/relay/relay.cfg"
+relay_ready () { "$CTL" -r "$T/relay/run" status 2>/dev/null | grep -c "^relay\.[12] .* ready" | grep -qx 2; }
+wait_for 15 relay_ready
+ok $? "relay: two workers ready on 203.0.113.11:3479"
+
+# The registry, which lists the relay and signs the nodes' credentials
+cat > "$T/registry.cfg" <<CFG
+registry = { listen = "203.0.113.10:7080"; database = "$T/registry.db";
+             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
+relay = { servers = ["relay-1@203.0.113.11:3479"]; secret = "\${RELAY_SECRET}"; };
+CFG
+spawn reg "$T/registry.log" "$REGISTRY" -c "$T/registry.cfg" -r "$T/regrun"
+wait_for 10 grid_exec reg curl -sf -o /dev/null "$RURL/client/meta"
+ok $? "registry answers on $RURL"
+admin () { grid_exec reg curl -s -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$RURL/api/v1/mesh/networks$2"; }
+admin POST "" '{"id":"grid","name":"grid","cidr":"10.99.0.0/24","settings":{"heartbeat_interval":1,"offline_after":5,"expire_after":120}}' >/dev/null
+BIFROST_JOIN_TOKEN=$(admin POST /grid/tokens '{"ttl":600,"reusable":true}' | jq -r .token)
+case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "network and join token created" ;; *) ok 1 "network and join token created" ;; esac
+
+# ---------------------------------------------------------------------------
+# Nodes: they know only the registry
+node_config () {
+    mkdir -p "$T/$1"
+    cat > "$T/$1/node.cfg" <<CFG
+run_dir = "$T/$1/run";
+key_file = "$T/$1/node.key";
+network_id = "grid";
+discovery = { server = "$RURL"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s"; name = "$1"; };
+device = { type = "tun"; name = "bifrost0"; mtu = 1400; };
+connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; };
+supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
+               liveness_timeout = "5s"; stop_timeout = "3s"; intensity = 30; };
+services = (
+    { name = "bus";       exec = "bifrost-bus"; },
+    { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
+    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
+    { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
+    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; }
+);
+CFG
+}
+start_node () {
+    node_config "$1"
+    spawn "$1" "$T/$1/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/$1/node.cfg"
+}
+vip () { grid_exec "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
+all_have_vip () { local n; for n in "$@"; do [ -n "$(vip "$n")" ] || return 1; done; }
+declare -A VIP=()
+
+A_NODES=""; B_NODES=""
+for k in $KINDS; do A_NODES="$A_NODES $k-a"; B_NODES="$B_NODES $k-b"; done
+t0=$(now_ms)
+for n in $A_NODES; do start_node "$n"; done
+wait_for 40 all_have_vip $A_NODES
+ok $? "the a nodes registered and got virtual addresses ($(( $(now_ms) - t0 )) ms for $(echo $A_NODES | wc -w) nodes)"
+for n in $A_NODES; do VIP[$n]=$(vip "$n"); done
+
+# Before the b nodes register, no a node knows any of them
+peers_json () { "$CTL" -r "$T/$1/run" peers --json 2>/dev/null; }
+known=0
+for n in $A_NODES; do
+    peers_json "$n" | jq -e '[.peers[].name] | map(endswith("-b")) | any' >/dev/null 2>&1 && known=1
+done
+ok $known "before the b nodes register, no a node has a path to any of them"
+
+t1=$(now_ms)
+for n in $B_NODES; do start_node "$n"; done
+wait_for 40 all_have_vip $B_NODES
+ok $? "the b nodes registered and got virtual addresses ($(( $(now_ms) - t1 )) ms for $(echo $B_NODES | wc -w) nodes)"
+for n in $B_NODES; do VIP[$n]=$(vip "$n"); done
+
+# ---------------------------------------------------------------------------
+# Every pair of kinds
+
+# expected_path KIND-OF-A KIND-OF-B: what a's `bifrostctl peers` must show for b:
+# direct when one of them is public and neither blocks UDP (the one behind NAT
+# reaches the public one), else the relay, over TCP when a itself blocks UDP
+expected_path () {
+    case "$1 $2" in
+        "udp-blocked "*) echo "relay relay-1 tcp" ;;
+        *udp-blocked*) echo "relay relay-1" ;;
+        "none "*|*" none") echo "direct" ;;
+        *) echo "relay relay-1" ;;
+    esac
+}
+# log_ms FILE PATTERN: the time of day (ms) of the first log line matching
+log_ms () {
+    grep -m1 -E "$2" "$1" 2>/dev/null | awk '{ split ($1, t, "[:.]"); printf "%d\n", ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4] }'
+}
+ping_rtt () { grid_exec "$1" ping -c 3 -i 0.05 -W 1 -q "$2" 2>/dev/null | awk -F/ '/^rtt/ { print $5 }'; }
+pair_pings () { grid_exec "$1" ping -c 1 -W 1 -q "${VIP[$2]}" >/dev/null 2>&1 && grid_exec "$2" ping -c 1 -W 1 -q "${VIP[$1]}" >/dev/null 2>&1; }
+
+TABLE="| a (first) | b (second) | path | registration -> up (ms) | RTT (ms) |"$'\n'"|---|---|---|---:|---:|"
+set -- $KINDS
+kinds=("$@")
+for ((i = 0; i < ${#kinds[@]}; i++)); do
+    for ((j = i; j < ${#kinds[@]}; j++)); do
+        a=${kinds[$i]}-a; b=${kinds[$j]}-b
+        wait_for 10 pair_pings "$a" "$b"
+        ok $? "$a <-> $b: a ping crosses both ways"
+        want=$(expected_path "${kinds[$i]}" "${kinds[$j]}")
+        got_path () { peers_json "$a" | jq -r --arg b "$b" '.peers[] | select(.name == $b) | .path'; }
+        path_is () { [ "$(got_path)" = "$want" ]; }
+        wait_for 8 path_is
+        ok $? "$a sees $b via '$want' (got '$(got_path)')"
+        # Registration of b (its discovery) to a's tunnel to b being up (a's nat)
+        reg=$(log_ms "$T/$b/bifrostd.log" "registered in grid as $b ")
+        up=$(log_ms "$T/$a/bifrostd.log" "peer $b: [a-z]+ -> up")
+        delta=-1
+        [ -n "$reg" ] && [ -n "$up" ] && delta=$((up - reg))
+        budget=$UP_BUDGET_MS
+        case "$want" in *tcp) budget=$TCP_BUDGET_MS ;; esac
+        [ "$delta" -ge 0 ] && [ "$delta" -le "$budget" ]
+        ok $? "$a's tunnel to $b up $delta ms after $b registered (budget $budget ms)"
+        rtt=$(ping_rtt "$a" "${VIP[$b]}")
+        TABLE="$TABLE"$'\n'"| ${kinds[$i]} | ${kinds[$j]} | $(got_path) | $delta | ${rtt:--} |"
+    done
+done
+echo "$TABLE" | sed 's/^/# /'
+[ -n "${RELAY_GRID_TABLE:-}" ] && echo "$TABLE" > "$RELAY_GRID_TABLE"
+
+# The relay carried the relayed pairs, and every worker took part
+workers=$("$CTL" -r "$T/relay/run" status 2>/dev/null | grep -c "^relay\.")
+ok $([ "$workers" -eq 2 ] && echo 0 || echo 1) "the relay still runs its two workers"
+
+echo "1..$TESTNO"
+[ "$FAILED" -eq 0 ]
