@@ -336,8 +336,8 @@ nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now)
 }
 
 //  Dials through the relay: peers nat does not dial itself, while not up (1 s,
-//  2 s, 4 s, then every 8 s); any peer the relay did not know yet, 200 ms
-//  later; every peer not up when a relay first answers (all = true)
+//  2 s, 4 s, then every 8 s); a new peer, and any peer the relay did not know
+//  yet, once more 300 ms later; every peer not up when a relay first answers (all = true)
 static void
 s_relay_dials (nat_service_t *self, int64_t now, bool all)
 {
@@ -452,7 +452,7 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
             if (self->info [i].relay_id == peer_id && self->info [i].relay_unknown < 10
             &&  !self->info [i].relay_retry_ms) {
                 self->info [i].relay_unknown++;
-                self->info [i].relay_retry_ms = now + 200;
+                self->info [i].relay_retry_ms = now + 300;     //  crypto takes one dial per 250 ms
             }
     if (nat_relay_current (self->relay) != was && was < 0) {
         nat_relay_server_t *s = nat_relay_server (self->relay, (size_t) nat_relay_current (self->relay));

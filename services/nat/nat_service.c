@@ -512,8 +512,15 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     info->relay_id = relay_id;
     info->force_relay = forced;
     info->direct_rx_ms = -1;
-    info->relay_dials = 0;
+    info->relay_dials = info->relay_unknown = info->probes = 0;
+    info->probe_next_ms = info->probe_until_ms = 0;
     nat_addr_clear (&info->relay_seen);
+    //  The first dial below may reach crypto before crypto knows the peer (its
+    //  peer.up may come a moment later), or reach the relay before the peer
+    //  registered there (it is starting too): one more dial 300 ms later, so the
+    //  pair does not wait for the dialler's 1 s backoff (crypto takes one dial
+    //  per 250 ms)
+    info->relay_retry_ms = relay_id ? bus_clock_ms () + 300 : 0;
     bus_info ("peer %s: added as index %u, endpoint %s%s%s", name, index,
               endpoint_count ? endpoints [0] : "(none)",
               endpoint_count > 1 ? " (and more)" : "", pc.direct ? ", dialling" : "");

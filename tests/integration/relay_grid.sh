@@ -14,7 +14,13 @@
 # when a side blocks UDP, the relay otherwise), and a's tunnel to b is up within
 # 1 s of b's registration (3 s over TCP, which is tried after two unanswered
 # REGISTERs). The table of every pair (path, registration to up, RTT) is printed
-# as TAP comments, and written to $RELAY_GRID_TABLE when set. (TAP)
+# as TAP comments, and written to $RELAY_GRID_TABLE when set.
+#
+# The registry lists two relays (relay-1 with two workers, relay-2 with one).
+# Then: a public node with connection.force_relay stays on the relay with a
+# public peer, both ways; `bifrostctl status` names the relay and its round
+# trip; and when the relay a pair uses dies (every process of it killed with
+# SIGKILL), the pair moves to the other one and pings again within 4 s. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
 set -u
@@ -49,6 +55,7 @@ finish () {
         done
     fi
     grid_cleanup
+    [ -n "${RELAY_GRID_LOGS:-}" ] && rm -rf "$RELAY_GRID_LOGS" && cp -r "$T" "$RELAY_GRID_LOGS"
     rm -rf "$T"
 }
 trap finish EXIT
@@ -65,7 +72,8 @@ spawn () {
 grid_init
 grid_public_host reg 203.0.113.10
 grid_public_host relay 203.0.113.11
-specs=""
+grid_public_host relay2 203.0.113.12
+specs="none:forced"
 for k in $KINDS; do specs="$specs $k:$k-a $k:$k-b"; done
 grid_nodes $specs
 ok $? "grid: a registry, a relay and two nodes behind each of: $(echo $KINDS)"
@@ -84,13 +92,21 @@ CFG
 spawn relay "$T/relay/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/relay/relay.cfg"
 relay_ready () { "$CTL" -r "$T/relay/run" status 2>/dev/null | grep -c "^relay\.[12] .* ready" | grep -qx 2; }
 wait_for 15 relay_ready
-ok $? "relay: two workers ready on 203.0.113.11:3479"
+ok $? "relay-1: two workers ready on 203.0.113.11:3479"
+mkdir -p "$T/relay2"
+sed "s|$T/relay/run|$T/relay2/run|; s|203.0.113.11|203.0.113.12|; s|instances = 2|instances = 1|" \
+    "$T/relay/relay.cfg" > "$T/relay2/relay.cfg"
+spawn relay2 "$T/relay2/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/relay2/relay.cfg"
+RELAY2_PID=$!
+relay2_ready () { "$CTL" -r "$T/relay2/run" status 2>/dev/null | grep -q "^relay\.1 .* ready"; }
+wait_for 15 relay2_ready
+ok $? "relay-2: one worker ready on 203.0.113.12:3479"
 
 # The registry, which lists the relay and signs the nodes' credentials
 cat > "$T/registry.cfg" <<CFG
 registry = { listen = "203.0.113.10:7080"; database = "$T/registry.db";
              admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
-relay = { servers = ["relay-1@203.0.113.11:3479"]; secret = "\${RELAY_SECRET}"; };
+relay = { servers = ["relay-1@203.0.113.11:3479", "relay-2@203.0.113.12:3479"]; secret = "\${RELAY_SECRET}"; };
 CFG
 spawn reg "$T/registry.log" "$REGISTRY" -c "$T/registry.cfg" -r "$T/regrun"
 wait_for 10 grid_exec reg curl -sf -o /dev/null "$RURL/client/meta"
@@ -103,6 +119,7 @@ case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "network and join token created" ;; *)
 # ---------------------------------------------------------------------------
 # Nodes: they know only the registry
 node_config () {
+    local extra=${2:-}
     mkdir -p "$T/$1"
     cat > "$T/$1/node.cfg" <<CFG
 run_dir = "$T/$1/run";
@@ -110,7 +127,7 @@ key_file = "$T/$1/node.key";
 network_id = "grid";
 discovery = { server = "$RURL"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s"; name = "$1"; };
 device = { type = "tun"; name = "bifrost0"; mtu = 1400; };
-connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; };
+connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; $extra };
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
                liveness_timeout = "5s"; stop_timeout = "3s"; intensity = 30; };
 services = (
@@ -123,7 +140,7 @@ services = (
 CFG
 }
 start_node () {
-    node_config "$1"
+    node_config "$1" "${2:-}"
     spawn "$1" "$T/$1/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/$1/node.cfg"
 }
 vip () { grid_exec "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
@@ -160,10 +177,10 @@ for n in $B_NODES; do VIP[$n]=$(vip "$n"); done
 # reaches the public one), else the relay, over TCP when a itself blocks UDP
 expected_path () {
     case "$1 $2" in
-        "udp-blocked "*) echo "relay relay-1 tcp" ;;
-        *udp-blocked*) echo "relay relay-1" ;;
+        "udp-blocked "*) echo "relay relay-N tcp" ;;
+        *udp-blocked*) echo "relay relay-N" ;;
         "none "*|*" none") echo "direct" ;;
-        *) echo "relay relay-1" ;;
+        *) echo "relay relay-N" ;;
     esac
 }
 # log_ms FILE PATTERN: the time of day (ms) of the first log line matching
@@ -183,7 +200,7 @@ for ((i = 0; i < ${#kinds[@]}; i++)); do
         ok $? "$a <-> $b: a ping crosses both ways"
         want=$(expected_path "${kinds[$i]}" "${kinds[$j]}")
         got_path () { peers_json "$a" | jq -r --arg b "$b" '.peers[] | select(.name == $b) | .path'; }
-        path_is () { [ "$(got_path)" = "$want" ]; }
+        path_is () { [[ "$(got_path)" == ${want/relay-N/relay-[12]} ]]; }
         wait_for 8 path_is
         ok $? "$a sees $b via '$want' (got '$(got_path)')"
         # Registration of b (its discovery) to a's tunnel to b being up (a's nat)
@@ -202,9 +219,38 @@ done
 echo "$TABLE" | sed 's/^/# /'
 [ -n "${RELAY_GRID_TABLE:-}" ] && echo "$TABLE" > "$RELAY_GRID_TABLE"
 
-# The relay carried the relayed pairs, and every worker took part
-workers=$("$CTL" -r "$T/relay/run" status 2>/dev/null | grep -c "^relay\.")
-ok $([ "$workers" -eq 2 ] && echo 0 || echo 1) "the relay still runs its two workers"
+# ---------------------------------------------------------------------------
+# Kept on the relay: a public node with connection.force_relay and a public peer
+start_node forced "force_relay = true;"
+wait_for 20 all_have_vip forced
+VIP[forced]=$(vip forced)
+wait_for 10 pair_pings none-a forced
+ok $? "forced <-> none-a (both public): a ping crosses both ways"
+peer_path () { peers_json "$1" | jq -r --arg b "$2" '.peers[] | select(.name == $b) | .path'; }
+sleep 2         # a direct probe would have happened by now (1 s after up)
+[[ "$(peer_path forced none-a)" == relay\ relay-[12] ]] && [[ "$(peer_path none-a forced)" == relay\ relay-[12] ]]
+ok $? "connection.force_relay keeps the pair on the relay both ways (forced: '$(peer_path forced none-a)', none-a: '$(peer_path none-a forced)')"
+
+# bifrostctl status names the relay in use and its round trip
+"$CTL" -r "$T/port-restricted-a/run" status 2>&1 | grep -qE "^relay relay-[12], round trip [0-9.]+ ms, sees this node at 203\.0\.113\."
+ok $? "bifrostctl status on port-restricted-a: the relay in use, its round trip and the address it sees"
+
+# The relay of a pair dies: the pair moves to the other relay
+a=port-restricted-a; b=symmetric-b
+used=$(peer_path $a $b | awk '{ print $2 }')
+case "$used" in relay-1) host=relay ;; relay-2) host=relay2 ;; *) host="" ;; esac
+[ -n "$host" ]
+ok $? "$a reaches $b through $used"
+if [ -n "$host" ]; then
+    for p in $(ip netns pids "$(grid_ns $host)"); do kill -KILL "$p" 2>/dev/null; done
+    t2=$(now_ms)
+    pair_pings_quick () { grid_exec "$a" ping -c 1 -W 0.2 -q "${VIP[$b]}" >/dev/null 2>&1 && grid_exec "$b" ping -c 1 -W 0.2 -q "${VIP[$a]}" >/dev/null 2>&1; }
+    wait_for 8 pair_pings_quick
+    rc=$?
+    moved=$(( $(now_ms) - t2 ))
+    [ $rc -eq 0 ] && [ "$moved" -le 4000 ]
+    ok $? "$used killed (SIGKILL): $a <-> $b ping again through $(peer_path $a $b | awk '{ print $2 }') after $moved ms"
+fi
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
