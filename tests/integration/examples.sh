@@ -3,6 +3,7 @@
 # service's own check) accepts it, given the environment variables it names. (TAP)
 echo "1..4"
 export BIFROST_JOIN_TOKEN=bjt_example TURN_SECRET=example-secret BIFROST_ADMIN_TOKEN=example-admin
+export RELAY_SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 i=0
 for f in bifrostd.cfg node.cfg node-registry.cfg server.cfg; do
     i=$((i + 1))
