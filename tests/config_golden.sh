@@ -23,6 +23,7 @@ export GOLDEN_PSK="q0N2V8vYwq9y3v2oHc7YfVfA0b0JxWc8n2l8JmQn3a4="
 export GOLDEN_ADMIN_TOKEN="golden-admin-token-0123456789" GOLDEN_TURN_SECRET="golden-turn-secret-0123456789abcdef"
 export GOLDEN_JOIN_TOKEN="bjt_golden" BIFROST_PSK="$GOLDEN_PSK" TURN_SECRET="$GOLDEN_TURN_SECRET"
 export BIFROST_JOIN_TOKEN="bjt_golden" BIFROST_ADMIN_TOKEN="$GOLDEN_ADMIN_TOKEN"
+export RELAY_SECRET="000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 unset GOLDEN_UNSET_VARIABLE
 
 # bifrostctl --check-config is bifrostd's (it runs it: sup_config.sh checks that),
