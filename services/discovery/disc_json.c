@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,21 @@ s_peer (const rest_peer_t *in, disc_peer_info_t *peer)
     peer->online = in->has_online ? in->online : true;
 }
 
+//  A decoded relay grant into what discovery keeps (the codec checked every
+//  server, the tag and the credential's form)
+static void
+s_relay (const rest_relay_grant_t *in, bool given, disc_relay_t *relay)
+{
+    memset (relay, 0, sizeof *relay);
+    if (!given)
+        return;
+    relay->given = true;
+    for (uint32_t i = 0; i < in->servers_count && i < DISC_RELAYS_MAX; i++)
+        snprintf (relay->servers [relay->servers_count++], sizeof relay->servers [0], "%s", in->servers [i]);
+    snprintf (relay->network, sizeof relay->network, "%s", in->network);
+    snprintf (relay->credential, sizeof relay->credential, "%s", in->credential);
+}
+
 int
 disc_json_challenge (const char *text, size_t size, disc_challenge_t *out, char *err, size_t errsize)
 {
@@ -76,7 +92,9 @@ disc_json_registration (const char *text, size_t size, disc_registration_t *out,
         snprintf (out->network_id, sizeof out->network_id, "%s", in->network.id);
         out->prefix = (uint32_t) in->network.prefix;
         out->heartbeat_s = (uint32_t) in->heartbeat_interval;
+        s_relay (&in->relay, in->has_relay, &out->relay);
     }
+    sodium_memzero (in, sizeof *in);        //  the peer token and the relay credential
     free (in);
     return rc;
 }
@@ -220,13 +238,29 @@ done:
     return rc;
 }
 
+int
+disc_json_heartbeat_reply (const char *text, size_t size, disc_heartbeat_t *out, char *err, size_t errsize)
+{
+    memset (out, 0, sizeof *out);
+    rest_heartbeat_reply_t *reply = (rest_heartbeat_reply_t *) malloc (sizeof *reply);
+    assert (reply);
+    int rc = s_decode (&rest_heartbeat_reply_schema, text, size, reply, err, errsize);
+    if (rc == 0) {
+        out->heartbeat_s = (uint32_t) reply->heartbeat_interval;
+        s_relay (&reply->relay, reply->has_relay, &out->relay);
+    }
+    sodium_memzero (reply, sizeof *reply);
+    free (reply);
+    return rc;
+}
+
 uint32_t
 disc_json_heartbeat (const char *text, size_t size)
 {
-    rest_heartbeat_reply_t reply;
-    if (s_decode (&rest_heartbeat_reply_schema, text, size, &reply, NULL, 0))
-        return 0;
-    return (uint32_t) reply.heartbeat_interval;
+    disc_heartbeat_t reply;
+    uint32_t interval = disc_json_heartbeat_reply (text, size, &reply, NULL, 0) ? 0 : reply.heartbeat_s;
+    sodium_memzero (&reply, sizeof reply);
+    return interval;
 }
 
 int
@@ -262,6 +296,9 @@ disc_json_error_text (const char *text, size_t size, char *out, size_t outsize)
 #define S_PEER "{\"id\":\"b4c804b23a21c6aa\",\"name\":\"laptop\",\"public_key\":\"" S_KEY "\"," \
                "\"vip\":\"10.100.0.1\",\"endpoints\":[\"198.51.100.7:51820\"],\"candidates\":[]," \
                "\"online\":true,\"last_seen\":1700000000000,\"created\":1700000000000}"
+#define S_CRED "1700086400.0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#define S_GRANT "{\"servers\":[\"relay-1@192.0.2.10:3479\",\"relay-2@[2001:db8::2]:3479\"]," \
+                "\"network\":\"8d3f0c2b9a716e54\",\"credential\":\"" S_CRED "\"}"
 
 static void
 s_expect_event_error (const char *text, const char *what, bool verbose)
@@ -297,8 +334,18 @@ disc_json_test (bool verbose)
     assert (reg.prefix == 16 && reg.heartbeat_s == 30 && strcmp (reg.peer_token, "bpt_xyz") == 0);
     assert (reg.peer.endpoints_count == 1 && strcmp (reg.peer.endpoints [0], "198.51.100.7:51820") == 0);
     assert (reg.peer.key [0] == 0xab && reg.peer.online);
+    assert (!reg.relay.given && reg.relay.servers_count == 0);
     text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":33}}";
     assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == -1 && strstr (err, "prefix"));
+    //  The relay grant, kept as it came; a malformed one fails the reply
+    text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":16},"
+           "\"relay\":" S_GRANT "}";
+    assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == 0);
+    assert (reg.relay.given && reg.relay.servers_count == 2 && strcmp (reg.relay.servers [1], "relay-2@[2001:db8::2]:3479") == 0);
+    assert (strcmp (reg.relay.network, "8d3f0c2b9a716e54") == 0 && strcmp (reg.relay.credential, S_CRED) == 0);
+    text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":16},"
+           "\"relay\":{\"servers\":[\"relay-1@192.0.2.10:3479\"],\"network\":\"8d3f0c2b9a716e54\",\"credential\":\"forged\"}}";
+    assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == -1 && strstr (err, "credential"));
 
     text = "{\"peers\":[" S_PEER "," S_PEER "]}";
     disc_peer_info_t *peers;
@@ -364,6 +411,14 @@ disc_json_test (bool verbose)
 
     text = "{\"online\":true,\"heartbeat_interval\":30}";
     assert (disc_json_heartbeat (text, strlen (text)) == 30 && disc_json_heartbeat ("x", 1) == 0);
+    disc_heartbeat_t beat;
+    assert (disc_json_heartbeat_reply (text, strlen (text), &beat, err, sizeof err) == 0 && !beat.relay.given);
+    text = "{\"online\":true,\"heartbeat_interval\":30,\"relay\":" S_GRANT "}";
+    assert (disc_json_heartbeat_reply (text, strlen (text), &beat, err, sizeof err) == 0);
+    assert (beat.heartbeat_s == 30 && beat.relay.given && strcmp (beat.relay.credential, S_CRED) == 0);
+    text = "{\"online\":true,\"relay\":{\"servers\":[\"no-port@192.0.2.1\"],\"network\":\"8d3f0c2b9a716e54\","
+           "\"credential\":\"" S_CRED "\"}}";
+    assert (disc_json_heartbeat_reply (text, strlen (text), &beat, err, sizeof err) == -1 && strstr (err, "servers"));
     uint32_t delivered;
     assert (disc_json_delivered ("{\"delivered\":2}", 15, &delivered, err, sizeof err) == 0 && delivered == 2);
     char msg [100];

@@ -21,6 +21,7 @@
 #define DISC_PEERS_LIST_MAX 10000       //  a bigger list is refused
 #define DISC_JSON_MAX       (4 * 1024 * 1024)
 #define DISC_SIGNAL_MAX     8192
+#define DISC_RELAYS_MAX     8           //  relay.servers carries 8
 
 typedef struct {
     char id [17];                       //  16 hex
@@ -38,13 +39,29 @@ typedef struct {
     char registry_key [45];
 } disc_challenge_t;
 
+//  The relay grant of a registration or heartbeat reply (rest_relay_grant):
+//  the relays and this node's credential for them, for nat only (relay.servers)
+typedef struct {
+    bool given;                         //  the reply had one; false: no relays
+    char servers [DISC_RELAYS_MAX][121];    //  "name@host:port"
+    uint32_t servers_count;
+    char network [17];                  //  the network tag, 16 hex
+    char credential [86];               //  "EXPIRY.MACHEX": never logged
+} disc_relay_t;
+
 typedef struct {
     disc_peer_info_t peer;              //  this node as registered
     char peer_token [128];
     char network_id [65];
     uint32_t prefix;                    //  of the network CIDR
     uint32_t heartbeat_s;               //  0 when absent
+    disc_relay_t relay;
 } disc_registration_t;
+
+typedef struct {
+    uint32_t heartbeat_s;               //  0 when absent
+    disc_relay_t relay;                 //  a fresh credential
+} disc_heartbeat_t;
 
 typedef enum {
     DISC_EVENT_SUBSCRIBED = 0,
@@ -78,6 +95,8 @@ int disc_json_peers (const char *text, size_t size, disc_peer_info_t **peers, si
                      char *err, size_t errsize);
 int disc_json_event (const char *text, size_t size, disc_event_t *out, char *err, size_t errsize);
 int disc_json_meta (const char *text, size_t size, disc_meta_t *out, char *err, size_t errsize);
+//  A heartbeat reply. 0 or -1.
+int disc_json_heartbeat_reply (const char *text, size_t size, disc_heartbeat_t *out, char *err, size_t errsize);
 //  {"heartbeat_interval":N,...} of a heartbeat reply: N, or 0.
 uint32_t disc_json_heartbeat (const char *text, size_t size);
 //  {"delivered":N} of a signal reply. 0 or -1.

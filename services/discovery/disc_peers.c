@@ -76,7 +76,10 @@ disc_peers_update (disc_peers_t *self, const disc_peer_info_t *info, disc_peer_t
         *peer_p = peer;
     peer->seen = true;
     disc_peers_change_t change = DISC_PEERS_SAME;
-    if (!peer->up || strcmp (peer->info.name, info->name) != 0 || strcmp (peer->info.vip, info->vip) != 0)
+    //  A new registry id (the key was removed and registered again) is a new
+    //  relay_id in peer.up
+    if (!peer->up || strcmp (peer->info.name, info->name) != 0 || strcmp (peer->info.vip, info->vip) != 0
+    ||  strcmp (peer->info.id, info->id) != 0)
         change = DISC_PEERS_UP;
     else
     if (!s_same_endpoints (&peer->info, info))

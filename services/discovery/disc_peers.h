@@ -22,7 +22,7 @@ typedef struct {
 typedef enum {
     DISC_PEERS_FULL = -1,               //  no index left (NODE_PEERS_MAX)
     DISC_PEERS_SAME = 0,                //  nothing to tell
-    DISC_PEERS_UP,                      //  new, back, or name/address changed: peer.up
+    DISC_PEERS_UP,                      //  new, back, or name/address/registry id changed: peer.up
     DISC_PEERS_ENDPOINTS                //  only the endpoints changed: peer.changed
 } disc_peers_change_t;
 

@@ -59,6 +59,9 @@ struct _disc_service_t {
     int64_t heartbeat_ms;
     disc_meta_t meta;
     bool have_meta;
+    disc_relay_t relay;                 //  the last relay grant (relay.given false: none)
+    relay_servers_t relay_msg;          //  what was last published as relay.servers
+    bool relay_known;                   //  a registration reply said either way
     int tick_timer, tick_ms;
     int retry_timer, heartbeat_timer, meta_timer;
     bool full_warned;
@@ -164,6 +167,16 @@ s_publish_address (disc_service_t *self)
     bus_service_publish (self->svc, &node_address_schema, &msg);
 }
 
+//  relay.servers: the relays and this node's credential, to nat only (a bus
+//  event; the credential goes nowhere else and is never logged). An empty
+//  servers list when the registry hands out none, so nat drops relays.
+static void
+s_publish_relay (disc_service_t *self)
+{
+    if (self->relay_known)
+        bus_service_publish (self->svc, &relay_servers_schema, &self->relay_msg);
+}
+
 static void
 s_publish_up (disc_service_t *self, const disc_peer_t *peer)
 {
@@ -178,6 +191,9 @@ s_publish_up (disc_service_t *self, const disc_peer_t *peer)
         s_copy (msg.endpoints [msg.endpoints_count++], sizeof msg.endpoints [0], peer->info.endpoints [e]);
     msg.direct = true;
     snprintf (msg.source, sizeof msg.source, "registry");
+    //  The peer's id at the relays is its registry id, when there are relays
+    if (self->relay.given)
+        s_copy (msg.relay_id, sizeof msg.relay_id, peer->info.id);
     bus_service_publish (self->svc, &peer_up_schema, &msg);
 }
 
@@ -224,6 +240,7 @@ s_on_bus_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
     s_publish_address (self);
+    s_publish_relay (self);             //  before the peers: nat knows the relays first
     for (size_t p = 0; p < disc_peers_size (self->peers); p++) {
         disc_peer_t *peer = disc_peers_at (self->peers, p);
         if (peer->up)
@@ -232,6 +249,51 @@ s_on_bus_connect (bus_service_t *svc, uint64_t epoch, void *arg)
             s_publish_down (self, peer, "left");
     }
     s_publish_ice (self);
+}
+
+//  A relay grant from a registration or heartbeat reply (given false: the
+//  reply had none). Published when it differs from what nat has: a new
+//  credential (every heartbeat renews it), other relays, another peer id, or
+//  relays gone (an empty list, once). When relays come or go, every peer is
+//  announced again, since its relay_id comes or goes with them.
+static void
+s_relay_update (disc_service_t *self, const disc_relay_t *grant)
+{
+    relay_servers_t *msg = calloc (1, sizeof *msg);
+    assert (msg);
+    if (grant->given) {
+        for (uint32_t i = 0; i < grant->servers_count && i < DISC_RELAYS_MAX; i++)
+            s_copy (msg->servers [msg->servers_count++], sizeof msg->servers [0], grant->servers [i]);
+        s_copy (msg->peer, sizeof msg->peer, self->peer_id);
+        s_copy (msg->network, sizeof msg->network, grant->network);
+        s_copy (msg->credential, sizeof msg->credential, grant->credential);
+    }
+    bool was_on = self->relay.given, first = !self->relay_known;
+    bool same_servers = self->relay_msg.servers_count == msg->servers_count
+                     && memcmp (self->relay_msg.servers, msg->servers, sizeof msg->servers) == 0;
+    bool changed = first || memcmp (&self->relay_msg, msg, sizeof *msg) != 0;
+    self->relay = *grant;
+    self->relay_msg = *msg;
+    self->relay_known = true;
+    sodium_memzero (msg, sizeof *msg);
+    free (msg);
+    if (!changed)
+        return;
+    if (grant->given && (first || !same_servers))
+        bus_info ("relays from the registry: %u, first %s", grant->servers_count,
+                  grant->servers_count ? grant->servers [0] : "-");
+    else
+    if (!grant->given && (first || was_on))
+        bus_info ("the registry hands out no relays%s", was_on ? " any more" : "");
+    else
+        bus_debug ("relay credential renewed");
+    s_publish_relay (self);
+    if (grant->given != was_on)
+        for (size_t p = 0; p < disc_peers_size (self->peers); p++) {
+            disc_peer_t *peer = disc_peers_at (self->peers, p);
+            if (peer->up)
+                s_publish_up (self, peer);
+        }
 }
 
 //  --------------------------------------------------------------------------
@@ -613,8 +675,21 @@ static void
 s_on_heartbeat_reply (disc_http_t *http, int status, const char *body, size_t size, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
-    if (status != 200)
+    if (status != 200) {
         s_lost (self, "heartbeat", status, body, size);
+        return;
+    }
+    //  The lease is renewed whatever the body says; a reply we cannot read
+    //  keeps the relay grant we have (it stays valid until it expires)
+    disc_heartbeat_t *reply = malloc (sizeof *reply);
+    assert (reply);
+    char err [200];
+    if (disc_json_heartbeat_reply (body, size, reply, err, sizeof err))
+        bus_warn ("registry: bad heartbeat reply (relay grant kept): %s", err);
+    else
+        s_relay_update (self, &reply->relay);
+    sodium_memzero (reply, sizeof *reply);
+    free (reply);
 }
 
 static int
@@ -670,6 +745,7 @@ s_on_register (disc_http_t *http, int status, const char *body, size_t size, voi
     self->registered_ms = zclock_mono ();
     disc_backoff_reset (self->backoff);
     s_publish_address (self);
+    s_relay_update (self, &reg.relay);
 
     //  Heartbeats at our interval, or the registry's if it wants them sooner
     self->heartbeat_ms = self->cfg.heartbeat_ms;
@@ -685,6 +761,7 @@ s_on_register (disc_http_t *http, int status, const char *body, size_t size, voi
         s_lost (self, "event stream", 0, "cannot open", 11);
     free (path);
     s_pace (self);
+    sodium_memzero (&reg, sizeof reg);      //  the peer token and the relay credential
 }
 
 static void
@@ -975,6 +1052,8 @@ disc_service_destroy (disc_service_t **self_p)
     disc_peers_destroy (&self->peers);
     node_peers_destroy (&self->static_peers);
     sodium_memzero (self->peer_token, sizeof self->peer_token);
+    sodium_memzero (&self->relay, sizeof self->relay);
+    sodium_memzero (&self->relay_msg, sizeof self->relay_msg);
     free (self);
     *self_p = NULL;
 }

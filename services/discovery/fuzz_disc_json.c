@@ -47,6 +47,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             uint32_t delivered;
             disc_json_delivered (text, len, &delivered, err, sizeof err);
             disc_json_heartbeat (text, len);
+            disc_heartbeat_t beat;
+            disc_json_heartbeat_reply (text, len, &beat, err, sizeof err);
             break;
         }
         default: {

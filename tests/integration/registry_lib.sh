@@ -90,3 +90,26 @@ register () {
     curl -s -k -o "$_o" -w '%{http_code}' -X POST -H "$_auth" -H 'Expect:' --data-binary "$_body" \
          "$API/networks/$1/peers"
 }
+
+# relay_tag NETWORK_ID: the network tag of the relay credentials, 16 hex digits
+# (the first 8 bytes of BLAKE2b-256 of the id, little-endian; docs/relay.md)
+relay_tag () {
+    $PY -c 'import hashlib, sys
+print("%016x" % int.from_bytes(hashlib.blake2b(sys.argv[1].encode(), digest_size=32).digest()[:8], "little"))' "$1"
+}
+# relay_verify SECRET NETWORK_TAG PEER_ID CREDENTIAL NOW: exit 0 when CREDENTIAL
+# ("EXPIRY.MACHEX") is the HMAC-SHA-256 with SECRET (64 hex digits) of
+# "bifrost relay v1" || network || peer || expiry, each 8 bytes little-endian
+# (docs/relay.md), and not expired at NOW: a second implementation of the
+# format, in Python, so a test does not check librelay with itself
+relay_verify () {
+    $PY - "$@" <<'PY'
+import hmac, hashlib, sys
+secret, network, peer, cred, now = sys.argv[1:6]
+expiry, mac = cred.split(".")
+msg = b"bifrost relay v1" + b"".join(int(v, 16 if i < 2 else 10).to_bytes(8, "little")
+                                     for i, v in enumerate((network, peer, expiry)))
+want = hmac.new(bytes.fromhex(secret), msg, hashlib.sha256).hexdigest()
+sys.exit(0 if hmac.compare_digest(want, mac) and int(expiry) >= int(now) else 1)
+PY
+}

@@ -74,7 +74,7 @@ P1=$(jget "$T/reg.json" 'd["peer_token"]'); P1_ID=$(jget "$T/reg.json" 'd["peer"
 is "$(jget "$T/reg.json" 'd["relay"]["servers"]')" '["relay-1@192.0.2.10:3479","relay-2@[2001:db8::10]:3479"]' \
     "the reply carries the relays"
 # The network tag: the first 8 bytes of BLAKE2b-256 of the network id, little-endian
-TAG=$($PY -c 'import hashlib; print("%016x" % int.from_bytes(hashlib.blake2b(b"rt", digest_size=32).digest()[:8], "little"))')
+TAG=$(relay_tag rt)
 is "$(jget "$T/reg.json" 'd["relay"]["network"]')" "$TAG" "... the network tag of rt ($TAG)"
 CRED=$(jget "$T/reg.json" 'd["relay"]["credential"]')
 echo "$CRED" | grep -Eq '^[0-9]+\.[0-9a-f]{64}$'
@@ -83,36 +83,22 @@ expiry=${CRED%%.*}
 [ "$expiry" -ge $((t0 + 600)) ] && [ "$expiry" -le $((t1 + 600)) ]
 ok $? "... valid until now + credential_ttl ($expiry, registered at $t0)"
 
-# verify SECRET NETWORK_TAG PEER_ID CREDENTIAL NOW: exit 0 when the credential
-# is the HMAC-SHA-256 of ("bifrost relay v1" || network || peer || expiry, each
-# 8 bytes little-endian) with the secret, and not expired
-verify () {
-    $PY - "$@" <<'PY'
-import hmac, hashlib, sys
-secret, network, peer, cred, now = sys.argv[1:6]
-expiry, mac = cred.split(".")
-msg = b"bifrost relay v1" + b"".join(int(v, 16 if i < 2 else 10).to_bytes(8, "little")
-                                     for i, v in enumerate((network, peer, expiry)))
-want = hmac.new(bytes.fromhex(secret), msg, hashlib.sha256).hexdigest()
-sys.exit(0 if hmac.compare_digest(want, mac) and int(expiry) >= int(now) else 1)
-PY
-}
-verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$CRED" "$(date +%s)"
+relay_verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$CRED" "$(date +%s)"
 ok $? "the credential verifies with relay.secret for (network tag, peer id, expiry)"
-verify "$(openssl rand -hex 32)" "$TAG" "$P1_ID" "$CRED" "$(date +%s)"
+relay_verify "$(openssl rand -hex 32)" "$TAG" "$P1_ID" "$CRED" "$(date +%s)"
 is $? 1 "... and not with another secret"
-verify "$RELAY_SECRET" "$TAG" 0000000000000001 "$CRED" "$(date +%s)"
+relay_verify "$RELAY_SECRET" "$TAG" 0000000000000001 "$CRED" "$(date +%s)"
 is $? 1 "... nor for another peer"
-OTHER_TAG=$($PY -c 'import hashlib; print("%016x" % int.from_bytes(hashlib.blake2b(b"other", digest_size=32).digest()[:8], "little"))')
-verify "$RELAY_SECRET" "$OTHER_TAG" "$P1_ID" "$CRED" "$(date +%s)"
+OTHER_TAG=$(relay_tag other)
+relay_verify "$RELAY_SECRET" "$OTHER_TAG" "$P1_ID" "$CRED" "$(date +%s)"
 is $? 1 "... nor for another network"
-verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$((expiry + 1)).${CRED#*.}" "$(date +%s)"
+relay_verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$((expiry + 1)).${CRED#*.}" "$(date +%s)"
 is $? 1 "... nor with a changed expiry"
 
 # --- heartbeats renew it
 is "$(http PUT "/api/v1/mesh/networks/rt/peers/$P1_ID/heartbeat" "$P1" '{}')" 200 "heartbeat"
 H1=$(out 'd["relay"]["credential"]')
-verify "$RELAY_SECRET" "$(out 'd["relay"]["network"]')" "$P1_ID" "$H1" "$(date +%s)"
+relay_verify "$RELAY_SECRET" "$(out 'd["relay"]["network"]')" "$P1_ID" "$H1" "$(date +%s)"
 ok $? "the heartbeat reply carries a credential that verifies"
 fresh () {
     http PUT "/api/v1/mesh/networks/rt/peers/$P1_ID/heartbeat" "$P1" '{}' >/dev/null
@@ -121,7 +107,7 @@ fresh () {
 }
 wait_for 5 fresh
 ok $? "a heartbeat a second later brings a fresh credential (expiry ${H1%%.*} -> ${H2%%.*})"
-verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$H2" "$(date +%s)"
+relay_verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$H2" "$(date +%s)"
 ok $? "... that verifies too"
 is "$(out 'd["relay"]["servers"]')" '["relay-1@192.0.2.10:3479","relay-2@[2001:db8::10]:3479"]' "... with the relays"
 
@@ -178,7 +164,7 @@ if ip netns add "rr$$" 2>/dev/null; then
         "p2 is listed with the namespace's address as its reflexive address"
     is "$(out '[p["endpoints"] for p in d["peers"] if p["id"] == "'"$P2_ID"'"][0]')" '["10.0.0.2:51820"]' \
         "... next to the (private) endpoint it reported"
-    verify "$RELAY_SECRET" "$TAG" "$P2_ID" "$(jget "$T/reg2.json" 'd["relay"]["credential"]')" "$(date +%s)"
+    relay_verify "$RELAY_SECRET" "$TAG" "$P2_ID" "$(jget "$T/reg2.json" 'd["relay"]["credential"]')" "$(date +%s)"
     ok $? "... and its own credential verifies for its own peer id"
 else
     ok 0 "# SKIP network namespace (not root)"
@@ -202,7 +188,7 @@ ok $? "the registry opens the old database"
 grep -q "registry.db: now at schema version 1" "$T/registry.log"
 ok $? "... and migrates it (logged)"
 is "$(http PUT "/api/v1/mesh/networks/rt/peers/$P1_ID/heartbeat" "$P1" '{}')" 200 "p1's peer token from before still works"
-verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$(out 'd["relay"]["credential"]')" "$(date +%s)"
+relay_verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$(out 'd["relay"]["credential"]')" "$(date +%s)"
 ok $? "... and gets a credential that verifies"
 http GET "/api/v1/mesh/networks/rt/peers/$P1_ID" "$ADMIN" >/dev/null
 is "$(out 'd["reflexive"]')" 127.0.0.1 "... its reflexive address is recorded again"
