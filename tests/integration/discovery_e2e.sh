@@ -13,6 +13,7 @@
 # offline_after, and across several reconnection attempts with backoff).
 # DISC_OUTAGE_S=60 runs the full minute.
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
 REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
 export BIFROST_ADMIN_TOKEN=admin-$ID-secret
@@ -73,24 +74,7 @@ case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "join token created" ;; *) ok 1 "join 
 
 # A node's whole config: the registry, the network, the token (from the environment)
 disc_config () {
-    mkdir -p "$T/$1"
-    cat > "$T/$1/node.cfg" <<CFG
-run_dir = "$T/$1/run";
-key_file = "$T/$1/node.key";
-network_id = "e2e";
-discovery = { server = "$RURL"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s"; name = "$1"; };
-device = { type = "tun"; name = "bifrost0"; mtu = 1420; };
-connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; };
-supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
-               liveness_timeout = "3s"; stop_timeout = "3s"; intensity = 30; };
-services = (
-    { name = "bus";       exec = "bifrost-bus"; },
-    { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
-    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
-    { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; }
-);
-CFG
+    disc_node_cfg "$T/$1" "$1" e2e "$RURL"
 }
 for n in a b c; do disc_config $n; done
 

@@ -3,6 +3,7 @@
 # discovery trusts that certificate (ca_file) registers and gets its virtual IP, a
 # node that trusts another CA refuses the registry and never registers. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
 REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
 export BIFROST_ADMIN_TOKEN=admin-$ID-secret
@@ -42,23 +43,7 @@ case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "network and join token created over h
 
 tls_config () {     # tls_config NODE CA
     mkdir -p "$T/$1"
-    cat > "$T/$1/node.cfg" <<CFG
-run_dir = "$T/$1/run";
-key_file = "$T/$1/node.key";
-network_id = "tls";
-discovery = { server = "$RURL"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s";
-              name = "$1"; ca_file = "$2"; };
-device = { type = "tun"; name = "bifrost0"; mtu = 1420; };
-connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; };
-supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; intensity = 30; };
-services = (
-    { name = "bus";       exec = "bifrost-bus"; },
-    { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
-    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
-    { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; }
-);
-CFG
+    disc_node_cfg "$T/$1" "$1" tls "$RURL" "ca_file = \"$2\";"
 }
 tls_config a "$T/reg/cert.pem"
 tls_config b "$T/reg/other.pem"

@@ -23,6 +23,7 @@
 # SIGKILL), the pair moves to the other one and pings again within 4 s. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 set -u
 T=$(mktemp -d /tmp/relay-grid-XXXXXX)
 chmod 755 "$T"
@@ -119,25 +120,7 @@ case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "network and join token created" ;; *)
 # ---------------------------------------------------------------------------
 # Nodes: they know only the registry
 node_config () {
-    local extra=${2:-}
-    mkdir -p "$T/$1"
-    cat > "$T/$1/node.cfg" <<CFG
-run_dir = "$T/$1/run";
-key_file = "$T/$1/node.key";
-network_id = "grid";
-discovery = { server = "$RURL"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s"; name = "$1"; };
-device = { type = "tun"; name = "bifrost0"; mtu = 1400; };
-connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; $extra };
-supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
-               liveness_timeout = "5s"; stop_timeout = "3s"; intensity = 30; };
-services = (
-    { name = "bus";       exec = "bifrost-bus"; },
-    { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
-    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
-    { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; }
-);
-CFG
+    disc_node_cfg "$T/$1" "$1" grid "$RURL" "" "${2:-}"
 }
 start_node () {
     node_config "$1" "${2:-}"
