@@ -46,6 +46,7 @@ GRID_TAG=${GRID_TAG:-$$x$(printf %02x $((RANDOM % 256)))}
 GRID_PUB=""
 GRID_NAMESPACES=""
 GRID_PIDS=""
+GRID_BUILDING=""
 GRID_N=0
 GRID_HOSTS=0
 GRID_NS=""; GRID_IP=""; GRID_WAN=""; GRID_PID=""
@@ -56,37 +57,32 @@ GRID_SEQ_BASE=${GRID_SEQ_BASE:-30000}
 GRID_SEQ_COUNT=${GRID_SEQ_COUNT:-1024}
 # Lifetime of a cone NAT's filter entry after the inside host last sent (seconds)
 GRID_CONE_TIMEOUT=${GRID_CONE_TIMEOUT:-120}
-declare -gA GRID_NODE_NS=() GRID_NODE_IP=() GRID_NODE_WAN=() GRID_NODE_ROUTER=() GRID_NODE_CARRIER=() GRID_NODE_KIND=() GRID_NODE_CARRIER_IP=()
+declare -gA GRID_NODE_NS=() GRID_NODE_IP=() GRID_NODE_WAN=() GRID_NODE_ROUTER=() GRID_NODE_CARRIER=() GRID_NODE_KIND=() GRID_NODE_CARRIER_IP=() GRID_NODE_NUM=()
 
 _grid_die () { echo "Bail out! natgrid: $*"; exit 1; }
 
-# _grid_ns SUFFIX: a new namespace of this run, lo up, IPv6 off (no link-local path
-# around the NATs), forwarding as given (0/1)
-_grid_netns () {
-    local ns=$1 fwd=$2
-    ip netns add "$ns" || _grid_die "ip netns add $ns failed"
-    GRID_NAMESPACES="$ns $GRID_NAMESPACES"
-    ip -n "$ns" link set lo up
-    ip netns exec "$ns" sh -c "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
-        net.ipv4.ip_forward=$fwd net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0" \
-        || _grid_die "sysctl in $ns failed"
+# Every "ip" or "ip netns exec" costs a process start (10-25 ms on the 2-core
+# machine): a namespace is set up with one "ip -b" batch and one exec that writes
+# its sysctls with shell builtins and loads its nftables rules.
+
+# _grid_prep NS FWD [RULES]: sysctls of a new namespace (IPv6 off: no link-local
+# path around the NATs; forwarding FWD; no rp_filter), then RULES (stdin) into nft
+_grid_prep () {
+    local ns=$1 fwd=$2 nft=${3:-}
+    ip netns exec "$ns" sh -c '
+        for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6; do
+            [ -w $f ] && echo 1 > $f
+        done
+        echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter && echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter &&
+        echo '"$fwd"' > /proc/sys/net/ipv4/ip_forward || exit 1
+        [ -z "$1" ] || exec nft -f -' natgrid-prep "$nft" || _grid_die "setting up namespace $ns failed"
 }
 
-# _grid_wire NS1 IF1 NS2 IF2: a veth pair between two namespaces, both ends up
-_grid_wire () {
-    ip -n "$1" link add "$2" type veth peer name "$4" netns "$3" || _grid_die "veth $1/$2 - $3/$4 failed"
-    ip -n "$1" link set "$2" up
-    ip -n "$3" link set "$4" up
-}
+# _grid_ip NS: runs the "ip" commands of stdin in NS as one batch
+_grid_ip () { ip -n "$1" -b - || _grid_die "ip commands in $1 failed"; }
 
-# _grid_uplink NS IF IP: IF of NS joins the public bridge at IP/24, default route via .1
-_grid_uplink () {
-    local ns=$1 dev=$2 ip=$3 port=$4
-    _grid_wire "$ns" "$dev" "$GRID_PUB" "$port"
-    ip -n "$GRID_PUB" link set "$port" master br0
-    ip -n "$ns" addr add "$ip/24" dev "$dev"
-    ip -n "$ns" route add default via 203.0.113.1
-}
+# _grid_attach PORT: PORT (a veth end already in the public namespace) joins br0
+_grid_attach () { printf 'link set %s master br0\nlink set %s up\n' "$1" "$1" | _grid_ip "$GRID_PUB"; }
 
 _grid_name_ok () {
     [[ $1 =~ ^[A-Za-z0-9_.-]{1,24}$ ]] || _grid_die "bad name '$1' (letters, digits, _ . -; 24 at most)"
@@ -98,10 +94,15 @@ grid_init () {
     [ "$(id -u)" = 0 ] || _grid_die "needs root (network namespaces)"
     command -v nft >/dev/null || _grid_die "needs nft (nftables)"
     GRID_PUB="ng$GRID_TAG-pub"
-    _grid_netns "$GRID_PUB" 0
-    ip -n "$GRID_PUB" link add br0 type bridge
-    ip -n "$GRID_PUB" addr add 203.0.113.1/24 dev br0
-    ip -n "$GRID_PUB" link set br0 up
+    ip netns add "$GRID_PUB" || _grid_die "ip netns add $GRID_PUB failed"
+    GRID_NAMESPACES="$GRID_PUB"
+    _grid_prep "$GRID_PUB" 0
+    _grid_ip "$GRID_PUB" <<IP
+link set lo up
+link add br0 type bridge
+addr add 203.0.113.1/24 dev br0
+link set br0 up
+IP
     # Cleanup on exit, chained before whatever EXIT trap the script already set
     local prev="" prevcmd
     prevcmd=$(trap -p EXIT)
@@ -125,8 +126,17 @@ grid_public_host () {
         || _grid_die "public host $name: $ip is not in 203.0.113.2 - 203.0.113.99"
     GRID_HOSTS=$((GRID_HOSTS + 1))
     local ns="ng$GRID_TAG-h-$name"
-    _grid_netns "$ns" 0
-    _grid_uplink "$ns" eth0 "$ip" "h$GRID_HOSTS"
+    ip netns add "$ns" || _grid_die "ip netns add $ns failed"
+    GRID_NAMESPACES="$ns $GRID_NAMESPACES"
+    _grid_prep "$ns" 0
+    _grid_ip "$ns" <<IP
+link set lo up
+link add eth0 type veth peer name h$GRID_HOSTS netns $GRID_PUB
+addr add $ip/24 dev eth0
+link set eth0 up
+route add default via 203.0.113.1
+IP
+    _grid_attach "h$GRID_HOSTS"
     GRID_NODE_NS[$name]=$ns; GRID_NODE_IP[$name]=$ip; GRID_NODE_WAN[$name]=$ip
     GRID_NODE_KIND[$name]=public; GRID_NODE_ROUTER[$name]=""; GRID_NODE_CARRIER[$name]=""
     GRID_NS=$ns; GRID_IP=$ip; GRID_WAN=$ip
@@ -219,13 +229,8 @@ table ip natgrid {
 NFT
 }
 
-# _grid_router NS KIND WANIP: loads the ruleset into router NS
-_grid_router () {
-    _grid_nft_rules "$2" "$3" | ip netns exec "$1" nft -f - || _grid_die "nft rules of $2 router $1 failed"
-}
-
-# grid_node KIND NAME [LAN-PREFIX]
-grid_node () {
+# _grid_plan KIND NAME [LAN-PREFIX]: names and addresses of a node, in this shell
+_grid_plan () {
     local kind=$1 name=$2 lan=${3:-}
     [ -n "$GRID_PUB" ] || grid_init
     _grid_name_ok "$name"
@@ -236,42 +241,96 @@ grid_node () {
     [ -n "$lan" ] || lan="10.$n.0"
     [[ $lan =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || _grid_die "LAN prefix '$lan' is not a.b.c"
     local node="ng$GRID_TAG-n-$name" router="" carrier=""
+    [ "$kind" = none ] || router="ng$GRID_TAG-r-$name"
+    case "$kind" in cgnat|cgnat-sym) carrier="ng$GRID_TAG-c-$name"; GRID_NODE_CARRIER_IP[$name]=100.64.$n.1 ;; esac
     GRID_NODE_KIND[$name]=$kind; GRID_NODE_NS[$name]=$node; GRID_NODE_WAN[$name]=$wan
-
-    if [ "$kind" = none ]; then
-        _grid_netns "$node" 0
-        _grid_uplink "$node" eth0 "$wan" "r$n"
-        GRID_NODE_IP[$name]=$wan
-    else
-        router="ng$GRID_TAG-r-$name"
-        _grid_netns "$router" 1
-        _grid_netns "$node" 0
-        _grid_wire "$router" lan "$node" eth0
-        ip -n "$router" addr add "$lan.1/24" dev lan
-        ip -n "$node" addr add "$lan.2/24" dev eth0
-        ip -n "$node" route add default via "$lan.1"
-        GRID_NODE_IP[$name]=$lan.2
-        case "$kind" in
-            cgnat|cgnat-sym)
-                # home router (port-restricted) -> 100.64.N.0/24 -> carrier NAT -> public
-                carrier="ng$GRID_TAG-c-$name"
-                _grid_netns "$carrier" 1
-                _grid_uplink "$carrier" wan "$wan" "r$n"
-                _grid_wire "$carrier" lan "$router" wan
-                ip -n "$carrier" addr add "100.64.$n.1/24" dev lan
-                GRID_NODE_CARRIER_IP[$name]=100.64.$n.1
-                ip -n "$router" addr add "100.64.$n.2/24" dev wan
-                ip -n "$router" route add default via "100.64.$n.1"
-                _grid_router "$router" home "100.64.$n.2"
-                if [ "$kind" = cgnat ]; then _grid_router "$carrier" carrier "$wan"
-                else _grid_router "$carrier" carrier-sym "$wan"; fi ;;
-            *)
-                _grid_uplink "$router" wan "$wan" "r$n"
-                _grid_router "$router" "$kind" "$wan" ;;
-        esac
-    fi
     GRID_NODE_ROUTER[$name]=$router; GRID_NODE_CARRIER[$name]=$carrier
+    GRID_NODE_NUM[$name]=$n
+    if [ "$kind" = none ]; then GRID_NODE_IP[$name]=$wan; else GRID_NODE_IP[$name]=$lan.2; fi
+    # Listed before they exist: a build that fails half way is still cleaned up
+    GRID_NAMESPACES="$node $router $carrier $GRID_NAMESPACES"
     GRID_NS=$node; GRID_IP=${GRID_NODE_IP[$name]}; GRID_WAN=$wan
+}
+
+# _grid_build NAME: creates the namespaces, links, addresses and rules of a planned
+# node; reads the state only, so several may run at once in the background
+_grid_build () {
+    local name=$1
+    local kind=${GRID_NODE_KIND[$name]} n=${GRID_NODE_NUM[$name]} wan=${GRID_NODE_WAN[$name]}
+    local node=${GRID_NODE_NS[$name]} router=${GRID_NODE_ROUTER[$name]} carrier=${GRID_NODE_CARRIER[$name]}
+    local lan=${GRID_NODE_IP[$name]%.2}
+    printf 'netns add %s\n' $node $router $carrier | ip -b - || _grid_die "ip netns add for $name failed"
+    _grid_prep "$node" 0
+    if [ "$kind" = none ]; then
+        _grid_ip "$node" <<IP
+link set lo up
+link add eth0 type veth peer name r$n netns $GRID_PUB
+addr add $wan/24 dev eth0
+link set eth0 up
+route add default via 203.0.113.1
+IP
+        _grid_attach "r$n"
+        return 0
+    fi
+    # The LAN: node (.2) - router (.1)
+    local upstream=$wan gateway=203.0.113.1 uplink="link add wan type veth peer name r$n netns $GRID_PUB"
+    case "$kind" in cgnat|cgnat-sym) upstream=100.64.$n.2; gateway=100.64.$n.1; uplink="" ;; esac
+    local rules=$kind
+    [ -z "$carrier" ] || rules=home
+    _grid_nft_rules "$rules" "$upstream" | _grid_prep "$router" 1 rules
+    if [ -n "$carrier" ]; then
+        # Carrier NAT: 100.64.N.1 inside (the home router's upstream), WAN public
+        if [ "$kind" = cgnat ]; then _grid_nft_rules carrier "$wan"; else _grid_nft_rules carrier-sym "$wan"; fi \
+            | _grid_prep "$carrier" 1 rules
+        _grid_ip "$carrier" <<IP
+link set lo up
+link add wan type veth peer name r$n netns $GRID_PUB
+link add lan type veth peer name wan netns $router
+addr add $wan/24 dev wan
+addr add 100.64.$n.1/24 dev lan
+link set wan up
+link set lan up
+route add default via 203.0.113.1
+IP
+    fi
+    _grid_ip "$router" <<IP
+link set lo up
+$uplink
+link add lan type veth peer name eth0 netns $node
+addr add $upstream/24 dev wan
+addr add $lan.1/24 dev lan
+link set wan up
+link set lan up
+route add default via $gateway
+IP
+    _grid_ip "$node" <<IP
+link set lo up
+addr add $lan.2/24 dev eth0
+link set eth0 up
+route add default via $lan.1
+IP
+    _grid_attach "r$n"
+}
+
+# grid_node KIND NAME [LAN-PREFIX]
+grid_node () {
+    _grid_plan "$@"
+    _grid_build "$2"
+}
+
+# grid_nodes KIND:NAME[:LAN-PREFIX]...: several nodes, built in parallel
+grid_nodes () {
+    local spec kind name lan names="" pids="" p failed=0
+    for spec in "$@"; do
+        IFS=: read -r kind name lan <<< "$spec"
+        _grid_plan "$kind" "$name" "$lan"
+        names="$names $name"
+    done
+    for name in $names; do _grid_build "$name" & pids="$pids $!"; done
+    GRID_BUILDING=$pids
+    for p in $pids; do wait "$p" || failed=1; done
+    GRID_BUILDING=""
+    [ "$failed" = 0 ] || _grid_die "building nodes$names failed"
 }
 
 _grid_known () { [ -n "${GRID_NODE_NS[$1]:-}" ] || { echo "natgrid: no node or host '$1'" >&2; return 1; }; }
@@ -321,19 +380,26 @@ grid_show () {
 
 grid_cleanup () {
     local p ns i
+    # Builders still running would make namespaces after the sweep: let them end
+    # (a build is a few bounded ip commands)
+    for p in $GRID_BUILDING; do wait "$p" 2>/dev/null; done
+    GRID_BUILDING=""
     for p in $GRID_PIDS; do kill -TERM "$p" 2>/dev/null; done
     for p in $GRID_PIDS; do
         for i in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
         kill -KILL "$p" 2>/dev/null
     done
     GRID_PIDS=""
-    for ns in $GRID_NAMESPACES; do
+    if [ -n "${GRID_NAMESPACES// /}" ]; then
         # Whatever still runs in a namespace of this run was started by this run
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    done
+        for p in $(printf 'netns pids %s\n' $GRID_NAMESPACES | ip -force -b - 2>/dev/null); do
+            kill -KILL "$p" 2>/dev/null
+        done
+        printf 'netns del %s\n' $GRID_NAMESPACES | ip -force -b - >/dev/null 2>&1
+    fi
     GRID_NAMESPACES=""
     GRID_PUB=""
-    GRID_NODE_NS=(); GRID_NODE_IP=(); GRID_NODE_WAN=(); GRID_NODE_ROUTER=(); GRID_NODE_CARRIER=(); GRID_NODE_KIND=()
+    GRID_NODE_NS=(); GRID_NODE_IP=(); GRID_NODE_WAN=(); GRID_NODE_ROUTER=(); GRID_NODE_CARRIER=()
+    GRID_NODE_KIND=(); GRID_NODE_CARRIER_IP=(); GRID_NODE_NUM=()
     return 0
 }
