@@ -103,14 +103,15 @@ link add br0 type bridge
 addr add 203.0.113.1/24 dev br0
 link set br0 up
 IP
-    # Cleanup on exit, chained before whatever EXIT trap the script already set
+    # Cleanup on exit, chained after the EXIT trap the script already set (node_lib's
+    # node_cleanup stops bifrostd gracefully and prints its logs first)
     local prev="" prevcmd
     prevcmd=$(trap -p EXIT)
     if [ -n "$prevcmd" ]; then
         eval "set -- $prevcmd"
         prev=$3
     fi
-    case "$prev" in *grid_cleanup*) ;; *) trap "grid_cleanup; $prev" EXIT ;; esac
+    case "$prev" in *grid_cleanup*) ;; *) trap "${prev:+$prev; }grid_cleanup" EXIT ;; esac
     [ -n "$(trap -p INT)" ] || trap 'exit 130' INT
     [ -n "$(trap -p TERM)" ] || trap 'exit 143' TERM
 }
