@@ -35,8 +35,14 @@ KINDS=${RELAY_GRID_KINDS:-$GRID_KINDS}
 UP_BUDGET_MS=${RELAY_GRID_UP_MS:-1000}
 TCP_BUDGET_MS=${RELAY_GRID_TCP_UP_MS:-3000}
 # Built with the sanitizers, every process runs several times slower: the
-# budgets of the release build (the user's) are tripled there
-if [ -n "${ASAN_OPTIONS:-}" ]; then UP_BUDGET_MS=$((UP_BUDGET_MS * 3)); TCP_BUDGET_MS=$((TCP_BUDGET_MS * 3)); fi
+# budgets of the release build (the user's) are tripled there. The sanitizer run
+# looks for memory errors, not NAT behaviour: five kinds take every code path
+# (direct, relayed, symmetric mappings, two NATs, TCP) in half the time; the
+# release build runs all nine
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+    UP_BUDGET_MS=$((UP_BUDGET_MS * 3)); TCP_BUDGET_MS=$((TCP_BUDGET_MS * 3))
+    KINDS=${RELAY_GRID_KINDS:-none port-restricted symmetric udp-blocked cgnat-sym}
+fi
 # Secrets reach the programs through their environment only (never a file or a log)
 export RELAY_SECRET BIFROST_ADMIN_TOKEN=admin-$$-grid BIFROST_JOIN_TOKEN=
 RELAY_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
