@@ -220,6 +220,11 @@ sleep 2         # a direct probe would have happened by now (1 s after up)
 [[ "$(peer_path forced none-a)" == relay\ relay-[12] ]] && [[ "$(peer_path none-a forced)" == relay\ relay-[12] ]]
 ok $? "connection.force_relay keeps the pair on the relay both ways (forced: '$(peer_path forced none-a)', none-a: '$(peer_path none-a forced)')"
 
+# ESTABLISHED: the relay told each side the other's public address
+seen=$(peers_json port-restricted-a | jq -r '.peers[] | select(.name == "symmetric-b") | .relay_seen')
+[ "${seen%:*}" = "$(grid_wan symmetric-b)" ]
+ok $? "port-restricted-a keeps symmetric-b's address as the relay saw it ($seen, its router is $(grid_wan symmetric-b))"
+
 # bifrostctl status names the relay in use and its round trip
 "$CTL" -r "$T/port-restricted-a/run" status 2>&1 | grep -qE "^relay relay-[12], round trip [0-9.]+ ms, sees this node at 203\.0\.113\."
 ok $? "bifrostctl status on port-restricted-a: the relay in use, its round trip and the address it sees"
