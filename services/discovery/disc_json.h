@@ -1,7 +1,8 @@
 /*  disc_json: the registry's replies and WebSocket events, parsed into C structs.
     The bodies are declared once in schemas/rest.def (the declarations the
     registry encodes them from) and decoded by librest; this is what discovery
-    keeps of them.
+    keeps of them, the relay grant of registration and heartbeat replies
+    included (its credential is for nat only: never logged).
 
     The registry is another machine: everything it sends is untrusted input. Every
     member is type-checked and size-checked (ids 16 hex, keys 44 base64 characters

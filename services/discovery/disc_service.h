@@ -1,12 +1,14 @@
 /*  disc_service: the discovery service of a node, on the libbus runtime.
 
     Registers this node with the registry (challenge, key proof from crypto, join
-    token), hands the virtual address to device (`node.address`), follows the
-    network's WebSocket events and publishes every peer as `peer.up`,
-    `peer.changed`, `peer.down` with stable indices, heartbeats, fetches the ICE
-    servers (`discovery.ice`) and refreshes them before the TURN credentials
-    expire, and carries `discovery.signal` both ways. When the registry cannot be
-    reached it tries again at once, then with exponential backoff (1 s .. 60 s);
+    token), hands the virtual address to device (`node.address`) and the relay
+    grant of every registration and heartbeat to nat (`relay.servers`), follows
+    the network's WebSocket events and publishes every peer as `peer.up` (with
+    its relay id), `peer.changed`, `peer.down` with stable indices, heartbeats,
+    fetches the ICE servers (`discovery.ice`) and refreshes them before the TURN
+    credentials expire, and carries `discovery.signal` both ways. When the
+    registry cannot be reached it tries again at once, then with exponential
+    backoff (1 s .. 60 s);
     nothing is torn down meanwhile, so tunnels keep working. */
 #ifndef DISC_SERVICE_H_INCLUDED
 #define DISC_SERVICE_H_INCLUDED
