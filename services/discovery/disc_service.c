@@ -1098,6 +1098,19 @@ s_test_stop (bus_loop_t *loop, int timer_id, void *arg)
     return -1;
 }
 
+//  Messages svc handed to the bus since the last call (sent, or dropped
+//  without a broker)
+static uint64_t
+s_test_published (bus_service_t *svc)
+{
+    static uint64_t last;
+    bus_service_stats_t stats;
+    bus_service_stats (svc, &stats);
+    uint64_t delta = stats.sent + stats.dropped - last;
+    last = stats.sent + stats.dropped;
+    return delta;
+}
+
 void
 disc_service_test (bool verbose)
 {
@@ -1135,6 +1148,37 @@ disc_service_test (bool verbose)
     memcpy (info.key, static_key, 32);
     s_peer_update (self, &info);
     assert (disc_peers_size (self->peers) == 1);
+
+    //  Relay grants: relay.servers when the grant changes (every renewed
+    //  credential), nothing when the same comes again; no grant: one empty
+    //  list; relays coming or going announce the peers again (their relay_id).
+    //  Counted as messages handed to the bus (no broker here: sent or dropped).
+    snprintf (self->peer_id, sizeof self->peer_id, "00112233aabbccdd");
+    disc_relay_t grant;
+    memset (&grant, 0, sizeof grant);
+    grant.given = true;
+    snprintf (grant.servers [grant.servers_count++], sizeof grant.servers [0], "relay-1@192.0.2.10:3479");
+    snprintf (grant.network, sizeof grant.network, "8d3f0c2b9a716e54");
+    snprintf (grant.credential, sizeof grant.credential, "1700000600.%064d", 0);
+    s_test_published (svc);                             //  from here on
+    s_relay_update (self, &grant);
+    assert (s_test_published (svc) == 2);              //  relay.servers, peer.up of x
+    assert (self->relay_msg.servers_count == 1 && streq (self->relay_msg.peer, "00112233aabbccdd"));
+    assert (streq (self->relay_msg.network, grant.network) && streq (self->relay_msg.credential, grant.credential));
+    s_relay_update (self, &grant);
+    assert (s_test_published (svc) == 0);
+    grant.credential [9] = '1';                         //  a heartbeat later
+    s_relay_update (self, &grant);
+    assert (s_test_published (svc) == 1 && streq (self->relay_msg.credential, grant.credential));
+    disc_relay_t none;
+    memset (&none, 0, sizeof none);
+    s_relay_update (self, &none);
+    assert (s_test_published (svc) == 2);              //  an empty relay.servers, peer.up of x
+    assert (self->relay_msg.servers_count == 0 && !*self->relay_msg.credential && !self->relay.given);
+    s_relay_update (self, &none);
+    assert (s_test_published (svc) == 0);              //  once
+    s_on_bus_connect (svc, 1, self);                    //  bus.sync: relay.servers, peer.up of x
+    assert (s_test_published (svc) == 2);
 
     //  Endpoints, in a network namespace of our own: loopback is never advertised;
     //  the address that routes to the registry comes first
