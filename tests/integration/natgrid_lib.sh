@@ -36,6 +36,9 @@
 #                                   the grid's namespaces, deletes the namespaces; safe
 #                                   to call twice
 #
+# Knobs, read when a router is made: GRID_UDP_TIMEOUT (conntrack's UDP mapping
+# lifetime, s), GRID_CONE_TIMEOUT, GRID_CARRIER_PORTS, GRID_SEQ_BASE, GRID_SEQ_COUNT.
+#
 # Names of namespaces carry a per-run tag (pid and a random byte: parallel runs never
 # clash); interface names are fixed (eth0, wan, lan, br0, r<N>, h<N>) because every
 # interface is created inside a namespace of this run. None of these functions may
@@ -57,6 +60,9 @@ GRID_SEQ_BASE=${GRID_SEQ_BASE:-30000}
 GRID_SEQ_COUNT=${GRID_SEQ_COUNT:-1024}
 # Lifetime of a cone NAT's filter entry after the inside host last sent (seconds)
 GRID_CONE_TIMEOUT=${GRID_CONE_TIMEOUT:-120}
+# UDP mapping lifetime of the routers (conntrack's udp_timeout and udp_timeout_stream,
+# seconds) for routers made from now on; unset: the kernel's 30 s / 120 s
+GRID_UDP_TIMEOUT=${GRID_UDP_TIMEOUT:-}
 declare -gA GRID_NODE_NS=() GRID_NODE_IP=() GRID_NODE_WAN=() GRID_NODE_ROUTER=() GRID_NODE_CARRIER=() GRID_NODE_KIND=() GRID_NODE_CARRIER_IP=() GRID_NODE_NUM=()
 
 _grid_die () { echo "Bail out! natgrid: $*"; exit 1; }
@@ -75,7 +81,12 @@ _grid_prep () {
         done
         echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter && echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter &&
         echo '"$fwd"' > /proc/sys/net/ipv4/ip_forward || exit 1
-        [ -z "$1" ] || exec nft -f -' natgrid-prep "$nft" || _grid_die "setting up namespace $ns failed"
+        [ -z "$1" ] || nft -f - || exit 1
+        # conntrack exists in the namespace once the NAT rules are loaded
+        if [ -n "$1" ] && [ -n "$2" ]; then
+            echo $2 > /proc/sys/net/netfilter/nf_conntrack_udp_timeout &&
+            echo $2 > /proc/sys/net/netfilter/nf_conntrack_udp_timeout_stream || exit 1
+        fi' natgrid-prep "$nft" "${GRID_UDP_TIMEOUT:-}" || _grid_die "setting up namespace $ns failed"
 }
 
 # _grid_ip NS: runs the "ip" commands of stdin in NS as one batch
