@@ -7,14 +7,16 @@
 # the rules of every kind and what tests/integration/natgrid_kinds.sh proved of them.
 #
 #   grid_init                       the public segment (203.0.113.1 is its gateway);
-#                                   installs the cleanup on EXIT/INT/TERM, chained
-#                                   after a cleanup trap the script already has
+#                                   installs the cleanup on EXIT/INT/TERM, run after
+#                                   the EXIT trap the script already has (source
+#                                   node_lib.sh before this file)
 #   grid_public_host NAME IP        a host namespace on the public segment at IP
 #                                   (203.0.113.2 - .99; .100 up are the routers')
 #   grid_node KIND NAME [LAN]       a node NAME behind a new router of KIND; LAN is the
 #                                   /24 prefix of its LAN ("192.168.1"; default 10.N.0,
 #                                   N the router's number): the node is LAN.2, the
 #                                   router LAN.1. Sets GRID_NS, GRID_IP, GRID_WAN.
+#   grid_nodes KIND:NAME[:LAN]...   several nodes, built in parallel (16: ~1-10 s)
 #   grid_kinds                      the KINDs, one a line
 #   grid_ns NAME / grid_ip NAME     namespace and address of a node (its LAN address)
 #                                   or of a public host
@@ -41,8 +43,9 @@
 #
 # Names of namespaces carry a per-run tag (pid and a random byte: parallel runs never
 # clash); interface names are fixed (eth0, wan, lan, br0, r<N>, h<N>) because every
-# interface is created inside a namespace of this run. None of these functions may
-# run in a subshell ($(...), a pipe): they keep their state in shell variables.
+# interface is created inside a namespace of this run. grid_init, grid_public_host,
+# grid_node(s), grid_spawn and grid_cleanup keep their state in shell variables: never
+# call them in a subshell ($(...), a pipe, &); the getters and grid_exec may be.
 
 GRID_KINDS="none full-cone restricted port-restricted symmetric symmetric-seq udp-blocked cgnat cgnat-sym"
 GRID_TAG=${GRID_TAG:-$$x$(printf %02x $((RANDOM % 256)))}
