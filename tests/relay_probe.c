@@ -393,6 +393,7 @@ s_register_all (s_client_t *clients, size_t count, relay_cred_t *cred, long ttl,
 
 typedef struct {
     int64_t at_ms, len_ms;              //  start (since the stream began), length
+    uint64_t missing;                   //  sequence numbers skipped over it (lost, or late)
 } s_gap_t;
 
 typedef struct {
@@ -408,7 +409,8 @@ typedef struct {
 } s_pair_t;
 
 static void
-s_pair_gap (s_pair_t *p, int64_t from_us, int64_t to_us, int64_t start_us, int64_t report_us)
+s_pair_gap (s_pair_t *p, int64_t from_us, int64_t to_us, int64_t start_us, int64_t report_us,
+            uint64_t missing)
 {
     int64_t gap = to_us - from_us;
     if (gap > p->max_gap_us) {
@@ -416,7 +418,7 @@ s_pair_gap (s_pair_t *p, int64_t from_us, int64_t to_us, int64_t start_us, int64
         p->max_gap_at_us = from_us - start_us;
     }
     if (gap >= report_us && p->gaps_count < S_GAPS_MAX)
-        p->gaps [p->gaps_count++] = (s_gap_t) { (from_us - start_us) / 1000, gap / 1000 };
+        p->gaps [p->gaps_count++] = (s_gap_t) { (from_us - start_us) / 1000, gap / 1000, missing };
 }
 
 //  One DATA a B client received: sequence and send time in the payload
@@ -441,6 +443,12 @@ s_pair_data (s_pair_t *p, const uint8_t *data, size_t size, int64_t now, int64_t
         return;
     }
     p->seen [seq / 8] |= (uint8_t) (1u << (seq % 8));
+    uint64_t missing = 0;
+    if (p->received && seq > p->max_seq)
+        missing = seq - p->max_seq - 1;
+    else
+    if (!p->received)
+        missing = seq;
     p->received++;
     if (seq < p->max_seq)
         p->reordered++;
@@ -448,7 +456,7 @@ s_pair_data (s_pair_t *p, const uint8_t *data, size_t size, int64_t now, int64_t
         p->max_seq = seq;
     //  The first gap counts from the start of the stream: a pair that never got
     //  through has one gap as long as the stream
-    s_pair_gap (p, p->last_rx_us ? p->last_rx_us : start_us, now, start_us, report_us);
+    s_pair_gap (p, p->last_rx_us ? p->last_rx_us : start_us, now, start_us, report_us, missing);
     p->last_rx_us = now;
 }
 
@@ -641,7 +649,8 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
     for (size_t i = 0; i < npairs; i++) {
         s_pair_t *p = &pairs [i];
         if (p->sent && p->max_seq + 1 < p->sent)
-            s_pair_gap (p, p->last_rx_us ? p->last_rx_us : start_us, p->last_sent_us, start_us, report_us);
+            s_pair_gap (p, p->last_rx_us ? p->last_rx_us : start_us, p->last_sent_us, start_us, report_us,
+                        p->sent - p->max_seq - 1);
         sent += p->sent;
         received += p->received;
         dups += p->duplicates;
@@ -674,7 +683,8 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
                      i ? "," : "", i, p->a.network, p->sent, p->received, p->sent - p->received,
                      p->max_gap_us / 1000.0, p->max_gap_at_us / 1000);
             for (size_t g = 0; g < p->gaps_count; g++)
-                fprintf (out, "%s[%" PRId64 ",%" PRId64 "]", g ? "," : "", p->gaps [g].at_ms, p->gaps [g].len_ms);
+                fprintf (out, "%s[%" PRId64 ",%" PRId64 ",%" PRIu64 "]", g ? "," : "", p->gaps [g].at_ms,
+                         p->gaps [g].len_ms, p->gaps [g].missing);
             fprintf (out, "]}");
         }
         fprintf (out, "]}\n");
@@ -1167,7 +1177,8 @@ s_usage (FILE *out)
         "        lifetime, default 120), -v (log to stderr), -h\n"
         "stream: pair i is in network i (steering word i: spread over the workers);\n"
         "        --ready-file is created when the measured stream starts; gaps of at least\n"
-        "        --gap-report ms (default 100) are listed per pair\n"
+        "        --gap-report ms (default 100) are listed per pair as [from_ms, length_ms,\n"
+        "        sequence numbers skipped]\n"
         "blast/register: --networks K registers the receiver in K networks and spreads the\n"
         "        sessions over them (K = the number of workers)\n");
 }
