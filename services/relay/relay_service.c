@@ -159,7 +159,7 @@ s_on_worker (bus_service_t *svc, bus_envelope_t *env, void *arg)
     self->heard [msg.instance] = msg.leaving ? 0 : now;
     if (known != !msg.leaving)
         s_steer (self, now);
-    //  A newcomer learns of us now, not 200 ms later
+    //  A newcomer learns of us now, not one announcement period later
     if (!known && !msg.leaving)
         s_announce (self, false);
 }
