@@ -14,7 +14,8 @@
 #                                   to $OUTDIR/relay-workers.<n>.json
 #   relay-bifrost.sh prep           (CUSTOM_PEER_PREP, in tr-peer) waits until every worker
 #                                   steers by the same count, then registers the receiving
-#                                   peer from $PEER:$PEER_PORT (once per network) and exits
+#                                   peer from $PEER:$PEER_PORT (once per network) and exits;
+#                                   a new peer id for every trial (below), in $OUTDIR
 #   relay-bifrost.sh send           (CUSTOM_SEND, in tr-cli) relay_probe blast: $SESS
 #                                   sessions in $BIFROST_RELAY_WORKERS networks (one per
 #                                   worker: steering is by network), $SIZE-byte payloads for
@@ -27,7 +28,6 @@
 # tools/bifrostctl, tests/relay_probe, libexec/ (BIFROST_LIBEXEC_DIR).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-PEER_ID=00000000b1f05000        # the receiving peer's id (any 16 hex digits)
 
 die () { echo "relay-bifrost: $*" >&2; exit 1; }
 
@@ -44,6 +44,11 @@ WORKERS=${BIFROST_RELAY_WORKERS:-1}
 NETWORKS=${BIFROST_RELAY_NETWORKS:-$WORKERS}
 need () { for v in "$@"; do [ -n "${!v:-}" ] || die "$v is not set (run me from the relay harness)"; done; }
 run_dir () { echo "$OUTDIR/bifrost-relay/run"; }
+# The receiving peer's id, new for every trial: each trial's 16 senders are new peers
+# too, and one peer may have at most 64 partners (relay.peer_sessions, 64 at most)
+# until idle ones expire (idle_timeout), so one fixed receiver would refuse the fifth
+# trial within 30 s (measured: a whole trial counted as `limited`)
+peer_id_file () { echo "$OUTDIR/bifrost-relay/peer-id"; }
 
 # Every worker answers relay.status and steers by the count of workers (all N)
 steered () {
@@ -101,17 +106,21 @@ s_save () {
 
 cmd_prep () {
     need OUTDIR SRV PORT PEER PEER_PORT RELAY_SECRET
-    local i
+    local i id
     for i in $(seq 1 100); do steered && break; sleep 0.1; done
     [ "$i" -lt 100 ] || echo "relay-bifrost: the workers do not all steer by $WORKERS after 10 s" >&2
-    "$B/tests/relay_probe" register --relay "$SRV:$PORT" --peer-id "$PEER_ID" --from "$PEER:$PEER_PORT" \
+    id=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    echo "$id" > "$(peer_id_file)"
+    "$B/tests/relay_probe" register --relay "$SRV:$PORT" --peer-id "$id" --from "$PEER:$PEER_PORT" \
         --networks "$NETWORKS" --once
 }
 
 cmd_send () {
-    need SRV PORT SESS SIZE SECS RATE RELAY_SECRET
+    need OUTDIR SRV PORT SESS SIZE SECS RATE RELAY_SECRET
+    local id
+    id=$(cat "$(peer_id_file)" 2>/dev/null) || die "no receiving peer: CUSTOM_PEER_PREP did not run"
     exec "$B/tests/relay_probe" blast --relay "$SRV:$PORT" --sessions "$SESS" --size "$SIZE" \
-        --seconds "$SECS" --rate "$RATE" --to-peer "$PEER_ID" --networks "$NETWORKS"
+        --seconds "$SECS" --rate "$RATE" --to-peer "$id" --networks "$NETWORKS"
 }
 
 cmd_run () {
