@@ -675,8 +675,8 @@ rest_codec_test (bool verbose)
     assert (!rest_check (REST_RELAY, "@192.0.2.1:3479") && !rest_check (REST_RELAY, "r1@192.0.2.1")
          && !rest_check (REST_RELAY, "r1@192.0.2.1:0") && !rest_check (REST_RELAY, "-r@h:1")
          && !rest_check (REST_RELAY, "192.0.2.1:3479"));
-    assert (rest_check (REST_RELAY_CRED, S_CRED) && rest_check (REST_RELAY_CRED, "0." S_CRED + 11));
-    assert (!rest_check (REST_RELAY_CRED, S_CRED + 10) && !rest_check (REST_RELAY_CRED, "x" S_CRED)
-         && !rest_check (REST_RELAY_CRED, "123456789012345678901" S_CRED + 10)
+    assert (rest_check (REST_RELAY_CRED, S_CRED) && rest_check (REST_RELAY_CRED, &("0." S_CRED) [11]));
+    assert (!rest_check (REST_RELAY_CRED, &S_CRED [10]) && !rest_check (REST_RELAY_CRED, "x" S_CRED)
+         && !rest_check (REST_RELAY_CRED, &("123456789012345678901" S_CRED) [10])
          && !rest_check (REST_RELAY_CRED, "1.0f1e") && !rest_check (REST_RELAY_CRED, S_CRED "0"));
 }
