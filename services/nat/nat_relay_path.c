@@ -33,6 +33,8 @@
 #define S_TCP_AFTER     2           //  REGISTERs over UDP unanswered before TCP is tried
 #define S_TCP_RETRY_MS  1000        //  then 2 s, 4 s ... 30 s between connection attempts
 #define S_TCP_RETRY_MAX 30000
+#define S_UDP_PROBE_MS  1000        //  on TCP, a REGISTER over UDP after 1 s, 2 s, 4 s, then every 5 s
+#define S_UDP_PROBE_MAX 5000
 
 //  ---------------------------------------------------------------------------
 //  TCP to a relay
@@ -101,6 +103,8 @@ s_tcp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         }
         tcp->connected = true;
         tcp->attempts = 0;
+        tcp->udp_probes = 0;
+        tcp->udp_probe_ms = bus_clock_ms () + S_UDP_PROBE_MS;
         bus_loop_poller_end (loop, &tcp->item);
         tcp->item.events = ZMQ_POLLIN;
         bus_loop_poller (loop, &tcp->item, s_tcp_ready, tcp);
@@ -112,6 +116,7 @@ s_tcp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     int64_t now = bus_clock_ms ();
     nat_ingest_t state = { NAT_HANDLE_NONE, NULL, true };
     nat_addr_t from = server->endpoint.addr;
+    tcp->reading = true;
     for (int round = 0; round < NAT_ROUNDS; round++) {
         ssize_t n = relay_stream_read (tcp->in, tcp->item.fd);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -133,6 +138,7 @@ s_tcp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         if (n < 0)
             break;
     }
+    tcp->reading = false;
     nat_datapath_ingest_end (self, &state);
     return 0;
 }
@@ -150,6 +156,23 @@ s_tcp_send (nat_service_t *self, size_t i, const uint8_t *msg, size_t size)
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         s_tcp_close (self, i);
     return true;                    //  a full socket drops it, like a datagram
+}
+
+//  On TCP, whether this REGISTER should go over UDP instead: a network that
+//  blocked UDP for a while (or a start so busy that two answers came late)
+//  must not keep a node on TCP for good. Only the REGISTER goes over UDP, not
+//  both, so the relay is not told the TCP address after the UDP one; if UDP is
+//  still blocked, the next refresh (500 ms) goes over TCP again.
+static bool
+s_udp_probe_due (nat_service_t *self, size_t i, int64_t now)
+{
+    nat_relay_tcp_t *tcp = &self->tcp [i];
+    if (!tcp->connected || now < tcp->udp_probe_ms)
+        return false;
+    int64_t wait = (int64_t) S_UDP_PROBE_MS << (tcp->udp_probes < 6 ? tcp->udp_probes + 1 : 6);
+    tcp->udp_probe_ms = now + (wait < S_UDP_PROBE_MAX ? wait : S_UDP_PROBE_MAX);
+    tcp->udp_probes++;
+    return true;
 }
 
 //  A relay that does not answer over UDP is tried over TCP, with backoff
@@ -385,7 +408,8 @@ nat_relay_path_tick (nat_service_t *self, int64_t now)
         size_t udp = 0;
         for (size_t i = 0; i < n; i++) {
             int server = nat_relay_find (self->relay, to [i]);
-            if (server < 0 || !s_tcp_send (self, (size_t) server, out [i], RELAY_PROTO_REGISTER_SIZE))
+            if (server < 0 || s_udp_probe_due (self, (size_t) server, now)
+            ||  !s_tcp_send (self, (size_t) server, out [i], RELAY_PROTO_REGISTER_SIZE))
                 tx [udp++] = (nat_udp_tx_t) { out [i], RELAY_PROTO_REGISTER_SIZE, to [i] };
         }
         if (udp)
@@ -435,6 +459,15 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
     nat_addr_clear (&seen);
     int was = nat_relay_current (self->relay);
     nat_relay_event_t event = nat_relay_receive (self->relay, server, *data, *size, bus_clock_us (), &peer_id, &seen);
+    //  Answered over UDP while on TCP: UDP works again, and the relay now sends
+    //  to our UDP address
+    nat_relay_tcp_t *tcp = &self->tcp [server];
+    if (d [0] == RELAY_PROTO_REGISTERED && tcp->connected && !tcp->reading
+    &&  nat_relay_server (self->relay, (size_t) server)->up) {
+        bus_info ("relay %s: answers over UDP again, leaving TCP", nat_relay_server (self->relay, (size_t) server)->name);
+        self->counters.relay_tcp_left++;
+        s_tcp_close (self, (size_t) server);
+    }
     if (event == NAT_RELAY_ESTABLISHED) {
         for (size_t i = 0; i < self->info_count; i++)
             if (self->info [i].relay_id == peer_id) {

@@ -54,6 +54,9 @@ typedef struct {
     struct _relay_stream_t *in;
     int64_t attempt_ms;         //  last connect, -1 never
     uint32_t attempts;
+    int64_t udp_probe_ms;       //  connected: when a REGISTER goes over UDP instead, to leave TCP
+    uint32_t udp_probes;
+    bool reading;               //  its messages are being ingested (not UDP's)
 } nat_relay_tcp_t;
 #define NAT_RELAY_COOKIE        (1ULL << 40)    //  resolver cookies of relays: this + index
 
@@ -66,7 +69,7 @@ typedef struct {
     uint64_t routes;            //  ROUTE records sent
     uint64_t bad_reports;       //  SENT records of the wrong length
     uint64_t relay_rx, relay_tx, relay_registers, drop_no_relay;
-    uint64_t relay_tcp_connects, relay_tcp_rx, relay_tcp_tx;
+    uint64_t relay_tcp_connects, relay_tcp_rx, relay_tcp_tx, relay_tcp_left;
 } nat_counters_t;
 
 struct _nat_service_t {

@@ -229,6 +229,19 @@ ok $? "port-restricted-a keeps symmetric-b's address as the relay saw it ($seen,
 "$CTL" -r "$T/port-restricted-a/run" status 2>&1 | grep -qE "^relay relay-[12], round trip [0-9.]+ ms, sees this node at 203\.0\.113\."
 ok $? "bifrostctl status on port-restricted-a: the relay in use, its round trip and the address it sees"
 
+# The network of a TCP node lets UDP through again: it leaves TCP (a REGISTER over
+# UDP after 1 s, 2 s, 4 s ... on TCP) and its peers stay reachable
+a=udp-blocked-a; b=symmetric-b    # no direct path between these two
+ip netns exec "$(grid_router $a)" nft insert rule ip natgrid filter_fwd meta l4proto udp accept
+ok $? "$a's router lets UDP through again"
+t3=$(now_ms)
+left_tcp () { [[ "$(peer_path $a $b)" == "relay relay-"[12] ]]; }
+wait_for 12 left_tcp
+rc=$?
+ok $rc "UDP unblocked for $a: back on UDP after $(( $(now_ms) - t3 )) ms (path '$(peer_path $a $b)')"
+wait_for 5 pair_pings $a $b
+ok $? "$a <-> $b: a ping crosses after the move from TCP to UDP"
+
 # The relay of a pair dies: the pair moves to the other relay
 a=port-restricted-a; b=symmetric-b
 used=$(peer_path $a $b | awk '{ print $2 }')
