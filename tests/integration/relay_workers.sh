@@ -5,19 +5,19 @@
 # steering spreads them over the workers) and the registry (it mints credentials
 # with the shared secret, which lives only in the environment). Proves: a
 # 100 pkts/s stream per pair passes without loss and both workers carry some;
-# kill -9 of a worker and `bifrostctl scale relay 4` then `2` during the stream:
+# kill -9 of a worker and `bifrostctl scale relay 1`, `4`, then `2` during the stream:
 # every pair resumes within 1 s (the gaps are measured and printed) and the loss
 # is counted; forged, expired and other-network credentials, unregistered and
 # spoofed sources and cross-network DATA reach nobody, a flood over peer_pps is
 # cut, and `bifrostctl relay` shows the refused, dropped and limited counts.
 . "$(dirname "$0")/sup_lib.sh"
-echo "1..18"
+echo "1..19"
 
 LIBEXEC=${BIFROST_LIBEXEC_DIR:-${BIFROST_BUILDDIR:-.}/libexec}
 PROBE=${BIFROST_BUILDDIR:-.}/tests/relay_probe
 PY=$(command -v /usr/bin/python3 || command -v python3)
 if [ ! -x "$LIBEXEC/bifrost-bus" ] || [ ! -x "$LIBEXEC/bifrost-relay" ] || [ ! -x "$PROBE" ] || [ -z "$PY" ]; then
-    for i in $(seq 1 18); do echo "ok $i # SKIP bifrost-bus, bifrost-relay, tests/relay_probe or python3 missing"; done
+    for i in $(seq 1 19); do echo "ok $i # SKIP bifrost-bus, bifrost-relay, tests/relay_probe or python3 missing"; done
     exit 0
 fi
 export BIFROST_LIBEXEC_DIR="$LIBEXEC"
@@ -166,11 +166,16 @@ ok $? "kill -9: the loss is counted (${3:-?} of ${4:-?} packets)"
 wait_for 5 steered 2
 ok $? "after the restart both workers steer over 2 again"
 
-# 3. scale 2 -> 4, kill -9 of one of the four, scale 4 -> 2, all during one stream.
+# 3. scale 2 -> 1 -> 4, kill -9 of one of the four, scale 4 -> 2, all during one stream.
 #    With four workers a dead one in the middle of the group leaves an index the
 #    steering program still names: that network falls back to the kernel's
 #    4-tuple hash (a pair may be split) until the others count it gone.
-stream scale 10
+stream scale 12
+sleep 1.5
+ONE_AT=$(at_ms scale)
+ctl scale relay 1 >/dev/null
+wait_for 5 steered 1
+ok $? "bifrostctl scale relay 1: one worker, steering over 1"
 sleep 1.5
 UP_AT=$(at_ms scale)
 ctl scale relay 4 >/dev/null
@@ -193,11 +198,11 @@ ok $? "bifrostctl scale relay 2: two workers, each steering over 2"
 wait "$STREAM_PID"
 GONE_AT=$(log_at_ms scale "relay.1.*steering the port by network over 3 workers" "$KILL4_AT")
 BACK_AT=$(log_at_ms scale "relay.3: started")
-set -- $(verdict scale 1000 "scale-4=$UP_AT" "kill-9-of-4=$KILL4_AT" "relay.3-restarted=$BACK_AT" "scale-2=$DOWN_AT" 2>"$T/scale.txt")
+set -- $(verdict scale 1000 "scale-1=$ONE_AT" "scale-4=$UP_AT" "kill-9-of-4=$KILL4_AT" "relay.3-restarted=$BACK_AT" "scale-2=$DOWN_AT" 2>"$T/scale.txt")
 cat "$T/scale.txt"
 echo "# kill -9 of relay.3 at $KILL4_AT ms; relay.1 steered over 3 from $GONE_AT ms (the dead worker counted gone), relay.3 started again at $BACK_AT ms"
 [ "${1:-0}" -eq 8 ]
-ok $? "scale 2 -> 4, kill -9, scale 4 -> 2: every pair resumes, worst gap ${2:-?} ms (< 1000)"
+ok $? "scale 2 -> 1 -> 4, kill -9, scale 4 -> 2: every pair resumes, worst gap ${2:-?} ms (< 1000)"
 [ "${3:-1}" -lt "${4:-0}" ]
 ok $? "scale and kill: the loss is counted (${3:-?} of ${4:-?} packets)"
 
