@@ -34,6 +34,7 @@
     Every wait has a deadline; nothing loops forever. */
 #include "relay_cred.h"
 #include "relay_proto.h"
+#include "seqstat.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -59,7 +60,6 @@
 #define S_PAIRS_MAX     256
 #define S_SESSIONS_MAX  256
 #define S_BATCH         32          //  sendmmsg batch of blast, as the benchmark's blast
-#define S_GAPS_MAX      8           //  gaps listed per pair
 #define S_PAYLOAD_MIN   16          //  stream DATA payload: sequence, send time
 #define S_DGRAM_MAX     2048
 
@@ -392,39 +392,15 @@ s_register_all (s_client_t *clients, size_t count, relay_cred_t *cred, long ttl,
 //  stream
 
 typedef struct {
-    int64_t at_ms, len_ms;              //  start (since the stream began), length
-    uint64_t missing;                   //  sequence numbers skipped over it (lost, or late)
-} s_gap_t;
-
-typedef struct {
     s_client_t a, b;
     int64_t next_send_us;
-    uint64_t sent, received, duplicates, reordered, max_seq;
-    int64_t last_rx_us, last_sent_us;
-    int64_t max_gap_us, max_gap_at_us;
-    s_gap_t gaps [S_GAPS_MAX];
-    size_t gaps_count;
-    uint8_t *seen;                      //  bitmap by sequence number
-    size_t seen_bits;
+    int64_t warm;                       //  -1: a warm-up packet came through
+    seqstat_t *stat;                    //  what B received of A's stream
 } s_pair_t;
-
-static void
-s_pair_gap (s_pair_t *p, int64_t from_us, int64_t to_us, int64_t start_us, int64_t report_us,
-            uint64_t missing)
-{
-    int64_t gap = to_us - from_us;
-    if (gap > p->max_gap_us) {
-        p->max_gap_us = gap;
-        p->max_gap_at_us = from_us - start_us;
-    }
-    if (gap >= report_us && p->gaps_count < S_GAPS_MAX)
-        p->gaps [p->gaps_count++] = (s_gap_t) { (from_us - start_us) / 1000, gap / 1000, missing };
-}
 
 //  One DATA a B client received: sequence and send time in the payload
 static void
-s_pair_data (s_pair_t *p, const uint8_t *data, size_t size, int64_t now, int64_t start_us,
-             int64_t report_us)
+s_pair_data (s_pair_t *p, const uint8_t *data, size_t size, int64_t now)
 {
     if (size < RELAY_PROTO_DATA_HEADER + S_PAYLOAD_MIN || relay_proto_data_peer (data) != p->a.peer) {
         p->b.other_rx++;
@@ -434,36 +410,12 @@ s_pair_data (s_pair_t *p, const uint8_t *data, size_t size, int64_t now, int64_t
     memcpy (&seq, data + RELAY_PROTO_DATA_HEADER, sizeof seq);
     if (seq == UINT64_MAX)
         return;                         //  a warm-up packet
-    if (seq >= p->seen_bits) {
-        p->b.other_rx++;
-        return;
-    }
-    if (p->seen [seq / 8] & (1u << (seq % 8))) {
-        p->duplicates++;
-        return;
-    }
-    p->seen [seq / 8] |= (uint8_t) (1u << (seq % 8));
-    uint64_t missing = 0;
-    if (p->received && seq > p->max_seq)
-        missing = seq - p->max_seq - 1;
-    else
-    if (!p->received)
-        missing = seq;
-    p->received++;
-    if (seq < p->max_seq)
-        p->reordered++;
-    else
-        p->max_seq = seq;
-    //  The first gap counts from the start of the stream: a pair that never got
-    //  through has one gap as long as the stream
-    s_pair_gap (p, p->last_rx_us ? p->last_rx_us : start_us, now, start_us, report_us, missing);
-    p->last_rx_us = now;
+    seqstat_receive (p->stat, seq, now);
 }
 
 //  Receives everything waiting on client c of pair p
 static void
-s_pair_drain (s_pair_t *p, s_client_t *c, relay_cred_t *cred, long ttl, int64_t start_us,
-              int64_t report_us, bool measuring)
+s_pair_drain (s_pair_t *p, s_client_t *c, relay_cred_t *cred, long ttl, bool measuring)
 {
     uint8_t buf [S_DGRAM_MAX];
     for (int k = 0; k < 256; k++) {
@@ -473,10 +425,10 @@ s_pair_drain (s_pair_t *p, s_client_t *c, relay_cred_t *cred, long ttl, int64_t 
         if (n >= 1 && buf [0] == RELAY_PROTO_DATA && c == &p->b) {
             c->data_rx++;
             if (measuring)
-                s_pair_data (p, buf, (size_t) n, s_now_us (), start_us, report_us);
+                s_pair_data (p, buf, (size_t) n, s_now_us ());
             else
             if ((size_t) n >= RELAY_PROTO_DATA_HEADER + 8)
-                p->last_rx_us = -1;     //  warm-up: the path works
+                p->warm = -1;           //  warm-up: the path works
         }
         else
             s_client_control (c, cred, ttl, buf, (size_t) n);
@@ -520,9 +472,7 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
         p->b.fd = s_socket (relay, o->bind_ip, 0, relay, relay_len, false);
         if (p->a.fd < 0 || p->b.fd < 0)
             return 1;
-        p->seen_bits = expected;
-        p->seen = calloc ((expected + 7) / 8, 1);
-        assert (p->seen);
+        p->stat = seqstat_new (expected);
     }
     //  Registration, then warm-up: DATA until every B has heard its A (the path
     //  works end to end) before anything is counted
@@ -550,7 +500,7 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
         warm = 0;
         for (size_t i = 0; i < npairs; i++) {
             s_pair_t *p = &pairs [i];
-            if (p->last_rx_us == -1) {
+            if (p->warm == -1) {
                 warm++;
                 continue;
             }
@@ -570,8 +520,8 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
         }
         poll (pfd, (nfds_t) (2 * npairs), 10);
         for (size_t i = 0; i < npairs; i++) {
-            s_pair_drain (&pairs [i], &pairs [i].a, cred, o->ttl, 0, 0, false);
-            s_pair_drain (&pairs [i], &pairs [i].b, cred, o->ttl, 0, 0, false);
+            s_pair_drain (&pairs [i], &pairs [i].a, cred, o->ttl, false);
+            s_pair_drain (&pairs [i], &pairs [i].b, cred, o->ttl, false);
         }
     }
     if (warm < npairs) {
@@ -586,7 +536,7 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
     int64_t end_us = start_us + (int64_t) (o->seconds * 1e6);
     int64_t report_us = o->gap_report_ms * 1000;
     for (size_t i = 0; i < npairs; i++) {
-        pairs [i].last_rx_us = 0;
+        seqstat_start (pairs [i].stat, start_us, report_us);
         pairs [i].next_send_us = start_us + period_us * (int64_t) i / (int64_t) npairs;
     }
     if (o->ready_file) {
@@ -607,11 +557,10 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
             s_pair_t *p = &pairs [i];
             //  Catch up at most 10 packets if the loop was late
             for (int k = 0; k < 10 && now < end_us && p->next_send_us <= now
-                             && p->sent < p->seen_bits; k++) {
-                uint64_t head [2] = { p->sent, (uint64_t) now };
+                             && p->stat->sent < p->stat->seen_bits; k++) {
+                uint64_t head [2] = { p->stat->sent, (uint64_t) now };
                 s_client_data (&p->a, p->b.peer, head, sizeof head, (size_t) o->size);
-                p->sent++;                  //  a failed send is a loss like any other
-                p->last_sent_us = now;
+                seqstat_sent (p->stat, now);     //  a failed send is a loss like any other
                 p->next_send_us += period_us;
             }
             if (p->next_send_us <= now)
@@ -635,9 +584,9 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
         poll (pfd, (nfds_t) (2 * npairs), wait_ms > 0 ? wait_ms : 0);
         for (size_t i = 0; i < npairs; i++) {
             if (pfd [2 * i].revents & POLLIN)
-                s_pair_drain (&pairs [i], &pairs [i].a, cred, o->ttl, start_us, report_us, true);
+                s_pair_drain (&pairs [i], &pairs [i].a, cred, o->ttl, true);
             if (pfd [2 * i + 1].revents & POLLIN)
-                s_pair_drain (&pairs [i], &pairs [i].b, cred, o->ttl, start_us, report_us, true);
+                s_pair_drain (&pairs [i], &pairs [i].b, cred, o->ttl, true);
         }
     }
     //  A pair whose last packets never came: the gap runs from its last receive to
@@ -648,19 +597,18 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
     size_t worst_pair = 0;
     for (size_t i = 0; i < npairs; i++) {
         s_pair_t *p = &pairs [i];
-        if (p->sent && p->max_seq + 1 < p->sent)
-            s_pair_gap (p, p->last_rx_us ? p->last_rx_us : start_us, p->last_sent_us, start_us, report_us,
-                        p->sent - p->max_seq - 1);
-        sent += p->sent;
-        received += p->received;
-        dups += p->duplicates;
-        reordered += p->reordered;
+        seqstat_t *st = p->stat;
+        seqstat_finish (st);
+        sent += st->sent;
+        received += st->received;
+        dups += st->duplicates;
+        reordered += st->reordered;
         registered_n += p->a.registered + p->b.registered;
         for (int k = 0; k < 5; k++)
             errors [k] += p->a.errors [k] + p->b.errors [k];
-        if (p->max_gap_us > worst) {
-            worst = p->max_gap_us;
-            worst_at = p->max_gap_at_us;
+        if (st->max_gap_us > worst) {
+            worst = st->max_gap_us;
+            worst_at = st->max_gap_at_us;
             worst_pair = i;
         }
     }
@@ -677,15 +625,9 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
         fprintf (out, ",\"per_pair\":[");
         for (size_t i = 0; i < npairs; i++) {
             s_pair_t *p = &pairs [i];
-            fprintf (out, "%s{\"pair\":%zu,\"network\":\"%016" PRIx64 "\",\"sent\":%" PRIu64
-                     ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"max_gap_ms\":%.1f,"
-                     "\"max_gap_at_ms\":%" PRId64 ",\"gaps\":[",
-                     i ? "," : "", i, p->a.network, p->sent, p->received, p->sent - p->received,
-                     p->max_gap_us / 1000.0, p->max_gap_at_us / 1000);
-            for (size_t g = 0; g < p->gaps_count; g++)
-                fprintf (out, "%s[%" PRId64 ",%" PRId64 ",%" PRIu64 "]", g ? "," : "", p->gaps [g].at_ms,
-                         p->gaps [g].len_ms, p->gaps [g].missing);
-            fprintf (out, "]}");
+            fprintf (out, "%s{\"pair\":%zu,\"network\":\"%016" PRIx64 "\",", i ? "," : "", i, p->a.network);
+            seqstat_json_members (p->stat, out);
+            fprintf (out, "}");
         }
         fprintf (out, "]}\n");
     }
@@ -698,14 +640,14 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
             s_pair_t *p = &pairs [i];
             printf ("  pair %2zu network %016" PRIx64 ": sent %" PRIu64 " received %" PRIu64
                     " lost %" PRIu64 " max gap %.1f ms at %" PRId64 " ms\n", i, p->a.network,
-                    p->sent, p->received, p->sent - p->received, p->max_gap_us / 1000.0,
-                    p->max_gap_at_us / 1000);
+                    p->stat->sent, p->stat->received, seqstat_lost (p->stat), p->stat->max_gap_us / 1000.0,
+                    p->stat->max_gap_at_us / 1000);
         }
     }
     for (size_t i = 0; i < npairs; i++) {
         close (pairs [i].a.fd);
         close (pairs [i].b.fd);
-        free (pairs [i].seen);
+        seqstat_destroy (&pairs [i].stat);
     }
     free (pairs);
     free (pfd);
