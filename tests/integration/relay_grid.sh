@@ -24,13 +24,10 @@
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/mesh_lib.sh"
 set -u
 T=$(mktemp -d /tmp/relay-grid-XXXXXX)
 chmod 755 "$T"
-BIFROSTD=$BIFROST_BUILDDIR/supervisor/bifrostd
-CTL=$BIFROST_BUILDDIR/tools/bifrostctl
-LIBEXEC=$BIFROST_LIBEXEC_DIR
-REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
 KINDS=${RELAY_GRID_KINDS:-$GRID_KINDS}
 UP_BUDGET_MS=${RELAY_GRID_UP_MS:-1000}
 TCP_BUDGET_MS=${RELAY_GRID_TCP_UP_MS:-3000}
@@ -43,18 +40,9 @@ if [ -n "${ASAN_OPTIONS:-}" ]; then
     UP_BUDGET_MS=$((UP_BUDGET_MS * 3)); TCP_BUDGET_MS=$((TCP_BUDGET_MS * 3))
     KINDS=${RELAY_GRID_KINDS:-none port-restricted symmetric udp-blocked cgnat-sym}
 fi
-# Secrets reach the programs through their environment only (never a file or a log)
-export RELAY_SECRET BIFROST_ADMIN_TOKEN=admin-$$-grid BIFROST_JOIN_TOKEN=
-RELAY_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-RURL=http://203.0.113.10:7080
-PIDS=""
 
 finish () {
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-    for p in $PIDS; do
-        for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$p" 2>/dev/null
-    done
+    mesh_finish
     if [ "$FAILED" -ne 0 ]; then
         for f in "$T"/*/bifrostd.log "$T"/registry.log; do
             echo "# ---- $f (last 25 lines)"
@@ -67,13 +55,6 @@ finish () {
 }
 trap finish EXIT
 
-# spawn NAME LOG CMD...: CMD in NAME's namespace, in the background; pid in PIDS
-spawn () {
-    local name=$1 log=$2; shift 2
-    ip netns exec "$(grid_ns "$name")" "$@" >>"$log" 2>&1 &
-    PIDS="$PIDS $!"
-}
-
 # ---------------------------------------------------------------------------
 # The grid
 grid_init
@@ -85,56 +66,15 @@ for k in $KINDS; do specs="$specs $k:$k-a $k:$k-b"; done
 grid_nodes $specs
 ok $? "grid: a registry, a relay and two nodes behind each of: $(echo $KINDS)"
 
-# The relay: bifrostd with the bus and two relay workers
-mkdir -p "$T/relay"
-cat > "$T/relay/relay.cfg" <<CFG
-run_dir = "$T/relay/run";
-relay = { listen = "203.0.113.11:3479"; secret = "\${RELAY_SECRET}"; };
-supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
-services = (
-    { name = "bus";   exec = "bifrost-bus"; },
-    { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = 2; }
-);
-CFG
-spawn relay "$T/relay/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/relay/relay.cfg"
-relay_ready () { "$CTL" -r "$T/relay/run" status 2>/dev/null | grep -c "^relay\.[12] .* ready" | grep -qx 2; }
-wait_for 15 relay_ready
-ok $? "relay-1: two workers ready on 203.0.113.11:3479"
-mkdir -p "$T/relay2"
-sed "s|$T/relay/run|$T/relay2/run|; s|203.0.113.11|203.0.113.12|; s|instances = 2|instances = 1|" \
-    "$T/relay/relay.cfg" > "$T/relay2/relay.cfg"
-spawn relay2 "$T/relay2/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/relay2/relay.cfg"
-RELAY2_PID=$!
-relay2_ready () { "$CTL" -r "$T/relay2/run" status 2>/dev/null | grep -q "^relay\.1 .* ready"; }
-wait_for 15 relay2_ready
-ok $? "relay-2: one worker ready on 203.0.113.12:3479"
-
-# The registry, which lists the relay and signs the nodes' credentials
-cat > "$T/registry.cfg" <<CFG
-registry = { listen = "203.0.113.10:7080"; database = "$T/registry.db";
-             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
-relay = { servers = ["relay-1@203.0.113.11:3479", "relay-2@203.0.113.12:3479"]; secret = "\${RELAY_SECRET}"; };
-CFG
-spawn reg "$T/registry.log" "$REGISTRY" -c "$T/registry.cfg" -r "$T/regrun"
-wait_for 10 grid_exec reg curl -sf -o /dev/null "$RURL/client/meta"
-ok $? "registry answers on $RURL"
-admin () { grid_exec reg curl -s -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$RURL/api/v1/mesh/networks$2"; }
-admin POST "" '{"id":"grid","name":"grid","cidr":"10.99.0.0/24","settings":{"heartbeat_interval":1,"offline_after":5,"expire_after":120}}' >/dev/null
-BIFROST_JOIN_TOKEN=$(admin POST /grid/tokens '{"ttl":600,"reusable":true}' | jq -r .token)
-case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "network and join token created" ;; *) ok 1 "network and join token created" ;; esac
+# Two relays (relay-1 with two workers, relay-2 with one), and the registry, which
+# lists them and signs the nodes' credentials
+mesh_relay relay 203.0.113.11 relay-1 2
+mesh_relay relay2 203.0.113.12 relay-2 1
+mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479 relay-2@203.0.113.12:3479
 
 # ---------------------------------------------------------------------------
 # Nodes: they know only the registry
-node_config () {
-    disc_node_cfg "$T/$1" "$1" grid "$RURL" "" "${2:-}"
-}
-start_node () {
-    node_config "$1" "${2:-}"
-    spawn "$1" "$T/$1/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/$1/node.cfg"
-}
-vip () { grid_exec "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
-all_have_vip () { local n; for n in "$@"; do [ -n "$(vip "$n")" ] || return 1; done; }
-declare -A VIP=()
+start_node () { mesh_start_node "$@"; }
 
 A_NODES=""; B_NODES=""
 for k in $KINDS; do A_NODES="$A_NODES $k-a"; B_NODES="$B_NODES $k-b"; done
@@ -145,7 +85,6 @@ ok $? "the a nodes registered and got virtual addresses ($(( $(now_ms) - t0 )) m
 for n in $A_NODES; do VIP[$n]=$(vip "$n"); done
 
 # Before the b nodes register, no a node knows any of them
-peers_json () { "$CTL" -r "$T/$1/run" peers --json 2>/dev/null; }
 known=0
 for n in $A_NODES; do
     peers_json "$n" | jq -e '[.peers[].name] | map(endswith("-b")) | any' >/dev/null 2>&1 && known=1
@@ -172,12 +111,7 @@ expected_path () {
         *) echo "relay relay-N" ;;
     esac
 }
-# log_ms FILE PATTERN: the time of day (ms) of the first log line matching
-log_ms () {
-    grep -m1 -E "$2" "$1" 2>/dev/null | awk '{ split ($1, t, "[:.]"); printf "%d\n", ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4] }'
-}
 ping_rtt () { grid_exec "$1" ping -c 3 -i 0.05 -W 1 -q "$2" 2>/dev/null | awk -F/ '/^rtt/ { print $5 }'; }
-pair_pings () { grid_exec "$1" ping -c 1 -W 1 -q "${VIP[$2]}" >/dev/null 2>&1 && grid_exec "$2" ping -c 1 -W 1 -q "${VIP[$1]}" >/dev/null 2>&1; }
 
 TABLE="| a (first) | b (second) | path | registration -> up (ms) | RTT (ms) |"$'\n'"|---|---|---|---:|---:|"
 set -- $KINDS
@@ -215,7 +149,6 @@ wait_for 20 all_have_vip forced
 VIP[forced]=$(vip forced)
 wait_for 10 pair_pings none-a forced
 ok $? "forced <-> none-a (both public): a ping crosses both ways"
-peer_path () { peers_json "$1" | jq -r --arg b "$2" '.peers[] | select(.name == $b) | .path'; }
 sleep 2         # a direct probe would have happened by now (1 s after up)
 [[ "$(peer_path forced none-a)" == relay\ relay-[12] ]] && [[ "$(peer_path none-a forced)" == relay\ relay-[12] ]]
 ok $? "connection.force_relay keeps the pair on the relay both ways (forced: '$(peer_path forced none-a)', none-a: '$(peer_path none-a forced)')"
