@@ -407,6 +407,11 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
         }
         case CRYPTO_NODE_KEEPALIVE:
             s_endpoint (self, i, pkt->tag, false, now);
+            //  Answered, so the peer's nat learns its direct path still carries
+            //  (nat.probe). Not when we sent lately: then the peer heard us, and
+            //  a keepalive answering a keepalive never loops
+            if (now - peer->last_tx >= KEEPALIVE_ANSWER_GAP && crypto_node_can_send (self->node, i, now))
+                s_encrypt_out (self, i, NULL, 0, now);
             break;
         default:
             break;
@@ -606,6 +611,27 @@ s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (peer->initiated_at && now - peer->initiated_at < DIAL_MIN_GAP)
         return;                         //  one is on its way
     s_initiate (self, (int) dial.index, now);
+    crypto_send_out (self);
+}
+
+//  nat.probe: a keepalive now, on a direct path nat found quiet
+static void
+s_on_probe (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    nat_probe_t probe;
+    char err [200];
+    if (bus_envelope_get_msg (env, &nat_probe_schema, &probe, err, sizeof err)) {
+        bus_warn ("nat.probe: %s", err);
+        return;
+    }
+    uint64_t now = bus_clock_ns ();
+    if (probe.index >= self->peer_count || self->peer [probe.index].removed
+    ||  !crypto_node_can_send (self->node, (int) probe.index, now))
+        return;                         //  no session: nat's dials take over
+    s_encrypt_out (self, (int) probe.index, NULL, 0, now);
+    crypto_send_wire_flush (self);
+    crypto_send_wire_report (self);
     crypto_send_out (self);
 }
 
@@ -879,6 +905,7 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
     bus_service_handle (svc, "crypto.key", s_on_key, self);
     bus_service_handle (svc, "crypto.status", s_on_status, self);
     bus_service_handle (svc, "nat.dial", s_on_dial, self);
+    bus_service_handle (svc, "nat.probe", s_on_probe, self);
     bus_service_on_connect (svc, s_on_connect, self);
     bus_service_handle (svc, "crypto.keyproof", s_on_keyproof, self);
     bus_service_subscribe (svc, "peer.", s_on_peer_event, self);

@@ -20,6 +20,7 @@
 
 #define MS  1000000ULL                  //  ns per ms
 #define DIAL_MIN_GAP    (250 * MS)      //  nat.dial: at most one initiation per peer per 250 ms
+#define KEEPALIVE_ANSWER_GAP (100 * MS) //  a keepalive is answered unless we sent to that peer this recently
 #define ENDPOINT_REFRESH (1000 * MS)    //  re-confirm an unchanged handle at most once a second
 
 //  Service-level counters, next to crypto_node's own

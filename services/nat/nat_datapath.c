@@ -163,13 +163,16 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
         self->counters.drop_stale_handle++;
         return;
     }
-    //  Which path a peer takes (nat_relay_path.c): a direct path that spoke
-    //  lately is not given up for the relay; a peer kept on the relay stays there
+    //  Which path a peer takes (nat_relay_path.c): a direct path that spoke in
+    //  the last 800 ms is not given up for the relay (packets of the relay path
+    //  still in flight after a move to direct); one silent longer is, when the
+    //  peer speaks through the relay (its own watch gave the path up:
+    //  nat_direct_watch.c). A peer kept on the relay stays there
     nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
     const nat_addr_t *current = nat_peer_endpoint (peer);
     if (nat_addr_relay_peer (addr)) {
         if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_is_set (current) && !nat_addr_relay_peer (current)
-        &&  !info->force_relay && now - info->direct_rx_ms < self->config.keepalive_interval_ms + 5000)
+        &&  !info->force_relay && info->direct_rx_ms >= 0 && now - info->direct_rx_ms < NAT_DIRECT_HOLD_MS)
             return;
     }
     else

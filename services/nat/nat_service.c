@@ -264,6 +264,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     nat_peer_table_tick (self->table, bus_clock_ms ());
     s_redial (self);
     nat_relay_path_tick (self, bus_clock_ms ());
+    nat_direct_watch_tick (self, bus_clock_ms ());
     return 0;
 }
 
@@ -388,6 +389,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->drop_send = udp->send_errors + udp->send_dropped;
     reply->bad_batches = pipe.batches_rejected;
     reply->pauses = self->counters.pauses;
+    reply->direct_probes = self->counters.direct_probes;
+    reply->direct_lost = self->counters.direct_lost;
     reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
     reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
     reply->tunnel_sends = self->config.tunnel_sends;

@@ -18,7 +18,8 @@
 #include "bus_pause.h"
 #include "bus_pipe.h"
 
-#define NAT_ROUNDS 16           //  reads per loop wakeup, so neither direction starves
+#define NAT_ROUNDS 16
+#define NAT_DIRECT_HOLD_MS 800  //  a direct path heard this recently keeps its peer off the relay           //  reads per loop wakeup, so neither direction starves
 
 //  What the service keeps per peer beside nat_peer (which holds no names)
 typedef struct {
@@ -41,6 +42,9 @@ typedef struct {
     int64_t probe_until_ms;     //  initiations go to probe_addr until then
     nat_addr_t probe_addr;
     uint32_t probes;
+    //  Up on a direct path that went quiet (nat_direct_watch.c)
+    int64_t watch_first_ms;     //  first nat.probe since it last spoke, 0: none
+    int64_t watch_probe_ms;     //  last nat.probe
 } nat_peer_info_t;
 
 #define NAT_RELAY_FRAME_MAX     2048        //  a relayed datagram, header included
@@ -70,6 +74,7 @@ typedef struct {
     uint64_t bad_reports;       //  SENT records of the wrong length
     uint64_t relay_rx, relay_tx, relay_registers, drop_no_relay;
     uint64_t relay_tcp_connects, relay_tcp_rx, relay_tcp_tx, relay_tcp_left;
+    uint64_t direct_probes, direct_lost;        //  nat_direct_watch.c
 } nat_counters_t;
 
 struct _nat_service_t {
@@ -138,6 +143,9 @@ bus_pause_t *nat_datapath_pause_new (nat_service_t *self);
 void nat_relay_path_open (nat_service_t *self);
 void nat_relay_path_close (nat_service_t *self);
 void nat_relay_path_tick (nat_service_t *self, int64_t now);
+//  A direct path that went quiet: probe it, and give it up for the relay when it
+//  stays silent (nat_direct_watch.c); every tick
+void nat_direct_watch_tick (nat_service_t *self, int64_t now);
 //  A datagram whose first byte is in the relay's type range: false when it was
 //  a relay's own message (handled) or is to be dropped; true for relayed DATA,
 //  with *data and *size moved to the tunnel datagram inside and *via set to the
