@@ -21,6 +21,10 @@ T=$(mktemp -d /tmp/path-move-XXXXXX)
 chmod 755 "$T"
 SEQ=$BIFROST_BUILDDIR/tests/seqstream
 PPS=1000
+# The outage budget is the user's (issue 15: under 1 s); built with the
+# sanitizers every process runs several times slower, so it is tripled there
+OUTAGE_MS=${PATH_MOVE_OUTAGE_MS:-1000}
+[ -n "${ASAN_OPTIONS:-}" ] && OUTAGE_MS=$((OUTAGE_MS * 3))
 
 finish () {
     [ -n "${RECV_PID:-}" ] && kill "$RECV_PID" 2>/dev/null
@@ -116,8 +120,8 @@ back=$(( $(now_ms) - t1 ))
 ok $rc "direct path blocked: the pair is back on the relay (after $back ms)"
 stream_wait down
 gap=$(field down max_gap_ms); gap=${gap%.*}
-[ "$(field down received)" -gt $(( $(field down sent) / 2 )) ] && [ "${gap:-99999}" -lt 1000 ]
-ok $? "direct -> relay: the outage is under 1 s (worst gap $(field down max_gap_ms) ms, lost $(field down lost) of $(field down sent))"
+[ "$(field down received)" -gt $(( $(field down sent) / 2 )) ] && [ "${gap:-99999}" -lt "$OUTAGE_MS" ]
+ok $? "direct -> relay: the outage is under $OUTAGE_MS ms (worst gap $(field down max_gap_ms) ms, lost $(field down lost) of $(field down sent))"
 lost=$(peers_json mv-a | jq -r '.nat.direct_lost')
 [ "${lost:-0}" -ge 1 ]
 ok $? "the move is counted: mv-a's nat gave up $lost direct path(s) (bifrostctl peers --json: nat.direct_lost)"
