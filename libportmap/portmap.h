@@ -59,6 +59,7 @@ typedef enum {
 
 typedef struct {
     uint16_t local_port;        //  the UDP port to map (1-65535), required
+    uint16_t external_port;     //  the external port to ask for first (0: local_port)
     const char *local_addr;     //  IPv4 of the socket; NULL: the address facing the gateway
     int protocols;              //  PORTMAP_UPNP | PORTMAP_NATPMP (0: both), tried NAT-PMP first
     uint32_t lifetime_s;        //  lease to ask for (0: 3600), PORTMAP_LIFETIME_MIN..MAX
