@@ -1204,6 +1204,112 @@ s_test_bogus (portmap_t *pm, int gw, int64_t now, int how, portmap_err_t want, b
     assert (portmap_mapping (pm) == NULL);
 }
 
+
+//  The fake UPnP IGD: serves one HTTP exchange on listener lfd. The request
+//  must contain want (the path or the SOAP action); the answer is status and
+//  body (a SOAP envelope around body when soap is true)
+static void
+s_igd_serve (int lfd, const char *want, int status, const char *body, bool soap)
+{
+    assert (s_test_readable (lfd, 5000));
+    int fd = accept (lfd, NULL, NULL);
+    assert (fd >= 0);
+    char req [4096];
+    size_t have = 0;
+    while (have < sizeof req - 1) {
+        assert (s_test_readable (fd, 3000));
+        ssize_t n = recv (fd, req + have, sizeof req - 1 - have, 0);
+        assert (n > 0);
+        have += (size_t) n;
+        req [have] = 0;
+        char *end = strstr (req, "\r\n\r\n");
+        if (!end)
+            continue;
+        char *cl = strcasestr (req, "Content-Length:");
+        size_t body_len = cl && cl < end ? (size_t) atoi (cl + 15) : 0;
+        if (have >= (size_t) (end + 4 - req) + body_len)
+            break;
+    }
+    if (!strstr (req, want))
+        fprintf (stderr, "fake IGD: want '%s' in:\n%s\n", want, req);
+    assert (strstr (req, want));
+    char content [2048];
+    if (soap)
+        snprintf (content, sizeof content,
+                  "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+                  "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body>%s</s:Body></s:Envelope>\r\n", body);
+    else
+        snprintf (content, sizeof content, "%s", body);
+    char rep [4096];
+    int n = snprintf (rep, sizeof rep, "HTTP/1.1 %d %s\r\nContent-Type: text/xml; charset=\"utf-8\"\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                      status, status == 200 ? "OK" : "Error", strlen (content), content);
+    assert (send (fd, rep, (size_t) n, MSG_NOSIGNAL) == n);
+    close (fd);
+}
+
+#define s_IGD_SERVICE "urn:schemas-upnp-org:service:WANIPConnection:1"
+static const char *s_igd_desc =
+    "<?xml version=\"1.0\"?>\r\n<root xmlns=\"urn:schemas-upnp-org:device-1-0\"><device>"
+    "<deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType><deviceList><device>"
+    "<deviceType>urn:schemas-upnp-org:device:WANDevice:1</deviceType><serviceList><service>"
+    "<serviceType>urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1</serviceType>"
+    "<controlURL>/cif</controlURL><eventSubURL>/evt</eventSubURL><SCPDURL>/cif.xml</SCPDURL>"
+    "</service></serviceList><deviceList><device>"
+    "<deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:1</deviceType><serviceList><service>"
+    "<serviceType>" s_IGD_SERVICE "</serviceType>"
+    "<controlURL>/ctl</controlURL><eventSubURL>/evt</eventSubURL><SCPDURL>/ip.xml</SCPDURL>"
+    "</service></serviceList></device></deviceList></device></deviceList></device></root>\r\n";
+
+static void
+s_igd_external (int lfd, const char *addr)
+{
+    char body [256];
+    snprintf (body, sizeof body, "<u:GetExternalIPAddressResponse xmlns:u=\"" s_IGD_SERVICE "\">"
+              "<NewExternalIPAddress>%s</NewExternalIPAddress></u:GetExternalIPAddressResponse>", addr);
+    s_igd_serve (lfd, "#GetExternalIPAddress", 200, body, true);
+}
+
+static void
+s_igd_fault (int lfd, const char *action, int code)
+{
+    char body [512];
+    snprintf (body, sizeof body, "<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>"
+              "<detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>%d</errorCode>"
+              "<errorDescription>test</errorDescription></UPnPError></detail></s:Fault>", code);
+    s_igd_serve (lfd, action, 500, body, true);
+}
+
+static void
+s_igd_add (int lfd, const char *want_port)
+{
+    char want [64];
+    snprintf (want, sizeof want, "<NewExternalPort>%s</NewExternalPort>", want_port);
+    s_igd_serve (lfd, want, 200, "<u:AddPortMappingResponse xmlns:u=\"" s_IGD_SERVICE "\"/>", true);
+}
+
+static void
+s_igd_entry (int lfd, const char *client, const char *port, const char *lease)
+{
+    char body [512];
+    snprintf (body, sizeof body, "<u:GetSpecificPortMappingEntryResponse xmlns:u=\"" s_IGD_SERVICE "\">"
+              "<NewInternalPort>%s</NewInternalPort><NewInternalClient>%s</NewInternalClient>"
+              "<NewEnabled>1</NewEnabled><NewPortMappingDescription>bifrost</NewPortMappingDescription>"
+              "<NewLeaseDuration>%s</NewLeaseDuration></u:GetSpecificPortMappingEntryResponse>", port, client, lease);
+    s_igd_serve (lfd, "#GetSpecificPortMappingEntry", 200, body, true);
+}
+
+//  An attempt against the fake IGD that must fail with want
+static void
+s_test_igd_fails (portmap_t *pm, int64_t now, portmap_err_t want, bool verbose)
+{
+    assert (s_test_handle (pm, now));
+    if (verbose)
+        printf ("    UPnP: %s: %s\n", portmap_err_name (portmap_error_code (pm)), portmap_error (pm));
+    assert (portmap_state (pm) == PORTMAP_FAILED);
+    assert (portmap_error_code (pm) == want);
+}
+
 void
 portmap_test (bool verbose)
 {
@@ -1423,7 +1529,88 @@ portmap_test (bool verbose)
         printf ("    destroy with an unanswered delete: %lld ms\n", (long long) took);
     close (gw);
 
-    //  9. No gateway, each within its bound: nothing on 127.0.0.1:5351 (port
+    //  9. UPnP against a fake IGD on 127.0.0.1 (its description URL given: no
+    //  SSDP): a mapping, and the answers that must not become a candidate
+    int igd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in igd_addr = { .sin_family = AF_INET };
+    igd_addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t igd_len = sizeof igd_addr;
+    assert (igd >= 0 && bind (igd, (struct sockaddr *) &igd_addr, sizeof igd_addr) == 0);
+    assert (listen (igd, 8) == 0 && getsockname (igd, (struct sockaddr *) &igd_addr, &igd_len) == 0);
+    char url [64];
+    snprintf (url, sizeof url, "http://127.0.0.1:%u/rootDesc.xml", ntohs (igd_addr.sin_port));
+    config = (portmap_config_t) {
+        .local_port = 40000, .protocols = PORTMAP_UPNP, .lifetime_s = 120, .upnp_root_url = url,
+        .retry_ms = 1000, .retry_max_ms = 1000, .shutdown_ms = 300
+    };
+    pm = portmap_new (&config, err, sizeof err);
+    assert (pm);
+    now = 0;
+    //  The external address is refused
+    portmap_start (pm, now);
+    s_igd_serve (igd, "GET /rootDesc.xml", 200, s_igd_desc, false);
+    s_igd_external (igd, "0.0.0.0");
+    s_test_igd_fails (pm, now, PORTMAP_ERR_BOGUS, verbose);
+    assert (strstr (portmap_error (pm), "UPnP: external address 0.0.0.0 is unspecified"));
+    //  The gateway's table sends the port elsewhere (the IGD is kept: no new GET)
+    now += 1000;
+    assert (portmap_tick (pm, now));
+    s_igd_external (igd, "203.0.113.9");
+    s_igd_add (igd, "40000");
+    s_igd_entry (igd, "127.0.0.2", "40000", "120");
+    s_test_igd_fails (pm, now, PORTMAP_ERR_BOGUS, verbose);
+    assert (strstr (portmap_error (pm), "not to 127.0.0.1:40000"));
+    //  A lease that is not a number
+    now += 1000;
+    assert (portmap_tick (pm, now));
+    s_igd_external (igd, "203.0.113.9");
+    s_igd_add (igd, "40000");
+    s_igd_entry (igd, "127.0.0.1", "40000", "12O");
+    s_test_igd_fails (pm, now, PORTMAP_ERR_BOGUS, verbose);
+    //  Not authorized
+    now += 1000;
+    assert (portmap_tick (pm, now));
+    s_igd_external (igd, "203.0.113.9");
+    s_igd_fault (igd, "#AddPortMapping", 606);
+    s_test_igd_fails (pm, now, PORTMAP_ERR_REFUSED, verbose);
+    assert (strstr (portmap_error (pm), "(606)"));
+    //  HTTP garbage: a gateway error, and the IGD is looked up again next time
+    now += 1000;
+    assert (portmap_tick (pm, now));
+    s_igd_serve (igd, "#GetExternalIPAddress", 200, "<html>no</html>", false);
+    s_test_igd_fails (pm, now, PORTMAP_ERR_GATEWAY, verbose);
+    //  Conflict on an IGDv1: another port, then a mapping (permanent lease:
+    //  renewed at half the asked one)
+    now += 1000;
+    assert (portmap_tick (pm, now));
+    s_igd_serve (igd, "GET /rootDesc.xml", 200, s_igd_desc, false);
+    s_igd_external (igd, "203.0.113.9");
+    s_igd_fault (igd, "<NewExternalPort>40000</NewExternalPort>", 718);
+    s_igd_serve (igd, "#AddPortMapping", 200, "<u:AddPortMappingResponse xmlns:u=\"" s_IGD_SERVICE "\"/>", true);
+    s_igd_entry (igd, "127.0.0.1", "40000", "0");
+    assert (s_test_handle (pm, now));
+    m = portmap_mapping (pm);
+    assert (m && m->protocol == PORTMAP_UPNP && streq_ (m->external_addr, "203.0.113.9"));
+    assert (m->external_port != 40000 && m->external_port >= 1024);
+    assert (streq_ (m->internal_addr, "127.0.0.1"));
+    assert (m->lifetime_s == 120 && m->renew_ms == now + 60000);
+    if (verbose)
+        printf ("    UPnP: mapped 203.0.113.9:%u after a conflict on 40000\n", m->external_port);
+    //  destroy with an IGD that does not answer yet: back after shutdown_ms
+    //  (300), and the worker, left behind, still deletes that port once the
+    //  IGD answers
+    char del [64];
+    snprintf (del, sizeof del, "<NewExternalPort>%u</NewExternalPort>", m->external_port);
+    t0 = s_clock_ms ();
+    portmap_destroy (&pm);
+    took = s_clock_ms () - t0;
+    if (verbose)
+        printf ("    UPnP: destroy with the IGD silent: %lld ms\n", (long long) took);
+    assert (took >= 290 && took < 800);
+    s_igd_serve (igd, del, 200, "<u:DeletePortMappingResponse xmlns:u=\"" s_IGD_SERVICE "\"/>", true);
+    close (igd);
+
+    //  10. No gateway, each within its bound: nothing on 127.0.0.1:5351 (port
     //  unreachable), no default route (NAT-PMP), no UPnP answer within the
     //  default 1000 ms (miniupnpc's shortest SSDP wait: it rounds up to 1 s), both
     static const struct { int protocols; const char *gateway; int bound; const char *text; } none [] = {
