@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,6 +581,16 @@ s_worker_run (void *arg)
 {
     s_worker_t *w = (s_worker_t *) arg;
     int fd = w->fd;
+    //  miniupnpc writes its HTTP requests with send (..., 0): a gateway (or any
+    //  host that answered SSDP) that resets the connection would raise SIGPIPE,
+    //  which kills a process that does not ignore it (nat does not). Blocked in
+    //  this thread, the signal stays pending here and the write fails with EPIPE;
+    //  the pending signal is taken back after each request.
+    sigset_t pipe_set;
+    sigemptyset (&pipe_set);
+    sigaddset (&pipe_set, SIGPIPE);
+    pthread_sigmask (SIG_BLOCK, &pipe_set, NULL);
+    const struct timespec no_wait = { 0, 0 };
     s_request_t req;
     while (true) {
         ssize_t n = recv (fd, &req, sizeof req, 0);
@@ -606,6 +617,8 @@ s_worker_run (void *arg)
                 reply.err = s_natpmp_delete (w, reply.error, sizeof reply.error);
         }
         reply.mapping.took_ms = s_clock_ms () - start;
+        while (sigtimedwait (&pipe_set, NULL, &no_wait) == SIGPIPE)
+            ;
         if (send (fd, &reply, sizeof reply, MSG_NOSIGNAL) != (ssize_t) sizeof reply)
             break;
     }
@@ -944,10 +957,13 @@ portmap_handle (portmap_t *self, int64_t now_ms)
         if (reply.op == s_OP_MAP && reply.seq == self->pending_seq && self->state != PORTMAP_IDLE)
             changed |= s_on_map_reply (self, &reply, now_ms);
         else
-        if (reply.op == s_OP_MAP && reply.err == PORTMAP_ERR_NONE
+        if (reply.op == s_OP_MAP && reply.err == PORTMAP_ERR_NONE && self->pending_seq == 0
         && !(self->have_mapping && self->mapping.protocol == reply.mapping.protocol
              && self->mapping.external_port == reply.mapping.external_port))
-            //  An answer we no longer wait for (stopped meanwhile): undo it
+            //  An answer we no longer wait for (stopped meanwhile): undo it.
+            //  Not while another request is out: it asks for the same local
+            //  port, most likely gets the same entry, and a delete queued
+            //  behind it would remove what it just made
             s_send (self, s_OP_DELETE, reply.mapping.protocol, reply.mapping.external_port, NULL);
     }
     return changed;
@@ -1512,6 +1528,22 @@ portmap_test (bool verbose)
     assert (!s_test_handle (pm, now));
     assert (portmap_state (pm) == PORTMAP_IDLE);
     s_gw_map (gw, 40000, 0, 0, 40000, 0, 0, 0);        //  the undo
+    assert (!s_test_handle (pm, now));
+    //  ... but not when started again meanwhile: the new request owns the entry
+    portmap_start (pm, now);
+    portmap_stop (pm);
+    portmap_start (pm, now);
+    s_gw_public (gw, "203.0.113.5", 0, 12, 128);       //  the first request
+    s_gw_map (gw, 40000, 40000, 120, 40000, 40000, 120, 0);
+    s_gw_public (gw, "203.0.113.5", 0, 12, 128);       //  the second
+    s_gw_map (gw, 40000, 40000, 120, 40000, 40000, 120, 0);
+    assert (s_test_readable (portmap_fd (pm), 3000));
+    while (portmap_state (pm) != PORTMAP_MAPPED)
+        s_test_handle (pm, now);
+    assert (portmap_mapping (pm)->external_port == 40000);
+    assert (s_gw_recv (gw, buf, &from, 100) == 0);     //  no delete
+    portmap_stop (pm);
+    s_gw_map (gw, 40000, 0, 0, 40000, 0, 0, 0);
     assert (!s_test_handle (pm, now));
 
     //  8. destroy deletes the mapping (the fake does not answer: bounded by the worker's 200 ms)
