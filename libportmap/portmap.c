@@ -870,6 +870,13 @@ portmap_start (portmap_t *self, int64_t now_ms)
 }
 
 void
+portmap_renew (portmap_t *self, int64_t now_ms)
+{
+    if (self->state == PORTMAP_MAPPED && !self->pending_seq && now_ms < self->mapping.renew_ms)
+        self->mapping.renew_ms = now_ms;
+}
+
+void
 portmap_stop (portmap_t *self)
 {
     if (self->have_mapping)
@@ -1506,6 +1513,16 @@ portmap_test (bool verbose)
     m = portmap_mapping (pm);
     assert (m->external_private && m->lifetime_s == 7200);
     assert (m->renew_ms == now + 60000);               //  half of what we asked, not of 7200
+    //  A renewal on demand
+    portmap_renew (pm, now + 10);
+    assert (portmap_next_deadline (pm) == now + 10);
+    assert (!portmap_tick (pm, now + 10));
+    portmap_renew (pm, now + 20);                      //  a request is out: nothing
+    s_gw_public (gw, "10.9.8.7", 0, 12, 128);
+    s_gw_map (gw, 40000, 40000, 120, 40000, 40000, 120, 0);
+    assert (!s_test_handle (pm, now + 20));
+    portmap_counters (pm, NULL, &renewals, NULL);
+    assert (renewals == 3 && portmap_mapping (pm)->renew_ms == now + 20 + 60000);
     portmap_stop (pm);
     assert (portmap_state (pm) == PORTMAP_IDLE && portmap_mapping (pm) == NULL);
     assert (portmap_next_deadline (pm) == -1);

@@ -112,6 +112,11 @@ bool portmap_tick (portmap_t *self, int64_t now_ms);
 //  the worker).
 int64_t portmap_next_deadline (portmap_t *self);
 
+//  Renews the mapping at the next portmap_tick instead of at half the lease
+//  (e.g. when a peer reports the candidate unreachable). Nothing when not MAPPED
+//  or while a request is out.
+void portmap_renew (portmap_t *self, int64_t now_ms);
+
 //  Deletes the mapping now (asynchronously) and goes idle; portmap_start again
 //  restarts (e.g. after a network change).
 void portmap_stop (portmap_t *self);

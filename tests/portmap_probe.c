@@ -4,10 +4,11 @@
         binds UDP 0.0.0.0:PORT and prints "BOUND PORT", then "RECV ip:port TEXT"
         for every datagram that arrives, at any time. SIGUSR1 (or --now) asks for
         a mapping: "MAPPED proto ip:port lifetime S took MS" or "FAILED what:
-        message took MS" (--exit: then exit). SIGUSR2 destroys the mapping
-        (deleted at the gateway): "DELETED took MS". SIGTERM: destroy and exit.
-        The mapping is renewed as the class decides ("RENEWED ..." when the
-        address or port changed).
+        message took MS" (--exit: then exit). SIGHUP renews it now
+        (portmap_renew): "RENEWED proto ip:port lifetime S took MS" with the
+        time since the SIGHUP; renewals at half the lease print the same.
+        SIGUSR2 destroys the mapping (deleted at the gateway): "DELETED took
+        MS". SIGTERM: destroy and exit.
     portmap_probe stun [--lifetime S] PORT
         a STUN responder that answers every Binding request with the address it
         came from (MAPPED- and XOR-MAPPED-ADDRESS), ignoring CHANGE-REQUEST:
@@ -29,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t s_usr1, s_usr2, s_term;
+static volatile sig_atomic_t s_usr1, s_usr2, s_hup, s_term;
 
 static void
 s_signal (int sig)
@@ -39,6 +40,9 @@ s_signal (int sig)
     else
     if (sig == SIGUSR2)
         s_usr2 = 1;
+    else
+    if (sig == SIGHUP)
+        s_hup = 1;
     else
         s_term = 1;
 }
@@ -173,6 +177,7 @@ main (int argc, char **argv)
     sa.sa_handler = s_signal;               //  no SA_RESTART: poll returns EINTR
     sigaction (SIGUSR1, &sa, NULL);
     sigaction (SIGUSR2, &sa, NULL);
+    sigaction (SIGHUP, &sa, NULL);
     sigaction (SIGTERM, &sa, NULL);
     sigaction (SIGINT, &sa, NULL);
     if (strcmp (mode, "stun") == 0)
@@ -184,8 +189,9 @@ main (int argc, char **argv)
     printf ("BOUND %d\n", port);
     fflush (stdout);
     portmap_t *pm = NULL;
-    int64_t started = 0;
+    int64_t started = 0, renew_asked = 0;
     bool reported = false;
+    uint64_t renewals_seen = 0;
     if (now)
         s_usr1 = 1;
     while (!s_term) {
@@ -205,6 +211,13 @@ main (int argc, char **argv)
                 started = s_now ();
                 reported = false;
                 portmap_start (pm, started);
+            }
+        }
+        if (s_hup) {
+            s_hup = 0;
+            if (pm && portmap_state (pm) == PORTMAP_MAPPED) {
+                renew_asked = s_now ();
+                portmap_renew (pm, renew_asked);
             }
         }
         if (s_usr2) {
@@ -247,8 +260,16 @@ main (int argc, char **argv)
                 changed |= portmap_handle (pm, s_now ());
             changed |= portmap_tick (pm, s_now ());
             portmap_state_t state = portmap_state (pm);
+            uint64_t renewals;
+            portmap_counters (pm, NULL, &renewals, NULL);
+            if (renewals > renewals_seen) {
+                renewals_seen = renewals;
+                s_report (pm, renew_asked ? renew_asked : started, "RENEWED");
+                renew_asked = 0;
+            }
+            else
             if (changed && (state == PORTMAP_MAPPED || state == PORTMAP_FAILED)) {
-                s_report (pm, started, reported ? "RENEWED" : "MAPPED");
+                s_report (pm, started, reported ? "REMAPPED" : "MAPPED");
                 reported = true;
                 if (exit_after)
                     break;

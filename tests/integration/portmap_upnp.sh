@@ -213,6 +213,14 @@ map_once () {   # map_once PROTO [EXPECTED_PROTO]
     send "after-$proto"
     wait_for 3 has "$log" "RECV $PUB_IP:[0-9]* after-$proto"
     ok $? "$proto: a datagram from the public host to $WAN_IP:$ext reaches the node's socket"
+    # A renewal (what happens at half the lease) keeps the same entry
+    kill -HUP "$pid"
+    wait_for 5 has "$log" "^RENEWED $want $WAN_IP:$ext "
+    ok $? "$proto: renewed on the same port ($(grep -m1 '^RENEWED' "$log"))"
+    RENEW_MS=$(grep -m1 '^RENEWED' "$log" | sed -n 's/.* took \([0-9]*\).*/\1/p')
+    send "renewed-$proto"
+    wait_for 3 has "$log" "RECV $PUB_IP:[0-9]* renewed-$proto"
+    ok $? "$proto: a datagram still reaches the node after the renewal"
     kill -USR2 "$pid"
     wait_for 5 has "$log" '^DELETED'
     ok $? "$proto: destroyed ($(grep -m1 '^DELETED' "$log"))"
@@ -225,8 +233,8 @@ map_once () {   # map_once PROTO [EXPECTED_PROTO]
     stop "$pid"
 }
 
-map_once upnp;   UPNP_MS=$MAP_MS
-map_once natpmp; NATPMP_MS=$MAP_MS
+map_once upnp;   UPNP_MS=$MAP_MS;   UPNP_RENEW_MS=$RENEW_MS
+map_once natpmp; NATPMP_MS=$MAP_MS; NATPMP_RENEW_MS=$RENEW_MS
 
 # conflict_once PROTO: the router itself uses UDP 40000 (a socket on its WAN side);
 # the node asks for external 40000 and must get another port that reaches it,
@@ -253,6 +261,7 @@ conflict_once () {
 conflict_once upnp
 conflict_once natpmp
 echo "# time to a mapping: UPnP $UPNP_MS ms (SSDP discovery + description + 3 SOAP calls), NAT-PMP $NATPMP_MS ms (2 round trips)"
+echo "# time to a renewal: UPnP $UPNP_RENEW_MS ms (3 SOAP calls, the gateway known), NAT-PMP $NATPMP_RENEW_MS ms"
 
 # NAT-PMP off at the gateway: "any" tries NAT-PMP (port unreachable), then UPnP
 stop "$MINIUPNPD_PID"
