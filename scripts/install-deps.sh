@@ -3,12 +3,16 @@
 # nothing when it is all there already. Needs root (apt-get).
 #   install-deps.sh           build + tests
 #   install-deps.sh --bench   also the VPNs `make bench-vpn` compares with
+# miniupnpd-nftables is only the daemon binary and its nft scripts (no maintainer
+# script, no debconf question, no service): tests/integration/portmap_upnp.sh starts
+# it by hand in a namespace. Its companion package `miniupnpd` (init script, systemd
+# unit, debconf) is deliberately not installed.
 set -eu
 BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
-       libwebsockets-dev libjansson-dev libsqlite3-dev"
+       libwebsockets-dev libjansson-dev libsqlite3-dev libminiupnpc-dev libnatpmp-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat openssl strace"
+      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""
