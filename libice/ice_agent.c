@@ -40,6 +40,7 @@ typedef struct {
     ice_cand_type_t local_type, remote_type;
     NiceAddress selected_remote;
     unsigned mapped;                //  local mapped candidates made (foundations)
+    bool taken;                     //  the caller took the selected socket
 } s_peer_t;
 
 typedef struct {
@@ -69,6 +70,8 @@ struct _ice_agent_t {
     size_t peer_count, peer_max;
     //  Events waiting for dispatch
     zlist_t *events;
+    //  Agents of removed sessions, releasing their TURN allocations
+    zlist_t *closing;
     //  The context's poll set, as of the last prepare
     GPollFD *fds;
     int fd_count, fd_max;
@@ -255,18 +258,38 @@ s_on_recv (NiceAgent *agent, guint stream, guint component, guint len, gchar *bu
 
 static void s_loop_forget (ice_agent_t *self);
 
+//  A closed agent (nice_agent_close_async done: TURN allocations released)
+static void
+s_on_closed (GObject *source, GAsyncResult *result, gpointer data)
+{
+    ice_agent_t *self = (ice_agent_t *) data;
+    zlist_remove (self->closing, source);
+    s_loop_forget (self);
+    g_object_unref (source);
+}
+
 static void
 s_session_stop (s_peer_t *peer)
 {
+    ice_agent_t *self = peer->owner;
     if (peer->agent) {
-        //  Stop watching before libnice closes its descriptors: epoll keys a
-        //  registration by the open file, and a socket the caller took (a dup)
-        //  keeps that file open, so a late DEL by number could no longer remove it
-        s_loop_forget (peer->owner);
-        //  Disconnect first: unref may still emit state changes
         g_signal_handlers_disconnect_by_data (peer->agent, peer);
-        nice_agent_remove_stream (peer->agent, peer->stream);
-        g_object_unref (peer->agent);
+        if (peer->taken) {
+            //  The caller has the socket: libnice must let go now, and cannot
+            //  release a TURN allocation made from it (it expires on the
+            //  server). Stop watching before libnice closes its descriptors:
+            //  epoll keys a registration by the open file, which the caller's
+            //  dup keeps open, so a DEL by number afterwards could not remove it.
+            s_loop_forget (self);
+            nice_agent_remove_stream (peer->agent, peer->stream);
+            g_object_unref (peer->agent);
+        }
+        else {
+            //  Release the TURN allocations first (libnice sends a zero-lifetime
+            //  refresh); the agent goes when that is done (s_on_closed)
+            zlist_append (self->closing, peer->agent);
+            nice_agent_close_async (peer->agent, s_on_closed, self);
+        }
         peer->agent = NULL;
     }
     g_slist_free_full (peer->pending, (GDestroyNotify) nice_candidate_free);
@@ -275,6 +298,7 @@ s_session_stop (s_peer_t *peer)
     peer->pending_eoc = false;
     peer->have_remote_creds = false;
     peer->selected = false;
+    peer->taken = false;
     peer->state = ICE_STATE_NEW;
     peer->mapped = 0;
 }
@@ -567,8 +591,16 @@ ice_agent_new (uint64_t own_id, ice_agent_event_fn *fn, void *arg)
     //  This thread owns the context for good: every prepare/check/dispatch is ours
     assert (g_main_context_acquire (self->ctx));
     self->events = zlist_new ();
+    self->closing = zlist_new ();
     self->timeout = -1;
     return self;
+}
+
+static gboolean
+s_on_close_deadline (gpointer data)
+{
+    *(bool *) data = true;
+    return G_SOURCE_REMOVE;
 }
 
 void
@@ -584,9 +616,22 @@ ice_agent_destroy (ice_agent_t **self_p)
         free (self->peers [i]);
     }
     free (self->peers);
-    //  Let the context run what the agents left (closing sockets, sources)
+    //  Give the closing agents up to ICE_AGENT_CLOSE_MS to release their TURN
+    //  allocations, then drop them anyway
+    bool expired = false;
+    GSource *deadline = g_timeout_source_new (ICE_AGENT_CLOSE_MS);
+    g_source_set_callback (deadline, s_on_close_deadline, &expired, NULL);
+    g_source_attach (deadline, self->ctx);
+    while (zlist_size (self->closing) && !expired)
+        g_main_context_iteration (self->ctx, TRUE);
+    g_source_destroy (deadline);
+    g_source_unref (deadline);
+    NiceAgent *agent;
+    while ((agent = (NiceAgent *) zlist_pop (self->closing)))
+        g_object_unref (agent);
     while (g_main_context_pending (self->ctx))
         g_main_context_iteration (self->ctx, FALSE);
+    zlist_destroy (&self->closing);
     if (self->loop) {
         if (self->timer_id > 0)
             bus_loop_timer_end (self->loop, self->timer_id);
@@ -987,6 +1032,7 @@ ice_agent_take_socket (ice_agent_t *self, uint64_t id, int *fd, struct sockaddr_
     int flags = fcntl (dup_fd, F_GETFL);
     fcntl (dup_fd, F_SETFL, flags | O_NONBLOCK);
     *fd = dup_fd;
+    peer->taken = true;
     ice_agent_selected (self, id, NULL, NULL, remote, remote_len);
     return 0;
 }

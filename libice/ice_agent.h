@@ -48,6 +48,7 @@ extern "C" {
 #define ICE_AGENT_PENDING_MAX   32      //  remote candidates kept until the credentials come
 #define ICE_AGENT_MAX_TURN      4       //  TURN servers
 #define ICE_AGENT_MAX_LOCAL     8       //  local addresses to gather on
+#define ICE_AGENT_CLOSE_MS      500     //  destroy waits this long at most for TURN releases
 
 typedef enum {
     ICE_STATE_NEW = 0,          //  before gathering

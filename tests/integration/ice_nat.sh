@@ -1,0 +1,135 @@
+#!/bin/bash
+# ice_nat: ICE (libice on libnice) through the NAT grid. Pairs of ice_probe behind
+# NAT routers of several kinds, coturn on the public segment as STUN and TURN
+# server (REST credentials from its static-auth-secret): each pair must select the
+# expected kind of pair (direct where a NAT lets it, TURN where none can), hand
+# the selected socket over (ice_agent_take_socket) and move data on it, on the
+# selected 5-tuple. ICE_TAKE_AT=ready takes the sockets only once both sides are
+# READY (slower: docs/ice.md). Without TURN, symmetric x symmetric must fail: the proof that
+# the relayed pairs are TURN's doing. All pairs run at once. (TAP; docs/ice.md)
+set -u
+. "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
+PROBE=$BIFROST_BUILDDIR/tests/ice_probe
+COTURN=$BIFROST_BUILDDIR/services/coturn/bifrost-coturn
+if ! command -v turnserver >/dev/null; then
+    echo "1..0 # SKIP coturn is not installed (apt-get install coturn)"
+    exit 0
+fi
+[ -x "$PROBE" ] || { echo "Bail out! $PROBE is not built (make tests/ice_probe)"; exit 1; }
+[ -x "$COTURN" ] || { echo "Bail out! $COTURN is not built"; exit 1; }
+T=$(mktemp -d /tmp/hi-ice-nat-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+GRID_TAG=${GRID_TAG:-hi$$x$(printf %02x $((RANDOM % 256)))}
+. "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
+T0=$(now_ms)
+
+TURN_IP=203.0.113.10
+# pair NAME KIND_A KIND_B EXPECT [NOTURN]: EXPECT is direct, relay or fail
+PAIRS="
+fc  full-cone       full-cone       direct
+pr  port-restricted port-restricted direct
+fs  full-cone       symmetric       direct
+ps  port-restricted symmetric       relay
+ss  symmetric       symmetric       relay
+sx  symmetric       symmetric       fail   noturn
+"
+grid_init
+grid_public_host turn $TURN_IP
+nodes=""
+while read -r name ka kb expect noturn; do
+    [ -n "$name" ] && nodes="$nodes $ka:${name}a $kb:${name}b"
+done <<< "$PAIRS"
+grid_nodes $nodes
+echo "# grid: $GRID_N routers and a public host in $(( $(now_ms) - T0 )) ms"
+
+# coturn the way the project runs it (services/coturn): static-auth-secret, REST
+# credentials "<expiry>:<id>" / base64(HMAC-SHA1(secret, username))
+TURN_SECRET=$(openssl rand -hex 24)
+export TURN_SECRET
+cat > "$T/server.cfg" <<CFG
+turn = {
+    realm = "bifrost.test";
+    listening_ip = "$TURN_IP";
+    relay_ip = "$TURN_IP";
+    listen_port = 3478;
+    min_port = 49152;
+    max_port = 49407;
+    secret = "\${TURN_SECRET}";
+};
+CFG
+grid_spawn turn "$T/coturn.log" "$COTURN" -c "$T/server.cfg" -r "$T/run"
+wait_for 10 sh -c "ip netns exec $(grid_ns turn) ss -lun | grep -q '$TURN_IP:3478 '"
+ok $? "coturn listens on $TURN_IP:3478 (STUN and TURN)"
+turn_user () { echo "$(( $(date +%s) + 600 )):$1"; }
+turn_pass () { printf %s "$1" | openssl dgst -sha1 -hmac "$TURN_SECRET" -binary | base64; }
+
+# Both probes of every pair at once
+T1=$(now_ms)
+while read -r name ka kb expect noturn; do
+    [ -n "$name" ] || continue
+    for side in a b; do
+        if [ $side = a ]; then id=1; peer=2; else id=2; peer=1; fi
+        args=(--id $id --peer $peer --out "$T/$name.sig.$side" --in "$T/$name.sig.$([ $side = a ] && echo b || echo a)"
+              --stun $TURN_IP:3478 --timeout 25 --take-at "${ICE_TAKE_AT:-selected}")
+        if [ -z "$noturn" ]; then
+            u=$(turn_user "$name$side")
+            args+=(--turn $TURN_IP:3478 --turn-user "$u" --turn-pass "$(turn_pass "$u")")
+        fi
+        grid_spawn "$name$side" "$T/$name.$side" "$PROBE" "${args[@]}"
+    done
+done <<< "$PAIRS"
+
+finished () { grep -qE '^(DONE|FAIL)' "$1"; }
+while read -r name ka kb expect noturn; do
+    [ -n "$name" ] || continue
+    wait_for 30 finished "$T/$name.a"
+    wait_for 30 finished "$T/$name.b"
+done <<< "$PAIRS"
+echo "# all probes ended $(( $(now_ms) - T1 )) ms after they started"
+
+# field FILE WORD N: field N of the last line starting with WORD
+field () { awk -v w="$2" -v n="$3" '$1 == w { v = $n } END { print v }' "$1"; }
+while read -r name ka kb expect noturn; do
+    [ -n "$name" ] || continue
+    A="$T/$name.a"; B="$T/$name.b"
+    what="$name: $ka x $kb${noturn:+ (no TURN)}"
+    if [ "$expect" = fail ]; then
+        grep -q '^FAIL' "$A" && grep -q '^FAIL' "$B" && ! grep -q '^SELECTED' "$A" && ! grep -q '^SELECTED' "$B"
+        ok $? "$what: no pair without TURN ($(grep -h '^FAIL' "$A" | head -1))"
+        continue
+    fi
+    grep -q '^DONE' "$A" && grep -q '^DONE' "$B"
+    ok $? "$what: both sides selected a pair, took the socket (or kept TURN in libnice), data crossed both ways"
+    types="$(field "$A" SELECTED 3)/$(field "$A" SELECTED 4) $(field "$B" SELECTED 3)/$(field "$B" SELECTED 4)"
+    case "$expect" in
+        direct)
+            ! echo "$types" | grep -q relay && grep -q '^TAKEN' "$A" && grep -q '^TAKEN' "$B"
+            ok $? "$what: direct pair, no TURN (a local/remote b local/remote: $types); both sockets taken" ;;
+        relay)
+            echo "$types" | grep -q relay
+            ok $? "$what: through TURN ($types; $(grep -hoE '^(TAKEN|RELAYED)' "$A" "$B" | tr '\n' ' '))" ;;
+    esac
+    # The data came in on the taken socket from the address ICE selected: the same 5-tuple
+    for s in a b; do
+        f="$T/$name.$s"
+        if grep -q '^TAKEN' "$f"; then
+            want=$(field "$f" TAKEN 5); got=$(field "$f" DATA 5)
+            [ -n "$want" ] && [ "$want" = "$got" ]
+            ok $? "$what: side $s received on its taken socket from the selected remote $want (from $got)"
+        fi
+    done
+    sa=$(field "$A" SELECTED 2); sb=$(field "$B" SELECTED 2)
+    echo "# $what: selected pair at ${sa:-?} / ${sb:-?} ms, data on it at $(field "$A" DATA 2) / $(field "$B" DATA 2) ms${ICE_TAKE_AT:+, READY at $(field "$A" READY 2) / $(field "$B" READY 2) ms}"
+    echo "#   a: $(grep -h '^SELECTED' "$A" | tail -1) $(grep -h '^DONE' "$A")"
+    echo "#   b: $(grep -h '^SELECTED' "$B" | tail -1) $(grep -h '^DONE' "$B")"
+    limit=2000; [ "$expect" = relay ] && limit=5000
+    [ -n "$sa" ] && [ -n "$sb" ] && [ "$sa" -lt $limit ] && [ "$sb" -lt $limit ]
+    ok $? "$what: pair selected within $limit ms on both sides"
+done <<< "$PAIRS"
+
+if [ "$FAILED" -ne 0 ]; then
+    for f in "$T"/*.a "$T"/*.b "$T/coturn.log"; do echo "# --- $f"; tail -15 "$f" | sed 's/^/#   /'; done
+fi
+echo "# total $(( $(now_ms) - T0 )) ms"
+echo "1..$TESTNO"
+[ "$FAILED" -eq 0 ]
