@@ -6,7 +6,9 @@
     bus_loop); one thread sends a burst of 32 datagrams, then reads until the
     socket runs dry, for SECONDS per mode.
 
-        libice/ice_bench [SECONDS] [SIZE]        (default 1 s, 1400 bytes) */
+        libice/ice_bench [SECONDS] [SIZE]        (default 1 s, 1400 bytes)
+        libice/ice_bench --keepalive SECONDS     what libnice sends after the
+                                                 other side took its socket */
 #include "ice_agent.h"
 
 #include <poll.h>
@@ -64,9 +66,51 @@ s_turn (bench_t *b, int ms)
     ice_agent_dispatch (b->agent [1], all + n [0], (size_t) n [1]);
 }
 
+//  After the handoff on side 1 only: what does side 0's libnice, still running,
+//  send to side 1's taken socket over seconds? (docs/ice.md, "Keepalives")
+static int
+s_keepalive (bench_t *b, int seconds)
+{
+    char err [160];
+    int fd;
+    struct sockaddr_storage remote;
+    socklen_t rlen;
+    if (ice_agent_take_socket (b->agent [1], 1, &fd, &remote, &rlen, err, sizeof err)) {
+        fprintf (stderr, "ice_bench: %s\n", err);
+        return 1;
+    }
+    ice_agent_remove_peer (b->agent [1], 1);
+    int64_t start = zclock_mono (), end = start + seconds * 1000;
+    unsigned count = 0;
+    while (zclock_mono () < end) {
+        s_turn (b, 100);
+        uint8_t buf [1500];
+        ssize_t n;
+        while ((n = recv (fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+            count++;
+            unsigned type = n >= 2 ? (unsigned) (buf [0] << 8 | buf [1]) : 0;
+            printf ("%6.1f s: %zd bytes, STUN type 0x%04x%s\n", (double) (zclock_mono () - start) / 1000.0, n, type,
+                    type == 0x0001 ? " (binding request)" : type == 0x0011 ? " (binding indication)"
+                    : type == 0x0101 ? " (binding success)" : "");
+        }
+    }
+    printf ("%u datagrams from side 0's libnice in %d s; side 0 state %s\n", count, seconds,
+            ice_state_name (ice_agent_state (b->agent [0], 2)));
+    close (fd);
+    ice_agent_destroy (&b->agent [0]);
+    ice_agent_destroy (&b->agent [1]);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+    int keepalive = 0;
+    if (argc > 2 && strcmp (argv [1], "--keepalive") == 0) {
+        keepalive = atoi (argv [2]);
+        argc -= 2;
+        argv += 2;
+    }
     int seconds = argc > 1 ? atoi (argv [1]) : 1;
     size_t size = argc > 2 ? (size_t) atoi (argv [2]) : 1400;
     if (seconds < 1 || size < 1 || size > 1500) {
@@ -94,6 +138,8 @@ main (int argc, char **argv)
         fprintf (stderr, "ice_bench: not READY after 10 s\n");
         return 1;
     }
+    if (keepalive > 0)
+        return s_keepalive (&b, keepalive);
     uint8_t buf [1500];
     memset (buf, 0xab, sizeof buf);
 

@@ -64,6 +64,7 @@ turn_user () { echo "$(( $(date +%s) + 600 )):$1"; }
 turn_pass () { printf %s "$1" | openssl dgst -sha1 -hmac "$TURN_SECRET" -binary | base64; }
 
 # Both probes of every pair at once
+declare -A PID RC
 T1=$(now_ms)
 while read -r name ka kb expect noturn; do
     [ -n "$name" ] || continue
@@ -76,6 +77,7 @@ while read -r name ka kb expect noturn; do
             args+=(--turn $TURN_IP:3478 --turn-user "$u" --turn-pass "$(turn_pass "$u")")
         fi
         grid_spawn "$name$side" "$T/$name.$side" "$PROBE" "${args[@]}"
+        PID[$name$side]=$GRID_PID
     done
 done <<< "$PAIRS"
 
@@ -86,6 +88,7 @@ while read -r name ka kb expect noturn; do
     wait_for 30 finished "$T/$name.b"
 done <<< "$PAIRS"
 echo "# all probes ended $(( $(now_ms) - T1 )) ms after they started"
+for p in "${!PID[@]}"; do wait "${PID[$p]}"; RC[$p]=$?; done
 
 # field FILE WORD N: field N of the last line starting with WORD
 field () { awk -v w="$2" -v n="$3" '$1 == w { v = $n } END { print v }' "$1"; }
@@ -98,8 +101,8 @@ while read -r name ka kb expect noturn; do
         ok $? "$what: no pair without TURN ($(grep -h '^FAIL' "$A" | head -1))"
         continue
     fi
-    grep -q '^DONE' "$A" && grep -q '^DONE' "$B"
-    ok $? "$what: both sides selected a pair, took the socket (or kept TURN in libnice), data crossed both ways"
+    grep -q '^DONE' "$A" && grep -q '^DONE' "$B" && [ "${RC[${name}a]}" = 0 ] && [ "${RC[${name}b]}" = 0 ]
+    ok $? "$what: both sides selected a pair, took the socket (or kept TURN in libnice), data crossed both ways (exit ${RC[${name}a]} ${RC[${name}b]})"
     types="$(field "$A" SELECTED 3)/$(field "$A" SELECTED 4) $(field "$B" SELECTED 3)/$(field "$B" SELECTED 4)"
     case "$expect" in
         direct)
