@@ -11,6 +11,7 @@
 #include <glib.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,11 @@ s_on_recv (NiceAgent *agent, guint stream, guint component, guint len, gchar *bu
         self->recv_fn (self, peer->id, (const uint8_t *) buf, len, self->recv_arg);
 }
 
+static void
+s_on_recv_discard (NiceAgent *agent, guint stream, guint component, guint len, gchar *buf, gpointer data)
+{
+}
+
 // ---------------------------------------------------------------------------
 //  Sessions
 
@@ -273,7 +279,13 @@ s_session_stop (s_peer_t *peer)
 {
     ice_agent_t *self = peer->owner;
     if (peer->agent) {
+        //  Nothing of libnice may call back with peer after this: the peer
+        //  struct may be freed while a closing agent still receives
         g_signal_handlers_disconnect_by_data (peer->agent, peer);
+        //  Not NULL: that would pause reception, and a closing agent must
+        //  still read the TURN server's answers (and nobody else would read
+        //  its socket: a descriptor ready for ever)
+        nice_agent_attach_recv (peer->agent, peer->stream, 1, self->ctx, s_on_recv_discard, NULL);
         if (peer->taken) {
             //  The caller has the socket: libnice must let go now, and cannot
             //  release a TURN allocation made from it (it expires on the
@@ -288,7 +300,11 @@ s_session_stop (s_peer_t *peer)
             //  Release the TURN allocations first (libnice sends a zero-lifetime
             //  refresh); the agent goes when that is done (s_on_closed)
             zlist_append (self->closing, peer->agent);
+            //  Its GTask completes in the thread-default context of this call:
+            //  ours, not glib's global one that nobody runs here
+            g_main_context_push_thread_default (self->ctx);
             nice_agent_close_async (peer->agent, s_on_closed, self);
+            g_main_context_pop_thread_default (self->ctx);
         }
         peer->agent = NULL;
     }
@@ -629,7 +645,9 @@ ice_agent_destroy (ice_agent_t **self_p)
     NiceAgent *agent;
     while ((agent = (NiceAgent *) zlist_pop (self->closing)))
         g_object_unref (agent);
-    while (g_main_context_pending (self->ctx))
+    //  What the agents left (a bounded number of turns: a source whose
+    //  descriptor nobody reads any more would stay ready for ever)
+    for (int turn = 0; turn < 16 && g_main_context_pending (self->ctx); turn++)
         g_main_context_iteration (self->ctx, FALSE);
     zlist_destroy (&self->closing);
     if (self->loop) {
@@ -1065,6 +1083,7 @@ typedef struct {
     bool verbose;
     int64_t started;
     int64_t ready_ms;
+    int received [2];
 } s_pair_t;
 
 static int
@@ -1113,6 +1132,22 @@ s_test_event (ice_agent_t *agent, const ice_event_t *ev, void *arg)
         case ICE_EVENT_FAILED:
             assert (!"ICE failed on loopback");
     }
+}
+
+static void
+s_test_recv_cb (ice_agent_t *agent, uint64_t peer, const uint8_t *data, size_t size, void *arg)
+{
+    s_pair_t *t = (s_pair_t *) arg;
+    int me = s_side (t, agent);
+    assert (peer == t->id [1 - me] && size == 5 && memcmp (data, "hello", 5) == 0);
+    t->received [me]++;
+}
+
+static int
+s_test_until_received (bus_loop_t *loop, int timer_id, void *arg)
+{
+    s_pair_t *t = (s_pair_t *) arg;
+    return t->received [0] == 3 && t->received [1] == 3 ? -1 : 0;
 }
 
 static int
@@ -1186,6 +1221,19 @@ s_test_recv (int fd, char *buf, size_t size, struct sockaddr_storage *from, int 
     }
 }
 
+//  How many descriptors of this process are the socket behind fd
+static int
+s_test_sharing (int fd)
+{
+    struct stat mine, other;
+    assert (fstat (fd, &mine) == 0);
+    int count = 0;
+    for (int i = 0; i < 1024; i++)
+        if (fstat (i, &other) == 0 && other.st_dev == mine.st_dev && other.st_ino == mine.st_ino)
+            count++;
+    return count;
+}
+
 static bool
 s_test_same_addr (const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
@@ -1231,6 +1279,19 @@ s_test_loopback (bool verbose, const char *ip)
     assert (ice_agent_state (t.agent [0], 42) == ICE_STATE_READY);
     assert (ice_agent_host_port (t.agent [0], 42, strchr (ip, ':') ? AF_INET6 : AF_INET) > 0);
 
+    //  Data through libnice (what a TURN-relayed pair keeps): 3 datagrams each way
+    for (int i = 0; i < 2; i++) {
+        ice_agent_set_recv (t.agent [i], s_test_recv_cb, &t);
+        for (int k = 0; k < 3; k++)
+            assert (ice_agent_send (t.agent [i], t.id [1 - i], "hello", 5) == 5);
+    }
+    int until = bus_loop_timer (loop, 5, 0, s_test_until_received, &t);
+    int deadline = bus_loop_timer (loop, 5000, 1, s_test_deadline, &t);
+    bus_loop_start (loop);
+    bus_loop_timer_end (loop, until);
+    bus_loop_timer_end (loop, deadline);
+    assert (!t.timed_out && t.received [0] == 3 && t.received [1] == 3);
+
     //  ICE restart from side 1: new credentials; side 0 sees them change and restarts
     assert (ice_agent_restart (t.agent [1], 7, err, sizeof err) == 0);
     assert (ice_agent_state (t.agent [1], 7) == ICE_STATE_GATHERING);
@@ -1254,6 +1315,7 @@ s_test_loopback (bool verbose, const char *ip)
     socklen_t rlen [2];
     for (int i = 0; i < 2; i++) {
         assert (ice_agent_take_socket (t.agent [i], t.id [1 - i], &fd [i], &remote [i], &rlen [i], err, sizeof err) == 0);
+        assert (s_test_sharing (fd [i]) == 2);      //  libnice's and ours
         socklen_t len = sizeof local [i];
         assert (getsockname (fd [i], (struct sockaddr *) &local [i], &len) == 0);
     }
@@ -1263,7 +1325,9 @@ s_test_loopback (bool verbose, const char *ip)
     //  lets go of both sockets, the dups stay
     ice_agent_remove_peer (t.agent [0], 42);
     assert (!ice_agent_has_peer (t.agent [0], 42));
+    assert (s_test_sharing (fd [0]) == 1);          //  libnice closed its own
     ice_agent_destroy (&t.agent [1]);
+    assert (s_test_sharing (fd [1]) == 1);
     ice_agent_destroy (&t.agent [0]);
     assert (t.agent [0] == NULL);
     bus_loop_destroy (&loop);

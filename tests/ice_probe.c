@@ -15,6 +15,8 @@
         SELECTED <ms> <local type> <remote type> <local> <remote>
         READY <ms>
         TAKEN <ms> <local addr> -> <remote addr>    |  RELAYED <ms>
+        SHARED <n> ...                              (descriptors on the taken socket
+                                                     after the peer's removal: 1)
         EARLY <ms> <bytes> via libnice ...          (peer's data before our take)
         DATA <ms> <bytes> from <addr>
         DONE <ms>                                   |  FAIL <why>
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -128,6 +131,21 @@ s_on_recv (ice_agent_t *agent, uint64_t peer, const uint8_t *data, size_t size, 
     s_got_data ((probe_t *) arg, data, size, "libnice", false);
 }
 
+//  How many descriptors of this process are the socket behind fd (1: only
+//  ours, libnice closed its own)
+static int
+s_sharing (int fd)
+{
+    struct stat mine, other;
+    if (fstat (fd, &mine))
+        return -1;
+    int count = 0;
+    for (int i = 0; i < 1024; i++)
+        if (fstat (i, &other) == 0 && other.st_dev == mine.st_dev && other.st_ino == mine.st_ino)
+            count++;
+    return count;
+}
+
 static void
 s_take (probe_t *p)
 {
@@ -147,6 +165,7 @@ s_take (probe_t *p)
         printf ("TAKEN %lld %s -> %s\n", (long long) s_ms (p), l, r);
         //  libnice lets go of the socket: from now on only we read it
         ice_agent_remove_peer (p->agent, p->peer);
+        printf ("SHARED %d descriptor(s) of this process are the taken socket\n", s_sharing (p->fd));
         zmq_pollitem_t item = { NULL, p->fd, ZMQ_POLLIN, 0 };
         bus_loop_poller (p->loop, &item, s_on_fd, p);
     }
@@ -358,7 +377,9 @@ main (int argc, char **argv)
     bus_loop_timer (p.loop, 20, 0, s_on_tick, &p);
     bus_loop_timer (p.loop, (size_t) timeout * 1000, 1, s_on_deadline, &p);
     bus_loop_start (p.loop);
+    int64_t closing = zclock_mono ();
     ice_agent_destroy (&p.agent);
+    printf ("DESTROYED in %lld ms\n", (long long) (zclock_mono () - closing));
     if (p.fd >= 0) {
         zmq_pollitem_t item = { NULL, p.fd, ZMQ_POLLIN, 0 };
         bus_loop_poller_end (p.loop, &item);

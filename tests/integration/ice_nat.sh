@@ -88,7 +88,12 @@ while read -r name ka kb expect noturn; do
     wait_for 30 finished "$T/$name.b"
 done <<< "$PAIRS"
 echo "# all probes ended $(( $(now_ms) - T1 )) ms after they started"
-for p in "${!PID[@]}"; do wait "${PID[$p]}"; RC[$p]=$?; done
+# A probe that printed its verdict must exit by itself (ice_agent_destroy is bounded)
+gone () { [ ! -e /proc/$1/stat ] || [ "$(awk '{ print $3 }' /proc/$1/stat 2>/dev/null)" = Z ]; }
+for p in "${!PID[@]}"; do
+    wait_for 5 gone "${PID[$p]}" || { echo "# $p did not exit: killed"; grid_kill "${PID[$p]}"; }
+    wait "${PID[$p]}"; RC[$p]=$?
+done
 
 # field FILE WORD N: field N of the last line starting with WORD
 field () { awk -v w="$2" -v n="$3" '$1 == w { v = $n } END { print v }' "$1"; }
@@ -119,12 +124,14 @@ while read -r name ka kb expect noturn; do
             want=$(field "$f" TAKEN 5); got=$(field "$f" DATA 5)
             [ -n "$want" ] && [ "$want" = "$got" ]
             ok $? "$what: side $s received on its taken socket from the selected remote $want (from $got)"
+            [ "$(field "$f" SHARED 2)" = 1 ]
+            ok $? "$what: side $s: after the peer's removal only the taken descriptor is left on its socket ($(field "$f" SHARED 2))"
         fi
     done
     sa=$(field "$A" SELECTED 2); sb=$(field "$B" SELECTED 2)
     echo "# $what: selected pair at ${sa:-?} / ${sb:-?} ms, data on it at $(field "$A" DATA 2) / $(field "$B" DATA 2) ms${ICE_TAKE_AT:+, READY at $(field "$A" READY 2) / $(field "$B" READY 2) ms}"
-    echo "#   a: $(grep -h '^SELECTED' "$A" | tail -1) $(grep -h '^DONE' "$A")"
-    echo "#   b: $(grep -h '^SELECTED' "$B" | tail -1) $(grep -h '^DONE' "$B")"
+    echo "#   a: $(grep -h '^SELECTED' "$A" | tail -1) $(grep -h '^DONE' "$A"); $(grep -h '^DESTROYED' "$A")"
+    echo "#   b: $(grep -h '^SELECTED' "$B" | tail -1) $(grep -h '^DONE' "$B"); $(grep -h '^DESTROYED' "$B")"
     limit=2000; [ "$expect" = relay ] && limit=5000
     [ -n "$sa" ] && [ -n "$sb" ] && [ "$sa" -lt $limit ] && [ "$sb" -lt $limit ]
     ok $? "$what: pair selected within $limit ms on both sides"
