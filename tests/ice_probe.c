@@ -9,7 +9,9 @@
     are READY), each takes its socket (ice_agent_take_socket),
     removes the peer from the agent (libnice lets go) and sends datagrams on the
     taken socket until the peer has one of them; a side whose pair is relayed
-    through TURN keeps the data in libnice (ice_agent_send). Prints, with
+    through TURN keeps the data in libnice (ice_agent_send). --mapped-wan and
+    --peer-wan stand in for a UPnP mapping and the relay's observed address
+    behind NATs that keep the port (the grid's cone kinds). Prints, with
     milliseconds since the start:
 
         SELECTED <ms> <local type> <remote type> <local> <remote>
@@ -52,6 +54,9 @@ typedef struct {
     bool take_at_ready;
     bool selected, peer_selected;
     int selections;
+    const char *mapped_wan;         //  --mapped-wan: our port mapping's public address
+    const char *peer_wan;           //  --peer-wan: the peer's public address, as a relay would report it
+    bool observed_done;
 } probe_t;
 
 static int64_t
@@ -177,6 +182,8 @@ s_take (probe_t *p)
     p->taken = true;
 }
 
+static bool s_pending_eoc;          //  eoc waits for the mapped candidate
+
 static void
 s_on_event (ice_agent_t *agent, const ice_event_t *ev, void *arg)
 {
@@ -186,8 +193,25 @@ s_on_event (ice_agent_t *agent, const ice_event_t *ev, void *arg)
         case ICE_EVENT_CANDIDATE:
             snprintf (line, sizeof line, "cand %s", ev->text);
             s_say (p, line);
+            if (s_pending_eoc && strstr (ev->text, " typ srflx")) {
+                s_pending_eoc = false;
+                s_say (p, "eoc");
+            }
             break;
         case ICE_EVENT_GATHERING_DONE:
+            if (p->mapped_wan) {
+                //  A port mapping (as UPnP/NAT-PMP would give) to our host port:
+                //  goes out as one more candidate event, before the eoc below
+                char ext [80], err [200];
+                snprintf (ext, sizeof ext, "%s:%u", p->mapped_wan, ice_agent_host_port (agent, p->peer, AF_INET));
+                if (ice_agent_add_local_mapped (agent, p->peer, ext, err, sizeof err)) {
+                    printf ("FAIL mapped: %s\n", err);
+                    p->failed = true;
+                }
+                p->mapped_wan = NULL;
+                s_pending_eoc = true;
+                break;
+            }
             s_say (p, "eoc");
             break;
         case ICE_EVENT_SELECTED:
@@ -233,8 +257,18 @@ s_read_peer (probe_t *p)
             if (sscanf (line + 5, "%299s %299s", ufrag, pwd) == 2)
                 rc = ice_agent_set_remote_credentials (p->agent, p->peer, ufrag, pwd, err, sizeof err);
         }
-        else if (strncmp (line, "cand ", 5) == 0)
+        else if (strncmp (line, "cand ", 5) == 0) {
             rc = ice_agent_add_remote_candidate (p->agent, p->peer, line + 5, err, sizeof err);
+            ice_cand_t c;
+            if (rc == 0 && p->peer_wan && !p->observed_done && ice_cand_parse (line + 5, &c, err, sizeof err) == 0
+                && c.type == ICE_CAND_HOST && c.family == AF_INET) {
+                //  What a relay would report behind a port-preserving NAT
+                char obs [80];
+                snprintf (obs, sizeof obs, "%s:%u", p->peer_wan, c.port);
+                rc = ice_agent_add_remote_observed (p->agent, p->peer, obs, err, sizeof err);
+                p->observed_done = true;
+            }
+        }
         else if (strcmp (line, "eoc") == 0)
             ice_agent_end_of_candidates (p->agent, p->peer);
         else if (strcmp (line, "selected") == 0)
@@ -302,7 +336,9 @@ s_usage (void)
     fprintf (stderr,
         "usage: ice_probe --id N --peer M --out FILE --in FILE [--stun IP:PORT]\n"
         "                 [--turn IP:PORT --turn-user U --turn-pass P] [--local IP]... [--timeout S]\n"
-        "                 [--take-at selected|ready]\n");
+        "                 [--take-at selected|ready] [--mapped-wan IP] [--peer-wan IP]\n"
+        "  --mapped-wan IP: announce IP:<our host port> as a port mapping (ice_agent_add_local_mapped)\n"
+        "  --peer-wan IP: add IP:<peer's host port> as the relay-observed address (ice_agent_add_remote_observed)\n");
 }
 
 int
@@ -317,7 +353,8 @@ main (int argc, char **argv)
     static struct option opts [] = {
         { "id", 1, 0, 'i' }, { "peer", 1, 0, 'p' }, { "out", 1, 0, 'o' }, { "in", 1, 0, 'n' },
         { "stun", 1, 0, 's' }, { "turn", 1, 0, 't' }, { "turn-user", 1, 0, 'u' }, { "turn-pass", 1, 0, 'w' },
-        { "local", 1, 0, 'l' }, { "timeout", 1, 0, 'T' }, { "take-at", 1, 0, 'k' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+        { "local", 1, 0, 'l' }, { "timeout", 1, 0, 'T' }, { "take-at", 1, 0, 'k' },
+        { "mapped-wan", 1, 0, 'm' }, { "peer-wan", 1, 0, 'W' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
     };
     int c;
     while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1)
@@ -333,6 +370,8 @@ main (int argc, char **argv)
             case 'l': if (nlocal < ICE_AGENT_MAX_LOCAL) local [nlocal++] = optarg; break;
             case 'T': timeout = atoi (optarg); break;
             case 'k': p.take_at_ready = strcmp (optarg, "ready") == 0; break;
+            case 'm': p.mapped_wan = optarg; break;
+            case 'W': p.peer_wan = optarg; break;
             default: s_usage (); return 2;
         }
     if (!p.id || !p.peer || !out || !in) {

@@ -4,9 +4,12 @@
 # server (REST credentials from its static-auth-secret): each pair must select the
 # expected kind of pair (direct where a NAT lets it, TURN where none can), hand
 # the selected socket over (ice_agent_take_socket) and move data on it, on the
-# selected 5-tuple. ICE_TAKE_AT=ready takes the sockets only once both sides are
-# READY (slower: docs/ice.md). Without TURN, symmetric x symmetric must fail: the proof that
-# the relayed pairs are TURN's doing. All pairs run at once. (TAP; docs/ice.md)
+# selected 5-tuple. Without TURN, symmetric x symmetric must fail: the proof that
+# the relayed pairs are TURN's doing. Without STUN and TURN, a port mapping
+# (ice_agent_add_local_mapped) or the relay's observed address
+# (ice_agent_add_remote_observed) is what makes a direct pair, and without them
+# there is none. All pairs run at once. ICE_TAKE_AT=ready takes the sockets only
+# once both sides are READY (slower: docs/ice.md). (TAP)
 set -u
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 PROBE=$BIFROST_BUILDDIR/tests/ice_probe
@@ -24,7 +27,13 @@ GRID_TAG=${GRID_TAG:-hi$$x$(printf %02x $((RANDOM % 256)))}
 T0=$(now_ms)
 
 TURN_IP=203.0.113.10
-# pair NAME KIND_A KIND_B EXPECT [NOTURN]: EXPECT is direct, relay or fail
+# pair NAME KIND_A KIND_B EXPECT [FLAGS]: EXPECT is direct, relay or fail; FLAGS
+# (comma-separated): noturn (STUN only), nostun (neither STUN nor TURN), mapped
+# (a announces a port mapping that the script then makes on a's router, as
+# miniupnpd would: ice_agent_add_local_mapped), observed
+# (each side is given the other's public address as a relay would report it:
+# ice_agent_add_remote_observed). The grid's cone kinds keep the port, so
+# "router WAN address : host port" is the mapping in both cases.
 PAIRS="
 fc  full-cone       full-cone       direct
 pr  port-restricted port-restricted direct
@@ -32,11 +41,14 @@ fs  full-cone       symmetric       direct
 ps  port-restricted symmetric       relay
 ss  symmetric       symmetric       relay
 sx  symmetric       symmetric       fail   noturn
+mo  port-restricted port-restricted direct nostun,mapped
+ob  port-restricted port-restricted direct nostun,observed
+nx  port-restricted port-restricted fail   nostun
 "
 grid_init
 grid_public_host turn $TURN_IP
 nodes=""
-while read -r name ka kb expect noturn; do
+while read -r name ka kb expect flags; do
     [ -n "$name" ] && nodes="$nodes $ka:${name}a $kb:${name}b"
 done <<< "$PAIRS"
 grid_nodes $nodes
@@ -66,23 +78,42 @@ turn_pass () { printf %s "$1" | openssl dgst -sha1 -hmac "$TURN_SECRET" -binary 
 # Both probes of every pair at once
 declare -A PID RC
 T1=$(now_ms)
-while read -r name ka kb expect noturn; do
+while read -r name ka kb expect flags; do
     [ -n "$name" ] || continue
     for side in a b; do
         if [ $side = a ]; then id=1; peer=2; else id=2; peer=1; fi
-        args=(--id $id --peer $peer --out "$T/$name.sig.$side" --in "$T/$name.sig.$([ $side = a ] && echo b || echo a)"
-              --stun $TURN_IP:3478 --timeout 25 --take-at "${ICE_TAKE_AT:-selected}")
-        if [ -z "$noturn" ]; then
+        other=$([ $side = a ] && echo b || echo a)
+        args=(--id $id --peer $peer --out "$T/$name.sig.$side" --in "$T/$name.sig.$other"
+              --timeout 25 --take-at "${ICE_TAKE_AT:-selected}")
+        case ",$flags," in *,nostun,*) ;; *) args+=(--stun $TURN_IP:3478) ;; esac
+        case ",$flags," in *,noturn,*|*,nostun,*) ;; *)
             u=$(turn_user "$name$side")
-            args+=(--turn $TURN_IP:3478 --turn-user "$u" --turn-pass "$(turn_pass "$u")")
-        fi
+            args+=(--turn $TURN_IP:3478 --turn-user "$u" --turn-pass "$(turn_pass "$u")") ;;
+        esac
+        case ",$flags,$side" in *,mapped,*a) args+=(--mapped-wan "$(grid_wan "$name$side")") ;; esac
+        case ",$flags," in *,observed,*) args+=(--peer-wan "$(grid_wan "$name$other")") ;; esac
         grid_spawn "$name$side" "$T/$name.$side" "$PROBE" "${args[@]}"
         PID[$name$side]=$GRID_PID
     done
 done <<< "$PAIRS"
 
+# The port mapping of the "mapped" pairs, made on the router once the probe has
+# announced it (what a UPnP-IGD gateway does on AddPortMapping): a dnat of the
+# WAN port to the node's host port, and the forward rule that lets it in
+while read -r name ka kb expect flags; do
+    case ",$flags," in *,mapped,*) ;; *) continue ;; esac
+    mapped () { grep -q "^cand candidate:map" "$1"; }
+    wait_for 10 mapped "$T/$name.sig.a"
+    port=$(awk '$1 == "cand" && $2 ~ /^candidate:map/ { print $7 }' "$T/$name.sig.a")
+    r=$(grid_router "${name}a")
+    [ -n "$port" ] && grid_exec "$r" nft add rule ip natgrid nat_pre iifname wan udp dport "$port" \
+            dnat to "$(grid_ip "${name}a"):$port" \
+        && grid_exec "$r" nft insert rule ip natgrid filter_fwd iifname wan oifname lan ct status dnat accept
+    ok $? "$name: port mapping $(grid_wan "${name}a"):$port -> $(grid_ip "${name}a"):$port made on a's router"
+done <<< "$PAIRS"
+
 finished () { grep -qE '^(DONE|FAIL)' "$1"; }
-while read -r name ka kb expect noturn; do
+while read -r name ka kb expect flags; do
     [ -n "$name" ] || continue
     wait_for 30 finished "$T/$name.a"
     wait_for 30 finished "$T/$name.b"
@@ -97,13 +128,13 @@ done
 
 # field FILE WORD N: field N of the last line starting with WORD
 field () { awk -v w="$2" -v n="$3" '$1 == w { v = $n } END { print v }' "$1"; }
-while read -r name ka kb expect noturn; do
+while read -r name ka kb expect flags; do
     [ -n "$name" ] || continue
     A="$T/$name.a"; B="$T/$name.b"
-    what="$name: $ka x $kb${noturn:+ (no TURN)}"
+    what="$name: $ka x $kb${flags:+ ($flags)}"
     if [ "$expect" = fail ]; then
         grep -q '^FAIL' "$A" && grep -q '^FAIL' "$B" && ! grep -q '^SELECTED' "$A" && ! grep -q '^SELECTED' "$B"
-        ok $? "$what: no pair without TURN ($(grep -h '^FAIL' "$A" | head -1))"
+        ok $? "$what: no pair ($(grep -h '^FAIL' "$A" | head -1))"
         continue
     fi
     grep -q '^DONE' "$A" && grep -q '^DONE' "$B" && [ "${RC[${name}a]}" = 0 ] && [ "${RC[${name}b]}" = 0 ]
@@ -132,7 +163,7 @@ while read -r name ka kb expect noturn; do
     echo "# $what: selected pair at ${sa:-?} / ${sb:-?} ms, data on it at $(field "$A" DATA 2) / $(field "$B" DATA 2) ms${ICE_TAKE_AT:+, READY at $(field "$A" READY 2) / $(field "$B" READY 2) ms}"
     echo "#   a: $(grep -h '^SELECTED' "$A" | tail -1) $(grep -h '^DONE' "$A"); $(grep -h '^DESTROYED' "$A")"
     echo "#   b: $(grep -h '^SELECTED' "$B" | tail -1) $(grep -h '^DONE' "$B"); $(grep -h '^DESTROYED' "$B")"
-    limit=2000; [ "$expect" = relay ] && limit=5000
+    limit=2000; [ "$expect" = relay ] || [ -n "$flags" ] && limit=5000
     [ -n "$sa" ] && [ -n "$sb" ] && [ "$sa" -lt $limit ] && [ "$sb" -lt $limit ]
     ok $? "$what: pair selected within $limit ms on both sides"
 done <<< "$PAIRS"
