@@ -45,6 +45,11 @@ mo  port-restricted port-restricted direct nostun,mapped
 ob  port-restricted port-restricted direct nostun,observed
 nx  port-restricted port-restricted fail   nostun
 "
+# ICE_PAIRS="fc ss": only these pairs (for a look with NICE_DEBUG=all G_MESSAGES_DEBUG=all)
+if [ -n "${ICE_PAIRS:-}" ]; then
+    PAIRS=$(echo "$PAIRS" | while read -r name rest; do
+        case " $ICE_PAIRS " in *" $name "*) echo "$name $rest" ;; esac; done)
+fi
 grid_init
 grid_public_host turn $TURN_IP
 nodes=""
