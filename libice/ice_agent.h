@@ -21,7 +21,8 @@
       is validated (ice_cand) with a message in err; nothing from the network
       reaches libnice unchecked. Candidates that arrive before the credentials
       are kept (up to ICE_AGENT_PENDING_MAX) and added when they come.
-    - Data path handoff (docs/ice.md): once a peer is READY on both sides,
+    - Data path handoff (docs/ice.md): once both sides have their selected pair
+      (regular nomination: the first is final; READY comes about 2 s later),
       ice_agent_take_socket hands out a dup of the selected local socket and the
       remote address; ice_agent_remove_peer then makes libnice close its own
       descriptor, so only the caller reads the socket, on the same 5-tuple, NAT
@@ -113,7 +114,9 @@ int ice_agent_add_local_address (ice_agent_t *self, const char *ip, char *err, s
 //  with err (equal id, already there, too many peers, libnice refused).
 int ice_agent_add_peer (ice_agent_t *self, uint64_t peer, char *err, size_t errsize);
 //  Ends the session with a peer (libnice closes its sockets; a socket already
-//  taken stays open in the caller's hands). No-op for an unknown peer.
+//  taken stays open in the caller's hands; TURN allocations of a session whose
+//  socket was not taken are released first, in the background). No-op for an
+//  unknown peer. Not from inside the recv callback.
 void ice_agent_remove_peer (ice_agent_t *self, uint64_t peer);
 //  ICE restart: a new session (new ufrag/pwd, gathering again, new sockets), for
 //  a path that died or a local address that changed. Send the new credentials and
@@ -163,7 +166,9 @@ int ice_agent_selected (ice_agent_t *self, uint64_t peer, ice_cand_type_t *local
 //  ICE_AGENT_RELAYED when the local end is a TURN relay (no socket to hand out:
 //  keep data in libnice with ice_agent_send); -1 with err (no pair selected, not
 //  READY or CONNECTED, unknown peer, dup failed). Call ice_agent_remove_peer once
-//  the peer has taken its socket too (until then libnice still reads it).
+//  the peer has taken its socket too: until then libnice still reads the socket
+//  and hands the peer's datagrams to the recv callback. After it, libnice holds
+//  no descriptor of the socket and sends nothing (keepalives are the caller's).
 #define ICE_AGENT_RELAYED 1
 int ice_agent_take_socket (ice_agent_t *self, uint64_t peer, int *fd,
                            struct sockaddr_storage *remote, socklen_t *remote_len, char *err, size_t errsize);
