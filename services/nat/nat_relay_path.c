@@ -33,6 +33,8 @@
 #define S_TCP_AFTER     2           //  REGISTERs over UDP unanswered before TCP is tried
 #define S_TCP_RETRY_MS  1000        //  then 2 s, 4 s ... 30 s between connection attempts
 #define S_TCP_RETRY_MAX 30000
+#define S_PROBE_FIRST_MS 500        //  a relayed peer's direct candidates: after 0.5 s, 1 s, 2 s ... 60 s
+#define S_PROBE_MAX_MS  60000
 #define S_UDP_PROBE_MS  1000        //  on TCP, a REGISTER over UDP after 1 s, 2 s, 4 s, then every 5 s
 #define S_UDP_PROBE_MAX 5000
 
@@ -310,8 +312,8 @@ s_dial_through_relay (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *in
     nat_service_send_dial (self, peer);
 }
 
-//  Up through the relay, and direct candidates known: one of them is tried 1 s
-//  after, then after 2 s, 4 s ... 60 s (one at a time, in turn). A probe is a
+//  Up through the relay, and direct candidates known: one of them is tried 0.5 s
+//  after, then after 1 s, 2 s ... 60 s (one at a time, in turn). A probe is a
 //  handshake initiation to that address only; if it answers, crypto confirms
 //  the direct address and the peer leaves the relay. If not, nothing is lost:
 //  the session through the relay goes on.
@@ -320,32 +322,40 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
 {
     const nat_addr_t *endpoint = nat_peer_endpoint (peer);
     bool relayed = nat_peer_state (peer) == NAT_PEER_UP && nat_addr_relay_peer (endpoint);
-    if (!relayed || info->force_relay || !nat_peer_direct (peer) || !self->config.direct_connect) {
+    bool punch = self->config.hole_punch && nat_addr_is_set (&info->relay_seen);
+    if (!relayed || info->force_relay || !self->config.direct_connect || (!nat_peer_direct (peer) && !punch)) {
         info->probe_next_ms = 0;
         info->probes = 0;
         return;
     }
     if (!info->probe_next_ms) {
-        info->probe_next_ms = now + 1000;
+        info->probe_next_ms = now + S_PROBE_FIRST_MS;
         return;
     }
     if (now < info->probe_next_ms)
         return;
     //  The candidates with an address (named ones are left to the dialler)
-    const nat_endpoint_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
+    const nat_addr_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
     size_t count = 0;
-    for (size_t k = 0; k < NAT_PEER_ENDPOINTS_MAX + 1; k++) {
+    for (size_t k = 0; nat_peer_direct (peer) && k < NAT_PEER_ENDPOINTS_MAX + 1; k++) {
         const nat_endpoint_t *c = nat_peer_configured_at (peer, k);
         if (!c)
             break;
-        if (!c->is_name && nat_addr_is_set (&c->addr))
-            candidates [count++] = c;
+        if (!c->is_name && nat_addr_is_set (&c->addr) && !nat_addr_eq (&c->addr, &info->relay_seen))
+            candidates [count++] = &c->addr;
     }
-    int64_t wait = (int64_t) 1000 << (info->probes < 6 ? info->probes : 6);
-    info->probe_next_ms = now + (wait < 60000 ? wait : 60000);
-    if (!count)
+    //  Hole punching: every other probe goes to the peer's public mapping as
+    //  the relay saw it (ESTABLISHED), which the peer's probes toward ours open
+    //  from its side: the first probe of one side opens its own NAT's filter,
+    //  the other side's next probe passes it (docs/nat.md, "Hole punching")
+    int64_t wait = (int64_t) S_PROBE_FIRST_MS << (info->probes < 7 ? info->probes : 7);
+    info->probe_next_ms = now + (wait < S_PROBE_MAX_MS ? wait : S_PROBE_MAX_MS);
+    if (!count && !punch)
         return;
-    info->probe_addr = candidates [info->probes % count]->addr;
+    if (punch && (!count || info->probes % 2 == 0))
+        info->probe_addr = info->relay_seen;
+    else
+        info->probe_addr = *candidates [(punch ? info->probes / 2 : info->probes) % count];
     info->probe_until_ms = now + 1000;
     info->probes++;
     nat_service_send_dial (self, peer);

@@ -100,20 +100,40 @@ for n in $B_NODES; do VIP[$n]=$(vip "$n"); done
 # ---------------------------------------------------------------------------
 # Every pair of kinds
 
-# expected_path KIND-OF-A KIND-OF-B: what a's `bifrostctl peers` must show for b:
-# direct when one of them is public and neither blocks UDP (the one behind NAT
-# reaches the public one), else the relay, over TCP when a itself blocks UDP
+# nat_class KIND: what decides hole punching (RFC 4787): pub (no NAT), open
+# (endpoint-independent mapping and filtering), addr (EIM, address-dependent
+# filtering), port (EIM, address-and-port-dependent filtering; cgnat is two of
+# them), edm (a new mapping per destination: symmetric, and cgnat over a
+# symmetric carrier), blocked (no UDP)
+nat_class () {
+    case $1 in
+        none) echo pub ;; full-cone) echo open ;; restricted) echo addr ;;
+        port-restricted|cgnat) echo port ;; udp-blocked) echo blocked ;; *) echo edm ;;
+    esac
+}
+# punchable CLASS CLASS: a simultaneous open through the relay-observed mappings
+# gets through both NATs: a side that maps per destination is reached only by a
+# filter that ignores the port (open, addr, pub); two such sides never meet
+punchable () {
+    case "$1 $2" in
+        *blocked*) return 1 ;;
+        *pub*|*open*|"addr "*|*" addr"|"port port") return 0 ;;
+        *) return 1 ;;
+    esac
+}
+# expected_path KIND-OF-A KIND-OF-B: what a's `bifrostctl peers` must show for b
+# in the end: direct when the pair can be punched, else the relay, over TCP when
+# a itself blocks UDP
 expected_path () {
     case "$1 $2" in
         "udp-blocked "*) echo "relay relay-N tcp" ;;
         *udp-blocked*) echo "relay relay-N" ;;
-        "none "*|*" none") echo "direct" ;;
-        *) echo "relay relay-N" ;;
+        *) if punchable "$(nat_class "$1")" "$(nat_class "$2")"; then echo direct; else echo "relay relay-N"; fi ;;
     esac
 }
 ping_rtt () { grid_exec "$1" ping -c 3 -i 0.05 -W 1 -q "$2" 2>/dev/null | awk -F/ '/^rtt/ { print $5 }'; }
 
-TABLE="| a (first) | b (second) | path | registration -> up (ms) | RTT (ms) |"$'\n'"|---|---|---|---:|---:|"
+TABLE="| a (first) | b (second) | path | registration -> up (ms) | -> direct (ms) | RTT (ms) |"$'\n'"|---|---|---|---:|---:|---:|"
 set -- $KINDS
 kinds=("$@")
 for ((i = 0; i < ${#kinds[@]}; i++)); do
@@ -135,8 +155,18 @@ for ((i = 0; i < ${#kinds[@]}; i++)); do
         case "$want" in *tcp) budget=$TCP_BUDGET_MS ;; esac
         [ "$delta" -ge 0 ] && [ "$delta" -le "$budget" ]
         ok $? "$a's tunnel to $b up $delta ms after $b registered (budget $budget ms)"
+        # Relay first: a pair that ends direct through two NATs met through the
+        # relay, then punched its way through (a's log: the relay endpoint first)
+        direct_ms=-
+        if [ "$want" = direct ] && [ "${kinds[$i]}" != none ] && [ "${kinds[$j]}" != none ]; then
+            first=$(grep -m1 -oE "peer $b: endpoint [^ ]+" "$T/$a/bifrostd.log" | awk '{ print $4 }')
+            [[ "$first" == relay/* ]]
+            ok $? "$a reached $b through the relay first ($first), then direct"
+            d=$(log_ms "$T/$a/bifrostd.log" "peer $b: endpoint [0-9]")
+            [ -n "$reg" ] && [ -n "$d" ] && direct_ms=$((d - reg))
+        fi
         rtt=$(ping_rtt "$a" "${VIP[$b]}")
-        TABLE="$TABLE"$'\n'"| ${kinds[$i]} | ${kinds[$j]} | $(got_path) | $delta | ${rtt:--} |"
+        TABLE="$TABLE"$'\n'"| ${kinds[$i]} | ${kinds[$j]} | $(got_path) | $delta | $direct_ms | ${rtt:--} |"
     done
 done
 echo "$TABLE" | sed 's/^/# /'
