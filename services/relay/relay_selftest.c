@@ -5,6 +5,7 @@
 #include "relay_worker.h"
 #include "relay_proxy.h"
 #include "relay_tcp.h"
+#include "relay_wss.h"
 #include "relay_service.h"
 
 static const selftest_t s_tests [] = {
@@ -12,6 +13,7 @@ static const selftest_t s_tests [] = {
     { "relay_worker", relay_worker_test },
     { "relay_proxy", relay_proxy_test },
     { "relay_tcp", relay_tcp_test },
+    { "relay_wss", relay_wss_test },
     { "relay_service", relay_service_test },
     { NULL, NULL }
 };
