@@ -38,6 +38,8 @@ s_check_connection (bus_config_t *config, config_setting_t *group, config_settin
     cfg->listen = bus_cfg_connection_defaults.listen;
 }
 
+#define S_CA_MAX    (256 * 1024)
+
 void
 nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
 {
@@ -78,6 +80,26 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
         else
             snprintf (cfg.force_relay_peers [cfg.force_relay_count++], sizeof cfg.force_relay_peers [0], "%s", text);
     }
+    //  The relays' CA, read now: the service is sandboxed before setup
+    const char *ca = cfg.connection.relay_ca_file;
+    if (config && ca && *ca) {
+        FILE *file = fopen (ca, "rb");
+        cfg.relay_ca = file ? (char *) calloc (1, S_CA_MAX) : NULL;
+        if (file && cfg.relay_ca) {
+            cfg.relay_ca_size = fread (cfg.relay_ca, 1, S_CA_MAX - 1, file);
+            if (!feof (file) || !strstr (cfg.relay_ca, "-----BEGIN CERTIFICATE-----")) {
+                free (cfg.relay_ca);
+                cfg.relay_ca = NULL;
+                errno = EINVAL;
+            }
+        }
+        if (!cfg.relay_ca)
+            bus_config_error (config, config_lookup (bus_config_raw (config), "connection.relay_ca_file"),
+                              "connection.relay_ca_file: cannot read a PEM CA certificate from %s: %s", ca,
+                              strerror (errno ? errno : EINVAL));
+        if (file)
+            fclose (file);
+    }
     *out = cfg;
 }
 
@@ -85,6 +107,9 @@ void
 nat_service_config_clear (nat_service_config_t *self)
 {
     node_peers_destroy (&self->peers);
+    free (self->relay_ca);
+    self->relay_ca = NULL;
+    self->relay_ca_size = 0;
 }
 
 //  ---------------------------------------------------------------------------
@@ -402,6 +427,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
         snprintf (reply->relay, sizeof reply->relay, "%s", server->name);
         reply->relay_rtt_us = server->rtt_us;
         s_format (&server->observed, reply->relay_observed, sizeof reply->relay_observed);
+        snprintf (reply->relay_transport, sizeof reply->relay_transport, "%s",
+                  nat_relay_path_transport (self, (size_t) cur));
     }
     reply->relays = (uint32_t) nat_relay_count (self->relay);
     for (size_t i = 0; i < nat_relay_count (self->relay); i++)
@@ -410,6 +437,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->relay_tx = self->counters.relay_tx;
     reply->relay_registers = self->counters.relay_registers;
     reply->drop_no_relay = self->counters.drop_no_relay;
+    reply->relay_tcp_connects = self->counters.relay_tcp_connects;
+    nat_relay_path_wss_stats (self, &reply->relay_wss_opens, &reply->relay_wss_opened, &reply->relay_wss_failed);
+    reply->relay_wss_rx = self->counters.relay_wss_rx;
+    reply->relay_wss_tx = self->counters.relay_wss_tx;
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -726,6 +757,9 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->tick_timer = bus_loop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
         return s_fail (err, err_size, "cannot add the timer to the loop");
+    self->relay_ca = config->relay_ca;          //  ours now (nat_relay_path_close frees it)
+    self->relay_ca_size = config->relay_ca_size;
+    config->relay_ca = NULL;
     memcpy (self->forced, config->force_relay_peers, sizeof self->forced);
     self->forced_count = config->force_relay_count;
     nat_relay_path_open (self);
