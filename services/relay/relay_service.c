@@ -76,6 +76,7 @@ static const char *const s_ours [] = {
 
 //  A whole PEM file into memory (the key into sodium_malloc); NULL with errno
 #define S_PEM_MAX   (256 * 1024)
+#define S_KEY_MAX   (16 * 1024)
 
 static char *
 s_read_pem (const char *path, bool secret, size_t *size)
@@ -83,9 +84,16 @@ s_read_pem (const char *path, bool secret, size_t *size)
     FILE *file = fopen (path, "rb");
     if (!file)
         return NULL;
-    char *text = secret ? (char *) sodium_malloc (S_PEM_MAX) : (char *) malloc (S_PEM_MAX);
+    //  A key is a few hundred bytes (RSA 8192: 6 kB); certificates may chain
+    size_t max = secret ? S_KEY_MAX : S_PEM_MAX;
+    if (secret && sodium_init () < 0) {
+        fclose (file);
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *text = secret ? (char *) sodium_malloc (max) : (char *) malloc (max);
     assert (text);
-    *size = fread (text, 1, S_PEM_MAX - 1, file);
+    *size = fread (text, 1, max - 1, file);
     bool whole = feof (file);
     fclose (file);
     text [*size] = 0;
