@@ -49,6 +49,7 @@ struct _nat_relay_wss_t {
     s_ev_t *evs, **evs_tail;
     int fast_timer, slow_timer;
     bool servicing, delivering;
+    int timer_only_ms;                  //  > 0: serviced by a timer only (BIFROST_WSS_TIMER_MS, measurements)
     nat_relay_wss_stats_t stats;
 };
 
@@ -74,6 +75,8 @@ static void
 s_poll (s_slot_t *slot, int fd, bool want_out)
 {
     nat_relay_wss_t *self = slot->owner;
+    if (self->timer_only_ms)
+        return;
     if (slot->item.fd >= 0) {
         if (fd == slot->item.fd && want_out == slot->want_out)
             return;
@@ -168,7 +171,7 @@ s_timers (nat_relay_wss_t *self)
     bool making = false;
     for (size_t i = 0; i < NAT_RELAY_WSS_MAX; i++)
         making = making || (self->slots [i].active && !self->slots [i].open);
-    if (making && self->fast_timer < 0)
+    if (making && self->fast_timer < 0 && !self->timer_only_ms)
         self->fast_timer = bus_loop_timer (self->loop, S_FAST_MS, 0, s_tick, self);
     else
     if (!making && self->fast_timer >= 0) {
@@ -303,7 +306,11 @@ nat_relay_wss_new (bus_loop_t *loop, const char *ca_pem, size_t ca_size, nat_rel
         free (self);
         return NULL;
     }
-    self->slow_timer = bus_loop_timer (loop, S_SLOW_MS, 0, s_tick, self);
+    //  The alternative design, for measuring it (docs/relay.md): a timer only
+    const char *timer_only = getenv ("BIFROST_WSS_TIMER_MS");
+    self->timer_only_ms = timer_only ? atoi (timer_only) : 0;
+    self->slow_timer = bus_loop_timer (loop, self->timer_only_ms > 0 ? (size_t) self->timer_only_ms : S_SLOW_MS,
+                                       0, s_tick, self);
     return self;
 }
 

@@ -50,6 +50,7 @@ struct _relay_wss_t {
     bool servicing;
     s_conn_t *conns;
     s_conn_t *adopting;                 //  the connection lws is adopting now
+    int timer_only_ms;                  //  > 0: serviced by a timer only (BIFROST_WSS_TIMER_MS, measurements)
     relay_wss_stats_t stats;
 };
 
@@ -152,7 +153,8 @@ s_deliver (void *arg, const uint8_t *msg, size_t size)
 static void
 s_flush (void *arg)
 {
-    s_service (((s_conn_t *) arg)->owner);
+    if (!((s_conn_t *) arg)->owner->timer_only_ms)
+        s_service (((s_conn_t *) arg)->owner);
 }
 
 //  The proxy ended it (idle): lws closes the connection at its next service
@@ -281,8 +283,10 @@ s_accept (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         if (self->conns)
             self->conns->prev = conn;
         self->conns = conn;
-        conn->item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
-        bus_loop_poller (self->loop, &conn->item, s_conn_ready, conn);
+        if (!self->timer_only_ms) {
+            conn->item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
+            bus_loop_poller (self->loop, &conn->item, s_conn_ready, conn);
+        }
         self->adopting = conn;
         lws_adopt_desc_t desc;
         memset (&desc, 0, sizeof desc);
@@ -362,7 +366,12 @@ relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, char *err, si
     self->port = ntohs (ss.ss_family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
                                                 : ((struct sockaddr_in6 *) &ss)->sin6_port);
     self->listen_item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
-    self->timer = bus_loop_timer (loop, S_SERVICE_MS, 0, s_tick, self);
+    //  The alternative design, for measuring it (docs/relay.md, "WebSocket over
+    //  TLS"): lws serviced from a timer only, as disc_http does
+    const char *timer_only = getenv ("BIFROST_WSS_TIMER_MS");
+    self->timer_only_ms = timer_only ? atoi (timer_only) : 0;
+    self->timer = bus_loop_timer (loop, self->timer_only_ms > 0 ? (size_t) self->timer_only_ms : S_SERVICE_MS,
+                                  0, s_tick, self);
     if (bus_loop_poller (loop, &self->listen_item, s_accept, self) || self->timer < 0) {
         snprintf (err, err_size, "cannot add the TLS socket to the loop");
         relay_wss_destroy (&self);

@@ -200,5 +200,22 @@ if [ -n "$victim" ]; then
 else
     ok 1 "kill -9 of the worker serving a's WebSocket: no worker shows it ($(relay_json | jq -c .))"
 fi
+# RELAY_WSS_MEASURE=N: N pings from a node to b through the relay over each
+# transport (a: WSS, t behind udp-blocked: TCP, u behind port-restricted: UDP),
+# for docs/relay.md; not part of make check
+if [ -n "${RELAY_WSS_MEASURE:-}" ]; then
+    grid_nodes udp-blocked:t port-restricted:u
+    start_node t
+    start_node u
+    wait_for 20 has_vip t && wait_for 20 has_vip u
+    VT=$(vip t); VU=$(vip u)
+    wait_for 15 grid_exec t ping -c 1 -W 1 -q "$VB"
+    wait_for 15 grid_exec u ping -c 1 -W 1 -q "$VB"
+    for n in a t u; do
+        grid_exec "$n" ping -c "$RELAY_WSS_MEASURE" -i 0.02 -W 1 "$VB" | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
+            awk -v who="$n -> b ($(path_of "$n" b))" '{ v[NR] = $1; s += $1 }
+                END { printf "# %s: %d replies, RTT ms min %.3f median %.3f p90 %.3f mean %.3f\n", who, NR, v[1], v[int((NR + 1) / 2)], v[int(NR * 0.9)], s / NR }'
+    done
+fi
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
