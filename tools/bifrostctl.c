@@ -227,11 +227,10 @@ s_peers (const char *run_dir, bool json)
     }
     if (have_nat && nat.relays) {
         if (*nat.relay)
-            printf ("relay %s over %s, round trip %.1f ms, sees this node at %s (%u of %u relays answer)\n",
-                    nat.relay, streq (nat.relay_transport, "wss") ? "WebSocket over TLS"
-                                                                  : *nat.relay_transport ? nat.relay_transport : "udp",
-                    nat.relay_rtt_us / 1000.0, *nat.relay_observed ? nat.relay_observed : "?",
-                    nat.relays_up, nat.relays);
+            printf ("relay %s, round trip %.1f ms, sees this node at %s (%u of %u relays answer)%s\n",
+                    nat.relay, nat.relay_rtt_us / 1000.0, *nat.relay_observed ? nat.relay_observed : "?",
+                    nat.relays_up, nat.relays, streq (nat.relay_transport, "wss") ? ", over WebSocket over TLS"
+                                             : streq (nat.relay_transport, "tcp") ? ", over TCP" : "");
         else
             printf ("relay: none of %u answers\n", nat.relays);
     }

@@ -146,8 +146,8 @@ a_on_wss () { peers_json a | jqe '.nat.relay_transport == "wss"'; }
 t=$(now_ms)
 wait_for $((15 * SLOW)) a_on_wss
 ok $? "a reaches relay-1 over WebSocket over TLS ($(( $(now_ms) - t )) ms after its address)"
-"$CTL" -r "$T/a/run" status 2>/dev/null | grep -q "^relay relay-1 over WebSocket over TLS"
-ok $? "bifrostctl status of a: 'relay relay-1 over WebSocket over TLS'"
+"$CTL" -r "$T/a/run" status 2>/dev/null | grep -qE "^relay relay-1, round trip [0-9.]+ ms, .*, over WebSocket over TLS$"
+ok $? "bifrostctl status of a: 'relay relay-1, round trip ... ms, ..., over WebSocket over TLS'"
 grep -q "relay relay-1: no answer over UDP, trying TCP" "$T/a/bifrostd.log" &&
 grep -q "relay relay-1: connected over WebSocket over TLS (port 443)" "$T/a/bifrostd.log"
 ok $? "a's log: UDP unanswered, TCP tried, then WSS connected"
