@@ -484,6 +484,7 @@ s_client_open (s_client_t *c, s_test_t *t, const char *path)
     SSL_write (c->ssl, req, n);
     char reply [1024];
     size_t got = 0;
+    reply [0] = 0;
     while (got < sizeof reply - 1 && !strstr (reply, "\r\n\r\n")) {
         int r = SSL_read (c->ssl, reply + got, 1);
         if (r <= 0)
@@ -643,7 +644,7 @@ s_test_client (void *arg)
     s_client_send (&b, 2, huge, sizeof huge);
     S_CHECK (s_client_hung_up (&b));
     s_client_close (&b);
-    //  Idle: swept after idle_ms (400 ms); the slow client first goes
+    //  Idle: swept after idle_ms (1 s); the slow client first goes
     S_CHECK (s_client_open (&b, t, RELAY_WSS_PATH));
     S_CHECK (s_client_hung_up (&b));
     s_client_close (&b);
@@ -692,7 +693,7 @@ relay_wss_test (bool verbose)
         .bind_ip = "127.0.0.1", .port = 0, .udp_port = ntohs (sa.sin_port),
         .cert_pem = selftest_tls_cert (tls, &config.cert_size),
         .key_pem = selftest_tls_key (tls, &config.key_size),
-        .max_connections = 3, .idle_ms = 400,
+        .max_connections = 3, .idle_ms = 1000,
     };
     //  A key that is not the certificate's, or no PEM at all: refused
     relay_wss_config_t bad = config;
@@ -706,7 +707,7 @@ relay_wss_test (bool verbose)
     t.port = relay_wss_port (self);
     void *args [2] = { self, &t };
     bus_loop_timer (loop, 50, 0, s_test_tick, args);
-    bus_loop_timer (loop, 20000, 1, s_test_deadline, NULL);
+    bus_loop_timer (loop, 60000, 1, s_test_deadline, NULL);
     pthread_t thread;
     pthread_create (&thread, NULL, s_test_client, &t);
     bus_loop_start (loop);
