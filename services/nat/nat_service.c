@@ -95,7 +95,7 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
         }
         if (!cfg.relay_ca)
             bus_config_error (config, config_lookup (bus_config_raw (config), "connection.relay_ca_file"),
-                              "connection.relay_ca_file: cannot read a PEM CA certificate from %s: %s", ca,
+                              "cannot read a PEM CA certificate from %s: %s", ca,
                               strerror (errno ? errno : EINVAL));
         if (file)
             fclose (file);
@@ -1025,6 +1025,30 @@ nat_service_test (bool verbose)
                      "  direct_connect = true; connect_timeout = \"30s\"; tunnel_sends = false; };\n"
                      "device = { name = \"x\"; };\n", NULL, verbose) == 0);
     s_check ("connection = {\n listen = \"1.2.3:51820\"; };\n", "test.cfg:2:", verbose);
+    //  connection.relay_ca_file: read now (nat is sandboxed later), a PEM certificate
+    s_check ("connection = {\n relay_ca_file = \"/nonexistent/ca.pem\"; };\n",
+             "test.cfg:2: connection.relay_ca_file: cannot read a PEM CA certificate", verbose);
+    s_check ("connection = {\n relay_ca_file = \"/etc/hostname\"; };\n", "cannot read a PEM CA certificate", verbose);
+    {
+        char ca_path [] = "/tmp/bifrost-nat-ca-XXXXXX";
+        int fd = mkstemp (ca_path);
+        assert (fd >= 0);
+        const char pem [] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        assert (write (fd, pem, sizeof pem - 1) == (ssize_t) (sizeof pem - 1));
+        close (fd);
+        char ca_cfg [200];
+        snprintf (ca_cfg, sizeof ca_cfg, "connection = { relay_ca_file = \"%s\"; };", ca_path);
+        char cerr [300];
+        bus_config_t *config = bus_config_load_string (ca_cfg, "test.cfg", cerr, sizeof cerr);
+        nat_service_config_t checked;
+        nat_service_check_config (config, &checked);
+        assert (bus_config_error_count (config) == 0);
+        assert (checked.relay_ca && checked.relay_ca_size == sizeof pem - 1 && memcmp (checked.relay_ca, pem, sizeof pem - 1) == 0);
+        nat_service_config_clear (&checked);
+        assert (checked.relay_ca == NULL);
+        bus_config_destroy (&config);
+        unlink (ca_path);
+    }
     s_check ("connection = {\n listen = \"0.0.0.0:70000\"; };\n", "out of range", verbose);
     s_check ("connection = {\n listen = \"peer.example:1\"; };\n", "test.cfg:2:", verbose);
     s_check ("connection = {\n keepalive_intervall = \"25s\"; };\n", "test.cfg:2:", verbose);
