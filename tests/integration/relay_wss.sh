@@ -79,18 +79,6 @@ grid_public_host relay 203.0.113.11
 grid_nodes https-only:a port-restricted:b https-only:c
 ok $? "grid: registry, relay, a and c behind https-only routers, b behind a port-restricted NAT"
 
-# Only TCP to 443 leaves a's network: UDP to the relay and TCP to its port do not
-grid_exec a timeout 2 bash -c 'exec 3<>/dev/tcp/203.0.113.11/3479' 2>/dev/null
-tcp_3479=$?
-grid_exec reg timeout 3 python3 -c 'import socket; s=socket.socket(); s.bind(("203.0.113.10",8443)); s.listen(); s.accept()' &
-probe=$!
-sleep 0.2
-grid_exec a timeout 2 bash -c 'exec 3<>/dev/tcp/203.0.113.10/8443' 2>/dev/null
-tcp_8443=$?
-kill $probe 2>/dev/null; wait $probe 2>/dev/null
-[ $tcp_3479 -ne 0 ] && [ $tcp_8443 -ne 0 ]
-ok $? "https-only: TCP from a to 3479 and 8443 does not pass"
-
 # The relay: two workers, UDP 3479, WSS on 443
 mkdir -p "$T/relay"
 cat > "$T/relay/relay.cfg" <<CFG
@@ -109,6 +97,21 @@ wait_for $((15 * SLOW)) relay_ready
 ok $? "relay: two workers ready (UDP 203.0.113.11:3479, WSS 0.0.0.0:443)"
 grep -q "WebSocket over TLS on port 443" "$T/relay/bifrostd.log" && ! grep -q "BEGIN.*PRIVATE" "$T/relay/bifrostd.log"
 ok $? "relay: the workers say they serve WSS on 443, and log no key"
+
+# Only TCP to 443 leaves a's network: TCP to the relay's port 3479 (relay_tcp
+# listens there) and to a listener on 8443 do not pass, TCP to 443 does
+grid_exec a timeout 2 bash -c 'exec 3<>/dev/tcp/203.0.113.11/3479' 2>/dev/null
+tcp_3479=$?
+grid_exec reg timeout 3 python3 -c 'import socket; s=socket.socket(); s.bind(("203.0.113.10",8443)); s.listen(); s.accept()' &
+probe=$!
+sleep 0.2
+grid_exec a timeout 2 bash -c 'exec 3<>/dev/tcp/203.0.113.10/8443' 2>/dev/null
+tcp_8443=$?
+kill $probe 2>/dev/null; wait $probe 2>/dev/null
+grid_exec a timeout 2 bash -c 'exec 3<>/dev/tcp/203.0.113.11/443' 2>/dev/null
+tcp_443=$?
+[ $tcp_3479 -ne 0 ] && [ $tcp_8443 -ne 0 ] && [ $tcp_443 -eq 0 ]
+ok $? "https-only: from a, TCP to 203.0.113.11:3479 and 203.0.113.10:8443 does not pass, TCP to :443 does"
 
 # The registry (plain HTTP on 443: the only port a's network lets out)
 cat > "$T/registry.cfg" <<CFG
@@ -152,13 +155,16 @@ grep -q "relay relay-1: no answer over UDP, trying TCP" "$T/a/bifrostd.log" &&
 grep -q "relay relay-1: connected over WebSocket over TLS (port 443)" "$T/a/bifrostd.log"
 ok $? "a's log: UDP unanswered, TCP tried, then WSS connected"
 
-# Before b registers, a has no path to it
-peers_json a | jqe '[.peers[].name] | index("b") == null'
-ok $? "before b registers, a has no path to b"
+# Before b registers, a has no path to it: the registry hands out the lowest
+# free address, so b will be 10.98.0.3 (checked below), and a ping there fails
+peers_json a | jqe '[.peers[].name] | index("b") == null' &&
+    ! grid_exec a ping -c 2 -i 0.2 -W 1 -q 10.98.0.3 >/dev/null 2>&1
+ok $? "before b registers, a has no path to b and a ping to 10.98.0.3 fails"
 
 start_node b
 wait_for $((20 * SLOW)) has_vip b
-ok $? "b registered ($(vip b))"
+[ "$(vip b)" = 10.98.0.3 ]
+ok $? "b registered ($(vip b), the address pinged in vain before)"
 VA=$(vip a); VB=$(vip b); VC=$(vip c)
 pair_pings () { grid_exec a ping -c 1 -W 1 -q "$VB" >/dev/null 2>&1 && grid_exec b ping -c 1 -W 1 -q "$VA" >/dev/null 2>&1; }
 t=$(now_ms)
