@@ -97,6 +97,11 @@ wait_for $((15 * SLOW)) relay_ready
 ok $? "relay: two workers ready (UDP 203.0.113.11:3479, WSS 0.0.0.0:443)"
 grep -q "WebSocket over TLS on port 443" "$T/relay/bifrostd.log" && ! grep -q "BEGIN.*PRIVATE" "$T/relay/bifrostd.log"
 ok $? "relay: the workers say they serve WSS on 443, and log no key"
+# Port 443 needs CAP_NET_BIND_SERVICE (bit 10) and the worker keeps nothing else
+wpid=$("$CTL" -r "$T/relay/run" relay --json 2>/dev/null | jq -r '.workers[0].pid')
+caps=$(awk '/^CapEff/ { print $2 }' "/proc/$wpid/status" 2>/dev/null)
+[ "$caps" = 0000000000000400 ]
+ok $? "relay worker $wpid keeps CAP_NET_BIND_SERVICE only (CapEff $caps)"
 
 # Only TCP to 443 leaves a's network: TCP to the relay's port 3479 (relay_tcp
 # listens there) and to a listener on 8443 do not pass, TCP to 443 does
