@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ typedef struct {
     uint8_t rx [S_MSG_MAX];
     size_t rx_size;
     char address [64], host [256];
+    char tls_why [120];                 //  why OpenSSL refused the certificate, or empty
 } s_slot_t;
 
 struct _nat_relay_wss_t {
@@ -190,11 +192,21 @@ s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     char why [200];
     switch (reason) {
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-            //  lws 4.1 says "connect SSL err 1" for a refused certificate (untrusted, or
-            //  not naming the relay): nothing more precise reaches this callback
-            snprintf (why, sizeof why, "%s", in ? (const char *) in : "cannot connect");
+            //  lws 4.1 says only "connect SSL err 1" for a refused certificate
+            if (*slot->tls_why)
+                snprintf (why, sizeof why, "the relay's certificate is refused: %s", slot->tls_why);
+            else
+                snprintf (why, sizeof why, "%s", in ? (const char *) in : "cannot connect");
             self->stats.failed++;
             s_down (slot, why);
+            break;
+        case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+            //  OpenSSL's verdict on a certificate of the chain (len: preverify_ok),
+            //  kept to say why a connection failed; the verdict is not changed
+            if (!len && user && !*slot->tls_why) {
+                int error = X509_STORE_CTX_get_error ((X509_STORE_CTX *) user);
+                snprintf (slot->tls_why, sizeof slot->tls_why, "%s", X509_verify_cert_error_string (error));
+            }
             break;
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
             slot->open = true;
@@ -347,6 +359,7 @@ nat_relay_wss_open (nat_relay_wss_t *self, size_t index, const char *address, co
     snprintf (slot->host, sizeof slot->host, "%s", host);
     slot->active = true;
     slot->rx_size = 0;
+    slot->tls_why [0] = 0;
     self->stats.opens++;
     struct lws_client_connect_info info;
     memset (&info, 0, sizeof info);
@@ -676,6 +689,7 @@ nat_relay_wss_test (bool verbose)
     if (verbose)
         printf ("nat_relay_wss: other CA: %s\n", seen.reason);
     assert (seen.closed == 1 && seen.opened == 0 && nat_relay_wss_stats (self)->failed == 1);
+    assert (strstr (seen.reason, "certificate is refused: unable to get local issuer certificate"));
     nat_relay_wss_destroy (&self);
 
     //  The right CA, but the certificate is for 127.0.0.1, not the address we asked for
@@ -686,6 +700,7 @@ nat_relay_wss_test (bool verbose)
     if (verbose)
         printf ("nat_relay_wss: other address: %s\n", seen.reason);
     assert (seen.closed == 1 && seen.opened == 0 && nat_relay_wss_stats (self)->failed == 1);
+    assert (strstr (seen.reason, "certificate is refused: IP address mismatch"));
     //  Nothing listening
     int spare = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in none = { .sin_family = AF_INET };
