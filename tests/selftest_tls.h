@@ -1,8 +1,11 @@
-/*  selftest_tls: a throwaway CA and a certificate signed by it, made with the
-    openssl command in a temporary directory, for the self tests of the TLS
-    transports (relay_wss, nat_relay_wss). A second CA that signed nothing
-    gives the "not trusted" case. Keys are EC P-256, valid two days, deleted
-    with the directory.
+/*  selftest_tls: a throwaway CA, an intermediate CA it signed, and a
+    certificate the intermediate signed, made with the openssl command in a
+    temporary directory, for the self tests of the TLS transports (relay_wss,
+    nat_relay_wss). The certificate file holds the leaf then the intermediate,
+    as a CA like Let's Encrypt hands them out, so a client that trusts only the
+    root verifies only when the server sends the chain. A second CA that signed
+    nothing gives the "not trusted" case; bundle.pem holds both roots, the good
+    one second. Keys are EC P-256, valid two days, deleted with the directory.
 
     Why the command and not a fixed certificate in the source: a fixed one
     expires, and a private key committed to the tree is one someone will copy. */
@@ -15,7 +18,7 @@
 
 typedef struct {
     char dir [64];
-    char ca_file [96], other_ca_file [96], cert_file [96], key_file [96];
+    char ca_file [96], other_ca_file [96], bundle_file [96], cert_file [96], key_file [96];
     char *cert, *key;
     size_t cert_size, key_size;
 } selftest_tls_t;
@@ -44,6 +47,7 @@ selftest_tls_new (const char *san)
     }
     snprintf (self->ca_file, sizeof self->ca_file, "%s/ca.pem", self->dir);
     snprintf (self->other_ca_file, sizeof self->other_ca_file, "%s/other.pem", self->dir);
+    snprintf (self->bundle_file, sizeof self->bundle_file, "%s/bundle.pem", self->dir);
     snprintf (self->cert_file, sizeof self->cert_file, "%s/relay.pem", self->dir);
     snprintf (self->key_file, sizeof self->key_file, "%s/relay.key", self->dir);
     bool ip = strspn (san, "0123456789.:") == strlen (san);
@@ -52,10 +56,15 @@ selftest_tls_new (const char *san)
         "cd %s && K='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes' && "
         "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=bifrost-test-ca 2>/dev/null && "
         "openssl req -x509 $K -keyout other.key -out other.pem -days 2 -subj /CN=bifrost-other-ca 2>/dev/null && "
+        "openssl req $K -keyout inter.key -out inter.csr -subj /CN=bifrost-test-intermediate 2>/dev/null && "
+        "printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' > inter.cnf && "
+        "openssl x509 -req -in inter.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+        "-extfile inter.cnf -out inter.pem 2>/dev/null && "
         "openssl req $K -keyout relay.key -out relay.csr -subj /CN=bifrost-test-relay 2>/dev/null && "
         "echo 'subjectAltName=%s:%s' > ext.cnf && "
-        "openssl x509 -req -in relay.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-        "-extfile ext.cnf -out relay.pem 2>/dev/null", self->dir, ip ? "IP" : "DNS", san);
+        "openssl x509 -req -in relay.csr -CA inter.pem -CAkey inter.key -CAcreateserial -days 2 "
+        "-extfile ext.cnf -out leaf.pem 2>/dev/null && cat leaf.pem inter.pem > relay.pem && "
+        "cat other.pem ca.pem > bundle.pem", self->dir, ip ? "IP" : "DNS", san);
     if (system (cmd) != 0
     ||  !(self->cert = selftest_tls_slurp (self->cert_file, &self->cert_size))
     ||  !(self->key = selftest_tls_slurp (self->key_file, &self->key_size))) {
@@ -85,6 +94,7 @@ selftest_tls_destroy (selftest_tls_t **self_p)
 
 static inline const char *selftest_tls_ca_file (selftest_tls_t *self) { return self->ca_file; }
 static inline const char *selftest_tls_other_ca_file (selftest_tls_t *self) { return self->other_ca_file; }
+static inline const char *selftest_tls_bundle_file (selftest_tls_t *self) { return self->bundle_file; }
 static inline const char *selftest_tls_cert (selftest_tls_t *self, size_t *size) { *size = self->cert_size; return self->cert; }
 static inline const char *selftest_tls_key (selftest_tls_t *self, size_t *size) { *size = self->key_size; return self->key; }
 

@@ -4,6 +4,9 @@
 
 #include <assert.h>
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,7 @@ struct _nat_relay_wss_t {
     int fast_timer, slow_timer;
     bool servicing, delivering;
     int timer_only_ms;                  //  > 0: serviced by a timer only (BIFROST_WSS_TIMER_MS, measurements)
+    int cas;                            //  CA certificates added beyond lws's first
     nat_relay_wss_stats_t stats;
 };
 
@@ -182,9 +186,37 @@ s_timers (nat_relay_wss_t *self)
     }
 }
 
+//  The CA file while lws makes the context (one nat, one thread)
+static const char *s_ca_pem;
+static size_t s_ca_size;
+static int s_ca_added;
+
+//  lws 4.1 trusts only the first certificate of a CA PEM in memory: every
+//  certificate of the file goes into OpenSSL's store here, so a file may hold
+//  several roots (the first one again is refused as a duplicate, harmlessly)
+static void
+s_add_cas (SSL_CTX *ctx)
+{
+    BIO *bio = BIO_new_mem_buf (s_ca_pem, (int) s_ca_size);
+    X509_STORE *store = SSL_CTX_get_cert_store (ctx);
+    X509 *cert;
+    while (bio && store && (cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL))) {
+        if (X509_STORE_add_cert (store, cert) == 1)
+            s_ca_added++;
+        X509_free (cert);               //  the store keeps its own reference
+    }
+    ERR_clear_error ();
+    BIO_free (bio);
+}
+
 static int
 s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
+        if (s_ca_pem && user)
+            s_add_cas ((SSL_CTX *) user);
+        return 0;
+    }
     s_slot_t *slot = (s_slot_t *) lws_get_opaque_user_data (wsi);
     if (!slot || slot->wsi != wsi)
         return 0;
@@ -311,7 +343,12 @@ nat_relay_wss_new (bus_loop_t *loop, const char *ca_pem, size_t ca_size, nat_rel
         info.client_ssl_ca_mem = ca_pem;
         info.client_ssl_ca_mem_len = (unsigned int) ca_size;
     }
+    s_ca_pem = ca_pem;
+    s_ca_size = ca_size;
+    s_ca_added = 0;
     self->context = lws_create_context (&info);
+    self->cas = s_ca_added;
+    s_ca_pem = NULL;
     if (!self->context) {
         snprintf (err, err_size, "libwebsockets: cannot create a TLS client context%s",
                   ca_pem ? " (connection.relay_ca_file: a PEM CA certificate?)" : "");
@@ -451,6 +488,7 @@ nat_relay_wss_send (nat_relay_wss_t *self, size_t index, const uint8_t *msg, siz
 }
 
 const nat_relay_wss_stats_t *nat_relay_wss_stats (nat_relay_wss_t *self) { return &self->stats; }
+int nat_relay_wss_cas (nat_relay_wss_t *self) { return self->cas; }
 
 //  ---------------------------------------------------------------------------
 //  Self test: a WebSocket over TLS server of the test's own (OpenSSL and the
@@ -568,7 +606,7 @@ s_srv_thread (void *arg)
 {
     s_server_t *srv = (s_server_t *) arg;
     SSL_CTX *ctx = SSL_CTX_new (TLS_server_method ());
-    SSL_CTX_use_certificate_file (ctx, srv->tls->cert_file, SSL_FILETYPE_PEM);
+    SSL_CTX_use_certificate_chain_file (ctx, srv->tls->cert_file);     //  leaf and intermediate
     SSL_CTX_use_PrivateKey_file (ctx, srv->tls->key_file, SSL_FILETYPE_PEM);
     for (;;) {
         int fd = accept (srv->listen_fd, NULL, NULL);
@@ -679,6 +717,17 @@ nat_relay_wss_test (bool verbose)
     assert (seen.closed == 1 && !nat_relay_wss_active (self, 3) && srv.served == 1);
     const nat_relay_wss_stats_t *s = nat_relay_wss_stats (self);
     assert (s->opens == 1 && s->opened == 1 && s->failed == 0 && s->rx == 2 && s->tx == 3);
+    nat_relay_wss_destroy (&self);
+
+    //  A CA file of two roots, the right one second: trusted
+    memset (&seen, 0, sizeof seen);
+    self = s_test_client (loop, selftest_tls_bundle_file (tls), &seen);
+    assert (nat_relay_wss_cas (self) >= 1);
+    assert (nat_relay_wss_open (self, 0, "127.0.0.1", "127.0.0.1", srv.port) == 0);
+    s_test_until (loop, &seen.opened, 1);
+    if (verbose || !seen.opened)
+        printf ("nat_relay_wss: bundle: opened %d (%s)\n", seen.opened, seen.reason);
+    assert (seen.opened == 1);
     nat_relay_wss_destroy (&self);
 
     //  Not trusted: another CA signed nothing the server has

@@ -11,7 +11,8 @@
     logged with lws's reason and counted, and the connection is not used. nat
     holds no key for this: the node presents no certificate (the relay
     authenticates nodes by their REGISTER's credential, as on UDP). The CA
-    file is read into memory by the config check, before nat is sandboxed.
+    file is read into memory by the config check, before nat is sandboxed;
+    every certificate in it is trusted (lws 4.1 itself takes only the first).
 
     libwebsockets as disc_http uses it (Debian's 4.1.6 has no external poll),
     on nat's loop: a 10 ms timer services lws while a connection is being
@@ -71,6 +72,8 @@ bool nat_relay_wss_open_now (nat_relay_wss_t *self, size_t slot);
 int nat_relay_wss_send (nat_relay_wss_t *self, size_t slot, const uint8_t *msg, size_t size);
 
 const nat_relay_wss_stats_t *nat_relay_wss_stats (nat_relay_wss_t *self);
+//  CA certificates of ca_pem beyond the first (lws loads that one itself).
+int nat_relay_wss_cas (nat_relay_wss_t *self);
 
 void nat_relay_wss_test (bool verbose);
 

@@ -442,7 +442,8 @@ relay_service_new (bus_service_t *svc, relay_service_config_t *config, char *err
     bus_service_on_connect (svc, s_on_connect, self);
     char wss [96] = "";
     if (self->wss)
-        snprintf (wss, sizeof wss, ", WebSocket over TLS on port %u", relay_wss_port (self->wss));
+        snprintf (wss, sizeof wss, ", WebSocket over TLS on port %u (%d intermediate certificate%s)",
+                  relay_wss_port (self->wss), relay_wss_chain (self->wss), relay_wss_chain (self->wss) == 1 ? "" : "s");
     bus_info ("worker %u listening on UDP %s port %u%s%s%s", self->instance, config->bind_ip,
               relay_worker_port (self->worker), r->gso ? ", GSO" : "", self->tcp ? ", and TCP" : "", wss);
     return self;

@@ -10,6 +10,9 @@
 #include <assert.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -51,6 +54,7 @@ struct _relay_wss_t {
     s_conn_t *conns;
     s_conn_t *adopting;                 //  the connection lws is adopting now
     int timer_only_ms;                  //  > 0: serviced by a timer only (BIFROST_WSS_TIMER_MS, measurements)
+    int chain;                          //  intermediate certificates sent after the leaf
     relay_wss_stats_t stats;
 };
 
@@ -170,9 +174,37 @@ s_proxy_closed (void *arg)
 //  ---------------------------------------------------------------------------
 //  lws
 
+//  The certificate file while lws makes the vhost (one worker, one thread)
+static const char *s_chain_pem;
+static size_t s_chain_size;
+static int s_chain_added;
+
+//  lws 4.1 loads only the first certificate of a PEM in memory: the rest of the
+//  file (the intermediates) goes to OpenSSL here, so nodes that trust only the
+//  root (the system's store) can verify the chain
+static void
+s_add_chain (SSL_CTX *ctx)
+{
+    BIO *bio = BIO_new_mem_buf (s_chain_pem, (int) s_chain_size);
+    X509 *cert = bio ? PEM_read_bio_X509 (bio, NULL, NULL, NULL) : NULL;
+    X509_free (cert);                   //  the leaf: lws's
+    while (cert && (cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL)))
+        if (SSL_CTX_add_extra_chain_cert (ctx, cert) == 1)
+            s_chain_added++;            //  ctx owns it now
+        else
+            X509_free (cert);
+    ERR_clear_error ();                 //  the end of the file reads as an error
+    BIO_free (bio);
+}
+
 static int
 s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+        if (s_chain_pem && user)
+            s_add_chain ((SSL_CTX *) user);
+        return 0;
+    }
     s_conn_t *conn = (s_conn_t *) lws_get_opaque_user_data (wsi);
     if (!conn)
         return 0;
@@ -346,7 +378,12 @@ relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, char *err, si
         info.server_ssl_cert_mem_len = (unsigned int) config->cert_size;
         info.server_ssl_private_key_mem = config->key_pem;
         info.server_ssl_private_key_mem_len = (unsigned int) config->key_size;
+        s_chain_pem = config->cert_pem;
+        s_chain_size = config->cert_size;
+        s_chain_added = 0;
         self->vhost = lws_create_vhost (self->context, &info);
+        self->chain = s_chain_added;
+        s_chain_pem = NULL;
     }
     if (!self->vhost) {
         snprintf (err, err_size, "relay.tls_cert, relay.tls_key: TLS cannot use them (PEM certificate and "
@@ -404,6 +441,7 @@ relay_wss_destroy (relay_wss_t **self_p)
 }
 
 uint16_t relay_wss_port (relay_wss_t *self) { return self->port; }
+int relay_wss_chain (relay_wss_t *self) { return self->chain; }
 
 void
 relay_wss_sweep (relay_wss_t *self, int64_t now_ms)
@@ -420,7 +458,8 @@ relay_wss_stats (relay_wss_t *self)
 }
 
 //  ---------------------------------------------------------------------------
-//  Self test: a test CA and a certificate for 127.0.0.1 made with openssl; a
+//  Self test: a test CA, an intermediate and a certificate for 127.0.0.1 made
+//  with openssl (the client trusts only the root: the chain must be sent); a
 //  client of its own (OpenSSL and WebSocket framing by hand, so the server is
 //  checked against an implementation that is not lws) in a thread. A UDP socket
 //  plays the relay: a binary message arrives as one datagram, the answer comes
@@ -704,6 +743,7 @@ relay_wss_test (bool verbose)
     if (!self)
         printf ("relay_wss_new: %s\n", err);
     assert (self);
+    assert (relay_wss_chain (self) == 1);       //  the intermediate: the client trusts only the root
     t.port = relay_wss_port (self);
     void *args [2] = { self, &t };
     bus_loop_timer (loop, 50, 0, s_test_tick, args);

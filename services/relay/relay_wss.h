@@ -22,9 +22,11 @@
 
     The certificate and key are read into memory by the config check (before
     the worker drops privileges and is sandboxed: a key file readable only by
-    root stays that way) and handed to lws; the key's copy is wiped. Only the
-    first certificate of the file is used (lws 4.1 loads one from memory):
-    give a leaf signed directly by a CA the nodes trust, or see "Not done".
+    root stays that way) and handed to lws; the key's copy is wiped. lws 4.1
+    loads only the first certificate of a PEM in memory: the intermediates that
+    follow it in the file are added to OpenSSL's context when lws makes it, so
+    a certificate from a public CA (leaf, then intermediates) verifies against
+    the nodes' system store.
 
     A slow reader never blocks the worker: at most RELAY_WSS_QUEUE messages
     wait per connection, more are dropped and counted, like a full UDP buffer. */
@@ -65,6 +67,8 @@ relay_wss_t *relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, 
 void relay_wss_destroy (relay_wss_t **self_p);
 
 uint16_t relay_wss_port (relay_wss_t *self);
+//  How many intermediate certificates follow the leaf (the rest of tls_cert).
+int relay_wss_chain (relay_wss_t *self);
 //  Ends idle connections (about once a second).
 void relay_wss_sweep (relay_wss_t *self, int64_t now_ms);
 const relay_wss_stats_t *relay_wss_stats (relay_wss_t *self);

@@ -61,17 +61,23 @@ spawn () {
 }
 
 # ---------------------------------------------------------------------------
-# A CA for the run, the relay's certificate (IP SAN), and a CA that signed nothing
+# A CA for the run, an intermediate it signed, the relay's certificate signed by
+# the intermediate (IP SAN; the file holds leaf then intermediate, as public CAs
+# hand them out: the nodes trust only the root), and a CA that signed nothing
 (
     cd "$T" && K='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes' &&
     openssl req -x509 $K -keyout ca.key -out ca.pem -days 1 -subj /CN=relay-wss-test-ca &&
     openssl req -x509 $K -keyout other.key -out other.pem -days 1 -subj /CN=relay-wss-other-ca &&
+    openssl req $K -keyout inter.key -out inter.csr -subj /CN=relay-wss-intermediate &&
+    printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' > inter.cnf &&
+    openssl x509 -req -in inter.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile inter.cnf -out inter.pem &&
     openssl req $K -keyout relay.key -out relay.csr -subj /CN=relay-1 &&
     echo 'subjectAltName=IP:203.0.113.11' > ext.cnf &&
-    openssl x509 -req -in relay.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out relay.pem &&
-    chmod 600 relay.key ca.key other.key
+    openssl x509 -req -in relay.csr -CA inter.pem -CAkey inter.key -CAcreateserial -days 1 -extfile ext.cnf -out leaf.pem &&
+    cat leaf.pem inter.pem > relay.pem &&
+    chmod 600 relay.key ca.key other.key inter.key
 ) >"$T/openssl.log" 2>&1
-ok $? "a test CA and the relay's certificate (IP SAN 203.0.113.11), and another CA"
+ok $? "a test CA, an intermediate, the relay's certificate (IP SAN 203.0.113.11), and another CA"
 
 grid_init
 grid_public_host reg 203.0.113.10
@@ -95,8 +101,8 @@ spawn relay "$T/relay/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROST
 relay_ready () { "$CTL" -r "$T/relay/run" status 2>/dev/null | grep -c "^relay\.[12] .* ready" | grep -qx 2; }
 wait_for $((15 * SLOW)) relay_ready
 ok $? "relay: two workers ready (UDP 203.0.113.11:3479, WSS 0.0.0.0:443)"
-grep -q "WebSocket over TLS on port 443" "$T/relay/bifrostd.log" && ! grep -q "BEGIN.*PRIVATE" "$T/relay/bifrostd.log"
-ok $? "relay: the workers say they serve WSS on 443, and log no key"
+grep -q "WebSocket over TLS on port 443 (1 intermediate certificate)" "$T/relay/bifrostd.log" && ! grep -q "BEGIN.*PRIVATE" "$T/relay/bifrostd.log"
+ok $? "relay: the workers say they serve WSS on 443 with the intermediate, and log no key"
 # Port 443 needs CAP_NET_BIND_SERVICE (bit 10) and the worker keeps nothing else
 wpid=$("$CTL" -r "$T/relay/run" relay --json 2>/dev/null | jq -r '.workers[0].pid')
 caps=$(awk '/^CapEff/ { print $2 }' "/proc/$wpid/status" 2>/dev/null)
