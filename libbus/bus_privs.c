@@ -177,10 +177,13 @@ bus_privs_sandbox (const char *writable, char *err, size_t errsize)
     }
     //  Read: programs and libraries (name service modules are loaded late), /etc
     //  with what getaddrinfo reads, wherever resolv.conf really lives, the
-    //  number of CPUs, and our own /proc/PID (opened through /proc/self: maps,
-    //  task/, which LeakSanitizer reads at exit)
+    //  number of CPUs, our own /proc/PID (opened through /proc/self: maps,
+    //  task/, which LeakSanitizer reads at exit), and /dev/urandom, which
+    //  libwebsockets opens when it makes a context (nat's and the relay's
+    //  WebSocket over TLS: without it lws_create_context fails)
     const char *readable [] = { "/usr", "/lib", "/lib64", "/etc", "/run/systemd/resolve",
-                                "/run/resolvconf", "/sys/devices/system/cpu", "/proc/self", NULL };
+                                "/run/resolvconf", "/sys/devices/system/cpu", "/proc/self",
+                                "/dev/urandom", NULL };
     int rc = s_allow (ruleset, writable, attr.handled_access_fs, attr.handled_access_fs, err, errsize);
     for (int i = 0; rc == 0 && readable [i]; i++)
         rc = s_allow (ruleset, readable [i], S_FS_READ, attr.handled_access_fs, err, errsize);

@@ -227,9 +227,10 @@ s_peers (const char *run_dir, bool json)
     }
     if (have_nat && nat.relays) {
         if (*nat.relay)
-            printf ("relay %s, round trip %.1f ms, sees this node at %s (%u of %u relays answer)\n",
+            printf ("relay %s, round trip %.1f ms, sees this node at %s (%u of %u relays answer)%s\n",
                     nat.relay, nat.relay_rtt_us / 1000.0, *nat.relay_observed ? nat.relay_observed : "?",
-                    nat.relays_up, nat.relays);
+                    nat.relays_up, nat.relays, streq (nat.relay_transport, "wss") ? ", over WebSocket over TLS"
+                                             : streq (nat.relay_transport, "tcp") ? ", over TCP" : "");
         else
             printf ("relay: none of %u answers\n", nat.relays);
     }
@@ -329,6 +330,17 @@ s_status (const char *run_dir, const char *service, bool json)
 //  ---------------------------------------------------------------------------
 //  relay
 
+//  The WSS column: connections open now, "-" when the worker serves no TLS
+static const char *
+s_wss_column (const relay_status_reply_t *worker)
+{
+    static char text [16];
+    if (!worker->tls_port)
+        return "-";
+    snprintf (text, sizeof text, "%u", worker->wss_active);
+    return text;
+}
+
 //  Every relay worker's counters. The workers are separate processes with tables
 //  of their own, so bifrostd names the instances (relay.1..N, whatever `scale`
 //  made of them) and each is asked relay.status over the bus; a worker that does
@@ -355,8 +367,8 @@ s_relay (const char *run_dir, bool json)
     bus_envelope_destroy (&reply);
     json_t *list = json_array ();
     if (!json)
-        printf ("%-10s %-8s %-7s %6s %10s %8s %12s %9s %9s\n", "INSTANCE", "PID", "WORKERS",
-                "PEERS", "REGISTERED", "REFUSED", "FORWARDED", "DROPPED", "LIMITED");
+        printf ("%-10s %-8s %-7s %6s %10s %8s %12s %9s %9s %5s %5s\n", "INSTANCE", "PID", "WORKERS",
+                "PEERS", "REGISTERED", "REFUSED", "FORWARDED", "DROPPED", "LIMITED", "TCP", "WSS");
     uint32_t answered = 0;
     for (uint32_t i = 0; i < sup->instances_count; i++) {
         const sup_instance_t *inst = &sup->instances [i];
@@ -382,10 +394,10 @@ s_relay (const char *run_dir, bool json)
         }
         else
         if (have)
-            printf ("%-10s %-8u %-7u %6u %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64 "\n",
-                    inst->instance, inst->pid, worker->workers, worker->peers_registered,
+            printf ("%-10s %-8u %-7u %6u %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64
+                    " %5u %5s\n", inst->instance, inst->pid, worker->workers, worker->peers_registered,
                     worker->registered, worker->refused, worker->forwarded, worker->dropped,
-                    worker->limited);
+                    worker->limited, worker->tcp_active, s_wss_column (worker));
         else
             printf ("%-10s %-8s %s\n", inst->instance, inst->pid ? "" : "-", inst->state);
     }

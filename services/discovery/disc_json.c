@@ -65,6 +65,7 @@ s_relay (const rest_relay_grant_t *in, bool given, disc_relay_t *relay)
         snprintf (relay->servers [relay->servers_count++], sizeof relay->servers [0], "%s", in->servers [i]);
     snprintf (relay->network, sizeof relay->network, "%s", in->network);
     snprintf (relay->credential, sizeof relay->credential, "%s", in->credential);
+    relay->tls_port = in->has_tls_port ? (uint16_t) in->tls_port : 0;
 }
 
 int
@@ -298,7 +299,7 @@ disc_json_error_text (const char *text, size_t size, char *out, size_t outsize)
                "\"online\":true,\"last_seen\":1700000000000,\"created\":1700000000000}"
 #define S_CRED "1700086400.0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 #define S_GRANT "{\"servers\":[\"relay-1@192.0.2.10:3479\",\"relay-2@[2001:db8::2]:3479\"]," \
-                "\"network\":\"8d3f0c2b9a716e54\",\"credential\":\"" S_CRED "\"}"
+                "\"network\":\"8d3f0c2b9a716e54\",\"credential\":\"" S_CRED "\",\"tls_port\":443}"
 
 static void
 s_expect_event_error (const char *text, const char *what, bool verbose)
@@ -343,6 +344,7 @@ disc_json_test (bool verbose)
     assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == 0);
     assert (reg.relay.given && reg.relay.servers_count == 2 && strcmp (reg.relay.servers [1], "relay-2@[2001:db8::2]:3479") == 0);
     assert (strcmp (reg.relay.network, "8d3f0c2b9a716e54") == 0 && strcmp (reg.relay.credential, S_CRED) == 0);
+    assert (reg.relay.tls_port == 443);
     text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":16},"
            "\"relay\":{\"servers\":[\"relay-1@192.0.2.10:3479\"],\"network\":\"8d3f0c2b9a716e54\",\"credential\":\"forged\"}}";
     assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == -1 && strstr (err, "credential"));

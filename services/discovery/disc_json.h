@@ -48,6 +48,7 @@ typedef struct {
     uint32_t servers_count;
     char network [17];                  //  the network tag, 16 hex
     char credential [86];               //  "EXPIRY.MACHEX": never logged
+    uint16_t tls_port;                  //  the relays' WebSocket over TLS port, 0: none
 } disc_relay_t;
 
 typedef struct {

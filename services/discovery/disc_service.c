@@ -267,6 +267,7 @@ s_relay_update (disc_service_t *self, const disc_relay_t *grant)
         s_copy (msg->peer, sizeof msg->peer, self->peer_id);
         s_copy (msg->network, sizeof msg->network, grant->network);
         s_copy (msg->credential, sizeof msg->credential, grant->credential);
+        msg->tls_port = grant->tls_port;
     }
     bool was_on = self->relay.given, first = !self->relay_known;
     bool same_servers = self->relay_msg.servers_count == msg->servers_count
@@ -1160,10 +1161,12 @@ disc_service_test (bool verbose)
     snprintf (grant.servers [grant.servers_count++], sizeof grant.servers [0], "relay-1@192.0.2.10:3479");
     snprintf (grant.network, sizeof grant.network, "8d3f0c2b9a716e54");
     snprintf (grant.credential, sizeof grant.credential, "1700000600.%064d", 0);
+    grant.tls_port = 443;
     s_test_published (svc);                             //  from here on
     s_relay_update (self, &grant);
     assert (s_test_published (svc) == 2);              //  relay.servers, peer.up of x
     assert (self->relay_msg.servers_count == 1 && streq (self->relay_msg.peer, "00112233aabbccdd"));
+    assert (self->relay_msg.tls_port == 443);
     assert (streq (self->relay_msg.network, grant.network) && streq (self->relay_msg.credential, grant.credential));
     s_relay_update (self, &grant);
     assert (s_test_published (svc) == 0);

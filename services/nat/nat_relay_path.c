@@ -18,7 +18,10 @@
 #include "nat_service_priv.h"
 #include "bus_log.h"
 #include "relay_stream.h"
+#include "nat_relay_wss.h"
 #include "schemas/wire.h"
+
+#include <arpa/inet.h>
 
 #include <assert.h>
 #include <errno.h>
@@ -37,6 +40,7 @@
 #define S_PROBE_MAX_MS  60000
 #define S_UDP_PROBE_MS  1000        //  on TCP, a REGISTER over UDP after 1 s, 2 s, 4 s, then every 5 s
 #define S_UDP_PROBE_MAX 5000
+#define S_WSS_AFTER_MS  2000        //  a TCP connect pending this long counts as failed: WSS is tried
 
 //  ---------------------------------------------------------------------------
 //  TCP to a relay
@@ -145,13 +149,16 @@ s_tcp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
-//  Sends one message to relay i over its TCP connection; false when there is none
+static bool s_wss_send (nat_service_t *self, size_t i, const uint8_t *msg, size_t size);
+
+//  Sends one message to relay i over its TCP connection, else over its
+//  WebSocket; false when it has neither (then it goes by UDP)
 static bool
 s_tcp_send (nat_service_t *self, size_t i, const uint8_t *msg, size_t size)
 {
     nat_relay_tcp_t *tcp = &self->tcp [i];
     if (!tcp->connected)
-        return false;
+        return s_wss_send (self, i, msg, size);
     if (relay_stream_send (tcp->item.fd, msg, size) == 0)
         self->counters.relay_tcp_tx++;
     else
@@ -196,6 +203,139 @@ s_tcp_check (nat_service_t *self, int64_t now)
 }
 
 //  ---------------------------------------------------------------------------
+//  WebSocket over TLS to a relay (nat_relay_wss): the last way, for networks
+//  that let out only HTTPS. Tried when REGISTERs over UDP go unanswered and
+//  TCP to the relay's port failed or has not connected within S_WSS_AFTER_MS,
+//  and the registry names a WSS port; with backoff like TCP. While it is open
+//  (and TCP is not), everything for that relay goes over it.
+
+static void
+s_wss_event (void *arg, size_t i, nat_relay_wss_event_t event, const uint8_t *msg, size_t size)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_relay_server_t *server = nat_relay_server (self->relay, i);
+    if (event == NAT_RELAY_WSS_DONE) {
+        nat_datapath_ingest_end (self, &self->wss_ingest);
+        self->wss_ingest = (nat_ingest_t) { NAT_HANDLE_NONE, NULL, true };
+        return;
+    }
+    if (!server)
+        return;
+    if (event == NAT_RELAY_WSS_OPEN) {
+        self->wss_state [i].attempts = 0;
+        bus_info ("relay %s: connected over WebSocket over TLS (port %u)", server->name, self->relay_tls_port);
+        nat_relay_register_now (self->relay, i);
+        nat_relay_path_tick (self, bus_clock_ms ());
+    }
+    else
+    if (event == NAT_RELAY_WSS_MESSAGE) {
+        nat_addr_t from = server->endpoint.addr;
+        self->counters.relay_wss_rx++;
+        nat_datapath_ingest (self, (uint8_t *) msg, size, &from, bus_clock_ms (), &self->wss_ingest);
+    }
+    else
+    if (event == NAT_RELAY_WSS_CLOSED) {
+        bool was_open = self->wss_state [i].attempts == 0;
+        if (was_open) {
+            bus_info ("relay %s: WebSocket over TLS closed (%s)", server->name, (const char *) msg);
+            self->wss_state [i].retry = true;
+        }
+        else
+            bus_warn ("relay %s: WebSocket over TLS failed: %s", server->name, (const char *) msg);
+    }
+}
+
+static bool
+s_wss_send (nat_service_t *self, size_t i, const uint8_t *msg, size_t size)
+{
+    if (!self->wss || !nat_relay_wss_open_now (self->wss, i))
+        return false;
+    if (nat_relay_wss_send (self->wss, i, msg, size) == 0)
+        self->counters.relay_wss_tx++;
+    return true;                    //  a full queue drops it, like a datagram
+}
+
+static void
+s_wss_open (nat_service_t *self, size_t i, int64_t now)
+{
+    nat_relay_server_t *server = nat_relay_server (self->relay, i);
+    nat_relay_wss_state_t *state = &self->wss_state [i];
+    if (!self->wss) {
+        char err [200];
+        self->wss = nat_relay_wss_new (self->loop, self->relay_ca, self->relay_ca_size, s_wss_event, self,
+                                       err, sizeof err);
+        if (!self->wss) {
+            bus_warn ("relay %s: %s", server->name, err);
+            state->attempt_ms = now;
+            state->attempts++;
+            return;
+        }
+    }
+    char address [INET6_ADDRSTRLEN] = "";
+    const nat_addr_t *addr = &server->endpoint.addr;
+    if (nat_addr_family (addr) == AF_INET)
+        inet_ntop (AF_INET, &addr->in4.sin_addr, address, sizeof address);
+    else
+        inet_ntop (AF_INET6, &addr->in6.sin6_addr, address, sizeof address);
+    state->attempt_ms = now;
+    state->attempts++;
+    state->retry = false;
+    bus_info ("relay %s: no answer over UDP nor TCP, trying wss://%s:%u%s", server->name,
+              server->endpoint.is_name ? server->endpoint.host : address, self->relay_tls_port, NAT_RELAY_WSS_PATH);
+    nat_relay_wss_open (self->wss, i, address, server->endpoint.is_name ? server->endpoint.host : address,
+                        self->relay_tls_port);
+}
+
+static void
+s_wss_check (nat_service_t *self, int64_t now)
+{
+    if (!self->relay_tls_port)
+        return;
+    for (size_t i = 0; i < nat_relay_count (self->relay); i++) {
+        nat_relay_server_t *server = nat_relay_server (self->relay, i);
+        nat_relay_tcp_t *tcp = &self->tcp [i];
+        nat_relay_wss_state_t *state = &self->wss_state [i];
+        if (!server->resolved || tcp->connected || (self->wss && nat_relay_wss_active (self->wss, i)))
+            continue;
+        //  It was open and closed (the worker went): at once
+        if (state->retry) {
+            s_wss_open (self, i, now);
+            continue;
+        }
+        if (server->up || server->registers < S_TCP_AFTER || tcp->attempts == 0)
+            continue;
+        bool tcp_failed = tcp->item.fd < 0 || now - tcp->attempt_ms >= S_WSS_AFTER_MS;
+        if (!tcp_failed)
+            continue;
+        int64_t wait = state->attempts ? (int64_t) S_TCP_RETRY_MS << (state->attempts < 6 ? state->attempts - 1 : 5) : 0;
+        if (wait > S_TCP_RETRY_MAX)
+            wait = S_TCP_RETRY_MAX;
+        if (state->attempts && now - state->attempt_ms < wait)
+            continue;
+        s_wss_open (self, i, now);
+    }
+}
+
+void
+nat_relay_path_wss_stats (nat_service_t *self, uint64_t *opens, uint64_t *opened, uint64_t *failed)
+{
+    const nat_relay_wss_stats_t *s = self->wss ? nat_relay_wss_stats (self->wss) : NULL;
+    *opens = s ? s->opens : 0;
+    *opened = s ? s->opened : 0;
+    *failed = s ? s->failed : 0;
+}
+
+static void
+s_wss_close_all (nat_service_t *self)
+{
+    for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++) {
+        if (self->wss)
+            nat_relay_wss_close (self->wss, i);
+        self->wss_state [i] = (nat_relay_wss_state_t) { -1, 0, false };
+    }
+}
+
+//  ---------------------------------------------------------------------------
 //  relay.servers from discovery
 
 static void
@@ -234,6 +374,9 @@ s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (!same)
             for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++)
                 s_tcp_close (self, i);
+        if (!same || msg->tls_port != self->relay_tls_port)
+            s_wss_close_all (self);
+        self->relay_tls_port = (uint16_t) (count ? msg->tls_port : 0);
         if (nat_relay_count (self->relay) != before)
             bus_info ("%zu relay%s%s", count, count == 1 ? "" : "s",
                       self->config.relay_enabled ? "" : " (connection.relay_enabled = false: none used)");
@@ -271,7 +414,9 @@ nat_relay_path_open (nat_service_t *self)
     for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++) {
         self->tcp [i].item.fd = -1;
         self->tcp [i].attempt_ms = -1;
+        self->wss_state [i].attempt_ms = -1;
     }
+    self->wss_ingest = (nat_ingest_t) { NAT_HANDLE_NONE, NULL, true };
     bus_service_subscribe (self->svc, "relay.servers", s_on_servers, self);
 }
 
@@ -280,6 +425,9 @@ nat_relay_path_close (nat_service_t *self)
 {
     for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++)
         s_tcp_close (self, i);
+    nat_relay_wss_destroy (&self->wss);
+    free (self->relay_ca);
+    self->relay_ca = NULL;
     nat_relay_destroy (&self->relay);
     free (self->frames);
     self->frames = NULL;
@@ -427,6 +575,7 @@ nat_relay_path_tick (nat_service_t *self, int64_t now)
         self->counters.relay_registers += n;
     }
     s_tcp_check (self, now);
+    s_wss_check (self, now);
     int cur = nat_relay_current (self->relay);
     if (cur != was) {
         if (cur >= 0) {
@@ -541,5 +690,16 @@ nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_
     }
     int cur = nat_relay_current (self->relay);
     snprintf (out, size, "relay %s%s", cur >= 0 ? nat_relay_server (self->relay, (size_t) cur)->name : "(none answers)",
-              cur >= 0 && self->tcp [cur].connected ? " tcp" : "");
+              cur < 0 ? "" : nat_relay_path_transport (self, (size_t) cur) [0] == 'u' ? ""
+                           : nat_relay_path_transport (self, (size_t) cur) [0] == 't' ? " tcp" : " wss");
+}
+
+const char *
+nat_relay_path_transport (nat_service_t *self, size_t i)
+{
+    if (i < NAT_RELAY_SERVERS_MAX && self->tcp [i].connected)
+        return "tcp";
+    if (self->wss && nat_relay_wss_open_now (self->wss, i))
+        return "wss";
+    return "udp";
 }

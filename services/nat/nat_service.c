@@ -38,6 +38,8 @@ s_check_connection (bus_config_t *config, config_setting_t *group, config_settin
     cfg->listen = bus_cfg_connection_defaults.listen;
 }
 
+#define S_CA_MAX    (256 * 1024)
+
 void
 nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
 {
@@ -78,6 +80,26 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
         else
             snprintf (cfg.force_relay_peers [cfg.force_relay_count++], sizeof cfg.force_relay_peers [0], "%s", text);
     }
+    //  The relays' CA, read now: the service is sandboxed before setup
+    const char *ca = cfg.connection.relay_ca_file;
+    if (config && ca && *ca) {
+        FILE *file = fopen (ca, "rb");
+        cfg.relay_ca = file ? (char *) calloc (1, S_CA_MAX) : NULL;
+        if (file && cfg.relay_ca) {
+            cfg.relay_ca_size = fread (cfg.relay_ca, 1, S_CA_MAX - 1, file);
+            if (!feof (file) || !strstr (cfg.relay_ca, "-----BEGIN CERTIFICATE-----")) {
+                free (cfg.relay_ca);
+                cfg.relay_ca = NULL;
+                errno = EINVAL;
+            }
+        }
+        if (!cfg.relay_ca)
+            bus_config_error (config, config_lookup (bus_config_raw (config), "connection.relay_ca_file"),
+                              "cannot read a PEM CA certificate from %s: %s", ca,
+                              strerror (errno ? errno : EINVAL));
+        if (file)
+            fclose (file);
+    }
     *out = cfg;
 }
 
@@ -85,6 +107,9 @@ void
 nat_service_config_clear (nat_service_config_t *self)
 {
     node_peers_destroy (&self->peers);
+    free (self->relay_ca);
+    self->relay_ca = NULL;
+    self->relay_ca_size = 0;
 }
 
 //  ---------------------------------------------------------------------------
@@ -405,6 +430,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
         snprintf (reply->relay, sizeof reply->relay, "%s", server->name);
         reply->relay_rtt_us = server->rtt_us;
         s_format (&server->observed, reply->relay_observed, sizeof reply->relay_observed);
+        snprintf (reply->relay_transport, sizeof reply->relay_transport, "%s",
+                  nat_relay_path_transport (self, (size_t) cur));
     }
     reply->relays = (uint32_t) nat_relay_count (self->relay);
     for (size_t i = 0; i < nat_relay_count (self->relay); i++)
@@ -413,6 +440,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->relay_tx = self->counters.relay_tx;
     reply->relay_registers = self->counters.relay_registers;
     reply->drop_no_relay = self->counters.drop_no_relay;
+    reply->relay_tcp_connects = self->counters.relay_tcp_connects;
+    nat_relay_path_wss_stats (self, &reply->relay_wss_opens, &reply->relay_wss_opened, &reply->relay_wss_failed);
+    reply->relay_wss_rx = self->counters.relay_wss_rx;
+    reply->relay_wss_tx = self->counters.relay_wss_tx;
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -729,6 +760,9 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->tick_timer = bus_loop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
         return s_fail (err, err_size, "cannot add the timer to the loop");
+    self->relay_ca = config->relay_ca;          //  ours now (nat_relay_path_close frees it)
+    self->relay_ca_size = config->relay_ca_size;
+    config->relay_ca = NULL;
     memcpy (self->forced, config->force_relay_peers, sizeof self->forced);
     self->forced_count = config->force_relay_count;
     nat_relay_path_open (self);
@@ -994,6 +1028,30 @@ nat_service_test (bool verbose)
                      "  direct_connect = true; connect_timeout = \"30s\"; tunnel_sends = false; };\n"
                      "device = { name = \"x\"; };\n", NULL, verbose) == 0);
     s_check ("connection = {\n listen = \"1.2.3:51820\"; };\n", "test.cfg:2:", verbose);
+    //  connection.relay_ca_file: read now (nat is sandboxed later), a PEM certificate
+    s_check ("connection = {\n relay_ca_file = \"/nonexistent/ca.pem\"; };\n",
+             "test.cfg:2: connection.relay_ca_file: cannot read a PEM CA certificate", verbose);
+    s_check ("connection = {\n relay_ca_file = \"/etc/hostname\"; };\n", "cannot read a PEM CA certificate", verbose);
+    {
+        char ca_path [] = "/tmp/bifrost-nat-ca-XXXXXX";
+        int fd = mkstemp (ca_path);
+        assert (fd >= 0);
+        const char pem [] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        assert (write (fd, pem, sizeof pem - 1) == (ssize_t) (sizeof pem - 1));
+        close (fd);
+        char ca_cfg [200];
+        snprintf (ca_cfg, sizeof ca_cfg, "connection = { relay_ca_file = \"%s\"; };", ca_path);
+        char cerr [300];
+        bus_config_t *config = bus_config_load_string (ca_cfg, "test.cfg", cerr, sizeof cerr);
+        nat_service_config_t checked;
+        nat_service_check_config (config, &checked);
+        assert (bus_config_error_count (config) == 0);
+        assert (checked.relay_ca && checked.relay_ca_size == sizeof pem - 1 && memcmp (checked.relay_ca, pem, sizeof pem - 1) == 0);
+        nat_service_config_clear (&checked);
+        assert (checked.relay_ca == NULL);
+        bus_config_destroy (&config);
+        unlink (ca_path);
+    }
     s_check ("connection = {\n listen = \"0.0.0.0:70000\"; };\n", "out of range", verbose);
     s_check ("connection = {\n listen = \"peer.example:1\"; };\n", "test.cfg:2:", verbose);
     s_check ("connection = {\n keepalive_intervall = \"25s\"; };\n", "test.cfg:2:", verbose);

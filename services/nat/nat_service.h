@@ -36,6 +36,8 @@ typedef struct {
     node_peers_t *peers;                    //  the peer list; nat_service_new takes it
     char force_relay_peers [NAT_FORCED_MAX][49];    //  connection.force_relay_peers
     size_t force_relay_count;
+    char *relay_ca;                         //  connection.relay_ca_file, read (nat is sandboxed later)
+    size_t relay_ca_size;
 } nat_service_config_t;
 
 //  Reads the `connection` group and checks the `peers` list as nat needs it
@@ -43,7 +45,7 @@ typedef struct {
 //  may be NULL (defaults). Release out with nat_service_config_clear unless
 //  nat_service_new took it.
 void nat_service_check_config (bus_config_t *config, nat_service_config_t *out);
-//  Releases what a checked config holds (the peer list).
+//  Releases what a checked config holds (the peer list, the relay CA).
 void nat_service_config_clear (nat_service_config_t *self);
 
 typedef struct _nat_service_t nat_service_t;

@@ -62,6 +62,12 @@ typedef struct {
     uint32_t udp_probes;
     bool reading;               //  its messages are being ingested (not UDP's)
 } nat_relay_tcp_t;
+//  WebSocket over TLS to a relay, when neither UDP nor TCP reaches it (nat_relay_path.c)
+typedef struct {
+    int64_t attempt_ms;         //  last attempt, -1 never
+    uint32_t attempts;          //  since it was last open
+    bool retry;                 //  it was open and closed: try again at once
+} nat_relay_wss_state_t;
 #define NAT_RELAY_COOKIE        (1ULL << 40)    //  resolver cookies of relays: this + index
 
 typedef struct {
@@ -75,7 +81,16 @@ typedef struct {
     uint64_t relay_rx, relay_tx, relay_registers, drop_no_relay;
     uint64_t relay_tcp_connects, relay_tcp_rx, relay_tcp_tx, relay_tcp_left;
     uint64_t direct_probes, direct_lost;        //  nat_direct_watch.c
+    uint64_t relay_wss_rx, relay_wss_tx;
 } nat_counters_t;
+
+//  The state of one batch of datagrams on their way to crypto
+//  (nat_datapath_ingest): the previous one's source, cached
+typedef struct {
+    uint32_t last_handle;
+    nat_peer_t *last_peer;
+    bool flowing;
+} nat_ingest_t;
 
 struct _nat_service_t {
     bus_service_t *svc;
@@ -108,6 +123,12 @@ struct _nat_service_t {
     uint8_t (*frames) [NAT_RELAY_FRAME_MAX];    //  relayed datagrams of one send batch
     char forced [NAT_FORCED_MAX][49];           //  connection.force_relay_peers
     nat_relay_tcp_t tcp [NAT_RELAY_SERVERS_MAX];
+    struct _nat_relay_wss_t *wss;               //  made at the first need (NULL before)
+    nat_relay_wss_state_t wss_state [NAT_RELAY_SERVERS_MAX];
+    uint16_t relay_tls_port;                    //  the relays' WSS port (relay.servers), 0: none
+    char *relay_ca;                             //  connection.relay_ca_file's text, or NULL
+    size_t relay_ca_size;
+    nat_ingest_t wss_ingest;                    //  messages of one wss service round
     size_t forced_count;
 };
 
@@ -126,11 +147,6 @@ int nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg);
 //  One datagram from the internet (from UDP, or a relay's TCP stream) on its way
 //  to crypto; *last_handle / *last_peer cache the previous one's source. false
 //  when nat-crypto was full (the datagram may have been dropped).
-typedef struct {
-    uint32_t last_handle;
-    nat_peer_t *last_peer;
-    bool flowing;
-} nat_ingest_t;
 void nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_addr_t *from,
                           int64_t now, nat_ingest_t *state);
 //  Sends what ingest batched to crypto, and pauses UDP reading when crypto is behind
@@ -168,5 +184,9 @@ void nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_ad
 const nat_addr_t *nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now);
 //  Where a peer's packets go now, as bifrostctl shows it: "direct", "relay NAME" or ""
 void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
+//  How relay i is reached now: "udp", "tcp" or "wss"
+const char *nat_relay_path_transport (nat_service_t *self, size_t i);
+//  The WebSocket over TLS counters (zero before the first attempt)
+void nat_relay_path_wss_stats (nat_service_t *self, uint64_t *opens, uint64_t *opened, uint64_t *failed);
 
 #endif

@@ -9,6 +9,7 @@
 #include "rest_codec.h"
 #include <assert.h>
 #include <sodium.h>
+#include <stdlib.h>
 
 #define REGISTRY_VERSION PACKAGE_VERSION
 
@@ -155,11 +156,22 @@ reg_config_check (bus_config_t *config, reg_config_t *out)
     config_setting_t *relay = config_lookup (raw, "relay");
     if (relay)
         bus_config_check_keys (config, relay, bus_cfg_relay_group.names);
-    static const char *const relay_keys [] = { "servers", "secret", "credential_ttl", NULL };
+    static const char *const relay_keys [] = { "servers", "secret", "credential_ttl", "tls_listen", "tls_cert", NULL };
     bus_cfg_relay_t rl;
     bus_cfg_read (config, &bus_cfg_relay_group, NULL, &rl, 0, relay_keys, s_check_relay, out);
     out->api.relay.ttl_s = rl.credential_ttl_ms / 1000;
     out->api.relay.servers = out->relays;
+    //  WebSocket over TLS: the workers serve it on tls_listen's port when they
+    //  have a certificate; the nodes learn that port with their grant
+    const char *colon = rl.tls_listen ? strrchr (rl.tls_listen, ':') : NULL;
+    long tls_port = colon ? strtol (colon + 1, NULL, 10) : 0;
+    if (rl.tls_cert && *rl.tls_cert) {
+        if (tls_port < 1 || tls_port > 65535)
+            bus_config_error (config, relay ? config_setting_get_member (relay, "tls_listen") : NULL,
+                              "relay.tls_listen: expected address:port, e.g. \"0.0.0.0:443\"");
+        else
+            out->api.relay.tls_port = (uint16_t) tls_port;
+    }
     config_setting_t *servers = rl.servers;
     if (servers && !config_setting_is_array (servers) && !config_setting_is_list (servers))
         bus_config_error (config, servers, "expected a list of \"name@host:port\" strings");
@@ -275,10 +287,12 @@ reg_config_test (bool verbose)
         "  secret = \"${REG_CONFIG_TEST_RELAY_SECRET}\";\n"
         "  credential_ttl = \"1h\";\n"
         "  peer_pps = 1000; idle_timeout = \"10s\";\n"
+        "  tls_listen = \"0.0.0.0:8443\"; tls_cert = \"/etc/relay.pem\"; tls_key = \"/etc/relay.key\";\n"
         "};\n", "test.conf", err, sizeof err);
     assert (config);
     reg_config_check (config, &checked);
     assert (bus_config_error_count (config) == 0);
+    assert (checked.api.relay.tls_port == 8443);        //  the nodes learn the WSS port
     assert (checked.api.relay.secret == checked.relay_secret && checked.relay_secret [31] == 0x1f);
     assert (checked.api.relay.servers == checked.relays);
     assert (streq (checked.relays [0], "relay-1@192.0.2.10:3479") && streq (checked.relays [1], "relay-2@relay.example.org:443"));

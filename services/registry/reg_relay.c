@@ -15,6 +15,7 @@ struct _reg_relay_t {
     char servers [REG_RELAY_SERVERS_MAX][121];
     uint32_t servers_count;
     int64_t ttl_s;
+    uint16_t tls_port;
 };
 
 reg_relay_t *
@@ -26,6 +27,7 @@ reg_relay_new (const reg_relay_config_t *config)
         if (strlen (config->servers [i]) < sizeof self->servers [0])
             snprintf (self->servers [self->servers_count++], sizeof self->servers [0], "%s", config->servers [i]);
     self->ttl_s = config->ttl_s > 0 ? config->ttl_s : 86400;
+    self->tls_port = config->tls_port;
     //  The workers refuse an expiry further ahead than their own credential_ttl
     //  (plus a minute); the registry issues exactly ttl, so no limit here
     if (config->secret)
@@ -84,6 +86,8 @@ reg_relay_grant (reg_relay_t *self, const char *network_id, const char *peer_id,
     memcpy (out->servers, self->servers, sizeof out->servers);
     out->servers_count = self->servers_count;
     out->has_servers = out->has_network = out->has_credential = true;
+    out->tls_port = self->tls_port;
+    out->has_tls_port = self->tls_port != 0;
     return 0;
 }
 
@@ -109,7 +113,7 @@ reg_relay_test (bool verbose)
     uint8_t secret [RELAY_CRED_SECRET_SIZE];
     randombytes_buf (secret, sizeof secret);
     const char *servers [] = { "relay-1@192.0.2.10:3479", "relay-2@[2001:db8::2]:3479", NULL };
-    reg_relay_config_t config = { .servers = servers, .secret = secret, .ttl_s = 600 };
+    reg_relay_config_t config = { .servers = servers, .secret = secret, .ttl_s = 600, .tls_port = 443 };
     reg_relay_t *relay = reg_relay_new (&config);
     assert (reg_relay_enabled (relay) && reg_relay_off_reason (relay) == NULL);
 
@@ -117,6 +121,7 @@ reg_relay_test (bool verbose)
     int64_t now = 1700000000;
     assert (reg_relay_grant (relay, "office", "b4c804b23a21c6aa", now, &grant) == 0);
     assert (grant.servers_count == 2 && strcmp (grant.servers [1], "relay-2@[2001:db8::2]:3479") == 0);
+    assert (grant.has_tls_port && grant.tls_port == 443);
     assert (rest_check (REST_HEX16, grant.network) && rest_check (REST_RELAY_CRED, grant.credential));
     for (uint32_t i = 0; i < grant.servers_count; i++)
         assert (rest_check (REST_RELAY, grant.servers [i]));

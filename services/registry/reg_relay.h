@@ -21,6 +21,7 @@ typedef struct {
     const char *const *servers;     //  "name@host:port", NULL-terminated (NULL: none)
     const uint8_t *secret;          //  32 bytes, or NULL: no relays
     int64_t ttl_s;                  //  credential lifetime
+    uint16_t tls_port;              //  the relays' WebSocket over TLS port; 0: none
 } reg_relay_config_t;
 
 typedef struct _reg_relay_t reg_relay_t;

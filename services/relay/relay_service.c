@@ -2,6 +2,7 @@
 #include "relay_service.h"
 #include "relay_worker.h"
 #include "relay_tcp.h"
+#include "relay_wss.h"
 #include "bus_clock.h"
 #include "bus_log.h"
 #include "bus_privs.h"
@@ -18,6 +19,7 @@ struct _relay_service_t {
     bus_loop_t *loop;
     relay_worker_t *worker;
     relay_tcp_t *tcp;                                   //  NULL: relay.tcp = false
+    relay_wss_t *wss;                                   //  NULL: no relay.tls_cert / tls_key
     zmq_pollitem_t item;
     int timer;
     unsigned instance;                                  //  N of relay.N
@@ -69,8 +71,77 @@ s_split_listen (const char *text, char *ip, size_t ip_size, uint16_t *port)
 static const char *const s_ours [] = {
     "listen", "secret", "credential_ttl", "idle_timeout", "peer_pps", "peer_bps", "peer_sessions",
     "network_pps", "network_bps", "network_sessions", "network_peers", "max_peers", "tcp", "tcp_connections",
-    "gso", NULL
+    "tls_listen", "tls_cert", "tls_key", "gso", NULL
 };
+
+//  A whole PEM file into memory (the key into sodium_malloc); NULL with errno
+#define S_PEM_MAX   (256 * 1024)
+#define S_KEY_MAX   (16 * 1024)
+
+static char *
+s_read_pem (const char *path, bool secret, size_t *size)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return NULL;
+    //  A key is a few hundred bytes (RSA 8192: 6 kB); certificates may chain
+    size_t max = secret ? S_KEY_MAX : S_PEM_MAX;
+    if (secret && sodium_init () < 0) {
+        fclose (file);
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *text = secret ? (char *) sodium_malloc (max) : (char *) malloc (max);
+    assert (text);
+    *size = fread (text, 1, max - 1, file);
+    bool whole = feof (file);
+    fclose (file);
+    text [*size] = 0;
+    if (!whole || *size == 0 || !strstr (text, "-----BEGIN ")) {
+        if (secret)
+            sodium_free (text);
+        else
+            free (text);
+        errno = EINVAL;
+        return NULL;
+    }
+    return text;
+}
+
+//  relay.tls_*: both files or neither
+static void
+s_check_tls (bus_config_t *config, config_setting_t *group, relay_service_config_t *out)
+{
+    const char *cert = out->relay.tls_cert, *key = out->relay.tls_key;
+    bool has_cert = cert && *cert, has_key = key && *key;
+    if (has_cert != has_key) {
+        bus_config_error (config, config_setting_get_member (group, has_cert ? "tls_cert" : "tls_key"),
+                          "relay.%s is set but relay.%s is not: WebSocket over TLS needs both "
+                          "(or neither, then it is off)", has_cert ? "tls_cert" : "tls_key",
+                          has_cert ? "tls_key" : "tls_cert");
+        return;
+    }
+    if (!has_cert)
+        return;
+    if (s_split_listen (out->relay.tls_listen, out->tls_ip, sizeof out->tls_ip, &out->tls_port)) {
+        bus_config_error (config, config_setting_get_member (group, "tls_listen"),
+                          "relay.tls_listen: expected a numeric address and port, e.g. \"0.0.0.0:443\"");
+        return;
+    }
+    out->tls_cert_pem = s_read_pem (cert, false, &out->tls_cert_size);
+    if (!out->tls_cert_pem) {
+        bus_config_error (config, config_setting_get_member (group, "tls_cert"),
+                          "relay.tls_cert: cannot read a PEM certificate from %s: %s", cert, strerror (errno));
+        return;
+    }
+    out->tls_key_pem = s_read_pem (key, true, &out->tls_key_size);
+    if (!out->tls_key_pem) {
+        bus_config_error (config, config_setting_get_member (group, "tls_key"),
+                          "relay.tls_key: cannot read a PEM key from %s: %s", key, strerror (errno));
+        return;
+    }
+    out->tls = true;
+}
 
 void
 relay_service_check_config (bus_config_t *config, relay_service_config_t *out)
@@ -96,12 +167,21 @@ relay_service_check_config (bus_config_t *config, relay_service_config_t *out)
     if (s_split_listen (out->relay.listen, out->bind_ip, sizeof out->bind_ip, &out->port))
         bus_config_error (config, config_setting_get_member (group, "listen"),
                           "relay.listen: expected a numeric address and port, e.g. \"0.0.0.0:3479\" or \"[::]:3479\"");
+    s_check_tls (config, group, out);
 }
 
 void
 relay_service_config_clear (relay_service_config_t *self)
 {
     sodium_memzero (self->secret, sizeof self->secret);
+    if (self->tls_key_pem) {
+        sodium_memzero (self->tls_key_pem, self->tls_key_size);
+        sodium_free (self->tls_key_pem);
+    }
+    free (self->tls_cert_pem);
+    self->tls_key_pem = self->tls_cert_pem = NULL;
+    self->tls_key_size = self->tls_cert_size = 0;
+    self->tls = false;
 }
 
 //  ---------------------------------------------------------------------------
@@ -182,6 +262,8 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     relay_worker_run_once (self->worker, 0);        //  also forgets idle peers, once a second
     if (self->tcp)
         relay_tcp_sweep (self->tcp, now);
+    if (self->wss)
+        relay_wss_sweep (self->wss, now);
     s_steer (self, now);
     s_announce (self, false);
     return 0;
@@ -250,6 +332,20 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->dropped = dropped;
     reply->replies = s->replies;
     reply->established = s->established;
+    if (self->tcp)
+        reply->tcp_active = relay_tcp_stats (self->tcp)->active;
+    if (self->wss) {
+        const relay_wss_stats_t *w = relay_wss_stats (self->wss);
+        reply->tls_port = relay_wss_port (self->wss);
+        reply->wss_active = w->proxy.active;
+        reply->wss_opened = w->opened;
+        reply->wss_rejected = w->rejected;
+        reply->wss_refused = w->proxy.refused;
+        reply->wss_broken = w->proxy.broken;
+        reply->wss_to_relay = w->proxy.to_relay;
+        reply->wss_from_relay = w->proxy.from_relay;
+        reply->wss_dropped = w->proxy.dropped;
+    }
     if (request.peers) {
         for (relay_peer_t *peer = relay_table_first (table); peer && reply->nodes_count < 100;
              peer = relay_table_next (table)) {
@@ -299,6 +395,21 @@ relay_service_new (bus_service_t *svc, relay_service_config_t *config, char *err
         .gso = r->gso,
     };
     self->worker = relay_worker_new (&wc);
+    if (self->worker && config->tls) {
+        //  lws keeps its own copy of the certificate and key (OpenSSL's)
+        relay_wss_config_t tc = {
+            .bind_ip = config->tls_ip, .port = config->tls_port, .udp_ip = config->bind_ip, .udp_port = relay_worker_port (self->worker),
+            .cert_pem = config->tls_cert_pem, .cert_size = config->tls_cert_size,
+            .key_pem = config->tls_key_pem, .key_size = config->tls_key_size,
+            .max_connections = (uint32_t) r->tcp_connections, .idle_ms = (uint32_t) r->idle_timeout_ms,
+        };
+        self->wss = relay_wss_new (self->loop, &tc, err, err_size);
+        if (!self->wss) {
+            relay_service_config_clear (config);
+            relay_service_destroy (&self);
+            return NULL;
+        }
+    }
     relay_service_config_clear (config);        //  the worker keeps its own copy, locked
     if (!self->worker) {
         snprintf (err, err_size, "cannot bind UDP %s port %u: %s", config->bind_ip, config->port, strerror (errno));
@@ -329,8 +440,12 @@ relay_service_new (bus_service_t *svc, relay_service_config_t *config, char *err
     bus_service_handle (svc, "relay.status", s_on_status, self);
     bus_service_subscribe (svc, "relay.worker", s_on_worker, self);
     bus_service_on_connect (svc, s_on_connect, self);
-    bus_info ("worker %u listening on UDP %s port %u%s%s", self->instance, config->bind_ip,
-              relay_worker_port (self->worker), r->gso ? ", GSO" : "", self->tcp ? ", and TCP" : "");
+    char wss [96] = "";
+    if (self->wss)
+        snprintf (wss, sizeof wss, ", WebSocket over TLS on port %u (%d intermediate certificate%s)",
+                  relay_wss_port (self->wss), relay_wss_chain (self->wss), relay_wss_chain (self->wss) == 1 ? "" : "s");
+    bus_info ("worker %u listening on UDP %s port %u%s%s%s", self->instance, config->bind_ip,
+              relay_worker_port (self->worker), r->gso ? ", GSO" : "", self->tcp ? ", and TCP" : "", wss);
     return self;
 }
 
@@ -342,6 +457,7 @@ relay_service_destroy (relay_service_t **self_p)
     if (!self)
         return;
     relay_tcp_destroy (&self->tcp);
+    relay_wss_destroy (&self->wss);
     if (self->worker) {
         s_announce (self, true);
         if (self->item.fd > 0)
@@ -366,11 +482,13 @@ relay_service_workers (relay_service_t *self)
 BUS_SERVICE_PART (relay_service_t, relay_service_config_t, relay_service_check_config,
                   relay_service_new, relay_service_destroy, relay_service_config_clear)
 
-//  None, but CAP_NET_BIND_SERVICE for a port below 1024
+//  None, but CAP_NET_BIND_SERVICE for a port below 1024 (the UDP one, or the
+//  TLS one: 443 by default)
 static uint64_t
 s_def_caps (bus_config_t *config, void *arg)
 {
-    return bus_privs_listen_caps (s_part_checked.port);
+    return bus_privs_listen_caps (s_part_checked.port)
+         | (s_part_checked.tls ? bus_privs_listen_caps (s_part_checked.tls_port) : 0);
 }
 
 //  It faces the internet and holds no tunnel key: sandboxed like nat
@@ -427,6 +545,18 @@ relay_service_test (bool verbose)
     assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; lisen = \"0.0.0.0:1\"; };",
                           "lisen", &c, verbose) >= 1);
     assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; peer_pps = -1; };", "peer_pps", &c, verbose) >= 1);
+    //  TLS: both files or neither; a file that is not there; a bad tls_listen
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; tls_cert = \"/etc/hostname\"; };",
+                          "relay.tls_cert is set but relay.tls_key is not", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; tls_key = \"/x.key\"; };",
+                          "relay.tls_key is set but relay.tls_cert is not", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; tls_cert = \"/nonexistent.pem\"; "
+                          "tls_key = \"/nonexistent.key\"; };", "cannot read a PEM certificate", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; tls_cert = \"/etc/hostname\"; "
+                          "tls_key = \"/etc/hostname\"; };", "cannot read a PEM certificate", &c, verbose) == 1);
+    assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; tls_listen = \"host:443\"; tls_cert = \"/a\"; "
+                          "tls_key = \"/b\"; };", "relay.tls_listen", &c, verbose) == 1);
+    relay_service_config_clear (&c);
     //  Good: the defaults, the secret decoded, the address split
     assert (s_test_check ("relay = { secret = \"" S_SECRET "\"; listen = \"[::1]:4000\"; };", NULL, &c, verbose) == 0);
     assert (streq (c.bind_ip, "::1") && c.port == 4000 && c.secret [31] == 0x1f && c.relay.tcp);

@@ -39,6 +39,16 @@ typedef struct {
     uint8_t secret [RELAY_CRED_SECRET_SIZE];    //  relay.secret, decoded
     char bind_ip [64];                          //  relay.listen, split
     uint16_t port;
+    //  WebSocket over TLS (relay_wss): on when tls_cert and tls_key are set.
+    //  Both files are read here, before the worker drops privileges and is
+    //  sandboxed; the key lives in sodium_malloc memory and is wiped by clear
+    bool tls;
+    char tls_ip [64];                           //  relay.tls_listen, split
+    uint16_t tls_port;
+    char *tls_cert_pem;                         //  malloc
+    size_t tls_cert_size;
+    char *tls_key_pem;                          //  sodium_malloc
+    size_t tls_key_size;
 } relay_service_config_t;
 
 typedef struct _relay_service_t relay_service_t;

@@ -1,6 +1,7 @@
 /*  relay_tcp: TCP clients of the relay, proxied to its UDP port (why: relay_tcp.h). */
 #include "relay_tcp.h"
 #include "relay_stream.h"
+#include "relay_proxy.h"
 #include "bus_clock.h"
 #include "bus_log.h"
 
@@ -15,41 +16,47 @@
 
 typedef struct s_conn {
     relay_tcp_t *owner;
-    zmq_pollitem_t tcp_item, udp_item;
+    zmq_pollitem_t tcp_item;
+    relay_proxy_conn_t *proxy;          //  the UDP side (relay_proxy)
     relay_stream_t *in;
-    int64_t last_ms;
-    struct s_conn *prev, *next;
 } s_conn_t;
 
 struct _relay_tcp_t {
     bus_loop_t *loop;
     zmq_pollitem_t listen_item;
     uint16_t port;
-    struct sockaddr_storage target;     //  the UDP relay, on loopback
-    socklen_t target_len;
-    uint32_t max_connections, idle_ms;
-    s_conn_t *conns;
-    relay_tcp_stats_t stats;
+    relay_proxy_t *proxy;
 };
 
+//  Our side of a connection; the proxy's is gone already or ends here
 static void
-s_close (s_conn_t *conn)
+s_close (s_conn_t *conn, bool broken)
 {
     relay_tcp_t *self = conn->owner;
     bus_loop_poller_end (self->loop, &conn->tcp_item);
-    bus_loop_poller_end (self->loop, &conn->udp_item);
     close (conn->tcp_item.fd);
-    close (conn->udp_item.fd);
     relay_stream_destroy (&conn->in);
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else
-        self->conns = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
-    self->stats.active--;
-    self->stats.closed++;
+    relay_proxy_close (&conn->proxy, broken);
     free (conn);
+}
+
+//  The proxy ended the connection (idle, or the client is gone)
+static void
+s_proxy_closed (void *arg)
+{
+    s_conn_t *conn = (s_conn_t *) arg;
+    conn->proxy = NULL;
+    s_close (conn, false);
+}
+
+//  UDP -> TCP: each datagram from the relay, framed
+static int
+s_deliver (void *arg, const uint8_t *msg, size_t size)
+{
+    s_conn_t *conn = (s_conn_t *) arg;
+    if (relay_stream_send (conn->tcp_item.fd, msg, size) == 0)
+        return 0;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
 }
 
 //  TCP -> UDP: every whole message becomes one datagram to the relay
@@ -57,54 +64,24 @@ static int
 s_tcp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     s_conn_t *conn = (s_conn_t *) arg;
-    relay_tcp_t *self = conn->owner;
     for (int round = 0; round < 16; round++) {
         ssize_t n = relay_stream_read (conn->in, conn->tcp_item.fd);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-            s_close (conn);
+            s_close (conn, false);
             return 0;
         }
         const uint8_t *msg;
         size_t size;
         int rc;
-        while ((rc = relay_stream_next (conn->in, &msg, &size)) == 1) {
-            send (conn->udp_item.fd, msg, size, MSG_DONTWAIT);
-            self->stats.to_relay++;
-        }
+        while ((rc = relay_stream_next (conn->in, &msg, &size)) == 1)
+            relay_proxy_to_relay (conn->proxy, msg, size);
         if (rc < 0) {
-            self->stats.broken++;
-            s_close (conn);
+            s_close (conn, true);
             return 0;
         }
-        conn->last_ms = bus_clock_ms ();
+        relay_proxy_touch (conn->proxy);
         if (n < 0)
             break;
-    }
-    return 0;
-}
-
-//  UDP -> TCP: each datagram from the relay, framed
-static int
-s_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
-{
-    s_conn_t *conn = (s_conn_t *) arg;
-    relay_tcp_t *self = conn->owner;
-    uint8_t buf [RELAY_STREAM_MSG_MAX + 1];
-    for (int round = 0; round < 64; round++) {
-        ssize_t n = recv (conn->udp_item.fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n <= 0)
-            break;
-        if (n > RELAY_STREAM_MSG_MAX)
-            continue;
-        if (relay_stream_send (conn->tcp_item.fd, buf, (size_t) n) == 0)
-            self->stats.from_relay++;
-        else
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            self->stats.dropped++;          //  a slow reader loses datagrams, as on UDP
-        else {
-            s_close (conn);
-            return 0;
-        }
     }
     return 0;
 }
@@ -117,36 +94,20 @@ s_accept (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         int fd = accept4 (self->listen_item.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        if (self->stats.active >= self->max_connections) {
-            self->stats.refused++;
+        s_conn_t *conn = (s_conn_t *) calloc (1, sizeof *conn);
+        assert (conn);
+        conn->proxy = relay_proxy_open (self->proxy, s_deliver, s_proxy_closed, NULL, conn);
+        if (!conn->proxy) {
+            free (conn);
             close (fd);
-            continue;
-        }
-        int udp = socket (self->target.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (udp < 0 || connect (udp, (struct sockaddr *) &self->target, self->target_len)) {
-            if (udp >= 0)
-                close (udp);
-            close (fd);
-            self->stats.refused++;
             continue;
         }
         int one = 1;
         setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        s_conn_t *conn = (s_conn_t *) calloc (1, sizeof *conn);
-        assert (conn);
         conn->owner = self;
         conn->in = relay_stream_new ();
-        conn->last_ms = bus_clock_ms ();
         conn->tcp_item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
-        conn->udp_item = (zmq_pollitem_t) { NULL, udp, ZMQ_POLLIN, 0 };
-        conn->next = self->conns;
-        if (self->conns)
-            self->conns->prev = conn;
-        self->conns = conn;
-        self->stats.active++;
-        self->stats.accepted++;
         bus_loop_poller (self->loop, &conn->tcp_item, s_tcp_ready, conn);
-        bus_loop_poller (self->loop, &conn->udp_item, s_udp_ready, conn);
     }
     return 0;
 }
@@ -156,65 +117,69 @@ relay_tcp_new (bus_loop_t *loop, const char *bind_ip, uint16_t port, uint16_t ud
                uint32_t max_connections, uint32_t idle_ms)
 {
     struct sockaddr_storage ss;
-    memset (&ss, 0, sizeof ss);
     socklen_t len;
     relay_tcp_t *self = (relay_tcp_t *) calloc (1, sizeof *self);
     assert (self);
     self->loop = loop;
-    self->max_connections = max_connections ? max_connections : 1024;
-    self->idle_ms = idle_ms;
-    struct sockaddr_in *in = (struct sockaddr_in *) &ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
-    struct sockaddr_in *t4 = (struct sockaddr_in *) &self->target;
-    struct sockaddr_in6 *t6 = (struct sockaddr_in6 *) &self->target;
-    if (inet_pton (AF_INET, bind_ip, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons (port);
-        len = sizeof *in;
-        t4->sin_family = AF_INET;
-        t4->sin_port = htons (udp_port);
-        //  The worker listens on this address, or on all of them
-        t4->sin_addr.s_addr = in->sin_addr.s_addr == htonl (INADDR_ANY) ? htonl (INADDR_LOOPBACK) : in->sin_addr.s_addr;
-        self->target_len = sizeof *t4;
-    }
-    else
-    if (inet_pton (AF_INET6, bind_ip, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons (port);
-        len = sizeof *in6;
-        t6->sin6_family = AF_INET6;
-        t6->sin6_port = htons (udp_port);
-        t6->sin6_addr = IN6_IS_ADDR_UNSPECIFIED (&in6->sin6_addr) ? in6addr_loopback : in6->sin6_addr;
-        self->target_len = sizeof *t6;
-    }
-    else {
-        free (self);
-        errno = EINVAL;
-        return NULL;
-    }
-    int fd = socket (ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)
-    ||  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
-    ||  bind (fd, (struct sockaddr *) &ss, len) || listen (fd, 128)) {
+    self->proxy = relay_proxy_new (loop, bind_ip, udp_port, max_connections, idle_ms);
+    int fd = relay_tcp_listen (bind_ip, port, &ss, &len);
+    if (!self->proxy || fd < 0) {
         int e = errno;
         if (fd >= 0)
             close (fd);
+        relay_proxy_destroy (&self->proxy);
         free (self);
         errno = e;
         return NULL;
     }
-    len = sizeof ss;
-    getsockname (fd, (struct sockaddr *) &ss, &len);
-    self->port = ntohs (ss.ss_family == AF_INET ? in->sin_port : in6->sin6_port);
+    self->port = ntohs (ss.ss_family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
+                                                : ((struct sockaddr_in6 *) &ss)->sin6_port);
     self->listen_item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
     if (bus_loop_poller (loop, &self->listen_item, s_accept, self)) {
         close (fd);
+        relay_proxy_destroy (&self->proxy);
         free (self);
         errno = EINVAL;
         return NULL;
     }
     return self;
+}
+
+int
+relay_tcp_listen (const char *bind_ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset (ss, 0, sizeof *ss);
+    struct sockaddr_in *in = (struct sockaddr_in *) ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ss;
+    if (inet_pton (AF_INET, bind_ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons (port);
+        *len = sizeof *in;
+    }
+    else
+    if (inet_pton (AF_INET6, bind_ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons (port);
+        *len = sizeof *in6;
+    }
+    else {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = socket (ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)
+    ||  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
+    ||  bind (fd, (struct sockaddr *) ss, *len) || listen (fd, 128)) {
+        int e = errno;
+        if (fd >= 0)
+            close (fd);
+        errno = e;
+        return -1;
+    }
+    *len = sizeof *ss;
+    getsockname (fd, (struct sockaddr *) ss, len);
+    return fd;
 }
 
 void
@@ -224,8 +189,7 @@ relay_tcp_destroy (relay_tcp_t **self_p)
     relay_tcp_t *self = *self_p;
     if (!self)
         return;
-    while (self->conns)
-        s_close (self->conns);
+    relay_proxy_destroy (&self->proxy);         //  ends every connection
     bus_loop_poller_end (self->loop, &self->listen_item);
     close (self->listen_item.fd);
     free (self);
@@ -233,21 +197,8 @@ relay_tcp_destroy (relay_tcp_t **self_p)
 }
 
 uint16_t relay_tcp_port (relay_tcp_t *self) { return self->port; }
-const relay_tcp_stats_t *relay_tcp_stats (relay_tcp_t *self) { return &self->stats; }
-
-void
-relay_tcp_sweep (relay_tcp_t *self, int64_t now_ms)
-{
-    if (!self->idle_ms)
-        return;
-    s_conn_t *conn = self->conns;
-    while (conn) {
-        s_conn_t *next = conn->next;
-        if (now_ms - conn->last_ms > (int64_t) self->idle_ms)
-            s_close (conn);
-        conn = next;
-    }
-}
+const relay_tcp_stats_t *relay_tcp_stats (relay_tcp_t *self) { return relay_proxy_stats (self->proxy); }
+void relay_tcp_sweep (relay_tcp_t *self, int64_t now_ms) { relay_proxy_sweep (self->proxy, now_ms); }
 
 //  ---------------------------------------------------------------------------
 //  Self test: a UDP socket plays the relay; a client thread connects over TCP,

@@ -7,7 +7,7 @@
     Why a proxy in front of the UDP relay instead of a second transport inside
     the worker: the worker's rules (authentication from REGISTER only, replies
     never larger than the request, limits, soft state, steering by network)
-    then hold for TCP clients without a line of their own. A TCP node's
+    then hold (the UDP side is relay_proxy's, shared with relay_wss) for TCP clients without a line of their own. A TCP node's
     registration lands on the worker its network is steered to, whichever
     worker accepted the connection, so it meets its UDP peers there. The cost
     is one loopback hop per message for TCP nodes only, which are the rare
@@ -16,15 +16,12 @@
 #define RELAY_TCP_H_INCLUDED
 
 #include "bus_loop.h"
+#include "relay_proxy.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-typedef struct {
-    uint64_t accepted, refused, closed, broken;     //  connections: taken, over the limit, ended, bad framing
-    uint64_t to_relay, from_relay, dropped;         //  messages each way; dropped (TCP send buffer full)
-    uint32_t active;
-} relay_tcp_stats_t;
+typedef relay_proxy_stats_t relay_tcp_stats_t;
 
 typedef struct _relay_tcp_t relay_tcp_t;
 
@@ -34,6 +31,11 @@ typedef struct _relay_tcp_t relay_tcp_t;
 relay_tcp_t *relay_tcp_new (bus_loop_t *loop, const char *bind_ip, uint16_t port, uint16_t udp_port,
                             uint32_t max_connections, uint32_t idle_ms);
 void relay_tcp_destroy (relay_tcp_t **self_p);
+
+//  A listening TCP socket on bind_ip:port with SO_REUSEPORT (non-blocking);
+//  *ss and *len the bound address. -1 (errno) when it cannot. relay_wss
+//  listens the same way.
+int relay_tcp_listen (const char *bind_ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 
 //  The bound TCP port.
 uint16_t relay_tcp_port (relay_tcp_t *self);

@@ -48,6 +48,10 @@
 # call them in a subshell ($(...), a pipe, &); the getters and grid_exec may be.
 
 GRID_KINDS="none full-cone restricted port-restricted symmetric symmetric-seq udp-blocked cgnat cgnat-sym"
+# Kinds a test asks for by name, outside the grid of every pair (grid_kinds):
+# https-only lets out nothing but TCP to port 443 (and ICMP), as hotel and
+# corporate networks do (tests/integration/relay_wss.sh)
+GRID_EXTRA_KINDS="https-only"
 GRID_TAG=${GRID_TAG:-$$x$(printf %02x $((RANDOM % 256)))}
 GRID_PUB=""
 GRID_NAMESPACES=""
@@ -179,7 +183,7 @@ _grid_nft_rules () {
             track='oifname "wan" meta l4proto udp update @cone { ip daddr . udp sport : ct original ip saddr . ct original proto-src }'
             pre='iifname "wan" meta l4proto udp dnat ip to ip saddr . udp dport map @cone'
             fwd_kind='iifname "wan" oifname "lan" ct status dnat accept' ;;
-        port-restricted|udp-blocked|home)
+        port-restricted|udp-blocked|https-only|home)
             # EIM (conntrack keeps the source port when free, reuses a source's
             # mapping) + address-and-port-dependent filtering (conntrack only)
             snat='masquerade' ;;
@@ -205,6 +209,10 @@ _grid_nft_rules () {
         *) _grid_die "unknown router kind $kind" ;;
     esac
     [ "$kind" = udp-blocked ] && fwd_kind='meta l4proto udp counter drop'
+    local https_only=""
+    [ "$kind" = https-only ] && https_only='iifname "lan" oifname "wan" tcp dport 443 accept
+        iifname "lan" oifname "wan" meta l4proto icmp accept
+        iifname "lan" oifname "wan" counter drop'
     # No LAN reaches a private address through the public side (another LAN); a home
     # router behind a carrier may reach the carrier's inner segment, its upstream
     local private="10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10"
@@ -228,6 +236,7 @@ table ip natgrid {
         type filter hook forward priority filter; policy drop;
         $( [ "$kind" = udp-blocked ] && echo "$fwd_kind" )
         oifname "wan" ip daddr { $private } counter drop
+        $https_only
         ct state established,related accept
         iifname "lan" oifname "wan" accept
         $( [ "$kind" != udp-blocked ] && echo "$fwd_kind" )
@@ -249,7 +258,7 @@ _grid_plan () {
     local kind=$1 name=$2 lan=${3:-}
     [ -n "$GRID_PUB" ] || grid_init
     _grid_name_ok "$name"
-    case " $GRID_KINDS " in *" $kind "*) ;; *) _grid_die "unknown NAT kind '$kind' (grid_kinds lists them)" ;; esac
+    case " $GRID_KINDS $GRID_EXTRA_KINDS " in *" $kind "*) ;; *) _grid_die "unknown NAT kind '$kind' (grid_kinds lists them)" ;; esac
     GRID_N=$((GRID_N + 1))
     [ "$GRID_N" -le 150 ] || _grid_die "more than 150 routers"
     local n=$GRID_N wan="203.0.113.$((100 + GRID_N))"
