@@ -237,20 +237,22 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
             bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
             //  A probe of a direct candidate of a peer up through the relay
-            const nat_addr_t *probe = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now) : NULL;
+            const nat_addr_t *probe2 = NULL;
+            const nat_addr_t *probe = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now, &probe2) : NULL;
             if (probe)
                 to = probe;
             //  A handshake to a peer that is not up goes through the relay too:
-            //  the first path to answer wins (nat_relay_path.c)
+            //  the first path to answer wins (nat_relay_path.c); a probe may go
+            //  to two addresses at once (the punched mapping and a candidate)
             bool copy = info->relay_id && !nat_addr_relay_peer (to) && initiation && !probe
                       && nat_peer_state (peer) != NAT_PEER_UP;
-            for (int leg = 0; leg < (copy ? 2 : 1); leg++) {
+            for (int leg = 0; leg < (copy || probe2 ? 2 : 1); leg++) {
                 if (count == BUS_BATCH_MAX) {
                     nat_udp_send (self->udp, self->tx, count);
                     count = 0;
                 }
-                const nat_addr_t *dest = leg ? &scratch : to;
-                if (leg)
+                const nat_addr_t *dest = leg ? (probe2 ? probe2 : &scratch) : to;
+                if (leg && !probe2)
                     nat_addr_set_relay (&scratch, info->relay_id);
                 uint64_t relay_peer = nat_addr_relay_peer (dest);
                 if (relay_peer) {

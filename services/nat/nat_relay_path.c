@@ -482,6 +482,12 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
     }
     if (now < info->probe_next_ms)
         return;
+    //  crypto takes one dial per 250 ms: a probe right after another dial
+    //  would be lost, so it waits for the gap
+    if (info->last_dial_ms && now - info->last_dial_ms < 300) {
+        info->probe_next_ms = info->last_dial_ms + 300;
+        return;
+    }
     //  The candidates with an address (named ones are left to the dialler)
     const nat_addr_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
     size_t count = 0;
@@ -492,28 +498,37 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
         if (!c->is_name && nat_addr_is_set (&c->addr) && !nat_addr_eq (&c->addr, &info->relay_seen))
             candidates [count++] = &c->addr;
     }
-    //  Hole punching: every other probe goes to the peer's public mapping as
-    //  the relay saw it (ESTABLISHED), which the peer's probes toward ours open
-    //  from its side: the first probe of one side opens its own NAT's filter,
-    //  the other side's next probe passes it (docs/nat.md, "Hole punching")
+    //  Hole punching: every probe also goes to the peer's public mapping as the
+    //  relay saw it (ESTABLISHED), which the peer's probes toward ours open from
+    //  its side: the first probe of one side opens its own NAT's filter, the
+    //  other side's next probe passes it (docs/nat.md, "Hole punching")
     int64_t wait = (int64_t) S_PROBE_FIRST_MS << (info->probes < 7 ? info->probes : 7);
     info->probe_next_ms = now + (wait < S_PROBE_MAX_MS ? wait : S_PROBE_MAX_MS);
     if (!count && !punch)
         return;
-    if (punch && (!count || info->probes % 2 == 0))
+    nat_addr_clear (&info->probe_addr2);
+    if (punch) {
         info->probe_addr = info->relay_seen;
+        if (count)
+            info->probe_addr2 = *candidates [info->probes % count];
+    }
     else
-        info->probe_addr = *candidates [(punch ? info->probes / 2 : info->probes) % count];
+        info->probe_addr = *candidates [info->probes % count];
     info->probe_until_ms = now + 1000;
     info->probes++;
     nat_service_send_dial (self, peer);
 }
 
 const nat_addr_t *
-nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now)
+nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now, const nat_addr_t **second)
 {
     nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
-    return info->probe_until_ms > now && nat_addr_is_set (&info->probe_addr) ? &info->probe_addr : NULL;
+    *second = NULL;
+    if (info->probe_until_ms <= now || !nat_addr_is_set (&info->probe_addr))
+        return NULL;
+    if (nat_addr_is_set (&info->probe_addr2))
+        *second = &info->probe_addr2;
+    return &info->probe_addr;
 }
 
 //  Dials through the relay: peers nat does not dial itself, while not up (1 s,

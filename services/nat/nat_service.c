@@ -211,6 +211,7 @@ nat_service_send_dial (nat_service_t *self, nat_peer_t *peer)
     snprintf (dial.name, sizeof dial.name, "%s", self->info [index].name);
     s_format (&self->info [index].dial, dial.endpoint, sizeof dial.endpoint);
     self->counters.dials++;
+    self->info [index].last_dial_ms = bus_clock_ms ();
     bus_debug ("dial %s at %s (attempt %u)", dial.name, dial.endpoint, dial.attempt);
     bus_service_send (self->svc, "crypto", &nat_dial_schema, &dial);
 }
@@ -549,6 +550,8 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     info->relay_dials = info->relay_unknown = info->probes = 0;
     info->probe_next_ms = info->probe_until_ms = 0;
     nat_addr_clear (&info->relay_seen);
+    nat_addr_clear (&info->probe_addr2);
+    info->last_dial_ms = info->watch_first_ms = info->watch_probe_ms = 0;
     //  The first dial below may reach crypto before crypto knows the peer (its
     //  peer.up may come a moment later), or reach the relay before the peer
     //  registered there (it is starting too): one more dial 300 ms later, so the

@@ -41,7 +41,9 @@ typedef struct {
     int64_t probe_next_ms;      //  0: not planned
     int64_t probe_until_ms;     //  initiations go to probe_addr until then
     nat_addr_t probe_addr;
+    nat_addr_t probe_addr2;     //  a second address for the same initiation (unset: none)
     uint32_t probes;
+    int64_t last_dial_ms;       //  last nat.dial (crypto takes one per 250 ms)
     //  Up on a direct path that went quiet (nat_direct_watch.c)
     int64_t watch_first_ms;     //  first nat.probe since it last spoke, 0: none
     int64_t watch_probe_ms;     //  last nat.probe
@@ -180,8 +182,10 @@ bool nat_relay_path_forced (nat_service_t *self, const char *name);
 //  The resolver answered for a relay (cookie >= NAT_RELAY_COOKIE)
 void nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_addr_t *addrs, size_t count);
 //  A handshake initiation for this peer goes to a direct candidate now (a probe
-//  of a peer that is up through the relay): that address, else NULL
-const nat_addr_t *nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now);
+//  of a peer that is up through the relay): that address, else NULL; *second:
+//  another address the same initiation goes to, else NULL
+const nat_addr_t *nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now,
+                                        const nat_addr_t **second);
 //  Where a peer's packets go now, as bifrostctl shows it: "direct", "relay NAME" or ""
 void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
 //  How relay i is reached now: "udp", "tcp" or "wss"
