@@ -9,12 +9,14 @@
 # The "a" node of every kind registers first; then all "b" nodes start. For each
 # pair of kinds (a of the one, b of the other, both orders of kinds through the
 # a/b roles), asserted: before b registers, a has no path to it; after, a ping
-# crosses both ways, the path `bifrostctl peers` shows is the expected one
-# (direct when one side is public and the other can send UDP, the relay over TCP
-# when a side blocks UDP, the relay otherwise), and a's tunnel to b is up within
-# 1 s of b's registration (3 s over TCP, which is tried after two unanswered
-# REGISTERs). The table of every pair (path, registration to up, RTT) is printed
-# as TAP comments, and written to $RELAY_GRID_TABLE when set.
+# crosses both ways, a's tunnel to b is up within 1 s of b's registration (3 s
+# over TCP, which is tried after two unanswered REGISTERs), and the path
+# `bifrostctl peers` shows in the end is the expected one: direct for every pair
+# a simultaneous open through the relay-observed mappings can punch (RFC 4787
+# classes below; those pairs must have met through the relay first), the relay
+# over TCP when a side blocks UDP, the relay otherwise. The table of every pair
+# (path, registration to up, to direct, RTT) is printed as TAP comments, and
+# written to $RELAY_GRID_TABLE when set.
 #
 # The registry lists two relays (relay-1 with two workers, relay-2 with one).
 # Then: a public node with connection.force_relay stays on the relay with a
