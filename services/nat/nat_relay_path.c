@@ -651,6 +651,13 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
                                nat_addr_format (&seen, text, sizeof text));
                 self->info [i].relay_seen = seen;
             }
+        //  Kept for nat_relay_path_seen too: a peer not known yet, or added
+        //  again by a later peer.up, still gets it (hole punching needs it, and
+        //  the relay says it once per session)
+        size_t k = self->seen_early_next++ % NAT_SEEN_EARLY_MAX;
+        self->seen_early [k].relay_id = peer_id;
+        self->seen_early [k].seen = seen;
+        self->seen_early [k].at_ms = now;
     }
     //  The peer has not registered at the relay yet (it is starting too): try
     //  again soon rather than after the dialler's next backoff step
@@ -668,6 +675,19 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
         s_relay_dials (self, now, true);
     }
     return false;
+}
+
+bool
+nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *seen)
+{
+    int64_t now = bus_clock_ms (), best = -1;
+    for (size_t k = 0; k < NAT_SEEN_EARLY_MAX; k++)
+        if (self->seen_early [k].relay_id == relay_id && relay_id
+        &&  now - self->seen_early [k].at_ms < NAT_SEEN_EARLY_MS && self->seen_early [k].at_ms > best) {
+            best = self->seen_early [k].at_ms;
+            *seen = self->seen_early [k].seen;
+        }
+    return best >= 0;
 }
 
 const nat_addr_t *

@@ -550,6 +550,11 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     info->relay_dials = info->relay_unknown = info->probes = 0;
     info->probe_next_ms = info->probe_until_ms = 0;
     nat_addr_clear (&info->relay_seen);
+    if (relay_id && nat_relay_path_seen (self, relay_id, &info->relay_seen)) {
+        char text [NAT_ADDR_TEXT_MAX];
+        bus_debug ("peer %s: the relay saw it at %s before it was known", info->name,
+                   nat_addr_format (&info->relay_seen, text, sizeof text));
+    }
     nat_addr_clear (&info->probe_addr2);
     info->last_dial_ms = info->watch_first_ms = info->watch_probe_ms = 0;
     //  The first dial below may reach crypto before crypto knows the peer (its

@@ -19,6 +19,8 @@
 #include "bus_pipe.h"
 
 #define NAT_ROUNDS 16
+#define NAT_SEEN_EARLY_MAX 32   //  ESTABLISHED kept for peers not known yet
+#define NAT_SEEN_EARLY_MS 60000
 #define NAT_DIRECT_HOLD_MS 800  //  a direct path heard this recently keeps its peer off the relay           //  reads per loop wakeup, so neither direction starves
 
 //  What the service keeps per peer beside nat_peer (which holds no names)
@@ -125,6 +127,15 @@ struct _nat_service_t {
     uint8_t (*frames) [NAT_RELAY_FRAME_MAX];    //  relayed datagrams of one send batch
     char forced [NAT_FORCED_MAX][49];           //  connection.force_relay_peers
     nat_relay_tcp_t tcp [NAT_RELAY_SERVERS_MAX];
+    //  ESTABLISHED about peers not known yet (the relay tells both ends of a
+    //  session at once, often before discovery's peer.up reaches us): kept for
+    //  when they are added (nat_relay_path_seen)
+    struct {
+        uint64_t relay_id;
+        nat_addr_t seen;
+        int64_t at_ms;
+    } seen_early [NAT_SEEN_EARLY_MAX];
+    size_t seen_early_next;
     struct _nat_relay_wss_t *wss;               //  made at the first need (NULL before)
     nat_relay_wss_state_t wss_state [NAT_RELAY_SERVERS_MAX];
     uint16_t relay_tls_port;                    //  the relays' WSS port (relay.servers), 0: none
@@ -186,6 +197,9 @@ void nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_ad
 //  another address the same initiation goes to, else NULL
 const nat_addr_t *nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now,
                                         const nat_addr_t **second);
+//  The peer's address as a relay saw it, from an ESTABLISHED that came before
+//  the peer was known (within NAT_SEEN_EARLY_MS): true and *seen set, else false
+bool nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *seen);
 //  Where a peer's packets go now, as bifrostctl shows it: "direct", "relay NAME" or ""
 void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
 //  How relay i is reached now: "udp", "tcp" or "wss"

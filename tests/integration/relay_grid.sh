@@ -161,7 +161,7 @@ for ((i = 0; i < ${#kinds[@]}; i++)); do
         # relay, then punched its way through (a's log: the relay endpoint first)
         direct_ms=-
         if [ "$want" = direct ] && [ "${kinds[$i]}" != none ] && [ "${kinds[$j]}" != none ]; then
-            first=$(grep -m1 -oE "peer $b: endpoint [^ ]+" "$T/$a/bifrostd.log" | awk '{ print $4 }')
+            first=$(grep -m1 -oE "nat\.1\[[0-9]+\]: peer $b: endpoint [^ ]+" "$T/$a/bifrostd.log" | awk '{ print $5 }')
             [[ "$first" == relay/* ]]
             ok $? "$a reached $b through the relay first ($first), then direct"
             d=$(log_ms "$T/$a/bifrostd.log" "peer $b: endpoint [0-9]")
