@@ -1,14 +1,24 @@
 #!/bin/bash
-# demo.sh: a Bifrost mesh of three nodes on this machine, each a real bifrostd with
-# all its services in its own network namespace, joined by an emulated internet
-# (192.0.2.0/24 on a bridge). Each node has a virtual address 10.100.0.N/24 on its
-# bifrost0 interface; static peers (examples/node.cfg shows one annotated).
+# demo.sh: Bifrost across NATs, on this machine. An emulated internet (203.0.113.0/24,
+# a documentation range, on a bridge in a network namespace) carries a registry and
+# a relay; three nodes sit behind home routers of different kinds, each router an
+# nftables NAT in a namespace of its own (tests/integration/natgrid_lib.sh,
+# docs/testing-nat.md):
+#
+#   alice  behind a full-cone NAT
+#   bob    behind a port-restricted NAT (most home routers)
+#   carol  behind a symmetric NAT (a new public port for every destination)
+#
+# Each node knows only the registry's URL and a join token. They register, meet
+# through the relay at once, then punch direct paths where their NATs allow it
+# (alice-bob, alice-carol) and stay on the relay where they cannot (bob-carol: a
+# symmetric NAT against a port-restricted one). `bifrostctl peers` shows each path.
 #
 #   examples/demo.sh            start, show, then keep running until Ctrl-C
-#   examples/demo.sh --once     start, show, stop (used by the test suite)
+#   examples/demo.sh --once     start, show, check, stop (used by the test suite)
 #
-# Needs root, a built tree (BIFROST_BUILDDIR, default: ./build/release or .), or an
-# installed Bifrost. Everything it creates is removed when it ends.
+# Needs root and a built tree (BIFROST_BUILDDIR, default ./build/release; the
+# scripts/demo.sh wrapper builds it). Everything it creates is removed when it ends.
 set -u
 ONCE=0; [ "${1:-}" = "--once" ] && ONCE=1
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,118 +26,86 @@ B=${BIFROST_BUILDDIR:-}
 if [ -z "$B" ]; then
     for d in "$here/build/release" "$here"; do [ -x "$d/supervisor/bifrostd" ] && B=$d && break; done
 fi
-if [ -n "$B" ]; then
-    BIFROSTD=$B/supervisor/bifrostd; CTL=$B/tools/bifrostctl; LIBEXEC=$B/libexec
-else
-    BIFROSTD=$(command -v bifrostd); CTL=$(command -v bifrostctl)
-    LIBEXEC=$(dirname "$BIFROSTD")/../libexec/bifrost
-fi
-[ -x "${BIFROSTD:-}" ] || { echo "demo: build Bifrost first (scripts/demo.sh does it)"; exit 1; }
+[ -n "$B" ] && [ -x "$B/supervisor/bifrostd" ] || { echo "demo: build Bifrost first (scripts/demo.sh does it)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces, TUN devices)"; exit 1; }
-
-ID=$$
-W=$(mktemp -d /tmp/bifrost-demo-XXXXXX)
-NODES="a b c"
+export BIFROST_BUILDDIR=$B BIFROST_LIBEXEC_DIR=${BIFROST_LIBEXEC_DIR:-$B/libexec}
+GRID_TAG=demo$$
+. "$here/tests/integration/tap_lib.sh"
+. "$here/tests/integration/natgrid_lib.sh"
+. "$here/tests/integration/disc_lib.sh"
+. "$here/tests/integration/mesh_lib.sh"
+# The libraries speak TAP; the demo speaks to a person
+ok () { if [ "$1" -eq 0 ]; then echo "   ok: $2"; else echo "   FAILED: $2"; FAILED=$((FAILED + 1)); fi; }
+T=$(mktemp -d /tmp/bifrost-demo-XXXXXX)
+chmod 755 "$T"
+NODES="alice bob carol"
 cleanup () {
     echo; echo "demo: stopping"
-    for n in $NODES; do
-        [ -f "$W/$n/pid" ] && kill -TERM "$(cat "$W/$n/pid")" 2>/dev/null
-    done
-    sleep 1
-    for ns in "demo-hub-$ID" $(for n in $NODES; do echo "demo-$n-$ID"; done); do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    done
-    rm -rf "$W"
     [ -n "${SLEEPER:-}" ] && kill "$SLEEPER" 2>/dev/null
+    mesh_finish
+    grid_cleanup
+    rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
-
 say () { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-inns () { local n=$1; shift; ip netns exec "demo-$n-$ID" "$@"; }
 
-say "emulated internet: a bridge, three hosts 192.0.2.1-3"
-ip netns add "demo-hub-$ID"
-ip -n "demo-hub-$ID" link add br0 type bridge && ip -n "demo-hub-$ID" link set br0 up
-i=0
+say "the internet: 203.0.113.0/24 with a registry (.10) and a relay (.11); three home routers"
+grid_init
+grid_public_host reg 203.0.113.10
+grid_public_host relay 203.0.113.11
+grid_nodes full-cone:alice port-restricted:bob symmetric:carol
 for n in $NODES; do
-    i=$((i + 1))
-    ip netns add "demo-$n-$ID"
-    ip -n "demo-$n-$ID" link set lo up
-    ip link add "dv$n$ID" type veth peer name "dh$n$ID"
-    ip link set "dv$n$ID" netns "demo-$n-$ID"; ip link set "dh$n$ID" netns "demo-hub-$ID"
-    ip -n "demo-$n-$ID" link set "dv$n$ID" name eth0
-    ip -n "demo-$n-$ID" addr add "192.0.2.$i/24" dev eth0
-    ip -n "demo-$n-$ID" link set eth0 up
-    ip -n "demo-hub-$ID" link set "dh$n$ID" master br0 up
-    mkdir -p "$W/$n"
-    eval "KEY_$n=\$($LIBEXEC/bifrost-crypto --genkey $W/$n/node.key)"
-    echo "   node $n: 192.0.2.$i, public key $(eval echo \$KEY_$n)"
+    echo "   $n: $(grid_ip "$n") behind a $(grid_kind "$n") NAT, public address $(grid_wan "$n")"
 done
 
-say "configs: every node lists the other two as peers (see $W/a/node.cfg)"
-i=0
-for n in $NODES; do
-    i=$((i + 1)); peers=""; j=0
-    for m in $NODES; do
-        j=$((j + 1)); [ "$m" = "$n" ] && continue
-        peers="$peers${peers:+, }{ name = \"$m\"; public_key = \"$(eval echo \$KEY_$m)\"; allowed_ips = [\"10.100.0.$j/32\"]; endpoint = \"192.0.2.$j:51820\"; direct = true; }"
-    done
-    cat > "$W/$n/node.cfg" <<CFG
-run_dir = "$W/$n/run";
-key_file = "$W/$n/node.key";
-device = { type = "tun"; name = "bifrost0"; mtu = 1420; address = "10.100.0.$i/24"; };
-connection = { listen = "0.0.0.0:51820"; keepalive_interval = "25s"; };
-peers = ( $peers );
-services = (
-    { name = "bus";    exec = "bifrost-bus"; },
-    { name = "tunnel"; exec = "bifrost-tunnel"; depends = ["bus"]; },
-    { name = "nat";    exec = "bifrost-nat";    depends = ["bus", "tunnel"]; },
-    { name = "router"; exec = "bifrost-router"; depends = ["bus"]; }
-);
-CFG
-done
+say "the relay (bifrost-relay, 2 workers) and the registry (network \"grid\", a join token)"
+mesh_relay relay 203.0.113.11 relay-1 2
+mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479
 
-say "start: one bifrostd per node"
-for n in $NODES; do
-    inns "$n" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$W/$n/node.cfg" >"$W/$n/log" 2>&1 &
-    echo $! > "$W/$n/pid"
-done
-for n in $NODES; do
-    # every instance ready: bus, tunnel (device and crypto), nat, router
-    for _ in $(seq 1 100); do
-        [ "$("$CTL" -r "$W/$n/run" status 2>/dev/null | grep -cE '^[a-z]+\.[0-9]+ +[0-9]+ +ready ')" -ge 4 ] && break
-        sleep 0.1
+say "the nodes: each knows only $RURL and the token (see $T/alice/node.cfg)"
+for n in $NODES; do mesh_start_node "$n"; done
+wait_for 20 all_have_vip $NODES
+ok $? "every node registered and got a virtual address"
+for n in $NODES; do VIP[$n]=$(vip "$n"); echo "   $n: ${VIP[$n]}"; done
+
+say "bifrostctl peers on alice, right after joining: everyone through the relay"
+wait_for 10 pair_pings alice bob
+"$CTL" -r "$T/alice/run" peers
+
+say "a few seconds later: direct where the NATs allow a hole to be punched"
+direct () { [ "$(peer_path "$1" "$2")" = direct ]; }
+wait_for 10 direct alice bob
+wait_for 10 direct alice carol
+for n in $NODES; do echo "-- $n"; "$CTL" -r "$T/$n/run" peers; done
+
+say "ping across the mesh (virtual addresses)"
+for a in $NODES; do
+    for b in $NODES; do
+        [ "$a" = "$b" ] && continue
+        out=$(grid_exec "$a" ping -c 3 -i 0.2 -W 2 "${VIP[$b]}" 2>&1 | tail -2 | head -1)
+        echo "   $a -> $b (${VIP[$b]}): $out"
+        echo "$out" | grep -q " 0% packet loss"
+        ok $? "$a reaches $b"
     done
 done
-"$CTL" -r "$W/a/run" status
+direct alice bob; ok $? "alice <-> bob: direct (full cone and port-restricted: punched)"
+direct alice carol; ok $? "alice <-> carol: direct (a full cone takes the symmetric NAT's new port)"
+[[ "$(peer_path bob carol)" == relay* ]]
+ok $? "bob <-> carol: through the relay (port-restricted against symmetric cannot be punched)"
 
-say "ping across the mesh"
-rc=0
-for n in $NODES; do
-    for j in 1 2 3; do
-        out=$(inns "$n" ping -c 3 -i 0.2 -W 2 10.100.0.$j 2>&1 | tail -2 | head -1)
-        echo "   $n -> 10.100.0.$j: $out"
-        echo "$out" | grep -q " 0% packet loss" || rc=1
-    done
-done
-
-say "bifrostctl peers on node a"
-"$CTL" -r "$W/a/run" peers
-
-say "the bus of node a, live (bifrostctl tap, 2 s)"
-"$CTL" -r "$W/a/run" tap --timeout 2 --count 6 2>/dev/null | cut -c1-160
+say "the bus of alice, live (bifrostctl tap, 2 s)"
+"$CTL" -r "$T/alice/run" tap --timeout 2 --count 6 2>/dev/null | cut -c1-160
 
 if [ "$ONCE" = 1 ]; then
-    [ $rc = 0 ] && echo "demo: every node reached every other" || echo "demo: some pings failed (logs in $W/*/log)"
-    exit $rc
+    [ "$FAILED" = 0 ] && echo "demo: every node reached every other, on the paths expected"
+    exit "$FAILED"
 fi
 say "running; try:"
-echo "   ip netns exec demo-a-$ID ping 10.100.0.2"
-echo "   $CTL -r $W/a/run peers"
-echo "   $CTL -r $W/b/run tap"
-echo "   kill -9 \$($CTL -r $W/a/run status | awk '/^crypto/ {print \$2}')   # and watch it come back"
+echo "   ip netns exec $(grid_ns alice) ping ${VIP[carol]}"
+echo "   $CTL -r $T/bob/run peers"
+echo "   $CTL -r $T/carol/run tap"
+echo "   kill -9 \$($CTL -r $T/alice/run status | awk '/^tunnel/ {print \$2}')   # and watch it come back"
 echo "Ctrl-C stops the demo and removes everything."
 #  sleep in the background and wait for it: bash runs a trap only between
 #  commands, so a TERM or INT sent to this script alone (not to the terminal's
