@@ -55,8 +55,11 @@ s_gap (seqstat_t *self, int64_t from_us, int64_t to_us, uint64_t missing)
         self->max_gap_us = gap;
         self->max_gap_at_us = from_us - self->start_us;
     }
+    seqstat_gap_t g = { (from_us - self->start_us) / 1000, gap / 1000, missing };
     if (gap >= self->report_us && self->gaps_count < SEQSTAT_GAPS_MAX)
-        self->gaps [self->gaps_count++] = (seqstat_gap_t) { (from_us - self->start_us) / 1000, gap / 1000, missing };
+        self->gaps [self->gaps_count++] = g;
+    if (missing && self->losses_count < SEQSTAT_GAPS_MAX)
+        self->losses [self->losses_count++] = g;
 }
 
 void
@@ -112,6 +115,10 @@ seqstat_json_members (const seqstat_t *self, FILE *out)
     for (size_t g = 0; g < self->gaps_count; g++)
         fprintf (out, "%s[%" PRId64 ",%" PRId64 ",%" PRIu64 "]", g ? "," : "", self->gaps [g].at_ms,
                  self->gaps [g].len_ms, self->gaps [g].missing);
+    fprintf (out, "],\"losses\":[");
+    for (size_t g = 0; g < self->losses_count; g++)
+        fprintf (out, "%s[%" PRId64 ",%" PRId64 ",%" PRIu64 "]", g ? "," : "", self->losses [g].at_ms,
+                 self->losses [g].len_ms, self->losses [g].missing);
     fprintf (out, "]");
 }
 
@@ -147,6 +154,9 @@ seqstat_test (bool verbose)
     assert (s->out_of_range == 1);
     assert (s->gaps_count == 1);
     assert (s->gaps [0].at_ms == 90 && s->gaps [0].len_ms == 310 && s->gaps [0].missing == 5);
+    //  Losses: the long pause, and 21 arriving before 20 (10 ms after 19) skipped one
+    assert (s->losses_count == 2);
+    assert (s->losses [0].missing == 5 && s->losses [1].missing == 1 && s->losses [1].len_ms == 10);
     assert (s->max_gap_us == 310000);
     //  Nothing arrives: one gap as long as the stream
     seqstat_start (s, 0, 100000);

@@ -32,6 +32,8 @@ typedef struct {
     int64_t max_gap_us, max_gap_at_us;  //  the longest pause, and when it began (since start)
     seqstat_gap_t gaps [SEQSTAT_GAPS_MAX];
     size_t gaps_count;
+    seqstat_gap_t losses [SEQSTAT_GAPS_MAX];    //  every arrival that skipped numbers, short or long
+    size_t losses_count;
     uint8_t *seen;                      //  bitmap by sequence number
     size_t seen_bits;
 } seqstat_t;
@@ -53,7 +55,9 @@ void seqstat_finish (seqstat_t *self);
 
 uint64_t seqstat_lost (const seqstat_t *self);
 //  "sent":..,"received":..,"lost":..,"duplicates":..,"reordered":..,
-//  "max_gap_ms":..,"max_gap_at_ms":..,"gaps":[[at_ms,len_ms,missing],...]
+//  "max_gap_ms":..,"max_gap_at_ms":..,"gaps":[[at_ms,len_ms,missing],...],
+//  "losses":[[at_ms,len_ms,missing],...] (gaps: pauses of report_us or more;
+//  losses: every skip of sequence numbers, however short the pause)
 //  (members only, no braces, so a caller adds its own).
 void seqstat_json_members (const seqstat_t *self, FILE *out);
 

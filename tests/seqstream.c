@@ -6,6 +6,8 @@
     1,000 packets/s).
 
         seqstream recv --bind IP:PORT [--seconds S] [--gap-report MS] [--ready FILE] [--json]
+                       (JSON: seqstat's members, and start_wall_ms: the stream's
+                       start in ms of the wall clock)
         seqstream send --to IP:PORT --pps R --seconds S [--size N]
 
     The sender numbers its datagrams and puts in each its start time (the
@@ -173,6 +175,7 @@ s_recv (const struct sockaddr_storage *bind_to, socklen_t bind_len, double secon
     }
     seqstat_t *stat = seqstat_new (S_EXPECT_MAX);
     bool started = false, ended = false;
+    int64_t start_wall_ms = 0;
     uint64_t foreign = 0;
     int64_t deadline = s_now_us () + (int64_t) (seconds * 1e6), stop = 0;
     for (;;) {
@@ -197,6 +200,11 @@ s_recv (const struct sockaddr_storage *bind_to, socklen_t bind_len, double secon
             uint64_t last = s_get64 (buf + 20);
             if (!started) {
                 seqstat_start (stat, start, (int64_t) gap_ms * 1000);
+                //  The stream's start on the wall clock, so a caller can place
+                //  an event from a log (time of day) among the gaps
+                struct timespec wall;
+                clock_gettime (CLOCK_REALTIME, &wall);
+                start_wall_ms = ((int64_t) wall.tv_sec * 1000000 + wall.tv_nsec / 1000 - (now - start)) / 1000;
                 started = true;
             }
             if (seq == S_END) {
@@ -215,7 +223,8 @@ s_recv (const struct sockaddr_storage *bind_to, socklen_t bind_len, double secon
         stat->sent = stat->received ? stat->max_seq + 1 : 0;
     seqstat_finish (stat);
     if (json) {
-        printf ("{\"ended\":%s,\"foreign\":%" PRIu64 ",", ended ? "true" : "false", foreign);
+        printf ("{\"ended\":%s,\"foreign\":%" PRIu64 ",\"start_wall_ms\":%" PRId64 ",",
+                ended ? "true" : "false", foreign, start_wall_ms);
         seqstat_json_members (stat, stdout);
         printf ("}\n");
     }
