@@ -66,6 +66,13 @@ bus_log (bus_log_level_t level, const char *fmt, ...)
     errno = saved_errno;
 }
 
+void
+bus_log_line (bus_log_level_t level, const char *who, const char *line)
+{
+    int len = (int) strcspn (line, "\r\n");
+    bus_log (level, "%s: %.*s", who, len > 300 ? 300 : len, line);
+}
+
 int
 bus_errf (char *err, size_t errsize, const char *fmt, ...)
 {

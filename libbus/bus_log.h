@@ -22,6 +22,10 @@ void bus_log (bus_log_level_t level, const char *fmt, ...) __attribute__ ((forma
 #define bus_info(...)   bus_log (BUS_LOG_INFO, __VA_ARGS__)
 #define bus_debug(...)  bus_log (BUS_LOG_DEBUG, __VA_ARGS__)
 
+//  Logs one line a library wrote through its own log hook ("who: line"), its
+//  trailing newlines cut: the libwebsockets hooks of discovery, nat and relay
+void bus_log_line (bus_log_level_t level, const char *who, const char *line);
+
 //  Formats an error message into err (when err is not NULL) and returns -1, so a
 //  validator can `return bus_errf (err, errsize, "field '%s': ...", name);`.
 #include <stddef.h>

@@ -305,10 +305,7 @@ static const struct lws_protocols s_protocols [] = {
 static void
 s_lws_log (int level, const char *line)
 {
-    char text [300];
-    snprintf (text, sizeof text, "%s", line);
-    text [strcspn (text, "\n")] = 0;
-    bus_debug ("libwebsockets: %s", text);
+    bus_log_line (BUS_LOG_DEBUG, "libwebsockets", line);
 }
 
 nat_relay_wss_t *
