@@ -5,6 +5,7 @@
     recvmmsg and one sendmmsg per burst, and the pause while crypto is behind.
     The service around it (config, peers, bus, timers) is nat_service.c. */
 #include "nat_service_priv.h"
+#include "nat_ice.h"
 #include "bus_log.h"
 #include "schemas/pipes.h"
 #include "schemas/wire.h"
@@ -80,8 +81,12 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
     }
     if (state->last_peer) {
         nat_peer_received (state->last_peer, size, now);
-        if (from == wire_from)
+        //  (an ICE pseudo-address is neither: nat_ice.c)
+        if (from == wire_from && nat_addr_family (from) != AF_UNSPEC)
             self->info [nat_peer_index (state->last_peer)].direct_rx_ms = now;
+        else
+        if (nat_addr_relay_peer (from))
+            self->info [nat_peer_index (state->last_peer)].relay_rx_ms = now;
     }
     //  In the grown form (docs/packet-path.md): crypto decrypts where the
     //  datagram lies and shrinks it to the plaintext, without a copy
@@ -170,6 +175,18 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
     //  nat_direct_watch.c). A peer kept on the relay stays there
     nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
     const nat_addr_t *current = nat_peer_endpoint (peer);
+    //  ICE (nat_ice.c) is the last path: a peer kept on the relay stays there,
+    //  and one up on a direct path or the relay that spoke in the last 800 ms
+    //  is not moved to ICE (its packets still in flight when ICE took over)
+    if (nat_addr_ice_index (addr, NULL)) {
+        if (info->force_relay)
+            return;
+        if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_is_set (current) && !nat_addr_ice_index (current, NULL)
+        &&  ((info->direct_rx_ms >= 0 && now - info->direct_rx_ms < NAT_DIRECT_HOLD_MS)
+        ||   (info->relay_rx_ms > 0 && now - info->relay_rx_ms < NAT_DIRECT_HOLD_MS)))
+            return;
+    }
+    else
     if (nat_addr_relay_peer (addr)) {
         if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_is_set (current) && !nat_addr_relay_peer (current)
         &&  !info->force_relay && info->direct_rx_ms >= 0 && now - info->direct_rx_ms < NAT_DIRECT_HOLD_MS)
@@ -236,6 +253,16 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             }
             nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
             bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
+            //  Through the peer's ICE session (nat_ice.c): libnice sends it;
+            //  a handshake to a peer not up goes through its ICE pair too
+            uint32_t ice_index;
+            if (nat_addr_ice_index (to, &ice_index)) {
+                nat_ice_send (self->ice, ice_index, pkt.data, pkt.len);
+                nat_peer_sent (peer, pkt.len, now);
+                continue;
+            }
+            if (initiation && nat_peer_state (peer) != NAT_PEER_UP)
+                nat_ice_copy (self->ice, nat_peer_index (peer), pkt.data, pkt.len);
             //  A probe of a direct candidate of a peer up through the relay
             const nat_addr_t *probe2 = NULL;
             const nat_addr_t *probe = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now, &probe2) : NULL;

@@ -1,6 +1,7 @@
 /*  nat_service: nat's config, peer state, bus and life cycle (see nat_service.h);
     the packet path itself is nat_datapath.c. */
 #include "nat_service_priv.h"
+#include "nat_ice.h"
 #include "bus_log.h"
 #include "node_peers.h"
 #include "schemas/pipes.h"
@@ -291,6 +292,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     s_redial (self);
     nat_relay_path_tick (self, bus_clock_ms ());
     nat_direct_watch_tick (self, bus_clock_ms ());
+    nat_ice_tick (self->ice, bus_clock_ms ());
     return 0;
 }
 
@@ -445,6 +447,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     nat_relay_path_wss_stats (self, &reply->relay_wss_opens, &reply->relay_wss_opened, &reply->relay_wss_failed);
     reply->relay_wss_rx = self->counters.relay_wss_rx;
     reply->relay_wss_tx = self->counters.relay_wss_tx;
+    nat_ice_status (self->ice, reply);
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -774,6 +777,7 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     memcpy (self->forced, config->force_relay_peers, sizeof self->forced);
     self->forced_count = config->force_relay_count;
     nat_relay_path_open (self);
+    self->ice = nat_ice_new (self);
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
@@ -823,6 +827,7 @@ nat_service_destroy (nat_service_t **self_p)
     nat_demux_destroy (&self->demux);
     nat_resolver_destroy (&self->resolver);
     nat_udp_destroy (&self->udp);
+    nat_ice_destroy (&self->ice);
     nat_peer_table_destroy (&self->table);
     node_peers_destroy (&self->peers);
     nat_relay_path_close (self);

@@ -49,6 +49,8 @@ typedef struct {
     //  Up on a direct path that went quiet (nat_direct_watch.c)
     int64_t watch_first_ms;     //  first nat.probe since it last spoke, 0: none
     int64_t watch_probe_ms;     //  last nat.probe
+    //  ICE (nat_ice.c) is the last path: it does not take a peer off the relay that spoke this recently
+    int64_t relay_rx_ms;        //  last datagram from it through a relay, 0 never
 } nat_peer_info_t;
 
 #define NAT_RELAY_FRAME_MAX     2048        //  a relayed datagram, header included
@@ -143,6 +145,7 @@ struct _nat_service_t {
     size_t relay_ca_size;
     nat_ingest_t wss_ingest;                    //  messages of one wss service round
     size_t forced_count;
+    struct _nat_ice_t *ice;                     //  ICE sessions (nat_ice.c); NULL: none
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the

@@ -1,0 +1,735 @@
+/*  nat_ice: ICE sessions with registry peers that nat reaches no other way
+    (see nat_ice.h; docs/ice.md, "In nat").
+
+    Ids and roles. libice's role rule (the lower id controls) needs one id
+    per side that both agree on. nat holds neither its own public key (crypto
+    does) nor, without relays, its own registry id, so each nat process draws
+    a random 64-bit ICE id at start and every signal carries it ("id") and the
+    addressee's ("to"). The side that starts sends ice-start with its id; the
+    other opens its session for that id and answers with its credentials, and
+    the first side opens its session when they arrive: one signalling round
+    trip more than a protocol with known ids, and a restarted nat is told
+    apart from its predecessor (new id: the old session is dropped).
+
+    When: a registry peer (not a configured one: the registry carries the
+    signals) that has been down for connection.ice_after (since it was known or
+    went down), while the registry gave ICE servers and neither
+    connection.force_relay nor connection.ice = false says otherwise. The other
+    side starts its session on the first signal. After a failure the next try
+    waits 5 s, 10 s ... 60 s.
+
+    The path. Once libnice selects a pair, a dial goes to crypto with the
+    peer's dial address set to "ice/<index>"; the data path sends what crypto
+    gives for that address with ice_agent_send, and what the recv callback
+    hands over is ingested with that address as its source, so crypto
+    confirms it as the endpoint like a relayed one. Until the peer is up,
+    every initiation for it also goes through the pair (nat_ice_copy). */
+#include "nat_service_priv.h"
+#include "nat_ice.h"
+#include "nat_ice_signal.h"
+#include "ice_agent.h"
+#include "bus_log.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <net/if.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define S_GRACE_MS          10000   //  up on a better path this long: the session ends
+#define S_RETRY_MS          5000    //  after a failure: 5 s, 10 s, 20 s ... 60 s
+#define S_RETRY_MAX_MS      60000
+#define S_ANSWER_MS         10000   //  ice-start unanswered this long: a failure
+#define S_DIAL_MS           1000    //  a pair selected, the peer not up: a dial through it each second
+#define S_TURN_MARGIN_S     60      //  a session on our TURN relay restarts this long before its credential expires
+#define S_SIGNAL_MS         5000    //  discovery's answer to a signal
+#define S_LOG_BAD_MAX       20      //  malformed signals logged, then only counted (and every 100th)
+
+typedef struct {
+    uint64_t remote;            //  the peer's ICE id, 0 unknown
+    bool session;               //  a session in the agent, under remote
+    bool waiting;               //  ice-start sent, its answer not yet here
+    int64_t down_ms;            //  not up since then (0: up, or not seen yet)
+    int64_t started_ms;
+    int64_t better_ms;          //  up on another path since then (0: not)
+    int64_t retry_ms;           //  no start before then
+    uint32_t failures;
+    bool selected;
+    ice_cand_type_t local_type, remote_type;
+    int64_t turn_expiry;        //  unix time the session's TURN credential expires (0: none)
+    int64_t dial_ms;            //  last dial through the pair
+} s_peer_t;
+
+typedef struct {
+    char addr [ICE_CAND_ADDR_MAX + 8];
+    char user [257], pass [257];
+} s_turn_t;
+
+struct _nat_ice_t {
+    nat_service_t *owner;
+    ice_agent_t *agent;
+    uint64_t id;
+    s_peer_t peers [NODE_PEERS_MAX];
+    //  From discovery.ice
+    bool have_servers;
+    char stun [ICE_CAND_ADDR_MAX + 8];
+    s_turn_t turn [ICE_AGENT_MAX_TURN];
+    size_t turn_count;
+    int64_t turn_expiry;        //  of the credentials in use now (unix time, 0: none)
+    char vip [64];              //  ours, from node.address: never gathered on
+    bool locals_set;
+    //  Datagrams from the recv callback, sent on to crypto after the dispatch
+    nat_ingest_t ingest;
+    int flush_timer;
+    //  Counters (nat.status)
+    uint64_t started, selected, failed, closed, turn_restarts;
+    uint64_t signals_tx, signals_rx, signals_bad, signals_unknown, signals_failed;
+    uint64_t rx, tx, drops;
+};
+
+//  ---------------------------------------------------------------------------
+//  Signalling out
+
+static void
+s_on_signal_reply (bus_service_t *svc, bus_envelope_t *reply, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    if (!reply || !streq (bus_envelope_type (reply), "discovery.signal.reply"))
+        self->signals_failed++;
+}
+
+static void
+s_signal (nat_ice_t *self, uint32_t index, nat_ice_sig_type_t type, const char *a, const char *b)
+{
+    s_peer_t *p = &self->peers [index];
+    nat_ice_sig_t sig = { .type = type, .id = self->id, .to = type == NAT_ICE_SIG_START ? 0 : p->remote };
+    if (type == NAT_ICE_SIG_CREDS) {
+        snprintf (sig.ufrag, sizeof sig.ufrag, "%s", a);
+        snprintf (sig.pwd, sizeof sig.pwd, "%s", b);
+    }
+    if (type == NAT_ICE_SIG_CAND)
+        snprintf (sig.cand, sizeof sig.cand, "%s", a);
+    discovery_signal_t *msg = (discovery_signal_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    msg->index = index;
+    if (nat_ice_signal_format (&sig, msg->type, sizeof msg->type, msg->data, sizeof msg->data) == 0
+    &&  bus_service_request (self->owner->svc, "discovery", &discovery_signal_schema, msg, S_SIGNAL_MS,
+                             s_on_signal_reply, self) == 0)
+        self->signals_tx++;
+    else
+        self->signals_failed++;
+    free (msg);
+}
+
+static void
+s_send_credentials (nat_ice_t *self, uint32_t index)
+{
+    char ufrag [ICE_CRED_MAX + 1], pwd [ICE_CRED_MAX + 1];
+    if (ice_agent_local_credentials (self->agent, self->peers [index].remote, ufrag, pwd) == 0)
+        s_signal (self, index, NAT_ICE_SIG_CREDS, ufrag, pwd);
+}
+
+//  ---------------------------------------------------------------------------
+//  Sessions
+
+static const char *
+s_name (nat_ice_t *self, uint32_t index)
+{
+    return index < self->owner->info_count ? self->owner->info [index].name : "?";
+}
+
+//  libnice gathers on every address of the host unless told which: never on
+//  loopback, a point-to-point link (our TUN) or our own virtual address, or
+//  ICE would find pairs through the tunnel it is meant to carry
+static void
+s_set_locals (nat_ice_t *self)
+{
+    if (self->locals_set)
+        return;
+    struct ifaddrs *list = NULL;
+    if (getifaddrs (&list))
+        return;
+    size_t added = 0;
+    for (struct ifaddrs *ifa = list; ifa && added < ICE_AGENT_MAX_LOCAL; ifa = ifa->ifa_next) {
+        if (!ifa->ifa_addr || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & (IFF_LOOPBACK | IFF_POINTOPOINT)))
+            continue;
+        int family = ifa->ifa_addr->sa_family;
+        char ip [INET6_ADDRSTRLEN];
+        if (family == AF_INET)
+            inet_ntop (AF_INET, &((struct sockaddr_in *) ifa->ifa_addr)->sin_addr, ip, sizeof ip);
+        else
+        if (family == AF_INET6 && !IN6_IS_ADDR_LINKLOCAL (&((struct sockaddr_in6 *) ifa->ifa_addr)->sin6_addr))
+            inet_ntop (AF_INET6, &((struct sockaddr_in6 *) ifa->ifa_addr)->sin6_addr, ip, sizeof ip);
+        else
+            continue;
+        if (streq (ip, self->vip))
+            continue;
+        char err [160];
+        if (ice_agent_add_local_address (self->agent, ip, err, sizeof err) == 0) {
+            added++;
+            bus_debug ("ice: gathering on %s (%s)", ip, ifa->ifa_name);
+        }
+    }
+    freeifaddrs (list);
+    self->locals_set = added > 0;
+}
+
+static void
+s_close (nat_ice_t *self, uint32_t index, const char *why, bool bye)
+{
+    s_peer_t *p = &self->peers [index];
+    if (p->session) {
+        bus_info ("peer %s: ICE session closed (%s)", s_name (self, index), why);
+        if (bye)
+            s_signal (self, index, NAT_ICE_SIG_BYE, NULL, NULL);
+        ice_agent_remove_peer (self->agent, p->remote);
+        self->closed++;
+    }
+    p->session = p->waiting = p->selected = false;
+    p->better_ms = 0;
+}
+
+static void
+s_failed (nat_ice_t *self, uint32_t index, int64_t now)
+{
+    s_peer_t *p = &self->peers [index];
+    int64_t wait = (int64_t) S_RETRY_MS << (p->failures < 4 ? p->failures : 4);
+    p->retry_ms = now + (wait < S_RETRY_MAX_MS ? wait : S_RETRY_MAX_MS);
+    p->failures++;
+    self->failed++;
+}
+
+//  Our session for the peer's id p->remote: added to the agent, credentials sent
+static int
+s_open (nat_ice_t *self, uint32_t index, int64_t now)
+{
+    s_peer_t *p = &self->peers [index];
+    s_set_locals (self);
+    char err [200];
+    if (ice_agent_add_peer (self->agent, p->remote, err, sizeof err)) {
+        bus_warn ("peer %s: cannot start ICE: %s", s_name (self, index), err);
+        s_failed (self, index, now);
+        return -1;
+    }
+    p->session = true;
+    p->waiting = p->selected = false;
+    p->started_ms = now;
+    p->turn_expiry = self->turn_count ? self->turn_expiry : 0;
+    self->started++;
+    bus_info ("peer %s: ICE session started (%s, %zu TURN server%s)", s_name (self, index),
+              ice_agent_controlling (self->agent, p->remote) ? "controlling" : "controlled",
+              self->turn_count, self->turn_count == 1 ? "" : "s");
+    s_send_credentials (self, index);
+    return 0;
+}
+
+static uint32_t
+s_index (nat_ice_t *self, uint64_t remote, bool *found)
+{
+    for (uint32_t i = 0; i < NODE_PEERS_MAX; i++)
+        if (self->peers [i].session && self->peers [i].remote == remote) {
+            *found = true;
+            return i;
+        }
+    *found = false;
+    return 0;
+}
+
+static void
+s_dial (nat_ice_t *self, uint32_t index, int64_t now)
+{
+    nat_peer_t *peer = nat_peer_table_at (self->owner->table, index);
+    if (!peer || nat_peer_state (peer) == NAT_PEER_UP)
+        return;
+    self->peers [index].dial_ms = now;
+    nat_addr_set_ice (&self->owner->info [index].dial, index);
+    nat_service_send_dial (self->owner, peer);
+}
+
+//  ---------------------------------------------------------------------------
+//  libice's events and datagrams
+
+static void
+s_on_event (ice_agent_t *agent, const ice_event_t *event, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    bool found;
+    uint32_t index = s_index (self, event->peer, &found);
+    if (!found)
+        return;
+    s_peer_t *p = &self->peers [index];
+    int64_t now = bus_clock_ms ();
+    switch (event->type) {
+        case ICE_EVENT_CANDIDATE:
+            s_signal (self, index, NAT_ICE_SIG_CAND, event->text, NULL);
+            break;
+        case ICE_EVENT_GATHERING_DONE:
+            s_signal (self, index, NAT_ICE_SIG_END, NULL, NULL);
+            break;
+        case ICE_EVENT_STATE:
+            bus_debug ("peer %s: ICE %s", s_name (self, index), ice_state_name (event->state));
+            break;
+        case ICE_EVENT_SELECTED:
+            if (!p->selected)
+                self->selected++;
+            p->selected = true;
+            p->failures = 0;
+            p->local_type = event->local_type;
+            p->remote_type = event->remote_type;
+            bus_info ("peer %s: ICE pair selected after %lld ms: %s %s -> %s %s%s", s_name (self, index),
+                      (long long) (now - p->started_ms),
+                      ice_cand_type_name (event->local_type), event->local,
+                      ice_cand_type_name (event->remote_type), event->remote,
+                      event->local_type == ICE_CAND_RELAY || event->remote_type == ICE_CAND_RELAY ? " (TURN)" : "");
+            s_dial (self, index, now);
+            break;
+        case ICE_EVENT_FAILED:
+            bus_warn ("peer %s: ICE failed after %lld ms (no pair works)", s_name (self, index),
+                      (long long) (now - p->started_ms));
+            s_close (self, index, "failed", true);
+            s_failed (self, index, now);
+            break;
+    }
+}
+
+static int
+s_flush (bus_loop_t *loop, int timer_id, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    self->flush_timer = -1;
+    nat_datapath_ingest_end (self->owner, &self->ingest);
+    self->ingest = (nat_ingest_t) { NAT_HANDLE_NONE, NULL, true };
+    return 0;
+}
+
+//  A datagram through the peer's pair: into the batch for crypto, which goes
+//  when this dispatch of libnice is over (a timer of the loop's next turn)
+static void
+s_on_recv (ice_agent_t *agent, uint64_t remote, const uint8_t *data, size_t size, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    bool found;
+    uint32_t index = s_index (self, remote, &found);
+    if (!found || !size)
+        return;
+    self->rx++;
+    nat_addr_t from;
+    nat_addr_set_ice (&from, index);
+    nat_datapath_ingest (self->owner, (uint8_t *) data, size, &from, bus_clock_ms (), &self->ingest);
+    if (self->flush_timer < 0)
+        self->flush_timer = bus_loop_timer (self->owner->loop, 0, 1, s_flush, self);
+    if (self->flush_timer < 0)
+        s_flush (self->owner->loop, -1, self);
+}
+
+bool
+nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size)
+{
+    s_peer_t *p = self && index < NODE_PEERS_MAX ? &self->peers [index] : NULL;
+    if (!p || !p->session || !p->selected || ice_agent_send (self->agent, p->remote, data, size) < 0) {
+        if (self)
+            self->drops++;
+        return false;
+    }
+    self->tx++;
+    return true;
+}
+
+void
+nat_ice_copy (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size)
+{
+    if (self && index < NODE_PEERS_MAX && self->peers [index].session && self->peers [index].selected)
+        nat_ice_send (self, index, data, size);
+}
+
+//  ---------------------------------------------------------------------------
+//  Signalling in
+
+static void
+s_on_signal (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    nat_service_t *owner = self->owner;
+    discovery_signal_t *msg = (discovery_signal_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    char err [300];
+    if (bus_envelope_get_msg (env, &discovery_signal_schema, msg, err, sizeof err)) {
+        bus_warn ("discovery.signal: %s", err);
+        free (msg);
+        return;
+    }
+    if (!nat_ice_signal_ours (msg->type)) {
+        free (msg);
+        return;                 //  someone else's signalling
+    }
+    self->signals_rx++;
+    uint32_t index = msg->index;
+    uint32_t static_count = owner->peers ? node_peers_count (owner->peers) : 0;
+    nat_peer_t *peer = index < nat_peer_table_slots (owner->table) ? nat_peer_table_at (owner->table, index) : NULL;
+    nat_ice_sig_t sig;
+    if (!peer || index < static_count || index >= NODE_PEERS_MAX || index >= owner->info_count) {
+        self->signals_unknown++;
+        bus_debug ("ice: %s from unknown peer index %u dropped", msg->type, index);
+        free (msg);
+        return;
+    }
+    if (nat_ice_signal_parse (msg->type, msg->data, &sig, err, sizeof err)) {
+        self->signals_bad++;
+        if (self->signals_bad <= S_LOG_BAD_MAX || self->signals_bad % 100 == 0)
+            bus_warn ("peer %s: bad ICE signal dropped (%" PRIu64 " so far): %s", s_name (self, index),
+                      self->signals_bad, err);
+        free (msg);
+        return;
+    }
+    free (msg);
+    s_peer_t *p = &self->peers [index];
+    int64_t now = bus_clock_ms ();
+    if (!owner->config.ice || nat_relay_path_forced (owner, owner->info [index].name) || !self->agent) {
+        self->signals_unknown++;
+        bus_debug ("peer %s: ICE signal dropped (ICE off for it)", s_name (self, index));
+        return;
+    }
+    //  A signal for an older session of ours (we restarted since)
+    if (sig.to && sig.to != self->id) {
+        self->signals_unknown++;
+        return;
+    }
+    //  The peer's nat restarted (another id): its old session is worthless
+    if (p->session && p->remote != sig.id && sig.type != NAT_ICE_SIG_START && sig.type != NAT_ICE_SIG_CREDS) {
+        self->signals_unknown++;
+        return;
+    }
+    if (p->remote != sig.id && p->session)
+        s_close (self, index, "the peer started a new session", false);
+    int rc;
+    switch (sig.type) {
+        case NAT_ICE_SIG_START:
+            if (p->session)
+                s_close (self, index, "the peer starts again", false);
+            p->remote = sig.id;
+            s_open (self, index, now);
+            break;
+        case NAT_ICE_SIG_CREDS:
+            p->remote = sig.id;
+            if (!p->session && s_open (self, index, now))
+                break;
+            rc = ice_agent_set_remote_credentials (self->agent, p->remote, sig.ufrag, sig.pwd, err, sizeof err);
+            if (rc < 0) {
+                self->signals_bad++;
+                bus_warn ("peer %s: ICE credentials refused: %s", s_name (self, index), err);
+            }
+            else
+            if (rc == 1) {
+                //  The peer restarted its session: so did libice; ours again
+                p->selected = false;
+                p->started_ms = now;
+                bus_info ("peer %s: ICE restarted by the peer", s_name (self, index));
+                s_send_credentials (self, index);
+            }
+            break;
+        case NAT_ICE_SIG_CAND:
+            if (!p->session)
+                self->signals_unknown++;
+            else
+            if (ice_agent_add_remote_candidate (self->agent, p->remote, sig.cand, err, sizeof err)) {
+                self->signals_bad++;
+                bus_warn ("peer %s: ICE candidate refused: %s", s_name (self, index), err);
+            }
+            break;
+        case NAT_ICE_SIG_END:
+            if (!p->session)
+                self->signals_unknown++;
+            else
+                ice_agent_end_of_candidates (self->agent, p->remote);
+            break;
+        case NAT_ICE_SIG_BYE:
+            if (p->session)
+                s_close (self, index, "closed by the peer", false);
+            //  Not at once again: the peer closed for a reason (a better path, or a failure)
+            if (p->retry_ms < now + S_RETRY_MS)
+                p->retry_ms = now + S_RETRY_MS;
+            break;
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  ICE servers from the registry (discovery.ice): "stun:IP:PORT" and
+//  "turn:IP:PORT[?transport=udp]"; names and TCP/TLS are not used (yet)
+
+static int
+s_url (const char *url, const char *scheme, char *addr, size_t size)
+{
+    size_t n = strlen (scheme);
+    if (strncmp (url, scheme, n) != 0)
+        return -1;
+    const char *start = url + n;
+    const char *query = strchr (start, '?');
+    size_t len = query ? (size_t) (query - start) : strlen (start);
+    if (query && strcmp (query, "?transport=udp") != 0)
+        return -1;
+    if (len >= size)
+        return -1;
+    memcpy (addr, start, len);
+    addr [len] = 0;
+    char ip [ICE_CAND_ADDR_MAX], err [160];
+    uint16_t port;
+    int family;
+    if (ice_cand_parse_addr (addr, ip, &port, &family, err, sizeof err)) {
+        bus_debug ("ice: %s skipped: %s", url, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    discovery_ice_t *msg = (discovery_ice_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    char err [300];
+    if (bus_envelope_get_msg (env, &discovery_ice_schema, msg, err, sizeof err)) {
+        bus_warn ("discovery.ice: %s", err);
+        free (msg);
+        return;
+    }
+    json_error_t jerr;
+    json_t *root = json_loads (msg->ice_servers, JSON_REJECT_DUPLICATES, &jerr);
+    uint32_t ttl = msg->ttl;
+    free (msg);
+    if (!json_is_array (root)) {
+        bus_warn ("discovery.ice: iceServers is not a JSON array");
+        json_decref (root);
+        return;
+    }
+    char stun [sizeof self->stun] = "";
+    s_turn_t turn [ICE_AGENT_MAX_TURN];
+    size_t turn_count = 0;
+    size_t i;
+    json_t *server;
+    json_array_foreach (root, i, server) {
+        json_t *urls = json_object_get (server, "urls");
+        const char *user = json_string_value (json_object_get (server, "username"));
+        const char *pass = json_string_value (json_object_get (server, "credential"));
+        size_t count = json_is_array (urls) ? json_array_size (urls) : json_is_string (urls) ? 1 : 0;
+        for (size_t k = 0; k < count; k++) {
+            const char *url = json_string_value (json_is_array (urls) ? json_array_get (urls, k) : urls);
+            char addr [sizeof self->stun];
+            if (!url)
+                continue;
+            if (!*stun && s_url (url, "stun:", addr, sizeof addr) == 0)
+                snprintf (stun, sizeof stun, "%s", addr);
+            else
+            if (turn_count < ICE_AGENT_MAX_TURN && user && pass && strlen (user) < sizeof turn [0].user
+            &&  strlen (pass) < sizeof turn [0].pass && s_url (url, "turn:", addr, sizeof addr) == 0) {
+                snprintf (turn [turn_count].addr, sizeof turn [0].addr, "%s", addr);
+                snprintf (turn [turn_count].user, sizeof turn [0].user, "%s", user);
+                snprintf (turn [turn_count].pass, sizeof turn [0].pass, "%s", pass);
+                turn_count++;
+            }
+        }
+    }
+    json_decref (root);
+    if (!self->agent)
+        return;
+    bool changed = !streq (stun, self->stun) || turn_count != self->turn_count
+                || memcmp (turn, self->turn, turn_count * sizeof turn [0]) != 0;
+    if (!changed)
+        return;
+    if (ice_agent_set_stun (self->agent, *stun ? stun : NULL, err, sizeof err))
+        bus_warn ("ice: STUN server %s: %s", stun, err);
+    ice_agent_clear_turn (self->agent);
+    size_t usable = 0;
+    for (size_t t = 0; t < turn_count; t++) {
+        if (ice_agent_add_turn (self->agent, turn [t].addr, turn [t].user, turn [t].pass, err, sizeof err))
+            bus_warn ("ice: TURN server %s: %s", turn [t].addr, err);
+        else
+            self->turn [usable++] = turn [t];
+    }
+    snprintf (self->stun, sizeof self->stun, "%s", stun);
+    self->turn_count = usable;
+    //  The REST username is "expiry:id"; without one, the ttl says it
+    int64_t expiry = 0;
+    if (usable) {
+        char *end;
+        long long value = strtoll (self->turn [0].user, &end, 10);
+        expiry = end != self->turn [0].user && *end == ':' && value > 0 ? value
+               : ttl ? (int64_t) time (NULL) + ttl : 0;
+    }
+    self->turn_expiry = expiry;
+    self->have_servers = *stun || usable;
+    bus_info ("ice: STUN %s, %zu TURN server%s%s%s", *stun ? stun : "none", usable, usable == 1 ? "" : "s",
+              usable ? ", first " : "", usable ? self->turn [0].addr : "");
+}
+
+static void
+s_on_address (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    node_address_t msg;
+    char err [200];
+    if (bus_envelope_get_msg (env, &node_address_schema, &msg, err, sizeof err))
+        return;
+    char *slash = strchr (msg.address, '/');
+    if (slash)
+        *slash = 0;
+    snprintf (self->vip, sizeof self->vip, "%s", msg.address);
+}
+
+//  ---------------------------------------------------------------------------
+//  Every tick
+
+void
+nat_ice_tick (nat_ice_t *self, int64_t now)
+{
+    if (!self || !self->agent)
+        return;
+    nat_service_t *owner = self->owner;
+    uint32_t static_count = owner->peers ? node_peers_count (owner->peers) : 0;
+    size_t slots = nat_peer_table_slots (owner->table);
+    int64_t wall = (int64_t) time (NULL);
+    for (uint32_t i = static_count; i < NODE_PEERS_MAX; i++) {
+        s_peer_t *p = &self->peers [i];
+        nat_peer_t *peer = i < slots && i < owner->info_count ? nat_peer_table_at (owner->table, i) : NULL;
+        if (!peer) {
+            if (p->session)
+                s_close (self, i, "peer gone", true);
+            if (p->remote || p->down_ms)
+                *p = (s_peer_t) { 0 };
+            continue;
+        }
+        nat_peer_info_t *info = &owner->info [i];
+        bool up = nat_peer_state (peer) == NAT_PEER_UP;
+        const nat_addr_t *endpoint = nat_peer_endpoint (peer);
+        bool on_ice = up && nat_addr_ice_index (endpoint, NULL);
+        bool allowed = owner->config.ice && !info->force_relay && !nat_relay_path_forced (owner, info->name);
+        if (!up && !p->down_ms)
+            p->down_ms = now;
+        if (up)
+            p->down_ms = 0;
+        //  Up on a better path (own direct, or the relay): the session ends after a while
+        if ((p->session || p->waiting) && ((up && !on_ice) || !allowed)) {
+            if (!p->better_ms)
+                p->better_ms = now;
+            if (!allowed || now - p->better_ms >= S_GRACE_MS) {
+                char path [64];
+                nat_relay_path_describe (owner, peer, path, sizeof path);
+                s_close (self, i, allowed ? path : "ICE off for it", true);
+                p->retry_ms = now + S_RETRY_MS;
+            }
+        }
+        else
+            p->better_ms = 0;
+        if (p->waiting && now - p->started_ms >= S_ANSWER_MS) {
+            bus_info ("peer %s: no answer to ice-start", s_name (self, i));
+            p->waiting = false;
+            s_failed (self, i, now);
+        }
+        if (!p->session && !p->waiting && !up && allowed && self->have_servers
+        &&  now - p->down_ms >= (int64_t) owner->config.ice_after_ms && now >= p->retry_ms) {
+            p->waiting = true;
+            p->started_ms = now;
+            bus_info ("peer %s: not up after %lld ms, starting ICE", s_name (self, i), (long long) (now - p->down_ms));
+            s_signal (self, i, NAT_ICE_SIG_START, NULL, NULL);
+        }
+        if (p->session && p->selected && !up && now - p->dial_ms >= S_DIAL_MS)
+            s_dial (self, i, now);
+        //  Our TURN allocation's credential runs out: a new session on the new one
+        if (p->session && p->selected && p->local_type == ICE_CAND_RELAY && p->turn_expiry
+        &&  self->turn_expiry > p->turn_expiry && wall >= p->turn_expiry - S_TURN_MARGIN_S) {
+            char err [200];
+            if (ice_agent_restart (self->agent, p->remote, err, sizeof err) == 0) {
+                bus_info ("peer %s: ICE restarted: its TURN credential expires in %lld s", s_name (self, i),
+                          (long long) (p->turn_expiry - wall));
+                self->turn_restarts++;
+                p->selected = false;
+                p->started_ms = now;
+                p->turn_expiry = self->turn_expiry;
+                s_send_credentials (self, i);
+            }
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------------
+
+void
+nat_ice_describe (nat_ice_t *self, uint32_t index, char *out, size_t size)
+{
+    s_peer_t *p = self && index < NODE_PEERS_MAX ? &self->peers [index] : NULL;
+    if (!p || !p->session || !p->selected) {
+        snprintf (out, size, "ice (no pair)");
+        return;
+    }
+    bool turn = p->local_type == ICE_CAND_RELAY || p->remote_type == ICE_CAND_RELAY;
+    snprintf (out, size, "%s (%s/%s)", turn ? "turn" : "ice direct",
+              ice_cand_type_name (p->local_type), ice_cand_type_name (p->remote_type));
+}
+
+void
+nat_ice_status (nat_ice_t *self, nat_status_reply_t *reply)
+{
+    if (!self)
+        return;
+    for (size_t i = 0; i < NODE_PEERS_MAX; i++)
+        reply->ice_sessions += self->peers [i].session;
+    reply->ice_started = self->started;
+    reply->ice_selected = self->selected;
+    reply->ice_failed = self->failed;
+    reply->ice_closed = self->closed;
+    reply->ice_turn_restarts = self->turn_restarts;
+    reply->ice_signals_tx = self->signals_tx;
+    reply->ice_signals_rx = self->signals_rx;
+    reply->ice_signals_bad = self->signals_bad;
+    reply->ice_signals_dropped = self->signals_unknown;
+    reply->ice_signals_failed = self->signals_failed;
+    reply->ice_rx = self->rx;
+    reply->ice_tx = self->tx;
+    reply->ice_drops = self->drops;
+    reply->ice_turn_servers = (uint32_t) self->turn_count;
+}
+
+nat_ice_t *
+nat_ice_new (nat_service_t *owner)
+{
+    nat_ice_t *self = (nat_ice_t *) calloc (1, sizeof (nat_ice_t));
+    assert (self);
+    self->owner = owner;
+    self->flush_timer = -1;
+    self->ingest = (nat_ingest_t) { NAT_HANDLE_NONE, NULL, true };
+    while (!self->id && getrandom (&self->id, sizeof self->id, 0) != sizeof self->id)
+        self->id = (uint64_t) zclock_time () ^ (uint64_t) getpid () << 32;
+    self->agent = ice_agent_new (self->id, s_on_event, self);
+    if (!self->agent || ice_agent_attach (self->agent, owner->loop)) {
+        bus_warn ("ice: cannot set up libnice: no ICE");
+        ice_agent_destroy (&self->agent);
+    }
+    else
+        ice_agent_set_recv (self->agent, s_on_recv, self);
+    bus_service_subscribe (owner->svc, "discovery.ice", s_on_servers, self);
+    bus_service_subscribe (owner->svc, "discovery.signal", s_on_signal, self);
+    bus_service_subscribe (owner->svc, "node.address", s_on_address, self);
+    bus_debug ("ice: id %016" PRIx64, self->id);
+    return self;
+}
+
+void
+nat_ice_destroy (nat_ice_t **self_p)
+{
+    assert (self_p);
+    nat_ice_t *self = *self_p;
+    if (!self)
+        return;
+    for (uint32_t i = 0; i < NODE_PEERS_MAX; i++)
+        if (self->peers [i].session && self->agent)
+            s_signal (self, i, NAT_ICE_SIG_BYE, NULL, NULL);
+    if (self->flush_timer >= 0)
+        bus_loop_timer_end (self->owner->loop, self->flush_timer);
+    ice_agent_destroy (&self->agent);
+    free (self);
+    *self_p = NULL;
+}
