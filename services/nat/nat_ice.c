@@ -485,30 +485,28 @@ s_url (const char *url, const char *scheme, char *addr, size_t size)
     return 0;
 }
 
-static void
-s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
-{
-    nat_ice_t *self = (nat_ice_t *) arg;
-    discovery_ice_t *msg = (discovery_ice_t *) calloc (1, sizeof *msg);
-    assert (msg);
-    char err [300];
-    if (bus_envelope_get_msg (env, &discovery_ice_schema, msg, err, sizeof err)) {
-        bus_warn ("discovery.ice: %s", err);
-        free (msg);
-        return;
-    }
-    json_error_t jerr;
-    json_t *root = json_loads (msg->ice_servers, JSON_REJECT_DUPLICATES, &jerr);
-    uint32_t ttl = msg->ttl;
-    free (msg);
-    if (!json_is_array (root)) {
-        bus_warn ("discovery.ice: iceServers is not a JSON array");
-        json_decref (root);
-        return;
-    }
-    char stun [sizeof self->stun] = "";
+//  The ICE servers of an iceServers JSON array: the first STUN server, up to
+//  ICE_AGENT_MAX_TURN TURN servers (UDP) with their credentials, and the
+//  credential's expiry (the REST username's "expiry:", else now + ttl). 0, or
+//  -1 with err when the text is not a JSON array.
+typedef struct {
+    char stun [ICE_CAND_ADDR_MAX + 8];
     s_turn_t turn [ICE_AGENT_MAX_TURN];
-    size_t turn_count = 0;
+    size_t turn_count;
+    int64_t expiry;
+} s_servers_t;
+
+static int
+s_servers_parse (const char *text, uint32_t ttl, int64_t now, s_servers_t *out, char *err, size_t errsize)
+{
+    memset (out, 0, sizeof *out);
+    json_error_t jerr;
+    json_t *root = json_loads (text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_array (root)) {
+        snprintf (err, errsize, "iceServers is not a JSON array%s%s", root ? "" : ": ", root ? "" : jerr.text);
+        json_decref (root);
+        return -1;
+    }
     size_t i;
     json_t *server;
     json_array_foreach (root, i, server) {
@@ -518,52 +516,69 @@ s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
         size_t count = json_is_array (urls) ? json_array_size (urls) : json_is_string (urls) ? 1 : 0;
         for (size_t k = 0; k < count; k++) {
             const char *url = json_string_value (json_is_array (urls) ? json_array_get (urls, k) : urls);
-            char addr [sizeof self->stun];
+            char addr [sizeof out->stun];
+            s_turn_t *turn = &out->turn [out->turn_count];
             if (!url)
                 continue;
-            if (!*stun && s_url (url, "stun:", addr, sizeof addr) == 0)
-                snprintf (stun, sizeof stun, "%s", addr);
+            if (!*out->stun && s_url (url, "stun:", addr, sizeof addr) == 0)
+                snprintf (out->stun, sizeof out->stun, "%s", addr);
             else
-            if (turn_count < ICE_AGENT_MAX_TURN && user && pass && strlen (user) < sizeof turn [0].user
-            &&  strlen (pass) < sizeof turn [0].pass && s_url (url, "turn:", addr, sizeof addr) == 0) {
-                snprintf (turn [turn_count].addr, sizeof turn [0].addr, "%s", addr);
-                snprintf (turn [turn_count].user, sizeof turn [0].user, "%s", user);
-                snprintf (turn [turn_count].pass, sizeof turn [0].pass, "%s", pass);
-                turn_count++;
+            if (out->turn_count < ICE_AGENT_MAX_TURN && user && pass && strlen (user) < sizeof turn->user
+            &&  strlen (pass) < sizeof turn->pass && s_url (url, "turn:", addr, sizeof addr) == 0) {
+                snprintf (turn->addr, sizeof turn->addr, "%s", addr);
+                snprintf (turn->user, sizeof turn->user, "%s", user);
+                snprintf (turn->pass, sizeof turn->pass, "%s", pass);
+                out->turn_count++;
             }
         }
     }
     json_decref (root);
+    if (out->turn_count) {
+        char *end;
+        long long value = strtoll (out->turn [0].user, &end, 10);
+        out->expiry = end != out->turn [0].user && *end == ':' && value > 0 ? value : ttl ? now + ttl : 0;
+    }
+    return 0;
+}
+
+static void
+s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_ice_t *self = (nat_ice_t *) arg;
+    discovery_ice_t *msg = (discovery_ice_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    char err [300];
+    s_servers_t servers;
+    if (bus_envelope_get_msg (env, &discovery_ice_schema, msg, err, sizeof err)
+    ||  s_servers_parse (msg->ice_servers, msg->ttl, (int64_t) time (NULL), &servers, err, sizeof err)) {
+        bus_warn ("discovery.ice: %s", err);
+        free (msg);
+        return;
+    }
+    free (msg);
     if (!self->agent)
         return;
-    bool changed = !streq (stun, self->stun) || turn_count != self->turn_count
-                || memcmp (turn, self->turn, turn_count * sizeof turn [0]) != 0;
+    bool changed = !streq (servers.stun, self->stun) || servers.turn_count != self->turn_count
+                || memcmp (servers.turn, self->turn, servers.turn_count * sizeof servers.turn [0]) != 0;
     if (!changed)
         return;
-    if (ice_agent_set_stun (self->agent, *stun ? stun : NULL, err, sizeof err))
-        bus_warn ("ice: STUN server %s: %s", stun, err);
+    if (ice_agent_set_stun (self->agent, *servers.stun ? servers.stun : NULL, err, sizeof err))
+        bus_warn ("ice: STUN server %s: %s", servers.stun, err);
     ice_agent_clear_turn (self->agent);
     size_t usable = 0;
-    for (size_t t = 0; t < turn_count; t++) {
-        if (ice_agent_add_turn (self->agent, turn [t].addr, turn [t].user, turn [t].pass, err, sizeof err))
-            bus_warn ("ice: TURN server %s: %s", turn [t].addr, err);
+    for (size_t t = 0; t < servers.turn_count; t++) {
+        if (ice_agent_add_turn (self->agent, servers.turn [t].addr, servers.turn [t].user, servers.turn [t].pass,
+                                err, sizeof err))
+            bus_warn ("ice: TURN server %s: %s", servers.turn [t].addr, err);
         else
-            self->turn [usable++] = turn [t];
+            self->turn [usable++] = servers.turn [t];
     }
-    snprintf (self->stun, sizeof self->stun, "%s", stun);
+    snprintf (self->stun, sizeof self->stun, "%s", servers.stun);
     self->turn_count = usable;
-    //  The REST username is "expiry:id"; without one, the ttl says it
-    int64_t expiry = 0;
-    if (usable) {
-        char *end;
-        long long value = strtoll (self->turn [0].user, &end, 10);
-        expiry = end != self->turn [0].user && *end == ':' && value > 0 ? value
-               : ttl ? (int64_t) time (NULL) + ttl : 0;
-    }
-    self->turn_expiry = expiry;
-    self->have_servers = *stun || usable;
-    bus_info ("ice: STUN %s, %zu TURN server%s%s%s", *stun ? stun : "none", usable, usable == 1 ? "" : "s",
-              usable ? ", first " : "", usable ? self->turn [0].addr : "");
+    self->turn_expiry = usable ? servers.expiry : 0;
+    self->have_servers = *servers.stun || usable;
+    bus_info ("ice: STUN %s, %zu TURN server%s%s%s", *servers.stun ? servers.stun : "none", usable,
+              usable == 1 ? "" : "s", usable ? ", first " : "", usable ? self->turn [0].addr : "");
 }
 
 static void
@@ -732,4 +747,47 @@ nat_ice_destroy (nat_ice_t **self_p)
     ice_agent_destroy (&self->agent);
     free (self);
     *self_p = NULL;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self test: what nat takes from the registry's iceServers (the sessions
+//  themselves run in tests/integration/ice_turn.sh, through real NATs)
+
+void
+nat_ice_test (bool verbose)
+{
+    printf (" * nat_ice: ");
+    s_servers_t out;
+    char err [200];
+    const char *meta = "[{\"urls\":[\"stun:203.0.113.10:3478\"]},"
+        "{\"urls\":[\"turn:203.0.113.10:3478?transport=udp\",\"turn:203.0.113.10:3478?transport=tcp\"],"
+        "\"username\":\"1800000000:b4c804b23a21c6aa\",\"credential\":\"c2VjcmV0\"}]";
+    assert (s_servers_parse (meta, 600, 1000, &out, err, sizeof err) == 0);
+    assert (streq (out.stun, "203.0.113.10:3478") && out.turn_count == 1);         //  TCP skipped
+    assert (streq (out.turn [0].addr, "203.0.113.10:3478") && streq (out.turn [0].pass, "c2VjcmV0"));
+    assert (out.expiry == 1800000000);
+    //  A username without an expiry: now + ttl; a single URL as a string; IPv6
+    assert (s_servers_parse ("[{\"urls\":\"turn:[2001:db8::1]:3478\",\"username\":\"u\",\"credential\":\"p\"}]",
+                             600, 1000, &out, err, sizeof err) == 0);
+    assert (out.turn_count == 1 && streq (out.turn [0].addr, "[2001:db8::1]:3478") && out.expiry == 1600);
+    //  Skipped: names (nat resolves nothing here), TURN without credentials, TLS,
+    //  other transports and schemes, junk of every kind
+    assert (s_servers_parse ("[{\"urls\":[\"stun:stun.example.org:3478\",\"stun:203.0.113.10\",\"turns:203.0.113.10:5349\","
+                             "\"turn:203.0.113.10:3478?transport=udp&x=1\",\"turn:203.0.113.10:3478\",7]},"
+                             "{\"urls\":{}},{\"username\":\"u\"},1,null]", 0, 1000, &out, err, sizeof err) == 0);
+    assert (!*out.stun && out.turn_count == 0 && out.expiry == 0);
+    assert (s_servers_parse ("[]", 0, 1000, &out, err, sizeof err) == 0 && !*out.stun && !out.turn_count);
+    assert (s_servers_parse ("{\"urls\":[]}", 0, 1000, &out, err, sizeof err) == -1 && strstr (err, "not a JSON array"));
+    assert (s_servers_parse ("[", 0, 1000, &out, err, sizeof err) == -1 && strstr (err, "not a JSON array: "));
+    //  At most ICE_AGENT_MAX_TURN TURN servers
+    char many [2000] = "[";
+    for (int i = 0; i < 6; i++)
+        snprintf (many + strlen (many), sizeof many - strlen (many),
+                  "%s{\"urls\":\"turn:203.0.113.%d:3478\",\"username\":\"1:x\",\"credential\":\"p\"}", i ? "," : "", 10 + i);
+    strcat (many, "]");
+    assert (s_servers_parse (many, 0, 1000, &out, err, sizeof err) == 0);
+    assert (out.turn_count == ICE_AGENT_MAX_TURN && streq (out.turn [3].addr, "203.0.113.13:3478") && out.expiry == 1);
+    if (verbose)
+        printf ("(iceServers: 7 cases) ");
+    printf ("OK\n");
 }

@@ -47,4 +47,6 @@ void nat_ice_describe (nat_ice_t *self, uint32_t index, char *out, size_t size);
 //  Fills the ice_* counters of nat.status.reply.
 void nat_ice_status (nat_ice_t *self, nat_status_reply_t *reply);
 
+void nat_ice_test (bool verbose);
+
 #endif
