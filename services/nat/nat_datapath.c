@@ -191,6 +191,11 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
         if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_is_set (current) && !nat_addr_relay_peer (current)
         &&  !info->force_relay && info->direct_rx_ms >= 0 && now - info->direct_rx_ms < NAT_DIRECT_HOLD_MS)
             return;
+        //  nor for an ICE pair that is direct and spoke as recently (nat_ice.c)
+        uint32_t ice_index;
+        if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_ice_index (current, &ice_index) && !info->force_relay
+        &&  nat_ice_holds (self->ice, ice_index, now))
+            return;
     }
     else
     if (info->force_relay && info->relay_id)
@@ -253,14 +258,7 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             }
             nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
             bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
-            //  Through the peer's ICE session (nat_ice.c): libnice sends it;
-            //  a handshake to a peer not up goes through its ICE pair too
-            uint32_t ice_index;
-            if (nat_addr_ice_index (to, &ice_index)) {
-                nat_ice_send (self->ice, ice_index, pkt.data, pkt.len);
-                nat_peer_sent (peer, pkt.len, now);
-                continue;
-            }
+            //  A handshake to a peer not up goes through its ICE pair too (nat_ice.c)
             if (initiation && nat_peer_state (peer) != NAT_PEER_UP)
                 nat_ice_copy (self->ice, nat_peer_index (peer), pkt.data, pkt.len);
             //  A probe of a direct candidate of a peer up through the relay
@@ -268,6 +266,13 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             const nat_addr_t *probe = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now, &probe2) : NULL;
             if (probe)
                 to = probe;
+            //  Through the peer's ICE session (nat_ice.c): libnice sends it
+            uint32_t ice_index;
+            if (nat_addr_ice_index (to, &ice_index)) {
+                nat_ice_send (self->ice, ice_index, pkt.data, pkt.len);
+                nat_peer_sent (peer, pkt.len, now);
+                continue;
+            }
             //  A handshake to a peer that is not up goes through the relay too:
             //  the first path to answer wins (nat_relay_path.c); a probe may go
             //  to two addresses at once (the punched mapping and a candidate)

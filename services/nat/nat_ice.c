@@ -47,6 +47,8 @@
 #define S_DIAL_MS           1000    //  a pair selected, the peer not up: a dial through it each second
 #define S_TURN_MARGIN_S     60      //  a session on our TURN relay restarts this long before its credential expires
 #define S_SIGNAL_MS         5000    //  discovery's answer to a signal
+#define S_RELAY_FIRST_MS    1000    //  on TURN while the relay answers: a handshake through it after 1 s,
+#define S_RELAY_EVERY_MS    5000    //  then every 5 s until it moves
 #define S_LOG_BAD_MAX       20      //  malformed signals logged, then only counted (and every 100th)
 
 typedef struct {
@@ -62,6 +64,8 @@ typedef struct {
     ice_cand_type_t local_type, remote_type;
     int64_t turn_expiry;        //  unix time the session's TURN credential expires (0: none)
     int64_t dial_ms;            //  last dial through the pair
+    int64_t rx_ms;              //  last datagram through the pair
+    int64_t relay_try_ms;       //  on TURN while the relay answers: a handshake through the relay then (0: none planned)
 } s_peer_t;
 
 typedef struct {
@@ -190,7 +194,7 @@ s_close (nat_ice_t *self, uint32_t index, const char *why, bool bye)
         self->closed++;
     }
     p->session = p->waiting = p->selected = false;
-    p->better_ms = 0;
+    p->better_ms = p->relay_try_ms = p->rx_ms = 0;
 }
 
 static void
@@ -317,6 +321,7 @@ s_on_recv (ice_agent_t *agent, uint64_t remote, const uint8_t *data, size_t size
     if (!found || !size)
         return;
     self->rx++;
+    self->peers [index].rx_ms = bus_clock_ms ();
     nat_addr_t from;
     nat_addr_set_ice (&from, index);
     nat_datapath_ingest (self->owner, (uint8_t *) data, size, &from, bus_clock_ms (), &self->ingest);
@@ -653,6 +658,26 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
         }
         if (p->session && p->selected && !up && now - p->dial_ms >= S_DIAL_MS)
             s_dial (self, i, now);
+        //  On TURN while the relay answers: the relay comes before TURN, so a
+        //  handshake goes through it now and then (as a probe: nat_relay_path_probe);
+        //  when the peer answers there, crypto confirms the relay and the session
+        //  ends after the grace period
+        bool turn = p->selected && (p->local_type == ICE_CAND_RELAY || p->remote_type == ICE_CAND_RELAY);
+        if (on_ice && turn && info->relay_id && owner->relay && nat_relay_current (owner->relay) >= 0) {
+            if (!p->relay_try_ms)
+                p->relay_try_ms = now + S_RELAY_FIRST_MS;
+            else
+            if (now >= p->relay_try_ms && (!info->last_dial_ms || now - info->last_dial_ms >= 300)) {
+                p->relay_try_ms = now + S_RELAY_EVERY_MS;
+                nat_addr_set_relay (&info->probe_addr, info->relay_id);
+                nat_addr_clear (&info->probe_addr2);
+                info->probe_until_ms = now + 1000;
+                bus_debug ("peer %s: on TURN, the relay answers: a handshake through it", s_name (self, i));
+                nat_service_send_dial (owner, peer);
+            }
+        }
+        else
+            p->relay_try_ms = 0;
         //  Our TURN allocation's credential runs out: a new session on the new one
         if (p->session && p->selected && p->local_type == ICE_CAND_RELAY && p->turn_expiry
         &&  self->turn_expiry > p->turn_expiry && wall >= p->turn_expiry - S_TURN_MARGIN_S) {
@@ -671,6 +696,14 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
 }
 
 //  ---------------------------------------------------------------------------
+
+bool
+nat_ice_holds (nat_ice_t *self, uint32_t index, int64_t now)
+{
+    s_peer_t *p = self && index < NODE_PEERS_MAX ? &self->peers [index] : NULL;
+    return p && p->session && p->selected && p->local_type != ICE_CAND_RELAY && p->remote_type != ICE_CAND_RELAY
+        && p->rx_ms > 0 && now - p->rx_ms < NAT_DIRECT_HOLD_MS;
+}
 
 void
 nat_ice_describe (nat_ice_t *self, uint32_t index, char *out, size_t size)

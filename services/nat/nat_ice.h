@@ -40,6 +40,11 @@ bool nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t 
 //  selected pair too, if it has one (nothing is counted otherwise).
 void nat_ice_copy (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size);
 
+//  Is the peer's ICE pair direct (no TURN relay in it) and did it carry a
+//  datagram from the peer in the last NAT_DIRECT_HOLD_MS? Then the relay does
+//  not take the peer off it (direct, then the relay, then TURN).
+bool nat_ice_holds (nat_ice_t *self, uint32_t index, int64_t now);
+
 //  The path as bifrostctl shows it: "ice direct (srflx/srflx)", "turn
 //  (relay/srflx)" (local/remote candidate types), "ice (no pair)".
 void nat_ice_describe (nat_ice_t *self, uint32_t index, char *out, size_t size);

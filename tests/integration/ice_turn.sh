@@ -1,8 +1,8 @@
 #!/bin/bash
-# ice_turn: ICE in nat (services/nat/nat_ice.c) through the NAT grid, with no
-# Bifrost relay: the registry and coturn (STUN and TURN, the registry handing
-# out its TURN REST credentials) on the public segment, and pairs of nodes
-# that know only the registry:
+# ice_turn: ICE in nat (services/nat/nat_ice.c) through the NAT grid, with the
+# Bifrost relay stopped: the registry (listing a relay that is not running) and
+# coturn (STUN and TURN, the registry handing out its TURN REST credentials) on
+# the public segment, and pairs of nodes that know only the registry:
 #   pr: port-restricted x port-restricted. nat's own dials go to the peer's LAN
 #       addresses and fail, nothing punches (no relay reports a mapping): ICE
 #       starts after connection.ice_after and finds a direct server-reflexive
@@ -16,7 +16,10 @@
 #       the pr pair).
 # Then a fake peer (registered with the join token, no nat) posts malformed ICE
 # signals to pr-a through the registry: pr-a's nat counts them
-# (ice_signals_bad), and its pair still pings. (TAP)
+# (ice_signals_bad), and its pair still pings. Last, the relay starts: the ss
+# pair moves from TURN to the relay (the relay comes before TURN) and its ICE
+# session ends after the grace period, while the pr pair stays on its direct
+# ICE pair (direct comes before the relay). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 set -u
 COTURN=$BIFROST_BUILDDIR/services/coturn/bifrost-coturn
@@ -52,9 +55,10 @@ trap finish EXIT
 IP=203.0.113.10
 grid_init
 grid_public_host reg $IP
+grid_public_host relay 203.0.113.11
 grid_nodes port-restricted:pr-a port-restricted:pr-b symmetric:ss-a symmetric:ss-b \
            port-restricted:off-a port-restricted:off-b
-ok $? "grid: registry and coturn on $IP, three pairs of nodes behind NATs"
+ok $? "grid: registry and coturn on $IP, a relay host (relay stopped), three pairs of nodes behind NATs"
 
 # Every UDP datagram between the two symmetric routers' WAN addresses is dropped
 # on ss-a's router (both directions, before and after its NAT)
@@ -79,6 +83,7 @@ registry = { listen = "$IP:7080"; database = "$T/registry.db";
 turn = { realm = "bifrost.test"; host = "$IP"; listening_ip = "$IP"; relay_ip = "$IP";
          listen_port = 3478; min_port = 49152; max_port = 49407;
          secret = "\${TURN_SECRET}"; credential_ttl = "10m"; };
+relay = { servers = ["relay-1@203.0.113.11:3479"]; secret = "\${RELAY_SECRET}"; };
 CFG
 spawn reg "$T/coturn.log" "$COTURN" -c "$T/registry.cfg" -r "$T/coturn-run"
 spawn reg "$T/registry.log" "$MESH_REGISTRY" -c "$T/registry.cfg" -r "$T/regrun"
@@ -89,7 +94,7 @@ wait_for 10 grid_exec reg curl -sf -o /dev/null "$RURL/client/meta"
 ok $? "registry answers on $RURL"
 mesh_admin POST "" '{"id":"grid","name":"grid","cidr":"10.99.0.0/24","settings":{"heartbeat_interval":1,"offline_after":5,"expire_after":120}}' >/dev/null
 BIFROST_JOIN_TOKEN=$(mesh_admin POST /grid/tokens '{"ttl":600,"reusable":true}' | jq -r .token)
-case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "network and join token created (no relay listed)" ;; *) ok 1 "network and join token created" ;; esac
+case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "network and join token created" ;; *) ok 1 "network and join token created" ;; esac
 
 # ---------------------------------------------------------------------------
 t0=$(now_ms)
@@ -186,6 +191,25 @@ ok $? "... with a log line each ($(grep -m1 -o 'bad ICE signal dropped.*' "$T/pr
 pair_pings pr-a pr-b && [ "$(grep -c 'nat\.1\[[0-9]*\]: listening on' "$T/pr-a/bifrostd.log")" = 1 ]
 ok $? "pr-a's nat never restarted and its pair still pings"
 echo "# nat.status of ss-a: $(peers_json ss-a | jq -c '.nat | with_entries(select(.key | startswith("ice_")))')"
+relays=$(peers_json ss-a | jq -r '.nat.relays_up')
+[ "$relays" = 0 ] && [[ "$(peer_path ss-a ss-b)" == turn* ]]
+ok $? "so far no relay answered ss-a (relays_up $relays) and ss-b is on TURN"
+
+# ---------------------------------------------------------------------------
+# The relay starts: TURN gives way to it, a direct ICE pair does not
+t2=$(now_ms)
+mesh_relay relay 203.0.113.11 relay-1 1
+wait_for 15 path_is ss-a ss-b "relay relay-1"
+ok $? "ss-a -> ss-b: moved from TURN to the relay $(( $(now_ms) - t2 )) ms after the relay started (path '$(peer_path ss-a ss-b)', ss-b sees '$(peer_path ss-b ss-a)')"
+wait_for 5 pair_pings ss-a ss-b
+ok $? "ss-a <-> ss-b: a ping crosses through the relay"
+closed () { grep -Eq "nat\.1\[[0-9]+\]: peer $2: ICE session closed \((relay|closed by the peer)" "$T/$1/bifrostd.log"; }
+wait_for 15 closed ss-a ss-b
+ok $? "ss-a's ICE session with ss-b closed after the grace period ($(grep -Eo "peer ss-b: ICE session closed \(.*\)" "$T/ss-a/bifrostd.log" | head -1))"
+closed ss-b ss-a
+ok $? "... and ss-b's with ss-a ($(grep -Eo "peer ss-a: ICE session closed \(.*\)" "$T/ss-b/bifrostd.log" | head -1))"
+[[ "$(peer_path pr-a pr-b)" == "ice direct"* ]] && pair_pings pr-a pr-b
+ok $? "pr-a -> pr-b: still on its direct ICE pair with the relay up ('$(peer_path pr-a pr-b)')"
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
