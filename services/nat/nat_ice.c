@@ -49,6 +49,7 @@
 #define S_SIGNAL_MS         5000    //  discovery's answer to a signal
 #define S_RELAY_FIRST_MS    1000    //  on TURN while the relay answers: a handshake through it after 1 s,
 #define S_RELAY_EVERY_MS    5000    //  then every 5 s until it moves
+#define S_START_MIN_MS      1000    //  a peer's ice-start opens a new session once a second at most
 #define S_LOG_BAD_MAX       20      //  malformed signals logged, then only counted (and every 100th)
 
 typedef struct {
@@ -413,6 +414,12 @@ s_on_signal (bus_service_t *svc, bus_envelope_t *env, void *arg)
     int rc;
     switch (sig.type) {
         case NAT_ICE_SIG_START:
+            //  Each session gathers again and may allocate on the TURN server:
+            //  a peer that starts over and over gets one a second at most
+            if (p->session && p->remote == sig.id && now - p->started_ms < S_START_MIN_MS) {
+                self->signals_unknown++;
+                break;
+            }
             if (p->session)
                 s_close (self, index, "the peer starts again", false);
             p->remote = sig.id;
