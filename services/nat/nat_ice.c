@@ -610,6 +610,19 @@ s_on_address (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  ---------------------------------------------------------------------------
 //  Every tick
 
+//  A session whose selected pair is on our own TURN allocation, made with a
+//  credential that expires within S_TURN_MARGIN_S, while a newer credential
+//  is known (current_expiry): restart it on the new one. libnice refreshes the
+//  allocation with the credential it was made with, which coturn refuses once
+//  expired (docs/ice.md). The peer's side of such a pair (its remote
+//  candidate is the relay) needs nothing.
+static bool
+s_turn_restart_due (const s_peer_t *p, int64_t current_expiry, int64_t wall)
+{
+    return p->session && p->selected && p->local_type == ICE_CAND_RELAY && p->turn_expiry
+        && current_expiry > p->turn_expiry && wall >= p->turn_expiry - S_TURN_MARGIN_S;
+}
+
 void
 nat_ice_tick (nat_ice_t *self, int64_t now)
 {
@@ -686,8 +699,7 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
         else
             p->relay_try_ms = 0;
         //  Our TURN allocation's credential runs out: a new session on the new one
-        if (p->session && p->selected && p->local_type == ICE_CAND_RELAY && p->turn_expiry
-        &&  self->turn_expiry > p->turn_expiry && wall >= p->turn_expiry - S_TURN_MARGIN_S) {
+        if (s_turn_restart_due (p, self->turn_expiry, wall)) {
             char err [200];
             if (ice_agent_restart (self->agent, p->remote, err, sizeof err) == 0) {
                 bus_info ("peer %s: ICE restarted: its TURN credential expires in %lld s", s_name (self, i),
@@ -827,7 +839,21 @@ nat_ice_test (bool verbose)
     strcat (many, "]");
     assert (s_servers_parse (many, 0, 1000, &out, err, sizeof err) == 0);
     assert (out.turn_count == ICE_AGENT_MAX_TURN && streq (out.turn [3].addr, "203.0.113.13:3478") && out.expiry == 1);
+    //  When a session on our TURN relay restarts: 60 s before its credential
+    //  expires, once a newer one is known; never for the peer's relay
+    s_peer_t p = { .session = true, .selected = true, .local_type = ICE_CAND_RELAY,
+                   .remote_type = ICE_CAND_SRFLX, .turn_expiry = 10000 };
+    assert (!s_turn_restart_due (&p, 10000, 9990));     //  no newer credential yet
+    assert (!s_turn_restart_due (&p, 20000, 9939));     //  61 s left
+    assert (s_turn_restart_due (&p, 20000, 9940));
+    assert (s_turn_restart_due (&p, 20000, 10500));     //  late (discovery was away): at once
+    p.local_type = ICE_CAND_PRFLX;
+    p.remote_type = ICE_CAND_RELAY;
+    assert (!s_turn_restart_due (&p, 20000, 9990));     //  the peer's allocation
+    p.local_type = ICE_CAND_RELAY;
+    p.selected = false;
+    assert (!s_turn_restart_due (&p, 20000, 9990));     //  no pair yet (a restart is under way)
     if (verbose)
-        printf ("(iceServers: 7 cases) ");
+        printf ("(iceServers: 7 cases, TURN restart: 6) ");
     printf ("OK\n");
 }
