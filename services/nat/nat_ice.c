@@ -404,7 +404,9 @@ s_on_signal (bus_service_t *svc, bus_envelope_t *env, void *arg)
         self->signals_unknown++;
         return;
     }
-    //  The peer's nat restarted (another id): its old session is worthless
+    //  A candidate, end or bye of another session than ours (late, or from
+    //  a predecessor of the peer's nat): dropped. A start or credentials with
+    //  another id: the peer's nat restarted, our old session is worthless
     if (p->session && p->remote != sig.id && sig.type != NAT_ICE_SIG_START && sig.type != NAT_ICE_SIG_CREDS) {
         self->signals_unknown++;
         return;
