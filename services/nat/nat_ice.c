@@ -47,6 +47,8 @@
 #define S_DIAL_MS           1000    //  a pair selected, the peer not up: a dial through it each second
 #define S_TURN_MARGIN_S     60      //  a session on our TURN relay restarts this long before its credential expires
 #define S_SIGNAL_MS         5000    //  discovery's answer to a signal
+#define S_SIGNAL_FLIGHT     8       //  signals in flight at discovery (it takes 32 at most)
+#define S_SIGNAL_QUEUE      256     //  signals waiting (more are dropped, counted as failed)
 #define S_RELAY_FIRST_MS    1000    //  on TURN while the relay answers: a handshake through it after 1 s,
 #define S_RELAY_EVERY_MS    5000    //  then every 5 s until it moves
 #define S_START_MIN_MS      1000    //  a peer's ice-start opens a new session once a second at most
@@ -69,6 +71,13 @@ typedef struct {
     int64_t relay_try_ms;       //  on TURN while the relay answers: a handshake through the relay then (0: none planned)
 } s_peer_t;
 
+//  A signal waiting for its turn to go to discovery
+typedef struct {
+    uint32_t index;
+    char type [NAT_ICE_SIGNAL_TYPE_MAX];
+    char data [NAT_ICE_SIGNAL_DATA_MAX + 1];
+} s_queued_t;
+
 typedef struct {
     char addr [ICE_CAND_ADDR_MAX + 8];
     char user [257], pass [257];
@@ -90,6 +99,9 @@ struct _nat_ice_t {
     //  Datagrams from the recv callback, sent on to crypto after the dispatch
     nat_ingest_t ingest;
     int flush_timer;
+    //  Signals out: in flight at discovery, and queued
+    s_queued_t queue [S_SIGNAL_QUEUE];
+    size_t queue_head, queued, in_flight;
     //  Counters (nat.status)
     uint64_t started, selected, failed, closed, turn_restarts;
     uint64_t signals_tx, signals_rx, signals_bad, signals_unknown, signals_failed;
@@ -99,12 +111,44 @@ struct _nat_ice_t {
 //  ---------------------------------------------------------------------------
 //  Signalling out
 
+//  discovery posts at most 32 signals to the registry at a time and refuses
+//  more (503): nat keeps S_SIGNAL_FLIGHT in flight and queues the rest in
+//  order (a node that starts sessions with many peers at once sends 5-10
+//  signals to each)
+static void s_signal_next (nat_ice_t *self);
+
 static void
 s_on_signal_reply (bus_service_t *svc, bus_envelope_t *reply, void *arg)
 {
     nat_ice_t *self = (nat_ice_t *) arg;
     if (!reply || !streq (bus_envelope_type (reply), "discovery.signal.reply"))
         self->signals_failed++;
+    if (self->in_flight)
+        self->in_flight--;
+    s_signal_next (self);
+}
+
+static void
+s_signal_next (nat_ice_t *self)
+{
+    while (self->in_flight < S_SIGNAL_FLIGHT && self->queued) {
+        s_queued_t *q = &self->queue [self->queue_head];
+        self->queue_head = (self->queue_head + 1) % S_SIGNAL_QUEUE;
+        self->queued--;
+        discovery_signal_t *msg = (discovery_signal_t *) calloc (1, sizeof *msg);
+        assert (msg);
+        msg->index = q->index;
+        snprintf (msg->type, sizeof msg->type, "%s", q->type);
+        snprintf (msg->data, sizeof msg->data, "%s", q->data);
+        if (bus_service_request (self->owner->svc, "discovery", &discovery_signal_schema, msg, S_SIGNAL_MS,
+                                 s_on_signal_reply, self) == 0) {
+            self->signals_tx++;
+            self->in_flight++;
+        }
+        else
+            self->signals_failed++;
+        free (msg);
+    }
 }
 
 static void
@@ -118,16 +162,18 @@ s_signal (nat_ice_t *self, uint32_t index, nat_ice_sig_type_t type, const char *
     }
     if (type == NAT_ICE_SIG_CAND)
         snprintf (sig.cand, sizeof sig.cand, "%s", a);
-    discovery_signal_t *msg = (discovery_signal_t *) calloc (1, sizeof *msg);
-    assert (msg);
-    msg->index = index;
-    if (nat_ice_signal_format (&sig, msg->type, sizeof msg->type, msg->data, sizeof msg->data) == 0
-    &&  bus_service_request (self->owner->svc, "discovery", &discovery_signal_schema, msg, S_SIGNAL_MS,
-                             s_on_signal_reply, self) == 0)
-        self->signals_tx++;
-    else
+    if (self->queued == S_SIGNAL_QUEUE) {
         self->signals_failed++;
-    free (msg);
+        return;
+    }
+    s_queued_t *q = &self->queue [(self->queue_head + self->queued) % S_SIGNAL_QUEUE];
+    q->index = index;
+    if (nat_ice_signal_format (&sig, q->type, sizeof q->type, q->data, sizeof q->data)) {
+        self->signals_failed++;
+        return;
+    }
+    self->queued++;
+    s_signal_next (self);
 }
 
 static void
