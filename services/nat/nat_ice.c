@@ -44,7 +44,8 @@
 #define S_RETRY_MS          5000    //  after a failure: 5 s, 10 s, 20 s ... 60 s
 #define S_RETRY_MAX_MS      60000
 #define S_ANSWER_MS         10000   //  ice-start unanswered this long: a failure
-#define S_DIAL_MS           1000    //  a pair selected, the peer not up: a dial through it each second
+#define S_DIAL_MS           1000    //  a pair selected, the peer not up: a dial through it each second,
+#define S_HANDSHAKE_MS      10000   //  for this long at most (then the session counts as failed)
 #define S_TURN_MARGIN_S     60      //  a session on our TURN relay restarts this long before its credential expires
 #define S_SIGNAL_MS         5000    //  discovery's answer to a signal
 #define S_SIGNAL_FLIGHT     8       //  signals in flight at discovery (it takes 32 at most)
@@ -68,6 +69,8 @@ typedef struct {
     int64_t turn_expiry;        //  unix time the session's TURN credential expires (0: none)
     int64_t dial_ms;            //  last dial through the pair
     int64_t rx_ms;              //  last datagram through the pair
+    int64_t selected_ms;        //  when the pair was selected
+    bool carried;               //  the peer was up on this session's pair
     int64_t relay_try_ms;       //  on TURN while the relay answers: a handshake through the relay then (0: none planned)
 } s_peer_t;
 
@@ -240,7 +243,7 @@ s_close (nat_ice_t *self, uint32_t index, const char *why, bool bye)
         ice_agent_remove_peer (self->agent, p->remote);
         self->closed++;
     }
-    p->session = p->waiting = p->selected = false;
+    p->session = p->waiting = p->selected = p->carried = false;
     p->better_ms = p->relay_try_ms = p->rx_ms = 0;
 }
 
@@ -325,8 +328,10 @@ s_on_event (ice_agent_t *agent, const ice_event_t *event, void *arg)
             bus_debug ("peer %s: ICE %s", s_name (self, index), ice_state_name (event->state));
             break;
         case ICE_EVENT_SELECTED:
-            if (!p->selected)
+            if (!p->selected) {
                 self->selected++;
+                p->selected_ms = now;
+            }
             p->selected = true;
             p->failures = 0;
             p->local_type = event->local_type;
@@ -723,6 +728,20 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
             p->started_ms = now;
             bus_info ("peer %s: not up after %lld ms, starting ICE", s_name (self, i), (long long) (now - p->down_ms));
             s_signal (self, i, NAT_ICE_SIG_START, NULL, NULL);
+        }
+        //  The pair carried the peer and the peer went down (silent: a NAT
+        //  mapping gone, the network changed): the session is worthless, a new
+        //  one starts after ice_after like for any peer that is down
+        if (on_ice)
+            p->carried = true;
+        if (p->session && p->carried && !up) {
+            s_close (self, i, "the peer went down on it", true);
+            p->retry_ms = 0;
+        }
+        //  A pair, but no handshake gets through it
+        if (p->session && p->selected && !p->carried && !up && now - p->selected_ms >= S_HANDSHAKE_MS) {
+            s_close (self, i, "no handshake through the pair", true);
+            s_failed (self, i, now);
         }
         if (p->session && p->selected && !up && now - p->dial_ms >= S_DIAL_MS)
             s_dial (self, i, now);

@@ -19,7 +19,8 @@
 # (ice_signals_bad), and its pair still pings. Last, the relay starts: the ss
 # pair moves from TURN to the relay (the relay comes before TURN) and its ICE
 # session ends after the grace period, while the pr pair stays on its direct
-# ICE pair (direct comes before the relay). (TAP)
+# ICE pair (direct comes before the relay). Before that, pr-b's nat is killed:
+# restarted by the supervisor, it meets pr-a through ICE again. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 set -u
 COTURN=$BIFROST_BUILDDIR/services/coturn/bifrost-coturn
@@ -191,6 +192,20 @@ ok $? "... with a log line each ($(grep -m1 -o 'bad ICE signal dropped.*' "$T/pr
 pair_pings pr-a pr-b && [ "$(grep -c 'nat\.1\[[0-9]*\]: listening on' "$T/pr-a/bifrostd.log")" = 1 ]
 ok $? "pr-a's nat never restarted and its pair still pings"
 echo "# nat.status of ss-a: $(peers_json ss-a | jq -c '.nat | with_entries(select(.key | startswith("ice_")))')"
+# pr-b's nat dies (SIGKILL) and the supervisor restarts it: the new nat has
+# another ICE id, pr-a drops the old session for the new one, the pair is up
+# through ICE again
+nat_pid () { grep -o "nat\.1: started .*, pid [0-9]*" "$T/$1/bifrostd.log" | tail -1 | grep -o "[0-9]*$"; }
+old_pid=$(nat_pid pr-b)
+t3=$(now_ms)
+kill -KILL "$old_pid"
+restarted () { [ -n "$(nat_pid pr-b)" ] && [ "$(nat_pid pr-b)" != "$old_pid" ]; }
+back () { restarted && path_is pr-b pr-a "ice direct*" && pair_pings pr-a pr-b; }
+wait_for 15 back
+ok $? "pr-b's nat killed (pid $old_pid) and restarted: pr-b -> pr-a up through ICE again $(( $(now_ms) - t3 )) ms later ('$(peer_path pr-b pr-a)'), pings"
+grep -Eq "nat\.1\[[0-9]+\]: peer pr-b: ICE session closed \(the peer (started a new session|starts again)\)" "$T/pr-a/bifrostd.log"
+ok $? "pr-a dropped its session of pr-b's old nat for the new one"
+
 relays=$(peers_json ss-a | jq -r '.nat.relays_up')
 [ "$relays" = 0 ] && [[ "$(peer_path ss-a ss-b)" == turn* ]]
 ok $? "so far no relay answered ss-a (relays_up $relays) and ss-b is on TURN"
