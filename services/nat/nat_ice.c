@@ -82,18 +82,31 @@ typedef struct {
 } s_queued_t;
 
 typedef struct {
-    char addr [ICE_CAND_ADDR_MAX + 8];
+    char addr [NAT_HOST_MAX + 8];   //  "ip:port", "[ip6]:port", or "name:port" until resolved
     char user [257], pass [257];
 } s_turn_t;
+
+//  The ICE servers of a discovery.ice
+typedef struct {
+    char stun [NAT_HOST_MAX + 8];
+    bool stun_name;                         //  stun is HOST:PORT with a name
+    s_turn_t turn [ICE_AGENT_MAX_TURN];
+    bool turn_name [ICE_AGENT_MAX_TURN];
+    size_t turn_count;
+    int64_t expiry;
+} s_servers_t;
 
 struct _nat_ice_t {
     nat_service_t *owner;
     ice_agent_t *agent;
     uint64_t id;
     s_peer_t peers [NODE_PEERS_MAX];
-    //  From discovery.ice
+    //  From discovery.ice: as given, while their names are resolved, and in use
+    s_servers_t given, resolving;
+    uint32_t generation;        //  of the resolution (in the resolver's cookies)
+    size_t unresolved;
     bool have_servers;
-    char stun [ICE_CAND_ADDR_MAX + 8];
+    char stun [NAT_HOST_MAX + 8];
     s_turn_t turn [ICE_AGENT_MAX_TURN];
     size_t turn_count;
     int64_t turn_expiry;        //  of the credentials in use now (unix time, 0: none)
@@ -525,8 +538,11 @@ s_on_signal (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  ICE servers from the registry (discovery.ice): "stun:IP:PORT" and
 //  "turn:IP:PORT[?transport=udp]"; names and TCP/TLS are not used (yet)
 
+//  "stun:HOST:PORT" / "turn:HOST:PORT[?transport=udp]": *addr "HOST:PORT" and
+//  *is_name when HOST is a name (nat resolves it: nat_ice_resolved). -1 for
+//  another scheme or transport, or a malformed address.
 static int
-s_url (const char *url, const char *scheme, char *addr, size_t size)
+s_url (const char *url, const char *scheme, char *addr, size_t size, bool *is_name)
 {
     size_t n = strlen (scheme);
     if (strncmp (url, scheme, n) != 0)
@@ -540,13 +556,13 @@ s_url (const char *url, const char *scheme, char *addr, size_t size)
         return -1;
     memcpy (addr, start, len);
     addr [len] = 0;
-    char ip [ICE_CAND_ADDR_MAX], err [160];
-    uint16_t port;
-    int family;
-    if (ice_cand_parse_addr (addr, ip, &port, &family, err, sizeof err)) {
+    nat_endpoint_t endpoint;
+    char err [160];
+    if (nat_endpoint_parse (&endpoint, addr, err, sizeof err)) {
         bus_debug ("ice: %s skipped: %s", url, err);
         return -1;
     }
+    *is_name = endpoint.is_name;
     return 0;
 }
 
@@ -554,13 +570,6 @@ s_url (const char *url, const char *scheme, char *addr, size_t size)
 //  ICE_AGENT_MAX_TURN TURN servers (UDP) with their credentials, and the
 //  credential's expiry (the REST username's "expiry:", else now + ttl). 0, or
 //  -1 with err when the text is not a JSON array.
-typedef struct {
-    char stun [ICE_CAND_ADDR_MAX + 8];
-    s_turn_t turn [ICE_AGENT_MAX_TURN];
-    size_t turn_count;
-    int64_t expiry;
-} s_servers_t;
-
 static int
 s_servers_parse (const char *text, uint32_t ttl, int64_t now, s_servers_t *out, char *err, size_t errsize)
 {
@@ -583,13 +592,17 @@ s_servers_parse (const char *text, uint32_t ttl, int64_t now, s_servers_t *out, 
             const char *url = json_string_value (json_is_array (urls) ? json_array_get (urls, k) : urls);
             char addr [sizeof out->stun];
             s_turn_t *turn = &out->turn [out->turn_count];
+            bool is_name;
             if (!url)
                 continue;
-            if (!*out->stun && s_url (url, "stun:", addr, sizeof addr) == 0)
+            if (!*out->stun && s_url (url, "stun:", addr, sizeof addr, &is_name) == 0) {
                 snprintf (out->stun, sizeof out->stun, "%s", addr);
+                out->stun_name = is_name;
+            }
             else
             if (out->turn_count < ICE_AGENT_MAX_TURN && user && pass && strlen (user) < sizeof turn->user
-            &&  strlen (pass) < sizeof turn->pass && s_url (url, "turn:", addr, sizeof addr) == 0) {
+            &&  strlen (pass) < sizeof turn->pass && s_url (url, "turn:", addr, sizeof addr, &is_name) == 0) {
+                out->turn_name [out->turn_count] = is_name;
                 snprintf (turn->addr, sizeof turn->addr, "%s", addr);
                 snprintf (turn->user, sizeof turn->user, "%s", user);
                 snprintf (turn->pass, sizeof turn->pass, "%s", pass);
@@ -604,6 +617,83 @@ s_servers_parse (const char *text, uint32_t ttl, int64_t now, s_servers_t *out, 
         out->expiry = end != out->turn [0].user && *end == ':' && value > 0 ? value : ttl ? now + ttl : 0;
     }
     return 0;
+}
+
+//  The servers in use from now on (names resolved, unresolved ones left out)
+static void
+s_apply (nat_ice_t *self, s_servers_t *servers)
+{
+    char err [300];
+    if (servers->stun_name)
+        *servers->stun = 0;
+    if (ice_agent_set_stun (self->agent, *servers->stun ? servers->stun : NULL, err, sizeof err)) {
+        bus_warn ("ice: STUN server %s: %s", servers->stun, err);
+        *servers->stun = 0;
+    }
+    ice_agent_clear_turn (self->agent);
+    size_t usable = 0;
+    for (size_t t = 0; t < servers->turn_count; t++) {
+        if (servers->turn_name [t])
+            continue;
+        if (ice_agent_add_turn (self->agent, servers->turn [t].addr, servers->turn [t].user, servers->turn [t].pass,
+                                err, sizeof err))
+            bus_warn ("ice: TURN server %s: %s", servers->turn [t].addr, err);
+        else
+            self->turn [usable++] = servers->turn [t];
+    }
+    snprintf (self->stun, sizeof self->stun, "%s", servers->stun);
+    self->turn_count = usable;
+    self->turn_expiry = usable ? servers->expiry : 0;
+    self->have_servers = *servers->stun || usable;
+    bus_info ("ice: STUN %s, %zu TURN server%s%s%s", *servers->stun ? servers->stun : "none", usable,
+              usable == 1 ? "" : "s", usable ? ", first " : "", usable ? self->turn [0].addr : "");
+}
+
+//  Starts resolving the names among the servers (cookie: NAT_ICE_COOKIE, the
+//  generation, the server: 0 STUN, 1.. TURN); applies them when none is left
+static void
+s_resolve (nat_ice_t *self)
+{
+    s_servers_t *r = &self->resolving;
+    self->generation++;
+    self->unresolved = 0;
+    for (size_t k = 0; k <= r->turn_count; k++) {
+        bool *is_name = k ? &r->turn_name [k - 1] : &r->stun_name;
+        char *addr = k ? r->turn [k - 1].addr : r->stun;
+        nat_endpoint_t endpoint;
+        char err [160];
+        if (!*is_name || nat_endpoint_parse (&endpoint, addr, err, sizeof err))
+            continue;
+        uint64_t cookie = NAT_ICE_COOKIE + ((uint64_t) (self->generation & 0xffff) << 8) + k;
+        if (nat_resolver_request (self->owner->resolver, endpoint.host, endpoint.port, cookie))
+            bus_warn ("ice: cannot resolve %s now: %s", endpoint.host, strerror (errno));
+        else
+            self->unresolved++;
+    }
+    if (!self->unresolved)
+        s_apply (self, r);
+}
+
+void
+nat_ice_resolved (nat_ice_t *self, uint64_t cookie, const nat_addr_t *addrs, size_t count)
+{
+    uint64_t k = (cookie - NAT_ICE_COOKIE) & 0xff;
+    if (!self || ((cookie - NAT_ICE_COOKIE) >> 8) != (self->generation & 0xffff) || !self->unresolved
+    ||  k > self->resolving.turn_count)
+        return;                 //  of an older discovery.ice
+    s_servers_t *r = &self->resolving;
+    bool *is_name = k ? &r->turn_name [k - 1] : &r->stun_name;
+    char *addr = k ? r->turn [k - 1].addr : r->stun;
+    if (count) {
+        char text [NAT_ADDR_TEXT_MAX];
+        bus_debug ("ice: %s is %s", addr, nat_addr_format (&addrs [0], text, sizeof text));
+        snprintf (addr, sizeof r->stun, "%s", text);
+        *is_name = false;
+    }
+    else
+        bus_warn ("ice: cannot resolve %s: server left out", addr);
+    if (--self->unresolved == 0)
+        s_apply (self, r);
 }
 
 static void
@@ -621,29 +711,11 @@ s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
         return;
     }
     free (msg);
-    if (!self->agent)
-        return;
-    bool changed = !streq (servers.stun, self->stun) || servers.turn_count != self->turn_count
-                || memcmp (servers.turn, self->turn, servers.turn_count * sizeof servers.turn [0]) != 0;
-    if (!changed)
-        return;
-    if (ice_agent_set_stun (self->agent, *servers.stun ? servers.stun : NULL, err, sizeof err))
-        bus_warn ("ice: STUN server %s: %s", servers.stun, err);
-    ice_agent_clear_turn (self->agent);
-    size_t usable = 0;
-    for (size_t t = 0; t < servers.turn_count; t++) {
-        if (ice_agent_add_turn (self->agent, servers.turn [t].addr, servers.turn [t].user, servers.turn [t].pass,
-                                err, sizeof err))
-            bus_warn ("ice: TURN server %s: %s", servers.turn [t].addr, err);
-        else
-            self->turn [usable++] = servers.turn [t];
-    }
-    snprintf (self->stun, sizeof self->stun, "%s", servers.stun);
-    self->turn_count = usable;
-    self->turn_expiry = usable ? servers.expiry : 0;
-    self->have_servers = *servers.stun || usable;
-    bus_info ("ice: STUN %s, %zu TURN server%s%s%s", *servers.stun ? servers.stun : "none", usable,
-              usable == 1 ? "" : "s", usable ? ", first " : "", usable ? self->turn [0].addr : "");
+    if (!self->agent || memcmp (&servers, &self->given, sizeof servers) == 0)
+        return;                 //  the same again (bus.sync)
+    self->given = servers;
+    self->resolving = servers;
+    s_resolve (self);
 }
 
 static void
@@ -825,6 +897,7 @@ nat_ice_status (nat_ice_t *self, nat_status_reply_t *reply)
     reply->ice_tx = self->tx;
     reply->ice_drops = self->drops;
     reply->ice_turn_servers = (uint32_t) self->turn_count;
+    snprintf (reply->ice_stun, sizeof reply->ice_stun, "%.*s", (int) sizeof reply->ice_stun - 1, self->stun);
 }
 
 nat_ice_t *
@@ -889,10 +962,15 @@ nat_ice_test (bool verbose)
     assert (s_servers_parse ("[{\"urls\":\"turn:[2001:db8::1]:3478\",\"username\":\"u\",\"credential\":\"p\"}]",
                              600, 1000, &out, err, sizeof err) == 0);
     assert (out.turn_count == 1 && streq (out.turn [0].addr, "[2001:db8::1]:3478") && out.expiry == 1600);
-    //  Skipped: names (nat resolves nothing here), TURN without credentials, TLS,
-    //  other transports and schemes, junk of every kind
-    assert (s_servers_parse ("[{\"urls\":[\"stun:stun.example.org:3478\",\"stun:203.0.113.10\",\"turns:203.0.113.10:5349\","
-                             "\"turn:203.0.113.10:3478?transport=udp&x=1\",\"turn:203.0.113.10:3478\",7]},"
+    //  Names: kept as they are, to be resolved (nat_ice_resolved)
+    assert (s_servers_parse ("[{\"urls\":[\"stun:turn.example.org:3478\"]},{\"urls\":\"turn:turn.example.org:3478?transport=udp\","
+                             "\"username\":\"5:x\",\"credential\":\"p\"}]", 0, 1000, &out, err, sizeof err) == 0);
+    assert (streq (out.stun, "turn.example.org:3478") && out.stun_name);
+    assert (out.turn_count == 1 && out.turn_name [0] && streq (out.turn [0].addr, "turn.example.org:3478"));
+    //  Skipped: no port, bad names, TURN without credentials, TLS, other
+    //  transports and schemes, junk of every kind
+    assert (s_servers_parse ("[{\"urls\":[\"stun:203.0.113.10\",\"stun:bad_name!:3478\",\"turns:203.0.113.10:5349\","
+                             "\"stun:203.0.113.10:0\",\"turn:203.0.113.10:3478?transport=udp&x=1\",\"turn:203.0.113.10:3478\",7]},"
                              "{\"urls\":{}},{\"username\":\"u\"},1,null]", 0, 1000, &out, err, sizeof err) == 0);
     assert (!*out.stun && out.turn_count == 0 && out.expiry == 0);
     assert (s_servers_parse ("[]", 0, 1000, &out, err, sizeof err) == 0 && !*out.stun && !out.turn_count);
@@ -921,6 +999,6 @@ nat_ice_test (bool verbose)
     p.selected = false;
     assert (!s_turn_restart_due (&p, 20000, 9990));     //  no pair yet (a restart is under way)
     if (verbose)
-        printf ("(iceServers: 7 cases, TURN restart: 6) ");
+        printf ("(iceServers: 8 cases, TURN restart: 6) ");
     printf ("OK\n");
 }

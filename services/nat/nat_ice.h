@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "bus_schema.h"         //  nat_status_reply_t
+#include "nat_addr.h"
 
 struct _nat_service_t;
 typedef struct _nat_ice_t nat_ice_t;
@@ -48,6 +49,11 @@ bool nat_ice_holds (nat_ice_t *self, uint32_t index, int64_t now);
 //  The path as bifrostctl shows it: "ice direct (srflx/srflx)", "turn
 //  (relay/srflx)" (local/remote candidate types), "ice (no pair)".
 void nat_ice_describe (nat_ice_t *self, uint32_t index, char *out, size_t size);
+
+//  STUN/TURN servers given by name are resolved by nat's resolver, with
+//  cookies from NAT_ICE_COOKIE up; nat_service hands their results here.
+#define NAT_ICE_COOKIE (1ULL << 48)
+void nat_ice_resolved (nat_ice_t *self, uint64_t cookie, const nat_addr_t *addrs, size_t count);
 
 //  Fills the ice_* counters of nat.status.reply.
 void nat_ice_status (nat_ice_t *self, nat_status_reply_t *reply);

@@ -302,6 +302,10 @@ s_resolver_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     nat_resolver_result_t result;
     while (nat_resolver_next (self->resolver, &result)) {
+        if (result.cookie >= NAT_ICE_COOKIE) {         //  STUN/TURN servers by name (nat_ice.c)
+            nat_ice_resolved (self->ice, result.cookie, result.addrs, result.count);
+            continue;
+        }
         if (result.cookie >= NAT_RELAY_COOKIE) {
             nat_relay_path_resolved (self, result.cookie, result.addrs, result.count);
             continue;
@@ -958,6 +962,14 @@ s_test_announce_carol (bus_service_t *svc, uint64_t epoch, void *arg)
     snprintf (up->source, sizeof up->source, "registry");
     bus_service_publish (svc, &peer_up_schema, up);
     free (up);
+    //  ICE servers by name: nat resolves them (nat_ice.c)
+    discovery_ice_t *ice = (discovery_ice_t *) calloc (1, sizeof (discovery_ice_t));
+    assert (ice);
+    snprintf (ice->ice_servers, sizeof ice->ice_servers, "[{\"urls\":[\"stun:localhost:3478\"]},"
+              "{\"urls\":[\"turn:localhost:3478?transport=udp\"],\"username\":\"1900000000:x\",\"credential\":\"cA==\"}]");
+    ice->ttl = 600;
+    bus_service_publish (svc, &discovery_ice_schema, ice);
+    free (ice);
 }
 
 
@@ -1279,6 +1291,20 @@ nat_service_test (bool verbose)
     assert (s_test_wait (&s_dials_live, 1, 5000));
     assert (atomic_load (&s_dials_dead) >= 1);
     assert (atomic_load (&s_dials_out_of_turn) == 0);
+    //  The ICE servers it gave by name are in use, resolved
+    for (int attempt = 0; attempt < 100; attempt++) {
+        status = s_test_status (client);
+        bool resolved = status->ice_turn_servers == 1;
+        if (resolved && verbose)
+            printf ("nat_service: ICE STUN %s\n", status->ice_stun);
+        if (resolved)
+            assert (streq (status->ice_stun, "127.0.0.1:3478") || streq (status->ice_stun, "[::1]:3478"));
+        free (status);
+        if (resolved)
+            break;
+        zclock_sleep (20);
+        assert (attempt < 99);
+    }
     zactor_destroy (&discovery_actor);
     bus_service_destroy (&discovery);
 
