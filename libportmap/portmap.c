@@ -239,6 +239,17 @@ s_upnp_error (s_worker_t *w, int rc, const char *what, char *err, size_t err_siz
     return PORTMAP_ERR_REFUSED;
 }
 
+//  The host:port of an IGD's control URL ("http://10.1.0.1:5555/ctl/IPConn"),
+//  shown as the gateway that granted the mapping
+static void
+s_url_host (const char *url, char *out, size_t size)
+{
+    const char *start = strstr (url, "://");
+    start = start ? start + 3 : url;
+    size_t len = strcspn (start, "/?#");
+    snprintf (out, size, "%.*s", (int) (len < size - 1 ? len : size - 1), start);
+}
+
 static portmap_err_t
 s_upnp_map (s_worker_t *w, const s_request_t *req, portmap_mapping_t *m, char *err, size_t err_size)
 {
@@ -340,6 +351,7 @@ s_upnp_map (s_worker_t *w, const s_request_t *req, portmap_mapping_t *m, char *e
     if (s_check_lifetime (lifetime, err, err_size))
         return PORTMAP_ERR_BOGUS;
     m->protocol = PORTMAP_UPNP;
+    s_url_host (control, m->gateway, sizeof m->gateway);
     snprintf (m->external_addr, sizeof m->external_addr, "%.15s", ext_addr);
     snprintf (m->internal_addr, sizeof m->internal_addr, "%.15s", client);
     m->external_port = port;
@@ -510,6 +522,8 @@ s_natpmp_map (s_worker_t *w, const s_request_t *req, portmap_mapping_t *m, char 
             rc = PORTMAP_ERR_BOGUS;
         else {
             m->protocol = PORTMAP_NATPMP;
+            struct in_addr gw = { .s_addr = np.gateway };
+            inet_ntop (AF_INET, &gw, m->gateway, sizeof m->gateway);
             snprintf (m->external_addr, sizeof m->external_addr, "%.15s", ext_addr);
             m->internal_addr [0] = 0;
             m->external_port = pub;

@@ -1,6 +1,7 @@
 /*  nat_service: nat's config, peer state, bus and life cycle (see nat_service.h);
     the packet path itself is nat_datapath.c. */
 #include "nat_service_priv.h"
+#include "nat_portmap.h"
 #include "bus_log.h"
 #include "node_peers.h"
 #include "schemas/pipes.h"
@@ -315,6 +316,46 @@ s_resolver_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
+//  ---------------------------------------------------------------------------
+//  Port mapping (connection.port_mapping, nat_portmap.c): the mapped address is
+//  a candidate, which discovery registers first (nat.mapped, on every change
+//  and when the bus asks for our state)
+
+static void
+s_publish_mapped (nat_portmap_t *portmap, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_mapped_t msg;
+    nat_portmap_event (portmap, &msg);
+    bus_service_publish (self->svc, &nat_mapped_schema, &msg);
+}
+
+//  Mapped when the socket is bound: its port, and its address if it is a
+//  specific IPv4 one (else the gateway forwards to the address facing it)
+static void
+s_portmap_open (nat_service_t *self)
+{
+    if (!self->config.port_mapping)
+        return;
+    char addr [NAT_ENDPOINT_TEXT_MAX];
+    snprintf (addr, sizeof addr, "%s", self->config.listen);
+    char *colon = strrchr (addr, ':');
+    if (colon)
+        *colon = 0;
+    struct in_addr in;
+    bool specific = inet_pton (AF_INET, addr, &in) == 1 && in.s_addr != htonl (INADDR_ANY);
+    nat_portmap_config_t pc = {
+        .local_port = nat_udp_port (self->udp),
+        .local_addr = specific ? addr : NULL,
+        .protocol = self->config.port_mapping_protocol,
+        .lifetime_ms = self->config.port_mapping_lifetime_ms,
+    };
+    char err [200];
+    self->portmap = nat_portmap_new (self->loop, &pc, s_publish_mapped, self, err, sizeof err);
+    if (!self->portmap)
+        bus_warn ("port mapping: %s", err);
+}
+
 //  A new broker, or another service (crypto) rejoined: announce every peer again
 //  and repeat the dial of every peer still connecting, so nothing depends on a
 //  message that was lost while the other side was away.
@@ -322,6 +363,8 @@ static void
 s_on_bus_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
+    if (self->portmap)
+        s_publish_mapped (self->portmap, self);
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
         if (!peer)
@@ -424,6 +467,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->tunnel_bytes = self->counters.tunnel_bytes;
     reply->routes = self->counters.routes;
     reply->bad_reports = self->counters.bad_reports;
+    nat_portmap_status (self->portmap, reply);
     reply->relay_rtt_us = -1;
     int cur = nat_relay_current (self->relay);
     if (cur >= 0) {
@@ -774,6 +818,7 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     memcpy (self->forced, config->force_relay_peers, sizeof self->forced);
     self->forced_count = config->force_relay_count;
     nat_relay_path_open (self);
+    s_portmap_open (self);
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
@@ -811,6 +856,7 @@ nat_service_destroy (nat_service_t **self_p)
     if (self->tick_timer >= 0)
         bus_loop_timer_end (self->loop, self->tick_timer);
     bus_pause_destroy (&self->pause);
+    nat_portmap_destroy (&self->portmap);       //  the gateway's entry, before the socket closes
     if (self->udp)
         bus_loop_poller_end (self->loop, &self->udp_item);
     if (self->resolver)

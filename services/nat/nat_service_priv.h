@@ -143,6 +143,7 @@ struct _nat_service_t {
     size_t relay_ca_size;
     nat_ingest_t wss_ingest;                    //  messages of one wss service round
     size_t forced_count;
+    struct _nat_portmap_t *portmap;             //  connection.port_mapping (nat_portmap.c), else NULL
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the
