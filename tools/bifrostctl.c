@@ -234,6 +234,14 @@ s_peers (const char *run_dir, bool json)
         else
             printf ("relay: none of %u answers\n", nat.relays);
     }
+    if (have_nat && *nat.port_mapping && !streq (nat.port_mapping, "off")) {
+        if (streq (nat.port_mapping, "mapped"))
+            printf ("port mapping %s %s via %s, %" PRId64 " s left\n", nat.port_mapping_protocol,
+                    nat.port_mapping_external, nat.port_mapping_gateway, nat.port_mapping_lifetime_left);
+        else
+            printf ("port mapping %s%s%s\n", nat.port_mapping, *nat.port_mapping_error ? ": " : "",
+                    nat.port_mapping_error);
+    }
     printf ("%-16s %-24s %-16s %-10s %-10s %12s %12s %10s\n",
             "PEER", "ENDPOINT", "PATH", "STATE", "HANDSHAKE", "RX", "TX", "LAST-RX");
     for (uint32_t i = 0; i < count; i++) {

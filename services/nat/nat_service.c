@@ -627,6 +627,27 @@ s_same_endpoints (nat_peer_t *peer, const char *const *endpoints, size_t count)
     return nat_peer_configured_at (peer, count) == NULL;
 }
 
+//  An up peer registered new candidates (a port mapping made or lost, a new
+//  address): kept for the direct probes of a peer on the relay, which start
+//  over at once from the first (best) candidate, the mapped one when it has
+//  one: it is the pair's way out of the relay (docs/portmap.md)
+static void
+s_new_candidates (nat_service_t *self, nat_peer_t *peer, const char *const *endpoints, size_t count)
+{
+    uint32_t index = nat_peer_index (peer);
+    char err [200];
+    if (nat_peer_set_endpoints (peer, endpoints, count, err, sizeof err)) {
+        bus_warn ("peer %s: new endpoints refused: %s", self->info [index].name, err);
+        return;
+    }
+    bus_info ("peer %s: new endpoints, first %s%s", self->info [index].name, count ? endpoints [0] : "(none)",
+              nat_addr_relay_peer (nat_peer_endpoint (peer)) ? ": probing them" : "");
+    if (index < self->info_count && nat_addr_relay_peer (nat_peer_endpoint (peer))) {
+        self->info [index].probes = 0;
+        self->info [index].probe_next_ms = bus_clock_ms ();
+    }
+}
+
 static void
 s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
 {
@@ -684,8 +705,9 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (have_key && memcmp (nat_peer_key (peer), key, NAT_KEY_SIZE) != 0)
             bus_warn ("%s %s: index %u holds another key", type, up->name, up->index);
         else {
-            //  Known: new endpoints matter only while it is not up (an up peer
-            //  roams by itself, confirmed by crypto)
+            //  Known: new endpoints replace the dialled ones while it is not
+            //  up; an up peer roams by itself (confirmed by crypto), and keeps
+            //  them as candidates for the direct probes of the relayed path
             snprintf (self->info [up->index].name, sizeof self->info [up->index].name, "%s", up->name);
             if (is_up)
                 self->info [up->index].relay_id = relay_id;
@@ -695,6 +717,9 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
                 nat_peer_table_remove (self->table, copy);
                 s_dyn_add (self, up->index, copy, up->name, endpoints, endpoint_count, up->direct, relay_id);
             }
+            else
+            if (nat_peer_state (peer) == NAT_PEER_UP && !s_same_endpoints (peer, endpoints, endpoint_count))
+                s_new_candidates (self, peer, endpoints, endpoint_count);
         }
         free (up);
     }
