@@ -201,13 +201,41 @@ relayed nogw off-b
 ok $? "nogw <-> off-b (no gateway) stay on the relay ('$(peer_path nogw off-b)', '$(peer_path off-b nogw)')"
 
 # ---------------------------------------------------------------------------
+# map-a moves to another LAN address (a new DHCP lease): its mapping forwards to
+# an address it no longer has. nat sees the move (it looks every 5 s), maps
+# again from the new address, and the new candidate reaches map-b, which is up
+# by then (the old direct path died: map-a's packets leave from another
+# address now, through a new random port) and probes it first: direct again.
+OLD_IP=$(grid_ip map-a); NEW_IP=${OLD_IP%.*}.3
+t_move=$(now_ms)
+grid_exec map-a ip -b - <<IP
+addr del $OLD_IP/24 dev eth0
+addr add $NEW_IP/24 dev eth0
+route add default via ${OLD_IP%.*}.1
+IP
+ok $? "map-a moved from $OLD_IP to $NEW_IP"
+remapped () { status map-a | grep -qE "^port mapping (natpmp|upnp) $MAP_WAN:[0-9]+ via " && dnats map-a | grep -q "dnat ip to $NEW_IP:51820"; }
+wait_for 10 remapped
+ok $? "map-a mapped again for $NEW_IP after $(( $(now_ms) - t_move )) ms: $(status map-a | grep '^port mapping') ($(dnats map-a | grep -o "dport [0-9]* dnat ip to $NEW_IP:51820"))"
+MAPPED2=$(status map-a | sed -n 's/^port mapping [a-z]* \([0-9.:]*\) via .*/\1/p')
+MAPPED2=${MAPPED2:-none}
+b_knows2 () { grep -qE "peer map-a: (added as index [0-9]+, endpoint|new endpoints, first) $MAPPED2" "$T/map-b/bifrostd.log"; }
+wait_for 5 b_knows2
+ok $? "map-b has the new candidate $MAPPED2 first ($(grep -oE "peer map-a: new endpoints, first [0-9.]+:[0-9]+" "$T/map-b/bifrostd.log" | tail -1))"
+at_new () { peers_json map-b | jq -e --arg e "$MAPPED2" '.peers[] | select(.name == "map-a") | .path == "direct" and .endpoint == $e' >/dev/null 2>&1; }
+pings_and_direct () { pair_pings map-a map-b && at_new; }
+wait_for 15 pings_and_direct
+ok $? "map-a <-> map-b: direct again at $MAPPED2 and a ping crosses, $(( $(now_ms) - t_move )) ms after the move (map-b: '$(peer_path map-b map-a)' at $(peers_json map-b | jq -r '.peers[] | select(.name == "map-a") | .endpoint'))"
+MOVE_MS=$(( $(now_ms) - t_move ))
+
+# ---------------------------------------------------------------------------
 # map-a stops: the mapping is deleted at the gateway
 t_stop=$(now_ms)
 kill -TERM "$MAP_A_PID"
-no_dnat () { [ -z "$(dnats map-a)" ]; }
+no_dnat () { ! dnats map-a | grep -q "to $NEW_IP:"; }
 wait_for 10 no_dnat
 ok $? "map-a stopped: miniupnpd's dnat is gone after $(( $(now_ms) - t_stop )) ms"
 
-echo "# mapping made in ${MAP_MS:-?} ms; map-b direct to map-a $DIRECT_MS ms after the mapping and its registration; total $(( $(now_ms) - T0 )) ms"
+echo "# mapping made in ${MAP_MS:-?} ms; map-b direct to map-a $DIRECT_MS ms after the mapping and its registration; direct again $MOVE_MS ms after map-a's move; total $(( $(now_ms) - T0 )) ms"
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
