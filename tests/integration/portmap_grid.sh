@@ -13,6 +13,8 @@
 #   map-a   router runs miniupnpd, connection.port_mapping = true
 #   map-b                          (the pair map-a / map-b: it goes direct)
 #   nogw    no miniupnpd,          connection.port_mapping = true ("no gateway")
+#   upnp    router runs miniupnpd, port_mapping = true, port_mapping_protocol = "upnp"
+#           (UPnP-IGD from the sandboxed nat: SSDP, HTTP; it goes direct with off-b)
 #
 # The two pairs run side by side (one registry network, so every node knows every
 # other; only the pairs named are asserted). Asserted: off-a's router has no
@@ -67,8 +69,8 @@ trap finish EXIT
 grid_init
 grid_public_host reg 203.0.113.10
 grid_public_host relay 203.0.113.11
-grid_nodes symmetric:off-a symmetric:off-b symmetric:map-a symmetric:map-b symmetric:nogw
-ok $? "grid: a registry, a relay, five nodes behind symmetric NATs"
+grid_nodes symmetric:off-a symmetric:off-b symmetric:map-a symmetric:map-b symmetric:nogw symmetric:upnp
+ok $? "grid: a registry, a relay, six nodes behind symmetric NATs"
 
 # upnp_router NODE: the chains miniupnpd fills, hooked into NODE's router
 upnp_router () {
@@ -114,14 +116,15 @@ CONF
 dnats () { ip netns exec "$(grid_router "$1")" nft list chain inet filter prerouting_miniupnpd 2>/dev/null | grep dnat; }
 
 grid_spawn reg "$T/stun.log" "$PROBE" stun --lifetime 120 3478
-upnp_router off-a && upnp_router map-a
-ok $? "miniupnpd's chains on the routers of off-a and map-a"
+upnp_router off-a && upnp_router map-a && upnp_router upnp
+ok $? "miniupnpd's chains on the routers of off-a, map-a and upnp"
 wait_for 5 grep -q '^READY' "$T/stun.log"
 start_miniupnpd off-a
 start_miniupnpd map-a
+start_miniupnpd upnp
 stun_ok () { grep -q "is now behind unrestricted full-cone NAT 1:1" "$T/miniupnpd.$1.log"; }
-wait_for 10 stun_ok off-a && wait_for 5 stun_ok map-a
-ok $? "miniupnpd on both routers took their WAN address as public (STUN)"
+wait_for 10 stun_ok off-a && wait_for 5 stun_ok map-a && wait_for 5 stun_ok upnp
+ok $? "miniupnpd on the three routers took their WAN address as public (STUN)"
 
 mesh_relay relay 203.0.113.11 relay-1 1
 mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479
@@ -135,9 +138,10 @@ mesh_start_node map-a "port_mapping = true;"
 MAP_A_PID=${PIDS##* }
 mesh_start_node map-b
 mesh_start_node nogw "port_mapping = true;"
-NODES="off-a off-b map-a map-b nogw"
+mesh_start_node upnp "port_mapping = true; port_mapping_protocol = \"upnp\";"
+NODES="off-a off-b map-a map-b nogw upnp"
 wait_for 30 all_have_vip $NODES
-ok $? "five nodes registered ($(( $(now_ms) - t_start )) ms)"
+ok $? "six nodes registered ($(( $(now_ms) - t_start )) ms)"
 for n in $NODES; do VIP[$n]=$(vip "$n"); done
 status () { "$CTL" -r "$T/$1/run" status 2>/dev/null; }
 
@@ -170,6 +174,14 @@ nogw_failed () { status nogw | grep -q "^port mapping failed: no gateway: "; }
 wait_for 10 nogw_failed
 ok $? "nogw: $(status nogw | grep '^port mapping' || echo 'no port mapping line')"
 
+# upnp: UPnP-IGD from the sandboxed nat (SSDP search, description, SOAP)
+UPNP_WAN=$(grid_wan upnp)
+UPNP_GW=$(grid_ip upnp); UPNP_GW=${UPNP_GW%.*}.1:5555
+upnp_mapped () { status upnp | grep -q "^port mapping upnp $UPNP_WAN:51820 via $UPNP_GW, "; }
+wait_for 10 upnp_mapped
+ok $? "upnp: $(status upnp | grep '^port mapping' || echo 'no port mapping line')"
+UPNP_MS=$(grep -m1 -o 'port mapping: upnp [0-9.:]* -> port .* took [0-9]* ms' "$T/upnp/bifrostd.log" | sed 's/.*took \([0-9]*\) ms/\1/')
+
 # ---------------------------------------------------------------------------
 # The pairs: pings, then paths
 path_is () { [[ "$(peer_path "$1" "$2")" == $3 ]]; }
@@ -199,6 +211,9 @@ relayed off-a off-b
 ok $? "off-a <-> off-b (no mapping) stay on the relay ('$(peer_path off-a off-b)', '$(peer_path off-b off-a)')"
 relayed nogw off-b
 ok $? "nogw <-> off-b (no gateway) stay on the relay ('$(peer_path nogw off-b)', '$(peer_path off-b nogw)')"
+upnp_direct () { pair_pings upnp off-b && path_is upnp off-b direct && path_is off-b upnp direct; }
+wait_for 10 upnp_direct
+ok $? "upnp <-> off-b (UPnP mapping on one side): a ping crosses, direct both ways ('$(peer_path upnp off-b)', '$(peer_path off-b upnp)')"
 
 # ---------------------------------------------------------------------------
 # map-a moves to another LAN address (a new DHCP lease): its mapping forwards to
@@ -236,6 +251,6 @@ no_dnat () { ! dnats map-a | grep -q "to $NEW_IP:"; }
 wait_for 10 no_dnat
 ok $? "map-a stopped: miniupnpd's dnat is gone after $(( $(now_ms) - t_stop )) ms"
 
-echo "# mapping made in ${MAP_MS:-?} ms; map-b direct to map-a $DIRECT_MS ms after the mapping and its registration; direct again $MOVE_MS ms after map-a's move; total $(( $(now_ms) - T0 )) ms"
+echo "# mapping made in ${MAP_MS:-?} ms (UPnP: ${UPNP_MS:-?} ms); map-b direct to map-a $DIRECT_MS ms after the mapping and its registration; direct again $MOVE_MS ms after map-a's move; total $(( $(now_ms) - T0 )) ms"
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
