@@ -1437,6 +1437,7 @@ portmap_test (bool verbose)
     assert (portmap_state (pm) == PORTMAP_MAPPED);
     const portmap_mapping_t *m = portmap_mapping (pm);
     assert (m && m->protocol == PORTMAP_NATPMP);
+    assert (streq_ (m->gateway, "127.0.0.1"));          //  who granted it
     assert (streq_ (m->external_addr, "203.0.113.5") && m->external_port == 40001);
     assert (m->lifetime_s == 120 && !m->external_private);
     assert (m->renew_ms == 60000 && m->expires_ms == 120000);
@@ -1654,6 +1655,7 @@ portmap_test (bool verbose)
     assert (s_test_handle (pm, now));
     m = portmap_mapping (pm);
     assert (m && m->protocol == PORTMAP_UPNP && streq_ (m->external_addr, "203.0.113.9"));
+    assert (strncmp (m->gateway, "127.0.0.1:", 10) == 0);  //  the IGD's host:port
     assert (m->external_port != 40000 && m->external_port >= 1024);
     assert (streq_ (m->internal_addr, "127.0.0.1"));
     assert (m->lifetime_s == 120 && m->renew_ms == now + 60000);

@@ -1254,6 +1254,24 @@ disc_service_test (bool verbose)
             //  192.0.2.7 routes to the registry (192.0.2.9): first; our own 10.1/16 never
             assert (count == 2);
             assert (streq (endpoints [0], "192.0.2.7:4242") && streq (endpoints [1], "198.51.100.2:4242"));
+            //  nat's port mapping goes first, as an endpoint and an srflx
+            //  candidate; behind another NAT, last; withdrawn, gone
+            rest_heartbeat_req_t *hb = calloc (1, sizeof *hb);
+            assert (hb);
+            snprintf (self->mapped.external, sizeof self->mapped.external, "203.0.113.7:40000");
+            self->mapped.local_port = 4242;
+            S_FILL_ENDPOINTS (self, hb);
+            assert (hb->endpoints_count == 3 && streq (hb->endpoints [0], "203.0.113.7:40000"));
+            assert (streq (hb->endpoints [1], "192.0.2.7:4242") && hb->candidates_count == 3);
+            assert (streq (hb->candidates [0], "candidate:100 1 UDP 1694498815 203.0.113.7 40000 typ srflx raddr 0.0.0.0 rport 4242"));
+            self->mapped.external_private = true;
+            S_FILL_ENDPOINTS (self, hb);
+            assert (hb->endpoints_count == 3 && streq (hb->endpoints [2], "203.0.113.7:40000"));
+            assert (strstr (hb->candidates [2], "typ srflx"));
+            memset (&self->mapped, 0, sizeof self->mapped);
+            S_FILL_ENDPOINTS (self, hb);
+            assert (hb->endpoints_count == 2 && hb->candidates_count == 2);
+            free (hb);
             snprintf (self->cfg.host, sizeof self->cfg.host, "127.0.0.1");
         }
     }
