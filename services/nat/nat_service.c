@@ -1295,6 +1295,7 @@ nat_service_test (bool verbose)
     assert (streq (status->peers [1].name, "bob") && streq (status->peers [1].state, "connecting"));
     assert (status->peers [1].direct && status->peers [1].tx_packets == 1);
     assert (status->tunnel_sends && status->routes >= 1);
+    assert (streq (status->port_mapping, "off") && status->port_mapping_lifetime_left == -1);
     free (status);
 
     //  alice is up: crypto got our socket with the first batch, and a ROUTE to
