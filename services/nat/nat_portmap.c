@@ -30,7 +30,8 @@ struct _nat_portmap_t {
     uint16_t local_port;
     bool fixed_local;           //  bound to a specific address: nothing to follow
     char external [72];         //  what was last announced
-    char local_seen [INET_ADDRSTRLEN];  //  our address towards the gateway when mapped
+    char local_seen [INET_ADDRSTRLEN];  //  our address towards the gateway (the default route's before one is known)
+    char probe [INET_ADDRSTRLEN];       //  where the default route goes, for the route lookup
     uint64_t restarts;
 };
 
@@ -65,6 +66,20 @@ s_gateway_host (const portmap_mapping_t *m, char *out, size_t size)
         *colon = 0;
 }
 
+//  Our address now: towards the gateway that granted the mapping, else the
+//  default route's source (a new network shows there first)
+static void
+s_local_now (nat_portmap_t *self, char *out, size_t size)
+{
+    const portmap_mapping_t *m = portmap_mapping (self->pm);
+    char gw [64];
+    if (m)
+        s_gateway_host (m, gw, sizeof gw);
+    else
+        snprintf (gw, sizeof gw, "%s", self->probe);
+    s_route_source (gw, out, size);
+}
+
 //  After every change of libportmap's state: the candidate, if it moved
 static void
 s_changed (nat_portmap_t *self)
@@ -73,11 +88,7 @@ s_changed (nat_portmap_t *self)
     char external [72] = "";
     if (m)
         snprintf (external, sizeof external, "%s:%u", m->external_addr, m->external_port);
-    if (m) {
-        char gw [64];
-        s_gateway_host (m, gw, sizeof gw);
-        s_route_source (gw, self->local_seen, sizeof self->local_seen);
-    }
+    s_local_now (self, self->local_seen, sizeof self->local_seen);
     if (streq (external, self->external))
         return;
     if (m)
@@ -134,22 +145,24 @@ s_arm (nat_portmap_t *self)
     self->timer = bus_loop_timer (self->loop, (size_t) (delay > 0 ? delay : 0), 1, s_on_timer, self);
 }
 
-//  Our address towards the gateway moved: the gateway forwards to an address we
-//  no longer have (or it is another gateway): map again from scratch
+//  Our address moved. Mapped: the gateway forwards to an address we no longer
+//  have (or it is another gateway). Failed: a new network may have a gateway
+//  that answers, no need to wait out the retry backoff. Either way: map again
+//  from scratch, now. (A request out to the gateway is left to finish.)
 static int
 s_on_check (bus_loop_t *loop, int timer_id, void *arg)
 {
     nat_portmap_t *self = (nat_portmap_t *) arg;
-    const portmap_mapping_t *m = portmap_mapping (self->pm);
-    if (!m || self->fixed_local || !*self->local_seen)
+    portmap_state_t state = portmap_state (self->pm);
+    if (self->fixed_local || (state != PORTMAP_MAPPED && state != PORTMAP_FAILED))
         return 0;
-    char gw [64], now [INET_ADDRSTRLEN];
-    s_gateway_host (m, gw, sizeof gw);
-    s_route_source (gw, now, sizeof now);
+    char now [INET_ADDRSTRLEN];
+    s_local_now (self, now, sizeof now);
     if (streq (now, self->local_seen))
         return 0;
-    bus_info ("port mapping: the address towards gateway %s moved from %s to %s: mapping again",
-              gw, self->local_seen, *now ? now : "(none)");
+    bus_info ("port mapping: this node's address moved from %s to %s (%s): mapping again",
+              *self->local_seen ? self->local_seen : "(none)", *now ? now : "(none)",
+              state == PORTMAP_MAPPED ? "the gateway forwards to the old one" : "a new network");
     self->restarts++;
     portmap_stop (self->pm);
     portmap_start (self->pm, bus_clock_ms ());
@@ -196,6 +209,8 @@ nat_portmap_new (bus_loop_t *loop, const nat_portmap_config_t *config,
     self->fixed_local = config->local_addr != NULL;
     self->timer = -1;
     self->check_ms = config->check_ms > 0 ? config->check_ms : S_CHECK_MS;
+    //  Any address beyond the LAN finds the default route (a route lookup, no packet)
+    snprintf (self->probe, sizeof self->probe, "%s", config->natpmp_gateway ? config->natpmp_gateway : "192.0.2.1");
     self->item = (zmq_pollitem_t) { NULL, portmap_fd (self->pm), ZMQ_POLLIN, 0 };
     self->check_timer = -1;
     if (bus_loop_poller (loop, &self->item, s_on_ready, self)
@@ -205,6 +220,7 @@ nat_portmap_new (bus_loop_t *loop, const nat_portmap_config_t *config,
         return NULL;
     }
     portmap_start (self->pm, bus_clock_ms ());
+    s_local_now (self, self->local_seen, sizeof self->local_seen);
     s_arm (self);
     return self;
 }
@@ -430,6 +446,7 @@ nat_portmap_test (bool verbose)
     bus_loop_poller_end (loop, &item);
     close (t.fd);
     t = (s_test_t) { .fd = -1 };
+    config.retry_ms = 5000;             //  no retry of its own while we look
     pm = nat_portmap_new (loop, &config, s_test_on_change, &t, err, sizeof err);
     assert (pm);
     s_test_run (loop, &t, 1, 300);
@@ -440,6 +457,14 @@ nat_portmap_test (bool verbose)
         printf ("  %s: %s\n", reply->port_mapping, reply->port_mapping_error);
     assert (streq (reply->port_mapping, "failed") && strstr (reply->port_mapping_error, "no gateway"));
     assert (*reply->port_mapping_external == 0 && reply->port_mapping_lifetime_left == -1);
+    //  Failed, and the address moves (a new network): a new attempt at once,
+    //  not after the retry delay
+    uint64_t failures_before, failures_after;
+    portmap_counters (pm->pm, NULL, NULL, &failures_before);
+    snprintf (pm->local_seen, sizeof pm->local_seen, "192.0.2.1");
+    s_test_run (loop, &t, 1, 150);
+    portmap_counters (pm->pm, NULL, NULL, &failures_after);
+    assert (pm->restarts == 1 && failures_after > failures_before);
     nat_portmap_event (pm, &event);
     assert (*event.external == 0 && event.local_port == 51820);
     nat_portmap_destroy (&pm);

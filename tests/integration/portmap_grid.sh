@@ -5,14 +5,17 @@
 # numbers in docs/portmap.md.
 #
 # The project's NAT grid (natgrid_lib.sh), a registry and a relay on the public
-# segment, and five nodes, each behind a `symmetric` router (a new random port
+# segment, and six nodes, each behind a `symmetric` router (a new random port
 # per destination: no hole punching gets through two of them):
 #
 #   off-a   router runs miniupnpd, connection.port_mapping = false
 #   off-b                          (the pair off-a / off-b: the proof it stays relayed)
 #   map-a   router runs miniupnpd, connection.port_mapping = true
 #   map-b                          (the pair map-a / map-b: it goes direct)
-#   nogw    no miniupnpd,          connection.port_mapping = true ("no gateway")
+#   nogw    no miniupnpd at first, connection.port_mapping = true ("no gateway");
+#           later its router starts miniupnpd and nogw moves to another address
+#           (a new network): it maps at once, not at its next retry, and goes direct
+#           with off-b
 #   upnp    router runs miniupnpd, port_mapping = true, port_mapping_protocol = "upnp"
 #           (UPnP-IGD from the sandboxed nat: SSDP, HTTP; it goes direct with off-b)
 #
@@ -23,7 +26,10 @@
 # endpoints, map-b's nat has it as map-a's first candidate, map-a / map-b ping
 # and are direct both ways within a few seconds of the mapping; miniupnpd's dnat
 # for it is in map-a's router and gone once map-a stops; nogw says "no gateway"
-# and pings off-b through the relay.
+# and pings off-b through the relay; upnp maps through UPnP and goes direct with
+# off-b. Then map-a moves to another LAN address: it maps again from there and
+# map-b, up with it by then, gets the new candidate and goes direct to it again;
+# nogw moves at the same time, into a network whose gateway answers now.
 #
 # miniupnpd (2.3.1, nftables backend) fills chains of table "inet filter" it does
 # not create: the test adds them to the grid's router, lets the dnat'ed flows
@@ -116,8 +122,8 @@ CONF
 dnats () { ip netns exec "$(grid_router "$1")" nft list chain inet filter prerouting_miniupnpd 2>/dev/null | grep dnat; }
 
 grid_spawn reg "$T/stun.log" "$PROBE" stun --lifetime 120 3478
-upnp_router off-a && upnp_router map-a && upnp_router upnp
-ok $? "miniupnpd's chains on the routers of off-a, map-a and upnp"
+upnp_router off-a && upnp_router map-a && upnp_router upnp && upnp_router nogw
+ok $? "miniupnpd's chains on the routers of off-a, map-a, upnp and nogw"
 wait_for 5 grep -q '^READY' "$T/stun.log"
 start_miniupnpd off-a
 start_miniupnpd map-a
@@ -221,14 +227,25 @@ ok $? "upnp <-> off-b (UPnP mapping on one side): a ping crosses, direct both wa
 # again from the new address, and the new candidate reaches map-b, which is up
 # by then (the old direct path died: map-a's packets leave from another
 # address now, through a new random port) and probes it first: direct again.
-OLD_IP=$(grid_ip map-a); NEW_IP=${OLD_IP%.*}.3
-t_move=$(now_ms)
-grid_exec map-a ip -b - <<IP
-addr del $OLD_IP/24 dev eth0
-addr add $NEW_IP/24 dev eth0
-route add default via ${OLD_IP%.*}.1
+# At the same time nogw's router gets a miniupnpd and nogw moves too: its
+# failed mapping is tried again at once (its next retry is 30 s away)
+start_miniupnpd nogw
+wait_for 10 stun_ok nogw
+ok $? "miniupnpd on nogw's router now"
+readdress () {   # readdress NODE NEW-IP
+    local old
+    old=$(grid_ip "$1")
+    grid_exec "$1" ip -b - <<IP
+addr del $old/24 dev eth0
+addr add $2/24 dev eth0
+route add default via ${old%.*}.1
 IP
-ok $? "map-a moved from $OLD_IP to $NEW_IP"
+}
+OLD_IP=$(grid_ip map-a); NEW_IP=${OLD_IP%.*}.3
+NOGW_IP=$(grid_ip nogw); NOGW_IP=${NOGW_IP%.*}.3
+t_move=$(now_ms)
+readdress map-a "$NEW_IP" && readdress nogw "$NOGW_IP"
+ok $? "map-a moved from $OLD_IP to $NEW_IP, nogw to $NOGW_IP"
 remapped () { status map-a | grep -qE "^port mapping (natpmp|upnp) $MAP_WAN:[0-9]+ via " && dnats map-a | grep -q "dnat ip to $NEW_IP:51820"; }
 wait_for 10 remapped
 ok $? "map-a mapped again for $NEW_IP after $(( $(now_ms) - t_move )) ms: $(status map-a | grep '^port mapping') ($(dnats map-a | grep -o "dport [0-9]* dnat ip to $NEW_IP:51820"))"
@@ -242,6 +259,14 @@ pings_and_direct () { pair_pings map-a map-b && at_new; }
 wait_for 15 pings_and_direct
 ok $? "map-a <-> map-b: direct again at $MAPPED2 and a ping crosses, $(( $(now_ms) - t_move )) ms after the move (map-b: '$(peer_path map-b map-a)' at $(peers_json map-b | jq -r '.peers[] | select(.name == "map-a") | .endpoint'))"
 MOVE_MS=$(( $(now_ms) - t_move ))
+NOGW_WAN=$(grid_wan nogw)
+nogw_mapped () { status nogw | grep -qE "^port mapping natpmp $NOGW_WAN:51820 via " \
+                  && grep -q "address moved from .* (a new network): mapping again" "$T/nogw/bifrostd.log"; }
+wait_for 10 nogw_mapped
+ok $? "nogw mapped $(( $(now_ms) - t_move )) ms after its move, not at its next retry: $(status nogw | grep '^port mapping')"
+nogw_direct () { pair_pings nogw off-b && path_is nogw off-b direct && path_is off-b nogw direct; }
+wait_for 15 nogw_direct
+ok $? "nogw <-> off-b: a ping crosses, direct both ways now ('$(peer_path nogw off-b)', '$(peer_path off-b nogw)'), $(( $(now_ms) - t_move )) ms after the move"
 
 # ---------------------------------------------------------------------------
 # map-a stops: the mapping is deleted at the gateway
