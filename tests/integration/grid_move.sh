@@ -20,7 +20,10 @@
 #      (services/nat/nat_direct_watch.c) gives the silent path up and the pair is
 #      back on the relay with an outage under 1 s, counted in nat.status
 #      (direct_lost);
-#   3. the block lifted again: direct again within the probe schedule.
+#   3. the block lifted again: direct again within the probe schedule;
+#   4. (first cell only) blocked again; after the 16 s probe round the block is
+#      lifted and an address added in a's namespace: direct 5 s later (issue 15:
+#      "5 s after a local address or route change"), not at the 32 s round.
 # One line per cell goes to $GRID_MOVE_TABLE when set (the benchmark's table). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
@@ -187,6 +190,32 @@ cell () {
     rc=$?
     again=$(( $(now_ms) - t2 ))
     result $rc "block lifted again: direct after $again ms"
+    # 4. (first cell) The retry after a local change: back on the relay, the
+    # probe rounds come at 0.5, 1, 2, 4, 8, 16, then 32 s; past the 16 s one the
+    # block is lifted and an address is added in a's namespace: nat_netwatch has
+    # the direct path tried again 5 s later, not at 32 s
+    if [ "$i" = 0 ] && [ -z "${GRID_MOVE_NO_NETCHANGE:-}" ]; then
+        local t3 t4 after
+        block $i
+        wait_for 10 via_relay
+        result $? "blocked again: on the relay"
+        t3=$(now_ms)
+        sleep 17.5
+        unblock $i
+        grid_exec $a ip link add nw0 type veth peer name nw1 && grid_exec $a ip addr add 198.51.100.77/32 dev nw0 \
+            && grid_exec $a ip link set nw0 up
+        result $? "block lifted $(( $(now_ms) - t3 )) ms after the failover, and an address added in a's namespace"
+        t4=$(now_ms)
+        wait_for 14 direct
+        rc=$?
+        after=$(( $(now_ms) - t4 ))
+        [ $rc = 0 ] && [ $after -ge 4000 ] && [ $after -lt 10000 ]
+        result $? "direct again $after ms after the address change (the change's retry at 5 s, not the probe round at 32 s)"
+        [ "$(peers_json $a | jq -r '.nat.net_changes')" -ge 1 ] 2>/dev/null
+        result $? "the change is counted (nat.net_changes $(peers_json $a | jq -r '.nat.net_changes'))"
+        grep -q "local addresses or routes changed" "$T/$a/bifrostd.log"
+        result $? "nat logged the change"
+    fi
     echo "| ${kinds%%:*} | ${kinds##*:} | $moved | ${near:-?} | $(field up lost) | $(field up duplicates) | $(field down max_gap_ms) | $(field down lost) | $again |" > "$T/cell$i.row"
 }
 
