@@ -738,3 +738,19 @@ nat_relay_path_transport (nat_service_t *self, size_t i)
         return "wss";
     return "udp";
 }
+
+size_t
+nat_relay_path_reprobe (nat_service_t *self, int64_t now)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < nat_peer_table_slots (self->table) && i < self->info_count; i++) {
+        nat_peer_t *peer = nat_peer_table_at (self->table, i);
+        if (!peer || !self->info [i].relay_id || nat_peer_state (peer) != NAT_PEER_UP
+        ||  !nat_addr_relay_peer (nat_peer_endpoint (peer)))
+            continue;
+        self->info [i].probes = 0;
+        self->info [i].probe_next_ms = now;     //  s_probe sends it at the next tick
+        count++;
+    }
+    return count;
+}

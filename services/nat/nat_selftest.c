@@ -11,6 +11,7 @@
 #include "nat_relay.h"
 #include "nat_relay_wss.h"
 #include "nat_service.h"
+#include "nat_netwatch.h"
 #include "nat_portmap.h"
 
 static const selftest_t s_tests [] = {
@@ -24,6 +25,7 @@ static const selftest_t s_tests [] = {
     { "nat_handles", nat_handles_test },
     { "nat_relay", nat_relay_test },
     { "nat_relay_wss", nat_relay_wss_test },
+    { "nat_netwatch", nat_netwatch_test },
     { "nat_portmap", nat_portmap_test },
     { "nat_service", nat_service_test },
     { NULL, NULL }
