@@ -33,6 +33,7 @@ struct _nat_portmap_t {
     char local_seen [INET_ADDRSTRLEN];  //  our address towards the gateway (the default route's before one is known)
     char probe [INET_ADDRSTRLEN];       //  where the default route goes, for the route lookup
     uint64_t restarts;
+    bool recheck;               //  the address moved while a request was out
 };
 
 static void s_arm (nat_portmap_t *self);
@@ -104,9 +105,20 @@ s_changed (nat_portmap_t *self)
         self->on_change (self, self->arg);
 }
 
+static void s_restart (nat_portmap_t *self, const char *now, const char *why);
+
 static void
 s_after (nat_portmap_t *self, bool changed)
 {
+    //  The address moved while the gateway was being asked: a failure may be
+    //  the move's (no route for a moment), so once more, now that it settled
+    if (self->recheck && portmap_state (self->pm) != PORTMAP_WORKING) {
+        self->recheck = false;
+        if (portmap_state (self->pm) == PORTMAP_FAILED) {
+            s_restart (self, NULL, "it moved while the gateway was asked");
+            return;
+        }
+    }
     if (portmap_state (self->pm) == PORTMAP_FAILED && changed)
         bus_info ("port mapping: %s: %s (next attempt in %lld ms)",
                   portmap_err_name (portmap_error_code (self->pm)), portmap_error (self->pm),
@@ -154,20 +166,42 @@ s_on_check (bus_loop_t *loop, int timer_id, void *arg)
 {
     nat_portmap_t *self = (nat_portmap_t *) arg;
     portmap_state_t state = portmap_state (self->pm);
-    if (self->fixed_local || (state != PORTMAP_MAPPED && state != PORTMAP_FAILED))
+    if (self->fixed_local || state == PORTMAP_IDLE)
         return 0;
     char now [INET_ADDRSTRLEN];
     s_local_now (self, now, sizeof now);
     if (streq (now, self->local_seen))
         return 0;
+    if (state == PORTMAP_WORKING) {
+        self->recheck = true;           //  judged when the answer is in (s_after)
+        return 0;
+    }
+    s_restart (self, now, state == PORTMAP_MAPPED ? "the gateway forwards to the old one" : "a new network");
+    return 0;
+}
+
+//  Maps again from scratch, now
+static void
+s_restart (nat_portmap_t *self, const char *now, const char *why)
+{
+    char current [INET_ADDRSTRLEN];
+    if (!now) {
+        s_local_now (self, current, sizeof current);
+        now = current;
+    }
     bus_info ("port mapping: this node's address moved from %s to %s (%s): mapping again",
-              *self->local_seen ? self->local_seen : "(none)", *now ? now : "(none)",
-              state == PORTMAP_MAPPED ? "the gateway forwards to the old one" : "a new network");
+              *self->local_seen ? self->local_seen : "(none)", *now ? now : "(none)", why);
     self->restarts++;
     portmap_stop (self->pm);
     portmap_start (self->pm, bus_clock_ms ());
     s_after (self, true);
-    return 0;
+}
+
+void
+nat_portmap_netchange (nat_portmap_t *self)
+{
+    if (self)
+        s_on_check (self->loop, -1, self);
 }
 
 nat_portmap_t *

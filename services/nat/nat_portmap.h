@@ -6,7 +6,9 @@
     what the node uses (the `nat.mapped` event, the `port_mapping*` fields of
     `nat.status`), stops the mapping when the node stops, and starts it again
     when the address nat reaches the gateway from changes (a new DHCP lease, a
-    new network): the old mapping points at an address we no longer have.
+    new network): the old mapping points at an address we no longer have, and a
+    failed one may find a gateway there. It looks when nat_netwatch says the
+    addresses or routes changed, and every 5 s (nat without rtnetlink).
     docs/portmap.md has the design and the measured times. */
 #ifndef NAT_PORTMAP_H_INCLUDED
 #define NAT_PORTMAP_H_INCLUDED
@@ -38,6 +40,10 @@ nat_portmap_t *nat_portmap_new (bus_loop_t *loop, const nat_portmap_config_t *co
                                 nat_portmap_fn *on_change, void *arg, char *err, size_t err_size);
 //  Deletes the mapping on the gateway (bounded: at most 1 s) and leaves the loop.
 void nat_portmap_destroy (nat_portmap_t **self_p);
+
+//  The host's addresses or routes changed (nat_netwatch): look at our address
+//  now rather than at the next 5 s poll. self may be NULL.
+void nat_portmap_netchange (nat_portmap_t *self);
 
 //  The mapped address "a.b.c.d:port", "" when there is none
 const char *nat_portmap_external (nat_portmap_t *self);

@@ -173,7 +173,7 @@ wait_for 5 reg_first
 ok $? "the registry lists $MAPPED first among map-a's endpoints (got '$(first_endpoint)')"
 b_knows () { grep -qE "peer map-a: (added as index [0-9]+, endpoint $MAPPED|new endpoints, first $MAPPED)" "$T/map-b/bifrostd.log"; }
 wait_for 5 b_knows
-ok $? "map-b's nat has $MAPPED as map-a's first candidate ($(grep -m1 -oE "peer map-a: (added as index [0-9]+, endpoint|new endpoints, first) [^ ,]+" "$T/map-b/bifrostd.log"))"
+ok $? "map-b's nat has $MAPPED as map-a's first candidate ($(grep -m1 -oE "peer map-a: (added as index [0-9]+, endpoint|new endpoints, first) $MAPPED" "$T/map-b/bifrostd.log"))"
 
 # nogw: no gateway answered, said clearly
 nogw_failed () { status nogw | grep -q "^port mapping failed: no gateway: "; }
@@ -260,7 +260,7 @@ wait_for 15 pings_and_direct
 ok $? "map-a <-> map-b: direct again at $MAPPED2 and a ping crosses, $(( $(now_ms) - t_move )) ms after the move (map-b: '$(peer_path map-b map-a)' at $(peers_json map-b | jq -r '.peers[] | select(.name == "map-a") | .endpoint'))"
 MOVE_MS=$(( $(now_ms) - t_move ))
 NOGW_WAN=$(grid_wan nogw)
-nogw_mapped () { status nogw | grep -qE "^port mapping natpmp $NOGW_WAN:51820 via " \
+nogw_mapped () { status nogw | grep -qE "^port mapping (natpmp|upnp) $NOGW_WAN:51820 via " \
                   && grep -q "address moved from .* (a new network): mapping again" "$T/nogw/bifrostd.log"; }
 wait_for 10 nogw_mapped
 ok $? "nogw mapped $(( $(now_ms) - t_move )) ms after its move, not at its next retry: $(status nogw | grep '^port mapping')"
