@@ -170,7 +170,10 @@ s_on_check (bus_loop_t *loop, int timer_id, void *arg)
         return 0;
     char now [INET_ADDRSTRLEN];
     s_local_now (self, now, sizeof now);
-    if (streq (now, self->local_seen))
+    //  No route at all (an address going, the next one not there yet): nothing
+    //  can be asked now; judged again when a route is back (the next event or
+    //  poll), which may well be the same address (a flap: the mapping holds)
+    if (!*now || streq (now, self->local_seen))
         return 0;
     if (state == PORTMAP_WORKING) {
         self->recheck = true;           //  judged when the answer is in (s_after)
