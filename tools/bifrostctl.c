@@ -233,6 +233,13 @@ s_peers (const char *run_dir, bool json)
                                              : streq (nat.relay_transport, "tcp") ? ", over TCP" : "");
         else
             printf ("relay: none of %u answers\n", nat.relays);
+        //  This node's NAT mapping as the relays see it (RFC 4787 terms)
+        if (streq (nat.mapping, "endpoint-dependent-sequential"))
+            printf ("NAT mapping: %s (step %u, highest port %u; from %u relays)\n", nat.mapping,
+                    nat.mapping_step, nat.mapping_highest_port, nat.mapping_relays);
+        else
+            printf ("NAT mapping: %s (from %u relay%s)\n", nat.mapping, nat.mapping_relays,
+                    nat.mapping_relays == 1 ? "" : "s");
     }
     printf ("%-16s %-24s %-16s %-10s %-10s %12s %12s %10s\n",
             "PEER", "ENDPOINT", "PATH", "STATE", "HANDSHAKE", "RX", "TX", "LAST-RX");

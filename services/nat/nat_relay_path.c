@@ -19,12 +19,14 @@
 #include "bus_log.h"
 #include "relay_stream.h"
 #include "nat_relay_wss.h"
+#include "nat_mapping.h"
 #include "schemas/wire.h"
 
 #include <arpa/inet.h>
 
 #include <assert.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -371,9 +373,11 @@ s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
                              err, sizeof err))
         bus_warn ("relay.servers refused: %s", err);
     else {
-        if (!same)
+        if (!same) {
             for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++)
                 s_tcp_close (self, i);
+            nat_mapping_clear (self->mapping);
+        }
         if (!same || msg->tls_port != self->relay_tls_port)
             s_wss_close_all (self);
         self->relay_tls_port = (uint16_t) (count ? msg->tls_port : 0);
@@ -417,6 +421,7 @@ nat_relay_path_open (nat_service_t *self)
         self->wss_state [i].attempt_ms = -1;
     }
     self->wss_ingest = (nat_ingest_t) { NAT_HANDLE_NONE, NULL, true };
+    self->mapping = nat_mapping_new ();
     bus_service_subscribe (self->svc, "relay.servers", s_on_servers, self);
 }
 
@@ -429,6 +434,7 @@ nat_relay_path_close (nat_service_t *self)
     free (self->relay_ca);
     self->relay_ca = NULL;
     nat_relay_destroy (&self->relay);
+    nat_mapping_destroy (&self->mapping);
     free (self->frames);
     self->frames = NULL;
 }
@@ -604,6 +610,52 @@ nat_relay_path_tick (nat_service_t *self, int64_t now)
 }
 
 //  ---------------------------------------------------------------------------
+//  This node's mapping (nat_mapping.h): every REGISTERED over UDP is an
+//  observation; one over TCP or WSS shows another flow, so that relay stops
+//  counting. The local addresses are read again when an observation changed
+//  (a new relay, a NAT that rebound): not on every refresh.
+
+static void
+s_mapping_locals (nat_service_t *self)
+{
+    nat_addr_t locals [NAT_MAPPING_LOCAL_MAX];
+    size_t count = 0;
+    struct ifaddrs *list = NULL;
+    if (getifaddrs (&list) == 0) {
+        for (struct ifaddrs *ifa = list; ifa && count < NAT_MAPPING_LOCAL_MAX; ifa = ifa->ifa_next)
+            if (ifa->ifa_addr && (ifa->ifa_addr->sa_family == AF_INET || ifa->ifa_addr->sa_family == AF_INET6)
+            &&  nat_addr_set_sockaddr (&locals [count], ifa->ifa_addr,
+                                       ifa->ifa_addr->sa_family == AF_INET ? sizeof (struct sockaddr_in)
+                                                                           : sizeof (struct sockaddr_in6)) == 0)
+                count++;
+        freeifaddrs (list);
+    }
+    nat_mapping_set_local (self->mapping, locals, count, nat_udp_port (self->udp));
+}
+
+static void
+s_mapping_update (nat_service_t *self, size_t server, bool over_udp)
+{
+    nat_relay_server_t *s = nat_relay_server (self->relay, server);
+    if (!s || !self->mapping)
+        return;
+    bool changed = over_udp && s->up ? nat_mapping_observe (self->mapping, &s->endpoint.addr, &s->observed)
+                                     : nat_mapping_forget (self->mapping, &s->endpoint.addr);
+    if (!changed)
+        return;
+    s_mapping_locals (self);
+    nat_mapping_class_t kind = nat_mapping_class (self->mapping);
+    if ((int) kind == self->mapping_class)
+        return;
+    self->mapping_class = (int) kind;
+    if (kind == NAT_MAPPING_EDM_SEQ)
+        bus_info ("this node's NAT mapping: %s (step %u, highest port %u; %zu relays)", nat_mapping_class_name (kind),
+                  nat_mapping_step (self->mapping), nat_mapping_highest (self->mapping), nat_mapping_count (self->mapping));
+    else
+        bus_info ("this node's NAT mapping: %s (%zu relays)", nat_mapping_class_name (kind), nat_mapping_count (self->mapping));
+}
+
+//  ---------------------------------------------------------------------------
 //  Datagrams
 
 bool
@@ -642,6 +694,8 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
         self->counters.relay_tcp_left++;
         s_tcp_close (self, (size_t) server);
     }
+    if (d [0] == RELAY_PROTO_REGISTERED)
+        s_mapping_update (self, (size_t) server, !tcp->reading && streq (nat_relay_path_transport (self, (size_t) server), "udp"));
     if (event == NAT_RELAY_ESTABLISHED) {
         for (size_t i = 0; i < self->info_count; i++)
             if (self->info [i].relay_id == peer_id) {
@@ -737,4 +791,30 @@ nat_relay_path_transport (nat_service_t *self, size_t i)
     if (self->wss && nat_relay_wss_open_now (self->wss, i))
         return "wss";
     return "udp";
+}
+
+void
+nat_relay_path_status (nat_service_t *self, nat_status_reply_t *reply)
+{
+    nat_mapping_class_t kind = self->mapping ? nat_mapping_class (self->mapping) : NAT_MAPPING_UNKNOWN;
+    snprintf (reply->mapping, sizeof reply->mapping, "%s", nat_mapping_class_name (kind));
+    if (self->mapping) {
+        reply->mapping_relays = (uint32_t) nat_mapping_count (self->mapping);
+        reply->mapping_step = nat_mapping_step (self->mapping);
+        reply->mapping_highest_port = nat_mapping_highest (self->mapping);
+    }
+    for (size_t i = 0; self->relay && i < nat_relay_count (self->relay) && reply->relay_list_count < 8; i++) {
+        nat_relay_server_t *server = nat_relay_server (self->relay, i);
+        nat_status_relay_t *out = &reply->relay_list [reply->relay_list_count++];
+        snprintf (out->name, sizeof out->name, "%s", server->name);
+        if (server->resolved)
+            nat_addr_format (&server->endpoint.addr, out->address, sizeof out->address);
+        out->up = server->up;
+        snprintf (out->transport, sizeof out->transport, "%s", nat_relay_path_transport (self, i));
+        out->rtt_us = server->rtt_us;
+        if (nat_addr_is_set (&server->observed))
+            nat_addr_format (&server->observed, out->observed, sizeof out->observed);
+        out->registers = server->registers;
+        out->answers = server->answers;
+    }
 }

@@ -9,6 +9,7 @@
 #include "nat_peer_table.h"
 #include "nat_handles.h"
 #include "nat_relay.h"
+#include "nat_mapping.h"
 #include "nat_relay_wss.h"
 #include "nat_service.h"
 
@@ -22,6 +23,7 @@ static const selftest_t s_tests [] = {
     { "nat_peer_table", nat_peer_table_test },
     { "nat_handles", nat_handles_test },
     { "nat_relay", nat_relay_test },
+    { "nat_mapping", nat_mapping_test },
     { "nat_relay_wss", nat_relay_wss_test },
     { "nat_service", nat_service_test },
     { NULL, NULL }

@@ -445,6 +445,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     nat_relay_path_wss_stats (self, &reply->relay_wss_opens, &reply->relay_wss_opened, &reply->relay_wss_failed);
     reply->relay_wss_rx = self->counters.relay_wss_rx;
     reply->relay_wss_tx = self->counters.relay_wss_tx;
+    nat_relay_path_status (self, reply);
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);

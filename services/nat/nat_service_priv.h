@@ -143,6 +143,9 @@ struct _nat_service_t {
     size_t relay_ca_size;
     nat_ingest_t wss_ingest;                    //  messages of one wss service round
     size_t forced_count;
+    //  This node's NAT mapping, from the relays' REGISTERED (nat_relay_path.c)
+    struct _nat_mapping_t *mapping;
+    int mapping_class;                          //  nat_mapping_class_t last logged
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the
@@ -204,6 +207,8 @@ bool nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *se
 void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
 //  How relay i is reached now: "udp", "tcp" or "wss"
 const char *nat_relay_path_transport (nat_service_t *self, size_t i);
+//  This node's mapping class and every relay, for nat.status
+void nat_relay_path_status (nat_service_t *self, nat_status_reply_t *reply);
 //  The WebSocket over TLS counters (zero before the first attempt)
 void nat_relay_path_wss_stats (nat_service_t *self, uint64_t *opens, uint64_t *opened, uint64_t *failed);
 
