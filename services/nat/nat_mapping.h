@@ -27,8 +27,8 @@
 #define NAT_MAPPING_LOCAL_MAX   16
 //  Ports that differ by at most this much between two destinations count as
 //  sequential: other flows of the same host (or of other hosts behind the same
-//  NAT) may take ports between our REGISTERs. A random allocator lands this
-//  close by chance about 32 times in 28,000 (Linux's 1024-65535 range halved).
+//  NAT) may take ports between our REGISTERs. Two ports drawn at random from
+//  1024-65535 land this close about once in a thousand.
 #define NAT_MAPPING_SEQ_GAP_MAX 32
 
 typedef enum {

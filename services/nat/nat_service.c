@@ -477,6 +477,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
             snprintf (out->relay_id, sizeof out->relay_id, "%016" PRIx64, self->info [i].relay_id);
         if (i < self->info_count && nat_addr_is_set (&self->info [i].relay_seen))
             nat_addr_format (&self->info [i].relay_seen, out->relay_seen, sizeof out->relay_seen);
+        if (i < self->info_count)
+            nat_relay_path_peer_status (self, i, out);
     }
     bus_service_reply (svc, env, &nat_status_reply_schema, reply);
     free (reply);
@@ -556,7 +558,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
         bus_debug ("peer %s: the relay saw it at %s before it was known", info->name,
                    nat_addr_format (&info->relay_seen, text, sizeof text));
     }
-    nat_addr_clear (&info->probe_addr2);
+    memset (&info->plan, 0, sizeof info->plan);
     info->last_dial_ms = info->watch_first_ms = info->watch_probe_ms = 0;
     //  The first dial below may reach crypto before crypto knows the peer (its
     //  peer.up may come a moment later), or reach the relay before the peer
