@@ -22,7 +22,14 @@
 # Then: a public node with connection.force_relay stays on the relay with a
 # public peer, both ways; `bifrostctl status` names the relay and its round
 # trip; and when the relay a pair uses dies (every process of it killed with
-# SIGKILL), the pair moves to the other one and pings again within 4 s. (TAP)
+# SIGKILL), the pair moves to the other one and pings again within 4 s.
+#
+# Port prediction (issue 15, docs/nat.md): symmetric-seq goes direct with
+# port-restricted and cgnat; port-restricted-a counted the predicted probes, and a
+# port-restricted node with connection.port_prediction = false (nopredict) stays
+# relayed with symmetric-seq-b through three probe rounds. The plain-words reason
+# a peer is relayed is asserted for symmetric x symmetric, and is empty for a
+# direct pair. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
