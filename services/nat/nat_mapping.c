@@ -211,6 +211,23 @@ nat_mapping_may_predict (nat_mapping_class_t kind)
     return kind == NAT_MAPPING_NONE || kind == NAT_MAPPING_EIM;
 }
 
+uint16_t
+nat_mapping_predict (uint16_t seen, uint32_t round, uint32_t window, uint32_t span, uint16_t *from)
+{
+    *from = 0;
+    if (round < 1 || window < 1)
+        return 0;
+    uint32_t rounds = span / window ? span / window : 1;
+    uint32_t offset = 1 + ((round - 1) % rounds) * window;
+    if ((uint32_t) seen + offset > 65535)
+        offset = 1;                     //  the windows past the top: from the start again
+    if ((uint32_t) seen + offset > 65535)
+        return 0;                       //  seen is 65535: nothing above it
+    uint32_t room = 65535u - seen - offset + 1;
+    *from = (uint16_t) offset;
+    return (uint16_t) (window < room ? window : room);
+}
+
 //  ---------------------------------------------------------------------------
 //  Self test: each class from the observations that make it, the step and the
 //  highest port, a relay forgotten, and what may predict.
@@ -293,6 +310,22 @@ nat_mapping_test (bool verbose)
         nat_mapping_observe (self, &r, &seen);
     }
     assert (nat_mapping_count (self) == NAT_MAPPING_OBS_MAX && nat_mapping_class (self) == NAT_MAPPING_EIM);
+
+    //  Prediction windows: +1..+16, +17..+32, ... up to the span, then again
+    uint16_t from;
+    assert (nat_mapping_predict (30002, 0, 16, 256, &from) == 0 && from == 0);
+    assert (nat_mapping_predict (30002, 1, 16, 256, &from) == 16 && from == 1);
+    assert (nat_mapping_predict (30002, 2, 16, 256, &from) == 16 && from == 17);
+    assert (nat_mapping_predict (30002, 16, 16, 256, &from) == 16 && from == 241);
+    assert (nat_mapping_predict (30002, 17, 16, 256, &from) == 16 && from == 1);
+    assert (nat_mapping_predict (30002, 3, 64, 256, &from) == 64 && from == 129);
+    assert (nat_mapping_predict (30002, 2, 100, 50, &from) == 100 && from == 1);    //  span below one window
+    //  Near the top: cut at 65535, then from +1 again; nothing above 65535
+    assert (nat_mapping_predict (65530, 1, 16, 256, &from) == 5 && from == 1);
+    assert (nat_mapping_predict (65500, 3, 16, 256, &from) == 3 && from == 33);
+    assert (nat_mapping_predict (65500, 4, 16, 256, &from) == 16 && from == 1);
+    assert (nat_mapping_predict (65535, 1, 16, 256, &from) == 0);
+    assert (nat_mapping_predict (100, 1, 0, 256, &from) == 0);
 
     //  Names
     assert (strcmp (nat_mapping_class_name (NAT_MAPPING_EDM_SEQ), "endpoint-dependent-sequential") == 0);

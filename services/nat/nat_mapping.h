@@ -78,6 +78,14 @@ const char *nat_mapping_class_words (nat_mapping_class_t kind);
 //  mapping is endpoint-independent (or there is no NAT).
 bool nat_mapping_may_predict (nat_mapping_class_t kind);
 
+//  Port prediction toward a peer whose NAT maps in sequence and was seen at
+//  port `seen`: the ports probe round `round` covers (1 = the first after a
+//  round went unanswered), `window` of them, a window further on each round
+//  up to `span` ports after the seen one, then from +1 again; never past
+//  65535. Returns how many (0: none) and *from, the first one's distance from
+//  `seen` (nat_relay_path.c, docs/nat.md "Port prediction").
+uint16_t nat_mapping_predict (uint16_t seen, uint32_t round, uint32_t window, uint32_t span, uint16_t *from);
+
 void nat_mapping_test (bool verbose);
 
 #endif

@@ -488,17 +488,8 @@ s_predict_window (nat_service_t *self, nat_peer_info_t *info, uint16_t *from)
     if (!self->config.port_prediction || info->probes < 1 || !self->mapping
     ||  !nat_mapping_may_predict (nat_mapping_class (self->mapping)))
         return 0;
-    uint32_t window = (uint32_t) self->config.port_prediction_window;
-    uint32_t rounds = S_PREDICT_SPAN / window ? S_PREDICT_SPAN / window : 1;
-    uint32_t offset = 1 + ((info->probes - 1) % rounds) * window;
-    uint32_t seen = nat_addr_port (&info->relay_seen);
-    if (seen + offset > 65535)
-        offset = 1;
-    uint32_t room = 65535u - seen - offset + 1;
-    if (seen + offset > 65535 || room == 0)
-        return 0;
-    *from = (uint16_t) offset;
-    return (uint16_t) (window < room ? window : room);
+    return nat_mapping_predict (nat_addr_port (&info->relay_seen), info->probes,
+                                (uint32_t) self->config.port_prediction_window, S_PREDICT_SPAN, from);
 }
 
 //  Up through the relay, and direct candidates known: one of them is tried 0.5 s
@@ -950,9 +941,10 @@ s_conclusion (nat_mapping_class_t kind)
             return "so only a peer whose NAT filters by address alone (or no NAT) can answer "
                    "(we send no predicted ports: each would use up one of ours)";
         case NAT_MAPPING_NONE:
+            return "so their side drops what we send (a firewall or NAT that blocks UDP from us)";
         case NAT_MAPPING_EIM:
-            return "so their NAT maps per destination with ports we cannot predict, or blocks UDP, "
-                   "and filters by port";
+            return "so their NAT likely maps per destination with ports we cannot predict (or blocks UDP), "
+                   "and ours filters by port";
         default:
             return "so we send no predicted ports";
     }
