@@ -467,6 +467,22 @@ s_dial_through_relay (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *in
     nat_service_send_dial (self, peer);
 }
 
+//  A peer's registered candidates with an address (named ones are left to the
+//  dialler), but not its relay-seen mapping: probes go to one a round, in turn
+static size_t
+s_candidates (nat_peer_t *peer, nat_peer_info_t *info, const nat_addr_t *out [NAT_PEER_ENDPOINTS_MAX + 1])
+{
+    size_t count = 0;
+    for (size_t k = 0; nat_peer_direct (peer) && k < NAT_PEER_ENDPOINTS_MAX + 1; k++) {
+        const nat_endpoint_t *c = nat_peer_configured_at (peer, k);
+        if (!c)
+            break;
+        if (!c->is_name && nat_addr_is_set (&c->addr) && !nat_addr_eq (&c->addr, &info->relay_seen))
+            out [count++] = &c->addr;
+    }
+    return count;
+}
+
 //  Port prediction (connection.port_prediction, docs/nat.md "Port prediction"):
 //  which ports after the peer's seen mapping this probe also goes to. A NAT
 //  that maps per destination in sequence gives the peer's probe to us one of
@@ -520,16 +536,8 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
         info->probe_next_ms = info->last_dial_ms + 300;
         return;
     }
-    //  The candidates with an address (named ones are left to the dialler)
     const nat_addr_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
-    size_t count = 0;
-    for (size_t k = 0; nat_peer_direct (peer) && k < NAT_PEER_ENDPOINTS_MAX + 1; k++) {
-        const nat_endpoint_t *c = nat_peer_configured_at (peer, k);
-        if (!c)
-            break;
-        if (!c->is_name && nat_addr_is_set (&c->addr) && !nat_addr_eq (&c->addr, &info->relay_seen))
-            candidates [count++] = &c->addr;
-    }
+    size_t count = s_candidates (peer, info, candidates);
     //  Hole punching: every probe also goes to the peer's public mapping as the
     //  relay saw it (ESTABLISHED), which the peer's probes toward ours open from
     //  its side: the first probe of one side opens its own NAT's filter, the
@@ -980,11 +988,21 @@ s_reason (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, char *ou
                   self->config.hole_punch ? "" : "; connection.hole_punch = false");
         return;
     }
-    char legs [2 * NAT_ADDR_TEXT_MAX + 8] = "", text [NAT_ADDR_TEXT_MAX], predicted [48] = "";
-    for (size_t k = 0; k < info->plan.legs_count; k++) {
+    //  Every address the rounds went to: the relay-seen mapping (hole punching)
+    //  and the candidates taken in turn, one a round
+    const nat_addr_t *tried [NAT_PEER_ENDPOINTS_MAX + 2];
+    size_t n = 0;
+    if (self->config.hole_punch && nat_addr_is_set (&info->relay_seen))
+        tried [n++] = &info->relay_seen;
+    const nat_addr_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
+    size_t count = s_candidates (peer, info, candidates);
+    for (size_t k = 0; k < count && k < info->probes; k++)
+        tried [n++] = candidates [k];
+    char legs [200] = "", text [NAT_ADDR_TEXT_MAX], predicted [48] = "";
+    for (size_t k = 0; k < n; k++) {
         size_t used = strlen (legs);
-        snprintf (legs + used, sizeof legs - used, "%s%s", k ? " and " : "",
-                  nat_addr_format (&info->plan.legs [k], text, sizeof text));
+        snprintf (legs + used, sizeof legs - used, "%s%s", k == 0 ? "" : k + 1 == n ? " and " : ", ",
+                  nat_addr_format (tried [k], text, sizeof text));
     }
     //  The predicted ports covered so far: a window per round after the first
     if (info->plan.predicted) {
