@@ -1024,3 +1024,19 @@ nat_relay_path_peer_status (nat_service_t *self, size_t index, nat_status_peer_t
     if (peer && self->relay)
         s_reason (self, peer, info, out->reason, sizeof out->reason);
 }
+
+size_t
+nat_relay_path_reprobe (nat_service_t *self, int64_t now)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < nat_peer_table_slots (self->table) && i < self->info_count; i++) {
+        nat_peer_t *peer = nat_peer_table_at (self->table, i);
+        if (!peer || !self->info [i].relay_id || nat_peer_state (peer) != NAT_PEER_UP
+        ||  !nat_addr_relay_peer (nat_peer_endpoint (peer)))
+            continue;
+        self->info [i].probes = 0;
+        self->info [i].probe_next_ms = now;     //  s_probe sends it at the next tick
+        count++;
+    }
+    return count;
+}

@@ -12,6 +12,7 @@
 #include "nat_mapping.h"
 #include "nat_relay_wss.h"
 #include "nat_service.h"
+#include "nat_netwatch.h"
 
 static const selftest_t s_tests [] = {
     { "nat_addr", nat_addr_test },
@@ -25,6 +26,7 @@ static const selftest_t s_tests [] = {
     { "nat_relay", nat_relay_test },
     { "nat_mapping", nat_mapping_test },
     { "nat_relay_wss", nat_relay_wss_test },
+    { "nat_netwatch", nat_netwatch_test },
     { "nat_service", nat_service_test },
     { NULL, NULL }
 };

@@ -100,6 +100,10 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
         if (file)
             fclose (file);
     }
+    const char *device = NULL;
+    if (!config || !config_lookup_string (bus_config_raw (config), "device.name", &device))
+        device = "bifrost0";
+    snprintf (cfg.device_name, sizeof cfg.device_name, "%s", device);
     *out = cfg;
 }
 
@@ -283,6 +287,33 @@ static const nat_peer_handler_t s_handler = {
 
 static void s_redial (nat_service_t *self);
 
+//  The host's addresses or routes changed (nat_netwatch): direct paths are tried
+//  again NAT_NETCHANGE_DELAY_MS after the first change of a burst, when DHCP
+//  and the routes have settled
+static int
+s_netwatch_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    int changes = nat_netwatch_read (self->netwatch);
+    if (changes > 0 && !self->netchange_due_ms) {
+        self->netchange_due_ms = bus_clock_ms () + NAT_NETCHANGE_DELAY_MS;
+        bus_info ("local addresses or routes changed: direct paths are tried again in %d ms",
+                  NAT_NETCHANGE_DELAY_MS);
+    }
+    return 0;
+}
+
+static void
+s_netchange_tick (nat_service_t *self, int64_t now)
+{
+    if (!self->netchange_due_ms || now < self->netchange_due_ms)
+        return;
+    self->netchange_due_ms = 0;
+    self->counters.net_changes++;
+    size_t peers = nat_relay_path_reprobe (self, now);
+    bus_info ("after the address or route change: probing %zu relayed peer(s) again", peers);
+}
+
 static int
 s_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
@@ -291,6 +322,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     s_redial (self);
     nat_relay_path_tick (self, bus_clock_ms ());
     nat_direct_watch_tick (self, bus_clock_ms ());
+    s_netchange_tick (self, bus_clock_ms ());
     return 0;
 }
 
@@ -417,6 +449,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->pauses = self->counters.pauses;
     reply->direct_probes = self->counters.direct_probes;
     reply->direct_lost = self->counters.direct_lost;
+    reply->net_changes = self->counters.net_changes;
     reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
     reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
     reply->tunnel_sends = self->config.tunnel_sends;
@@ -771,6 +804,15 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->tick_timer = bus_loop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
         return s_fail (err, err_size, "cannot add the timer to the loop");
+    char nerr [200];
+    self->netwatch = nat_netwatch_new (config->device_name, nerr, sizeof nerr);
+    if (self->netwatch) {
+        self->netwatch_item = (zmq_pollitem_t) { NULL, nat_netwatch_fd (self->netwatch), ZMQ_POLLIN, 0 };
+        if (bus_loop_poller (self->loop, &self->netwatch_item, s_netwatch_ready, self))
+            nat_netwatch_destroy (&self->netwatch);
+    }
+    else
+        bus_warn ("%s: address changes will not bring direct paths back early", nerr);
     self->relay_ca = config->relay_ca;          //  ours now (nat_relay_path_close frees it)
     self->relay_ca_size = config->relay_ca_size;
     config->relay_ca = NULL;
@@ -818,6 +860,9 @@ nat_service_destroy (nat_service_t **self_p)
         bus_loop_poller_end (self->loop, &self->udp_item);
     if (self->resolver)
         bus_loop_poller_end (self->loop, &self->resolver_item);
+    if (self->netwatch)
+        bus_loop_poller_end (self->loop, &self->netwatch_item);
+    nat_netwatch_destroy (&self->netwatch);
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);

@@ -14,6 +14,7 @@
 #include "nat_relay.h"
 #include "nat_resolver.h"
 #include "nat_udp.h"
+#include "nat_netwatch.h"
 #include "bus_clock.h"
 #include "bus_pause.h"
 #include "bus_pipe.h"
@@ -21,6 +22,7 @@
 #define NAT_ROUNDS 16
 #define NAT_SEEN_EARLY_MAX 32   //  ESTABLISHED kept for peers not known yet
 #define NAT_SEEN_EARLY_MS 60000
+#define NAT_NETCHANGE_DELAY_MS 5000   //  direct paths tried again this long after an address/route change
 #define NAT_DIRECT_HOLD_MS 800  //  a direct path heard this recently keeps its peer off the relay           //  reads per loop wakeup, so neither direction starves
 
 //  Where one probe (a handshake initiation of a peer up through the relay)
@@ -100,6 +102,7 @@ typedef struct {
     uint64_t direct_probes, direct_lost;        //  nat_direct_watch.c
     uint64_t relay_wss_rx, relay_wss_tx;
     uint64_t predicted;         //  probe datagrams to predicted ports (connection.port_prediction)
+    uint64_t net_changes;                       //  address/route changes acted on (nat_netwatch)
 } nat_counters_t;
 
 //  The state of one batch of datagrams on their way to crypto
@@ -166,6 +169,10 @@ struct _nat_service_t {
         int64_t sent_ms;                        //  0: never sent
         bool back;                              //  it came back
     } hairpin;
+    //  The host's address and route changes (nat_netwatch)
+    nat_netwatch_t *netwatch;                   //  NULL when rtnetlink was refused
+    zmq_pollitem_t netwatch_item;
+    int64_t netchange_due_ms;                   //  direct paths tried again then, 0: not planned
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the
@@ -223,6 +230,9 @@ void nat_relay_path_probe_leg (nat_service_t *self, nat_peer_t *peer, size_t k, 
 //  The peer's address as a relay saw it, from an ESTABLISHED that came before
 //  the peer was known (within NAT_SEEN_EARLY_MS): true and *seen set, else false
 bool nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *seen);
+//  Every peer up through the relay is probed on its direct candidates at once,
+//  its probe schedule started over (after an address or route change); how many
+size_t nat_relay_path_reprobe (nat_service_t *self, int64_t now);
 //  Where a peer's packets go now, as bifrostctl shows it: "direct", "relay NAME" or ""
 void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
 //  How relay i is reached now: "udp", "tcp" or "wss"
