@@ -239,6 +239,17 @@ s_upnp_error (s_worker_t *w, int rc, const char *what, char *err, size_t err_siz
     return PORTMAP_ERR_REFUSED;
 }
 
+//  The host:port of an IGD's control URL ("http://10.1.0.1:5555/ctl/IPConn"),
+//  shown as the gateway that granted the mapping
+static void
+s_url_host (const char *url, char *out, size_t size)
+{
+    const char *start = strstr (url, "://");
+    start = start ? start + 3 : url;
+    size_t len = strcspn (start, "/?#");
+    snprintf (out, size, "%.*s", (int) (len < size - 1 ? len : size - 1), start);
+}
+
 static portmap_err_t
 s_upnp_map (s_worker_t *w, const s_request_t *req, portmap_mapping_t *m, char *err, size_t err_size)
 {
@@ -340,6 +351,7 @@ s_upnp_map (s_worker_t *w, const s_request_t *req, portmap_mapping_t *m, char *e
     if (s_check_lifetime (lifetime, err, err_size))
         return PORTMAP_ERR_BOGUS;
     m->protocol = PORTMAP_UPNP;
+    s_url_host (control, m->gateway, sizeof m->gateway);
     snprintf (m->external_addr, sizeof m->external_addr, "%.15s", ext_addr);
     snprintf (m->internal_addr, sizeof m->internal_addr, "%.15s", client);
     m->external_port = port;
@@ -510,6 +522,8 @@ s_natpmp_map (s_worker_t *w, const s_request_t *req, portmap_mapping_t *m, char 
             rc = PORTMAP_ERR_BOGUS;
         else {
             m->protocol = PORTMAP_NATPMP;
+            struct in_addr gw = { .s_addr = np.gateway };
+            inet_ntop (AF_INET, &gw, m->gateway, sizeof m->gateway);
             snprintf (m->external_addr, sizeof m->external_addr, "%.15s", ext_addr);
             m->internal_addr [0] = 0;
             m->external_port = pub;
@@ -1423,6 +1437,7 @@ portmap_test (bool verbose)
     assert (portmap_state (pm) == PORTMAP_MAPPED);
     const portmap_mapping_t *m = portmap_mapping (pm);
     assert (m && m->protocol == PORTMAP_NATPMP);
+    assert (streq_ (m->gateway, "127.0.0.1"));          //  who granted it
     assert (streq_ (m->external_addr, "203.0.113.5") && m->external_port == 40001);
     assert (m->lifetime_s == 120 && !m->external_private);
     assert (m->renew_ms == 60000 && m->expires_ms == 120000);
@@ -1640,6 +1655,7 @@ portmap_test (bool verbose)
     assert (s_test_handle (pm, now));
     m = portmap_mapping (pm);
     assert (m && m->protocol == PORTMAP_UPNP && streq_ (m->external_addr, "203.0.113.9"));
+    assert (strncmp (m->gateway, "127.0.0.1:", 10) == 0);  //  the IGD's host:port
     assert (m->external_port != 40000 && m->external_port >= 1024);
     assert (streq_ (m->internal_addr, "127.0.0.1"));
     assert (m->lifetime_s == 120 && m->renew_ms == now + 60000);

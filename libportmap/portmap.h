@@ -78,6 +78,7 @@ typedef struct {
     char external_addr [16];    //  dotted IPv4, checked
     uint16_t external_port;
     char internal_addr [16];    //  the address the gateway forwards to (UPnP; NAT-PMP: "")
+    char gateway [64];          //  who granted it: NAT-PMP the gateway's IPv4, UPnP the IGD's host:port
     uint32_t lifetime_s;        //  granted (UPnP 0 = "permanent" is kept as the asked lifetime)
     bool external_private;      //  the gateway's address is private/shared: another NAT above
     int64_t mapped_ms;          //  caller time of the last (re)mapping

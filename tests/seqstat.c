@@ -48,14 +48,14 @@ seqstat_sent (seqstat_t *self, int64_t now_us)
 }
 
 static void
-s_gap (seqstat_t *self, int64_t from_us, int64_t to_us, uint64_t missing)
+s_gap (seqstat_t *self, int64_t from_us, int64_t to_us, uint64_t missing, uint64_t first)
 {
     int64_t gap = to_us - from_us;
     if (gap > self->max_gap_us) {
         self->max_gap_us = gap;
         self->max_gap_at_us = from_us - self->start_us;
     }
-    seqstat_gap_t g = { (from_us - self->start_us) / 1000, gap / 1000, missing };
+    seqstat_gap_t g = { (from_us - self->start_us) / 1000, gap / 1000, missing, first };
     if (gap >= self->report_us && self->gaps_count < SEQSTAT_GAPS_MAX)
         self->gaps [self->gaps_count++] = g;
     if (missing && self->losses_count < SEQSTAT_GAPS_MAX)
@@ -74,9 +74,11 @@ seqstat_receive (seqstat_t *self, uint64_t seq, int64_t now_us)
         return;
     }
     self->seen [seq / 8] |= (uint8_t) (1u << (seq % 8));
-    uint64_t missing = 0;
-    if (self->received && seq > self->max_seq)
+    uint64_t missing = 0, first = 0;
+    if (self->received && seq > self->max_seq) {
         missing = seq - self->max_seq - 1;
+        first = self->max_seq + 1;
+    }
     else
     if (!self->received)
         missing = seq;
@@ -85,8 +87,18 @@ seqstat_receive (seqstat_t *self, uint64_t seq, int64_t now_us)
     else
         self->max_seq = seq;
     self->received++;
-    s_gap (self, self->last_rx_us ? self->last_rx_us : self->start_us, now_us, missing);
+    s_gap (self, self->last_rx_us ? self->last_rx_us : self->start_us, now_us, missing, first);
     self->last_rx_us = now_us;
+}
+
+uint64_t
+seqstat_never (const seqstat_t *self, const seqstat_gap_t *gap)
+{
+    uint64_t never = 0;
+    for (uint64_t q = gap->first; q < gap->first + gap->missing; q++)
+        if (q >= self->seen_bits || !(self->seen [q / 8] & (1u << (q % 8))))
+            never++;
+    return never;
 }
 
 void
@@ -95,7 +107,7 @@ seqstat_finish (seqstat_t *self)
     uint64_t next = self->received ? self->max_seq + 1 : 0;
     if (self->sent > next && self->last_sent_us)
         s_gap (self, self->last_rx_us ? self->last_rx_us : self->start_us, self->last_sent_us,
-               self->sent - next);
+               self->sent - next, next);
 }
 
 uint64_t
@@ -117,8 +129,9 @@ seqstat_json_members (const seqstat_t *self, FILE *out)
                  self->gaps [g].len_ms, self->gaps [g].missing);
     fprintf (out, "],\"losses\":[");
     for (size_t g = 0; g < self->losses_count; g++)
-        fprintf (out, "%s[%" PRId64 ",%" PRId64 ",%" PRIu64 "]", g ? "," : "", self->losses [g].at_ms,
-                 self->losses [g].len_ms, self->losses [g].missing);
+        fprintf (out, "%s[%" PRId64 ",%" PRId64 ",%" PRIu64 ",%" PRIu64 "]", g ? "," : "",
+                 self->losses [g].at_ms, self->losses [g].len_ms, self->losses [g].missing,
+                 seqstat_never (self, &self->losses [g]));
     fprintf (out, "]");
 }
 
@@ -157,6 +170,9 @@ seqstat_test (bool verbose)
     //  Losses: the long pause, and 21 arriving before 20 (10 ms after 19) skipped one
     assert (s->losses_count == 2);
     assert (s->losses [0].missing == 5 && s->losses [1].missing == 1 && s->losses [1].len_ms == 10);
+    //  10..14 never came; 20, skipped by 21, came after it
+    assert (s->losses [0].first == 10 && seqstat_never (s, &s->losses [0]) == 5);
+    assert (s->losses [1].first == 20 && seqstat_never (s, &s->losses [1]) == 0);
     assert (s->max_gap_us == 310000);
     //  Nothing arrives: one gap as long as the stream
     seqstat_start (s, 0, 100000);

@@ -23,6 +23,7 @@
 typedef struct {
     int64_t at_ms, len_ms;              //  start (since the stream began), length
     uint64_t missing;                   //  sequence numbers skipped over it (lost, or late)
+    uint64_t first;                     //  the first of them
 } seqstat_gap_t;
 
 typedef struct {
@@ -54,10 +55,14 @@ void seqstat_receive (seqstat_t *self, uint64_t seq, int64_t now_us);
 void seqstat_finish (seqstat_t *self);
 
 uint64_t seqstat_lost (const seqstat_t *self);
+//  How many of the numbers a gap skipped never arrived
+uint64_t seqstat_never (const seqstat_t *self, const seqstat_gap_t *gap);
 //  "sent":..,"received":..,"lost":..,"duplicates":..,"reordered":..,
 //  "max_gap_ms":..,"max_gap_at_ms":..,"gaps":[[at_ms,len_ms,missing],...],
-//  "losses":[[at_ms,len_ms,missing],...] (gaps: pauses of report_us or more;
-//  losses: every skip of sequence numbers, however short the pause)
+//  "losses":[[at_ms,len_ms,missing,never],...] (gaps: pauses of report_us or more;
+//  losses: every skip of sequence numbers, however short the pause; never: how
+//  many of the skipped ones never arrived, so a skip that was only overtaking,
+//  the new path being faster than the old at a path change, shows 0)
 //  (members only, no braces, so a caller adds its own).
 void seqstat_json_members (const seqstat_t *self, FILE *out);
 

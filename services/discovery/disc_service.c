@@ -68,6 +68,7 @@ struct _disc_service_t {
     uint64_t registrations, failures, events;
     int64_t started_ms, registered_ms;
     s_signal_t signals [S_SIGNAL_MAX];
+    nat_mapped_t mapped;                //  nat's port mapping (nat.mapped): registered first
 };
 
 static void s_attempt (disc_service_t *self);
@@ -439,6 +440,24 @@ s_local_endpoints (disc_service_t *self, char out [][DISC_ENDPOINT_LEN + 1], siz
 //  The endpoints and candidates members of a register or heartbeat request
 //  (schemas/rest.def): this node's endpoints, and the same as ICE host
 //  candidates for the nat service's ICE later
+//  The mapped address as an endpoint and an ICE server-reflexive candidate
+//  (RFC 8445 5.1.2.1 priority: type preference 100, local 65535, component 1),
+//  based on the host candidate of nat's port, as libnice files a UPnP mapping
+static void
+s_mapped_candidate (disc_service_t *self, char list [][65], uint32_t *list_count,
+                    char candidates [][201], uint32_t *candidates_count)
+{
+    s_copy (list [(*list_count)++], 65, self->mapped.external);
+    char host [DISC_ENDPOINT_LEN + 1];
+    s_copy (host, sizeof host, self->mapped.external);
+    char *colon = strrchr (host, ':');
+    if (!colon)
+        return;
+    *colon = 0;
+    snprintf (candidates [(*candidates_count)++], 201, "candidate:%u 1 UDP %u %s %s typ srflx raddr 0.0.0.0 rport %u",
+              100u, (100u << 24) | (65535u << 8) | 255u, host, colon + 1, self->mapped.local_port);
+}
+
 #define S_FILL_ENDPOINTS(self, body) \
     s_fill_endpoints (self, (body)->endpoints, &(body)->endpoints_count, (body)->candidates, \
                       &(body)->candidates_count), \
@@ -449,8 +468,14 @@ s_fill_endpoints (disc_service_t *self, char list [][65], uint32_t *list_count,
                   char candidates [][201], uint32_t *candidates_count)
 {
     char endpoints [DISC_ENDPOINTS_MAX][DISC_ENDPOINT_LEN + 1];
-    size_t count = s_local_endpoints (self, endpoints, DISC_ENDPOINTS_MAX);
+    //  The gateway's port mapping (nat.mapped) is the one address a peer behind
+    //  any NAT can reach unasked: first, so peers try it first (a gateway that
+    //  is itself behind another NAT: last, it works only inside that NAT)
+    bool mapped = *self->mapped.external && strlen (self->mapped.external) <= 64;
+    size_t count = s_local_endpoints (self, endpoints, DISC_ENDPOINTS_MAX - mapped);
     *list_count = *candidates_count = 0;
+    if (mapped && !self->mapped.external_private)
+        s_mapped_candidate (self, list, list_count, candidates, candidates_count);
     for (size_t i = 0; i < count; i++) {
         if (strlen (endpoints [i]) > 64)
             continue;               //  the registry would refuse it
@@ -463,6 +488,8 @@ s_fill_endpoints (disc_service_t *self, char list [][65], uint32_t *list_count,
         snprintf (candidates [(*candidates_count)++], 201, "candidate:%zu 1 UDP %u %s %u typ host",
                   i + 1, 2130706431u - (unsigned) i, host, self->cfg.listen_port);
     }
+    if (mapped && self->mapped.external_private)
+        s_mapped_candidate (self, list, list_count, candidates, candidates_count);
 }
 
 //  --------------------------------------------------------------------------
@@ -955,6 +982,29 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply.events = self->events;
     bus_service_reply (svc, env, &discovery_status_reply_schema, &reply);
 }
+//  nat's port mapping moved (made, moved, lost): registered at once with a
+//  heartbeat (which carries the endpoints), not at the next period, so a peer
+//  that could not reach us learns the new candidate within a round trip
+static void
+s_on_mapped (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    disc_service_t *self = (disc_service_t *) arg;
+    nat_mapped_t msg;
+    char err [200];
+    if (bus_envelope_get_msg (env, &nat_mapped_schema, &msg, err, sizeof err)) {
+        bus_warn ("nat.mapped: %s", err);
+        return;
+    }
+    if (streq (msg.external, self->mapped.external) && msg.external_private == self->mapped.external_private)
+        return;
+    bus_info ("port mapping %s%s%s: registered %s", *msg.external ? msg.external : "withdrawn",
+              *msg.external ? " " : "", *msg.external ? (msg.external_private ? "(behind another NAT)" : "(public)") : "",
+              self->state == S_REGISTERED ? "now" : "with the registration");
+    self->mapped = msg;
+    if (self->state == S_REGISTERED)
+        s_on_heartbeat (self->loop, -1, self);
+}
+
 //  --------------------------------------------------------------------------
 //  Life cycle
 
@@ -991,6 +1041,7 @@ disc_service_new (bus_service_t *svc, disc_service_config_t *config, char *err, 
         bus_warn ("connection.listen has port 0: no endpoints are registered, peers cannot dial this node");
     bus_service_handle (svc, "discovery.signal", s_on_signal, self);
     bus_service_handle (svc, "discovery.status", s_on_status, self);
+    bus_service_subscribe (svc, "nat.mapped", s_on_mapped, self);
     bus_service_on_connect (svc, s_on_bus_connect, self);
     self->started_ms = zclock_mono ();
     bus_info ("registry %s, network %s, name %s, heartbeat %lld ms%s", self->cfg.server, self->cfg.network_id,
@@ -1203,6 +1254,24 @@ disc_service_test (bool verbose)
             //  192.0.2.7 routes to the registry (192.0.2.9): first; our own 10.1/16 never
             assert (count == 2);
             assert (streq (endpoints [0], "192.0.2.7:4242") && streq (endpoints [1], "198.51.100.2:4242"));
+            //  nat's port mapping goes first, as an endpoint and an srflx
+            //  candidate; behind another NAT, last; withdrawn, gone
+            rest_heartbeat_req_t *hb = calloc (1, sizeof *hb);
+            assert (hb);
+            snprintf (self->mapped.external, sizeof self->mapped.external, "203.0.113.7:40000");
+            self->mapped.local_port = 4242;
+            S_FILL_ENDPOINTS (self, hb);
+            assert (hb->endpoints_count == 3 && streq (hb->endpoints [0], "203.0.113.7:40000"));
+            assert (streq (hb->endpoints [1], "192.0.2.7:4242") && hb->candidates_count == 3);
+            assert (streq (hb->candidates [0], "candidate:100 1 UDP 1694498815 203.0.113.7 40000 typ srflx raddr 0.0.0.0 rport 4242"));
+            self->mapped.external_private = true;
+            S_FILL_ENDPOINTS (self, hb);
+            assert (hb->endpoints_count == 3 && streq (hb->endpoints [2], "203.0.113.7:40000"));
+            assert (strstr (hb->candidates [2], "typ srflx"));
+            memset (&self->mapped, 0, sizeof self->mapped);
+            S_FILL_ENDPOINTS (self, hb);
+            assert (hb->endpoints_count == 2 && hb->candidates_count == 2);
+            free (hb);
             snprintf (self->cfg.host, sizeof self->cfg.host, "127.0.0.1");
         }
     }

@@ -1,8 +1,11 @@
 /*  fuzz_demux: every datagram from the internet goes through nat_demux first, before
     anything else looks at it; no byte string may crash it or read past its end. The
-    endpoint parser rides along: endpoints will also come from the registry. */
+    endpoint parser rides along: endpoints will also come from the registry. So does
+    nat_netwatch's parser of rtnetlink messages (the kernel's bytes, but a walk of
+    lengths that must never read past the end). */
 #include "nat_demux.h"
 #include "nat_endpoint.h"
+#include "nat_netwatch.h"
 
 #include <assert.h>
 #include <string.h>
@@ -32,6 +35,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         const uint8_t *p = data + WIRE_DATA_RECEIVER_INDEX;
         assert (receiver == ((uint32_t) p [0] | (uint32_t) p [1] << 8 | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24));
     }
+    static nat_netwatch_t *netwatch;
+    char werr [200];
+    if (!netwatch)
+        netwatch = nat_netwatch_new (NULL, werr, sizeof werr);
+    if (netwatch)
+        assert (nat_netwatch_parse (netwatch, data, size) >= 0);
     //  The same bytes as endpoint text (NUL-terminated copy)
     char text [300];
     size_t n = size < sizeof text - 1 ? size : sizeof text - 1;

@@ -5,7 +5,7 @@
     Without it, a peer whose direct path died (a firewall rule, a NAT that forgot
     the mapping) stays "up" on that path until the silence timer: 3 x keepalive
     + 5 s, 80 s with the default keepalive, and every packet meanwhile is lost
-    (measured by tests/integration/path_move.sh before this file: 10.1 s at a 2 s
+    (measured by tests/integration/path_move.sh, now grid_move.sh, before this file: 10.1 s at a 2 s
     keepalive).
 
     The rule, per peer that is up on a direct path and has a relay to fall back

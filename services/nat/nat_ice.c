@@ -828,8 +828,8 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
             else
             if (now >= p->relay_try_ms && (!info->last_dial_ms || now - info->last_dial_ms >= 300)) {
                 p->relay_try_ms = now + S_RELAY_EVERY_MS;
-                nat_addr_set_relay (&info->probe_addr, info->relay_id);
-                nat_addr_clear (&info->probe_addr2);
+                info->plan = (nat_probe_plan_t) { .legs_count = 1 };
+                nat_addr_set_relay (&info->plan.legs [0], info->relay_id);
                 info->probe_until_ms = now + 1000;
                 bus_debug ("peer %s: on TURN, the relay answers: a handshake through it", s_name (self, i));
                 nat_service_send_dial (owner, peer);

@@ -290,6 +290,33 @@ nat_peer_configured (nat_peer_t *self)
     return self->configured_count ? &self->configured [self->which] : NULL;
 }
 
+int
+nat_peer_set_endpoints (nat_peer_t *self, const char *const *endpoints, size_t count,
+                        char *err, size_t err_size)
+{
+    if (count > NAT_PEER_ENDPOINTS_MAX) {
+        snprintf (err, err_size, "more than %d endpoints", NAT_PEER_ENDPOINTS_MAX);
+        return -1;
+    }
+    if (self->direct && !count) {
+        snprintf (err, err_size, "direct = true needs an endpoint to dial");
+        return -1;
+    }
+    nat_endpoint_t parsed [NAT_PEER_ENDPOINTS_MAX];
+    for (size_t i = 0; i < count; i++) {
+        char why [160];
+        if (nat_endpoint_parse (&parsed [i], endpoints [i], why, sizeof why)) {
+            snprintf (err, err_size, "endpoint %s: %s", endpoints [i], why);
+            return -1;
+        }
+    }
+    memcpy (self->configured, parsed, count * sizeof parsed [0]);
+    self->configured_count = count;
+    if (self->which >= count)
+        self->which = 0;
+    return 0;
+}
+
 const nat_endpoint_t *
 nat_peer_configured_at (nat_peer_t *self, size_t i)
 {
@@ -596,6 +623,16 @@ nat_peer_test (bool verbose)
         assert (rec.connects [i] == expect_round [i]);
         assert (strcmp (nat_addr_format (&rec.connect_addr [i], text, sizeof text), candidates [i % 3]) == 0);
     }
+    //  New candidates keep the state; bad ones change nothing
+    const char *bad_one [1] = { "192.0.2.300:1" };
+    assert (nat_peer_set_endpoints (peer, bad_one, 1, err, sizeof err) == -1 && strstr (err, "192.0.2.300"));
+    assert (nat_peer_set_endpoints (peer, NULL, 0, err, sizeof err) == -1);
+    const char *fresh [1] = { "192.0.2.99:4000" };
+    assert (nat_peer_set_endpoints (peer, fresh, 1, err, sizeof err) == 0);
+    assert (nat_peer_configured_at (peer, 0) && !nat_peer_configured_at (peer, 1));
+    assert (nat_peer_state (peer) == NAT_PEER_CONNECTING);
+    assert (nat_peer_set_endpoints (peer, candidates, 3, err, sizeof err) == 0);
+    assert (nat_peer_configured_at (peer, 2) && !nat_peer_configured_at (peer, 3));
     s_run_until (peer, &rec, 13000);        //  the 8th attempt: the second candidate
     char configured_text [NAT_ENDPOINT_TEXT_MAX];
     assert (0 == strcmp (nat_endpoint_format (nat_peer_configured (peer), configured_text, sizeof configured_text),

@@ -114,6 +114,14 @@ void nat_peer_sent_many (nat_peer_t *self, uint64_t packets, uint64_t bytes, int
 void nat_peer_resolved (nat_peer_t *self, const nat_addr_t *addrs, size_t count,
                         const char *error, int64_t now_ms);
 
+//  New candidate endpoints (the registry's, best first) for a peer that keeps
+//  its state: an up peer (on the relay) gets them to probe, a dialling one
+//  dials them from the next attempt. The single configured endpoint is
+//  replaced too. -1 with a message, and nothing changed, when one does not
+//  parse, there are too many, or none are left for a peer with permission to dial.
+int nat_peer_set_endpoints (nat_peer_t *self, const char *const *endpoints, size_t count,
+                            char *err, size_t err_size);
+
 nat_peer_state_t nat_peer_state (nat_peer_t *self);
 const uint8_t *nat_peer_key (nat_peer_t *self);
 const nat_addr_t *nat_peer_endpoint (nat_peer_t *self);

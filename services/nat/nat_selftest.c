@@ -9,8 +9,11 @@
 #include "nat_peer_table.h"
 #include "nat_handles.h"
 #include "nat_relay.h"
+#include "nat_mapping.h"
 #include "nat_relay_wss.h"
 #include "nat_service.h"
+#include "nat_netwatch.h"
+#include "nat_portmap.h"
 #include "nat_ice_signal.h"
 #include "nat_ice.h"
 
@@ -24,7 +27,10 @@ static const selftest_t s_tests [] = {
     { "nat_peer_table", nat_peer_table_test },
     { "nat_handles", nat_handles_test },
     { "nat_relay", nat_relay_test },
+    { "nat_mapping", nat_mapping_test },
     { "nat_relay_wss", nat_relay_wss_test },
+    { "nat_netwatch", nat_netwatch_test },
+    { "nat_portmap", nat_portmap_test },
     { "nat_ice_signal", nat_ice_signal_test },
     { "nat_ice", nat_ice_test },
     { "nat_service", nat_service_test },

@@ -1,6 +1,7 @@
 /*  nat_service: nat's config, peer state, bus and life cycle (see nat_service.h);
     the packet path itself is nat_datapath.c. */
 #include "nat_service_priv.h"
+#include "nat_portmap.h"
 #include "nat_ice.h"
 #include "bus_log.h"
 #include "node_peers.h"
@@ -101,6 +102,10 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
         if (file)
             fclose (file);
     }
+    const char *device = NULL;
+    if (!config || !config_lookup_string (bus_config_raw (config), "device.name", &device))
+        device = "bifrost0";
+    snprintf (cfg.device_name, sizeof cfg.device_name, "%s", device);
     *out = cfg;
 }
 
@@ -284,6 +289,35 @@ static const nat_peer_handler_t s_handler = {
 
 static void s_redial (nat_service_t *self);
 
+//  The host's addresses or routes changed (nat_netwatch): direct paths are tried
+//  again NAT_NETCHANGE_DELAY_MS after the first change of a burst, when DHCP
+//  and the routes have settled
+static int
+s_netwatch_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    int changes = nat_netwatch_read (self->netwatch);
+    if (changes > 0)
+        nat_portmap_netchange (self->portmap);      //  our address towards the gateway, at once
+    if (changes > 0 && !self->netchange_due_ms) {
+        self->netchange_due_ms = bus_clock_ms () + NAT_NETCHANGE_DELAY_MS;
+        bus_info ("local addresses or routes changed: direct paths are tried again in %d ms",
+                  NAT_NETCHANGE_DELAY_MS);
+    }
+    return 0;
+}
+
+static void
+s_netchange_tick (nat_service_t *self, int64_t now)
+{
+    if (!self->netchange_due_ms || now < self->netchange_due_ms)
+        return;
+    self->netchange_due_ms = 0;
+    self->counters.net_changes++;
+    size_t peers = nat_relay_path_reprobe (self, now);
+    bus_info ("after the address or route change: probing %zu relayed peer(s) again", peers);
+}
+
 static int
 s_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
@@ -292,6 +326,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     s_redial (self);
     nat_relay_path_tick (self, bus_clock_ms ());
     nat_direct_watch_tick (self, bus_clock_ms ());
+    s_netchange_tick (self, bus_clock_ms ());
     nat_ice_tick (self->ice, bus_clock_ms ());
     return 0;
 }
@@ -321,6 +356,46 @@ s_resolver_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
+//  ---------------------------------------------------------------------------
+//  Port mapping (connection.port_mapping, nat_portmap.c): the mapped address is
+//  a candidate, which discovery registers first (nat.mapped, on every change
+//  and when the bus asks for our state)
+
+static void
+s_publish_mapped (nat_portmap_t *portmap, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_mapped_t msg;
+    nat_portmap_event (portmap, &msg);
+    bus_service_publish (self->svc, &nat_mapped_schema, &msg);
+}
+
+//  Mapped when the socket is bound: its port, and its address if it is a
+//  specific IPv4 one (else the gateway forwards to the address facing it)
+static void
+s_portmap_open (nat_service_t *self)
+{
+    if (!self->config.port_mapping)
+        return;
+    char addr [NAT_ENDPOINT_TEXT_MAX];
+    snprintf (addr, sizeof addr, "%s", self->config.listen);
+    char *colon = strrchr (addr, ':');
+    if (colon)
+        *colon = 0;
+    struct in_addr in;
+    bool specific = inet_pton (AF_INET, addr, &in) == 1 && in.s_addr != htonl (INADDR_ANY);
+    nat_portmap_config_t pc = {
+        .local_port = nat_udp_port (self->udp),
+        .local_addr = specific ? addr : NULL,
+        .protocol = self->config.port_mapping_protocol,
+        .lifetime_ms = self->config.port_mapping_lifetime_ms,
+    };
+    char err [200];
+    self->portmap = nat_portmap_new (self->loop, &pc, s_publish_mapped, self, err, sizeof err);
+    if (!self->portmap)
+        bus_warn ("port mapping: %s", err);
+}
+
 //  A new broker, or another service (crypto) rejoined: announce every peer again
 //  and repeat the dial of every peer still connecting, so nothing depends on a
 //  message that was lost while the other side was away.
@@ -328,6 +403,8 @@ static void
 s_on_bus_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
+    if (self->portmap)
+        s_publish_mapped (self->portmap, self);
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
         if (!peer)
@@ -423,6 +500,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->pauses = self->counters.pauses;
     reply->direct_probes = self->counters.direct_probes;
     reply->direct_lost = self->counters.direct_lost;
+    reply->net_changes = self->counters.net_changes;
     reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
     reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
     reply->tunnel_sends = self->config.tunnel_sends;
@@ -430,6 +508,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->tunnel_bytes = self->counters.tunnel_bytes;
     reply->routes = self->counters.routes;
     reply->bad_reports = self->counters.bad_reports;
+    nat_portmap_status (self->portmap, reply);
     reply->relay_rtt_us = -1;
     int cur = nat_relay_current (self->relay);
     if (cur >= 0) {
@@ -451,6 +530,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     nat_relay_path_wss_stats (self, &reply->relay_wss_opens, &reply->relay_wss_opened, &reply->relay_wss_failed);
     reply->relay_wss_rx = self->counters.relay_wss_rx;
     reply->relay_wss_tx = self->counters.relay_wss_tx;
+    nat_relay_path_status (self, reply);
     nat_ice_status (self->ice, reply);
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
@@ -483,6 +563,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
             snprintf (out->relay_id, sizeof out->relay_id, "%016" PRIx64, self->info [i].relay_id);
         if (i < self->info_count && nat_addr_is_set (&self->info [i].relay_seen))
             nat_addr_format (&self->info [i].relay_seen, out->relay_seen, sizeof out->relay_seen);
+        if (i < self->info_count)
+            nat_relay_path_peer_status (self, i, out);
     }
     bus_service_reply (svc, env, &nat_status_reply_schema, reply);
     free (reply);
@@ -562,7 +644,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
         bus_debug ("peer %s: the relay saw it at %s before it was known", info->name,
                    nat_addr_format (&info->relay_seen, text, sizeof text));
     }
-    nat_addr_clear (&info->probe_addr2);
+    memset (&info->plan, 0, sizeof info->plan);
     info->last_dial_ms = info->watch_first_ms = info->watch_probe_ms = 0;
     //  The first dial below may reach crypto before crypto knows the peer (its
     //  peer.up may come a moment later), or reach the relay before the peer
@@ -588,6 +670,27 @@ s_same_endpoints (nat_peer_t *peer, const char *const *endpoints, size_t count)
             return false;
     }
     return nat_peer_configured_at (peer, count) == NULL;
+}
+
+//  An up peer registered new candidates (a port mapping made or lost, a new
+//  address): kept for the direct probes of a peer on the relay, which start
+//  over at once from the first (best) candidate, the mapped one when it has
+//  one: it is the pair's way out of the relay (docs/portmap.md)
+static void
+s_new_candidates (nat_service_t *self, nat_peer_t *peer, const char *const *endpoints, size_t count)
+{
+    uint32_t index = nat_peer_index (peer);
+    char err [200];
+    if (nat_peer_set_endpoints (peer, endpoints, count, err, sizeof err)) {
+        bus_warn ("peer %s: new endpoints refused: %s", self->info [index].name, err);
+        return;
+    }
+    bus_info ("peer %s: new endpoints, first %s%s", self->info [index].name, count ? endpoints [0] : "(none)",
+              nat_addr_relay_peer (nat_peer_endpoint (peer)) ? ": probing them" : "");
+    if (index < self->info_count && nat_addr_relay_peer (nat_peer_endpoint (peer))) {
+        self->info [index].probes = 0;
+        self->info [index].probe_next_ms = bus_clock_ms ();
+    }
 }
 
 static void
@@ -647,8 +750,9 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (have_key && memcmp (nat_peer_key (peer), key, NAT_KEY_SIZE) != 0)
             bus_warn ("%s %s: index %u holds another key", type, up->name, up->index);
         else {
-            //  Known: new endpoints matter only while it is not up (an up peer
-            //  roams by itself, confirmed by crypto)
+            //  Known: new endpoints replace the dialled ones while it is not
+            //  up; an up peer roams by itself (confirmed by crypto), and keeps
+            //  them as candidates for the direct probes of the relayed path
             snprintf (self->info [up->index].name, sizeof self->info [up->index].name, "%s", up->name);
             if (is_up)
                 self->info [up->index].relay_id = relay_id;
@@ -658,6 +762,9 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
                 nat_peer_table_remove (self->table, copy);
                 s_dyn_add (self, up->index, copy, up->name, endpoints, endpoint_count, up->direct, relay_id);
             }
+            else
+            if (nat_peer_state (peer) == NAT_PEER_UP && !s_same_endpoints (peer, endpoints, endpoint_count))
+                s_new_candidates (self, peer, endpoints, endpoint_count);
         }
         free (up);
     }
@@ -775,12 +882,22 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->tick_timer = bus_loop_timer (self->loop, NAT_TICK_MS, 0, s_tick, self);
     if (self->tick_timer < 0)
         return s_fail (err, err_size, "cannot add the timer to the loop");
+    char nerr [200];
+    self->netwatch = nat_netwatch_new (config->device_name, nerr, sizeof nerr);
+    if (self->netwatch) {
+        self->netwatch_item = (zmq_pollitem_t) { NULL, nat_netwatch_fd (self->netwatch), ZMQ_POLLIN, 0 };
+        if (bus_loop_poller (self->loop, &self->netwatch_item, s_netwatch_ready, self))
+            nat_netwatch_destroy (&self->netwatch);
+    }
+    else
+        bus_warn ("%s: address changes will not bring direct paths back early", nerr);
     self->relay_ca = config->relay_ca;          //  ours now (nat_relay_path_close frees it)
     self->relay_ca_size = config->relay_ca_size;
     config->relay_ca = NULL;
     memcpy (self->forced, config->force_relay_peers, sizeof self->forced);
     self->forced_count = config->force_relay_count;
     nat_relay_path_open (self);
+    s_portmap_open (self);
     self->ice = nat_ice_new (self);
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
@@ -819,10 +936,14 @@ nat_service_destroy (nat_service_t **self_p)
     if (self->tick_timer >= 0)
         bus_loop_timer_end (self->loop, self->tick_timer);
     bus_pause_destroy (&self->pause);
+    nat_portmap_destroy (&self->portmap);       //  the gateway's entry, before the socket closes
     if (self->udp)
         bus_loop_poller_end (self->loop, &self->udp_item);
     if (self->resolver)
         bus_loop_poller_end (self->loop, &self->resolver_item);
+    if (self->netwatch)
+        bus_loop_poller_end (self->loop, &self->netwatch_item);
+    nat_netwatch_destroy (&self->netwatch);
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);
@@ -1241,6 +1362,7 @@ nat_service_test (bool verbose)
     assert (streq (status->peers [1].name, "bob") && streq (status->peers [1].state, "connecting"));
     assert (status->peers [1].direct && status->peers [1].tx_packets == 1);
     assert (status->tunnel_sends && status->routes >= 1);
+    assert (streq (status->port_mapping, "off") && status->port_mapping_lifetime_left == -1);
     free (status);
 
     //  alice is up: crypto got our socket with the first batch, and a ROUTE to

@@ -38,6 +38,7 @@ typedef struct {
     size_t force_relay_count;
     char *relay_ca;                         //  connection.relay_ca_file, read (nat is sandboxed later)
     size_t relay_ca_size;
+    char device_name [16];                  //  device.name: the tunnel, whose address changes are ours
 } nat_service_config_t;
 
 //  Reads the `connection` group and checks the `peers` list as nat needs it

@@ -1,7 +1,7 @@
 # mesh_lib.sh: a deployment on the NAT grid (sourced, not run): relays, the
 # registry that lists them, a network with a join token, and nodes that know only
 # the registry. Shared by the tests that need a whole deployment (relay_grid,
-# path_move), so one is set up one way everywhere. Needs natgrid_lib.sh,
+# grid_move), so one is set up one way everywhere. Needs natgrid_lib.sh,
 # disc_lib.sh and tap_lib.sh sourced, T (the test's directory), and the hosts on
 # the grid already (grid_public_host / grid_nodes).
 #

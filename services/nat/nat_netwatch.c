@@ -1,0 +1,236 @@
+/*  nat_netwatch: rtnetlink address and route events (see the header). */
+#include "nat_netwatch.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+
+struct _nat_netwatch_t {
+    int fd;
+    char ignore [IF_NAMESIZE];
+    uint64_t changes, malformed;
+};
+
+nat_netwatch_t *
+nat_netwatch_new (const char *ignore_ifname, char *err, size_t err_size)
+{
+    nat_netwatch_t *self = (nat_netwatch_t *) calloc (1, sizeof *self);
+    assert (self);
+    if (ignore_ifname)
+        snprintf (self->ignore, sizeof self->ignore, "%s", ignore_ifname);
+    self->fd = socket (AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+    struct sockaddr_nl local = {
+        .nl_family = AF_NETLINK,
+        .nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
+    };
+    if (self->fd < 0 || bind (self->fd, (struct sockaddr *) &local, sizeof local)) {
+        snprintf (err, err_size, "rtnetlink: %s", strerror (errno));
+        nat_netwatch_destroy (&self);
+    }
+    return self;
+}
+
+void
+nat_netwatch_destroy (nat_netwatch_t **self_p)
+{
+    assert (self_p);
+    nat_netwatch_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->fd >= 0)
+        close (self->fd);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+nat_netwatch_fd (nat_netwatch_t *self)
+{
+    return self->fd;
+}
+
+uint64_t
+nat_netwatch_changes (nat_netwatch_t *self)
+{
+    return self->changes;
+}
+
+uint64_t
+nat_netwatch_malformed (nat_netwatch_t *self)
+{
+    return self->malformed;
+}
+
+//  Is ifindex the tunnel's interface? (An interface gone already has no name:
+//  it is not the tunnel's, which lives as long as the node.)
+static bool
+s_ignored (nat_netwatch_t *self, int ifindex)
+{
+    char name [IF_NAMESIZE];
+    return *self->ignore && ifindex > 0 && if_indextoname ((unsigned) ifindex, name)
+        && strcmp (name, self->ignore) == 0;
+}
+
+//  The outgoing interface of a route message (RTA_OIF), 0 when it has none
+static int
+s_route_oif (const struct nlmsghdr *h, const struct rtmsg *rt)
+{
+    size_t len = h->nlmsg_len - NLMSG_LENGTH (sizeof *rt);
+    for (const struct rtattr *a = RTM_RTA (rt); RTA_OK (a, len); a = RTA_NEXT (a, len))
+        if (a->rta_type == RTA_OIF && RTA_PAYLOAD (a) >= sizeof (int)) {
+            int oif;
+            memcpy (&oif, RTA_DATA (a), sizeof oif);
+            return oif;
+        }
+    return 0;
+}
+
+int
+nat_netwatch_parse (nat_netwatch_t *self, const uint8_t *data, size_t size)
+{
+    int count = 0;
+    //  NLMSG_OK checks the header and the length against what is left; the
+    //  buffer may be unaligned for a fuzzer, so messages are walked on a copy
+    static _Thread_local uint32_t buf [8192 / 4];
+    if (size > sizeof buf) {
+        self->malformed++;
+        size = sizeof buf;
+    }
+    memcpy (buf, data, size);
+    size_t len = size;
+    for (const struct nlmsghdr *h = (const struct nlmsghdr *) buf; len; h = NLMSG_NEXT (h, len)) {
+        if (!NLMSG_OK (h, len)) {
+            self->malformed++;
+            break;
+        }
+        switch (h->nlmsg_type) {
+            case RTM_NEWADDR:
+            case RTM_DELADDR: {
+                if (h->nlmsg_len < NLMSG_LENGTH (sizeof (struct ifaddrmsg))) {
+                    self->malformed++;
+                    return count;
+                }
+                const struct ifaddrmsg *ifa = (const struct ifaddrmsg *) NLMSG_DATA (h);
+                if (!s_ignored (self, (int) ifa->ifa_index))
+                    count++;
+                break;
+            }
+            case RTM_NEWROUTE:
+            case RTM_DELROUTE: {
+                if (h->nlmsg_len < NLMSG_LENGTH (sizeof (struct rtmsg))) {
+                    self->malformed++;
+                    return count;
+                }
+                const struct rtmsg *rt = (const struct rtmsg *) NLMSG_DATA (h);
+                if (rt->rtm_table == RT_TABLE_MAIN && rt->rtm_protocol != RTPROT_KERNEL
+                &&  !s_ignored (self, s_route_oif (h, rt)))
+                    count++;
+                break;
+            }
+            default:
+                break;
+        }
+    }
+    self->changes += (uint64_t) count;
+    return count;
+}
+
+int
+nat_netwatch_read (nat_netwatch_t *self)
+{
+    int count = 0;
+    for (int round = 0; round < 64; round++) {
+        uint8_t buf [8192];
+        struct sockaddr_nl from;
+        socklen_t from_len = sizeof from;
+        ssize_t n = recvfrom (self->fd, buf, sizeof buf, 0, (struct sockaddr *) &from, &from_len);
+        if (n < 0) {
+            //  ENOBUFS: the kernel dropped events; something changed for sure
+            if (errno == ENOBUFS) {
+                self->changes++;
+                count++;
+                continue;
+            }
+            break;
+        }
+        if (from_len != sizeof from || from.nl_pid != 0)
+            continue;                   //  only the kernel speaks here
+        count += nat_netwatch_parse (self, buf, (size_t) n);
+    }
+    return count;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self test
+
+static size_t
+s_msg (uint8_t *out, uint16_t type, const void *body, size_t body_size, const struct rtattr *attr, const void *attr_data)
+{
+    struct nlmsghdr h = { .nlmsg_type = type };
+    size_t len = NLMSG_LENGTH (body_size) + (attr ? RTA_SPACE (attr->rta_len - RTA_LENGTH (0)) : 0);
+    h.nlmsg_len = (uint32_t) len;
+    memset (out, 0, NLMSG_ALIGN (len));
+    memcpy (out, &h, sizeof h);
+    memcpy (out + NLMSG_HDRLEN, body, body_size);
+    if (attr) {
+        uint8_t *a = out + NLMSG_LENGTH (body_size);
+        memcpy (a, attr, sizeof *attr);
+        memcpy (a + RTA_LENGTH (0), attr_data, attr->rta_len - RTA_LENGTH (0));
+    }
+    return NLMSG_ALIGN (len);
+}
+
+void
+nat_netwatch_test (bool verbose)
+{
+    if (verbose)
+        printf (" * nat_netwatch: ");
+    char err [200];
+    //  "lo" stands for the tunnel: its index is 1 in every namespace
+    nat_netwatch_t *self = nat_netwatch_new ("lo", err, sizeof err);
+    assert (self);
+    assert (nat_netwatch_fd (self) >= 0);
+    uint8_t buf [1024];
+    size_t n = 0;
+    struct ifaddrmsg ifa = { .ifa_family = 2, .ifa_index = 999 };    //  no such interface: counts
+    n += s_msg (buf + n, RTM_NEWADDR, &ifa, sizeof ifa, NULL, NULL);
+    ifa.ifa_index = 1;                                               //  the tunnel's: ignored
+    n += s_msg (buf + n, RTM_DELADDR, &ifa, sizeof ifa, NULL, NULL);
+    struct rtmsg rt = { .rtm_family = 2, .rtm_table = RT_TABLE_MAIN, .rtm_protocol = RTPROT_BOOT };
+    int oif = 999;
+    struct rtattr a = { .rta_len = RTA_LENGTH (sizeof oif), .rta_type = RTA_OIF };
+    n += s_msg (buf + n, RTM_NEWROUTE, &rt, sizeof rt, &a, &oif);    //  counts
+    oif = 1;
+    n += s_msg (buf + n, RTM_NEWROUTE, &rt, sizeof rt, &a, &oif);    //  tunnel's route: ignored
+    rt.rtm_protocol = RTPROT_KERNEL;
+    oif = 999;
+    n += s_msg (buf + n, RTM_DELROUTE, &rt, sizeof rt, &a, &oif);    //  follows an address: ignored
+    rt.rtm_protocol = RTPROT_BOOT;
+    rt.rtm_table = RT_TABLE_LOCAL;
+    n += s_msg (buf + n, RTM_NEWROUTE, &rt, sizeof rt, &a, &oif);    //  local table: ignored
+    struct ifinfomsg ifi = { .ifi_index = 999 };
+    n += s_msg (buf + n, RTM_NEWLINK, &ifi, sizeof ifi, NULL, NULL); //  not listened for
+    assert (nat_netwatch_parse (self, buf, n) == 2);
+    assert (nat_netwatch_changes (self) == 2 && nat_netwatch_malformed (self) == 0);
+    //  Truncated: a header claiming more than there is, a body too short
+    assert (nat_netwatch_parse (self, buf, 10) == 0);
+    assert (nat_netwatch_malformed (self) == 1);
+    struct nlmsghdr shorty = { .nlmsg_len = NLMSG_LENGTH (2), .nlmsg_type = RTM_NEWADDR };
+    assert (nat_netwatch_parse (self, (uint8_t *) &shorty, sizeof shorty) == 0);
+    assert (nat_netwatch_malformed (self) == 2);
+    struct nlmsghdr zero = { .nlmsg_len = 0 };
+    assert (nat_netwatch_parse (self, (uint8_t *) &zero, sizeof zero) == 0);
+    //  A real event: nothing queued yet (the test does not change the host)
+    assert (nat_netwatch_read (self) == 0);
+    nat_netwatch_destroy (&self);
+    assert (self == NULL);
+    if (verbose)
+        printf ("OK\n");
+}
