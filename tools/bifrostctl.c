@@ -330,7 +330,13 @@ s_netcheck (const char *run_dir, bool json)
         json_object_set_new (v6, "global_address", json_boolean (nat.ipv6_global));
         json_object_set_new (v6, "relay", json_boolean (nat.ipv6_relay));
         json_object_set_new (root, "ipv6", v6);
-        json_object_set_new (root, "port_mapping_gateway", json_string (nat.port_mapping_gateway));
+        json_t *pm = json_object ();
+        json_object_set_new (pm, "state", json_string (nat.port_mapping));
+        json_object_set_new (pm, "protocol", json_string (nat.port_mapping_protocol));
+        json_object_set_new (pm, "gateway", json_string (nat.port_mapping_gateway));
+        json_object_set_new (pm, "external", json_string (nat.port_mapping_external));
+        json_object_set_new (pm, "error", json_string (nat.port_mapping_error));
+        json_object_set_new (root, "port_mapping", pm);
         json_t *relays = json_array ();
         for (uint32_t i = 0; i < nat.relay_list_count; i++)
             json_array_append_new (relays, bus_codec_to_json (&nat_status_relay_schema, &nat.relay_list [i]));
@@ -356,7 +362,16 @@ s_netcheck (const char *run_dir, bool json)
     printf ("%-14s %s\n", "hairpinning", nat.hairpin);
     printf ("%-14s %s; %s\n", "IPv6", nat.ipv6_global ? "a global address" : "no global address",
             nat.ipv6_relay ? "a relay answers over IPv6" : "no relay answers over IPv6");
-    printf ("%-14s %s\n", "port mapping", nat.port_mapping_gateway);
+    //  The UPnP-IGD / NAT-PMP gateway, as nat_portmap found it (connection.port_mapping)
+    if (streq (nat.port_mapping, "mapped"))
+        printf ("%-14s %s %s via gateway %s\n", "port mapping", nat.port_mapping_protocol,
+                nat.port_mapping_external, nat.port_mapping_gateway);
+    else
+    if (streq (nat.port_mapping, "off") || !*nat.port_mapping)
+        printf ("%-14s off (connection.port_mapping)\n", "port mapping");
+    else
+        printf ("%-14s %s%s%s\n", "port mapping", nat.port_mapping, *nat.port_mapping_error ? ": " : "",
+                nat.port_mapping_error);
     printf ("%-16s %-24s %-9s %-4s %10s  %s\n", "RELAY", "ADDRESS", "TRANSPORT", "UP", "RTT", "SEES THIS NODE AT");
     for (uint32_t i = 0; i < nat.relay_list_count; i++) {
         const nat_status_relay_t *r = &nat.relay_list [i];

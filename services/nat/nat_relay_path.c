@@ -927,7 +927,6 @@ nat_relay_path_status (nat_service_t *self, nat_status_reply_t *reply)
         reply->ipv6_relay |= server->up && nat_addr_family (&server->endpoint.addr) == AF_INET6;
     }
     snprintf (reply->filtering, sizeof reply->filtering, "unknown");
-    snprintf (reply->port_mapping_gateway, sizeof reply->port_mapping_gateway, "not probed");
     for (size_t i = 0; self->relay && i < nat_relay_count (self->relay) && reply->relay_list_count < 8; i++) {
         nat_relay_server_t *server = nat_relay_server (self->relay, i);
         nat_status_relay_t *out = &reply->relay_list [reply->relay_list_count++];
