@@ -40,6 +40,9 @@ s_usage (FILE *out)
         "  key                       show this node's public key (asked from the crypto service)\n"
         "  relay [--json]            every relay worker (relay.1..N): peers, forwarded, refused,\n"
         "                            dropped and limited datagrams (relay.status)\n"
+        "  netcheck [--json]         this node's network: NAT mapping and filtering (RFC 4787), UDP\n"
+        "                            or TCP only, hairpinning, IPv6, the relays, their round trips\n"
+        "                            and where each sees this node, the port-mapping gateway\n"
         "\n"
         "options:\n"
         "  -r, --run-dir DIR         bifrostd's run directory (default: run_dir from -c,\n"
@@ -212,6 +215,9 @@ s_peers (const char *run_dir, bool json)
                 json_object_set_new (p, "path", json_string (np->path));
                 json_object_set_new (p, "relay_id", json_string (np->relay_id));
                 json_object_set_new (p, "relay_seen", json_string (np->relay_seen));
+                json_object_set_new (p, "probe_rounds", json_integer (np->probe_rounds));
+                json_object_set_new (p, "predicted_probes", json_integer ((json_int_t) np->predicted_probes));
+                json_object_set_new (p, "reason", json_string (np->reason));
                 json_object_set_new (p, "wire_rx_bytes", json_integer ((json_int_t) np->rx_bytes));
                 json_object_set_new (p, "wire_tx_bytes", json_integer ((json_int_t) np->tx_bytes));
                 json_object_set_new (p, "last_wire_rx_ms_ago", json_integer (np->last_rx_ms_ago));
@@ -233,6 +239,13 @@ s_peers (const char *run_dir, bool json)
                                              : streq (nat.relay_transport, "tcp") ? ", over TCP" : "");
         else
             printf ("relay: none of %u answers\n", nat.relays);
+        //  This node's NAT mapping as the relays see it (RFC 4787 terms)
+        if (streq (nat.mapping, "endpoint-dependent-sequential"))
+            printf ("NAT mapping: %s (step %u, highest port %u; from %u relays)\n", nat.mapping,
+                    nat.mapping_step, nat.mapping_highest_port, nat.mapping_relays);
+        else
+            printf ("NAT mapping: %s (from %u relay%s)\n", nat.mapping, nat.mapping_relays,
+                    nat.mapping_relays == 1 ? "" : "s");
     }
     if (have_nat && *nat.port_mapping && !streq (nat.port_mapping, "off")) {
         if (streq (nat.port_mapping, "mapped"))
@@ -258,6 +271,9 @@ s_peers (const char *run_dir, bool json)
                 cp ? cp->name : np->name, np && *np->endpoint ? np->endpoint : "-",
                 np && *np->path ? np->path : "-", state, handshake,
                 cp ? cp->rx_bytes : np->rx_bytes, cp ? cp->tx_bytes : np->tx_bytes, last);
+        //  Why a relayed peer is not direct, in plain words (nat's reason)
+        if (np && *np->reason)
+            printf ("    %s\n", np->reason);
     }
     return 0;
 }
@@ -274,6 +290,98 @@ s_format_ms (uint64_t ms, char *buf, size_t size)
         snprintf (buf, size, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, (s / 60) % 60);
     else
         snprintf (buf, size, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, (s / 3600) % 24);
+}
+
+//  ---------------------------------------------------------------------------
+//  netcheck: what nat learnt of this node's network (nat.status), as one
+//  report: the mapping class from the relays' answers, whether UDP gets out,
+//  hairpinning, IPv6, and every relay with its round trip and what it sees
+
+static int
+s_netcheck (const char *run_dir, bool json)
+{
+    static nat_status_reply_t nat;
+    nat_status_t request = { .peer = "" };
+    char err [200];
+    bus_envelope_t *reply = s_ask (run_dir, "nat", &nat_status_schema, &request);
+    if (!reply)
+        return 1;
+    if (bus_envelope_get_msg (reply, &nat_status_reply_schema, &nat, err, sizeof err)) {
+        fprintf (stderr, "bifrostctl: unexpected reply from nat: %s\n", err);
+        bus_envelope_destroy (&reply);
+        return 1;
+    }
+    bus_envelope_destroy (&reply);
+    uint32_t udp = 0, up = 0;
+    for (uint32_t i = 0; i < nat.relay_list_count; i++) {
+        up += nat.relay_list [i].up;
+        udp += nat.relay_list [i].up && streq (nat.relay_list [i].transport, "udp");
+    }
+    if (json) {
+        json_t *root = json_object ();
+        json_object_set_new (root, "mapping", json_string (nat.mapping));
+        json_object_set_new (root, "mapping_relays", json_integer (nat.mapping_relays));
+        json_object_set_new (root, "mapping_step", json_integer (nat.mapping_step));
+        json_object_set_new (root, "mapping_highest_port", json_integer (nat.mapping_highest_port));
+        json_object_set_new (root, "filtering", json_string (nat.filtering));
+        json_object_set_new (root, "udp", json_boolean (udp > 0));
+        json_object_set_new (root, "hairpin", json_string (nat.hairpin));
+        json_t *v6 = json_object ();
+        json_object_set_new (v6, "global_address", json_boolean (nat.ipv6_global));
+        json_object_set_new (v6, "relay", json_boolean (nat.ipv6_relay));
+        json_object_set_new (root, "ipv6", v6);
+        json_t *pm = json_object ();
+        json_object_set_new (pm, "state", json_string (nat.port_mapping));
+        json_object_set_new (pm, "protocol", json_string (nat.port_mapping_protocol));
+        json_object_set_new (pm, "gateway", json_string (nat.port_mapping_gateway));
+        json_object_set_new (pm, "external", json_string (nat.port_mapping_external));
+        json_object_set_new (pm, "error", json_string (nat.port_mapping_error));
+        json_object_set_new (root, "port_mapping", pm);
+        json_t *relays = json_array ();
+        for (uint32_t i = 0; i < nat.relay_list_count; i++)
+            json_array_append_new (relays, bus_codec_to_json (&nat_status_relay_schema, &nat.relay_list [i]));
+        json_object_set_new (root, "relays", relays);
+        char *text = json_dumps (root, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+        printf ("%s\n", text);
+        free (text);
+        json_decref (root);
+        return 0;
+    }
+    if (streq (nat.mapping, "endpoint-dependent-sequential"))
+        printf ("%-14s %s (step %u, highest port %u; from %u relays)\n", "NAT mapping", nat.mapping,
+                nat.mapping_step, nat.mapping_highest_port, nat.mapping_relays);
+    else
+        printf ("%-14s %s (from %u relay%s)\n", "NAT mapping", nat.mapping, nat.mapping_relays,
+                nat.mapping_relays == 1 ? "" : "s");
+    printf ("%-14s %s\n", "NAT filtering", streq (nat.filtering, "unknown")
+            ? "unknown (the relays cannot test it)" : nat.filtering);
+    if (udp)
+        printf ("%-14s yes (%u of %u relays answer over UDP)\n", "UDP", udp, nat.relay_list_count);
+    else
+        printf ("%-14s %s\n", "UDP", up ? "no: the relays answer over TCP or WebSocket only" : "unknown: no relay answers");
+    printf ("%-14s %s\n", "hairpinning", nat.hairpin);
+    printf ("%-14s %s; %s\n", "IPv6", nat.ipv6_global ? "a global address" : "no global address",
+            nat.ipv6_relay ? "a relay answers over IPv6" : "no relay answers over IPv6");
+    //  The UPnP-IGD / NAT-PMP gateway, as nat_portmap found it (connection.port_mapping)
+    if (streq (nat.port_mapping, "mapped"))
+        printf ("%-14s %s %s via gateway %s\n", "port mapping", nat.port_mapping_protocol,
+                nat.port_mapping_external, nat.port_mapping_gateway);
+    else
+    if (streq (nat.port_mapping, "off") || !*nat.port_mapping)
+        printf ("%-14s off (connection.port_mapping)\n", "port mapping");
+    else
+        printf ("%-14s %s%s%s\n", "port mapping", nat.port_mapping, *nat.port_mapping_error ? ": " : "",
+                nat.port_mapping_error);
+    printf ("%-16s %-24s %-9s %-4s %10s  %s\n", "RELAY", "ADDRESS", "TRANSPORT", "UP", "RTT", "SEES THIS NODE AT");
+    for (uint32_t i = 0; i < nat.relay_list_count; i++) {
+        const nat_status_relay_t *r = &nat.relay_list [i];
+        char rtt [32] = "-";
+        if (r->rtt_us >= 0)
+            snprintf (rtt, sizeof rtt, "%.1f ms", r->rtt_us / 1000.0);
+        printf ("%-16s %-24s %-9s %-4s %10s  %s\n", r->name, *r->address ? r->address : "-", r->transport,
+                r->up ? "yes" : "no", rtt, *r->observed ? r->observed : "-");
+    }
+    return 0;
 }
 
 static int
@@ -709,6 +817,8 @@ main (int argc, char **argv)
         return s_peers (run_dir, json);
     if (strcmp (command, "relay") == 0 && nargs == 0)
         return s_relay (run_dir, json);
+    if (strcmp (command, "netcheck") == 0 && nargs == 0)
+        return s_netcheck (run_dir, json);
     fprintf (stderr, "bifrostctl: unknown command or wrong arguments: %s (see bifrostctl -h)\n", command);
     return 2;
 }

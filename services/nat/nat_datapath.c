@@ -236,24 +236,29 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             }
             nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
             bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
-            //  A probe of a direct candidate of a peer up through the relay
-            const nat_addr_t *probe2 = NULL;
-            const nat_addr_t *probe = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now, &probe2) : NULL;
-            if (probe)
-                to = probe;
+            //  A probe of a peer up through the relay goes to each of its legs
+            //  (its public mapping, a candidate, predicted ports: nat_relay_path.c)
+            size_t probes = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now) : 0;
             //  A handshake to a peer that is not up goes through the relay too:
-            //  the first path to answer wins (nat_relay_path.c); a probe may go
-            //  to two addresses at once (the punched mapping and a candidate)
-            bool copy = info->relay_id && !nat_addr_relay_peer (to) && initiation && !probe
+            //  the first path to answer wins (nat_relay_path.c)
+            bool copy = info->relay_id && !nat_addr_relay_peer (to) && initiation && !probes
                       && nat_peer_state (peer) != NAT_PEER_UP;
-            for (int leg = 0; leg < (copy || probe2 ? 2 : 1); leg++) {
+            size_t legs = probes ? probes : copy ? 2 : 1;
+            for (size_t leg = 0; leg < legs; leg++) {
                 if (count == BUS_BATCH_MAX) {
                     nat_udp_send (self->udp, self->tx, count);
                     count = 0;
                 }
-                const nat_addr_t *dest = leg ? (probe2 ? probe2 : &scratch) : to;
-                if (leg && !probe2)
+                const nat_addr_t *dest = to;
+                if (probes) {
+                    nat_relay_path_probe_leg (self, peer, leg, &scratch);
+                    dest = &scratch;
+                }
+                else
+                if (leg) {
                     nat_addr_set_relay (&scratch, info->relay_id);
+                    dest = &scratch;
+                }
                 uint64_t relay_peer = nat_addr_relay_peer (dest);
                 if (relay_peer) {
                     size_t framed;

@@ -19,12 +19,15 @@
 #include "bus_log.h"
 #include "relay_stream.h"
 #include "nat_relay_wss.h"
+#include "nat_mapping.h"
 #include "schemas/wire.h"
 
 #include <arpa/inet.h>
 
 #include <assert.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <sys/random.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -371,9 +374,11 @@ s_on_servers (bus_service_t *svc, bus_envelope_t *env, void *arg)
                              err, sizeof err))
         bus_warn ("relay.servers refused: %s", err);
     else {
-        if (!same)
+        if (!same) {
             for (size_t i = 0; i < NAT_RELAY_SERVERS_MAX; i++)
                 s_tcp_close (self, i);
+            nat_mapping_clear (self->mapping);
+        }
         if (!same || msg->tls_port != self->relay_tls_port)
             s_wss_close_all (self);
         self->relay_tls_port = (uint16_t) (count ? msg->tls_port : 0);
@@ -417,6 +422,7 @@ nat_relay_path_open (nat_service_t *self)
         self->wss_state [i].attempt_ms = -1;
     }
     self->wss_ingest = (nat_ingest_t) { NAT_HANDLE_NONE, NULL, true };
+    self->mapping = nat_mapping_new ();
     bus_service_subscribe (self->svc, "relay.servers", s_on_servers, self);
 }
 
@@ -429,6 +435,7 @@ nat_relay_path_close (nat_service_t *self)
     free (self->relay_ca);
     self->relay_ca = NULL;
     nat_relay_destroy (&self->relay);
+    nat_mapping_destroy (&self->mapping);
     free (self->frames);
     self->frames = NULL;
 }
@@ -460,6 +467,47 @@ s_dial_through_relay (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *in
     nat_service_send_dial (self, peer);
 }
 
+//  A peer's registered candidates with an address (named ones are left to the
+//  dialler), but not its relay-seen mapping: probes go to one a round, in turn
+static size_t
+s_candidates (nat_peer_t *peer, nat_peer_info_t *info, const nat_addr_t *out [NAT_PEER_ENDPOINTS_MAX + 1])
+{
+    size_t count = 0;
+    for (size_t k = 0; nat_peer_direct (peer) && k < NAT_PEER_ENDPOINTS_MAX + 1; k++) {
+        const nat_endpoint_t *c = nat_peer_configured_at (peer, k);
+        if (!c)
+            break;
+        if (!c->is_name && nat_addr_is_set (&c->addr) && !nat_addr_eq (&c->addr, &info->relay_seen))
+            out [count++] = &c->addr;
+    }
+    return count;
+}
+
+//  Port prediction (connection.port_prediction, docs/nat.md "Port prediction"):
+//  which ports after the peer's seen mapping this probe also goes to. A NAT
+//  that maps per destination in sequence gives the peer's probe to us one of
+//  the ports after the one the relay saw; our probe to that port is the answer
+//  its filter lets in. How far after depends on how many flows the peer's NAT
+//  mapped since the peer registered (its own: a registry request per heartbeat,
+//  probes to other peers; and those of other hosts behind it), so each round
+//  covers the next window: +1..+W in the first, +W+1..+2W in the next, up to
+//  S_PREDICT_SPAN ports, then from +1 again. Only from a node whose own mapping
+//  is endpoint-independent (or no NAT): its legs all leave from one mapping,
+//  which the peer's probes find; a node that maps per destination would spend
+//  one of its own ports per leg and open nothing the peer can find. Only after
+//  a round went unanswered (a cone pair is direct by then), never past 65535.
+#define S_PREDICT_SPAN 256
+static uint16_t
+s_predict_window (nat_service_t *self, nat_peer_info_t *info, uint16_t *from)
+{
+    *from = 0;
+    if (!self->config.port_prediction || info->probes < 1 || !self->mapping
+    ||  !nat_mapping_may_predict (nat_mapping_class (self->mapping)))
+        return 0;
+    return nat_mapping_predict (nat_addr_port (&info->relay_seen), info->probes,
+                                (uint32_t) self->config.port_prediction_window, S_PREDICT_SPAN, from);
+}
+
 //  Up through the relay, and direct candidates known: one of them is tried 0.5 s
 //  after, then after 1 s, 2 s ... 60 s (one at a time, in turn). A probe is a
 //  handshake initiation to that address only; if it answers, crypto confirms
@@ -488,16 +536,8 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
         info->probe_next_ms = info->last_dial_ms + 300;
         return;
     }
-    //  The candidates with an address (named ones are left to the dialler)
     const nat_addr_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
-    size_t count = 0;
-    for (size_t k = 0; nat_peer_direct (peer) && k < NAT_PEER_ENDPOINTS_MAX + 1; k++) {
-        const nat_endpoint_t *c = nat_peer_configured_at (peer, k);
-        if (!c)
-            break;
-        if (!c->is_name && nat_addr_is_set (&c->addr) && !nat_addr_eq (&c->addr, &info->relay_seen))
-            candidates [count++] = &c->addr;
-    }
+    size_t count = s_candidates (peer, info, candidates);
     //  Hole punching: every probe also goes to the peer's public mapping as the
     //  relay saw it (ESTABLISHED), which the peer's probes toward ours open from
     //  its side: the first probe of one side opens its own NAT's filter, the
@@ -506,29 +546,56 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
     info->probe_next_ms = now + (wait < S_PROBE_MAX_MS ? wait : S_PROBE_MAX_MS);
     if (!count && !punch)
         return;
-    nat_addr_clear (&info->probe_addr2);
+    nat_probe_plan_t *plan = &info->plan;
+    plan->legs_count = 0;
+    plan->predict = 0;
     if (punch) {
-        info->probe_addr = info->relay_seen;
+        plan->legs [plan->legs_count++] = info->relay_seen;
         if (count)
-            info->probe_addr2 = *candidates [info->probes % count];
+            plan->legs [plan->legs_count++] = *candidates [info->probes % count];
+        plan->predict = s_predict_window (self, info, &plan->predict_from);
+        if (plan->predict) {
+            char text [NAT_ADDR_TEXT_MAX];
+            bus_log (plan->predicted ? BUS_LOG_DEBUG : BUS_LOG_INFO, "peer %s: probe round %u, also to ports %u..%u of %s (port prediction)",
+                info->name, info->probes + 1, nat_addr_port (&info->relay_seen) + plan->predict_from,
+                nat_addr_port (&info->relay_seen) + plan->predict_from + plan->predict - 1,
+                nat_addr_format (&info->relay_seen, text, sizeof text));
+        }
     }
     else
-        info->probe_addr = *candidates [info->probes % count];
+        plan->legs [plan->legs_count++] = *candidates [info->probes % count];
     info->probe_until_ms = now + 1000;
     info->probes++;
     nat_service_send_dial (self, peer);
 }
 
-const nat_addr_t *
-nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now, const nat_addr_t **second)
+size_t
+nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now)
 {
     nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
-    *second = NULL;
-    if (info->probe_until_ms <= now || !nat_addr_is_set (&info->probe_addr))
-        return NULL;
-    if (nat_addr_is_set (&info->probe_addr2))
-        *second = &info->probe_addr2;
-    return &info->probe_addr;
+    if (info->probe_until_ms <= now || !info->plan.legs_count)
+        return 0;
+    return info->plan.legs_count + info->plan.predict;
+}
+
+void
+nat_relay_path_probe_leg (nat_service_t *self, nat_peer_t *peer, size_t k, nat_addr_t *out)
+{
+    nat_probe_plan_t *plan = &self->info [nat_peer_index (peer)].plan;
+    if (k < plan->legs_count) {
+        *out = plan->legs [k];
+        return;
+    }
+    //  A predicted port: the seen mapping's address, the k-th port after it
+    //  (s_predict_window keeps them below 65536)
+    *out = plan->legs [0];
+    uint16_t port = (uint16_t) (nat_addr_port (&plan->legs [0]) + plan->predict_from + (k - plan->legs_count));
+    if (nat_addr_family (out) == AF_INET)
+        out->in4.sin_port = htons (port);
+    else
+        out->in6.sin6_port = htons (port);
+    self->counters.predicted++;
+    self->info [nat_peer_index (peer)].plan.predicted++;
 }
 
 //  Dials through the relay: peers nat does not dial itself, while not up (1 s,
@@ -604,6 +671,88 @@ nat_relay_path_tick (nat_service_t *self, int64_t now)
 }
 
 //  ---------------------------------------------------------------------------
+//  This node's mapping (nat_mapping.h): every REGISTERED over UDP is an
+//  observation; one over TCP or WSS shows another flow, so that relay stops
+//  counting. The local addresses are read again when an observation changed
+//  (a new relay, a NAT that rebound): not on every refresh.
+
+static void
+s_mapping_locals (nat_service_t *self)
+{
+    nat_addr_t locals [NAT_MAPPING_LOCAL_MAX];
+    size_t count = 0;
+    struct ifaddrs *list = NULL;
+    if (getifaddrs (&list) == 0) {
+        for (struct ifaddrs *ifa = list; ifa && count < NAT_MAPPING_LOCAL_MAX; ifa = ifa->ifa_next)
+            if (ifa->ifa_addr && (ifa->ifa_addr->sa_family == AF_INET || ifa->ifa_addr->sa_family == AF_INET6)
+            &&  nat_addr_set_sockaddr (&locals [count], ifa->ifa_addr,
+                                       ifa->ifa_addr->sa_family == AF_INET ? sizeof (struct sockaddr_in)
+                                                                           : sizeof (struct sockaddr_in6)) == 0)
+                count++;
+        freeifaddrs (list);
+    }
+    nat_mapping_set_local (self->mapping, locals, count, nat_udp_port (self->udp));
+}
+
+//  Hairpinning (bifrostctl netcheck): one datagram to the address a relay
+//  sees us at, each time that address changes. It comes back only through a
+//  NAT that hairpins (or to a node behind none). Shaped as a relay PING so
+//  that it reaches nat_relay_path_rx (the demux drops other unknown types),
+//  where it is recognised by all of its 20 bytes, 16 of them random.
+static void
+s_hairpin_send (nat_service_t *self, const nat_addr_t *observed)
+{
+    uint8_t *probe = self->hairpin.probe;
+    probe [0] = RELAY_PROTO_PING;
+    probe [1] = RELAY_PROTO_VERSION;
+    probe [2] = probe [3] = 0;
+    if (getrandom (probe + 4, sizeof self->hairpin.probe - 4, 0) != (ssize_t) sizeof self->hairpin.probe - 4)
+        return;
+    self->hairpin.sent_ms = bus_clock_ms ();
+    self->hairpin.back = false;
+    nat_udp_tx_t tx = { probe, sizeof self->hairpin.probe, observed };
+    nat_udp_send (self->udp, &tx, 1);
+}
+
+static bool
+s_hairpin_back (nat_service_t *self, const uint8_t *data, size_t size)
+{
+    if (!self->hairpin.sent_ms || size != sizeof self->hairpin.probe
+    ||  memcmp (data, self->hairpin.probe, size) != 0)
+        return false;
+    if (!self->hairpin.back)
+        bus_info ("hairpinning: our own observed address reached us in %" PRId64 " ms",
+                  bus_clock_ms () - self->hairpin.sent_ms);
+    self->hairpin.back = true;
+    return true;
+}
+
+static void
+s_mapping_update (nat_service_t *self, size_t server, bool over_udp)
+{
+    nat_relay_server_t *s = nat_relay_server (self->relay, server);
+    if (!s || !self->mapping)
+        return;
+    bool changed = over_udp && s->up ? nat_mapping_observe (self->mapping, &s->endpoint.addr, &s->observed)
+                                     : nat_mapping_forget (self->mapping, &s->endpoint.addr);
+    if (!changed)
+        return;
+    if (over_udp && s->up)
+        s_hairpin_send (self, &s->observed);
+    s_mapping_locals (self);
+    nat_mapping_class_t kind = nat_mapping_class (self->mapping);
+    if ((int) kind == self->mapping_class)
+        return;
+    self->mapping_class = (int) kind;
+    if (kind == NAT_MAPPING_EDM_SEQ)
+        bus_info ("this node's NAT mapping: %s (step %u, highest port %u; %zu relays)", nat_mapping_class_name (kind),
+                  nat_mapping_step (self->mapping), nat_mapping_highest (self->mapping), nat_mapping_count (self->mapping));
+    else
+        bus_info ("this node's NAT mapping: %s (%zu relay%s)", nat_mapping_class_name (kind), nat_mapping_count (self->mapping),
+                  nat_mapping_count (self->mapping) == 1 ? "" : "s");
+}
+
+//  ---------------------------------------------------------------------------
 //  Datagrams
 
 bool
@@ -612,6 +761,8 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
 {
     int server = nat_relay_find (self->relay, from);
     if (server < 0) {
+        if (s_hairpin_back (self, *data, *size))
+            return false;
         *via = *from;           //  not from a relay: the demux drops it (and counts it)
         return true;
     }
@@ -642,6 +793,8 @@ nat_relay_path_rx (nat_service_t *self, const nat_addr_t *from, uint8_t **data, 
         self->counters.relay_tcp_left++;
         s_tcp_close (self, (size_t) server);
     }
+    if (d [0] == RELAY_PROTO_REGISTERED)
+        s_mapping_update (self, (size_t) server, !tcp->reading && streq (nat_relay_path_transport (self, (size_t) server), "udp"));
     if (event == NAT_RELAY_ESTABLISHED) {
         for (size_t i = 0; i < self->info_count; i++)
             if (self->info [i].relay_id == peer_id) {
@@ -737,6 +890,138 @@ nat_relay_path_transport (nat_service_t *self, size_t i)
     if (self->wss && nat_relay_wss_open_now (self->wss, i))
         return "wss";
     return "udp";
+}
+
+void
+nat_relay_path_status (nat_service_t *self, nat_status_reply_t *reply)
+{
+    nat_mapping_class_t kind = self->mapping ? nat_mapping_class (self->mapping) : NAT_MAPPING_UNKNOWN;
+    snprintf (reply->mapping, sizeof reply->mapping, "%s", nat_mapping_class_name (kind));
+    if (self->mapping) {
+        reply->mapping_relays = (uint32_t) nat_mapping_count (self->mapping);
+        reply->mapping_step = nat_mapping_step (self->mapping);
+        reply->mapping_highest_port = nat_mapping_highest (self->mapping);
+    }
+    reply->predicted_probes = self->counters.predicted;
+    //  netcheck: hairpinning, IPv6, what the relays cannot tell
+    int64_t since = self->hairpin.sent_ms ? bus_clock_ms () - self->hairpin.sent_ms : -1;
+    snprintf (reply->hairpin, sizeof reply->hairpin, "%s", self->hairpin.back ? "yes" : since < 0 ? "untested"
+                                                          : since < 1000 ? "testing" : "no");
+    struct ifaddrs *list = NULL;
+    if (getifaddrs (&list) == 0) {
+        for (struct ifaddrs *ifa = list; ifa; ifa = ifa->ifa_next)
+            if (ifa->ifa_addr && ifa->ifa_addr->sa_family == AF_INET6
+            &&  (((const struct sockaddr_in6 *) ifa->ifa_addr)->sin6_addr.s6_addr [0] & 0xe0) == 0x20)
+                reply->ipv6_global = true;
+        freeifaddrs (list);
+    }
+    for (size_t i = 0; self->relay && i < nat_relay_count (self->relay); i++) {
+        nat_relay_server_t *server = nat_relay_server (self->relay, i);
+        reply->ipv6_relay |= server->up && nat_addr_family (&server->endpoint.addr) == AF_INET6;
+    }
+    snprintf (reply->filtering, sizeof reply->filtering, "unknown");
+    for (size_t i = 0; self->relay && i < nat_relay_count (self->relay) && reply->relay_list_count < 8; i++) {
+        nat_relay_server_t *server = nat_relay_server (self->relay, i);
+        nat_status_relay_t *out = &reply->relay_list [reply->relay_list_count++];
+        snprintf (out->name, sizeof out->name, "%s", server->name);
+        if (server->resolved)
+            nat_addr_format (&server->endpoint.addr, out->address, sizeof out->address);
+        out->up = server->up;
+        snprintf (out->transport, sizeof out->transport, "%s", nat_relay_path_transport (self, i));
+        out->rtt_us = server->rtt_us;
+        if (nat_addr_is_set (&server->observed))
+            nat_addr_format (&server->observed, out->observed, sizeof out->observed);
+        out->registers = server->registers;
+        out->answers = server->answers;
+    }
+}
+
+//  What a relayed peer's probes cannot get past, given our own mapping: the
+//  second half of its reason
+static const char *
+s_conclusion (nat_mapping_class_t kind)
+{
+    switch (kind) {
+        case NAT_MAPPING_EDM_RANDOM:
+            return "so only a peer whose NAT filters by address alone (or no NAT) can answer";
+        case NAT_MAPPING_EDM_SEQ:
+            return "so only a peer whose NAT filters by address alone (or no NAT) can answer "
+                   "(we send no predicted ports: each would use up one of ours)";
+        case NAT_MAPPING_NONE:
+            return "so their side drops what we send (a firewall or NAT that blocks UDP from us)";
+        case NAT_MAPPING_EIM:
+            return "so their NAT likely maps per destination with ports we cannot predict (or blocks UDP), "
+                   "and ours filters by port";
+        default:
+            return "so we send no predicted ports";
+    }
+}
+
+//  Why a peer up through the relay is still there, in plain words (nat.status
+//  `reason`, bifrostctl peers): the rounds and where they went, our mapping
+static void
+s_reason (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, char *out, size_t size)
+{
+    *out = 0;
+    const nat_addr_t *endpoint = nat_peer_endpoint (peer);
+    if (nat_peer_state (peer) != NAT_PEER_UP || !nat_addr_relay_peer (endpoint))
+        return;
+    if (info->force_relay) {
+        snprintf (out, size, "relayed: kept on the relay (connection.force_relay or force_relay_peers)");
+        return;
+    }
+    if (!self->config.direct_connect) {
+        snprintf (out, size, "relayed: connection.direct_connect = false, no direct path is tried");
+        return;
+    }
+    int cur = nat_relay_current (self->relay);
+    if (cur >= 0 && !streq (nat_relay_path_transport (self, (size_t) cur), "udp")) {
+        snprintf (out, size, "relayed: this node reaches the relays over %s only: UDP does not get through "
+                  "its network, so no direct path can", nat_relay_path_transport (self, (size_t) cur));
+        return;
+    }
+    if (!info->plan.legs_count) {
+        snprintf (out, size, info->probes || nat_addr_is_set (&info->relay_seen) || nat_peer_direct (peer)
+                  ? "relayed: first direct probe due"
+                  : "relayed: nothing to probe (no address of it from the relay, no direct candidate%s)",
+                  self->config.hole_punch ? "" : "; connection.hole_punch = false");
+        return;
+    }
+    //  Every address the rounds went to: the relay-seen mapping (hole punching)
+    //  and the candidates taken in turn, one a round
+    const nat_addr_t *tried [NAT_PEER_ENDPOINTS_MAX + 2];
+    size_t n = 0;
+    if (self->config.hole_punch && nat_addr_is_set (&info->relay_seen))
+        tried [n++] = &info->relay_seen;
+    const nat_addr_t *candidates [NAT_PEER_ENDPOINTS_MAX + 1];
+    size_t count = s_candidates (peer, info, candidates);
+    for (size_t k = 0; k < count && k < info->probes; k++)
+        tried [n++] = candidates [k];
+    char legs [200] = "", text [NAT_ADDR_TEXT_MAX], predicted [48] = "";
+    for (size_t k = 0; k < n; k++) {
+        size_t used = strlen (legs);
+        snprintf (legs + used, sizeof legs - used, "%s%s", k == 0 ? "" : k + 1 == n ? " and " : ", ",
+                  nat_addr_format (tried [k], text, sizeof text));
+    }
+    //  The predicted ports covered so far: a window per round after the first
+    if (info->plan.predicted) {
+        uint64_t covered = (uint64_t) (info->probes ? info->probes - 1 : 0) * (uint64_t) self->config.port_prediction_window;
+        snprintf (predicted, sizeof predicted, " (+%u predicted ports)", (unsigned) (covered < S_PREDICT_SPAN ? covered : S_PREDICT_SPAN));
+    }
+    nat_mapping_class_t kind = self->mapping ? nat_mapping_class (self->mapping) : NAT_MAPPING_UNKNOWN;
+    snprintf (out, size, "relayed: %u probe round%s to %s%s unanswered; %s, %s", info->probes,
+              info->probes == 1 ? "" : "s", legs, predicted, nat_mapping_class_words (kind), s_conclusion (kind));
+}
+
+void
+nat_relay_path_peer_status (nat_service_t *self, size_t index, nat_status_peer_t *out)
+{
+    nat_peer_info_t *info = &self->info [index];
+    out->probe_rounds = info->probes;
+    out->predicted_probes = info->plan.predicted;
+    nat_peer_t *peer = nat_peer_table_at (self->table, index);
+    if (peer && self->relay)
+        s_reason (self, peer, info, out->reason, sizeof out->reason);
 }
 
 size_t

@@ -9,6 +9,7 @@
 #include "nat_peer_table.h"
 #include "nat_handles.h"
 #include "nat_relay.h"
+#include "nat_mapping.h"
 #include "nat_relay_wss.h"
 #include "nat_service.h"
 #include "nat_netwatch.h"
@@ -24,6 +25,7 @@ static const selftest_t s_tests [] = {
     { "nat_peer_table", nat_peer_table_test },
     { "nat_handles", nat_handles_test },
     { "nat_relay", nat_relay_test },
+    { "nat_mapping", nat_mapping_test },
     { "nat_relay_wss", nat_relay_wss_test },
     { "nat_netwatch", nat_netwatch_test },
     { "nat_portmap", nat_portmap_test },

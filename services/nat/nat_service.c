@@ -524,6 +524,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     nat_relay_path_wss_stats (self, &reply->relay_wss_opens, &reply->relay_wss_opened, &reply->relay_wss_failed);
     reply->relay_wss_rx = self->counters.relay_wss_rx;
     reply->relay_wss_tx = self->counters.relay_wss_tx;
+    nat_relay_path_status (self, reply);
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -555,6 +556,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
             snprintf (out->relay_id, sizeof out->relay_id, "%016" PRIx64, self->info [i].relay_id);
         if (i < self->info_count && nat_addr_is_set (&self->info [i].relay_seen))
             nat_addr_format (&self->info [i].relay_seen, out->relay_seen, sizeof out->relay_seen);
+        if (i < self->info_count)
+            nat_relay_path_peer_status (self, i, out);
     }
     bus_service_reply (svc, env, &nat_status_reply_schema, reply);
     free (reply);
@@ -634,7 +637,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
         bus_debug ("peer %s: the relay saw it at %s before it was known", info->name,
                    nat_addr_format (&info->relay_seen, text, sizeof text));
     }
-    nat_addr_clear (&info->probe_addr2);
+    memset (&info->plan, 0, sizeof info->plan);
     info->last_dial_ms = info->watch_first_ms = info->watch_probe_ms = 0;
     //  The first dial below may reach crypto before crypto knows the peer (its
     //  peer.up may come a moment later), or reach the relay before the peer

@@ -25,6 +25,20 @@
 #define NAT_NETCHANGE_DELAY_MS 5000   //  direct paths tried again this long after an address/route change
 #define NAT_DIRECT_HOLD_MS 800  //  a direct path heard this recently keeps its peer off the relay           //  reads per loop wakeup, so neither direction starves
 
+//  Where one probe (a handshake initiation of a peer up through the relay)
+//  goes: a few addresses (the peer's mapping as the relay saw it, a registered
+//  candidate), then, with port prediction, the mapping's address at the ports
+//  after the seen one (nat_relay_path.c, s_probe). Bounded: at most
+//  NAT_PROBE_LEGS_MAX + connection.port_prediction_window datagrams per probe
+#define NAT_PROBE_LEGS_MAX 2
+typedef struct {
+    nat_addr_t legs [NAT_PROBE_LEGS_MAX];
+    uint8_t legs_count;
+    uint16_t predict;           //  then legs [0]'s address at `predict` ports (0: no prediction)...
+    uint16_t predict_from;      //  ...from its port + this
+    uint64_t predicted;         //  datagrams to predicted ports of this peer, in all
+} nat_probe_plan_t;
+
 //  What the service keeps per peer beside nat_peer (which holds no names)
 typedef struct {
     char name [49];
@@ -43,9 +57,8 @@ typedef struct {
     nat_addr_t relay_seen;      //  its address as the relay saw it (ESTABLISHED)
     //  Up through the relay, with direct candidates: try them now and then
     int64_t probe_next_ms;      //  0: not planned
-    int64_t probe_until_ms;     //  initiations go to probe_addr until then
-    nat_addr_t probe_addr;
-    nat_addr_t probe_addr2;     //  a second address for the same initiation (unset: none)
+    int64_t probe_until_ms;     //  initiations go to the probe's legs until then
+    nat_probe_plan_t plan;      //  the legs of the current probe (nat_relay_path.c)
     uint32_t probes;
     int64_t last_dial_ms;       //  last nat.dial (crypto takes one per 250 ms)
     //  Up on a direct path that went quiet (nat_direct_watch.c)
@@ -88,6 +101,7 @@ typedef struct {
     uint64_t relay_tcp_connects, relay_tcp_rx, relay_tcp_tx, relay_tcp_left;
     uint64_t direct_probes, direct_lost;        //  nat_direct_watch.c
     uint64_t relay_wss_rx, relay_wss_tx;
+    uint64_t predicted;         //  probe datagrams to predicted ports (connection.port_prediction)
     uint64_t net_changes;                       //  address/route changes acted on (nat_netwatch)
 } nat_counters_t;
 
@@ -146,6 +160,15 @@ struct _nat_service_t {
     size_t relay_ca_size;
     nat_ingest_t wss_ingest;                    //  messages of one wss service round
     size_t forced_count;
+    //  This node's NAT mapping, from the relays' REGISTERED (nat_relay_path.c)
+    struct _nat_mapping_t *mapping;
+    int mapping_class;                          //  nat_mapping_class_t last logged
+    //  Hairpinning: a datagram to our own observed address comes back (nat_relay_path.c)
+    struct {
+        uint8_t probe [20];                     //  what was sent (random after the first 4 bytes)
+        int64_t sent_ms;                        //  0: never sent
+        bool back;                              //  it came back
+    } hairpin;
     //  The host's address and route changes (nat_netwatch)
     nat_netwatch_t *netwatch;                   //  NULL when rtnetlink was refused
     zmq_pollitem_t netwatch_item;
@@ -200,11 +223,11 @@ const nat_addr_t *nat_relay_path_frame (nat_service_t *self, size_t k, uint64_t 
 bool nat_relay_path_forced (nat_service_t *self, const char *name);
 //  The resolver answered for a relay (cookie >= NAT_RELAY_COOKIE)
 void nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_addr_t *addrs, size_t count);
-//  A handshake initiation for this peer goes to a direct candidate now (a probe
-//  of a peer that is up through the relay): that address, else NULL; *second:
-//  another address the same initiation goes to, else NULL
-const nat_addr_t *nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now,
-                                        const nat_addr_t **second);
+//  A handshake initiation for this peer is a probe now (of a peer that is up
+//  through the relay): the number of addresses it goes to (its legs), else 0
+size_t nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now);
+//  Leg k (< that number) of the peer's probe, into *out; counts a predicted one
+void nat_relay_path_probe_leg (nat_service_t *self, nat_peer_t *peer, size_t k, nat_addr_t *out);
 //  The peer's address as a relay saw it, from an ESTABLISHED that came before
 //  the peer was known (within NAT_SEEN_EARLY_MS): true and *seen set, else false
 bool nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *seen);
@@ -215,6 +238,10 @@ size_t nat_relay_path_reprobe (nat_service_t *self, int64_t now);
 void nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_t size);
 //  How relay i is reached now: "udp", "tcp" or "wss"
 const char *nat_relay_path_transport (nat_service_t *self, size_t i);
+//  This node's mapping class and every relay, for nat.status; and a peer's
+//  probes (rounds, predicted ports, why it is still relayed)
+void nat_relay_path_status (nat_service_t *self, nat_status_reply_t *reply);
+void nat_relay_path_peer_status (nat_service_t *self, size_t index, nat_status_peer_t *out);
 //  The WebSocket over TLS counters (zero before the first attempt)
 void nat_relay_path_wss_stats (nat_service_t *self, uint64_t *opens, uint64_t *opened, uint64_t *failed);
 

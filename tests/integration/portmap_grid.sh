@@ -161,6 +161,9 @@ MAPPED=${MAPPED:-none}
 MAP_MS=$(grep -m1 -o 'port mapping: [a-z]* [0-9.:]* -> port .* took [0-9]* ms' "$T/map-a/bifrostd.log" | sed 's/.*took \([0-9]*\) ms/\1/')
 peers_json map-a | jq -e --arg e "$MAPPED" '.nat.port_mapping == "mapped" and .nat.port_mapping_external == $e and .nat.port_mapping_lifetime_left > 3000' >/dev/null
 ok $? "map-a: bifrostctl status --json: port_mapping mapped, external $MAPPED, lease ~3600 s"
+"$CTL" -r "$T/map-a/run" netcheck --json 2>/dev/null | jq -e --arg e "$MAPPED" \
+    '.port_mapping.state == "mapped" and .port_mapping.external == $e and (.port_mapping.protocol | test("natpmp|upnp")) and .port_mapping.gateway != ""' >/dev/null
+ok $? "map-a: bifrostctl netcheck shows the gateway: $("$CTL" -r "$T/map-a/run" netcheck 2>/dev/null | grep '^port mapping')"
 dnats map-a | grep -q "dport ${MAPPED##*:} dnat ip to $(grid_ip map-a):51820"
 ok $? "map-a's router: miniupnpd's dnat ${MAPPED##*:} -> $(grid_ip map-a):51820 ($(dnats map-a | tr -s ' ' | head -1))"
 [ -z "$(dnats off-a)" ]

@@ -22,7 +22,14 @@
 # Then: a public node with connection.force_relay stays on the relay with a
 # public peer, both ways; `bifrostctl status` names the relay and its round
 # trip; and when the relay a pair uses dies (every process of it killed with
-# SIGKILL), the pair moves to the other one and pings again within 4 s. (TAP)
+# SIGKILL), the pair moves to the other one and pings again within 4 s.
+#
+# Port prediction (issue 15, docs/nat.md): symmetric-seq goes direct with
+# port-restricted and cgnat; port-restricted-a counted the predicted probes, and a
+# port-restricted node with connection.port_prediction = false (nopredict) stays
+# relayed with symmetric-seq-b through three probe rounds. The plain-words reason
+# a peer is relayed is asserted for symmetric x symmetric, and is empty for a
+# direct pair. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
@@ -64,6 +71,10 @@ grid_public_host reg 203.0.113.10
 grid_public_host relay 203.0.113.11
 grid_public_host relay2 203.0.113.12
 specs="none:forced"
+# With port prediction off, a port-restricted node and symmetric-seq-b stay on
+# the relay: proves prediction is what takes that pair direct
+PREDICT_CONTROL=0
+case " $KINDS " in *" port-restricted "*" symmetric-seq "*) PREDICT_CONTROL=1; specs="$specs port-restricted:nopredict" ;; esac
 for k in $KINDS; do specs="$specs $k:$k-a $k:$k-b"; done
 grid_nodes $specs
 ok $? "grid: a registry, a relay and two nodes behind each of: $(echo $KINDS)"
@@ -105,21 +116,24 @@ for n in $B_NODES; do VIP[$n]=$(vip "$n"); done
 # nat_class KIND: what decides hole punching (RFC 4787): pub (no NAT), open
 # (endpoint-independent mapping and filtering), addr (EIM, address-dependent
 # filtering), port (EIM, address-and-port-dependent filtering; cgnat is two of
-# them), edm (a new mapping per destination: symmetric, and cgnat over a
+# them), seq (a new mapping per destination, ports in sequence: symmetric-seq),
+# edm (a new mapping per destination, random ports: symmetric, and cgnat over a
 # symmetric carrier), blocked (no UDP)
 nat_class () {
     case $1 in
         none) echo pub ;; full-cone) echo open ;; restricted) echo addr ;;
-        port-restricted|cgnat) echo port ;; udp-blocked) echo blocked ;; *) echo edm ;;
+        port-restricted|cgnat) echo port ;; symmetric-seq) echo seq ;; udp-blocked) echo blocked ;; *) echo edm ;;
     esac
 }
 # punchable CLASS CLASS: a simultaneous open through the relay-observed mappings
 # gets through both NATs: a side that maps per destination is reached only by a
-# filter that ignores the port (open, addr, pub); two such sides never meet
+# filter that ignores the port (open, addr, pub), or, when its ports come in
+# sequence, by port prediction from a side whose own mapping is endpoint-
+# independent (port: connection.port_prediction); two such sides never meet
 punchable () {
     case "$1 $2" in
         *blocked*) return 1 ;;
-        *pub*|*open*|"addr "*|*" addr"|"port port") return 0 ;;
+        *pub*|*open*|"addr "*|*" addr"|"port port"|"seq port"|"port seq") return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -184,6 +198,46 @@ ok $? "forced <-> none-a (both public): a ping crosses both ways"
 sleep 2         # a direct probe would have happened by now (1 s after up)
 [[ "$(peer_path forced none-a)" == relay\ relay-[12] ]] && [[ "$(peer_path none-a forced)" == relay\ relay-[12] ]]
 ok $? "connection.force_relay keeps the pair on the relay both ways (forced: '$(peer_path forced none-a)', none-a: '$(peer_path none-a forced)')"
+
+# Port prediction: port-restricted-a sent predicted probes to symmetric-seq-b
+# (it went direct above); a port-restricted node with connection.port_prediction
+# = false sends none and stays on the relay with it through three probe rounds
+if [ "$PREDICT_CONTROL" = 1 ]; then
+    n=$(peers_json port-restricted-a | jq -r '.peers[] | select(.name == "symmetric-seq-b") | .predicted_probes')
+    total=$(peers_json port-restricted-a | jq -r '.nat.predicted_probes')
+    [ "${n:-0}" -ge 1 ] && [ "${total:-0}" -ge "${n:-0}" ]
+    ok $? "port-restricted-a sent $n probes to predicted ports of symmetric-seq-b ($total in all)"
+    start_node nopredict "port_prediction = false;"
+    wait_for 20 all_have_vip nopredict
+    VIP[nopredict]=$(vip nopredict)
+    wait_for 10 pair_pings nopredict symmetric-seq-b
+    ok $? "nopredict (port-restricted, port_prediction = false) <-> symmetric-seq-b: a ping crosses both ways"
+    rounds () { peers_json nopredict | jq -r '.peers[] | select(.name == "symmetric-seq-b") | .probe_rounds'; }
+    three_rounds () { [ "$(rounds)" -ge 3 ] 2>/dev/null; }
+    wait_for 10 three_rounds
+    [[ "$(peer_path nopredict symmetric-seq-b)" == relay\ relay-[12] ]] \
+        && [ "$(peers_json nopredict | jq -r '.nat.predicted_probes')" = 0 ]
+    ok $? "without port prediction, nopredict stays relayed with symmetric-seq-b after $(rounds) probe rounds ('$(peer_path nopredict symmetric-seq-b)', 0 predicted)"
+fi
+
+# Why a pair is relayed, in plain words (nat.status `reason`, bifrostctl peers):
+# for symmetric x symmetric, the rounds that went unanswered and where, our
+# mapping in RFC 4787 terms and the conclusion; a direct pair has none
+case " $KINDS " in *" symmetric "*)
+    reason () { peers_json "$1" | jq -r --arg b "$2" '.peers[] | select(.name == $b) | .reason'; }
+    why=$(reason symmetric-a symmetric-b)
+    [[ "$why" =~ ^relayed:\ [0-9]+\ probe\ rounds?\ to\ 203\.0\.113\.[0-9]+:[0-9]+.*\ unanswered\;\ our\ NAT\ maps\ each\ destination\ to\ a\ new\ random\ public\ port.*only\ a\ peer\ whose\ NAT\ filters\ by\ address\ alone ]]
+    ok $? "symmetric-a says why symmetric-b is relayed: '$why'"
+    "$CTL" -r "$T/symmetric-a/run" peers 2>/dev/null | grep -A1 "^symmetric-b " | grep -q "^    relayed: "
+    ok $? "bifrostctl peers on symmetric-a prints the reason under symmetric-b"
+    ;;
+esac
+case " $KINDS " in *" port-restricted "*)
+    why=$(peers_json port-restricted-a | jq -r '.peers[] | select(.name == "port-restricted-b") | "\(.path)|\(.reason)"')
+    [ "$why" = "direct|" ]
+    ok $? "port-restricted-a shows no reason for port-restricted-b, which is direct ('$why')"
+    ;;
+esac
 
 # ESTABLISHED: the relay told each side the other's public address
 seen=$(peers_json port-restricted-a | jq -r '.peers[] | select(.name == "symmetric-b") | .relay_seen')
