@@ -835,8 +835,13 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
                 nat_service_send_dial (owner, peer);
             }
         }
-        else
+        else {
+            //  Our probe plan of one relay leg is not nat_relay_path's: gone
+            //  with the reason it was made for (nat.status `reason` reads plans)
+            if (p->relay_try_ms && info->plan.legs_count == 1 && nat_addr_relay_peer (&info->plan.legs [0]))
+                info->plan.legs_count = 0;
             p->relay_try_ms = 0;
+        }
         //  Our TURN allocation's credential runs out: a new session on the new one
         if (s_turn_restart_due (p, self->turn_expiry, wall)) {
             char err [200];
