@@ -1,7 +1,8 @@
 #!/bin/bash
 # demo.sh: Bifrost across NATs, on this machine. An emulated internet (203.0.113.0/24,
-# a documentation range, on a bridge in a network namespace) carries a registry and
-# a relay; three nodes sit behind home routers of different kinds, each router an
+# a documentation range, on a bridge in a network namespace) carries a registry, two
+# relays (a node learns its NAT's mapping from what each sees) and coturn (STUN and TURN, with the registry's time-limited credentials);
+# three nodes sit behind home routers of different kinds, each router an
 # nftables NAT in a namespace of its own (tests/integration/natgrid_lib.sh,
 # docs/testing-nat.md):
 #
@@ -12,7 +13,10 @@
 # Each node knows only the registry's URL and a join token. They register, meet
 # through the relay at once, then punch direct paths where their NATs allow it
 # (alice-bob, alice-carol) and stay on the relay where they cannot (bob-carol: a
-# symmetric NAT against a port-restricted one). `bifrostctl peers` shows each path.
+# symmetric NAT against a port-restricted one). `bifrostctl peers` shows each path
+# and, for a relayed peer, why in plain words; `bifrostctl netcheck` what a node
+# learnt of its NAT. (coturn is the last path: ICE through TURN when no relay
+# answers; tests/integration/ice_turn.sh shows it.)
 #
 #   examples/demo.sh            start, show, then keep running until Ctrl-C
 #   examples/demo.sh --once     start, show, check, stop (used by the test suite)
@@ -50,18 +54,20 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 say () { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "the internet: 203.0.113.0/24 with a registry (.10) and a relay (.11); three home routers"
+say "the internet: 203.0.113.0/24 with a registry and coturn (.10) and two relays (.11, .12); three home routers"
 grid_init
 grid_public_host reg 203.0.113.10
 grid_public_host relay 203.0.113.11
+grid_public_host relay2 203.0.113.12
 grid_nodes full-cone:alice port-restricted:bob symmetric:carol
 for n in $NODES; do
     echo "   $n: $(grid_ip "$n") behind a $(grid_kind "$n") NAT, public address $(grid_wan "$n")"
 done
 
-say "the relay (bifrost-relay, 2 workers) and the registry (network \"grid\", a join token)"
+say "two relays (bifrost-relay: 2 workers, 1 worker), coturn, and the registry (network \"grid\", a join token)"
 mesh_relay relay 203.0.113.11 relay-1 2
-mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479
+mesh_relay relay2 203.0.113.12 relay-2 1
+MESH_TURN=1 mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479 relay-2@203.0.113.12:3479
 
 say "the nodes: each knows only $RURL and the token (see $T/alice/node.cfg)"
 for n in $NODES; do mesh_start_node "$n"; done
@@ -94,6 +100,17 @@ direct alice carol; ok $? "alice <-> carol: direct (a full cone takes the symmet
 [[ "$(peer_path bob carol)" == relay* ]]
 ok $? "bob <-> carol: through the relay (port-restricted against symmetric cannot be punched)"
 
+say "why bob and carol stay on the relay, in bob's words (bifrostctl peers --json: .reason)"
+reason () { peers_json "$1" | jq -r --arg b "$2" '.peers[] | select(.name == $b) | .reason'; }
+wait_for 10 sh -c "[ -n \"\$(\"$CTL\" -r \"$T/bob/run\" peers --json 2>/dev/null | jq -r '.peers[] | select(.name == \"carol\") | .reason // empty')\" ]"
+echo "   bob about carol: $(reason bob carol)"
+echo "   carol about bob: $(reason carol bob)"
+[[ "$(reason bob carol)" == relayed:* ]]
+ok $? "bob says why carol is relayed"
+
+say "what carol learnt of its NAT (bifrostctl netcheck)"
+"$CTL" -r "$T/carol/run" netcheck
+
 say "the bus of alice, live (bifrostctl tap, 2 s)"
 "$CTL" -r "$T/alice/run" tap --timeout 2 --count 6 2>/dev/null | cut -c1-160
 
@@ -103,7 +120,8 @@ if [ "$ONCE" = 1 ]; then
 fi
 say "running; try:"
 echo "   ip netns exec $(grid_ns alice) ping ${VIP[carol]}"
-echo "   $CTL -r $T/bob/run peers"
+echo "   $CTL -r $T/bob/run peers carol        # the path, its RTT, what was tried and why"
+echo "   $CTL -r $T/alice/run netcheck"
 echo "   $CTL -r $T/carol/run tap"
 echo "   kill -9 \$($CTL -r $T/alice/run status | awk '/^tunnel/ {print \$2}')   # and watch it come back"
 echo "Ctrl-C stops the demo and removes everything."

@@ -7,7 +7,10 @@
 #
 #   mesh_relay HOST IP NAME INSTANCES        bifrostd with the bus and N relay workers on IP:3479
 #   mesh_registry HOST IP SERVER...          the registry on IP:7080 listing the relays;
-#                                            creates network "grid" and BIFROST_JOIN_TOKEN
+#                                            creates network "grid" and BIFROST_JOIN_TOKEN;
+#                                            with MESH_TURN=1 also coturn on IP:3478
+#                                            (bifrost-coturn, STUN and TURN), whose REST
+#                                            credentials the registry hands out
 #   mesh_start_node NAME [CONNECTION-EXTRA]  a node (disc_lib.sh) in NAME's namespace
 #   mesh_finish                              ends what mesh_* started (by pid)
 #   vip NAME, all_have_vip NAME..., peers_json NAME, peer_path NAME PEER,
@@ -61,11 +64,25 @@ mesh_registry () {
     local host=$1 ip=$2 servers="" s; shift 2
     for s in "$@"; do servers="$servers${servers:+, }\"$s\""; done
     RURL=http://$ip:7080
+    local turn=""
+    if [ "${MESH_TURN:-0}" = 1 ]; then
+        export TURN_SECRET
+        TURN_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+        turn="turn = { realm = \"bifrost.test\"; host = \"$ip\"; listening_ip = \"$ip\"; relay_ip = \"$ip\";
+         listen_port = 3478; min_port = 49152; max_port = 49407;
+         secret = \"\${TURN_SECRET}\"; credential_ttl = \"10m\"; };"
+    fi
     cat > "$T/registry.cfg" <<CFG
 registry = { listen = "$ip:7080"; database = "$T/registry.db";
              admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
 relay = { servers = [$servers]; secret = "\${RELAY_SECRET}"; };
+$turn
 CFG
+    if [ -n "$turn" ]; then
+        spawn "$host" "$T/coturn.log" "$BIFROST_BUILDDIR/services/coturn/bifrost-coturn" -c "$T/registry.cfg" -r "$T/coturn-run"
+        wait_for 10 sh -c "ip netns exec $(grid_ns "$host") ss -lun | grep -q '$ip:3478 '"
+        ok $? "coturn listens on $ip:3478 (STUN and TURN)"
+    fi
     spawn "$host" "$T/registry.log" "$MESH_REGISTRY" -c "$T/registry.cfg" -r "$T/regrun"
     MESH_REG_HOST=$host
     wait_for 10 grid_exec "$host" curl -sf -o /dev/null "$RURL/client/meta"
