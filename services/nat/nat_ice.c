@@ -112,6 +112,7 @@ struct _nat_ice_t {
     int64_t turn_expiry;        //  of the credentials in use now (unix time, 0: none)
     char vip [64];              //  ours, from node.address: never gathered on
     bool locals_set;
+    uint32_t last_index;        //  s_index's last answer
     //  Datagrams from the recv callback, sent on to crypto after the dispatch
     nat_ingest_t ingest;
     int flush_timer;
@@ -297,9 +298,17 @@ s_open (nat_ice_t *self, uint32_t index, int64_t now)
 static uint32_t
 s_index (nat_ice_t *self, uint64_t remote, bool *found)
 {
+    //  The recv callback asks once per datagram, and datagrams come in runs
+    //  from one peer: the last answer first, then a scan of the 250 slots
+    uint32_t last = self->last_index;
+    if (last < NODE_PEERS_MAX && self->peers [last].session && self->peers [last].remote == remote) {
+        *found = true;
+        return last;
+    }
     for (uint32_t i = 0; i < NODE_PEERS_MAX; i++)
         if (self->peers [i].session && self->peers [i].remote == remote) {
             *found = true;
+            self->last_index = i;
             return i;
         }
     *found = false;
