@@ -218,6 +218,7 @@ s_set_locals (nat_ice_t *self)
 {
     if (self->locals_set)
         return;
+    ice_agent_clear_local_addresses (self->agent);
     struct ifaddrs *list = NULL;
     if (getifaddrs (&list))
         return;
@@ -868,6 +869,17 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
 }
 
 //  ---------------------------------------------------------------------------
+
+void
+nat_ice_netchange (nat_ice_t *self)
+{
+    //  Gathered again at the next session; a running one whose path died
+    //  ends when its peer goes down on it (nat_ice_tick)
+    if (self && self->locals_set) {
+        self->locals_set = false;
+        bus_debug ("ice: local addresses changed: the next session gathers on the new ones");
+    }
+}
 
 bool
 nat_ice_holds (nat_ice_t *self, uint32_t index, int64_t now)

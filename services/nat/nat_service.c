@@ -299,6 +299,8 @@ s_netwatch_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     int changes = nat_netwatch_read (self->netwatch);
     if (changes > 0)
         nat_portmap_netchange (self->portmap);      //  our address towards the gateway, at once
+    if (changes > 0)
+        nat_ice_netchange (self->ice);              //  the addresses ICE gathers on
     if (changes > 0 && !self->netchange_due_ms) {
         self->netchange_due_ms = bus_clock_ms () + NAT_NETCHANGE_DELAY_MS;
         bus_info ("local addresses or routes changed: direct paths are tried again in %d ms",
