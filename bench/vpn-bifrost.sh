@@ -28,6 +28,17 @@
 # the pool's lowest address) and then writes the token to its work directory; side b
 # waits for that token (of this round), registers second (OVERLAY_B). Both nodes use
 # discovery (no static peers) and connection.force_relay = true.
+#
+# BIFROST_VIA (relay, turn, ice; BIFROST_VIA_RELAY=1 means relay) picks the path for the
+# benchmarks of issue 15, each a `custom2` against the static pair (`custom`):
+#   turn  side a's server runs the registry and coturn (bifrost-coturn, relay ports
+#         49152-49407), no Bifrost relay; side b drops every UDP datagram between the
+#         two underlay addresses but coturn's (3478 and the relay ports), and side a's
+#         ephemeral ports are moved above them: the only way is ICE through coturn's
+#         relayed candidates (`turn` in bifrostctl peers)
+#   ice   the same server; side b drops UDP to and from nat's own port (51820) only:
+#         nat's own direct path is closed, ICE's host candidates are not, so the pair
+#         goes direct through ICE, its data through libnice (`ice direct`)
 set -u
 PORT=51820
 REG_PORT=7080
@@ -74,9 +85,28 @@ relay_server_up () {
     local w=$BENCH_WORKDIR s=$BENCH_WORKDIR/server bifrostd=$1 url="http://$UNDERLAY_LOCAL:$REG_PORT" i
     local net='{"id":"bench","name":"bench","cidr":"'$(overlay_cidr)'","settings":{"heartbeat_interval":5,"offline_after":30,"expire_after":300}}'
     rm -rf "$s"; mkdir -p "$s"
-    export RELAY_SECRET BIFROST_ADMIN_TOKEN
+    export RELAY_SECRET BIFROST_ADMIN_TOKEN TURN_SECRET
     RELAY_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
     BIFROST_ADMIN_TOKEN=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    TURN_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+    if [ "$VIA" != relay ]; then
+        # ICE modes: the registry and coturn (the registry hands out its TURN credentials)
+        cat > "$s/server.cfg" <<CFG
+# written by vpn-bifrost.sh ($VIA mode): the registry and coturn of the benchmark
+run_dir = "$s/run";
+log_level = "${BIFROST_LOG_LEVEL:-warn}";
+registry = { listen = "$UNDERLAY_LOCAL:$REG_PORT"; database = "$s/registry.db";
+             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
+turn = { realm = "bifrost.bench"; host = "$UNDERLAY_LOCAL"; listening_ip = "$UNDERLAY_LOCAL";
+         relay_ip = "$UNDERLAY_LOCAL"; listen_port = 3478; min_port = 49152; max_port = 49407;
+         secret = "\${TURN_SECRET}"; credential_ttl = "1h"; };
+services = (
+    { name = "bus";      exec = "bifrost-bus"; },
+    { name = "registry"; exec = "bifrost-registry"; depends = ["bus"]; },
+    { name = "coturn";   exec = "bifrost-coturn"; notify = "none"; }
+);
+CFG
+    else
     cat > "$s/server.cfg" <<CFG
 # written by vpn-bifrost.sh (relay mode): the registry and the relay of the benchmark,
 # relay limits off (the defaults, 50k packets/s and 500 Mbit/s per node, would cap it)
@@ -93,6 +123,7 @@ services = (
     { name = "relay";    exec = "bifrost-relay"; depends = ["bus"]; instances = ${BIFROST_RELAY_WORKERS:-1}; }
 );
 CFG
+    fi
     "$bifrostd" --check-config -c "$s/server.cfg" >/dev/null || die "bad config $s/server.cfg"
     "$bifrostd" -c "$s/server.cfg" &
     SERVER_PID=$!
@@ -123,6 +154,11 @@ relay_token_wait () {
     die "no join token of round ${BENCH_ROUND:-0} from side a in $f after 30 s"
 }
 
+# The path of the relay modes: BIFROST_VIA, or BIFROST_VIA_RELAY=1 (relay); "" static
+VIA=${BIFROST_VIA:-}
+[ "${BIFROST_VIA_RELAY:-0}" = 1 ] && VIA=relay
+case "$VIA" in ""|relay|turn|ice) ;; *) die "BIFROST_VIA: relay, turn or ice, not '$VIA'" ;; esac
+
 cmd_prepare () {
     need BENCH_WORKDIR
     local crypto side; crypto=$(find_crypto)
@@ -138,7 +174,7 @@ cmd_up () {
     need BENCH_SIDE BENCH_WORKDIR BENCH_PEER_WORKDIR UNDERLAY_LOCAL UNDERLAY_PEER \
          OVERLAY_LOCAL OVERLAY_PEER OVERLAY_PREFIX TUN_MTU TUN_NAME
     local w=$BENCH_WORKDIR bifrostd peer_key endpoint="" extra="" i pid
-    local via_relay=${BIFROST_VIA_RELAY:-0} address peers discovery="" conn_extra="" reg_host
+    local via_relay=0 address peers discovery="" conn_extra="" reg_host
     bifrostd=$(find_bifrostd)
     [ -s "$w/node.key" ] && [ -s "$BENCH_PEER_WORKDIR/node.pub" ] || die "no keys: run '$0 prepare' first"
     peer_key=$(cat "$BENCH_PEER_WORKDIR/node.pub")
@@ -148,9 +184,34 @@ cmd_up () {
     address="address = \"$OVERLAY_LOCAL/$OVERLAY_PREFIX\";"
     peers="peers = ( { name = \"peer\"; public_key = \"$peer_key\"; allowed_ips = [\"$OVERLAY_PEER/32\"]; $endpoint } );"
     SERVER_PID=""
+    [ -n "$VIA" ] && via_relay=1
     if [ "$via_relay" = 1 ]; then
         # The registry gives the address and the peer; the relay carries every packet
+        # (relay), or ICE finds the only way left open (turn, ice: see the header)
         address="" peers="" conn_extra="force_relay = true;"
+        [ "$VIA" != relay ] && conn_extra='ice_after = "1s";'
+        if [ "$VIA" != relay ] && [ "$BENCH_SIDE" = a ]; then
+            # coturn's relay ports are not ours: our ephemeral ports above them
+            echo "50000 60999" > /proc/sys/net/ipv4/ip_local_port_range
+        fi
+        if [ "$VIA" != relay ] && [ "$BENCH_SIDE" = b ]; then
+            nft delete table inet vpnbench 2>/dev/null
+            if [ "$VIA" = turn ]; then
+                nft -f - <<NFT || die "nft failed"
+table inet vpnbench {
+    chain out { type filter hook output priority 0; ip daddr $UNDERLAY_PEER udp dport != { 3478, 49152-49407 } drop; }
+    chain in  { type filter hook input priority 0;  ip saddr $UNDERLAY_PEER udp sport != { 3478, 49152-49407 } drop; }
+}
+NFT
+            else
+                nft -f - <<NFT || die "nft failed"
+table inet vpnbench {
+    chain out { type filter hook output priority 0; ip daddr $UNDERLAY_PEER udp dport $PORT drop; udp sport $PORT ip daddr $UNDERLAY_PEER drop; }
+    chain in  { type filter hook input priority 0;  ip saddr $UNDERLAY_PEER udp sport $PORT drop; udp dport $PORT ip saddr $UNDERLAY_PEER drop; }
+}
+NFT
+            fi
+        fi
         if [ "$BENCH_SIDE" = a ]; then
             rm -f "$w/join.token"
             relay_server_up "$bifrostd"
@@ -211,6 +272,11 @@ CFG
             ping -c 1 -W 1 -q "$OVERLAY_PEER" >/dev/null 2>&1 && break
             [ "$i" -eq 30 ] && echo "vpn-bifrost: no ping to $OVERLAY_PEER yet" >&2
         done
+        # The path the pair is on (what was measured): bifrostctl next to bifrostd
+        local ctl
+        ctl=$(dirname "$bifrostd")/../tools/bifrostctl
+        [ -x "$ctl" ] || ctl=$(command -v bifrostctl)
+        [ -n "$ctl" ] && echo "vpn-bifrost: side a's path: $("$ctl" -r "$w/run" peers --json 2>/dev/null | jq -r '[.peers[].path] | join(", ")')" >&2
     fi
     echo "vpn-bifrost: side $BENCH_SIDE up (bifrostd pid $pid)" >&2
     # Foreground until the harness stops us (TERM to our process group reaches
@@ -232,6 +298,8 @@ cmd_down () {
         fi
     done
     rm -rf "$w/run" "$w/node.cfg" "$w/bifrostd.pid" "$w/server.pid" "$w/server" "$w/join.token"
+    nft delete table inet vpnbench 2>/dev/null
+    return 0
 }
 
 case "${1:-}" in
