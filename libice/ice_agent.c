@@ -739,6 +739,12 @@ ice_agent_add_local_address (ice_agent_t *self, const char *ip, char *err, size_
     return 0;
 }
 
+void
+ice_agent_clear_local_addresses (ice_agent_t *self)
+{
+    self->local_count = 0;
+}
+
 int
 ice_agent_add_peer (ice_agent_t *self, uint64_t id, char *err, size_t errsize)
 {
@@ -1358,6 +1364,12 @@ s_test_refusals (bool verbose)
     ice_agent_t *agent = ice_agent_new (5, NULL, NULL);
     assert (ice_agent_add_local_address (agent, "127.0.0.1", err, sizeof err) == 0);
     assert (ice_agent_add_local_address (agent, "localhost", err, sizeof err) == -1 && strstr (err, "not an IP literal"));
+    //  At most ICE_AGENT_MAX_LOCAL, and a new list after a clear (an address change)
+    for (int i = 1; i < ICE_AGENT_MAX_LOCAL; i++)
+        assert (ice_agent_add_local_address (agent, "127.0.0.1", err, sizeof err) == 0);
+    assert (ice_agent_add_local_address (agent, "127.0.0.1", err, sizeof err) == -1 && strstr (err, "at most"));
+    ice_agent_clear_local_addresses (agent);
+    assert (ice_agent_add_local_address (agent, "127.0.0.1", err, sizeof err) == 0);
     assert (ice_agent_set_stun (agent, "stun.example:3478", err, sizeof err) == -1 && strstr (err, "IP"));
     assert (ice_agent_set_stun (agent, "192.0.2.1:3478", err, sizeof err) == 0);
     assert (ice_agent_set_stun (agent, NULL, err, sizeof err) == 0);

@@ -109,6 +109,9 @@ void ice_agent_clear_turn (ice_agent_t *self);
 //  Gathers only on these local addresses (IP literals, IPv4 or IPv6); without
 //  any, libnice takes every non-loopback address of the host. 0 or -1 with err.
 int ice_agent_add_local_address (ice_agent_t *self, const char *ip, char *err, size_t errsize);
+//  Forgets the local addresses (the host's changed: add the new ones). Peers
+//  added or restarted afterwards gather on the new list.
+void ice_agent_clear_local_addresses (ice_agent_t *self);
 
 //  Starts ICE with a peer: creates its session and starts gathering. 0, or -1
 //  with err (equal id, already there, too many peers, libnice refused).

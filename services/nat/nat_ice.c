@@ -112,6 +112,7 @@ struct _nat_ice_t {
     int64_t turn_expiry;        //  of the credentials in use now (unix time, 0: none)
     char vip [64];              //  ours, from node.address: never gathered on
     bool locals_set;
+    uint32_t last_index;        //  s_index's last answer
     //  Datagrams from the recv callback, sent on to crypto after the dispatch
     nat_ingest_t ingest;
     int flush_timer;
@@ -217,6 +218,7 @@ s_set_locals (nat_ice_t *self)
 {
     if (self->locals_set)
         return;
+    ice_agent_clear_local_addresses (self->agent);
     struct ifaddrs *list = NULL;
     if (getifaddrs (&list))
         return;
@@ -297,9 +299,17 @@ s_open (nat_ice_t *self, uint32_t index, int64_t now)
 static uint32_t
 s_index (nat_ice_t *self, uint64_t remote, bool *found)
 {
+    //  The recv callback asks once per datagram, and datagrams come in runs
+    //  from one peer: the last answer first, then a scan of the 250 slots
+    uint32_t last = self->last_index;
+    if (last < NODE_PEERS_MAX && self->peers [last].session && self->peers [last].remote == remote) {
+        *found = true;
+        return last;
+    }
     for (uint32_t i = 0; i < NODE_PEERS_MAX; i++)
         if (self->peers [i].session && self->peers [i].remote == remote) {
             *found = true;
+            self->last_index = i;
             return i;
         }
     *found = false;
@@ -859,6 +869,17 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
 }
 
 //  ---------------------------------------------------------------------------
+
+void
+nat_ice_netchange (nat_ice_t *self)
+{
+    //  Gathered again at the next session; a running one whose path died
+    //  ends when its peer goes down on it (nat_ice_tick)
+    if (self && self->locals_set) {
+        self->locals_set = false;
+        bus_debug ("ice: local addresses changed: the next session gathers on the new ones");
+    }
+}
 
 bool
 nat_ice_holds (nat_ice_t *self, uint32_t index, int64_t now)

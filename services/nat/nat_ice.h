@@ -41,6 +41,10 @@ bool nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t 
 //  selected pair too, if it has one (nothing is counted otherwise).
 void nat_ice_copy (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size);
 
+//  The host's addresses or routes changed (nat_netwatch): sessions started
+//  from now on gather on the addresses there are then.
+void nat_ice_netchange (nat_ice_t *self);
+
 //  Is the peer's ICE pair direct (no TURN relay in it) and did it carry a
 //  datagram from the peer in the last NAT_DIRECT_HOLD_MS? Then the relay does
 //  not take the peer off it (direct, then the relay, then TURN).

@@ -299,6 +299,8 @@ s_netwatch_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     int changes = nat_netwatch_read (self->netwatch);
     if (changes > 0)
         nat_portmap_netchange (self->portmap);      //  our address towards the gateway, at once
+    if (changes > 0)
+        nat_ice_netchange (self->ice);              //  the addresses ICE gathers on
     if (changes > 0 && !self->netchange_due_ms) {
         self->netchange_due_ms = bus_clock_ms () + NAT_NETCHANGE_DELAY_MS;
         bus_info ("local addresses or routes changed: direct paths are tried again in %d ms",
@@ -1097,6 +1099,23 @@ s_test_announce_carol (bus_service_t *svc, uint64_t epoch, void *arg)
     ice->ttl = 600;
     bus_service_publish (svc, &discovery_ice_schema, ice);
     free (ice);
+    //  ICE signals nat must drop and count: from an index it does not know,
+    //  from a configured peer (no signalling route), and a malformed one from carol
+    discovery_signal_t *signal = (discovery_signal_t *) calloc (1, sizeof (discovery_signal_t));
+    assert (signal);
+    const struct { uint32_t index; const char *type, *data; } signals [] = {
+        { 7, "ice-start", "{\"id\":\"00000000000000a1\"}" },
+        { 0, "ice-start", "{\"id\":\"00000000000000a1\"}" },
+        { 2, "ice-cand", "{\"id\":\"00000000000000a1\",\"to\":\"00000000000000a2\",\"cand\":\"candidate:x\"}" },
+        { 2, "offer", "{}" },         //  not ICE: someone else's, not counted
+    };
+    for (size_t i = 0; i < sizeof signals / sizeof signals [0]; i++) {
+        signal->index = signals [i].index;
+        snprintf (signal->type, sizeof signal->type, "%s", signals [i].type);
+        snprintf (signal->data, sizeof signal->data, "%s", signals [i].data);
+        bus_service_publish (svc, &discovery_signal_schema, signal);
+    }
+    free (signal);
 }
 
 
@@ -1419,14 +1438,18 @@ nat_service_test (bool verbose)
     assert (s_test_wait (&s_dials_live, 1, 5000));
     assert (atomic_load (&s_dials_dead) >= 1);
     assert (atomic_load (&s_dials_out_of_turn) == 0);
-    //  The ICE servers it gave by name are in use, resolved
+    //  The ICE servers it gave by name are in use, resolved, and its ICE
+    //  signals were dropped and counted
     for (int attempt = 0; attempt < 100; attempt++) {
         status = s_test_status (client);
-        bool resolved = status->ice_turn_servers == 1;
+        //  (the announcement is repeated on every bus (re)connection)
+        bool resolved = status->ice_turn_servers == 1 && status->ice_signals_rx >= 3;
         if (resolved && verbose)
             printf ("nat_service: ICE STUN %s\n", status->ice_stun);
-        if (resolved)
+        if (resolved) {
             assert (streq (status->ice_stun, "127.0.0.1:3478") || streq (status->ice_stun, "[::1]:3478"));
+            assert (status->ice_signals_dropped >= 2 && status->ice_signals_bad >= 1 && status->ice_sessions == 0);
+        }
         free (status);
         if (resolved)
             break;
