@@ -66,7 +66,9 @@ nat_direct_watch_tick (nat_service_t *self, int64_t now)
         if (info->watch_first_ms <= heard)
             info->watch_first_ms = info->watch_probe_ms = 0;     //  answered (or never asked)
         if (st.last_tx_ms <= heard || now - heard < S_SUSPECT_MS)
-            continue;                   //  nothing sent since we last heard, or not quiet for long
+            continue;
+        if (st.tx_packets <= info->path_tx_mark)
+            continue;                   //  only an RTT probe went out (nat_path_probe.c): it has its own timeout                   //  nothing sent since we last heard, or not quiet for long
         if (info->watch_first_ms && now - info->watch_first_ms >= S_ANSWER_MS) {
             char text [NAT_ADDR_TEXT_MAX];
             bus_info ("peer %s: nothing from %s for %lld ms, probed: back to the relay",
