@@ -2,9 +2,9 @@
 
     One poller (libportmap's socketpair: the worker answered) and one one-shot
     timer, re-armed at portmap_next_deadline after every event, so nothing runs
-    between renewals; plus a slow timer that looks at the local address facing
-    the gateway (one connect of a UDP socket, no packet sent) and redoes the
-    mapping when it moved. */
+    between renewals; plus a look at the local address facing the gateway (one
+    connect of a UDP socket, no packet sent) on every address or route change
+    nat_netwatch reports and every 5 s, which redoes the mapping when it moved. */
 #include "nat_portmap.h"
 #include "portmap.h"
 #include "bus_clock.h"

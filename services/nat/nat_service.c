@@ -676,21 +676,27 @@ s_same_endpoints (nat_peer_t *peer, const char *const *endpoints, size_t count)
 }
 
 //  An up peer registered new candidates (a port mapping made or lost, a new
-//  address): kept for the direct probes of a peer on the relay, which start
-//  over at once from the first (best) candidate, the mapped one when it has
-//  one: it is the pair's way out of the relay (docs/portmap.md)
+//  address): kept for the direct probes of a peer on the relay. A new best
+//  one (the first: a port mapping, which discovery puts first) is the pair's
+//  way out of the relay, so the probes start over from it at once; other
+//  changes only join the probes' rotation (docs/portmap.md)
 static void
 s_new_candidates (nat_service_t *self, nat_peer_t *peer, const char *const *endpoints, size_t count)
 {
     uint32_t index = nat_peer_index (peer);
-    char err [200];
+    char err [200], first [NAT_ENDPOINT_TEXT_MAX] = "";
+    const nat_endpoint_t *was = nat_peer_configured_at (peer, 0);
+    if (was)
+        nat_endpoint_format (was, first, sizeof first);
     if (nat_peer_set_endpoints (peer, endpoints, count, err, sizeof err)) {
         bus_warn ("peer %s: new endpoints refused: %s", self->info [index].name, err);
         return;
     }
+    bool best = count && !streq (first, endpoints [0]);
+    bool relayed = nat_addr_relay_peer (nat_peer_endpoint (peer));
     bus_info ("peer %s: new endpoints, first %s%s", self->info [index].name, count ? endpoints [0] : "(none)",
-              nat_addr_relay_peer (nat_peer_endpoint (peer)) ? ": probing them" : "");
-    if (index < self->info_count && nat_addr_relay_peer (nat_peer_endpoint (peer))) {
+              best && relayed ? ": probing it now" : "");
+    if (best && relayed && index < self->info_count) {
         self->info [index].probes = 0;
         self->info [index].probe_next_ms = bus_clock_ms ();
     }
