@@ -45,9 +45,12 @@ nat_path_probe_tick (nat_service_t *self, int64_t now_ms)
             }
             continue;
         }
-        if (!nat_addr_eq (endpoint, &info->path_on)) {
+        //  Through another relay is another path too (relay/<id> stays the same)
+        int relay = nat_addr_relay_peer (endpoint) && self->relay ? nat_relay_current (self->relay) : -1;
+        if (!nat_addr_eq (endpoint, &info->path_on) || relay != info->path_relay) {
             nat_pathstat_reset (&info->pathstat);       //  a new path: its own numbers
             info->path_on = *endpoint;
+            info->path_relay = relay;
             info->path_since_ms = now_ms;
         }
         if (nat_pathstat_tick (&info->pathstat, now))

@@ -102,6 +102,15 @@ nat_pathstat_tick (nat_pathstat_t *self, int64_t now_us)
     return lost;
 }
 
+int64_t
+nat_pathstat_answer_ms (const nat_pathstat_t *self, int64_t floor_ms)
+{
+    if (!self->samples)
+        return floor_ms;
+    int64_t need = (self->srtt_us + 4 * self->rttvar_us) / 1000 + 100;
+    return need > floor_ms ? need : floor_ms;
+}
+
 int
 nat_pathstat_loss_permille (const nat_pathstat_t *self)
 {
@@ -207,6 +216,15 @@ nat_pathstat_test (bool verbose)
     //  Jitter moves the next probe within +- 1 s of the interval
     nat_pathstat_sent (&ps, t + 20 * S, -700 * MS);
     assert (ps.next_us == t + 20 * S + NAT_PATHSTAT_INTERVAL_US - 700 * MS);
+    //  The direct watch's answer window: its floor on a fast path, longer on
+    //  a slow one (SRTT 812.5 ms, RTTVAR 812.5 ms here: 4162 ms)
+    assert (nat_pathstat_answer_ms (&ps, 350) == 4162);
+    nat_pathstat_t fast;
+    nat_pathstat_reset (&fast);
+    assert (nat_pathstat_answer_ms (&fast, 350) == 350);
+    nat_pathstat_sent (&fast, t, 0);
+    nat_pathstat_heard (&fast, t + 2 * MS, true);
+    assert (nat_pathstat_answer_ms (&fast, 350) == 350);
     //  Reset forgets the probe out too
     nat_pathstat_reset (&ps);
     assert (!ps.pending_us && !nat_pathstat_tick (&ps, t + 30 * S));

@@ -58,6 +58,9 @@ void nat_pathstat_heard (nat_pathstat_t *self, int64_t now_us, bool keepalive);
 bool nat_pathstat_tick (nat_pathstat_t *self, int64_t now_us);
 //  The current timeout of a probe, microseconds
 int64_t nat_pathstat_rto (const nat_pathstat_t *self);
+//  How long to wait for an answer on this path, ms: floor_ms, or longer on a
+//  path whose round trip needs it (SRTT + 4 RTTVAR + 100 ms; nat_direct_watch)
+int64_t nat_pathstat_answer_ms (const nat_pathstat_t *self, int64_t floor_ms);
 //  Lost probes of the window in per mille, -1 when none was counted yet
 int nat_pathstat_loss_permille (const nat_pathstat_t *self);
 
