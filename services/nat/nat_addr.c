@@ -76,6 +76,15 @@ nat_addr_set_relay (nat_addr_t *self, uint64_t relay_peer)
     self->relay_peer = relay_peer;
 }
 
+void
+nat_addr_set_ice (nat_addr_t *self, uint32_t index)
+{
+    nat_addr_clear (self);
+    self->sa.sa_family = AF_UNSPEC;
+    self->len = NAT_ADDR_ICE_LEN;
+    self->relay_peer = index;
+}
+
 int
 nat_addr_family (const nat_addr_t *self)
 {
@@ -111,6 +120,9 @@ nat_addr_format (const nat_addr_t *self, char *buf, size_t size)
     char ip [INET6_ADDRSTRLEN];
     if (!self->len)
         snprintf (buf, size, "(none)");
+    else
+    if (self->sa.sa_family == AF_UNSPEC && self->len == NAT_ADDR_ICE_LEN)
+        snprintf (buf, size, "ice/%u", (unsigned) self->relay_peer);
     else
     if (self->sa.sa_family == AF_UNSPEC)
         snprintf (buf, size, "relay/%016llx", (unsigned long long) self->relay_peer);
@@ -169,7 +181,7 @@ nat_addr_hash (const nat_addr_t *self, uint64_t seed)
     if (!self->len)
         return s_mix (h);
     if (self->sa.sa_family == AF_UNSPEC)
-        return s_mix (s_mix (h ^ 0x72656c6179ULL) ^ self->relay_peer);
+        return s_mix (s_mix (h ^ 0x72656c6179ULL ^ self->len) ^ self->relay_peer);
     if (self->sa.sa_family == AF_INET) {
         uint32_t ip;
         memcpy (&ip, &self->in4.sin_addr, 4);
@@ -206,6 +218,17 @@ nat_addr_test (bool verbose)
     assert (!nat_addr_eq (&r1, &r2) && nat_addr_relay_peer (&r2) == 0);
     nat_addr_set_relay (&r2, 0);
     assert (!nat_addr_is_set (&r2));
+    //  ICE pseudo-addresses: never equal to a relayed one with the same number
+    nat_addr_t i1, i2;
+    uint32_t index = 0;
+    nat_addr_set_ice (&i1, 7);
+    nat_addr_set_relay (&r2, 7);
+    assert (nat_addr_is_set (&i1) && nat_addr_ice_index (&i1, &index) && index == 7);
+    assert (nat_addr_relay_peer (&i1) == 0 && !nat_addr_ice_index (&r2, NULL));
+    assert (!nat_addr_eq (&i1, &r2) && nat_addr_hash (&i1, 1) != nat_addr_hash (&r2, 1));
+    assert (strcmp (nat_addr_format (&i1, buf, sizeof buf), "ice/7") == 0);
+    nat_addr_set_ice (&i2, 7);
+    assert (nat_addr_eq (&i1, &i2) && nat_addr_port (&i1) == 0);
 
     assert (nat_addr_set_ip (&a, "192.0.2.1", 51820) == 0);
     assert (nat_addr_family (&a) == AF_INET && nat_addr_port (&a) == 51820);

@@ -9,7 +9,9 @@
     (nat_addr_set_relay). A relayed peer's endpoint is one of these, so the peer
     table, the handles crypto confirms and the endpoint logic treat a relayed path
     like any other; only the data path looks inside and frames the datagram for
-    the relay in use at the moment of sending (nat_relay.h). */
+    the relay in use at the moment of sending (nat_relay.h). A fourth kind,
+    "through the ICE session of peer index N" (nat_addr_set_ice, shown as
+    "ice/N"), works the same way for libnice's path (nat_ice.h). */
 #ifndef NAT_ADDR_H_INCLUDED
 #define NAT_ADDR_H_INCLUDED
 
@@ -52,7 +54,23 @@ void nat_addr_set_relay (nat_addr_t *self, uint64_t relay_peer);
 static inline uint64_t
 nat_addr_relay_peer (const nat_addr_t *self)
 {
-    return self->len && self->sa.sa_family == AF_UNSPEC ? self->relay_peer : 0;
+    return self->len == sizeof self->relay_peer && self->sa.sa_family == AF_UNSPEC ? self->relay_peer : 0;
+}
+
+//  "Through the ICE session of peer index" (nat_ice.c): also AF_UNSPEC, told
+//  from a relayed address by its length
+#define NAT_ADDR_ICE_LEN (sizeof (uint64_t) + 1)
+void nat_addr_set_ice (nat_addr_t *self, uint32_t index);
+
+//  True (and *index set, when index is not NULL) for an ICE pseudo-address.
+static inline bool
+nat_addr_ice_index (const nat_addr_t *self, uint32_t *index)
+{
+    if (self->len != NAT_ADDR_ICE_LEN || self->sa.sa_family != AF_UNSPEC)
+        return false;
+    if (index)
+        *index = (uint32_t) self->relay_peer;
+    return true;
 }
 
 //  AF_INET or AF_INET6 (0 when unset or relayed).
@@ -65,7 +83,7 @@ uint16_t nat_addr_port (const nat_addr_t *self);
 //  IPv6 is copied unchanged.
 void nat_addr_to_v6 (const nat_addr_t *self, struct sockaddr_in6 *out);
 
-//  "192.0.2.1:51820", "[2001:db8::1]:51820", "[fe80::1%2]:51820", "relay/<16 hex>";
+//  "192.0.2.1:51820", "[2001:db8::1]:51820", "[fe80::1%2]:51820", "relay/<16 hex>", "ice/<index>";
 //  "(none)" if unset.
 //  Returns buf.
 char *nat_addr_format (const nat_addr_t *self, char *buf, size_t size);

@@ -5,6 +5,7 @@
     recvmmsg and one sendmmsg per burst, and the pause while crypto is behind.
     The service around it (config, peers, bus, timers) is nat_service.c. */
 #include "nat_service_priv.h"
+#include "nat_ice.h"
 #include "bus_log.h"
 #include "schemas/pipes.h"
 #include "schemas/wire.h"
@@ -80,9 +81,13 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
     }
     if (state->last_peer) {
         nat_peer_received (state->last_peer, size, now);
+        //  (an ICE pseudo-address is neither: nat_ice.c)
         nat_peer_info_t *info = &self->info [nat_peer_index (state->last_peer)];
-        if (from == wire_from)
+        if (from == wire_from && nat_addr_family (from) != AF_UNSPEC)
             info->direct_rx_ms = now;
+        else
+        if (nat_addr_relay_peer (from))
+            info->relay_rx_ms = now;
         //  The answer to an RTT probe: the first empty data message (a
         //  keepalive) after it; anything else only shows the path carries
         if (info->pathstat.pending_us)
@@ -175,9 +180,26 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
     //  nat_direct_watch.c). A peer kept on the relay stays there
     nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
     const nat_addr_t *current = nat_peer_endpoint (peer);
+    //  ICE (nat_ice.c) is the last path: a peer kept on the relay stays there,
+    //  and one up on a direct path or the relay that spoke in the last 800 ms
+    //  is not moved to ICE (its packets still in flight when ICE took over)
+    if (nat_addr_ice_index (addr, NULL)) {
+        if (info->force_relay)
+            return;
+        if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_is_set (current) && !nat_addr_ice_index (current, NULL)
+        &&  ((info->direct_rx_ms >= 0 && now - info->direct_rx_ms < NAT_DIRECT_HOLD_MS)
+        ||   (info->relay_rx_ms > 0 && now - info->relay_rx_ms < NAT_DIRECT_HOLD_MS)))
+            return;
+    }
+    else
     if (nat_addr_relay_peer (addr)) {
         if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_is_set (current) && !nat_addr_relay_peer (current)
         &&  !info->force_relay && info->direct_rx_ms >= 0 && now - info->direct_rx_ms < NAT_DIRECT_HOLD_MS)
+            return;
+        //  nor for an ICE pair that is direct and spoke as recently (nat_ice.c)
+        uint32_t ice_index;
+        if (nat_peer_state (peer) == NAT_PEER_UP && nat_addr_ice_index (current, &ice_index) && !info->force_relay
+        &&  nat_ice_holds (self->ice, ice_index, now))
             return;
     }
     else
@@ -244,9 +266,19 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             if (info->pathstat.pending_us && !info->pathstat.left && pkt.len == WIRE_DATA_SIZE)
                 nat_pathstat_left (&info->pathstat, bus_clock_us ());
             bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
+            //  A handshake to a peer not up goes through its ICE pair too (nat_ice.c)
+            if (initiation && nat_peer_state (peer) != NAT_PEER_UP)
+                nat_ice_copy (self->ice, nat_peer_index (peer), pkt.data, pkt.len);
             //  A probe of a peer up through the relay goes to each of its legs
             //  (its public mapping, a candidate, predicted ports: nat_relay_path.c)
             size_t probes = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now) : 0;
+            //  Through the peer's ICE session (nat_ice.c): libnice sends it
+            uint32_t ice_index;
+            if (!probes && nat_addr_ice_index (to, &ice_index)) {
+                nat_ice_send (self->ice, ice_index, pkt.data, pkt.len);
+                nat_peer_sent (peer, pkt.len, now);
+                continue;
+            }
             //  A handshake to a peer that is not up goes through the relay too:
             //  the first path to answer wins (nat_relay_path.c)
             bool copy = info->relay_id && !nat_addr_relay_peer (to) && initiation && !probes

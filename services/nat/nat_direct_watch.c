@@ -56,7 +56,7 @@ nat_direct_watch_tick (nat_service_t *self, int64_t now)
             continue;
         const nat_addr_t *endpoint = nat_peer_endpoint (peer);
         if (nat_peer_state (peer) != NAT_PEER_UP || !nat_addr_is_set (endpoint)
-        ||  nat_addr_relay_peer (endpoint)) {
+        ||  nat_addr_family (endpoint) == AF_UNSPEC) {     //  relayed, or ICE (nat_ice.c)
             info->watch_first_ms = info->watch_probe_ms = 0;
             continue;
         }

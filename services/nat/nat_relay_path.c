@@ -16,6 +16,7 @@
     spoke within keepalive + 5 s; a direct one always moves it off the relay,
     except for a peer kept on the relay (connection.force_relay). */
 #include "nat_service_priv.h"
+#include "nat_ice.h"
 #include "bus_log.h"
 #include "relay_stream.h"
 #include "nat_relay_wss.h"
@@ -884,6 +885,12 @@ nat_relay_path_describe (nat_service_t *self, nat_peer_t *peer, char *out, size_
     *out = 0;
     if (nat_peer_state (peer) != NAT_PEER_UP || !nat_addr_is_set (endpoint))
         return;
+    //  Through ICE: "ice direct (srflx/srflx)" or "turn (relay/srflx)" (nat_ice.c)
+    uint32_t ice_index;
+    if (nat_addr_ice_index (endpoint, &ice_index)) {
+        nat_ice_describe (self->ice, ice_index, out, size);
+        return;
+    }
     if (!nat_addr_relay_peer (endpoint)) {
         snprintf (out, size, "direct");
         return;

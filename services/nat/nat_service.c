@@ -2,6 +2,7 @@
     the packet path itself is nat_datapath.c. */
 #include "nat_service_priv.h"
 #include "nat_portmap.h"
+#include "nat_ice.h"
 #include "bus_log.h"
 #include "node_peers.h"
 #include "schemas/pipes.h"
@@ -328,6 +329,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     nat_direct_watch_tick (self, bus_clock_ms ());
     nat_path_probe_tick (self, bus_clock_ms ());
     s_netchange_tick (self, bus_clock_ms ());
+    nat_ice_tick (self->ice, bus_clock_ms ());
     return 0;
 }
 
@@ -337,6 +339,10 @@ s_resolver_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     nat_resolver_result_t result;
     while (nat_resolver_next (self->resolver, &result)) {
+        if (result.cookie >= NAT_ICE_COOKIE) {         //  STUN/TURN servers by name (nat_ice.c)
+            nat_ice_resolved (self->ice, result.cookie, result.addrs, result.count);
+            continue;
+        }
         if (result.cookie >= NAT_RELAY_COOKIE) {
             nat_relay_path_resolved (self, result.cookie, result.addrs, result.count);
             continue;
@@ -528,6 +534,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->relay_wss_rx = self->counters.relay_wss_rx;
     reply->relay_wss_tx = self->counters.relay_wss_tx;
     nat_relay_path_status (self, reply);
+    nat_ice_status (self->ice, reply);
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -907,6 +914,7 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->forced_count = config->force_relay_count;
     nat_relay_path_open (self);
     s_portmap_open (self);
+    self->ice = nat_ice_new (self);
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
@@ -960,6 +968,7 @@ nat_service_destroy (nat_service_t **self_p)
     nat_demux_destroy (&self->demux);
     nat_resolver_destroy (&self->resolver);
     nat_udp_destroy (&self->udp);
+    nat_ice_destroy (&self->ice);
     nat_peer_table_destroy (&self->table);
     node_peers_destroy (&self->peers);
     nat_relay_path_close (self);
@@ -1090,6 +1099,14 @@ s_test_announce_carol (bus_service_t *svc, uint64_t epoch, void *arg)
     snprintf (up->source, sizeof up->source, "registry");
     bus_service_publish (svc, &peer_up_schema, up);
     free (up);
+    //  ICE servers by name: nat resolves them (nat_ice.c)
+    discovery_ice_t *ice = (discovery_ice_t *) calloc (1, sizeof (discovery_ice_t));
+    assert (ice);
+    snprintf (ice->ice_servers, sizeof ice->ice_servers, "[{\"urls\":[\"stun:localhost:3478\"]},"
+              "{\"urls\":[\"turn:localhost:3478?transport=udp\"],\"username\":\"1900000000:x\",\"credential\":\"cA==\"}]");
+    ice->ttl = 600;
+    bus_service_publish (svc, &discovery_ice_schema, ice);
+    free (ice);
 }
 
 
@@ -1412,6 +1429,20 @@ nat_service_test (bool verbose)
     assert (s_test_wait (&s_dials_live, 1, 5000));
     assert (atomic_load (&s_dials_dead) >= 1);
     assert (atomic_load (&s_dials_out_of_turn) == 0);
+    //  The ICE servers it gave by name are in use, resolved
+    for (int attempt = 0; attempt < 100; attempt++) {
+        status = s_test_status (client);
+        bool resolved = status->ice_turn_servers == 1;
+        if (resolved && verbose)
+            printf ("nat_service: ICE STUN %s\n", status->ice_stun);
+        if (resolved)
+            assert (streq (status->ice_stun, "127.0.0.1:3478") || streq (status->ice_stun, "[::1]:3478"));
+        free (status);
+        if (resolved)
+            break;
+        zclock_sleep (20);
+        assert (attempt < 99);
+    }
     zactor_destroy (&discovery_actor);
     bus_service_destroy (&discovery);
 

@@ -66,6 +66,8 @@ typedef struct {
     //  Up on a direct path that went quiet (nat_direct_watch.c)
     int64_t watch_first_ms;     //  first nat.probe since it last spoke, 0: none
     int64_t watch_probe_ms;     //  last nat.probe
+    //  ICE (nat_ice.c) is the last path: it does not take a peer off the relay that spoke this recently
+    int64_t relay_rx_ms;        //  last datagram from it through a relay, 0 never
     //  The RTT and loss of the path in use (nat_path_probe.c)
     nat_pathstat_t pathstat;
     nat_addr_t path_on;         //  the endpoint they are of; unset: not up
@@ -184,6 +186,7 @@ struct _nat_service_t {
     zmq_pollitem_t netwatch_item;
     int64_t netchange_due_ms;                   //  direct paths tried again then, 0: not planned
     struct _nat_portmap_t *portmap;             //  connection.port_mapping (nat_portmap.c), else NULL
+    struct _nat_ice_t *ice;                     //  ICE sessions (nat_ice.c); NULL: none
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the

@@ -48,8 +48,8 @@ void
 nat_tried_note (nat_tried_list_t *self, nat_tried_kind_t kind, const nat_addr_t *addr,
                 uint16_t ports, int64_t now)
 {
-    if (!nat_addr_is_set (addr) || ports == 0)
-        return;
+    if (!nat_addr_family (addr) || ports == 0)
+        return;                         //  unset, or a relay's or ICE's pseudo-address
     nat_tried_t *found = NULL;
     for (size_t k = 0; k < self->count && !found; k++) {
         nat_tried_t *e = &self->entry [k];
@@ -193,9 +193,11 @@ nat_tried_test (bool verbose)
     char tiny [24];
     nat_tried_format (&list, NULL, 20000, tiny, sizeof tiny);
     assert (strlen (tiny) == sizeof tiny - 1);
-    //  Unset addresses and empty ranges are not noted
+    //  Unset and pseudo-addresses and empty ranges are not noted
     nat_addr_clear (&other);
     nat_tried_note (&list, NAT_TRIED_SEEN, &other, 1, 1);
+    nat_addr_set_relay (&other, 0x1234);
+    nat_tried_note (&list, NAT_TRIED_DIALLED, &other, 1, 1);
     nat_tried_note (&list, NAT_TRIED_PREDICTED, &pred, 0, 1);
     assert (list.count == NAT_TRIED_MAX);
     if (verbose)

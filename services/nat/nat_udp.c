@@ -316,8 +316,8 @@ nat_udp_recv (nat_udp_t *self, nat_udp_rx_t **out)
 bool
 nat_udp_sockaddr (nat_udp_t *self, const nat_addr_t *to, struct sockaddr_in6 *name, socklen_t *len)
 {
-    if (!to || !nat_addr_is_set (to) || nat_addr_relay_peer (to))
-        return false;               //  relayed: the data path frames it for the relay
+    if (!to || !nat_addr_is_set (to) || nat_addr_family (to) == AF_UNSPEC)
+        return false;               //  relayed or ICE: the data path sends it
     if (self->family == AF_INET6) {
         nat_addr_to_v6 (to, name);
         *len = sizeof *name;
