@@ -655,6 +655,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     info->last_dial_ms = info->watch_first_ms = info->watch_probe_ms = 0;
     nat_pathstat_reset (&info->pathstat);       //  nat_path_probe.c
     nat_addr_clear (&info->path_on);
+    info->path_tx_mark = 0;                     //  the new nat_peer counts from 0
     info->tried.count = 0;
     //  The first dial below may reach crypto before crypto knows the peer (its
     //  peer.up may come a moment later), or reach the relay before the peer
