@@ -71,7 +71,6 @@ typedef struct {
     //  The RTT and loss of the path in use (nat_path_probe.c)
     nat_pathstat_t pathstat;
     nat_addr_t path_on;         //  the endpoint they are of; unset: not up
-    int path_relay;             //  and through which relay (nat_relay index), -1: direct
     int64_t path_since_ms;      //  taken then
     uint64_t path_tx_mark;      //  tx_packets with the last RTT probe (nat_direct_watch ignores it)
     nat_tried_list_t tried;     //  addresses tried for a direct path (dials, probe legs)

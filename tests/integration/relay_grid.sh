@@ -243,6 +243,7 @@ case " $KINDS " in *" symmetric "*)
         && [[ "$cands" != *"answered"* ]]
     ok $? "symmetric-a lists the addresses it tried for symmetric-b, unanswered: '$cands'"
     detail=$("$CTL" -r "$T/symmetric-a/run" peers symmetric-b 2>/dev/null)
+    sed 's/^/# /' <<< "$detail"
     grep -qE "^      relay-seen 203\.0\.113\.[0-9]+:[0-9]+: [0-9]+ rounds?, last [0-9.]+ s ago, (no answer|trying)$" <<< "$detail" \
         && ! grep -q "^symmetric-a " <<< "$detail"
     ok $? "bifrostctl peers symmetric-b (on symmetric-a): the detail view lists them one a line"
