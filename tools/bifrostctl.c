@@ -36,7 +36,9 @@ s_usage (FILE *out)
         "  scale NAME N              run N instances of service NAME (0 to 64)\n"
         "  restart NAME              restart every instance of NAME (also a failed one)\n"
         "  stop                      stop every service, then bifrostd\n"
-        "  peers [--json]            every peer: endpoint, state, handshake age, bytes, last packet\n"
+        "  peers [--json] [NAME]     every peer: endpoint, path, state, handshake age, bytes, last\n"
+        "                            packet, the path's round trip and loss; with NAME that peer\n"
+        "                            in detail: the addresses tried for a direct path, and results\n"
         "  key                       show this node's public key (asked from the crypto service)\n"
         "  relay [--json]            every relay worker (relay.1..N): peers, forwarded, refused,\n"
         "                            dropped and limited datagrams (relay.status)\n"
@@ -159,13 +161,15 @@ s_key (const char *run_dir)
 }
 
 static void s_format_ms (uint64_t ms, char *buf, size_t size);
-static int s_peers (const char *run_dir, bool json);
+static int s_peers (const char *run_dir, bool json, const char *only);
+static void s_path_json (json_t *p, const nat_status_peer_t *np);
+static void s_path_text (const nat_status_peer_t *np, char *rtt, size_t rtt_size, char *loss, size_t loss_size);
 
 //  One line per peer from crypto's view (keys, sessions, plaintext counters) and
 //  nat's (endpoint, state, wire counters), joined by peer index. Either may be
 //  missing (a service restarting): what the other knows is still shown.
 static int
-s_peers (const char *run_dir, bool json)
+s_peers (const char *run_dir, bool json, const char *only)
 {
     static crypto_status_reply_t crypto;
     static nat_status_reply_t nat;
@@ -221,6 +225,12 @@ s_peers (const char *run_dir, bool json)
                 json_object_set_new (p, "wire_rx_bytes", json_integer ((json_int_t) np->rx_bytes));
                 json_object_set_new (p, "wire_tx_bytes", json_integer ((json_int_t) np->tx_bytes));
                 json_object_set_new (p, "last_wire_rx_ms_ago", json_integer (np->last_rx_ms_ago));
+                s_path_json (p, np);
+            }
+            const char *pname = have_crypto ? crypto.peers [i].name : nat.peers [i].name;
+            if (only && !streq (pname, only)) {
+                json_decref (p);
+                continue;
             }
             json_array_append_new (peers, p);
         }
@@ -255,11 +265,18 @@ s_peers (const char *run_dir, bool json)
             printf ("port mapping %s%s%s\n", nat.port_mapping, *nat.port_mapping_error ? ": " : "",
                     nat.port_mapping_error);
     }
-    printf ("%-16s %-24s %-16s %-10s %-10s %12s %12s %10s\n",
-            "PEER", "ENDPOINT", "PATH", "STATE", "HANDSHAKE", "RX", "TX", "LAST-RX");
+    printf ("%-16s %-24s %-16s %-10s %-10s %12s %12s %10s %9s %9s\n",
+            "PEER", "ENDPOINT", "PATH", "STATE", "HANDSHAKE", "RX", "TX", "LAST-RX", "RTT", "LOSS");
+    bool found = false;
     for (uint32_t i = 0; i < count; i++) {
         const crypto_status_peer_t *cp = have_crypto ? &crypto.peers [i] : NULL;
         const nat_status_peer_t *np = have_nat && i < nat.peers_count ? &nat.peers [i] : NULL;
+        if (only && !streq (cp ? cp->name : np->name, only))
+            continue;
+        found = true;
+        char rtt [24] = "-", loss [24] = "-";
+        if (np)
+            s_path_text (np, rtt, sizeof rtt, loss, sizeof loss);
         char handshake [32] = "-", last [32] = "-";
         if (cp && cp->handshake_age_ms >= 0)
             s_format_ms ((uint64_t) cp->handshake_age_ms, handshake, sizeof handshake);
@@ -267,15 +284,62 @@ s_peers (const char *run_dir, bool json)
         if (last_rx >= 0)
             s_format_ms ((uint64_t) last_rx, last, sizeof last);
         const char *state = cp && cp->session ? "up" : np ? np->state : "down";
-        printf ("%-16s %-24s %-16s %-10s %-10s %12" PRIu64 " %12" PRIu64 " %10s\n",
+        printf ("%-16s %-24s %-16s %-10s %-10s %12" PRIu64 " %12" PRIu64 " %10s %9s %9s\n",
                 cp ? cp->name : np->name, np && *np->endpoint ? np->endpoint : "-",
                 np && *np->path ? np->path : "-", state, handshake,
-                cp ? cp->rx_bytes : np->rx_bytes, cp ? cp->tx_bytes : np->tx_bytes, last);
+                cp ? cp->rx_bytes : np->rx_bytes, cp ? cp->tx_bytes : np->tx_bytes, last, rtt, loss);
         //  Why a relayed peer is not direct, in plain words (nat's reason)
         if (np && *np->reason)
             printf ("    %s\n", np->reason);
+        //  The detail view: the path's numbers, and every address tried, one a line
+        if (only && np) {
+            if (np->rtt_samples)
+                printf ("    round trip %.2f ms (smoothed; variation %.2f ms, last %.2f ms, %u samples)\n",
+                        np->rtt_us / 1000.0, np->rtt_var_us / 1000.0, np->rtt_last_us / 1000.0, np->rtt_samples);
+            else
+                printf ("    round trip: no sample yet\n");
+            printf ("    loss %u of the last %u probes, on this path for %s\n", np->loss_lost, np->loss_probes,
+                    np->path_for_ms >= 0 ? (s_format_ms ((uint64_t) np->path_for_ms, last, sizeof last), last) : "-");
+            printf ("    candidates tried for a direct path:%s\n", *np->candidates ? "" : " none");
+            for (const char *c = np->candidates; *c; ) {
+                const char *end = strstr (c, "; ");
+                int len = end ? (int) (end - c) : (int) strlen (c);
+                printf ("      %.*s\n", len, c);
+                c += len + (end ? 2 : 0);
+            }
+        }
+    }
+    if (only && !found) {
+        fprintf (stderr, "bifrostctl: no peer named '%s'\n", only);
+        return 1;
     }
     return 0;
+}
+
+//  The path's RTT and loss (nat.status), as --json adds them: loss as a
+//  fraction only when a probe was counted, null before
+static void
+s_path_json (json_t *p, const nat_status_peer_t *np)
+{
+    json_object_set_new (p, "rtt_us", json_integer (np->rtt_us));
+    json_object_set_new (p, "rtt_var_us", json_integer (np->rtt_var_us));
+    json_object_set_new (p, "rtt_last_us", json_integer (np->rtt_last_us));
+    json_object_set_new (p, "rtt_samples", json_integer (np->rtt_samples));
+    json_object_set_new (p, "loss_probes", json_integer (np->loss_probes));
+    json_object_set_new (p, "loss_lost", json_integer (np->loss_lost));
+    json_object_set_new (p, "loss", np->loss_probes ? json_real ((double) np->loss_lost / np->loss_probes) : json_null ());
+    json_object_set_new (p, "path_for_ms", json_integer (np->path_for_ms));
+    json_object_set_new (p, "candidates", json_string (np->candidates));
+}
+
+//  "1.23ms" and "5%", or "-" before the first sample / probe
+static void
+s_path_text (const nat_status_peer_t *np, char *rtt, size_t rtt_size, char *loss, size_t loss_size)
+{
+    if (np->rtt_samples && np->rtt_us >= 0)
+        snprintf (rtt, rtt_size, "%.2fms", np->rtt_us / 1000.0);
+    if (np->loss_probes)
+        snprintf (loss, loss_size, "%u%%", 100 * np->loss_lost / np->loss_probes);
 }
 
 static void
@@ -435,7 +499,7 @@ s_status (const char *run_dir, const char *service, bool json)
         if (node && !service) {
             printf ("\n");
             fflush (stdout);
-            s_peers (run_dir, false);
+            s_peers (run_dir, false, NULL);
         }
     }
     free (msg);
@@ -813,8 +877,8 @@ main (int argc, char **argv)
     }
     if (strcmp (command, "key") == 0 && nargs == 0)
         return s_key (run_dir);
-    if (strcmp (command, "peers") == 0 && nargs == 0)
-        return s_peers (run_dir, json);
+    if (strcmp (command, "peers") == 0 && nargs <= 1)
+        return s_peers (run_dir, json, nargs ? args [0] : NULL);
     if (strcmp (command, "relay") == 0 && nargs == 0)
         return s_relay (run_dir, json);
     if (strcmp (command, "netcheck") == 0 && nargs == 0)

@@ -82,11 +82,16 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
     if (state->last_peer) {
         nat_peer_received (state->last_peer, size, now);
         //  (an ICE pseudo-address is neither: nat_ice.c)
+        nat_peer_info_t *info = &self->info [nat_peer_index (state->last_peer)];
         if (from == wire_from && nat_addr_family (from) != AF_UNSPEC)
-            self->info [nat_peer_index (state->last_peer)].direct_rx_ms = now;
+            info->direct_rx_ms = now;
         else
         if (nat_addr_relay_peer (from))
-            self->info [nat_peer_index (state->last_peer)].relay_rx_ms = now;
+            info->relay_rx_ms = now;
+        //  The answer to an RTT probe: the first empty data message (a
+        //  keepalive) after it; anything else only shows the path carries
+        if (info->pathstat.pending_us)
+            nat_pathstat_heard (&info->pathstat, bus_clock_us (), size == WIRE_DATA_SIZE && data [0] == WIRE_DATA);
     }
     //  In the grown form (docs/packet-path.md): crypto decrypts where the
     //  datagram lies and shrinks it to the plaintext, without a copy
@@ -257,6 +262,9 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
                 continue;
             }
             nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+            //  An RTT probe's keepalive leaving: its round trip starts now
+            if (info->pathstat.pending_us && !info->pathstat.left && pkt.len == WIRE_DATA_SIZE)
+                nat_pathstat_left (&info->pathstat, bus_clock_us ());
             bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
             //  A handshake to a peer not up goes through its ICE pair too (nat_ice.c)
             if (initiation && nat_peer_state (peer) != NAT_PEER_UP)

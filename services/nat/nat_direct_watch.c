@@ -19,10 +19,10 @@
     one-way stream) is never probed: it sends nothing, so it loses nothing.
     Worst outage: 200 + 350 ms, plus a tick (100 ms) and the relay's hop.
 
-    Not yet: the answer window is fixed, so a direct path with a round trip
-    above 350 ms that carries a one-way stream is given up and won back (the
-    probes of nat_relay_path) again and again, losslessly but needlessly; it
-    should scale with the path's measured RTT (issue 15's per-path RTT).
+    The answer window is 350 ms, or SRTT + 4 RTTVAR + 100 ms of the path when
+    that is longer (nat_path_probe.c measures it), so a direct path with a long
+    round trip that carries a one-way stream is not given up and won back again
+    and again. Before the first sample on a path, 350 ms.
 
     Silence is judged on datagrams from the direct endpoint as nat reads them,
     before crypto authenticates them: an on-path attacker who knows the
@@ -66,8 +66,15 @@ nat_direct_watch_tick (nat_service_t *self, int64_t now)
         if (info->watch_first_ms <= heard)
             info->watch_first_ms = info->watch_probe_ms = 0;     //  answered (or never asked)
         if (st.last_tx_ms <= heard || now - heard < S_SUSPECT_MS)
-            continue;                   //  nothing sent since we last heard, or not quiet for long
-        if (info->watch_first_ms && now - info->watch_first_ms >= S_ANSWER_MS) {
+            continue;
+        if (st.tx_packets <= info->path_tx_mark)
+            continue;                   //  only an RTT probe went out (nat_path_probe.c): it has its own timeout                   //  nothing sent since we last heard, or not quiet for long
+        //  The answer window: 350 ms, longer on a path whose measured round
+        //  trip needs it (nat_path_probe.c), so a slow path is not given up
+        //  for its slowness
+        int64_t answer_ms = nat_addr_eq (endpoint, &info->path_on)
+                          ? nat_pathstat_answer_ms (&info->pathstat, S_ANSWER_MS) : S_ANSWER_MS;
+        if (info->watch_first_ms && now - info->watch_first_ms >= answer_ms) {
             char text [NAT_ADDR_TEXT_MAX];
             bus_info ("peer %s: nothing from %s for %lld ms, probed: back to the relay",
                       info->name, nat_addr_format (endpoint, text, sizeof text), (long long) (now - heard));

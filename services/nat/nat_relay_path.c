@@ -567,6 +567,18 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
         plan->legs [plan->legs_count++] = *candidates [info->probes % count];
     info->probe_until_ms = now + 1000;
     info->probes++;
+    //  What this round tries, for nat.status `candidates` (nat_tried.h)
+    for (size_t k = 0; k < plan->legs_count; k++)
+        nat_tried_note (&info->tried, k == 0 && punch ? NAT_TRIED_SEEN : NAT_TRIED_REGISTERED, &plan->legs [k], 1, now);
+    if (plan->predict) {
+        nat_addr_t first = plan->legs [0];
+        uint16_t port = (uint16_t) (nat_addr_port (&first) + plan->predict_from);
+        if (nat_addr_family (&first) == AF_INET)
+            first.in4.sin_port = htons (port);
+        else
+            first.in6.sin6_port = htons (port);
+        nat_tried_note (&info->tried, NAT_TRIED_PREDICTED, &first, plan->predict, now);
+    }
     nat_service_send_dial (self, peer);
 }
 

@@ -16,6 +16,8 @@
 #include "nat_portmap.h"
 #include "nat_ice_signal.h"
 #include "nat_ice.h"
+#include "nat_pathstat.h"
+#include "nat_tried.h"
 
 static const selftest_t s_tests [] = {
     { "nat_addr", nat_addr_test },
@@ -33,6 +35,8 @@ static const selftest_t s_tests [] = {
     { "nat_portmap", nat_portmap_test },
     { "nat_ice_signal", nat_ice_signal_test },
     { "nat_ice", nat_ice_test },
+    { "nat_pathstat", nat_pathstat_test },
+    { "nat_tried", nat_tried_test },
     { "nat_service", nat_service_test },
     { NULL, NULL }
 };

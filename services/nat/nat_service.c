@@ -234,6 +234,7 @@ s_on_connect (nat_peer_t *peer, const nat_addr_t *addr, void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     self->info [nat_peer_index (peer)].dial = *addr;
+    nat_tried_note (&self->info [nat_peer_index (peer)].tried, NAT_TRIED_DIALLED, addr, 1, bus_clock_ms ());
     nat_service_send_dial (self, peer);
 }
 
@@ -328,6 +329,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     s_redial (self);
     nat_relay_path_tick (self, bus_clock_ms ());
     nat_direct_watch_tick (self, bus_clock_ms ());
+    nat_path_probe_tick (self, bus_clock_ms ());
     s_netchange_tick (self, bus_clock_ms ());
     nat_ice_tick (self->ice, bus_clock_ms ());
     return 0;
@@ -503,6 +505,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->direct_probes = self->counters.direct_probes;
     reply->direct_lost = self->counters.direct_lost;
     reply->net_changes = self->counters.net_changes;
+    reply->rtt_probes = self->counters.rtt_probes;
     reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
     reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
     reply->tunnel_sends = self->config.tunnel_sends;
@@ -567,6 +570,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
             nat_addr_format (&self->info [i].relay_seen, out->relay_seen, sizeof out->relay_seen);
         if (i < self->info_count)
             nat_relay_path_peer_status (self, i, out);
+        if (i < self->info_count) {
+            nat_path_probe_peer_status (self, i, out);
+            nat_path_probe_candidates (self, i, out->candidates, sizeof out->candidates);
+        }
     }
     bus_service_reply (svc, env, &nat_status_reply_schema, reply);
     free (reply);
@@ -648,6 +655,10 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     }
     memset (&info->plan, 0, sizeof info->plan);
     info->last_dial_ms = info->watch_first_ms = info->watch_probe_ms = 0;
+    nat_pathstat_reset (&info->pathstat);       //  nat_path_probe.c
+    nat_addr_clear (&info->path_on);
+    info->path_tx_mark = 0;                     //  the new nat_peer counts from 0
+    info->tried.count = 0;
     //  The first dial below may reach crypto before crypto knows the peer (its
     //  peer.up may come a moment later), or reach the relay before the peer
     //  registered there (it is starting too): one more dial 300 ms later, so the

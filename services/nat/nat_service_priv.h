@@ -15,6 +15,8 @@
 #include "nat_resolver.h"
 #include "nat_udp.h"
 #include "nat_netwatch.h"
+#include "nat_pathstat.h"
+#include "nat_tried.h"
 #include "bus_clock.h"
 #include "bus_pause.h"
 #include "bus_pipe.h"
@@ -66,6 +68,12 @@ typedef struct {
     int64_t watch_probe_ms;     //  last nat.probe
     //  ICE (nat_ice.c) is the last path: it does not take a peer off the relay that spoke this recently
     int64_t relay_rx_ms;        //  last datagram from it through a relay, 0 never
+    //  The RTT and loss of the path in use (nat_path_probe.c)
+    nat_pathstat_t pathstat;
+    nat_addr_t path_on;         //  the endpoint they are of; unset: not up
+    int64_t path_since_ms;      //  taken then
+    uint64_t path_tx_mark;      //  tx_packets with the last RTT probe (nat_direct_watch ignores it)
+    nat_tried_list_t tried;     //  addresses tried for a direct path (dials, probe legs)
 } nat_peer_info_t;
 
 #define NAT_RELAY_FRAME_MAX     2048        //  a relayed datagram, header included
@@ -105,6 +113,7 @@ typedef struct {
     uint64_t relay_wss_rx, relay_wss_tx;
     uint64_t predicted;         //  probe datagrams to predicted ports (connection.port_prediction)
     uint64_t net_changes;                       //  address/route changes acted on (nat_netwatch)
+    uint64_t rtt_probes;                        //  nat_path_probe.c
 } nat_counters_t;
 
 //  The state of one batch of datagrams on their way to crypto
@@ -209,6 +218,13 @@ void nat_relay_path_tick (nat_service_t *self, int64_t now);
 //  A direct path that went quiet: probe it, and give it up for the relay when it
 //  stays silent (nat_direct_watch.c); every tick
 void nat_direct_watch_tick (nat_service_t *self, int64_t now);
+//  The RTT and loss of every up peer's path: a probe now and then (nat_path_probe.c),
+//  every tick; and a peer's numbers for nat.status
+void nat_path_probe_tick (nat_service_t *self, int64_t now);
+void nat_path_probe_peer_status (nat_service_t *self, size_t index, nat_status_peer_t *out);
+//  The addresses tried for a direct path to a peer, and those not tried and
+//  why, for nat.status `candidates` (nat_path_probe.c)
+void nat_path_probe_candidates (nat_service_t *self, size_t index, char *out, size_t size);
 //  A datagram whose first byte is in the relay's type range: false when it was
 //  a relay's own message (handled) or is to be dropped; true for relayed DATA,
 //  with *data and *size moved to the tunnel datagram inside and *via set to the

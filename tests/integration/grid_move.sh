@@ -23,7 +23,14 @@
 #   3. the block lifted again: direct again within the probe schedule;
 #   4. (first cell only) blocked again; after the 16 s probe round the block is
 #      lifted and a route added in a's namespace: direct 5 s later (issue 15:
-#      "5 s after a local address or route change"), not at the 32 s round.
+#      "5 s after a local address or route change"), not at the 32 s round;
+#   5. (the other cells) blocked while the pair is idle: nothing is sent but
+#      nat's RTT probes, which the direct watch leaves alone, so the loss
+#      estimate of the path rises (or, were anything sent, the path changes).
+# The path's round trip and loss from nat's probes (services/nat/nat_path_probe.c,
+# issue 15: "per peer: the path in use, its RTT and loss"): a's direct path to b
+# has 0 < RTT < 100 ms and 0 % loss after step 1, and the numbers start over on
+# the relay after step 2.
 # One line per cell goes to $GRID_MOVE_TABLE when set (the benchmark's table). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
@@ -136,6 +143,9 @@ cell () {
     # arrived (a skip the new, faster path made by overtaking the old one is
     # filled later: reordered, not lost)
     lost_near () { jq -r --argjson at "$2" '[.losses[] | select(.[0] >= $at - 300 and .[0] <= $at + 700) | .[3]] | add // 0' "$T/cell$i.$1.json"; }
+    # pathstat FIELD: a's nat.status number of its path to b (nat_path_probe.c)
+    pathstat () { peers_json $a | jq -r --arg b $b ".peers[] | select(.name == \$b) | .$1"; }
+    sampled () { [ "$(pathstat rtt_samples)" -ge "${1:-1}" ] 2>/dev/null; }
 
     wait_for 15 pair_pings $a $b
     result $? "a ping crosses (through the relay)"
@@ -163,6 +173,13 @@ cell () {
     result $? "relay -> direct: 0 lost around the move at ${at:-?} ms (lost there: ${near:-?}; in the whole stream $(field up lost), worst gap $(field up max_gap_ms) ms)"
     [ "$(field up duplicates)" = 0 ]
     result $? "relay -> direct: 0 duplicated (duplicates $(field up duplicates), reordered $(field up reordered))"
+    # The direct path's round trip and loss: a probe every 5 s (+- 1 s) while b
+    # is quiet toward a (the stream is one-way), the first at once on a new path
+    local rtt lossp
+    wait_for 8 sampled
+    rtt=$(pathstat rtt_us); lossp=$(pathstat loss_probes)
+    direct && [ "${rtt:-0}" -gt 0 ] && [ "$rtt" -lt 100000 ] && [ "$(pathstat loss_lost)" = 0 ] && [ "${lossp:-0}" -ge 1 ]
+    result $? "the direct path's RTT is $rtt us (0 < RTT < 100 ms, $(pathstat rtt_samples) samples), loss $(pathstat loss_lost) of $lossp probes"
 
     # 2. Direct -> relay: the direct path dies during the stream
     local t1 back gap lost
@@ -181,6 +198,13 @@ cell () {
     lost=$(peers_json $a | jq -r '.nat.direct_lost')
     [ "${lost:-0}" -ge 1 ]
     result $? "the move is counted: a's nat gave up $lost direct path(s) (nat.direct_lost)"
+    # The numbers are the relay path's now: they started over with it, and its
+    # round trip is measured too
+    local since
+    since=$(pathstat path_for_ms)
+    wait_for 8 sampled
+    [ "${since:-999999}" -lt $(( $(now_ms) - t1 )) ] && via_relay && [ "$(pathstat rtt_us)" -gt 0 ] 2>/dev/null
+    result $? "on the relay, the path's numbers start over ($since ms on it) and its RTT is $(pathstat rtt_us) us"
 
     # 3. The block lifted again: back to direct within the probe schedule
     local t2 again
@@ -216,6 +240,20 @@ cell () {
         result $? "the change is counted (nat.net_changes $(peers_json $a | jq -r '.nat.net_changes'))"
         grep -q "local addresses or routes changed" "$T/$a/bifrostd.log"
         result $? "nat logged the change"
+    elif [ -z "${GRID_MOVE_NO_IDLE_BLOCK:-}" ]; then
+        # 5. Blocked while idle: the RTT probes go unanswered; a probe is lost
+        # after its timeout (1 s at least), the next comes 4..6 s later
+        local lost0 what rc5
+        wait_for 8 sampled
+        lost0=$(pathstat loss_lost)
+        block $i
+        lost_rose () { [ "$(pathstat loss_lost)" -gt "${lost0:-0}" ] 2>/dev/null || via_relay; }
+        wait_for 9 lost_rose
+        rc5=$?
+        if via_relay; then what="the path changed: back on the relay (crypto's keepalives went unanswered)"
+        else what="the path's loss rose to $(pathstat loss_lost) of the last $(pathstat loss_probes) probes"; fi
+        result $rc5 "blocked while idle: $what"
+        unblock $i
     fi
     echo "| ${kinds%%:*} | ${kinds##*:} | $moved | ${near:-?} | $(field up lost) | $(field up duplicates) | $(field down max_gap_ms) | $(field down lost) | $again |" > "$T/cell$i.row"
 }

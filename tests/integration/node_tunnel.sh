@@ -1,7 +1,8 @@
 #!/bin/bash
 # Two nodes, two namespaces, static peers on TUN: the ping fails before the tunnel
 # exists and works both ways after; TCP moves data intact; `bifrostctl peers` shows
-# the peer with its endpoint and counters. (TAP)
+# the peer with its endpoint and counters, and nat's RTT and loss of the path
+# (the loss rising while b's datagrams are dropped). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
 underlay a 192.0.2.1
@@ -60,6 +61,29 @@ wait $TAPPID
 grep -q '"type":"bus.pipe.sample"' "$T/pipetap" && grep -q '"pipe":"dev-crypto"' "$T/pipetap"
 ok $? "bifrostctl tap --pipes shows packet headers of dev-crypto"
 head -2 "$T/pipetap" | cut -c1-200 | sed 's/^/# /'
+
+# The path's round trip and loss from nat's probes (docs/nat.md, "Path RTT and
+# loss"): measured on the direct path; then b's datagrams are dropped at a, and
+# with no relay to fall back to (the direct watch needs one) a's probes go
+# unanswered: the loss rises while the path stays, until the silence timer
+pstat () { ctl a peers --json 2>/dev/null | jq -r ".peers[] | select(.name == \"b\") | .$1"; }
+sampled () { [ "$(pstat rtt_samples)" -ge 1 ] 2>/dev/null; }
+wait_for 7 sampled
+rtt=$(pstat rtt_us); lost0=$(pstat loss_lost)
+[ "${rtt:-0}" -gt 0 ] && [ "$rtt" -lt 100000 ] && [ "$lost0" = 0 ]
+ok $? "a measures its direct path to b: RTT $rtt us, loss $lost0 of $(pstat loss_probes) probes"
+in_ns a nft -f - <<'NFT'
+table inet rttloss {
+    chain in { type filter hook input priority 0; ip saddr 192.0.2.2 meta l4proto udp drop; }
+}
+NFT
+ok $? "b's datagrams dropped at a (nftables in a)"
+lost_rose () { [ "$(pstat loss_lost)" -gt "${lost0:-0}" ] 2>/dev/null; }
+wait_for 9 lost_rose
+rc=$?
+[ $rc = 0 ] && [ "$(pstat endpoint)" = 192.0.2.2:51820 ] && [ "$(pstat path)" = direct ]
+ok $? "with them dropped, the loss of a's path to b rises to $(pstat loss_lost) of the last $(pstat loss_probes) probes on the same path ($(pstat path) $(pstat endpoint))"
+in_ns a nft delete table inet rttloss
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]

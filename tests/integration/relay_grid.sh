@@ -29,7 +29,11 @@
 # port-restricted node with connection.port_prediction = false (nopredict) stays
 # relayed with symmetric-seq-b through three probe rounds. The plain-words reason
 # a peer is relayed is asserted for symmetric x symmetric, and is empty for a
-# direct pair. (TAP)
+# direct pair; so are the addresses symmetric-a tried for symmetric-b (the
+# relay-seen mapping, registered candidates: `no answer`) and the relayed
+# path's round trip from nat's probes (nat.status `candidates`, `rtt_us`;
+# `bifrostctl peers NAME`). The table has nat's RTT of every pair's path
+# beside ping's. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
@@ -149,7 +153,7 @@ expected_path () {
 }
 ping_rtt () { grid_exec "$1" ping -c 3 -i 0.05 -W 1 -q "$2" 2>/dev/null | awk -F/ '/^rtt/ { print $5 }'; }
 
-TABLE="| a (first) | b (second) | path | registration -> up (ms) | -> direct (ms) | RTT (ms) |"$'\n'"|---|---|---|---:|---:|---:|"
+TABLE="| a (first) | b (second) | path | registration -> up (ms) | -> direct (ms) | RTT (ms) | nat RTT (ms) |"$'\n'"|---|---|---|---:|---:|---:|---:|"
 set -- $KINDS
 kinds=("$@")
 for ((i = 0; i < ${#kinds[@]}; i++)); do
@@ -182,7 +186,9 @@ for ((i = 0; i < ${#kinds[@]}; i++)); do
             [ -n "$reg" ] && [ -n "$d" ] && direct_ms=$((d - reg))
         fi
         rtt=$(ping_rtt "$a" "${VIP[$b]}")
-        TABLE="$TABLE"$'\n'"| ${kinds[$i]} | ${kinds[$j]} | $(got_path) | $delta | $direct_ms | ${rtt:--} |"
+        # nat's smoothed RTT of the path (a probe every 5 s: may be none yet)
+        natrtt=$(peers_json "$a" | jq -r --arg b "$b" '.peers[] | select(.name == $b and .rtt_us > 0) | .rtt_us / 1000 * 100 | floor / 100')
+        TABLE="$TABLE"$'\n'"| ${kinds[$i]} | ${kinds[$j]} | $(got_path) | $delta | $direct_ms | ${rtt:--} | ${natrtt:--} |"
     done
 done
 echo "$TABLE" | sed 's/^/# /'
@@ -230,6 +236,22 @@ case " $KINDS " in *" symmetric "*)
     ok $? "symmetric-a says why symmetric-b is relayed: '$why'"
     "$CTL" -r "$T/symmetric-a/run" peers 2>/dev/null | grep -A1 "^symmetric-b " | grep -q "^    relayed: "
     ok $? "bifrostctl peers on symmetric-a prints the reason under symmetric-b"
+    # The addresses tried, each with its result: symmetric-b's mapping as the
+    # relay saw it, and what it registered, all unanswered
+    cands=$(peers_json symmetric-a | jq -r '.peers[] | select(.name == "symmetric-b") | .candidates')
+    [[ "$cands" == *"relay-seen $(grid_wan symmetric-b):"* ]] && [[ "$cands" =~ :\ [0-9]+\ rounds?,\ last\ [0-9.]+\ s\ ago,\ no\ answer ]] \
+        && [[ "$cands" != *"answered"* ]]
+    ok $? "symmetric-a lists the addresses it tried for symmetric-b, unanswered: '$cands'"
+    detail=$("$CTL" -r "$T/symmetric-a/run" peers symmetric-b 2>/dev/null)
+    sed 's/^/# /' <<< "$detail"
+    grep -qE "^      relay-seen 203\.0\.113\.[0-9]+:[0-9]+: [0-9]+ rounds?, last [0-9.]+ s ago, (no answer|trying)$" <<< "$detail" \
+        && ! grep -q "^symmetric-a " <<< "$detail"
+    ok $? "bifrostctl peers symmetric-b (on symmetric-a): the detail view lists them one a line"
+    # The relayed path's round trip, from nat's probes through the relay
+    rtt_of () { peers_json symmetric-a | jq -r '.peers[] | select(.name == "symmetric-b") | .rtt_us'; }
+    rtt_measured () { [ "$(rtt_of)" -gt 0 ] 2>/dev/null; }
+    wait_for 7 rtt_measured
+    ok $? "symmetric-a measures its relayed path to symmetric-b: RTT $(rtt_of) us, loss $(peers_json symmetric-a | jq -r '.peers[] | select(.name == "symmetric-b") | "\(.loss_lost) of \(.loss_probes)"') probes"
     ;;
 esac
 case " $KINDS " in *" port-restricted "*)
