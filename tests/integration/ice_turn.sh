@@ -221,7 +221,7 @@ ok $? "ss-a <-> ss-b: a ping crosses through the relay"
 closed () { grep -Eq "nat\.1\[[0-9]+\]: peer $2: ICE session closed \((relay|closed by the peer)" "$T/$1/bifrostd.log"; }
 wait_for 15 closed ss-a ss-b
 ok $? "ss-a's ICE session with ss-b closed after the grace period ($(grep -Eo "peer ss-b: ICE session closed \(.*\)" "$T/ss-a/bifrostd.log" | head -1))"
-closed ss-b ss-a
+wait_for 5 closed ss-b ss-a
 ok $? "... and ss-b's with ss-a ($(grep -Eo "peer ss-a: ICE session closed \(.*\)" "$T/ss-b/bifrostd.log" | head -1))"
 [[ "$(peer_path pr-a pr-b)" == "ice direct"* ]] && pair_pings pr-a pr-b
 ok $? "pr-a -> pr-b: still on its direct ICE pair with the relay up ('$(peer_path pr-a pr-b)')"
