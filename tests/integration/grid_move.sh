@@ -50,17 +50,7 @@ OUTAGE_MS=${PATH_MOVE_OUTAGE_MS:-1000}
 # 0.5 s, then doubling (1, 2, 4, 8 s ...), counted from when it came up
 DIRECT_WAIT=${GRID_MOVE_DIRECT_WAIT:-16}
 
-finish () {
-    mesh_finish
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*/bifrostd.log; do
-            echo "# ---- $f (last 30 lines)"
-            tail -30 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
-    grid_cleanup
-    [ -n "${GRID_MOVE_KEEP:-}" ] || rm -rf "$T"
-}
+finish () { mesh_end 30 "${GRID_MOVE_LOGS:-}"; }
 trap finish EXIT
 
 grid_init

@@ -39,18 +39,7 @@ chmod 755 "$T"
 UP_S=${ICE_TURN_UP_S:-10}
 [ -n "${ASAN_OPTIONS:-}" ] && UP_S=$((UP_S * 3))
 
-finish () {
-    mesh_finish
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*/bifrostd.log "$T"/registry.log "$T"/coturn.log; do
-            echo "# ---- $f (last 30 lines)"
-            tail -30 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
-    grid_cleanup
-    [ -n "${ICE_TURN_LOGS:-}" ] && rm -rf "$ICE_TURN_LOGS" && cp -r "$T" "$ICE_TURN_LOGS"
-    rm -rf "$T"
-}
+finish () { mesh_end 30 "${ICE_TURN_LOGS:-}"; }
 trap finish EXIT
 
 IP=203.0.113.10

@@ -13,6 +13,8 @@
 #                                            credentials the registry hands out
 #   mesh_start_node NAME [CONNECTION-EXTRA]  a node (disc_lib.sh) in NAME's namespace
 #   mesh_finish                              ends what mesh_* started (by pid)
+#   mesh_end LINES [KEEP]                    a test's EXIT trap: mesh_finish, the logs
+#                                            when something failed, grid_cleanup
 #   vip NAME, all_have_vip NAME..., peers_json NAME, peer_path NAME PEER,
 #   pair_pings A B (VIP[] filled by the caller), log_ms FILE PATTERN
 # Secrets reach the programs through their environment only.
@@ -38,6 +40,25 @@ mesh_finish () {
         for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
         kill -KILL "$p" 2>/dev/null
     done
+}
+
+# mesh_end LINES [KEEP]: the end of a test on a deployment (its EXIT trap): ends
+# what mesh_* started, shows the last LINES lines of every log in $T (each node's
+# bifrostd.log, registry.log, coturn.log, ...) when a test point failed, copies
+# $T to KEEP when given (to read the logs afterwards), and removes $T
+mesh_end () {
+    local lines=${1:-30} keep=${2:-} f
+    mesh_finish
+    if [ "$FAILED" -ne 0 ]; then
+        for f in "$T"/*/bifrostd.log "$T"/*.log; do
+            [ -f "$f" ] || continue
+            echo "# ---- $f (last $lines lines)"
+            tail -"$lines" "$f" 2>/dev/null | sed 's/^/#   /'
+        done
+    fi
+    grid_cleanup
+    [ -n "$keep" ] && rm -rf "$keep" && cp -r "$T" "$keep"
+    rm -rf "$T"
 }
 
 mesh_relay () {

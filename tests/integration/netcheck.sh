@@ -20,17 +20,7 @@ WAIT_STEP=0.2           # every poll is a bifrostctl per node
 T=$(mktemp -d /tmp/netcheck-XXXXXX)
 chmod 755 "$T"
 
-finish () {
-    mesh_finish
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*/bifrostd.log; do
-            echo "# ---- $f (last 15 lines)"
-            tail -15 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
-    grid_cleanup
-    rm -rf "$T"
-}
+finish () { mesh_end 15; }
 trap finish EXIT
 
 grid_init

@@ -56,18 +56,7 @@ T=$(mktemp -d /tmp/portmap-grid-XXXXXX)
 chmod 755 "$T"
 T0=$(now_ms)
 
-finish () {
-    mesh_finish
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*/bifrostd.log "$T"/registry.log "$T"/miniupnpd.*.log; do
-            echo "# ---- $f (last 30 lines)"
-            tail -30 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
-    grid_cleanup
-    [ -n "${PORTMAP_GRID_LOGS:-}" ] && rm -rf "$PORTMAP_GRID_LOGS" && cp -r "$T" "$PORTMAP_GRID_LOGS"
-    rm -rf "$T"
-}
+finish () { mesh_end 30 "${PORTMAP_GRID_LOGS:-}"; }
 trap finish EXIT
 
 # ---------------------------------------------------------------------------

@@ -54,18 +54,7 @@ if [ -n "${ASAN_OPTIONS:-}" ]; then
     KINDS=${RELAY_GRID_KINDS:-none port-restricted symmetric udp-blocked cgnat-sym}
 fi
 
-finish () {
-    mesh_finish
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*/bifrostd.log "$T"/registry.log; do
-            echo "# ---- $f (last 25 lines)"
-            tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
-    grid_cleanup
-    [ -n "${RELAY_GRID_LOGS:-}" ] && rm -rf "$RELAY_GRID_LOGS" && cp -r "$T" "$RELAY_GRID_LOGS"
-    rm -rf "$T"
-}
+finish () { mesh_end 25 "${RELAY_GRID_LOGS:-}"; }
 trap finish EXIT
 
 # ---------------------------------------------------------------------------
