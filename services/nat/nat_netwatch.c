@@ -15,6 +15,7 @@
 struct _nat_netwatch_t {
     int fd;
     char ignore [IF_NAMESIZE];
+    int ignore_index;           //  the tunnel's interface index when last seen, 0: none
     uint64_t changes, malformed;
 };
 
@@ -23,8 +24,10 @@ nat_netwatch_new (const char *ignore_ifname, char *err, size_t err_size)
 {
     nat_netwatch_t *self = (nat_netwatch_t *) calloc (1, sizeof *self);
     assert (self);
-    if (ignore_ifname)
+    if (ignore_ifname) {
         snprintf (self->ignore, sizeof self->ignore, "%s", ignore_ifname);
+        self->ignore_index = (int) if_nametoindex (ignore_ifname);
+    }
     self->fd = socket (AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
     struct sockaddr_nl local = {
         .nl_family = AF_NETLINK,
@@ -68,14 +71,22 @@ nat_netwatch_malformed (nat_netwatch_t *self)
     return self->malformed;
 }
 
-//  Is ifindex the tunnel's interface? (An interface gone already has no name:
-//  it is not the tunnel's, which lives as long as the node.)
+//  Is ifindex the tunnel's interface? An interface that is gone already has no
+//  name: it was the tunnel's if that was its index when last seen (the device
+//  service replaces its interface when it restarts, and the old one's routes and
+//  addresses go with it)
 static bool
 s_ignored (nat_netwatch_t *self, int ifindex)
 {
     char name [IF_NAMESIZE];
-    return *self->ignore && ifindex > 0 && if_indextoname ((unsigned) ifindex, name)
-        && strcmp (name, self->ignore) == 0;
+    if (!*self->ignore || ifindex <= 0)
+        return false;
+    if (!if_indextoname ((unsigned) ifindex, name))
+        return ifindex == self->ignore_index;
+    if (strcmp (name, self->ignore))
+        return false;
+    self->ignore_index = ifindex;
+    return true;
 }
 
 //  The outgoing interface of a route message (RTA_OIF), 0 when it has none
