@@ -93,7 +93,11 @@ s_ignored (nat_netwatch_t *self, int ifindex)
 static int
 s_route_oif (const struct nlmsghdr *h, const struct rtmsg *rt)
 {
-    size_t len = h->nlmsg_len - NLMSG_LENGTH (sizeof *rt);
+    //  A signed length, as the kernel's own walks use: RTA_NEXT subtracts the
+    //  aligned attribute length, which may be more than what is left, and an
+    //  unsigned length would wrap and let RTA_OK read past the end (found by
+    //  fuzz_demux: corpus netwatch-rta-overrun)
+    int len = (int) (h->nlmsg_len - NLMSG_LENGTH (sizeof *rt));
     for (const struct rtattr *a = RTM_RTA (rt); RTA_OK (a, len); a = RTA_NEXT (a, len))
         if (a->rta_type == RTA_OIF && RTA_PAYLOAD (a) >= sizeof (int)) {
             int oif;
@@ -115,8 +119,8 @@ nat_netwatch_parse (nat_netwatch_t *self, const uint8_t *data, size_t size)
         size = sizeof buf;
     }
     memcpy (buf, data, size);
-    size_t len = size;
-    for (const struct nlmsghdr *h = (const struct nlmsghdr *) buf; len; h = NLMSG_NEXT (h, len)) {
+    int len = (int) size;       //  signed, like the attribute walk (s_route_oif)
+    for (const struct nlmsghdr *h = (const struct nlmsghdr *) buf; len > 0; h = NLMSG_NEXT (h, len)) {
         if (!NLMSG_OK (h, len)) {
             self->malformed++;
             break;
@@ -238,6 +242,19 @@ nat_netwatch_test (bool verbose)
     assert (nat_netwatch_malformed (self) == 2);
     struct nlmsghdr zero = { .nlmsg_len = 0 };
     assert (nat_netwatch_parse (self, (uint8_t *) &zero, sizeof zero) == 0);
+    //  A last message whose aligned length runs past the end (97 bytes of 98,
+    //  100 aligned) ends the walk: nothing behind the input is read, not even
+    //  what an earlier input left in the copy (here an address event at 100)
+    uint8_t two [200] = { 0 };
+    struct nlmsghdr pad = { .nlmsg_len = 100, .nlmsg_type = NLMSG_NOOP };
+    memcpy (two, &pad, sizeof pad);
+    ifa.ifa_index = 999;
+    s_msg (two + 100, RTM_NEWADDR, &ifa, sizeof ifa, NULL, NULL);
+    assert (nat_netwatch_parse (self, two, 100 + NLMSG_LENGTH (sizeof ifa)) == 1);
+    uint8_t shorter [98] = { 0 };
+    pad.nlmsg_len = 97;
+    memcpy (shorter, &pad, sizeof pad);
+    assert (nat_netwatch_parse (self, shorter, sizeof shorter) == 0);
     //  A real event: nothing queued yet (the test does not change the host)
     assert (nat_netwatch_read (self) == 0);
     nat_netwatch_destroy (&self);
