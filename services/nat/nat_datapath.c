@@ -264,7 +264,8 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             //  A probe of a peer up through the relay goes to each of its legs
             //  (its public mapping, a candidate, predicted ports: nat_relay_path.c)
             size_t probes = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now) : 0;
-            //  Through the peer's ICE session (nat_ice.c): libnice sends it
+            //  Through the peer's ICE session (nat_ice.c): libnice sends it, or
+            //  after the handoff it waits for the batch's end on the taken socket
             uint32_t ice_index;
             if (!probes && nat_addr_ice_index (to, &ice_index)) {
                 nat_ice_send (self->ice, ice_index, pkt.data, pkt.len);
@@ -308,9 +309,10 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             }
             nat_peer_sent (peer, pkt.len, now);
         }
-        //  One sendmmsg (or GSO send) per crypto batch
+        //  One sendmmsg (or GSO send) per crypto batch, per socket
         if (count)
             nat_udp_send (self->udp, self->tx, count);
+        nat_ice_flush (self->ice);
     }
     return 0;
 }
