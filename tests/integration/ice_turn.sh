@@ -6,11 +6,14 @@
 #   pr: port-restricted x port-restricted. nat's own dials go to the peer's LAN
 #       addresses and fail, nothing punches (no relay reports a mapping): ICE
 #       starts after connection.ice_after and finds a direct server-reflexive
-#       pair; a ping crosses and `bifrostctl peers` shows "ice direct".
+#       pair; a ping crosses and `bifrostctl peers` shows "ice direct". Both
+#       nats take the pair's socket from libnice (the handoff): a burst of
+#       pings moves the ice_taken_* counters of nat.status, not libnice's.
 #   ss: symmetric x symmetric, and every UDP datagram between the two routers'
 #       WAN addresses dropped (nftables on ss-a's router): only coturn's relayed
 #       candidates connect them. A ping crosses both ways, the path is "turn",
-#       and coturn allocated.
+#       and coturn allocated. The side whose candidate is the relay keeps
+#       libnice, the other takes its socket.
 #   off: port-restricted x port-restricted with connection.ice = false on both:
 #       still not up when the others are (the proof that ICE is what connects
 #       the pr pair).
@@ -20,7 +23,8 @@
 # pair moves from TURN to the relay (the relay comes before TURN) and its ICE
 # session ends after the grace period, while the pr pair stays on its direct
 # ICE pair (direct comes before the relay). Before that, pr-b's nat is killed:
-# restarted by the supervisor, it meets pr-a through ICE again. (TAP)
+# restarted by the supervisor, it meets pr-a through ICE again (pr-a takes the
+# new pair's socket). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 set -u
 COTURN=$BIFROST_BUILDDIR/services/coturn/bifrost-coturn
