@@ -77,6 +77,7 @@ typedef struct {
     nat_addr_t to;                      //  the pair's remote address
     nat_udp_tx_t tx [NAT_UDP_BATCH];    //  queued until nat_ice_flush
     size_t count;
+    bool pending;                       //  in the nat_ice's pending list
 } s_taken_t;
 
 typedef struct {
@@ -465,8 +466,10 @@ s_take (nat_ice_t *self, uint32_t index)
             s_untake (self, index);
         }
     }
-    else
+    else {
         close (fd);
+        s_untake (self, index);
+    }
     if (!p->taken) {
         bus_warn ("peer %s: ICE socket handoff failed, data stays in libnice: %s", s_name (self, index), err);
         p->untakeable = true;
@@ -488,10 +491,12 @@ nat_ice_flush (nat_ice_t *self)
         return;
     for (size_t i = 0; i < self->pending_count; i++) {
         s_taken_t *t = self->peers [self->pending [i]].taken;
-        if (t && t->count)
+        if (!t)
+            continue;                   //  closed since
+        if (t->count)
             nat_udp_send (t->udp, t->tx, t->count);
-        if (t)
-            t->count = 0;
+        t->count = 0;
+        t->pending = false;
     }
     self->pending_count = 0;
 }
@@ -586,8 +591,12 @@ nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size)
             nat_udp_send (t->udp, t->tx, t->count);
             t->count = 0;
         }
-        if (t->count == 0 && self->pending_count < NODE_PEERS_MAX)
+        //  Listed once per flush (a peer's taken socket is listed at most
+        //  once, so the list never overflows)
+        if (!t->pending) {
+            t->pending = true;
             self->pending [self->pending_count++] = index;
+        }
         t->tx [t->count++] = (nat_udp_tx_t) { data, size, &t->to };
         return true;
     }

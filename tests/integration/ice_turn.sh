@@ -122,8 +122,9 @@ ok $? "pr-b -> pr-a: ICE direct too"
 
 # The handoff (docs/ice.md): up on a direct pair, each side's nat takes the
 # pair's socket from libnice and carries the data on it itself. A burst of
-# pings then moves the taken sockets' counters, not libnice's (the other
-# peers' sessions may send a keepalive meanwhile: 2 at most)
+# pings then moves the taken sockets' counters, not libnice's: the other
+# peers' sessions (pr-a and pr-b with ss-a and ss-b, coming up through TURN
+# meanwhile) move those by a few, the pings would by 100
 taken_log () { grep -q "nat\.1\[[0-9]*\]: peer $2: ICE socket taken from libnice" "$T/$1/bifrostd.log"; }
 wait_for 5 taken_log pr-a pr-b && wait_for 5 taken_log pr-b pr-a
 ok $? "pr-a and pr-b took their pair's socket from libnice ($(grep -m1 -o 'peer pr-b: ICE socket taken.*' "$T/pr-a/bifrostd.log"))"
@@ -146,7 +147,7 @@ handoff_ok () {
     for f in $FIELDS; do d[$f]=$(( $(echo "$j" | jq -r ".nat.$f") - ${C0[$n.$f]:-0} )); done
     echo "# $n: on the taken socket +${d[ice_taken_tx]} datagrams (${d[ice_taken_tx_bytes]} bytes) out, +${d[ice_taken_rx]} in; through libnice +${d[ice_tx]} out, +${d[ice_rx]} in; ice_taken $(echo "$j" | jq -r .nat.ice_taken)"
     [ "${d[ice_taken_tx]}" -ge $N ] && [ "${d[ice_taken_rx]}" -ge $N ] && [ "${d[ice_taken_tx_bytes]}" -ge $(( N * 1200 )) ] \
-        && [ "${d[ice_tx]}" -le 2 ] && [ "${d[ice_rx]}" -le 2 ] && [ "$(echo "$j" | jq -r .nat.ice_taken)" -ge 1 ]
+        && [ "${d[ice_tx]}" -lt $(( N / 10 )) ] && [ "${d[ice_rx]}" -lt $(( N / 10 )) ] && [ "$(echo "$j" | jq -r .nat.ice_taken)" -ge 1 ]
 }
 handoff_ok pr-a
 ok $? "pr-a: the pings went out and came back on the taken socket, not through libnice"
