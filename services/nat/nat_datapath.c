@@ -29,6 +29,7 @@ s_resume (void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     bus_loop_poller (self->loop, &self->udp_item, nat_datapath_udp_ready, self);
+    nat_ice_resume (self->ice);         //  the taken ICE sockets (nat_ice.c)
     //  Read what queued up meanwhile without waiting for the next poll
     return nat_datapath_udp_ready (self->loop, &self->udp_item, self);
 }

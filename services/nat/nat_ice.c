@@ -78,6 +78,7 @@ typedef struct {
     nat_udp_tx_t tx [NAT_UDP_BATCH];    //  queued until nat_ice_flush
     size_t count;
     bool pending;                       //  in the nat_ice's pending list
+    bool paused;                        //  not polled while crypto is behind (nat_ice_resume)
 } s_taken_t;
 
 typedef struct {
@@ -390,8 +391,8 @@ s_dial (nat_ice_t *self, uint32_t index, int64_t now)
 //  What came on a taken socket: from the pair's remote address, into crypto's
 //  batch as from "ice/<index>" (crypto confirms the same endpoint as before
 //  the handoff); anything else on it is counted and dropped. STUN left on the
-//  socket (a check's retransmission, the peer's libnice keepalive) is dropped
-//  by the demux.
+//  by the demux. While crypto is behind (nat's pause, bus_pause.h), the
+//  socket is not polled: the kernel queues and drops, not us.
 static int
 s_taken_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
@@ -418,7 +419,24 @@ s_taken_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
             break;
     }
     nat_datapath_ingest_end (self->owner, &state);
+    if (bus_pause_active (self->owner->pause) && !t->paused) {
+        bus_loop_poller_end (loop, &t->item);
+        t->paused = true;
+    }
     return 0;
+}
+
+void
+nat_ice_resume (nat_ice_t *self)
+{
+    for (size_t i = 0; self && i < NODE_PEERS_MAX; i++) {
+        s_taken_t *t = self->peers [i].taken;
+        if (!t || !t->paused)
+            continue;
+        t->paused = false;
+        if (bus_loop_poller (self->owner->loop, &t->item, s_taken_ready, t) == 0)
+            bus_loop_poller_kick (self->owner->loop, &t->item);     //  what queued meanwhile
+    }
 }
 
 //  Once the peer is up on a pair whose local end is not a TURN relay: the

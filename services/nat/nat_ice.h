@@ -43,6 +43,9 @@ void nat_ice_tick (nat_ice_t *self, int64_t now);
 bool nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size);
 //  Sends what nat_ice_send queued: one sendmmsg (or GSO send) per taken socket.
 void nat_ice_flush (nat_ice_t *self);
+//  nat's pause is over (crypto takes batches again): the taken sockets, no
+//  longer polled while it lasted, are read again.
+void nat_ice_resume (nat_ice_t *self);
 //  A handshake initiation for a peer that is not up: a copy goes through its
 //  selected pair too, if it has one (nothing is counted otherwise).
 void nat_ice_copy (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size);
