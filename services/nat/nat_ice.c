@@ -1214,6 +1214,65 @@ nat_ice_destroy (nat_ice_t **self_p)
 //  Self test: what nat takes from the registry's iceServers (the sessions
 //  themselves run in tests/integration/ice_turn.sh, through real NATs)
 
+//  After the handoff: what nat_ice_send queues for a taken socket leaves only
+//  at nat_ice_flush, a burst of 100 in two sendmmsg calls (64 + 36), all to
+//  the pair's remote address, and a socket whose session closed drops
+//  nothing into the void (its queue goes with it)
+static void
+s_test_taken_batching (bool verbose)
+{
+    nat_udp_test_netns ();
+    char err [200];
+    nat_udp_t *remote = nat_udp_new (&(nat_udp_config_t) { .bind = "127.0.0.1:0" }, err, sizeof err);
+    nat_udp_t *local = nat_udp_new (&(nat_udp_config_t) { .bind = "127.0.0.1:0" }, err, sizeof err);
+    assert (remote && local);
+    nat_ice_t *self = (nat_ice_t *) calloc (1, sizeof (nat_ice_t));
+    s_taken_t *t = (s_taken_t *) calloc (1, sizeof (s_taken_t));
+    assert (self && t);
+    t->ice = self;
+    t->index = 7;
+    t->udp = local;
+    t->item = (zmq_pollitem_t) { NULL, -1, ZMQ_POLLIN, 0 };
+    nat_addr_set_ip (&t->to, "127.0.0.1", nat_udp_port (remote));
+    self->peers [7].session = self->peers [7].selected = true;
+    self->peers [7].taken = t;
+    static uint8_t data [100][200];
+    for (int i = 0; i < 100; i++) {
+        memset (data [i], i, sizeof data [i]);
+        assert (nat_ice_send (self, 7, data [i], sizeof data [i]));
+    }
+    //  The first 64 went when the queue was full; 36 wait for the flush
+    assert (nat_udp_stats (local)->dgrams_out == 64 && t->count == 36 && self->pending_count == 1);
+    nat_ice_flush (self);
+    assert (nat_udp_stats (local)->dgrams_out == 100 && t->count == 0 && self->pending_count == 0);
+    if (!nat_udp_gso (local))
+        assert (nat_udp_stats (local)->send_calls <= 4);
+    size_t got = 0;
+    for (int tries = 0; got < 100 && tries < 100; tries++) {
+        nat_udp_rx_t *rx;
+        size_t n = nat_udp_recv (remote, &rx);
+        for (size_t i = 0; i < n; i++, got++)
+            assert (rx [i].size == 200 && rx [i].data [0] == (uint8_t) got);
+        if (!n)
+            zclock_sleep (1);
+    }
+    assert (got == 100);
+    //  No pair and no session: counted as a drop, nothing queued
+    assert (!nat_ice_send (self, 8, data [0], 10) && self->drops == 1);
+    assert (!nat_ice_send (self, NODE_PEERS_MAX, data [0], 10) && self->drops == 2);
+    //  Queued, then the session ends before the flush: the queue goes with the socket
+    assert (nat_ice_send (self, 7, data [0], 10));
+    free (self->peers [7].taken);
+    self->peers [7].taken = NULL;
+    nat_ice_flush (self);
+    assert (nat_udp_stats (local)->dgrams_out == 100 && self->pending_count == 0);
+    if (verbose)
+        printf ("(taken: %" PRIu64 " send calls for 100 datagrams) ", nat_udp_stats (local)->send_calls);
+    nat_udp_destroy (&local);
+    nat_udp_destroy (&remote);
+    free (self);
+}
+
 void
 nat_ice_test (bool verbose)
 {
@@ -1267,7 +1326,8 @@ nat_ice_test (bool verbose)
     p.local_type = ICE_CAND_RELAY;
     p.selected = false;
     assert (!s_turn_restart_due (&p, 20000, 9990));     //  no pair yet (a restart is under way)
+    s_test_taken_batching (verbose);
     if (verbose)
-        printf ("(iceServers: 8 cases, TURN restart: 6) ");
+        printf ("(iceServers: 8 cases, TURN restart: 6, taken socket: 100 datagrams) ");
     printf ("OK\n");
 }
