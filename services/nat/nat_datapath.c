@@ -111,25 +111,41 @@ nat_datapath_ingest_end (nat_service_t *self, nat_ingest_t *state)
         s_pause (self);
 }
 
-int
-nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+size_t
+nat_datapath_read (nat_service_t *self, nat_udp_t *udp, const nat_addr_t *only, const nat_addr_t *as,
+                   size_t *strangers)
 {
-    nat_service_t *self = (nat_service_t *) arg;
     int64_t now = bus_clock_ms ();
+    size_t ingested = 0;
     //  Datagrams come in runs from one source: remember the last one's peer
     nat_ingest_t state = { NAT_HANDLE_NONE, NULL, true };
     for (int round = 0; round < NAT_ROUNDS && state.flowing; round++) {
         nat_udp_rx_t *rx;
-        size_t count = nat_udp_recv (self->udp, &rx);
+        size_t count = nat_udp_recv (udp, &rx);
         if (count == 0)
             break;
-        for (size_t i = 0; i < count; i++)
-            nat_datapath_ingest (self, rx [i].data, rx [i].size, rx [i].from, now, &state);
-        if (nat_udp_drained (self->udp))
+        for (size_t i = 0; i < count; i++) {
+            if (only && !nat_addr_eq (rx [i].from, only)) {
+                if (strangers)
+                    (*strangers)++;
+                continue;
+            }
+            nat_datapath_ingest (self, rx [i].data, rx [i].size, as ? as : rx [i].from, now, &state);
+            ingested++;
+        }
+        if (nat_udp_drained (udp))
             break;
     }
     //  The read ran dry (or we yield to the other direction): send what we have
     nat_datapath_ingest_end (self, &state);
+    return ingested;
+}
+
+int
+nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_datapath_read (self, self->udp, NULL, NULL, NULL);
     return 0;
 }
 

@@ -400,25 +400,10 @@ s_taken_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
     nat_ice_t *self = t->ice;
     nat_addr_t from;
     nat_addr_set_ice (&from, t->index);
-    int64_t now = bus_clock_ms ();
-    nat_ingest_t state = { NAT_HANDLE_NONE, NULL, true };
-    for (int round = 0; round < NAT_ROUNDS && state.flowing; round++) {
-        nat_udp_rx_t *rx;
-        size_t count = nat_udp_recv (t->udp, &rx);
-        if (count == 0)
-            break;
-        for (size_t i = 0; i < count; i++) {
-            if (!nat_addr_eq (rx [i].from, &t->to)) {
-                self->taken_strangers++;
-                continue;
-            }
-            self->peers [t->index].rx_ms = now;
-            nat_datapath_ingest (self->owner, rx [i].data, rx [i].size, &from, now, &state);
-        }
-        if (nat_udp_drained (t->udp))
-            break;
-    }
-    nat_datapath_ingest_end (self->owner, &state);
+    size_t strangers = 0;
+    if (nat_datapath_read (self->owner, t->udp, &t->to, &from, &strangers))
+        self->peers [t->index].rx_ms = bus_clock_ms ();
+    self->taken_strangers += strangers;
     if (bus_pause_active (self->owner->pause) && !t->paused) {
         bus_loop_poller_end (loop, &t->item);
         t->paused = true;
