@@ -29,6 +29,7 @@ s_resume (void *arg)
 {
     nat_service_t *self = (nat_service_t *) arg;
     bus_loop_poller (self->loop, &self->udp_item, nat_datapath_udp_ready, self);
+    nat_ice_resume (self->ice);         //  the taken ICE sockets (nat_ice.c)
     //  Read what queued up meanwhile without waiting for the next poll
     return nat_datapath_udp_ready (self->loop, &self->udp_item, self);
 }
@@ -115,25 +116,41 @@ nat_datapath_ingest_end (nat_service_t *self, nat_ingest_t *state)
         s_pause (self);
 }
 
-int
-nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+size_t
+nat_datapath_read (nat_service_t *self, nat_udp_t *udp, const nat_addr_t *only, const nat_addr_t *as,
+                   size_t *strangers)
 {
-    nat_service_t *self = (nat_service_t *) arg;
     int64_t now = bus_clock_ms ();
+    size_t ingested = 0;
     //  Datagrams come in runs from one source: remember the last one's peer
     nat_ingest_t state = { NAT_HANDLE_NONE, NULL, true };
     for (int round = 0; round < NAT_ROUNDS && state.flowing; round++) {
         nat_udp_rx_t *rx;
-        size_t count = nat_udp_recv (self->udp, &rx);
+        size_t count = nat_udp_recv (udp, &rx);
         if (count == 0)
             break;
-        for (size_t i = 0; i < count; i++)
-            nat_datapath_ingest (self, rx [i].data, rx [i].size, rx [i].from, now, &state);
-        if (nat_udp_drained (self->udp))
+        for (size_t i = 0; i < count; i++) {
+            if (only && !nat_addr_eq (rx [i].from, only)) {
+                if (strangers)
+                    (*strangers)++;
+                continue;
+            }
+            nat_datapath_ingest (self, rx [i].data, rx [i].size, as ? as : rx [i].from, now, &state);
+            ingested++;
+        }
+        if (nat_udp_drained (udp))
             break;
     }
     //  The read ran dry (or we yield to the other direction): send what we have
     nat_datapath_ingest_end (self, &state);
+    return ingested;
+}
+
+int
+nat_datapath_udp_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_datapath_read (self, self->udp, NULL, NULL, NULL);
     return 0;
 }
 
@@ -272,7 +289,8 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             //  A probe of a peer up through the relay goes to each of its legs
             //  (its public mapping, a candidate, predicted ports: nat_relay_path.c)
             size_t probes = initiation && info->relay_id ? nat_relay_path_probe (self, peer, now) : 0;
-            //  Through the peer's ICE session (nat_ice.c): libnice sends it
+            //  Through the peer's ICE session (nat_ice.c): libnice sends it, or
+            //  after the handoff it waits for the batch's end on the taken socket
             uint32_t ice_index;
             if (!probes && nat_addr_ice_index (to, &ice_index)) {
                 nat_ice_send (self->ice, ice_index, pkt.data, pkt.len);
@@ -316,9 +334,10 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             }
             nat_peer_sent (peer, pkt.len, now);
         }
-        //  One sendmmsg (or GSO send) per crypto batch
+        //  One sendmmsg (or GSO send) per crypto batch, per socket
         if (count)
             nat_udp_send (self->udp, self->tx, count);
+        nat_ice_flush (self->ice);
     }
     return 0;
 }

@@ -23,12 +23,23 @@
     gives for that address with ice_agent_send, and what the recv callback
     hands over is ingested with that address as its source, so crypto
     confirms it as the endpoint like a relayed one. Until the peer is up,
-    every initiation for it also goes through the pair (nat_ice_copy). */
+    every initiation for it also goes through the pair (nat_ice_copy).
+
+    The handoff (docs/ice.md, "In nat: the socket handoff"). libnice moves a
+    datagram per system call through GLib: a fifth of the static pair's TCP.
+    Once the peer is up on a pair whose local end is not a TURN relay, nat
+    takes the pair's socket (ice_agent_take_socket), lets libnice go
+    (ice_agent_remove_peer) and carries the peer's data on it itself, with
+    the batching of its main socket: a second nat_udp on the taken fd, polled
+    on nat's loop, recvmmsg/sendmmsg of 64 and GSO/GRO. The session stays
+    (session, selected, the pair's types: what the path description, the
+    holds and the tick read); only libnice's part of it is gone. */
 #include "nat_service_priv.h"
 #include "nat_ice.h"
 #include "nat_ice_signal.h"
 #include "ice_agent.h"
 #include "bus_log.h"
+#include "nat_udp.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -39,6 +50,7 @@
 #include <net/if.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_GRACE_MS          10000   //  up on a better path this long: the session ends
 #define S_RETRY_MS          5000    //  after a failure: 5 s, 10 s, 20 s ... 60 s
@@ -54,6 +66,20 @@
 #define S_RELAY_EVERY_MS    5000    //  then every 5 s until it moves
 #define S_START_MIN_MS      1000    //  a peer's ice-start opens a new session once a second at most
 #define S_LOG_BAD_MAX       20      //  malformed signals logged, then only counted (and every 100th)
+
+//  A direct pair's socket, taken from libnice: the peer's data goes on it
+//  in batches (nat_ice_send queues, nat_ice_flush sends)
+typedef struct {
+    struct _nat_ice_t *ice;
+    uint32_t index;
+    nat_udp_t *udp;
+    zmq_pollitem_t item;
+    nat_addr_t to;                      //  the pair's remote address
+    nat_udp_tx_t tx [NAT_UDP_BATCH];    //  queued until nat_ice_flush
+    size_t count;
+    bool pending;                       //  in the nat_ice's pending list
+    bool paused;                        //  not polled while crypto is behind (nat_ice_resume)
+} s_taken_t;
 
 typedef struct {
     uint64_t remote;            //  the peer's ICE id, 0 unknown
@@ -72,6 +98,8 @@ typedef struct {
     int64_t selected_ms;        //  when the pair was selected
     bool carried;               //  the peer was up on this session's pair
     int64_t relay_try_ms;       //  on TURN while the relay answers: a handshake through the relay then (0: none planned)
+    s_taken_t *taken;           //  the pair's socket, ours since the handoff (NULL: data through libnice)
+    bool untakeable;            //  the handoff failed for this session: data stays in libnice
 } s_peer_t;
 
 //  A signal waiting for its turn to go to discovery
@@ -123,6 +151,12 @@ struct _nat_ice_t {
     uint64_t started, selected, failed, closed, turn_restarts;
     uint64_t signals_tx, signals_rx, signals_bad, signals_unknown, signals_failed;
     uint64_t rx, tx, drops;
+    //  Taken sockets: queued sends (indexes of peers), and counters, with
+    //  those of sockets closed since added in
+    uint32_t pending [NODE_PEERS_MAX];
+    size_t pending_count;
+    uint64_t taken_total, taken_strangers;
+    nat_udp_stats_t taken_closed;
 };
 
 //  ---------------------------------------------------------------------------
@@ -247,10 +281,34 @@ s_set_locals (nat_ice_t *self)
     self->locals_set = added > 0;
 }
 
+//  The taken socket closed (the session ends, or its handoff failed half way)
+static void
+s_untake (nat_ice_t *self, uint32_t index)
+{
+    s_taken_t *t = self->peers [index].taken;
+    if (!t)
+        return;
+    if (t->item.fd >= 0)
+        bus_loop_poller_end (self->owner->loop, &t->item);
+    if (t->udp) {
+        const nat_udp_stats_t *st = nat_udp_stats (t->udp);
+        self->taken_closed.dgrams_in += st->dgrams_in;
+        self->taken_closed.bytes_in += st->bytes_in;
+        self->taken_closed.dgrams_out += st->dgrams_out;
+        self->taken_closed.bytes_out += st->bytes_out;
+        self->taken_closed.send_errors += st->send_errors + st->send_dropped;
+        nat_udp_destroy (&t->udp);
+    }
+    free (t);
+    self->peers [index].taken = NULL;
+}
+
 static void
 s_close (nat_ice_t *self, uint32_t index, const char *why, bool bye)
 {
     s_peer_t *p = &self->peers [index];
+    s_untake (self, index);
+    p->untakeable = false;
     if (p->session) {
         bus_info ("peer %s: ICE session closed (%s)", s_name (self, index), why);
         if (bye)
@@ -325,6 +383,125 @@ s_dial (nat_ice_t *self, uint32_t index, int64_t now)
     self->peers [index].dial_ms = now;
     nat_addr_set_ice (&self->owner->info [index].dial, index);
     nat_service_send_dial (self->owner, peer);
+}
+
+//  ---------------------------------------------------------------------------
+//  The handoff: a direct pair's socket in nat's hands
+
+//  What came on a taken socket: from the pair's remote address, into crypto's
+//  batch as from "ice/<index>" (crypto confirms the same endpoint as before
+//  the handoff); anything else on it is counted and dropped. STUN left on the
+//  by the demux. While crypto is behind (nat's pause, bus_pause.h), the
+//  socket is not polled: the kernel queues and drops, not us.
+static int
+s_taken_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    s_taken_t *t = (s_taken_t *) arg;
+    nat_ice_t *self = t->ice;
+    nat_addr_t from;
+    nat_addr_set_ice (&from, t->index);
+    size_t strangers = 0;
+    if (nat_datapath_read (self->owner, t->udp, &t->to, &from, &strangers))
+        self->peers [t->index].rx_ms = bus_clock_ms ();
+    self->taken_strangers += strangers;
+    if (bus_pause_active (self->owner->pause) && !t->paused) {
+        bus_loop_poller_end (loop, &t->item);
+        t->paused = true;
+    }
+    return 0;
+}
+
+void
+nat_ice_resume (nat_ice_t *self)
+{
+    for (size_t i = 0; self && i < NODE_PEERS_MAX; i++) {
+        s_taken_t *t = self->peers [i].taken;
+        if (!t || !t->paused)
+            continue;
+        t->paused = false;
+        if (bus_loop_poller (self->owner->loop, &t->item, s_taken_ready, t) == 0)
+            bus_loop_poller_kick (self->owner->loop, &t->item);     //  what queued meanwhile
+    }
+}
+
+//  Once the peer is up on a pair whose local end is not a TURN relay: the
+//  socket becomes ours, libnice lets go of it. Called from the tick, never
+//  from libnice's callbacks (ice_agent_remove_peer is not allowed there), so
+//  libnice has delivered everything it read; whatever arrives from now on is
+//  read here. A failure leaves the session in libnice, as before.
+static void
+s_take (nat_ice_t *self, uint32_t index)
+{
+    s_peer_t *p = &self->peers [index];
+    int fd = -1;
+    struct sockaddr_storage remote;
+    socklen_t remote_len = sizeof remote;
+    char err [200];
+    int rc = ice_agent_take_socket (self->agent, p->remote, &fd, &remote, &remote_len, err, sizeof err);
+    if (rc == ICE_AGENT_RELAYED) {
+        p->untakeable = true;
+        return;
+    }
+    if (rc) {
+        bus_debug ("peer %s: ICE socket not taken yet: %s", s_name (self, index), err);
+        return;
+    }
+    s_taken_t *t = (s_taken_t *) calloc (1, sizeof *t);
+    assert (t);
+    t->ice = self;
+    t->index = index;
+    t->item = (zmq_pollitem_t) { NULL, -1, ZMQ_POLLIN, 0 };
+    p->taken = t;
+    nat_udp_t *main_udp = self->owner->udp;
+    nat_udp_config_t uc = {
+        .rcvbuf = main_udp ? nat_udp_rcvbuf (main_udp) : 0, .sndbuf = main_udp ? nat_udp_sndbuf (main_udp) : 0,
+        .gso = true, .gro = true,
+    };
+    if (nat_addr_set_sockaddr (&t->to, (struct sockaddr *) &remote, remote_len))
+        snprintf (err, sizeof err, "remote address of family %d", remote.ss_family);
+    else
+        t->udp = nat_udp_new_fd (fd, &uc, err, sizeof err);
+    if (t->udp) {
+        t->item.fd = fd;
+        if (bus_loop_poller (self->owner->loop, &t->item, s_taken_ready, t)) {
+            t->item.fd = -1;
+            snprintf (err, sizeof err, "cannot poll fd %d", fd);
+            s_untake (self, index);
+        }
+    }
+    else {
+        close (fd);
+        s_untake (self, index);
+    }
+    if (!p->taken) {
+        bus_warn ("peer %s: ICE socket handoff failed, data stays in libnice: %s", s_name (self, index), err);
+        p->untakeable = true;
+        return;
+    }
+    ice_agent_remove_peer (self->agent, p->remote);
+    self->taken_total++;
+    char text [NAT_ADDR_TEXT_MAX];
+    bus_info ("peer %s: ICE socket taken from libnice (port %u, to %s, gso %s, gro %s)", s_name (self, index),
+              nat_udp_port (t->udp), nat_addr_format (&t->to, text, sizeof text),
+              nat_udp_gso (t->udp) ? "on" : "off", nat_udp_gro (t->udp) ? "on" : "off");
+}
+
+//  One send per taken socket that has datagrams queued
+void
+nat_ice_flush (nat_ice_t *self)
+{
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->pending_count; i++) {
+        s_taken_t *t = self->peers [self->pending [i]].taken;
+        if (!t)
+            continue;                   //  closed since
+        if (t->count)
+            nat_udp_send (t->udp, t->tx, t->count);
+        t->count = 0;
+        t->pending = false;
+    }
+    self->pending_count = 0;
 }
 
 //  ---------------------------------------------------------------------------
@@ -410,6 +587,22 @@ bool
 nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size)
 {
     s_peer_t *p = self && index < NODE_PEERS_MAX ? &self->peers [index] : NULL;
+    s_taken_t *t = p ? p->taken : NULL;
+    if (t) {
+        //  Queued for the burst's one sendmmsg (nat_ice_flush); a full batch goes now
+        if (t->count == NAT_UDP_BATCH) {
+            nat_udp_send (t->udp, t->tx, t->count);
+            t->count = 0;
+        }
+        //  Listed once per flush (a peer's taken socket is listed at most
+        //  once, so the list never overflows)
+        if (!t->pending) {
+            t->pending = true;
+            self->pending [self->pending_count++] = index;
+        }
+        t->tx [t->count++] = (nat_udp_tx_t) { data, size, &t->to };
+        return true;
+    }
     if (!p || !p->session || !p->selected || ice_agent_send (self->agent, p->remote, data, size) < 0) {
         if (self)
             self->drops++;
@@ -487,6 +680,17 @@ s_on_signal (bus_service_t *svc, bus_envelope_t *env, void *arg)
     }
     if (p->remote != sig.id && p->session)
         s_close (self, index, "the peer started a new session", false);
+    //  After the handoff libnice has no session for the peer: a late
+    //  candidate is of no use, new credentials mean the peer restarted its
+    //  side (its TURN credential ran out): ours starts over to answer
+    if (p->taken && p->remote == sig.id) {
+        if (sig.type == NAT_ICE_SIG_CAND || sig.type == NAT_ICE_SIG_END) {
+            self->signals_unknown++;
+            return;
+        }
+        if (sig.type == NAT_ICE_SIG_CREDS)
+            s_close (self, index, "the peer restarted it", false);
+    }
     int rc;
     switch (sig.type) {
         case NAT_ICE_SIG_START:
@@ -827,6 +1031,9 @@ nat_ice_tick (nat_ice_t *self, int64_t now)
         }
         if (p->session && p->selected && !up && now - p->dial_ms >= S_DIAL_MS)
             s_dial (self, i, now);
+        //  Up on a direct pair: its socket becomes ours (the handoff)
+        if (on_ice && p->session && p->selected && !p->taken && !p->untakeable && p->local_type != ICE_CAND_RELAY)
+            s_take (self, i);
         //  On TURN while the relay answers: the relay comes before TURN, so a
         //  handshake goes through it now and then (as a probe: nat_relay_path_probe);
         //  when the peer answers there, crypto confirms the relay and the session
@@ -922,6 +1129,25 @@ nat_ice_status (nat_ice_t *self, nat_status_reply_t *reply)
     reply->ice_rx = self->rx;
     reply->ice_tx = self->tx;
     reply->ice_drops = self->drops;
+    nat_udp_stats_t taken = self->taken_closed;
+    for (size_t i = 0; i < NODE_PEERS_MAX; i++) {
+        s_taken_t *t = self->peers [i].taken;
+        if (!t)
+            continue;
+        const nat_udp_stats_t *st = nat_udp_stats (t->udp);
+        reply->ice_taken++;
+        taken.dgrams_in += st->dgrams_in;
+        taken.bytes_in += st->bytes_in;
+        taken.dgrams_out += st->dgrams_out;
+        taken.bytes_out += st->bytes_out;
+        taken.send_errors += st->send_errors + st->send_dropped;
+    }
+    reply->ice_taken_total = self->taken_total;
+    reply->ice_taken_rx = taken.dgrams_in;
+    reply->ice_taken_rx_bytes = taken.bytes_in;
+    reply->ice_taken_tx = taken.dgrams_out;
+    reply->ice_taken_tx_bytes = taken.bytes_out;
+    reply->ice_taken_drops = taken.send_errors + self->taken_strangers;
     reply->ice_turn_servers = (uint32_t) self->turn_count;
     snprintf (reply->ice_stun, sizeof reply->ice_stun, "%.*s", (int) sizeof reply->ice_stun - 1, self->stun);
 }
@@ -957,9 +1183,11 @@ nat_ice_destroy (nat_ice_t **self_p)
     nat_ice_t *self = *self_p;
     if (!self)
         return;
-    for (uint32_t i = 0; i < NODE_PEERS_MAX; i++)
+    for (uint32_t i = 0; i < NODE_PEERS_MAX; i++) {
         if (self->peers [i].session && self->agent)
             s_signal (self, i, NAT_ICE_SIG_BYE, NULL, NULL);
+        s_untake (self, i);
+    }
     if (self->flush_timer >= 0)
         bus_loop_timer_end (self->owner->loop, self->flush_timer);
     ice_agent_destroy (&self->agent);
@@ -970,6 +1198,65 @@ nat_ice_destroy (nat_ice_t **self_p)
 //  ---------------------------------------------------------------------------
 //  Self test: what nat takes from the registry's iceServers (the sessions
 //  themselves run in tests/integration/ice_turn.sh, through real NATs)
+
+//  After the handoff: what nat_ice_send queues for a taken socket leaves only
+//  at nat_ice_flush, a burst of 100 in two sendmmsg calls (64 + 36), all to
+//  the pair's remote address, and a socket whose session closed drops
+//  nothing into the void (its queue goes with it)
+static void
+s_test_taken_batching (bool verbose)
+{
+    nat_udp_test_netns ();
+    char err [200];
+    nat_udp_t *remote = nat_udp_new (&(nat_udp_config_t) { .bind = "127.0.0.1:0" }, err, sizeof err);
+    nat_udp_t *local = nat_udp_new (&(nat_udp_config_t) { .bind = "127.0.0.1:0" }, err, sizeof err);
+    assert (remote && local);
+    nat_ice_t *self = (nat_ice_t *) calloc (1, sizeof (nat_ice_t));
+    s_taken_t *t = (s_taken_t *) calloc (1, sizeof (s_taken_t));
+    assert (self && t);
+    t->ice = self;
+    t->index = 7;
+    t->udp = local;
+    t->item = (zmq_pollitem_t) { NULL, -1, ZMQ_POLLIN, 0 };
+    nat_addr_set_ip (&t->to, "127.0.0.1", nat_udp_port (remote));
+    self->peers [7].session = self->peers [7].selected = true;
+    self->peers [7].taken = t;
+    static uint8_t data [100][200];
+    for (int i = 0; i < 100; i++) {
+        memset (data [i], i, sizeof data [i]);
+        assert (nat_ice_send (self, 7, data [i], sizeof data [i]));
+    }
+    //  The first 64 went when the queue was full; 36 wait for the flush
+    assert (nat_udp_stats (local)->dgrams_out == 64 && t->count == 36 && self->pending_count == 1);
+    nat_ice_flush (self);
+    assert (nat_udp_stats (local)->dgrams_out == 100 && t->count == 0 && self->pending_count == 0);
+    if (!nat_udp_gso (local))
+        assert (nat_udp_stats (local)->send_calls <= 4);
+    size_t got = 0;
+    for (int tries = 0; got < 100 && tries < 100; tries++) {
+        nat_udp_rx_t *rx;
+        size_t n = nat_udp_recv (remote, &rx);
+        for (size_t i = 0; i < n; i++, got++)
+            assert (rx [i].size == 200 && rx [i].data [0] == (uint8_t) got);
+        if (!n)
+            zclock_sleep (1);
+    }
+    assert (got == 100);
+    //  No pair and no session: counted as a drop, nothing queued
+    assert (!nat_ice_send (self, 8, data [0], 10) && self->drops == 1);
+    assert (!nat_ice_send (self, NODE_PEERS_MAX, data [0], 10) && self->drops == 2);
+    //  Queued, then the session ends before the flush: the queue goes with the socket
+    assert (nat_ice_send (self, 7, data [0], 10));
+    free (self->peers [7].taken);
+    self->peers [7].taken = NULL;
+    nat_ice_flush (self);
+    assert (nat_udp_stats (local)->dgrams_out == 100 && self->pending_count == 0);
+    if (verbose)
+        printf ("(taken: %" PRIu64 " send calls for 100 datagrams) ", nat_udp_stats (local)->send_calls);
+    nat_udp_destroy (&local);
+    nat_udp_destroy (&remote);
+    free (self);
+}
 
 void
 nat_ice_test (bool verbose)
@@ -1024,7 +1311,8 @@ nat_ice_test (bool verbose)
     p.local_type = ICE_CAND_RELAY;
     p.selected = false;
     assert (!s_turn_restart_due (&p, 20000, 9990));     //  no pair yet (a restart is under way)
+    s_test_taken_batching (verbose);
     if (verbose)
-        printf ("(iceServers: 8 cases, TURN restart: 6) ");
+        printf ("(iceServers: 8 cases, TURN restart: 6, taken socket: 100 datagrams) ");
     printf ("OK\n");
 }

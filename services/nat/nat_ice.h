@@ -8,7 +8,9 @@
     the pair libnice selects (direct through the NATs, or TURN) becomes the
     peer's endpoint "ice/<index>" (nat_addr_set_ice), confirmed by crypto like
     any other. Data goes through libnice (ice_agent_send and its recv
-    callback) in this version. The session is closed once the peer has been up
+    callback) until the peer is up on a direct pair; then nat takes the
+    pair's socket from libnice and carries the data on it in batches, as on
+    its own socket (nat_ice.c, "The handoff"). The session is closed once the peer has been up
     on a better path for a grace period, and a session on our TURN allocation
     is restarted before its credential expires. */
 #ifndef NAT_ICE_H_INCLUDED
@@ -35,8 +37,15 @@ void nat_ice_destroy (nat_ice_t **self_p);
 void nat_ice_tick (nat_ice_t *self, int64_t now);
 
 //  A tunnel datagram for the peer at index through its session: false when
-//  there is no selected pair (counted as a drop).
+//  there is no selected pair (counted as a drop). After the handoff (the
+//  pair's socket is nat's) it is queued, not sent: data must stay valid until
+//  nat_ice_flush, which the data path calls once per crypto batch.
 bool nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size);
+//  Sends what nat_ice_send queued: one sendmmsg (or GSO send) per taken socket.
+void nat_ice_flush (nat_ice_t *self);
+//  nat's pause is over (crypto takes batches again): the taken sockets, no
+//  longer polled while it lasted, are read again.
+void nat_ice_resume (nat_ice_t *self);
 //  A handshake initiation for a peer that is not up: a copy goes through its
 //  selected pair too, if it has one (nothing is counted otherwise).
 void nat_ice_copy (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size);

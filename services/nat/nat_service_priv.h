@@ -207,6 +207,13 @@ void nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const
                           int64_t now, nat_ingest_t *state);
 //  Sends what ingest batched to crypto, and pauses UDP reading when crypto is behind
 void nat_datapath_ingest_end (nat_service_t *self, nat_ingest_t *state);
+//  Reads a socket until it is dry (NAT_ROUNDS batches at most) into crypto's
+//  batch, and sends it: nat's socket, or an ICE pair's taken one (nat_ice.c),
+//  whose datagrams are taken only from its remote address (only; the others
+//  counted in *strangers) and given the pseudo-address as (NULL: each its own
+//  source). Returns how many were ingested.
+size_t nat_datapath_read (nat_service_t *self, nat_udp_t *udp, const nat_addr_t *only, const nat_addr_t *as,
+                          size_t *strangers);
 bus_pause_t *nat_datapath_pause_new (nat_service_t *self);
 
 //  The relayed path (nat_relay_path.c): relay.servers from discovery, the

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/udp.h>
 #include <poll.h>
@@ -105,37 +106,14 @@ s_sockopt_int (int fd, int level, int name)
     return getsockopt (fd, level, name, &value, &len) ? -1 : value;
 }
 
-nat_udp_t *
-nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size)
+//  The batching state around an open socket (ours, or one handed to us)
+static nat_udp_t *
+s_wrap (int fd, int family, const nat_udp_config_t *config)
 {
-    nat_udp_config_t defaults = { 0 };
-    if (!config)
-        config = &defaults;
-    nat_addr_t bind;
-    if (nat_endpoint_parse_bind (&bind, config->bind ? config->bind : "*:0", err, err_size))
-        return NULL;
-    if (config->max_datagram > 65535) {
-        snprintf (err, err_size, "max_datagram %zu larger than 65535", config->max_datagram);
-        return NULL;
-    }
-    //  Dual stack when bound to any address; without IPv6 on the host (no AF_INET6,
-    //  or :: not bindable), the same port on IPv4 only.
-    bool any6 = nat_addr_family (&bind) == AF_INET6
-             && IN6_IS_ADDR_UNSPECIFIED (&bind.in6.sin6_addr);
-    int fd = s_open (&bind, err, err_size);
-    if (fd < 0 && any6 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL
-                        || errno == EPROTONOSUPPORT || errno == ENOPROTOOPT)) {
-        uint16_t port = nat_addr_port (&bind);
-        nat_addr_set_ip (&bind, "0.0.0.0", port);
-        fd = s_open (&bind, err, err_size);
-    }
-    if (fd < 0)
-        return NULL;
-
     nat_udp_t *self = calloc (1, sizeof *self);
     assert (self);
     self->fd = fd;
-    self->family = nat_addr_family (&bind);
+    self->family = family;
     self->single = config->single;
     self->tx = node_udp_tx_new (fd, config->gso && !config->single);
     node_udp_tx_set_single (self->tx, config->single);
@@ -180,6 +158,64 @@ nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size)
         hdr->msg_iovlen = 1;
     }
     return self;
+}
+
+nat_udp_t *
+nat_udp_new_fd (int fd, const nat_udp_config_t *config, char *err, size_t err_size)
+{
+    nat_udp_config_t defaults = { 0 };
+    if (!config)
+        config = &defaults;
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    int type = 0;
+    socklen_t type_len = sizeof type;
+    if (fd < 0 || getsockname (fd, (struct sockaddr *) &local, &local_len)
+    ||  getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &type_len) || type != SOCK_DGRAM
+    ||  (local.ss_family != AF_INET && local.ss_family != AF_INET6)) {
+        snprintf (err, err_size, "fd %d is not a bound UDP socket", fd);
+        return NULL;
+    }
+    if (config->max_datagram > 65535) {
+        snprintf (err, err_size, "max_datagram %zu larger than 65535", config->max_datagram);
+        return NULL;
+    }
+    int flags = fcntl (fd, F_GETFL);
+    if (flags < 0 || fcntl (fd, F_SETFL, flags | O_NONBLOCK)) {
+        snprintf (err, err_size, "cannot make fd %d non-blocking: %s", fd, strerror (errno));
+        return NULL;
+    }
+    return s_wrap (fd, local.ss_family, config);
+}
+
+nat_udp_t *
+nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size)
+{
+    nat_udp_config_t defaults = { 0 };
+    if (!config)
+        config = &defaults;
+    nat_addr_t bind;
+    if (nat_endpoint_parse_bind (&bind, config->bind ? config->bind : "*:0", err, err_size))
+        return NULL;
+    if (config->max_datagram > 65535) {
+        snprintf (err, err_size, "max_datagram %zu larger than 65535", config->max_datagram);
+        return NULL;
+    }
+    //  Dual stack when bound to any address; without IPv6 on the host (no AF_INET6,
+    //  or :: not bindable), the same port on IPv4 only.
+    bool any6 = nat_addr_family (&bind) == AF_INET6
+             && IN6_IS_ADDR_UNSPECIFIED (&bind.in6.sin6_addr);
+    int fd = s_open (&bind, err, err_size);
+    if (fd < 0 && any6 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL
+                        || errno == EPROTONOSUPPORT || errno == ENOPROTOOPT)) {
+        uint16_t port = nat_addr_port (&bind);
+        nat_addr_set_ip (&bind, "0.0.0.0", port);
+        fd = s_open (&bind, err, err_size);
+    }
+    if (fd < 0)
+        return NULL;
+
+    return s_wrap (fd, nat_addr_family (&bind), config);
 }
 
 void
@@ -500,6 +536,27 @@ nat_udp_test (bool verbose)
     assert (IN6_IS_ADDR_V4MAPPED (&name.sin6_addr) && ntohs (name.sin6_port) == 51820);
     assert (!nat_udp_sockaddr (a, &unset, &name, &name_len));
     assert (!nat_udp_sockaddr (a, NULL, &name, &name_len));
+
+    //  Around a socket opened elsewhere (an ICE pair's, taken from libnice):
+    //  an IPv4 socket, blocking until wrapped, batches like ours; not a UDP
+    //  socket, or no socket at all: a clear error, the fd left to its owner
+    {
+        int fd = socket (AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+        assert (fd >= 0 && bind (fd, (struct sockaddr *) &lo, sizeof lo) == 0);
+        nat_udp_t *taken = nat_udp_new_fd (fd, &(nat_udp_config_t) { .gro = true, .gso = true }, err, sizeof err);
+        assert (taken && nat_udp_fd (taken) == fd && nat_udp_family (taken) == AF_INET && nat_udp_port (taken) > 0);
+        assert (fcntl (fd, F_GETFL) & O_NONBLOCK);
+        s_exchange (a, taken, "127.0.0.1", 1400, verbose);
+        s_exchange (taken, b, "127.0.0.1", 100, verbose);
+        nat_udp_destroy (&taken);
+        assert (fcntl (fd, F_GETFD) < 0);                   //  closed with it
+        int tcp = socket (AF_INET, SOCK_STREAM, 0);
+        assert (nat_udp_new_fd (tcp, NULL, err, sizeof err) == NULL && strstr (err, "not a bound UDP socket"));
+        assert (fcntl (tcp, F_GETFD) >= 0);
+        close (tcp);
+        assert (nat_udp_new_fd (-1, NULL, err, sizeof err) == NULL);
+    }
 
     //  The port is taken: a clear error, no crash
     char bind [32];

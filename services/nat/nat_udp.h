@@ -58,6 +58,11 @@ typedef struct _nat_udp_t nat_udp_t;
 //  Opens and binds the socket. A dual-stack bind ("*") falls back to IPv4 only when
 //  the host has no IPv6. NULL with a message in err on failure.
 nat_udp_t *nat_udp_new (const nat_udp_config_t *config, char *err, size_t err_size);
+//  The same batching around a UDP socket someone else opened and bound (the
+//  socket of an ICE pair, taken from libnice: nat_ice.c). bind is ignored;
+//  the fd is made non-blocking and, on success, owned (closed by destroy).
+//  NULL with a message in err when fd is not a bound UDP socket (fd left open).
+nat_udp_t *nat_udp_new_fd (int fd, const nat_udp_config_t *config, char *err, size_t err_size);
 void nat_udp_destroy (nat_udp_t **self_p);
 
 //  The fd to watch for POLLIN.

@@ -6,11 +6,14 @@
 #   pr: port-restricted x port-restricted. nat's own dials go to the peer's LAN
 #       addresses and fail, nothing punches (no relay reports a mapping): ICE
 #       starts after connection.ice_after and finds a direct server-reflexive
-#       pair; a ping crosses and `bifrostctl peers` shows "ice direct".
+#       pair; a ping crosses and `bifrostctl peers` shows "ice direct". Both
+#       nats take the pair's socket from libnice (the handoff): a burst of
+#       pings moves the ice_taken_* counters of nat.status, not libnice's.
 #   ss: symmetric x symmetric, and every UDP datagram between the two routers'
 #       WAN addresses dropped (nftables on ss-a's router): only coturn's relayed
 #       candidates connect them. A ping crosses both ways, the path is "turn",
-#       and coturn allocated.
+#       and coturn allocated. The side whose candidate is the relay keeps
+#       libnice, the other takes its socket.
 #   off: port-restricted x port-restricted with connection.ice = false on both:
 #       still not up when the others are (the proof that ICE is what connects
 #       the pr pair).
@@ -20,7 +23,8 @@
 # pair moves from TURN to the relay (the relay comes before TURN) and its ICE
 # session ends after the grace period, while the pr pair stays on its direct
 # ICE pair (direct comes before the relay). Before that, pr-b's nat is killed:
-# restarted by the supervisor, it meets pr-a through ICE again. (TAP)
+# restarted by the supervisor, it meets pr-a through ICE again (pr-a takes the
+# new pair's socket). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 set -u
 COTURN=$BIFROST_BUILDDIR/services/coturn/bifrost-coturn
@@ -105,6 +109,40 @@ ok $? "pr-a's pair has no relayed candidate ('$(peer_path pr-a pr-b)'); pr-b see
 [[ "$(peer_path pr-b pr-a)" == "ice direct"* ]]
 ok $? "pr-b -> pr-a: ICE direct too"
 
+# The handoff (docs/ice.md): up on a direct pair, each side's nat takes the
+# pair's socket from libnice and carries the data on it itself. A burst of
+# pings then moves the taken sockets' counters, not libnice's: the other
+# peers' sessions (pr-a and pr-b with ss-a and ss-b, coming up through TURN
+# meanwhile) move those by a few, the pings would by 100
+taken_log () { grep -q "nat\.1\[[0-9]*\]: peer $2: ICE socket taken from libnice" "$T/$1/bifrostd.log"; }
+wait_for 5 taken_log pr-a pr-b && wait_for 5 taken_log pr-b pr-a
+ok $? "pr-a and pr-b took their pair's socket from libnice ($(grep -m1 -o 'peer pr-b: ICE socket taken.*' "$T/pr-a/bifrostd.log"))"
+nat_field () { peers_json "$1" | jq -r ".nat.$2"; }
+FIELDS="ice_tx ice_rx ice_taken_tx ice_taken_rx ice_taken_tx_bytes"
+declare -A C0
+for n in pr-a pr-b; do
+    j=$(peers_json $n)
+    for f in $FIELDS; do C0[$n.$f]=$(echo "$j" | jq -r ".nat.$f"); done
+done
+N=100
+got=$(grid_exec pr-a ping -c $N -i 0.01 -W 1 -q -s 1200 "${VIP[pr-b]}" 2>/dev/null | grep -o '[0-9]* received' | grep -o '[0-9]*')
+[ "${got:-0}" -eq $N ]
+ok $? "pr-a -> pr-b: $N pings of 1200 bytes, ${got:-0} answered"
+# The counters' moves since before the pings, on node $1
+handoff_ok () {
+    local n=$1 f j
+    declare -A d
+    j=$(peers_json $n)
+    for f in $FIELDS; do d[$f]=$(( $(echo "$j" | jq -r ".nat.$f") - ${C0[$n.$f]:-0} )); done
+    echo "# $n: on the taken socket +${d[ice_taken_tx]} datagrams (${d[ice_taken_tx_bytes]} bytes) out, +${d[ice_taken_rx]} in; through libnice +${d[ice_tx]} out, +${d[ice_rx]} in; ice_taken $(echo "$j" | jq -r .nat.ice_taken)"
+    [ "${d[ice_taken_tx]}" -ge $N ] && [ "${d[ice_taken_rx]}" -ge $N ] && [ "${d[ice_taken_tx_bytes]}" -ge $(( N * 1200 )) ] \
+        && [ "${d[ice_tx]}" -lt $(( N / 10 )) ] && [ "${d[ice_rx]}" -lt $(( N / 10 )) ] && [ "$(echo "$j" | jq -r .nat.ice_taken)" -ge 1 ]
+}
+handoff_ok pr-a
+ok $? "pr-a: the pings went out and came back on the taken socket, not through libnice"
+handoff_ok pr-b
+ok $? "pr-b: the same on its side"
+
 # From a peer's arrival in nat to the peer up (release budget: ice_after 1 s + 4 s)
 up_ms () {
     local added up
@@ -124,6 +162,16 @@ wait_for 5 pair_pings ss-a ss-b
 ok $? "ss-a <-> ss-b: a ping crosses both ways (through coturn)"
 [[ "$(peer_path ss-b ss-a)" == turn* ]]
 ok $? "ss-b -> ss-a: turn too ('$(peer_path ss-b ss-a)')"
+# On the TURN pair, the side whose own candidate is the relay keeps the
+# session in libnice (its data is wrapped in TURN); the other side (its remote
+# candidate is the relay) takes its socket and sends to the relayed address
+turn_side_ok () {
+    local path; path=$(peer_path "$1" "$2")
+    if [[ "$path" == "turn (relay/"* ]]; then ! grep -q "peer $2: ICE socket taken" "$T/$1/bifrostd.log"
+    else grep -q "peer $2: ICE socket taken" "$T/$1/bifrostd.log"; fi
+}
+turn_side_ok ss-a ss-b && turn_side_ok ss-b ss-a
+ok $? "TURN pair: a relayed local end stays in libnice, the other side takes its socket (ss-a '$(peer_path ss-a ss-b)' $(grep -c 'peer ss-b: ICE socket taken' "$T/ss-a/bifrostd.log") taken, ss-b '$(peer_path ss-b ss-a)' $(grep -c 'peer ss-a: ICE socket taken' "$T/ss-b/bifrostd.log") taken)"
 drops=$(grid_exec "$(grid_router ss-a)" nft list table inet iceturn | grep -o 'packets [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
 [ "${drops:-0}" -gt 0 ]
 ok $? "the block dropped $drops datagram(s) between the routers: the direct attempts were made and failed"
@@ -194,6 +242,9 @@ wait_for 15 back
 ok $? "pr-b's nat killed (pid $old_pid) and restarted: pr-b -> pr-a up through ICE again $(( $(now_ms) - t3 )) ms later ('$(peer_path pr-b pr-a)'), pings"
 grep -Eq "nat\.1\[[0-9]+\]: peer pr-b: ICE session closed \(the peer (started a new session|starts again)\)" "$T/pr-a/bifrostd.log"
 ok $? "pr-a dropped its session of pr-b's old nat for the new one"
+retaken () { [ "$(grep -c "nat\.1\[[0-9]*\]: peer pr-b: ICE socket taken from libnice" "$T/pr-a/bifrostd.log")" -ge 2 ]; }
+wait_for 5 retaken && taken_log pr-b pr-a
+ok $? "... closed the old taken socket and took the new pair's (ice_taken $(nat_field pr-a ice_taken), ice_taken_total $(nat_field pr-a ice_taken_total))"
 
 relays=$(peers_json ss-a | jq -r '.nat.relays_up')
 [ "$relays" = 0 ] && [[ "$(peer_path ss-a ss-b)" == turn* ]]
