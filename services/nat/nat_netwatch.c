@@ -93,17 +93,26 @@ s_ignored (nat_netwatch_t *self, int ifindex)
 static int
 s_route_oif (const struct nlmsghdr *h, const struct rtmsg *rt)
 {
-    //  A signed length, as the kernel's own walks use: RTA_NEXT subtracts the
-    //  aligned attribute length, which may be more than what is left, and an
-    //  unsigned length would wrap and let RTA_OK read past the end (found by
-    //  fuzz_demux: corpus netwatch-rta-overrun)
-    int len = (int) (h->nlmsg_len - NLMSG_LENGTH (sizeof *rt));
-    for (const struct rtattr *a = RTM_RTA (rt); RTA_OK (a, len); a = RTA_NEXT (a, len))
-        if (a->rta_type == RTA_OIF && RTA_PAYLOAD (a) >= sizeof (int)) {
+    //  Walked by hand with unsigned sizes, every step checked against what is
+    //  left: RTA_NEXT subtracts the aligned attribute length, which may be more
+    //  than what is left, and the macros' mix of int and unsigned lengths let a
+    //  walk run past the end (found by fuzz_demux: corpus netwatch-rta-overrun)
+    const uint8_t *attrs = (const uint8_t *) RTM_RTA (rt);
+    size_t len = h->nlmsg_len - NLMSG_LENGTH (sizeof *rt), off = 0;
+    while (len - off >= sizeof (struct rtattr)) {
+        const struct rtattr *a = (const struct rtattr *) (attrs + off);
+        if (a->rta_len < sizeof (struct rtattr) || a->rta_len > len - off)
+            break;
+        if (a->rta_type == RTA_OIF && a->rta_len - sizeof (struct rtattr) >= sizeof (int)) {
             int oif;
-            memcpy (&oif, RTA_DATA (a), sizeof oif);
+            memcpy (&oif, attrs + off + RTA_LENGTH (0), sizeof oif);
             return oif;
         }
+        size_t step = RTA_ALIGN (a->rta_len);
+        if (step >= len - off)
+            break;
+        off += step;
+    }
     return 0;
 }
 
@@ -111,17 +120,23 @@ int
 nat_netwatch_parse (nat_netwatch_t *self, const uint8_t *data, size_t size)
 {
     int count = 0;
-    //  NLMSG_OK checks the header and the length against what is left; the
-    //  buffer may be unaligned for a fuzzer, so messages are walked on a copy
+    //  The buffer may be unaligned for a fuzzer, so messages are walked on an
+    //  aligned copy
     static _Thread_local uint32_t buf [8192 / 4];
     if (size > sizeof buf) {
         self->malformed++;
         size = sizeof buf;
     }
     memcpy (buf, data, size);
-    int len = (int) size;       //  signed, like the attribute walk (s_route_oif)
-    for (const struct nlmsghdr *h = (const struct nlmsghdr *) buf; len > 0; h = NLMSG_NEXT (h, len)) {
-        if (!NLMSG_OK (h, len)) {
+    //  By hand, as the attribute walk (s_route_oif): each message's length is
+    //  checked against what is left, and the walk ends when the next aligned
+    //  start would be at or past the end
+    size_t off = 0;
+    if (size && size < sizeof (struct nlmsghdr))
+        self->malformed++;          //  not even a header
+    while (size - off >= sizeof (struct nlmsghdr)) {
+        const struct nlmsghdr *h = (const struct nlmsghdr *) ((const uint8_t *) buf + off);
+        if (h->nlmsg_len < sizeof (struct nlmsghdr) || h->nlmsg_len > size - off) {
             self->malformed++;
             break;
         }
@@ -152,6 +167,10 @@ nat_netwatch_parse (nat_netwatch_t *self, const uint8_t *data, size_t size)
             default:
                 break;
         }
+        size_t step = NLMSG_ALIGN (h->nlmsg_len);
+        if (step >= size - off)
+            break;
+        off += step;
     }
     self->changes += (uint64_t) count;
     return count;
