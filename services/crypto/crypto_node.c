@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PEER_INDICES 4              //  3 keypairs + 1 initiation in flight
+#define MAX_PEER_INDICES (CRYPTO_SESSION_SLOTS + 1)    //  keypairs + 1 initiation in flight
 
 typedef struct {
     uint8_t key [32];
@@ -138,7 +138,7 @@ s_reconcile (crypto_node_t *self, int id)
     peer->generation = gen;
     uint32_t keep [MAX_PEER_INDICES];
     crypto_session_indices (peer->session, keep);
-    keep [3] = peer->pending ? peer->pending_index : 0;
+    keep [CRYPTO_SESSION_SLOTS] = peer->pending ? peer->pending_index : 0;
     //  Remove what is registered but no longer kept
     for (int i = 0; i < MAX_PEER_INDICES; i++) {
         uint32_t index = peer->indices [i];
@@ -419,7 +419,8 @@ s_receive_response (crypto_node_t *self, const uint8_t *buf, size_t len, uint64_
     if (rc != CRYPTO_NOISE_OK)
         return s_drop (self, rx, rc == CRYPTO_NOISE_EMALFORMED ? CRYPTO_DROP_MALFORMED : CRYPTO_DROP_HS_INVALID);
     crypto_noise_destroy (&peer->pending);
-    crypto_session_install (peer->session, &keys, now);
+    if (crypto_session_install (peer->session, &keys, now))
+        self->stats.handshakes_crossed++;
     s_reconcile (self, rx->peer);
     self->stats.handshakes_completed++;
     return CRYPTO_NODE_ESTABLISHED;

@@ -32,6 +32,7 @@ typedef struct {
     uint64_t tx_packets, tx_bytes;      //  encrypted plaintext
     uint64_t keepalives_rx;
     uint64_t handshakes_initiated, handshakes_responded, handshakes_completed;
+    uint64_t handshakes_crossed;        //  ours completed while the peer's was pending
     uint64_t drops [CRYPTO_DROP_COUNT];
 } crypto_node_stats_t;
 

@@ -565,6 +565,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     s_counter (reply, "handshakes_initiated", stats.handshakes_initiated);
     s_counter (reply, "handshakes_responded", stats.handshakes_responded);
     s_counter (reply, "handshakes_completed", stats.handshakes_completed);
+    s_counter (reply, "handshakes_crossed", stats.handshakes_crossed);
     for (int d = 0; d < CRYPTO_DROP_COUNT; d++)
         s_counter (reply, crypto_drop_name ((crypto_drop_t) d), stats.drops [d]);
     for (int c = 0; c < CRYPTO_CNT_COUNTERS; c++)

@@ -25,6 +25,7 @@ struct _crypto_session_t {
     s_keypair_t *current;
     s_keypair_t *previous;
     s_keypair_t *next;
+    s_keypair_t *retired;               //  pushed out of current by a crossing handshake
     uint64_t generation;
     bool keepalive_due;
     //  Handshake timer
@@ -77,6 +78,7 @@ crypto_session_clear (crypto_session_t *self)
     s_keypair_free (&self->current);
     s_keypair_free (&self->previous);
     s_keypair_free (&self->next);
+    s_keypair_free (&self->retired);
     self->generation++;
     self->keepalive_due = false;
 }
@@ -99,9 +101,23 @@ s_handshake_done (crypto_session_t *self)
     self->hs_attempts = 0;
 }
 
-void
+//  Keys pushed out of `previous` (out of `current` when handshakes cross) are
+//  kept one step longer, until the next push or their reject age: when two
+//  handshakes complete within the relay's delay (both sides probe a direct
+//  path, at once or one after the other), the datagrams still in flight over
+//  the slower relay were sealed with them. WireGuard frees them at once.
+static void
+s_retire (crypto_session_t *self, s_keypair_t **kp_p)
+{
+    s_keypair_free (&self->retired);
+    self->retired = *kp_p;
+    *kp_p = NULL;
+}
+
+bool
 crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64_t now)
 {
+    bool crossed = false;
     s_keypair_t *kp = sodium_malloc (sizeof *kp);
     assert (kp);
     memset (kp, 0, sizeof *kp);
@@ -116,14 +132,17 @@ crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64_t no
     if (kp->initiator) {
         //  The responder already has these keys: send with them at once. What
         //  we hold as `next` was the peer's own attempt, which it may be using.
+        //  The two initiations crossed (both sides probe a direct path at once),
+        //  and the peer still sends with `current` until our response reaches it.
         if (self->next) {
             s_keypair_free (&self->previous);
             self->previous = self->next;
             self->next = NULL;
-            s_keypair_free (&self->current);
+            s_retire (self, &self->current);
+            crossed = true;
         }
         else {
-            s_keypair_free (&self->previous);
+            s_retire (self, &self->previous);
             self->previous = self->current;
         }
         self->current = kp;
@@ -137,6 +156,7 @@ crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64_t no
         self->next = kp;
     }
     self->generation++;
+    return crossed;
 }
 
 static void
@@ -254,6 +274,8 @@ s_find (crypto_session_t *self, uint32_t index)
         return self->next;
     if (self->previous && self->previous->local_index == index)
         return self->previous;
+    if (self->retired && self->retired->local_index == index)
+        return self->retired;
     return NULL;
 }
 
@@ -286,7 +308,7 @@ crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_len, u
     *plain_len = len;
     if (kp == self->next) {
         //  The initiator uses the new keys: they become ours to send with
-        s_keypair_free (&self->previous);
+        s_retire (self, &self->previous);
         self->previous = self->current;
         self->current = self->next;
         self->next = NULL;
@@ -308,8 +330,10 @@ bool
 crypto_session_expire (crypto_session_t *self, uint64_t now)
 {
     bool dropped = false;
-    s_keypair_t **slots [3] = { &self->current, &self->previous, &self->next };
-    for (int i = 0; i < 3; i++)
+    s_keypair_t **slots [CRYPTO_SESSION_SLOTS] = {
+        &self->current, &self->previous, &self->next, &self->retired
+    };
+    for (int i = 0; i < CRYPTO_SESSION_SLOTS; i++)
         if (*slots [i] && now - (*slots [i])->created >= self->config.reject_after_time) {
             s_keypair_free (slots [i]);
             dropped = true;
@@ -332,11 +356,12 @@ crypto_session_has_index (const crypto_session_t *self, uint32_t index)
 }
 
 void
-crypto_session_indices (const crypto_session_t *self, uint32_t out [3])
+crypto_session_indices (const crypto_session_t *self, uint32_t out [CRYPTO_SESSION_SLOTS])
 {
     out [0] = self->current ? self->current->local_index : 0;
     out [1] = self->previous ? self->previous->local_index : 0;
     out [2] = self->next ? self->next->local_index : 0;
+    out [3] = self->retired ? self->retired->local_index : 0;
 }
 
 uint64_t
@@ -438,7 +463,7 @@ crypto_session_test (bool verbose)
     assert (wire == 32);
     assert (crypto_session_decrypt (b, buf, wire, now, &plain) == CRYPTO_SESSION_OK && plain == 0);
     assert (crypto_session_can_send (b, now));
-    uint32_t idx [3];
+    uint32_t idx [CRYPTO_SESSION_SLOTS];
     crypto_session_indices (b, idx);
     assert (idx [0] == 201 && idx [1] == 0 && idx [2] == 0);
 
@@ -521,7 +546,7 @@ crypto_session_test (bool verbose)
     assert (s_index_is (buf, 202));
     s_recv_ok (b, buf, wire, 1001, now);        //  promotes next
     crypto_session_indices (b, idx);
-    assert (idx [0] == 202 && idx [1] == 201 && idx [2] == 0);
+    assert (idx [0] == 202 && idx [1] == 201 && idx [2] == 0 && idx [3] == 0);
     //  Everything that was in flight under the old keys still arrives
     for (uint32_t n = 0; n < 100; n++) {
         s_recv_ok (b, held [n], held_len [n], n, now);
@@ -592,8 +617,68 @@ crypto_session_test (bool verbose)
     assert (crypto_session_generation (c) > gen);
     assert (!crypto_session_can_send (c, now));
     crypto_session_indices (c, idx);
-    assert (idx [0] == 0 && idx [1] == 0 && idx [2] == 0);
+    assert (idx [0] == 0 && idx [1] == 0 && idx [2] == 0 && idx [3] == 0);
     assert (!crypto_session_expire (c, now + config.reject_after_time));
+    crypto_session_destroy (&c);
+    crypto_session_destroy (&d);
+
+    //  Crossing initiations (both sides probe a direct path at once) while
+    //  data flows over the relay: nothing in flight under the old keys is lost
+    c = crypto_session_new (NULL);
+    d = crypto_session_new (NULL);
+    s_test_keys (ida, idb, 110, 210, &ka, &kb, wall + 3 * CRYPTO_SEC);
+    crypto_session_install (c, &ka, now);
+    crypto_session_install (d, &kb, now);
+    wire = s_send (c, buf, 0, 0, now);
+    s_recv_ok (d, buf, wire, 0, now);           //  both send with 110/210
+    for (uint32_t n = 0; n < 100; n++) {
+        held_len [n] = s_send (c, held [n], n, 300, now);
+        held_b_len [n] = s_send (d, held_b [n], n, 300, now);
+    }
+    crypto_keys_t kc1, kd1, kc2, kd2;
+    s_test_keys (ida, idb, 111, 211, &kc1, &kd1, wall + 4 * CRYPTO_SEC);    //  C's initiation
+    s_test_keys (idb, ida, 212, 112, &kd2, &kc2, wall + 4 * CRYPTO_SEC);    //  D's initiation
+    crypto_session_install (d, &kd1, now);      //  D answers C: next
+    crypto_session_install (c, &kc2, now);      //  C answers D: next
+    assert (crypto_session_install (c, &kc1, now));     //  C's response arrives: current, crossed
+    //  D has not had its response yet: it still sends with the old keys
+    wire = s_send (d, buf, 500, 64, now);
+    assert (s_index_is (buf, 110));
+    s_recv_ok (c, buf, wire, 500, now);
+    assert (crypto_session_install (d, &kd2, now));     //  D's response arrives: crossed too
+    crypto_session_indices (c, idx);
+    assert (idx [0] == 111 && idx [1] == 112 && idx [3] == 110);
+    //  The old keys' datagrams come late (the relay is slower): all open
+    for (uint32_t n = 0; n < 100; n++) {
+        s_recv_ok (d, held [n], held_len [n], n, now);
+        s_recv_ok (c, held_b [n], held_b_len [n], n, now);
+    }
+    //  And the new keys work both ways
+    wire = s_send (c, buf, 501, 64, now);
+    assert (s_index_is (buf, 211));
+    s_recv_ok (d, buf, wire, 501, now);
+    wire = s_send (d, buf, 502, 64, now);
+    assert (s_index_is (buf, 112));
+    s_recv_ok (c, buf, wire, 502, now);
+    //  Then one more handshake right after (the other side's next probe),
+    //  while C's datagrams under the first keys are still on the relay
+    for (uint32_t n = 0; n < 100; n++)
+        held_len [n] = s_send (c, held [n], n, 300, now);
+    crypto_keys_t kc3, kd3;
+    s_test_keys (idb, ida, 213, 113, &kd3, &kc3, wall + 5 * CRYPTO_SEC);    //  D initiates
+    crypto_session_install (c, &kc3, now);      //  C answers: next
+    assert (!crypto_session_install (d, &kd3, now));    //  D: current, not crossed
+    wire = s_send (d, buf, 503, 64, now);
+    assert (s_index_is (buf, 113));
+    s_recv_ok (c, buf, wire, 503, now);         //  C promotes
+    crypto_session_indices (d, idx);
+    assert (idx [0] == 213 && idx [1] == 212 && idx [3] == 211);
+    for (uint32_t n = 0; n < 100; n++)
+        s_recv_ok (d, held [n], held_len [n], n, now);
+    //  The retired keys go with their age like the others
+    assert (crypto_session_expire (c, now + config.reject_after_time));
+    crypto_session_indices (c, idx);
+    assert (idx [3] == 0);
     crypto_session_destroy (&c);
     crypto_session_destroy (&d);
 

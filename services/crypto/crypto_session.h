@@ -51,8 +51,9 @@ void crypto_session_config_defaults (crypto_session_config_t *config);
 crypto_session_t *crypto_session_new (const crypto_session_config_t *config);
 void crypto_session_destroy (crypto_session_t **self_p);
 
-//  Takes the keys of a completed handshake (and wipes *keys)
-void crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64_t now);
+//  Takes the keys of a completed handshake (and wipes *keys). True when our
+//  initiation crossed the peer's (both initiated at once), for a counter.
+bool crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64_t now);
 //  Plaintext at buf + WIRE_DATA_HEADER, len bytes; capacity is the whole
 //  buffer (needs len + 32). On success *wire_len = len + 32 bytes at buf.
 int crypto_session_encrypt (crypto_session_t *self, uint8_t *buf, size_t len, size_t capacity,
@@ -63,8 +64,10 @@ int crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_le
                             size_t *plain_len);
 //  True if this session holds index as one of its keypairs' local indices
 bool crypto_session_has_index (const crypto_session_t *self, uint32_t index);
+//  Keypairs a session holds: current, previous, next, retired
+#define CRYPTO_SESSION_SLOTS 4
 //  The local indices of the keypairs held (0 for an empty slot), for the node's index map
-void crypto_session_indices (const crypto_session_t *self, uint32_t out [3]);
+void crypto_session_indices (const crypto_session_t *self, uint32_t out [CRYPTO_SESSION_SLOTS]);
 //  Bumped whenever keypairs are installed, promoted or dropped
 uint64_t crypto_session_generation (const crypto_session_t *self);
 

@@ -179,6 +179,9 @@ cell () {
     at=$(moved_at up "peer $b: endpoint [0-9]" 1)
     near=$( [ -n "$at" ] && lost_near up "$at" )
     [ -n "$near" ] && [ "$near" != 0 ] && echo "# lost at the move: $kinds: $near datagram(s)" >> "$T/cell$i.comments"
+    # What crypto saw (a receiver's unknown_index counts datagrams under keys it no longer holds)
+    local hs='.crypto | {initiated: .handshakes_initiated, completed: .handshakes_completed, crossed: .handshakes_crossed, unknown_index, replay, no_key}'
+    echo "# $kinds after the move: a's crypto $(peers_json $a | jq -c "$hs"), b's $(peers_json $b | jq -c "$hs")" >> "$T/cell$i.comments"
     [ -n "$at" ] && [ "$near" -le "$MOVE_LOST_MAX" ] && [ "$(field up lost)" -le $(( $(field up sent) / 100 )) ]
     result $? "relay -> direct: at most $MOVE_LOST_MAX lost around the move at ${at:-?} ms (lost there: ${near:-?}; in the whole stream $(field up lost), worst gap $(field up max_gap_ms) ms)"
     [ "$(field up duplicates)" = 0 ]
