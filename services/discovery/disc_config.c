@@ -3,6 +3,7 @@
 #include "bus_config_schema.h"
 #include <czmq.h>
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -127,6 +128,21 @@ s_listen_port (const char *listen)
     return (uint16_t) value;
 }
 
+//  True when the listen address is an IPv4 literal ("0.0.0.0:51820"): nat's
+//  socket is then IPv4 only, and an IPv6 endpoint would send peers nowhere
+static bool
+s_listen_ipv4_only (const char *listen)
+{
+    const char *colon = listen ? strrchr (listen, ':') : NULL;
+    char host [INET_ADDRSTRLEN];
+    struct in_addr addr;
+    if (!colon || (size_t) (colon - listen) >= sizeof host)
+        return false;
+    memcpy (host, listen, (size_t) (colon - listen));
+    host [colon - listen] = 0;
+    return inet_pton (AF_INET, host, &addr) == 1;
+}
+
 static void
 s_default_name (char *name, size_t size)
 {
@@ -241,6 +257,7 @@ disc_config_check (bus_config_t *config, disc_config_t *out)
     bus_cfg_connection_t connection;
     bus_cfg_read (config, &bus_cfg_connection_group, NULL, &connection, 0, listen, NULL, NULL);
     cfg->listen_port = s_listen_port (connection.listen);
+    cfg->listen_ipv4_only = s_listen_ipv4_only (connection.listen);
 }
 
 //  --------------------------------------------------------------------------
@@ -274,6 +291,11 @@ disc_config_test (bool verbose)
     disc_config_t cfg;
     disc_config_check (NULL, &cfg);
     assert (cfg.heartbeat_ms == 30000 && cfg.listen_port == 51820 && *cfg.name);
+    //  Which families nat listens on decides which endpoints are registered
+    assert (s_listen_ipv4_only ("0.0.0.0:51820") && s_listen_ipv4_only ("192.0.2.7:1"));
+    assert (!s_listen_ipv4_only ("*:51820") && !s_listen_ipv4_only ("[::]:51820")
+         && !s_listen_ipv4_only ("[2001:db8::1]:51820") && !s_listen_ipv4_only (NULL)
+         && !s_listen_ipv4_only ("51820"));
 
     //  A full good config
     setenv ("DISC_TEST_TOKEN", "bjt_abcdef", 1);

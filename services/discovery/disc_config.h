@@ -27,6 +27,7 @@ typedef struct {
     char ca_file [256];         //  "" = the system's CA store
     char name [65];             //  this node's name at the registry
     uint16_t listen_port;       //  nat's UDP port (0 = any: asked from nat)
+    bool listen_ipv4_only;      //  nat listens on an IPv4 address: no IPv6 endpoints
 } disc_config_t;
 
 //  Reads and validates; records every problem in config. config NULL = defaults.

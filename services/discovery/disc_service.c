@@ -411,7 +411,7 @@ s_local_endpoints (disc_service_t *self, char out [][DISC_ENDPOINT_LEN + 1], siz
                         && memcmp (addr, &((struct sockaddr_in *) &first)->sin_addr, 4) == 0;
             }
             else
-            if (family == AF_INET6) {
+            if (family == AF_INET6 && !self->cfg.listen_ipv4_only) {
                 addr = &((struct sockaddr_in6 *) ifa->ifa_addr)->sin6_addr;
                 if (IN6_IS_ADDR_LINKLOCAL ((const struct in6_addr *) addr))
                     continue;

@@ -3,7 +3,8 @@
 # writes DIR/node.cfg: run directory and key under DIR, discovery with the join
 # token from ${BIFROST_JOIN_TOKEN}, 1 s heartbeats, a TUN device without an
 # address (the registry gives it), 2 s keepalives, fast restarts, and the node's
-# services (bus, tunnel, nat, router, discovery). Used by the discovery and relay
+# services (bus, tunnel, nat, router, discovery); nat listens on DISC_LISTEN (default
+# 0.0.0.0:51820, IPv4 only). Used by the discovery and relay
 # tests, so a node is configured one way everywhere.
 disc_node_cfg () {
     local dir=$1 name=$2 network=$3 server=$4 disc_extra=${5:-} conn_extra=${6:-}
@@ -15,7 +16,7 @@ network_id = "$network";
 discovery = { server = "$server"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s";
               name = "$name"; $disc_extra };
 device = { type = "tun"; name = "bifrost0"; mtu = 1400; };
-connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; $conn_extra };
+connection = { listen = "${DISC_LISTEN:-0.0.0.0:51820}"; keepalive_interval = "2s"; $conn_extra };
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
                liveness_timeout = "5s"; stop_timeout = "3s"; intensity = 30; };
 services = (
