@@ -212,15 +212,25 @@ nat_mapping_may_predict (nat_mapping_class_t kind)
 }
 
 uint16_t
-nat_mapping_predict (uint16_t seen, uint32_t round, uint32_t window, uint32_t span, uint16_t *from)
+nat_mapping_predict (uint16_t seen, uint32_t round, uint32_t window, uint32_t span, uint32_t anchor,
+                     uint16_t *from)
 {
     *from = 0;
     if (round < 1 || window < 1)
         return 0;
-    uint32_t rounds = span / window ? span / window : 1;
-    uint32_t offset = 1 + ((round - 1) % rounds) * window;
+    if (anchor < 1 || anchor > span)
+        anchor = 1;
+    uint32_t windows = span / window;
+    uint32_t offset = anchor;
+    //  Odd rounds: the anchor's window (the peer's mapping toward us stays while
+    //  it keeps probing, so where it was is where it likely is); even rounds:
+    //  the next window of the sweep after it
+    if (round % 2 == 0 && windows >= 2)
+        offset = anchor + (1 + (round / 2 - 1) % (windows - 1)) * window;
     if ((uint32_t) seen + offset > 65535)
-        offset = 1;                     //  the windows past the top: from the start again
+        offset = anchor;                //  the windows past the top: the anchor's instead
+    if ((uint32_t) seen + offset > 65535)
+        offset = 1;
     if ((uint32_t) seen + offset > 65535)
         return 0;                       //  seen is 65535: nothing above it
     uint32_t room = 65535u - seen - offset + 1;
@@ -313,19 +323,28 @@ nat_mapping_test (bool verbose)
 
     //  Prediction windows: +1..+16, +17..+32, ... up to the span, then again
     uint16_t from;
-    assert (nat_mapping_predict (30002, 0, 16, 256, &from) == 0 && from == 0);
-    assert (nat_mapping_predict (30002, 1, 16, 256, &from) == 16 && from == 1);
-    assert (nat_mapping_predict (30002, 2, 16, 256, &from) == 16 && from == 17);
-    assert (nat_mapping_predict (30002, 16, 16, 256, &from) == 16 && from == 241);
-    assert (nat_mapping_predict (30002, 17, 16, 256, &from) == 16 && from == 1);
-    assert (nat_mapping_predict (30002, 3, 64, 256, &from) == 64 && from == 129);
-    assert (nat_mapping_predict (30002, 2, 100, 50, &from) == 100 && from == 1);    //  span below one window
-    //  Near the top: cut at 65535, then from +1 again; nothing above 65535
-    assert (nat_mapping_predict (65530, 1, 16, 256, &from) == 5 && from == 1);
-    assert (nat_mapping_predict (65500, 3, 16, 256, &from) == 3 && from == 33);
-    assert (nat_mapping_predict (65500, 4, 16, 256, &from) == 16 && from == 1);
-    assert (nat_mapping_predict (65535, 1, 16, 256, &from) == 0);
-    assert (nat_mapping_predict (100, 1, 0, 256, &from) == 0);
+    assert (nat_mapping_predict (30002, 0, 16, 256, 1, &from) == 0 && from == 0);
+    assert (nat_mapping_predict (30002, 1, 16, 256, 1, &from) == 16 && from == 1);
+    //  Even rounds sweep on, odd ones come back to the anchor's window
+    assert (nat_mapping_predict (30002, 2, 16, 256, 1, &from) == 16 && from == 17);
+    assert (nat_mapping_predict (30002, 3, 16, 256, 1, &from) == 16 && from == 1);
+    assert (nat_mapping_predict (30002, 4, 16, 256, 1, &from) == 16 && from == 33);
+    assert (nat_mapping_predict (30002, 30, 16, 256, 1, &from) == 16 && from == 241);
+    assert (nat_mapping_predict (30002, 32, 16, 256, 1, &from) == 16 && from == 17);
+    assert (nat_mapping_predict (30002, 4, 64, 256, 1, &from) == 64 && from == 129);
+    assert (nat_mapping_predict (30002, 2, 100, 50, 1, &from) == 100 && from == 1);     //  span below two windows
+    //  The offset that worked last time is the anchor
+    assert (nat_mapping_predict (30002, 1, 16, 256, 30, &from) == 16 && from == 30);
+    assert (nat_mapping_predict (30002, 2, 16, 256, 30, &from) == 16 && from == 46);
+    assert (nat_mapping_predict (30002, 3, 16, 256, 0, &from) == 16 && from == 1);
+    assert (nat_mapping_predict (30002, 3, 16, 256, 300, &from) == 16 && from == 1);
+    //  Near the top: cut at 65535, the anchor's window for a sweep past it; nothing above 65535
+    assert (nat_mapping_predict (65530, 1, 16, 256, 1, &from) == 5 && from == 1);
+    assert (nat_mapping_predict (65500, 4, 16, 256, 1, &from) == 3 && from == 33);
+    assert (nat_mapping_predict (65500, 6, 16, 256, 1, &from) == 16 && from == 1);
+    assert (nat_mapping_predict (65500, 1, 16, 256, 40, &from) == 16 && from == 1);
+    assert (nat_mapping_predict (65535, 1, 16, 256, 1, &from) == 0);
+    assert (nat_mapping_predict (100, 1, 0, 256, 1, &from) == 0);
 
     //  Names
     assert (strcmp (nat_mapping_class_name (NAT_MAPPING_EDM_SEQ), "endpoint-dependent-sequential") == 0);

@@ -80,11 +80,14 @@ bool nat_mapping_may_predict (nat_mapping_class_t kind);
 
 //  Port prediction toward a peer whose NAT maps in sequence and was seen at
 //  port `seen`: the ports probe round `round` covers (1 = the first after a
-//  round went unanswered), `window` of them, a window further on each round
-//  up to `span` ports after the seen one, then from +1 again; never past
+//  round went unanswered), `window` of them. Odd rounds cover the window from
+//  `anchor` (1, or the distance from `seen` that worked last time: the peer's
+//  NAT keeps its mapping toward us while it probes); even rounds sweep the
+//  windows after it, up to `span` ports, then from the first again; never past
 //  65535. Returns how many (0: none) and *from, the first one's distance from
 //  `seen` (nat_relay_path.c, docs/nat.md "Port prediction").
-uint16_t nat_mapping_predict (uint16_t seen, uint32_t round, uint32_t window, uint32_t span, uint16_t *from);
+uint16_t nat_mapping_predict (uint16_t seen, uint32_t round, uint32_t window, uint32_t span, uint32_t anchor,
+                              uint16_t *from);
 
 void nat_mapping_test (bool verbose);
 

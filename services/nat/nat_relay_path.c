@@ -491,8 +491,12 @@ s_candidates (nat_peer_t *peer, nat_peer_info_t *info, const nat_addr_t *out [NA
 //  its filter lets in. How far after depends on how many flows the peer's NAT
 //  mapped since the peer registered (its own: a registry request per heartbeat,
 //  probes to other peers; and those of other hosts behind it), so each round
-//  covers the next window: +1..+W in the first, +W+1..+2W in the next, up to
-//  S_PREDICT_SPAN ports, then from +1 again. Only from a node whose own mapping
+//  sweeps the windows after the first (+W+1..+2W, +2W+1..+3W ... up to
+//  S_PREDICT_SPAN ports, then from +W+1 again) on even rounds, and comes back
+//  to the first on odd ones: the peer's NAT keeps its mapping toward us while
+//  the peer probes us, so a sweep that passed it while the path was blocked
+//  finds it again. The first window starts where a predicted port went direct
+//  last time (nat_relay_path_learn_anchor), else at +1. Only from a node whose own mapping
 //  is endpoint-independent (or no NAT): its legs all leave from one mapping,
 //  which the peer's probes find; a node that maps per destination would spend
 //  one of its own ports per leg and open nothing the peer can find. Only after
@@ -506,7 +510,26 @@ s_predict_window (nat_service_t *self, nat_peer_info_t *info, uint16_t *from)
     ||  !nat_mapping_may_predict (nat_mapping_class (self->mapping)))
         return 0;
     return nat_mapping_predict (nat_addr_port (&info->relay_seen), info->probes,
-                                (uint32_t) self->config.port_prediction_window, S_PREDICT_SPAN, from);
+                                (uint32_t) self->config.port_prediction_window, S_PREDICT_SPAN,
+                                info->predict_anchor, from);
+}
+
+//  A relayed peer goes direct at a port its relay-seen address predicted: the
+//  distance is where the next rounds start (the same mapping, or one after it)
+void
+nat_relay_path_learn_anchor (nat_service_t *self, nat_peer_info_t *info, const nat_addr_t *addr)
+{
+    (void) self;
+    if (!nat_addr_is_set (&info->relay_seen) || nat_addr_family (addr) != nat_addr_family (&info->relay_seen))
+        return;
+    uint32_t seen = nat_addr_port (&info->relay_seen), port = nat_addr_port (addr);
+    nat_addr_t same = *addr;            //  the address with the seen port: the same host?
+    if (nat_addr_family (&same) == AF_INET)
+        same.in4.sin_port = htons ((uint16_t) seen);
+    else
+        same.in6.sin6_port = htons ((uint16_t) seen);
+    if (nat_addr_eq (&same, &info->relay_seen) && port > seen && port - seen <= S_PREDICT_SPAN)
+        info->predict_anchor = port - seen;
 }
 
 //  Up through the relay, and direct candidates known: one of them is tried 0.5 s
@@ -1022,9 +1045,11 @@ s_reason (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, char *ou
         snprintf (legs + used, sizeof legs - used, "%s%s", k == 0 ? "" : k + 1 == n ? " and " : ", ",
                   nat_addr_format (tried [k], text, sizeof text));
     }
-    //  The predicted ports covered so far: a window per round after the first
+    //  The predicted ports covered so far: the anchor's window, and one more
+    //  per even round (s_predict_window)
     if (info->plan.predicted) {
-        uint64_t covered = (uint64_t) (info->probes ? info->probes - 1 : 0) * (uint64_t) self->config.port_prediction_window;
+        uint64_t rounds = info->probes ? info->probes - 1 : 0;
+        uint64_t covered = (rounds ? 1 + rounds / 2 : 0) * (uint64_t) self->config.port_prediction_window;
         snprintf (predicted, sizeof predicted, " (+%u predicted ports)", (unsigned) (covered < S_PREDICT_SPAN ? covered : S_PREDICT_SPAN));
     }
     nat_mapping_class_t kind = self->mapping ? nat_mapping_class (self->mapping) : NAT_MAPPING_UNKNOWN;

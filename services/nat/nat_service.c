@@ -645,7 +645,7 @@ s_dyn_add (nat_service_t *self, uint32_t index, const uint8_t *key, const char *
     info->relay_id = relay_id;
     info->force_relay = forced;
     info->direct_rx_ms = -1;
-    info->relay_dials = info->relay_unknown = info->probes = 0;
+    info->relay_dials = info->relay_unknown = info->probes = info->predict_anchor = 0;
     info->probe_next_ms = info->probe_until_ms = 0;
     nat_addr_clear (&info->relay_seen);
     if (relay_id && nat_relay_path_seen (self, relay_id, &info->relay_seen)) {

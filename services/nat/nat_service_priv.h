@@ -57,6 +57,7 @@ typedef struct {
     int64_t relay_retry_ms;     //  dial again then: the relay did not know it yet (0: none)
     uint32_t relay_unknown;     //  ERROR unknown peer for it since it was last up
     nat_addr_t relay_seen;      //  its address as the relay saw it (ESTABLISHED)
+    uint32_t predict_anchor;    //  the predicted port's distance from relay_seen that went direct (0: none)
     //  Up through the relay, with direct candidates: try them now and then
     int64_t probe_next_ms;      //  0: not planned
     int64_t probe_until_ms;     //  initiations go to the probe's legs until then
@@ -257,6 +258,8 @@ void nat_relay_path_probe_leg (nat_service_t *self, nat_peer_t *peer, size_t k, 
 //  The peer's address as a relay saw it, from an ESTABLISHED that came before
 //  the peer was known (within NAT_SEEN_EARLY_MS): true and *seen set, else false
 bool nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *seen);
+//  A relayed peer went direct at addr: a predicted port there anchors the next rounds
+void nat_relay_path_learn_anchor (nat_service_t *self, nat_peer_info_t *info, const nat_addr_t *addr);
 //  Every peer up through the relay is probed on its direct candidates at once,
 //  its probe schedule started over (after an address or route change); how many
 size_t nat_relay_path_reprobe (nat_service_t *self, int64_t now);
