@@ -13,10 +13,10 @@
 # meet through the relay. Then, per cell and all cells at the same time:
 #   1. during a numbered stream at 1,000 packets/s through the tunnel
 #      (tests/seqstream), the block is lifted: nat's direct probe finds the path and
-#      the pair moves to it. Asserted: the relay first, direct after; at most 50 ms
-#      of the stream lost around the move (0 in most runs, not all: each loss is
-#      reported) and nothing duplicated (what crypto's replay window passes
-#      twice, which must be 0);
+#      the pair moves to it. Asserted: the relay first, direct after; nothing of
+#      the stream lost around the move (GRID_MOVE_LOST_MAX, default 0; any loss is
+#      also reported with crypto's counters) and nothing duplicated (what
+#      crypto's replay window passes twice, which must be 0);
 #   2. the block comes back during a second stream: nat's direct watch
 #      (services/nat/nat_direct_watch.c) gives the silent path up and the pair is
 #      back on the relay with an outage under 1 s, counted in nat.status
@@ -56,8 +56,7 @@ OUTAGE_MS=${PATH_MOVE_OUTAGE_MS:-1000}
 # Seconds to wait for the move to direct: the probe schedule of a relayed peer is
 # 0.5 s, then doubling (1, 2, 4, 8 s ...), counted from when it came up
 DIRECT_WAIT=${GRID_MOVE_DIRECT_WAIT:-16}
-MOVE_LOST_MAX=$(( PPS / 20 ))      # datagrams lost at the relay -> direct move: 50 ms of the stream
-[ -n "${ASAN_OPTIONS:-}" ] && MOVE_LOST_MAX=$((MOVE_LOST_MAX * 3))     # as the outage
+MOVE_LOST_MAX=${GRID_MOVE_LOST_MAX:-0}     # datagrams lost at the relay -> direct move (issue 15: none)
 
 finish () { mesh_end 30 "${GRID_MOVE_LOGS:-}"; }
 trap finish EXIT
@@ -169,11 +168,11 @@ cell () {
     stream_wait up
     [ "$(field up received)" -gt 0 ]
     result $? "stream relay -> direct: $(field up sent) sent at $PPS/s, $(field up received) received"
-    # The move: issue 15 wants 0 lost, and 0 is what most cell runs show; but
-    # some lose a few datagrams right at the move (3, 8, 17, 18 seen in about 70
-    # cell runs; not explained yet, docs/nat.md), so the test bounds them at
-    # MOVE_LOST_MAX (50 ms of the stream) and reports every one (a "# lost at
-    # the move" line), where a path change that drops traffic for long fails. Elsewhere in the stream a loaded
+    # The move: issue 15 wants 0 lost. Some moves lost a few datagrams right at
+    # the move (3-18, in about 1 of 20 cell runs) until crypto kept the keys a
+    # second handshake pushes out (docs/wire-format.md, the retired keypair):
+    # both sides' probes are handshakes, and they complete within the relay's
+    # delay. 0 in every cell run since (74). Elsewhere in the stream a loaded
     # machine may drop a datagram now and then (a busy CPU, not the path):
     # counted, bounded at 1 %
     at=$(moved_at up "peer $b: endpoint [0-9]" 1)
@@ -183,7 +182,7 @@ cell () {
     local hs='.crypto | {initiated: .handshakes_initiated, completed: .handshakes_completed, crossed: .handshakes_crossed, unknown_index, replay, no_key}'
     echo "# $kinds after the move: a's crypto $(peers_json $a | jq -c "$hs"), b's $(peers_json $b | jq -c "$hs")" >> "$T/cell$i.comments"
     [ -n "$at" ] && [ "$near" -le "$MOVE_LOST_MAX" ] && [ "$(field up lost)" -le $(( $(field up sent) / 100 )) ]
-    result $? "relay -> direct: at most $MOVE_LOST_MAX lost around the move at ${at:-?} ms (lost there: ${near:-?}; in the whole stream $(field up lost), worst gap $(field up max_gap_ms) ms)"
+    result $? "relay -> direct: $MOVE_LOST_MAX lost around the move at ${at:-?} ms (lost there: ${near:-?}; in the whole stream $(field up lost), worst gap $(field up max_gap_ms) ms)"
     [ "$(field up duplicates)" = 0 ]
     result $? "relay -> direct: 0 duplicated (duplicates $(field up duplicates), reordered $(field up reordered))"
     # The direct path's round trip and loss: a probe every 5 s (+- 1 s) while b
