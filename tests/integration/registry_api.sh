@@ -202,6 +202,15 @@ kill $HB 2>/dev/null
 
 # --- persistence across kill -9
 stop_registry KILL
+# The database holds the registry's private key: 0600 (created so under umask
+# 022), and a readable one is refused (78) with a clear error
+is "$(stat -c %a "$T/registry.db")" 600 "the database is created 0600"
+chmod 644 "$T/registry.db"
+"$REGISTRY" -c "$T/registry.cfg" -r "$T/run" > "$T/open.out" 2>&1
+is "$?" 78 "a database others can read: the registry refuses to start (78)"
+grep -q "registry.db has mode 0644.*chmod 600" "$T/open.out"
+ok $? "... and says why and what to do"
+chmod 600 "$T/registry.db"
 start_registry "$T/registry.cfg"
 ok $? "registry restarts after kill -9"
 is "$(http GET $N "$ADMIN")" 200 "list networks after restart"
