@@ -2,6 +2,7 @@
 #include "reg_api.h"
 #include "reg_alloc.h"
 #include "reg_auth.h"
+#include "reg_challenge.h"
 #include "reg_store.h"
 #include "reg_validate.h"
 #include "rest_codec.h"
@@ -14,6 +15,7 @@
 struct _reg_api_t {
     reg_store_t *store;
     reg_auth_t *auth;
+    reg_challenge_t *challenges;
     reg_turn_t *turn;
     reg_relay_t *relay;
     reg_events_t *events;
@@ -24,6 +26,7 @@ struct _reg_api_t {
 };
 
 #define PATH_SEGMENTS 9
+_Static_assert (REG_NONCE_SIZE == REG_CHALLENGE_SIZE, "the validator reads the nonce reg_challenge issues");
 
 static void
 s_pool_destroy (void **item)
@@ -37,9 +40,10 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
     reg_api_t *self = (reg_api_t *) calloc (1, sizeof *self);
     assert (self);
     self->auth = reg_auth_new (config->admin_token);
-    self->store = self->auth ? reg_store_new (config->database, err, errsize) : NULL;
+    self->challenges = reg_challenge_new ();
+    self->store = self->auth && self->challenges ? reg_store_new (config->database, err, errsize) : NULL;
     if (!self->store) {
-        if (!self->auth)
+        if (!self->auth || !self->challenges)
             snprintf (err, errsize, "libsodium failed to initialise");
         reg_api_destroy (&self);
         return NULL;
@@ -78,6 +82,7 @@ reg_api_destroy (reg_api_t **self_p)
     reg_relay_destroy (&self->relay);
     reg_store_destroy (&self->store);
     reg_auth_destroy (&self->auth);
+    reg_challenge_destroy (&self->challenges);
     free (self);
     *self_p = NULL;
 }
@@ -474,14 +479,13 @@ s_collect_peer (const reg_peer_t *peer, void *arg)
     json_array_append_new (c->list, s_peer_json (peer));
 }
 
+//  A nonce to sign: nothing is kept (reg_challenge), so asking is free and
+//  does not need the network to exist (finding 9: answered alike either way)
 static void
 s_challenge (reg_api_t *self, const reg_request_t *req, const reg_network_t *net, reg_response_t *resp)
 {
-    char nonce [48];
-    if (reg_auth_challenge_new (self->auth, net->id, req->now_ms, nonce)) {
-        s_error (resp, 503, "too many outstanding challenges, retry later");
-        return;
-    }
+    char nonce [REG_CHALLENGE_TEXT];
+    reg_challenge_issue (self->challenges, net->id, req->now_ms, nonce);
     rest_challenge_t body = { .expires_in = REG_CHALLENGE_TTL_MS / 1000, .has_expires_in = true,
                               .scheme = "bifrost-keyproof-v1", .has_scheme = true };
     s_set (body.nonce, sizeof body.nonce, nonce);
@@ -531,12 +535,22 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
         }
         use_token = true;
     }
-    if (reg_auth_challenge_take (self->auth, net->id, in->nonce_b64, req->now_ms)) {
+    if (reg_challenge_check (self->challenges, net->id, in->nonce, req->now_ms) != REG_CHALLENGE_OK) {
         s_error (resp, 401, "unknown or expired challenge (POST .../challenge first)");
         goto done;
     }
     if (reg_auth_verify_proof (self->auth, in->public_key, net->id, in->nonce, REG_NONCE_SIZE, in->proof)) {
         s_error (resp, 403, "key proof failed: the proof does not match public_key");
+        goto done;
+    }
+    //  Spent only once the proof holds: a stranger cannot fill the spent set
+    int spent = reg_challenge_spend (self->challenges, in->nonce, req->client, req->now_ms);
+    if (spent == REG_CHALLENGE_SPENT) {
+        s_error (resp, 401, "challenge already used (POST .../challenge for a new one)");
+        goto done;
+    }
+    if (spent != REG_CHALLENGE_OK) {
+        s_error (resp, 429, "too many registrations from this address, retry later");
         goto done;
     }
     reg_alloc_t *pool = s_pool_loaded (self, net);

@@ -90,13 +90,19 @@ body=$("$CLIENT" body "$(cut -d' ' -f2 "$T/thief.key")" "$(jget "$T/ch.json" 'd[
 body=$(echo "$body" | $PY -c 'import json,sys; d=json.load(sys.stdin); d["public_key"]=sys.argv[1]; print(json.dumps(d))' \
        "$(cut -d' ' -f1 "$T/a.key")")
 is "$(http POST $N/office/peers "$REUSE" "$body")" 403 "registering someone else's key fails the key proof: 403"
-is "$(http POST $N/office/peers "$REUSE" "$body")" 401 "a challenge is single-use: 401"
+is "$(http POST $N/office/peers "$REUSE" "$body")" 403 "... again: a failed proof spends nothing"
 wait_for 5 sh -c "[ \$(( \$(date +%s%N) / 1000000 )) -gt $SHORT_EXP ]"
 is "$(register office "$SHORT" c "$T/c.key")" 401 "an expired join token: 401"
 is "$(out 'd["error"]')" "join token expired" "... and says so"
-is "$(register office "$REUSE" b "$T/b.key")" 201 "register b with the reusable token"
+"$CLIENT" keygen > "$T/b.key"
+curl -s -X POST -o "$T/ch.json" "$API/networks/office/challenge"
+body=$("$CLIENT" body "$(cut -d' ' -f2 "$T/b.key")" "$(jget "$T/ch.json" 'd["registry_key"]')" office \
+       "$(jget "$T/ch.json" 'd["nonce"]')" b 192.0.2.1:51820)
+is "$(http POST $N/office/peers "$REUSE" "$body")" 201 "register b with the reusable token"
 B_ID=$(out 'd["peer"]["id"]'); B_TOKEN=$(out 'd["peer_token"]')
 is "$(out 'd["peer"]["vip"]')" 10.100.0.2 "b gets 10.100.0.2"
+is "$(http POST $N/office/peers "$REUSE" "$body")" 401 "the same registration again: a challenge is single-use (401)"
+is "$(out 'd["error"]')" "challenge already used (POST .../challenge for a new one)" "... and says so"
 is "$(register office '' a "$T/a.key")" 200 "a returning key re-registers without a join token"
 is "$(out 'd["peer"]["vip"]')" 10.100.0.1 "... and keeps its address"
 A_TOKEN=$(out 'd["peer_token"]')
