@@ -845,10 +845,17 @@ reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
     assert (caller);
     s_who_t who = WHO_NONE;
     if (!reg_valid_id (id) || reg_store_network_get (self->store, id, &net) != REG_STORE_OK) {
-        //  Authenticate first, so a stranger cannot probe which networks exist
-        if (s_need_admin (self, req, NULL, resp) == 0 || n == 6)
+        //  A network that does not exist. The admin is told so. Anyone else
+        //  gets what a network they have no rights in answers (finding 9: a
+        //  404 here and a 401 there told strangers which ids exist), from the
+        //  routes below with a network that has no peers and no tokens. An id
+        //  that is not one cannot exist: nothing to hide.
+        if (!reg_valid_id (id) || (req->bearer && reg_auth_is_admin (self->auth, req->bearer))) {
             s_error (resp, 404, "no network '%.40s'", id);
-        goto done;
+            goto done;
+        }
+        memset (&net, 0, sizeof net);
+        s_set (net.id, sizeof net.id, id);
     }
     const char *sub = n > 5 ? segs [5] : NULL;
     if (n == 5) {
@@ -1111,6 +1118,25 @@ s_register (reg_api_t *api, s_node_t *node, const char *net, const char *bearer,
     return status;
 }
 
+//  Issue 16, finding 9: the same request on a network that exists ("big")
+//  and on one that does not ("ghost") gets the same answer, unless it comes
+//  from the admin, so ids cannot be probed
+static void
+s_same_answer (reg_api_t *api, const char *method, const char *suffix, const char *bearer, const char *body,
+               int64_t now)
+{
+    char path [200], error [300];
+    snprintf (path, sizeof path, "/api/v1/mesh/networks/big%s", suffix);
+    int known = s_call (api, method, path, bearer, body, now);
+    snprintf (error, sizeof error, "%s", s_str ("error") ? s_str ("error") : "");
+    snprintf (path, sizeof path, "/api/v1/mesh/networks/ghost%s", suffix);
+    int unknown = s_call (api, method, path, bearer, body, now);
+    if (known != unknown || !streq (error, s_str ("error") ? s_str ("error") : ""))
+        fprintf (stderr, "%s %s: %d '%s' on a network, %d '%s' on none\n", method, suffix, known, error,
+                 unknown, s_str ("error") ? s_str ("error") : "");
+    assert (known == unknown && streq (error, s_str ("error") ? s_str ("error") : ""));
+}
+
 static int s_test_wakes;
 static void s_test_wake (void *handle, void *arg) { s_test_wakes++; }
 
@@ -1164,6 +1190,37 @@ reg_api_test (bool verbose)
     char *listing = json_dumps (s_last, 0);
     assert (strstr (listing, "bjt_") == NULL);          //  secrets are shown once, at creation
     free (listing);
+
+    //  Unknown networks answer as known ones do to a caller without rights
+    const char *callers [] = { NULL, "bjt_bogus", "bpt_bogus", "wrong" };
+    for (int i = 0; i < 4; i++) {
+        s_same_answer (api, "GET", "", callers [i], NULL, now);
+        s_same_answer (api, "PATCH", "", callers [i], NULL, now);
+        s_same_answer (api, "DELETE", "", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/peers", callers [i], NULL, now);
+        s_same_answer (api, "POST", "/peers", callers [i], "{}", now);
+        s_same_answer (api, "GET", "/tokens", callers [i], NULL, now);
+        s_same_answer (api, "POST", "/tokens", callers [i], "{}", now);
+        s_same_answer (api, "DELETE", "/tokens/t1", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/events", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/challenge", callers [i], NULL, now);
+        s_same_answer (api, "POST", "/challenge", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/peers/p1", callers [i], NULL, now);
+        s_same_answer (api, "PUT", "/peers/p1/heartbeat", callers [i], "{}", now);
+        s_same_answer (api, "GET", "/nope", callers [i], NULL, now);
+    }
+    s_node_t probe;
+    s_node_init (&probe);
+    int status = s_register (api, &probe, "big", NULL, "probe", now);
+    char error [300];
+    snprintf (error, sizeof error, "%s", s_str ("error"));
+    assert (status == 401 && s_register (api, &probe, "ghost", NULL, "probe", now) == 401 && streq (error, s_str ("error")));
+    status = s_register (api, &probe, "big", "bjt_bogus", "probe", now);
+    snprintf (error, sizeof error, "%s", s_str ("error"));
+    assert (status == 401 && s_register (api, &probe, "ghost", "bjt_bogus", "probe", now) == 401
+            && streq (error, s_str ("error")));
+    //  The admin may know
+    assert (s_call (api, "GET", "/api/v1/mesh/networks/ghost/peers", admin, NULL, now) == 404);
 
     reg_events_set_wake (reg_api_events (api), s_test_wake, NULL);
     reg_sub_t *watch = reg_events_subscribe (reg_api_events (api), "tiny", NULL, NULL);

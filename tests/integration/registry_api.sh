@@ -52,6 +52,13 @@ is "$(out 'd["cidr"]')" 10.100.0.0/16 "default CIDR 10.100.0.0/16"
 is "$(http POST $N "$ADMIN" '{"id":"office","name":"again"}')" 409 "duplicate id: 409"
 is "$(http GET $N/office "$ADMIN")" 200 "GET network"
 is "$(http GET $N/nowhere "$ADMIN")" 404 "GET unknown network: 404"
+# Without the admin token, a network that does not exist answers as one does
+# (issue 16, finding 9: ids cannot be probed)
+for req in "GET $N/X/peers" "POST $N/X/challenge" "PATCH $N/X" "GET $N/X/events"; do
+    set -- $req
+    known=$(http "$1" "$(echo "$2" | sed 's|/X|/office|')" '')
+    is "$(http "$1" "$(echo "$2" | sed 's|/X|/nowhere|')" '')" "$known" "$1 ${2#$N/X}: the same answer ($known) for an unknown network"
+done
 is "$(http PATCH $N/office "$ADMIN")" 405 "wrong method: 405"
 
 # --- join tokens
