@@ -611,6 +611,9 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
                     || strcmp (old->candidates, peer->candidates) || strcmp (old->reflexive, peer->reflexive);
         if (changed)
             s_publish_peer (self, "peer.changed", peer, "registered");
+        //  Its old peer token is void: so are the WebSockets opened with it
+        //  (finding 6), and the node opens one with the new token
+        reg_events_close_peer (self->events, net->id, peer->id);
         bus_debug ("peer %s (%s) re-registered in %s at %s", peer->id, peer->name, net->id, vip);
     }
     else {
@@ -1268,8 +1271,15 @@ reg_api_test (bool verbose)
     //  A returning key keeps its address without a join token
     char old_token [80];
     snprintf (old_token, sizeof old_token, "%s", a.token);
+    //  (issue 16, finding 6: the WebSockets a opened with its old token are
+    //  closed when that token is replaced; b's and the admin's stay open)
+    reg_sub_t *a_old = reg_events_subscribe (reg_api_events (api), "tiny", a.id, NULL);
+    reg_sub_t *b_sub = reg_events_subscribe (reg_api_events (api), "tiny", b.id, NULL);
     assert (s_register (api, &a, "tiny", NULL, "a", now) == 200);
     assert (strcmp (a.vip, "10.9.0.1") == 0 && strcmp (old_token, a.token) != 0);
+    assert (reg_sub_closing (a_old) && !reg_sub_closing (b_sub) && !reg_sub_closing (watch));
+    reg_events_unsubscribe (reg_api_events (api), &a_old);
+    reg_events_unsubscribe (reg_api_events (api), &b_sub);
     //  The old peer token no longer works
     assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/peers", old_token, NULL, now) == 401);
     assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/peers", a.token, NULL, now) == 200);

@@ -187,6 +187,14 @@ wait_for 5 grep -q "peer.left.*$D_ID" "$T/ws-b.out"
 ok $? "b receives peer.left for d"
 grep -q secret-for-b "$T/ws-a.out"
 is $? 1 "a never saw the signal addressed to b"
+# Issue 16, finding 6: re-registering replaces a's peer token; the WebSocket
+# opened with the old one is closed (b's is not)
+is "$(register office '' a "$T/a.key")" 200 "a re-registers: a new peer token"
+A_TOKEN=$(out 'd["peer_token"]')
+wait_for 5 grep -q "closed by the server" "$T/ws-a.out"
+ok $? "... and the WebSocket a opened with its old token is closed"
+grep -q "closed by the server" "$T/ws-b.out"
+is $? 1 "... b's stays open"
 
 # --- leases: heartbeat 1 s, offline after 2 s, removed after 3 s
 http POST $N "$ADMIN" '{"id":"lease","name":"lease","settings":{"heartbeat_interval":1,"offline_after":2,"expire_after":3}}' >/dev/null
