@@ -54,6 +54,7 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
         reg_api_destroy (&self);
         return NULL;
     }
+    reg_store_set_busy_timeout (self->store, REG_STORE_BUSY_MS);
     reg_auth_set_keypair (self->auth, pk, sk);
     sodium_bin2base64 (self->registry_key, sizeof self->registry_key, pk, 32, sodium_base64_VARIANT_ORIGINAL);
     sodium_memzero (sk, sizeof sk);
@@ -808,8 +809,22 @@ s_client_meta (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
     free (peer);
 }
 
+static void s_route (reg_api_t *self, const reg_request_t *req, reg_response_t *resp);
+
+//  Runs the route; when a query found the database locked on the way (and
+//  did not wait for it: REG_STORE_BUSY_MS), what the route answered may rest
+//  on a lookup that failed, so the answer is 503 (reg_http adds Retry-After)
 void
 reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
+{
+    uint64_t busy = reg_store_busy (self->store);
+    s_route (self, req, resp);
+    if (reg_store_busy (self->store) != busy)
+        s_error (resp, 503, "database busy, retry later");
+}
+
+static void
+s_route (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
 {
     resp->status = 500;
     resp->body = NULL;
@@ -1015,6 +1030,7 @@ typedef struct {
     reg_api_t *self;
     int64_t now_ms;
     int changed;
+    uint64_t busy;              //  reg_store_busy at the start
 } s_sweep_t;
 
 static void
@@ -1022,6 +1038,8 @@ s_sweep_one (const char *network_id, const char *peer_id, bool expired, void *ar
 {
     s_sweep_t *sweep = (s_sweep_t *) arg;
     reg_api_t *self = sweep->self;
+    if (reg_store_busy (self->store) != sweep->busy)
+        return;                 //  locked: the next sweep does the rest, not this one peer by peer
     reg_peer_t *peer = (reg_peer_t *) malloc (sizeof *peer);
     assert (peer);
     if (reg_store_peer_by_id (self->store, network_id, peer_id, peer) == REG_STORE_OK) {
@@ -1044,7 +1062,7 @@ s_sweep_one (const char *network_id, const char *peer_id, bool expired, void *ar
 int
 reg_api_sweep (reg_api_t *self, int64_t now_ms)
 {
-    s_sweep_t sweep = { self, now_ms, 0 };
+    s_sweep_t sweep = { self, now_ms, 0, reg_store_busy (self->store) };
     reg_store_stale_each (self->store, now_ms, 1000, s_sweep_one, &sweep);
     return sweep.changed;
 }
@@ -1055,6 +1073,7 @@ reg_api_sweep (reg_api_t *self, int64_t now_ms)
 #include "node_keyproof.h"
 #include "relay_cred.h"
 #include <inttypes.h>
+#include <sqlite3.h>
 
 static json_t *s_last;
 static const char *s_client;            //  the address requests come from
@@ -1371,6 +1390,29 @@ reg_api_test (bool verbose)
     assert (s_call (api, "PUT", path, c.token, NULL, now + 13000) == 200);
     credential = json_string_value (json_object_get (json_object_get (s_last, "relay"), "credential"));
     assert (credential && strncmp (credential, "1700003613.", 11) == 0 && !streq (credential, first_credential));
+
+    //  Issue 16, finding 7: another connection holds the write lock (a backup,
+    //  an operator's sqlite3). The registry must not wait seconds for it: the
+    //  routes that write answer 503 at once, the rest as usual; all works again
+    //  once the lock is gone
+    sqlite3 *holder = NULL;
+    assert (sqlite3_open (db, &holder) == SQLITE_OK);
+    assert (sqlite3_exec (holder, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+    int64_t started = zclock_mono ();
+    assert (s_call (api, "GET", "/client/meta", NULL, NULL, now) == 200);
+    assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/peers", c.token, NULL, now) == 200);
+    assert (s_call (api, "POST", nets, admin, "{\"id\":\"locked\",\"name\":\"locked\"}", now) == 503);
+    assert (strstr (s_str ("error"), "busy"));
+    assert (s_call (api, "PUT", path, c.token, NULL, now + 13500) == 503);
+    assert (reg_api_sweep (api, now + 3600000) == 0);  //  every peer expired: stops at the first
+    int64_t took = zclock_mono () - started;
+    if (verbose)
+        printf ("(4 requests and a sweep, database locked: %lld ms) ", (long long) took);
+    assert (took < 1000);
+    assert (sqlite3_exec (holder, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (holder);
+    assert (s_call (api, "POST", nets, admin, "{\"id\":\"locked\",\"name\":\"locked\"}", now) == 201);
+    assert (s_call (api, "PUT", path, c.token, NULL, now + 13500) == 200);
 
     //  Self removal, then network deletion closes subscribers
     snprintf (path, sizeof path, "/api/v1/mesh/networks/tiny/peers/%s", c.id);

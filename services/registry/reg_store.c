@@ -103,6 +103,8 @@ static const char *s_queries [Q_COUNT] = {
 struct _reg_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmt [Q_COUNT];
+    uint64_t busy;              //  queries that found the database locked
+    bool locked;                //  the last query did (logged once per episode)
 };
 
 static void
@@ -197,6 +199,17 @@ s_vquery (reg_store_t *self, int q, s_row_fn *row, void *arg, size_t *rows, cons
     sqlite3_clear_bindings (stmt);
     if (rows)
         *rows = count;
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        self->busy++;
+        if (!self->locked)
+            bus_warn ("database locked by another connection: answering 503 until it is free");
+        self->locked = true;
+        return REG_STORE_BUSY;
+    }
+    if (self->locked && rc == SQLITE_DONE && !sqlite3_stmt_readonly (stmt)) {
+        bus_info ("database free again");
+        self->locked = false;
+    }
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return REG_STORE_OK;
     if (rc == SQLITE_CONSTRAINT)
@@ -341,7 +354,7 @@ reg_store_new (const char *path, char *err, size_t errsize)
         reg_store_destroy (&self);
         return NULL;
     }
-    sqlite3_busy_timeout (self->db, 5000);
+    sqlite3_busy_timeout (self->db, REG_STORE_OPEN_BUSY_MS);
     char *msg = NULL;
     if (sqlite3_exec (self->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf (err, errsize, "cannot initialise database %s: %s", path, msg ? msg : "?");
@@ -374,6 +387,9 @@ reg_store_destroy (reg_store_t **self_p)
     free (self);
     *self_p = NULL;
 }
+
+void reg_store_set_busy_timeout (reg_store_t *self, int busy_ms) { sqlite3_busy_timeout (self->db, busy_ms); }
+uint64_t reg_store_busy (reg_store_t *self) { return self->busy; }
 
 int reg_store_begin (reg_store_t *self) { return s_query (self, Q_BEGIN, NULL, NULL, NULL, ""); }
 int reg_store_commit (reg_store_t *self) { return s_query (self, Q_COMMIT, NULL, NULL, NULL, ""); }

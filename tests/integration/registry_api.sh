@@ -221,6 +221,61 @@ http GET $N/lease/peers "$ADMIN" >/dev/null
 is "$(out '[p["id"] for p in d["peers"]]')" "[\"$L_ID\"]" "the heartbeating peer stays, the silent one is gone"
 kill $HB 2>/dev/null
 
+# --- a database locked by another connection (issue 16, finding 7): the
+# registry's one service thread must not wait for it. A write route answers 503
+# with Retry-After at once, /client/meta asked right behind it is fast, and all
+# works again once the lock is released.
+$PY - "$T/registry.db" "$T/lock" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+deadline = time.time() + 8
+while os.path.exists(sys.argv[2]) and time.time() < deadline:
+    time.sleep(0.02)
+db.execute("ROLLBACK")
+PY
+LOCKER=$!
+BGPIDS="$BGPIDS $LOCKER"
+wait_for 5 test -f "$T/lock"
+ok $? "another connection holds the database's write lock"
+# The write request is on the wire before /client/meta connects
+$PY - 127.0.0.1 "$PORT" "$ADMIN" > "$T/locked.out" <<'PY'
+import http.client, socket, sys, time
+host, port, admin = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = b'{"id":"locked","name":"locked"}'
+t0 = time.monotonic()
+w = socket.create_connection((host, port), timeout=10)
+w.sendall(b"POST /api/v1/mesh/networks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin.encode()
+          + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+t1 = time.monotonic()
+m = http.client.HTTPConnection(host, port, timeout=10)
+m.request("GET", "/client/meta")
+meta = m.getresponse().status
+meta_ms = (time.monotonic() - t1) * 1000
+reply = b""
+while True:
+    chunk = w.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+write_ms = (time.monotonic() - t0) * 1000
+head = reply.split(b"\r\n\r\n")[0].decode().lower().split("\r\n")
+retry = [h.split(":", 1)[1].strip() for h in head if h.startswith("retry-after:")]
+print(head[0].split()[1], retry[0] if retry else "-", meta, "%.0f" % write_ms, "%.0f" % meta_ms)
+PY
+read -r w_status w_retry m_status w_ms m_ms < "$T/locked.out"
+is "$w_status" 503 "a write route answers 503 while the database is locked (in $w_ms ms)"
+is "$w_retry" 1 "... with Retry-After: 1"
+is "$m_status" 200 "/client/meta asked right behind it answers"
+[ "$w_ms" -lt 1000 ] && [ "$m_ms" -lt 1000 ]
+ok $? "... both within a second (write $w_ms ms, /client/meta $m_ms ms; both waited 7.8 s before issue 16)"
+rm -f "$T/lock"
+wait "$LOCKER"
+ok $? "the other connection releases its lock"
+is "$(http POST $N "$ADMIN" '{"id":"locked","name":"locked"}')" 201 "the same write works again"
+is "$(http DELETE $N/locked "$ADMIN")" 204 "... and another"
+
 # --- persistence across kill -9
 stop_registry KILL
 # The database holds the registry's private key: 0600 (created so under umask
