@@ -40,7 +40,7 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
     reg_api_t *self = (reg_api_t *) calloc (1, sizeof *self);
     assert (self);
     self->auth = reg_auth_new (config->admin_token);
-    self->challenges = reg_challenge_new ();
+    self->challenges = reg_challenge_new (config->registrations_max);
     self->store = self->auth && self->challenges ? reg_store_new (config->database, err, errsize) : NULL;
     if (!self->store) {
         if (!self->auth || !self->challenges)

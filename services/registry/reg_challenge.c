@@ -18,6 +18,7 @@ typedef struct {
 
 struct _reg_challenge_t {
     uint8_t secret [crypto_generichash_KEYBYTES];
+    size_t client_max;
     s_generation_t gen [2];             //  [0] current, [1] the one before
 };
 
@@ -37,13 +38,14 @@ s_generation_clear (s_generation_t *gen)
 }
 
 reg_challenge_t *
-reg_challenge_new (void)
+reg_challenge_new (size_t client_max)
 {
     if (sodium_init () < 0)
         return NULL;
     reg_challenge_t *self = (reg_challenge_t *) calloc (1, sizeof *self);
     assert (self);
     randombytes_buf (self->secret, sizeof self->secret);
+    self->client_max = client_max ? client_max : 256;
     s_generation_init (&self->gen [0], 0);
     s_generation_init (&self->gen [1], -1);
     return self;
@@ -136,7 +138,7 @@ reg_challenge_spend (reg_challenge_t *self, const uint8_t nonce [REG_CHALLENGE_S
         return REG_CHALLENGE_SPENT;
     uintptr_t count = (uintptr_t) zhashx_lookup (self->gen [0].clients, who);
     uintptr_t before = (uintptr_t) zhashx_lookup (self->gen [1].clients, who);
-    if (count + before >= REG_CHALLENGE_CLIENT_MAX || reg_challenge_spent (self) >= REG_CHALLENGE_SPENT_MAX)
+    if (count + before >= self->client_max || reg_challenge_spent (self) >= REG_CHALLENGE_SPENT_MAX)
         return REG_CHALLENGE_FULL;
     zhashx_insert (self->gen [0].spent, key, (void *) 1);
     zhashx_update (self->gen [0].clients, who, (void *) (count + 1));
@@ -158,10 +160,12 @@ s_decode (const char *b64, uint8_t nonce [REG_CHALLENGE_SIZE])
                                sodium_base64_VARIANT_ORIGINAL) == 0 && len == REG_CHALLENGE_SIZE);
 }
 
+#define CLIENT_MAX 100
+
 void
 reg_challenge_test (bool verbose)
 {
-    reg_challenge_t *challenge = reg_challenge_new ();
+    reg_challenge_t *challenge = reg_challenge_new (CLIENT_MAX);
     assert (challenge);
     int64_t now = 1700000000000;
     char b64 [REG_CHALLENGE_TEXT], other [REG_CHALLENGE_TEXT];
@@ -184,7 +188,7 @@ reg_challenge_test (bool verbose)
     reg_challenge_issue (challenge, "net1", now, other);
     assert (strcmp (b64, other) != 0);
     //  Another process (another secret) did not issue it
-    reg_challenge_t *stranger = reg_challenge_new ();
+    reg_challenge_t *stranger = reg_challenge_new (CLIENT_MAX);
     assert (reg_challenge_check (stranger, "net1", nonce, now) == REG_CHALLENGE_INVALID);
     reg_challenge_destroy (&stranger);
 
@@ -199,7 +203,7 @@ reg_challenge_test (bool verbose)
     assert (reg_challenge_spend (challenge, nonce, "198.51.100.1", now + 2)
             == REG_CHALLENGE_SPENT);
     //  A client's cap (an IPv6 /64 is one client); others are not affected
-    for (int i = 0; i < REG_CHALLENGE_CLIENT_MAX; i++) {
+    for (int i = 0; i < CLIENT_MAX; i++) {
         reg_challenge_issue (challenge, "net1", now, other);
         s_decode (other, forged);
         char address [64];
@@ -211,7 +215,7 @@ reg_challenge_test (bool verbose)
     assert (reg_challenge_spend (challenge, forged, "2001:db8:0:1:ffff::1", now) == REG_CHALLENGE_FULL);
     assert (reg_challenge_spend (challenge, forged, "2001:db8:0:2::1", now) == REG_CHALLENGE_OK);
     //  Forgotten whole once they have expired anyway: two lifetimes on
-    assert (reg_challenge_spent (challenge) == REG_CHALLENGE_CLIENT_MAX + 2);
+    assert (reg_challenge_spent (challenge) == CLIENT_MAX + 2);
     int64_t later = (now / REG_CHALLENGE_TTL_MS + 2) * REG_CHALLENGE_TTL_MS;
     reg_challenge_issue (challenge, "net1", later, other);
     s_decode (other, forged);

@@ -12,8 +12,9 @@
     generations of one lifetime each: the older is dropped whole when a third
     begins, so nothing is ever walked. Only a verified proof spends (a new key
     needs a valid join token first, a known key its secret), each client (an
-    IPv4 address, an IPv6 /64: reg_ratelimit_key) spends at most
-    REG_CHALLENGE_CLIENT_MAX per lifetime, and all at most REG_CHALLENGE_SPENT_MAX. */
+    IPv4 address, an IPv6 /64: reg_ratelimit_key) spends at most client_max
+    per lifetime (registry.registrations_per_client), and all at most
+    REG_CHALLENGE_SPENT_MAX. */
 #ifndef REG_CHALLENGE_H_INCLUDED
 #define REG_CHALLENGE_H_INCLUDED
 
@@ -24,10 +25,6 @@
 #define REG_CHALLENGE_TTL_MS 60000
 #define REG_CHALLENGE_SIZE 32           //  the nonce, bytes
 #define REG_CHALLENGE_TEXT 48           //  the nonce in base64, with its NUL
-//  A registration per client per lifetime is the usual need; a site behind
-//  one NAT restarting all its nodes at once the unusual one (the tests
-//  register 40 nodes from 127.0.0.1 within a minute)
-#define REG_CHALLENGE_CLIENT_MAX 256
 #define REG_CHALLENGE_SPENT_MAX 100000
 
 enum {
@@ -39,7 +36,8 @@ enum {
 
 typedef struct _reg_challenge_t reg_challenge_t;
 
-reg_challenge_t *reg_challenge_new (void);
+//  client_max: nonces a client may spend per lifetime (0: 256).
+reg_challenge_t *reg_challenge_new (size_t client_max);
 void reg_challenge_destroy (reg_challenge_t **self_p);
 
 //  A fresh nonce for a network, in base64.
