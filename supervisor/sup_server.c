@@ -871,8 +871,7 @@ sup_server_new (sup_config_t **config_p, const char *config_path, const char *ru
         sup_server_destroy (&self);
         return NULL;
     }
-    if (bus_run_dir_prepare (run_dir)) {
-        snprintf (err, errsize, "run directory %s: %s", run_dir, strerror (errno));
+    if (bus_run_dir_secure (run_dir, err, errsize)) {
         sup_server_destroy (&self);
         return NULL;
     }
