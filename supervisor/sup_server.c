@@ -55,6 +55,8 @@ typedef struct {
     int64_t backoff_ms;
     char reason [121];
     char kill_reason [121];             //  why we killed it (hung, not ready)
+    char last_event [100];              //  why its last process ended, for the status
+    int64_t ended_at;                   //  when that process ended
 } s_instance_t;
 
 struct _s_service_t {
@@ -127,6 +129,27 @@ s_set_state (s_instance_t *inst, s_state_t state, const char *fmt, ...)
     }
     else
         inst->reason [0] = 0;
+}
+
+//  READY; after a restart the status says what happened last, so an operator
+//  who looks after the fact still sees it ("killed by SIGKILL, restarted after
+//  18 ms": from the old process's end to the new one's READY)
+static void
+s_set_ready (s_instance_t *inst, int64_t now)
+{
+    if (inst->last_event [0])
+        s_set_state (inst, S_READY, "%s, restarted after %lld ms", inst->last_event,
+                     (long long) (now - inst->ended_at));
+    else
+        s_set_state (inst, S_READY, NULL);
+}
+
+//  Remembers why the process of inst ended, before it is started again.
+static void
+s_note_end (s_instance_t *inst, const char *why)
+{
+    snprintf (inst->last_event, sizeof inst->last_event, "%.99s", why);
+    inst->ended_at = bus_clock_ms ();
 }
 
 static void
@@ -262,12 +285,15 @@ s_spawn (sup_server_t *self, s_instance_t *inst)
         inst->poll_fd = sup_proc_fd (inst->proc);
         zmq_pollitem_t item = { NULL, inst->poll_fd, ZMQ_POLLIN, 0 };
         zloop_poller (self->loop, &item, s_pipe_readable, inst);
-        s_set_state (inst, S_STARTING, NULL);
+        if (inst->last_event [0])
+            s_set_state (inst, S_STARTING, "%s, restarting", inst->last_event);
+        else
+            s_set_state (inst, S_STARTING, NULL);
         bus_info ("%s: started %s, pid %d", inst->id, path, (int) sup_proc_pid (inst->proc));
     }
     else {
         inst->ready_at = now;
-        s_set_state (inst, S_READY, NULL);
+        s_set_ready (inst, now);
         bus_info ("%s: started %s, pid %d (notify = none: ready when started)",
                   inst->id, path, (int) sup_proc_pid (inst->proc));
     }
@@ -363,6 +389,7 @@ s_after_exit (sup_server_t *self, s_instance_t *inst)
             return;
         case S_AFTER_RESTART:
             if (service->cfg) {
+                s_note_end (inst, inst->reason);
                 inst->restarts++;
                 s_spawn (self, inst);
             }
@@ -397,6 +424,7 @@ s_after_exit (sup_server_t *self, s_instance_t *inst)
         s_give_up (self, service, text);
         return;
     }
+    s_note_end (inst, why);
     int64_t ready_ms = inst->ready_at ? now - inst->ready_at : -1;
     int64_t delay = sup_policy_delay (&service->limits, ready_ms, now - inst->started_at, &inst->backoff_ms);
     inst->restarts++;
@@ -609,7 +637,7 @@ s_pipe_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         inst->last_line_at = now;
     if ((events & SUP_PROC_READY) && inst->state == S_STARTING) {
         inst->ready_at = now;
-        s_set_state (inst, S_READY, NULL);
+        s_set_ready (inst, now);
         bus_info ("%s: ready in %lld ms", inst->id, (long long) (now - inst->started_at));
     }
     if (events & SUP_PROC_EOF) {
