@@ -7,6 +7,8 @@
 #include "sup_server.h"
 #include "bus_clock.h"
 #include "sup_control.h"
+#include "sup_env.h"
+#include "sup_check.h"
 #include "sup_policy.h"
 #include "sup_proc.h"
 #include "bus_endpoint.h"
@@ -24,8 +26,6 @@
 #include <sys/wait.h>
 
 #define S_TICK_MS       50
-
-extern char **environ;
 
 typedef enum {
     S_WAITING = 0, S_STARTING, S_READY, S_BACKOFF, S_STOPPING, S_STOPPED, S_FAILED
@@ -187,29 +187,6 @@ s_alive (s_instance_t *inst)
 
 static int s_pipe_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
-//  Builds "NAME=value" for the environment.
-static char *
-s_env_entry (const char *name, const char *value)
-{
-    char *entry = NULL;
-    if (asprintf (&entry, "%s=%s", name, value) < 0)
-        entry = NULL;
-    assert (entry);
-    return entry;
-}
-
-//  Whether env entry "NAME=..." sets one of the names in list.
-static bool
-s_env_overridden (const char *entry, const char *const *list, size_t count)
-{
-    const char *eq = strchr (entry, '=');
-    size_t len = eq ? (size_t) (eq - entry) : strlen (entry);
-    for (size_t i = 0; i < count; i++)
-        if (strncmp (list [i], entry, len) == 0 && list [i][len] == '=')
-            return true;
-    return false;
-}
-
 static void
 s_spawn (sup_server_t *self, s_instance_t *inst)
 {
@@ -231,40 +208,22 @@ s_spawn (sup_server_t *self, s_instance_t *inst)
         argv [argc++] = (char *) cfg->args [i];
     argv [argc] = NULL;
 
+    //  The child's environment: ours, then what its group names (sup_env)
     char ready_fd [16];
     snprintf (ready_fd, sizeof ready_fd, "%d", SUP_PROC_READY_FD);
-    const char *ours [] = {
-        BUS_READY_ENV, ready_fd, "BIFROST_RUN_DIR", self->run_dir, "BIFROST_SERVICE", service->name,
-        "BIFROST_INSTANCE", inst->id, "BIFROST_CONFIG", self->config_path,
-        "BIFROST_LOG_LEVEL", self->log_level
-    };
-    size_t ours_count = sizeof ours / sizeof ours [0] / 2;
-    size_t environ_count = 0;
-    while (environ [environ_count])
-        environ_count++;
-    char **envp = (char **) zmalloc ((environ_count + cfg->env_count + ours_count + 1) * sizeof (char *));
-    char **owned = (char **) zmalloc ((ours_count + 1) * sizeof (char *));
-    assert (envp && owned);
-    size_t envc = 0;
-    for (size_t i = 0; i < ours_count; i++) {
-        owned [i] = s_env_entry (ours [2 * i], ours [2 * i + 1]);
-        envp [envc++] = owned [i];
-    }
-    for (size_t i = 0; i < cfg->env_count; i++)
-        envp [envc++] = (char *) cfg->env [i];
-    for (size_t i = 0; i < environ_count; i++)
-        if (!s_env_overridden (environ [i], (const char *const *) envp, envc)
-        &&  strncmp (environ [i], "BIFROST_READY_FD=", 17) != 0)
-            envp [envc++] = environ [i];
-    envp [envc] = NULL;
+    sup_env_t *env = sup_env_new ();
+    sup_env_set (env, BUS_READY_ENV, ready_fd);
+    sup_env_set (env, "BIFROST_RUN_DIR", self->run_dir);
+    sup_env_set (env, "BIFROST_SERVICE", service->name);
+    sup_env_set (env, "BIFROST_INSTANCE", inst->id);
+    sup_env_set (env, "BIFROST_CONFIG", self->config_path);
+    sup_env_set (env, "BIFROST_LOG_LEVEL", self->log_level);
+    sup_env_add_service (env, cfg);
 
     bool pipe = cfg->notify == SUP_NOTIFY_READY;
     int64_t now = bus_clock_ms ();
-    inst->proc = sup_proc_start (path, argv, envp, pipe, err, sizeof err);
-    for (size_t i = 0; i < ours_count; i++)
-        free (owned [i]);
-    free (owned);
-    free (envp);
+    inst->proc = sup_proc_start (path, argv, sup_env_envp (env), pipe, err, sizeof err);
+    sup_env_destroy (&env);
     free (argv);
     inst->started_at = now;
     inst->last_line_at = now;
@@ -691,6 +650,19 @@ s_signal_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 //  ---------------------------------------------------------------------------
 //  Reload (SIGHUP): validate fully, then apply the difference
 
+//  Logs each line of text (the errors a check printed) as an error.
+static void
+s_log_lines (char *text)
+{
+    char *line = text, *next;
+    for (; line && *line; line = next) {
+        next = strchr (line, '\n');
+        if (next)
+            *next++ = 0;
+        bus_error ("%s", line);
+    }
+}
+
 static void
 s_reload (sup_server_t *self)
 {
@@ -702,15 +674,31 @@ s_reload (sup_server_t *self)
     sup_config_t *config = sup_config_load (self->config_path, errors);
     fclose (errors);
     if (!config) {
-        char *line = text, *next;
-        for (; line && *line; line = next) {
-            next = strchr (line, '\n');
-            if (next)
-                *next++ = 0;
-            bus_error ("%s", line);
-        }
+        s_log_lines (text);
         bus_error ("reload failed: the configuration above has errors; nothing changed");
         free (text);
+        return;
+    }
+    free (text);
+    //  The services' own checks, as at start: a file one of them refuses is
+    //  refused as a whole, and everything keeps running on the old one
+    text = NULL;
+    errors = open_memstream (&text, &size);
+    assert (errors);
+    int refused = sup_check_services (config, self->config_path, errors);
+    fclose (errors);
+    //  The checks held the loop: heartbeats wait in the pipes, not lost
+    int64_t now = bus_clock_ms ();
+    for (size_t s = 0; s < self->service_count; s++)
+        for (int i = 0; i < SUP_INSTANCES_MAX; i++)
+            if (self->services [s]->instances [i])
+                self->services [s]->instances [i]->last_line_at = now;
+    if (refused) {
+        s_log_lines (text);
+        bus_error ("reload failed: %d service(s) refused %s; nothing changed, still running the previous configuration",
+                   refused, self->config_path);
+        free (text);
+        sup_config_destroy (&config);
         return;
     }
     free (text);
@@ -751,6 +739,12 @@ s_reload (sup_server_t *self)
                 if (!sup_service_cfg_same_command (old, cfg)) {
                     bus_info ("reload: %s: command changed, restarting", cfg->name);
                     s_restart_service (self, service, "command changed by reload");
+                }
+                else
+                if (!sup_config_same_section (self->config, config, cfg->name)) {
+                    //  Services read their sections at start only
+                    bus_info ("reload: %s: its section %s changed, restarting", cfg->name, cfg->name);
+                    s_restart_service (self, service, "section changed by reload");
                 }
             }
         }

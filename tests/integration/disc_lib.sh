@@ -23,7 +23,7 @@ services = (
     { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
     { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
     { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; }
+    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; pass_env = ["BIFROST_JOIN_TOKEN"]; }
 );
 CFG
 }

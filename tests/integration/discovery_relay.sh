@@ -61,7 +61,7 @@ supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
 services = (
     { name = "bus";       exec = "bifrost-bus"; },
     { name = "crypto";    exec = "bifrost-crypto";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "crypto"]; }
+    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "crypto"]; pass_env = ["BIFROST_JOIN_TOKEN"]; }
 );
 CFG
 ctl () { "$CTL" -r "$N/run" "$@"; }
