@@ -212,7 +212,8 @@ s_spawn (sup_server_t *self, s_instance_t *inst)
     char ready_fd [16];
     snprintf (ready_fd, sizeof ready_fd, "%d", SUP_PROC_READY_FD);
     sup_env_t *env = sup_env_new ();
-    sup_env_set (env, BUS_READY_ENV, ready_fd);
+    if (cfg->notify == SUP_NOTIFY_READY)
+        sup_env_set (env, BUS_READY_ENV, ready_fd);     //  only with a pipe there
     sup_env_set (env, "BIFROST_RUN_DIR", self->run_dir);
     sup_env_set (env, "BIFROST_SERVICE", service->name);
     sup_env_set (env, "BIFROST_INSTANCE", inst->id);
