@@ -707,7 +707,9 @@ crypto_noise_test (bool verbose)
     crypto_noise_destroy (&i);
     crypto_identity_destroy (&stranger);
 
-    //  Flip every bit of every byte of message 1, then of message 2: each fails
+    //  Flip every bit of every byte of message 1, then of message 2: each fails,
+    //  but for the initiation's mac2, which is nat's (the MAC under a cookie:
+    //  services/nat/nat_cookie_path.c): the handshake does not cover it
     int tampered = 0;
     for (size_t pos = 0; pos < 148 + 92; pos++) {
         for (int bit = 0; bit < 8; bit += 7) {
@@ -718,6 +720,10 @@ crypto_noise_test (bool verbose)
             if (pos < 148)
                 m1 [pos] ^= (uint8_t) (1 << bit);
             int rc = crypto_noise_read_initiation (r, m1, 148, s_test_lookup, &peer, NULL, err, sizeof err);
+            bool mac2 = pos >= WIRE_INITIATION_MAC2 && pos < 148;
+            if (mac2)
+                assert (rc == 0);
+            else
             if (pos < 148)
                 assert (rc < 0);
             else {
@@ -730,7 +736,7 @@ crypto_noise_test (bool verbose)
                 assert (crypto_noise_read_response (i, m2, 92, &ki, err, sizeof err) == 0);
                 assert (memcmp (ki.send_key, kr.recv_key, 32) == 0);
             }
-            tampered++;
+            tampered += !mac2;
             crypto_noise_destroy (&i);
             crypto_noise_destroy (&r);
         }

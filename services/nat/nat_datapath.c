@@ -76,9 +76,22 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
     nat_demux_type_t type = nat_demux_classify (self->demux, data, size, NULL);
     if (type == NAT_DEMUX_DROP)
         return;
+    //  Cookie replies are nat's own business, never crypto's (nat_cookie_path.c)
+    if (type == NAT_DEMUX_COOKIE) {
+        nat_cookie_path_reply (self, data, size, now);
+        return;
+    }
+    //  The one message that costs crypto DH work from anyone: mac1 checked,
+    //  answered with a cookie under load (before it takes a handle: spoofed
+    //  sources churn nothing), and rationed
+    nat_cookie_verdict_t verdict = type == NAT_DEMUX_INITIATION
+                                 ? nat_cookie_path_initiation (self, data, size, from, now) : NAT_COOKIE_PASS;
+    if (verdict == NAT_COOKIE_DROP || verdict == NAT_COOKIE_ANSWERED)
+        return;
     uint32_t handle = nat_handles_get (self->handles, from);
-    //  The one message that costs crypto DH work from anyone: rationed
-    if (type == NAT_DEMUX_INITIATION && !nat_hs_budget_allow (self->hs_budget, handle, now))
+    if (type == NAT_DEMUX_INITIATION
+    &&  !(verdict == NAT_COOKIE_PROVEN ? nat_hs_budget_allow_proven (self->hs_budget, handle, now)
+                                       : nat_hs_budget_allow (self->hs_budget, handle, now)))
         return;
     if (handle != state->last_handle) {
         state->last_handle = handle;
@@ -115,6 +128,7 @@ void
 nat_datapath_ingest_end (nat_service_t *self, nat_ingest_t *state)
 {
     state->flowing = s_flush_to_crypto (self) && state->flowing;
+    nat_cookie_path_flush (self);
     //  Dropped, and no room now: crypto is behind (or away). Pause reading.
     if (!state->flowing && !bus_pipe_writable (self->to_crypto))
         s_pause (self);
@@ -289,6 +303,9 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             if (info->pathstat.pending_us && !info->pathstat.left && pkt.len == WIRE_DATA_SIZE)
                 nat_pathstat_left (&info->pathstat, bus_clock_us ());
             bool initiation = pkt.len && pkt.data [0] == WIRE_INITIATION;
+            //  Remembered for a cookie reply; mac2 under the peer's cookie (nat_cookie_path.c)
+            if (initiation)
+                nat_cookie_path_outgoing (self, pkt.tag, pkt.data, pkt.len, now);
             //  A handshake to a peer not up goes through its ICE pair too (nat_ice.c)
             if (initiation && nat_peer_state (peer) != NAT_PEER_UP)
                 nat_ice_copy (self->ice, nat_peer_index (peer), pkt.data, pkt.len);

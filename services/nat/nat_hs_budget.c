@@ -72,8 +72,8 @@ s_refill (s_bucket_t *bucket, int64_t burst, int64_t rate, int64_t now_ms)
         bucket->at_ms = now_ms;
 }
 
-bool
-nat_hs_budget_allow (nat_hs_budget_t *self, uint32_t handle, int64_t now_ms)
+static bool
+s_allow (nat_hs_budget_t *self, uint32_t handle, bool global, int64_t now_ms)
 {
     s_source_t *source = &self->sources [handle & self->mask];
     if (source->handle != handle) {
@@ -88,14 +88,27 @@ nat_hs_budget_allow (nat_hs_budget_t *self, uint32_t handle, int64_t now_ms)
         self->stats.limited_source++;
         return false;
     }
-    if (self->global.tokens < 1000) {
+    if (global && self->global.tokens < 1000) {
         self->stats.limited_global++;
         return false;
     }
     source->bucket.tokens -= 1000;
-    self->global.tokens -= 1000;
+    if (global)
+        self->global.tokens -= 1000;
     self->stats.allowed++;
     return true;
+}
+
+bool
+nat_hs_budget_allow (nat_hs_budget_t *self, uint32_t handle, int64_t now_ms)
+{
+    return s_allow (self, handle, true, now_ms);
+}
+
+bool
+nat_hs_budget_allow_proven (nat_hs_budget_t *self, uint32_t handle, int64_t now_ms)
+{
+    return s_allow (self, handle, false, now_ms);
 }
 
 const nat_hs_budget_stats_t *
@@ -147,6 +160,13 @@ nat_hs_budget_test (bool verbose)
     assert (s_allowed (self, 300, 100, 5) == 0);
     assert (s_allowed (self, 300, 6040, 5) == 1);
     assert (nat_hs_budget_stats (self)->allowed == 50 + 25 + 1);
+    //  The budget of all sources is spent: a proven source still gets its own
+    assert (s_allowed (self, 400, 6040, 1) == 0);
+    int proven = 0;
+    for (int i = 0; i < 20; i++)
+        proven += nat_hs_budget_allow_proven (self, 401, 6040);
+    assert (proven == 10);
+    assert (s_allowed (self, 402, 6040, 1) == 0);     //  and took nothing from the others
     nat_hs_budget_destroy (&self);
     assert (self == NULL);
     if (verbose)

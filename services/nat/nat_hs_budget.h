@@ -42,6 +42,11 @@ void nat_hs_budget_destroy (nat_hs_budget_t **self_p);
 //  May an initiation from handle pass at now_ms? Takes a token of both buckets
 //  when it may; counts a refusal when not.
 bool nat_hs_budget_allow (nat_hs_budget_t *self, uint32_t handle, int64_t now_ms);
+//  The same for an initiation whose source proved it receives at its address
+//  (a valid mac2: nat_cookie_path.c): only its source's bucket applies, so a
+//  flood from spoofed sources, which takes the budget of all sources, cannot
+//  keep out a peer that holds a cookie
+bool nat_hs_budget_allow_proven (nat_hs_budget_t *self, uint32_t handle, int64_t now_ms);
 
 const nat_hs_budget_stats_t *nat_hs_budget_stats (const nat_hs_budget_t *self);
 

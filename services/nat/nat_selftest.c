@@ -19,6 +19,11 @@
 #include "nat_pathstat.h"
 #include "nat_tried.h"
 #include "nat_hs_budget.h"
+#include "nat_hs_mac.h"
+#include "nat_hs_load.h"
+#include "nat_cookie_secret.h"
+#include "nat_cookie_reply.h"
+#include "nat_cookie_jar.h"
 
 static const selftest_t s_tests [] = {
     { "nat_addr", nat_addr_test },
@@ -30,6 +35,11 @@ static const selftest_t s_tests [] = {
     { "nat_peer_table", nat_peer_table_test },
     { "nat_handles", nat_handles_test },
     { "nat_hs_budget", nat_hs_budget_test },
+    { "nat_hs_mac", nat_hs_mac_test },
+    { "nat_hs_load", nat_hs_load_test },
+    { "nat_cookie_secret", nat_cookie_secret_test },
+    { "nat_cookie_reply", nat_cookie_reply_test },
+    { "nat_cookie_jar", nat_cookie_jar_test },
     { "nat_relay", nat_relay_test },
     { "nat_mapping", nat_mapping_test },
     { "nat_relay_wss", nat_relay_wss_test },

@@ -11,6 +11,9 @@
 #include "nat_demux.h"
 #include "nat_handles.h"
 #include "nat_hs_budget.h"
+#include "nat_hs_load.h"
+#include "nat_cookie_secret.h"
+#include "nat_cookie_jar.h"
 #include "nat_peer_table.h"
 #include "nat_relay.h"
 #include "nat_resolver.h"
@@ -116,6 +119,9 @@ typedef struct {
     uint64_t predicted;         //  probe datagrams to predicted ports (connection.port_prediction)
     uint64_t net_changes;                       //  address/route changes acted on (nat_netwatch)
     uint64_t rtt_probes;                        //  nat_path_probe.c
+    //  Cookie replies (nat_cookie_path.c)
+    uint64_t cookies_sent, cookies_received, cookies_refused;
+    uint64_t initiations_bad_mac1, initiations_cookie, initiations_mac2;
 } nat_counters_t;
 
 //  The state of one batch of datagrams on their way to crypto
@@ -189,6 +195,7 @@ struct _nat_service_t {
     int64_t netchange_due_ms;                   //  direct paths tried again then, 0: not planned
     struct _nat_portmap_t *portmap;             //  connection.port_mapping (nat_portmap.c), else NULL
     struct _nat_ice_t *ice;                     //  ICE sessions (nat_ice.c); NULL: none
+    struct _nat_cookie_path_t *cookie;          //  cookie replies (nat_cookie_path.c)
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the
@@ -275,5 +282,30 @@ void nat_relay_path_status (nat_service_t *self, nat_status_reply_t *reply);
 void nat_relay_path_peer_status (nat_service_t *self, size_t index, nat_status_peer_t *out);
 //  The WebSocket over TLS counters (zero before the first attempt)
 void nat_relay_path_wss_stats (nat_service_t *self, uint64_t *opens, uint64_t *opened, uint64_t *failed);
+
+
+//  Cookie replies (nat_cookie_path.c): WireGuard's answer to a load of
+//  initiations, done in nat with public keys only.
+typedef struct _nat_cookie_path_t nat_cookie_path_t;
+typedef enum {
+    NAT_COOKIE_PASS,            //  on to crypto, within every budget
+    NAT_COOKIE_PROVEN,          //  a valid mac2: its source receives at its address; the budget of all sources does not apply
+    NAT_COOKIE_ANSWERED,        //  under load without a valid mac2: a cookie reply went back instead
+    NAT_COOKIE_DROP             //  mac1 is not for this node
+} nat_cookie_verdict_t;
+void nat_cookie_path_open (nat_service_t *self);
+void nat_cookie_path_close (nat_service_t *self);
+//  Asks crypto for this node's public key until it answers (every tick)
+void nat_cookie_path_tick (nat_service_t *self, int64_t now);
+//  An initiation from the internet (demux checked its shape)
+nat_cookie_verdict_t nat_cookie_path_initiation (nat_service_t *self, const uint8_t *data, size_t size,
+                                                 const nat_addr_t *from, int64_t now);
+//  A cookie reply from the internet: kept for its peer, or refused (counted)
+void nat_cookie_path_reply (nat_service_t *self, const uint8_t *data, size_t size, int64_t now);
+//  An initiation crypto sends to peer: remembered; mac2 written under the peer's cookie
+void nat_cookie_path_outgoing (nat_service_t *self, uint32_t peer, uint8_t *data, size_t size, int64_t now);
+//  Sends the cookie replies of this read
+void nat_cookie_path_flush (nat_service_t *self);
+void nat_cookie_path_status (nat_service_t *self, nat_status_reply_t *reply);
 
 #endif
