@@ -3,8 +3,10 @@
 # counted by crypto, and the tunnel a -> b goes on working after each: a tampered
 # data packet (one ciphertext byte flipped), a replayed one (a real datagram sent
 # again), a handshake from a key the node does not list (node c), and a packet
-# from b whose inner source address is not b's (anti-spoofing on a), and a flood
-# of handshake initiations from one address (nat's budget, not crypto's CPU).
+# from b whose inner source address is not b's (anti-spoofing on a), a flood
+# of handshake initiations from one address (nat's budget, not crypto's CPU),
+# and one from spoofed addresses during which b still makes a handshake with a
+# (nat's cookie replies under load).
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
 underlay a 192.0.2.1
@@ -148,16 +150,91 @@ for i in range(int(sys.argv[3])):
     s.sendto(msg, (sys.argv[2], 51820))
 PY
 nat_counter () { ctl "$1" peers --json 2>/dev/null | jq -r ".nat.$2 // empty"; }
-INVALID=$(counter a handshake_invalid); LIMITED=$(nat_counter a initiations_limited)
+# refused NODE: initiations nat kept from crypto, over a budget or answered with a cookie
+refused () { ctl "$1" peers --json 2>/dev/null | jq -r '(.nat.initiations_limited // 0) + (.nat.cookies_sent // 0)'; }
+INVALID=$(counter a handshake_invalid); REFUSED=$(refused a)
 in_ns c python3 "$T/flood.py" "$KA" 192.0.2.1 300
 ok $? "c sent 300 initiations with a valid mac1 to a"
-wait_for 5 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '.nat.initiations_limited // 0')\" -ge $(( ${LIMITED:-0} + 270 )) ]"
-ok $? "a's nat refused at least 270 of them: initiations_limited ${LIMITED:-?} -> $(nat_counter a initiations_limited)"
+wait_for 5 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '(.nat.initiations_limited // 0) + (.nat.cookies_sent // 0)')\" -ge $(( ${REFUSED:-0} + 270 )) ]"
+ok $? "a's nat refused at least 270 of them (over the budget or a cookie reply): ${REFUSED:-?} -> $(refused a)"
 sleep 0.5
 INVALID2=$(counter a handshake_invalid)
 [ -n "$INVALID2" ] && [ $(( INVALID2 - ${INVALID:-0} )) -ge 1 ] && [ $(( INVALID2 - ${INVALID:-0} )) -le 20 ]
 ok $? "a's crypto did the work of at most 20 (handshake_invalid ${INVALID:-?} -> ${INVALID2:-?})"
 tunnel_ok; ok $? "tunnel a -> b unharmed after the flood"
+
+# 6. A flood of initiations from spoofed sources: thousands a second, each with
+# a valid mac1 for a's key, from random addresses of the underlay's /24 (not a
+# node's) and random ports, sent with IP_HDRINCL from c's namespace. Without
+# cookies they use up the budget of all sources (500, then 250 a second) and
+# crypto's CPU with it, and a peer's initiation rarely finds a token. With
+# cookies (docs/nat.md, "Cookie replies") a's nat is under load after 50 a
+# second: it answers each with a cookie reply to the spoofed source, which
+# never comes back with it, and passes crypto only initiations whose mac2 proves
+# their source receives at its address. b's tunnel restarts during the flood,
+# so b must make a new handshake with a: its first initiation gets a cookie, its
+# retry carries mac2 and gets through.
+cat > "$T/spoof.py" <<'PY'
+import base64, hashlib, os, random, socket, struct, sys, time
+pub, dst, rate, seconds, out = base64.b64decode(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+key = hashlib.blake2b(b"mac1----" + pub, digest_size=32).digest()
+msgs = []
+for i in range(256):
+    msg = bytes([1, 0, 0, 0]) + os.urandom(4 + 32 + 48 + 28)
+    msgs.append(msg + hashlib.blake2b(msg, key=key, digest_size=16).digest() + bytes(16))
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)   # IP_HDRINCL
+s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+sources = [socket.inet_aton("192.0.2.%d" % h) for h in range(10, 255)]  # not .1-.3
+to = socket.inet_aton(dst)
+sent, start, tick = 0, time.time(), 0.01
+open(out + ".started", "w").close()
+while time.time() - start < seconds:
+    for _ in range(max(1, int(rate * tick))):
+        payload = msgs[sent % len(msgs)]
+        udp = struct.pack("!HHHH", random.randint(1024, 65535), 51820, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, random.choice(sources), to)
+        s.sendto(ip + udp, (dst, 0))
+        sent += 1
+    time.sleep(max(0.0, start + (sent / rate) - time.time()))
+open(out, "w").write("%d\n" % sent)
+PY
+# jq_at NODE FILTER: a value of bifrostctl peers --json
+jq_at () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
+INVALID=$(counter a handshake_invalid)
+SENT_A=$(jq_at a '.nat.cookies_sent // 0'); GOT_B=$(jq_at b '.nat.cookies_received // 0')
+PROVEN=$(jq_at a '.nat.initiations_cookie // 0')
+rm -f "$T/spoofed" "$T/spoofed.started"
+in_ns c python3 "$T/spoof.py" "$KA" 192.0.2.1 3000 6 "$T/spoofed" &
+SPOOF=$!
+wait_for 5 test -e "$T/spoofed.started"
+wait_for 3 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '.nat.under_load')\" = true ]"
+ok $? "spoofed flood: a's nat is under load (nat.under_load)"
+OLD=$(service_pid b tunnel)
+kill -KILL "$OLD"
+wait_restarted b tunnel "$OLD"
+ok $? "b's tunnel restarted during the flood (was $OLD, now $(service_pid b tunnel)): it needs a new handshake with a"
+START=$(date +%s%N)
+wait_for 5 ping_ok b 10.100.0.1
+ok $? "during the flood, b completes a handshake with a: ping b -> a crosses after $(( ($(date +%s%N) - START) / 1000000 )) ms"
+kill -0 "$SPOOF" 2>/dev/null
+ok $? "the flood was still going when the ping crossed"
+ping_ok a 10.100.0.2
+ok $? "ping a -> b crosses during the flood too"
+wait "$SPOOF"
+SPOOFED=$(cat "$T/spoofed" 2>/dev/null || echo 0)
+INVALID2=$(counter a handshake_invalid)
+SENT_A2=$(jq_at a '.nat.cookies_sent // 0'); GOT_B2=$(jq_at b '.nat.cookies_received // 0')
+PROVEN2=$(jq_at a '.nat.initiations_cookie // 0')
+echo "# spoofed: $SPOOFED initiations sent; a: cookies_sent $SENT_A -> $SENT_A2, initiations_cookie $PROVEN -> $PROVEN2, handshake_invalid ${INVALID:-?} -> ${INVALID2:-?}, under load $(jq_at a '.nat.under_load_ms') ms; b: cookies_received $GOT_B -> $GOT_B2"
+[ "$SPOOFED" -ge 5000 ] && [ $(( SENT_A2 - SENT_A )) -ge $(( SPOOFED / 2 )) ]
+ok $? "a's nat answered the spoofed initiations with cookie replies (cookies_sent $SENT_A -> $SENT_A2 for $SPOOFED sent)"
+[ $(( GOT_B2 - GOT_B )) -ge 1 ] && [ $(( PROVEN2 - PROVEN )) -ge 1 ]
+ok $? "b's nat received a cookie (cookies_received $GOT_B -> $GOT_B2) and a's nat passed b's initiation on its mac2 (initiations_cookie $PROVEN -> $PROVEN2)"
+[ -n "$INVALID2" ] && [ $(( INVALID2 - ${INVALID:-0} )) -le 100 ]
+ok $? "a's crypto did the DH work of at most 100 of the $SPOOFED spoofed initiations (handshake_invalid ${INVALID:-?} -> ${INVALID2:-?})"
+wait_for 3 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '.nat.under_load')\" = false ]"
+ok $? "a's nat is no longer under load a second after the flood"
+tunnel_ok; ok $? "tunnel a -> b unharmed after the spoofed flood"
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
