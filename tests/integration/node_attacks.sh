@@ -165,7 +165,8 @@ tunnel_ok; ok $? "tunnel a -> b unharmed after the flood"
 
 # 6. A flood of initiations from spoofed sources: thousands a second, each with
 # a valid mac1 for a's key, from random addresses of the underlay's /24 (not a
-# node's) and random ports, sent with IP_HDRINCL from c's namespace. Without
+# node's) and random ports, sent with IP_HDRINCL from c's namespace (3000 a
+# second until the points below are done, 10 s at most). Without
 # cookies they use up the budget of all sources (500, then 250 a second) and
 # crypto's CPU with it, and a peer's initiation rarely finds a token. With
 # cookies (docs/nat.md, "Cookie replies") a's nat is under load after 50 a
@@ -176,6 +177,7 @@ tunnel_ok; ok $? "tunnel a -> b unharmed after the flood"
 # retry carries mac2 and gets through.
 cat > "$T/spoof.py" <<'PY'
 import base64, hashlib, os, random, socket, struct, sys, time
+# spoof.py KEY DST RATE MAX-SECONDS OUT: until OUT.stop exists; writes the count to OUT
 pub, dst, rate, seconds, out = base64.b64decode(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 key = hashlib.blake2b(b"mac1----" + pub, digest_size=32).digest()
 msgs = []
@@ -188,7 +190,7 @@ sources = [socket.inet_aton("192.0.2.%d" % h) for h in range(10, 255)]  # not .1
 to = socket.inet_aton(dst)
 sent, start, tick = 0, time.time(), 0.01
 open(out + ".started", "w").close()
-while time.time() - start < seconds:
+while time.time() - start < seconds and not os.path.exists(out + ".stop"):
     for _ in range(max(1, int(rate * tick))):
         payload = msgs[sent % len(msgs)]
         udp = struct.pack("!HHHH", random.randint(1024, 65535), 51820, 8 + len(payload), 0) + payload
@@ -203,8 +205,8 @@ jq_at () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
 INVALID=$(counter a handshake_invalid)
 SENT_A=$(jq_at a '.nat.cookies_sent // 0'); GOT_B=$(jq_at b '.nat.cookies_received // 0')
 PROVEN=$(jq_at a '.nat.initiations_cookie // 0')
-rm -f "$T/spoofed" "$T/spoofed.started"
-in_ns c python3 "$T/spoof.py" "$KA" 192.0.2.1 3000 6 "$T/spoofed" &
+rm -f "$T/spoofed" "$T/spoofed.started" "$T/spoofed.stop"
+in_ns c python3 "$T/spoof.py" "$KA" 192.0.2.1 3000 10 "$T/spoofed" &
 SPOOF=$!
 wait_for 5 test -e "$T/spoofed.started"
 wait_for 3 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '.nat.under_load')\" = true ]"
@@ -220,13 +222,14 @@ kill -0 "$SPOOF" 2>/dev/null
 ok $? "the flood was still going when the ping crossed"
 ping_ok a 10.100.0.2
 ok $? "ping a -> b crosses during the flood too"
+touch "$T/spoofed.stop"
 wait "$SPOOF"
 SPOOFED=$(cat "$T/spoofed" 2>/dev/null || echo 0)
 INVALID2=$(counter a handshake_invalid)
 SENT_A2=$(jq_at a '.nat.cookies_sent // 0'); GOT_B2=$(jq_at b '.nat.cookies_received // 0')
 PROVEN2=$(jq_at a '.nat.initiations_cookie // 0')
 echo "# spoofed: $SPOOFED initiations sent; a: cookies_sent $SENT_A -> $SENT_A2, initiations_cookie $PROVEN -> $PROVEN2, handshake_invalid ${INVALID:-?} -> ${INVALID2:-?}, under load $(jq_at a '.nat.under_load_ms') ms; b: cookies_received $GOT_B -> $GOT_B2"
-[ "$SPOOFED" -ge 5000 ] && [ $(( SENT_A2 - SENT_A )) -ge $(( SPOOFED / 2 )) ]
+[ "$SPOOFED" -ge 1000 ] && [ $(( SENT_A2 - SENT_A )) -ge $(( SPOOFED / 2 )) ]
 ok $? "a's nat answered the spoofed initiations with cookie replies (cookies_sent $SENT_A -> $SENT_A2 for $SPOOFED sent)"
 [ $(( GOT_B2 - GOT_B )) -ge 1 ] && [ $(( PROVEN2 - PROVEN )) -ge 1 ]
 ok $? "b's nat received a cookie (cookies_received $GOT_B -> $GOT_B2) and a's nat passed b's initiation on its mac2 (initiations_cookie $PROVEN -> $PROVEN2)"
