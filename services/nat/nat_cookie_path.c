@@ -20,6 +20,7 @@
 #include "bus_log.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <sodium.h>
 
 #define S_KEY_ASK_MS    1000        //  ask crypto for this node's key this often until it answers
@@ -30,6 +31,7 @@ struct _nat_cookie_path_t {
     uint8_t mac1_key [NAT_HS_KEY_SIZE];         //  key ("mac1----", ours)
     uint8_t reply_key [NAT_HS_KEY_SIZE];        //  key ("cookie--", ours)
     int64_t asked_ms;                           //  last crypto.key, -1 never
+    bool under;                                 //  under load at the last initiation (logged when it changes)
     nat_cookie_secret_t *secret;
     nat_hs_load_t *load;
     nat_cookie_jar_t *jar;
@@ -90,7 +92,7 @@ s_on_key (bus_service_t *svc, bus_envelope_t *reply, void *arg)
     nat_hs_mac_key ("mac1----", key, path->mac1_key);
     nat_hs_mac_key ("cookie--", key, path->reply_key);
     path->key_known = true;
-    bus_debug ("this node's public key known: initiations' mac1 checked, cookie replies under load");
+    bus_info ("this node's public key known: initiations' mac1 checked, cookie replies under load");
 }
 
 void
@@ -161,7 +163,8 @@ nat_cookie_path_initiation (nat_service_t *self, const uint8_t *data, size_t siz
     if (!path || !path->key_known || size != WIRE_INITIATION_SIZE)
         return NAT_COOKIE_PASS;         //  crypto checks (and refuses) it as before
     if (!nat_hs_mac1_ok (path->mac1_key, data, WIRE_INITIATION_MAC1)) {
-        self->counters.initiations_bad_mac1++;
+        if (self->counters.initiations_bad_mac1++ == 0)
+            bus_info ("an initiation's mac1 is not for this node's key: dropped (counted in initiations_bad_mac1)");
         return NAT_COOKIE_DROP;
     }
     nat_hs_load_note (path->load, now);
@@ -173,7 +176,15 @@ nat_cookie_path_initiation (nat_service_t *self, const uint8_t *data, size_t siz
         self->counters.initiations_cookie++;
         return NAT_COOKIE_PROVEN;
     }
-    if (!nat_hs_load_under (path->load, now))
+    bool under = nat_hs_load_under (path->load, now);
+    if (under != path->under) {
+        path->under = under;
+        if (under)
+            bus_info ("under load (more than %d initiations in the last second): cookie replies", NAT_HS_LOAD_MAX);
+        else
+            bus_info ("no longer under load (%" PRIu64 " cookie replies sent in all)", self->counters.cookies_sent);
+    }
+    if (!under)
         return NAT_COOKIE_PASS;
     //  Under load: prove you receive at that address first
     uint8_t cookie [NAT_HS_MAC_SIZE], reply [WIRE_COOKIE_SIZE];
@@ -208,7 +219,7 @@ nat_cookie_path_reply (nat_service_t *self, const uint8_t *data, size_t size, in
     }
     nat_cookie_jar_store (path->jar, peer_index, cookie, now);
     self->counters.cookies_received++;
-    bus_debug ("peer %s is under load: cookie received, its next initiation carries mac2",
+    bus_info ("peer %s is under load: cookie received, its next initiation carries mac2",
                peer_index < self->info_count ? self->info [peer_index].name : "?");
 }
 
