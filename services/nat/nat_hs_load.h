@@ -26,10 +26,11 @@ void nat_hs_load_destroy (nat_hs_load_t **self_p);
 void nat_hs_load_note (nat_hs_load_t *self, int64_t now_ms);
 //  How many in the last second
 uint32_t nat_hs_load_count (nat_hs_load_t *self, int64_t now_ms);
-//  More than max in the last second? (counts the time under load: first_ms, total_ms)
+//  More than max in the last second? Each call also keeps the account of the
+//  time under load
 bool nat_hs_load_under (nat_hs_load_t *self, int64_t now_ms);
-//  Milliseconds spent under load in all (from the first to the last initiation
-//  found under load of each episode)
+//  Milliseconds spent under load in all (in each episode, from the first call
+//  that found it under load to the last)
 uint64_t nat_hs_load_total_ms (nat_hs_load_t *self);
 
 void nat_hs_load_test (bool verbose);
