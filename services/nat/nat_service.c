@@ -1030,6 +1030,8 @@ const bus_service_def_t nat_service_def = {
 
 #include "bus_broker.h"
 #include "bus_client.h"
+#include "nat_cookie_reply.h"
+#include <sodium.h>
 #include "bus_endpoint.h"
 #include <stdatomic.h>
 
@@ -1093,6 +1095,47 @@ s_test_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
     }
     atomic_store (&s_dial_index, dial.index);
     s_dials++;
+}
+
+//  crypto's part of cookie replies: this node's public key (32 x 0x3C)
+static void
+s_test_on_key (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    uint8_t key [NAT_KEY_SIZE];
+    memset (key, 0x3C, sizeof key);
+    crypto_key_reply_t reply = { .name = "" };
+    nat_key_to_base64 (key, reply.public_key);
+    bus_service_reply (svc, env, &crypto_key_reply_schema, &reply);
+}
+
+//  An initiation as crypto writes it: sender index, random body, mac1 for the
+//  receiver's key, mac2 zero
+static void
+s_test_initiation (uint8_t msg [WIRE_INITIATION_SIZE], uint32_t sender, const uint8_t receiver [NAT_KEY_SIZE])
+{
+    memset (msg, 0, WIRE_INITIATION_SIZE);
+    msg [0] = WIRE_INITIATION;
+    for (int i = 0; i < 4; i++)
+        msg [WIRE_INITIATION_SENDER_INDEX + i] = (uint8_t) (sender >> (8 * i));
+    randombytes_buf (msg + WIRE_INITIATION_EPHEMERAL, WIRE_INITIATION_MAC1 - WIRE_INITIATION_EPHEMERAL);
+    uint8_t key [NAT_HS_KEY_SIZE];
+    nat_hs_mac_key ("mac1----", receiver, key);
+    crypto_generichash (msg + WIRE_INITIATION_MAC1, NAT_HS_MAC_SIZE, msg, WIRE_INITIATION_MAC1, key, sizeof key);
+}
+
+//  Reads nat-crypto until this datagram arrives (true) or timeout_ms passes
+static bool
+s_test_to_crypto (bus_pipe_t *from_nat, const uint8_t *data, size_t size, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    bus_batch_iter_t iter;
+    bus_packet_t pkt;
+    while (zclock_mono () < deadline)
+        if (bus_pipe_recv (from_nat, &iter, 50) == 1)
+            while (bus_batch_iter_next (&iter, &pkt))
+                if (pkt.len == size && memcmp (pkt.data, data, size) == 0)
+                    return true;
+    return false;
 }
 
 //  discovery's part: a peer from the registry with two candidates, best first
@@ -1289,6 +1332,7 @@ nat_service_test (bool verbose)
     assert (crypto);
     bus_service_set_heartbeat (crypto, 100);
     bus_service_handle (crypto, "nat.dial", s_test_on_dial, NULL);
+    bus_service_handle (crypto, "crypto.key", s_test_on_key, NULL);
     zactor_t *crypto_actor = zactor_new (bus_service_actor, crypto);
 
     bus_service_t *svc = bus_service_new ("nat", NULL, dir);
@@ -1495,6 +1539,103 @@ nat_service_test (bool verbose)
         zclock_sleep (20);
         assert (attempt < 49);
     }
+
+    //  Cookie replies (nat_cookie_path.c). nat learned our public key from
+    //  crypto.key: an initiation whose mac1 is not for it never reaches crypto
+    uint8_t our_key [NAT_KEY_SIZE], alice_key [NAT_KEY_SIZE];
+    memset (our_key, 0x3C, sizeof our_key);
+    assert (nat_key_from_base64 (s_key0, alice_key, err, sizeof err) == 0);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        status = s_test_status (client);
+        bool known = status->mac1_checked;
+        free (status);
+        if (known)
+            break;
+        zclock_sleep (20);
+        assert (attempt < 99);
+    }
+    uint8_t init [64][WIRE_INITIATION_SIZE];
+    nat_udp_tx_t itx [64];
+    s_test_initiation (init [0], 1000, alice_key);                 //  mac1 for another key
+    itx [0] = (nat_udp_tx_t) { init [0], WIRE_INITIATION_SIZE, &nat_addr };
+    assert (nat_udp_send (remote, itx, 1) == 1);
+    //  60 with a valid mac1 at once: above 50 in a second nat is under load and
+    //  answers the others with cookie replies (sealed with our key and their mac1)
+    for (int i = 0; i < 60; i++) {
+        s_test_initiation (init [i], 2000 + i, our_key);
+        itx [i] = (nat_udp_tx_t) { init [i], WIRE_INITIATION_SIZE, &nat_addr };
+    }
+    assert (nat_udp_send (remote, itx, 60) == 60);
+    uint8_t reply_key [NAT_HS_KEY_SIZE], cookie [NAT_HS_MAC_SIZE];
+    nat_hs_mac_key ("cookie--", our_key, reply_key);
+    size_t cookies = 0, opened = 0;
+    while ((n = s_test_udp_recv (remote, &rx, cookies >= 10 ? 200 : 3000)) > 0)
+        for (size_t i = 0; i < n; i++) {
+            uint32_t index;
+            if (nat_cookie_reply_receiver (rx [i].data, rx [i].size, &index))
+                continue;               //  not a cookie reply
+            cookies++;
+            assert (index >= 2050 && index < 2060);                 //  the 51st and after
+            opened += nat_cookie_reply_read (rx [i].data, rx [i].size, reply_key, init [index - 2000] + WIRE_INITIATION_MAC1, cookie) == 0;
+        }
+    assert (cookies == 10 && opened == 10);
+    //  An initiation with mac2 under that cookie reaches crypto (after a token
+    //  of its source's budget came back: 5 a second)
+    zclock_sleep (250);
+    s_test_initiation (init [0], 3000, our_key);
+    nat_hs_mac2 (cookie, init [0], WIRE_INITIATION_MAC2, init [0] + WIRE_INITIATION_MAC2);
+    itx [0] = (nat_udp_tx_t) { init [0], WIRE_INITIATION_SIZE, &nat_addr };
+    assert (nat_udp_send (remote, itx, 1) == 1);
+    assert (s_test_to_crypto (from_nat, init [0], WIRE_INITIATION_SIZE, 2000));
+    status = s_test_status (client);
+    if (verbose)
+        printf ("nat_service: cookies_sent %" PRIu64 " initiations_cookie %" PRIu64 " bad_mac1 %" PRIu64 "\n",
+                status->cookies_sent, status->initiations_cookie, status->initiations_bad_mac1);
+    assert (status->initiations_bad_mac1 == 1 && status->cookies_sent == 10);
+    assert (status->initiations_cookie == 1 && status->under_load);
+    free (status);
+
+    //  The initiator's side: crypto's initiation to alice (at the remote socket)
+    //  is answered with a cookie reply; nat keeps it, never passes it to crypto,
+    //  and writes mac2 into the next initiation to alice
+    uint8_t out [WIRE_INITIATION_SIZE], zero [NAT_HS_MAC_SIZE] = { 0 };
+    uint8_t sent [WIRE_INITIATION_SIZE];
+    for (int round = 0; round < 2; round++) {
+        s_test_initiation (out, 4000 + round, alice_key);
+        assert (bus_batch_add (batch, 0, out, sizeof out) == 0);
+        assert (bus_pipe_send (to_nat, batch) == 0);
+        bool arrived = false;
+        while (!arrived && (n = s_test_udp_recv (remote, &rx, 2000)) > 0)
+            for (size_t i = 0; i < n; i++)
+                if (rx [i].size == WIRE_INITIATION_SIZE && memcmp (rx [i].data, out, WIRE_INITIATION_MAC2) == 0) {
+                    memcpy (sent, rx [i].data, sizeof sent);
+                    arrived = true;
+                }
+        assert (arrived);
+        if (round == 0) {
+            assert (memcmp (sent + WIRE_INITIATION_MAC2, zero, sizeof zero) == 0);
+            uint8_t alice_reply_key [NAT_HS_KEY_SIZE], cookie_reply [WIRE_COOKIE_SIZE];
+            nat_hs_mac_key ("cookie--", alice_key, alice_reply_key);
+            memset (cookie, 0x77, sizeof cookie);
+            nat_cookie_reply_write (cookie_reply, 4000, alice_reply_key, sent + WIRE_INITIATION_MAC1, cookie);
+            itx [0] = (nat_udp_tx_t) { cookie_reply, sizeof cookie_reply, &nat_addr };
+            assert (nat_udp_send (remote, itx, 1) == 1);
+            for (int attempt = 0; attempt < 100; attempt++) {
+                status = s_test_status (client);
+                bool kept = status->cookies_received == 1;
+                free (status);
+                if (kept)
+                    break;
+                zclock_sleep (20);
+                assert (attempt < 99);
+            }
+        }
+        else
+            assert (nat_hs_mac2_ok (cookie, sent, WIRE_INITIATION_MAC2));
+    }
+    status = s_test_status (client);
+    assert (status->cookies_received == 1 && status->initiations_mac2 == 1 && status->cookies_refused == 0);
+    free (status);
 
     bus_client_destroy (&client);
     bus_batch_destroy (&batch);
