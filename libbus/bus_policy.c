@@ -22,14 +22,14 @@ typedef struct {
 #define BUS_PROGRAM(service, programs, doc) { service, programs },
 #define BUS_SENDER(type, event, senders, doc)
 static const s_program_t s_programs [] = {
-#include "schemas/senders.def"
+#include "../schemas/senders.def"
 };
 #undef BUS_PROGRAM
 #undef BUS_SENDER
 #define BUS_PROGRAM(service, programs, doc)
 #define BUS_SENDER(type, event, senders, doc) { type, event, senders },
 static const s_sender_t s_senders [] = {
-#include "schemas/senders.def"
+#include "../schemas/senders.def"
 };
 #undef BUS_PROGRAM
 #undef BUS_SENDER
