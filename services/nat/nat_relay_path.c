@@ -1019,7 +1019,8 @@ s_conclusion (nat_mapping_class_t kind)
 {
     switch (kind) {
         case NAT_MAPPING_EDM_RANDOM:
-            return "so only a peer whose NAT filters by address alone (or no NAT) can answer";
+            return "so only a peer whose NAT filters by address alone (or no NAT) can answer, or a birthday "
+                   "attempt with a peer whose NAT maps endpoint-independently (`connection.birthday`)";
         case NAT_MAPPING_EDM_SEQ:
             return "so only a peer whose NAT filters by address alone (or no NAT) can answer "
                    "(we send no predicted ports: each would use up one of ours)";
@@ -1027,7 +1028,7 @@ s_conclusion (nat_mapping_class_t kind)
             return "so their side drops what we send (a firewall or NAT that blocks UDP from us)";
         case NAT_MAPPING_EIM:
             return "so their NAT likely maps per destination with ports we cannot predict (or blocks UDP), "
-                   "and ours filters by port";
+                   "and ours filters by port (birthday attempts toward it: `connection.birthday`)";
         default:
             return "so we send no predicted ports";
     }
