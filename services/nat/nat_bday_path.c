@@ -59,7 +59,7 @@ struct _nat_bday_path_t {
     uint32_t pending [NODE_PEERS_MAX];
     size_t pending_count;
     size_t sockets_open;
-    size_t attempts_now;
+    size_t attempts_now;        //  counted again every tick (peers with an attempt under way)
     size_t sockets_max;         //  S_SOCKETS_TOTAL, or half the descriptor limit when lower
     uint64_t attempts, datagrams, hits, strangers, drops;
     nat_udp_stats_t closed;     //  carried sockets' counters, once closed
@@ -236,7 +236,6 @@ s_take (nat_bday_path_t *self, s_open_t *o, size_t k, const nat_addr_t *from, in
     else
         snprintf (err, sizeof err, "cannot poll it");
     s_open_close (self, index);
-    self->attempts_now--;
     char text [NAT_ADDR_TEXT_MAX];
     if (!p->taken) {
         bus_warn ("peer %s: birthday hit, but its socket cannot be carried: %s", s_name (self, index), err);
@@ -262,13 +261,13 @@ s_start (nat_bday_path_t *self, uint32_t index, nat_peer_info_t *info, const nat
     self->attempts_now++;
     self->attempts++;
     nat_addr_format (&info->relay_seen, text, sizeof text);
+    s_open_close (self, index);         //  none should be left; never two sets for one peer
     if (info->bday.role == NAT_BDAY_HARD) {
         size_t opened = s_open (self, index, &info->relay_seen, cfg->sockets);
         if (!opened) {
             bus_warn ("peer %s: birthday attempt: no socket could be opened (%zu open in all)", s_name (self, index),
                       self->sockets_open);
             s_open_close (self, index);
-            self->attempts_now--;
             nat_bday_end (&info->bday, now);
             return;
         }
@@ -298,7 +297,6 @@ s_end (nat_bday_path_t *self, uint32_t index, nat_peer_t *peer, nat_peer_info_t 
     bus_info ("peer %s: birthday attempt %u over after %u round%s, %" PRId64 " ms: %s", info->name,
               info->bday.attempts, info->bday.round, info->bday.round == 1 ? "" : "s", now - info->bday.started_ms, how);
     s_open_close (self, index);
-    self->attempts_now--;
     nat_bday_end (&info->bday, now);
 }
 
@@ -310,6 +308,13 @@ nat_bday_path_tick (nat_bday_path_t *self, int64_t now)
     nat_service_t *svc = self->owner;
     nat_bday_config_t cfg = s_config (svc);
     nat_bday_role_t role = nat_bday_role (svc->mapping ? nat_mapping_class (svc->mapping) : NAT_MAPPING_UNKNOWN);
+    self->attempts_now = 0;
+    for (uint32_t i = 0; i < NODE_PEERS_MAX && i < svc->info_count; i++) {
+        //  Sockets without a hard attempt (its state was reset): closed
+        if (self->peers [i].open && svc->info [i].bday.role != NAT_BDAY_HARD)
+            s_open_close (self, i);
+        self->attempts_now += svc->info [i].bday.role != NAT_BDAY_NONE;
+    }
     for (uint32_t i = 0; i < NODE_PEERS_MAX && i < svc->info_count; i++) {
         nat_peer_t *peer = i < nat_peer_table_slots (svc->table) ? nat_peer_table_at (svc->table, i) : NULL;
         nat_peer_info_t *info = &svc->info [i];
@@ -340,13 +345,16 @@ nat_bday_path_tick (nat_bday_path_t *self, int64_t now)
                 s_start (self, i, info, &cfg, now);
                 break;
             case NAT_BDAY_ROUND:
-                if (info->bday.role == NAT_BDAY_HARD && p->open) {
+                if (info->bday.role == NAT_BDAY_HARD) {
+                    if (!p->open) {             //  closed under it: nothing left to hold
+                        s_end (self, i, peer, info, now);
+                        break;
+                    }
                     s_hold (self, p->open);
                     nat_bday_round_done (&info->bday, &cfg, now);
                 }
                 else
-                if (info->bday.role == NAT_BDAY_EASY
-                &&  nat_relay_path_birthday_round (svc, peer, cfg.probes, info->bday.round * cfg.probes, now))
+                if (nat_relay_path_birthday_round (svc, peer, cfg.probes, info->bday.round * cfg.probes, now))
                     nat_bday_round_done (&info->bday, &cfg, now);
                 break;
             case NAT_BDAY_END:
