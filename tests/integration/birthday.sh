@@ -47,7 +47,9 @@ mesh_relay relay2 203.0.113.12 relay-2 1
 mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479 relay-2@203.0.113.12:3479
 
 # The test's schedule: 10 rounds 500 ms apart, after 2 unanswered probe rounds
-BDAY='birthday_sockets = 256; birthday_probes = 256; birthday_rounds = 10; birthday_interval = "500ms"; birthday_after = 2;'
+# (BIRTHDAY_CFG="" runs the defaults: 8 rounds 2 s apart after 3 probe rounds;
+# give it BIRTHDAY_DIRECT_S=30 and BIRTHDAY_ATTEMPT_S=30)
+BDAY=${BIRTHDAY_CFG-'birthday_sockets = 256; birthday_probes = 256; birthday_rounds = 10; birthday_interval = "500ms"; birthday_after = 2;'}
 status_of () { peers_json "$1" | jq -r ".nat.$2"; }
 t0=$(now_ms)
 for n in sym pr cg; do mesh_start_node "$n" "$BDAY"; done
@@ -103,7 +105,7 @@ VIP[ctl]=$(vip ctl)
 wait_for 10 pair_pings ctl sym
 ok $? "ctl (birthday = false) <-> sym: a ping crosses both ways"
 attempt_over () { grep -qE "peer ctl: birthday attempt 1 over after" "$T/sym/bifrostd.log"; }
-wait_for 15 attempt_over
+wait_for "${BIRTHDAY_ATTEMPT_S:-15}" attempt_over
 ok $? "sym's attempt toward ctl ended: '$(grep -m1 -oE "peer ctl: birthday attempt 1 over after.*" "$T/sym/bifrostd.log")'"
 [[ "$(peer_path ctl sym)" == relay\ relay-[12] ]] && [[ "$(peer_path sym ctl)" == relay\ relay-[12] ]] \
     && [ "$(status_of ctl birthday_probes)" = 0 ] && [ "$(status_of ctl birthday_attempts)" = 0 ]
