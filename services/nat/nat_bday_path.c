@@ -244,10 +244,11 @@ s_take (nat_bday_path_t *self, s_open_t *o, size_t k, const nat_addr_t *from, in
     }
     self->hits++;
     p->on_ms = now;
-    bus_info ("peer %s: birthday hit: a probe from %s reached socket %zu of %zu (port %u) in round %u, "
+    bus_info ("peer %s: birthday hit: a probe from %s reached socket %zu of %zu (local port %u) after %u round%s, "
               "%" PRId64 " ms after the attempt started; the peer goes on it as bday/%u",
               s_name (self, index), nat_addr_format (from, text, sizeof text), k + 1, count,
-              nat_udp_port (nat_taken_udp (p->taken)), info->bday.round, now - info->bday.started_ms, index);
+              nat_udp_port (nat_taken_udp (p->taken)), info->bday.round, info->bday.round == 1 ? "" : "s",
+              now - info->bday.started_ms, index);
     nat_bday_end (&info->bday, now);
 }
 
