@@ -43,8 +43,9 @@ bus_broker_t *
 bus_broker_new (const char *run_dir)
 {
     char endpoint [BUS_PATH_MAX];
-    if (bus_run_dir_prepare (run_dir)) {
-        bus_error ("cannot create run directory %s: %s", run_dir, strerror (errno));
+    char err [300];
+    if (bus_run_dir_secure (run_dir, err, sizeof err)) {
+        bus_error ("%s", err);
         return NULL;
     }
     bus_broker_t *self = (bus_broker_t *) zmalloc (sizeof (bus_broker_t));

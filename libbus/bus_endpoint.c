@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,31 +32,88 @@ bus_endpoint (char *buf, size_t size, const char *run_dir, const char *name)
     return 0;
 }
 
+//  The run directory holds the sockets of every service, so it must be ours
+//  alone. It is opened without following a symlink and checked on the open
+//  descriptor (no window between check and chmod): a symlink, something that is
+//  not a folder, a folder of another user, or a shared one (sticky or
+//  world-writable, as /tmp) is refused and left as it is. run_dir = "/tmp" once
+//  turned /tmp into 0700. A missing folder is created 0700 (parents 0755).
 int
-bus_run_dir_prepare (const char *run_dir)
+bus_run_dir_secure (const char *run_dir, char *err, size_t errsize)
 {
     char path [BUS_PATH_MAX];
-    if (strlen (run_dir) >= sizeof path) {
+    if (!*run_dir || strlen (run_dir) >= sizeof path) {
+        snprintf (err, errsize, "run directory %.*s: expected a path of 1 to %d bytes",
+                  (int) sizeof path, run_dir, (int) sizeof path - 1);
         errno = ENAMETOOLONG;
         return -1;
     }
     strcpy (path, run_dir);
-    for (char *p = path + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir (path, 0755) && errno != EEXIST)
-                return -1;
-            *p = '/';
+    int fd = open (path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        for (char *p = path + 1; *p; p++) {
+            if (*p == '/') {
+                *p = 0;
+                if (mkdir (path, 0755) && errno != EEXIST) {
+                    snprintf (err, errsize, "run directory %s: cannot create %s: %s", run_dir, path, strerror (errno));
+                    return -1;
+                }
+                *p = '/';
+            }
         }
+        if (mkdir (path, 0700) && errno != EEXIST) {
+            snprintf (err, errsize, "run directory %s: cannot create it: %s", run_dir, strerror (errno));
+            return -1;
+        }
+        fd = open (path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
-    if (mkdir (path, 0700) && errno != EEXIST)
+    if (fd < 0) {
+        int code = errno;
+        struct stat lst;
+        if (code == ELOOP || (lstat (path, &lst) == 0 && S_ISLNK (lst.st_mode)))
+            snprintf (err, errsize, "run directory %s is a symbolic link: refused (give the real folder)", run_dir);
+        else
+        if (code == ENOTDIR)
+            snprintf (err, errsize, "run directory %s is not a directory", run_dir);
+        else
+            snprintf (err, errsize, "run directory %s: %s", run_dir, strerror (code));
+        errno = code;
         return -1;
+    }
     struct stat st;
-    if (stat (path, &st) || !S_ISDIR (st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
+    int rc = -1;
+    if (fstat (fd, &st)) {
+        snprintf (err, errsize, "run directory %s: %s", run_dir, strerror (errno));
     }
-    return chmod (path, 0700);
+    else
+    if (st.st_uid != geteuid ()) {
+        snprintf (err, errsize, "run directory %s is not owned by uid %u (its owner is uid %u): refused",
+                  run_dir, (unsigned) geteuid (), (unsigned) st.st_uid);
+        errno = EPERM;
+    }
+    else
+    if (st.st_mode & (S_ISVTX | S_IWOTH)) {
+        snprintf (err, errsize, "run directory %s is a shared folder (mode %04o, sticky or world-writable): "
+                  "refused, use a folder of its own such as %s/bifrost", run_dir,
+                  (unsigned) (st.st_mode & 07777), run_dir);
+        errno = EPERM;
+    }
+    else
+    if ((st.st_mode & 07777) != 0700 && fchmod (fd, 0700))
+        snprintf (err, errsize, "run directory %s: chmod 0700: %s", run_dir, strerror (errno));
+    else
+        rc = 0;
+    int code = errno;
+    close (fd);
+    errno = code;
+    return rc;
+}
+
+int
+bus_run_dir_prepare (const char *run_dir)
+{
+    char err [300];
+    return bus_run_dir_secure (run_dir, err, sizeof err);
 }
 
 void
@@ -89,6 +147,30 @@ bus_endpoint_test (bool verbose)
     assert (bus_run_dir_prepare (sub) == 0);
     struct stat st;
     assert (stat (sub, &st) == 0 && (st.st_mode & 0777) == 0700);
+    //  Not safely ours: refused with a clear message, and left untouched
+    char link [BUS_PATH_MAX], err [300];
+    snprintf (link, sizeof link, "%s/link", dir);
+    assert (symlink (sub, link) == 0);
+    assert (chmod (sub, 0755) == 0);
+    assert (bus_run_dir_secure (link, err, sizeof err) == -1 && strstr (err, "is a symbolic link"));
+    assert (stat (sub, &st) == 0 && (st.st_mode & 0777) == 0755);
+    unlink (link);
+    assert (chmod (sub, 01777) == 0);
+    assert (bus_run_dir_secure (sub, err, sizeof err) == -1 && strstr (err, "sticky or world-writable"));
+    assert (stat (sub, &st) == 0 && (st.st_mode & 07777) == 01777);
+    assert (chmod (sub, 0757) == 0);
+    assert (bus_run_dir_prepare (sub) == -1 && errno == EPERM);
+    if (geteuid () == 0) {
+        assert (chmod (sub, 0755) == 0 && chown (sub, 65534, 65534) == 0);
+        assert (bus_run_dir_secure (sub, err, sizeof err) == -1 && strstr (err, "is not owned by uid 0"));
+        assert (stat (sub, &st) == 0 && (st.st_mode & 0777) == 0755);
+        assert (chown (sub, 0, 0) == 0);
+    }
+    assert (bus_run_dir_secure ("", err, sizeof err) == -1 && strstr (err, "expected a path"));
+    //  A folder of ours with a looser mode is tightened
+    assert (chmod (sub, 0755) == 0);
+    assert (bus_run_dir_secure (sub, err, sizeof err) == 0);
+    assert (stat (sub, &st) == 0 && (st.st_mode & 07777) == 0700);
     rmdir (sub);
     snprintf (sub, sizeof sub, "%s/a", dir);
     rmdir (sub);

@@ -24,8 +24,12 @@ const char *bus_run_dir (const char *explicit_dir);
 //  socket path.
 int bus_endpoint (char *buf, size_t size, const char *run_dir, const char *name);
 
-//  Creates run_dir (and parents) with mode 0700, or tightens an existing one.
-//  0 or -1 with errno.
+//  Creates run_dir (and parents) with mode 0700, or tightens an existing folder
+//  of ours; refuses (and leaves as it is) a symlink, a non-folder, a folder of
+//  another user and a shared one (sticky or world-writable, as /tmp).
+//  0, or -1 with errno and a message in err.
+int bus_run_dir_secure (const char *run_dir, char *err, size_t errsize);
+//  The same without the message: 0 or -1 with errno.
 int bus_run_dir_prepare (const char *run_dir);
 
 //  Removes the broker's socket files and the (then empty) run directory; for

@@ -17,7 +17,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "sup_proc.h"
+#include "sup_check.h"
 
 #ifndef BIFROST_SYSCONFDIR
 #define BIFROST_SYSCONFDIR "/etc"
@@ -41,60 +41,6 @@ s_usage (FILE *out)
         "  -h, --help                this text\n"
         "Signals: SIGTERM/SIGINT stop everything, SIGHUP reloads the configuration.\n"
         "See docs/supervisor.md and docs/configuration.md.\n");
-}
-
-//  Runs `<service> --check-config -c FILE` for every Bifrost service: programs
-//  named bifrost-* that use the readiness protocol (anything else may not know the
-//  option, and must not be started by a check). Their errors go to our stderr with
-//  file and line. Each check gets 5 s. Returns the number that refused.
-static int
-s_check_services (sup_config_t *config, const char *config_path)
-{
-    int failed = 0;
-    for (size_t i = 0; i < sup_config_service_count (config); i++) {
-        const sup_service_cfg_t *svc = sup_config_service (config, i);
-        if (svc->notify == SUP_NOTIFY_NONE)
-            continue;
-        char path [1024], err [256];
-        if (sup_proc_resolve (svc->exec, path, sizeof path, err, sizeof err)) {
-            fprintf (stderr, "%s: service %s: %s\n", config_path, svc->name, err);
-            failed++;
-            continue;
-        }
-        const char *base = strrchr (path, '/');
-        if (strncmp (base ? base + 1 : path, "bifrost-", 8) != 0)
-            continue;
-        pid_t pid = fork ();
-        if (pid == 0) {
-            int devnull = open ("/dev/null", O_WRONLY);
-            if (devnull >= 0)
-                dup2 (devnull, STDOUT_FILENO);
-            setenv ("BIFROST_SERVICE", svc->name, 1);
-            execl (path, path, "--check-config", "-c", config_path, (char *) NULL);
-            _exit (127);
-        }
-        int status = 0;
-        pid_t done = 0;
-        for (int waited = 0; pid > 0 && waited < 500 && (done = waitpid (pid, &status, WNOHANG)) == 0; waited++)
-            usleep (10000);
-        if (pid > 0 && done == 0) {
-            kill (pid, SIGKILL);
-            waitpid (pid, &status, 0);
-            fprintf (stderr, "%s: service %s: %s --check-config did not finish in 5 s\n", config_path, svc->name, path);
-            failed++;
-        }
-        else
-        if (pid < 0 || done != pid) {
-            fprintf (stderr, "%s: service %s: cannot run %s --check-config\n", config_path, svc->name, path);
-            failed++;
-        }
-        else
-        if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
-            fprintf (stderr, "%s: service %s (%s) refused the configuration\n", config_path, svc->name, path);
-            failed++;
-        }
-    }
-    return failed;
 }
 
 int
@@ -145,7 +91,7 @@ main (int argc, char **argv)
     }
     //  Each Bifrost service checks its own section of the file: nothing starts
     //  unless every one of them accepts it
-    if (s_check_services (config, config_path)) {
+    if (sup_check_services (config, config_path, stderr)) {
         fprintf (stderr, "bifrostd: %s has errors; nothing started\n", config_path);
         sup_config_destroy (&config);
         return BUS_EXIT_CONFIG;

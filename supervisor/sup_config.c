@@ -162,6 +162,21 @@ s_check_service_key (bus_config_t *config, config_setting_t *group, config_setti
         }
     }
     else
+    if (streq (key->name, "pass_env")) {
+        svc->pass_env = s_read_strings (config, group, "pass_env", SUP_ENV_MAX, &svc->pass_env_count);
+        for (size_t i = 0; i < svc->pass_env_count; i++) {
+            const char *name = svc->pass_env [i];
+            bool valid = isalpha ((unsigned char) *name) || *name == '_';
+            for (const char *p = name; valid && *p; p++)
+                valid = isalnum ((unsigned char) *p) || *p == '_';
+            if (!valid)
+                bus_config_error (config, setting, "expected variable names (letters, digits, _), got \"%s\"", name);
+            for (int r = 0; valid && s_reserved_env [r]; r++)
+                if (streq (name, s_reserved_env [r]))
+                    bus_config_error (config, setting, "%s is set by bifrostd and cannot be passed", name);
+        }
+    }
+    else
     if (streq (key->name, "depends")) {
         size_t depend_count = 0;
         const char **depends = s_read_strings (config, group, "depends", SUP_DEPENDS_MAX, &depend_count);
@@ -208,7 +223,8 @@ s_free_service (sup_service_cfg_t *svc)
 {
     free (svc->args);
     free (svc->env);
-    svc->args = svc->env = NULL;
+    free (svc->pass_env);
+    svc->args = svc->env = svc->pass_env = NULL;
 }
 
 //  Orders services so that every one comes after its dependencies (Kahn's
@@ -439,7 +455,45 @@ sup_service_cfg_same_command (const sup_service_cfg_t *a, const sup_service_cfg_
     return strcmp (a->exec, b->exec) == 0
         && a->notify == b->notify
         && s_same_strings (a->args, a->arg_count, b->args, b->arg_count)
-        && s_same_strings (a->env, a->env_count, b->env, b->env_count);
+        && s_same_strings (a->env, a->env_count, b->env, b->env_count)
+        && s_same_strings (a->pass_env, a->pass_env_count, b->pass_env, b->pass_env_count);
+}
+
+//  Two settings hold the same value: same type, same members in the same order
+//  (names too), same scalars. Strings are compared as written (before ${VAR}).
+static bool
+s_same_setting (config_setting_t *a, config_setting_t *b)
+{
+    if (!a || !b)
+        return a == b;
+    int type = config_setting_type (a);
+    if (type != config_setting_type (b))
+        return false;
+    const char *na = config_setting_name (a), *nb = config_setting_name (b);
+    if ((na || nb) && (!na || !nb || strcmp (na, nb) != 0))
+        return false;
+    switch (type) {
+        case CONFIG_TYPE_INT: return config_setting_get_int (a) == config_setting_get_int (b);
+        case CONFIG_TYPE_INT64: return config_setting_get_int64 (a) == config_setting_get_int64 (b);
+        case CONFIG_TYPE_FLOAT: return config_setting_get_float (a) == config_setting_get_float (b);
+        case CONFIG_TYPE_BOOL: return config_setting_get_bool (a) == config_setting_get_bool (b);
+        case CONFIG_TYPE_STRING: return strcmp (config_setting_get_string (a), config_setting_get_string (b)) == 0;
+        default: break;
+    }
+    int length = config_setting_length (a);
+    if (length != config_setting_length (b))
+        return false;
+    for (int i = 0; i < length; i++)
+        if (!s_same_setting (config_setting_get_elem (a, (unsigned) i), config_setting_get_elem (b, (unsigned) i)))
+            return false;
+    return true;
+}
+
+bool
+sup_config_same_section (sup_config_t *a, sup_config_t *b, const char *name)
+{
+    return s_same_setting (config_lookup (bus_config_raw (a->config), name),
+                           config_lookup (bus_config_raw (b->config), name));
 }
 
 const char *
@@ -542,6 +596,7 @@ sup_config_test (bool verbose)
         "    restart = \"transient\"; args = [\"--x\", \"${SUP_CONFIG_TEST_SECRET}\"]; intensity = 5; },\n"
         "  { name = \"bus\"; exec = \"bifrost-bus\"; },\n"
         "  { name = \"coturn\"; exec = \"/usr/bin/turnserver\"; notify = \"none\"; env = [\"A=B\"];\n"
+        "    pass_env = [\"TURN_SECRET\", \"_X1\"];\n"
         "    restart = \"temporary\"; on_give_up = \"stop_all\"; }\n"
         ");\n"
         "web: { port = 1; };\n");
@@ -567,6 +622,8 @@ sup_config_test (bool verbose)
     assert (echo->line == 6);
     const sup_service_cfg_t *coturn = sup_config_find (self, "coturn");
     assert (coturn->notify == SUP_NOTIFY_NONE && coturn->env_count == 1);
+    assert (coturn->pass_env_count == 2 && strcmp (coturn->pass_env [0], "TURN_SECRET") == 0);
+    assert (echo->pass_env_count == 0 && echo->pass_env [0] == NULL);
     assert (coturn->limits.on_give_up == SUP_GIVE_UP_STOP_ALL);
     assert (coturn->restart == SUP_RESTART_TEMPORARY);
     assert (strcmp (sup_restart_name (coturn->restart), "temporary") == 0);
@@ -574,6 +631,26 @@ sup_config_test (bool verbose)
     assert (sup_service_cfg_same_command (echo, echo));
     assert (!sup_service_cfg_same_command (echo, coturn));
     sup_config_destroy (&self);
+
+    //  Sections compared by value, not by layout
+    {
+        sup_config_t *a = s_parse ("services = ( );\nweb: { port = 1; hosts = [\"a\", \"b\"]; t = { x = 1.5; }; };\n");
+        sup_config_t *b = s_parse ("services = ( );   web = { port = 1;\n hosts = [\"a\", \"b\"]; t: { x = 1.5; }; };");
+        sup_config_t *c = s_parse ("services = ( );\nweb: { port = 2; hosts = [\"a\", \"b\"]; t = { x = 1.5; }; };\n");
+        sup_config_t *d = s_parse ("services = ( );\nweb: { port = 1; hosts = [\"a\"]; t = { x = 1.5; }; };\n");
+        sup_config_t *e = s_parse ("services = ( );\n");
+        assert (a && b && c && d && e);
+        assert (sup_config_same_section (a, b, "web"));
+        assert (!sup_config_same_section (a, c, "web"));
+        assert (!sup_config_same_section (a, d, "web"));
+        assert (!sup_config_same_section (a, e, "web"));
+        assert (sup_config_same_section (e, e, "web"));
+        sup_config_destroy (&a);
+        sup_config_destroy (&b);
+        sup_config_destroy (&c);
+        sup_config_destroy (&d);
+        sup_config_destroy (&e);
+    }
 
     //  Every error path, each with its line
     s_expect_error ("services = ( { name = \"a\"; exec = \"x\"; restart = \"sometimes\"; } );",
@@ -612,6 +689,12 @@ sup_config_test (bool verbose)
                     "services.[0].args.[0]: expected a string", verbose);
     s_expect_error ("services = ( { name = \"a\"; exec = \"x\"; env = [\"NOEQUALS\"]; } );",
                     "services.[0].env: expected \"NAME=value\"", verbose);
+    s_expect_error ("services = ( { name = \"a\"; exec = \"x\"; pass_env = [\"A-B\"]; } );",
+                    "services.[0].pass_env: expected variable names", verbose);
+    s_expect_error ("services = ( { name = \"a\"; exec = \"x\"; pass_env = [\"BIFROST_CONFIG\"]; } );",
+                    "BIFROST_CONFIG is set by bifrostd and cannot be passed", verbose);
+    s_expect_error ("services = ( { name = \"a\"; exec = \"x\"; pass_env = \"TOKEN\"; } );",
+                    "services.[0].pass_env: expected a list of strings", verbose);
     s_expect_error ("services = ( { name = \"a\"; exec = \"x\"; env = [\"BIFROST_READY_FD=9\"]; } );",
                     "BIFROST_READY_FD is set by bifrostd", verbose);
     s_expect_error ("services = ( { name = \"a\"; exec = \"x\"; depends = [\"ghost\"]; } );",

@@ -43,6 +43,8 @@ typedef struct {
     size_t arg_count;
     const char **env;               //  "KEY=VALUE", env_count (NULL-terminated)
     size_t env_count;
+    const char **pass_env;          //  names passed from bifrostd's environment
+    size_t pass_env_count;
     const char *depends [SUP_DEPENDS_MAX];
     size_t depend_count;
     int instances;
@@ -73,9 +75,13 @@ size_t sup_config_service_count (sup_config_t *self);
 const sup_service_cfg_t *sup_config_service (sup_config_t *self, size_t index);
 const sup_service_cfg_t *sup_config_find (sup_config_t *self, const char *name);
 
-//  True when two descriptions run the same command (exec, args, env, notify):
+//  True when two descriptions run the same command (exec, args, env, pass_env, notify):
 //  a reload restarts a service only when this is false.
 bool sup_service_cfg_same_command (const sup_service_cfg_t *a, const sup_service_cfg_t *b);
+//  True when the top-level section `name` (the one named after a service, which
+//  that service reads) holds the same in both files, or is absent from both: a
+//  reload restarts the service when this is false.
+bool sup_config_same_section (sup_config_t *a, sup_config_t *b, const char *name);
 const char *sup_restart_name (sup_restart_type_t restart);
 
 //  The annotated default configuration printed by --print-default-config.

@@ -7,6 +7,8 @@
 #include "sup_server.h"
 #include "bus_clock.h"
 #include "sup_control.h"
+#include "sup_env.h"
+#include "sup_check.h"
 #include "sup_policy.h"
 #include "sup_proc.h"
 #include "bus_endpoint.h"
@@ -24,8 +26,6 @@
 #include <sys/wait.h>
 
 #define S_TICK_MS       50
-
-extern char **environ;
 
 typedef enum {
     S_WAITING = 0, S_STARTING, S_READY, S_BACKOFF, S_STOPPING, S_STOPPED, S_FAILED
@@ -55,6 +55,8 @@ typedef struct {
     int64_t backoff_ms;
     char reason [121];
     char kill_reason [121];             //  why we killed it (hung, not ready)
+    char last_event [100];              //  why its last process ended, for the status
+    int64_t ended_at;                   //  when that process ended
 } s_instance_t;
 
 struct _s_service_t {
@@ -129,6 +131,27 @@ s_set_state (s_instance_t *inst, s_state_t state, const char *fmt, ...)
         inst->reason [0] = 0;
 }
 
+//  READY; after a restart the status says what happened last, so an operator
+//  who looks after the fact still sees it ("killed by SIGKILL, restarted after
+//  18 ms": from the old process's end to the new one's READY)
+static void
+s_set_ready (s_instance_t *inst, int64_t now)
+{
+    if (inst->last_event [0])
+        s_set_state (inst, S_READY, "%s, restarted after %lld ms", inst->last_event,
+                     (long long) (now - inst->ended_at));
+    else
+        s_set_state (inst, S_READY, NULL);
+}
+
+//  Remembers why the process of inst ended, before it is started again.
+static void
+s_note_end (s_instance_t *inst, const char *why)
+{
+    snprintf (inst->last_event, sizeof inst->last_event, "%.99s", why);
+    inst->ended_at = bus_clock_ms ();
+}
+
 static void
 s_unwatch (sup_server_t *self, s_instance_t *inst)
 {
@@ -164,29 +187,6 @@ s_alive (s_instance_t *inst)
 
 static int s_pipe_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
-//  Builds "NAME=value" for the environment.
-static char *
-s_env_entry (const char *name, const char *value)
-{
-    char *entry = NULL;
-    if (asprintf (&entry, "%s=%s", name, value) < 0)
-        entry = NULL;
-    assert (entry);
-    return entry;
-}
-
-//  Whether env entry "NAME=..." sets one of the names in list.
-static bool
-s_env_overridden (const char *entry, const char *const *list, size_t count)
-{
-    const char *eq = strchr (entry, '=');
-    size_t len = eq ? (size_t) (eq - entry) : strlen (entry);
-    for (size_t i = 0; i < count; i++)
-        if (strncmp (list [i], entry, len) == 0 && list [i][len] == '=')
-            return true;
-    return false;
-}
-
 static void
 s_spawn (sup_server_t *self, s_instance_t *inst)
 {
@@ -208,40 +208,23 @@ s_spawn (sup_server_t *self, s_instance_t *inst)
         argv [argc++] = (char *) cfg->args [i];
     argv [argc] = NULL;
 
+    //  The child's environment: ours, then what its group names (sup_env)
     char ready_fd [16];
     snprintf (ready_fd, sizeof ready_fd, "%d", SUP_PROC_READY_FD);
-    const char *ours [] = {
-        BUS_READY_ENV, ready_fd, "BIFROST_RUN_DIR", self->run_dir, "BIFROST_SERVICE", service->name,
-        "BIFROST_INSTANCE", inst->id, "BIFROST_CONFIG", self->config_path,
-        "BIFROST_LOG_LEVEL", self->log_level
-    };
-    size_t ours_count = sizeof ours / sizeof ours [0] / 2;
-    size_t environ_count = 0;
-    while (environ [environ_count])
-        environ_count++;
-    char **envp = (char **) zmalloc ((environ_count + cfg->env_count + ours_count + 1) * sizeof (char *));
-    char **owned = (char **) zmalloc ((ours_count + 1) * sizeof (char *));
-    assert (envp && owned);
-    size_t envc = 0;
-    for (size_t i = 0; i < ours_count; i++) {
-        owned [i] = s_env_entry (ours [2 * i], ours [2 * i + 1]);
-        envp [envc++] = owned [i];
-    }
-    for (size_t i = 0; i < cfg->env_count; i++)
-        envp [envc++] = (char *) cfg->env [i];
-    for (size_t i = 0; i < environ_count; i++)
-        if (!s_env_overridden (environ [i], (const char *const *) envp, envc)
-        &&  strncmp (environ [i], "BIFROST_READY_FD=", 17) != 0)
-            envp [envc++] = environ [i];
-    envp [envc] = NULL;
+    sup_env_t *env = sup_env_new ();
+    if (cfg->notify == SUP_NOTIFY_READY)
+        sup_env_set (env, BUS_READY_ENV, ready_fd);     //  only with a pipe there
+    sup_env_set (env, "BIFROST_RUN_DIR", self->run_dir);
+    sup_env_set (env, "BIFROST_SERVICE", service->name);
+    sup_env_set (env, "BIFROST_INSTANCE", inst->id);
+    sup_env_set (env, "BIFROST_CONFIG", self->config_path);
+    sup_env_set (env, "BIFROST_LOG_LEVEL", self->log_level);
+    sup_env_add_service (env, cfg);
 
     bool pipe = cfg->notify == SUP_NOTIFY_READY;
     int64_t now = bus_clock_ms ();
-    inst->proc = sup_proc_start (path, argv, envp, pipe, err, sizeof err);
-    for (size_t i = 0; i < ours_count; i++)
-        free (owned [i]);
-    free (owned);
-    free (envp);
+    inst->proc = sup_proc_start (path, argv, sup_env_envp (env), pipe, err, sizeof err);
+    sup_env_destroy (&env);
     free (argv);
     inst->started_at = now;
     inst->last_line_at = now;
@@ -262,12 +245,15 @@ s_spawn (sup_server_t *self, s_instance_t *inst)
         inst->poll_fd = sup_proc_fd (inst->proc);
         zmq_pollitem_t item = { NULL, inst->poll_fd, ZMQ_POLLIN, 0 };
         zloop_poller (self->loop, &item, s_pipe_readable, inst);
-        s_set_state (inst, S_STARTING, NULL);
+        if (inst->last_event [0])
+            s_set_state (inst, S_STARTING, "%s, restarting", inst->last_event);
+        else
+            s_set_state (inst, S_STARTING, NULL);
         bus_info ("%s: started %s, pid %d", inst->id, path, (int) sup_proc_pid (inst->proc));
     }
     else {
         inst->ready_at = now;
-        s_set_state (inst, S_READY, NULL);
+        s_set_ready (inst, now);
         bus_info ("%s: started %s, pid %d (notify = none: ready when started)",
                   inst->id, path, (int) sup_proc_pid (inst->proc));
     }
@@ -363,6 +349,7 @@ s_after_exit (sup_server_t *self, s_instance_t *inst)
             return;
         case S_AFTER_RESTART:
             if (service->cfg) {
+                s_note_end (inst, inst->reason);
                 inst->restarts++;
                 s_spawn (self, inst);
             }
@@ -397,6 +384,7 @@ s_after_exit (sup_server_t *self, s_instance_t *inst)
         s_give_up (self, service, text);
         return;
     }
+    s_note_end (inst, why);
     int64_t ready_ms = inst->ready_at ? now - inst->ready_at : -1;
     int64_t delay = sup_policy_delay (&service->limits, ready_ms, now - inst->started_at, &inst->backoff_ms);
     inst->restarts++;
@@ -609,7 +597,7 @@ s_pipe_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         inst->last_line_at = now;
     if ((events & SUP_PROC_READY) && inst->state == S_STARTING) {
         inst->ready_at = now;
-        s_set_state (inst, S_READY, NULL);
+        s_set_ready (inst, now);
         bus_info ("%s: ready in %lld ms", inst->id, (long long) (now - inst->started_at));
     }
     if (events & SUP_PROC_EOF) {
@@ -663,6 +651,19 @@ s_signal_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 //  ---------------------------------------------------------------------------
 //  Reload (SIGHUP): validate fully, then apply the difference
 
+//  Logs each line of text (the errors a check printed) as an error.
+static void
+s_log_lines (char *text)
+{
+    char *line = text, *next;
+    for (; line && *line; line = next) {
+        next = strchr (line, '\n');
+        if (next)
+            *next++ = 0;
+        bus_error ("%s", line);
+    }
+}
+
 static void
 s_reload (sup_server_t *self)
 {
@@ -674,15 +675,31 @@ s_reload (sup_server_t *self)
     sup_config_t *config = sup_config_load (self->config_path, errors);
     fclose (errors);
     if (!config) {
-        char *line = text, *next;
-        for (; line && *line; line = next) {
-            next = strchr (line, '\n');
-            if (next)
-                *next++ = 0;
-            bus_error ("%s", line);
-        }
+        s_log_lines (text);
         bus_error ("reload failed: the configuration above has errors; nothing changed");
         free (text);
+        return;
+    }
+    free (text);
+    //  The services' own checks, as at start: a file one of them refuses is
+    //  refused as a whole, and everything keeps running on the old one
+    text = NULL;
+    errors = open_memstream (&text, &size);
+    assert (errors);
+    int refused = sup_check_services (config, self->config_path, errors);
+    fclose (errors);
+    //  The checks held the loop: heartbeats wait in the pipes, not lost
+    int64_t now = bus_clock_ms ();
+    for (size_t s = 0; s < self->service_count; s++)
+        for (int i = 0; i < SUP_INSTANCES_MAX; i++)
+            if (self->services [s]->instances [i])
+                self->services [s]->instances [i]->last_line_at = now;
+    if (refused) {
+        s_log_lines (text);
+        bus_error ("reload failed: %d service(s) refused %s; nothing changed, still running the previous configuration",
+                   refused, self->config_path);
+        free (text);
+        sup_config_destroy (&config);
         return;
     }
     free (text);
@@ -723,6 +740,12 @@ s_reload (sup_server_t *self)
                 if (!sup_service_cfg_same_command (old, cfg)) {
                     bus_info ("reload: %s: command changed, restarting", cfg->name);
                     s_restart_service (self, service, "command changed by reload");
+                }
+                else
+                if (!sup_config_same_section (self->config, config, cfg->name)) {
+                    //  Services read their sections at start only
+                    bus_info ("reload: %s: its section %s changed, restarting", cfg->name, cfg->name);
+                    s_restart_service (self, service, "section changed by reload");
                 }
             }
         }
@@ -871,8 +894,7 @@ sup_server_new (sup_config_t **config_p, const char *config_path, const char *ru
         sup_server_destroy (&self);
         return NULL;
     }
-    if (bus_run_dir_prepare (run_dir)) {
-        snprintf (err, errsize, "run directory %s: %s", run_dir, strerror (errno));
+    if (bus_run_dir_secure (run_dir, err, errsize)) {
         sup_server_destroy (&self);
         return NULL;
     }

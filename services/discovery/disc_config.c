@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 bool
 disc_config_valid_name (const char *name)
@@ -38,6 +39,18 @@ disc_config_valid_network (const char *id)
             return false;
     }
     return true;
+}
+
+bool
+disc_config_loopback (const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton (AF_INET, host, &v4) == 1)
+        return (ntohl (v4.s_addr) >> 24) == 127;
+    if (inet_pton (AF_INET6, host, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK (&v6);
+    return strcmp (host, "localhost") == 0;
 }
 
 static int
@@ -205,6 +218,9 @@ s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *se
     if (streq (key->name, "heartbeat_interval"))
         cfg->heartbeat_ms = in->heartbeat_interval_ms;
     else
+    if (streq (key->name, "allow_http"))
+        cfg->allow_http = in->allow_http;
+    else
     if (streq (key->name, "ca_file") && in->ca_file) {
         if (!*in->ca_file || strlen (in->ca_file) >= sizeof cfg->ca_file)
             bus_config_error (config, setting, "expected a path of 1..%zu characters", sizeof cfg->ca_file - 1);
@@ -252,6 +268,12 @@ disc_config_check (bus_config_t *config, disc_config_t *out)
     bus_cfg_read (config, &bus_cfg_network_group, NULL, &network, 0, NULL, s_check_key, cfg);
     bus_cfg_discovery_t discovery;
     bus_cfg_read (config, &bus_cfg_discovery_group, group, &discovery, BUS_CFG_CHECK_KEYS, NULL, s_check_key, cfg);
+    //  Plain http carries the join token, the peer token and every peer's key
+    //  in clear: only to this machine, or when the file says so (issue 16)
+    if (cfg->server [0] && !cfg->tls && !cfg->allow_http && !disc_config_loopback (cfg->host))
+        bus_config_error (config, config_setting_get_member (group, "server"),
+                          "plain http:// to a registry that is not on this machine sends the join token in "
+                          "clear: use https://, or set allow_http = true (tests, a trusted LAN)");
     //  nat's, only the port
     static const char *const listen [] = { "listen", NULL };
     bus_cfg_connection_t connection;
@@ -306,7 +328,7 @@ disc_config_test (bool verbose)
     assert (streq (cfg.network_id, "office") && cfg.tls && streq (cfg.host, "reg.example.org"));
     assert (cfg.port == 7443 && streq (cfg.join_token, "bjt_abcdef") && cfg.heartbeat_ms == 5000);
     assert (streq (cfg.ca_file, "/dev/null") && streq (cfg.name, "laptop-1") && cfg.listen_port == 4000);
-    assert (s_check ("network_id = \"n1\"; discovery = { server = \"http://[2001:db8::1]:7080/\"; };\n"
+    assert (s_check ("network_id = \"n1\"; discovery = { server = \"http://[2001:db8::1]:7080/\"; allow_http = true; };\n"
                      "connection = { listen = \"[::]:0\"; };", NULL, verbose, &cfg) == 0);
     assert (!cfg.tls && streq (cfg.host, "2001:db8::1") && cfg.port == 7080 && cfg.listen_port == 0);
     assert (!*cfg.join_token && !*cfg.ca_file);
@@ -316,32 +338,51 @@ disc_config_test (bool verbose)
     //  Every mistake: file and line
     assert (s_check ("network_id = \"n1\";\n", "discovery: missing group", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n1\";\ndiscovery = 5;\n", "node.cfg:2: discovery: expected a group", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n1\";\ndiscovery = { server = \"http://r:1\"; sever = 1; };\n",
+    assert (s_check ("network_id = \"n1\";\ndiscovery = { server = \"http://127.0.0.1:1\"; sever = 1; };\n",
                      "node.cfg:2: discovery.sever: unknown setting", verbose, NULL) == 1);
-    assert (s_check ("discovery = { server = \"http://r:1\"; };\n", "network_id: missing", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"Office net\";\ndiscovery = { server = \"http://r:1\"; };\n",
+    assert (s_check ("discovery = { server = \"http://127.0.0.1:1\"; };\n", "network_id: missing", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"Office net\";\ndiscovery = { server = \"http://127.0.0.1:1\"; };\n",
                      "node.cfg:1: network_id", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n\";\ndiscovery = { };\n", "missing server", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n\";\ndiscovery = {\n server = \"ftp://r\"; };\n",
                      "node.cfg:3: discovery.server: expected an http", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r:99999\"; };\n", "port", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r:7080/api\"; };\n", "path", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1:99999\"; };\n", "port", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1:7080/api\"; };\n", "path", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://[::1:7080\"; };\n", "]", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://\"; };\n", "host", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; heartbeat_interval = \"soon\"; };\n",
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; heartbeat_interval = \"soon\"; };\n",
                      "discovery.heartbeat_interval", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; heartbeat_interval = \"10ms\"; };\n",
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; heartbeat_interval = \"10ms\"; };\n",
                      "discovery.heartbeat_interval", verbose, NULL) == 1);
     assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"https://r\"; ca_file = \"/nonexistent/ca.pem\"; };\n",
                      "cannot read", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; ca_file = \"/dev/null\"; };\n",
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; ca_file = \"/dev/null\"; };\n",
                      "needs an https", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; name = \"-bad name\"; };\n",
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; name = \"-bad name\"; };\n",
                      "discovery.name", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; join_token = \"a b\"; };\n",
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; join_token = \"a b\"; };\n",
                      "discovery.join_token", verbose, NULL) == 1);
-    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://r\"; join_token = \"${DISC_TEST_UNSET}\"; };\n",
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; join_token = \"${DISC_TEST_UNSET}\"; };\n",
                      "DISC_TEST_UNSET", verbose, NULL) >= 1);
+
+    //  Plain http only to loopback, unless allow_http says so (issue 16): the
+    //  join token, the peer token and every peer's key would travel in clear
+    assert (s_check ("network_id = \"n\";\ndiscovery = {\n server = \"http://192.0.2.1:7080\"; };\n",
+                     "node.cfg:3: discovery.server: plain http:// to a registry that is not on this machine", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://reg.example.org\"; allow_http = false; };\n",
+                     "allow_http = true", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://192.0.2.1:7080\"; allow_http = true; };\n",
+                     NULL, verbose, &cfg) == 0);
+    assert (!cfg.tls && streq (cfg.host, "192.0.2.1"));
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.9:7080\"; };\n", NULL, verbose, NULL) == 0);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://localhost:7080\"; };\n", NULL, verbose, NULL) == 0);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://[::1]:7080\"; };\n", NULL, verbose, NULL) == 0);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1.evil.org\"; };\n",
+                     "plain http", verbose, NULL) == 1);
+    assert (s_check ("network_id = \"n\";\ndiscovery = { server = \"https://reg\"; allow_http = 1; };\n",
+                     "discovery.allow_http", verbose, NULL) == 1);
+    assert (disc_config_loopback ("127.0.0.1") && disc_config_loopback ("::1") && disc_config_loopback ("localhost"));
+    assert (!disc_config_loopback ("128.0.0.1") && !disc_config_loopback ("localhost.evil") && !disc_config_loopback (""));
 
     assert (disc_config_valid_name ("a") && disc_config_valid_name ("node_1.lan") && !disc_config_valid_name (""));
     assert (!disc_config_valid_name (".x") && !disc_config_valid_name ("a/b"));

@@ -1,7 +1,8 @@
 /*  disc_config: what the discovery service reads from node.cfg.
 
         network_id = "office";
-        discovery = { server = "https://registry.example.org:7080";
+        discovery = { server = "https://registry.example.org:7080";   (http:// only to
+                      loopback, or with allow_http = true: the token travels in clear)
                       join_token = "${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "30s";
                       ca_file = "/etc/bifrost/registry-ca.pem"; name = "laptop"; };
         connection = { listen = "0.0.0.0:51820"; };     (nat's; only the port is read)
@@ -20,6 +21,7 @@ typedef struct {
     char network_id [65];
     char server [256];          //  the URL as written, for messages and status
     bool tls;                   //  https://
+    bool allow_http;            //  plain http:// to a registry not on loopback
     char host [256];            //  name or address, without brackets
     uint16_t port;
     char join_token [256];      //  "" = none (a returning key needs none)
@@ -36,6 +38,8 @@ void disc_config_check (bus_config_t *config, disc_config_t *out);
 //  "http://host:port", "https://[v6]:port", "https://name" (port 443/80). 0 or -1 + err.
 int disc_config_parse_url (const char *url, bool *tls, char *host, size_t host_size,
                            uint16_t *port, char *err, size_t errsize);
+//  True for a host that is this machine: 127.0.0.0/8, ::1, "localhost".
+bool disc_config_loopback (const char *host);
 //  A name the registry accepts: 1..64 of letters, digits, '-', '_', '.', first alnum.
 bool disc_config_valid_name (const char *name);
 //  A network id: [a-z0-9][a-z0-9-]{0,31}.

@@ -92,6 +92,13 @@ disc_json_registration (const char *text, size_t size, disc_registration_t *out,
         snprintf (out->peer_token, sizeof out->peer_token, "%s", in->peer_token);
         snprintf (out->network_id, sizeof out->network_id, "%s", in->network.id);
         out->prefix = (uint32_t) in->network.prefix;
+        //  The registry makes networks of /8 to /30 only (reg_alloc); anything
+        //  else would turn the tunnel's address into a /1 route or a /32 island
+        if (out->prefix < DISC_PREFIX_MIN || out->prefix > DISC_PREFIX_MAX) {
+            snprintf (err, errsize, "network prefix %u: expected %d to %d, as the registry's networks",
+                      out->prefix, DISC_PREFIX_MIN, DISC_PREFIX_MAX);
+            rc = -1;
+        }
         out->heartbeat_s = (uint32_t) in->heartbeat_interval;
         s_relay (&in->relay, in->has_relay, &out->relay);
     }
@@ -338,6 +345,11 @@ disc_json_test (bool verbose)
     assert (!reg.relay.given && reg.relay.servers_count == 0);
     text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":33}}";
     assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == -1 && strstr (err, "prefix"));
+    //  The registry's networks are /8 to /30 (issue 16): a /31, /32 or /1 is refused
+    text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":31}}";
+    assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == -1 && strstr (err, "prefix 31"));
+    text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":7}}";
+    assert (disc_json_registration (text, strlen (text), &reg, err, sizeof err) == -1 && strstr (err, "8 to 30"));
     //  The relay grant, kept as it came; a malformed one fails the reply
     text = "{\"peer\":" S_PEER ",\"peer_token\":\"bpt_xyz\",\"network\":{\"id\":\"office\",\"prefix\":16},"
            "\"relay\":" S_GRANT "}";

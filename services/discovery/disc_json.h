@@ -13,6 +13,12 @@
 #ifndef DISC_JSON_H_INCLUDED
 #define DISC_JSON_H_INCLUDED
 
+//  The prefix lengths of a registry's networks (services/registry/reg_alloc.h
+//  makes no other; a service includes no other service's header, so the bound
+//  is repeated here and checked on every registration reply)
+#define DISC_PREFIX_MIN 8
+#define DISC_PREFIX_MAX 30
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,7 +61,7 @@ typedef struct {
     disc_peer_info_t peer;              //  this node as registered
     char peer_token [128];
     char network_id [65];
-    uint32_t prefix;                    //  of the network CIDR
+    uint32_t prefix;                    //  of the network CIDR, DISC_PREFIX_MIN..MAX
     uint32_t heartbeat_s;               //  0 when absent
     disc_relay_t relay;
 } disc_registration_t;

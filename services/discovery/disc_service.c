@@ -66,6 +66,7 @@ struct _disc_service_t {
     int retry_timer, heartbeat_timer, meta_timer;
     bool full_warned;
     uint64_t registrations, failures, events;
+    uint64_t peers_outside;             //  peers ignored: vip outside our network
     int64_t started_ms, registered_ms;
     s_signal_t signals [S_SIGNAL_MAX];
     nat_mapped_t mapped;                //  nat's port mapping (nat.mapped): registered first
@@ -301,6 +302,8 @@ s_relay_update (disc_service_t *self, const disc_relay_t *grant)
 //  --------------------------------------------------------------------------
 //  Peers
 
+static bool s_own_network (disc_service_t *self, int family, const void *addr);
+
 static void
 s_peer_update (disc_service_t *self, const disc_peer_info_t *info)
 {
@@ -308,6 +311,19 @@ s_peer_update (disc_service_t *self, const disc_peer_info_t *info)
         return;                         //  ourselves
     if (node_peers_find_key (self->static_peers, info->key))
         return;                         //  configured statically: the config wins
+    //  A peer's vip becomes its allowed IP (/32), which crypto then accepts as
+    //  inner source and device routes: only an address of our own network may
+    //  be one, or a registry could hand a peer any address of the internet
+    struct in_addr vip;
+    if (!self->prefix || inet_pton (AF_INET, info->vip, &vip) != 1
+    ||  !s_own_network (self, AF_INET, &vip)) {
+        self->peers_outside++;
+        if (self->peers_outside == 1 || self->peers_outside % 100 == 0)
+            bus_warn ("peer %s (%s) ignored: its address %s is outside our network %s (%llu so far)",
+                      info->name, info->id, info->vip, self->address [0] ? self->address : "(not registered)",
+                      (unsigned long long) self->peers_outside);
+        return;
+    }
     disc_peer_t *peer;
     switch (disc_peers_update (self->peers, info, &peer)) {
         case DISC_PEERS_UP:
@@ -1186,14 +1202,27 @@ disc_service_test (bool verbose)
     assert (self);
     assert (streq (disc_service_state (self), "registering"));
     assert (disc_peers_size (self->peers) == 0);
-    //  Index of the first discovered peer: after the one static peer
+    //  Registered in 10.1.0.0/16: a peer whose vip lies outside the network
+    //  is ignored, counted and logged, never given a /32 outside it (issue 16)
+    inet_pton (AF_INET, "10.1.0.5", &self->vip);
+    self->prefix = 16;
     disc_peer_info_t info;
+    memset (&info, 0, sizeof info);
+    memset (info.key, 9, 32);
+    snprintf (info.name, sizeof info.name, "outsider");
+    snprintf (info.vip, sizeof info.vip, "10.2.0.2");
+    s_peer_update (self, &info);
+    snprintf (info.vip, sizeof info.vip, "192.168.1.1");
+    s_peer_update (self, &info);
+    assert (disc_peers_size (self->peers) == 0 && self->peers_outside == 2);
+    //  Index of the first discovered peer: after the one static peer
     memset (&info, 0, sizeof info);
     memset (info.key, 7, 32);
     snprintf (info.name, sizeof info.name, "x");
     snprintf (info.vip, sizeof info.vip, "10.1.0.2");
     s_peer_update (self, &info);
     assert (disc_peers_by_index (self->peers, 1) && disc_peers_by_index (self->peers, 1)->up);
+    assert (self->peers_outside == 2);
     //  The static peer's key is never taken over by the registry
     uint8_t static_key [32];
     memcpy (static_key, node_peers_get (self->static_peers, 0)->key, 32);

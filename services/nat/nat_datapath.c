@@ -75,9 +75,13 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
             return;
         from = &via;
     }
-    if (nat_demux_classify (self->demux, data, size, NULL) == NAT_DEMUX_DROP)
+    nat_demux_type_t type = nat_demux_classify (self->demux, data, size, NULL);
+    if (type == NAT_DEMUX_DROP)
         return;
     uint32_t handle = nat_handles_get (self->handles, from);
+    //  The one message that costs crypto DH work from anyone: rationed
+    if (type == NAT_DEMUX_INITIATION && !nat_hs_budget_allow (self->hs_budget, handle, now))
+        return;
     if (handle != state->last_handle) {
         state->last_handle = handle;
         state->last_peer = nat_peer_table_by_addr (self->table, from);

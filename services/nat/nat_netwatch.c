@@ -145,7 +145,8 @@ nat_netwatch_parse (nat_netwatch_t *self, const uint8_t *data, size_t size)
             case RTM_DELADDR: {
                 if (h->nlmsg_len < NLMSG_LENGTH (sizeof (struct ifaddrmsg))) {
                     self->malformed++;
-                    return count;
+                    off = size;         //  the walk ends; what was counted stays counted
+                    continue;
                 }
                 const struct ifaddrmsg *ifa = (const struct ifaddrmsg *) NLMSG_DATA (h);
                 if (!s_ignored (self, (int) ifa->ifa_index))
@@ -156,7 +157,8 @@ nat_netwatch_parse (nat_netwatch_t *self, const uint8_t *data, size_t size)
             case RTM_DELROUTE: {
                 if (h->nlmsg_len < NLMSG_LENGTH (sizeof (struct rtmsg))) {
                     self->malformed++;
-                    return count;
+                    off = size;         //  the walk ends; what was counted stays counted
+                    continue;
                 }
                 const struct rtmsg *rt = (const struct rtmsg *) NLMSG_DATA (h);
                 if (rt->rtm_table == RT_TABLE_MAIN && rt->rtm_protocol != RTPROT_KERNEL
@@ -261,6 +263,14 @@ nat_netwatch_test (bool verbose)
     assert (nat_netwatch_malformed (self) == 2);
     struct nlmsghdr zero = { .nlmsg_len = 0 };
     assert (nat_netwatch_parse (self, (uint8_t *) &zero, sizeof zero) == 0);
+    //  A good event, then a body too short: the good one still counts as a change
+    uint64_t before = nat_netwatch_changes (self), bad = nat_netwatch_malformed (self);
+    ifa.ifa_index = 999;
+    uint8_t mixed [128] = { 0 };
+    size_t m = s_msg (mixed, RTM_NEWADDR, &ifa, sizeof ifa, NULL, NULL);
+    memcpy (mixed + m, &shorty, sizeof shorty);
+    assert (nat_netwatch_parse (self, mixed, m + sizeof shorty) == 1);
+    assert (nat_netwatch_changes (self) == before + 1 && nat_netwatch_malformed (self) == bad + 1);
     //  A last message whose aligned length runs past the end (97 bytes of 98,
     //  100 aligned) ends the walk: nothing behind the input is read, not even
     //  what an earlier input left in the copy (here an address event at 100)

@@ -20,6 +20,7 @@
 #include "nat_tried.h"
 #include "nat_taken.h"
 #include "nat_bday.h"
+#include "nat_hs_budget.h"
 
 static const selftest_t s_tests [] = {
     { "nat_addr", nat_addr_test },
@@ -30,6 +31,7 @@ static const selftest_t s_tests [] = {
     { "nat_peer", nat_peer_test },
     { "nat_peer_table", nat_peer_table_test },
     { "nat_handles", nat_handles_test },
+    { "nat_hs_budget", nat_hs_budget_test },
     { "nat_relay", nat_relay_test },
     { "nat_mapping", nat_mapping_test },
     { "nat_relay_wss", nat_relay_wss_test },

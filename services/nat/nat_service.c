@@ -510,6 +510,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->rtt_probes = self->counters.rtt_probes;
     reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
     reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
+    const nat_hs_budget_stats_t *budget = nat_hs_budget_stats (self->hs_budget);
+    reply->initiations_limited = budget->limited_source + budget->limited_global;
     reply->tunnel_sends = self->config.tunnel_sends;
     reply->tunnel_datagrams = self->counters.tunnel_datagrams;
     reply->tunnel_bytes = self->counters.tunnel_bytes;
@@ -875,6 +877,8 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     self->resolver = nat_resolver_new ();
     self->demux = nat_demux_new ();
     self->handles = nat_handles_new (NAT_HANDLES_DEFAULT, seed ^ 0x5bd1e995);
+    self->hs_budget = nat_hs_budget_new (nat_handles_capacity (self->handles), NAT_HS_SOURCE_BURST,
+                                         NAT_HS_SOURCE_RATE, NAT_HS_GLOBAL_BURST, NAT_HS_GLOBAL_RATE);
     self->batch = bus_batch_new (0);
     self->ctl = bus_batch_new (BUS_BATCH_HEADER + BUS_BATCH_MAX * BUS_BATCH_STRIDE (sizeof (struct sockaddr_in6)));
     const char *run_dir = bus_service_run_dir (self->svc);
@@ -972,6 +976,7 @@ nat_service_destroy (nat_service_t **self_p)
     bus_batch_destroy (&self->batch);
     bus_batch_destroy (&self->ctl);
     nat_handles_destroy (&self->handles);
+    nat_hs_budget_destroy (&self->hs_budget);
     nat_demux_destroy (&self->demux);
     nat_resolver_destroy (&self->resolver);
     nat_udp_destroy (&self->udp);

@@ -10,6 +10,7 @@
 #include "nat_service.h"
 #include "nat_demux.h"
 #include "nat_handles.h"
+#include "nat_hs_budget.h"
 #include "nat_peer_table.h"
 #include "nat_relay.h"
 #include "nat_resolver.h"
@@ -142,6 +143,7 @@ struct _nat_service_t {
     nat_resolver_t *resolver;
     nat_demux_t *demux;
     nat_handles_t *handles;
+    nat_hs_budget_t *hs_budget;     //  handshake initiations passed to crypto
     bus_pipe_t *from_crypto;
     bus_pipe_t *to_crypto;
     bus_batch_t *batch;         //  the batch being filled for nat-crypto

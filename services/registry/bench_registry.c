@@ -304,7 +304,8 @@ main (int argc, char **argv)
     char cfg [512], text [1024];
     snprintf (cfg, sizeof cfg, "%s/registry.cfg", dir);
     snprintf (text, sizeof text, "registry = { listen = \"127.0.0.1:%d\"; database = \"%s/registry.db\";"
-              " admin_token = \"%s\"; rate_limit = 0; event_queue = 100000; };\n", s_port, dir, s_admin);
+              " admin_token = \"%s\"; rate_limit = 0; registrations_per_client = 1000000;"
+              " event_queue = 100000; };\n", s_port, dir, s_admin);
     FILE *f = fopen (cfg, "w");
     fputs (text, f);
     fclose (f);

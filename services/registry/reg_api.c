@@ -2,6 +2,7 @@
 #include "reg_api.h"
 #include "reg_alloc.h"
 #include "reg_auth.h"
+#include "reg_challenge.h"
 #include "reg_store.h"
 #include "reg_validate.h"
 #include "rest_codec.h"
@@ -14,6 +15,7 @@
 struct _reg_api_t {
     reg_store_t *store;
     reg_auth_t *auth;
+    reg_challenge_t *challenges;
     reg_turn_t *turn;
     reg_relay_t *relay;
     reg_events_t *events;
@@ -24,6 +26,7 @@ struct _reg_api_t {
 };
 
 #define PATH_SEGMENTS 9
+_Static_assert (REG_NONCE_SIZE == REG_CHALLENGE_SIZE, "the validator reads the nonce reg_challenge issues");
 
 static void
 s_pool_destroy (void **item)
@@ -37,9 +40,10 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
     reg_api_t *self = (reg_api_t *) calloc (1, sizeof *self);
     assert (self);
     self->auth = reg_auth_new (config->admin_token);
-    self->store = self->auth ? reg_store_new (config->database, err, errsize) : NULL;
+    self->challenges = reg_challenge_new (config->registrations_max);
+    self->store = self->auth && self->challenges ? reg_store_new (config->database, err, errsize) : NULL;
     if (!self->store) {
-        if (!self->auth)
+        if (!self->auth || !self->challenges)
             snprintf (err, errsize, "libsodium failed to initialise");
         reg_api_destroy (&self);
         return NULL;
@@ -50,6 +54,7 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
         reg_api_destroy (&self);
         return NULL;
     }
+    reg_store_set_busy_timeout (self->store, REG_STORE_BUSY_MS);
     reg_auth_set_keypair (self->auth, pk, sk);
     sodium_bin2base64 (self->registry_key, sizeof self->registry_key, pk, 32, sodium_base64_VARIANT_ORIGINAL);
     sodium_memzero (sk, sizeof sk);
@@ -78,6 +83,7 @@ reg_api_destroy (reg_api_t **self_p)
     reg_relay_destroy (&self->relay);
     reg_store_destroy (&self->store);
     reg_auth_destroy (&self->auth);
+    reg_challenge_destroy (&self->challenges);
     free (self);
     *self_p = NULL;
 }
@@ -474,14 +480,13 @@ s_collect_peer (const reg_peer_t *peer, void *arg)
     json_array_append_new (c->list, s_peer_json (peer));
 }
 
+//  A nonce to sign: nothing is kept (reg_challenge), so asking is free and
+//  does not need the network to exist (finding 9: answered alike either way)
 static void
 s_challenge (reg_api_t *self, const reg_request_t *req, const reg_network_t *net, reg_response_t *resp)
 {
-    char nonce [48];
-    if (reg_auth_challenge_new (self->auth, net->id, req->now_ms, nonce)) {
-        s_error (resp, 503, "too many outstanding challenges, retry later");
-        return;
-    }
+    char nonce [REG_CHALLENGE_TEXT];
+    reg_challenge_issue (self->challenges, net->id, req->now_ms, nonce);
     rest_challenge_t body = { .expires_in = REG_CHALLENGE_TTL_MS / 1000, .has_expires_in = true,
                               .scheme = "bifrost-keyproof-v1", .has_scheme = true };
     s_set (body.nonce, sizeof body.nonce, nonce);
@@ -531,12 +536,22 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
         }
         use_token = true;
     }
-    if (reg_auth_challenge_take (self->auth, net->id, in->nonce_b64, req->now_ms)) {
+    if (reg_challenge_check (self->challenges, net->id, in->nonce, req->now_ms) != REG_CHALLENGE_OK) {
         s_error (resp, 401, "unknown or expired challenge (POST .../challenge first)");
         goto done;
     }
     if (reg_auth_verify_proof (self->auth, in->public_key, net->id, in->nonce, REG_NONCE_SIZE, in->proof)) {
         s_error (resp, 403, "key proof failed: the proof does not match public_key");
+        goto done;
+    }
+    //  Spent only once the proof holds: a stranger cannot fill the spent set
+    int spent = reg_challenge_spend (self->challenges, in->nonce, req->client, req->now_ms);
+    if (spent == REG_CHALLENGE_SPENT) {
+        s_error (resp, 401, "challenge already used (POST .../challenge for a new one)");
+        goto done;
+    }
+    if (spent != REG_CHALLENGE_OK) {
+        s_error (resp, 429, "too many registrations from this address, retry later");
         goto done;
     }
     reg_alloc_t *pool = s_pool_loaded (self, net);
@@ -597,6 +612,9 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
                     || strcmp (old->candidates, peer->candidates) || strcmp (old->reflexive, peer->reflexive);
         if (changed)
             s_publish_peer (self, "peer.changed", peer, "registered");
+        //  Its old peer token is void: so are the WebSockets opened with it
+        //  (finding 6), and the node opens one with the new token
+        reg_events_close_peer (self->events, net->id, peer->id);
         bus_debug ("peer %s (%s) re-registered in %s at %s", peer->id, peer->name, net->id, vip);
     }
     else {
@@ -791,8 +809,22 @@ s_client_meta (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
     free (peer);
 }
 
+static void s_route (reg_api_t *self, const reg_request_t *req, reg_response_t *resp);
+
+//  Runs the route; when a query found the database locked on the way (and
+//  did not wait for it: REG_STORE_BUSY_MS), what the route answered may rest
+//  on a lookup that failed, so the answer is 503 (reg_http adds Retry-After)
 void
 reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
+{
+    uint64_t busy = reg_store_busy (self->store);
+    s_route (self, req, resp);
+    if (reg_store_busy (self->store) != busy)
+        s_error (resp, 503, "database busy, retry later");
+}
+
+static void
+s_route (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
 {
     resp->status = 500;
     resp->body = NULL;
@@ -831,10 +863,17 @@ reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
     assert (caller);
     s_who_t who = WHO_NONE;
     if (!reg_valid_id (id) || reg_store_network_get (self->store, id, &net) != REG_STORE_OK) {
-        //  Authenticate first, so a stranger cannot probe which networks exist
-        if (s_need_admin (self, req, NULL, resp) == 0 || n == 6)
+        //  A network that does not exist. The admin is told so. Anyone else
+        //  gets what a network they have no rights in answers (finding 9: a
+        //  404 here and a 401 there told strangers which ids exist), from the
+        //  routes below with a network that has no peers and no tokens. An id
+        //  that is not one cannot exist: nothing to hide.
+        if (!reg_valid_id (id) || (req->bearer && reg_auth_is_admin (self->auth, req->bearer))) {
             s_error (resp, 404, "no network '%.40s'", id);
-        goto done;
+            goto done;
+        }
+        memset (&net, 0, sizeof net);
+        s_set (net.id, sizeof net.id, id);
     }
     const char *sub = n > 5 ? segs [5] : NULL;
     if (n == 5) {
@@ -991,6 +1030,7 @@ typedef struct {
     reg_api_t *self;
     int64_t now_ms;
     int changed;
+    uint64_t busy;              //  reg_store_busy at the start
 } s_sweep_t;
 
 static void
@@ -998,6 +1038,8 @@ s_sweep_one (const char *network_id, const char *peer_id, bool expired, void *ar
 {
     s_sweep_t *sweep = (s_sweep_t *) arg;
     reg_api_t *self = sweep->self;
+    if (reg_store_busy (self->store) != sweep->busy)
+        return;                 //  locked: the next sweep does the rest, not this one peer by peer
     reg_peer_t *peer = (reg_peer_t *) malloc (sizeof *peer);
     assert (peer);
     if (reg_store_peer_by_id (self->store, network_id, peer_id, peer) == REG_STORE_OK) {
@@ -1020,7 +1062,7 @@ s_sweep_one (const char *network_id, const char *peer_id, bool expired, void *ar
 int
 reg_api_sweep (reg_api_t *self, int64_t now_ms)
 {
-    s_sweep_t sweep = { self, now_ms, 0 };
+    s_sweep_t sweep = { self, now_ms, 0, reg_store_busy (self->store) };
     reg_store_stale_each (self->store, now_ms, 1000, s_sweep_one, &sweep);
     return sweep.changed;
 }
@@ -1031,6 +1073,7 @@ reg_api_sweep (reg_api_t *self, int64_t now_ms)
 #include "node_keyproof.h"
 #include "relay_cred.h"
 #include <inttypes.h>
+#include <sqlite3.h>
 
 static json_t *s_last;
 static const char *s_client;            //  the address requests come from
@@ -1097,6 +1140,25 @@ s_register (reg_api_t *api, s_node_t *node, const char *net, const char *bearer,
     return status;
 }
 
+//  Issue 16, finding 9: the same request on a network that exists ("big")
+//  and on one that does not ("ghost") gets the same answer, unless it comes
+//  from the admin, so ids cannot be probed
+static void
+s_same_answer (reg_api_t *api, const char *method, const char *suffix, const char *bearer, const char *body,
+               int64_t now)
+{
+    char path [200], error [300];
+    snprintf (path, sizeof path, "/api/v1/mesh/networks/big%s", suffix);
+    int known = s_call (api, method, path, bearer, body, now);
+    snprintf (error, sizeof error, "%s", s_str ("error") ? s_str ("error") : "");
+    snprintf (path, sizeof path, "/api/v1/mesh/networks/ghost%s", suffix);
+    int unknown = s_call (api, method, path, bearer, body, now);
+    if (known != unknown || !streq (error, s_str ("error") ? s_str ("error") : ""))
+        fprintf (stderr, "%s %s: %d '%s' on a network, %d '%s' on none\n", method, suffix, known, error,
+                 unknown, s_str ("error") ? s_str ("error") : "");
+    assert (known == unknown && streq (error, s_str ("error") ? s_str ("error") : ""));
+}
+
 static int s_test_wakes;
 static void s_test_wake (void *handle, void *arg) { s_test_wakes++; }
 
@@ -1151,6 +1213,37 @@ reg_api_test (bool verbose)
     assert (strstr (listing, "bjt_") == NULL);          //  secrets are shown once, at creation
     free (listing);
 
+    //  Unknown networks answer as known ones do to a caller without rights
+    const char *callers [] = { NULL, "bjt_bogus", "bpt_bogus", "wrong" };
+    for (int i = 0; i < 4; i++) {
+        s_same_answer (api, "GET", "", callers [i], NULL, now);
+        s_same_answer (api, "PATCH", "", callers [i], NULL, now);
+        s_same_answer (api, "DELETE", "", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/peers", callers [i], NULL, now);
+        s_same_answer (api, "POST", "/peers", callers [i], "{}", now);
+        s_same_answer (api, "GET", "/tokens", callers [i], NULL, now);
+        s_same_answer (api, "POST", "/tokens", callers [i], "{}", now);
+        s_same_answer (api, "DELETE", "/tokens/t1", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/events", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/challenge", callers [i], NULL, now);
+        s_same_answer (api, "POST", "/challenge", callers [i], NULL, now);
+        s_same_answer (api, "GET", "/peers/p1", callers [i], NULL, now);
+        s_same_answer (api, "PUT", "/peers/p1/heartbeat", callers [i], "{}", now);
+        s_same_answer (api, "GET", "/nope", callers [i], NULL, now);
+    }
+    s_node_t probe;
+    s_node_init (&probe);
+    int status = s_register (api, &probe, "big", NULL, "probe", now);
+    char error [300];
+    snprintf (error, sizeof error, "%s", s_str ("error"));
+    assert (status == 401 && s_register (api, &probe, "ghost", NULL, "probe", now) == 401 && streq (error, s_str ("error")));
+    status = s_register (api, &probe, "big", "bjt_bogus", "probe", now);
+    snprintf (error, sizeof error, "%s", s_str ("error"));
+    assert (status == 401 && s_register (api, &probe, "ghost", "bjt_bogus", "probe", now) == 401
+            && streq (error, s_str ("error")));
+    //  The admin may know
+    assert (s_call (api, "GET", "/api/v1/mesh/networks/ghost/peers", admin, NULL, now) == 404);
+
     reg_events_set_wake (reg_api_events (api), s_test_wake, NULL);
     reg_sub_t *watch = reg_events_subscribe (reg_api_events (api), "tiny", NULL, NULL);
 
@@ -1197,8 +1290,15 @@ reg_api_test (bool verbose)
     //  A returning key keeps its address without a join token
     char old_token [80];
     snprintf (old_token, sizeof old_token, "%s", a.token);
+    //  (issue 16, finding 6: the WebSockets a opened with its old token are
+    //  closed when that token is replaced; b's and the admin's stay open)
+    reg_sub_t *a_old = reg_events_subscribe (reg_api_events (api), "tiny", a.id, NULL);
+    reg_sub_t *b_sub = reg_events_subscribe (reg_api_events (api), "tiny", b.id, NULL);
     assert (s_register (api, &a, "tiny", NULL, "a", now) == 200);
     assert (strcmp (a.vip, "10.9.0.1") == 0 && strcmp (old_token, a.token) != 0);
+    assert (reg_sub_closing (a_old) && !reg_sub_closing (b_sub) && !reg_sub_closing (watch));
+    reg_events_unsubscribe (reg_api_events (api), &a_old);
+    reg_events_unsubscribe (reg_api_events (api), &b_sub);
     //  The old peer token no longer works
     assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/peers", old_token, NULL, now) == 401);
     assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/peers", a.token, NULL, now) == 200);
@@ -1290,6 +1390,29 @@ reg_api_test (bool verbose)
     assert (s_call (api, "PUT", path, c.token, NULL, now + 13000) == 200);
     credential = json_string_value (json_object_get (json_object_get (s_last, "relay"), "credential"));
     assert (credential && strncmp (credential, "1700003613.", 11) == 0 && !streq (credential, first_credential));
+
+    //  Issue 16, finding 7: another connection holds the write lock (a backup,
+    //  an operator's sqlite3). The registry must not wait seconds for it: the
+    //  routes that write answer 503 at once, the rest as usual; all works again
+    //  once the lock is gone
+    sqlite3 *holder = NULL;
+    assert (sqlite3_open (db, &holder) == SQLITE_OK);
+    assert (sqlite3_exec (holder, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+    int64_t started = zclock_mono ();
+    assert (s_call (api, "GET", "/client/meta", NULL, NULL, now) == 200);
+    assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/peers", c.token, NULL, now) == 200);
+    assert (s_call (api, "POST", nets, admin, "{\"id\":\"locked\",\"name\":\"locked\"}", now) == 503);
+    assert (strstr (s_str ("error"), "busy"));
+    assert (s_call (api, "PUT", path, c.token, NULL, now + 13500) == 503);
+    assert (reg_api_sweep (api, now + 3600000) == 0);  //  every peer expired: stops at the first
+    int64_t took = zclock_mono () - started;
+    if (verbose)
+        printf ("(4 requests and a sweep, database locked: %lld ms) ", (long long) took);
+    assert (took < 1000);
+    assert (sqlite3_exec (holder, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (holder);
+    assert (s_call (api, "POST", nets, admin, "{\"id\":\"locked\",\"name\":\"locked\"}", now) == 201);
+    assert (s_call (api, "PUT", path, c.token, NULL, now + 13500) == 200);
 
     //  Self removal, then network deletion closes subscribers
     snprintf (path, sizeof path, "/api/v1/mesh/networks/tiny/peers/%s", c.id);

@@ -22,6 +22,7 @@ typedef struct {
     int64_t offline_s;
     int64_t expire_s;
     size_t queue_max;           //  per WebSocket subscriber
+    size_t registrations_max;   //  per client per minute (0: 256)
     reg_turn_config_t turn;
     reg_relay_config_t relay;
 } reg_api_config_t;

@@ -1,20 +1,14 @@
-/*  reg_auth: admin token, join/peer tokens, challenges (see reg_auth.h). */
+/*  reg_auth: admin token, join/peer tokens, the registry key (see reg_auth.h). */
 #include "reg_auth.h"
 #include "node_keyproof.h"
 #include <assert.h>
 #include <czmq.h>
 #include <sodium.h>
 
-typedef struct {
-    char network_id [40];
-    int64_t expires_ms;
-} s_challenge_t;
-
 struct _reg_auth_t {
     bool has_admin;
     uint8_t admin_hash [32];
     uint8_t public_key [32], secret_key [32];
-    zhashx_t *challenges;       //  nonce base64 -> s_challenge_t
 };
 
 static void
@@ -34,8 +28,6 @@ reg_auth_new (const char *admin_token)
         self->has_admin = true;
         s_hash (admin_token, self->admin_hash);
     }
-    self->challenges = zhashx_new ();
-    zhashx_set_destructor (self->challenges, (zhashx_destructor_fn *) zstr_free);
     return self;
 }
 
@@ -45,7 +37,6 @@ reg_auth_destroy (reg_auth_t **self_p)
     reg_auth_t *self = *self_p;
     if (!self)
         return;
-    zhashx_destroy (&self->challenges);
     sodium_memzero (self, sizeof *self);
     free (self);
     *self_p = NULL;
@@ -111,49 +102,6 @@ reg_auth_verify_proof (reg_auth_t *self, const uint8_t peer_public [32], const c
                                 nonce, nonce_size, proof);
 }
 
-static void
-s_purge (reg_auth_t *self, int64_t now_ms)
-{
-    zlistx_t *keys = zhashx_keys (self->challenges);
-    for (const char *key = (const char *) zlistx_first (keys); key; key = (const char *) zlistx_next (keys)) {
-        s_challenge_t *c = (s_challenge_t *) zhashx_lookup (self->challenges, key);
-        if (c && c->expires_ms <= now_ms)
-            zhashx_delete (self->challenges, key);
-    }
-    zlistx_destroy (&keys);
-}
-
-int
-reg_auth_challenge_new (reg_auth_t *self, const char *network_id, int64_t now_ms, char *nonce_b64)
-{
-    if (zhashx_size (self->challenges) >= REG_CHALLENGES_MAX) {
-        s_purge (self, now_ms);
-        if (zhashx_size (self->challenges) >= REG_CHALLENGES_MAX)
-            return -1;
-    }
-    uint8_t nonce [32];
-    randombytes_buf (nonce, sizeof nonce);
-    sodium_bin2base64 (nonce_b64, 45, nonce, sizeof nonce, sodium_base64_VARIANT_ORIGINAL);
-    s_challenge_t *c = (s_challenge_t *) calloc (1, sizeof *c);
-    assert (c);
-    snprintf (c->network_id, sizeof c->network_id, "%s", network_id);
-    c->expires_ms = now_ms + REG_CHALLENGE_TTL_MS;
-    zhashx_update (self->challenges, nonce_b64, c);
-    return 0;
-}
-
-int
-reg_auth_challenge_take (reg_auth_t *self, const char *network_id, const char *nonce_b64, int64_t now_ms)
-{
-    s_challenge_t *c = (s_challenge_t *) zhashx_lookup (self->challenges, nonce_b64);
-    if (!c)
-        return -1;
-    bool ok = c->expires_ms > now_ms && strcmp (c->network_id, network_id) == 0;
-    zhashx_delete (self->challenges, nonce_b64);    //  single use, even when wrong
-    return ok ? 0 : -1;
-}
-
-size_t reg_auth_challenges (reg_auth_t *self) { return zhashx_size (self->challenges); }
 
 //  ---------------------------------------------------------------------------
 void
@@ -176,18 +124,6 @@ reg_auth_test (bool verbose)
     char id [17];
     reg_auth_random_id (id, 16);
     assert (strlen (id) == 16);
-
-    //  Challenges: single use, bound to the network, expire
-    char nonce [45];
-    assert (reg_auth_challenge_new (auth, "net1", 1000, nonce) == 0);
-    assert (reg_auth_challenge_take (auth, "net1", nonce, 1001) == 0);
-    assert (reg_auth_challenge_take (auth, "net1", nonce, 1002) == -1);
-    assert (reg_auth_challenge_new (auth, "net1", 1000, nonce) == 0);
-    assert (reg_auth_challenge_take (auth, "net2", nonce, 1001) == -1);
-    assert (reg_auth_challenge_new (auth, "net1", 1000, nonce) == 0);
-    assert (reg_auth_challenge_take (auth, "net1", nonce, 1000 + REG_CHALLENGE_TTL_MS) == -1);
-    assert (reg_auth_challenge_take (auth, "net1", "bogus", 1000) == -1);
-    assert (reg_auth_challenges (auth) == 0);
 
     //  Proof through node_keyproof with the registry key pair
     uint8_t rpk [32], rsk [32], ppk [32], psk [32], proof [32], n [32];

@@ -3,9 +3,7 @@
     content nor the length leaks through timing). Join and peer tokens are 32
     random bytes in base64url with a prefix saying what they are ("bjt_", "bpt_");
     the database only ever holds their BLAKE2b hash, so a stolen database file
-    holds no usable token. Registration challenges are single-use nonces kept in
-    memory for a minute, bounded in number; a restart forgets them and clients
-    simply ask again. */
+    holds no usable token. Registration challenges are reg_challenge's. */
 #ifndef REG_AUTH_H_INCLUDED
 #define REG_AUTH_H_INCLUDED
 
@@ -15,8 +13,6 @@
 
 #define REG_TOKEN_TEXT 64       //  buffer for a token: prefix + 43 chars + NUL
 #define REG_HASH_TEXT 65        //  hex BLAKE2b-256 + NUL
-#define REG_CHALLENGE_TTL_MS 60000
-#define REG_CHALLENGES_MAX 100000
 
 typedef struct _reg_auth_t reg_auth_t;
 
@@ -40,13 +36,6 @@ const uint8_t *reg_auth_public_key (reg_auth_t *self);
 //  0 when proof shows the holder of peer_public answered this nonce.
 int reg_auth_verify_proof (reg_auth_t *self, const uint8_t peer_public [32], const char *network_id,
                            const uint8_t *nonce, size_t nonce_size, const uint8_t proof [32]);
-
-//  A new challenge for a network: 32 random bytes, returned in base64 in nonce_b64
-//  (at least 45 bytes). 0, or -1 when too many challenges are outstanding.
-int reg_auth_challenge_new (reg_auth_t *self, const char *network_id, int64_t now_ms, char *nonce_b64);
-//  Consumes a challenge: 0 when it was issued for this network and has not expired.
-int reg_auth_challenge_take (reg_auth_t *self, const char *network_id, const char *nonce_b64, int64_t now_ms);
-size_t reg_auth_challenges (reg_auth_t *self);
 
 void reg_auth_test (bool verbose);
 #endif

@@ -111,6 +111,7 @@ reg_config_check (bus_config_t *config, reg_config_t *out)
     out->http.max_body = (size_t) r.max_body;
     out->http.rate = (double) r.rate_limit;
     out->http.burst = (double) r.rate_burst;
+    out->api.registrations_max = (size_t) r.registrations_per_client;
     out->http.tls_cert = s_set (r.tls_cert);
     out->http.tls_key = s_set (r.tls_key);
     if (!out->http.tls_cert != !out->http.tls_key)
@@ -245,6 +246,7 @@ reg_config_test (bool verbose)
     assert (checked.api.admin_token == NULL);
     assert (checked.api.turn.host == NULL);
     assert (checked.api.turn.extra_stun == checked.stun && checked.stun [0] == NULL);
+    assert (checked.api.registrations_max == 256);
     setenv ("BIFROST_ADMIN_TOKEN", "t0ken", 1);
     reg_config_check (NULL, &checked);
     assert (streq (checked.api.admin_token, "t0ken"));
@@ -258,6 +260,7 @@ reg_config_test (bool verbose)
         "  database = \"/tmp/x/r.db\";\n"
         "  admin_token = \"secret\";\n"
         "  heartbeat_interval = \"10s\";\n"
+        "  registrations_per_client = 5000;\n"
         "  stun_servers = [ \"stun:a:3478\", \"stun:b:3478\" ];\n"
         "};\n"
         "turn = { host = \"turn.example\"; secret = \"s\"; };\n", "test.conf", err, sizeof err);
@@ -268,6 +271,7 @@ reg_config_test (bool verbose)
     assert (streq (checked.database, "/tmp/x/r.db"));
     assert (streq (checked.api.admin_token, "secret"));
     assert (checked.api.heartbeat_s == 10 && checked.api.offline_s == 30 && checked.api.expire_s == 100);
+    assert (checked.api.registrations_max == 5000);
     assert (streq (checked.stun [0], "stun:a:3478") && streq (checked.stun [1], "stun:b:3478"));
     assert (checked.stun [2] == NULL);
     assert (streq (checked.api.turn.host, "turn.example"));

@@ -156,7 +156,8 @@ s_write_response (struct lws *wsi, s_session_t *s)
         if (lws_add_http_common_headers (wsi, (unsigned int) s->status, "application/json",
                                          s->resp_size, &p, end))
             return -1;
-        if (s->status == 429 && lws_add_http_header_by_name (wsi, (const uint8_t *) "retry-after:",
+        //  Too many requests, or the database is locked (reg_api): both pass
+        if ((s->status == 429 || s->status == 503) && lws_add_http_header_by_name (wsi, (const uint8_t *) "retry-after:",
                                                              (const uint8_t *) "1", 1, &p, end))
             return -1;
         if (lws_add_http_header_by_name (wsi, (const uint8_t *) "cache-control:",

@@ -1,6 +1,7 @@
 /*  reg_ratelimit: per-address token buckets (see reg_ratelimit.h). */
 #include "reg_ratelimit.h"
 #include <assert.h>
+#include <arpa/inet.h>
 #include <czmq.h>
 
 typedef struct {
@@ -66,11 +67,30 @@ s_purge (reg_ratelimit_t *self, int64_t now_ms)
     self->last_purge_ms = now_ms;
 }
 
+void
+reg_ratelimit_key (const char *address, char *key, size_t size)
+{
+    struct in6_addr a6;
+    snprintf (key, size, "%s", address);
+    if (!strchr (address, ':') || inet_pton (AF_INET6, address, &a6) != 1)
+        return;
+    if (IN6_IS_ADDR_V4MAPPED (&a6)) {
+        inet_ntop (AF_INET, a6.s6_addr + 12, key, (socklen_t) size);
+        return;
+    }
+    memset (a6.s6_addr + 8, 0, 8);
+    char text [INET6_ADDRSTRLEN];
+    inet_ntop (AF_INET6, &a6, text, sizeof text);
+    snprintf (key, size, "%s/64", text);
+}
+
 bool
-reg_ratelimit_allow (reg_ratelimit_t *self, const char *client, int64_t now_ms)
+reg_ratelimit_allow (reg_ratelimit_t *self, const char *address, int64_t now_ms)
 {
     if (self->rate <= 0)
         return true;
+    char client [REG_RATELIMIT_KEY];
+    reg_ratelimit_key (address, client, sizeof client);
     if (now_ms - self->last_purge_ms > 10000)
         s_purge (self, now_ms);
     s_bucket_t *bucket = (s_bucket_t *) zhashx_lookup (self->buckets, client);
@@ -122,8 +142,29 @@ reg_ratelimit_test (bool verbose)
     assert (reg_ratelimit_clients (limit) == 1);
     reg_ratelimit_destroy (&limit);
     assert (limit == NULL);
+    //  Issue 16, finding 5: one IPv6 /64 is one client (a host has 2^64 of
+    //  them), an IPv4 address is one client
+    limit = reg_ratelimit_new (10, 2, 100);
+    assert (reg_ratelimit_allow (limit, "2001:db8:1:2::1", now));
+    assert (reg_ratelimit_allow (limit, "2001:db8:1:2:ffff::9", now));
+    assert (!reg_ratelimit_allow (limit, "2001:db8:1:2:abcd:1:2:3", now));
+    assert (reg_ratelimit_allow (limit, "2001:db8:1:3::1", now));       //  the next /64
+    assert (reg_ratelimit_allow (limit, "192.0.2.7", now));
+    assert (reg_ratelimit_allow (limit, "192.0.2.7", now));
+    assert (!reg_ratelimit_allow (limit, "192.0.2.7", now));
+    assert (reg_ratelimit_allow (limit, "192.0.2.8", now));
+    reg_ratelimit_destroy (&limit);
     limit = reg_ratelimit_new (0, 0, 0);
     for (int i = 0; i < 1000; i++)
         assert (reg_ratelimit_allow (limit, "x", now));
     reg_ratelimit_destroy (&limit);
+    char key [REG_RATELIMIT_KEY];
+    reg_ratelimit_key ("2001:db8:1:2:3:4:5:6", key, sizeof key);
+    assert (streq (key, "2001:db8:1:2::/64"));
+    reg_ratelimit_key ("::ffff:192.0.2.9", key, sizeof key);
+    assert (streq (key, "192.0.2.9"));
+    reg_ratelimit_key ("192.0.2.9", key, sizeof key);
+    assert (streq (key, "192.0.2.9"));
+    reg_ratelimit_key ("not:an address", key, sizeof key);
+    assert (streq (key, "not:an address"));
 }

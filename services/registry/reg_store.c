@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 static const char s_schema [] =
     "PRAGMA journal_mode=WAL;"
@@ -100,6 +103,8 @@ static const char *s_queries [Q_COUNT] = {
 struct _reg_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmt [Q_COUNT];
+    uint64_t busy;              //  queries that found the database locked
+    bool locked;                //  the last query did (logged once per episode)
 };
 
 static void
@@ -194,6 +199,17 @@ s_vquery (reg_store_t *self, int q, s_row_fn *row, void *arg, size_t *rows, cons
     sqlite3_clear_bindings (stmt);
     if (rows)
         *rows = count;
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        self->busy++;
+        if (!self->locked)
+            bus_warn ("database locked by another connection: answering 503 until it is free");
+        self->locked = true;
+        return REG_STORE_BUSY;
+    }
+    if (self->locked && rc == SQLITE_DONE && !sqlite3_stmt_readonly (stmt)) {
+        bus_info ("database free again");
+        self->locked = false;
+    }
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return REG_STORE_OK;
     if (rc == SQLITE_CONSTRAINT)
@@ -287,9 +303,49 @@ s_migrate (reg_store_t *self, const char *path, char *err, size_t errsize)
     }
 }
 
+//  The database holds the registry's X25519 secret (table meta): whoever reads
+//  it can forge key proofs for any peer (issue 16, finding 4). So the file is
+//  created 0600 before SQLite opens it (SQLite gives -wal and -shm the mode of
+//  the database), and a database, -wal or -shm file that group or others can
+//  access is refused, as crypto refuses its key file. 0, or -1 with err.
+static int
+s_private (const char *path, char *err, size_t errsize)
+{
+    int fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close (fd);
+    else
+    if (errno != EEXIST) {
+        snprintf (err, errsize, "cannot create database %s: %s", path, strerror (errno));
+        return -1;
+    }
+    const char *suffixes [] = { "", "-wal", "-shm" };
+    for (int i = 0; i < 3; i++) {
+        char name [600];
+        struct stat st;
+        snprintf (name, sizeof name, "%s%s", path, suffixes [i]);
+        if (lstat (name, &st) != 0)
+            continue;           //  -wal and -shm exist only while it is open
+        if (!S_ISREG (st.st_mode)) {
+            snprintf (err, errsize, "database file %s is not a regular file", name);
+            return -1;
+        }
+        if (st.st_mode & 077) {
+            snprintf (err, errsize, "database file %s has mode %04o: group/others can access it and it holds "
+                      "the registry's private key; refusing to use it (chmod 600 %s, and consider the "
+                      "registry key compromised: docs/registry-api.md, \"Files\")",
+                      name, (unsigned) (st.st_mode & 07777), name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 reg_store_t *
 reg_store_new (const char *path, char *err, size_t errsize)
 {
+    if (s_private (path, err, errsize))
+        return NULL;
     reg_store_t *self = (reg_store_t *) calloc (1, sizeof *self);
     assert (self);
     if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
@@ -298,7 +354,7 @@ reg_store_new (const char *path, char *err, size_t errsize)
         reg_store_destroy (&self);
         return NULL;
     }
-    sqlite3_busy_timeout (self->db, 5000);
+    sqlite3_busy_timeout (self->db, REG_STORE_OPEN_BUSY_MS);
     char *msg = NULL;
     if (sqlite3_exec (self->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf (err, errsize, "cannot initialise database %s: %s", path, msg ? msg : "?");
@@ -331,6 +387,9 @@ reg_store_destroy (reg_store_t **self_p)
     free (self);
     *self_p = NULL;
 }
+
+void reg_store_set_busy_timeout (reg_store_t *self, int busy_ms) { sqlite3_busy_timeout (self->db, busy_ms); }
+uint64_t reg_store_busy (reg_store_t *self) { return self->busy; }
 
 int reg_store_begin (reg_store_t *self) { return s_query (self, Q_BEGIN, NULL, NULL, NULL, ""); }
 int reg_store_commit (reg_store_t *self) { return s_query (self, Q_COMMIT, NULL, NULL, NULL, ""); }
@@ -675,6 +734,40 @@ reg_store_test (bool verbose)
     unlink (side);
     snprintf (side, sizeof side, "%s-shm", path);
     unlink (side);
+
+    //  Private (issue 16, finding 4: the registry's X25519 secret is in table
+    //  meta): a new database and its -wal and -shm files are 0600 whatever the
+    //  umask, and one that group or others can read is refused with a clear error
+    mode_t umask_was = umask (022);
+    store = reg_store_new (path, err, sizeof err);
+    umask (umask_was);
+    assert (store);
+    assert (reg_store_keypair (store, pk, sk) == 0);
+    const char *suffixes [] = { "", "-wal", "-shm" };
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        snprintf (side, sizeof side, "%s%s", path, suffixes [i]);
+        assert (stat (side, &st) == 0 && (st.st_mode & 0777) == 0600);
+    }
+    reg_store_destroy (&store);
+    for (int i = 0; i < 3; i++) {
+        snprintf (side, sizeof side, "%s%s", path, suffixes [i]);
+        //  (the last close removes -wal and -shm: an empty one stands in)
+        int side_fd = open (side, O_WRONLY | O_CREAT, 0600);
+        assert (side_fd >= 0);
+        close (side_fd);
+        assert (chmod (side, 0640) == 0);
+        assert (reg_store_new (path, err, sizeof err) == NULL);
+        assert (strstr (err, side) && strstr (err, "0640") && strstr (err, "chmod 600"));
+        assert (chmod (side, 0600) == 0);
+    }
+    store = reg_store_new (path, err, sizeof err);
+    assert (store);
+    reg_store_destroy (&store);
+    for (int i = 0; i < 3; i++) {
+        snprintf (side, sizeof side, "%s%s", path, suffixes [i]);
+        unlink (side);
+    }
 
     //  An unusable path is a clear error
     assert (reg_store_new ("/nonexistent-dir/x.db", err, sizeof err) == NULL);

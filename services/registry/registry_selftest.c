@@ -5,6 +5,7 @@
 #include "reg_relay.h"
 #include "reg_validate.h"
 #include "reg_auth.h"
+#include "reg_challenge.h"
 #include "reg_events.h"
 #include "reg_ratelimit.h"
 #include "reg_store.h"
@@ -19,6 +20,7 @@ static const selftest_t s_tests [] = {
     { "reg_relay", reg_relay_test },
     { "reg_validate", reg_validate_test },
     { "reg_auth", reg_auth_test },
+    { "reg_challenge", reg_challenge_test },
     { "reg_events", reg_events_test },
     { "reg_ratelimit", reg_ratelimit_test },
     { "reg_store", reg_store_test },

@@ -2,7 +2,8 @@
 """Minimal WebSocket client (RFC 6455, standard library only) for the registry
 integration tests: connects to ws://HOST:PORT/PATH with a bearer token, prints
 every text message on its own line (flushed), exits after --count messages, on
-close, or after --timeout seconds. Exit 0 on a clean run, 1 if refused."""
+close (printing "closed by the server" when the server sent a close frame), or
+after --timeout seconds. Exit 0 on a clean run, 1 if refused."""
 import argparse, base64, os, socket, ssl, struct, sys, time
 
 def main():
@@ -55,7 +56,8 @@ def main():
             if n == 126: n = struct.unpack(">H", need(2))[0]
             elif n == 127: n = struct.unpack(">Q", need(8))[0]
             payload = need(n)
-            if op == 8: break
+            if op == 8:
+                print("closed by the server", flush=True); break
             if op == 9:   # ping -> pong (masked, as a client must)
                 mask = os.urandom(4)
                 sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask + bytes(p ^ mask[i % 4] for i, p in enumerate(payload)))

@@ -8,6 +8,9 @@
 # tests, so a node is configured one way everywhere.
 disc_node_cfg () {
     local dir=$1 name=$2 network=$3 server=$4 disc_extra=${5:-} conn_extra=${6:-}
+    # The test registries answer plain http on a namespace address: say so
+    # (discovery refuses http:// beyond loopback unless allow_http is set)
+    case $server in http://*) disc_extra="allow_http = true; $disc_extra" ;; esac
     mkdir -p "$dir"
     cat > "$dir/node.cfg" <<CFG
 run_dir = "$dir/run";
@@ -24,7 +27,7 @@ services = (
     { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
     { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
     { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; }
+    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; pass_env = ["BIFROST_JOIN_TOKEN"]; }
 );
 CFG
 }

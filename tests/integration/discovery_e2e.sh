@@ -98,6 +98,22 @@ VA=$(vip a); VB=$(vip b); VC=$(vip c)
 [ -n "$VA" ] && [ -n "$VB" ] && [ -n "$VC" ] && [ "$VA" != "$VB" ] && [ "$VB" != "$VC" ] && [ "$VA" != "$VC" ]
 ok $? "the three virtual IPs are distinct ($VA $VB $VC)"
 
+# The join token reaches discovery only (its pass_env), and the admin token in
+# bifrostd's environment no child at all (issue 16): /proc/PID/environ of each
+token_holders () {
+    local svc pid holders=""
+    for svc in bus tunnel nat router discovery; do
+        pid=$(service_pid a $svc)
+        [ -n "$pid" ] || { echo "no-$svc"; return; }
+        tr '\0' '\n' < /proc/"$pid"/environ | grep -q '^BIFROST_JOIN_TOKEN=bjt_' && holders="$holders $svc"
+        tr '\0' '\n' < /proc/"$pid"/environ | grep -q '^BIFROST_ADMIN_TOKEN=' && holders="$holders $svc(admin)"
+    done
+    echo "${holders# }"
+}
+HOLDERS=$(token_holders)
+[ "$HOLDERS" = discovery ]
+ok $? "node a: only discovery's environment holds the join token, none the admin token (holders: $HOLDERS)"
+
 all_pairs () {
     for p in "a $VB" "a $VC" "b $VA" "b $VC" "c $VA" "c $VB"; do
         set -- $p

@@ -54,14 +54,14 @@ cat > "$N/node.cfg" <<CFG
 run_dir = "$N/run";
 key_file = "$N/node.key";
 network_id = "dr";
-discovery = { server = "$URL"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s"; name = "n1"; };
+discovery = { server = "$URL"; allow_http = true; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s"; name = "n1"; };
 connection = { listen = "0.0.0.0:51820"; };
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
                liveness_timeout = "3s"; stop_timeout = "2s"; intensity = 30; };
 services = (
     { name = "bus";       exec = "bifrost-bus"; },
     { name = "crypto";    exec = "bifrost-crypto";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "crypto"]; }
+    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "crypto"]; pass_env = ["BIFROST_JOIN_TOKEN"]; }
 );
 CFG
 ctl () { "$CTL" -r "$N/run" "$@"; }

@@ -71,7 +71,7 @@ relay = { listen = "$ip:3479"; secret = "\${RELAY_SECRET}"; };
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
 services = (
     { name = "bus";   exec = "bifrost-bus"; },
-    { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = $n; }
+    { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = $n; pass_env = ["RELAY_SECRET"]; }
 );
 CFG
     spawn "$host" "$dir/bifrostd.log" env BIFROST_LIBEXEC_DIR="$BIFROST_LIBEXEC_DIR" "$MESH_BIFROSTD" -c "$dir/relay.cfg"

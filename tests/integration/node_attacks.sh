@@ -3,7 +3,8 @@
 # counted by crypto, and the tunnel a -> b goes on working after each: a tampered
 # data packet (one ciphertext byte flipped), a replayed one (a real datagram sent
 # again), a handshake from a key the node does not list (node c), and a packet
-# from b whose inner source address is not b's (anti-spoofing on a).
+# from b whose inner source address is not b's (anti-spoofing on a), and a flood
+# of handshake initiations from one address (nat's budget, not crypto's CPU).
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
 underlay a 192.0.2.1
@@ -131,6 +132,32 @@ ok $? "a drops and counts them as spoofed (${SPOOFED:-?} -> $(counter a spoofed)
 in_ns b ip addr del 10.100.0.99/32 dev bifrost0
 tunnel_ok; ok $? "tunnel a -> b unharmed after the spoofed packets"
 ping_ok b 10.100.0.1; ok $? "ping b -> a from b's own address still works"
+
+# 5. An initiation flood: 300 handshake initiations from one address with a valid
+# mac1 (anyone who knows a's public key can compute it), each of which would cost
+# a's crypto Diffie-Hellman work; nat passes its source's budget (10, then 5 a
+# second: services/nat/nat_hs_budget.h) and drops and counts the rest
+cat > "$T/flood.py" <<'PY'
+import base64, hashlib, os, socket, sys
+pub = base64.b64decode(sys.argv[1])
+key = hashlib.blake2b(b"mac1----" + pub, digest_size=32).digest()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[3])):
+    msg = bytes([1, 0, 0, 0]) + os.urandom(4 + 32 + 48 + 28)
+    msg += hashlib.blake2b(msg, key=key, digest_size=16).digest() + bytes(16)
+    s.sendto(msg, (sys.argv[2], 51820))
+PY
+nat_counter () { ctl "$1" peers --json 2>/dev/null | jq -r ".nat.$2 // empty"; }
+INVALID=$(counter a handshake_invalid); LIMITED=$(nat_counter a initiations_limited)
+in_ns c python3 "$T/flood.py" "$KA" 192.0.2.1 300
+ok $? "c sent 300 initiations with a valid mac1 to a"
+wait_for 5 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '.nat.initiations_limited // 0')\" -ge $(( ${LIMITED:-0} + 250 )) ]"
+ok $? "a's nat refused at least 250 of them: initiations_limited ${LIMITED:-?} -> $(nat_counter a initiations_limited)"
+sleep 0.5
+INVALID2=$(counter a handshake_invalid)
+[ -n "$INVALID2" ] && [ $(( INVALID2 - ${INVALID:-0} )) -ge 1 ] && [ $(( INVALID2 - ${INVALID:-0} )) -le 50 ]
+ok $? "a's crypto did the work of at most 50 (10 at once, then 5 a second) (handshake_invalid ${INVALID:-?} -> ${INVALID2:-?})"
+tunnel_ok; ok $? "tunnel a -> b unharmed after the flood"
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]

@@ -52,6 +52,13 @@ is "$(out 'd["cidr"]')" 10.100.0.0/16 "default CIDR 10.100.0.0/16"
 is "$(http POST $N "$ADMIN" '{"id":"office","name":"again"}')" 409 "duplicate id: 409"
 is "$(http GET $N/office "$ADMIN")" 200 "GET network"
 is "$(http GET $N/nowhere "$ADMIN")" 404 "GET unknown network: 404"
+# Without the admin token, a network that does not exist answers as one does
+# (issue 16, finding 9: ids cannot be probed)
+for req in "GET $N/X/peers" "POST $N/X/challenge" "PATCH $N/X" "GET $N/X/events"; do
+    set -- $req
+    known=$(http "$1" "$(echo "$2" | sed 's|/X|/office|')" '')
+    is "$(http "$1" "$(echo "$2" | sed 's|/X|/nowhere|')" '')" "$known" "$1 ${2#$N/X}: the same answer ($known) for an unknown network"
+done
 is "$(http PATCH $N/office "$ADMIN")" 405 "wrong method: 405"
 
 # --- join tokens
@@ -90,13 +97,19 @@ body=$("$CLIENT" body "$(cut -d' ' -f2 "$T/thief.key")" "$(jget "$T/ch.json" 'd[
 body=$(echo "$body" | $PY -c 'import json,sys; d=json.load(sys.stdin); d["public_key"]=sys.argv[1]; print(json.dumps(d))' \
        "$(cut -d' ' -f1 "$T/a.key")")
 is "$(http POST $N/office/peers "$REUSE" "$body")" 403 "registering someone else's key fails the key proof: 403"
-is "$(http POST $N/office/peers "$REUSE" "$body")" 401 "a challenge is single-use: 401"
+is "$(http POST $N/office/peers "$REUSE" "$body")" 403 "... again: a failed proof spends nothing"
 wait_for 5 sh -c "[ \$(( \$(date +%s%N) / 1000000 )) -gt $SHORT_EXP ]"
 is "$(register office "$SHORT" c "$T/c.key")" 401 "an expired join token: 401"
 is "$(out 'd["error"]')" "join token expired" "... and says so"
-is "$(register office "$REUSE" b "$T/b.key")" 201 "register b with the reusable token"
+"$CLIENT" keygen > "$T/b.key"
+curl -s -X POST -o "$T/ch.json" "$API/networks/office/challenge"
+body=$("$CLIENT" body "$(cut -d' ' -f2 "$T/b.key")" "$(jget "$T/ch.json" 'd["registry_key"]')" office \
+       "$(jget "$T/ch.json" 'd["nonce"]')" b 192.0.2.1:51820)
+is "$(http POST $N/office/peers "$REUSE" "$body")" 201 "register b with the reusable token"
 B_ID=$(out 'd["peer"]["id"]'); B_TOKEN=$(out 'd["peer_token"]')
 is "$(out 'd["peer"]["vip"]')" 10.100.0.2 "b gets 10.100.0.2"
+is "$(http POST $N/office/peers "$REUSE" "$body")" 401 "the same registration again: a challenge is single-use (401)"
+is "$(out 'd["error"]')" "challenge already used (POST .../challenge for a new one)" "... and says so"
 is "$(register office '' a "$T/a.key")" 200 "a returning key re-registers without a join token"
 is "$(out 'd["peer"]["vip"]')" 10.100.0.1 "... and keeps its address"
 A_TOKEN=$(out 'd["peer_token"]')
@@ -174,6 +187,14 @@ wait_for 5 grep -q "peer.left.*$D_ID" "$T/ws-b.out"
 ok $? "b receives peer.left for d"
 grep -q secret-for-b "$T/ws-a.out"
 is $? 1 "a never saw the signal addressed to b"
+# Issue 16, finding 6: re-registering replaces a's peer token; the WebSocket
+# opened with the old one is closed (b's is not)
+is "$(register office '' a "$T/a.key")" 200 "a re-registers: a new peer token"
+A_TOKEN=$(out 'd["peer_token"]')
+wait_for 5 grep -q "closed by the server" "$T/ws-a.out"
+ok $? "... and the WebSocket a opened with its old token is closed"
+grep -q "closed by the server" "$T/ws-b.out"
+is $? 1 "... b's stays open"
 
 # --- leases: heartbeat 1 s, offline after 2 s, removed after 3 s
 http POST $N "$ADMIN" '{"id":"lease","name":"lease","settings":{"heartbeat_interval":1,"offline_after":2,"expire_after":3}}' >/dev/null
@@ -200,8 +221,72 @@ http GET $N/lease/peers "$ADMIN" >/dev/null
 is "$(out '[p["id"] for p in d["peers"]]')" "[\"$L_ID\"]" "the heartbeating peer stays, the silent one is gone"
 kill $HB 2>/dev/null
 
+# --- a database locked by another connection (issue 16, finding 7): the
+# registry's one service thread must not wait for it. A write route answers 503
+# with Retry-After at once, /client/meta asked right behind it is fast, and all
+# works again once the lock is released.
+$PY - "$T/registry.db" "$T/lock" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+deadline = time.time() + 8
+while os.path.exists(sys.argv[2]) and time.time() < deadline:
+    time.sleep(0.02)
+db.execute("ROLLBACK")
+PY
+LOCKER=$!
+BGPIDS="$BGPIDS $LOCKER"
+wait_for 5 test -f "$T/lock"
+ok $? "another connection holds the database's write lock"
+# The write request is on the wire before /client/meta connects
+$PY - 127.0.0.1 "$PORT" "$ADMIN" > "$T/locked.out" <<'PY'
+import http.client, socket, sys, time
+host, port, admin = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = b'{"id":"locked","name":"locked"}'
+t0 = time.monotonic()
+w = socket.create_connection((host, port), timeout=10)
+w.sendall(b"POST /api/v1/mesh/networks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin.encode()
+          + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+t1 = time.monotonic()
+m = http.client.HTTPConnection(host, port, timeout=10)
+m.request("GET", "/client/meta")
+meta = m.getresponse().status
+meta_ms = (time.monotonic() - t1) * 1000
+reply = b""
+while True:
+    chunk = w.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+write_ms = (time.monotonic() - t0) * 1000
+head = reply.split(b"\r\n\r\n")[0].decode().lower().split("\r\n")
+retry = [h.split(":", 1)[1].strip() for h in head if h.startswith("retry-after:")]
+print(head[0].split()[1], retry[0] if retry else "-", meta, "%.0f" % write_ms, "%.0f" % meta_ms)
+PY
+read -r w_status w_retry m_status w_ms m_ms < "$T/locked.out"
+is "$w_status" 503 "a write route answers 503 while the database is locked (in $w_ms ms)"
+is "$w_retry" 1 "... with Retry-After: 1"
+is "$m_status" 200 "/client/meta asked right behind it answers"
+[ "$w_ms" -lt 1000 ] && [ "$m_ms" -lt 1000 ]
+ok $? "... both within a second (write $w_ms ms, /client/meta $m_ms ms; both waited 7.8 s before issue 16)"
+rm -f "$T/lock"
+wait "$LOCKER"
+ok $? "the other connection releases its lock"
+is "$(http POST $N "$ADMIN" '{"id":"locked","name":"locked"}')" 201 "the same write works again"
+is "$(http DELETE $N/locked "$ADMIN")" 204 "... and another"
+
 # --- persistence across kill -9
 stop_registry KILL
+# The database holds the registry's private key: 0600 (created so under umask
+# 022), and a readable one is refused (78) with a clear error
+is "$(stat -c %a "$T/registry.db")" 600 "the database is created 0600"
+chmod 644 "$T/registry.db"
+"$REGISTRY" -c "$T/registry.cfg" -r "$T/run" > "$T/open.out" 2>&1
+is "$?" 78 "a database others can read: the registry refuses to start (78)"
+grep -q "registry.db has mode 0644.*chmod 600" "$T/open.out"
+ok $? "... and says why and what to do"
+chmod 600 "$T/registry.db"
 start_registry "$T/registry.cfg"
 ok $? "registry restarts after kill -9"
 is "$(http GET $N "$ADMIN")" 200 "list networks after restart"

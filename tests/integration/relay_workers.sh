@@ -44,7 +44,7 @@ cat > "$T/relay.cfg" <<EOF
 supervisor: { stop_timeout = "2s"; };
 services = (
   { name = "bus"; exec = "bifrost-bus"; },
-  { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = 2; }
+  { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = 2; pass_env = ["RELAY_SECRET"]; }
 );
 relay = { listen = "$RELAY"; secret = "\${RELAY_SECRET}"; peer_pps = $PEER_PPS; };
 EOF

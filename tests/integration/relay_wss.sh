@@ -94,7 +94,7 @@ relay = { listen = "203.0.113.11:3479"; secret = "\${RELAY_SECRET}";
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
 services = (
     { name = "bus";   exec = "bifrost-bus"; },
-    { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = 2; }
+    { name = "relay"; exec = "bifrost-relay"; depends = ["bus"]; instances = 2; pass_env = ["RELAY_SECRET"]; }
 );
 CFG
 spawn relay "$T/relay/bifrostd.log" env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" -c "$T/relay/relay.cfg"

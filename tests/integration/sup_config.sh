@@ -1,9 +1,10 @@
 #!/bin/sh
 # sup_config: bifrostd --check-config exit codes and messages (file:line: path:
 # what was expected) for bad configs, --print-default-config passes its own
-# check, and the common options (-h, -v) work.
+# check, the common options (-h, -v) work, and a run directory that is not
+# safely ours (a symlink, world-writable, someone else's) is refused untouched.
 . "$(dirname "$0")/sup_lib.sh"
-echo "1..16"
+echo "1..19"
 
 # check NAME EXPECTED-TEXT CONFIG-TEXT: exit 78 and the message on stderr
 check () {
@@ -65,6 +66,30 @@ ok $? "a missing file: exit 78 and a clear message"
 ok $? "bifrostd -h and bifrostctl -h describe their options"
 "$BIFROSTCTL" --check-config -c "$T/default.cfg" >/dev/null && { "$BIFROSTCTL" --check-config -c "$T/many.cfg" 2>/dev/null; [ $? -eq 78 ]; }
 ok $? "bifrostctl --check-config: 0 for a good file, 78 for a bad one"
+# run_dir: never chmod-ed when it is not safely ours (run_dir = "/tmp" once
+# turned /tmp into 0700); a missing one is created 0700
+printf 'services = ( );\n' > "$T/empty.cfg"
+mkdir -p "$T/real" "$T/sticky" "$T/theirs"
+ln -s "$T/real" "$T/link"
+chmod 1777 "$T/sticky"
+# refused RUN_DIR TEXT: bifrostd exits 1 at once with TEXT, the folder untouched
+refused () {
+    timeout 5 "$BIFROSTD" -c "$T/empty.cfg" -r "$1" >"$T/out" 2>"$T/err"
+    RC=$?
+    [ "$RC" -eq 1 ] && grep -q "$2" "$T/err"
+}
+refused "$T/link" "is a symbolic link" && [ "$(stat -c %a "$T/real")" != 700 ] && [ ! -e "$T/real/control.ipc" ]
+ok $? "run_dir a symlink: refused ($(head -c 120 "$T/err"))"
+refused "$T/sticky" "world-writable" && [ "$(stat -c %a "$T/sticky")" = 1777 ]
+ok $? "run_dir sticky and world-writable (like /tmp): refused, mode untouched ($(head -c 120 "$T/err"))"
+if [ "$(id -u)" = 0 ]; then
+    chown nobody "$T/theirs"
+    refused "$T/theirs" "not owned by" && [ "$(stat -c %U "$T/theirs")" = nobody ]
+    ok $? "run_dir owned by another user: refused ($(head -c 120 "$T/err"))"
+else
+    echo "ok $((TESTNO = TESTNO + 1)) # SKIP not root: cannot give a folder to another user"
+fi
+
 "$BIFROSTD" --bogus >/dev/null 2>&1
 [ $? -eq 2 ]
 ok $? "an unknown option is a usage error (exit 2)"

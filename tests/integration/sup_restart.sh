@@ -2,7 +2,7 @@
 # sup_restart: bifrostd restarts what dies or hangs, paces restarts, gives up
 # when the restart intensity is exceeded, and never restarts an exit 78.
 . "$(dirname "$0")/sup_lib.sh"
-echo "1..19"
+echo "1..21"
 
 cat > "$T/restart.cfg" <<EOF
 supervisor: { backoff_min = "200ms"; backoff_max = "1s"; liveness_timeout = "1s"; stop_timeout = "1s"; };
@@ -49,6 +49,8 @@ T1=$(now_ms)
 echo "# kill -9 -> READY again, no backoff: $((T1 - T0)) ms (bifrostd logs its own figure: $(grep 'fast.1: ready in' "$LOG" | tail -1 | sed 's/.*ready in //'))"
 [ $((T1 - T0)) -lt 1000 ]
 ok $? "a stable child is back in under 1 s"
+reason fast.1 | grep -q "^killed by SIGKILL, restarted after [0-9]* ms$"
+ok $? "status says what happened last: '$(reason fast.1)'"
 remember "$(field fast.1 2)"
 
 # SIGSTOP: no heartbeat for liveness_timeout (1 s) -> SIGKILL and restart
@@ -93,6 +95,9 @@ wait_for 5 is_state ext.1 ready
 ok $? "notify = none: an external program is READY as soon as it runs"
 XPID=$(field ext.1 2)
 remember "$XPID"
+tr '\0' '\n' < /proc/"$XPID"/environ | grep -q '^BIFROST_SERVICE=ext$' \
+    && ! tr '\0' '\n' < /proc/"$XPID"/environ | grep -q '^BIFROST_READY_FD='
+ok $? "notify = none: no BIFROST_READY_FD in its environment (it has no pipe; fd 3 is whatever it opens first)"
 kill -KILL "$XPID"
 wait_for 5 new_ready ext.1 "$XPID"
 ok $? "kill -9 of the external program: restarted under the same policy"

@@ -1,17 +1,37 @@
 #!/bin/sh
 # sup_scale: a multi-instance service is scaled at runtime without touching the
 # other instances or services, and SIGHUP reloads the configuration (an invalid
-# one changes nothing; a valid one applies only the difference).
+# one changes nothing; a valid one applies only the difference; a service that
+# refuses the new file in its --check-config refuses the reload as a whole; a
+# service whose own section changed is restarted).
 . "$(dirname "$0")/sup_lib.sh"
-echo "1..13"
+echo "1..17"
 
-write_config () {   # write_config WORKER_INSTANCES EXTRA_SERVICE
+# A Bifrost service stand-in (bifrost-*: bifrostd runs its --check-config): it
+# refuses a file whose `fake` section has a key `bogus`, like a real service
+mkdir -p "$T/bin"
+cat > "$T/bin/bifrost-fake" <<'EOF'
+#!/bin/sh
+if [ "${1:-}" = --check-config ]; then
+    line=$(grep -n 'bogus' "$3" | cut -d: -f1)
+    [ -z "$line" ] && exit 0
+    echo "$3:$line: fake.bogus: unknown setting (expected one of level)" >&2
+    exit 78
+fi
+echo READY >&"$BIFROST_READY_FD"
+while :; do echo HB >&"$BIFROST_READY_FD"; sleep 0.2; done
+EOF
+chmod +x "$T/bin/bifrost-fake"
+
+write_config () {   # write_config WORKER_INSTANCES EXTRA_SERVICE [FAKE_SECTION]
     cat > "$T/scale.cfg" <<EOF
 supervisor: { backoff_min = "200ms"; stop_timeout = "1s"; };
 services = (
   { name = "other"; exec = "$T/hb.sh"; },
+  { name = "fake"; exec = "$T/bin/bifrost-fake"; },
   { name = "worker"; exec = "$T/hb.sh"; instances = $1; }$2
 );
+fake = { ${3:-level = 1;} };
 EOF
 }
 count_state () {    # count_state SERVICE STATE
@@ -78,6 +98,27 @@ kill -HUP "$BPID"
 wait_for 5 sh -c "! $BIFROSTCTL -r $RUN status | grep -q '^extra'"
 ok $? "SIGHUP: a removed service is stopped and leaves the status"
 remember "$EXTRA"
+
+# SIGHUP with a file only a service's own check refuses: the reload is refused
+# as a whole, with the service's error, and nothing changes
+FAKE=$(field fake.1 2)
+remember "$FAKE"
+write_config 2 "" "level = 1; bogus = 2;"
+BEFORE=$(grep -c "reload failed" "$LOG")
+kill -HUP "$BPID"
+wait_for 3 sh -c "[ \$(grep -c 'reload failed' '$LOG') -gt $BEFORE ]"
+ok $? "SIGHUP with a key the service refuses: reload refused ($(grep 'reload' "$LOG" | tail -1 | cut -c1-100))"
+grep -q "scale.cfg:7: fake.bogus: unknown setting" "$LOG"
+ok $? "the service's own error is logged with file and line"
+[ "$(field fake.1 2)" = "$FAKE" ] && instances_are worker 3 && is_state fake.1 ready
+ok $? "nothing changed: fake.1 keeps its pid, worker keeps 3 instances"
+
+# SIGHUP changing only a service's own section: that service is restarted
+write_config 3 "" "level = 2;"
+kill -HUP "$BPID"
+wait_for 5 new_ready fake.1 "$FAKE"
+ok $? "SIGHUP with fake's section changed: fake.1 is restarted"
+remember "$(field fake.1 2)"
 
 kill -TERM "$BPID"
 wait "$BPID"
