@@ -338,8 +338,12 @@ nat_bday_path_tick (nat_bday_path_t *self, int64_t now)
         const nat_addr_t *endpoint = nat_peer_endpoint (peer);
         bool eligible = info->relay_id && nat_peer_state (peer) == NAT_PEER_UP && nat_addr_relay_peer (endpoint)
                      && nat_addr_is_set (&info->relay_seen) && !info->force_relay;
-        //  No new attempt beyond S_ATTEMPTS_MAX (it starts when one ends)
-        if (info->bday.role == NAT_BDAY_NONE && self->attempts_now >= S_ATTEMPTS_MAX)
+        //  No new attempt beyond S_ATTEMPTS_MAX, nor a hard one without its
+        //  sockets free: it starts when one ends (a start refused for want of
+        //  sockets would count as an attempt and wait out birthday_retry)
+        size_t want = cfg.sockets < self->sockets_max ? cfg.sockets : self->sockets_max;
+        if (info->bday.role == NAT_BDAY_NONE
+        &&  (self->attempts_now >= S_ATTEMPTS_MAX || (role == NAT_BDAY_HARD && self->sockets_open + want > self->sockets_max)))
             continue;
         switch (nat_bday_step (&info->bday, &cfg, role, eligible, info->probes, now)) {
             case NAT_BDAY_START:
