@@ -3,8 +3,11 @@
 #include "bus_endpoint.h"
 #include "bus_envelope.h"
 #include "bus_log.h"
+#include "bus_peer.h"
+#include "bus_policy.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sys/random.h>
@@ -15,8 +18,15 @@
 typedef struct {
     char id [BUS_NAME_MAX + 1];
     char name [BUS_NAME_MAX + 1];
+    uint32_t pid;               //  the process that registered it (SO_PEERCRED)
     int64_t last_seen;
 } s_instance_t;
+
+//  What the kernel said about a message's sender (bus_peer.h)
+typedef struct {
+    bool known;
+    bus_peer_t cred;
+} s_from_t;
 
 struct _bus_broker_t {
     zsock_t *router;            //  bus.ipc: control messages
@@ -30,6 +40,8 @@ struct _bus_broker_t {
     bus_broker_stats_t stats;
     int expiry_timer;
     bus_loop_t *loop;
+    bool unchecked;             //  BIFROST_BUS_UNCHECKED=1: no sender policy (tests whose probes play services)
+    const char *libexec [3];    //  where the programs of protected services live
 };
 
 static void
@@ -52,6 +64,16 @@ bus_broker_new (const char *run_dir)
     assert (self);
     snprintf (self->run_dir, sizeof self->run_dir, "%s", run_dir);
     self->heartbeat_ms = 1000;
+    //  The sender policy (schemas/senders.def) is on unless whoever started
+    //  the broker turned it off: a test whose probe process plays a service
+    const char *unchecked = getenv ("BIFROST_BUS_UNCHECKED");
+    self->unchecked = unchecked && streq (unchecked, "1");
+    if (self->unchecked)
+        bus_warn ("BIFROST_BUS_UNCHECKED=1: every sender may send every message");
+    self->libexec [0] = getenv ("BIFROST_LIBEXEC_DIR");
+    self->libexec [1] = self->libexec [0] ? BIFROST_LIBEXECDIR : NULL;
+    if (!self->libexec [0])
+        self->libexec [0] = BIFROST_LIBEXECDIR;
     if (getrandom (&self->epoch, sizeof self->epoch, 0) != sizeof self->epoch || self->epoch == 0)
         self->epoch = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 40);
     self->instances = zhashx_new ();
@@ -209,8 +231,60 @@ s_pick (bus_broker_t *self, const char *name, int attempt)
     return list [(cursor + (uintptr_t) attempt) % n];
 }
 
+//  May the process behind `from` register as service `name`? A protected name
+//  (schemas/senders.def) needs the kernel's word on the process and its program
+//  from the libexec directory; a service in the broker's own process (a self
+//  test's) is what it says it is.
+static bool
+s_may_register (bus_broker_t *self, const char *name, const s_from_t *from, char *why, size_t size)
+{
+    if (self->unchecked || !bus_policy_protected (name))
+        return true;
+    if (!from->known) {
+        snprintf (why, size, "no peer credentials on the connection");
+        return false;
+    }
+    if (from->cred.pid == (uint32_t) getpid ())
+        return true;
+    char exe [PATH_MAX] = "";
+    if (!bus_peer_exe (from->cred.pid, exe, sizeof exe)) {
+        //  It hides itself (the key's process is not dumpable): a child of
+        //  bifrostd (our parent) by its command name
+        uint32_t ppid = 0;
+        char comm [16] = "";
+        if (bus_peer_stat (from->cred.pid, &ppid, comm, sizeof comm) && ppid == (uint32_t) getppid ()
+        &&  ppid != 1 && bus_policy_may_register_comm (name, comm))
+            return true;
+        snprintf (why, size, "pid %u hides its executable and is %s (%s)", from->cred.pid,
+                  ppid == (uint32_t) getppid () ? "named otherwise" : "not bifrostd's child", comm);
+        return false;
+    }
+    if (bus_policy_may_register (name, exe, self->libexec))
+        return true;
+    snprintf (why, size, "pid %u runs %.200s, not the service's program in %.200s", from->cred.pid, exe,
+              self->libexec [0]);
+    return false;
+}
+
+//  The sender's name for the policy: the service it registered as, when this
+//  message comes from the process that registered it; "ctl" for a process of
+//  root with root's powers (CAP_SYS_ADMIN effective: root's bifrostctl, never a
+//  service, which dropped its capabilities for good); else "" (anyone)
+static const char *
+s_sender (bus_broker_t *self, const char *id, const s_from_t *from)
+{
+    s_instance_t *inst = (s_instance_t *) zhashx_lookup (self->instances, id);
+    if (inst && from->known && inst->pid == from->cred.pid)
+        return inst->name;
+    uint64_t caps = 0;
+    if (from->known && from->cred.uid == 0 && bus_peer_caps (from->cred.pid, &caps)
+    &&  (caps & (1ULL << 21)))          //  CAP_SYS_ADMIN
+        return "ctl";
+    return "";
+}
+
 static void
-s_handle_own (bus_broker_t *self, bus_envelope_t *env)
+s_handle_own (bus_broker_t *self, bus_envelope_t *env, const s_from_t *peer)
 {
     char err [160];
     const char *type = bus_envelope_type (env);
@@ -227,6 +301,17 @@ s_handle_own (bus_broker_t *self, bus_envelope_t *env)
             s_reply_error (self, env, 400, "bus.hello: instance must equal the socket identity");
             return;
         }
+        char why [500];
+        if (!s_may_register (self, hello.name, peer, why, sizeof why)) {
+            self->stats.refused++;
+            if (self->stats.refused <= 10 || self->stats.refused % 100 == 0)
+                bus_warn ("refused %s as service %s: %s (%" PRIu64 " refused)", from, hello.name, why,
+                          self->stats.refused);
+            char text [200];
+            snprintf (text, sizeof text, "bus.hello: this process may not register as %s", hello.name);
+            s_reply_error (self, env, 403, text);
+            return;
+        }
         s_instance_t *inst = (s_instance_t *) zhashx_lookup (self->instances, from);
         if (!inst) {
             inst = (s_instance_t *) zmalloc (sizeof (s_instance_t));
@@ -235,6 +320,7 @@ s_handle_own (bus_broker_t *self, bus_envelope_t *env)
             bus_info ("instance %s of %s registered (pid %u)", from, hello.name, hello.pid);
         }
         snprintf (inst->name, sizeof inst->name, "%s", hello.name);
+        inst->pid = peer->known ? peer->cred.pid : 0;
         inst->last_seen = zclock_mono ();
         bus_envelope_t *reply = bus_envelope_new (from, "bus", NULL, bus_envelope_corr (env));
         bus_welcome_t welcome = { .epoch = self->epoch, .instances = (uint32_t) zhashx_size (self->instances) };
@@ -302,6 +388,26 @@ s_router_ready (bus_loop_t *loop, zsock_t *reader, void *arg)
         }
         //  Nobody speaks for someone else on this bus
         bus_envelope_set_from (env, idtext);
+        s_from_t peer = { false, { 0, 0, 0 } };
+        peer.known = bus_peer_parse (zmq_msg_gets (&body, "Peer-Address"), &peer.cred);
+        //  ... nor says what only another may say (schemas/senders.def)
+        const char *to_check = bus_envelope_to (env);
+        bool event = *to_check == 0;
+        if (!self->unchecked
+        &&  !bus_policy_may_send (bus_envelope_type (env), event, s_sender (self, idtext, &peer))) {
+            self->stats.refused++;
+            if (self->stats.refused <= 10 || self->stats.refused % 100 == 0)
+                bus_warn ("refused %s %s from %s (pid %u): only %s may (%" PRIu64 " refused)",
+                          event ? "event" : "request", bus_envelope_type (env), idtext,
+                          peer.known ? peer.cred.pid : 0,
+                          bus_policy_senders (bus_envelope_type (env), event), self->stats.refused);
+            if (!event && bus_envelope_corr (env))
+                s_reply_error (self, env, 403, "this sender may not send this message type");
+            bus_envelope_destroy (&env);
+            zmq_msg_close (&id);
+            zmq_msg_close (&body);
+            continue;
+        }
         uint8_t *data;
         size_t size;
         bus_envelope_encode (env, &data, &size);
@@ -319,7 +425,7 @@ s_router_ready (bus_loop_t *loop, zsock_t *reader, void *arg)
         else {
             s_tap (self, "ctl", bus_envelope_type (env), data, size);
             if (strcmp (to, "bus") == 0)
-                s_handle_own (self, env);
+                s_handle_own (self, env, &peer);
             else {
                 //  By service name (load-balanced) first, else straight to an identity
                 bool sent = false;
@@ -453,6 +559,11 @@ s_actor_pipe (bus_loop_t *loop, zsock_t *pipe, void *arg)
         bus_broker_stats_t stats;
         bus_broker_stats ((bus_broker_t *) arg, &stats);
         zsock_send (pipe, "8888", stats.routed, stats.events, stats.tapped, stats.bad_input);
+    }
+    if (command && streq (command, "REFUSED")) {
+        bus_broker_stats_t stats;
+        bus_broker_stats ((bus_broker_t *) arg, &stats);
+        zsock_send (pipe, "8", stats.refused);
     }
     zstr_free (&command);
     return rc;
@@ -667,6 +778,38 @@ bus_broker_test (bool verbose)
         assert (env);
         bus_envelope_destroy (&env);
     }
+
+    //  The sender policy (schemas/senders.def). c registered as nothing: its
+    //  peer.up event and its crypto.keyproof request are refused (the request
+    //  with bus.error 403); a service registered as discovery (in this process:
+    //  the kernel says so) may send both; a protected name is bound to the
+    //  registering process, so nothing changes for c
+    uint64_t refused0, refused1;
+    zstr_send (broker, "REFUSED");
+    zsock_recv (broker, "8", &refused0);
+    peer_up_t up = { .name = "mallory" };
+    s_test_send (c, "", "c", &peer_up_schema, &up, 0);
+    crypto_keyproof_t proof = { .nonce = "AA==" };
+    s_test_send (c, "a", "c", &crypto_keyproof_schema, &proof, 21);
+    env = s_test_recv (c);
+    assert (env && streq (bus_envelope_type (env), "bus.error") && bus_envelope_corr (env) == 21);
+    bus_error_t refusal;
+    assert (bus_envelope_get_msg (env, &bus_error_schema, &refusal, NULL, 0) == 0 && refusal.code == 403);
+    bus_envelope_destroy (&env);
+    zstr_send (broker, "REFUSED");
+    zsock_recv (broker, "8", &refused1);
+    assert (refused1 == refused0 + 2);
+    zsock_t *disc = s_test_dealer (dir, "discovery.1");
+    s_test_hello (disc, "discovery", "discovery.1");
+    s_test_send (disc, "", "discovery.1", &peer_up_schema, &up, 0);
+    s_test_send (disc, "a.1", "discovery.1", &crypto_keyproof_schema, &proof, 0);
+    env = s_test_recv (a1);
+    assert (env && streq (bus_envelope_type (env), "crypto.keyproof") && streq (bus_envelope_from (env), "discovery.1"));
+    bus_envelope_destroy (&env);
+    zstr_send (broker, "REFUSED");
+    zsock_recv (broker, "8", &refused1);
+    assert (refused1 == refused0 + 2);
+    zsock_destroy (&disc);
 
     zstr_send (broker, "STATS");
     uint64_t routed, events, tapped, bad;

@@ -10,7 +10,11 @@
 
     The broker trusts no one: `from` is overwritten with the sender's routing id,
     undecodable frames are dropped and counted, undeliverable requests are answered
-    with bus.error 404. */
+    with bus.error 404. A service name is bound to the process that registered
+    it (the kernel's SO_PEERCRED pid, libzmq's Peer-Address), a protected name
+    to its program (bus_policy.h), and a message only some may send
+    (schemas/senders.def) from anyone else is dropped and counted (`refused`),
+    a request answered with bus.error 403. */
 #ifndef BUS_BROKER_H_INCLUDED
 #define BUS_BROKER_H_INCLUDED
 
@@ -34,6 +38,7 @@ void bus_broker_set_heartbeat (bus_broker_t *self, int interval_ms);
 
 typedef struct {
     uint64_t routed, events, tapped, dropped, bad_input, unroutable;
+    uint64_t refused;           //  by the sender policy (schemas/senders.def)
     uint32_t instances, tap_subscribers;
 } bus_broker_stats_t;
 void bus_broker_stats (bus_broker_t *self, bus_broker_stats_t *stats);

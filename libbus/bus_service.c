@@ -69,6 +69,9 @@ struct _bus_service_t {
 static void s_free_item (void **item) { free (*item); *item = NULL; }
 
 //  A service on a loop of its own, or a guest on host's loop (host not NULL)
+//  Announces this instance to the broker (bus.hello); defined below
+static void s_hello (bus_service_t *self);
+
 static bus_service_t *
 s_new (const char *name, const char *instance, const char *run_dir, bus_service_t *host)
 {
@@ -135,6 +138,9 @@ s_new (const char *name, const char *instance, const char *run_dir, bus_service_
         bus_service_destroy (&self);
         return NULL;
     }
+    //  The hello first, queued before anything the setup sends: the broker
+    //  lets only a registered service send what schemas/senders.def reserves
+    s_hello (self);
     return self;
 }
 

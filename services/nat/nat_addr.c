@@ -85,6 +85,15 @@ nat_addr_set_ice (nat_addr_t *self, uint32_t index)
     self->relay_peer = index;
 }
 
+void
+nat_addr_set_bday (nat_addr_t *self, uint32_t index)
+{
+    nat_addr_clear (self);
+    self->sa.sa_family = AF_UNSPEC;
+    self->len = NAT_ADDR_BDAY_LEN;
+    self->relay_peer = index;
+}
+
 int
 nat_addr_family (const nat_addr_t *self)
 {
@@ -123,6 +132,9 @@ nat_addr_format (const nat_addr_t *self, char *buf, size_t size)
     else
     if (self->sa.sa_family == AF_UNSPEC && self->len == NAT_ADDR_ICE_LEN)
         snprintf (buf, size, "ice/%u", (unsigned) self->relay_peer);
+    else
+    if (self->sa.sa_family == AF_UNSPEC && self->len == NAT_ADDR_BDAY_LEN)
+        snprintf (buf, size, "bday/%u", (unsigned) self->relay_peer);
     else
     if (self->sa.sa_family == AF_UNSPEC)
         snprintf (buf, size, "relay/%016llx", (unsigned long long) self->relay_peer);
@@ -229,6 +241,11 @@ nat_addr_test (bool verbose)
     assert (strcmp (nat_addr_format (&i1, buf, sizeof buf), "ice/7") == 0);
     nat_addr_set_ice (&i2, 7);
     assert (nat_addr_eq (&i1, &i2) && nat_addr_port (&i1) == 0);
+    //  Birthday pseudo-addresses: neither ICE nor relayed
+    nat_addr_set_bday (&i2, 7);
+    assert (nat_addr_bday_index (&i2, &index) && index == 7 && !nat_addr_ice_index (&i2, NULL));
+    assert (!nat_addr_relay_peer (&i2) && !nat_addr_bday_index (&i1, NULL) && !nat_addr_eq (&i1, &i2));
+    assert (strcmp (nat_addr_format (&i2, buf, sizeof buf), "bday/7") == 0);
 
     assert (nat_addr_set_ip (&a, "192.0.2.1", 51820) == 0);
     assert (nat_addr_family (&a) == AF_INET && nat_addr_port (&a) == 51820);

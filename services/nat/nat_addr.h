@@ -73,6 +73,22 @@ nat_addr_ice_index (const nat_addr_t *self, uint32_t *index)
     return true;
 }
 
+//  "Through the birthday socket of peer index" (nat_bday_path.c: the one of
+//  a peer's extra sockets its probe reached), shown as "bday/<index>"; also
+//  AF_UNSPEC, told apart by its length
+#define NAT_ADDR_BDAY_LEN (sizeof (uint64_t) + 2)
+void nat_addr_set_bday (nat_addr_t *self, uint32_t index);
+
+static inline bool
+nat_addr_bday_index (const nat_addr_t *self, uint32_t *index)
+{
+    if (self->len != NAT_ADDR_BDAY_LEN || self->sa.sa_family != AF_UNSPEC)
+        return false;
+    if (index)
+        *index = (uint32_t) self->relay_peer;
+    return true;
+}
+
 //  AF_INET or AF_INET6 (0 when unset or relayed).
 int nat_addr_family (const nat_addr_t *self);
 

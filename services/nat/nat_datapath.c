@@ -6,6 +6,7 @@
     The service around it (config, peers, bus, timers) is nat_service.c. */
 #include "nat_service_priv.h"
 #include "nat_ice.h"
+#include "nat_bday_path.h"
 #include "bus_log.h"
 #include "schemas/pipes.h"
 #include "schemas/wire.h"
@@ -30,6 +31,7 @@ s_resume (void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     bus_loop_poller (self->loop, &self->udp_item, nat_datapath_udp_ready, self);
     nat_ice_resume (self->ice);         //  the taken ICE sockets (nat_ice.c)
+    nat_bday_path_resume (self->bday);  //  the carried birthday sockets (nat_bday_path.c)
     //  Read what queued up meanwhile without waiting for the next poll
     return nat_datapath_udp_ready (self->loop, &self->udp_item, self);
 }
@@ -99,9 +101,10 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
     }
     if (state->last_peer) {
         nat_peer_received (state->last_peer, size, now);
-        //  (an ICE pseudo-address is neither: nat_ice.c)
+        //  (an ICE pseudo-address is neither: nat_ice.c; a birthday socket's
+        //  is direct: nat_bday_path.c)
         nat_peer_info_t *info = &self->info [nat_peer_index (state->last_peer)];
-        if (from == wire_from && nat_addr_family (from) != AF_UNSPEC)
+        if ((from == wire_from && nat_addr_family (from) != AF_UNSPEC) || nat_addr_bday_index (from, NULL))
             info->direct_rx_ms = now;
         else
         if (nat_addr_relay_peer (from))
@@ -320,6 +323,14 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
                 nat_peer_sent (peer, pkt.len, now);
                 continue;
             }
+            //  Through the socket a birthday guess reached (nat_bday_path.c)
+            uint32_t bday_index;
+            if (!probes && nat_addr_bday_index (to, &bday_index)) {
+                if (!nat_bday_path_send (self->bday, bday_index, pkt.data, pkt.len))
+                    self->counters.drop_no_endpoint++;
+                nat_peer_sent (peer, pkt.len, now);
+                continue;
+            }
             //  A handshake to a peer that is not up goes through the relay too:
             //  the first path to answer wins (nat_relay_path.c)
             bool copy = info->relay_id && !nat_addr_relay_peer (to) && initiation && !probes
@@ -361,6 +372,7 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
         if (count)
             nat_udp_send (self->udp, self->tx, count);
         nat_ice_flush (self->ice);
+        nat_bday_path_flush (self->bday);
     }
     return 0;
 }

@@ -56,7 +56,8 @@ nat_direct_watch_tick (nat_service_t *self, int64_t now)
             continue;
         const nat_addr_t *endpoint = nat_peer_endpoint (peer);
         if (nat_peer_state (peer) != NAT_PEER_UP || !nat_addr_is_set (endpoint)
-        ||  nat_addr_family (endpoint) == AF_UNSPEC) {     //  relayed, or ICE (nat_ice.c)
+        ||  (nat_addr_family (endpoint) == AF_UNSPEC       //  relayed, or ICE (nat_ice.c); a birthday
+        &&   !nat_addr_bday_index (endpoint, NULL))) {      //  socket is direct (nat_bday_path.c)
             info->watch_first_ms = info->watch_probe_ms = 0;
             continue;
         }

@@ -40,6 +40,7 @@
 #include "ice_agent.h"
 #include "bus_log.h"
 #include "nat_udp.h"
+#include "nat_taken.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -67,19 +68,11 @@
 #define S_START_MIN_MS      1000    //  a peer's ice-start opens a new session once a second at most
 #define S_LOG_BAD_MAX       20      //  malformed signals logged, then only counted (and every 100th)
 
-//  A direct pair's socket, taken from libnice: the peer's data goes on it
-//  in batches (nat_ice_send queues, nat_ice_flush sends)
+//  Who a taken socket's reads are reported to (nat_taken's rx callback)
 typedef struct {
     struct _nat_ice_t *ice;
     uint32_t index;
-    nat_udp_t *udp;
-    zmq_pollitem_t item;
-    nat_addr_t to;                      //  the pair's remote address
-    nat_udp_tx_t tx [NAT_UDP_BATCH];    //  queued until nat_ice_flush
-    size_t count;
-    bool pending;                       //  in the nat_ice's pending list
-    bool paused;                        //  not polled while crypto is behind (nat_ice_resume)
-} s_taken_t;
+} s_taker_t;
 
 typedef struct {
     uint64_t remote;            //  the peer's ICE id, 0 unknown
@@ -98,7 +91,9 @@ typedef struct {
     int64_t selected_ms;        //  when the pair was selected
     bool carried;               //  the peer was up on this session's pair
     int64_t relay_try_ms;       //  on TURN while the relay answers: a handshake through the relay then (0: none planned)
-    s_taken_t *taken;           //  the pair's socket, ours since the handoff (NULL: data through libnice)
+    nat_taken_t *taken;         //  the pair's socket, ours since the handoff (NULL: data through libnice;
+                                //  nat_taken.h: nat_ice_send queues, nat_ice_flush sends)
+    s_taker_t taker;
     bool untakeable;            //  the handoff failed for this session: data stays in libnice
 } s_peer_t;
 
@@ -285,22 +280,7 @@ s_set_locals (nat_ice_t *self)
 static void
 s_untake (nat_ice_t *self, uint32_t index)
 {
-    s_taken_t *t = self->peers [index].taken;
-    if (!t)
-        return;
-    if (t->item.fd >= 0)
-        bus_loop_poller_end (self->owner->loop, &t->item);
-    if (t->udp) {
-        const nat_udp_stats_t *st = nat_udp_stats (t->udp);
-        self->taken_closed.dgrams_in += st->dgrams_in;
-        self->taken_closed.bytes_in += st->bytes_in;
-        self->taken_closed.dgrams_out += st->dgrams_out;
-        self->taken_closed.bytes_out += st->bytes_out;
-        self->taken_closed.send_errors += st->send_errors + st->send_dropped;
-        nat_udp_destroy (&t->udp);
-    }
-    free (t);
-    self->peers [index].taken = NULL;
+    nat_taken_destroy (&self->peers [index].taken, &self->taken_closed);
 }
 
 static void
@@ -388,40 +368,25 @@ s_dial (nat_ice_t *self, uint32_t index, int64_t now)
 //  ---------------------------------------------------------------------------
 //  The handoff: a direct pair's socket in nat's hands
 
-//  What came on a taken socket: from the pair's remote address, into crypto's
-//  batch as from "ice/<index>" (crypto confirms the same endpoint as before
-//  the handoff); anything else on it is counted and dropped. STUN left on the
-//  by the demux. While crypto is behind (nat's pause, bus_pause.h), the
-//  socket is not polled: the kernel queues and drops, not us.
-static int
-s_taken_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+//  What came on a taken socket (nat_taken.c reads it: from the pair's remote
+//  address, into crypto's batch as from "ice/<index>", so crypto confirms the
+//  same endpoint as before the handoff; anything else is counted and dropped.
+//  STUN left on the socket is dropped by the demux)
+static void
+s_taken_rx (void *arg, size_t ingested, size_t strangers)
 {
-    s_taken_t *t = (s_taken_t *) arg;
-    nat_ice_t *self = t->ice;
-    nat_addr_t from;
-    nat_addr_set_ice (&from, t->index);
-    size_t strangers = 0;
-    if (nat_datapath_read (self->owner, t->udp, &t->to, &from, &strangers))
-        self->peers [t->index].rx_ms = bus_clock_ms ();
-    self->taken_strangers += strangers;
-    if (bus_pause_active (self->owner->pause) && !t->paused) {
-        bus_loop_poller_end (loop, &t->item);
-        t->paused = true;
-    }
-    return 0;
+    s_taker_t *taker = (s_taker_t *) arg;
+    if (ingested)
+        taker->ice->peers [taker->index].rx_ms = bus_clock_ms ();
+    taker->ice->taken_strangers += strangers;
 }
 
 void
 nat_ice_resume (nat_ice_t *self)
 {
-    for (size_t i = 0; self && i < NODE_PEERS_MAX; i++) {
-        s_taken_t *t = self->peers [i].taken;
-        if (!t || !t->paused)
-            continue;
-        t->paused = false;
-        if (bus_loop_poller (self->owner->loop, &t->item, s_taken_ready, t) == 0)
-            bus_loop_poller_kick (self->owner->loop, &t->item);     //  what queued meanwhile
-    }
+    for (size_t i = 0; self && i < NODE_PEERS_MAX; i++)
+        if (self->peers [i].taken)
+            nat_taken_resume (self->peers [i].taken);
 }
 
 //  Once the peer is up on a pair whose local end is not a TURN relay: the
@@ -446,32 +411,20 @@ s_take (nat_ice_t *self, uint32_t index)
         bus_debug ("peer %s: ICE socket not taken yet: %s", s_name (self, index), err);
         return;
     }
-    s_taken_t *t = (s_taken_t *) calloc (1, sizeof *t);
-    assert (t);
-    t->ice = self;
-    t->index = index;
-    t->item = (zmq_pollitem_t) { NULL, -1, ZMQ_POLLIN, 0 };
-    p->taken = t;
-    nat_udp_t *main_udp = self->owner->udp;
-    nat_udp_config_t uc = {
-        .rcvbuf = main_udp ? nat_udp_rcvbuf (main_udp) : 0, .sndbuf = main_udp ? nat_udp_sndbuf (main_udp) : 0,
-        .gso = true, .gro = true,
-    };
-    if (nat_addr_set_sockaddr (&t->to, (struct sockaddr *) &remote, remote_len))
+    nat_addr_t to, as;
+    nat_addr_set_ice (&as, index);
+    p->taker = (s_taker_t) { self, index };
+    nat_udp_t *udp = NULL;
+    if (nat_addr_set_sockaddr (&to, (struct sockaddr *) &remote, remote_len)) {
         snprintf (err, sizeof err, "remote address of family %d", remote.ss_family);
-    else
-        t->udp = nat_udp_new_fd (fd, &uc, err, sizeof err);
-    if (t->udp) {
-        t->item.fd = fd;
-        if (bus_loop_poller (self->owner->loop, &t->item, s_taken_ready, t)) {
-            t->item.fd = -1;
-            snprintf (err, sizeof err, "cannot poll fd %d", fd);
-            s_untake (self, index);
-        }
-    }
-    else {
         close (fd);
-        s_untake (self, index);
+    }
+    else
+        udp = nat_taken_wrap (self->owner, fd, err, sizeof err);
+    if (udp) {
+        p->taken = nat_taken_new (self->owner, &udp, &to, &as, s_taken_rx, &p->taker);
+        if (!p->taken)
+            snprintf (err, sizeof err, "cannot poll fd %d", fd);
     }
     if (!p->taken) {
         bus_warn ("peer %s: ICE socket handoff failed, data stays in libnice: %s", s_name (self, index), err);
@@ -481,9 +434,10 @@ s_take (nat_ice_t *self, uint32_t index)
     ice_agent_remove_peer (self->agent, p->remote);
     self->taken_total++;
     char text [NAT_ADDR_TEXT_MAX];
+    nat_udp_t *udp_taken = nat_taken_udp (p->taken);
     bus_info ("peer %s: ICE socket taken from libnice (port %u, to %s, gso %s, gro %s)", s_name (self, index),
-              nat_udp_port (t->udp), nat_addr_format (&t->to, text, sizeof text),
-              nat_udp_gso (t->udp) ? "on" : "off", nat_udp_gro (t->udp) ? "on" : "off");
+              nat_udp_port (udp_taken), nat_addr_format (&to, text, sizeof text),
+              nat_udp_gso (udp_taken) ? "on" : "off", nat_udp_gro (udp_taken) ? "on" : "off");
 }
 
 //  One send per taken socket that has datagrams queued
@@ -493,13 +447,9 @@ nat_ice_flush (nat_ice_t *self)
     if (!self)
         return;
     for (size_t i = 0; i < self->pending_count; i++) {
-        s_taken_t *t = self->peers [self->pending [i]].taken;
-        if (!t)
-            continue;                   //  closed since
-        if (t->count)
-            nat_udp_send (t->udp, t->tx, t->count);
-        t->count = 0;
-        t->pending = false;
+        nat_taken_t *t = self->peers [self->pending [i]].taken;
+        if (t)                          //  else closed since
+            nat_taken_flush (t);
     }
     self->pending_count = 0;
 }
@@ -587,20 +537,13 @@ bool
 nat_ice_send (nat_ice_t *self, uint32_t index, const uint8_t *data, size_t size)
 {
     s_peer_t *p = self && index < NODE_PEERS_MAX ? &self->peers [index] : NULL;
-    s_taken_t *t = p ? p->taken : NULL;
+    nat_taken_t *t = p ? p->taken : NULL;
     if (t) {
-        //  Queued for the burst's one sendmmsg (nat_ice_flush); a full batch goes now
-        if (t->count == NAT_UDP_BATCH) {
-            nat_udp_send (t->udp, t->tx, t->count);
-            t->count = 0;
-        }
-        //  Listed once per flush (a peer's taken socket is listed at most
-        //  once, so the list never overflows)
-        if (!t->pending) {
-            t->pending = true;
+        //  Queued for the burst's one sendmmsg (nat_ice_flush); a full batch
+        //  goes now. Listed once per flush (a peer's taken socket is listed at
+        //  most once, so the list never overflows)
+        if (nat_taken_queue (t, data, size))
             self->pending [self->pending_count++] = index;
-        }
-        t->tx [t->count++] = (nat_udp_tx_t) { data, size, &t->to };
         return true;
     }
     if (!p || !p->session || !p->selected || ice_agent_send (self->agent, p->remote, data, size) < 0) {
@@ -1131,16 +1074,11 @@ nat_ice_status (nat_ice_t *self, nat_status_reply_t *reply)
     reply->ice_drops = self->drops;
     nat_udp_stats_t taken = self->taken_closed;
     for (size_t i = 0; i < NODE_PEERS_MAX; i++) {
-        s_taken_t *t = self->peers [i].taken;
+        nat_taken_t *t = self->peers [i].taken;
         if (!t)
             continue;
-        const nat_udp_stats_t *st = nat_udp_stats (t->udp);
         reply->ice_taken++;
-        taken.dgrams_in += st->dgrams_in;
-        taken.bytes_in += st->bytes_in;
-        taken.dgrams_out += st->dgrams_out;
-        taken.bytes_out += st->bytes_out;
-        taken.send_errors += st->send_errors + st->send_dropped;
+        nat_taken_stats_add (t, &taken);
     }
     reply->ice_taken_total = self->taken_total;
     reply->ice_taken_rx = taken.dgrams_in;
@@ -1200,9 +1138,8 @@ nat_ice_destroy (nat_ice_t **self_p)
 //  themselves run in tests/integration/ice_turn.sh, through real NATs)
 
 //  After the handoff: what nat_ice_send queues for a taken socket leaves only
-//  at nat_ice_flush, a burst of 100 in two sendmmsg calls (64 + 36), all to
-//  the pair's remote address, and a socket whose session closed drops
-//  nothing into the void (its queue goes with it)
+//  at nat_ice_flush (the batching itself: nat_taken's self test), and a
+//  peer without a pair counts a drop
 static void
 s_test_taken_batching (bool verbose)
 {
@@ -1212,48 +1149,32 @@ s_test_taken_batching (bool verbose)
     nat_udp_t *local = nat_udp_new (&(nat_udp_config_t) { .bind = "127.0.0.1:0" }, err, sizeof err);
     assert (remote && local);
     nat_ice_t *self = (nat_ice_t *) calloc (1, sizeof (nat_ice_t));
-    s_taken_t *t = (s_taken_t *) calloc (1, sizeof (s_taken_t));
-    assert (self && t);
-    t->ice = self;
-    t->index = 7;
-    t->udp = local;
-    t->item = (zmq_pollitem_t) { NULL, -1, ZMQ_POLLIN, 0 };
-    nat_addr_set_ip (&t->to, "127.0.0.1", nat_udp_port (remote));
+    assert (self);
+    nat_addr_t to, as;
+    nat_addr_set_ip (&to, "127.0.0.1", nat_udp_port (remote));
+    nat_addr_set_ice (&as, 7);
     self->peers [7].session = self->peers [7].selected = true;
-    self->peers [7].taken = t;
+    self->peers [7].taken = nat_taken_new (NULL, &local, &to, &as, NULL, NULL);
+    nat_udp_t *udp = nat_taken_udp (self->peers [7].taken);
     static uint8_t data [100][200];
     for (int i = 0; i < 100; i++) {
         memset (data [i], i, sizeof data [i]);
         assert (nat_ice_send (self, 7, data [i], sizeof data [i]));
     }
     //  The first 64 went when the queue was full; 36 wait for the flush
-    assert (nat_udp_stats (local)->dgrams_out == 64 && t->count == 36 && self->pending_count == 1);
+    assert (nat_udp_stats (udp)->dgrams_out == 64 && self->pending_count == 1);
     nat_ice_flush (self);
-    assert (nat_udp_stats (local)->dgrams_out == 100 && t->count == 0 && self->pending_count == 0);
-    if (!nat_udp_gso (local))
-        assert (nat_udp_stats (local)->send_calls <= 4);
-    size_t got = 0;
-    for (int tries = 0; got < 100 && tries < 100; tries++) {
-        nat_udp_rx_t *rx;
-        size_t n = nat_udp_recv (remote, &rx);
-        for (size_t i = 0; i < n; i++, got++)
-            assert (rx [i].size == 200 && rx [i].data [0] == (uint8_t) got);
-        if (!n)
-            zclock_sleep (1);
-    }
-    assert (got == 100);
+    assert (nat_udp_stats (udp)->dgrams_out == 100 && self->pending_count == 0);
     //  No pair and no session: counted as a drop, nothing queued
     assert (!nat_ice_send (self, 8, data [0], 10) && self->drops == 1);
     assert (!nat_ice_send (self, NODE_PEERS_MAX, data [0], 10) && self->drops == 2);
     //  Queued, then the session ends before the flush: the queue goes with the socket
     assert (nat_ice_send (self, 7, data [0], 10));
-    free (self->peers [7].taken);
-    self->peers [7].taken = NULL;
+    nat_taken_destroy (&self->peers [7].taken, &self->taken_closed);
     nat_ice_flush (self);
-    assert (nat_udp_stats (local)->dgrams_out == 100 && self->pending_count == 0);
+    assert (self->taken_closed.dgrams_out == 100 && self->pending_count == 0);
     if (verbose)
-        printf ("(taken: %" PRIu64 " send calls for 100 datagrams) ", nat_udp_stats (local)->send_calls);
-    nat_udp_destroy (&local);
+        printf ("(taken: 100 datagrams) ");
     nat_udp_destroy (&remote);
     free (self);
 }

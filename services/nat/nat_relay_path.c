@@ -573,6 +573,7 @@ s_probe (nat_service_t *self, nat_peer_t *peer, nat_peer_info_t *info, int64_t n
     nat_probe_plan_t *plan = &info->plan;
     plan->legs_count = 0;
     plan->predict = 0;
+    plan->random = 0;
     if (punch) {
         plan->legs [plan->legs_count++] = info->relay_seen;
         if (count)
@@ -611,15 +612,27 @@ nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now)
     nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
     if (info->probe_until_ms <= now || !info->plan.legs_count)
         return 0;
-    return info->plan.legs_count + info->plan.predict;
+    return info->plan.legs_count + info->plan.predict + info->plan.random;
 }
 
 void
 nat_relay_path_probe_leg (nat_service_t *self, nat_peer_t *peer, size_t k, nat_addr_t *out)
 {
-    nat_probe_plan_t *plan = &self->info [nat_peer_index (peer)].plan;
+    nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+    nat_probe_plan_t *plan = &info->plan;
     if (k < plan->legs_count) {
         *out = plan->legs [k];
+        return;
+    }
+    //  A guessed port (birthday, nat_bday_path.c): the next step of the walk
+    if (k >= (size_t) plan->legs_count + plan->predict) {
+        *out = plan->legs [0];
+        uint16_t port = nat_bday_port (&info->bday, plan->random_from + (uint32_t) (k - plan->legs_count - plan->predict));
+        if (nat_addr_family (out) == AF_INET)
+            out->in4.sin_port = htons (port);
+        else
+            out->in6.sin6_port = htons (port);
+        self->counters.birthday_probes++;
         return;
     }
     //  A predicted port: the seen mapping's address, the k-th port after it
@@ -632,6 +645,27 @@ nat_relay_path_probe_leg (nat_service_t *self, nat_peer_t *peer, size_t k, nat_a
         out->in6.sin6_port = htons (port);
     self->counters.predicted++;
     self->info [nat_peer_index (peer)].plan.predicted++;
+}
+
+bool
+nat_relay_path_birthday_round (nat_service_t *self, nat_peer_t *peer, uint32_t count, uint32_t from, int64_t now)
+{
+    nat_peer_info_t *info = &self->info [nat_peer_index (peer)];
+    if (!nat_addr_is_set (&info->relay_seen))
+        return true;                //  nothing to guess at: the round counts as gone
+    //  crypto takes one dial per 250 ms (as s_probe)
+    if (info->last_dial_ms && now - info->last_dial_ms < 300)
+        return false;
+    nat_probe_plan_t *plan = &info->plan;
+    plan->legs [0] = info->relay_seen;
+    plan->legs_count = 1;
+    plan->predict = 0;
+    plan->random = (uint16_t) (count < UINT16_MAX ? count : UINT16_MAX);
+    plan->random_from = from;
+    info->probe_until_ms = now + 1000;
+    nat_tried_note (&info->tried, NAT_TRIED_SEEN, &plan->legs [0], 1, now);
+    nat_service_send_dial (self, peer);
+    return true;
 }
 
 //  Dials through the relay: peers nat does not dial itself, while not up (1 s,
@@ -985,7 +1019,8 @@ s_conclusion (nat_mapping_class_t kind)
 {
     switch (kind) {
         case NAT_MAPPING_EDM_RANDOM:
-            return "so only a peer whose NAT filters by address alone (or no NAT) can answer";
+            return "so only a peer whose NAT filters by address alone (or no NAT) can answer, or a birthday "
+                   "attempt with a peer whose NAT maps endpoint-independently (`connection.birthday`)";
         case NAT_MAPPING_EDM_SEQ:
             return "so only a peer whose NAT filters by address alone (or no NAT) can answer "
                    "(we send no predicted ports: each would use up one of ours)";
@@ -993,7 +1028,7 @@ s_conclusion (nat_mapping_class_t kind)
             return "so their side drops what we send (a firewall or NAT that blocks UDP from us)";
         case NAT_MAPPING_EIM:
             return "so their NAT likely maps per destination with ports we cannot predict (or blocks UDP), "
-                   "and ours filters by port";
+                   "and ours filters by port (birthday attempts toward it: `connection.birthday`)";
         default:
             return "so we send no predicted ports";
     }

@@ -18,6 +18,8 @@
 #include "nat_ice.h"
 #include "nat_pathstat.h"
 #include "nat_tried.h"
+#include "nat_taken.h"
+#include "nat_bday.h"
 #include "nat_hs_budget.h"
 #include "nat_hs_mac.h"
 #include "nat_hs_load.h"
@@ -49,6 +51,8 @@ static const selftest_t s_tests [] = {
     { "nat_ice", nat_ice_test },
     { "nat_pathstat", nat_pathstat_test },
     { "nat_tried", nat_tried_test },
+    { "nat_taken", nat_taken_test },
+    { "nat_bday", nat_bday_test },
     { "nat_service", nat_service_test },
     { NULL, NULL }
 };

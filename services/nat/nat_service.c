@@ -3,6 +3,7 @@
 #include "nat_service_priv.h"
 #include "nat_portmap.h"
 #include "nat_ice.h"
+#include "nat_bday_path.h"
 #include "bus_log.h"
 #include "node_peers.h"
 #include "schemas/pipes.h"
@@ -332,6 +333,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     nat_path_probe_tick (self, bus_clock_ms ());
     s_netchange_tick (self, bus_clock_ms ());
     nat_ice_tick (self->ice, bus_clock_ms ());
+    nat_bday_path_tick (self->bday, bus_clock_ms ());
     nat_cookie_path_tick (self, bus_clock_ms ());
     return 0;
 }
@@ -541,6 +543,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->relay_wss_tx = self->counters.relay_wss_tx;
     nat_relay_path_status (self, reply);
     nat_ice_status (self->ice, reply);
+    nat_bday_path_status (self->bday, reply);
     int64_t now = bus_clock_ms ();
     for (size_t i = 0; i < nat_peer_table_slots (self->table); i++) {
         nat_peer_t *peer = nat_peer_table_at (self->table, i);
@@ -925,6 +928,7 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     nat_relay_path_open (self);
     s_portmap_open (self);
     self->ice = nat_ice_new (self);
+    self->bday = nat_bday_path_new (self);
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
@@ -980,6 +984,7 @@ nat_service_destroy (nat_service_t **self_p)
     nat_demux_destroy (&self->demux);
     nat_resolver_destroy (&self->resolver);
     nat_udp_destroy (&self->udp);
+    nat_bday_path_destroy (&self->bday);
     nat_ice_destroy (&self->ice);
     nat_peer_table_destroy (&self->table);
     node_peers_destroy (&self->peers);

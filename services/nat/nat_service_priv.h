@@ -21,6 +21,7 @@
 #include "nat_netwatch.h"
 #include "nat_pathstat.h"
 #include "nat_tried.h"
+#include "nat_bday.h"
 #include "bus_clock.h"
 #include "bus_pause.h"
 #include "bus_pipe.h"
@@ -42,6 +43,8 @@ typedef struct {
     uint8_t legs_count;
     uint16_t predict;           //  then legs [0]'s address at `predict` ports (0: no prediction)...
     uint16_t predict_from;      //  ...from its port + this
+    uint16_t random;            //  then legs [0]'s address at `random` guessed ports (birthday, nat_bday.h)...
+    uint32_t random_from;       //  ...from this step of the peer's walk (nat_bday_port)
     uint64_t predicted;         //  datagrams to predicted ports of this peer, in all
 } nat_probe_plan_t;
 
@@ -79,6 +82,7 @@ typedef struct {
     int64_t path_since_ms;      //  taken then
     uint64_t path_tx_mark;      //  tx_packets with the last RTT probe (nat_direct_watch ignores it)
     nat_tried_list_t tried;     //  addresses tried for a direct path (dials, probe legs)
+    nat_bday_t bday;            //  birthday attempts toward it (nat_bday_path.c)
 } nat_peer_info_t;
 
 #define NAT_RELAY_FRAME_MAX     2048        //  a relayed datagram, header included
@@ -119,6 +123,7 @@ typedef struct {
     uint64_t predicted;         //  probe datagrams to predicted ports (connection.port_prediction)
     uint64_t net_changes;                       //  address/route changes acted on (nat_netwatch)
     uint64_t rtt_probes;                        //  nat_path_probe.c
+    uint64_t birthday_probes;                   //  probe datagrams to guessed ports (nat_bday_path.c)
     //  Cookie replies (nat_cookie_path.c)
     uint64_t cookies_sent, cookies_received, cookies_refused;
     uint64_t initiations_bad_mac1, initiations_cookie, initiations_mac2;
@@ -195,6 +200,7 @@ struct _nat_service_t {
     int64_t netchange_due_ms;                   //  direct paths tried again then, 0: not planned
     struct _nat_portmap_t *portmap;             //  connection.port_mapping (nat_portmap.c), else NULL
     struct _nat_ice_t *ice;                     //  ICE sessions (nat_ice.c); NULL: none
+    struct _nat_bday_path_t *bday;              //  birthday attempts (nat_bday_path.c)
     struct _nat_cookie_path_t *cookie;          //  cookie replies (nat_cookie_path.c)
 };
 
@@ -264,6 +270,10 @@ void nat_relay_path_resolved (nat_service_t *self, uint64_t cookie, const nat_ad
 size_t nat_relay_path_probe (nat_service_t *self, nat_peer_t *peer, int64_t now);
 //  Leg k (< that number) of the peer's probe, into *out; counts a predicted one
 void nat_relay_path_probe_leg (nat_service_t *self, nat_peer_t *peer, size_t k, nat_addr_t *out);
+//  A birthday round toward a relayed peer (the easy side, nat_bday_path.c):
+//  a probe to its relay-seen address and `count` guessed ports of it, steps
+//  from..from+count-1 of its walk. False when crypto's dial gap says later
+bool nat_relay_path_birthday_round (nat_service_t *self, nat_peer_t *peer, uint32_t count, uint32_t from, int64_t now);
 //  The peer's address as a relay saw it, from an ESTABLISHED that came before
 //  the peer was known (within NAT_SEEN_EARLY_MS): true and *seen set, else false
 bool nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *seen);

@@ -46,8 +46,10 @@ counter () { "$PROBE" counter "$1" "$2"; }
 export BIFROST_HEARTBEAT_MS=200
 export BIFROST_PSK=$(head -c 32 /dev/urandom | base64)
 mkdir -p "$RA" "$RB"
-"$LIBEXEC/bifrost-bus" -r "$RA" >"$T/bus-a.log" 2>&1 & PIDS="$PIDS $!"
-"$LIBEXEC/bifrost-bus" -r "$RB" >"$T/bus-b.log" 2>&1 & PIDS="$PIDS $!"
+# The probe plays services of the node, which the broker's sender policy
+# (schemas/senders.def) rightly refuses: the broker runs without it here
+BIFROST_BUS_UNCHECKED=1 "$LIBEXEC/bifrost-bus" -r "$RA" >"$T/bus-a.log" 2>&1 & PIDS="$PIDS $!"
+BIFROST_BUS_UNCHECKED=1 "$LIBEXEC/bifrost-bus" -r "$RB" >"$T/bus-b.log" 2>&1 & PIDS="$PIDS $!"
 wait_for 5 test -S "$RA/bus.ipc" && wait_for 5 test -S "$RB/bus.ipc"
 ok $? "two brokers are up"
 

@@ -82,6 +82,14 @@ out=$("${BIFROST_LIBEXEC_DIR}/bifrost-crypto" --genkey "$T/no/such/dir/node.key"
 [ "$rc" -eq 1 ] && echo "$out" | grep -q "cannot create key file $T/no/such/dir/node.key: No such file or directory"
 ok $? "bifrost-crypto --genkey into a missing directory: clear error, exit 1"
 
+# Only root with root's powers asks bifrostd (issue 16): a process of uid 0 that
+# dropped its capabilities, as every service did, is refused
+out=$(setpriv --bounding-set=-all --inh-caps=-all "$BIFROSTCTL" -r "$RUN" status 2>&1); rc=$?
+[ "$rc" -ne 0 ] && echo "$out" | grep -q "only root's bifrostctl may ask bifrostd"
+ok $? "bifrostctl without capabilities is refused by bifrostd (exit $rc: $(echo "$out" | head -1))"
+ctl status >/dev/null 2>&1
+ok $? "root's bifrostctl still is answered"
+
 ctl stop | grep -q "stopping every service"
 ok $? "bifrostctl stop answers"
 wait_for 5 sh -c "! kill -0 $BPID"

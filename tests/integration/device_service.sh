@@ -100,7 +100,9 @@ ok $(( rc == 78 ? $? : 1 )) "--check-config: exit 78 ($rc), mtu, typo and mac on
 ok $? "--check-config of a good config: exit 0"
 
 # --- TUN
-ip netns exec "$NS" "$LIBEXEC/bifrost-bus" -r "$RUN" >"$T/bus.log" 2>&1 &
+# The probe plays services of the node, which the broker's sender policy
+# (schemas/senders.def) rightly refuses: the broker runs without it here
+ip netns exec "$NS" env BIFROST_BUS_UNCHECKED=1 "$LIBEXEC/bifrost-bus" -r "$RUN" >"$T/bus.log" 2>&1 &
 BUS_PID=$!
 wait_for 5 test -S "$RUN/bus.ipc"
 start_device "$T/tun.cfg"

@@ -87,7 +87,9 @@ grep -q "bad2.cfg:2: peers.\[0\].direct: direct = true needs an endpoint" "$T/ch
 ok $(( $? == 0 && RC == 78 ? 0 : 1 )) "direct = true without an endpoint is a config error (exit $RC)"
 
 # --- a broker, bob's socket, the stand-in crypto, and nat ---------------------
-"$BUS" -r "$RUN" >"$T/bus.log" 2>&1 &
+# The probe plays services of the node, which the broker's sender policy
+# (schemas/senders.def) rightly refuses: the broker runs without it here
+BIFROST_BUS_UNCHECKED=1 "$BUS" -r "$RUN" >"$T/bus.log" 2>&1 &
 BUSPID=$!
 wait_for 5 test -S "$RUN/bus.ipc"
 

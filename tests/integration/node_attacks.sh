@@ -155,12 +155,12 @@ refused () { ctl "$1" peers --json 2>/dev/null | jq -r '(.nat.initiations_limite
 INVALID=$(counter a handshake_invalid); REFUSED=$(refused a)
 in_ns c python3 "$T/flood.py" "$KA" 192.0.2.1 300
 ok $? "c sent 300 initiations with a valid mac1 to a"
-wait_for 5 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '(.nat.initiations_limited // 0) + (.nat.cookies_sent // 0)')\" -ge $(( ${REFUSED:-0} + 270 )) ]"
-ok $? "a's nat refused at least 270 of them (over the budget or a cookie reply): ${REFUSED:-?} -> $(refused a)"
+wait_for 5 sh -c "[ \"\$($CTL -r '$T/a/run' peers --json 2>/dev/null | jq -r '(.nat.initiations_limited // 0) + (.nat.cookies_sent // 0)')\" -ge $(( ${REFUSED:-0} + 250 )) ]"
+ok $? "a's nat refused at least 250 of them (over the budget or a cookie reply): ${REFUSED:-?} -> $(refused a)"
 sleep 0.5
 INVALID2=$(counter a handshake_invalid)
-[ -n "$INVALID2" ] && [ $(( INVALID2 - ${INVALID:-0} )) -ge 1 ] && [ $(( INVALID2 - ${INVALID:-0} )) -le 20 ]
-ok $? "a's crypto did the work of at most 20 (handshake_invalid ${INVALID:-?} -> ${INVALID2:-?})"
+[ -n "$INVALID2" ] && [ $(( INVALID2 - ${INVALID:-0} )) -ge 1 ] && [ $(( INVALID2 - ${INVALID:-0} )) -le 50 ]
+ok $? "a's crypto did the work of at most 50 (10 at once, then 5 a second) (handshake_invalid ${INVALID:-?} -> ${INVALID2:-?})"
 tunnel_ok; ok $? "tunnel a -> b unharmed after the flood"
 
 # 6. A flood of initiations from spoofed sources: thousands a second, each with

@@ -11,7 +11,8 @@
 # also confined to its run directory (Landlock, bus_privs_sandbox, tested in the
 # bus_privs self test): node a names b's endpoint by a host name, so a's nat must
 # still resolve it (from /etc/hosts, which `ip netns exec` takes from
-# /etc/netns/NAMESPACE/hosts). (TAP)
+# /etc/netns/NAMESPACE/hosts). A process that is not discovery's program is
+# refused as service discovery by the bus. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
 NODE_SPLIT="b"
@@ -91,6 +92,21 @@ ok $? "a: kill -9 of nat ($old): restarted as $(service_pid a nat)"
 expect_caps a nat "$NONE" "nothing after the restart"
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "ping a -> b after the restart"
+
+# The bus authorizes senders (schemas/senders.def, docs/bus.md): a process that
+# is not discovery's program cannot register as discovery, so it can never
+# publish peer.up and install a key in crypto; the node goes on working
+ROGUE_LOG="$T/rogue.log"
+# (ip netns exec and env exec it: $! is its pid)
+ip netns exec "$(ns_of a)" env BIFROST_SERVICE=discovery "$BIFROST_BUILDDIR/tests/bifrost-testsvc" \
+    -r "$T/a/run" -i discovery.9 > "$ROGUE_LOG" 2>&1 &
+ROGUE=$!
+refused () { grep -q "refused discovery.9 as service discovery: pid $ROGUE runs .*bifrost-testsvc" "$T/a/bifrostd.log"; }
+wait_for 5 refused
+ok $? "a's bus refuses a process running bifrost-testsvc as service discovery: $(grep -o 'refused discovery.9[^(]*' "$T/a/bifrostd.log" | head -1)"
+kill "$ROGUE" 2>/dev/null; wait "$ROGUE" 2>/dev/null
+wait_for 15 ping_ok a 10.100.0.2
+ok $? "ping a -> b with the rogue gone"
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]

@@ -80,7 +80,10 @@ mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479 relay-2@203.0.113.12:34
 
 # ---------------------------------------------------------------------------
 # Nodes: they know only the registry
-start_node () { mesh_start_node "$@"; }
+# Birthday probing off: it takes port-restricted/cgnat x symmetric direct after
+# a random number of rounds (tests/integration/birthday.sh asserts that); the
+# paths here are those of punching and port prediction
+start_node () { mesh_start_node "$1" "birthday = false; ${2:-}"; }
 
 A_NODES=""; B_NODES=""
 for k in $KINDS; do A_NODES="$A_NODES $k-a"; B_NODES="$B_NODES $k-b"; done
@@ -160,8 +163,11 @@ for ((i = 0; i < ${#kinds[@]}; i++)); do
         up=$(log_ms "$T/$a/bifrostd.log" "peer $b: [a-z]+ -> up")
         delta=-1
         [ -n "$reg" ] && [ -n "$up" ] && delta=$((up - reg))
+        # Over TCP when either side blocks UDP: b reaches the relay only after
+        # two unanswered REGISTERs, and a's dials before that find it unknown
+        # (seen: 1041-1313 ms when b registered at the registry first)
         budget=$UP_BUDGET_MS
-        case "$want" in *tcp) budget=$TCP_BUDGET_MS ;; esac
+        case "$want $b" in *tcp*|*udp-blocked-b) budget=$TCP_BUDGET_MS ;; esac
         [ "$delta" -ge 0 ] && [ "$delta" -le "$budget" ]
         ok $? "$a's tunnel to $b up $delta ms after $b registered (budget $budget ms)"
         # Relay first: a pair that ends direct through two NATs met through the
