@@ -3,7 +3,7 @@
 # unknown service, bad arguments, no broker for tap) and exits 1; restart
 # gives a failed service a fresh start; stop stops bifrostd.
 . "$(dirname "$0")/sup_lib.sh"
-echo "1..19"
+echo "1..21"
 
 # expect_fail NAME TEXT COMMAND...: exit 1 and TEXT on stderr
 expect_fail () {
