@@ -97,7 +97,7 @@ echo "   ($(( $(date +%s) - t0 )) s, valgrind and fuzz together)"
 # 5. The release tarball builds and passes its own checks
 if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
     t0=$(date +%s)
-    step "make distcheck" sh -c "BIFROST_DISTCHECK=1 make -C build/release -s distcheck >build/release/distcheck.out 2>&1 || { tail -60 build/release/distcheck.out; exit 1; }"
+    step "make distcheck" sh -c "BIFROST_DISTCHECK=1 make -j$jobs -C build/release -s distcheck >build/release/distcheck.out 2>&1 || { tail -60 build/release/distcheck.out; exit 1; }"
     echo "   ($(( $(date +%s) - t0 )) s)"
 fi
 

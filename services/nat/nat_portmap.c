@@ -192,19 +192,39 @@ s_restart (nat_portmap_t *self, const char *now, const char *why)
         s_local_now (self, current, sizeof current);
         now = current;
     }
-    bus_info ("port mapping: this node's address moved from %s to %s (%s): mapping again",
-              *self->local_seen ? self->local_seen : "(none)", *now ? now : "(none)", why);
+    if (streq (now, self->local_seen))
+        bus_info ("port mapping: at %s, %s: mapping again", now, why);
+    else
+        bus_info ("port mapping: this node's address moved from %s to %s (%s): mapping again",
+                  *self->local_seen ? self->local_seen : "(none)", *now ? now : "(none)", why);
     self->restarts++;
     portmap_stop (self->pm);
     portmap_start (self->pm, bus_clock_ms ());
     s_after (self, true);
 }
 
+//  A route or address event of the host (not the periodic check). Besides a
+//  move (s_on_check): a change while the gateway is asked may be why it fails
+//  (an address came before its default route: "no default gateway"), so that
+//  answer is judged again; and a failed mapping is tried again at once, as a
+//  route may have brought its gateway back at the same address
 void
 nat_portmap_netchange (nat_portmap_t *self)
 {
-    if (self)
-        s_on_check (self->loop, -1, self);
+    if (!self || self->fixed_local)
+        return;
+    portmap_state_t state = portmap_state (self->pm);
+    if (state == PORTMAP_WORKING)
+        self->recheck = true;
+    else
+    if (state == PORTMAP_FAILED) {
+        char now [INET_ADDRSTRLEN];
+        s_local_now (self, now, sizeof now);
+        if (*now)                       //  no route at all: judged at the next event
+            s_restart (self, now, streq (now, self->local_seen) ? "its routes changed" : "a new network");
+        return;
+    }
+    s_on_check (self->loop, -1, self);
 }
 
 nat_portmap_t *
@@ -502,6 +522,15 @@ nat_portmap_test (bool verbose)
     s_test_run (loop, &t, 1, 150);
     portmap_counters (pm->pm, NULL, NULL, &failures_after);
     assert (pm->restarts == 1 && failures_after > failures_before);
+    //  Failed again, and a route changes at the same address (the default
+    //  route of a new address came after it): tried again at once too, while
+    //  the periodic check alone leaves a failure to its retry delay
+    s_test_run (loop, &t, 1, 200);
+    assert (pm->restarts == 1);
+    nat_portmap_netchange (pm);
+    s_test_run (loop, &t, 1, 150);
+    portmap_counters (pm->pm, NULL, NULL, &failures_before);
+    assert (pm->restarts == 2 && failures_before > failures_after);
     nat_portmap_event (pm, &event);
     assert (*event.external == 0 && event.local_port == 51820);
     nat_portmap_destroy (&pm);
