@@ -58,6 +58,7 @@ typedef struct {
     const char *key_pem;
     size_t key_size;
     uint32_t max_connections, idle_ms;
+    int handshake_timeout_s;            //  a TLS or WebSocket handshake that stalls ends then (0: 10 s)
 } relay_wss_config_t;
 
 typedef struct _relay_wss_t relay_wss_t;

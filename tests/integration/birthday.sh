@@ -102,6 +102,9 @@ loss=$(grid_exec pr ping -c 200 -i 0.01 -W 1 -q "${VIP[sym]}" 2>/dev/null | grep
 [ "$loss" = "0% packet loss" ] && [ "$(peer_path sym pr)" = direct ]
 ok $? "pr -> sym: 200 pings at 100/s on the birthday path: $loss, still '$(peer_path sym pr)'"
 
+# Built with the sanitizers (memory errors, not NAT behaviour) the controls are
+# left to the release build: they add an attempt's length of waiting
+if [ -z "${ASAN_OPTIONS:-}" ]; then
 # The controls: symoff (symmetric, birthday = false: no extra sockets) and ctl
 # (port-restricted, birthday = false and port_prediction = false: no guessed
 # nor predicted ports) stay relayed with each other. (Not asserted: ctl with
@@ -126,6 +129,9 @@ ok $? "ctl <-> symoff stays relayed after $(rounds) probe rounds ('$(peer_path c
 wait_for 5 pair_pings ctl symoff
 ok $? "ctl <-> symoff: a ping still crosses"
 echo "# not asserted: ctl <-> sym '$(peer_path ctl sym)' (sym's sockets on, ctl guesses nothing)"
+else
+    echo "# the controls run in the release build only"
+fi
 echo "# per attempt: sym sent $(status_of sym birthday_datagrams) datagrams of 4 bytes in $(status_of sym birthday_attempts) attempts; pr $(status_of pr birthday_probes) and cg $(status_of cg birthday_probes) guesses of 148 bytes (in $(status_of pr birthday_attempts) and $(status_of cg birthday_attempts) attempts)"
 
 echo "1..$TESTNO"
