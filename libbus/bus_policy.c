@@ -36,9 +36,10 @@ static const s_sender_t s_senders [] = {
 
 #define S_COUNT(a) (sizeof (a) / sizeof ((a) [0]))
 
-//  Is word one of the space-separated words of list?
+//  Is word one of the space-separated words of list? With `kept` > 0, a word
+//  that the kernel cut to its first `kept` characters matches the longer one
 static bool
-s_listed (const char *list, const char *word)
+s_listed (const char *list, const char *word, size_t kept)
 {
     size_t len = strlen (word);
     for (const char *p = list; *p; ) {
@@ -46,7 +47,7 @@ s_listed (const char *list, const char *word)
             p++;
         const char *end = strchr (p, ' ');
         size_t n = end ? (size_t) (end - p) : strlen (p);
-        if (n && n == len && memcmp (p, word, n) == 0)
+        if (n && (n == len || (kept && len == kept && n > kept)) && memcmp (p, word, len) == 0)
             return true;
         p += n;
     }
@@ -78,7 +79,7 @@ bus_policy_may_register (const char *service, const char *exe, const char *const
         return false;
     const char *base = strrchr (exe, '/');
     base = base ? base + 1 : exe;
-    if (!s_listed (rule->programs, base))
+    if (!s_listed (rule->programs, base, 0))
         return false;
     //  The same file as the program in a trusted directory, resolved (the
     //  build's libexec holds symlinks; /proc/PID/exe names the real file)
@@ -100,20 +101,8 @@ bus_policy_may_register_comm (const char *service, const char *comm)
     const s_program_t *rule = s_program (service);
     if (!rule)
         return true;
-    if (!comm || !*comm)
-        return false;
-    size_t len = strlen (comm);
-    for (const char *p = rule->programs; *p; ) {
-        while (*p == ' ')
-            p++;
-        const char *end = strchr (p, ' ');
-        size_t n = end ? (size_t) (end - p) : strlen (p);
-        //  The kernel keeps 15 characters of the name
-        if (n && (len == n || (len == 15 && n > 15)) && memcmp (p, comm, len) == 0)
-            return true;
-        p += n;
-    }
-    return false;
+    //  The kernel keeps 15 characters of a command name
+    return comm && *comm && s_listed (rule->programs, comm, 15);
 }
 
 const char *
@@ -129,7 +118,7 @@ bool
 bus_policy_may_send (const char *type, bool event, const char *sender)
 {
     const char *senders = bus_policy_senders (type, event);
-    return !senders || (sender && *sender && s_listed (senders, sender));
+    return !senders || (sender && *sender && s_listed (senders, sender, 0));
 }
 
 //  ---------------------------------------------------------------------------

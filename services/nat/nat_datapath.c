@@ -244,7 +244,7 @@ s_confirm (nat_service_t *self, nat_peer_t *peer, const bus_packet_t *pkt, int64
     if (info->force_relay && info->relay_id)
         return;
     if (!nat_addr_relay_peer (addr) && !nat_addr_ice_index (addr, NULL))
-        nat_relay_path_learn_anchor (self, info, addr);
+        nat_relay_path_learn_anchor (info, addr);
     nat_peer_confirm_endpoint (peer, addr, now);
 }
 

@@ -517,9 +517,8 @@ s_predict_window (nat_service_t *self, nat_peer_info_t *info, uint16_t *from)
 //  A relayed peer goes direct at a port its relay-seen address predicted: the
 //  distance is where the next rounds start (the same mapping, or one after it)
 void
-nat_relay_path_learn_anchor (nat_service_t *self, nat_peer_info_t *info, const nat_addr_t *addr)
+nat_relay_path_learn_anchor (nat_peer_info_t *info, const nat_addr_t *addr)
 {
-    (void) self;
     if (!nat_addr_is_set (&info->relay_seen) || nat_addr_family (addr) != nat_addr_family (&info->relay_seen))
         return;
     uint32_t seen = nat_addr_port (&info->relay_seen), port = nat_addr_port (addr);

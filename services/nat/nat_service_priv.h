@@ -278,7 +278,7 @@ bool nat_relay_path_birthday_round (nat_service_t *self, nat_peer_t *peer, uint3
 //  the peer was known (within NAT_SEEN_EARLY_MS): true and *seen set, else false
 bool nat_relay_path_seen (nat_service_t *self, uint64_t relay_id, nat_addr_t *seen);
 //  A relayed peer went direct at addr: a predicted port there anchors the next rounds
-void nat_relay_path_learn_anchor (nat_service_t *self, nat_peer_info_t *info, const nat_addr_t *addr);
+void nat_relay_path_learn_anchor (nat_peer_info_t *info, const nat_addr_t *addr);
 //  Every peer up through the relay is probed on its direct candidates at once,
 //  its probe schedule started over (after an address or route change); how many
 size_t nat_relay_path_reprobe (nat_service_t *self, int64_t now);
