@@ -26,6 +26,12 @@ cleanup () {
         echo "# bifrostd log:"
         sed 's/^/#   /' "$LOG"
     fi
+    # What a helper program said on stderr (a probe that aborted, for one)
+    if [ "$FAILED" -ne 0 ]; then
+        for f in "$T"/*.err; do
+            [ -s "$f" ] && { echo "# $f:"; tail -40 "$f" | sed 's/^/#   /'; }
+        done
+    fi
     rm -rf "$T"
 }
 trap cleanup EXIT
