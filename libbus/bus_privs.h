@@ -2,9 +2,10 @@
 
     bifrostd starts every service as root: device must create a TUN, nat may
     bind a low port. A service keeps the capabilities of its row in DESIGN.md
-    and nothing else: device CAP_NET_ADMIN (it changes addresses and routes at
-    run time), nat and the registry CAP_NET_BIND_SERVICE only when their port is
-    below 1024, crypto, router, discovery and the broker none. Everything else
+    and nothing else: nat and the registry CAP_NET_BIND_SERVICE only when
+    their port is below 1024, every other service none (device's
+    CAP_NET_ADMIN is kept by a helper it forks before the drop:
+    services/device/dev_link.h). Everything else
     goes from the effective, permitted, inheritable, ambient and bounding sets,
     and no_new_privs is set, so neither the service nor a program it executes
     gets it back. A compromised nat cannot configure interfaces or firewalls,

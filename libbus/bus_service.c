@@ -839,6 +839,12 @@ bus_service_main_group (const char *program, const char *summary,
         hide = hide || defs [i]->holds_key;
         sandbox = sandbox || defs [i]->sandboxed;
     }
+    for (size_t i = 0; i < count; i++)
+        if (defs [i]->privileged && defs [i]->privileged (config, defs [i]->arg)) {
+            bus_error ("%s: cannot start its privileged part; not starting", defs [i]->name);
+            bus_config_destroy (&config);
+            return BUS_EXIT_CONFIG;
+        }
     char perr [300];
     int confined = 0;
     if (sandbox) {

@@ -118,6 +118,12 @@ typedef struct {
     //  checked config (may be NULL). NULL: none. Everything else is dropped
     //  before the bus starts and setup runs.
     uint64_t (*caps) (bus_config_t *config, void *arg);
+    //  Runs after check_config and before the drop, single-threaded, with
+    //  every capability the process started with: starts what must keep a
+    //  capability the service itself gives up (device's link helper, which
+    //  alone keeps CAP_NET_ADMIN: services/device/dev_link.h). Non-zero = cannot
+    //  run (78). May be NULL.
+    int (*privileged) (bus_config_t *config, void *arg);
     //  The service holds a secret key: the process is made non-dumpable before
     //  setup, so no core file carries the key, and a process without
     //  CAP_SYS_PTRACE cannot read its memory (ptrace, /proc/PID/mem).

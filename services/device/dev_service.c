@@ -5,7 +5,7 @@
 #include "dev_service.h"
 #include "bus_privs.h"
 #include "dev_tun.h"
-#include "dev_netlink.h"
+#include "dev_link.h"
 #include "dev_peermap.h"
 #include "dev_gso.h"
 #include "dev_mac.h"
@@ -30,7 +30,7 @@ struct _dev_service_t {
     node_peers_t *peers;
     uint32_t peer_count;
 
-    dev_netlink_t *nl;
+    dev_link_t *link;           //  the helper that holds CAP_NET_ADMIN (dev_link.h)
     dev_tun_t *tun;
     int ifindex;
     dev_peermap_t *map;
@@ -142,6 +142,7 @@ void
 dev_service_config_clear (dev_service_config_t *self)
 {
     node_peers_destroy (&self->peers);
+    dev_link_destroy (&self->link);
 }
 
 //  ---------------------------------------------------------------------------
@@ -407,11 +408,11 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
 
 //  Sets the MAC (tap) and brings the interface up; publishes device.up.
 static int
-s_bring_up (dev_service_t *self)
+s_bring_up (dev_service_t *self, char *err, size_t errsize)
 {
     if (self->cfg.dev.type == DEV_TYPE_TAP) {
-        if (dev_netlink_set_mac (self->nl, self->ifindex, self->cfg.dev.mac)) {
-            bus_error ("%s", dev_netlink_error (self->nl));
+        if (dev_link_set_mac (self->link, self->cfg.dev.mac, err, errsize)) {
+            bus_error ("%s", err);
             return -1;
         }
         dev_mac_format (self->cfg.dev.mac, self->mac_text);
@@ -420,8 +421,8 @@ s_bring_up (dev_service_t *self)
         self->mac_known = true;
     }
     if (!self->up) {
-        if (dev_netlink_set_up (self->nl, self->ifindex, true)) {
-            bus_error ("%s", dev_netlink_error (self->nl));
+        if (dev_link_set_up (self->link, err, errsize)) {
+            bus_error ("%s", err);
             return -1;
         }
         self->up = true;
@@ -474,7 +475,7 @@ s_on_key (bus_service_t *svc, bus_envelope_t *reply, void *arg)
     int rc = dev_config_finish (&self->cfg.dev, key, err, sizeof err);
     assert (rc == 0);                       //  checked at start
     self->mac_fallback = false;
-    if (s_bring_up (self))
+    if (s_bring_up (self, err, sizeof err))
         bus_error ("could not set the MAC derived from the node key");
 }
 
@@ -512,7 +513,8 @@ s_key_tick (bus_loop_t *loop, int timer_id, void *arg)
         self->mac_fallback = true;
         bus_warn ("no public key from crypto within %d ms: %s uses a MAC derived from its name "
                   "and address until it answers", DEV_KEY_WAIT_MS, self->cfg.dev.name);
-        if (s_bring_up (self))
+        char err [200];
+        if (s_bring_up (self, err, sizeof err))
             bus_error ("could not bring %s up", self->cfg.dev.name);
     }
     if (now - self->key_last_ask >= (self->mac_fallback ? S_KEY_RETRY_MS : 1000)) {
@@ -555,11 +557,9 @@ s_on_node_address (bus_service_t *svc, bus_envelope_t *env, void *arg)
     }
     if (self->cfg.dev.has_address && memcmp (&addr, &self->cfg.dev.address, sizeof addr) == 0)
         return;                         //  announced again
-    if (self->cfg.dev.has_address && dev_netlink_addr_del (self->nl, self->ifindex, &self->cfg.dev.address))
-        bus_warn ("%s", dev_netlink_error (self->nl));
-    if (dev_netlink_addr_has (self->nl, self->ifindex, &addr) != 1
-    &&  dev_netlink_addr_add (self->nl, self->ifindex, &addr)) {
-        bus_error ("node.address %s: %s", msg.address, dev_netlink_error (self->nl));
+    if (dev_link_set_address (self->link, self->cfg.dev.has_address ? &self->cfg.dev.address : NULL, &addr,
+                              err, sizeof err)) {
+        bus_error ("node.address %s: %s", msg.address, err);
         return;
     }
     self->cfg.dev.address = addr;
@@ -623,45 +623,16 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  ---------------------------------------------------------------------------
 //  Interface setup
 
-//  A tun/tap interface of our name left by a crashed run (persistent, or still
-//  held by a process being killed): delete it. Never touches an interface of
-//  another kind (an ethernet card with the same name stays; dev_tun_new then
-//  says the name is taken).
-static void
-s_remove_stale (dev_service_t *self)
-{
-    char path [64];
-    snprintf (path, sizeof path, "/sys/class/net/%s/tun_flags", self->cfg.dev.name);
-    struct stat st;
-    if (stat (path, &st))
-        return;
-    int ifindex = (int) if_nametoindex (self->cfg.dev.name);
-    if (ifindex <= 0)
-        return;
-    bus_warn ("replacing the existing tun/tap interface %s (left by a previous run?)", self->cfg.dev.name);
-    if (dev_netlink_link_del (self->nl, ifindex))
-        bus_warn ("%s", dev_netlink_error (self->nl));
-}
-
+//  The helper creates the interface (replacing a tun/tap of our name left by
+//  a crashed run), sets its MTU and configured address, and hands it over
 static int
 s_open_interface (dev_service_t *self, char *err, size_t errsize)
 {
-    self->nl = dev_netlink_new (err, errsize);
-    if (!self->nl)
-        return -1;
-    s_remove_stale (self);
     int flags = self->cfg.offload ? DEV_TUN_OFFLOAD : 0;
-    self->tun = dev_tun_new (self->cfg.dev.type, self->cfg.dev.name, flags, err, errsize);
+    self->tun = dev_link_open (self->link, &self->cfg.dev, flags, err, errsize);
     if (!self->tun)
         return -1;
     self->ifindex = dev_tun_ifindex (self->tun);
-    if (dev_netlink_set_mtu (self->nl, self->ifindex, self->cfg.dev.mtu)
-    ||  (self->cfg.dev.has_address
-         && dev_netlink_addr_has (self->nl, self->ifindex, &self->cfg.dev.address) != 1
-         && dev_netlink_addr_add (self->nl, self->ifindex, &self->cfg.dev.address))) {
-        snprintf (err, errsize, "%s", dev_netlink_error (self->nl));
-        return -1;
-    }
     return 0;
 }
 
@@ -681,6 +652,9 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
     self->peers = config->peers ? config->peers : node_peers_load (NULL, NULL);
     self->cfg.peers = NULL;
     config->peers = NULL;
+    self->link = config->link ? config->link : dev_link_local ();
+    self->cfg.link = NULL;
+    config->link = NULL;
     if (sodium_init () < 0) {
         snprintf (err, errsize, "libsodium failed to initialize");
         dev_service_destroy (&self);
@@ -758,8 +732,7 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
         self->key_timer = bus_loop_timer (self->loop, 250, 0, s_key_tick, self);
     }
     else
-    if (s_bring_up (self)) {
-        snprintf (err, errsize, "%s", dev_netlink_error (self->nl));
+    if (s_bring_up (self, err, errsize)) {
         dev_service_destroy (&self);
         return NULL;
     }
@@ -783,7 +756,7 @@ dev_service_destroy (dev_service_t **self_p)
     bus_batch_destroy (&self->batch);
     //  Closing the fd removes the (non-persistent) interface
     dev_tun_destroy (&self->tun);
-    dev_netlink_destroy (&self->nl);
+    dev_link_destroy (&self->link);
     dev_peermap_destroy (&self->map);
     node_peers_destroy (&self->peers);
     free (self->frame);
@@ -810,19 +783,24 @@ dev_service_up (dev_service_t *self)
 BUS_SERVICE_PART (dev_service_t, dev_service_config_t, dev_service_check_config,
                   dev_service_new, dev_service_destroy, dev_service_config_clear)
 
-//  CAP_NET_ADMIN only (DESIGN.md): the interface is created at setup, and
-//  addresses, routes and the MAC change at run time
-static uint64_t
-s_part_caps (bus_config_t *config, void *arg)
+//  The process keeps no capability: the helper forked here, before the drop,
+//  keeps CAP_NET_ADMIN for the interface's setup and its address, MAC and
+//  state at run time (dev_link.h), and nothing else
+static int
+s_part_privileged (bus_config_t *config, void *arg)
 {
-    return BUS_CAP (CAP_NET_ADMIN);
+    char err [300];
+    s_part_checked.link = dev_link_start (err, sizeof err);
+    if (!s_part_checked.link)
+        bus_error ("%s", err);
+    return s_part_checked.link ? 0 : -1;
 }
 
 const bus_service_def_t dev_service_def = {
     .name = "device",
     .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
     BUS_SERVICE_PART_HOOKS,
-    .caps = s_part_caps,
+    .privileged = s_part_privileged,
 };
 
 //  ---------------------------------------------------------------------------

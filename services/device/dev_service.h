@@ -32,6 +32,10 @@ typedef struct {
     dev_config_t dev;           //  type, name, mtu, address, mac_address
     bool offload;               //  tun only: IFF_VNET_HDR + TSO, split here
     node_peers_t *peers;        //  the peer list; dev_service_new takes it
+    //  The helper that holds CAP_NET_ADMIN (started before the drop by the
+    //  def's privileged hook); dev_service_new takes it. NULL: the requests
+    //  run in this process (self tests, which hold the capability).
+    struct _dev_link_t *link;
 } dev_service_config_t;
 
 //  Reads the `device` group (schemas/config/device.def) and checks `peers` as

@@ -92,6 +92,44 @@ dev_tun_new (dev_type_t type, const char *name, int flags, char *err, size_t err
     return self;
 }
 
+//  An interface another process created (dev_link's helper): the fd came over
+//  a socket with its offloads set; only the bookkeeping is made here.
+dev_tun_t *
+dev_tun_adopt (int fd, dev_type_t type, const char *name, int flags, char *err, size_t errsize)
+{
+    int ifindex = (int) if_nametoindex (name);
+    if (fd < 0 || ifindex == 0) {
+        snprintf (err, errsize, "tun: %s was handed over but has no index: %s", name, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        return NULL;
+    }
+    dev_tun_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errsize, "tun: out of memory");
+        close (fd);
+        return NULL;
+    }
+    self->fd = fd;
+    self->type = type;
+    snprintf (self->name, sizeof self->name, "%s", name);
+    self->ifindex = ifindex;
+    self->hdr_len = (flags & DEV_TUN_OFFLOAD) ? DEV_VNET_HDR_LEN : 0;
+    return self;
+}
+
+int
+dev_tun_release (dev_tun_t **self_p)
+{
+    int fd = -1;
+    if (*self_p) {
+        fd = (*self_p)->fd;
+        free (*self_p);
+        *self_p = NULL;
+    }
+    return fd;
+}
+
 void
 dev_tun_destroy (dev_tun_t **self_p)
 {

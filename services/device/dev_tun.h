@@ -38,6 +38,11 @@ typedef struct {
 dev_tun_t *dev_tun_new (dev_type_t type, const char *name, int flags, char *err, size_t errsize);
 //  Closes the fd: the kernel removes the interface.
 void dev_tun_destroy (dev_tun_t **self_p);
+//  Takes an open interface fd that another process created with these flags
+//  (dev_link: the helper that holds CAP_NET_ADMIN). Closes fd on failure.
+dev_tun_t *dev_tun_adopt (int fd, dev_type_t type, const char *name, int flags, char *err, size_t errsize);
+//  Frees the object and returns its fd, still open (to hand it over).
+int dev_tun_release (dev_tun_t **self_p);
 
 int dev_tun_fd (dev_tun_t *self);                   //  for poll
 const char *dev_tun_name (dev_tun_t *self);         //  the name the kernel gave

@@ -3,8 +3,10 @@
     it runs the whole service on a real broker in a private network namespace. */
 #include "tests/selftest.h"
 #include "dev_service.h"
+#include "dev_link.h"
 
 static const selftest_t s_tests [] = {
+    { "dev_link", dev_link_test },
     { "dev_service", dev_service_test },
     { NULL, NULL }
 };

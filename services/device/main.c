@@ -1,8 +1,8 @@
 /*  bifrost-device: the device service as a process of its own. Everything it
     does lives in dev_service (and its program part dev_service_def); this main
     only hands it to the runtime. bifrost-tunnel runs the same service with
-    crypto in one process (services/tunnel/). Needs CAP_NET_ADMIN (to create
-    the interface). */
+    crypto in one process (services/tunnel/). Keeps no capability: its helper
+    keeps CAP_NET_ADMIN for the interface's setup (dev_link.h). */
 #include "dev_service.h"
 
 int

@@ -8,9 +8,9 @@
     batch handed between two services of one loop is copied into the other's
     queue and read in the same turn of the same thread, with no system call
     (bus_pipe_set_loop). A ping crosses that pipe four times, so this is the node's
-    default; bifrost-crypto and bifrost-device still run apart for operators who
-    want the key out of the process that holds CAP_NET_ADMIN
-    (docs/data-plane.md, "Two services, one process").
+    default; bifrost-crypto and bifrost-device still run apart (docs/data-plane.md,
+    "Two services, one process"). The process holds no capability: device's
+    CAP_NET_ADMIN stays with the helper it forks before the drop (dev_link.h).
 
     nat, the process that parses the internet's bytes, stays apart: it never
     shares a process with the key. */

@@ -1,13 +1,13 @@
 #!/bin/bash
 # node_privileges: bifrostd starts every service as root, and each keeps only the
 # capabilities of its row in DESIGN.md (libbus/bus_privs.h), in every one of its
-# threads, with no_new_privs, at first start and after a restart: device (in
-# bifrost-tunnel or bifrost-device) CAP_NET_ADMIN, nat CAP_NET_BIND_SERVICE only
-# when it listens below 1024, everything else nothing. The processes that hold the
+# threads, with no_new_privs, at first start and after a restart: nat
+# CAP_NET_BIND_SERVICE only when it listens below 1024, every service else nothing;
+# device's CAP_NET_ADMIN is kept only by its helper process (device-link). The processes that hold the
 # key are not dumpable: a process without CAP_SYS_PTRACE cannot read them, while it
 # can read a service that holds no key and no capability it lacks. And the tunnel
-# works like that: ping both ways, and again after kill -9 of nat. Node a runs the
-# default layout (bifrost-tunnel), node b two processes and nat on port 443. nat is
+# works like that: ping both ways, and again after kill -9 of nat and of the
+# tunnel. Node a runs the default layout (bifrost-tunnel), node b two processes and nat on port 443. nat is
 # also confined to its run directory (Landlock, bus_privs_sandbox, tested in the
 # bus_privs self test): node a names b's endpoint by a host name, so a's nat must
 # still resolve it (from /etc/hosts, which `ip netns exec` takes from
@@ -55,11 +55,11 @@ expect_caps () {
     ok $? "$node: $svc keeps $what in all its threads, no_new_privs (got: $(echo "$got" | tr '\n' '/'))"
 }
 expect_caps a bus "$NONE" "nothing"
-expect_caps a tunnel "$NET_ADMIN" "CAP_NET_ADMIN"
+expect_caps a tunnel "$NONE" "nothing (the key's process)"
 expect_caps a nat "$NONE" "nothing"
 expect_caps a router "$NONE" "nothing"
 expect_caps b crypto "$NONE" "nothing"
-expect_caps b device "$NET_ADMIN" "CAP_NET_ADMIN"
+expect_caps b device "$NONE" "nothing"
 expect_caps b nat "$BIND" "CAP_NET_BIND_SERVICE (port 443)"
 
 # reads_memory CAPS PID: can a root process with only CAPS (setpriv syntax, e.g.
@@ -81,8 +81,49 @@ expect_read () {
 }
 expect_read a router "" yes "no key, dumpable"
 expect_read b crypto "" no "not dumpable"
-expect_read b device "+net_admin" yes "no key, dumpable"
-expect_read a tunnel "+net_admin" no "not dumpable, it holds the key"
+expect_read b device "" yes "no key, no capability, dumpable"
+expect_read a tunnel "" no "not dumpable, it holds the key"
+
+# device's CAP_NET_ADMIN lives in a helper process of its own (device-link,
+# services/device/dev_link.h), forked before the drop: it keeps that one
+# capability, is not dumpable, and has no socket but the one to its parent and
+# rtnetlink
+link_pid () { pgrep -P "$(service_pid "$1" "$2")" -x device-link | head -1; }
+expect_link () {
+    local node=$1 svc=$2 pid got socks
+    pid=$(link_pid "$node" "$svc")
+    [ -n "$pid" ] || { ok 1 "$node: $svc has no device-link helper"; return; }
+    got=$(awk '$1 ~ /^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):$/ { v [$1] = $2 }
+               END { printf "%s %s %s %s %s %s\n", v ["CapEff:"], v ["CapPrm:"], v ["CapBnd:"],
+                     v ["CapInh:"], v ["CapAmb:"], v ["NoNewPrivs:"] }' "/proc/$pid/status")
+    [ "$got" = "$NET_ADMIN" ]
+    ok $? "$node: $svc's device-link helper ($pid) keeps CAP_NET_ADMIN only, no_new_privs (got: $got)"
+    reads_memory "+net_admin" "$pid"
+    ok $(( $? == 0 )) "$node: a process with +net_admin cannot read the device-link helper's memory (not dumpable)"
+    # its sockets: the pair to its parent (unix) and rtnetlink, nothing else
+    local inode kinds=""
+    for inode in $(ls -l "/proc/$pid/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]/\1/p'); do
+        if awk -v i="$inode" '$10 == i { f = 1 } END { exit !f }' "/proc/$pid/net/netlink"; then kinds="$kinds netlink"
+        elif awk -v i="$inode" '$7 == i { f = 1 } END { exit !f }' "/proc/$pid/net/unix"; then kinds="$kinds unix"
+        else kinds="$kinds other"; fi
+    done
+    case "$kinds" in *other*|"") false ;; esac
+    ok $? "$node: the device-link helper holds only unix and netlink sockets:$kinds"
+}
+expect_link a tunnel
+expect_link b device
+# It goes with its parent, and a restarted tunnel has a new one that works
+old=$(service_pid a tunnel); old_link=$(link_pid a tunnel)
+kill -KILL "$old"
+wait_restarted a tunnel "$old"
+ok $? "a: kill -9 of the tunnel ($old): restarted as $(service_pid a tunnel)"
+gone () { ! kill -0 "$old_link" 2>/dev/null || grep -q '^State:.*Z' "/proc/$old_link/status" 2>/dev/null; }
+wait_for 5 gone
+ok $? "a: the old tunnel's device-link helper ($old_link) went with it"
+expect_caps a tunnel "$NONE" "nothing after the restart"
+expect_link a tunnel
+wait_for 15 ping_ok a 10.100.0.2
+ok $? "ping a -> b after the tunnel's restart (the new helper made the interface)"
 
 # A restarted service drops the same way, and the tunnel comes back
 old=$(service_pid a nat)
