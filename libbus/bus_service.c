@@ -59,6 +59,7 @@ struct _bus_service_t {
     int heartbeat_timer;
     int ready_fd;
     bool stopping;
+    bool failed;                //  bus_service_fail: the loop ended on an error
     bus_service_t *host;        //  NULL, or the service whose loop we share
     bus_service_t *guests [BUS_SERVICE_GUESTS_MAX];
     size_t guest_count;
@@ -651,6 +652,16 @@ bus_service_stop (bus_service_t *self)
     self->stopping = true;
 }
 
+void
+bus_service_fail (bus_service_t *self, const char *reason)
+{
+    bus_service_t *root = self->host ? self->host : self;
+    bus_error ("%s: %s", self->name, reason);
+    root->failed = true;
+    root->stopping = true;
+    self->stopping = true;
+}
+
 static int
 s_prepare (bus_service_t *self)
 {
@@ -688,7 +699,7 @@ bus_service_run (bus_service_t *self)
     self->ready_fd = bus_ready_fd ();
     bus_ready_notify (self->ready_fd);
     bus_loop_start (self->loop);
-    return 0;
+    return self->failed ? -1 : 0;
 }
 
 static int

@@ -84,6 +84,10 @@ int bus_service_publish (bus_service_t *self, const bus_schema_t *schema, const 
 //  ready fd (if any) once the loop starts. Returns 0, or -1 on a resource failure.
 int bus_service_run (bus_service_t *self);
 void bus_service_stop (bus_service_t *self);
+//  Ends the process's loop because the service cannot go on (device's helper
+//  died): reason is logged, and bus_service_run returns -1, so the program
+//  exits 1 and the supervisor restarts it.
+void bus_service_fail (bus_service_t *self, const char *reason);
 //  zactor body: runs the service given as args until the pipe says $TERM.
 void bus_service_actor (zsock_t *pipe, void *args);
 

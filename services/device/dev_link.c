@@ -304,6 +304,22 @@ dev_link_pid (dev_link_t *self)
     return self->pid;
 }
 
+int
+dev_link_fd (dev_link_t *self)
+{
+    return self->fd;
+}
+
+bool
+dev_link_gone (dev_link_t *self)
+{
+    if (self->fd < 0)
+        return false;
+    char byte;
+    ssize_t n = recv (self->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 //  Sends one request and waits for its reply (and an fd for S_OPEN)
 static int
 s_ask (dev_link_t *self, const s_request_t *req, s_reply_t *reply, int *fd_out, char *err, size_t errsize)

@@ -49,6 +49,12 @@ void dev_link_destroy (dev_link_t **self_p);
 
 //  The helper's pid (0 for a local link).
 pid_t dev_link_pid (dev_link_t *self);
+//  The socket to the helper, to watch for its end (-1 for a local link): it
+//  is readable only between a request and its reply, or when the helper died.
+int dev_link_fd (dev_link_t *self);
+//  True when the helper is gone (call when dev_link_fd is readable outside a
+//  request).
+bool dev_link_gone (dev_link_t *self);
 
 //  Creates the interface as config says (type, name, MTU, configured
 //  address), replacing a tun/tap of that name left by a crashed run, with

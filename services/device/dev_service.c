@@ -623,6 +623,22 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  ---------------------------------------------------------------------------
 //  Interface setup
 
+//  The helper ended (killed, or it failed): the interface works on, but its
+//  address could no longer follow the registry. End, so that the supervisor
+//  starts the whole process again, with a new helper.
+static int
+s_on_link (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    if (!dev_link_gone (self->link))
+        return 0;
+    char reason [120];
+    snprintf (reason, sizeof reason, "the device-link helper (pid %d) is gone: restarting to get a new one",
+              (int) dev_link_pid (self->link));
+    bus_service_fail (self->svc, reason);
+    return -1;
+}
+
 //  The helper creates the interface (replacing a tun/tap of our name left by
 //  a crashed run), sets its MTU and configured address, and hands it over
 static int
@@ -720,6 +736,10 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
         return NULL;
     }
 
+    if (dev_link_fd (self->link) >= 0) {
+        zmq_pollitem_t item = { NULL, dev_link_fd (self->link), ZMQ_POLLIN, 0 };
+        bus_loop_poller (self->loop, &item, s_on_link, self);
+    }
     bus_service_handle (svc, "device.status", s_on_status, self);
     bus_service_on_connect (svc, s_on_connect, self);
     bus_service_subscribe (svc, "node.address", s_on_node_address, self);
@@ -756,6 +776,10 @@ dev_service_destroy (dev_service_t **self_p)
     bus_batch_destroy (&self->batch);
     //  Closing the fd removes the (non-persistent) interface
     dev_tun_destroy (&self->tun);
+    if (self->link && dev_link_fd (self->link) >= 0) {
+        zmq_pollitem_t item = { NULL, dev_link_fd (self->link), ZMQ_POLLIN, 0 };
+        bus_loop_poller_end (self->loop, &item);
+    }
     dev_link_destroy (&self->link);
     dev_peermap_destroy (&self->map);
     node_peers_destroy (&self->peers);

@@ -124,6 +124,16 @@ expect_caps a tunnel "$NONE" "nothing after the restart"
 expect_link a tunnel
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "ping a -> b after the tunnel's restart (the new helper made the interface)"
+# The helper killed alone: the tunnel could no longer follow an address
+# change, so it ends with an error and is restarted, with a new helper
+old=$(service_pid a tunnel); old_link=$(link_pid a tunnel)
+kill -KILL "$old_link"
+wait_restarted a tunnel "$old"
+ok $? "a: kill -9 of the device-link helper ($old_link): the tunnel ($old) ended and was restarted as $(service_pid a tunnel)"
+grep -q "device-link helper (pid $old_link) is gone" "$T/a/bifrostd.log"
+ok $? "a: the tunnel said why: $(grep -o "the device-link helper (pid $old_link) is gone[^;]*" "$T/a/bifrostd.log" | head -1)"
+wait_for 15 ping_ok a 10.100.0.2
+ok $? "ping a -> b with the new helper"
 
 # A restarted service drops the same way, and the tunnel comes back
 old=$(service_pid a nat)
