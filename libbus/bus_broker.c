@@ -5,6 +5,7 @@
 #include "bus_log.h"
 #include "bus_peer.h"
 #include "bus_policy.h"
+#include "bus_identity.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -112,6 +113,10 @@ bus_broker_new (const char *run_dir)
             bus_broker_destroy (&self);
             return NULL;
         }
+        //  The services reach it under their own uids (bus_identity.h): the
+        //  group may connect, nobody else (bifrostctl is root)
+        if (bus_identity_share (endpoint + 6, false))
+            bus_warn ("cannot share %s with the node's group: %s", endpoint + 6, strerror (errno));
     }
     bus_info ("broker up in %s, epoch %016" PRIx64, run_dir, self->epoch);
     return self;
@@ -246,6 +251,16 @@ s_may_register (bus_broker_t *self, const char *name, const s_from_t *from, char
     }
     if (from->cred.pid == (uint32_t) getpid ())
         return true;
+    //  Under service uids (bus_identity.h) the uid the kernel reports says
+    //  which program it is: no other process runs under it. (A connection
+    //  made during a service's setup, still as root, goes the way below.)
+    if (bus_identity_active () && from->cred.uid != 0) {
+        if (bus_policy_may_register_uid (name, from->cred.uid))
+            return true;
+        snprintf (why, size, "pid %u runs as uid %u, not the uid of the service's program", from->cred.pid,
+                  from->cred.uid);
+        return false;
+    }
     char exe [PATH_MAX] = "";
     if (!bus_peer_exe (from->cred.pid, exe, sizeof exe)) {
         //  It hides itself (the key's process is not dumpable): a child of

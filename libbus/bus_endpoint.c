@@ -1,5 +1,6 @@
 /*  bus_endpoint: run directory and ipc endpoint names. */
 #include "bus_endpoint.h"
+#include "bus_identity.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -99,8 +100,16 @@ bus_run_dir_secure (const char *run_dir, char *err, size_t errsize)
         errno = EPERM;
     }
     else
-    if ((st.st_mode & 07777) != 0700 && fchmod (fd, 0700))
-        snprintf (err, errsize, "run directory %s: chmod 0700: %s", run_dir, strerror (errno));
+    if (bus_identity_active () && st.st_gid != bus_identity_gid ()
+    &&  fchown (fd, (uid_t) -1, (gid_t) bus_identity_gid ()))
+        snprintf (err, errsize, "run directory %s: chgrp %u: %s", run_dir, (unsigned) bus_identity_gid (),
+                  strerror (errno));
+    else
+    //  The node's services under their own uids pass through to the sockets
+    //  (bus_identity.h); nobody else may even look
+    if ((st.st_mode & 07777) != (bus_identity_active () ? 0710 : 0700)
+    &&  fchmod (fd, bus_identity_active () ? 0710 : 0700))
+        snprintf (err, errsize, "run directory %s: chmod: %s", run_dir, strerror (errno));
     else
         rc = 0;
     int code = errno;

@@ -5,6 +5,7 @@
     passing of a descriptor is bus_pipe_fd.c, their shared struct
     bus_pipe_priv.h. */
 #include "bus_pipe_priv.h"
+#include "bus_identity.h"
 #include "bus_log.h"
 
 #include <assert.h>
@@ -69,6 +70,9 @@ s_listen (bus_pipe_t *self)
         bus_error ("pipe %s: cannot listen on %s: %s", self->name, self->path, strerror (errno));
         return -1;
     }
+    //  Senders of the node's other uids connect (bus_identity.h)
+    if (bus_identity_share (self->path, false))
+        bus_warn ("pipe %s: cannot share %s with the node's group: %s", self->name, self->path, strerror (errno));
     struct stat st;
     if (stat (self->path, &st) == 0)
         self->ino = st.st_ino;

@@ -1,5 +1,6 @@
 /*  bus_policy: the tables of schemas/senders.def as lookups (see the header). */
 #include "bus_policy.h"
+#include "bus_identity.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -91,6 +92,29 @@ bus_policy_may_register (const char *service, const char *exe, const char *const
             continue;
         if (realpath (path, real) && strcmp (real, exe) == 0)
             return true;
+    }
+    return false;
+}
+
+bool
+bus_policy_may_register_uid (const char *service, uint32_t uid)
+{
+    const s_program_t *rule = s_program (service);
+    if (!rule)
+        return true;
+    //  Each program of the rule, word by word
+    for (const char *p = rule->programs; *p; ) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn (p, " ");
+        char program [64];
+        if (n && n < sizeof program) {
+            memcpy (program, p, n);
+            program [n] = 0;
+            if (bus_identity_is (uid, program))
+                return true;
+        }
+        p += n;
     }
     return false;
 }

@@ -8,6 +8,7 @@
 #define BUS_POLICY_H_INCLUDED
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 //  A service name only some programs may register (schemas/senders.def BUS_PROGRAM)
@@ -25,6 +26,9 @@ bool bus_policy_may_register (const char *service, const char *exe, const char *
 //  process can rename itself; the caller also requires that it be a child of
 //  bifrostd (docs/bus.md, "Who may send what")
 bool bus_policy_may_register_comm (const char *service, const char *comm);
+//  Under service uids (bus_identity.h): is uid the uid of one of the programs
+//  that may register as service? (true for a name that is not protected)
+bool bus_policy_may_register_uid (const char *service, uint32_t uid);
 
 //  May sender (a registered service name, "ctl", or "" for an unregistered
 //  client) publish (event) or send (request) type?

@@ -57,6 +57,22 @@ bus_privs_effective (void)
     return s_caps_get (&caps) ? 0 : caps.effective;
 }
 
+int
+bus_privs_raise (char *err, size_t errsize)
+{
+    s_caps_t caps;
+    if (s_caps_get (&caps)) {
+        snprintf (err, errsize, "cannot read the capabilities: %s", strerror (errno));
+        return -1;
+    }
+    caps.effective = caps.permitted;
+    if (s_caps_set (&caps)) {
+        snprintf (err, errsize, "cannot raise the capabilities: %s", strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
 uint64_t
 bus_privs_listen_caps (int port)
 {

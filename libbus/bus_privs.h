@@ -58,6 +58,10 @@ int bus_privs_drop (uint64_t keep, bool hide, char *err, size_t errsize);
 //  no Landlock (err says so; not an error); -1 with the reason in err.
 int bus_privs_sandbox (const char *writable, char *err, size_t errsize);
 
+//  Raises the effective set to the permitted one (after a uid switch with
+//  KEEPCAPS, which clears it: bus_identity_switch_keep). 0, or -1 with err.
+int bus_privs_raise (char *err, size_t errsize);
+
 //  The process's effective capabilities, as a mask of BUS_CAP bits.
 uint64_t bus_privs_effective (void);
 

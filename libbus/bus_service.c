@@ -5,6 +5,7 @@
 #include "bus_ready.h"
 #include "bus_pipe.h"
 #include "bus_privs.h"
+#include "bus_identity.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -850,6 +851,25 @@ bus_service_main_group (const char *program, const char *summary,
         hide = hide || defs [i]->holds_key;
         sandbox = sandbox || defs [i]->sandboxed;
     }
+    //  The uid to switch to after setup (bus_identity.h); until then the
+    //  process keeps what the switch needs
+    char ierr [200];
+    int identity = bus_identity_load (ierr, sizeof ierr);
+    if (identity == -1) {
+        bus_error ("%s: %s", program, ierr);
+        bus_config_destroy (&config);
+        return BUS_EXIT_CONFIG;
+    }
+    if (identity == 1) {
+        keep |= BUS_CAP (CAP_SETUID) | BUS_CAP (CAP_SETGID);
+        //  In the group from now on: the sockets setup makes go to it
+        //  (bus_identity_share) without CAP_CHOWN
+        if (bus_identity_join (ierr, sizeof ierr)) {
+            bus_error ("%s: %s", program, ierr);
+            bus_config_destroy (&config);
+            return 1;
+        }
+    }
     for (size_t i = 0; i < count; i++)
         if (defs [i]->privileged && defs [i]->privileged (config, defs [i]->arg)) {
             bus_error ("%s: cannot start its privileged part; not starting", defs [i]->name);
@@ -900,8 +920,17 @@ bus_service_main_group (const char *program, const char *summary,
             bus_config_destroy (&config);
             return BUS_EXIT_CONFIG;
         }
+    //  Setup done (keys read, ports bound, sockets made and shared): every
+    //  thread becomes the service's own uid, and keeps no capability
+    if (bus_identity_switch (ierr, sizeof ierr)) {
+        bus_error ("%s: %s", program, ierr);
+        s_group_end (svcs, defs, count, count);
+        bus_config_destroy (&config);
+        return 1;
+    }
     for (size_t i = 0; i < count; i++)
-        bus_info ("%s running in %s", bus_service_instance (svcs [i]), bus_service_run_dir (svcs [i]));
+        bus_info ("%s running in %s as uid %u", bus_service_instance (svcs [i]), bus_service_run_dir (svcs [i]),
+                  (unsigned) getuid ());
     rc = bus_service_run (svcs [0]);
     bus_info ("%s stopping", program);
     s_group_end (svcs, defs, count, count);

@@ -18,6 +18,7 @@ struct _sup_config_t {
     bus_config_t *config;
     const char *run_dir;
     const char *log_level;
+    uint32_t user_base;
     sup_limits_t limits;
     sup_service_cfg_t services [SUP_SERVICES_MAX];     //  in start order
     size_t service_count;
@@ -346,6 +347,10 @@ sup_config_new (bus_config_t **config_p)
     config_setting_t *log_level = config_setting_get_member (root, "log_level");
     self->log_level = log_level && config_setting_type (log_level) == CONFIG_TYPE_STRING
                    && streq (config_setting_get_string (log_level), own.log_level) ? own.log_level : NULL;
+    self->user_base = (uint32_t) own.user_base;
+    if (own.user_base > 0 && own.user_base < 1000)
+        bus_config_error (config, config_setting_get_member (root, "user_base"),
+                          "expected 0 (services stay uid 0) or 1000 and more: below are the system's users");
 
     bus_cfg_supervisor_t supervisor;
     bus_cfg_read (config, &bus_cfg_supervisor_group, NULL, &supervisor, BUS_CFG_CHECK_KEYS, NULL, NULL, NULL);
@@ -420,6 +425,7 @@ size_t sup_config_errors (sup_config_t *self) { return bus_config_error_count (s
 const char *sup_config_file (sup_config_t *self) { return bus_config_file (self->config); }
 const char *sup_config_run_dir (sup_config_t *self) { return self->run_dir; }
 const char *sup_config_log_level (sup_config_t *self) { return self->log_level; }
+uint32_t sup_config_user_base (sup_config_t *self) { return self->user_base; }
 const sup_limits_t *sup_config_limits (sup_config_t *self) { return &self->limits; }
 size_t sup_config_service_count (sup_config_t *self) { return self->service_count; }
 

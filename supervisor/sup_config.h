@@ -69,6 +69,8 @@ size_t sup_config_errors (sup_config_t *self);
 const char *sup_config_file (sup_config_t *self);
 const char *sup_config_run_dir (sup_config_t *self);       //  NULL when not set
 const char *sup_config_log_level (sup_config_t *self); //  NULL when not set
+//  The first of the services' uids (bus_identity.h); 0: services stay uid 0.
+uint32_t sup_config_user_base (sup_config_t *self);
 const sup_limits_t *sup_config_limits (sup_config_t *self);
 //  Services in start order (dependencies first).
 size_t sup_config_service_count (sup_config_t *self);

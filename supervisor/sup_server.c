@@ -12,6 +12,7 @@
 #include "sup_policy.h"
 #include "sup_proc.h"
 #include "bus_endpoint.h"
+#include "bus_identity.h"
 #include "bus_envelope.h"
 #include "bus_log.h"
 #include "bus_ready.h"
@@ -20,6 +21,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -72,6 +75,7 @@ struct _s_service_t {
 
 struct _sup_server_t {
     sup_config_t *config;
+    uint32_t user_base;         //  the services' uids (bus_identity.h); 0: none
     char *config_path;
     char run_dir [BUS_PATH_MAX];
     char lock_path [BUS_PATH_MAX];
@@ -187,6 +191,29 @@ s_alive (s_instance_t *inst)
 
 static int s_pipe_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
+//  The ids user_base .. + BUS_IDENTITY_SLOTS - 1 are no one else's: a user or
+//  group of that id must be one of ours (bifrost-*), so an operator may name
+//  them for `ps`, but a service never shares a uid with something else
+static int
+s_users_free (uint32_t base, char *err, size_t errsize)
+{
+    for (uint32_t id = base; id < base + BUS_IDENTITY_SLOTS; id++) {
+        struct passwd *pw = getpwuid ((uid_t) id);
+        if (pw && strncmp (pw->pw_name, "bifrost", 7) != 0) {
+            snprintf (err, errsize, "user_base = %u: uid %u is the user %s: choose another user_base "
+                      "(%u ids from it are the services')", base, id, pw->pw_name, BUS_IDENTITY_SLOTS);
+            return -1;
+        }
+        struct group *gr = id == base ? getgrgid ((gid_t) id) : NULL;
+        if (gr && strncmp (gr->gr_name, "bifrost", 7) != 0) {
+            snprintf (err, errsize, "user_base = %u: gid %u is the group %s: choose another user_base",
+                      base, id, gr->gr_name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void
 s_spawn (sup_server_t *self, s_instance_t *inst)
 {
@@ -220,6 +247,13 @@ s_spawn (sup_server_t *self, s_instance_t *inst)
     sup_env_set (env, "BIFROST_CONFIG", self->config_path);
     sup_env_set (env, "BIFROST_LOG_LEVEL", self->log_level);
     sup_env_add_service (env, cfg);
+    //  A Bifrost service program runs under its own uid after its setup
+    int64_t uid = self->user_base ? bus_identity_uid_of (self->user_base, path) : -1;
+    if (uid > 0) {
+        char run_as [48];
+        snprintf (run_as, sizeof run_as, "%lld:%u:%u", (long long) uid, self->user_base, self->user_base);
+        sup_env_set (env, BUS_IDENTITY_ENV, run_as);
+    }
 
     bool pipe = cfg->notify == SUP_NOTIFY_READY;
     int64_t now = bus_clock_ms ();
@@ -893,6 +927,16 @@ sup_server_new (sup_config_t **config_p, const char *config_path, const char *ru
         snprintf (err, errsize, "run directory %s: path too long for a unix socket", run_dir);
         sup_server_destroy (&self);
         return NULL;
+    }
+    //  The services' own uids (bus_identity.h): free ones, fixed for the run
+    //  (a reload cannot change them), and the run directory their group's
+    self->user_base = sup_config_user_base (self->config);
+    if (self->user_base) {
+        if (s_users_free (self->user_base, err, errsize)) {
+            sup_server_destroy (&self);
+            return NULL;
+        }
+        bus_identity_set (0, self->user_base, self->user_base);
     }
     if (bus_run_dir_secure (run_dir, err, errsize)) {
         sup_server_destroy (&self);

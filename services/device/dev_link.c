@@ -8,6 +8,7 @@
     that it acts on the interface it created and no other. */
 #include "dev_link.h"
 #include "bus_privs.h"
+#include "bus_identity.h"
 #include "dev_netlink.h"
 
 #include <assert.h>
@@ -48,6 +49,7 @@ typedef struct {
     dev_netlink_t *nl;
     int ifindex;                //  0 until S_OPEN
     dev_type_t type;
+    int clone_fd;               //  /dev/net/tun, opened before the uid switch; -1: open it then
 } s_state_t;
 
 struct _dev_link_t {
@@ -115,8 +117,12 @@ s_execute (s_state_t *state, const s_request_t *req, s_reply_t *reply, int *fd_o
                 return;
             }
             s_remove_stale (state, cfg->name);
-            dev_tun_t *tun = dev_tun_new (cfg->type, cfg->name, req->flags & DEV_TUN_OFFLOAD,
-                                          reply->error, sizeof reply->error);
+            int clone_fd = state->clone_fd >= 0 ? state->clone_fd : dev_tun_open_clone (reply->error, sizeof reply->error);
+            state->clone_fd = -1;
+            if (clone_fd < 0)
+                return;
+            dev_tun_t *tun = dev_tun_new_on (clone_fd, cfg->type, cfg->name, req->flags & DEV_TUN_OFFLOAD,
+                                             reply->error, sizeof reply->error);
             if (!tun)
                 return;
             int ifindex = dev_tun_ifindex (tun);
@@ -177,9 +183,9 @@ s_execute (s_state_t *state, const s_request_t *req, s_reply_t *reply, int *fd_o
 
 //  The helper: one request at a time until the parent goes
 static void
-s_serve (int fd)
+s_serve (int fd, int clone_fd)
 {
-    s_state_t state = { NULL, 0, DEV_TYPE_TUN };
+    s_state_t state = { NULL, 0, DEV_TYPE_TUN, clone_fd };
     while (true) {
         s_request_t req;
         ssize_t n = recv (fd, &req, sizeof req, 0);
@@ -216,6 +222,8 @@ s_serve (int fd)
             break;
     }
     dev_netlink_destroy (&state.nl);
+    if (state.clone_fd >= 0)
+        close (state.clone_fd);
 }
 
 //  ---------------------------------------------------------------------------
@@ -245,15 +253,23 @@ dev_link_start (char *err, size_t errsize)
         if (getppid () != parent)
             _exit (0);
         prctl (PR_SET_NAME, "device-link");
+        //  The supervisor signals the whole process group when it stops the
+        //  service: the helper goes when its parent does, not before it
+        signal (SIGTERM, SIG_IGN);
+        signal (SIGINT, SIG_IGN);
+        signal (SIGHUP, SIG_IGN);
         if (dup2 (pair [1], 3) != 3)
             _exit (1);
         close_range (4, ~0U, 0);
+        //  /dev/net/tun may be root's alone (0600): opened before the switch
         char perr [200];
-        if (bus_privs_drop (BUS_CAP (CAP_NET_ADMIN), true, perr, sizeof perr)) {
+        int clone_fd = dev_tun_open_clone (perr, sizeof perr);
+        //  Its parent's uid too (bus_identity.h), keeping the one capability
+        if (bus_identity_switch_keep (BUS_CAP (CAP_NET_ADMIN), perr, sizeof perr)) {
             fprintf (stderr, "device-link: %s\n", perr);
             _exit (1);
         }
-        s_serve (3);
+        s_serve (3, clone_fd);
         _exit (0);
     }
     close (pair [1]);
@@ -270,6 +286,7 @@ dev_link_local (void)
     dev_link_t *self = calloc (1, sizeof *self);
     assert (self);
     self->fd = -1;
+    self->local.clone_fd = -1;
     return self;
 }
 

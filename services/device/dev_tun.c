@@ -34,18 +34,33 @@ struct _dev_tun_t {
 dev_tun_t *
 dev_tun_new (dev_type_t type, const char *name, int flags, char *err, size_t errsize)
 {
+    int fd = dev_tun_open_clone (err, errsize);
+    if (fd < 0)
+        return NULL;
+    return dev_tun_new_on (fd, type, name, flags, err, errsize);
+}
+
+int
+dev_tun_open_clone (char *err, size_t errsize)
+{
+    int fd = open ("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        snprintf (err, errsize, "tun: cannot open /dev/net/tun: %s%s", strerror (errno),
+                  errno == ENOENT ? " (load the tun module: modprobe tun)" : "");
+    return fd;
+}
+
+dev_tun_t *
+dev_tun_new_on (int fd, dev_type_t type, const char *name, int flags, char *err, size_t errsize)
+{
     if (name && strlen (name) >= IFNAMSIZ) {
         snprintf (err, errsize, "tun: interface name \"%s\" is longer than %d characters", name, IFNAMSIZ - 1);
+        close (fd);
         return NULL;
     }
     if ((flags & DEV_TUN_OFFLOAD) && type != DEV_TYPE_TUN) {
         snprintf (err, errsize, "tun: offloads (vnet header, TSO) are only supported on a tun device");
-        return NULL;
-    }
-    int fd = open ("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf (err, errsize, "tun: cannot open /dev/net/tun: %s%s", strerror (errno),
-                  errno == ENOENT ? " (load the tun module: modprobe tun)" : "");
+        close (fd);
         return NULL;
     }
     struct ifreq ifr;

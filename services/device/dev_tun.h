@@ -36,6 +36,12 @@ typedef struct {
 //  Creates the interface `name` ("" lets the kernel choose). Returns NULL with
 //  a clear message in err (no /dev/net/tun, no CAP_NET_ADMIN, name in use).
 dev_tun_t *dev_tun_new (dev_type_t type, const char *name, int flags, char *err, size_t errsize);
+//  The same on /dev/net/tun opened before (dev_tun_open_clone): a process
+//  that may no longer open the device file once it switched its uid (the
+//  device-link helper) opens it first. Takes fd (closed on failure).
+dev_tun_t *dev_tun_new_on (int fd, dev_type_t type, const char *name, int flags, char *err, size_t errsize);
+//  /dev/net/tun, opened non-blocking; -1 with the reason in err.
+int dev_tun_open_clone (char *err, size_t errsize);
 //  Closes the fd: the kernel removes the interface.
 void dev_tun_destroy (dev_tun_t **self_p);
 //  Takes an open interface fd that another process created with these flags

@@ -46,6 +46,13 @@ caps () {
     done | sort -u
 }
 NONE="0000000000000000 0000000000000000 0000000000000000 0000000000000000 0000000000000000 1"
+# A service under its own uid (bus_identity.h) switched after its setup: the
+# kernel cleared every capability; the bounding set keeps CAP_SETUID and
+# CAP_SETGID, which it needed for the switch and which nothing can grant again
+# (no_new_privs, a uid that is not 0)
+SWITCHED="0000000000000000 0000000000000000 00000000000000c0 0000000000000000 0000000000000000 1"
+# (and CAP_NET_BIND_SERVICE, for a port below 1024, that its setup used)
+SWITCHED_BIND="0000000000000000 0000000000000000 00000000000004c0 0000000000000000 0000000000000000 1"
 NET_ADMIN="0000000000001000 0000000000001000 0000000000001000 0000000000000000 0000000000000000 1"
 BIND="0000000000000400 0000000000000400 0000000000000400 0000000000000000 0000000000000000 1"
 expect_caps () {
@@ -54,13 +61,48 @@ expect_caps () {
     [ "$got" = "$want" ]
     ok $? "$node: $svc keeps $what in all its threads, no_new_privs (got: $(echo "$got" | tr '\n' '/'))"
 }
-expect_caps a bus "$NONE" "nothing"
-expect_caps a tunnel "$NONE" "nothing (the key's process)"
-expect_caps a nat "$NONE" "nothing"
-expect_caps a router "$NONE" "nothing"
-expect_caps b crypto "$NONE" "nothing"
-expect_caps b device "$NONE" "nothing"
-expect_caps b nat "$BIND" "CAP_NET_BIND_SERVICE (port 443)"
+expect_caps a bus "$SWITCHED" "nothing"
+expect_caps a tunnel "$SWITCHED" "nothing (the key's process)"
+expect_caps a nat "$SWITCHED" "nothing"
+expect_caps a router "$SWITCHED" "nothing"
+expect_caps b crypto "$SWITCHED" "nothing"
+expect_caps b device "$SWITCHED" "nothing"
+expect_caps b nat "$SWITCHED_BIND" "nothing once port 443 is bound"
+
+# Each service under its own uid (schemas/users.def: user_base 61100 + slot),
+# in every thread, with the node's group as its only one
+expect_user () {
+    local node=$1 svc=$2 uid=$3 pid got
+    pid=$(service_pid "$node" "$svc")
+    got=$(for t in /proc/"$pid"/task/*; do
+              awk '$1 ~ /^(Uid|Gid|Groups):$/ { $1 = $1; printf "%s ", $0 } END { print "" }' "$t/status"
+          done | sort -u)
+    [ "$got" = "Uid: $uid $uid $uid $uid Gid: 61100 61100 61100 61100 Groups: 61100 " ]
+    ok $? "$node: $svc runs as uid $uid, group 61100, in all its threads (got: $got)"
+}
+expect_user a bus 61101
+expect_user a tunnel 61102
+expect_user a nat 61105
+expect_user a router 61106
+expect_user b crypto 61103
+expect_user b device 61104
+expect_user b nat 61105
+
+# The run directory lets the group pass and nobody else: a process of another
+# uid cannot reach the bus; one of the group can (and then meets the broker's
+# sender policy, below)
+reach_bus () {
+    local groups=--clear-groups
+    [ -n "$3" ] && groups="--groups=$3"
+    setpriv --reuid "$1" --regid "$2" "$groups" socat -u OPEN:/dev/null "UNIX-CONNECT:$T/a/run/bus.ipc" 2>&1
+}
+out=$(reach_bus 65534 65534 "")
+[ $? -ne 0 ] && echo "$out" | grep -q "Permission denied"
+ok $? "a: a process of uid 65534 cannot connect to bus.ipc: $(echo "$out" | grep -o 'Permission denied' | head -1)"
+reach_bus 65534 65534 61100 >/dev/null
+ok $? "a: a process in the node's group (61100) can"
+[ "$(stat -c %a "$T/a/run")" = 710 ] && [ "$(stat -c %a "$T/a/run/bus.ipc")" = 660 ]
+ok $? "a: run directory 0710 and bus.ipc 0660, group 61100 ($(stat -c '%a %G' "$T/a/run") / $(stat -c '%a %G' "$T/a/run/bus.ipc"))"
 
 # reads_memory CAPS PID: can a root process with only CAPS (setpriv syntax, e.g.
 # "+net_admin"; "" for none) read /proc/PID/environ? The kernel allows it for a
@@ -79,10 +121,10 @@ expect_read () {
     [ "$4" = yes ]
     ok $(( rc != $? )) "$1: a process with ${3:-no capabilities} $( [ "$4" = yes ] && echo reads || echo "cannot read") $2's memory ($pid): $5"
 }
-expect_read a router "" yes "no key, dumpable"
-expect_read b crypto "" no "not dumpable"
-expect_read b device "" yes "no key, no capability, dumpable"
-expect_read a tunnel "" no "not dumpable, it holds the key"
+expect_read a router "" no "another uid, and not dumpable since it switched"
+expect_read b crypto "" no "another uid, not dumpable"
+expect_read b device "" no "another uid, not dumpable"
+expect_read a tunnel "" no "another uid, not dumpable, it holds the key"
 
 # device's CAP_NET_ADMIN lives in a helper process of its own (device-link,
 # services/device/dev_link.h), forked before the drop: it keeps that one
@@ -98,6 +140,8 @@ expect_link () {
                      v ["CapInh:"], v ["CapAmb:"], v ["NoNewPrivs:"] }' "/proc/$pid/status")
     [ "$got" = "$NET_ADMIN" ]
     ok $? "$node: $svc's device-link helper ($pid) keeps CAP_NET_ADMIN only, no_new_privs (got: $got)"
+    [ "$(awk '$1 == "Uid:" { print $2 }' "/proc/$pid/status")" = "$(awk '$1 == "Uid:" { print $2 }' "/proc/$(service_pid "$node" "$svc")/status")" ]
+    ok $? "$node: the device-link helper runs under its parent's uid ($(awk '$1 == "Uid:" { print $2 }' "/proc/$pid/status"))"
     reads_memory "+net_admin" "$pid"
     ok $(( $? == 0 )) "$node: a process with +net_admin cannot read the device-link helper's memory (not dumpable)"
     # its sockets: the pair to its parent (unix) and rtnetlink, nothing else
@@ -120,7 +164,7 @@ ok $? "a: kill -9 of the tunnel ($old): restarted as $(service_pid a tunnel)"
 gone () { ! kill -0 "$old_link" 2>/dev/null || grep -q '^State:.*Z' "/proc/$old_link/status" 2>/dev/null; }
 wait_for 5 gone
 ok $? "a: the old tunnel's device-link helper ($old_link) went with it"
-expect_caps a tunnel "$NONE" "nothing after the restart"
+expect_caps a tunnel "$SWITCHED" "nothing after the restart"
 expect_link a tunnel
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "ping a -> b after the tunnel's restart (the new helper made the interface)"
@@ -140,7 +184,7 @@ old=$(service_pid a nat)
 kill -KILL "$old"
 wait_restarted a nat "$old"
 ok $? "a: kill -9 of nat ($old): restarted as $(service_pid a nat)"
-expect_caps a nat "$NONE" "nothing after the restart"
+expect_caps a nat "$SWITCHED" "nothing after the restart"
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "ping a -> b after the restart"
 
@@ -152,7 +196,7 @@ ROGUE_LOG="$T/rogue.log"
 ip netns exec "$(ns_of a)" env BIFROST_SERVICE=discovery "$BIFROST_BUILDDIR/tests/bifrost-testsvc" \
     -r "$T/a/run" -i discovery.9 > "$ROGUE_LOG" 2>&1 &
 ROGUE=$!
-refused () { grep -q "refused discovery.9 as service discovery: pid $ROGUE runs .*bifrost-testsvc" "$T/a/bifrostd.log"; }
+refused () { grep -q "refused discovery.9 as service discovery: pid $ROGUE .*bifrost-testsvc" "$T/a/bifrostd.log"; }
 wait_for 5 refused
 ok $? "a's bus refuses a process running bifrost-testsvc as service discovery: $(grep -o 'refused discovery.9[^(]*' "$T/a/bifrostd.log" | head -1)"
 kill "$ROGUE" 2>/dev/null; wait "$ROGUE" 2>/dev/null
