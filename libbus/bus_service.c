@@ -744,6 +744,11 @@ bus_service_setup_done (const void *object, const char *err)
     return -1;
 }
 
+void
+bus_service_sandbox_own (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
+}
+
 int
 bus_service_main (const bus_service_def_t *def, int argc, char **argv)
 {
@@ -832,24 +837,31 @@ bus_service_main_group (const char *program, const char *summary,
     //  first ZeroMQ socket starts its I/O threads (capabilities belong to each
     //  thread), and before anything reads a key
     uint64_t keep = 0;
-    bool hide = false, sandbox = false;
+    bool hide = false, sandbox = true;
     for (size_t i = 0; i < count; i++) {
         if (defs [i]->caps)
             keep |= defs [i]->caps (config, defs [i]->arg);
         hide = hide || defs [i]->holds_key;
-        sandbox = sandbox || defs [i]->sandboxed;
+        sandbox = sandbox && defs [i]->sandbox;
     }
     char perr [300];
     int confined = 0;
-    if (sandbox) {
-        //  The one place it may write must exist before it is the only one
-        const char *dir = bus_run_dir (run_dir);
-        if (bus_run_dir_prepare (dir))
-            bus_warn ("run directory %s: %s", dir, strerror (errno));
-    }
+    //  The run directory must exist, ours and 0700, before its
+    //  subdirectories are made and confined to
+    const char *dir = bus_run_dir (run_dir);
+    if (sandbox && bus_run_dir_prepare (dir))
+        bus_warn ("run directory %s: %s", dir, strerror (errno));
     int dropped = bus_privs_drop (keep, hide, perr, sizeof perr);
-    if (dropped == 0 && sandbox)
-        confined = bus_privs_sandbox (bus_run_dir (run_dir), perr, sizeof perr);
+    if (dropped == 0 && sandbox) {
+        //  Each service's own directory, and what it says it needs
+        bus_sandbox_t *paths = bus_sandbox_new ();
+        for (size_t i = 0; i < count; i++) {
+            bus_sandbox_write (paths, "%s/%s", dir, defs [i]->name);
+            defs [i]->sandbox (config, defs [i]->arg, dir, paths);
+        }
+        confined = bus_privs_sandbox (paths, perr, sizeof perr);
+        bus_sandbox_destroy (&paths);
+    }
     if (dropped || confined == -1) {
         bus_error ("%s: %s", program, perr);
         bus_config_destroy (&config);

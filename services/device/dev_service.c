@@ -818,11 +818,19 @@ s_part_caps (bus_config_t *config, void *arg)
     return BUS_CAP (CAP_NET_ADMIN);
 }
 
+//  It parses what crypto hands it: sandboxed to the TUN device it opens
+static void
+s_part_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
+    bus_sandbox_write (paths, "/dev/net/tun");
+}
+
 const bus_service_def_t dev_service_def = {
     .name = "device",
     .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
     BUS_SERVICE_PART_HOOKS,
     .caps = s_part_caps,
+    .sandbox = s_part_sandbox,
 };
 
 //  ---------------------------------------------------------------------------
