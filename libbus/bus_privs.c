@@ -291,17 +291,22 @@ bus_privs_sandbox (bus_sandbox_t *paths, char *err, size_t errsize)
         snprintf (err, errsize, "landlock ruleset: %s", strerror (errno));
         return -1;
     }
-    //  Read: programs and libraries (name service modules are loaded late), /etc
-    //  with what getaddrinfo reads and the TLS stacks' CA store and config
-    //  (/etc/ssl; /usr/share/ca-certificates), wherever resolv.conf really
-    //  lives, the number of CPUs, our own /proc/PID (opened through
-    //  /proc/self: maps, task/, which LeakSanitizer reads at exit), and
-    //  /dev/urandom, which libwebsockets opens when it makes a context (nat's,
-    //  the relay's, discovery's and the registry's: without it
+    //  Read: programs and libraries (name service modules are loaded late);
+    //  of /etc only what the C library, name resolution and the TLS stacks
+    //  read (not /etc as a whole: the node's config, a relay's or the
+    //  registry's TLS key, /etc/shadow), with the CA store (/etc/ssl/certs,
+    //  whose links point into /usr/share/ca-certificates) and OpenSSL's
+    //  config; wherever resolv.conf really lives; the number of CPUs; our own
+    //  /proc/PID (opened through /proc/self: maps, task/, which LeakSanitizer
+    //  reads at exit); and /dev/urandom, which libwebsockets opens when it makes
+    //  a context (nat's, the relay's, discovery's and the registry's: without it
     //  lws_create_context fails)
-    const char *readable [] = { "/usr", "/lib", "/lib64", "/etc", "/run/systemd/resolve",
-                                "/run/resolvconf", "/sys/devices/system/cpu", "/proc/self",
-                                "/dev/urandom", NULL };
+    const char *readable [] = { "/usr", "/lib", "/lib64",
+                                "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf",
+                                "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/ld.so.cache",
+                                "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/ssl/certs",
+                                "/etc/ssl/openssl.cnf", "/run/systemd/resolve", "/run/resolvconf",
+                                "/sys/devices/system/cpu", "/proc/self", "/dev/urandom", NULL };
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < paths->count; i++)
         rc = s_allow (ruleset, paths->path [i], paths->write [i] ? attr.handled_access_fs : S_FS_READ,
@@ -309,7 +314,10 @@ bus_privs_sandbox (bus_sandbox_t *paths, char *err, size_t errsize)
     for (int i = 0; rc == 0 && readable [i]; i++)
         rc = s_allow (ruleset, readable [i], S_FS_READ, attr.handled_access_fs, err, errsize);
     char resolv [PATH_MAX];
-    if (rc == 0 && realpath ("/etc/resolv.conf", resolv)) {
+    //  A resolv.conf that links elsewhere (systemd-resolved's, resolvconf's)
+    //  is replaced there by rename: the directory, so the new file is read
+    //  too. Not /etc itself, when it is a plain file there.
+    if (rc == 0 && realpath ("/etc/resolv.conf", resolv) && strcmp (resolv, "/etc/resolv.conf")) {
         char *slash = strrchr (resolv, '/');
         if (slash && slash != resolv) {
             *slash = 0;
@@ -479,6 +487,13 @@ s_child_sandbox (const s_case_t *c)
     freeaddrinfo (list);
     if (open (secret, O_RDONLY | O_CLOEXEC) != -1 || errno != EACCES)
         return 15;
+    //  Of /etc, only what the C library and the TLS stacks read
+    if (open ("/etc/shadow", O_RDONLY | O_CLOEXEC) != -1 || errno != EACCES)
+        return 26;
+    fd = open ("/etc/ssl/certs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        return 27;
+    close (fd);
     //  Its own /proc (LeakSanitizer reads task/ at exit), not another's
     fd = open ("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd == -1)

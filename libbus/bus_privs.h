@@ -73,9 +73,11 @@ size_t bus_sandbox_size (bus_sandbox_t *self);
 const char *bus_sandbox_path (bus_sandbox_t *self, size_t i, bool *write);
 
 //  Confines the process's file system (Landlock) to paths, plus what every
-//  process reads: /usr, /lib, /etc (libraries loaded late, what name
-//  resolution and the TLS stacks read), its own /proc/PID, the number of CPUs
-//  and /dev/urandom; nothing else. On kernel ABI 6 and later it can also signal
+//  process reads: /usr, /lib (libraries loaded late), the files of /etc that
+//  the C library, name resolution and the TLS stacks read (hosts,
+//  resolv.conf, nsswitch.conf, passwd, group, ld.so.cache, localtime,
+//  ssl/certs, ssl/openssl.cnf, ...: bus_privs.c), its own /proc/PID, the
+//  number of CPUs and /dev/urandom; nothing else. On kernel ABI 6 and later it can also signal
 //  no process and reach no abstract socket outside the sandbox. Threads made
 //  later inherit it; call it before any other thread exists. 0; 1 when the
 //  kernel has no Landlock (err says so; not an error); -1 with the reason in err.

@@ -2,10 +2,11 @@
 
     A service's main fills a bus_service_def_t and calls bus_service_main; the
     runtime parses the command line (-h, -v, -c FILE, -r RUN_DIR, -i INSTANCE,
-    --check-config), connects to the broker, registers its name and instance,
-    writes READY and then heartbeats to BIFROST_READY_FD, answers requests with
-    the handlers the service registered, delivers events it subscribed to, and
-    re-announces its state after a broker restart. It stops cleanly on SIGTERM.
+    --check-config, --sandbox-check PATH), connects to the broker, registers
+    its name and instance, writes READY and then heartbeats to
+    BIFROST_READY_FD, answers requests with the handlers the service
+    registered, delivers events it subscribed to, and re-announces its state
+    after a broker restart. It stops cleanly on SIGTERM.
 
     Everything runs on one bus_loop, so a test can run a whole service in-process as
     an actor (bus_service_actor) and a service can add its own readers (a TUN fd, a
