@@ -108,7 +108,11 @@ coturn_conf_write (const bus_cfg_turn_t *turn, const char *source, const char *r
     fprintf (out, "log-file=stdout\nsimple-log\n");
     if (turn->verbose)
         fprintf (out, "verbose\n");
-    fprintf (out, "pidfile=%s/turnserver.pid\nuserdb=%s/turndb\n", run_dir, run_dir);
+    //  Its user database holds nothing of ours (the REST credentials come from
+    //  static-auth-secret), but coturn opens one per thread, after it has
+    //  dropped to proc-user, which cannot enter the 0700 run directory: one in
+    //  memory per connection, empty
+    fprintf (out, "pidfile=%s/turnserver.pid\nuserdb=:memory:\n", run_dir);
     //  Once its ports are bound, coturn becomes this user (it has read this
     //  file, and its certificate and key, as root already)
     struct passwd *pw = s_set (turn->user) ? getpwnam (turn->user) : NULL;
