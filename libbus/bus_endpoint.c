@@ -3,6 +3,7 @@
 #include "bus_identity.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -134,6 +135,18 @@ bus_run_dir_remove (const char *run_dir)
         snprintf (path, sizeof path, "%s/%s.ipc", run_dir, names [i]);
         unlink (path);
     }
+    //  and the services' directories, when they are empty (bus_pipe)
+    DIR *dir = opendir (run_dir);
+    struct dirent *entry;
+    while (dir && (entry = readdir (dir))) {
+        char path [BUS_PATH_MAX + 256];
+        if (entry->d_type == DT_DIR && entry->d_name [0] != '.') {
+            snprintf (path, sizeof path, "%s/%s", run_dir, entry->d_name);
+            rmdir (path);
+        }
+    }
+    if (dir)
+        closedir (dir);
     rmdir (run_dir);
 }
 

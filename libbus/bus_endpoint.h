@@ -5,7 +5,10 @@
         <run_dir>/events.ipc    broker XPUB, events (services connect SUB)
         <run_dir>/tap.ipc       broker XPUB, mirror of every message and event
         <run_dir>/control.ipc   bifrostd ROUTER, supervisor control (bifrostctl)
-        <run_dir>/pipe-<name>.ipc   data pipes (SOCK_SEQPACKET, not ZeroMQ), the receiver listens
+        <run_dir>/<service>/    one per service, 0700, the only place its sandbox may
+                                create files (bus_privs.h)
+        <run_dir>/<service>/pipe-<name>.ipc   data pipes (SOCK_SEQPACKET, not ZeroMQ),
+                                the receiving service listens (bus_pipe.h)
 
     The run directory comes from -r, else BIFROST_RUN_DIR, else /run/bifrost. */
 #ifndef BUS_ENDPOINT_H_INCLUDED
@@ -32,8 +35,8 @@ int bus_run_dir_secure (const char *run_dir, char *err, size_t errsize);
 //  The same without the message: 0 or -1 with errno.
 int bus_run_dir_prepare (const char *run_dir);
 
-//  Removes the broker's socket files and the (then empty) run directory; for
-//  tests that made a temporary one.
+//  Removes the broker's socket files, the services' empty directories and the
+//  (then empty) run directory; for tests that made a temporary one.
 void bus_run_dir_remove (const char *run_dir);
 
 void bus_endpoint_test (bool verbose);

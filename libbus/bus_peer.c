@@ -5,9 +5,18 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include "bus_privs.h"
+
+//  The caller's end of the exe reader's socket, -1 when there is none
+static int s_reader = -1;
 
 //  One decimal field of at most 10 digits that fits 32 bits; *end past it
 static bool
@@ -58,8 +67,9 @@ bus_peer_parse (const char *peer_address, bus_peer_t *out)
     return true;
 }
 
-bool
-bus_peer_exe (uint32_t pid, char *out, size_t size)
+//  readlink of /proc/PID/exe in this process
+static bool
+s_exe (uint32_t pid, char *out, size_t size)
 {
     char link [64];
     snprintf (link, sizeof link, "/proc/%u/exe", pid);
@@ -67,6 +77,79 @@ bus_peer_exe (uint32_t pid, char *out, size_t size)
     if (n <= 0 || (size_t) n >= size - 1)
         return false;
     out [n] = 0;
+    return true;
+}
+
+//  The reader's loop: a pid (4 bytes) in, its executable out ("" unreadable),
+//  until the caller goes
+static void
+s_reader_loop (int fd)
+{
+    uint32_t pid;
+    char exe [PATH_MAX];
+    while (recv (fd, &pid, sizeof pid, 0) == (ssize_t) sizeof pid) {
+        if (!s_exe (pid, exe, sizeof exe))
+            exe [0] = 0;
+        if (send (fd, exe, strlen (exe) + 1, MSG_NOSIGNAL) == -1)
+            break;
+    }
+}
+
+int
+bus_peer_exe_reader (void)
+{
+    int pair [2];
+    if (s_reader != -1)
+        return 0;
+    if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair))
+        return -1;
+    pid_t parent = getpid ();
+    fflush (NULL);
+    pid_t pid = fork ();
+    if (pid == -1) {
+        int code = errno;
+        close (pair [0]);
+        close (pair [1]);
+        errno = code;
+        return -1;
+    }
+    if (pid == 0) {
+        //  Only its socket: not the caller's readiness pipe, sockets or files
+        prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        prctl (PR_SET_NAME, "bifrost-exe-rd", 0, 0, 0);
+        if (getppid () != parent)
+            _exit (0);
+        if (dup2 (pair [1], 3) == -1)
+            _exit (1);
+        for (int fd = 4; fd < 1024; fd++)
+            close (fd);
+        //  Nothing of what the broker keeps until its uid switch (CAP_SETUID,
+        //  CAP_SETGID: bus_identity.h): it reads, as root without a capability
+        char err [200];
+        if (bus_privs_drop (0, false, err, sizeof err))
+            _exit (1);
+        s_reader_loop (3);
+        _exit (0);
+    }
+    close (pair [1]);
+    s_reader = pair [0];
+    return 0;
+}
+
+bool
+bus_peer_exe (uint32_t pid, char *out, size_t size)
+{
+    if (s_reader == -1)
+        return s_exe (pid, out, size);
+    char exe [PATH_MAX];
+    struct pollfd item = { s_reader, POLLIN, 0 };
+    ssize_t n = -1;
+    if (send (s_reader, &pid, sizeof pid, MSG_NOSIGNAL) == (ssize_t) sizeof pid
+    &&  poll (&item, 1, 1000) == 1)
+        n = recv (s_reader, exe, sizeof exe, 0);
+    if (n <= 1 || exe [n - 1] != 0 || (size_t) n > size)
+        return false;
+    memcpy (out, exe, (size_t) n);
     return true;
 }
 
@@ -156,6 +239,29 @@ bus_peer_test (bool verbose)
     uint64_t caps = 0;
     assert (bus_peer_caps ((uint32_t) getpid (), &caps));
     assert (!bus_peer_caps (0, &caps));
+    //  The reader, in a child that then confines itself: it still reads the
+    //  executable of its parent, which it could not itself
+    fflush (NULL);
+    pid_t child = fork ();
+    assert (child >= 0);
+    if (child == 0) {
+        char err [200], theirs [PATH_MAX];
+        if (bus_peer_exe_reader ())
+            _exit (1);
+        bus_sandbox_t *paths = bus_sandbox_new ();
+        int rc = bus_privs_sandbox (paths, err, sizeof err);
+        bus_sandbox_destroy (&paths);
+        if (rc == 0 && s_exe ((uint32_t) getppid (), theirs, sizeof theirs))
+            _exit (2);                  //  Landlock did not stop it: the case is void
+        if (!bus_peer_exe ((uint32_t) getppid (), theirs, sizeof theirs) || strcmp (theirs, exe))
+            _exit (3);
+        if (bus_peer_exe (0, theirs, sizeof theirs))
+            _exit (4);
+        _exit (0);
+    }
+    int status;
+    assert (waitpid (child, &status, 0) == child);
+    assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
     if (verbose)
         printf ("  peer credentials parsed; own exe %s\n", exe);
 }

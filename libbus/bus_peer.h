@@ -26,6 +26,16 @@ bool bus_peer_parse (const char *peer_address, bus_peer_t *out);
 //  " (deleted)" kept, so it never matches a program); false when unreadable
 bool bus_peer_exe (uint32_t pid, char *out, size_t size);
 
+//  Landlock lets a confined process read /proc/PID/exe only of the processes
+//  confined beneath it (it counts as ptrace), so a sandboxed broker could no
+//  longer tell a service's program, nor a rogue's. This forks, before the
+//  caller confines itself, a reader that stays outside: it holds what the
+//  caller holds at that moment (drop capabilities first), reads one
+//  /proc/PID/exe per request from bus_peer_exe and nothing else, and ends
+//  with the caller (its socket closes; PR_SET_PDEATHSIG). Call it while the
+//  process has one thread. 0, or -1 with errno; bus_peer_exe then reads itself.
+int bus_peer_exe_reader (void);
+
 //  From /proc/PID/stat, which a process that hides itself (not dumpable, as
 //  the key's process is) still shows: its parent's pid and its command name
 //  (at most 15 characters, as the kernel keeps it). false when unreadable.

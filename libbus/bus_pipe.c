@@ -36,6 +36,29 @@ s_name_valid (const char *name)
     return true;
 }
 
+//  The service that receives each pipe of schemas/pipes.def, the one place a
+//  pipe's ends are declared: its socket lives in that service's directory
+static const struct {
+    const char *name, *receiver;
+} s_pipes [] = {
+#define BIFROST_PIPE(id, name, from, to, tag, payload, doc) { name, to },
+#define BIFROST_PIPE_RECORD(id, flag, pipe, tag, payload, doc)
+#define BIFROST_PIPE_TAG(id, value, pipe, doc)
+#include "schemas/pipes.def"
+#undef BIFROST_PIPE
+#undef BIFROST_PIPE_RECORD
+#undef BIFROST_PIPE_TAG
+};
+
+const char *
+bus_pipe_receiver (const char *name)
+{
+    for (size_t i = 0; name && i < sizeof s_pipes / sizeof s_pipes [0]; i++)
+        if (strcmp (s_pipes [i].name, name) == 0)
+            return s_pipes [i].receiver;
+    return NULL;
+}
+
 static int
 s_address (struct sockaddr_un *addr, const char *path)
 {
@@ -63,6 +86,17 @@ s_listen (bus_pipe_t *self)
         bus_error ("pipe %s: cannot create a socket: %s", self->name, strerror (errno));
         return -1;
     }
+    //  The receiving service's directory (bus_pipe_path), made by whichever
+    //  of its pipes comes first; a sandboxed service's exists already, made
+    //  by the runtime before it was confined (bus_service.h)
+    char dir [BUS_PATH_MAX];
+    snprintf (dir, sizeof dir, "%s", self->path);
+    *strrchr (dir, '/') = 0;
+    struct stat st;
+    if (stat (dir, &st) && errno == ENOENT && mkdir (dir, 0700) && errno != EEXIST) {
+        bus_error ("pipe %s: cannot create %s: %s", self->name, dir, strerror (errno));
+        return -1;
+    }
     //  A receiver that restarts replaces the socket file of its predecessor
     unlink (self->path);
     if (bind (self->fd, (struct sockaddr *) &addr, sizeof addr) == -1
@@ -70,10 +104,10 @@ s_listen (bus_pipe_t *self)
         bus_error ("pipe %s: cannot listen on %s: %s", self->name, self->path, strerror (errno));
         return -1;
     }
-    //  Senders of the node's other uids connect (bus_identity.h)
-    if (bus_identity_share (self->path, false))
+    //  Senders of the node's other uids pass the directory and connect
+    //  (bus_identity.h)
+    if (bus_identity_share (dir, true) || bus_identity_share (self->path, false))
         bus_warn ("pipe %s: cannot share %s with the node's group: %s", self->name, self->path, strerror (errno));
-    struct stat st;
     if (stat (self->path, &st) == 0)
         self->ino = st.st_ino;
     struct epoll_event ev = { .events = EPOLLIN, .data.fd = self->fd };
@@ -153,8 +187,9 @@ bus_pipe_new (const char *run_dir, const char *name, bus_pipe_dir_t dir, int hwm
     self->epfd = -1;
     self->share_fd = -1;
     self->passed_fd = self->passed_conn = -1;
-    char file [BUS_PIPE_NAME_MAX + 8];
-    snprintf (file, sizeof file, "pipe-%s", name);
+    char file [BUS_PATH_MAX];
+    const char *receiver = bus_pipe_receiver (name);
+    snprintf (file, sizeof file, "%s%spipe-%s", receiver ? receiver : "", receiver ? "/" : "", name);
     run_dir = bus_run_dir (run_dir);
     char endpoint [BUS_PATH_MAX];
     if (bus_endpoint (endpoint, sizeof endpoint, run_dir, file)) {
@@ -762,6 +797,24 @@ bus_pipe_test (bool verbose)
     bus_pipe_t *rx = bus_pipe_new (dir, "device->crypto", BUS_PIPE_RECEIVER, 8);
     assert (rx && bus_pipe_fd (rx) >= 0);
     assert (strstr (bus_pipe_path (rx), "/pipe-device->crypto.ipc"));
+    //  A pipe of schemas/pipes.def lives in its receiver's directory, which
+    //  the receiver makes, 0700 (nat's sandbox may create files there only)
+    assert (bus_pipe_receiver ("crypto-nat") && streq (bus_pipe_receiver ("crypto-nat"), "nat"));
+    assert (streq (bus_pipe_receiver ("crypto-dev"), "device"));
+    assert (bus_pipe_receiver ("device->crypto") == NULL && bus_pipe_receiver (NULL) == NULL);
+    bus_pipe_t *declared_tx = bus_pipe_new (dir, "crypto-nat", BUS_PIPE_SENDER, 0);
+    bus_pipe_t *declared = bus_pipe_new (dir, "crypto-nat", BUS_PIPE_RECEIVER, 0);
+    assert (declared && declared_tx);
+    char expect [BUS_PATH_MAX];
+    snprintf (expect, sizeof expect, "%s/nat/pipe-crypto-nat.ipc", dir);
+    assert (streq (bus_pipe_path (declared), expect) && streq (bus_pipe_path (declared_tx), expect));
+    assert (stat (bus_pipe_path (declared), &st) == 0 && S_ISSOCK (st.st_mode));
+    snprintf (expect, sizeof expect, "%s/nat", dir);
+    assert (stat (expect, &st) == 0 && S_ISDIR (st.st_mode) && (st.st_mode & 0777) == 0700);
+    s_wait_link (declared_tx, declared);
+    bus_pipe_destroy (&declared_tx);
+    bus_pipe_destroy (&declared);
+    assert (rmdir (expect) == 0);
     assert (stat (bus_pipe_path (rx), &st) == 0 && S_ISSOCK (st.st_mode));
     s_wait_link (tx, rx);
     assert (bus_pipe_fd (tx) >= 0 && bus_pipe_writable (tx));

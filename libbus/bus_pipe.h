@@ -3,7 +3,9 @@
     of up to 64 packets (bus_batch.h).
 
     One pipe is one direction between two services. The receiver listens on an
-    AF_UNIX SOCK_SEQPACKET socket at <run_dir>/pipe-<name>.ipc; the sender
+    AF_UNIX SOCK_SEQPACKET socket at <run_dir>/<receiver>/pipe-<name>.ipc, in
+    the directory of the service that receives it (schemas/pipes.def), the one
+    place its sandbox lets it create files (bus_privs.h); the sender
     connects to it and sends each batch as one message. Either side can restart:
     the receiver replaces the socket file, the sender notices the broken link on
     its next send and connects again (at most every BUS_PIPE_RETRY_MS while
@@ -59,7 +61,8 @@ typedef enum { BUS_PIPE_RECEIVER = 1, BUS_PIPE_SENDER } bus_pipe_dir_t;
 #define BUS_PIPE_SENDERS_MAX 8          //  connections a receiver keeps
 
 //  Opens one end of the pipe `name` ([A-Za-z0-9._>-], e.g. "device->crypto")
-//  in run_dir: the receiver listens at <run_dir>/pipe-<name>.ipc, the sender
+//  in run_dir: the receiver listens at <run_dir>/<receiver>/pipe-<name>.ipc
+//  (bus_pipe_receiver; the directory is made 0700 when missing), the sender
 //  connects to it (the receiver need not exist yet). hwm: 64 KiB batches queued
 //  in the sender's socket buffer before dropping (0: BUS_PIPE_HWM_DEFAULT).
 //  NULL, with a logged reason, on a bad name or a failed bind.
@@ -68,8 +71,13 @@ bus_pipe_t *bus_pipe_new (const char *run_dir, const char *name, bus_pipe_dir_t 
 void bus_pipe_destroy (bus_pipe_t **self_p);
 
 const char *bus_pipe_name (bus_pipe_t *self);
-//  The socket file, e.g. /run/bifrost/pipe-device->crypto.ipc
+//  The socket file, e.g. /run/bifrost/crypto/pipe-dev-crypto.ipc
 const char *bus_pipe_path (bus_pipe_t *self);
+//  The service that receives the pipe name, as schemas/pipes.def declares it
+//  ("crypto" for "dev-crypto"), which names the directory of its socket; NULL
+//  for a pipe not declared there (benchmarks, self tests), whose socket is
+//  <run_dir>/pipe-<name>.ipc.
+const char *bus_pipe_receiver (const char *name);
 //  A receiver's descriptor is readable while bus_pipe_recv has work (a batch,
 //  a new sender, a sender that left); a sender's is the connected socket, -1
 //  while not connected. For poll() outside a bus_loop.

@@ -10,12 +10,15 @@
 #include <linux/landlock.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,13 +171,126 @@ s_allow (int ruleset, const char *path, uint64_t access, uint64_t handled, char 
     return rc ? -1 : 0;
 }
 
-int
-bus_privs_sandbox (const char *writable, char *err, size_t errsize)
+//  ---------------------------------------------------------------------------
+//  The paths a sandbox allows
+
+struct _bus_sandbox_t {
+    size_t count;                       //  may exceed the array: then refused
+    char *path [BUS_SANDBOX_PATHS_MAX];
+    bool write [BUS_SANDBOX_PATHS_MAX];
+};
+
+bus_sandbox_t *
+bus_sandbox_new (void)
 {
+    bus_sandbox_t *self = (bus_sandbox_t *) calloc (1, sizeof (bus_sandbox_t));
+    assert (self);
+    return self;
+}
+
+void
+bus_sandbox_destroy (bus_sandbox_t **self_p)
+{
+    assert (self_p);
+    bus_sandbox_t *self = *self_p;
+    if (self) {
+        for (size_t i = 0; i < self->count && i < BUS_SANDBOX_PATHS_MAX; i++)
+            free (self->path [i]);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_sandbox_add (bus_sandbox_t *self, bool write, const char *format, va_list args)
+{
+    assert (self && format);
+    if (self->count < BUS_SANDBOX_PATHS_MAX) {
+        assert (vasprintf (&self->path [self->count], format, args) >= 0);
+        self->write [self->count] = write;
+    }
+    self->count++;
+}
+
+void
+bus_sandbox_write (bus_sandbox_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_sandbox_add (self, true, format, args);
+    va_end (args);
+}
+
+void
+bus_sandbox_read (bus_sandbox_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_sandbox_add (self, false, format, args);
+    va_end (args);
+}
+
+size_t
+bus_sandbox_size (bus_sandbox_t *self)
+{
+    assert (self);
+    return self->count;
+}
+
+const char *
+bus_sandbox_path (bus_sandbox_t *self, size_t i, bool *write)
+{
+    assert (self);
+    if (i >= self->count || i >= BUS_SANDBOX_PATHS_MAX)
+        return NULL;
+    if (write)
+        *write = self->write [i];
+    return self->path [i];
+}
+
+//  mkdir -p path, 0700 for what it creates: a directory to write beneath must
+//  exist before the rule that allows it is made
+static int
+s_make_dir (const char *path, char *err, size_t errsize)
+{
+    char dir [PATH_MAX];
+    if (snprintf (dir, sizeof dir, "%s", path) >= (int) sizeof dir) {
+        snprintf (err, errsize, "%.100s...: path too long", path);
+        return -1;
+    }
+    for (char *p = dir + 1; ; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            if (mkdir (dir, 0700) && errno != EEXIST) {
+                snprintf (err, errsize, "cannot create directory %s: %s", dir, strerror (errno));
+                return -1;
+            }
+            *p = saved;
+            if (!saved)
+                return 0;
+        }
+    }
+}
+
+int
+bus_privs_sandbox (bus_sandbox_t *paths, char *err, size_t errsize)
+{
+    assert (paths);
+    if (paths->count > BUS_SANDBOX_PATHS_MAX) {
+        snprintf (err, errsize, "sandbox: %zu paths, at most %d", paths->count, BUS_SANDBOX_PATHS_MAX);
+        return -1;
+    }
     int abi = (int) syscall (SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 1) {
         snprintf (err, errsize, "Landlock is not available (%s)", strerror (errno));
         return 1;
+    }
+    for (size_t i = 0; i < paths->count; i++) {
+        struct stat st;
+        if (paths->write [i] && stat (paths->path [i], &st) && errno == ENOENT
+        &&  s_make_dir (paths->path [i], err, errsize))
+            return -1;
     }
     s_ruleset_attr_t attr = { S_FS_V1, 0, 0 };
     if (abi >= 2)
@@ -191,20 +307,33 @@ bus_privs_sandbox (const char *writable, char *err, size_t errsize)
         snprintf (err, errsize, "landlock ruleset: %s", strerror (errno));
         return -1;
     }
-    //  Read: programs and libraries (name service modules are loaded late), /etc
-    //  with what getaddrinfo reads, wherever resolv.conf really lives, the
-    //  number of CPUs, our own /proc/PID (opened through /proc/self: maps,
-    //  task/, which LeakSanitizer reads at exit), and /dev/urandom, which
-    //  libwebsockets opens when it makes a context (nat's and the relay's
-    //  WebSocket over TLS: without it lws_create_context fails)
-    const char *readable [] = { "/usr", "/lib", "/lib64", "/etc", "/run/systemd/resolve",
-                                "/run/resolvconf", "/sys/devices/system/cpu", "/proc/self",
-                                "/dev/urandom", NULL };
-    int rc = s_allow (ruleset, writable, attr.handled_access_fs, attr.handled_access_fs, err, errsize);
+    //  Read: programs and libraries (name service modules are loaded late);
+    //  of /etc only what the C library, name resolution and the TLS stacks
+    //  read (not /etc as a whole: the node's config, a relay's or the
+    //  registry's TLS key, /etc/shadow), with the CA store (/etc/ssl/certs,
+    //  whose links point into /usr/share/ca-certificates) and OpenSSL's
+    //  config; wherever resolv.conf really lives; the number of CPUs; our own
+    //  /proc/PID (opened through /proc/self: maps, task/, which LeakSanitizer
+    //  reads at exit); and /dev/urandom, which libwebsockets opens when it makes
+    //  a context (nat's, the relay's, discovery's and the registry's: without it
+    //  lws_create_context fails)
+    const char *readable [] = { "/usr", "/lib", "/lib64",
+                                "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf",
+                                "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/ld.so.cache",
+                                "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/ssl/certs",
+                                "/etc/ssl/openssl.cnf", "/run/systemd/resolve", "/run/resolvconf",
+                                "/sys/devices/system/cpu", "/proc/self", "/dev/urandom", NULL };
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < paths->count; i++)
+        rc = s_allow (ruleset, paths->path [i], paths->write [i] ? attr.handled_access_fs : S_FS_READ,
+                      attr.handled_access_fs, err, errsize);
     for (int i = 0; rc == 0 && readable [i]; i++)
         rc = s_allow (ruleset, readable [i], S_FS_READ, attr.handled_access_fs, err, errsize);
     char resolv [PATH_MAX];
-    if (rc == 0 && realpath ("/etc/resolv.conf", resolv)) {
+    //  A resolv.conf that links elsewhere (systemd-resolved's, resolvconf's)
+    //  is replaced there by rename: the directory, so the new file is read
+    //  too. Not /etc itself, when it is a plain file there.
+    if (rc == 0 && realpath ("/etc/resolv.conf", resolv) && strcmp (resolv, "/etc/resolv.conf")) {
         char *slash = strrchr (resolv, '/');
         if (slash && slash != resolv) {
             *slash = 0;
@@ -226,7 +355,8 @@ bus_privs_sandbox (const char *writable, char *err, size_t errsize)
 typedef struct {
     uint64_t keep;
     bool hide;
-    const char *dir, *secret;           //  the sandbox's run directory, a file outside
+    const char *dir;                    //  the sandbox's run directory
+    const char *readable, *secret;      //  a file it may read, one beside it it may not
 } s_case_t;
 
 //  In a child: drops to keep, then checks every set; exit status 0 when right.
@@ -286,14 +416,48 @@ s_in_child (int (*fn) (const s_case_t *), const s_case_t *c)
     return WIFEXITED (status) ? WEXITSTATUS (status) : 100;
 }
 
-//  In a child: sandboxed to dir, it writes there, reads /etc/hosts, resolves
-//  localhost, and cannot read secret (outside) or signal its parent. 0 when right.
+//  Binds a Unix socket at dir/name: 0, or -1 with errno
+static int
+s_bind (const char *dir, const char *name)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf (sun.sun_path, sizeof sun.sun_path, "%s/%s", dir, name);
+    int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    assert (fd != -1);
+    int rc = bind (fd, (struct sockaddr *) &sun, sizeof sun);
+    int code = errno;
+    if (rc == 0)
+        unlink (sun.sun_path);
+    close (fd);
+    errno = code;
+    return rc;
+}
+
+//  In a child, as nat: sandboxed to write <dir>/nat (which does not exist yet)
+//  and read one file. It creates files and binds its pipe's socket in
+//  <dir>/nat, connects to the broker's socket in <dir>, reads its file,
+//  /etc/hosts and resolves localhost, and cannot create a file or a socket in
+//  <dir> itself, read the secret beside its file or another process's /proc,
+//  write elsewhere, or signal its parent. 0 when right.
 static int
 s_child_sandbox (const s_case_t *c)
 {
     const char *dir = c->dir, *secret = c->secret;
     char err [300];
-    int rc = bus_privs_sandbox (dir, err, sizeof err);
+    char own [PATH_MAX - 64];
+    snprintf (own, sizeof own, "%s/nat", dir);
+    bus_sandbox_t *paths = bus_sandbox_new ();
+    bus_sandbox_write (paths, "%s", own);
+    bus_sandbox_read (paths, "%s", c->readable);
+    bus_sandbox_read (paths, "%s/not-there", dir);      //  left out
+    assert (bus_sandbox_size (paths) == 3);
+    bool writes = false;
+    assert (strcmp (bus_sandbox_path (paths, 0, &writes), own) == 0 && writes);
+    assert (bus_sandbox_path (paths, 1, &writes) && !writes);
+    assert (bus_sandbox_path (paths, 3, &writes) == NULL);
+    int rc = bus_privs_sandbox (paths, err, sizeof err);
+    bus_sandbox_destroy (&paths);
+    assert (paths == NULL);
     if (rc == 1)
         return 0;                       //  no Landlock here: nothing to check
     if (rc) {
@@ -301,13 +465,34 @@ s_child_sandbox (const s_case_t *c)
         return 10;
     }
     char path [PATH_MAX];
-    snprintf (path, sizeof path, "%s/written", dir);
+    snprintf (path, sizeof path, "%s/written", own);
     int fd = open (path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
     if (fd == -1 || write (fd, "x", 1) != 1)
         return 11;
     close (fd);
     if (unlink (path))
         return 12;
+    if (s_bind (own, "pipe-crypto-nat.ipc"))
+        return 20;
+    //  Not in the run directory itself: neither a file nor a socket
+    snprintf (path, sizeof path, "%s/written", dir);
+    if (open (path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600) != -1 || errno != EACCES)
+        return 21;
+    if (s_bind (dir, "pipe-crypto-nat.ipc") != -1 || errno != EACCES)
+        return 22;
+    //  but it connects to a socket there (Landlock does not govern connect)
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf (sun.sun_path, sizeof sun.sun_path, "%s/bus.ipc", dir);
+    fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect (fd, (struct sockaddr *) &sun, sizeof sun))
+        return 23;
+    close (fd);
+    fd = open (c->readable, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return 24;
+    close (fd);
+    if (open (c->readable, O_WRONLY | O_CLOEXEC) != -1 || errno != EACCES)
+        return 25;
     fd = open ("/etc/hosts", O_RDONLY | O_CLOEXEC);
     if (fd == -1)
         return 13;
@@ -318,6 +503,13 @@ s_child_sandbox (const s_case_t *c)
     freeaddrinfo (list);
     if (open (secret, O_RDONLY | O_CLOEXEC) != -1 || errno != EACCES)
         return 15;
+    //  Of /etc, only what the C library and the TLS stacks read
+    if (open ("/etc/shadow", O_RDONLY | O_CLOEXEC) != -1 || errno != EACCES)
+        return 26;
+    fd = open ("/etc/ssl/certs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        return 27;
+    close (fd);
     //  Its own /proc (LeakSanitizer reads task/ at exit), not another's
     fd = open ("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd == -1)
@@ -335,6 +527,19 @@ s_child_sandbox (const s_case_t *c)
     return 0;
 }
 
+//  In a child: more paths than a sandbox takes are refused, not cut short
+static int
+s_child_too_many (const s_case_t *c)
+{
+    bus_sandbox_t *paths = bus_sandbox_new ();
+    for (int i = 0; i <= BUS_SANDBOX_PATHS_MAX; i++)
+        bus_sandbox_read (paths, "/nonexistent/%d", i);
+    char err [300];
+    int rc = bus_privs_sandbox (paths, err, sizeof err);
+    bus_sandbox_destroy (&paths);
+    return rc == -1 && strstr (err, "paths") ? 0 : 1;
+}
+
 void
 bus_privs_test (bool verbose)
 {
@@ -347,29 +552,46 @@ bus_privs_test (bool verbose)
     if (verbose)
         printf ("\n   effective capabilities here: %016llx", (unsigned long long) bus_privs_effective ());
     //  Nothing kept (nat, crypto, router), not dumpable (crypto)
-    assert (s_in_child (s_child_drop, &(s_case_t) { 0, true, NULL, NULL }) == 0);
+    assert (s_in_child (s_child_drop, &(s_case_t) { 0, true, NULL, NULL, NULL }) == 0);
     //  One kept (device: CAP_NET_ADMIN), dumpable
-    assert (s_in_child (s_child_drop, &(s_case_t) { BUS_CAP (CAP_NET_ADMIN), false, NULL, NULL }) == 0);
+    assert (s_in_child (s_child_drop, &(s_case_t) { BUS_CAP (CAP_NET_ADMIN), false, NULL, NULL, NULL }) == 0);
     //  Two kept, one of which may not be held at all (not root): only what is held
-    s_case_t two = { BUS_CAP (CAP_NET_ADMIN) | BUS_CAP (CAP_NET_BIND_SERVICE), true, NULL, NULL };
+    s_case_t two = { BUS_CAP (CAP_NET_ADMIN) | BUS_CAP (CAP_NET_BIND_SERVICE), true, NULL, NULL, NULL };
     assert (s_in_child (s_child_drop, &two) == 0);
-    //  The sandbox (nat): only its run directory to write, and what name
-    //  resolution reads; not a secret next door
+    //  The sandbox (nat): only its own directory in the run directory to
+    //  write, what name resolution reads, and one file; not a secret beside it
     char dir [] = "/tmp/bus-privs-run-XXXXXX";
     char other [] = "/tmp/bus-privs-key-XXXXXX";
     assert (mkdtemp (dir) && mkdtemp (other));
-    char secret [PATH_MAX];
+    char secret [PATH_MAX], readable [PATH_MAX], own [PATH_MAX];
     snprintf (secret, sizeof secret, "%s/node.key", other);
+    snprintf (readable, sizeof readable, "%s/cert.pem", other);
+    snprintf (own, sizeof own, "%s/nat", dir);
     FILE *file = fopen (secret, "w");
     assert (file && fputs ("secret", file) >= 0 && fclose (file) == 0);
-    int failed = s_in_child (s_child_sandbox, &(s_case_t) { 0, false, dir, secret });
+    file = fopen (readable, "w");
+    assert (file && fputs ("public", file) >= 0 && fclose (file) == 0);
+    //  The broker's socket, which the child connects to
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf (sun.sun_path, sizeof sun.sun_path, "%s/bus.ipc", dir);
+    int listener = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert (listener != -1 && bind (listener, (struct sockaddr *) &sun, sizeof sun) == 0);
+    assert (listen (listener, 4) == 0);
+    int failed = s_in_child (s_child_sandbox, &(s_case_t) { 0, false, dir, readable, secret });
     if (failed)
         printf ("sandboxed child failed: %d\n", failed);
     assert (failed == 0);
+    struct stat st;
+    assert (stat (own, &st) == 0 && S_ISDIR (st.st_mode) && (st.st_mode & 0777) == 0700);
+    assert (s_in_child (s_child_too_many, NULL) == 0);
+    close (listener);
+    unlink (sun.sun_path);
+    rmdir (own);
     if (verbose)
         printf ("\n   Landlock ABI %d", (int) syscall (SYS_landlock_create_ruleset, NULL, 0,
                                                           LANDLOCK_CREATE_RULESET_VERSION));
     unlink (secret);
+    unlink (readable);
     rmdir (other);
     rmdir (dir);
     //  Here, unchanged

@@ -23,9 +23,12 @@
     /proc/PID/mem. (LeakSanitizer still works: it makes the process dumpable
     for its own check at exit.)
 
-    The process that faces the internet (nat) is also confined by Landlock
-    (bus_privs_sandbox): staying uid 0, it would otherwise still read every
-    root-owned file, the node key among them.
+    Every service is also confined by Landlock (bus_privs_sandbox): staying
+    uid 0, it would otherwise still read and write every root-owned file, the
+    node key among them. Each declares what it needs (bus_sandbox_t, filled
+    from its checked config by its def, bus_service.h): the directories it may
+    write beneath and the files it may read; what every process reads
+    (libraries, /etc, its own /proc) is added here.
 
     Linux capability and Landlock system calls directly; no libcap. */
 #ifndef BUS_PRIVS_H_INCLUDED
@@ -49,14 +52,37 @@ extern "C" {
 //  the reason in err.
 int bus_privs_drop (uint64_t keep, bool hide, char *err, size_t errsize);
 
-//  Confines the process's file system (Landlock): it may write only beneath
-//  writable (its run directory), read /usr, /lib, /etc (what name resolution
-//  reads), its own /proc/PID and the number of CPUs, and nothing else, and (kernel ABI 6 and later) signal no process and
-//  reach no abstract socket outside the sandbox. For nat, so that even a root
-//  process of it cannot read the node key from its file. Threads made later
-//  inherit it; call it before any other thread exists. 0; 1 when the kernel has
-//  no Landlock (err says so; not an error); -1 with the reason in err.
-int bus_privs_sandbox (const char *writable, char *err, size_t errsize);
+//  What one process may reach of the file system once confined: a list of
+//  paths, each to read or to write beneath. Owns copies of its paths.
+typedef struct _bus_sandbox_t bus_sandbox_t;
+#define BUS_SANDBOX_PATHS_MAX 32
+
+bus_sandbox_t *bus_sandbox_new (void);
+void bus_sandbox_destroy (bus_sandbox_t **self_p);
+//  May create, change and remove anything beneath path (a directory, created
+//  0700 with its parents by bus_privs_sandbox when missing), or read and write
+//  path when it is a file (a device: /dev/net/tun). printf-like.
+void bus_sandbox_write (bus_sandbox_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  May read path: a file, or anything beneath a directory. A path that does
+//  not exist when the sandbox is applied is left out. printf-like.
+void bus_sandbox_read (bus_sandbox_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  The number of paths (more than BUS_SANDBOX_PATHS_MAX: bus_privs_sandbox refuses).
+size_t bus_sandbox_size (bus_sandbox_t *self);
+//  Path i and whether it is to write; NULL past the end.
+const char *bus_sandbox_path (bus_sandbox_t *self, size_t i, bool *write);
+
+//  Confines the process's file system (Landlock) to paths, plus what every
+//  process reads: /usr, /lib (libraries loaded late), the files of /etc that
+//  the C library, name resolution and the TLS stacks read (hosts,
+//  resolv.conf, nsswitch.conf, passwd, group, ld.so.cache, localtime,
+//  ssl/certs, ssl/openssl.cnf, ...: bus_privs.c), its own /proc/PID, the
+//  number of CPUs and /dev/urandom; nothing else. On kernel ABI 6 and later it can also signal
+//  no process and reach no abstract socket outside the sandbox. Threads made
+//  later inherit it; call it before any other thread exists. 0; 1 when the
+//  kernel has no Landlock (err says so; not an error); -1 with the reason in err.
+int bus_privs_sandbox (bus_sandbox_t *paths, char *err, size_t errsize);
 
 //  Raises the effective set to the permitted one (after a uid switch with
 //  KEEPCAPS, which clears it: bus_identity_switch_keep). 0, or -1 with err.

@@ -9,12 +9,15 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -742,6 +745,8 @@ s_usage (const char *program, const char *summary, const char *prog)
             "  -i, --instance ID     instance id (default: $BIFROST_INSTANCE or %s.1)\n"
             "  -v, --verbose         debug logging\n"
             "      --check-config    validate the configuration, print errors, exit 0 or 78\n"
+            "      --sandbox-check PATH  confine the process as it would run, then say whether\n"
+            "                        it can read the file PATH or create a file in the directory PATH\n"
             "  -h, --help            this text\n\n"
             "Normally started by bifrostd, which passes BIFROST_READY_FD for readiness.\n",
             prog, program, summary ? summary : "", prog, BUS_RUN_DIR_DEFAULT, program);
@@ -754,6 +759,11 @@ bus_service_setup_done (const void *object, const char *err)
         return 0;
     bus_error ("%s", err && *err ? err : "setup failed");
     return -1;
+}
+
+void
+bus_service_sandbox_own (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
 }
 
 int
@@ -774,6 +784,41 @@ s_group_end (bus_service_t **svcs, const bus_service_def_t *const *defs, size_t 
         bus_service_destroy (&svcs [i]);
 }
 
+//  --sandbox-check PATH, in the process confined as it runs: can it read the
+//  file PATH, or create a file in the directory PATH? Prints one line; 0, or
+//  78 when PATH is neither. So an operator (and node_privileges.sh) can ask
+//  "can nat read the key?" of the real program with the real config.
+static int
+s_sandbox_check (const char *path)
+{
+    struct stat st;
+    if (stat (path, &st)) {
+        printf ("%s: %s\n", path, strerror (errno));
+        return BUS_EXIT_CONFIG;
+    }
+    if (S_ISDIR (st.st_mode)) {
+        char probe [PATH_MAX];
+        snprintf (probe, sizeof probe, "%s/.sandbox-check-%d", path, (int) getpid ());
+        int fd = open (probe, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd == -1)
+            printf ("%s: create denied (%s)\n", path, strerror (errno));
+        else {
+            printf ("%s: create allowed\n", path);
+            close (fd);
+            unlink (probe);
+        }
+        return 0;
+    }
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        printf ("%s: read denied (%s)\n", path, strerror (errno));
+    else {
+        printf ("%s: read allowed\n", path);
+        close (fd);
+    }
+    return 0;
+}
+
 int
 bus_service_main_group (const char *program, const char *summary,
                         const bus_service_def_t *const *defs, size_t count, int argc, char **argv)
@@ -785,12 +830,14 @@ bus_service_main_group (const char *program, const char *summary,
         { "instance", required_argument, NULL, 'i' },
         { "verbose", no_argument, NULL, 'v' },
         { "check-config", no_argument, NULL, 'C' },
+        { "sandbox-check", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *config_file = getenv ("BIFROST_CONFIG");
     const char *run_dir = NULL;
     const char *instance = getenv ("BIFROST_INSTANCE");
+    const char *sandbox_check = NULL;
     bool verbose = false, check_only = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "c:r:i:vh", options, NULL)) != -1) {
@@ -800,6 +847,7 @@ bus_service_main_group (const char *program, const char *summary,
             case 'i': instance = optarg; break;
             case 'v': verbose = true; break;
             case 'C': check_only = true; break;
+            case 'S': sandbox_check = optarg; break;
             case 'h': s_usage (program, summary, argv [0]); return 0;
             default:
                 fprintf (stderr, "try '%s --help'\n", argv [0]);
@@ -844,12 +892,12 @@ bus_service_main_group (const char *program, const char *summary,
     //  first ZeroMQ socket starts its I/O threads (capabilities belong to each
     //  thread), and before anything reads a key
     uint64_t keep = 0;
-    bool hide = false, sandbox = false;
+    bool hide = false, sandbox = true;
     for (size_t i = 0; i < count; i++) {
         if (defs [i]->caps)
             keep |= defs [i]->caps (config, defs [i]->arg);
         hide = hide || defs [i]->holds_key;
-        sandbox = sandbox || defs [i]->sandboxed;
+        sandbox = sandbox && defs [i]->sandbox;
     }
     //  The uid to switch to after setup (bus_identity.h); until then the
     //  process keeps what the switch needs
@@ -878,15 +926,22 @@ bus_service_main_group (const char *program, const char *summary,
         }
     char perr [300];
     int confined = 0;
-    if (sandbox) {
-        //  The one place it may write must exist before it is the only one
-        const char *dir = bus_run_dir (run_dir);
-        if (bus_run_dir_prepare (dir))
-            bus_warn ("run directory %s: %s", dir, strerror (errno));
-    }
+    //  The run directory must exist, ours and 0700, before its
+    //  subdirectories are made and confined to
+    const char *dir = bus_run_dir (run_dir);
+    if (sandbox && bus_run_dir_prepare (dir))
+        bus_warn ("run directory %s: %s", dir, strerror (errno));
     int dropped = bus_privs_drop (keep, hide, perr, sizeof perr);
-    if (dropped == 0 && sandbox)
-        confined = bus_privs_sandbox (bus_run_dir (run_dir), perr, sizeof perr);
+    if (dropped == 0 && sandbox) {
+        //  Each service's own directory, and what it says it needs
+        bus_sandbox_t *paths = bus_sandbox_new ();
+        for (size_t i = 0; i < count; i++) {
+            bus_sandbox_write (paths, "%s/%s", dir, defs [i]->name);
+            defs [i]->sandbox (config, defs [i]->arg, dir, paths);
+        }
+        confined = bus_privs_sandbox (paths, perr, sizeof perr);
+        bus_sandbox_destroy (&paths);
+    }
     if (dropped || confined == -1) {
         bus_error ("%s: %s", program, perr);
         bus_config_destroy (&config);
@@ -894,6 +949,10 @@ bus_service_main_group (const char *program, const char *summary,
     }
     if (confined == 1)
         bus_warn ("%s: %s: its file system is not confined", program, perr);
+    if (sandbox_check) {
+        bus_config_destroy (&config);
+        return s_sandbox_check (sandbox_check);
+    }
     zsys_init ();
     //  The first service owns the loop; the others are its guests on it. The
     //  instance id names the process, so only a program of one service takes it.

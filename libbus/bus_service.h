@@ -2,10 +2,11 @@
 
     A service's main fills a bus_service_def_t and calls bus_service_main; the
     runtime parses the command line (-h, -v, -c FILE, -r RUN_DIR, -i INSTANCE,
-    --check-config), connects to the broker, registers its name and instance,
-    writes READY and then heartbeats to BIFROST_READY_FD, answers requests with
-    the handlers the service registered, delivers events it subscribed to, and
-    re-announces its state after a broker restart. It stops cleanly on SIGTERM.
+    --check-config, --sandbox-check PATH), connects to the broker, registers
+    its name and instance, writes READY and then heartbeats to
+    BIFROST_READY_FD, answers requests with the handlers the service
+    registered, delivers events it subscribed to, and re-announces its state
+    after a broker restart. It stops cleanly on SIGTERM.
 
     Everything runs on one bus_loop, so a test can run a whole service in-process as
     an actor (bus_service_actor) and a service can add its own readers (a TUN fd, a
@@ -17,6 +18,7 @@
 #include "bus_config.h"
 #include "bus_loop.h"
 #include "bus_envelope.h"
+#include "bus_privs.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -132,11 +134,24 @@ typedef struct {
     //  setup, so no core file carries the key, and a process without
     //  CAP_SYS_PTRACE cannot read its memory (ptrace, /proc/PID/mem).
     bool holds_key;
-    //  The service faces the internet (nat): its file system is confined to
-    //  writing its run directory and reading what name resolution needs
-    //  (bus_privs_sandbox), so not even the key file is in its reach.
-    bool sandboxed;
+    //  What the service may reach of the file system (bus_privs_sandbox),
+    //  from its checked config (may be NULL) and its run directory (the one it
+    //  runs with, made and ours): the files it reads and the
+    //  directories it writes beneath after the runtime confines it, before
+    //  setup (so whatever setup opens must be here). It runs after the
+    //  capabilities are dropped and just before the process is confined, with
+    //  one thread: the moment to start what must stay outside (the broker's
+    //  exe reader, bus_peer.h). The runtime adds the
+    //  service's own directory, <run_dir>/<name> (where its pipes' sockets
+    //  live, bus_pipe.h), and what every process reads (bus_privs.h). NULL: the
+    //  process is not confined (a program of several services is confined only
+    //  when each of them declares this).
+    void (*sandbox) (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths);
 } bus_service_def_t;
+
+//  A def's sandbox for a service that needs nothing beyond its own directory
+//  and what every process reads (nat, the relay, the router).
+void bus_service_sandbox_own (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths);
 
 //  The end of a def's setup that creates the service's object: 0 when object
 //  is there, else err is logged and -1 (the runtime then exits with 78).

@@ -3,6 +3,7 @@
     the service loop. */
 #include "bus_broker.h"
 #include "bus_log.h"
+#include "bus_peer.h"
 #include "broker_service.h"
 
 static bus_broker_t *s_broker;
@@ -27,9 +28,25 @@ s_teardown (bus_service_t *svc, void *arg)
     bus_broker_destroy (&s_broker);
 }
 
+//  It parses every bus message: sandboxed to the run directory, where it
+//  makes bus.ipc, events.ipc and tap.ipc, and to reading /proc, where it finds
+//  a client's parent, command name and capabilities for the sender policy
+//  (bus_peer). A client's program (/proc/PID/exe) Landlock hides from it: a
+//  reader started now, outside the sandbox, reads that
+static void
+s_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
+    if (bus_peer_exe_reader ())
+        bus_warn ("cannot start the exe reader (%s): a client's program is unknown, "
+                  "only bifrostd's children register protected names", strerror (errno));
+    bus_sandbox_write (paths, "%s", run_dir);
+    bus_sandbox_read (paths, "/proc");
+}
+
 const bus_service_def_t broker_service_def = {
     .name = "bus",
     .summary = "the message broker: routes control messages, fans out events, feeds the tap",
     .setup = s_setup,
     .teardown = s_teardown,
+    .sandbox = s_sandbox,
 };

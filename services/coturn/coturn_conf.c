@@ -3,6 +3,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,7 @@ coturn_conf_check (bus_config_t *config, bus_cfg_turn_t *turn)
     static const char *const ours [] = {
         "realm", "host", "listen_port", "tls_port", "tls_cert", "tls_key", "secret",
         "listening_ip", "external_ip", "relay_ip", "min_port", "max_port", "allow_loopback_peers",
-        "allow_private_peers", "verbose", NULL
+        "allow_private_peers", "verbose", "user", NULL
     };
     bus_cfg_read (config, &bus_cfg_turn_group, NULL, turn, 0, ours, s_check_key, NULL);
     if (!group) {
@@ -64,6 +66,10 @@ coturn_conf_check (bus_config_t *config, bus_cfg_turn_t *turn)
         bus_config_error (config, group, "turn: min_port must not exceed max_port");
     if (!s_set (turn->tls_cert) != !s_set (turn->tls_key))
         bus_config_error (config, group, "turn: tls_cert and tls_key must be set together");
+    if (!s_set (turn->user) || !getpwnam (turn->user))
+        bus_config_error (config, config_lookup (bus_config_raw (config), "turn.user") ?: group,
+                          "turn.user: no user '%s' here (the coturn package creates turnserver; "
+                          "\"root\" keeps root)", turn->user ? turn->user : "");
     return bus_config_error_count (config) - before;
 }
 
@@ -102,7 +108,22 @@ coturn_conf_write (const bus_cfg_turn_t *turn, const char *source, const char *r
     fprintf (out, "log-file=stdout\nsimple-log\n");
     if (turn->verbose)
         fprintf (out, "verbose\n");
-    fprintf (out, "pidfile=%s/turnserver.pid\nuserdb=%s/turndb\n", run_dir, run_dir);
+    //  Its user database holds nothing of ours (the REST credentials come from
+    //  static-auth-secret), but coturn opens one per thread, after it has
+    //  dropped to proc-user, which cannot enter the 0700 run directory: one in
+    //  memory per connection, empty
+    fprintf (out, "pidfile=%s/turnserver.pid\nuserdb=:memory:\n", run_dir);
+    //  Once its ports are bound, coturn becomes this user (it has read this
+    //  file, and its certificate and key, as root already)
+    struct passwd *pw = s_set (turn->user) ? getpwnam (turn->user) : NULL;
+    if (pw && pw->pw_uid != 0) {
+        struct group *gr = getgrgid (pw->pw_gid);
+        fprintf (out, "proc-user=%s\n", pw->pw_name);
+        if (gr)
+            fprintf (out, "proc-group=%s\n", gr->gr_name);
+        else
+            fprintf (out, "proc-group=%u\n", (unsigned) pw->pw_gid);
+    }
     if (turn->allow_loopback_peers)
         fprintf (out, "allow-loopback-peers\n");
     if (!turn->allow_private_peers)
@@ -132,7 +153,8 @@ coturn_conf_test (bool verbose)
     char err [300];
     bus_config_t *config = bus_config_load_string (
         "turn = { realm = \"example.org\"; secret = \"${COTURN_TEST_SECRET}\"; listening_ip = \"192.0.2.1\";\n"
-        "         min_port = 50000; max_port = 50100; allow_loopback_peers = true; };\n", "test.cfg", err, sizeof err);
+        "         min_port = 50000; max_port = 50100; allow_loopback_peers = true; user = \"nobody\"; };\n",
+        "test.cfg", err, sizeof err);
     assert (config);
     bus_cfg_turn_t turn;
     assert (coturn_conf_check (config, &turn) == 0);
@@ -153,6 +175,7 @@ coturn_conf_test (bool verbose)
     assert (strstr (text, "\nrealm=example.org\n") && strstr (text, "\nmin-port=50000\n"));
     assert (strstr (text, "\nallow-loopback-peers\n") && strstr (text, "denied-peer-ip=10.0.0.0-10.255.255.255"));
     assert (strstr (text, "\nlog-file=stdout\n"));
+    assert (strstr (text, "\nproc-user=nobody\nproc-group="));
     bus_config_destroy (&config);
     unlink (path);
 
@@ -161,6 +184,11 @@ coturn_conf_test (bool verbose)
                                      " realm = \"a\\nb\"; lisening_ip = \"x\"; };\n", "bad.cfg", err, sizeof err);
     assert (config);
     assert (coturn_conf_check (config, &turn) == 4);
+    bus_config_destroy (&config);
+    config = bus_config_load_string ("turn = { secret = \"0123456789abcdef-very-secret\"; user = \"no-such-user-here\"; };\n",
+                                     "user.cfg", err, sizeof err);
+    assert (config);
+    assert (coturn_conf_check (config, &turn) == 1);
     if (verbose)
         bus_config_report (config, stdout);
     bus_config_destroy (&config);

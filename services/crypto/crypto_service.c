@@ -964,11 +964,30 @@ crypto_service_public_key (crypto_service_t *self)
 BUS_SERVICE_PART (crypto_service_t, crypto_service_config_t, crypto_service_check_config,
                   crypto_service_new, crypto_service_destroy, crypto_service_config_clear)
 
+//  It parses what nat hands it: sandboxed to reading its key file, or, when
+//  there is none yet, to writing the file's directory, where setup creates it
+static void
+s_def_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
+    const char *key_file = s_part_checked.key_file;
+    struct stat st;
+    if (stat (key_file, &st) == 0)
+        bus_sandbox_read (paths, "%s", key_file);
+    else {
+        const char *slash = strrchr (key_file, '/');
+        if (!slash)
+            bus_sandbox_write (paths, ".");
+        else
+            bus_sandbox_write (paths, "%.*s", slash == key_file ? 1 : (int) (slash - key_file), key_file);
+    }
+}
+
 const bus_service_def_t crypto_service_def = {
     .name = "crypto",
     .summary = "holds the node key: handshakes, encrypts and decrypts the data pipes, no network",
     BUS_SERVICE_PART_HOOKS,
     .holds_key = true,
+    .sandbox = s_def_sandbox,
 };
 
 //  --------------------------------------------------------------------------

@@ -269,6 +269,15 @@ dev_link_start (char *err, size_t errsize)
             fprintf (stderr, "device-link: %s\n", perr);
             _exit (1);
         }
+        //  No file to open from now on (Landlock: nothing; a kernel without
+        //  it leaves the helper as it is)
+        bus_sandbox_t *nothing = bus_sandbox_new ();
+        int confined = bus_privs_sandbox (nothing, perr, sizeof perr);
+        bus_sandbox_destroy (&nothing);
+        if (confined == -1) {
+            fprintf (stderr, "device-link: %s\n", perr);
+            _exit (1);
+        }
         s_serve (3, clone_fd);
         _exit (0);
     }

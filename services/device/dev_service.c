@@ -820,11 +820,19 @@ s_part_privileged (bus_config_t *config, void *arg)
     return s_part_checked.link ? 0 : -1;
 }
 
+//  It parses what crypto hands it: sandboxed to its own directory (the
+//  interface comes from the helper, which opened /dev/net/tun)
+static void
+s_part_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
+}
+
 const bus_service_def_t dev_service_def = {
     .name = "device",
     .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
     BUS_SERVICE_PART_HOOKS,
     .privileged = s_part_privileged,
+    .sandbox = s_part_sandbox,
 };
 
 //  ---------------------------------------------------------------------------

@@ -1147,10 +1147,20 @@ s_leave_and_destroy (disc_service_t **self_p)
 BUS_SERVICE_PART (disc_service_t, disc_service_config_t, disc_service_check_config,
                   disc_service_new, s_leave_and_destroy, disc_service_config_clear)
 
+//  It reads the registry's answers: sandboxed to reading its CA file (the
+//  system's CA store is in /etc and /usr, which every process reads)
+static void
+s_def_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
+    if (s_part_checked.disc.ca_file [0])
+        bus_sandbox_read (paths, "%s", s_part_checked.disc.ca_file);
+}
+
 const bus_service_def_t disc_service_def = {
     .name = "discovery",
     .summary = "registers the node with the registry and tells the node's services about every peer",
     BUS_SERVICE_PART_HOOKS,
+    .sandbox = s_def_sandbox,
 };
 
 //  --------------------------------------------------------------------------

@@ -1019,13 +1019,15 @@ s_def_caps (bus_config_t *config, void *arg)
     return bus_privs_listen_caps (nat_addr_port (&addr));
 }
 
-//  It faces the internet: sandboxed, so not even the key file is in its reach
+//  It faces the internet: sandboxed to its own directory (the socket of
+//  crypto-nat), so not even the key file is in its reach; the relays' CA was
+//  read by the config check
 const bus_service_def_t nat_service_def = {
     .name = "nat",
     .summary = "the UDP socket to the internet: moves sealed datagrams between the wire and crypto",
     BUS_SERVICE_PART_HOOKS,
     .caps = s_def_caps,
-    .sandboxed = true,
+    .sandbox = bus_service_sandbox_own,
 };
 
 //  ---------------------------------------------------------------------------

@@ -114,11 +114,30 @@ s_def_caps (bus_config_t *config, void *arg)
     return bus_privs_listen_caps (port);
 }
 
+//  It faces the internet: sandboxed to the directory of its database (SQLite
+//  makes its -wal, -shm and -journal files beside it) and reading its TLS
+//  certificate and key
+static void
+s_def_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
+    const char *database = s_part_checked.database;
+    const char *slash = strrchr (database, '/');
+    if (!slash)
+        bus_sandbox_write (paths, ".");
+    else
+        bus_sandbox_write (paths, "%.*s", slash == database ? 1 : (int) (slash - database), database);
+    if (s_part_checked.http.tls_cert)
+        bus_sandbox_read (paths, "%s", s_part_checked.http.tls_cert);
+    if (s_part_checked.http.tls_key)
+        bus_sandbox_read (paths, "%s", s_part_checked.http.tls_key);
+}
+
 const bus_service_def_t reg_service_def = {
     .name = "registry",
     .summary = "networks, peers, virtual IPs, join tokens, events and ICE config over HTTP(S)/WebSocket",
     BUS_SERVICE_PART_HOOKS,
     .caps = s_def_caps,
+    .sandbox = s_def_sandbox,
 };
 
 //  ---------------------------------------------------------------------------

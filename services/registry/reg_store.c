@@ -19,6 +19,7 @@
 static const char s_schema [] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
+    "PRAGMA temp_store=MEMORY;"           //  no temporary files: the sandbox lets it write only beside the database
     "PRAGMA foreign_keys=ON;"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL, cidr TEXT NOT NULL,"

@@ -491,13 +491,14 @@ s_def_caps (bus_config_t *config, void *arg)
          | (s_part_checked.tls ? bus_privs_listen_caps (s_part_checked.tls_port) : 0);
 }
 
-//  It faces the internet and holds no tunnel key: sandboxed like nat
+//  It faces the internet and holds no tunnel key: sandboxed like nat (its TLS
+//  certificate and key were read by the config check)
 const bus_service_def_t relay_service_def = {
     .name = "relay",
     .summary = "relay worker: forwards sealed datagrams between nodes that cannot reach each other",
     BUS_SERVICE_PART_HOOKS,
     .caps = s_def_caps,
-    .sandboxed = true,
+    .sandbox = bus_service_sandbox_own,
 };
 
 //  ---------------------------------------------------------------------------

@@ -54,4 +54,5 @@ const bus_service_def_t router_service_def = {
     .check_config = s_check_config,
     .setup = s_setup,
     .teardown = s_teardown,
+    .sandbox = bus_service_sandbox_own,
 };

@@ -80,10 +80,15 @@ turn = { realm = "bifrost.test"; host = "$IP"; listening_ip = "$IP"; relay_ip = 
 relay = { servers = ["relay-1@203.0.113.11:3479"]; secret = "\${RELAY_SECRET}"; };
 CFG
 spawn reg "$T/coturn.log" "$COTURN" -c "$T/registry.cfg" -r "$T/coturn-run"
+COTURN_PID=$!           # (ip netns exec execs it: bifrost-coturn, then turnserver)
 spawn reg "$T/registry.log" "$MESH_REGISTRY" -c "$T/registry.cfg" -r "$T/regrun"
 MESH_REG_HOST=reg
 wait_for 10 sh -c "ip netns exec $(grid_ns reg) ss -lun | grep -q '$IP:3478 '"
 ok $? "coturn listens on $IP:3478 (STUN and TURN)"
+# once its ports are bound it runs as turn.user (turnserver), not root
+uid=$(awk '$1 == "Uid:" { print $3 }' /proc/$COTURN_PID/status)
+[ -n "$uid" ] && [ "$uid" != 0 ] && [ "$uid" = "$(id -u turnserver 2>/dev/null)" ]
+ok $? "coturn ($COTURN_PID) runs as turnserver (uid ${uid:-?}), not root"
 wait_for 10 grid_exec reg curl -sf -o /dev/null "$RURL/client/meta"
 ok $? "registry answers on $RURL"
 mesh_admin POST "" '{"id":"grid","name":"grid","cidr":"10.99.0.0/24","settings":{"heartbeat_interval":1,"offline_after":5,"expire_after":120}}' >/dev/null

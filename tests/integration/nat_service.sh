@@ -163,11 +163,15 @@ grep -q "^peer.0=alice state=up" "$T/status.out"
 ok $? "the restarted nat learned alice's endpoint again from crypto"
 
 # --- SIGTERM: clean stop -----------------------------------------------------
+# (its pipe's socket lives in nat's own directory, the one place its sandbox
+# lets it create files: docs/data-plane.md)
+test -S "$RUN/nat/pipe-crypto-nat.ipc" && [ "$(stat -c %a "$RUN/nat")" = 700 ] && test ! -e "$RUN/pipe-crypto-nat.ipc"
+ok $? "nat listens on crypto-nat at \$RUN/nat/pipe-crypto-nat.ipc, in a 0700 directory of its own"
 kill -TERM "$NATPID"
 wait_exit 5 "$NATPID"
 ok $EXIT "SIGTERM stops bifrost-nat cleanly (exit $EXIT)"
 NATPID=
-test ! -e "$RUN/pipe-crypto-nat.ipc"
+test ! -e "$RUN/nat/pipe-crypto-nat.ipc"
 ok $? "its pipe socket file is gone"
 
 # --- port in use: a clear error, not a crash ---------------------------------

@@ -1,15 +1,16 @@
 #!/bin/bash
-# node_privileges: bifrostd starts every service as root, and each keeps only the
-# capabilities of its row in DESIGN.md (libbus/bus_privs.h), in every one of its
-# threads, with no_new_privs, at first start and after a restart: nat
-# CAP_NET_BIND_SERVICE only when it listens below 1024, every service else nothing;
-# device's CAP_NET_ADMIN is kept only by its helper process (device-link). The processes that hold the
-# key are not dumpable: a process without CAP_SYS_PTRACE cannot read them, while it
-# can read a service that holds no key and no capability it lacks. And the tunnel
-# works like that: ping both ways, and again after kill -9 of nat and of the
-# tunnel. Node a runs the default layout (bifrost-tunnel), node b two processes and nat on port 443. nat is
-# also confined to its run directory (Landlock, bus_privs_sandbox, tested in the
-# bus_privs self test): node a names b's endpoint by a host name, so a's nat must
+# node_privileges: bifrostd starts every service as root; each keeps only the
+# capabilities of its row in DESIGN.md (libbus/bus_privs.h) for its setup, then
+# runs under a uid of its own (libbus/bus_identity.h), in every one of its
+# threads, with no_new_privs, at first start and after a restart; device's
+# CAP_NET_ADMIN is kept only by its helper process (device-link). Every service
+# is not dumpable once it switched: a process without CAP_SYS_PTRACE cannot read
+# it. A process of another uid cannot reach the bus. And the tunnel works like
+# that: ping both ways, and again after kill -9 of nat, of the tunnel and of its
+# helper. Node a runs the default layout (bifrost-tunnel), node b two processes
+# and nat on port 443. Every service is also confined by Landlock
+# (bus_privs_sandbox, tested in the bus_privs self test, and below with
+# --sandbox-check): node a names b's endpoint by a host name, so a's nat must
 # still resolve it (from /etc/hosts, which `ip netns exec` takes from
 # /etc/netns/NAMESPACE/hosts). A process that is not discovery's program is
 # refused as service discovery by the bus. (TAP)
@@ -202,6 +203,52 @@ ok $? "a's bus refuses a process running bifrost-testsvc as service discovery: $
 kill "$ROGUE" 2>/dev/null; wait "$ROGUE" 2>/dev/null
 wait_for 15 ping_ok a 10.100.0.2
 ok $? "ping a -> b with the rogue gone"
+
+# --- Landlock: what each service's sandbox lets it reach ----------------------
+# Landlock is not visible in /proc, so ask each program, confined as it runs
+# with its node's config and run directory (--sandbox-check, libbus/
+# bus_service.c), and look at what the running services made: only crypto (or
+# the tunnel) reads the node key; only the broker creates files in the run
+# directory itself; each service creates them in <run_dir>/<its name>, where
+# the pipes it receives have their sockets (docs/supervisor.md, data-plane.md)
+sandbox_check () {  # NODE PROGRAM PATH: the program's one-line answer
+    "$LIBEXEC/bifrost-$2" -c "$T/$1/node.cfg" -r "$T/$1/run" --sandbox-check "$3" 2>/dev/null
+}
+expect_sandbox () {  # NODE PROGRAM PATH ANSWER
+    local got; got=$(sandbox_check "$1" "$2" "$3")
+    case "$got" in *": $4"*) ok 0 "$1: bifrost-$2 confined: $got";; *) ok 1 "$1: bifrost-$2 confined: $3: $4 expected, got '$got'";; esac
+}
+for n in a b; do
+    for prog in $(grep -o 'exec = "bifrost-[a-z]*"' "$T/$n/node.cfg" | sed 's/.*bifrost-//; s/"$//'); do
+        case $prog in tunnel|crypto) expect_sandbox $n $prog "$T/$n/node.key" "read allowed";;
+                      *) expect_sandbox $n $prog "$T/$n/node.key" "read denied";; esac
+        case $prog in bus) expect_sandbox $n $prog "$T/$n/run" "create allowed";;
+                      *) expect_sandbox $n $prog "$T/$n/run" "create denied";; esac
+        case $prog in tunnel) dirs="crypto device";; *) dirs=$prog;; esac
+        for d in $dirs; do
+            expect_sandbox $n $prog "$T/$n/run/$d" "create allowed"
+        done
+    done
+done
+# nat may not even write where crypto listens
+expect_sandbox b nat "$T/b/run/crypto" "create denied"
+# The pipes' sockets, each in its receiver's directory (0710, the node's group
+# may pass: bus_identity.h), none in the run directory
+layout_ok () {
+    test -S "$T/a/run/nat/pipe-crypto-nat.ipc" && test -S "$T/a/run/crypto/pipe-nat-crypto.ipc" \
+    && test -S "$T/b/run/crypto/pipe-dev-crypto.ipc" && test -S "$T/b/run/device/pipe-crypto-dev.ipc" \
+    && [ "$(stat -c '%a %g' "$T/b/run/nat" "$T/b/run/crypto" "$T/b/run/device" | sort -u)" = "710 61100" ] \
+    && ! ls "$T"/a/run/pipe-* "$T"/b/run/pipe-* >/dev/null 2>&1
+}
+layout_ok
+ok $? "the pipes' sockets are in <run_dir>/<receiver>/ (0710, group 61100), none in the run directory"
+# The broker's exe reader (outside its sandbox: Landlock hides /proc/PID/exe
+# from the broker) is its child and keeps nothing either
+bus_pid=$(service_pid a bus)
+reader=$(ps -o pid=,comm= --ppid "$bus_pid" 2>/dev/null | awk '$2 == "bifrost-exe-rd" { print $1 }')
+[ -n "$reader" ] && [ "$(awk '$1 ~ /^(CapEff|CapPrm|CapBnd|NoNewPrivs):$/ { printf "%s ", $2 }' /proc/$reader/status)" \
+                     = "0000000000000000 0000000000000000 0000000000000000 1 " ]
+ok $? "a: the bus's exe reader ($reader) is its child, with no capability and no_new_privs"
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]

@@ -28,6 +28,20 @@ ok $? "each config error is reported with file and line"
 start_registry "$T/registry.cfg"
 ok $? "registry answers on 127.0.0.1:$PORT"
 
+# Its sandbox (Landlock, docs/supervisor.md), asked of the program confined as it
+# runs: it creates files beside its database, and reads neither a key outside
+# nor /etc/shadow
+mkdir -p "$T/elsewhere" && echo secret > "$T/elsewhere/node.key"
+sandbox_check () { "$REGISTRY" -c "$T/registry.cfg" -r "$T/run" --sandbox-check "$1" 2>/dev/null; }
+sandbox_check "$T" | grep -q ": create allowed"
+ok $? "the registry may create files beside its database ($(sandbox_check "$T"))"
+sed "s|database = \"$T/registry.db\"|database = \"$T/db/registry.db\"|" "$T/registry.cfg" > "$T/registry-db.cfg"
+got=$("$REGISTRY" -c "$T/registry-db.cfg" -r "$T/run" --sandbox-check "$T/elsewhere/node.key" 2>/dev/null)
+echo "$got" | grep -q ": read denied"
+ok $? "with its database in $T/db, it cannot read $T/elsewhere/node.key ($got)"
+sandbox_check /etc/shadow | grep -q ": read denied"
+ok $? "nor /etc/shadow ($(sandbox_check /etc/shadow))"
+
 # --- /client/meta without TURN: STUN only (no turn group: no ICE servers at all)
 is "$(http GET /client/meta '')" 200 "GET /client/meta anonymous"
 is "$(out 'd["name"]')" bifrost-registry "meta names the registry"

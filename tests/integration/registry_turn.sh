@@ -51,6 +51,13 @@ wait_for 10 sh -c "ss -lun | grep -q '127.0.0.1:$TPORT '"
 ok $? "coturn listens on 127.0.0.1:$TPORT (udp)"
 is "$(readlink /proc/$CPID/exe)" "$(readlink -f "$(command -v turnserver)")" "bifrost-coturn became turnserver (same pid)"
 is "$(stat -c %a "$T/run/turnserver.conf")" 600 "turnserver.conf is mode 0600"
+# coturn binds its ports as root, then becomes turn.user (default turnserver,
+# the Debian package's user: proc-user/proc-group)
+want_uid=$(id -u turnserver 2>/dev/null || echo "(no turnserver user)")
+is "$(awk '$1 == "Uid:" { print $2 " " $3 " " $4 " " $5 }' /proc/$CPID/status)" "$want_uid $want_uid $want_uid $want_uid" \
+    "coturn runs as turnserver (real, effective, saved and fs uid), not root"
+grep -q "^proc-user=turnserver\$" "$T/run/turnserver.conf"
+ok $? "turnserver.conf sets proc-user=turnserver"
 tr '\0' ' ' < /proc/$CPID/cmdline | grep -q "$TURN_SECRET"
 is $? 1 "the secret is not on the command line"
 grep -q "^static-auth-secret=$TURN_SECRET\$" "$T/run/turnserver.conf"
