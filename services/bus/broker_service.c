@@ -28,17 +28,25 @@ s_teardown (bus_service_t *svc, void *arg)
     bus_broker_destroy (&s_broker);
 }
 
-//  It parses every bus message: sandboxed to the run directory, where it
-//  makes bus.ipc, events.ipc and tap.ipc, and to reading /proc, where it finds
-//  a client's parent, command name and capabilities for the sender policy
-//  (bus_peer). A client's program (/proc/PID/exe) Landlock hides from it: a
-//  reader started now, outside the sandbox, reads that
-static void
-s_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+//  A client's program (/proc/PID/exe) Landlock hides from the broker: a
+//  reader started before the drop and the sandbox (with every capability,
+//  so that it can drop them all, its bounding set included) reads that
+static int
+s_privileged (bus_config_t *config, void *arg)
 {
     if (bus_peer_exe_reader ())
         bus_warn ("cannot start the exe reader (%s): a client's program is unknown, "
                   "only bifrostd's children register protected names", strerror (errno));
+    return 0;
+}
+
+//  It parses every bus message: sandboxed to the run directory, where it
+//  makes bus.ipc, events.ipc and tap.ipc, and to reading /proc, where it finds
+//  a client's parent, command name and capabilities for the sender policy
+//  (bus_peer)
+static void
+s_sandbox (bus_config_t *config, void *arg, const char *run_dir, bus_sandbox_t *paths)
+{
     bus_sandbox_write (paths, "%s", run_dir);
     bus_sandbox_read (paths, "/proc");
 }
@@ -48,5 +56,6 @@ const bus_service_def_t broker_service_def = {
     .summary = "the message broker: routes control messages, fans out events, feeds the tap",
     .setup = s_setup,
     .teardown = s_teardown,
+    .privileged = s_privileged,
     .sandbox = s_sandbox,
 };
