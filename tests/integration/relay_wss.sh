@@ -103,11 +103,14 @@ wait_for $((15 * SLOW)) relay_ready
 ok $? "relay: two workers ready (UDP 203.0.113.11:3479, WSS 0.0.0.0:443)"
 grep -q "WebSocket over TLS on port 443 (1 intermediate certificate)" "$T/relay/bifrostd.log" && ! grep -q "BEGIN.*PRIVATE" "$T/relay/bifrostd.log"
 ok $? "relay: the workers say they serve WSS on 443 with the intermediate, and log no key"
-# Port 443 needs CAP_NET_BIND_SERVICE (bit 10) and the worker keeps nothing else
+# Port 443 needs CAP_NET_BIND_SERVICE (bit 10) for the worker's setup; then it
+# runs under the relay's own uid (user_base 61100 + 9: docs/supervisor.md) and
+# keeps nothing
 wpid=$("$CTL" -r "$T/relay/run" relay --json 2>/dev/null | jq -r '.workers[0].pid')
 caps=$(awk '/^CapEff/ { print $2 }' "/proc/$wpid/status" 2>/dev/null)
-[ "$caps" = 0000000000000400 ]
-ok $? "relay worker $wpid keeps CAP_NET_BIND_SERVICE only (CapEff $caps)"
+uid=$(awk '/^Uid/ { print $2 }' "/proc/$wpid/status" 2>/dev/null)
+[ "$caps" = 0000000000000000 ] && [ "$uid" = 61109 ]
+ok $? "relay worker $wpid bound 443, then keeps nothing as uid 61109 (CapEff $caps, uid $uid)"
 
 # Only TCP to 443 leaves a's network: TCP to the relay's port 3479 (relay_tcp
 # listens there) and to a listener on 8443 do not pass, TCP to 443 does
