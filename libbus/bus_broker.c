@@ -35,6 +35,7 @@ struct _bus_broker_t {
     zsock_t *tap;               //  tap.ipc: XPUB mirror
     char run_dir [BUS_PATH_MAX];
     uint64_t epoch;
+    int64_t started;            //  zclock_mono () at start, for bus.status's uptime
     int heartbeat_ms;
     zhashx_t *instances;        //  id -> s_instance_t
     zhashx_t *rr;               //  service name -> round-robin cursor (uint32 in a pointer-sized slot)
@@ -65,6 +66,7 @@ bus_broker_new (const char *run_dir)
     assert (self);
     snprintf (self->run_dir, sizeof self->run_dir, "%s", run_dir);
     self->heartbeat_ms = 1000;
+    self->started = zclock_mono ();
     //  The sender policy (schemas/senders.def) is on unless whoever started
     //  the broker turned it off: a test whose probe process plays a service
     const char *unchecked = getenv ("BIFROST_BUS_UNCHECKED");
@@ -298,6 +300,27 @@ s_sender (bus_broker_t *self, const char *id, const s_from_t *from)
     return "";
 }
 
+//  bus.status: the counters, for the operator (`bifrostctl bus`). Answered to
+//  any sender, registered or not, like bus.echo: nothing in it is secret, and
+//  only root and the node's group can reach bus.ipc at all.
+static void
+s_reply_status (bus_broker_t *self, bus_envelope_t *request)
+{
+    bus_broker_stats_t stats;
+    bus_broker_stats (self, &stats);
+    bus_status_reply_t reply = {
+        .epoch = self->epoch, .uptime_ms = (uint64_t) (zclock_mono () - self->started),
+        .instances = stats.instances, .routed = stats.routed, .events = stats.events,
+        .tapped = stats.tapped, .dropped = stats.dropped, .unroutable = stats.unroutable,
+        .bad_input = stats.bad_input, .refused = stats.refused, .tap_subscribers = stats.tap_subscribers
+    };
+    char err [160];
+    bus_envelope_t *env = bus_envelope_new (bus_envelope_from (request), "bus", NULL, bus_envelope_corr (request));
+    if (bus_envelope_set_msg (env, &bus_status_reply_schema, &reply, err, sizeof err) == 0)
+        s_send_env (self, env);
+    bus_envelope_destroy (&env);
+}
+
 static void
 s_handle_own (bus_broker_t *self, bus_envelope_t *env, const s_from_t *peer)
 {
@@ -352,6 +375,9 @@ s_handle_own (bus_broker_t *self, bus_envelope_t *env, const s_from_t *peer)
         s_send_env (self, reply);
         bus_envelope_destroy (&reply);
     }
+    else
+    if (strcmp (type, "bus.status") == 0 && bus_envelope_corr (env))
+        s_reply_status (self, env);
     else
     if (bus_envelope_corr (env))
         s_reply_error (self, env, 404, "the broker has no handler for this type");
@@ -826,6 +852,25 @@ bus_broker_test (bool verbose)
     zsock_recv (broker, "8", &refused1);
     assert (refused1 == refused0 + 2);
     zsock_destroy (&disc);
+
+    //  bus.status: the operator sees those refusals, asked by a client that
+    //  registered as nothing (bifrostctl does not register)
+    bus_status_t ask = { .detail = "" };
+    s_test_send (c, "bus", "c", &bus_status_schema, &ask, 31);
+    env = s_test_recv (c);
+    assert (env && streq (bus_envelope_type (env), "bus.status.reply") && bus_envelope_corr (env) == 31);
+    bus_status_reply_t status;
+    assert (bus_envelope_get_msg (env, &bus_status_reply_schema, &status, err, sizeof err) == 0);
+    bus_envelope_destroy (&env);
+    if (verbose)
+        printf ("bus_broker: status: %u instances, refused %" PRIu64 ", routed %" PRIu64 ", bad %" PRIu64 "\n",
+                status.instances, status.refused, status.routed, status.bad_input);
+    assert (status.refused == refused1 && status.refused >= 2);
+    uint64_t epoch;
+    zstr_send (broker, "EPOCH");
+    zsock_recv (broker, "8", &epoch);
+    assert (status.epoch == epoch);
+    assert (status.instances >= 1 && status.bad_input >= 2 && status.routed >= 15 && status.tap_subscribers == 1);
 
     zstr_send (broker, "STATS");
     uint64_t routed, events, tapped, bad;

@@ -1,6 +1,6 @@
-/*  schema-doc: renders the tables of schemas/pipes.def and schemas/wire.def as
-    Markdown, so docs/packet-path.md and docs/wire-format.md can never disagree
-    with the code. It prints named blocks,
+/*  schema-doc: renders the tables of schemas/pipes.def, schemas/wire.def and
+    schemas/senders.def as Markdown, so docs/packet-path.md, docs/wire-format.md
+    and docs/bus.md can never disagree with the code. It prints named blocks,
 
         <!-- BEGIN name -->
         ...
@@ -199,17 +199,93 @@ s_pipes_markdown (void)
     s_end ("pipes");
 }
 
+//  A space-separated list of names as "`a`, `b`"
+static void
+s_print_words (const char *list)
+{
+    int printed = 0;
+    for (const char *p = list; *p; ) {
+        p += strspn (p, " ");
+        size_t n = strcspn (p, " ");
+        if (n)
+            printf ("%s`%.*s`", printed++ ? ", " : "", (int) n, p);
+        p += n;
+    }
+}
+
+//  The tables of schemas/senders.def, for docs/bus.md ("Who may send what"),
+//  and what the broker could not tell: a sender that is neither a protected
+//  service nor `ctl` (anyone could register as it, so the rule would protect
+//  nothing), and a type and kind with two rules (the broker reads the first).
+static void
+s_senders_markdown (void)
+{
+    static const struct { const char *service, *programs, *doc; } programs [] = {
+#define BUS_PROGRAM(service, programs, doc) { service, programs, doc },
+#define BUS_SENDER(type, event, senders, doc)
+#include "senders.def"
+#undef BUS_PROGRAM
+#undef BUS_SENDER
+    };
+    static const struct { const char *type; int event; const char *senders, *doc; } senders [] = {
+#define BUS_PROGRAM(service, programs, doc)
+#define BUS_SENDER(type, event, senders, doc) { type, event, senders, doc },
+#include "senders.def"
+#undef BUS_PROGRAM
+#undef BUS_SENDER
+    };
+    s_begin ("senders", "senders.def");
+    printf ("| service name | may be registered only by | what it is |\n|---|---|---|\n");
+    for (size_t i = 0; i < WIRE_COUNT (programs); i++) {
+        s_doc_ok ("senders.def program", programs [i].service, programs [i].doc);
+        s_doc_ok ("senders.def program", programs [i].service, programs [i].programs);
+        printf ("| `%s` | ", programs [i].service);
+        s_print_words (programs [i].programs);
+        printf (" | %s |\n", programs [i].doc);
+    }
+    printf ("\n| message type | as | only from | why |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < WIRE_COUNT (senders); i++) {
+        s_doc_ok ("senders.def sender", senders [i].type, senders [i].doc);
+        s_doc_ok ("senders.def sender", senders [i].type, senders [i].senders);
+        for (size_t o = 0; o < i; o++)
+            if (strcmp (senders [o].type, senders [i].type) == 0 && !senders [o].event == !senders [i].event) {
+                fprintf (stderr, "schema-doc: senders.def: two rules for %s as %s\n", senders [i].type,
+                         senders [i].event ? "event" : "request");
+                s_errors++;
+            }
+        printf ("| `%s` | %s | ", senders [i].type, senders [i].event ? "event" : "request");
+        s_print_words (senders [i].senders);
+        for (const char *p = senders [i].senders; *p; ) {
+            p += strspn (p, " ");
+            size_t n = strcspn (p, " ");
+            bool known = n == 3 && strncmp (p, "ctl", 3) == 0;
+            for (size_t k = 0; k < WIRE_COUNT (programs) && !known; k++)
+                known = strlen (programs [k].service) == n && strncmp (programs [k].service, p, n) == 0;
+            if (n && !known) {
+                fprintf (stderr, "schema-doc: senders.def: %s: sender %.*s is no protected service (BUS_PROGRAM) "
+                         "nor ctl: anyone may register as it\n", senders [i].type, (int) n, p);
+                s_errors++;
+            }
+            p += n;
+        }
+        printf (" | %s |\n", senders [i].doc);
+    }
+    s_end ("senders");
+}
+
 int
 main (int argc, char *argv [])
 {
     if (argc > 1) {
-        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def and schemas/wire.def\n", argv [0]);
+        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def and schemas/senders.def\n", argv [0]);
         return strcmp (argv [1], "-h") == 0 ? 0 : 2;
     }
     s_check_wire ();
     s_pipes_markdown ();
     printf ("\n");
     s_wire_markdown ();
+    printf ("\n");
+    s_senders_markdown ();
     if (s_errors) {
         fprintf (stderr, "schema-doc: %d error(s) in the declarations\n", s_errors);
         return 1;

@@ -1,12 +1,13 @@
 #!/bin/sh
-# The tables of docs/packet-path.md and docs/wire-format.md are the ones
-# schemas/schema-doc generates from schemas/pipes.def and schemas/wire.def, and
-# every generated block is in one of them. `make schema-docs` fixes a doc. (TAP)
+# The tables of docs/packet-path.md, docs/wire-format.md and docs/bus.md are
+# the ones schemas/schema-doc generates from schemas/pipes.def, schemas/wire.def
+# and schemas/senders.def, and every generated block is in one of them.
+# `make schema-docs` fixes a doc. (TAP)
 set -u
 build=${BIFROST_BUILDDIR:-.}
 src=${BIFROST_SRCDIR:-.}
 gen="$build/schemas/schema-doc.md"
-docs="docs/packet-path.md docs/wire-format.md"
+docs="docs/packet-path.md docs/wire-format.md docs/bus.md"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 n=0
@@ -25,7 +26,7 @@ for d in $docs; do
     fi
 done
 for b in $blocks; do
-    if cat "$src/docs/packet-path.md" "$src/docs/wire-format.md" | grep -q "^<!-- BEGIN $b -->\$"; then
+    if (cd "$src" && cat $docs) | grep -q "^<!-- BEGIN $b -->\$"; then
         ok "block $b is in the docs"
     else
         not_ok "block $b is in no doc"

@@ -40,6 +40,8 @@ s_usage (FILE *out)
         "                            packet, the path's round trip and loss; with NAME that peer\n"
         "                            in detail: the addresses tried for a direct path, and results\n"
         "  key                       show this node's public key (asked from the crypto service)\n"
+        "  bus [--json]              the broker's counters: instances, routed, events, dropped,\n"
+        "                            unroutable, bad input, refused by the sender policy (bus.status)\n"
         "  relay [--json]            every relay worker (relay.1..N): peers, forwarded, refused,\n"
         "                            dropped and limited datagrams (relay.status)\n"
         "  netcheck [--json]         this node's network: NAT mapping and filtering (RFC 4787), UDP\n"
@@ -120,9 +122,11 @@ s_expect_ok (bus_envelope_t *reply)
 //  ---------------------------------------------------------------------------
 //  Requests to the node's services, through the broker
 
-//  Asks service `to` on the node's bus; prints why on failure and returns NULL.
+//  Asks service `to` on the node's bus within timeout_ms; unless quiet,
+//  prints why on failure. NULL on failure.
 static bus_envelope_t *
-s_ask (const char *run_dir, const char *to, const bus_schema_t *schema, const void *msg)
+s_ask_within (const char *run_dir, const char *to, const bus_schema_t *schema, const void *msg,
+              int timeout_ms, bool quiet)
 {
     char endpoint [BUS_PATH_MAX], err [256], identity [32];
     if (bus_endpoint (endpoint, sizeof endpoint, run_dir, "bus")) {
@@ -132,14 +136,22 @@ s_ask (const char *run_dir, const char *to, const bus_schema_t *schema, const vo
     snprintf (identity, sizeof identity, "bifrostctl-%d", (int) getpid ());
     bus_client_t *client = bus_client_new (endpoint, identity, err, sizeof err);
     if (!client) {
-        fprintf (stderr, "bifrostctl: the bus is not running (%s)\n", err);
+        if (!quiet)
+            fprintf (stderr, "bifrostctl: the bus is not running (%s)\n", err);
         return NULL;
     }
-    bus_envelope_t *reply = bus_client_request (client, to, schema, msg, S_TIMEOUT_MS, err, sizeof err);
+    bus_envelope_t *reply = bus_client_request (client, to, schema, msg, timeout_ms, err, sizeof err);
     bus_client_destroy (&client);
-    if (!reply)
+    if (!reply && !quiet)
         fprintf (stderr, "bifrostctl: %s: %s\n", to, err);
     return reply;
+}
+
+//  Asks service `to` on the node's bus; prints why on failure and returns NULL.
+static bus_envelope_t *
+s_ask (const char *run_dir, const char *to, const bus_schema_t *schema, const void *msg)
+{
+    return s_ask_within (run_dir, to, schema, msg, S_TIMEOUT_MS, false);
 }
 
 static int
@@ -448,6 +460,94 @@ s_netcheck (const char *run_dir, bool json)
     return 0;
 }
 
+//  ---------------------------------------------------------------------------
+//  bus: the broker's counters (bus.status)
+
+static int
+s_bus (const char *run_dir, bool json)
+{
+    bus_status_t request = { .detail = "" };
+    bus_envelope_t *reply = s_ask (run_dir, "bus", &bus_status_schema, &request);
+    if (!reply)
+        return 1;
+    bus_status_reply_t bus;
+    char err [200];
+    if (bus_envelope_get_msg (reply, &bus_status_reply_schema, &bus, err, sizeof err)) {
+        fprintf (stderr, "bifrostctl: unexpected reply from the broker %s: %s\n", bus_envelope_type (reply), err);
+        bus_envelope_destroy (&reply);
+        return 1;
+    }
+    bus_envelope_destroy (&reply);
+    if (json) {
+        json_t *object = bus_codec_to_json (&bus_status_reply_schema, &bus);
+        char *text = json_dumps (object, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf ("%s\n", text);
+        free (text);
+        json_decref (object);
+        return 0;
+    }
+    char up [32];
+    s_format_ms (bus.uptime_ms, up, sizeof up);
+    printf ("broker epoch %016" PRIx64 ", up %s\n", bus.epoch, up);
+    printf ("%9s %10s %10s %10s %9s %10s %9s %8s %4s\n", "INSTANCES", "ROUTED", "EVENTS", "TAPPED", "DROPPED",
+            "UNROUTABLE", "BAD-INPUT", "REFUSED", "TAP");
+    printf ("%9u %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %10" PRIu64 " %9" PRIu64 " %8" PRIu64 " %4u\n",
+            bus.instances, bus.routed, bus.events, bus.tapped, bus.dropped, bus.unroutable, bus.bad_input,
+            bus.refused, bus.tap_subscribers);
+    return 0;
+}
+
+//  Is an instance of service `name` ready, as bifrostd sees it?
+static bool
+s_service_ready (const sup_status_reply_t *msg, const char *name)
+{
+    for (uint32_t i = 0; i < msg->instances_count; i++)
+        if (!strcmp (msg->instances [i].service, name) && !strcmp (msg->instances [i].state, "ready"))
+            return true;
+    return false;
+}
+
+//  Under status's table, a line for each thing an operator should look at that
+//  is not a service's state: messages the broker's sender policy refused (some
+//  process tried to speak for a service), peers discovery ignored (the registry
+//  gave them an address outside the network). Both mean someone misbehaves.
+//  Asked only of services that are ready, briefly and quietly: status must
+//  work while the bus does not.
+static void
+s_status_notes (const char *run_dir, const sup_status_reply_t *msg)
+{
+    char notes [2][200];
+    int count = 0;
+    char err [200];
+    if (s_service_ready (msg, "bus")) {
+        bus_status_t request = { .detail = "" };
+        bus_envelope_t *reply = s_ask_within (run_dir, "bus", &bus_status_schema, &request, 1000, true);
+        bus_status_reply_t bus;
+        if (reply && bus_envelope_get_msg (reply, &bus_status_reply_schema, &bus, err, sizeof err) == 0
+        &&  bus.refused)
+            snprintf (notes [count++], sizeof notes [0],
+                      "bus: %" PRIu64 " messages refused by the sender policy (bifrostctl bus)", bus.refused);
+        bus_envelope_destroy (&reply);
+    }
+    if (s_service_ready (msg, "discovery")) {
+        discovery_status_t request = { .detail = "" };
+        bus_envelope_t *reply = s_ask_within (run_dir, "discovery", &discovery_status_schema, &request, 1000, true);
+        discovery_status_reply_t *disc = (discovery_status_reply_t *) zmalloc (sizeof (discovery_status_reply_t));
+        if (reply && bus_envelope_get_msg (reply, &discovery_status_reply_schema, disc, err, sizeof err) == 0
+        &&  disc->peers_outside)
+            snprintf (notes [count++], sizeof notes [0],
+                      "discovery: %" PRIu64 " peers ignored: the registry gave them an address outside the network",
+                      disc->peers_outside);
+        free (disc);
+        bus_envelope_destroy (&reply);
+    }
+    //  A blank line first: scripts read the table up to one
+    if (count)
+        printf ("\n");
+    for (int i = 0; i < count; i++)
+        printf ("%s\n", notes [i]);
+}
+
 static int
 s_status (const char *run_dir, const char *service, bool json)
 {
@@ -490,6 +590,8 @@ s_status (const char *run_dir, const char *service, bool json)
             printf ("%-16s %-8s %-9s %-8s %-8u %s\n", inst->instance, pid, inst->state, up,
                     inst->restarts, inst->reason);
         }
+        if (!service)
+            s_status_notes (run_dir, msg);
         //  On a node, the peers too (the same table as `bifrostctl peers`): a node
         //  runs crypto alone or inside bifrost-tunnel
         bool node = false;
@@ -879,6 +981,8 @@ main (int argc, char **argv)
         return s_key (run_dir);
     if (strcmp (command, "peers") == 0 && nargs <= 1)
         return s_peers (run_dir, json, nargs ? args [0] : NULL);
+    if (strcmp (command, "bus") == 0 && nargs == 0)
+        return s_bus (run_dir, json);
     if (strcmp (command, "relay") == 0 && nargs == 0)
         return s_relay (run_dir, json);
     if (strcmp (command, "netcheck") == 0 && nargs == 0)

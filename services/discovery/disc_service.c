@@ -996,6 +996,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply.registrations = self->registrations;
     reply.failures = self->failures;
     reply.events = self->events;
+    reply.peers_outside = self->peers_outside;
     bus_service_reply (svc, env, &discovery_status_reply_schema, &reply);
 }
 //  nat's port mapping moved (made, moved, lost): registered at once with a

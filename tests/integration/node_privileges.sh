@@ -250,5 +250,16 @@ reader=$(ps -o pid=,comm= --ppid "$bus_pid" 2>/dev/null | awk '$2 == "bifrost-ex
                      = "0000000000000000 0000000000000000 0000000000000000 1 " ]
 ok $? "a: the bus's exe reader ($reader) is its child, with no capability and no_new_privs"
 
+# The operator sees the refusals: bus.status counts the rogue discovery's
+# refused registration (bifrostctl bus), and status says so under its table
+out=$(ctl a bus --json)
+refused=$(echo "$out" | sed -n 's/.*"refused": *\([0-9]*\).*/\1/p')
+[ -n "$refused" ] && [ "$refused" -ge 1 ]
+ok $? "a: bifrostctl bus --json counts the refusal (refused $refused: $out)"
+ctl a bus | grep -q "^ *INSTANCES .* REFUSED "
+ok $? "a: bifrostctl bus prints the counters as a table"
+ctl a status | grep -qE "^bus: [0-9]+ messages refused by the sender policy \(bifrostctl bus\)$"
+ok $? "a: bifrostctl status says so: $(ctl a status | grep '^bus: ')"
+
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
