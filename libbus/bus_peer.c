@@ -123,10 +123,12 @@ bus_peer_exe_reader (void)
             _exit (1);
         for (int fd = 4; fd < 1024; fd++)
             close (fd);
-        //  Nothing of what the broker keeps until its uid switch (CAP_SETUID,
-        //  CAP_SETGID: bus_identity.h): it reads, as root without a capability
+        //  CAP_SYS_PTRACE and nothing else: the program of a process that
+        //  holds capabilities (a service in its setup) or hides itself (the
+        //  key's process, not dumpable) is readable only with it. It reads a
+        //  link per pid its parent asks for, and is not dumpable itself.
         char err [200];
-        if (bus_privs_drop (0, false, err, sizeof err))
+        if (bus_privs_drop (BUS_CAP (CAP_SYS_PTRACE), true, err, sizeof err))
             _exit (1);
         s_reader_loop (3);
         _exit (0);

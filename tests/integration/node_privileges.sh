@@ -247,8 +247,8 @@ ok $? "the pipes' sockets are in <run_dir>/<receiver>/ (0710, group 61100), none
 bus_pid=$(service_pid a bus)
 reader=$(ps -o pid=,comm= --ppid "$bus_pid" 2>/dev/null | awk '$2 == "bifrost-exe-rd" { print $1 }')
 [ -n "$reader" ] && [ "$(awk '$1 ~ /^(CapEff|CapPrm|CapBnd|NoNewPrivs):$/ { printf "%s ", $2 }' /proc/$reader/status)" \
-                     = "0000000000000000 0000000000000000 0000000000000000 1 " ]
-ok $? "a: the bus's exe reader ($reader) is its child, with no capability and no_new_privs"
+                     = "0000000000080000 0000000000080000 0000000000080000 1 " ]
+ok $? "a: the bus's exe reader ($reader) is its child, with CAP_SYS_PTRACE only (to read a program's link) and no_new_privs"
 
 # The operator sees the refusals: bus.status counts the rogue discovery's
 # refused registration (bifrostctl bus), and status says so under its table
