@@ -32,4 +32,5 @@ const bus_service_def_t broker_service_def = {
     .summary = "the message broker: routes control messages, fans out events, feeds the tap",
     .setup = s_setup,
     .teardown = s_teardown,
+    .seccomp = BUS_SECCOMP_PROC,              //  who a client is: /proc/PID/exe
 };

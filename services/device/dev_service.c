@@ -822,6 +822,7 @@ const bus_service_def_t dev_service_def = {
     .name = "device",
     .summary = "the TUN/TAP interface: packets to and from crypto, by destination peer",
     BUS_SERVICE_PART_HOOKS,
+    .seccomp = BUS_SECCOMP_TUN | BUS_SECCOMP_NETLINK, //  the interface, its addresses and routes
     .caps = s_part_caps,
 };
 
