@@ -45,10 +45,15 @@
 
 //  Where the trap handler sets the call's return value; elsewhere refused calls
 //  fail with EPERM in the kernel, without the log line
+//  and where it finds the call's first two arguments (which ioctl, which socket)
 #if defined (__x86_64__)
 #   define S_RETURN(uc) ((uc)->uc_mcontext.gregs [REG_RAX])
+#   define S_ARG0(uc)   ((uc)->uc_mcontext.gregs [REG_RDI])
+#   define S_ARG1(uc)   ((uc)->uc_mcontext.gregs [REG_RSI])
 #elif defined (__aarch64__)
 #   define S_RETURN(uc) ((uc)->uc_mcontext.regs [0])
+#   define S_ARG0(uc)   ((uc)->uc_mcontext.regs [0])
+#   define S_ARG1(uc)   ((uc)->uc_mcontext.regs [1])
 #endif
 
 //  One row of schemas/syscalls.def
@@ -104,20 +109,26 @@ s_put (char *line, size_t size, size_t *at, const char *text)
         line [(*at)++] = *text++;
 }
 
-//  Appends number, zero-padded to width digits
+//  Appends number in base (10 or 16), zero-padded to width digits
 static void
-s_put_num (char *line, size_t size, size_t *at, uint64_t number, int width)
+s_put_base (char *line, size_t size, size_t *at, uint64_t number, int width, unsigned base)
 {
     char digits [24];
     int n = 0;
     do {
-        digits [n++] = (char) ('0' + number % 10);
-        number /= 10;
+        digits [n++] = "0123456789abcdef" [number % base];
+        number /= base;
     } while (number && n < (int) sizeof digits);
     while (n < width && n < (int) sizeof digits)
         digits [n++] = '0';
     while (n > 0 && *at < size - 1)
         line [(*at)++] = digits [--n];
+}
+
+static void
+s_put_num (char *line, size_t size, size_t *at, uint64_t number, int width)
+{
+    s_put_base (line, size, at, number, width, 10);
 }
 
 //  SIGSYS from the filter: one line in the log's format (bus_log: UTC time,
@@ -149,13 +160,18 @@ s_on_sigsys (int sig, siginfo_t *info, void *context)
     s_put_num (line, sizeof line, &at, nr < 0 ? 0 : (uint64_t) nr, 1);
     s_put (line, sizeof line, &at, " (");
     s_put (line, sizeof line, &at, name ? name : "not in schemas/syscalls.def");
-    s_put (line, sizeof line, &at, "): it fails with EPERM\n");
-    ssize_t written = write (STDERR_FILENO, line, at);
-    (void) written;
+    s_put (line, sizeof line, &at, ")");
 #ifdef S_RETURN
     ucontext_t *uc = (ucontext_t *) context;
+    s_put (line, sizeof line, &at, " with 0x");
+    s_put_base (line, sizeof line, &at, (uint64_t) S_ARG0 (uc), 1, 16);
+    s_put (line, sizeof line, &at, ", 0x");
+    s_put_base (line, sizeof line, &at, (uint64_t) S_ARG1 (uc), 1, 16);
     S_RETURN (uc) = -EPERM;
 #endif
+    s_put (line, sizeof line, &at, ": it fails with EPERM\n");
+    ssize_t written = write (STDERR_FILENO, line, at);
+    (void) written;
     errno = saved_errno;
 }
 
@@ -315,7 +331,8 @@ s_child_filter (uint32_t sets)
     char expect [80];
     snprintf (expect, sizeof expect, "selftest[%d]: seccomp refused system call %d (unshare)",
               (int) getpid (), (int) SYS_unshare);
-    if (!strstr (text, expect) || !strstr (text, "(execve): it fails with EPERM"))
+    if (!strstr (text, expect) || !strstr (text, "(execve) with 0x")
+    ||  !strstr (text, ": it fails with EPERM"))
         return 13;
     return 0;
 }
