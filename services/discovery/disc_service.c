@@ -1151,7 +1151,7 @@ const bus_service_def_t disc_service_def = {
     .name = "discovery",
     .summary = "registers the node with the registry and tells the node's services about every peer",
     BUS_SERVICE_PART_HOOKS,
-    .seccomp = BUS_SECCOMP_NETLINK,           //  getaddrinfo (AI_ADDRCONFIG) asks for the host's addresses
+    .seccomp = BUS_SECCOMP_NETLINK,           //  getaddrinfo asks the host's addresses over rtnetlink
 };
 
 //  --------------------------------------------------------------------------
