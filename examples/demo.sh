@@ -50,6 +50,8 @@ cleanup () {
     [ -n "${SLEEPER:-}" ] && kill "$SLEEPER" 2>/dev/null
     mesh_finish
     grid_cleanup
+    # (a service's seccomp filter refused a call: tests/integration/demo.sh fails)
+    grep -rh "seccomp refused" "$T" 2>/dev/null | sed 's/^/   /'
     rm -rf "$T"
 }
 trap cleanup EXIT

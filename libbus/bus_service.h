@@ -19,6 +19,7 @@
 #include "bus_loop.h"
 #include "bus_envelope.h"
 #include "bus_privs.h"
+#include "bus_seccomp.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,6 +131,10 @@ typedef struct {
     //  alone keeps CAP_NET_ADMIN: services/device/dev_link.h). Non-zero = cannot
     //  run (78). May be NULL.
     int (*privileged) (bus_config_t *config, void *arg);
+    //  The system calls it makes once it runs beyond every service's (BASE):
+    //  BUS_SECCOMP_* sets of schemas/syscalls.def (bus_seccomp.h). The filter
+    //  is loaded after setup, so setup is not confined by it.
+    uint32_t seccomp;
     //  The service holds a secret key: the process is made non-dumpable before
     //  setup, so no core file carries the key, and a process without
     //  CAP_SYS_PTRACE cannot read its memory (ptrace, /proc/PID/mem).

@@ -18,6 +18,7 @@
 #include "bus_json.h"
 #include "bus_privs.h"
 #include "bus_identity.h"
+#include "bus_seccomp.h"
 #include "bus_peer.h"
 #include "bus_policy.h"
 #include "bus_buffer.h"
@@ -44,6 +45,7 @@ static const selftest_t s_tests [] = {
     { "bus_json", bus_json_test },
     { "bus_privs", bus_privs_test },
     { "bus_identity", bus_identity_test },
+    { "bus_seccomp", bus_seccomp_test },
     { "bus_peer", bus_peer_test },
     { "bus_policy", bus_policy_test },
     { "bus_buffer", bus_buffer_test },

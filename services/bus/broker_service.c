@@ -58,4 +58,5 @@ const bus_service_def_t broker_service_def = {
     .teardown = s_teardown,
     .privileged = s_privileged,
     .sandbox = s_sandbox,
+    .seccomp = BUS_SECCOMP_PROC,              //  who a client is: /proc/PID/exe
 };

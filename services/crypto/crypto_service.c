@@ -986,6 +986,7 @@ const bus_service_def_t crypto_service_def = {
     .name = "crypto",
     .summary = "holds the node key: handshakes, encrypts and decrypts the data pipes, no network",
     BUS_SERVICE_PART_HOOKS,
+    .seccomp = BUS_SECCOMP_KEYS,              //  session keys in locked memory
     .holds_key = true,
     .sandbox = s_def_sandbox,
 };

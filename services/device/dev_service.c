@@ -834,6 +834,7 @@ const bus_service_def_t dev_service_def = {
     BUS_SERVICE_PART_HOOKS,
     .privileged = s_part_privileged,
     .sandbox = s_part_sandbox,
+    .seccomp = BUS_SECCOMP_TUN,                //  packets on the interface's descriptor (its helper does the rest)
 };
 
 //  ---------------------------------------------------------------------------

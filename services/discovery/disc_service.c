@@ -1162,6 +1162,7 @@ const bus_service_def_t disc_service_def = {
     .summary = "registers the node with the registry and tells the node's services about every peer",
     BUS_SERVICE_PART_HOOKS,
     .sandbox = s_def_sandbox,
+    .seccomp = BUS_SECCOMP_NETLINK,           //  getaddrinfo asks the host's addresses over rtnetlink
 };
 
 //  --------------------------------------------------------------------------

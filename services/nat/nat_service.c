@@ -1026,6 +1026,7 @@ const bus_service_def_t nat_service_def = {
     .name = "nat",
     .summary = "the UDP socket to the internet: moves sealed datagrams between the wire and crypto",
     BUS_SERVICE_PART_HOOKS,
+    .seccomp = BUS_SECCOMP_NETLINK | BUS_SECCOMP_WEBSOCKET, //  nat_netwatch; a WSS relay client made at run time
     .caps = s_def_caps,
     .sandbox = bus_service_sandbox_own,
 };

@@ -136,6 +136,7 @@ const bus_service_def_t reg_service_def = {
     .name = "registry",
     .summary = "networks, peers, virtual IPs, join tokens, events and ICE config over HTTP(S)/WebSocket",
     BUS_SERVICE_PART_HOOKS,
+    .seccomp = BUS_SECCOMP_FILES | BUS_SECCOMP_KEYS, //  its SQLite database; sodium_free of its secrets
     .caps = s_def_caps,
     .sandbox = s_def_sandbox,
 };

@@ -497,6 +497,7 @@ const bus_service_def_t relay_service_def = {
     .name = "relay",
     .summary = "relay worker: forwards sealed datagrams between nodes that cannot reach each other",
     BUS_SERVICE_PART_HOOKS,
+    .seccomp = BUS_SECCOMP_KEYS,              //  its TLS key in locked memory (freed at the end)
     .caps = s_def_caps,
     .sandbox = bus_service_sandbox_own,
 };

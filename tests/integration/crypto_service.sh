@@ -28,6 +28,7 @@ cleanup () {
     if [ "$FAILED" -ne 0 ]; then
         for f in "$T"/*.log; do [ -f "$f" ] && { echo "# $f:"; tail -30 "$f" | sed 's/^/#   /'; }; done
     fi
+    seccomp_check "$T"
     rm -rf "$T"
 }
 trap cleanup EXIT

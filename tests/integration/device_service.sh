@@ -32,6 +32,7 @@ cleanup () {
         done
     fi
     ip netns del "$NS" 2>/dev/null
+    seccomp_check "$T"
     rm -rf "$T"
 }
 trap cleanup EXIT

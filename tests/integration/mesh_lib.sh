@@ -58,6 +58,7 @@ mesh_end () {
     fi
     grid_cleanup
     [ -n "$keep" ] && rm -rf "$keep" && cp -r "$T" "$keep"
+    seccomp_check "$T"
     rm -rf "$T"
 }
 

@@ -28,6 +28,7 @@ cleanup () {
             sed 's/^/#   /' "$f" | tail -40
         done
     fi
+    seccomp_check "$T"
     rm -rf "$T"
 }
 trap cleanup EXIT

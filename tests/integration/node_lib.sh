@@ -38,6 +38,7 @@ node_cleanup () {
             tail -60 "$T/$n/bifrostd.log" 2>/dev/null | sed 's/^/#   /'
         done
     fi
+    seccomp_check "$T"
     rm -rf "$T"
 }
 trap node_cleanup EXIT

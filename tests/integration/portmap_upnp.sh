@@ -41,6 +41,7 @@ cleanup () {
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
         ip netns del "$ns" 2>/dev/null
     done
+    seccomp_check "$T"
     [ -n "${KEEP_T:-}" ] && cp -r "$T" /tmp/hp-keep; rm -rf "$T"
 }
 trap cleanup EXIT

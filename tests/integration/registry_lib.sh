@@ -26,6 +26,7 @@ reg_cleanup () {
             echo "# $f:"; tail -40 "$f" | sed 's/^/#   /'
         done
     fi
+    seccomp_check "$T"
     rm -rf "$T"
 }
 trap reg_cleanup EXIT

@@ -48,6 +48,7 @@ finish () {
     fi
     grid_cleanup
     [ -n "${RELAY_WSS_LOGS:-}" ] && rm -rf "$RELAY_WSS_LOGS" && cp -r "$T" "$RELAY_WSS_LOGS"
+    seccomp_check "$T"
     rm -rf "$T"
     echo "# $TESTNO tests, $FAILED failed, $(( $(now_ms) - T0 )) ms"
 }

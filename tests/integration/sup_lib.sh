@@ -32,6 +32,7 @@ cleanup () {
             [ -s "$f" ] && { echo "# $f:"; tail -40 "$f" | sed 's/^/#   /'; }
         done
     fi
+    seccomp_check "$T"
     rm -rf "$T"
 }
 trap cleanup EXIT

@@ -11,7 +11,9 @@ set -u
 echo "1..7"
 T=$(mktemp -d /tmp/tunnel-config-XXXXXX)
 PIDS=""
-trap 'for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+trap 'for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
+      grep -rh "seccomp refused" "$T" 2>/dev/null | sed "s/^/# /" | grep . && echo "not ok - seccomp refused a system call"
+      rm -rf "$T"' EXIT
 TUNNEL="$BIFROST_LIBEXEC_DIR/bifrost-tunnel"
 n=0
 ok () { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
