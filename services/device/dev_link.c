@@ -308,14 +308,11 @@ dev_link_destroy (dev_link_t **self_p)
         return;
     if (self->fd >= 0) {
         close (self->fd);
-        //  It exits at once on EOF; a helper that hangs is killed
+        //  It exits at once on EOF; one that does not within 100 ms goes
+        //  with us (PR_SET_PDEATHSIG): the service's seccomp list has no kill
         for (int tries = 0; tries < 100; tries++) {
             if (waitpid (self->pid, NULL, WNOHANG) != 0)
                 break;
-            if (tries == 99) {
-                kill (self->pid, SIGKILL);
-                waitpid (self->pid, NULL, 0);
-            }
             usleep (1000);
         }
     }
