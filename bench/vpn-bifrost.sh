@@ -161,6 +161,10 @@ case "$VIA" in ""|relay|turn|ice) ;; *) die "BIFROST_VIA: relay, turn or ice, no
 
 cmd_prepare () {
     need BENCH_WORKDIR
+    # The services pass the harness's work folders (0700) under their own
+    # uids (docs/supervisor.md, "A uid per service")
+    local d=$BENCH_WORKDIR
+    while [ "$d" != / ] && [ "$d" != /tmp ]; do chmod o+x "$d"; d=$(dirname "$d"); done
     local crypto side; crypto=$(find_crypto)
     for side in a b; do
         mkdir -p "$BENCH_WORKDIR/$side"

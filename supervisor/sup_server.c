@@ -25,6 +25,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
@@ -208,6 +209,28 @@ s_users_free (uint32_t base, char *err, size_t errsize)
         if (gr && strncmp (gr->gr_name, "bifrost", 7) != 0) {
             snprintf (err, errsize, "user_base = %u: gid %u is the group %s: choose another user_base",
                       base, id, gr->gr_name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  The services reach their sockets after their uid switch: every folder
+//  above the run directory must let others pass (o+x), or a reconnect (to the
+//  broker restarted, to a pipe's new receiver) fails with EACCES long after
+//  the start. Said at once instead.
+static int
+s_run_dir_passable (const char *run_dir, char *err, size_t errsize)
+{
+    char path [BUS_PATH_MAX];
+    snprintf (path, sizeof path, "%s", run_dir);
+    for (char *slash = strrchr (path, '/'); slash && slash > path; slash = strrchr (path, '/')) {
+        *slash = 0;
+        struct stat st;
+        if (stat (path, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+            snprintf (err, errsize, "run directory %s: the services run under their own uids (user_base) and "
+                      "cannot pass %s (mode %04o): chmod o+x %s, choose another run_dir, or set user_base = 0",
+                      run_dir, path, (unsigned) (st.st_mode & 07777), path);
             return -1;
         }
     }
@@ -938,7 +961,8 @@ sup_server_new (sup_config_t **config_p, const char *config_path, const char *ru
         }
         bus_identity_set (0, self->user_base, self->user_base);
     }
-    if (bus_run_dir_secure (run_dir, err, errsize)) {
+    if (bus_run_dir_secure (run_dir, err, errsize)
+    ||  (self->user_base && s_run_dir_passable (run_dir, err, errsize))) {
         sup_server_destroy (&self);
         return NULL;
     }

@@ -10,6 +10,7 @@
 set -u
 echo "1..38"
 T=$(mktemp -d /tmp/crypto-svc-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 RA="$T/a"; RB="$T/b"
 PIDS=
 TESTNO=0

@@ -15,6 +15,7 @@ LIBEXEC=${BIFROST_LIBEXEC_DIR:-$B/libexec}
 PROBE=$B/services/device/dev_pipe_probe
 NS=dev-test-$$
 T=$(mktemp -d /tmp/dev-test-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 RUN=$T/run
 BUS_PID= DEV_PID= PROBE_PID=
 TESTNO=0 FAILED=0

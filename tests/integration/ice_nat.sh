@@ -21,6 +21,7 @@ fi
 [ -x "$PROBE" ] || { echo "Bail out! $PROBE is not built (make tests/ice_probe)"; exit 1; }
 [ -x "$COTURN" ] || { echo "Bail out! $COTURN is not built"; exit 1; }
 T=$(mktemp -d /tmp/hi-ice-nat-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 trap 'seccomp_check "$T"; rm -rf "$T"' EXIT
 GRID_TAG=${GRID_TAG:-hi$$x$(printf %02x $((RANDOM % 256)))}
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"

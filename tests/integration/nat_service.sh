@@ -11,6 +11,7 @@ NAT="$LIBEXEC/bifrost-nat"
 BUS="$LIBEXEC/bifrost-bus"
 PROBE="$B/services/nat/nat_pipe_probe"
 T=$(mktemp -d /tmp/nat-service-test-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 RUN="$T/run"
 mkdir -m 0700 "$RUN"
 TESTNO=0

@@ -9,6 +9,7 @@ set -u
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 PROBE=$BIFROST_BUILDDIR/tests/natprobe
 T=$(mktemp -d /tmp/natgrid-test-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 trap 'rm -rf "$T"' EXIT
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
 [ -x "$PROBE" ] || { echo "Bail out! $PROBE is not built (make tests/natprobe)"; exit 1; }

@@ -28,6 +28,7 @@ PUB=$TAG-pub; RT=$TAG-rt; NODE=$TAG-node
 PUB_IP=203.0.113.10; WAN_IP=203.0.113.101; LAN_GW=10.1.0.1; NODE_IP=10.1.0.2
 PORT=40000
 T=$(mktemp -d /tmp/portmap-test-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 PIDS=""
 cleanup () {
     local p i

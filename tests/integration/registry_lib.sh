@@ -4,6 +4,7 @@
 # reg-testclient for key pairs and key proofs (libnode/node_keyproof).
 set -u
 T=$(mktemp -d /tmp/registry-test-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 TESTNO=0
 FAILED=0
 RPID=

@@ -4,7 +4,7 @@
 # check, the common options (-h, -v) work, and a run directory that is not
 # safely ours (a symlink, world-writable, someone else's) is refused untouched.
 . "$(dirname "$0")/sup_lib.sh"
-echo "1..19"
+echo "1..21"
 
 # check NAME EXPECTED-TEXT CONFIG-TEXT: exit 78 and the message on stderr
 check () {
@@ -89,6 +89,19 @@ if [ "$(id -u)" = 0 ]; then
 else
     echo "ok $((TESTNO = TESTNO + 1)) # SKIP not root: cannot give a folder to another user"
 fi
+# The services run under their own uids: a folder above the run directory that
+# they cannot pass is refused at the start, not met at their first reconnect;
+# user_base = 0 (every service uid 0) does not care
+mkdir -p "$T/closed/run"
+chmod 700 "$T/closed"
+refused "$T/closed/run" "cannot pass $T/closed (mode 0700): chmod o+x"
+ok $? "run_dir beneath a folder of mode 0700: refused, with the fix ($(head -c 160 "$T/err"))"
+printf 'user_base = 0;\nservices = ( );\n' > "$T/root.cfg"
+timeout 5 "$BIFROSTD" -c "$T/root.cfg" -r "$T/closed/run" >"$T/out" 2>"$T/err" &
+BPID=$!
+wait_for 5 test -S "$T/closed/run/control.ipc"
+ok $? "... and started with user_base = 0"
+kill "$BPID" 2>/dev/null; wait "$BPID" 2>/dev/null
 
 "$BIFROSTD" --bogus >/dev/null 2>&1
 [ $? -eq 2 ]

@@ -4,6 +4,7 @@
 
 set -u
 T=$(mktemp -d /tmp/sup-test-XXXXXX)
+chmod 755 "$T"      # the services pass it under their own uids (docs/supervisor.md)
 RUN="$T/run"
 LOG="$T/bifrostd.log"
 BPID=
@@ -33,7 +34,7 @@ cleanup () {
         done
     fi
     seccomp_check "$T"
-    rm -rf "$T"
+    [ -n "${KEEP_T:-}" ] && cp -r "$T" "$KEEP_T"; rm -rf "$T"
 }
 trap cleanup EXIT
 

@@ -101,6 +101,10 @@ for svc in $TARGETS; do
     grep "^$svc " "$T/outages" | awk '{ print $2 }' | sort -n | awk -v s="$svc" '
         { v [NR] = $1 } END { if (NR) printf "#   %-12s kills %3d  median %5d  p95 %5d  max %5d\n", s, NR, v [int ((NR + 1) / 2)], v [int (NR * 0.95 + 0.999)], v [NR] }'
 done
+echo "# the three longest outages (service, ms, UTC time of the kill):"
+paste -d ' ' "$T/outages" <(awk '{ print $2 }' "$T/kills") | sort -k2,2n | tail -3 | while read -r svc ms at; do
+    echo "#   $svc $ms ms at $(date -u -d "@$at" +%H:%M:%S.%N | cut -c1-12)"
+done
 [ "$STUCK" = 0 ]
 ok $? "no node stuck after $((KILLS * $(echo $TARGETS | wc -w))) kills"
 echo "1..$TESTNO"
