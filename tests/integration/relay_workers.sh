@@ -60,7 +60,6 @@ w = json.load(open(sys.argv[1]))["workers"]
 n = int(sys.argv[2])
 sys.exit(0 if len(w) == n and all(x.get("answered") and x.get("workers") == n for x in w) else 1)
 EOF
-    local rc=$?; [ $rc = 0 ] || cp "$T/relay.json" "$T/fail-$(date +%s%N).json"; return $rc
 }
 # counters: the sums of refused, dropped and limited over the workers
 counters () {

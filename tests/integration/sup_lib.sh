@@ -34,6 +34,7 @@ cleanup () {
         done
     fi
     seccomp_check "$T"
+    # KEEP_T=/some/dir keeps a copy of the test's folder (logs, configs) for a look
     [ -n "${KEEP_T:-}" ] && cp -r "$T" "$KEEP_T"; rm -rf "$T"
 }
 trap cleanup EXIT
