@@ -31,6 +31,22 @@ struct _dev_tun_t {
     dev_tun_stats_t stats;
 };
 
+//  The object around an open interface fd (closed when there is no memory)
+static dev_tun_t *
+s_wrap (int fd, dev_type_t type, const char *name, char *err, size_t errsize)
+{
+    dev_tun_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errsize, "tun: out of memory");
+        close (fd);
+        return NULL;
+    }
+    self->fd = fd;
+    self->type = type;
+    snprintf (self->name, sizeof self->name, "%s", name);
+    return self;
+}
+
 dev_tun_t *
 dev_tun_new (dev_type_t type, const char *name, int flags, char *err, size_t errsize)
 {
@@ -79,15 +95,9 @@ dev_tun_new_on (int fd, dev_type_t type, const char *name, int flags, char *err,
         close (fd);
         return NULL;
     }
-    dev_tun_t *self = calloc (1, sizeof *self);
-    if (!self) {
-        snprintf (err, errsize, "tun: out of memory");
-        close (fd);
+    dev_tun_t *self = s_wrap (fd, type, ifr.ifr_name, err, errsize);
+    if (!self)
         return NULL;
-    }
-    self->fd = fd;
-    self->type = type;
-    snprintf (self->name, sizeof self->name, "%s", ifr.ifr_name);
     if (flags & DEV_TUN_OFFLOAD) {
         int hdr = (int) sizeof (struct virtio_net_hdr);
         unsigned offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
@@ -119,15 +129,9 @@ dev_tun_adopt (int fd, dev_type_t type, const char *name, int flags, char *err, 
             close (fd);
         return NULL;
     }
-    dev_tun_t *self = calloc (1, sizeof *self);
-    if (!self) {
-        snprintf (err, errsize, "tun: out of memory");
-        close (fd);
+    dev_tun_t *self = s_wrap (fd, type, name, err, errsize);
+    if (!self)
         return NULL;
-    }
-    self->fd = fd;
-    self->type = type;
-    snprintf (self->name, sizeof self->name, "%s", name);
     self->ifindex = ifindex;
     self->hdr_len = (flags & DEV_TUN_OFFLOAD) ? DEV_VNET_HDR_LEN : 0;
     return self;
