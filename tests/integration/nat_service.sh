@@ -55,7 +55,7 @@ wait_exit () {
 # (foreground only: for a background job $! would be the subshell, not the probe)
 probe () { "$PROBE" -r "$RUN" "$@"; }
 
-echo "1..18"
+echo "1..19"
 
 KEY0="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 KEY1="HxAREhMUFRYXGBkaGxwdHh8AAQIDBAUGBwgJCgsMDQ4="
