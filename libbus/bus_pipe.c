@@ -44,7 +44,7 @@ static const struct {
 #define BIFROST_PIPE(id, name, from, to, tag, payload, doc) { name, to },
 #define BIFROST_PIPE_RECORD(id, flag, pipe, tag, payload, doc)
 #define BIFROST_PIPE_TAG(id, value, pipe, doc)
-#include "schemas/pipes.def"
+#include "../schemas/pipes.def"
 #undef BIFROST_PIPE
 #undef BIFROST_PIPE_RECORD
 #undef BIFROST_PIPE_TAG

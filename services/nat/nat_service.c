@@ -1658,12 +1658,19 @@ nat_service_test (bool verbose)
     bus_pipe_destroy (&to_nat);
     nat_udp_destroy (&remote);
     zactor_destroy (&broker);
-    //  Nothing of ours is left in the run directory
+    //  Nothing of ours is left in the run directory: the broker's sockets,
+    //  and the receivers' directories (their sockets went with their pipes)
     const char *names [] = { "bus.ipc", "events.ipc", "tap.ipc" };
     for (int i = 0; i < 3; i++) {
         char path [BUS_PATH_MAX];
         snprintf (path, sizeof path, "%s/%s", dir, names [i]);
         unlink (path);
+    }
+    const char *receivers [] = { "nat", "crypto" };
+    for (int i = 0; i < 2; i++) {
+        char path [BUS_PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s", dir, receivers [i]);
+        rmdir (path);
     }
     assert (rmdir (dir) == 0);
 }
