@@ -581,8 +581,11 @@ bus_privs_test (bool verbose)
     if (failed)
         printf ("sandboxed child failed: %d\n", failed);
     assert (failed == 0);
+    //  (the sandbox made its directory; not where there is no Landlock, as
+    //  under valgrind, which does not know its system calls)
     struct stat st;
-    assert (stat (own, &st) == 0 && S_ISDIR (st.st_mode) && (st.st_mode & 0777) == 0700);
+    if (syscall (SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) >= 1)
+        assert (stat (own, &st) == 0 && S_ISDIR (st.st_mode) && (st.st_mode & 0777) == 0700);
     assert (s_in_child (s_child_too_many, NULL) == 0);
     close (listener);
     unlink (sun.sun_path);
