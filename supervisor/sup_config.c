@@ -37,7 +37,7 @@ static const char *const s_top_extra [] = {
 //  Set by bifrostd for every child; a service's env may not override them.
 static const char *const s_reserved_env [] = {
     "BIFROST_READY_FD", "BIFROST_RUN_DIR", "BIFROST_SERVICE", "BIFROST_INSTANCE",
-    "BIFROST_CONFIG", "BIFROST_LOG_LEVEL", NULL
+    "BIFROST_CONFIG", "BIFROST_LOG_LEVEL", "BIFROST_RUN_AS", NULL
 };
 
 #define S_DAY_MS    (24LL * 3600 * 1000)
