@@ -7,38 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  Expansion 2: the descriptors. Inside each generated function `S` is the struct,
-//  so the field macros can use offsetof without knowing the body's name.
-#define REST_STR(n, mx, chk, req, doc) \
-    { #n, REST_FT_STR, (req), (chk), offsetof (S, n), offsetof (S, has_##n), 0, 0, (mx), 0, 0, NULL, doc },
-#define REST_INT(n, mn, mx, req, doc) \
-    { #n, REST_FT_INT, (req), REST_ANY, offsetof (S, n), offsetof (S, has_##n), 0, (mn), (mx), 0, 0, NULL, doc },
-#define REST_BOOL(n, req, doc) \
-    { #n, REST_FT_BOOL, (req), REST_ANY, offsetof (S, n), offsetof (S, has_##n), 0, 0, 0, 0, 0, NULL, doc },
-#define REST_STRLIST(n, len, mx, chk, req, doc) \
-    { #n, REST_FT_STRLIST, (req), (chk), offsetof (S, n), offsetof (S, has_##n), offsetof (S, n##_count), \
-      0, (mx), (len), sizeof (((S *) 0)->n [0]), NULL, doc },
-#define REST_JSON(n, mx, req, doc) \
-    { #n, REST_FT_JSON, (req), REST_ANY, offsetof (S, n), offsetof (S, has_##n), 0, 0, (mx), 0, 0, NULL, doc },
-#define REST_OBJ(n, rec, req, doc) \
-    { #n, REST_FT_OBJ, (req), REST_ANY, offsetof (S, n), offsetof (S, has_##n), 0, 0, 0, 0, \
-      sizeof (rec##_t), &rec##_schema, doc },
-#define REST_LIST(n, rec, mx, req, doc) \
-    { #n, REST_FT_LIST, (req), REST_ANY, offsetof (S, n), offsetof (S, has_##n), offsetof (S, n##_count), \
-      0, (mx), 0, sizeof (rec##_t), &rec##_schema, doc },
-#define REST_BODY(id, dir, route, doc, fields) \
-    static const rest_field_t *s_##id##_fields (void) \
-    { \
-        typedef id##_t S; \
-        static const rest_field_t table [] = { \
-            fields \
-            { NULL, 0, false, REST_ANY, 0, 0, 0, 0, 0, 0, 0, NULL, NULL } \
-        }; \
-        return table; \
-    } \
-    const rest_schema_t id##_schema = { #id, dir, route, doc, sizeof (id##_t), s_##id##_fields };
+//  Expansion 2: the descriptors (rest_expand.h).
+#define REST_EXPAND REST_EXPAND_TABLES
+#include "rest_expand.h"
 #include "../schemas/rest.def"
-#undef REST_BODY
+#include "rest_expand.h"
 
 //  Expansion 3: the list of all bodies and records
 #define REST_BODY(id, dir, route, doc, fields)  &id##_schema,

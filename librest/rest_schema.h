@@ -86,27 +86,11 @@ struct _rest_schema_t {
 };
 
 //  ---------------------------------------------------------------------------
-//  Expansion 1: the structs. Every member has has_<name>: set by decode when the
-//  member was there, read by encode to leave an optional member out.
-#define REST_STR(n, max, check, req, doc)           char n [(max) + 1]; bool has_##n;
-#define REST_INT(n, min, max, req, doc)             int64_t n; bool has_##n;
-#define REST_BOOL(n, req, doc)                      bool n; bool has_##n;
-#define REST_STRLIST(n, len, max, check, req, doc)  char n [max][(len) + 1]; uint32_t n##_count; bool has_##n;
-#define REST_JSON(n, max, req, doc)                 char n [(max) + 1]; bool has_##n;
-#define REST_OBJ(n, rec, req, doc)                  rec##_t n; bool has_##n;
-#define REST_LIST(n, rec, max, req, doc)            rec##_t *n; uint32_t n##_count; bool has_##n;
-#define REST_BODY(id, dir, route, doc, fields) \
-    typedef struct { fields } id##_t; \
-    extern const rest_schema_t id##_schema;
+//  Expansion 1: the structs (rest_expand.h).
+#define REST_EXPAND REST_EXPAND_STRUCTS
+#include "rest_expand.h"
 #include "../schemas/rest.def"
-#undef REST_BODY
-#undef REST_STR
-#undef REST_INT
-#undef REST_BOOL
-#undef REST_STRLIST
-#undef REST_JSON
-#undef REST_OBJ
-#undef REST_LIST
+#include "rest_expand.h"
 
 //  Every body and record, in declaration order.
 const rest_schema_t *const *rest_schema_all (size_t *count);

@@ -1,0 +1,16 @@
+/*  bridge_selftest: the self tests of bifrost-bridge's classes, one line each. */
+#include "tests/selftest.h"
+#include "bridge_params.h"
+#include "bridge_status.h"
+
+static const selftest_t s_tests [] = {
+    { "bridge_params", bridge_params_test },
+    { "bridge_status", bridge_status_test },
+    { NULL, NULL }
+};
+
+int
+main (int argc, char **argv)
+{
+    return selftest_run (s_tests, argc, argv);
+}
