@@ -1,27 +1,27 @@
-/*  crypto_replay: the sliding replay window of one receiving key (RFC 6479).
+/*  node_replay: the sliding replay window of one receiving key (RFC 6479).
 
     A bitmap of 2048 bits in 64-bit words plus the highest counter seen: counters
     inside the window (1984 below the highest) are accepted once each and in any
     order, so packets reordered by the network are not lost; duplicates and older
     counters are refused. Check cheaply before decrypting, update only AFTER the
     AEAD tag verified, or a forged packet could move the window. */
-#ifndef CRYPTO_REPLAY_H_INCLUDED
-#define CRYPTO_REPLAY_H_INCLUDED
+#ifndef NODE_REPLAY_H_INCLUDED
+#define NODE_REPLAY_H_INCLUDED
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CRYPTO_REPLAY_BITS      2048
-#define CRYPTO_REPLAY_WINDOW    (CRYPTO_REPLAY_BITS - 64)
+#define NODE_REPLAY_BITS      2048
+#define NODE_REPLAY_WINDOW    (NODE_REPLAY_BITS - 64)
 
-typedef struct _crypto_replay_t crypto_replay_t;
+typedef struct _node_replay_t node_replay_t;
 
-crypto_replay_t *crypto_replay_new (void);
-void crypto_replay_destroy (crypto_replay_t **self_p);
+node_replay_t *node_replay_new (void);
+void node_replay_destroy (node_replay_t **self_p);
 //  True if counter could be accepted (not seen, not too old); changes nothing
-bool crypto_replay_check (const crypto_replay_t *self, uint64_t counter);
+bool node_replay_check (const node_replay_t *self, uint64_t counter);
 //  Records counter; false if it was a duplicate or too old (then nothing changes)
-bool crypto_replay_update (crypto_replay_t *self, uint64_t counter);
+bool node_replay_update (node_replay_t *self, uint64_t counter);
 
-void crypto_replay_test (bool verbose);
+void node_replay_test (bool verbose);
 #endif
