@@ -30,11 +30,17 @@ node_replay_destroy (node_replay_t **self_p)
 }
 
 bool
+node_replay_too_old (const node_replay_t *self, uint64_t counter)
+{
+    return counter <= self->last && self->last - counter >= NODE_REPLAY_WINDOW;
+}
+
+bool
 node_replay_check (const node_replay_t *self, uint64_t counter)
 {
     if (counter > self->last)
         return true;
-    if (self->last - counter >= NODE_REPLAY_WINDOW)
+    if (node_replay_too_old (self, counter))
         return false;
     uint64_t word = (counter >> 6) & (WORDS - 1);
     return !(self->bitmap [word] & (1ULL << (counter & 63)));
@@ -89,6 +95,9 @@ node_replay_test (bool verbose)
     assert (node_replay_check (r, top - NODE_REPLAY_WINDOW + 1));
     assert (node_replay_update (r, top - NODE_REPLAY_WINDOW + 1));
     assert (!node_replay_check (r, top - NODE_REPLAY_WINDOW));
+    assert (node_replay_too_old (r, top - NODE_REPLAY_WINDOW));
+    assert (!node_replay_too_old (r, top - NODE_REPLAY_WINDOW + 1));
+    assert (!node_replay_too_old (r, top + 1));
     assert (!node_replay_update (r, top - NODE_REPLAY_WINDOW));
     //  check never changes state
     assert (node_replay_check (r, top + 5));

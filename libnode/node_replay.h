@@ -20,6 +20,9 @@ node_replay_t *node_replay_new (void);
 void node_replay_destroy (node_replay_t **self_p);
 //  True if counter could be accepted (not seen, not too old); changes nothing
 bool node_replay_check (const node_replay_t *self, uint64_t counter);
+//  True if counter lies below the window (refused for age, not as a duplicate):
+//  a receiver that reports why it dropped a datagram tells the two apart
+bool node_replay_too_old (const node_replay_t *self, uint64_t counter);
 //  Records counter; false if it was a duplicate or too old (then nothing changes)
 bool node_replay_update (node_replay_t *self, uint64_t counter);
 
