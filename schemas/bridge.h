@@ -13,6 +13,7 @@
 #define SCHEMAS_BRIDGE_H_INCLUDED
 
 #include <stddef.h>
+#include "bridge_wire.h"      //  the flow datagram's header and tag, which the limits use
 
 #define BRIDGE_LIMIT(id, value, doc)
 #define BRIDGE_PARAM(id, name, max, doc)
@@ -72,6 +73,9 @@ _Static_assert (BRIDGE_MESSAGE_MAX == BRIDGE_IPV6_MIN_MTU - BRIDGE_UDP_IP_HEADER
 _Static_assert (BRIDGE_MESSAGE_MAX_CEILING == 65507 - BRIDGE_FLOW_HEADER - BRIDGE_FLOW_TAG,
                 "bridge.def: MESSAGE_MAX_CEILING must fit the largest IPv4 UDP payload");
 _Static_assert (BRIDGE_REASON_MAX == 123, "bridge.def: a close frame holds 123 bytes of reason");
+//  ... and with the flow's datagram (schemas/bridge_wire.def), declared there
+_Static_assert (BRIDGE_FLOW_HEADER == BRIDGE_WIRE_DATA_CIPHERTEXT && BRIDGE_FLOW_TAG == BRIDGE_WIRE_DATA_TAG_SIZE,
+                "bridge.def: FLOW_HEADER and FLOW_TAG must be bridge_wire.def's");
 
 //  The declarations as tables (static const data a program that does not use
 //  it does not keep): for the parser, the docs and the tests.

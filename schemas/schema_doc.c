@@ -1,6 +1,7 @@
-/*  schema-doc: renders the tables of schemas/pipes.def, schemas/wire.def and
-    schemas/senders.def as Markdown, so docs/packet-path.md, docs/wire-format.md
-    and docs/bus.md can never disagree with the code. It prints named blocks,
+/*  schema-doc: renders the tables of schemas/pipes.def, schemas/wire.def,
+    schemas/bridge_wire.def and schemas/senders.def as Markdown, so
+    docs/packet-path.md, docs/wire-format.md, docs/bridge-wire.md and docs/bus.md
+    can never disagree with the code. It prints named blocks,
 
         <!-- BEGIN name -->
         ...
@@ -14,6 +15,7 @@
     declaration fails the build here with the reason, never a wrong doc. */
 #include "pipes.h"
 #include "wire.h"
+#include "bridge_wire.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -35,6 +37,21 @@ s_lower (const char *id, char dash, char *buf)
 
 static int s_errors = 0;
 
+//  A wire format: its declaration file, the prefix of its doc blocks, its tables
+typedef struct {
+    const char *def;                //  "wire.def"
+    const char *block;              //  "wire": blocks wire, wire-<message>
+    const wire_decl_t *messages, *fields, *consts;
+    size_t n_messages, n_fields, n_consts;
+} s_format_t;
+
+#define S_FORMAT(def, block, table) { def, block, table##_messages, table##_fields, table##_consts, \
+    WIRE_COUNT (table##_messages), WIRE_COUNT (table##_fields), WIRE_COUNT (table##_consts) }
+static const s_format_t s_formats [] = {
+    S_FORMAT ("wire.def", "wire", wire),
+    S_FORMAT ("bridge_wire.def", "bridge-wire", bridge_wire),
+};
+
 static void
 s_doc_ok (const char *where, const char *id, const char *doc)
 {
@@ -47,54 +64,54 @@ s_doc_ok (const char *where, const char *id, const char *doc)
 //  The fields of every message follow each other from offset 0, without gap or
 //  overlap, at most one of variable length, and add up to the message's size.
 static void
-s_check_wire (void)
+s_check_wire (const s_format_t *fmt)
 {
-    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
-        const wire_decl_t *msg = &wire_messages [m];
-        s_doc_ok ("wire.def message", msg->id, msg->doc);
-        s_doc_ok ("wire.def message", msg->id, msg->title);
+    for (size_t m = 0; m < fmt->n_messages; m++) {
+        const wire_decl_t *msg = &fmt->messages [m];
+        s_doc_ok (fmt->def, msg->id, msg->doc);
+        s_doc_ok (fmt->def, msg->id, msg->title);
         for (size_t o = 0; o < m; o++)
-            if (wire_messages [o].value == msg->value) {
-                fprintf (stderr, "schema-doc: wire.def: %s and %s share type %d\n",
-                         wire_messages [o].id, msg->id, msg->value);
+            if (fmt->messages [o].value == msg->value) {
+                fprintf (stderr, "schema-doc: %s: %s and %s share type %d\n", fmt->def,
+                         fmt->messages [o].id, msg->id, msg->value);
                 s_errors++;
             }
         int end = 0, fields = 0, variable = 0;
-        for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
-            const wire_decl_t *field = &wire_fields [f];
+        for (size_t f = 0; f < fmt->n_fields; f++) {
+            const wire_decl_t *field = &fmt->fields [f];
             if (strcmp (field->message, msg->id))
                 continue;
-            s_doc_ok ("wire.def field", field->id, field->doc);
+            s_doc_ok (fmt->def, field->id, field->doc);
             if (field->value != end) {
-                fprintf (stderr, "schema-doc: wire.def: %s.%s is at offset %d, the field before ends at %d\n",
+                fprintf (stderr, "schema-doc: %s: %s.%s is at offset %d, the field before ends at %d\n", fmt->def,
                          msg->id, field->id, field->value, end);
                 s_errors++;
             }
             if (field->size == 0 && variable++) {
-                fprintf (stderr, "schema-doc: wire.def: %s has more than one field of variable length\n", msg->id);
+                fprintf (stderr, "schema-doc: %s: %s has more than one field of variable length\n", fmt->def, msg->id);
                 s_errors++;
             }
             end = field->value + field->size;
             fields++;
         }
         if (fields == 0 || end != msg->size) {
-            fprintf (stderr, "schema-doc: wire.def: the fields of %s add up to %d bytes, the message is %d\n",
+            fprintf (stderr, "schema-doc: %s: the fields of %s add up to %d bytes, the message is %d\n", fmt->def,
                      msg->id, end, msg->size);
             s_errors++;
         }
     }
-    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
+    for (size_t f = 0; f < fmt->n_fields; f++) {
         bool known = false;
-        for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++)
-            known |= strcmp (wire_fields [f].message, wire_messages [m].id) == 0;
+        for (size_t m = 0; m < fmt->n_messages; m++)
+            known |= strcmp (fmt->fields [f].message, fmt->messages [m].id) == 0;
         if (!known) {
-            fprintf (stderr, "schema-doc: wire.def: field %s of unknown message %s\n",
-                     wire_fields [f].id, wire_fields [f].message);
+            fprintf (stderr, "schema-doc: %s: field %s of unknown message %s\n", fmt->def,
+                     fmt->fields [f].id, fmt->fields [f].message);
             s_errors++;
         }
     }
-    for (size_t c = 0; c < WIRE_COUNT (wire_consts); c++)
-        s_doc_ok ("wire.def constant", wire_consts [c].id, wire_consts [c].doc);
+    for (size_t c = 0; c < fmt->n_consts; c++)
+        s_doc_ok (fmt->def, fmt->consts [c].id, fmt->consts [c].doc);
 }
 
 static void
@@ -111,42 +128,42 @@ s_end (const char *block)
 }
 
 static bool
-s_variable (const char *message)
+s_variable (const s_format_t *fmt, const char *message)
 {
-    for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++)
-        if (strcmp (wire_fields [f].message, message) == 0 && wire_fields [f].size == 0)
+    for (size_t f = 0; f < fmt->n_fields; f++)
+        if (strcmp (fmt->fields [f].message, message) == 0 && fmt->fields [f].size == 0)
             return true;
     return false;
 }
 
 static void
-s_wire_markdown (void)
+s_wire_markdown (const s_format_t *fmt)
 {
     char name [S_NAME_MAX];
-    s_begin ("wire", "wire.def");
+    s_begin (fmt->block, fmt->def);
     printf ("| type | message | bytes | what |\n|---:|---|---:|---|\n");
-    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
-        const wire_decl_t *msg = &wire_messages [m];
+    for (size_t m = 0; m < fmt->n_messages; m++) {
+        const wire_decl_t *msg = &fmt->messages [m];
         printf ("| %d | %s | %d%s | %s |\n", msg->value, msg->title, msg->size,
-                s_variable (msg->id) ? " + n" : "", msg->doc);
+                s_variable (fmt, msg->id) ? " + n" : "", msg->doc);
     }
     printf ("\n| constant | value | meaning |\n|---|---:|---|\n");
-    for (size_t c = 0; c < WIRE_COUNT (wire_consts); c++)
-        printf ("| `%s` | %d | %s |\n", s_lower (wire_consts [c].id, 0, name), wire_consts [c].value, wire_consts [c].doc);
-    s_end ("wire");
+    for (size_t c = 0; c < fmt->n_consts; c++)
+        printf ("| `%s` | %d | %s |\n", s_lower (fmt->consts [c].id, 0, name), fmt->consts [c].value, fmt->consts [c].doc);
+    s_end (fmt->block);
 
-    for (size_t m = 0; m < WIRE_COUNT (wire_messages); m++) {
-        const wire_decl_t *msg = &wire_messages [m];
-        char block [S_NAME_MAX + 8];
-        snprintf (block, sizeof block, "wire-%s", s_lower (msg->id, '-', name));
+    for (size_t m = 0; m < fmt->n_messages; m++) {
+        const wire_decl_t *msg = &fmt->messages [m];
+        char block [2 * S_NAME_MAX];
+        snprintf (block, sizeof block, "%s-%s", fmt->block, s_lower (msg->id, '-', name));
         printf ("\n");
-        s_begin (block, "wire.def");
+        s_begin (block, fmt->def);
         printf ("## %s (type %d), %d%s bytes\n\n", msg->title, msg->value, msg->size,
-                s_variable (msg->id) ? " + n" : "");
+                s_variable (fmt, msg->id) ? " + n" : "");
         printf ("| offset | size | field | meaning |\n|---:|---:|---|---|\n");
         bool after = false;         //  past the variable part: offsets count from its end
-        for (size_t f = 0; f < WIRE_COUNT (wire_fields); f++) {
-            const wire_decl_t *field = &wire_fields [f];
+        for (size_t f = 0; f < fmt->n_fields; f++) {
+            const wire_decl_t *field = &fmt->fields [f];
             if (strcmp (field->message, msg->id))
                 continue;
             char size [16];
@@ -277,13 +294,16 @@ int
 main (int argc, char *argv [])
 {
     if (argc > 1) {
-        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def and schemas/senders.def\n", argv [0]);
+        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def and schemas/senders.def\n", argv [0]);
         return strcmp (argv [1], "-h") == 0 ? 0 : 2;
     }
-    s_check_wire ();
+    for (size_t i = 0; i < WIRE_COUNT (s_formats); i++)
+        s_check_wire (&s_formats [i]);
     s_pipes_markdown ();
-    printf ("\n");
-    s_wire_markdown ();
+    for (size_t i = 0; i < WIRE_COUNT (s_formats); i++) {
+        printf ("\n");
+        s_wire_markdown (&s_formats [i]);
+    }
     printf ("\n");
     s_senders_markdown ();
     if (s_errors) {

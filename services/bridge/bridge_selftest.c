@@ -2,10 +2,12 @@
 #include "tests/selftest.h"
 #include "bridge_params.h"
 #include "bridge_status.h"
+#include "bridge_flow.h"
 
 static const selftest_t s_tests [] = {
     { "bridge_params", bridge_params_test },
     { "bridge_status", bridge_status_test },
+    { "bridge_flow", bridge_flow_test },
     { NULL, NULL }
 };
 

@@ -1,7 +1,6 @@
 /*  crypto_selftest: the self tests of every crypto class (TAP, one line each). */
 #include "../../tests/selftest.h"
 #include "crypto_wire.h"
-#include "crypto_replay.h"
 #include "crypto_allowed.h"
 #include "crypto_identity.h"
 #include "crypto_noise.h"
@@ -11,7 +10,6 @@
 
 static const selftest_t s_tests [] = {
     { "crypto_wire", crypto_wire_test },
-    { "crypto_replay", crypto_replay_test },
     { "crypto_allowed", crypto_allowed_test },
     { "crypto_identity", crypto_identity_test },
     { "crypto_noise", crypto_noise_test },

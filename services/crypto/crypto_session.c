@@ -1,6 +1,6 @@
 /*  crypto_session: keypair rotation, in-place AEAD and the handshake timer. */
 #include "crypto_session.h"
-#include "crypto_replay.h"
+#include "node_replay.h"
 
 #include <assert.h>
 #include <sodium.h>
@@ -17,7 +17,7 @@ typedef struct {
     uint64_t created;
     uint64_t bytes;                     //  plaintext sent + received
     bool initiator;
-    crypto_replay_t *replay;
+    node_replay_t *replay;
 } s_keypair_t;
 
 struct _crypto_session_t {
@@ -66,7 +66,7 @@ static void
 s_keypair_free (s_keypair_t **kp_p)
 {
     if (*kp_p) {
-        crypto_replay_destroy (&(*kp_p)->replay);
+        node_replay_destroy (&(*kp_p)->replay);
         sodium_free (*kp_p);            //  wipes the keys
         *kp_p = NULL;
     }
@@ -127,7 +127,7 @@ crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64_t no
     kp->remote_index = keys->remote_index;
     kp->initiator = keys->initiator;
     kp->created = now;
-    kp->replay = crypto_replay_new ();
+    kp->replay = node_replay_new ();
     sodium_memzero (keys, sizeof *keys);
     if (kp->initiator) {
         //  The responder already has these keys: send with them at once. What
@@ -293,7 +293,7 @@ crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_len, u
     ||  msg.counter >= self->config.reject_after_messages)
         return CRYPTO_SESSION_EEXPIRED;
     //  Cheap check first, window update only after the tag verified
-    if (!crypto_replay_check (kp->replay, msg.counter))
+    if (!node_replay_check (kp->replay, msg.counter))
         return CRYPTO_SESSION_EREPLAY;
     uint8_t nonce [12];
     s_nonce (nonce, msg.counter);
@@ -302,7 +302,7 @@ crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_len, u
     if (crypto_aead_chacha20poly1305_ietf_decrypt_detached (plain, NULL, plain, len, plain + len,
                                                             NULL, 0, nonce, kp->recv_key) != 0)
         return CRYPTO_SESSION_EAUTH;
-    if (!crypto_replay_update (kp->replay, msg.counter))
+    if (!node_replay_update (kp->replay, msg.counter))
         return CRYPTO_SESSION_EREPLAY;
     kp->bytes += len;
     *plain_len = len;
