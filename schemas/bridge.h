@@ -74,7 +74,7 @@ _Static_assert (BRIDGE_MESSAGE_MAX_CEILING == 65507 - BRIDGE_FLOW_HEADER - BRIDG
                 "bridge.def: MESSAGE_MAX_CEILING must fit the largest IPv4 UDP payload");
 _Static_assert (BRIDGE_REASON_MAX == 123, "bridge.def: a close frame holds 123 bytes of reason");
 //  ... and with the flow's datagram (schemas/bridge_wire.def), declared there
-_Static_assert (BRIDGE_FLOW_HEADER == BRIDGE_WIRE_DATA_CIPHERTEXT && BRIDGE_FLOW_TAG == BRIDGE_WIRE_DATA_TAG_SIZE,
+_Static_assert ((int) BRIDGE_FLOW_HEADER == (int) BRIDGE_WIRE_DATA_CIPHERTEXT && (int) BRIDGE_FLOW_TAG == (int) BRIDGE_WIRE_DATA_TAG_SIZE,
                 "bridge.def: FLOW_HEADER and FLOW_TAG must be bridge_wire.def's");
 
 //  The declarations as tables (static const data a program that does not use

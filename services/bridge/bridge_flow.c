@@ -42,18 +42,17 @@ bridge_flow_cipher_error (bridge_cipher_t cipher)
     if (cipher == BRIDGE_CIPHER_AES256GCM && !crypto_aead_aes256gcm_is_available ())
         return "cipher aes256gcm needs a CPU with AES-NI and PCLMUL, which this one lacks: "
                "use auto or chacha20poly1305 (on both ends)";
-    if (cipher != BRIDGE_CIPHER_AUTO && cipher != BRIDGE_CIPHER_AES256GCM && cipher != BRIDGE_CIPHER_CHACHA20POLY1305)
+    if ((unsigned) cipher >= BRIDGE_CIPHER_COUNT)
         return "unknown cipher";
     return NULL;
 }
 
-static const char *s_cipher_names [] = { "auto", "aes256gcm", "chacha20poly1305" };
-
+//  The names are schemas/bridge.def's (bridge_ciphers)
 int
 bridge_flow_cipher_parse (const char *name)
 {
-    for (int i = 0; name && i < 3; i++)
-        if (strcmp (name, s_cipher_names [i]) == 0)
+    for (int i = 0; name && i < BRIDGE_CIPHER_COUNT; i++)
+        if (strcmp (name, bridge_ciphers [i].name) == 0)
             return i;
     return -1;
 }
@@ -61,7 +60,7 @@ bridge_flow_cipher_parse (const char *name)
 const char *
 bridge_flow_cipher_name (bridge_cipher_t cipher)
 {
-    return (unsigned) cipher < 3 ? s_cipher_names [cipher] : "?";
+    return (unsigned) cipher < BRIDGE_CIPHER_COUNT ? bridge_ciphers [cipher].name : "?";
 }
 
 //  BLAKE2b-256 keyed with the flow key over the direction's label

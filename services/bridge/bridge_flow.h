@@ -9,6 +9,7 @@
 #ifndef BRIDGE_FLOW_H_INCLUDED
 #define BRIDGE_FLOW_H_INCLUDED
 
+#include "schemas/bridge.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,11 +20,8 @@ typedef struct _bridge_flow_t bridge_flow_t;
 //  client) seals with the c2p key and opens with p2c; the peer role the reverse
 typedef enum { BRIDGE_FLOW_CLIENT, BRIDGE_FLOW_PEER } bridge_flow_role_t;
 
-typedef enum {
-    BRIDGE_CIPHER_AUTO,                 //  AES-256-GCM if the CPU has it, else ChaCha20-Poly1305
-    BRIDGE_CIPHER_AES256GCM,
-    BRIDGE_CIPHER_CHACHA20POLY1305      //  the IETF construction (96-bit nonce)
-} bridge_cipher_t;
+//  The ciphers (bridge_cipher_t: AUTO = AES-256-GCM where the CPU has it,
+//  else ChaCha20-Poly1305 IETF) are declared once, in schemas/bridge.def
 
 //  Why a datagram was refused (negative returns of open and seal), each with
 //  its counter in the stats: declared once here
