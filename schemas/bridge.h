@@ -15,12 +15,7 @@
 #include <stddef.h>
 #include "bridge_wire.h"      //  the flow datagram's header and tag, which the limits use
 
-#define BRIDGE_LIMIT(id, value, doc)
-#define BRIDGE_PARAM(id, name, max, doc)
-#define BRIDGE_AUTH(id, where, doc)
-#define BRIDGE_CIPHER(id, name, doc)
-#define BRIDGE_STATE(id, doc)
-#define BRIDGE_CLOSE(id, code, reason, doc)
+#include "bridge_blank.inc"
 #define REST_BODY(id, dir, route, doc, fields)
 
 #undef BRIDGE_LIMIT

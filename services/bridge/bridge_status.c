@@ -12,12 +12,7 @@
 #include <string.h>
 
 //  The descriptor of the body (rest_expand.h, second expansion)
-#define BRIDGE_LIMIT(id, value, doc)
-#define BRIDGE_PARAM(id, name, max, doc)
-#define BRIDGE_AUTH(id, where, doc)
-#define BRIDGE_CIPHER(id, name, doc)
-#define BRIDGE_STATE(id, doc)
-#define BRIDGE_CLOSE(id, code, reason, doc)
+#include "schemas/bridge_blank.inc"
 #define REST_EXPAND REST_EXPAND_TABLES
 #include "rest_expand.h"
 #include "../../schemas/bridge.def"

@@ -17,12 +17,7 @@
 #include "schemas/bridge.h"
 #include "rest_schema.h"
 
-#define BRIDGE_LIMIT(id, value, doc)
-#define BRIDGE_PARAM(id, name, max, doc)
-#define BRIDGE_AUTH(id, where, doc)
-#define BRIDGE_CIPHER(id, name, doc)
-#define BRIDGE_STATE(id, doc)
-#define BRIDGE_CLOSE(id, code, reason, doc)
+#include "schemas/bridge_blank.inc"
 #define REST_EXPAND REST_EXPAND_STRUCTS
 #include "rest_expand.h"
 #include "../../schemas/bridge.def"
