@@ -482,14 +482,21 @@ s_stream (const s_opts_t *o, const struct sockaddr_storage *relay, socklen_t rel
         all [2 * i] = pairs [i].a;
         all [2 * i + 1] = pairs [i].b;
     }
-    bool registered = s_register_all (all, 2 * npairs, cred, o->ttl, 5000);
+    //  (10 s: once, right after a worker's restart, some clients went
+    //  unanswered for more than 5 s, cause not found; the line below names them)
+    bool registered = s_register_all (all, 2 * npairs, cred, o->ttl, 10000);
     for (size_t i = 0; i < npairs; i++) {
         pairs [i].a = all [2 * i];
         pairs [i].b = all [2 * i + 1];
     }
     free (all);
     if (!registered) {
-        fprintf (stderr, "relay_probe stream: not every client got REGISTERED within 5 s\n");
+        fprintf (stderr, "relay_probe stream: not every client got REGISTERED within 10 s:");
+        for (size_t i = 0; i < npairs; i++)
+            if (!pairs [i].a.registered || !pairs [i].b.registered)
+                fprintf (stderr, " pair %zu (network %016llx:%s%s)", i, (unsigned long long) pairs [i].a.network,
+                         pairs [i].a.registered ? "" : " a", pairs [i].b.registered ? "" : " b");
+        fprintf (stderr, "\n");
         return 1;
     }
     struct pollfd *pfd = calloc (2 * npairs, sizeof *pfd);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 //  The descriptor of the body (rest_expand.h, second expansion)
-#include "schemas/bridge_blank.inc"
+#include "../../schemas/bridge_blank.inc"
 #define REST_EXPAND REST_EXPAND_TABLES
 #include "rest_expand.h"
 #include "../../schemas/bridge.def"

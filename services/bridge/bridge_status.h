@@ -17,7 +17,7 @@
 #include "schemas/bridge.h"
 #include "rest_schema.h"
 
-#include "schemas/bridge_blank.inc"
+#include "../../schemas/bridge_blank.inc"
 #define REST_EXPAND REST_EXPAND_STRUCTS
 #include "rest_expand.h"
 #include "../../schemas/bridge.def"

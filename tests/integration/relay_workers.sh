@@ -75,7 +75,7 @@ stream () {
         --ready-file "$T/$1.ready" > "$T/$1.json" 2>"$T/$1.err" &
     STREAM_PID=$!
     remember "$STREAM_PID"
-    WAIT_STEP=0.01 wait_for 10 test -f "$T/$1.ready"
+    WAIT_STEP=0.01 wait_for 15 test -f "$T/$1.ready"
 }
 # at_ms NAME: ms since the stream NAME started (the ready file's mtime)
 at_ms () { $PY -c 'import os, sys, time; print(int((time.time_ns() - os.stat(sys.argv[1]).st_mtime_ns) / 1e6))' "$T/$1.ready"; }
