@@ -102,7 +102,7 @@ echo "# broker kill -9 on a: ${GAP} ms without reply, $LOST pings lost"
 ok $? "a: the ping went on through the broker restart (gap ${GAP} ms < 1000 ms)"
 
 # SIGTERM to bifrostd: all of the node's processes end, bifrost0 goes away
-PIDS=$(ctl a status 2>/dev/null | awk '$1 == "INSTANCE" { on = 1; next } on && $2 ~ /^[0-9]+$/ { print $2 }')
+PIDS=$(ctl a status 2>/dev/null | awk '$1 == "INSTANCE" { on = 1; next } on && NF == 0 { on = 0 } on && $2 ~ /^[0-9]+$/ { print $2 }')
 SUP=$(cat "$T/a/bifrostd.pid")
 [ "$(echo "$PIDS" | wc -w)" -ge 4 ]
 ok $? "a: $(echo "$PIDS" | wc -w) service processes before SIGTERM"
