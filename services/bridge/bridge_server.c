@@ -912,6 +912,18 @@ s_http_status (const char *reply)
 //  The key: 32 bytes of 0xfb, whose base64 holds '+' and '/'
 #define S_KEY64 "%2B/v7%2B/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s="
 
+static struct lws_context *
+s_client_context (void)
+{
+    struct lws_context_creation_info info;
+    memset (&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = s_client_protocols;
+    info.gid = -1;
+    info.uid = -1;
+    return lws_create_context (&info);
+}
+
 static void *
 s_test_client (void *arg)
 {
@@ -920,13 +932,7 @@ s_test_client (void *arg)
     bridge_status_msg_t msg;
     char query [400], reply [2048];
     char auth [] = "Bearer " S_TEST_TOKEN;
-    struct lws_context_creation_info info;
-    memset (&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = s_client_protocols;
-    info.gid = -1;
-    info.uid = -1;
-    t->context = lws_create_context (&info);
+    t->context = s_client_context ();
     S_CHECK (t->context);
 
     //  Refused before the upgrade, with the reason
@@ -985,6 +991,44 @@ s_test_client (void *arg)
     S_CHECK (s_next_status (t, &b, &msg) == BRIDGE_STATE_CONNECTED);
     s_client_send (&b, true, "text", 4);
     S_CHECK (s_serve_until (t, s_is_closed, &b) && b.close_code == BRIDGE_CLOSE_TEXT);
+    t->ok = 1;
+done:
+    if (t->context)
+        lws_context_destroy (t->context);
+    t->done = 1;
+    return NULL;
+}
+
+//  The limits, on a server with tight ones (bridge_server_test's second
+//  config): data over bytes_per_second -> 4429; a second flow over max_flows
+//  -> 503 and the next connection over connects_per_second -> 429, both
+//  before the upgrade; a flow without data for idle_ms -> 4408
+static void *
+s_test_limits (void *arg)
+{
+    s_test_t *t = (s_test_t *) arg;
+    s_client_t a;
+    bridge_status_msg_t msg;
+    char query [400], reply [2048];
+    char auth [] = "Bearer " S_TEST_TOKEN;
+    t->context = s_client_context ();
+    S_CHECK (t->context);
+    snprintf (query, sizeof query, "target=127.0.0.1:%u&key=%s", t->peer_port, S_KEY64);
+    //  150 bytes into a flow of 100 bytes/s
+    S_CHECK (s_client_open (t, &a, query, auth));
+    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_CONNECTED);
+    uint8_t data [150] = { 0 };
+    s_client_send (&a, false, data, sizeof data);
+    S_CHECK (s_serve_until (t, s_is_closed, &a) && a.close_code == BRIDGE_CLOSE_RATE);
+    //  One flow open: the second connection of this second is refused 503,
+    //  the third (over 3 per second) 429
+    S_CHECK (s_client_open (t, &a, query, auth));
+    s_raw_request (t, query, auth, reply, sizeof reply);
+    S_CHECK (s_http_status (reply) == 503);
+    s_raw_request (t, query, auth, reply, sizeof reply);
+    S_CHECK (s_http_status (reply) == 429 && strstr (reply, "rate limited"));
+    //  No data: idle after 1 s (swept once a second)
+    S_CHECK (s_serve_until (t, s_is_closed, &a) && a.close_code == BRIDGE_CLOSE_IDLE);
     t->ok = 1;
 done:
     if (t->context)
@@ -1058,6 +1102,31 @@ bridge_server_test (bool verbose)
     assert (s->closed_too_large == 1 && s->closed_text == 1 && s->messages_out == 2);
     bridge_server_destroy (&self);
     assert (self == NULL);
+
+    //  The limits, tight
+    config.max_flows = 1;
+    config.idle_ms = 1000;
+    config.connects_per_second = 3;
+    config.bytes_per_second = 100;
+    self = bridge_server_new (loop, &config, err, sizeof err);
+    assert (self);
+    t.port = bridge_server_port (self);
+    t.done = t.ok = 0;
+    t.bridge_udp_len = 0;
+    bus_loop_timer (loop, 20, 0, s_test_tick, &t);
+    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
+    pthread_create (&thread, NULL, s_test_limits, &t);
+    bus_loop_start (loop);
+    pthread_join (thread, NULL);
+    s = bridge_server_stats (self);
+    if (verbose || !t.ok)
+        printf ("bridge_server limits: ok %d (failed at line %d) opened %lu rate %lu full %lu closed rate %lu idle %lu\n",
+                (int) t.ok, t.failed_at, (unsigned long) s->opened, (unsigned long) s->refused_rate,
+                (unsigned long) s->refused_full, (unsigned long) s->closed_rate, (unsigned long) s->closed_idle);
+    fflush (stdout);
+    assert (t.done && t.ok);
+    assert (s->opened == 2 && s->refused_rate == 1 && s->refused_full == 1 && s->closed_rate == 1 && s->closed_idle == 1);
+    bridge_server_destroy (&self);
     bridge_flow_destroy (&t.peer);
     close (t.peer_fd);
     bus_loop_destroy (&loop);
