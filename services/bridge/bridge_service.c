@@ -222,8 +222,10 @@ const bus_service_def_t bridge_service_def = {
 //  defaults are schemas/bridge.def's numbers; a service on a real loop answers
 //  bridge.status (the handler called as the bus would).
 
+//  keep: the config is handed back (its strings are what out points to), else destroyed
 static size_t
-s_test_check (const char *text, const char *expect, bridge_service_config_t *out, bool verbose)
+s_test_check_keep (const char *text, const char *expect, bridge_service_config_t *out, bool verbose,
+                   bus_config_t **keep)
 {
     char err [300];
     bus_config_t *config = bus_config_load_string (text, "test.cfg", err, sizeof err);
@@ -240,8 +242,17 @@ s_test_check (const char *text, const char *expect, bridge_service_config_t *out
     if (!found)
         printf ("expected '%s', got %zu errors\n", expect, count);
     assert (found);
-    bus_config_destroy (&config);
+    if (keep)
+        *keep = config;
+    else
+        bus_config_destroy (&config);
     return count;
+}
+
+static size_t
+s_test_check (const char *text, const char *expect, bridge_service_config_t *out, bool verbose)
+{
+    return s_test_check_keep (text, expect, out, verbose, NULL);
 }
 
 void
@@ -267,7 +278,9 @@ bridge_service_test (bool verbose)
                           "cannot read a PEM certificate", &c, verbose) == 1);
     bridge_service_config_clear (&c);
     //  Good: the defaults, the address split
-    assert (s_test_check ("bridge = { token = \"t\"; listen = \"127.0.0.1:0\"; allow_loopback = true; };", NULL, &c, verbose) == 0);
+    bus_config_t *config = NULL;
+    assert (s_test_check_keep ("bridge = { token = \"t\"; listen = \"127.0.0.1:0\"; allow_loopback = true; };",
+                               NULL, &c, verbose, &config) == 0);
     assert (streq (c.bind_ip, "127.0.0.1") && c.port == 0 && c.bridge.allow_loopback);
     assert (c.bridge.max_message == BRIDGE_MESSAGE_MAX && c.bridge.heartbeat_timeout_ms == 3000 && !c.tls);
 
@@ -279,6 +292,7 @@ bridge_service_test (bool verbose)
     bridge_service_destroy (&self);
     assert (self == NULL);
     bus_service_destroy (&svc);
+    bus_config_destroy (&config);
     if (verbose)
         printf ("bridge_service: ok\n");
 }
