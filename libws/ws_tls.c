@@ -2,6 +2,10 @@
 #include "ws_tls.h"
 
 #include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <assert.h>
 #include <errno.h>
 #include <sodium.h>
@@ -88,4 +92,53 @@ ws_tls_free_pem (char **pem_p, size_t size, bool secret)
     else
         free (*pem_p);
     *pem_p = NULL;
+}
+
+//  The certificate file while lws makes the vhost (one thread makes vhosts)
+static const char *s_chain_pem;
+static size_t s_chain_size;
+static int s_chain_added;
+
+static void
+s_add_chain (SSL_CTX *ctx)
+{
+    BIO *bio = BIO_new_mem_buf (s_chain_pem, (int) s_chain_size);
+    X509 *cert = bio ? PEM_read_bio_X509 (bio, NULL, NULL, NULL) : NULL;
+    X509_free (cert);                   //  the leaf: lws's
+    while (cert && (cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL)))
+        if (SSL_CTX_add_extra_chain_cert (ctx, cert) == 1)
+            s_chain_added++;            //  ctx owns it now
+        else
+            X509_free (cert);
+    ERR_clear_error ();                 //  the end of the file reads as an error
+    BIO_free (bio);
+}
+
+bool
+ws_tls_chain_callback (int reason, void *user)
+{
+    if (reason != LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS)
+        return false;
+    if (s_chain_pem && user)
+        s_add_chain ((SSL_CTX *) user);
+    return true;
+}
+
+struct lws_vhost *
+ws_tls_vhost (struct lws_context *context, struct lws_context_creation_info *info,
+              const char *cert_pem, size_t cert_size, const char *key_pem, size_t key_size, int *chain)
+{
+    info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
+    info->server_ssl_cert_mem = cert_pem;
+    info->server_ssl_cert_mem_len = (unsigned int) cert_size;
+    info->server_ssl_private_key_mem = key_pem;
+    info->server_ssl_private_key_mem_len = (unsigned int) key_size;
+    s_chain_pem = cert_pem;
+    s_chain_size = cert_size;
+    s_chain_added = 0;
+    struct lws_vhost *vhost = lws_create_vhost (context, info);
+    if (chain)
+        *chain = s_chain_added;
+    s_chain_pem = NULL;
+    return vhost;
 }

@@ -6,6 +6,7 @@
 #include "bridge_rate.h"
 #include "bridge_flow.h"
 #include "ws_loop.h"
+#include "ws_tls.h"
 #include "bus_clock.h"
 #include "bus_log.h"
 
@@ -63,6 +64,7 @@ struct _bridge_server_t {
     ws_loop_t *ws;
     zmq_pollitem_t listen_item;
     uint16_t port;
+    int chain;                          //  intermediate certificates sent after the leaf
     int sweep_timer;
     bridge_rate_t *rate;
     s_conn_t *conns;
@@ -419,6 +421,8 @@ s_gone (s_conn_t *conn)
 static int
 s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
+    if (ws_tls_chain_callback (reason, user))
+        return 0;
     s_conn_t *conn = (s_conn_t *) lws_get_opaque_user_data (wsi);
     if (!conn)
         return 0;
@@ -559,14 +563,10 @@ bridge_server_new (bus_loop_t *loop, const bridge_server_config_t *config, char 
         info.protocols = s_protocols;
         info.gid = -1;
         info.uid = -1;
-        if (config->cert_pem) {
-            info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
-            info.server_ssl_cert_mem = config->cert_pem;
-            info.server_ssl_cert_mem_len = (unsigned int) config->cert_size;
-            info.server_ssl_private_key_mem = config->key_pem;
-            info.server_ssl_private_key_mem_len = (unsigned int) config->key_size;
-        }
-        self->vhost = lws_create_vhost (self->context, &info);
+        self->vhost = config->cert_pem
+                    ? ws_tls_vhost (self->context, &info, config->cert_pem, config->cert_size,
+                                    config->key_pem, config->key_size, &self->chain)
+                    : lws_create_vhost (self->context, &info);
     }
     if (!self->vhost) {
         snprintf (err, err_size, config->cert_pem ? "bridge.tls_cert, bridge.tls_key: TLS cannot use them "
@@ -621,6 +621,8 @@ bridge_server_destroy (bridge_server_t **self_p)
 }
 
 uint16_t bridge_server_port (bridge_server_t *self) { return self->port; }
+bool bridge_server_tls (bridge_server_t *self) { return self->config.cert_size > 0; }
+int bridge_server_chain (bridge_server_t *self) { return self->chain; }
 
 const bridge_server_stats_t *
 bridge_server_stats (bridge_server_t *self)
@@ -650,6 +652,7 @@ bridge_server_stats (bridge_server_t *self)
 //  and a bad parameter are refused before the upgrade (401, 400, with the
 //  reason), seen on a raw socket.
 
+#include "tests/selftest_tls.h"
 #include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
@@ -684,6 +687,7 @@ typedef struct {
 
 typedef struct {
     uint16_t port;                      //  the bridge's
+    const char *ca_file;                //  wss://: the root the client trusts
     struct lws_context *context;        //  the client's
     int peer_fd;
     uint16_t peer_port;
@@ -842,6 +846,10 @@ s_client_open (s_test_t *t, s_client_t *c, const char *query, const char *auth)
     info.origin = "127.0.0.1";
     info.opaque_user_data = c;
     info.pwsi = &c->wsi;
+    //  The chain is verified up to the root; the name is the test's IP,
+    //  which lws 4.1 checks as a host name
+    if (t->ca_file)
+        info.ssl_connection = LCCSCF_USE_SSL | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
     if (!lws_client_connect_via_info (&info) && c->state == 0)
         return false;
     return s_serve_until (t, s_is_open, c) && c->state == 1;
@@ -912,11 +920,16 @@ s_http_status (const char *reply)
 //  The key: 32 bytes of 0xfb, whose base64 holds '+' and '/'
 #define S_KEY64 "%2B/v7%2B/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s="
 
+//  ca_file: a wss:// client that trusts only that root
 static struct lws_context *
-s_client_context (void)
+s_client_context (const char *ca_file)
 {
     struct lws_context_creation_info info;
     memset (&info, 0, sizeof info);
+    if (ca_file) {
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = ca_file;
+    }
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = s_client_protocols;
     info.gid = -1;
@@ -932,7 +945,7 @@ s_test_client (void *arg)
     bridge_status_msg_t msg;
     char query [400], reply [2048];
     char auth [] = "Bearer " S_TEST_TOKEN;
-    t->context = s_client_context ();
+    t->context = s_client_context (t->ca_file);
     S_CHECK (t->context);
 
     //  Refused before the upgrade, with the reason
@@ -1011,7 +1024,7 @@ s_test_limits (void *arg)
     bridge_status_msg_t msg;
     char query [400], reply [2048];
     char auth [] = "Bearer " S_TEST_TOKEN;
-    t->context = s_client_context ();
+    t->context = s_client_context (t->ca_file);
     S_CHECK (t->context);
     snprintf (query, sizeof query, "target=127.0.0.1:%u&key=%s", t->peer_port, S_KEY64);
     //  150 bytes into a flow of 100 bytes/s
@@ -1029,6 +1042,29 @@ s_test_limits (void *arg)
     S_CHECK (s_http_status (reply) == 429 && strstr (reply, "rate limited"));
     //  No data: idle after 1 s (swept once a second)
     S_CHECK (s_serve_until (t, s_is_closed, &a) && a.close_code == BRIDGE_CLOSE_IDLE);
+    t->ok = 1;
+done:
+    if (t->context)
+        lws_context_destroy (t->context);
+    t->done = 1;
+    return NULL;
+}
+
+//  wss://: a client that trusts only the root (the intermediate must come
+//  with the leaf) opens a flow
+static void *
+s_test_tls (void *arg)
+{
+    s_test_t *t = (s_test_t *) arg;
+    s_client_t a;
+    bridge_status_msg_t msg;
+    char query [400];
+    t->context = s_client_context (t->ca_file);
+    S_CHECK (t->context);
+    snprintf (query, sizeof query, "target=127.0.0.1:%u&key=%s&token=%s", t->peer_port, S_KEY64, S_TEST_TOKEN);
+    S_CHECK (s_client_open (t, &a, query, NULL));
+    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_CONNECTED);
+    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_UDP_WAITING);
     t->ok = 1;
 done:
     if (t->context)
@@ -1127,6 +1163,37 @@ bridge_server_test (bool verbose)
     assert (t.done && t.ok);
     assert (s->opened == 2 && s->refused_rate == 1 && s->refused_full == 1 && s->closed_rate == 1 && s->closed_idle == 1);
     bridge_server_destroy (&self);
+
+    //  wss://, with a certificate from a CA through an intermediate
+    selftest_tls_t *tls = selftest_tls_new ("127.0.0.1");
+    assert (tls);
+    config.max_flows = 10;
+    config.connects_per_second = 100;
+    config.cert_pem = selftest_tls_cert (tls, &config.cert_size);
+    config.key_pem = selftest_tls_key (tls, &config.key_size);
+    bridge_server_config_t bad = config;
+    bad.key_pem = "not a key";
+    bad.key_size = 9;
+    assert (bridge_server_new (loop, &bad, err, sizeof err) == NULL && strstr (err, "tls_key"));
+    self = bridge_server_new (loop, &config, err, sizeof err);
+    if (!self)
+        printf ("bridge_server_new (TLS): %s\n", err);
+    assert (self && bridge_server_tls (self) && bridge_server_chain (self) == 1);
+    t.port = bridge_server_port (self);
+    t.ca_file = selftest_tls_ca_file (tls);
+    t.done = t.ok = 0;
+    bus_loop_timer (loop, 20, 0, s_test_tick, &t);
+    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
+    pthread_create (&thread, NULL, s_test_tls, &t);
+    bus_loop_start (loop);
+    pthread_join (thread, NULL);
+    if (verbose || !t.ok)
+        printf ("bridge_server TLS: ok %d (failed at line %d) opened %lu\n", (int) t.ok, t.failed_at,
+                (unsigned long) bridge_server_stats (self)->opened);
+    fflush (stdout);
+    assert (t.done && t.ok && bridge_server_stats (self)->opened == 1);
+    bridge_server_destroy (&self);
+    selftest_tls_destroy (&tls);
     bridge_flow_destroy (&t.peer);
     close (t.peer_fd);
     bus_loop_destroy (&loop);

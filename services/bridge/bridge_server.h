@@ -56,6 +56,10 @@ bridge_server_t *bridge_server_new (bus_loop_t *loop, const bridge_server_config
 void bridge_server_destroy (bridge_server_t **self_p);
 
 uint16_t bridge_server_port (bridge_server_t *self);
+//  Serves wss:// (a certificate was given), and how many intermediate
+//  certificates follow its leaf
+bool bridge_server_tls (bridge_server_t *self);
+int bridge_server_chain (bridge_server_t *self);
 //  The counters, with open/waiting/established counted now
 const bridge_server_stats_t *bridge_server_stats (bridge_server_t *self);
 

@@ -6,6 +6,7 @@
 #include "bus_clock.h"
 #include "bus_log.h"
 #include "ws_loop.h"
+#include "ws_tls.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -128,37 +129,11 @@ s_proxy_closed (void *arg)
 //  ---------------------------------------------------------------------------
 //  lws
 
-//  The certificate file while lws makes the vhost (one worker, one thread)
-static const char *s_chain_pem;
-static size_t s_chain_size;
-static int s_chain_added;
-
-//  lws 4.1 loads only the first certificate of a PEM in memory: the rest of the
-//  file (the intermediates) goes to OpenSSL here, so nodes that trust only the
-//  root (the system's store) can verify the chain
-static void
-s_add_chain (SSL_CTX *ctx)
-{
-    BIO *bio = BIO_new_mem_buf (s_chain_pem, (int) s_chain_size);
-    X509 *cert = bio ? PEM_read_bio_X509 (bio, NULL, NULL, NULL) : NULL;
-    X509_free (cert);                   //  the leaf: lws's
-    while (cert && (cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL)))
-        if (SSL_CTX_add_extra_chain_cert (ctx, cert) == 1)
-            s_chain_added++;            //  ctx owns it now
-        else
-            X509_free (cert);
-    ERR_clear_error ();                 //  the end of the file reads as an error
-    BIO_free (bio);
-}
-
 static int
 s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
-    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
-        if (s_chain_pem && user)
-            s_add_chain ((SSL_CTX *) user);
+    if (ws_tls_chain_callback (reason, user))
         return 0;
-    }
     s_conn_t *conn = (s_conn_t *) lws_get_opaque_user_data (wsi);
     if (!conn)
         return 0;
@@ -306,22 +281,13 @@ relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, char *err, si
     self->context = lws_create_context (&info);
     if (self->context) {
         memset (&info, 0, sizeof info);
-        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
         info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
         info.vhost_name = "relay";
         info.protocols = s_protocols;
         info.gid = -1;
         info.uid = -1;
-        info.server_ssl_cert_mem = config->cert_pem;
-        info.server_ssl_cert_mem_len = (unsigned int) config->cert_size;
-        info.server_ssl_private_key_mem = config->key_pem;
-        info.server_ssl_private_key_mem_len = (unsigned int) config->key_size;
-        s_chain_pem = config->cert_pem;
-        s_chain_size = config->cert_size;
-        s_chain_added = 0;
-        self->vhost = lws_create_vhost (self->context, &info);
-        self->chain = s_chain_added;
-        s_chain_pem = NULL;
+        self->vhost = ws_tls_vhost (self->context, &info, config->cert_pem, config->cert_size,
+                                    config->key_pem, config->key_size, &self->chain);
     }
     if (!self->vhost) {
         snprintf (err, err_size, "relay.tls_cert, relay.tls_key: TLS cannot use them (PEM certificate and "
