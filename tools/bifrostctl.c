@@ -44,6 +44,8 @@ s_usage (FILE *out)
         "                            unroutable, bad input, refused by the sender policy (bus.status)\n"
         "  relay [--json]            every relay worker (relay.1..N): peers, forwarded, refused,\n"
         "                            dropped and limited datagrams (relay.status)\n"
+        "  bridge [--json]           every bridge instance (bridge.1..N): flows open, waiting and\n"
+        "                            established, datagrams, drops, refusals, closes (bridge.status)\n"
         "  netcheck [--json]         this node's network: NAT mapping and filtering (RFC 4787), UDP\n"
         "                            or TCP only, hairpinning, IPv6, the relays, their round trips\n"
         "                            and where each sees this node, the port-mapping gateway\n"
@@ -623,42 +625,47 @@ s_wss_column (const relay_status_reply_t *worker)
     return text;
 }
 
-//  Every relay worker's counters. The workers are separate processes with tables
-//  of their own, so bifrostd names the instances (relay.1..N, whatever `scale`
-//  made of them) and each is asked relay.status over the bus; a worker that does
-//  not answer (restarting) is shown as such and the others still are.
+//  Prints one instance's row (reply NULL: it did not answer)
+typedef void (s_row_fn) (const sup_instance_t *inst, const void *reply);
+
+//  Every instance of a scaled service (relay.1..N, bridge.1..N) asked one
+//  request over the bus. The instances are separate processes with state of
+//  their own, so bifrostd names them (whatever `scale` made of them) and each
+//  is asked; one that does not answer (restarting) is shown as such and the
+//  others still are. --json: {"<list_key>": [ reply + name, pid, state,
+//  answered ]}, without the member drop (a long list). 1 when none answered.
 static int
-s_relay (const char *run_dir, bool json)
+s_each_instance (const char *run_dir, const char *service, const bus_schema_t *ask, const void *request,
+                 const bus_schema_t *answer, size_t answer_size, bool json, const char *list_key,
+                 const char *drop, const char *header, s_row_fn *row)
 {
     sup_status_t status;
     memset (&status, 0, sizeof status);
-    snprintf (status.service, sizeof status.service, "relay");
+    snprintf (status.service, sizeof status.service, "%s", service);
     bus_envelope_t *reply = s_request (run_dir, &sup_status_schema, &status);
     if (!reply)
         return 1;
     sup_status_reply_t *sup = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
-    relay_status_reply_t *worker = (relay_status_reply_t *) zmalloc (sizeof (relay_status_reply_t));
+    void *msg = zmalloc (answer_size);
     char err [200];
     if (bus_envelope_get_msg (reply, &sup_status_reply_schema, sup, err, sizeof err)) {
         fprintf (stderr, "bifrostctl: unexpected reply %s: %s\n", bus_envelope_type (reply), err);
         bus_envelope_destroy (&reply);
         free (sup);
-        free (worker);
+        free (msg);
         return 1;
     }
     bus_envelope_destroy (&reply);
     json_t *list = json_array ();
     if (!json)
-        printf ("%-10s %-8s %-7s %6s %10s %8s %12s %9s %9s %5s %5s\n", "INSTANCE", "PID", "WORKERS",
-                "PEERS", "REGISTERED", "REFUSED", "FORWARDED", "DROPPED", "LIMITED", "TCP", "WSS");
+        printf ("%s\n", header);
     uint32_t answered = 0;
     for (uint32_t i = 0; i < sup->instances_count; i++) {
         const sup_instance_t *inst = &sup->instances [i];
         bool have = false;
         if (!strcmp (inst->state, "ready")) {
-            relay_status_t request = { .peers = false };
-            reply = s_ask (run_dir, inst->instance, &relay_status_schema, &request);
-            have = reply && bus_envelope_get_msg (reply, &relay_status_reply_schema, worker, err, sizeof err) == 0;
+            reply = s_ask (run_dir, inst->instance, ask, request);
+            have = reply && bus_envelope_get_msg (reply, answer, msg, err, sizeof err) == 0;
             if (reply && !have)
                 fprintf (stderr, "bifrostctl: %s: unexpected reply %s: %s\n", inst->instance,
                          bus_envelope_type (reply), err);
@@ -666,8 +673,9 @@ s_relay (const char *run_dir, bool json)
         }
         answered += have;
         if (json) {
-            json_t *item = have ? bus_codec_to_json (&relay_status_reply_schema, worker) : json_object ();
-            json_object_del (item, "nodes");
+            json_t *item = have ? bus_codec_to_json (answer, msg) : json_object ();
+            if (drop)
+                json_object_del (item, drop);
             json_object_set_new (item, "name", json_string (inst->instance));
             json_object_set_new (item, "pid", json_integer (inst->pid));
             json_object_set_new (item, "state", json_string (inst->state));
@@ -675,17 +683,11 @@ s_relay (const char *run_dir, bool json)
             json_array_append_new (list, item);
         }
         else
-        if (have)
-            printf ("%-10s %-8u %-7u %6u %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64
-                    " %5u %5s\n", inst->instance, inst->pid, worker->workers, worker->peers_registered,
-                    worker->registered, worker->refused, worker->forwarded, worker->dropped,
-                    worker->limited, worker->tcp_active, s_wss_column (worker));
-        else
-            printf ("%-10s %-8s %s\n", inst->instance, inst->pid ? "" : "-", inst->state);
+            row (inst, have ? msg : NULL);
     }
     if (json) {
         json_t *root = json_object ();
-        json_object_set_new (root, "workers", list);
+        json_object_set_new (root, list_key, list);
         char *text = json_dumps (root, JSON_COMPACT);
         printf ("%s\n", text);
         free (text);
@@ -693,13 +695,69 @@ s_relay (const char *run_dir, bool json)
     }
     else
         json_decref (list);
-    //  Exit 1 when there is no relay or none of its workers answered
     int rc = answered ? 0 : 1;
     if (sup->instances_count == 0)
-        fprintf (stderr, "bifrostctl: no relay instances (is a service named relay configured?)\n");
+        fprintf (stderr, "bifrostctl: no %s instances (is a service named %s configured?)\n", service, service);
     free (sup);
-    free (worker);
+    free (msg);
     return rc;
+}
+
+static void
+s_relay_row (const sup_instance_t *inst, const void *reply)
+{
+    const relay_status_reply_t *worker = (const relay_status_reply_t *) reply;
+    if (worker)
+        printf ("%-10s %-8u %-7u %6u %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64
+                " %5u %5s\n", inst->instance, inst->pid, worker->workers, worker->peers_registered,
+                worker->registered, worker->refused, worker->forwarded, worker->dropped,
+                worker->limited, worker->tcp_active, s_wss_column (worker));
+    else
+        printf ("%-10s %-8s %s\n", inst->instance, inst->pid ? "" : "-", inst->state);
+}
+
+//  Every relay worker's counters (relay.status)
+static int
+s_relay (const char *run_dir, bool json)
+{
+    char header [160];
+    snprintf (header, sizeof header, "%-10s %-8s %-7s %6s %10s %8s %12s %9s %9s %5s %5s", "INSTANCE", "PID",
+              "WORKERS", "PEERS", "REGISTERED", "REFUSED", "FORWARDED", "DROPPED", "LIMITED", "TCP", "WSS");
+    relay_status_t request = { .peers = false };
+    return s_each_instance (run_dir, "relay", &relay_status_schema, &request, &relay_status_reply_schema,
+                            sizeof (relay_status_reply_t), json, "workers", "nodes", header, s_relay_row);
+}
+
+//  ---------------------------------------------------------------------------
+//  bridge
+
+static void
+s_bridge_row (const sup_instance_t *inst, const void *reply)
+{
+    const bridge_bus_status_reply_t *b = (const bridge_bus_status_reply_t *) reply;
+    if (!b) {
+        printf ("%-10s %-8s %s\n", inst->instance, inst->pid ? "" : "-", inst->state);
+        return;
+    }
+    uint64_t dropped = b->dropped_source + b->dropped_invalid + b->dropped_slow + b->dropped_send;
+    uint64_t refused = b->refused_param + b->refused_token + b->refused_peer + b->refused_rate
+                     + b->refused_full + b->refused_other;
+    uint64_t closed = b->closed_idle + b->closed_too_large + b->closed_text + b->closed_rate + b->closed_internal;
+    printf ("%-10s %-8u %5u %5u %5u %8" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
+            inst->instance, inst->pid, b->flows_open, b->flows_waiting, b->flows_established, b->flows_opened,
+            b->datagrams_in, b->datagrams_out, dropped, refused, closed);
+}
+
+//  Every bridge instance's flows and counters (bridge.status)
+static int
+s_bridge (const char *run_dir, bool json)
+{
+    char header [160];
+    snprintf (header, sizeof header, "%-10s %-8s %5s %5s %5s %8s %10s %10s %8s %8s %8s", "INSTANCE", "PID",
+              "OPEN", "WAIT", "ESTAB", "OPENED", "DGRAMS_IN", "DGRAMS_OUT", "DROPPED", "REFUSED", "CLOSED");
+    bridge_bus_status_t request = { .flows = false };
+    return s_each_instance (run_dir, "bridge", &bridge_bus_status_schema, &request, &bridge_bus_status_reply_schema,
+                            sizeof (bridge_bus_status_reply_t), json, "instances", NULL, header, s_bridge_row);
 }
 
 //  ---------------------------------------------------------------------------
@@ -985,6 +1043,8 @@ main (int argc, char **argv)
         return s_bus (run_dir, json);
     if (strcmp (command, "relay") == 0 && nargs == 0)
         return s_relay (run_dir, json);
+    if (strcmp (command, "bridge") == 0 && nargs == 0)
+        return s_bridge (run_dir, json);
     if (strcmp (command, "netcheck") == 0 && nargs == 0)
         return s_netcheck (run_dir, json);
     fprintf (stderr, "bifrostctl: unknown command or wrong arguments: %s (see bifrostctl -h)\n", command);

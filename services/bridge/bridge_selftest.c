@@ -3,11 +3,19 @@
 #include "bridge_params.h"
 #include "bridge_status.h"
 #include "bridge_flow.h"
+#include "bridge_rate.h"
+#include "bridge_link.h"
+#include "bridge_server.h"
+#include "bridge_service.h"
 
 static const selftest_t s_tests [] = {
     { "bridge_params", bridge_params_test },
     { "bridge_status", bridge_status_test },
     { "bridge_flow", bridge_flow_test },
+    { "bridge_rate", bridge_rate_test },
+    { "bridge_link", bridge_link_test },
+    { "bridge_service", bridge_service_test },
+    { "bridge_server", bridge_server_test },
     { NULL, NULL }
 };
 

@@ -6,6 +6,7 @@
 #include "bus_clock.h"
 #include "bus_log.h"
 #include "bus_privs.h"
+#include "ws_tls.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -30,42 +31,6 @@ struct _relay_service_t {
 //  ---------------------------------------------------------------------------
 //  Configuration
 
-//  "0.0.0.0:3479" or "[::]:3479" into a numeric address and a port; -1 else
-static int
-s_split_listen (const char *text, char *ip, size_t ip_size, uint16_t *port)
-{
-    const char *colon;
-    const char *host = text;
-    size_t host_len;
-    if (*text == '[') {
-        const char *close = strchr (text, ']');
-        if (!close || close [1] != ':')
-            return -1;
-        host = text + 1;
-        host_len = (size_t) (close - host);
-        colon = close + 1;
-    }
-    else {
-        colon = strrchr (text, ':');
-        if (!colon || strchr (text, ':') != colon)
-            return -1;
-        host_len = (size_t) (colon - text);
-    }
-    if (host_len == 0 || host_len >= ip_size)
-        return -1;
-    memcpy (ip, host, host_len);
-    ip [host_len] = 0;
-    char *end;
-    long value = strtol (colon + 1, &end, 10);
-    if (colon [1] == 0 || *end || value < 0 || value > 65535)
-        return -1;
-    unsigned char probe [16];
-    if (inet_pton (AF_INET, ip, probe) != 1 && inet_pton (AF_INET6, ip, probe) != 1)
-        return -1;
-    *port = (uint16_t) value;
-    return 0;
-}
-
 //  The worker's keys; servers and credential_ttl are the registry's, though a
 //  worker reads credential_ttl too (it refuses credentials valid for longer)
 static const char *const s_ours [] = {
@@ -73,40 +38,6 @@ static const char *const s_ours [] = {
     "network_pps", "network_bps", "network_sessions", "network_peers", "max_peers", "tcp", "tcp_connections",
     "tls_listen", "tls_cert", "tls_key", "gso", NULL
 };
-
-//  A whole PEM file into memory (the key into sodium_malloc); NULL with errno
-#define S_PEM_MAX   (256 * 1024)
-#define S_KEY_MAX   (16 * 1024)
-
-static char *
-s_read_pem (const char *path, bool secret, size_t *size)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    //  A key is a few hundred bytes (RSA 8192: 6 kB); certificates may chain
-    size_t max = secret ? S_KEY_MAX : S_PEM_MAX;
-    if (secret && sodium_init () < 0) {
-        fclose (file);
-        errno = ENOMEM;
-        return NULL;
-    }
-    char *text = secret ? (char *) sodium_malloc (max) : (char *) malloc (max);
-    assert (text);
-    *size = fread (text, 1, max - 1, file);
-    bool whole = feof (file);
-    fclose (file);
-    text [*size] = 0;
-    if (!whole || *size == 0 || !strstr (text, "-----BEGIN ")) {
-        if (secret)
-            sodium_free (text);
-        else
-            free (text);
-        errno = EINVAL;
-        return NULL;
-    }
-    return text;
-}
 
 //  relay.tls_*: both files or neither
 static void
@@ -123,18 +54,18 @@ s_check_tls (bus_config_t *config, config_setting_t *group, relay_service_config
     }
     if (!has_cert)
         return;
-    if (s_split_listen (out->relay.tls_listen, out->tls_ip, sizeof out->tls_ip, &out->tls_port)) {
+    if (ws_tls_split_listen (out->relay.tls_listen, out->tls_ip, sizeof out->tls_ip, &out->tls_port)) {
         bus_config_error (config, config_setting_get_member (group, "tls_listen"),
                           "relay.tls_listen: expected a numeric address and port, e.g. \"0.0.0.0:443\"");
         return;
     }
-    out->tls_cert_pem = s_read_pem (cert, false, &out->tls_cert_size);
+    out->tls_cert_pem = ws_tls_read_pem (cert, false, &out->tls_cert_size);
     if (!out->tls_cert_pem) {
         bus_config_error (config, config_setting_get_member (group, "tls_cert"),
                           "relay.tls_cert: cannot read a PEM certificate from %s: %s", cert, strerror (errno));
         return;
     }
-    out->tls_key_pem = s_read_pem (key, true, &out->tls_key_size);
+    out->tls_key_pem = ws_tls_read_pem (key, true, &out->tls_key_size);
     if (!out->tls_key_pem) {
         bus_config_error (config, config_setting_get_member (group, "tls_key"),
                           "relay.tls_key: cannot read a PEM key from %s: %s", key, strerror (errno));
@@ -164,7 +95,7 @@ relay_service_check_config (bus_config_t *config, relay_service_config_t *out)
     else
     if (relay_cred_secret_parse (out->relay.secret, out->secret))
         bus_config_error (config, secret, "relay.secret: expected 64 hex digits (openssl rand -hex 32)");
-    if (s_split_listen (out->relay.listen, out->bind_ip, sizeof out->bind_ip, &out->port))
+    if (ws_tls_split_listen (out->relay.listen, out->bind_ip, sizeof out->bind_ip, &out->port))
         bus_config_error (config, config_setting_get_member (group, "listen"),
                           "relay.listen: expected a numeric address and port, e.g. \"0.0.0.0:3479\" or \"[::]:3479\"");
     s_check_tls (config, group, out);
@@ -174,12 +105,8 @@ void
 relay_service_config_clear (relay_service_config_t *self)
 {
     sodium_memzero (self->secret, sizeof self->secret);
-    if (self->tls_key_pem) {
-        sodium_memzero (self->tls_key_pem, self->tls_key_size);
-        sodium_free (self->tls_key_pem);
-    }
-    free (self->tls_cert_pem);
-    self->tls_key_pem = self->tls_cert_pem = NULL;
+    ws_tls_free_pem (&self->tls_key_pem, self->tls_key_size, true);
+    ws_tls_free_pem (&self->tls_cert_pem, self->tls_cert_size, false);
     self->tls_key_size = self->tls_cert_size = 0;
     self->tls = false;
 }

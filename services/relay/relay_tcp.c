@@ -1,5 +1,6 @@
 /*  relay_tcp: TCP clients of the relay, proxied to its UDP port (why: relay_tcp.h). */
 #include "relay_tcp.h"
+#include "ws_loop.h"
 #include "relay_stream.h"
 #include "relay_proxy.h"
 #include "bus_clock.h"
@@ -148,38 +149,7 @@ relay_tcp_new (bus_loop_t *loop, const char *bind_ip, uint16_t port, uint16_t ud
 int
 relay_tcp_listen (const char *bind_ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
-    memset (ss, 0, sizeof *ss);
-    struct sockaddr_in *in = (struct sockaddr_in *) ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ss;
-    if (inet_pton (AF_INET, bind_ip, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons (port);
-        *len = sizeof *in;
-    }
-    else
-    if (inet_pton (AF_INET6, bind_ip, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons (port);
-        *len = sizeof *in6;
-    }
-    else {
-        errno = EINVAL;
-        return -1;
-    }
-    int fd = socket (ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)
-    ||  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
-    ||  bind (fd, (struct sockaddr *) ss, *len) || listen (fd, 128)) {
-        int e = errno;
-        if (fd >= 0)
-            close (fd);
-        errno = e;
-        return -1;
-    }
-    *len = sizeof *ss;
-    getsockname (fd, (struct sockaddr *) ss, len);
-    return fd;
+    return ws_loop_listen (bind_ip, port, ss, len);
 }
 
 void

@@ -5,6 +5,8 @@
 #include "relay_stream.h"
 #include "bus_clock.h"
 #include "bus_log.h"
+#include "ws_loop.h"
+#include "ws_tls.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -31,10 +33,9 @@ typedef struct s_out {
 typedef struct s_conn {
     relay_wss_t *owner;
     struct lws *wsi;                    //  NULL once lws destroyed it
-    zmq_pollitem_t item;
+    ws_loop_fd_t fd;                    //  polled on the loop (fd -1: timer only)
     relay_proxy_conn_t *proxy;          //  the UDP side; NULL once ended
     bool open;                          //  the WebSocket is up
-    bool want_out;                      //  item polls POLLOUT too
     s_out_t *out, **out_tail;
     size_t queued;
     uint8_t rx [RELAY_STREAM_MSG_MAX];  //  the message being received
@@ -49,8 +50,7 @@ struct _relay_wss_t {
     zmq_pollitem_t listen_item;
     uint16_t port;
     relay_proxy_t *proxy;
-    int timer;
-    bool servicing;
+    ws_loop_t *ws;
     s_conn_t *conns;
     s_conn_t *adopting;                 //  the connection lws is adopting now
     int timer_only_ms;                  //  > 0: serviced by a timer only (BIFROST_WSS_TIMER_MS, measurements)
@@ -59,51 +59,7 @@ struct _relay_wss_t {
 };
 
 //  ---------------------------------------------------------------------------
-//  Servicing lws from the loop
-
-//  Handles whatever lws has ready, never blocking (lws_service with a negative
-//  timeout polls its descriptors without waiting)
-static void
-s_service (relay_wss_t *self)
-{
-    if (self->servicing || !self->context)
-        return;
-    self->servicing = true;
-    for (int round = 0; round < 8; round++) {
-        lws_service (self->context, -1);
-        //  0: a connection has buffered input (TLS) that needs service now
-        if (lws_service_adjust_timeout (self->context, 1, 0) != 0)
-            break;
-    }
-    self->servicing = false;
-}
-
-static int
-s_conn_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
-{
-    s_service (((s_conn_t *) arg)->owner);
-    return 0;
-}
-
-static int
-s_tick (bus_loop_t *loop, int timer_id, void *arg)
-{
-    s_service ((relay_wss_t *) arg);
-    return 0;
-}
-
-//  Polls POLLOUT too while output waits for a writable socket
-static void
-s_want_out (s_conn_t *conn, bool want)
-{
-    if (conn->want_out == want || conn->item.fd < 0)
-        return;
-    relay_wss_t *self = conn->owner;
-    bus_loop_poller_end (self->loop, &conn->item);
-    conn->item.events = ZMQ_POLLIN | (want ? ZMQ_POLLOUT : 0);
-    bus_loop_poller (self->loop, &conn->item, s_conn_ready, conn);
-    conn->want_out = want;
-}
+//  The end of a connection (lws is served from the loop by libws/ws_loop)
 
 //  lws is done with the connection: forget it (lws closes the socket)
 static void
@@ -112,8 +68,7 @@ s_gone (s_conn_t *conn)
     relay_wss_t *self = conn->owner;
     if (!conn->open)
         self->stats.rejected++;
-    if (conn->item.fd >= 0)
-        bus_loop_poller_end (self->loop, &conn->item);
+    ws_loop_unwatch (&conn->fd);
     relay_proxy_close (&conn->proxy, false);
     while (conn->out) {
         s_out_t *next = conn->out->next;
@@ -158,7 +113,7 @@ static void
 s_flush (void *arg)
 {
     if (!((s_conn_t *) arg)->owner->timer_only_ms)
-        s_service (((s_conn_t *) arg)->owner);
+        ws_loop_service (((s_conn_t *) arg)->owner->ws);
 }
 
 //  The proxy ended it (idle): lws closes the connection at its next service
@@ -174,37 +129,11 @@ s_proxy_closed (void *arg)
 //  ---------------------------------------------------------------------------
 //  lws
 
-//  The certificate file while lws makes the vhost (one worker, one thread)
-static const char *s_chain_pem;
-static size_t s_chain_size;
-static int s_chain_added;
-
-//  lws 4.1 loads only the first certificate of a PEM in memory: the rest of the
-//  file (the intermediates) goes to OpenSSL here, so nodes that trust only the
-//  root (the system's store) can verify the chain
-static void
-s_add_chain (SSL_CTX *ctx)
-{
-    BIO *bio = BIO_new_mem_buf (s_chain_pem, (int) s_chain_size);
-    X509 *cert = bio ? PEM_read_bio_X509 (bio, NULL, NULL, NULL) : NULL;
-    X509_free (cert);                   //  the leaf: lws's
-    while (cert && (cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL)))
-        if (SSL_CTX_add_extra_chain_cert (ctx, cert) == 1)
-            s_chain_added++;            //  ctx owns it now
-        else
-            X509_free (cert);
-    ERR_clear_error ();                 //  the end of the file reads as an error
-    BIO_free (bio);
-}
-
 static int
 s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
-    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
-        if (s_chain_pem && user)
-            s_add_chain ((SSL_CTX *) user);
+    if (ws_tls_chain_callback (reason, user))
         return 0;
-    }
     s_conn_t *conn = (s_conn_t *) lws_get_opaque_user_data (wsi);
     if (!conn)
         return 0;
@@ -259,7 +188,7 @@ s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
             }
             if (conn->out)
                 lws_callback_on_writable (wsi);
-            s_want_out (conn, conn->out != NULL);
+            ws_loop_want_out (&conn->fd, conn->out != NULL);
             break;
         case LWS_CALLBACK_WSI_DESTROY:
             conn->wsi = NULL;
@@ -277,12 +206,6 @@ static const struct lws_protocols s_protocols [] = {
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-static void
-s_lws_log (int level, const char *line)
-{
-    bus_log_line (BUS_LOG_DEBUG, "libwebsockets", line);
-}
-
 //  ---------------------------------------------------------------------------
 //  Connections
 
@@ -298,7 +221,7 @@ s_accept (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         assert (conn);
         conn->owner = self;
         conn->out_tail = &conn->out;
-        conn->item.fd = -1;
+        conn->fd.item.fd = -1;
         conn->proxy = relay_proxy_open (self->proxy, s_deliver, s_proxy_closed, s_flush, conn);
         if (!conn->proxy) {
             free (conn);
@@ -312,18 +235,10 @@ s_accept (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         if (self->conns)
             self->conns->prev = conn;
         self->conns = conn;
-        if (!self->timer_only_ms) {
-            conn->item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
-            bus_loop_poller (self->loop, &conn->item, s_conn_ready, conn);
-        }
+        if (!self->timer_only_ms)
+            ws_loop_watch (self->ws, &conn->fd, fd);
         self->adopting = conn;
-        lws_adopt_desc_t desc;
-        memset (&desc, 0, sizeof desc);
-        desc.vh = self->vhost;
-        desc.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL;
-        desc.fd.sockfd = fd;
-        desc.opaque = conn;
-        struct lws *wsi = lws_adopt_descriptor_vhost_via_info (&desc);
+        struct lws *wsi = ws_loop_adopt (self->vhost, fd, conn);
         if (self->adopting == conn) {
             if (wsi)
                 conn->wsi = wsi;
@@ -334,7 +249,7 @@ s_accept (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
         }
         self->adopting = NULL;
     }
-    s_service (self);
+    ws_loop_service (self->ws);
     return 0;
 }
 
@@ -345,7 +260,6 @@ relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, char *err, si
     relay_wss_t *self = (relay_wss_t *) calloc (1, sizeof *self);
     assert (self);
     self->loop = loop;
-    self->timer = -1;
     self->listen_item.fd = -1;
     self->proxy = relay_proxy_new (loop, config->udp_ip ? config->udp_ip : config->bind_ip, config->udp_port, config->max_connections,
                                    config->idle_ms);
@@ -354,7 +268,7 @@ relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, char *err, si
         relay_wss_destroy (&self);
         return NULL;
     }
-    lws_set_log_level (LLL_ERR | LLL_WARN, s_lws_log);
+    ws_loop_log_to_bus ();
     struct lws_context_creation_info info;
     memset (&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
@@ -367,22 +281,13 @@ relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, char *err, si
     self->context = lws_create_context (&info);
     if (self->context) {
         memset (&info, 0, sizeof info);
-        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
         info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
         info.vhost_name = "relay";
         info.protocols = s_protocols;
         info.gid = -1;
         info.uid = -1;
-        info.server_ssl_cert_mem = config->cert_pem;
-        info.server_ssl_cert_mem_len = (unsigned int) config->cert_size;
-        info.server_ssl_private_key_mem = config->key_pem;
-        info.server_ssl_private_key_mem_len = (unsigned int) config->key_size;
-        s_chain_pem = config->cert_pem;
-        s_chain_size = config->cert_size;
-        s_chain_added = 0;
-        self->vhost = lws_create_vhost (self->context, &info);
-        self->chain = s_chain_added;
-        s_chain_pem = NULL;
+        self->vhost = ws_tls_vhost (self->context, &info, config->cert_pem, config->cert_size,
+                                    config->key_pem, config->key_size, &self->chain);
     }
     if (!self->vhost) {
         snprintf (err, err_size, "relay.tls_cert, relay.tls_key: TLS cannot use them (PEM certificate and "
@@ -392,23 +297,21 @@ relay_wss_new (bus_loop_t *loop, const relay_wss_config_t *config, char *err, si
     }
     struct sockaddr_storage ss;
     socklen_t len;
-    int fd = relay_tcp_listen (config->bind_ip, config->port, &ss, &len);
+    int fd = ws_loop_listen (config->bind_ip, config->port, &ss, &len);
     if (fd < 0) {
         snprintf (err, err_size, "cannot listen on TCP %s port %u (TLS): %s", config->bind_ip, config->port,
                   strerror (errno));
         relay_wss_destroy (&self);
         return NULL;
     }
-    self->port = ntohs (ss.ss_family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
-                                                : ((struct sockaddr_in6 *) &ss)->sin6_port);
+    self->port = ws_loop_port (&ss);
     self->listen_item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
     //  The alternative design, for measuring it (docs/relay.md, "WebSocket over
     //  TLS"): lws serviced from a timer only, as disc_http does
     const char *timer_only = getenv ("BIFROST_WSS_TIMER_MS");
     self->timer_only_ms = timer_only ? atoi (timer_only) : 0;
-    self->timer = bus_loop_timer (loop, self->timer_only_ms > 0 ? (size_t) self->timer_only_ms : S_SERVICE_MS,
-                                  0, s_tick, self);
-    if (bus_loop_poller (loop, &self->listen_item, s_accept, self) || self->timer < 0) {
+    self->ws = ws_loop_new (loop, self->context, self->timer_only_ms > 0 ? self->timer_only_ms : S_SERVICE_MS);
+    if (!self->ws || bus_loop_poller (loop, &self->listen_item, s_accept, self)) {
         snprintf (err, err_size, "cannot add the TLS socket to the loop");
         relay_wss_destroy (&self);
         return NULL;
@@ -427,13 +330,12 @@ relay_wss_destroy (relay_wss_t **self_p)
         bus_loop_poller_end (self->loop, &self->listen_item);
         close (self->listen_item.fd);
     }
-    if (self->timer >= 0)
-        bus_loop_timer_end (self->loop, self->timer);
     //  lws calls WSI_DESTROY for every connection while the context goes
     if (self->context)
         lws_context_destroy (self->context);
     while (self->conns)
         s_gone (self->conns);
+    ws_loop_destroy (&self->ws);
     relay_proxy_destroy (&self->proxy);
     free (self);
     *self_p = NULL;
@@ -446,7 +348,7 @@ void
 relay_wss_sweep (relay_wss_t *self, int64_t now_ms)
 {
     relay_proxy_sweep (self->proxy, now_ms);
-    s_service (self);
+    ws_loop_service (self->ws);
 }
 
 const relay_wss_stats_t *

@@ -1,0 +1,72 @@
+/*  bridge_link: the UDP side of one bridge flow (issue 17, docs/bridge.md):
+    a socket of the target's family, a bridge_flow in the client role, and the
+    heartbeats that punch the hole and say whether the far end is there.
+
+    Every heartbeat_interval it sends a HEARTBEAT to the target (the far end
+    does the same toward the bridge: the first datagrams of both open the NATs
+    between them). The first valid HEARTBEAT or HEARTBEAT_REPLY from the target
+    makes the link UDP_ESTABLISHED; nothing valid for heartbeat_timeout makes it
+    UDP_WAITING again. HEARTBEATs are answered with HEARTBEAT_REPLY. A datagram
+    from any other address, or one bridge_flow_open refuses (short, replayed,
+    tampered), is dropped and counted, and changes nothing.
+
+    It knows no WebSocket: the server gives it the client's messages
+    (bridge_link_send) and takes the target's (the deliver callback), so the
+    state machine can be read and tested on its own. */
+#ifndef BRIDGE_LINK_H_INCLUDED
+#define BRIDGE_LINK_H_INCLUDED
+
+#include "schemas/bridge.h"
+#include "bus_loop.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct _bridge_link_t bridge_link_t;
+
+//  Counters every link of a server adds to (one struct per server)
+typedef struct {
+    uint64_t datagrams_in;          //  valid datagrams from targets
+    uint64_t datagrams_out;         //  datagrams sent to targets
+    uint64_t dropped_source;        //  from another address than the target
+    uint64_t dropped_invalid;       //  refused by bridge_flow_open
+    uint64_t dropped_slow;          //  deliver refused: the client does not read
+    uint64_t dropped_send;          //  the kernel would not send (or sealing failed)
+} bridge_link_stats_t;
+
+typedef struct {
+    //  The link went UDP_WAITING or UDP_ESTABLISHED (rtt_ms: the last
+    //  heartbeat's round trip, -1 when none was measured yet)
+    void (*state) (void *arg, bridge_state_t state, int rtt_ms);
+    //  A DATA message of the target for the client; non-zero: dropped (counted)
+    int (*deliver) (void *arg, const uint8_t *msg, size_t size);
+    void *arg;
+} bridge_link_fns_t;
+
+typedef struct {
+    const struct sockaddr *target;
+    socklen_t target_len;
+    const uint8_t *key;             //  BRIDGE_KEY_SIZE bytes, copied into the flow
+    bridge_cipher_t cipher;
+    int heartbeat_ms, timeout_ms;
+    size_t max_message;             //  the largest DATA plaintext either way
+} bridge_link_config_t;
+
+//  Opens the socket, sends the first heartbeat, starts in UDP_WAITING (the
+//  state callback is not called for it). NULL with errno (EINVAL: the cipher
+//  cannot be used here).
+bridge_link_t *bridge_link_new (bus_loop_t *loop, const bridge_link_config_t *config,
+                                const bridge_link_fns_t *fns, bridge_link_stats_t *stats);
+//  Closes the socket; the flow's keys are wiped
+void bridge_link_destroy (bridge_link_t **self_p);
+
+//  One client message as one DATA datagram: 0, or -1 (counted in dropped_send)
+int bridge_link_send (bridge_link_t *self, const uint8_t *msg, size_t size);
+
+bridge_state_t bridge_link_state (const bridge_link_t *self);
+bridge_cipher_t bridge_link_cipher (const bridge_link_t *self);
+//  The local UDP port (the address the far end punches toward)
+uint16_t bridge_link_port (const bridge_link_t *self);
+
+void bridge_link_test (bool verbose);
+#endif
