@@ -3,11 +3,13 @@
 #include "bridge_params.h"
 #include "bridge_status.h"
 #include "bridge_flow.h"
+#include "bridge_peer.h"
 
 static const selftest_t s_tests [] = {
     { "bridge_params", bridge_params_test },
     { "bridge_status", bridge_status_test },
     { "bridge_flow", bridge_flow_test },
+    { "bridge_peer", bridge_peer_test },
     { NULL, NULL }
 };
 
