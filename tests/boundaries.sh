@@ -13,7 +13,7 @@ not_ok () { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
 
 # Where a header may come from, seen from one folder: the folder itself, the
 # libraries (lib*/), the declarations (schemas/) and the test helpers.
-shared_headers=$(cd "$src" && ls lib*/*.h schemas/*.h tests/*.h 2>/dev/null | xargs -n1 basename 2>/dev/null)
+shared_headers=$(cd "$src" && ls lib*/*.h schemas/*.h schemas/*.inc tests/*.h 2>/dev/null | xargs -n1 basename 2>/dev/null)
 
 # s_includes FOLDER: every quoted include of the folder's sources, one per line
 s_includes () {

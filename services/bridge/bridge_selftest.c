@@ -7,6 +7,7 @@
 #include "bridge_link.h"
 #include "bridge_server.h"
 #include "bridge_service.h"
+#include "bridge_peer.h"
 
 static const selftest_t s_tests [] = {
     { "bridge_params", bridge_params_test },
@@ -16,6 +17,7 @@ static const selftest_t s_tests [] = {
     { "bridge_link", bridge_link_test },
     { "bridge_service", bridge_service_test },
     { "bridge_server", bridge_server_test },
+    { "bridge_peer", bridge_peer_test },
     { NULL, NULL }
 };
 
