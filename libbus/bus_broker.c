@@ -14,6 +14,8 @@
 #include <sys/random.h>
 
 #define S_EXPIRE_HEARTBEATS 10
+#define S_HOLD_MS 2000            //  how long a message waits for its sender's hello
+#define S_HOLD_MAX 256           //  messages held at once, all senders
 
 //  One live instance of a service, learned from its bus.hello
 typedef struct {
@@ -29,6 +31,30 @@ typedef struct {
     bus_peer_t cred;
 } s_from_t;
 
+//  A message sent before its sender's hello. A service's dealer queues what it
+//  sends while the broker is away (restarted); on reconnection that queue goes
+//  out before the hello the connection event triggers, and a restarted broker,
+//  knowing nobody yet, refused it (device.up, crypto.key). Held until the hello
+//  of the same identity registers it, then routed in order; refused as before
+//  when the hello is refused or does not come within S_HOLD_MS.
+typedef struct {
+    char id [BUS_NAME_MAX + 1];
+    bus_envelope_t *env;
+    s_from_t from;
+    int64_t since;
+} s_held_t;
+
+static void
+s_held_free (void **item)
+{
+    s_held_t *held = (s_held_t *) *item;
+    if (held) {
+        bus_envelope_destroy (&held->env);
+        free (held);
+        *item = NULL;
+    }
+}
+
 struct _bus_broker_t {
     zsock_t *router;            //  bus.ipc: control messages
     zsock_t *events;            //  events.ipc: XPUB to services
@@ -42,6 +68,8 @@ struct _bus_broker_t {
     bus_broker_stats_t stats;
     int expiry_timer;
     bus_loop_t *loop;
+    zlistx_t *held;             //  s_held_t: messages of services before their hello
+    uint32_t supervisor;        //  pid whose children may be held for (bifrostd: our parent); 0: none
     bool unchecked;             //  BIFROST_BUS_UNCHECKED=1: no sender policy (tests whose probes play services)
     const char *libexec [3];    //  where the programs of protected services live
 };
@@ -82,6 +110,9 @@ bus_broker_new (const char *run_dir)
     self->instances = zhashx_new ();
     zhashx_set_destructor (self->instances, s_instance_free);
     self->rr = zhashx_new ();
+    self->held = zlistx_new ();
+    self->supervisor = (uint32_t) getppid ();
+    zlistx_set_destructor (self->held, s_held_free);
 
     self->router = zsock_new (ZMQ_ROUTER);
     self->events = zsock_new (ZMQ_XPUB);
@@ -137,6 +168,7 @@ bus_broker_destroy (bus_broker_t **self_p)
         zsock_destroy (&self->tap);
         zhashx_destroy (&self->instances);
         zhashx_destroy (&self->rr);
+        zlistx_destroy (&self->held);
         free (self);
         *self_p = NULL;
     }
@@ -312,13 +344,67 @@ s_reply_status (bus_broker_t *self, bus_envelope_t *request)
         .epoch = self->epoch, .uptime_ms = (uint64_t) (zclock_mono () - self->started),
         .instances = stats.instances, .routed = stats.routed, .events = stats.events,
         .tapped = stats.tapped, .dropped = stats.dropped, .unroutable = stats.unroutable,
-        .bad_input = stats.bad_input, .refused = stats.refused, .tap_subscribers = stats.tap_subscribers
+        .bad_input = stats.bad_input, .refused = stats.refused, .held = stats.held,
+        .tap_subscribers = stats.tap_subscribers
     };
     char err [160];
     bus_envelope_t *env = bus_envelope_new (bus_envelope_from (request), "bus", NULL, bus_envelope_corr (request));
     if (bus_envelope_set_msg (env, &bus_status_reply_schema, &reply, err, sizeof err) == 0)
         s_send_env (self, env);
     bus_envelope_destroy (&env);
+}
+
+static void s_dispatch (bus_broker_t *self, bus_envelope_t *env, const char *idtext, const s_from_t *peer,
+                        bool may_hold);
+
+//  Holds env if its sender looks like a supervised service before its hello:
+//  not registered, and a child of bifrostd (our parent) as the kernel says.
+//  Anyone else (a non-root bifrostctl, a stray process) is refused at once.
+//  true: env is held (taken)
+static bool
+s_hold (bus_broker_t *self, bus_envelope_t *env, const char *id, const s_from_t *from)
+{
+    if (!from->known || self->supervisor <= 1
+    ||  zhashx_lookup (self->instances, id) || zlistx_size (self->held) >= S_HOLD_MAX)
+        return false;
+    uint32_t ppid = 0;
+    char comm [16] = "";
+    if (!bus_peer_stat (from->cred.pid, &ppid, comm, sizeof comm) || ppid != self->supervisor)
+        return false;
+    s_held_t *held = (s_held_t *) zmalloc (sizeof (s_held_t));
+    assert (held);
+    snprintf (held->id, sizeof held->id, "%s", id);
+    held->env = env;
+    held->from = *from;
+    held->since = zclock_mono ();
+    zlistx_add_end (self->held, held);
+    self->stats.held++;
+    return true;
+}
+
+//  The hello of id was answered: what id sent before goes through the policy
+//  again, now with its registration (or refusal) known; with id NULL, what
+//  waited longer than S_HOLD_MS is refused. Taken off the list first: routing
+//  one may answer another hello.
+static void
+s_release_held (bus_broker_t *self, const char *id)
+{
+    int64_t now = zclock_mono ();
+    zlistx_t *keep = zlistx_new ();
+    zlistx_t *due = zlistx_new ();
+    zlistx_set_destructor (keep, s_held_free);
+    s_held_t *held;
+    while ((held = (s_held_t *) zlistx_detach (self->held, NULL)))
+        zlistx_add_end ((id ? streq (held->id, id) : now - held->since > S_HOLD_MS) ? due : keep, held);
+    zlistx_destroy (&self->held);
+    self->held = keep;
+    while ((held = (s_held_t *) zlistx_detach (due, NULL))) {
+        bus_envelope_t *env = held->env;
+        held->env = NULL;
+        s_dispatch (self, env, held->id, &held->from, false);
+        free (held);
+    }
+    zlistx_destroy (&due);
 }
 
 static void
@@ -348,6 +434,7 @@ s_handle_own (bus_broker_t *self, bus_envelope_t *env, const s_from_t *peer)
             char text [200];
             snprintf (text, sizeof text, "bus.hello: this process may not register as %s", hello.name);
             s_reply_error (self, env, 403, text);
+            s_release_held (self, from);
             return;
         }
         s_instance_t *inst = (s_instance_t *) zhashx_lookup (self->instances, from);
@@ -365,6 +452,7 @@ s_handle_own (bus_broker_t *self, bus_envelope_t *env, const s_from_t *peer)
         if (bus_envelope_set_msg (reply, &bus_welcome_schema, &welcome, err, sizeof err) == 0)
             s_send_env (self, reply);
         bus_envelope_destroy (&reply);
+        s_release_held (self, from);
     }
     else
     if (strcmp (type, "bus.echo") == 0) {
@@ -381,6 +469,85 @@ s_handle_own (bus_broker_t *self, bus_envelope_t *env, const s_from_t *peer)
     else
     if (bus_envelope_corr (env))
         s_reply_error (self, env, 404, "the broker has no handler for this type");
+}
+
+//  Routes one message from identity idtext (whose credentials are peer) after
+//  the sender policy; takes env. may_hold: a refused message of a service that
+//  has not said hello yet may wait for it (s_hold)
+static void
+s_dispatch (bus_broker_t *self, bus_envelope_t *env, const char *idtext, const s_from_t *peer, bool may_hold)
+{
+    //  ... nor says what only another may say (schemas/senders.def)
+    const char *to_check = bus_envelope_to (env);
+    bool event = *to_check == 0;
+    //  (the sender resolved only for a type that has a rule: most have none)
+    if (!self->unchecked && bus_policy_senders (bus_envelope_type (env), event)
+    &&  !bus_policy_may_send (bus_envelope_type (env), event, s_sender (self, idtext, peer))) {
+        if (may_hold && s_hold (self, env, idtext, peer))
+            return;
+        self->stats.refused++;
+        if (self->stats.refused <= 10 || self->stats.refused % 100 == 0)
+            bus_warn ("refused %s %s from %s (pid %u): only %s may (%" PRIu64 " refused)",
+                      event ? "event" : "request", bus_envelope_type (env), idtext,
+                      peer->known ? peer->cred.pid : 0,
+                      bus_policy_senders (bus_envelope_type (env), event), self->stats.refused);
+        if (!event && bus_envelope_corr (env))
+            s_reply_error (self, env, 403, "this sender may not send this message type");
+        bus_envelope_destroy (&env);
+        return;
+    }
+    uint8_t *data;
+    size_t size;
+    bus_envelope_encode (env, &data, &size);
+    const char *to = bus_envelope_to (env);
+    if (*to == 0) {
+        //  An event: fan out to subscribers and the tap
+        char topic [BUS_TYPE_MAX + 8];
+        int n = snprintf (topic, sizeof topic, "evt.%s", bus_envelope_type (env));
+        void *events = zsock_resolve (self->events);
+        if (zmq_send (events, topic, n, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+        &&  zmq_send (events, data, size, ZMQ_DONTWAIT) >= 0)
+            self->stats.events++;
+        s_tap (self, "evt", bus_envelope_type (env), data, size);
+    }
+    else {
+        s_tap (self, "ctl", bus_envelope_type (env), data, size);
+        if (strcmp (to, "bus") == 0)
+            s_handle_own (self, env, peer);
+        else {
+            //  By service name (load-balanced) first, else straight to an identity
+            bool sent = false;
+            for (int attempt = 0; attempt < 8 && !sent; attempt++) {
+                s_instance_t *inst = s_pick (self, to, attempt);
+                if (!inst)
+                    break;
+                if (s_send_to (self, inst->id, data, size) == 0)
+                    sent = true;
+                else
+                if (errno == EHOSTUNREACH)
+                    s_forget (self, inst->id);
+                else
+                    break;
+            }
+            if (!sent && s_send_to (self, to, data, size) == 0)
+                sent = true;
+            if (sent)
+                self->stats.routed++;
+            else {
+                if (errno == EAGAIN)
+                    self->stats.dropped++;
+                else {
+                    self->stats.unroutable++;
+                    char text [120];
+                    snprintf (text, sizeof text, "no such service or instance: %s", to);
+                    if (bus_envelope_corr (env))
+                        s_reply_error (self, env, 404, text);
+                }
+            }
+        }
+    }
+    free (data);
+    bus_envelope_destroy (&env);
 }
 
 static int
@@ -431,77 +598,7 @@ s_router_ready (bus_loop_t *loop, zsock_t *reader, void *arg)
         bus_envelope_set_from (env, idtext);
         s_from_t peer = { false, { 0, 0, 0 } };
         peer.known = bus_peer_parse (zmq_msg_gets (&body, "Peer-Address"), &peer.cred);
-        //  ... nor says what only another may say (schemas/senders.def)
-        const char *to_check = bus_envelope_to (env);
-        bool event = *to_check == 0;
-        //  (the sender resolved only for a type that has a rule: most have none)
-        if (!self->unchecked && bus_policy_senders (bus_envelope_type (env), event)
-        &&  !bus_policy_may_send (bus_envelope_type (env), event, s_sender (self, idtext, &peer))) {
-            self->stats.refused++;
-            if (self->stats.refused <= 10 || self->stats.refused % 100 == 0)
-                bus_warn ("refused %s %s from %s (pid %u): only %s may (%" PRIu64 " refused)",
-                          event ? "event" : "request", bus_envelope_type (env), idtext,
-                          peer.known ? peer.cred.pid : 0,
-                          bus_policy_senders (bus_envelope_type (env), event), self->stats.refused);
-            if (!event && bus_envelope_corr (env))
-                s_reply_error (self, env, 403, "this sender may not send this message type");
-            bus_envelope_destroy (&env);
-            zmq_msg_close (&id);
-            zmq_msg_close (&body);
-            continue;
-        }
-        uint8_t *data;
-        size_t size;
-        bus_envelope_encode (env, &data, &size);
-        const char *to = bus_envelope_to (env);
-        if (*to == 0) {
-            //  An event: fan out to subscribers and the tap
-            char topic [BUS_TYPE_MAX + 8];
-            int n = snprintf (topic, sizeof topic, "evt.%s", bus_envelope_type (env));
-            void *events = zsock_resolve (self->events);
-            if (zmq_send (events, topic, n, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
-            &&  zmq_send (events, data, size, ZMQ_DONTWAIT) >= 0)
-                self->stats.events++;
-            s_tap (self, "evt", bus_envelope_type (env), data, size);
-        }
-        else {
-            s_tap (self, "ctl", bus_envelope_type (env), data, size);
-            if (strcmp (to, "bus") == 0)
-                s_handle_own (self, env, &peer);
-            else {
-                //  By service name (load-balanced) first, else straight to an identity
-                bool sent = false;
-                for (int attempt = 0; attempt < 8 && !sent; attempt++) {
-                    s_instance_t *inst = s_pick (self, to, attempt);
-                    if (!inst)
-                        break;
-                    if (s_send_to (self, inst->id, data, size) == 0)
-                        sent = true;
-                    else
-                    if (errno == EHOSTUNREACH)
-                        s_forget (self, inst->id);
-                    else
-                        break;
-                }
-                if (!sent && s_send_to (self, to, data, size) == 0)
-                    sent = true;
-                if (sent)
-                    self->stats.routed++;
-                else {
-                    if (errno == EAGAIN)
-                        self->stats.dropped++;
-                    else {
-                        self->stats.unroutable++;
-                        char text [120];
-                        snprintf (text, sizeof text, "no such service or instance: %s", to);
-                        if (bus_envelope_corr (env))
-                            s_reply_error (self, env, 404, text);
-                    }
-                }
-            }
-        }
-        free (data);
-        bus_envelope_destroy (&env);
+        s_dispatch (self, env, idtext, &peer, true);
         zmq_msg_close (&id);
         zmq_msg_close (&body);
     }
@@ -575,6 +672,7 @@ s_expire (bus_loop_t *loop, int timer_id, void *arg)
     for (char *id = (char *) zlistx_first (dead); id; id = (char *) zlistx_next (dead))
         s_forget (self, id);
     zlistx_destroy (&dead);
+    s_release_held (self, NULL);
     return 0;
 }
 
@@ -602,6 +700,9 @@ s_actor_pipe (bus_loop_t *loop, zsock_t *pipe, void *arg)
         bus_broker_stats ((bus_broker_t *) arg, &stats);
         zsock_send (pipe, "8888", stats.routed, stats.events, stats.tapped, stats.bad_input);
     }
+    //  SUPERVISOR: the test's own process plays bifrostd's children
+    if (command && streq (command, "SUPERVISOR"))
+        ((bus_broker_t *) arg)->supervisor = (uint32_t) getppid ();
     if (command && streq (command, "REFUSED")) {
         bus_broker_stats_t stats;
         bus_broker_stats ((bus_broker_t *) arg, &stats);
@@ -615,6 +716,8 @@ void
 bus_broker_actor (zsock_t *pipe, void *args)
 {
     bus_broker_t *self = bus_broker_new ((const char *) args);
+    if (self)
+        self->supervisor = 0;   //  a test's broker holds nothing unless told (SUPERVISOR)
     bus_loop_t *loop = bus_loop_new ();
     if (!self || bus_broker_attach (self, loop)) {
         zsock_signal (pipe, 1);
@@ -853,6 +956,38 @@ bus_broker_test (bool verbose)
     assert (refused1 == refused0 + 2);
     zsock_destroy (&disc);
 
+    //  Before the hello (a service's queue after a broker restart): held, then
+    //  routed in order once the hello registers the sender; from a sender that
+    //  never says hello, refused after S_HOLD_MS (a request with 403)
+    zstr_send (broker, "SUPERVISOR");
+    zsock_t *late = s_test_dealer (dir, "discovery.2");
+    s_test_send (late, "", "discovery.2", &peer_up_schema, &up, 0);
+    s_test_send (late, "a.1", "discovery.2", &crypto_keyproof_schema, &proof, 0);
+    zsock_set_rcvtimeo (a1, 300);
+    env = s_test_recv (a1);
+    assert (env == NULL);       //  held
+    zsock_set_rcvtimeo (a1, 2000);
+    s_test_hello (late, "discovery", "discovery.2");
+    env = s_test_recv (a1);
+    assert (env && streq (bus_envelope_type (env), "crypto.keyproof") && streq (bus_envelope_from (env), "discovery.2"));
+    bus_envelope_destroy (&env);
+    zstr_send (broker, "REFUSED");
+    zsock_recv (broker, "8", &refused1);
+    assert (refused1 == refused0 + 2);
+    zsock_t *mute = s_test_dealer (dir, "mute.1");
+    zsock_set_rcvtimeo (mute, S_HOLD_MS + 3000);
+    s_test_send (mute, "a.1", "mute.1", &crypto_keyproof_schema, &proof, 42);
+    int64_t asked = zclock_mono ();
+    env = s_test_recv (mute);
+    assert (env && streq (bus_envelope_type (env), "bus.error") && bus_envelope_corr (env) == 42);
+    assert (zclock_mono () - asked >= S_HOLD_MS - 100);
+    bus_envelope_destroy (&env);
+    zstr_send (broker, "REFUSED");
+    zsock_recv (broker, "8", &refused1);
+    assert (refused1 == refused0 + 3);
+    zsock_destroy (&mute);
+    zsock_destroy (&late);
+
     //  bus.status: the operator sees those refusals, asked by a client that
     //  registered as nothing (bifrostctl does not register)
     bus_status_t ask = { .detail = "" };
@@ -865,7 +1000,7 @@ bus_broker_test (bool verbose)
     if (verbose)
         printf ("bus_broker: status: %u instances, refused %" PRIu64 ", routed %" PRIu64 ", bad %" PRIu64 "\n",
                 status.instances, status.refused, status.routed, status.bad_input);
-    assert (status.refused == refused1 && status.refused >= 2);
+    assert (status.refused == refused1 && status.refused >= 3 && status.held == 3);
     uint64_t epoch;
     zstr_send (broker, "EPOCH");
     zsock_recv (broker, "8", &epoch);

@@ -39,6 +39,7 @@ void bus_broker_set_heartbeat (bus_broker_t *self, int interval_ms);
 typedef struct {
     uint64_t routed, events, tapped, dropped, bad_input, unroutable;
     uint64_t refused;           //  by the sender policy (schemas/senders.def)
+    uint64_t held;              //  sent before the sender's hello, held for it
     uint32_t instances, tap_subscribers;
 } bus_broker_stats_t;
 void bus_broker_stats (bus_broker_t *self, bus_broker_stats_t *stats);

@@ -491,11 +491,11 @@ s_bus (const char *run_dir, bool json)
     char up [32];
     s_format_ms (bus.uptime_ms, up, sizeof up);
     printf ("broker epoch %016" PRIx64 ", up %s\n", bus.epoch, up);
-    printf ("%9s %10s %10s %10s %9s %10s %9s %8s %4s\n", "INSTANCES", "ROUTED", "EVENTS", "TAPPED", "DROPPED",
-            "UNROUTABLE", "BAD-INPUT", "REFUSED", "TAP");
-    printf ("%9u %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %10" PRIu64 " %9" PRIu64 " %8" PRIu64 " %4u\n",
-            bus.instances, bus.routed, bus.events, bus.tapped, bus.dropped, bus.unroutable, bus.bad_input,
-            bus.refused, bus.tap_subscribers);
+    printf ("%9s %10s %10s %10s %9s %10s %9s %8s %6s %4s\n", "INSTANCES", "ROUTED", "EVENTS", "TAPPED", "DROPPED",
+            "UNROUTABLE", "BAD-INPUT", "REFUSED", "HELD", "TAP");
+    printf ("%9u %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %10" PRIu64 " %9" PRIu64 " %8" PRIu64 " %6" PRIu64
+            " %4u\n", bus.instances, bus.routed, bus.events, bus.tapped, bus.dropped, bus.unroutable, bus.bad_input,
+            bus.refused, bus.held, bus.tap_subscribers);
     return 0;
 }
 

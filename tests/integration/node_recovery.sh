@@ -94,6 +94,11 @@ wait_for 10 sh -c "$CTL -r '$T/a/run' peers --json 2>/dev/null | jq -e '.crypto.
 ok $? "a: crypto and nat answer over the restarted broker, session with b up"
 wait_for 10 all_ready a
 ok $? "a: every service READY after the broker restart"
+# what the services queued while it was away (after their hello, or held for it)
+# is routed, none refused: a refusal here left a service's state unsent
+BUSJ=$($CTL -r "$T/a/run" bus --json 2>/dev/null)
+echo "$BUSJ" | jq -e '.refused == 0' >/dev/null
+ok $? "a: the restarted broker refused nothing of the services ($(echo "$BUSJ" | jq -c '{refused, held}' 2>/dev/null))"
 sleep 1
 stop_ping
 read -r GAP LOST <<< "$(outage "$T/ping-bus")"
