@@ -1,7 +1,7 @@
 /*  schema-doc: renders the tables of schemas/pipes.def, schemas/wire.def,
-    schemas/bridge_wire.def and schemas/senders.def as Markdown, so
-    docs/packet-path.md, docs/wire-format.md, docs/bridge-wire.md and docs/bus.md
-    can never disagree with the code. It prints named blocks,
+    schemas/bridge_wire.def, schemas/senders.def and schemas/syscalls.def as
+    Markdown, so docs/packet-path.md, docs/wire-format.md, docs/bridge-wire.md,
+    docs/bus.md and docs/supervisor.md can never disagree with the code. It prints named blocks,
 
         <!-- BEGIN name -->
         ...
@@ -290,11 +290,73 @@ s_senders_markdown (void)
     s_end ("senders");
 }
 
+//  The lists of schemas/syscalls.def, for docs/supervisor.md ("seccomp"): what
+//  each set allows and why, with the argument rule or errno as written there
+static void
+s_syscalls_markdown (void)
+{
+    static const struct { const char *set, *doc; } sets [] = {
+#define BUS_SYSCALL_SET(set, doc) { #set, doc },
+#define BUS_SYSCALL(set, name, why)
+#define BUS_SYSCALL_ARG(set, name, arg, mask, value, why)
+#define BUS_SYSCALL_ERRNO(set, name, errno, why)
+#include "syscalls.def"
+#undef BUS_SYSCALL_SET
+#undef BUS_SYSCALL
+#undef BUS_SYSCALL_ARG
+#undef BUS_SYSCALL_ERRNO
+    };
+    static const struct { const char *set, *name, *arg, *mask, *value, *why; } calls [] = {
+#define BUS_SYSCALL_SET(set, doc)
+#define BUS_SYSCALL(set, name, why) { #set, #name, NULL, NULL, NULL, why },
+#define BUS_SYSCALL_ARG(set, name, arg, mask, value, why) { #set, #name, #arg, #mask, #value, why },
+#define BUS_SYSCALL_ERRNO(set, name, errno, why) { #set, #name, NULL, NULL, #errno, why },
+#include "syscalls.def"
+#undef BUS_SYSCALL_SET
+#undef BUS_SYSCALL
+#undef BUS_SYSCALL_ARG
+#undef BUS_SYSCALL_ERRNO
+    };
+    s_begin ("syscalls", "syscalls.def");
+    printf ("| set | system call | allowed | why |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < WIRE_COUNT (sets); i++) {
+        s_doc_ok ("syscalls.def set", sets [i].set, sets [i].doc);
+        size_t count = 0;
+        for (size_t c = 0; c < WIRE_COUNT (calls); c++) {
+            if (strcmp (calls [c].set, sets [i].set))
+                continue;
+            if (strchr (calls [c].why, '|') || strchr (calls [c].why, '\n')) {
+                fprintf (stderr, "schema-doc: syscalls.def %s: a reason must be one line without '|'\n", calls [c].name);
+                s_errors++;
+            }
+            if (count++ == 0)
+                printf ("| **`%s`**: %s | | | |\n", sets [i].set, sets [i].doc);
+            printf ("| | `%s` | ", calls [c].name);
+            if (calls [c].arg && strcmp (calls [c].mask, "~0UL") == 0)
+                printf ("argument %s is `%s`", calls [c].arg, calls [c].value);
+            else
+            if (calls [c].arg)
+                printf ("argument %s has `%s`", calls [c].arg, calls [c].value);
+            else
+            if (calls [c].value)
+                printf ("fails with `%s`", calls [c].value);
+            else
+                printf ("%s", strcmp (sets [i].set, "DENIED") ? "always" : "never");
+            printf (" | %s |\n", calls [c].why);
+        }
+        if (count == 0) {
+            fprintf (stderr, "schema-doc: syscalls.def: set %s has no call\n", sets [i].set);
+            s_errors++;
+        }
+    }
+    s_end ("syscalls");
+}
+
 int
 main (int argc, char *argv [])
 {
     if (argc > 1) {
-        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def and schemas/senders.def\n", argv [0]);
+        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def, schemas/senders.def and schemas/syscalls.def\n", argv [0]);
         return strcmp (argv [1], "-h") == 0 ? 0 : 2;
     }
     for (size_t i = 0; i < WIRE_COUNT (s_formats); i++)
@@ -306,6 +368,8 @@ main (int argc, char *argv [])
     }
     printf ("\n");
     s_senders_markdown ();
+    printf ("\n");
+    s_syscalls_markdown ();
     if (s_errors) {
         fprintf (stderr, "schema-doc: %d error(s) in the declarations\n", s_errors);
         return 1;
