@@ -12,7 +12,8 @@
 #     order, its state UDP_ESTABLISHED with an rtt and the cipher;
 #   - the message sent comes back and is shown as sent; the peer received and
 #     echoed exactly it (its counters);
-#   - the token is nowhere in the page's text or its address once read;
+#   - neither the token nor the key is in the page's text (states, log) or
+#     its address once the page read them;
 #   - Disconnect: CLOSED, close code 1000;
 #   - New key: the base64 of 32 random bytes, another at each click;
 #   - a wrong token: REFUSED (close 1006, never CONNECTED), and the bridge
@@ -147,7 +148,7 @@ ok $? "the page shows the echo, equal to what it sent: '$(jq -r '.echoes[0] // "
 jq -e --arg t "$BRIDGE_TOKEN" --arg k "$(cat "$T/peer1.key")" \
     '(.text + .href) as $all | ($all | contains($t) | not) and ($all | contains($k) | not) and (.href | contains("#") | not)' \
     <<< "$s" >/dev/null
-ok $? "the token and the key are nowhere in the page's text, nor in its address once read ($(jq -r .href <<< "$s"))"
+ok $? "neither the token nor the key is in the page's text (states, log) or its address once read ($(jq -r .href <<< "$s"))"
 
 # Disconnect
 click "#disconnect"
