@@ -25,11 +25,10 @@
 # their punching still run, and the bridge's points are skipped. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/bridge_lib.sh"
 set -u
 T=$(mktemp -d /tmp/bridge-test-XXXXXX)
 chmod 755 "$T"
-BIFROSTD=$BIFROST_BUILDDIR/supervisor/bifrostd
-CTL=$BIFROST_BUILDDIR/tools/bifrostctl
 PEER=$BIFROST_BUILDDIR/services/bridge/bifrost-bridge-peer
 CLIENT=$BIFROST_BUILDDIR/tests/bridge_ws_client
 SRV=203.0.113.10
@@ -81,7 +80,6 @@ spawn () {
     PIDS="$PIDS $SPAWNED"
 }
 skip () { TESTNO=$((TESTNO + 1)); echo "ok $TESTNO # SKIP $1"; }
-urlenc () { jq -rn --arg v "$1" '$v | @uri'; }
 
 # ---------------------------------------------------------------------------
 # The grid: server and client on the public segment, a peer behind each kind
@@ -125,20 +123,8 @@ ok $? "bifrost-bridge-peer refuses a key file of mode 0644 (exit $rc) and never 
 HAVE_BRIDGE=1
 [ -x "$BIFROST_LIBEXEC_DIR/bifrost-bridge" ] || HAVE_BRIDGE=0
 if [ $HAVE_BRIDGE = 1 ]; then
-    mkdir -p "$T/srv"
-    cat > "$T/srv/bridge.cfg" <<CFG
-run_dir = "$T/srv/run";
-bridge = { listen = "$SRV:$WS_PORT"; token = "\${BRIDGE_TOKEN}";
-           heartbeat_interval = "${HB_INTERVAL_MS}ms"; heartbeat_timeout = "${HB_TIMEOUT_MS}ms"; };
-supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
-services = (
-    { name = "bus";    exec = "bifrost-bus"; },
-    { name = "bridge"; exec = "bifrost-bridge"; depends = ["bus"]; pass_env = ["BRIDGE_TOKEN"]; }
-);
-CFG
-    spawn srv "$T/srv.log" env BIFROST_LIBEXEC_DIR="$BIFROST_LIBEXEC_DIR" "$BIFROSTD" -c "$T/srv/bridge.cfg"
-    bridge_ready () { "$CTL" -r "$T/srv/run" status 2>/dev/null | grep -q "^bridge\.1 .* ready"; }
-    wait_for $((10 * SLOW)) bridge_ready
+    bridge_server srv "$SRV:$WS_PORT" "$T/srv" \
+        "heartbeat_interval = \"${HB_INTERVAL_MS}ms\"; heartbeat_timeout = \"${HB_TIMEOUT_MS}ms\";"
     ok $? "server: bifrost-bridge ready, WebSocket on $SRV:$WS_PORT"
     ! grep -qF "$BRIDGE_TOKEN" "$T/srv.log"
     ok $? "server: the token is in no log"

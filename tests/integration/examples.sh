@@ -1,6 +1,8 @@
 #!/bin/sh
 # Every annotated example config is valid: bifrostd --check-config (which runs each
 # service's own check) accepts it, given the environment variables it names. (TAP)
+# The bridge's page (examples/bridge/index.html) is run in a browser by
+# tests/integration/bridge_page.sh.
 echo "1..4"
 export BIFROST_JOIN_TOKEN=bjt_example TURN_SECRET=example-secret BIFROST_ADMIN_TOKEN=example-admin
 export RELAY_SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
