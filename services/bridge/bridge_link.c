@@ -1,10 +1,12 @@
 /*  bridge_link: one flow's UDP socket, heartbeats and states (why: bridge_link.h). */
 #include "bridge_link.h"
 #include "bridge_flow.h"
+#include "bridge_far.h"
 #include "bus_clock.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +19,7 @@ struct _bridge_link_t {
     bridge_link_fns_t fns;
     bridge_link_stats_t *stats;
     bridge_flow_t *flow;
-    struct sockaddr_storage target;
-    socklen_t target_len;
+    bridge_far_t *far;              //  the target, then the source of the last valid datagram
     zmq_pollitem_t item;
     int timer;
     int heartbeat_ms, timeout_ms;
@@ -34,11 +35,10 @@ static uint8_t s_buffer [BRIDGE_WIRE_MAX_DATAGRAM + 1];
 static uint8_t s_plain [BRIDGE_WIRE_MAX_DATAGRAM + 1];
 
 static int
-s_seal_send (bridge_link_t *self, int type, const uint8_t *msg, size_t size)
+s_seal_send (bridge_link_t *self, int type, const uint8_t *msg, size_t size, const bridge_addr_t *to)
 {
-    int n = bridge_flow_seal (self->flow, type, msg, size, s_buffer, sizeof s_buffer);
-    if (n < 0 || sendto (self->item.fd, s_buffer, (size_t) n, 0, (struct sockaddr *) &self->target,
-                         self->target_len) != n) {
+    int n = to ? bridge_flow_seal (self->flow, type, msg, size, s_buffer, sizeof s_buffer) : -1;
+    if (n < 0 || sendto (self->item.fd, s_buffer, (size_t) n, 0, (const struct sockaddr *) &to->addr, to->len) != n) {
         self->stats->dropped_send++;
         return -1;
     }
@@ -46,33 +46,34 @@ s_seal_send (bridge_link_t *self, int type, const uint8_t *msg, size_t size)
     return 0;
 }
 
+//  A HEARTBEAT to the far end, or to every candidate while none is known
 static void
-s_set_state (bridge_link_t *self, bridge_state_t state)
+s_heartbeat (bridge_link_t *self, int64_t now)
 {
-    if (self->state == state)
+    const bridge_addr_t *to [BRIDGE_FAR_MAX];
+    int n = bridge_far_heartbeats (self->far, now, to, BRIDGE_FAR_MAX);
+    self->ping_ms = now;
+    for (int i = 0; i < n; i++)
+        s_seal_send (self, BRIDGE_WIRE_HEARTBEAT, NULL, 0, to [i]);
+}
+
+//  moved: the far end changed, which the client is told even in the same state
+static void
+s_set_state (bridge_link_t *self, bridge_state_t state, bool moved)
+{
+    if (self->state == state && !moved)
         return;
     self->state = state;
     self->fns.state (self->fns.arg, state, self->rtt_ms);
 }
 
-static bool
-s_same_address (const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const struct sockaddr_in *) a, *y = (const struct sockaddr_in *) b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) a, *y = (const struct sockaddr_in6 *) b;
-    return x->sin6_port == y->sin6_port && memcmp (&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-}
-
-//  One datagram of the target, valid: heartbeats answered, data delivered
+//  One valid datagram from addr: it is the far end now (authenticated, so a
+//  stranger cannot move it); heartbeats answered, data delivered
 static void
-s_heard (bridge_link_t *self, int type, size_t size)
+s_heard (bridge_link_t *self, int type, size_t size, const struct sockaddr_storage *from, socklen_t from_len)
 {
     int64_t now = bus_clock_ms ();
+    bool moved = bridge_far_heard (self->far, from, from_len, now);
     self->heard_ms = now;
     self->stats->datagrams_in++;
     if (type == BRIDGE_WIRE_HEARTBEAT_REPLY && self->ping_ms) {
@@ -80,11 +81,11 @@ s_heard (bridge_link_t *self, int type, size_t size)
         self->rtt_ms = rtt > 60000 ? 60000 : (int) rtt;
     }
     if (type == BRIDGE_WIRE_HEARTBEAT)
-        s_seal_send (self, BRIDGE_WIRE_HEARTBEAT_REPLY, NULL, 0);
+        s_seal_send (self, BRIDGE_WIRE_HEARTBEAT_REPLY, NULL, 0, bridge_far_chosen (self->far, now));
     if (type == BRIDGE_WIRE_DATA && self->fns.deliver (self->fns.arg, s_plain, size) != 0)
         self->stats->dropped_slow++;
     //  Data proves the far end as well as a heartbeat does
-    s_set_state (self, BRIDGE_STATE_UDP_ESTABLISHED);
+    s_set_state (self, BRIDGE_STATE_UDP_ESTABLISHED, moved);
 }
 
 static int
@@ -98,17 +99,17 @@ s_readable (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
                               (struct sockaddr *) &from, &from_len);
         if (n < 0)
             break;
-        if (!s_same_address (&from, &self->target)) {
-            self->stats->dropped_source++;
-            continue;
-        }
+        //  Authenticated first: the source of a refused datagram moves nothing
         int type = 0;
         int size = bridge_flow_open (self->flow, s_buffer, (size_t) n, &type, s_plain, self->max_message);
         if (size < 0) {
-            self->stats->dropped_invalid++;
+            if (bridge_far_known (self->far, &from))
+                self->stats->dropped_invalid++;
+            else
+                self->stats->dropped_source++;
             continue;
         }
-        s_heard (self, type, (size_t) size);
+        s_heard (self, type, (size_t) size, &from, from_len);
     }
     return 0;
 }
@@ -120,9 +121,8 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     bridge_link_t *self = (bridge_link_t *) arg;
     int64_t now = bus_clock_ms ();
     if (self->state == BRIDGE_STATE_UDP_ESTABLISHED && now - self->heard_ms >= self->timeout_ms)
-        s_set_state (self, BRIDGE_STATE_UDP_WAITING);
-    self->ping_ms = now;
-    s_seal_send (self, BRIDGE_WIRE_HEARTBEAT, NULL, 0);
+        s_set_state (self, BRIDGE_STATE_UDP_WAITING, false);
+    s_heartbeat (self, now);
     return 0;
 }
 
@@ -143,15 +143,16 @@ bridge_link_new (bus_loop_t *loop, const bridge_link_config_t *config, const bri
     self->max_message = config->max_message;
     self->state = BRIDGE_STATE_UDP_WAITING;
     self->rtt_ms = -1;
-    memcpy (&self->target, config->target, config->target_len);
-    self->target_len = config->target_len;
+    bridge_addr_t target = { .len = config->target_len };
+    memcpy (&target.addr, config->target, config->target_len);
+    self->far = bridge_far_new (&target, 1);
     self->flow = bridge_flow_new (config->key, BRIDGE_FLOW_CLIENT, config->cipher);
     if (!self->flow) {
         bridge_link_destroy (&self);
         errno = EINVAL;
         return NULL;
     }
-    int fd = socket (self->target.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket (target.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         bridge_link_destroy (&self);
@@ -167,8 +168,7 @@ bridge_link_new (bus_loop_t *loop, const bridge_link_config_t *config, const bri
     }
     //  The first heartbeat now, not one interval later: it binds the port
     //  and starts the punching
-    self->ping_ms = bus_clock_ms ();
-    s_seal_send (self, BRIDGE_WIRE_HEARTBEAT, NULL, 0);
+    s_heartbeat (self, bus_clock_ms ());
     return self;
 }
 
@@ -186,6 +186,7 @@ bridge_link_destroy (bridge_link_t **self_p)
     if (self->timer >= 0)
         bus_loop_timer_end (self->loop, self->timer);
     bridge_flow_destroy (&self->flow);
+    bridge_far_destroy (&self->far);
     free (self);
     *self_p = NULL;
 }
@@ -193,11 +194,21 @@ bridge_link_destroy (bridge_link_t **self_p)
 int
 bridge_link_send (bridge_link_t *self, const uint8_t *msg, size_t size)
 {
-    return s_seal_send (self, BRIDGE_WIRE_DATA, msg, size);
+    return s_seal_send (self, BRIDGE_WIRE_DATA, msg, size, bridge_far_chosen (self->far, bus_clock_ms ()));
 }
 
 bridge_state_t bridge_link_state (const bridge_link_t *self) { return self->state; }
 bridge_cipher_t bridge_link_cipher (const bridge_link_t *self) { return bridge_flow_cipher (self->flow); }
+
+void
+bridge_link_far_text (bridge_link_t *self, char *out, size_t size)
+{
+    const bridge_addr_t *far = bridge_far_shown (self->far, bus_clock_ms ());
+    if (far)
+        bridge_addr_text (&far->addr, out, size);
+    else
+        snprintf (out, size, "%s", "");
+}
 
 uint16_t
 bridge_link_port (const bridge_link_t *self)
@@ -217,6 +228,7 @@ bridge_link_port (const bridge_link_t *self)
 //  a replayed one dropped and counted, silence -> WAITING.
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <stdio.h>
 
 typedef struct {
@@ -271,6 +283,26 @@ s_test_socket (struct sockaddr_in *sa)
     return fd;
 }
 
+//  Reads sock until the DATA msg comes (opened with far; other datagrams of
+//  the flow, the bridge's heartbeats and replies, may come first)
+static bool
+s_test_recv_data (int sock, bridge_flow_t *far, const char *msg, size_t size)
+{
+    for (int i = 0; i < 8; i++) {
+        uint8_t dgram [128], plain [64];
+        struct pollfd p = { sock, POLLIN, 0 };
+        if (poll (&p, 1, 1000) != 1)
+            return false;
+        ssize_t n = recv (sock, dgram, sizeof dgram, 0);
+        int type = 0;
+        int got = bridge_flow_open (far, dgram, (size_t) n, &type, plain, sizeof plain);
+        assert (got >= 0);
+        if (type == BRIDGE_WIRE_DATA)
+            return (size_t) got == size && memcmp (plain, msg, size) == 0;
+    }
+    return false;
+}
+
 void
 bridge_link_test (bool verbose)
 {
@@ -304,10 +336,18 @@ bridge_link_test (bool verbose)
     //  The far end's heartbeat: established, and answered
     int hb = bridge_flow_seal (far, BRIDGE_WIRE_HEARTBEAT, NULL, 0, dgram, sizeof dgram);
     assert (sendto (peer, dgram, (size_t) hb, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == hb);
-    //  ... the same datagram again (replayed) and from another address: dropped
+    //  ... the same datagram again (replayed): dropped as invalid
     assert (sendto (peer, dgram, (size_t) hb, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == hb);
-    int hb2 = bridge_flow_seal (far, BRIDGE_WIRE_HEARTBEAT, NULL, 0, dgram, sizeof dgram);
-    assert (sendto (other, dgram, (size_t) hb2, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == hb2);
+    //  A stranger: garbage and a datagram of another key, dropped by source
+    uint8_t other_key [BRIDGE_KEY_SIZE];
+    memset (other_key, 0x5a, sizeof other_key);
+    bridge_flow_t *forger = bridge_flow_new (other_key, BRIDGE_FLOW_PEER, BRIDGE_CIPHER_CHACHA20POLY1305);
+    for (int i = 0; i < 10; i++)
+        bridge_flow_seal (forger, BRIDGE_WIRE_HEARTBEAT, NULL, 0, dgram, sizeof dgram);
+    int fn = bridge_flow_seal (forger, BRIDGE_WIRE_HEARTBEAT, NULL, 0, dgram, sizeof dgram);
+    assert (sendto (other, dgram, (size_t) fn, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == fn);
+    assert (sendto (other, "garbage", 7, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == 7);
+    bridge_flow_destroy (&forger);
     //  Data from the far end
     int dn = bridge_flow_seal (far, BRIDGE_WIRE_DATA, (const uint8_t *) "from peer", 9, dgram, sizeof dgram);
     assert (sendto (peer, dgram, (size_t) dn, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == dn);
@@ -315,22 +355,41 @@ bridge_link_test (bool verbose)
     assert (bridge_link_state (self) == BRIDGE_STATE_UDP_ESTABLISHED);
     assert (t.state_count == 1 && t.states [0] == BRIDGE_STATE_UDP_ESTABLISHED);
     assert (t.got_size == 9 && memcmp (t.got, "from peer", 9) == 0);
-    assert (stats.dropped_invalid == 1 && stats.dropped_source == 1 && stats.datagrams_in == 2);
+    assert (stats.dropped_invalid == 1 && stats.dropped_source == 2 && stats.datagrams_in == 2);
+    char text [64], want [64];
+    bridge_link_far_text (self, text, sizeof text);
+    snprintf (want, sizeof want, "127.0.0.1:%u", ntohs (peer_sa.sin_port));
+    assert (strcmp (text, want) == 0);
     //  Data to the far end; the reply to its heartbeat came first
     assert (bridge_link_send (self, (const uint8_t *) "to peer", 7) == 0);
-    bool replied = false, data = false;
-    for (int i = 0; i < 4 && !data; i++) {
-        n = recv (peer, dgram, sizeof dgram, 0);
-        int size = bridge_flow_open (far, dgram, (size_t) n, &type, plain, sizeof plain);
-        assert (size >= 0);
-        replied |= type == BRIDGE_WIRE_HEARTBEAT_REPLY;
-        data = type == BRIDGE_WIRE_DATA && size == 7 && memcmp (plain, "to peer", 7) == 0;
-    }
-    assert (replied && data);
+    assert (s_test_recv_data (peer, far, "to peer", 7));
+
+    //  Roaming: a valid datagram from another address (a NAT that rebound)
+    //  moves the far end, and the client hears of it (ESTABLISHED again, with
+    //  the new address): the reply, the heartbeats and the data go there
+    int hb3 = bridge_flow_seal (far, BRIDGE_WIRE_HEARTBEAT, NULL, 0, dgram, sizeof dgram);
+    uint8_t copy [128];
+    memcpy (copy, dgram, (size_t) hb3);
+    assert (sendto (other, dgram, (size_t) hb3, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == hb3);
+    s_test_run (loop, 30);
+    assert (t.state_count == 2 && t.states [1] == BRIDGE_STATE_UDP_ESTABLISHED);
+    bridge_link_far_text (self, text, sizeof text);
+    snprintf (want, sizeof want, "127.0.0.1:%u", ntohs (other_sa.sin_port));
+    assert (strcmp (text, want) == 0);
+    while (recv (peer, dgram, sizeof dgram, MSG_DONTWAIT) > 0)
+        ;                               //  what went to the old address before
+    assert (bridge_link_send (self, (const uint8_t *) "moved", 5) == 0);
+    assert (s_test_recv_data (other, far, "moved", 5));
+    //  Its replay from the old address moves nothing back
+    assert (sendto (peer, copy, (size_t) hb3, 0, (struct sockaddr *) &link_sa, sizeof link_sa) == hb3);
+    s_test_run (loop, 120);             //  two heartbeats: to the new far end only
+    bridge_link_far_text (self, text, sizeof text);
+    assert (strcmp (text, want) == 0 && stats.dropped_invalid == 2 && t.state_count == 2);
+    assert (recv (peer, dgram, sizeof dgram, MSG_DONTWAIT) < 0);
     //  Silence: back to waiting within timeout + one interval
     s_test_run (loop, 400);
     assert (bridge_link_state (self) == BRIDGE_STATE_UDP_WAITING);
-    assert (t.state_count == 2 && t.states [1] == BRIDGE_STATE_UDP_WAITING);
+    assert (t.state_count == 3 && t.states [2] == BRIDGE_STATE_UDP_WAITING);
     if (verbose)
         printf ("bridge_link: in %lu out %lu source %lu invalid %lu\n", (unsigned long) stats.datagrams_in,
                 (unsigned long) stats.datagrams_out, (unsigned long) stats.dropped_source,

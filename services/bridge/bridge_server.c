@@ -113,10 +113,12 @@ s_status (s_conn_t *conn, bridge_state_t state, int rtt_ms)
 {
     bridge_status_msg_t msg;
     bridge_status_set (&msg, state);
-    if (conn->target [0]) {
+    //  The far end the link knows (it roams), else the client's target
+    if (conn->link)
+        bridge_link_far_text (conn->link, msg.target, sizeof msg.target);
+    else
         snprintf (msg.target, sizeof msg.target, "%s", conn->target);
-        msg.has_target = true;
-    }
+    msg.has_target = msg.target [0] != 0;
     if (conn->link) {
         snprintf (msg.cipher, sizeof msg.cipher, "%s", bridge_flow_cipher_name (bridge_link_cipher (conn->link)));
         msg.has_cipher = true;
