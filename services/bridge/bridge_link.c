@@ -28,6 +28,7 @@ struct _bridge_link_t {
     int64_t heard_ms;               //  last valid datagram from the target
     int64_t ping_ms;                //  last heartbeat sent (for the round trip)
     int rtt_ms;                     //  -1: none measured
+    char udp_text [64];             //  bridge_link_udp_text
 };
 
 //  One buffer for every link: the loop reads one datagram at a time
@@ -126,6 +127,43 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+//  The address peers reach the socket at (why: bridge_link_udp_text)
+static void
+s_udp_text (bridge_link_t *self, const struct sockaddr_storage *public_addr, const bridge_addr_t *toward)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof local;
+    if (getsockname (self->item.fd, (struct sockaddr *) &local, &len))
+        return;
+    uint16_t port = bridge_link_port (self);
+    bool v6 = local.ss_family == AF_INET6;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &local;
+    struct sockaddr_in *sin = (struct sockaddr_in *) &local;
+    bool wildcard = v6 ? IN6_IS_ADDR_UNSPECIFIED (&sin6->sin6_addr) : sin->sin_addr.s_addr == htonl (INADDR_ANY);
+    if (public_addr && public_addr->ss_family == local.ss_family) {
+        local = *public_addr;
+        wildcard = false;
+    }
+    if (wildcard && toward) {
+        int probe = socket (local.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        len = sizeof local;
+        bool ok = probe >= 0 && connect (probe, (const struct sockaddr *) &toward->addr, toward->len) == 0
+               && getsockname (probe, (struct sockaddr *) &local, &len) == 0;
+        if (probe >= 0)
+            close (probe);
+        if (!ok)
+            return;
+        wildcard = false;
+    }
+    if (wildcard)
+        return;
+    if (v6)
+        sin6->sin6_port = htons (port);
+    else
+        sin->sin_port = htons (port);
+    bridge_addr_text (&local, self->udp_text, sizeof self->udp_text);
+}
+
 bridge_link_t *
 bridge_link_new (bus_loop_t *loop, const bridge_link_config_t *config, const bridge_link_fns_t *fns,
                  bridge_link_stats_t *stats)
@@ -159,7 +197,24 @@ bridge_link_new (bus_loop_t *loop, const bridge_link_config_t *config, const bri
         errno = e;
         return NULL;
     }
+    //  Bound now (any port), so its port is known before the first send; an
+    //  IPv6 socket takes IPv6 only (no IPv4-mapped sources)
+    int one = 1;
+    if (target.addr.ss_family == AF_INET6)
+        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    struct sockaddr_storage any;
+    memset (&any, 0, sizeof any);
+    any.ss_family = target.addr.ss_family;
+    if (bind (fd, (struct sockaddr *) &any, target.addr.ss_family == AF_INET6 ? sizeof (struct sockaddr_in6)
+                                                                         : sizeof (struct sockaddr_in))) {
+        int e = errno;
+        close (fd);
+        bridge_link_destroy (&self);
+        errno = e;
+        return NULL;
+    }
     self->item = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
+    s_udp_text (self, config->public_addr, &target);
     self->timer = bus_loop_timer (loop, (size_t) config->heartbeat_ms, 0, s_tick, self);
     if (self->timer < 0 || bus_loop_poller (loop, &self->item, s_readable, self)) {
         bridge_link_destroy (&self);
@@ -209,6 +264,8 @@ bridge_link_far_text (bridge_link_t *self, char *out, size_t size)
     else
         snprintf (out, size, "%s", "");
 }
+
+const char *bridge_link_udp_text (const bridge_link_t *self) { return self->udp_text; }
 
 uint16_t
 bridge_link_port (const bridge_link_t *self)
@@ -326,6 +383,11 @@ bridge_link_test (bool verbose)
     assert (bridge_link_cipher (self) == BRIDGE_CIPHER_CHACHA20POLY1305);
     struct sockaddr_in link_sa = { .sin_family = AF_INET, .sin_port = htons (bridge_link_port (self)) };
     link_sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    //  Its own end for the client: bound to the wildcard, so the address it
+    //  sends from toward the target, with its port
+    char udp [64];
+    snprintf (udp, sizeof udp, "127.0.0.1:%u", bridge_link_port (self));
+    assert (bridge_link_port (self) > 0 && strcmp (bridge_link_udp_text (self), udp) == 0);
 
     //  Its first heartbeat is already there; opened by the far end
     uint8_t dgram [128], plain [64];
@@ -396,6 +458,16 @@ bridge_link_test (bool verbose)
                 (unsigned long) stats.dropped_invalid);
     bridge_link_destroy (&self);
     assert (self == NULL);
+    //  With bridge.public_address: that address, the socket's port
+    struct sockaddr_storage public_addr;
+    memset (&public_addr, 0, sizeof public_addr);
+    public_addr.ss_family = AF_INET;
+    inet_pton (AF_INET, "203.0.113.10", &((struct sockaddr_in *) &public_addr)->sin_addr);
+    config.public_addr = &public_addr;
+    self = bridge_link_new (loop, &config, &fns, &stats);
+    snprintf (udp, sizeof udp, "203.0.113.10:%u", bridge_link_port (self));
+    assert (strcmp (bridge_link_udp_text (self), udp) == 0);
+    bridge_link_destroy (&self);
     bridge_flow_destroy (&far);
     bus_loop_destroy (&loop);
     close (peer);

@@ -55,6 +55,8 @@ typedef struct {
     bridge_cipher_t cipher;
     int heartbeat_ms, timeout_ms;
     size_t max_message;             //  the largest DATA plaintext either way
+    //  bridge.public_address (its port ignored) or NULL: what bridge_link_udp_text names
+    const struct sockaddr_storage *public_addr;
 } bridge_link_config_t;
 
 //  Opens the socket, sends the first heartbeat, starts in UDP_WAITING (the
@@ -73,6 +75,12 @@ bridge_cipher_t bridge_link_cipher (const bridge_link_t *self);
 //  The far end for a status: the source of the last valid datagram, else
 //  the target ("192.0.2.1:4000", "[2001:db8::1]:4000"; 64 bytes hold it)
 void bridge_link_far_text (bridge_link_t *self, char *out, size_t size);
+//  The bridge's own end of the flow, for the client to hand to its peer:
+//  public_addr when it is of the socket's family, else the socket's own
+//  address, else (bound to the wildcard) the source address the kernel picks
+//  toward the target (asked with a connect()ed probe socket: nothing is
+//  sent); with the socket's port. "" when none is known
+const char *bridge_link_udp_text (const bridge_link_t *self);
 //  The local UDP port (the address the far end punches toward)
 uint16_t bridge_link_port (const bridge_link_t *self);
 

@@ -5,6 +5,7 @@
 #include "bridge_status.h"
 #include "bridge_rate.h"
 #include "bridge_flow.h"
+#include "bridge_far.h"
 #include "ws_loop.h"
 #include "ws_tls.h"
 #include "bus_clock.h"
@@ -58,6 +59,7 @@ typedef struct s_conn {
 struct _bridge_server_t {
     bus_loop_t *loop;
     bridge_server_config_t config;
+    struct sockaddr_storage public_addr;    //  config.public_addr, copied (config's points here)
     uint8_t token_hash [crypto_generichash_BYTES];
     struct lws_context *context;
     struct lws_vhost *vhost;
@@ -119,6 +121,11 @@ s_status (s_conn_t *conn, bridge_state_t state, int rtt_ms)
     else
         snprintf (msg.target, sizeof msg.target, "%s", conn->target);
     msg.has_target = msg.target [0] != 0;
+    //  The bridge's own end of the flow, for the client to hand to its peer
+    if (conn->link && state != BRIDGE_STATE_ERROR) {
+        snprintf (msg.udp, sizeof msg.udp, "%s", bridge_link_udp_text (conn->link));
+        msg.has_udp = msg.udp [0] != 0;
+    }
     if (conn->link) {
         snprintf (msg.cipher, sizeof msg.cipher, "%s", bridge_flow_cipher_name (bridge_link_cipher (conn->link)));
         msg.has_cipher = true;
@@ -312,6 +319,7 @@ s_established (s_conn_t *conn)
         .target = target, .target_len = len, .key = bridge_params_key (conn->params),
         .cipher = bridge_params_cipher (conn->params), .heartbeat_ms = self->config.heartbeat_ms,
         .timeout_ms = self->config.heartbeat_timeout_ms, .max_message = self->config.max_message,
+        .public_addr = self->config.public_addr,
     };
     bridge_link_fns_t fns = { s_link_state, s_deliver, conn };
     conn->link = bridge_link_new (self->loop, &lc, &fns, &self->stats.link);
@@ -544,6 +552,10 @@ bridge_server_new (bus_loop_t *loop, const bridge_server_config_t *config, char 
     self->config = *config;
     self->config.token = NULL;
     self->config.cert_pem = self->config.key_pem = NULL;
+    if (config->public_addr) {
+        self->public_addr = *config->public_addr;
+        self->config.public_addr = &self->public_addr;
+    }
     self->listen_item.fd = -1;
     self->sweep_timer = -1;
     crypto_generichash (self->token_hash, sizeof self->token_hash, (const uint8_t *) config->token,
@@ -964,9 +976,16 @@ s_test_client (void *arg)
     //  A flow: CONNECTED, UDP_WAITING
     S_CHECK (s_client_open (t, &a, query, auth));
     S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_CONNECTED && msg.has_target && msg.has_cipher);
-    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_UDP_WAITING);
-    //  The peer hears the bridge's heartbeats, sends its own: UDP_ESTABLISHED
+    S_CHECK (msg.has_udp);
+    char udp [64];
+    snprintf (udp, sizeof udp, "%s", msg.udp);
+    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_UDP_WAITING && msg.has_udp && strcmp (msg.udp, udp) == 0);
+    //  The peer hears the bridge's heartbeats, sends its own: UDP_ESTABLISHED.
+    //  They came from the `udp` the client was told (where a peer punches to)
     S_CHECK (s_serve_until (t, s_knows_bridge, NULL));
+    char seen [64];
+    bridge_addr_text (&t->bridge_udp, seen, sizeof seen);
+    S_CHECK (strcmp (seen, udp) == 0);
     s_peer_send (t, BRIDGE_WIRE_HEARTBEAT, NULL, 0);
     S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_UDP_ESTABLISHED && msg.has_rtt_ms);
     //  Data both ways, intact and one message per datagram

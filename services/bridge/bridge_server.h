@@ -38,6 +38,9 @@ typedef struct {
     int idle_ms, heartbeat_ms, heartbeat_timeout_ms;
     uint32_t connects_per_second, bytes_per_second;
     bool allow_loopback;
+    //  The address peers reach the flows at (bridge.public_address, copied), or
+    //  NULL: each flow's `udp` is the address its socket sends from
+    const struct sockaddr_storage *public_addr;
 } bridge_server_config_t;
 
 typedef struct {

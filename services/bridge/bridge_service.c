@@ -4,8 +4,10 @@
 #include "bus_privs.h"
 #include "ws_tls.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,30 @@ s_check_tls (bus_config_t *config, config_setting_t *group, bridge_service_confi
     out->tls = true;
 }
 
+//  bridge.public_address: an address literal of either family, no port
+static void
+s_check_public (bus_config_t *config, config_setting_t *group, bridge_service_config_t *out)
+{
+    const char *text = out->bridge.public_address;
+    if (!text || !*text)
+        return;
+    struct sockaddr_in *sin = (struct sockaddr_in *) &out->public_addr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &out->public_addr;
+    memset (&out->public_addr, 0, sizeof out->public_addr);
+    if (inet_pton (AF_INET, text, &sin->sin_addr) == 1)
+        sin->sin_family = AF_INET;
+    else
+    if (inet_pton (AF_INET6, text, &sin6->sin6_addr) == 1)
+        sin6->sin6_family = AF_INET6;
+    else {
+        bus_config_error (config, config_setting_get_member (group, "public_address"),
+                          "'%s' is not an address literal (e.g. \"203.0.113.10\" or "
+                          "\"2001:db8::1\", without a port: each flow's port is appended)", text);
+        return;
+    }
+    out->has_public = true;
+}
+
 void
 bridge_service_check_config (bus_config_t *config, bridge_service_config_t *out)
 {
@@ -94,6 +120,7 @@ bridge_service_check_config (bus_config_t *config, bridge_service_config_t *out)
                           "bridge.heartbeat_timeout must be longer than bridge.heartbeat_interval "
                           "(at least one heartbeat must be able to arrive in it)");
     }
+    s_check_public (config, group, out);
     s_check_tls (config, group, out);
 }
 
@@ -159,7 +186,7 @@ bridge_service_new (bus_service_t *svc, bridge_service_config_t *config, char *e
         .idle_ms = (int) b->idle_timeout_ms, .heartbeat_ms = (int) b->heartbeat_interval_ms,
         .heartbeat_timeout_ms = (int) b->heartbeat_timeout_ms,
         .connects_per_second = (uint32_t) b->connects_per_second, .bytes_per_second = (uint32_t) b->bytes_per_second,
-        .allow_loopback = b->allow_loopback,
+        .allow_loopback = b->allow_loopback, .public_addr = config->has_public ? &config->public_addr : NULL,
     };
     //  lws keeps its own copy of the certificate and key (OpenSSL's)
     self->server = bridge_server_new (bus_service_loop (svc), &sc, err, err_size);
@@ -272,6 +299,12 @@ bridge_service_test (bool verbose)
     assert (s_test_check ("bridge = { token = \"t\"; max_message = 70000; };", "max_message", &c, verbose) >= 1);
     assert (s_test_check ("bridge = { token = \"t\";\n heartbeat_interval = \"2s\";\n heartbeat_timeout = \"1s\"; };",
                           "test.cfg:3", &c, verbose) == 1);
+    assert (s_test_check ("bridge = { token = \"t\";\n public_address = \"203.0.113.10:8445\"; };",
+                          "test.cfg:2: bridge.public_address: '203.0.113.10:8445' is not an address literal", &c, verbose) == 1);
+    assert (s_test_check ("bridge = { token = \"t\"; public_address = \"bridge.example\"; };",
+                          "not an address literal", &c, verbose) == 1);
+    assert (s_test_check ("bridge = { token = \"t\"; public_address = \"2001:db8::1\"; };", NULL, &c, verbose) == 0);
+    assert (c.has_public && c.public_addr.ss_family == AF_INET6);
     assert (s_test_check ("bridge = { token = \"t\"; tls_cert = \"/etc/hostname\"; };",
                           "bridge.tls_cert is set but bridge.tls_key is not", &c, verbose) == 1);
     assert (s_test_check ("bridge = { token = \"t\"; tls_cert = \"/nonexistent.pem\"; tls_key = \"/x\"; };",
