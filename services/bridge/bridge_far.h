@@ -13,6 +13,16 @@
     its own heartbeats toward the bridge open its NAT, the bridge learns the
     mapping from the first one, and answers there.
 
+    Dual stack (issue 17: "falling back to IPv4 when IPv6 fails"): a far end
+    is learned per family, and heartbeats go to each family's (or, while it
+    has none, to that family's candidates), so both paths are kept open and
+    known. The far end in use is the IPv6 one while it is alive (heard within
+    timeout_ms); the IPv4 one only when IPv6's is not, and, when there is an
+    IPv6 candidate, not before grace_ms after IPv4 first answered (happy
+    eyeballs: IPv6 gets a short head start, IPv4 is not kept waiting). When
+    IPv6 goes quiet, IPv4 takes over at once; when it comes back, IPv6 again.
+    An IPv4-mapped IPv6 source (a dual-stack socket's) counts as IPv4.
+
     No socket and no clock of its own: the owner sends and passes the time. */
 #ifndef BRIDGE_FAR_H_INCLUDED
 #define BRIDGE_FAR_H_INCLUDED
@@ -22,8 +32,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "schemas/bridge.h"
+
 //  Candidates one flow may have (the client's `target` list)
-#define BRIDGE_FAR_MAX      4
+#define BRIDGE_FAR_MAX      BRIDGE_TARGETS_MAX
 
 typedef struct {
     struct sockaddr_storage addr;
@@ -32,26 +44,36 @@ typedef struct {
 
 typedef struct _bridge_far_t bridge_far_t;
 
-//  count candidates (0..BRIDGE_FAR_MAX; 0: wait to be reached), copied
-bridge_far_t *bridge_far_new (const bridge_addr_t *cand, int count);
+//  count candidates (0..BRIDGE_FAR_MAX; 0: wait to be reached), copied.
+//  timeout_ms: a family's far end is alive while heard within it; grace_ms:
+//  IPv4's head start for IPv6 (0: none)
+bridge_far_t *bridge_far_new (const bridge_addr_t *cand, int count, int timeout_ms, int grace_ms);
 void bridge_far_destroy (bridge_far_t **self_p);
 
 //  A datagram from addr was accepted by bridge_flow_open (never call it
-//  before). true if the far end moved (the first one, or a new address)
+//  before). true if its family's far end moved (the first one, or a new
+//  address); which one is in use is bridge_far_chosen's to say
 bool bridge_far_heard (bridge_far_t *self, const struct sockaddr_storage *addr, socklen_t len, int64_t now_ms);
 
-//  Where heartbeats go now: the learned far end, else every candidate.
+//  Where heartbeats go now: per family, its far end once learned, else its
+//  candidates (IPv6 first).
 //  Fills out with at most max pointers (valid until the next call); the count
 int bridge_far_heartbeats (bridge_far_t *self, int64_t now_ms, const bridge_addr_t **out, int max);
 
-//  Where data goes: the learned far end, else NULL
+//  The far end in use: IPv6's while alive, else IPv4's while alive and out of
+//  its grace; NULL: none (the flow is not established)
 const bridge_addr_t *bridge_far_chosen (bridge_far_t *self, int64_t now_ms);
-//  The address a status names: the far end, else the first candidate, else NULL
+//  Where data goes: the chosen far end, else the one heard last, else NULL
+const bridge_addr_t *bridge_far_best (bridge_far_t *self, int64_t now_ms);
+//  Milliseconds until IPv4's grace ends and bridge_far_chosen may change
+//  without a datagram; -1: no grace running
+int bridge_far_pending_ms (bridge_far_t *self, int64_t now_ms);
+//  The address a status names: the best far end, else the first candidate, else NULL
 const bridge_addr_t *bridge_far_shown (bridge_far_t *self, int64_t now_ms);
 //  addr is the learned far end or a candidate (a refused datagram from it
 //  is damage or a replay, from anywhere else a stranger's)
 bool bridge_far_known (bridge_far_t *self, const struct sockaddr_storage *addr);
-//  Times the far end moved after it was first learned
+//  Times a family's far end moved after it was first learned
 uint64_t bridge_far_changes (bridge_far_t *self);
 
 //  Same family, address and port

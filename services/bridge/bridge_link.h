@@ -1,10 +1,10 @@
 /*  bridge_link: the UDP side of one bridge flow (issue 17, docs/bridge.md):
-    a socket of the target's family, a bridge_flow in the client role, and the
+    a socket per family of its targets, a bridge_flow in the client role, and the
     heartbeats that punch the hole and say whether the far end is there.
 
     Every heartbeat_interval it sends a HEARTBEAT to the far end (the far end
     does the same toward the bridge: the first datagrams of both open the NATs
-    between them). The far end roams as WireGuard's does (bridge_far): the
+    between them; to every target, IPv6 and IPv4, until each family answers). The far end roams as WireGuard's does (bridge_far): the
     target until something valid came, then the source of the last datagram
     bridge_flow_open accepted, so a peer behind a NAT that maps it to another
     port than the client guessed is reached at its real mapping. The first
@@ -21,6 +21,7 @@
 #define BRIDGE_LINK_H_INCLUDED
 
 #include "schemas/bridge.h"
+#include "bridge_far.h"
 #include "bus_loop.h"
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,8 +50,8 @@ typedef struct {
 } bridge_link_fns_t;
 
 typedef struct {
-    const struct sockaddr *target;
-    socklen_t target_len;
+    const bridge_addr_t *targets;   //  the candidates, 1..BRIDGE_TARGETS_MAX (copied)
+    int target_count;
     const uint8_t *key;             //  BRIDGE_KEY_SIZE bytes, copied into the flow
     bridge_cipher_t cipher;
     int heartbeat_ms, timeout_ms;
@@ -59,12 +60,12 @@ typedef struct {
     const struct sockaddr_storage *public_addr;
 } bridge_link_config_t;
 
-//  Opens the socket, sends the first heartbeat, starts in UDP_WAITING (the
-//  state callback is not called for it). NULL with errno (EINVAL: the cipher
+//  Opens a socket per family of the targets, sends the first heartbeats,
+//  starts in UDP_WAITING (the state callback is not called for it). NULL with errno (EINVAL: the cipher
 //  cannot be used here).
 bridge_link_t *bridge_link_new (bus_loop_t *loop, const bridge_link_config_t *config,
                                 const bridge_link_fns_t *fns, bridge_link_stats_t *stats);
-//  Closes the socket; the flow's keys are wiped
+//  Closes the sockets; the flow's keys are wiped
 void bridge_link_destroy (bridge_link_t **self_p);
 
 //  One client message as one DATA datagram: 0, or -1 (counted in dropped_send)
@@ -72,16 +73,16 @@ int bridge_link_send (bridge_link_t *self, const uint8_t *msg, size_t size);
 
 bridge_state_t bridge_link_state (const bridge_link_t *self);
 bridge_cipher_t bridge_link_cipher (const bridge_link_t *self);
-//  The far end for a status: the source of the last valid datagram, else
-//  the target ("192.0.2.1:4000", "[2001:db8::1]:4000"; 64 bytes hold it)
+//  The far end for a status: the one in use (bridge_far_best), else the first
+//  target ("192.0.2.1:4000", "[2001:db8::1]:4000"; 64 bytes hold it)
 void bridge_link_far_text (bridge_link_t *self, char *out, size_t size);
-//  The bridge's own end of the flow, for the client to hand to its peer:
-//  public_addr when it is of the socket's family, else the socket's own
-//  address, else (bound to the wildcard) the source address the kernel picks
-//  toward the target (asked with a connect()ed probe socket: nothing is
-//  sent); with the socket's port. "" when none is known
+//  The bridge's own end of the flow, for the client to hand to its peer, of
+//  the family in use (the far end's, else the first target's):
+//  public_addr when it is of that family, else the address the kernel picks
+//  to send toward the family's first target (asked with a connect()ed probe
+//  socket: nothing is sent); with the socket's port. "" when none is known
 const char *bridge_link_udp_text (const bridge_link_t *self);
-//  The local UDP port (the address the far end punches toward)
+//  The local UDP port of the family in use (the address the far end punches toward)
 uint16_t bridge_link_port (const bridge_link_t *self);
 
 void bridge_link_test (bool verbose);

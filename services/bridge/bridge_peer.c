@@ -74,7 +74,7 @@ bridge_peer_new (const bridge_peer_config_t *config, char *err, size_t errsize)
     self->interval_ms = config->interval_ms > 0 ? config->interval_ms : BRIDGE_PEER_INTERVAL_MS;
     self->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : BRIDGE_PEER_TIMEOUT_MS;
     bridge_addr_t target = { .addr = config->target, .len = config->target_len };
-    self->far = bridge_far_new (&target, config->target_len ? 1 : 0);
+    self->far = bridge_far_new (&target, config->target_len ? 1 : 0, self->timeout_ms, 0);
     self->heard_ms = -1;
     self->rtt_ms = -1;
     return self;
@@ -138,7 +138,7 @@ s_send (bridge_peer_t *self, int type, const uint8_t *data, size_t size,
 int
 bridge_peer_send (bridge_peer_t *self, const uint8_t *data, size_t size)
 {
-    const bridge_addr_t *far = bridge_far_chosen (self->far, 0);
+    const bridge_addr_t *far = bridge_far_best (self->far, 0);
     if (!far) {
         self->stats.no_far_end++;
         return -1;

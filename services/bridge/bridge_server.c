@@ -313,10 +313,10 @@ s_established (s_conn_t *conn)
         return;
     }
     snprintf (conn->target, sizeof conn->target, "%s", bridge_params_target_text (conn->params));
-    socklen_t len;
-    const struct sockaddr *target = bridge_params_target (conn->params, &len);
+    int count = 0;
+    const bridge_addr_t *targets = bridge_params_targets (conn->params, &count);
     bridge_link_config_t lc = {
-        .target = target, .target_len = len, .key = bridge_params_key (conn->params),
+        .targets = targets, .target_count = count, .key = bridge_params_key (conn->params),
         .cipher = bridge_params_cipher (conn->params), .heartbeat_ms = self->config.heartbeat_ms,
         .timeout_ms = self->config.heartbeat_timeout_ms, .max_message = self->config.max_message,
         .public_addr = self->config.public_addr,
