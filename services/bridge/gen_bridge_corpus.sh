@@ -31,6 +31,9 @@ seed "target=192.0.2.1:1%zz&key=$k${nl}Bearer x"
 seed "target=192.0.2.1:1&key=$k&token=x${nl}Bearer x"
 seed "target=192.0.2.1:1&key=$k${nl}Basic eDp5"
 seed "target=192.0.2.1:1&key=$k"
+seed "target=%5B2001%3Adb8%3A%3A1%5D%3A4000%2C192.0.2.1:4000&key=$k${nl}Bearer x"
+seed "target=192.0.2.1:1,192.0.2.2:1,192.0.2.3:1,192.0.2.4:1,192.0.2.5:1&key=$k${nl}Bearer x"
+seed "target=192.0.2.1:1,,192.0.2.1:1&key=$k${nl}Bearer x"
 seed "&&&="
 i=0
 dir=$out/fuzz_bridge_status
