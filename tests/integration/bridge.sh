@@ -30,13 +30,10 @@
 # their punching still run, and the bridge's points are skipped. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/bridge_lib.sh"
 set -u
 T=$(mktemp -d /tmp/bridge-test-XXXXXX)
 chmod 755 "$T"
-BIFROSTD=$BIFROST_BUILDDIR/supervisor/bifrostd
-CTL=$BIFROST_BUILDDIR/tools/bifrostctl
-PEER=$BIFROST_BUILDDIR/services/bridge/bifrost-bridge-peer
-CLIENT=$BIFROST_BUILDDIR/tests/bridge_ws_client
 SRV=203.0.113.10
 WS_PORT=8445
 PEER_PORT=5000
@@ -58,19 +55,7 @@ PIDS=""
 T0=$(now_ms)
 
 finish () {
-    local p
-    for p in $PIDS; do kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
-    for p in $PIDS; do
-        for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$p" 2>/dev/null
-    done
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*.log "$T"/*.out; do
-            [ -f "$f" ] || continue
-            echo "# ---- $f (last 25 lines)"
-            tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
+    bridge_stop_all
     grid_cleanup
     [ -n "${BRIDGE_LOGS:-}" ] && rm -rf "$BRIDGE_LOGS" && cp -r "$T" "$BRIDGE_LOGS"
     seccomp_check "$T"
@@ -79,16 +64,9 @@ finish () {
 }
 trap finish EXIT
 
-# spawn NAME LOG CMD...: CMD in NAME's namespace, in the background; its pid in
-# SPAWNED and PIDS (ip netns exec execs, so $! is CMD's own pid)
-spawn () {
-    local name=$1 log=$2; shift 2
-    ip netns exec "$(grid_ns "$name")" "$@" >"$log" 2>&1 &
-    SPAWNED=$!
-    PIDS="$PIDS $SPAWNED"
-}
+# spawn NAME LOG CMD...: CMD in the grid host NAME's namespace (bridge_spawn)
+spawn () { local name=$1; shift; bridge_spawn "$(grid_ns "$name")" "$@"; }
 skip () { TESTNO=$((TESTNO + 1)); echo "ok $TESTNO # SKIP $1"; }
-urlenc () { jq -rn --arg v "$1" '$v | @uri'; }
 
 # ---------------------------------------------------------------------------
 # The grid: server and client on the public segment, a peer behind each kind
@@ -132,20 +110,7 @@ ok $? "bifrost-bridge-peer refuses a key file of mode 0644 (exit $rc) and never 
 HAVE_BRIDGE=1
 [ -x "$BIFROST_LIBEXEC_DIR/bifrost-bridge" ] || HAVE_BRIDGE=0
 if [ $HAVE_BRIDGE = 1 ]; then
-    mkdir -p "$T/srv"
-    cat > "$T/srv/bridge.cfg" <<CFG
-run_dir = "$T/srv/run";
-bridge = { listen = "$SRV:$WS_PORT"; token = "\${BRIDGE_TOKEN}";
-           heartbeat_interval = "${HB_INTERVAL_MS}ms"; heartbeat_timeout = "${HB_TIMEOUT_MS}ms"; };
-supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
-services = (
-    { name = "bus";    exec = "bifrost-bus"; },
-    { name = "bridge"; exec = "bifrost-bridge"; depends = ["bus"]; pass_env = ["BRIDGE_TOKEN"]; }
-);
-CFG
-    spawn srv "$T/srv.log" env BIFROST_LIBEXEC_DIR="$BIFROST_LIBEXEC_DIR" "$BIFROSTD" -c "$T/srv/bridge.cfg"
-    bridge_ready () { "$CTL" -r "$T/srv/run" status 2>/dev/null | grep -q "^bridge\.1 .* ready"; }
-    wait_for $((10 * SLOW)) bridge_ready
+    bridge_start "$(grid_ns srv)" "$SRV:$WS_PORT"
     ok $? "server: bifrost-bridge ready, WebSocket on $SRV:$WS_PORT"
     ! grep -qF "$BRIDGE_TOKEN" "$T/srv.log"
     ok $? "server: the token is in no log"

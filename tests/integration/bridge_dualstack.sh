@@ -13,13 +13,10 @@
 #     timeout plus a second, with no UDP_WAITING between;
 #   - the rule gone: back on IPv6. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/bridge_lib.sh"
 set -u
 T=$(mktemp -d /tmp/bridge-ds-XXXXXX)
 chmod 755 "$T"
-BIFROSTD=$BIFROST_BUILDDIR/supervisor/bifrostd
-CTL=$BIFROST_BUILDDIR/tools/bifrostctl
-PEER=$BIFROST_BUILDDIR/services/bridge/bifrost-bridge-peer
-CLIENT=$BIFROST_BUILDDIR/tests/bridge_ws_client
 NS_SRV=bds-srv-$$
 NS_PEER=bds-peer-$$
 SRV4=198.51.100.1 PEER4=198.51.100.2 SRV6=2001:db8:b::1 PEER6=2001:db8:b::2
@@ -33,19 +30,7 @@ PIDS=""
 T0=$(now_ms)
 
 finish () {
-    local p
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-    for p in $PIDS; do
-        for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$p" 2>/dev/null
-    done
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*.log "$T"/*.out; do
-            [ -f "$f" ] || continue
-            echo "# ---- $f (last 25 lines)"
-            tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
+    bridge_stop_all
     ip netns del "$NS_SRV" 2>/dev/null
     ip netns del "$NS_PEER" 2>/dev/null
     seccomp_check "$T"
@@ -54,14 +39,7 @@ finish () {
 }
 trap finish EXIT
 
-# spawn NS LOG CMD...: in the background in NS; its pid in SPAWNED and PIDS
-spawn () {
-    local ns=$1 log=$2; shift 2
-    ip netns exec "$ns" "$@" >"$log" 2>&1 &
-    SPAWNED=$!
-    PIDS="$PIDS $SPAWNED"
-}
-urlenc () { jq -rn --arg v "$1" '$v | @uri'; }
+spawn () { bridge_spawn "$@"; }
 
 # ---------------------------------------------------------------------------
 # Two namespaces, one link, both families (no DAD: the addresses work at once)
@@ -90,20 +68,7 @@ chmod 600 "$T/flow.key"
 printf '%s\n' "$BRIDGE_TOKEN" > "$T/token"
 chmod 600 "$T/token"
 
-mkdir -p "$T/srv"
-cat > "$T/srv/bridge.cfg" <<CFG
-run_dir = "$T/srv/run";
-bridge = { listen = "$SRV4:8445"; token = "\${BRIDGE_TOKEN}";
-           heartbeat_interval = "${HB_INTERVAL_MS}ms"; heartbeat_timeout = "${HB_TIMEOUT_MS}ms"; };
-supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
-services = (
-    { name = "bus";    exec = "bifrost-bus"; },
-    { name = "bridge"; exec = "bifrost-bridge"; depends = ["bus"]; pass_env = ["BRIDGE_TOKEN"]; }
-);
-CFG
-spawn "$NS_SRV" "$T/srv.log" env BIFROST_LIBEXEC_DIR="$BIFROST_LIBEXEC_DIR" "$BIFROSTD" -c "$T/srv/bridge.cfg"
-bridge_ready () { "$CTL" -r "$T/srv/run" status 2>/dev/null | grep -q "^bridge\.1 .* ready"; }
-wait_for $((10 * SLOW)) bridge_ready
+bridge_start "$NS_SRV" "$SRV4:8445"
 ok $? "server: bifrost-bridge ready on $SRV4:8445"
 
 # The peer on both families (a dual-stack socket), waiting to be reached
