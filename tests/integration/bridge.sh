@@ -49,10 +49,6 @@ KINDS=${BRIDGE_KINDS:-$GRID_KINDS}
 UP_KINDS=" none full-cone restricted port-restricted "
 # Where no UDP leaves the peer's network: no flow can come up
 BLOCKED_KINDS=" udp-blocked "
-export BRIDGE_TOKEN
-BRIDGE_TOKEN=tok-$$-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-PIDS=""
-T0=$(now_ms)
 
 finish () {
     bridge_stop_all

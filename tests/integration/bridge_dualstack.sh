@@ -24,10 +24,6 @@ HB_INTERVAL_MS=1000
 HB_TIMEOUT_MS=3000
 SLOW=1
 [ -n "${ASAN_OPTIONS:-}" ] && SLOW=3
-export BRIDGE_TOKEN
-BRIDGE_TOKEN=tok-$$-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-PIDS=""
-T0=$(now_ms)
 
 finish () {
     bridge_stop_all

@@ -1,7 +1,8 @@
 # bridge_lib.sh: what the bridge's integration scripts share (sourced, not
 # run; after tap_lib.sh): bridge.sh on the NAT grid, bridge_dualstack.sh in
-# namespaces of its own. The caller sets T (its temporary directory), PIDS,
-# BRIDGE_TOKEN (exported), HB_INTERVAL_MS, HB_TIMEOUT_MS and SLOW.
+# namespaces of its own. Sourcing it sets BRIDGE_TOKEN (fresh, exported for
+# bifrostd's pass_env), PIDS (none yet) and T0 (now); the caller sets T (its
+# temporary directory), HB_INTERVAL_MS, HB_TIMEOUT_MS and SLOW.
 #   bridge_spawn NS LOG CMD...      CMD in namespace NS, in the background;
 #                                   its pid in SPAWNED and PIDS
 #   bridge_start NS LISTEN          bifrostd with bus and bifrost-bridge in NS,
@@ -14,6 +15,10 @@ BIFROSTD=$BIFROST_BUILDDIR/supervisor/bifrostd
 CTL=$BIFROST_BUILDDIR/tools/bifrostctl
 PEER=$BIFROST_BUILDDIR/services/bridge/bifrost-bridge-peer
 CLIENT=$BIFROST_BUILDDIR/tests/bridge_ws_client
+export BRIDGE_TOKEN
+BRIDGE_TOKEN=tok-$$-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+PIDS=""
+T0=$(now_ms)
 
 bridge_spawn () {
     local ns=$1 log=$2; shift 2
