@@ -222,9 +222,8 @@ bridge_params_endpoint (const char *text, struct sockaddr_storage *addr, socklen
     return 0;
 }
 
-//  Addresses no flow may go to, whatever the client asks: why, or NULL
-static const char *
-s_forbidden (const struct sockaddr_storage *addr, bool allow_loopback)
+const char *
+bridge_params_forbidden (const struct sockaddr_storage *addr, bool allow_loopback)
 {
     if (addr->ss_family == AF_INET) {
         uint32_t a = ntohl (((const struct sockaddr_in *) addr)->sin_addr.s_addr);
@@ -300,7 +299,7 @@ s_targets (bridge_params_t *self, const char *text)
         bridge_addr_t *t = &self->target [i];
         if (bridge_params_endpoint (one, &t->addr, &t->len, err, sizeof err) != 0)
             return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %s%s", which, err);
-        const char *why = s_forbidden (&t->addr, self->allow_loopback);
+        const char *why = bridge_params_forbidden (&t->addr, self->allow_loopback);
         if (why)
             return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %s%s", which, why);
         for (int j = 0; j < i; j++)

@@ -58,5 +58,9 @@ const char *bridge_params_token (bridge_params_t *self);
 int bridge_params_endpoint (const char *text, struct sockaddr_storage *addr, socklen_t *len,
                             char *err, size_t errsize);
 
+//  Addresses no flow may go to, whoever names them (a client's target, a
+//  peer's endpoint from the registry): why ("is multicast"), or NULL
+const char *bridge_params_forbidden (const struct sockaddr_storage *addr, bool allow_loopback);
+
 void bridge_params_test (bool verbose);
 #endif

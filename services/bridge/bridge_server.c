@@ -6,6 +6,7 @@
 #include "bridge_rate.h"
 #include "bridge_flow.h"
 #include "bridge_far.h"
+#include "bridge_peers.h"
 #include "ws_loop.h"
 #include "ws_tls.h"
 #include "bus_clock.h"
@@ -41,6 +42,7 @@ typedef struct s_conn {
     bridge_params_t *params;            //  from the handshake until the flow has the key
     bridge_link_t *link;
     char target [54];                   //  canonical, for the status messages (53 bytes at most)
+    char peer [17];                     //  the peer id the client gave, or ""
     bool checked;                       //  the handshake's checks passed
     bool open;                          //  the WebSocket is up
     bool closing;                       //  an ERROR is queued, the close follows it
@@ -121,6 +123,10 @@ s_status (s_conn_t *conn, bridge_state_t state, int rtt_ms)
     else
         snprintf (msg.target, sizeof msg.target, "%s", conn->target);
     msg.has_target = msg.target [0] != 0;
+    if (conn->peer [0]) {
+        snprintf (msg.peer, sizeof msg.peer, "%s", conn->peer);
+        msg.has_peer = true;
+    }
     //  The bridge's own end of the flow, for the client to hand to its peer
     if (conn->link && state != BRIDGE_STATE_ERROR) {
         snprintf (msg.udp, sizeof msg.udp, "%s", bridge_link_udp_text (conn->link));
@@ -308,13 +314,25 @@ s_established (s_conn_t *conn)
     conn->active_ms = bus_clock_ms ();
     self->stats.opened++;
     self->flows++;
-    if (!bridge_params_has_target (conn->params)) {
-        s_close (conn, BRIDGE_CLOSE_NO_PEER, "the bridge looks up no peer id yet: give target");
-        return;
-    }
-    snprintf (conn->target, sizeof conn->target, "%s", bridge_params_target_text (conn->params));
     int count = 0;
     const bridge_addr_t *targets = bridge_params_targets (conn->params, &count);
+    bridge_addr_t found [BRIDGE_TARGETS_MAX];
+    if (!targets) {
+        //  peer=: the candidates are the peer's endpoints, as discovery announced them
+        const char *id = bridge_params_peer (conn->params);
+        snprintf (conn->peer, sizeof conn->peer, "%s", id);
+        count = self->config.peers ? bridge_peers_find (self->config.peers, id, self->config.allow_loopback,
+                                                        found, BRIDGE_TARGETS_MAX) : -1;
+        if (count <= 0) {
+            char detail [80];
+            snprintf (detail, sizeof detail, count < 0 ? "no peer %s is known to the bridge"
+                                                       : "peer %s has no endpoint the bridge may send to", id);
+            s_close (conn, BRIDGE_CLOSE_NO_PEER, detail);
+            return;
+        }
+        targets = found;
+    }
+    bridge_addr_text (&targets [0].addr, conn->target, sizeof conn->target);
     bridge_link_config_t lc = {
         .targets = targets, .target_count = count, .key = bridge_params_key (conn->params),
         .cipher = bridge_params_cipher (conn->params), .heartbeat_ms = self->config.heartbeat_ms,
@@ -675,6 +693,7 @@ bridge_server_stats (bridge_server_t *self)
 #define S_TEST_WAIT_MS  (getenv ("SELFTEST_VALGRIND") ? 30000 : 3000)
 #define S_TEST_MAX      200             //  the server's max_message in the test
 #define S_TEST_TOKEN    "test-token-0123"
+#define S_TEST_PEER_ID  "00000000000000aa"  //  in the server's peer table (0123456789abcdef is not)
 
 typedef struct {
     bool text;
@@ -1020,6 +1039,24 @@ s_test_client (void *arg)
     S_CHECK (s_client_open (t, &b, "peer=0123456789abcdef&key=" S_KEY64 "&token=" S_TEST_TOKEN, NULL));
     S_CHECK (s_next_status (t, &b, &msg) == BRIDGE_STATE_ERROR && msg.code == BRIDGE_CLOSE_NO_PEER);
     S_CHECK (s_serve_until (t, s_is_closed, &b) && b.close_code == BRIDGE_CLOSE_NO_PEER);
+    //  peer= a peer discovery announced: its endpoint is the flow's
+    //  candidate; the status names the peer (a new flow key: the far end's
+    //  flow starts again)
+    s_client_t c;
+    uint8_t key [BRIDGE_KEY_SIZE];
+    memset (key, 0xfb, sizeof key);
+    bridge_flow_destroy (&t->peer);
+    t->peer = bridge_flow_new (key, BRIDGE_FLOW_PEER, BRIDGE_CIPHER_AUTO);
+    t->bridge_udp_len = 0;
+    S_CHECK (s_client_open (t, &c, "peer=" S_TEST_PEER_ID "&key=" S_KEY64 "&token=" S_TEST_TOKEN, NULL));
+    S_CHECK (s_next_status (t, &c, &msg) == BRIDGE_STATE_CONNECTED && msg.has_peer && strcmp (msg.peer, S_TEST_PEER_ID) == 0);
+    char want [64];
+    snprintf (want, sizeof want, "127.0.0.1:%u", t->peer_port);
+    S_CHECK (msg.has_target && strcmp (msg.target, want) == 0);
+    S_CHECK (s_next_status (t, &c, &msg) == BRIDGE_STATE_UDP_WAITING);
+    S_CHECK (s_serve_until (t, s_knows_bridge, NULL));
+    s_peer_send (t, BRIDGE_WIRE_HEARTBEAT, NULL, 0);
+    S_CHECK (s_next_status (t, &c, &msg) == BRIDGE_STATE_UDP_ESTABLISHED && msg.has_peer);
     //  A text message: 4415
     S_CHECK (s_client_open (t, &b, query, auth));
     S_CHECK (s_next_status (t, &b, &msg) == BRIDGE_STATE_CONNECTED);
@@ -1126,10 +1163,16 @@ bridge_server_test (bool verbose)
     assert (t.peer);
 
     char err [300];
+    //  The peers discovery announced: one, at the test's UDP peer
+    bridge_peers_t *peers = bridge_peers_new ();
+    char endpoint [32];
+    snprintf (endpoint, sizeof endpoint, "127.0.0.1:%u", t.peer_port);
+    const char *endpoints [] = { endpoint };
+    assert (bridge_peers_up (peers, 1, S_TEST_PEER_ID, endpoints, 1, err, sizeof err) == 0);
     bridge_server_config_t config = {
         .bind_ip = "127.0.0.1", .port = 0, .token = S_TEST_TOKEN, .max_message = S_TEST_MAX,
         .max_flows = 10, .idle_ms = 60000, .heartbeat_ms = 100, .heartbeat_timeout_ms = 400,
-        .connects_per_second = 100, .bytes_per_second = 0, .allow_loopback = true,
+        .connects_per_second = 100, .bytes_per_second = 0, .allow_loopback = true, .peers = peers,
     };
     bridge_server_t *self = bridge_server_new (loop, &config, err, sizeof err);
     if (!self)
@@ -1216,6 +1259,7 @@ bridge_server_test (bool verbose)
     bridge_server_destroy (&self);
     selftest_tls_destroy (&tls);
     bridge_flow_destroy (&t.peer);
+    bridge_peers_destroy (&peers);
     close (t.peer_fd);
     bus_loop_destroy (&loop);
 }

@@ -14,6 +14,7 @@
 #include "bus_service.h"
 #include "bus_config_schema.h"
 #include "bridge_server.h"
+#include "bridge_peers.h"
 #include <sys/socket.h>
 
 typedef struct {
