@@ -67,6 +67,7 @@ _Static_assert (BRIDGE_MESSAGE_MAX == BRIDGE_IPV6_MIN_MTU - BRIDGE_UDP_IP_HEADER
                 "bridge.def: MESSAGE_MAX must fill the IPv6 minimum MTU exactly");
 _Static_assert (BRIDGE_MESSAGE_MAX_CEILING == 65507 - BRIDGE_FLOW_HEADER - BRIDGE_FLOW_TAG,
                 "bridge.def: MESSAGE_MAX_CEILING must fit the largest IPv4 UDP payload");
+_Static_assert (BRIDGE_ENDPOINT_MAX == 1 + 45 + 2 + 5, "bridge.def: an endpoint is [IPv6]:port at the longest");
 _Static_assert (BRIDGE_REASON_MAX == 123, "bridge.def: a close frame holds 123 bytes of reason");
 //  ... and with the flow's datagram (schemas/bridge_wire.def), declared there
 _Static_assert ((int) BRIDGE_FLOW_HEADER == (int) BRIDGE_WIRE_DATA_CIPHERTEXT && (int) BRIDGE_FLOW_TAG == (int) BRIDGE_WIRE_DATA_TAG_SIZE,

@@ -15,15 +15,15 @@
 #include <string.h>
 #include <strings.h>
 
-#define S_VALUE_MAX 128     //  the largest BRIDGE_PARAM max (checked below)
+#define S_VALUE_MAX 215     //  the largest BRIDGE_PARAM max, target's (checked below)
 #define S_TARGET_TEXT 64    //  "[" 45 "]:" 5, and a NUL
 
 struct _bridge_params_t {
     bool allow_loopback;
     bool has_target;
-    struct sockaddr_storage target;
-    socklen_t target_len;
-    char target_text [S_TARGET_TEXT];
+    bridge_addr_t target [BRIDGE_TARGETS_MAX];
+    int target_count;
+    char target_text [S_TARGET_TEXT];       //  the first candidate's
     char peer [17];
     uint8_t key [BRIDGE_KEY_SIZE];
     bridge_cipher_t cipher;
@@ -222,9 +222,8 @@ bridge_params_endpoint (const char *text, struct sockaddr_storage *addr, socklen
     return 0;
 }
 
-//  Addresses no flow may go to, whatever the client asks: why, or NULL
-static const char *
-s_forbidden (const struct sockaddr_storage *addr, bool allow_loopback)
+const char *
+bridge_params_forbidden (const struct sockaddr_storage *addr, bool allow_loopback)
 {
     if (addr->ss_family == AF_INET) {
         uint32_t a = ntohl (((const struct sockaddr_in *) addr)->sin_addr.s_addr);
@@ -276,34 +275,57 @@ s_token (bridge_params_t *self, const char *authorization, s_query_t *q)
     return 0;
 }
 
+//  target: 1..TARGETS_MAX candidates, comma-separated, each an allowed
+//  address literal, none twice. 0 or a close code.
+static int
+s_targets (bridge_params_t *self, const char *text)
+{
+    char err [BRIDGE_REASON_MAX + 1], one [S_VALUE_MAX + 1];
+    self->target_count = 0;
+    for (const char *at = text; ; ) {
+        const char *comma = strchr (at, ',');
+        size_t n = comma ? (size_t) (comma - at) : strlen (at);
+        int i = self->target_count;
+        //  "target: " for one candidate (the usual), "target: candidate 2: " for a list
+        char which [24] = "";
+        if (i > 0 || comma)
+            snprintf (which, sizeof which, "candidate %d: ", i + 1);
+        if (i == BRIDGE_TARGETS_MAX)
+            return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: more than %d candidates", BRIDGE_TARGETS_MAX);
+        if (n == 0)
+            return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %sempty (candidates are separated by one comma)", which);
+        memcpy (one, at, n);
+        one [n] = 0;
+        bridge_addr_t *t = &self->target [i];
+        if (bridge_params_endpoint (one, &t->addr, &t->len, err, sizeof err) != 0)
+            return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %s%s", which, err);
+        const char *why = bridge_params_forbidden (&t->addr, self->allow_loopback);
+        if (why)
+            return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %s%s", which, why);
+        for (int j = 0; j < i; j++)
+            if (bridge_addr_same (&self->target [j].addr, &t->addr))
+                return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %sthe same as candidate %d", which, j + 1);
+        self->target_count++;
+        if (!comma)
+            return 0;
+        at = comma + 1;
+    }
+}
+
 //  Checks the values of q, all present ones well-formed. 0 or a close code.
 static int
 s_values (bridge_params_t *self, s_query_t *q)
 {
-    char err [BRIDGE_REASON_MAX + 1];
     bool target = q->seen [BRIDGE_PARAM_TARGET], peer = q->seen [BRIDGE_PARAM_PEER];
     if (target && peer)
         return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target, peer: give one of them, not both");
     if (!target && !peer)
         return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target, peer: one of them is required");
     if (target) {
-        const char *text = q->value [BRIDGE_PARAM_TARGET];
-        if (bridge_params_endpoint (text, &self->target, &self->target_len, err, sizeof err) != 0)
-            return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %s", err);
-        const char *why = s_forbidden (&self->target, self->allow_loopback);
-        if (why)
-            return s_fail (self, BRIDGE_CLOSE_BAD_PARAM, "target: %s", why);
-        char host [INET6_ADDRSTRLEN];
-        if (self->target.ss_family == AF_INET) {
-            struct sockaddr_in *sin = (struct sockaddr_in *) &self->target;
-            inet_ntop (AF_INET, &sin->sin_addr, host, sizeof host);
-            snprintf (self->target_text, sizeof self->target_text, "%s:%u", host, ntohs (sin->sin_port));
-        }
-        else {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &self->target;
-            inet_ntop (AF_INET6, &sin6->sin6_addr, host, sizeof host);
-            snprintf (self->target_text, sizeof self->target_text, "[%s]:%u", host, ntohs (sin6->sin6_port));
-        }
+        int code = s_targets (self, q->value [BRIDGE_PARAM_TARGET]);
+        if (code)
+            return code;
+        bridge_addr_text (&self->target [0].addr, self->target_text, sizeof self->target_text);
         self->has_target = true;
     }
     else {
@@ -383,11 +405,18 @@ bridge_params_has_target (bridge_params_t *self)
 const struct sockaddr *
 bridge_params_target (bridge_params_t *self, socklen_t *len)
 {
-    if (!self->has_target)
-        return NULL;
-    if (len)
-        *len = self->target_len;
-    return (const struct sockaddr *) &self->target;
+    const bridge_addr_t *first = bridge_params_targets (self, NULL);
+    if (first && len)
+        *len = first->len;
+    return first ? (const struct sockaddr *) &first->addr : NULL;
+}
+
+const bridge_addr_t *
+bridge_params_targets (bridge_params_t *self, int *count)
+{
+    if (count)
+        *count = self->has_target ? self->target_count : 0;
+    return self->has_target ? self->target : NULL;
 }
 
 const char *
@@ -424,6 +453,8 @@ bridge_params_token (bridge_params_t *self)
 //  Self test
 
 _Static_assert (S_VALUE_MAX >= BRIDGE_TOKEN_MAX, "bridge_params: a value buffer holds the longest parameter");
+_Static_assert (S_VALUE_MAX == BRIDGE_TARGETS_MAX * (BRIDGE_ENDPOINT_MAX + 1) - 1,
+                "bridge_params: target holds TARGETS_MAX endpoints and the commas between them");
 
 #define streq(a, b) (strcmp ((a), (b)) == 0)
 #define K32 "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="     //  bytes 1..32
@@ -454,6 +485,18 @@ bridge_params_test (bool verbose)
     assert (streq (bridge_params_target_text (self), "[2001:db8::1]:65535"));
     assert (bridge_params_cipher (self) == BRIDGE_CIPHER_CHACHA20POLY1305);
     assert (streq (bridge_params_token (self), "t"));
+
+    //  Dual stack: up to four candidates, in the client's order, the commas
+    //  sent as they are or escaped
+    q = "target=%5B2001%3Adb8%3A%3A1%5D%3A4000%2C192.0.2.1:4000,[2001:db8::2]:4001,198.51.100.1:1&key=" K32;
+    assert (bridge_params_parse (self, q, strlen (q), "Bearer x") == 0);
+    int count = 0;
+    const bridge_addr_t *cand = bridge_params_targets (self, &count);
+    assert (count == 4 && cand [0].addr.ss_family == AF_INET6 && cand [1].addr.ss_family == AF_INET);
+    char text [64];
+    bridge_addr_text (&cand [3].addr, text, sizeof text);
+    assert (streq (text, "198.51.100.1:1") && streq (bridge_params_target_text (self), "[2001:db8::1]:4000"));
+    assert (bridge_params_table [BRIDGE_PARAM_TARGET].value == BRIDGE_TARGETS_MAX * (BRIDGE_ENDPOINT_MAX + 1) - 1);
 
     q = "peer=0123456789abcdef&&key=" K32 "&cipher=aes256gcm";
     assert (bridge_params_parse (self, q, strlen (q), "bearer x") == 0);
@@ -495,6 +538,15 @@ bridge_params_test (bool verbose)
         { "key=" K32, "Bearer x", 4400, "target, peer: one of them is required" },
         { "peer=0123456789abcdeg&key=" K32, "Bearer x", 4400, "peer: not a peer id (16 hex digits)" },
         { "peer=0123456789abcdef0&key=" K32, "Bearer x", 4400, "peer: longer than 16 bytes" },
+        { "target=192.0.2.1:1,192.0.2.2:1,192.0.2.3:1,192.0.2.4:1,192.0.2.5:1&key=" K32, "Bearer x", 4400,
+          "target: more than 4 candidates" },
+        { "target=192.0.2.1:1,&key=" K32, "Bearer x", 4400, "target: candidate 2: empty (candidates are separated by one comma)" },
+        { "target=,192.0.2.1:1&key=" K32, "Bearer x", 4400, "target: candidate 1: empty (candidates are separated by one comma)" },
+        { "target=192.0.2.1:1,example.com:80&key=" K32, "Bearer x", 4400,
+          "target: candidate 2: 'example.com' is not an address literal: the bridge resolves no names" },
+        { "target=[2001:db8::1]:1,[::1]:1&key=" K32, "Bearer x", 4400,
+          "target: candidate 2: is a loopback address: the bridge sends to no address of its own host" },
+        { "target=192.0.2.1:1,192.0.2.1:1&key=" K32, "Bearer x", 4400, "target: candidate 2: the same as candidate 1" },
         { "target=192.0.2.1:1", "Bearer x", 4400, "key: required" },
         { "target=192.0.2.1:1&key=AAAA", "Bearer x", 4400, "key: not the base64 of 32 bytes" },
         { "target=192.0.2.1:1&key=" K32 "&cipher=aes", "Bearer x", 4400,

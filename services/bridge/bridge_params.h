@@ -11,6 +11,7 @@
 #define BRIDGE_PARAMS_H_INCLUDED
 
 #include "schemas/bridge.h"
+#include "bridge_far.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,9 +37,12 @@ const char *bridge_params_reason (bridge_params_t *self);
 
 //  After a good parse: the far end is a target (address) or a peer (id)
 bool bridge_params_has_target (bridge_params_t *self);
-//  The target's address (AF_INET or AF_INET6, port set) and its length
+//  The first candidate of target (AF_INET or AF_INET6, port set) and its length
 const struct sockaddr *bridge_params_target (bridge_params_t *self, socklen_t *len);
-//  The target in canonical form, "192.0.2.1:4000" or "[2001:db8::1]:4000"
+//  Every candidate of target (1..BRIDGE_TARGETS_MAX, in the client's order),
+//  their count in *count; NULL (and 0) without a target
+const bridge_addr_t *bridge_params_targets (bridge_params_t *self, int *count);
+//  The first candidate in canonical form, "192.0.2.1:4000" or "[2001:db8::1]:4000"
 const char *bridge_params_target_text (bridge_params_t *self);
 //  The peer id, 16 lower-case hex digits, or NULL
 const char *bridge_params_peer (bridge_params_t *self);
@@ -53,6 +57,10 @@ const char *bridge_params_token (bridge_params_t *self);
 //  bridge_status checks a status message's target with it too.
 int bridge_params_endpoint (const char *text, struct sockaddr_storage *addr, socklen_t *len,
                             char *err, size_t errsize);
+
+//  Addresses no flow may go to, whoever names them (a client's target, a
+//  peer's endpoint from the registry): why ("is multicast"), or NULL
+const char *bridge_params_forbidden (const struct sockaddr_storage *addr, bool allow_loopback);
 
 void bridge_params_test (bool verbose);
 #endif

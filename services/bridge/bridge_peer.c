@@ -1,5 +1,6 @@
 /*  bridge_peer: the far end of a bridge flow (why and how: bridge_peer.h). */
 #include "bridge_peer.h"
+#include "bridge_far.h"
 #include "bus_log.h"
 #include "../../schemas/bridge_wire.h"
 
@@ -20,10 +21,7 @@ struct _bridge_peer_t {
     bridge_flow_t *flow;
     bool echo;
     int interval_ms, timeout_ms;
-    struct sockaddr_storage target;
-    socklen_t target_len;
-    struct sockaddr_storage far;        //  source of the last valid datagram
-    socklen_t far_len;                  //  0: none yet
+    bridge_far_t *far;                  //  --target, then the source of the last valid datagram
     char far_text [64];
     int64_t heard_ms;                   //  when the last valid datagram came; -1: never
     int64_t next_hb_ms;                 //  when the next heartbeat is due; 0: at once
@@ -35,35 +33,6 @@ struct _bridge_peer_t {
     uint8_t dgram [BRIDGE_WIRE_MAX_DATAGRAM + 1];
     uint8_t plain [BRIDGE_WIRE_MAX_PLAIN];
 };
-
-static void
-s_text (const struct sockaddr_storage *addr, char *out, size_t size)
-{
-    char host [INET6_ADDRSTRLEN] = "?";
-    if (addr->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) addr;
-        inet_ntop (AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        snprintf (out, size, "[%s]:%u", host, ntohs (sin6->sin6_port));
-    }
-    else {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *) addr;
-        inet_ntop (AF_INET, &sin->sin_addr, host, sizeof host);
-        snprintf (out, size, "%s:%u", host, ntohs (sin->sin_port));
-    }
-}
-
-static bool
-s_same (const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) a, *y = (const struct sockaddr_in6 *) b;
-        return x->sin6_port == y->sin6_port && memcmp (&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-    }
-    const struct sockaddr_in *x = (const struct sockaddr_in *) a, *y = (const struct sockaddr_in *) b;
-    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-}
 
 bridge_peer_t *
 bridge_peer_new (const bridge_peer_config_t *config, char *err, size_t errsize)
@@ -80,7 +49,7 @@ bridge_peer_new (const bridge_peer_config_t *config, char *err, size_t errsize)
         return NULL;
     }
     char text [64];
-    s_text (&config->listen, text, sizeof text);
+    bridge_addr_text (&config->listen, text, sizeof text);
     if (bind (fd, (const struct sockaddr *) &config->listen, config->listen_len) != 0) {
         bus_errf (err, errsize, "cannot listen on %s: %s", text, strerror (errno));
         close (fd);
@@ -104,8 +73,8 @@ bridge_peer_new (const bridge_peer_config_t *config, char *err, size_t errsize)
     self->echo = config->echo;
     self->interval_ms = config->interval_ms > 0 ? config->interval_ms : BRIDGE_PEER_INTERVAL_MS;
     self->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : BRIDGE_PEER_TIMEOUT_MS;
-    self->target = config->target;
-    self->target_len = config->target_len;
+    bridge_addr_t target = { .addr = config->target, .len = config->target_len };
+    self->far = bridge_far_new (&target, config->target_len ? 1 : 0, self->timeout_ms, 0);
     self->heard_ms = -1;
     self->rtt_ms = -1;
     return self;
@@ -118,6 +87,7 @@ bridge_peer_destroy (bridge_peer_t **self_p)
     bridge_peer_t *self = *self_p;
     if (self) {
         bridge_flow_destroy (&self->flow);      //  wipes the keys
+        bridge_far_destroy (&self->far);
         close (self->fd);
         sodium_memzero (self->plain, sizeof self->plain);
         free (self);
@@ -168,11 +138,12 @@ s_send (bridge_peer_t *self, int type, const uint8_t *data, size_t size,
 int
 bridge_peer_send (bridge_peer_t *self, const uint8_t *data, size_t size)
 {
-    if (!self->far_len) {
+    const bridge_addr_t *far = bridge_far_best (self->far, 0);
+    if (!far) {
         self->stats.no_far_end++;
         return -1;
     }
-    return s_send (self, BRIDGE_WIRE_DATA, data, size, &self->far, self->far_len);
+    return s_send (self, BRIDGE_WIRE_DATA, data, size, &far->addr, far->len);
 }
 
 //  One datagram from addr: opened first, then acted on
@@ -186,18 +157,15 @@ s_datagram (bridge_peer_t *self, size_t len, const struct sockaddr_storage *addr
         self->stats.invalid++;
         if (bus_log_level () >= BUS_LOG_DEBUG) {
             char from [64];
-            s_text (addr, from, sizeof from);
+            bridge_addr_text (addr, from, sizeof from);
             bus_debug ("dropped a datagram from %s: %s", from, bridge_flow_reason_name (n));
         }
         return;
     }
     //  Valid: its source is the far end from now on (a NAT may have moved it)
-    if (!self->far_len || !s_same (&self->far, addr)) {
-        if (self->far_len)
-            self->stats.far_end_changes++;
-        self->far = *addr;
-        self->far_len = addr_len;
-        s_text (&self->far, self->far_text, sizeof self->far_text);
+    if (bridge_far_heard (self->far, addr, addr_len, now_ms)) {
+        self->stats.far_end_changes = bridge_far_changes (self->far);
+        bridge_addr_text (addr, self->far_text, sizeof self->far_text);
         bus_info ("far end is %s", self->far_text);
     }
     self->heard_ms = now_ms;
@@ -249,12 +217,13 @@ bridge_peer_tick (bridge_peer_t *self, int64_t now_ms)
 {
     if (now_ms >= self->next_hb_ms) {
         //  Toward the far end once known, else the target (punching); none: wait
-        const struct sockaddr_storage *to = self->far_len ? &self->far : self->target_len ? &self->target : NULL;
-        socklen_t to_len = self->far_len ? self->far_len : self->target_len;
-        if (to && s_send (self, BRIDGE_WIRE_HEARTBEAT, NULL, 0, to, to_len) == 0) {
-            self->stats.heartbeats_out++;
-            self->hb_sent_ms = now_ms;
-        }
+        const bridge_addr_t *to [BRIDGE_FAR_MAX];
+        int n = bridge_far_heartbeats (self->far, now_ms, to, BRIDGE_FAR_MAX);
+        for (int i = 0; i < n; i++)
+            if (s_send (self, BRIDGE_WIRE_HEARTBEAT, NULL, 0, &to [i]->addr, to [i]->len) == 0) {
+                self->stats.heartbeats_out++;
+                self->hb_sent_ms = now_ms;
+            }
         self->next_hb_ms = now_ms + self->interval_ms;
     }
     return (int) (self->next_hb_ms - now_ms);

@@ -5,6 +5,8 @@
 #include "bridge_status.h"
 #include "bridge_rate.h"
 #include "bridge_flow.h"
+#include "bridge_far.h"
+#include "bridge_peers.h"
 #include "ws_loop.h"
 #include "ws_tls.h"
 #include "bus_clock.h"
@@ -40,6 +42,7 @@ typedef struct s_conn {
     bridge_params_t *params;            //  from the handshake until the flow has the key
     bridge_link_t *link;
     char target [54];                   //  canonical, for the status messages (53 bytes at most)
+    char peer [17];                     //  the peer id the client gave, or ""
     bool checked;                       //  the handshake's checks passed
     bool open;                          //  the WebSocket is up
     bool closing;                       //  an ERROR is queued, the close follows it
@@ -58,6 +61,7 @@ typedef struct s_conn {
 struct _bridge_server_t {
     bus_loop_t *loop;
     bridge_server_config_t config;
+    struct sockaddr_storage public_addr;    //  config.public_addr, copied (config's points here)
     uint8_t token_hash [crypto_generichash_BYTES];
     struct lws_context *context;
     struct lws_vhost *vhost;
@@ -113,9 +117,20 @@ s_status (s_conn_t *conn, bridge_state_t state, int rtt_ms)
 {
     bridge_status_msg_t msg;
     bridge_status_set (&msg, state);
-    if (conn->target [0]) {
+    //  The far end the link knows (it roams), else the client's target
+    if (conn->link)
+        bridge_link_far_text (conn->link, msg.target, sizeof msg.target);
+    else
         snprintf (msg.target, sizeof msg.target, "%s", conn->target);
-        msg.has_target = true;
+    msg.has_target = msg.target [0] != 0;
+    if (conn->peer [0]) {
+        snprintf (msg.peer, sizeof msg.peer, "%s", conn->peer);
+        msg.has_peer = true;
+    }
+    //  The bridge's own end of the flow, for the client to hand to its peer
+    if (conn->link && state != BRIDGE_STATE_ERROR) {
+        snprintf (msg.udp, sizeof msg.udp, "%s", bridge_link_udp_text (conn->link));
+        msg.has_udp = msg.udp [0] != 0;
     }
     if (conn->link) {
         snprintf (msg.cipher, sizeof msg.cipher, "%s", bridge_flow_cipher_name (bridge_link_cipher (conn->link)));
@@ -299,17 +314,30 @@ s_established (s_conn_t *conn)
     conn->active_ms = bus_clock_ms ();
     self->stats.opened++;
     self->flows++;
-    if (!bridge_params_has_target (conn->params)) {
-        s_close (conn, BRIDGE_CLOSE_NO_PEER, "the bridge looks up no peer id yet: give target");
-        return;
+    int count = 0;
+    const bridge_addr_t *targets = bridge_params_targets (conn->params, &count);
+    bridge_addr_t found [BRIDGE_TARGETS_MAX];
+    if (!targets) {
+        //  peer=: the candidates are the peer's endpoints, as discovery announced them
+        const char *id = bridge_params_peer (conn->params);
+        snprintf (conn->peer, sizeof conn->peer, "%s", id);
+        count = self->config.peers ? bridge_peers_find (self->config.peers, id, self->config.allow_loopback,
+                                                        found, BRIDGE_TARGETS_MAX) : -1;
+        if (count <= 0) {
+            char detail [80];
+            snprintf (detail, sizeof detail, count < 0 ? "no peer %s is known to the bridge"
+                                                       : "peer %s has no endpoint the bridge may send to", id);
+            s_close (conn, BRIDGE_CLOSE_NO_PEER, detail);
+            return;
+        }
+        targets = found;
     }
-    snprintf (conn->target, sizeof conn->target, "%s", bridge_params_target_text (conn->params));
-    socklen_t len;
-    const struct sockaddr *target = bridge_params_target (conn->params, &len);
+    bridge_addr_text (&targets [0].addr, conn->target, sizeof conn->target);
     bridge_link_config_t lc = {
-        .target = target, .target_len = len, .key = bridge_params_key (conn->params),
+        .targets = targets, .target_count = count, .key = bridge_params_key (conn->params),
         .cipher = bridge_params_cipher (conn->params), .heartbeat_ms = self->config.heartbeat_ms,
         .timeout_ms = self->config.heartbeat_timeout_ms, .max_message = self->config.max_message,
+        .public_addr = self->config.public_addr,
     };
     bridge_link_fns_t fns = { s_link_state, s_deliver, conn };
     conn->link = bridge_link_new (self->loop, &lc, &fns, &self->stats.link);
@@ -542,6 +570,10 @@ bridge_server_new (bus_loop_t *loop, const bridge_server_config_t *config, char 
     self->config = *config;
     self->config.token = NULL;
     self->config.cert_pem = self->config.key_pem = NULL;
+    if (config->public_addr) {
+        self->public_addr = *config->public_addr;
+        self->config.public_addr = &self->public_addr;
+    }
     self->listen_item.fd = -1;
     self->sweep_timer = -1;
     crypto_generichash (self->token_hash, sizeof self->token_hash, (const uint8_t *) config->token,
@@ -661,6 +693,7 @@ bridge_server_stats (bridge_server_t *self)
 #define S_TEST_WAIT_MS  (getenv ("SELFTEST_VALGRIND") ? 30000 : 3000)
 #define S_TEST_MAX      200             //  the server's max_message in the test
 #define S_TEST_TOKEN    "test-token-0123"
+#define S_TEST_PEER_ID  "00000000000000aa"  //  in the server's peer table (0123456789abcdef is not)
 
 typedef struct {
     bool text;
@@ -962,9 +995,16 @@ s_test_client (void *arg)
     //  A flow: CONNECTED, UDP_WAITING
     S_CHECK (s_client_open (t, &a, query, auth));
     S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_CONNECTED && msg.has_target && msg.has_cipher);
-    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_UDP_WAITING);
-    //  The peer hears the bridge's heartbeats, sends its own: UDP_ESTABLISHED
+    S_CHECK (msg.has_udp);
+    char udp [64];
+    snprintf (udp, sizeof udp, "%s", msg.udp);
+    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_UDP_WAITING && msg.has_udp && strcmp (msg.udp, udp) == 0);
+    //  The peer hears the bridge's heartbeats, sends its own: UDP_ESTABLISHED.
+    //  They came from the `udp` the client was told (where a peer punches to)
     S_CHECK (s_serve_until (t, s_knows_bridge, NULL));
+    char seen [64];
+    bridge_addr_text (&t->bridge_udp, seen, sizeof seen);
+    S_CHECK (strcmp (seen, udp) == 0);
     s_peer_send (t, BRIDGE_WIRE_HEARTBEAT, NULL, 0);
     S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_UDP_ESTABLISHED && msg.has_rtt_ms);
     //  Data both ways, intact and one message per datagram
@@ -999,6 +1039,24 @@ s_test_client (void *arg)
     S_CHECK (s_client_open (t, &b, "peer=0123456789abcdef&key=" S_KEY64 "&token=" S_TEST_TOKEN, NULL));
     S_CHECK (s_next_status (t, &b, &msg) == BRIDGE_STATE_ERROR && msg.code == BRIDGE_CLOSE_NO_PEER);
     S_CHECK (s_serve_until (t, s_is_closed, &b) && b.close_code == BRIDGE_CLOSE_NO_PEER);
+    //  peer= a peer discovery announced: its endpoint is the flow's
+    //  candidate; the status names the peer (a new flow key: the far end's
+    //  flow starts again)
+    s_client_t c;
+    uint8_t key [BRIDGE_KEY_SIZE];
+    memset (key, 0xfb, sizeof key);
+    bridge_flow_destroy (&t->peer);
+    t->peer = bridge_flow_new (key, BRIDGE_FLOW_PEER, BRIDGE_CIPHER_AUTO);
+    t->bridge_udp_len = 0;
+    S_CHECK (s_client_open (t, &c, "peer=" S_TEST_PEER_ID "&key=" S_KEY64 "&token=" S_TEST_TOKEN, NULL));
+    S_CHECK (s_next_status (t, &c, &msg) == BRIDGE_STATE_CONNECTED && msg.has_peer && strcmp (msg.peer, S_TEST_PEER_ID) == 0);
+    char want [64];
+    snprintf (want, sizeof want, "127.0.0.1:%u", t->peer_port);
+    S_CHECK (msg.has_target && strcmp (msg.target, want) == 0);
+    S_CHECK (s_next_status (t, &c, &msg) == BRIDGE_STATE_UDP_WAITING);
+    S_CHECK (s_serve_until (t, s_knows_bridge, NULL));
+    s_peer_send (t, BRIDGE_WIRE_HEARTBEAT, NULL, 0);
+    S_CHECK (s_next_status (t, &c, &msg) == BRIDGE_STATE_UDP_ESTABLISHED && msg.has_peer);
     //  A text message: 4415
     S_CHECK (s_client_open (t, &b, query, auth));
     S_CHECK (s_next_status (t, &b, &msg) == BRIDGE_STATE_CONNECTED);
@@ -1105,10 +1163,16 @@ bridge_server_test (bool verbose)
     assert (t.peer);
 
     char err [300];
+    //  The peers discovery announced: one, at the test's UDP peer
+    bridge_peers_t *peers = bridge_peers_new ();
+    char endpoint [32];
+    snprintf (endpoint, sizeof endpoint, "127.0.0.1:%u", t.peer_port);
+    const char *endpoints [] = { endpoint };
+    assert (bridge_peers_up (peers, 1, S_TEST_PEER_ID, endpoints, 1, err, sizeof err) == 0);
     bridge_server_config_t config = {
         .bind_ip = "127.0.0.1", .port = 0, .token = S_TEST_TOKEN, .max_message = S_TEST_MAX,
         .max_flows = 10, .idle_ms = 60000, .heartbeat_ms = 100, .heartbeat_timeout_ms = 400,
-        .connects_per_second = 100, .bytes_per_second = 0, .allow_loopback = true,
+        .connects_per_second = 100, .bytes_per_second = 0, .allow_loopback = true, .peers = peers,
     };
     bridge_server_t *self = bridge_server_new (loop, &config, err, sizeof err);
     if (!self)
@@ -1195,6 +1259,7 @@ bridge_server_test (bool verbose)
     bridge_server_destroy (&self);
     selftest_tls_destroy (&tls);
     bridge_flow_destroy (&t.peer);
+    bridge_peers_destroy (&peers);
     close (t.peer_fd);
     bus_loop_destroy (&loop);
 }

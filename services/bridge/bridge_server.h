@@ -8,8 +8,8 @@
     client that is refused never holds a WebSocket. The token is compared in
     constant time (both hashed with BLAKE2b, then sodium_memcmp) and never
     logged. After the upgrade the bridge speaks the status messages of
-    schemas/bridge.def and closes with its close codes: 4404 for `peer=` (no
-    registry lookup yet), 4413, 4415, 4429, 4408, 4500.
+    schemas/bridge.def and closes with its close codes: 4404 for a `peer=` its
+    peer table does not know, 4413, 4415, 4429, 4408, 4500.
 
     Backpressure: the messages for one client wait in a queue of at most
     BRIDGE_SERVER_QUEUE; more datagrams for it are dropped and counted, never
@@ -18,6 +18,7 @@
 #define BRIDGE_SERVER_H_INCLUDED
 
 #include "bridge_link.h"
+#include "bridge_peers.h"
 #include "bus_loop.h"
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,6 +39,12 @@ typedef struct {
     int idle_ms, heartbeat_ms, heartbeat_timeout_ms;
     uint32_t connects_per_second, bytes_per_second;
     bool allow_loopback;
+    //  The address peers reach the flows at (bridge.public_address, copied), or
+    //  NULL: each flow's `udp` is the address its socket sends from
+    const struct sockaddr_storage *public_addr;
+    //  The peers a client may name with `peer=` (bridge_peers, not owned; the
+    //  service keeps it current from the bus), or NULL: every `peer=` is 4404
+    bridge_peers_t *peers;
 } bridge_server_config_t;
 
 typedef struct {

@@ -3,9 +3,15 @@
 #include "bus_log.h"
 #include "bus_privs.h"
 #include "ws_tls.h"
+#include "bus_broker.h"
+#include "bus_client.h"
+#include "bus_endpoint.h"
+#include <stdatomic.h>
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +19,7 @@
 struct _bridge_service_t {
     bus_service_t *svc;
     bridge_server_t *server;
+    bridge_peers_t *peers;              //  for `peer=`, from discovery's events
     unsigned instance;                  //  N of bridge.N
     bool tls;
 };
@@ -69,6 +76,30 @@ s_check_tls (bus_config_t *config, config_setting_t *group, bridge_service_confi
     out->tls = true;
 }
 
+//  bridge.public_address: an address literal of either family, no port
+static void
+s_check_public (bus_config_t *config, config_setting_t *group, bridge_service_config_t *out)
+{
+    const char *text = out->bridge.public_address;
+    if (!text || !*text)
+        return;
+    struct sockaddr_in *sin = (struct sockaddr_in *) &out->public_addr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &out->public_addr;
+    memset (&out->public_addr, 0, sizeof out->public_addr);
+    if (inet_pton (AF_INET, text, &sin->sin_addr) == 1)
+        sin->sin_family = AF_INET;
+    else
+    if (inet_pton (AF_INET6, text, &sin6->sin6_addr) == 1)
+        sin6->sin6_family = AF_INET6;
+    else {
+        bus_config_error (config, config_setting_get_member (group, "public_address"),
+                          "'%s' is not an address literal (e.g. \"203.0.113.10\" or "
+                          "\"2001:db8::1\", without a port: each flow's port is appended)", text);
+        return;
+    }
+    out->has_public = true;
+}
+
 void
 bridge_service_check_config (bus_config_t *config, bridge_service_config_t *out)
 {
@@ -94,6 +125,7 @@ bridge_service_check_config (bus_config_t *config, bridge_service_config_t *out)
                           "bridge.heartbeat_timeout must be longer than bridge.heartbeat_interval "
                           "(at least one heartbeat must be able to arrive in it)");
     }
+    s_check_public (config, group, out);
     s_check_tls (config, group, out);
 }
 
@@ -132,8 +164,62 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
         .refused_rate = s->refused_rate, .refused_full = s->refused_full, .refused_other = s->refused_other,
         .closed_idle = s->closed_idle, .closed_too_large = s->closed_too_large, .closed_text = s->closed_text,
         .closed_rate = s->closed_rate, .closed_internal = s->closed_internal,
+        .peers_known = (uint32_t) bridge_peers_count (self->peers),
     };
     bus_service_reply (svc, env, &bridge_bus_status_reply_schema, &reply);
+}
+
+//  A message's endpoint list (rows of stride bytes) as pointers: count of them
+static size_t
+s_endpoints (const char *rows, size_t stride, uint32_t count, const char **out)
+{
+    size_t n = 0;
+    for (; n < count && n < BRIDGE_PEERS_ENDPOINTS; n++)
+        out [n] = rows + n * stride;
+    return n;
+}
+
+//  discovery's peers (schemas/peer.def): peer.up and peer.changed set a
+//  peer's endpoints, peer.down forgets it; a bad event is logged and dropped
+static void
+s_on_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    bridge_service_t *self = (bridge_service_t *) arg;
+    const char *type = bus_envelope_type (env);
+    char err [200] = "";
+    const char *endpoints [BRIDGE_PEERS_ENDPOINTS];
+    if (strcmp (type, "peer.up") == 0) {
+        peer_up_t *up = (peer_up_t *) calloc (1, sizeof *up);
+        assert (up);
+        if (bus_envelope_get_msg (env, &peer_up_schema, up, err, sizeof err) == 0) {
+            size_t n = s_endpoints (up->endpoints [0], sizeof up->endpoints [0], up->endpoints_count, endpoints);
+            if (bridge_peers_up (self->peers, up->index, up->relay_id, endpoints, n, err, sizeof err) == 0)
+                bus_debug ("peer %s (%u) is %s: %zu endpoints", up->name, up->index, up->relay_id, n);
+        }
+        if (*err)
+            bus_warn ("peer.up: %s", err);
+        free (up);
+    }
+    else
+    if (strcmp (type, "peer.changed") == 0) {
+        peer_changed_t *changed = (peer_changed_t *) calloc (1, sizeof *changed);
+        assert (changed);
+        if (bus_envelope_get_msg (env, &peer_changed_schema, changed, err, sizeof err) == 0)
+            bridge_peers_changed (self->peers, changed->index, endpoints,
+                                  s_endpoints (changed->endpoints [0], sizeof changed->endpoints [0],
+                                               changed->endpoints_count, endpoints));
+        else
+            bus_warn ("peer.changed: %s", err);
+        free (changed);
+    }
+    else
+    if (strcmp (type, "peer.down") == 0) {
+        peer_down_t down;
+        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err) == 0)
+            bridge_peers_down (self->peers, down.index);
+        else
+            bus_warn ("peer.down: %s", err);
+    }
 }
 
 //  ---------------------------------------------------------------------------
@@ -150,6 +236,7 @@ bridge_service_new (bus_service_t *svc, bridge_service_config_t *config, char *e
     long n = dot ? strtol (dot + 1, NULL, 10) : 1;
     self->instance = n >= 1 ? (unsigned) n : 1;
     self->tls = config->tls;
+    self->peers = bridge_peers_new ();
     const bus_cfg_bridge_t *b = &config->bridge;
     bridge_server_config_t sc = {
         .bind_ip = config->bind_ip, .port = config->port,
@@ -159,7 +246,8 @@ bridge_service_new (bus_service_t *svc, bridge_service_config_t *config, char *e
         .idle_ms = (int) b->idle_timeout_ms, .heartbeat_ms = (int) b->heartbeat_interval_ms,
         .heartbeat_timeout_ms = (int) b->heartbeat_timeout_ms,
         .connects_per_second = (uint32_t) b->connects_per_second, .bytes_per_second = (uint32_t) b->bytes_per_second,
-        .allow_loopback = b->allow_loopback,
+        .allow_loopback = b->allow_loopback, .public_addr = config->has_public ? &config->public_addr : NULL,
+        .peers = self->peers,
     };
     //  lws keeps its own copy of the certificate and key (OpenSSL's)
     self->server = bridge_server_new (bus_service_loop (svc), &sc, err, err_size);
@@ -169,6 +257,7 @@ bridge_service_new (bus_service_t *svc, bridge_service_config_t *config, char *e
         return NULL;
     }
     bus_service_handle (svc, "bridge.status", s_on_status, self);
+    bus_service_subscribe (svc, "peer.", s_on_peer, self);
     bus_info ("bridge %u serving %s://%s:%u%s (max %u flows, messages up to %zu bytes%s)", self->instance,
               self->tls ? "wss" : "ws", config->bind_ip, bridge_server_port (self->server), BRIDGE_SERVER_PATH,
               sc.max_flows, sc.max_message, sc.allow_loopback ? ", loopback targets allowed" : "");
@@ -183,6 +272,7 @@ bridge_service_destroy (bridge_service_t **self_p)
     if (!self)
         return;
     bridge_server_destroy (&self->server);
+    bridge_peers_destroy (&self->peers);
     free (self);
     *self_p = NULL;
 }
@@ -255,6 +345,122 @@ s_test_check (const char *text, const char *expect, bridge_service_config_t *out
     return s_test_check_keep (text, expect, out, verbose, NULL);
 }
 
+//  discovery's part on a real bus: what it announces, again every 50 ms until
+//  the bridge shows it (the bridge may subscribe after the first). Step 0:
+//  carol up (index 4); 1: carol's endpoints changed, then dave up (index 5),
+//  so dave known means the change arrived (one sender: in order); 2: dave down
+static atomic_int s_test_script;
+
+static void
+s_test_up (bus_service_t *discovery, uint32_t index, const char *name, const char *id, const char *endpoint)
+{
+    peer_up_t *up = (peer_up_t *) calloc (1, sizeof *up);
+    assert (up);
+    up->index = index;
+    snprintf (up->name, sizeof up->name, "%s", name);
+    snprintf (up->relay_id, sizeof up->relay_id, "%s", id);
+    snprintf (up->endpoints [0], sizeof up->endpoints [0], "[2001:db8::c4]:51820");
+    snprintf (up->endpoints [1], sizeof up->endpoints [1], "%s", endpoint);
+    up->endpoints_count = 2;
+    snprintf (up->source, sizeof up->source, "registry");
+    bus_service_publish (discovery, &peer_up_schema, up);
+    free (up);
+}
+
+static int
+s_test_announce (bus_loop_t *loop, int timer_id, void *arg)
+{
+    bus_service_t *discovery = (bus_service_t *) arg;
+    int step = atomic_load (&s_test_script);
+    if (step == 0)
+        s_test_up (discovery, 4, "carol", "00000000000000c4", "192.0.2.4:51820");
+    else
+    if (step == 1) {
+        peer_changed_t changed = { .index = 4, .endpoints_count = 1 };
+        snprintf (changed.name, sizeof changed.name, "carol");
+        snprintf (changed.endpoints [0], sizeof changed.endpoints [0], "198.51.100.4:7000");
+        bus_service_publish (discovery, &peer_changed_schema, &changed);
+        s_test_up (discovery, 5, "dave", "00000000000000d5", "192.0.2.5:51820");
+    }
+    else {
+        peer_down_t down = { .index = 5 };
+        snprintf (down.name, sizeof down.name, "dave");
+        snprintf (down.reason, sizeof down.reason, "left");
+        bus_service_publish (discovery, &peer_down_schema, &down);
+    }
+    return 0;
+}
+
+//  Asks bridge.1 for its status until peers_known is want (5 s at most)
+static bool
+s_test_known (bus_client_t *client, uint32_t want)
+{
+    for (int attempt = 0; attempt < 250; attempt++) {
+        char err [200];
+        bridge_bus_status_t request = { .flows = false };
+        bus_envelope_t *env = bus_client_request (client, "bridge.1", &bridge_bus_status_schema, &request, 1000, err, sizeof err);
+        bridge_bus_status_reply_t reply;
+        bool got = env && bus_envelope_get_msg (env, &bridge_bus_status_reply_schema, &reply, err, sizeof err) == 0;
+        bus_envelope_destroy (&env);
+        if (got && reply.peers_known == want)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  The bridge service on a real bus (an in-process broker), discovery's
+//  events from another service: peer.up makes a peer known by its id, with
+//  its endpoints; peer.changed moves them; peer.down forgets it
+static void
+s_test_bus (bridge_service_config_t *c, bool verbose)
+{
+    char dir [] = "/tmp/bridge-service-test-XXXXXX";
+    assert (mkdtemp (dir));
+    zactor_t *broker = zactor_new (bus_broker_actor, dir);
+    assert (broker);
+    char err [300];
+    bus_service_t *svc = bus_service_new ("bridge", "bridge.1", dir);
+    assert (svc);
+    bus_service_set_heartbeat (svc, 100);
+    bridge_service_t *self = bridge_service_new (svc, c, err, sizeof err);
+    assert (self);
+    zactor_t *actor = zactor_new (bus_service_actor, svc);
+    atomic_store (&s_test_script, 0);
+    bus_service_t *discovery = bus_service_new ("discovery", NULL, dir);
+    assert (discovery);
+    bus_loop_timer (bus_service_loop (discovery), 50, 0, s_test_announce, discovery);
+    zactor_t *discovery_actor = zactor_new (bus_service_actor, discovery);
+    char endpoint [BUS_PATH_MAX];
+    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
+    bus_client_t *client = bus_client_new (endpoint, "bridge-test", err, sizeof err);
+    assert (client);
+
+    assert (s_test_known (client, 1));
+    atomic_store (&s_test_script, 1);
+    assert (s_test_known (client, 2));
+    atomic_store (&s_test_script, 2);
+    assert (s_test_known (client, 1));
+    //  The table is the service's thread's: read once it stopped (discovery
+    //  first, so nothing more is published)
+    zactor_destroy (&discovery_actor);
+    zactor_destroy (&actor);
+    bridge_addr_t cand [BRIDGE_TARGETS_MAX];
+    char text [64];
+    assert (bridge_peers_find (self->peers, "00000000000000C4", false, cand, BRIDGE_TARGETS_MAX) == 1);
+    bridge_addr_text (&cand [0].addr, text, sizeof text);
+    assert (streq (text, "198.51.100.4:7000"));
+    assert (bridge_peers_find (self->peers, "00000000000000d5", false, cand, BRIDGE_TARGETS_MAX) == -1);
+    if (verbose)
+        printf ("bridge_service: peer.up, peer.changed and peer.down arrived over the bus\n");
+    bus_client_destroy (&client);
+    bus_service_destroy (&discovery);
+    bridge_service_destroy (&self);
+    bus_service_destroy (&svc);
+    zactor_destroy (&broker);
+    bus_run_dir_remove (dir);
+}
+
 void
 bridge_service_test (bool verbose)
 {
@@ -272,6 +478,12 @@ bridge_service_test (bool verbose)
     assert (s_test_check ("bridge = { token = \"t\"; max_message = 70000; };", "max_message", &c, verbose) >= 1);
     assert (s_test_check ("bridge = { token = \"t\";\n heartbeat_interval = \"2s\";\n heartbeat_timeout = \"1s\"; };",
                           "test.cfg:3", &c, verbose) == 1);
+    assert (s_test_check ("bridge = { token = \"t\";\n public_address = \"203.0.113.10:8445\"; };",
+                          "test.cfg:2: bridge.public_address: '203.0.113.10:8445' is not an address literal", &c, verbose) == 1);
+    assert (s_test_check ("bridge = { token = \"t\"; public_address = \"bridge.example\"; };",
+                          "not an address literal", &c, verbose) == 1);
+    assert (s_test_check ("bridge = { token = \"t\"; public_address = \"2001:db8::1\"; };", NULL, &c, verbose) == 0);
+    assert (c.has_public && c.public_addr.ss_family == AF_INET6);
     assert (s_test_check ("bridge = { token = \"t\"; tls_cert = \"/etc/hostname\"; };",
                           "bridge.tls_cert is set but bridge.tls_key is not", &c, verbose) == 1);
     assert (s_test_check ("bridge = { token = \"t\"; tls_cert = \"/nonexistent.pem\"; tls_key = \"/x\"; };",
@@ -292,6 +504,7 @@ bridge_service_test (bool verbose)
     bridge_service_destroy (&self);
     assert (self == NULL);
     bus_service_destroy (&svc);
+    s_test_bus (&c, verbose);
     bus_config_destroy (&config);
     if (verbose)
         printf ("bridge_service: ok\n");

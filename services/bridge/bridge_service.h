@@ -14,11 +14,15 @@
 #include "bus_service.h"
 #include "bus_config_schema.h"
 #include "bridge_server.h"
+#include "bridge_peers.h"
+#include <sys/socket.h>
 
 typedef struct {
     bus_cfg_bridge_t bridge;            //  as checked
     char bind_ip [64];                  //  bridge.listen, split
     uint16_t port;
+    struct sockaddr_storage public_addr;    //  bridge.public_address (port 0), when has_public
+    bool has_public;
     //  WebSocket over TLS when tls_cert and tls_key are set: both read here,
     //  before the service drops privileges and is sandboxed
     bool tls;

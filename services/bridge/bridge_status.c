@@ -84,12 +84,18 @@ s_check (const bridge_status_msg_t *msg, char *err, size_t errsize)
         return bus_errf (err, errsize, "'code' %d is not a close code of the bridge", (int) msg->code);
     if (msg->has_rtt_ms && state != BRIDGE_STATE_UDP_ESTABLISHED)
         return bus_errf (err, errsize, "'rtt_ms' comes only with UDP_ESTABLISHED");
-    if (msg->has_target) {
+    if (msg->has_udp && error)
+        return bus_errf (err, errsize, "'udp' does not come with ERROR");
+    //  Both endpoints are address literals (the client hands them on as they are)
+    struct { bool has; const char *name, *text; } ends [] = {
+        { msg->has_target, "target", msg->target }, { msg->has_udp, "udp", msg->udp },
+    };
+    for (size_t i = 0; i < sizeof ends / sizeof ends [0]; i++) {
         struct sockaddr_storage addr;
         socklen_t len;
         char why [BRIDGE_REASON_MAX + 1];
-        if (bridge_params_endpoint (msg->target, &addr, &len, why, sizeof why) != 0)
-            return bus_errf (err, errsize, "'target': %s", why);
+        if (ends [i].has && bridge_params_endpoint (ends [i].text, &addr, &len, why, sizeof why) != 0)
+            return bus_errf (err, errsize, "'%s': %s", ends [i].name, why);
     }
     if (msg->has_cipher) {
         size_t i = 0;
@@ -169,6 +175,19 @@ bridge_status_test (bool verbose)
     assert (streq (back.target, msg.target) && back.rtt_ms == 12 && !back.has_peer && !back.has_code);
     free (text);
 
+    //  The bridge's own endpoint, which the client hands to its peer as it is
+    bridge_status_set (&msg, BRIDGE_STATE_UDP_WAITING);
+    snprintf (msg.udp, sizeof msg.udp, "203.0.113.10:41503");
+    msg.has_udp = true;
+    text = bridge_status_encode (&msg, err, sizeof err);
+    assert (text && bridge_status_decode (text, strlen (text), &back, err, sizeof err) == 0);
+    assert (back.has_udp && streq (back.udp, "203.0.113.10:41503") && !back.has_target);
+    free (text);
+    msg.state [0] = 0;
+    bridge_status_error (&msg, BRIDGE_CLOSE_IDLE, NULL);
+    msg.has_udp = true;
+    assert (!bridge_status_encode (&msg, err, sizeof err) && streq (err, "'udp' does not come with ERROR"));
+
     bridge_status_error (&msg, BRIDGE_CLOSE_BAD_PARAM, "target: port 70000 is out of range 1..65535");
     text = bridge_status_encode (&msg, err, sizeof err);
     assert (text && streq (text, "{\"state\":\"ERROR\",\"code\":4400,"
@@ -208,6 +227,12 @@ bridge_status_test (bool verbose)
     s_expect ("{\"state\":\"ERROR\",\"code\":4999,\"reason\":\"x\"}", "'code' 4999 is not a close code of the bridge");
     s_expect ("{\"state\":\"CONNECTED\",\"target\":\"example.com:80\"}",
               "'target': 'example.com' is not an address literal: the bridge resolves no names");
+    s_expect ("{\"state\":\"CONNECTED\",\"udp\":\"[2001:db8::1]:4000\"}", NULL);
+    s_expect ("{\"state\":\"CONNECTED\",\"udp\":\"bridge.example:4000\"}",
+              "'udp': 'bridge.example' is not an address literal: the bridge resolves no names");
+    s_expect ("{\"state\":\"UDP_WAITING\",\"udp\":\"203.0.113.10:0\"}", "'udp' must be a valid endpoint (host:port)");
+    s_expect ("{\"state\":\"ERROR\",\"code\":4408,\"reason\":\"idle\",\"udp\":\"203.0.113.10:1\"}",
+              "'udp' does not come with ERROR");
     s_expect ("{\"state\":\"UDP_ESTABLISHED\",\"rtt_ms\":-1}", "'rtt_ms' must be an integer from 0 to 60000");
     s_expect ("{\"state\":\"CONNECTED\",\"state\":\"ERROR\"}", "malformed JSON at line 1 column 28: duplicate object key near '\"state\"'");
     s_expect ("[]", "request body must be a JSON object");

@@ -31,6 +31,9 @@ seed "target=192.0.2.1:1%zz&key=$k${nl}Bearer x"
 seed "target=192.0.2.1:1&key=$k&token=x${nl}Bearer x"
 seed "target=192.0.2.1:1&key=$k${nl}Basic eDp5"
 seed "target=192.0.2.1:1&key=$k"
+seed "target=%5B2001%3Adb8%3A%3A1%5D%3A4000%2C192.0.2.1:4000&key=$k${nl}Bearer x"
+seed "target=192.0.2.1:1,192.0.2.2:1,192.0.2.3:1,192.0.2.4:1,192.0.2.5:1&key=$k${nl}Bearer x"
+seed "target=192.0.2.1:1,,192.0.2.1:1&key=$k${nl}Bearer x"
 seed "&&&="
 i=0
 dir=$out/fuzz_bridge_status
@@ -40,6 +43,10 @@ seed '{"state":"UDP_WAITING","target":"192.0.2.1:4000","cipher":"aes256gcm"}'
 seed '{"state":"UDP_WAITING","peer":"0123456789abcdef","target":"[2001:db8::1]:4000"}'
 seed '{"state":"UDP_ESTABLISHED","target":"[2001:db8::1]:4000","cipher":"chacha20poly1305","rtt_ms":12}'
 seed '{"state":"ERROR","code":4400,"reason":"bad parameter: target: port 70000 is out of range 1..65535"}'
+seed '{"state":"CONNECTED","target":"192.0.2.1:4000","udp":"203.0.113.10:41503","cipher":"aes256gcm"}'
+seed '{"state":"UDP_WAITING","target":"[2001:db8::1]:4000","udp":"[2001:db8::10]:41503"}'
+seed '{"state":"ERROR","code":4408,"reason":"idle","udp":"203.0.113.10:1"}'
+seed '{"state":"CONNECTED","udp":"bridge.example:1"}'
 seed '{"state":"UDP_LOST"}'
 seed '{"state":"CONNECTED","extra":1}'
 seed '{"state":"ERROR","code":4400}'

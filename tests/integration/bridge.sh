@@ -8,15 +8,20 @@
 #
 # For each kind, the client opens /v0/ws/proxy with the peer's predicted public
 # address (its router's, port kept: what an EIM NAT that keeps ports gives);
-# the bridge's flow socket toward it is read from the server's conntrack, and
-# the peer starts with --target that address, so both ends punch. Asserted:
-#   - the states come in order CONNECTED, UDP_WAITING, UDP_ESTABLISHED where
-#     the prediction holds (none, full-cone, restricted, port-restricted), and
-#     100 messages of 1..1204 bytes come back intact (client side) and arrived
-#     intact (the peer's counters: 100 messages, every byte, nothing refused);
-#   - where it cannot hold (symmetric, symmetric-seq, cgnat, cgnat-sym: the
-#     NAT maps to another port; udp-blocked), the flow stays UDP_WAITING and
-#     the peer's NAT never lets the bridge in: the test proves the limit;
+# the peer starts with --target the bridge's `udp` from the client's first
+# status message (checked against the server's conntrack), so both ends punch.
+# Asserted:
+#   - the states come in order CONNECTED, UDP_WAITING, UDP_ESTABLISHED behind
+#     every kind but udp-blocked, and 100 messages of 1..1204 bytes come back
+#     intact (client side) and arrived intact (the peer's counters: 100
+#     messages, every byte, nothing refused). Where the prediction holds (none,
+#     full cone, restricted, port-restricted) the bridge's punching meets the
+#     peer's; where it cannot (symmetric, symmetric-seq, cgnat, cgnat-sym: the
+#     NAT maps the peer to another port) the peer's heartbeats toward `udp`
+#     open its NAT and the bridge roams to their source, which the status's
+#     `target` then names (the NAT's real mapping);
+#   - udp-blocked lets no UDP out of the peer's network: nothing of the peer
+#     reaches the bridge, and the flow stays UDP_WAITING;
 #   - the port-restricted peer stopped (SIGSTOP): UDP_WAITING within the
 #     bridge's heartbeat timeout; SIGCONT: UDP_ESTABLISHED again;
 #   - a bad token and a bad parameter are refused before the upgrade (HTTP
@@ -29,8 +34,6 @@
 set -u
 T=$(mktemp -d /tmp/bridge-test-XXXXXX)
 chmod 755 "$T"
-PEER=$BIFROST_BUILDDIR/services/bridge/bifrost-bridge-peer
-CLIENT=$BIFROST_BUILDDIR/tests/bridge_ws_client
 SRV=203.0.113.10
 WS_PORT=8445
 PEER_PORT=5000
@@ -44,25 +47,11 @@ KINDS=${BRIDGE_KINDS:-$GRID_KINDS}
 # Where the client's target (the router's address, the peer's port) is the
 # peer's mapping toward the bridge: an EIM NAT that keeps the port
 UP_KINDS=" none full-cone restricted port-restricted "
-export BRIDGE_TOKEN
-BRIDGE_TOKEN=tok-$$-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-PIDS=""
-T0=$(now_ms)
+# Where no UDP leaves the peer's network: no flow can come up
+BLOCKED_KINDS=" udp-blocked "
 
 finish () {
-    local p
-    for p in $PIDS; do kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
-    for p in $PIDS; do
-        for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$p" 2>/dev/null
-    done
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*.log "$T"/*.out; do
-            [ -f "$f" ] || continue
-            echo "# ---- $f (last 25 lines)"
-            tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
+    bridge_stop_all
     grid_cleanup
     [ -n "${BRIDGE_LOGS:-}" ] && rm -rf "$BRIDGE_LOGS" && cp -r "$T" "$BRIDGE_LOGS"
     seccomp_check "$T"
@@ -71,14 +60,8 @@ finish () {
 }
 trap finish EXIT
 
-# spawn NAME LOG CMD...: CMD in NAME's namespace, in the background; its pid in
-# SPAWNED and PIDS (ip netns exec execs, so $! is CMD's own pid)
-spawn () {
-    local name=$1 log=$2; shift 2
-    ip netns exec "$(grid_ns "$name")" "$@" >"$log" 2>&1 &
-    SPAWNED=$!
-    PIDS="$PIDS $SPAWNED"
-}
+# spawn NAME LOG CMD...: CMD in the grid host NAME's namespace (bridge_spawn)
+spawn () { local name=$1; shift; bridge_spawn "$(grid_ns "$name")" "$@"; }
 skip () { TESTNO=$((TESTNO + 1)); echo "ok $TESTNO # SKIP $1"; }
 
 # ---------------------------------------------------------------------------
@@ -123,8 +106,7 @@ ok $? "bifrost-bridge-peer refuses a key file of mode 0644 (exit $rc) and never 
 HAVE_BRIDGE=1
 [ -x "$BIFROST_LIBEXEC_DIR/bifrost-bridge" ] || HAVE_BRIDGE=0
 if [ $HAVE_BRIDGE = 1 ]; then
-    bridge_server srv "$SRV:$WS_PORT" "$T/srv" \
-        "heartbeat_interval = \"${HB_INTERVAL_MS}ms\"; heartbeat_timeout = \"${HB_TIMEOUT_MS}ms\";"
+    bridge_start "$(grid_ns srv)" "$SRV:$WS_PORT"
     ok $? "server: bifrost-bridge ready, WebSocket on $SRV:$WS_PORT"
     ! grep -qF "$BRIDGE_TOKEN" "$T/srv.log"
     ok $? "server: the token is in no log"
@@ -163,11 +145,11 @@ counters () {
 }
 sent_heartbeats () { [ "$(counters "$1" | jq -r .heartbeats_out)" -ge "$2" ] 2>/dev/null; }
 
-declare -A CPID=() PPID_OF=() TARGET=()
+declare -A CPID=() PPID_OF=() TARGET=() MAPPED=()
 for k in $KINDS; do
     TARGET[$k]=$(grid_wan "p-$k"):$PEER_PORT
     if [ $HAVE_BRIDGE = 1 ]; then
-        if [[ "$UP_KINDS" == *" $k "* ]]; then
+        if [[ "$BLOCKED_KINDS" != *" $k "* ]]; then
             args="--expect-states CONNECTED,UDP_WAITING,UDP_ESTABLISHED --messages 100 --size 1204 --timeout $((15 * SLOW))"
             # held for the SIGSTOP points, ended by the test
             [ "$k" = port-restricted ] && args="${args% --timeout *} --hold 60 --timeout 60"
@@ -178,18 +160,23 @@ for k in $KINDS; do
         CPID[$k]=$SPAWNED
     fi
 done
-# The bridge's flow port toward each peer (a fixed port when the server had
-# none), then the peers, punching toward it
+# The bridge's own end of each flow, as its first status message says (`udp`;
+# a fixed port when the server had none), checked against the port the server
+# sends the flow from (its conntrack); then the peers, punching toward it
+udp_of () { sed -n 's/^STATUS CONNECTED //p' "$T/client-$1.out" | head -1 | jq -r '.udp // empty' 2>/dev/null; }
+has_udp () { [ -n "$(udp_of "$1")" ]; }
 for k in $KINDS; do
-    bport=$PEER_PORT
+    budp=$SRV:$PEER_PORT
     if [ $HAVE_BRIDGE = 1 ]; then
+        wait_for $((5 * SLOW)) has_udp "$k"
+        budp=$(udp_of "$k")
         wait_for $((5 * SLOW)) has_flow_port "${TARGET[$k]}"
         bport=$(flow_port "${TARGET[$k]}")
-        [ -n "$bport" ]
-        ok $? "$k: the bridge sends the flow toward ${TARGET[$k]} from port ${bport:-?}"
+        [ -n "$bport" ] && [ "$budp" = "$SRV:$bport" ]
+        ok $? "$k: the status message's udp ${budp:-(none)} is where the bridge sends the flow toward ${TARGET[$k]} from (port ${bport:-?})"
     fi
     spawn "p-$k" "$T/peer-$k.log" "$PEER" --listen "$(grid_ip "p-$k"):$PEER_PORT" --key-file "$T/$k.key" \
-        --target "$SRV:${bport:-$PEER_PORT}" --echo
+        --target "${budp:-$SRV:$PEER_PORT}" --echo
     PPID_OF[$k]=$SPAWNED
 done
 
@@ -206,6 +193,7 @@ for k in $KINDS; do
     fi
     wait_for $((3 * SLOW)) has_mapping "p-$k"
     m=$(mapping "p-$k")
+    MAPPED[$k]=$m
     if [[ "$UP_KINDS" == *" $k "* ]]; then
         [ "$m" = "${TARGET[$k]}" ]
         ok $? "$k: the peer's heartbeats leave its NAT as ${m:-nothing}: the client's target"
@@ -223,14 +211,20 @@ if [ $HAVE_BRIDGE = 1 ]; then
         [ "$k" = port-restricted ] && continue      # held for the SIGSTOP points
         wait "${CPID[$k]}" 2>/dev/null
         out=$T/client-$k.out
-        if [[ "$UP_KINDS" == *" $k "* ]]; then
+        if [[ "$BLOCKED_KINDS" != *" $k "* ]]; then
             grep -q "^STATES OK" "$out"
             ok $? "$k: states in order CONNECTED, UDP_WAITING, UDP_ESTABLISHED ($(grep -c '^STATUS' "$out") status messages)"
             grep -qx "ECHO OK 100 $sum" "$out" && grep -qx "END ok" "$out"
             ok $? "$k: 100 messages of 1..1204 bytes ($sum in all) came back intact"
+            if [[ "$UP_KINDS" != *" $k "* ]]; then
+                # The bridge roamed to the NAT's real mapping, and said so
+                got=$(sed -n 's/^STATUS UDP_ESTABLISHED //p' "$out" | tail -1 | jq -r .target)
+                [ -n "${MAPPED[$k]:-}" ] && [ "$got" = "${MAPPED[$k]}" ]
+                ok $? "$k: the flow's far end is the NAT's mapping ${MAPPED[$k]:-?}, not the client's target ${TARGET[$k]}: the status says $got"
+            fi
         else
             grep -q "^STATES OK" "$out" && ! grep -q "^STATUS UDP_ESTABLISHED" "$out"
-            ok $? "$k: the client's target is not the NAT's mapping: the flow stays UDP_WAITING"
+            ok $? "$k: no UDP leaves the peer's network, so nothing of it reaches the bridge: the flow stays UDP_WAITING"
         fi
     done
 
@@ -242,7 +236,7 @@ if [ $HAVE_BRIDGE = 1 ]; then
 
     # The peers' side: what arrived, by their counters (SIGUSR1: one JSON line)
     for k in $KINDS; do
-        [[ "$UP_KINDS" == *" $k "* ]] || continue
+        [[ "$BLOCKED_KINDS" == *" $k "* ]] && continue
         c=$(counters "$k")
         # Its heartbeats were answered; the held flow (port-restricted) is up
         # and the bridge's heartbeats reached it (a short flow may end before

@@ -34,7 +34,6 @@ CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 
 T=$(mktemp -d /tmp/bridge-page-XXXXXX)
 chmod 755 "$T"          # the services run under their own uids
-PEER=$BIFROST_BUILDDIR/services/bridge/bifrost-bridge-peer
 PAGE=file://$BIFROST_SRCDIR/examples/bridge/index.html
 SRV=203.0.113.10
 FAR=203.0.113.30
@@ -42,21 +41,14 @@ WS=ws://$SRV:8445/v0/ws/proxy
 WD=http://127.0.0.1:9515       # chromedriver, on the browser host's own loopback
 SLOW=1
 [ -n "${ASAN_OPTIONS:-}" ] && SLOW=3
-export BRIDGE_TOKEN
-BRIDGE_TOKEN=tok-$$-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 SID=""
-T0=$(now_ms)
 
 finish () {
-    # Chromium first (chromedriver ends it with the session), then the grid:
+    # Chromium first (chromedriver ends it with the session), then the
+    # server (and the logs' tails when a point failed), then the grid:
     # grid_cleanup stops what grid_spawn started and anything left in its namespaces
     [ -n "$SID" ] && wd DELETE "/session/$SID" >/dev/null
-    if [ "$FAILED" -ne 0 ]; then
-        for f in "$T"/*.log; do
-            echo "# ---- $f (last 20 lines)"
-            tail -20 "$f" 2>/dev/null | sed 's/^/#   /'
-        done
-    fi
+    bridge_stop_all
     grid_cleanup
     seccomp_check "$T"
     rm -rf "$T"
@@ -115,7 +107,7 @@ grid_public_host far $FAR
 grid_exec browser ip route del default
 ok $? "grid: server $SRV, browser 203.0.113.20 (no route off the segment), far peer $FAR"
 
-bridge_server srv "$SRV:8445" "$T/srv"
+bridge_start "$(grid_ns srv)" "$SRV:8445"
 ok $? "server: bifrost-bridge ready, WebSocket on $SRV:8445"
 
 # chromedriver, and the headless Chromium of its session, in the browser's namespace
