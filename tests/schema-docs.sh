@@ -1,14 +1,14 @@
 #!/bin/sh
-# The tables of docs/packet-path.md, docs/wire-format.md, docs/bridge-wire.md
-# and docs/bus.md are the ones schemas/schema-doc generates from
-# schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def and
-# schemas/senders.def, and every generated block is in one of them.
+# The tables of docs/packet-path.md, docs/wire-format.md, docs/bridge-wire.md,
+# docs/routing.md and docs/bus.md are the ones schemas/schema-doc generates from
+# schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def,
+# schemas/route_wire.def and schemas/senders.def, and every generated block is in one of them.
 # `make schema-docs` fixes a doc. (TAP)
 set -u
 build=${BIFROST_BUILDDIR:-.}
 src=${BIFROST_SRCDIR:-.}
 gen="$build/schemas/schema-doc.md"
-docs="docs/packet-path.md docs/wire-format.md docs/bridge-wire.md docs/bus.md"
+docs="docs/packet-path.md docs/wire-format.md docs/bridge-wire.md docs/routing.md docs/bus.md"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 n=0
