@@ -68,15 +68,15 @@ route_flow_hash (const route_flow_t *flow, const uint8_t key [ROUTE_FLOW_KEY_SIZ
     return h;
 }
 
-//  splitmix64's finalizer: a cheap, well-mixed score of (flow, member)
+//  The rendezvous score of (flow, member): SipHash under a fixed key, which
+//  mixes every bit of both (the flow hash is keyed already, per node)
 static uint64_t
-s_mix (uint64_t x)
+s_score (uint64_t flow_hash, uint64_t member)
 {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
+    static const uint8_t key [crypto_shorthash_KEYBYTES] = { 0 };
+    uint64_t in [2] = { flow_hash, member }, out;
+    crypto_shorthash ((uint8_t *) &out, (const uint8_t *) in, sizeof in, key);
+    return out;
 }
 
 size_t
@@ -86,7 +86,7 @@ route_flow_pick (uint64_t flow_hash, const uint64_t *members, size_t count)
     size_t best = 0;
     uint64_t best_score = 0;
     for (size_t i = 0; i < count; i++) {
-        uint64_t score = s_mix (flow_hash ^ s_mix (members [i]));
+        uint64_t score = s_score (flow_hash, members [i]);
         if (i == 0 || score > best_score) {
             best = i;
             best_score = score;
@@ -139,7 +139,7 @@ route_flow_test (bool verbose)
     uint64_t members [4] = { 0xa1, 0xb2, 0xc3, 0xd4 };
     size_t per [4] = { 0 }, moved = 0, flows = 4000;
     for (uint64_t f = 0; f < flows; f++) {
-        uint64_t fh = s_mix (f + 1);
+        uint64_t fh = (f + 1) * 0x9e3779b97f4a7c15ULL;
         size_t i = route_flow_pick (fh, members, 4);
         per [i]++;
         //  Without member 3 (the last): flows of 0..2 stay where they were

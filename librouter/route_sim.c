@@ -21,7 +21,7 @@ struct _route_sim_t {
     route_table_t *tables [S_MAX_NODES];
     bool alive [S_MAX_NODES];
     uint32_t rtt [S_MAX_NODES][S_MAX_NODES];    //  0: no link
-    route_config_t config;
+    unsigned max_hops;
     int64_t now;
     s_wire_t *queue;
     size_t queued, queue_cap;
@@ -49,16 +49,13 @@ route_sim_new (size_t nodes, const route_config_t *config)
     route_sim_t *self = calloc (1, sizeof *self);
     assert (self);
     self->nodes = nodes;
-    if (config)
-        self->config = *config;
-    else
-        route_config_defaults (&self->config);
     self->now = 1000000;
     for (size_t i = 0; i < nodes; i++) {
         uint8_t key [16] = { (uint8_t) i };
-        self->tables [i] = route_table_new (route_sim_id (self, i), &self->config, key);
+        self->tables [i] = route_table_new (route_sim_id (self, i), config, key);
         self->alive [i] = true;
     }
+    self->max_hops = route_table_config (self->tables [0])->max_hops;
     return self;
 }
 
@@ -195,7 +192,7 @@ route_sim_reference (route_sim_t *self, size_t a, size_t b)
     size_t n = self->nodes;
     for (size_t i = 0; i < n; i++)
         dist [i] = i == a ? 0 : S_NONE;
-    for (unsigned pass = 0; pass < self->config.max_hops; pass++) {
+    for (unsigned pass = 0; pass < self->max_hops; pass++) {
         memcpy (next, dist, sizeof next);
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < n; j++)

@@ -125,6 +125,31 @@ route_table_destroy (route_table_t **self_p)
 //  --------------------------------------------------------------------------
 //  Lookups
 
+//  Room for one more element in an array of count elements of size bytes:
+//  doubles *cap (from first) when full, and returns the array
+static void *
+s_room (void *array, size_t count, size_t *cap, size_t first, size_t size)
+{
+    if (count == *cap) {
+        *cap = *cap ? 2 * *cap : first;
+        array = realloc (array, *cap * size);
+        assert (array);
+    }
+    return array;
+}
+
+//  A new candidate at the end of dest's, zeroed
+static s_cand_t *
+s_cand_add (s_dest_t *dest)
+{
+    size_t cap = dest->cap;
+    dest->cands = s_room (dest->cands, dest->count, &cap, 2, sizeof *dest->cands);
+    dest->cap = (uint16_t) cap;
+    s_cand_t *cand = &dest->cands [dest->count++];
+    memset (cand, 0, sizeof *cand);
+    return cand;
+}
+
 static size_t
 s_dest_index (route_table_t *self, uint64_t id, bool *found)
 {
@@ -158,11 +183,7 @@ s_dest_require (route_table_t *self, uint64_t id)
         return self->dests [i];
     if (self->ndests >= self->config.max_destinations)
         return NULL;
-    if (self->ndests == self->dests_cap) {
-        self->dests_cap = self->dests_cap ? 2 * self->dests_cap : 16;
-        self->dests = realloc (self->dests, self->dests_cap * sizeof *self->dests);
-        assert (self->dests);
-    }
+    self->dests = s_room (self->dests, self->ndests, &self->dests_cap, 16, sizeof *self->dests);
     s_dest_t *dest = calloc (1, sizeof *dest);
     assert (dest);
     dest->id = id;
@@ -347,11 +368,7 @@ route_table_link (route_table_t *self, uint64_t peer, uint32_t rtt_ms, route_lin
         return;
     s_nbr_t *nbr = s_nbr (self, peer);
     if (!nbr) {
-        if (self->nnbrs == self->nbrs_cap) {
-            self->nbrs_cap = self->nbrs_cap ? 2 * self->nbrs_cap : 8;
-            self->nbrs = realloc (self->nbrs, self->nbrs_cap * sizeof *self->nbrs);
-            assert (self->nbrs);
-        }
+        self->nbrs = s_room (self->nbrs, self->nnbrs, &self->nbrs_cap, 8, sizeof *self->nbrs);
         nbr = &self->nbrs [self->nnbrs++];
         *nbr = (s_nbr_t) { .id = peer, .fresh = true };
     }
@@ -363,12 +380,7 @@ route_table_link (route_table_t *self, uint64_t peer, uint32_t rtt_ms, route_lin
     if (dest) {
         s_cand_t *cand = s_cand (dest, peer, true);
         if (!cand) {
-            if (dest->count == dest->cap) {
-                dest->cap = dest->cap ? 2 * dest->cap : 2;
-                dest->cands = realloc (dest->cands, dest->cap * sizeof *dest->cands);
-                assert (dest->cands);
-            }
-            cand = &dest->cands [dest->count++];
+            cand = s_cand_add (dest);
             *cand = (s_cand_t) { .via = peer, .hops = 1, .direct = true };
             moved = true;
         }
@@ -438,13 +450,8 @@ s_take (route_table_t *self, s_nbr_t *nbr, const route_entry_t *e, int64_t now)
             self->stats.capped++;
             return false;
         }
-        if (dest->count == dest->cap) {
-            dest->cap = dest->cap ? 2 * dest->cap : 2;
-            dest->cands = realloc (dest->cands, dest->cap * sizeof *dest->cands);
-            assert (dest->cands);
-        }
-        cand = &dest->cands [dest->count++];
-        *cand = (s_cand_t) { .via = nbr->id };
+        cand = s_cand_add (dest);
+        cand->via = nbr->id;
         nbr->routes++;
     }
     size_t hops = e->hops + 1u;
@@ -696,6 +703,12 @@ route_table_updates_sent (route_table_t *self, int64_t now)
         dest->changed = false;
     }
     self->pending = 0;
+}
+
+const route_config_t *
+route_table_config (route_table_t *self)
+{
+    return &self->config;
 }
 
 const route_stats_t *
@@ -994,7 +1007,8 @@ route_table_test (bool verbose)
             route_table_size (t), bytes, bytes / route_table_size (t));
 #ifdef __GLIBC__
     heap = mallinfo2 ().uordblks - heap;
-    printf (", heap %zu bytes (%zu per destination)", heap, heap / route_table_size (t));
+    if (heap)           //  0 under ASan, which has its own heap
+        printf (", heap %zu bytes (%zu per destination)", heap, heap / route_table_size (t));
 #endif
     printf ("\n");
     assert (bytes < 300 * 1024);

@@ -138,6 +138,7 @@ bool route_table_updates_due (route_table_t *self, int64_t now);
 void route_table_updates_sent (route_table_t *self, int64_t now);
 
 const route_stats_t *route_table_stats (route_table_t *self);
+const route_config_t *route_table_config (route_table_t *self);
 
 //  Bytes the table has allocated (its structures, not the allocator's overhead)
 size_t route_table_memory (route_table_t *self);
