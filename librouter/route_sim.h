@@ -33,8 +33,9 @@ void route_sim_link (route_sim_t *self, size_t a, size_t b, uint32_t rtt_ms);
 void route_sim_cut (route_sim_t *self, size_t a, size_t b);
 void route_sim_remove (route_sim_t *self, size_t node);
 
-//  One synchronous round; returns the announcements sent (0: converged)
-size_t route_sim_round (route_sim_t *self);
+//  One synchronous round of triggered updates (full: of periodic dumps);
+//  returns the announcements sent (0: converged)
+size_t route_sim_round (route_sim_t *self, bool full);
 //  Rounds until one sends nothing; returns the rounds that sent something,
 //  or max_rounds + 1 when it never settled. Every round is checked for
 //  loops: *loops (if not NULL) counts the rounds that left one.
