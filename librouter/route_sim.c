@@ -452,6 +452,29 @@ route_sim_test (bool verbose)
     assert (route_table_size (route_sim_table (sim, 0)) == 0 && route_table_size (route_sim_table (sim, 2)) == 0);
     route_sim_destroy (&sim);
 
+    //  Count-to-infinity's classic: the end of a line of 4 dies. In every
+    //  split-horizon mode, even off (the path vector alone), nobody keeps a
+    //  route to it, and no round leaves a loop
+    for (int mode = ROUTE_SPLIT_OFF; mode <= ROUTE_SPLIT_POISON; mode++) {
+        route_config_t config;
+        route_config_defaults (&config);
+        config.split_horizon = mode;
+        sim = route_sim_new (4, &config);
+        for (size_t i = 0; i < 3; i++)
+            route_sim_link (sim, i, i + 1, 10);
+        size_t loops = 0;
+        assert (route_sim_run (sim, 10, &loops) <= 10 && route_sim_check (sim, verbose));
+        assert (route_table_best (route_sim_table (sim, 0), route_sim_id (sim, 3), &r) && r.hops == 3);
+        route_sim_remove (sim, 3);
+        size_t rounds = route_sim_run (sim, 10, &loops);
+        assert (rounds <= 3 && loops == 0 && route_sim_check (sim, verbose));
+        for (size_t i = 0; i < 3; i++)
+            assert (!route_table_best (route_sim_table (sim, i), route_sim_id (sim, 3), NULL));
+        if (verbose)
+            printf ("  route_sim: line of 4, split horizon mode %d: the end gone everywhere in %zu rounds\n", mode, rounds);
+        route_sim_destroy (&sim);
+    }
+
     //  A fourth peer: A - B - C and A - D - C; B dies, traffic moves to D
     sim = route_sim_new (4, NULL);
     route_sim_link (sim, 0, 1, 10);
