@@ -21,6 +21,7 @@ struct _route_sim_t {
     route_table_t *tables [S_MAX_NODES];
     bool alive [S_MAX_NODES];
     uint32_t rtt [S_MAX_NODES][S_MAX_NODES];    //  0: no link
+    int xy [S_MAX_NODES][2];                    //  where route_sim_plane put each node
     unsigned max_hops;
     int64_t now;
     s_wire_t *queue;
@@ -156,10 +157,12 @@ route_sim_walk (route_sim_t *self, size_t a, size_t b)
     while (at != b) {
         route_t route;
         if (!route_table_best (self->tables [at], route_sim_id (self, b), &route))
-            return -1;
+            return ROUTE_SIM_BLACK_HOLE;
         size_t next = s_node (self, route.next_hop);
-        if (!self->rtt [at][next] || (size_t) hops++ >= self->nodes)
-            return -1;
+        if (!self->rtt [at][next])
+            return ROUTE_SIM_BLACK_HOLE;
+        if ((size_t) hops++ >= self->nodes)
+            return ROUTE_SIM_LOOP;
         at = next;
     }
     return hops;
@@ -174,8 +177,7 @@ route_sim_run (route_sim_t *self, size_t max_rounds, size_t *loops)
         for (size_t a = 0; a < self->nodes && loops; a++)
             for (size_t b = 0; b < self->nodes; b++)
                 if (a != b && self->alive [a] && self->alive [b]
-                &&  route_table_best (self->tables [a], route_sim_id (self, b), NULL)
-                &&  route_sim_walk (self, a, b) < 0) {
+                &&  route_sim_walk (self, a, b) == ROUTE_SIM_LOOP) {
                     (*loops)++;
                     a = self->nodes;    //  one per round
                     break;
@@ -184,12 +186,12 @@ route_sim_run (route_sim_t *self, size_t max_rounds, size_t *loops)
     return max_rounds + 1;
 }
 
-uint32_t
-route_sim_reference (route_sim_t *self, size_t a, size_t b)
+//  Bellman-Ford from a, one hop more per pass, max_hops passes: the lowest
+//  metric of a path the tables may use, to every node (S_NONE: none)
+static void
+s_reference_from (route_sim_t *self, size_t a, uint64_t dist [S_MAX_NODES])
 {
-    //  Bellman-Ford from a, one hop more per pass, max_hops passes: the
-    //  lowest metric of a path the tables may use
-    uint64_t dist [S_MAX_NODES], next [S_MAX_NODES];
+    uint64_t next [S_MAX_NODES];
     size_t n = self->nodes;
     for (size_t i = 0; i < n; i++)
         dist [i] = i == a ? 0 : S_NONE;
@@ -200,8 +202,15 @@ route_sim_reference (route_sim_t *self, size_t a, size_t b)
                 if (dist [i] != S_NONE && self->rtt [i][j] && self->alive [i] && self->alive [j]
                 &&  dist [i] + self->rtt [i][j] + ROUTE_WIRE_HOP_COST < next [j])
                     next [j] = dist [i] + self->rtt [i][j] + ROUTE_WIRE_HOP_COST;
-        memcpy (dist, next, sizeof dist);
+        memcpy (dist, next, sizeof next);
     }
+}
+
+uint32_t
+route_sim_reference (route_sim_t *self, size_t a, size_t b)
+{
+    uint64_t dist [S_MAX_NODES];
+    s_reference_from (self, a, dist);
     return dist [b] >= S_NONE ? S_NONE : (uint32_t) dist [b];
 }
 
@@ -209,11 +218,13 @@ bool
 route_sim_check (route_sim_t *self, bool verbose)
 {
     bool ok = true;
-    for (size_t a = 0; a < self->nodes; a++)
+    for (size_t a = 0; a < self->nodes; a++) {
+        uint64_t dist [S_MAX_NODES];
+        s_reference_from (self, a, dist);
         for (size_t b = 0; b < self->nodes; b++) {
             if (a == b || !self->alive [a] || !self->alive [b])
                 continue;
-            uint32_t want = route_sim_reference (self, a, b);
+            uint32_t want = dist [b] >= S_NONE ? S_NONE : (uint32_t) dist [b];
             route_t route;
             bool has = route_table_best (self->tables [a], route_sim_id (self, b), &route);
             int walk = has ? route_sim_walk (self, a, b) : -1;
@@ -223,7 +234,55 @@ route_sim_check (route_sim_t *self, bool verbose)
                         has ? "route" : "no route", has ? route.metric : 0, has ? route.hops : 0, walk, want);
             ok &= good;
         }
+    }
     return ok;
+}
+
+uint32_t
+route_sim_distance (route_sim_t *self, size_t a, size_t b)
+{
+    double dx = self->xy [a][0] - self->xy [b][0], dy = self->xy [a][1] - self->xy [b][1];
+    double x = dx * dx + dy * dy, d;
+    //  Newton's square root: no libm for this
+    for (d = x > 1 ? x / 2 : 1; x > 0 && (d * d - x > 0.01 || x - d * d > 0.01); d = (d + x / d) / 2)
+        ;
+    return (uint32_t) (d + 0.5) + 1;
+}
+
+size_t
+route_sim_plane (route_sim_t *self, const int (*xy) [2], uint32_t seed, int side, uint32_t range)
+{
+    for (size_t i = 0; i < self->nodes; i++)
+        for (size_t k = 0; k < 2; k++) {
+            seed = seed * 1103515245 + 12345;
+            self->xy [i][k] = xy ? xy [i][k] : (int) ((seed >> 16) % (uint32_t) side);
+        }
+    size_t links = 0;
+    for (size_t a = 0; a < self->nodes; a++)
+        for (size_t b = a + 1; b < self->nodes; b++)
+            if (route_sim_distance (self, a, b) <= range) {
+                route_sim_link (self, a, b, route_sim_distance (self, a, b));
+                links++;
+            }
+    return links;
+}
+
+size_t
+route_sim_busiest (route_sim_t *self, size_t *degree)
+{
+    size_t busiest = 0, most = 0;
+    for (size_t i = 0; i < self->nodes; i++) {
+        size_t links = 0;
+        for (size_t j = 0; j < self->nodes; j++)
+            links += self->rtt [i][j] != 0;
+        if (links > most) {
+            most = links;
+            busiest = i;
+        }
+    }
+    if (degree)
+        *degree = most;
+    return busiest;
 }
 
 //  --------------------------------------------------------------------------
@@ -231,30 +290,9 @@ route_sim_check (route_sim_t *self, bool verbose)
 //  distance, so a direct link is also the lowest metric and the reference
 //  holds), a node removed from each, and a neighbour that lies.
 
-static uint32_t
-s_distance (const int xy [][2], size_t a, size_t b)
-{
-    double dx = xy [a][0] - xy [b][0], dy = xy [a][1] - xy [b][1];
-    double d = 0, x = dx * dx + dy * dy;
-    //  Newton's square root: no libm for one test
-    for (d = x > 1 ? x / 2 : 1; x > 0 && (d * d - x > 0.01 || x - d * d > 0.01); d = (d + x / d) / 2)
-        ;
-    return (uint32_t) (d + 0.5) + 1;
-}
-
-//  Links every pair of nodes closer than range; returns the links made
-static size_t
-s_plane (route_sim_t *sim, const int xy [][2], size_t nodes, uint32_t range)
-{
-    size_t links = 0;
-    for (size_t a = 0; a < nodes; a++)
-        for (size_t b = a + 1; b < nodes; b++)
-            if (s_distance (xy, a, b) <= range) {
-                route_sim_link (sim, a, b, s_distance (xy, a, b));
-                links++;
-            }
-    return links;
-}
+//  The mesh of 8: links up to 60 ms make 14
+static const int s_mesh8 [8][2] = { { 0, 0 }, { 40, 10 }, { 80, 0 }, { 20, 50 },
+                                    { 60, 50 }, { 100, 40 }, { 40, 90 }, { 90, 90 } };
 
 //  Converges sim from its links, checks it against the reference; then
 //  calls `between` (if any), removes `node`, converges and checks again.
@@ -285,27 +323,21 @@ static void
 s_test_churn (bool verbose)
 {
     route_sim_t *sim = route_sim_new (32, NULL);
-    int xy [32][2];
+    route_sim_plane (sim, NULL, 777, 300, 110);
     uint32_t lcg = 777;
-    for (size_t i = 0; i < 32; i++)
-        for (size_t k = 0; k < 2; k++) {
-            lcg = lcg * 1103515245 + 12345;
-            xy [i][k] = (int) ((lcg >> 16) % 300);
-        }
-    s_plane (sim, (const int (*)[2]) xy, 32, 110);
     assert (route_sim_run (sim, 40, NULL) <= 40 && route_sim_check (sim, verbose));
     size_t most = 0, loops = 0, dumps = 0, events = 0;
     for (size_t tries = 0; events < 60; tries++) {
         assert (tries < 10000);
         lcg = lcg * 1103515245 + 12345;
         size_t a = (lcg >> 16) % 32, b = (lcg >> 8) % 32;
-        if (a == b || s_distance ((const int (*)[2]) xy, a, b) > 110)
+        if (a == b || route_sim_distance (sim, a, b) > 110)
             continue;
         events++;
         if (sim->rtt [a][b] && (lcg & 1))
             route_sim_cut (sim, a, b);
-        else            //  up again, or the same link measured anew: up to +-20 %
-            route_sim_link (sim, a, b, s_distance ((const int (*)[2]) xy, a, b) * (90 + (lcg >> 4) % 21) / 100);
+        else            //  up again, or the same link measured anew: up to +-10 %
+            route_sim_link (sim, a, b, route_sim_distance (sim, a, b) * (90 + (lcg >> 4) % 21) / 100);
         size_t rounds = route_sim_run (sim, 40, &loops);
         assert (rounds <= 40);
         most = rounds > most ? rounds : most;
@@ -335,13 +367,11 @@ s_line_check (route_sim_t *sim)
 static void
 s_test_malicious (bool verbose)
 {
-    static const int xy [8][2] = { { 0, 0 }, { 40, 10 }, { 80, 0 }, { 20, 50 },
-                                   { 60, 50 }, { 100, 40 }, { 40, 90 }, { 90, 90 } };
     route_config_t config;
     route_config_defaults (&config);
     config.max_per_neighbour = 64;
     route_sim_t *sim = route_sim_new (8, &config);
-    s_plane (sim, xy, 8, 60);
+    route_sim_plane (sim, s_mesh8, 0, 0, 60);
     assert (route_sim_run (sim, 40, NULL) <= 40 && route_sim_check (sim, verbose));
 
     const size_t liar = 7;
@@ -509,10 +539,8 @@ route_sim_test (bool verbose)
     route_sim_destroy (&sim);
 
     //  Mesh of 8 on a plane (links up to 60 ms): the most central node removed
-    static const int xy8 [8][2] = { { 0, 0 }, { 40, 10 }, { 80, 0 }, { 20, 50 },
-                                    { 60, 50 }, { 100, 40 }, { 40, 90 }, { 90, 90 } };
     sim = route_sim_new (8, NULL);
-    size_t links = s_plane (sim, xy8, 8, 60);
+    size_t links = route_sim_plane (sim, s_mesh8, 0, 0, 60);
     assert (links >= 10);
     printf ("# route_sim: mesh of 8: %zu links\n", links);
     size_t rounds8 = s_remove_and_converge (sim, 4, "mesh of 8", NULL, verbose);
@@ -520,25 +548,9 @@ route_sim_test (bool verbose)
     route_sim_destroy (&sim);
 
     //  Mesh of 32 (a fixed pseudo-random plane of 300 x 300, links up to 110 ms)
-    int xy32 [32][2];
-    uint32_t lcg = 12345;
-    for (size_t i = 0; i < 32; i++)
-        for (size_t k = 0; k < 2; k++) {
-            lcg = lcg * 1103515245 + 12345;
-            xy32 [i][k] = (int) ((lcg >> 16) % 300);
-        }
     sim = route_sim_new (32, NULL);
-    links = s_plane (sim, (const int (*)[2]) xy32, 32, 110);
-    size_t busiest = 0, degree = 0;
-    for (size_t i = 0; i < 32; i++) {
-        size_t d = 0;
-        for (size_t j = 0; j < 32; j++)
-            d += sim->rtt [i][j] != 0;
-        if (d > degree) {
-            degree = d;
-            busiest = i;
-        }
-    }
+    links = route_sim_plane (sim, NULL, 12345, 300, 110);
+    size_t degree, busiest = route_sim_busiest (sim, &degree);
     size_t rounds32 = s_remove_and_converge (sim, busiest, "mesh of 32", NULL, verbose);
     assert (rounds32 <= 16);
     printf ("# route_sim: mesh of 32: %zu links, node %zu of degree %zu removed\n", links, busiest, degree);

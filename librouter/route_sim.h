@@ -33,20 +33,33 @@ void route_sim_link (route_sim_t *self, size_t a, size_t b, uint32_t rtt_ms);
 void route_sim_cut (route_sim_t *self, size_t a, size_t b);
 void route_sim_remove (route_sim_t *self, size_t node);
 
+//  Places the nodes on a plane, at xy (nodes x 2) or pseudo-randomly from seed
+//  in side x side, and links every pair at most range apart, RTT = distance
+//  in ms; returns the links made
+size_t route_sim_plane (route_sim_t *self, const int (*xy) [2], uint32_t seed, int side, uint32_t range);
+//  The distance in ms between two placed nodes (1 at least)
+uint32_t route_sim_distance (route_sim_t *self, size_t a, size_t b);
+//  The node with the most links, and how many
+size_t route_sim_busiest (route_sim_t *self, size_t *degree);
+
 //  One synchronous round of triggered updates (full: of periodic dumps);
 //  returns the announcements sent (0: converged)
 size_t route_sim_round (route_sim_t *self, bool full);
 //  Rounds until one sends nothing; returns the rounds that sent something,
 //  or max_rounds + 1 when it never settled. Every round is checked for
-//  loops: *loops (if not NULL) counts the rounds that left one.
+//  loops: *loops (if not NULL) counts the rounds that left one (a black
+//  hole is not a loop).
 size_t route_sim_run (route_sim_t *self, size_t max_rounds, size_t *loops);
 
 //  The lowest metric from a to b over live links in at most max_hops hops;
 //  UINT32_MAX when unreachable
 uint32_t route_sim_reference (route_sim_t *self, size_t a, size_t b);
 
-//  Follows next hops from a to b: the hops taken, or -1 for a loop or a node
-//  without a route (a black hole)
+//  Follows next hops from a to b: the hops taken, or ROUTE_SIM_LOOP, or
+//  ROUTE_SIM_BLACK_HOLE (a node on the way has no route, or its next hop is
+//  no longer linked: normal for a round while a loss spreads)
+#define ROUTE_SIM_LOOP          (-1)
+#define ROUTE_SIM_BLACK_HOLE    (-2)
 int route_sim_walk (route_sim_t *self, size_t a, size_t b);
 
 //  True when every live pair's route exists exactly when the pair is

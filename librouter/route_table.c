@@ -254,11 +254,34 @@ s_tier (route_table_t *self, const s_cand_t *cand)
     return tier;
 }
 
+//  A path through another neighbour X must be the one X itself offers us now.
+//  If X has moved since (or now goes through us, and so retracted it to us),
+//  the candidate describes a route that no longer exists: two neighbours that
+//  each switch to the other on such stale paths in one round make a loop (the
+//  churn test found one), and a liar could name our neighbours in a path they
+//  never announced. Such a candidate waits until its announcer catches up.
 static bool
-s_usable (route_table_t *self, const s_cand_t *cand)
+s_consistent (route_table_t *self, s_dest_t *dest, const s_cand_t *cand)
+{
+    for (size_t h = 0; h + 2 < cand->hops; h++) {
+        //  cand->mid [h] is hop h + 1 of the path: hops - h - 1 links from dest
+        if (!s_nbr (self, cand->mid [h]))
+            continue;
+        const s_cand_t *theirs = s_cand (dest, cand->mid [h], false);
+        if (!theirs || theirs->hops != cand->hops - h - 1)
+            return false;
+        for (size_t k = 0; k + 2 < theirs->hops; k++)
+            if (theirs->mid [k] != cand->mid [h + 1 + k])
+                return false;
+    }
+    return true;
+}
+
+static bool
+s_usable (route_table_t *self, s_dest_t *dest, const s_cand_t *cand)
 {
     return cand->hops <= self->config.max_hops && s_metric (self, cand) != ROUTE_WIRE_METRIC_RETRACTED
-        && (cand->direct || self->config.relay_via_peers);
+        && (cand->direct || (self->config.relay_via_peers && s_consistent (self, dest, cand)));
 }
 
 //  a before b: tier, metric, hops, next hop id (every node decides alike)
@@ -281,7 +304,7 @@ s_best (route_table_t *self, s_dest_t *dest)
 {
     s_cand_t *best = NULL;
     for (size_t i = 0; i < dest->count; i++)
-        if (s_usable (self, &dest->cands [i]) && (!best || s_compare (self, &dest->cands [i], best) < 0))
+        if (s_usable (self, dest, &dest->cands [i]) && (!best || s_compare (self, &dest->cands [i], best) < 0))
             best = &dest->cands [i];
     return best;
 }
@@ -559,7 +582,7 @@ route_table_equal (route_table_t *self, uint64_t dest_id, uint64_t *next_hops, s
     size_t n = 0;
     for (size_t i = 0; i < dest->count; i++) {
         s_cand_t *cand = &dest->cands [i];
-        if (s_usable (self, cand) && s_tier (self, cand) == s_tier (self, best)
+        if (s_usable (self, dest, cand) && s_tier (self, cand) == s_tier (self, best)
         &&  s_metric (self, cand) == s_metric (self, best)) {
             if (n < max)
                 next_hops [n] = cand->via;
@@ -869,9 +892,32 @@ route_table_test (bool verbose)
     assert (route_table_receive (t, B, &msg, now) == 0 && !route_table_best (t, E, NULL));
     assert (route_table_stats (t)->too_long == 1);
 
+    //  A path through another neighbour (D) counts only while D itself
+    //  offers that rest of the path: B says E is behind D, D agrees, then D
+    //  moves, then D retracts; a route naming D that D never offered is unused
+    route_table_link (t, D, 30, ROUTE_LINK_DIRECT, now);
+    uint64_t via_d [] = { D };
+    s_one (&msg, B, 8, E, 400, via_d, 1);
+    assert (route_table_receive (t, B, &msg, now) == 1);
+    assert (!route_table_best (t, E, NULL));             //  D has said nothing about E
+    s_one (&msg, D, 10, E, 150, NULL, 0);
+    assert (route_table_receive (t, D, &msg, now) == 1);
+    assert (route_table_best (t, E, &r) && r.next_hop == D && route_table_equal (t, E, hops, 8) == 1);
+    route_table_link (t, D, 30, ROUTE_LINK_RELAY, now);  //  D's link is worse now: B's path through D wins
+    assert (route_table_best (t, E, &r) && r.next_hop == B && r.hops == 3 && r.path [1] == D);
+    uint64_t moved [] = { 0x42 };
+    s_one (&msg, D, 11, E, 300, moved, 1);               //  D moves: B's path through D is stale
+    assert (route_table_receive (t, D, &msg, now) == 1);
+    assert (route_table_best (t, E, &r) && r.next_hop == D && r.hops == 3 && r.path [1] == 0x42);
+    s_one (&msg, D, 12, E, ROUTE_WIRE_METRIC_RETRACTED, NULL, 0);
+    assert (route_table_receive (t, D, &msg, now) == 1);
+    assert (!route_table_best (t, E, NULL));             //  nor B's, which still names D
+    route_table_link_lost (t, D, now);                   //  D gone: B's path may still be true
+    assert (route_table_best (t, E, &r) && r.next_hop == B && r.path [1] == D);
+
     //  route_timeout: B's route ages out unless B says it again; B's link
     //  too when nat stops reporting it
-    s_one (&msg, B, 7, E, 120, NULL, 0);
+    s_one (&msg, B, 9, E, 120, NULL, 0);
     assert (route_table_receive (t, B, &msg, now) == 1);
     route_table_link (t, B, 12, ROUTE_LINK_DIRECT, now + 200000);
     assert (route_table_expire (t, now + 299999) == 0 && route_table_best (t, E, NULL));

@@ -16,6 +16,9 @@
     hop or more, ranked by metric = latency_ms + 100 x hops); then anything
     crossing a relay server; then TURN. Within a tier the lowest metric wins,
     then fewer hops, then the lower next-hop id (so every node decides alike).
+    A route whose path crosses another neighbour is used only while that
+    neighbour offers us the same rest of the path (a stale path is how two
+    nodes switch to each other in one round and make a loop).
     What a neighbour announces is bounded: metrics and paths by the codec,
     forged paths through us and paths above max_hops refused here, and the
     number of routes one neighbour may hold capped. */
