@@ -1,7 +1,8 @@
 /*  schema-doc: renders the tables of schemas/pipes.def, schemas/wire.def,
-    schemas/bridge_wire.def, schemas/senders.def and schemas/syscalls.def as
-    Markdown, so docs/packet-path.md, docs/wire-format.md, docs/bridge-wire.md,
-    docs/bus.md and docs/supervisor.md can never disagree with the code. It prints named blocks,
+    schemas/bridge_wire.def, schemas/route_wire.def, schemas/senders.def and
+    schemas/syscalls.def as Markdown, so docs/packet-path.md, docs/wire-format.md,
+    docs/bridge-wire.md, docs/routing.md, docs/bus.md and docs/supervisor.md can
+    never disagree with the code. It prints named blocks,
 
         <!-- BEGIN name -->
         ...
@@ -16,6 +17,7 @@
 #include "pipes.h"
 #include "wire.h"
 #include "bridge_wire.h"
+#include "route_wire.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -50,6 +52,7 @@ typedef struct {
 static const s_format_t s_formats [] = {
     S_FORMAT ("wire.def", "wire", wire),
     S_FORMAT ("bridge_wire.def", "bridge-wire", bridge_wire),
+    S_FORMAT ("route_wire.def", "route-wire", route_wire),
 };
 
 static void
@@ -356,7 +359,7 @@ int
 main (int argc, char *argv [])
 {
     if (argc > 1) {
-        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def, schemas/senders.def and schemas/syscalls.def\n", argv [0]);
+        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def, schemas/route_wire.def, schemas/senders.def and schemas/syscalls.def\n", argv [0]);
         return strcmp (argv [1], "-h") == 0 ? 0 : 2;
     }
     for (size_t i = 0; i < WIRE_COUNT (s_formats); i++)

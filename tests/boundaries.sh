@@ -1,7 +1,7 @@
 #!/bin/sh
 # The boundaries of DESIGN.md, as a test (TAP): services share code only through
-# libraries, libbus knows no node or service, and the internet-facing process
-# links no key code. A service that includes another service's header, or a nat
+# libraries, libbus knows no node or service, librouter is logic alone, and
+# the internet-facing process links no key code. A service that includes another service's header, or a nat
 # binary that pulls in crypto's objects, fails here instead of in a review.
 set -u
 src=${BIFROST_SRCDIR:-.}
@@ -36,7 +36,7 @@ s_foreign () {
     done
 }
 
-echo "1..5"
+echo "1..6"
 
 # 1. No service includes another service's header. services/tunnel is the one
 #    program made of two services (device and crypto in one process).
@@ -94,4 +94,15 @@ else
         not_ok "bifrost-nat contains key code: $(echo $common)"
     fi
 fi
+# 6. librouter is the routing logic alone (docs/routing.md): it includes only
+#    its own headers and the declarations, never the bus, a node library or a
+#    service, so the whole mesh can be simulated in one test process.
+f=""
+for inc in $(s_includes librouter); do
+    case "$inc" in schemas/*|../schemas/*) continue ;; esac
+    [ -f "$src/librouter/$(basename "$inc")" ] || f="$f $inc"
+done
+if [ -z "$(echo $f)" ]; then ok "librouter includes only its own and schema headers"
+else not_ok "librouter includes:$f"; fi
+
 [ $fails = 0 ]

@@ -4,7 +4,7 @@
 set -u
 src=${BIFROST_SRCDIR:-.}
 cd "$src" || exit 1
-tests=$(grep -l -E '^[a-z_]+_test \(bool verbose\)' libbus/*.c libnode/*.c librest/*.c librelay/*.c libportmap/*.c libice/*.c services/*/*.c supervisor/*.c tools/*.c 2>/dev/null \
+tests=$(grep -l -E '^[a-z_]+_test \(bool verbose\)' libbus/*.c libnode/*.c librest/*.c librelay/*.c libportmap/*.c libice/*.c librouter/*.c services/*/*.c supervisor/*.c tools/*.c 2>/dev/null \
         | xargs -r grep -h -o -E '^[a-z_]+_test \(bool verbose\)' | sed 's/_test (bool verbose)//' | sort -u)
 n=$(echo "$tests" | grep -c . || true)
 echo "1..$n"
