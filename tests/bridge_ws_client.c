@@ -22,7 +22,8 @@
     Message i (0-based) of N has 1 + i * (SIZE - 1) / (N - 1) bytes (SIZE when
     N = 1), sent once UDP_ESTABLISHED comes (CONNECTED with --send-now: a
     message the bridge refuses needs no far end), so 100 messages with --size
-    1204 go from 1 to 1204 bytes; at most --window (8) are in flight.
+    1204 go from 1 to 1204 bytes (all SIZE with --same-size); at most
+    --window (8) are in flight.
     --no-read stops reading once the flow is up and writes the messages as fast
     as the socket takes them: the slow reader of bridge_limits.sh.
 
@@ -84,6 +85,7 @@ static struct {
     int expect_close;                   //  0: none expected
     bool send_now;                      //  send once CONNECTED, not UDP_ESTABLISHED
     bool no_read;                       //  stop reading once the flow is up
+    bool same_size;                     //  every message --size bytes (the benchmark)
     //  state
     struct lws_context *context;
     s_conn_t *conns;
@@ -117,7 +119,7 @@ s_say (s_conn_t *c, const char *format, ...)
 static size_t
 s_msg_size (int i)
 {
-    if (s.messages <= 1)
+    if (s.messages <= 1 || s.same_size)
         return (size_t) s.size;
     return (size_t) (1 + (long long) i * (s.size - 1) / (s.messages - 1));
 }
@@ -521,8 +523,8 @@ s_usage (FILE *out)
     fprintf (out,
         "usage: bridge_ws_client (--url ws://HOST:PORT/v0/ws/proxy?QUERY | --url-file FILE)\n"
         "       [--token-file FILE] [--expect-states A,B,..] [--messages N] [--size BYTES]\n"
-        "       [--window N] [--no-read] [--hold SECONDS] [--expect-close CODE] [--send-now]\n"
-        "       [--flood N] [--timeout SECONDS]\n");
+        "       [--window N] [--same-size] [--no-read] [--hold SECONDS] [--expect-close CODE]\n"
+        "       [--send-now] [--flood N] [--timeout SECONDS]\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -542,6 +544,7 @@ main (int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "send-now", no_argument, NULL, 'N' },
         { "no-read", no_argument, NULL, 'R' },
+        { "same-size", no_argument, NULL, 'S' },
         { "flood", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -578,6 +581,7 @@ main (int argc, char **argv)
             case 't': s.timeout_s = atof (optarg); break;
             case 'N': s.send_now = true; break;
             case 'R': s.no_read = true; break;
+            case 'S': s.same_size = true; break;
             case 'f': s.flood = atoi (optarg); break;
             case 'h': return s_usage (stdout);
             default: return s_usage (stderr);
