@@ -19,7 +19,9 @@
           window with nothing back for a second counts as lost). */
 #include "services/bridge/bridge_peer.h"
 #include "services/bridge/bridge_params.h"
+#include "tests/echo_stats.h"
 #include "bus_clock.h"
+#include "bus_log.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -31,7 +33,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #define S_LOST_MS   1000
@@ -40,14 +41,6 @@ static struct {
     const char *listen, *url, *url_file, *target, *key_file;
     int port, count, messages, size, window;
 } o = { .size = 1204, .window = 8, .messages = 1000 };
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 s_endpoint (const char *text, struct sockaddr_storage *addr, socklen_t *len)
@@ -173,16 +166,9 @@ s_echoed (void *arg, const uint8_t *data, size_t size)
         d.bad++;
         return;
     }
-    d.last = s_now ();
+    d.last = echo_stats_now ();
     d.rtt [d.received++] = d.last - d.sent_at [seq];
     d.sent_at [seq] = 0;                //  a duplicate would be bad
-}
-
-static int
-s_double_cmp (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return (x > y) - (x < y);
 }
 
 static int
@@ -215,19 +201,19 @@ s_direct (void)
     randombytes_buf (msg, (size_t) o.size);
     struct pollfd fd = { bridge_peer_fd (peer), POLLIN, 0 };
     //  Heartbeats until the echoing end answered: then it is the far end
-    double until = s_now () + 5;
-    while (!*bridge_peer_far_end (peer) && s_now () < until) {
+    double until = echo_stats_now () + 5;
+    while (!*bridge_peer_far_end (peer) && echo_stats_now () < until) {
         int wait = bridge_peer_tick (peer, bus_clock_ms ());
         if (poll (&fd, 1, wait < 100 ? wait : 100) > 0)
             bridge_peer_recv (peer, bus_clock_ms ());
     }
     int sent = 0, lost = 0, rc = 0;
-    double first = s_now (), progress = first;
+    double first = echo_stats_now (), progress = first;
     while (*bridge_peer_far_end (peer) && d.received + lost < o.messages) {
         while (sent < o.messages && sent - d.received - lost < o.window) {
             uint32_t seq = (uint32_t) sent;
             memcpy (msg, &seq, sizeof seq);
-            d.sent_at [sent] = s_now ();
+            d.sent_at [sent] = echo_stats_now ();
             bridge_peer_send (peer, msg, (size_t) o.size);
             sent++;
         }
@@ -236,14 +222,14 @@ s_direct (void)
         if (poll (&fd, 1, wait < 100 ? wait : 100) > 0)
             bridge_peer_recv (peer, bus_clock_ms ());
         if (d.received > before)
-            progress = s_now ();
-        else if (s_now () - progress > S_LOST_MS / 1000.0) {
+            progress = echo_stats_now ();
+        else if (echo_stats_now () - progress > S_LOST_MS / 1000.0) {
             for (int i = 0; i < sent; i++)
                 if (d.sent_at [i] != 0) {
                     d.sent_at [i] = 0;
                     lost++;
                 }
-            progress = s_now ();
+            progress = echo_stats_now ();
         }
     }
     if (d.received == 0 || d.bad) {
@@ -252,11 +238,7 @@ s_direct (void)
         rc = 1;
     }
     else {
-        double secs = d.last - first;
-        printf ("ECHO OK %d %lld\n", d.received, (long long) d.received * o.size);
-        printf ("RATE %.1f %.0f %.2f\n", secs * 1000, d.received / secs, (double) d.received * o.size * 8 / secs / 1e6);
-        qsort (d.rtt, (size_t) d.received, sizeof *d.rtt, s_double_cmp);
-        printf ("RTT %.3f %.3f\n", d.rtt [d.received / 2] * 1000, d.rtt [(d.received * 99) / 100] * 1000);
+        echo_stats_print (d.received, (long long) d.received * o.size, d.last - first, d.rtt);
         printf ("LOST %d\n", lost);
     }
     free (msg);
@@ -293,6 +275,7 @@ main (int argc, char **argv)
     };
     if (argc < 2 || sodium_init () < 0)
         return s_usage ();
+    bus_log_init ("bench_bridge");
     const char *mode = argv [1];
     optind = 2;
     int opt;

@@ -11,7 +11,7 @@
         STATES OK | STATES BAD <got>        the first states against --expect-states
         ECHO OK <n> <bytes>                 n messages came back intact, in order
         RATE <ms> <msg/s> <Mbit/s>          their time, first sent to last back, and rate
-        RTT <median ms> <p99 ms>            the round trips of those messages
+        RTT <median ms> <p99 ms>            their round trips (both: tests/echo_stats.h)
         ECHO BAD <why>                      one did not (or not all came back in time)
         SENT <n>                            --no-read: n messages written
         REFUSED <http status> <lws's words> the upgrade was refused (0: status unknown)
@@ -40,6 +40,7 @@
     The token is read from a file (never argv) and never printed; so is the
     key, which the URL carries as the contract says. */
 #include "services/bridge/bridge_status.h"
+#include "tests/echo_stats.h"
 
 #include <libwebsockets.h>
 #include <getopt.h>
@@ -49,7 +50,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #define S_RX_MAX    (70 * 1024)
 #define S_URL_MAX   2048
@@ -94,14 +94,6 @@ static struct {
     double t0, deadline;
     lws_sorted_usec_list_t flood_sul;
 } s;
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 //  A line of one connection: printed when it is the only one
 static void
@@ -181,7 +173,7 @@ s_status (s_conn_t *c, const char *text, size_t size)
                   *c->states ? "," : "", bridge_states [state].name);
     s_check_states (c, false);
     if (state == BRIDGE_STATE_UDP_ESTABLISHED && c->established == false && ++s.established == s.count && s.quiet)
-        printf ("ESTABLISHED %d %.0f\n", s.established, (s_now () - s.t0) * 1000);
+        printf ("ESTABLISHED %d %.0f\n", s.established, (echo_stats_now () - s.t0) * 1000);
     bridge_state_t go = s.send_now ? BRIDGE_STATE_CONNECTED : BRIDGE_STATE_UDP_ESTABLISHED;
     if (state == go && !c->sending && !c->hold_until) {
         c->sending = s.messages > 0;
@@ -190,34 +182,24 @@ s_status (s_conn_t *c, const char *text, size_t size)
         if (s.no_read)
             lws_rx_flow_control (c->wsi, 0);
         if (c->sending) {
-            c->first_sent = s_now ();
+            c->first_sent = echo_stats_now ();
             lws_callback_on_writable (c->wsi);
         }
         else
-            c->hold_until = s_now () + s.hold_s;
+            c->hold_until = echo_stats_now () + s.hold_s;
     }
     else if (state == BRIDGE_STATE_UDP_ESTABLISHED)
         c->established = true;
-}
-
-static int
-s_double_cmp (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return (x > y) - (x < y);
 }
 
 //  Every message came back: the totals, the rate and the round trips
 static void
 s_echo_done (s_conn_t *c)
 {
-    c->last_echo = s_now ();
-    double secs = c->last_echo - c->first_sent;
-    s_say (c, "ECHO OK %d %lld\n", c->echoed, c->bytes);
-    s_say (c, "RATE %.1f %.0f %.2f\n", secs * 1000, c->echoed / secs, c->bytes * 8 / secs / 1e6);
-    qsort (c->rtt, (size_t) c->echoed, sizeof *c->rtt, s_double_cmp);
-    s_say (c, "RTT %.3f %.3f\n", c->rtt [c->echoed / 2] * 1000, c->rtt [(c->echoed * 99) / 100] * 1000);
-    c->hold_until = s_now () + s.hold_s;
+    c->last_echo = echo_stats_now ();
+    if (!s.quiet)
+        echo_stats_print (c->echoed, c->bytes, c->last_echo - c->first_sent, c->rtt);
+    c->hold_until = echo_stats_now () + s.hold_s;
 }
 
 static void
@@ -236,7 +218,7 @@ s_binary (s_conn_t *c, const uint8_t *data, size_t size)
         s_fail (c, "ECHO BAD", why);
         return;
     }
-    c->rtt [c->echoed] = s_now () - c->sent_at [c->echoed];
+    c->rtt [c->echoed] = echo_stats_now () - c->sent_at [c->echoed];
     c->echoed++;
     c->bytes += (long long) size;
     if (c->echoed == s.messages)
@@ -253,7 +235,7 @@ s_write (s_conn_t *c, struct lws *wsi)
     if (c->sending && c->sent < s.messages && (s.no_read || c->sent - c->echoed < s.window)) {
         size_t n = s_msg_size (c->sent);
         s_msg_fill (c->sent, buf + LWS_PRE, n);
-        c->sent_at [c->sent] = s_now ();
+        c->sent_at [c->sent] = echo_stats_now ();
         if (lws_write (wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int) n) {
             s_fail (c, "ECHO BAD", "write failed");
             return -1;
@@ -261,7 +243,7 @@ s_write (s_conn_t *c, struct lws *wsi)
         c->sent++;
         if (s.no_read && c->sent == s.messages) {
             s_say (c, "SENT %d\n", c->sent);
-            c->hold_until = s_now () + s.hold_s;
+            c->hold_until = echo_stats_now () + s.hold_s;
         }
         //  One lws_write per callback, as lws wants: the next is asked for
         if (c->sent < s.messages && (s.no_read || c->sent - c->echoed < s.window))
@@ -277,7 +259,7 @@ s_answered (s_conn_t *c)
     if (c->answered)
         return;
     c->answered = true;
-    c->answered_at = s_now ();
+    c->answered_at = echo_stats_now ();
 }
 
 static void
@@ -350,7 +332,7 @@ s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
             return s_write (c, wsi);
         case LWS_CALLBACK_TIMER:
             //  The hold ends, or the deadline: close normally
-            if ((c->hold_until > 0 && s_now () >= c->hold_until) || s_now () >= s.deadline) {
+            if ((c->hold_until > 0 && echo_stats_now () >= c->hold_until) || echo_stats_now () >= s.deadline) {
                 c->closing = true;
                 lws_callback_on_writable (wsi);
             }
@@ -394,7 +376,7 @@ s_connect (s_conn_t *c)
     const char *scheme, *host, *rest;
     int port = 0;
     c->started = true;
-    c->started_at = s_now ();
+    c->started_at = echo_stats_now ();
     s.started++;
     if (lws_parse_uri (parsed, &scheme, &host, &port, &rest) || strcmp (scheme, "ws") != 0) {
         fprintf (stderr, "bridge_ws_client: a URL must be ws://HOST:PORT/PATH\n");
@@ -425,7 +407,7 @@ s_connect (s_conn_t *c)
 static void
 s_flood_next (lws_sorted_usec_list_t *sul)
 {
-    int due = (int) ((s_now () - s.t0) * s.count) + 1;
+    int due = (int) ((echo_stats_now () - s.t0) * s.count) + 1;
     while (s.started < s.count && s.started < due)
         s_connect (&s.conns [s.started]);
     if (s.started < s.count)
@@ -617,7 +599,7 @@ main (int argc, char **argv)
         fprintf (stderr, "bridge_ws_client: cannot make a libwebsockets context\n");
         return 2;
     }
-    s.t0 = s_now ();
+    s.t0 = echo_stats_now ();
     s.deadline = s.t0 + s.timeout_s;
     if (s.flood)
         s_flood_next (&s.flood_sul);
@@ -625,7 +607,7 @@ main (int argc, char **argv)
         for (int i = 0; i < s.count; i++)
             if (s_connect (&s.conns [i]))
                 return 2;
-    while ((s.done < s.count || s.started < s.count) && s_now () < s.deadline + 2)
+    while ((s.done < s.count || s.started < s.count) && echo_stats_now () < s.deadline + 2)
         lws_service (s.context, 0);
     lws_context_destroy (s.context);
     bool failed = s_verdict ();
