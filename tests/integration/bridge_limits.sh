@@ -35,7 +35,7 @@ export BIFROST_LIBEXEC_DIR
 SRV=203.0.113.10
 WS_PORT=8445
 PEER_IP=203.0.113.30
-IDLE_S=$((4 * SLOW))            # bridge.idle_timeout
+IDLE_S=$((5 * SLOW))            # bridge.idle_timeout: longer than the scale part holds its flows
 SLOW_MESSAGES=50000             # what the slow reader writes: 1..1204 bytes, 30 MB
 RSS_BOUND_KB=4096
 FLOOD=1000
@@ -100,12 +100,13 @@ client () {
 }
 has () { grep -q "$2" "$T/$1.out"; }
 gone () { ! alive "$1"; }
-# echo_flow HOST NAME: a new flow that echoes 20 messages; 0 when it did
-echo_flow () {
-    peer "$2"
+# echo_client HOST NAME: flow NAME (its peer started) echoes 20 messages; 0 when it did
+echo_client () {
     grid_exec "$1" "$CLIENT" --url "$(url "$2")" --token-file "$T/token" --messages 20 --timeout $((8 * SLOW)) \
         > "$T/$2.out" 2>&1
 }
+# echo_flow HOST NAME: the same with a new peer
+echo_flow () { peer "$2"; echo_client "$@"; }
 bridge_json () { ctl bridge --json 2>/dev/null; }
 total () { bridge_json | jq "[.instances[].$1 // 0] | add"; }
 rss_kb () { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
@@ -151,10 +152,11 @@ check $? "the slow reader ends when its hold is over" "$T/slow.out"
 # --- 1,000 connection attempts in one second from one address ------------------------
 head -c 32 /dev/urandom | base64 > "$T/flood.key"; PORT_OF[flood]=9
 r429=$(total refused_rate)
+peer during                                     # ready before the flood starts
 client cli flood --flood $FLOOD --timeout $((8 * SLOW))
 FLOOD_PID=$CPID
 t=$(now_ms)
-echo_flow cli2 during
+echo_client cli2 during
 rc=$?
 alive "$FLOOD_PID"; during_flood=$?
 [ $rc = 0 ] && [ $during_flood = 0 ]
