@@ -37,7 +37,7 @@ WS_PORT=8445
 PEER_IP=203.0.113.30
 IDLE_S=$((5 * SLOW))            # bridge.idle_timeout: longer than the scale part holds its flows
 SLOW_MESSAGES=50000             # what the slow reader writes: 1..1204 bytes, 30 MB
-RSS_BOUND_KB=4096
+RSS_BOUND_KB=2048                # about 50 kB seen: a generous bound, and one a kept echo per drop would break
 FLOOD=1000
 export BRIDGE_TOKEN
 BRIDGE_TOKEN=tok-$$-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
