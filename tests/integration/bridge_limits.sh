@@ -79,7 +79,7 @@ wait_for $((10 * SLOW)) instances 1
 check $? "bifrost-bridge ready on $SRV:$WS_PORT (idle_timeout ${IDLE_S}s, 20 connections/s per address)" "$LOG"
 
 # --- helpers -----------------------------------------------------------------
-# peer NAME PORT: a flow key NAME and an echoing peer on PEER_IP:PORT for it
+# peer NAME: a flow key NAME and an echoing peer for it on PEER_IP, the next port
 declare -A PORT_OF=()
 NEXT_PORT=5000
 peer () {
