@@ -13,7 +13,7 @@
 #     direct flow client -> bifrost-bridge-peer --echo (bench/bench_bridge
 #     direct: the same encryption, no WebSocket): throughput (MESSAGES messages
 #     of 1204 bytes, WINDOW in flight) and latency (RTT_MESSAGES messages, one
-#     at a time: median and p99).
+#     at a time: median and p99); ROUNDS rounds of each, interleaved, medians.
 #
 # Prints a summary (also in $BRIDGE_BENCH_OUT/summary.md) with the machine and
 # its load average before and after. Root.
@@ -31,9 +31,10 @@ CLIENT=$BIFROST_BUILDDIR/tests/bridge_ws_client
 BENCH=$BIFROST_BUILDDIR/bench/bench_bridge
 OUT=${BRIDGE_BENCH_OUT:-$BIFROST_BUILDDIR/bench-bridge}
 FLOWS=${BRIDGE_BENCH_FLOWS:-100 1000}
-MESSAGES=${BRIDGE_BENCH_MESSAGES:-20000}
+MESSAGES=${BRIDGE_BENCH_MESSAGES:-50000}
 WINDOW=${BRIDGE_BENCH_WINDOW:-32}
-RTT_MESSAGES=${BRIDGE_BENCH_RTT_MESSAGES:-2000}
+RTT_MESSAGES=${BRIDGE_BENCH_RTT_MESSAGES:-5000}
+ROUNDS=${BRIDGE_BENCH_ROUNDS:-3}
 SRV=203.0.113.10
 PEER_IP=203.0.113.30
 WS=ws://$SRV:8445/v0/ws/proxy
@@ -116,11 +117,18 @@ run_direct () {
     grid_exec cli "$BENCH" direct --target "$PEER_IP:$EPORT" --key-file "$T/$1.key" --messages "$3" --size 1204 \
         --window "$2" > "$T/$1.out" 2>&1 || die "$1: the direct flow failed"
 }
-field () { awk -v k="$2" -v i="$3" '$1 == k { print $i }' "$T/$1.out"; }
-run_bridge bridge-tput "$WINDOW" "$MESSAGES"
-run_direct direct-tput "$WINDOW" "$MESSAGES"
-run_bridge bridge-rtt 1 "$RTT_MESSAGES"
-run_direct direct-rtt 1 "$RTT_MESSAGES"
+# field NAME KEY I: the median over the rounds of field I of the line KEY
+field () {
+    awk -v k="$2" -v i="$3" '$1 == k { print $i }' "$T/$1".*.out | sort -g \
+        | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+# Rounds interleaved, so a burst of load elsewhere hits both paths alike
+for r in $(seq 1 "$ROUNDS"); do
+    run_bridge bridge-tput.$r "$WINDOW" "$MESSAGES"
+    run_direct direct-tput.$r "$WINDOW" "$MESSAGES"
+    run_bridge bridge-rtt.$r 1 "$RTT_MESSAGES"
+    run_direct direct-rtt.$r 1 "$RTT_MESSAGES"
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
@@ -131,10 +139,10 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "|---:|---:|---:|---:|---:|"
     printf '%s' "$HELD"
     echo
-    echo "One flow, 1204-byte messages ($MESSAGES, $WINDOW in flight; latency: $RTT_MESSAGES, one at a time):"
+    echo "One flow, 1204-byte messages ($MESSAGES, $WINDOW in flight; latency: $RTT_MESSAGES, one at a time); medians of $ROUNDS rounds:"
     echo
     echo "| path | messages/s | Mbit/s | RTT median (ms) | RTT p99 (ms) | lost |"
     echo "|---|---:|---:|---:|---:|---:|"
     echo "| WebSocket -> bridge -> UDP peer | $(field bridge-tput RATE 3) | $(field bridge-tput RATE 4) | $(field bridge-rtt RTT 2) | $(field bridge-rtt RTT 3) | 0 |"
-    echo "| direct UDP (same encryption) | $(field direct-tput RATE 3) | $(field direct-tput RATE 4) | $(field direct-rtt RTT 2) | $(field direct-rtt RTT 3) | $(( $(field direct-tput LOST 2) + $(field direct-rtt LOST 2) )) |"
+    echo "| direct UDP (same encryption) | $(field direct-tput RATE 3) | $(field direct-tput RATE 4) | $(field direct-rtt RTT 2) | $(field direct-rtt RTT 3) | $(cat "$T"/direct-*.out | awk '$1 == "LOST" { n += $2 } END { print n + 0 }') |"
 } | tee "$OUT/summary.md"
