@@ -107,10 +107,19 @@ echo_peer () {
 }
 url () { echo "$WS?target=$PEER_IP:$EPORT&key=$(jq -rn --arg v "$(cat "$T/$1.key")" '$v | @uri')"; }
 # run_bridge NAME WINDOW COUNT / run_direct NAME WINDOW COUNT: the lines RATE and RTT in $T/NAME.out
+# cpu_ticks: bifrost-bridge's CPU time so far (user + system, clock ticks)
+cpu_ticks () { awk '{ print $14 + $15 }' "/proc/$BPID/stat"; }
 run_bridge () {
     echo_peer "$1"
-    grid_exec cli "$CLIENT" --url "$(url "$1")" --token-file "$T/token" --messages "$3" --size 1204 --same-size \
-        --window "$2" --timeout 120 > "$T/$1.out" 2>&1 || die "$1: the flow through the bridge failed"
+    local before rc; before=$(cpu_ticks)
+    # The client's CPU seconds (bash's time: user + system) in $T/$1.cpu
+    { TIMEFORMAT='%U %S'; time grid_exec cli "$CLIENT" --url "$(url "$1")" --token-file "$T/token" --messages "$3" \
+        --size 1204 --same-size --window "$2" --timeout 120 > "$T/$1.out" 2>&1; } 2> "$T/$1.cpu"
+    grep -q '^END ok' "$T/$1.out" || die "$1: the flow through the bridge failed"
+    # The bridge's and the client's shares of one core over the messages' time (100: one core)
+    awk -v t=$(( $(cpu_ticks) - before )) -v hz="$(getconf CLK_TCK)" -v c="$(cat "$T/$1.cpu")" \
+        '$1 == "RATE" { split (c, u, " "); printf "CPU %.0f %.0f\n", t / hz * 100000 / $2, (u[1] + u[2]) * 100000 / $2 }' \
+        "$T/$1.out" >> "$T/$1.out"
 }
 run_direct () {
     echo_peer "$1"
@@ -141,8 +150,8 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     echo
     echo "One flow, 1204-byte messages ($MESSAGES, $WINDOW in flight; latency: $RTT_MESSAGES, one at a time); medians of $ROUNDS rounds:"
     echo
-    echo "| path | messages/s | Mbit/s | RTT median (ms) | RTT p99 (ms) | lost |"
-    echo "|---|---:|---:|---:|---:|---:|"
-    echo "| WebSocket -> bridge -> UDP peer | $(field bridge-tput RATE 3) | $(field bridge-tput RATE 4) | $(field bridge-rtt RTT 2) | $(field bridge-rtt RTT 3) | 0 |"
-    echo "| direct UDP (same encryption) | $(field direct-tput RATE 3) | $(field direct-tput RATE 4) | $(field direct-rtt RTT 2) | $(field direct-rtt RTT 3) | $(cat "$T"/direct-*.out | awk '$1 == "LOST" { n += $2 } END { print n + 0 }') |"
+    echo "| path | messages/s | Mbit/s | RTT median (ms) | RTT p99 (ms) | lost | CPU % bridge | CPU % client |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| WebSocket -> bridge -> UDP peer | $(field bridge-tput RATE 3) | $(field bridge-tput RATE 4) | $(field bridge-rtt RTT 2) | $(field bridge-rtt RTT 3) | 0 | $(field bridge-tput CPU 2) | $(field bridge-tput CPU 3) |"
+    echo "| direct UDP (same encryption) | $(field direct-tput RATE 3) | $(field direct-tput RATE 4) | $(field direct-rtt RTT 2) | $(field direct-rtt RTT 3) | $(cat "$T"/direct-*.out | awk '$1 == "LOST" { n += $2 } END { print n + 0 }') | - | - |"
 } | tee "$OUT/summary.md"
