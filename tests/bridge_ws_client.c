@@ -1,74 +1,117 @@
 /*  bridge_ws_client: a real WebSocket client (libwebsockets' client) for the
-    bridge's end-to-end test (tests/integration/bridge.sh; docs/bridge.md,
-    "Testing it"). It opens /v0/ws/proxy with a bearer token, prints every
-    status message as a line, sends binary messages and checks their echoes
-    byte for byte, and says how the connection ended, so the script asserts
-    on lines rather than on timing:
+    bridge's tests (tests/integration/bridge.sh, bridge_limits.sh) and its
+    benchmark (bench/bridge-bench.sh; docs/bridge.md, "Testing it"). It opens
+    /v0/ws/proxy with a bearer token, prints every status message as a line,
+    sends binary messages and checks their echoes byte for byte, and says how
+    the connection ended, so the script asserts on lines rather than on timing:
 
         OPEN                                the upgrade succeeded
         STATUS <STATE> <json>               a status message, strictly decoded (bridge_status)
         BADSTATUS <why>                     a text frame bridge_status refused
         STATES OK | STATES BAD <got>        the first states against --expect-states
         ECHO OK <n> <bytes>                 n messages came back intact, in order
+        RATE <ms> <msg/s> <Mbit/s>          their time, first sent to last back, and rate
+        RTT <median ms> <p99 ms>            their round trips (both: tests/echo_stats.h)
         ECHO BAD <why>                      one did not (or not all came back in time)
+        SENT <n>                            --no-read: n messages written
         REFUSED <http status> <lws's words> the upgrade was refused (0: status unknown)
-        CLOSE <code> <reason>               the bridge closed the WebSocket
+        CLOSE <code> <reason>               the bridge closed the WebSocket (1006: the
+                                            connection ended without a close frame)
         END <ok|fail>                       the last line; the exit code says the same
 
     Message i (0-based) of N has 1 + i * (SIZE - 1) / (N - 1) bytes (SIZE when
     N = 1), sent once UDP_ESTABLISHED comes (CONNECTED with --send-now: a
-    message the bridge refuses needs no far end), so 100 messages with --size 1204 go from 1 to 1204 bytes; at most
-    8 are in flight. The token is read from a file (never argv) and never
-    printed; so is the key, which the URL carries as the contract says. */
+    message the bridge refuses needs no far end), so 100 messages with --size
+    1204 go from 1 to 1204 bytes (all SIZE with --same-size); at most
+    --window (8) are in flight.
+    --no-read stops reading once the flow is up and writes the messages as fast
+    as the socket takes them: the slow reader of bridge_limits.sh.
+
+    Many connections in one process, each with the state above (the lines of
+    one connection are printed only when there is one):
+      --url-file FILE   one connection per line (a URL each: a key each); prints
+                        ESTABLISHED <n> <ms> when all n reached UDP_ESTABLISHED
+                        (the benchmark's held flows)
+      --flood N         N connections to --url spread evenly over one second,
+                        each closed as soon as it is open; prints
+                        FLOOD <n> open <o> refused <r> http429 <t> unanswered <u> slowest_ms <ms>
+                        and fails when one got no answer (the rate limit's test)
+
+    The token is read from a file (never argv) and never printed; so is the
+    key, which the URL carries as the contract says. */
 #include "services/bridge/bridge_status.h"
+#include "tests/echo_stats.h"
 
 #include <libwebsockets.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/resource.h>
 
-#define S_WINDOW    8
 #define S_RX_MAX    (70 * 1024)
+#define S_URL_MAX   2048
+#define S_CONNS_MAX 20000
 
-static struct {
-    //  options
-    char url [2048];
-    char auth [200];                    //  "Bearer <token>", or empty
-    char expect [200];                  //  "CONNECTED,UDP_WAITING,UDP_ESTABLISHED"
-    int messages, size;
-    double hold_s, timeout_s;
-    int expect_close;                   //  0: none expected
-    bool send_now;                      //  send once CONNECTED, not UDP_ESTABLISHED
-    //  state
+//  One connection
+typedef struct {
+    int index;
+    char url [S_URL_MAX];
     struct lws *wsi;
-    bool open, done, failed, closing;
+    bool started, open, done, failed, closing, answered;
+    unsigned http;                      //  the refusal's HTTP status (0: none or unknown)
+    double started_at, answered_at;
     char states [400];                  //  the states seen, comma-separated
     int states_seen;
     bool states_checked, sending, established;
     int sent, echoed;
     long long bytes;
-    double hold_until, deadline;
-    uint8_t rx [S_RX_MAX];
+    double hold_until, first_sent, last_echo;
+    double *sent_at, *rtt;              //  per message, when --messages
+    uint8_t *rx;                        //  S_RX_MAX, on the first message
     size_t rx_size;
     bool rx_binary;
     int close_code;
+} s_conn_t;
+
+static struct {
+    //  options
+    char auth [200];                    //  "Bearer <token>", or empty
+    char expect [200];                  //  "CONNECTED,UDP_WAITING,UDP_ESTABLISHED"
+    int messages, size, window, flood;
+    double hold_s, timeout_s;
+    int expect_close;                   //  0: none expected
+    bool send_now;                      //  send once CONNECTED, not UDP_ESTABLISHED
+    bool no_read;                       //  stop reading once the flow is up
+    bool same_size;                     //  every message --size bytes (the benchmark)
+    //  state
+    struct lws_context *context;
+    s_conn_t *conns;
+    int count, started, done, established;
+    bool quiet;                         //  more than one connection: summaries only
+    double t0, deadline;
+    lws_sorted_usec_list_t flood_sul;
 } s;
 
-static double
-s_now (void)
+//  A line of one connection: printed when it is the only one
+static void
+s_say (s_conn_t *c, const char *format, ...)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+    (void) c;
+    if (s.quiet)
+        return;
+    va_list args;
+    va_start (args, format);
+    vprintf (format, args);
+    va_end (args);
 }
 
 static size_t
 s_msg_size (int i)
 {
-    if (s.messages <= 1)
+    if (s.messages <= 1 || s.same_size)
         return (size_t) s.size;
     return (size_t) (1 + (long long) i * (s.size - 1) / (s.messages - 1));
 }
@@ -86,85 +129,155 @@ s_msg_fill (int i, uint8_t *out, size_t size)
     }
 }
 
-//  A failed check: "<tag> <what>" on a line of its own
+//  A failed check: "<tag> <what>" on a line of its own (with the
+//  connection's number when there are several)
 static void
-s_fail (const char *tag, const char *what)
+s_fail (s_conn_t *c, const char *tag, const char *what)
 {
-    printf ("%s %s\n", tag, what);
-    s.failed = true;
+    if (s.quiet)
+        printf ("%s [%d] %s\n", tag, c->index, what);
+    else
+        printf ("%s %s\n", tag, what);
+    c->failed = true;
 }
 
 //  The first states seen, against --expect-states, once enough have come
 static void
-s_check_states (bool final)
+s_check_states (s_conn_t *c, bool final)
 {
-    if (s.states_checked || !*s.expect)
+    if (c->states_checked || !*s.expect)
         return;
     size_t n = strlen (s.expect);
-    if (strlen (s.states) >= n || final) {
-        s.states_checked = true;
-        if (strncmp (s.states, s.expect, n) == 0 && (s.states [n] == ',' || s.states [n] == 0))
-            printf ("STATES OK\n");
+    if (strlen (c->states) >= n || final) {
+        c->states_checked = true;
+        if (strncmp (c->states, s.expect, n) == 0 && (c->states [n] == ',' || c->states [n] == 0))
+            s_say (c, "STATES OK\n");
         else
-            s_fail ("STATES BAD", *s.states ? s.states : "(none)");
+            s_fail (c, "STATES BAD", *c->states ? c->states : "(none)");
     }
 }
 
 static void
-s_status (const char *text, size_t size)
+s_status (s_conn_t *c, const char *text, size_t size)
 {
     bridge_status_msg_t msg;
     char err [200];
     if (bridge_status_decode (text, size, &msg, err, sizeof err) != 0) {
-        s_fail ("BADSTATUS", err);
+        s_fail (c, "BADSTATUS", err);
         return;
     }
-    const char *state = bridge_states [bridge_status_state (&msg)].name;
-    printf ("STATUS %s %.*s\n", state, (int) size, text);
-    if (s.states_seen++ < 8)
-        snprintf (s.states + strlen (s.states), sizeof s.states - strlen (s.states), "%s%s",
-                  *s.states ? "," : "", state);
-    s_check_states (false);
+    bridge_state_t state = bridge_status_state (&msg);
+    s_say (c, "STATUS %s %.*s\n", bridge_states [state].name, (int) size, text);
+    if (c->states_seen++ < 8)
+        snprintf (c->states + strlen (c->states), sizeof c->states - strlen (c->states), "%s%s",
+                  *c->states ? "," : "", bridge_states [state].name);
+    s_check_states (c, false);
+    if (state == BRIDGE_STATE_UDP_ESTABLISHED && c->established == false && ++s.established == s.count && s.quiet)
+        printf ("ESTABLISHED %d %.0f\n", s.established, (echo_stats_now () - s.t0) * 1000);
     bridge_state_t go = s.send_now ? BRIDGE_STATE_CONNECTED : BRIDGE_STATE_UDP_ESTABLISHED;
-    if (bridge_status_state (&msg) == go && !s.established) {
-        s.established = true;
-        s.sending = s.messages > 0;
-        if (s.sending)
-            lws_callback_on_writable (s.wsi);
+    if (state == go && !c->sending && !c->hold_until) {
+        c->sending = s.messages > 0;
+        if (state == BRIDGE_STATE_UDP_ESTABLISHED)
+            c->established = true;
+        if (s.no_read)
+            lws_rx_flow_control (c->wsi, 0);
+        if (c->sending) {
+            c->first_sent = echo_stats_now ();
+            lws_callback_on_writable (c->wsi);
+        }
         else
-            s.hold_until = s_now () + s.hold_s;
+            c->hold_until = echo_stats_now () + s.hold_s;
     }
+    else if (state == BRIDGE_STATE_UDP_ESTABLISHED)
+        c->established = true;
+}
+
+//  Every message came back: the totals, the rate and the round trips
+static void
+s_echo_done (s_conn_t *c)
+{
+    c->last_echo = echo_stats_now ();
+    if (!s.quiet)
+        echo_stats_print (c->echoed, c->bytes, c->last_echo - c->first_sent, c->rtt);
+    c->hold_until = echo_stats_now () + s.hold_s;
 }
 
 static void
-s_binary (const uint8_t *data, size_t size)
+s_binary (s_conn_t *c, const uint8_t *data, size_t size)
 {
     static uint8_t want [S_RX_MAX];
-    if (s.echoed >= s.sent) {
-        s_fail ("ECHO BAD", "a binary message that is no echo");
+    if (c->echoed >= c->sent) {
+        s_fail (c, "ECHO BAD", "a binary message that is no echo");
         return;
     }
-    size_t n = s_msg_size (s.echoed);
-    s_msg_fill (s.echoed, want, n);
+    size_t n = s_msg_size (c->echoed);
+    s_msg_fill (c->echoed, want, n);
     if (size != n || memcmp (data, want, n) != 0) {
         char why [80];
-        snprintf (why, sizeof why, "message %d: %zu bytes back for %zu sent, or other bytes", s.echoed, size, n);
-        s_fail ("ECHO BAD", why);
+        snprintf (why, sizeof why, "message %d: %zu bytes back for %zu sent, or other bytes", c->echoed, size, n);
+        s_fail (c, "ECHO BAD", why);
         return;
     }
-    s.echoed++;
-    s.bytes += (long long) size;
-    if (s.echoed == s.messages) {
-        printf ("ECHO OK %d %lld\n", s.echoed, s.bytes);
-        s.hold_until = s_now () + s.hold_s;
-    }
+    c->rtt [c->echoed] = echo_stats_now () - c->sent_at [c->echoed];
+    c->echoed++;
+    c->bytes += (long long) size;
+    if (c->echoed == s.messages)
+        s_echo_done (c);
     else
-        lws_callback_on_writable (s.wsi);
+        lws_callback_on_writable (c->wsi);
+}
+
+//  Writes the messages due: within the window, or all of them with --no-read
+static int
+s_write (s_conn_t *c, struct lws *wsi)
+{
+    static uint8_t buf [LWS_PRE + S_RX_MAX];
+    if (c->sending && c->sent < s.messages && (s.no_read || c->sent - c->echoed < s.window)) {
+        size_t n = s_msg_size (c->sent);
+        s_msg_fill (c->sent, buf + LWS_PRE, n);
+        c->sent_at [c->sent] = echo_stats_now ();
+        if (lws_write (wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int) n) {
+            s_fail (c, "ECHO BAD", "write failed");
+            return -1;
+        }
+        c->sent++;
+        if (s.no_read && c->sent == s.messages) {
+            s_say (c, "SENT %d\n", c->sent);
+            c->hold_until = echo_stats_now () + s.hold_s;
+        }
+        //  One lws_write per callback, as lws wants: the next is asked for
+        if (c->sent < s.messages && (s.no_read || c->sent - c->echoed < s.window))
+            lws_callback_on_writable (wsi);
+    }
+    return 0;
+}
+
+//  The connection got its answer: the upgrade, or a refusal
+static void
+s_answered (s_conn_t *c)
+{
+    if (c->answered)
+        return;
+    c->answered = true;
+    c->answered_at = echo_stats_now ();
+}
+
+static void
+s_ended (s_conn_t *c)
+{
+    if (c->done)
+        return;
+    c->done = true;
+    c->wsi = NULL;
+    s.done++;
 }
 
 static int
 s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
+    s_conn_t *c = wsi ? (s_conn_t *) lws_get_opaque_user_data (wsi) : NULL;
+    if (!c)
+        return 0;
     switch (reason) {
         case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
             unsigned char **p = (unsigned char **) in, *end = (*p) + len;
@@ -174,76 +287,73 @@ s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
             break;
         }
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-            printf ("REFUSED %u %s\n", wsi ? lws_http_client_http_response (wsi) : 0,
-                    in ? (const char *) in : "connection failed");
-            s.done = true;
-            s.wsi = NULL;
+            c->http = lws_http_client_http_response (wsi);
+            if (c->http)
+                s_answered (c);
+            s_say (c, "REFUSED %u %s\n", c->http, in ? (const char *) in : "connection failed");
+            s_ended (c);
             break;
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
-            s.open = true;
-            printf ("OPEN\n");
-            lws_set_timer_usecs (wsi, 50000);
+            c->open = true;
+            s_answered (c);
+            s_say (c, "OPEN\n");
+            if (s.flood) {
+                c->closing = true;
+                lws_callback_on_writable (wsi);
+            }
+            lws_set_timer_usecs (wsi, s.quiet ? 250000 : 50000);
             break;
         case LWS_CALLBACK_CLIENT_RECEIVE:
             if (lws_is_first_fragment (wsi)) {
-                s.rx_size = 0;
-                s.rx_binary = lws_frame_is_binary (wsi);
+                c->rx_size = 0;
+                c->rx_binary = lws_frame_is_binary (wsi);
             }
-            if (s.rx_size + len > sizeof s.rx) {
-                s_fail ("ECHO BAD", "a message larger than any the bridge may send");
+            if (!c->rx)
+                c->rx = (uint8_t *) malloc (S_RX_MAX);
+            if (!c->rx || c->rx_size + len > S_RX_MAX) {
+                s_fail (c, "ECHO BAD", "a message larger than any the bridge may send");
                 return -1;
             }
-            memcpy (s.rx + s.rx_size, in, len);
-            s.rx_size += len;
+            memcpy (c->rx + c->rx_size, in, len);
+            c->rx_size += len;
             if (lws_is_final_fragment (wsi) && lws_remaining_packet_payload (wsi) == 0) {
-                if (s.rx_binary)
-                    s_binary (s.rx, s.rx_size);
+                if (c->rx_binary)
+                    s_binary (c, c->rx, c->rx_size);
                 else
-                    s_status ((const char *) s.rx, s.rx_size);
-                s.rx_size = 0;
+                    s_status (c, (const char *) c->rx, c->rx_size);
+                c->rx_size = 0;
             }
             break;
-        case LWS_CALLBACK_CLIENT_WRITEABLE: {
-            if (s.closing) {
+        case LWS_CALLBACK_CLIENT_WRITEABLE:
+            if (c->closing) {
                 lws_close_reason (wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *) "done", 4);
                 return -1;
             }
-            if (!s.sending || s.sent >= s.messages || s.sent - s.echoed >= S_WINDOW)
-                break;
-            static uint8_t buf [LWS_PRE + S_RX_MAX];
-            size_t n = s_msg_size (s.sent);
-            if (n > S_RX_MAX)
-                n = S_RX_MAX;
-            s_msg_fill (s.sent, buf + LWS_PRE, n);
-            if (lws_write (wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int) n) {
-                s_fail ("ECHO BAD", "write failed");
-                return -1;
-            }
-            s.sent++;
-            if (s.sent < s.messages && s.sent - s.echoed < S_WINDOW)
-                lws_callback_on_writable (wsi);
-            break;
-        }
+            return s_write (c, wsi);
         case LWS_CALLBACK_TIMER:
             //  The hold ends, or the deadline: close normally
-            if ((s.hold_until > 0 && s_now () >= s.hold_until) || s_now () >= s.deadline) {
-                s.closing = true;
+            if ((c->hold_until > 0 && echo_stats_now () >= c->hold_until) || echo_stats_now () >= s.deadline) {
+                c->closing = true;
                 lws_callback_on_writable (wsi);
             }
-            lws_set_timer_usecs (wsi, 50000);
+            lws_set_timer_usecs (wsi, s.quiet ? 250000 : 50000);
             break;
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
             const uint8_t *p = (const uint8_t *) in;
-            s.close_code = len >= 2 ? (p [0] << 8 | p [1]) : 1005;
-            printf ("CLOSE %d %.*s\n", s.close_code, len > 2 ? (int) len - 2 : 0, len > 2 ? (const char *) p + 2 : "");
+            c->close_code = len >= 2 ? (p [0] << 8 | p [1]) : 1005;
+            s_say (c, "CLOSE %d %.*s\n", c->close_code, len > 2 ? (int) len - 2 : 0, len > 2 ? (const char *) p + 2 : "");
             break;
         }
         case LWS_CALLBACK_CLIENT_CLOSED:
-        case LWS_CALLBACK_WSI_DESTROY:
-            if (wsi == s.wsi) {
-                s.done = true;
-                s.wsi = NULL;
+            //  Gone without a close frame (the bridge's process ended): 1006, RFC 6455 7.1.5
+            if (c->open && !c->closing && !c->close_code) {
+                c->close_code = 1006;
+                s_say (c, "CLOSE 1006 connection lost\n");
             }
+            s_ended (c);
+            break;
+        case LWS_CALLBACK_WSI_DESTROY:
+            s_ended (c);
             break;
         default:
             break;
@@ -256,13 +366,147 @@ static const struct lws_protocols s_protocols [] = {
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+//  Starts connection c: ws://host:port/path?query (lws_parse_uri cuts it in
+//  place; the path loses its '/'); -1 when the URL is not one
+static int
+s_connect (s_conn_t *c)
+{
+    char parsed [S_URL_MAX], path [S_URL_MAX + 1];
+    memcpy (parsed, c->url, sizeof parsed);
+    const char *scheme, *host, *rest;
+    int port = 0;
+    c->started = true;
+    c->started_at = echo_stats_now ();
+    s.started++;
+    if (lws_parse_uri (parsed, &scheme, &host, &port, &rest) || strcmp (scheme, "ws") != 0) {
+        fprintf (stderr, "bridge_ws_client: a URL must be ws://HOST:PORT/PATH\n");
+        s_ended (c);
+        return -1;
+    }
+    snprintf (path, sizeof path, "/%s", rest);
+    struct lws_client_connect_info ci;
+    memset (&ci, 0, sizeof ci);
+    ci.context = s.context;
+    ci.address = host;
+    ci.port = port;
+    ci.path = path;
+    ci.host = host;
+    ci.origin = host;
+    ci.protocol = NULL;                 //  the bridge names no subprotocol
+    ci.local_protocol_name = s_protocols [0].name;
+    ci.pwsi = &c->wsi;
+    ci.opaque_user_data = c;
+    if (!lws_client_connect_via_info (&ci) && !c->done) {
+        s_say (c, "REFUSED 0 cannot start the connection\n");
+        s_ended (c);
+    }
+    return 0;
+}
+
+//  --flood: the connections due by now, spread evenly over one second
+static void
+s_flood_next (lws_sorted_usec_list_t *sul)
+{
+    int due = (int) ((echo_stats_now () - s.t0) * s.count) + 1;
+    while (s.started < s.count && s.started < due)
+        s_connect (&s.conns [s.started]);
+    if (s.started < s.count)
+        lws_sul_schedule (s.context, 0, &s.flood_sul, s_flood_next, 1000);
+}
+
+//  The connections' URLs: --url once or --flood times, or a file's lines
+static int
+s_urls (const char *url, const char *file)
+{
+    if (file) {
+        FILE *f = fopen (file, "r");
+        if (!f) {
+            fprintf (stderr, "bridge_ws_client: cannot read %s\n", file);
+            return -1;
+        }
+        char line [S_URL_MAX];
+        while (fgets (line, sizeof line, f) && s.count < S_CONNS_MAX) {
+            line [strcspn (line, "\r\n")] = 0;
+            if (!*line)
+                continue;
+            s.conns = (s_conn_t *) realloc (s.conns, (size_t) (s.count + 1) * sizeof *s.conns);
+            memset (&s.conns [s.count], 0, sizeof *s.conns);
+            snprintf (s.conns [s.count].url, S_URL_MAX, "%s", line);
+            s.count++;
+        }
+        fclose (f);
+    }
+    else {
+        s.count = s.flood ? s.flood : 1;
+        s.conns = (s_conn_t *) calloc ((size_t) s.count, sizeof *s.conns);
+        for (int i = 0; i < s.count; i++)
+            snprintf (s.conns [i].url, S_URL_MAX, "%s", url);
+    }
+    for (int i = 0; i < s.count; i++) {
+        s.conns [i].index = i;
+        if (s.messages > 0) {
+            s.conns [i].sent_at = (double *) calloc ((size_t) s.messages, sizeof (double));
+            s.conns [i].rtt = (double *) calloc ((size_t) s.messages, sizeof (double));
+        }
+    }
+    return s.count > 0 ? 0 : -1;
+}
+
+//  After the loop: each connection's checks; true when one failed
+static bool
+s_verdict (void)
+{
+    bool failed = false;
+    int open = 0, refused = 0, http429 = 0, unanswered = 0;
+    double slowest = 0;
+    for (int i = 0; i < s.count; i++) {
+        s_conn_t *c = &s.conns [i];
+        s_check_states (c, true);
+        if (s.messages > 0 && c->echoed < s.messages && !c->failed && !s.expect_close && !s.no_read) {
+            char why [80];
+            snprintf (why, sizeof why, "%d of %d messages came back", c->echoed, s.messages);
+            s_fail (c, "ECHO BAD", why);
+        }
+        if (s.no_read && c->sent < s.messages)
+            s_fail (c, "SENT BAD", "not every message was written");
+        if (s.expect_close && c->close_code != s.expect_close) {
+            char why [60];
+            snprintf (why, sizeof why, "expected %d, got %d", s.expect_close, c->close_code);
+            s_fail (c, "CLOSE BAD", why);
+        }
+        if (!c->open && !s.expect_close && !s.flood)
+            c->failed = true;
+        open += c->open;
+        refused += !c->open && c->answered;
+        http429 += c->http == 429;
+        unanswered += !c->answered;
+        if (c->answered && c->answered_at - c->started_at > slowest)
+            slowest = c->answered_at - c->started_at;
+        failed |= c->failed;
+        free (c->sent_at);
+        free (c->rtt);
+        free (c->rx);
+    }
+    if (s.flood) {
+        printf ("FLOOD %d open %d refused %d http429 %d unanswered %d slowest_ms %.0f\n",
+                s.count, open, refused, http429, unanswered, slowest * 1000);
+        failed |= unanswered > 0;
+    }
+    else if (s.quiet)
+        printf ("CONNECTIONS %d open %d established %d failed %s\n", s.count, open, s.established,
+                failed ? "yes" : "no");
+    free (s.conns);
+    return failed;
+}
+
 static int
 s_usage (FILE *out)
 {
     fprintf (out,
-        "usage: bridge_ws_client --url ws://HOST:PORT/v0/ws/proxy?QUERY [--token-file FILE]\n"
-        "       [--expect-states A,B,..] [--messages N] [--size BYTES] [--hold SECONDS]\n"
-        "       [--expect-close CODE] [--send-now] [--timeout SECONDS]\n");
+        "usage: bridge_ws_client (--url ws://HOST:PORT/v0/ws/proxy?QUERY | --url-file FILE)\n"
+        "       [--token-file FILE] [--expect-states A,B,..] [--messages N] [--size BYTES]\n"
+        "       [--window N] [--same-size] [--no-read] [--hold SECONDS] [--expect-close CODE]\n"
+        "       [--send-now] [--flood N] [--timeout SECONDS]\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -271,28 +515,38 @@ main (int argc, char **argv)
 {
     static const struct option options [] = {
         { "url", required_argument, NULL, 'u' },
+        { "url-file", required_argument, NULL, 'F' },
         { "token-file", required_argument, NULL, 'T' },
         { "expect-states", required_argument, NULL, 'e' },
         { "messages", required_argument, NULL, 'n' },
         { "size", required_argument, NULL, 's' },
+        { "window", required_argument, NULL, 'w' },
         { "hold", required_argument, NULL, 'H' },
         { "expect-close", required_argument, NULL, 'c' },
         { "timeout", required_argument, NULL, 't' },
         { "send-now", no_argument, NULL, 'N' },
+        { "no-read", no_argument, NULL, 'R' },
+        { "same-size", no_argument, NULL, 'S' },
+        { "flood", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
+    const char *url = NULL, *url_file = NULL;
     s.size = 1204;
+    s.window = 8;
     s.timeout_s = 20;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
-            case 'u': snprintf (s.url, sizeof s.url, "%s", optarg); break;
+            case 'u': url = optarg; break;
+            case 'F': url_file = optarg; break;
             case 'T': {
                 FILE *f = fopen (optarg, "r");
                 char token [160] = "";
                 if (!f || !fgets (token, sizeof token, f)) {
                     fprintf (stderr, "bridge_ws_client: cannot read the token file %s\n", optarg);
+                    if (f)
+                        fclose (f);
                     return 2;
                 }
                 fclose (f);
@@ -303,28 +557,32 @@ main (int argc, char **argv)
             case 'e': snprintf (s.expect, sizeof s.expect, "%s", optarg); break;
             case 'n': s.messages = atoi (optarg); break;
             case 's': s.size = atoi (optarg); break;
+            case 'w': s.window = atoi (optarg); break;
             case 'H': s.hold_s = atof (optarg); break;
             case 'c': s.expect_close = atoi (optarg); break;
             case 't': s.timeout_s = atof (optarg); break;
             case 'N': s.send_now = true; break;
+            case 'R': s.no_read = true; break;
+            case 'S': s.same_size = true; break;
+            case 'f': s.flood = atoi (optarg); break;
             case 'h': return s_usage (stdout);
             default: return s_usage (stderr);
         }
     }
-    if (!*s.url || s.messages < 0 || s.size < 1 || s.size > S_RX_MAX || s.timeout_s <= 0)
+    if (!url == !url_file || (url_file && s.flood) || s.messages < 0 || s.size < 1 || s.size > S_RX_MAX
+    ||  s.timeout_s <= 0 || s.window < 1 || s.flood < 0 || s.flood > S_CONNS_MAX
+    ||  strlen (url ? url : "") >= S_URL_MAX)
         return s_usage (stderr);
     setvbuf (stdout, NULL, _IOLBF, 0);
-
-    //  ws://host:port/path?query (lws_parse_uri cuts it in place; the path loses its '/')
-    char parsed [sizeof s.url], path [sizeof s.url + 1];
-    memcpy (parsed, s.url, sizeof parsed);
-    const char *scheme, *host, *rest;
-    int port = 0;
-    if (lws_parse_uri (parsed, &scheme, &host, &port, &rest) || strcmp (scheme, "ws") != 0) {
-        fprintf (stderr, "bridge_ws_client: --url must be ws://HOST:PORT/PATH\n");
+    if (s_urls (url, url_file))
         return 2;
+    s.quiet = s.count > 1;
+    //  Many connections: as many descriptors as the hard limit allows
+    struct rlimit rl;
+    if (s.count > 1 && getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &rl);
     }
-    snprintf (path, sizeof path, "/%s", rest);
 
     lws_set_log_level (LLL_ERR, NULL);
     struct lws_context_creation_info info;
@@ -335,44 +593,24 @@ main (int argc, char **argv)
     info.uid = -1;
     info.timeout_secs = 5;
     info.connect_timeout_secs = 5;
-    struct lws_context *context = lws_create_context (&info);
-    if (!context) {
+    info.max_http_header_pool = (unsigned short) (s.count < 1024 ? s.count : 1024);
+    s.context = lws_create_context (&info);
+    if (!s.context) {
         fprintf (stderr, "bridge_ws_client: cannot make a libwebsockets context\n");
         return 2;
     }
-    struct lws_client_connect_info ci;
-    memset (&ci, 0, sizeof ci);
-    ci.context = context;
-    ci.address = host;
-    ci.port = port;
-    ci.path = path;
-    ci.host = host;
-    ci.origin = host;
-    ci.protocol = NULL;                 //  the bridge names no subprotocol
-    ci.local_protocol_name = s_protocols [0].name;
-    ci.pwsi = &s.wsi;
-    s.deadline = s_now () + s.timeout_s;
-    if (!lws_client_connect_via_info (&ci)) {
-        printf ("REFUSED 0 cannot start the connection\n");
-        s.done = true;
-    }
-    while (!s.done && s_now () < s.deadline + 2)
-        lws_service (context, 0);
-    lws_context_destroy (context);
-
-    s_check_states (true);
-    if (s.messages > 0 && s.echoed < s.messages && !s.failed && !s.expect_close) {
-        char why [80];
-        snprintf (why, sizeof why, "%d of %d messages came back", s.echoed, s.messages);
-        s_fail ("ECHO BAD", why);
-    }
-    if (s.expect_close && s.close_code != s.expect_close) {
-        char why [60];
-        snprintf (why, sizeof why, "expected %d, got %d", s.expect_close, s.close_code);
-        s_fail ("CLOSE BAD", why);
-    }
-    if (!s.open && !s.expect_close)
-        s.failed = true;
-    printf ("END %s\n", s.failed ? "fail" : "ok");
-    return s.failed ? 1 : 0;
+    s.t0 = echo_stats_now ();
+    s.deadline = s.t0 + s.timeout_s;
+    if (s.flood)
+        s_flood_next (&s.flood_sul);
+    else
+        for (int i = 0; i < s.count; i++)
+            if (s_connect (&s.conns [i]))
+                return 2;
+    while ((s.done < s.count || s.started < s.count) && echo_stats_now () < s.deadline + 2)
+        lws_service (s.context, 0);
+    lws_context_destroy (s.context);
+    bool failed = s_verdict ();
+    printf ("END %s\n", failed ? "fail" : "ok");
+    return failed ? 1 : 0;
 }
