@@ -53,7 +53,7 @@ grid_public_host peer $PEER_IP
 cat > "$T/bridge.cfg" <<CFG
 run_dir = "$T/run";
 bridge = { listen = "$SRV:8445"; token = "\${BRIDGE_TOKEN}"; max_flows = 1000; idle_timeout = "600s";
-           connects_per_second = 0; bytes_per_second = 0; };
+           connects_per_second = 0; bytes_per_second = 0; flows_per_address = 0; address_bytes_per_second = 0; };
 services = (
     { name = "bus";    exec = "bifrost-bus"; },
     { name = "bridge"; exec = "bifrost-bridge"; depends = ["bus"]; pass_env = ["BRIDGE_TOKEN"]; }

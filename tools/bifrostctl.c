@@ -741,7 +741,7 @@ s_bridge_row (const sup_instance_t *inst, const void *reply)
     }
     uint64_t dropped = b->dropped_source + b->dropped_invalid + b->dropped_slow + b->dropped_send;
     uint64_t refused = b->refused_param + b->refused_token + b->refused_peer + b->refused_rate
-                     + b->refused_full + b->refused_other;
+                     + b->refused_full + b->refused_other + b->refused_address_flows + b->refused_token_flows;
     uint64_t closed = b->closed_idle + b->closed_too_large + b->closed_text + b->closed_rate + b->closed_internal;
     printf ("%-10s %-8u %5u %5u %5u %8" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
             inst->instance, inst->pid, b->flows_open, b->flows_waiting, b->flows_established, b->flows_opened,

@@ -55,6 +55,8 @@ typedef struct s_conn {
     bool rx_over;                       //  the message went over max_message
     int64_t active_ms;                  //  last data either way
     bridge_bucket_t bytes;
+    bridge_rate_ref_t address;          //  its count in flows_per_address, its address's bytes
+    bool token_held;                    //  counted in token_flows
     struct s_conn *prev, *next;
 } s_conn_t;
 
@@ -74,6 +76,7 @@ struct _bridge_server_t {
     s_conn_t *conns;
     uint32_t conn_count;                //  connections, handshakes included
     uint32_t flows;                     //  WebSockets up
+    uint32_t token_flows;               //  connections holding the token: checked, not gone
     bridge_server_stats_t stats;
 };
 
@@ -269,6 +272,14 @@ s_check (s_conn_t *conn, struct lws *wsi)
         self->stats.refused_full++;
         return s_refuse (wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "internal error: the bridge has no room for a flow; try again");
     }
+    //  Held from here until the connection goes (s_gone), or released below
+    if (!bridge_rate_flow_take (self->rate, &conn->addr, &conn->address)) {
+        self->stats.refused_address_flows++;
+        char reason [BRIDGE_REASON_MAX + 1];
+        snprintf (reason, sizeof reason, "rate limited: this address holds its %u flows (flows_per_address)",
+                  self->config.flows_per_address);
+        return s_refuse (wsi, 429, reason);
+    }
     char *query = (char *) malloc (S_QUERY_BUF);
     assert (query);
     size_t size = s_query (wsi, query, S_QUERY_BUF);
@@ -289,7 +300,17 @@ s_check (s_conn_t *conn, struct lws *wsi)
         if (sodium_memcmp (hash, self->token_hash, sizeof hash) != 0)
             code = BRIDGE_CLOSE_BAD_TOKEN;
     }
+    if (code == 0 && self->config.token_flows && self->token_flows >= self->config.token_flows) {
+        bridge_params_destroy (&conn->params);
+        bridge_rate_flow_release (self->rate, &conn->address);
+        self->stats.refused_token_flows++;
+        char reason [BRIDGE_REASON_MAX + 1];
+        snprintf (reason, sizeof reason, "rate limited: the token holds its %u flows (token_flows)",
+                  self->config.token_flows);
+        return s_refuse (wsi, 429, reason);
+    }
     if (code) {
+        bridge_rate_flow_release (self->rate, &conn->address);
         char reason [BRIDGE_REASON_MAX + 1];
         const char *detail = bridge_params_reason (conn->params);
         snprintf (reason, sizeof reason, "%s%s%s", bridge_close_reason (code), *detail ? ": " : "", detail);
@@ -302,6 +323,8 @@ s_check (s_conn_t *conn, struct lws *wsi)
         return s_refuse (wsi, token ? HTTP_STATUS_UNAUTHORIZED : HTTP_STATUS_BAD_REQUEST, reason);
     }
     conn->checked = true;
+    conn->token_held = true;
+    self->token_flows++;
     return 0;
 }
 
@@ -381,6 +404,10 @@ s_receive (s_conn_t *conn, struct lws *wsi, const uint8_t *in, size_t len)
         s_close (conn, BRIDGE_CLOSE_RATE, "data faster than the flow's limit");
         return;
     }
+    if (!bridge_rate_flow_bytes (self->rate, &conn->address, (double) conn->rx_size, now)) {
+        s_close (conn, BRIDGE_CLOSE_RATE, "data faster than the address's limit (all its flows)");
+        return;
+    }
     self->stats.messages_in++;
     conn->active_ms = now;
     if (conn->link)
@@ -427,6 +454,9 @@ s_gone (s_conn_t *conn)
         self->stats.refused_other++;        //  passed the checks, the upgrade failed
     if (conn->open)
         self->flows--;
+    bridge_rate_flow_release (self->rate, &conn->address);
+    if (conn->token_held)
+        self->token_flows--;
     ws_loop_unwatch (&conn->fd);
     bridge_link_destroy (&conn->link);
     bridge_params_destroy (&conn->params);
@@ -578,7 +608,9 @@ bridge_server_new (bus_loop_t *loop, const bridge_server_config_t *config, char 
     self->sweep_timer = -1;
     crypto_generichash (self->token_hash, sizeof self->token_hash, (const uint8_t *) config->token,
                         strlen (config->token), NULL, 0);
-    self->rate = bridge_rate_new (config->connects_per_second);
+    bridge_rate_config_t rc = { config->connects_per_second, config->flows_per_address,
+                                config->address_bytes_per_second };
+    self->rate = bridge_rate_new (&rc);
     ws_loop_log_to_bus ();
     struct lws_context_creation_info info;
     memset (&info, 0, sizeof info);
@@ -911,14 +943,21 @@ s_next_status (s_test_t *t, s_client_t *c, bridge_status_msg_t *msg)
     return (int) bridge_status_state (msg);
 }
 
-//  A handshake on a raw socket: the response's head and body, or "" 
-static void
-s_raw_request (s_test_t *t, const char *query, const char *auth, char *reply, size_t size)
+//  A handshake on a raw socket from the address from (NULL: 127.0.0.1): the
+//  response's head (and body, or the head of a 101); the socket, still open
+static int
+s_raw_open (s_test_t *t, const char *from, const char *query, const char *auth, char *reply, size_t size)
 {
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (t->port) };
     sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     reply [0] = 0;
+    if (from) {
+        struct sockaddr_in local = { .sin_family = AF_INET };
+        inet_pton (AF_INET, from, &local.sin_addr);
+        if (bind (fd, (struct sockaddr *) &local, sizeof local) != 0)
+            return fd;
+    }
     if (connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0) {
         char req [1200];
         int n = snprintf (req, sizeof req, "GET %s?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -934,12 +973,18 @@ s_raw_request (s_test_t *t, const char *query, const char *auth, char *reply, si
                     break;
                 got += (size_t) r;
                 reply [got] = 0;
-                if (strstr (reply, "</html>"))
+                if (strstr (reply, "</html>") || (strncmp (reply, "HTTP/1.1 101", 12) == 0 && strstr (reply, "\r\n\r\n")))
                     break;
             }
         }
     }
-    close (fd);
+    return fd;
+}
+
+static void
+s_raw_request (s_test_t *t, const char *query, const char *auth, char *reply, size_t size)
+{
+    close (s_raw_open (t, NULL, query, auth, reply, size));
 }
 
 //  The status of an HTTP response (lws answers a refusal in HTTP/1.0), or -1
@@ -1108,6 +1153,63 @@ done:
     return NULL;
 }
 
+//  Per address and per token, on a server with flows_per_address 2,
+//  token_flows 3, bytes_per_second 1000 and address_bytes_per_second 300
+//  (bridge_server_test's third config): the third flow of 127.0.0.1 refused
+//  429 while 127.0.0.2 is served; the token's fourth flow refused 429; a flow
+//  of 127.0.0.1 ends and its count goes: another is served; two flows of one
+//  address, each under its own limit, together over the address's: 4429
+static void *
+s_test_address (void *arg)
+{
+    s_test_t *t = (s_test_t *) arg;
+    s_client_t a, b, c;
+    bridge_status_msg_t msg;
+    char query [400], reply [2048];
+    char auth [] = "Bearer " S_TEST_TOKEN;
+    int fd = -1;
+    t->context = s_client_context (t->ca_file);
+    S_CHECK (t->context);
+    snprintf (query, sizeof query, "target=127.0.0.1:%u&key=%s", t->peer_port, S_KEY64);
+    S_CHECK (s_client_open (t, &a, query, auth));
+    S_CHECK (s_next_status (t, &a, &msg) == BRIDGE_STATE_CONNECTED);
+    S_CHECK (s_client_open (t, &b, query, auth));
+    S_CHECK (s_next_status (t, &b, &msg) == BRIDGE_STATE_CONNECTED);
+    s_raw_request (t, query, auth, reply, sizeof reply);
+    S_CHECK (s_http_status (reply) == 429 && strstr (reply, "rate limited: this address holds its 2 flows"));
+    fd = s_raw_open (t, "127.0.0.2", query, auth, reply, sizeof reply);
+    S_CHECK (s_http_status (reply) == 101);
+    //  The token holds 3 now: a fourth address is refused for the token
+    close (s_raw_open (t, "127.0.0.3", query, auth, reply, sizeof reply));
+    S_CHECK (s_http_status (reply) == 429 && strstr (reply, "rate limited: the token holds its 3 flows"));
+    close (fd);
+    fd = -1;
+    //  b ends (4415): 127.0.0.1 holds one flow, may open a second
+    s_client_send (&b, true, "text", 4);
+    S_CHECK (s_serve_until (t, s_is_closed, &b) && b.close_code == BRIDGE_CLOSE_TEXT);
+    S_CHECK (s_client_open (t, &c, query, auth));
+    S_CHECK (s_next_status (t, &c, &msg) == BRIDGE_STATE_CONNECTED);
+    //  200 bytes each from a and c: each within its 1000 bytes/s, together
+    //  over the address's 300: the second to send is closed
+    uint8_t data [200] = { 0 };
+    s_client_send (&a, false, data, sizeof data);
+    int64_t until = bus_clock_ms () + 50;
+    while (bus_clock_ms () < until)
+        lws_service (t->context, -1), usleep (2000);
+    s_client_send (&c, false, data, sizeof data);
+    S_CHECK (s_serve_until (t, s_is_closed, &c) && c.close_code == BRIDGE_CLOSE_RATE);
+    S_CHECK (strstr (c.close_reason, "rate limited: data faster than the address's limit"));
+    S_CHECK (a.state == 1);
+    t->ok = 1;
+done:
+    if (fd >= 0)
+        close (fd);
+    if (t->context)
+        lws_context_destroy (t->context);
+    t->done = 1;
+    return NULL;
+}
+
 //  wss://: a client that trusts only the root (the intermediate must come
 //  with the leaf) opens a flow
 static void *
@@ -1227,6 +1329,38 @@ bridge_server_test (bool verbose)
     assert (t.done && t.ok);
     assert (s->opened == 2 && s->refused_rate == 1 && s->refused_full == 1 && s->closed_rate == 1 && s->closed_idle == 1);
     bridge_server_destroy (&self);
+
+    //  Per address and per token
+    config.max_flows = 10;
+    config.idle_ms = 60000;
+    config.connects_per_second = 100;
+    config.bytes_per_second = 1000;
+    config.flows_per_address = 2;
+    config.address_bytes_per_second = 300;
+    config.token_flows = 3;
+    self = bridge_server_new (loop, &config, err, sizeof err);
+    assert (self);
+    t.port = bridge_server_port (self);
+    t.done = t.ok = 0;
+    t.bridge_udp_len = 0;
+    bus_loop_timer (loop, 20, 0, s_test_tick, &t);
+    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
+    pthread_create (&thread, NULL, s_test_address, &t);
+    bus_loop_start (loop);
+    pthread_join (thread, NULL);
+    s = bridge_server_stats (self);
+    if (verbose || !t.ok)
+        printf ("bridge_server per address: ok %d (failed at line %d) opened %lu address flows %lu token flows %lu "
+                "closed rate %lu text %lu\n", (int) t.ok, t.failed_at, (unsigned long) s->opened,
+                (unsigned long) s->refused_address_flows, (unsigned long) s->refused_token_flows,
+                (unsigned long) s->closed_rate, (unsigned long) s->closed_text);
+    fflush (stdout);
+    assert (t.done && t.ok);
+    assert (s->opened == 4 && s->refused_address_flows == 1 && s->refused_token_flows == 1);
+    assert (s->closed_rate == 1 && s->closed_text == 1);
+    bridge_server_destroy (&self);
+    config.flows_per_address = config.address_bytes_per_second = config.token_flows = 0;
+    config.bytes_per_second = 100;
 
     //  wss://, with a certificate from a CA through an intermediate. Not under
     //  valgrind: after one TLS connection came and went (none open, the client

@@ -3,8 +3,9 @@
     WebSocket, all flows of the instance on one loop, no thread per client.
 
     Everything that can refuse a client before the upgrade does: the path, the
-    connection rate of its address (429), max_flows (503), the parameters
-    (400) and the token (401), with the reason in the response's body, so a
+    connection rate of its address (429), max_flows (503), the flows its
+    address holds (429), the parameters (400), the token (401) and the flows
+    the token holds (429), with the reason in the response's body, so a
     client that is refused never holds a WebSocket. The token is compared in
     constant time (both hashed with BLAKE2b, then sodium_memcmp) and never
     logged. After the upgrade the bridge speaks the status messages of
@@ -38,6 +39,9 @@ typedef struct {
     uint32_t max_flows;
     int idle_ms, heartbeat_ms, heartbeat_timeout_ms;
     uint32_t connects_per_second, bytes_per_second;
+    //  Per client address (IPv4, or IPv6's /64, bridge_rate.h): flows open at
+    //  once, bytes/s of them all; the one token's flows open at once (0: no limit)
+    uint32_t flows_per_address, address_bytes_per_second, token_flows;
     bool allow_loopback;
     //  The address peers reach the flows at (bridge.public_address, copied), or
     //  NULL: each flow's `udp` is the address its socket sends from
@@ -52,6 +56,7 @@ typedef struct {
     uint32_t open, waiting, established;
     uint64_t opened, messages_in, messages_out;
     uint64_t refused_param, refused_token, refused_peer, refused_rate, refused_full, refused_other;
+    uint64_t refused_address_flows, refused_token_flows;
     uint64_t closed_idle, closed_too_large, closed_text, closed_rate, closed_internal;
 } bridge_server_stats_t;
 

@@ -162,6 +162,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
         .dropped_slow = s->link.dropped_slow, .dropped_send = s->link.dropped_send,
         .refused_param = s->refused_param, .refused_token = s->refused_token, .refused_peer = s->refused_peer,
         .refused_rate = s->refused_rate, .refused_full = s->refused_full, .refused_other = s->refused_other,
+        .refused_address_flows = s->refused_address_flows, .refused_token_flows = s->refused_token_flows,
         .closed_idle = s->closed_idle, .closed_too_large = s->closed_too_large, .closed_text = s->closed_text,
         .closed_rate = s->closed_rate, .closed_internal = s->closed_internal,
         .peers_known = (uint32_t) bridge_peers_count (self->peers),
@@ -246,6 +247,8 @@ bridge_service_new (bus_service_t *svc, bridge_service_config_t *config, char *e
         .idle_ms = (int) b->idle_timeout_ms, .heartbeat_ms = (int) b->heartbeat_interval_ms,
         .heartbeat_timeout_ms = (int) b->heartbeat_timeout_ms,
         .connects_per_second = (uint32_t) b->connects_per_second, .bytes_per_second = (uint32_t) b->bytes_per_second,
+        .flows_per_address = (uint32_t) b->flows_per_address,
+        .address_bytes_per_second = (uint32_t) b->address_bytes_per_second, .token_flows = (uint32_t) b->token_flows,
         .allow_loopback = b->allow_loopback, .public_addr = config->has_public ? &config->public_addr : NULL,
         .peers = self->peers,
     };
