@@ -10,6 +10,9 @@
 #     RSS grows by less than RSS_BOUND_KB over the run, while what it dropped
 #     is more than twice that (so a queue without bound, keeping them, would
 #     fail the test), and a flow of another client echoes intact meanwhile;
+#   - flows_per_address: one address holds 16 flows, its 17th is refused 429
+#     before the upgrade with the reason in the body and counted, while another
+#     address is served; once the 16 end, the address is served again;
 #   - 1,000 connection attempts in one second from one address: every one
 #     answered (101 or 429 before the upgrade), none hangs, the 429s counted
 #     by the bridge; another address connects and echoes during the flood and
@@ -39,6 +42,7 @@ IDLE_S=$((5 * SLOW))            # bridge.idle_timeout: longer than the scale par
 SLOW_MESSAGES=50000             # what the slow reader writes: 1..1204 bytes, 30 MB
 RSS_BOUND_KB=2048                # about 50 kB seen: a generous bound, and one a kept echo per drop would break
 FLOOD=1000
+PER_ADDRESS=16                  # bridge.flows_per_address: above the 12 held flows of the scale part
 export BRIDGE_TOKEN
 BRIDGE_TOKEN=tok-$$-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$BRIDGE_TOKEN" > "$T/token"
@@ -64,7 +68,8 @@ ok $? "namespaces: server $SRV, clients 203.0.113.20 and .21, peers $PEER_IP"
 cat > "$T/bridge.cfg" <<CFG
 run_dir = "$RUN";
 bridge = { listen = "$SRV:$WS_PORT"; token = "\${BRIDGE_TOKEN}"; idle_timeout = "${IDLE_S}s";
-           connects_per_second = 20; bytes_per_second = 0; };
+           connects_per_second = 20; bytes_per_second = 0; flows_per_address = $PER_ADDRESS;
+           address_bytes_per_second = 0; };
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s"; };
 services = (
     { name = "bus";    exec = "bifrost-bus"; },
@@ -148,6 +153,31 @@ check $? "bifrost-bridge's RSS $RSS0 kB before, $RSS1 kB after (bound +$RSS_BOUN
 wait_for $((10 * SLOW)) gone "$SLOW_PID"
 grep -qx "END ok" "$T/slow.out"
 check $? "the slow reader ends when its hold is over" "$T/slow.out"
+
+# --- flows_per_address: the 17th flow of one address -----------------------------------
+# (before the flood: 16 + 1 connections fit the address's burst of 20)
+head -c 32 /dev/urandom | base64 > "$T/many.key"; PORT_OF[many]=9     # no peer: they stay UDP_WAITING
+for i in $(seq 1 $PER_ADDRESS); do url many; done > "$T/many.urls"
+open0=$(total flows_open); rf0=$(total refused_address_flows)
+grid_spawn cli "$T/many.out" "$CLIENT" --url-file "$T/many.urls" --token-file "$T/token" --hold 60 --timeout 60
+MANY_PID=$GRID_PID
+held () { [ "$(total flows_open)" -eq $((open0 + PER_ADDRESS)) ]; }
+wait_for $((5 * SLOW)) held
+check $? "$PER_ADDRESS flows held open from 203.0.113.20 (flows_per_address = $PER_ADDRESS; $open0 of others)" "$T/many.out"
+printf 'Authorization: Bearer %s\n' "$BRIDGE_TOKEN" > "$T/auth.hdr"; chmod 600 "$T/auth.hdr"
+u=$(url many)
+code=$(grid_exec cli curl -s -o "$T/over.body" -w '%{http_code}' --max-time 3 --http1.1 \
+    -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H "@$T/auth.hdr" "http:${u#ws:}")
+[ "$code" = 429 ] && grep -q "rate limited: this address holds its $PER_ADDRESS flows" "$T/over.body" \
+    && [ $(( $(total refused_address_flows) - rf0 )) = 1 ]
+check $? "the $((PER_ADDRESS + 1))th is refused before the upgrade: HTTP $code, '$(grep -o 'rate limited[^<]*' "$T/over.body")', counted (refused_address_flows)" "$T/over.body"
+echo_flow cli2 other
+check $? "meanwhile another address (203.0.113.21) is served: its flow echoes" "$T/other.out"
+grid_kill "$MANY_PID"
+released () { [ "$(total flows_open)" -eq "$open0" ]; }
+wait_for $((3 * SLOW)) released && echo_flow cli freed
+check $? "the $PER_ADDRESS flows end: their count goes with them, 203.0.113.20 is served again" "$T/freed.out"
 
 # --- 1,000 connection attempts in one second from one address ------------------------
 head -c 32 /dev/urandom | base64 > "$T/flood.key"; PORT_OF[flood]=9
