@@ -1245,6 +1245,21 @@ s_test_deadline (bus_loop_t *loop, int timer_id, void *arg)
     return -1;
 }
 
+//  Runs fn in a thread of its own against self until it is done
+static void
+s_test_serve (bus_loop_t *loop, bridge_server_t *self, s_test_t *t, void *(*fn) (void *))
+{
+    t->port = bridge_server_port (self);
+    t->done = t->ok = 0;
+    t->bridge_udp_len = 0;
+    bus_loop_timer (loop, 20, 0, s_test_tick, t);
+    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
+    pthread_t thread;
+    pthread_create (&thread, NULL, fn, t);
+    bus_loop_start (loop);
+    pthread_join (thread, NULL);
+}
+
 void
 bridge_server_test (bool verbose)
 {
@@ -1280,13 +1295,7 @@ bridge_server_test (bool verbose)
     if (!self)
         printf ("bridge_server_new: %s\n", err);
     assert (self);
-    t.port = bridge_server_port (self);
-    bus_loop_timer (loop, 20, 0, s_test_tick, &t);
-    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
-    pthread_t thread;
-    pthread_create (&thread, NULL, s_test_client, &t);
-    bus_loop_start (loop);
-    pthread_join (thread, NULL);
+    s_test_serve (loop, self, &t, s_test_client);
     const bridge_server_stats_t *s = bridge_server_stats (self);
     if (verbose || !t.ok)
         printf ("bridge_server: ok %d (failed at line %d) opened %lu in %lu out %lu dgram in %lu out %lu "
@@ -1312,14 +1321,7 @@ bridge_server_test (bool verbose)
     config.bytes_per_second = 100;
     self = bridge_server_new (loop, &config, err, sizeof err);
     assert (self);
-    t.port = bridge_server_port (self);
-    t.done = t.ok = 0;
-    t.bridge_udp_len = 0;
-    bus_loop_timer (loop, 20, 0, s_test_tick, &t);
-    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
-    pthread_create (&thread, NULL, s_test_limits, &t);
-    bus_loop_start (loop);
-    pthread_join (thread, NULL);
+    s_test_serve (loop, self, &t, s_test_limits);
     s = bridge_server_stats (self);
     if (verbose || !t.ok)
         printf ("bridge_server limits: ok %d (failed at line %d) opened %lu rate %lu full %lu closed rate %lu idle %lu\n",
@@ -1340,14 +1342,7 @@ bridge_server_test (bool verbose)
     config.token_flows = 3;
     self = bridge_server_new (loop, &config, err, sizeof err);
     assert (self);
-    t.port = bridge_server_port (self);
-    t.done = t.ok = 0;
-    t.bridge_udp_len = 0;
-    bus_loop_timer (loop, 20, 0, s_test_tick, &t);
-    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
-    pthread_create (&thread, NULL, s_test_address, &t);
-    bus_loop_start (loop);
-    pthread_join (thread, NULL);
+    s_test_serve (loop, self, &t, s_test_address);
     s = bridge_server_stats (self);
     if (verbose || !t.ok)
         printf ("bridge_server per address: ok %d (failed at line %d) opened %lu address flows %lu token flows %lu "
@@ -1389,14 +1384,8 @@ bridge_server_test (bool verbose)
     if (!self)
         printf ("bridge_server_new (TLS): %s\n", err);
     assert (self && bridge_server_tls (self) && bridge_server_chain (self) == 1);
-    t.port = bridge_server_port (self);
     t.ca_file = selftest_tls_ca_file (tls);
-    t.done = t.ok = 0;
-    bus_loop_timer (loop, 20, 0, s_test_tick, &t);
-    bus_loop_timer (loop, 20 * S_TEST_WAIT_MS, 1, s_test_deadline, NULL);
-    pthread_create (&thread, NULL, s_test_tls, &t);
-    bus_loop_start (loop);
-    pthread_join (thread, NULL);
+    s_test_serve (loop, self, &t, s_test_tls);
     if (verbose || !t.ok)
         printf ("bridge_server TLS: ok %d (failed at line %d) opened %lu\n", (int) t.ok, t.failed_at,
                 (unsigned long) bridge_server_stats (self)->opened);
