@@ -17,6 +17,7 @@ typedef struct {
     char id [17];                       //  lower case
     char endpoints [BRIDGE_PEERS_ENDPOINTS][BRIDGE_PEERS_ENDPOINT_MAX + 1];
     size_t count;
+    char current [BRIDGE_PEERS_ENDPOINT_MAX + 1];    //  nat's endpoint now (nat.peer), or ""
 } s_peer_t;
 
 struct _bridge_peers_t {
@@ -106,6 +107,17 @@ bridge_peers_changed (bridge_peers_t *self, uint32_t index, const char *const *e
     return 0;
 }
 
+int
+bridge_peers_current (bridge_peers_t *self, uint32_t index, const char *endpoint)
+{
+    s_peer_t *peer = s_at (self, index);
+    if (!peer)
+        return -1;
+    snprintf (peer->current, sizeof peer->current, "%s",
+              endpoint && strlen (endpoint) <= BRIDGE_PEERS_ENDPOINT_MAX ? endpoint : "");
+    return 0;
+}
+
 void
 bridge_peers_down (bridge_peers_t *self, uint32_t index)
 {
@@ -123,13 +135,20 @@ bridge_peers_find (bridge_peers_t *self, const char *id, bool allow_loopback, br
             peer = &self->peers [i];
     if (!peer)
         return -1;
+    //  nat's endpoint first (the mapping that answers now), then the registry's
+    const char *candidates [BRIDGE_PEERS_ENDPOINTS + 1];
+    size_t count = 0;
+    if (*peer->current)
+        candidates [count++] = peer->current;
+    for (size_t i = 0; i < peer->count; i++)
+        candidates [count++] = peer->endpoints [i];
     int n = 0;
-    for (size_t i = 0; i < peer->count && n < max; i++) {
+    for (size_t i = 0; i < count && n < max; i++) {
         char why [BRIDGE_REASON_MAX + 1];
         bridge_addr_t *a = &out [n];
-        if (bridge_params_endpoint (peer->endpoints [i], &a->addr, &a->len, why, sizeof why) != 0
+        if (bridge_params_endpoint (candidates [i], &a->addr, &a->len, why, sizeof why) != 0
         ||  bridge_params_forbidden (&a->addr, allow_loopback)) {
-            bus_debug ("peer %s: endpoint %s is not for the bridge", peer->id, peer->endpoints [i]);
+            bus_debug ("peer %s: endpoint %s is not for the bridge", peer->id, candidates [i]);
             continue;
         }
         bool seen = false;
@@ -174,6 +193,17 @@ bridge_peers_test (bool verbose)
     assert (bridge_peers_find (self, "0123456789abcdef", false, out, BRIDGE_TARGETS_MAX) == 1);
     bridge_addr_text (&out [0].addr, text, sizeof text);
     assert (strcmp (text, "203.0.113.9:7000") == 0);
+    //  nat.peer: the endpoint nat uses now goes first, once; a relay path or
+    //  nothing adds none
+    assert (bridge_peers_current (self, 3, "198.51.100.9:1234") == 0 && bridge_peers_current (self, 4, "x") == -1);
+    assert (bridge_peers_find (self, "0123456789abcdef", false, out, BRIDGE_TARGETS_MAX) == 2);
+    bridge_addr_text (&out [0].addr, text, sizeof text);
+    assert (strcmp (text, "198.51.100.9:1234") == 0);
+    assert (bridge_peers_current (self, 3, "203.0.113.9:7000") == 0);
+    assert (bridge_peers_find (self, "0123456789abcdef", false, out, BRIDGE_TARGETS_MAX) == 1);
+    assert (bridge_peers_current (self, 3, "relay/0123456789abcdef") == 0);
+    assert (bridge_peers_find (self, "0123456789abcdef", false, out, BRIDGE_TARGETS_MAX) == 1);
+    assert (bridge_peers_current (self, 3, "") == 0);
     //  A peer with nothing usable is known, with no candidate
     const char *none [] = { "relay.example:3479" };
     assert (bridge_peers_up (self, 5, "fedcba9876543210", none, 1, err, sizeof err) == 0);

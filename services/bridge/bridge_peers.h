@@ -2,7 +2,10 @@
     (issue 17: "a peer of the network by id"), as discovery announces them on
     the bus (schemas/peer.def): peer.up gives a peer's index, its registry id
     (`relay_id`, 16 hex digits) and its candidate endpoints, best first;
-    peer.changed new endpoints for an index; peer.down removes it. The bridge
+    peer.changed new endpoints for an index; peer.down removes it. The
+    registry lists the addresses a node registered (behind a NAT, its private
+    one); nat's `nat.peer` adds the endpoint it reaches the peer on now, its
+    NAT's mapping, which goes first. The bridge
     keeps the table (bridge_service feeds it) and a `peer=` flow takes the
     endpoints as its candidates, as a dual-stack `target` list.
 
@@ -37,6 +40,10 @@ int bridge_peers_up (bridge_peers_t *self, uint32_t index, const char *id, const
                      size_t count, char *err, size_t errsize);
 //  peer.changed: new endpoints for the peer at index; -1 if no such peer
 int bridge_peers_changed (bridge_peers_t *self, uint32_t index, const char *const *endpoints, size_t count);
+//  nat.peer: the endpoint nat reaches the peer at index on now (its public
+//  mapping, once a probe or the relay found it; "relay/..." or "" when none):
+//  a flow's first candidate. -1 if no such peer
+int bridge_peers_current (bridge_peers_t *self, uint32_t index, const char *endpoint);
 //  peer.down: the peer at index is gone (no-op when unknown)
 void bridge_peers_down (bridge_peers_t *self, uint32_t index);
 

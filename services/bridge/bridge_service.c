@@ -223,6 +223,22 @@ s_on_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
     }
 }
 
+//  nat's view of a peer (schemas/nat.def): the endpoint it reaches the peer
+//  on now, which a `peer=` flow tries first (bridge_peers_current)
+static void
+s_on_nat_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    bridge_service_t *self = (bridge_service_t *) arg;
+    if (strcmp (bus_envelope_type (env), "nat.peer") != 0)
+        return;                 //  nat.peer.down: peer.down follows when it matters
+    nat_peer_event_t event;
+    char err [200];
+    if (bus_envelope_get_msg (env, &nat_peer_event_schema, &event, err, sizeof err) == 0)
+        bridge_peers_current (self->peers, event.index, event.endpoint);
+    else
+        bus_warn ("nat.peer: %s", err);
+}
+
 //  ---------------------------------------------------------------------------
 //  Life cycle
 
@@ -261,6 +277,7 @@ bridge_service_new (bus_service_t *svc, bridge_service_config_t *config, char *e
     }
     bus_service_handle (svc, "bridge.status", s_on_status, self);
     bus_service_subscribe (svc, "peer.", s_on_peer, self);
+    bus_service_subscribe (svc, "nat.peer", s_on_nat_peer, self);
     bus_info ("bridge %u serving %s://%s:%u%s (max %u flows, messages up to %zu bytes%s)", self->instance,
               self->tls ? "wss" : "ws", config->bind_ip, bridge_server_port (self->server), BRIDGE_SERVER_PATH,
               sc.max_flows, sc.max_message, sc.allow_loopback ? ", loopback targets allowed" : "");

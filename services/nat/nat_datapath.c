@@ -10,6 +10,7 @@
 #include "bus_log.h"
 #include "schemas/pipes.h"
 #include "schemas/wire.h"
+#include "schemas/bridge_wire.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -74,6 +75,13 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
         if (!nat_relay_path_rx (self, from, &data, &size, &via, now))
             return;
         from = &via;
+    }
+    //  A bridge's flow (schemas/bridge_wire.def), straight from a bridge's
+    //  socket: to the program that ends it here, unread (nat_bridge_fwd.h)
+    if (self->bridge_fwd && from == wire_from && size && data [0] >= BRIDGE_WIRE_DATA
+    &&  data [0] <= BRIDGE_WIRE_HEARTBEAT_REPLY && nat_addr_family (from) != AF_UNSPEC && !nat_addr_bday_index (from, NULL)) {
+        nat_bridge_fwd_rx (self->bridge_fwd, data, size, from, now);
+        return;
     }
     nat_demux_type_t type = nat_demux_classify (self->demux, data, size, NULL);
     if (type == NAT_DEMUX_DROP)

@@ -4,6 +4,7 @@
 #include "nat_endpoint.h"
 #include "nat_demux.h"
 #include "nat_udp.h"
+#include "nat_bridge_fwd.h"
 #include "nat_resolver.h"
 #include "nat_peer.h"
 #include "nat_peer_table.h"
@@ -32,6 +33,7 @@ static const selftest_t s_tests [] = {
     { "nat_endpoint", nat_endpoint_test },
     { "nat_demux", nat_demux_test },
     { "nat_udp", nat_udp_test },
+    { "nat_bridge_fwd", nat_bridge_fwd_test },
     { "nat_resolver", nat_resolver_test },
     { "nat_peer", nat_peer_test },
     { "nat_peer_table", nat_peer_table_test },

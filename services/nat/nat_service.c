@@ -26,6 +26,14 @@ s_check_connection (bus_config_t *config, config_setting_t *group, config_settin
                     const bus_cfg_key_t *key, bool refused, void *out, void *arg)
 {
     bus_cfg_connection_t *cfg = (bus_cfg_connection_t *) out;
+    if (streq (key->name, "bridge_endpoint") && cfg->bridge_endpoint) {
+        char why [160];
+        if (nat_bridge_fwd_parse (cfg->bridge_endpoint, NULL, why, sizeof why)) {
+            bus_config_error (config, setting, "%s", why);
+            cfg->bridge_endpoint = NULL;
+        }
+        return;
+    }
     if (!streq (key->name, "listen"))
         return;
     nat_addr_t addr;
@@ -498,6 +506,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->drop_bad_type = demux->dropped [NAT_DEMUX_BAD_TYPE];
     reply->drop_bad_reserved = demux->dropped [NAT_DEMUX_BAD_RESERVED];
     reply->drop_truncated = udp->truncated;
+    if (self->bridge_fwd) {
+        reply->bridge_in = nat_bridge_fwd_stats (self->bridge_fwd)->in;
+        reply->bridge_out = nat_bridge_fwd_stats (self->bridge_fwd)->out;
+    }
     reply->drop_pipe = self->counters.drop_pipe + self->counters.drop_oversize;
     reply->drop_no_endpoint = self->counters.drop_no_endpoint;
     reply->drop_bad_peer = self->counters.drop_bad_peer;
@@ -929,6 +941,13 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     s_portmap_open (self);
     self->ice = nat_ice_new (self);
     self->bday = nat_bday_path_new (self);
+    if (self->config.bridge_endpoint) {
+        char ferr [160];
+        self->bridge_fwd = nat_bridge_fwd_new (self->loop, self->config.bridge_endpoint, self->udp, ferr, sizeof ferr);
+        if (!self->bridge_fwd)
+            return s_fail (err, err_size, ferr);
+        bus_info ("bridge flows on this port go to %s", self->config.bridge_endpoint);
+    }
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
@@ -985,6 +1004,7 @@ nat_service_destroy (nat_service_t **self_p)
     nat_resolver_destroy (&self->resolver);
     nat_udp_destroy (&self->udp);
     nat_bday_path_destroy (&self->bday);
+    nat_bridge_fwd_destroy (&self->bridge_fwd);
     nat_ice_destroy (&self->ice);
     nat_peer_table_destroy (&self->table);
     node_peers_destroy (&self->peers);

@@ -9,6 +9,7 @@
 
 #include "nat_service.h"
 #include "nat_demux.h"
+#include "nat_bridge_fwd.h"
 #include "nat_handles.h"
 #include "nat_hs_budget.h"
 #include "nat_hs_load.h"
@@ -202,6 +203,7 @@ struct _nat_service_t {
     struct _nat_ice_t *ice;                     //  ICE sessions (nat_ice.c); NULL: none
     struct _nat_bday_path_t *bday;              //  birthday attempts (nat_bday_path.c)
     struct _nat_cookie_path_t *cookie;          //  cookie replies (nat_cookie_path.c)
+    struct _nat_bridge_fwd_t *bridge_fwd;       //  bridge flows to the local program (nat_bridge_fwd.c), or NULL
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the

@@ -4,8 +4,9 @@
 # token from ${BIFROST_JOIN_TOKEN}, 1 s heartbeats, a TUN device without an
 # address (the registry gives it), 2 s keepalives, fast restarts, and the node's
 # services (bus, tunnel, nat, router, discovery); nat listens on DISC_LISTEN (default
-# 0.0.0.0:51820, IPv4 only). Used by the discovery and relay
-# tests, so a node is configured one way everywhere.
+# 0.0.0.0:51820, IPv4 only). DISC_SERVICES_EXTRA is added to the services
+# (e.g. the bridge), DISC_CFG_EXTRA to the end (e.g. its group). Used by the
+# discovery, relay and bridge tests, so a node is configured one way everywhere.
 disc_node_cfg () {
     local dir=$1 name=$2 network=$3 server=$4 disc_extra=${5:-} conn_extra=${6:-}
     # The test registries answer plain http on a namespace address: say so
@@ -28,6 +29,8 @@ services = (
     { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
     { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
     { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; pass_env = ["BIFROST_JOIN_TOKEN"]; }
+    ${DISC_SERVICES_EXTRA:+, $DISC_SERVICES_EXTRA}
 );
+${DISC_CFG_EXTRA:-}
 CFG
 }
