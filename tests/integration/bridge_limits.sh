@@ -148,8 +148,16 @@ wait_for $((5 * SLOW)) settled
 RSS1=$(rss_kb "$BRIDGE_PID")
 d=$(total dropped_slow); out=$(total messages_out)
 dropped_kb=$((d * 602 / 1024))                  # 602 bytes: the messages' mean size
-[ -n "$RSS0" ] && [ -n "$RSS1" ] && [ $((RSS1 - RSS0)) -lt $RSS_BOUND_KB ] && [ "$dropped_kb" -gt $((2 * RSS_BOUND_KB)) ]
-check $? "bifrost-bridge's RSS $RSS0 kB before, $RSS1 kB after (bound +$RSS_BOUND_KB kB): $d messages (~$dropped_kb kB) dropped, $out delivered" "$LOG"
+# (Under ASan the RSS says little: its allocator keeps freed memory in
+# quarantine, so every message delivered grows it; the bound holds in the
+# plain build, and the drops are asserted in both)
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+    [ "$dropped_kb" -gt $((2 * RSS_BOUND_KB)) ]
+    check $? "bifrost-bridge dropped $d messages (~$dropped_kb kB), delivered $out (RSS $RSS0 -> $RSS1 kB, not bounded under ASan)" "$LOG"
+else
+    [ -n "$RSS0" ] && [ -n "$RSS1" ] && [ $((RSS1 - RSS0)) -lt $RSS_BOUND_KB ] && [ "$dropped_kb" -gt $((2 * RSS_BOUND_KB)) ]
+    check $? "bifrost-bridge's RSS $RSS0 kB before, $RSS1 kB after (bound +$RSS_BOUND_KB kB): $d messages (~$dropped_kb kB) dropped, $out delivered" "$LOG"
+fi
 wait_for $((10 * SLOW)) gone "$SLOW_PID"
 grep -qx "END ok" "$T/slow.out"
 check $? "the slow reader ends when its hold is over" "$T/slow.out"
