@@ -64,8 +64,9 @@ chmod 600 "$T/flow.key"
 printf '%s\n' "$BRIDGE_TOKEN" > "$T/token"
 chmod 600 "$T/token"
 
-bridge_start "$NS_SRV" "$SRV4:8445"
-ok $? "server: bifrost-bridge ready on $SRV4:8445"
+# One dual-stack listening socket: WebSocket clients of both families
+bridge_start "$NS_SRV" "[::]:8445"
+ok $? "server: bifrost-bridge ready on [::]:8445 (both families)"
 
 # The peer on both families (a dual-stack socket), waiting to be reached
 spawn "$NS_PEER" "$T/peer.log" "$PEER" --listen "[::]:5000" --key-file "$T/flow.key" --echo
@@ -109,6 +110,17 @@ t2=$(now_ms)
 on_v6 () { [ "$(established 3)" = "[$PEER6]:5000" ]; }
 wait_for $((3 * SLOW)) on_v6
 ok $? "IPv6 back: the flow returns to it ($(established 3)) after $(( $(now_ms) - t2 )) ms"
+
+# A WebSocket client over IPv6 (from the peer's host) to a second peer
+# program: the client side is dual stack too
+head -c 32 /dev/urandom | base64 > "$T/flow6.key"
+chmod 600 "$T/flow6.key"
+spawn "$NS_PEER" "$T/peer6.log" "$PEER" --listen "[$PEER6]:5001" --key-file "$T/flow6.key" --echo
+url6="ws://[$SRV6]:8445/v0/ws/proxy?target=$(urlenc "[$PEER6]:5001")&key=$(urlenc "$(cat "$T/flow6.key")")"
+ip netns exec "$NS_PEER" "$CLIENT" --url "$url6" --token-file "$T/token" --timeout $((10 * SLOW)) \
+    --expect-states CONNECTED,UDP_WAITING,UDP_ESTABLISHED --messages 10 --size 1204 > "$T/client6.out" 2>&1
+grep -q "^STATES OK" "$T/client6.out" && grep -q "^ECHO OK 10 " "$T/client6.out"
+ok $? "a WebSocket client over IPv6 (ws://[$SRV6]:8445): states in order, 10 messages intact ($(grep -m1 '^ECHO\|^END\|^REFUSED' "$T/client6.out"))"
 
 # The peer saw the flow on both families and refused nothing
 kill -USR1 "$PEER_PID"
