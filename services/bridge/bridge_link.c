@@ -29,6 +29,9 @@ struct _bridge_link_t {
     bridge_link_stats_t *stats;
     bridge_flow_t *flow;
     bridge_far_t *far;              //  the targets, then per family the source of the last valid datagram
+    bridge_addr_t cand [BRIDGE_FAR_MAX];    //  the targets as given (bridge_link_retarget compares)
+    int cand_count;
+    const struct sockaddr_storage *public_addr;
     s_sock_t sock [S_FAMILIES];
     int first;                      //  the first candidate's family (S_V6, S_V4)
     int timer, grace_timer;
@@ -262,6 +265,9 @@ bridge_link_new (bus_loop_t *loop, const bridge_link_config_t *config, const bri
     self->state = BRIDGE_STATE_UDP_WAITING;
     self->rtt_ms = -1;
     self->first = s_family (&config->targets [0].addr);
+    memcpy (self->cand, config->targets, (size_t) config->target_count * sizeof (bridge_addr_t));
+    self->cand_count = config->target_count;
+    self->public_addr = config->public_addr;
     self->far = bridge_far_new (config->targets, config->target_count, config->timeout_ms, BRIDGE_FAMILY_GRACE_MS);
     self->flow = bridge_flow_new (config->key, BRIDGE_FLOW_CLIENT, config->cipher);
     if (!self->flow) {
@@ -307,6 +313,31 @@ bridge_link_destroy (bridge_link_t **self_p)
     bridge_far_destroy (&self->far);
     free (self);
     *self_p = NULL;
+}
+
+int
+bridge_link_retarget (bridge_link_t *self, const bridge_addr_t *targets, int count)
+{
+    assert (count >= 1 && count <= BRIDGE_FAR_MAX);
+    int64_t now = bus_clock_ms ();
+    if (bridge_far_best (self->far, now))
+        return 0;               //  heard: the far end is known and roams
+    bool same = count == self->cand_count;
+    for (int i = 0; i < count && same; i++)
+        same = bridge_addr_same (&targets [i].addr, &self->cand [i].addr);
+    if (same)
+        return 0;
+    for (int i = 0; i < count; i++)
+        if (s_open (self, &targets [i], self->public_addr))
+            return -1;
+    bridge_far_t *far = bridge_far_new (targets, count, self->timeout_ms, BRIDGE_FAMILY_GRACE_MS);
+    bridge_far_destroy (&self->far);
+    self->far = far;
+    memcpy (self->cand, targets, (size_t) count * sizeof (bridge_addr_t));
+    self->cand_count = count;
+    self->first = s_family (&targets [0].addr);
+    s_heartbeat (self, now);
+    return 1;
 }
 
 int
@@ -664,6 +695,40 @@ bridge_link_test (bool verbose)
     snprintf (udp, sizeof udp, "203.0.113.10:%u", bridge_link_port (self));
     assert (strcmp (bridge_link_udp_text (self), udp) == 0);
     bridge_link_destroy (&self);
+    config.public_addr = NULL;
+
+    //  Retargeting (a peer= flow whose peer nat found later): while nothing
+    //  came, new candidates are taken and heartbeats go there at once; the
+    //  same ones again, or any once the far end is known, change nothing
+    struct sockaddr_in silent_sa, late_sa;
+    int silent = s_test_socket (&silent_sa), late = s_test_socket (&late_sa);
+    bridge_addr_t silent_target = { .len = sizeof silent_sa }, late_target = { .len = sizeof late_sa };
+    memcpy (&silent_target.addr, &silent_sa, sizeof silent_sa);
+    memcpy (&late_target.addr, &late_sa, sizeof late_sa);
+    config.targets = &silent_target;
+    self = bridge_link_new (loop, &config, &fns, &stats);
+    assert (self && recv (silent, dgram, sizeof dgram, 0) == BRIDGE_WIRE_HEARTBEAT_SIZE);
+    assert (bridge_link_retarget (self, &silent_target, 1) == 0);
+    assert (bridge_link_retarget (self, &late_target, 1) == 1);
+    bridge_flow_t *late_far = bridge_flow_new (key, BRIDGE_FLOW_PEER, BRIDGE_CIPHER_CHACHA20POLY1305);
+    n = recv (late, dgram, sizeof dgram, 0);
+    assert (n == BRIDGE_WIRE_HEARTBEAT_SIZE);
+    assert (bridge_flow_open (late_far, dgram, (size_t) n, &type, plain, sizeof plain) == 0);
+    struct sockaddr_in late_link = { .sin_family = AF_INET, .sin_port = htons (bridge_link_port (self)) };
+    late_link.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    hb = bridge_flow_seal (late_far, BRIDGE_WIRE_HEARTBEAT, NULL, 0, dgram, sizeof dgram);
+    assert (sendto (late, dgram, (size_t) hb, 0, (struct sockaddr *) &late_link, sizeof late_link) == hb);
+    s_test_run (loop, 30);
+    assert (bridge_link_state (self) == BRIDGE_STATE_UDP_ESTABLISHED);
+    assert (bridge_link_retarget (self, &silent_target, 1) == 0);
+    bridge_link_far_text (self, text, sizeof text);
+    snprintf (want, sizeof want, "127.0.0.1:%u", ntohs (late_sa.sin_port));
+    assert (strcmp (text, want) == 0);
+    bridge_link_destroy (&self);
+    bridge_flow_destroy (&late_far);
+    close (silent);
+    close (late);
+
     bridge_flow_destroy (&far);
     bus_loop_destroy (&loop);
     close (peer);

@@ -71,6 +71,11 @@ void bridge_link_destroy (bridge_link_t **self_p);
 //  One client message as one DATA datagram: 0, or -1 (counted in dropped_send)
 int bridge_link_send (bridge_link_t *self, const uint8_t *msg, size_t size);
 
+//  New candidates (a `peer=` flow's, when nat learnt the peer's mapping after
+//  the flow opened): taken, with heartbeats at once, only while nothing valid
+//  has come (afterwards the far end roams). 1: taken, 0: nothing to do (heard,
+//  or the same), -1: a socket for a new family could not be opened
+int bridge_link_retarget (bridge_link_t *self, const bridge_addr_t *targets, int count);
 bridge_state_t bridge_link_state (const bridge_link_t *self);
 bridge_cipher_t bridge_link_cipher (const bridge_link_t *self);
 //  The far end for a status: the one in use (bridge_far_best), else the first

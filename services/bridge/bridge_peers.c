@@ -54,6 +54,23 @@ s_at (bridge_peers_t *self, uint32_t index)
     return NULL;
 }
 
+//  A new entry for index (no id yet), or NULL when the table is full
+static s_peer_t *
+s_add (bridge_peers_t *self, uint32_t index)
+{
+    if (self->count == BRIDGE_PEERS_MAX)
+        return NULL;
+    if (self->count == self->size) {
+        self->size = self->size ? self->size * 2 : 16;
+        self->peers = (s_peer_t *) realloc (self->peers, self->size * sizeof (s_peer_t));
+        assert (self->peers);
+    }
+    s_peer_t *peer = &self->peers [self->count++];
+    memset (peer, 0, sizeof *peer);
+    peer->index = index;
+    return peer;
+}
+
 //  The endpoints, best first; empty or over-long ones skipped
 static void
 s_set_endpoints (s_peer_t *peer, const char *const *endpoints, size_t count)
@@ -78,18 +95,8 @@ bridge_peers_up (bridge_peers_t *self, uint32_t index, const char *id, const cha
     if (!hex)
         return bus_errf (err, errsize, "peer %u: relay_id '%.20s' is not 16 hex digits", index, id);
     s_peer_t *peer = s_at (self, index);
-    if (!peer) {
-        if (self->count == BRIDGE_PEERS_MAX)
-            return bus_errf (err, errsize, "peer %u: the table holds %d peers already", index, BRIDGE_PEERS_MAX);
-        if (self->count == self->size) {
-            self->size = self->size ? self->size * 2 : 16;
-            self->peers = (s_peer_t *) realloc (self->peers, self->size * sizeof (s_peer_t));
-            assert (self->peers);
-        }
-        peer = &self->peers [self->count++];
-        memset (peer, 0, sizeof *peer);
-        peer->index = index;
-    }
+    if (!peer && !(peer = s_add (self, index)))
+        return bus_errf (err, errsize, "peer %u: the table holds %d peers already", index, BRIDGE_PEERS_MAX);
     for (size_t i = 0; i < 16; i++)
         peer->id [i] = (char) tolower ((unsigned char) id [i]);
     peer->id [16] = 0;
@@ -110,8 +117,10 @@ bridge_peers_changed (bridge_peers_t *self, uint32_t index, const char *const *e
 int
 bridge_peers_current (bridge_peers_t *self, uint32_t index, const char *endpoint)
 {
+    //  nat may tell of a peer before discovery's peer.up reaches us (two
+    //  publishers, no order between them): kept, without an id, until it does
     s_peer_t *peer = s_at (self, index);
-    if (!peer)
+    if (!peer && !(peer = s_add (self, index)))
         return -1;
     snprintf (peer->current, sizeof peer->current, "%s",
               endpoint && strlen (endpoint) <= BRIDGE_PEERS_ENDPOINT_MAX ? endpoint : "");
@@ -160,7 +169,14 @@ bridge_peers_find (bridge_peers_t *self, const char *id, bool allow_loopback, br
     return n;
 }
 
-size_t bridge_peers_count (bridge_peers_t *self) { return self->count; }
+size_t
+bridge_peers_count (bridge_peers_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->count; i++)
+        n += self->peers [i].id [0] != 0;
+    return n;
+}
 
 //  ---------------------------------------------------------------------------
 //  Self test: up, changed and down by index, found by id in either case; the
@@ -195,7 +211,7 @@ bridge_peers_test (bool verbose)
     assert (strcmp (text, "203.0.113.9:7000") == 0);
     //  nat.peer: the endpoint nat uses now goes first, once; a relay path or
     //  nothing adds none
-    assert (bridge_peers_current (self, 3, "198.51.100.9:1234") == 0 && bridge_peers_current (self, 4, "x") == -1);
+    assert (bridge_peers_current (self, 3, "198.51.100.9:1234") == 0);
     assert (bridge_peers_find (self, "0123456789abcdef", false, out, BRIDGE_TARGETS_MAX) == 2);
     bridge_addr_text (&out [0].addr, text, sizeof text);
     assert (strcmp (text, "198.51.100.9:1234") == 0);
@@ -204,6 +220,15 @@ bridge_peers_test (bool verbose)
     assert (bridge_peers_current (self, 3, "relay/0123456789abcdef") == 0);
     assert (bridge_peers_find (self, "0123456789abcdef", false, out, BRIDGE_TARGETS_MAX) == 1);
     assert (bridge_peers_current (self, 3, "") == 0);
+    //  nat's word before discovery's: kept for the index, used once peer.up names it
+    assert (bridge_peers_current (self, 9, "198.51.100.77:51820") == 0);
+    assert (bridge_peers_count (self) == 1 && bridge_peers_find (self, "9999999999999999", false, out, 4) == -1);
+    const char *private_only [] = { "10.2.0.2:51820" };
+    assert (bridge_peers_up (self, 9, "9999999999999999", private_only, 1, err, sizeof err) == 0);
+    assert (bridge_peers_count (self) == 2 && bridge_peers_find (self, "9999999999999999", false, out, 4) == 2);
+    bridge_addr_text (&out [0].addr, text, sizeof text);
+    assert (strcmp (text, "198.51.100.77:51820") == 0);
+    bridge_peers_down (self, 9);
     //  A peer with nothing usable is known, with no candidate
     const char *none [] = { "relay.example:3479" };
     assert (bridge_peers_up (self, 5, "fedcba9876543210", none, 1, err, sizeof err) == 0);

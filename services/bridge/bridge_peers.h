@@ -42,7 +42,8 @@ int bridge_peers_up (bridge_peers_t *self, uint32_t index, const char *id, const
 int bridge_peers_changed (bridge_peers_t *self, uint32_t index, const char *const *endpoints, size_t count);
 //  nat.peer: the endpoint nat reaches the peer at index on now (its public
 //  mapping, once a probe or the relay found it; "relay/..." or "" when none):
-//  a flow's first candidate. -1 if no such peer
+//  a flow's first candidate. Kept for an index peer.up has not named yet
+//  (nat and discovery publish in no order). -1 when the table is full
 int bridge_peers_current (bridge_peers_t *self, uint32_t index, const char *endpoint);
 //  peer.down: the peer at index is gone (no-op when unknown)
 void bridge_peers_down (bridge_peers_t *self, uint32_t index);

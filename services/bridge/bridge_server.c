@@ -571,17 +571,37 @@ s_accept (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
 }
 
 //  Idle flows end (4408); the lws timeouts run
+//  A `peer=` flow that heard nothing yet takes the peer's endpoints again:
+//  nat may have learnt its NAT's mapping since the flow opened (nat.peer)
+static void
+s_peer_retarget (s_conn_t *conn)
+{
+    bridge_server_t *self = conn->owner;
+    bridge_addr_t found [BRIDGE_TARGETS_MAX];
+    int count = bridge_peers_find (self->config.peers, conn->peer, self->config.allow_loopback, found,
+                                   BRIDGE_TARGETS_MAX);
+    if (count > 0 && bridge_link_retarget (conn->link, found, count) == 1) {
+        bridge_addr_text (&found [0].addr, conn->target, sizeof conn->target);
+        bus_debug ("flow to peer %s: new candidates, first %s", conn->peer, conn->target);
+    }
+}
+
 static int
 s_sweep (bus_loop_t *loop, int timer_id, void *arg)
 {
     bridge_server_t *self = (bridge_server_t *) arg;
     int64_t now = bus_clock_ms ();
-    for (s_conn_t *conn = self->conns; conn; conn = conn->next)
+    for (s_conn_t *conn = self->conns; conn; conn = conn->next) {
         if (conn->open && !conn->closing && now - conn->active_ms >= self->config.idle_ms) {
             char detail [64];
             snprintf (detail, sizeof detail, "no data for %d s", self->config.idle_ms / 1000);
             s_close (conn, BRIDGE_CLOSE_IDLE, detail);
         }
+        else
+        if (conn->link && conn->peer [0] && self->config.peers
+        &&  bridge_link_state (conn->link) == BRIDGE_STATE_UDP_WAITING)
+            s_peer_retarget (conn);
+    }
     ws_loop_service (self->ws);
     return 0;
 }
