@@ -15,6 +15,7 @@
 
 #define S_DATAGRAM_MAX 65536    //  the largest a bridge flow sends is 65,507
 #define S_READS_PER_WAKEUP 64   //  one busy flow cannot starve the loop
+#define S_ANSWERED_KEEP_MS 30000    //  a remote the program answered this recently keeps its socket
 
 //  One remote (a bridge's flow socket) and the loopback socket that stands for
 //  it toward the program
@@ -23,6 +24,7 @@ typedef struct {
     zmq_pollitem_t item;        //  fd -1: free
     nat_addr_t remote;
     int64_t heard_ms;
+    int64_t answered_ms;        //  the program last sent to this remote (0: never)
 } s_slot_t;
 
 struct _nat_bridge_fwd_t {
@@ -143,6 +145,7 @@ s_slot_ready (bus_loop_t *loop, zmq_pollitem_t *item, void *arg)
             break;
         }
         nat_udp_tx_t tx = { self->buf, (size_t) n, &slot->remote };
+        slot->answered_ms = bus_clock_ms ();
         if (nat_udp_send (self->udp, &tx, 1) == 1)
             self->stats.out++;
         else
@@ -175,8 +178,18 @@ s_slot_open (nat_bridge_fwd_t *self, s_slot_t *slot, const nat_addr_t *remote, i
     }
     slot->remote = *remote;
     slot->heard_ms = now_ms;
+    slot->answered_ms = 0;
     self->stats.remotes++;
     return true;
+}
+
+//  May s make room for a new remote? Free, or not answered by the program
+//  lately: the program answers only what it authenticated, so a flood of
+//  strangers' datagrams from ever new sources cannot push a live flow out
+static bool
+s_evictable (const s_slot_t *s, int64_t now_ms)
+{
+    return s->item.fd < 0 || !s->answered_ms || now_ms - s->answered_ms > S_ANSWERED_KEEP_MS;
 }
 
 void
@@ -189,8 +202,13 @@ nat_bridge_fwd_rx (nat_bridge_fwd_t *self, const uint8_t *data, size_t size, con
         if (s->item.fd >= 0 && nat_addr_eq (&s->remote, remote))
             slot = s;
         else
-        if (!spare || (spare->item.fd >= 0 && (s->item.fd < 0 || s->heard_ms < spare->heard_ms)))
+        if (s_evictable (s, now_ms)
+        &&  (!spare || (spare->item.fd >= 0 && (s->item.fd < 0 || s->heard_ms < spare->heard_ms))))
             spare = s;
+    }
+    if (!slot && !spare) {
+        self->stats.refused++;      //  every socket carries a flow the program answers
+        return;
     }
     if (!slot) {
         if (spare->item.fd >= 0) {
@@ -278,19 +296,20 @@ nat_bridge_fwd_test (bool verbose)
 
     //  A remote's datagram reaches the program unread, from a socket of its own
     uint8_t hb [28] = { 33 };
-    nat_bridge_fwd_rx (self, hb, sizeof hb, &a1, 1000);
+    int64_t t0 = bus_clock_ms ();
+    nat_bridge_fwd_rx (self, hb, sizeof hb, &a1, t0);
     uint8_t got [128];
     struct sockaddr_in s1, s2, from;
     socklen_t len = sizeof s1;
     assert (recvfrom (prog, got, sizeof got, 0, (struct sockaddr *) &s1, &len) == sizeof hb && got [0] == 33);
     assert (s1.sin_port != r1_sa.sin_port && s1.sin_port != htons (nat_udp_port (udp)));
     //  ... and another remote from another
-    nat_bridge_fwd_rx (self, hb, sizeof hb, &a2, 1001);
+    nat_bridge_fwd_rx (self, hb, sizeof hb, &a2, t0 + 1);
     len = sizeof s2;
     assert (recvfrom (prog, got, sizeof got, 0, (struct sockaddr *) &s2, &len) == sizeof hb);
     assert (s2.sin_port != s1.sin_port);
     //  The same remote again: the same socket
-    nat_bridge_fwd_rx (self, hb, 10, &a1, 1002);
+    nat_bridge_fwd_rx (self, hb, 10, &a1, t0 + 2);
     len = sizeof from;
     assert (recvfrom (prog, got, sizeof got, 0, (struct sockaddr *) &from, &len) == 10 && from.sin_port == s1.sin_port);
 
@@ -309,18 +328,38 @@ nat_bridge_fwd_test (bool verbose)
     assert (recv (r1, got, sizeof got, 0) == -1);
     assert (nat_bridge_fwd_stats (self)->out == 1);
 
-    //  More remotes than slots: the one heard least recently (remote 2) goes
+    //  More remotes than slots: the one heard least recently among those the
+    //  program never answered (remote 2, not remote 1) goes
+    struct sockaddr_in seen [NAT_BRIDGE_FWD_MAX];
+    int seen_count = 0;
+    seen [seen_count++] = s1;
     for (int i = 0; i < NAT_BRIDGE_FWD_MAX - 1; i++) {
         nat_addr_t other;
         nat_addr_set_ip (&other, "198.51.100.7", (uint16_t) (4000 + i));
-        nat_bridge_fwd_rx (self, hb, sizeof hb, &other, 2000 + i);
-        assert (recv (prog, got, sizeof got, 0) == sizeof hb);
+        nat_bridge_fwd_rx (self, hb, sizeof hb, &other, t0 + 10 + i);
+        len = sizeof seen [0];
+        assert (recvfrom (prog, got, sizeof got, 0, (struct sockaddr *) &seen [seen_count++], &len) == sizeof hb);
     }
     assert (nat_bridge_fwd_stats (self)->evicted == 1 && nat_bridge_fwd_stats (self)->remotes == NAT_BRIDGE_FWD_MAX + 1);
-    nat_bridge_fwd_rx (self, hb, 10, &a1, 3000);              //  remote 1 kept its socket
+    nat_bridge_fwd_rx (self, hb, 10, &a1, t0 + 100);          //  remote 1 kept its socket
     len = sizeof from;
     assert (recvfrom (prog, got, sizeof got, 0, (struct sockaddr *) &from, &len) == 10 && from.sin_port == s1.sin_port);
     assert (nat_bridge_fwd_stats (self)->evicted == 1);
+    //  The program answers every remote: no socket may go, so a new remote's
+    //  datagram is refused (a flood of strangers cannot push live flows out)
+    for (int i = 0; i < seen_count; i++)
+        assert (sendto (prog, "a", 1, 0, (struct sockaddr *) &seen [i], sizeof seen [i]) == 1);
+    s_test_spin (loop, 50);
+    nat_addr_t stranger;
+    nat_addr_set_ip (&stranger, "192.0.2.66", 9999);
+    nat_bridge_fwd_rx (self, hb, sizeof hb, &stranger, bus_clock_ms ());
+    assert (nat_bridge_fwd_stats (self)->refused == 1 && nat_bridge_fwd_stats (self)->evicted == 1);
+    struct timeval brief = { 0, 100000 };
+    setsockopt (prog, SOL_SOCKET, SO_RCVTIMEO, &brief, sizeof brief);
+    assert (recv (prog, got, sizeof got, 0) == -1);
+    //  ... until they go quiet for S_ANSWERED_KEEP_MS
+    nat_bridge_fwd_rx (self, hb, sizeof hb, &stranger, bus_clock_ms () + S_ANSWERED_KEEP_MS + 1000);
+    assert (nat_bridge_fwd_stats (self)->evicted == 2 && recv (prog, got, sizeof got, 0) == sizeof hb);
     if (verbose)
         printf ("nat_bridge_fwd: in %" PRIu64 ", out %" PRIu64 ", remotes %" PRIu64 ", evicted %" PRIu64 "\n",
                 nat_bridge_fwd_stats (self)->in, nat_bridge_fwd_stats (self)->out,

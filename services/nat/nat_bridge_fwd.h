@@ -10,7 +10,9 @@
     roaming (only an authenticated source becomes the far end) still decides
     where its answers go; what it sends to one of those sockets leaves nat's
     port toward that socket's remote. At most NAT_BRIDGE_FWD_MAX remotes at
-    once; a new one takes the place of the one heard least recently. */
+    once; a new one takes the place of the one heard least recently among
+    those the program has not answered in the last 30 s (it answers only
+    what it authenticated), so strangers cannot push a live flow out. */
 #ifndef NAT_BRIDGE_FWD_H_INCLUDED
 #define NAT_BRIDGE_FWD_H_INCLUDED
 
@@ -28,6 +30,7 @@ typedef struct {
     uint64_t out;               //  its datagrams sent to a remote
     uint64_t remotes;           //  remotes given a socket
     uint64_t evicted;           //  remotes whose socket went to a newer one
+    uint64_t refused;           //  datagrams of a new remote while every socket carried an answered flow
     uint64_t errors;            //  a socket that could not be opened, a send that failed
 } nat_bridge_fwd_stats_t;
 
