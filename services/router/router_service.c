@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 struct _router_service_t {
     bus_service_t *svc;
     router_links_t *links;
@@ -547,6 +546,13 @@ s_test_config (const char *text, size_t errors, router_service_config_t *out)
 void
 router_service_test (bool verbose)
 {
+    //  The config's bounds and defaults are the route table's
+    route_config_t defaults;
+    route_config_defaults (&defaults);
+    const bus_cfg_key_t *hops = bus_cfg_key (&bus_cfg_routing_group, "max_hops");
+    const bus_cfg_key_t *timeout = bus_cfg_key (&bus_cfg_routing_group, "route_timeout");
+    assert (hops && hops->max == ROUTE_WIRE_MAX_PATH && hops->def == defaults.max_hops);
+    assert (timeout && timeout->def == defaults.route_timeout);
     router_service_config_t c;
     s_test_config ("x = 1;", 0, &c);
     assert (c.route.max_hops == 8 && c.route.route_timeout == 300000 && c.route.split_horizon == ROUTE_SPLIT_POISON);
