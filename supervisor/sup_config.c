@@ -31,7 +31,7 @@ struct _sup_config_t {
 //  is always accepted.
 static const char *const s_top_extra [] = {
     "network_cidr", "join_token",
-    "stun", "routing", "nat", "router",
+    "stun", "nat", "router",
     "bridge", "bus", "tap", NULL
 };
 //  Set by bifrostd for every child; a service's env may not override them.

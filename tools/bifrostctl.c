@@ -44,6 +44,8 @@ s_usage (FILE *out)
         "                            unroutable, bad input, refused by the sender policy (bus.status)\n"
         "  relay [--json]            every relay worker (relay.1..N): peers, forwarded, refused,\n"
         "                            dropped and limited datagrams (relay.status)\n"
+        "  routes [--json] [NAME]    the router's table: destination, next hop, path (direct,\n"
+        "                            peer, relay, turn), metric, hops, the link's RTT, age\n"
         "  bridge [--json]           every bridge instance (bridge.1..N): flows open, waiting and\n"
         "                            established, datagrams, drops, refusals, closes (bridge.status)\n"
         "  netcheck [--json]         this node's network: NAT mapping and filtering (RFC 4787), UDP\n"
@@ -460,6 +462,60 @@ s_netcheck (const char *run_dir, bool json)
                 r->up ? "yes" : "no", rtt, *r->observed ? r->observed : "-");
     }
     return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  routes: the router's table (router.routes), the best route to each
+//  destination: next hop, tier, metric, hops, the link's RTT, age and path
+
+static int
+s_routes (const char *run_dir, bool json, const char *only)
+{
+    router_routes_t request = { .peer = "" };
+    if (only)
+        snprintf (request.peer, sizeof request.peer, "%s", only);
+    bus_envelope_t *reply = s_ask (run_dir, "router", &router_routes_schema, &request);
+    if (!reply)
+        return 1;
+    router_routes_reply_t *table = (router_routes_reply_t *) zmalloc (sizeof *table);
+    char err [200];
+    if (bus_envelope_get_msg (reply, &router_routes_reply_schema, table, err, sizeof err)) {
+        fprintf (stderr, "bifrostctl: unexpected reply from the router %s: %s\n", bus_envelope_type (reply), err);
+        bus_envelope_destroy (&reply);
+        free (table);
+        return 1;
+    }
+    bus_envelope_destroy (&reply);
+    if (json) {
+        json_t *object = bus_codec_to_json (&router_routes_reply_schema, table);
+        char *text = json_dumps (object, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf ("%s\n", text);
+        free (text);
+        json_decref (object);
+    }
+    else {
+        printf ("%-20s %-20s %-7s %7s %4s %9s %7s  %s\n", "DESTINATION", "NEXT HOP", "PATH", "METRIC", "HOPS",
+                "RTT", "AGE", "VIA");
+        for (uint32_t i = 0; i < table->routes_count; i++) {
+            const router_routes_route_t *r = &table->routes [i];
+            char rtt [16] = "-", age [32], via [400] = "";
+            if (r->rtt_ms)
+                snprintf (rtt, sizeof rtt, "%u ms", r->rtt_ms);
+            s_format_ms (r->age_ms > 0 ? (uint64_t) r->age_ms : 0, age, sizeof age);
+            size_t len = 0;
+            for (uint32_t h = 0; h < r->via_count && len < sizeof via; h++)
+                len += (size_t) snprintf (via + len, sizeof via - len, "%s%s", h ? " > " : "", r->via [h]);
+            printf ("%-20s %-20s %-7s %7u %4u %9s %7s  %s\n", r->name, r->next_hop_name, r->path, r->metric, r->hops,
+                    rtt, age, via);
+        }
+        if (table->total > table->routes_count)
+            printf ("(%u more)\n", table->total - table->routes_count);
+    }
+    int rc = only && table->total == 0 ? 1 : 0;
+    if (rc)
+        fprintf (stderr, "bifrostctl: no route to %s\n", only);
+    free (table);
+    return rc;
 }
 
 //  ---------------------------------------------------------------------------
@@ -1045,6 +1101,8 @@ main (int argc, char **argv)
         return s_relay (run_dir, json);
     if (strcmp (command, "bridge") == 0 && nargs == 0)
         return s_bridge (run_dir, json);
+    if (strcmp (command, "routes") == 0 && nargs <= 1)
+        return s_routes (run_dir, json, nargs ? args [0] : NULL);
     if (strcmp (command, "netcheck") == 0 && nargs == 0)
         return s_netcheck (run_dir, json);
     fprintf (stderr, "bifrostctl: unknown command or wrong arguments: %s (see bifrostctl -h)\n", command);

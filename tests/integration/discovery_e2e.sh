@@ -128,6 +128,9 @@ ctl a peers > "$T/peers.a" 2>&1
 grep -q "^b " "$T/peers.a" && grep -q "^c " "$T/peers.a"
 ok $? "bifrostctl peers on a lists b and c"
 sed 's/^/# /' "$T/peers.a"
+ctl a routes --json > "$T/routes.a" 2>&1
+jq -e '[.routes[] | select(.path == "direct" and .hops == 1) | .name] | sort == ["b","c"]' "$T/routes.a" >/dev/null
+ok $? "bifrostctl routes on a: b and c, direct, one hop"
 
 # --- the registry goes away: tunnels stay
 OUTAGE=${DISC_OUTAGE_S:-8}   # DISC_OUTAGE_S=60 for the full minute
@@ -163,6 +166,9 @@ gone () { ! ctl "$1" peers 2>/dev/null | grep -q "^c "; }
 t3=$(now_ms)
 wait_for 10 gone a && wait_for 5 gone b
 ok $? "c stopped: it disappears from bifrostctl peers on a and b"
+routed_c () { ctl a routes --json 2>/dev/null | jq -e '[.routes[].name] == ["b"]' >/dev/null; }
+wait_for 3 routed_c
+ok $? "... and from a's routes: $(ctl a routes --json 2>&1 | jq -c '[.routes[] | {name, path}]' 2>&1)"
 echo "# c gone from a and b $(( $(now_ms) - t3 )) ms after its SIGTERM returned"
 admin GET /e2e/peers | jq -e '[.peers[].name] | sort == ["a","b"]' >/dev/null
 ok $? "the registry lists only a and b"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Two nodes, two namespaces, static peers on TUN: the ping fails before the tunnel
 # exists and works both ways after; TCP moves data intact; `bifrostctl peers` shows
-# the peer with its endpoint and counters, and nat's RTT and loss of the path
+# the peer with its endpoint and counters, `bifrostctl routes` the router's direct
+# route to it, and nat's RTT and loss of the path
 # (the loss rising while b's datagrams are dropped). (TAP)
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
@@ -45,6 +46,11 @@ ctl a peers > "$T/peers" 2>&1
 grep -q "192.0.2.2:51820" "$T/peers"
 ok $? "bifrostctl peers on a shows b's endpoint"
 sed 's/^/# /' "$T/peers"
+# The router's table (docs/routing.md): b is a's neighbour over the direct path
+ctl a routes --json > "$T/routes.json" 2>&1
+jq -e '.neighbours == 1 and (.routes | length) == 1 and .routes[0].name == "b" and .routes[0].path == "direct"
+       and .routes[0].next_hop_name == "b" and .routes[0].hops == 1 and .routes[0].metric > 100' "$T/routes.json" >/dev/null
+ok $? "bifrostctl routes --json on a: b, direct, one hop ($(jq -c '.routes[0] | {path, metric, rtt_ms, age_ms}' "$T/routes.json" 2>&1))"
 ctl a status 2>&1 | grep -q "^b  *192.0.2.2:51820  *direct  *up"
 ok $? "bifrostctl status on a lists the services and then peer b: endpoint, up"
 ctl b peers --json > "$T/peers.json" 2>&1
@@ -76,6 +82,11 @@ wait_for 15 settled
 rtt=$(pstat rtt_us); lost0=$(pstat loss_lost)
 [ "${rtt:-0}" -gt 0 ] && [ "$rtt" -lt 100000 ] && [ "$lost0" = 0 ]
 ok $? "a measures its direct path to b: RTT $rtt us, loss $lost0 of $(pstat loss_probes) probes"
+# The router takes nat's RTT as the link's cost (nat.status, asked every 2 s)
+routed () { ctl a routes --json b 2>/dev/null | jq -e '.routes[0] | .rtt_ms >= 1 and .metric == .rtt_ms + 100' >/dev/null; }
+t0=$(now_ms)
+wait_for 3 routed
+ok $? "bifrostctl routes on a: b's metric is nat's RTT + 100 (after $(( $(now_ms) - t0 )) ms): $(ctl a routes b 2>&1 | tail -1)"
 in_ns a nft -f - <<'NFT'
 table inet rttloss {
     chain in { type filter hook input priority 0; ip saddr 192.0.2.2 meta l4proto udp drop; }

@@ -247,6 +247,12 @@ case " $KINDS " in *" symmetric "*)
     rtt_measured () { [ "$(rtt_of)" -gt 0 ] 2>/dev/null; }
     wait_for 7 rtt_measured
     ok $? "symmetric-a measures its relayed path to symmetric-b: RTT $(rtt_of) us, loss $(peers_json symmetric-a | jq -r '.peers[] | select(.name == "symmetric-b") | "\(.loss_lost) of \(.loss_probes)"') probes"
+    # The router's table (docs/routing.md): symmetric-b through the relay, one
+    # hop, keyed by its registry id (peer.up's relay_id)
+    routes_of () { "$CTL" -r "$T/symmetric-a/run" routes --json symmetric-b 2>/dev/null; }
+    relay_routed () { routes_of | jq -e '.routes[0] | .path == "relay" and .hops == 1 and (.peer_id | test("^[0-9a-f]{16}$"))' >/dev/null; }
+    wait_for 3 relay_routed
+    ok $? "bifrostctl routes on symmetric-a: symmetric-b through the relay ($(routes_of | jq -c '.routes[0] | {path, peer_id, metric, rtt_ms}' 2>&1))"
     ;;
 esac
 case " $KINDS " in *" port-restricted "*)

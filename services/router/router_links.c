@@ -1,0 +1,356 @@
+/*  router_links: the router's neighbours into its route table (router_links.h).
+    One record per peer index heard of, in an array (a node has tens of peers,
+    hundreds at most: a linear search is cheaper than keeping an index). */
+#include "router_links.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define streq(a, b) (strcmp ((a), (b)) == 0)
+
+typedef struct {
+    router_peer_t pub;
+    char endpoint [73];         //  nat's endpoint when it was last up
+    int64_t event_at;           //  when the last event about it arrived (nat's, or peer.down)
+    bool listed;                //  in the nat.status reply being read
+} s_peer_t;
+
+struct _router_links_t {
+    route_table_t *table;
+    s_peer_t *peers;
+    size_t count, cap;
+};
+
+router_links_t *
+router_links_new (const route_config_t *config)
+{
+    router_links_t *self = (router_links_t *) calloc (1, sizeof *self);
+    assert (self);
+    self->table = route_table_new (ROUTER_LINKS_SELF, config, NULL);
+    return self;
+}
+
+void
+router_links_destroy (router_links_t **self_p)
+{
+    assert (self_p);
+    router_links_t *self = *self_p;
+    if (!self)
+        return;
+    route_table_destroy (&self->table);
+    free (self->peers);
+    free (self);
+    *self_p = NULL;
+}
+
+route_table_t *router_links_table (router_links_t *self) { return self->table; }
+
+//  ---------------------------------------------------------------------------
+
+static s_peer_t *
+s_find (router_links_t *self, uint32_t index)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (self->peers [i].pub.index == index)
+            return &self->peers [i];
+    return NULL;
+}
+
+//  The record of index, made with a local id when new; its name updated
+static s_peer_t *
+s_get (router_links_t *self, uint32_t index, const char *name)
+{
+    s_peer_t *p = s_find (self, index);
+    if (!p) {
+        if (self->count == self->cap) {
+            self->cap = self->cap ? self->cap * 2 : 16;
+            self->peers = (s_peer_t *) realloc (self->peers, self->cap * sizeof *self->peers);
+            assert (self->peers);
+        }
+        p = &self->peers [self->count++];
+        memset (p, 0, sizeof *p);
+        p->pub.index = index;
+        p->pub.id = ROUTER_LINKS_LOCAL | index;
+    }
+    if (name && *name)
+        snprintf (p->pub.name, sizeof p->pub.name, "%s", name);
+    return p;
+}
+
+static void
+s_link (router_links_t *self, s_peer_t *p, int64_t now)
+{
+    route_table_link (self->table, p->pub.id, p->pub.rtt_ms ? p->pub.rtt_ms : ROUTER_LINKS_RTT_UNKNOWN,
+                      p->pub.kind, now);
+}
+
+static void
+s_unlink (router_links_t *self, s_peer_t *p, int64_t now)
+{
+    if (p->pub.up)
+        route_table_link_lost (self->table, p->pub.id, now);
+    p->pub.up = false;
+}
+
+//  A registry id in 16 hex digits (relay_id, or the tail of `relay/<id>`);
+//  anything else leaves the id as it is. A known link moves to the new id.
+static void
+s_set_id (router_links_t *self, s_peer_t *p, const char *hex, int64_t now)
+{
+    if (!hex || strlen (hex) != 16 || strspn (hex, "0123456789abcdefABCDEF") != 16)
+        return;
+    uint64_t id = strtoull (hex, NULL, 16);
+    if (id == 0 || id == ROUTER_LINKS_SELF || id == p->pub.id)
+        return;
+    bool up = p->pub.up;
+    s_unlink (self, p, now);
+    p->pub.id = id;
+    p->pub.registry_id = true;
+    p->pub.up = up;
+    if (up)
+        s_link (self, p, now);
+}
+
+//  nat's view of p: up (on endpoint, by path) or not. rtt_us -1 = no sample,
+//  -2 = this report carries no RTT (a nat.peer event)
+static void
+s_update (router_links_t *self, s_peer_t *p, const char *state, const char *endpoint, const char *path,
+          int64_t rtt_us, int64_t now)
+{
+    if (strncmp (endpoint, "relay/", 6) == 0)
+        s_set_id (self, p, endpoint + 6, now);
+    if (!streq (state, "up")) {
+        s_unlink (self, p, now);
+        return;
+    }
+    bool moved = !p->pub.up || !streq (endpoint, p->endpoint);
+    if (*path || moved)
+        p->pub.kind = router_links_kind (endpoint, path);
+    //  (an ICE endpoint keeps the kind nat.status's path told until it moves)
+    if (moved)
+        p->pub.rtt_ms = 0;      //  another path: its RTT is still to measure
+    if (rtt_us >= 0) {
+        int64_t ms = (rtt_us + 999) / 1000;
+        p->pub.rtt_ms = (uint32_t) (ms < 1 ? 1 : ms > ROUTE_WIRE_LINK_RTT_MAX ? ROUTE_WIRE_LINK_RTT_MAX : ms);
+    }
+    else
+    if (rtt_us == -1)
+        p->pub.rtt_ms = 0;
+    snprintf (p->endpoint, sizeof p->endpoint, "%s", endpoint);
+    p->pub.up = true;
+    s_link (self, p, now);
+}
+
+//  ---------------------------------------------------------------------------
+
+void
+router_links_peer_up (router_links_t *self, uint32_t index, const char *name, const char *relay_id, int64_t now)
+{
+    s_set_id (self, s_get (self, index, name), relay_id, now);
+}
+
+void
+router_links_peer_down (router_links_t *self, uint32_t index, int64_t now)
+{
+    s_peer_t *p = s_find (self, index);
+    if (!p)
+        return;
+    s_unlink (self, p, now);
+    p->event_at = now;
+}
+
+void
+router_links_nat (router_links_t *self, uint32_t index, const char *name, const char *state,
+                  const char *endpoint, int64_t now)
+{
+    s_peer_t *p = s_get (self, index, name);
+    p->event_at = now;
+    s_update (self, p, state, endpoint, "", -2, now);
+}
+
+void
+router_links_nat_down (router_links_t *self, uint32_t index, int64_t now)
+{
+    s_peer_t *p = s_find (self, index);
+    if (p) {
+        p->event_at = now;
+        s_unlink (self, p, now);
+    }
+}
+
+void
+router_links_status_begin (router_links_t *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        self->peers [i].listed = false;
+}
+
+void
+router_links_status (router_links_t *self, uint32_t index, const char *name, const char *state,
+                     const char *endpoint, const char *path, const char *relay_id, int64_t rtt_us,
+                     int64_t asked, int64_t now)
+{
+    s_peer_t *p = s_get (self, index, name);
+    p->listed = true;
+    if (p->event_at >= asked)
+        return;
+    s_set_id (self, p, relay_id, now);
+    s_update (self, p, state, endpoint, path, rtt_us < 0 ? -1 : rtt_us, now);
+}
+
+void
+router_links_status_end (router_links_t *self, int64_t asked, int64_t now)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (!self->peers [i].listed && self->peers [i].event_at < asked)
+            s_unlink (self, &self->peers [i], now);
+}
+
+size_t
+router_links_up (router_links_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->count; i++)
+        n += self->peers [i].pub.up;
+    return n;
+}
+
+const router_peer_t *
+router_links_find (router_links_t *self, uint32_t index)
+{
+    s_peer_t *p = s_find (self, index);
+    return p ? &p->pub : NULL;
+}
+
+const router_peer_t *
+router_links_find_id (router_links_t *self, uint64_t id)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (self->peers [i].pub.id == id)
+            return &self->peers [i].pub;
+    return NULL;
+}
+
+const router_peer_t *
+router_links_find_name (router_links_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (streq (self->peers [i].pub.name, name))
+            return &self->peers [i].pub;
+    return NULL;
+}
+
+//  nat.status's path words first (`relay <name>`, `turn (...)`, `direct`,
+//  `ice direct (...)`), else the endpoint's form (`relay/<id>` or an address)
+route_link_t
+router_links_kind (const char *endpoint, const char *path)
+{
+    if (*path)
+        return strncmp (path, "relay", 5) == 0 ? ROUTE_LINK_RELAY
+             : strncmp (path, "turn", 4) == 0 ? ROUTE_LINK_TURN : ROUTE_LINK_DIRECT;
+    return strncmp (endpoint, "relay/", 6) == 0 ? ROUTE_LINK_RELAY : ROUTE_LINK_DIRECT;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self test: every source by hand, the table checked after each
+
+//  The best route to id: its tier and metric, or false
+static bool
+s_best (router_links_t *self, uint64_t id, route_tier_t tier, uint32_t metric)
+{
+    route_t r;
+    return route_table_best (self->table, id, &r) && r.tier == tier && r.metric == metric
+        && r.next_hop == id && r.hops == 1;
+}
+
+void
+router_links_test (bool verbose)
+{
+    assert (router_links_kind ("192.0.2.1:51820", "") == ROUTE_LINK_DIRECT);
+    assert (router_links_kind ("[2001:db8::1]:51820", "") == ROUTE_LINK_DIRECT);
+    assert (router_links_kind ("relay/00112233aabbccdd", "") == ROUTE_LINK_RELAY);
+    assert (router_links_kind ("relay/00112233aabbccdd", "relay r1 tcp") == ROUTE_LINK_RELAY);
+    assert (router_links_kind ("ice/3", "turn (relay/srflx)") == ROUTE_LINK_TURN);
+    assert (router_links_kind ("ice/3", "ice direct (srflx/host)") == ROUTE_LINK_DIRECT);
+    assert (router_links_kind ("bday/3", "") == ROUTE_LINK_DIRECT);
+
+    route_config_t config;
+    route_config_defaults (&config);
+    router_links_t *self = router_links_new (&config);
+    const uint64_t carol = 0xc4, dave = 0xd5;
+    //  A peer of the config, up direct, no RTT yet: local id, 100 + 100
+    router_links_nat (self, 4, "carol", "up", "192.0.2.4:51820", 1000);
+    assert (router_links_up (self) == 1);
+    assert (s_best (self, ROUTER_LINKS_LOCAL | 4, ROUTE_TIER_DIRECT, 200));
+    //  discovery names it: the link moves to its registry id
+    router_links_peer_up (self, 4, "carol", "00000000000000c4", 1001);
+    assert (!route_table_best (self->table, ROUTER_LINKS_LOCAL | 4, NULL));
+    assert (s_best (self, carol, ROUTE_TIER_DIRECT, 200));
+    assert (router_links_find_id (self, carol) == router_links_find (self, 4));
+    //  nat.status: 11.2 ms counts 12
+    router_links_status (self, 4, "carol", "up", "192.0.2.4:51820", "direct", "00000000000000c4", 11200, 1002, 1002);
+    assert (s_best (self, carol, ROUTE_TIER_DIRECT, 112));
+    //  nat.peer again on the same endpoint keeps the RTT; a new endpoint drops it
+    router_links_nat (self, 4, "carol", "up", "192.0.2.4:51820", 1003);
+    assert (s_best (self, carol, ROUTE_TIER_DIRECT, 112));
+    router_links_nat (self, 4, "carol", "up", "198.51.100.4:7000", 1004);
+    assert (s_best (self, carol, ROUTE_TIER_DIRECT, 200));
+    //  Through a relay: the id from the endpoint, relay tier
+    router_links_nat (self, 5, "dave", "up", "relay/00000000000000d5", 1005);
+    assert (s_best (self, dave, ROUTE_TIER_RELAY, 200));
+    assert (router_links_find (self, 5)->registry_id && router_links_find (self, 5)->kind == ROUTE_LINK_RELAY);
+    //  ICE through TURN: only nat.status's path says so; a nat.peer on the
+    //  same endpoint keeps it
+    router_links_status (self, 6, "erin", "up", "ice/6", "turn (relay/srflx)", "", 30500, 1006, 1006);
+    assert (s_best (self, ROUTER_LINKS_LOCAL | 6, ROUTE_TIER_TURN, 131));
+    router_links_nat (self, 6, "erin", "up", "ice/6", 1007);
+    assert (s_best (self, ROUTER_LINKS_LOCAL | 6, ROUTE_TIER_TURN, 131));
+    //  A bad id is ignored; an RTT beyond the wire's bound is capped
+    router_links_peer_up (self, 6, "erin", "not-hex-at-all!!", 1008);
+    assert (router_links_find (self, 6)->id == (ROUTER_LINKS_LOCAL | 6));
+    router_links_status (self, 6, "erin", "up", "ice/6", "turn (relay/srflx)", "", 99000000, 1009, 1009);
+    assert (s_best (self, ROUTER_LINKS_LOCAL | 6, ROUTE_TIER_TURN, ROUTE_WIRE_LINK_RTT_MAX + 100));
+    assert (router_links_up (self) == 3 && route_table_size (self->table) == 3);
+    assert (router_links_find_name (self, "dave")->index == 5 && !router_links_find_name (self, "zed"));
+
+    //  Down, each way: not up in nat.peer, nat.peer.down, a status row, peer.down
+    router_links_nat (self, 4, "carol", "connecting", "198.51.100.4:7000", 1010);
+    assert (!route_table_best (self->table, carol, NULL));
+    router_links_nat (self, 4, "carol", "up", "198.51.100.4:7000", 1011);
+    assert (s_best (self, carol, ROUTE_TIER_DIRECT, 200));
+    router_links_status (self, 4, "carol", "waiting", "", "", "00000000000000c4", -1, 1012, 1012);
+    assert (!route_table_best (self->table, carol, NULL));
+    router_links_nat_down (self, 5, 1013);
+    assert (!route_table_best (self->table, dave, NULL) && router_links_find (self, 5));
+    //  A status asked before that event still says up: ignored
+    router_links_status (self, 5, "dave", "up", "relay/00000000000000d5", "relay r1", "00000000000000d5", 5000,
+                         1013, 1014);
+    assert (!route_table_best (self->table, dave, NULL));
+    router_links_peer_down (self, 6, 1014);
+    assert (!route_table_best (self->table, ROUTER_LINKS_LOCAL | 6, NULL) && !router_links_find (self, 6)->up);
+    router_links_status (self, 6, "erin", "up", "ice/6", "turn (relay/srflx)", "", 30500, 1013, 1015);
+    assert (!route_table_best (self->table, ROUTER_LINKS_LOCAL | 6, NULL));
+    //  A whole status: bob listed up comes back; carol, up but not listed, is
+    //  withdrawn unless an event about her came after the question
+    router_links_nat (self, 4, "carol", "up", "192.0.2.4:51820", 1016);
+    router_links_status_begin (self);
+    router_links_status (self, 7, "bob", "up", "192.0.2.7:51820", "direct", "", 2000, 1016, 1017);
+    router_links_status_end (self, 1016, 1017);
+    assert (router_links_find (self, 4)->up && s_best (self, ROUTER_LINKS_LOCAL | 7, ROUTE_TIER_DIRECT, 102));
+    router_links_status_begin (self);
+    router_links_status (self, 7, "bob", "up", "192.0.2.7:51820", "direct", "", 2000, 1018, 1019);
+    router_links_status_end (self, 1018, 1019);
+    assert (!router_links_find (self, 4)->up && !route_table_best (self->table, carol, NULL));
+    assert (router_links_up (self) == 1);
+    router_links_nat_down (self, 7, 1020);
+    route_t routes [4];
+    assert (router_links_up (self) == 0 && route_table_routes (self->table, routes, 4) == 0);
+    router_links_peer_down (self, 99, 1021);           //  never heard of: nothing
+    assert (!router_links_find (self, 99));
+    router_links_destroy (&self);
+    assert (self == NULL);
+    if (verbose)
+        printf ("router_links: ok\n");
+}
