@@ -439,7 +439,7 @@ bus_config_schema_test (bool verbose)
     //  Defaults come from the declaration
     bus_cfg_connection_t c;
     bus_cfg_defaults (&bus_cfg_connection_group, &c);
-    assert (c.keepalive_interval_ms == 25000 && c.direct_connect && !c.relay_via_peers);
+    assert (c.keepalive_interval_ms == 25000 && c.direct_connect && c.relay_via_peers);
     assert (strcmp (c.listen, "*:51820") == 0);
     bus_cfg_device_t d;
     bus_cfg_defaults (&bus_cfg_device_group, &d);
