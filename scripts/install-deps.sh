@@ -9,12 +9,13 @@
 # unit, debconf) is deliberately not installed.
 # chromium and chromium-driver: tests/integration/bridge_page.sh drives the bridge's
 # example page (examples/bridge/) in headless Chromium through chromedriver.
+# prometheus: its promtool checks the metrics endpoint's text (tests/integration/metrics.sh).
 set -eu
 BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
        libwebsockets-dev libjansson-dev libsqlite3-dev libminiupnpc-dev libnatpmp-dev libseccomp-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver"
+      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver prometheus"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""

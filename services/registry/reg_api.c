@@ -23,6 +23,7 @@ struct _reg_api_t {
     char default_cidr [20];
     int64_t heartbeat_s, offline_s, expire_s;
     char registry_key [48];     //  base64 X25519 public key
+    reg_status_t *status;       //  numbers for registry.status (reg_status.h)
 };
 
 #define PATH_SEGMENTS 9
@@ -39,6 +40,7 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
 {
     reg_api_t *self = (reg_api_t *) calloc (1, sizeof *self);
     assert (self);
+    self->status = reg_status_new ();
     self->auth = reg_auth_new (config->admin_token);
     self->challenges = reg_challenge_new (config->registrations_max);
     self->store = self->auth && self->challenges ? reg_store_new (config->database, err, errsize) : NULL;
@@ -84,12 +86,14 @@ reg_api_destroy (reg_api_t **self_p)
     reg_store_destroy (&self->store);
     reg_auth_destroy (&self->auth);
     reg_challenge_destroy (&self->challenges);
+    reg_status_destroy (&self->status);
     free (self);
     *self_p = NULL;
 }
 
 reg_events_t *reg_api_events (reg_api_t *self) { return self->events; }
 reg_relay_t *reg_api_relay (reg_api_t *self) { return self->relay; }
+reg_status_t *reg_api_status (reg_api_t *self) { return self->status; }
 
 void
 reg_response_clear (reg_response_t *resp)
@@ -605,6 +609,7 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
         s_error (resp, rc == REG_STORE_EXISTS ? 409 : 500, rc == REG_STORE_EXISTS ? "conflict, retry" : "database error");
         goto done;
     }
+    reg_status_registered (self->status);
     char vip [16];
     reg_ip_format (peer->vip, vip, sizeof vip);
     if (existing) {
@@ -1064,6 +1069,7 @@ reg_api_sweep (reg_api_t *self, int64_t now_ms)
 {
     s_sweep_t sweep = { self, now_ms, 0, reg_store_busy (self->store) };
     reg_store_stale_each (self->store, now_ms, 1000, s_sweep_one, &sweep);
+    reg_status_take (self->status, self->store, self->events, now_ms);
     return sweep.changed;
 }
 

@@ -13,6 +13,7 @@
 #include "reg_events.h"
 #include "reg_turn.h"
 #include "reg_relay.h"
+#include "reg_status.h"
 
 typedef struct {
     const char *database;       //  SQLite file
@@ -50,6 +51,8 @@ void reg_api_destroy (reg_api_t **self_p);
 reg_events_t *reg_api_events (reg_api_t *self);
 //  The relay grants (for the log at start: reg_relay_off_reason).
 reg_relay_t *reg_api_relay (reg_api_t *self);
+//  Its numbers for registry.status (taken in the sweep: reg_status.h)
+reg_status_t *reg_api_status (reg_api_t *self);
 
 //  Runs one request. resp->body must be freed with reg_response_clear.
 void reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp);

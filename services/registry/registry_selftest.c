@@ -13,6 +13,7 @@
 #include "reg_http.h"
 #include "reg_config.h"
 #include "reg_service.h"
+#include "reg_status.h"
 
 static const selftest_t s_tests [] = {
     { "reg_alloc", reg_alloc_test },
@@ -28,6 +29,7 @@ static const selftest_t s_tests [] = {
     { "reg_http", reg_http_test },
     { "reg_config", reg_config_test },
     { "reg_service", reg_service_test },
+    { "reg_status", reg_status_test },
     { NULL, NULL }
 };
 
