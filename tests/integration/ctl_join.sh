@@ -121,5 +121,34 @@ ok $? "leave again: nothing to do, exit 0 ($(tail -1 "$T/b.err"))"
 wait_for 10 sh -c "! ip netns exec $(ns_of a) ping -c 1 -W 1 -q $VB >/dev/null 2>&1"
 ok $? "a no longer reaches b"
 
+# ---- over https: a second registry with a self-signed certificate for 192.0.2.10
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=192.0.2.10 -addext "subjectAltName=IP:192.0.2.10" \
+    -keyout "$T/reg/key.pem" -out "$T/reg/cert.pem" >/dev/null 2>&1 &&
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=192.0.2.10 -addext "subjectAltName=IP:192.0.2.10" \
+    -keyout "$T/reg/other-key.pem" -out "$T/reg/other.pem" >/dev/null 2>&1
+cat > "$T/reg/tls.cfg" <<CFG
+registry = { listen = "192.0.2.10:7443"; database = "$T/reg/tls.db"; admin_token = "\${BIFROST_ADMIN_TOKEN}";
+             tls_cert = "$T/reg/cert.pem"; tls_key = "$T/reg/key.pem"; rate_limit = 0; };
+CFG
+ip netns exec "$(ns_of reg)" "$REGISTRY" -c "$T/reg/tls.cfg" -r "$T/reg/run-tls" >>"$T/reg/registry-tls.log" 2>&1 &
+TLSPID=$!
+SURL=https://192.0.2.10:7443
+wait_for 10 in_ns reg curl -s --cacert "$T/reg/cert.pem" -o /dev/null "$SURL/client/meta"
+ok $? "a second registry answers over https on 192.0.2.10:7443"
+sadmin () { in_ns reg curl -s --cacert "$T/reg/cert.pem" -X POST -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" --data-binary "$2" "$SURL/api/v1/mesh/networks$1"; }
+sadmin "" '{"id":"s","name":"s","cidr":"10.101.0.0/24"}' >/dev/null
+STOKEN=$(sadmin /s/tokens '{"ttl":600}' | jq -r .token)
+rm -rf "$T/y"
+fails_with 3 y "https with a certificate the system's CAs do not know" "$SURL" --network s --token "$STOKEN"
+grep -q "not trusted" "$T/y.err"
+ok $? "... and it says the certificate is not trusted"
+fails_with 3 y "https with --ca-file of another certificate" "$SURL" --network s --token "$STOKEN" --ca-file "$T/reg/other.pem"
+join b "$SURL" --network s --token "$STOKEN" --ca-file "$T/reg/cert.pem"; rc=$?
+cp "$T/b/run/bifrostd.pid" "$T/b/bifrostd.pid" 2>/dev/null
+[ "$rc" = 0 ] && grep -q "virtual IP 10.101.0.1/24" "$T/b.out" && grep -q "ca_file = \"$T/reg/cert.pem\"" "$T/b/etc/bifrost.cfg" \
+    && grep -q "registered in s" "$T/b.err"
+ok $? "b (which left j) joins s over https with --ca-file: rc $rc, $(cat "$T/b.out")"
+kill -TERM "$TLSPID" 2>/dev/null
+
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]

@@ -90,6 +90,13 @@ muid=$(awk '/^Uid:/ { print $2 }' /proc/"$mpid"/status 2>/dev/null)
 [ -n "$muid" ] && [ "$muid" -ne 0 ]
 ok $? "bifrost-metrics runs as uid $muid, not root"
 
+# The control socket's exception is bifrost-metrics' alone: another service's
+# uid (router's, 61106), in the services' group, is still refused sup.status
+setpriv --reuid=61106 --regid=61100 --clear-groups "$CTL" -r "$T/a/run" status > "$T/other.out" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && grep -q "only root's bifrostctl" "$T/other.out"
+ok $? "sup.status from router's uid: refused ($(head -1 "$T/other.out"))"
+
 # A listen address off loopback: refused at --check-config, unless allow_remote
 sed 's/^metrics = .*/metrics = { listen = "0.0.0.0:9475"; };/' "$T/a/node.cfg" > "$T/remote.cfg"
 env BIFROST_LIBEXEC_DIR="$LIBEXEC" "$BIFROSTD" --check-config -c "$T/remote.cfg" > "$T/remote.out" 2>&1
