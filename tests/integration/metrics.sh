@@ -57,6 +57,7 @@ grep -q '^bifrost_drops_total{service="crypto",reason="tampered"} 0$' "$T/scrape
 ok $? "drops by reason: crypto's tampered, nat's rate_limited"
 "$PROMTOOL" check metrics < "$T/scrape.a" > "$T/promtool.out" 2>&1
 ok $? "promtool check metrics accepts node a's text ($(wc -l < "$T/scrape.a") lines)"
+echo "# node a: $(wc -c < "$T/scrape.a") bytes, a round took $(value a bifrost_scrape_duration_seconds) s"
 sed 's/^/#   /' "$T/promtool.out"
 
 # Traffic moves the counters: 5 pings of 1000 bytes
@@ -164,6 +165,7 @@ w2=$(value srv 'bifrost_relay_forwarded_packets_total{worker="2"}')
     && grep -q '^bifrost_relay_sessions{worker="1"} ' "$T/scrape.srv" \
     && grep -q '^bifrost_relay_drops_total{worker="2",reason="rate_limited"} ' "$T/scrape.srv"
 ok $? "relay workers 1 and 2 each have their series (forwarded $w1 + $w2)"
+echo "# server: $(wc -l < "$T/scrape.srv") lines, a round took $(value srv bifrost_scrape_duration_seconds) s"
 "$PROMTOOL" check metrics < "$T/scrape.srv" > "$T/promtool.out" 2>&1
 ok $? "promtool check metrics accepts the server's text"
 sed 's/^/#   /' "$T/promtool.out"
