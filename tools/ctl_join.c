@@ -435,6 +435,51 @@ s_bifrostd_pid (const char *run_dir)
     return pid > 0 ? pid : 0;
 }
 
+//  The config file the bifrostd of run_dir runs with (sup.status, as root's
+//  bifrostctl asks it). 0, or -1 when it does not answer
+static int
+s_running_config (const char *run_dir, char *out, size_t size)
+{
+    char endpoint [BUS_PATH_MAX], err [200];
+    if (bus_endpoint (endpoint, sizeof endpoint, run_dir, "control"))
+        return -1;
+    bus_client_t *client = bus_client_new (endpoint, NULL, err, sizeof err);
+    if (!client)
+        return -1;
+    sup_status_t request = { .service = "" };
+    bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &request, 3000, err, sizeof err);
+    bus_client_destroy (&client);
+    sup_status_reply_t *status = (sup_status_reply_t *) calloc (1, sizeof *status);
+    assert (status);
+    int rc = reply && bus_envelope_get_msg (reply, &sup_status_reply_schema, status, err, sizeof err) == 0 ? 0 : -1;
+    if (rc == 0)
+        snprintf (out, size, "%s", status->config);
+    free (status);
+    bus_envelope_destroy (&reply);
+    return rc;
+}
+
+//  A bifrostd already running on the run directory must run with the config
+//  join writes (SIGHUP makes it read its own file again): checked before
+//  anything is done. 0, or CTL_JOIN_FAILED
+static int
+s_check_running (const s_join_t *j)
+{
+    if (s_systemd () && strcmp (j->config, S_DEFAULT_CONFIG) == 0)
+        return 0;
+    char other [256] = "";
+    if (!s_bifrostd_pid (j->run_dir) || s_running_config (j->run_dir, other, sizeof other))
+        return 0;
+    char *mine = realpath (j->config, NULL);
+    bool same = mine && strcmp (mine, other) == 0;
+    free (mine);
+    if (same)
+        return 0;
+    fprintf (stderr, "bifrostctl: the bifrostd on %s runs with %s, not %s: stop it (bifrostctl -r %s stop), "
+             "or join with --config %s\n", j->run_dir, other, j->config, j->run_dir, other);
+    return CTL_JOIN_FAILED;
+}
+
 //  Starts the node, or has a running one read its new config
 static int
 s_start (const s_join_t *j)
@@ -597,6 +642,8 @@ s_join (s_join_t *j)
     uint8_t sk [32], pk [32];
     char err [400];
     bool created = false;
+    if (s_check_running (j))
+        return CTL_JOIN_FAILED;
     if (s_ensure_key (j->key_file, &created))
         return CTL_JOIN_FAILED;
     if (s_read_key (j->key_file, sk, pk, err, sizeof err)) {
@@ -737,8 +784,11 @@ s_leave (const char *config_path, const char *run_dir_opt, int wait_s)
         else
         if (status != 200 && status != 201) {
             rc = s_status_code (status);
-            fprintf (stderr, "bifrostctl: could not deregister from %s (%s%s): %s\n", server,
-                     status ? "HTTP " : "unreachable", status ? "" : "", err);
+            if (status)
+                fprintf (stderr, "bifrostctl: could not deregister from %s (HTTP %d): %s\n", server, status, err);
+            else
+                fprintf (stderr, "bifrostctl: could not deregister from %s (unreachable: %s); the registry "
+                         "removes the node after its expire_after\n", server, err);
         }
         else {
             char path [256], *answer = NULL;

@@ -102,6 +102,12 @@ join a "$RURL" --allow-http --network j --token "$TOKEN"; rc=$?
 [ "$rc" = 0 ] && grep -q "$VA" "$T/a.out" && grep -q "reloads" "$T/a.err"
 ok $? "join on a running node: bifrostd reloads, the same virtual IP (rc $rc: $(cat "$T/a.out"))"
 
+# A config other than the one the running bifrostd reads: refused before anything is written
+in_ns a "$CTL" -r "$T/a/run" join "$RURL" --allow-http --network j --token "$TOKEN" --config "$T/a/other/bifrost.cfg" \
+    --key-file "$T/a/lib/node.key" --name a > "$T/a.out" 2> "$T/a.err"; rc=$?
+[ "$rc" = 1 ] && grep -q "runs with $T/a/etc/bifrost.cfg" "$T/a.err" && [ ! -e "$T/a/other" ]
+ok $? "join with another --config while bifrostd runs: exit $rc, nothing written ($(tail -1 "$T/a.err"))"
+
 # leave: b is stopped and gone from the registry's list
 peers () { admin GET /j/peers | jq -r '[.peers[].name] | sort | join(",")'; }
 [ "$(peers)" = "a,b" ]
