@@ -247,8 +247,8 @@
         section.dataset.id = net.id;
         const peers = Array.from (entry.peers.values ());
         const online = peers.filter ((p) => p.online !== false).length;
-        const h2 = section.appendChild (el ("h2", null, net.name));
-        h2.appendChild (el ("span", "meta", net.id + " · " + net.cidr + " · " + peers.length + " peers, " + online + " online"));
+        const h2 = section.appendChild (el ("h2", null, net.name + " "));
+        h2.appendChild (el ("span", "meta", net.id + " · " + net.cidr + " · " + peers.length + (peers.length === 1 ? " peer, " : " peers, ") + online + " online"));
 
         const [pt, pbody] = table (["Name", "Virtual IP", "State", "Last seen", "Seen from", "Peer id"], "peers");
         const now = Date.now ();
