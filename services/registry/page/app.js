@@ -14,7 +14,7 @@
     let nets = new Map();           // network id -> {net, peers: Map(id -> peer), paths: Map(from -> [path])}
     let ws = null;
     let retryMs = 1000, retryTimer = null;
-    let loading = false, queued = [];
+    let loading = 0, queued = [];   // loads under way; the events that came meanwhile
     let generation = 0;             // bumped on logout: late answers of a previous session are dropped
 
     class AuthError extends Error {
@@ -113,25 +113,29 @@
     }
 
     // Loads everything, then applies the events that came meanwhile (applying
-    // one twice does no harm: every event sets a state, none adds to one)
+    // one twice does no harm: every event sets a state, none adds to one). With
+    // two loads under way, the events wait for the last one.
     async function resync () {
-        loading = true;
+        loading++;
+        let failed = null;
         try {
-            if (await loadAll ()) {
+            if (await loadAll ())
                 $("error").hidden = true;
-                for (const event of queued)
-                    apply (event);
-            }
         }
         catch (error) {
-            if (error instanceof AuthError)
-                return refused (error);
-            $("error").textContent = "Cannot load: " + error.message;
-            $("error").hidden = false;
+            failed = error;
         }
-        finally {
+        if (--loading === 0) {
+            const events = queued;
             queued = [];
-            loading = false;
+            for (const event of events)
+                apply (event);
+        }
+        if (failed instanceof AuthError)
+            return refused (failed);
+        if (failed) {
+            $("error").textContent = "Cannot load: " + failed.message;
+            $("error").hidden = false;
         }
         render ();
     }
