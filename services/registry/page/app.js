@@ -181,6 +181,8 @@
     }
 
     function retry () {
+        if (!nets.size && !loading)
+            resync ();              // no stream yet: show the data at least
         setLive (false, "reconnecting in " + Math.round (retryMs / 1000) + " s");
         retryTimer = setTimeout (connect, retryMs);
         retryMs = Math.min (retryMs * 2, 15000);
@@ -325,19 +327,14 @@
 
     // --- start
 
-    async function start () {
+    // The stream first, then the load (on "subscribed"): no event between the
+    // two is missed, and a page costs 2 + 2 x networks requests (the registry's
+    // rate limit by default: a burst of 40, then 20/s)
+    function start () {
         if (!token)
             return showLogin ("Token required: enter the registry's admin token (registry.admin_token).", "required");
-        try {
-            await loadAll ();
-        }
-        catch (error) {
-            if (error instanceof AuthError)
-                return refused (error);
-            $("error").textContent = "Cannot load: " + error.message;
-            $("error").hidden = false;
-        }
         render ();
+        $("summary").textContent = "Loading...";
         connect ();
     }
 
