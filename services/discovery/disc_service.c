@@ -73,6 +73,7 @@ struct _disc_service_t {
     int64_t started_ms, registered_ms;
     s_signal_t signals [S_SIGNAL_MAX];
     nat_mapped_t mapped;                //  nat's port mapping (nat.mapped): registered first
+    bool paths_sent, paths_refused;     //  the last heartbeat had paths; the registry refused them once
 };
 
 static void s_attempt (disc_service_t *self);
@@ -718,10 +719,22 @@ s_on_ws (disc_http_t *http, disc_ws_event_t what, const char *text, size_t size,
 
 //  ---- heartbeats
 
+static void s_send_heartbeat (disc_service_t *self, const router_routes_reply_t *routes);
+
 static void
 s_on_heartbeat_reply (disc_http_t *http, int status, const char *body, size_t size, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
+    if (status == 400 && self->paths_sent && !self->paths_refused) {
+        //  A registry older than the paths (issue 19) refuses the unknown
+        //  member: heartbeats without them from now on, the next one at once
+        char detail [200] = "";
+        disc_json_error_text (body, size, detail, sizeof detail);
+        bus_warn ("registry refused the paths in the heartbeat (%s): sending heartbeats without them", detail);
+        self->paths_refused = true;
+        s_send_heartbeat (self, NULL);
+        return;
+    }
     if (status != 200) {
         s_lost (self, "heartbeat", status, body, size);
         return;
@@ -758,7 +771,8 @@ s_send_heartbeat (disc_service_t *self, const router_routes_reply_t *routes)
     rest_path_t *paths = calloc (REST_PATHS_MAX, sizeof *paths);
     assert (request && paths);
     S_FILL_ENDPOINTS (self, request);
-    if (routes) {
+    self->paths_sent = routes && !self->paths_refused;
+    if (self->paths_sent) {
         request->paths = paths;
         request->paths_count = (uint32_t) disc_paths_from_routes (routes, self->peer_id, s_registry_id, self,
                                                                   paths, REST_PATHS_MAX);
