@@ -74,6 +74,9 @@ reg_status_take (reg_status_t *self, reg_store_t *store, reg_events_t *events, i
     assert (fresh);
     s_take_t take = { fresh, store, events };
     reg_store_network_each (store, s_network, &take);
+    //  The status pages' streams of every network count too
+    if (events)
+        fresh->websocket_clients += (uint32_t) reg_events_count (events, REG_EVENTS_ALL);
     pthread_mutex_lock (&self->lock);
     self->snapshot = *fresh;
     pthread_mutex_unlock (&self->lock);
