@@ -35,5 +35,15 @@ fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Packages installed for the tests must not start daemons on this machine (the
+# prometheus package would start a server on :9090 where systemd runs): a
+# policy-rc.d that denies every start, only while apt runs and only if the
+# machine has none of its own.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 echo "install-deps: done"
