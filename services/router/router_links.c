@@ -19,6 +19,8 @@ typedef struct {
 
 struct _router_links_t {
     route_table_t *table;
+    route_config_t config;      //  to make the table again when our id is known
+    uint64_t self_id;           //  ROUTER_LINKS_SELF until router_links_set_self
     s_peer_t *peers;
     size_t count, cap;
 };
@@ -28,7 +30,12 @@ router_links_new (const route_config_t *config)
 {
     router_links_t *self = (router_links_t *) calloc (1, sizeof *self);
     assert (self);
-    self->table = route_table_new (ROUTER_LINKS_SELF, config, NULL);
+    if (config)
+        self->config = *config;
+    else
+        route_config_defaults (&self->config);
+    self->self_id = ROUTER_LINKS_SELF;
+    self->table = route_table_new (ROUTER_LINKS_SELF, &self->config, NULL);
     return self;
 }
 
@@ -146,9 +153,49 @@ s_update (router_links_t *self, s_peer_t *p, const char *state, const char *endp
 //  ---------------------------------------------------------------------------
 
 void
-router_links_peer_up (router_links_t *self, uint32_t index, const char *name, const char *relay_id, int64_t now)
+router_links_peer_up (router_links_t *self, uint32_t index, const char *name, const char *relay_id,
+                      const char *peer_id, int64_t now)
 {
-    s_set_id (self, s_get (self, index, name), relay_id, now);
+    s_peer_t *p = s_get (self, index, name);
+    s_set_id (self, p, peer_id && *peer_id ? peer_id : relay_id, now);
+}
+
+//  The table is made again with our id (route_table's own id is fixed when it
+//  is made): it holds only links until then, since nothing is announced or
+//  taken without our id, so the links are all there is to carry over
+bool
+router_links_set_self (router_links_t *self, const char *hex, int64_t now)
+{
+    if (!hex || strlen (hex) != 16 || strspn (hex, "0123456789abcdefABCDEF") != 16)
+        return false;
+    uint64_t id = strtoull (hex, NULL, 16);
+    if (id == 0 || id == ROUTER_LINKS_SELF || id == self->self_id)
+        return false;
+    self->self_id = id;
+    route_table_destroy (&self->table);
+    self->table = route_table_new (id, &self->config, NULL);
+    for (size_t i = 0; i < self->count; i++)
+        if (self->peers [i].pub.up)
+            s_link (self, &self->peers [i], now);
+    return true;
+}
+
+uint64_t
+router_links_self (router_links_t *self)
+{
+    return self->self_id == ROUTER_LINKS_SELF ? 0 : self->self_id;
+}
+
+size_t
+router_links_count (router_links_t *self)
+{
+    return self->count;
+}
+
+const router_peer_t *
+router_links_at (router_links_t *self, size_t i)
+{
+    return i < self->count ? &self->peers [i].pub : NULL;
 }
 
 void
@@ -285,7 +332,7 @@ router_links_test (bool verbose)
     assert (router_links_up (self) == 1);
     assert (s_best (self, ROUTER_LINKS_LOCAL | 4, ROUTE_TIER_DIRECT, 200));
     //  discovery names it: the link moves to its registry id
-    router_links_peer_up (self, 4, "carol", "00000000000000c4", 1001);
+    router_links_peer_up (self, 4, "carol", "", "00000000000000c4", 1001);
     assert (!route_table_best (self->table, ROUTER_LINKS_LOCAL | 4, NULL));
     assert (s_best (self, carol, ROUTE_TIER_DIRECT, 200));
     assert (router_links_find_id (self, carol) == router_links_find (self, 4));
@@ -308,12 +355,24 @@ router_links_test (bool verbose)
     router_links_nat (self, 6, "erin", "up", "ice/6", 1007);
     assert (s_best (self, ROUTER_LINKS_LOCAL | 6, ROUTE_TIER_TURN, 131));
     //  A bad id is ignored; an RTT beyond the wire's bound is capped
-    router_links_peer_up (self, 6, "erin", "not-hex-at-all!!", 1008);
+    router_links_peer_up (self, 6, "erin", "not-hex-at-all!!", "", 1008);
     assert (router_links_find (self, 6)->id == (ROUTER_LINKS_LOCAL | 6));
     router_links_status (self, 6, "erin", "up", "ice/6", "turn (relay/srflx)", "", 99000000, 1009, 1009);
     assert (s_best (self, ROUTER_LINKS_LOCAL | 6, ROUTE_TIER_TURN, ROUTE_WIRE_LINK_RTT_MAX + 100));
     assert (router_links_up (self) == 3 && route_table_size (self->table) == 3);
     assert (router_links_find_name (self, "dave")->index == 5 && !router_links_find_name (self, "zed"));
+    //  Our own id from discovery: the table made again, every link in it;
+    //  the same id again or a bad one changes nothing
+    assert (router_links_self (self) == 0);
+    assert (!router_links_set_self (self, "xyz", 1008) && !router_links_set_self (self, "0000000000000000", 1008));
+    assert (router_links_set_self (self, "00000000000000a1", 1008) && router_links_self (self) == 0xa1);
+    assert (!router_links_set_self (self, "00000000000000a1", 1008));
+    assert (s_best (self, carol, ROUTE_TIER_DIRECT, 200) && s_best (self, dave, ROUTE_TIER_RELAY, 200));
+    assert (route_table_size (self->table) == 3 && router_links_count (self) == 3);
+    assert (router_links_at (self, 0)->index == 4 && !router_links_at (self, 3));
+    //  peer_id wins over relay_id
+    router_links_peer_up (self, 8, "frank", "00000000000000f0", "00000000000000f8", 1008);
+    assert (router_links_find (self, 8)->id == 0xf8 && router_links_find (self, 8)->registry_id);
 
     //  Down, each way: not up in nat.peer, nat.peer.down, a status row, peer.down
     router_links_nat (self, 4, "carol", "connecting", "198.51.100.4:7000", 1010);
