@@ -103,6 +103,13 @@ s_next_cmp (const s_next_t *a, const s_next_t *b)
         || a->metric != b->metric || memcmp (a->next_hops, b->next_hops, a->count * sizeof a->next_hops [0]) != 0;
 }
 
+static int
+s_by_id (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
 static bool
 s_has_index (const s_next_t *list, size_t count, uint32_t index)
 {
@@ -157,9 +164,18 @@ s_sync_next (router_service_t *self, bool all)
         f->tier = routes [i].tier;
         f->hops = routes [i].hops;
         f->metric = routes [i].metric;
+        //  Best first (the table's choice), then the others by id, so a
+        //  list in another order never reads as a change
         uint64_t hops [ROUTER_NEXT_HOPS];
         size_t k = route_table_equal (table, f->dest, hops, ROUTER_NEXT_HOPS);
-        for (size_t h = 0; h < k && h < ROUTER_NEXT_HOPS; h++) {
+        k = k < ROUTER_NEXT_HOPS ? k : ROUTER_NEXT_HOPS;
+        qsort (hops, k, sizeof hops [0], s_by_id);
+        for (size_t h = 1; h < k; h++)
+            if (hops [h] == routes [i].next_hop) {
+                memmove (hops + 1, hops, h * sizeof hops [0]);
+                hops [0] = routes [i].next_hop;
+            }
+        for (size_t h = 0; h < k; h++) {
             const router_peer_t *next = router_links_find_id (self->links, hops [h]);
             assert (next);      //  every next hop is a neighbour router_links made
             f->next_hops [f->count].index = next->index;
