@@ -235,15 +235,24 @@ s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
     s_resync_soon ((router_service_t *) arg);
 }
 
-//  bus.state: nat or crypto (re)connected, and hold no route.next yet
+static void s_announce_round (router_service_t *self, bool full, int64_t now);
+
+//  bus.state: nat or crypto (re)connected and hold no route.next yet; crypto
+//  may have missed announcements while away: the neighbours get a dump now
+//  rather than at the next periodic one
 static void
 s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
 {
+    router_service_t *self = (router_service_t *) arg;
     bus_state_t state;
     char err [200];
-    if (bus_envelope_get_msg (env, &bus_state_schema, &state, err, sizeof err) == 0
-        && (strncmp (state.instance, "nat", 3) == 0 || strncmp (state.instance, "crypto", 6) == 0))
-        s_resync_soon ((router_service_t *) arg);
+    if (bus_envelope_get_msg (env, &bus_state_schema, &state, err, sizeof err))
+        return;
+    bool nat = strncmp (state.instance, "nat", 3) == 0, crypto = strncmp (state.instance, "crypto", 6) == 0;
+    if (nat || crypto)
+        s_resync_soon (self);
+    if (crypto)
+        s_announce_round (self, true, bus_clock_ms ());
 }
 
 //  ---------------------------------------------------------------------------
@@ -959,6 +968,12 @@ router_service_test (bool verbose)
     assert (c.route.max_hops == 8 && c.route.route_timeout == 300000 && c.route.split_horizon == ROUTE_SPLIT_POISON);
     s_test_config ("routing = { max_hops = 3; route_timeout = \"1m\"; split_horizon = false; };", 0, &c);
     assert (c.route.max_hops == 3 && c.route.route_timeout == 60000 && c.route.split_horizon == ROUTE_SPLIT_OFF);
+    assert (c.transit && c.route.relay_via_peers);
+    s_test_config ("routing = { poison_reverse = false; transit = false; };", 0, &c);
+    assert (c.route.split_horizon == ROUTE_SPLIT_OMIT && !c.transit && c.route.relay_via_peers);
+    s_test_config ("connection = { relay_via_peers = false; }; routing = { split_horizon = false; "
+                   "poison_reverse = false; };", 0, &c);
+    assert (!c.route.relay_via_peers && c.transit && c.route.split_horizon == ROUTE_SPLIT_OFF);
     s_test_config ("routing = { max_hops = 17; };", 1, &c);
     s_test_config ("routing = { max_hop = 3; };", 1, &c);
     s_test_config ("routing = 1;", 1, &c);
