@@ -135,6 +135,7 @@ ok $? "bifrostctl routes on a: b and c, direct, one hop"
 # (node.address), relays or not: the router keys its routes by them
 jq -e '([.routes[].peer_id | test("^[0-9a-f]{16}$")] | all) and (.self_id | test("^[0-9a-f]{16}$"))' "$T/routes.a" >/dev/null
 ok $? "... keyed by their registry ids, a's own known ($(jq -c '{self_id, ids: [.routes[].peer_id]}' "$T/routes.a" 2>&1))"
+ctl a routes 2>&1 | sed 's/^/# /'
 
 # --- the registry goes away: tunnels stay
 OUTAGE=${DISC_OUTAGE_S:-8}   # DISC_OUTAGE_S=60 for the issue's full minute
