@@ -13,6 +13,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -805,6 +806,21 @@ s_test_on_status (bus_service_t *nat, bus_envelope_t *env, void *arg)
     free (reply);
 }
 
+//  route.next as the late data path heard it, by index
+static pthread_mutex_t s_test_lock = PTHREAD_MUTEX_INITIALIZER;
+static route_next_t s_test_next [8];
+
+static void
+s_test_on_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    route_next_t next;
+    char err [200];
+    assert (bus_envelope_get_msg (env, &route_next_schema, &next, err, sizeof err) == 0 && next.index < 8);
+    pthread_mutex_lock (&s_test_lock);
+    s_test_next [next.index] = next;
+    pthread_mutex_unlock (&s_test_lock);
+}
+
 //  router.routes until its rows are `want` (names:path:metric, by index,
 //  joined by spaces), 5 s at most; the last answer in *got
 static bool
@@ -910,6 +926,32 @@ s_test_bus (router_service_config_t *config, bool verbose)
     bus_envelope_destroy (&env);
     if (verbose)
         printf ("router_service: up direct and through the relay: %s\n", got);
+
+    //  A data path that joins late (its subscription makes the broker say
+    //  bus.sync, which the router and nat's bus.state both answer) hears
+    //  every destination: bob (a peer of the config: no ids), carol and dave
+    //  direct and through the relay, no id of our own
+    bus_service_t *late = bus_service_new ("device", NULL, dir);
+    assert (late);
+    memset (s_test_next, 0, sizeof s_test_next);
+    bus_service_subscribe (late, "route.next", s_test_on_next, NULL);
+    zactor_t *late_actor = zactor_new (bus_service_actor, late);
+    bool heard = false;
+    for (int attempt = 0; attempt < 250 && !heard; attempt++) {
+        zclock_sleep (20);
+        pthread_mutex_lock (&s_test_lock);
+        heard = s_test_next [0].ttl && s_test_next [4].ttl && s_test_next [5].ttl;
+        pthread_mutex_unlock (&s_test_lock);
+    }
+    assert (heard);
+    const route_next_t *n = s_test_next;
+    assert (n [0].index == 0 && n [0].dest_id == 0 && n [0].self_id == 0 && n [0].next_hops_count == 1
+            && n [0].next_hops [0].index == 0 && n [0].next_hops [0].id == 0 && n [0].ttl == 8);
+    assert (n [4].dest_id == 0xc4 && n [4].next_hops [0].id == 0xc4 && streq (n [4].path, "direct")
+            && n [4].hops == 1 && n [4].metric == 112);
+    assert (n [5].dest_id == 0xd5 && streq (n [5].path, "relay") && n [5].metric == 140);
+    zactor_destroy (&late_actor);
+    bus_service_destroy (&late);
 
     //  Step 1: carol down in nat: gone from the table and from router.route
     atomic_store (&s_test_step, 1);
