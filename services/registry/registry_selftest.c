@@ -6,6 +6,8 @@
 #include "reg_validate.h"
 #include "reg_auth.h"
 #include "reg_challenge.h"
+#include "reg_ticket.h"
+#include "reg_page.h"
 #include "reg_events.h"
 #include "reg_ratelimit.h"
 #include "reg_store.h"
@@ -21,6 +23,8 @@ static const selftest_t s_tests [] = {
     { "reg_validate", reg_validate_test },
     { "reg_auth", reg_auth_test },
     { "reg_challenge", reg_challenge_test },
+    { "reg_ticket", reg_ticket_test },
+    { "reg_page", reg_page_test },
     { "reg_events", reg_events_test },
     { "reg_ratelimit", reg_ratelimit_test },
     { "reg_store", reg_store_test },
