@@ -1,6 +1,9 @@
 /*  router_links: the router's neighbours into its route table (router_links.h).
     One record per peer index heard of, in an array (a node has tens of peers,
-    hundreds at most: a linear search is cheaper than keeping an index). */
+    hundreds at most: a search by index is linear). By id there is a sorted
+    index as well: route.next's comparison looks every destination and next
+    hop up by id after every event, which a linear search made quadratic
+    (40 ms a pass at 4,000 peers, 2 ms at 1,000). */
 #include "router_links.h"
 
 #include <assert.h>
@@ -17,8 +20,15 @@ typedef struct {
     bool listed;                //  in the nat.status reply being read
 } s_peer_t;
 
+typedef struct {
+    uint64_t id;
+    uint32_t pos;               //  in peers
+} s_by_id_t;
+
 struct _router_links_t {
     route_table_t *table;
+    s_by_id_t *by_id;           //  one per peer, sorted by id (ids may repeat)
+    size_t by_id_count;
     route_config_t config;      //  to make the table again when our id is known
     uint64_t self_id;           //  ROUTER_LINKS_SELF until router_links_set_self
     s_peer_t *peers;
@@ -48,6 +58,7 @@ router_links_destroy (router_links_t **self_p)
         return;
     route_table_destroy (&self->table);
     free (self->peers);
+    free (self->by_id);
     free (self);
     *self_p = NULL;
 }
@@ -55,6 +66,43 @@ router_links_destroy (router_links_t **self_p)
 route_table_t *router_links_table (router_links_t *self) { return self->table; }
 
 //  ---------------------------------------------------------------------------
+
+//  The first entry of by_id not below id
+static size_t
+s_lower (router_links_t *self, uint64_t id)
+{
+    size_t lo = 0, hi = self->by_id_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->by_id [mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void
+s_by_id_add (router_links_t *self, uint64_t id, uint32_t pos)
+{
+    size_t at = s_lower (self, id);
+    //  (by_id grows with peers: room for every record)
+    memmove (self->by_id + at + 1, self->by_id + at, (self->by_id_count - at) * sizeof *self->by_id);
+    self->by_id [at] = (s_by_id_t) { .id = id, .pos = pos };
+    self->by_id_count++;
+}
+
+static void
+s_by_id_remove (router_links_t *self, uint64_t id, uint32_t pos)
+{
+    for (size_t at = s_lower (self, id); at < self->by_id_count && self->by_id [at].id == id; at++)
+        if (self->by_id [at].pos == pos) {
+            memmove (self->by_id + at, self->by_id + at + 1, (self->by_id_count - at - 1) * sizeof *self->by_id);
+            self->by_id_count--;
+            return;
+        }
+    assert (false);             //  every record is in by_id
+}
 
 static s_peer_t *
 s_find (router_links_t *self, uint32_t index)
@@ -74,12 +122,14 @@ s_get (router_links_t *self, uint32_t index, const char *name)
         if (self->count == self->cap) {
             self->cap = self->cap ? self->cap * 2 : 16;
             self->peers = (s_peer_t *) realloc (self->peers, self->cap * sizeof *self->peers);
-            assert (self->peers);
+            self->by_id = (s_by_id_t *) realloc (self->by_id, self->cap * sizeof *self->by_id);
+            assert (self->peers && self->by_id);
         }
-        p = &self->peers [self->count++];
+        p = &self->peers [self->count];
         memset (p, 0, sizeof *p);
         p->pub.index = index;
         p->pub.id = ROUTER_LINKS_LOCAL | index;
+        s_by_id_add (self, p->pub.id, (uint32_t) self->count++);
     }
     if (name && *name)
         snprintf (p->pub.name, sizeof p->pub.name, "%s", name);
@@ -113,6 +163,9 @@ s_set_id (router_links_t *self, s_peer_t *p, const char *hex, int64_t now)
         return;
     bool up = p->pub.up;
     s_unlink (self, p, now);
+    uint32_t pos = (uint32_t) (p - self->peers);
+    s_by_id_remove (self, p->pub.id, pos);
+    s_by_id_add (self, id, pos);
     p->pub.id = id;
     p->pub.registry_id = true;
     p->pub.up = up;
@@ -274,10 +327,15 @@ router_links_find (router_links_t *self, uint32_t index)
 const router_peer_t *
 router_links_find_id (router_links_t *self, uint64_t id)
 {
-    for (size_t i = 0; i < self->count; i++)
-        if (self->peers [i].pub.id == id)
-            return &self->peers [i].pub;
-    return NULL;
+    size_t at = s_lower (self, id);
+    if (at == self->by_id_count || self->by_id [at].id != id)
+        return NULL;
+    //  (of peers that share an id, the first made, as a search in order found)
+    uint32_t first = self->by_id [at].pos;
+    for (; at < self->by_id_count && self->by_id [at].id == id; at++)
+        if (self->by_id [at].pos < first)
+            first = self->by_id [at].pos;
+    return &self->peers [first].pub;
 }
 
 const router_peer_t *
@@ -408,6 +466,22 @@ router_links_test (bool verbose)
     assert (router_links_up (self) == 0 && route_table_routes (self->table, routes, 4) == 0);
     router_links_peer_down (self, 99, 1021);           //  never heard of: nothing
     assert (!router_links_find (self, 99));
+    //  By id, among many: each found, a local key gone once the registry id
+    //  came, two peers named by one id found as the first made
+    char hex [17];
+    for (uint32_t i = 100; i < 400; i++) {
+        router_links_nat (self, i, "", "up", "192.0.2.9:9", 1022);
+        assert (router_links_find_id (self, ROUTER_LINKS_LOCAL | i)->index == i);
+        snprintf (hex, sizeof hex, "%016x", 0x5000 + (399 - i));
+        router_links_peer_up (self, i, "", "", hex, 1022);
+    }
+    for (uint32_t i = 100; i < 400; i++) {
+        assert (router_links_find_id (self, 0x5000 + (399 - i))->index == i);
+        assert (!router_links_find_id (self, ROUTER_LINKS_LOCAL | i));
+    }
+    router_links_peer_up (self, 400, "", "", "0000000000005000", 1023);
+    assert (router_links_find_id (self, 0x5000)->index == 399);
+    assert (!router_links_find_id (self, 0x4fff) && !router_links_find_id (self, 0x5000 + 300));
     router_links_destroy (&self);
     assert (self == NULL);
     if (verbose)
