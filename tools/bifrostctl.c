@@ -515,6 +515,16 @@ s_routes (const char *run_dir, bool json, const char *only)
         }
         if (table->total > table->routes_count)
             printf ("(%u more)\n", table->total - table->routes_count);
+        //  The announcements (none without a registry id of our own)
+        if (!only && *table->self_id) {
+            printf ("announcements as %s: %" PRIu64 " sent, %" PRIu64 " taken", table->self_id, table->announced,
+                    table->heard);
+            for (uint32_t i = 0; i < table->refused_count; i++)
+                printf ("%s %s %" PRIu64, i ? "," : "; refused:", table->refused [i].name, table->refused [i].value);
+            if (table->unindexed)
+                printf ("; %u destination(s) no peer index names", table->unindexed);
+            printf ("\n");
+        }
     }
     int rc = only && table->total == 0 ? 1 : 0;
     if (rc)

@@ -2,6 +2,7 @@
 #include "disc_paths.h"
 #include "rest_codec.h"
 #include <assert.h>
+#include <stdint.h>
 #include <string.h>
 
 //  The registry id of the peer with this index: the router's, else discovery's
@@ -22,7 +23,10 @@ disc_paths_from_routes (const router_routes_reply_t *routes, const char *self_id
     size_t count = 0;
     for (uint32_t i = 0; i < routes->routes_count && count < max; i++) {
         const router_routes_route_t *route = &routes->routes [i];
-        const char *id = s_id (routes, route->index, id_of, arg);
+        //  The row's own id first: a destination only announcements named
+        //  has no index (4294967295, router.def), so its index finds nothing
+        const char *id = rest_check (REST_HEX16, route->peer_id) ? route->peer_id
+                       : s_id (routes, route->index, id_of, arg);
         if (!id || (self_id && strcmp (id, self_id) == 0))
             continue;
         const char *tier = route->path;
@@ -109,6 +113,27 @@ disc_paths_test (bool verbose)
         printf ("  %s\n", text);
     rest_free (&rest_heartbeat_req_schema, &back);
     free (text);
+    //  Destinations only announcements named (no index, router.def): each by
+    //  its own id, not the first such row's
+    routes->routes_count = 0;
+    const char *far [] = { "0000000000000f01", "0000000000000f02" };
+    for (size_t i = 0; i < 2; i++) {
+        router_routes_route_t *r = &routes->routes [routes->routes_count++];
+        memset (r, 0, sizeof *r);
+        r->index = UINT32_MAX;
+        snprintf (r->peer_id, sizeof r->peer_id, "%s", far [i]);
+        r->next_hop = 1;
+        snprintf (r->path, sizeof r->path, "peer");
+    }
+    router_routes_route_t *b = &routes->routes [routes->routes_count++];
+    memset (b, 0, sizeof *b);
+    b->index = 1;
+    snprintf (b->peer_id, sizeof b->peer_id, "00000000000000bb");
+    b->next_hop = 1;
+    snprintf (b->path, sizeof b->path, "direct");
+    n = disc_paths_from_routes (routes, NULL, NULL, NULL, paths, 8);
+    assert (n == 3 && strcmp (paths [0].peer, far [0]) == 0 && strcmp (paths [1].peer, far [1]) == 0);
+    assert (strcmp (paths [1].via, "00000000000000bb") == 0);
     routes->routes_count = 0;
     assert (disc_paths_from_routes (routes, NULL, NULL, NULL, paths, 8) == 0);
     free (routes);

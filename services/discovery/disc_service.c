@@ -170,6 +170,7 @@ s_publish_address (disc_service_t *self)
     memset (&msg, 0, sizeof msg);
     s_copy (msg.address, sizeof msg.address, self->address);
     s_copy (msg.network_id, sizeof msg.network_id, self->cfg.network_id);
+    s_copy (msg.peer_id, sizeof msg.peer_id, self->peer_id);           //  the router's own id
     bus_service_publish (self->svc, &node_address_schema, &msg);
 }
 
@@ -197,9 +198,11 @@ s_publish_up (disc_service_t *self, const disc_peer_t *peer)
         s_copy (msg.endpoints [msg.endpoints_count++], sizeof msg.endpoints [0], peer->info.endpoints [e]);
     msg.direct = true;
     snprintf (msg.source, sizeof msg.source, "registry");
-    //  The peer's id at the relays is its registry id, when there are relays
+    //  The peer's id at the relays is its registry id, when there are relays;
+    //  the router keys its routes by the registry id, relays or not
     if (self->relay.given)
         s_copy (msg.relay_id, sizeof msg.relay_id, peer->info.id);
+    s_copy (msg.peer_id, sizeof msg.peer_id, peer->info.id);
     bus_service_publish (self->svc, &peer_up_schema, &msg);
 }
 
