@@ -11,7 +11,9 @@
     usage: nfq_delay QUEUE:MS [QUEUE:MS ...]     runs until SIGTERM/SIGINT
     A queue that fills (more than 65,536 packets held) lets the newest pass at
     once and counts it; the counts are printed at the end. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
