@@ -37,6 +37,10 @@ typedef enum {
     CRYPTO_CNT_BAD_ROUTES,           //  ROUTE records refused (peer, length or family)
     CRYPTO_CNT_WIRE_SENT,            //  datagrams we sent ourselves on nat's socket
     CRYPTO_CNT_WIRE_DROPPED,         //  ...that the kernel refused (buffer full, unreachable)
+    CRYPTO_CNT_ROUTED_RX,            //  messages that came through other peers (PIPE_FLAG_ROUTED)
+    CRYPTO_CNT_ANNOUNCES_TX,         //  route announcements sent in a neighbour's session
+    CRYPTO_CNT_ANNOUNCES_RX,         //  ...received, published as route.heard
+    CRYPTO_CNT_ANNOUNCES_DROPPED,    //  ...not sent: no session with the neighbour, too large, bad index
     CRYPTO_CNT_COUNTERS
 } crypto_service_counter_t;
 
