@@ -473,6 +473,12 @@ nat_datapath_routed (nat_service_t *self, uint8_t *data, size_t size, const nat_
     uint32_t index;
     nat_transit_verdict_t verdict = nat_transit_judge (self->transit, &hdr, from_index, size, now, &index);
     if (verdict == NAT_TRANSIT_DELIVER) {
+        //  An initiation costs crypto DH work: its mac1 checked, and rationed
+        //  by the budget of the neighbour that brought it (nat_hs_budget.h)
+        if (hdr.message [0] == WIRE_INITIATION
+        &&  (!nat_cookie_path_mac1 (self, hdr.message, hdr.message_size, now)
+        ||   !nat_hs_budget_allow (self->hs_budget, nat_handles_get (self->handles, from), now)))
+            return;
         //  To crypto as the source's (PIPE_FLAG_ROUTED): it drops the message
         //  unless it authenticates as that peer's, and learns no endpoint from it
         uint8_t *slot = bus_batch_reserve_grown (self->batch, index, hdr.message_size);

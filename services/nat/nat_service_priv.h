@@ -328,6 +328,10 @@ void nat_cookie_path_tick (nat_service_t *self, int64_t now);
 //  An initiation from the internet (demux checked its shape)
 nat_cookie_verdict_t nat_cookie_path_initiation (nat_service_t *self, const uint8_t *data, size_t size,
                                                  const nat_addr_t *from, int64_t now);
+//  An initiation that came through other peers (a routing header's message):
+//  false when its mac1 is not for this node (counted). No cookie reply: the
+//  address it came from is the last transit peer's, not the initiator's
+bool nat_cookie_path_mac1 (nat_service_t *self, const uint8_t *data, size_t size, int64_t now);
 //  A cookie reply from the internet: kept for its peer, or refused (counted)
 void nat_cookie_path_reply (nat_service_t *self, const uint8_t *data, size_t size, int64_t now);
 //  An initiation crypto sends to peer: remembered; mac2 written under the peer's cookie

@@ -100,9 +100,11 @@ wait_for 10 pj_ok a '.peers[] | select(.name == "c") | .routed_via == "b"' \
 ok $? "route.next taken: a reaches c through b, c reaches a through b"
 wait_for 15 ping_ok a 10.100.0.3
 ok $? "ping a -> c through b"
-GOT=$(pings a 10.100.0.3 20 0.05)
-[ "${GOT:-0}" -eq 20 ]
-ok $? "20 pings a -> c, ${GOT:-0} answered"
+in_ns a ping -c 20 -i 0.05 -W 1 -q 10.100.0.3 > "$T/routed.ping" 2>&1
+in_ns a ping -c 20 -i 0.05 -W 1 -q 10.100.0.2 > "$T/direct.ping" 2>&1
+avg () { awk -F/ '/^rtt/ { print $5 }' "$1"; }
+grep -q " 0% packet loss" "$T/routed.ping"
+ok $? "20 pings a -> c, none lost: RTT $(avg "$T/routed.ping") ms through b, $(avg "$T/direct.ping") ms a -> b direct"
 FWD=$(pj b '.nat.transit_forwarded'); FWD_A=$(pj b '.peers[] | select(.name == "a") | .transit_forwarded')
 FWD_C=$(pj b '.peers[] | select(.name == "c") | .transit_forwarded')
 [ "${FWD:-0}" -ge 42 ] && [ "${FWD_A:-0}" -ge 21 ] && [ "${FWD_C:-0}" -ge 21 ]
@@ -143,16 +145,18 @@ while time.time() < deadline:
         sys.exit(0)
 sys.exit(1)
 PY
-# resend FILE [FLIP-OFFSET] [SOURCE-ID]: the datagram to c's port from b's endpoint
-# (192.0.2.2:51820, a raw socket: b's nat holds the port), changed as asked
+# resend FILE [FLIP-OFFSET|-] [SOURCE-ID]: the datagram to c's port from b's endpoint
+# (192.0.2.2:51820, a raw socket: b's nat holds the port; SPORT: another port),
+# changed as asked
 cat > "$T/resend.py" <<'PY'
-import socket, struct, sys
+import os, socket, struct, sys
 data = bytearray(open(sys.argv[1], "rb").read())
 if len(sys.argv) > 2 and sys.argv[2] != "-":
     data[int(sys.argv[2])] ^= 0x01
 if len(sys.argv) > 3:
     data[4:12] = int(sys.argv[3], 16).to_bytes(8, "little")
-udp = struct.pack("!HHHH", 51820, 51820, 8 + len(data), 0) + bytes(data)
+sport = int(os.environ.get("SPORT", "51820"))
+udp = struct.pack("!HHHH", sport, 51820, 8 + len(data), 0) + bytes(data)
 ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
                  socket.inet_aton("192.0.2.2"), socket.inet_aton("192.0.2.3"))
 socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).sendto(ip + udp, ("192.0.2.3", 0))
@@ -177,6 +181,10 @@ ok $? "c drops the routed datagram with one ciphertext byte flipped (tampered $T
 in_ns b python3 "$T/resend.py" "$T/held" - "$IB"
 wait_for 5 sh -c "[ \$($CTL -r $T/c/run peers --json | jq '.crypto.routed_source') -gt $WRONG ]"
 ok $? "c drops a's datagram whose routing header names b as its source (routed_source $WRONG -> $(counter c routed_source))"
+NOTNB=$(pj c '.nat.transit_drop_not_neighbour')
+in_ns b env SPORT=40000 python3 "$T/resend.py" "$T/held"
+wait_for 5 sh -c "[ \$($CTL -r $T/c/run peers --json | jq '.nat.transit_drop_not_neighbour') -gt $NOTNB ]"
+ok $? "c drops it from b's address but not b's endpoint (port 40000): transit_drop_not_neighbour $NOTNB -> $(pj c '.nat.transit_drop_not_neighbour')"
 in_ns b python3 "$T/resend.py" "$T/held"
 wait_for 5 sh -c "[ \$($CTL -r $T/c/run peers --json | jq '.peers[] | select(.name == \"a\") | .rx_packets') -gt $RX ]"
 ok $? "the same datagram unchanged, from b's endpoint: delivered as a's"
