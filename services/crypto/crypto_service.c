@@ -1,6 +1,7 @@
 /*  crypto_service: pipes, timers and bus handlers around crypto_node; how
     datagrams leave is crypto_send.c. */
 #include "crypto_service_priv.h"
+#include "route_flow.h"
 #include "bus_clock.h"
 #include "bus_buffer.h"
 #include "node_keyproof.h"
@@ -160,6 +161,21 @@ s_reserved_packet (uint8_t *dst, uint32_t tag, size_t len)
 static bool
 s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *plain, size_t len, uint64_t now);
 
+//  Which of the peer's equal-cost next hops this packet's flow takes (the
+//  inner 5-tuple, keyed hash, rendezvous among the hops' ids: a flow stays on
+//  one path, librouter/route_flow.h), in the FLOW bits of the record just
+//  built; a packet that is not IP goes the first hop's way
+static void
+s_flow_pick (crypto_service_t *self, const crypto_peer_state_t *peer, bus_batch_t *batch,
+             const uint8_t *plain, size_t len)
+{
+    route_flow_t flow;
+    if (route_flow_parse (plain, len, &flow) != 0)
+        return;
+    size_t k = route_flow_pick (route_flow_hash (&flow, self->flow_key), peer->ecmp_ids, peer->ecmp_count);
+    bus_batch_set_flags (batch, (uint16_t) PIPE_FLOW_FLAGS (k));
+}
+
 static bool
 s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, uint64_t now)
 {
@@ -190,6 +206,10 @@ s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *plai
     }
     assert (wire == pkt.len);
     crypto_peer_state_t *peer = &self->peer [i];
+    //  Equal-cost next hops through other peers: the flow's pick, for nat (the
+    //  one check a peer without them costs)
+    if (peer->ecmp_count > 1 && batch == self->out_nat && type == WIRE_DATA && len)
+        s_flow_pick (self, peer, batch, plain, len);
     peer->last_tx = now;
     if (type != WIRE_DATA)
         self->counters [CRYPTO_CNT_ANNOUNCES_TX]++;
@@ -639,6 +659,25 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
 }
 
 //  nat asks for a handshake with a direct peer now
+//  route.next (the router): a destination's equal-cost next hops through other
+//  peers, for the flow pick above (nat keeps the table and writes the header)
+static void
+s_on_route_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    char err [200];
+    route_next_t *next = (route_next_t *) calloc (1, sizeof (route_next_t));
+    assert (next);
+    if (bus_envelope_get_msg (env, &route_next_schema, next, err, sizeof err) == 0 && next->index < self->peer_count) {
+        crypto_peer_state_t *peer = &self->peer [next->index];
+        bool routed = next->next_hops_count > 1 && next->next_hops [0].index != next->index;
+        peer->ecmp_count = 0;
+        for (uint32_t k = 0; routed && k < next->next_hops_count && k < 4; k++)
+            peer->ecmp_ids [peer->ecmp_count++] = next->next_hops [k].id;
+    }
+    free (next);
+}
+
 //  route.announce (the router): an announcement for one neighbour, sent in its
 //  session as a message of its own type; none without a session (counted: the
 //  router repeats its announcements, so a lost one is repaired by the next)
@@ -921,6 +960,7 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
         goto fail;
     }
     crypto_node_set_layer2 (self->node, self->config.layer2);
+    randombytes_buf (self->flow_key, sizeof self->flow_key);
     //  Peers: crypto_node ids are the config indices
     self->peer_count = node_peers_count (self->peers);
     self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (crypto_peer_state_t));
@@ -979,6 +1019,7 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
     bus_service_handle (svc, "crypto.keyproof", s_on_keyproof, self);
     bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (svc, "route.announce", s_on_announce, self);
+    bus_service_subscribe (svc, "route.next", s_on_route_next, self);
     bus_info ("%zu peer(s), keepalive %lld ms, psk %s%s", self->peer_count,
               (long long) self->config.connection.keepalive_interval_ms, self->config.has_psk ? "set" : "none",
               self->config.layer2 ? ", ethernet frames (tap)" : "");

@@ -313,7 +313,8 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             //  table check a direct peer costs). Its datagram, in a routing
             //  header, goes on as that neighbour's on the neighbour's path
             nat_routed_t hdr;
-            uint32_t via = nat_transit_via (self->transit, pkt.tag, &hdr);
+            uint32_t via = nat_transit_via_hop (self->transit, pkt.tag,
+                                                pkt.flags & PIPE_FLAG_FLOW ? PIPE_FLOW_HOP (pkt.flags) : 0, &hdr);
             if (via != NAT_TRANSIT_NONE) {
                 nat_peer_t *hop = via < slots ? nat_peer_table_at (self->table, via) : NULL;
                 size_t n = hop && self->routed_next < BUS_BATCH_MAX

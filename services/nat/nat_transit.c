@@ -118,14 +118,27 @@ nat_transit_set_route (nat_transit_t *self, uint32_t index, uint64_t self_id, ui
     r->dest_id = dest_id;
     r->ttl = (uint8_t) (ttl < 1 ? 1 : ttl > WIRE_ROUTED_TTL_MAX ? WIRE_ROUTED_TTL_MAX : ttl);
     r->count = 0;
+    //  In route.next's order: crypto names a flow's next hop by its position
     for (size_t i = 0; i < count && r->count < NAT_TRANSIT_HOPS; i++)
-        if (hops [i] < NAT_TRANSIT_PEERS)
-            r->hops [r->count++] = hops [i];
+        r->hops [r->count++] = hops [i] < NAT_TRANSIT_PEERS ? hops [i] : NAT_TRANSIT_NONE;
     //  Our own packets: through the first next hop unless it is the direct
     //  link; without ids a header cannot be written, so direct then too
-    r->via = r->count && r->hops [0] != index && self->self_id && dest_id && self->self_id != dest_id
+    r->via = r->count && r->hops [0] != index && r->hops [0] != NAT_TRANSIT_NONE
+             && self->self_id && dest_id && self->self_id != dest_id
            ? r->hops [0] : NAT_TRANSIT_NONE;
     return (was == NAT_TRANSIT_NONE) != (r->via == NAT_TRANSIT_NONE);
+}
+
+uint32_t
+nat_transit_via_hop (const nat_transit_t *self, uint32_t index, unsigned k, nat_routed_t *hdr)
+{
+    uint32_t via = nat_transit_via (self, index, hdr);
+    if (via == NAT_TRANSIT_NONE || k == 0)
+        return via;
+    const s_route_t *r = &self->routes [index];
+    //  Equal cost never mixes the direct link with routes through peers (the
+    //  router ranks direct first), so a hop that is the destination is stale
+    return k < r->count && r->hops [k] != NAT_TRANSIT_NONE && r->hops [k] != index ? r->hops [k] : via;
 }
 
 uint32_t
@@ -199,7 +212,7 @@ s_judge (nat_transit_t *self, const nat_routed_t *hdr, uint32_t from, size_t byt
     const s_route_t *r = dest != NAT_TRANSIT_NONE ? &self->routes [dest] : NULL;
     uint32_t next = NAT_TRANSIT_NONE;
     for (size_t i = 0; r && i < r->count && next == NAT_TRANSIT_NONE; i++)
-        if (r->hops [i] != from)
+        if (r->hops [i] != from && r->hops [i] != NAT_TRANSIT_NONE)
             next = r->hops [i];
     if (next == NAT_TRANSIT_NONE)
         return NAT_TRANSIT_DROP_NO_ROUTE;
@@ -335,6 +348,15 @@ nat_transit_test (bool verbose)
     assert (nat_transit_via (t, c, &out) == NAT_TRANSIT_NONE);
     assert (nat_transit_set_route (t, c, 0xB, 0xC, 99, hops_a, 1) == 1);     //  TTL capped
     assert (nat_transit_via (t, c, &out) == a && out.ttl == WIRE_ROUTED_TTL_MAX);
+    //  Equal-cost next hops: a flow's position picks one, a stale position the first
+    uint32_t hops_ad [] = { a, d };
+    nat_transit_set_route (t, c, 0xB, 0xC, 8, hops_ad, 2);
+    assert (nat_transit_via_hop (t, c, 0, &out) == a && nat_transit_via_hop (t, c, 1, &out) == d);
+    assert (nat_transit_via_hop (t, c, 3, &out) == a && out.dest == 0xC);
+    uint32_t hops_ac [] = { a, c, 999 };
+    nat_transit_set_route (t, c, 0xB, 0xC, 8, hops_ac, 3);
+    assert (nat_transit_via_hop (t, c, 1, NULL) == a && nat_transit_via_hop (t, c, 2, NULL) == a);
+    assert (nat_transit_via_hop (t, a, 1, NULL) == NAT_TRANSIT_NONE);
     //  An id that moves to another index no longer names the old one
     nat_transit_set_id (t, 7, 0xC);
     assert (nat_transit_index (t, 0xC) == 7);

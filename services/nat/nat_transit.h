@@ -65,6 +65,9 @@ uint64_t nat_transit_self_id (const nat_transit_t *self);
 //  NAT_TRANSIT_NONE (direct, or no route known): the one check per packet of
 //  the data path. hdr (if not NULL) gets the header to write (TTL, ids).
 uint32_t nat_transit_via (const nat_transit_t *self, uint32_t index, nat_routed_t *hdr);
+//  The same for a flow that crypto put on next hop k (its position in
+//  route.next's list, PIPE_FLOW_HOP): that hop, or the first when k is not one
+uint32_t nat_transit_via_hop (const nat_transit_t *self, uint32_t index, unsigned k, nat_routed_t *hdr);
 //  Counts one of our packets sent in a routing header
 void nat_transit_sent (nat_transit_t *self);
 

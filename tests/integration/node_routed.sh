@@ -11,7 +11,7 @@
 # routing.transit = false at b stops it.
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
-IA=a1a1a1a1a1a1a1a1; IB=b2b2b2b2b2b2b2b2; IC=c3c3c3c3c3c3c3c3
+I_A=a1a1a1a1a1a1a1a1; I_B=b2b2b2b2b2b2b2b2; I_C=c3c3c3c3c3c3c3c3; I_D=d4d4d4d4d4d4d4d4  # registry ids
 INJECT=$BIFROST_BUILDDIR/tests/bifrost-route-inject
 
 # cfg NODE ADDR PEERS [EXTRA]: a node without the router (the test plays it);
@@ -54,9 +54,12 @@ inject () {
         env BIFROST_SERVICE=router "$INJECT" -r "$T/$n/run" -i router.9 "$@" >> "$T/$n/inject.log" 2>&1 &
     INJ[$n]=$!
 }
-routes_a () { inject a --next "0 $IA $IB $1 0:$IB" --next "1 $IA $IC $1 0:$IB" --announce "0 200"; }
-routes_b () { inject b --next "0 $IB $IA 8 0:$IA" --next "1 $IB $IC 8 1:$IC"; }
-routes_c () { inject c --next "0 $IC $IB 8 0:$IB" --next "1 $IC $IA 8 0:$IB"; }
+# routes_a TTL [HOPS]: a's routes (to c through b, or through HOPS)
+routes_a () { inject a --next "0 $I_A $I_B $1 0:$I_B" --next "1 $I_A $I_C $1 ${2:-0:$I_B}" --next "2 $I_A $I_D 8 2:$I_D" \
+                       --announce "0 200"; }
+routes_b () { inject b --next "0 $I_B $I_A 8 0:$I_A" --next "1 $I_B $I_C 8 1:$I_C"; }
+routes_c () { inject c --next "0 $I_C $I_B 8 0:$I_B" --next "1 $I_C $I_A 8 0:$I_B" --next "2 $I_C $I_D 8 2:$I_D"; }
+routes_d () { inject d --next "0 $I_D $I_A 8 0:$I_A" --next "1 $I_D $I_C 8 1:$I_C"; }
 
 # pj NODE FILTER: jq over `bifrostctl peers --json`; pj_ok NODE FILTER: true?
 pj () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
@@ -68,13 +71,16 @@ pings () {      # pings NODE ADDR COUNT INTERVAL: packets received
 underlay a 192.0.2.1
 underlay b 192.0.2.2
 underlay c 192.0.2.3
-KA=$(genkey a); KB=$(genkey b); KC=$(genkey c)
-# a and c list each other without an endpoint: they know each other's key only
-cfg a 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820), $(peer c "$KC" 10.100.0.3/32)"
+underlay d 192.0.2.4
+KA=$(genkey a); KB=$(genkey b); KC=$(genkey c); KD=$(genkey d)
+# a and c list each other without an endpoint: they know each other's key only;
+# d is a second way from a to c (equal cost with b, for the flows' spread)
+cfg a 10.100.0.1/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820), $(peer c "$KC" 10.100.0.3/32), $(peer d "$KD" 10.100.0.4/32 192.0.2.4:51820)"
 cfg b 10.100.0.2/24 "$(peer a "$KA" 10.100.0.1/32 192.0.2.1:51820), $(peer c "$KC" 10.100.0.3/32 192.0.2.3:51820)" \
     'routing = { transit_packets_per_second = 50; };'
-cfg c 10.100.0.3/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820), $(peer a "$KA" 10.100.0.1/32)"
-for n in a b c; do start_node "$n"; ok $? "node $n: every service READY"; done
+cfg c 10.100.0.3/24 "$(peer b "$KB" 10.100.0.2/32 192.0.2.2:51820), $(peer a "$KA" 10.100.0.1/32), $(peer d "$KD" 10.100.0.4/32 192.0.2.4:51820)"
+cfg d 10.100.0.4/24 "$(peer a "$KA" 10.100.0.1/32 192.0.2.1:51820), $(peer c "$KC" 10.100.0.3/32 192.0.2.3:51820)"
+for n in a b c d; do start_node "$n"; ok $? "node $n: every service READY"; done
 
 # nftables: a and c cannot reach each other on the underlay
 for pair in "a 192.0.2.3" "c 192.0.2.1"; do
@@ -94,7 +100,7 @@ ok $? "a -> b and b -> c direct"
 ok $? "a -> c fails without routes"
 
 # --- Routed through b ----------------------------------------------------------
-routes_a 8; routes_b; routes_c
+routes_a 8; routes_b; routes_c; routes_d
 wait_for 10 pj_ok a '.peers[] | select(.name == "c") | .routed_via == "b"' \
     && wait_for 10 pj_ok c '.peers[] | select(.name == "a") | .routed_via == "b"'
 ok $? "route.next taken: a reaches c through b, c reaches a through b"
@@ -178,7 +184,7 @@ TAMPERED=$(counter c tampered); WRONG=$(counter c routed_source); RX=$(pj c '.pe
 in_ns b python3 "$T/resend.py" "$T/held" 60
 wait_for 5 sh -c "[ \$($CTL -r $T/c/run peers --json | jq '.crypto.tampered') -gt $TAMPERED ]"
 ok $? "c drops the routed datagram with one ciphertext byte flipped (tampered $TAMPERED -> $(counter c tampered))"
-in_ns b python3 "$T/resend.py" "$T/held" - "$IB"
+in_ns b python3 "$T/resend.py" "$T/held" - "$I_B"
 wait_for 5 sh -c "[ \$($CTL -r $T/c/run peers --json | jq '.crypto.routed_source') -gt $WRONG ]"
 ok $? "c drops a's datagram whose routing header names b as its source (routed_source $WRONG -> $(counter c routed_source))"
 NOTNB=$(pj c '.nat.transit_drop_not_neighbour')
@@ -216,6 +222,37 @@ OVER_A=$(pj b '.peers[] | select(.name == "a") | .transit_over_budget')
 ok $? "b drops what exceeds a's budget: transit_drop_budget $BUDGET -> $(pj b '.nat.transit_drop_budget'), over budget from a $OVER_A"
 [ "${GOT:-0}" -gt 50 ] && [ "${GOT:-0}" -lt 250 ]
 ok $? "300 pings at 200/s a -> c: ${GOT:-0} answered (the budget's share)"
+
+# --- Equal-cost next hops: b and d, a pick per flow ------------------------------
+# flows.py FIRST-PORT FLOWS PER-FLOW GAP: UDP datagrams a -> c's port 9, one flow
+# per source port
+cat > "$T/flows.py" <<'PY'
+import socket, sys, time
+first, flows, per, gap = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+socks = []
+for p in range(first, first + flows):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.100.0.1", p))
+    socks.append(s)
+for _ in range(per):
+    for s in socks:
+        s.sendto(b"flow", ("10.100.0.3", 9))
+        time.sleep(gap)
+PY
+routes_a 8 "0:$I_B 2:$I_D"
+fwd_a () { pj "$1" '.peers[] | select(.name == "a") | .transit_forwarded'; }
+wait_for 10 in_ns d ping -c 1 -W 1 -q 10.100.0.1 && wait_for 10 in_ns d ping -c 1 -W 1 -q 10.100.0.3
+ok $? "d: a -> d and d -> c direct"
+B0=$(fwd_a b); D0=$(fwd_a d)
+in_ns a python3 "$T/flows.py" 41000 1 20 0.02
+B1=$(fwd_a b); D1=$(fwd_a d)
+{ [ $((D1 - D0)) -eq 0 ] && [ $((B1 - B0)) -ge 20 ]; } || { [ $((D1 - D0)) -eq 20 ]; }
+ok $? "one flow (20 datagrams) takes one next hop: b $((B1 - B0)), d $((D1 - D0))"
+in_ns a python3 "$T/flows.py" 42000 32 5 0.02
+B2=$(fwd_a b); D2=$(fwd_a d)
+[ $((D2 - D1)) -gt 0 ] && [ $((D2 - D1)) -lt 160 ] && [ $((B2 - B1 + D2 - D1)) -ge 160 ]
+ok $? "32 flows spread over b and d: b forwarded $((B2 - B1)), d $((D2 - D1)) (keepalives go the first way)"
+routes_a 8
 
 # --- routing.transit = false at b -----------------------------------------------
 stop_node b
