@@ -55,6 +55,10 @@ enum { PIPE_FLAGS_OR_ = 0
 _Static_assert (PIPE_FLAGS_OR_ == PIPE_FLAGS_SUM_, "pipes.def: two records share a flag");
 #undef BIFROST_PIPE_TAG
 
+//  A record's FLOW bits: which of the destination's equal-cost next hops its flow takes
+#define PIPE_FLOW_FLAGS(k)      (PIPE_FLAG_FLOW | ((k) & 1 ? PIPE_FLAG_FLOW_1 : 0) | ((k) & 2 ? PIPE_FLAG_FLOW_2 : 0))
+#define PIPE_FLOW_HOP(flags)    (((flags) & PIPE_FLAG_FLOW_1 ? 1u : 0u) | ((flags) & PIPE_FLAG_FLOW_2 ? 2u : 0u))
+
 //  The tags: 32-bit values that need not fit an int enum
 #define BIFROST_PIPE_RECORD(id, flag, pipe, tag, payload, doc)
 #define BIFROST_PIPE_TAG(id, value, pipe, doc)  static const uint32_t PIPE_TAG_##id = (value);

@@ -246,6 +246,10 @@ s_peers (const char *run_dir, bool json, const char *only)
                 json_object_set_new (p, "wire_rx_bytes", json_integer ((json_int_t) np->rx_bytes));
                 json_object_set_new (p, "wire_tx_bytes", json_integer ((json_int_t) np->tx_bytes));
                 json_object_set_new (p, "last_wire_rx_ms_ago", json_integer (np->last_rx_ms_ago));
+                //  Mesh routing (docs/routing.md): through whom, and transit for it
+                json_object_set_new (p, "routed_via", json_string (np->routed_via));
+                json_object_set_new (p, "transit_forwarded", json_integer ((json_int_t) np->transit_forwarded));
+                json_object_set_new (p, "transit_over_budget", json_integer ((json_int_t) np->transit_over_budget));
                 s_path_json (p, np);
             }
             const char *pname = have_crypto ? crypto.peers [i].name : nat.peers [i].name;

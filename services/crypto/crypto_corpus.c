@@ -138,6 +138,21 @@ main (int argc, char **argv)
             s_write (dd, "data-short", 0xFF, buf, 31);
         }
     }
+    //  Route announcements in the session (wire type 6: the header is associated data)
+    const size_t announce_sizes [] = { 1, 24, 1400 };
+    for (size_t s = 0; s < sizeof announce_sizes / sizeof announce_sizes [0]; s++) {
+        size_t len = announce_sizes [s], wire = 0;
+        memset (buf, 0x30, sizeof buf);
+        if (crypto_session_encrypt_type (tx, WIRE_ANNOUNCE, buf, len, sizeof buf, CRYPTO_FUZZ_NOW, &wire))
+            return 1;
+        char name [64];
+        snprintf (name, sizeof name, "announce-%zu", len);
+        s_write (dd, name, 0xFF, buf, wire);
+        if (len == 24) {
+            buf [0] = WIRE_DATA;            //  an announcement relabelled data: does not open
+            s_write (dd, "announce-as-data", 0xFF, buf, wire);
+        }
+    }
     crypto_session_destroy (&tx);
     crypto_identity_destroy (&ini);
     crypto_identity_destroy (&res);

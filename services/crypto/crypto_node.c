@@ -4,6 +4,7 @@
 #include "crypto_allowed.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,8 @@ struct _crypto_node_t {
     size_t slot_cap;                    //  power of two
     size_t slot_used;                   //  live + deleted
     int lookup_peer;                    //  set by s_lookup during a handshake
+    int expect_peer;                    //  a routed message's source (crypto_node_receive_routed), else -1
+    bool wrong_source;                  //  s_lookup found another peer than expect_peer
     bool layer2;                        //  plaintext is Ethernet frames (TAP)
     crypto_node_stats_t stats;
     char error [200];
@@ -161,6 +164,7 @@ crypto_node_new (const crypto_identity_t *identity, const uint8_t *psk, const cr
     crypto_node_t *self = calloc (1, sizeof *self);
     assert (self);
     self->identity = identity;
+    self->expect_peer = -1;
     self->psk = sodium_malloc (32);
     assert (self->psk);
     if (psk)
@@ -367,6 +371,10 @@ s_lookup (void *arg, const uint8_t static_key [32])
 {
     crypto_node_t *self = (crypto_node_t *) arg;
     self->lookup_peer = crypto_node_peer_find (self, static_key);
+    if (self->expect_peer >= 0 && self->lookup_peer >= 0 && self->lookup_peer != self->expect_peer) {
+        self->wrong_source = true;      //  refused before any DH work on our side is kept
+        self->lookup_peer = -1;
+    }
     return self->lookup_peer >= 0 ? self->peers [self->lookup_peer]->last_stamp : NULL;
 }
 
@@ -376,8 +384,14 @@ s_receive_initiation (crypto_node_t *self, const uint8_t *buf, size_t len, uint6
 {
     crypto_noise_t *noise = crypto_noise_new_responder (self->identity, self->psk);
     self->lookup_peer = -1;
+    self->wrong_source = false;
     int rc = crypto_noise_read_initiation (noise, buf, len, s_lookup, self, NULL,
                                            self->error, sizeof self->error);
+    if (rc != CRYPTO_NOISE_OK && self->wrong_source) {
+        crypto_noise_destroy (&noise);
+        snprintf (self->error, sizeof self->error, "routed initiation from another peer than its header's source");
+        return s_drop (self, rx, CRYPTO_DROP_ROUTED_SOURCE);
+    }
     if (rc != CRYPTO_NOISE_OK) {
         crypto_noise_destroy (&noise);
         return s_drop (self, rx, rc == CRYPTO_NOISE_EUNKNOWN ? CRYPTO_DROP_HS_UNKNOWN_KEY
@@ -413,6 +427,10 @@ s_receive_response (crypto_node_t *self, const uint8_t *buf, size_t len, uint64_
         snprintf (self->error, sizeof self->error, "handshake response for no initiation of ours");
         return s_drop (self, rx, CRYPTO_DROP_HS_UNEXPECTED);
     }
+    if (self->expect_peer >= 0 && slot->peer != self->expect_peer) {
+        snprintf (self->error, sizeof self->error, "routed response from another peer than its header's source");
+        return s_drop (self, rx, CRYPTO_DROP_ROUTED_SOURCE);
+    }
     rx->peer = slot->peer;
     crypto_keys_t keys;
     int rc = crypto_noise_read_response (peer->pending, buf, len, &keys, self->error, sizeof self->error);
@@ -432,6 +450,8 @@ s_receive_data (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now, cry
     s_slot_t *slot = s_map_find (self, crypto_wire_get32 (buf + WIRE_DATA_RECEIVER_INDEX));
     if (!slot)
         return s_drop (self, rx, CRYPTO_DROP_UNKNOWN_INDEX);
+    if (self->expect_peer >= 0 && slot->peer != self->expect_peer)
+        return s_drop (self, rx, CRYPTO_DROP_ROUTED_SOURCE);
     int id = slot->peer;
     s_peer_t *peer = self->peers [id];
     rx->peer = id;
@@ -445,6 +465,10 @@ s_receive_data (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now, cry
         case CRYPTO_SESSION_EREPLAY: return s_drop (self, rx, CRYPTO_DROP_REPLAY);
         case CRYPTO_SESSION_EAUTH: return s_drop (self, rx, CRYPTO_DROP_TAMPERED);
         default: return s_drop (self, rx, CRYPTO_DROP_MALFORMED);
+    }
+    if (buf [0] == WIRE_ANNOUNCE) {
+        rx->plain_len = plain;          //  for the router, which checks it (route_msg_decode)
+        return CRYPTO_NODE_ANNOUNCE;
     }
     if (plain == 0) {
         self->stats.keepalives_rx++;
@@ -467,13 +491,36 @@ crypto_node_receive (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now
     memset (rx, 0, sizeof *rx);
     rx->peer = -1;
     int type = crypto_wire_type (buf, len, self->error, sizeof self->error);
-    if (type == WIRE_DATA)
+    if (type == WIRE_DATA || type == WIRE_ANNOUNCE)
         return s_receive_data (self, buf, len, now, rx);
     if (type == WIRE_INITIATION)
         return s_receive_initiation (self, buf, len, now, reply, rx);
     if (type == WIRE_RESPONSE)
         return s_receive_response (self, buf, len, now, rx);
     return s_drop (self, rx, CRYPTO_DROP_MALFORMED);
+}
+
+int
+crypto_node_receive_routed (crypto_node_t *self, int source, uint8_t *buf, size_t len, uint64_t now,
+                            uint8_t *reply, crypto_rx_t *rx)
+{
+    self->expect_peer = source >= 0 ? source : INT_MAX;     //  none known: nothing matches
+    int rc = crypto_node_receive (self, buf, len, now, reply, rx);
+    self->expect_peer = -1;
+    return rc;
+}
+
+int
+crypto_node_encrypt_type (crypto_node_t *self, int id, int type, uint8_t *buf, size_t len, size_t cap,
+                          uint64_t now, size_t *wire_len)
+{
+    s_peer_t *peer = s_peer (self, id);
+    if (!peer)
+        return CRYPTO_SESSION_EINVAL;
+    int rc = crypto_session_encrypt_type (peer->session, type, buf, len, cap, now, wire_len);
+    if (rc == CRYPTO_SESSION_NO_KEY)
+        self->stats.drops [CRYPTO_DROP_NO_KEY]++;
+    return rc;
 }
 
 size_t
@@ -533,7 +580,7 @@ crypto_drop_name (crypto_drop_t drop)
     static const char *names [CRYPTO_DROP_COUNT] = {
         "malformed", "unknown_index", "tampered", "replay", "expired", "spoofed",
         "handshake_unknown_key", "handshake_invalid", "handshake_replay", "handshake_unexpected",
-        "no_key"
+        "no_key", "routed_source"
     };
     return drop < CRYPTO_DROP_COUNT ? names [drop] : "?";
 }
@@ -817,6 +864,42 @@ crypto_node_test (bool verbose)
     assert (s_handshake (&a, &b, now, wall) == CRYPTO_NODE_ESTABLISHED);
     assert (s_one (&a, &b, 1, 1, now, one, &wire) == CRYPTO_NODE_DATA);
     assert (s_one (&b, &a, 2, 1, now, one, &wire) == CRYPTO_NODE_DATA);
+
+    //  Through other peers (a routing header's source): taken only as that
+    //  peer's, checked before any state changes
+    crypto_rx_t rrx;
+    uint8_t copy [BUFSIZE];
+    s_ip (one + 16, 100, 1, 500);
+    assert (crypto_node_encrypt (a.node, a.peer, one, 100, BUFSIZE, now, &wire) == 0);
+    memcpy (copy, one, wire);
+    assert (crypto_node_receive_routed (b.node, b.peer + 1, copy, wire, now, NULL, &rrx) == CRYPTO_NODE_DROP);
+    assert (rrx.drop == CRYPTO_DROP_ROUTED_SOURCE);
+    assert (crypto_node_receive_routed (b.node, -1, copy, wire, now, NULL, &rrx) == CRYPTO_NODE_DROP);
+    assert (crypto_node_receive_routed (b.node, b.peer, one, wire, now, NULL, &rrx) == CRYPTO_NODE_DATA);
+    assert (rrx.peer == b.peer);
+    //  A handshake: the initiator's static key must be the source's
+    wall += CRYPTO_SEC;
+    assert (crypto_node_initiation (a.node, a.peer, now, wall, m1) == 0);
+    memcpy (copy, m1, sizeof m1);
+    assert (crypto_node_receive_routed (b.node, b.peer + 1, copy, sizeof m1, now, m2, &rrx) == CRYPTO_NODE_DROP);
+    assert (rrx.drop == CRYPTO_DROP_ROUTED_SOURCE);
+    assert (crypto_node_receive_routed (b.node, b.peer, m1, sizeof m1, now, m2, &rrx) == CRYPTO_NODE_REPLY);
+    memcpy (copy, m2, sizeof m2);
+    assert (crypto_node_receive_routed (a.node, a.peer + 1, copy, sizeof m2, now, NULL, &rrx) == CRYPTO_NODE_DROP);
+    assert (rrx.drop == CRYPTO_DROP_ROUTED_SOURCE);
+    assert (crypto_node_receive_routed (a.node, a.peer, m2, sizeof m2, now, NULL, &rrx) == CRYPTO_NODE_ESTABLISHED);
+    //  A route announcement in the session, for the router
+    memset (one + 16, 0x30, 50);
+    assert (crypto_node_encrypt_type (a.node, a.peer, WIRE_ANNOUNCE, one, 50, BUFSIZE, now, &wire) == 0);
+    assert (one [0] == WIRE_ANNOUNCE && wire == 50 + 32);
+    memcpy (copy, one, wire);
+    assert (crypto_node_receive (b.node, one, wire, now, NULL, &rrx) == CRYPTO_NODE_ANNOUNCE);
+    assert (rrx.peer == b.peer && rrx.plain_len == 50 && one [16] == 0x30 && one [16 + 49] == 0x30);
+    assert (crypto_node_receive (b.node, copy, wire, now, NULL, &rrx) == CRYPTO_NODE_DROP && rrx.drop == CRYPTO_DROP_REPLAY);
+    assert (crypto_node_encrypt_type (a.node, a.peer, WIRE_ANNOUNCE, one, 50, BUFSIZE, now, &wire) == 0);
+    one [0] = WIRE_DATA;                        //  never taken for data
+    assert (crypto_node_receive (b.node, one, wire, now, NULL, &rrx) == CRYPTO_NODE_DROP && rrx.drop == CRYPTO_DROP_TAMPERED);
+    assert (crypto_node_encrypt_type (a.node, a.peer, WIRE_ANNOUNCE, one, 0, BUFSIZE, now, &wire) == CRYPTO_SESSION_EINVAL);
 
     s_side_destroy (&a);
     s_side_destroy (&b);

@@ -24,6 +24,7 @@ typedef enum {
     CRYPTO_DROP_HS_REPLAY,              //  handshake timestamp not newer
     CRYPTO_DROP_HS_UNEXPECTED,          //  response with no initiation outstanding
     CRYPTO_DROP_NO_KEY,                 //  outbound: no session key yet
+    CRYPTO_DROP_ROUTED_SOURCE,          //  came through other peers as another peer's (routing header's source)
     CRYPTO_DROP_COUNT
 } crypto_drop_t;
 
@@ -44,6 +45,7 @@ typedef struct {
 #define CRYPTO_NODE_ESTABLISHED  4      //  our handshake completed: flush queued packets
                                         //  (or send a keepalive: crypto_node_keepalive_due)
 #define CRYPTO_NODE_NOT_DATA     5      //  batch decrypt only: a handshake, use receive
+#define CRYPTO_NODE_ANNOUNCE     6      //  a route announcement of rx->plain_len bytes at buf + 16
 
 typedef struct {
     int peer;                           //  peer id, -1 if unknown
@@ -103,9 +105,18 @@ bool crypto_node_expire (crypto_node_t *self, int peer, uint64_t now);
 //  Encrypt one packet for a peer (see crypto_session_encrypt); counts NO_KEY
 int crypto_node_encrypt (crypto_node_t *self, int peer, uint8_t *buf, size_t len, size_t cap,
                          uint64_t now, size_t *wire_len);
+//  The same for a message of data's layout of another type (WIRE_ANNOUNCE)
+int crypto_node_encrypt_type (crypto_node_t *self, int peer, int type, uint8_t *buf, size_t len, size_t cap,
+                              uint64_t now, size_t *wire_len);
 //  Any message from the wire; reply must hold WIRE_RESPONSE_SIZE bytes
 int crypto_node_receive (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now,
                          uint8_t *reply, crypto_rx_t *rx);
+//  A message that came through other peers as peer `source`'s (its routing
+//  header's source, docs/routing.md): dropped (CRYPTO_DROP_ROUTED_SOURCE)
+//  unless its session is that peer's, or for an initiation, unless the
+//  initiator's static key is that peer's; checked before any state changes
+int crypto_node_receive_routed (crypto_node_t *self, int source, uint8_t *buf, size_t len, uint64_t now,
+                                uint8_t *reply, crypto_rx_t *rx);
 //  Batches: return the number of packets that succeeded
 size_t crypto_node_encrypt_batch (crypto_node_t *self, crypto_packet_t *packets, size_t count, uint64_t now);
 size_t crypto_node_decrypt_batch (crypto_node_t *self, crypto_packet_t *packets, size_t count, uint64_t now);

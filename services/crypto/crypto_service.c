@@ -1,6 +1,7 @@
 /*  crypto_service: pipes, timers and bus handlers around crypto_node; how
     datagrams leave is crypto_send.c. */
 #include "crypto_service_priv.h"
+#include "route_flow.h"
 #include "bus_clock.h"
 #include "bus_buffer.h"
 #include "node_keyproof.h"
@@ -21,7 +22,8 @@
 
 static const char *s_counter_names [CRYPTO_CNT_COUNTERS] = {
     "queue_full", "queue_expired", "bad_peer", "too_big", "pipe_full", "bad_batch",
-    "keepalives_tx", "endpoints_sent", "routes", "bad_routes", "wire_sent", "wire_dropped"
+    "keepalives_tx", "endpoints_sent", "routes", "bad_routes", "wire_sent", "wire_dropped",
+    "routed_rx", "announces_tx", "announces_rx", "announces_dropped"
 };
 
 static uint64_t
@@ -157,7 +159,32 @@ s_reserved_packet (uint8_t *dst, uint32_t tag, size_t len)
 //  plaintext is written into a record's slot, the record grown over its room
 //  and encrypted where it lies. plain NULL (len 0) makes a keepalive.
 static bool
+s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *plain, size_t len, uint64_t now);
+
+//  Which of the peer's equal-cost next hops this packet's flow takes (the
+//  inner 5-tuple, keyed hash, rendezvous among the hops' ids: a flow stays on
+//  one path, librouter/route_flow.h), in the FLOW bits of the record just
+//  built; a packet that is not IP goes the first hop's way
+static void
+s_flow_pick (crypto_service_t *self, const crypto_peer_state_t *peer, bus_batch_t *batch,
+             const uint8_t *plain, size_t len)
+{
+    route_flow_t flow;
+    if (route_flow_parse (plain, len, &flow) != 0)
+        return;
+    size_t k = route_flow_pick (route_flow_hash (&flow, self->flow_key), peer->ecmp_ids, peer->ecmp_count);
+    bus_batch_set_flags (batch, (uint16_t) PIPE_FLOW_FLAGS (k));
+}
+
+static bool
 s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, uint64_t now)
+{
+    return s_encrypt_out_type (self, i, WIRE_DATA, plain, len, now);
+}
+
+//  The same for a message of data's layout of another type (WIRE_ANNOUNCE)
+static bool
+s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *plain, size_t len, uint64_t now)
 {
     //  Straight onto nat's socket when nat gave the peer a route
     bus_batch_t *batch = self->wire && self->peer [i].route_len ? self->out_wire : self->out_nat;
@@ -170,7 +197,8 @@ s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, 
     int rc = bus_packet_grow (&pkt);
     assert (rc == 0);
     size_t wire = 0;
-    rc = crypto_node_encrypt (self->node, i, pkt.data, len, pkt.len, now, &wire);
+    rc = type == WIRE_DATA ? crypto_node_encrypt (self->node, i, pkt.data, len, pkt.len, now, &wire)
+                           : crypto_node_encrypt_type (self->node, i, type, pkt.data, len, pkt.len, now, &wire);
     if (rc != CRYPTO_SESSION_OK) {
         bus_packet_shrink (&pkt);
         bus_batch_cancel (batch);
@@ -178,7 +206,14 @@ s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, 
     }
     assert (wire == pkt.len);
     crypto_peer_state_t *peer = &self->peer [i];
+    //  Equal-cost next hops through other peers: the flow's pick, for nat (the
+    //  one check a peer without them costs)
+    if (peer->ecmp_count > 1 && batch == self->out_nat && type == WIRE_DATA && len)
+        s_flow_pick (self, peer, batch, plain, len);
     peer->last_tx = now;
+    if (type != WIRE_DATA)
+        self->counters [CRYPTO_CNT_ANNOUNCES_TX]++;
+    else
     if (len) {
         peer->tx_packets++;
         peer->tx_bytes += len;
@@ -356,13 +391,32 @@ s_on_device (bus_pipe_t *pipe, void *arg)
     return 0;
 }
 
-//  One datagram from nat, already grown to its wire length
+//  A route announcement a neighbour's session carried: to the router as route.heard
 static void
-s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
+s_heard (crypto_service_t *self, int i, const uint8_t *data, size_t len)
+{
+    route_heard_t *heard = (route_heard_t *) calloc (1, sizeof (route_heard_t));
+    assert (heard);
+    heard->index = (uint32_t) i;
+    heard->announcement_size = (uint32_t) (len < sizeof heard->announcement ? len : sizeof heard->announcement);
+    memcpy (heard->announcement, data, heard->announcement_size);
+    bus_service_publish (self->svc, &route_heard_schema, heard);
+    free (heard);
+    self->counters [CRYPTO_CNT_ANNOUNCES_RX]++;
+}
+
+//  One datagram from nat, already grown to its wire length. routed: it came
+//  through other peers, as peer pkt->tag's (PIPE_FLAG_ROUTED): dropped unless
+//  it authenticates as that peer's, and no endpoint is learnt from it (the
+//  tag is a peer index, not a handle of nat's)
+static void
+s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now, bool routed)
 {
     uint8_t reply [WIRE_RESPONSE_SIZE];
     crypto_rx_t rx;
-    int rc = crypto_node_receive (self->node, pkt->data, pkt->len, now, reply, &rx);
+    int rc = routed ? crypto_node_receive_routed (self->node, pkt->tag < self->peer_count ? (int) pkt->tag : -1,
+                                                  pkt->data, pkt->len, now, reply, &rx)
+                    : crypto_node_receive (self->node, pkt->data, pkt->len, now, reply, &rx);
     if (rc == CRYPTO_NODE_DROP) {
         if (rx.drop >= CRYPTO_DROP_HS_UNKNOWN_KEY && rx.drop <= CRYPTO_DROP_HS_UNEXPECTED)
             bus_debug ("handshake refused: %s", crypto_node_last_error (self->node));
@@ -379,7 +433,8 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
     switch (rc) {
         case CRYPTO_NODE_REPLY: {
             //  The response goes back where the initiation came from
-            s_endpoint (self, i, pkt->tag, true, now);
+            if (!routed)
+                s_endpoint (self, i, pkt->tag, true, now);
             peer->handshake_at = now;
             uint8_t *dst = crypto_send_reserve (self, self->to_nat, self->out_nat, (uint32_t) i, rx.reply_len);
             if (dst)
@@ -387,7 +442,8 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
             break;
         }
         case CRYPTO_NODE_ESTABLISHED:
-            s_endpoint (self, i, pkt->tag, true, now);
+            if (!routed)
+                s_endpoint (self, i, pkt->tag, true, now);
             peer->handshake_at = now;
             s_queue_flush (self, i, now);
             //  Nothing queued went out: a keepalive confirms the keys to the responder
@@ -395,7 +451,8 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
                 s_encrypt_out (self, i, NULL, 0, now);
             break;
         case CRYPTO_NODE_DATA: {
-            s_endpoint (self, i, pkt->tag, false, now);
+            if (!routed)
+                s_endpoint (self, i, pkt->tag, false, now);
             bus_packet_shrink (pkt);
             assert (pkt->len == rx.plain_len);
             uint8_t *dst = crypto_send_reserve (self, self->to_dev, self->out_dev, (uint32_t) i, pkt->len);
@@ -405,8 +462,14 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now)
             peer->rx_bytes += pkt->len;
             break;
         }
+        case CRYPTO_NODE_ANNOUNCE:
+            if (!routed)
+                s_endpoint (self, i, pkt->tag, false, now);
+            s_heard (self, i, pkt->data + WIRE_DATA_HEADER, rx.plain_len);
+            break;
         case CRYPTO_NODE_KEEPALIVE:
-            s_endpoint (self, i, pkt->tag, false, now);
+            if (!routed)
+                s_endpoint (self, i, pkt->tag, false, now);
             //  Answered, so the peer's nat learns its direct path still carries
             //  (nat.probe). Not when we sent lately: then the peer heard us, and
             //  a keepalive answering a keepalive never loops
@@ -448,7 +511,10 @@ s_on_nat (bus_pipe_t *pipe, void *arg)
             //  nat writes the datagram over the record's room: grow to see all of it
             if (!(pkt.flags & BUS_BATCH_GROWN))
                 bus_packet_grow (&pkt);
-            s_from_wire (self, &pkt, now);
+            bool routed = pkt.flags & PIPE_FLAG_ROUTED;
+            if (routed)
+                self->counters [CRYPTO_CNT_ROUTED_RX]++;
+            s_from_wire (self, &pkt, now, routed);
         }
         crypto_send_batch (self, self->to_dev, self->out_dev);
         crypto_send_out (self);
@@ -593,6 +659,47 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
 }
 
 //  nat asks for a handshake with a direct peer now
+//  route.next (the router): a destination's equal-cost next hops through other
+//  peers, for the flow pick above (nat keeps the table and writes the header)
+static void
+s_on_route_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    char err [200];
+    route_next_t *next = (route_next_t *) calloc (1, sizeof (route_next_t));
+    assert (next);
+    if (bus_envelope_get_msg (env, &route_next_schema, next, err, sizeof err) == 0 && next->index < self->peer_count) {
+        crypto_peer_state_t *peer = &self->peer [next->index];
+        bool routed = next->next_hops_count > 1 && next->next_hops [0].index != next->index;
+        peer->ecmp_count = 0;
+        for (uint32_t k = 0; routed && k < next->next_hops_count && k < 4; k++)
+            peer->ecmp_ids [peer->ecmp_count++] = next->next_hops [k].id;
+    }
+    free (next);
+}
+
+//  route.announce (the router): an announcement for one neighbour, sent in its
+//  session as a message of its own type; none without a session (counted: the
+//  router repeats its announcements, so a lost one is repaired by the next)
+static void
+s_on_announce (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    char err [200];
+    route_announce_t *msg = (route_announce_t *) calloc (1, sizeof (route_announce_t));
+    assert (msg);
+    uint64_t now = bus_clock_ns ();
+    if (bus_envelope_get_msg (env, &route_announce_schema, msg, err, sizeof err)
+    ||  msg->index >= self->peer_count || self->peer [msg->index].removed
+    ||  msg->announcement_size == 0 || msg->announcement_size > WIRE_ANNOUNCE_MAX
+    ||  !crypto_node_can_send (self->node, (int) msg->index, now)
+    ||  !s_encrypt_out_type (self, (int) msg->index, WIRE_ANNOUNCE, msg->announcement, msg->announcement_size, now))
+        self->counters [CRYPTO_CNT_ANNOUNCES_DROPPED]++;
+    else
+        crypto_send_out (self);
+    free (msg);
+}
+
 static void
 s_on_dial (bus_service_t *svc, bus_envelope_t *env, void *arg)
 {
@@ -853,6 +960,7 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
         goto fail;
     }
     crypto_node_set_layer2 (self->node, self->config.layer2);
+    randombytes_buf (self->flow_key, sizeof self->flow_key);
     //  Peers: crypto_node ids are the config indices
     self->peer_count = node_peers_count (self->peers);
     self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (crypto_peer_state_t));
@@ -910,6 +1018,8 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
     bus_service_on_connect (svc, s_on_connect, self);
     bus_service_handle (svc, "crypto.keyproof", s_on_keyproof, self);
     bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
+    bus_service_subscribe (svc, "route.announce", s_on_announce, self);
+    bus_service_subscribe (svc, "route.next", s_on_route_next, self);
     bus_info ("%zu peer(s), keepalive %lld ms, psk %s%s", self->peer_count,
               (long long) self->config.connection.keepalive_interval_ms, self->config.has_psk ? "set" : "none",
               self->config.layer2 ? ", ethernet frames (tap)" : "");

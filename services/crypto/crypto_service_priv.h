@@ -37,6 +37,10 @@ typedef enum {
     CRYPTO_CNT_BAD_ROUTES,           //  ROUTE records refused (peer, length or family)
     CRYPTO_CNT_WIRE_SENT,            //  datagrams we sent ourselves on nat's socket
     CRYPTO_CNT_WIRE_DROPPED,         //  ...that the kernel refused (buffer full, unreachable)
+    CRYPTO_CNT_ROUTED_RX,            //  messages that came through other peers (PIPE_FLAG_ROUTED)
+    CRYPTO_CNT_ANNOUNCES_TX,         //  route announcements sent in a neighbour's session
+    CRYPTO_CNT_ANNOUNCES_RX,         //  ...received, published as route.heard
+    CRYPTO_CNT_ANNOUNCES_DROPPED,    //  ...not sent: no session with the neighbour, too large, bad index
     CRYPTO_CNT_COUNTERS
 } crypto_service_counter_t;
 
@@ -56,6 +60,10 @@ typedef struct {
     uint64_t wire_packets, wire_bytes;  //  sent on nat's socket, not yet reported (SENT)
     bool up;                            //  as last published
     bool removed;                       //  a registry peer that left (or a reserved index)
+    //  Mesh routing: equal-cost next hops through other peers (route.next), by
+    //  registry id; 2 or more: each packet's flow picks one (route_flow_pick)
+    uint8_t ecmp_count;
+    uint64_t ecmp_ids [4];
 } crypto_peer_state_t;
 
 struct _crypto_service_t {
@@ -79,6 +87,7 @@ struct _crypto_service_t {
     int timer_id;
     uint64_t counters [CRYPTO_CNT_COUNTERS];
     node_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
+    uint8_t flow_key [16];               //  this node's key of the flow hash (route_flow.h), random
 };
 
 //  How datagrams leave (crypto_send.c)

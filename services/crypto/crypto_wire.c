@@ -62,6 +62,14 @@ crypto_wire_type (const uint8_t *buf, size_t size, char *err, size_t errsize)
                 return bus_errf (err, errsize, "data packet is %zu bytes, maximum is %d",
                                size, WIRE_MAX_PLAIN + WIRE_DATA_OVERHEAD);
             return WIRE_DATA;
+        case WIRE_ANNOUNCE:
+            if (size < WIRE_ANNOUNCE_SIZE + 1)
+                return bus_errf (err, errsize, "route announcement is %zu bytes, minimum is %d",
+                               size, WIRE_ANNOUNCE_SIZE + 1);
+            if (size > WIRE_ANNOUNCE_MAX + WIRE_DATA_OVERHEAD)
+                return bus_errf (err, errsize, "route announcement is %zu bytes, maximum is %d",
+                               size, WIRE_ANNOUNCE_MAX + WIRE_DATA_OVERHEAD);
+            return WIRE_ANNOUNCE;
         default:
             return bus_errf (err, errsize, "unknown message type %u", buf [0]);
     }
@@ -160,7 +168,8 @@ crypto_wire_data_decode (crypto_wire_data_t *msg, const uint8_t *buf, size_t siz
     int type = crypto_wire_type (buf, size, err, errsize);
     if (type < 0)
         return -1;
-    if (type != WIRE_DATA)
+    //  A route announcement has data's layout (its header is authenticated too)
+    if (type != WIRE_DATA && type != WIRE_ANNOUNCE)
         return bus_errf (err, errsize, "message type %d is not a data packet", type);
     msg->receiver_index = crypto_wire_get32 (buf + WIRE_DATA_RECEIVER_INDEX);
     msg->counter = crypto_wire_get64 (buf + WIRE_DATA_COUNTER);

@@ -196,6 +196,20 @@ nat_cookie_path_initiation (nat_service_t *self, const uint8_t *data, size_t siz
     return NAT_COOKIE_ANSWERED;
 }
 
+bool
+nat_cookie_path_mac1 (nat_service_t *self, const uint8_t *data, size_t size, int64_t now)
+{
+    nat_cookie_path_t *path = self->cookie;
+    if (!path || !path->key_known || size != WIRE_INITIATION_SIZE)
+        return true;                    //  crypto checks (and refuses) it as before
+    if (!nat_hs_mac1_ok (path->mac1_key, data, WIRE_INITIATION_MAC1)) {
+        self->counters.initiations_bad_mac1++;
+        return false;
+    }
+    nat_hs_load_note (path->load, now);
+    return true;
+}
+
 void
 nat_cookie_path_reply (nat_service_t *self, const uint8_t *data, size_t size, int64_t now)
 {

@@ -8,6 +8,7 @@
 #include "nat_ice.h"
 #include "nat_bday_path.h"
 #include "bus_log.h"
+#include "nat_routed.h"
 #include "schemas/pipes.h"
 #include "schemas/wire.h"
 #include "schemas/bridge_wire.h"
@@ -86,6 +87,11 @@ nat_datapath_ingest (nat_service_t *self, uint8_t *data, size_t size, const nat_
     nat_demux_type_t type = nat_demux_classify (self->demux, data, size, NULL);
     if (type == NAT_DEMUX_DROP)
         return;
+    //  Mesh routing: for us, for someone else, or dropped (nat_transit.h)
+    if (type == NAT_DEMUX_ROUTED) {
+        nat_datapath_routed (self, data, size, from, nat_peer_table_by_addr (self->table, from), now, state);
+        return;
+    }
     //  Cookie replies are nat's own business, never crypto's (nat_cookie_path.c)
     if (type == NAT_DEMUX_COOKIE) {
         nat_cookie_path_reply (self, data, size, now);
@@ -303,6 +309,27 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
                 s_tunnel_sent (self, peer, &pkt, now);
                 continue;
             }
+            //  Mesh routing: a destination reached through a neighbour (the one
+            //  table check a direct peer costs). Its datagram, in a routing
+            //  header, goes on as that neighbour's on the neighbour's path
+            nat_routed_t hdr;
+            uint32_t via = nat_transit_via_hop (self->transit, pkt.tag,
+                                                pkt.flags & PIPE_FLAG_FLOW ? PIPE_FLOW_HOP (pkt.flags) : 0, &hdr);
+            if (via != NAT_TRANSIT_NONE) {
+                nat_peer_t *hop = via < slots ? nat_peer_table_at (self->table, via) : NULL;
+                size_t n = hop && self->routed_next < BUS_BATCH_MAX
+                         ? nat_routed_encode (&hdr, pkt.data, pkt.len, self->routed [self->routed_next], NAT_RELAY_FRAME_MAX)
+                         : 0;
+                if (!n) {
+                    self->counters.drop_no_endpoint++;
+                    continue;
+                }
+                nat_transit_sent (self->transit);
+                nat_peer_sent (peer, pkt.len, now);
+                peer = hop;
+                pkt.data = self->routed [self->routed_next++];
+                pkt.len = n;
+            }
             nat_addr_t scratch;
             const nat_addr_t *to = s_destination (self, peer, &scratch);
             if (!to) {
@@ -381,8 +408,102 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             nat_udp_send (self->udp, self->tx, count);
         nat_ice_flush (self->ice);
         nat_bday_path_flush (self->bday);
+        self->routed_next = 0;
     }
     return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Mesh routing (docs/routing.md, "Transit")
+
+bool
+nat_datapath_send_to (nat_service_t *self, nat_peer_t *peer, const uint8_t *data, size_t size, int64_t now)
+{
+    nat_addr_t scratch;
+    const nat_addr_t *to = s_destination (self, peer, &scratch);
+    if (!to) {
+        self->counters.drop_no_endpoint++;
+        return false;
+    }
+    uint32_t k;
+    if (nat_addr_ice_index (to, &k)) {
+        nat_ice_send (self->ice, k, data, size);
+        nat_ice_flush (self->ice);
+    }
+    else
+    if (nat_addr_bday_index (to, &k)) {
+        if (!nat_bday_path_send (self->bday, k, data, size))
+            self->counters.drop_no_endpoint++;
+        nat_bday_path_flush (self->bday);
+    }
+    else {
+        nat_addr_t addr;
+        nat_udp_tx_t tx = { data, size, &addr };
+        uint64_t relay_peer = nat_addr_relay_peer (to);
+        if (relay_peer) {
+            //  Frame 0 of the send batch: free outside nat_datapath_pipe_ready
+            size_t framed;
+            const nat_addr_t *relay = nat_relay_path_frame (self, 0, relay_peer, data, size, &framed);
+            if (!relay)
+                return true;            //  over TCP, or dropped and counted
+            addr = *relay;
+            tx = (nat_udp_tx_t) { self->frames [0], framed, &addr };
+        }
+        else
+            addr = *to;
+        nat_udp_send (self->udp, &tx, 1);
+    }
+    nat_peer_sent (peer, size, now);
+    return true;
+}
+
+void
+nat_datapath_routed (nat_service_t *self, uint8_t *data, size_t size, const nat_addr_t *from,
+                     nat_peer_t *neighbour, int64_t now, nat_ingest_t *state)
+{
+    nat_routed_t hdr;
+    if (nat_routed_decode (data, size, &hdr) != NAT_ROUTED_OK)
+        return;                         //  the demux refused it already
+    //  Only from the confirmed endpoint of a neighbour that is up: nobody off
+    //  the mesh injects transit traffic
+    uint32_t from_index = NAT_TRANSIT_NONE;
+    if (neighbour && nat_peer_state (neighbour) == NAT_PEER_UP && nat_addr_eq (nat_peer_endpoint (neighbour), from)) {
+        from_index = nat_peer_index (neighbour);
+        nat_peer_received (neighbour, size, now);
+    }
+    uint32_t index;
+    nat_transit_verdict_t verdict = nat_transit_judge (self->transit, &hdr, from_index, size, now, &index);
+    if (verdict == NAT_TRANSIT_DELIVER) {
+        //  An initiation costs crypto DH work: its mac1 checked, and rationed
+        //  by the budget of the neighbour that brought it (nat_hs_budget.h)
+        if (hdr.message [0] == WIRE_INITIATION
+        &&  (!nat_cookie_path_mac1 (self, hdr.message, hdr.message_size, now)
+        ||   !nat_hs_budget_allow (self->hs_budget, nat_handles_get (self->handles, from), now)))
+            return;
+        //  To crypto as the source's (PIPE_FLAG_ROUTED): it drops the message
+        //  unless it authenticates as that peer's, and learns no endpoint from it
+        uint8_t *slot = bus_batch_reserve_grown (self->batch, index, hdr.message_size);
+        if (!slot) {
+            state->flowing = s_flush_to_crypto (self) && state->flowing;
+            slot = bus_batch_reserve_grown (self->batch, index, hdr.message_size);
+        }
+        if (!slot) {
+            self->counters.drop_oversize++;
+            return;
+        }
+        memmove (slot, hdr.message, hdr.message_size);
+        bus_batch_set_flags (self->batch, PIPE_FLAG_ROUTED);
+        self->routed_received++;
+    }
+    else
+    if (verdict == NAT_TRANSIT_FORWARD) {
+        nat_peer_t *hop = nat_peer_table_at (self->table, index);
+        data [WIRE_ROUTED_TTL]--;
+        if (hop)
+            nat_datapath_send_to (self, hop, data, size, now);
+        else
+            self->counters.drop_no_endpoint++;
+    }
 }
 
 //  The pause of UDP reading while nat-crypto is full (bus_pause.h)

@@ -1,5 +1,6 @@
 /*  nat_demux: classify incoming datagrams by their first 4-byte word. */
 #include "nat_demux.h"
+#include "nat_routed.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -13,7 +14,8 @@ struct _nat_demux_t {
 //  Types 1 .. NAT_DEMUX_DATA are the wire's, one after the other (the check
 //  below takes every byte in that range as a type)
 _Static_assert (NAT_DEMUX_INITIATION == 1 && NAT_DEMUX_RESPONSE == 2 && NAT_DEMUX_COOKIE == 3
-                && NAT_DEMUX_DATA == 4 && NAT_DEMUX_TYPES == NAT_DEMUX_DATA + 1,
+                && NAT_DEMUX_DATA == 4 && NAT_DEMUX_ROUTED == 5 && NAT_DEMUX_ANNOUNCE == 6
+                && NAT_DEMUX_TYPES == NAT_DEMUX_ANNOUNCE + 1,
                 "nat_demux: the wire types of schemas/wire.def changed");
 
 static const size_t s_min_size [NAT_DEMUX_TYPES] = {
@@ -21,6 +23,8 @@ static const size_t s_min_size [NAT_DEMUX_TYPES] = {
     [NAT_DEMUX_RESPONSE] = WIRE_RESPONSE_SIZE,
     [NAT_DEMUX_COOKIE] = WIRE_COOKIE_SIZE,
     [NAT_DEMUX_DATA] = WIRE_DATA_SIZE,
+    [NAT_DEMUX_ROUTED] = WIRE_ROUTED_SIZE + WIRE_HEADER_SIZE,
+    [NAT_DEMUX_ANNOUNCE] = WIRE_ANNOUNCE_SIZE,
 };
 
 nat_demux_t *
@@ -47,8 +51,17 @@ nat_demux_check (const uint8_t *data, size_t size, uint32_t *receiver,
     if (size < WIRE_HEADER_SIZE)
         why = NAT_DEMUX_TOO_SHORT;
     else
-    if (data [0] < NAT_DEMUX_INITIATION || data [0] > NAT_DEMUX_DATA)
+    if (data [0] < NAT_DEMUX_INITIATION || data [0] >= NAT_DEMUX_TYPES)
         why = NAT_DEMUX_BAD_TYPE;
+    else
+    if (data [0] == NAT_DEMUX_ROUTED) {
+        //  Byte 1 is its TTL: the whole header is checked by its codec
+        nat_routed_reason_t r = nat_routed_decode (data, size, NULL);
+        if (r == NAT_ROUTED_OK)
+            type = NAT_DEMUX_ROUTED;
+        else
+            why = r == NAT_ROUTED_TOO_SHORT ? NAT_DEMUX_TOO_SHORT : NAT_DEMUX_BAD_ROUTED;
+    }
     else
     if (data [1] | data [2] | data [3])
         why = NAT_DEMUX_BAD_RESERVED;
@@ -57,7 +70,7 @@ nat_demux_check (const uint8_t *data, size_t size, uint32_t *receiver,
         why = NAT_DEMUX_TOO_SHORT;
     else
         type = (nat_demux_type_t) data [0];
-    if (type == NAT_DEMUX_DATA && receiver) {
+    if ((type == NAT_DEMUX_DATA || type == NAT_DEMUX_ANNOUNCE) && receiver) {
         const uint8_t *p = data + WIRE_DATA_RECEIVER_INDEX;
         *receiver = (uint32_t) p [0] | (uint32_t) p [1] << 8
                   | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24;
@@ -98,7 +111,7 @@ const char *
 nat_demux_type_name (nat_demux_type_t type)
 {
     static const char *names [NAT_DEMUX_TYPES] = {
-        "drop", "initiation", "response", "cookie", "data"
+        "drop", "initiation", "response", "cookie", "data", "routed", "announce"
     };
     return (unsigned) type < NAT_DEMUX_TYPES ? names [type] : "drop";
 }
@@ -107,7 +120,7 @@ const char *
 nat_demux_reason_name (nat_demux_reason_t reason)
 {
     static const char *names [NAT_DEMUX_REASONS] = {
-        "ok", "too short", "unknown type", "reserved bytes not zero"
+        "ok", "too short", "unknown type", "reserved bytes not zero", "bad routing header"
     };
     return (unsigned) reason < NAT_DEMUX_REASONS ? names [reason] : "?";
 }
@@ -122,8 +135,10 @@ nat_demux_test (bool verbose)
     uint32_t receiver = 0;
 
     //  Each valid type at exactly its minimum size is accepted, one byte less is not
-    static const size_t mins [] = { 0, 148, 92, 64, 32 };
-    for (int type = 1; type <= 4; type++) {
+    static const size_t mins [] = { 0, 148, 92, 64, 32, 0, 32 };
+    for (int type = 1; type <= 6; type++) {
+        if (type == NAT_DEMUX_ROUTED)
+            continue;           //  below, with its codec
         buf [0] = (uint8_t) type;
         buf [1] = buf [2] = buf [3] = 0;
         assert (nat_demux_classify (demux, buf, mins [type], NULL) == (nat_demux_type_t) type);
@@ -135,7 +150,7 @@ nat_demux_test (bool verbose)
     }
     assert (nat_demux_stats (demux)->accepted [NAT_DEMUX_INITIATION] == 2);
     assert (nat_demux_stats (demux)->accepted [NAT_DEMUX_DATA] == 2);
-    assert (nat_demux_stats (demux)->dropped [NAT_DEMUX_TOO_SHORT] == 4);
+    assert (nat_demux_stats (demux)->dropped [NAT_DEMUX_TOO_SHORT] == 5);
 
     //  The receiver index is little-endian at offset 4
     uint8_t data [32] = { 4, 0, 0, 0, 0x78, 0x56, 0x34, 0x12 };
@@ -147,7 +162,7 @@ nat_demux_test (bool verbose)
     assert (nat_demux_classify (demux, data, 3, &receiver) == NAT_DEMUX_DROP);
     nat_demux_reason_t reason;
     for (int type = 0; type < 256; type++) {
-        if (type >= 1 && type <= 4)
+        if (type >= 1 && type <= 6)
             continue;
         buf [0] = (uint8_t) type;
         assert (nat_demux_check (buf, sizeof buf, NULL, &reason) == NAT_DEMUX_DROP);
@@ -161,7 +176,22 @@ nat_demux_test (bool verbose)
         assert (nat_demux_classify (demux, data, sizeof data, NULL) == NAT_DEMUX_DROP);
     }
     assert (nat_demux_stats (demux)->dropped [NAT_DEMUX_BAD_RESERVED] == 3);
-    assert (nat_demux_dropped_total (demux) == 4 + 2 + 3);
+    assert (nat_demux_dropped_total (demux) == 5 + 2 + 3);
+    //  A routing header carrying a data message; refused with the codec's checks
+    uint8_t routed [20 + 32] = { WIRE_ROUTED, 8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, WIRE_DATA };
+    assert (nat_demux_classify (demux, routed, sizeof routed, &receiver) == NAT_DEMUX_ROUTED);
+    assert (nat_demux_check (routed, sizeof routed - 1, NULL, &reason) == NAT_DEMUX_DROP && reason == NAT_DEMUX_BAD_ROUTED);
+    assert (nat_demux_check (routed, 23, NULL, &reason) == NAT_DEMUX_DROP && reason == NAT_DEMUX_TOO_SHORT);
+    routed [1] = 0;
+    assert (nat_demux_check (routed, sizeof routed, NULL, &reason) == NAT_DEMUX_DROP && reason == NAT_DEMUX_BAD_ROUTED);
+    routed [1] = 1;
+    routed [20] = WIRE_COOKIE;
+    assert (nat_demux_check (routed, sizeof routed, NULL, &reason) == NAT_DEMUX_DROP && reason == NAT_DEMUX_BAD_ROUTED);
+    //  An announcement gives its receiver index like data
+    data [0] = WIRE_ANNOUNCE;
+    memset (data + 1, 0, 3);
+    assert (nat_demux_classify (demux, data, sizeof data, &receiver) == NAT_DEMUX_ANNOUNCE);
+    assert (receiver == 0x12345678);
     assert (strcmp (nat_demux_type_name (NAT_DEMUX_COOKIE), "cookie") == 0);
     assert (strcmp (nat_demux_reason_name (NAT_DEMUX_BAD_TYPE), "unknown type") == 0);
     if (verbose)

@@ -3,6 +3,8 @@
 #include "nat_addr.h"
 #include "nat_endpoint.h"
 #include "nat_demux.h"
+#include "nat_routed.h"
+#include "nat_transit.h"
 #include "nat_udp.h"
 #include "nat_bridge_fwd.h"
 #include "nat_resolver.h"
@@ -32,6 +34,8 @@ static const selftest_t s_tests [] = {
     { "nat_addr", nat_addr_test },
     { "nat_endpoint", nat_endpoint_test },
     { "nat_demux", nat_demux_test },
+    { "nat_routed", nat_routed_test },
+    { "nat_transit", nat_transit_test },
     { "nat_udp", nat_udp_test },
     { "nat_bridge_fwd", nat_bridge_fwd_test },
     { "nat_resolver", nat_resolver_test },

@@ -58,6 +58,7 @@ nat_service_check_config (bus_config_t *config, nat_service_config_t *out)
     memset (&cfg, 0, sizeof cfg);
     bus_cfg_read (config, &bus_cfg_connection_group, NULL, &cfg.connection, BUS_CFG_CHECK_KEYS,
                   NULL, s_check_connection, NULL);
+    bus_cfg_read (config, &bus_cfg_routing_group, NULL, &cfg.routing, BUS_CFG_CHECK_KEYS, NULL, NULL, NULL);
     //  The peer list as every service reads it, then what only nat checks: that
     //  each endpoint really parses (node_peers only looks for a ':')
     cfg.peers = config ? node_peers_load (config, &cfg.connection) : NULL;
@@ -162,6 +163,10 @@ s_route_add (nat_service_t *self, nat_peer_t *peer)
     uint32_t index = nat_peer_index (peer);
     nat_peer_info_t *info = &self->info [index];
     const nat_addr_t *to = nat_peer_state (peer) == NAT_PEER_UP ? nat_peer_endpoint (peer) : NULL;
+    //  A destination reached through other peers: crypto hands its packets
+    //  (handshakes too) to nat, which writes the routing header
+    if (nat_transit_via (self->transit, index, NULL) != NAT_TRANSIT_NONE)
+        to = NULL;
     bool routed = to && nat_addr_is_set (to);
     if (routed == info->routed && (!routed || nat_addr_eq (to, &info->route)))
         return;
@@ -244,7 +249,10 @@ s_on_connect (nat_peer_t *peer, const nat_addr_t *addr, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     self->info [nat_peer_index (peer)].dial = *addr;
     nat_tried_note (&self->info [nat_peer_index (peer)].tried, NAT_TRIED_DIALLED, addr, 1, bus_clock_ms ());
-    nat_service_send_dial (self, peer);
+    //  Reached through other peers: crypto's first packet starts the
+    //  handshake there; a dial would only send initiations on a new path
+    if (nat_transit_via (self->transit, nat_peer_index (peer), NULL) == NAT_TRANSIT_NONE)
+        nat_service_send_dial (self, peer);
 }
 
 static void
@@ -531,6 +539,19 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->tunnel_bytes = self->counters.tunnel_bytes;
     reply->routes = self->counters.routes;
     reply->bad_reports = self->counters.bad_reports;
+    const nat_transit_stats_t *ts = nat_transit_stats (self->transit);
+    reply->drop_bad_routed = demux->dropped [NAT_DEMUX_BAD_ROUTED];
+    reply->transit = self->routing.transit && self->routing.transit_packets_per_second && self->routing.transit_bytes_per_second;
+    reply->routed_sent = ts->sent;
+    reply->routed_received = self->routed_received;
+    reply->transit_forwarded = ts->verdicts [NAT_TRANSIT_FORWARD];
+    reply->transit_forwarded_bytes = ts->forwarded_bytes;
+    reply->transit_drop_ttl = ts->verdicts [NAT_TRANSIT_DROP_TTL];
+    reply->transit_drop_budget = ts->verdicts [NAT_TRANSIT_DROP_BUDGET];
+    reply->transit_drop_refused = ts->verdicts [NAT_TRANSIT_DROP_REFUSED];
+    reply->transit_drop_no_route = ts->verdicts [NAT_TRANSIT_DROP_NO_ROUTE];
+    reply->transit_drop_not_neighbour = ts->verdicts [NAT_TRANSIT_DROP_NOT_NEIGHBOUR];
+    reply->transit_drop_unknown = ts->verdicts [NAT_TRANSIT_DROP_UNKNOWN];
     nat_portmap_status (self->portmap, reply);
     reply->relay_rtt_us = -1;
     int cur = nat_relay_current (self->relay);
@@ -589,6 +610,10 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
             nat_addr_format (&self->info [i].relay_seen, out->relay_seen, sizeof out->relay_seen);
         if (i < self->info_count)
             nat_relay_path_peer_status (self, i, out);
+        uint32_t via = nat_transit_via (self->transit, (uint32_t) i, NULL);
+        if (via != NAT_TRANSIT_NONE && via < self->info_count)
+            snprintf (out->routed_via, sizeof out->routed_via, "%s", self->info [via].name);
+        nat_transit_source_stats (self->transit, (uint32_t) i, &out->transit_forwarded, &out->transit_over_budget);
         if (i < self->info_count) {
             nat_path_probe_peer_status (self, i, out);
             nat_path_probe_candidates (self, i, out->candidates, sizeof out->candidates);
@@ -773,6 +798,10 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
             bus_warn ("%s %s: bad relay_id '%s'", type, up->name, up->relay_id);
         if (!is_up && up->index < self->info_count)
             relay_id = self->info [up->index].relay_id;
+        //  Its registry id names it in routing headers (nat_transit.h)
+        uint64_t peer_id = 0;
+        if (is_up && *up->peer_id && relay_cred_peer_parse (up->peer_id, &peer_id) == 0)
+            nat_transit_set_id (self->transit, up->index, peer_id);
         uint8_t key [NAT_KEY_SIZE];
         bool have_key = is_up && nat_key_from_base64 (up->public_key, key, err, sizeof err) == 0;
         if (up->index < static_count || up->index >= NODE_PEERS_MAX || (is_up && !have_key)) {
@@ -821,6 +850,44 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         nat_peer_table_remove (self->table, copy);
         bus_info ("peer %s: removed (%s)", down.name, down.reason);
     }
+}
+
+//  route.next (the router, docs/routing.md): where a destination's packets go.
+//  A destination that moves between direct and routed gets a new ROUTE record,
+//  so crypto sends it itself (direct) or hands it to nat (routed)
+static void
+s_on_route_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    char err [200];
+    route_next_t *next = (route_next_t *) calloc (1, sizeof (route_next_t));
+    assert (next);
+    if (bus_envelope_get_msg (env, &route_next_schema, next, err, sizeof err)) {
+        bus_warn ("route.next: %s", err);
+        free (next);
+        return;
+    }
+    uint32_t hops [NAT_TRANSIT_HOPS];
+    size_t count = 0;
+    for (uint32_t i = 0; i < next->next_hops_count && count < NAT_TRANSIT_HOPS; i++) {
+        if (next->next_hops [i].id && next->next_hops [i].index != next->index)
+            nat_transit_set_id (self->transit, next->next_hops [i].index, next->next_hops [i].id);
+        hops [count++] = next->next_hops [i].index;
+    }
+    int changed = nat_transit_set_route (self->transit, next->index, next->self_id, next->dest_id, next->ttl,
+                                         hops, count);
+    nat_peer_t *peer = nat_peer_table_at (self->table, next->index);
+    if (changed < 0)
+        bus_warn ("route.next: bad index %u", next->index);
+    else
+    if (changed && peer) {
+        uint32_t via = nat_transit_via (self->transit, next->index, NULL);
+        bus_info ("peer %s: %s%s", self->info [next->index].name,
+                  via == NAT_TRANSIT_NONE ? "direct" : "routed through ",
+                  via == NAT_TRANSIT_NONE ? "" : via < self->info_count ? self->info [via].name : "?");
+        s_route (self, peer);
+    }
+    free (next);
 }
 
 //  ---------------------------------------------------------------------------
@@ -890,6 +957,11 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
         return s_fail (err, err_size, uerr);
     self->resolver = nat_resolver_new ();
     self->demux = nat_demux_new ();
+    self->routing = config->routing;
+    self->transit = nat_transit_new (self->routing.transit, (uint32_t) self->routing.transit_packets_per_second,
+                                     (uint32_t) self->routing.transit_bytes_per_second);
+    self->routed = calloc (BUS_BATCH_MAX, NAT_RELAY_FRAME_MAX);
+    assert (self->routed);
     self->handles = nat_handles_new (NAT_HANDLES_DEFAULT, seed ^ 0x5bd1e995);
     self->hs_budget = nat_hs_budget_new (nat_handles_capacity (self->handles), NAT_HS_SOURCE_BURST,
                                          NAT_HS_SOURCE_RATE, NAT_HS_GLOBAL_BURST, NAT_HS_GLOBAL_RATE);
@@ -951,6 +1023,7 @@ s_open (nat_service_t *self, nat_service_config_t *config, char *err, size_t err
     bus_service_handle (self->svc, "nat.status", s_on_status, self);
     bus_service_subscribe (self->svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (self->svc, "crypto.peer", s_on_crypto_peer, self);
+    bus_service_subscribe (self->svc, "route.next", s_on_route_next, self);
     bus_service_on_connect (self->svc, s_on_bus_connect, self);
     bus_info ("listening on %s (port %u, %s%s%s), %u peers", self->config.listen, nat_udp_port (self->udp),
               nat_udp_family (self->udp) == AF_INET6 ? "dual stack" : "IPv4",
@@ -1001,6 +1074,8 @@ nat_service_destroy (nat_service_t **self_p)
     nat_hs_budget_destroy (&self->hs_budget);
     nat_cookie_path_close (self);
     nat_demux_destroy (&self->demux);
+    nat_transit_destroy (&self->transit);
+    free (self->routed);
     nat_resolver_destroy (&self->resolver);
     nat_udp_destroy (&self->udp);
     nat_bday_path_destroy (&self->bday);

@@ -33,6 +33,7 @@
 //  (nat_service_new), which reads nothing again.
 typedef struct {
     bus_cfg_connection_t connection;        //  the `connection` group (schemas/config/connection.def)
+    bus_cfg_routing_t routing;              //  the `routing` group: transit and its budget (docs/routing.md)
     node_peers_t *peers;                    //  the peer list; nat_service_new takes it
     char force_relay_peers [NAT_FORCED_MAX][49];    //  connection.force_relay_peers
     size_t force_relay_count;

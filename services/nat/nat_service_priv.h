@@ -9,6 +9,7 @@
 
 #include "nat_service.h"
 #include "nat_demux.h"
+#include "nat_transit.h"
 #include "nat_bridge_fwd.h"
 #include "nat_handles.h"
 #include "nat_hs_budget.h"
@@ -142,6 +143,7 @@ struct _nat_service_t {
     bus_service_t *svc;
     bus_loop_t *loop;
     bus_cfg_connection_t config;      //  as checked
+    bus_cfg_routing_t routing;        //  transit and its budget (docs/routing.md)
     node_peers_t *peers;
     nat_peer_info_t *info;        //  by peer index
     size_t info_count;
@@ -204,6 +206,12 @@ struct _nat_service_t {
     struct _nat_bday_path_t *bday;              //  birthday attempts (nat_bday_path.c)
     struct _nat_cookie_path_t *cookie;          //  cookie replies (nat_cookie_path.c)
     struct _nat_bridge_fwd_t *bridge_fwd;       //  bridge flows to the local program (nat_bridge_fwd.c), or NULL
+    //  Mesh routing (nat_transit.h, docs/routing.md "Transit"): route.next's
+    //  table, and our own datagrams of one send batch in their routing header
+    nat_transit_t *transit;
+    uint8_t (*routed) [NAT_RELAY_FRAME_MAX];
+    size_t routed_next;                         //  routed [] slots used in this batch
+    uint64_t routed_received;                   //  routed datagrams for us passed to crypto
 };
 
 //  Asks crypto to send a handshake initiation to the peer (nat.dial); the
@@ -233,6 +241,14 @@ void nat_datapath_ingest_end (nat_service_t *self, nat_ingest_t *state);
 size_t nat_datapath_read (nat_service_t *self, nat_udp_t *udp, const nat_addr_t *only, const nat_addr_t *as,
                           size_t *strangers);
 bus_pause_t *nat_datapath_pause_new (nat_service_t *self);
+
+//  Mesh routing (nat_datapath.c): a routed datagram from the internet (the
+//  demux checked it), delivered to crypto, forwarded, or dropped and counted
+void nat_datapath_routed (nat_service_t *self, uint8_t *data, size_t size, const nat_addr_t *from,
+                          nat_peer_t *neighbour, int64_t now, nat_ingest_t *state);
+//  Sends one datagram to a peer on whatever path nat uses for it (UDP, a
+//  relay, ICE, a birthday socket); false when it has none
+bool nat_datapath_send_to (nat_service_t *self, nat_peer_t *peer, const uint8_t *data, size_t size, int64_t now);
 
 //  The relayed path (nat_relay_path.c): relay.servers from discovery, the
 //  REGISTER refresh and the dial through the relay (every tick), relay messages
@@ -312,6 +328,10 @@ void nat_cookie_path_tick (nat_service_t *self, int64_t now);
 //  An initiation from the internet (demux checked its shape)
 nat_cookie_verdict_t nat_cookie_path_initiation (nat_service_t *self, const uint8_t *data, size_t size,
                                                  const nat_addr_t *from, int64_t now);
+//  An initiation that came through other peers (a routing header's message):
+//  false when its mac1 is not for this node (counted). No cookie reply: the
+//  address it came from is the last transit peer's, not the initiator's
+bool nat_cookie_path_mac1 (nat_service_t *self, const uint8_t *data, size_t size, int64_t now);
 //  A cookie reply from the internet: kept for its peer, or refused (counted)
 void nat_cookie_path_reply (nat_service_t *self, const uint8_t *data, size_t size, int64_t now);
 //  An initiation crypto sends to peer: remembered; mac2 written under the peer's cookie
