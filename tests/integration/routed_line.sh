@@ -4,7 +4,10 @@
 # drops everything between a and c on the underlay. The routers learn each
 # other through announcements carried in the crypto sessions, a's router sends
 # its data path a route to c through b (route.next), and a's packets to c cross b
-# in a routing header, end-to-end encrypted between a and c. (TAP)
+# in a routing header, end-to-end encrypted between a and c. Then a fourth peer
+# d that reaches both joins; b is killed (SIGKILL of every process of its node):
+# a's traffic to c moves to d and the outage is measured; b comes back and d
+# dies: through b again; b with routing.transit = false carries nothing. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
@@ -13,7 +16,9 @@ export BIFROST_ADMIN_TOKEN=admin-$ID-secret
 RURL=http://192.0.2.10:7080
 API=$RURL/api/v1/mesh/networks
 REGPID=
+PINGPID=
 reg_cleanup () {
+    [ -n "$PINGPID" ] && kill -TERM "$PINGPID" 2>/dev/null
     [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
     if [ "$FAILED" -ne 0 ]; then
         echo "# ---- registry log (last 20 lines)"
@@ -27,6 +32,7 @@ underlay reg 192.0.2.10
 underlay a 192.0.2.1
 underlay b 192.0.2.2
 underlay c 192.0.2.3
+underlay d 192.0.2.4
 mkdir -p "$T/reg"
 cat > "$T/reg/registry.cfg" <<CFG
 registry = { listen = "192.0.2.10:7080"; database = "$T/reg/registry.db";
@@ -83,6 +89,54 @@ grep -q " 0% packet loss" "$T/ping" && [ "$(pj b '.nat.transit_forwarded')" -ge 
 ok $? "10 pings a -> c, none lost: $(awk -F/ '/^rtt/ { print $5 }' "$T/ping") ms; b forwarded $(pj b '.nat.transit_forwarded')"
 [ "$(pj c '.peers[] | select(.name == "a") | .session')" = true ] && [ "$(pj c '.peers[] | select(.name == "a") | .state')" != up ]
 ok $? "c: its session peer is a, whom its nat never reached directly"
+
+
+# A fourth peer reaching a and c; b dies (SIGKILL of every process of its node)
+route_json () { ctl "$1" routes --json "$2" 2>/dev/null; }
+via_hop () { route_json "$1" "$2" | jq -e --arg h "$3" '.routes[0] | .hops == 2 and .next_hop_name == $h' >/dev/null; }
+disc_node_cfg "$T/d" d line "$RURL"
+start_node d; ok $? "node d: every service READY"
+wait_for 15 has_vip d
+candidates () { ctl a routes --json 2>/dev/null | jq -e '.neighbours >= 2' >/dev/null && wait_for 1 ping_ok d "$VC"; }
+wait_for 20 candidates
+ok $? "d reaches a and c"
+in_ns a ping -i 0.05 -W 1 -D "$VC" > "$T/failover.out" 2>&1 &
+PINGPID=$!
+sleep 1
+for p in $(ip netns pids "$(ns_of b)"); do kill -KILL "$p" 2>/dev/null; done
+tk=$(now_ms)
+via_d () { via_hop a c d; }
+wait_for 30 via_d
+ok $? "b killed: a's route to c moves to d after $(( $(now_ms) - tk )) ms"
+wait_for 15 ping_ok a "$VC"
+ok $? "ping a -> c through d"
+sleep 1
+kill -INT "$PINGPID" 2>/dev/null; wait "$PINGPID" 2>/dev/null; PINGPID=
+# The outage: the longest gap between two answered pings
+GAP=$(awk '/bytes from/ { gsub(/[\[\]]/, "", $1); t = $1 * 1000; if (last && t - last > gap) gap = t - last; last = t } END { printf "%d", gap }' "$T/failover.out")
+echo "# outage a -> c when b died: ${GAP} ms between two answers (pings every 50 ms)"
+[ "${GAP:-0}" -gt 0 ]
+ok $? "the failover's outage is measured (${GAP} ms)"
+
+# b comes back; d goes: through b again
+start_node b; ok $? "node b back: every service READY"
+wait_for 15 ping_ok b "$VC"
+for p in $(ip netns pids "$(ns_of d)"); do kill -KILL "$p" 2>/dev/null; done
+tk=$(now_ms)
+via_b () { via_hop a c b; }
+wait_for 30 via_b
+ok $? "b back and d gone: a's route to c through b again after $(( $(now_ms) - tk )) ms"
+wait_for 15 ping_ok a "$VC"
+ok $? "ping a -> c through b again"
+
+# routing.transit = false on b: it announces nothing and carries nothing
+stop_node b
+DISC_CFG_EXTRA='routing = { transit = false; };' disc_node_cfg "$T/b" b line "$RURL"
+start_node b; ok $? "node b (transit off): every service READY"
+wait_for 15 ping_ok a "$VB"
+no_route () { ! via_hop a c b && ! ping_ok a "$VC"; }
+wait_for 20 no_route
+ok $? "b with routing.transit = false: a has no route to c through b and no ping crosses"
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
