@@ -7,14 +7,18 @@
 # script, no debconf question, no service): tests/integration/portmap_upnp.sh starts
 # it by hand in a namespace. Its companion package `miniupnpd` (init script, systemd
 # unit, debconf) is deliberately not installed.
+# dpkg-dev, debhelper, fakeroot, lintian: the Debian packages are built (dpkg-buildpackage)
+# and checked (lintian) by scripts/test.sh; man-db renders the man pages (man --warnings).
 # chromium and chromium-driver: tests/integration/bridge_page.sh drives the bridge's
 # example page (examples/bridge/) in headless Chromium through chromedriver.
 set -eu
 BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
-       libwebsockets-dev libjansson-dev libsqlite3-dev libminiupnpc-dev libnatpmp-dev libseccomp-dev"
+       libwebsockets-dev libjansson-dev libsqlite3-dev libminiupnpc-dev libnatpmp-dev libseccomp-dev
+       libsystemd-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver"
+      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver
+      dpkg-dev debhelper fakeroot lintian man-db"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""
