@@ -1,0 +1,304 @@
+#!/bin/bash
+# package: the Debian packages as an operator gets them. Builds bifrost and
+# bifrost-server from the release tarball (dpkg-buildpackage -us -uc -b), or
+# takes them from $BIFROST_DEB_DIR; lintian finds no error; dpkg installs them
+# on this machine; systemd-analyze verifies the units; the installed bifrostd
+# is started as bifrost.service would start it (this machine's PID 1 is not
+# systemd: the unit's ExecStart, environment, EnvironmentFile, bounding set,
+# no_new_privs and read-only file system, with a NOTIFY_SOCKET this test
+# listens on) in a network namespace, joins a network through a registry
+# built from the tree and pings a peer; READY=1 comes only once every service
+# is READY, a reload is RELOADING=1 then READY=1, a stop STOPPING=1. Then
+# dpkg --purge leaves nothing: no file of the packages, no /etc/bifrost, no
+# /var/lib/bifrost, no service user or group, no unit link. (TAP)
+#
+# Run by scripts/test.sh (its own step, after distcheck), not by make check:
+# it installs packages on the machine, and the build takes a minute. It
+# refuses to run when a bifrost package is installed already (it would purge
+# it). $BIFROST_DEB_DIR: take the .deb files from there instead of building.
+. "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
+
+REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
+export BIFROST_ADMIN_TOKEN=admin-$ID-secret
+RURL=http://192.0.2.10:7080
+API=$RURL/api/v1/mesh/networks
+REGPID=
+INSTALLED=
+NODEPID=
+LISTENER=
+NOTIFY_DIR=/run/bifrost-pkgtest-$ID
+UNIT=/lib/systemd/system/bifrost.service
+SERVER_UNIT=/lib/systemd/system/bifrost-server.service
+
+pkg_cleanup () {
+    [ -n "$NODEPID" ] && kill -TERM "$NODEPID" 2>/dev/null && wait_for 10 sh -c "! kill -0 $NODEPID"
+    [ -n "$NODEPID" ] && kill -KILL "$NODEPID" 2>/dev/null
+    [ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null
+    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait "$REGPID" 2>/dev/null
+    if [ "$FAILED" -ne 0 ]; then
+        echo "# ---- installed node's log (last 40 lines)"
+        tail -40 "$T/node.log" 2>/dev/null | sed 's/^/#   /'
+        echo "# ---- notifications"
+        sed 's/^/#   /' "$T/notify.log" 2>/dev/null
+    fi
+    # Whatever happened, the machine is left as it was
+    [ -n "$INSTALLED" ] && dpkg --purge bifrost-server bifrost >/dev/null 2>&1
+    if [ -n "${PKG_TEST_LOGS:-}" ]; then     # keep the logs for a look after the run
+        mkdir -p "$PKG_TEST_LOGS" && cp "$T"/*.log "$PKG_TEST_LOGS"/ 2>/dev/null
+        cp "$T/b/bifrostd.log" "$PKG_TEST_LOGS/b.log" 2>/dev/null; cp "$T/reg/registry.log" "$PKG_TEST_LOGS"/ 2>/dev/null
+    fi
+    rm -rf "$NOTIFY_DIR"
+    node_cleanup
+}
+trap pkg_cleanup EXIT
+
+if [ "$(id -u)" != 0 ]; then echo "1..0 # SKIP needs root"; exit 0; fi
+if dpkg-query -W -f='${Status}' bifrost 2>/dev/null | grep -q installed \
+|| dpkg-query -W -f='${Status}' bifrost-server 2>/dev/null | grep -q installed; then
+    echo "1..1"; ok 1 "a bifrost package is installed already: not touching it (dpkg --purge bifrost-server bifrost first)"
+    exit 1
+fi
+
+# --- the packages
+DEBS=${BIFROST_DEB_DIR:-}
+if [ -z "$DEBS" ]; then
+    version=$(sed -n 's/^PACKAGE_VERSION = //p' "$BIFROST_BUILDDIR/Makefile")
+    tarball=$BIFROST_BUILDDIR/bifrost-$version.tar.gz
+    # Always made anew (2 s): a tarball left from an older tree would test old packaging
+    make -s -C "$BIFROST_BUILDDIR" dist >/dev/null 2>&1
+    DEBS=$T/deb
+    mkdir -p "$DEBS"
+    t0=$(now_ms)
+    ( cd "$DEBS" && tar xzf "$tarball" && cd "bifrost-$version" &&
+      DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -us -uc -b > "$DEBS/build.log" 2>&1 )
+    ok $? "dpkg-buildpackage -us -uc -b builds the packages from $(basename "$tarball") ($(( ($(now_ms) - t0) / 1000 )) s)"
+    [ "$FAILED" = 0 ] || { tail -30 "$DEBS/build.log" | sed 's/^/# /'; }
+    # The unpacked tree goes (its docs and tests quote the log lines the
+    # cleanup's seccomp_check looks for); the packages stay
+    rm -rf "${DEBS:?}/bifrost-$version"
+fi
+NODE_DEB=$(ls "$DEBS"/bifrost_*.deb 2>/dev/null | head -1)
+SERVER_DEB=$(ls "$DEBS"/bifrost-server_*.deb 2>/dev/null | head -1)
+[ -f "$NODE_DEB" ] && [ -f "$SERVER_DEB" ]
+ok $? "two packages: $(basename "${NODE_DEB:-none}") $(basename "${SERVER_DEB:-none}")"
+[ "$FAILED" = 0 ] || exit 1
+
+lintian "$NODE_DEB" "$SERVER_DEB" > "$T/lintian.out" 2>&1
+errors=$(grep -c '^E:' "$T/lintian.out")
+[ "$errors" = 0 ]
+ok $? "lintian: no error ($(grep -c '^W:' "$T/lintian.out") warnings)"
+grep -E '^[EW]:' "$T/lintian.out" | sed 's/^/# /'
+
+# --- install
+INSTALLED=1
+dpkg -i "$NODE_DEB" "$SERVER_DEB" > "$T/dpkg.out" 2>&1
+ok $? "dpkg -i installs both (Depends: coturn, present)" || sed 's/^/# /' "$T/dpkg.out"
+dpkg -L bifrost bifrost-server 2>/dev/null | sort -u > "$T/files"
+for f in /usr/bin/bifrostd /usr/bin/bifrostctl /usr/libexec/bifrost/bifrost-nat \
+         /usr/libexec/bifrost/bifrost-registry /usr/libexec/bifrost/bifrost-coturn "$UNIT" "$SERVER_UNIT" \
+         /usr/share/man/man8/bifrostd.8.gz /usr/share/man/man8/bifrostctl.8.gz /usr/share/man/man5/bifrost.cfg.5.gz; do
+    [ -e "$f" ] || { echo "# missing: $f"; false; } || break
+done
+ok $? "binaries, services, units and man pages installed ($(wc -l < "$T/files") paths)"
+[ "$(getent group bifrost | cut -d: -f3)" = 61100 ] && [ "$(id -u bifrost-nat 2>/dev/null)" = 61105 ] \
+    && [ "$(id -u bifrost-bus 2>/dev/null)" = 61101 ] && [ "$(id -gn bifrost-registry 2>/dev/null)" = bifrost ]
+ok $? "service users: group bifrost 61100, bifrost-bus 61101, bifrost-nat 61105, ... ($(getent passwd | grep -c '^bifrost-') users)"
+env=/etc/bifrost/server.env
+[ "$(stat -c '%a %U' "$env" 2>/dev/null)" = "600 root" ] \
+    && grep -Eq '^BIFROST_ADMIN_TOKEN=[0-9a-f]{64}$' "$env" && grep -Eq '^TURN_SECRET=[0-9a-f]{64}$' "$env" \
+    && grep -Eq '^RELAY_SECRET=[0-9a-f]{64}$' "$env"
+ok $? "bifrost-server made /etc/bifrost/server.env: 0600 root, three random 64-hex secrets"
+
+systemd-analyze verify "$UNIT" "$SERVER_UNIT" > "$T/verify.out" 2>&1
+[ $? = 0 ] && [ ! -s "$T/verify.out" ]
+ok $? "systemd-analyze verify: both units clean (binaries, man pages of Documentation=)" || sed 's/^/# /' "$T/verify.out"
+grep -q '^Type=notify$' "$UNIT" && grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$UNIT" \
+    && grep -q '^RuntimeDirectoryMode=0710$' "$UNIT" && grep -q '^EnvironmentFile=-/etc/bifrost/server.env$' "$SERVER_UNIT"
+ok $? "units: Type=notify, ExecReload=SIGHUP, run directory 0710, the server's EnvironmentFile"
+# The installed pages, as man finds them
+bad=0
+for p in bifrostd.8 bifrostctl.8 bifrost.cfg.5; do
+    MANWIDTH=80 man --warnings "${p##*.}" "${p%.*}" > /dev/null 2> "$T/man.err" && [ ! -s "$T/man.err" ] || bad=1
+done
+missing=$("$BIFROST_BUILDDIR/libbus/bus-config-doc" | sed -n 's/^| `\([a-z_0-9]*\)` |.*/\1/p' | while read -r k; do
+    gzip -dc /usr/share/man/man5/bifrost.cfg.5.gz | grep -qx "\.B $k" || echo "$k"; done)
+[ "$bad" = 0 ] && [ -z "$missing" ]
+ok $? "man bifrostd, bifrostctl, bifrost.cfg render without a warning; bifrost.cfg(5) lists every key${missing:+ (missing: $missing)}"
+
+# --- a network: a registry and a peer from the build tree, each in a namespace
+underlay reg 192.0.2.10
+underlay a 192.0.2.1
+underlay b 192.0.2.2
+mkdir -p "$T/reg"
+cat > "$T/reg/registry.cfg" <<CFG
+registry = { listen = "192.0.2.10:7080"; database = "$T/reg/registry.db";
+             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
+CFG
+ip netns exec "$(ns_of reg)" "$REGISTRY" -c "$T/reg/registry.cfg" -r "$T/reg/run" >>"$T/reg/registry.log" 2>&1 &
+REGPID=$!
+wait_for 10 in_ns reg curl -s -o /dev/null "$RURL/client/meta"
+ok $? "a registry (build tree) answers on 192.0.2.10:7080"
+admin () { in_ns reg curl -s -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$API$2"; }
+admin POST "" '{"id":"pkg","name":"pkg","cidr":"10.100.0.0/24","settings":{"heartbeat_interval":1,"offline_after":3,"expire_after":120}}' >/dev/null
+TOKEN=$(admin POST /pkg/tokens '{"ttl":600,"reusable":true}' | jq -r .token)
+case "$TOKEN" in bjt_*) ok 0 "network pkg and a join token" ;; *) ok 1 "network pkg and a join token" ;; esac
+export BIFROST_JOIN_TOKEN=$TOKEN
+disc_node_cfg "$T/b" b pkg "$RURL"
+start_node b
+ok $? "peer b (build tree) is up"
+
+# --- the installed node joins
+# TODO(issue 19, lead): replace the two files below by
+#   bifrostctl join "$RURL" --token "$TOKEN"
+# once it exists (helper "metrics"): it writes /etc/bifrost/bifrost.cfg and the
+# token, then starts the unit; here the test writes what it will write.
+mkdir -p /etc/bifrost
+cat > /etc/bifrost/bifrost.cfg <<CFG
+network_id = "pkg";
+discovery = { server = "$RURL"; allow_http = true; join_token = "\${BIFROST_JOIN_TOKEN}";
+              heartbeat_interval = "1s"; name = "a"; };
+device = { type = "tun"; name = "bifrost0"; mtu = 1400; };
+connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; };
+services = (
+    { name = "bus";       exec = "bifrost-bus"; },
+    { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
+    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
+    { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
+    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; pass_env = ["BIFROST_JOIN_TOKEN"]; }
+);
+CFG
+( umask 077; echo "BIFROST_JOIN_TOKEN=$TOKEN" > /etc/bifrost/bifrost.env )
+/usr/bin/bifrostd --check-config -c /etc/bifrost/bifrost.cfg > "$T/check.out" 2>&1
+ok $? "the installed bifrostd (its own libexec) accepts the node's configuration" || sed 's/^/# /' "$T/check.out"
+
+# systemd's part, from the unit file: a NOTIFY_SOCKET (a listener that, at
+# READY=1, asks bifrostd which instances are ready), the run and state
+# directories, the environment, the bounding set, no_new_privs, and the
+# file system read-only but for ReadWritePaths, with a private /tmp and no /home
+unit_value () { sed -n "s/^$1=//p" "$UNIT" | tail -1; }
+mkdir -m 0700 "$NOTIFY_DIR"
+python3 - "$NOTIFY_DIR/notify" "$T/notify.log" <<'PY' &
+import json, socket, subprocess, sys, time
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as log:
+    log.write("listening\n")
+    while True:
+        msg = sock.recv(4096).decode().replace("\n", "|")
+        log.write("%.3f %s\n" % (time.monotonic(), msg))
+        if msg.startswith("READY=1") and "STATUS=reload" not in msg:
+            out = subprocess.run(["/usr/bin/bifrostctl", "-r", "/run/bifrost", "status", "--json"],
+                                 capture_output=True, text=True).stdout
+            try:
+                states = [i["state"] for i in json.loads(out)["instances"]]
+            except Exception:
+                states = []
+            log.write("at READY: %d instances, %d ready\n" % (len(states), states.count("ready")))
+PY
+LISTENER=$!
+wait_for 5 grep -q listening "$T/notify.log"
+install -d -m "$(unit_value RuntimeDirectoryMode)" /run/bifrost
+install -d -m "$(unit_value StateDirectoryMode)" /var/lib/bifrost
+caps=$(unit_value CapabilityBoundingSet | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+nnp=
+[ "$(unit_value NoNewPrivileges)" = yes ] && nnp=--no-new-privs
+read -r -a EXEC <<< "$(unit_value ExecStart)"
+rw_paths=$(unit_value ReadWritePaths | sed 's/^-//; s/ -/ /g')
+# ProtectSystem=strict, ProtectHome, PrivateTmp, ProtectKernelTunables: in a
+# mount namespace of its own, every mount read-only but the API file systems
+# and ReadWritePaths; then exactly the unit's environment
+protect='
+set -e
+awk "{ print \$2, \$3 }" /proc/self/mounts | sort -u | while read -r m type; do
+    case $m in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+    case $type in nsfs|proc|sysfs|cgroup*|devpts|mqueue|autofs|binfmt_misc) continue ;; esac
+    mount -o remount,bind,ro "$m" 2>/dev/null || { mount --bind "$m" "$m" && mount -o remount,bind,ro "$m"; }
+done
+mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
+for p in '"$rw_paths"'; do mount --bind "$p" "$p" && mount -o remount,bind,rw "$p"; done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=0755,ro tmpfs /home
+mount -t tmpfs -o mode=0700,ro tmpfs /root
+# the emulation holds: /usr, /etc and /var/lib are read-only, the state directory is not
+! touch /usr/.pkgtest 2>/dev/null && ! touch /etc/.pkgtest 2>/dev/null && ! touch /var/lib/.pkgtest 2>/dev/null
+touch /var/lib/bifrost/.pkgtest && rm /var/lib/bifrost/.pkgtest
+exec "$@"'
+t_start=$(now_ms)
+ip netns exec "$(ns_of a)" unshare -m --propagation private sh -c "$protect" protect \
+    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+        RUNTIME_DIRECTORY=/run/bifrost STATE_DIRECTORY=/var/lib/bifrost NOTIFY_SOCKET="$NOTIFY_DIR/notify" \
+        $(grep -v '^#' /etc/bifrost/bifrost.env) \
+    setpriv $nnp --bounding-set=-all,$caps -- "${EXEC[@]}" > "$T/node.log" 2>&1 &
+NODEPID=$!
+wait_for 30 grep -q "^at READY" "$T/notify.log"
+ok $? "the installed node sends READY=1 ($(( $(now_ms) - t_start )) ms after ExecStart)"
+grep -q "at READY: 5 instances, 5 ready" "$T/notify.log"
+ok $? "at READY=1 every instance is ready ($(grep '^at READY' "$T/notify.log"))"
+before=$(awk '/READY=1/ { exit } / STATUS=/ { n++ } END { print n + 0 }' "$T/notify.log")
+grep -q " STATUS=[0-4]/5 instances ready" "$T/notify.log" && [ "$before" -ge 1 ]
+ok $? "before it, STATUS= counted the instances coming up ($before status lines, e.g. '$(grep -m1 -o 'STATUS=[0-4]/5[^|]*' "$T/notify.log")')"
+[ "$(awk '/^[0-9.]+ READY=1/' "$T/notify.log" | wc -l)" = 1 ]
+ok $? "READY=1 is sent once"
+grep -q "seccomp refused\|Permission denied\|Read-only file system" "$T/node.log"
+ok $((! $?)) "no service hit the unit's hardening (bounding set, no_new_privs, read-only /usr /etc /var, private /tmp)"
+
+vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
+has_vip () { [ -n "$(vip "$1")" ]; }
+wait_for 15 has_vip a
+ok $? "the installed node joined: bifrost0 has $(vip a) from the registry"
+wait_for 15 has_vip b
+VB=$(vip b)
+wait_for 20 ping_ok a "$VB"
+ok $? "it pings peer b at $VB through the tunnel"
+wait_for 10 ping_ok b "$(vip a)"
+ok $? "and b pings it back"
+nat=$(/usr/bin/bifrostctl -r /run/bifrost status 2>/dev/null | awk '$1 == "nat.1" { print $2 }')
+[ -n "$nat" ] && [ "$(ps -o user= -p "$nat")" = bifrost-nat ]
+ok $? "ps shows the nat service as bifrost-nat (pid ${nat:-none})"
+[ "$(stat -c '%a %U %g' /run/bifrost)" = "710 root 61100" ] && [ "$(stat -c '%a' /var/lib/bifrost/node.key)" = 600 ]
+ok $? "run directory 0710 root:61100 ($(stat -c '%a %U %g' /run/bifrost)), node key 0600"
+
+# systemctl reload: ExecReload sends SIGHUP
+kill -HUP "$NODEPID"
+wait_for 10 grep -q "READY=1|STATUS=reloaded" "$T/notify.log"
+grep -q "RELOADING=1|MONOTONIC_USEC=" "$T/notify.log"
+ok $? "reload (SIGHUP): RELOADING=1, then READY=1 ($(grep -o 'STATUS=reloaded[^|]*' "$T/notify.log" | tail -1))"
+
+# systemctl stop: SIGTERM to bifrostd alone (KillMode=mixed)
+kill -TERM "$NODEPID"
+wait_for 15 sh -c "! kill -0 $NODEPID"
+stopped=$?
+wait "$NODEPID"; rc=$?
+[ "$stopped" = 0 ] && [ "$rc" = 0 ] && grep -q "STOPPING=1" "$T/notify.log"
+ok $? "stop (SIGTERM): STOPPING=1, bifrostd exits 0 (got $rc)"
+NODEPID=
+left=$(ip netns pids "$(ns_of a)" 2>/dev/null | wc -l)
+[ "$left" = 0 ]
+ok $? "no process of the node is left in its namespace ($left)"
+kill "$LISTENER" 2>/dev/null; LISTENER=
+
+# --- purge: nothing left
+kill -TERM "$REGPID" 2>/dev/null; wait "$REGPID" 2>/dev/null; REGPID=
+dpkg --purge bifrost-server bifrost > "$T/purge.out" 2>&1
+ok $? "dpkg --purge bifrost-server bifrost" || sed 's/^/# /' "$T/purge.out"
+INSTALLED=
+left=""
+while read -r f; do
+    [ -e "$f" ] && [ ! -d "$f" ] && left="$left $f"
+done < "$T/files"
+for f in /etc/bifrost /var/lib/bifrost /run/bifrost /usr/libexec/bifrost /usr/share/bifrost /usr/share/doc/bifrost \
+         /etc/systemd/system/multi-user.target.wants/bifrost.service \
+         /etc/systemd/system/multi-user.target.wants/bifrost-server.service; do
+    [ -e "$f" ] && left="$left $f"
+done
+ls /var/lib/systemd/deb-systemd-helper-enabled 2>/dev/null | grep -q bifrost && left="$left deb-systemd-helper-state"
+[ -z "$left" ]
+ok $? "no file of the packages, /etc/bifrost, /var/lib/bifrost, unit link or state is left${left:+:$left}"
+users=$(getent passwd | grep -c '^bifrost'); groups=$(getent group | grep -c '^bifrost')
+[ "$users" = 0 ] && [ "$groups" = 0 ]
+ok $? "no bifrost user or group is left ($users users, $groups groups)"
+dpkg-query -W -f='${Status}\n' bifrost bifrost-server 2>/dev/null | grep -q installed
+ok $((! $?)) "dpkg knows neither package any more"
+echo "1..$TESTNO"
+[ "$FAILED" = 0 ]
