@@ -2,13 +2,14 @@
 # package: the Debian packages as an operator gets them. Builds bifrost and
 # bifrost-server from the release tarball (dpkg-buildpackage -us -uc -b), or
 # takes them from $BIFROST_DEB_DIR; lintian finds no error; dpkg installs them
-# on this machine; systemd-analyze verifies the units; the installed bifrostd
-# is started as bifrost.service would start it (this machine's PID 1 is not
-# systemd: the unit's ExecStart, environment, EnvironmentFile, bounding set,
+# on this machine; systemd-analyze verifies the units. The installed server
+# (registry, relays, coturn) and node are started as bifrost-server.service
+# and bifrost.service would start them (this machine's PID 1 is not systemd:
+# the unit's ExecStart, environment, EnvironmentFile, bounding set,
 # no_new_privs and read-only file system, with a NOTIFY_SOCKET this test
-# listens on) in a network namespace, joins a network through a registry
-# built from the tree and pings a peer; READY=1 comes only once every service
-# is READY, a reload is RELOADING=1 then READY=1, a stop STOPPING=1. Then
+# listens on), each in a network namespace; the node joins the server's
+# network and pings a peer built from the tree. READY=1 comes only once every
+# service is READY, a reload is RELOADING=1 then READY=1, a stop STOPPING=1. Then
 # dpkg --purge leaves nothing: no file of the packages, no /etc/bifrost, no
 # /var/lib/bifrost, no service user or group, no unit link. (TAP)
 #
@@ -19,34 +20,37 @@
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
-REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
-export BIFROST_ADMIN_TOKEN=admin-$ID-secret
 RURL=http://192.0.2.10:7080
 API=$RURL/api/v1/mesh/networks
-REGPID=
 INSTALLED=
 NODEPID=
-LISTENER=
+UNITS=
+LISTENERS=
 NOTIFY_DIR=/run/bifrost-pkgtest-$ID
 UNIT=/lib/systemd/system/bifrost.service
 SERVER_UNIT=/lib/systemd/system/bifrost-server.service
 
 pkg_cleanup () {
-    [ -n "$NODEPID" ] && kill -TERM "$NODEPID" 2>/dev/null && wait_for 10 sh -c "! kill -0 $NODEPID"
-    [ -n "$NODEPID" ] && kill -KILL "$NODEPID" 2>/dev/null
-    [ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait "$REGPID" 2>/dev/null
+    local pid
+    for u in $UNITS; do
+        pid=$(cat "$T/$u.pid" 2>/dev/null)
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait_for 10 sh -c "! kill -0 $pid"
+        [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+    done
+    for p in $LISTENERS; do kill "$p" 2>/dev/null; done
     if [ "$FAILED" -ne 0 ]; then
-        echo "# ---- installed node's log (last 40 lines)"
-        tail -40 "$T/node.log" 2>/dev/null | sed 's/^/#   /'
-        echo "# ---- notifications"
-        sed 's/^/#   /' "$T/notify.log" 2>/dev/null
+        for u in $UNITS; do
+            echo "# ---- installed $u's log (last 40 lines)"
+            tail -40 "$T/$u.log" 2>/dev/null | sed 's/^/#   /'
+            echo "# ---- $u's notifications"
+            sed 's/^/#   /' "$T/$u.notify" 2>/dev/null
+        done
     fi
     # Whatever happened, the machine is left as it was
     [ -n "$INSTALLED" ] && dpkg --purge bifrost-server bifrost >/dev/null 2>&1
     if [ -n "${PKG_TEST_LOGS:-}" ]; then     # keep the logs for a look after the run
         mkdir -p "$PKG_TEST_LOGS" && cp "$T"/*.log "$PKG_TEST_LOGS"/ 2>/dev/null
-        cp "$T/b/bifrostd.log" "$PKG_TEST_LOGS/b.log" 2>/dev/null; cp "$T/reg/registry.log" "$PKG_TEST_LOGS"/ 2>/dev/null
+        cp "$T"/*.notify "$PKG_TEST_LOGS"/ 2>/dev/null; cp "$T/b/bifrostd.log" "$PKG_TEST_LOGS/b.log" 2>/dev/null
     fi
     rm -rf "$NOTIFY_DIR"
     node_cleanup
@@ -126,23 +130,128 @@ missing=$("$BIFROST_BUILDDIR/libbus/bus-config-doc" | sed -n 's/^| `\([a-z_0-9]*
 [ "$bad" = 0 ] && [ -z "$missing" ]
 ok $? "man bifrostd, bifrostctl, bifrost.cfg render without a warning; bifrost.cfg(5) lists every key${missing:+ (missing: $missing)}"
 
-# --- a network: a registry and a peer from the build tree, each in a namespace
+# --- systemd's part, as the unit file says: a NOTIFY_SOCKET (a listener that,
+# at READY=1, asks bifrostd which instances are ready), the run and state
+# directories with their modes, exactly the unit's environment and
+# EnvironmentFile, its bounding set and no_new_privs (setpriv), and, in a mount
+# namespace of its own, ProtectSystem=strict (every mount read-only but the API
+# file systems and ReadWritePaths), ProtectKernelTunables (/proc/sys),
+# PrivateTmp and ProtectHome.
+unit_value () { sed -n "s/^$2=//p" "$1" | tail -1; }
+protect='
+set -e
+awk "{ print \$2, \$3 }" /proc/self/mounts | sort -u | while read -r m type; do
+    case $m in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+    case $type in nsfs|proc|sysfs|cgroup*|devpts|mqueue|autofs|binfmt_misc) continue ;; esac
+    mount -o remount,bind,ro "$m" 2>/dev/null || { mount --bind "$m" "$m" && mount -o remount,bind,ro "$m"; }
+done
+mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
+for p in $RW_PATHS; do mount --bind "$p" "$p" && mount -o remount,bind,rw "$p"; done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=0755,ro tmpfs /home
+mount -t tmpfs -o mode=0700,ro tmpfs /root
+# the emulation holds: /usr, /etc and /var/lib are read-only, the state directory is not
+! touch /usr/.pkgtest 2>/dev/null && ! touch /etc/.pkgtest 2>/dev/null && ! touch /var/lib/.pkgtest 2>/dev/null
+touch /var/lib/bifrost/.pkgtest && rm /var/lib/bifrost/.pkgtest
+unset RW_PATHS
+exec "$@"'
+mkdir -m 0700 "$NOTIFY_DIR"
+# start_as_unit UNIT NODE NAME: the unit's ExecStart in NODE's namespace; its
+# notifications in $T/NAME.notify, its output in $T/NAME.log, its pid in $T/NAME.pid
+start_as_unit () {
+    local unit=$1 node=$2 name=$3 run state envfile caps nnp rw exec_start
+    run=/run/$(unit_value "$unit" RuntimeDirectory)
+    state=/var/lib/$(unit_value "$unit" StateDirectory)
+    python3 - "$NOTIFY_DIR/$name" "$T/$name.notify" "$run" <<'PY' &
+import json, socket, subprocess, sys, time
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as log:
+    log.write("listening\n")
+    while True:
+        msg = sock.recv(4096).decode().replace("\n", "|")
+        log.write("%.3f %s\n" % (time.monotonic(), msg))
+        if msg.startswith("READY=1") and "STATUS=reload" not in msg:
+            out = subprocess.run(["/usr/bin/bifrostctl", "-r", sys.argv[3], "status", "--json"],
+                                 capture_output=True, text=True).stdout
+            try:
+                states = [i["state"] for i in json.loads(out)["instances"]]
+            except Exception:
+                states = []
+            log.write("at READY: %d instances, %d ready\n" % (len(states), states.count("ready")))
+PY
+    LISTENERS="$LISTENERS $!"
+    wait_for 5 grep -q listening "$T/$name.notify"
+    install -d -m "$(unit_value "$unit" RuntimeDirectoryMode)" "$run"
+    install -d -m "$(unit_value "$unit" StateDirectoryMode)" "$state"
+    envfile=$(unit_value "$unit" EnvironmentFile | sed 's/^-//')
+    caps=$(unit_value "$unit" CapabilityBoundingSet | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+    nnp=
+    [ "$(unit_value "$unit" NoNewPrivileges)" = yes ] && nnp=--no-new-privs
+    rw=$(unit_value "$unit" ReadWritePaths | sed 's/^-//; s/ -/ /g')
+    read -r -a exec_start <<< "$(unit_value "$unit" ExecStart)"
+    # ip, unshare (no fork), sh, env and setpriv exec: $! is bifrostd
+    ip netns exec "$(ns_of "$node")" env RW_PATHS="$rw" unshare -m --propagation private sh -c "$protect" protect \
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+            RUNTIME_DIRECTORY="$run" STATE_DIRECTORY="$state" NOTIFY_SOCKET="$NOTIFY_DIR/$name" \
+            $(grep -v '^#' "$envfile" 2>/dev/null) \
+        setpriv $nnp --bounding-set=-all,"$caps" -- "${exec_start[@]}" > "$T/$name.log" 2>&1 &
+    echo $! > "$T/$name.pid"
+    UNITS="$UNITS $name"
+}
+unit_pid () { cat "$T/$1.pid"; }
+# ready_checks NAME COUNT: the test points of a start through the unit
+ready_checks () {
+    local name=$1 count=$2 t0=$3 before
+    wait_for 30 grep -q "^at READY" "$T/$name.notify"
+    ok $? "$name: READY=1 $(( $(now_ms) - t0 )) ms after ExecStart"
+    grep -q "at READY: $count instances, $count ready" "$T/$name.notify"
+    ok $? "$name: at READY=1 every instance is ready ($(grep '^at READY' "$T/$name.notify"))"
+    before=$(awk '/READY=1/ { exit } / STATUS=/ { n++ } END { print n + 0 }' "$T/$name.notify")
+    grep -q " STATUS=[0-$((count - 1))]/$count instances ready" "$T/$name.notify" && [ "$before" -ge 1 ]
+    ok $? "$name: before it, STATUS= counted the instances coming up ($before lines, e.g. '$(grep -m1 -o "STATUS=[0-9]/$count[^|]*" "$T/$name.notify")')"
+    [ "$(grep -c '^[0-9.]* READY=1' "$T/$name.notify")" = 1 ]
+    ok $? "$name: READY=1 is sent once"
+}
+
+# --- a network: the installed server (registry, relay, coturn) as
+# bifrost-server.service runs it, a peer from the build tree, each in a namespace
 underlay reg 192.0.2.10
 underlay a 192.0.2.1
 underlay b 192.0.2.2
-mkdir -p "$T/reg"
-cat > "$T/reg/registry.cfg" <<CFG
-registry = { listen = "192.0.2.10:7080"; database = "$T/reg/registry.db";
-             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
+cat > /etc/bifrost/server.cfg <<CFG
+run_dir = "/run/bifrost-server";
+services = (
+    { name = "bus";      exec = "bifrost-bus"; },
+    { name = "registry"; exec = "bifrost-registry"; depends = ["bus"];
+      pass_env = ["BIFROST_ADMIN_TOKEN", "TURN_SECRET", "RELAY_SECRET"]; },
+    { name = "coturn";   exec = "bifrost-coturn"; notify = "none"; pass_env = ["TURN_SECRET"]; },
+    { name = "relay";    exec = "bifrost-relay"; depends = ["bus"]; instances = 2; pass_env = ["RELAY_SECRET"]; }
+);
+registry = { listen = "192.0.2.10:7080"; admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
+turn = { host = "192.0.2.10"; realm = "example.org"; secret = "\${TURN_SECRET}"; listen_port = 3478;
+         min_port = 49152; max_port = 49200; };
+relay = { servers = ["relay-1@192.0.2.10:3479"]; secret = "\${RELAY_SECRET}"; listen = "192.0.2.10:3479"; };
 CFG
-ip netns exec "$(ns_of reg)" "$REGISTRY" -c "$T/reg/registry.cfg" -r "$T/reg/run" >>"$T/reg/registry.log" 2>&1 &
-REGPID=$!
+( set -a; . /etc/bifrost/server.env; set +a; exec /usr/bin/bifrostd --check-config -c /etc/bifrost/server.cfg ) \
+    > "$T/check.out" 2>&1
+ok $? "the installed bifrostd accepts a server configuration with the generated secrets" || sed 's/^/# /' "$T/check.out"
+t0=$(now_ms)
+start_as_unit "$SERVER_UNIT" reg server
+ready_checks server 5 "$t0"
 wait_for 10 in_ns reg curl -s -o /dev/null "$RURL/client/meta"
-ok $? "a registry (build tree) answers on 192.0.2.10:7080"
-admin () { in_ns reg curl -s -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$API$2"; }
+ok $? "the registry answers on 192.0.2.10:7080"
+ADMIN=$(sed -n 's/^BIFROST_ADMIN_TOKEN=//p' /etc/bifrost/server.env)
+admin () { in_ns reg curl -s -X "$1" -H "Authorization: Bearer $ADMIN" ${3:+--data-binary "$3"} "$API$2"; }
 admin POST "" '{"id":"pkg","name":"pkg","cidr":"10.100.0.0/24","settings":{"heartbeat_interval":1,"offline_after":3,"expire_after":120}}' >/dev/null
 TOKEN=$(admin POST /pkg/tokens '{"ttl":600,"reusable":true}' | jq -r .token)
-case "$TOKEN" in bjt_*) ok 0 "network pkg and a join token" ;; *) ok 1 "network pkg and a join token" ;; esac
+case "$TOKEN" in bjt_*) ok 0 "with the admin token of server.env: network pkg and a join token" ;;
+                 *) ok 1 "with the admin token of server.env: network pkg and a join token" ;; esac
+[ "$(stat -c '%a %U %g' /run/bifrost-server)" = "710 root 61100" ] && [ -s /var/lib/bifrost/registry.db ]
+ok $? "server: run directory 0710 root:61100, the database in the state directory ($(stat -c '%n %a %U' /var/lib/bifrost/registry.db 2>&1))"
+turn=$(/usr/bin/bifrostctl -r /run/bifrost-server status --json 2>/dev/null | jq -r '.instances[] | select(.service == "coturn") | .pid')
+wait_for 5 sh -c "[ \"\$(ps -o user= -p $turn)\" = turnserver ]"
+ok $? "server: coturn runs (pid $turn) and has become the user turnserver ($(ps -o user=,comm= -p "$turn"))"
 export BIFROST_JOIN_TOKEN=$TOKEN
 disc_node_cfg "$T/b" b pkg "$RURL"
 start_node b
@@ -153,7 +262,6 @@ ok $? "peer b (build tree) is up"
 #   bifrostctl join "$RURL" --token "$TOKEN"
 # once it exists (helper "metrics"): it writes /etc/bifrost/bifrost.cfg and the
 # token, then starts the unit; here the test writes what it will write.
-mkdir -p /etc/bifrost
 cat > /etc/bifrost/bifrost.cfg <<CFG
 network_id = "pkg";
 discovery = { server = "$RURL"; allow_http = true; join_token = "\${BIFROST_JOIN_TOKEN}";
@@ -169,79 +277,14 @@ services = (
 );
 CFG
 ( umask 077; echo "BIFROST_JOIN_TOKEN=$TOKEN" > /etc/bifrost/bifrost.env )
-/usr/bin/bifrostd --check-config -c /etc/bifrost/bifrost.cfg > "$T/check.out" 2>&1
+BIFROST_JOIN_TOKEN=$TOKEN /usr/bin/bifrostd --check-config -c /etc/bifrost/bifrost.cfg > "$T/check.out" 2>&1
 ok $? "the installed bifrostd (its own libexec) accepts the node's configuration" || sed 's/^/# /' "$T/check.out"
-
-# systemd's part, from the unit file: a NOTIFY_SOCKET (a listener that, at
-# READY=1, asks bifrostd which instances are ready), the run and state
-# directories, the environment, the bounding set, no_new_privs, and the
-# file system read-only but for ReadWritePaths, with a private /tmp and no /home
-unit_value () { sed -n "s/^$1=//p" "$UNIT" | tail -1; }
-mkdir -m 0700 "$NOTIFY_DIR"
-python3 - "$NOTIFY_DIR/notify" "$T/notify.log" <<'PY' &
-import json, socket, subprocess, sys, time
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-sock.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as log:
-    log.write("listening\n")
-    while True:
-        msg = sock.recv(4096).decode().replace("\n", "|")
-        log.write("%.3f %s\n" % (time.monotonic(), msg))
-        if msg.startswith("READY=1") and "STATUS=reload" not in msg:
-            out = subprocess.run(["/usr/bin/bifrostctl", "-r", "/run/bifrost", "status", "--json"],
-                                 capture_output=True, text=True).stdout
-            try:
-                states = [i["state"] for i in json.loads(out)["instances"]]
-            except Exception:
-                states = []
-            log.write("at READY: %d instances, %d ready\n" % (len(states), states.count("ready")))
-PY
-LISTENER=$!
-wait_for 5 grep -q listening "$T/notify.log"
-install -d -m "$(unit_value RuntimeDirectoryMode)" /run/bifrost
-install -d -m "$(unit_value StateDirectoryMode)" /var/lib/bifrost
-caps=$(unit_value CapabilityBoundingSet | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
-nnp=
-[ "$(unit_value NoNewPrivileges)" = yes ] && nnp=--no-new-privs
-read -r -a EXEC <<< "$(unit_value ExecStart)"
-rw_paths=$(unit_value ReadWritePaths | sed 's/^-//; s/ -/ /g')
-# ProtectSystem=strict, ProtectHome, PrivateTmp, ProtectKernelTunables: in a
-# mount namespace of its own, every mount read-only but the API file systems
-# and ReadWritePaths; then exactly the unit's environment
-protect='
-set -e
-awk "{ print \$2, \$3 }" /proc/self/mounts | sort -u | while read -r m type; do
-    case $m in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
-    case $type in nsfs|proc|sysfs|cgroup*|devpts|mqueue|autofs|binfmt_misc) continue ;; esac
-    mount -o remount,bind,ro "$m" 2>/dev/null || { mount --bind "$m" "$m" && mount -o remount,bind,ro "$m"; }
-done
-mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
-for p in '"$rw_paths"'; do mount --bind "$p" "$p" && mount -o remount,bind,rw "$p"; done
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=0755,ro tmpfs /home
-mount -t tmpfs -o mode=0700,ro tmpfs /root
-# the emulation holds: /usr, /etc and /var/lib are read-only, the state directory is not
-! touch /usr/.pkgtest 2>/dev/null && ! touch /etc/.pkgtest 2>/dev/null && ! touch /var/lib/.pkgtest 2>/dev/null
-touch /var/lib/bifrost/.pkgtest && rm /var/lib/bifrost/.pkgtest
-exec "$@"'
-t_start=$(now_ms)
-ip netns exec "$(ns_of a)" unshare -m --propagation private sh -c "$protect" protect \
-    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-        RUNTIME_DIRECTORY=/run/bifrost STATE_DIRECTORY=/var/lib/bifrost NOTIFY_SOCKET="$NOTIFY_DIR/notify" \
-        $(grep -v '^#' /etc/bifrost/bifrost.env) \
-    setpriv $nnp --bounding-set=-all,$caps -- "${EXEC[@]}" > "$T/node.log" 2>&1 &
-NODEPID=$!
-wait_for 30 grep -q "^at READY" "$T/notify.log"
-ok $? "the installed node sends READY=1 ($(( $(now_ms) - t_start )) ms after ExecStart)"
-grep -q "at READY: 5 instances, 5 ready" "$T/notify.log"
-ok $? "at READY=1 every instance is ready ($(grep '^at READY' "$T/notify.log"))"
-before=$(awk '/READY=1/ { exit } / STATUS=/ { n++ } END { print n + 0 }' "$T/notify.log")
-grep -q " STATUS=[0-4]/5 instances ready" "$T/notify.log" && [ "$before" -ge 1 ]
-ok $? "before it, STATUS= counted the instances coming up ($before status lines, e.g. '$(grep -m1 -o 'STATUS=[0-4]/5[^|]*' "$T/notify.log")')"
-[ "$(awk '/^[0-9.]+ READY=1/' "$T/notify.log" | wc -l)" = 1 ]
-ok $? "READY=1 is sent once"
-grep -q "seccomp refused\|Permission denied\|Read-only file system" "$T/node.log"
-ok $((! $?)) "no service hit the unit's hardening (bounding set, no_new_privs, read-only /usr /etc /var, private /tmp)"
+t0=$(now_ms)
+start_as_unit "$UNIT" a node
+NODEPID=$(unit_pid node)
+ready_checks node 5 "$t0"
+grep -q "seccomp refused\|Permission denied\|Read-only file system" "$T/node.log" "$T/server.log"
+ok $((! $?)) "no service of the node or the server hit the unit's hardening (bounding set, no_new_privs, read-only /usr /etc /var, private /tmp)"
 
 vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
 has_vip () { [ -n "$(vip "$1")" ]; }
@@ -261,25 +304,32 @@ ok $? "run directory 0710 root:61100 ($(stat -c '%a %U %g' /run/bifrost)), node 
 
 # systemctl reload: ExecReload sends SIGHUP
 kill -HUP "$NODEPID"
-wait_for 10 grep -q "READY=1|STATUS=reloaded" "$T/notify.log"
-grep -q "RELOADING=1|MONOTONIC_USEC=" "$T/notify.log"
-ok $? "reload (SIGHUP): RELOADING=1, then READY=1 ($(grep -o 'STATUS=reloaded[^|]*' "$T/notify.log" | tail -1))"
+wait_for 10 grep -q "READY=1|STATUS=reloaded" "$T/node.notify"
+grep -q "RELOADING=1|MONOTONIC_USEC=" "$T/node.notify"
+ok $? "reload (SIGHUP): RELOADING=1, then READY=1 ($(grep -o 'STATUS=reloaded[^|]*' "$T/node.notify" | tail -1))"
 
 # systemctl stop: SIGTERM to bifrostd alone (KillMode=mixed)
 kill -TERM "$NODEPID"
 wait_for 15 sh -c "! kill -0 $NODEPID"
 stopped=$?
 wait "$NODEPID"; rc=$?
-[ "$stopped" = 0 ] && [ "$rc" = 0 ] && grep -q "STOPPING=1" "$T/notify.log"
+[ "$stopped" = 0 ] && [ "$rc" = 0 ] && grep -q "STOPPING=1" "$T/node.notify"
 ok $? "stop (SIGTERM): STOPPING=1, bifrostd exits 0 (got $rc)"
 NODEPID=
+rm -f "$T/node.pid"
 left=$(ip netns pids "$(ns_of a)" 2>/dev/null | wc -l)
 [ "$left" = 0 ]
 ok $? "no process of the node is left in its namespace ($left)"
-kill "$LISTENER" 2>/dev/null; LISTENER=
+SERVERPID=$(unit_pid server)
+kill -TERM "$SERVERPID"
+wait_for 15 sh -c "! kill -0 $SERVERPID"
+stopped=$?
+wait "$SERVERPID"; rc=$?
+[ "$stopped" = 0 ] && [ "$rc" = 0 ] && grep -q "STOPPING=1" "$T/server.notify"
+ok $? "server stop (SIGTERM): STOPPING=1, bifrostd exits 0 (got $rc)"
+rm -f "$T/server.pid"
 
 # --- purge: nothing left
-kill -TERM "$REGPID" 2>/dev/null; wait "$REGPID" 2>/dev/null; REGPID=
 dpkg --purge bifrost-server bifrost > "$T/purge.out" 2>&1
 ok $? "dpkg --purge bifrost-server bifrost" || sed 's/^/# /' "$T/purge.out"
 INSTALLED=
