@@ -117,6 +117,9 @@ ok $? "bifrost-server made /etc/bifrost/server.env: 0600 root, three random 64-h
 systemd-analyze verify "$UNIT" "$SERVER_UNIT" > "$T/verify.out" 2>&1
 [ $? = 0 ] && [ ! -s "$T/verify.out" ]
 ok $? "systemd-analyze verify: both units clean (binaries, man pages of Documentation=)" || sed 's/^/# /' "$T/verify.out"
+for u in "$UNIT" "$SERVER_UNIT"; do
+    echo "# systemd-analyze security: $(systemd-analyze security --offline=true --no-pager "$u" 2>/dev/null | grep -o 'Overall exposure level.*')"
+done
 grep -q '^Type=notify$' "$UNIT" && grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$UNIT" \
     && grep -q '^RuntimeDirectoryMode=0710$' "$UNIT" && grep -q '^EnvironmentFile=-/etc/bifrost/server.env$' "$SERVER_UNIT"
 ok $? "units: Type=notify, ExecReload=SIGHUP, run directory 0710, the server's EnvironmentFile"
@@ -153,7 +156,8 @@ mount -t tmpfs -o mode=0700,ro tmpfs /root
 # the emulation holds: /usr, /etc and /var/lib are read-only, the state directory is not
 ! touch /usr/.pkgtest 2>/dev/null && ! touch /etc/.pkgtest 2>/dev/null && ! touch /var/lib/.pkgtest 2>/dev/null
 touch /var/lib/bifrost/.pkgtest && rm /var/lib/bifrost/.pkgtest
-unset RW_PATHS
+umask "$UNIT_UMASK"
+unset RW_PATHS UNIT_UMASK
 exec "$@"'
 mkdir -m 0700 "$NOTIFY_DIR"
 # start_as_unit UNIT NODE NAME: the unit's ExecStart in NODE's namespace; its
@@ -191,7 +195,7 @@ PY
     rw=$(unit_value "$unit" ReadWritePaths | sed 's/^-//; s/ -/ /g')
     read -r -a exec_start <<< "$(unit_value "$unit" ExecStart)"
     # ip, unshare (no fork), sh, env and setpriv exec: $! is bifrostd
-    ip netns exec "$(ns_of "$node")" env RW_PATHS="$rw" unshare -m --propagation private sh -c "$protect" protect \
+    ip netns exec "$(ns_of "$node")" env RW_PATHS="$rw" UNIT_UMASK="$(unit_value "$unit" UMask)" unshare -m --propagation private sh -c "$protect" protect \
         env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
             RUNTIME_DIRECTORY="$run" STATE_DIRECTORY="$state" NOTIFY_SOCKET="$NOTIFY_DIR/$name" \
             $(grep -v '^#' "$envfile" 2>/dev/null) \
