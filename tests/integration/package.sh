@@ -139,7 +139,7 @@ ok $? "man bifrostd, bifrostctl, bifrost.cfg render without a warning; bifrost.c
 # EnvironmentFile, its bounding set and no_new_privs (setpriv), and, in a mount
 # namespace of its own, ProtectSystem=strict (every mount read-only but the API
 # file systems and ReadWritePaths), ProtectKernelTunables (/proc/sys),
-# PrivateTmp and ProtectHome.
+# PrivateTmp and ProtectHome; and its UMask.
 unit_value () { sed -n "s/^$2=//p" "$1" | tail -1; }
 protect='
 set -e
