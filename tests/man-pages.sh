@@ -1,6 +1,7 @@
 #!/bin/sh
-# The man pages: bifrostd(8), bifrostctl(8) and bifrost.cfg(5) render without a
-# warning (man --warnings), and bifrost.cfg(5), generated from schemas/config/,
+# The man pages: bifrostd(8), bifrostctl(8), bifrost-bridge-peer(1) and
+# bifrost.cfg(5) render without a warning (man --warnings), and bifrost.cfg(5),
+# generated from schemas/config/,
 # has an entry for every key of the config reference (the same declarations),
 # under its group. With MAN_DIR set (an installed tree), the pages there are
 # checked instead. (TAP)
@@ -14,11 +15,11 @@ not_ok () { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -n "${MAN_DIR:-}" ]; then
-    pages="$MAN_DIR/man8/bifrostd.8.gz $MAN_DIR/man8/bifrostctl.8.gz $MAN_DIR/man5/bifrost.cfg.5.gz"
+    pages="$MAN_DIR/man8/bifrostd.8.gz $MAN_DIR/man8/bifrostctl.8.gz $MAN_DIR/man1/bifrost-bridge-peer.1.gz $MAN_DIR/man5/bifrost.cfg.5.gz"
     cfg="$tmp/bifrost.cfg.5"
     gzip -dc "$MAN_DIR/man5/bifrost.cfg.5.gz" > "$cfg" 2>/dev/null
 else
-    pages="$src/man/bifrostd.8 $src/man/bifrostctl.8 $build/man/bifrost.cfg.5"
+    pages="$src/man/bifrostd.8 $src/man/bifrostctl.8 $src/man/bifrost-bridge-peer.1 $build/man/bifrost.cfg.5"
     cfg="$build/man/bifrost.cfg.5"
 fi
 "$build/libbus/bus-config-doc" > "$tmp/reference.md"
