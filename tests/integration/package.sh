@@ -347,7 +347,11 @@ for f in /etc/bifrost /var/lib/bifrost /run/bifrost /usr/libexec/bifrost /usr/sh
          /etc/systemd/system/multi-user.target.wants/bifrost-server.service; do
     [ -e "$f" ] && left="$left $f"
 done
-ls /var/lib/systemd/deb-systemd-helper-enabled 2>/dev/null | grep -q bifrost && left="$left deb-systemd-helper-state"
+ls /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked 2>/dev/null \
+    | grep -q bifrost && left="$left deb-systemd-helper-state"
+# and nothing named bifrost anywhere a package or its scripts write (but this test's own socket directory)
+left="$left $(find /etc /var/lib /usr /lib /run -name '*bifrost*' -not -path "$NOTIFY_DIR" -not -path '/run/netns/*' 2>/dev/null | tr '\n' ' ')"
+left=$(echo $left)
 [ -z "$left" ]
 ok $? "no file of the packages, /etc/bifrost, /var/lib/bifrost, unit link or state is left${left:+:$left}"
 users=$(getent passwd | grep -c '^bifrost'); groups=$(getent group | grep -c '^bifrost')
