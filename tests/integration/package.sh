@@ -26,6 +26,9 @@ INSTALLED=
 NODEPID=
 UNITS=
 LISTENERS=
+SD_INIT=
+SD_UNSHARE=
+SD_UNIT=
 NOTIFY_DIR=/run/bifrost-pkgtest-$ID
 UNIT=/lib/systemd/system/bifrost.service
 SERVER_UNIT=/lib/systemd/system/bifrost-server.service
@@ -38,6 +41,8 @@ pkg_cleanup () {
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
     done
     for p in $LISTENERS; do kill "$p" 2>/dev/null; done
+    # PID 1 of the namespace: everything in it goes with it
+    [ -n "$SD_INIT" ] && kill -KILL "$SD_INIT" 2>/dev/null && wait "$SD_UNSHARE" 2>/dev/null
     if [ "$FAILED" -ne 0 ]; then
         for u in $UNITS; do
             echo "# ---- installed $u's log (last 40 lines)"
@@ -325,14 +330,91 @@ rm -f "$T/node.pid"
 left=$(ip netns pids "$(ns_of a)" 2>/dev/null | wc -l)
 [ "$left" = 0 ]
 ok $? "no process of the node is left in its namespace ($left)"
-SERVERPID=$(unit_pid server)
-kill -TERM "$SERVERPID"
-wait_for 15 sh -c "! kill -0 $SERVERPID"
-stopped=$?
-wait "$SERVERPID"; rc=$?
-[ "$stopped" = 0 ] && [ "$rc" = 0 ] && grep -q "STOPPING=1" "$T/server.notify"
-ok $? "server stop (SIGTERM): STOPPING=1, bifrostd exits 0 (got $rc)"
-rm -f "$T/server.pid"
+
+# --- the installed bifrost.service itself, under a real systemd: PID 1 of a
+# PID and mount namespace of its own (with its own /run), in a's network
+# namespace. A drop-in only keeps it from pulling in the machine's boot
+# (DefaultDependencies=no, network-online.target masked) and sends its output
+# to a file: every [Service] line is the installed unit's, applied by systemd.
+# On a machine whose PID 1 is systemd a second one would fight it over the
+# cgroups: skipped there (the emulation above still runs).
+# sd_boot UNIT NODE: a systemd whose one job is UNIT, in NODE's network
+# namespace; SD_INIT is its pid
+sd_boot () {
+    local unit=$1 node=$2 sd=$T/sd-$1
+    mkdir -p "$sd/$unit.d"
+    printf '[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=file:/run/bifrost-test.log\nStandardError=inherit\n' \
+        > "$sd/$unit.d/test.conf"
+    printf '[Unit]\nDescription=the package test\nDefaultDependencies=no\nWants=%s\n' "$unit" > "$sd/bifrost-test.target"
+    ip netns exec "$(ns_of "$node")" unshare --pid --fork --mount --propagation private --mount-proc sh -c '
+        mount -t tmpfs -o mode=755 tmpfs /run
+        mkdir -p /run/systemd/system
+        cp -r "$0"/* /run/systemd/system/
+        ln -s /dev/null /run/systemd/system/network-online.target
+        exec env container=bifrost-test /lib/systemd/systemd --system --unit=bifrost-test.target' "$sd" \
+        > "$T/systemd-$unit.log" 2>&1 &
+    SD_UNSHARE=$!
+    wait_for 5 pgrep -P "$SD_UNSHARE"
+    SD_INIT=$(pgrep -P "$SD_UNSHARE")
+    SD_UNIT=$unit
+    wait_for 30 sh -c "[ \"\$(nsenter -t $SD_INIT -m -p systemctl show $unit -p ActiveState --value)\" = active ]"
+}
+sd_halt () {     # keeps the unit's output, then PID 1 of the namespace goes, and all in it
+    nsenter -t "$SD_INIT" -m cat /run/bifrost-test.log > "$T/$SD_UNIT.systemd.log" 2>/dev/null
+    kill -KILL "$SD_INIT" 2>/dev/null; wait "$SD_UNSHARE" 2>/dev/null
+    SD_INIT=
+}
+sdctl () { nsenter -t "$SD_INIT" -m -p systemctl "$@"; }
+sdprop () { sdctl show "$SD_UNIT" -p "$1" --value 2>/dev/null; }
+# only_systemd NODE: no process in NODE's namespace but systemd (and unshare)
+only_systemd () { [ -z "$(ip netns pids "$(ns_of "$1")" | xargs -r ps -o comm= -p | grep -v -x -e systemd -e unshare)" ]; }
+stop_emulated_server () {
+    local pid rc stopped
+    pid=$(unit_pid server)
+    kill -TERM "$pid"
+    wait_for 15 sh -c "! kill -0 $pid"
+    stopped=$?
+    wait "$pid"; rc=$?
+    [ "$stopped" = 0 ] && [ "$rc" = 0 ] && grep -q "STOPPING=1" "$T/server.notify"
+    ok $? "server stop (SIGTERM): STOPPING=1, bifrostd exits 0 (got $rc)"
+    rm -f "$T/server.pid"
+}
+if [ "$(ps -p 1 -o comm=)" = systemd ]; then
+    for i in 1 2 3 4 5 6; do ok 0 "# SKIP PID 1 is systemd: no second systemd for the units"; done
+else
+    sd_boot bifrost.service a
+    ok $? "systemd starts bifrost.service: $(sdprop ActiveState) ($(sdprop SubState)), status '$(sdprop StatusText)'"
+    wait_for 20 ping_ok a "$VB"
+    ok $? "under systemd the node pings b again"
+    sdctl stop bifrost.service
+    t0=$(now_ms)
+    sdctl start bifrost.service
+    rc=$?
+    took=$(( $(now_ms) - t0 ))
+    status=$(sdprop StatusText)
+    [ "$rc" = 0 ] && [ "$status" = "5/5 instances ready" ]
+    ok $? "systemctl start returns once every service is READY ($took ms; then: '$status')"
+    sdctl reload bifrost.service; rr=$?
+    [ "$rr" = 0 ] && [ "$(sdprop ActiveState)" = active ] && [ "$(sdprop NRestarts)" = 0 ]
+    r1=$?
+    sdctl stop bifrost.service
+    [ "$r1" = 0 ] && [ "$(sdprop ActiveState)" = inactive ] && [ "$(sdprop Result)" = success ] \
+        && [ "$(sdprop ExecMainStatus)" = 0 ] && only_systemd a
+    ok $? "systemctl reload (active, no restart), then stop: Result=$(sdprop Result), exit $(sdprop ExecMainStatus), only systemd left"
+    sd_halt
+
+    # The server's unit the same way, in place of its emulated run
+    stop_emulated_server
+    sd_boot bifrost-server.service reg
+    ok $? "systemd starts bifrost-server.service: $(sdprop ActiveState) ($(sdprop SubState)), status '$(sdprop StatusText)'"
+    wait_for 10 in_ns reg curl -s -o /dev/null "$RURL/client/meta" && [ "$(admin GET /pkg | jq -r .id)" = pkg ]
+    r1=$?
+    sdctl stop bifrost-server.service
+    [ "$r1" = 0 ] && [ "$(sdprop Result)" = success ] && only_systemd reg
+    ok $? "its registry has the network from before (the same database), stop: Result=$(sdprop Result), only systemd left"
+    sd_halt
+fi
+[ -f "$T/server.pid" ] && stop_emulated_server
 
 # --- purge: nothing left
 dpkg --purge bifrost-server bifrost > "$T/purge.out" 2>&1
