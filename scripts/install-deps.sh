@@ -8,7 +8,9 @@
 # it by hand in a namespace. Its companion package `miniupnpd` (init script, systemd
 # unit, debconf) is deliberately not installed.
 # dpkg-dev, debhelper, fakeroot, lintian: the Debian packages are built (dpkg-buildpackage)
-# and checked (lintian) by scripts/test.sh; man-db renders the man pages (man --warnings).
+# and checked (lintian) by scripts/test.sh; man-db renders the man pages (man --warnings);
+# systemd (not in a minimal container image) verifies the units and runs them
+# as PID 1 of a namespace (tests/integration/package.sh).
 # chromium and chromium-driver: tests/integration/bridge_page.sh drives the bridge's
 # example page (examples/bridge/) in headless Chromium through chromedriver.
 set -eu
@@ -18,7 +20,7 @@ BUILD="build-essential autoconf automake pkg-config
        libsystemd-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
       jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver
-      dpkg-dev debhelper fakeroot lintian man-db"
+      dpkg-dev debhelper fakeroot lintian man-db systemd"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""
