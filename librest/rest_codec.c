@@ -540,6 +540,14 @@ rest_codec_test (bool verbose)
                   "\"proof\":\"" S_KEY "\",\"endpoints\":[\"192.0.2.1:51820\",\"[2001:db8::1]:51820\"],"
                   "\"candidates\":[\"candidate:1 1 UDP 1 192.0.2.1 5000 typ host\"]}");
     s_round_trip (&rest_heartbeat_req_schema, "{\"endpoints\":[],\"candidates\":[]}");
+    //  Issue 19: the paths of a heartbeat, their listing and event, the page's ticket
+    s_round_trip (&rest_heartbeat_req_schema, "{\"paths\":[{\"peer\":\"b4c804b23a21c6aa\",\"path\":\"direct\","
+                  "\"rtt_ms\":7},{\"peer\":\"b4c804b23a21c6ab\",\"path\":\"peer\",\"via\":\"b4c804b23a21c6aa\"}]}");
+    s_round_trip (&rest_path_list_schema, "{\"paths\":[{\"from\":\"b4c804b23a21c6aa\",\"peer\":\"b4c804b23a21c6ab\","
+                  "\"path\":\"relay\",\"via\":\"relay-1\",\"rtt_ms\":40,\"updated\":1700000000000}]}");
+    s_round_trip (&rest_event_paths_schema, "{\"event\":\"paths.changed\",\"network\":\"office\","
+                  "\"from\":\"b4c804b23a21c6aa\",\"paths\":[]}");
+    s_round_trip (&rest_ticket_schema, "{\"ticket\":\"bwt_x\",\"expires_in\":30}");
     s_round_trip (&rest_signal_req_schema, "{\"type\":\"offer\",\"data\":[1,\"x\",null]}");
     s_round_trip (&rest_network_req_schema, "{\"id\":\"home-1\",\"name\":\"Home.LAN\",\"cidr\":\"10.9.0.0/24\","
                   "\"settings\":{\"heartbeat_interval\":1,\"offline_after\":2,\"expire_after\":3}}");

@@ -355,11 +355,30 @@ s_syscalls_markdown (void)
     s_end ("syscalls");
 }
 
+//  The metrics of schemas/metrics.def, for docs/metrics.md: one row each
+static void
+s_metrics_markdown (void)
+{
+    static const struct { const char *name, *type, *labels, *source, *help; } metrics [] = {
+#define BUS_METRIC(id, name, type, labels, source, help) { name, #type, labels, source, help },
+#include "metrics.def"
+#undef BUS_METRIC
+    };
+    s_begin ("metrics", "metrics.def");
+    printf ("| metric | type | labels | from | what |\n|---|---|---|---|---|\n");
+    for (size_t i = 0; i < WIRE_COUNT (metrics); i++) {
+        s_doc_ok ("metrics.def", metrics [i].name, metrics [i].help);
+        printf ("| `%s` | %s | %s | %s | %s |\n", metrics [i].name, metrics [i].type,
+                *metrics [i].labels ? metrics [i].labels : "-", metrics [i].source, metrics [i].help);
+    }
+    s_end ("metrics");
+}
+
 int
 main (int argc, char *argv [])
 {
     if (argc > 1) {
-        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def, schemas/route_wire.def, schemas/senders.def and schemas/syscalls.def\n", argv [0]);
+        fprintf (stderr, "usage: %s\nprints the Markdown blocks generated from schemas/pipes.def, schemas/wire.def, schemas/bridge_wire.def, schemas/route_wire.def, schemas/senders.def, schemas/syscalls.def and schemas/metrics.def\n", argv [0]);
         return strcmp (argv [1], "-h") == 0 ? 0 : 2;
     }
     for (size_t i = 0; i < WIRE_COUNT (s_formats); i++)
@@ -373,6 +392,8 @@ main (int argc, char *argv [])
     s_senders_markdown ();
     printf ("\n");
     s_syscalls_markdown ();
+    printf ("\n");
+    s_metrics_markdown ();
     if (s_errors) {
         fprintf (stderr, "schema-doc: %d error(s) in the declarations\n", s_errors);
         return 1;

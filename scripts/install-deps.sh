@@ -13,13 +13,14 @@
 # as PID 1 of a namespace (tests/integration/package.sh).
 # chromium and chromium-driver: tests/integration/bridge_page.sh drives the bridge's
 # example page (examples/bridge/) in headless Chromium through chromedriver.
+# prometheus: its promtool checks the metrics endpoint's text (tests/integration/metrics.sh).
 set -eu
 BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
        libwebsockets-dev libjansson-dev libsqlite3-dev libminiupnpc-dev libnatpmp-dev libseccomp-dev
-       libsystemd-dev"
+       libsystemd-dev libnetfilter-queue-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver
+      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver prometheus
       dpkg-dev debhelper fakeroot lintian man-db systemd"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
@@ -39,5 +40,15 @@ fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Packages installed for the tests must not start daemons on this machine (the
+# prometheus package would start a server on :9090 where systemd runs): a
+# policy-rc.d that denies every start, only while apt runs and only if the
+# machine has none of its own.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 echo "install-deps: done"

@@ -7,6 +7,7 @@
 #include "bus_envelope.h"
 #include "bus_log.h"
 #include "bus_peer.h"
+#include "bus_identity.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -113,6 +114,10 @@ sup_control_new (sup_server_t *server, const char *endpoint, char *err, size_t e
         sup_control_destroy (&self);
         return NULL;
     }
+    //  bifrost-metrics (its own uid) must reach the socket for sup.status;
+    //  every other request stays root's (s_from_root, per message)
+    if (bus_identity_share (self->path, false))
+        bus_warn ("control: cannot share %s with the services' group: %s", self->path, strerror (errno));
     return self;
 }
 
@@ -236,6 +241,28 @@ s_from_root (zframe_t *body)
         && bus_peer_caps (peer.pid, &caps) && (caps & (1ULL << 21));
 }
 
+//  Is this sup.status from bifrost-metrics? The one read-only request a
+//  service may make (docs/metrics.md: restarts and states per instance). The
+//  kernel's uid says which program it is (schemas/users.def); without service
+//  uids (supervisor.user_base = 0) the executable's name does (bus_peer_exe:
+//  bifrostd, root, reads any /proc/PID/exe)
+static bool
+s_from_metrics (zframe_t *body, bus_envelope_t *request)
+{
+    if (strcmp (bus_envelope_type (request), "sup.status") != 0)
+        return false;
+    bus_peer_t peer;
+    if (!bus_peer_parse (zframe_meta (body, "Peer-Address"), &peer))
+        return false;
+    if (bus_identity_active ())
+        return bus_identity_is (peer.uid, "bifrost-metrics");
+    char exe [512];
+    if (!bus_peer_exe (peer.pid, exe, sizeof exe))
+        return false;
+    const char *base = strrchr (exe, '/');
+    return strcmp (base ? base + 1 : exe, "bifrost-metrics") == 0;
+}
+
 void
 sup_control_handle (sup_control_t *self)
 {
@@ -251,7 +278,7 @@ sup_control_handle (sup_control_t *self)
             request = bus_envelope_decode (zframe_data (body), zframe_size (body), err, sizeof err);
         else
             snprintf (err, sizeof err, "expected [routing-id][envelope]");
-        if (request && !s_from_root (body)) {
+        if (request && !s_from_root (body) && !s_from_metrics (body, request)) {
             //  Every service runs as root but dropped its capabilities for good:
             //  none may stop, scale or restart the others (issue 16, finding 1)
             self->refused++;

@@ -5,7 +5,7 @@
 set -u
 build=${BIFROST_BUILDDIR:-.}
 src=${BIFROST_SRCDIR:-.}
-targets=$(cd "$build" && ls fuzz/fuzz_* lib*/fuzz_* services/*/fuzz_* 2>/dev/null | grep -v '\.[co]$' | grep -v '\.o$')
+targets=$(cd "$build" && ls fuzz/fuzz_* lib*/fuzz_* services/*/fuzz_* tools/fuzz_* 2>/dev/null | grep -v '\.[co]$' | grep -v '\.o$')
 n=0
 for t in $targets; do [ -x "$build/$t" ] && n=$((n + 1)); done
 echo "1..$n"

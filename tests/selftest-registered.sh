@@ -11,7 +11,7 @@ echo "1..$n"
 i=0
 for t in $tests; do
     i=$((i + 1))
-    if grep -q -E "\{ *\"$t\", *${t}_test *\}" tests/*selftest*.c services/*/*selftest*.c supervisor/*selftest*.c 2>/dev/null; then
+    if grep -q -E "\{ *\"$t\", *${t}_test *\}" tests/*selftest*.c services/*/*selftest*.c supervisor/*selftest*.c tools/*selftest*.c 2>/dev/null; then
         echo "ok $i - ${t}_test is registered"
     else
         echo "not ok $i - ${t}_test is defined but no selftest program runs it"

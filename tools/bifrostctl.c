@@ -8,6 +8,7 @@
 #include "bus_endpoint.h"
 #include "bus_envelope.h"
 #include "bus_rundir.h"
+#include "ctl_join.h"
 
 #include <czmq.h>
 #include <fnmatch.h>
@@ -48,6 +49,10 @@ s_usage (FILE *out)
         "                            peer, relay, turn), metric, hops, the link's RTT, age\n"
         "  bridge [--json]           every bridge instance (bridge.1..N): flows open, waiting and\n"
         "                            established, datagrams, drops, refusals, closes (bridge.status)\n"
+        "  join URL --token TOKEN --network ID [...]\n"
+        "                            join a registry's network: key, config, node started,\n"
+        "                            its virtual IP printed (bifrostctl join -h)\n"
+        "  leave                     stop the node and delete it from the registry\n"
         "  netcheck [--json]         this node's network: NAT mapping and filtering (RFC 4787), UDP\n"
         "                            or TCP only, hairpinning, IPv6, the relays, their round trips\n"
         "                            and where each sees this node, the port-mapping gateway\n"
@@ -510,6 +515,16 @@ s_routes (const char *run_dir, bool json, const char *only)
         }
         if (table->total > table->routes_count)
             printf ("(%u more)\n", table->total - table->routes_count);
+        //  The announcements (none without a registry id of our own)
+        if (!only && *table->self_id) {
+            printf ("announcements as %s: %" PRIu64 " sent, %" PRIu64 " taken", table->self_id, table->announced,
+                    table->heard);
+            for (uint32_t i = 0; i < table->refused_count; i++)
+                printf ("%s %s %" PRIu64, i ? "," : "; refused:", table->refused [i].name, table->refused [i].value);
+            if (table->unindexed)
+                printf ("; %u destination(s) no peer index names", table->unindexed);
+            printf ("\n");
+        }
     }
     int rc = only && table->total == 0 ? 1 : 0;
     if (rc)
@@ -996,6 +1011,21 @@ main (int argc, char **argv)
         { "pipes", no_argument, NULL, 'p' },
         { NULL, 0, NULL, 0 }
     };
+    //  join and leave take options of their own (tools/ctl_join.c): the
+    //  command word is the first argument that is neither an option nor the
+    //  value of -r / -c
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "-r") || streq (argv [i], "--run-dir") || streq (argv [i], "-c")
+        ||  streq (argv [i], "--config")) {
+            i++;
+            continue;
+        }
+        if (argv [i][0] == '-')
+            continue;
+        if (streq (argv [i], "join") || streq (argv [i], "leave"))
+            return ctl_join_main (argc, argv, i);
+        break;
+    }
     const char *run_dir = NULL, *config_path = NULL;
     bool check = false, json = false, pipes = false;
     long count = 0;

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 
 bool
@@ -167,6 +170,47 @@ s_default_name (char *name, size_t size)
     snprintf (name, size, "%s", disc_config_valid_name (host) ? host : "node");
 }
 
+//  The join token from discovery.join_token_file: one line of printable
+//  ASCII, the file regular and private to its owner (as the key file:
+//  crypto_identity), read now, as root, before the service drops privileges.
+//  0, or -1 with err
+static int
+s_read_token_file (const char *path, char *out, size_t out_size, char *err, size_t err_size)
+{
+    int fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (err, err_size, "cannot open %s: %s", path, strerror (errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat (fd, &st) || !S_ISREG (st.st_mode) || (st.st_mode & 077)) {
+        snprintf (err, err_size, "%s must be a regular file of mode 0600 (chmod 600 %s; it holds a secret)",
+                  path, path);
+        close (fd);
+        return -1;
+    }
+    char text [300];
+    ssize_t size = read (fd, text, sizeof text);
+    close (fd);
+    size_t len = size > 0 ? (size_t) size : 0;
+    while (len && (text [len - 1] == '\n' || text [len - 1] == '\r' || text [len - 1] == ' '))
+        len--;
+    bool printable = len > 0;
+    for (size_t i = 0; i < len; i++)
+        printable &= text [i] > ' ' && text [i] < 127;
+    int rc = 0;
+    if (size < 0 || (size_t) size == sizeof text || len >= out_size || !printable) {
+        snprintf (err, err_size, "%s: expected one token (bjt_...) of printable ASCII on one line", path);
+        rc = -1;
+    }
+    else {
+        memcpy (out, text, len);
+        out [len] = 0;
+    }
+    memset (text, 0, sizeof text);
+    return rc;
+}
+
 //  discovery's checks as the schema reads each key: the registry's URL, a
 //  token's characters, a readable CA file, names the registry accepts
 static void
@@ -213,6 +257,14 @@ s_check_key (bus_config_t *config, config_setting_t *group, config_setting_t *se
                 }
             snprintf (cfg->join_token, sizeof cfg->join_token, "%s", token);
         }
+    }
+    else
+    if (streq (key->name, "join_token_file") && in->join_token_file) {
+        if (cfg->join_token [0])
+            bus_config_error (config, setting, "set join_token or join_token_file, not both");
+        else
+        if (s_read_token_file (in->join_token_file, cfg->join_token, sizeof cfg->join_token, err, sizeof err))
+            bus_config_error (config, setting, "%s", err);
     }
     else
     if (streq (key->name, "heartbeat_interval"))
@@ -318,6 +370,29 @@ disc_config_test (bool verbose)
     assert (!s_listen_ipv4_only ("*:51820") && !s_listen_ipv4_only ("[::]:51820")
          && !s_listen_ipv4_only ("[2001:db8::1]:51820") && !s_listen_ipv4_only (NULL)
          && !s_listen_ipv4_only ("51820"));
+
+    //  The token from a file of mode 0600 (bifrostctl join writes it); group-
+    //  readable, missing, empty or beside join_token: refused at its line
+    char token_path [] = "/tmp/disc-token-XXXXXX";
+    int token_fd = mkstemp (token_path);
+    assert (token_fd >= 0 && write (token_fd, "bjt_fromfile\n", 13) == 13);
+    close (token_fd);
+    char text [400];
+    snprintf (text, sizeof text, "network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\";\n"
+              "  join_token_file = \"%s\"; };\n", token_path);
+    assert (s_check (text, NULL, verbose, &cfg) == 0 && streq (cfg.join_token, "bjt_fromfile"));
+    assert (chmod (token_path, 0640) == 0);
+    assert (s_check (text, "node.cfg:3: discovery.join_token_file", verbose, NULL) == 1);
+    assert (chmod (token_path, 0600) == 0);
+    snprintf (text, sizeof text, "network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; join_token = \"bjt_x\";\n"
+              "  join_token_file = \"%s\"; };\n", token_path);
+    assert (s_check (text, "not both", verbose, NULL) == 1);
+    assert (truncate (token_path, 0) == 0);
+    snprintf (text, sizeof text, "network_id = \"n\";\ndiscovery = { server = \"http://127.0.0.1\"; join_token_file = \"%s\"; };\n",
+              token_path);
+    assert (s_check (text, "expected one token", verbose, NULL) == 1);
+    unlink (token_path);
+    assert (s_check (text, "cannot open", verbose, NULL) == 1);
 
     //  A full good config
     setenv ("DISC_TEST_TOKEN", "bjt_abcdef", 1);

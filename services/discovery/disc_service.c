@@ -4,6 +4,7 @@
 #include "disc_http.h"
 #include "disc_json.h"
 #include "disc_peers.h"
+#include "disc_paths.h"
 #include "bus_log.h"
 #include "node_peers.h"
 #include "rest_codec.h"
@@ -23,6 +24,8 @@
 #define S_TICK_BUSY_MS      5           //  lws is serviced this often while requests run
 #define S_TICK_IDLE_MS      50          //  and this often when only the WebSocket is open
 #define S_REQUEST_MS        5000        //  one HTTP request, connect included
+#define S_ROUTES_MS         300         //  the router's route table, asked before each heartbeat
+#define REST_PATHS_MAX      64          //  paths in a heartbeat (schemas/rest.def, rest_heartbeat_req)
 #define S_PROOF_MS          5000        //  crypto's answer to crypto.keyproof
 #define S_META_RETRY_MS     10000
 #define S_META_MIN_MS       10000
@@ -70,6 +73,7 @@ struct _disc_service_t {
     int64_t started_ms, registered_ms;
     s_signal_t signals [S_SIGNAL_MAX];
     nat_mapped_t mapped;                //  nat's port mapping (nat.mapped): registered first
+    bool paths_sent, paths_refused;     //  the last heartbeat had paths; the registry refused them once
 };
 
 static void s_attempt (disc_service_t *self);
@@ -166,6 +170,7 @@ s_publish_address (disc_service_t *self)
     memset (&msg, 0, sizeof msg);
     s_copy (msg.address, sizeof msg.address, self->address);
     s_copy (msg.network_id, sizeof msg.network_id, self->cfg.network_id);
+    s_copy (msg.peer_id, sizeof msg.peer_id, self->peer_id);           //  the router's own id
     bus_service_publish (self->svc, &node_address_schema, &msg);
 }
 
@@ -193,9 +198,11 @@ s_publish_up (disc_service_t *self, const disc_peer_t *peer)
         s_copy (msg.endpoints [msg.endpoints_count++], sizeof msg.endpoints [0], peer->info.endpoints [e]);
     msg.direct = true;
     snprintf (msg.source, sizeof msg.source, "registry");
-    //  The peer's id at the relays is its registry id, when there are relays
+    //  The peer's id at the relays is its registry id, when there are relays;
+    //  the router keys its routes by the registry id, relays or not
     if (self->relay.given)
         s_copy (msg.relay_id, sizeof msg.relay_id, peer->info.id);
+    s_copy (msg.peer_id, sizeof msg.peer_id, peer->info.id);
     bus_service_publish (self->svc, &peer_up_schema, &msg);
 }
 
@@ -715,10 +722,22 @@ s_on_ws (disc_http_t *http, disc_ws_event_t what, const char *text, size_t size,
 
 //  ---- heartbeats
 
+static void s_send_heartbeat (disc_service_t *self, const router_routes_reply_t *routes);
+
 static void
 s_on_heartbeat_reply (disc_http_t *http, int status, const char *body, size_t size, void *arg)
 {
     disc_service_t *self = (disc_service_t *) arg;
+    if (status == 400 && self->paths_sent && !self->paths_refused) {
+        //  A registry older than the paths (issue 19) refuses the unknown
+        //  member: heartbeats without them from now on, the next one at once
+        char detail [200] = "";
+        disc_json_error_text (body, size, detail, sizeof detail);
+        bus_warn ("registry refused the paths in the heartbeat (%s): sending heartbeats without them", detail);
+        self->paths_refused = true;
+        s_send_heartbeat (self, NULL);
+        return;
+    }
     if (status != 200) {
         s_lost (self, "heartbeat", status, body, size);
         return;
@@ -736,23 +755,73 @@ s_on_heartbeat_reply (disc_http_t *http, int status, const char *body, size_t si
     free (reply);
 }
 
-static int
-s_on_heartbeat (bus_loop_t *loop, int timer_id, void *arg)
+//  The registry id of the peer discovery gave this index (disc_paths_id_fn)
+static const char *
+s_registry_id (uint32_t index, void *arg)
 {
-    disc_service_t *self = (disc_service_t *) arg;
+    disc_peer_t *peer = disc_peers_by_index (((disc_service_t *) arg)->peers, index);
+    return peer ? peer->info.id : NULL;
+}
+
+//  Sends the heartbeat; with this node's paths when the router answered
+//  (disc_paths.h), without (the registry keeps the last report) when not
+static void
+s_send_heartbeat (disc_service_t *self, const router_routes_reply_t *routes)
+{
     if (self->state != S_REGISTERED)
-        return 0;
+        return;
     rest_heartbeat_req_t *request = calloc (1, sizeof *request);
-    assert (request);
+    rest_path_t *paths = calloc (REST_PATHS_MAX, sizeof *paths);
+    assert (request && paths);
     S_FILL_ENDPOINTS (self, request);
+    self->paths_sent = routes && !self->paths_refused;
+    if (self->paths_sent) {
+        request->paths = paths;
+        request->paths_count = (uint32_t) disc_paths_from_routes (routes, self->peer_id, s_registry_id, self,
+                                                                  paths, REST_PATHS_MAX);
+        request->has_paths = true;
+    }
     char *body = rest_encode_text (&rest_heartbeat_req_schema, request);
     free (request);
+    free (paths);
     char suffix [64];
     snprintf (suffix, sizeof suffix, "/peers/%s/heartbeat", self->peer_id);
     char *path = s_path (self, suffix);
     s_request (self, "PUT", path, self->peer_token, body, s_on_heartbeat_reply);
     free (path);
     free (body);
+}
+
+static void
+s_on_routes (bus_service_t *svc, bus_envelope_t *reply, void *arg)
+{
+    disc_service_t *self = (disc_service_t *) arg;
+    router_routes_reply_t *routes = NULL;
+    if (reply) {
+        char err [200];
+        routes = (router_routes_reply_t *) calloc (1, sizeof *routes);
+        assert (routes);
+        if (bus_envelope_get_msg (reply, &router_routes_reply_schema, routes, err, sizeof err)) {
+            bus_debug ("router.routes: %s (heartbeat without paths)", err);
+            free (routes);
+            routes = NULL;
+        }
+    }
+    s_send_heartbeat (self, routes);
+    free (routes);
+}
+
+static int
+s_on_heartbeat (bus_loop_t *loop, int timer_id, void *arg)
+{
+    disc_service_t *self = (disc_service_t *) arg;
+    if (self->state != S_REGISTERED)
+        return 0;
+    //  The paths first (the router answers within a loop turn; a node without
+    //  a router gets its heartbeat S_ROUTES_MS late, without paths)
+    router_routes_t request = { .peer = "" };
+    if (bus_service_request (self->svc, "router", &router_routes_schema, &request, S_ROUTES_MS, s_on_routes, self))
+        s_send_heartbeat (self, NULL);
     return 0;
 }
 

@@ -33,7 +33,19 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (reg_validate_token (data, size, &token, err, sizeof err) == 0)
         assert (token.ttl_s >= 1);
     reg_heartbeat_req_t hb;
-    reg_validate_heartbeat (data, size, &hb, err, sizeof err);
+    if (reg_validate_heartbeat (data, size, &hb, err, sizeof err) == 0) {
+        //  Paths: bounded, known kinds, a peer path names its first peer, one per peer
+        assert (hb.paths_count <= REG_PATHS_MAX && (hb.has_paths || hb.paths_count == 0));
+        for (uint32_t i = 0; i < hb.paths_count; i++) {
+            const reg_path_t *path = &hb.paths [i];
+            assert (strlen (path->peer) == 16 && hb.paths [i].rtt_ms >= -1);
+            assert (!strcmp (path->path, "direct") || !strcmp (path->path, "relay") || !strcmp (path->path, "turn")
+                 || (!strcmp (path->path, "peer") && strlen (path->via) == 16));
+            for (uint32_t j = 0; j < i; j++)
+                assert (strcmp (hb.paths [j].peer, path->peer) != 0);
+        }
+        assert (!reg_paths_changed (hb.paths, hb.paths_count, hb.paths, hb.paths_count));
+    }
     reg_signal_req_t signal;
     if (reg_validate_signal (data, size, &signal, err, sizeof err) == 0) {
         json_t *value = json_loads (signal.data, JSON_DECODE_ANY, NULL);

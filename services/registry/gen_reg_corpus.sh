@@ -39,4 +39,17 @@ seed '{"type":"x"}'
 seed '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]'
 seed '{"name":"x","extra":{"a":[1,2,3]}}'
 seed '{"name":"\ud800"}'
+# heartbeats with paths (issue 19): good, every kind, bad kinds, a peer path
+# without its via, duplicates, more than 64 entries
+p=00112233445566aa
+q=00112233445566bb
+seed "{\"paths\":[{\"peer\":\"$p\",\"path\":\"direct\",\"rtt_ms\":12},{\"peer\":\"$q\",\"path\":\"peer\",\"via\":\"$p\"}]}"
+seed "{\"endpoints\":[\"192.0.2.1:1\"],\"paths\":[{\"peer\":\"$p\",\"path\":\"relay\",\"via\":\"relay-1\",\"rtt_ms\":600000},{\"peer\":\"$q\",\"path\":\"turn\"}]}"
+seed '{"paths":[]}'
+seed "{\"paths\":[{\"peer\":\"$p\",\"path\":\"pigeon\"}]}"
+seed "{\"paths\":[{\"peer\":\"$p\",\"path\":\"peer\"}]}"
+seed "{\"paths\":[{\"peer\":\"$p\",\"path\":\"direct\"},{\"peer\":\"$p\",\"path\":\"turn\"}]}"
+seed "{\"paths\":[{\"peer\":\"$p\",\"path\":\"direct\",\"rtt_ms\":-1,\"x\":1}]}"
+many=$(for n in $(seq 1 65); do printf '{"peer":"%016x","path":"direct"},' "$n"; done)
+seed "{\"paths\":[${many%,}]}"
 echo "$i seeds in $out"

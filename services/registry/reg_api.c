@@ -4,6 +4,7 @@
 #include "reg_auth.h"
 #include "reg_challenge.h"
 #include "reg_store.h"
+#include "reg_ticket.h"
 #include "reg_validate.h"
 #include "rest_codec.h"
 #include "bus_log.h"
@@ -16,6 +17,7 @@ struct _reg_api_t {
     reg_store_t *store;
     reg_auth_t *auth;
     reg_challenge_t *challenges;
+    reg_ticket_t *tickets;      //  one-use admin WebSocket tickets (the status page)
     reg_turn_t *turn;
     reg_relay_t *relay;
     reg_events_t *events;
@@ -23,6 +25,7 @@ struct _reg_api_t {
     char default_cidr [20];
     int64_t heartbeat_s, offline_s, expire_s;
     char registry_key [48];     //  base64 X25519 public key
+    reg_status_t *status;       //  numbers for registry.status (reg_status.h)
 };
 
 #define PATH_SEGMENTS 9
@@ -39,6 +42,7 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
 {
     reg_api_t *self = (reg_api_t *) calloc (1, sizeof *self);
     assert (self);
+    self->status = reg_status_new ();
     self->auth = reg_auth_new (config->admin_token);
     self->challenges = reg_challenge_new (config->registrations_max);
     self->store = self->auth && self->challenges ? reg_store_new (config->database, err, errsize) : NULL;
@@ -61,6 +65,7 @@ reg_api_new (const reg_api_config_t *config, char *err, size_t errsize)
     self->turn = reg_turn_new (&config->turn);
     self->relay = reg_relay_new (&config->relay);
     self->events = reg_events_new (config->queue_max);
+    self->tickets = reg_ticket_new ();
     self->pools = zhashx_new ();
     zhashx_set_destructor (self->pools, s_pool_destroy);
     snprintf (self->default_cidr, sizeof self->default_cidr, "%s",
@@ -79,17 +84,20 @@ reg_api_destroy (reg_api_t **self_p)
         return;
     zhashx_destroy (&self->pools);
     reg_events_destroy (&self->events);
+    reg_ticket_destroy (&self->tickets);
     reg_turn_destroy (&self->turn);
     reg_relay_destroy (&self->relay);
     reg_store_destroy (&self->store);
     reg_auth_destroy (&self->auth);
     reg_challenge_destroy (&self->challenges);
+    reg_status_destroy (&self->status);
     free (self);
     *self_p = NULL;
 }
 
 reg_events_t *reg_api_events (reg_api_t *self) { return self->events; }
 reg_relay_t *reg_api_relay (reg_api_t *self) { return self->relay; }
+reg_status_t *reg_api_status (reg_api_t *self) { return self->status; }
 
 void
 reg_response_clear (reg_response_t *resp)
@@ -201,6 +209,52 @@ s_peer_json (const reg_peer_t *peer)
     json_t *json = rest_encode (&rest_peer_schema, record);
     free (record);
     return json;
+}
+
+//  A stored path as the declared record (rest_path_report)
+static void
+s_path_rest (const char *from, const reg_path_t *path, int64_t updated_ms, rest_path_report_t *out)
+{
+    memset (out, 0, sizeof *out);
+    s_set (out->from, sizeof out->from, from);
+    s_set (out->peer, sizeof out->peer, path->peer);
+    s_set (out->path, sizeof out->path, path->path);
+    if (*path->via) {
+        s_set (out->via, sizeof out->via, path->via);
+        out->has_via = true;
+    }
+    out->has_rtt_ms = path->rtt_ms >= 0;
+    out->rtt_ms = out->has_rtt_ms ? path->rtt_ms : 0;
+    out->updated = updated_ms;
+}
+
+static void
+s_collect_path (const reg_path_row_t *row, void *arg)
+{
+    rest_path_report_t record;
+    s_path_rest (row->from, &row->path, row->updated_ms, &record);
+    json_array_append_new ((json_t *) arg, rest_encode (&rest_path_report_schema, &record));
+}
+
+//  paths.changed: a peer's whole report as it is stored now
+static void
+s_publish_paths (reg_api_t *self, const reg_peer_t *peer, const reg_path_t *paths, size_t count, int64_t now_ms)
+{
+    rest_event_paths_t body;
+    memset (&body, 0, sizeof body);
+    s_set (body.event, sizeof body.event, "paths.changed");
+    s_set (body.network, sizeof body.network, peer->network_id);
+    s_set (body.from, sizeof body.from, peer->id);
+    body.has_network = body.has_paths = true;
+    body.paths = (rest_path_report_t *) calloc (count ? count : 1, sizeof *body.paths);
+    assert (body.paths);
+    for (size_t i = 0; i < count; i++)
+        s_path_rest (peer->id, &paths [i], now_ms, &body.paths [i]);
+    body.paths_count = (uint32_t) count;
+    json_t *msg = rest_encode (&rest_event_paths_schema, &body);
+    free (body.paths);
+    reg_events_publish (self->events, peer->network_id, msg);
+    json_decref (msg);
 }
 
 static json_t *
@@ -403,6 +457,9 @@ s_networks_create (reg_api_t *self, const reg_request_t *req, reg_response_t *re
         s_error (resp, 500, "database error");
     else {
         bus_info ("network %s (%s, %s) created", net.id, net.name, net.cidr);
+        json_t *msg = json_pack ("{s:s,s:s}", "event", "network.created", "network", net.id);
+        reg_events_publish (self->events, net.id, msg);      //  the status pages (REG_EVENTS_ALL)
+        json_decref (msg);
         s_json (resp, 201, s_network_json (self, &net));
     }
 }
@@ -605,6 +662,7 @@ s_peers_register (reg_api_t *self, const reg_request_t *req, const reg_network_t
         s_error (resp, rc == REG_STORE_EXISTS ? 409 : 500, rc == REG_STORE_EXISTS ? "conflict, retry" : "database error");
         goto done;
     }
+    reg_status_registered (self->status);
     char vip [16];
     reg_ip_format (peer->vip, vip, sizeof vip);
     if (existing) {
@@ -679,6 +737,12 @@ s_peer_heartbeat (reg_api_t *self, const reg_request_t *req, const reg_network_t
         free (in);
         return;
     }
+    for (uint32_t i = 0; i < in->paths_count; i++)
+        if (strcmp (in->paths [i].peer, caller->id) == 0) {
+            s_error (resp, 400, "'paths[%u].peer' is the reporting peer itself", i);
+            free (in);
+            return;
+        }
     bool changed = !caller->online;
     if (in->has_endpoints && strcmp (in->endpoints, caller->endpoints)) {
         memcpy (caller->endpoints, in->endpoints, sizeof caller->endpoints);
@@ -688,16 +752,38 @@ s_peer_heartbeat (reg_api_t *self, const reg_request_t *req, const reg_network_t
         memcpy (caller->candidates, in->candidates, sizeof caller->candidates);
         changed = true;
     }
-    free (in);
+    //  The paths are written only when they changed enough (reg_paths_changed):
+    //  a report with every heartbeat costs one read, not 64 writes
+    bool paths_changed = false;
+    if (in->has_paths) {
+        reg_path_t *old = (reg_path_t *) malloc (REG_PATHS_MAX * sizeof *old);
+        assert (old);
+        int old_count = reg_store_paths_get (self->store, net->id, caller->id, old, REG_PATHS_MAX);
+        paths_changed = old_count < 0 || reg_paths_changed (old, (size_t) old_count, in->paths, in->paths_count);
+        free (old);
+    }
     caller->online = true;
     caller->last_seen_ms = req->now_ms;
     changed |= s_reflexive (req, caller);
-    if (reg_store_peer_put (self->store, caller, NULL) != REG_STORE_OK) {
+    int rc = paths_changed ? reg_store_begin (self->store) : REG_STORE_OK;
+    if (rc == REG_STORE_OK)
+        rc = reg_store_peer_put (self->store, caller, NULL);
+    if (rc == REG_STORE_OK && paths_changed)
+        rc = reg_store_paths_set (self->store, net->id, caller->id, in->paths, in->paths_count, req->now_ms);
+    if (rc == REG_STORE_OK && paths_changed)
+        rc = reg_store_commit (self->store);
+    if (rc != REG_STORE_OK) {
+        if (paths_changed)
+            reg_store_rollback (self->store);
         s_error (resp, 500, "database error");
+        free (in);
         return;
     }
     if (changed)
         s_publish_peer (self, "peer.changed", caller, "heartbeat");
+    if (paths_changed)
+        s_publish_paths (self, caller, in->paths, in->paths_count, req->now_ms);
+    free (in);
     //  A fresh relay credential with every heartbeat: a node never holds an
     //  expired one while it is registered
     rest_heartbeat_reply_t reply = { .online = true, .has_online = true,
@@ -809,6 +895,22 @@ s_client_meta (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
     free (peer);
 }
 
+//  A one-use ticket for an admin WebSocket (reg_ticket.h: a browser cannot
+//  send the token in a header there, and it must not go in the URL)
+static void
+s_ticket (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
+{
+    if (s_need_admin (self, req, NULL, resp))
+        return;
+    rest_ticket_t body = { .expires_in = REG_TICKET_TTL_MS / 1000 };
+    if (reg_ticket_issue (self->tickets, req->now_ms, body.ticket)) {
+        s_error (resp, 429, "%d tickets are outstanding; retry in %d s", REG_TICKET_MAX, REG_TICKET_TTL_MS / 1000);
+        return;
+    }
+    s_json (resp, 201, rest_encode (&rest_ticket_schema, &body));
+    sodium_memzero (&body, sizeof body);
+}
+
 static void s_route (reg_api_t *self, const reg_request_t *req, reg_response_t *resp);
 
 //  Runs the route; when a query found the database locked on the way (and
@@ -835,6 +937,19 @@ s_route (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
             s_client_meta (self, req, resp);
         else
             s_bad_method (resp, "GET");
+        return;
+    }
+    if (n == 4 && strcmp (segs [0], "api") == 0 && strcmp (segs [1], "v1") == 0 && strcmp (segs [2], "mesh") == 0
+    &&  strcmp (segs [3], "tickets") == 0) {
+        if (s_is (req, "POST"))
+            s_ticket (self, req, resp);
+        else
+            s_bad_method (resp, "POST");
+        return;
+    }
+    if (n == 4 && strcmp (segs [0], "api") == 0 && strcmp (segs [1], "v1") == 0 && strcmp (segs [2], "mesh") == 0
+    &&  strcmp (segs [3], "events") == 0) {
+        s_error (resp, 426, "this is a WebSocket endpoint (Upgrade: websocket)");
         return;
     }
     if (n < 4 || strcmp (segs [0], "api") || strcmp (segs [1], "v1") || strcmp (segs [2], "mesh")
@@ -897,6 +1012,17 @@ s_route (reg_api_t *self, const reg_request_t *req, reg_response_t *resp)
     else
     if (n == 6 && strcmp (sub, "events") == 0)
         s_error (resp, 426, "this is a WebSocket endpoint (Upgrade: websocket)");
+    else
+    if (n == 6 && strcmp (sub, "paths") == 0) {
+        if (!s_is (req, "GET"))
+            s_bad_method (resp, "GET");
+        else
+        if (s_need_member (self, req, id, caller, NULL, resp) == 0) {
+            json_t *list = json_array ();
+            reg_store_path_each (self->store, id, s_collect_path, list);
+            s_json (resp, 200, rest_encode_items (&rest_path_list_schema, list));
+        }
+    }
     else
     if (n == 6 && strcmp (sub, "tokens") == 0) {
         if (s_need_admin (self, req, id, resp) == 0) {
@@ -1000,21 +1126,35 @@ done:
 }
 
 int
-reg_api_events_auth (reg_api_t *self, const char *path, const char *bearer, char network [64], char peer [32])
+reg_api_events_auth (reg_api_t *self, const char *path, const char *bearer, const char *ticket, int64_t now_ms,
+                     char network [64], char peer [32])
 {
     char segs [PATH_SEGMENTS][48];
     int n = s_split (path, segs);
-    if (n != 6 || strcmp (segs [0], "api") || strcmp (segs [1], "v1") || strcmp (segs [2], "mesh")
-    ||  strcmp (segs [3], "networks") || strcmp (segs [5], "events") || !reg_valid_id (segs [4]))
+    bool all = n == 4 && strcmp (segs [0], "api") == 0 && strcmp (segs [1], "v1") == 0
+            && strcmp (segs [2], "mesh") == 0 && strcmp (segs [3], "events") == 0;
+    if (!all && (n != 6 || strcmp (segs [0], "api") || strcmp (segs [1], "v1") || strcmp (segs [2], "mesh")
+    ||  strcmp (segs [3], "networks") || strcmp (segs [5], "events") || !reg_valid_id (segs [4])))
         return 404;
     reg_request_t req = { .method = "GET", .path = path, .bearer = bearer };
     reg_peer_t *caller = (reg_peer_t *) malloc (sizeof *caller);
     assert (caller);
-    s_who_t who = s_who (self, &req, segs [4], caller);
+    //  A ticket stands for the admin token, once (reg_ticket.h)
+    s_who_t who = ticket && *ticket ? (reg_ticket_redeem (self->tickets, ticket, now_ms) ? WHO_ADMIN : WHO_INVALID)
+                                    : s_who (self, &req, all ? NULL : segs [4], caller);
     int status = 0;
     reg_network_t net;
     if (who == WHO_NONE || who == WHO_INVALID)
         status = 401;
+    else
+    if (all) {
+        if (who != WHO_ADMIN)
+            status = 403;
+        else {
+            snprintf (network, 64, "%s", REG_EVENTS_ALL);
+            peer [0] = 0;
+        }
+    }
     else
     if (reg_store_network_get (self->store, segs [4], &net) != REG_STORE_OK)
         status = 404;
@@ -1064,6 +1204,7 @@ reg_api_sweep (reg_api_t *self, int64_t now_ms)
 {
     s_sweep_t sweep = { self, now_ms, 0, reg_store_busy (self->store) };
     reg_store_stale_each (self->store, now_ms, 1000, s_sweep_one, &sweep);
+    reg_status_take (self->status, self->store, self->events, now_ms);
     return sweep.changed;
 }
 
@@ -1340,6 +1481,54 @@ reg_api_test (bool verbose)
     assert (reg_sub_peek (watch, NULL) == NULL);
     s_client = NULL;
 
+    //  Paths: a heartbeat reports them; stored and published when they
+    //  changed, listed to the network's members; a bad report is 400
+    reg_sub_t *all = reg_events_subscribe (reg_api_events (api), REG_EVENTS_ALL, NULL, NULL);
+    char report [400];
+    snprintf (report, sizeof report, "{\"paths\":[{\"peer\":\"%s\",\"path\":\"direct\",\"rtt_ms\":12}]}", b.id);
+    assert (s_call (api, "PUT", path, a.token, report, now) == 200);
+    assert (strstr (reg_sub_peek (watch, NULL), "\"event\":\"paths.changed\"") && strstr (reg_sub_peek (watch, NULL), b.id));
+    assert (strstr (reg_sub_peek (watch, NULL), "\"rtt_ms\":12") && !strstr (reg_sub_peek (watch, NULL), "\"via\""));
+    assert (strstr (reg_sub_peek (all, NULL), "paths.changed"));         //  the status page's stream too
+    reg_sub_pop (watch);
+    reg_sub_pop (all);
+    //  The same again, RTT jitter: no write, no event
+    snprintf (report, sizeof report, "{\"paths\":[{\"peer\":\"%s\",\"path\":\"direct\",\"rtt_ms\":14}]}", b.id);
+    assert (s_call (api, "PUT", path, a.token, report, now) == 200);
+    assert (reg_sub_peek (watch, NULL) == NULL);
+    //  Through a relay now: an event; and a heartbeat without paths keeps them
+    snprintf (report, sizeof report, "{\"paths\":[{\"peer\":\"%s\",\"path\":\"relay\",\"via\":\"relay-1\",\"rtt_ms\":40}]}", b.id);
+    assert (s_call (api, "PUT", path, a.token, report, now) == 200);
+    assert (strstr (reg_sub_peek (watch, NULL), "\"via\":\"relay-1\""));
+    reg_sub_pop (watch);
+    assert (s_call (api, "PUT", path, a.token, "{}", now) == 200);
+    assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/paths", b.token, NULL, now) == 200);
+    json_t *listed = json_array_get (json_object_get (s_last, "paths"), 0);
+    assert (json_array_size (json_object_get (s_last, "paths")) == 1);
+    assert (streq (json_string_value (json_object_get (listed, "from")), a.id));
+    assert (streq (json_string_value (json_object_get (listed, "path")), "relay"));
+    assert (json_integer_value (json_object_get (listed, "updated")) == now);
+    assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/paths", NULL, NULL, now) == 401);
+    assert (s_call (api, "POST", "/api/v1/mesh/networks/tiny/paths", admin, NULL, now) == 405);
+    snprintf (report, sizeof report, "{\"paths\":[{\"peer\":\"%s\",\"path\":\"direct\"}]}", a.id);
+    assert (s_call (api, "PUT", path, a.token, report, now) == 400 && strstr (s_str ("error"), "itself"));
+    assert (s_call (api, "PUT", path, a.token, "{\"paths\":[{\"peer\":\"0011223344556677\",\"path\":\"x\"}]}", now) == 400);
+    assert (s_call (api, "PUT", path, a.token, "{\"paths\":7}", now) == 400);
+    assert (reg_sub_peek (watch, NULL) == NULL);
+    //  An empty report clears them
+    assert (s_call (api, "PUT", path, a.token, "{\"paths\":[]}", now) == 200);
+    assert (strstr (reg_sub_peek (watch, NULL), "\"paths\":[]"));
+    reg_sub_pop (watch);
+    while (reg_sub_peek (all, NULL))
+        reg_sub_pop (all);
+    assert (s_call (api, "GET", "/api/v1/mesh/networks/tiny/paths", admin, NULL, now) == 200);
+    assert (json_array_size (json_object_get (s_last, "paths")) == 0);
+    //  A new network is announced to the status pages
+    assert (s_call (api, "POST", "/api/v1/mesh/networks", admin, "{\"id\":\"fresh\",\"name\":\"fresh\"}", now) == 201);
+    assert (strstr (reg_sub_peek (all, NULL), "network.created") && strstr (reg_sub_peek (all, NULL), "fresh"));
+    assert (s_call (api, "DELETE", "/api/v1/mesh/networks/fresh", admin, NULL, now) == 204);
+    reg_events_unsubscribe (reg_api_events (api), &all);
+
     //  Signals reach only the addressee
     reg_sub_t *sub_b = reg_events_subscribe (reg_api_events (api), "tiny", b.id, NULL);
     snprintf (path, sizeof path, "/api/v1/mesh/networks/tiny/peers/%s/signal", b.id);
@@ -1360,11 +1549,31 @@ reg_api_test (bool verbose)
 
     //  Events auth
     char wnet [64], wpeer [32];
-    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/tiny/events", b.token, wnet, wpeer) == 0);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/tiny/events", b.token, NULL, now, wnet, wpeer) == 0);
     assert (strcmp (wpeer, b.id) == 0);
-    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/tiny/events", admin, wnet, wpeer) == 0 && !*wpeer);
-    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/tiny/events", NULL, wnet, wpeer) == 401);
-    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/big/events", b.token, wnet, wpeer) == 401);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/tiny/events", admin, NULL, now, wnet, wpeer) == 0 && !*wpeer);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/tiny/events", NULL, NULL, now, wnet, wpeer) == 401);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/big/events", b.token, NULL, now, wnet, wpeer) == 401);
+    //  Every network: the admin only, by token or by a one-use ticket
+    assert (reg_api_events_auth (api, "/api/v1/mesh/events", admin, NULL, now, wnet, wpeer) == 0);
+    assert (streq (wnet, REG_EVENTS_ALL) && !*wpeer);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/events", b.token, NULL, now, wnet, wpeer) == 403);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/events", NULL, NULL, now, wnet, wpeer) == 401);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/events/x", admin, NULL, now, wnet, wpeer) == 404);
+    assert (s_call (api, "POST", "/api/v1/mesh/tickets", b.token, NULL, now) == 401);
+    assert (s_call (api, "POST", "/api/v1/mesh/tickets", NULL, NULL, now) == 401);
+    assert (s_call (api, "GET", "/api/v1/mesh/tickets", admin, NULL, now) == 405);
+    assert (s_call (api, "POST", "/api/v1/mesh/tickets", admin, NULL, now) == 201);
+    char ticket [REG_TOKEN_TEXT];
+    snprintf (ticket, sizeof ticket, "%s", s_str ("ticket"));
+    assert (json_integer_value (json_object_get (s_last, "expires_in")) == 30);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/events", NULL, "bwt_forged", now, wnet, wpeer) == 401);
+    assert (reg_api_events_auth (api, "/api/v1/mesh/events", NULL, ticket, now + 1000, wnet, wpeer) == 0);
+    assert (streq (wnet, REG_EVENTS_ALL));
+    assert (reg_api_events_auth (api, "/api/v1/mesh/events", NULL, ticket, now + 1000, wnet, wpeer) == 401);
+    assert (s_call (api, "POST", "/api/v1/mesh/tickets", admin, NULL, now) == 201);
+    snprintf (ticket, sizeof ticket, "%s", s_str ("ticket"));
+    assert (reg_api_events_auth (api, "/api/v1/mesh/networks/tiny/events", NULL, ticket, now + 31000, wnet, wpeer) == 401);
 
     //  Leases (heartbeat 1 s: offline after 3 s, expired after 10 s)
     while (reg_sub_peek (watch, NULL))

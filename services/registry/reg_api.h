@@ -13,6 +13,7 @@
 #include "reg_events.h"
 #include "reg_turn.h"
 #include "reg_relay.h"
+#include "reg_status.h"
 
 typedef struct {
     const char *database;       //  SQLite file
@@ -50,15 +51,20 @@ void reg_api_destroy (reg_api_t **self_p);
 reg_events_t *reg_api_events (reg_api_t *self);
 //  The relay grants (for the log at start: reg_relay_off_reason).
 reg_relay_t *reg_api_relay (reg_api_t *self);
+//  Its numbers for registry.status (taken in the sweep: reg_status.h)
+reg_status_t *reg_api_status (reg_api_t *self);
 
 //  Runs one request. resp->body must be freed with reg_response_clear.
 void reg_api_handle (reg_api_t *self, const reg_request_t *req, reg_response_t *resp);
 void reg_response_clear (reg_response_t *resp);
 
-//  Authorizes a WebSocket on .../networks/{id}/events. Returns 0 and fills
-//  network and peer ("" for an admin), or the HTTP status to refuse with.
-int reg_api_events_auth (reg_api_t *self, const char *path, const char *bearer,
-                         char network [64], char peer [32]);
+//  Authorizes a WebSocket on .../networks/{id}/events, or the admin's
+//  /api/v1/mesh/events (every network: network is REG_EVENTS_ALL), by bearer
+//  token or by a ticket (POST /api/v1/mesh/tickets, used up here; NULL: none).
+//  Returns 0 and fills network and peer ("" for an admin), or the HTTP status
+//  to refuse with.
+int reg_api_events_auth (reg_api_t *self, const char *path, const char *bearer, const char *ticket,
+                         int64_t now_ms, char network [64], char peer [32]);
 
 //  Marks silent peers offline and removes expired ones, with events. Returns
 //  the number of peers changed.

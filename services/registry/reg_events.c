@@ -173,7 +173,10 @@ s_send (reg_events_t *self, const char *network, const char *peer, json_t *event
 size_t
 reg_events_publish (reg_events_t *self, const char *network, json_t *event)
 {
-    return s_send (self, network, NULL, event);
+    size_t count = s_send (self, network, NULL, event);
+    if (strcmp (network, REG_EVENTS_ALL) != 0)
+        count += s_send (self, REG_EVENTS_ALL, NULL, event);
+    return count;
 }
 
 size_t
@@ -250,15 +253,23 @@ reg_events_test (bool verbose)
     reg_sub_t *b = reg_events_subscribe (events, "n1", "pb", NULL);
     reg_sub_t *admin = reg_events_subscribe (events, "n1", NULL, NULL);
     reg_sub_t *other = reg_events_subscribe (events, "n2", "pc", NULL);
+    reg_sub_t *all = reg_events_subscribe (events, REG_EVENTS_ALL, NULL, NULL);
     assert (reg_events_count (events, "n1") == 3);
 
     json_t *event = json_pack ("{s:s}", "event", "peer.joined");
-    assert (reg_events_publish (events, "n1", event) == 3);
+    assert (reg_events_publish (events, "n1", event) == 4);
+    assert (reg_events_publish (events, "n2", event) == 2);
     json_decref (event);
+    //  The all-networks subscriber got both, and gets no signal
+    assert (strcmp (reg_sub_peek (all, NULL), "{\"event\":\"peer.joined\"}") == 0);
+    reg_sub_pop (all);
+    assert (reg_sub_peek (all, NULL));
+    reg_sub_pop (all);
+    reg_sub_pop (other);
     size_t size = 0;
     assert (strcmp (reg_sub_peek (a, &size), "{\"event\":\"peer.joined\"}") == 0 && size == 23);
     assert (reg_sub_peek (other, NULL) == NULL);
-    assert (s_wakes == 3);
+    assert (s_wakes == 6);
 
     //  A signal goes to its addressee only
     event = json_pack ("{s:s}", "event", "signal");
@@ -278,6 +289,7 @@ reg_events_test (bool verbose)
     json_decref (event);
     assert (reg_sub_closing (admin) && reg_sub_peek (admin, NULL) == NULL);
     assert (reg_sub_closing (b));
+    assert (reg_sub_closing (all));                     //  a slow page is dropped too
     assert (!reg_sub_closing (a) || true);
 
     reg_events_close_peer (events, "n2", "pc");
@@ -288,6 +300,7 @@ reg_events_test (bool verbose)
     reg_events_unsubscribe (events, &b);
     reg_events_unsubscribe (events, &admin);
     reg_events_unsubscribe (events, &other);
+    reg_events_unsubscribe (events, &all);
     assert (a == NULL && reg_events_count (events, "n1") == 0);
     reg_events_destroy (&events);
     assert (events == NULL);

@@ -23,11 +23,16 @@ reg_events_t *reg_events_new (size_t queue_max);
 void reg_events_destroy (reg_events_t **self_p);
 void reg_events_set_wake (reg_events_t *self, reg_wake_fn *fn, void *arg);
 
+//  The network of an admin subscriber to every network (the status page):
+//  it receives what is published in any network, never signals.
+#define REG_EVENTS_ALL "*"
+
 //  peer NULL = admin subscriber. handle is the transport's connection.
 reg_sub_t *reg_events_subscribe (reg_events_t *self, const char *network, const char *peer, void *handle);
 void reg_events_unsubscribe (reg_events_t *self, reg_sub_t **sub_p);
 
-//  Queues the event for every subscriber of the network; returns how many.
+//  Queues the event for every subscriber of the network, and of
+//  REG_EVENTS_ALL; returns how many.
 size_t reg_events_publish (reg_events_t *self, const char *network, json_t *event);
 //  Queues the event for the subscribers that are this peer; returns how many.
 size_t reg_events_send_to (reg_events_t *self, const char *network, const char *peer, json_t *event);

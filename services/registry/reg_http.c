@@ -1,6 +1,8 @@
 /*  reg_http: libwebsockets transport in a service thread (see reg_http.h). */
 #include "reg_http.h"
 #include "reg_ratelimit.h"
+#include "reg_page.h"
+#include "reg_ticket.h"
 #include "bus_log.h"
 #include <assert.h>
 #include <libwebsockets.h>
@@ -9,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sodium.h>
 
 #define PATH_MAX_LEN 512
 #define BEARER_MAX 256
@@ -29,6 +32,8 @@ typedef struct {
     char *resp;
     size_t resp_size, resp_sent;
     bool headers_sent, close_after;
+    const char *type;           //  Content-Type of the response (NULL: JSON)
+    bool page;                  //  a status page file: its security headers
     //  WebSocket
     char network [64], peer [32];
     reg_sub_t *sub;
@@ -86,7 +91,8 @@ s_session_reset (s_session_t *s)
     s->body = NULL;
     s->resp = NULL;
     s->body_size = s->resp_size = s->resp_sent = 0;
-    s->too_large = s->headers_sent = s->close_after = false;
+    s->too_large = s->headers_sent = s->close_after = s->page = false;
+    s->type = NULL;
     s->state = S_IDLE;
     s->bearer [0] = 0;
 }
@@ -125,6 +131,27 @@ s_client (struct lws *wsi, char *addr, size_t size)
         memmove (addr, addr + 7, strlen (addr + 7) + 1);
 }
 
+//  A file of the status page (reg_page): to anyone, as it holds no secret;
+//  what it shows comes from the routes that need the admin token
+static void
+s_serve_page (struct lws *wsi, s_session_t *s)
+{
+    const reg_page_file_t *file = reg_page_find (s->path);
+    if (strcmp (s->method, "GET") != 0)
+        s_respond_error (wsi, s, 405, "method not allowed (allowed: GET)");
+    else
+    if (!file)
+        s_respond_error (wsi, s, 404, "no such file");
+    else {
+        char *copy = (char *) malloc (file->size + 1);
+        assert (copy);
+        memcpy (copy, file->data, file->size + 1);
+        s_respond_text (wsi, s, 200, copy);
+        s->type = file->type;
+    }
+    s->page = true;
+}
+
 static void
 s_process (reg_http_t *self, struct lws *wsi, s_session_t *s)
 {
@@ -153,9 +180,18 @@ s_write_response (struct lws *wsi, s_session_t *s)
     uint8_t buf [LWS_PRE + CHUNK];
     uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
     if (!s->headers_sent) {
-        if (lws_add_http_common_headers (wsi, (unsigned int) s->status, "application/json",
+        if (lws_add_http_common_headers (wsi, (unsigned int) s->status, s->type ? s->type : "application/json",
                                          s->resp_size, &p, end))
             return -1;
+        static const char *const page_headers [][2] = {
+            { "content-security-policy:", REG_PAGE_CSP }, { "x-content-type-options:", "nosniff" },
+            { "referrer-policy:", "no-referrer" }, { "x-frame-options:", "DENY" },
+        };
+        for (size_t i = 0; s->page && i < sizeof page_headers / sizeof page_headers [0]; i++)
+            if (lws_add_http_header_by_name (wsi, (const uint8_t *) page_headers [i][0],
+                                             (const uint8_t *) page_headers [i][1],
+                                             (int) strlen (page_headers [i][1]), &p, end))
+                return -1;
         //  Too many requests, or the database is locked (reg_api): both pass
         if ((s->status == 429 || s->status == 503) && lws_add_http_header_by_name (wsi, (const uint8_t *) "retry-after:",
                                                              (const uint8_t *) "1", 1, &p, end))
@@ -258,6 +294,10 @@ s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
                 s_respond_error (wsi, s, 429, "too many requests");
                 return 0;
             }
+            if (reg_page_is (s->path)) {
+                s_serve_page (wsi, s);
+                return 0;
+            }
             s_bearer (wsi, s, false);
             char length [32] = "";
             long long content_length = 0;
@@ -319,11 +359,17 @@ s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
             if (lws_hdr_copy (wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
                 return 1;
             s_bearer (wsi, s, true);
-            int status = reg_api_events_auth (self->api, path, s->bearer [0] ? s->bearer : NULL,
-                                              s->network, s->peer);
+            //  The status page's one-use ticket (reg_ticket.h), never logged
+            char arg [REG_TOKEN_TEXT + 8];
+            const char *ticket = lws_get_urlarg_by_name (wsi, "ticket=", arg, sizeof arg);
+            int status = reg_api_events_auth (self->api, path, s->bearer [0] ? s->bearer : NULL, ticket,
+                                              zclock_time (), s->network, s->peer);
             s->bearer [0] = 0;
+            sodium_memzero (arg, sizeof arg);
             if (status) {
                 bus_debug ("websocket %s refused: %d", path, status);
+                //  Its HTTP status, so a client (a browser's console, curl) sees why
+                lws_return_http_status (wsi, (unsigned int) status, NULL);
                 return 1;
             }
             return 0;
@@ -647,6 +693,20 @@ reg_http_test (bool verbose)
     assert (strstr (err, "cannot listen"));
     reg_http_destroy (&http);
     assert (http == NULL);
+    //  The status page: its files to anyone, GET only
+    http = reg_http_new (api, &(reg_http_config_t) { .listen = "127.0.0.1:0" }, err, sizeof err);
+    assert (http);
+    port = reg_http_port (http);
+    assert (s_test_request (port, "GET /admin/style.css HTTP/1.1\r\n\r\n", body, sizeof body) == 200);
+    assert (strstr (body, "table"));
+    assert (s_test_request (port, "GET /admin/nothing HTTP/1.1\r\n\r\n", body, sizeof body) == 404);
+    assert (s_test_request (port, "POST /admin/ HTTP/1.1\r\nContent-Length: 0\r\n\r\n", body, sizeof body) == 405);
+    //  A ticket needs the admin token
+    assert (s_test_request (port, "POST /api/v1/mesh/tickets HTTP/1.1\r\n\r\n", body, sizeof body) == 401);
+    assert (s_test_request (port, "POST /api/v1/mesh/tickets HTTP/1.1\r\nAuthorization: Bearer adm\r\n\r\n",
+                            body, sizeof body) == 201);
+    assert (strstr (body, "\"ticket\":\"bwt_"));
+    reg_http_destroy (&http);
     reg_api_destroy (&api);
     unlink (db);
     char side [300];

@@ -76,8 +76,10 @@ reg_service_new (bus_service_t *svc, reg_config_t *config, char *err, size_t err
         reg_service_destroy (&self);
         return NULL;
     }
-    if (svc)
+    if (svc) {
         bus_loop_timer (bus_service_loop (svc), 1000, 0, s_watchdog, self);
+        reg_status_attach (reg_api_status (self->api), svc);     //  registry.status (bifrost-metrics)
+    }
     bus_info ("database %s", config->database);
     return self;
 }

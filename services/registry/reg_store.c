@@ -48,6 +48,12 @@ static const char s_schema [] =
 static const char *const s_migrations [] = {
     //  1: the reflexive address (issue 14: where a registration came from)
     "ALTER TABLE peers ADD COLUMN reflexive TEXT NOT NULL DEFAULT '';",
+    //  2: the paths every peer reports in its heartbeats (issue 19), gone with the reporter
+    "CREATE TABLE paths (network_id TEXT NOT NULL, from_id TEXT NOT NULL, to_id TEXT NOT NULL,"
+    "  path TEXT NOT NULL, via TEXT NOT NULL, rtt_ms INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (network_id, from_id, to_id),"
+    "  FOREIGN KEY (network_id, from_id) REFERENCES peers (network_id, id) ON DELETE CASCADE);"
+    "CREATE INDEX paths_to ON paths (network_id, to_id);",
 };
 #define S_SCHEMA_VERSION ((int) (sizeof s_migrations / sizeof s_migrations [0]))
 
@@ -59,6 +65,7 @@ enum {
     Q_TOK_INSERT, Q_TOK_REVOKE, Q_TOK_FIND, Q_TOK_USE, Q_TOK_ALL,
     Q_PEER_BY_ID, Q_PEER_BY_KEY, Q_PEER_BY_TOKEN, Q_PEER_PUT, Q_PEER_PUT_KEEP, Q_PEER_DELETE,
     Q_PEER_ALL, Q_PEER_COUNT, Q_HIST_GET, Q_HIST_SET, Q_STALE,
+    Q_PATH_CLEAR, Q_PATH_INSERT, Q_PATH_FROM, Q_PATH_ALL, Q_PATH_DROP_TO,
     Q_COUNT
 };
 
@@ -99,6 +106,14 @@ static const char *s_queries [Q_COUNT] = {
                 " JOIN networks n ON n.id = p.network_id"
                 " WHERE (p.online = 1 AND p.last_seen < ?1 - n.offline_s * 1000)"
                 "    OR p.last_seen < ?1 - n.expire_s * 1000 LIMIT ?2",
+    [Q_PATH_CLEAR] = "DELETE FROM paths WHERE network_id = ?1 AND from_id = ?2",
+    [Q_PATH_INSERT] = "INSERT INTO paths (network_id, from_id, to_id, path, via, rtt_ms, updated)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_PATH_FROM] = "SELECT from_id, to_id, path, via, rtt_ms, updated FROM paths"
+                    " WHERE network_id = ?1 AND from_id = ?2 ORDER BY to_id",
+    [Q_PATH_ALL] = "SELECT from_id, to_id, path, via, rtt_ms, updated FROM paths"
+                   " WHERE network_id = ?1 ORDER BY from_id, to_id",
+    [Q_PATH_DROP_TO] = "DELETE FROM paths WHERE network_id = ?1 AND to_id = ?2",
 };
 
 struct _reg_store_t {
@@ -161,6 +176,12 @@ static const s_column_t s_peer_columns [] = {
     S_TEXT (reg_peer_t, name), S_U32 (reg_peer_t, vip), S_TEXT (reg_peer_t, endpoints),
     S_TEXT (reg_peer_t, candidates), S_BOOL (reg_peer_t, online), S_I64 (reg_peer_t, last_seen_ms),
     S_I64 (reg_peer_t, created_ms), S_TEXT (reg_peer_t, reflexive), { 0, 0, 0 }
+};
+
+static const s_column_t s_path_columns [] = {
+    S_TEXT (reg_path_row_t, from), S_TEXT (reg_path_row_t, path.peer), S_TEXT (reg_path_row_t, path.path),
+    S_TEXT (reg_path_row_t, path.via), S_I64 (reg_path_row_t, path.rtt_ms), S_I64 (reg_path_row_t, updated_ms),
+    { 0, 0, 0 }
 };
 
 //  Called for each row of a query; false stops reading rows.
@@ -444,6 +465,7 @@ typedef struct {
     reg_network_fn *network_fn;
     reg_token_fn *token_fn;
     reg_peer_fn *peer_fn;
+    reg_path_fn *path_fn;
     void *arg;
     reg_peer_t *peer;           //  peer rows are big: one buffer for all
 } s_each_t;
@@ -462,6 +484,12 @@ s_each_row (sqlite3_stmt *stmt, void *arg)
         reg_token_t token;
         s_row (stmt, s_token_columns, &token);
         each->token_fn (&token, each->arg);
+    }
+    else
+    if (each->path_fn) {
+        reg_path_row_t row;
+        s_row (stmt, s_path_columns, &row);
+        each->path_fn (&row, each->arg);
     }
     else {
         s_row (stmt, s_peer_columns, each->peer);
@@ -537,7 +565,56 @@ reg_store_peer_put (reg_store_t *self, const reg_peer_t *peer, const char *token
 int
 reg_store_peer_delete (reg_store_t *self, const char *network_id, const char *id)
 {
-    return s_changed (self, s_query (self, Q_PEER_DELETE, NULL, NULL, NULL, "tt", network_id, id));
+    //  Its own reports go with it (ON DELETE CASCADE); the others' paths to it too
+    int rc = s_changed (self, s_query (self, Q_PEER_DELETE, NULL, NULL, NULL, "tt", network_id, id));
+    if (rc == REG_STORE_OK)
+        rc = s_query (self, Q_PATH_DROP_TO, NULL, NULL, NULL, "tt", network_id, id);
+    return rc;
+}
+
+//  --- paths
+
+typedef struct {
+    reg_path_t *out;
+    size_t count, max;
+} s_paths_t;
+
+static bool
+s_path_row (sqlite3_stmt *stmt, void *arg)
+{
+    s_paths_t *paths = (s_paths_t *) arg;
+    if (paths->count >= paths->max)
+        return false;
+    reg_path_row_t row;
+    s_row (stmt, s_path_columns, &row);
+    paths->out [paths->count++] = row.path;
+    return true;
+}
+
+int
+reg_store_paths_get (reg_store_t *self, const char *network_id, const char *from, reg_path_t *out, size_t max)
+{
+    s_paths_t paths = { out, 0, max };
+    int rc = s_query (self, Q_PATH_FROM, s_path_row, &paths, NULL, "tt", network_id, from);
+    return rc == REG_STORE_OK ? (int) paths.count : rc;
+}
+
+int
+reg_store_paths_set (reg_store_t *self, const char *network_id, const char *from,
+                     const reg_path_t *paths, size_t count, int64_t now_ms)
+{
+    int rc = s_query (self, Q_PATH_CLEAR, NULL, NULL, NULL, "tt", network_id, from);
+    for (size_t i = 0; i < count && rc == REG_STORE_OK; i++)
+        rc = s_query (self, Q_PATH_INSERT, NULL, NULL, NULL, "tttttii", network_id, from, paths [i].peer,
+                      paths [i].path, paths [i].via, paths [i].rtt_ms, now_ms);
+    return rc;
+}
+
+int
+reg_store_path_each (reg_store_t *self, const char *network_id, reg_path_fn *fn, void *arg)
+{
+    s_each_t each = { .path_fn = fn, .arg = arg };
+    return s_query (self, Q_PATH_ALL, s_each_row, &each, NULL, "t", network_id);
 }
 
 int
@@ -614,6 +691,13 @@ reg_store_stale_each (reg_store_t *self, int64_t now_ms, size_t limit, reg_stale
 }
 
 //  ---------------------------------------------------------------------------
+static void
+s_count_path (const reg_path_row_t *row, void *arg)
+{
+    assert (*row->from && *row->path.peer && row->updated_ms >= 5000);
+    (*(int *) arg)++;
+}
+
 static void
 s_count_network (const reg_network_t *network, void *arg)
 {
@@ -706,6 +790,29 @@ reg_store_test (bool verbose)
     assert (reg_store_history_get (store, "n1", "KEY1") == 0);
     assert (reg_store_history_set (store, "n1", "KEY1", 0x0A640001) == 0);
     assert (reg_store_history_get (store, "n1", "KEY1") == 0x0A640001);
+
+    //  Paths: a report replaces the last one; the reporter's go with it, and
+    //  so do the others' paths to a peer that is removed
+    reg_path_t paths [3] = { { "p2", "direct", "", 12 }, { "p9", "peer", "p2", -1 } }, back [4];
+    assert (reg_store_paths_set (store, "n1", "p1", paths, 2, 5000) == 0);
+    assert (reg_store_paths_get (store, "n1", "p1", back, 4) == 2);
+    assert (strcmp (back [0].peer, "p2") == 0 && back [0].rtt_ms == 12 && strcmp (back [1].via, "p2") == 0);
+    assert (reg_store_paths_get (store, "n1", "p1", back, 1) == 1);
+    paths [0].rtt_ms = 40;
+    assert (reg_store_paths_set (store, "n1", "p1", paths, 1, 6000) == 0);
+    assert (reg_store_paths_get (store, "n1", "p1", back, 4) == 1 && back [0].rtt_ms == 40);
+    paths [2] = (reg_path_t) { "p1", "relay", "r1", 80 };
+    assert (reg_store_paths_set (store, "n1", "p2", &paths [2], 1, 7000) == 0);
+    assert (reg_store_paths_set (store, "n1", "nobody", paths, 1, 7000) == REG_STORE_EXISTS);    //  no such reporter
+    int rows = 0;
+    assert (reg_store_path_each (store, "n1", s_count_path, &rows) == 0 && rows == 2);
+    assert (reg_store_begin (store) == 0);
+    assert (reg_store_peer_delete (store, "n1", "p1") == 0);
+    rows = 0;
+    reg_store_path_each (store, "n1", s_count_path, &rows);
+    assert (rows == 0);                 //  p1's report, and p2's path to p1
+    reg_store_rollback (store);
+    assert (reg_store_paths_get (store, "n1", "p2", back, 4) == 1 && back [0].rtt_ms == 80);
 
     //  Transactions roll back
     assert (reg_store_begin (store) == 0);

@@ -61,6 +61,13 @@ typedef struct {
     int64_t uses;
 } reg_token_t;
 
+//  A path as stored: who reported it, the path, when it was stored
+typedef struct {
+    char from [17];
+    reg_path_t path;
+    int64_t updated_ms;
+} reg_path_row_t;
+
 typedef struct _reg_store_t reg_store_t;
 
 //  Opens (creates) the database. NULL with a reason in err.
@@ -106,6 +113,16 @@ int reg_store_peer_delete (reg_store_t *self, const char *network_id, const char
 typedef void (reg_peer_fn) (const reg_peer_t *peer, void *arg);
 int reg_store_peer_each (reg_store_t *self, const char *network_id, reg_peer_fn *fn, void *arg);
 size_t reg_store_peer_count (reg_store_t *self, const char *network_id);
+
+//  The paths a peer reported (at most max, by peer id): their count, or an
+//  error (< 0).
+int reg_store_paths_get (reg_store_t *self, const char *network_id, const char *from, reg_path_t *out, size_t max);
+//  Replaces the paths a peer reported (call inside begin/commit).
+int reg_store_paths_set (reg_store_t *self, const char *network_id, const char *from,
+                         const reg_path_t *paths, size_t count, int64_t now_ms);
+//  Every path reported in a network, by reporter then peer.
+typedef void (reg_path_fn) (const reg_path_row_t *row, void *arg);
+int reg_store_path_each (reg_store_t *self, const char *network_id, reg_path_fn *fn, void *arg);
 
 //  The last address a key had in a network (0 if none) / remember it.
 uint32_t reg_store_history_get (reg_store_t *self, const char *network_id, const char *key);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <ctype.h>
 
 bool
 reg_valid_name (const char *text)
@@ -112,6 +114,8 @@ reg_validate_token (const void *body, size_t size, reg_token_req_t *out, char *e
     return 0;
 }
 
+static int s_paths (const rest_heartbeat_req_t *in, reg_heartbeat_req_t *out, char *err, size_t errsize);
+
 int
 reg_validate_heartbeat (const void *body, size_t size, reg_heartbeat_req_t *out, char *err, size_t errsize)
 {
@@ -123,7 +127,82 @@ reg_validate_heartbeat (const void *body, size_t size, reg_heartbeat_req_t *out,
     rest_heartbeat_req_t in;
     if (rest_decode (&rest_heartbeat_req_schema, (const char *) body, size, &in, err, errsize))
         return -1;
-    return S_LISTS (&in, out, err, errsize);
+    int rc = S_LISTS (&in, out, err, errsize);
+    if (rc == 0 && in.has_paths)
+        rc = s_paths (&in, out, err, errsize);
+    rest_free (&rest_heartbeat_req_schema, &in);
+    return rc;
+}
+
+static bool
+s_path_kind (const char *path)
+{
+    return strcmp (path, "direct") == 0 || strcmp (path, "relay") == 0 || strcmp (path, "turn") == 0
+        || strcmp (path, "peer") == 0;
+}
+
+//  The paths of a heartbeat: what the schema cannot say (the kinds, a peer's
+//  via is a peer id, one entry per peer); 0 or -1
+static int
+s_paths (const rest_heartbeat_req_t *in, reg_heartbeat_req_t *out, char *err, size_t errsize)
+{
+    assert (in->paths_count <= REG_PATHS_MAX);
+    out->has_paths = true;
+    out->paths_count = in->paths_count;
+    for (uint32_t i = 0; i < in->paths_count; i++) {
+        const rest_path_t *p = &in->paths [i];
+        reg_path_t *to = &out->paths [i];
+        if (!s_path_kind (p->path)) {
+            snprintf (err, errsize, "'paths[%u].path' must be direct, relay, turn or peer", i);
+            return -1;
+        }
+        if (strcmp (p->path, "peer") == 0 && !(p->has_via && rest_check (REST_HEX16, p->via))) {
+            snprintf (err, errsize, "'paths[%u].via' must be the id of the first peer crossed", i);
+            return -1;
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (strcasecmp (in->paths [j].peer, p->peer) == 0) {
+                snprintf (err, errsize, "'paths[%u].peer' is listed twice", i);
+                return -1;
+            }
+        for (size_t k = 0; k < sizeof to->peer; k++)      //  ids are lower case (reg_auth_random_id)
+            to->peer [k] = (char) tolower ((unsigned char) p->peer [k]);
+        to->peer [sizeof to->peer - 1] = 0;
+        snprintf (to->path, sizeof to->path, "%s", p->path);
+        snprintf (to->via, sizeof to->via, "%s", p->has_via ? p->via : "");
+        if (strcmp (p->path, "peer") == 0)
+            for (char *c = to->via; *c; c++)
+                *c = (char) tolower ((unsigned char) *c);
+        to->rtt_ms = p->has_rtt_ms ? p->rtt_ms : -1;
+    }
+    return 0;
+}
+
+static bool
+s_rtt_moved (int64_t a, int64_t b)
+{
+    if ((a < 0) != (b < 0))
+        return true;
+    int64_t diff = a > b ? a - b : b - a;
+    int64_t base = a > b ? a : b;
+    return diff > 5 && diff * 5 > base;
+}
+
+bool
+reg_paths_changed (const reg_path_t *old, size_t old_count, const reg_path_t *now, size_t now_count)
+{
+    if (old_count != now_count)
+        return true;
+    for (size_t i = 0; i < now_count; i++) {
+        const reg_path_t *match = NULL;
+        for (size_t j = 0; j < old_count && !match; j++)
+            if (strcasecmp (old [j].peer, now [i].peer) == 0)
+                match = &old [j];
+        if (!match || strcmp (match->path, now [i].path) || strcmp (match->via, now [i].via)
+        ||  s_rtt_moved (match->rtt_ms, now [i].rtt_ms))
+            return true;
+    }
+    return false;
 }
 
 int
@@ -211,6 +290,58 @@ reg_validate_test (bool verbose)
     assert (reg_validate_heartbeat (S (text), &hb, err, sizeof err) == -1);
     assert (reg_validate_heartbeat (NULL, 0, &hb, err, sizeof err) == 0 && !hb.has_endpoints);
     assert (reg_validate_heartbeat (S ("{\"endpoints\":[\"192.0.2.1:1\"]}"), &hb, err, sizeof err) == 0 && hb.has_endpoints);
+    assert (!hb.has_paths);
+    //  Paths: the kinds, a peer path's via, one entry per peer, at most 64
+    assert (reg_validate_heartbeat (S ("{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"direct\",\"rtt_ms\":3},"
+                                       "{\"peer\":\"00112233445566bb\",\"path\":\"peer\",\"via\":\"00112233445566aa\"},"
+                                       "{\"peer\":\"00112233445566cc\",\"path\":\"relay\",\"via\":\"r1\"}]}"),
+                                    &hb, err, sizeof err) == 0);
+    assert (hb.has_paths && hb.paths_count == 3 && hb.paths [0].rtt_ms == 3 && hb.paths [1].rtt_ms == -1);
+    assert (strcmp (hb.paths [1].via, "00112233445566aa") == 0 && strcmp (hb.paths [2].path, "relay") == 0);
+    assert (reg_validate_heartbeat (S ("{\"paths\":[]}"), &hb, err, sizeof err) == 0 && hb.has_paths && !hb.paths_count);
+    static const char *bad_paths [] = {
+        "{\"paths\":{}}", "{\"paths\":[1]}", "{\"paths\":[{\"peer\":\"00112233445566aa\"}]}",
+        "{\"paths\":[{\"peer\":\"xyz\",\"path\":\"direct\"}]}",
+        "{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"carrier-pigeon\"}]}",
+        "{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"peer\"}]}",
+        "{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"peer\",\"via\":\"relay1\"}]}",
+        "{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"direct\",\"rtt_ms\":-1}]}",
+        "{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"direct\",\"rtt_ms\":1.5}]}",
+        "{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"direct\",\"typo\":1}]}",
+        "{\"paths\":[{\"peer\":\"00112233445566aa\",\"path\":\"direct\"},{\"peer\":\"00112233445566AA\",\"path\":\"turn\"}]}",
+        NULL
+    };
+    for (int i = 0; bad_paths [i]; i++) {
+        err [0] = 0;
+        assert (reg_validate_heartbeat (S (bad_paths [i]), &hb, err, sizeof err) == -1 && *err);
+        if (verbose)
+            printf ("  heartbeat %s -> %s\n", bad_paths [i], err);
+    }
+    {
+        char many [8192] = "{\"paths\":[";
+        for (int i = 0; i < REG_PATHS_MAX + 1; i++)
+            snprintf (many + strlen (many), sizeof many - strlen (many), "%s{\"peer\":\"%016x\",\"path\":\"direct\"}",
+                      i ? "," : "", i);
+        strcat (many, "]}");
+        assert (reg_validate_heartbeat (S (many), &hb, err, sizeof err) == -1 && strstr (err, "paths"));
+    }
+    reg_path_t a [2] = { { "00112233445566aa", "direct", "", 100 }, { "00112233445566bb", "relay", "r1", -1 } };
+    reg_path_t b [2] = { a [1], a [0] };
+    assert (!reg_paths_changed (a, 2, b, 2));           //  order does not matter
+    b [1].rtt_ms = 118;
+    assert (!reg_paths_changed (a, 2, b, 2));           //  jitter: 18 %
+    b [1].rtt_ms = 130;
+    assert (reg_paths_changed (a, 2, b, 2));            //  30 % and 30 ms
+    b [1].rtt_ms = 100;
+    snprintf (b [0].via, sizeof b [0].via, "r2");
+    assert (reg_paths_changed (a, 2, b, 2));
+    assert (reg_paths_changed (a, 2, b, 1) && reg_paths_changed (a, 1, a, 2) && !reg_paths_changed (a, 0, a, 0));
+    reg_path_t c = a [0];
+    c.rtt_ms = 3;
+    a [0].rtt_ms = 1;
+    assert (!reg_paths_changed (a, 1, &c, 1));          //  200 % but 2 ms
+    c.rtt_ms = -1;
+    assert (reg_paths_changed (a, 1, &c, 1));           //  no sample any more
 
     reg_token_req_t token;
     assert (reg_validate_token (NULL, 0, &token, err, sizeof err) == 0 && token.ttl_s == 86400 && !token.reusable);

@@ -51,10 +51,22 @@ typedef struct {
     char description [REG_NAME_MAX + 1];
 } reg_token_req_t;
 
+#define REG_PATHS_MAX 64         //  path entries in one heartbeat (schemas/rest.def, rest_heartbeat_req)
+
+//  How a node reaches another peer (a heartbeat's `paths`, the store's rows)
 typedef struct {
-    bool has_endpoints, has_candidates;
+    char peer [17];             //  the peer it leads to, 16 hex digits
+    char path [9];              //  "direct", "relay", "turn" or "peer"
+    char via [49];              //  "peer": the first peer crossed; "relay": its name; else ""
+    int64_t rtt_ms;             //  -1 when not measured
+} reg_path_t;
+
+typedef struct {
+    bool has_endpoints, has_candidates, has_paths;
     char endpoints [REG_ENDPOINTS_JSON];
     char candidates [REG_CANDIDATES_JSON];
+    uint32_t paths_count;
+    reg_path_t paths [REG_PATHS_MAX];
 } reg_heartbeat_req_t;
 
 typedef struct {
@@ -68,6 +80,12 @@ int reg_validate_peer (const void *body, size_t size, reg_peer_req_t *out, char 
 int reg_validate_token (const void *body, size_t size, reg_token_req_t *out, char *err, size_t errsize);
 int reg_validate_heartbeat (const void *body, size_t size, reg_heartbeat_req_t *out, char *err, size_t errsize);
 int reg_validate_signal (const void *body, size_t size, reg_signal_req_t *out, char *err, size_t errsize);
+
+//  True when a path report differs enough from the stored one to store it and
+//  publish it: another set of peers, another path or via, or an RTT that moved
+//  by more than 20 % and 5 ms (a report every heartbeat must not write the
+//  database and wake every page for jitter).
+bool reg_paths_changed (const reg_path_t *old, size_t old_count, const reg_path_t *now, size_t now_count);
 
 //  Names: 1..REG_NAME_MAX of letters, digits, '-', '_', '.', starting with a letter or digit.
 bool reg_valid_name (const char *text);

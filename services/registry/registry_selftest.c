@@ -6,6 +6,8 @@
 #include "reg_validate.h"
 #include "reg_auth.h"
 #include "reg_challenge.h"
+#include "reg_ticket.h"
+#include "reg_page.h"
 #include "reg_events.h"
 #include "reg_ratelimit.h"
 #include "reg_store.h"
@@ -13,6 +15,7 @@
 #include "reg_http.h"
 #include "reg_config.h"
 #include "reg_service.h"
+#include "reg_status.h"
 
 static const selftest_t s_tests [] = {
     { "reg_alloc", reg_alloc_test },
@@ -21,6 +24,8 @@ static const selftest_t s_tests [] = {
     { "reg_validate", reg_validate_test },
     { "reg_auth", reg_auth_test },
     { "reg_challenge", reg_challenge_test },
+    { "reg_ticket", reg_ticket_test },
+    { "reg_page", reg_page_test },
     { "reg_events", reg_events_test },
     { "reg_ratelimit", reg_ratelimit_test },
     { "reg_store", reg_store_test },
@@ -28,6 +33,7 @@ static const selftest_t s_tests [] = {
     { "reg_http", reg_http_test },
     { "reg_config", reg_config_test },
     { "reg_service", reg_service_test },
+    { "reg_status", reg_status_test },
     { NULL, NULL }
 };
 

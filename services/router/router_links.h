@@ -17,8 +17,9 @@
 
     Peer ids: the registry id when discovery or nat named one, else a local
     key (ROUTER_LINKS_LOCAL | index) for a peer of the config; this node is
-    ROUTER_LINKS_SELF until announcements (the next step) need its registry
-    id. When a peer's id becomes known its link moves to it. */
+    ROUTER_LINKS_SELF until discovery's node.address names its registry id
+    (router_links_set_self: announcements need it). When a peer's id becomes
+    known its link moves to it. */
 #ifndef ROUTER_LINKS_H_INCLUDED
 #define ROUTER_LINKS_H_INCLUDED
 
@@ -50,10 +51,23 @@ void router_links_destroy (router_links_t **self_p);
 
 route_table_t *router_links_table (router_links_t *self);
 
-//  discovery: peer.up (relay_id "" or 16 hex digits) and peer.down (the
-//  link lost; the record kept, not up, so a nat.status row asked before it
-//  cannot bring the peer back, and a returning peer keeps its index and id)
-void router_links_peer_up (router_links_t *self, uint32_t index, const char *name, const char *relay_id, int64_t now);
+//  discovery: peer.up (peer_id, else relay_id: "" or 16 hex digits) and
+//  peer.down (the link lost; the record kept, not up, so a nat.status row
+//  asked before it cannot bring the peer back, and a returning peer keeps its
+//  index and id)
+void router_links_peer_up (router_links_t *self, uint32_t index, const char *name, const char *relay_id,
+                           const char *peer_id, int64_t now);
+
+//  discovery: node.address's peer_id, this node's registry id (16 hex
+//  digits). The table is made again with it, the links carried over; true
+//  when it changed (the table is another: nothing of the old one holds)
+bool router_links_set_self (router_links_t *self, const char *peer_id, int64_t now);
+//  Our registry id, 0 while unknown
+uint64_t router_links_self (router_links_t *self);
+
+//  Every peer heard of, by position (0 .. count - 1)
+size_t router_links_count (router_links_t *self);
+const router_peer_t *router_links_at (router_links_t *self, size_t i);
 void router_links_peer_down (router_links_t *self, uint32_t index, int64_t now);
 
 //  nat: nat.peer (state `up` makes a neighbour, anything else withdraws it)

@@ -13,18 +13,51 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert (ROUTER_NEXT_HOPS == sizeof ((route_next_t *) 0)->next_hops / sizeof (route_hop_t),
+                "route.next's list holds ROUTER_NEXT_HOPS next hops");
+
+//  What route.next last said of a destination (compared to say it again only
+//  when it changed)
+typedef struct {
+    uint64_t dest;
+    uint32_t index;
+    uint8_t tier, hops, count;
+    uint32_t metric;
+    route_hop_t next_hops [ROUTER_NEXT_HOPS];
+} s_next_t;
+
+//  A neighbour's route.heard budget (a token bucket)
+typedef struct {
+    uint32_t index;
+    double tokens;
+    int64_t at;
+} s_bucket_t;
+
 struct _router_service_t {
     bus_service_t *svc;
     router_links_t *links;
-    int timer;
+    router_service_config_t config;
+    int timer;                  //  expiry and the nat.status question
+    int trigger_timer;          //  triggered updates due? (50 ms)
+    int dump_timer;             //  the periodic dump (route_timeout / 4)
+    int resync_timer;           //  every route.next again, once (-1: none pending)
     int interval;               //  ms between nat.status questions
     bool asking;                //  one question in flight at most
     int64_t asked;              //  when it was sent
+    s_next_t *next;             //  route.next as last published, by destination id
+    size_t next_count;
+    uint32_t unindexed;         //  destinations with no peer index (not published)
+    s_bucket_t *buckets;
+    size_t buckets_count;
+    route_msg_t *msg;           //  one announcement, in or out (8 KB: not on the stack)
+    uint64_t announced, heard, rate_limited, not_neighbour, no_self, next_published;
+    uint64_t codec [ROUTE_MSG_ERRORS];
 };
 
 //  ---------------------------------------------------------------------------
@@ -35,11 +68,20 @@ router_service_check_config (bus_config_t *config, router_service_config_t *out)
 {
     memset (out, 0, sizeof *out);
     bus_cfg_read (config, &bus_cfg_routing_group, NULL, &out->routing, BUS_CFG_CHECK_KEYS, NULL, NULL, NULL);
+    //  nat's group; the router reads one key of it (nat checks the rest)
+    static const char *const connection_keys [] = { "relay_via_peers", NULL };
+    bus_cfg_connection_t connection;
+    bus_cfg_read (config, &bus_cfg_connection_group, NULL, &connection, 0, connection_keys, NULL, NULL);
     route_config_defaults (&out->route);
     out->route.max_hops = (unsigned) out->routing.max_hops;
     out->route.route_timeout = out->routing.route_timeout_ms;
-    out->route.split_horizon = out->routing.split_horizon ? ROUTE_SPLIT_POISON : ROUTE_SPLIT_OFF;
+    out->route.split_horizon = !out->routing.split_horizon ? ROUTE_SPLIT_OFF
+                             : out->routing.poison_reverse ? ROUTE_SPLIT_POISON : ROUTE_SPLIT_OMIT;
+    out->route.relay_via_peers = connection.relay_via_peers;
+    out->transit = out->routing.transit;
     out->status_interval_ms = 2000;
+    out->heard_rate = 20;
+    out->heard_burst = 100;
     //  The peer list is checked as every node service checks it (a bad one
     //  is the router's error too); the router learns its peers from the bus
     node_peers_t *peers = config ? node_peers_load (config, NULL) : NULL;
@@ -53,10 +95,290 @@ router_service_config_clear (router_service_config_t *self)
 }
 
 //  ---------------------------------------------------------------------------
+//  route.next: each destination's next hops, to the data path
+
+static int
+s_next_cmp (const s_next_t *a, const s_next_t *b)
+{
+    return a->index != b->index || a->tier != b->tier || a->hops != b->hops || a->count != b->count
+        || a->metric != b->metric || memcmp (a->next_hops, b->next_hops, a->count * sizeof a->next_hops [0]) != 0;
+}
+
+static int
+s_by_id (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static bool
+s_has_index (const s_next_t *list, size_t count, uint32_t index)
+{
+    for (size_t i = 0; i < count; i++)
+        if (list [i].index == index)
+            return true;
+    return false;
+}
+
+static void
+s_next_publish (router_service_t *self, const s_next_t *next, bool reachable)
+{
+    route_next_t event = { .index = next->index, .ttl = router_service_ttl (self) };
+    event.self_id = router_links_self (self->links);
+    const router_peer_t *dest = router_links_find_id (self->links, next->dest);
+    event.dest_id = dest && dest->registry_id ? next->dest : 0;
+    if (reachable) {
+        snprintf (event.path, sizeof event.path, "%s", route_tier_name ((route_tier_t) next->tier));
+        event.hops = next->hops;
+        event.metric = next->metric;
+        event.next_hops_count = next->count;
+        memcpy (event.next_hops, next->next_hops, next->count * sizeof next->next_hops [0]);
+    }
+    bus_service_publish (self->svc, &route_next_schema, &event);
+    self->next_published++;
+}
+
+//  Compares the table with what route.next said last and publishes what
+//  changed (all: every destination again, for a data path that restarted).
+//  Both lists are sorted by destination id, so one merge walk does it.
+//  A destination no peer index names (learnt from announcements only) is
+//  left out and counted: the data path works by index.
+static void
+s_sync_next (router_service_t *self, bool all)
+{
+    route_table_t *table = router_links_table (self->links);
+    size_t size = route_table_size (table);
+    route_t *routes = (route_t *) calloc (size ? size : 1, sizeof *routes);
+    s_next_t *fresh = (s_next_t *) calloc (size ? size : 1, sizeof *fresh);
+    assert (routes && fresh);
+    size_t n = route_table_routes (table, routes, size), count = 0;
+    uint32_t unindexed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const router_peer_t *dest = router_links_find_id (self->links, routes [i].dest);
+        if (!dest) {
+            unindexed++;
+            continue;
+        }
+        s_next_t *f = &fresh [count++];
+        f->dest = routes [i].dest;
+        f->index = dest->index;
+        f->tier = routes [i].tier;
+        f->hops = routes [i].hops;
+        f->metric = routes [i].metric;
+        //  Best first (the table's choice), then the others by id, so a
+        //  list in another order never reads as a change
+        uint64_t hops [ROUTER_NEXT_HOPS];
+        size_t k = route_table_equal (table, f->dest, hops, ROUTER_NEXT_HOPS);
+        k = k < ROUTER_NEXT_HOPS ? k : ROUTER_NEXT_HOPS;
+        qsort (hops, k, sizeof hops [0], s_by_id);     //  (32 bytes at most: glibc sorts on the stack)
+        for (size_t h = 1; h < k; h++)
+            if (hops [h] == routes [i].next_hop) {
+                memmove (hops + 1, hops, h * sizeof hops [0]);
+                hops [0] = routes [i].next_hop;
+            }
+        for (size_t h = 0; h < k; h++) {
+            const router_peer_t *next = router_links_find_id (self->links, hops [h]);
+            assert (next);      //  every next hop is a neighbour router_links made
+            f->next_hops [f->count].index = next->index;
+            f->next_hops [f->count].id = next->registry_id ? next->id : 0;
+            f->count++;
+        }
+    }
+    //  Gone, or moved to another index: unreachable under the old index,
+    //  unless a destination of the new list holds it (a peer of the config
+    //  whose local key became its registry id)
+    size_t i = 0, j = 0;
+    while (i < self->next_count) {
+        while (j < count && fresh [j].dest < self->next [i].dest)
+            j++;
+        bool kept = j < count && fresh [j].dest == self->next [i].dest && fresh [j].index == self->next [i].index;
+        if (!kept && !s_has_index (fresh, count, self->next [i].index))
+            s_next_publish (self, &self->next [i], false);
+        i++;
+    }
+    //  New or changed
+    for (i = 0, j = 0; j < count; j++) {
+        while (i < self->next_count && self->next [i].dest < fresh [j].dest)
+            i++;
+        bool same = i < self->next_count && self->next [i].dest == fresh [j].dest
+                 && s_next_cmp (&self->next [i], &fresh [j]) == 0;
+        if (all || !same)
+            s_next_publish (self, &fresh [j], true);
+    }
+    free (self->next);
+    self->next = fresh;
+    self->next_count = count;
+    self->unindexed = unindexed;
+    free (routes);
+}
+
+//  Every destination again, coalesced (nat or crypto and the bus may ask at once)
+static int
+s_resync (bus_loop_t *loop, int timer_id, void *arg)
+{
+    router_service_t *self = (router_service_t *) arg;
+    self->resync_timer = -1;
+    s_sync_next (self, true);
+    return 0;
+}
+
+static void
+s_resync_soon (router_service_t *self)
+{
+    if (self->resync_timer < 0)
+        self->resync_timer = bus_loop_timer (bus_service_loop (self->svc), 20, 1, s_resync, self);
+}
+
+//  bus.sync (ours, through on_connect): a service rejoined the bus
+static void
+s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
+{
+    s_resync_soon ((router_service_t *) arg);
+}
+
+static void s_announce_round (router_service_t *self, bool full, int64_t now);
+
+//  bus.state: nat or crypto (re)connected and hold no route.next yet; crypto
+//  may have missed announcements while away: the neighbours get a dump now
+//  rather than at the next periodic one
+static void
+s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    router_service_t *self = (router_service_t *) arg;
+    bus_state_t state;
+    char err [200];
+    if (bus_envelope_get_msg (env, &bus_state_schema, &state, err, sizeof err))
+        return;
+    bool nat = strncmp (state.instance, "nat", 3) == 0, crypto = strncmp (state.instance, "crypto", 6) == 0;
+    if (nat || crypto)
+        s_resync_soon (self);
+    if (crypto)
+        s_announce_round (self, true, bus_clock_ms ());
+}
+
+//  ---------------------------------------------------------------------------
+//  Announcements out: route.announce, one per neighbour and split list
+
+//  One round: triggered (the changes; everything to a new neighbour) or
+//  full (the periodic dump). Only neighbours with a registry id hear one
+//  (a peer of the config has no id to check the announcement's origin
+//  by); with transit off the round is taken and nothing sent.
+static void
+s_announce_round (router_service_t *self, bool full, int64_t now)
+{
+    route_table_t *table = router_links_table (self->links);
+    if (!router_links_self (self->links))
+        return;
+    if (self->config.transit) {
+        route_announce_t *out = (route_announce_t *) calloc (1, sizeof *out);
+        assert (out);
+        for (size_t i = 0; i < router_links_count (self->links); i++) {
+            const router_peer_t *p = router_links_at (self->links, i);
+            if (!p->up || !p->registry_id)
+                continue;
+            size_t cursor = 0;
+            while (route_table_announce (table, p->id, full, self->msg, &cursor)) {
+                out->index = p->index;
+                out->announcement_size = (uint32_t) route_msg_encode (self->msg, out->announcement,
+                                                                      sizeof out->announcement);
+                assert (out->announcement_size);    //  the table writes only what passes the codec
+                bus_service_publish (self->svc, &route_announce_schema, out);
+                self->announced++;
+            }
+        }
+        free (out);
+    }
+    if (!full)
+        route_table_updates_sent (table, now);
+}
+
+static int
+s_trigger_tick (bus_loop_t *loop, int timer_id, void *arg)
+{
+    router_service_t *self = (router_service_t *) arg;
+    int64_t now = bus_clock_ms ();
+    if (route_table_updates_due (router_links_table (self->links), now))
+        s_announce_round (self, false, now);
+    return 0;
+}
+
+static int
+s_dump_tick (bus_loop_t *loop, int timer_id, void *arg)
+{
+    router_service_t *self = (router_service_t *) arg;
+    s_announce_round (self, true, bus_clock_ms ());
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Announcements in: route.heard (crypto authenticated the session's peer)
+
+//  A token bucket per neighbour: heard_rate a second, heard_burst at once
+static bool
+s_rate_ok (router_service_t *self, uint32_t index, int64_t now)
+{
+    s_bucket_t *b = NULL;
+    for (size_t i = 0; i < self->buckets_count && !b; i++)
+        if (self->buckets [i].index == index)
+            b = &self->buckets [i];
+    if (!b) {
+        self->buckets = (s_bucket_t *) realloc (self->buckets, (self->buckets_count + 1) * sizeof *b);
+        assert (self->buckets);
+        b = &self->buckets [self->buckets_count++];
+        *b = (s_bucket_t) { .index = index, .tokens = self->config.heard_burst, .at = now };
+    }
+    b->tokens += (double) (now - b->at) * self->config.heard_rate / 1000.0;
+    if (b->tokens > self->config.heard_burst)
+        b->tokens = self->config.heard_burst;
+    b->at = now;
+    if (b->tokens < 1)
+        return false;
+    b->tokens -= 1;
+    return true;
+}
+
+static void
+s_on_heard (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    router_service_t *self = (router_service_t *) arg;
+    route_heard_t *heard = (route_heard_t *) calloc (1, sizeof *heard);
+    assert (heard);
+    char err [200];
+    int64_t now = bus_clock_ms ();
+    if (bus_envelope_get_msg (env, &route_heard_schema, heard, err, sizeof err))
+        bus_warn ("route.heard: %s", err);
+    else {
+        const router_peer_t *from = router_links_find (self->links, heard->index);
+        if (!router_links_self (self->links))
+            self->no_self++;
+        else
+        if (!from || !from->up || !from->registry_id)
+            self->not_neighbour++;
+        else
+        if (!s_rate_ok (self, heard->index, now))
+            self->rate_limited++;
+        else {
+            route_msg_err_t rc = route_msg_decode (heard->announcement, heard->announcement_size, self->msg);
+            if (rc != ROUTE_MSG_OK) {
+                self->codec [rc]++;
+                bus_debug ("route.heard from %s: refused, %s", from->name, route_msg_err_name (rc));
+            }
+            else
+            if (route_table_receive (router_links_table (self->links), from->id, self->msg, now) >= 0) {
+                self->heard++;
+                s_sync_next (self, false);
+            }
+        }
+    }
+    free (heard);
+}
+
+//  ---------------------------------------------------------------------------
 //  Events: the neighbours
 
 //  discovery's peers (schemas/peer.def): peer.up names the peer's registry
-//  id, peer.down withdraws it at once; peer.changed says nothing of a path
+//  id, peer.down withdraws it at once; peer.changed says nothing of a path.
+//  node.address names ours.
 static void
 s_on_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
 {
@@ -67,7 +389,7 @@ s_on_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
         peer_up_t *up = (peer_up_t *) calloc (1, sizeof *up);
         assert (up);
         if (bus_envelope_get_msg (env, &peer_up_schema, up, err, sizeof err) == 0)
-            router_links_peer_up (self->links, up->index, up->name, up->relay_id, bus_clock_ms ());
+            router_links_peer_up (self->links, up->index, up->name, up->relay_id, up->peer_id, bus_clock_ms ());
         free (up);
     }
     else
@@ -76,8 +398,26 @@ s_on_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err) == 0)
             router_links_peer_down (self->links, down.index, bus_clock_ms ());
     }
+    else
+        return;
     if (*err)
         bus_warn ("%s: %s", type, err);
+    s_sync_next (self, false);
+}
+
+static void
+s_on_address (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    router_service_t *self = (router_service_t *) arg;
+    node_address_t msg;
+    char err [200];
+    if (bus_envelope_get_msg (env, &node_address_schema, &msg, err, sizeof err))
+        bus_warn ("node.address: %s", err);
+    else
+    if (router_links_set_self (self->links, msg.peer_id, bus_clock_ms ())) {
+        bus_info ("routing as %s: announcements to and from neighbours", msg.peer_id);
+        s_sync_next (self, true);
+    }
 }
 
 //  nat's peers (schemas/nat.def): nat.peer's state and endpoint make or
@@ -101,6 +441,7 @@ s_on_nat_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
     }
     if (*err)
         bus_warn ("%s: %s", type, err);
+    s_sync_next (self, false);
 }
 
 //  nat.status: each peer's path in words and its RTT (nat measures it; no
@@ -124,6 +465,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *reply, void *arg)
                                  p->rtt_us, self->asked, now);
         }
         router_links_status_end (self->links, self->asked, now);
+        s_sync_next (self, false);
     }
     else
         bus_debug ("nat.status: %s", err);
@@ -138,7 +480,8 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     router_service_t *self = (router_service_t *) arg;
     int64_t now = bus_clock_ms ();
-    route_table_expire (router_links_table (self->links), now);
+    if (route_table_expire (router_links_table (self->links), now))
+        s_sync_next (self, false);
     if (!self->asking) {
         nat_status_t request = { .peer = "" };
         self->asked = now;
@@ -186,11 +529,63 @@ s_on_route (bus_service_t *svc, bus_envelope_t *env, void *arg)
     bus_service_reply (svc, env, &router_route_reply_schema, &reply);
 }
 
-static int
-s_by_index (const void *a, const void *b)
+//  The rows by index. Not qsort: glibc's asks the kernel for the machine's
+//  memory (sysinfo, which the router's seccomp filter refuses) once the
+//  array passes 1 KB, and two rows do. An insertion sort of positions (at
+//  most 256 rows), then one copy each.
+static void
+s_sort_rows (router_routes_reply_t *reply)
 {
-    uint32_t x = ((const router_routes_route_t *) a)->index, y = ((const router_routes_route_t *) b)->index;
-    return x < y ? -1 : x > y;
+    uint32_t n = reply->routes_count;
+    uint16_t order [sizeof reply->routes / sizeof reply->routes [0]];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = i;
+        while (j > 0 && reply->routes [order [j - 1]].index > reply->routes [i].index) {
+            order [j] = order [j - 1];
+            j--;
+        }
+        order [j] = (uint16_t) i;
+    }
+    router_routes_route_t *copy = (router_routes_route_t *) malloc ((n ? n : 1) * sizeof *copy);
+    assert (copy);
+    memcpy (copy, reply->routes, n * sizeof *copy);
+    for (uint32_t i = 0; i < n; i++)
+        reply->routes [i] = copy [order [i]];
+    free (copy);
+}
+
+static void
+s_counter (router_routes_reply_t *reply, const char *name, uint64_t value)
+{
+    if (!value || reply->refused_count == sizeof reply->refused / sizeof reply->refused [0])
+        return;
+    router_counter_t *c = &reply->refused [reply->refused_count++];
+    snprintf (c->name, sizeof c->name, "%s", name);
+    c->value = value;
+}
+
+//  The announcements' counters: the codec's refusals, the table's, ours
+static void
+s_counters (router_service_t *self, router_routes_reply_t *reply)
+{
+    uint64_t self_id = router_links_self (self->links);
+    if (self_id)
+        snprintf (reply->self_id, sizeof reply->self_id, "%016" PRIx64, self_id);
+    reply->announced = self->announced;
+    reply->heard = self->heard;
+    reply->unindexed = self->unindexed;
+    for (int e = 1; e < ROUTE_MSG_ERRORS; e++)
+        s_counter (reply, route_msg_err_name ((route_msg_err_t) e), self->codec [e]);
+    const route_stats_t *stats = route_table_stats (router_links_table (self->links));
+    s_counter (reply, "stale", stats->stale);
+    s_counter (reply, "impostor", stats->impostor);
+    s_counter (reply, "through us", stats->through_us);
+    s_counter (reply, "too long", stats->too_long);
+    s_counter (reply, "capped", stats->capped);
+    s_counter (reply, "expired", stats->expired);
+    s_counter (reply, "rate limited", self->rate_limited);
+    s_counter (reply, "not a neighbour", self->not_neighbour);
+    s_counter (reply, "no self id", self->no_self);
 }
 
 static void
@@ -215,16 +610,18 @@ s_on_routes (bus_service_t *svc, bus_envelope_t *env, void *arg)
         const route_t *r = &routes [i];
         const router_peer_t *dest = router_links_find_id (self->links, r->dest);
         const router_peer_t *next = router_links_find_id (self->links, r->next_hop);
-        assert (dest && next);  //  a route is to a peer router_links knows (no announcements yet)
-        if (*request.peer && !streq (request.peer, dest->name))
+        assert (next);          //  a next hop is a neighbour; a destination may be known only by id
+        char name [49];
+        s_name (self, r->dest, name, sizeof name);
+        if (*request.peer && !streq (request.peer, name))
             continue;
         reply->total++;
         if (reply->routes_count == sizeof reply->routes / sizeof reply->routes [0])
             continue;
         router_routes_route_t *row = &reply->routes [reply->routes_count++];
-        row->index = dest->index;
-        s_name (self, r->dest, row->name, sizeof row->name);
-        if (dest->registry_id)
+        row->index = dest ? dest->index : UINT32_MAX;
+        snprintf (row->name, sizeof row->name, "%s", name);
+        if (!dest || dest->registry_id)
             snprintf (row->peer_id, sizeof row->peer_id, "%016" PRIx64, r->dest);
         row->next_hop = next->index;
         s_name (self, r->next_hop, row->next_hop_name, sizeof row->next_hop_name);
@@ -236,7 +633,8 @@ s_on_routes (bus_service_t *svc, bus_envelope_t *env, void *arg)
         row->rtt_ms = next->rtt_ms;
         row->age_ms = now - r->updated;
     }
-    qsort (reply->routes, reply->routes_count, sizeof reply->routes [0], s_by_index);
+    s_sort_rows (reply);
+    s_counters (self, reply);
     bus_service_reply (svc, env, &router_routes_reply_schema, reply);
     free (reply);
     free (routes);
@@ -245,6 +643,12 @@ s_on_routes (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  ---------------------------------------------------------------------------
 //  Life cycle
 
+uint32_t
+router_service_ttl (router_service_t *self)
+{
+    return self->config.route.max_hops;
+}
+
 router_service_t *
 router_service_new (bus_service_t *svc, router_service_config_t *config, char *err, size_t err_size)
 {
@@ -252,15 +656,32 @@ router_service_new (bus_service_t *svc, router_service_config_t *config, char *e
     router_service_t *self = (router_service_t *) calloc (1, sizeof *self);
     assert (self);
     self->svc = svc;
+    self->config = *config;
     self->links = router_links_new (&config->route);
+    self->msg = (route_msg_t *) calloc (1, sizeof *self->msg);
+    assert (self->msg);
     self->interval = config->status_interval_ms;
-    self->timer = bus_loop_timer (bus_service_loop (svc), (size_t) self->interval, 0, s_tick, self);
+    bus_loop_t *loop = bus_service_loop (svc);
+    self->timer = bus_loop_timer (loop, (size_t) self->interval, 0, s_tick, self);
+    self->trigger_timer = bus_loop_timer (loop, ROUTER_TRIGGER_CHECK_MS, 0, s_trigger_tick, self);
+    self->dump_timer = bus_loop_timer (loop, (size_t) (config->route.route_timeout / 4), 0, s_dump_tick, self);
+    self->resync_timer = -1;
     bus_service_handle (svc, "router.route", s_on_route, self);
     bus_service_handle (svc, "router.routes", s_on_routes, self);
     bus_service_subscribe (svc, "peer.", s_on_peer, self);
+    bus_service_subscribe (svc, "node.address", s_on_address, self);
     bus_service_subscribe (svc, "nat.peer", s_on_nat_peer, self);
-    bus_info ("routing: max %u hops, routes expire after %" PRId64 " s; neighbours from nat, asked every %d ms",
-              config->route.max_hops, config->route.route_timeout / 1000, self->interval);
+    bus_service_subscribe (svc, "route.heard", s_on_heard, self);
+    bus_service_subscribe (svc, "bus.state", s_on_bus_state, self);
+    bus_service_on_connect (svc, s_on_connect, self);
+    bus_info ("routing: max %u hops, routes expire after %" PRId64 " s, split horizon %s, %s%s; neighbours "
+              "from nat, asked every %d ms",
+              config->route.max_hops, config->route.route_timeout / 1000,
+              config->route.split_horizon == ROUTE_SPLIT_POISON ? "by poison reverse"
+              : config->route.split_horizon == ROUTE_SPLIT_OMIT ? "by omission" : "off",
+              config->route.relay_via_peers ? "routes through peers" : "no routes through peers (relay_via_peers)",
+              config->route.relay_via_peers && !config->transit ? ", carrying for none (transit = false)" : "",
+              self->interval);
     return self;
 }
 
@@ -272,9 +693,17 @@ router_service_destroy (router_service_t **self_p)
     if (!self)
         return;
     bus_loop_t *loop = bus_service_loop (self->svc);
-    if (loop && self->timer >= 0)
+    if (loop) {
         bus_loop_timer_end (loop, self->timer);
+        bus_loop_timer_end (loop, self->trigger_timer);
+        bus_loop_timer_end (loop, self->dump_timer);
+        if (self->resync_timer >= 0)
+            bus_loop_timer_end (loop, self->resync_timer);
+    }
     router_links_destroy (&self->links);
+    free (self->next);
+    free (self->buckets);
+    free (self->msg);
     free (self);
     *self_p = NULL;
 }
@@ -289,7 +718,7 @@ BUS_SERVICE_PART (router_service_t, router_service_config_t, router_service_chec
 //  nothing beyond BASE in its seccomp filter, and only its own directory
 const bus_service_def_t router_service_def = {
     .name = "router",
-    .summary = "routes: the next hop for each peer, from the neighbours nat reports",
+    .summary = "routes: the next hop for each peer, from nat's neighbours and their routers' announcements",
     BUS_SERVICE_PART_HOOKS,
     .sandbox = bus_service_sandbox_own,
 };
@@ -322,7 +751,7 @@ s_test_peer_up (bus_service_t *discovery, uint32_t index, const char *name, cons
     assert (up);
     up->index = index;
     snprintf (up->name, sizeof up->name, "%s", name);
-    snprintf (up->relay_id, sizeof up->relay_id, "%s", id);
+    snprintf (up->peer_id, sizeof up->peer_id, "%s", id);
     snprintf (up->source, sizeof up->source, "registry");
     bus_service_publish (discovery, &peer_up_schema, up);
     free (up);
@@ -393,6 +822,21 @@ s_test_on_status (bus_service_t *nat, bus_envelope_t *env, void *arg)
         s_test_status_row (reply, 5, "dave", "up", "relay/00000000000000d5", "relay r1", 40000);
     bus_service_reply (nat, env, &nat_status_reply_schema, reply);
     free (reply);
+}
+
+//  route.next as the late data path heard it, by index
+static pthread_mutex_t s_test_lock = PTHREAD_MUTEX_INITIALIZER;
+static route_next_t s_test_next [8];
+
+static void
+s_test_on_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    route_next_t next;
+    char err [200];
+    assert (bus_envelope_get_msg (env, &route_next_schema, &next, err, sizeof err) == 0 && next.index < 8);
+    pthread_mutex_lock (&s_test_lock);
+    s_test_next [next.index] = next;
+    pthread_mutex_unlock (&s_test_lock);
 }
 
 //  router.routes until its rows are `want` (names:path:metric, by index,
@@ -501,6 +945,32 @@ s_test_bus (router_service_config_t *config, bool verbose)
     if (verbose)
         printf ("router_service: up direct and through the relay: %s\n", got);
 
+    //  A data path that joins late (its subscription makes the broker say
+    //  bus.sync, which the router and nat's bus.state both answer) hears
+    //  every destination: bob (a peer of the config: no ids), carol and dave
+    //  direct and through the relay, no id of our own
+    bus_service_t *late = bus_service_new ("device", NULL, dir);
+    assert (late);
+    memset (s_test_next, 0, sizeof s_test_next);
+    bus_service_subscribe (late, "route.next", s_test_on_next, NULL);
+    zactor_t *late_actor = zactor_new (bus_service_actor, late);
+    bool heard = false;
+    for (int attempt = 0; attempt < 250 && !heard; attempt++) {
+        zclock_sleep (20);
+        pthread_mutex_lock (&s_test_lock);
+        heard = s_test_next [0].ttl && s_test_next [4].ttl && s_test_next [5].ttl;
+        pthread_mutex_unlock (&s_test_lock);
+    }
+    assert (heard);
+    const route_next_t *n = s_test_next;
+    assert (n [0].index == 0 && n [0].dest_id == 0 && n [0].self_id == 0 && n [0].next_hops_count == 1
+            && n [0].next_hops [0].index == 0 && n [0].next_hops [0].id == 0 && n [0].ttl == 8);
+    assert (n [4].dest_id == 0xc4 && n [4].next_hops [0].id == 0xc4 && streq (n [4].path, "direct")
+            && n [4].hops == 1 && n [4].metric == 112);
+    assert (n [5].dest_id == 0xd5 && streq (n [5].path, "relay") && n [5].metric == 140);
+    zactor_destroy (&late_actor);
+    bus_service_destroy (&late);
+
     //  Step 1: carol down in nat: gone from the table and from router.route
     atomic_store (&s_test_step, 1);
     same = s_test_routes (client, "bob:direct:200 dave:relay:140", got, sizeof got);
@@ -558,6 +1028,12 @@ router_service_test (bool verbose)
     assert (c.route.max_hops == 8 && c.route.route_timeout == 300000 && c.route.split_horizon == ROUTE_SPLIT_POISON);
     s_test_config ("routing = { max_hops = 3; route_timeout = \"1m\"; split_horizon = false; };", 0, &c);
     assert (c.route.max_hops == 3 && c.route.route_timeout == 60000 && c.route.split_horizon == ROUTE_SPLIT_OFF);
+    assert (c.transit && c.route.relay_via_peers);
+    s_test_config ("routing = { poison_reverse = false; transit = false; };", 0, &c);
+    assert (c.route.split_horizon == ROUTE_SPLIT_OMIT && !c.transit && c.route.relay_via_peers);
+    s_test_config ("connection = { relay_via_peers = false; }; routing = { split_horizon = false; "
+                   "poison_reverse = false; };", 0, &c);
+    assert (!c.route.relay_via_peers && c.transit && c.route.split_horizon == ROUTE_SPLIT_OFF);
     s_test_config ("routing = { max_hops = 17; };", 1, &c);
     s_test_config ("routing = { max_hop = 3; };", 1, &c);
     s_test_config ("routing = 1;", 1, &c);

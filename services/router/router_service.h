@@ -4,8 +4,12 @@
     and nat's nat.peer* events and, every status_interval, from nat.status
     (the path kind and RTT of each peer that is up), and answers router.route
     (the next hop towards a peer) and router.routes (the table, for
-    `bifrostctl routes`) from it. Route announcements between routers, and
-    pushing next hops to the data path, are the next steps. */
+    `bifrostctl routes`) from it. It exchanges route announcements with its
+    neighbours' routers through crypto (route.announce out: triggered updates
+    checked every 50 ms, a full dump every route_timeout / 4; route.heard in:
+    rate-limited per neighbour, decoded, refusals counted) and pushes each
+    destination's equal-cost next hops to the data path (route.next) when
+    they change, and all again on bus.sync or when nat or crypto reconnect. */
 #ifndef ROUTER_SERVICE_H_INCLUDED
 #define ROUTER_SERVICE_H_INCLUDED
 
@@ -13,10 +17,16 @@
 #include "bus_config_schema.h"
 #include "route_table.h"
 
+#define ROUTER_NEXT_HOPS        4       //  equal-cost next hops in route.next
+#define ROUTER_TRIGGER_CHECK_MS 50      //  how often triggered updates are looked for
+
 typedef struct {
     bus_cfg_routing_t routing;          //  as checked
-    route_config_t route;               //  the table's config, from it
+    route_config_t route;               //  the table's config, from it (and connection.relay_via_peers)
+    bool transit;                       //  routing.transit: false announces nothing (carries for none)
     int status_interval_ms;             //  how often nat.status is asked (2000)
+    double heard_rate;                  //  route.heard taken per neighbour and second (20)
+    double heard_burst;                 //  ... at once (100: a full table of 4,096 is 72 announcements)
 } router_service_config_t;
 
 typedef struct _router_service_t router_service_t;
@@ -29,6 +39,9 @@ void router_service_config_clear (router_service_config_t *self);
 router_service_t *router_service_new (bus_service_t *svc, router_service_config_t *config,
                                       char *err, size_t err_size);
 void router_service_destroy (router_service_t **self_p);
+
+//  The TTL a routed packet starts with (routing.max_hops)
+uint32_t router_service_ttl (router_service_t *self);
 
 //  The program: bus_service_main (&router_service_def, argc, argv)
 extern const bus_service_def_t router_service_def;

@@ -131,6 +131,22 @@ sed 's/^/# /' "$T/peers.a"
 ctl a routes --json > "$T/routes.a" 2>&1
 jq -e '[.routes[] | select(.path == "direct" and .hops == 1) | .name] | sort == ["b","c"]' "$T/routes.a" >/dev/null
 ok $? "bifrostctl routes on a: b and c, direct, one hop"
+# discovery names every registry peer's id (peer.up's peer_id) and ours
+# (node.address), relays or not: the router keys its routes by them
+jq -e '([.routes[].peer_id | test("^[0-9a-f]{16}$")] | all) and (.self_id | test("^[0-9a-f]{16}$"))' "$T/routes.a" >/dev/null
+ok $? "... keyed by their registry ids, a's own known ($(jq -c '{self_id, ids: [.routes[].peer_id]}' "$T/routes.a" 2>&1))"
+ctl a routes 2>&1 | sed 's/^/# /'
+# The paths a node reports in its heartbeats (issue 19: the registry's status page
+# shows them): a's routes to b and c, direct, by registry id
+ID_B=$(admin GET /e2e/peers | jq -r '.peers[] | select(.name == "b") | .id')
+ID_C=$(admin GET /e2e/peers | jq -r '.peers[] | select(.name == "c") | .id')
+ID_A=$(admin GET /e2e/peers | jq -r '.peers[] | select(.name == "a") | .id')
+a_paths () {
+    admin GET /e2e/paths | jq -e --arg a "$ID_A" --arg b "$ID_B" --arg c "$ID_C" \
+        '[.paths[] | select(.from == $a and .path == "direct") | .peer] | sort == ([$b, $c] | sort)'
+}
+wait_for 5 a_paths
+ok $? "the registry has a's paths as its heartbeats report them: $(admin GET /e2e/paths | jq -c --arg a "$ID_A" '[.paths[] | select(.from == $a) | {peer, path, rtt_ms}]')"
 
 # --- the registry goes away: tunnels stay
 OUTAGE=${DISC_OUTAGE_S:-8}   # DISC_OUTAGE_S=60 for the issue's full minute

@@ -78,6 +78,7 @@ genkey () {
 }
 
 # node_config NODE TYPE ADDR/PREFIX PEERS-TEXT [EXTRA]: writes $T/NODE/node.cfg
+# NODE_MORE_SERVICES, when set, is appended to the services list (",\n { ... }").
 # Device and crypto run as one process, bifrost-tunnel (the default), or as two
 # for the nodes named in NODE_SPLIT (e.g. NODE_SPLIT="b"): both layouts are tested.
 node_config () {
@@ -98,7 +99,7 @@ supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
 services = (
     { name = "bus";    exec = "bifrost-bus"; },
 $tunnel
-    { name = "router"; exec = "bifrost-router"; depends = ["bus"]; }
+    { name = "router"; exec = "bifrost-router"; depends = ["bus"]; }${NODE_MORE_SERVICES:-}
 );
 $extra
 CFG
