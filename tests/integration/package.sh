@@ -8,7 +8,8 @@
 # the unit's ExecStart, environment, EnvironmentFile, bounding set,
 # no_new_privs and read-only file system, with a NOTIFY_SOCKET this test
 # listens on), each in a network namespace; the node joins the server's
-# network and pings a peer built from the tree. READY=1 comes only once every
+# network (bifrostctl join, then the unit) and pings a peer built from the
+# tree; then both units under a real systemd (PID 1 of a namespace). READY=1 comes only once every
 # service is READY, a reload is RELOADING=1 then READY=1, a stop STOPPING=1. Then
 # dpkg --purge leaves nothing: no file of the packages, no /etc/bifrost, no
 # /var/lib/bifrost, no service user or group, no unit link. (TAP)
@@ -267,32 +268,29 @@ disc_node_cfg "$T/b" b pkg "$RURL"
 start_node b
 ok $? "peer b (build tree) is up"
 
-# --- the installed node joins
-# TODO(issue 19, lead): replace the two files below by
-#   bifrostctl join "$RURL" --token "$TOKEN"
-# once it exists (helper "metrics"): it writes /etc/bifrost/bifrost.cfg and the
-# token, then starts the unit; here the test writes what it will write.
-cat > /etc/bifrost/bifrost.cfg <<CFG
-network_id = "pkg";
-discovery = { server = "$RURL"; allow_http = true; join_token = "\${BIFROST_JOIN_TOKEN}";
-              heartbeat_interval = "1s"; name = "a"; };
-device = { type = "tun"; name = "bifrost0"; mtu = 1400; };
-connection = { listen = "0.0.0.0:51820"; keepalive_interval = "2s"; };
-services = (
-    { name = "bus";       exec = "bifrost-bus"; },
-    { name = "tunnel";    exec = "bifrost-tunnel";    depends = ["bus"]; },
-    { name = "nat";       exec = "bifrost-nat";       depends = ["bus", "tunnel"]; },
-    { name = "router";    exec = "bifrost-router";    depends = ["bus"]; },
-    { name = "discovery"; exec = "bifrost-discovery"; depends = ["bus", "tunnel"]; pass_env = ["BIFROST_JOIN_TOKEN"]; }
-);
-CFG
-( umask 077; echo "BIFROST_JOIN_TOKEN=$TOKEN" > /etc/bifrost/bifrost.env )
-BIFROST_JOIN_TOKEN=$TOKEN /usr/bin/bifrostd --check-config -c /etc/bifrost/bifrost.cfg > "$T/check.out" 2>&1
+# --- the installed node joins with one command: bifrostctl join makes the key,
+# registers, writes /etc/bifrost/bifrost.cfg and /etc/bifrost/join-token, and
+# (no systemd here) starts bifrostd itself; then that bifrostd is stopped and
+# the node started again as the unit starts it
+t0=$(now_ms)
+in_ns a /usr/bin/bifrostctl join "$RURL" --allow-http --network pkg --token "$TOKEN" --name a > "$T/join.out" 2>&1
+rc=$?
+grep -q "^joined network pkg as a: virtual IP 10.100.0" "$T/join.out"
+ok $((rc + $?)) "bifrostctl join (installed): exit $rc in $(( $(now_ms) - t0 )) ms, '$(tail -1 "$T/join.out")'" \
+    || sed 's/^/# /' "$T/join.out"
+[ "$(stat -c '%a' /etc/bifrost/join-token 2>/dev/null)" = 600 ] && [ "$(stat -c '%a' /var/lib/bifrost/node.key 2>/dev/null)" = 600 ] \
+    && grep -q 'join_token_file = "/etc/bifrost/join-token"' /etc/bifrost/bifrost.cfg
+ok $? "it wrote /etc/bifrost/bifrost.cfg, the token file and the key (0600), the token not in the config"
+joined=$(cat /run/bifrost/bifrostd.pid 2>/dev/null)
+[ -n "$joined" ] && kill -TERM "$joined" && wait_for 15 sh -c "! kill -0 $joined"
+ok $? "the bifrostd join started stops (SIGTERM)"
+/usr/bin/bifrostd --check-config -c /etc/bifrost/bifrost.cfg > "$T/check.out" 2>&1
 ok $? "the installed bifrostd (its own libexec) accepts the node's configuration" || sed 's/^/# /' "$T/check.out"
+NODE_SERVICES=$(grep -c 'exec = "bifrost-' /etc/bifrost/bifrost.cfg)
 t0=$(now_ms)
 start_as_unit "$UNIT" a node
 NODEPID=$(unit_pid node)
-ready_checks node 5 "$t0"
+ready_checks node "$NODE_SERVICES" "$t0"
 grep -q "seccomp refused\|Permission denied\|Read-only file system" "$T/node.log" "$T/server.log"
 ok $((! $?)) "no service of the node or the server hit the unit's hardening (bounding set, no_new_privs, read-only /usr /etc /var, private /tmp)"
 
@@ -392,7 +390,7 @@ else
     rc=$?
     took=$(( $(now_ms) - t0 ))
     status=$(sdprop StatusText)
-    [ "$rc" = 0 ] && [ "$status" = "5/5 instances ready" ]
+    [ "$rc" = 0 ] && [ "$status" = "$NODE_SERVICES/$NODE_SERVICES instances ready" ]
     ok $? "systemctl start returns once every service is READY ($took ms; then: '$status')"
     sdctl reload bifrost.service; rr=$?
     [ "$rr" = 0 ] && [ "$(sdprop ActiveState)" = active ] && [ "$(sdprop NRestarts)" = 0 ]
@@ -432,7 +430,7 @@ done
 ls /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked 2>/dev/null \
     | grep -q bifrost && left="$left deb-systemd-helper-state"
 # and nothing named bifrost anywhere a package or its scripts write (but this test's own socket directory)
-left="$left $(find /etc /var/lib /usr /lib /run -name '*bifrost*' -not -path "$NOTIFY_DIR" -not -path '/run/netns/*' 2>/dev/null | tr '\n' ' ')"
+left="$left $(find /etc /var/lib /var/log /usr /lib /run -name '*bifrost*' -not -path "$NOTIFY_DIR" -not -path '/run/netns/*' 2>/dev/null | tr '\n' ' ')"
 left=$(echo $left)
 [ -z "$left" ]
 ok $? "no file of the packages, /etc/bifrost, /var/lib/bifrost, unit link or state is left${left:+:$left}"
