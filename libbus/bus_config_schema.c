@@ -519,6 +519,7 @@ bus_cfg_print_man (FILE *out, const char *version)
     fprintf (out,
         ".SH FILES\n"
         ".TP\n.B /etc/bifrost/bifrost.cfg\nthe node's configuration (\\fBbifrost.service\\fR)\n"
+        ".TP\n.B /etc/bifrost/join-token\nthe node's join token, mode 0600 (\\fBdiscovery.join_token_file\\fR, written by \\fBbifrostctl join\\fR)\n"
         ".TP\n.B /etc/bifrost/server.cfg\nthe server's configuration (\\fBbifrost-server.service\\fR)\n"
         ".TP\n.B /etc/bifrost/server.env\nthe server's secrets, mode 0600, read by systemd (\\fBEnvironmentFile=\\fR)\n"
         ".TP\n.B /var/lib/bifrost\nthe node key and the registry's database\n"
