@@ -284,8 +284,12 @@ ok $? "it wrote /etc/bifrost/bifrost.cfg, the token file and the key (0600), the
 joined=$(cat /run/bifrost/bifrostd.pid 2>/dev/null)
 [ -n "$joined" ] && kill -TERM "$joined" && wait_for 15 sh -c "! kill -0 $joined"
 ok $? "the bifrostd join started stops (SIGTERM)"
-/usr/bin/bifrostd --check-config -c /etc/bifrost/bifrost.cfg > "$T/check.out" 2>&1
-ok $? "the installed bifrostd (its own libexec) accepts the node's configuration" || sed 's/^/# /' "$T/check.out"
+# The operator turns the metrics endpoint on (docs/metrics.md), so it runs
+# under the unit's hardening too
+sed -i 's|^    { name = "discovery"; exec = "bifrost-discovery"; depends = \["bus", "tunnel"\]; }$|&,\n    { name = "metrics";   exec = "bifrost-metrics";   depends = ["bus"]; }|' \
+    /etc/bifrost/bifrost.cfg
+/usr/bin/bifrostd --check-config -c /etc/bifrost/bifrost.cfg > "$T/check.out" 2>&1 && grep -q 'exec = "bifrost-metrics"' /etc/bifrost/bifrost.cfg
+ok $? "the installed bifrostd (its own libexec) accepts the node's configuration, metrics added" || sed 's/^/# /' "$T/check.out"
 NODE_SERVICES=$(grep -c 'exec = "bifrost-' /etc/bifrost/bifrost.cfg)
 t0=$(now_ms)
 start_as_unit "$UNIT" a node
@@ -304,6 +308,9 @@ wait_for 20 ping_ok a "$VB"
 ok $? "it pings peer b at $VB through the tunnel"
 wait_for 10 ping_ok b "$(vip a)"
 ok $? "and b pings it back"
+in_ns a curl -s -m 5 http://127.0.0.1:9475/metrics > "$T/metrics.txt"
+grep -q '^bifrost_peer_up{.*} 1$' "$T/metrics.txt" && grep -q '^bifrost_service_state{' "$T/metrics.txt"
+ok $? "the metrics endpoint answers on 127.0.0.1:9475 under the unit ($(grep -c '^bifrost_' "$T/metrics.txt") samples, b's peer up)"
 nat=$(/usr/bin/bifrostctl -r /run/bifrost status 2>/dev/null | awk '$1 == "nat.1" { print $2 }')
 [ -n "$nat" ] && [ "$(ps -o user= -p "$nat")" = bifrost-nat ]
 ok $? "ps shows the nat service as bifrost-nat (pid ${nat:-none})"
