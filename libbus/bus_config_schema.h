@@ -124,6 +124,9 @@ void bus_cfg_default_text (const bus_cfg_key_t *key, char *buf, size_t size);
 void bus_cfg_print_default (FILE *out, const char *const *ids);
 //  Writes the reference tables (Markdown) of every group.
 void bus_cfg_print_reference (FILE *out);
+//  Writes the man page bifrost.cfg(5) (roff): every group and key, with the
+//  package version in its title line.
+void bus_cfg_print_man (FILE *out, const char *version);
 
 void bus_config_schema_test (bool verbose);
 #endif

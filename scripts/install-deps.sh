@@ -7,6 +7,10 @@
 # script, no debconf question, no service): tests/integration/portmap_upnp.sh starts
 # it by hand in a namespace. Its companion package `miniupnpd` (init script, systemd
 # unit, debconf) is deliberately not installed.
+# dpkg-dev, debhelper, fakeroot, lintian: the Debian packages are built (dpkg-buildpackage)
+# and checked (lintian) by scripts/test.sh; man-db renders the man pages (man --warnings);
+# systemd (not in a minimal container image) verifies the units and runs them
+# as PID 1 of a namespace (tests/integration/package.sh).
 # chromium and chromium-driver: tests/integration/bridge_page.sh drives the bridge's
 # example page (examples/bridge/) in headless Chromium through chromedriver.
 # prometheus: its promtool checks the metrics endpoint's text (tests/integration/metrics.sh).
@@ -14,9 +18,10 @@ set -eu
 BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
        libwebsockets-dev libjansson-dev libsqlite3-dev libminiupnpc-dev libnatpmp-dev libseccomp-dev
-       libnetfilter-queue-dev"
+       libsystemd-dev libnetfilter-queue-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
-      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver prometheus"
+      jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver prometheus
+      dpkg-dev debhelper fakeroot lintian man-db systemd"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""

@@ -3,9 +3,12 @@
 #   1. installs what is missing, 2. builds with -Werror and runs `make check`,
 #   3. builds with ASan+UBSan and runs `make check` again, 4. runs the unit self
 #   tests under valgrind, 5. fuzzes every decoder briefly with libFuzzer,
-#   6. `make distcheck` (the release tarball builds and passes on its own).
+#   6. `make distcheck` (the release tarball builds and passes on its own),
+#   7. the Debian packages: built from that tarball, lintian, installed, the node
+#      run as bifrost.service runs it, joined to a network, purged.
 # Ends with "N passed, M failed" and exits non-zero when anything failed.
-# Environment: FUZZ_SECONDS (default 3 per target; `make fuzz` runs long ones), SKIP_DISTCHECK=1, SKIP_ASAN=1.
+# Environment: FUZZ_SECONDS (default 3 per target; `make fuzz` runs long ones), SKIP_DISTCHECK=1,
+# SKIP_ASAN=1, SKIP_PACKAGE=1.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -98,6 +101,26 @@ echo "   ($(( $(date +%s) - t0 )) s, valgrind and fuzz together)"
 if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
     t0=$(date +%s)
     step "make distcheck" sh -c "BIFROST_DISTCHECK=1 make -j$jobs -C build/release -s distcheck >build/release/distcheck.out 2>&1 || { tail -60 build/release/distcheck.out; exit 1; }"
+    echo "   ($(( $(date +%s) - t0 )) s)"
+fi
+
+# 6. The Debian packages (tests/integration/package.sh): dpkg-buildpackage from
+# the release tarball (distcheck's, else make dist), lintian, dpkg -i, the
+# units verified, the installed node started as its unit would be, joined to a
+# network, pinging a peer, then dpkg --purge and nothing left. Each test point
+# counts. Not in make check: it installs packages on the machine.
+if [ "${SKIP_PACKAGE:-0}" != 1 ]; then
+    t0=$(date +%s)
+    b=$top/build/release
+    (cd "$b" && BIFROST_SRCDIR=$top BIFROST_BUILDDIR=$b BIFROST_LIBEXEC_DIR=$b/libexec \
+        PATH="$b/supervisor:$b/tools:$b/tests:$PATH" \
+        /bin/bash "$top/tests/integration/package.sh") > "$b/package.out" 2>&1
+    rc=$?
+    p=$(grep -c '^ok ' "$b/package.out"); f=$(grep -c '^not ok ' "$b/package.out")
+    [ "$rc" != 0 ] && [ "$f" = 0 ] && f=1
+    passed=$((passed + p)); failed=$((failed + f))
+    note "Debian packages (build, lintian, install, run, purge): $p passed, $f failed"
+    [ "$f" = 0 ] || grep -v '^ok ' "$b/package.out" | tail -60
     echo "   ($(( $(date +%s) - t0 )) s)"
 fi
 

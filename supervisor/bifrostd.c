@@ -22,7 +22,8 @@
 #ifndef BIFROST_SYSCONFDIR
 #define BIFROST_SYSCONFDIR "/etc"
 #endif
-#define S_DEFAULT_CONFIG BIFROST_SYSCONFDIR "/bifrost/bifrostd.cfg"
+//  The node's file, the one bifrost.service runs (dist/systemd/)
+#define S_DEFAULT_CONFIG BIFROST_SYSCONFDIR "/bifrost/bifrost.cfg"
 
 static void
 s_usage (FILE *out)

@@ -11,6 +11,7 @@
 #include "sup_check.h"
 #include "sup_policy.h"
 #include "sup_proc.h"
+#include "sup_sdnotify.h"
 #include "bus_endpoint.h"
 #include "bus_identity.h"
 #include "bus_envelope.h"
@@ -88,6 +89,7 @@ struct _sup_server_t {
     size_t service_count;
     int64_t started_at;
     bool stopping;                      //  the whole tree is going down
+    sup_sdnotify_t *notify;             //  READY=1, STATUS=, STOPPING=1 for systemd
     int exit_code;
     const char *log_level;
 };
@@ -608,6 +610,32 @@ s_stop_step (sup_server_t *self)
     return true;
 }
 
+//  Tells systemd how far the tree is: READY=1 once every wanted instance of
+//  every configured service is up, as a dependency counts it (READY, or a
+//  temporary one that finished with exit 0)
+static void
+s_notify_progress (sup_server_t *self)
+{
+    size_t ready = 0, wanted = 0;
+    char waiting [300] = "";
+    for (size_t s = 0; s < self->service_count; s++) {
+        s_service_t *service = self->services [s];
+        if (!service->cfg)
+            continue;
+        for (int i = 0; i < service->wanted; i++) {
+            s_instance_t *inst = service->instances [i];
+            wanted++;
+            if (inst && (inst->state == S_READY || (inst->state == S_STOPPED && inst->last_exit == 0)))
+                ready++;
+            else
+            if (!*waiting && inst)
+                snprintf (waiting, sizeof waiting, "%s %s%s%s", inst->id, s_state_names [inst->state],
+                          *inst->reason ? ": " : "", inst->reason);
+        }
+    }
+    sup_sdnotify_progress (self->notify, ready, wanted, *waiting ? waiting : NULL);
+}
+
 static int
 s_tick (zloop_t *loop, int timer_id, void *arg)
 {
@@ -634,6 +662,10 @@ s_tick (zloop_t *loop, int timer_id, void *arg)
         else
             s++;
     }
+    if (self->stopping)
+        sup_sdnotify_stopping (self->notify, "stopping every service");
+    else
+        s_notify_progress (self);
     if (self->stopping && s_stop_step (self)) {
         bus_info ("every service stopped");
         return -1;
@@ -725,6 +757,7 @@ static void
 s_reload (sup_server_t *self)
 {
     bus_info ("SIGHUP: reloading %s", self->config_path);
+    sup_sdnotify_reloading (self->notify);
     char *text = NULL;
     size_t size = 0;
     FILE *errors = open_memstream (&text, &size);
@@ -734,6 +767,7 @@ s_reload (sup_server_t *self)
     if (!config) {
         s_log_lines (text);
         bus_error ("reload failed: the configuration above has errors; nothing changed");
+        sup_sdnotify_reloaded (self->notify, "reload failed: the configuration has errors; still running the previous one");
         free (text);
         return;
     }
@@ -755,6 +789,7 @@ s_reload (sup_server_t *self)
         s_log_lines (text);
         bus_error ("reload failed: %d service(s) refused %s; nothing changed, still running the previous configuration",
                    refused, self->config_path);
+        sup_sdnotify_reloaded (self->notify, "reload failed: a service refused the configuration; still running the previous one");
         free (text);
         sup_config_destroy (&config);
         return;
@@ -823,6 +858,9 @@ s_reload (sup_server_t *self)
     sup_config_destroy (&self->config);
     self->config = config;
     bus_info ("reload: done, %zu services", sup_config_service_count (config));
+    char status [80];
+    snprintf (status, sizeof status, "reloaded: %zu services", sup_config_service_count (config));
+    sup_sdnotify_reloaded (self->notify, status);
 }
 
 //  ---------------------------------------------------------------------------
@@ -939,6 +977,7 @@ sup_server_new (sup_config_t **config_p, const char *config_path, const char *ru
     self->lock_fd = -1;
     self->signal_fd = -1;
     self->started_at = bus_clock_ms ();
+    self->notify = sup_sdnotify_new ();
     char *absolute = realpath (config_path, NULL);
     self->config_path = absolute ? absolute : strdup (config_path);
     self->log_level = bus_log_level () == BUS_LOG_DEBUG ? "debug"
@@ -1046,6 +1085,7 @@ sup_server_destroy (sup_server_t **self_p)
         close (self->lock_fd);
     }
     sup_config_destroy (&self->config);
+    sup_sdnotify_destroy (&self->notify);
     free (self->config_path);
     free (self);
     *self_p = NULL;

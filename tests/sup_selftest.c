@@ -7,6 +7,7 @@
 #include "sup_proc.h"
 #include "sup_server.h"
 #include "sup_control.h"
+#include "sup_sdnotify.h"
 
 static const selftest_t s_tests [] = {
     { "sup_config", sup_config_test },
@@ -16,6 +17,7 @@ static const selftest_t s_tests [] = {
     { "sup_proc", sup_proc_test },
     { "sup_server", sup_server_test },
     { "sup_control", sup_control_test },
+    { "sup_sdnotify", sup_sdnotify_test },
     { NULL, NULL }
 };
 
