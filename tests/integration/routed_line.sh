@@ -97,10 +97,10 @@ via_hop () { route_json "$1" "$2" | jq -e --arg h "$3" '.routes[0] | .hops == 2 
 disc_node_cfg "$T/d" d line "$RURL"
 start_node d; ok $? "node d: every service READY"
 wait_for 15 has_vip d
-candidates () { ctl a routes --json 2>/dev/null | jq -e '.neighbours >= 2' >/dev/null && wait_for 1 ping_ok d "$VC"; }
+candidates () { ctl a routes --json 2>/dev/null | jq -e '.neighbours >= 2' >/dev/null && ping_ok d "$VC"; }
 wait_for 20 candidates
-ok $? "d reaches a and c"
-in_ns a ping -i 0.05 -W 1 -D "$VC" > "$T/failover.out" 2>&1 &
+ok $? "d reaches a and c ($(ctl a routes --json 2>/dev/null | jq -c '[.neighbours, .total]' 2>&1))"
+ip netns exec "$(ns_of a)" ping -i 0.05 -W 1 -D "$VC" > "$T/failover.out" 2>&1 &   # not in_ns: $! must be ping
 PINGPID=$!
 sleep 1
 for p in $(ip netns pids "$(ns_of b)"); do kill -KILL "$p" 2>/dev/null; done
