@@ -886,6 +886,11 @@ s_on_route_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
                   via == NAT_TRANSIT_NONE ? "direct" : "routed through ",
                   via == NAT_TRANSIT_NONE ? "" : via < self->info_count ? self->info [via].name : "?");
         s_route (self, peer);
+        //  A peer reached only through others gets its end-to-end session at
+        //  once, as a direct peer is dialled at start: a broadcast (a flood
+        //  goes to the peers with a session) or the first packet finds it up
+        if (via != NAT_TRANSIT_NONE)
+            nat_service_send_dial (self, peer);
     }
     free (next);
 }
