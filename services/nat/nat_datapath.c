@@ -312,13 +312,14 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             //  Mesh routing: a destination reached through a neighbour (the one
             //  table check a direct peer costs). Its datagram, in a routing
             //  header, goes on as that neighbour's on the neighbour's path
-            //  Only while nat has no path of its own to the peer, or only the
-            //  relay server's (docs/routing.md: direct, then peers, then
-            //  relays): a path nat confirmed wins at once, before the router
-            //  hears of it, so a handshake answered directly is answered there
+            //  Only while nat has no path of its own up to the peer: a path nat
+            //  confirmed (direct, or the relay's, on which hole punching and
+            //  birthday probing go on) wins at once, before the router hears
+            //  of it, so a handshake answered there is answered there
+            //  (docs/routing.md, "Routes and nat's own paths")
             nat_routed_t hdr;
             uint32_t via = NAT_TRANSIT_NONE;
-            if (nat_peer_state (peer) != NAT_PEER_UP || nat_addr_relay_peer (nat_peer_endpoint (peer)))
+            if (nat_peer_state (peer) != NAT_PEER_UP)
                 via = nat_transit_via_hop (self->transit, pkt.tag,
                                            pkt.flags & PIPE_FLAG_FLOW ? PIPE_FLOW_HOP (pkt.flags) : 0, &hdr);
             if (via != NAT_TRANSIT_NONE) {
