@@ -168,15 +168,17 @@ if ! wait_for 30 routes_ok; then
 fi
 ctl a routes | tee "$OUT/routes.txt" | sed 's/^/  /'
 # A full-size packet crosses both hops without fragments (1400 + 32 + 20 + 28 = 1480)
-in_ns a ping -c 3 -i 0.2 -W 1 -q -M do -s 1372 "${VIP[d]}" >/dev/null 2>&1 \
+in_ns a ping -c 3 -i 0.2 -W 1 -q -M "do" -s 1372 "${VIP[d]}" >/dev/null 2>&1 \
     || die "a DF ping of the full inner MTU (1400) does not reach d"
 
 # --- Measuring ---------------------------------------------------------------
-# transit NODE VAR: VAR = the packets NODE's nat forwarded for others so far
+# transit NODE FWD DROP: FWD = the packets NODE's nat forwarded for others so far,
+# DROP = those it dropped over their source's transit budget
 transit () {
-    local v; v=$(ctl "$1" peers --json 2>/dev/null | jq -r '.nat.transit_forwarded // empty')
-    case $v in ''|*[!0-9]*) die "no transit counter from $1's nat (bifrostctl peers --json)" ;; esac
-    printf -v "$2" '%s' "$v"
+    local v; v=$(ctl "$1" peers --json 2>/dev/null | jq -r '"\(.nat.transit_forwarded) \(.nat.transit_drop_budget)"')
+    case $v in *[!0-9\ ]*|' '*|*' ') die "no transit counters from $1's nat (bifrostctl peers --json): '$v'" ;; esac
+    printf -v "$2" '%s' "${v% *}"
+    printf -v "$3" '%s' "${v#* }"
 }
 # record PATH METRIC VALUE
 record () { printf '%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$2" "$3" >> "$OUT/results.tsv"; }
@@ -199,13 +201,13 @@ iperf () {
 }
 # measure PATH TARGET: the three tests a -> TARGET, a fresh iperf3 server in it
 measure () {
-    local path=$1 n=$2 dst=${VIP[$2]} out avg loss tb0 tc0 tb1 tc1
+    local path=$1 n=$2 dst=${VIP[$2]} out avg loss tb0 tc0 tb1 tc1 db0 dc0 db1 dc1
     log "round $ROUND/$ROUNDS: $path (a -> $n, $dst)"
     ip netns exec "$(ns_of "$n")" iperf3 -s >>"$T/iperf3-server.log" 2>&1 &
     SRVPID=$!
     wait_for 5 sh -c "ip netns exec $(ns_of "$n") ss -ltn | grep -q ':5201 '" || die "iperf3 -s in $n does not listen"
     timeout 10 ip netns exec "$(ns_of a)" ping -q -c 5 -i 0.2 -W 1 "$dst" >/dev/null 2>&1   # warm-up
-    transit b tb0; transit c tc0
+    transit b tb0 db0; transit c tc0 dc0
     iperf "$path" "$dst" tcp1; sleep 1
     iperf "$path" "$dst" tcp4 -P 4; sleep 1
     out=$(timeout 20 ip netns exec "$(ns_of a)" ping -q -c 50 -i 0.01 -W 1 "$dst" 2>&1)
@@ -217,15 +219,16 @@ measure () {
     # What crossed b and c must be what the path says: the flows' packets where the
     # path goes, elsewhere only the routed keepalives and handshakes of the other
     # destinations (a few per second: at most 20 per second of the path's tests)
-    transit b tb1; transit c tc1
+    transit b tb1 db1; transit c tc1 dc1
     local fb=$((tb1 - tb0)) fc=$((tc1 - tc0)) noise=$((20 * (2 * SECS + 15)))
     record "$path" transit_b_pkts "$fb"; record "$path" transit_c_pkts "$fc"
+    record "$path" budget_drops $((db1 - db0 + dc1 - dc0))
     case $n in
     b) [ "$fb" -lt "$noise" ] && [ "$fc" -lt "$noise" ] ;;
     c) [ "$fb" -ge 1000 ] && [ "$fb" -gt "$noise" ] && [ "$fc" -lt "$noise" ] ;;
     d) [ "$fb" -ge 1000 ] && [ "$fb" -gt "$noise" ] && [ "$fc" -ge 1000 ] && [ "$fc" -gt "$noise" ] ;;
     esac || die "$path: b forwarded $fb and c $fc packets meanwhile: not the path a -> $n should take"
-    log "  forwarded meanwhile: b $fb, c $fc packets"
+    log "  forwarded meanwhile: b $fb, c $fc packets; $((db1 - db0 + dc1 - dc0)) dropped over the transit budget"
     routes_ok || die "a's routes changed during $path: nothing reported"
     sleep 1
 }
@@ -251,7 +254,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     { key = $2 SUBSEP $3; if ($4 != "NA" && $4 != "") { n[key]++; v[key, n[key]] = $4 + 0 } else na[key]++; seen[key] = 1 }
     END {
         np = split("direct hop1 hop2", P, " ")
-        nm = split("tcp1_mbps tcp4_mbps ping_avg_ms ping_loss_pct tcp1_retr tcp4_retr tcp1_sys_busy_pct transit_b_pkts transit_c_pkts", M, " ")
+        nm = split("tcp1_mbps tcp4_mbps ping_avg_ms ping_loss_pct tcp1_retr tcp4_retr tcp1_sys_busy_pct transit_b_pkts transit_c_pkts budget_drops", M, " ")
         for (pi = 1; pi <= np; pi++) for (mi = 1; mi <= nm; mi++) {
             key = P[pi] SUBSEP M[mi]; c = n[key] + 0
             if (c == 0) { med[key] = "NA"; continue }
@@ -273,7 +276,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
         printf "(medians; min-max and samples in the RESULT lines; busy %% = the whole machine during TCP 1)\n\n"
         for (pi = 1; pi <= np; pi++) for (mi = 1; mi <= nm; mi++) {
             key = P[pi] SUBSEP M[mi]; if (!(key in seen)) continue
-            u = M[mi]; unit = (u ~ /_mbps$/) ? "Mbit/s" : (u ~ /_pct$/) ? "%" : (u ~ /_ms$/) ? "ms" : (u ~ /_retr$/) ? "segments" : (u ~ /_pkts$/) ? "packets" : "-"
+            u = M[mi]; unit = (u ~ /_mbps$/) ? "Mbit/s" : (u ~ /_pct$/) ? "%" : (u ~ /_ms$/) ? "ms" : (u ~ /_retr$/) ? "segments" : (u ~ /_pkts$|_drops$/) ? "packets" : "-"
             if (med[key] == "NA") printf "RESULT anchor=%s metric=%s median=NA min=NA max=NA n=0 failed=%d unit=%s samples=NA\n", P[pi], M[mi], na[key] + 0, unit
             else printf "RESULT anchor=%s metric=%s median=%s min=%s max=%s n=%d failed=%d unit=%s samples=%s\n", P[pi], M[mi], \
                 fmt(med[key]), fmt(mn[key]), fmt(mx[key]), n[key], na[key] + 0, unit, smp[key]
