@@ -81,8 +81,6 @@ log () { echo "[$(date -u +%H:%M:%S)] $*"; }
 die () { echo "mesh_hops: $*" >&2; FAILED=1; exit 1; }
 export BIFROST_ADMIN_TOKEN
 BIFROST_ADMIN_TOKEN=admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-RURL=http://192.0.2.10:7080
-API=$RURL/api/v1/mesh/networks
 REGPID=
 SRVPID=
 bench_cleanup () {
@@ -103,20 +101,7 @@ underlay a 192.0.2.1
 underlay b 192.0.2.2
 underlay c 192.0.2.3
 underlay d 192.0.2.4
-mkdir -p "$T/reg"
-cat > "$T/reg/registry.cfg" <<CFG
-registry = { listen = "192.0.2.10:7080"; database = "$T/reg/registry.db";
-             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
-CFG
-ip netns exec "$(ns_of reg)" "$REGISTRY" -c "$T/reg/registry.cfg" -r "$T/reg/run" >>"$T/reg/registry.log" 2>&1 &
-REGPID=$!
-wait_for 10 in_ns reg curl -s -o /dev/null "$RURL/client/meta" || die "the registry does not answer on $RURL"
-admin () { in_ns reg curl -s -m 5 -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$API$2"; }
-admin POST "" '{"id":"hops","name":"hops","cidr":"10.100.0.0/24","settings":{"heartbeat_interval":1,"offline_after":3,"expire_after":120}}' \
-    | jq -e '.id == "hops"' >/dev/null || die "could not create the network"
-export BIFROST_JOIN_TOKEN
-BIFROST_JOIN_TOKEN=$(admin POST /hops/tokens '{"ttl":3600,"reusable":true}' | jq -r .token)
-case "$BIFROST_JOIN_TOKEN" in bjt_*) ;; *) die "no join token" ;; esac
+disc_registry hops || die "no registry"
 
 # Each node reaches its line neighbours and the registry only
 declare -A FAR=([a]="192.0.2.3, 192.0.2.4" [b]="192.0.2.4" [c]="192.0.2.1" [d]="192.0.2.1, 192.0.2.2")

@@ -34,3 +34,40 @@ services = (
 ${DISC_CFG_EXTRA:-}
 CFG
 }
+
+#   disc_registry NETWORK
+# (with node_lib.sh: a namespace `reg` made by `underlay reg 192.0.2.10`) starts
+# bifrost-registry there on 192.0.2.10:7080 (database and log under $T/reg),
+# waits until it answers, creates NETWORK (10.100.0.0/24, heartbeats every 1 s,
+# offline after 3 s) and a reusable join token, exported as BIFROST_JOIN_TOKEN.
+# Sets RURL and REGPID (the registry itself, for its owner's cleanup) and
+# defines `admin METHOD PATH [BODY]` for the network API. Returns non-zero, with
+# a line on stderr, when any step fails. Shared by the routing tests and
+# bench/mesh_hops.sh, so a test registry is started one way.
+disc_registry () {
+    local network=$1
+    RURL=http://192.0.2.10:7080
+    export BIFROST_ADMIN_TOKEN=${BIFROST_ADMIN_TOKEN:-admin-$$-secret}
+    mkdir -p "$T/reg"
+    cat > "$T/reg/registry.cfg" <<CFG
+registry = { listen = "192.0.2.10:7080"; database = "$T/reg/registry.db";
+             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
+CFG
+    # ip exec's the registry: $! is the registry itself
+    ip netns exec "$(ns_of reg)" "$BIFROST_BUILDDIR/services/registry/bifrost-registry" \
+        -c "$T/reg/registry.cfg" -r "$T/reg/run" >>"$T/reg/registry.log" 2>&1 &
+    REGPID=$!
+    admin () { in_ns reg curl -s -m 5 -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} \
+                   "$RURL/api/v1/mesh/networks$2"; }
+    wait_for 10 in_ns reg curl -s -o /dev/null "$RURL/client/meta" \
+        || { echo "disc_registry: the registry does not answer on $RURL" >&2; return 1; }
+    admin POST "" "{\"id\":\"$network\",\"name\":\"$network\",\"cidr\":\"10.100.0.0/24\",
+                    \"settings\":{\"heartbeat_interval\":1,\"offline_after\":3,\"expire_after\":120}}" \
+        | jq -e --arg n "$network" '.id == $n' >/dev/null \
+        || { echo "disc_registry: could not create network $network" >&2; return 1; }
+    BIFROST_JOIN_TOKEN=$(admin POST "/$network/tokens" '{"ttl":3600,"reusable":true}' | jq -r .token)
+    export BIFROST_JOIN_TOKEN
+    case "$BIFROST_JOIN_TOKEN" in bjt_*) return 0 ;; esac
+    echo "disc_registry: no join token" >&2
+    return 1
+}

@@ -11,10 +11,7 @@
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
-REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
 export BIFROST_ADMIN_TOKEN=admin-$ID-secret
-RURL=http://192.0.2.10:7080
-API=$RURL/api/v1/mesh/networks
 REGPID=
 PINGPID=
 reg_cleanup () {
@@ -33,22 +30,8 @@ underlay a 192.0.2.1
 underlay b 192.0.2.2
 underlay c 192.0.2.3
 underlay d 192.0.2.4
-mkdir -p "$T/reg"
-cat > "$T/reg/registry.cfg" <<CFG
-registry = { listen = "192.0.2.10:7080"; database = "$T/reg/registry.db";
-             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
-CFG
-ip netns exec "$(ns_of reg)" "$REGISTRY" -c "$T/reg/registry.cfg" -r "$T/reg/run" >>"$T/reg/registry.log" 2>&1 &
-REGPID=$!
-wait_for 10 in_ns reg curl -s -o /dev/null "$RURL/client/meta"
-ok $? "registry answers on 192.0.2.10:7080"
-admin () { in_ns reg curl -s -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$API$2"; }
-admin POST "" '{"id":"line","name":"line","cidr":"10.100.0.0/24","settings":{"heartbeat_interval":1,"offline_after":3,"expire_after":120}}' \
-    | jq -e '.id == "line"' >/dev/null
-ok $? "network line created"
-export BIFROST_JOIN_TOKEN
-BIFROST_JOIN_TOKEN=$(admin POST /line/tokens '{"ttl":600,"reusable":true}' | jq -r .token)
-case "$BIFROST_JOIN_TOKEN" in bjt_*) ok 0 "join token created" ;; *) ok 1 "join token created" ;; esac
+disc_registry line
+ok $? "registry on 192.0.2.10:7080, network line and a join token"
 
 # a and c cannot reach each other on the underlay (the registry they both can)
 for pair in "a 192.0.2.3" "c 192.0.2.1"; do
