@@ -33,7 +33,7 @@ struct _nat_peer_t {
     //  keepalive after last_rx (answered when <= last_rx), the probes since
     bool fast;
     int64_t unanswered, probe_first, probe_last;
-    int64_t suspect_ms, answer_ms, probe_ms;
+    int64_t settle_ms, suspect_ms, answer_ms, probe_ms;
     uint64_t fast_probes, fast_downs;
     const char *down_reason;
     nat_peer_handler_t handler;
@@ -199,6 +199,7 @@ nat_peer_set_rtt (nat_peer_t *self, int64_t srtt_us, int64_t rttvar_us)
     int64_t srtt = srtt_us < 0 ? 0 : srtt_us / 1000;
     int64_t rttvar = rttvar_us < 0 ? 0 : rttvar_us / 1000;
     self->suspect_ms = 4 * srtt > NAT_PEER_SUSPECT_MIN_MS ? 4 * srtt : NAT_PEER_SUSPECT_MIN_MS;
+    self->settle_ms = 2 * srtt > NAT_PEER_SETTLE_MIN_MS ? 2 * srtt : NAT_PEER_SETTLE_MIN_MS;
     int64_t answer = srtt_us < 0 ? 0 : srtt + 4 * rttvar + 100;
     self->answer_ms = answer > NAT_PEER_ANSWER_MIN_MS ? answer : NAT_PEER_ANSWER_MIN_MS;
     self->probe_ms = srtt < NAT_PEER_PROBE_MIN_MS ? NAT_PEER_PROBE_MIN_MS
@@ -224,8 +225,14 @@ s_fast_deadline (nat_peer_t *self)
 {
     if (!self->fast || self->unanswered <= self->last_rx)
         return NAT_PEER_NEVER;
-    if (self->probe_first <= self->last_rx)
-        return self->unanswered + self->suspect_ms;
+    if (self->probe_first <= self->last_rx) {
+        //  Unanswered for settle_ms, and silent for suspect_ms: the first
+        //  datagram after a long quiet is probed soon, and a peer that died
+        //  before we sent anything is not given a second suspect_ms
+        int64_t settled = self->unanswered + self->settle_ms;
+        int64_t silent = self->last_rx + self->suspect_ms;
+        return settled > silent ? settled : silent;
+    }
     int64_t down = self->probe_first + self->answer_ms;
     int64_t again = self->probe_last + self->probe_ms;
     return again < down ? again : down;
@@ -842,16 +849,16 @@ nat_peer_test (bool verbose)
     nat_peer_sent (peer, 1400, 1700);           //  the first unanswered one counts
     nat_peer_status (peer, &st);
     assert (st.unanswered_ms == 1500 && !st.probing);
-    assert (nat_peer_next_deadline (peer) == 2500);
-    s_run_until (peer, &rec, 2499);
+    assert (nat_peer_next_deadline (peer) == 2000);      //  1 s after the last datagram in
+    s_run_until (peer, &rec, 1999);
     assert (rec.n_probes == 0);
-    s_run_until (peer, &rec, 3499);
+    s_run_until (peer, &rec, 2999);
     assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 10);
     for (size_t i = 0; i < 10; i++)
-        assert (rec.probes [i] == 2500 + (int64_t) i * 100);
+        assert (rec.probes [i] == 2000 + (int64_t) i * 100);
     nat_peer_status (peer, &st);
     assert (st.probing && st.fast_probes == 10);
-    s_run_until (peer, &rec, 3500);
+    s_run_until (peer, &rec, 3000);
     assert (nat_peer_state (peer) == NAT_PEER_WAITING && rec.n_probes == 10);
     nat_peer_status (peer, &st);
     assert (st.fast_downs == 1 && strcmp (st.down_reason, "unanswered") == 0 && !st.probing);
@@ -859,6 +866,20 @@ nat_peer_test (bool verbose)
     nat_peer_confirm_endpoint (peer, &roamed, 4000);
     s_run_until (peer, &rec, 20000);
     assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 10);
+    //  After a long quiet, a datagram unanswered for 200 ms is probed (the
+    //  peer may have died meanwhile): down 1.2 s after it. One answered in
+    //  time costs nothing
+    nat_peer_received (peer, 100, 20000);
+    nat_peer_sent (peer, 1400, 30000);
+    nat_peer_received (peer, 100, 30050);
+    s_run_until (peer, &rec, 31000);
+    assert (rec.n_probes == 10);
+    nat_peer_sent (peer, 1400, 40000);
+    assert (nat_peer_next_deadline (peer) == 40200);
+    s_run_until (peer, &rec, 41199);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 20);
+    s_run_until (peer, &rec, 41200);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
     nat_peer_destroy (&peer);
 
     //  6b. An answer to a probe keeps the peer up, and probing stops until
@@ -870,9 +891,9 @@ nat_peer_test (bool verbose)
     nat_peer_set_handler (peer, &s_rec_handler, &rec);
     nat_peer_confirm_endpoint (peer, &roamed, 0);
     nat_peer_sent (peer, 200, 100);
-    s_run_until (peer, &rec, 1100);
-    assert (rec.n_probes == 1 && rec.probes [0] == 1100);
-    nat_peer_received (peer, NAT_PEER_KEEPALIVE_SIZE, 1105);
+    s_run_until (peer, &rec, 1000);
+    assert (rec.n_probes == 1 && rec.probes [0] == 1000);
+    nat_peer_received (peer, NAT_PEER_KEEPALIVE_SIZE, 1005);
     nat_peer_status (peer, &st);
     assert (!st.probing && st.unanswered_ms == -1);
     s_run_until (peer, &rec, 20000);
@@ -943,11 +964,11 @@ nat_peer_test (bool verbose)
         printf ("  one-way stream, 2 minutes at a 200 ms round trip: %zu probes, up\n", probes);
     nat_peer_received (peer, 100, 120000);
     nat_peer_sent (peer, 1400, 120010);
-    s_run_until (peer, &rec, 122009);
+    s_run_until (peer, &rec, 121999);
     assert (nat_peer_state (peer) == NAT_PEER_UP);
     nat_peer_status (peer, &st);
     assert (st.probing);
-    s_run_until (peer, &rec, 122010);
+    s_run_until (peer, &rec, 122000);
     assert (nat_peer_state (peer) == NAT_PEER_WAITING);
     nat_peer_destroy (&peer);
     memset (&rec, 0, sizeof rec);
@@ -956,7 +977,7 @@ nat_peer_test (bool verbose)
     nat_peer_set_rtt (peer, 400000, 30000);
     nat_peer_confirm_endpoint (peer, &roamed, 0);
     nat_peer_sent (peer, 1400, 10);
-    assert (nat_peer_next_deadline (peer) == 1610);
+    assert (nat_peer_next_deadline (peer) == 1600);
     probes = s_simulate (peer, &rec, 60000, 20, 1400, 400, 0);
     assert (nat_peer_state (peer) == NAT_PEER_UP && probes >= 25);
     nat_peer_destroy (&peer);
@@ -970,7 +991,7 @@ nat_peer_test (bool verbose)
     assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 0);
     nat_peer_destroy (&peer);
     if (verbose)
-        printf ("  unanswered traffic: down 2 s after the first datagram, 10 probes\n");
+        printf ("  unanswered traffic: down 2 s after the peer's last datagram, 10 probes\n");
 
     //  5. Real resolution: "localhost:port" dials 127.0.0.1; a .invalid name gives a
     //  clear error and is tried again later

@@ -16,14 +16,16 @@
                   3 x keepalive + 5 s), the peer is down
       unanswered  when UP and something other than a keepalive was sent
                   since the peer was last heard (data, transit, a handshake),
-                  and nothing came back for suspect_ms (max (1 s, 4 x SRTT)),
+                  unanswered for settle_ms (max (200 ms, 2 x SRTT)) while the
+                  peer has been silent for suspect_ms (max (1 s, 4 x SRTT)),
                   the probe callback asks for a keepalive (the peer's crypto
                   answers it) every probe_ms (SRTT, 100 .. 250 ms); when the
                   first probe is answer_ms old (max (1 s, SRTT + 4 RTTVAR +
                   100 ms)) and still nothing came, the peer is down as on
-                  silence. Worst case 2 s after the first unanswered send at
-                  round trips below 250 ms (docs/nat.md, "Peer states and
-                  timers"). An idle peer (keepalives only) is never probed
+                  silence. At round trips below 250 ms: down 2 s after the
+                  peer's last datagram, or 1.2 s after our first datagram
+                  when that was later (docs/nat.md, "Peer timers"). An idle
+                  peer (keepalives only) is never probed
       reconnect   a down peer with permission is tried at once, then after 1 s, 2 s,
                   4 s ... capped at 60 s (with several endpoints, one per attempt
                   in turn, and the delay doubles once per round), each delay shortened by a random jitter of
@@ -86,7 +88,8 @@ typedef struct {
 } nat_peer_handler_t;
 
 #define NAT_PEER_KEEPALIVE_SIZE 32      //  an empty data message: sent, it expects nothing
-#define NAT_PEER_SUSPECT_MIN_MS 1000    //  unanswered this long (or 4 x SRTT): probe
+#define NAT_PEER_SETTLE_MIN_MS  200     //  a send unanswered this long (or 2 x SRTT),
+#define NAT_PEER_SUSPECT_MIN_MS 1000    //  and the peer silent this long (or 4 x SRTT): probe
 #define NAT_PEER_ANSWER_MIN_MS  1000    //  the first probe unanswered this long: down
 #define NAT_PEER_PROBE_MIN_MS   100     //  probe again every SRTT, within these bounds
 #define NAT_PEER_PROBE_MAX_MS   250
