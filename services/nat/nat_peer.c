@@ -199,9 +199,15 @@ nat_peer_set_rtt (nat_peer_t *self, int64_t srtt_us, int64_t rttvar_us)
     int64_t srtt = srtt_us < 0 ? 0 : srtt_us / 1000;
     int64_t rttvar = rttvar_us < 0 ? 0 : rttvar_us / 1000;
     self->suspect_ms = 4 * srtt > NAT_PEER_SUSPECT_MIN_MS ? 4 * srtt : NAT_PEER_SUSPECT_MIN_MS;
+    if (self->suspect_ms > NAT_PEER_SUSPECT_MAX_MS)
+        self->suspect_ms = NAT_PEER_SUSPECT_MAX_MS;
     self->settle_ms = 2 * srtt > NAT_PEER_SETTLE_MIN_MS ? 2 * srtt : NAT_PEER_SETTLE_MIN_MS;
+    if (self->settle_ms > self->suspect_ms)
+        self->settle_ms = self->suspect_ms;
     int64_t answer = srtt_us < 0 ? 0 : srtt + 4 * rttvar + 100;
     self->answer_ms = answer > NAT_PEER_ANSWER_MIN_MS ? answer : NAT_PEER_ANSWER_MIN_MS;
+    if (self->answer_ms > NAT_PEER_ANSWER_MAX_MS)
+        self->answer_ms = NAT_PEER_ANSWER_MAX_MS;
     self->probe_ms = srtt < NAT_PEER_PROBE_MIN_MS ? NAT_PEER_PROBE_MIN_MS
                    : srtt > NAT_PEER_PROBE_MAX_MS ? NAT_PEER_PROBE_MAX_MS : srtt;
 }
@@ -980,6 +986,17 @@ nat_peer_test (bool verbose)
     assert (nat_peer_next_deadline (peer) == 1600);
     probes = s_simulate (peer, &rec, 60000, 20, 1400, 400, 0);
     assert (nat_peer_state (peer) == NAT_PEER_UP && probes >= 25);
+
+    //  A path measured absurdly slow (5 s) is capped: probing at 4 s, down 3 s
+    //  later (settle capped at suspect)
+    nat_peer_set_rtt (peer, 5000000, 100000);
+    nat_peer_received (peer, 100, 70000);
+    nat_peer_sent (peer, 1400, 70010);
+    assert (nat_peer_next_deadline (peer) == 74010);
+    s_run_until (peer, &rec, 77009);
+    assert (nat_peer_state (peer) == NAT_PEER_UP);
+    s_run_until (peer, &rec, 77010);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
     nat_peer_destroy (&peer);
 
     //  6f. no_fast_down: only the silence timer

@@ -17,11 +17,12 @@
       unanswered  when UP and something other than a keepalive was sent
                   since the peer was last heard (data, transit, a handshake),
                   unanswered for settle_ms (max (200 ms, 2 x SRTT)) while the
-                  peer has been silent for suspect_ms (max (1 s, 4 x SRTT)),
+                  peer has been silent for suspect_ms (max (1 s, 4 x SRTT),
+                  at most 4 s),
                   the probe callback asks for a keepalive (the peer's crypto
                   answers it) every probe_ms (SRTT, 100 .. 250 ms); when the
                   first probe is answer_ms old (max (1 s, SRTT + 4 RTTVAR +
-                  100 ms)) and still nothing came, the peer is down as on
+                  100 ms), at most 3 s) and nothing came, the peer is down as on
                   silence. At round trips below 250 ms: down 2 s after the
                   peer's last datagram, or 1.2 s after our first datagram
                   when that was later (docs/nat.md, "Peer timers"). An idle
@@ -90,7 +91,9 @@ typedef struct {
 #define NAT_PEER_KEEPALIVE_SIZE 32      //  an empty data message: sent, it expects nothing
 #define NAT_PEER_SETTLE_MIN_MS  200     //  a send unanswered this long (or 2 x SRTT),
 #define NAT_PEER_SUSPECT_MIN_MS 1000    //  and the peer silent this long (or 4 x SRTT): probe
-#define NAT_PEER_ANSWER_MIN_MS  1000    //  the first probe unanswered this long: down
+#define NAT_PEER_SUSPECT_MAX_MS 4000    //  (a path measured slower gets no more)
+#define NAT_PEER_ANSWER_MIN_MS  1000    //  the first probe unanswered this long
+#define NAT_PEER_ANSWER_MAX_MS  3000    //  (or SRTT + 4 RTTVAR + 100 ms, at most this): down
 #define NAT_PEER_PROBE_MIN_MS   100     //  probe again every SRTT, within these bounds
 #define NAT_PEER_PROBE_MAX_MS   250
 #define NAT_PEER_REPORT_LAG_MS  250     //  crypto's SENT reports: a tick (100 ms) late, and a margin
