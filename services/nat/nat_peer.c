@@ -30,9 +30,10 @@ struct _nat_peer_t {
     uint32_t rotate;            //  which resolved address the next dial uses
     char last_error [160];
     //  The unanswered timer (nat_peer.h): the first send larger than a
-    //  keepalive after last_rx (answered when <= last_rx), the probes since
+    //  keepalive after the peer was last heard (answered when <= s_heard),
+    //  the probes since; routed_rx: the peer last heard through other peers
     bool fast;
-    int64_t unanswered, probe_first, probe_last;
+    int64_t unanswered, probe_first, probe_last, routed_rx;
     int64_t settle_ms, suspect_ms, answer_ms, probe_ms;
     uint64_t fast_probes, fast_downs;
     const char *down_reason;
@@ -99,7 +100,7 @@ nat_peer_new (const nat_peer_config_t *config, char *err, size_t err_size)
     memcpy (&key_bits, self->key, sizeof key_bits);
     self->rng = (config->seed ^ key_bits) | 1;
     self->last_rx = self->last_tx = -1;
-    self->unanswered = self->probe_first = self->probe_last = -1;
+    self->unanswered = self->probe_first = self->probe_last = self->routed_rx = -1;
     self->fast = !config->no_fast_down;
     self->down_reason = "";
     nat_peer_set_rtt (self, -1, -1);
@@ -193,6 +194,13 @@ s_down (nat_peer_t *self, int64_t now, const char *reason)
         s_set_state (self, NAT_PEER_WAITING);
 }
 
+//  When the peer was last heard: on its own path, or through other peers
+static inline int64_t
+s_heard (const nat_peer_t *self)
+{
+    return self->last_rx > self->routed_rx ? self->last_rx : self->routed_rx;
+}
+
 void
 nat_peer_set_rtt (nat_peer_t *self, int64_t srtt_us, int64_t rttvar_us)
 {
@@ -215,7 +223,7 @@ nat_peer_set_rtt (nat_peer_t *self, int64_t srtt_us, int64_t rttvar_us)
 static void
 s_probe (nat_peer_t *self, int64_t now)
 {
-    if (self->probe_first <= self->last_rx)
+    if (self->probe_first <= s_heard (self))
         self->probe_first = now;
     self->probe_last = now;
     self->fast_probes++;
@@ -229,14 +237,15 @@ s_probe (nat_peer_t *self, int64_t now)
 static int64_t
 s_fast_deadline (nat_peer_t *self)
 {
-    if (!self->fast || self->unanswered <= self->last_rx)
+    int64_t heard = s_heard (self);
+    if (!self->fast || self->unanswered <= heard)
         return NAT_PEER_NEVER;
-    if (self->probe_first <= self->last_rx) {
+    if (self->probe_first <= heard) {
         //  Unanswered for settle_ms, and silent for suspect_ms: the first
         //  datagram after a long quiet is probed soon, and a peer that died
         //  before we sent anything is not given a second suspect_ms
         int64_t settled = self->unanswered + self->settle_ms;
-        int64_t silent = self->last_rx + self->suspect_ms;
+        int64_t silent = heard + self->suspect_ms;
         return settled > silent ? settled : silent;
     }
     int64_t down = self->probe_first + self->answer_ms;
@@ -253,7 +262,7 @@ nat_peer_tick (nat_peer_t *self, int64_t now)
             return;
         }
         if (s_fast_deadline (self) <= now) {
-            if (self->probe_first > self->last_rx && now - self->probe_first >= self->answer_ms) {
+            if (self->probe_first > s_heard (self) && now - self->probe_first >= self->answer_ms) {
                 self->fast_downs++;
                 s_down (self, now, "unanswered");
                 return;
@@ -328,8 +337,25 @@ nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now)
     self->tx_packets++;
     self->tx_bytes += bytes;
     self->last_tx = now;
-    if (bytes > NAT_PEER_KEEPALIVE_SIZE && self->unanswered <= self->last_rx)
+    if (bytes > NAT_PEER_KEEPALIVE_SIZE && self->unanswered <= s_heard (self))
         self->unanswered = now;
+}
+
+//  Sent through other peers: their own timers judge the hops, and this peer's
+//  answers come back routed (nat_peer_heard_routed), so nothing starts here
+void
+nat_peer_sent_routed (nat_peer_t *self, size_t bytes, int64_t now)
+{
+    self->tx_packets++;
+    self->tx_bytes += bytes;
+    self->last_tx = now;
+    self->unanswered = self->probe_first = -1;
+}
+
+void
+nat_peer_heard_routed (nat_peer_t *self, int64_t now)
+{
+    self->routed_rx = now;
 }
 
 //  Sent by crypto on our socket in the last tick, reported now. Some of it may
@@ -342,8 +368,8 @@ nat_peer_sent_many (nat_peer_t *self, uint64_t packets, uint64_t bytes, int64_t 
     self->tx_packets += packets;
     self->tx_bytes += bytes;
     self->last_tx = now;
-    if (bytes > packets * NAT_PEER_KEEPALIVE_SIZE && self->unanswered <= self->last_rx
-    &&  now - self->last_rx > NAT_PEER_REPORT_LAG_MS)
+    if (bytes > packets * NAT_PEER_KEEPALIVE_SIZE && self->unanswered <= s_heard (self)
+    &&  now - s_heard (self) > NAT_PEER_REPORT_LAG_MS)
         self->unanswered = now;
 }
 
@@ -422,8 +448,8 @@ nat_peer_status (nat_peer_t *self, nat_peer_status_t *status)
         .attempts = self->attempts, .next_attempt_ms = self->next_attempt,
         .keepalives = self->keepalives, .resolve_failures = self->resolve_failures,
         .last_error = self->last_error,
-        .unanswered_ms = self->unanswered > self->last_rx ? self->unanswered : -1,
-        .probing = self->state == NAT_PEER_UP && self->probe_first > self->last_rx,
+        .unanswered_ms = self->unanswered > s_heard (self) ? self->unanswered : -1,
+        .probing = self->state == NAT_PEER_UP && self->probe_first > s_heard (self),
         .fast_probes = self->fast_probes, .fast_downs = self->fast_downs,
         .down_reason = self->down_reason
     };
@@ -996,6 +1022,33 @@ nat_peer_test (bool verbose)
     s_run_until (peer, &rec, 77009);
     assert (nat_peer_state (peer) == NAT_PEER_UP);
     s_run_until (peer, &rec, 77010);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
+    nat_peer_destroy (&peer);
+
+    //  6g. A peer reached through other peers: what we send it there starts
+    //  nothing (the hops' timers judge the hops), and what it sends us there
+    //  answers traffic sent on its own path
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    nat_peer_sent (peer, 1400, 100);            //  on its path, then routed
+    for (int64_t t = 200; t <= 10000; t += 100)
+        nat_peer_sent_routed (peer, 1400, t);
+    s_run_until (peer, &rec, 10000);
+    nat_peer_status (peer, &st);
+    assert (rec.n_probes == 0 && st.unanswered_ms == -1 && st.tx_packets == 100);
+    for (int64_t t = 10000; t <= 20000; t += 100) {
+        nat_peer_sent (peer, 1400, t);
+        nat_peer_heard_routed (peer, t + 20);
+        s_run_until (peer, &rec, t + 50);
+    }
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 0);
+    s_run_until (peer, &rec, 20100);            //  the routed answers stop
+    nat_peer_sent (peer, 1400, 20100);
+    s_run_until (peer, &rec, 22019);            //  2 s after the last routed answer
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 10);
+    s_run_until (peer, &rec, 22020);
     assert (nat_peer_state (peer) == NAT_PEER_WAITING);
     nat_peer_destroy (&peer);
 

@@ -141,6 +141,11 @@ void nat_peer_clear_endpoint (nat_peer_t *self);
 //  first since the peer was last heard (a compare, rarely a store).
 void nat_peer_received (nat_peer_t *self, size_t bytes, int64_t now_ms);
 void nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now_ms);
+//  Sent to the peer through other peers (mesh routing): counted, and no
+//  unanswered timer (the hops have theirs); heard from it that way: answers
+//  traffic sent on its own path too
+void nat_peer_sent_routed (nat_peer_t *self, size_t bytes, int64_t now_ms);
+void nat_peer_heard_routed (nat_peer_t *self, int64_t now_ms);
 //  packets datagrams of bytes in all, sent by the tunnel on our socket (as
 //  crypto reports them, a tick late)
 void nat_peer_sent_many (nat_peer_t *self, uint64_t packets, uint64_t bytes, int64_t now_ms);
