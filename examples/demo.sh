@@ -52,6 +52,7 @@ cleanup () {
     grid_cleanup
     # (a service's seccomp filter refused a call: tests/integration/demo.sh fails)
     grep -rh "seccomp refused" "$T" 2>/dev/null | sed 's/^/   /'
+    [ -n "${DEMO_KEEP:-}" ] && rm -rf "$DEMO_KEEP" && cp -r "$T" "$DEMO_KEEP"
     rm -rf "$T"
 }
 trap cleanup EXIT

@@ -312,9 +312,16 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
             //  Mesh routing: a destination reached through a neighbour (the one
             //  table check a direct peer costs). Its datagram, in a routing
             //  header, goes on as that neighbour's on the neighbour's path
+            //  Only while nat has no path of its own up to the peer: a path nat
+            //  confirmed (direct, or the relay's, on which hole punching and
+            //  birthday probing go on) wins at once, before the router hears
+            //  of it, so a handshake answered there is answered there
+            //  (docs/routing.md, "Routes and nat's own paths")
             nat_routed_t hdr;
-            uint32_t via = nat_transit_via_hop (self->transit, pkt.tag,
-                                                pkt.flags & PIPE_FLAG_FLOW ? PIPE_FLOW_HOP (pkt.flags) : 0, &hdr);
+            uint32_t via = NAT_TRANSIT_NONE;
+            if (nat_peer_state (peer) != NAT_PEER_UP)
+                via = nat_transit_via_hop (self->transit, pkt.tag,
+                                           pkt.flags & PIPE_FLAG_FLOW ? PIPE_FLOW_HOP (pkt.flags) : 0, &hdr);
             if (via != NAT_TRANSIT_NONE) {
                 nat_peer_t *hop = via < slots ? nat_peer_table_at (self->table, via) : NULL;
                 size_t n = hop && self->routed_next < BUS_BATCH_MAX
@@ -325,10 +332,23 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
                     continue;
                 }
                 nat_transit_sent (self->transit);
-                nat_peer_sent_routed (peer, pkt.len, now);
-                peer = hop;
-                pkt.data = self->routed [self->routed_next++];
-                pkt.len = n;
+                nat_addr_t own;
+                if ((pkt.data [0] == WIRE_INITIATION || pkt.data [0] == WIRE_RESPONSE)
+                    && s_destination (self, peer, &own)) {
+                    //  A handshake with a peer nat has no direct path to: the
+                    //  routed copy brings the session up through the route now,
+                    //  the original goes on to the peer's own paths (its
+                    //  address, the relay and its probes, ICE) below, so a
+                    //  direct path is still found and answered while the peer
+                    //  is routed (the router prefers it then)
+                    nat_datapath_send_to (self, hop, self->routed [self->routed_next++], n, now);
+                }
+                else {
+                    nat_peer_sent_routed (peer, pkt.len, now);
+                    peer = hop;
+                    pkt.data = self->routed [self->routed_next++];
+                    pkt.len = n;
+                }
             }
             nat_addr_t scratch;
             const nat_addr_t *to = s_destination (self, peer, &scratch);

@@ -64,10 +64,18 @@ nat_pathstat_heard (nat_pathstat_t *self, int64_t now_us, bool keepalive)
         self->heard = true;             //  delivered, but no sample (Karn-like)
         return;
     }
-    int64_t r = now_us - self->pending_us;
-    if (r < 1)
-        r = 1;
-    if (!self->samples) {               //  RFC 6298 2.2 (calloc-ed state too)
+    int64_t sample = now_us - self->pending_us;
+    if (sample < 1)
+        sample = 1;
+    //  A crossing datagram gives a short sample, never a long one: the
+    //  largest of the last few is what the path takes (nat_pathstat.h)
+    self->recent_us [self->samples % NAT_PATHSTAT_RECENT] = sample;
+    uint32_t have = self->samples + 1 < NAT_PATHSTAT_RECENT ? self->samples + 1 : NAT_PATHSTAT_RECENT;
+    int64_t r = 0;
+    for (uint32_t k = 0; k < have; k++)
+        if (self->recent_us [k] > r)
+            r = self->recent_us [k];
+    if (self->samples < NAT_PATHSTAT_RECENT) {     //  RFC 6298 2.2, with the largest so far
         self->srtt_us = r;
         self->rttvar_us = r / 2;
     }
@@ -76,7 +84,7 @@ nat_pathstat_heard (nat_pathstat_t *self, int64_t now_us, bool keepalive)
         self->rttvar_us = (3 * self->rttvar_us + (d < 0 ? -d : d)) / 4;
         self->srtt_us = (7 * self->srtt_us + r) / 8;
     }
-    self->last_rtt_us = r;
+    self->last_rtt_us = sample;
     self->samples++;
     self->pending_us = 0;
     s_count (self, false);
@@ -148,13 +156,13 @@ nat_pathstat_test (bool verbose)
     nat_pathstat_heard (&ps, t + 21 * MS, true);
     assert (ps.samples == 1);
     assert (!nat_pathstat_due (&ps, t + 4 * S, -1));       //  not before the interval
-    //  Second sample (2.3): RTTVAR = 3/4 * 10 + 1/4 * |20 - 40| = 12.5 ms, SRTT = 22.5 ms
+    //  Second sample, before RECENT of them: SRTT is the largest so far
     t += NAT_PATHSTAT_INTERVAL_US;
     assert (nat_pathstat_due (&ps, t, t - S));
     nat_pathstat_sent (&ps, t, 0);
     nat_pathstat_heard (&ps, t + 40 * MS, true);
-    assert (ps.rttvar_us == 12500 && ps.srtt_us == 22500 && ps.last_rtt_us == 40 * MS);
-    assert (nat_pathstat_rto (&ps) == NAT_PATHSTAT_RTO_MIN_US);    //  72.5 ms, raised to 1 s
+    assert (ps.rttvar_us == 20 * MS && ps.srtt_us == 40 * MS && ps.last_rtt_us == 40 * MS);
+    assert (nat_pathstat_rto (&ps) == NAT_PATHSTAT_RTO_MIN_US);    //  120 ms, raised to 1 s
 
     //  The keepalive's departure from nat is a closer start than the request
     t += NAT_PATHSTAT_INTERVAL_US;
@@ -162,7 +170,7 @@ nat_pathstat_test (bool verbose)
     nat_pathstat_left (&ps, t + 300);
     nat_pathstat_left (&ps, t + 900);                     //  only the first counts
     nat_pathstat_heard (&ps, t + 300 + 22500, true);
-    assert (ps.last_rtt_us == 22500 && ps.srtt_us == 22500);
+    assert (ps.last_rtt_us == 22500 && ps.srtt_us == 40 * MS);   //  the 40 ms is still among the last 3
 
     //  A data datagram first: delivered, no sample; the later keepalive is one
     t += NAT_PATHSTAT_INTERVAL_US;
@@ -205,6 +213,31 @@ nat_pathstat_test (bool verbose)
     }
     assert (nat_pathstat_loss_permille (&ps) == 1000);
 
+    //  A crossing datagram (the peer's own probe, 30 ms after ours on a
+    //  200 ms path) does not pull SRTT down; a path that really got faster
+    //  does, once its short samples are all the last RECENT
+    nat_pathstat_reset (&ps);
+    for (int k = 0; k < 3; k++) {
+        nat_pathstat_sent (&ps, t + k * 6 * S, 0);
+        nat_pathstat_heard (&ps, t + k * 6 * S + 200 * MS, true);
+    }
+    assert (ps.srtt_us == 200 * MS);
+    nat_pathstat_sent (&ps, t + 18 * S, 0);
+    nat_pathstat_heard (&ps, t + 18 * S + 30 * MS, true);
+    assert (ps.srtt_us == 200 * MS && ps.last_rtt_us == 30 * MS);
+    nat_pathstat_t first_short;                 //  a short first sample: the next long one wins at once
+    nat_pathstat_reset (&first_short);
+    nat_pathstat_sent (&first_short, t, 0);
+    nat_pathstat_heard (&first_short, t + 30 * MS, true);
+    nat_pathstat_sent (&first_short, t + 6 * S, 0);
+    nat_pathstat_heard (&first_short, t + 6 * S + 200 * MS, true);
+    assert (first_short.srtt_us == 200 * MS);
+    for (int k = 0; k < 40; k++) {              //  a real drop to 30 ms is taken
+        nat_pathstat_sent (&ps, t + (20 + 6 * k) * S, 0);
+        nat_pathstat_heard (&ps, t + (20 + 6 * k) * S + 30 * MS, true);
+    }
+    assert (ps.srtt_us < 32 * MS);
+
     //  A slow path: the timeout follows SRTT + 4 RTTVAR, capped at 3 s
     nat_pathstat_reset (&ps);
     nat_pathstat_sent (&ps, t, 0);
@@ -217,8 +250,8 @@ nat_pathstat_test (bool verbose)
     nat_pathstat_sent (&ps, t + 20 * S, -700 * MS);
     assert (ps.next_us == t + 20 * S + NAT_PATHSTAT_INTERVAL_US - 700 * MS);
     //  The direct watch's answer window: its floor on a fast path, longer on
-    //  a slow one (SRTT 812.5 ms, RTTVAR 812.5 ms here: 4162 ms)
-    assert (nat_pathstat_answer_ms (&ps, 350) == 4162);
+    //  a slow one (SRTT 3 s, the largest sample, RTTVAR 1.5 s here: 9100 ms)
+    assert (nat_pathstat_answer_ms (&ps, 350) == 9100);
     nat_pathstat_t fast;
     nat_pathstat_reset (&fast);
     assert (nat_pathstat_answer_ms (&fast, 350) == 350);

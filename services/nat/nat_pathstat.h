@@ -15,6 +15,13 @@
     - the RTT sample is the first keepalive-sized datagram (32 bytes: an empty
       data message) heard after the probe; a data datagram is not a sample (it
       may have left the peer before the probe arrived);
+    - that datagram may also be one the peer sent on its own (its probe or
+      keepalive crossing ours, or its answer suppressed because its own probe
+      just left): such a sample is always too short, never too long. So what
+      feeds the smoothing is the largest of the last NAT_PATHSTAT_RECENT samples
+      (and, before that many, SRTT is that largest one): found by
+      tests/integration/mesh_latency.sh, where a 200 ms link measured 122 ms
+      and the router preferred it;
     - SRTT and RTTVAR as RFC 6298 (alpha 1/8, beta 1/4), the timeout as its RTO
       (SRTT + 4 RTTVAR, at least 1 s), at most 3 s;
     - loss = lost / counted over the last NAT_PATHSTAT_WINDOW probes. */
@@ -29,11 +36,13 @@
 #define NAT_PATHSTAT_RTO_MIN_US  1000000     //  RFC 6298's lower bound
 #define NAT_PATHSTAT_RTO_MAX_US  3000000     //  below the interval: one probe out at a time
 #define NAT_PATHSTAT_WINDOW      20          //  loss over the last this many probes
+#define NAT_PATHSTAT_RECENT      3           //  samples whose largest feeds SRTT
 
 typedef struct {
     int64_t srtt_us;            //  -1 before the first sample
     int64_t rttvar_us;
     int64_t last_rtt_us;        //  -1 before the first sample
+    int64_t recent_us [NAT_PATHSTAT_RECENT];  //  the last samples, by samples % RECENT
     uint32_t samples;           //  RTT samples taken
     uint32_t window;            //  bit k: probe k ago was lost
     uint32_t counted;           //  probes in the window (<= NAT_PATHSTAT_WINDOW)

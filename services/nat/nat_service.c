@@ -163,10 +163,9 @@ s_route_add (nat_service_t *self, nat_peer_t *peer)
     uint32_t index = nat_peer_index (peer);
     nat_peer_info_t *info = &self->info [index];
     const nat_addr_t *to = nat_peer_state (peer) == NAT_PEER_UP ? nat_peer_endpoint (peer) : NULL;
-    //  A destination reached through other peers: crypto hands its packets
-    //  (handshakes too) to nat, which writes the routing header
-    if (nat_transit_via (self->transit, index, NULL) != NAT_TRANSIT_NONE)
-        to = NULL;
+    //  A destination reached through other peers has no endpoint of its own
+    //  up (or only the relay's, which crypto does not send to either): crypto
+    //  hands its packets (handshakes too) to nat, which writes the routing header
     bool routed = to && nat_addr_is_set (to);
     if (routed == info->routed && (!routed || nat_addr_eq (to, &info->route)))
         return;
@@ -249,10 +248,10 @@ s_on_connect (nat_peer_t *peer, const nat_addr_t *addr, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     self->info [nat_peer_index (peer)].dial = *addr;
     nat_tried_note (&self->info [nat_peer_index (peer)].tried, NAT_TRIED_DIALLED, addr, 1, bus_clock_ms ());
-    //  Reached through other peers: crypto's first packet starts the
-    //  handshake there; a dial would only send initiations on a new path
-    if (nat_transit_via (self->transit, nat_peer_index (peer), NULL) == NAT_TRANSIT_NONE)
-        nat_service_send_dial (self, peer);
+    //  Also while the peer is reached through others: the initiation goes
+    //  both through the route and to this address (nat_datapath.c), so a
+    //  direct path that opens later is found and taken
+    nat_service_send_dial (self, peer);
 }
 
 static void
@@ -905,6 +904,11 @@ s_on_route_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
                   via == NAT_TRANSIT_NONE ? "direct" : "routed through ",
                   via == NAT_TRANSIT_NONE ? "" : via < self->info_count ? self->info [via].name : "?");
         s_route (self, peer);
+        //  A peer reached only through others gets its end-to-end session at
+        //  once, as a direct peer is dialled at start: a broadcast (a flood
+        //  goes to the peers with a session) or the first packet finds it up
+        if (via != NAT_TRANSIT_NONE)
+            nat_service_send_dial (self, peer);
     }
     free (next);
 }

@@ -121,7 +121,7 @@ mesh_start_node () {
 }
 vip () { grid_exec "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
 all_have_vip () { local n; for n in "$@"; do [ -n "$(vip "$n")" ] || return 1; done; }
-peers_json () { "$CTL" -r "$T/$1/run" peers --json 2>/dev/null; }
+peers_json () { "$CTL" -r "$T/$1/run" peers --json 2>>"$T/ctl-peers.err"; }
 peer_path () { peers_json "$1" | jq -r --arg b "$2" '.peers[] | select(.name == $b) | .path'; }
 pair_pings () { grid_exec "$1" ping -c 1 -W 1 -q "${VIP[$2]}" >/dev/null 2>&1 && grid_exec "$2" ping -c 1 -W 1 -q "${VIP[$1]}" >/dev/null 2>&1; }
 # log_ms FILE PATTERN: the time of day (ms) of the first log line matching

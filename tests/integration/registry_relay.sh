@@ -170,13 +170,15 @@ else
     ok 0 "# SKIP network namespace (not root)"
 fi
 
-# --- a database of the registry before the migration (no reflexive column,
-# user_version 0) still opens, with every peer and token
+# --- a database of the first registry (no reflexive column, no paths table,
+# user_version 0) still opens, with every peer and token, and is migrated to the
+# latest schema (2)
 stop_registry TERM
 $PY - "$T/registry.db" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 db.execute("ALTER TABLE peers DROP COLUMN reflexive")
+db.execute("DROP TABLE IF EXISTS paths")      # migration 2's table (issue 19)
 db.execute("PRAGMA user_version = 0")
 db.commit()
 cols = [r[1] for r in db.execute("PRAGMA table_info(peers)")]
@@ -185,8 +187,8 @@ PY
 ok $? "database turned back into the pre-migration form (no reflexive column, user_version 0)"
 start_registry "$T/server.cfg"
 ok $? "the registry opens the old database"
-grep -q "registry.db: now at schema version 1" "$T/registry.log"
-ok $? "... and migrates it (logged)"
+grep -q "registry.db: now at schema version 1" "$T/registry.log" && grep -q "registry.db: now at schema version 2" "$T/registry.log"
+ok $? "... and migrates it to version 1, then 2 (logged)"
 is "$(http PUT "/api/v1/mesh/networks/rt/peers/$P1_ID/heartbeat" "$P1" '{}')" 200 "p1's peer token from before still works"
 relay_verify "$RELAY_SECRET" "$TAG" "$P1_ID" "$(out 'd["relay"]["credential"]')" "$(date +%s)"
 ok $? "... and gets a credential that verifies"
@@ -194,7 +196,7 @@ http GET "/api/v1/mesh/networks/rt/peers/$P1_ID" "$ADMIN" >/dev/null
 is "$(out 'd["reflexive"]')" 127.0.0.1 "... its reflexive address is recorded again"
 is "$(register rt "$JOIN" p3 "$T/p3.key")" 201 "the join token from before registers a new peer"
 is "$($PY -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA user_version").fetchone()[0])' "$T/registry.db")" \
-    1 "user_version is 1"
+    2 "user_version is 2"
 
 # --- without a secret: no grant, no relays in the meta, and the log says why
 stop_registry TERM

@@ -75,12 +75,69 @@ VA=$(vip a); VB=$(vip b); VC=$(vip c)
 ok $? "virtual addresses from the registry: a $VA, b $VB, c $VC"
 wait_for 15 ping_ok a "$VB" && wait_for 15 ping_ok c "$VB"
 ok $? "a -> b and c -> b direct"
+# Before any unicast between them: the route comes, a's nat dials c through b,
+# and the end-to-end session is up; a broadcast and a multicast from a then
+# reach c across b once each (and b, a direct peer, once each)
+pj () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
+routed_session () { [ "$(pj a '.peers[] | select(.name == "c") | .session')" = true ]; }
+t0=$(now_ms)
+wait_for 30 routed_session
+ok $? "a's session with c is up through b before any packet to c, after $(( $(now_ms) - t0 )) ms"
+# listen NODE PORT [GROUP]: the datagrams of 4 s into $T/NODE.got, one line each (a group: joined on bifrost0)
+listen () {
+    in_ns "$1" python3 - "$2" "${3:-}" "$(vip "$1")" > "$T/$1.got" 2>&1 <<'PY' &
+import socket, struct, sys, time
+port, group, ifaddr = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", port))
+if group:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(ifaddr))
+s.settimeout(0.2)
+end = time.time() + 4
+while time.time() < end:
+    try:
+        print(s.recv(2048).decode(), flush=True)
+    except socket.timeout:
+        pass
+PY
+    LPIDS="$LPIDS $!"
+}
+LPIDS=
+# send NODE DEST PORT: five numbered datagrams, 100 ms apart, out of bifrost0
+send () {
+    in_ns "$1" python3 - "$2" "$3" <<'PY'
+import socket, sys, time
+dest, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"bifrost0")
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 4)
+for k in range(5):
+    s.sendto(("msg-%d" % k).encode(), (dest, port))
+    time.sleep(0.1)
+PY
+}
+BCAST=$(in_ns a ip -o -4 addr show dev bifrost0 | awk '{ for (i = 1; i < NF; i++) if ($i == "brd") print $(i + 1) }')
+listen b 7001; listen c 7001
+sleep 0.5
+send a "$BCAST" 7001
+wait $LPIDS; LPIDS=
+got () { grep -c '^msg-' "$T/$1.got"; }
+[ "$(got c)" = 5 ] && [ "$(sort -u "$T/c.got" | grep -c '^msg-')" = 5 ] && [ "$(got b)" = 5 ]
+ok $? "5 broadcasts from a to $BCAST: c (through b) got $(got c), b got $(got b), none twice"
+listen c 7002 239.1.2.3
+sleep 0.5
+send a 239.1.2.3 7002
+wait $LPIDS; LPIDS=
+[ "$(got c)" = 5 ] && [ "$(sort -u "$T/c.got" | grep -c '^msg-')" = 5 ]
+ok $? "5 datagrams from a to the multicast group 239.1.2.3: c, a member through b, got $(got c)"
+
 t0=$(now_ms)
 wait_for 30 ping_ok a "$VC"
 ok $? "ping a -> c through b, $(( $(now_ms) - t0 )) ms after b was reached"
 ping_ok c "$VA"
 ok $? "ping c -> a"
-pj () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
 ctl a routes --json 2>/dev/null | jq -e '.routes[] | select(.name == "c") | .next_hop_name == "b" and .hops == 2' >/dev/null
 ok $? "a's routes: c through b, 2 hops"
 ctl a routes 2>/dev/null | sed 's/^/# /'
