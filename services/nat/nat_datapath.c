@@ -344,7 +344,7 @@ nat_datapath_pipe_ready (bus_pipe_t *pipe, void *arg)
                     nat_datapath_send_to (self, hop, self->routed [self->routed_next++], n, now);
                 }
                 else {
-                    nat_peer_sent (peer, pkt.len, now);
+                    nat_peer_sent_routed (peer, pkt.len, now);
                     peer = hop;
                     pkt.data = self->routed [self->routed_next++];
                     pkt.len = n;
@@ -494,6 +494,11 @@ nat_datapath_routed (nat_service_t *self, uint8_t *data, size_t size, const nat_
     uint32_t index;
     nat_transit_verdict_t verdict = nat_transit_judge (self->transit, &hdr, from_index, size, now, &index);
     if (verdict == NAT_TRANSIT_DELIVER) {
+        //  The source is alive (for its unanswered timer, nat_peer.h): a
+        //  forged header only delays that verdict to the silence timer
+        nat_peer_t *source = nat_peer_table_at (self->table, index);
+        if (source)
+            nat_peer_heard_routed (source, now);
         //  An initiation costs crypto DH work: its mac1 checked, and rationed
         //  by the budget of the neighbour that brought it (nat_hs_budget.h)
         if (hdr.message [0] == WIRE_INITIATION

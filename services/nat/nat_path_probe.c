@@ -21,6 +21,8 @@
 
 #include <sys/random.h>
 
+#define S_RTT_SAMPLES_MIN   3       //  before this many, the unanswered timer's floors
+
 static int64_t
 s_jitter_us (void)
 {
@@ -57,10 +59,18 @@ nat_path_probe_tick (nat_service_t *self, int64_t now_ms)
         if (nat_pathstat_tick (&info->pathstat, now))
             bus_debug ("peer %s: RTT probe unanswered (%u of the last %u)", info->name,
                        (unsigned) __builtin_popcount (info->pathstat.window), info->pathstat.counted);
+        //  The unanswered timer's windows follow the path's round trip
+        //  (nat_peer.h), from the third sample on: the first sets RTTVAR to
+        //  half of itself, and one slow sample on a loaded machine (a 500 ms
+        //  wait for the CPU) made a dead peer's verdict take 4 s, not 2
+        bool known = info->pathstat.samples >= S_RTT_SAMPLES_MIN;
+        nat_peer_set_rtt (peer, known ? info->pathstat.srtt_us : -1, known ? info->pathstat.rttvar_us : -1);
         if (info->watch_first_ms)
             continue;                   //  nat_direct_watch is probing it: its answers are no sample
         nat_peer_status_t st;
         nat_peer_status (peer, &st);
+        if (st.probing)
+            continue;                   //  so is the unanswered timer (nat_peer.h)
         if (!nat_pathstat_due (&info->pathstat, now, st.last_rx_ms < 0 ? -1 : st.last_rx_ms * 1000))
             continue;
         nat_pathstat_sent (&info->pathstat, now, s_jitter_us ());

@@ -29,6 +29,14 @@ struct _nat_peer_t {
     bool resolving;
     uint32_t rotate;            //  which resolved address the next dial uses
     char last_error [160];
+    //  The unanswered timer (nat_peer.h): the first send larger than a
+    //  keepalive after the peer was last heard (answered when <= s_heard),
+    //  the probes since; routed_rx: the peer last heard through other peers
+    bool fast;
+    int64_t unanswered, probe_first, probe_last, routed_rx;
+    int64_t settle_ms, suspect_ms, answer_ms, probe_ms;
+    uint64_t fast_probes, fast_downs;
+    const char *down_reason;
     nat_peer_handler_t handler;
     void *handler_arg;
 };
@@ -92,6 +100,10 @@ nat_peer_new (const nat_peer_config_t *config, char *err, size_t err_size)
     memcpy (&key_bits, self->key, sizeof key_bits);
     self->rng = (config->seed ^ key_bits) | 1;
     self->last_rx = self->last_tx = -1;
+    self->unanswered = self->probe_first = self->probe_last = self->routed_rx = -1;
+    self->fast = !config->no_fast_down;
+    self->down_reason = "";
+    nat_peer_set_rtt (self, -1, -1);
     self->next_attempt = NAT_PEER_NEVER;
     if (self->direct) {
         self->state = NAT_PEER_CONNECTING;
@@ -169,8 +181,10 @@ s_attempt (nat_peer_t *self, int64_t now)
 }
 
 static void
-s_down (nat_peer_t *self, int64_t now)
+s_down (nat_peer_t *self, int64_t now, const char *reason)
 {
+    self->down_reason = reason;
+    self->probe_first = self->probe_last = -1;
     if (self->direct) {
         self->attempts = 0;
         s_set_state (self, NAT_PEER_CONNECTING);
@@ -180,13 +194,81 @@ s_down (nat_peer_t *self, int64_t now)
         s_set_state (self, NAT_PEER_WAITING);
 }
 
+//  When the peer was last heard: on its own path, or through other peers
+static inline int64_t
+s_heard (const nat_peer_t *self)
+{
+    return self->last_rx > self->routed_rx ? self->last_rx : self->routed_rx;
+}
+
+void
+nat_peer_set_rtt (nat_peer_t *self, int64_t srtt_us, int64_t rttvar_us)
+{
+    int64_t srtt = srtt_us < 0 ? 0 : srtt_us / 1000;
+    int64_t rttvar = rttvar_us < 0 ? 0 : rttvar_us / 1000;
+    self->suspect_ms = 4 * srtt > NAT_PEER_SUSPECT_MIN_MS ? 4 * srtt : NAT_PEER_SUSPECT_MIN_MS;
+    if (self->suspect_ms > NAT_PEER_SUSPECT_MAX_MS)
+        self->suspect_ms = NAT_PEER_SUSPECT_MAX_MS;
+    self->settle_ms = 2 * srtt > NAT_PEER_SETTLE_MIN_MS ? 2 * srtt : NAT_PEER_SETTLE_MIN_MS;
+    if (self->settle_ms > self->suspect_ms)
+        self->settle_ms = self->suspect_ms;
+    int64_t answer = srtt_us < 0 ? 0 : srtt + 4 * rttvar + 100;
+    self->answer_ms = answer > NAT_PEER_ANSWER_MIN_MS ? answer : NAT_PEER_ANSWER_MIN_MS;
+    if (self->answer_ms > NAT_PEER_ANSWER_MAX_MS)
+        self->answer_ms = NAT_PEER_ANSWER_MAX_MS;
+    self->probe_ms = srtt < NAT_PEER_PROBE_MIN_MS ? NAT_PEER_PROBE_MIN_MS
+                   : srtt > NAT_PEER_PROBE_MAX_MS ? NAT_PEER_PROBE_MAX_MS : srtt;
+}
+
+static void
+s_probe (nat_peer_t *self, int64_t now)
+{
+    if (self->probe_first <= s_heard (self))
+        self->probe_first = now;
+    self->probe_last = now;
+    self->fast_probes++;
+    if (self->handler.probe)
+        self->handler.probe (self, self->handler_arg);
+}
+
+//  The unanswered timer's next step, NAT_PEER_NEVER when nothing is outstanding
+//  (or only keepalives are). Probing: the first probe was sent after the peer
+//  was last heard.
+static int64_t
+s_fast_deadline (nat_peer_t *self)
+{
+    int64_t heard = s_heard (self);
+    if (!self->fast || self->unanswered <= heard)
+        return NAT_PEER_NEVER;
+    if (self->probe_first <= heard) {
+        //  Unanswered for settle_ms, and silent for suspect_ms: the first
+        //  datagram after a long quiet is probed soon, and a peer that died
+        //  before we sent anything is not given a second suspect_ms
+        int64_t settled = self->unanswered + self->settle_ms;
+        int64_t silent = heard + self->suspect_ms;
+        return settled > silent ? settled : silent;
+    }
+    int64_t down = self->probe_first + self->answer_ms;
+    int64_t again = self->probe_last + self->probe_ms;
+    return again < down ? again : down;
+}
+
 void
 nat_peer_tick (nat_peer_t *self, int64_t now)
 {
     if (self->state == NAT_PEER_UP) {
-        if (now - self->last_rx >= self->silence_ms)
-            s_down (self, now);
-        else
+        if (now - self->last_rx >= self->silence_ms) {
+            s_down (self, now, "silence");
+            return;
+        }
+        if (s_fast_deadline (self) <= now) {
+            if (self->probe_first > s_heard (self) && now - self->probe_first >= self->answer_ms) {
+                self->fast_downs++;
+                s_down (self, now, "unanswered");
+                return;
+            }
+            s_probe (self, now);
+        }
         if (now - self->last_tx >= self->keepalive_ms) {
             self->last_tx = now;        //  the keepalive is on its way
             self->keepalives++;
@@ -205,7 +287,9 @@ nat_peer_next_deadline (nat_peer_t *self)
     if (self->state == NAT_PEER_UP) {
         int64_t silence = self->last_rx + self->silence_ms;
         int64_t keepalive = self->last_tx + self->keepalive_ms;
-        return silence < keepalive ? silence : keepalive;
+        int64_t fast = s_fast_deadline (self);
+        int64_t next = silence < keepalive ? silence : keepalive;
+        return fast < next ? fast : next;
     }
     if (self->state == NAT_PEER_CONNECTING)
         return self->next_attempt;
@@ -245,18 +329,48 @@ nat_peer_received (nat_peer_t *self, size_t bytes, int64_t now)
     self->last_rx = now;
 }
 
+//  Sent by nat itself, now: more than a keepalive, and the first since the
+//  peer was last heard, starts the unanswered timer
 void
 nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now)
 {
-    nat_peer_sent_many (self, 1, bytes, now);
+    self->tx_packets++;
+    self->tx_bytes += bytes;
+    self->last_tx = now;
+    if (bytes > NAT_PEER_KEEPALIVE_SIZE && self->unanswered <= s_heard (self))
+        self->unanswered = now;
 }
 
+//  Sent through other peers: their own timers judge the hops, and this peer's
+//  answers come back routed (nat_peer_heard_routed), so nothing starts here
+void
+nat_peer_sent_routed (nat_peer_t *self, size_t bytes, int64_t now)
+{
+    self->tx_packets++;
+    self->tx_bytes += bytes;
+    self->last_tx = now;
+    self->unanswered = self->probe_first = -1;
+}
+
+void
+nat_peer_heard_routed (nat_peer_t *self, int64_t now)
+{
+    self->routed_rx = now;
+}
+
+//  Sent by crypto on our socket in the last tick, reported now. Some of it may
+//  have left before the peer's last datagram (and been answered by it), so it
+//  starts the timer only when the peer was last heard before the report's
+//  tick began (a one-way stream then starts it up to a report later)
 void
 nat_peer_sent_many (nat_peer_t *self, uint64_t packets, uint64_t bytes, int64_t now)
 {
     self->tx_packets += packets;
     self->tx_bytes += bytes;
     self->last_tx = now;
+    if (bytes > packets * NAT_PEER_KEEPALIVE_SIZE && self->unanswered <= s_heard (self)
+    &&  now - s_heard (self) > NAT_PEER_REPORT_LAG_MS)
+        self->unanswered = now;
 }
 
 void
@@ -333,7 +447,11 @@ nat_peer_status (nat_peer_t *self, nat_peer_status_t *status)
         .last_rx_ms = self->last_rx, .last_tx_ms = self->last_tx,
         .attempts = self->attempts, .next_attempt_ms = self->next_attempt,
         .keepalives = self->keepalives, .resolve_failures = self->resolve_failures,
-        .last_error = self->last_error
+        .last_error = self->last_error,
+        .unanswered_ms = self->unanswered > s_heard (self) ? self->unanswered : -1,
+        .probing = self->state == NAT_PEER_UP && self->probe_first > s_heard (self),
+        .fast_probes = self->fast_probes, .fast_downs = self->fast_downs,
+        .down_reason = self->down_reason
     };
 }
 
@@ -410,6 +528,8 @@ typedef struct {
     uint16_t port;
     size_t n_states;
     size_t n_endpoints;
+    int64_t probes [64];
+    size_t n_probes;
     nat_resolver_t *resolver;   //  when set, resolve for real
 } s_rec_t;
 
@@ -458,9 +578,46 @@ s_on_endpoint (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg)
     ((s_rec_t *) arg)->n_endpoints++;
 }
 
+static void
+s_on_probe (nat_peer_t *peer, void *arg)
+{
+    s_rec_t *rec = arg;
+    if (rec->n_probes < 64)
+        rec->probes [rec->n_probes] = rec->now;
+    rec->n_probes++;
+}
+
 static const nat_peer_handler_t s_rec_handler = {
-    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint
+    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint, s_on_probe
 };
+
+//  The clock in steps of 10 ms until `until`, as the service loop's tick
+//  would: `bytes` sent every send_every ms (0: nothing), and each probe
+//  answered answer_after ms later (-1: never) except the first `lose` of them.
+//  Returns the probes sent.
+static size_t
+s_simulate (nat_peer_t *peer, s_rec_t *rec, int64_t until, int64_t send_every, size_t bytes,
+            int64_t answer_after, size_t lose)
+{
+    int64_t due [256];
+    size_t n_due = 0, seen = rec->n_probes, first = rec->n_probes;
+    for (; rec->now <= until; rec->now += 10) {
+        for (size_t i = 0; i < n_due; i++)
+            if (due [i] == rec->now) {
+                nat_peer_received (peer, NAT_PEER_KEEPALIVE_SIZE, rec->now);
+                due [i--] = due [--n_due];
+            }
+        if (send_every && rec->now % send_every == 0)
+            nat_peer_sent (peer, bytes, rec->now);
+        if (nat_peer_next_deadline (peer) <= rec->now)
+            nat_peer_tick (peer, rec->now);
+        for (; seen < rec->n_probes; seen++)
+            if (answer_after >= 0 && seen - first >= lose && n_due < 256)
+                due [n_due++] = rec->now + answer_after;
+    }
+    rec->now = until;
+    return rec->n_probes - first;
+}
 
 //  Jumps the clock from deadline to deadline until `until`, as the service loop would
 static void
@@ -576,8 +733,9 @@ nat_peer_test (bool verbose)
     assert (rec.n_keepalives == 4);
     for (int i = 0; i < 4; i++)
         assert (rec.keepalives [i] == 625000 + i * 25000);
-    //  Traffic we send postpones the keepalive
-    nat_peer_sent (peer, 1400, 710000);
+    //  What we send postpones the keepalive (keepalive-sized here: data would
+    //  start the unanswered timer, case 6)
+    nat_peer_sent (peer, NAT_PEER_KEEPALIVE_SIZE, 710000);
     s_run_until (peer, &rec, 730000);
     assert (rec.n_keepalives == 4);
     s_run_until (peer, &rec, 735000);
@@ -710,6 +868,200 @@ nat_peer_test (bool verbose)
     }
     assert (varied);
     nat_peer_destroy (&peer);
+
+    //  6. Unanswered traffic (issue 18): a peer up that we send data to and
+    //  that stays silent is probed after 1 s, every 100 ms, and is down 1 s
+    //  after the first probe: 2 s after the first unanswered datagram
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    rec.now = 1000;
+    nat_peer_confirm_endpoint (peer, &roamed, rec.now);
+    nat_peer_sent (peer, 1400, 1500);
+    nat_peer_sent (peer, 1400, 1700);           //  the first unanswered one counts
+    nat_peer_status (peer, &st);
+    assert (st.unanswered_ms == 1500 && !st.probing);
+    assert (nat_peer_next_deadline (peer) == 2000);      //  1 s after the last datagram in
+    s_run_until (peer, &rec, 1999);
+    assert (rec.n_probes == 0);
+    s_run_until (peer, &rec, 2999);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 10);
+    for (size_t i = 0; i < 10; i++)
+        assert (rec.probes [i] == 2000 + (int64_t) i * 100);
+    nat_peer_status (peer, &st);
+    assert (st.probing && st.fast_probes == 10);
+    s_run_until (peer, &rec, 3000);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING && rec.n_probes == 10);
+    nat_peer_status (peer, &st);
+    assert (st.fast_downs == 1 && strcmp (st.down_reason, "unanswered") == 0 && !st.probing);
+    //  Up again: the old traffic counts as answered, nothing is probed
+    nat_peer_confirm_endpoint (peer, &roamed, 4000);
+    s_run_until (peer, &rec, 20000);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 10);
+    //  After a long quiet, a datagram unanswered for 200 ms is probed (the
+    //  peer may have died meanwhile): down 1.2 s after it. One answered in
+    //  time costs nothing
+    nat_peer_received (peer, 100, 20000);
+    nat_peer_sent (peer, 1400, 30000);
+    nat_peer_received (peer, 100, 30050);
+    s_run_until (peer, &rec, 31000);
+    assert (rec.n_probes == 10);
+    nat_peer_sent (peer, 1400, 40000);
+    assert (nat_peer_next_deadline (peer) == 40200);
+    s_run_until (peer, &rec, 41199);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 20);
+    s_run_until (peer, &rec, 41200);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
+    nat_peer_destroy (&peer);
+
+    //  6b. An answer to a probe keeps the peer up, and probing stops until
+    //  something new goes unanswered; a one-way stream (nothing comes back but
+    //  the probes' answers) costs about one probe a second and stays up for
+    //  minutes; so does one whose first three probes' answers are lost
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    nat_peer_sent (peer, 200, 100);
+    s_run_until (peer, &rec, 1000);
+    assert (rec.n_probes == 1 && rec.probes [0] == 1000);
+    nat_peer_received (peer, NAT_PEER_KEEPALIVE_SIZE, 1005);
+    nat_peer_status (peer, &st);
+    assert (!st.probing && st.unanswered_ms == -1);
+    s_run_until (peer, &rec, 20000);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 1);
+    size_t probes = s_simulate (peer, &rec, 200000, 10, 1400, 10, 0);
+    assert (nat_peer_state (peer) == NAT_PEER_UP);
+    assert (probes >= 170 && probes <= 180);    //  one per 1.01 s
+    if (verbose)
+        printf ("  one-way stream, 3 minutes at a 10 ms round trip: %zu probes\n", probes);
+    //  A loss burst: three probes' answers lost, the fourth answered
+    nat_peer_status (peer, &st);
+    uint64_t downs = st.fast_downs;
+    probes = s_simulate (peer, &rec, 202000, 10, 1400, 10, 3);
+    nat_peer_status (peer, &st);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && st.fast_downs == downs);
+    assert (probes >= 4);
+    nat_peer_destroy (&peer);
+
+    //  6c. An idle peer (keepalives only, ours by the timer and crypto's
+    //  reported a tick late) is never probed: down on silence at 80 s
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    nat_peer_sent_many (peer, 1, NAT_PEER_KEEPALIVE_SIZE, 100);
+    nat_peer_sent (peer, NAT_PEER_KEEPALIVE_SIZE, 400);
+    nat_peer_status (peer, &st);
+    assert (st.unanswered_ms == -1);
+    s_simulate (peer, &rec, 79990, 0, 0, -1, 0);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 0 && rec.n_keepalives == 3);
+    s_run_until (peer, &rec, 80000);
+    nat_peer_status (peer, &st);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING && strcmp (st.down_reason, "silence") == 0);
+    assert (rec.n_probes == 0 && st.fast_downs == 0);
+    nat_peer_destroy (&peer);
+
+    //  6d. crypto's SENT reports: data reported within 250 ms of the peer's
+    //  last datagram may have been answered by it and starts nothing; a report
+    //  later does. Data of the same report as keepalives counts
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    nat_peer_sent_many (peer, 3, 3 * 120, 100);
+    nat_peer_sent_many (peer, 3, 3 * 120, 250);
+    nat_peer_status (peer, &st);
+    assert (st.unanswered_ms == -1);
+    nat_peer_sent_many (peer, 2, NAT_PEER_KEEPALIVE_SIZE + 120, 251);
+    nat_peer_status (peer, &st);
+    assert (st.unanswered_ms == 251);
+    s_run_until (peer, &rec, 2251);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING && rec.n_probes == 10);
+    nat_peer_destroy (&peer);
+
+    //  6e. A slow path (200 ms round trip, measured): probes every 200 ms, an
+    //  answer 200 ms later keeps it up under a one-way stream; dead, it is
+    //  down within the same 2 s. At 400 ms, the probing starts at 1.6 s
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_set_rtt (peer, 200000, 20000);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    probes = s_simulate (peer, &rec, 120000, 20, 1400, 200, 0);
+    nat_peer_status (peer, &st);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && st.fast_downs == 0);
+    assert (probes >= 90 && probes <= 120);     //  one per 1.2 s
+    if (verbose)
+        printf ("  one-way stream, 2 minutes at a 200 ms round trip: %zu probes, up\n", probes);
+    nat_peer_received (peer, 100, 120000);
+    nat_peer_sent (peer, 1400, 120010);
+    s_run_until (peer, &rec, 121999);
+    assert (nat_peer_state (peer) == NAT_PEER_UP);
+    nat_peer_status (peer, &st);
+    assert (st.probing);
+    s_run_until (peer, &rec, 122000);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
+    nat_peer_destroy (&peer);
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_set_rtt (peer, 400000, 30000);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    nat_peer_sent (peer, 1400, 10);
+    assert (nat_peer_next_deadline (peer) == 1600);
+    probes = s_simulate (peer, &rec, 60000, 20, 1400, 400, 0);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && probes >= 25);
+
+    //  A path measured absurdly slow (5 s) is capped: probing at 4 s, down 3 s
+    //  later (settle capped at suspect)
+    nat_peer_set_rtt (peer, 5000000, 100000);
+    nat_peer_received (peer, 100, 70000);
+    nat_peer_sent (peer, 1400, 70010);
+    assert (nat_peer_next_deadline (peer) == 74010);
+    s_run_until (peer, &rec, 77009);
+    assert (nat_peer_state (peer) == NAT_PEER_UP);
+    s_run_until (peer, &rec, 77010);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
+    nat_peer_destroy (&peer);
+
+    //  6g. A peer reached through other peers: what we send it there starts
+    //  nothing (the hops' timers judge the hops), and what it sends us there
+    //  answers traffic sent on its own path
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    nat_peer_sent (peer, 1400, 100);            //  on its path, then routed
+    for (int64_t t = 200; t <= 10000; t += 100)
+        nat_peer_sent_routed (peer, 1400, t);
+    s_run_until (peer, &rec, 10000);
+    nat_peer_status (peer, &st);
+    assert (rec.n_probes == 0 && st.unanswered_ms == -1 && st.tx_packets == 100);
+    for (int64_t t = 10000; t <= 20000; t += 100) {
+        nat_peer_sent (peer, 1400, t);
+        nat_peer_heard_routed (peer, t + 20);
+        s_run_until (peer, &rec, t + 50);
+    }
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 0);
+    s_run_until (peer, &rec, 20100);            //  the routed answers stop
+    nat_peer_sent (peer, 1400, 20100);
+    s_run_until (peer, &rec, 22019);            //  2 s after the last routed answer
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 10);
+    s_run_until (peer, &rec, 22020);
+    assert (nat_peer_state (peer) == NAT_PEER_WAITING);
+    nat_peer_destroy (&peer);
+
+    //  6f. no_fast_down: only the silence timer
+    memset (&rec, 0, sizeof rec);
+    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .no_fast_down = true }, err, sizeof err);
+    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    s_simulate (peer, &rec, 79990, 100, 1400, -1, 0);
+    assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 0);
+    nat_peer_destroy (&peer);
+    if (verbose)
+        printf ("  unanswered traffic: down 2 s after the peer's last datagram, 10 probes\n");
 
     //  5. Real resolution: "localhost:port" dials 127.0.0.1; a .invalid name gives a
     //  clear error and is tried again later

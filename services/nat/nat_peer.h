@@ -14,6 +14,19 @@
                   makes the actual packet)
       silence     when UP and nothing was received for silence_ms (default
                   3 x keepalive + 5 s), the peer is down
+      unanswered  when UP and something other than a keepalive was sent
+                  since the peer was last heard (data, transit, a handshake),
+                  unanswered for settle_ms (max (200 ms, 2 x SRTT)) while the
+                  peer has been silent for suspect_ms (max (1 s, 4 x SRTT),
+                  at most 4 s),
+                  the probe callback asks for a keepalive (the peer's crypto
+                  answers it) every probe_ms (SRTT, 100 .. 250 ms); when the
+                  first probe is answer_ms old (max (1 s, SRTT + 4 RTTVAR +
+                  100 ms), at most 3 s) and nothing came, the peer is down as on
+                  silence. At round trips below 250 ms: down 2 s after the
+                  peer's last datagram, or 1.2 s after our first datagram
+                  when that was later (docs/nat.md, "Peer timers"). An idle
+                  peer (keepalives only) is never probed
       reconnect   a down peer with permission is tried at once, then after 1 s, 2 s,
                   4 s ... capped at 60 s (with several endpoints, one per attempt
                   in turn, and the delay doubles once per round), each delay shortened by a random jitter of
@@ -51,6 +64,7 @@ typedef struct {
     uint32_t jitter_pct;        //  0 = NAT_PEER_JITTER_PCT
     bool no_jitter;             //  exact delays (tests)
     uint64_t seed;              //  jitter randomness, mixed with the key
+    bool no_fast_down;          //  only the silence timer declares the peer down
     const char *const *endpoints;   //  more endpoints (the registry's candidates,
     size_t endpoint_count;          //  best first), tried in turn after endpoint
 } nat_peer_config_t;
@@ -69,7 +83,20 @@ typedef struct {
     void (*state) (nat_peer_t *peer, nat_peer_state_t old_state, void *arg);
     //  The current endpoint changed; old may be unset
     void (*endpoint) (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg);
+    //  Traffic sent is unanswered: have crypto send a keepalive now (nat.probe),
+    //  whatever it sent last
+    void (*probe) (nat_peer_t *peer, void *arg);
 } nat_peer_handler_t;
+
+#define NAT_PEER_KEEPALIVE_SIZE 32      //  an empty data message: sent, it expects nothing
+#define NAT_PEER_SETTLE_MIN_MS  200     //  a send unanswered this long (or 2 x SRTT),
+#define NAT_PEER_SUSPECT_MIN_MS 1000    //  and the peer silent this long (or 4 x SRTT): probe
+#define NAT_PEER_SUSPECT_MAX_MS 4000    //  (a path measured slower gets no more)
+#define NAT_PEER_ANSWER_MIN_MS  1000    //  the first probe unanswered this long
+#define NAT_PEER_ANSWER_MAX_MS  3000    //  (or SRTT + 4 RTTVAR + 100 ms, at most this): down
+#define NAT_PEER_PROBE_MIN_MS   100     //  probe again every SRTT, within these bounds
+#define NAT_PEER_PROBE_MAX_MS   250
+#define NAT_PEER_REPORT_LAG_MS  250     //  crypto's SENT reports: a tick (100 ms) late, and a margin
 
 typedef struct {
     nat_peer_state_t state;
@@ -82,6 +109,12 @@ typedef struct {
     uint64_t keepalives;
     uint64_t resolve_failures;
     const char *last_error;             //  "" when none
+    int64_t unanswered_ms;              //  the first send not answered yet, -1: none
+    bool probing;                       //  probes for it are out, unanswered
+    uint64_t fast_probes;               //  probes for unanswered traffic
+    uint64_t fast_downs;                //  downs for unanswered traffic (not silence)
+    const char *down_reason;            //  why it went down last: "silence",
+                                        //  "unanswered", "" when it never did
 } nat_peer_status_t;
 
 //  NULL with a message in err for a bad endpoint, or direct without endpoint.
@@ -103,12 +136,23 @@ void nat_peer_confirm_endpoint (nat_peer_t *self, const nat_addr_t *addr, int64_
 //  The current endpoint belongs to someone else now (the table says so).
 void nat_peer_clear_endpoint (nat_peer_t *self);
 
-//  A datagram came from the peer's current endpoint / was sent to it.
+//  A datagram came from the peer's current endpoint / was sent to it. A sent
+//  datagram larger than a keepalive starts the unanswered timer when it is the
+//  first since the peer was last heard (a compare, rarely a store).
 void nat_peer_received (nat_peer_t *self, size_t bytes, int64_t now_ms);
 void nat_peer_sent (nat_peer_t *self, size_t bytes, int64_t now_ms);
+//  Sent to the peer through other peers (mesh routing): counted, and no
+//  unanswered timer (the hops have theirs); heard from it that way: answers
+//  traffic sent on its own path too
+void nat_peer_sent_routed (nat_peer_t *self, size_t bytes, int64_t now_ms);
+void nat_peer_heard_routed (nat_peer_t *self, int64_t now_ms);
 //  packets datagrams of bytes in all, sent by the tunnel on our socket (as
 //  crypto reports them, a tick late)
 void nat_peer_sent_many (nat_peer_t *self, uint64_t packets, uint64_t bytes, int64_t now_ms);
+
+//  The smoothed round trip of the peer's path and its variation (nat_pathstat),
+//  microseconds, -1 when not measured: the unanswered timer's windows follow it.
+void nat_peer_set_rtt (nat_peer_t *self, int64_t srtt_us, int64_t rttvar_us);
 
 //  The answer to a resolve request: addresses, or error text when count is 0.
 void nat_peer_resolved (nat_peer_t *self, const nat_addr_t *addrs, size_t count,

@@ -165,8 +165,16 @@ s_on_endpoint (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg)
         self->handler.endpoint (peer, old_addr, self->handler_arg);
 }
 
+static void
+s_on_probe (nat_peer_t *peer, void *arg)
+{
+    nat_peer_table_t *self = arg;
+    if (self->handler.probe)
+        self->handler.probe (peer, self->handler_arg);
+}
+
 static const nat_peer_handler_t s_table_handler = {
-    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint
+    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint, s_on_probe
 };
 
 nat_peer_table_t *

@@ -272,11 +272,16 @@ s_on_state (nat_peer_t *peer, nat_peer_state_t old_state, void *arg)
     nat_service_t *self = (nat_service_t *) arg;
     nat_peer_state_t state = nat_peer_state (peer);
     uint32_t index = nat_peer_index (peer);
-    bus_info ("peer %s: %s -> %s", self->info [index].name,
-              nat_peer_state_name (old_state), nat_peer_state_name (state));
+    nat_peer_status_t status;
+    nat_peer_status (peer, &status);
+    bool unanswered = old_state == NAT_PEER_UP && strcmp (status.down_reason, "unanswered") == 0;
+    bus_info ("peer %s: %s -> %s%s", self->info [index].name,
+              nat_peer_state_name (old_state), nat_peer_state_name (state),
+              unanswered ? " (traffic sent and probed, nothing came back: nat_peer.h, unanswered)"
+              : old_state == NAT_PEER_UP && strcmp (status.down_reason, "silence") == 0 ? " (silence)" : "");
+    if (unanswered)
+        self->counters.fast_downs++;
     if (old_state == NAT_PEER_UP) {
-        nat_peer_status_t status;
-        nat_peer_status (peer, &status);
         nat_peer_down_t down = { .index = index,
                                  .silent_ms = status.last_rx_ms < 0 ? -1 : bus_clock_ms () - status.last_rx_ms };
         snprintf (down.name, sizeof down.name, "%s", self->info [index].name);
@@ -297,8 +302,20 @@ s_on_endpoint (nat_peer_t *peer, const nat_addr_t *old_addr, void *arg)
     s_publish_peer (self, peer);
 }
 
+//  Traffic to the peer went unanswered (nat_peer.h): a keepalive now, which
+//  the peer's crypto answers, goes where its packets go (direct, relay, ICE,
+//  through other peers)
+static void
+s_on_probe (nat_peer_t *peer, void *arg)
+{
+    nat_service_t *self = (nat_service_t *) arg;
+    nat_probe_t probe = { .index = nat_peer_index (peer) };
+    self->counters.fast_probes++;
+    bus_service_send (self->svc, "crypto", &nat_probe_schema, &probe);
+}
+
 static const nat_peer_handler_t s_handler = {
-    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint
+    s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint, s_on_probe
 };
 
 //  ---------------------------------------------------------------------------
@@ -528,6 +545,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->direct_lost = self->counters.direct_lost;
     reply->net_changes = self->counters.net_changes;
     reply->rtt_probes = self->counters.rtt_probes;
+    reply->fast_probes = self->counters.fast_probes;
+    reply->fast_downs = self->counters.fast_downs;
     reply->handles_in_use = (uint32_t) nat_handles_count (self->handles);
     reply->handles_evicted = nat_handles_stats (self->handles)->evictions;
     const nat_hs_budget_stats_t *budget = nat_hs_budget_stats (self->hs_budget);

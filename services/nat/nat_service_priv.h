@@ -125,6 +125,7 @@ typedef struct {
     uint64_t predicted;         //  probe datagrams to predicted ports (connection.port_prediction)
     uint64_t net_changes;                       //  address/route changes acted on (nat_netwatch)
     uint64_t rtt_probes;                        //  nat_path_probe.c
+    uint64_t fast_probes, fast_downs;           //  unanswered traffic (nat_peer.h)
     uint64_t birthday_probes;                   //  probe datagrams to guessed ports (nat_bday_path.c)
     //  Cookie replies (nat_cookie_path.c)
     uint64_t cookies_sent, cookies_received, cookies_refused;

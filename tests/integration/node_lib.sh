@@ -39,6 +39,8 @@ node_cleanup () {
         done
     fi
     seccomp_check "$T"
+    # KEEP_T=/some/dir keeps a copy of the test's folder (logs, configs), as sup_lib.sh
+    [ -n "${KEEP_T:-}" ] && rm -rf "$KEEP_T" && cp -r "$T" "$KEEP_T"
     rm -rf "$T"
 }
 trap node_cleanup EXIT
