@@ -4,16 +4,18 @@
 # drops the rest); every link has a one-way delay per direction (tests/nfq_delay,
 # NFQUEUE: this kernel has no tc netem):
 #
-#        n1 -100 ms-- n2
+#        n1 -300 ms-- n2
 #       /               \        one way; RTT = twice
 #     5 ms              5 ms
 #     n5                 n3
 #       \               /
 #       5 ms -- n4 -- 5 ms
 #
-# Metric = RTT in ms + 100 per hop. n1 -> n3: through n2 is 2 hops, RTT 210 ->
-# 410; through n5 and n4 is 3 hops, RTT 30 -> 330: the longer path in hops wins
-# by latency. The chosen paths must be the lowest metric; following next hops
+# Metric = RTT in ms + 100 per hop. n1 -> n3: through n2 is 2 hops, RTT 610 ->
+# 810; through n5 and n4 is 3 hops, RTT 30 -> 330: the longer path in hops wins
+# by latency. (nat measures a link's RTT by probes whose answer a crossing
+# keepalive can pre-empt, so a sample is sometimes short, never long: the large
+# contrast keeps the choice clear of that; nat_pathstat.h.) The chosen paths must be the lowest metric; following next hops
 # from any node reaches the destination (no loop). Then n5 dies: every route
 # through it moves to the other side of the ring, the time is measured, and no
 # route to n5 is left anywhere (no count-to-infinity). (TAP)
@@ -41,8 +43,8 @@ for i in 1 2 3 4 5; do underlay n$i 192.0.2.$i; done
 declare -A QUEUES=()
 one_way () { in_ns n$1 iptables -A OUTPUT -d 192.0.2.$2 -j NFQUEUE --queue-num "$2" --queue-bypass && QUEUES[n$1]="${QUEUES[n$1]:-} $2:$3"; }
 link () { one_way "$1" "$2" "$3" && one_way "$2" "$1" "$3"; }
-link 1 2 100 && link 2 3 5 && link 3 4 5 && link 4 5 5 && link 5 1 5
-ok $? "ring links with one-way delays (n1-n2 100 ms, the others 5 ms)"
+link 1 2 300 && link 2 3 5 && link 3 4 5 && link 4 5 5 && link 5 1 5
+ok $? "ring links with one-way delays (n1-n2 300 ms, the others 5 ms)"
 # Everything between peers that are not ring neighbours is dropped
 for i in 1 2 3 4 5; do
     for j in 1 2 3 4 5; do
@@ -63,8 +65,8 @@ wait_for 5 sh -c "[ \$(cat $T/nfq-*.log 2>/dev/null | grep -c 'ready') = 5 ]"
 ok $? "a delay program in every namespace"
 in_ns n1 ping -c 3 -i 0.2 -q 192.0.2.2 > "$T/p12.out" 2>&1
 RTT12=$(awk -F/ '/^rtt/ { printf "%d", $5 }' "$T/p12.out")
-[ "${RTT12:-0}" -ge 195 ] && [ "${RTT12:-0}" -le 260 ]
-ok $? "underlay RTT n1-n2 is about 200 ms (${RTT12} ms)"
+[ "${RTT12:-0}" -ge 595 ] && [ "${RTT12:-0}" -le 700 ]
+ok $? "underlay RTT n1-n2 is about 600 ms (${RTT12} ms)"
 
 disc_registry ring
 ok $? "registry, network and join token"
@@ -92,14 +94,14 @@ walk () {
     done
     echo "$path (too long)"; return 1
 }
-# The expected next hop from n1 to n3 is n5 (3 hops, metric ~330 < ~410 through n2)
+# The expected next hop from n1 to n3 is n5 (3 hops, metric ~330 < ~810 through n2)
 n1_to_n3_via_n5 () { [ "$(next_of n1 n3)" = n5 ] && route_json n1 n3 | jq -e '.routes[0].hops == 3' >/dev/null; }
 t0=$(now_ms)
 wait_for 40 n1_to_n3_via_n5
 ok $? "n1 -> n3 through n5 and n4 (3 hops, lower metric than 2 hops through n2) after $(( $(now_ms) - t0 )) ms: $(route_json n1 n3 | jq -c '.routes[0] | {metric, hops, via}' 2>&1)"
 M13=$(route_json n1 n3 | jq -r '.routes[0].metric')
-[ "${M13:-0}" -ge 300 ] && [ "${M13:-0}" -lt 410 ]
-ok $? "its metric is RTT ~30 ms + 300, below the 410 at least of the way through n2 ($M13)"
+[ "${M13:-0}" -ge 300 ] && [ "${M13:-0}" -lt 810 ]
+ok $? "its metric is RTT ~30 ms + 300, below the 810 at least of the way through n2 ($M13)"
 bad=""
 for s in $NODES_ALL; do for d in $NODES_ALL; do
     [ "$s" = "$d" ] && continue
@@ -112,8 +114,8 @@ ok $? "ping n1 -> n3 along the ring"
 in_ns n1 ping -c 5 -i 0.2 -q "${V[n3]}" > "$T/p13.out" 2>&1
 R13=$(awk -F/ '/^rtt/ { sub(/.*= /, "", $4); printf "%d", $4 }' "$T/p13.out")     # the least of 5: the path, not a queue
 echo "# ping n1 -> n3: $(tail -1 "$T/p13.out")"
-[ "${R13:-0}" -ge 25 ] && [ "${R13:-0}" -lt 200 ]
-ok $? "its RTT is the short way's (~30 ms), not the 210 ms through n2 (${R13} ms)"
+[ "${R13:-0}" -ge 25 ] && [ "${R13:-0}" -lt 300 ]
+ok $? "its RTT is the short way's (~30 ms), not the 610 ms through n2 (${R13} ms)"
 
 # n5 dies: routes through it move to n2's side; nobody keeps a route to n5
 for p in $(ip netns pids "$(ns_of n5)"); do
