@@ -100,10 +100,7 @@ mesh_relay relay2 203.0.113.12 relay-2 1
 mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479 relay-2@203.0.113.12:3479
 NODES=""
 for ((i = 0; i < NCELLS; i++)); do NODES="$NODES mv$i-a mv$i-b"; done
-# relay_via_peers = false: this test is about a pair's own paths moving (direct,
-# relay, direct again); with it on, a blocked pair may be carried by a third node
-# instead of the relay (docs/routing.md, "Routes and nat's own paths")
-for n in $NODES; do mesh_start_node "$n" "relay_via_peers = false;"; done
+for n in $NODES; do mesh_start_node "$n"; done
 wait_for 30 all_have_vip $NODES
 ok $? "every node registered and got a virtual address"
 for n in $NODES; do VIP[$n]=$(vip "$n"); done

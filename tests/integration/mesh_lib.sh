@@ -11,7 +11,8 @@
 #                                            with MESH_TURN=1 also coturn on IP:3478
 #                                            (bifrost-coturn, STUN and TURN), whose REST
 #                                            credentials the registry hands out
-#   mesh_start_node NAME [CONNECTION-EXTRA]  a node (disc_lib.sh) in NAME's namespace
+#   mesh_start_node NAME [CONNECTION-EXTRA]  a node (disc_lib.sh) in NAME's namespace,
+#                                            not routing through peers unless MESH_ROUTING=1
 #   mesh_finish                              ends what mesh_* started (by pid)
 #   mesh_end LINES [KEEP]                    a test's EXIT trap: mesh_finish, the logs
 #                                            when something failed, grid_cleanup
@@ -115,8 +116,15 @@ CFG
 }
 mesh_admin () { grid_exec "$MESH_REG_HOST" curl -s -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$RURL/api/v1/mesh/networks$2"; }
 
+# The grid tests are about each pair's own paths (direct, punched, relayed, ICE,
+# birthday): their nodes do not route through each other (relay_via_peers =
+# false), else a pair may be carried by a third node instead of the path under
+# test (docs/routing.md, "Routes and nat's own paths"). MESH_ROUTING=1 keeps the
+# default (routing on).
 mesh_start_node () {
-    disc_node_cfg "$T/$1" "$1" grid "$RURL" "" "${2:-}"
+    local routing="relay_via_peers = false;"
+    [ "${MESH_ROUTING:-0}" = 1 ] && routing=""
+    disc_node_cfg "$T/$1" "$1" grid "$RURL" "" "$routing ${2:-}"
     spawn "$1" "$T/$1/bifrostd.log" env BIFROST_LIBEXEC_DIR="$BIFROST_LIBEXEC_DIR" "$MESH_BIFROSTD" -c "$T/$1/node.cfg"
 }
 vip () { grid_exec "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }

@@ -83,10 +83,7 @@ mesh_registry reg 203.0.113.10 relay-1@203.0.113.11:3479 relay-2@203.0.113.12:34
 # Birthday probing off: it takes port-restricted/cgnat x symmetric direct after
 # a random number of rounds (tests/integration/birthday.sh asserts that); the
 # paths here are those of punching and port prediction
-# relay_via_peers = false: this test is about each pair's own path (direct or a
-# relay server); with it on, the router prefers a peer that reaches both to the
-# relay (docs/routing.md), which routed_line.sh and mesh_latency.sh test
-start_node () { mesh_start_node "$1" "birthday = false; relay_via_peers = false; ${2:-}"; }
+start_node () { mesh_start_node "$1" "birthday = false; ${2:-}"; }
 
 A_NODES=""; B_NODES=""
 for k in $KINDS; do A_NODES="$A_NODES $k-a"; B_NODES="$B_NODES $k-b"; done
