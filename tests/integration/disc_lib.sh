@@ -1,8 +1,8 @@
 # disc_lib.sh: the config of a node that knows only a registry (sourced, not run).
 #   disc_node_cfg DIR NAME NETWORK SERVER [DISCOVERY-EXTRA] [CONNECTION-EXTRA]
 # writes DIR/node.cfg: run directory and key under DIR, discovery with the join
-# token from ${BIFROST_JOIN_TOKEN}, 1 s heartbeats, a TUN device without an
-# address (the registry gives it), 2 s keepalives, fast restarts, and the node's
+# token from ${BIFROST_JOIN_TOKEN}, 1 s heartbeats, a TUN device (DISC_DEVICE=tap:
+# a TAP one) without an address (the registry gives it), 2 s keepalives, fast restarts, and the node's
 # services (bus, tunnel, nat, router, discovery); nat listens on DISC_LISTEN (default
 # 0.0.0.0:51820, IPv4 only). DISC_SERVICES_EXTRA is added to the services
 # (e.g. the bridge), DISC_CFG_EXTRA to the end (e.g. its group). Used by the
@@ -19,7 +19,7 @@ key_file = "$dir/node.key";
 network_id = "$network";
 discovery = { server = "$server"; join_token = "\${BIFROST_JOIN_TOKEN}"; heartbeat_interval = "1s";
               name = "$name"; $disc_extra };
-device = { type = "tun"; name = "bifrost0"; mtu = 1400; };
+device = { type = "${DISC_DEVICE:-tun}"; name = "bifrost0"; mtu = 1400; };
 connection = { listen = "${DISC_LISTEN:-0.0.0.0:51820}"; keepalive_interval = "2s"; $conn_extra };
 supervisor = { backoff_min = "100ms"; backoff_max = "1s"; stable_after = "2s";
                liveness_timeout = "5s"; stop_timeout = "3s"; intensity = 30; };
