@@ -14,6 +14,11 @@
 # chromium and chromium-driver: tests/integration/bridge_page.sh drives the bridge's
 # example page (examples/bridge/) in headless Chromium through chromedriver.
 # prometheus: its promtool checks the metrics endpoint's text (tests/integration/metrics.sh).
+# dnsmasq-base (dnsmasq without its service), isc-dhcp-client, avahi-daemon and
+# avahi-utils: tests/integration/tap_routed.sh runs a DHCP server, a DHCP client
+# and mDNS (each avahi-daemon with a private D-Bus bus) by hand in namespaces.
+# avahi-daemon brings the dbus package; the policy-rc.d below keeps both from
+# starting while apt runs.
 set -eu
 BUILD="build-essential autoconf automake pkg-config
        libzmq3-dev libczmq-dev libsodium-dev libnice-dev libmsgpack-dev libconfig-dev
@@ -21,7 +26,8 @@ BUILD="build-essential autoconf automake pkg-config
        libsystemd-dev libnetfilter-queue-dev"
 TEST="clang libclang-rt-14-dev valgrind iproute2 iputils-ping nftables iptables iperf3 coturn
       jq procps psmisc curl python3 socat openssl strace miniupnpd-nftables chromium chromium-driver prometheus
-      dpkg-dev debhelper fakeroot lintian man-db systemd"
+      dpkg-dev debhelper fakeroot lintian man-db systemd
+      dnsmasq-base isc-dhcp-client avahi-daemon avahi-utils"
 BENCH=""
 [ "${1:-}" = "--bench" ] && BENCH="wireguard-go wireguard-tools tinc fastd n2n sysstat linux-perf"
 missing=""
