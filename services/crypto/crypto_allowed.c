@@ -146,6 +146,28 @@ crypto_allowed_packet (const crypto_allowed_t *self, const uint8_t *packet, size
     return false;
 }
 
+//  A DHCP client before it has an address (layer 2 only): IPv4 from 0.0.0.0,
+//  UDP port 68 to 67. Nothing can answer 0.0.0.0 at the IP layer, so the
+//  source impersonates nobody.
+static bool
+s_dhcp_client (const uint8_t *ip, size_t len)
+{
+    static const uint8_t unspecified [4] = { 0 };
+    size_t ihl = (size_t) (ip [0] & 0x0F) * 4;
+    return ihl >= 20 && len >= ihl + 8 && ip [9] == 17 && memcmp (ip + 12, unspecified, 4) == 0
+        && ip [ihl] == 0 && ip [ihl + 1] == 68 && ip [ihl + 2] == 0 && ip [ihl + 3] == 67;
+}
+
+//  An IPv6 source that belongs to the link, not to a peer's prefix (layer 2
+//  only): :: (duplicate address detection, MLD before an address) or fe80::/10
+//  (neighbour discovery, MLD, mDNS). The kernel never routes either off the link.
+static bool
+s_link_local6 (const uint8_t *src)
+{
+    static const uint8_t unspecified [16] = { 0 };
+    return (src [0] == 0xFE && (src [1] & 0xC0) == 0x80) || memcmp (src, unspecified, 16) == 0;
+}
+
 bool
 crypto_allowed_frame (const crypto_allowed_t *self, const uint8_t *frame, size_t size)
 {
@@ -155,9 +177,11 @@ crypto_allowed_frame (const crypto_allowed_t *self, const uint8_t *frame, size_t
     const uint8_t *payload = frame + 14;
     size_t len = size - 14;
     if (type == 0x0800)
-        return len >= 1 && payload [0] >> 4 == 4 && crypto_allowed_packet (self, payload, len);
+        return len >= 20 && payload [0] >> 4 == 4
+            && (crypto_allowed_packet (self, payload, len) || s_dhcp_client (payload, len));
     if (type == 0x86DD)
-        return len >= 1 && payload [0] >> 4 == 6 && crypto_allowed_packet (self, payload, len);
+        return len >= 40 && payload [0] >> 4 == 6
+            && (crypto_allowed_packet (self, payload, len) || s_link_local6 (payload + 8));
     if (type == 0x0806) {
         //  Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4; sender IP at 14
         static const uint8_t arp_ipv4 [6] = { 0, 1, 0x08, 0x00, 6, 4 };
@@ -251,6 +275,35 @@ crypto_allowed_test (bool verbose)
     arp [12] = 0x88; arp [13] = 0xB5;                       //  another ethertype
     assert (!crypto_allowed_frame (a, arp, sizeof arp));
     assert (!crypto_allowed_frame (a, NULL, 0));
+
+    //  Frames from the link's own sources (TAP only): a DHCP client's 0.0.0.0,
+    //  UDP 68 -> 67, and IPv6 link-local or :: (neighbour discovery, DAD, MLD)
+    uint8_t dhcp [14 + 28] = { 0 };
+    dhcp [12] = 0x08; dhcp [13] = 0x00;
+    dhcp [14] = 0x45; dhcp [14 + 9] = 17;                   //  UDP from 0.0.0.0
+    dhcp [14 + 21] = 68; dhcp [14 + 23] = 67;
+    assert (crypto_allowed_frame (a, dhcp, sizeof dhcp));
+    assert (!crypto_allowed_packet (a, dhcp + 14, 28));     //  never on TUN
+    assert (!crypto_allowed_frame (a, dhcp, sizeof dhcp - 1));  //  UDP header cut
+    dhcp [14 + 23] = 68;                                    //  to port 68
+    assert (!crypto_allowed_frame (a, dhcp, sizeof dhcp));
+    dhcp [14 + 23] = 67; dhcp [14 + 9] = 6;                 //  TCP
+    assert (!crypto_allowed_frame (a, dhcp, sizeof dhcp));
+    dhcp [14 + 9] = 17; dhcp [14 + 15] = 9;                 //  from 0.0.0.9
+    assert (!crypto_allowed_frame (a, dhcp, sizeof dhcp));
+    frame [12] = 0x86; frame [13] = 0xDD;
+    const char *link [] = { "fe80::1", "febf:ffff::1", "::" };
+    for (size_t i = 0; i < sizeof link / sizeof link [0]; i++) {
+        assert (inet_pton (AF_INET6, link [i], frame + 14 + 8) == 1);
+        assert (crypto_allowed_frame (a, frame, sizeof frame));
+        assert (!crypto_allowed_packet (a, frame + 14, 40));
+        assert (!crypto_allowed_frame (a, frame, sizeof frame - 1));
+    }
+    const char *not_link [] = { "fec0::1", "ff02::1", "::1", "fd00:3::1" };
+    for (size_t i = 0; i < sizeof not_link / sizeof not_link [0]; i++) {
+        assert (inet_pton (AF_INET6, not_link [i], frame + 14 + 8) == 1);
+        assert (!crypto_allowed_frame (a, frame, sizeof frame));
+    }
 
     //  0.0.0.0/0 allows every IPv4 source
     crypto_allowed_clear (a);

@@ -28,7 +28,11 @@ bool crypto_allowed_address (const crypto_allowed_t *self, const uint8_t *addr, 
 bool crypto_allowed_packet (const crypto_allowed_t *self, const uint8_t *packet, size_t size);
 //  The same for an Ethernet frame (TAP): an IPv4 or IPv6 payload must have an
 //  allowed source; an ARP packet an allowed sender address (or 0.0.0.0, an
-//  address probe, which nobody learns from); any other frame is refused. The
+//  address probe, which nobody learns from); any other frame is refused. What
+//  the link itself sends from no peer's address passes too: a DHCP client's
+//  0.0.0.0 (UDP 68 to 67) and IPv6 from fe80::/10 or :: (neighbour discovery,
+//  duplicate address detection, MLD, mDNS over IPv6): nothing routes either
+//  off the link, so they impersonate no peer's address. The
 //  source MAC is not checked: the peer may choose its own (device mac_address),
 //  and a forged one only misleads the bridge of the receiving kernel, not IP.
 bool crypto_allowed_frame (const crypto_allowed_t *self, const uint8_t *frame, size_t size);
