@@ -16,11 +16,7 @@ export BIFROST_NO_SYSTEMD=1         # never the host's systemd: bifrostd started
 REGPID=
 
 reg_cleanup () {
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
-    if [ "$FAILED" -ne 0 ]; then
-        echo "# ---- registry log (last 20 lines)"
-        tail -20 "$T/reg/registry.log" 2>/dev/null | sed 's/^/#   /'
-    fi
+    disc_registry_cleanup
     node_cleanup
 }
 trap reg_cleanup EXIT
