@@ -8,7 +8,8 @@
 #
 # e.g. git worktree add /tmp/before <commit>, build it, then
 #   bench/vpn-ab.sh /tmp/before /tmp/before/build "$PWD" "$PWD/build/release"
-# Env: ROUNDS (3), OUT (/tmp/bifrost-vpn-ab), VPN_HARNESS (../shared/bench/vpn-throughput.sh).
+# Env: ROUNDS (3), OUT (/tmp/bifrost-vpn-ab), VPN_HARNESS (../shared/bench/vpn-throughput.sh),
+# VPN_AB_ARGS: more harness options, e.g. "--quiet-wait 30 --quiet-max 30" on a shared machine.
 set -u
 [ $# = 4 ] || { sed -n 2,12p "$0"; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,5 +23,6 @@ side () {
 }
 IFS='|' read -r -a before <<<"$(side custom "$1" "$2")" || exit 1
 IFS='|' read -r -a after <<<"$(side custom2 "$3" "$4")" || exit 1
-exec bash "$harness" -n "${ROUNDS:-3}" -t 5 --out "${OUT:-/tmp/bifrost-vpn-ab}" custom custom2 \
+# shellcheck disable=SC2086  # VPN_AB_ARGS: words on purpose
+exec bash "$harness" -n "${ROUNDS:-3}" -t 5 --out "${OUT:-/tmp/bifrost-vpn-ab}" ${VPN_AB_ARGS:-} custom custom2 \
     --custom-name before "${before[@]}" --custom2-name after "${after[@]}"

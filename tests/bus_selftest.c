@@ -23,6 +23,7 @@
 #include "bus_policy.h"
 #include "bus_buffer.h"
 #include "bus_pause.h"
+#include "bus_testbed.h"
 
 static const selftest_t s_tests [] = {
     { "bus_schema", bus_schema_test },
@@ -50,6 +51,7 @@ static const selftest_t s_tests [] = {
     { "bus_policy", bus_policy_test },
     { "bus_buffer", bus_buffer_test },
     { "bus_pause", bus_pause_test },
+    { "bus_testbed", bus_testbed_test },
     { NULL, NULL }
 };
 

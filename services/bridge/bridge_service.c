@@ -3,9 +3,8 @@
 #include "bus_log.h"
 #include "bus_privs.h"
 #include "ws_tls.h"
-#include "bus_broker.h"
+#include "bus_testbed.h"
 #include "bus_client.h"
-#include "bus_endpoint.h"
 #include <stdatomic.h>
 
 #include <arpa/inet.h>
@@ -435,10 +434,8 @@ s_test_known (bus_client_t *client, uint32_t want)
 static void
 s_test_bus (bridge_service_config_t *c, bool verbose)
 {
-    char dir [] = "/tmp/bridge-service-test-XXXXXX";
-    assert (mkdtemp (dir));
-    zactor_t *broker = zactor_new (bus_broker_actor, dir);
-    assert (broker);
+    bus_testbed_t *bed = bus_testbed_new ("bridge-service-test");
+    const char *dir = bus_testbed_dir (bed);
     char err [300];
     bus_service_t *svc = bus_service_new ("bridge", "bridge.1", dir);
     assert (svc);
@@ -451,10 +448,7 @@ s_test_bus (bridge_service_config_t *c, bool verbose)
     assert (discovery);
     bus_loop_timer (bus_service_loop (discovery), 50, 0, s_test_announce, discovery);
     zactor_t *discovery_actor = zactor_new (bus_service_actor, discovery);
-    char endpoint [BUS_PATH_MAX];
-    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
-    bus_client_t *client = bus_client_new (endpoint, "bridge-test", err, sizeof err);
-    assert (client);
+    bus_client_t *client = bus_testbed_client (bed, "bridge-test");
 
     assert (s_test_known (client, 1));
     atomic_store (&s_test_script, 1);
@@ -477,8 +471,7 @@ s_test_bus (bridge_service_config_t *c, bool verbose)
     bus_service_destroy (&discovery);
     bridge_service_destroy (&self);
     bus_service_destroy (&svc);
-    zactor_destroy (&broker);
-    bus_run_dir_remove (dir);
+    bus_testbed_destroy (&bed);
 }
 
 void

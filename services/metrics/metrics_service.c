@@ -5,7 +5,7 @@
 #include "bus_client.h"
 #include "bus_endpoint.h"
 #include "bus_log.h"
-#include "bus_broker.h"
+#include "bus_testbed.h"
 #include "bus_rundir.h"
 
 #include <arpa/inet.h>
@@ -433,10 +433,8 @@ metrics_service_test (bool verbose)
     assert (s_test_check ("metrics = { timeout = \"20s\"; };", "timeout", verbose) >= 1);
     assert (s_test_check ("x = 1;", NULL, verbose) == 0);      //  defaults: 127.0.0.1:9475
 
-    char dir [] = "/tmp/metrics-service-test-XXXXXX";
-    assert (mkdtemp (dir));
-    zactor_t *broker = zactor_new (bus_broker_actor, dir);
-    assert (broker);
+    bus_testbed_t *bed = bus_testbed_new ("metrics-service-test");
+    const char *dir = bus_testbed_dir (bed);
     bus_service_t *crypto = bus_service_new ("crypto", NULL, dir);
     assert (crypto);
     bus_service_handle (crypto, "crypto.status", s_test_crypto_status, NULL);
@@ -468,8 +466,7 @@ metrics_service_test (bool verbose)
     bus_service_destroy (&svc);
     zactor_destroy (&crypto_actor);
     bus_service_destroy (&crypto);
-    zactor_destroy (&broker);
-    bus_run_dir_remove (dir);
+    bus_testbed_destroy (&bed);
     if (verbose)
         printf ("metrics_service: ok\n");
 }

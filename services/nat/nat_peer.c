@@ -591,6 +591,29 @@ static const nat_peer_handler_t s_rec_handler = {
     s_on_keepalive, s_on_connect, s_on_resolve, s_on_state, s_on_endpoint, s_on_probe
 };
 
+//  A fresh recording (rec cleared) and a peer of `config` reporting to it
+static nat_peer_t *
+s_new_peer (s_rec_t *rec, nat_peer_config_t config)
+{
+    memset (rec, 0, sizeof *rec);
+    char err [200];
+    nat_peer_t *peer = nat_peer_new (&config, err, sizeof err);
+    assert (peer);
+    nat_peer_set_handler (peer, &s_rec_handler, rec);
+    return peer;
+}
+
+//  The same, confirmed (up) from `from` at `at` ms, the clock there: the start
+//  of every unanswered-traffic case
+static nat_peer_t *
+s_new_peer_up (s_rec_t *rec, nat_peer_config_t config, const nat_addr_t *from, int64_t at)
+{
+    nat_peer_t *peer = s_new_peer (rec, config);
+    rec->now = at;
+    nat_peer_confirm_endpoint (peer, from, at);
+    return peer;
+}
+
 //  The clock in steps of 10 ms until `until`, as the service loop's tick
 //  would: `bytes` sent every send_every ms (0: nothing), and each probe
 //  answered answer_after ms later (-1: never) except the first `lose` of them.
@@ -698,12 +721,9 @@ nat_peer_test (bool verbose)
     assert (strstr (err, "needs an endpoint"));
 
     //  1. Direct to a numeric endpoint: at once, then 1, 2, 4 ... 60 s
-    s_rec_t rec = { 0 };
-    nat_peer_t *peer = nat_peer_new (&(nat_peer_config_t) {
-        .public_key = key, .endpoint = "192.0.2.1:51820", .direct = true, .no_jitter = true
-    }, err, sizeof err);
-    assert (peer);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    s_rec_t rec;
+    nat_peer_t *peer = s_new_peer (&rec, (nat_peer_config_t) {
+        .public_key = key, .endpoint = "192.0.2.1:51820", .direct = true, .no_jitter = true });
     assert (nat_peer_state (peer) == NAT_PEER_CONNECTING);
     s_run_until (peer, &rec, 10 * 60 * 1000);
     static const int64_t expect [] = { 0, 1000, 3000, 7000, 15000, 31000, 63000, 123000,
@@ -767,12 +787,9 @@ nat_peer_test (bool verbose)
     //  1b. Several endpoints (the registry's candidates, best first): one per
     //  attempt in turn, the delay doubling once per round; the one that answers
     //  is confirmed and reported as the configured endpoint
-    memset (&rec, 0, sizeof rec);
     const char *candidates [3] = { "192.0.2.1:51820", "198.51.100.7:51820", "203.0.113.5:51820" };
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoints = candidates, .endpoint_count = 3,
-                                                .direct = true, .no_jitter = true }, err, sizeof err);
-    assert (peer);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    peer = s_new_peer (&rec, (nat_peer_config_t) { .public_key = key, .endpoints = candidates, .endpoint_count = 3,
+                                                   .direct = true, .no_jitter = true });
     assert (nat_peer_configured_at (peer, 2) && !nat_peer_configured_at (peer, 3));
     s_run_until (peer, &rec, 9000);
     static const int64_t expect_round [] = { 0, 1000, 2000, 3000, 5000, 7000, 9000 };
@@ -803,10 +820,7 @@ nat_peer_test (bool verbose)
 
     //  2. No permission: never dialled, in hours, even with an endpoint configured;
     //  a peer that reached us goes back to waiting when silent
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoint = "peer.example:51820" }, err, sizeof err);
-    assert (peer);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    peer = s_new_peer (&rec, (nat_peer_config_t) { .public_key = key, .endpoint = "peer.example:51820" });
     assert (nat_peer_state (peer) == NAT_PEER_WAITING);
     assert (nat_peer_next_deadline (peer) == NAT_PEER_NEVER);
     for (rec.now = 0; rec.now < 3 * 3600 * 1000; rec.now += 1000)
@@ -821,10 +835,8 @@ nat_peer_test (bool verbose)
 
     //  3. A named endpoint is resolved for every attempt; a failed lookup is retried
     //  on the backoff; a new address (DDNS) is dialled
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .endpoint = "home.example:51820",
-                                                .direct = true, .no_jitter = true }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    peer = s_new_peer (&rec, (nat_peer_config_t) { .public_key = key, .endpoint = "home.example:51820",
+                                                   .direct = true, .no_jitter = true });
     nat_peer_tick (peer, 0);
     assert (rec.n_resolves == 1 && strcmp (rec.host, "home.example") == 0 && rec.port == 51820);
     nat_peer_tick (peer, 500);          //  still resolving: no second request
@@ -854,10 +866,7 @@ nat_peer_test (bool verbose)
     nat_peer_destroy (&peer);
 
     //  4. Jitter: every delay within [80%, 100%] of nominal, and not all nominal
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { key, "192.0.2.1:1", true, .seed = 99 },
-                         err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    peer = s_new_peer (&rec, (nat_peer_config_t) { key, "192.0.2.1:1", true, .seed = 99 });
     s_run_until (peer, &rec, 30 * 60 * 1000);
     bool varied = false;
     for (size_t i = 1; i < 20; i++) {
@@ -872,11 +881,7 @@ nat_peer_test (bool verbose)
     //  6. Unanswered traffic (issue 18): a peer up that we send data to and
     //  that stays silent is probed after 1 s, every 100 ms, and is down 1 s
     //  after the first probe: 2 s after the first unanswered datagram
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
-    rec.now = 1000;
-    nat_peer_confirm_endpoint (peer, &roamed, rec.now);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key }, &roamed, 1000);
     nat_peer_sent (peer, 1400, 1500);
     nat_peer_sent (peer, 1400, 1700);           //  the first unanswered one counts
     nat_peer_status (peer, &st);
@@ -918,10 +923,7 @@ nat_peer_test (bool verbose)
     //  something new goes unanswered; a one-way stream (nothing comes back but
     //  the probes' answers) costs about one probe a second and stays up for
     //  minutes; so does one whose first three probes' answers are lost
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
-    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key }, &roamed, 0);
     nat_peer_sent (peer, 200, 100);
     s_run_until (peer, &rec, 1000);
     assert (rec.n_probes == 1 && rec.probes [0] == 1000);
@@ -946,10 +948,7 @@ nat_peer_test (bool verbose)
 
     //  6c. An idle peer (keepalives only, ours by the timer and crypto's
     //  reported a tick late) is never probed: down on silence at 80 s
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
-    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key }, &roamed, 0);
     nat_peer_sent_many (peer, 1, NAT_PEER_KEEPALIVE_SIZE, 100);
     nat_peer_sent (peer, NAT_PEER_KEEPALIVE_SIZE, 400);
     nat_peer_status (peer, &st);
@@ -965,10 +964,7 @@ nat_peer_test (bool verbose)
     //  6d. crypto's SENT reports: data reported within 250 ms of the peer's
     //  last datagram may have been answered by it and starts nothing; a report
     //  later does. Data of the same report as keepalives counts
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
-    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key }, &roamed, 0);
     nat_peer_sent_many (peer, 3, 3 * 120, 100);
     nat_peer_sent_many (peer, 3, 3 * 120, 250);
     nat_peer_status (peer, &st);
@@ -983,11 +979,8 @@ nat_peer_test (bool verbose)
     //  6e. A slow path (200 ms round trip, measured): probes every 200 ms, an
     //  answer 200 ms later keeps it up under a one-way stream; dead, it is
     //  down within the same 2 s. At 400 ms, the probing starts at 1.6 s
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key }, &roamed, 0);
     nat_peer_set_rtt (peer, 200000, 20000);
-    nat_peer_confirm_endpoint (peer, &roamed, 0);
     probes = s_simulate (peer, &rec, 120000, 20, 1400, 200, 0);
     nat_peer_status (peer, &st);
     assert (nat_peer_state (peer) == NAT_PEER_UP && st.fast_downs == 0);
@@ -1003,11 +996,8 @@ nat_peer_test (bool verbose)
     s_run_until (peer, &rec, 122000);
     assert (nat_peer_state (peer) == NAT_PEER_WAITING);
     nat_peer_destroy (&peer);
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key }, &roamed, 0);
     nat_peer_set_rtt (peer, 400000, 30000);
-    nat_peer_confirm_endpoint (peer, &roamed, 0);
     nat_peer_sent (peer, 1400, 10);
     assert (nat_peer_next_deadline (peer) == 1600);
     probes = s_simulate (peer, &rec, 60000, 20, 1400, 400, 0);
@@ -1028,10 +1018,7 @@ nat_peer_test (bool verbose)
     //  6g. A peer reached through other peers: what we send it there starts
     //  nothing (the hops' timers judge the hops), and what it sends us there
     //  answers traffic sent on its own path
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
-    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key }, &roamed, 0);
     nat_peer_sent (peer, 1400, 100);            //  on its path, then routed
     for (int64_t t = 200; t <= 10000; t += 100)
         nat_peer_sent_routed (peer, 1400, t);
@@ -1053,10 +1040,7 @@ nat_peer_test (bool verbose)
     nat_peer_destroy (&peer);
 
     //  6f. no_fast_down: only the silence timer
-    memset (&rec, 0, sizeof rec);
-    peer = nat_peer_new (&(nat_peer_config_t) { .public_key = key, .no_fast_down = true }, err, sizeof err);
-    nat_peer_set_handler (peer, &s_rec_handler, &rec);
-    nat_peer_confirm_endpoint (peer, &roamed, 0);
+    peer = s_new_peer_up (&rec, (nat_peer_config_t) { .public_key = key, .no_fast_down = true }, &roamed, 0);
     s_simulate (peer, &rec, 79990, 100, 1400, -1, 0);
     assert (nat_peer_state (peer) == NAT_PEER_UP && rec.n_probes == 0);
     nat_peer_destroy (&peer);

@@ -1154,7 +1154,7 @@ const bus_service_def_t nat_service_def = {
 //  broker, with this thread playing crypto (pipes, and a bus service named
 //  crypto that counts nat.dial) and a peer (a UDP socket).
 
-#include "bus_broker.h"
+#include "bus_testbed.h"
 #include "bus_client.h"
 #include "nat_cookie_reply.h"
 #include <sodium.h>
@@ -1432,10 +1432,8 @@ nat_service_test (bool verbose)
 
     //  The service, in a private network namespace when allowed
     nat_udp_test_netns ();
-    char dir [] = "/tmp/nat-service-test-XXXXXX";
-    assert (mkdtemp (dir));
-    zactor_t *broker = zactor_new (bus_broker_actor, dir);
-    assert (broker);
+    bus_testbed_t *bed = bus_testbed_new ("nat-service-test");
+    const char *dir = bus_testbed_dir (bed);
 
     //  The peer: a UDP socket on loopback
     char err [300];
@@ -1543,11 +1541,7 @@ nat_service_test (bool verbose)
     assert (got == 2 && sizes [0] == 100 && sizes [1] == 50);
 
     //  And nat.status says so
-    bus_client_t *client = NULL;
-    char endpoint [BUS_PATH_MAX];
-    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
-    client = bus_client_new (endpoint, "nat-test", err, sizeof err);
-    assert (client);
+    bus_client_t *client = bus_testbed_client (bed, "nat-test");
     nat_status_reply_t *status = NULL;
     //  The junk may still be on its way: ask until the drops are counted
     for (int attempt = 0; attempt < 50; attempt++) {
@@ -1775,20 +1769,11 @@ nat_service_test (bool verbose)
     bus_pipe_destroy (&from_nat);
     bus_pipe_destroy (&to_nat);
     nat_udp_destroy (&remote);
-    zactor_destroy (&broker);
-    //  Nothing of ours is left in the run directory: the broker's sockets,
-    //  and the receivers' directories (their sockets went with their pipes)
-    const char *names [] = { "bus.ipc", "events.ipc", "tap.ipc" };
-    for (int i = 0; i < 3; i++) {
-        char path [BUS_PATH_MAX];
-        snprintf (path, sizeof path, "%s/%s", dir, names [i]);
-        unlink (path);
-    }
-    const char *receivers [] = { "nat", "crypto" };
-    for (int i = 0; i < 2; i++) {
-        char path [BUS_PATH_MAX];
-        snprintf (path, sizeof path, "%s/%s", dir, receivers [i]);
-        rmdir (path);
-    }
-    assert (rmdir (dir) == 0);
+    //  Nothing of ours is left in the run directory: the broker's sockets and
+    //  the receivers' directories (their sockets went with their pipes) are
+    //  removed with the testbed, and then the directory itself is empty
+    char run_dir [BUS_PATH_MAX];
+    snprintf (run_dir, sizeof run_dir, "%s", dir);
+    bus_testbed_destroy (&bed);
+    assert (access (run_dir, F_OK) == -1);
 }

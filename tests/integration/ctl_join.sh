@@ -8,20 +8,15 @@
 # their exit code and leave no file behind. `leave` stops the node and
 # removes it from the registry's peer list. (TAP)
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
 REGISTRY=$BIFROST_BUILDDIR/services/registry/bifrost-registry
 export BIFROST_ADMIN_TOKEN=admin-$ID-secret
 export BIFROST_NO_SYSTEMD=1         # never the host's systemd: bifrostd started directly
-RURL=http://192.0.2.10:7080
-API=$RURL/api/v1/mesh/networks
 REGPID=
 
 reg_cleanup () {
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
-    if [ "$FAILED" -ne 0 ]; then
-        echo "# ---- registry log (last 20 lines)"
-        tail -20 "$T/reg/registry.log" 2>/dev/null | sed 's/^/#   /'
-    fi
+    disc_registry_cleanup
     node_cleanup
 }
 trap reg_cleanup EXIT
@@ -29,20 +24,13 @@ trap reg_cleanup EXIT
 underlay reg 192.0.2.10
 underlay a 192.0.2.1
 underlay b 192.0.2.2
-mkdir -p "$T/reg"
-cat > "$T/reg/registry.cfg" <<CFG
-registry = { listen = "192.0.2.10:7080"; database = "$T/reg/registry.db";
-             admin_token = "\${BIFROST_ADMIN_TOKEN}"; rate_limit = 0; };
-CFG
-ip netns exec "$(ns_of reg)" "$REGISTRY" -c "$T/reg/registry.cfg" -r "$T/reg/run" >>"$T/reg/registry.log" 2>&1 &
-REGPID=$!
-wait_for 10 in_ns reg curl -s -o /dev/null "$RURL/client/meta"
-ok $? "registry answers on 192.0.2.10:7080"
-admin () { in_ns reg curl -s -X "$1" -H "Authorization: Bearer $BIFROST_ADMIN_TOKEN" ${3:+--data-binary "$3"} "$API$2"; }
-admin POST "" '{"id":"j","name":"j","cidr":"10.100.0.0/24","settings":{"heartbeat_interval":1,"offline_after":3,"expire_after":120}}' \
-    | jq -e '.id == "j"' >/dev/null
-TOKEN=$(admin POST /j/tokens '{"ttl":600,"reusable":true}' | jq -r .token)
-case "$TOKEN" in bjt_*) ok 0 "network j and a reusable join token" ;; *) ok 1 "network j and a reusable join token" ;; esac
+# The registry on 192.0.2.10:7080 with network j and a reusable join token
+# (disc_lib.sh); the token goes to bifrostctl on its command line only: out of
+# this shell's environment, so no process started below inherits it
+disc_registry j
+ok $? "registry answers on $RURL: network j and a reusable join token"
+TOKEN=$BIFROST_JOIN_TOKEN
+unset BIFROST_JOIN_TOKEN
 
 # join NODE URL [ARGS]: bifrostctl join in the node's namespace, everything
 # under $T/NODE; stdout in $T/NODE.out, stderr in $T/NODE.err; the exit code

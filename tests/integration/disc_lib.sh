@@ -71,3 +71,20 @@ CFG
     echo "disc_registry: no join token" >&2
     return 1
 }
+
+#   disc_registry_stop
+# stops the registry disc_registry (or the test) started as REGPID: SIGTERM,
+# then up to 5 s for it to end. disc_registry_cleanup, for the test's EXIT
+# trap, does the same and, when a point failed ($FAILED), shows the last 20
+# lines of $T/reg/registry.log. One way for every test with a registry.
+disc_registry_stop () {
+    [ -n "${REGPID:-}" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
+    REGPID=
+}
+disc_registry_cleanup () {
+    disc_registry_stop
+    if [ "${FAILED:-0}" -ne 0 ]; then
+        echo "# ---- registry log (last 20 lines)"
+        tail -20 "$T/reg/registry.log" 2>/dev/null | sed 's/^/#   /'
+    fi
+}

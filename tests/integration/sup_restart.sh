@@ -47,8 +47,10 @@ wait_for 5 new_ready fast.1 "$FPID"
 ok $? "kill -9 of a stable child: READY again at once"
 T1=$(now_ms)
 echo "# kill -9 -> READY again, no backoff: $((T1 - T0)) ms (bifrostd logs its own figure: $(grep 'fast.1: ready in' "$LOG" | tail -1 | sed 's/.*ready in //'))"
-[ $((T1 - T0)) -lt 1000 ]
-ok $? "a stable child is back in under 1 s"
+# "at once" is the supervisor's decision, read from its log (no backoff), not
+# a time: under 1 s was asserted, and a loaded machine's polling can exceed it
+grep -q "fast\.1: killed by SIGKILL, restarting now" "$LOG" && ! grep -q "fast\.1: killed by SIGKILL, restarting in" "$LOG"
+ok $? "a stable child is restarted without a backoff ('restarting now', back after $((T1 - T0)) ms)"
 reason fast.1 | grep -q "^killed by SIGKILL, restarted after [0-9]* ms$"
 ok $? "status says what happened last: '$(reason fast.1)'"
 remember "$(field fast.1 2)"
