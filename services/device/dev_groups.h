@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DEV_GROUPS_MAX   40         //  device.groups' list (schemas/group.def)
+#define DEV_GROUPS_MAX   64         //  device.groups' list (schemas/group.def)
 #define DEV_GROUPS_TEXT  46         //  INET6_ADDRSTRLEN
 
 typedef struct _dev_groups_t dev_groups_t;
