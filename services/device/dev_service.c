@@ -10,6 +10,7 @@
 #include "dev_igmp.h"
 #include "dev_groups.h"
 #include "dev_gtable.h"
+#include "dev_arp.h"
 #include "dev_gso.h"
 #include "dev_mac.h"
 #include "bus_log.h"
@@ -75,8 +76,8 @@ struct _dev_service_t {
     uint32_t response_ms;       //  the answers' deadline we ask for
     int query_timer;
     int expire_timer;
-    uint64_t query_pkts;        //  queries written: not in tx_*, which is what the tunnel delivered
-    uint64_t query_bytes;
+    uint64_t own_pkts;          //  written by the device itself (queries, anycast answers):
+    uint64_t own_bytes;         //  not in tx_*, which is what the tunnel delivered
 };
 
 //  ---------------------------------------------------------------------------
@@ -221,6 +222,38 @@ s_eth_ip (const uint8_t *frame, size_t len, const uint8_t **ip, size_t *iplen)
 
 #define S_NO_OPINION  (-2)
 
+//  Writes packets the device makes itself into the interface (queries,
+//  answers for anycast addresses), counted apart from what the tunnel delivers
+static void
+s_write_own (dev_service_t *self, dev_pkt_t *pkts, int count)
+{
+    const dev_tun_stats_t *stats = dev_tun_stats (self->tun);
+    uint64_t pkts_before = stats->write_pkts, bytes_before = stats->write_bytes;
+    dev_tun_write_batch (self->tun, pkts, count);
+    self->own_pkts += stats->write_pkts - pkts_before;
+    self->own_bytes += stats->write_bytes - bytes_before;
+}
+
+//  TAP: an ARP request or neighbour solicitation for an anycast address with
+//  a nearest member is answered here with that peer's MAC (and not flooded:
+//  the members would all answer, the last one winning). True if answered.
+static bool
+s_answer_anycast (dev_service_t *self, const uint8_t *frame, size_t len)
+{
+    int family;
+    uint8_t target [16], mac [6], out [DEV_ARP_ANSWER_MAX];
+    uint32_t peer;
+    if (dev_arp_target (frame, len, &family, target)
+    ||  dev_gtable_route (self->gtable, family, target, &peer) != DEV_GROUP_NEAREST
+    ||  dev_peermap_peer_mac (self->map, peer, mac))
+        return false;
+    dev_pkt_t pkt = { out, dev_arp_answer (frame, len, mac, out, sizeof out), sizeof out };
+    if (pkt.len == 0)
+        return false;
+    s_write_own (self, &pkt, 1);
+    return true;
+}
+
 //  Groups (docs/groups.md) on top of the peer map's route: the IGMP/MLD the
 //  kernel sends stay on this node (snooped for device.groups), multicast to a
 //  group the router knows to be empty is dropped, and on a tun a packet to an
@@ -230,6 +263,11 @@ static int64_t
 s_classify_groups (dev_service_t *self, const uint8_t *pkt, size_t len, dev_route_t route, uint64_t now_ms)
 {
     bool tap = self->cfg.dev.type == DEV_TYPE_TAP;
+    if (tap && route == DEV_ROUTE_FLOOD && dev_gtable_has_anycast (self->gtable)
+    &&  s_answer_anycast (self, pkt, len)) {
+        self->counters.anycast++;
+        return -1;
+    }
     const uint8_t *ip = pkt;
     size_t iplen = len;
     if (tap && !s_eth_ip (pkt, len, &ip, &iplen))
@@ -487,8 +525,8 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->up = self->up;
     reply->offload = self->cfg.offload;
     const dev_tun_stats_t *stats = dev_tun_stats (self->tun);
-    reply->tx_packets = stats->write_pkts - self->query_pkts;
-    reply->tx_bytes = stats->write_bytes - self->query_bytes;
+    reply->tx_packets = stats->write_pkts - self->own_pkts;
+    reply->tx_bytes = stats->write_bytes - self->own_bytes;
     reply->drop_write = stats->write_drops;
     reply->peers = self->peer_count;
     reply->groups = (uint32_t) dev_groups_count (self->groups);
@@ -548,11 +586,7 @@ s_send_queries (dev_service_t *self)
         { q6, dev_igmp_query6 (q6, sizeof q6, tap, self->response_ms, self->query_ms / 1000), sizeof q6 }
     };
     //  A kernel without IPv6 on the interface drops the second: no harm
-    const dev_tun_stats_t *stats = dev_tun_stats (self->tun);
-    uint64_t pkts_before = stats->write_pkts, bytes_before = stats->write_bytes;
-    dev_tun_write_batch (self->tun, pkts, 2);
-    self->query_pkts += stats->write_pkts - pkts_before;
-    self->query_bytes += stats->write_bytes - bytes_before;
+    s_write_own (self, pkts, 2);
 }
 
 static int
@@ -592,6 +626,23 @@ s_anycast_address (dev_service_t *self, const dev_gentry_t *e, bool add)
         bus_info ("%s: anycast address %s %s", self->cfg.dev.name, text, add ? "added" : "removed");
 }
 
+//  TAP: the nearest member changed; the host may still have the old one's MAC
+//  for the address: tell it the new one (Linux updates an entry it has)
+static void
+s_announce_nearest (dev_service_t *self, const dev_gentry_t *e)
+{
+    uint8_t mac [6], out [DEV_ARP_ANSWER_MAX];
+    if (self->cfg.dev.type != DEV_TYPE_TAP || !self->up || !self->mac_known
+    ||  dev_peermap_peer_mac (self->map, e->nearest, mac))
+        return;
+    if (e->family == AF_INET && !(self->cfg.dev.has_address && self->cfg.dev.address.family == AF_INET))
+        return;                         //  an ARP reply needs our IPv4 address
+    dev_pkt_t pkt = { out, dev_arp_announce (e->family, e->addr, mac, self->cfg.dev.mac,
+                                             self->cfg.dev.address.addr, out, sizeof out), sizeof out };
+    if (pkt.len)
+        s_write_own (self, &pkt, 1);
+}
+
 static void
 s_on_group_members (bus_service_t *svc, bus_envelope_t *env, void *arg)
 {
@@ -611,9 +662,12 @@ s_on_group_members (bus_service_t *svc, bus_envelope_t *env, void *arg)
         e.members = msg->members_count;
         if (dev_gtable_set (self->gtable, &e, &old))
             bus_warn ("group.members: %s not kept, %d groups known already", msg->group, S_GTABLE_CAPACITY);
-        else
-        if (e.anycast && e.local != old.local)
-            s_anycast_address (self, &e, e.local);
+        else {
+            if (e.anycast && e.local != old.local)
+                s_anycast_address (self, &e, e.local);
+            if (e.anycast && e.nearest != old.nearest && e.nearest != DEV_GTABLE_NO_PEER)
+                s_announce_nearest (self, &e);
+        }
     }
     free (msg);
 }
@@ -1214,15 +1268,21 @@ s_test_send_mcast (const char *group, const char *marker)
 
 //  A socket that joined group on the test interface (close it to leave)
 static int
-s_test_join (const char *group)
+s_test_join_on (const char *group, const char *ifname)
 {
     int fd = socket (AF_INET, SOCK_DGRAM, 0);
     assert (fd >= 0);
-    struct ip_mreqn mreq = { .imr_ifindex = (int) if_nametoindex ("bftest0") };
+    struct ip_mreqn mreq = { .imr_ifindex = (int) if_nametoindex (ifname) };
     inet_pton (AF_INET, group, &mreq.imr_multiaddr);
     int rc = setsockopt (fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq);
     assert (rc == 0);
     return fd;
+}
+
+static int
+s_test_join (const char *group)
+{
+    return s_test_join_on (group, "bftest0");
 }
 
 //  Waits for a device.groups event listing exactly want (space-separated)
@@ -1416,6 +1476,88 @@ s_test_groups_all (const char *dir, bus_pipe_t *from_dev, zsock_t *sub, bool ver
     bus_client_destroy (&client);
 }
 
+//  The same on a tap: IGMP inside Ethernet, the querier's frames answered,
+//  and ARP for an anycast address answered with its nearest member's MAC
+static void
+s_test_tap_groups (const char *dir, zsock_t *sub, bool verbose)
+{
+    bus_config_t *config = s_test_config (
+        "device = { type = \"tap\"; name = \"bftest1\"; mtu = 1400; address = \"10.100.1.1/24\";\n"
+        "           mac_address = \"02:00:00:00:01:01\"; };\n"
+        "peers = ( { name = \"b\"; public_key = \"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\";\n"
+        "            allowed_ips = [\"10.100.1.2/32\"]; } );\n");
+    assert (bus_config_error_count (config) == 0);
+    bus_service_t *svc = bus_service_new ("device", NULL, dir);
+    assert (svc);
+    bus_service_set_config (svc, config);
+    char err [300];
+    dev_service_config_t checked;
+    dev_service_check_config (config, &checked);
+    dev_service_t *dev = dev_service_new (svc, &checked, err, sizeof err);
+    assert (dev && dev_service_up (dev));
+    zactor_t *actor = zactor_new (bus_service_actor, svc);
+    assert (actor);
+    bus_pipe_t *from_dev = bus_pipe_new (dir, PIPE_DEV_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    assert (from_dev);
+    char endpoint [BUS_PATH_MAX];
+    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
+    bus_client_t *client = bus_client_new (endpoint, NULL, err, sizeof err);
+    assert (client);
+
+    //  Snooping and the querier on Ethernet
+    int member = s_test_join_on ("239.2.2.2", "bftest1");
+    assert (s_test_groups (sub, "239.2.2.2", 3000));
+    device_status_reply_t *status = s_test_status (client);
+    assert (status);
+    uint64_t reports = status->group_reports;
+    free (status);
+    zclock_sleep (4000);
+    status = s_test_status (client);
+    assert (status);
+    if (verbose)
+        printf ("  tap: reports %" PRIu64 " -> %" PRIu64 " over 4 s of 1 s queries\n", reports, status->group_reports);
+    assert (status->groups == 1 && status->group_reports >= reports + 3);
+    free (status);
+    close (member);
+    assert (s_test_groups (sub, "", 3000));
+
+    //  Anycast 10.100.1.200, nearest member peer 0: the kernel's ARP request
+    //  is answered with peer 0's MAC, so the datagram goes to peer 0
+    uint8_t key [32], peer_mac [6];
+    size_t key_len = 0;
+    assert (sodium_base642bin (key, sizeof key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=", 44, NULL, &key_len,
+                               NULL, sodium_base64_VARIANT_ORIGINAL) == 0);
+    dev_mac_from_key (key, peer_mac);
+    s_test_members (client, "10.100.1.200", true, false, 0, 1);
+    zclock_sleep (200);
+    s_test_send_udp ("10.100.1.200", "to-anycast-tap", false);
+    int64_t deadline = zclock_mono () + 3000;
+    bool seen = false;
+    while (!seen && zclock_mono () < deadline) {
+        bus_batch_iter_t iter;
+        if (bus_pipe_recv (from_dev, &iter, 100) != 1)
+            continue;
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt))
+            if (pkt.len > 14 && memcmp (pkt.data + pkt.len - 14, "to-anycast-tap", 14) == 0) {
+                assert (pkt.tag == 0 && memcmp (pkt.data, peer_mac, 6) == 0);
+                seen = true;
+            }
+    }
+    assert (seen);
+    status = s_test_status (client);
+    assert (status && status->anycast >= 1);
+    free (status);
+
+    bus_client_destroy (&client);
+    bus_pipe_destroy (&from_dev);
+    zactor_destroy (&actor);
+    dev_service_destroy (&dev);
+    assert (if_nametoindex ("bftest1") == 0);
+    bus_service_destroy (&svc);
+    bus_config_destroy (&config);
+}
+
 void
 dev_service_test (bool verbose)
 {
@@ -1564,7 +1706,6 @@ dev_service_test (bool verbose)
     bus_client_destroy (&client);
 
     s_test_groups_all (dir, from_dev, sub, verbose);
-    zsock_destroy (&sub);
 
     //  Stop: the interface goes with the service
     bus_pipe_destroy (&from_dev);
@@ -1574,6 +1715,8 @@ dev_service_test (bool verbose)
     assert (if_nametoindex ("bftest0") == 0);
     bus_service_destroy (&svc);
     bus_config_destroy (&config);
+    s_test_tap_groups (dir, sub, verbose);
+    zsock_destroy (&sub);
     zactor_destroy (&broker);
     zsys_dir_delete ("%s", dir);    //  best effort; the sockets are gone with their owners
     rmdir (dir);
