@@ -2,7 +2,10 @@
     of the interface. No input may crash it or read out of bounds, and the
     joined-group set it feeds must stay within its capacity. Byte 0: bit 0
     chooses an IP packet (TUN) or an Ethernet frame (TAP); bits 4-7 advance the
-    clock by 100 ms each, so groups expire across inputs. */
+    clock by 100 ms each, so groups expire across inputs. Frames also go to
+    the anycast answerer (an ARP request or neighbour solicitation for an
+    address, answered with a peer's MAC), which reads the same input. */
+#include "dev_arp.h"
 #include "dev_igmp.h"
 #include "dev_groups.h"
 #include "dev_gtable.h"
@@ -44,6 +47,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     dev_groups_apply (set, &msg, now);
     dev_groups_expire (set, now);
     assert (dev_groups_count (set) <= 8);
+    if (mode & 1) {
+        int family;
+        uint8_t target [16], out [DEV_ARP_ANSWER_MAX];
+        const uint8_t mac [6] = { 2, 0, 0, 0, 0, 7 };
+        if (dev_arp_target (pkt, len, &family, target) == 0)
+            assert (dev_arp_answer (pkt, len, mac, out, sizeof out) > 0);
+        else
+            assert (dev_arp_answer (pkt, len, mac, out, sizeof out) == 0);
+    }
     for (size_t i = 0; i < msg.count; i++) {
         uint32_t peer;
         dev_gtable_route (table, msg.records [i].family, msg.records [i].group, &peer);

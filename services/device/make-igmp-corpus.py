@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of fuzz_igmp: IGMPv1/v2/v3 reports and leaves, MLDv1/v2
 reports and done messages, queries, as IP packets (byte 0 = 0) and Ethernet
-frames (byte 0 = 1); bits 4-7 of byte 0 advance the clock by 100 ms each.
+frames (byte 0 = 1, also read by the anycast ARP/ND answerer, with an ARP request
+and a neighbour solicitation); bits 4-7 of byte 0 advance the clock by 100 ms each.
 Usage: make-igmp-corpus.py OUTDIR"""
 import os, socket, struct, sys
 
@@ -66,6 +67,16 @@ def main(out):
     data['tap-igmp-v3-report'] = b'\x01' + eth('01:00:5e:00:00:16', 0x0800, seeds['igmp-v3-report'])
     data['tap-mld-v2-report'] = b'\x01' + eth('33:33:00:00:00:16', 0x86dd, seeds['mld-v2-report'])
     data['tap-vlan-igmp'] = b'\x01' + bytes.fromhex('01005e000016020000000001') + b'\x81\x00\x00\x07\x08\x00' + seeds['igmp-v2-report']
+    # The anycast answerer: an ARP request and a neighbour solicitation
+    arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, bytes.fromhex('020000000001'), a4('10.100.0.1'),
+                      b'\0' * 6, a4('10.100.0.200'))
+    data['tap-arp-anycast'] = b'\x01' + eth('ff:ff:ff:ff:ff:ff', 0x0806, arp)
+    t = a6('fd00::99')
+    ns = struct.pack('!BBHI16sBB6s', 135, 0, 0, 0, t, 1, 1, bytes.fromhex('020000000001'))
+    s6, d6 = a6('fd00::1'), a6('ff02::1:ff00:99')
+    ns = with_csum(ns, 2, s6 + d6 + struct.pack('!IxxxB', len(ns), 58))
+    ip = struct.pack('!IHBB16s16s', 0x60000000, len(ns), 58, 255, s6, d6) + ns
+    data['tap-ns-anycast'] = b'\x01' + eth('33:33:ff:00:00:99', 0x86dd, ip)
     for name, blob in data.items():
         with open(os.path.join(out, name), 'wb') as f:
             f.write(blob)
