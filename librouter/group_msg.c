@@ -128,7 +128,7 @@ group_msg_err_name (group_msg_err_t err)
 {
     static const char *names [GROUP_MSG_ERRORS] = {
         "ok", "too short", "too long", "bad type", "bad version", "reserved bits set", "too many groups",
-        "zero peer id", "not a group address", "wrong group kind", "group twice"
+        "zero peer id", "bad address", "wrong kind", "group twice"
     };
     return err < GROUP_MSG_ERRORS ? names [err] : "unknown";
 }

@@ -4,6 +4,7 @@
     config, and a self test on a real broker. */
 #include "router_service.h"
 #include "router_links.h"
+#include "router_groups.h"
 #include "bus_clock.h"
 #include "bus_log.h"
 #include "node_peers.h"
@@ -42,6 +43,7 @@ typedef struct {
 struct _router_service_t {
     bus_service_t *svc;
     router_links_t *links;
+    router_groups_t *groups;    //  multicast groups and anycast (router_groups.h)
     router_service_config_t config;
     int timer;                  //  expiry and the nat.status question
     int trigger_timer;          //  triggered updates due? (50 ms)
@@ -82,6 +84,27 @@ router_service_check_config (bus_config_t *config, router_service_config_t *out)
     out->status_interval_ms = 2000;
     out->heard_rate = 20;
     out->heard_burst = 100;
+    //  routing.groups: the groups joined from the start
+    config_setting_t *groups = out->routing.groups;
+    int groups_n = groups && (config_setting_is_array (groups) || config_setting_is_list (groups))
+                 ? config_setting_length (groups) : 0;
+    for (int i = 0; i < groups_n; i++) {
+        config_setting_t *item = config_setting_get_elem (groups, (unsigned) i);
+        const char *text = config_setting_type (item) == CONFIG_TYPE_STRING ? config_setting_get_string (item) : NULL;
+        group_entry_t *g = &out->groups [out->groups_count];
+        char err [200];
+        if (!text)
+            bus_config_error (config, item, "routing.groups: expected addresses in quotes, e.g. \"239.1.2.3\"");
+        else
+        if (group_addr_parse (text, g->addr, &g->kind, err, sizeof err))
+            bus_config_error (config, item, "routing.groups: %s", err);
+        else
+        if (out->groups_count == ROUTE_WIRE_MAX_GROUPS)
+            bus_config_error (config, item, "routing.groups: at most %d groups", ROUTE_WIRE_MAX_GROUPS);
+        else
+            out->groups_count++;
+    }
+    out->routing.groups = NULL;         //  (the config's, gone after the check)
     //  The peer list is checked as every node service checks it (a bad one
     //  is the router's error too); the router learns its peers from the bus
     node_peers_t *peers = config ? node_peers_load (config, NULL) : NULL;
@@ -210,6 +233,8 @@ s_sync_next (router_service_t *self, bool all)
     self->next_count = count;
     self->unindexed = unindexed;
     free (routes);
+    //  A group's nearest member follows the routes
+    router_groups_sync (self->groups, all, bus_clock_ms ());
 }
 
 //  Every destination again, coalesced (nat or crypto and the bus may ask at once)
@@ -250,7 +275,8 @@ s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (bus_envelope_get_msg (env, &bus_state_schema, &state, err, sizeof err))
         return;
     bool nat = strncmp (state.instance, "nat", 3) == 0, crypto = strncmp (state.instance, "crypto", 6) == 0;
-    if (nat || crypto)
+    bool device = strncmp (state.instance, "device", 6) == 0;  //  (group.members' other reader)
+    if (nat || crypto || device)
         s_resync_soon (self);
     if (crypto)
         s_announce_round (self, true, bus_clock_ms ());
@@ -299,6 +325,7 @@ s_trigger_tick (bus_loop_t *loop, int timer_id, void *arg)
     int64_t now = bus_clock_ms ();
     if (route_table_updates_due (router_links_table (self->links), now))
         s_announce_round (self, false, now);
+    router_groups_tick (self->groups, now);
     return 0;
 }
 
@@ -307,6 +334,7 @@ s_dump_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     router_service_t *self = (router_service_t *) arg;
     s_announce_round (self, true, bus_clock_ms ());
+    router_groups_dump (self->groups, bus_clock_ms ());
     return 0;
 }
 
@@ -348,15 +376,21 @@ s_on_heard (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (bus_envelope_get_msg (env, &route_heard_schema, heard, err, sizeof err))
         bus_warn ("route.heard: %s", err);
     else {
+        //  A group report (type 50) comes end to end from any peer up or
+        //  routed; an announcement only from a neighbour
         const router_peer_t *from = router_links_find (self->links, heard->index);
+        bool group = heard->announcement_size && heard->announcement [0] == ROUTE_WIRE_GROUPS;
         if (!router_links_self (self->links))
             self->no_self++;
         else
-        if (!from || !from->up || !from->registry_id)
+        if (group ? !router_groups_reachable (self->groups, from) : !from || !from->up || !from->registry_id)
             self->not_neighbour++;
         else
         if (!s_rate_ok (self, heard->index, now))
             self->rate_limited++;
+        else
+        if (group)
+            router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now);
         else {
             route_msg_err_t rc = route_msg_decode (heard->announcement, heard->announcement_size, self->msg);
             if (rc != ROUTE_MSG_OK) {
@@ -395,8 +429,12 @@ s_on_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
     else
     if (streq (type, "peer.down")) {
         peer_down_t down;
-        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err) == 0)
+        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err) == 0) {
+            const router_peer_t *gone = router_links_find (self->links, down.index);
+            if (gone && gone->registry_id)
+                router_groups_forget (self->groups, gone->id, bus_clock_ms ());
             router_links_peer_down (self->links, down.index, bus_clock_ms ());
+        }
     }
     else
         return;
@@ -482,6 +520,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     int64_t now = bus_clock_ms ();
     if (route_table_expire (router_links_table (self->links), now))
         s_sync_next (self, false);
+    router_groups_expire (self->groups, now);
     if (!self->asking) {
         nat_status_t request = { .peer = "" };
         self->asked = now;
@@ -560,7 +599,9 @@ s_counter (router_routes_reply_t *reply, const char *name, uint64_t value)
     if (!value || reply->refused_count == sizeof reply->refused / sizeof reply->refused [0])
         return;
     router_counter_t *c = &reply->refused [reply->refused_count++];
-    snprintf (c->name, sizeof c->name, "%s", name);
+    size_t len = strlen (name) < sizeof c->name - 1 ? strlen (name) : sizeof c->name - 1;
+    memcpy (c->name, name, len);
+    c->name [len] = 0;
     c->value = value;
 }
 
@@ -586,6 +627,18 @@ s_counters (router_service_t *self, router_routes_reply_t *reply)
     s_counter (reply, "rate limited", self->rate_limited);
     s_counter (reply, "not a neighbour", self->not_neighbour);
     s_counter (reply, "no self id", self->no_self);
+    //  The group reports' (docs/groups.md)
+    const router_groups_stats_t *groups = router_groups_stats (self->groups);
+    const group_stats_t *table = group_table_stats (router_groups_table (self->groups));
+    char name [32];
+    for (int e = 1; e < GROUP_MSG_ERRORS; e++) {
+        snprintf (name, sizeof name, "group %s", group_msg_err_name ((group_msg_err_t) e));
+        s_counter (reply, name, groups->codec [e]);
+    }
+    s_counter (reply, "group stale", table->stale);
+    s_counter (reply, "group impostor", table->impostor);
+    s_counter (reply, "group capped", table->capped);
+    s_counter (reply, "group expired", table->expired);
 }
 
 static void
@@ -658,6 +711,8 @@ router_service_new (bus_service_t *svc, router_service_config_t *config, char *e
     self->svc = svc;
     self->config = *config;
     self->links = router_links_new (&config->route);
+    self->groups = router_groups_new (svc, self->links, config->groups, config->groups_count,
+                                      config->route.route_timeout);
     self->msg = (route_msg_t *) calloc (1, sizeof *self->msg);
     assert (self->msg);
     self->interval = config->status_interval_ms;
@@ -700,6 +755,7 @@ router_service_destroy (router_service_t **self_p)
         if (self->resync_timer >= 0)
             bus_loop_timer_end (loop, self->resync_timer);
     }
+    router_groups_destroy (&self->groups);
     router_links_destroy (&self->links);
     free (self->next);
     free (self->buckets);
