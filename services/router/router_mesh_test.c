@@ -15,6 +15,7 @@
     to any node the sender has a route to, as a routed session would, and
     records group.members. */
 #include "router_service.h"
+#include "router_groups.h"
 #include "router_mesh_test.h"
 #include "bus_broker.h"
 #include "bus_client.h"
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define M_NODES     6           //  index 0 unused: nodes 1 .. 5 = a .. e
 #define M_INBOX     512
@@ -346,6 +348,9 @@ s_mesh_stop (m_node_t *mesh)
         router_service_destroy (&node->router);
         bus_service_destroy (&node->svc);
         zactor_destroy (&node->broker);
+        char file [128];
+        snprintf (file, sizeof file, "%s/router/%s", node->dir, ROUTER_GROUPS_FILE);
+        unlink (file);          //  (the groups joined through router.group)
         bus_run_dir_remove (node->dir);
         free (node->inbox);
         pthread_mutex_destroy (&node->lock);
