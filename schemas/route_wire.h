@@ -38,5 +38,11 @@ _Static_assert (ROUTE_WIRE_MAX_METRIC == ROUTE_WIRE_MAX_PATH * (ROUTE_WIRE_LINK_
 _Static_assert (ROUTE_WIRE_ROUTE_METRIC_SIZE == 4 && ROUTE_WIRE_ROUTE_DEST_SIZE == 8
                 && ROUTE_WIRE_ANNOUNCE_SEQNO_SIZE == 8 && ROUTE_WIRE_ANNOUNCE_ORIGIN_SIZE == 8
                 && ROUTE_WIRE_ANNOUNCE_COUNT_SIZE == 2, "route_wire.def: the codec's integer sizes");
+_Static_assert (ROUTE_WIRE_GROUPS_ENTRIES == ROUTE_WIRE_GROUPS_SIZE, "route_wire.def: the group entries follow the header");
+_Static_assert (ROUTE_WIRE_GROUPS_SIZE + ROUTE_WIRE_MAX_GROUPS * ROUTE_WIRE_GROUP_SIZE <= ROUTE_WIRE_MAX_SIZE,
+                "route_wire.def: a full group report fits max_size");
+_Static_assert (ROUTE_WIRE_MAX_GROUPS <= 255 && ROUTE_WIRE_GROUPS_COUNT_SIZE == 1, "route_wire.def: the group count is one byte");
+_Static_assert (ROUTE_WIRE_GROUP_ADDRESS_SIZE == 16 && ROUTE_WIRE_GROUPS_ORIGIN_SIZE == 8
+                && ROUTE_WIRE_GROUPS_SEQNO_SIZE == 8, "route_wire.def: the group codec's sizes");
 
 #endif

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The tables of docs/packet-path.md, docs/wire-format.md, docs/bridge-wire.md,
-# docs/routing.md, docs/bus.md and docs/supervisor.md are the ones
+# docs/routing.md, docs/groups.md, docs/bus.md and docs/supervisor.md are the ones
 # schemas/schema-doc generates from schemas/pipes.def, schemas/wire.def,
 # schemas/bridge_wire.def, schemas/route_wire.def, schemas/senders.def,
 # schemas/syscalls.def and schemas/metrics.def (docs/metrics.md), and every
@@ -10,7 +10,7 @@ set -u
 build=${BIFROST_BUILDDIR:-.}
 src=${BIFROST_SRCDIR:-.}
 gen="$build/schemas/schema-doc.md"
-docs="docs/packet-path.md docs/wire-format.md docs/bridge-wire.md docs/routing.md docs/bus.md docs/supervisor.md docs/metrics.md"
+docs="docs/packet-path.md docs/wire-format.md docs/bridge-wire.md docs/routing.md docs/groups.md docs/bus.md docs/supervisor.md docs/metrics.md"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 n=0

@@ -47,6 +47,11 @@ s_usage (FILE *out)
         "                            dropped and limited datagrams (relay.status)\n"
         "  routes [--json] [NAME]    the router's table: destination, next hop, path (direct,\n"
         "                            peer, relay, turn), metric, hops, the link's RTT, age\n"
+        "  group join ADDR           this node joins a multicast group or answers an anycast\n"
+        "                            address (a unicast ADDR); kept across router restarts\n"
+        "  group leave ADDR          leave what group join joined\n"
+        "  group list [--json]       every group known: this node's (and why), the peers that\n"
+        "                            are members by name, nearest first, the nearest for anycast\n"
         "  bridge [--json]           every bridge instance (bridge.1..N): flows open, waiting and\n"
         "                            established, datagrams, drops, refusals, closes (bridge.status)\n"
         "  join URL --token TOKEN --network ID [...]\n"
@@ -470,6 +475,62 @@ s_netcheck (const char *run_dir, bool json)
         printf ("%-16s %-24s %-9s %-4s %10s  %s\n", r->name, *r->address ? r->address : "-", r->transport,
                 r->up ? "yes" : "no", rtt, *r->observed ? r->observed : "-");
     }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  group: join, leave, list (router.group; docs/groups.md)
+
+static int
+s_group (const char *run_dir, const char *action, const char *group, bool json)
+{
+    router_group_t request;
+    memset (&request, 0, sizeof request);
+    snprintf (request.action, sizeof request.action, "%s", action);
+    if (group && strlen (group) >= sizeof request.group) {
+        fprintf (stderr, "bifrostctl: '%.60s...' is not an IPv4 or IPv6 address\n", group);
+        return 1;
+    }
+    snprintf (request.group, sizeof request.group, "%s", group ? group : "");
+    bus_envelope_t *reply = s_ask (run_dir, "router", &router_group_schema, &request);
+    if (!reply)
+        return 1;
+    router_group_reply_t *list = (router_group_reply_t *) zmalloc (sizeof *list);
+    char err [200];
+    if (bus_envelope_get_msg (reply, &router_group_reply_schema, list, err, sizeof err)) {
+        fprintf (stderr, "bifrostctl: unexpected reply from the router %s: %s\n", bus_envelope_type (reply), err);
+        bus_envelope_destroy (&reply);
+        free (list);
+        return 1;
+    }
+    bus_envelope_destroy (&reply);
+    if (json) {
+        json_t *object = bus_codec_to_json (&router_group_reply_schema, list);
+        char *text = json_dumps (object, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf ("%s\n", text);
+        free (text);
+        json_decref (object);
+    }
+    else
+    if (group) {
+        //  join, leave: one line (the router refused a bad address with its reason)
+        printf ("%s %s\n", streq (action, "join") ? "joined" : "left", group);
+    }
+    else {
+        printf ("%-40s %-9s %-17s %-20s %s\n", "GROUP", "KIND", "LOCAL", "NEAREST", "MEMBERS");
+        for (uint32_t i = 0; i < list->groups_count; i++) {
+            const router_group_info_t *g = &list->groups [i];
+            char members [800] = "";
+            size_t len = 0;
+            for (uint32_t k = 0; k < g->members_count && len < sizeof members; k++)
+                len += (size_t) snprintf (members + len, sizeof members - len, "%s%s", k ? ", " : "", g->members [k]);
+            printf ("%-40s %-9s %-17s %-20s %s\n", g->group, g->anycast ? "anycast" : "multicast",
+                    *g->local ? g->local : "-", *g->nearest ? g->nearest : "-", *members ? members : "-");
+        }
+        if (list->total > list->groups_count)
+            printf ("(%u more)\n", list->total - list->groups_count);
+    }
+    free (list);
     return 0;
 }
 
@@ -1137,6 +1198,10 @@ main (int argc, char **argv)
         return s_bridge (run_dir, json);
     if (strcmp (command, "routes") == 0 && nargs <= 1)
         return s_routes (run_dir, json, nargs ? args [0] : NULL);
+    if (strcmp (command, "group") == 0 && nargs == 2 && (streq (args [0], "join") || streq (args [0], "leave")))
+        return s_group (run_dir, args [0], args [1], json);
+    if (strcmp (command, "group") == 0 && nargs == 1 && streq (args [0], "list"))
+        return s_group (run_dir, "list", NULL, json);
     if (strcmp (command, "netcheck") == 0 && nargs == 0)
         return s_netcheck (run_dir, json);
     fprintf (stderr, "bifrostctl: unknown command or wrong arguments: %s (see bifrostctl -h)\n", command);

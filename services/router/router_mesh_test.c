@@ -10,8 +10,12 @@
     encoded, split, rate-limited and decoded, not the library's in a loop.
 
     Peer index k is node k on every node. Links (RTT): a-b 10 ms, b-c 10,
-    a-d 30, d-c 30, c-e 5; a's discovery does not list e. */
+    a-d 30, d-c 30, c-e 5; a's discovery does not list e (but for the groups'
+    test). Group reports (type 50) go end to end: the test crypto carries one
+    to any node the sender has a route to, as a routed session would, and
+    records group.members. */
 #include "router_service.h"
+#include "router_groups.h"
 #include "router_mesh_test.h"
 #include "bus_broker.h"
 #include "bus_client.h"
@@ -25,9 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define M_NODES     6           //  index 0 unused: nodes 1 .. 5 = a .. e
 #define M_INBOX     512
+#define M_GROUPS    4           //  group.members recorded per node
 
 typedef struct {
     uint32_t index;
@@ -58,8 +64,12 @@ struct _m_node_t {
     route_next_t next [M_NODES + 4];
     bool next_seen [M_NODES + 4];
     int64_t next_at [M_NODES + 4];      //  when it arrived
-    uint64_t next_events, announced;
+    uint64_t next_events, announced, reports;
+    group_members_t groups [M_GROUPS];  //  group.members by group, as last heard
+    int64_t groups_at [M_GROUPS];
 };
+
+static bool s_list_all;         //  every node's discovery names every other
 
 static void
 s_hex (uint64_t id, char *out, size_t size)
@@ -165,12 +175,25 @@ s_crypto_event (bus_service_t *crypto, bus_envelope_t *env, void *arg)
         route_announce_t *msg = (route_announce_t *) calloc (1, sizeof *msg);
         assert (msg);
         assert (bus_envelope_get_msg (env, &route_announce_schema, msg, err, sizeof err) == 0);
+        uint32_t k = msg->index;
+        assert (msg->announcement_size <= ROUTE_WIRE_MAX_SIZE);
+        if (msg->announcement_size && msg->announcement [0] == ROUTE_WIRE_GROUPS) {
+            //  A group report: end to end, to any node we have a route to
+            assert (k > 0 && k < M_NODES);
+            pthread_mutex_lock (&node->lock);
+            //  (a node whose discovery does not name us has no session with us)
+            bool routed = node->next_seen [k] && node->next [k].next_hops_count > 0 && node->mesh [k].listed [node->k];
+            node->reports++;
+            pthread_mutex_unlock (&node->lock);
+            if (routed)
+                s_inbox_put (&node->mesh [k], (uint32_t) node->k, msg->announcement, msg->announcement_size);
+            free (msg);
+            return;
+        }
+        assert (k > 0 && k < M_NODES && node->rtt_ms [k]);     //  only to neighbours
         pthread_mutex_lock (&node->lock);
         node->announced++;
         pthread_mutex_unlock (&node->lock);
-        uint32_t k = msg->index;
-        assert (k > 0 && k < M_NODES && node->rtt_ms [k]);     //  only to neighbours
-        assert (msg->announcement_size <= ROUTE_WIRE_MAX_SIZE);
         if (atomic_load (&node->up [k]) && atomic_load (&node->mesh [k].up [node->k]))
             s_inbox_put (&node->mesh [k], (uint32_t) node->k, msg->announcement, msg->announcement_size);
         free (msg);
@@ -186,6 +209,21 @@ s_crypto_event (bus_service_t *crypto, bus_envelope_t *env, void *arg)
         node->next_at [next.index] = bus_clock_ms ();
         node->next_events++;
         pthread_mutex_unlock (&node->lock);
+    }
+    else
+    if (streq (bus_envelope_type (env), "group.members")) {
+        group_members_t *members = (group_members_t *) calloc (1, sizeof *members);
+        assert (members);
+        assert (bus_envelope_get_msg (env, &group_members_schema, members, err, sizeof err) == 0);
+        pthread_mutex_lock (&node->lock);
+        size_t slot = 0;
+        while (slot < M_GROUPS && *node->groups [slot].group && !streq (node->groups [slot].group, members->group))
+            slot++;
+        assert (slot < M_GROUPS);
+        node->groups [slot] = *members;
+        node->groups_at [slot] = bus_clock_ms ();
+        pthread_mutex_unlock (&node->lock);
+        free (members);
     }
 }
 
@@ -244,7 +282,7 @@ s_mesh_start (m_node_t *mesh, const char *const *configs)
         node->inbox = (m_heard_t *) calloc (M_INBOX, sizeof *node->inbox);
         assert (node->inbox);
         for (int j = 1; j < M_NODES; j++)
-            node->listed [j] = j != k && !(k == 1 && j == 5);
+            node->listed [j] = j != k && (s_list_all || !(k == 1 && j == 5));
     }
     for (int k = 1; k < M_NODES; k++) {
         m_node_t *node = &mesh [k];
@@ -267,6 +305,7 @@ s_mesh_start (m_node_t *mesh, const char *const *configs)
         node->router = router_service_new (node->svc, &checked, err, sizeof err);
         assert (node->router);
         bus_service_subscribe (node->crypto, "route.", s_crypto_event, node);
+        bus_service_subscribe (node->crypto, "group.members", s_crypto_event, node);
         bus_loop_timer (bus_service_loop (node->crypto), 5, 0, s_crypto_tick, node);
         node->router_actor = zactor_new (bus_service_actor, node->svc);
         node->crypto_actor = zactor_new (bus_service_actor, node->crypto);
@@ -310,6 +349,9 @@ s_mesh_stop (m_node_t *mesh)
         router_service_destroy (&node->router);
         bus_service_destroy (&node->svc);
         zactor_destroy (&node->broker);
+        char file [128];
+        snprintf (file, sizeof file, "%s/router/%s", node->dir, ROUTER_GROUPS_FILE);
+        unlink (file);          //  (the groups joined through router.group)
         bus_run_dir_remove (node->dir);
         free (node->inbox);
         pthread_mutex_destroy (&node->lock);
@@ -447,12 +489,19 @@ s_test_default (bool verbose)
     free (routes);
 
     //  b lost (nat): c moves to d at once (30 + 100 twice); b back: back
+    int64_t cut = bus_clock_ms ();
     s_set_up (mesh, 1, 2, false);
     waited = s_wait_next (a, 3, 4, 2, 260, &next);
     assert (waited >= 0 && next.next_hops [0].id == mesh [4].id);
     pthread_mutex_lock (&a->lock);
-    int64_t failover = a->next_at [3] - atomic_load (&a->down_at [2]);
+    //  From nat.peer.down; or from the cut when a nat.status reply (which
+    //  says the link is down too) reached the router first
+    int64_t down = atomic_load (&a->down_at [2]);
+    int64_t failover = a->next_at [3] - (down && down <= a->next_at [3] ? down : cut);
     pthread_mutex_unlock (&a->lock);
+    if (failover < 0 || failover >= 1000)
+        printf ("router_mesh: c through d at %" PRId64 ", nat.peer.down at %" PRId64 ", cut at %" PRId64 "\n",
+                a->next_at [3], down, cut);
     assert (failover >= 0 && failover < 1000);
     s_set_up (mesh, 1, 2, true);
     assert (s_wait_next (a, 3, 2, 2, 220, &next) >= 0);
@@ -580,9 +629,179 @@ s_test_switches (bool verbose)
     s_mesh_stop (mesh);
 }
 
+//  ---------------------------------------------------------------------------
+//  Groups across the mesh
+
+//  router.group on node (action, group): 0 answered, -1 refused (the reason
+//  in s_group_err)
+static char s_group_err [300];
+
+static int
+s_group (m_node_t *node, const char *action, const char *group, router_group_reply_t *reply)
+{
+    router_group_t request;
+    memset (&request, 0, sizeof request);
+    snprintf (request.action, sizeof request.action, "%s", action);
+    snprintf (request.group, sizeof request.group, "%s", group);
+    char err [300];
+    bus_envelope_t *env = bus_client_request (node->client, "router", &router_group_schema, &request, 2000,
+                                              s_group_err, sizeof s_group_err);
+    if (!env)
+        return -1;
+    router_group_reply_t *scratch = reply ? reply : (router_group_reply_t *) calloc (1, sizeof *scratch);
+    assert (scratch && bus_envelope_get_msg (env, &router_group_reply_schema, scratch, err, sizeof err) == 0);
+    if (!reply)
+        free (scratch);
+    bus_envelope_destroy (&env);
+    return 0;
+}
+
+//  node's last group.members for group
+static bool
+s_members (m_node_t *node, const char *group, group_members_t *out, int64_t *at)
+{
+    bool seen = false;
+    pthread_mutex_lock (&node->lock);
+    for (size_t slot = 0; slot < M_GROUPS && !seen; slot++)
+        if (streq (node->groups [slot].group, group)) {
+            *out = node->groups [slot];
+            if (at)
+                *at = node->groups_at [slot];
+            seen = true;
+        }
+    pthread_mutex_unlock (&node->lock);
+    return seen;
+}
+
+//  Until node's group.members for group says members (indexes, nearest
+//  first, "" for none) and nearest (UINT32_MAX: none), 5 s at most; ms
+//  waited, -1 on time out
+static int64_t
+s_wait_members (m_node_t *node, const char *group, const char *members, uint32_t nearest, bool local)
+{
+    int64_t start = bus_clock_ms ();
+    static group_members_t got;
+    char list [64] = "";
+    while (bus_clock_ms () - start < 5000) {
+        if (s_members (node, group, &got, NULL)) {
+            size_t len = 0;
+            list [0] = 0;
+            for (uint32_t i = 0; i < got.members_count && len < sizeof list; i++)
+                len += (size_t) snprintf (list + len, sizeof list - len, "%s%u", i ? " " : "", got.members [i].index);
+            if (streq (list, members) && got.nearest == nearest && got.local == local)
+                return bus_clock_ms () - start;
+        }
+        zclock_sleep (2);
+    }
+    printf ("router_mesh: %s's group.members for %s: '%s', nearest %u, local %d (want '%s', %u)\n", node->name,
+            group, list, got.nearest, got.local, members, nearest);
+    fflush (stdout);
+    return -1;
+}
+
+//  e and d join the anycast address 10.99.0.1 (d at 130 from a, e at 325),
+//  e the multicast group 239.1.2.3: a learns both from their reports, with
+//  their indexes, nearest first; d leaves: e is nearest; d back, then cut
+//  off (its links down): e is nearest again at once
+static void
+s_test_groups (bool verbose)
+{
+    static m_node_t mesh [M_NODES];
+    memset (mesh, 0, sizeof mesh);
+    s_list_all = true;
+    const char *fast = "routing = { route_timeout = \"10s\"; };";
+    const char *const configs [M_NODES] = { NULL, fast, fast, "routing = { route_timeout = \"10s\"; groups = "
+                                            "[ \"ff3e::42\" ]; };", fast, fast };
+    s_link (mesh, 1, 2, 10);
+    s_link (mesh, 2, 3, 10);
+    s_link (mesh, 1, 4, 30);
+    s_link (mesh, 4, 3, 30);
+    s_link (mesh, 3, 5, 5);
+    s_mesh_start (mesh, configs);
+    m_node_t *a = &mesh [1], *c = &mesh [3], *d = &mesh [4], *e = &mesh [5];
+    route_next_t next;
+    assert (s_wait_next (a, 5, 2, 3, 325, &next) >= 0);
+    int64_t t0 = bus_clock_ms ();
+    assert (s_group (e, "join", "10.99.0.1", NULL) == 0);
+    assert (s_group (e, "join", "239.1.2.3", NULL) == 0);
+    assert (s_group (d, "join", "10.99.0.1", NULL) == 0);
+    int64_t waited = s_wait_members (a, "10.99.0.1", "4 5", 4, false);
+    assert (waited >= 0);
+    group_members_t got;
+    assert (s_members (a, "10.99.0.1", &got, NULL) && got.anycast && got.members [0].id == d->id
+            && got.members [0].metric == 130 && got.members [1].id == e->id && got.members [1].metric == 325);
+    assert (s_wait_members (a, "239.1.2.3", "5", 5, false) >= 0);
+    assert (s_members (a, "239.1.2.3", &got, NULL) && !got.anycast);
+    //  c's standing group (routing.groups) is c's own there, and a's from c's report
+    assert (s_wait_members (c, "ff3e::42", "", UINT32_MAX, true) >= 0);
+    assert (s_wait_members (a, "ff3e::42", "3", 3, false) >= 0);
+    if (verbose)
+        printf ("router_mesh: d and e joined 10.99.0.1: a's group.members d (130) then e (325) %" PRId64
+                " ms after the joins\n", bus_clock_ms () - t0);
+    //  The list by name, nearest first
+    router_group_reply_t *reply = (router_group_reply_t *) calloc (1, sizeof *reply);
+    assert (reply && s_group (a, "list", "", reply) == 0);
+    assert (reply->total == 3 && reply->groups_count == 3);
+    const router_group_info_t *row = &reply->groups [0];        //  10.99.0.1 (v4-mapped sort first)
+    assert (streq (row->group, "10.99.0.1") && row->anycast && streq (row->nearest, "d") && row->members_count == 2
+            && streq (row->members [0], "d") && streq (row->members [1], "e") && !*row->local);
+    row = &reply->groups [1];
+    assert (streq (row->group, "239.1.2.3") && !row->anycast && streq (row->nearest, "e"));
+    assert (streq (reply->groups [2].group, "ff3e::42") && streq (reply->groups [2].members [0], "c"));
+    assert (s_group (c, "list", "", reply) == 0);
+    bool config = false;
+    for (uint32_t i = 0; i < reply->groups_count; i++)
+        config |= streq (reply->groups [i].group, "ff3e::42") && streq (reply->groups [i].local, "config");
+    assert (config);
+
+    //  d leaves: e is the nearest; d joins again: d
+    int64_t left = bus_clock_ms ();
+    assert (s_group (d, "leave", "10.99.0.1", NULL) == 0);
+    assert (s_wait_members (a, "10.99.0.1", "5", 5, false) >= 0);
+    int64_t moved = bus_clock_ms () - left;
+    assert (s_group (d, "join", "10.99.0.1", NULL) == 0);
+    assert (s_wait_members (a, "10.99.0.1", "4 5", 4, false) >= 0);
+    //  d cut off (both its links down): e at once, d still a member, last
+    int64_t cut = bus_clock_ms ();
+    s_set_up (mesh, 1, 4, false);
+    s_set_up (mesh, 3, 4, false);
+    assert (s_wait_members (a, "10.99.0.1", "5 4", 5, false) >= 0);
+    int64_t at = 0;
+    assert (s_members (a, "10.99.0.1", &got, &at) && got.members [1].metric == 0);
+    //  (nat's test service says so within 50 ms, in nat.peer.down or nat.status)
+    int64_t failover = at - cut;
+    assert (failover >= 0 && failover < 1000);
+    if (verbose)
+        printf ("router_mesh: d left 10.99.0.1: e nearest on a after %" PRId64 " ms; d cut off: e nearest %" PRId64
+                " ms after the links went down\n", moved, failover);
+    //  Refusals: not an address, loopback, not joined here, no such action
+    static const struct { const char *action, *group, *why; } refusals [] = {
+        { "join", "239.1.2", "'239.1.2' is not an IPv4 or IPv6 address" },
+        { "join", "127.0.0.1", "127.0.0.1 is a loopback address: it cannot be a group" },
+        { "join", "0.0.0.0", "0.0.0.0 is the unspecified address" },
+        { "join", "::", ":: is the unspecified address" },
+        { "join", "fe80::1", "fe80::1 is a link-local unicast address" },
+        { "join", "169.254.1.1", "169.254.1.1 is a link-local unicast address" },
+        { "join", "255.255.255.255", "255.255.255.255 is the broadcast address" },
+        { "leave", "239.9.9.9", "239.9.9.9 was not joined with bifrostctl group join" },
+        { "leave", "ff3e::42", "ff3e::42 was not joined with bifrostctl group join (routing.groups of the config" },
+        { "drop", "239.1.2.3", "unknown action 'drop': join, leave or list" },
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals [0]; i++) {
+        int rc = s_group (streq (refusals [i].group, "ff3e::42") ? c : a, refusals [i].action, refusals [i].group, NULL);
+        if (rc != -1 || !strstr (s_group_err, refusals [i].why))
+            printf ("router_mesh: %s %s: %d '%s'\n", refusals [i].action, refusals [i].group, rc, s_group_err);
+        assert (rc == -1 && strstr (s_group_err, refusals [i].why));
+    }
+    free (reply);
+    s_mesh_stop (mesh);
+    s_list_all = false;
+}
+
 void
 router_mesh_test (bool verbose)
 {
+    s_test_groups (verbose);
     s_test_default (verbose);
     s_test_switches (verbose);
     if (verbose)

@@ -4,6 +4,7 @@
     config, and a self test on a real broker. */
 #include "router_service.h"
 #include "router_links.h"
+#include "router_groups.h"
 #include "bus_clock.h"
 #include "bus_log.h"
 #include "node_peers.h"
@@ -42,6 +43,7 @@ typedef struct {
 struct _router_service_t {
     bus_service_t *svc;
     router_links_t *links;
+    router_groups_t *groups;    //  multicast groups and anycast (router_groups.h)
     router_service_config_t config;
     int timer;                  //  expiry and the nat.status question
     int trigger_timer;          //  triggered updates due? (50 ms)
@@ -82,6 +84,27 @@ router_service_check_config (bus_config_t *config, router_service_config_t *out)
     out->status_interval_ms = 2000;
     out->heard_rate = 20;
     out->heard_burst = 100;
+    //  routing.groups: the groups joined from the start
+    config_setting_t *groups = out->routing.groups;
+    int groups_n = groups && (config_setting_is_array (groups) || config_setting_is_list (groups))
+                 ? config_setting_length (groups) : 0;
+    for (int i = 0; i < groups_n; i++) {
+        config_setting_t *item = config_setting_get_elem (groups, (unsigned) i);
+        const char *text = config_setting_type (item) == CONFIG_TYPE_STRING ? config_setting_get_string (item) : NULL;
+        group_entry_t *g = &out->groups [out->groups_count];
+        char err [200];
+        if (!text)
+            bus_config_error (config, item, "routing.groups: expected addresses in quotes, e.g. \"239.1.2.3\"");
+        else
+        if (group_addr_parse (text, g->addr, &g->kind, err, sizeof err))
+            bus_config_error (config, item, "routing.groups: %s", err);
+        else
+        if (out->groups_count == ROUTE_WIRE_MAX_GROUPS)
+            bus_config_error (config, item, "routing.groups: at most %d groups", ROUTE_WIRE_MAX_GROUPS);
+        else
+            out->groups_count++;
+    }
+    out->routing.groups = NULL;         //  (the config's, gone after the check)
     //  The peer list is checked as every node service checks it (a bad one
     //  is the router's error too); the router learns its peers from the bus
     node_peers_t *peers = config ? node_peers_load (config, NULL) : NULL;
@@ -210,6 +233,8 @@ s_sync_next (router_service_t *self, bool all)
     self->next_count = count;
     self->unindexed = unindexed;
     free (routes);
+    //  A group's nearest member follows the routes
+    router_groups_sync (self->groups, all, bus_clock_ms ());
 }
 
 //  Every destination again, coalesced (nat or crypto and the bus may ask at once)
@@ -250,7 +275,8 @@ s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (bus_envelope_get_msg (env, &bus_state_schema, &state, err, sizeof err))
         return;
     bool nat = strncmp (state.instance, "nat", 3) == 0, crypto = strncmp (state.instance, "crypto", 6) == 0;
-    if (nat || crypto)
+    bool device = strncmp (state.instance, "device", 6) == 0;  //  (group.members' other reader)
+    if (nat || crypto || device)
         s_resync_soon (self);
     if (crypto)
         s_announce_round (self, true, bus_clock_ms ());
@@ -299,6 +325,7 @@ s_trigger_tick (bus_loop_t *loop, int timer_id, void *arg)
     int64_t now = bus_clock_ms ();
     if (route_table_updates_due (router_links_table (self->links), now))
         s_announce_round (self, false, now);
+    router_groups_tick (self->groups, now);
     return 0;
 }
 
@@ -307,6 +334,7 @@ s_dump_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     router_service_t *self = (router_service_t *) arg;
     s_announce_round (self, true, bus_clock_ms ());
+    router_groups_dump (self->groups, bus_clock_ms ());
     return 0;
 }
 
@@ -348,15 +376,21 @@ s_on_heard (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (bus_envelope_get_msg (env, &route_heard_schema, heard, err, sizeof err))
         bus_warn ("route.heard: %s", err);
     else {
+        //  A group report (type 50) comes end to end from any peer up or
+        //  routed; an announcement only from a neighbour
         const router_peer_t *from = router_links_find (self->links, heard->index);
+        bool group = heard->announcement_size && heard->announcement [0] == ROUTE_WIRE_GROUPS;
         if (!router_links_self (self->links))
             self->no_self++;
         else
-        if (!from || !from->up || !from->registry_id)
+        if (group ? !router_groups_reachable (self->groups, from) : !from || !from->up || !from->registry_id)
             self->not_neighbour++;
         else
         if (!s_rate_ok (self, heard->index, now))
             self->rate_limited++;
+        else
+        if (group)
+            router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now);
         else {
             route_msg_err_t rc = route_msg_decode (heard->announcement, heard->announcement_size, self->msg);
             if (rc != ROUTE_MSG_OK) {
@@ -395,8 +429,12 @@ s_on_peer (bus_service_t *svc, bus_envelope_t *env, void *arg)
     else
     if (streq (type, "peer.down")) {
         peer_down_t down;
-        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err) == 0)
+        if (bus_envelope_get_msg (env, &peer_down_schema, &down, err, sizeof err) == 0) {
+            const router_peer_t *gone = router_links_find (self->links, down.index);
+            if (gone && gone->registry_id)
+                router_groups_forget (self->groups, gone->id, bus_clock_ms ());
             router_links_peer_down (self->links, down.index, bus_clock_ms ());
+        }
     }
     else
         return;
@@ -482,6 +520,7 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
     int64_t now = bus_clock_ms ();
     if (route_table_expire (router_links_table (self->links), now))
         s_sync_next (self, false);
+    router_groups_expire (self->groups, now);
     if (!self->asking) {
         nat_status_t request = { .peer = "" };
         self->asked = now;
@@ -560,7 +599,9 @@ s_counter (router_routes_reply_t *reply, const char *name, uint64_t value)
     if (!value || reply->refused_count == sizeof reply->refused / sizeof reply->refused [0])
         return;
     router_counter_t *c = &reply->refused [reply->refused_count++];
-    snprintf (c->name, sizeof c->name, "%s", name);
+    size_t len = strlen (name) < sizeof c->name - 1 ? strlen (name) : sizeof c->name - 1;
+    memcpy (c->name, name, len);
+    c->name [len] = 0;
     c->value = value;
 }
 
@@ -586,6 +627,18 @@ s_counters (router_service_t *self, router_routes_reply_t *reply)
     s_counter (reply, "rate limited", self->rate_limited);
     s_counter (reply, "not a neighbour", self->not_neighbour);
     s_counter (reply, "no self id", self->no_self);
+    //  The group reports' (docs/groups.md)
+    const router_groups_stats_t *groups = router_groups_stats (self->groups);
+    const group_stats_t *table = group_table_stats (router_groups_table (self->groups));
+    char name [32];
+    for (int e = 1; e < GROUP_MSG_ERRORS; e++) {
+        snprintf (name, sizeof name, "group %s", group_msg_err_name ((group_msg_err_t) e));
+        s_counter (reply, name, groups->codec [e]);
+    }
+    s_counter (reply, "group stale", table->stale);
+    s_counter (reply, "group impostor", table->impostor);
+    s_counter (reply, "group capped", table->capped);
+    s_counter (reply, "group expired", table->expired);
 }
 
 static void
@@ -658,6 +711,8 @@ router_service_new (bus_service_t *svc, router_service_config_t *config, char *e
     self->svc = svc;
     self->config = *config;
     self->links = router_links_new (&config->route);
+    self->groups = router_groups_new (svc, self->links, config->groups, config->groups_count,
+                                      config->route.route_timeout);
     self->msg = (route_msg_t *) calloc (1, sizeof *self->msg);
     assert (self->msg);
     self->interval = config->status_interval_ms;
@@ -700,6 +755,7 @@ router_service_destroy (router_service_t **self_p)
         if (self->resync_timer >= 0)
             bus_loop_timer_end (loop, self->resync_timer);
     }
+    router_groups_destroy (&self->groups);
     router_links_destroy (&self->links);
     free (self->next);
     free (self->buckets);
@@ -715,12 +771,14 @@ BUS_SERVICE_PART (router_service_t, router_service_config_t, router_service_chec
                   router_service_new, router_service_destroy, router_service_config_clear)
 
 //  It computes, never forwards: no socket of its own beyond the bus, so
-//  nothing beyond BASE in its seccomp filter, and only its own directory
+//  nothing beyond BASE in its seccomp filter but the rename that replaces its
+//  groups file (router_groups.h), and only its own directory
 const bus_service_def_t router_service_def = {
     .name = "router",
     .summary = "routes: the next hop for each peer, from nat's neighbours and their routers' announcements",
     BUS_SERVICE_PART_HOOKS,
     .sandbox = bus_service_sandbox_own,
+    .seccomp = BUS_SECCOMP_STATE,               //  the groups joined with bifrostctl, kept in its directory
 };
 
 //  ---------------------------------------------------------------------------
@@ -887,6 +945,147 @@ s_test_route (bus_client_t *client, uint32_t index, router_route_reply_t *reply)
     return true;
 }
 
+//  The device's multicast groups, every 50 ms (the router may subscribe late)
+static int
+s_test_device (bus_loop_t *loop, int timer_id, void *arg)
+{
+    bus_service_t *device = (bus_service_t *) arg;
+    device_groups_t *msg = (device_groups_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    const char *groups [] = { "239.5.5.5", "ff05::7", "10.1.1.1", "bad", "127.0.0.1" };
+    for (size_t i = 0; i < sizeof groups / sizeof groups [0]; i++)
+        snprintf (msg->groups [msg->groups_count++], sizeof msg->groups [0], "%s", groups [i]);
+    bus_service_publish (device, &device_groups_schema, msg);
+    free (msg);
+    return 0;
+}
+
+static pthread_mutex_t s_test_groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static group_members_t s_test_members;
+static int s_test_members_seen;
+
+static void
+s_test_on_members (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    group_members_t *msg = (group_members_t *) calloc (1, sizeof *msg);
+    char err [200];
+    assert (msg && bus_envelope_get_msg (env, &group_members_schema, msg, err, sizeof err) == 0);
+    pthread_mutex_lock (&s_test_groups_lock);
+    if (streq (msg->group, "10.77.0.1")) {
+        s_test_members = *msg;
+        s_test_members_seen++;
+    }
+    pthread_mutex_unlock (&s_test_groups_lock);
+    free (msg);
+}
+
+//  router.group; the reply in *reply (may be NULL), or NULL with err
+static bool
+s_test_group (bus_client_t *client, const char *action, const char *group, router_group_reply_t *reply,
+              char *err, size_t err_size)
+{
+    router_group_t request;
+    memset (&request, 0, sizeof request);
+    snprintf (request.action, sizeof request.action, "%s", action);
+    snprintf (request.group, sizeof request.group, "%s", group);
+    bus_envelope_t *env = bus_client_request (client, "router", &router_group_schema, &request, 1000, err, err_size);
+    if (env && reply)
+        assert (bus_envelope_get_msg (env, &router_group_reply_schema, reply, err, err_size) == 0);
+    bool ok = env != NULL;
+    bus_envelope_destroy (&env);
+    return ok;
+}
+
+//  The groups of a reply as "group:local ..." 
+static void
+s_test_group_rows (const router_group_reply_t *reply, char *out, size_t size)
+{
+    size_t len = 0;
+    *out = 0;
+    for (uint32_t i = 0; i < reply->groups_count && len < size; i++)
+        len += (size_t) snprintf (out + len, size - len, "%s%s:%s", i ? " " : "", reply->groups [i].group,
+                                  reply->groups [i].local);
+}
+
+static void
+s_test_groups (const char *dir, bus_client_t *client, router_service_config_t *config, bool verbose)
+{
+    router_group_reply_t *reply = (router_group_reply_t *) calloc (1, sizeof *reply);
+    assert (reply);
+    char err [300], rows [400];
+    //  The device's list: its multicast groups (not the unicast one, not the bad ones)
+    bus_service_t *device = bus_service_new ("device", NULL, dir);
+    assert (device);
+    bus_loop_timer (bus_service_loop (device), 50, 0, s_test_device, device);
+    bus_service_subscribe (device, "group.members", s_test_on_members, NULL);
+    zactor_t *device_actor = zactor_new (bus_service_actor, device);
+    bool same = false;
+    for (int attempt = 0; attempt < 250 && !same; attempt++) {
+        assert (s_test_group (client, "list", "", reply, err, sizeof err));
+        s_test_group_rows (reply, rows, sizeof rows);
+        same = streq (rows, "239.5.5.5:device ff05::7:device");
+        if (!same)
+            zclock_sleep (20);
+    }
+    if (!same)
+        printf ("router_service: groups '%s'\n", rows);
+    assert (same);
+    //  bifrostctl: join (kept in the file), refusals
+    assert (s_test_group (client, "join", "10.77.0.1", reply, err, sizeof err));
+    s_test_group_rows (reply, rows, sizeof rows);
+    assert (streq (rows, "10.77.0.1:ctl 239.5.5.5:device ff05::7:device") && reply->total == 3
+            && reply->groups [0].anycast && !reply->groups [1].anycast && !*reply->groups [0].nearest);
+    assert (s_test_group (client, "join", "239.5.5.5", reply, err, sizeof err));
+    assert (streq (reply->groups [1].local, "device,ctl"));
+    assert (!s_test_group (client, "join", "169.254.0.9", NULL, err, sizeof err)
+            && strstr (err, "169.254.0.9 is a link-local unicast address: it cannot be a group"));
+    assert (!s_test_group (client, "leave", "ff05::7", NULL, err, sizeof err)
+            && strstr (err, "(a program on this node joined it)"));
+    char path [300], text [200] = "";
+    snprintf (path, sizeof path, "%s/router/%s", dir, ROUTER_GROUPS_FILE);
+    FILE *file = fopen (path, "r");
+    assert (file);
+    size_t n = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [n] = 0;
+    assert (streq (text, "10.77.0.1\n239.5.5.5\n"));
+    assert (s_test_group (client, "leave", "239.5.5.5", reply, err, sizeof err));
+    assert (streq (reply->groups [1].local, "device"));
+    //  group.members: the anycast address is ours alone (no member peer)
+    bool heard = false;
+    for (int attempt = 0; attempt < 250 && !heard; attempt++) {
+        pthread_mutex_lock (&s_test_groups_lock);
+        heard = s_test_members_seen > 0;
+        pthread_mutex_unlock (&s_test_groups_lock);
+        if (!heard)
+            zclock_sleep (20);
+    }
+    assert (heard && s_test_members.anycast && s_test_members.local && s_test_members.members_count == 0
+            && s_test_members.nearest == UINT32_MAX);
+    zactor_destroy (&device_actor);
+    bus_service_destroy (&device);
+
+    //  A second router on the same directory (a restart): it joins the ctl
+    //  group again from the file, and the config's
+    bus_service_t *svc = bus_service_new ("router", "router.2", dir);
+    router_service_config_t again = *config;
+    char cerr [200];
+    assert (group_addr_parse ("ff3e::99", again.groups [0].addr, &again.groups [0].kind, cerr, sizeof cerr) == 0);
+    again.groups_count = 1;
+    router_service_t *second = router_service_new (svc, &again, err, sizeof err);
+    assert (second);
+    group_entry_t own [4];
+    group_table_t *table = router_groups_table (second->groups);
+    assert (group_table_own (table, own, 4) == 2);
+    assert (group_table_local (table, own [0].addr) == GROUP_SOURCE_CTL);
+    assert (group_table_local (table, own [1].addr) == GROUP_SOURCE_CONFIG);
+    router_service_destroy (&second);
+    bus_service_destroy (&svc);
+    free (reply);
+    if (verbose)
+        printf ("router_service: groups of the device, bifrostctl (kept: %s) and the config\n", path);
+}
+
 static void
 s_test_bus (router_service_config_t *config, bool verbose)
 {
@@ -988,6 +1187,10 @@ s_test_bus (router_service_config_t *config, bool verbose)
     if (verbose)
         printf ("router_service: carol down, dave gone: %s\n", got);
 
+    //  Groups: the device's list, bifrostctl's joins (kept in a file that a
+    //  restarted router reads), the config's, and group.members
+    s_test_groups (dir, client, config, verbose);
+
     //  The table is the service's thread's: stop the publishers, then it
     zactor_destroy (&nat_actor);
     zactor_destroy (&discovery_actor);
@@ -998,6 +1201,9 @@ s_test_bus (router_service_config_t *config, bool verbose)
     router_service_destroy (&self);
     bus_service_destroy (&svc);
     zactor_destroy (&broker);
+    char file [300];
+    snprintf (file, sizeof file, "%s/router/%s", dir, ROUTER_GROUPS_FILE);
+    unlink (file);
     bus_run_dir_remove (dir);
 }
 
@@ -1037,6 +1243,8 @@ router_service_test (bool verbose)
     s_test_config ("routing = { max_hops = 17; };", 1, &c);
     s_test_config ("routing = { max_hop = 3; };", 1, &c);
     s_test_config ("routing = 1;", 1, &c);
+    s_test_config ("routing = { groups = ( \"239.1.2.3\", \"10.99.0.1\", \"127.0.0.1\", \"x\", 5 ); };", 3, &c);
+    assert (c.groups_count == 2 && c.groups [1].kind == ROUTE_WIRE_GROUP_ANYCAST);
     s_test_config ("x = 1;", 0, &c);
     s_test_bus (&c, verbose);
     router_service_config_clear (&c);

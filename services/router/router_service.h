@@ -9,13 +9,17 @@
     checked every 50 ms, a full dump every route_timeout / 4; route.heard in:
     rate-limited per neighbour, decoded, refusals counted) and pushes each
     destination's equal-cost next hops to the data path (route.next) when
-    they change, and all again on bus.sync or when nat or crypto reconnect. */
+    they change, and all again on bus.sync or when nat or crypto reconnect.
+    Groups (multicast and anycast: router_groups.h, docs/groups.md) ride on
+    the same messages: group reports in route.announce / route.heard, told
+    end to end to every peer that is up or routed. */
 #ifndef ROUTER_SERVICE_H_INCLUDED
 #define ROUTER_SERVICE_H_INCLUDED
 
 #include "bus_service.h"
 #include "bus_config_schema.h"
 #include "route_table.h"
+#include "group_msg.h"
 
 #define ROUTER_NEXT_HOPS        4       //  equal-cost next hops in route.next
 #define ROUTER_TRIGGER_CHECK_MS 50      //  how often triggered updates are looked for
@@ -27,6 +31,8 @@ typedef struct {
     int status_interval_ms;             //  how often nat.status is asked (2000)
     double heard_rate;                  //  route.heard taken per neighbour and second (20)
     double heard_burst;                 //  ... at once (100: a full table of 4,096 is 72 announcements)
+    group_entry_t groups [ROUTE_WIRE_MAX_GROUPS];       //  routing.groups, parsed
+    size_t groups_count;
 } router_service_config_t;
 
 typedef struct _router_service_t router_service_t;
