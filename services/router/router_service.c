@@ -289,6 +289,22 @@ s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  full (the periodic dump). Only neighbours with a registry id hear one
 //  (a peer of the config has no id to check the announcement's origin
 //  by); with transit off the round is taken and nothing sent.
+//  What the table has for one neighbour (every route when full), split
+static void
+s_announce_to (router_service_t *self, const router_peer_t *p, bool full, route_announce_t *out)
+{
+    route_table_t *table = router_links_table (self->links);
+    size_t cursor = 0;
+    while (route_table_announce (table, p->id, full, self->msg, &cursor)) {
+        out->index = p->index;
+        out->announcement_size = (uint32_t) route_msg_encode (self->msg, out->announcement,
+                                                              sizeof out->announcement);
+        assert (out->announcement_size);    //  the table writes only what passes the codec
+        bus_service_publish (self->svc, &route_announce_schema, out);
+        self->announced++;
+    }
+}
+
 static void
 s_announce_round (router_service_t *self, bool full, int64_t now)
 {
@@ -300,17 +316,8 @@ s_announce_round (router_service_t *self, bool full, int64_t now)
         assert (out);
         for (size_t i = 0; i < router_links_count (self->links); i++) {
             const router_peer_t *p = router_links_at (self->links, i);
-            if (!p->up || !p->registry_id)
-                continue;
-            size_t cursor = 0;
-            while (route_table_announce (table, p->id, full, self->msg, &cursor)) {
-                out->index = p->index;
-                out->announcement_size = (uint32_t) route_msg_encode (self->msg, out->announcement,
-                                                                      sizeof out->announcement);
-                assert (out->announcement_size);    //  the table writes only what passes the codec
-                bus_service_publish (self->svc, &route_announce_schema, out);
-                self->announced++;
-            }
+            if (p->up && p->registry_id)
+                s_announce_to (self, p, full, out);
         }
         free (out);
     }
@@ -389,8 +396,18 @@ s_on_heard (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (!s_rate_ok (self, heard->index, now))
             self->rate_limited++;
         else
-        if (group)
-            router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now);
+        if (group) {
+            //  A neighbour's router that asks for our groups has just started
+            //  (or just found us): it gets our whole route table too, rather
+            //  than at the next dump (docs/routing.md, a restarted router)
+            if (router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now)
+            &&  from->up && self->config.transit) {
+                route_announce_t *out = (route_announce_t *) calloc (1, sizeof *out);
+                assert (out);
+                s_announce_to (self, from, true, out);
+                free (out);
+            }
+        }
         else {
             route_msg_err_t rc = route_msg_decode (heard->announcement, heard->announcement_size, self->msg);
             if (rc != ROUTE_MSG_OK) {
@@ -771,14 +788,13 @@ BUS_SERVICE_PART (router_service_t, router_service_config_t, router_service_chec
                   router_service_new, router_service_destroy, router_service_config_clear)
 
 //  It computes, never forwards: no socket of its own beyond the bus, so
-//  nothing beyond BASE in its seccomp filter but the rename that replaces its
-//  groups file (router_groups.h), and only its own directory
+//  nothing beyond BASE in its seccomp filter, and only its own directory
+//  (where its groups file is opened in setup: router_groups.h)
 const bus_service_def_t router_service_def = {
     .name = "router",
     .summary = "routes: the next hop for each peer, from nat's neighbours and their routers' announcements",
     BUS_SERVICE_PART_HOOKS,
     .sandbox = bus_service_sandbox_own,
-    .seccomp = BUS_SECCOMP_STATE,               //  the groups joined with bifrostctl, kept in its directory
 };
 
 //  ---------------------------------------------------------------------------
@@ -1048,7 +1064,8 @@ s_test_groups (const char *dir, bus_client_t *client, router_service_config_t *c
     size_t n = fread (text, 1, sizeof text - 1, file);
     fclose (file);
     text [n] = 0;
-    assert (streq (text, "10.77.0.1\n239.5.5.5\n"));
+    //  the lines, then empty lines to the block's size
+    assert (strncmp (text, "10.77.0.1\n239.5.5.5\n\n\n", 22) == 0 && strspn (text + 20, "\n") == n - 20);
     assert (s_test_group (client, "leave", "239.5.5.5", reply, err, sizeof err));
     assert (streq (reply->groups [1].local, "device"));
     //  group.members: the anycast address is ours alone (no member peer)
