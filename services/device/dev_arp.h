@@ -4,7 +4,11 @@
     owns the address answers with a unicast reply, and MAC learning on both
     sides routes the reply and everything after it (docs/device.md says why a
     local responder is not worth its failure modes). This class is what the
-    classifier uses to validate ARP frames and what tests use to speak ARP. */
+    classifier uses to validate ARP frames and what tests use to speak ARP.
+    The one exception is an anycast address (issue 18, docs/groups.md): its
+    members all own it, so the device answers for it with the MAC of the
+    nearest one (ARP, and IPv6 neighbour discovery), from what the router
+    says; the MAC is the peer's derived one, known for every peer. */
 #ifndef DEV_ARP_H_INCLUDED
 #define DEV_ARP_H_INCLUDED
 
@@ -30,6 +34,26 @@ int dev_arp_parse (const uint8_t *frame, size_t len, dev_arp_t *arp, const char 
 //  Writes a 42-byte frame (Ethernet to eth_dst from arp->sha) into frame; returns
 //  its length, or 0 if size is too small.
 size_t dev_arp_build (uint8_t *frame, size_t size, const uint8_t eth_dst [6], const dev_arp_t *arp);
+
+//  Answers for an anycast address (docs/groups.md, "The device"): on a tap the
+//  kernel resolves an address before it sends to it, and the device answers
+//  for an anycast address with the MAC of its nearest member, so the frames
+//  that follow go to that peer alone.
+//  If frame is an untagged ARP request or IPv6 neighbour solicitation (not a
+//  duplicate address probe), sets *family (AF_INET or AF_INET6) and target
+//  (the address asked for) and returns 0; -1 otherwise.
+int dev_arp_target (const uint8_t *frame, size_t len, int *family, uint8_t target [16]);
+//  The answer to that request as if from mac: an ARP reply, or a solicited
+//  neighbour advertisement with override. Returns its length, 0 if out is
+//  too small (DEV_ARP_ANSWER_MAX is enough).
+#define DEV_ARP_ANSWER_MAX  86
+size_t dev_arp_answer (const uint8_t *request, size_t len, const uint8_t mac [6], uint8_t *out, size_t size);
+//  Tells the host that addr is at mac now (the nearest member changed): an
+//  ARP reply to host_mac / host_ip4 (IPv4), or an unsolicited neighbour
+//  advertisement with override to ff02::1 (IPv6). Linux updates the entry it
+//  has. Returns the length, 0 if out is too small.
+size_t dev_arp_announce (int family, const uint8_t *addr, const uint8_t mac [6], const uint8_t host_mac [6],
+                         const uint8_t host_ip4 [4], uint8_t *out, size_t size);
 
 void dev_arp_test (bool verbose);
 #endif

@@ -27,7 +27,7 @@
 
 #define S_REPLY_WAIT_MS 5000        //  a netlink ACK takes microseconds
 
-typedef enum { S_OPEN = 1, S_SET_ADDRESS, S_SET_MAC, S_SET_UP } s_op_t;
+typedef enum { S_OPEN = 1, S_SET_ADDRESS, S_SET_MAC, S_SET_UP, S_DEL_ADDRESS } s_op_t;
 
 typedef struct {
     uint32_t op;
@@ -152,6 +152,18 @@ s_execute (s_state_t *state, const s_request_t *req, s_reply_t *reply, int *fd_o
             }
             if (dev_netlink_addr_has (state->nl, state->ifindex, &req->addr) != 1
             &&  dev_netlink_addr_add (state->nl, state->ifindex, &req->addr)) {
+                snprintf (reply->error, sizeof reply->error, "%s", dev_netlink_error (state->nl));
+                return;
+            }
+            break;
+        case S_DEL_ADDRESS:
+            //  An anycast address this node no longer serves (docs/groups.md)
+            if (!s_addr_valid (&req->addr)) {
+                snprintf (reply->error, sizeof reply->error, "link: invalid address");
+                return;
+            }
+            if (dev_netlink_addr_has (state->nl, state->ifindex, &req->addr) == 1
+            &&  dev_netlink_addr_del (state->nl, state->ifindex, &req->addr)) {
                 snprintf (reply->error, sizeof reply->error, "%s", dev_netlink_error (state->nl));
                 return;
             }
@@ -416,6 +428,15 @@ dev_link_set_address (dev_link_t *self, const dev_addr_t *old, const dev_addr_t 
 }
 
 int
+dev_link_del_address (dev_link_t *self, const dev_addr_t *addr, char *err, size_t errsize)
+{
+    s_request_t req = { .op = S_DEL_ADDRESS, .addr = *addr };
+    s_reply_t reply;
+    int fd;
+    return s_ask (self, &req, &reply, &fd, err, errsize);
+}
+
+int
 dev_link_set_mac (dev_link_t *self, const uint8_t mac [6], char *err, size_t errsize)
 {
     s_request_t req = { .op = S_SET_MAC };
@@ -519,6 +540,15 @@ dev_link_test (bool verbose)
         assert (info.has_mac && memcmp (info.mac, mac, 6) == 0);
         assert (dev_netlink_addr_has (nl, dev_tun_ifindex (tun), &other) == 1);
         assert (dev_netlink_addr_has (nl, dev_tun_ifindex (tun), &addr) == 0);
+        //  An anycast address comes and goes beside it (twice: no error)
+        dev_addr_t anycast;
+        assert (dev_addr_parse ("10.78.0.200/32", &anycast, err, sizeof err) == 0);
+        assert (dev_link_set_address (link, NULL, &anycast, err, sizeof err) == 0);
+        assert (dev_netlink_addr_has (nl, dev_tun_ifindex (tun), &anycast) == 1);
+        assert (dev_link_del_address (link, &anycast, err, sizeof err) == 0);
+        assert (dev_link_del_address (link, &anycast, err, sizeof err) == 0);
+        assert (dev_netlink_addr_has (nl, dev_tun_ifindex (tun), &anycast) == 0);
+        assert (dev_netlink_addr_has (nl, dev_tun_ifindex (tun), &other) == 1);
 
         //  The interface lives with this process's fd, not the helper's
         pid_t helper = dev_link_pid (link);

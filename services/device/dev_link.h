@@ -63,6 +63,9 @@ bool dev_link_gone (dev_link_t *self);
 dev_tun_t *dev_link_open (dev_link_t *self, const dev_config_t *config, int flags, char *err, size_t errsize);
 //  Replaces the interface's address old (NULL: none) by addr.
 int dev_link_set_address (dev_link_t *self, const dev_addr_t *old, const dev_addr_t *addr, char *err, size_t errsize);
+//  Takes addr off the interface (an anycast address, docs/groups.md); no
+//  error when it is not there.
+int dev_link_del_address (dev_link_t *self, const dev_addr_t *addr, char *err, size_t errsize);
 //  Sets the MAC (tap), a unicast one.
 int dev_link_set_mac (dev_link_t *self, const uint8_t mac [6], char *err, size_t errsize);
 //  Brings the interface up.

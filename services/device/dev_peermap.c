@@ -210,6 +210,17 @@ dev_peermap_add_mac (dev_peermap_t *self, const uint8_t mac [6], uint32_t peer)
     return s_mac_insert (self, mac, peer, true, 0);
 }
 
+int
+dev_peermap_peer_mac (dev_peermap_t *self, uint32_t peer, uint8_t mac [6])
+{
+    for (size_t i = 0; i < self->mac_count; i++)
+        if (self->macs [i].fixed && self->macs [i].peer == peer) {
+            memcpy (mac, self->macs [i].mac, 6);
+            return 0;
+        }
+    return -1;
+}
+
 void
 dev_peermap_remove_peer (dev_peermap_t *self, uint32_t peer)
 {
@@ -528,6 +539,9 @@ dev_peermap_test (bool verbose)
     uint64_t t = 5000;
     assert (dev_peermap_add_mac (map, mac2, 2) == 0);
     assert (dev_peermap_add_mac (map, mcast, 2) == -1);
+    uint8_t got [6];
+    assert (dev_peermap_peer_mac (map, 2, got) == 0 && memcmp (got, mac2, 6) == 0);
+    assert (dev_peermap_peer_mac (map, 3, got) == -1);
     len = s_eth (f, mac2, me, false);
     assert (dev_peermap_route_eth (map, f, len, t, &peer) == DEV_ROUTE_PEER && peer == 2);
     len = s_eth (f, bcast, me, true);

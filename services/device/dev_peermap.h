@@ -52,6 +52,9 @@ int dev_peermap_add_prefix (dev_peermap_t *self, const dev_addr_t *prefix, uint3
 //  Adds a MAC owned by a peer (its derived MAC); never ages, never re-learned
 //  for another peer. -1 if the table is full or the MAC is multicast.
 int dev_peermap_add_mac (dev_peermap_t *self, const uint8_t mac [6], uint32_t peer);
+//  The static MAC of a peer (its derived MAC), for answering ARP/ND on its
+//  behalf (an anycast address, docs/groups.md). -1 if it has none.
+int dev_peermap_peer_mac (dev_peermap_t *self, uint32_t peer, uint8_t mac [6]);
 //  Forgets every prefix and MAC of a peer (peer down).
 void dev_peermap_remove_peer (dev_peermap_t *self, uint32_t peer);
 

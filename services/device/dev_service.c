@@ -7,6 +7,10 @@
 #include "dev_tun.h"
 #include "dev_link.h"
 #include "dev_peermap.h"
+#include "dev_igmp.h"
+#include "dev_groups.h"
+#include "dev_gtable.h"
+#include "dev_arp.h"
 #include "dev_gso.h"
 #include "dev_mac.h"
 #include "bus_log.h"
@@ -22,6 +26,7 @@
 #define S_BATCHES_PER_WAKEUP  8     //  then let the loop serve the other sockets
 #define S_RESUME_MAX_MS       50    //  backoff of the writable check while paused
 #define S_KEY_RETRY_MS        10000 //  after the fallback: ask crypto again this often
+#define S_GTABLE_CAPACITY     1024  //  groups the router may tell us about
 
 struct _dev_service_t {
     bus_service_t *svc;
@@ -62,6 +67,17 @@ struct _dev_service_t {
     dev_pkt_t out [BUS_BATCH_MAX];
 
     device_status_reply_t counters;     //  the counter fields of the reply
+
+    //  Groups (docs/groups.md): what programs here joined (IGMP/MLD snooping),
+    //  and what the router says about every group (group.members)
+    dev_groups_t *groups;
+    dev_gtable_t *gtable;
+    uint32_t query_ms;          //  general query interval (DEV_QUERY_MS)
+    uint32_t response_ms;       //  the answers' deadline we ask for
+    int query_timer;
+    int expire_timer;
+    uint64_t own_pkts;          //  written by the device itself (queries, anycast answers):
+    uint64_t own_bytes;         //  not in tx_*, which is what the tunnel delivered
 };
 
 //  ---------------------------------------------------------------------------
@@ -187,6 +203,112 @@ s_send (dev_service_t *self)
     }
 }
 
+static void s_on_report (dev_service_t *self, const dev_igmp_msg_t *msg, uint64_t now_ms);
+
+//  The IP packet in an Ethernet frame (TAP), untagged or with one 802.1Q tag
+static bool
+s_eth_ip (const uint8_t *frame, size_t len, const uint8_t **ip, size_t *iplen)
+{
+    size_t off = len >= 18 && frame [12] == 0x81 && frame [13] == 0x00 ? 16 : 12;
+    if (len < off + 2)
+        return false;
+    uint16_t type = (uint16_t) (frame [off] << 8 | frame [off + 1]);
+    if (type != 0x0800 && type != 0x86dd)
+        return false;
+    *ip = frame + off + 2;
+    *iplen = len - off - 2;
+    return true;
+}
+
+#define S_NO_OPINION  (-2)
+
+//  Writes packets the device makes itself into the interface (queries,
+//  answers for anycast addresses), counted apart from what the tunnel delivers
+static void
+s_write_own (dev_service_t *self, dev_pkt_t *pkts, int count)
+{
+    const dev_tun_stats_t *stats = dev_tun_stats (self->tun);
+    uint64_t pkts_before = stats->write_pkts, bytes_before = stats->write_bytes;
+    dev_tun_write_batch (self->tun, pkts, count);
+    self->own_pkts += stats->write_pkts - pkts_before;
+    self->own_bytes += stats->write_bytes - bytes_before;
+}
+
+//  TAP: an ARP request or neighbour solicitation for an anycast address with
+//  a nearest member is answered here with that peer's MAC (and not flooded:
+//  the members would all answer, the last one winning). True if answered.
+static bool
+s_answer_anycast (dev_service_t *self, const uint8_t *frame, size_t len)
+{
+    int family;
+    uint8_t target [16], mac [6], out [DEV_ARP_ANSWER_MAX];
+    uint32_t peer;
+    if (dev_arp_target (frame, len, &family, target)
+    ||  dev_gtable_route (self->gtable, family, target, &peer) != DEV_GROUP_NEAREST
+    ||  dev_peermap_peer_mac (self->map, peer, mac))
+        return false;
+    dev_pkt_t pkt = { out, dev_arp_answer (frame, len, mac, out, sizeof out), sizeof out };
+    if (pkt.len == 0)
+        return false;
+    s_write_own (self, &pkt, 1);
+    return true;
+}
+
+//  Groups (docs/groups.md) on top of the peer map's route: the IGMP/MLD the
+//  kernel sends stay on this node (snooped for device.groups), multicast to a
+//  group the router knows to be empty is dropped, and on a tun a packet to an
+//  anycast address goes to its nearest member. Returns a tag, -1 (dropped,
+//  counted) or S_NO_OPINION (the peer map's route stands).
+static int64_t
+s_classify_groups (dev_service_t *self, const uint8_t *pkt, size_t len, dev_route_t route, uint64_t now_ms)
+{
+    bool tap = self->cfg.dev.type == DEV_TYPE_TAP;
+    if (tap && route == DEV_ROUTE_FLOOD && dev_gtable_has_anycast (self->gtable)
+    &&  s_answer_anycast (self, pkt, len)) {
+        self->counters.anycast++;
+        return -1;
+    }
+    const uint8_t *ip = pkt;
+    size_t iplen = len;
+    if (tap && !s_eth_ip (pkt, len, &ip, &iplen))
+        return S_NO_OPINION;
+    int family;
+    const uint8_t *dst;
+    if (iplen >= 20 && ip [0] >> 4 == 4) {
+        family = AF_INET;
+        dst = ip + 16;
+    }
+    else
+    if (iplen >= 40 && ip [0] >> 4 == 6) {
+        family = AF_INET6;
+        dst = ip + 24;
+    }
+    else
+        return S_NO_OPINION;
+    uint32_t peer = 0;
+    if (route == DEV_ROUTE_FLOOD) {
+        if (dev_igmp_maybe (ip, iplen)) {
+            dev_igmp_msg_t msg;
+            if (dev_igmp_parse (ip, iplen, &msg) != DEV_IGMP_NONE) {
+                s_on_report (self, &msg, now_ms);
+                return -1;
+            }
+        }
+        if (dev_gtable_route (self->gtable, family, dst, &peer) == DEV_GROUP_EMPTY) {
+            self->counters.drop_no_member++;
+            return -1;
+        }
+        return S_NO_OPINION;
+    }
+    //  On a tap the kernel resolves the address first, and frames go by MAC
+    if (!tap && dev_gtable_has_anycast (self->gtable)
+    &&  dev_gtable_route (self->gtable, family, dst, &peer) == DEV_GROUP_NEAREST) {
+        self->counters.anycast++;
+        return peer;
+    }
+    return S_NO_OPINION;
+}
+
 //  The record tag for a packet read from the device, or -1 (dropped, counted).
 static int64_t
 s_classify (dev_service_t *self, const uint8_t *pkt, size_t len, uint64_t now_ms)
@@ -197,6 +319,11 @@ s_classify (dev_service_t *self, const uint8_t *pkt, size_t len, uint64_t now_ms
         : dev_peermap_route_ip (self->map, pkt, len, &peer);
     self->counters.rx_packets++;
     self->counters.rx_bytes += len;
+    if (route != DEV_ROUTE_MALFORMED) {
+        int64_t tag = s_classify_groups (self, pkt, len, route, now_ms);
+        if (tag != S_NO_OPINION)
+            return tag;
+    }
     switch (route) {
         case DEV_ROUTE_PEER:
             return peer;
@@ -398,12 +525,178 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     reply->up = self->up;
     reply->offload = self->cfg.offload;
     const dev_tun_stats_t *stats = dev_tun_stats (self->tun);
-    reply->tx_packets = stats->write_pkts;
-    reply->tx_bytes = stats->write_bytes;
+    reply->tx_packets = stats->write_pkts - self->own_pkts;
+    reply->tx_bytes = stats->write_bytes - self->own_bytes;
     reply->drop_write = stats->write_drops;
     reply->peers = self->peer_count;
+    reply->groups = (uint32_t) dev_groups_count (self->groups);
     bus_service_reply (svc, env, &device_status_reply_schema, reply);
     free (reply);
+}
+
+//  ---------------------------------------------------------------------------
+//  Groups (docs/groups.md, "The device"): IGMP/MLD snooping and the querier,
+//  device.groups, and what group.members says
+
+//  device.groups: the whole list, sorted
+static void
+s_publish_groups (dev_service_t *self)
+{
+    device_groups_t *msg = (device_groups_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    size_t count = dev_groups_count (self->groups);
+    for (size_t i = 0; i < count && i < DEV_GROUPS_MAX; i++) {
+        char text [DEV_GROUPS_TEXT];
+        dev_groups_text (self->groups, i, text);
+        snprintf (msg->groups [i], sizeof msg->groups [i], "%.40s", text);       //  a group is at most 39
+        msg->groups_count++;
+    }
+    bus_service_publish (self->svc, &device_groups_schema, msg);
+    free (msg);
+}
+
+//  An IGMP/MLD message the kernel sent out of the interface: counted, never
+//  sent to a peer; a report or leave updates the set
+static void
+s_on_report (dev_service_t *self, const dev_igmp_msg_t *msg, uint64_t now_ms)
+{
+    if (msg->kind == DEV_IGMP_MALFORMED) {
+        self->counters.drop_malformed++;
+        return;
+    }
+    self->counters.group_reports++;
+    if (dev_groups_apply (self->groups, msg, now_ms)) {
+        bus_debug ("%s: %zu groups joined", self->cfg.dev.name, dev_groups_count (self->groups));
+        s_publish_groups (self);
+    }
+}
+
+//  General queries into the interface, as a querier on a LAN would send: the
+//  kernel answers with a report of every group it is a member of (Linux only
+//  reports on its own at join and leave)
+static void
+s_send_queries (dev_service_t *self)
+{
+    if (!self->up)
+        return;
+    bool tap = self->cfg.dev.type == DEV_TYPE_TAP;
+    uint8_t q4 [DEV_IGMP_QUERY_MAX], q6 [DEV_IGMP_QUERY_MAX];
+    dev_pkt_t pkts [2] = {
+        { q4, dev_igmp_query4 (q4, sizeof q4, tap, self->response_ms, self->query_ms / 1000), sizeof q4 },
+        { q6, dev_igmp_query6 (q6, sizeof q6, tap, self->response_ms, self->query_ms / 1000), sizeof q6 }
+    };
+    //  A kernel without IPv6 on the interface drops the second: no harm
+    s_write_own (self, pkts, 2);
+}
+
+static int
+s_query_tick (bus_loop_t *loop, int timer_id, void *arg)
+{
+    s_send_queries ((dev_service_t *) arg);
+    return 0;
+}
+
+static int
+s_expire_tick (bus_loop_t *loop, int timer_id, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    if (dev_groups_expire (self->groups, (uint64_t) zclock_mono ()))
+        s_publish_groups (self);
+    return 0;
+}
+
+//  Puts an anycast address on the interface (this node is a member: the
+//  kernel answers it) or takes it off, through the helper that holds
+//  CAP_NET_ADMIN. The interface's own address is never touched.
+static void
+s_anycast_address (dev_service_t *self, const dev_gentry_t *e, bool add)
+{
+    dev_addr_t addr = { .family = e->family, .prefix = e->family == AF_INET ? 32 : 128 };
+    memcpy (addr.addr, e->addr, 16);
+    if (self->cfg.dev.has_address && self->cfg.dev.address.family == addr.family
+    &&  memcmp (self->cfg.dev.address.addr, addr.addr, addr.family == AF_INET ? 4 : 16) == 0)
+        return;
+    char err [300], text [DEV_ADDR_TEXT];
+    dev_addr_format (&addr, text, sizeof text);
+    int rc = add ? dev_link_set_address (self->link, NULL, &addr, err, sizeof err)
+                 : dev_link_del_address (self->link, &addr, err, sizeof err);
+    if (rc)
+        bus_error ("anycast %s: %s", text, err);
+    else
+        bus_info ("%s: anycast address %s %s", self->cfg.dev.name, text, add ? "added" : "removed");
+}
+
+//  TAP: the nearest member changed; the host may still have the old one's MAC
+//  for the address: tell it the new one (Linux updates an entry it has)
+static void
+s_announce_nearest (dev_service_t *self, const dev_gentry_t *e)
+{
+    uint8_t mac [6], out [DEV_ARP_ANSWER_MAX];
+    if (self->cfg.dev.type != DEV_TYPE_TAP || !self->up || !self->mac_known
+    ||  dev_peermap_peer_mac (self->map, e->nearest, mac))
+        return;
+    if (e->family == AF_INET && !(self->cfg.dev.has_address && self->cfg.dev.address.family == AF_INET))
+        return;                         //  an ARP reply needs our IPv4 address
+    dev_pkt_t pkt = { out, dev_arp_announce (e->family, e->addr, mac, self->cfg.dev.mac,
+                                             self->cfg.dev.address.addr, out, sizeof out), sizeof out };
+    if (pkt.len)
+        s_write_own (self, &pkt, 1);
+}
+
+static void
+s_on_group_members (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    group_members_t *msg = (group_members_t *) malloc (sizeof *msg);
+    assert (msg);
+    char err [200];
+    dev_gentry_t e, old;
+    if (bus_envelope_get_msg (env, &group_members_schema, msg, err, sizeof err))
+        bus_warn ("group.members: %s", err);
+    else
+    if (dev_gtable_parse (msg->group, msg->anycast, &e))
+        bus_warn ("group.members: %s is not %s address", msg->group, msg->anycast ? "a unicast (anycast)" : "a multicast");
+    else {
+        e.local = msg->local;
+        e.nearest = msg->nearest;
+        e.members = msg->members_count;
+        if (dev_gtable_set (self->gtable, &e, &old))
+            bus_warn ("group.members: %s not kept, %d groups known already", msg->group, S_GTABLE_CAPACITY);
+        else {
+            if (e.anycast && e.local != old.local)
+                s_anycast_address (self, &e, e.local);
+            if (e.anycast && e.nearest != old.nearest && e.nearest != DEV_GTABLE_NO_PEER)
+                s_announce_nearest (self, &e);
+        }
+    }
+    free (msg);
+}
+
+static void
+s_forget_anycast (const dev_gentry_t *e, void *arg)
+{
+    s_anycast_address ((dev_service_t *) arg, e, false);
+}
+
+//  The router stopped (or failed): what it said may be stale, and nobody will
+//  correct it. Forget it all: multicast floods and unicast routes by prefix
+//  again, as on a node without a router; a restarted router republishes.
+static void
+s_on_sup_service (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    sup_service_event_t msg;
+    char err [200];
+    if (bus_envelope_get_msg (env, &sup_service_event_schema, &msg, err, sizeof err))
+        return;
+    if (strncmp (msg.instance, "router.", 7) != 0
+    ||  !(streq (msg.state, "stopping") || streq (msg.state, "stopped") || streq (msg.state, "failed")
+          || streq (msg.state, "backoff")))
+        return;
+    if (dev_gtable_count (self->gtable)) {
+        bus_info ("%s %s: the groups it published are forgotten", msg.instance, msg.state);
+        dev_gtable_clear (self->gtable, s_forget_anycast, self);
+    }
 }
 
 //  Sets the MAC (tap) and brings the interface up; publishes device.up.
@@ -427,6 +720,10 @@ s_bring_up (dev_service_t *self, char *err, size_t errsize)
         }
         self->up = true;
         s_tun_poll (self, true);
+        //  Ask the kernel for its groups now, then every query interval
+        s_send_queries (self);
+        if (self->query_timer == -1)
+            self->query_timer = bus_loop_timer (self->loop, self->query_ms, 0, s_query_tick, self);
     }
     bus_info ("%s up: %s%s%s, mtu %d", self->cfg.dev.name,
               self->cfg.dev.type == DEV_TYPE_TAP ? "tap" : "tun",
@@ -529,6 +826,7 @@ s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 {
     dev_service_t *self = (dev_service_t *) arg;
     s_publish_up (self);
+    s_publish_groups (self);
     if (!self->mac_known || self->mac_fallback)
         s_ask_key (self);
 }
@@ -664,6 +962,8 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
     self->loop = bus_service_loop (svc);
     self->pause = bus_pause_new (self->loop, S_RESUME_MAX_MS, s_crypto_writable, s_resume, self);
     self->key_timer = -1;
+    self->query_timer = -1;
+    self->expire_timer = -1;
     self->cfg = *config;
     self->peers = config->peers ? config->peers : node_peers_load (NULL, NULL);
     self->cfg.peers = NULL;
@@ -700,6 +1000,18 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
                 bus_warn ("peer %s: derived MAC not added (table full?)", peer->name);
         }
     }
+
+    //  Groups: IGMP's query interval (125 s) and a group held for robustness 2
+    //  x interval + the answers' deadline (RFC 3376 8.4: 260 s); a test may
+    //  shorten the interval (BIFROST_GROUP_QUERY_MS)
+    self->query_ms = DEV_QUERY_MS;
+    const char *query = getenv ("BIFROST_GROUP_QUERY_MS");
+    if (query && atoi (query) >= 200 && atoi (query) <= DEV_QUERY_MS)
+        self->query_ms = (uint32_t) atoi (query);
+    self->response_ms = self->query_ms / 2 < DEV_QUERY_RESPONSE_MS ? self->query_ms / 2 : DEV_QUERY_RESPONSE_MS;
+    self->groups = dev_groups_new (DEV_GROUPS_MAX, 2ull * self->query_ms + self->response_ms);
+    self->gtable = dev_gtable_new (S_GTABLE_CAPACITY);
+    assert (self->groups && self->gtable);
 
     if (s_open_interface (self, err, errsize)) {
         dev_service_destroy (&self);
@@ -745,6 +1057,10 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
     bus_service_on_connect (svc, s_on_connect, self);
     bus_service_subscribe (svc, "node.address", s_on_node_address, self);
     bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
+    bus_service_subscribe (svc, "group.members", s_on_group_members, self);
+    bus_service_subscribe (svc, "sup.service", s_on_sup_service, self);
+    self->expire_timer = bus_loop_timer (self->loop, self->query_ms < 4000 ? self->query_ms / 4 : 1000, 0,
+                                         s_expire_tick, self);
 
     if (self->cfg.dev.type == DEV_TYPE_TAP && !self->cfg.dev.mac_set) {
         //  The MAC comes from the node key, which only crypto has: stay down
@@ -772,6 +1088,10 @@ dev_service_destroy (dev_service_t **self_p)
     bus_pause_destroy (&self->pause);
     if (self->key_timer != -1)
         bus_loop_timer_end (self->loop, self->key_timer);
+    if (self->query_timer != -1)
+        bus_loop_timer_end (self->loop, self->query_timer);
+    if (self->expire_timer != -1)
+        bus_loop_timer_end (self->loop, self->expire_timer);
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);
@@ -783,6 +1103,8 @@ dev_service_destroy (dev_service_t **self_p)
     }
     dev_link_destroy (&self->link);
     dev_peermap_destroy (&self->map);
+    dev_groups_destroy (&self->groups);
+    dev_gtable_destroy (&self->gtable);
     node_peers_destroy (&self->peers);
     free (self->frame);
     free (self->split);
@@ -843,6 +1165,7 @@ const bus_service_def_t dev_service_def = {
 #include "bus_broker.h"
 #include "bus_client.h"
 #include "dev_csum.h"
+#include "dev_netlink.h"
 #include <arpa/inet.h>
 #include <sched.h>
 
@@ -927,6 +1250,314 @@ s_test_udp_packet (uint8_t *pkt, const char *src, const char *dst, uint16_t port
     return total;
 }
 
+//  A UDP datagram to a multicast group, out of the test interface
+static void
+s_test_send_mcast (const char *group, const char *marker)
+{
+    int fd = socket (AF_INET, SOCK_DGRAM, 0);
+    assert (fd >= 0);
+    struct in_addr ifaddr;
+    inet_pton (AF_INET, "10.100.0.1", &ifaddr);
+    setsockopt (fd, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr, sizeof ifaddr);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (9) };
+    inet_pton (AF_INET, group, &to.sin_addr);
+    ssize_t rc = sendto (fd, marker, strlen (marker), 0, (struct sockaddr *) &to, sizeof to);
+    assert (rc == (ssize_t) strlen (marker));
+    close (fd);
+}
+
+//  A socket that joined group on the test interface (close it to leave)
+static int
+s_test_join_on (const char *group, const char *ifname)
+{
+    int fd = socket (AF_INET, SOCK_DGRAM, 0);
+    assert (fd >= 0);
+    struct ip_mreqn mreq = { .imr_ifindex = (int) if_nametoindex (ifname) };
+    inet_pton (AF_INET, group, &mreq.imr_multiaddr);
+    int rc = setsockopt (fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq);
+    assert (rc == 0);
+    return fd;
+}
+
+static int
+s_test_join (const char *group)
+{
+    return s_test_join_on (group, "bftest0");
+}
+
+//  Waits for a device.groups event listing exactly want (space-separated)
+static bool
+s_test_groups (zsock_t *sub, const char *want, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (zclock_mono () < deadline) {
+        zsock_set_rcvtimeo (sub, 100);
+        zmsg_t *msg = zmsg_recv (sub);
+        if (!msg)
+            continue;
+        zframe_t *body = zmsg_last (msg);
+        char err [200];
+        bus_envelope_t *env = bus_envelope_decode (zframe_data (body), zframe_size (body), err, sizeof err);
+        zmsg_destroy (&msg);
+        device_groups_t *groups = (device_groups_t *) calloc (1, sizeof *groups);
+        assert (groups);
+        char list [600] = "";
+        if (env && bus_envelope_get_msg (env, &device_groups_schema, groups, err, sizeof err) == 0)
+            for (uint32_t i = 0; i < groups->groups_count; i++)
+                snprintf (list + strlen (list), sizeof list - strlen (list), "%s%s", i ? " " : "", groups->groups [i]);
+        free (groups);
+        bus_envelope_destroy (&env);
+        if (streq (list, want))
+            return true;
+    }
+    return false;
+}
+
+//  device.status, or NULL
+static device_status_reply_t *
+s_test_status (bus_client_t *client)
+{
+    char err [200];
+    device_status_t request = { .detail = "" };
+    bus_envelope_t *reply = NULL;
+    for (int attempt = 0; attempt < 30 && !reply; attempt++)       //  until registered
+        reply = bus_client_request (client, "device", &device_status_schema, &request, 1000, err, sizeof err);
+    if (!reply)
+        return NULL;
+    device_status_reply_t *status = (device_status_reply_t *) malloc (sizeof *status);
+    assert (status);
+    int rc = bus_envelope_get_msg (reply, &device_status_reply_schema, status, err, sizeof err);
+    assert (rc == 0);
+    bus_envelope_destroy (&reply);
+    return status;
+}
+
+//  Plays the router: group.members for one group
+static void
+s_test_members (bus_client_t *client, const char *group, bool anycast, bool local, uint32_t nearest,
+                uint32_t members)
+{
+    group_members_t *msg = (group_members_t *) calloc (1, sizeof *msg);
+    assert (msg);
+    snprintf (msg->group, sizeof msg->group, "%s", group);
+    msg->anycast = anycast;
+    msg->local = local;
+    msg->nearest = nearest;
+    msg->members_count = members;
+    for (uint32_t i = 0; i < members; i++)
+        msg->members [i] = (group_member_t) { .index = i, .id = 100 + i, .metric = 10 };
+    int rc = bus_client_send (client, "", &group_members_schema, msg);
+    assert (rc == 0);
+    free (msg);
+}
+
+//  True while no IGMP packet (IPv4 protocol 2) comes out of dev-crypto for ms
+static bool
+s_test_no_igmp (bus_pipe_t *pipe, int ms)
+{
+    int64_t deadline = zclock_mono () + ms;
+    while (zclock_mono () < deadline) {
+        bus_batch_iter_t iter;
+        if (bus_pipe_recv (pipe, &iter, 100) != 1)
+            continue;
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt))
+            if (pkt.len >= 20 && pkt.data [0] >> 4 == 4 && pkt.data [9] == 2)
+                return false;
+    }
+    return true;
+}
+
+//  True if the test interface has addr (one of its IPv4 addresses)
+static bool
+s_test_has_address (const char *text)
+{
+    dev_addr_t addr;
+    char err [200];
+    int rc = dev_addr_parse (text, &addr, err, sizeof err);
+    assert (rc == 0);
+    dev_netlink_t *nl = dev_netlink_new (err, sizeof err);
+    assert (nl);
+    bool has = dev_netlink_addr_has (nl, (int) if_nametoindex ("bftest0"), &addr) == 1;
+    dev_netlink_destroy (&nl);
+    return has;
+}
+
+//  Groups (docs/groups.md): snooping and the querier, device.groups, and what
+//  group.members does to the packet path
+static void
+s_test_groups_all (const char *dir, bus_pipe_t *from_dev, zsock_t *sub, bool verbose)
+{
+    char endpoint [BUS_PATH_MAX], err [300];
+    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
+    bus_client_t *client = bus_client_new (endpoint, NULL, err, sizeof err);
+    assert (client);
+
+    //  A program joins: the kernel's report lists it, and goes to no peer
+    int member = s_test_join ("239.1.2.3");
+    assert (s_test_groups (sub, "239.1.2.3", 3000));
+    assert (s_test_no_igmp (from_dev, 1500));
+    //  Leaving takes it off
+    close (member);
+    assert (s_test_groups (sub, "", 3000));
+    //  The querier (every second here, groups held 2.5 s): the kernel answers
+    //  each query, so the group stays listed well past its hold time
+    member = s_test_join ("239.1.2.3");
+    int other = s_test_join ("239.1.2.4");
+    assert (s_test_groups (sub, "239.1.2.3 239.1.2.4", 3000));
+    device_status_reply_t *status = s_test_status (client);
+    assert (status);
+    uint64_t reports = status->group_reports;
+    free (status);
+    zclock_sleep (6000);
+    status = s_test_status (client);
+    assert (status);
+    if (verbose)
+        printf ("  groups %u, reports %" PRIu64 " -> %" PRIu64 " over 6 s of 1 s queries\n",
+                status->groups, reports, status->group_reports);
+    assert (status->groups == 2 && status->group_reports >= reports + 4);
+    free (status);
+    close (other);
+    assert (s_test_groups (sub, "239.1.2.3", 3000));
+
+    //  The router says 239.7.7.7 has no member: not flooded, counted; a group
+    //  it never mentioned, and one with a member, flood as before
+    for (int i = 0; i < 30; i++) {
+        s_test_members (client, "239.7.7.7", false, false, DEV_GTABLE_NO_PEER, 0);
+        s_test_send_mcast ("239.7.7.7", "to-empty");
+        zclock_sleep (100);
+        status = s_test_status (client);
+        bool dropped = status && status->drop_no_member > 0;
+        free (status);
+        if (dropped)
+            break;
+        assert (i < 29);
+    }
+    s_test_send_mcast ("239.8.8.8", "to-unknown");
+    assert (s_test_expect (from_dev, "to-unknown", 3000) == PIPE_TAG_FLOOD);
+    s_test_members (client, "239.9.9.9", false, false, DEV_GTABLE_NO_PEER, 1);
+    s_test_members (client, "224.0.0.251", false, false, DEV_GTABLE_NO_PEER, 0);
+    zclock_sleep (200);
+    s_test_send_mcast ("239.9.9.9", "to-member");
+    assert (s_test_expect (from_dev, "to-member", 3000) == PIPE_TAG_FLOOD);
+    s_test_send_mcast ("224.0.0.251", "to-link-local");
+    assert (s_test_expect (from_dev, "to-link-local", 3000) == PIPE_TAG_FLOOD);
+
+    //  Anycast 10.100.0.200, nearest member peer 0: no peer owns the address,
+    //  yet it goes to peer 0
+    s_test_members (client, "10.100.0.200", true, false, 0, 1);
+    zclock_sleep (200);
+    s_test_send_udp ("10.100.0.200", "to-anycast", false);
+    assert (s_test_expect (from_dev, "to-anycast", 3000) == 0);
+    //  This node becomes a member of 10.100.0.201: the address is on the
+    //  interface; no longer: it is off
+    s_test_members (client, "10.100.0.201", true, true, DEV_GTABLE_NO_PEER, 0);
+    for (int i = 0; i < 30 && !s_test_has_address ("10.100.0.201/32"); i++)
+        zclock_sleep (100);
+    assert (s_test_has_address ("10.100.0.201/32"));
+    s_test_members (client, "10.100.0.201", true, false, DEV_GTABLE_NO_PEER, 0);
+    for (int i = 0; i < 30 && s_test_has_address ("10.100.0.201/32"); i++)
+        zclock_sleep (100);
+    assert (!s_test_has_address ("10.100.0.201/32") && s_test_has_address ("10.100.0.1/24"));
+
+    //  The router stops: what it said is forgotten (the anycast address is
+    //  unknown again: dropped; the empty group floods)
+    s_test_members (client, "10.100.0.201", true, true, DEV_GTABLE_NO_PEER, 0);
+    for (int i = 0; i < 30 && !s_test_has_address ("10.100.0.201/32"); i++)
+        zclock_sleep (100);
+    sup_service_event_t stopped = { .instance = "router.1", .state = "stopped", .reason = "test" };
+    assert (bus_client_send (client, "", &sup_service_event_schema, &stopped) == 0);
+    for (int i = 0; i < 30 && s_test_has_address ("10.100.0.201/32"); i++)
+        zclock_sleep (100);
+    assert (!s_test_has_address ("10.100.0.201/32"));
+    s_test_send_mcast ("239.7.7.7", "to-empty-again");
+    assert (s_test_expect (from_dev, "to-empty-again", 3000) == PIPE_TAG_FLOOD);
+    close (member);
+    bus_client_destroy (&client);
+}
+
+//  The same on a tap: IGMP inside Ethernet, the querier's frames answered,
+//  and ARP for an anycast address answered with its nearest member's MAC
+static void
+s_test_tap_groups (const char *dir, zsock_t *sub, bool verbose)
+{
+    bus_config_t *config = s_test_config (
+        "device = { type = \"tap\"; name = \"bftest1\"; mtu = 1400; address = \"10.100.1.1/24\";\n"
+        "           mac_address = \"02:00:00:00:01:01\"; };\n"
+        "peers = ( { name = \"b\"; public_key = \"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\";\n"
+        "            allowed_ips = [\"10.100.1.2/32\"]; } );\n");
+    assert (bus_config_error_count (config) == 0);
+    bus_service_t *svc = bus_service_new ("device", NULL, dir);
+    assert (svc);
+    bus_service_set_config (svc, config);
+    char err [300];
+    dev_service_config_t checked;
+    dev_service_check_config (config, &checked);
+    dev_service_t *dev = dev_service_new (svc, &checked, err, sizeof err);
+    assert (dev && dev_service_up (dev));
+    zactor_t *actor = zactor_new (bus_service_actor, svc);
+    assert (actor);
+    bus_pipe_t *from_dev = bus_pipe_new (dir, PIPE_DEV_CRYPTO, BUS_PIPE_RECEIVER, 0);
+    assert (from_dev);
+    char endpoint [BUS_PATH_MAX];
+    assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
+    bus_client_t *client = bus_client_new (endpoint, NULL, err, sizeof err);
+    assert (client);
+
+    //  Snooping and the querier on Ethernet
+    int member = s_test_join_on ("239.2.2.2", "bftest1");
+    assert (s_test_groups (sub, "239.2.2.2", 3000));
+    device_status_reply_t *status = s_test_status (client);
+    assert (status);
+    uint64_t reports = status->group_reports;
+    free (status);
+    zclock_sleep (4000);
+    status = s_test_status (client);
+    assert (status);
+    if (verbose)
+        printf ("  tap: reports %" PRIu64 " -> %" PRIu64 " over 4 s of 1 s queries\n", reports, status->group_reports);
+    assert (status->groups == 1 && status->group_reports >= reports + 3);
+    free (status);
+    close (member);
+    assert (s_test_groups (sub, "", 3000));
+
+    //  Anycast 10.100.1.200, nearest member peer 0: the kernel's ARP request
+    //  is answered with peer 0's MAC, so the datagram goes to peer 0
+    uint8_t key [32], peer_mac [6];
+    size_t key_len = 0;
+    assert (sodium_base642bin (key, sizeof key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=", 44, NULL, &key_len,
+                               NULL, sodium_base64_VARIANT_ORIGINAL) == 0);
+    dev_mac_from_key (key, peer_mac);
+    s_test_members (client, "10.100.1.200", true, false, 0, 1);
+    zclock_sleep (200);
+    s_test_send_udp ("10.100.1.200", "to-anycast-tap", false);
+    int64_t deadline = zclock_mono () + 3000;
+    bool seen = false;
+    while (!seen && zclock_mono () < deadline) {
+        bus_batch_iter_t iter;
+        if (bus_pipe_recv (from_dev, &iter, 100) != 1)
+            continue;
+        bus_packet_t pkt;
+        while (bus_batch_iter_next (&iter, &pkt))
+            if (pkt.len > 14 && memcmp (pkt.data + pkt.len - 14, "to-anycast-tap", 14) == 0) {
+                assert (pkt.tag == 0 && memcmp (pkt.data, peer_mac, 6) == 0);
+                seen = true;
+            }
+    }
+    assert (seen);
+    status = s_test_status (client);
+    assert (status && status->anycast >= 1);
+    free (status);
+
+    bus_client_destroy (&client);
+    bus_pipe_destroy (&from_dev);
+    zactor_destroy (&actor);
+    dev_service_destroy (&dev);
+    assert (if_nametoindex ("bftest1") == 0);
+    bus_service_destroy (&svc);
+    bus_config_destroy (&config);
+}
+
 void
 dev_service_test (bool verbose)
 {
@@ -983,8 +1614,16 @@ dev_service_test (bool verbose)
     }
     char dir [] = "/tmp/dev_service_test_XXXXXX";
     assert (mkdtemp (dir));
+    //  The test client plays the router and the supervisor (group.members,
+    //  sup.service); queries every second so the querier is seen at work
+    setenv ("BIFROST_BUS_UNCHECKED", "1", 1);
+    setenv ("BIFROST_GROUP_QUERY_MS", "1000", 1);
     zactor_t *broker = zactor_new (bus_broker_actor, dir);
     assert (broker);
+    char events [BUS_PATH_MAX];
+    assert (bus_endpoint (events, sizeof events, dir, "events") == 0);
+    zsock_t *sub = zsock_new_sub (events, "evt.device.groups");
+    assert (sub);
     config = s_test_config (
         "device = { type = \"tun\"; name = \"bftest0\"; mtu = 1400; address = \"10.100.0.1/24\"; };\n"
         "peers = ( { name = \"b\"; public_key = \"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\";\n"
@@ -1066,6 +1705,8 @@ dev_service_test (bool verbose)
     bus_envelope_destroy (&reply);
     bus_client_destroy (&client);
 
+    s_test_groups_all (dir, from_dev, sub, verbose);
+
     //  Stop: the interface goes with the service
     bus_pipe_destroy (&from_dev);
     bus_pipe_destroy (&to_dev);
@@ -1074,6 +1715,8 @@ dev_service_test (bool verbose)
     assert (if_nametoindex ("bftest0") == 0);
     bus_service_destroy (&svc);
     bus_config_destroy (&config);
+    s_test_tap_groups (dir, sub, verbose);
+    zsock_destroy (&sub);
     zactor_destroy (&broker);
     zsys_dir_delete ("%s", dir);    //  best effort; the sockets are gone with their owners
     rmdir (dir);

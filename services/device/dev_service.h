@@ -25,6 +25,10 @@
 //  How long a tap device with mac_address = "" waits for crypto's public key
 //  before it falls back to a MAC derived from its name and address
 #define DEV_KEY_WAIT_MS       3000
+//  Groups (docs/groups.md): the general query interval (IGMP's default) and
+//  the deadline for the kernel's answers that the queries ask for
+#define DEV_QUERY_MS          125000
+#define DEV_QUERY_RESPONSE_MS 10000
 
 //  device's config, checked once by dev_service_check_config and handed to
 //  setup (dev_service_new), which reads nothing again.

@@ -7,6 +7,9 @@
 #include "dev_gso.h"
 #include "dev_arp.h"
 #include "dev_peermap.h"
+#include "dev_igmp.h"
+#include "dev_groups.h"
+#include "dev_gtable.h"
 #include "dev_netlink.h"
 #include "dev_tun.h"
 
@@ -17,6 +20,9 @@ static const selftest_t s_tests [] = {
     { "dev_gso", dev_gso_test },
     { "dev_arp", dev_arp_test },
     { "dev_peermap", dev_peermap_test },
+    { "dev_igmp", dev_igmp_test },
+    { "dev_groups", dev_groups_test },
+    { "dev_gtable", dev_gtable_test },
     { "dev_netlink", dev_netlink_test },
     { "dev_tun", dev_tun_test },
     { NULL, NULL }
