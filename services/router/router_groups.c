@@ -194,20 +194,20 @@ s_better (const router_member_t *a, const router_member_t *b)
     return a->id < b->id;
 }
 
-size_t
-router_groups_members (router_groups_t *self, const uint8_t addr [GROUP_ADDR_SIZE], router_member_t *out, size_t max)
+//  Ranks n member ids into out (at most max)
+static void
+s_rank (router_groups_t *self, const uint64_t *ids, size_t n, size_t stride, router_member_t *out, size_t max)
 {
-    uint64_t ids [S_MEMBERS_MAX * 4];
-    size_t total = group_table_members (self->table, addr, ids, sizeof ids / sizeof ids [0]);
-    size_t n = total < sizeof ids / sizeof ids [0] ? total : sizeof ids / sizeof ids [0], stored = 0;
+    size_t stored = 0;
     route_table_t *routes = router_links_table (self->links);
     for (size_t i = 0; i < n; i++) {
-        router_member_t m = { .id = ids [i], .index = UINT32_MAX };
-        const router_peer_t *p = router_links_find_id (self->links, ids [i]);
+        uint64_t id = *(const uint64_t *) ((const uint8_t *) ids + i * stride);
+        router_member_t m = { .id = id, .index = UINT32_MAX };
+        const router_peer_t *p = router_links_find_id (self->links, id);
         if (p && p->registry_id)
             m.index = p->index;
         route_t route;
-        if (route_table_best (routes, ids [i], &route)) {
+        if (route_table_best (routes, id, &route)) {
             m.reachable = true;
             m.metric = route.metric;
         }
@@ -223,6 +223,15 @@ router_groups_members (router_groups_t *self, const uint8_t addr [GROUP_ADDR_SIZ
                 stored++;
         }
     }
+}
+
+size_t
+router_groups_members (router_groups_t *self, const uint8_t addr [GROUP_ADDR_SIZE], router_member_t *out, size_t max)
+{
+    uint64_t ids [S_MEMBERS_MAX * 4];
+    size_t total = group_table_members (self->table, addr, ids, sizeof ids / sizeof ids [0]);
+    size_t n = total < sizeof ids / sizeof ids [0] ? total : sizeof ids / sizeof ids [0];
+    s_rank (self, ids, n, sizeof ids [0], out, max);
     return total;
 }
 
@@ -239,16 +248,18 @@ s_all_groups (router_groups_t *self, size_t *count)
     return all;
 }
 
+//  One group's record from its run of pairs (ids at stride bytes apart)
 static void
-s_pub_fill (router_groups_t *self, const group_entry_t *g, s_pub_t *pub)
+s_pub_fill (router_groups_t *self, const group_entry_t *g, const uint64_t *ids, size_t count, size_t stride,
+            s_pub_t *pub)
 {
     memset (pub, 0, sizeof *pub);
     pub->group = *g;
     pub->local = group_table_local (self->table, g->addr) != 0;
     pub->nearest = UINT32_MAX;
     router_member_t ranked [S_MEMBERS_MAX];
-    size_t n = router_groups_members (self, g->addr, ranked, S_MEMBERS_MAX);
-    n = n < S_MEMBERS_MAX ? n : S_MEMBERS_MAX;
+    size_t n = count < S_MEMBERS_MAX ? count : S_MEMBERS_MAX;
+    s_rank (self, ids, count, stride, ranked, S_MEMBERS_MAX);
     for (size_t i = 0; i < n; i++) {
         if (ranked [i].index == UINT32_MAX)
             continue;           //  the data path works by index (route.next does the same)
@@ -295,12 +306,32 @@ s_publish (router_groups_t *self, const s_pub_t *pub)
 static void
 s_sync_members (router_groups_t *self, bool all)
 {
-    size_t count;
-    group_entry_t *groups = s_all_groups (self, &count);
-    s_pub_t *fresh = (s_pub_t *) calloc (count ? count : 1, sizeof *fresh);
-    assert (fresh);
-    for (size_t i = 0; i < count; i++)
-        s_pub_fill (self, &groups [i], &fresh [i]);
+    //  Every group with its members: the peers' pairs sorted by group, merged
+    //  with our own groups (sorted too)
+    group_pair_t *pairs;
+    size_t npairs = group_table_pairs (self->table, &pairs);
+    size_t nown = group_table_own (self->table, NULL, 0);
+    group_entry_t *own = (group_entry_t *) calloc (nown + 1, sizeof *own);
+    //  (distinct groups: at most npairs + nown, usually far fewer)
+    size_t distinct = nown;
+    for (size_t k = 0; k < npairs; k++)
+        distinct += k == 0 || memcmp (pairs [k].group.addr, pairs [k - 1].group.addr, GROUP_ADDR_SIZE) != 0;
+    s_pub_t *fresh = (s_pub_t *) calloc (distinct + 1, sizeof *fresh);
+    assert (own && fresh);
+    group_table_own (self->table, own, nown);
+    size_t count = 0, p = 0, o = 0;
+    while (p < npairs || o < nown) {
+        int cmp = p == npairs ? 1 : o == nown ? -1 : memcmp (pairs [p].group.addr, own [o].addr, GROUP_ADDR_SIZE);
+        const group_entry_t *g = cmp <= 0 ? &pairs [p].group : &own [o];
+        size_t run = 0;
+        while (cmp <= 0 && p + run < npairs && memcmp (pairs [p + run].group.addr, g->addr, GROUP_ADDR_SIZE) == 0)
+            run++;
+        s_pub_fill (self, g, run ? &pairs [p].id : NULL, run, sizeof *pairs, &fresh [count++]);
+        p += run;
+        o += cmp >= 0;
+    }
+    free (pairs);
+    free (own);
     size_t i = 0, j = 0;
     while (i < self->pub_count || j < count) {
         int cmp = i == self->pub_count ? 1 : j == count ? -1
@@ -324,7 +355,6 @@ s_sync_members (router_groups_t *self, bool all)
     free (self->pub);
     self->pub = fresh;
     self->pub_count = count;
-    free (groups);
 }
 
 void
@@ -347,6 +377,7 @@ router_groups_heard (router_groups_t *self, const router_peer_t *from, const uin
         return false;
     }
     bool request = self->msg.flags & ROUTE_WIRE_GROUPS_REQUEST;
+    unsigned count = self->msg.count;           //  (msg is ours again once we answer)
     int taken = group_table_receive (self->table, from->id, &self->msg, now);
     if (taken < 0)
         return false;
@@ -359,7 +390,7 @@ router_groups_heard (router_groups_t *self, const router_peer_t *from, const uin
             s_send (self, state, 0);
     }
     if (taken > 0) {
-        bus_debug ("group report from %s: %u groups", from->name, self->msg.count);
+        bus_debug ("group report from %s: %u groups", from->name, count);
         s_sync_members (self, false);
     }
     return request;
