@@ -278,8 +278,10 @@ s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
     bool device = strncmp (state.instance, "device", 6) == 0;  //  (group.members' other reader)
     if (nat || crypto || device)
         s_resync_soon (self);
-    if (crypto)
+    if (crypto) {
         s_announce_round (self, true, bus_clock_ms ());
+        router_groups_dump (self->groups, bus_clock_ms ());    //  (our group reports too)
+    }
 }
 
 //  ---------------------------------------------------------------------------
