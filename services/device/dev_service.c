@@ -27,6 +27,7 @@
 #define S_RESUME_MAX_MS       50    //  backoff of the writable check while paused
 #define S_KEY_RETRY_MS        10000 //  after the fallback: ask crypto again this often
 #define S_GTABLE_CAPACITY     1024  //  groups the router may tell us about
+#define S_ROUTER_CHECK_MS     5000  //  while it told us groups: is the router still there?
 
 struct _dev_service_t {
     bus_service_t *svc;
@@ -76,6 +77,8 @@ struct _dev_service_t {
     uint32_t response_ms;       //  the answers' deadline we ask for
     int query_timer;
     int expire_timer;
+    int router_timer;
+    int router_misses;          //  echoes to the router unanswered in a row
     uint64_t own_pkts;          //  written by the device itself (queries, anycast answers):
     uint64_t own_bytes;         //  not in tx_*, which is what the tunnel delivered
 };
@@ -678,25 +681,49 @@ s_forget_anycast (const dev_gentry_t *e, void *arg)
     s_anycast_address ((dev_service_t *) arg, e, false);
 }
 
-//  The router stopped (or failed): what it said may be stale, and nobody will
-//  correct it. Forget it all: multicast floods and unicast routes by prefix
-//  again, as on a node without a router; a restarted router republishes.
+//  The router is gone (stopped, failed, or routing turned off): what it said
+//  may be stale, and nobody will correct it. Forget it all: multicast floods
+//  and unicast routes by prefix again, as on a node without a router; a
+//  restarted router publishes again (the device's subscription asks for it
+//  with bus.sync when it rejoins, the router's start publishes).
 static void
-s_on_sup_service (bus_service_t *svc, bus_envelope_t *env, void *arg)
+s_forget_router (dev_service_t *self, const char *why)
+{
+    if (dev_gtable_count (self->gtable) == 0)
+        return;
+    bus_info ("the router %s: the groups it published are forgotten", why);
+    dev_gtable_clear (self->gtable, s_forget_anycast, self);
+    self->router_misses = 0;
+}
+
+static void
+s_on_router_echo (bus_service_t *svc, bus_envelope_t *reply, void *arg)
 {
     dev_service_t *self = (dev_service_t *) arg;
-    sup_service_event_t msg;
-    char err [200];
-    if (bus_envelope_get_msg (env, &sup_service_event_schema, &msg, err, sizeof err))
-        return;
-    if (strncmp (msg.instance, "router.", 7) != 0
-    ||  !(streq (msg.state, "stopping") || streq (msg.state, "stopped") || streq (msg.state, "failed")
-          || streq (msg.state, "backoff")))
-        return;
-    if (dev_gtable_count (self->gtable)) {
-        bus_info ("%s %s: the groups it published are forgotten", msg.instance, msg.state);
-        dev_gtable_clear (self->gtable, s_forget_anycast, self);
-    }
+    if (reply && streq (bus_envelope_type (reply), bus_echo_schema.type))
+        self->router_misses = 0;
+    else
+    if (reply)                          //  bus.error: no router instance (404)
+        s_forget_router (self, "is gone");
+    else
+    if (++self->router_misses >= 2)     //  busy once may happen; twice, it is stuck
+        s_forget_router (self, "does not answer");
+}
+
+//  While the router's word is in use, ask it every few seconds whether it is
+//  still there (every service answers bus.echo; the broker answers 404 for
+//  a service that has no instance)
+static int
+s_router_tick (bus_loop_t *loop, int timer_id, void *arg)
+{
+    dev_service_t *self = (dev_service_t *) arg;
+    if (dev_gtable_count (self->gtable) == 0)
+        return 0;
+    bus_echo_t *echo = (bus_echo_t *) calloc (1, sizeof *echo);
+    assert (echo);
+    bus_service_request (self->svc, "router", &bus_echo_schema, echo, S_ROUTER_CHECK_MS / 2, s_on_router_echo, self);
+    free (echo);
+    return 0;
 }
 
 //  Sets the MAC (tap) and brings the interface up; publishes device.up.
@@ -964,6 +991,7 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
     self->key_timer = -1;
     self->query_timer = -1;
     self->expire_timer = -1;
+    self->router_timer = -1;
     self->cfg = *config;
     self->peers = config->peers ? config->peers : node_peers_load (NULL, NULL);
     self->cfg.peers = NULL;
@@ -1058,7 +1086,7 @@ dev_service_new (bus_service_t *svc, dev_service_config_t *config, char *err, si
     bus_service_subscribe (svc, "node.address", s_on_node_address, self);
     bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (svc, "group.members", s_on_group_members, self);
-    bus_service_subscribe (svc, "sup.service", s_on_sup_service, self);
+    self->router_timer = bus_loop_timer (self->loop, S_ROUTER_CHECK_MS, 0, s_router_tick, self);
     self->expire_timer = bus_loop_timer (self->loop, self->query_ms < 4000 ? self->query_ms / 4 : 1000, 0,
                                          s_expire_tick, self);
 
@@ -1092,6 +1120,8 @@ dev_service_destroy (dev_service_t **self_p)
         bus_loop_timer_end (self->loop, self->query_timer);
     if (self->expire_timer != -1)
         bus_loop_timer_end (self->loop, self->expire_timer);
+    if (self->router_timer != -1)
+        bus_loop_timer_end (self->loop, self->router_timer);
     bus_pipe_destroy (&self->from_crypto);
     bus_pipe_destroy (&self->to_crypto);
     bus_batch_destroy (&self->batch);
@@ -1386,7 +1416,8 @@ s_test_has_address (const char *text)
 //  Groups (docs/groups.md): snooping and the querier, device.groups, and what
 //  group.members does to the packet path
 static void
-s_test_groups_all (const char *dir, bus_pipe_t *from_dev, zsock_t *sub, bool verbose)
+s_test_groups_all (const char *dir, bus_pipe_t *from_dev, zsock_t *sub, zactor_t **router_actor,
+                   bus_service_t **router, bool verbose)
 {
     char endpoint [BUS_PATH_MAX], err [300];
     assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
@@ -1460,16 +1491,20 @@ s_test_groups_all (const char *dir, bus_pipe_t *from_dev, zsock_t *sub, bool ver
         zclock_sleep (100);
     assert (!s_test_has_address ("10.100.0.201/32") && s_test_has_address ("10.100.0.1/24"));
 
-    //  The router stops: what it said is forgotten (the anycast address is
-    //  unknown again: dropped; the empty group floods)
+    //  The router stops: what it said is forgotten within two checks (the
+    //  anycast address goes off the interface, the empty group floods again)
     s_test_members (client, "10.100.0.201", true, true, DEV_GTABLE_NO_PEER, 0);
     for (int i = 0; i < 30 && !s_test_has_address ("10.100.0.201/32"); i++)
         zclock_sleep (100);
-    sup_service_event_t stopped = { .instance = "router.1", .state = "stopped", .reason = "test" };
-    assert (bus_client_send (client, "", &sup_service_event_schema, &stopped) == 0);
-    for (int i = 0; i < 30 && s_test_has_address ("10.100.0.201/32"); i++)
+    assert (s_test_has_address ("10.100.0.201/32"));
+    zactor_destroy (router_actor);
+    bus_service_destroy (router);
+    int64_t stopped = zclock_mono ();
+    for (int i = 0; i < 150 && s_test_has_address ("10.100.0.201/32"); i++)
         zclock_sleep (100);
     assert (!s_test_has_address ("10.100.0.201/32"));
+    if (verbose)
+        printf ("  router gone: its groups forgotten after %" PRId64 " ms\n", zclock_mono () - stopped);
     s_test_send_mcast ("239.7.7.7", "to-empty-again");
     assert (s_test_expect (from_dev, "to-empty-again", 3000) == PIPE_TAG_FLOOD);
     close (member);
@@ -1499,6 +1534,10 @@ s_test_tap_groups (const char *dir, zsock_t *sub, bool verbose)
     assert (actor);
     bus_pipe_t *from_dev = bus_pipe_new (dir, PIPE_DEV_CRYPTO, BUS_PIPE_RECEIVER, 0);
     assert (from_dev);
+    bus_service_t *router = bus_service_new ("router", NULL, dir);
+    assert (router);
+    zactor_t *router_actor = zactor_new (bus_service_actor, router);
+    assert (router_actor);
     char endpoint [BUS_PATH_MAX];
     assert (bus_endpoint (endpoint, sizeof endpoint, dir, "bus") == 0);
     bus_client_t *client = bus_client_new (endpoint, NULL, err, sizeof err);
@@ -1550,6 +1589,8 @@ s_test_tap_groups (const char *dir, zsock_t *sub, bool verbose)
     free (status);
 
     bus_client_destroy (&client);
+    zactor_destroy (&router_actor);
+    bus_service_destroy (&router);
     bus_pipe_destroy (&from_dev);
     zactor_destroy (&actor);
     dev_service_destroy (&dev);
@@ -1614,8 +1655,8 @@ dev_service_test (bool verbose)
     }
     char dir [] = "/tmp/dev_service_test_XXXXXX";
     assert (mkdtemp (dir));
-    //  The test client plays the router and the supervisor (group.members,
-    //  sup.service); queries every second so the querier is seen at work
+    //  The test client publishes what the router would (group.members);
+    //  queries every second so the querier is seen at work
     setenv ("BIFROST_BUS_UNCHECKED", "1", 1);
     setenv ("BIFROST_GROUP_QUERY_MS", "1000", 1);
     zactor_t *broker = zactor_new (bus_broker_actor, dir);
@@ -1705,7 +1746,13 @@ dev_service_test (bool verbose)
     bus_envelope_destroy (&reply);
     bus_client_destroy (&client);
 
-    s_test_groups_all (dir, from_dev, sub, verbose);
+    //  A router that is there (it answers bus.echo, as every service); the
+    //  test client publishes what it would
+    bus_service_t *router = bus_service_new ("router", NULL, dir);
+    assert (router);
+    zactor_t *router_actor = zactor_new (bus_service_actor, router);
+    assert (router_actor);
+    s_test_groups_all (dir, from_dev, sub, &router_actor, &router, verbose);
 
     //  Stop: the interface goes with the service
     bus_pipe_destroy (&from_dev);
