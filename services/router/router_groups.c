@@ -59,8 +59,8 @@ struct _router_groups_t {
     size_t pub_count;
     bool changed;               //  our groups changed since the last round
     int64_t last_round;
-    char path [BUS_PATH_MAX + 16];      //  the ctl joins' file
-    int fd;                     //  ... opened in setup (-1: none) ("" in a test without one)
+    char path [BUS_PATH_MAX + 16];      //  the ctl joins' file ("" without a run directory)
+    int fd;                     //  ... opened in setup (-1: none)
     group_msg_t msg;
     route_announce_t *out;
     router_groups_stats_t stats;
