@@ -38,6 +38,7 @@ typedef struct {
     uint32_t index;
     double tokens;
     int64_t at;
+    int64_t dumped_at;          //  our table sent whole on its request (once per ROUTER_REQUEST_DUMP_MS)
 } s_bucket_t;
 
 struct _router_service_t {
@@ -350,20 +351,24 @@ s_dump_tick (bus_loop_t *loop, int timer_id, void *arg)
 //  ---------------------------------------------------------------------------
 //  Announcements in: route.heard (crypto authenticated the session's peer)
 
+static s_bucket_t *
+s_bucket (router_service_t *self, uint32_t index, int64_t now)
+{
+    for (size_t i = 0; i < self->buckets_count; i++)
+        if (self->buckets [i].index == index)
+            return &self->buckets [i];
+    self->buckets = (s_bucket_t *) realloc (self->buckets, (self->buckets_count + 1) * sizeof *self->buckets);
+    assert (self->buckets);
+    s_bucket_t *b = &self->buckets [self->buckets_count++];
+    *b = (s_bucket_t) { .index = index, .tokens = self->config.heard_burst, .at = now, .dumped_at = INT64_MIN / 2 };
+    return b;
+}
+
 //  A token bucket per neighbour: heard_rate a second, heard_burst at once
 static bool
 s_rate_ok (router_service_t *self, uint32_t index, int64_t now)
 {
-    s_bucket_t *b = NULL;
-    for (size_t i = 0; i < self->buckets_count && !b; i++)
-        if (self->buckets [i].index == index)
-            b = &self->buckets [i];
-    if (!b) {
-        self->buckets = (s_bucket_t *) realloc (self->buckets, (self->buckets_count + 1) * sizeof *b);
-        assert (self->buckets);
-        b = &self->buckets [self->buckets_count++];
-        *b = (s_bucket_t) { .index = index, .tokens = self->config.heard_burst, .at = now };
-    }
+    s_bucket_t *b = s_bucket (self, index, now);
     b->tokens += (double) (now - b->at) * self->config.heard_rate / 1000.0;
     if (b->tokens > self->config.heard_burst)
         b->tokens = self->config.heard_burst;
@@ -402,8 +407,12 @@ s_on_heard (bus_service_t *svc, bus_envelope_t *env, void *arg)
             //  A neighbour's router that asks for our groups has just started
             //  (or just found us): it gets our whole route table too, rather
             //  than at the next dump (docs/routing.md, a restarted router)
+            //  (once per ROUTER_REQUEST_DUMP_MS: a request costs the asker one
+            //  report, a dump up to 72 announcements)
+            s_bucket_t *b = s_bucket (self, heard->index, now);
             if (router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now)
-            &&  from->up && self->config.transit) {
+            &&  from->up && self->config.transit && now - b->dumped_at >= ROUTER_REQUEST_DUMP_MS) {
+                b->dumped_at = now;
                 route_announce_t *out = (route_announce_t *) calloc (1, sizeof *out);
                 assert (out);
                 s_announce_to (self, from, true, out);
