@@ -335,6 +335,58 @@ group_table_members (group_table_t *self, const uint8_t addr [GROUP_ADDR_SIZE], 
     return n;
 }
 
+static int
+s_pair_cmp (const group_pair_t *a, const group_pair_t *b)
+{
+    int cmp = memcmp (a->group.addr, b->group.addr, GROUP_ADDR_SIZE);
+    return cmp ? cmp : a->id < b->id ? -1 : a->id > b->id;
+}
+
+//  A bottom-up merge sort (not qsort: the seccomp filter, above)
+static void
+s_pairs_sort (group_pair_t *pairs, size_t n)
+{
+    group_pair_t *tmp = (group_pair_t *) malloc ((n ? n : 1) * sizeof *tmp);
+    assert (tmp);
+    group_pair_t *from = pairs, *to = tmp;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                to [k++] = s_pair_cmp (&from [j], &from [i]) < 0 ? from [j++] : from [i++];
+            while (i < mid)
+                to [k++] = from [i++];
+            while (j < hi)
+                to [k++] = from [j++];
+        }
+        group_pair_t *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != pairs)
+        memcpy (pairs, from, n * sizeof *pairs);
+    free (tmp);
+}
+
+size_t
+group_table_pairs (group_table_t *self, group_pair_t **pairs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->origins_count; i++)
+        n += self->origins [i].count;
+    *pairs = (group_pair_t *) malloc ((n ? n : 1) * sizeof **pairs);
+    assert (*pairs);
+    size_t k = 0;
+    for (size_t i = 0; i < self->origins_count; i++)
+        for (size_t g = 0; g < self->origins [i].count; g++) {
+            (*pairs) [k].group = self->origins [i].groups [g];
+            (*pairs) [k++].id = self->origins [i].id;
+        }
+    s_pairs_sort (*pairs, n);
+    return n;
+}
+
 const group_stats_t *
 group_table_stats (group_table_t *self)
 {
@@ -427,6 +479,14 @@ group_table_test (bool verbose)
     assert (group_table_receive (t, 0xcc, &rc6, 1300) == 1);
     assert (group_table_groups (t, all, 4) == 3 && memcmp (all [2].addr, v6.addr, 16) == 0);
     assert (group_table_groups (t, all, 1) == 3 && memcmp (all [0].addr, any.addr, 16) == 0);
+    //  Every (group, member) pair, sorted by address then id
+    group_pair_t *pairs;
+    size_t npairs = group_table_pairs (t, &pairs);
+    assert (npairs == 4);
+    assert (memcmp (pairs [0].group.addr, any.addr, 16) == 0 && pairs [0].id == 0xbb && pairs [1].id == 0xcc);
+    assert (memcmp (pairs [2].group.addr, m.addr, 16) == 0 && pairs [2].id == 0xbb);
+    assert (memcmp (pairs [3].group.addr, v6.addr, 16) == 0 && pairs [3].id == 0xcc);
+    free (pairs);
     //  A peer that leaves every group keeps its record (its seqno)
     group_msg_t rb0 = s_report (0xbb, 102, none);
     assert (group_table_receive (t, 0xbb, &rb0, 1400) == 1 && group_table_heard (t, 0xbb));

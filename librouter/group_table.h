@@ -65,6 +65,18 @@ size_t group_table_expire (group_table_t *self, int64_t now, int64_t timeout);
 //  most max; returns how many there are)
 size_t group_table_groups (group_table_t *self, group_entry_t *groups, size_t max);
 
+//  One (group, member) pair of the peers' reports
+typedef struct {
+    group_entry_t group;
+    uint64_t id;
+} group_pair_t;
+
+//  Every pair, sorted by address then member id, in *pairs (allocated: the
+//  caller frees it); returns how many. A pass over every group's members is
+//  one sort instead of a search of every report per group (1,000 peers with
+//  8 groups each: 2.5 ms a pass against 15 ms; docs/groups.md)
+size_t group_table_pairs (group_table_t *self, group_pair_t **pairs);
+
 //  The peers that are members of addr, by id (at most max; returns how many)
 size_t group_table_members (group_table_t *self, const uint8_t addr [GROUP_ADDR_SIZE], uint64_t *ids, size_t max);
 

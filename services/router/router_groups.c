@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define S_MEMBERS_MAX   64      //  group.members' list
 
@@ -57,7 +59,8 @@ struct _router_groups_t {
     size_t pub_count;
     bool changed;               //  our groups changed since the last round
     int64_t last_round;
-    char path [BUS_PATH_MAX + 16];      //  the ctl joins' file ("" in a test without one)
+    char path [BUS_PATH_MAX + 16];      //  the ctl joins' file ("" without a run directory)
+    int fd;                     //  ... opened in setup (-1: none)
     group_msg_t msg;
     route_announce_t *out;
     router_groups_stats_t stats;
@@ -191,20 +194,20 @@ s_better (const router_member_t *a, const router_member_t *b)
     return a->id < b->id;
 }
 
-size_t
-router_groups_members (router_groups_t *self, const uint8_t addr [GROUP_ADDR_SIZE], router_member_t *out, size_t max)
+//  Ranks n member ids into out (at most max)
+static void
+s_rank (router_groups_t *self, const uint64_t *ids, size_t n, size_t stride, router_member_t *out, size_t max)
 {
-    uint64_t ids [S_MEMBERS_MAX * 4];
-    size_t total = group_table_members (self->table, addr, ids, sizeof ids / sizeof ids [0]);
-    size_t n = total < sizeof ids / sizeof ids [0] ? total : sizeof ids / sizeof ids [0], stored = 0;
+    size_t stored = 0;
     route_table_t *routes = router_links_table (self->links);
     for (size_t i = 0; i < n; i++) {
-        router_member_t m = { .id = ids [i], .index = UINT32_MAX };
-        const router_peer_t *p = router_links_find_id (self->links, ids [i]);
+        uint64_t id = *(const uint64_t *) ((const uint8_t *) ids + i * stride);
+        router_member_t m = { .id = id, .index = UINT32_MAX };
+        const router_peer_t *p = router_links_find_id (self->links, id);
         if (p && p->registry_id)
             m.index = p->index;
         route_t route;
-        if (route_table_best (routes, ids [i], &route)) {
+        if (route_table_best (routes, id, &route)) {
             m.reachable = true;
             m.metric = route.metric;
         }
@@ -220,6 +223,15 @@ router_groups_members (router_groups_t *self, const uint8_t addr [GROUP_ADDR_SIZ
                 stored++;
         }
     }
+}
+
+size_t
+router_groups_members (router_groups_t *self, const uint8_t addr [GROUP_ADDR_SIZE], router_member_t *out, size_t max)
+{
+    uint64_t ids [S_MEMBERS_MAX * 4];
+    size_t total = group_table_members (self->table, addr, ids, sizeof ids / sizeof ids [0]);
+    size_t n = total < sizeof ids / sizeof ids [0] ? total : sizeof ids / sizeof ids [0];
+    s_rank (self, ids, n, sizeof ids [0], out, max);
     return total;
 }
 
@@ -236,16 +248,18 @@ s_all_groups (router_groups_t *self, size_t *count)
     return all;
 }
 
+//  One group's record from its run of pairs (ids at stride bytes apart)
 static void
-s_pub_fill (router_groups_t *self, const group_entry_t *g, s_pub_t *pub)
+s_pub_fill (router_groups_t *self, const group_entry_t *g, const uint64_t *ids, size_t count, size_t stride,
+            s_pub_t *pub)
 {
     memset (pub, 0, sizeof *pub);
     pub->group = *g;
     pub->local = group_table_local (self->table, g->addr) != 0;
     pub->nearest = UINT32_MAX;
     router_member_t ranked [S_MEMBERS_MAX];
-    size_t n = router_groups_members (self, g->addr, ranked, S_MEMBERS_MAX);
-    n = n < S_MEMBERS_MAX ? n : S_MEMBERS_MAX;
+    size_t n = count < S_MEMBERS_MAX ? count : S_MEMBERS_MAX;
+    s_rank (self, ids, count, stride, ranked, S_MEMBERS_MAX);
     for (size_t i = 0; i < n; i++) {
         if (ranked [i].index == UINT32_MAX)
             continue;           //  the data path works by index (route.next does the same)
@@ -292,12 +306,32 @@ s_publish (router_groups_t *self, const s_pub_t *pub)
 static void
 s_sync_members (router_groups_t *self, bool all)
 {
-    size_t count;
-    group_entry_t *groups = s_all_groups (self, &count);
-    s_pub_t *fresh = (s_pub_t *) calloc (count ? count : 1, sizeof *fresh);
-    assert (fresh);
-    for (size_t i = 0; i < count; i++)
-        s_pub_fill (self, &groups [i], &fresh [i]);
+    //  Every group with its members: the peers' pairs sorted by group, merged
+    //  with our own groups (sorted too)
+    group_pair_t *pairs;
+    size_t npairs = group_table_pairs (self->table, &pairs);
+    size_t nown = group_table_own (self->table, NULL, 0);
+    group_entry_t *own = (group_entry_t *) calloc (nown + 1, sizeof *own);
+    //  (distinct groups: at most npairs + nown, usually far fewer)
+    size_t distinct = nown;
+    for (size_t k = 0; k < npairs; k++)
+        distinct += k == 0 || memcmp (pairs [k].group.addr, pairs [k - 1].group.addr, GROUP_ADDR_SIZE) != 0;
+    s_pub_t *fresh = (s_pub_t *) calloc (distinct + 1, sizeof *fresh);
+    assert (own && fresh);
+    group_table_own (self->table, own, nown);
+    size_t count = 0, p = 0, o = 0;
+    while (p < npairs || o < nown) {
+        int cmp = p == npairs ? 1 : o == nown ? -1 : memcmp (pairs [p].group.addr, own [o].addr, GROUP_ADDR_SIZE);
+        const group_entry_t *g = cmp <= 0 ? &pairs [p].group : &own [o];
+        size_t run = 0;
+        while (cmp <= 0 && p + run < npairs && memcmp (pairs [p + run].group.addr, g->addr, GROUP_ADDR_SIZE) == 0)
+            run++;
+        s_pub_fill (self, g, run ? &pairs [p].id : NULL, run, sizeof *pairs, &fresh [count++]);
+        p += run;
+        o += cmp >= 0;
+    }
+    free (pairs);
+    free (own);
     size_t i = 0, j = 0;
     while (i < self->pub_count || j < count) {
         int cmp = i == self->pub_count ? 1 : j == count ? -1
@@ -321,7 +355,6 @@ s_sync_members (router_groups_t *self, bool all)
     free (self->pub);
     self->pub = fresh;
     self->pub_count = count;
-    free (groups);
 }
 
 void
@@ -334,19 +367,20 @@ router_groups_sync (router_groups_t *self, bool all, int64_t now)
 //  ---------------------------------------------------------------------------
 //  Reports in
 
-void
+bool
 router_groups_heard (router_groups_t *self, const router_peer_t *from, const uint8_t *data, size_t size, int64_t now)
 {
     group_msg_err_t rc = group_msg_decode (data, size, &self->msg);
     if (rc != GROUP_MSG_OK) {
         self->stats.codec [rc]++;
         bus_debug ("group report from %s: refused, %s", from->name, group_msg_err_name (rc));
-        return;
+        return false;
     }
     bool request = self->msg.flags & ROUTE_WIRE_GROUPS_REQUEST;
+    unsigned count = self->msg.count;           //  (msg is ours again once we answer)
     int taken = group_table_receive (self->table, from->id, &self->msg, now);
     if (taken < 0)
-        return;
+        return false;
     self->stats.taken++;
     if (request) {
         //  It asked (it just started, or we just became reachable to it): at once
@@ -356,9 +390,10 @@ router_groups_heard (router_groups_t *self, const router_peer_t *from, const uin
             s_send (self, state, 0);
     }
     if (taken > 0) {
-        bus_debug ("group report from %s: %u groups", from->name, self->msg.count);
+        bus_debug ("group report from %s: %u groups", from->name, count);
         s_sync_members (self, false);
     }
+    return request;
 }
 
 void
@@ -378,45 +413,49 @@ router_groups_forget (router_groups_t *self, uint64_t id, int64_t now)
 //  ---------------------------------------------------------------------------
 //  Our memberships: the device, bifrostctl (kept in a file), the config
 
-//  The ctl joins, one address a line, written beside and renamed over (a
-//  router killed while writing leaves the old file whole)
+//  The ctl joins, one address a line, padded with empty lines to the block's
+//  size and written whole at offset 0 (router_groups.h: why not a rename)
 static void
 s_save (router_groups_t *self)
 {
-    if (!*self->path)
+    if (self->fd < 0)
         return;
-    group_entry_t *own = (group_entry_t *) calloc (group_table_own (self->table, NULL, 0) + 1, sizeof *own);
-    assert (own);
-    size_t n = group_table_own (self->table, own, SIZE_MAX);
-    char tmp [sizeof self->path + 8];
-    snprintf (tmp, sizeof tmp, "%s.new", self->path);
-    FILE *file = fopen (tmp, "w");
-    bool ok = file != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
+    size_t n = group_table_own (self->table, NULL, 0);
+    group_entry_t *own = (group_entry_t *) calloc (n + 1, sizeof *own);
+    char *block = (char *) malloc (ROUTER_GROUPS_FILE_SIZE);
+    assert (own && block);
+    group_table_own (self->table, own, n);
+    memset (block, '\n', ROUTER_GROUPS_FILE_SIZE);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
         if (!(group_table_local (self->table, own [i].addr) & GROUP_SOURCE_CTL))
             continue;
         char text [GROUP_ADDR_TEXT];
         group_addr_format (own [i].addr, text, sizeof text);
-        ok = fprintf (file, "%s\n", text) > 0;
+        size_t len = strlen (text);
+        assert (at + len + 1 <= ROUTER_GROUPS_FILE_SIZE);   //  ROUTER_GROUPS_CTL_MAX lines fit
+        memcpy (block + at, text, len);
+        at += len + 1;
     }
-    if (file)
-        ok &= fclose (file) == 0;
-    if (!ok || rename (tmp, self->path))
+    if (lseek (self->fd, 0, SEEK_SET) != 0
+    ||  write (self->fd, block, ROUTER_GROUPS_FILE_SIZE) != ROUTER_GROUPS_FILE_SIZE)
         bus_warn ("cannot keep the groups joined with bifrostctl in %s: %s (a restarted router will not "
                   "join them again)", self->path, strerror (errno));
+    free (block);
     free (own);
 }
 
 static void
 s_load (router_groups_t *self)
 {
-    FILE *file = *self->path ? fopen (self->path, "r") : NULL;
-    if (!file)
-        return;
-    char line [128];
+    char *block = (char *) calloc (1, ROUTER_GROUPS_FILE_SIZE + 1);
+    assert (block);
+    ssize_t size = self->fd >= 0 ? read (self->fd, block, ROUTER_GROUPS_FILE_SIZE) : -1;
     size_t joined = 0;
-    while (fgets (line, sizeof line, file)) {
-        line [strcspn (line, "\r\n")] = 0;
+    for (char *line = block, *next; size > 0 && line && *line; line = next) {
+        next = strchr (line, '\n');
+        if (next)
+            *next++ = 0;
         uint8_t addr [GROUP_ADDR_SIZE], kind;
         char err [200];
         if (!*line)
@@ -428,7 +467,7 @@ s_load (router_groups_t *self)
             joined++;
         }
     }
-    fclose (file);
+    free (block);
     if (joined)
         bus_info ("%zu group(s) joined with bifrostctl joined again (from %s)", joined, self->path);
 }
@@ -509,6 +548,19 @@ s_reply (router_groups_t *self, bus_envelope_t *env)
     free (reply);
 }
 
+static size_t
+s_ctl_count (router_groups_t *self)
+{
+    size_t n = group_table_own (self->table, NULL, 0), count = 0;
+    group_entry_t *own = (group_entry_t *) calloc (n + 1, sizeof *own);
+    assert (own);
+    group_table_own (self->table, own, n);
+    for (size_t i = 0; i < n; i++)
+        count += (group_table_local (self->table, own [i].addr) & GROUP_SOURCE_CTL) != 0;
+    free (own);
+    return count;
+}
+
 //  router.group: join, leave (ours, bifrostctl's), list
 static void
 s_on_group (bus_service_t *svc, bus_envelope_t *env, void *arg)
@@ -540,6 +592,11 @@ s_on_group (bus_service_t *svc, bus_envelope_t *env, void *arg)
                                      : held & GROUP_SOURCE_DEVICE ? " (a program on this node joined it)" : "");
             return;
         }
+        if (join && !(held & GROUP_SOURCE_CTL) && s_ctl_count (self) >= ROUTER_GROUPS_CTL_MAX) {
+            bus_service_reply_error (svc, env, 400, "%s: at most %d groups joined with bifrostctl", text,
+                                     ROUTER_GROUPS_CTL_MAX);
+            return;
+        }
         bool changed = join ? group_table_join (self->table, addr, GROUP_SOURCE_CTL)
                             : group_table_leave (self->table, addr, GROUP_SOURCE_CTL);
         if (join != !!(held & GROUP_SOURCE_CTL)) {
@@ -566,6 +623,7 @@ router_groups_new (bus_service_t *svc, router_links_t *links, const group_entry_
     self->svc = svc;
     self->links = links;
     self->route_timeout = route_timeout;
+    self->fd = -1;
     self->table = group_table_new (0);
     self->out = (route_announce_t *) calloc (1, sizeof *self->out);
     assert (self->out);
@@ -581,8 +639,12 @@ router_groups_new (bus_service_t *svc, router_links_t *links, const group_entry_
             if (mkdir (dir, 0700) && errno != EEXIST)
                 bus_warn ("%s: %s", dir, strerror (errno));
             if ((size_t) snprintf (self->path, sizeof self->path, "%.*s/%s", (int) (sizeof dir - 1), dir,
-                                   ROUTER_GROUPS_FILE) >= sizeof self->path)
-                *self->path = 0;
+                                   ROUTER_GROUPS_FILE) < sizeof self->path) {
+                self->fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                if (self->fd < 0)
+                    bus_warn ("%s: %s: the groups joined with bifrostctl will not outlive the router",
+                              self->path, strerror (errno));
+            }
             s_load (self);
         }
     }
@@ -599,6 +661,8 @@ router_groups_destroy (router_groups_t **self_p)
     router_groups_t *self = *self_p;
     if (!self)
         return;
+    if (self->fd >= 0)
+        close (self->fd);
     group_table_destroy (&self->table);
     free (self->peers);
     free (self->pub);

@@ -11,9 +11,13 @@
     becomes unreachable).
 
     Groups joined with bifrostctl are kept in <run_dir>/router/groups, so a
-    router the supervisor restarts joins them again; the run directory is
-    the node's runtime state, so they last until the node stops (standing
-    memberships belong in routing.groups). */
+    router the supervisor restarts joins them again (they last as long as
+    the run directory; standing memberships belong in routing.groups). The
+    service's own directory is root's and the router runs under a uid of
+    its own once set up, so the file is opened (made) in setup, still root,
+    and rewritten through that descriptor: one write of a fixed-size block
+    at offset 0 (lseek and write, nothing beyond the seccomp BASE list), so
+    a router killed at any moment leaves the old list or the new, whole. */
 #ifndef ROUTER_GROUPS_H_INCLUDED
 #define ROUTER_GROUPS_H_INCLUDED
 
@@ -22,6 +26,8 @@
 #include "group_table.h"
 
 #define ROUTER_GROUPS_FILE      "groups"        //  in <run_dir>/router
+#define ROUTER_GROUPS_FILE_SIZE 4096            //  its block: 64 addresses of up to 39 characters a line
+#define ROUTER_GROUPS_CTL_MAX   64              //  groups bifrostctl may join
 #define ROUTER_GROUPS_ROUND_MS  200             //  reports from changes go out at most this often
 #define ROUTER_GROUPS_RETRY_MS  1000            //  a peer whose report we lack is asked again, doubling ...
 #define ROUTER_GROUPS_RETRY_MAX 30000           //  ... up to this
@@ -43,8 +49,9 @@ router_groups_t *router_groups_new (bus_service_t *svc, router_links_t *links, c
 void router_groups_destroy (router_groups_t **self_p);
 
 //  A group report from peer `from` (up or routed, with a registry id: the
-//  service checked who it is and its rate)
-void router_groups_heard (router_groups_t *self, const router_peer_t *from, const uint8_t *data, size_t size,
+//  service checked who it is and its rate). True when it was taken and
+//  asked for ours (its router just started, or just found us)
+bool router_groups_heard (router_groups_t *self, const router_peer_t *from, const uint8_t *data, size_t size,
                           int64_t now);
 
 //  After anything that may change routes or peers: group.members for the

@@ -38,6 +38,7 @@ typedef struct {
     uint32_t index;
     double tokens;
     int64_t at;
+    int64_t dumped_at;          //  our table sent whole on its request (once per ROUTER_REQUEST_DUMP_MS)
 } s_bucket_t;
 
 struct _router_service_t {
@@ -278,8 +279,10 @@ s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
     bool device = strncmp (state.instance, "device", 6) == 0;  //  (group.members' other reader)
     if (nat || crypto || device)
         s_resync_soon (self);
-    if (crypto)
+    if (crypto) {
         s_announce_round (self, true, bus_clock_ms ());
+        router_groups_dump (self->groups, bus_clock_ms ());    //  (our group reports too)
+    }
 }
 
 //  ---------------------------------------------------------------------------
@@ -289,6 +292,22 @@ s_on_bus_state (bus_service_t *svc, bus_envelope_t *env, void *arg)
 //  full (the periodic dump). Only neighbours with a registry id hear one
 //  (a peer of the config has no id to check the announcement's origin
 //  by); with transit off the round is taken and nothing sent.
+//  What the table has for one neighbour (every route when full), split
+static void
+s_announce_to (router_service_t *self, const router_peer_t *p, bool full, route_announce_t *out)
+{
+    route_table_t *table = router_links_table (self->links);
+    size_t cursor = 0;
+    while (route_table_announce (table, p->id, full, self->msg, &cursor)) {
+        out->index = p->index;
+        out->announcement_size = (uint32_t) route_msg_encode (self->msg, out->announcement,
+                                                              sizeof out->announcement);
+        assert (out->announcement_size);    //  the table writes only what passes the codec
+        bus_service_publish (self->svc, &route_announce_schema, out);
+        self->announced++;
+    }
+}
+
 static void
 s_announce_round (router_service_t *self, bool full, int64_t now)
 {
@@ -300,17 +319,8 @@ s_announce_round (router_service_t *self, bool full, int64_t now)
         assert (out);
         for (size_t i = 0; i < router_links_count (self->links); i++) {
             const router_peer_t *p = router_links_at (self->links, i);
-            if (!p->up || !p->registry_id)
-                continue;
-            size_t cursor = 0;
-            while (route_table_announce (table, p->id, full, self->msg, &cursor)) {
-                out->index = p->index;
-                out->announcement_size = (uint32_t) route_msg_encode (self->msg, out->announcement,
-                                                                      sizeof out->announcement);
-                assert (out->announcement_size);    //  the table writes only what passes the codec
-                bus_service_publish (self->svc, &route_announce_schema, out);
-                self->announced++;
-            }
+            if (p->up && p->registry_id)
+                s_announce_to (self, p, full, out);
         }
         free (out);
     }
@@ -341,20 +351,24 @@ s_dump_tick (bus_loop_t *loop, int timer_id, void *arg)
 //  ---------------------------------------------------------------------------
 //  Announcements in: route.heard (crypto authenticated the session's peer)
 
+static s_bucket_t *
+s_bucket (router_service_t *self, uint32_t index, int64_t now)
+{
+    for (size_t i = 0; i < self->buckets_count; i++)
+        if (self->buckets [i].index == index)
+            return &self->buckets [i];
+    self->buckets = (s_bucket_t *) realloc (self->buckets, (self->buckets_count + 1) * sizeof *self->buckets);
+    assert (self->buckets);
+    s_bucket_t *b = &self->buckets [self->buckets_count++];
+    *b = (s_bucket_t) { .index = index, .tokens = self->config.heard_burst, .at = now, .dumped_at = INT64_MIN / 2 };
+    return b;
+}
+
 //  A token bucket per neighbour: heard_rate a second, heard_burst at once
 static bool
 s_rate_ok (router_service_t *self, uint32_t index, int64_t now)
 {
-    s_bucket_t *b = NULL;
-    for (size_t i = 0; i < self->buckets_count && !b; i++)
-        if (self->buckets [i].index == index)
-            b = &self->buckets [i];
-    if (!b) {
-        self->buckets = (s_bucket_t *) realloc (self->buckets, (self->buckets_count + 1) * sizeof *b);
-        assert (self->buckets);
-        b = &self->buckets [self->buckets_count++];
-        *b = (s_bucket_t) { .index = index, .tokens = self->config.heard_burst, .at = now };
-    }
+    s_bucket_t *b = s_bucket (self, index, now);
     b->tokens += (double) (now - b->at) * self->config.heard_rate / 1000.0;
     if (b->tokens > self->config.heard_burst)
         b->tokens = self->config.heard_burst;
@@ -389,8 +403,22 @@ s_on_heard (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (!s_rate_ok (self, heard->index, now))
             self->rate_limited++;
         else
-        if (group)
-            router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now);
+        if (group) {
+            //  A neighbour's router that asks for our groups has just started
+            //  (or just found us): it gets our whole route table too, rather
+            //  than at the next dump (docs/routing.md, a restarted router)
+            //  (once per ROUTER_REQUEST_DUMP_MS: a request costs the asker one
+            //  report, a dump up to 72 announcements)
+            s_bucket_t *b = s_bucket (self, heard->index, now);
+            if (router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now)
+            &&  from->up && self->config.transit && now - b->dumped_at >= ROUTER_REQUEST_DUMP_MS) {
+                b->dumped_at = now;
+                route_announce_t *out = (route_announce_t *) calloc (1, sizeof *out);
+                assert (out);
+                s_announce_to (self, from, true, out);
+                free (out);
+            }
+        }
         else {
             route_msg_err_t rc = route_msg_decode (heard->announcement, heard->announcement_size, self->msg);
             if (rc != ROUTE_MSG_OK) {
@@ -771,14 +799,13 @@ BUS_SERVICE_PART (router_service_t, router_service_config_t, router_service_chec
                   router_service_new, router_service_destroy, router_service_config_clear)
 
 //  It computes, never forwards: no socket of its own beyond the bus, so
-//  nothing beyond BASE in its seccomp filter but the rename that replaces its
-//  groups file (router_groups.h), and only its own directory
+//  nothing beyond BASE in its seccomp filter, and only its own directory
+//  (where its groups file is opened in setup: router_groups.h)
 const bus_service_def_t router_service_def = {
     .name = "router",
     .summary = "routes: the next hop for each peer, from nat's neighbours and their routers' announcements",
     BUS_SERVICE_PART_HOOKS,
     .sandbox = bus_service_sandbox_own,
-    .seccomp = BUS_SECCOMP_STATE,               //  the groups joined with bifrostctl, kept in its directory
 };
 
 //  ---------------------------------------------------------------------------
@@ -1048,7 +1075,8 @@ s_test_groups (const char *dir, bus_client_t *client, router_service_config_t *c
     size_t n = fread (text, 1, sizeof text - 1, file);
     fclose (file);
     text [n] = 0;
-    assert (streq (text, "10.77.0.1\n239.5.5.5\n"));
+    //  the lines, then empty lines to the block's size
+    assert (strncmp (text, "10.77.0.1\n239.5.5.5\n\n\n", 22) == 0 && strspn (text + 20, "\n") == n - 20);
     assert (s_test_group (client, "leave", "239.5.5.5", reply, err, sizeof err));
     assert (streq (reply->groups [1].local, "device"));
     //  group.members: the anycast address is ours alone (no member peer)

@@ -23,6 +23,7 @@
 
 #define ROUTER_NEXT_HOPS        4       //  equal-cost next hops in route.next
 #define ROUTER_TRIGGER_CHECK_MS 50      //  how often triggered updates are looked for
+#define ROUTER_REQUEST_DUMP_MS  5000    //  a neighbour's group request gets our whole table at most this often
 
 typedef struct {
     bus_cfg_routing_t routing;          //  as checked
