@@ -17,6 +17,7 @@ typedef struct {
     uint8_t key [32];
     uint8_t last_stamp [12];            //  greatest handshake timestamp accepted
     crypto_allowed_t *allowed;
+    crypto_allowed_t *anycast;          //  anycast addresses it may answer from (crypto_anycast), NULL: none
     crypto_session_t *session;
     crypto_noise_t *pending;            //  our initiation in flight
     uint32_t pending_index;
@@ -197,6 +198,8 @@ crypto_node_destroy (crypto_node_t **self_p)
     for (size_t i = 0; i < self->peer_count; i++) {
         s_peer_t *peer = self->peers [i];
         crypto_allowed_destroy (&peer->allowed);
+        if (peer->anycast)
+            crypto_allowed_destroy (&peer->anycast);
         crypto_session_destroy (&peer->session);
         crypto_noise_destroy (&peer->pending);
         free (peer);
@@ -270,6 +273,45 @@ crypto_node_peer_allow_clear (crypto_node_t *self, int id)
     s_peer_t *peer = s_peer (self, id);
     if (peer)
         crypto_allowed_clear (peer->allowed);
+}
+
+void
+crypto_node_peer_anycast_clear (crypto_node_t *self, int id)
+{
+    s_peer_t *peer = s_peer (self, id);
+    if (peer && peer->anycast)
+        crypto_allowed_clear (peer->anycast);
+}
+
+int
+crypto_node_peer_anycast_add (crypto_node_t *self, int id, const char *address, char *err, size_t errsize)
+{
+    s_peer_t *peer = s_peer (self, id);
+    if (!peer)
+        return bus_errf (err, errsize, "no peer %d", id);
+    if (!peer->anycast)
+        peer->anycast = crypto_allowed_new ();
+    return crypto_allowed_add (peer->anycast, address, err, errsize);
+}
+
+bool
+crypto_node_peer_anycast_has (const crypto_node_t *self, int id, const uint8_t *address, int family_bytes)
+{
+    s_peer_t *peer = s_peer (self, id);
+    return peer && peer->anycast && crypto_allowed_address (peer->anycast, address, family_bytes);
+}
+
+//  The inner source check: the peer's own prefixes, then (only when that
+//  fails, so the common path costs nothing more) its anycast addresses
+static bool
+s_source_allowed (const crypto_node_t *self, const s_peer_t *peer, const uint8_t *inner, size_t plain)
+{
+    if (self->layer2 ? crypto_allowed_frame (peer->allowed, inner, plain)
+                     : crypto_allowed_packet (peer->allowed, inner, plain))
+        return true;
+    return peer->anycast && crypto_allowed_size (peer->anycast)
+        && (self->layer2 ? crypto_allowed_frame (peer->anycast, inner, plain)
+                         : crypto_allowed_packet (peer->anycast, inner, plain));
 }
 
 bool
@@ -475,8 +517,7 @@ s_receive_data (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now, cry
         return CRYPTO_NODE_KEEPALIVE;
     }
     const uint8_t *inner = buf + WIRE_DATA_HEADER;
-    if (self->layer2 ? !crypto_allowed_frame (peer->allowed, inner, plain)
-                     : !crypto_allowed_packet (peer->allowed, inner, plain))
+    if (!s_source_allowed (self, peer, inner, plain))
         return s_drop (self, rx, CRYPTO_DROP_SPOOFED);
     rx->plain_len = plain;
     self->stats.rx_packets++;

@@ -82,6 +82,11 @@ int crypto_node_peer_allow (crypto_node_t *self, int peer, const char *cidr, cha
 //  Forgets every address a peer was allowed (before a new set from discovery:
 //  a key that comes back with another virtual IP must not keep its old one)
 void crypto_node_peer_allow_clear (crypto_node_t *self, int peer);
+//  The anycast addresses a peer may send from besides its own prefixes, while
+//  the router says it is a member (crypto_anycast writes them; docs/groups.md)
+void crypto_node_peer_anycast_clear (crypto_node_t *self, int peer);
+int crypto_node_peer_anycast_add (crypto_node_t *self, int peer, const char *address, char *err, size_t errsize);
+bool crypto_node_peer_anycast_has (const crypto_node_t *self, int peer, const uint8_t *address, int family_bytes);
 int crypto_node_peer_find (const crypto_node_t *self, const uint8_t key [32]);
 size_t crypto_node_peer_count (const crypto_node_t *self);
 

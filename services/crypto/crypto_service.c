@@ -678,6 +678,29 @@ s_on_route_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
     free (next);
 }
 
+//  group.members (the router): an anycast address's members may answer from it
+//  (crypto_anycast); a multicast group changes nothing here
+static void
+s_on_group_members (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    (void) svc;
+    crypto_service_t *self = (crypto_service_t *) arg;
+    char err [200];
+    group_members_t *msg = (group_members_t *) calloc (1, sizeof (group_members_t));
+    assert (msg);
+    if (bus_envelope_get_msg (env, &group_members_schema, msg, err, sizeof err) == 0) {
+        uint32_t members [CRYPTO_ANYCAST_MEMBERS];
+        size_t count = 0;
+        for (uint32_t m = 0; m < msg->members_count && count < CRYPTO_ANYCAST_MEMBERS; m++)
+            members [count++] = msg->members [m].index;
+        if (crypto_anycast_update (self->anycast, msg->group, msg->anycast, members, count))
+            crypto_anycast_apply (self->anycast, self->node, self->peer_count);
+    }
+    else
+        bus_warn ("group.members refused: %s", err);
+    free (msg);
+}
+
 //  route.announce (the router): an announcement for one neighbour, sent in its
 //  session as a message of its own type; none without a session (counted: the
 //  router repeats its announcements, so a lost one is repaired by the next)
@@ -954,6 +977,7 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
 
     self->node = crypto_node_new (self->identity, self->config.has_psk ? self->config.psk : NULL,
                                   &self->config.session);
+    self->anycast = crypto_anycast_new ();
     sodium_memzero (self->config.psk, sizeof self->config.psk);
     if (!self->node) {
         snprintf (err, errsize, "libsodium failed to initialise");
@@ -1020,6 +1044,7 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
     bus_service_subscribe (svc, "peer.", s_on_peer_event, self);
     bus_service_subscribe (svc, "route.announce", s_on_announce, self);
     bus_service_subscribe (svc, "route.next", s_on_route_next, self);
+    bus_service_subscribe (svc, "group.members", s_on_group_members, self);
     bus_info ("%zu peer(s), keepalive %lld ms, psk %s%s", self->peer_count,
               (long long) self->config.connection.keepalive_interval_ms, self->config.has_psk ? "set" : "none",
               self->config.layer2 ? ", ethernet frames (tap)" : "");
@@ -1039,6 +1064,7 @@ crypto_service_destroy (crypto_service_t **self_p)
     bus_loop_t *loop = bus_service_loop (self->svc);
     if (self->timer_id >= 0)
         bus_loop_timer_end (loop, self->timer_id);
+    crypto_anycast_destroy (&self->anycast);
     bus_pipe_destroy (&self->from_dev);
     bus_pipe_destroy (&self->from_nat);
     bus_pipe_destroy (&self->to_nat);

@@ -11,6 +11,7 @@
 #include "crypto_service.h"
 #include "crypto_identity.h"
 #include "crypto_node.h"
+#include "crypto_anycast.h"
 #include "bus_buffer.h"
 #include "bus_pipe.h"
 #include "node_peers.h"
@@ -87,6 +88,7 @@ struct _crypto_service_t {
     int timer_id;
     uint64_t counters [CRYPTO_CNT_COUNTERS];
     node_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
+    crypto_anycast_t *anycast;           //  which peers may answer from which anycast address (group.members)
     uint8_t flow_key [16];               //  this node's key of the flow hash (route_flow.h), random
 };
 

@@ -102,8 +102,8 @@ wait_for 15 prog_gone
 ok $? "the program exits (its leave): c is gone from a's 239.8.8.8 after $(( $(now_ms) - t0 )) ms"
 
 # Anycast: b (one hop from a) and c (two hops) join $ANY; each answers a
-# datagram to it with its name (from its own address: the anycast one is not
-# in its allowed IPs on a)
+# datagram to it with its name (from its own address), and a ping to it (from
+# the anycast address: a's crypto takes it from the members the router names)
 for n in b c; do
     ip netns exec "$(ns_of $n)" python3 -c '
 import socket, sys
@@ -138,6 +138,9 @@ row_is a $ANY '.anycast == true and .local == ""'
 ok $? "$ANY is anycast on a, which is no member"
 wait_for 10 answers b
 ok $? "a datagram from a to $ANY is answered by b, the nearest ($(ask))"
+pings () { in_ns a ping -c 1 -W 1 "$ANY" >/dev/null 2>&1; }
+wait_for 10 pings
+ok $? "a pings $ANY: the answer comes from the anycast address (b's), through a's source check"
 
 # b killed: c is the nearest (through d); c leaves: no member is reachable
 for p in $(ip netns pids "$(ns_of b)"); do kill -KILL "$p" 2>/dev/null; done
@@ -149,6 +152,8 @@ ctl a routes --json 2>/dev/null | jq -e '.routes[] | select(.name == "c") | .nex
 ok $? "a reaches c through d"
 wait_for 10 answers c
 ok $? "a datagram from a to $ANY is now answered by c ($(ask)), $(( $(now_ms) - tk )) ms after b was killed"
+wait_for 10 pings
+ok $? "a pings $ANY again: c answers from it"
 
 # c's router killed: restarted by the supervisor, it joins its groups again
 # from <run_dir>/router/groups; a still sees c in both
