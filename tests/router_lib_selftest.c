@@ -6,12 +6,14 @@
 #include "route_flow.h"
 #include "route_table.h"
 #include "route_sim.h"
+#include "route_tree.h"
 
 static const selftest_t s_tests [] = {
     { "route_msg", route_msg_test },
     { "route_flow", route_flow_test },
     { "route_table", route_table_test },
     { "route_sim", route_sim_test },
+    { "route_tree", route_tree_test },
     { NULL, NULL }
 };
 

@@ -6,6 +6,7 @@
 #include "crypto_noise.h"
 #include "crypto_session.h"
 #include "crypto_node.h"
+#include "crypto_flood.h"
 #include "crypto_service.h"
 
 static const selftest_t s_tests [] = {
@@ -15,6 +16,7 @@ static const selftest_t s_tests [] = {
     { "crypto_noise", crypto_noise_test },
     { "crypto_session", crypto_session_test },
     { "crypto_node", crypto_node_test },
+    { "crypto_flood", crypto_flood_test },
     { "crypto_service", crypto_service_test },
     { NULL, NULL }
 };

@@ -35,6 +35,7 @@ s_message_ok (const uint8_t *m, size_t size)
         case WIRE_RESPONSE: return size >= WIRE_RESPONSE_SIZE;
         case WIRE_DATA: return size >= WIRE_DATA_SIZE;
         case WIRE_ANNOUNCE: return size >= WIRE_ANNOUNCE_SIZE;
+        case WIRE_FLOOD: return size >= WIRE_FLOOD_SIZE;
         default: return false;
     }
 }
@@ -114,7 +115,8 @@ nat_routed_test (bool verbose)
     //  Round trip, at each message type's smallest size and above
     static const struct { uint8_t type; size_t size; } kinds [] = {
         { WIRE_INITIATION, WIRE_INITIATION_SIZE }, { WIRE_RESPONSE, WIRE_RESPONSE_SIZE },
-        { WIRE_DATA, WIRE_DATA_SIZE }, { WIRE_DATA, 200 }, { WIRE_ANNOUNCE, WIRE_ANNOUNCE_SIZE }
+        { WIRE_DATA, WIRE_DATA_SIZE }, { WIRE_DATA, 200 }, { WIRE_ANNOUNCE, WIRE_ANNOUNCE_SIZE },
+        { WIRE_FLOOD, WIRE_FLOOD_SIZE }
     };
     for (size_t k = 0; k < sizeof kinds / sizeof kinds [0]; k++) {
         msg [0] = kinds [k].type;
