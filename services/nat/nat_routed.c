@@ -145,7 +145,7 @@ nat_routed_test (bool verbose)
         { 1, 0, NAT_ROUTED_BAD_TTL }, { 1, WIRE_ROUTED_TTL_MAX + 1, NAT_ROUTED_BAD_TTL }, { 1, 255, NAT_ROUTED_BAD_TTL },
         { 2, 1, NAT_ROUTED_BAD_RESERVED }, { 3, 0x80, NAT_ROUTED_BAD_RESERVED },
         { 20, WIRE_COOKIE, NAT_ROUTED_BAD_MESSAGE }, { 20, WIRE_ROUTED, NAT_ROUTED_BAD_MESSAGE },
-        { 20, 0, NAT_ROUTED_BAD_MESSAGE }, { 20, 7, NAT_ROUTED_BAD_MESSAGE }, { 21, 1, NAT_ROUTED_BAD_MESSAGE },
+        { 20, 0, NAT_ROUTED_BAD_MESSAGE }, { 20, 8, NAT_ROUTED_BAD_MESSAGE }, { 21, 1, NAT_ROUTED_BAD_MESSAGE },
         { 23, 1, NAT_ROUTED_BAD_MESSAGE },
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad [0]; k++) {
