@@ -186,7 +186,7 @@ s_tree_publish (router_service_t *self, const s_tree_t *tree, bool empty)
     event->origin = tree->index;
     event->origin_id = tree->origin;
     event->ttl = router_service_ttl (self);
-    if (!empty) {
+    if (!empty && tree->count) {
         event->children_count = tree->count;
         memcpy (event->children, tree->children, tree->count * sizeof tree->children [0]);
     }
