@@ -10,8 +10,10 @@
 # datagram is a 33-byte packet: 65 bytes as data, 85 in a flood frame or behind a
 # routing header; a's counters count those sizes only, not keepalives or pings).
 # A multicast to a
-# group joined on c and e reaches them once each. Then a fourth path f joins and b
-# is killed: once the routes move, broadcasts reach c, d and e through f.
+# group joined on c and e reaches them once each. g has routing.transit = false:
+# it announces nothing, so every neighbour that carries sends it a copy, and it
+# takes each broadcast once. Then a fourth path f joins and b is killed: once the
+# routes move, broadcasts reach c, d, e and g through f.
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
@@ -32,6 +34,7 @@ underlay c 192.0.2.3
 underlay d 192.0.2.4
 underlay e 192.0.2.5
 underlay f 192.0.2.6
+underlay g 192.0.2.7
 disc_registry tree
 ok $? "registry on 192.0.2.10:7080, network tree and a join token"
 
@@ -39,8 +42,8 @@ ok $? "registry on 192.0.2.10:7080, network tree and a join token"
 # b by the tunnel message's type (the first byte of the UDP payload) and size
 in_ns a nft -f - <<NFT
 table inet bfroute {
-    chain in { type filter hook input priority 0; ip saddr { 192.0.2.3, 192.0.2.4, 192.0.2.5 } drop; }
-    chain out { type filter hook output priority 0; ip daddr { 192.0.2.3, 192.0.2.4, 192.0.2.5 } drop; }
+    chain in { type filter hook input priority 0; ip saddr { 192.0.2.3, 192.0.2.4, 192.0.2.5, 192.0.2.7 } drop; }
+    chain out { type filter hook output priority 0; ip daddr { 192.0.2.3, 192.0.2.4, 192.0.2.5, 192.0.2.7 } drop; }
 }
 table inet bfcount {
     counter flood { }
@@ -55,7 +58,7 @@ table inet bfcount {
 }
 NFT
 rc=$?
-for n in c d e; do
+for n in c d e g; do
     in_ns "$n" nft -f - <<NFT || rc=1
 table inet bfroute {
     chain in { type filter hook input priority 0; ip saddr 192.0.2.1 drop; }
@@ -64,20 +67,20 @@ table inet bfroute {
 NFT
 done
 [ "$rc" -eq 0 ]
-ok $? "nftables drops every datagram between a and c, d, e; a counts its datagrams to b by type"
+ok $? "nftables drops every datagram between a and c, d, e, g; a counts its datagrams to b by type"
 count () { in_ns a nft list counter inet bfcount "$1" 2>/dev/null | awk '/packets/ { print $2 }'; }
 
 vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
 has_vip () { [ -n "$(vip "$1")" ]; }
 for n in a b c d e; do disc_node_cfg "$T/$n" "$n" tree "$RURL"; done
+DISC_CFG_EXTRA='routing = { transit = false; };' disc_node_cfg "$T/g" g tree "$RURL"
 t0=$(now_ms)
-for n in a b c d e; do start_node $n || { ok 1 "node $n: every service READY"; exit 1; }; done
-ok 0 "nodes a, b, c, d, e: every service READY"
-for n in a b c d e; do wait_for 15 has_vip $n; done
-VB=$(vip b)
-all_vip () { for n in a b c d e; do has_vip $n || return 1; done; }
+for n in a b c d e g; do start_node $n || { ok 1 "node $n: every service READY"; exit 1; }; done
+ok 0 "nodes a, b, c, d, e, g (transit off): every service READY"
+for n in a b c d e g; do wait_for 15 has_vip $n; done
+all_vip () { for n in a b c d e g; do has_vip $n || return 1; done; }
 all_vip
-ok $? "virtual addresses from the registry: $(for n in a b c d e; do printf '%s %s ' $n "$(vip $n)"; done)"
+ok $? "virtual addresses from the registry: $(for n in a b c d e g; do printf '%s %s ' $n "$(vip $n)"; done)"
 
 pj () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
 cnt () { pj "$1" ".crypto.$2 // 0"; }
@@ -88,10 +91,11 @@ route_via () { ctl "$1" routes --json "$2" 2>/dev/null | jq -e --arg h "$3" --ar
 # them b's children for a's frames: they retract a to b, poison reverse)
 trees () {
     for n in c d e; do route_via a $n b 2 && route_via $n a b 2 || return 1; done
+    route_via a g b 2 && route_via g a b 2
 }
 wait_for 30 trees
-ok $? "routes: a reaches c, d, e through b and they reach a through b, $(( $(now_ms) - t0 )) ms after the start"
-sessions () { [ "$(pj a '[.peers[] | select(.session)] | length')" -ge 4 ]; }
+ok $? "routes: a reaches c, d, e, g through b and they reach a through b, $(( $(now_ms) - t0 )) ms after the start"
+sessions () { [ "$(pj a '[.peers[] | select(.session)] | length')" -ge 5 ]; }
 wait_for 15 sessions
 # The routers' triggered updates (200 ms) have gone out; the trees follow them
 sleep 1
@@ -137,30 +141,33 @@ BCAST=$(in_ns a ip -o -4 addr show dev bifrost0 | awk '{ for (i = 1; i < NF; i++
 N=10
 
 # One broadcast at a time, N of them: every member once, one copy on a - b
-for n in b c d e; do listen $n 7001; done
+for n in b c d e g; do listen $n 7001; done
 sleep 0.5
 f0=$(count flood); r0=$(count routed); d0=$(count data)
-s0=$(cnt a flood_sent); e0=$(cnt a flood_e2e); w0=$(cnt b flood_forwarded)
+s0=$(cnt a flood_sent); e0=$(cnt a flood_e2e); w0=$(cnt b flood_forwarded); g0=$(cnt g flood_duplicates)
 # a's end-to-end packets to each peer (crypto's tx_packets: data, never flood frames)
-txs () { pj a '[.peers[] | select(.name == "b" or .name == "c" or .name == "d" or .name == "e") | .tx_packets] | add'; }
+txs () { pj a '[.peers[] | select(.name == "b" or .name == "c" or .name == "d" or .name == "e" or .name == "g") | .tx_packets] | add'; }
 t0x=$(txs)
 send a "$BCAST" 7001 $N
 wait_listeners
 f1=$(count flood); r1=$(count routed); d1=$(count data)
-s1=$(cnt a flood_sent); e1=$(cnt a flood_e2e); w1=$(cnt b flood_forwarded)
+s1=$(cnt a flood_sent); e1=$(cnt a flood_e2e); w1=$(cnt b flood_forwarded); g1=$(cnt g flood_duplicates)
 TX=$(( $(txs) - t0x ))
 rc=0
-for n in b c d e; do [ "$(got $n)" = $N ] && [ "$(uniq_got $n)" = $N ] || rc=1; done
-ok $rc "$N broadcasts from a to $BCAST: b got $(got b), c $(got c), d $(got d), e $(got e), none twice"
+for n in b c d e g; do [ "$(got $n)" = $N ] && [ "$(uniq_got $n)" = $N ] || rc=1; done
+ok $rc "$N broadcasts from a to $BCAST: b got $(got b), c $(got c), d $(got d), e $(got e), g $(got g), none twice"
+GDUP=$(( g1 - g0 ))
+[ "$GDUP" -ge $N ]
+ok $? "g (transit off, announces nothing) heard each broadcast from several neighbours and took it once: $GDUP copies dropped as duplicates"
 FLOOD=$(( f1 - f0 )); SENT=$(( s1 - s0 )); E2E=$(( e1 - e0 )); FWD=$(( w1 - w0 ))
 # a's own floods (the kernel may add its own, e.g. an MLD report, which b drops:
 # its source is not one of a's addresses): each is one flood frame to b, its
 # only child; none is a copy per session
 ROUTED=$(( r1 - r0 )); DATA=$(( d1 - d0 ))
 [ "$SENT" -ge $N ] && [ "$SENT" -le $(( N + 3 )) ] && [ "$FLOOD" -eq $N ] && [ "$ROUTED" -eq 0 ] && [ "$DATA" -eq 0 ] \
-    && [ "$TX" -eq 0 ] && [ "$E2E" -eq 0 ] && [ "$FWD" -ge $(( 3 * N )) ] && [ "$FWD" -le $(( 3 * SENT )) ]
-ok $? "the link a - b carried ONE copy per broadcast: $FLOOD flood frames for $N broadcasts, $ROUTED routed and $DATA data copies, $TX end-to-end packets from a's crypto (one per session: $(( 4 * N )), b's and c, d, e's routed through b); b forwarded $FWD (3 each, to c, d, e; b dropped $(cnt b flood_dropped) of the kernel's own floods)"
-echo "# copies of the $N broadcasts on a -> b: $(( FLOOD + ROUTED + DATA )) along the tree; one per session: $(( 4 * N ))"
+    && [ "$TX" -eq 0 ] && [ "$E2E" -eq 0 ] && [ "$FWD" -ge $(( 4 * N )) ] && [ "$FWD" -le $(( 4 * SENT )) ]
+ok $? "the link a - b carried ONE copy per broadcast: $FLOOD flood frames for $N broadcasts, $ROUTED routed and $DATA data copies, $TX end-to-end packets from a's crypto (one per session: $(( 5 * N )), b's and c, d, e, g's routed through b); b forwarded $FWD (4 each, to c, d, e, g; b dropped $(cnt b flood_dropped) of the kernel's own floods)"
+echo "# copies of the $N broadcasts on a -> b: $(( FLOOD + ROUTED + DATA )) along the tree; one per session: $(( 5 * N ))"
 
 # A multicast group joined on c and e: they get it once each; d, which did not
 # join, drops it in its kernel
@@ -183,15 +190,15 @@ wait_for 20 f_up
 ok $? "f reaches a, c, d, e directly"
 for p in $(ip netns pids "$(ns_of b)"); do kill -KILL "$p" 2>/dev/null; done
 tk=$(now_ms)
-moved () { for n in c d e; do route_via a $n f 2 && route_via $n a f 2 || return 1; done; }
+moved () { for n in c d e g; do route_via a $n f 2 && route_via $n a f 2 || return 1; done; }
 wait_for 30 moved; rc=$?
-ok $rc "b killed: a reaches c, d, e through f and they reach a through f after $(( $(now_ms) - tk )) ms"
+ok $rc "b killed: a reaches c, d, e, g through f and they reach a through f after $(( $(now_ms) - tk )) ms"
 sleep 1
-for n in c d e f; do listen $n 7003; done
+for n in c d e f g; do listen $n 7003; done
 sleep 0.5
 send a "$BCAST" 7003 $N
 wait_listeners
 rc=0
-for n in c d e f; do [ "$(got $n)" = $N ] && [ "$(uniq_got $n)" = $N ] || rc=1; done
-ok $rc "$N broadcasts from a after b died: c got $(got c), d $(got d), e $(got e), f $(got f), none twice"
+for n in c d e f g; do [ "$(got $n)" = $N ] && [ "$(uniq_got $n)" = $N ] || rc=1; done
+ok $rc "$N broadcasts from a after b died: c got $(got c), d $(got d), e $(got e), f $(got f), g $(got g), none twice"
 echo "# total $(( $(now_ms) - t0 )) ms from the first node's start"
