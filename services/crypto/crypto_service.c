@@ -401,13 +401,16 @@ s_flood_out (crypto_service_t *self, const uint8_t *packet, size_t len, uint64_t
     uint32_t children [CRYPTO_FLOOD_CHILDREN];
     crypto_flood_header_t header;
     size_t count = crypto_flood_own (self->flood, &header, children, CRYPTO_FLOOD_CHILDREN);
-    for (size_t k = 0; k < count; k++)
+    bool child [NODE_PEERS_MAX] = { false };
+    for (size_t k = 0; k < count; k++) {
+        if (children [k] < NODE_PEERS_MAX)
+            child [children [k]] = true;
         if (s_flood_send (self, children [k], &header, packet, len, now))
             self->counters [CRYPTO_CNT_FLOOD_SENT]++;
+    }
     header.ttl = 1;
-    for (size_t i = 0; i < self->peer_count; i++)
-        if (!self->peer [i].routed && !crypto_flood_is_child (self->flood, (uint32_t) i)
-        &&  s_flood_send (self, (uint32_t) i, &header, packet, len, now))
+    for (size_t i = 0; i < self->peer_count && i < NODE_PEERS_MAX; i++)
+        if (!self->peer [i].routed && !child [i] && s_flood_send (self, (uint32_t) i, &header, packet, len, now))
             self->counters [CRYPTO_CNT_FLOOD_E2E]++;
 }
 

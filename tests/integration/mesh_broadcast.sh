@@ -83,7 +83,18 @@ all_vip
 ok $? "virtual addresses from the registry: $(for n in a b c d e g; do printf '%s %s ' $n "$(vip $n)"; done)"
 
 pj () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
-cnt () { pj "$1" ".crypto.$2 // 0"; }
+# num NODE FILTER: a number from NODE's `peers --json` (asked again, up to 10
+# times, while crypto or nat does not answer in time: their parts are missing)
+num () {
+    local v
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        v=$(pj "$1" "$2")
+        case $v in ''|*[!0-9]*) sleep 0.3 ;; *) echo "$v"; return 0 ;; esac
+    done
+    echo "no answer from $1" >&2
+    echo 0
+}
+cnt () { num "$1" ".crypto.$2"; }
 # hops NODE PEER: hops of NODE's route to PEER, and its next hop
 route_via () { ctl "$1" routes --json "$2" 2>/dev/null | jq -e --arg h "$3" --argjson n "$4" \
                    '.routes[0] | .hops == $n and .next_hop_name == $h' >/dev/null; }
@@ -100,7 +111,8 @@ wait_for 15 sessions
 # The routers' triggered updates (200 ms) have gone out; the trees follow them
 sleep 1
 
-# listen NODE PORT [GROUP]: the datagrams of 3 s into $T/NODE.got, one line each (a group: joined on bifrost0)
+# listen NODE PORT [GROUP]: the datagrams of 3 s into $T/NODE.got, one line each (a group: joined on bifrost0),
+# after a line `ready` once it listens (listening waits for every listener's)
 listen () {
     in_ns "$1" python3 - "$2" "${3:-}" "$(vip "$1")" > "$T/$1.got" 2>&1 <<'PY' &
 import socket, sys, time
@@ -111,6 +123,7 @@ s.bind(("", port))
 if group:
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(ifaddr))
 s.settimeout(0.2)
+print("ready", flush=True)
 end = time.time() + 3
 while time.time() < end:
     try:
@@ -137,16 +150,17 @@ PY
 got () { grep -c '^msg-' "$T/$1.got"; }
 uniq_got () { sort -u "$T/$1.got" | grep -c '^msg-'; }
 wait_listeners () { for p in $LPIDS; do wait "$p" 2>/dev/null; done; LPIDS=; }
+listening () { for n in "$@"; do grep -q '^ready' "$T/$n.got" 2>/dev/null || return 1; done; }
 BCAST=$(in_ns a ip -o -4 addr show dev bifrost0 | awk '{ for (i = 1; i < NF; i++) if ($i == "brd") print $(i + 1) }')
 N=10
 
 # One broadcast at a time, N of them: every member once, one copy on a - b
 for n in b c d e g; do listen $n 7001; done
-sleep 0.5
+wait_for 10 listening b c d e g
 f0=$(count flood); r0=$(count routed); d0=$(count data)
 s0=$(cnt a flood_sent); e0=$(cnt a flood_e2e); w0=$(cnt b flood_forwarded); g0=$(cnt g flood_duplicates)
 # a's end-to-end packets to each peer (crypto's tx_packets: data, never flood frames)
-txs () { pj a '[.peers[] | select(.name == "b" or .name == "c" or .name == "d" or .name == "e" or .name == "g") | .tx_packets] | add'; }
+txs () { num a '[.peers[] | select(.name == "b" or .name == "c" or .name == "d" or .name == "e" or .name == "g") | .tx_packets] | add'; }
 t0x=$(txs)
 send a "$BCAST" 7001 $N
 wait_listeners
@@ -172,7 +186,7 @@ echo "# copies of the $N broadcasts on a -> b: $(( FLOOD + ROUTED + DATA )) alon
 # A multicast group joined on c and e: they get it once each; d, which did not
 # join, drops it in its kernel
 listen c 7002 239.1.2.3; listen e 7002 239.1.2.3; listen d 7002
-sleep 0.5
+wait_for 10 listening c d e
 send a 239.1.2.3 7002 $N
 wait_listeners
 [ "$(got c)" = $N ] && [ "$(uniq_got c)" = $N ] && [ "$(got e)" = $N ] && [ "$(uniq_got e)" = $N ] && [ "$(got d)" = 0 ]
@@ -195,7 +209,7 @@ wait_for 30 moved; rc=$?
 ok $rc "b killed: a reaches c, d, e, g through f and they reach a through f after $(( $(now_ms) - tk )) ms"
 sleep 1
 for n in c d e f g; do listen $n 7003; done
-sleep 0.5
+wait_for 10 listening c d e f g
 send a "$BCAST" 7003 $N
 wait_listeners
 rc=0
