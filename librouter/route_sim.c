@@ -20,6 +20,7 @@ struct _route_sim_t {
     size_t nodes;
     route_table_t *tables [S_MAX_NODES];
     bool alive [S_MAX_NODES];
+    bool silent [S_MAX_NODES];
     uint32_t rtt [S_MAX_NODES][S_MAX_NODES];    //  0: no link
     int xy [S_MAX_NODES][2];                    //  where route_sim_plane put each node
     unsigned max_hops;
@@ -107,6 +108,37 @@ route_sim_remove (route_sim_t *self, size_t node)
     self->alive [node] = false;
 }
 
+void
+route_sim_silent (route_sim_t *self, size_t node)
+{
+    assert (node < self->nodes);
+    self->silent [node] = true;
+}
+
+bool
+route_sim_is_silent (route_sim_t *self, size_t node)
+{
+    return node < self->nodes && self->silent [node];
+}
+
+bool
+route_sim_linked (route_sim_t *self, size_t a, size_t b)
+{
+    return a < self->nodes && b < self->nodes && self->rtt [a][b] != 0;
+}
+
+size_t
+route_sim_nodes (route_sim_t *self)
+{
+    return self->nodes;
+}
+
+bool
+route_sim_alive (route_sim_t *self, size_t node)
+{
+    return node < self->nodes && self->alive [node];
+}
+
 static void
 s_queue (route_sim_t *self, size_t from, size_t to, const route_msg_t *msg)
 {
@@ -131,7 +163,7 @@ route_sim_round (route_sim_t *self, bool full)
         if (!self->alive [i])
             continue;
         for (size_t j = 0; j < self->nodes; j++) {
-            if (!self->rtt [i][j])
+            if (!self->rtt [i][j] || self->silent [i])
                 continue;
             size_t cursor = 0;
             while (route_table_announce (self->tables [i], route_sim_id (self, j), full, &msg, &cursor))

@@ -32,6 +32,14 @@ route_table_t *route_sim_table (route_sim_t *self, size_t node);
 void route_sim_link (route_sim_t *self, size_t a, size_t b, uint32_t rtt_ms);
 void route_sim_cut (route_sim_t *self, size_t a, size_t b);
 void route_sim_remove (route_sim_t *self, size_t node);
+//  The node announces nothing from now on (routing.transit = false, or a
+//  peer with no registry id): its neighbours never learn a route through it
+void route_sim_silent (route_sim_t *self, size_t node);
+bool route_sim_is_silent (route_sim_t *self, size_t node);
+//  True when a and b are linked now
+bool route_sim_linked (route_sim_t *self, size_t a, size_t b);
+size_t route_sim_nodes (route_sim_t *self);
+bool route_sim_alive (route_sim_t *self, size_t node);
 
 //  Places the nodes on a plane, at xy (nodes x 2) or pseudo-randomly from seed
 //  in side x side, and links every pair at most range apart, RTT = distance

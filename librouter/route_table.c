@@ -602,6 +602,30 @@ route_table_pick (route_table_t *self, uint64_t dest, uint64_t flow_hash)
     return n ? hops [route_flow_pick (flow_hash, hops, n)] : 0;
 }
 
+static int
+s_id_cmp (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+size_t
+route_table_children (route_table_t *self, uint64_t origin, uint64_t *children, size_t max)
+{
+    s_dest_t *dest = origin == self->self ? NULL : s_dest (self, origin);
+    size_t n = 0;
+    for (size_t i = 0; i < self->nnbrs; i++) {
+        uint64_t id = self->nbrs [i].id;
+        if (id == origin || (dest && s_cand (dest, id, false)))
+            continue;
+        if (n < max)
+            children [n] = id;
+        n++;
+    }
+    qsort (children, n < max ? n : max, sizeof *children, s_id_cmp);
+    return n;
+}
+
 size_t
 route_table_size (route_table_t *self)
 {

@@ -121,6 +121,18 @@ size_t route_table_equal (route_table_t *self, uint64_t dest, uint64_t *next_hop
 //  The next hop for a flow to dest (route_flow_hash of its 5-tuple); 0 = no route
 uint64_t route_table_pick (route_table_t *self, uint64_t dest, uint64_t flow_hash);
 
+//  The tree rooted at origin (reverse path broadcasting, docs/routing.md
+//  "Broadcast and multicast along a tree"): the neighbours this node forwards
+//  origin's broadcasts to, at most max, by id; returns how many there are. A
+//  neighbour is a child unless it offers us a route to origin of its own:
+//  with poison reverse it retracts the origin to us exactly when its path
+//  crosses us, omit leaves it out, and with split horizon off its path names
+//  us, which the table refuses (through_us), so in every mode a neighbour
+//  whose route goes through us holds no candidate here. One that announces
+//  nothing (transit off, no registry id) is a child of every origin; the
+//  origin itself never is. Where origin is this node, every neighbour.
+size_t route_table_children (route_table_t *self, uint64_t origin, uint64_t *children, size_t max);
+
 //  Destinations with a route, and their best routes sorted by destination
 //  (at most max; returns how many were written)
 size_t route_table_size (route_table_t *self);

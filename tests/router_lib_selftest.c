@@ -9,6 +9,7 @@
 #include "group_addr.h"
 #include "group_msg.h"
 #include "group_table.h"
+#include "route_tree.h"
 
 static const selftest_t s_tests [] = {
     { "route_msg", route_msg_test },
@@ -18,6 +19,7 @@ static const selftest_t s_tests [] = {
     { "group_addr", group_addr_test },
     { "group_msg", group_msg_test },
     { "group_table", group_table_test },
+    { "route_tree", route_tree_test },
     { NULL, NULL }
 };
 

@@ -2,6 +2,7 @@
     (valid messages under the fixed fuzz keys, plus a few broken ones).
     Usage: crypto_corpus DIR   (writes DIR/fuzz_handshake/ and DIR/fuzz_data/) */
 #include "crypto_fuzz.h"
+#include "crypto_flood.h"
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -152,6 +153,32 @@ main (int argc, char **argv)
             buf [0] = WIRE_DATA;            //  an announcement relabelled data: does not open
             s_write (dd, "announce-as-data", 0xFF, buf, wire);
         }
+    }
+    //  Flood frames in the session (wire type 7): a flood header (origin 0xA0,
+    //  seqno 7, TTL 8) and an IPv4 packet from 10.100.0.1 (the fuzz peer's
+    //  address), then one with a bad header
+    const size_t flood_sizes [] = { 28, 200 };
+    for (size_t s = 0; s < sizeof flood_sizes / sizeof flood_sizes [0]; s++) {
+        size_t len = flood_sizes [s], wire = 0;
+        memset (buf, 0, sizeof buf);
+        uint8_t *plain = buf + WIRE_DATA_HEADER;
+        crypto_flood_header_t header = { .origin = 0xA0, .seqno = 7, .ttl = 8 };
+        crypto_flood_header_encode (&header, plain);
+        uint8_t *ip = plain + WIRE_FLOOD_HEADER;
+        ip [0] = 0x45;
+        ip [2] = (uint8_t) ((len - WIRE_FLOOD_HEADER) >> 8);
+        ip [3] = (uint8_t) (len - WIRE_FLOOD_HEADER);
+        ip [8] = 64;
+        ip [9] = 17;
+        ip [12] = 10, ip [13] = 100, ip [14] = 0, ip [15] = 1;
+        ip [16] = 10, ip [17] = 100, ip [18] = 0, ip [19] = 255;
+        if (s == 0)
+            plain [WIRE_FLOOD_TTL - WIRE_FLOOD_ORIGIN] = 0;     //  TTL 0: refused by the header's codec
+        if (crypto_session_encrypt_type (tx, WIRE_FLOOD, buf, len, sizeof buf, CRYPTO_FUZZ_NOW, &wire))
+            return 1;
+        char name [64];
+        snprintf (name, sizeof name, s == 0 ? "flood-ttl0-%zu" : "flood-%zu", len);
+        s_write (dd, name, 0xFF, buf, wire);
     }
     crypto_session_destroy (&tx);
     crypto_identity_destroy (&ini);

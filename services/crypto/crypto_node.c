@@ -258,6 +258,14 @@ s_peer (const crypto_node_t *self, int id)
     return id >= 0 && (size_t) id < self->peer_count ? self->peers [id] : NULL;
 }
 
+bool
+crypto_node_peer_allows (const crypto_node_t *self, int id, const uint8_t *packet, size_t len)
+{
+    s_peer_t *peer = s_peer (self, id);
+    return peer && (self->layer2 ? crypto_allowed_frame (peer->allowed, packet, len)
+                                 : crypto_allowed_packet (peer->allowed, packet, len));
+}
+
 int
 crypto_node_peer_allow (crypto_node_t *self, int id, const char *cidr, char *err, size_t errsize)
 {
@@ -512,6 +520,10 @@ s_receive_data (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now, cry
         rx->plain_len = plain;          //  for the router, which checks it (route_msg_decode)
         return CRYPTO_NODE_ANNOUNCE;
     }
+    if (buf [0] == WIRE_FLOOD) {
+        rx->plain_len = plain;          //  the service checks the packet against its origin's addresses
+        return CRYPTO_NODE_FLOOD;
+    }
     if (plain == 0) {
         self->stats.keepalives_rx++;
         return CRYPTO_NODE_KEEPALIVE;
@@ -532,7 +544,7 @@ crypto_node_receive (crypto_node_t *self, uint8_t *buf, size_t len, uint64_t now
     memset (rx, 0, sizeof *rx);
     rx->peer = -1;
     int type = crypto_wire_type (buf, len, self->error, sizeof self->error);
-    if (type == WIRE_DATA || type == WIRE_ANNOUNCE)
+    if (type == WIRE_DATA || type == WIRE_ANNOUNCE || type == WIRE_FLOOD)
         return s_receive_data (self, buf, len, now, rx);
     if (type == WIRE_INITIATION)
         return s_receive_initiation (self, buf, len, now, reply, rx);
@@ -941,6 +953,20 @@ crypto_node_test (bool verbose)
     one [0] = WIRE_DATA;                        //  never taken for data
     assert (crypto_node_receive (b.node, one, wire, now, NULL, &rrx) == CRYPTO_NODE_DROP && rrx.drop == CRYPTO_DROP_TAMPERED);
     assert (crypto_node_encrypt_type (a.node, a.peer, WIRE_ANNOUNCE, one, 0, BUFSIZE, now, &wire) == CRYPTO_SESSION_EINVAL);
+    //  A flood frame in the session: its header authenticated, its packet not
+    //  checked against the neighbour's addresses here (it is the origin's)
+    memset (one + 16, 0x07, 60);
+    assert (crypto_node_encrypt_type (a.node, a.peer, WIRE_FLOOD, one, 60, BUFSIZE, now, &wire) == 0);
+    assert (one [0] == WIRE_FLOOD && wire == 60 + 32);
+    memcpy (copy, one, wire);
+    assert (crypto_node_receive (b.node, one, wire, now, NULL, &rrx) == CRYPTO_NODE_FLOOD);
+    assert (rrx.peer == b.peer && rrx.plain_len == 60 && one [16] == 0x07);
+    assert (crypto_node_receive (b.node, copy, wire, now, NULL, &rrx) == CRYPTO_NODE_DROP && rrx.drop == CRYPTO_DROP_REPLAY);
+    assert (crypto_node_encrypt_type (a.node, a.peer, WIRE_FLOOD, one, 60, BUFSIZE, now, &wire) == 0);
+    one [0] = WIRE_DATA;                        //  never taken for data
+    assert (crypto_node_receive (b.node, one, wire, now, NULL, &rrx) == CRYPTO_NODE_DROP && rrx.drop == CRYPTO_DROP_TAMPERED);
+    assert (crypto_node_encrypt_type (a.node, a.peer, WIRE_FLOOD, one, WIRE_FLOOD_HEADER, BUFSIZE, now, &wire)
+            == CRYPTO_SESSION_EINVAL);          //  a header and no packet
 
     s_side_destroy (&a);
     s_side_destroy (&b);

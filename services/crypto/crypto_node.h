@@ -46,6 +46,9 @@ typedef struct {
                                         //  (or send a keepalive: crypto_node_keepalive_due)
 #define CRYPTO_NODE_NOT_DATA     5      //  batch decrypt only: a handshake, use receive
 #define CRYPTO_NODE_ANNOUNCE     6      //  a route announcement of rx->plain_len bytes at buf + 16
+#define CRYPTO_NODE_FLOOD        7      //  a flood frame of rx->plain_len bytes at buf + 16 (flood header
+                                        //  and packet): the packet is not checked against the sender's
+                                        //  allowed addresses (it is the origin's: crypto_node_peer_allows)
 
 typedef struct {
     int peer;                           //  peer id, -1 if unknown
@@ -88,6 +91,10 @@ void crypto_node_peer_anycast_clear (crypto_node_t *self, int peer);
 int crypto_node_peer_anycast_add (crypto_node_t *self, int peer, const char *address, char *err, size_t errsize);
 bool crypto_node_peer_anycast_has (const crypto_node_t *self, int peer, const uint8_t *address, int family_bytes);
 int crypto_node_peer_find (const crypto_node_t *self, const uint8_t key [32]);
+//  True if the packet (or Ethernet frame on TAP) of len bytes may come from
+//  peer: its inner source is one of the peer's allowed addresses (a flood
+//  frame's packet is checked against its origin's, not the neighbour's)
+bool crypto_node_peer_allows (const crypto_node_t *self, int peer, const uint8_t *packet, size_t len);
 size_t crypto_node_peer_count (const crypto_node_t *self);
 
 //  Handshake timer of one peer, and the initiation to send when it is due
@@ -110,7 +117,7 @@ bool crypto_node_expire (crypto_node_t *self, int peer, uint64_t now);
 //  Encrypt one packet for a peer (see crypto_session_encrypt); counts NO_KEY
 int crypto_node_encrypt (crypto_node_t *self, int peer, uint8_t *buf, size_t len, size_t cap,
                          uint64_t now, size_t *wire_len);
-//  The same for a message of data's layout of another type (WIRE_ANNOUNCE)
+//  The same for a message of data's layout of another type (WIRE_ANNOUNCE, WIRE_FLOOD)
 int crypto_node_encrypt_type (crypto_node_t *self, int peer, int type, uint8_t *buf, size_t len, size_t cap,
                               uint64_t now, size_t *wire_len);
 //  Any message from the wire; reply must hold WIRE_RESPONSE_SIZE bytes

@@ -7,6 +7,7 @@
 #include "crypto_session.h"
 #include "crypto_node.h"
 #include "crypto_anycast.h"
+#include "crypto_flood.h"
 #include "crypto_service.h"
 
 static const selftest_t s_tests [] = {
@@ -17,6 +18,7 @@ static const selftest_t s_tests [] = {
     { "crypto_session", crypto_session_test },
     { "crypto_node", crypto_node_test },
     { "crypto_anycast", crypto_anycast_test },
+    { "crypto_flood", crypto_flood_test },
     { "crypto_service", crypto_service_test },
     { NULL, NULL }
 };

@@ -23,7 +23,9 @@
 static const char *s_counter_names [CRYPTO_CNT_COUNTERS] = {
     "queue_full", "queue_expired", "bad_peer", "too_big", "pipe_full", "bad_batch",
     "keepalives_tx", "endpoints_sent", "routes", "bad_routes", "wire_sent", "wire_dropped",
-    "routed_rx", "announces_tx", "announces_rx", "announces_dropped"
+    "routed_rx", "announces_tx", "announces_rx", "announces_dropped",
+    "flood_sent", "flood_e2e", "flood_rx", "flood_forwarded", "flood_duplicates", "flood_over_budget",
+    "flood_dropped"
 };
 
 static uint64_t
@@ -110,6 +112,11 @@ crypto_service_check_config (bus_config_t *config, crypto_service_config_t *out)
     bus_cfg_device_t device;
     bus_cfg_read (config, &bus_cfg_device_group, NULL, &device, 0, device_keys, NULL, NULL);
     cfg->layer2 = device.type && streq (device.type, "tap");
+    //  routing's too (the router's and nat's): only the flood budget
+    static const char *const routing_keys [] = { "flood_packets_per_second", NULL };
+    bus_cfg_routing_t routing;
+    bus_cfg_read (config, &bus_cfg_routing_group, NULL, &routing, 0, routing_keys, NULL, NULL);
+    cfg->flood_rate = (uint32_t) routing.flood_packets_per_second;
 
     cfg->peers = node_peers_load (config, &cfg->connection);
     //  An existing key file must be usable, and not be one of the peers' keys
@@ -159,7 +166,8 @@ s_reserved_packet (uint8_t *dst, uint32_t tag, size_t len)
 //  plaintext is written into a record's slot, the record grown over its room
 //  and encrypted where it lies. plain NULL (len 0) makes a keepalive.
 static bool
-s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *plain, size_t len, uint64_t now);
+s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *prefix, size_t prefix_len,
+                    const uint8_t *plain, size_t len, uint64_t now);
 
 //  Which of the peer's equal-cost next hops this packet's flow takes (the
 //  inner 5-tuple, keyed hash, rendezvous among the hops' ids: a flow stays on
@@ -179,20 +187,26 @@ s_flow_pick (crypto_service_t *self, const crypto_peer_state_t *peer, bus_batch_
 static bool
 s_encrypt_out (crypto_service_t *self, int i, const uint8_t *plain, size_t len, uint64_t now)
 {
-    return s_encrypt_out_type (self, i, WIRE_DATA, plain, len, now);
+    return s_encrypt_out_type (self, i, WIRE_DATA, NULL, 0, plain, len, now);
 }
 
-//  The same for a message of data's layout of another type (WIRE_ANNOUNCE)
+//  The same for a message of data's layout of another type (WIRE_ANNOUNCE,
+//  WIRE_FLOOD): its plaintext is prefix (a flood frame's header) then plain
 static bool
-s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *plain, size_t len, uint64_t now)
+s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *prefix, size_t prefix_len,
+                    const uint8_t *plain, size_t len, uint64_t now)
 {
+    size_t plain_len = len;
+    len += prefix_len;
     //  Straight onto nat's socket when nat gave the peer a route
     bus_batch_t *batch = self->wire && self->peer [i].route_len ? self->out_wire : self->out_nat;
     uint8_t *dst = crypto_send_reserve (self, self->to_nat, batch, (uint32_t) i, len);
     if (!dst)
         return false;
-    if (len)
-        memcpy (dst, plain, len);
+    if (prefix_len)
+        memcpy (dst, prefix, prefix_len);
+    if (plain_len)
+        memcpy (dst + prefix_len, plain, plain_len);
     bus_packet_t pkt = s_reserved_packet (dst, (uint32_t) i, len);
     int rc = bus_packet_grow (&pkt);
     assert (rc == 0);
@@ -211,8 +225,11 @@ s_encrypt_out_type (crypto_service_t *self, int i, int type, const uint8_t *plai
     if (peer->ecmp_count > 1 && batch == self->out_nat && type == WIRE_DATA && len)
         s_flow_pick (self, peer, batch, plain, len);
     peer->last_tx = now;
-    if (type != WIRE_DATA)
+    if (type == WIRE_ANNOUNCE)
         self->counters [CRYPTO_CNT_ANNOUNCES_TX]++;
+    else
+    if (type != WIRE_DATA)
+        ;                               //  flood frames: counted by the caller
     else
     if (len) {
         peer->tx_packets++;
@@ -348,6 +365,91 @@ s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
 //  --------------------------------------------------------------------------
 //  Pipes
 
+//  --------------------------------------------------------------------------
+//  Broadcast and multicast along trees (docs/routing.md, "Broadcast and
+//  multicast along a tree"; crypto_flood.h)
+
+//  A flood frame of header + packet to neighbour i in its session; false when
+//  there is no session or no room
+static bool
+s_flood_send (crypto_service_t *self, uint32_t i, const crypto_flood_header_t *header,
+              const uint8_t *packet, size_t len, uint64_t now)
+{
+    if (i >= self->peer_count || self->peer [i].removed || !crypto_node_can_send (self->node, (int) i, now))
+        return false;
+    uint8_t prefix [WIRE_FLOOD_HEADER];
+    crypto_flood_header_encode (header, prefix);
+    return s_encrypt_out_type (self, (int) i, WIRE_FLOOD, prefix, sizeof prefix, packet, len, now);
+}
+
+//  A broadcast or multicast from the device. Before the router sent our own
+//  tree (no router, no registry id): one end-to-end copy per session, as
+//  always. Then: one flood frame to each child of our tree; a peer with a
+//  session that the tree does not reach (neither a child nor routed through
+//  peers, whose trees carry it) gets one in its own session with TTL 1,
+//  delivered there and not forwarded (a copy that also came along a tree is
+//  a duplicate by its sequence number).
+static void
+s_flood_out (crypto_service_t *self, const uint8_t *packet, size_t len, uint64_t now)
+{
+    if (!crypto_flood_active (self->flood)) {
+        for (size_t i = 0; i < self->peer_count; i++)
+            if (crypto_node_can_send (self->node, (int) i, now))
+                s_encrypt_out (self, (int) i, packet, len, now);
+        return;
+    }
+    uint32_t children [CRYPTO_FLOOD_CHILDREN];
+    crypto_flood_header_t header;
+    size_t count = crypto_flood_own (self->flood, &header, children, CRYPTO_FLOOD_CHILDREN);
+    bool child [NODE_PEERS_MAX] = { false };
+    for (size_t k = 0; k < count; k++) {
+        if (children [k] < NODE_PEERS_MAX)
+            child [children [k]] = true;
+        if (s_flood_send (self, children [k], &header, packet, len, now))
+            self->counters [CRYPTO_CNT_FLOOD_SENT]++;
+    }
+    header.ttl = 1;
+    for (size_t i = 0; i < self->peer_count && i < NODE_PEERS_MAX; i++)
+        if (!self->peer [i].routed && !child [i] && s_flood_send (self, (uint32_t) i, &header, packet, len, now))
+            self->counters [CRYPTO_CNT_FLOOD_E2E]++;
+}
+
+//  A flood frame neighbour i's session authenticated (plain: its header and
+//  the packet): taken once per (origin, seqno), checked against the origin's
+//  addresses, delivered as the origin's (i's when the origin is unknown here),
+//  and sent on to the origin's children but i, within the origin's budget
+static void
+s_flood_in (crypto_service_t *self, int i, const uint8_t *plain, size_t len, uint64_t now)
+{
+    crypto_flood_header_t header;
+    uint32_t origin;
+    if (crypto_flood_header_decode (plain, len, &header)) {
+        self->counters [CRYPTO_CNT_FLOOD_DROPPED]++;
+        return;
+    }
+    switch (crypto_flood_accept (self->flood, &header, &origin)) {
+        case CRYPTO_FLOOD_FRESH: break;
+        case CRYPTO_FLOOD_FULL: self->counters [CRYPTO_CNT_FLOOD_DROPPED]++; return;
+        default: self->counters [CRYPTO_CNT_FLOOD_DUPLICATES]++; return;
+    }
+    const uint8_t *packet = plain + WIRE_FLOOD_HEADER;
+    size_t packet_len = len - WIRE_FLOOD_HEADER;
+    uint32_t tag = origin < self->peer_count && !self->peer [origin].removed ? origin : (uint32_t) i;
+    if (!crypto_node_peer_allows (self->node, (int) tag, packet, packet_len)) {
+        self->counters [CRYPTO_CNT_FLOOD_DROPPED]++;
+        return;
+    }
+    uint8_t *dst = crypto_send_reserve (self, self->to_dev, self->out_dev, tag, packet_len);
+    if (dst)
+        memcpy (dst, packet, packet_len);
+    self->counters [CRYPTO_CNT_FLOOD_RX]++;
+    uint32_t children [CRYPTO_FLOOD_CHILDREN];
+    size_t count = crypto_flood_forward (self->flood, &header, (uint32_t) i, now, children, CRYPTO_FLOOD_CHILDREN);
+    for (size_t k = 0; k < count; k++)
+        if (s_flood_send (self, children [k], &header, packet, packet_len, now))
+            self->counters [CRYPTO_CNT_FLOOD_FORWARDED]++;
+}
+
 //  dev-crypto: plaintext from device, tag = destination peer or every peer
 static int
 s_on_device (bus_pipe_t *pipe, void *arg)
@@ -366,9 +468,7 @@ s_on_device (bus_pipe_t *pipe, void *arg)
         bus_packet_t pkt;
         while (bus_batch_iter_next (&iter, &pkt)) {
             if (pkt.tag == PIPE_TAG_FLOOD) {
-                for (size_t i = 0; i < self->peer_count; i++)
-                    if (crypto_node_can_send (self->node, (int) i, now))
-                        s_encrypt_out (self, (int) i, pkt.data, pkt.len, now);
+                s_flood_out (self, pkt.data, pkt.len, now);
                 continue;
             }
             if (pkt.tag >= self->peer_count || self->peer [pkt.tag].removed) {
@@ -466,6 +566,11 @@ s_from_wire (crypto_service_t *self, bus_packet_t *pkt, uint64_t now, bool route
             if (!routed)
                 s_endpoint (self, i, pkt->tag, false, now);
             s_heard (self, i, pkt->data + WIRE_DATA_HEADER, rx.plain_len);
+            break;
+        case CRYPTO_NODE_FLOOD:
+            if (!routed)
+                s_endpoint (self, i, pkt->tag, false, now);
+            s_flood_in (self, i, pkt->data + WIRE_DATA_HEADER, rx.plain_len, now);
             break;
         case CRYPTO_NODE_KEEPALIVE:
             if (!routed)
@@ -634,6 +739,7 @@ s_on_status (bus_service_t *svc, bus_envelope_t *env, void *arg)
     s_counter (reply, "handshakes_crossed", stats.handshakes_crossed);
     for (int d = 0; d < CRYPTO_DROP_COUNT; d++)
         s_counter (reply, crypto_drop_name ((crypto_drop_t) d), stats.drops [d]);
+    self->counters [CRYPTO_CNT_FLOOD_OVER_BUDGET] = crypto_flood_over_budget (self->flood);
     for (int c = 0; c < CRYPTO_CNT_COUNTERS; c++)
         s_counter (reply, s_counter_names [c], self->counters [c]);
     for (size_t i = 0; i < self->peer_count; i++) {
@@ -671,6 +777,8 @@ s_on_route_next (bus_service_t *svc, bus_envelope_t *env, void *arg)
     if (bus_envelope_get_msg (env, &route_next_schema, next, err, sizeof err) == 0 && next->index < self->peer_count) {
         crypto_peer_state_t *peer = &self->peer [next->index];
         bool routed = next->next_hops_count > 1 && next->next_hops [0].index != next->index;
+        //  Reached through other peers: a broadcast gets there along a tree
+        peer->routed = next->next_hops_count >= 1 && next->next_hops [0].index != next->index;
         peer->ecmp_count = 0;
         for (uint32_t k = 0; routed && k < next->next_hops_count && k < 4; k++)
             peer->ecmp_ids [peer->ecmp_count++] = next->next_hops [k].id;
@@ -701,6 +809,28 @@ s_on_group_members (bus_service_t *svc, bus_envelope_t *env, void *arg)
     free (msg);
 }
 
+//  route.tree (the router): which neighbours an origin's flood frames go to
+static void
+s_on_route_tree (bus_service_t *svc, bus_envelope_t *env, void *arg)
+{
+    crypto_service_t *self = (crypto_service_t *) arg;
+    char err [200];
+    route_tree_t *tree = (route_tree_t *) calloc (1, sizeof (route_tree_t));
+    assert (tree);
+    if (bus_envelope_get_msg (env, &route_tree_schema, tree, err, sizeof err) == 0) {
+        uint32_t children [CRYPTO_FLOOD_CHILDREN];
+        size_t count = 0;
+        for (uint32_t k = 0; k < tree->children_count && count < CRYPTO_FLOOD_CHILDREN; k++)
+            if (tree->children [k].index < NODE_PEERS_MAX)
+                children [count++] = tree->children [k].index;
+        crypto_flood_set_tree (self->flood, tree->self_id, tree->origin_id, tree->origin, tree->ttl,
+                               children, count);
+    }
+    else
+        bus_warn ("route.tree: %s", err);
+    free (tree);
+}
+
 //  route.announce (the router): an announcement for one neighbour, sent in its
 //  session as a message of its own type; none without a session (counted: the
 //  router repeats its announcements, so a lost one is repaired by the next)
@@ -716,7 +846,8 @@ s_on_announce (bus_service_t *svc, bus_envelope_t *env, void *arg)
     ||  msg->index >= self->peer_count || self->peer [msg->index].removed
     ||  msg->announcement_size == 0 || msg->announcement_size > WIRE_ANNOUNCE_MAX
     ||  !crypto_node_can_send (self->node, (int) msg->index, now)
-    ||  !s_encrypt_out_type (self, (int) msg->index, WIRE_ANNOUNCE, msg->announcement, msg->announcement_size, now))
+    ||  !s_encrypt_out_type (self, (int) msg->index, WIRE_ANNOUNCE, NULL, 0, msg->announcement,
+                             msg->announcement_size, now))
         self->counters [CRYPTO_CNT_ANNOUNCES_DROPPED]++;
     else
         crypto_send_out (self);
@@ -856,6 +987,11 @@ s_on_peer_event (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (peer->removed)
             bus_info ("peer %s (%s): added as index %u", up.name, peer->public_key, up.index);
         peer->removed = false;
+        //  Its registry id: its flood frames are delivered as its own
+        char *end = NULL;
+        uint64_t id = strlen (up.peer_id) == 16 ? strtoull (up.peer_id, &end, 16) : 0;
+        if (id && end && !*end)
+            crypto_flood_set_id (self->flood, up.index, id);
     }
     else
     if (streq (bus_envelope_type (env), "peer.down")) {
@@ -985,6 +1121,9 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
     }
     crypto_node_set_layer2 (self->node, self->config.layer2);
     randombytes_buf (self->flow_key, sizeof self->flow_key);
+    //  Our flood frames count on from the clock in microseconds: a restarted
+    //  node's are newer than the ones it sent before
+    self->flood = crypto_flood_new (s_wall () / 1000, self->config.flood_rate);
     //  Peers: crypto_node ids are the config indices
     self->peer_count = node_peers_count (self->peers);
     self->peer = calloc (self->peer_count ? self->peer_count : 1, sizeof (crypto_peer_state_t));
@@ -1045,6 +1184,7 @@ crypto_service_new (bus_service_t *svc, crypto_service_config_t *config, char *e
     bus_service_subscribe (svc, "route.announce", s_on_announce, self);
     bus_service_subscribe (svc, "route.next", s_on_route_next, self);
     bus_service_subscribe (svc, "group.members", s_on_group_members, self);
+    bus_service_subscribe (svc, "route.tree", s_on_route_tree, self);
     bus_info ("%zu peer(s), keepalive %lld ms, psk %s%s", self->peer_count,
               (long long) self->config.connection.keepalive_interval_ms, self->config.has_psk ? "set" : "none",
               self->config.layer2 ? ", ethernet frames (tap)" : "");
@@ -1082,6 +1222,7 @@ crypto_service_destroy (crypto_service_t **self_p)
     free (self->dyn);
     node_peers_destroy (&self->peers);
     crypto_node_destroy (&self->node);
+    crypto_flood_destroy (&self->flood);
     crypto_identity_destroy (&self->identity);
     sodium_memzero (&self->config, sizeof self->config);
     free (self);

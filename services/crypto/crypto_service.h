@@ -39,6 +39,7 @@ typedef struct {
     crypto_session_config_t session;    //  from the `crypto` group
     bus_cfg_connection_t connection;    //  only keepalive_interval is crypto's (nat checks the rest)
     bool layer2;                        //  device.type is "tap": packets are frames
+    uint32_t flood_rate;                //  routing.flood_packets_per_second: forwarding budget per origin
     node_peers_t *peers;                //  the peer list; crypto_service_new takes it
 } crypto_service_config_t;
 

@@ -12,6 +12,7 @@
 #include "crypto_identity.h"
 #include "crypto_node.h"
 #include "crypto_anycast.h"
+#include "crypto_flood.h"
 #include "bus_buffer.h"
 #include "bus_pipe.h"
 #include "node_peers.h"
@@ -42,6 +43,13 @@ typedef enum {
     CRYPTO_CNT_ANNOUNCES_TX,         //  route announcements sent in a neighbour's session
     CRYPTO_CNT_ANNOUNCES_RX,         //  ...received, published as route.heard
     CRYPTO_CNT_ANNOUNCES_DROPPED,    //  ...not sent: no session with the neighbour, too large, bad index
+    CRYPTO_CNT_FLOOD_SENT,           //  our broadcasts sent along our tree, one flood frame per child
+    CRYPTO_CNT_FLOOD_E2E,            //  ...and to a peer with a session the tree does not cover (one each)
+    CRYPTO_CNT_FLOOD_RX,             //  flood frames taken (new), delivered to the device
+    CRYPTO_CNT_FLOOD_FORWARDED,      //  flood frames sent on to the origin's children here
+    CRYPTO_CNT_FLOOD_DUPLICATES,     //  flood frames seen before (another path) or our own back
+    CRYPTO_CNT_FLOOD_OVER_BUDGET,    //  frames not forwarded: the origin's budget (routing.flood_packets_per_second)
+    CRYPTO_CNT_FLOOD_DROPPED,        //  refused: bad header, packet not from the origin's addresses, table full
     CRYPTO_CNT_COUNTERS
 } crypto_service_counter_t;
 
@@ -65,6 +73,7 @@ typedef struct {
     //  registry id; 2 or more: each packet's flow picks one (route_flow_pick)
     uint8_t ecmp_count;
     uint64_t ecmp_ids [4];
+    bool routed;                        //  route.next: its first next hop is another peer
 } crypto_peer_state_t;
 
 struct _crypto_service_t {
@@ -90,6 +99,7 @@ struct _crypto_service_t {
     node_peer_t **dyn;                   //  by index: the registry's peers (NULL = static)
     crypto_anycast_t *anycast;           //  which peers may answer from which anycast address (group.members)
     uint8_t flow_key [16];               //  this node's key of the flow hash (route_flow.h), random
+    crypto_flood_t *flood;               //  broadcasts along trees (route.tree)
 };
 
 //  How datagrams leave (crypto_send.c)

@@ -245,18 +245,19 @@ crypto_session_encrypt (crypto_session_t *self, uint8_t *buf, size_t len, size_t
 }
 
 //  The associated data of a message: none for data (WireGuard's), the 16-byte
-//  header for an announcement, so neither can be taken for the other
+//  header for an announcement or a flood frame, so none can be taken for another
 static size_t
 s_ad_len (const uint8_t *buf)
 {
-    return buf [0] == WIRE_ANNOUNCE ? WIRE_DATA_HEADER : 0;
+    return buf [0] == WIRE_ANNOUNCE || buf [0] == WIRE_FLOOD ? WIRE_DATA_HEADER : 0;
 }
 
 int
 crypto_session_encrypt_type (crypto_session_t *self, int type, uint8_t *buf, size_t len, size_t capacity,
                              uint64_t now, size_t *wire_len)
 {
-    if (type != WIRE_DATA && (type != WIRE_ANNOUNCE || len == 0 || len > WIRE_ANNOUNCE_MAX))
+    if (type != WIRE_DATA && (type != WIRE_ANNOUNCE || len == 0 || len > WIRE_ANNOUNCE_MAX)
+                          && (type != WIRE_FLOOD || len <= WIRE_FLOOD_HEADER))
         return CRYPTO_SESSION_EINVAL;
     s_keypair_t *kp = self->current;
     if (!kp || s_expired (self, kp, now)) {

@@ -59,11 +59,12 @@ bool crypto_session_install (crypto_session_t *self, crypto_keys_t *keys, uint64
 int crypto_session_encrypt (crypto_session_t *self, uint8_t *buf, size_t len, size_t capacity,
                             uint64_t now, size_t *wire_len);
 //  The same for a message of another type with data's layout: WIRE_DATA, or
-//  WIRE_ANNOUNCE (1 .. WIRE_ANNOUNCE_MAX bytes; its header is authenticated as
-//  associated data). Same keys, counter and replay window as data.
+//  WIRE_ANNOUNCE (1 .. WIRE_ANNOUNCE_MAX bytes) or WIRE_FLOOD (more than
+//  WIRE_FLOOD_HEADER bytes: the flood header and a frame); their header is
+//  authenticated as associated data. Same keys, counter and replay window as data.
 int crypto_session_encrypt_type (crypto_session_t *self, int type, uint8_t *buf, size_t len, size_t capacity,
                                  uint64_t now, size_t *wire_len);
-//  A data packet (or announcement: buf [0] says which) of wire_len bytes at buf; on success the plaintext is at
+//  A data packet (or announcement or flood frame: buf [0] says which) of wire_len bytes at buf; on success the plaintext is at
 //  buf + WIRE_DATA_HEADER, *plain_len bytes (0 = keepalive).
 int crypto_session_decrypt (crypto_session_t *self, uint8_t *buf, size_t wire_len, uint64_t now,
                             size_t *plain_len);

@@ -70,6 +70,14 @@ crypto_wire_type (const uint8_t *buf, size_t size, char *err, size_t errsize)
                 return bus_errf (err, errsize, "route announcement is %zu bytes, maximum is %d",
                                size, WIRE_ANNOUNCE_MAX + WIRE_DATA_OVERHEAD);
             return WIRE_ANNOUNCE;
+        case WIRE_FLOOD:
+            if (size < WIRE_FLOOD_SIZE + 1)
+                return bus_errf (err, errsize, "flood frame is %zu bytes, minimum is %d",
+                               size, WIRE_FLOOD_SIZE + 1);
+            if (size > WIRE_MAX_PLAIN + WIRE_DATA_OVERHEAD)
+                return bus_errf (err, errsize, "flood frame is %zu bytes, maximum is %d",
+                               size, WIRE_MAX_PLAIN + WIRE_DATA_OVERHEAD);
+            return WIRE_FLOOD;
         default:
             return bus_errf (err, errsize, "unknown message type %u", buf [0]);
     }
@@ -168,8 +176,9 @@ crypto_wire_data_decode (crypto_wire_data_t *msg, const uint8_t *buf, size_t siz
     int type = crypto_wire_type (buf, size, err, errsize);
     if (type < 0)
         return -1;
-    //  A route announcement has data's layout (its header is authenticated too)
-    if (type != WIRE_DATA && type != WIRE_ANNOUNCE)
+    //  A route announcement and a flood frame have data's layout (their
+    //  header is authenticated too)
+    if (type != WIRE_DATA && type != WIRE_ANNOUNCE && type != WIRE_FLOOD)
         return bus_errf (err, errsize, "message type %d is not a data packet", type);
     msg->receiver_index = crypto_wire_get32 (buf + WIRE_DATA_RECEIVER_INDEX);
     msg->counter = crypto_wire_get64 (buf + WIRE_DATA_COUNTER);

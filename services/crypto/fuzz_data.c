@@ -3,6 +3,7 @@
     the anti-spoofing check on data that decrypts. */
 #include "crypto_fuzz.h"
 #include "crypto_allowed.h"
+#include "crypto_flood.h"
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -25,10 +26,16 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (buf) {
         memcpy (buf, data, size);
         size_t plain = 0;
-        //  (a route announcement, type 6, goes to the router, not the device)
-        if (crypto_session_decrypt (session, buf, size, CRYPTO_FUZZ_NOW, &plain) == CRYPTO_SESSION_OK
-        &&  buf [0] == WIRE_DATA)
-            crypto_allowed_packet (allowed, buf + WIRE_DATA_HEADER, plain);
+        //  (a route announcement, type 6, goes to the router, not the device;
+        //  a flood frame, type 7, has its header read, then its packet checked)
+        crypto_flood_header_t flood;
+        if (crypto_session_decrypt (session, buf, size, CRYPTO_FUZZ_NOW, &plain) == CRYPTO_SESSION_OK) {
+            if (buf [0] == WIRE_DATA)
+                crypto_allowed_packet (allowed, buf + WIRE_DATA_HEADER, plain);
+            else
+            if (buf [0] == WIRE_FLOOD && crypto_flood_header_decode (buf + WIRE_DATA_HEADER, plain, &flood) == 0)
+                crypto_allowed_packet (allowed, buf + WIRE_DATA_HEADER + WIRE_FLOOD_HEADER, plain - WIRE_FLOOD_HEADER);
+        }
         free (buf);
     }
     crypto_session_destroy (&session);

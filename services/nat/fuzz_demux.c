@@ -31,6 +31,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         [NAT_DEMUX_INITIATION] = WIRE_INITIATION_SIZE, [NAT_DEMUX_RESPONSE] = WIRE_RESPONSE_SIZE,
         [NAT_DEMUX_COOKIE] = WIRE_COOKIE_SIZE, [NAT_DEMUX_DATA] = WIRE_DATA_SIZE,
         [NAT_DEMUX_ROUTED] = WIRE_ROUTED_SIZE + WIRE_HEADER_SIZE, [NAT_DEMUX_ANNOUNCE] = WIRE_ANNOUNCE_SIZE,
+        [NAT_DEMUX_FLOOD] = WIRE_FLOOD_SIZE,
     };
     if (type != NAT_DEMUX_DROP) {
         assert (type < NAT_DEMUX_TYPES && size >= min_size [type] && data [0] == type);
@@ -49,7 +50,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         assert (n == size && memcmp (again, data, size) == 0);
         nat_demux_type_t inner = nat_demux_check (hdr.message, hdr.message_size, NULL, NULL);
         assert (inner == NAT_DEMUX_INITIATION || inner == NAT_DEMUX_RESPONSE || inner == NAT_DEMUX_DATA
-                || inner == NAT_DEMUX_ANNOUNCE);
+                || inner == NAT_DEMUX_ANNOUNCE || inner == NAT_DEMUX_FLOOD);
         static nat_transit_t *transit;
         if (!transit) {
             transit = nat_transit_new (true, 1000, 1000000);
@@ -62,7 +63,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         assert (v < NAT_TRANSIT_VERDICTS);
         assert ((v != NAT_TRANSIT_FORWARD && v != NAT_TRANSIT_DELIVER) || index < NAT_TRANSIT_PEERS);
     }
-    if (type == NAT_DEMUX_DATA || type == NAT_DEMUX_ANNOUNCE) {
+    if (type == NAT_DEMUX_DATA || type == NAT_DEMUX_ANNOUNCE || type == NAT_DEMUX_FLOOD) {
         const uint8_t *p = data + WIRE_DATA_RECEIVER_INDEX;
         assert (receiver == ((uint32_t) p [0] | (uint32_t) p [1] << 8 | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24));
     }

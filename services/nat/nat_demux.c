@@ -15,7 +15,7 @@ struct _nat_demux_t {
 //  below takes every byte in that range as a type)
 _Static_assert (NAT_DEMUX_INITIATION == 1 && NAT_DEMUX_RESPONSE == 2 && NAT_DEMUX_COOKIE == 3
                 && NAT_DEMUX_DATA == 4 && NAT_DEMUX_ROUTED == 5 && NAT_DEMUX_ANNOUNCE == 6
-                && NAT_DEMUX_TYPES == NAT_DEMUX_ANNOUNCE + 1,
+                && NAT_DEMUX_FLOOD == 7 && NAT_DEMUX_TYPES == NAT_DEMUX_FLOOD + 1,
                 "nat_demux: the wire types of schemas/wire.def changed");
 
 static const size_t s_min_size [NAT_DEMUX_TYPES] = {
@@ -25,6 +25,7 @@ static const size_t s_min_size [NAT_DEMUX_TYPES] = {
     [NAT_DEMUX_DATA] = WIRE_DATA_SIZE,
     [NAT_DEMUX_ROUTED] = WIRE_ROUTED_SIZE + WIRE_HEADER_SIZE,
     [NAT_DEMUX_ANNOUNCE] = WIRE_ANNOUNCE_SIZE,
+    [NAT_DEMUX_FLOOD] = WIRE_FLOOD_SIZE,
 };
 
 nat_demux_t *
@@ -70,7 +71,7 @@ nat_demux_check (const uint8_t *data, size_t size, uint32_t *receiver,
         why = NAT_DEMUX_TOO_SHORT;
     else
         type = (nat_demux_type_t) data [0];
-    if ((type == NAT_DEMUX_DATA || type == NAT_DEMUX_ANNOUNCE) && receiver) {
+    if ((type == NAT_DEMUX_DATA || type == NAT_DEMUX_ANNOUNCE || type == NAT_DEMUX_FLOOD) && receiver) {
         const uint8_t *p = data + WIRE_DATA_RECEIVER_INDEX;
         *receiver = (uint32_t) p [0] | (uint32_t) p [1] << 8
                   | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24;
@@ -111,7 +112,7 @@ const char *
 nat_demux_type_name (nat_demux_type_t type)
 {
     static const char *names [NAT_DEMUX_TYPES] = {
-        "drop", "initiation", "response", "cookie", "data", "routed", "announce"
+        "drop", "initiation", "response", "cookie", "data", "routed", "announce", "flood"
     };
     return (unsigned) type < NAT_DEMUX_TYPES ? names [type] : "drop";
 }
@@ -135,8 +136,8 @@ nat_demux_test (bool verbose)
     uint32_t receiver = 0;
 
     //  Each valid type at exactly its minimum size is accepted, one byte less is not
-    static const size_t mins [] = { 0, 148, 92, 64, 32, 0, 32 };
-    for (int type = 1; type <= 6; type++) {
+    static const size_t mins [] = { 0, 148, 92, 64, 32, 0, 32, 52 };
+    for (int type = 1; type <= 7; type++) {
         if (type == NAT_DEMUX_ROUTED)
             continue;           //  below, with its codec
         buf [0] = (uint8_t) type;
@@ -150,7 +151,7 @@ nat_demux_test (bool verbose)
     }
     assert (nat_demux_stats (demux)->accepted [NAT_DEMUX_INITIATION] == 2);
     assert (nat_demux_stats (demux)->accepted [NAT_DEMUX_DATA] == 2);
-    assert (nat_demux_stats (demux)->dropped [NAT_DEMUX_TOO_SHORT] == 5);
+    assert (nat_demux_stats (demux)->dropped [NAT_DEMUX_TOO_SHORT] == 6);
 
     //  The receiver index is little-endian at offset 4
     uint8_t data [32] = { 4, 0, 0, 0, 0x78, 0x56, 0x34, 0x12 };
@@ -162,7 +163,7 @@ nat_demux_test (bool verbose)
     assert (nat_demux_classify (demux, data, 3, &receiver) == NAT_DEMUX_DROP);
     nat_demux_reason_t reason;
     for (int type = 0; type < 256; type++) {
-        if (type >= 1 && type <= 6)
+        if (type >= 1 && type <= 7)
             continue;
         buf [0] = (uint8_t) type;
         assert (nat_demux_check (buf, sizeof buf, NULL, &reason) == NAT_DEMUX_DROP);
@@ -176,7 +177,7 @@ nat_demux_test (bool verbose)
         assert (nat_demux_classify (demux, data, sizeof data, NULL) == NAT_DEMUX_DROP);
     }
     assert (nat_demux_stats (demux)->dropped [NAT_DEMUX_BAD_RESERVED] == 3);
-    assert (nat_demux_dropped_total (demux) == 5 + 2 + 3);
+    assert (nat_demux_dropped_total (demux) == 6 + 2 + 3);
     //  A routing header carrying a data message; refused with the codec's checks
     uint8_t routed [20 + 32] = { WIRE_ROUTED, 8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, WIRE_DATA };
     assert (nat_demux_classify (demux, routed, sizeof routed, &receiver) == NAT_DEMUX_ROUTED);
@@ -192,6 +193,13 @@ nat_demux_test (bool verbose)
     memset (data + 1, 0, 3);
     assert (nat_demux_classify (demux, data, sizeof data, &receiver) == NAT_DEMUX_ANNOUNCE);
     assert (receiver == 0x12345678);
+    //  So does a flood frame (a broadcast along a tree), at least 52 bytes
+    uint8_t flood [WIRE_FLOOD_SIZE] = { WIRE_FLOOD, 0, 0, 0, 0x78, 0x56, 0x34, 0x12 };
+    receiver = 0;
+    assert (nat_demux_classify (demux, flood, sizeof flood, &receiver) == NAT_DEMUX_FLOOD);
+    assert (receiver == 0x12345678);
+    assert (nat_demux_check (flood, sizeof flood - 1, NULL, &reason) == NAT_DEMUX_DROP && reason == NAT_DEMUX_TOO_SHORT);
+    assert (strcmp (nat_demux_type_name (NAT_DEMUX_FLOOD), "flood") == 0);
     assert (strcmp (nat_demux_type_name (NAT_DEMUX_COOKIE), "cookie") == 0);
     assert (strcmp (nat_demux_reason_name (NAT_DEMUX_BAD_TYPE), "unknown type") == 0);
     if (verbose)

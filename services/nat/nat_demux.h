@@ -24,14 +24,15 @@ typedef enum {
     NAT_DEMUX_DATA = WIRE_DATA,                 //  transport data (or keepalive)
     NAT_DEMUX_ROUTED = WIRE_ROUTED,             //  a routing header and the message it carries (nat_routed.h)
     NAT_DEMUX_ANNOUNCE = WIRE_ANNOUNCE,         //  a route announcement in a session (shaped as data)
-    NAT_DEMUX_TYPES = 7                         //  the highest type + 1
+    NAT_DEMUX_FLOOD = WIRE_FLOOD,               //  a broadcast relayed along a tree, in a session (shaped as data)
+    NAT_DEMUX_TYPES = 8                         //  the highest type + 1
 } nat_demux_type_t;
 
 //  Why a datagram was dropped
 typedef enum {
     NAT_DEMUX_OK = 0,
     NAT_DEMUX_TOO_SHORT,            //  shorter than 4 bytes, or than its type's minimum
-    NAT_DEMUX_BAD_TYPE,             //  type byte not 1-6
+    NAT_DEMUX_BAD_TYPE,             //  type byte not 1-7
     NAT_DEMUX_BAD_RESERVED,         //  bytes 1-3 not zero
     NAT_DEMUX_BAD_ROUTED,           //  a routing header nat_routed_decode refuses (its reason: nat_routed.h)
     NAT_DEMUX_REASONS = 5
@@ -47,7 +48,7 @@ typedef struct _nat_demux_t nat_demux_t;
 nat_demux_t *nat_demux_new (void);
 void nat_demux_destroy (nat_demux_t **self_p);
 
-//  Classifies one datagram and counts it. For NAT_DEMUX_DATA and NAT_DEMUX_ANNOUNCE, *receiver gets the
+//  Classifies one datagram and counts it. For NAT_DEMUX_DATA, _ANNOUNCE and _FLOOD, *receiver gets the
 //  receiver index (when receiver is not NULL). Returns NAT_DEMUX_DROP for anything
 //  that must not reach crypto.
 nat_demux_type_t nat_demux_classify (nat_demux_t *self, const uint8_t *data, size_t size,
@@ -60,7 +61,7 @@ nat_demux_type_t nat_demux_check (const uint8_t *data, size_t size, uint32_t *re
 const nat_demux_stats_t *nat_demux_stats (nat_demux_t *self);
 uint64_t nat_demux_dropped_total (nat_demux_t *self);
 
-//  "initiation", "response", "cookie", "data", "routed", "announce", "drop"; and reason names
+//  "initiation", "response", "cookie", "data", "routed", "announce", "flood", "drop"; and reason names
 const char *nat_demux_type_name (nat_demux_type_t type);
 const char *nat_demux_reason_name (nat_demux_reason_t reason);
 

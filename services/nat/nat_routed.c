@@ -35,6 +35,7 @@ s_message_ok (const uint8_t *m, size_t size)
         case WIRE_RESPONSE: return size >= WIRE_RESPONSE_SIZE;
         case WIRE_DATA: return size >= WIRE_DATA_SIZE;
         case WIRE_ANNOUNCE: return size >= WIRE_ANNOUNCE_SIZE;
+        case WIRE_FLOOD: return size >= WIRE_FLOOD_SIZE;
         default: return false;
     }
 }
@@ -114,7 +115,8 @@ nat_routed_test (bool verbose)
     //  Round trip, at each message type's smallest size and above
     static const struct { uint8_t type; size_t size; } kinds [] = {
         { WIRE_INITIATION, WIRE_INITIATION_SIZE }, { WIRE_RESPONSE, WIRE_RESPONSE_SIZE },
-        { WIRE_DATA, WIRE_DATA_SIZE }, { WIRE_DATA, 200 }, { WIRE_ANNOUNCE, WIRE_ANNOUNCE_SIZE }
+        { WIRE_DATA, WIRE_DATA_SIZE }, { WIRE_DATA, 200 }, { WIRE_ANNOUNCE, WIRE_ANNOUNCE_SIZE },
+        { WIRE_FLOOD, WIRE_FLOOD_SIZE }
     };
     for (size_t k = 0; k < sizeof kinds / sizeof kinds [0]; k++) {
         msg [0] = kinds [k].type;
@@ -143,7 +145,7 @@ nat_routed_test (bool verbose)
         { 1, 0, NAT_ROUTED_BAD_TTL }, { 1, WIRE_ROUTED_TTL_MAX + 1, NAT_ROUTED_BAD_TTL }, { 1, 255, NAT_ROUTED_BAD_TTL },
         { 2, 1, NAT_ROUTED_BAD_RESERVED }, { 3, 0x80, NAT_ROUTED_BAD_RESERVED },
         { 20, WIRE_COOKIE, NAT_ROUTED_BAD_MESSAGE }, { 20, WIRE_ROUTED, NAT_ROUTED_BAD_MESSAGE },
-        { 20, 0, NAT_ROUTED_BAD_MESSAGE }, { 20, 7, NAT_ROUTED_BAD_MESSAGE }, { 21, 1, NAT_ROUTED_BAD_MESSAGE },
+        { 20, 0, NAT_ROUTED_BAD_MESSAGE }, { 20, 8, NAT_ROUTED_BAD_MESSAGE }, { 21, 1, NAT_ROUTED_BAD_MESSAGE },
         { 23, 1, NAT_ROUTED_BAD_MESSAGE },
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad [0]; k++) {

@@ -29,7 +29,7 @@ typedef enum {
     NAT_ROUTED_BAD_TTL,         //  0 or above WIRE_ROUTED_TTL_MAX
     NAT_ROUTED_BAD_RESERVED,    //  bytes 2-3 not zero
     NAT_ROUTED_BAD_ID,          //  a zero id, or source = destination
-    NAT_ROUTED_BAD_MESSAGE,     //  what it carries is not an initiation, response, data or announcement
+    NAT_ROUTED_BAD_MESSAGE,     //  what it carries is not an initiation, response, data, announcement or flood frame
                                 //  of at least its size (never a cookie reply or another routing header)
     NAT_ROUTED_REASONS
 } nat_routed_reason_t;

@@ -67,6 +67,8 @@ struct _m_node_t {
     uint64_t next_events, announced, reports;
     group_members_t groups [M_GROUPS];  //  group.members by group, as last heard
     int64_t groups_at [M_GROUPS];
+    route_tree_t tree [M_NODES + 4];    //  route.tree by origin index (0: this node's own)
+    bool tree_seen [M_NODES + 4];
 };
 
 static bool s_list_all;         //  every node's discovery names every other
@@ -224,6 +226,20 @@ s_crypto_event (bus_service_t *crypto, bus_envelope_t *env, void *arg)
         node->groups_at [slot] = bus_clock_ms ();
         pthread_mutex_unlock (&node->lock);
         free (members);
+    }
+    else
+    if (streq (bus_envelope_type (env), "route.tree")) {
+        route_tree_t *tree = (route_tree_t *) calloc (1, sizeof *tree);
+        assert (tree);
+        assert (bus_envelope_get_msg (env, &route_tree_schema, tree, err, sizeof err) == 0);
+        uint32_t slot = tree->origin == UINT32_MAX ? 0 : tree->origin;
+        assert (slot < M_NODES + 4 && (slot != 0 || tree->origin_id == node->id));
+        assert (tree->self_id == node->id);
+        pthread_mutex_lock (&node->lock);
+        node->tree [slot] = *tree;
+        node->tree_seen [slot] = true;
+        pthread_mutex_unlock (&node->lock);
+        free (tree);
     }
 }
 
@@ -392,6 +408,30 @@ s_wait_next (m_node_t *node, uint32_t index, uint32_t next_hop, uint32_t hops, u
     return -1;
 }
 
+//  Until node's route.tree for origin (0: its own) names exactly the children
+//  (peer indexes, in order), 5 s at most
+static bool
+s_wait_tree (m_node_t *node, uint32_t origin, const uint32_t *children, uint32_t count)
+{
+    int64_t start = bus_clock_ms ();
+    uint32_t got = 0, first = 0;
+    while (bus_clock_ms () - start < 5000) {
+        pthread_mutex_lock (&node->lock);
+        bool match = node->tree_seen [origin] && node->tree [origin].children_count == count;
+        got = node->tree_seen [origin] ? node->tree [origin].children_count : UINT32_MAX;
+        first = got && got != UINT32_MAX ? node->tree [origin].children [0].index : 0;
+        for (uint32_t k = 0; match && k < count; k++)
+            match = node->tree [origin].children [k].index == children [k];
+        pthread_mutex_unlock (&node->lock);
+        if (match)
+            return true;
+        zclock_sleep (2);
+    }
+    printf ("router_mesh: %s's route.tree for %u: %u children (first %u)\n", node->name, origin, got, first);
+    fflush (stdout);
+    return false;
+}
+
 static router_routes_reply_t *
 s_routes (m_node_t *node)
 {
@@ -467,6 +507,14 @@ s_test_default (bool verbose)
     //  by a's discovery: no route.next, counted, shown by its id
     assert (s_wait_next (a, 2, 2, 1, 110, &next) >= 0 && next.dest_id == mesh [2].id);
     assert (s_wait_next (a, 4, 4, 1, 130, &next) >= 0);
+    //  route.tree: a's own broadcasts go to both its neighbours; a's frames
+    //  at b go on to c (c reaches a through b), at c to e, at d nowhere (c
+    //  offers d a route to a of its own, through b)
+    const uint32_t a_own [] = { 2, 4 }, b_for_a [] = { 3 }, c_for_a [] = { 5 };
+    assert (s_wait_tree (a, 0, a_own, 2) && s_wait_tree (&mesh [2], 1, b_for_a, 1));
+    assert (s_wait_tree (&mesh [3], 1, c_for_a, 1) && s_wait_tree (&mesh [4], 1, NULL, 0));
+    if (verbose)
+        printf ("router_mesh: route.tree of a: a -> b, d; b -> c; c -> e; d -> none\n");
     router_routes_reply_t *routes = NULL;
     for (int attempt = 0; attempt < 250; attempt++) {
         free (routes);

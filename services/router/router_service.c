@@ -33,6 +33,17 @@ typedef struct {
     route_hop_t next_hops [ROUTER_NEXT_HOPS];
 } s_next_t;
 
+//  What route.tree last said of an origin
+typedef struct {
+    uint64_t origin;
+    uint32_t index;             //  ROUTER_TREE_SELF for this node
+    uint32_t count;
+    route_hop_t *children;
+} s_tree_t;
+
+#define ROUTER_TREE_SELF    UINT32_MAX
+#define ROUTER_TREE_MAX     (sizeof ((route_tree_t *) 0)->children / sizeof (route_hop_t))
+
 //  A neighbour's route.heard budget (a token bucket)
 typedef struct {
     uint32_t index;
@@ -56,6 +67,9 @@ struct _router_service_t {
     s_next_t *next;             //  route.next as last published, by destination id
     size_t next_count;
     uint32_t unindexed;         //  destinations with no peer index (not published)
+    s_tree_t *trees;            //  route.tree as last published, by origin id
+    size_t trees_count;
+    uint64_t trees_published;
     s_bucket_t *buckets;
     size_t buckets_count;
     route_msg_t *msg;           //  one announcement, in or out (8 KB: not on the stack)
@@ -162,6 +176,119 @@ s_next_publish (router_service_t *self, const s_next_t *next, bool reachable)
     self->next_published++;
 }
 
+//  ---------------------------------------------------------------------------
+//  route.tree: each origin's children here, for the data path's broadcasts
+
+static void
+s_trees_free (s_tree_t *trees, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free (trees [i].children);
+    free (trees);
+}
+
+static int
+s_tree_by_origin (const void *a, const void *b)
+{
+    uint64_t x = ((const s_tree_t *) a)->origin, y = ((const s_tree_t *) b)->origin;
+    return x < y ? -1 : x > y;
+}
+
+static bool
+s_tree_same (const s_tree_t *a, const s_tree_t *b)
+{
+    return a->index == b->index && a->count == b->count
+        && (a->count == 0 || memcmp (a->children, b->children, a->count * sizeof a->children [0]) == 0);
+}
+
+static void
+s_tree_publish (router_service_t *self, const s_tree_t *tree, bool empty)
+{
+    route_tree_t *event = (route_tree_t *) calloc (1, sizeof *event);
+    assert (event);
+    event->self_id = router_links_self (self->links);
+    event->origin = tree->index;
+    event->origin_id = tree->origin;
+    event->ttl = router_service_ttl (self);
+    if (!empty && tree->count) {
+        event->children_count = tree->count;
+        memcpy (event->children, tree->children, tree->count * sizeof tree->children [0]);
+    }
+    bus_service_publish (self->svc, &route_tree_schema, event);
+    free (event);
+    self->trees_published++;
+}
+
+//  The tree of one origin here: route_table_children, by peer index
+static void
+s_tree_make (router_service_t *self, uint64_t origin, uint32_t index, s_tree_t *tree)
+{
+    uint64_t ids [ROUTER_TREE_MAX];
+    size_t n = route_table_children (router_links_table (self->links), origin, ids, ROUTER_TREE_MAX);
+    n = n < ROUTER_TREE_MAX ? n : ROUTER_TREE_MAX;
+    *tree = (s_tree_t) { .origin = origin, .index = index };
+    tree->children = (route_hop_t *) calloc (n ? n : 1, sizeof *tree->children);
+    assert (tree->children);
+    for (size_t k = 0; k < n; k++) {
+        const router_peer_t *p = router_links_find_id (self->links, ids [k]);
+        if (!p)
+            continue;           //  every neighbour is a peer router_links made
+        tree->children [tree->count].index = p->index;
+        tree->children [tree->count].id = p->registry_id ? p->id : 0;
+        tree->count++;
+    }
+}
+
+//  Compares each origin's children (ours, and every destination's with a
+//  peer index) with what route.tree said last and publishes what changed
+//  (all: every origin again). Nothing while this node has no registry id or
+//  uses no peers (relay_via_peers false): the data path then floods end to
+//  end, one copy per session. With transit off only our own tree has
+//  children: we carry nothing of others'.
+static void
+s_sync_tree (router_service_t *self, const s_next_t *next, size_t next_count, bool all)
+{
+    uint64_t me = router_links_self (self->links);
+    if (!me || !self->config.route.relay_via_peers) {
+        s_trees_free (self->trees, self->trees_count);
+        self->trees = NULL;
+        self->trees_count = 0;
+        return;
+    }
+    s_tree_t *fresh = (s_tree_t *) calloc (next_count + 1, sizeof *fresh);
+    assert (fresh);
+    size_t count = 0;
+    s_tree_make (self, me, ROUTER_TREE_SELF, &fresh [count++]);
+    for (size_t i = 0; i < next_count; i++) {
+        if (self->config.transit)
+            s_tree_make (self, next [i].dest, next [i].index, &fresh [count]);
+        else
+            fresh [count] = (s_tree_t) { .origin = next [i].dest, .index = next [i].index };
+        count++;
+    }
+    qsort (fresh, count, sizeof *fresh, s_tree_by_origin);
+    //  Gone: said once with no children
+    size_t i = 0, j = 0;
+    for (i = 0; i < self->trees_count; i++) {
+        while (j < count && fresh [j].origin < self->trees [i].origin)
+            j++;
+        if (!(j < count && fresh [j].origin == self->trees [i].origin) && self->trees [i].count)
+            s_tree_publish (self, &self->trees [i], true);
+    }
+    //  New or changed
+    for (i = 0, j = 0; j < count; j++) {
+        while (i < self->trees_count && self->trees [i].origin < fresh [j].origin)
+            i++;
+        bool same = i < self->trees_count && self->trees [i].origin == fresh [j].origin
+                 && s_tree_same (&self->trees [i], &fresh [j]);
+        if (all || !same)
+            s_tree_publish (self, &fresh [j], false);
+    }
+    s_trees_free (self->trees, self->trees_count);
+    self->trees = fresh;
+    self->trees_count = count;
+}
+
 //  Compares the table with what route.next said last and publishes what
 //  changed (all: every destination again, for a data path that restarted).
 //  Both lists are sorted by destination id, so one merge walk does it.
@@ -236,6 +363,7 @@ s_sync_next (router_service_t *self, bool all)
     free (routes);
     //  A group's nearest member follows the routes
     router_groups_sync (self->groups, all, bus_clock_ms ());
+    s_sync_tree (self, self->next, self->next_count, all);
 }
 
 //  Every destination again, coalesced (nat or crypto and the bus may ask at once)
@@ -786,6 +914,7 @@ router_service_destroy (router_service_t **self_p)
     router_groups_destroy (&self->groups);
     router_links_destroy (&self->links);
     free (self->next);
+    s_trees_free (self->trees, self->trees_count);
     free (self->buckets);
     free (self->msg);
     free (self);
