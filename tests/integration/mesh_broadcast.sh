@@ -216,3 +216,4 @@ rc=0
 for n in c d e f g; do [ "$(got $n)" = $N ] && [ "$(uniq_got $n)" = $N ] || rc=1; done
 ok $rc "$N broadcasts from a after b died: c got $(got c), d $(got d), e $(got e), f $(got f), g $(got g), none twice"
 echo "# total $(( $(now_ms) - t0 )) ms from the first node's start"
+echo "1..$TESTNO"
