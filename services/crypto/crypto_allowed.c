@@ -194,6 +194,28 @@ crypto_allowed_frame (const crypto_allowed_t *self, const uint8_t *frame, size_t
     return false;
 }
 
+bool
+crypto_allowed_frame_source (const uint8_t *frame, size_t size, uint8_t address [16], int *family_bytes)
+{
+    if (!frame || size < 14)
+        return false;
+    unsigned type = (unsigned) frame [12] << 8 | frame [13];
+    const uint8_t *payload = frame + 14;
+    size_t len = size - 14;
+    static const uint8_t arp_ipv4 [6] = { 0, 1, 0x08, 0x00, 6, 4 };
+    if (type == 0x0800 && len >= 20 && payload [0] >> 4 == 4)
+        memcpy (address, payload + 12, *family_bytes = 4);
+    else
+    if (type == 0x86DD && len >= 40 && payload [0] >> 4 == 6)
+        memcpy (address, payload + 8, *family_bytes = 16);
+    else
+    if (type == 0x0806 && len >= 28 && memcmp (payload, arp_ipv4, sizeof arp_ipv4) == 0)
+        memcpy (address, payload + 14, *family_bytes = 4);
+    else
+        return false;
+    return true;
+}
+
 void
 crypto_allowed_test (bool verbose)
 {

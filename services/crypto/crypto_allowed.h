@@ -36,6 +36,11 @@ bool crypto_allowed_packet (const crypto_allowed_t *self, const uint8_t *packet,
 //  source MAC is not checked: the peer may choose its own (device mac_address),
 //  and a forged one only misleads the bridge of the receiving kernel, not IP.
 bool crypto_allowed_frame (const crypto_allowed_t *self, const uint8_t *frame, size_t size);
+//  The source address of an IPv4 or IPv6 frame, or an IPv4 ARP packet's
+//  sender address (family_bytes 4 or 16); false for any other frame. For the
+//  layer-2 rule of crypto_node: a source no peer owns (a DHCP lease, a host
+//  bridged behind the peer) may be used on a TAP network, another peer's never.
+bool crypto_allowed_frame_source (const uint8_t *frame, size_t size, uint8_t address [16], int *family_bytes);
 
 void crypto_allowed_test (bool verbose);
 #endif

@@ -166,6 +166,40 @@ crypto_anycast_test (bool verbose)
     assert (crypto_anycast_update (self, "10.99.0.53", true, NULL, 0));
     crypto_anycast_apply (self, node, 2);
     assert (!crypto_node_peer_anycast_has (node, 1, v4, 4));
+    //  The node's whole source rule (crypto_node_peer_allows), on an IPv4 packet
+    //  and on a TAP frame: peer 0 owns 10.100.0.2, peer 1 10.100.0.3
+    assert (crypto_node_peer_allow (node, 0, "10.100.0.2/32", NULL, 0) == 0);
+    assert (crypto_node_peer_allow (node, 1, "10.100.0.3/32", NULL, 0) == 0);
+    uint8_t frame [14 + 20] = { 0 };
+    uint8_t *ip = frame + 14;
+    frame [12] = 0x08;
+    ip [0] = 0x45;
+    const char *sources [] = { "10.100.0.2", "10.100.0.3", "10.100.0.207", "10.99.0.53" };
+    //  On TUN: own prefix and anycast membership only (peer 0 is no member of 10.99.0.53 now)
+    bool tun [] = { true, false, false, false };
+    //  On TAP: also an address nobody owns (a DHCP lease), never one of peer
+    //  1's (its own, or the anycast address it is the member of)
+    bool tap [] = { true, false, true, false };
+    assert (crypto_anycast_update (self, "10.99.0.53", true, second, 1));
+    crypto_anycast_apply (self, node, 2);
+    for (int layer2 = 0; layer2 < 2; layer2++) {
+        crypto_node_set_layer2 (node, layer2);
+        for (size_t s = 0; s < sizeof sources / sizeof sources [0]; s++) {
+            assert (inet_pton (AF_INET, sources [s], ip + 12) == 1);
+            bool allowed = layer2 ? crypto_node_peer_allows (node, 0, frame, sizeof frame)
+                                  : crypto_node_peer_allows (node, 0, ip, 20);
+            assert (allowed == (layer2 ? tap [s] : tun [s]));
+        }
+    }
+    //  On TAP, an ARP sender that is peer 1's address is refused; a leased one taken
+    uint8_t arp [14 + 28] = { 0 };
+    arp [12] = 0x08; arp [13] = 0x06;
+    memcpy (arp + 14, "\x00\x01\x08\x00\x06\x04", 6);
+    assert (inet_pton (AF_INET, "10.100.0.3", arp + 14 + 14) == 1);
+    assert (!crypto_node_peer_allows (node, 0, arp, sizeof arp));
+    assert (inet_pton (AF_INET, "10.100.0.207", arp + 14 + 14) == 1);
+    assert (crypto_node_peer_allows (node, 0, arp, sizeof arp));
+    crypto_node_set_layer2 (node, false);
     //  A member index beyond the peers is ignored
     uint32_t far [] = { 7 };
     assert (crypto_anycast_update (self, "10.99.0.54", true, far, 1));

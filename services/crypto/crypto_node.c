@@ -258,12 +258,13 @@ s_peer (const crypto_node_t *self, int id)
     return id >= 0 && (size_t) id < self->peer_count ? self->peers [id] : NULL;
 }
 
+static bool s_source_allowed (const crypto_node_t *self, const s_peer_t *peer, const uint8_t *inner, size_t plain);
+
 bool
 crypto_node_peer_allows (const crypto_node_t *self, int id, const uint8_t *packet, size_t len)
 {
     s_peer_t *peer = s_peer (self, id);
-    return peer && (self->layer2 ? crypto_allowed_frame (peer->allowed, packet, len)
-                                 : crypto_allowed_packet (peer->allowed, packet, len));
+    return peer && s_source_allowed (self, peer, packet, len);
 }
 
 int
@@ -309,6 +310,30 @@ crypto_node_peer_anycast_has (const crypto_node_t *self, int id, const uint8_t *
     return peer && peer->anycast && crypto_allowed_address (peer->anycast, address, family_bytes);
 }
 
+//  On a TAP network (a LAN), a frame may also come from an address no peer
+//  owns: a lease from a DHCP server on the virtual LAN, a host bridged behind
+//  the peer. What the check must keep is that no peer speaks as another (or
+//  as us: the kernel drops a local source as martian), so the address must be
+//  in no other peer's prefixes or anycast set. Linear in peers, and only for
+//  frames the peer's own prefixes refused.
+static bool
+s_unclaimed_source (const crypto_node_t *self, const s_peer_t *sender, const uint8_t *frame, size_t size)
+{
+    uint8_t address [16];
+    int family_bytes;
+    if (!crypto_allowed_frame_source (frame, size, address, &family_bytes))
+        return false;
+    for (size_t i = 0; i < self->peer_count; i++) {
+        const s_peer_t *other = self->peers [i];
+        if (other == sender)
+            continue;
+        if (crypto_allowed_address (other->allowed, address, family_bytes)
+        ||  (other->anycast && crypto_allowed_address (other->anycast, address, family_bytes)))
+            return false;
+    }
+    return true;
+}
+
 //  The inner source check: the peer's own prefixes, then (only when that
 //  fails, so the common path costs nothing more) its anycast addresses
 static bool
@@ -317,9 +342,11 @@ s_source_allowed (const crypto_node_t *self, const s_peer_t *peer, const uint8_t
     if (self->layer2 ? crypto_allowed_frame (peer->allowed, inner, plain)
                      : crypto_allowed_packet (peer->allowed, inner, plain))
         return true;
-    return peer->anycast && crypto_allowed_size (peer->anycast)
-        && (self->layer2 ? crypto_allowed_frame (peer->anycast, inner, plain)
-                         : crypto_allowed_packet (peer->anycast, inner, plain));
+    if (peer->anycast && crypto_allowed_size (peer->anycast)
+    &&  (self->layer2 ? crypto_allowed_frame (peer->anycast, inner, plain)
+                      : crypto_allowed_packet (peer->anycast, inner, plain)))
+        return true;
+    return self->layer2 && s_unclaimed_source (self, peer, inner, plain);
 }
 
 bool

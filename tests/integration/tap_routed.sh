@@ -39,17 +39,14 @@ tr_cleanup () {
 }
 trap tr_cleanup EXIT
 
-# What the data path does not carry yet, each a reason given as a TODO point
-# (TAP's XFAIL; an "ok ... # TODO" is an XPASS, which fails the suite: then the
-# reason goes). crypto checks the inner source of every TAP frame against the
-# sending peer's allowed_ips (services/crypto/crypto_allowed.c,
-# crypto_allowed_frame: the registry's /32 for registry peers), so on a TAP
-# network it drops what a LAN sends from addresses that are not a peer's. It
-# lets through what the link itself sends from no peer's address (a DHCP
-# client's 0.0.0.0, IPv6 link-local and ::); an address a DHCP server leases
-# is not the registry's and stays refused:
+# crypto checks the inner source of every TAP frame (services/crypto/
+# crypto_node.c, s_source_allowed): the sending peer's allowed_ips, what the
+# link itself sends from no peer's address (a DHCP client's 0.0.0.0, IPv6
+# link-local and ::), and on TAP any address no other peer owns (a lease
+# from a DHCP server on the virtual LAN). No point is a TODO any more; the
+# mechanism stays for the next thing the data path cannot carry.
 TODO_LINK=""
-TODO_LEASE="crypto drops TAP frames from an IPv4 source outside the peer's allowed_ips (the registry's /32): crypto_allowed_frame"
+TODO_LEASE=""
 # expect STATUS DESCRIPTION REASON: a test point, or with a REASON a TODO point
 # that does not count as a failure
 expect () {
@@ -272,6 +269,17 @@ ok $? "5 UDP broadcasts from a to $BCAST: b got $(udp b) ($(udp_distinct b) dist
 [ "$(arps b)" = 1 ] && [ "$(arps c)" = 1 ]
 ok $? "one ARP broadcast frame from a: b got $(arps b) copy, c through b $(arps c)"
 echo "# crypto's drops of frames as spoofed: a $(pj a .crypto.spoofed), b $(pj b .crypto.spoofed), c $(pj c .crypto.spoofed)"
+
+# ---- A TAP network takes addresses no peer owns (the lease above), never
+# another peer's: a speaks from b's address to c, c drops it as spoofed
+SPOOFED=$(pj c .crypto.spoofed)
+in_ns a ip addr add "$VB/32" dev bifrost0
+in_ns a ping -c 3 -i 0.2 -W 1 -I "$VB" -q "$VC" >/dev/null 2>&1
+ok $(( $? == 0 )) "ping a -> c from b's address $VB is not answered"
+spoof_counted () { [ "$(pj c .crypto.spoofed)" -ge $(( ${SPOOFED:-0} + 1 )) ]; }
+wait_for 5 spoof_counted
+ok $? "c drops a's frames from b's address as spoofed (${SPOOFED:-?} -> $(pj c .crypto.spoofed))"
+in_ns a ip addr del "$VB/32" dev bifrost0
 
 echo "1..$TESTNO"
 [ "$FAILED" -eq 0 ]
