@@ -19,9 +19,11 @@
         receiver, above max_hops);
       - an announcement whose origin is another peer (not its session's);
       - an announcement with an old sequence number;
-    in the second round, FAKES made-up destinations (ids 1 .. FAKES, below every
-    real id, so they sort first) one hop away at 101; in the fifth, a burst of 200
-    announcements at once (the receiver takes 20 a second, 100 at once).
+    in the second round and every tenth after, FAKES made-up destinations one hop
+    away at 101, a set of its own for each peer (ids from 1 + k x FAKES for the
+    k-th: below every real id, so they sort first); in
+    the fifth, a burst of 200 announcements at once (the receiver takes 20 a
+    second, 100 at once).
 
     It forwards nothing and publishes no route.next: what it attracts is lost
     (its nat has no next hop), which is the damage a liar can do. */
@@ -187,11 +189,13 @@ s_lie_to (bus_service_t *svc, const s_peer_t *to)
     msg = (route_msg_t) { .origin = s_self, .seqno = s_seqno - 1000 };
     s_entry (&msg, 0xd900000000000001ULL, ROUTE_WIRE_MIN_HOP_METRIC, 1, &s_self);
     s_send (svc, to->index, &msg, wire);
-    //  Round 2: the made-up destinations
-    for (size_t first = 0; s_round == 2 && first < s_fakes; first += ROUTE_WIRE_MAX_ROUTES) {
+    //  Round 2 and every tenth after: the made-up destinations, a set of its
+    //  own for each neighbour (so the honest nodes behind them hear several)
+    uint64_t first_id = 1 + (uint64_t) (to - s_peers) * s_fakes;
+    for (size_t first = 0; s_round % 10 == 2 && first < s_fakes; first += ROUTE_WIRE_MAX_ROUTES) {
         msg = (route_msg_t) { .origin = s_self };
         for (size_t d = first; d < s_fakes && msg.count < ROUTE_WIRE_MAX_ROUTES; d++)
-            s_entry (&msg, 1 + d, ROUTE_WIRE_MIN_HOP_METRIC, 1, &s_self);
+            s_entry (&msg, first_id + d, ROUTE_WIRE_MIN_HOP_METRIC, 1, &s_self);
         s_send (svc, to->index, &msg, wire);
     }
     //  Round 5: a burst far above the receiver's rate
