@@ -10,7 +10,7 @@
                              mesh_liar.sh)
     A protected name (schemas/senders.def) is granted only to its program's
     uid or file: the tests that play the router run this program under the
-    router's uid (node_routed.sh) or as the router of a node's config
+    router's uid (node_routed.sh) or install it as a node's bifrost-router
     (mesh_liar.sh); see the parts' files. */
 #include "bus_service.h"
 #include "bus_log.h"

@@ -1,10 +1,13 @@
 /*  testsvc_liar: bifrost-testsvc as a malicious router (issue 18, docs/routing.md
     "Bogus routes from a peer"; tests/integration/mesh_liar.sh). It takes the
-    router's place on a node of its own: the node's config runs it as its
-    `router` service (`exec` = a link named bifrost-router to this program, so
-    the supervisor starts it under the router's uid and the broker lets it
-    register as `router`, as any operator can swap a component of their own
-    node). So it speaks through the node's real crypto sessions: every
+    router's place on a node of its own, whose operator installed it as the
+    node's bifrost-router (a copy under that name in the node's libexec, with
+    `--liar FAKES` in the router's `args`): the supervisor starts it under the
+    router's uid and the broker lets it register as `router`, as it would any
+    program an operator puts there. (A link named bifrost-router elsewhere is
+    not enough: a service connects while it is still root, during its setup,
+    and the broker then checks that its file is the libexec's bifrost-router,
+    schemas/senders.def.) So it speaks through the node's real crypto sessions: every
     `route.announce` it publishes goes to a neighbour inside that neighbour's
     session, authenticated as this node, like an honest router's. What it says:
 
