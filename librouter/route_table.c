@@ -59,6 +59,8 @@ struct _route_table_t {
     int64_t trigger_wait;
     unsigned streak;            //  updates in a row, each within twice the wait of the last
     route_stats_t stats;
+    route_carry_fn *carries;    //  NULL: every destination
+    void *carries_arg;
 };
 
 void
@@ -688,6 +690,23 @@ s_entry_for (route_table_t *self, s_dest_t *dest, uint64_t to, bool full, route_
     return true;
 }
 
+void
+route_table_carry (route_table_t *self, route_carry_fn *carries, void *arg)
+{
+    self->carries = carries;
+    self->carries_arg = arg;
+}
+
+void
+route_table_touch (route_table_t *self, uint64_t dest_id)
+{
+    s_dest_t *dest = s_dest (self, dest_id);
+    if (dest && !dest->changed) {
+        dest->changed = true;
+        self->pending++;
+    }
+}
+
 size_t
 route_table_announce (route_table_t *self, uint64_t to, bool full, route_msg_t *msg, size_t *cursor)
 {
@@ -698,7 +717,8 @@ route_table_announce (route_table_t *self, uint64_t to, bool full, route_msg_t *
     size_t size = ROUTE_WIRE_ANNOUNCE_SIZE;
     for (; *cursor < self->ndests && msg->count < ROUTE_WIRE_MAX_ROUTES; (*cursor)++) {
         route_entry_t *e = &msg->routes [msg->count];
-        if (!s_entry_for (self, self->dests [*cursor], to, full, e))
+        s_dest_t *dest = self->dests [*cursor];
+        if ((self->carries && !self->carries (self->carries_arg, dest->id)) || !s_entry_for (self, dest, to, full, e))
             continue;
         if (size + route_msg_entry_size (e) > ROUTE_WIRE_MAX_SIZE)
             break;                      //  the next announcement starts with it
@@ -824,6 +844,70 @@ s_find_announced (route_table_t *t, uint64_t to, bool full, uint64_t dest, route
             if (msg->routes [i].dest == dest)
                 return &msg->routes [i];
     return NULL;
+}
+
+//  A liar's made-up destinations (docs/routing.md, "Bogus routes from a
+//  peer"; found by tests/integration/mesh_liar.sh): C takes up to
+//  max_per_neighbour of them from the liar M, and must not pass them on, or D,
+//  which hears everything through C, fills its cap for C with them (their ids
+//  sort first) and never learns B
+static uint64_t s_carried [4];
+static bool
+s_carries (void *arg, uint64_t dest)
+{
+    for (size_t i = 0; i < sizeof s_carried / sizeof s_carried [0]; i++)
+        if (s_carried [i] == dest)
+            return true;
+    return false;
+}
+
+static void
+s_test_made_up (void)
+{
+    const uint64_t M = 0x3030303030303030ULL;
+    route_config_t config;
+    route_config_defaults (&config);
+    config.max_per_neighbour = 4;
+    static route_msg_t msg;
+    int64_t now = 1000;
+    route_table_t *c = route_table_new (C, &config, NULL);
+    route_table_t *d = route_table_new (D, &config, NULL);
+    route_table_link (c, B, 1, ROUTE_LINK_DIRECT, now);
+    route_table_link (c, M, 1, ROUTE_LINK_DIRECT, now);
+    route_table_link (c, D, 1, ROUTE_LINK_DIRECT, now);
+    route_table_link (d, C, 1, ROUTE_LINK_DIRECT, now);
+    //  The ids discovery names at C: B, D, M (and C)
+    s_carried [0] = B; s_carried [1] = D; s_carried [2] = M; s_carried [3] = C;
+    route_table_carry (c, s_carries, NULL);
+    memset (&msg, 0, sizeof msg);
+    msg.origin = M;
+    msg.seqno = 1;
+    for (uint64_t i = 0; i < 10; i++)
+        msg.routes [msg.count++] = (route_entry_t) { .dest = 1 + i, .metric = ROUTE_WIRE_MIN_HOP_METRIC,
+                                                     .hops = 1, .path = { M } };
+    assert (route_table_receive (c, M, &msg, now) == 4 && route_table_stats (c)->capped == 6);
+    //  C's announcements to D: B and M, none of the made-up ones
+    size_t cursor = 0, sent = 0;
+    while (route_table_announce (c, D, true, &msg, &cursor)) {
+        for (size_t i = 0; i < msg.count; i++)
+            assert (msg.routes [i].dest == B || msg.routes [i].dest == M);
+        sent += msg.count;
+        assert (route_table_receive (d, C, &msg, now) == (int) msg.count);
+    }
+    route_t r;
+    assert (sent == 2 && route_table_best (d, B, &r) && r.next_hop == C && route_table_best (d, M, &r));
+    assert (route_table_size (d) == 3 && route_table_stats (d)->capped == 0);
+    //  C uses them itself (a route through M to destination 1) but does not
+    //  carry for them; once discovery names one, the next triggered update has it
+    assert (route_table_best (c, 1, &r) && r.next_hop == M);
+    route_table_updates_sent (c, now);
+    assert (!route_table_updates_due (c, now + 1000));
+    s_carried [3] = 1;
+    route_table_touch (c, 1);
+    assert (route_table_updates_due (c, now + 1000));
+    assert (s_find_announced (c, D, false, 1, &msg));
+    route_table_destroy (&c);
+    route_table_destroy (&d);
 }
 
 void
@@ -1083,6 +1167,7 @@ route_table_test (bool verbose)
     printf ("\n");
     assert (bytes < 300 * 1024);
     route_table_destroy (&t);
+    s_test_made_up ();
     if (verbose)
         printf ("  route_table: ok\n");
 }

@@ -108,6 +108,16 @@ void route_table_link_lost (route_table_t *self, uint64_t peer, int64_t now);
 //  announcement was refused (not from a neighbour, origin is not `from`, stale).
 int route_table_receive (route_table_t *self, uint64_t from, const route_msg_t *msg, int64_t now);
 
+//  Which destinations this node can carry traffic for: the data path forwards
+//  by a peer index, which only the peers discovery names have, so a route to
+//  any other is of no use to a neighbour, and passing it on would let a liar's
+//  made-up destinations fill every cap along the mesh. Announcements leave out
+//  the destinations `carries` refuses (they are still taken and used here).
+//  NULL (the default): every destination.
+typedef bool (route_carry_fn) (void *arg, uint64_t dest);
+void route_table_carry (route_table_t *self, route_carry_fn *carries, void *arg);
+//  `carries` now accepts dest: it goes out in the next triggered update
+void route_table_touch (route_table_t *self, uint64_t dest);
 //  Removes routes not heard for route_timeout; returns how many
 size_t route_table_expire (route_table_t *self, int64_t now);
 

@@ -35,6 +35,16 @@ struct _router_links_t {
     size_t count, cap;
 };
 
+//  The destinations this node carries for: the peers with a registry id
+//  (nat forwards by a peer index, so a destination discovery does not name
+//  cannot be carried; route_table_carry). A liar's made-up ones stop here.
+static bool
+s_carries (void *arg, uint64_t dest)
+{
+    const router_peer_t *p = router_links_find_id ((router_links_t *) arg, dest);
+    return p && p->registry_id;
+}
+
 router_links_t *
 router_links_new (const route_config_t *config)
 {
@@ -46,6 +56,7 @@ router_links_new (const route_config_t *config)
         route_config_defaults (&self->config);
     self->self_id = ROUTER_LINKS_SELF;
     self->table = route_table_new (ROUTER_LINKS_SELF, &self->config, NULL);
+    route_table_carry (self->table, s_carries, self);
     return self;
 }
 
@@ -171,6 +182,7 @@ s_set_id (router_links_t *self, s_peer_t *p, const char *hex, int64_t now)
     p->pub.up = up;
     if (up)
         s_link (self, p, now);
+    route_table_touch (self->table, id);        //  a route to it we held is ours to announce now
 }
 
 //  nat's view of p: up (on endpoint, by path) or not. rtt_us -1 = no sample,
@@ -227,6 +239,7 @@ router_links_set_self (router_links_t *self, const char *hex, int64_t now)
     self->self_id = id;
     route_table_destroy (&self->table);
     self->table = route_table_new (id, &self->config, NULL);
+    route_table_carry (self->table, s_carries, self);
     for (size_t i = 0; i < self->count; i++)
         if (self->peers [i].pub.up)
             s_link (self, &self->peers [i], now);

@@ -88,3 +88,23 @@ disc_registry_cleanup () {
         tail -20 "$T/reg/registry.log" 2>/dev/null | sed 's/^/#   /'
     fi
 }
+
+#   disc_up NETWORK NODE...
+# (with node_lib.sh and disc_registry) writes each NODE's config (disc_node_cfg
+# under $T/NODE, DISC_CFG_EXTRA and the rest as there), starts it (start_node)
+# and waits up to 15 s for the virtual address the registry gives it, kept in
+# the associative array V (V[NODE], empty when none came). Returns non-zero
+# when a node did not start or got no address. `disc_vip NODE`: the address.
+disc_vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
+declare -gA V 2>/dev/null
+disc_up () {
+    local network=$1 n rc=0; shift
+    for n in "$@"; do disc_node_cfg "$T/$n" "$n" "$network" "$RURL"; done
+    for n in "$@"; do start_node "$n" || { echo "disc_up: node $n did not start" >&2; rc=1; }; done
+    for n in "$@"; do
+        wait_for 15 sh -c "ip netns exec $(ns_of "$n") ip -o -4 addr show dev bifrost0 | grep -q inet"
+        V[$n]=$(disc_vip "$n")
+        [ -n "${V[$n]}" ] || rc=1
+    done
+    return $rc
+}

@@ -1,7 +1,7 @@
 #!/bin/bash
 # node_routed: mesh routing's data path (issue 18, docs/routing.md "Transit"). Three
 # nodes a, b, c on one underlay; nftables drops everything between a and c, so a
-# reaches c only through b. The router's events are played by bifrost-route-inject,
+# reaches c only through b. The router's events are played by bifrost-testsvc --next,
 # run under the router's service uid, so the broker lets it register as `router`
 # (the real router is not in these configs). Asserted: ping a -> c crosses b (b's
 # transit counters grow, c's crypto session peer is a, c's nat never saw a
@@ -12,7 +12,7 @@
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 
 I_A=a1a1a1a1a1a1a1a1; I_B=b2b2b2b2b2b2b2b2; I_C=c3c3c3c3c3c3c3c3; I_D=d4d4d4d4d4d4d4d4  # registry ids
-INJECT=$BIFROST_BUILDDIR/tests/bifrost-route-inject
+INJECT=$BIFROST_BUILDDIR/tests/bifrost-testsvc     # its router part: tests/testsvc_inject.c
 
 # cfg NODE ADDR PEERS [EXTRA]: a node without the router (the test plays it);
 # inner MTU 1400: a routed peer's datagrams carry the 20-byte routing header

@@ -1,12 +1,12 @@
-/*  bifrost-route-inject: plays the router's part on the bus for the data-path
-    tests of mesh routing (tests/integration/node_routed.sh), where the real
-    router is not running: publishes the `route.next` and `route.announce`
-    events given on the command line once connected and every 500 ms after.
-    The broker lets only the router's program register as `router`
-    (schemas/senders.def), so the test runs a copy of this program named
-    bifrost-router, outside the supervisor:
+/*  testsvc_inject: bifrost-testsvc plays the router's part on the bus for the
+    data-path tests of mesh routing (tests/integration/node_routed.sh), where
+    the real router is not running: publishes the `route.next` and
+    `route.announce` events given on the command line once connected and
+    every 500 ms after. The broker lets only the router's program register as
+    `router` (schemas/senders.def): under service uids that is the router's
+    uid, so the test runs it as that uid, outside the supervisor:
 
-        BIFROST_SERVICE=router bifrost-router -r RUN_DIR -i router.9 \
+        BIFROST_SERVICE=router bifrost-testsvc -r RUN_DIR -i router.9 \
             --next "INDEX SELF_ID DEST_ID TTL [HOP_INDEX:HOP_ID ...]" ... \
             --announce "INDEX BYTES" ...
 
@@ -14,6 +14,7 @@
     bytes of filler (crypto carries it, the router is not there to read it). */
 #include "bus_service.h"
 #include "bus_log.h"
+#include "testsvc.h"
 
 #include <inttypes.h>
 
@@ -73,9 +74,11 @@ s_on_connect (bus_service_t *svc, uint64_t epoch, void *arg)
     s_publish (NULL, 0, svc);
 }
 
-static int
-s_setup (bus_service_t *svc, void *arg)
+int
+testsvc_inject_setup (bus_service_t *svc)
 {
+    if (!s_next_count && !s_announce_count)
+        return 0;
     bus_service_on_connect (svc, s_on_connect, NULL);
     bus_loop_timer (bus_service_loop (svc), 500, 0, s_publish, svc);
     bus_info ("%zu route.next, %zu route.announce every 500 ms", s_next_count, s_announce_count);
@@ -83,38 +86,21 @@ s_setup (bus_service_t *svc, void *arg)
 }
 
 int
-main (int argc, char **argv)
+testsvc_inject_option (const char *option, const char *value)
 {
-    int out = 1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--next") == 0 && i + 1 < argc && s_next_count < S_MAX) {
-            if (s_parse_next (argv [++i], &s_next [s_next_count++])) {
-                fprintf (stderr, "bad --next '%s'\n", argv [i]);
-                return 2;
-            }
-        }
-        else
-        if (strcmp (argv [i], "--announce") == 0 && i + 1 < argc && s_announce_count < S_MAX) {
-            route_announce_t *a = &s_announce [s_announce_count++];
-            unsigned index = 0, bytes = 0;
-            if (sscanf (argv [++i], "%u %u", &index, &bytes) != 2 || bytes > sizeof a->announcement) {
-                fprintf (stderr, "bad --announce '%s'\n", argv [i]);
-                return 2;
-            }
-            a->index = index;
-            a->announcement_size = bytes;
-            memset (a->announcement, 0x30, bytes);
-        }
-        else
-            argv [out++] = argv [i];
+    if (strcmp (option, "--next") == 0)
+        return s_next_count < S_MAX && s_parse_next (value, &s_next [s_next_count++]) == 0 ? 1 : -1;
+    if (strcmp (option, "--announce") == 0) {
+        if (s_announce_count == S_MAX)
+            return -1;
+        route_announce_t *a = &s_announce [s_announce_count++];
+        unsigned index = 0, bytes = 0;
+        if (sscanf (value, "%u %u", &index, &bytes) != 2 || bytes > sizeof a->announcement)
+            return -1;
+        a->index = index;
+        a->announcement_size = bytes;
+        memset (a->announcement, 0x30, bytes);
+        return 1;
     }
-    argc = out;
-    argv [argc] = NULL;
-    const char *name = getenv ("BIFROST_SERVICE");
-    bus_service_def_t def = {
-        .name = name && bus_name_valid (name) ? name : "router",
-        .summary = "publishes route.next and route.announce for the data-path tests",
-        .setup = s_setup,
-    };
-    return bus_service_main (&def, argc, argv);
+    return 0;
 }
