@@ -5,17 +5,18 @@
 #
 #           f                    f joins during the attack
 #           |
-#     a --- b --- c ==== d       c = d: 400 ms each way
+#     a --- b --- c ==== d       c = d: 600 ms each way
 #      \    |    /
-#       \   e   /                m - a, m - c, m - e: 500 ms one way out of m
+#       \   e   /                m - a, m - c, m - e: 1000 ms one way out of m
 #        \  |  /                 (tests/nfq_delay); the others about 0.1 ms
 #           m
 #
 # Metrics (RTT ms + 100 a hop): m's claim to any destination costs its
-# neighbours 500 + 100 + 101 = 701 and b 802; the honest routes of 2 hops
+# neighbours 1000 + 100 + 101 = 1,201 and b 1,302; the honest routes of 2 hops
 # cost 202 (nat's RTT of a link reads up to a few hundred ms on a loaded
-# machine: the margin), c -> d direct 900 (a direct link wins all the same),
-# b -> d through c 1,001 and a -> d 1,102: m attracts every route to d but
+# machine: the margin; with 500 ms, 701, the liar took e -> c once in a loaded
+# suite), c -> d direct 1,300 (a direct link wins all the same), b -> d
+# through c 1,401 and a -> d 1,502: m attracts every route to d but
 # c's, which is what a liar can do (d's own routes go through c: d has no
 # other neighbour).
 #
@@ -79,8 +80,8 @@ delay () {
     in_ns "$n" "$NFQ" "$q" > "$T/nfq-$n.log" 2>&1 &
     wait_for 5 grep -q ready "$T/nfq-$n.log"
 }
-delay m 1:500 a c e && delay c 1:400 d && delay d 1:400 c
-ok $? "m's packets to a, c and e wait 500 ms; c's to d and d's to c 400 ms"
+delay m 1:1000 a c e && delay c 1:600 d && delay d 1:600 c
+ok $? "m's packets to a, c and e wait 1000 ms; c's to d and d's to c 600 ms"
 
 disc_registry liars
 ok $? "registry, network and join token"
