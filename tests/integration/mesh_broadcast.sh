@@ -194,6 +194,16 @@ ok $? "$N datagrams from a to the group 239.1.2.3: c got $(got c), e $(got e) (m
 dup () { cnt "$1" flood_duplicates; }
 echo "# flood counters: a sent $(cnt a flood_sent); b rx $(cnt b flood_rx), forwarded $(cnt b flood_forwarded); c rx $(cnt c flood_rx), duplicates $(dup c); over budget $(cnt b flood_over_budget)"
 
+# The limited broadcast (255.255.255.255, sent on bifrost0: LAN games and DHCP
+# use it) takes the same tree
+for n in b c d e g; do listen $n 7002; done
+wait_for 10 listening b c d e g
+send a 255.255.255.255 7002 $N
+wait_listeners
+rc=0
+for n in b c d e g; do [ "$(got $n)" = $N ] && [ "$(uniq_got $n)" = $N ] || rc=1; done
+ok $rc "$N limited broadcasts from a to 255.255.255.255: b got $(got b), c $(got c), d $(got d), e $(got e), g $(got g), none twice"
+
 # A fourth path: f reaches a and c, d, e; then b dies (SIGKILL of every process
 # of its node): the trees move to f and broadcasts reach c, d, e again
 disc_node_cfg "$T/f" f tree "$RURL"
