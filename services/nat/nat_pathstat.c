@@ -64,6 +64,22 @@ nat_pathstat_heard (nat_pathstat_t *self, int64_t now_us, bool keepalive)
         self->heard = true;             //  delivered, but no sample (Karn-like)
         return;
     }
+    //  After a data datagram this keepalive may be one the peer sent later on
+    //  its own, that datagram having kept it from answering (its 100 ms
+    //  rule): a sample far too long (nat_pathstat.h). Delivered, and no
+    //  sample once the path has a sound one; before, a provisional one (else
+    //  a busy path would have none), which the first sound one replaces
+    bool after_data = self->heard;
+    if (after_data && self->samples && !self->provisional) {
+        self->pending_us = 0;
+        s_count (self, false);
+        return;
+    }
+    if (self->provisional) {
+        self->samples = 0;
+        memset (self->recent_us, 0, sizeof self->recent_us);
+    }
+    self->provisional = after_data;
     int64_t sample = now_us - self->pending_us;
     if (sample < 1)
         sample = 1;
@@ -172,20 +188,43 @@ nat_pathstat_test (bool verbose)
     nat_pathstat_heard (&ps, t + 300 + 22500, true);
     assert (ps.last_rtt_us == 22500 && ps.srtt_us == 40 * MS);   //  the 40 ms is still among the last 3
 
-    //  A data datagram first: delivered, no sample; the later keepalive is one
+    //  A data datagram first: delivered, no sample; nor is the later
+    //  keepalive (the data may have suppressed the answer: this one came
+    //  0.8 s later on the peer's own, and would have been a sample of 800 ms)
     t += NAT_PATHSTAT_INTERVAL_US;
     nat_pathstat_sent (&ps, t, 0);
     nat_pathstat_heard (&ps, t + 5 * MS, false);
     assert (ps.samples == 3 && ps.pending_us);
-    nat_pathstat_heard (&ps, t + 22500, true);
-    assert (ps.samples == 4);
+    nat_pathstat_heard (&ps, t + 800 * MS, true);
+    assert (ps.samples == 3 && ps.pending_us == 0 && ps.counted == 4 && ps.lost == 0);
+    assert (ps.srtt_us == 40 * MS && !ps.provisional);
+    //  ... unless the path has no sample yet: then it is a provisional one
+    //  (a busy path would have none), replaced by another such, then by the
+    //  first sound one, whole
+    nat_pathstat_t busy;
+    nat_pathstat_reset (&busy);
+    nat_pathstat_sent (&busy, t, 0);
+    nat_pathstat_heard (&busy, t + 5 * MS, false);
+    nat_pathstat_heard (&busy, t + 800 * MS, true);
+    assert (busy.samples == 1 && busy.provisional && busy.srtt_us == 800 * MS);
+    nat_pathstat_sent (&busy, t + 6 * S, 0);
+    nat_pathstat_heard (&busy, t + 6 * S + 5 * MS, false);
+    nat_pathstat_heard (&busy, t + 6 * S + 300 * MS, true);
+    assert (busy.samples == 1 && busy.provisional && busy.srtt_us == 300 * MS);
+    nat_pathstat_sent (&busy, t + 12 * S, 0);
+    nat_pathstat_heard (&busy, t + 12 * S + 70 * MS, true);
+    assert (busy.samples == 1 && !busy.provisional && busy.srtt_us == 70 * MS && busy.rttvar_us == 35 * MS);
+    nat_pathstat_sent (&busy, t + 18 * S, 0);
+    nat_pathstat_heard (&busy, t + 18 * S + 5 * MS, false);
+    nat_pathstat_heard (&busy, t + 18 * S + 900 * MS, true);
+    assert (busy.samples == 1 && busy.srtt_us == 70 * MS && busy.counted == 4);
     //  Data only, the answer suppressed: not lost, no sample, at the timeout
     t += NAT_PATHSTAT_INTERVAL_US;
     nat_pathstat_sent (&ps, t, 0);
     nat_pathstat_heard (&ps, t + 5 * MS, false);
     assert (!nat_pathstat_tick (&ps, t + 999 * MS) && ps.pending_us);
     assert (!nat_pathstat_tick (&ps, t + S));
-    assert (ps.pending_us == 0 && ps.samples == 4 && nat_pathstat_loss_permille (&ps) == 0);
+    assert (ps.pending_us == 0 && ps.samples == 3 && nat_pathstat_loss_permille (&ps) == 0);
     assert (ps.counted == 5 && ps.lost == 0);
 
     //  Nothing at all: lost at the timeout (1 of 6 = 166 per mille)
@@ -196,7 +235,7 @@ nat_pathstat_test (bool verbose)
     assert (ps.lost == 1 && nat_pathstat_loss_permille (&ps) == 166);
     //  The answer after the timeout is no sample
     nat_pathstat_heard (&ps, t + 2 * S, true);
-    assert (ps.samples == 4);
+    assert (ps.samples == 3);
 
     //  The window forgets: NAT_PATHSTAT_WINDOW answered probes later, 0 again
     for (int k = 0; k < NAT_PATHSTAT_WINDOW; k++) {

@@ -14,14 +14,26 @@
       sound loss, and anything heard makes the probe count as delivered;
     - the RTT sample is the first keepalive-sized datagram (32 bytes: an empty
       data message) heard after the probe; a data datagram is not a sample (it
-      may have left the peer before the probe arrived);
+      may have left the peer before the probe arrived), and once one was heard
+      no later keepalive is either: the data may have been what kept the peer
+      from answering, and then the keepalive is one it sent later on its own,
+      a sample too long by up to the timeout (tests/integration/mesh_eight.sh:
+      a 70 ms link measured 264 ms while announcements flowed). Only while the
+      path has no sound sample is such a one taken, as provisional (a path
+      busy with data would have none: mesh_latency.sh's 600 ms link counted
+      100 ms in the router), and the first sound sample replaces it whole;
     - that datagram may also be one the peer sent on its own (its probe or
       keepalive crossing ours, or its answer suppressed because its own probe
       just left): such a sample is always too short, never too long. So what
       feeds the smoothing is the largest of the last NAT_PATHSTAT_RECENT samples
       (and, before that many, SRTT is that largest one): found by
       tests/integration/mesh_latency.sh, where a 200 ms link measured 122 ms
-      and the router preferred it;
+      and the router preferred it. On a path of 100 ms RTT or more the two
+      crypto services keep answering each other's answers (each comes more
+      than 100 ms after the answerer last sent), one keepalive per RTT each
+      way while the path is up, and every probe's sample is the next of
+      those: short (measured: 120 ms RTT, 6.6 keepalives a second each way,
+      a sample of 0.3 ms). That is crypto's answer rule, not fixed here;
     - SRTT and RTTVAR as RFC 6298 (alpha 1/8, beta 1/4), the timeout as its RTO
       (SRTT + 4 RTTVAR, at least 1 s), at most 3 s;
     - loss = lost / counted over the last NAT_PATHSTAT_WINDOW probes. */
@@ -50,6 +62,7 @@ typedef struct {
     int64_t pending_us;         //  the probe out, 0: none
     bool heard;                 //  something came from the peer since it left
     bool left;                  //  pending_us is when its keepalive left nat
+    bool provisional;           //  the samples are one taken after data (see heard)
     int64_t next_us;            //  the next probe is due then, 0: at the first chance
 } nat_pathstat_t;
 
