@@ -26,6 +26,10 @@ void
 gen_corpus_seed (const char *prog, const char *dir, const char *name,
                  uint8_t *wire, size_t size)
 {
+    if (!size) {
+        fprintf (stderr, "%s: %s does not encode\n", prog, name);
+        return;
+    }
     char seed [128];
     gen_corpus_write (prog, dir, name, wire, size);
     snprintf (seed, sizeof seed, "%s-short", name);

@@ -16,7 +16,8 @@ void
                       const uint8_t *data, size_t size);
 
 //  Writes name, name-short (one byte less) and name-long (a zero byte more);
-//  wire must have room for size + 1 bytes
+//  wire must have room for size + 1 bytes. size 0 (the encoder refused):
+//  says so on stderr and writes nothing
 void
     gen_corpus_seed (const char *prog, const char *dir, const char *name,
                      uint8_t *wire, size_t size);
