@@ -8,39 +8,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *s_dir;
+#include "gen_corpus.h"
 
-static void
-s_write (const char *name, const uint8_t *data, size_t size)
-{
-    char path [1024];
-    snprintf (path, sizeof path, "%s/%s", s_dir, name);
-    FILE *f = fopen (path, "wb");
-    if (!f || fwrite (data, 1, size, f) != size) {
-        fprintf (stderr, "gen_group_corpus: cannot write %s\n", path);
-        if (f)
-            fclose (f);
-        return;
-    }
-    fclose (f);
-}
+static const char *s_prog = "gen_group_corpus";
+static const char *s_dir;
 
 static void
 s_seed (const char *name, const group_msg_t *msg)
 {
     static uint8_t wire [ROUTE_WIRE_MAX_SIZE + 1];
-    size_t size = group_msg_encode (msg, wire, sizeof wire);
-    if (!size) {
-        fprintf (stderr, "gen_group_corpus: %s does not encode\n", name);
-        return;
-    }
-    char seed [128];
-    s_write (name, wire, size);
-    snprintf (seed, sizeof seed, "%s-short", name);
-    s_write (seed, wire, size - 1);
-    wire [size] = 0;
-    snprintf (seed, sizeof seed, "%s-long", name);
-    s_write (seed, wire, size + 1);
+    gen_corpus_seed (s_prog, s_dir, name, wire, group_msg_encode (msg, wire, sizeof wire));
 }
 
 static void
@@ -95,13 +72,7 @@ main (int argc, char **argv)
         if (!entry && strcmp (field->message, "GROUPS"))
             continue;
         size_t base = entry ? ROUTE_WIRE_GROUPS_ENTRIES : 0;
-        size_t last = base + (size_t) field->value + (field->size ? (size_t) field->size - 1 : 0);
-        uint8_t copy [ROUTE_WIRE_MAX_SIZE];
-        memcpy (copy, wire, size);
-        copy [last] ^= 0x80;
-        char name [128];
-        snprintf (name, sizeof name, "flip-%s-%s", field->message, field->id);
-        s_write (name, copy, size);
+        gen_corpus_flip (s_prog, s_dir, wire, size, base, field);
     }
     return 0;
 }

@@ -8,30 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint64_t
-s_get (const uint8_t *p, size_t size)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < size; i++)
-        v |= (uint64_t) p [i] << (8 * i);
-    return v;
-}
-
-static void
-s_put (uint8_t *p, size_t size, uint64_t v)
-{
-    for (size_t i = 0; i < size; i++)
-        p [i] = (uint8_t) (v >> (8 * i));
-}
-
-static bool
-s_zero (const uint8_t *p, size_t size)
-{
-    for (size_t i = 0; i < size; i++)
-        if (p [i])
-            return false;
-    return true;
-}
+#include "wire_bytes.h"
 
 size_t
 group_msg_size (const group_msg_t *msg)
@@ -73,7 +50,7 @@ group_msg_decode (const uint8_t *data, size_t size, group_msg_t *msg)
         return GROUP_MSG_BAD_TYPE;
     if (data [ROUTE_WIRE_GROUPS_VERSION] != ROUTE_WIRE_VERSION)
         return GROUP_MSG_BAD_VERSION;
-    if (!s_zero (data + ROUTE_WIRE_GROUPS_RESERVED, ROUTE_WIRE_GROUPS_RESERVED_SIZE))
+    if (!wire_zero (data + ROUTE_WIRE_GROUPS_RESERVED, ROUTE_WIRE_GROUPS_RESERVED_SIZE))
         return GROUP_MSG_BAD_RESERVED;
     size_t count = data [ROUTE_WIRE_GROUPS_COUNT];
     if (count > ROUTE_WIRE_MAX_GROUPS)
@@ -85,13 +62,13 @@ group_msg_decode (const uint8_t *data, size_t size, group_msg_t *msg)
         return GROUP_MSG_TOO_LONG;
     msg->count = (uint8_t) count;
     msg->flags = data [ROUTE_WIRE_GROUPS_FLAGS];
-    msg->origin = s_get (data + ROUTE_WIRE_GROUPS_ORIGIN, ROUTE_WIRE_GROUPS_ORIGIN_SIZE);
-    msg->seqno = s_get (data + ROUTE_WIRE_GROUPS_SEQNO, ROUTE_WIRE_GROUPS_SEQNO_SIZE);
+    msg->origin = wire_get (data + ROUTE_WIRE_GROUPS_ORIGIN, ROUTE_WIRE_GROUPS_ORIGIN_SIZE);
+    msg->seqno = wire_get (data + ROUTE_WIRE_GROUPS_SEQNO, ROUTE_WIRE_GROUPS_SEQNO_SIZE);
     for (size_t i = 0; i < count; i++) {
         const uint8_t *p = data + ROUTE_WIRE_GROUPS_ENTRIES + i * ROUTE_WIRE_GROUP_SIZE;
         if (p [ROUTE_WIRE_GROUP_TYPE] != ROUTE_WIRE_GROUP)
             return GROUP_MSG_BAD_TYPE;
-        if (!s_zero (p + ROUTE_WIRE_GROUP_RESERVED, ROUTE_WIRE_GROUP_RESERVED_SIZE))
+        if (!wire_zero (p + ROUTE_WIRE_GROUP_RESERVED, ROUTE_WIRE_GROUP_RESERVED_SIZE))
             return GROUP_MSG_BAD_RESERVED;
         msg->groups [i].kind = p [ROUTE_WIRE_GROUP_KIND];
         memcpy (msg->groups [i].addr, p + ROUTE_WIRE_GROUP_ADDRESS, GROUP_ADDR_SIZE);
@@ -112,8 +89,8 @@ group_msg_encode (const group_msg_t *msg, uint8_t *buf, size_t cap)
     buf [ROUTE_WIRE_GROUPS_VERSION] = ROUTE_WIRE_VERSION;
     buf [ROUTE_WIRE_GROUPS_COUNT] = msg->count;
     buf [ROUTE_WIRE_GROUPS_FLAGS] = msg->flags;
-    s_put (buf + ROUTE_WIRE_GROUPS_ORIGIN, ROUTE_WIRE_GROUPS_ORIGIN_SIZE, msg->origin);
-    s_put (buf + ROUTE_WIRE_GROUPS_SEQNO, ROUTE_WIRE_GROUPS_SEQNO_SIZE, msg->seqno);
+    wire_put (buf + ROUTE_WIRE_GROUPS_ORIGIN, ROUTE_WIRE_GROUPS_ORIGIN_SIZE, msg->origin);
+    wire_put (buf + ROUTE_WIRE_GROUPS_SEQNO, ROUTE_WIRE_GROUPS_SEQNO_SIZE, msg->seqno);
     for (size_t i = 0; i < msg->count; i++) {
         uint8_t *p = buf + ROUTE_WIRE_GROUPS_ENTRIES + i * ROUTE_WIRE_GROUP_SIZE;
         p [ROUTE_WIRE_GROUP_TYPE] = ROUTE_WIRE_GROUP;

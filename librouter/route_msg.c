@@ -8,30 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint64_t
-s_get (const uint8_t *p, size_t size)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < size; i++)
-        v |= (uint64_t) p [i] << (8 * i);
-    return v;
-}
-
-static void
-s_put (uint8_t *p, size_t size, uint64_t v)
-{
-    for (size_t i = 0; i < size; i++)
-        p [i] = (uint8_t) (v >> (8 * i));
-}
-
-static bool
-s_zero (const uint8_t *p, size_t size)
-{
-    for (size_t i = 0; i < size; i++)
-        if (p [i])
-            return false;
-    return true;
-}
+#include "wire_bytes.h"
 
 size_t
 route_msg_entry_size (const route_entry_t *entry)
@@ -103,14 +80,14 @@ route_msg_decode (const uint8_t *data, size_t size, route_msg_t *msg)
         return ROUTE_MSG_BAD_TYPE;
     if (data [ROUTE_WIRE_ANNOUNCE_VERSION] != ROUTE_WIRE_VERSION)
         return ROUTE_MSG_BAD_VERSION;
-    if (!s_zero (data + ROUTE_WIRE_ANNOUNCE_RESERVED, ROUTE_WIRE_ANNOUNCE_RESERVED_SIZE))
+    if (!wire_zero (data + ROUTE_WIRE_ANNOUNCE_RESERVED, ROUTE_WIRE_ANNOUNCE_RESERVED_SIZE))
         return ROUTE_MSG_BAD_RESERVED;
-    uint64_t count = s_get (data + ROUTE_WIRE_ANNOUNCE_COUNT, ROUTE_WIRE_ANNOUNCE_COUNT_SIZE);
+    uint64_t count = wire_get (data + ROUTE_WIRE_ANNOUNCE_COUNT, ROUTE_WIRE_ANNOUNCE_COUNT_SIZE);
     if (count > ROUTE_WIRE_MAX_ROUTES)
         return ROUTE_MSG_TOO_MANY;
     msg->count = (uint16_t) count;
-    msg->origin = s_get (data + ROUTE_WIRE_ANNOUNCE_ORIGIN, ROUTE_WIRE_ANNOUNCE_ORIGIN_SIZE);
-    msg->seqno = s_get (data + ROUTE_WIRE_ANNOUNCE_SEQNO, ROUTE_WIRE_ANNOUNCE_SEQNO_SIZE);
+    msg->origin = wire_get (data + ROUTE_WIRE_ANNOUNCE_ORIGIN, ROUTE_WIRE_ANNOUNCE_ORIGIN_SIZE);
+    msg->seqno = wire_get (data + ROUTE_WIRE_ANNOUNCE_SEQNO, ROUTE_WIRE_ANNOUNCE_SEQNO_SIZE);
 
     size_t at = ROUTE_WIRE_ANNOUNCE_ROUTES;
     for (size_t i = 0; i < count; i++) {
@@ -119,7 +96,7 @@ route_msg_decode (const uint8_t *data, size_t size, route_msg_t *msg)
             return ROUTE_MSG_TOO_SHORT;
         if (p [ROUTE_WIRE_ROUTE_TYPE] != ROUTE_WIRE_ROUTE)
             return ROUTE_MSG_BAD_TYPE;
-        if (!s_zero (p + ROUTE_WIRE_ROUTE_RESERVED, ROUTE_WIRE_ROUTE_RESERVED_SIZE))
+        if (!wire_zero (p + ROUTE_WIRE_ROUTE_RESERVED, ROUTE_WIRE_ROUTE_RESERVED_SIZE))
             return ROUTE_MSG_BAD_RESERVED;
         route_entry_t *e = &msg->routes [i];
         e->hops = p [ROUTE_WIRE_ROUTE_HOPS];
@@ -128,10 +105,10 @@ route_msg_decode (const uint8_t *data, size_t size, route_msg_t *msg)
         if (size - at < route_msg_entry_size (e))
             return ROUTE_MSG_TOO_SHORT;
         e->flags = p [ROUTE_WIRE_ROUTE_FLAGS];
-        e->metric = (uint32_t) s_get (p + ROUTE_WIRE_ROUTE_METRIC, ROUTE_WIRE_ROUTE_METRIC_SIZE);
-        e->dest = s_get (p + ROUTE_WIRE_ROUTE_DEST, ROUTE_WIRE_ROUTE_DEST_SIZE);
+        e->metric = (uint32_t) wire_get (p + ROUTE_WIRE_ROUTE_METRIC, ROUTE_WIRE_ROUTE_METRIC_SIZE);
+        e->dest = wire_get (p + ROUTE_WIRE_ROUTE_DEST, ROUTE_WIRE_ROUTE_DEST_SIZE);
         for (size_t h = 0; h < e->hops; h++)
-            e->path [h] = s_get (p + ROUTE_WIRE_ROUTE_PATH + 8 * h, 8);
+            e->path [h] = wire_get (p + ROUTE_WIRE_ROUTE_PATH + 8 * h, 8);
         at += route_msg_entry_size (e);
     }
     if (at != size)
@@ -150,9 +127,9 @@ route_msg_encode (const route_msg_t *msg, uint8_t *buf, size_t cap)
     memset (buf, 0, size);
     buf [ROUTE_WIRE_ANNOUNCE_TYPE] = ROUTE_WIRE_ANNOUNCE;
     buf [ROUTE_WIRE_ANNOUNCE_VERSION] = ROUTE_WIRE_VERSION;
-    s_put (buf + ROUTE_WIRE_ANNOUNCE_COUNT, ROUTE_WIRE_ANNOUNCE_COUNT_SIZE, msg->count);
-    s_put (buf + ROUTE_WIRE_ANNOUNCE_ORIGIN, ROUTE_WIRE_ANNOUNCE_ORIGIN_SIZE, msg->origin);
-    s_put (buf + ROUTE_WIRE_ANNOUNCE_SEQNO, ROUTE_WIRE_ANNOUNCE_SEQNO_SIZE, msg->seqno);
+    wire_put (buf + ROUTE_WIRE_ANNOUNCE_COUNT, ROUTE_WIRE_ANNOUNCE_COUNT_SIZE, msg->count);
+    wire_put (buf + ROUTE_WIRE_ANNOUNCE_ORIGIN, ROUTE_WIRE_ANNOUNCE_ORIGIN_SIZE, msg->origin);
+    wire_put (buf + ROUTE_WIRE_ANNOUNCE_SEQNO, ROUTE_WIRE_ANNOUNCE_SEQNO_SIZE, msg->seqno);
     size_t at = ROUTE_WIRE_ANNOUNCE_ROUTES;
     for (size_t i = 0; i < msg->count; i++) {
         const route_entry_t *e = &msg->routes [i];
@@ -160,10 +137,10 @@ route_msg_encode (const route_msg_t *msg, uint8_t *buf, size_t cap)
         p [ROUTE_WIRE_ROUTE_TYPE] = ROUTE_WIRE_ROUTE;
         p [ROUTE_WIRE_ROUTE_HOPS] = e->hops;
         p [ROUTE_WIRE_ROUTE_FLAGS] = e->flags;
-        s_put (p + ROUTE_WIRE_ROUTE_METRIC, ROUTE_WIRE_ROUTE_METRIC_SIZE, e->metric);
-        s_put (p + ROUTE_WIRE_ROUTE_DEST, ROUTE_WIRE_ROUTE_DEST_SIZE, e->dest);
+        wire_put (p + ROUTE_WIRE_ROUTE_METRIC, ROUTE_WIRE_ROUTE_METRIC_SIZE, e->metric);
+        wire_put (p + ROUTE_WIRE_ROUTE_DEST, ROUTE_WIRE_ROUTE_DEST_SIZE, e->dest);
         for (size_t h = 0; h < e->hops; h++)
-            s_put (p + ROUTE_WIRE_ROUTE_PATH + 8 * h, 8, e->path [h]);
+            wire_put (p + ROUTE_WIRE_ROUTE_PATH + 8 * h, 8, e->path [h]);
         at += route_msg_entry_size (e);
     }
     assert (at == size);

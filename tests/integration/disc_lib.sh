@@ -89,13 +89,57 @@ disc_registry_cleanup () {
     fi
 }
 
+#   disc_cleanup [PID...]
+# the EXIT trap of a test with a registry and nodes: SIGTERM to each PID (what
+# the test started beside the nodes), the registry stopped (disc_registry_cleanup),
+# then node_cleanup. `trap 'disc_cleanup $PIDS' EXIT` (single quotes): the
+# pids as they are when the test ends.
+disc_cleanup () {
+    local p
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
+    disc_registry_cleanup
+    node_cleanup
+}
+
+#   disc_underlay NODE...
+# (with node_lib.sh) one underlay namespace per NODE: `reg` on 192.0.2.10 (where
+# disc_registry listens), the others on 192.0.2.1, .2, ... in the order given.
+disc_underlay () {
+    local n i=0
+    for n in "$@"; do
+        if [ "$n" = reg ]; then underlay reg 192.0.2.10; else i=$((i + 1)); underlay "$n" "192.0.2.$i"; fi
+    done
+}
+
+#   disc_block TABLE A B
+# A and B cannot reach each other on the underlay: nftables table inet TABLE on
+# A drops every datagram from and to B's eth0 address, and the same on B for
+# A's. True when both tables are in place. The routing tests build their
+# "a reaches c only through b" this way.
+disc_underlay_addr () { in_ns "$1" ip -o -4 addr show dev eth0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }'; }
+disc_block () {
+    local table=$1 a=$2 b=$3 pair
+    for pair in "$a $(disc_underlay_addr "$b")" "$b $(disc_underlay_addr "$a")"; do
+        set -- $pair
+        in_ns "$1" nft -f - <<NFT
+table inet $table {
+    chain in { type filter hook input priority 0; ip saddr $2 drop; }
+    chain out { type filter hook output priority 0; ip daddr $2 drop; }
+}
+NFT
+    done
+    in_ns "$a" nft list table inet "$table" >/dev/null 2>&1 && in_ns "$b" nft list table inet "$table" >/dev/null 2>&1
+}
+
 #   disc_up NETWORK NODE...
 # (with node_lib.sh and disc_registry) writes each NODE's config (disc_node_cfg
 # under $T/NODE, DISC_CFG_EXTRA and the rest as there), starts it (start_node)
 # and waits up to 15 s for the virtual address the registry gives it, kept in
 # the associative array V (V[NODE], empty when none came). Returns non-zero
-# when a node did not start or got no address. `disc_vip NODE`: the address.
+# when a node did not start or got no address. `disc_vip NODE`: the address;
+# `disc_has_vip NODE`: true when it has one.
 disc_vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
+disc_has_vip () { [ -n "$(disc_vip "$1")" ]; }
 declare -gA V 2>/dev/null
 disc_up () {
     local network=$1 n rc=0; shift

@@ -29,10 +29,7 @@ reg_cleanup () {
 }
 trap reg_cleanup EXIT
 
-underlay reg 192.0.2.10
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-underlay c 192.0.2.3
+disc_underlay reg a b c
 
 mkdir -p "$T/reg"
 cat > "$T/reg/registry.cfg" <<CFG
@@ -78,15 +75,13 @@ rc=$?
 [ "$rc" -eq 78 ] && grep -q "bad.cfg:4: discovery.sever: unknown setting" "$T/bad.out"
 ok $? "a typo in the discovery group: file:line and exit 78 (got $rc)"
 
-vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
-has_vip () { [ -n "$(vip "$1")" ]; }
 
 t0=$(now_ms)
 for n in a b c; do start_node $n || ok 1 "node $n: every service READY"; done
-for n in a b c; do wait_for 15 has_vip $n; ok $? "node $n: bifrost0 got a virtual address from the registry ($(vip $n))"; done
+for n in a b c; do wait_for 15 disc_has_vip $n; ok $? "node $n: bifrost0 got a virtual address from the registry ($(disc_vip $n))"; done
 echo "# all three nodes up with addresses after $(( $(now_ms) - t0 )) ms (three bifrostd starts included)"
 grep -h "registered and" "$T"/?/bifrostd.log | sed 's/^/# /'
-VA=$(vip a); VB=$(vip b); VC=$(vip c)
+VA=$(disc_vip a); VB=$(disc_vip b); VC=$(disc_vip c)
 [ -n "$VA" ] && [ -n "$VB" ] && [ -n "$VC" ] && [ "$VA" != "$VB" ] && [ "$VB" != "$VC" ] && [ "$VA" != "$VC" ]
 ok $? "the three virtual IPs are distinct ($VA $VB $VC)"
 
@@ -163,7 +158,7 @@ wait "$PINGER" 2>/dev/null
 loss=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' "$T/ping.during")
 [ -n "$loss" ] && [ "${loss%.*}" -le 10 ]
 ok $? "pings a -> b through the whole outage: ${loss:-?}% lost"
-[ "$(vip a)" = "$VA" ] && [ "$(vip b)" = "$VB" ] && [ "$(vip c)" = "$VC" ]
+[ "$(disc_vip a)" = "$VA" ] && [ "$(disc_vip b)" = "$VB" ] && [ "$(disc_vip c)" = "$VC" ]
 ok $? "every node kept its virtual IP"
 wait_for 10 all_pairs
 ok $? "every pair still pings after the re-registration"

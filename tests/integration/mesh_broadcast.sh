@@ -20,21 +20,9 @@
 export BIFROST_ADMIN_TOKEN=admin-$ID-secret
 REGPID=
 LPIDS=
-reg_cleanup () {
-    for p in $LPIDS; do kill -TERM "$p" 2>/dev/null; done
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
-    node_cleanup
-}
-trap reg_cleanup EXIT
+trap 'disc_cleanup $LPIDS' EXIT
 
-underlay reg 192.0.2.10
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-underlay c 192.0.2.3
-underlay d 192.0.2.4
-underlay e 192.0.2.5
-underlay f 192.0.2.6
-underlay g 192.0.2.7
+disc_underlay reg a b c d e f g
 disc_registry tree
 ok $? "registry on 192.0.2.10:7080, network tree and a join token"
 
@@ -70,17 +58,15 @@ done
 ok $? "nftables drops every datagram between a and c, d, e, g; a counts its datagrams to b by type"
 count () { in_ns a nft list counter inet bfcount "$1" 2>/dev/null | awk '/packets/ { print $2 }'; }
 
-vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
-has_vip () { [ -n "$(vip "$1")" ]; }
 for n in a b c d e; do disc_node_cfg "$T/$n" "$n" tree "$RURL"; done
 DISC_CFG_EXTRA='routing = { transit = false; };' disc_node_cfg "$T/g" g tree "$RURL"
 t0=$(now_ms)
 for n in a b c d e g; do start_node $n || { ok 1 "node $n: every service READY"; exit 1; }; done
 ok 0 "nodes a, b, c, d, e, g (transit off): every service READY"
-for n in a b c d e g; do wait_for 15 has_vip $n; done
-all_vip () { for n in a b c d e g; do has_vip $n || return 1; done; }
+for n in a b c d e g; do wait_for 15 disc_has_vip $n; done
+all_vip () { for n in a b c d e g; do disc_has_vip $n || return 1; done; }
 all_vip
-ok $? "virtual addresses from the registry: $(for n in a b c d e g; do printf '%s %s ' $n "$(vip $n)"; done)"
+ok $? "virtual addresses from the registry: $(for n in a b c d e g; do printf '%s %s ' $n "$(disc_vip $n)"; done)"
 
 pj () { ctl "$1" peers --json 2>/dev/null | jq -r "$2"; }
 # num NODE FILTER: a number from NODE's `peers --json` (asked again, up to 10
@@ -114,7 +100,7 @@ sleep 1
 # listen NODE PORT [GROUP]: the datagrams of 3 s into $T/NODE.got, one line each (a group: joined on bifrost0),
 # after a line `ready` once it listens (listening waits for every listener's)
 listen () {
-    in_ns "$1" python3 - "$2" "${3:-}" "$(vip "$1")" > "$T/$1.got" 2>&1 <<'PY' &
+    in_ns "$1" python3 - "$2" "${3:-}" "$(disc_vip "$1")" > "$T/$1.got" 2>&1 <<'PY' &
 import socket, sys, time
 port, group, ifaddr = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -208,7 +194,7 @@ ok $rc "$N limited broadcasts from a to 255.255.255.255: b got $(got b), c $(got
 # of its node): the trees move to f and broadcasts reach c, d, e again
 disc_node_cfg "$T/f" f tree "$RURL"
 start_node f; ok $? "node f: every service READY"
-wait_for 15 has_vip f
+wait_for 15 disc_has_vip f
 f_up () { route_via a f f 1 && route_via f c c 1 && route_via f d d 1 && route_via f e e 1; }
 wait_for 20 f_up
 ok $? "f reaches a, c, d, e directly"

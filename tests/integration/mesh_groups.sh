@@ -18,44 +18,20 @@ export BIFROST_ADMIN_TOKEN=admin-$ID-secret
 ANY=10.100.0.250                # the anycast address: in the network's prefix, so a's kernel routes it to bifrost0
 REGPID=
 PIDS=
-reg_cleanup () {
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
-    if [ "$FAILED" -ne 0 ]; then
-        echo "# ---- registry log (last 20 lines)"
-        tail -20 "$T/reg/registry.log" 2>/dev/null | sed 's/^/#   /'
-    fi
-    node_cleanup
-}
-trap reg_cleanup EXIT
+trap 'disc_cleanup $PIDS' EXIT
 
-underlay reg 192.0.2.10
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-underlay c 192.0.2.3
-underlay d 192.0.2.4
+disc_underlay reg a b c d
 disc_registry groups
 ok $? "registry on 192.0.2.10:7080, network groups and a join token"
-for pair in "a 192.0.2.3" "c 192.0.2.1"; do
-    set -- $pair
-    in_ns "$1" nft -f - <<NFT
-table inet bfgroups {
-    chain in { type filter hook input priority 0; ip saddr $2 drop; }
-    chain out { type filter hook output priority 0; ip daddr $2 drop; }
-}
-NFT
-done
-in_ns a nft list table inet bfgroups >/dev/null 2>&1 && in_ns c nft list table inet bfgroups >/dev/null 2>&1
+disc_block bfgroups a c
 ok $? "nftables drops every datagram between a and c"
 
-vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
-has_vip () { [ -n "$(vip "$1")" ]; }
 # d also joins a group from its config (routing.groups)
 for n in a b c; do disc_node_cfg "$T/$n" "$n" groups "$RURL"; done
 DISC_CFG_EXTRA='routing = { groups = [ "ff3e::4242" ]; };' disc_node_cfg "$T/d" d groups "$RURL"
 for n in a b c d; do start_node $n; ok $? "node $n: every service READY"; done
-for n in a b c d; do wait_for 15 has_vip $n; done
-VB=$(vip b); VC=$(vip c)
+for n in a b c d; do wait_for 15 disc_has_vip $n; done
+VB=$(disc_vip b); VC=$(disc_vip c)
 routed () { ctl a routes --json 2>/dev/null | jq -e '.routes[] | select(.name == "c") | .hops == 2' >/dev/null; }
 wait_for 30 routed
 ok $? "a reaches c in two hops ($(ctl a routes --json 2>/dev/null | jq -r '.routes[] | select(.name == "c") | .next_hop_name'))"

@@ -10,6 +10,7 @@
 # dropped at b, b's transit budget drops and counts a flood per source, and
 # routing.transit = false at b stops it.
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
+. "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
 I_A=a1a1a1a1a1a1a1a1; I_B=b2b2b2b2b2b2b2b2; I_C=c3c3c3c3c3c3c3c3; I_D=d4d4d4d4d4d4d4d4  # registry ids
 INJECT=$BIFROST_BUILDDIR/tests/bifrost-testsvc     # its router part: tests/testsvc_inject.c
@@ -68,10 +69,7 @@ pings () {      # pings NODE ADDR COUNT INTERVAL: packets received
     in_ns "$1" ping -c "$3" -i "$4" -W 1 -q "$2" 2>/dev/null | awk '/received/ { print $4 }'
 }
 
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-underlay c 192.0.2.3
-underlay d 192.0.2.4
+disc_underlay a b c d
 KA=$(genkey a); KB=$(genkey b); KC=$(genkey c); KD=$(genkey d)
 # a and c list each other without an endpoint: they know each other's key only;
 # d is a second way from a to c (equal cost with b, for the flows' spread)
@@ -83,16 +81,7 @@ cfg d 10.100.0.4/24 "$(peer a "$KA" 10.100.0.1/32 192.0.2.1:51820), $(peer c "$K
 for n in a b c d; do start_node "$n"; ok $? "node $n: every service READY"; done
 
 # nftables: a and c cannot reach each other on the underlay
-for pair in "a 192.0.2.3" "c 192.0.2.1"; do
-    set -- $pair
-    in_ns "$1" nft -f - <<NFT
-table inet bfroute {
-    chain in { type filter hook input priority 0; ip saddr $2 drop; }
-    chain out { type filter hook output priority 0; ip daddr $2 drop; }
-}
-NFT
-done
-in_ns a nft list table inet bfroute >/dev/null 2>&1 && in_ns c nft list table inet bfroute >/dev/null 2>&1
+disc_block bfroute a c
 ok $? "nftables drops every datagram between a and c"
 wait_for 15 ping_ok a 10.100.0.2 && wait_for 15 ping_ok b 10.100.0.3
 ok $? "a -> b and b -> c direct"

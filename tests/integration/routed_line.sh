@@ -15,41 +15,20 @@ export BIFROST_ADMIN_TOKEN=admin-$ID-secret
 REGPID=
 PINGPID=
 BPINGPID=
-reg_cleanup () {
-    [ -n "$PINGPID" ] && kill -TERM "$PINGPID" 2>/dev/null
-    [ -n "$BPINGPID" ] && kill -TERM "$BPINGPID" 2>/dev/null
-    disc_registry_cleanup
-    node_cleanup
-}
-trap reg_cleanup EXIT
+trap 'disc_cleanup $PINGPID $BPINGPID' EXIT
 
-underlay reg 192.0.2.10
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-underlay c 192.0.2.3
-underlay d 192.0.2.4
+disc_underlay reg a b c d
 disc_registry line
 ok $? "registry on 192.0.2.10:7080, network line and a join token"
 
 # a and c cannot reach each other on the underlay (the registry they both can)
-for pair in "a 192.0.2.3" "c 192.0.2.1"; do
-    set -- $pair
-    in_ns "$1" nft -f - <<NFT
-table inet bfroute {
-    chain in { type filter hook input priority 0; ip saddr $2 drop; }
-    chain out { type filter hook output priority 0; ip daddr $2 drop; }
-}
-NFT
-done
-in_ns a nft list table inet bfroute >/dev/null 2>&1 && in_ns c nft list table inet bfroute >/dev/null 2>&1
+disc_block bfroute a c
 ok $? "nftables drops every datagram between a and c"
 
-vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'; }
-has_vip () { [ -n "$(vip "$1")" ]; }
 for n in a b c; do disc_node_cfg "$T/$n" "$n" line "$RURL"; done
 for n in a b c; do start_node $n; ok $? "node $n: every service READY"; done
-for n in a b c; do wait_for 15 has_vip $n; done
-VA=$(vip a); VB=$(vip b); VC=$(vip c)
+for n in a b c; do wait_for 15 disc_has_vip $n; done
+VA=$(disc_vip a); VB=$(disc_vip b); VC=$(disc_vip c)
 [ -n "$VA" ] && [ -n "$VB" ] && [ -n "$VC" ]
 ok $? "virtual addresses from the registry: a $VA, b $VB, c $VC"
 wait_for 15 ping_ok a "$VB" && wait_for 15 ping_ok c "$VB"
@@ -64,7 +43,7 @@ wait_for 30 routed_session
 ok $? "a's session with c is up through b before any packet to c, after $(( $(now_ms) - t0 )) ms"
 # listen NODE PORT [GROUP]: the datagrams of 4 s into $T/NODE.got, one line each (a group: joined on bifrost0)
 listen () {
-    in_ns "$1" python3 - "$2" "${3:-}" "$(vip "$1")" > "$T/$1.got" 2>&1 <<'PY' &
+    in_ns "$1" python3 - "$2" "${3:-}" "$(disc_vip "$1")" > "$T/$1.got" 2>&1 <<'PY' &
 import socket, struct, sys, time
 port, group, ifaddr = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -134,7 +113,7 @@ route_json () { ctl "$1" routes --json "$2" 2>/dev/null; }
 via_hop () { route_json "$1" "$2" | jq -e --arg h "$3" '.routes[0] | .hops == 2 and .next_hop_name == $h' >/dev/null; }
 disc_node_cfg "$T/d" d line "$RURL"
 start_node d; ok $? "node d: every service READY"
-wait_for 15 has_vip d
+wait_for 15 disc_has_vip d
 candidates () { ctl a routes --json 2>/dev/null | jq -e '.neighbours >= 2' >/dev/null && ping_ok d "$VC"; }
 wait_for 20 candidates
 ok $? "d reaches a and c ($(ctl a routes --json 2>/dev/null | jq -c '[.neighbours, .total]' 2>&1))"

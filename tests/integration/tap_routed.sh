@@ -25,9 +25,7 @@ XPIDS=""            # what this test starts beside the nodes (dnsmasq, dhclient,
 # (started with ip netns exec, not in_ns: a function run in the background is a
 # subshell, and $! would be its pid; ip exec's the command, so $! is the command)
 tr_cleanup () {
-    local p
-    for p in $XPIDS; do kill -TERM "$p" 2>/dev/null; done
-    [ -n "$REGPID" ] && kill -TERM "$REGPID" 2>/dev/null && wait_for 5 sh -c "! kill -0 $REGPID"
+    local f
     if [ "$FAILED" -ne 0 ]; then
         for f in "$T"/*/dnsmasq.log "$T"/*/dhclient.log "$T"/*/avahi.log "$T"/*/dbus.log; do
             [ -r "$f" ] || continue
@@ -35,7 +33,7 @@ tr_cleanup () {
             tail -15 "$f" | sed 's/^/#   /'
         done
     fi
-    node_cleanup        # also kills anything left in the namespaces, then deletes them
+    disc_cleanup $XPIDS     # node_cleanup also kills anything left in the namespaces, then deletes them
 }
 trap tr_cleanup EXIT
 
@@ -59,24 +57,12 @@ for t in dnsmasq dhclient avahi-daemon avahi-resolve dbus-daemon nft python3; do
     command -v "$t" >/dev/null || { echo "1..0 # SKIP $t not installed (scripts/install-deps.sh)"; exit 0; }
 done
 
-underlay reg 192.0.2.10
-underlay a 192.0.2.1
-underlay b 192.0.2.2
-underlay c 192.0.2.3
+disc_underlay reg a b c
 disc_registry taproute
 ok $? "registry on 192.0.2.10:7080, network taproute and a join token"
 
 # a and c cannot reach each other on the underlay (the registry they both can)
-for pair in "a 192.0.2.3" "c 192.0.2.1"; do
-    set -- $pair
-    in_ns "$1" nft -f - <<NFT
-table inet bfroute {
-    chain in { type filter hook input priority 0; ip saddr $2 drop; }
-    chain out { type filter hook output priority 0; ip daddr $2 drop; }
-}
-NFT
-done
-in_ns a nft list table inet bfroute >/dev/null 2>&1 && in_ns c nft list table inet bfroute >/dev/null 2>&1
+disc_block bfroute a c
 ok $? "nftables drops every datagram between a and c"
 
 vip () { in_ns "$1" ip -o -4 addr show dev bifrost0 scope global 2>/dev/null | awk 'NR == 1 { sub("/.*", "", $4); print $4 }'; }
