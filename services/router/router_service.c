@@ -50,6 +50,7 @@ typedef struct {
     double tokens;
     int64_t at;
     int64_t dumped_at;          //  our table sent whole on its request (once per ROUTER_REQUEST_DUMP_MS)
+    bool dump_owed;             //  asked again sooner: sent when the interval is over, not dropped
 } s_bucket_t;
 
 struct _router_service_t {
@@ -456,11 +457,33 @@ s_announce_round (router_service_t *self, bool full, int64_t now)
         route_table_updates_sent (table, now);
 }
 
+//  The whole table to each neighbour that asked for it (a group report with
+//  the request flag), at most once per ROUTER_REQUEST_DUMP_MS each
+static void
+s_dumps_owed (router_service_t *self, int64_t now)
+{
+    for (size_t i = 0; i < self->buckets_count; i++) {
+        s_bucket_t *b = &self->buckets [i];
+        if (!b->dump_owed || now - b->dumped_at < ROUTER_REQUEST_DUMP_MS)
+            continue;
+        b->dump_owed = false;
+        const router_peer_t *p = router_links_find (self->links, b->index);
+        if (!p || !p->up || !p->registry_id || !self->config.transit)
+            continue;
+        b->dumped_at = now;
+        route_announce_t *out = (route_announce_t *) calloc (1, sizeof *out);
+        assert (out);
+        s_announce_to (self, p, true, out);
+        free (out);
+    }
+}
+
 static int
 s_trigger_tick (bus_loop_t *loop, int timer_id, void *arg)
 {
     router_service_t *self = (router_service_t *) arg;
     int64_t now = bus_clock_ms ();
+    s_dumps_owed (self, now);
     if (route_table_updates_due (router_links_table (self->links), now))
         s_announce_round (self, false, now);
     router_groups_tick (self->groups, now);
@@ -537,14 +560,14 @@ s_on_heard (bus_service_t *svc, bus_envelope_t *env, void *arg)
             //  than at the next dump (docs/routing.md, a restarted router)
             //  (once per ROUTER_REQUEST_DUMP_MS: a request costs the asker one
             //  report, a dump up to 72 announcements)
+            //  A request inside the interval is kept and served when it is
+            //  over (s_dumps_owed): a router restarted within 5 s of our
+            //  last dump to it would otherwise wait for the periodic one
             s_bucket_t *b = s_bucket (self, heard->index, now);
             if (router_groups_heard (self->groups, from, heard->announcement, heard->announcement_size, now)
-            &&  from->up && self->config.transit && now - b->dumped_at >= ROUTER_REQUEST_DUMP_MS) {
-                b->dumped_at = now;
-                route_announce_t *out = (route_announce_t *) calloc (1, sizeof *out);
-                assert (out);
-                s_announce_to (self, from, true, out);
-                free (out);
+            &&  from->up && self->config.transit) {
+                b->dump_owed = true;
+                s_dumps_owed (self, now);
             }
         }
         else {

@@ -150,6 +150,14 @@ ok $? "c's restarted router joined 239.7.7.7 and $ANY again"
 c_routes_a () { ctl c routes --json 2>/dev/null | jq -e '.routes[] | select(.name == "a") | .next_hop_name == "d"' >/dev/null; }
 wait_for 10 c_routes_a
 ok $? "c's restarted router has its route to a through d again, $(( $(now_ms) - tk )) ms after the kill"
+# Killed again at once: its request reaches d within 5 s of the dump d sent
+# the first one; d sends the next when the 5 s are over instead of dropping it
+old=$(service_pid c router)
+kill -KILL "$old" 2>/dev/null
+tk=$(now_ms)
+wait_restarted c router "$old"
+wait_for 12 c_routes_a
+ok $? "c's router killed again right away: its route to a through d is back $(( $(now_ms) - tk )) ms after the kill (d's dump waits out its 5 s, not dropped)"
 wait_for 15 c_member && wait_for 15 c_nearest
 ok $? "a still has c in 239.7.7.7 and as nearest for $ANY"
 
