@@ -1161,7 +1161,8 @@ sup_server_wait_ready (bus_client_t *client, uint32_t count)
     sup_status_reply_t *msg = (sup_status_reply_t *) zmalloc (sizeof (sup_status_reply_t));
     assert (msg);
     uint32_t ready = 0;
-    for (int i = 0; i < 250 && ready != count; i++) {
+    //  Up to 20 s: 5 s was once too short in distcheck on a loaded machine
+    for (int i = 0; i < 1000 && ready != count; i++) {
         char err [256];
         bus_envelope_t *reply = bus_client_request (client, "bifrostd", &sup_status_schema, &status,
                                                     S_TEST_WAIT_MS, err, sizeof err);

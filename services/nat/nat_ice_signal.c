@@ -134,6 +134,13 @@ nat_ice_signal_parse (const char *type, const char *data, nat_ice_sig_t *sig,
                 rc = -1;
             }
             else
+            //  An extension attribute may hold any byte (RFC 8839), but what we
+            //  pass on must format back as written: no '"' or '\' (JSON escapes)
+            if (strpbrk (text, "\"\\")) {
+                snprintf (err, errsize, "%s: cand: '\"' or '\\' in a candidate line", type);
+                rc = -1;
+            }
+            else
             if (ice_cand_parse (text, &cand, cerr, sizeof cerr)) {
                 snprintf (err, errsize, "%s: %s", type, cerr);
                 rc = -1;
@@ -270,6 +277,9 @@ nat_ice_signal_test (bool verbose)
     s_bad ("ice-cand", "{\"id\":\"00000000000000a1\",\"to\":\"00000000000000a2\",\"cand\":\"candidate:1 1 UDP 2015363327 x.local 41682 typ host\"}",
            "ice-cand: candidate:", verbose);
     s_bad ("ice-cand", "{\"id\":\"00000000000000a1\",\"to\":\"00000000000000a2\"}", "missing member 'cand'", verbose);
+    //  libFuzzer's find: an extension value with a backslash (JSON \\) parsed, then could not be written back
+    s_bad ("ice-cand", "{\"id\":\"00000000000000a1\",\"to\":\"00000000000000a2\",\"cand\":\"candidate:1 1 UDP 2015363327 10.8.0.2 41682 typ host ra b\\\\c\"}",
+           "in a candidate line", verbose);
     s_bad ("ice-cand", "{\"id\":\"00000000000000a1\",\"to\":\"00000000000000a2\",\"cand\":[]}", "is not a string", verbose);
     s_bad ("ice-start", "{\"id\":\"00000000000000a1\\u0000\"}", "not JSON", verbose);
     char big [NAT_ICE_SIGNAL_DATA_MAX + 40];
