@@ -36,6 +36,11 @@
 # attracted to m and cut: measured, not asserted), f, joining during the attack,
 # gets its routes both ways, no honest process restarts, and once m is killed no
 # route through it is left. (TAP)
+# Left out of the sanitizer build's suite (a minute of its 20): what it feeds
+# the routers is the route announcement codec's and the route table's input,
+# which fuzz_route_msg runs under ASan and UBSan, and the same routers run
+# under ASan in routed_line, mesh_latency, mesh_groups and mesh_broadcast.
+if [ -n "${ASAN_OPTIONS:-}" ]; then echo "1..0 # SKIP a liar among six nodes: release build only"; exit 0; fi
 . "$BIFROST_SRCDIR/tests/integration/node_lib.sh"
 . "$BIFROST_SRCDIR/tests/integration/disc_lib.sh"
 
