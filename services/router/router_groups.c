@@ -505,16 +505,6 @@ s_on_device_groups (bus_service_t *svc, bus_envelope_t *env, void *arg)
 }
 
 static void
-s_name (router_groups_t *self, uint64_t id, char *out, size_t size)
-{
-    const router_peer_t *p = router_links_find_id (self->links, id);
-    if (p && *p->name)
-        snprintf (out, size, "%s", p->name);
-    else
-        snprintf (out, size, "%016" PRIx64, id);
-}
-
-static void
 s_reply (router_groups_t *self, bus_envelope_t *env)
 {
     router_group_reply_t *reply = (router_group_reply_t *) calloc (1, sizeof *reply);
@@ -539,9 +529,9 @@ s_reply (router_groups_t *self, bus_envelope_t *env)
         size_t n = router_groups_members (self, groups [i].addr, ranked, S_MEMBERS_MAX);
         n = n < S_MEMBERS_MAX ? n : S_MEMBERS_MAX;
         for (size_t k = 0; k < n && row->members_count < names; k++)
-            s_name (self, ranked [k].id, row->members [row->members_count++], sizeof row->members [0]);
+            router_links_name (self->links, ranked [k].id, row->members [row->members_count++], sizeof row->members [0]);
         if (n && ranked [0].reachable)
-            s_name (self, ranked [0].id, row->nearest, sizeof row->nearest);
+            router_links_name (self->links, ranked [0].id, row->nearest, sizeof row->nearest);
     }
     bus_service_reply (self->svc, env, &router_group_reply_schema, reply);
     free (groups);

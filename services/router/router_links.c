@@ -7,6 +7,7 @@
 #include "router_links.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,4 +500,14 @@ router_links_test (bool verbose)
     assert (self == NULL);
     if (verbose)
         printf ("router_links: ok\n");
+}
+
+void
+router_links_name (router_links_t *self, uint64_t id, char *out, size_t size)
+{
+    const router_peer_t *p = router_links_find_id (self, id);
+    if (p && *p->name)
+        snprintf (out, size, "%s", p->name);
+    else
+        snprintf (out, size, "%016" PRIx64, id);
 }

@@ -93,6 +93,8 @@ size_t router_links_up (router_links_t *self);
 //  The peer with this index / table id / name; NULL when unknown
 const router_peer_t *router_links_find (router_links_t *self, uint32_t index);
 const router_peer_t *router_links_find_id (router_links_t *self, uint64_t id);
+//  The peer's name, or its id in 16 hex digits when no name was heard
+void router_links_name (router_links_t *self, uint64_t id, char *out, size_t size);
 const router_peer_t *router_links_find_name (router_links_t *self, const char *name);
 
 //  The link kind nat's endpoint and path words describe (path may be "")

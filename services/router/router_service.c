@@ -712,17 +712,6 @@ s_tick (bus_loop_t *loop, int timer_id, void *arg)
 //  ---------------------------------------------------------------------------
 //  Questions
 
-//  The peer's name, or its id in hex when the router never heard a name
-static void
-s_name (router_service_t *self, uint64_t id, char *out, size_t size)
-{
-    const router_peer_t *p = router_links_find_id (self->links, id);
-    if (p && *p->name)
-        snprintf (out, size, "%s", p->name);
-    else
-        snprintf (out, size, "%016" PRIx64, id);
-}
-
 static void
 s_on_route (bus_service_t *svc, bus_envelope_t *env, void *arg)
 {
@@ -844,7 +833,7 @@ s_on_routes (bus_service_t *svc, bus_envelope_t *env, void *arg)
         const router_peer_t *next = router_links_find_id (self->links, r->next_hop);
         assert (next);          //  a next hop is a neighbour; a destination may be known only by id
         char name [49];
-        s_name (self, r->dest, name, sizeof name);
+        router_links_name (self->links, r->dest, name, sizeof name);
         if (*request.peer && !streq (request.peer, name))
             continue;
         reply->total++;
@@ -856,12 +845,12 @@ s_on_routes (bus_service_t *svc, bus_envelope_t *env, void *arg)
         if (!dest || dest->registry_id)
             snprintf (row->peer_id, sizeof row->peer_id, "%016" PRIx64, r->dest);
         row->next_hop = next->index;
-        s_name (self, r->next_hop, row->next_hop_name, sizeof row->next_hop_name);
+        router_links_name (self->links, r->next_hop, row->next_hop_name, sizeof row->next_hop_name);
         row->metric = r->metric;
         row->hops = r->hops;
         snprintf (row->path, sizeof row->path, "%s", route_tier_name ((route_tier_t) r->tier));
         for (size_t h = 0; h < r->hops && h < sizeof row->via / sizeof row->via [0]; h++)
-            s_name (self, r->path [h], row->via [row->via_count++], sizeof row->via [0]);
+            router_links_name (self->links, r->path [h], row->via [row->via_count++], sizeof row->via [0]);
         row->rtt_ms = next->rtt_ms;
         row->age_ms = now - r->updated;
     }
